@@ -1,0 +1,45 @@
+# Zato-HA. `make run` starts a two-server cluster with its load balancer; `make test` runs the suite.
+VENV      ?= .venv
+ZATO      := $(VENV)/bin/zato
+PYTEST    := $(VENV)/bin/pytest
+RUN_DIR   ?= run/quickstart
+PYTEST_ARGS ?=
+
+.PHONY: deps run stop status test test-unit lint bench clean
+
+deps:
+	bin/setup-deps
+
+run: deps
+	@if [ ! -f $(RUN_DIR)/.zato ]; then $(ZATO) quickstart create $(RUN_DIR) --servers 2; fi
+	$(ZATO) start $(RUN_DIR)
+	@echo
+	@echo "Cluster running from $(RUN_DIR):"
+	@echo "  load balancer  http://127.0.0.1:11223/zato/ping   (alive: /zato-lb-alive)"
+	@echo "  server1        http://127.0.0.1:17010/zato/ping"
+	@echo "  server2        http://127.0.0.1:17011/zato/ping"
+	@echo "  logs           $(RUN_DIR)/*/logs/"
+	@echo "  status         $(ZATO) cluster status $(RUN_DIR)"
+	@echo "  stop           make stop   (or: $(ZATO) stop $(RUN_DIR))"
+
+stop:
+	$(ZATO) stop $(RUN_DIR)
+
+status:
+	$(ZATO) cluster status $(RUN_DIR)
+
+# pytest exits 5 when it collected no test: that must fail the run, and it does (non-zero).
+test: deps
+	$(PYTEST) -q -p no:cacheprovider $(PYTEST_ARGS) tests
+
+test-unit: deps
+	$(PYTEST) -q tests/unit
+
+lint: deps
+	$(VENV)/bin/ruff check zato tests bench
+
+bench: deps
+	@for b in bench/*; do [ -x $$b ] && { echo "== $$b"; $$b; }; done
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,24 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="zato-ha",
+    version="0.1.0",
+    description="High-availability integration server: all-active servers, HAProxy LB, "
+    "connector-server lease in Redis",
+    packages=find_packages(include=["zato", "zato.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "gevent>=23",
+        "gunicorn>=22",
+        "bottle>=0.12",
+        "redis>=5",
+        "sqlalchemy>=2.0",
+        "pika>=1.3",
+        "pyzmq>=25",
+        "psycopg[binary]>=3.1",
+        "oracledb>=2",
+        "setproctitle>=1.3",
+    ],
+    extras_require={"test": ["pytest>=8", "pytest-timeout", "ruff", "requests"]},
+    entry_points={"console_scripts": ["zato = zato.cli.main:main"]},
+)

@@ -1,0 +1,5 @@
+import sys
+
+from zato.cli.main import main
+
+sys.exit(main())

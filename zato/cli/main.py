@@ -1,0 +1,54 @@
+"""`zato` command line: one module per command under zato/cli, no business logic here.
+
+Each command module defines `add_parser(subparsers)`, which registers its parser(s) and sets
+`func` to a callable taking the parsed args and returning an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from zato import __version__
+from zato.common.errors import ZatoError
+
+# Order is the order of `zato --help`.
+COMMANDS = [
+    "quickstart",
+    "create",
+    "start",
+    "stop",
+    "info",
+    "deploy",
+    "channel",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="zato",
+        description="Zato-HA: create, start, stop and inspect servers, load balancers and clusters.",
+    )
+    parser.add_argument("--version", action="version", version=f"zato {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMANDS:
+        importlib.import_module(f"zato.cli.{name.replace('-', '_')}").add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ZatoError as e:
+        print(f"zato: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

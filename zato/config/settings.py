@@ -1,0 +1,265 @@
+"""Validated, frozen settings objects read from Zato-style INI files.
+
+Config flows one way: file -> load_*_settings() -> frozen dataclass -> constructors.
+Every bad value raises ConfigError naming the file, section and key.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+from dataclasses import dataclass, field
+
+from zato.common.errors import ConfigError
+
+SERVER_CONF = "server.conf"
+LB_CONF = "lb.conf"
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    url: str = "redis://127.0.0.1:6379/0"
+    sentinels: tuple[tuple[str, int], ...] = ()  # when set, the master is found through them
+    sentinel_master: str = ""
+    socket_timeout: float = 1.0
+
+
+@dataclass(frozen=True)
+class MembershipSettings:
+    heartbeat: float = 1.0  # seconds between refreshes of this server's key
+    ttl: float = 3.0  # a key not refreshed for this long means the server is gone
+
+
+@dataclass(frozen=True)
+class LeaseSettings:
+    ttl: float = 1.5  # lease key PX
+    renew_interval: float = 0.3  # holder renews this often
+    renew_deadline: float = 1.0  # holder steps down if no renewal confirmed for this long (< ttl)
+    retry_interval: float = 1.0  # standby re-check ceiling; standbys also wake on expiry and on release
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    path: str  # server directory (absolute)
+    name: str
+    cluster: str
+    host: str  # the address others (LB, connectors) reach this server at
+    port: int
+    workers: int
+    odb_url: str
+    redis: RedisSettings
+    admin_username: str
+    admin_password: str = field(repr=False)
+    cluster_secret: str = field(repr=False)  # authenticates connector -> server internal calls
+    gunicorn: dict = field(default_factory=dict)  # extra gunicorn settings from [gunicorn]
+    membership: MembershipSettings = MembershipSettings()
+    lease: LeaseSettings = LeaseSettings()
+    log_level: str = "INFO"
+
+    @property
+    def config_file(self) -> str:
+        return os.path.join(self.path, "config", SERVER_CONF)
+
+    @property
+    def pidfile(self) -> str:
+        return os.path.join(self.path, "pidfile")
+
+    @property
+    def logfile(self) -> str:
+        return os.path.join(self.path, "logs", "server.log")
+
+    @property
+    def pickup_dir(self) -> str:
+        return os.path.join(self.path, "pickup")
+
+    @property
+    def work_dir(self) -> str:
+        return os.path.join(self.path, "work")
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class LBSettings:
+    path: str  # load-balancer directory (absolute)
+    cluster: str
+    host: str  # frontend bind address
+    port: int  # frontend port, 11223 by default
+    redis: RedisSettings
+    stats_username: str
+    stats_password: str = field(repr=False)
+    haproxy_binary: str = "haproxy"
+    check_inter_ms: int = 500
+    check_fall: int = 2
+    check_rise: int = 1
+    timeout_connect_ms: int = 1000
+    timeout_client_ms: int = 30000
+    timeout_server_ms: int = 30000
+    retries: int = 3
+    max_servers: int = 64  # backend slots usable without a reload
+    log_level: str = "INFO"
+
+    @property
+    def config_file(self) -> str:
+        return os.path.join(self.path, "config", LB_CONF)
+
+    @property
+    def haproxy_cfg(self) -> str:
+        return os.path.join(self.path, "config", "haproxy.cfg")
+
+    @property
+    def pidfile(self) -> str:
+        return os.path.join(self.path, "pidfile")
+
+    @property
+    def logfile(self) -> str:
+        return os.path.join(self.path, "logs", "lb.log")
+
+    @property
+    def work_dir(self) -> str:
+        return os.path.join(self.path, "work")
+
+    @property
+    def stats_socket(self) -> str:
+        return os.path.join(self.path, "work", "haproxy.sock")
+
+
+class _Reader:
+    """Typed access to an INI file with error messages naming file, section and key."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.cp = configparser.ConfigParser(interpolation=None)
+        try:
+            with open(path) as f:
+                self.cp.read_file(f)
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: config file not found") from None
+        except configparser.Error as e:
+            raise ConfigError(f"{path}: cannot parse: {e}".replace("\n", " ")) from None
+
+    def _raw(self, section: str, key: str, default: object) -> str | None:
+        if self.cp.has_option(section, key):
+            return self.cp.get(section, key).strip()
+        if default is _REQUIRED:
+            raise ConfigError(f"{self.path}: [{section}] {key} is required")
+        return None
+
+    def str(self, section: str, key: str, default: object = None) -> str:
+        raw = self._raw(section, key, default)
+        return default if raw is None else raw  # type: ignore[return-value]
+
+    def int(self, section: str, key: str, default: object = None, lo: int = 0, hi: int = 2**31) -> int:
+        raw = self._raw(section, key, default)
+        if raw is None:
+            return default  # type: ignore[return-value]
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{self.path}: [{section}] {key}: {raw!r} is not a whole number") from None
+        if not lo <= value <= hi:
+            raise ConfigError(f"{self.path}: [{section}] {key}: {value} is not in {lo}..{hi}")
+        return value
+
+    def float(self, section: str, key: str, default: float, lo: float = 0.0) -> float:
+        raw = self._raw(section, key, default)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(f"{self.path}: [{section}] {key}: {raw!r} is not a number") from None
+        if value <= lo:
+            raise ConfigError(f"{self.path}: [{section}] {key}: {value} must be greater than {lo}")
+        return value
+
+    def section(self, name: str) -> dict:
+        return dict(self.cp.items(name)) if self.cp.has_section(name) else {}
+
+
+_REQUIRED = object()
+
+
+def _redis(r: _Reader) -> RedisSettings:
+    sentinels = []
+    for item in filter(None, (s.strip() for s in r.str("kvdb", "sentinels", "").split(","))):
+        host, _, port = item.rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError(f"{r.path}: [kvdb] sentinels: {item!r} is not host:port")
+        sentinels.append((host, int(port)))
+    master = r.str("kvdb", "sentinel_master", "")
+    if sentinels and not master:
+        raise ConfigError(f"{r.path}: [kvdb] sentinel_master is required when sentinels are set")
+    url = r.str("kvdb", "url", RedisSettings.url)
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"{r.path}: [kvdb] url: {url!r} is not a redis:// URL")
+    return RedisSettings(url, tuple(sentinels), master, r.float("kvdb", "socket_timeout", 1.0))
+
+
+def _cluster_name(r: _Reader) -> str:
+    name = r.str("cluster", "name", _REQUIRED)
+    if not name or not all(c.isalnum() or c in "-_." for c in name):
+        raise ConfigError(f"{r.path}: [cluster] name: {name!r} may hold only letters, digits, - _ .")
+    return name
+
+
+def load_server_settings(server_dir: str) -> ServerSettings:
+    path = os.path.abspath(server_dir)
+    r = _Reader(os.path.join(path, "config", SERVER_CONF))
+    lease = LeaseSettings(
+        ttl=r.float("lease", "ttl", LeaseSettings.ttl),
+        renew_interval=r.float("lease", "renew_interval", LeaseSettings.renew_interval),
+        renew_deadline=r.float("lease", "renew_deadline", LeaseSettings.renew_deadline),
+        retry_interval=r.float("lease", "retry_interval", LeaseSettings.retry_interval),
+    )
+    if not lease.renew_interval < lease.renew_deadline < lease.ttl:
+        raise ConfigError(f"{r.path}: [lease] needs renew_interval < renew_deadline < ttl")
+    membership = MembershipSettings(
+        heartbeat=r.float("membership", "heartbeat", MembershipSettings.heartbeat),
+        ttl=r.float("membership", "ttl", MembershipSettings.ttl),
+    )
+    if membership.heartbeat >= membership.ttl:
+        raise ConfigError(f"{r.path}: [membership] heartbeat must be shorter than ttl")
+    return ServerSettings(
+        path=path,
+        name=r.str("main", "name", _REQUIRED),
+        cluster=_cluster_name(r),
+        host=r.str("main", "host", "127.0.0.1"),
+        port=r.int("main", "port", 17010, 1, 65535),
+        workers=r.int("main", "workers", 2, 1, 256),
+        odb_url=r.str("odb", "url", _REQUIRED),
+        redis=_redis(r),
+        admin_username=r.str("auth", "admin_username", _REQUIRED),
+        admin_password=r.str("auth", "admin_password", _REQUIRED),
+        cluster_secret=r.str("auth", "cluster_secret", _REQUIRED),
+        gunicorn=r.section("gunicorn"),
+        membership=membership,
+        lease=lease,
+        log_level=r.str("logging", "level", "INFO"),
+    )
+
+
+def load_lb_settings(lb_dir: str) -> LBSettings:
+    path = os.path.abspath(lb_dir)
+    r = _Reader(os.path.join(path, "config", LB_CONF))
+    return LBSettings(
+        path=path,
+        cluster=_cluster_name(r),
+        host=r.str("main", "host", "0.0.0.0"),
+        port=r.int("main", "port", 11223, 1, 65535),
+        redis=_redis(r),
+        stats_username=r.str("stats", "username", _REQUIRED),
+        stats_password=r.str("stats", "password", _REQUIRED),
+        haproxy_binary=r.str("haproxy", "binary", "haproxy"),
+        check_inter_ms=r.int("haproxy", "check_inter_ms", 500, 100, 60000),
+        check_fall=r.int("haproxy", "check_fall", 2, 1, 100),
+        check_rise=r.int("haproxy", "check_rise", 1, 1, 100),
+        timeout_connect_ms=r.int("haproxy", "timeout_connect_ms", 1000, 1, 600000),
+        timeout_client_ms=r.int("haproxy", "timeout_client_ms", 30000, 1, 3600000),
+        timeout_server_ms=r.int("haproxy", "timeout_server_ms", 30000, 1, 3600000),
+        retries=r.int("haproxy", "retries", 3, 0, 100),
+        max_servers=r.int("haproxy", "max_servers", 64, 1, 4096),
+        log_level=r.str("logging", "level", "INFO"),
+    )

@@ -1,0 +1,57 @@
+"""Redis connections, plain or through Sentinel, with errors translated at the boundary."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import redis
+from redis.sentinel import Sentinel
+
+from zato.common.errors import CoordError
+from zato.common.log import redact
+from zato.config.settings import RedisSettings
+
+
+def connect(settings: RedisSettings, **kwargs) -> redis.Redis:
+    """A client for the Redis named in settings (the current master when behind Sentinel)."""
+    opts = {
+        "socket_timeout": settings.socket_timeout,
+        "socket_connect_timeout": settings.socket_timeout,
+        "decode_responses": True,
+        "health_check_interval": 10,
+    }
+    opts.update(kwargs)
+    if settings.sentinels:
+        sentinel = Sentinel(list(settings.sentinels), socket_timeout=settings.socket_timeout)
+        opts.pop("health_check_interval", None)
+        return sentinel.master_for(settings.sentinel_master, **opts)
+    return redis.Redis.from_url(settings.url, **opts)
+
+
+def check_redis(settings: RedisSettings) -> None:
+    """Raise CoordError with one clear line unless Redis answers PING."""
+    client = connect(settings)
+    try:
+        with translate(f"Redis at {describe(settings)}"):
+            client.ping()
+    finally:
+        client.close()
+
+
+def describe(settings: RedisSettings) -> str:
+    if settings.sentinels:
+        hosts = ",".join(f"{h}:{p}" for h, p in settings.sentinels)
+        return f"sentinel {hosts} master {settings.sentinel_master}"
+    return redact(settings.url)
+
+
+@contextlib.contextmanager
+def translate(what: str) -> Iterator[None]:
+    """Turn redis-py exceptions into CoordError('<what>: <reason>')."""
+    try:
+        yield
+    except redis.RedisError as e:
+        raise CoordError(f"{what}: {type(e).__name__}: {e}") from e
+    except OSError as e:
+        raise CoordError(f"{what}: {e}") from e

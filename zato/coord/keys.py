@@ -1,0 +1,69 @@
+"""Every Redis key and channel name the project uses. No other module spells a key.
+
+All keys start with "zato:{cluster}:" so that several clusters can share one Redis.
+"""
+
+from __future__ import annotations
+
+
+class Keys:
+    def __init__(self, cluster: str):
+        self.cluster = cluster
+        self.prefix = f"zato:{cluster}:"
+
+    # Membership: one key per live server (JSON, PX = membership ttl) plus an index set.
+    def member(self, server: str) -> str:
+        return f"{self.prefix}member:{server}"
+
+    @property
+    def members(self) -> str:
+        return f"{self.prefix}members"
+
+    @property
+    def members_channel(self) -> str:
+        """Pub/sub: a server joined, is draining or left (payload JSON {"name", "event"})."""
+        return f"{self.prefix}members:changed"
+
+    # Connector-server lease and its fencing epoch.
+    @property
+    def lease(self) -> str:
+        return f"{self.prefix}lease"
+
+    @property
+    def epoch(self) -> str:
+        return f"{self.prefix}epoch"
+
+    @property
+    def lease_info(self) -> str:
+        """JSON hash about the current holder (server, epoch, since); for status views."""
+        return f"{self.prefix}lease:info"
+
+    @property
+    def supervisor_status(self) -> str:
+        """JSON written by the holder's supervisor: its children and their states."""
+        return f"{self.prefix}supervisor:status"
+
+    # Pub/sub channels.
+    @property
+    def events(self) -> str:
+        """Config-change events (deploy, channel, connector definitions)."""
+        return f"{self.prefix}events"
+
+    @property
+    def lease_channel(self) -> str:
+        """Lease released: standbys wake and compete at once."""
+        return f"{self.prefix}lease:released"
+
+    # Outgoing queues (AMQP / IBM MQ): the worker pushes, the connector moves and publishes.
+    def out_queue(self, kind: str, name: str) -> str:
+        return f"{self.prefix}out:{kind}:{name}"
+
+    def out_processing(self, kind: str, name: str) -> str:
+        return f"{self.prefix}out:{kind}:{name}:processing"
+
+    def connector_stats(self, name: str) -> str:
+        return f"{self.prefix}connector:stats:{name}"
+
+    def pattern(self) -> str:
+        """Matches every key of this cluster (for clean-up in tests and `zato delete`)."""
+        return f"{self.prefix}*"

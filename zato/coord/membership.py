@@ -1,0 +1,75 @@
+"""Cluster membership: one Redis key per live server, refreshed with a TTL.
+
+A key that expires means the server is gone. The index set lets readers list members
+without SCAN; entries whose key has expired are dropped by readers.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+
+import redis
+
+from zato.coord.client import translate
+from zato.coord.keys import Keys
+
+
+@dataclass(frozen=True)
+class Member:
+    name: str
+    host: str
+    port: int
+    pid: int
+    started_at: float  # wall-clock seconds, for display only
+    state: str = "running"  # running | draining
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def announce(client: redis.Redis, cluster: str, member: Member, ttl: float) -> None:
+    """Create or refresh this server's key (one round trip)."""
+    keys = Keys(cluster)
+    with translate("membership heartbeat"):
+        pipe = client.pipeline(transaction=False)
+        pipe.set(keys.member(member.name), json.dumps(asdict(member)), px=int(ttl * 1000))
+        pipe.sadd(keys.members, member.name)
+        pipe.execute()
+
+
+def withdraw(client: redis.Redis, cluster: str, name: str) -> None:
+    """Graceful leave: the key goes first so the LB stops sending traffic at once."""
+    keys = Keys(cluster)
+    with translate("membership withdraw"):
+        pipe = client.pipeline(transaction=False)
+        pipe.delete(keys.member(name))
+        pipe.srem(keys.members, name)
+        pipe.execute()
+
+
+def live_servers(client: redis.Redis, cluster: str) -> list[Member]:
+    """The live servers of `cluster`, sorted by name."""
+    keys = Keys(cluster)
+    with translate("membership read"):
+        names = sorted(client.smembers(keys.members))
+        if not names:
+            return []
+        values = client.mget([keys.member(n) for n in names])
+        gone = [n for n, v in zip(names, values) if v is None]
+        if gone:
+            client.srem(keys.members, *gone)
+    result = []
+    for v in values:
+        if v is not None:
+            try:
+                result.append(Member(**json.loads(v)))
+            except (ValueError, TypeError):
+                continue
+    return result
+
+
+def now() -> float:
+    return time.time()

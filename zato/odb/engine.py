@@ -1,0 +1,96 @@
+"""Engines and sessions for the ODB; the only place that knows about database URLs."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from zato.common.errors import ConfigError, ODBError
+from zato.common.log import redact
+from zato.odb.models import Base
+
+
+def normalize_url(url: str) -> str:
+    """Accept the usual spellings; pick the drivers we ship (psycopg 3, oracledb)."""
+    for old, new in (
+        ("postgresql://", "postgresql+psycopg://"),
+        ("postgres://", "postgresql+psycopg://"),
+        ("oracle://", "oracle+oracledb://"),
+    ):
+        if url.startswith(old):
+            return new + url[len(old) :]
+    return url
+
+
+def make_engine(url: str) -> Engine:
+    url = normalize_url(url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError(f"ODB URL {redact(url)!r} is not a database URL") from None
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):  # noqa: ANN001
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        return engine
+    try:
+        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    except (ArgumentError, ImportError, SQLAlchemyError) as e:
+        raise ConfigError(f"ODB URL {redact(url)!r}: {e}") from None
+
+
+def create_schema(engine: Engine) -> None:
+    try:
+        Base.metadata.create_all(engine)
+    except SQLAlchemyError as e:
+        raise ODBError(f"cannot create the ODB schema at {redact(str(engine.url))}: {e}") from None
+
+
+def check_odb(engine: Engine) -> None:
+    """Raise ODBError with one clear line unless the ODB answers."""
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1" if engine.dialect.name != "oracle" else "SELECT 1 FROM DUAL"))
+    except SQLAlchemyError as e:
+        reason = str(e.orig if getattr(e, "orig", None) else e).splitlines()[0]
+        raise ODBError(f"ODB at {redact(str(engine.url))} does not answer: {reason}") from None
+
+
+class ODB:
+    """An engine plus a session factory; one per process (created after fork)."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = make_engine(url)
+        self._factory = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session that commits on success and rolls back on error."""
+        s = self._factory()
+        try:
+            yield s
+            s.commit()
+        except SQLAlchemyError as e:
+            s.rollback()
+            raise ODBError(f"ODB error: {str(e).splitlines()[0]}") from e
+        except BaseException:
+            s.rollback()
+            raise
+        finally:
+            s.close()
+
+    def dispose(self) -> None:
+        self.engine.dispose()

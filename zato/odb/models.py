@@ -1,0 +1,166 @@
+"""The ODB schema: the cluster's configuration, the source of truth for every server.
+
+Portable across SQLite, PostgreSQL and Oracle: explicit string lengths, no native enums,
+identity primary keys, and Text (CLOB on Oracle) only for module sources.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+def _pk() -> Mapped[int]:
+    return mapped_column(Integer, Identity(), primary_key=True)
+
+
+class Cluster(Base):
+    __tablename__ = "zato_cluster"
+    id: Mapped[int] = _pk()
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    description: Mapped[str | None] = mapped_column(String(1000))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    servers: Mapped[list[Server]] = relationship(back_populates="cluster")
+
+
+class Server(Base):
+    __tablename__ = "zato_server"
+    __table_args__ = (UniqueConstraint("cluster_id", "name"),)
+    id: Mapped[int] = _pk()
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("zato_cluster.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    host: Mapped[str] = mapped_column(String(200), default="127.0.0.1")
+    port: Mapped[int] = mapped_column(Integer)
+    token: Mapped[str] = mapped_column(String(64))  # unique per server, set at creation
+    up_status: Mapped[str | None] = mapped_column(String(40))  # running | clean-down
+    up_mod_date: Mapped[datetime | None] = mapped_column(DateTime)
+    cluster: Mapped[Cluster] = relationship(back_populates="servers")
+
+
+class Service(Base):
+    """A service known to the cluster; internal ones are registered at server start."""
+
+    __tablename__ = "zato_service"
+    __table_args__ = (UniqueConstraint("cluster_id", "name"),)
+    id: Mapped[int] = _pk()
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("zato_cluster.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    impl_name: Mapped[str] = mapped_column(String(400))  # module.Class
+    is_internal: Mapped[bool] = mapped_column(Boolean, default=False)
+    module_name: Mapped[str | None] = mapped_column(String(200))  # deployed module that defines it
+
+
+class DeployedModule(Base):
+    __tablename__ = "zato_deployed_module"
+    __table_args__ = (UniqueConstraint("cluster_id", "name"),)
+    id: Mapped[int] = _pk()
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("zato_cluster.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))  # file name without .py
+    source: Mapped[str] = mapped_column(Text)
+    hash: Mapped[str] = mapped_column(String(64))  # sha256 hex of source
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    deployed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class HTTPChannel(Base):
+    __tablename__ = "zato_http_channel"
+    __table_args__ = (UniqueConstraint("cluster_id", "name"),)
+    id: Mapped[int] = _pk()
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("zato_cluster.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    url_path: Mapped[str] = mapped_column(String(400))
+    method: Mapped[str | None] = mapped_column(String(20))  # None: any method
+    service: Mapped[str] = mapped_column(String(200))
+    data_format: Mapped[str] = mapped_column(String(20), default="json")  # json | text
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+# Connection definitions (AMQP, ZeroMQ; IBM MQ follows the same shape when it comes).
+
+
+class AMQPDefinition(Base):
+    __tablename__ = "zato_amqp_def"
+    __table_args__ = (UniqueConstraint("cluster_id", "name"),)
+    id: Mapped[int] = _pk()
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("zato_cluster.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    host: Mapped[str] = mapped_column(String(200), default="127.0.0.1")
+    port: Mapped[int] = mapped_column(Integer, default=5672)
+    vhost: Mapped[str] = mapped_column(String(200), default="/")
+    username: Mapped[str] = mapped_column(String(200), default="guest")
+    password: Mapped[str] = mapped_column(String(200), default="guest")
+    heartbeat: Mapped[int] = mapped_column(Integer, default=30)
+    use_tls: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class AMQPChannel(Base):
+    __tablename__ = "zato_amqp_channel"
+    __table_args__ = (UniqueConstraint("cluster_id", "name"),)
+    id: Mapped[int] = _pk()
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("zato_cluster.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    def_id: Mapped[int] = mapped_column(ForeignKey("zato_amqp_def.id", ondelete="CASCADE"))
+    queue: Mapped[str] = mapped_column(String(200))
+    service: Mapped[str] = mapped_column(String(200))
+    prefetch: Mapped[int] = mapped_column(Integer, default=10)
+    data_format: Mapped[str] = mapped_column(String(20), default="json")
+    max_deliveries: Mapped[int] = mapped_column(Integer, default=5)  # then parked
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class AMQPOutgoing(Base):
+    __tablename__ = "zato_amqp_outgoing"
+    __table_args__ = (UniqueConstraint("cluster_id", "name"),)
+    id: Mapped[int] = _pk()
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("zato_cluster.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    def_id: Mapped[int] = mapped_column(ForeignKey("zato_amqp_def.id", ondelete="CASCADE"))
+    exchange: Mapped[str] = mapped_column(String(200), default="")
+    routing_key: Mapped[str] = mapped_column(String(200), default="")
+    delivery_mode: Mapped[int] = mapped_column(Integer, default=2)
+    content_type: Mapped[str] = mapped_column(String(200), default="application/json")
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class ZMQChannel(Base):
+    __tablename__ = "zato_zmq_channel"
+    __table_args__ = (UniqueConstraint("cluster_id", "name"),)
+    id: Mapped[int] = _pk()
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("zato_cluster.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    address: Mapped[str] = mapped_column(String(400))
+    socket_type: Mapped[str] = mapped_column(String(10), default="PULL")  # PULL | SUB
+    sub_prefix: Mapped[str] = mapped_column(String(200), default="")
+    service: Mapped[str] = mapped_column(String(200))
+    data_format: Mapped[str] = mapped_column(String(20), default="json")
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class ZMQOutgoing(Base):
+    __tablename__ = "zato_zmq_outgoing"
+    __table_args__ = (UniqueConstraint("cluster_id", "name"),)
+    id: Mapped[int] = _pk()
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("zato_cluster.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    address: Mapped[str] = mapped_column(String(400))
+    socket_type: Mapped[str] = mapped_column(String(10), default="PUSH")  # PUSH | PUB
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
