@@ -1,0 +1,234 @@
+"""Helpers for the load-balancer tests and bench/lb (no tests here).
+
+A "bare server" is a real gunicorn + gevent process answering /zato/ping like a Zato server,
+with a heartbeat thread in the test process announcing it in Redis the way a server's
+supervisor does. It lets the LB be tested against real processes on free ports.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+
+import redis
+import requests
+
+from tests.support import REDIS_URL, free_port, wait_for
+from zato.common.pidfile import pid_alive
+from zato.coord.membership import Member, announce, withdraw
+
+PING_APP = """
+import json, os
+from zato.common.cid import new_cid
+
+def app(environ, start_response):
+    cid = new_cid()
+    body = json.dumps({"zato_env": {"details": "", "result": "ZATO_OK", "cid": cid},
+                       "zato_ping_response": {"pong": "zato"}, "pid": os.getpid()}).encode()
+    start_response("200 OK", [("Content-Type", "application/json"), ("X-Zato-CID", cid),
+                              ("Content-Length", str(len(body)))])
+    return [body]
+"""
+
+LB_CONF = """[main]
+host = 127.0.0.1
+port = {port}
+[cluster]
+name = {cluster}
+[kvdb]
+url = {redis_url}
+[stats]
+username = admin
+password = {password}
+[haproxy]
+check_inter_ms = 300
+[logging]
+level = INFO
+"""
+
+_app_dir = tempfile.mkdtemp(prefix="zato-lb-app-")
+with open(os.path.join(_app_dir, "zato_bare_ping.py"), "w") as _f:
+    _f.write(PING_APP)
+
+
+def start_bare_app(port: int, workers: int = 1) -> subprocess.Popen:
+    """gunicorn + gevent serving PING_APP on 127.0.0.1:port, in its own process group."""
+    argv = [sys.executable, "-m", "gunicorn", "-k", "gevent", "-w", str(workers), "--graceful-timeout", "5"]
+    argv += ["-b", f"127.0.0.1:{port}", "--chdir", _app_dir, "zato_bare_ping:app"]
+    return subprocess.Popen(
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+
+
+@dataclass
+class BareServer:
+    """A bare app plus a membership heartbeat (like a server's supervisor)."""
+
+    cluster: str
+    name: str
+    port: int = field(default_factory=free_port)
+    ttl: float = 1.5
+    proc: subprocess.Popen | None = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def start(self, announce_it: bool = True) -> BareServer:
+        self.proc = start_bare_app(self.port)
+        wait_for(
+            lambda: requests.get(f"http://127.0.0.1:{self.port}/zato/ping", timeout=1).ok, 30, what="bare app"
+        )
+        if announce_it:
+            self._stop = threading.Event()
+            threading.Thread(target=self._heartbeat, daemon=True).start()
+        return self
+
+    def _heartbeat(self) -> None:
+        client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+        member = Member(self.name, "127.0.0.1", self.port, self.proc.pid, time.time())
+        while not self._stop.is_set():
+            announce(client, self.cluster, member, self.ttl)
+            self._stop.wait(self.ttl / 3)
+        client.close()
+
+    def withdraw(self) -> None:
+        self._stop.set()
+        client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+        withdraw(client, self.cluster, self.name)
+        client.close()
+
+    def stop_gracefully(self, drain: float = 1.0) -> None:
+        """What a Zato server does on SIGTERM: withdraw, keep serving `drain` s, stop."""
+        self.withdraw()
+        time.sleep(drain)
+        self.terminate()
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group and stop the heartbeat, like a host crash."""
+        self._stop.set()
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def terminate(self) -> None:
+        self._stop.set()
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+class Load:
+    """A bounded GET loop in a few threads (keep-alive sessions), counting failures."""
+
+    def __init__(self, url: str, threads: int = 3):
+        self.url = url
+        self.threads = threads
+        self.ok = 0
+        self.failed: list[str] = []
+        self.pids: set[int] = set()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._workers: list[threading.Thread] = []
+
+    def __enter__(self) -> Load:
+        for _ in range(self.threads):
+            t = threading.Thread(target=self._run, daemon=True)
+            t.start()
+            self._workers.append(t)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for t in self._workers:
+            t.join(30)
+
+    def _run(self) -> None:
+        session = requests.Session()
+        deadline = time.monotonic() + 300  # bounded even if a test forgets to stop it
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            try:
+                resp = session.get(self.url, timeout=10)
+                ok, why = resp.status_code == 200, f"HTTP {resp.status_code}"
+                pid = resp.json().get("pid") if ok else None
+            except (requests.RequestException, ValueError) as e:
+                ok, why, pid = False, f"{type(e).__name__}: {e}", None
+            with self._lock:
+                if ok:
+                    self.ok += 1
+                    if pid:
+                        self.pids.add(pid)
+                else:
+                    self.failed.append(why)
+
+    def wait_requests(self, n: int, timeout: float = 30) -> None:
+        start = self.ok
+        wait_for(lambda: self.ok >= start + n, timeout, what=f"{n} more successful requests")
+
+
+def write_lb_dir(path: str, cluster: str, port: int, password: str = "s3cret-stats") -> str:
+    """A load-balancer directory like `zato create load-balancer` makes."""
+    from zato.config.component import LOAD_BALANCER, write_marker
+
+    write_marker(path, LOAD_BALANCER)
+    for sub in ("config", "logs", "work"):
+        os.makedirs(os.path.join(path, sub), exist_ok=True)
+    with open(os.path.join(path, "config", "lb.conf"), "w") as f:
+        f.write(LB_CONF.format(port=port, cluster=cluster, redis_url=REDIS_URL, password=password))
+    return path
+
+
+class Controller:
+    """`python -m zato.lb.main LB_DIR` as a child of the test, stopped by its pid."""
+
+    def __init__(self, lb_dir: str, port: int):
+        self.lb_dir = lb_dir
+        self.port = port
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Controller:
+        log = open(os.path.join(self.lb_dir, "logs", "controller.out"), "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "zato.lb.main", self.lb_dir],
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+        wait_for(lambda: requests.get(self.url + "/zato-lb-alive", timeout=1).ok, 30, what="LB alive")
+        return self
+
+    def haproxy_pid(self) -> int:
+        with open(os.path.join(self.lb_dir, "work", "haproxy.pid")) as f:
+            return int(f.read().strip())
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def stop(self) -> None:
+        """SIGTERM the controller (it stops HAProxy) and make sure HAProxy is gone too."""
+        try:
+            hp = self.haproxy_pid()
+        except (OSError, ValueError):
+            hp = None
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if hp and pid_alive(hp):
+            os.kill(hp, signal.SIGKILL)

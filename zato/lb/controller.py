@@ -1,0 +1,258 @@
+"""The load-balancer controller loop: keep HAProxy running and its backend equal to the
+cluster's live members.
+
+Every tick (on a membership message from Redis pub/sub, or every POLL seconds as a safety
+net) the controller reconciles: it reads the members from Redis and the servers from HAProxy
+(`show stat`), and applies the difference through the Runtime API, with no reload:
+
+    member appears                 add server, enable health checks, state ready
+    member says "draining"         state drain (no new requests; requests in flight finish)
+    member's key is gone           state drain, then del server once it has no sessions
+                                   (or after DRAIN_GRACE), so a missed heartbeat never fails
+                                   a request: a key that comes back sets the server ready again
+    member crashes                 HAProxy's own health checks mark it DOWN within ~1 s
+
+After a change the backend is written back to haproxy.cfg (validated by `haproxy -c`, then
+replaced atomically) so a restart or reload shows the same servers.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import socket
+import threading
+import time
+
+import redis
+
+from zato.common.errors import CoordError, LBError
+from zato.config.settings import LBSettings
+from zato.coord.client import connect, translate
+from zato.coord.keys import Keys
+from zato.coord.membership import Member, live_servers
+from zato.lb import render as r
+from zato.lb.haproxy import HAProxy, write_config
+from zato.lb.runtime import ServerState
+
+logger = logging.getLogger(__name__)
+
+POLL = 0.25  # seconds between reconciliations when nothing is published
+DRAIN_GRACE = 30.0  # a drained server still busy after this long has its sessions shut down
+RESTART_BACKOFF = (0.1, 0.5, 1.0, 2.0, 5.0)  # seconds before restarting a dead HAProxy
+STABLE_AFTER = 30.0  # HAProxy running this long resets the backoff
+
+
+class Controller:
+    def __init__(self, settings: LBSettings, binary: str):
+        self.settings = settings
+        self.binary = binary
+        self.haproxy = HAProxy(settings, binary)
+        self.client: redis.Redis = connect(settings.redis)
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._drain_started: dict[str, float] = {}
+        self._persisted: list[r.Backend] | None = None
+        self._failures = 0
+        self._started_at = 0.0
+        self._redis_ok = True
+
+    # Signals only set flags; the loop does the work (gunicorn arbiter style).
+    def request_stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def run(self) -> None:
+        self._start_haproxy(adopt=True)
+        threading.Thread(target=self._listen, name="members-listener", daemon=True).start()
+        try:
+            while not self._stop.is_set():
+                self._supervise()
+                self._reconcile_safely()
+                self._wake.wait(POLL)
+                self._wake.clear()
+        finally:
+            self.haproxy.stop()
+            self.client.close()
+
+    # HAProxy process
+
+    def _start_haproxy(self, adopt: bool) -> None:
+        backends = self._desired_backends()
+        text = r.render(self.settings, backends or [])
+        if adopt and self.haproxy.adopt():
+            changed = _static_part(_read(self.settings.haproxy_cfg)) != _static_part(text)
+            write_config(self.binary, self.settings.haproxy_cfg, text)
+            if changed:
+                self.haproxy.reload()
+        else:
+            write_config(self.binary, self.settings.haproxy_cfg, text)
+            self.haproxy.start()
+        self._persisted = backends
+        self._started_at = time.monotonic()
+
+    def _supervise(self) -> None:
+        if self.haproxy.alive():
+            if self._failures and time.monotonic() - self._started_at > STABLE_AFTER:
+                self._failures = 0
+            return
+        code = self.haproxy.reap()
+        delay = RESTART_BACKOFF[min(self._failures, len(RESTART_BACKOFF) - 1)]
+        logger.error(
+            "HAProxy (pid %s) is gone (exit code %s); restarting in %.1f s", self.haproxy.pid, code, delay
+        )
+        self._failures += 1
+        if self._stop.wait(delay):
+            return
+        try:
+            self._start_haproxy(adopt=False)
+        except LBError:
+            logger.exception("could not restart HAProxy")
+
+    # Membership
+
+    def _members(self) -> list[Member] | None:
+        """The live members, or None when Redis cannot say (then nothing is changed)."""
+        try:
+            members = live_servers(self.client, self.settings.cluster)
+        except CoordError as e:
+            if self._redis_ok:
+                logger.warning("cannot read membership, keeping the current servers: %s", e)
+            self._redis_ok = False
+            return None
+        if not self._redis_ok:
+            logger.info("membership readable again")
+        self._redis_ok = True
+        return members
+
+    def _desired_backends(self) -> list[r.Backend] | None:
+        members = self._members()
+        if members is None:
+            return servers_in_file(_read(self.settings.haproxy_cfg))
+        return [r.Backend(r.haproxy_name(m.name), _ip(m.host), m.port) for m in members]
+
+    def _listen(self) -> None:
+        """Wake the loop at once when a member joins, drains or leaves."""
+        channel = Keys(self.settings.cluster).members_channel
+        while not self._stop.is_set():
+            client = connect(self.settings.redis, socket_timeout=5)
+            try:
+                with translate("membership channel"):
+                    pubsub = client.pubsub(ignore_subscribe_messages=True)
+                    pubsub.subscribe(channel)
+                    while not self._stop.is_set():
+                        if pubsub.get_message(timeout=1.0):
+                            self._wake.set()
+            except CoordError as e:
+                logger.debug("membership channel: %s; polling only for a while", e)
+                self._stop.wait(1.0)
+            finally:
+                client.close()
+
+    # Reconciliation
+
+    def _reconcile_safely(self) -> None:
+        try:
+            self.reconcile()
+        except LBError as e:
+            logger.warning("reconcile: %s", e)
+
+    def reconcile(self) -> None:
+        members = self._members()
+        if members is None or not self.haproxy.alive():
+            return
+        runtime = self.haproxy.runtime
+        actual = runtime.servers(r.BACKEND)
+        wanted = {}
+        for m in members:
+            try:
+                b = r.Backend(r.haproxy_name(m.name), _ip(m.host), m.port)
+                wanted[b.name] = b
+                self._apply_member(b, m.state, actual.get(b.name))
+            except LBError as e:
+                logger.warning("server %s: %s", m.name, e)
+        for name, state in actual.items():
+            if name not in wanted:
+                try:
+                    self._retire(name, state)
+                except LBError as e:
+                    logger.warning("server %s: %s; will retry", name, e)
+        backends = sorted(wanted.values(), key=lambda b: b.name)
+        if backends != self._persisted:
+            write_config(self.binary, self.settings.haproxy_cfg, r.render(self.settings, backends))
+            self._persisted = backends
+
+    def _apply_member(self, b: r.Backend, member_state: str, cur: ServerState | None) -> None:
+        runtime = self.haproxy.runtime
+        want = "drain" if member_state == "draining" else "ready"
+        self._drain_started.pop(b.name, None)
+        if cur is None:
+            runtime.add_server(r.BACKEND, b.name, b.ip, b.port, r.server_options(self.settings))
+            logger.info("server %s at %s added", b.name, b.address)
+            if want == "drain":
+                runtime.set_state(r.BACKEND, b.name, "drain")
+            return
+        if cur.address != b.address:
+            runtime.set_addr(r.BACKEND, b.name, b.ip, b.port)
+            logger.info("server %s moved from %s to %s", b.name, cur.address, b.address)
+        if cur.admin_state != want:
+            runtime.set_state(r.BACKEND, b.name, want)
+            logger.info("server %s set to %s (was %s)", b.name, want, cur.admin_state)
+
+    def _retire(self, name: str, cur: ServerState) -> None:
+        """Drain a server that is no longer a member, then delete it once idle."""
+        runtime = self.haproxy.runtime
+        now = time.monotonic()
+        started = self._drain_started.setdefault(name, now)
+        if cur.admin_state == "ready":
+            runtime.set_state(r.BACKEND, name, "drain")
+            logger.info("server %s left the cluster; draining", name)
+            return
+        overdue = now - started > DRAIN_GRACE
+        if cur.sessions and not overdue:
+            return
+        runtime.set_state(r.BACKEND, name, "maint")
+        if overdue and cur.sessions:
+            logger.warning(
+                "server %s still has %d sessions after %.0f s; shutting them", name, cur.sessions, DRAIN_GRACE
+            )
+            runtime.command(f"shutdown sessions server {r.BACKEND}/{name}")
+        runtime.del_server(r.BACKEND, name)
+        self._drain_started.pop(name, None)
+        logger.info("server %s removed", name)
+
+
+def servers_in_file(text: str) -> list[r.Backend]:
+    """The backend servers of a config this module rendered ([] if none)."""
+    result = []
+    for line in text.splitlines():
+        parts = line.split()
+        if line.startswith("    server ") and len(parts) >= 3:
+            ip, _, port = parts[2].rpartition(":")
+            if port.isdigit():
+                result.append(r.Backend(parts[1], ip, int(port)))
+    return result
+
+
+def _static_part(text: str) -> list[str]:
+    return [line for line in text.splitlines() if not line.startswith("    server ")]
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+
+
+def _ip(host: str) -> str:
+    """HAProxy's Runtime API wants an address, not a name."""
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    try:
+        return socket.gethostbyname(host)
+    except OSError as e:
+        raise LBError(f"cannot resolve server host {host!r}: {e}") from e

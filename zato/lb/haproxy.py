@@ -1,0 +1,147 @@
+"""Run, adopt, validate, reload and stop the system `haproxy` in master-worker mode.
+
+HAProxy runs in its own session with its output appended to logs/haproxy.log, so it keeps
+serving when the controller dies; a controller that starts again adopts it through its
+pidfile (work/haproxy.pid, the master's pid) and its stats socket.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+from zato.common.errors import ConfigError, LBError
+from zato.common.fs import atomic_write
+from zato.common.pidfile import pid_alive, read_pidfile
+from zato.config.settings import LBSettings
+from zato.lb.runtime import RuntimeAPI
+
+logger = logging.getLogger(__name__)
+
+START_TIMEOUT = 10.0
+STOP_TIMEOUT = 5.0
+
+
+def find_binary(settings: LBSettings) -> str:
+    path = shutil.which(settings.haproxy_binary)
+    if not path:
+        raise ConfigError(f"{settings.config_file}: [haproxy] binary: {settings.haproxy_binary!r} not found")
+    return path
+
+
+def validate(binary: str, text: str, folder: str) -> None:
+    """LBError with HAProxy's own alert lines unless `haproxy -c` accepts `text`."""
+    path = os.path.join(folder, ".haproxy.cfg.check")
+    atomic_write(path, text, mode=0o600)
+    try:
+        proc = subprocess.run([binary, "-c", "-q", "-f", path], capture_output=True, text=True, timeout=30)
+    finally:
+        os.unlink(path)
+    if proc.returncode != 0:
+        alerts = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "ALERT" in ln]
+        raise LBError("HAProxy rejected the rendered config: " + " | ".join(alerts[:3] or ["(no output)"]))
+
+
+def write_config(binary: str, path: str, text: str) -> None:
+    """Validate with `haproxy -c`, then atomically replace the file (mode 600: it holds the
+    stats password)."""
+    validate(binary, text, os.path.dirname(path))
+    atomic_write(path, text, mode=0o600)
+
+
+class HAProxy:
+    """The HAProxy master process, started by us or adopted."""
+
+    def __init__(self, settings: LBSettings, binary: str):
+        self.settings = settings
+        self.binary = binary
+        self.pidfile = os.path.join(settings.work_dir, "haproxy.pid")
+        self.logfile = os.path.join(settings.path, "logs", "haproxy.log")
+        self.runtime = RuntimeAPI(settings.stats_socket)
+        self.proc: subprocess.Popen | None = None
+        self.pid: int | None = None
+
+    def alive(self) -> bool:
+        if self.proc is not None:
+            return self.proc.poll() is None
+        return self.pid is not None and pid_alive(self.pid)
+
+    def adopt(self) -> bool:
+        """Take over a HAProxy left running by an earlier controller; False if there is none."""
+        status = read_pidfile(self.pidfile)
+        if not status.alive or not self._is_ours(status.pid) or not self.runtime.ping():
+            return False
+        self.proc, self.pid = None, status.pid
+        logger.info("adopted the running HAProxy (master pid %s)", self.pid)
+        return True
+
+    def _is_ours(self, pid: int) -> bool:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().decode(errors="replace").split("\0")
+        except OSError:
+            return False
+        return "haproxy" in os.path.basename(argv[0]) and self.settings.haproxy_cfg in argv
+
+    def start(self) -> None:
+        os.makedirs(self.settings.work_dir, exist_ok=True)
+        argv = [self.binary, "-W", "-db", "-f", self.settings.haproxy_cfg, "-p", self.pidfile]
+        with open(self.logfile, "ab") as out, open(os.devnull, "rb") as devnull:
+            self.proc = subprocess.Popen(
+                argv, stdin=devnull, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        self.pid = self.proc.pid
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise LBError(f"HAProxy exited with code {self.proc.returncode} at start; see {self.logfile}")
+            if self.runtime.ping():
+                logger.info("HAProxy started (master pid %s)", self.pid)
+                return
+            time.sleep(0.05)
+        raise LBError(f"HAProxy did not answer on {self.runtime.path} within {START_TIMEOUT:g} s")
+
+    def reload(self) -> None:
+        """Master-worker reload: new workers read the file, old ones finish their requests."""
+        if self.pid and self.alive():
+            os.kill(self.pid, signal.SIGUSR2)
+            logger.info("HAProxy reload requested (SIGUSR2 to master pid %s)", self.pid)
+
+    def reap(self) -> int | None:
+        """The exit code if our child HAProxy ended (None while it runs or if adopted)."""
+        return self.proc.poll() if self.proc is not None else None
+
+    def stop(self) -> None:
+        """Soft stop (SIGUSR1: finish requests in flight), then SIGTERM, then SIGKILL."""
+        if not self.pid or not self.alive():
+            return
+        for sig, wait in ((signal.SIGUSR1, STOP_TIMEOUT), (signal.SIGTERM, 2.0), (signal.SIGKILL, 2.0)):
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                break
+            if self._wait_gone(wait):
+                break
+        logger.info("HAProxy stopped (master pid %s)", self.pid)
+        try:
+            os.unlink(self.pidfile)
+        except FileNotFoundError:
+            pass
+
+    def _wait_gone(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                return True
+            time.sleep(0.05)
+        return False
+
+    def version(self) -> str:
+        try:
+            return self.runtime.info().get("Version", "")
+        except LBError:
+            return ""

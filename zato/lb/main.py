@@ -1,0 +1,89 @@
+"""`python -m zato.lb.main LB_DIR`: the load-balancer controller process.
+
+Writes LB_DIR/pidfile, logs to LB_DIR/logs/lb.log, runs HAProxy as its child and removes
+the pidfile on exit. A bad lb.conf value is reported in one line (stderr and the log) and
+the process exits with EXIT_CONFIG before HAProxy is touched.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+
+from zato.common.errors import EXIT_CONFIG, EXIT_DEPENDENCY, EXIT_OK, ComponentError, ConfigError, ZatoError
+from zato.common.log import setup_logging
+from zato.common.pidfile import read_pidfile, remove_pidfile, write_pidfile
+from zato.config.component import LOAD_BALANCER, read_component
+from zato.config.settings import LBSettings, load_lb_settings
+from zato.lb.haproxy import find_binary
+
+logger = logging.getLogger("zato.lb")
+
+
+def check_settings(settings: LBSettings) -> str:
+    """Checks the loader cannot make; returns the haproxy binary. ConfigError otherwise."""
+    if ":" in settings.stats_username or not settings.stats_username:
+        raise ConfigError(f"{settings.config_file}: [stats] username: must be non-empty and without ':'")
+    if not settings.stats_password:
+        raise ConfigError(f"{settings.config_file}: [stats] password: must not be empty")
+    if settings.check_fall * settings.check_inter_ms > 60000:
+        raise ConfigError(f"{settings.config_file}: [haproxy] check_fall x check_inter_ms exceeds 60 s")
+    return find_binary(settings)
+
+
+def load(lb_dir: str) -> tuple[LBSettings, str]:
+    component = read_component(lb_dir)
+    if component.kind != LOAD_BALANCER:
+        raise ComponentError(f"{component.path}: a {component.kind} directory, not a load balancer")
+    settings = load_lb_settings(component.path)
+    return settings, check_settings(settings)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m zato.lb.main LB_DIR", file=sys.stderr)
+        return 2
+    try:
+        settings, binary = load(argv[0])
+    except ZatoError as e:
+        print(f"zato-lb: error: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    setup_logging(settings.logfile, settings.log_level)
+    status = read_pidfile(settings.pidfile)
+    if status.alive:
+        logger.error("the load balancer is already running (pid %s)", status.pid)
+        print(f"zato-lb: error: already running (pid {status.pid})", file=sys.stderr)
+        return EXIT_CONFIG
+    write_pidfile(settings.pidfile)
+    try:
+        return run(settings, binary)
+    finally:
+        remove_pidfile(settings.pidfile)
+
+
+def run(settings: LBSettings, binary: str) -> int:
+    from zato.lb.controller import Controller
+
+    controller = Controller(settings, binary)
+    signal.signal(signal.SIGTERM, lambda *_: controller.request_stop())
+    signal.signal(signal.SIGINT, lambda *_: controller.request_stop())
+    logger.info(
+        "load balancer for cluster %s starting on %s:%s", settings.cluster, settings.host, settings.port
+    )
+    try:
+        controller.run()
+    except ZatoError as e:
+        logger.error("load balancer stopped: %s", e)
+        print(f"zato-lb: error: {e}", file=sys.stderr)
+        return EXIT_DEPENDENCY
+    except Exception:
+        logger.exception("load balancer crashed")
+        return 1
+    logger.info("load balancer stopped")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""haproxy.cfg text from the LB settings and the list of backend servers.
+
+Pure functions: no I/O, so the rendered text is unit-testable and the same options are used
+for a `server` line in the file and for a Runtime API `add server` command.
+
+Facts this config relies on (HAProxy 2.6, measured on this machine, see issue #4):
+- `retry-on` + `retries` + `option redispatch`: a GET in flight on a server that dies is
+  replayed on another one. L7 retries (anything but a connection failure) are disabled for
+  methods that are not idempotent, and a 500 is never retried (it is the service's answer).
+- `option idle-close-on-response`: reloads under keep-alive load lose no request.
+- keep-alive (no `option httpclose`): httpclose halves the throughput.
+- checks every `check_inter_ms` with `fall` 2: a dead server is DOWN within about 1 s.
+- the 503 body is Zato's JSON error envelope; its CID is "K" + 27 upper-case hex digits
+  (hex digits are a subset of Crockford base32, so it is a well-formed Zato CID) generated
+  by HAProxy from a UUID, and also sent as X-Zato-CID.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from zato.config.settings import LBSettings
+
+BACKEND = "zato_servers"
+FRONTEND = "zato_lb"
+ALIVE_URI = "/zato-lb-alive"
+STATS_URI = "/zato-lb-stats"
+ALIVE_BODY = "<html><body><h1>200 OK</h1>\\nHAProxy: service ready.\\n</body></html>\\n"
+# The CID: a v4 UUID without dashes, upper case, its last 5 hex digits dropped -> 27 chars.
+CID_FORMAT = "K%[uuid,regsub(-,,g),upper,regsub(.....$,)]"
+ERROR_503 = (
+    '{\\"zato_env\\": {\\"details\\": \\"No server available\\", '
+    '\\"result\\": \\"ZATO_ERROR\\", \\"cid\\": \\"%[unique-id]\\"}}'
+)
+# Everything HAProxy can safely retry; 500 is left out on purpose (see module docstring).
+RETRY_ON = "conn-failure empty-response junk-response response-timeout 0rtt-rejected 502 503 504"
+
+_NAME_RE = re.compile(r"[^A-Za-z0-9_.:-]")
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One backend server as HAProxy knows it."""
+
+    name: str  # HAProxy server name (safe characters only)
+    ip: str
+    port: int
+
+    @property
+    def address(self) -> str:
+        return f"{self.ip}:{self.port}"
+
+
+def haproxy_name(member_name: str) -> str:
+    """A server name HAProxy accepts, derived from the member's name."""
+    return _NAME_RE.sub("_", member_name) or "_"
+
+
+def server_options(settings: LBSettings) -> str:
+    """Options of every backend server: health checks, identical in file and Runtime API."""
+    return f"check inter {settings.check_inter_ms} fall {settings.check_fall} rise {settings.check_rise}"
+
+
+def render(settings: LBSettings, servers: list[Backend]) -> str:
+    """The complete haproxy.cfg for `settings` with `servers` in the backend."""
+    return "\n".join(
+        [
+            _global(settings),
+            _defaults(settings),
+            _frontend(settings),
+            _backend(settings, servers),
+            "",
+        ]
+    )
+
+
+def _global(s: LBSettings) -> str:
+    return f"""# Rendered by the Zato load-balancer controller for cluster {s.cluster}.
+# Do not edit: membership changes go through the Runtime API and are written back here.
+global
+    stats socket {s.stats_socket} mode 600 level admin expose-fd listeners
+    stats timeout 10s
+    hard-stop-after 30s
+"""
+
+
+def _defaults(s: LBSettings) -> str:
+    return f"""defaults
+    mode http
+    timeout connect {s.timeout_connect_ms}ms
+    timeout client {s.timeout_client_ms}ms
+    timeout server {s.timeout_server_ms}ms
+    timeout check {s.check_inter_ms}ms
+    timeout http-keep-alive 10s
+    timeout queue {s.timeout_connect_ms}ms
+    retries {s.retries}
+    option redispatch 1
+    retry-on {RETRY_ON}
+    option idle-close-on-response
+    option http-keep-alive
+"""
+
+
+def _frontend(s: LBSettings) -> str:
+    return f"""frontend {FRONTEND}
+    bind {s.host}:{s.port}
+    monitor-uri {ALIVE_URI}
+    unique-id-format {CID_FORMAT}
+    http-error status 200 content-type text/html hdr Cache-Control no-cache string "{ALIVE_BODY}"
+    http-request disable-l7-retry unless METH_GET || METH_HEAD || METH_OPTIONS
+    stats enable
+    stats uri {STATS_URI}
+    stats realm Zato\\ load\\ balancer
+    stats auth {_quote(s.stats_username)}:{_quote(s.stats_password)}
+    stats refresh 5s
+    default_backend {BACKEND}
+"""
+
+
+def _backend(s: LBSettings, servers: list[Backend]) -> str:
+    opts = server_options(s)
+    lines = [
+        f"backend {BACKEND}",
+        "    balance roundrobin",
+        "    option httpchk GET /zato/ping",
+        "    http-check expect status 200",
+        "    http-error status 503 content-type application/json hdr X-Zato-CID %[unique-id] "
+        f'lf-string "{ERROR_503}"',
+    ]
+    for b in sorted(servers, key=lambda b: b.name):
+        lines.append(f"    server {b.name} {b.address} {opts}")
+    return "\n".join(lines) + "\n"
+
+
+def _quote(value: str) -> str:
+    """Escape a value for an unquoted HAProxy config word."""
+    return re.sub(r"([\s\\\"'#])", r"\\\1", value)
