@@ -1,8 +1,18 @@
 """Connector supervisor: the sidecar process of each server (see DESIGN "Process model").
 
-STUB until issue #3: keeps this server's membership key alive and withdraws it on SIGTERM.
-Entry point contract: `python -m zato.connector.supervisor SERVER_DIR`, started by the
-server's arbiter; it exits when its parent (the arbiter) is gone.
+Entry point: `python -m zato.connector.supervisor SERVER_DIR`, started (and restarted) by the
+server's arbiter. A plain-threads process:
+
+    main thread   signals, parent check, acts on the lease: starts/stops children (spawning
+                  only here: the kernel's parent-death signal is tied to the forking thread)
+    heartbeat     membership key of this server (zato.coord.membership)
+    lease         LeaseKeeper: competes as a standby, renews as the holder
+    desired       reads zato.connector.registry.desired() every few seconds and on events
+    events        config events of kind "connector" wake the desired thread
+    status        writes the holder's status JSON (children, states) to Redis, fenced
+
+On SIGTERM (or when the arbiter is gone): withdraw membership, stop the children, release
+the lease (which wakes the standbys at once), exit 0.
 """
 
 from __future__ import annotations
@@ -13,41 +23,313 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from zato.common.errors import EXIT_CONFIG, CoordError, ZatoError
 from zato.common.log import setup_logging
 from zato.config.settings import ServerSettings, load_server_settings
-from zato.coord import membership
+from zato.connector import registry
+from zato.connector.process import Manager, RestartPolicy
+from zato.coord import events, membership
 from zato.coord.client import connect
-from zato.common.errors import CoordError
+from zato.coord.lease import Lease, LeaseKeeper, RedisHealth
 
 logger = logging.getLogger("zato.supervisor")
 
+TICK = 0.02  # main loop period: how fast the holder reacts to its own lease state
+RECONCILE_EVERY = 5.0  # re-read the desired connectors this often even without events
+STATUS_EVERY = 5.0  # refresh the holder's status key this often
+STATUS_TTL = 15.0
+PARENT_CHECK_EVERY = 0.2
 
-def run(settings: ServerSettings) -> int:
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    parent = os.getppid()
-    client = connect(settings.redis)
-    me = membership.Member(settings.name, settings.host, settings.port, os.getppid(), time.time())
-    while not stop.is_set() and os.getppid() == parent:
+
+def lease_client_timeout(settings: ServerSettings) -> float:
+    """A renewal that has not answered by the time the deadline needs it is a failed one."""
+    lease = settings.lease
+    return max(0.1, min(settings.redis.socket_timeout, lease.renew_deadline - lease.renew_interval))
+
+
+def restart_policy(settings: ServerSettings) -> RestartPolicy:
+    """Children must be gone between the renew deadline and the lease expiry."""
+    spare = settings.lease.ttl - settings.lease.renew_deadline
+    return RestartPolicy(stop_timeout=max(0.05, min(RestartPolicy.stop_timeout, spare * 0.6)))
+
+
+class Supervisor:
+    def __init__(self, settings: ServerSettings):
+        self.settings = settings
+        self.stop_event = threading.Event()
+        self.health = RedisHealth()
+        no_retry = Retry(NoBackoff(), 0)
+        self.client = connect(settings.redis, retry=no_retry)
+        timeout = lease_client_timeout(settings)
+        lease_client = connect(
+            settings.redis, retry=no_retry, socket_timeout=timeout, socket_connect_timeout=timeout
+        )
+        self.lease = Lease(lease_client, settings.cluster, settings.name, settings.lease)
+        self.keeper = LeaseKeeper(self.lease, self.health, self.stop_event.is_set, self.stop_event.wait)
+        self.manager = Manager(restart_policy(settings))
+        self.parent = os.getppid()
+        self.started_at = time.time()
+        self.acting_epoch: int | None = None
+        self.acting_since = 0.0
+        self._desired: dict[str, registry.ConnectorSpec] = {}
+        self._desired_version = 0
+        self._applied_version = -1
+        self._desired_lock = threading.Lock()
+        self.desired_error = ""
+        self.reconcile_now = threading.Event()
+        self.heartbeat_now = threading.Event()
+        self.status_dirty = threading.Event()
+        self._status_doc: dict | None = None
+        self.stop_reason = ""
+        self._threads: dict[str, threading.Thread] = {}
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def run(self) -> int:
+        logger.info(
+            "supervisor of server %s (cluster %s) started, pid %d, parent %d",
+            self.settings.name,
+            self.settings.cluster,
+            os.getpid(),
+            self.parent,
+        )
+        self._start_thread("heartbeat", self._heartbeat_loop)
+        self._start_thread("lease", self.keeper.run)
+        self._start_thread("desired", self._desired_loop)
+        self._start_thread("events", self._events_loop)
+        self._start_thread("status", self._status_loop)
         try:
-            membership.announce(client, settings.cluster, me, settings.membership.ttl)
+            self._main_loop()
+        finally:
+            self._shutdown()
+        return 0
+
+    def _start_thread(self, name: str, target: Callable[[], None]) -> None:
+        def guarded() -> None:
+            try:
+                target()
+            except Exception:
+                logger.exception("supervisor thread %s crashed; stopping the supervisor", name)
+                self.stop_event.set()
+
+        thread = threading.Thread(target=guarded, name=f"zato-{name}", daemon=True)
+        thread.start()
+        self._threads[name] = thread
+
+    def on_signal(self, signum: int, _frame: object) -> None:
+        """Only records the request; the main loop does the work (gunicorn style)."""
+        self.stop_reason = signal.Signals(signum).name
+        self.stop_event.set()
+
+    def request_stop(self, why: str) -> None:
+        if not self.stop_event.is_set():
+            logger.info("stopping: %s", why)
+        self.stop_event.set()
+
+    def _main_loop(self) -> None:
+        next_parent_check = 0.0
+        while not self.stop_event.is_set():
+            now = time.monotonic()
+            if now >= next_parent_check:
+                next_parent_check = now + PARENT_CHECK_EVERY
+                if os.getppid() != self.parent:
+                    self.request_stop(f"parent process {self.parent} is gone")
+                    break
+            self._act_on_lease()
+            if self.manager.tick():
+                self._status_changed()
+            self.stop_event.wait(TICK)
+        if self.stop_reason:
+            logger.info("stopping: %s received", self.stop_reason)
+
+    def _act_on_lease(self) -> None:
+        epoch = self.keeper.valid_epoch()
+        if self.acting_epoch is not None and epoch != self.acting_epoch:
+            self._step_down()
+        if epoch is not None and self.acting_epoch is None:
+            self.acting_epoch, self.acting_since = epoch, time.time()
+            self._applied_version = -1
+            logger.info("acting as connector server with epoch %d", epoch)
+            self.heartbeat_now.set()
+            self.reconcile_now.set()
+        if self.acting_epoch is not None:
+            self._apply_desired()
+
+    def _apply_desired(self) -> None:
+        with self._desired_lock:
+            version, desired = self._desired_version, self._desired
+        if version == self._applied_version or version == 0:
+            return
+        self._applied_version = version
+        env = {"ZATO_EPOCH": str(self.acting_epoch), "ZATO_SERVER_DIR": self.settings.path}
+        self.manager.reconcile(desired, env)
+        self._status_changed()
+
+    def _step_down(self) -> None:
+        epoch, count = self.acting_epoch, len(self.manager.children)
+        logger.warning("lease epoch %s no longer held: stopping %d children", epoch, count)
+        all_gone = self.manager.stop_all(self.manager.policy.stop_timeout)
+        self.acting_epoch = None
+        self._status_doc = None
+        self.heartbeat_now.set()
+        note = "" if all_gone else " (some children did not exit even after SIGKILL)"
+        logger.warning("stepped down from lease epoch %s%s", epoch, note)
+
+    def _shutdown(self) -> None:
+        for event in (self.stop_event, self.heartbeat_now, self.reconcile_now, self.status_dirty):
+            event.set()
+        self._join("heartbeat")  # so no heartbeat can bring the key back after withdraw
+        self._withdraw()
+        if self.manager.active:
+            self.manager.stop_all(self.manager.policy.stop_timeout)
+        self._join("lease")  # no renewal in flight while we release
+        epoch = self.lease.epoch
+        try:
+            if self.lease.release():
+                logger.info("released lease epoch %d", epoch)
         except CoordError as e:
-            logger.warning("membership heartbeat failed: %s", e)
-        stop.wait(settings.membership.heartbeat)
+            logger.warning("could not release lease epoch %d: %s", epoch, e)
+        for name in self._threads:
+            self._join(name)
+        logger.info("supervisor of server %s stopped", self.settings.name)
+
+    def _join(self, name: str) -> None:
+        thread = self._threads.get(name)
+        if thread is not None:
+            thread.join(timeout=2.0)
+
+    # -- membership --------------------------------------------------------------------------
+    def _member(self) -> membership.Member:
+        role = "holder" if self.acting_epoch is not None else "standby"
+        s = self.settings
+        return membership.Member(s.name, s.host, s.port, self.parent, self.started_at, role=role)
+
+    def _heartbeat_loop(self) -> None:
+        s, beats = self.settings, 0
+        while not self.stop_event.is_set():
+            try:
+                member = self._member()
+                joined = membership.refresh(self.client, s.cluster, member, s.membership.ttl)
+                if joined or beats % 10 == 0:
+                    membership.announce(self.client, s.cluster, member, s.membership.ttl)
+                if joined:
+                    membership.publish_change(self.client, s.cluster, s.name, "joined")
+                    logger.info("joined cluster %s as %s", s.cluster, member.address)
+                self.health.ok()
+                beats += 1
+            except CoordError as e:
+                self.health.failed("membership heartbeat", e)
+            self.heartbeat_now.wait(s.membership.heartbeat)
+            self.heartbeat_now.clear()
+
+    def _withdraw(self) -> None:
+        s = self.settings
+        try:
+            membership.withdraw(self.client, s.cluster, s.name)
+            membership.publish_change(self.client, s.cluster, s.name, "left")
+            logger.info("left cluster %s", s.cluster)
+        except CoordError as e:
+            logger.warning("could not withdraw membership: %s", e)
+
+    # -- desired connectors and config events ------------------------------------------------
+    def _desired_loop(self) -> None:
+        while not self.stop_event.is_set():
+            self.reconcile_now.clear()
+            try:
+                desired = registry.desired(self.settings)
+            except ZatoError as e:
+                self._desired_failed(str(e))
+            except Exception as e:
+                logger.exception("reading the desired connectors failed")
+                self._desired_failed(f"{type(e).__name__}: {e}")
+            else:
+                if self.desired_error:
+                    logger.info("connector definitions readable again")
+                self.desired_error = ""
+                with self._desired_lock:
+                    if desired != self._desired or self._desired_version == 0:
+                        self._desired = desired
+                        self._desired_version += 1
+            self.reconcile_now.wait(RECONCILE_EVERY)
+
+    def _desired_failed(self, error: str) -> None:
+        if error != self.desired_error:
+            logger.warning("cannot read connector definitions (keeping what runs): %s", error)
+        self.desired_error = error
+
+    def _events_loop(self) -> None:
+        def on_event(event: dict) -> None:
+            if event.get("kind") == "connector":
+                self.reconcile_now.set()
+
+        while not self.stop_event.is_set():
+            try:
+                events.listen(
+                    self.client,
+                    self.settings.cluster,
+                    on_event,
+                    self.reconcile_now.set,
+                    self.stop_event.is_set,
+                )
+            except CoordError as e:
+                self.health.failed("config events", e)
+                self.stop_event.wait(self.settings.lease.retry_interval)
+
+    # -- status ------------------------------------------------------------------------------
+    def _status_changed(self) -> None:
+        if self.acting_epoch is None:
+            return
+        self._status_doc = {
+            "server": self.settings.name,
+            "pid": os.getpid(),
+            "epoch": self.acting_epoch,
+            "since": self.acting_since,
+            "children": self.manager.snapshot(),
+            "last_error": self.desired_error,
+        }
+        self.status_dirty.set()
+
+    def _status_loop(self) -> None:
+        while not self.stop_event.is_set():
+            self.status_dirty.wait(STATUS_EVERY)
+            self.status_dirty.clear()
+            doc = self._status_doc
+            if doc is None or self.stop_event.is_set():
+                continue
+            try:
+                self.lease.write_status({**doc, "updated_at": time.time()}, STATUS_TTL)
+            except CoordError as e:
+                self.health.failed("status write", e)
+
+
+def set_title(settings: ServerSettings) -> None:
     try:
-        membership.withdraw(client, settings.cluster, settings.name)
-    except CoordError as e:
-        logger.warning("could not withdraw membership: %s", e)
-    return 0
+        from setproctitle import setproctitle
+    except ImportError:  # pragma: no cover - setproctitle is a dependency
+        return
+    setproctitle(f"zato-supervisor: {settings.name} (cluster {settings.cluster})")
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    settings = load_server_settings(argv[0])
+    if len(argv) != 1:
+        print("usage: python -m zato.connector.supervisor SERVER_DIR", file=sys.stderr)
+        return 2
+    try:
+        settings = load_server_settings(argv[0])
+    except ZatoError as e:
+        print(f"zato-supervisor: error: {e}", file=sys.stderr)
+        return EXIT_CONFIG
     setup_logging(settings.logfile, settings.log_level)
-    return run(settings)
+    set_title(settings)
+    supervisor = Supervisor(settings)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, supervisor.on_signal)
+    return supervisor.run()
 
 
 if __name__ == "__main__":

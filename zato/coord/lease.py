@@ -1,14 +1,82 @@
 """Connector-server lease and fencing epoch (see DESIGN flow 4).
 
-STUB: only current_epoch() is here so far; the lease issue (#3) completes this module.
+One key per cluster holds the holder's random token with a TTL; a per-cluster counter (the
+epoch) goes up by one each time somebody acquires the lease. Every action done on behalf of
+the holder carries its epoch, and servers refuse actions whose epoch is older than the newest.
+
+    acquire   one Lua script: SET lease token NX PX ttl, INCR epoch, write lease:info
+    renew     compare-and-extend: PEXPIRE only if the key still holds my token
+    release   compare-and-delete, then PUBLISH on the lease channel to wake the standbys
+
+The epoch never goes backwards, even if Redis loses its data: an acquirer passes the highest
+epoch it has ever seen and the script takes the larger of that and INCR.
+
+`Lease` is the thin, thread-safe Redis side (one round trip per call, every Redis error
+translated into CoordError). `LeaseKeeper` is the loop a supervisor runs in a thread: as a
+standby it sleeps until the lease can expire (or is released), as the holder it renews, and
+it knows on the monotonic clock whether its hold is still confirmed.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import redis
 
+from zato.common.errors import CoordError, LeaseLost
+from zato.config.settings import LeaseSettings
 from zato.coord.client import translate
 from zato.coord.keys import Keys
+
+logger = logging.getLogger("zato.lease")
+
+# KEYS: lease, epoch, info.  ARGV: token, ttl_ms, server, since, min_epoch
+_ACQUIRE = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  local epoch = redis.call('INCR', KEYS[2])
+  local floor = tonumber(ARGV[5])
+  if epoch <= floor then
+    epoch = floor + 1
+    redis.call('SET', KEYS[2], epoch)
+  end
+  redis.call('SET', KEYS[3], cjson.encode({server=ARGV[3], epoch=epoch, since=tonumber(ARGV[4])}))
+  return {1, epoch}
+end
+return {0, redis.call('PTTL', KEYS[1]), tonumber(redis.call('GET', KEYS[2]) or '0')}
+"""
+
+# KEYS: lease.  ARGV: token, ttl_ms
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+# KEYS: lease, info, status, channel.  ARGV: token, message
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+  redis.call('PUBLISH', KEYS[4], ARGV[2])
+  return 1
+end
+return 0
+"""
+
+# KEYS: lease, status.  ARGV: token, json, ttl_ms
+_WRITE_STATUS = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+return 0
+"""
 
 
 def current_epoch(client: redis.Redis, cluster: str) -> int:
@@ -16,3 +84,296 @@ def current_epoch(client: redis.Redis, cluster: str) -> int:
     with translate("reading the lease epoch"):
         value = client.get(Keys(cluster).epoch)
     return int(value or 0)
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Who holds the lease now, for status views (no token: it is the holder's capability)."""
+
+    server: str
+    epoch: int
+    since: float  # wall-clock seconds, for display only
+    ttl_ms: int  # remaining lease time
+
+
+def read_holder(client: redis.Redis, cluster: str) -> Holder | None:
+    """The current holder, or None if nobody holds the lease."""
+    keys = Keys(cluster)
+    with translate("reading the lease holder"):
+        pipe = client.pipeline(transaction=False)
+        pipe.pttl(keys.lease)
+        pipe.get(keys.lease_info)
+        ttl_ms, raw = pipe.execute()
+    if ttl_ms is None or ttl_ms < 0 or not raw:
+        return None
+    try:
+        info = json.loads(raw)
+        return Holder(str(info["server"]), int(info["epoch"]), float(info["since"]), int(ttl_ms))
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def read_supervisor_status(client: redis.Redis, cluster: str) -> dict | None:
+    """The JSON the holder's supervisor last wrote (children and their states), or None."""
+    with translate("reading the supervisor status"):
+        raw = client.get(Keys(cluster).supervisor_status)
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class Attempt:
+    acquired: bool
+    epoch: int  # mine if acquired, else the newest one in Redis
+    ttl_ms: int  # when not acquired: how long the current lease still runs (-2: none)
+
+
+class Lease:
+    """The Redis side of one server's lease: acquire, renew, release, fenced status writes."""
+
+    def __init__(self, client: redis.Redis, cluster: str, server: str, settings: LeaseSettings):
+        self.client = client
+        self.keys = Keys(cluster)
+        self.server = server
+        self.settings = settings
+        self.token = ""
+        self.epoch = 0
+        self.highest_epoch = 0  # the newest epoch this process has seen (survives a Redis flush)
+        self._acquire = client.register_script(_ACQUIRE)
+        self._renew = client.register_script(_RENEW)
+        self._release = client.register_script(_RELEASE)
+        self._write_status = client.register_script(_WRITE_STATUS)
+
+    @property
+    def ttl_ms(self) -> int:
+        return int(self.settings.ttl * 1000)
+
+    def remaining_ms(self) -> int:
+        """PTTL of the lease key: -2 when nobody holds it (one cheap command)."""
+        with translate("checking the lease"):
+            return int(self.client.pttl(self.keys.lease))
+
+    def try_acquire(self) -> Attempt:
+        token = f"{self.server}:{secrets.token_hex(16)}"
+        keys = [self.keys.lease, self.keys.epoch, self.keys.lease_info]
+        args = [token, self.ttl_ms, self.server, round(time.time(), 3), self.highest_epoch]
+        with translate("acquiring the lease"):
+            result = self._acquire(keys=keys, args=args)
+        if int(result[0]) == 1:
+            self.token, self.epoch = token, int(result[1])
+            self.highest_epoch = max(self.highest_epoch, self.epoch)
+            return Attempt(True, self.epoch, self.ttl_ms)
+        seen = int(result[2])
+        self.highest_epoch = max(self.highest_epoch, seen)
+        return Attempt(False, seen, int(result[1]))
+
+    def renew(self) -> None:
+        """Extend my lease; LeaseLost if the key no longer holds my token."""
+        if not self.token:
+            raise LeaseLost("not holding the lease")
+        with translate("renewing the lease"):
+            ok = self._renew(keys=[self.keys.lease], args=[self.token, self.ttl_ms])
+        if not int(ok):
+            self.token = ""
+            raise LeaseLost(f"lease epoch {self.epoch} is no longer ours")
+
+    def release(self) -> bool:
+        """Give the lease up at once and wake the standbys; False if it was not ours any more."""
+        if not self.token:
+            return False
+        token, self.token = self.token, ""
+        keys = [self.keys.lease, self.keys.lease_info, self.keys.supervisor_status, self.keys.lease_channel]
+        message = json.dumps({"server": self.server, "epoch": self.epoch})
+        with translate("releasing the lease"):
+            return bool(int(self._release(keys=keys, args=[token, message])))
+
+    def write_status(self, doc: dict, ttl: float) -> bool:
+        """Store the supervisor status, only while the key still holds my token (fenced)."""
+        token = self.token
+        if not token:
+            return False
+        keys = [self.keys.lease, self.keys.supervisor_status]
+        with translate("writing the supervisor status"):
+            ok = self._write_status(keys=keys, args=[token, json.dumps(doc), int(ttl * 1000)])
+        return bool(int(ok))
+
+    def forget(self) -> None:
+        """Drop the token without touching Redis (after stepping down on a missed deadline)."""
+        self.token = ""
+
+
+class RedisHealth:
+    """Logs "Redis unreachable" and "Redis back" once per outage, whichever thread sees it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.down_since: float | None = None
+        self.last_error = ""
+
+    def failed(self, what: str, error: Exception) -> None:
+        with self._lock:
+            self.last_error = str(error)
+            if self.down_since is None:
+                self.down_since = time.monotonic()
+                logger.warning("Redis unreachable (%s): %s", what, error)
+
+    def ok(self) -> None:
+        if self.down_since is None:
+            return
+        with self._lock:
+            if self.down_since is not None:
+                logger.info("Redis back after %.1fs", time.monotonic() - self.down_since)
+                self.down_since = None
+
+
+class LeaseKeeper:
+    """Competes for the lease and, once it holds it, keeps renewing it (run() in a thread).
+
+    valid_epoch() is what the supervisor acts on: the epoch while a renewal started less than
+    renew_deadline ago has been confirmed, else None. That check uses only the monotonic
+    clock, so a paused or partitioned holder knows it must stop without asking Redis.
+    """
+
+    def __init__(
+        self,
+        lease: Lease,
+        health: RedisHealth,
+        should_stop: Callable[[], bool],
+        wait: Callable[[float], None],
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.lease = lease
+        self.settings = lease.settings
+        self.health = health
+        self.should_stop = should_stop
+        self.wait = wait  # sleeps, returns early when the supervisor stops
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._epoch: int | None = None
+        self._confirmed_at = 0.0  # start of the last renewal Redis confirmed
+        self._pubsub: redis.client.PubSub | None = None
+
+    # -- what the supervisor reads -------------------------------------------------------
+    def valid_epoch(self) -> int | None:
+        with self._lock:
+            if self._epoch is None:
+                return None
+            if self.clock() - self._confirmed_at >= self.settings.renew_deadline:
+                return None
+            return self._epoch
+
+    # -- the loop ----------------------------------------------------------------------------
+    def run(self) -> None:
+        try:
+            while not self.should_stop():
+                if self._epoch is None:
+                    self._standby_step()
+                else:
+                    self._holder_step()
+        finally:
+            self._close_pubsub()
+
+    def _standby_step(self) -> None:
+        try:
+            self._drain_releases()
+            remaining = self.lease.remaining_ms()
+            if remaining < 0:  # -2: nobody holds it (-1 cannot happen: we always set PX)
+                started = self.clock()  # the key's TTL starts after this instant
+                attempt = self.lease.try_acquire()
+                if attempt.acquired:
+                    self.health.ok()
+                    self._became_holder(attempt.epoch, started)
+                    return
+                remaining = attempt.ttl_ms
+            self.health.ok()
+        except CoordError as e:
+            self.health.failed("lease check", e)
+            self._close_pubsub()
+            self.wait(self.settings.retry_interval)
+            return
+        self._sleep_standby(remaining / 1000.0 + 0.002)
+
+    def _became_holder(self, epoch: int, started: float) -> None:
+        with self._lock:
+            self._epoch, self._confirmed_at = epoch, started
+        logger.info("acquired lease epoch %d", epoch)
+
+    def _holder_step(self) -> None:
+        epoch = self._epoch
+        if self.clock() - self._confirmed_at >= self.settings.renew_deadline:
+            logger.warning(
+                "no renewal of lease epoch %s confirmed within %.2fs: stepping down",
+                epoch,
+                self.settings.renew_deadline,
+            )
+            self._drop()
+            return
+        started = self.clock()
+        try:
+            self.lease.renew()
+        except LeaseLost as e:
+            logger.warning("lost lease: %s", e)
+            self._drop()
+            return
+        except CoordError as e:
+            self.health.failed("lease renewal", e)
+            left = self._confirmed_at + self.settings.renew_deadline - self.clock()
+            self.wait(max(0.0, min(self.settings.renew_interval / 2, left)))
+            return
+        self.health.ok()
+        with self._lock:
+            if self._epoch == epoch:
+                self._confirmed_at = started
+        self.wait(max(0.0, self.settings.renew_interval - (self.clock() - started)))
+
+    def _drop(self) -> None:
+        """Stop holding without touching Redis: the key expires on its own after the TTL,
+        which leaves the supervisor time to stop its children before anyone else starts."""
+        with self._lock:
+            self._epoch = None
+        self.lease.forget()
+
+    def _sleep_standby(self, until_expiry: float) -> None:
+        """Sleep until the lease can expire (capped by retry_interval) or is released."""
+        timeout = max(0.001, min(until_expiry, self.settings.retry_interval))
+        deadline = self.clock() + timeout
+        try:
+            pubsub = self._subscribe()
+            while not self.should_stop():
+                left = deadline - self.clock()
+                if left <= 0:
+                    return
+                msg = pubsub.get_message(ignore_subscribe_messages=True, timeout=min(left, 0.25))
+                if msg and msg.get("type") == "message":
+                    logger.info("lease released by its holder: competing now")
+                    return
+        except (redis.RedisError, OSError) as e:
+            self.health.failed("lease release channel", e)
+            self._close_pubsub()
+            self.wait(max(0.0, deadline - self.clock()))
+
+    def _subscribe(self) -> redis.client.PubSub:
+        if self._pubsub is None:
+            pubsub = self.lease.client.pubsub(ignore_subscribe_messages=True)
+            pubsub.subscribe(self.lease.keys.lease_channel)
+            self._pubsub = pubsub
+        return self._pubsub
+
+    def _drain_releases(self) -> None:
+        if self._pubsub is None:
+            return
+        try:
+            while self._pubsub.get_message(ignore_subscribe_messages=True, timeout=0):
+                pass
+        except (redis.RedisError, OSError):
+            self._close_pubsub()
+
+    def _close_pubsub(self) -> None:
+        if self._pubsub is not None:
+            try:
+                self._pubsub.close()
+            except (redis.RedisError, OSError):
+                pass
+            self._pubsub = None

@@ -24,6 +24,7 @@ class Member:
     pid: int
     started_at: float  # wall-clock seconds, for display only
     state: str = "running"  # running | draining
+    role: str = ""  # connector-server lease: holder | standby ("" if not reported)
 
     @property
     def address(self) -> str:
@@ -38,6 +39,22 @@ def announce(client: redis.Redis, cluster: str, member: Member, ttl: float) -> N
         pipe.set(keys.member(member.name), json.dumps(asdict(member)), px=int(ttl * 1000))
         pipe.sadd(keys.members, member.name)
         pipe.execute()
+
+
+def refresh(client: redis.Redis, cluster: str, member: Member, ttl: float) -> bool:
+    """Heartbeat in one command; True if the key was not there (the server (re)joined), in
+    which case the caller should announce() to put the name back in the index set."""
+    with translate("membership heartbeat"):
+        old = client.set(
+            Keys(cluster).member(member.name), json.dumps(asdict(member)), px=int(ttl * 1000), get=True
+        )
+    return old is None
+
+
+def publish_change(client: redis.Redis, cluster: str, name: str, event: str) -> None:
+    """Tell listeners (the LB controller) at once: event is joined | draining | left."""
+    with translate("membership change notice"):
+        client.publish(Keys(cluster).members_channel, json.dumps({"name": name, "event": event}))
 
 
 def withdraw(client: redis.Redis, cluster: str, name: str) -> None:
@@ -58,7 +75,7 @@ def live_servers(client: redis.Redis, cluster: str) -> list[Member]:
         if not names:
             return []
         values = client.mget([keys.member(n) for n in names])
-        gone = [n for n, v in zip(names, values) if v is None]
+        gone = [n for n, v in zip(names, values, strict=True) if v is None]
         if gone:
             client.srem(keys.members, *gone)
     result = []

@@ -1,0 +1,303 @@
+"""Connector child processes: one explicit state machine per child, and a manager for the set.
+
+States (supervisor style):
+
+    STOPPED --start--> STARTING --up for startsecs--> RUNNING --exit--> EXITED --> STARTING
+                          |                              |
+                          +--exit--> BACKOFF --delay--> STARTING     (N fast failures: FATAL)
+    any live state --stop--> STOPPING --exit (SIGTERM, then SIGKILL after stop_timeout)--> STOPPED
+
+Every transition goes through Child._to() and is logged as one line. The OS calls (spawn,
+signal, poll, clock) sit behind the small `OS` seam so the restart logic is unit-testable.
+
+Contract for connector programs (ConnectorSpec.argv): they get the environment variables
+ZATO_EPOCH (the lease epoch they act under: send it as X-Zato-Epoch) and ZATO_SERVER_DIR; they
+must exit promptly on SIGTERM, and exit on their own when their parent (the supervisor) is
+gone (check os.getppid() periodically). On Linux the real OS seam also asks the kernel to
+SIGKILL them when the supervisor dies (PR_SET_PDEATHSIG), as a second line of defence.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import enum
+import logging
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+from zato.connector.registry import ConnectorSpec
+
+logger = logging.getLogger("zato.supervisor.process")
+
+
+class State(enum.Enum):
+    STOPPED = "STOPPED"
+    STARTING = "STARTING"
+    RUNNING = "RUNNING"
+    BACKOFF = "BACKOFF"
+    STOPPING = "STOPPING"
+    EXITED = "EXITED"
+    FATAL = "FATAL"
+
+
+LIVE = (State.STARTING, State.RUNNING, State.STOPPING)
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    """How children are (re)started and stopped; a value, not a loop."""
+
+    start: float = 0.5  # first backoff delay after a failed start
+    step: float = 1.0  # added per further consecutive failure
+    max: float = 5.0  # backoff ceiling
+    fatal_after: int = 5  # consecutive failed starts before giving up (FATAL)
+    startsecs: float = 0.3  # a child up this long counts as started (RUNNING)
+    stop_timeout: float = 0.3  # SIGTERM, then SIGKILL after this long
+
+    def delay(self, failures: int) -> float:
+        """Backoff before start attempt number failures+1 (failures >= 1)."""
+        return min(self.max, self.start + self.step * max(0, failures - 1))
+
+
+class Handle(Protocol):
+    pid: int
+
+
+class OS(Protocol):
+    """The only place child processes touch the operating system."""
+
+    def spawn(self, argv: tuple[str, ...], env: dict[str, str]) -> Handle: ...
+
+    def poll(self, handle: Handle) -> int | None: ...  # exit code once it ended, else None
+
+    def signal(self, handle: Handle, sig: int) -> None: ...
+
+    def now(self) -> float: ...
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+
+
+class RealOS:
+    """subprocess-based seam. Spawn only from one long-lived thread: the kernel sends the
+    parent-death signal when the *thread* that forked the child ends."""
+
+    def spawn(self, argv: tuple[str, ...], env: dict[str, str]) -> subprocess.Popen:
+        return subprocess.Popen(
+            list(argv), env={**os.environ, **env}, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent
+        )
+
+    def poll(self, handle: subprocess.Popen) -> int | None:
+        return handle.poll()
+
+    def signal(self, handle: subprocess.Popen, sig: int) -> None:
+        if handle.poll() is None:
+            try:
+                handle.send_signal(sig)
+            except ProcessLookupError:
+                pass
+
+    def now(self) -> float:
+        return time.monotonic()
+
+
+def describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exited with code {code}"
+
+
+class Child:
+    """One connector process and its state machine."""
+
+    def __init__(self, spec: ConnectorSpec, policy: RestartPolicy, os_: OS):
+        self.spec = spec
+        self.policy = policy
+        self.os = os_
+        self.state = State.STOPPED
+        self.handle: Handle | None = None
+        self.env: dict[str, str] = {}
+        self.failures = 0  # consecutive failed starts
+        self.restarts = 0  # spawns after the first one
+        self.spawns = 0
+        self.last_error = ""
+        self.started_at = 0.0
+        self.retry_at = 0.0
+        self.kill_at = 0.0
+        self.killed = False
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def pid(self) -> int | None:
+        return self.handle.pid if self.handle is not None and self.state in LIVE else None
+
+    def _to(self, new: State, detail: str = "") -> None:
+        old, self.state = self.state, new
+        pid = f" pid {self.handle.pid}" if self.handle is not None and new in LIVE else ""
+        logger.info(
+            "child %s %s->%s%s%s", self.name, old.value, new.value, pid, f": {detail}" if detail else ""
+        )
+
+    # -- commands -----------------------------------------------------------------------------
+    def start(self, env: dict[str, str]) -> None:
+        self.env = dict(env)
+        if self.state in (State.STOPPED, State.EXITED, State.FATAL, State.BACKOFF):
+            self.failures = 0 if self.state is State.FATAL else self.failures
+            self._spawn()
+
+    def stop(self) -> None:
+        if self.state in (State.STARTING, State.RUNNING):
+            self.os.signal(self.handle, signal.SIGTERM)
+            self.kill_at, self.killed = self.os.now() + self.policy.stop_timeout, False
+            self._to(State.STOPPING)
+        elif self.state in (State.BACKOFF, State.EXITED, State.FATAL):
+            self._to(State.STOPPED)
+
+    def kill_now(self) -> None:
+        """SIGKILL at once (used when the stop deadline is over)."""
+        if self.state is State.STOPPING and not self.killed:
+            self.os.signal(self.handle, signal.SIGKILL)
+            self.killed = True
+
+    # -- the clock tick -----------------------------------------------------------------------
+    def tick(self) -> bool:
+        """Advance the state machine; True if the state changed."""
+        before = self.state
+        now = self.os.now()
+        if self.state in LIVE:
+            code = self.os.poll(self.handle)
+            if code is not None:
+                self._exited(code)
+            elif self.state is State.STARTING and now - self.started_at >= self.policy.startsecs:
+                self.failures = 0
+                self._to(State.RUNNING)
+            elif self.state is State.STOPPING and now >= self.kill_at and not self.killed:
+                logger.warning(
+                    "child %s did not stop within %.2fs: SIGKILL", self.name, self.policy.stop_timeout
+                )
+                self.kill_now()
+        elif self.state is State.BACKOFF and now >= self.retry_at:
+            self._spawn()
+        return self.state is not before
+
+    def _exited(self, code: int) -> None:
+        how = describe_exit(code)
+        if self.state is State.STOPPING:
+            self._to(State.STOPPED, how)
+            return
+        self.last_error = how
+        if self.state is State.RUNNING:
+            self._to(State.EXITED, how)
+            self._spawn()
+            return
+        self.failures += 1  # died while STARTING
+        if self.failures >= self.policy.fatal_after:
+            self._to(State.FATAL, f"{how}; gave up after {self.failures} failed starts")
+            return
+        delay = self.policy.delay(self.failures)
+        self.retry_at = self.os.now() + delay
+        self._to(State.BACKOFF, f"{how}; retrying in {delay:.1f}s")
+
+    def _spawn(self) -> None:
+        if self.spawns:
+            self.restarts += 1
+        self.spawns += 1
+        try:
+            self.handle = self.os.spawn(self.spec.argv, self.env)
+        except OSError as e:
+            self.handle = None
+            self.last_error = f"cannot start {self.spec.argv[0]!r}: {e.strerror or e}"
+            self.failures += 1
+            if self.failures >= self.policy.fatal_after:
+                self._to(State.FATAL, self.last_error)
+            else:
+                self.retry_at = self.os.now() + self.policy.delay(self.failures)
+                self._to(State.BACKOFF, self.last_error)
+            return
+        self.started_at = self.os.now()
+        self._to(State.STARTING)
+
+    def snapshot(self) -> dict:
+        return {
+            "name": self.name,
+            "kind": self.spec.kind,
+            "state": self.state.value,
+            "pid": self.pid,
+            "restarts": self.restarts,
+            "last_error": self.last_error,
+        }
+
+
+class Manager:
+    """The set of children the holder runs: reconcile to a desired set, tick, stop all."""
+
+    def __init__(self, policy: RestartPolicy | None = None, os_: OS | None = None):
+        self.policy = policy or RestartPolicy()
+        self.os = os_ or RealOS()
+        self.children: dict[str, Child] = {}
+        self._retired: list[Child] = []  # removed or replaced, still stopping
+
+    def reconcile(self, desired: dict[str, ConnectorSpec], env: dict[str, str]) -> None:
+        """Start what is missing, stop what was removed, restart only what changed."""
+        for name, child in list(self.children.items()):
+            spec = desired.get(name)
+            if spec is None or spec.config_hash != child.spec.config_hash:
+                why = "removed" if spec is None else "configuration changed"
+                logger.info("child %s: %s, stopping it", name, why)
+                child.stop()
+                self._retired.append(self.children.pop(name))
+        for name, spec in desired.items():
+            if name not in self.children:
+                child = Child(spec, self.policy, self.os)
+                self.children[name] = child
+                child.start(env)
+
+    def tick(self) -> bool:
+        changed = False
+        for child in list(self.children.values()) + self._retired:
+            changed = child.tick() or changed
+        self._retired = [c for c in self._retired if c.state in LIVE]
+        return changed
+
+    def stop_all(self, timeout: float, sleep=time.sleep) -> bool:  # noqa: ANN001
+        """Stop every child: SIGTERM, SIGKILL whatever is left after `timeout`, reap.
+        Returns True if all are gone. Forgets the children afterwards."""
+        everyone = list(self.children.values()) + self._retired
+        for child in everyone:
+            child.stop()
+        deadline = self.os.now() + timeout
+        while any(c.state in LIVE for c in everyone):
+            for c in everyone:
+                c.tick()
+                if self.os.now() >= deadline:
+                    c.kill_now()
+            if self.os.now() >= deadline + 1.0:
+                break
+            sleep(0.005)
+        gone = all(c.state not in LIVE for c in everyone)
+        self.children, self._retired = {}, [c for c in everyone if c.state in LIVE]
+        return gone
+
+    def snapshot(self) -> list[dict]:
+        return [c.snapshot() for c in sorted(self.children.values(), key=lambda c: c.name)]
+
+    @property
+    def active(self) -> bool:
+        return bool(self.children) or bool(self._retired)
