@@ -61,6 +61,10 @@ class Keys:
     def out_processing(self, kind: str, name: str) -> str:
         return f"{self.prefix}out:{kind}:{name}:processing"
 
+    def out_parked(self, kind: str, name: str) -> str:
+        """Outgoing messages that could not be decoded: kept for a human, never retried."""
+        return f"{self.prefix}out:{kind}:{name}:parked"
+
     def connector_stats(self, name: str) -> str:
         return f"{self.prefix}connector:stats:{name}"
 

@@ -1,0 +1,223 @@
+"""Helpers for the connector tests (AMQP, ZeroMQ): a server directory without a running
+server, a real HTTP server standing in for the internal invoke endpoint, connector processes
+started by pid, and RabbitMQ queues that are deleted afterwards."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pika
+import redis
+
+from tests.support import REDIS_URL, free_port, wait_for
+from zato.config.component import SERVER, write_marker
+from zato.coord import membership
+from zato.coord.keys import Keys
+from zato.odb.engine import ODB, create_schema
+
+SECRET = "s3cret-for-tests"
+
+SERVER_CONF = """[main]
+name = {name}
+host = 127.0.0.1
+port = {port}
+workers = 1
+
+[cluster]
+name = {cluster}
+
+[odb]
+url = {odb_url}
+
+[kvdb]
+url = {redis_url}
+
+[auth]
+admin_username = admin
+admin_password = admin-pw
+cluster_secret = {secret}
+"""
+
+
+def make_server_dir(base: str, cluster: str, name: str = "server1", port: int | None = None) -> str:
+    """A server directory (config and a SQLite ODB with its schema) for connector processes."""
+    path = os.path.join(base, name)
+    os.makedirs(os.path.join(path, "config"), exist_ok=True)
+    os.makedirs(os.path.join(path, "logs"), exist_ok=True)
+    odb_url = f"sqlite:///{os.path.join(base, 'odb.sqlite')}"
+    with open(os.path.join(path, "config", "server.conf"), "w") as f:
+        f.write(
+            SERVER_CONF.format(
+                name=name,
+                port=port or free_port(),
+                cluster=cluster,
+                odb_url=odb_url,
+                redis_url=REDIS_URL,
+                secret=SECRET,
+            )
+        )
+    write_marker(path, SERVER)
+    odb = ODB(odb_url)
+    create_schema(odb.engine)
+    odb.dispose()
+    return path
+
+
+def set_epoch(cluster: str, epoch: int) -> None:
+    redis.Redis.from_url(REDIS_URL).set(Keys(cluster).epoch, epoch)
+
+
+class FakeServer:
+    """A real HTTP server implementing POST /zato/internal/invoke/{service} the way servers do
+    (secret, epoch against Redis), registered as a live member of the cluster. Each call is
+    recorded; `fail` makes a service answer 500."""
+
+    def __init__(self, cluster: str, name: str = "fake1"):
+        self.cluster, self.name = cluster, name
+        self.calls: list[tuple[str, bytes]] = []
+        self.fail: set[str] = set()
+        self.redis = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+        self.port = free_port()
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler())
+        self.httpd.daemon_threads = True
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self.httpd.serve_forever, daemon=True),
+            threading.Thread(target=self._heartbeat, daemon=True),
+        ]
+        for t in self._threads:
+            t.start()
+
+    def bodies(self, service: str) -> list[bytes]:
+        return [b for s, b in list(self.calls) if s == service]
+
+    def _heartbeat(self) -> None:
+        me = membership.Member(self.name, "127.0.0.1", self.port, os.getpid(), time.time())
+        while not self._stop.is_set():
+            membership.announce(self.redis, self.cluster, me, 3.0)
+            self._stop.wait(0.5)
+        membership.withdraw(self.redis, self.cluster, self.name)
+
+    def _handler(self):  # noqa: ANN202
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:  # noqa: ANN002
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                service = self.path.rsplit("/", 1)[-1]
+                epoch = int(fake.redis.get(Keys(fake.cluster).epoch) or 0)
+                if self.headers.get("X-Zato-Secret") != SECRET:
+                    status = 401
+                elif int(self.headers.get("X-Zato-Epoch", -1)) < epoch:
+                    status = 409
+                elif service in fake.fail:
+                    status = 500
+                else:
+                    fake.calls.append((service, body))
+                    status = 200
+                out = json.dumps({"status": status}).encode()
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+        return Handler
+
+    def close(self) -> None:
+        self._stop.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        for t in self._threads:
+            t.join(5)
+        self.redis.close()
+
+
+def start_connector(server_dir: str, kind: str, name: str, epoch: int = 1) -> subprocess.Popen:
+    env = dict(os.environ, ZATO_EPOCH=str(epoch), ZATO_SERVER_DIR=server_dir)
+    return subprocess.Popen(
+        [sys.executable, "-m", "zato.connector.run", server_dir, kind, name],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 15) -> int:
+    """SIGTERM by pid, then SIGKILL; returns the exit code."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout)
+    if proc.stderr:
+        proc.stderr.close()
+    return proc.returncode
+
+
+def log_text(server_dir: str) -> str:
+    try:
+        with open(os.path.join(server_dir, "logs", "server.log")) as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+
+
+class Rabbit:
+    """A blocking pika connection for tests; every queue declared through it is deleted on close."""
+
+    def __init__(self):
+        self.conn = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", 5672))
+        self.ch = self.conn.channel()
+        self.ch.confirm_delivery()
+        self.queues: list[str] = []
+
+    def queue(self, name: str) -> str:
+        self.ch.queue_declare(name, durable=True)
+        self.queues += [name, name + ".zato-parked"]
+        return name
+
+    def publish(self, queue: str, body: bytes | str, **props) -> None:
+        self.ch.basic_publish("", queue, body, pika.BasicProperties(delivery_mode=2, **props))
+
+    def count(self, queue: str) -> int:
+        """Messages ready in `queue`; -1 while it does not exist."""
+        try:
+            return self.ch.queue_declare(queue, passive=True).method.message_count
+        except pika.exceptions.ChannelClosedByBroker:
+            self.ch = self.conn.channel()
+            self.ch.confirm_delivery()
+            return -1
+
+    def get_all(self, queue: str) -> list[tuple[pika.BasicProperties, bytes]]:
+        out = []
+        while True:
+            method, props, body = self.ch.basic_get(queue, auto_ack=True)
+            if method is None:
+                return out
+            out.append((props, body))
+
+    def close(self) -> None:
+        for q in self.queues:
+            try:
+                self.ch.queue_delete(q)
+            except pika.exceptions.AMQPError:
+                self.ch = self.conn.channel()
+                self.ch.confirm_delivery()
+        self.conn.close()
+
+
+def wait_exit(proc: subprocess.Popen, timeout: float = 30) -> int:
+    wait_for(lambda: proc.poll() is not None, timeout=timeout, what=f"pid {proc.pid} to exit")
+    return proc.returncode

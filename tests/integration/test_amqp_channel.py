@@ -1,0 +1,121 @@
+"""AMQP channel connector as a real process against real RabbitMQ, invoking a real HTTP server
+that stands in for the internal endpoint."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+import redis
+
+from tests.conn_support import (
+    FakeServer,
+    Rabbit,
+    log_text,
+    make_server_dir,
+    set_epoch,
+    start_connector,
+    stop_process,
+    wait_exit,
+)
+from tests.support import REDIS_URL, cleanup_redis, cluster_name, wait_for
+from zato.common.errors import EXIT_LEASE_LOST
+from zato.coord import connector_stats
+from zato.odb import connectors
+from zato.odb.engine import ODB
+
+
+@pytest.fixture
+def env(tmp_path):
+    cluster = cluster_name("amqp")
+    server_dir = make_server_dir(str(tmp_path), cluster)
+    odb = ODB(f"sqlite:///{tmp_path}/odb.sqlite")
+    set_epoch(cluster, 1)
+    fake = FakeServer(cluster)
+    rabbit = Rabbit()
+    procs = []
+    yield dict(cluster=cluster, dir=server_dir, odb=odb, fake=fake, rabbit=rabbit, procs=procs)
+    for p in procs:
+        stop_process(p)
+    rabbit.close()
+    fake.close()
+    odb.dispose()
+    cleanup_redis(cluster)
+
+
+def _channel(env, queue: str, service: str = "demo.echo", **extra) -> str:
+    connectors.create(
+        env["odb"], env["cluster"], "amqp-def", {"name": "rabbit", "password": "guest"}
+    ) if not connectors.list_all(env["odb"], env["cluster"], "amqp-def") else None
+    name = f"ch-{uuid.uuid4().hex[:6]}"
+    connectors.create(
+        env["odb"],
+        env["cluster"],
+        "amqp-channel",
+        {"name": name, "def": "rabbit", "queue": queue, "service": service, **extra},
+    )
+    return name
+
+
+def _start(env, name: str, epoch: int = 1):
+    proc = start_connector(env["dir"], "amqp-channel", name, epoch)
+    env["procs"].append(proc)
+    return proc
+
+
+def _stats(env, name: str) -> dict:
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    return connector_stats.read(client, env["cluster"], [f"amqp-channel:{name}"]).get(
+        f"amqp-channel:{name}", {}
+    )
+
+
+def test_messages_reach_the_service_and_are_acked(env):
+    queue = env["rabbit"].queue(f"zt-{uuid.uuid4().hex[:8]}")
+    name = _channel(env, queue, prefetch=5)
+    proc = _start(env, name)
+    for i in range(30):
+        env["rabbit"].publish(queue, json.dumps({"n": i}))
+    wait_for(lambda: len(env["fake"].bodies("demo.echo")) >= 30, timeout=60, what="30 invocations")
+    got = sorted(json.loads(b)["n"] for b in env["fake"].bodies("demo.echo"))
+    assert got == list(range(30))
+    wait_for(lambda: env["rabbit"].count(queue) == 0, what="queue drained")
+    wait_for(lambda: _stats(env, name).get("messages_out") == 30, what="stats show 30 out")
+    stats = _stats(env, name)
+    assert stats["state"] == "running" and stats["pid"] == proc.pid
+    assert stop_process(proc) == 0
+
+
+def test_poison_and_failing_messages_are_parked(env):
+    queue = env["rabbit"].queue(f"zt-{uuid.uuid4().hex[:8]}")
+    name = _channel(env, queue, service="demo.broken", max_deliveries=3)
+    env["fake"].fail.add("demo.broken")
+    _start(env, name)
+    env["rabbit"].publish(queue, b"{not json", message_id="poison-1")
+    env["rabbit"].publish(queue, json.dumps({"will": "fail"}), message_id="fails-1")
+    parked_q = queue + ".zato-parked"
+    wait_for(lambda: env["rabbit"].count(parked_q) == 2, timeout=60, what="two parked messages")
+    parked = {p.message_id: (p.headers, body) for p, body in env["rabbit"].get_all(parked_q)}
+    assert parked["poison-1"][1] == b"{not json"
+    assert "not valid JSON" in parked["poison-1"][0]["x-zato-parked-reason"]
+    assert parked["fails-1"][0]["x-zato-deliveries"] == 3
+    assert "500" in parked["fails-1"][0]["x-zato-parked-reason"]
+    assert env["rabbit"].count(queue) == 0
+    log = log_text(env["dir"])
+    assert "poison-1 parked" in log and "fails-1 parked" in log
+    wait_for(lambda: _stats(env, name).get("parked") == 2, what="stats show 2 parked")
+
+
+def test_stale_epoch_stops_the_connector_without_acking(env):
+    queue = env["rabbit"].queue(f"zt-{uuid.uuid4().hex[:8]}")
+    name = _channel(env, queue)
+    proc = _start(env, name, epoch=1)
+    env["rabbit"].publish(queue, json.dumps({"n": 1}))
+    wait_for(lambda: env["fake"].bodies("demo.echo"), what="first message")
+    set_epoch(env["cluster"], 2)  # another server took the lease
+    assert wait_exit(proc) == EXIT_LEASE_LOST
+    env["rabbit"].publish(queue, json.dumps({"n": 2}))
+    assert env["rabbit"].count(queue) == 1  # left for the new holder
+    assert len(env["fake"].bodies("demo.echo")) == 1
+    assert "lease lost" in log_text(env["dir"])

@@ -1,0 +1,165 @@
+"""AMQP channel connector: consume a queue, invoke the channel's service, ack after success.
+
+- manual ack, prefetch from the channel definition;
+- a message is acked only after the service answered 200;
+- 409 (stale epoch): another server holds the lease now: stop consuming and exit with
+  EXIT_LEASE_LOST without acking (the broker gives the messages to the new holder);
+- any other failure: the message is published again to the same queue with its delivery count
+  (header x-zato-deliveries) plus one, then acked; after max_deliveries it goes to the parking
+  queue "<queue>.zato-parked" instead, with the reason in header x-zato-parked-reason;
+- data format json and a body that is not JSON: parked at once (a poison message);
+- broker down: reconnect with back-off; unacked messages come back by themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pika
+import pika.exceptions
+
+from zato.connector import amqp_common
+from zato.connector.base import Context
+from zato.connector.invoke import Invoker, NoServer
+
+logger = logging.getLogger("zato.connector.amqp_channel")
+
+DELIVERIES = "x-zato-deliveries"
+PARKED_REASON = "x-zato-parked-reason"
+PARK_SUFFIX = ".zato-parked"
+NO_SERVER_PAUSE = 1.0  # seconds to wait when no server answers, before the next message
+POLL = 0.2  # seconds per process_data_events round (how fast stop requests are seen)
+
+
+def parking_queue(queue: str) -> str:
+    return queue + PARK_SUFFIX
+
+
+def deliveries_of(properties: pika.BasicProperties) -> int:
+    """How many times this message was handed to the service before (from our header)."""
+    value = (properties.headers or {}).get(DELIVERIES, 0)
+    return value if isinstance(value, int) and value >= 0 else 0
+
+
+class AMQPChannelConnector:
+    def __init__(self, ctx: Context, definition: dict, invoker: Invoker):
+        self.ctx, self.d, self.invoker = ctx, definition, invoker
+        self.queue = definition["queue"]
+        self.content_type = "application/json" if definition["data_format"] == "json" else "text/plain"
+
+    def run(self) -> int:
+        """Consume until told to stop; returns the process exit code."""
+        try:
+            return amqp_common.serve(self.ctx, self.d["amqp"], self._consume)
+        finally:
+            self.invoker.close()
+
+    def _consume(self, conn: pika.BlockingConnection) -> None:
+        ch = self._open_channel(conn)
+        ch.basic_qos(prefetch_count=self.d["prefetch"])
+        ch.basic_consume(self.queue, self._on_message, auto_ack=False)
+        self.ctx.stats.state("running")
+        logger.info(
+            "%s: consuming from queue %r (prefetch %d), service %r",
+            self.ctx.label,
+            self.queue,
+            self.d["prefetch"],
+            self.d["service"],
+        )
+        while not self.ctx.should_stop():
+            conn.process_data_events(time_limit=POLL)
+        self.ctx.stats.state("stopping")
+        # Closing the connection (caller) returns every unacked message to the queue.
+
+    def _open_channel(self, conn: pika.BlockingConnection):  # noqa: ANN201
+        """A confirming channel; the queue and its parking queue exist (durable if ours)."""
+        ch = conn.channel()
+        ch.confirm_delivery()
+        for name in (self.queue, parking_queue(self.queue)):
+            try:
+                ch.queue_declare(name, durable=True)
+            except pika.exceptions.ChannelClosedByBroker as e:
+                # It exists with other arguments (e.g. a quorum queue): use it as it is.
+                logger.info("%s: using queue %r as declared (%s)", self.ctx.label, name, e.reply_text)
+                ch = conn.channel()
+                ch.confirm_delivery()
+                ch.queue_declare(name, passive=True)
+        return ch
+
+    def _on_message(self, ch, method, properties, body: bytes) -> None:  # noqa: ANN001
+        if self.ctx.stop_event.is_set():
+            return  # left unacked: the broker gives it back when the channel closes
+        if self.d["data_format"] == "json":
+            try:
+                json.loads(body)
+            except ValueError as e:
+                self._park(ch, method, properties, body, f"poison message: body is not valid JSON ({e})")
+                return
+        self.ctx.stats.add("messages_in")
+        try:
+            result = self.invoker.invoke(self.d["service"], body, self.content_type)
+        except NoServer as e:
+            self.ctx.stats.error(str(e))
+            logger.warning("%s: %s; message requeued", self.ctx.label, e)
+            ch.basic_nack(method.delivery_tag, requeue=True)
+            self.ctx.wait(NO_SERVER_PAUSE)
+            return
+        if result.ok:
+            ch.basic_ack(method.delivery_tag)
+            self.ctx.stats.add("messages_out")
+        elif result.stale:
+            self.ctx.lease_lost(f"server {result.server} refused epoch {self.ctx.epoch} as stale")
+        else:
+            self._failed(
+                ch,
+                method,
+                properties,
+                body,
+                f"service {self.d['service']!r} answered "
+                f"{result.status} on {result.server}: {result.body[:200]!r}",
+            )
+
+    def _failed(self, ch, method, properties, body: bytes, reason: str) -> None:  # noqa: ANN001
+        self.ctx.stats.add("failures")
+        self.ctx.stats.error(reason)
+        count = deliveries_of(properties) + 1
+        if count >= self.d["max_deliveries"]:
+            self._park(ch, method, properties, body, f"failed {count} times, last: {reason}")
+            return
+        logger.warning(
+            "%s: delivery %d of %d failed, requeued: %s",
+            self.ctx.label,
+            count,
+            self.d["max_deliveries"],
+            reason,
+        )
+        self._republish(ch, method, properties, body, self.queue, {DELIVERIES: count})
+
+    def _park(self, ch, method, properties, body: bytes, reason: str) -> None:  # noqa: ANN001
+        target = parking_queue(self.queue)
+        headers = {DELIVERIES: deliveries_of(properties) + 1, PARKED_REASON: reason[:500]}
+        self._republish(ch, method, properties, body, target, headers)
+        self.ctx.stats.add("parked")
+        logger.error(
+            "%s: message %s parked in queue %r: %s",
+            self.ctx.label,
+            properties.message_id or f"#{method.delivery_tag}",
+            target,
+            reason,
+        )
+
+    def _republish(self, ch, method, properties, body: bytes, queue: str, headers: dict) -> None:  # noqa: ANN001
+        """Publish a copy (confirmed by the broker) with `headers` added, then ack the original."""
+        props = pika.BasicProperties(**{k: v for k, v in vars(properties).items() if v is not None})
+        props.headers = {**(properties.headers or {}), **headers}
+        if props.delivery_mode is None:
+            props.delivery_mode = 2
+        ch.basic_publish("", queue, body, props)
+        ch.basic_ack(method.delivery_tag)
+
+
+def run(ctx: Context, definition: dict) -> int:
+    s = ctx.settings
+    invoker = Invoker(ctx.client, s.cluster, s.cluster_secret, ctx.epoch)
+    return AMQPChannelConnector(ctx, definition, invoker).run()

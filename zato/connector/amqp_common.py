@@ -1,0 +1,115 @@
+"""AMQP pieces shared by the channel and outgoing connectors: connection parameters from a
+definition, and connecting with back-off (the broker may be down; we say so and retry)."""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from collections.abc import Callable
+
+import pika
+import pika.exceptions
+
+from zato.common.errors import EXIT_OK
+from zato.connector.base import Context, RetryPolicy
+
+logger = logging.getLogger("zato.connector.amqp")
+
+# Everything pika raises when the broker or the network fails (not our bugs).
+AMQP_ERRORS = (pika.exceptions.AMQPError, OSError)
+RECONNECT = RetryPolicy(start=0.5, step=1.0, max=5.0)
+
+
+def parameters(amqp: dict) -> pika.ConnectionParameters:
+    """Connection parameters for an AMQP definition (the "amqp" part of a loaded channel)."""
+    ssl_options = None
+    if amqp["use_tls"]:
+        ssl_options = pika.SSLOptions(ssl.create_default_context(), amqp["host"])
+    return pika.ConnectionParameters(
+        host=amqp["host"],
+        port=amqp["port"],
+        virtual_host=amqp["vhost"],
+        credentials=pika.PlainCredentials(amqp["username"], amqp["password"]),
+        heartbeat=amqp["heartbeat"],
+        ssl_options=ssl_options,
+        connection_attempts=1,
+        socket_timeout=5,
+        blocked_connection_timeout=60,
+    )
+
+
+def describe(amqp: dict) -> str:
+    """Where a definition points, for logs: never the password."""
+    scheme = "amqps" if amqp["use_tls"] else "amqp"
+    where = f"{amqp['username']}@{amqp['host']}:{amqp['port']}{amqp['vhost']}"
+    return f"{scheme}://{where} (definition {amqp['name']!r})"
+
+
+def error_text(e: BaseException) -> str:
+    text = str(e) or repr(e)
+    return f"{type(e).__name__}: {text}"[:300]
+
+
+def connect(ctx: Context, amqp: dict, policy: RetryPolicy = RECONNECT) -> pika.BlockingConnection | None:
+    """A connection to the broker, retrying with back-off; None when the connector must stop."""
+    params = parameters(amqp)
+    where = describe(amqp)
+    for delay in policy.delays():
+        if ctx.should_stop():
+            return None
+        try:
+            conn = pika.BlockingConnection(params)
+        except AMQP_ERRORS as e:
+            ctx.stats.error(f"cannot connect to {where}: {error_text(e)}")
+            ctx.stats.state("reconnecting")
+            logger.warning(
+                "%s: cannot connect to AMQP broker %s: %s; retrying in %.1fs",
+                ctx.label,
+                where,
+                error_text(e),
+                delay,
+            )
+            if ctx.wait(delay):
+                return None
+            continue
+        logger.info("%s: connected to AMQP broker %s", ctx.label, where)
+        return conn
+    return None
+
+
+def close_quietly(conn: pika.BlockingConnection | None) -> None:
+    if conn is None:
+        return
+    try:
+        if conn.is_open:
+            conn.close()
+    except AMQP_ERRORS:
+        pass
+
+
+def serve(
+    ctx: Context,
+    amqp: dict,
+    session: Callable[[pika.BlockingConnection], None],
+    transient: tuple[type[BaseException], ...] = AMQP_ERRORS,
+) -> int:
+    """Connect, run `session` on the connection, and when the broker or network fails (an
+    exception in `transient`) say so and connect again; returns the process exit code."""
+    while not ctx.should_stop():
+        conn = connect(ctx, amqp)
+        if conn is None:
+            break
+        try:
+            session(conn)
+        except transient as e:
+            ctx.stats.error(f"connection lost: {error_text(e)}")
+            ctx.stats.state("reconnecting")
+            logger.warning(
+                "%s: connection lost (%s); reconnecting, unconfirmed messages come again",
+                ctx.label,
+                error_text(e),
+            )
+            ctx.wait(RECONNECT.start)
+        finally:
+            close_quietly(conn)
+    return ctx.exit_code or EXIT_OK

@@ -1,0 +1,160 @@
+"""What every connector process shares: its context (settings, identity, epoch, stop rules),
+its statistics, and the reconnect policy.
+
+A connector is a plain process (no gevent). It stops when it gets SIGTERM, when its parent
+(the supervisor) is gone, or when the cluster's fencing epoch moved past its own (another
+server took the lease): then it exits with EXIT_LEASE_LOST.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import redis
+
+from zato.common.errors import EXIT_LEASE_LOST, EXIT_OK, CoordError
+from zato.config.settings import ServerSettings
+from zato.coord import connector_stats, lease
+
+logger = logging.getLogger("zato.connector")
+
+STATS_INTERVAL = 1.0  # seconds between stats writes
+STATS_TTL = 10.0  # a connector silent this long shows as gone
+EPOCH_CHECK_INTERVAL = 1.0
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Reconnect back-off as a value: start, then +step each attempt, never above max."""
+
+    start: float = 0.5
+    step: float = 1.0
+    max: float = 5.0
+
+    def delays(self) -> Iterator[float]:
+        delay = self.start
+        while True:
+            yield delay
+            delay = min(delay + self.step, self.max)
+
+
+def spec_name(kind: str, name: str) -> str:
+    """The cluster-wide name of a connector (ConnectorSpec.name, stats key suffix)."""
+    return f"{kind}:{name}"
+
+
+class Stats:
+    """Counters of one connector, flushed to Redis by a daemon thread."""
+
+    def __init__(self, client: redis.Redis, cluster: str, kind: str, name: str):
+        self.client, self.cluster = client, cluster
+        self.key_name = spec_name(kind, name)
+        self.data = {
+            "kind": kind,
+            "name": name,
+            "pid": os.getpid(),
+            "started": time.time(),
+            "state": "starting",
+            "messages_in": 0,
+            "messages_out": 0,
+            "failures": 0,
+            "parked": 0,
+            "last_error": None,
+            "last_error_at": None,
+        }
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="stats", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def add(self, field: str, n: int = 1) -> None:
+        self.data[field] += n
+
+    def state(self, state: str) -> None:
+        if self.data["state"] != state:
+            self.data["state"] = state
+            self.flush()
+
+    def error(self, text: str) -> None:
+        self.data["last_error"] = text[:500]
+        self.data["last_error_at"] = time.time()
+
+    def flush(self) -> None:
+        self.data["updated"] = time.time()
+        try:
+            connector_stats.write(self.client, self.cluster, self.key_name, dict(self.data), STATS_TTL)
+        except CoordError as e:
+            logger.warning("cannot write connector stats: %s", e)
+
+    def close(self) -> None:
+        self._stop.set()
+        self.data["state"] = "stopped"
+        self.flush()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(STATS_INTERVAL):
+            self.flush()
+
+
+class Context:
+    """Identity and stop rules of one connector process."""
+
+    def __init__(self, settings: ServerSettings, kind: str, name: str, epoch: int, client: redis.Redis):
+        self.settings, self.kind, self.name, self.epoch = settings, kind, name, epoch
+        self.client = client
+        self.stats = Stats(client, settings.cluster, kind, name)
+        self.stop_event = threading.Event()
+        self.exit_code = EXIT_OK
+        self._parent = os.getppid()
+        self._next_epoch_check = 0.0
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind} {self.name!r}"
+
+    def request_stop(self, *_: object) -> None:
+        """Signal-handler safe: only sets a flag."""
+        self.stop_event.set()
+
+    def should_stop(self) -> bool:
+        if self.stop_event.is_set():
+            return True
+        if os.getppid() != self._parent:
+            logger.warning("%s: parent process is gone, stopping", self.label)
+            self.stop_event.set()
+            return True
+        now = time.monotonic()
+        if now >= self._next_epoch_check:
+            self._next_epoch_check = now + EPOCH_CHECK_INTERVAL
+            self._check_epoch()
+        return self.stop_event.is_set()
+
+    def _check_epoch(self) -> None:
+        try:
+            newest = lease.current_epoch(self.client, self.settings.cluster)
+        except CoordError as e:
+            logger.warning("%s: cannot check the lease epoch: %s", self.label, e)
+            return
+        if newest > self.epoch:
+            self.lease_lost(f"the cluster epoch is {newest}, this connector runs with {self.epoch}")
+
+    def lease_lost(self, why: str) -> None:
+        logger.warning("%s: lease lost (%s), stopping", self.label, why)
+        self.exit_code = EXIT_LEASE_LOST
+        self.stop_event.set()
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep up to `seconds`, waking early on stop; True when it is time to stop."""
+        deadline = time.monotonic() + seconds
+        while not self.should_stop():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self.stop_event.wait(min(left, 0.2))
+        return True

@@ -1,0 +1,126 @@
+"""Connector -> server: invoke a service on a live server through the internal endpoint.
+
+    POST /zato/internal/invoke/{service}
+    X-Zato-Secret: <cluster_secret>   X-Zato-Epoch: <this holder's epoch>   X-Zato-CID: <cid>
+
+Servers are taken round-robin from the membership list; a server that cannot be reached is
+skipped and the next one tried. Answers: 200 ok, 409 stale epoch (this holder was replaced),
+anything else a failure of the call.
+"""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import time
+from dataclasses import dataclass
+from urllib.parse import quote
+
+import redis
+
+from zato.common.cid import new_cid
+from zato.common.errors import ConnectorError, CoordError
+from zato.coord import membership
+
+logger = logging.getLogger("zato.connector.invoke")
+
+MEMBERS_REFRESH = 1.0  # seconds a membership list is reused
+STALE = 409
+
+
+class NoServer(ConnectorError):
+    """No live server answered."""
+
+
+@dataclass(frozen=True)
+class Result:
+    status: int
+    body: bytes
+    server: str
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200
+
+    @property
+    def stale(self) -> bool:
+        return self.status == STALE
+
+
+class Invoker:
+    def __init__(self, client: redis.Redis, cluster: str, secret: str, epoch: int, timeout: float = 30.0):
+        self.client, self.cluster = client, cluster
+        self._secret, self.epoch, self.timeout = secret, epoch, timeout
+        self._servers: list[str] = []
+        self._servers_at = -MEMBERS_REFRESH
+        self._next = 0
+        self._conns: dict[str, http.client.HTTPConnection] = {}
+
+    def servers(self) -> list[str]:
+        now = time.monotonic()
+        if now - self._servers_at >= MEMBERS_REFRESH or not self._servers:
+            try:
+                self._servers = [m.address for m in membership.live_servers(self.client, self.cluster)]
+                self._servers_at = now
+            except CoordError as e:
+                logger.warning("cannot read the live servers: %s", e)
+        return self._servers
+
+    def invoke(self, service: str, body: bytes, content_type: str, cid: str | None = None) -> Result:
+        """Call `service` on one live server; NoServer when none could be reached."""
+        servers = self.servers()
+        if not servers:
+            raise NoServer("no live server in the cluster")
+        headers = {
+            "X-Zato-Secret": self._secret,
+            "X-Zato-Epoch": str(self.epoch),
+            "X-Zato-CID": cid or new_cid(),
+            "Content-Type": content_type,
+        }
+        path = "/zato/internal/invoke/" + quote(service, safe="")
+        errors = []
+        for _ in range(len(servers)):
+            address = servers[self._next % len(servers)]
+            self._next += 1
+            try:
+                return self._post(address, path, body, headers)
+            except (OSError, http.client.HTTPException) as e:
+                self._drop(address)
+                errors.append(f"{address}: {type(e).__name__}: {e}")
+        self._servers_at = -MEMBERS_REFRESH  # re-read membership before the next call
+        raise NoServer("no live server answered (" + "; ".join(errors) + ")")
+
+    def _post(self, address: str, path: str, body: bytes, headers: dict) -> Result:
+        for attempt in (1, 2):
+            conn = self._conn(address)
+            try:
+                conn.request("POST", path, body=body, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                # A kept-alive connection the server closed meanwhile: one fresh try.
+                self._drop(address)
+                if attempt == 2:
+                    raise
+                continue
+            if resp.will_close:
+                self._drop(address)
+            return Result(resp.status, data, address)
+        raise AssertionError("unreachable")
+
+    def _conn(self, address: str) -> http.client.HTTPConnection:
+        conn = self._conns.get(address)
+        if conn is None:
+            host, _, port = address.rpartition(":")
+            conn = http.client.HTTPConnection(host, int(port), timeout=self.timeout)
+            self._conns[address] = conn
+        return conn
+
+    def _drop(self, address: str) -> None:
+        conn = self._conns.pop(address, None)
+        if conn is not None:
+            conn.close()
+
+    def close(self) -> None:
+        for address in list(self._conns):
+            self._drop(address)

@@ -1,0 +1,102 @@
+"""Entry point of one connector process: `python -m zato.connector.run SERVER_DIR KIND NAME`.
+
+Started by the connector supervisor on the lease holder with env ZATO_EPOCH (the holder's
+fencing epoch) and ZATO_SERVER_DIR. The connector reads its definition from the ODB itself,
+so no password is ever on a command line. Exit codes: 0 stopped, EXIT_CONFIG (no such
+definition, bad arguments), EXIT_DEPENDENCY (Redis or the ODB unreachable at start, address
+in use), EXIT_LEASE_LOST (another server holds the lease now).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import signal
+import sys
+
+from zato.common.errors import EXIT_CONFIG, EXIT_DEPENDENCY, ConnectorError, ODBError, ZatoError
+from zato.common.log import setup_logging
+from zato.config.settings import load_server_settings
+from zato.connector.base import Context
+from zato.coord.client import check_redis, connect
+from zato.odb import connectors
+from zato.odb.engine import ODB
+
+logger = logging.getLogger("zato.connector")
+
+MODULES = {
+    "amqp-channel": "zato.connector.amqp_channel",
+    "amqp-outgoing": "zato.connector.amqp_outgoing",
+    "zmq-channel": "zato.connector.zmq_channel",
+}
+
+
+def set_title(kind: str, name: str) -> None:
+    try:
+        import setproctitle
+
+        setproctitle.setproctitle(f"zato-connector: {kind} {name}")
+    except ImportError:  # pragma: no cover - setproctitle is a dependency
+        pass
+
+
+def load_definition(odb_url: str, cluster: str, kind: str, name: str) -> dict:
+    odb = ODB(odb_url)
+    try:
+        return connectors.load(odb, cluster, kind, name)
+    finally:
+        odb.dispose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 3 or argv[1] not in MODULES:
+        print(f"usage: python -m zato.connector.run SERVER_DIR {{{'|'.join(MODULES)}}} NAME", file=sys.stderr)
+        return EXIT_CONFIG
+    server_dir, kind, name = argv
+    try:
+        epoch = int(os.environ.get("ZATO_EPOCH", ""))
+    except ValueError:
+        print("zato-connector: error: ZATO_EPOCH must be set to the holder's epoch", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        settings = load_server_settings(server_dir)
+    except ZatoError as e:
+        print(f"zato-connector: error: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    setup_logging(settings.logfile, settings.log_level)
+    set_title(kind, name)
+    label = f"{kind} {name!r}"
+    try:
+        check_redis(settings.redis)
+        definition = load_definition(settings.odb_url, settings.cluster, kind, name)
+    except ConnectorError as e:
+        logger.error("connector %s cannot start: %s", label, e)
+        return EXIT_CONFIG
+    except (ODBError, ZatoError) as e:
+        logger.error("connector %s cannot start: %s", label, e)
+        return EXIT_DEPENDENCY
+    return run(settings, kind, name, epoch, definition)
+
+
+def run(settings, kind: str, name: str, epoch: int, definition: dict) -> int:  # noqa: ANN001
+    ctx = Context(settings, kind, name, epoch, connect(settings.redis))
+    signal.signal(signal.SIGTERM, ctx.request_stop)
+    signal.signal(signal.SIGINT, ctx.request_stop)
+    ctx.stats.start()
+    logger.info("connector %s started (pid %d, epoch %d)", ctx.label, os.getpid(), epoch)
+    try:
+        code = importlib.import_module(MODULES[kind]).run(ctx, definition)
+    except Exception as e:
+        ctx.stats.error(f"crashed: {type(e).__name__}: {e}")
+        logger.exception("connector %s crashed", ctx.label)
+        raise
+    finally:
+        ctx.stats.close()
+    logger.info("connector %s stopped (exit code %d)", ctx.label, code)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

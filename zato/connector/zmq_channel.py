@@ -1,0 +1,122 @@
+"""ZeroMQ channel connector: a PULL or SUB socket whose messages go to the channel's service.
+
+Addresses follow the CZMQ convention: "@tcp://..." binds, ">tcp://..." connects; without a
+prefix a channel binds (senders connect to it). A SUB socket subscribes to sub_prefix; a
+single-frame message has the prefix stripped, a multi-frame one gives its last frame.
+ZeroMQ has no acknowledgements: a failed invocation is retried a few times, then logged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import zmq
+
+from zato.common.errors import EXIT_DEPENDENCY, EXIT_OK
+from zato.connector.base import Context, RetryPolicy
+from zato.connector.invoke import Invoker, NoServer
+
+logger = logging.getLogger("zato.connector.zmq_channel")
+
+POLL_MS = 200
+ATTEMPTS = 5
+RETRY = RetryPolicy(start=0.2, step=0.5, max=2.0)
+
+
+def endpoint(address: str, bind_by_default: bool) -> tuple[str, bool]:
+    """(address without prefix, bind?) for a CZMQ-style address."""
+    if address.startswith("@"):
+        return address[1:], True
+    if address.startswith(">"):
+        return address[1:], False
+    return address, bind_by_default
+
+
+def payload(frames: list[bytes], socket_type: str, prefix: bytes) -> bytes:
+    if len(frames) > 1:
+        return frames[-1]
+    body = frames[0]
+    if socket_type == "SUB" and prefix and body.startswith(prefix):
+        return body[len(prefix) :]
+    return body
+
+
+class ZMQChannelConnector:
+    def __init__(self, ctx: Context, definition: dict, invoker: Invoker):
+        self.ctx, self.d, self.invoker = ctx, definition, invoker
+        self.prefix = definition["sub_prefix"].encode("utf-8")
+        self.content_type = "application/json" if definition["data_format"] == "json" else "text/plain"
+
+    def run(self) -> int:
+        zctx = zmq.Context()
+        sock = zctx.socket(zmq.PULL if self.d["socket_type"] == "PULL" else zmq.SUB)
+        sock.setsockopt(zmq.LINGER, 0)
+        if self.d["socket_type"] == "SUB":
+            sock.setsockopt(zmq.SUBSCRIBE, self.prefix)
+        address, bind = endpoint(self.d["address"], bind_by_default=True)
+        try:
+            sock.bind(address) if bind else sock.connect(address)
+        except zmq.ZMQError as e:
+            self.ctx.stats.error(f"cannot {'bind' if bind else 'connect'} {address}: {e}")
+            logger.error("%s: cannot %s %s: %s", self.ctx.label, "bind" if bind else "connect", address, e)
+            zctx.destroy(linger=0)
+            return EXIT_DEPENDENCY
+        logger.info(
+            "%s: %s %s %s, service %r",
+            self.ctx.label,
+            self.d["socket_type"],
+            "bound to" if bind else "connected to",
+            address,
+            self.d["service"],
+        )
+        self.ctx.stats.state("running")
+        try:
+            while not self.ctx.should_stop():
+                if sock.poll(POLL_MS):
+                    self._handle(payload(sock.recv_multipart(), self.d["socket_type"], self.prefix))
+        finally:
+            self.ctx.stats.state("stopping")
+            sock.close(linger=0)
+            zctx.term()
+            self.invoker.close()
+        return self.ctx.exit_code or EXIT_OK
+
+    def _handle(self, body: bytes) -> None:
+        self.ctx.stats.add("messages_in")
+        if self.d["data_format"] == "json":
+            try:
+                json.loads(body)
+            except ValueError as e:
+                self.ctx.stats.add("parked")
+                self.ctx.stats.error(f"message is not valid JSON: {e}")
+                logger.error(
+                    "%s: dropped a message that is not valid JSON (%s): %r", self.ctx.label, e, body[:200]
+                )
+                return
+        delays = RETRY.delays()
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                result = self.invoker.invoke(self.d["service"], body, self.content_type)
+            except NoServer as e:
+                reason = str(e)
+            else:
+                if result.ok:
+                    self.ctx.stats.add("messages_out")
+                    return
+                if result.stale:
+                    self.ctx.lease_lost(f"server {result.server} refused epoch {self.ctx.epoch} as stale")
+                    return
+                reason = f"service answered {result.status}: {result.body[:200]!r}"
+            self.ctx.stats.add("failures")
+            self.ctx.stats.error(reason)
+            logger.warning("%s: attempt %d of %d failed: %s", self.ctx.label, attempt, ATTEMPTS, reason)
+            if attempt < ATTEMPTS and self.ctx.wait(next(delays)):
+                break
+        logger.error("%s: message dropped after %d failed attempts: %r", self.ctx.label, ATTEMPTS, body[:200])
+
+
+def run(ctx: Context, definition: dict) -> int:
+    s = ctx.settings
+    invoker = Invoker(ctx.client, s.cluster, s.cluster_secret, ctx.epoch)
+    return ZMQChannelConnector(ctx, definition, invoker).run()

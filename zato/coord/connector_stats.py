@@ -1,0 +1,38 @@
+"""Connector statistics in Redis: each connector process writes its own JSON with a TTL, the
+supervisor and `zato cluster status` read them. A key that expired means the process is gone.
+
+Fields: kind, name, pid, started (wall clock, display only), state, messages_in, messages_out,
+failures, parked, last_error, last_error_at, updated. Never a password.
+"""
+
+from __future__ import annotations
+
+import json
+
+import redis
+
+from zato.coord.client import translate
+from zato.coord.keys import Keys
+
+
+def write(client: redis.Redis, cluster: str, name: str, stats: dict, ttl: float) -> None:
+    with translate(f"writing stats of connector {name!r}"):
+        client.set(Keys(cluster).connector_stats(name), json.dumps(stats), px=int(ttl * 1000))
+
+
+def read(client: redis.Redis, cluster: str, names: list[str]) -> dict[str, dict]:
+    """Stats per connector name (the ConnectorSpec name); names with no live stats are left out."""
+    if not names:
+        return {}
+    keys = Keys(cluster)
+    with translate("reading connector stats"):
+        values = client.mget([keys.connector_stats(n) for n in names])
+    out = {}
+    for name, raw in zip(names, values, strict=True):
+        if raw is None:
+            continue
+        try:
+            out[name] = json.loads(raw)
+        except ValueError:
+            continue
+    return out

@@ -1,0 +1,300 @@
+"""CRUD for connection definitions: AMQP (definition, channel, outgoing) and ZeroMQ (channel,
+outgoing). Used by the CLI, the admin API, the connector processes and the registry.
+
+Values come as strings (CLI) or JSON scalars (admin API); each is validated against a field
+table and every bad value raises ConnectorError naming the kind, the field and what is wrong.
+Public views never carry a password (it shows as "******").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from zato.common.errors import ConnectorError
+from zato.odb.engine import ODB
+from zato.odb.models import (
+    AMQPChannel,
+    AMQPDefinition,
+    AMQPOutgoing,
+    Base,
+    Cluster,
+    ZMQChannel,
+    ZMQOutgoing,
+)
+
+MASK = "******"
+DATA_FORMATS = ("json", "text")
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    type: str = "str"  # str | int | bool | choice | def
+    required: bool = False
+    choices: tuple[str, ...] = ()
+    lo: int = 0
+    hi: int = 2**31 - 1
+    secret: bool = False
+
+
+_NAME = Field("name", required=True)
+_DEF = Field("def", "def", required=True)  # an AMQP definition, by name (stored as def_id)
+_ACTIVE = Field("is_active", "bool")
+
+FIELDS: dict[str, tuple[Field, ...]] = {
+    "amqp-def": (
+        _NAME,
+        Field("host"),
+        Field("port", "int", lo=1, hi=65535),
+        Field("vhost"),
+        Field("username"),
+        Field("password", secret=True),
+        Field("heartbeat", "int", hi=3600),
+        Field("use_tls", "bool"),
+    ),
+    "amqp-channel": (
+        _NAME,
+        _DEF,
+        Field("queue", required=True),
+        Field("service", required=True),
+        Field("prefetch", "int", lo=1, hi=65535),
+        Field("data_format", "choice", choices=DATA_FORMATS),
+        Field("max_deliveries", "int", lo=1, hi=1000),
+        _ACTIVE,
+    ),
+    "amqp-outgoing": (
+        _NAME,
+        _DEF,
+        Field("exchange"),
+        Field("routing_key"),
+        Field("delivery_mode", "int", lo=1, hi=2),
+        Field("content_type"),
+        _ACTIVE,
+    ),
+    "zmq-channel": (
+        _NAME,
+        Field("address", required=True),
+        Field("socket_type", "choice", choices=("PULL", "SUB")),
+        Field("sub_prefix"),
+        Field("service", required=True),
+        Field("data_format", "choice", choices=DATA_FORMATS),
+        _ACTIVE,
+    ),
+    "zmq-outgoing": (
+        _NAME,
+        Field("address", required=True),
+        Field("socket_type", "choice", choices=("PUSH", "PUB")),
+        _ACTIVE,
+    ),
+}
+
+MODELS: dict[str, type[Base]] = {
+    "amqp-def": AMQPDefinition,
+    "amqp-channel": AMQPChannel,
+    "amqp-outgoing": AMQPOutgoing,
+    "zmq-channel": ZMQChannel,
+    "zmq-outgoing": ZMQOutgoing,
+}
+KINDS = tuple(FIELDS)
+# Kinds that run as a connector process on the lease holder.
+CONNECTOR_KINDS = ("amqp-channel", "amqp-outgoing", "zmq-channel")
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def check_kind(kind: str) -> tuple[Field, ...]:
+    try:
+        return FIELDS[kind]
+    except KeyError:
+        raise ConnectorError(
+            f"unknown connection kind {kind!r} (expected one of: {', '.join(KINDS)})"
+        ) from None
+
+
+def coerce(kind: str, field: Field, value: Any) -> Any:
+    """`value` converted to the field's type, or ConnectorError naming kind and field."""
+    where = f"{kind} {field.name}"
+    if field.type == "int":
+        if isinstance(value, bool) or not (
+            isinstance(value, int) or str(value).strip().lstrip("-").isdigit()
+        ):
+            raise ConnectorError(f"{where}: {value!r} is not a whole number")
+        number = int(value)
+        if not field.lo <= number <= field.hi:
+            raise ConnectorError(f"{where}: {number} is not in {field.lo}..{field.hi}")
+        return number
+    if field.type == "bool":
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text not in _TRUE + _FALSE:
+            raise ConnectorError(f"{where}: {value!r} is not true or false")
+        return text in _TRUE
+    if not isinstance(value, str):
+        raise ConnectorError(f"{where}: {value!r} is not a string")
+    value = value.strip() if field.name != "password" else value
+    if field.type == "choice":
+        upper = value.upper() if field.choices[0].isupper() else value.lower()
+        if upper not in field.choices:
+            raise ConnectorError(f"{where}: {value!r} is not one of {', '.join(field.choices)}")
+        return upper
+    if field.required and not value:
+        raise ConnectorError(f"{where} must not be empty")
+    if len(value) > 400:
+        raise ConnectorError(f"{where} is longer than 400 characters")
+    return value
+
+
+def validate(kind: str, values: dict, creating: bool) -> dict:
+    """Checked and converted values; unknown fields and missing required ones are errors."""
+    fields = {f.name: f for f in check_kind(kind)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ConnectorError(f"{kind}: unknown field(s) {', '.join(unknown)} (known: {', '.join(fields)})")
+    if creating:
+        missing = [f.name for f in fields.values() if f.required and values.get(f.name) is None]
+        if missing:
+            raise ConnectorError(f"{kind}: missing required field(s) {', '.join(missing)}")
+    return {k: coerce(kind, fields[k], v) for k, v in values.items() if v is not None}
+
+
+def cluster_id(s: Session, cluster: str) -> int:
+    """The id of `cluster`, creating its row when this is the first definition there."""
+    row = s.scalar(select(Cluster).where(Cluster.name == cluster))
+    if row is None:
+        row = Cluster(name=cluster)
+        s.add(row)
+        s.flush()
+    return row.id
+
+
+def _find(s: Session, cid: int, kind: str, name: str) -> Any:
+    model = MODELS[kind]
+    return s.scalar(select(model).where(model.cluster_id == cid, model.name == name))
+
+
+def _get(s: Session, cid: int, kind: str, name: str) -> Any:
+    obj = _find(s, cid, kind, name)
+    if obj is None:
+        raise ConnectorError(f"no {kind} named {name!r}")
+    return obj
+
+
+def _apply(s: Session, cid: int, kind: str, obj: Any, values: dict) -> None:
+    for key, value in values.items():
+        if key == "def":
+            obj.def_id = _get(s, cid, "amqp-def", value).id
+        else:
+            setattr(obj, key, value)
+
+
+def create(odb: ODB, cluster: str, kind: str, values: dict) -> dict:
+    clean = validate(kind, values, creating=True)
+    with odb.session() as s:
+        cid = cluster_id(s, cluster)
+        if _find(s, cid, kind, clean["name"]) is not None:
+            raise ConnectorError(f"{kind} {clean['name']!r} already exists")
+        obj = MODELS[kind](cluster_id=cid)
+        _apply(s, cid, kind, obj, clean)
+        s.add(obj)
+        s.flush()
+        return view(s, kind, obj)
+
+
+def edit(odb: ODB, cluster: str, kind: str, name: str, values: dict) -> dict:
+    clean = validate(kind, values, creating=False)
+    with odb.session() as s:
+        cid = cluster_id(s, cluster)
+        obj = _get(s, cid, kind, name)
+        new_name = clean.get("name")
+        if new_name and new_name != name and _find(s, cid, kind, new_name) is not None:
+            raise ConnectorError(f"{kind} {new_name!r} already exists")
+        _apply(s, cid, kind, obj, clean)
+        s.flush()
+        return view(s, kind, obj)
+
+
+def delete(odb: ODB, cluster: str, kind: str, name: str) -> None:
+    check_kind(kind)
+    with odb.session() as s:
+        cid = cluster_id(s, cluster)
+        obj = _get(s, cid, kind, name)
+        if kind == "amqp-def":
+            users = _users_of_def(s, obj.id)
+            if users:
+                raise ConnectorError(
+                    f"amqp-def {name!r} is used by {', '.join(users)}; delete or move those first"
+                )
+        s.delete(obj)
+
+
+def _users_of_def(s: Session, def_id: int) -> list[str]:
+    users = []
+    for kind in ("amqp-channel", "amqp-outgoing"):
+        model = MODELS[kind]
+        for row in s.scalars(select(model).where(model.def_id == def_id).order_by(model.name)):
+            users.append(f"{kind} {row.name!r}")
+    return users
+
+
+def view(s: Session, kind: str, obj: Any) -> dict:
+    """The public form of a definition: field names as in FIELDS, password masked."""
+    out: dict[str, Any] = {"kind": kind}
+    for f in FIELDS[kind]:
+        if f.name == "def":
+            out["def"] = s.get(AMQPDefinition, obj.def_id).name
+        elif f.secret:
+            out[f.name] = MASK
+        else:
+            out[f.name] = getattr(obj, f.name)
+    return out
+
+
+def list_all(odb: ODB, cluster: str, kind: str | None = None) -> list[dict]:
+    kinds = (kind,) if kind else KINDS
+    for k in kinds:
+        check_kind(k)
+    out = []
+    with odb.session() as s:
+        cid = cluster_id(s, cluster)
+        for k in kinds:
+            model = MODELS[k]
+            for obj in s.scalars(select(model).where(model.cluster_id == cid).order_by(model.name)):
+                out.append(view(s, k, obj))
+    return out
+
+
+def load(odb: ODB, cluster: str, kind: str, name: str) -> dict:
+    """A definition with everything a connector needs, password included (never log this).
+    Channels and outgoing AMQP connections carry their definition under "amqp"."""
+    with odb.session() as s:
+        cid = cluster_id(s, cluster)
+        obj = _get(s, cid, kind, name)
+        return _full(s, kind, obj)
+
+
+def _full(s: Session, kind: str, obj: Any) -> dict:
+    out = {c.key: getattr(obj, c.key) for c in obj.__table__.columns}
+    out["kind"] = kind
+    if kind in ("amqp-channel", "amqp-outgoing"):
+        d = s.get(AMQPDefinition, obj.def_id)
+        out["def"] = d.name
+        out["amqp"] = {c.key: getattr(d, c.key) for c in d.__table__.columns}
+    return out
+
+
+def load_connectors(odb: ODB, cluster: str) -> list[dict]:
+    """Every active definition that runs as a connector process, in full (with passwords)."""
+    out = []
+    with odb.session() as s:
+        cid = cluster_id(s, cluster)
+        for kind in CONNECTOR_KINDS:
+            model = MODELS[kind]
+            rows = s.scalars(select(model).where(model.cluster_id == cid, model.is_active.is_(True)))
+            out.extend(_full(s, kind, obj) for obj in rows)
+    return out
