@@ -88,3 +88,153 @@ def cleanup_redis(cluster: str) -> None:
     if keys:
         client.delete(*keys)
     client.close()
+
+
+class Quickstart:
+    """A quickstart cluster in a temp folder, created and driven through the real CLI.
+
+    extra_conf: {"lease": {"ttl": "1.0"}} is merged into every server.conf; a section named
+    "lb:haproxy" goes into lb.conf as [haproxy]. close() stops every process by its pid.
+    """
+
+    def __init__(self, tmp_path, servers: int = 2, odb: str | None = None, cluster: str | None = None,
+                 workers: int = 1, extra_conf: dict | None = None, lb: bool = True):
+        self.cluster = cluster or cluster_name("qs")
+        self.path = os.path.join(str(tmp_path), f"qs-{self.cluster}")
+        self.servers, self.odb, self.workers, self.lb = servers, odb, workers, lb
+        self.extra_conf = extra_conf or {}
+        self.server_names = [f"server{i}" for i in range(1, servers + 1)]
+        self.lb_dir = os.path.join(self.path, "load-balancer")
+        self.base_port = 0
+        self.lb_port = 0
+        self._started: set[int] = set()  # pids (= process groups) this helper started
+
+    # Layout
+
+    def server_dir(self, name: str) -> str:
+        return os.path.join(self.path, name)
+
+    def member_dir(self, name: str) -> str:
+        return self.lb_dir if name == "load-balancer" else self.server_dir(name)
+
+    def settings(self, name: str):  # noqa: ANN201 - ServerSettings
+        from zato.config.settings import load_server_settings
+
+        return load_server_settings(self.server_dir(name))
+
+    def server_url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.settings(name).port}"
+
+    @property
+    def lb_url(self) -> str:
+        return f"http://127.0.0.1:{self.lb_port}"
+
+    @property
+    def admin_auth(self) -> tuple[str, str]:
+        s = self.settings(self.server_names[0])
+        return s.admin_username, s.admin_password
+
+    @property
+    def cluster_secret(self) -> str:
+        return self.settings(self.server_names[0]).cluster_secret
+
+    # Lifecycle
+
+    def create(self) -> Quickstart:
+        self.base_port = free_port_block(self.servers)
+        self.lb_port = free_port()
+        args = ["quickstart", "create", self.path, "--servers", str(self.servers), "--cluster", self.cluster,
+                "--base-port", str(self.base_port), "--lb-port", str(self.lb_port),
+                "--workers", str(self.workers)]
+        if self.odb:
+            args += ["--odb", self.odb]
+        zato(*args)
+        for section, values in self.extra_conf.items():
+            if section.startswith("lb:"):
+                self._merge(os.path.join(self.lb_dir, "config", "lb.conf"), section[3:], values)
+            else:
+                for name in self.server_names:
+                    self._merge(os.path.join(self.server_dir(name), "config", "server.conf"), section, values)
+        return self
+
+    @staticmethod
+    def _merge(conf: str, section: str, values: dict) -> None:
+        import configparser
+
+        cp = configparser.ConfigParser(interpolation=None)
+        cp.read(conf)
+        if not cp.has_section(section):
+            cp.add_section(section)
+        for key, value in values.items():
+            cp.set(section, key, str(value))
+        with open(conf, "w") as f:
+            cp.write(f)
+
+    def start(self, *names: str, timeout: float = 60) -> None:
+        """Start the named members (default: every server, then the LB if lb=True)."""
+        names = names or tuple(self.server_names) + (("load-balancer",) if self.lb else ())
+        servers = [n for n in names if n != "load-balancer"]
+        procs = [self._start_cli(self.member_dir(n)) for n in servers]
+        if "load-balancer" in names:
+            self._wait_started(procs, timeout)
+            procs = [self._start_cli(self.lb_dir)]
+        self._wait_started(procs, timeout)
+        for n in names:
+            pid = self.pid(n)
+            if pid:
+                self._started.add(pid)
+
+    @staticmethod
+    def _start_cli(path: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "zato", "start", path],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    @staticmethod
+    def _wait_started(procs: list, timeout: float) -> None:
+        failures = []
+        for p in procs:
+            out, _ = p.communicate(timeout=timeout)
+            if p.returncode != 0:
+                failures.append(f"{' '.join(p.args[3:])} exited {p.returncode}:\n{out}")
+        if failures:
+            raise AssertionError("\n".join(failures))
+
+    def stop(self, *names: str, timeout: float = 60) -> list[str]:
+        names = names or tuple(self.server_names) + ("load-balancer",)
+        return [zato("stop", self.member_dir(n), timeout=timeout).stdout for n in names]
+
+    def pid(self, name: str) -> int | None:
+        try:
+            with open(os.path.join(self.member_dir(name), "pidfile")) as f:
+                return int(f.read().strip())
+        except (OSError, ValueError):
+            return None
+
+    def kill(self, name: str, sig: int) -> int:
+        pid = self.pid(name)
+        if pid is None:
+            raise AssertionError(f"{name} has no pidfile")
+        os.kill(pid, sig)
+        return pid
+
+    def close(self, timeout: float = 30) -> None:
+        """Stop everything by pid (SIGTERM, SIGKILL after `timeout`), then clean Redis."""
+        import signal
+
+        from zato.common.pidfile import pid_alive
+        from zato.common.process import send_signal
+
+        names = list(self.server_names) + ["load-balancer"]
+        pids = {p for p in (self.pid(n) for n in names) if p} | self._started
+        for pid in pids:
+            send_signal(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and any(pid_alive(p) for p in pids):
+            time.sleep(0.1)
+        for pid in pids:  # each member runs in its own session: its group id is its pid
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        cleanup_redis(self.cluster)
+

@@ -55,6 +55,7 @@ class ServerSettings:
     membership: MembershipSettings = MembershipSettings()
     lease: LeaseSettings = LeaseSettings()
     log_level: str = "INFO"
+    drain_seconds: float = 1.0  # graceful stop: keep serving this long after leaving the LB
 
     @property
     def config_file(self) -> str:
@@ -238,6 +239,7 @@ def load_server_settings(server_dir: str) -> ServerSettings:
         membership=membership,
         lease=lease,
         log_level=r.str("logging", "level", "INFO"),
+        drain_seconds=r.float("main", "drain_seconds", 1.0, lo=-1e-9),
     )
 
 

@@ -1,0 +1,72 @@
+"""The admin API: a bottle app mounted under /zato/admin/ on every server.
+
+Authentication (HTTP Basic from [auth]) happens before a request reaches this app
+(zato/server/wsgi.py). Route modules each define `register(app)`; inside a route,
+`worker()` is the serving Worker (settings, odb, redis, store) and `cid()` the request's CID.
+Errors are answered with Zato's JSON envelope through `fail(status, detail)`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+from typing import Any, NoReturn
+
+import bottle
+
+logger = logging.getLogger("zato.admin")
+
+CORE = "zato.admin.routes_core"
+OPTIONAL = ("zato.admin.routes_status", "zato.admin.routes_connectors")
+WORKER_KEY = "zato.worker"
+
+
+def build_app(worker: Any) -> bottle.Bottle:
+    app = bottle.Bottle(catchall=True, autojson=True)
+    app.config[WORKER_KEY] = worker
+    app.default_error_handler = _error_page  # type: ignore[method-assign]
+    importlib.import_module(CORE).register(app)
+    for name in OPTIONAL:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name != name:
+                raise
+            continue
+        module.register(app)
+    return app
+
+
+def worker() -> Any:
+    return bottle.request.app.config[WORKER_KEY]
+
+
+def cid() -> str:
+    return bottle.request.environ.get("zato.cid", "")
+
+
+def envelope(detail: str) -> str:
+    return json.dumps({"zato_env": {"details": detail, "result": "ZATO_ERROR", "cid": cid()}})
+
+
+def fail(status: int, detail: str) -> NoReturn:
+    raise bottle.HTTPResponse(envelope(detail), status, {"Content-Type": "application/json"})
+
+
+def json_body() -> dict:
+    """The request body as a JSON object, or a 400 naming what is wrong."""
+    try:
+        data = json.loads(bottle.request.body.read() or b"{}")
+    except (ValueError, UnicodeDecodeError) as e:
+        fail(400, f"malformed JSON in the request body: {e}")
+    if not isinstance(data, dict):
+        fail(400, "the request body must be a JSON object")
+    return data
+
+
+def _error_page(res: bottle.HTTPError) -> str:
+    if res.exception is not None and res.status_code >= 500:
+        logger.error("cid %s: admin API error: %r", cid(), res.exception)
+    bottle.response.content_type = "application/json"
+    return envelope(str(res.body) if res.status_code < 500 else "internal server error")

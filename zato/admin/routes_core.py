@@ -1,0 +1,89 @@
+"""Admin API core routes: deploy a module; list, save and delete HTTP channels; services."""
+
+from __future__ import annotations
+
+import bottle
+
+from zato.admin.api import fail, json_body, worker
+from zato.common.errors import DeployError, ODBError, ZatoError
+from zato.coord import events
+from zato.odb import api as odb_api
+from zato.odb.api import ChannelRecord
+from zato.service.deploy import deploy
+
+
+def register(app: bottle.Bottle) -> None:
+    app.route("/deploy", "POST", deploy_module)
+    app.route("/services", "GET", list_services)
+    app.route("/channels", "GET", list_channels)
+    app.route("/channels", "POST", save_channel)
+    app.route("/channels/<name>", "DELETE", delete_channel)
+
+
+def deploy_module() -> dict:
+    w = worker()
+    name = bottle.request.query.get("name", "")
+    if not name:
+        fail(400, "the module name is required (?name=)")
+    try:
+        source = bottle.request.body.read().decode("utf-8")
+    except UnicodeDecodeError:
+        fail(400, "the module source is not UTF-8 text")
+    try:
+        result = deploy(w.odb, w.redis, w.settings.cluster, name, source)
+    except (DeployError, ODBError) as e:
+        fail(400, str(e))
+    return {
+        "module": result.module,
+        "version": result.version,
+        "changed": result.changed,
+        "services": list(result.services),
+    }
+
+
+def list_services() -> dict:
+    return {"services": sorted(worker().store.services)}
+
+
+def _channel_dict(ch: ChannelRecord) -> dict:
+    return {
+        "name": ch.name,
+        "url_path": ch.url_path,
+        "method": ch.method,
+        "service": ch.service,
+        "data_format": ch.data_format,
+        "is_active": ch.is_active,
+    }
+
+
+def list_channels() -> dict:
+    w = worker()
+    return {"channels": [_channel_dict(c) for c in odb_api.list_channels(w.odb, w.settings.cluster)]}
+
+
+def save_channel() -> dict:
+    w = worker()
+    data = json_body()
+    try:
+        ch = odb_api.make_channel(
+            data.get("name"),
+            data.get("url_path"),
+            data.get("service"),
+            data.get("method"),
+            data.get("data_format", "json"),
+            data.get("is_active", True),
+        )
+        created = odb_api.save_channel(w.odb, w.settings.cluster, ch)
+        events.publish(w.redis, w.settings.cluster, {"kind": "channel", "name": ch.name})
+    except ZatoError as e:
+        fail(400, str(e))
+    bottle.response.status = 201 if created else 200
+    return {"channel": _channel_dict(ch), "created": created}
+
+
+def delete_channel(name: str) -> dict:
+    w = worker()
+    if not odb_api.delete_channel(w.odb, w.settings.cluster, name):
+        fail(404, f"no channel named {name!r}")
+    events.publish(w.redis, w.settings.cluster, {"kind": "channel", "name": name})
+    return {"deleted": name}

@@ -1,0 +1,78 @@
+"""`zato channel create|list|delete DIR ...`: HTTP channels (URL path -> service)."""
+
+from __future__ import annotations
+
+import argparse
+
+from zato.common.control import cluster_settings
+from zato.common.errors import ConfigError
+from zato.coord import events
+from zato.coord.client import connect
+from zato.odb import api as odb_api
+from zato.odb.engine import ODB
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("channel", help="create, list or delete HTTP channels")
+    act = p.add_subparsers(dest="action", metavar="ACTION")
+    act.required = True
+    c = act.add_parser("create", help="create or replace an HTTP channel")
+    c.add_argument("path", metavar="DIR", help="a server or quickstart directory")
+    c.add_argument("--name", required=True)
+    c.add_argument("--url-path", required=True, help="e.g. /api/clients")
+    c.add_argument("--service", required=True)
+    c.add_argument("--method", help="HTTP method (default: any)")
+    c.add_argument("--data-format", default="json", choices=odb_api.DATA_FORMATS)
+    c.add_argument("--inactive", action="store_true", help="create it switched off")
+    c.set_defaults(func=create)
+    ls = act.add_parser("list", help="list HTTP channels")
+    ls.add_argument("path", metavar="DIR")
+    ls.set_defaults(func=list_)
+    d = act.add_parser("delete", help="delete an HTTP channel")
+    d.add_argument("path", metavar="DIR")
+    d.add_argument("--name", required=True)
+    d.set_defaults(func=delete)
+
+
+def _change(args: argparse.Namespace, apply) -> object:  # noqa: ANN001
+    settings = cluster_settings(args.path)
+    odb, client = ODB(settings.odb_url), connect(settings.redis)
+    try:
+        result = apply(odb, settings.cluster)
+        events.publish(client, settings.cluster, {"kind": "channel", "name": args.name})
+        return result
+    finally:
+        odb.dispose()
+        client.close()
+
+
+def create(args: argparse.Namespace) -> int:
+    ch = odb_api.make_channel(
+        args.name, args.url_path, args.service, args.method, args.data_format, not args.inactive
+    )
+    created = _change(args, lambda odb, cluster: odb_api.save_channel(odb, cluster, ch))
+    print(
+        f"channel {ch.name} {'created' if created else 'updated'}: {ch.method or 'any'} {ch.url_path} "
+        f"-> {ch.service}"
+    )
+    return 0
+
+
+def delete(args: argparse.Namespace) -> int:
+    if not _change(args, lambda odb, cluster: odb_api.delete_channel(odb, cluster, args.name)):
+        raise ConfigError(f"no channel named {args.name!r}")
+    print(f"channel {args.name} deleted")
+    return 0
+
+
+def list_(args: argparse.Namespace) -> int:
+    settings = cluster_settings(args.path)
+    odb = ODB(settings.odb_url)
+    try:
+        channels = odb_api.list_channels(odb, settings.cluster)
+    finally:
+        odb.dispose()
+    for ch in channels:
+        state = "" if ch.is_active else "  (inactive)"
+        print(f"{ch.name}: {ch.method or 'any'} {ch.url_path} -> {ch.service} [{ch.data_format}]{state}")
+    return 0

@@ -1,0 +1,106 @@
+"""`zato create odb|cluster|server|load-balancer ...`: build a cluster by hand."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from zato.common.errors import ConfigError
+from zato.common.layout import (
+    DEFAULT_LB_PORT,
+    DEFAULT_REDIS,
+    DEFAULT_SERVER_PORT,
+    ServerSpec,
+    create_lb_dir,
+    create_odb,
+    create_server_dir,
+    register_server,
+)
+from zato.config.settings import load_server_settings
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("create", help="create an ODB, a cluster, a server or a load balancer")
+    what = p.add_subparsers(dest="what", metavar="WHAT")
+    what.required = True
+
+    o = what.add_parser("odb", help="create the ODB schema (idempotent)")
+    o.add_argument("odb_url", metavar="ODB_URL")
+    o.set_defaults(func=odb)
+
+    c = what.add_parser("cluster", help="add a cluster to an ODB")
+    c.add_argument("odb_url", metavar="ODB_URL")
+    c.add_argument("name", metavar="NAME")
+    c.set_defaults(func=cluster)
+
+    s = what.add_parser("server", help="create a server directory and register it in the ODB")
+    s.add_argument("path", metavar="DIR")
+    s.add_argument(
+        "--join",
+        metavar="SERVER_DIR",
+        help="copy cluster, ODB, Redis and credentials from an existing server",
+    )
+    s.add_argument("--odb", help="ODB URL")
+    s.add_argument("--cluster", help="cluster name")
+    s.add_argument("--redis", help=f"Redis URL (default {DEFAULT_REDIS})")
+    s.add_argument("--name", help="server name (default: the directory's name)")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=DEFAULT_SERVER_PORT)
+    s.add_argument("--workers", type=int, default=2)
+    s.set_defaults(func=server)
+
+    lb = what.add_parser("load-balancer", help="create a load-balancer directory")
+    lb.add_argument("path", metavar="DIR")
+    lb.add_argument("--cluster", required=True)
+    lb.add_argument("--redis", default=DEFAULT_REDIS)
+    lb.add_argument("--port", type=int, default=DEFAULT_LB_PORT)
+    lb.set_defaults(func=load_balancer)
+
+
+def odb(args: argparse.Namespace) -> int:
+    create_odb(args.odb_url)
+    print("ODB schema ready")
+    return 0
+
+
+def cluster(args: argparse.Namespace) -> int:
+    created = create_odb(args.odb_url, args.name)
+    print(f"cluster {args.name} {'created' if created else 'already exists'}")
+    return 0
+
+
+def server(args: argparse.Namespace) -> int:
+    if not 1 <= args.port <= 65535:
+        raise ConfigError(f"--port {args.port}: not a usable port")
+    name = args.name or os.path.basename(os.path.abspath(args.path))
+    if args.join:
+        base = load_server_settings(args.join)
+        spec = ServerSpec(
+            name,
+            args.cluster or base.cluster,
+            args.odb or base.odb_url,
+            args.redis or base.redis.url,
+            args.host,
+            args.port,
+            args.workers,
+            base.admin_username,
+            base.admin_password,
+            base.cluster_secret,
+        )
+    else:
+        if not args.odb or not args.cluster:
+            raise ConfigError("zato create server needs --odb and --cluster (or --join SERVER_DIR)")
+        spec = ServerSpec(
+            name, args.cluster, args.odb, args.redis or DEFAULT_REDIS, args.host, args.port, args.workers
+        )
+    path = create_server_dir(args.path, spec)
+    register_server(spec.odb_url, spec)
+    print(f"server {name} of cluster {spec.cluster} created in {path} (port {spec.port})")
+    print(f"Start it with:  zato start {path}")
+    return 0
+
+
+def load_balancer(args: argparse.Namespace) -> int:
+    path = create_lb_dir(args.path, args.cluster, args.redis, args.port)
+    print(f"load balancer of cluster {args.cluster} created in {path} (port {args.port})")
+    return 0

@@ -1,0 +1,61 @@
+"""`zato quickstart create DIR`: a whole cluster (servers, load balancer, ODB) in one folder."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from zato.common.errors import ConfigError
+from zato.common.layout import (
+    DEFAULT_LB_PORT,
+    DEFAULT_REDIS,
+    DEFAULT_SERVER_PORT,
+    QuickstartSpec,
+    create_quickstart,
+)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("quickstart", help="create a quickstart cluster")
+    qs = p.add_subparsers(dest="action", metavar="ACTION")
+    qs.required = True
+    c = qs.add_parser("create", help="create DIR with N servers, a load balancer and the ODB")
+    c.add_argument("path", metavar="DIR", help="an empty or new directory")
+    c.add_argument("--servers", type=int, default=2, help="how many servers (default 2)")
+    c.add_argument("--odb", default="", help="ODB URL (default: SQLite at DIR/odb.db)")
+    c.add_argument("--redis", default=DEFAULT_REDIS, help=f"Redis URL (default {DEFAULT_REDIS})")
+    c.add_argument("--cluster", default="quickstart", help="cluster name (default quickstart)")
+    c.add_argument("--base-port", type=int, default=DEFAULT_SERVER_PORT, help="first server's port")
+    c.add_argument("--lb-port", type=int, default=DEFAULT_LB_PORT, help="load balancer port")
+    c.add_argument("--workers", type=int, default=2, help="gunicorn workers per server (default 2)")
+    c.set_defaults(func=create)
+
+
+def create(args: argparse.Namespace) -> int:
+    if not 1 <= args.servers <= 64:
+        raise ConfigError(f"--servers {args.servers}: must be 1..64")
+    if not 1 <= args.workers <= 64:
+        raise ConfigError(f"--workers {args.workers}: must be 1..64")
+    for flag, port in (("--base-port", args.base_port), ("--lb-port", args.lb_port)):
+        if not 1 <= port <= 65535 - args.servers:
+            raise ConfigError(f"{flag} {port}: not a usable port")
+    spec = QuickstartSpec(
+        os.path.abspath(args.path),
+        args.servers,
+        args.odb,
+        args.redis,
+        args.cluster,
+        args.base_port,
+        args.lb_port,
+        args.workers,
+    )
+    made = create_quickstart(spec)
+    print(f"Created quickstart cluster {args.cluster!r} in {spec.path}:")
+    for path in made:
+        print(f"  {os.path.relpath(path, spec.path)}")
+    last = args.base_port + args.servers - 1
+    print(f"  servers on ports {args.base_port}..{last}, load balancer on {args.lb_port}")
+    print(f"  admin API credentials: {os.path.join(spec.path, 'server1', 'config', 'server.conf')} [auth]")
+    print(f"Start it with:  zato start {spec.path}")
+    print(f"Stop it with:   zato stop {spec.path}")
+    return 0

@@ -1,0 +1,21 @@
+"""`zato start DIR`: start a server, a load balancer, or a whole quickstart cluster."""
+
+from __future__ import annotations
+
+import argparse
+
+from zato.common import control
+from zato.config.component import read_component
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("start", help="start a server, load balancer or quickstart cluster")
+    p.add_argument("path", metavar="DIR", help="a component directory")
+    p.add_argument("--fg", action="store_true", help="run in the foreground (one component only)")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait until ready (default 30)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    control.start(read_component(args.path), print, timeout=args.timeout, foreground=args.fg)
+    return 0

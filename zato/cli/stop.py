@@ -1,0 +1,20 @@
+"""`zato stop DIR`: SIGTERM by pidfile, wait, SIGKILL after the timeout."""
+
+from __future__ import annotations
+
+import argparse
+
+from zato.common import control
+from zato.config.component import read_component
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("stop", help="stop a server, load balancer or quickstart cluster")
+    p.add_argument("path", metavar="DIR", help="a component directory")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds before SIGKILL (default 30)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    control.stop(read_component(args.path), print, timeout=args.timeout)
+    return 0

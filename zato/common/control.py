@@ -1,0 +1,210 @@
+"""Starting, stopping and describing components (server, load balancer, quickstart) from the
+command line. The CLI modules only parse arguments and print; the work is here."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import urllib.request
+from collections.abc import Callable
+
+from zato.common.errors import ComponentError
+from zato.common.pidfile import read_pidfile
+from zato.common.process import (
+    check_not_running,
+    check_port_free,
+    python_module_argv,
+    spawn_detached,
+    stop_by_pidfile,
+    wait_ready,
+)
+from zato.config import component
+from zato.config.component import Component
+from zato.config.settings import LBSettings, ServerSettings, load_lb_settings, load_server_settings
+from zato.coord.client import check_redis
+from zato.odb.engine import check_odb, make_engine
+
+Say = Callable[[str], None]
+SERVER_MODULE = "zato.server.main"
+LB_MODULE = "zato.lb.main"
+
+
+def local_host(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+
+
+def http_ok(url: str, timeout: float = 1.0) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:  # noqa: S310 - our own URL
+            return r.status == 200
+    except OSError:
+        return False
+
+
+def ping_url(s: ServerSettings) -> str:
+    return f"http://{local_host(s.host)}:{s.port}/zato/ping"
+
+
+def lb_alive_url(s: LBSettings) -> str:
+    return f"http://{local_host(s.host)}:{s.port}/zato-lb-alive"
+
+
+def lb_available() -> bool:
+    return importlib.util.find_spec(LB_MODULE) is not None
+
+
+# Pre-checks: each failure is one clear line (a ZatoError).
+
+
+def precheck_server(comp: Component, say: Say) -> ServerSettings:
+    s = load_server_settings(comp.path)
+    stale = check_not_running(s.pidfile, f"server {s.name}")
+    if stale:
+        say(stale)
+    check_port_free(s.host, s.port, f"server {s.name}")
+    engine = make_engine(s.odb_url)
+    try:
+        check_odb(engine)
+    finally:
+        engine.dispose()
+    check_redis(s.redis)
+    return s
+
+
+def precheck_lb(comp: Component, say: Say) -> LBSettings:
+    s = load_lb_settings(comp.path)
+    if not lb_available():
+        raise ComponentError(f"{comp.path}: the load balancer cannot start: {LB_MODULE} is not installed yet")
+    stale = check_not_running(s.pidfile, "load balancer")
+    if stale:
+        say(stale)
+    check_port_free(s.host, s.port, "load balancer")
+    check_redis(s.redis)
+    return s
+
+
+# Start
+
+
+def start(comp: Component, say: Say, timeout: float = 30.0, foreground: bool = False) -> None:
+    if foreground:
+        run_foreground(comp, say)
+    members = component.quickstart_members(comp) if comp.kind == component.QUICKSTART else [comp]
+    checked = []
+    for m in members:
+        if m.kind == component.LOAD_BALANCER and comp.kind == component.QUICKSTART and not lb_available():
+            say(f"load balancer not started: {LB_MODULE} does not exist yet (servers only)")
+            continue
+        checked.append((m, precheck_server(m, say) if m.kind == component.SERVER else precheck_lb(m, say)))
+    servers = [(m, s) for m, s in checked if m.kind == component.SERVER]
+    procs = [(m, s, spawn(m, SERVER_MODULE)) for m, s in servers]  # servers start side by side
+    for m, s, proc in procs:
+        wait_ready(
+            lambda s=s: http_ok(ping_url(s)), proc, timeout, f"server {s.name}", (s.logfile, stdout_log(m))
+        )
+        say(f"server {s.name} started (pid {proc.pid}): {ping_url(s)}")
+    for m, s in checked:
+        if m.kind == component.LOAD_BALANCER:
+            proc = spawn(m, LB_MODULE)
+            wait_ready(
+                lambda s=s: http_ok(lb_alive_url(s)),
+                proc,
+                timeout,
+                "load balancer",
+                (s.logfile, stdout_log(m)),
+            )
+            say(f"load balancer started (pid {proc.pid}): http://{local_host(s.host)}:{s.port}/")
+
+
+def stdout_log(comp: Component) -> str:
+    return os.path.join(comp.logs_dir, "stdout.log")
+
+
+def spawn(comp: Component, module: str):  # noqa: ANN201 - a Popen
+    return spawn_detached(python_module_argv(module, comp.path), stdout_log(comp), cwd=comp.path)
+
+
+def run_foreground(comp: Component, say: Say) -> None:
+    if comp.kind == component.SERVER:
+        precheck_server(comp, say)
+        argv = python_module_argv(SERVER_MODULE, comp.path, "--fg")
+    elif comp.kind == component.LOAD_BALANCER:
+        precheck_lb(comp, say)
+        argv = python_module_argv(LB_MODULE, comp.path)
+    else:
+        raise ComponentError(
+            f"{comp.path}: --fg runs one component; give a server or load-balancer directory"
+        )
+    sys.stdout.flush()
+    os.execv(argv[0], argv)
+
+
+# Stop
+
+
+def stop(comp: Component, say: Say, timeout: float = 30.0) -> None:
+    if comp.kind != component.QUICKSTART:
+        say(stop_by_pidfile(comp.pidfile, timeout).describe(describe_name(comp)))
+        return
+    for m in component.quickstart_members(comp):  # servers first, the LB last
+        say(stop_by_pidfile(m.pidfile, timeout).describe(describe_name(m)))
+
+
+def describe_name(comp: Component) -> str:
+    if comp.kind == component.SERVER:
+        return f"server {os.path.basename(comp.path)}"
+    return "load balancer" if comp.kind == component.LOAD_BALANCER else comp.path
+
+
+# Info
+
+
+def info(comp: Component) -> dict:
+    if comp.kind == component.QUICKSTART:
+        return {
+            "kind": comp.kind,
+            "path": comp.path,
+            "members": [info(m) for m in component.quickstart_members(comp)],
+        }
+    status = read_pidfile(comp.pidfile)
+    state = "running" if status.alive else ("stale" if status.pid is not None else "stopped")
+    out: dict = {
+        "kind": comp.kind,
+        "path": comp.path,
+        "pid": status.pid if status.alive else None,
+        "state": state,
+    }
+    if comp.kind == component.SERVER:
+        s = load_server_settings(comp.path)
+        out.update(
+            name=s.name, cluster=s.cluster, host=s.host, port=s.port, workers=s.workers, url=ping_url(s)
+        )
+    else:
+        lb = load_lb_settings(comp.path)
+        out.update(cluster=lb.cluster, host=lb.host, port=lb.port, url=lb_alive_url(lb))
+        out.update(lb_details(comp.path))
+    return out
+
+
+def lb_details(path: str) -> dict:
+    if importlib.util.find_spec("zato.lb.status") is None:
+        return {}
+    from zato.lb import status
+
+    try:
+        return {"details": status.describe(path)}
+    except Exception as e:  # noqa: BLE001 - a status view must not crash
+        return {"details": {"error": str(e)}}
+
+
+def cluster_settings(path: str) -> ServerSettings:
+    """Settings to reach the cluster's ODB and Redis from a server or quickstart directory."""
+    comp = component.read_component(path)
+    if comp.kind == component.SERVER:
+        return load_server_settings(comp.path)
+    if comp.kind == component.QUICKSTART:
+        for m in component.quickstart_members(comp):
+            if m.kind == component.SERVER:
+                return load_server_settings(m.path)
+    raise ComponentError(f"{comp.path}: a {comp.kind} directory; give a server or quickstart directory")

@@ -1,0 +1,161 @@
+"""Creating component directories: a server, a load balancer, a whole quickstart cluster.
+
+Config files hold secrets, so they are written atomically with mode 0600.
+"""
+
+from __future__ import annotations
+
+import configparser
+import io
+import os
+import secrets
+from dataclasses import dataclass
+
+from zato.common.errors import ComponentError
+from zato.common.fs import atomic_write
+from zato.config import component
+from zato.config.settings import LB_CONF, SERVER_CONF, load_lb_settings, load_server_settings
+from zato.odb import api as odb_api
+from zato.odb.engine import ODB, create_schema
+
+DEFAULT_SERVER_PORT = 17010
+DEFAULT_LB_PORT = 11223
+DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    name: str
+    cluster: str
+    odb_url: str
+    redis_url: str = DEFAULT_REDIS
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_SERVER_PORT
+    workers: int = 2
+    admin_username: str = "admin"
+    admin_password: str = ""  # generated when empty
+    cluster_secret: str = ""  # generated when empty; must be the same on every server
+
+
+def new_secret() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def ini_text(sections: dict[str, dict[str, object]]) -> str:
+    cp = configparser.ConfigParser(interpolation=None)
+    for section, values in sections.items():
+        cp[section] = {k: str(v) for k, v in values.items()}
+    out = io.StringIO()
+    cp.write(out)
+    return out.getvalue()
+
+
+def ensure_empty_dir(path: str) -> str:
+    path = os.path.abspath(path)
+    if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
+        raise ComponentError(f"{path}: exists and is not an empty directory")
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def create_server_dir(path: str, spec: ServerSpec) -> str:
+    """Write a server directory (config, logs, pickup, work). Returns its absolute path."""
+    path = ensure_empty_dir(path)
+    for sub in ("config", "logs", "pickup", os.path.join("pickup", "processed"), "work"):
+        os.makedirs(os.path.join(path, sub), exist_ok=True)
+    conf = {
+        "main": {
+            "name": spec.name,
+            "host": spec.host,
+            "port": spec.port,
+            "workers": spec.workers,
+            "drain_seconds": "1.0",
+        },
+        "cluster": {"name": spec.cluster},
+        "odb": {"url": spec.odb_url},
+        "kvdb": {"url": spec.redis_url},
+        "auth": {
+            "admin_username": spec.admin_username,
+            "admin_password": spec.admin_password or new_secret(),
+            "cluster_secret": spec.cluster_secret or new_secret(),
+        },
+        "logging": {"level": "INFO"},
+    }
+    atomic_write(os.path.join(path, "config", SERVER_CONF), ini_text(conf), mode=0o600)
+    component.write_marker(path, component.SERVER)
+    load_server_settings(path)  # what we wrote must load
+    return path
+
+
+def create_lb_dir(
+    path: str, cluster: str, redis_url: str = DEFAULT_REDIS, port: int = DEFAULT_LB_PORT
+) -> str:
+    path = ensure_empty_dir(path)
+    for sub in ("config", "logs", "work"):
+        os.makedirs(os.path.join(path, sub), exist_ok=True)
+    conf = {
+        "main": {"host": "127.0.0.1", "port": port},
+        "cluster": {"name": cluster},
+        "kvdb": {"url": redis_url},
+        "stats": {"username": "admin", "password": new_secret()},
+        "logging": {"level": "INFO"},
+    }
+    atomic_write(os.path.join(path, "config", LB_CONF), ini_text(conf), mode=0o600)
+    component.write_marker(path, component.LOAD_BALANCER)
+    load_lb_settings(path)
+    return path
+
+
+def create_odb(url: str, cluster: str | None = None) -> bool:
+    """Create the schema (idempotent) and the cluster row if named; True if the cluster is new."""
+    odb = ODB(url)
+    try:
+        create_schema(odb.engine)
+        return odb_api.ensure_cluster(odb, cluster) if cluster else False
+    finally:
+        odb.dispose()
+
+
+def register_server(url: str, spec: ServerSpec) -> None:
+    odb = ODB(url)
+    try:
+        odb_api.add_server(odb, spec.cluster, spec.name, spec.host, spec.port)
+    finally:
+        odb.dispose()
+
+
+@dataclass(frozen=True)
+class QuickstartSpec:
+    path: str
+    servers: int = 2
+    odb_url: str = ""  # default: SQLite at DIR/odb.db
+    redis_url: str = DEFAULT_REDIS
+    cluster: str = "quickstart"
+    base_port: int = DEFAULT_SERVER_PORT
+    lb_port: int = DEFAULT_LB_PORT
+    workers: int = 2
+
+
+def create_quickstart(q: QuickstartSpec) -> list[str]:
+    """Write DIR/server1..N, DIR/load-balancer and the ODB. Returns the member paths."""
+    root = ensure_empty_dir(q.path)
+    odb_url = q.odb_url or f"sqlite:///{os.path.join(root, 'odb.db')}"
+    create_odb(odb_url, q.cluster)
+    admin_password, secret = new_secret(), new_secret()
+    made = []
+    for i in range(1, q.servers + 1):
+        spec = ServerSpec(
+            name=f"server{i}",
+            cluster=q.cluster,
+            odb_url=odb_url,
+            redis_url=q.redis_url,
+            port=q.base_port + i - 1,
+            workers=q.workers,
+            admin_password=admin_password,
+            cluster_secret=secret,
+        )
+        made.append(create_server_dir(os.path.join(root, spec.name), spec))
+        register_server(odb_url, spec)
+    made.append(create_lb_dir(os.path.join(root, "load-balancer"), q.cluster, q.redis_url, q.lb_port))
+    component.write_marker(root, component.QUICKSTART)
+    return made

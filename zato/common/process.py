@@ -1,0 +1,157 @@
+"""Process helpers for `zato start/stop` and the load-balancer controller's CLI side:
+spawn a detached process, wait until it is ready, stop it by its pidfile.
+
+Only the process itself writes and removes its pidfile; these helpers read it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from zato.common.errors import AlreadyRunning, ComponentError
+from zato.common.pidfile import pid_alive, read_pidfile
+
+
+def python_module_argv(module: str, *args: str) -> list[str]:
+    """The command that runs `python -m module args` with this interpreter."""
+    return [sys.executable, "-m", module, *args]
+
+
+def spawn_detached(argv: list[str], logfile: str, cwd: str | None = None) -> subprocess.Popen:
+    """Start `argv` in its own session with stdout/stderr appended to `logfile`."""
+    os.makedirs(os.path.dirname(os.path.abspath(logfile)), exist_ok=True)
+    with open(logfile, "ab") as out, open(os.devnull, "rb") as devnull:
+        return subprocess.Popen(
+            argv, stdin=devnull, stdout=out, stderr=subprocess.STDOUT, cwd=cwd, start_new_session=True
+        )
+
+
+def tail(path: str, lines: int = 20) -> list[str]:
+    """The last `lines` lines of a text file ([] if it does not exist)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - 64 * 1024))
+            data = f.read().decode("utf-8", "replace")
+    except FileNotFoundError:
+        return []
+    return data.splitlines()[-lines:]
+
+
+def wait_ready(
+    ready: Callable[[], bool],
+    proc: subprocess.Popen | None,
+    timeout: float,
+    what: str,
+    logfiles: tuple[str, ...] = (),
+) -> None:
+    """Poll ready() until it is true. ComponentError (with the last log lines) if the
+    process exits first or the timeout passes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise ComponentError(
+                f"{what} exited with code {proc.returncode} while starting" + _log_tail(logfiles)
+            )
+        try:
+            if ready():
+                return
+        except Exception:  # noqa: BLE001 - not ready yet, whatever the reason
+            pass
+        time.sleep(0.1)
+    raise ComponentError(f"{what} did not become ready within {timeout:g} s" + _log_tail(logfiles))
+
+
+def _log_tail(logfiles: tuple[str, ...]) -> str:
+    for path in logfiles:
+        lines = tail(path, 20)
+        if lines:
+            return f"; last lines of {path}:\n" + "\n".join("    " + line for line in lines)
+    return ""
+
+
+def check_not_running(pidfile: str, what: str) -> str | None:
+    """AlreadyRunning if the pidfile names a live process; a stale pidfile is removed and
+    a message saying so is returned (None if there was none)."""
+    status = read_pidfile(pidfile)
+    if status.alive:
+        raise AlreadyRunning(f"{what} is already running (pid {status.pid}, pidfile {pidfile})")
+    if status.pid is not None:
+        _unlink(pidfile)
+        return f"{what}: removed a stale pidfile {pidfile} (pid {status.pid} is not running)"
+    return None
+
+
+def check_port_free(host: str, port: int, what: str) -> None:
+    """ComponentError if something already listens on host:port."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            raise ComponentError(f"{what}: port {host}:{port} is not free ({e.strerror})") from None
+
+
+@dataclass(frozen=True)
+class StopResult:
+    pid: int | None
+    outcome: str  # stopped | killed | not-running | stale
+
+    def describe(self, what: str) -> str:
+        return {
+            "stopped": f"{what} stopped (pid {self.pid})",
+            "killed": f"{what} did not stop in time and was killed (pid {self.pid})",
+            "not-running": f"{what} is not running",
+            "stale": f"{what} was not running; removed a stale pidfile (pid {self.pid})",
+        }[self.outcome]
+
+
+def stop_by_pidfile(pidfile: str, timeout: float = 30.0) -> StopResult:
+    """SIGTERM the process named by `pidfile` and wait for it to exit (SIGKILL after
+    `timeout`). The process removes its own pidfile; after a SIGKILL we remove it."""
+    status = read_pidfile(pidfile)
+    if status.pid is None:
+        return StopResult(None, "not-running")
+    if not status.alive:
+        _unlink(pidfile)
+        return StopResult(status.pid, "stale")
+    pid = status.pid
+    send_signal(pid, signal.SIGTERM)
+    if wait_gone(pid, timeout):
+        return StopResult(pid, "stopped")
+    send_signal(pid, signal.SIGKILL)
+    wait_gone(pid, 5.0)
+    _unlink(pidfile)
+    return StopResult(pid, "killed")
+
+
+def wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            return True
+        time.sleep(0.05)
+    return not pid_alive(pid)
+
+
+def send_signal(pid: int, sig: int) -> None:
+    """kill(pid, sig), ignoring a process that is already gone."""
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

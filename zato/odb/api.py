@@ -1,0 +1,246 @@
+"""CRUD helpers over the ODB: clusters, servers, deployed modules, services, HTTP channels.
+
+Every function takes an `ODB` and a cluster name and returns plain frozen records, never
+ORM objects, so callers cannot keep sessions alive by accident.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, or_, select, true
+from sqlalchemy.orm import Session
+
+from zato.common.errors import ConfigError, ODBError
+from zato.odb.engine import ODB
+from zato.odb.models import Cluster, DeployedModule, HTTPChannel, Server, Service, utcnow
+
+DATA_FORMATS = ("json", "text")
+
+
+@dataclass(frozen=True)
+class ModuleRecord:
+    name: str
+    source: str
+    hash: str
+    version: int
+    deployed_at: datetime
+
+
+@dataclass(frozen=True)
+class ChannelRecord:
+    name: str
+    url_path: str
+    method: str | None
+    service: str
+    data_format: str
+    is_active: bool
+
+
+@dataclass(frozen=True)
+class ServerRecord:
+    name: str
+    host: str
+    port: int
+    up_status: str | None
+    up_mod_date: datetime | None
+
+
+def source_hash(source: str) -> str:
+    return hashlib.sha256(source.encode("utf-8")).hexdigest()
+
+
+def _cluster_id(s: Session, cluster: str) -> int:
+    cid = s.scalar(select(Cluster.id).where(Cluster.name == cluster))
+    if cid is None:
+        raise ODBError(f"cluster {cluster!r} does not exist in the ODB")
+    return cid
+
+
+# Clusters and servers
+
+
+def ensure_cluster(odb: ODB, cluster: str, description: str = "") -> bool:
+    """Create the cluster row unless it exists; True if it was created."""
+    with odb.session() as s:
+        if s.scalar(select(Cluster.id).where(Cluster.name == cluster)) is not None:
+            return False
+        s.add(Cluster(name=cluster, description=description or None))
+    return True
+
+
+def add_server(odb: ODB, cluster: str, name: str, host: str, port: int) -> None:
+    with odb.session() as s:
+        cid = _cluster_id(s, cluster)
+        exists = s.scalar(select(Server.id).where(Server.cluster_id == cid, Server.name == name))
+        if exists is not None:
+            raise ODBError(f"server {name!r} already exists in cluster {cluster!r}")
+        s.add(Server(cluster_id=cid, name=name, host=host, port=port, token=secrets.token_hex(16)))
+
+
+def set_up_status(odb: ODB, cluster: str, server: str, status: str) -> None:
+    with odb.session() as s:
+        cid = _cluster_id(s, cluster)
+        row = s.scalar(select(Server).where(Server.cluster_id == cid, Server.name == server))
+        if row is None:
+            raise ODBError(f"server {server!r} is not in cluster {cluster!r}")
+        row.up_status = status
+        row.up_mod_date = utcnow()
+
+
+def list_servers(odb: ODB, cluster: str) -> list[ServerRecord]:
+    with odb.session() as s:
+        cid = _cluster_id(s, cluster)
+        rows = s.scalars(select(Server).where(Server.cluster_id == cid).order_by(Server.name))
+        return [ServerRecord(r.name, r.host, r.port, r.up_status, r.up_mod_date) for r in rows]
+
+
+# Deployed modules and their services
+
+
+def store_module(
+    odb: ODB, cluster: str, name: str, source: str, services: dict[str, str]
+) -> tuple[int, bool]:
+    """Store a module's source and the services it defines ({service name: impl name}).
+    Returns (version, changed); an unchanged source keeps its version."""
+    digest = source_hash(source)
+    with odb.session() as s:
+        cid = _cluster_id(s, cluster)
+        _check_service_names(s, cid, name, services)
+        row = s.scalar(
+            select(DeployedModule).where(DeployedModule.cluster_id == cid, DeployedModule.name == name)
+        )
+        if row is not None and row.hash == digest:
+            return row.version, False
+        if row is None:
+            row = DeployedModule(cluster_id=cid, name=name, source=source, hash=digest, version=1)
+            s.add(row)
+        else:
+            row.source, row.hash, row.version, row.deployed_at = source, digest, row.version + 1, utcnow()
+        s.execute(delete(Service).where(Service.cluster_id == cid, Service.module_name == name))
+        for service, impl in sorted(services.items()):
+            s.add(Service(cluster_id=cid, name=service, impl_name=impl, module_name=name))
+        s.flush()
+        return row.version, True
+
+
+def _check_service_names(s: Session, cid: int, module: str, services: dict[str, str]) -> None:
+    if not services:
+        return
+    rows = s.execute(
+        select(Service.name, Service.module_name).where(
+            Service.cluster_id == cid, Service.name.in_(list(services))
+        )
+    )
+    for service, owner in rows:
+        if owner != module:
+            raise ODBError(f"service {service!r} is already defined by module {owner!r}")
+
+
+def get_module(odb: ODB, cluster: str, name: str) -> ModuleRecord | None:
+    with odb.session() as s:
+        cid = _cluster_id(s, cluster)
+        row = s.scalar(
+            select(DeployedModule).where(DeployedModule.cluster_id == cid, DeployedModule.name == name)
+        )
+        return None if row is None else _module(row)
+
+
+def list_modules(odb: ODB, cluster: str) -> list[ModuleRecord]:
+    with odb.session() as s:
+        cid = _cluster_id(s, cluster)
+        rows = s.scalars(
+            select(DeployedModule).where(DeployedModule.cluster_id == cid).order_by(DeployedModule.name)
+        )
+        return [_module(r) for r in rows]
+
+
+def _module(r: DeployedModule) -> ModuleRecord:
+    return ModuleRecord(r.name, r.source, r.hash, r.version, r.deployed_at)
+
+
+def list_services(odb: ODB, cluster: str) -> dict[str, str]:
+    """{service name: module name} of every deployed service."""
+    with odb.session() as s:
+        cid = _cluster_id(s, cluster)
+        rows = s.execute(select(Service.name, Service.module_name).where(Service.cluster_id == cid))
+        return {name: module or "" for name, module in rows}
+
+
+# HTTP channels
+
+
+def save_channel(odb: ODB, cluster: str, ch: ChannelRecord) -> bool:
+    """Create or replace the channel named ch.name; True if it was created."""
+    if ch.data_format not in DATA_FORMATS:
+        raise ODBError(f"data format {ch.data_format!r} is not one of {', '.join(DATA_FORMATS)}")
+    with odb.session() as s:
+        cid = _cluster_id(s, cluster)
+        clash = s.scalar(
+            select(HTTPChannel.name).where(
+                HTTPChannel.cluster_id == cid,
+                HTTPChannel.url_path == ch.url_path,
+                HTTPChannel.name != ch.name,
+                true()
+                if ch.method is None
+                else or_(HTTPChannel.method.is_(None), HTTPChannel.method == ch.method),
+            )
+        )
+        if clash:
+            raise ODBError(f"channel {clash!r} already serves {ch.url_path}")
+        row = s.scalar(select(HTTPChannel).where(HTTPChannel.cluster_id == cid, HTTPChannel.name == ch.name))
+        created = row is None
+        if created:
+            row = HTTPChannel(cluster_id=cid, name=ch.name)
+            s.add(row)
+        row.url_path, row.method, row.service = ch.url_path, ch.method, ch.service
+        row.data_format, row.is_active = ch.data_format, ch.is_active
+        return created
+
+
+def delete_channel(odb: ODB, cluster: str, name: str) -> bool:
+    with odb.session() as s:
+        cid = _cluster_id(s, cluster)
+        result = s.execute(delete(HTTPChannel).where(HTTPChannel.cluster_id == cid, HTTPChannel.name == name))
+        return bool(result.rowcount)
+
+
+def list_channels(odb: ODB, cluster: str) -> list[ChannelRecord]:
+    with odb.session() as s:
+        cid = _cluster_id(s, cluster)
+        rows = s.scalars(select(HTTPChannel).where(HTTPChannel.cluster_id == cid).order_by(HTTPChannel.name))
+        return [
+            ChannelRecord(r.name, r.url_path, r.method, r.service, r.data_format, r.is_active) for r in rows
+        ]
+
+
+def make_channel(
+    name: object,
+    url_path: object,
+    service: object,
+    method: object = None,
+    data_format: object = "json",
+    is_active: object = True,
+) -> ChannelRecord:
+    """A ChannelRecord from user input; ConfigError naming the bad field."""
+    for key, value in (("name", name), ("url_path", url_path), ("service", service)):
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(f"channel {key} is required (a non-empty string)")
+    assert isinstance(url_path, str)
+    if not url_path.startswith("/") or url_path.startswith("/zato/"):
+        raise ConfigError(f"channel url_path {url_path!r} must start with / and not with /zato/")
+    if method is not None and method != "" and (not isinstance(method, str) or not method.isalpha()):
+        raise ConfigError(f"channel method {method!r} is not an HTTP method")
+    if data_format not in DATA_FORMATS:
+        raise ConfigError(f"channel data_format {data_format!r} is not one of {', '.join(DATA_FORMATS)}")
+    return ChannelRecord(
+        str(name),
+        url_path,
+        str(method).upper() if method else None,
+        str(service),
+        str(data_format),
+        bool(is_active),
+    )

@@ -1,0 +1,72 @@
+"""gunicorn embedded through BaseApplication: settings from server.conf, our arbiter, and a
+WSGI app built in each worker after fork (so ODB/Redis connections are never shared)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from gunicorn.app.base import BaseApplication
+
+from zato.common.errors import ConfigError
+from zato.config.settings import ServerSettings
+
+logger = logging.getLogger("zato.server")
+
+
+def gunicorn_options(settings: ServerSettings) -> dict:
+    options = {
+        "bind": [settings.address],
+        "workers": settings.workers,
+        "worker_class": "gevent",
+        "pidfile": settings.pidfile,
+        "errorlog": settings.logfile,
+        "loglevel": settings.log_level.lower(),
+        "proc_name": f"zato-{settings.cluster}-{settings.name}",
+        "graceful_timeout": 30,
+        "timeout": 30,
+        "control_socket_disable": True,
+        "worker_tmp_dir": settings.work_dir,
+    }
+    options.update(settings.gunicorn)  # [gunicorn] in server.conf wins
+    return options
+
+
+class ZatoApplication(BaseApplication):
+    def __init__(self, settings: ServerSettings):
+        self.settings = settings
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in gunicorn_options(self.settings).items():
+            if key not in self.cfg.settings:
+                raise ConfigError(f"{self.settings.config_file}: [gunicorn] {key} is not a gunicorn setting")
+            self.cfg.set(key, value)
+
+    def do_load_config(self) -> None:
+        # gunicorn's version prints and exits on any error; we want our one-line ConfigError.
+        self.load_default_config()
+        self.load_config()
+        try:
+            self.cfg.validate()
+        except Exception as e:  # noqa: BLE001 - gunicorn raises assorted types
+            raise ConfigError(f"{self.settings.config_file}: [gunicorn] {e}") from None
+
+    def load(self):  # noqa: ANN201 - a WSGI callable
+        from zato.admin.api import build_app
+        from zato.server.worker import Worker
+        from zato.server.wsgi import ServerApp
+
+        worker = Worker(self.settings)
+        worker.reconcile()
+        worker.start_listener()
+        return ServerApp(worker, build_app(worker))
+
+    def run(self) -> None:
+        from zato.server.arbiter import ZatoArbiter
+
+        try:
+            ZatoArbiter(self).run()
+        except RuntimeError as e:
+            print(f"zato: error: {e}", file=sys.stderr)
+            sys.exit(1)

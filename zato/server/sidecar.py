@@ -1,0 +1,99 @@
+"""The connector supervisor as the arbiter's sidecar: spawned when the server is ready,
+spawned again with backoff (0.5 s doubling to 10 s) whenever it dies, stopped first on a
+graceful stop. The arbiter calls tick() from its loop; nothing here blocks except stop().
+
+gunicorn's reap_workers() reaps every child with waitpid(-1), so the death of the sidecar is
+noticed through Popen.poll() (which reports 0 once someone else has reaped it)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+
+logger = logging.getLogger("zato.arbiter")
+
+BACKOFF_START, BACKOFF_MAX = 0.5, 10.0
+HEALTHY_AFTER = 10.0  # a run this long resets the backoff
+
+
+class Sidecar:
+    def __init__(
+        self,
+        argv: list[str],
+        spawn: Callable[[list[str]], subprocess.Popen] = subprocess.Popen,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.argv = argv
+        self._spawn = spawn
+        self._clock = clock
+        self.proc: subprocess.Popen | None = None
+        self.started_at = 0.0
+        self.next_start = 0.0
+        self.delay = BACKOFF_START
+        self.stopped = False
+        self.spawns = 0
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    def tick(self) -> None:
+        """Notice a death; (re)spawn when the backoff allows."""
+        if self.stopped:
+            return
+        now = self._clock()
+        if self.proc is not None:
+            code = self.proc.poll()
+            if code is None:
+                return
+            ran = now - self.started_at
+            if ran >= HEALTHY_AFTER:
+                self.delay = BACKOFF_START
+            self.next_start = now + self.delay
+            logger.warning(
+                "connector supervisor (pid %d) exited with code %s after %.1f s; restarting in %.1f s",
+                self.proc.pid,
+                code,
+                ran,
+                self.delay,
+            )
+            self.delay = min(self.delay * 2, BACKOFF_MAX)
+            self.proc = None
+        if now >= self.next_start:
+            self._start(now)
+
+    def _start(self, now: float) -> None:
+        try:
+            self.proc = self._spawn(self.argv)
+        except OSError as e:
+            logger.error("cannot start the connector supervisor: %s", e)
+            self.next_start = now + self.delay
+            self.delay = min(self.delay * 2, BACKOFF_MAX)
+            return
+        self.started_at = now
+        self.spawns += 1
+        verb = "started" if self.spawns == 1 else "restarted"
+        logger.info("connector supervisor %s (pid %d)", verb, self.proc.pid)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """SIGTERM the supervisor and wait up to `timeout` (then SIGKILL). Never respawns after."""
+        self.stopped = True
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        logger.info("stopping the connector supervisor (pid %d)", proc.pid)
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            logger.warning(
+                "connector supervisor (pid %d) did not stop in %.1f s; killing it", proc.pid, timeout
+            )
+            proc.kill()
+            try:
+                proc.wait(2.0)
+            except subprocess.TimeoutExpired:
+                pass

@@ -1,0 +1,114 @@
+"""Per-worker state: ODB, Redis, the service store and the HTTP channel table, kept in step
+with the ODB by a greenlet that listens for config events (and reconciles on every
+(re)subscription, since pub/sub drops messages while disconnected)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from zato.common.errors import CoordError, ZatoError
+from zato.config.settings import ServerSettings
+from zato.connector.outgoing import make_outgoing
+from zato.coord import events
+from zato.coord.client import connect
+from zato.odb import api as odb_api
+from zato.odb.api import ChannelRecord
+from zato.odb.engine import ODB
+from zato.service.internal import add_internal
+from zato.service.store import ServiceStore
+
+logger = logging.getLogger("zato.worker")
+
+RETRY_START, RETRY_MAX = 0.5, 10.0
+
+
+class Worker:
+    """Everything one gunicorn worker needs to serve requests. Built after fork."""
+
+    def __init__(self, settings: ServerSettings):
+        self.settings = settings
+        self.odb = ODB(settings.odb_url)
+        self.redis = connect(settings.redis)
+        self.store = ServiceStore(settings, make_outgoing(settings, self.redis))
+        add_internal(self.store)
+        self.channels: dict[str, dict[str | None, ChannelRecord]] = {}  # url_path -> method -> channel
+        self.stopping = False
+        self._listener: Any = None
+
+    # Reconciling with the ODB
+
+    def reconcile(self) -> None:
+        """Load every deployed module that changed and the full channel table."""
+        for module in odb_api.list_modules(self.odb, self.settings.cluster):
+            self._load(module)
+        self.reload_channels()
+
+    def _load(self, module: odb_api.ModuleRecord) -> None:
+        try:
+            names = self.store.load_module(module.name, module.source, module.hash)
+        except ZatoError:
+            logger.exception("cannot load deployed module %s version %d", module.name, module.version)
+            return
+        if names:
+            logger.info("loaded module %s version %d: %s", module.name, module.version, ", ".join(names))
+
+    def reload_channels(self) -> None:
+        table: dict[str, dict[str | None, ChannelRecord]] = {}
+        for ch in odb_api.list_channels(self.odb, self.settings.cluster):
+            if ch.is_active:
+                table.setdefault(ch.url_path, {})[ch.method] = ch
+        self.channels = table  # one assignment: requests see the old or the new table
+
+    def on_event(self, event: dict) -> None:
+        try:
+            kind = event["kind"]
+            if kind == "deploy":
+                module = odb_api.get_module(self.odb, self.settings.cluster, str(event.get("module")))
+                if module is not None:
+                    self._load(module)
+            elif kind == "channel":
+                self.reload_channels()
+                logger.info("HTTP channels reloaded (%s)", event.get("name"))
+        except ZatoError:
+            logger.exception("cannot apply config event %s", event)
+
+    # The listener greenlet
+
+    def start_listener(self) -> None:
+        import gevent
+
+        self._listener = gevent.spawn(self._listen_forever)
+
+    def _listen_forever(self) -> None:
+        import gevent
+
+        delay = RETRY_START
+        while not self.stopping:
+            try:
+                events.listen(
+                    self.redis,
+                    self.settings.cluster,
+                    self.on_event,
+                    self._on_subscribed,
+                    lambda: self.stopping,
+                )
+            except CoordError as e:
+                logger.warning("config events: %s; retrying in %.1f s", e, delay)
+            except Exception:  # noqa: BLE001 - the listener must never die
+                logger.exception("config event listener failed; retrying in %.1f s", delay)
+            if not self.stopping:
+                gevent.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX)
+
+    def _on_subscribed(self) -> None:
+        logger.debug("worker %d subscribed to config events", os.getpid())
+        try:
+            self.reconcile()
+        except ZatoError:
+            logger.exception("reconciling with the ODB failed")
+
+    def close(self) -> None:
+        self.stopping = True
+        self.odb.dispose()

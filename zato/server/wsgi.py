@@ -1,0 +1,252 @@
+"""The WSGI application of a server: /zato/ping, the internal invoke endpoint, the admin API
+and user HTTP channels. Every response carries X-Zato-CID; errors use Zato's envelope."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+import logging
+from collections.abc import Callable, Iterable
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import parse_qsl
+
+from zato.common.cid import is_cid, new_cid
+from zato.common.errors import CoordError, ServiceNotFound
+from zato.coord import lease
+from zato.server.worker import Worker
+from zato.service.base import Request, Response
+
+logger = logging.getLogger("zato.http")
+
+PING_PATH = "/zato/ping"
+INVOKE_PREFIX = "/zato/internal/invoke/"
+ADMIN_PREFIX = "/zato/admin"
+JSON = "application/json"
+STATUS = {s.value: f"{s.value} {s.phrase}" for s in HTTPStatus}
+
+StartResponse = Callable[..., Any]
+
+
+class HTTPError(Exception):
+    def __init__(self, status: int, detail: str, headers: list[tuple[str, str]] | None = None):
+        super().__init__(detail)
+        self.status, self.detail, self.headers = status, detail, headers or []
+
+
+PING_HEAD = b'{"zato_env": {"details": "", "result": "ZATO_OK", "cid": "'
+PING_TAIL = b'"}, "zato_ping_response": {"pong": "zato"}}'
+
+
+def ping_body(cid: str) -> bytes:
+    """Zato's exact /zato/ping answer (the same bytes json.dumps would give)."""
+    return PING_HEAD + cid.encode() + PING_TAIL
+
+
+def error_body(cid: str, detail: str) -> bytes:
+    return json.dumps({"zato_env": {"details": detail, "result": "ZATO_ERROR", "cid": cid}}).encode()
+
+
+def render(payload: Any, content_type: str | None) -> tuple[bytes, str]:
+    """A service's response payload as (body, content type)."""
+    if payload is None:
+        return b"", content_type or "text/plain; charset=utf-8"
+    if isinstance(payload, bytes):
+        return payload, content_type or "application/octet-stream"
+    if isinstance(payload, str):
+        return payload.encode("utf-8"), content_type or "text/plain; charset=utf-8"
+    return json.dumps(payload).encode("utf-8"), content_type or JSON
+
+
+def read_body(environ: dict) -> bytes:
+    length = environ.get("CONTENT_LENGTH")
+    stream = environ["wsgi.input"]
+    if length:
+        try:
+            return stream.read(int(length))
+        except ValueError:
+            raise HTTPError(400, "Content-Length is not a number") from None
+    return stream.read() if environ.get("HTTP_TRANSFER_ENCODING") else b""
+
+
+def parse_payload(raw: bytes, as_json: bool) -> Any:
+    if as_json:
+        if not raw.strip():
+            return None
+        try:
+            return json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise HTTPError(400, f"malformed JSON in the request body: {e}") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw
+
+
+def request_headers(environ: dict) -> dict[str, str]:
+    return {k[5:].replace("_", "-").title(): v for k, v in environ.items() if k.startswith("HTTP_")}
+
+
+class ServerApp:
+    """The WSGI callable of one worker."""
+
+    def __init__(self, worker: Worker, admin_app: Any = None):
+        self.worker = worker
+        self.admin_app = admin_app
+        self.secret = worker.settings.cluster_secret.encode()
+
+    def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO") or "/"
+        if path == PING_PATH:
+            cid = new_cid()
+            return self._send(start_response, 200, ping_body(cid), JSON, cid)
+        supplied = environ.get("HTTP_X_ZATO_CID", "")
+        cid = supplied if is_cid(supplied) else new_cid()
+        try:
+            if path.startswith(INVOKE_PREFIX):
+                return self._internal(environ, start_response, path[len(INVOKE_PREFIX) :], cid)
+            if path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/"):
+                return self._admin(environ, start_response, cid)
+            return self._channel(environ, start_response, path, cid)
+        except HTTPError as e:
+            return self._send(start_response, e.status, error_body(cid, e.detail), JSON, cid, e.headers)
+        except Exception:  # noqa: BLE001 - never a traceback to the client
+            logger.exception("cid %s: unexpected error serving %s", cid, path)
+            return self._send(start_response, 500, error_body(cid, "internal server error"), JSON, cid)
+
+    @staticmethod
+    def _send(
+        start_response: StartResponse,
+        status: int,
+        body: bytes,
+        ctype: str,
+        cid: str,
+        extra: list[tuple[str, str]] | None = None,
+    ) -> list[bytes]:
+        headers = [("Content-Type", ctype), ("Content-Length", str(len(body))), ("X-Zato-CID", cid)]
+        start_response(STATUS.get(status, f"{status} Unknown"), headers + (extra or []))
+        return [body]
+
+    def _run(self, service: str, request: Request, cid: str) -> Response:
+        try:
+            return self.worker.store.invoke(service, cid=cid, request=request)
+        except ServiceNotFound:
+            raise HTTPError(404, f"no such service: {service}") from None
+        except Exception:  # noqa: BLE001 - a failing service is a 500, logged with its traceback
+            logger.exception("cid %s: service %s failed", cid, service)
+            raise HTTPError(500, f"service {service} failed; see the server log for cid {cid}") from None
+
+    def _reply(self, start_response: StartResponse, response: Response, cid: str) -> list[bytes]:
+        body, ctype = render(response.payload, response.content_type)
+        extra = [(k, str(v)) for k, v in response.headers.items()]
+        return self._send(start_response, response.status_code, body, ctype, cid, extra)
+
+    # User channels
+
+    def _channel(self, environ: dict, start_response: StartResponse, path: str, cid: str) -> list[bytes]:
+        by_method = self.worker.channels.get(path)
+        if not by_method:
+            raise HTTPError(404, f"no channel serves {path}")
+        method = environ.get("REQUEST_METHOD", "GET")
+        ch = by_method.get(method) or by_method.get(None)
+        if ch is None:
+            allowed = ", ".join(sorted(m for m in by_method if m))
+            raise HTTPError(405, f"method {method} is not allowed for {path}", [("Allow", allowed)])
+        raw = read_body(environ)
+        request = Request(
+            payload=parse_payload(raw, ch.data_format == "json"),
+            raw=raw,
+            method=method,
+            path=path,
+            headers=request_headers(environ),
+            params=dict(parse_qsl(environ.get("QUERY_STRING", ""))),
+        )
+        return self._reply(start_response, self._run(ch.service, request, cid), cid)
+
+    # Connectors -> server
+
+    def _internal(self, environ: dict, start_response: StartResponse, service: str, cid: str) -> list[bytes]:
+        if environ.get("REQUEST_METHOD") != "POST":
+            raise HTTPError(405, "the internal invoke endpoint accepts POST only", [("Allow", "POST")])
+        given = environ.get("HTTP_X_ZATO_SECRET", "").encode()
+        if not given or not hmac.compare_digest(given, self.secret):
+            logger.warning(
+                "cid %s: internal invoke of %s refused: wrong or missing X-Zato-Secret from %s",
+                cid,
+                service,
+                environ.get("REMOTE_ADDR"),
+            )
+            raise HTTPError(401, "wrong or missing X-Zato-Secret")
+        epoch = self._epoch(environ)
+        try:
+            newest = lease.current_epoch(self.worker.redis, self.worker.settings.cluster)
+        except CoordError as e:
+            logger.error("cid %s: cannot check the epoch: %s", cid, e)
+            raise HTTPError(503, "cannot check the lease epoch (Redis unavailable)") from None
+        if epoch < newest:
+            logger.warning("cid %s: refused stale action %s: epoch %d < %d", cid, service, epoch, newest)
+            raise HTTPError(409, f"stale epoch {epoch}; the newest is {newest}")
+        raw = read_body(environ)
+        as_json = environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower() == JSON
+        request = Request(
+            payload=parse_payload(raw, as_json),
+            raw=raw,
+            method="POST",
+            path=environ.get("PATH_INFO", ""),
+            headers=request_headers(environ),
+        )
+        return self._reply(start_response, self._run(service, request, cid), cid)
+
+    @staticmethod
+    def _epoch(environ: dict) -> int:
+        raw = environ.get("HTTP_X_ZATO_EPOCH", "").strip()
+        if not raw.isdigit():
+            raise HTTPError(400, "missing or invalid X-Zato-Epoch (a whole number is required)")
+        return int(raw)
+
+    # Admin API
+
+    def _admin(self, environ: dict, start_response: StartResponse, cid: str) -> Iterable[bytes]:
+        user = self._check_admin(environ, cid)
+        if self.admin_app is None:
+            raise HTTPError(503, "the admin API is not available")
+        environ = dict(environ)
+        environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + ADMIN_PREFIX
+        environ["PATH_INFO"] = environ["PATH_INFO"][len(ADMIN_PREFIX) :] or "/"
+        environ["zato.cid"], environ["zato.admin_user"] = cid, user
+
+        def start(status: str, headers: list, exc_info: Any = None) -> Any:
+            return start_response(status, [*headers, ("X-Zato-CID", cid)], exc_info)
+
+        return self.admin_app(environ, start)
+
+    def _check_admin(self, environ: dict, cid: str) -> str:
+        settings = self.worker.settings
+        user, password = basic_auth(environ.get("HTTP_AUTHORIZATION", ""))
+        ok_user = hmac.compare_digest(user.encode(), settings.admin_username.encode())
+        ok_password = hmac.compare_digest(password.encode(), settings.admin_password.encode())
+        if not (user and ok_user and ok_password):
+            logger.warning(
+                "cid %s: admin API: rejected credentials for user %r from %s",
+                cid,
+                user or "(none)",
+                environ.get("REMOTE_ADDR"),
+            )
+            raise HTTPError(
+                401, "wrong or missing credentials", [("WWW-Authenticate", 'Basic realm="Zato admin API"')]
+            )
+        return user
+
+
+def basic_auth(header: str) -> tuple[str, str]:
+    """(user, password) from an Authorization header; ("", "") if absent or malformed."""
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        return "", ""
+    try:
+        user, _, password = base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return "", ""
+    return user, password

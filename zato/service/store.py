@@ -1,0 +1,114 @@
+"""The services a worker carries: internal ones plus every deployed module, by name.
+
+Deployed module sources come from the ODB; `load_source` turns one into service classes
+and is also what `deploy` uses to validate a module before storing it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import types
+from typing import Any
+
+from zato.common.cid import new_cid
+from zato.common.errors import DeployError, ServiceNotFound
+from zato.service.base import Request, Response, Service
+
+logger = logging.getLogger(__name__)
+
+MODULE_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+DEPLOYED_PREFIX = "zato_deployed."  # sys.modules namespace of deployed modules
+
+
+def dashed(identifier: str) -> str:
+    """Zato-style name part: my_module -> my-module, GetClient -> get-client."""
+    text = re.sub(r"(?<=[a-z0-9])([A-Z])", r"-\1", identifier)
+    return text.replace("_", "-").lower()
+
+
+def service_name(module: str, cls: type) -> str:
+    own = cls.__dict__.get("name")
+    return own if isinstance(own, str) and own else f"{dashed(module)}.{dashed(cls.__name__)}"
+
+
+def check_module_name(name: str) -> None:
+    if not MODULE_NAME_RE.match(name or ""):
+        raise DeployError(f"module name {name!r} must be a Python identifier (letters, digits, _)")
+
+
+def load_source(module: str, source: str) -> dict[str, type[Service]]:
+    """Execute a module's source; returns {service name: class}. DeployError naming what
+    is wrong if it does not compile, fails at import, or defines no service."""
+    check_module_name(module)
+    qualified = DEPLOYED_PREFIX + module
+    try:
+        code = compile(source, f"<deployed {module}.py>", "exec")
+    except (SyntaxError, ValueError) as e:
+        raise DeployError(f"module {module}: does not compile: {e}") from None
+    mod = types.ModuleType(qualified)
+    mod.__file__ = f"<deployed {module}.py>"
+    previous = sys.modules.get(qualified)
+    sys.modules[qualified] = mod  # dataclasses and pickling look modules up by name
+    try:
+        exec(code, mod.__dict__)  # noqa: S102 - deploying code is what this does
+    except Exception as e:  # noqa: BLE001 - any import-time failure is a bad module
+        if previous is not None:
+            sys.modules[qualified] = previous
+        else:
+            sys.modules.pop(qualified, None)
+        raise DeployError(f"module {module}: fails on import: {type(e).__name__}: {e}") from None
+    found: dict[str, type[Service]] = {}
+    for obj in vars(mod).values():
+        if isinstance(obj, type) and issubclass(obj, Service) and obj.__module__ == qualified:
+            name = service_name(module, obj)
+            if name in found:
+                raise DeployError(f"module {module}: service name {name!r} is defined twice")
+            obj.name = name
+            found[name] = obj
+    if not found:
+        raise DeployError(f"module {module}: defines no Service subclass")
+    return found
+
+
+class ServiceStore:
+    """Name -> service class for one worker, plus invocation."""
+
+    def __init__(self, settings: Any = None, outgoing: Any = None):
+        self.settings = settings
+        self.outgoing = outgoing
+        self.services: dict[str, type[Service]] = {}
+        self.modules: dict[str, tuple[str, tuple[str, ...]]] = {}  # module -> (hash, service names)
+
+    def add(self, cls: type[Service], name: str | None = None) -> None:
+        cls.name = name or cls.name or service_name(cls.__module__.rsplit(".", 1)[-1], cls)
+        self.services[cls.name] = cls
+
+    def load_module(self, module: str, source: str, digest: str) -> list[str]:
+        """(Re)load a deployed module unless this version is already loaded."""
+        current = self.modules.get(module)
+        if current and current[0] == digest:
+            return []
+        found = load_source(module, source)
+        for old in current[1] if current else ():
+            self.services.pop(old, None)
+        self.services.update(found)
+        self.modules[module] = (digest, tuple(found))
+        return list(found)
+
+    def get(self, name: str) -> type[Service]:
+        try:
+            return self.services[name]
+        except KeyError:
+            raise ServiceNotFound(f"no such service: {name}") from None
+
+    def invoke(
+        self, name: str, payload: Any = None, cid: str | None = None, request: Request | None = None
+    ) -> Response:
+        """Run service `name`; exceptions from its handle() propagate to the caller."""
+        cls = self.get(name)
+        req = request or Request(payload=payload)
+        service = cls(self, cid or new_cid(), req)
+        service.handle()
+        return service.response
