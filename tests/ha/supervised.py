@@ -49,9 +49,10 @@ class SupervisedCluster:
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        names = [f"server{i}" for i in range(1, self.size + 1)]
         self.dirs = {
-            f"server{i}": write_server_dir(self.root, f"server{i}", self.cluster, 17010 + i, self.redis_url, self.lease)
-            for i in range(1, self.size + 1)
+            name: write_server_dir(self.root, name, self.cluster, 17010 + i, self.redis_url, self.lease)
+            for i, name in enumerate(names)
         }
         self.client = redis.Redis.from_url(self.redis_url, decode_responses=True, socket_timeout=2)
 

@@ -1,0 +1,75 @@
+"""Membership keys against the real Redis: join, heartbeat, expiry, graceful leave."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from tests.support import REDIS_URL, cleanup_redis, cluster_name, wait_for
+from zato.config.settings import RedisSettings
+from zato.coord import membership
+from zato.coord.client import connect
+from zato.coord.keys import Keys
+
+
+@pytest.fixture
+def cluster():
+    name = cluster_name("memb")
+    yield name
+    cleanup_redis(name)
+
+
+@pytest.fixture
+def client():
+    c = connect(RedisSettings(url=REDIS_URL))
+    yield c
+    c.close()
+
+
+def member(name: str, port: int) -> membership.Member:
+    return membership.Member(name, "127.0.0.1", port, 4242, time.time(), role="standby")
+
+
+def test_a_server_joins_refreshes_and_leaves(client, cluster) -> None:
+    s1 = member("server1", 17010)
+    assert membership.refresh(client, cluster, s1, ttl=5) is True  # new: the caller announces
+    membership.announce(client, cluster, s1, ttl=5)
+    assert membership.refresh(client, cluster, s1, ttl=5) is False  # a plain heartbeat
+    live = membership.live_servers(client, cluster)
+    assert [(m.name, m.address, m.role) for m in live] == [("server1", "127.0.0.1:17010", "standby")]
+    membership.withdraw(client, cluster, "server1")
+    assert membership.live_servers(client, cluster) == []
+
+
+def test_a_server_whose_key_expires_is_gone(client, cluster) -> None:
+    membership.announce(client, cluster, member("server1", 17010), ttl=60)
+    membership.announce(client, cluster, member("server2", 17011), ttl=0.2)
+    wait_for(lambda: [m.name for m in membership.live_servers(client, cluster)] == ["server1"], timeout=10)
+    assert client.smembers(Keys(cluster).members) == {"server1"}
+
+
+def test_changes_are_published_for_the_load_balancer(client, cluster) -> None:
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(Keys(cluster).members_channel)
+    try:
+        membership.publish_change(client, cluster, "server1", "joined")
+        msg = wait_for(lambda: pubsub.get_message(timeout=0.2), what="the change notice")
+        assert json.loads(msg["data"]) == {"name": "server1", "event": "joined"}
+    finally:
+        pubsub.close()
+
+
+def test_two_clusters_sharing_redis_do_not_see_each_other(client) -> None:
+    a, b = cluster_name("memb"), cluster_name("memb")
+    try:
+        membership.announce(client, a, member("server1", 17010), ttl=5)
+        membership.announce(client, b, member("server1", 18010), ttl=5)
+        assert [m.port for m in membership.live_servers(client, a)] == [17010]
+        assert [m.port for m in membership.live_servers(client, b)] == [18010]
+        membership.withdraw(client, a, "server1")
+        assert [m.port for m in membership.live_servers(client, b)] == [18010]
+    finally:
+        cleanup_redis(a)
+        cleanup_redis(b)

@@ -1,0 +1,94 @@
+"""The holder's view of its own lease, on a fake monotonic clock (no Redis)."""
+
+from __future__ import annotations
+
+from zato.common.errors import CoordError, LeaseLost
+from zato.config.settings import LeaseSettings
+from zato.coord.lease import LeaseKeeper, RedisHealth
+
+SETTINGS = LeaseSettings(ttl=1.5, renew_interval=0.3, renew_deadline=1.0, retry_interval=1.0)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+class FakeLease:
+    def __init__(self, clock: Clock) -> None:
+        self.settings = SETTINGS
+        self.clock = clock
+        self.renew_takes = 0.0
+        self.renew_error: Exception | None = None
+        self.renewals = 0
+        self.forgotten = False
+
+    def renew(self) -> None:
+        self.clock.t += self.renew_takes
+        if self.renew_error:
+            raise self.renew_error
+        self.renewals += 1
+
+    def forget(self) -> None:
+        self.forgotten = True
+
+
+def keeper_holding(epoch: int = 4) -> tuple[LeaseKeeper, FakeLease, Clock]:
+    clock = Clock()
+    lease = FakeLease(clock)
+    keeper = LeaseKeeper(lease, RedisHealth(), lambda: False, lambda s: None, clock=clock)
+    keeper._became_holder(epoch, started=0.0)
+    return keeper, lease, clock
+
+
+def test_the_hold_is_valid_only_until_the_renew_deadline() -> None:
+    keeper, _, clock = keeper_holding()
+    clock.t = 0.99
+    assert keeper.valid_epoch() == 4
+    clock.t = 1.0
+    assert keeper.valid_epoch() is None
+
+
+def test_the_deadline_counts_from_the_start_of_the_last_confirmed_renewal() -> None:
+    keeper, lease, clock = keeper_holding()
+    clock.t = 0.3
+    lease.renew_takes = 0.6  # a slow answer does not buy extra time
+    keeper._holder_step()
+    assert lease.renewals == 1
+    clock.t = 1.29
+    assert keeper.valid_epoch() == 4
+    clock.t = 1.3
+    assert keeper.valid_epoch() is None
+
+
+def test_redis_errors_keep_the_hold_until_the_deadline_then_it_steps_down(caplog) -> None:  # noqa: ANN001
+    keeper, lease, clock = keeper_holding()
+    lease.renew_error = CoordError("renewing the lease: ConnectionError: refused")
+    clock.t = 0.5
+    keeper._holder_step()
+    assert keeper.valid_epoch() == 4
+    assert "Redis unreachable (lease renewal)" in caplog.text
+    clock.t = 1.0
+    keeper._holder_step()
+    assert keeper.valid_epoch() is None and lease.forgotten
+    assert "no renewal of lease epoch 4 confirmed within 1.00s: stepping down" in caplog.text
+
+
+def test_a_lost_lease_is_dropped_at_once(caplog) -> None:  # noqa: ANN001
+    keeper, lease, clock = keeper_holding()
+    lease.renew_error = LeaseLost("lease epoch 4 is no longer ours")
+    clock.t = 0.3
+    keeper._holder_step()
+    assert keeper.valid_epoch() is None
+    assert "lost lease: lease epoch 4 is no longer ours" in caplog.text
+
+
+def test_a_paused_holder_does_not_resume_its_hold_even_if_the_key_survived() -> None:
+    keeper, lease, clock = keeper_holding()
+    clock.t = 1.2  # paused past the deadline but not past the TTL
+    keeper._holder_step()
+    assert keeper.valid_epoch() is None
+    assert lease.renewals == 0 and lease.forgotten

@@ -1,0 +1,199 @@
+"""The connector child state machine, driven through a fake OS seam (no processes)."""
+
+from __future__ import annotations
+
+import signal
+from dataclasses import dataclass, field
+
+from zato.connector.process import Child, Manager, RestartPolicy, State
+from zato.connector.registry import ConnectorSpec
+
+POLICY = RestartPolicy(start=1.0, step=1.0, max=3.0, fatal_after=3, startsecs=0.5, stop_timeout=0.3)
+ENV = {"ZATO_EPOCH": "7", "ZATO_SERVER_DIR": "/srv/server1"}
+
+
+@dataclass
+class FakeProc:
+    pid: int
+    argv: tuple
+    env: dict
+    code: int | None = None
+    signals: list = field(default_factory=list)
+    dies_on_term: bool = True
+
+
+class FakeOS:
+    def __init__(self) -> None:
+        self.t = 100.0
+        self.procs: list[FakeProc] = []
+        self.fail_spawn: OSError | None = None
+
+    def spawn(self, argv, env):  # noqa: ANN001, ANN201
+        if self.fail_spawn:
+            raise self.fail_spawn
+        proc = FakeProc(1000 + len(self.procs), argv, dict(env))
+        self.procs.append(proc)
+        return proc
+
+    def poll(self, handle):  # noqa: ANN001, ANN201
+        return handle.code
+
+    def signal(self, handle, sig):  # noqa: ANN001, ANN201
+        handle.signals.append(sig)
+        if sig == signal.SIGKILL or (sig == signal.SIGTERM and handle.dies_on_term):
+            handle.code = -sig
+
+    def now(self) -> float:
+        return self.t
+
+    @property
+    def last(self) -> FakeProc:
+        return self.procs[-1]
+
+
+def spec(name: str = "zmq-channel:orders", config_hash: str = "h1") -> ConnectorSpec:
+    return ConnectorSpec(name, "zmq-channel", ("python", "-m", "conn", name), config_hash)
+
+
+def started_child(os_: FakeOS) -> Child:
+    child = Child(spec(), POLICY, os_)
+    child.start(ENV)
+    return child
+
+
+def test_a_child_gets_the_epoch_and_server_dir_and_runs_after_startsecs() -> None:
+    os_ = FakeOS()
+    child = started_child(os_)
+    assert child.state is State.STARTING
+    assert os_.last.env == ENV
+    assert os_.last.argv == ("python", "-m", "conn", "zmq-channel:orders")
+    os_.t += 0.6
+    assert child.tick()
+    assert child.state is State.RUNNING
+    assert child.snapshot()["pid"] == os_.last.pid
+
+
+def test_a_running_child_that_exits_is_restarted_and_counted() -> None:
+    os_ = FakeOS()
+    child = started_child(os_)
+    os_.t += 1
+    child.tick()
+    os_.last.code = 1
+    child.tick()
+    assert child.state is State.STARTING
+    assert len(os_.procs) == 2
+    snap = child.snapshot()
+    assert snap["restarts"] == 1
+    assert snap["last_error"] == "exited with code 1"
+
+
+def test_fast_failures_back_off_then_give_up_into_fatal(caplog) -> None:  # noqa: ANN001
+    os_ = FakeOS()
+    child = started_child(os_)
+    delays = []
+    for _ in range(POLICY.fatal_after - 1):
+        os_.last.code = 2
+        child.tick()
+        assert child.state is State.BACKOFF
+        delays.append(child.retry_at - os_.t)
+        os_.t += 0.1
+        child.tick()
+        assert child.state is State.BACKOFF  # not before the delay is over
+        os_.t = child.retry_at
+        child.tick()
+        assert child.state is State.STARTING
+    assert delays == [1.0, 2.0]
+    os_.last.code = 2
+    child.tick()
+    assert child.state is State.FATAL
+    assert "STARTING->FATAL pid" not in caplog.text
+    line = "child zmq-channel:orders STARTING->FATAL: exited with code 2; gave up after 3 failed starts"
+    assert line in caplog.text
+    os_.t += 100
+    child.tick()
+    assert child.state is State.FATAL and len(os_.procs) == POLICY.fatal_after
+
+
+def test_backoff_delay_is_capped() -> None:
+    assert [POLICY.delay(n) for n in range(1, 6)] == [1.0, 2.0, 3.0, 3.0, 3.0]
+
+
+def test_reaching_running_resets_the_failure_count() -> None:
+    os_ = FakeOS()
+    child = started_child(os_)
+    os_.last.code = 1
+    child.tick()
+    os_.t = child.retry_at
+    child.tick()
+    os_.t += 1
+    child.tick()
+    assert child.state is State.RUNNING and child.failures == 0
+
+
+def test_a_program_that_cannot_be_spawned_backs_off_with_a_clear_error() -> None:
+    os_ = FakeOS()
+    os_.fail_spawn = FileNotFoundError(2, "No such file or directory")
+    child = started_child(os_)
+    assert child.state is State.BACKOFF
+    assert child.last_error == "cannot start 'python': No such file or directory"
+
+
+def test_stop_sends_sigterm_and_then_sigkill_after_the_timeout() -> None:
+    os_ = FakeOS()
+    child = started_child(os_)
+    os_.last.dies_on_term = False
+    child.stop()
+    assert child.state is State.STOPPING
+    assert os_.last.signals == [signal.SIGTERM]
+    os_.t += 0.1
+    child.tick()
+    assert os_.last.signals == [signal.SIGTERM]
+    os_.t += 0.3
+    child.tick()
+    assert os_.last.signals == [signal.SIGTERM, signal.SIGKILL]
+    child.tick()
+    assert child.state is State.STOPPED
+    assert child.snapshot()["pid"] is None
+
+
+def test_reconcile_starts_missing_stops_removed_and_restarts_only_changed() -> None:
+    os_ = FakeOS()
+    manager = Manager(POLICY, os_)
+    a, b, c = spec("a", "1"), spec("b", "1"), spec("c", "1")
+    manager.reconcile({"a": a, "b": b, "c": c}, ENV)
+    first = {p.argv[-1]: p for p in os_.procs}
+    assert set(first) == {"a", "b", "c"}
+    manager.reconcile({"a": a, "b": spec("b", "2"), "d": spec("d", "1")}, ENV)
+    manager.tick()
+    assert first["a"].signals == []  # unchanged: untouched
+    assert first["b"].signals == [signal.SIGTERM]  # changed: restarted
+    assert first["c"].signals == [signal.SIGTERM]  # removed: stopped
+    assert sorted(manager.children) == ["a", "b", "d"]
+    assert [p.argv[-1] for p in os_.procs].count("b") == 2
+    assert [c["name"] for c in manager.snapshot()] == ["a", "b", "d"]
+
+
+def test_stop_all_kills_stragglers_and_forgets_every_child() -> None:
+    os_ = FakeOS()
+    manager = Manager(POLICY, os_)
+    manager.reconcile({"a": spec("a"), "b": spec("b")}, ENV)
+    os_.procs[1].dies_on_term = False
+
+    def sleep(seconds: float) -> None:
+        os_.t += 0.1
+
+    assert manager.stop_all(timeout=0.3, sleep=sleep)
+    assert os_.procs[0].signals == [signal.SIGTERM]
+    assert os_.procs[1].signals == [signal.SIGTERM, signal.SIGKILL]
+    assert manager.children == {} and not manager.active
+
+
+def test_fatal_child_is_retried_when_its_definition_changes() -> None:
+    os_ = FakeOS()
+    manager = Manager(RestartPolicy(fatal_after=1), os_)
+    manager.reconcile({"a": spec("a", "1")}, ENV)
+    os_.last.code = 1
+    manager.tick()
+    assert manager.children["a"].state is State.FATAL
+    manager.reconcile({"a": spec("a", "2")}, ENV)
+    assert manager.children["a"].state is State.STARTING
