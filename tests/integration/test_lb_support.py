@@ -7,6 +7,7 @@ supervisor does. It lets the LB be tested against real processes on free ports.
 
 from __future__ import annotations
 
+import configparser
 import os
 import signal
 import subprocess
@@ -16,12 +17,16 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+import pytest
 import redis
 import requests
 
-from tests.support import REDIS_URL, free_port, wait_for
+from tests.support import REDIS_URL, cleanup_redis, cluster_name, free_port, wait_for
 from zato.common.pidfile import pid_alive
 from zato.coord.membership import Member, announce, withdraw
+from zato.lb.controller import servers_in_file
+
+PASSWORD = "s3cret-stats"
 
 PING_APP = """
 import json, os
@@ -173,7 +178,7 @@ class Load:
         wait_for(lambda: self.ok >= start + n, timeout, what=f"{n} more successful requests")
 
 
-def write_lb_dir(path: str, cluster: str, port: int, password: str = "s3cret-stats") -> str:
+def write_lb_dir(path: str, cluster: str, port: int, password: str = PASSWORD) -> str:
     """A load-balancer directory like `zato create load-balancer` makes."""
     from zato.config.component import LOAD_BALANCER, write_marker
 
@@ -185,12 +190,25 @@ def write_lb_dir(path: str, cluster: str, port: int, password: str = "s3cret-sta
     return path
 
 
+def set_conf(path: str, section: str, key: str, value: str) -> None:
+    """Set one value in an INI file (lb.conf)."""
+    cp = configparser.ConfigParser(interpolation=None)
+    cp.read(path)
+    if not cp.has_section(section):
+        cp.add_section(section)
+    cp.set(section, key, value)
+    with open(path, "w") as f:
+        cp.write(f)
+
+
 class Controller:
     """`python -m zato.lb.main LB_DIR` as a child of the test, stopped by its pid."""
 
-    def __init__(self, lb_dir: str, port: int):
+    def __init__(self, lb_dir: str, port: int, cluster: str = ""):
         self.lb_dir = lb_dir
         self.port = port
+        self.cluster = cluster
+        self.servers: list[BareServer] = []  # stopped by the test's clean-up
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -232,3 +250,30 @@ class Controller:
                 self.proc.wait()
         if hp and pid_alive(hp):
             os.kill(hp, signal.SIGKILL)
+
+
+@pytest.fixture(name="lb")
+def lb_fixture(tmp_path):
+    cluster = cluster_name("lb")
+    port = free_port()
+    controller = Controller(write_lb_dir(str(tmp_path / "lb"), cluster, port, PASSWORD), port, cluster)
+    yield controller
+    for server in controller.servers:
+        server.terminate()
+    controller.stop()
+    cleanup_redis(cluster)
+
+
+def add_server(lb: Controller, name: str, port: int | None = None) -> BareServer:
+    server = BareServer(lb.cluster, name, port or free_port()).start()
+    lb.servers.append(server)
+    return server
+
+
+def backend_pids(lb: Controller, n: int = 8) -> set[int]:
+    return {requests.get(lb.url + "/zato/ping", timeout=5).json().get("pid") for _ in range(n)}
+
+
+def servers_on_disk(lb: Controller) -> set[str]:
+    with open(os.path.join(lb.lb_dir, "config", "haproxy.cfg")) as f:
+        return {b.name for b in servers_in_file(f.read())}

@@ -1,0 +1,92 @@
+"""Fault injection behind the load balancer: servers killed or restarted, the controller
+killed, HAProxy killed. Real HAProxy, real gunicorn + gevent servers, steady GET load."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from tests.integration.test_lb_support import (  # noqa: F401 - lb_fixture provides `lb`
+    BareServer,
+    Controller,
+    Load,
+    add_server,
+    backend_pids,
+    lb_fixture,
+    servers_on_disk,
+)
+from tests.support import wait_for
+from zato.common.pidfile import pid_alive
+from zato.lb.status import describe
+
+
+def server_states(lb: Controller) -> dict[str, str]:
+    return {s["name"]: s["state"] for s in describe(lb.lb_dir)["servers"]}
+
+
+def two_servers(lb: Controller) -> list[BareServer]:
+    """Two servers, both receiving traffic through the LB."""
+    servers = [add_server(lb, "server1"), add_server(lb, "server2")]
+    wait_for(lambda: len(backend_pids(lb)) == 2, 20, what="traffic on both servers")
+    return servers
+
+
+def test_sigkill_of_a_server_under_load_fails_no_request(lb):
+    lb.start()
+    _, victim = two_servers(lb)
+    with Load(lb.url + "/zato/ping") as load:
+        load.wait_requests(100)
+        victim.kill()
+        wait_for(lambda: "server2" not in server_states(lb), 20, what="killed server removed")
+        load.wait_requests(300)
+    assert load.failed == []
+    assert servers_on_disk(lb) == {"server1"}
+
+
+def test_rolling_restart_of_every_server_under_load_fails_no_request(lb):
+    lb.start()
+    servers = two_servers(lb)
+    with Load(lb.url + "/zato/ping") as load:
+        for i, old in enumerate(servers):
+            old.stop_gracefully(drain=1.0)
+            new = add_server(lb, old.name, old.port)
+            wait_for(
+                lambda new=new: new.proc.pid and server_states(lb).get(new.name, "").startswith("UP"), 20
+            )
+            servers[i] = new
+            load.wait_requests(100)
+        before = load.ok
+        wait_for(lambda: load.ok > before + 100, 20)
+    assert load.failed == []
+    assert set(server_states(lb)) == {"server1", "server2"}
+
+
+def test_controller_killed_and_restarted_under_load_adopts_haproxy(lb):
+    lb.start()
+    two_servers(lb)
+    with Load(lb.url + "/zato/ping") as load:
+        haproxy_pid = lb.haproxy_pid()
+        lb.kill()  # SIGKILL: HAProxy keeps serving on its own
+        load.wait_requests(100)
+        lb.start()
+        assert lb.haproxy_pid() == haproxy_pid  # adopted, not restarted
+        third = add_server(lb, "server3")
+        wait_for(lambda: server_states(lb).get(third.name, "").startswith("UP"), 20, what="server3 added")
+        load.wait_requests(100)
+    assert load.failed == []
+    assert servers_on_disk(lb) == {"server1", "server2", "server3"}
+
+
+def test_haproxy_killed_is_restarted_with_the_same_servers(lb):
+    lb.start()
+    add_server(lb, "server1")
+    wait_for(lambda: "server1" in server_states(lb), 20, what="server1 added")
+    old = lb.haproxy_pid()
+    os.kill(old, signal.SIGKILL)
+    wait_for(lambda: lb.haproxy_pid() != old and pid_alive(lb.haproxy_pid()), 30, what="a new HAProxy")
+    wait_for(
+        lambda: server_states(lb).get("server1", "").startswith("UP"), 30, what="server1 back in HAProxy"
+    )
+    with Load(lb.url + "/zato/ping") as load:
+        load.wait_requests(50)
+    assert load.failed == []

@@ -1,0 +1,101 @@
+"""The load balancer with a real HAProxy and real gunicorn + gevent servers on free ports."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+
+import pytest
+import requests
+
+from tests.integration.test_lb_support import (  # noqa: F401 - lb is a fixture
+    PASSWORD,
+    Load,
+    add_server,
+    backend_pids,
+    lb_fixture,
+    servers_on_disk,
+    set_conf,
+    write_lb_dir,
+)
+from tests.support import cluster_name, free_port, wait_for
+from zato.common.cid import is_cid
+from zato.lb.status import describe
+
+
+def test_alive_and_zato_error_envelope_with_no_server(lb):
+    lb.start()
+    alive = requests.get(lb.url + "/zato-lb-alive", timeout=5)
+    assert alive.status_code == 200
+    assert "HAProxy: service ready." in alive.text
+
+    resp = requests.get(lb.url + "/zato/ping", timeout=5)
+    assert resp.status_code == 503
+    body = resp.json()
+    assert body["zato_env"]["result"] == "ZATO_ERROR"
+    assert body["zato_env"]["details"] == "No server available"
+    assert is_cid(body["zato_env"]["cid"])
+    assert resp.headers["X-Zato-CID"] == body["zato_env"]["cid"]
+
+
+def test_servers_join_and_leave_gracefully_with_no_failed_request(lb):
+    lb.start()
+    add_server(lb, "server1")
+    wait_for(lambda: None not in backend_pids(lb), 20, what="server1 gets traffic")
+    second = add_server(lb, "server2")
+    with Load(lb.url + "/zato/ping") as load:
+        wait_for(lambda: len(load.pids) == 2, 20, what="traffic spread over both servers")
+        second.stop_gracefully(drain=1.0)
+        load.wait_requests(200)
+    assert load.failed == []
+    wait_for(
+        lambda: [s["name"] for s in describe(lb.lb_dir)["servers"]] == ["server1"], 20, what="server2 removed"
+    )
+    assert servers_on_disk(lb) == {"server1"}
+
+
+def test_stats_socket_private_and_stats_page_needs_credentials(lb):
+    lb.start()
+    add_server(lb, "server1")
+    sock = os.path.join(lb.lb_dir, "work", "haproxy.sock")
+    assert stat.S_IMODE(os.stat(sock).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(os.path.join(lb.lb_dir, "config", "haproxy.cfg")).st_mode) == 0o600
+
+    assert requests.get(lb.url + "/zato-lb-stats", timeout=5).status_code == 401
+    assert requests.get(lb.url + "/zato-lb-stats", auth=("admin", "wrong"), timeout=5).status_code == 401
+    assert requests.get(lb.url + "/zato-lb-stats", auth=("admin", PASSWORD), timeout=5).status_code == 200
+
+    info = wait_for(lambda: (d := describe(lb.lb_dir))["servers"] and d, 20, what="server1 in status")
+    assert info["controller"]["running"] and info["haproxy"]["running"]
+    assert info["haproxy"]["version"].startswith("2.")
+    assert info["servers"][0]["name"] == "server1"
+    assert info["servers"][0]["state"].startswith("UP")
+    assert PASSWORD not in json.dumps(info)
+    with open(os.path.join(lb.lb_dir, "logs", "lb.log")) as f:
+        assert PASSWORD not in f.read()
+
+
+@pytest.mark.parametrize(
+    "section,key,value,expected",
+    [
+        ("main", "port", "eleven", "[main] port: 'eleven' is not a whole number"),
+        ("haproxy", "retries", "-1", "[haproxy] retries: -1 is not in 0..100"),
+        ("haproxy", "binary", "no-such-haproxy", "[haproxy] binary: 'no-such-haproxy' not found"),
+        ("stats", "username", "ad:min", "[stats] username"),
+    ],
+)
+def test_bad_config_value_is_one_clear_line_before_haproxy_starts(tmp_path, section, key, value, expected):
+    lb_dir = write_lb_dir(str(tmp_path / "lb"), cluster_name("lb"), free_port())
+    set_conf(os.path.join(lb_dir, "config", "lb.conf"), section, key, value)
+    proc = subprocess.run(
+        [sys.executable, "-m", "zato.lb.main", lb_dir], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 3
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not os.path.exists(os.path.join(lb_dir, "config", "haproxy.cfg"))
+    assert not os.path.exists(os.path.join(lb_dir, "pidfile"))
