@@ -1,0 +1,148 @@
+"""`zato cluster status DIR [--json]`: servers, the connector-server lease and its connectors.
+
+DIR is a quickstart folder or any server folder of the cluster. Reads Redis (and the ODB for
+servers that are not running); never shows a secret.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+from zato.common.errors import ComponentError, ZatoError
+from zato.config.component import LOAD_BALANCER, QUICKSTART, SERVER, quickstart_members, read_component
+from zato.config.settings import ServerSettings, load_server_settings
+from zato.coord.client import connect, describe
+from zato.coord.status import KnownServer, collect
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("cluster", help="cluster-wide views")
+    csub = p.add_subparsers(dest="cluster_command", metavar="SUBCOMMAND")
+    csub.required = True
+    s = csub.add_parser("status", help="servers, lease holder, epoch and connector processes")
+    s.add_argument("path", metavar="DIR", help="a quickstart directory or a server directory")
+    s.add_argument("--json", action="store_true", help="print JSON")
+    s.set_defaults(func=run_status)
+
+
+def run_status(args: argparse.Namespace) -> int:
+    data = gather(args.path)
+    if args.json:
+        print(json.dumps(data, indent=2, default=str))
+    else:
+        print(render(data))
+    return 0
+
+
+def gather(path: str) -> dict:
+    component = read_component(path)
+    if component.kind == QUICKSTART:
+        members = quickstart_members(component)
+        servers = [load_server_settings(m.path) for m in members if m.kind == SERVER]
+        lbs = [m.path for m in members if m.kind == LOAD_BALANCER]
+    elif component.kind == SERVER:
+        servers, lbs = [load_server_settings(component.path)], []
+    else:
+        raise ComponentError(
+            f"{component.path}: is a {component.kind}; give a quickstart or server directory"
+        )
+    if not servers:
+        raise ComponentError(f"{component.path}: holds no server directory")
+    first = servers[0]
+    known = {s.name: KnownServer(s.name, s.host, s.port) for s in servers}
+    odb_error = ""
+    try:
+        known.update({k.name: k for k in _registered(first) if k.name not in known})
+    except ZatoError as e:
+        odb_error = f"ODB: {e}"
+    client = connect(first.redis)
+    try:
+        data = collect(client, first.cluster, list(known.values()))
+    finally:
+        client.close()
+    data["redis"] = describe(first.redis)
+    if odb_error:
+        data["errors"].append(odb_error)
+    if lbs:
+        data["load_balancer"] = _lb(lbs[0])
+    return data
+
+
+def _registered(settings: ServerSettings) -> list[KnownServer]:
+    from zato.odb import api as odb_api
+    from zato.odb.engine import ODB
+
+    odb = ODB(settings.odb_url)
+    try:
+        return [KnownServer(r.name, r.host, r.port) for r in odb_api.list_servers(odb, settings.cluster)]
+    finally:
+        odb.dispose()
+
+
+def _lb(lb_dir: str) -> dict | None:
+    try:
+        from zato.lb.status import describe as describe_lb
+    except ImportError:
+        return None
+    return describe_lb(lb_dir)
+
+
+def when(ts: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "-"
+
+
+def table(headers: tuple[str, ...], rows: list[tuple]) -> list[str]:
+    cells = [headers] + [tuple("-" if v in (None, "") else str(v) for v in row) for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    return ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+
+
+def render(data: dict) -> str:
+    out = [f"Cluster {data['cluster']} (Redis {data.get('redis', '?')})", ""]
+    rows = [
+        (s["name"], "live" if s["live"] else "gone", s["address"], s["pid"], when(s["since"]), s["role"])
+        for s in data["servers"]
+    ]
+    out += table(("SERVER", "STATUS", "ADDRESS", "PID", "SINCE", "ROLE"), rows)
+    lease = data["lease"] or {}
+    out.append("")
+    if lease.get("holder"):
+        out.append(
+            f"Lease: held by {lease['holder']}, epoch {lease['epoch']}, since {when(lease['since'])} "
+            f"(newest epoch {lease['newest_epoch']})"
+        )
+        out.append("")
+        children = data["children"]
+        if children:
+            out.append(f"Connectors on {lease['holder']}:")
+            keys = ("name", "kind", "state", "pid", "restarts", "last_error")
+            out += table(
+                ("NAME", "KIND", "STATE", "PID", "RESTARTS", "LAST ERROR"),
+                [tuple(c[k] for k in keys) for c in children],
+            )
+        else:
+            out.append(f"Connectors on {lease['holder']}: none")
+        last_error = (data.get("supervisor") or {}).get("last_error")
+        if last_error:
+            out.append(f"Supervisor error: {last_error}")
+    else:
+        out.append(f"Lease: not held (newest epoch {lease.get('newest_epoch', '-')})")
+    lb = data.get("load_balancer")
+    if lb:
+        out += ["", *render_lb(lb)]
+    for error in data["errors"]:
+        out.append(f"warning: {error}")
+    return "\n".join(out)
+
+
+def render_lb(lb: dict) -> list[str]:
+    if lb.get("error"):
+        return [f"Load balancer: {lb.get('path')}: {lb['error']}"]
+    running = (lb.get("controller") or {}).get("running")
+    out = [f"Load balancer: {lb.get('url')} ({'running' if running else 'not running'})"]
+    rows = [(s.get("name"), s.get("address"), s.get("state"), s.get("check")) for s in lb.get("servers", [])]
+    if rows:
+        out += ["  " + line for line in table(("BACKEND", "ADDRESS", "STATE", "CHECK"), rows)]
+    return out

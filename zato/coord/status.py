@@ -1,0 +1,84 @@
+"""The cluster status view: servers (live or gone), the lease holder and its connectors.
+
+One data shape for `zato cluster status` and GET /zato/admin/cluster/status. Read-only, and
+never shows a secret (the lease token is not part of it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+
+from zato.common.errors import CoordError
+from zato.coord import membership
+from zato.coord.lease import current_epoch, read_holder, read_supervisor_status
+
+
+@dataclass(frozen=True)
+class KnownServer:
+    """A server the cluster knows of (from the ODB or a server directory), live or not."""
+
+    name: str
+    host: str
+    port: int
+
+
+def collect(client: redis.Redis, cluster: str, known: list[KnownServer] | tuple = ()) -> dict:
+    """Everything the status view shows; Redis failures become an "errors" entry."""
+    result: dict = {"cluster": cluster, "servers": [], "lease": None, "children": [], "errors": []}
+    try:
+        live = {m.name: m for m in membership.live_servers(client, cluster)}
+        holder = read_holder(client, cluster)
+        newest = current_epoch(client, cluster)
+        supervisor = read_supervisor_status(client, cluster)
+    except CoordError as e:
+        result["errors"].append(f"Redis: {e}")
+        live, holder, newest, supervisor = {}, None, None, None
+    result["servers"] = _servers(live, known, holder.server if holder else None)
+    result["lease"] = {
+        "holder": holder.server if holder else None,
+        "epoch": holder.epoch if holder else None,
+        "since": holder.since if holder else None,
+        "expires_in_ms": holder.ttl_ms if holder else None,
+        "newest_epoch": newest,
+    }
+    if holder and supervisor and supervisor.get("epoch") == holder.epoch:
+        result["children"] = [_child(c) for c in supervisor.get("children", [])]
+        result["supervisor"] = {
+            "server": supervisor.get("server"),
+            "pid": supervisor.get("pid"),
+            "updated_at": supervisor.get("updated_at"),
+            "last_error": supervisor.get("last_error") or "",
+        }
+    return result
+
+
+def _servers(live: dict, known: list[KnownServer] | tuple, holder: str | None) -> list[dict]:
+    rows = {}
+    for k in known:
+        rows[k.name] = {
+            "name": k.name,
+            "live": False,
+            "address": f"{k.host}:{k.port}",
+            "pid": None,
+            "since": None,
+            "state": "gone",
+            "role": "",
+        }
+    for name, m in live.items():
+        rows[name] = {
+            "name": name,
+            "live": True,
+            "address": m.address,
+            "pid": m.pid,
+            "since": m.started_at,
+            "state": m.state,
+            "role": "holder" if name == holder else (m.role or "standby"),
+        }
+    return [rows[name] for name in sorted(rows)]
+
+
+def _child(c: dict) -> dict:
+    keep = ("name", "kind", "state", "pid", "restarts", "last_error")
+    return {k: c.get(k) for k in keep}
