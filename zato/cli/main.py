@@ -20,6 +20,7 @@ COMMANDS = [
     "start",
     "stop",
     "info",
+    "cluster",
     "deploy",
     "channel",
 ]
