@@ -23,6 +23,7 @@ COMMANDS = [
     "cluster",
     "deploy",
     "channel",
+    "conn",
 ]
 
 

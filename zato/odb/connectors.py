@@ -27,6 +27,12 @@ from zato.odb.models import (
 )
 
 MASK = "******"
+
+
+class DefinitionNotFound(ConnectorError):
+    """No definition of that kind and name in the cluster."""
+
+
 DATA_FORMATS = ("json", "text")
 
 
@@ -181,14 +187,17 @@ def _find(s: Session, cid: int, kind: str, name: str) -> Any:
 def _get(s: Session, cid: int, kind: str, name: str) -> Any:
     obj = _find(s, cid, kind, name)
     if obj is None:
-        raise ConnectorError(f"no {kind} named {name!r}")
+        raise DefinitionNotFound(f"no {kind} named {name!r}")
     return obj
 
 
 def _apply(s: Session, cid: int, kind: str, obj: Any, values: dict) -> None:
     for key, value in values.items():
         if key == "def":
-            obj.def_id = _get(s, cid, "amqp-def", value).id
+            found = _find(s, cid, "amqp-def", value)
+            if found is None:
+                raise ConnectorError(f"{kind} def: no amqp-def named {value!r}")
+            obj.def_id = found.id
         else:
             setattr(obj, key, value)
 
@@ -267,6 +276,13 @@ def list_all(odb: ODB, cluster: str, kind: str | None = None) -> list[dict]:
             for obj in s.scalars(select(model).where(model.cluster_id == cid).order_by(model.name)):
                 out.append(view(s, k, obj))
     return out
+
+
+def get(odb: ODB, cluster: str, kind: str, name: str) -> dict:
+    """The public view of one definition (password masked)."""
+    check_kind(kind)
+    with odb.session() as s:
+        return view(s, kind, _get(s, cluster_id(s, cluster), kind, name))
 
 
 def load(odb: ODB, cluster: str, kind: str, name: str) -> dict:

@@ -1,0 +1,101 @@
+"""AMQP outgoing: services hand messages to Redis (the worker side of self.outgoing.amqp), the
+outgoing connector process publishes them with confirms; nothing is lost when it is killed."""
+
+from __future__ import annotations
+
+import json
+import signal
+import uuid
+
+import pytest
+import redis
+
+from tests.conn_support import Rabbit, make_server_dir, set_epoch, start_connector, stop_process, wait_exit
+from tests.support import REDIS_URL, cleanup_redis, cluster_name, wait_for
+from zato.common.errors import ConnectorError
+from zato.config.settings import load_server_settings
+from zato.connector.outgoing import make_outgoing
+from zato.coord.queues import OutQueue
+from zato.odb import connectors
+from zato.odb.engine import ODB
+
+
+@pytest.fixture
+def env(tmp_path):
+    cluster = cluster_name("amqpout")
+    server_dir = make_server_dir(str(tmp_path), cluster)
+    odb = ODB(f"sqlite:///{tmp_path}/odb.sqlite")
+    set_epoch(cluster, 1)
+    rabbit = Rabbit()
+    queue = rabbit.queue(f"zt-out-{uuid.uuid4().hex[:8]}")
+    connectors.create(odb, cluster, "amqp-def", {"name": "rabbit"})
+    connectors.create(
+        odb, cluster, "amqp-outgoing", {"name": "orders", "def": "rabbit", "routing_key": queue}
+    )
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    outgoing = make_outgoing(load_server_settings(server_dir), client)
+    procs = []
+    yield dict(
+        cluster=cluster,
+        dir=server_dir,
+        odb=odb,
+        rabbit=rabbit,
+        queue=queue,
+        out=outgoing,
+        client=client,
+        procs=procs,
+    )
+    for p in procs:
+        stop_process(p)
+    rabbit.close()
+    odb.dispose()
+    client.close()
+    cleanup_redis(cluster)
+
+
+def _start(env):
+    proc = start_connector(env["dir"], "amqp-outgoing", "orders")
+    env["procs"].append(proc)
+    return proc
+
+
+def _received(env, seen: list) -> int:
+    seen.extend(env["rabbit"].get_all(env["queue"]))
+    return len({json.loads(body)["n"] for _, body in seen})
+
+
+def test_sent_messages_arrive_with_the_definition_properties(env):
+    _start(env)
+    for i in range(20):
+        env["out"].amqp.send({"n": i}, "orders")
+    env["out"].amqp.send(b'{"n": 20}', "orders", properties={"headers": {"x-test": "yes"}})
+    seen: list = []
+    wait_for(lambda: _received(env, seen) == 21, timeout=60, what="21 messages in RabbitMQ")
+    props, _ = seen[-1]
+    assert props.content_type == "application/json" and props.delivery_mode == 2
+    assert props.headers == {"x-test": "yes"}
+    assert OutQueue(env["client"], env["cluster"], "amqp", "orders").depth() == (0, 0)
+
+
+def test_unknown_connection_and_bad_properties_are_clear_errors(env):
+    with pytest.raises(ConnectorError, match="no active amqp-outgoing connection named 'nope'"):
+        env["out"].amqp.send({"n": 1}, "nope")
+    with pytest.raises(ConnectorError, match="unknown AMQP message properties: colour"):
+        env["out"].amqp.send({"n": 1}, "orders", properties={"colour": "red"})
+
+
+def test_nothing_is_lost_when_the_connector_is_killed_and_restarted(env):
+    for i in range(300):
+        env["out"].amqp.send({"n": i}, "orders")
+    proc = _start(env)
+    seen: list = []
+    wait_for(lambda: _received(env, seen) > 0, timeout=60, what="first messages")
+    proc.send_signal(signal.SIGKILL)
+    wait_exit(proc)
+    for i in range(300, 600):  # sent while no connector runs
+        env["out"].amqp.send({"n": i}, "orders")
+    _start(env)
+    wait_for(lambda: _received(env, seen) == 600, timeout=90, what="all 600 messages")
+    ids = [json.loads(body)["n"] for _, body in seen]
+    print(f"received {len(ids)} messages, {len(ids) - len(set(ids))} duplicates")
+    assert set(ids) == set(range(600))

@@ -1,0 +1,90 @@
+"""ZeroMQ: channel connector processes (PULL, SUB) invoke their service; outgoing PUSH sockets
+live in the server process (self.outgoing.zmq)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import redis
+import zmq
+
+from tests.conn_support import FakeServer, make_server_dir, set_epoch, start_connector, stop_process
+from tests.support import REDIS_URL, cleanup_redis, cluster_name, free_port, wait_for
+from zato.common.errors import ConnectorError
+from zato.config.settings import load_server_settings
+from zato.connector.outgoing import make_outgoing
+from zato.odb import connectors
+from zato.odb.engine import ODB
+
+
+@pytest.fixture
+def env(tmp_path):
+    cluster = cluster_name("zmq")
+    server_dir = make_server_dir(str(tmp_path), cluster)
+    odb = ODB(f"sqlite:///{tmp_path}/odb.sqlite")
+    set_epoch(cluster, 1)
+    fake = FakeServer(cluster)
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    outgoing = make_outgoing(load_server_settings(server_dir), client)
+    zctx = zmq.Context()
+    procs = []
+    yield dict(cluster=cluster, dir=server_dir, odb=odb, fake=fake, out=outgoing, zctx=zctx, procs=procs)
+    for p in procs:
+        stop_process(p)
+    outgoing.zmq.close()
+    zctx.destroy(linger=0)
+    fake.close()
+    odb.dispose()
+    client.close()
+    cleanup_redis(cluster)
+
+
+def _channel(env, name: str, **values):
+    connectors.create(env["odb"], env["cluster"], "zmq-channel", {"name": name, **values})
+    proc = start_connector(env["dir"], "zmq-channel", name)
+    env["procs"].append(proc)
+    return proc
+
+
+def test_pull_channel_gets_what_outgoing_push_sends(env):
+    port = free_port()
+    _channel(env, "in", address=f"tcp://127.0.0.1:{port}", service="demo.zmq")
+    connectors.create(
+        env["odb"], env["cluster"], "zmq-outgoing", {"name": "out", "address": f"tcp://127.0.0.1:{port}"}
+    )
+    for i in range(50):
+        env["out"].zmq.send({"n": i}, "out")
+    wait_for(lambda: len(env["fake"].bodies("demo.zmq")) == 50, timeout=60, what="50 ZeroMQ messages")
+    assert sorted(json.loads(b)["n"] for b in env["fake"].bodies("demo.zmq")) == list(range(50))
+
+
+def test_sub_channel_takes_only_its_prefix(env):
+    port = free_port()
+    pub = env["zctx"].socket(zmq.PUB)
+    pub.bind(f"tcp://127.0.0.1:{port}")
+    _channel(
+        env,
+        "sub",
+        address=f">tcp://127.0.0.1:{port}",
+        socket_type="SUB",
+        sub_prefix="orders.",
+        service="demo.sub",
+        data_format="text",
+    )
+
+    def published() -> bool:  # PUB drops messages until the subscriber joined: keep sending
+        pub.send(b"other.x")
+        pub.send(b"orders.hello")
+        time.sleep(0.05)
+        return bool(env["fake"].bodies("demo.sub"))
+
+    wait_for(published, timeout=60, what="a message through the SUB channel")
+    assert set(env["fake"].bodies("demo.sub")) == {b"hello"}
+    pub.close(linger=0)
+
+
+def test_unknown_outgoing_is_a_clear_error(env):
+    with pytest.raises(ConnectorError, match="no active zmq-outgoing connection named 'missing'"):
+        env["out"].zmq.send("x", "missing")

@@ -1,0 +1,75 @@
+"""Admin API routes for AMQP and ZeroMQ connection definitions (live, no restart).
+
+    GET    /conn                 every definition (?kind= to filter); passwords masked
+    GET    /conn/<kind>/<name>   one definition
+    POST   /conn/<kind>          create, JSON body {"name": ..., field: value, ...}
+    PATCH  /conn/<kind>/<name>   change the given fields (PUT does the same)
+    DELETE /conn/<kind>/<name>   delete (its connector stops)
+
+kind: amqp-def | amqp-channel | amqp-outgoing | zmq-channel | zmq-outgoing.
+Bad input answers 400 naming the field, an unknown name 404.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import bottle
+
+from zato.admin.api import fail, json_body, worker
+from zato.common.errors import ConnectorError, ZatoError
+from zato.connector import definitions
+from zato.odb import connectors
+from zato.odb.connectors import DefinitionNotFound
+
+
+def register(app: bottle.Bottle) -> None:
+    app.route("/conn", "GET", list_all)
+    app.route("/conn/<kind>/<name>", "GET", get_one)
+    app.route("/conn/<kind>", "POST", create)
+    app.route("/conn/<kind>/<name>", ["PATCH", "PUT"], edit)
+    app.route("/conn/<kind>/<name>", "DELETE", delete)
+
+
+def _call(func: Callable[[], object]) -> object:
+    try:
+        return func()
+    except DefinitionNotFound as e:
+        fail(404, str(e))
+    except ConnectorError as e:
+        fail(400, str(e))
+    except ZatoError as e:
+        fail(503, str(e))
+
+
+def list_all() -> dict:
+    w = worker()
+    kind = bottle.request.query.get("kind") or None
+    return {"connections": _call(lambda: connectors.list_all(w.odb, w.settings.cluster, kind))}
+
+
+def get_one(kind: str, name: str) -> dict:
+    w = worker()
+    return _call(lambda: connectors.get(w.odb, w.settings.cluster, kind, name))
+
+
+def create(kind: str) -> dict:
+    w = worker()
+    data = json_body()
+    view = _call(lambda: definitions.create(w.odb, w.redis, w.settings.cluster, kind, data))
+    bottle.response.status = 201
+    return view
+
+
+def edit(kind: str, name: str) -> dict:
+    w = worker()
+    data = json_body()
+    if not data:
+        fail(400, f"nothing to change in {kind} {name!r}: the body names no field")
+    return _call(lambda: definitions.edit(w.odb, w.redis, w.settings.cluster, kind, name, data))
+
+
+def delete(kind: str, name: str) -> dict:
+    w = worker()
+    _call(lambda: definitions.delete(w.odb, w.redis, w.settings.cluster, kind, name))
+    return {"deleted": f"{kind} {name}"}

@@ -1,0 +1,124 @@
+"""`zato conn create|edit|delete|list`: AMQP and ZeroMQ connection definitions.
+
+    zato conn create amqp-def DIR --name rabbit --host 127.0.0.1 --password -   (- reads stdin)
+    zato conn create amqp-channel DIR --name orders --def rabbit --queue orders --service my.svc
+    zato conn edit amqp-channel DIR --name orders --prefetch 50
+    zato conn delete amqp-channel DIR --name orders
+    zato conn list DIR [--kind amqp-channel]
+
+DIR is a server or quickstart directory (its ODB and Redis are used). Changes apply live.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from zato.common.control import cluster_settings
+from zato.common.errors import ConnectorError
+from zato.connector import definitions
+from zato.coord.client import connect
+from zato.odb import connectors
+from zato.odb.engine import ODB
+
+
+def _option(field: connectors.Field) -> str:
+    return "--active" if field.name == "is_active" else "--" + field.name.replace("_", "-")
+
+
+def _add_kind_parsers(act: argparse._SubParsersAction, action: str, func) -> None:  # noqa: ANN001
+    p = act.add_parser(action, help=f"{action} a connection definition")
+    kinds = p.add_subparsers(dest="kind", metavar="KIND")
+    kinds.required = True
+    for kind, fields in connectors.FIELDS.items():
+        k = kinds.add_parser(kind, help=f"{action} a {kind}")
+        k.add_argument("path", metavar="DIR", help="a server or quickstart directory")
+        for f in fields:
+            if f.name == "name":
+                k.add_argument("--name", required=True)
+                continue
+            if action == "delete":
+                continue
+            hint = "true|false" if f.type == "bool" else "|".join(f.choices) if f.choices else None
+            k.add_argument(_option(f), dest=f.name, metavar=hint or f.name.upper().replace("_", "-"))
+        if action == "edit":
+            k.add_argument("--new-name", help="rename it")
+        k.set_defaults(func=func)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("conn", help="create, edit, delete or list AMQP and ZeroMQ connections")
+    act = p.add_subparsers(dest="action", metavar="ACTION")
+    act.required = True
+    _add_kind_parsers(act, "create", create)
+    _add_kind_parsers(act, "edit", edit)
+    _add_kind_parsers(act, "delete", delete)
+    ls = act.add_parser("list", help="list connection definitions (passwords masked)")
+    ls.add_argument("path", metavar="DIR")
+    ls.add_argument("--kind", choices=connectors.KINDS)
+    ls.set_defaults(func=list_)
+
+
+def _values(args: argparse.Namespace) -> dict:
+    values = {}
+    for f in connectors.FIELDS[args.kind]:
+        value = getattr(args, f.name, None)
+        if value is None or f.name == "name":
+            continue
+        if f.secret and value == "-":
+            value = sys.stdin.readline().rstrip("\n")
+        values[f.name] = value
+    return values
+
+
+def _run(args: argparse.Namespace, apply) -> object:  # noqa: ANN001
+    settings = cluster_settings(args.path)
+    odb, client = ODB(settings.odb_url), connect(settings.redis)
+    try:
+        return apply(odb, client, settings.cluster)
+    finally:
+        odb.dispose()
+        client.close()
+
+
+def create(args: argparse.Namespace) -> int:
+    values = {"name": args.name, **_values(args)}
+    view = _run(
+        args, lambda odb, client, cluster: definitions.create(odb, client, cluster, args.kind, values)
+    )
+    print("created " + definitions.describe(view))
+    return 0
+
+
+def edit(args: argparse.Namespace) -> int:
+    values = _values(args)
+    if args.new_name:
+        values["name"] = args.new_name
+    if not values:
+        raise ConnectorError(f"nothing to change in {args.kind} {args.name!r}: give at least one option")
+    view = _run(
+        args,
+        lambda odb, client, cluster: definitions.edit(odb, client, cluster, args.kind, args.name, values),
+    )
+    print("updated " + definitions.describe(view))
+    return 0
+
+
+def delete(args: argparse.Namespace) -> int:
+    _run(args, lambda odb, client, cluster: definitions.delete(odb, client, cluster, args.kind, args.name))
+    print(f"deleted {args.kind} {args.name}")
+    return 0
+
+
+def list_(args: argparse.Namespace) -> int:
+    settings = cluster_settings(args.path)
+    odb = ODB(settings.odb_url)
+    try:
+        views = connectors.list_all(odb, settings.cluster, args.kind)
+    finally:
+        odb.dispose()
+    for view in views:
+        print(definitions.describe(view))
+    if not views:
+        print("no connection definitions")
+    return 0

@@ -1,0 +1,39 @@
+"""Changing connection definitions the way the CLI and the admin API both do it: update the
+ODB, then publish a "connector" config event so the lease holder's supervisor restarts (or
+stops) exactly the connectors whose config_hash changed, and workers drop cached definitions.
+"""
+
+from __future__ import annotations
+
+import redis
+
+from zato.coord import events
+from zato.odb import connectors
+from zato.odb.engine import ODB
+
+
+def _announce(client: redis.Redis, cluster: str, kind: str, name: str) -> None:
+    events.publish(client, cluster, {"kind": "connector", "type": kind, "name": name})
+
+
+def create(odb: ODB, client: redis.Redis, cluster: str, kind: str, values: dict) -> dict:
+    view = connectors.create(odb, cluster, kind, values)
+    _announce(client, cluster, kind, view["name"])
+    return view
+
+
+def edit(odb: ODB, client: redis.Redis, cluster: str, kind: str, name: str, values: dict) -> dict:
+    view = connectors.edit(odb, cluster, kind, name, values)
+    _announce(client, cluster, kind, view["name"])
+    return view
+
+
+def delete(odb: ODB, client: redis.Redis, cluster: str, kind: str, name: str) -> None:
+    connectors.delete(odb, cluster, kind, name)
+    _announce(client, cluster, kind, name)
+
+
+def describe(view: dict) -> str:
+    """One line for humans: `kind name: field=value ...` (password masked already)."""
+    fields = " ".join(f"{k}={v}" for k, v in view.items() if k not in ("kind", "name"))
+    return f"{view['kind']} {view['name']}: {fields}"
