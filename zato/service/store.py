@@ -6,6 +6,7 @@ and is also what `deploy` uses to validate a module before storing it.
 
 from __future__ import annotations
 
+import linecache
 import logging
 import re
 import sys
@@ -43,12 +44,19 @@ def load_source(module: str, source: str) -> dict[str, type[Service]]:
     is wrong if it does not compile, fails at import, or defines no service."""
     check_module_name(module)
     qualified = DEPLOYED_PREFIX + module
+    filename = f"<deployed {module}.py>"
     try:
-        code = compile(source, f"<deployed {module}.py>", "exec")
+        code = compile(source, filename, "exec")
     except (SyntaxError, ValueError) as e:
         raise DeployError(f"module {module}: does not compile: {e}") from None
     mod = types.ModuleType(qualified)
-    mod.__file__ = f"<deployed {module}.py>"
+    mod.__file__ = filename
+    linecache.cache[filename] = (
+        len(source),
+        None,
+        source.splitlines(True),
+        filename,
+    )  # tracebacks show lines
     previous = sys.modules.get(qualified)
     sys.modules[qualified] = mod  # dataclasses and pickling look modules up by name
     try:

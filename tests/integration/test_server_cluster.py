@@ -1,0 +1,313 @@
+"""A two-server cluster, on SQLite and on PostgreSQL: deploy, channels, a third server that
+joins later, module updates, the pickup directory, the admin API and error envelopes."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from tests.support import PG_URL, free_port, wait_for, zato
+from zato.common.cid import is_cid
+from zato.common.pidfile import pid_alive
+
+SERVICE_V1 = """
+import time
+
+from zato.service import Service
+
+class Hello(Service):
+    def handle(self):
+        payload = self.request.payload or {}
+        self.response.payload = {"hello": payload.get("name", "world"), "server": self.server.name, "v": VERSION}
+
+class Boom(Service):
+    name = "demo.boom"
+
+    def handle(self):
+        raise ValueError("this traceback stays in the log")
+
+class Slow(Service):
+    name = "demo.slow"
+
+    def handle(self):
+        time.sleep(2)
+        self.response.payload = "finished"
+
+class Echo(Service):
+    name = "demo.echo"
+
+    def handle(self):
+        self.response.payload = {"got": self.request.payload, "via": self.invoke("zato.ping")}
+"""
+
+
+def source(version: int) -> str:
+    return SERVICE_V1.replace("VERSION", str(version))
+
+
+def post(url: str, **kw) -> requests.Response:
+    return requests.post(url, timeout=10, **kw)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def cluster(request, module_quickstart, tmp_path_factory):
+    qs = module_quickstart(servers=2, lb=False, odb=PG_URL if request.param == "postgresql" else None)
+    qs.start()
+    module = tmp_path_factory.mktemp("mod") / "hello_api.py"
+    module.write_text(source(1))
+    zato("deploy", qs.path, str(module))
+    zato(
+        "channel",
+        "create",
+        qs.path,
+        "--name",
+        "hello",
+        "--url-path",
+        "/hello",
+        "--service",
+        "hello-api.hello",
+        "--method",
+        "POST",
+    )
+    zato("channel", "create", qs.path, "--name", "boom", "--url-path", "/boom", "--service", "demo.boom")
+    qs.module_file = module
+    return qs
+
+
+def hello(qs, name: str, version: int) -> bool:
+    r = post(qs.server_url(name) + "/hello", json={"name": "ann"})
+    return r.status_code == 200 and r.json() == {"hello": "ann", "server": name, "v": version}
+
+
+def test_ping_answers_like_zato_on_every_server(cluster):
+    for name in cluster.server_names:
+        r = requests.get(cluster.server_url(name) + "/zato/ping", timeout=10)
+        cid = r.headers["X-Zato-CID"]
+        assert r.status_code == 200 and r.headers["Content-Type"] == "application/json"
+        assert is_cid(cid)
+        assert r.text == (
+            '{"zato_env": {"details": "", "result": "ZATO_OK", "cid": "' + cid + '"}, '
+            '"zato_ping_response": {"pong": "zato"}}'
+        )
+
+
+def test_deployed_service_answers_on_both_servers(cluster):
+    for name in cluster.server_names:
+        wait_for(lambda name=name: hello(cluster, name, 1), timeout=20, what=f"hello on {name}")
+
+
+def test_error_envelopes(cluster):
+    url = cluster.server_url("server1")
+    wait_for(lambda: hello(cluster, "server1", 1), timeout=20, what="hello on server1")
+    cases = [
+        (requests.get(url + "/no/such/path", timeout=10), 404, "no channel serves /no/such/path"),
+        (requests.get(url + "/hello", timeout=10), 405, "method GET is not allowed for /hello"),
+        (post(url + "/hello", data=b"{not json"), 400, "malformed JSON"),
+        (requests.get(url + "/boom", timeout=10), 500, "service demo.boom failed"),
+    ]
+    for r, status, detail in cases:
+        env = r.json()["zato_env"]
+        assert r.status_code == status
+        assert env["result"] == "ZATO_ERROR" and env["cid"] == r.headers["X-Zato-CID"]
+        assert detail in env["details"]
+        assert "Traceback" not in r.text and "this traceback stays" not in r.text
+    log = open(os.path.join(cluster.server_dir("server1"), "logs", "server.log")).read()
+    assert "ValueError: this traceback stays in the log" in log
+
+
+def test_admin_api_requires_credentials(cluster):
+    url = cluster.server_url("server2") + "/zato/admin/channels"
+    user, password = cluster.admin_auth
+    for auth in (None, (user, "wrong-password-xyz"), ("intruder", password)):
+        r = requests.get(url, auth=auth, timeout=10)
+        assert r.status_code == 401
+        assert r.headers["WWW-Authenticate"].startswith("Basic")
+    r = requests.get(url, auth=cluster.admin_auth, timeout=10)
+    assert r.status_code == 200
+    assert {c["name"] for c in r.json()["channels"]} >= {"hello", "boom"}
+    log = open(os.path.join(cluster.server_dir("server2"), "logs", "server.log")).read()
+    assert "rejected credentials for user 'intruder'" in log
+    assert password not in log and "wrong-password-xyz" not in log
+
+
+def test_admin_api_creates_a_channel_live_on_every_server(cluster):
+    r = post(
+        cluster.server_url("server1") + "/zato/admin/channels",
+        auth=cluster.admin_auth,
+        json={"name": "echo", "url_path": "/echo", "service": "demo.echo"},
+    )
+    assert r.status_code in (200, 201), r.text
+    bad = post(
+        cluster.server_url("server1") + "/zato/admin/channels",
+        auth=cluster.admin_auth,
+        json={"name": "x", "url_path": "no-slash", "service": "demo.echo"},
+    )
+    assert bad.status_code == 400 and "url_path" in bad.json()["zato_env"]["details"]
+    for name in cluster.server_names:
+
+        def echoed(name=name):
+            resp = post(cluster.server_url(name) + "/echo", json=[1, 2])
+            return resp.status_code == 200 and resp.json()["got"] == [1, 2]
+
+        wait_for(echoed, timeout=20, what=f"/echo on {name}")
+
+
+def test_internal_invoke_checks_secret_and_epoch(cluster):
+    import redis
+
+    from tests.support import REDIS_URL
+    from zato.coord.keys import Keys
+
+    url = cluster.server_url("server2") + "/zato/internal/invoke/demo.echo"
+    secret = cluster.cluster_secret
+    client = redis.Redis.from_url(REDIS_URL)
+    epoch_key = Keys(cluster.cluster).epoch
+    newest = int(client.get(epoch_key) or 0) + 1000  # far ahead of anything the supervisors do
+    client.set(epoch_key, newest)
+    try:
+
+        def call(headers: dict, body=b'{"a": 1}', service_url=url) -> requests.Response:
+            return post(service_url, data=body, headers={"Content-Type": "application/json", **headers})
+
+        assert call({"X-Zato-Epoch": str(newest)}).status_code == 401
+        assert call({"X-Zato-Secret": "nope", "X-Zato-Epoch": str(newest)}).status_code == 401
+        assert call({"X-Zato-Secret": secret}).status_code == 400
+        assert call({"X-Zato-Secret": secret, "X-Zato-Epoch": "soon"}).status_code == 400
+        assert call({"X-Zato-Secret": secret, "X-Zato-Epoch": str(newest - 1)}).status_code == 409
+        cid = "K" + "0" * 27
+        ok = call({"X-Zato-Secret": secret, "X-Zato-Epoch": str(newest), "X-Zato-CID": cid})
+        assert ok.status_code == 200 and ok.json()["got"] == {"a": 1}
+        assert ok.headers["X-Zato-CID"] == cid
+        missing = call(
+            {"X-Zato-Secret": secret, "X-Zato-Epoch": str(newest)},
+            service_url=url.replace("demo.echo", "no.such.service"),
+        )
+        assert missing.status_code == 404
+        failed = call(
+            {"X-Zato-Secret": secret, "X-Zato-Epoch": str(newest)},
+            service_url=url.replace("demo.echo", "demo.boom"),
+        )
+        assert failed.status_code == 500
+    finally:
+        client.delete(epoch_key)
+        client.close()
+    log = open(os.path.join(cluster.server_dir("server2"), "logs", "server.log")).read()
+    assert f"refused stale action demo.echo: epoch {newest - 1} < {newest}" in log
+    assert secret not in log
+
+
+def test_third_server_started_later_has_every_service(cluster, tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("s3") / "server3")
+    port = free_port()
+    zato(
+        "create",
+        "server",
+        path,
+        "--join",
+        cluster.server_dir("server1"),
+        "--name",
+        "server3",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    )
+    out = zato("start", path).stdout
+    assert "server server3 started" in out
+    try:
+        r = post(f"http://127.0.0.1:{port}/hello", json={"name": "ann"})
+        assert r.status_code == 200 and r.json()["server"] == "server3"
+        # Update the module: every server, the late one too, gets the new behaviour.
+        cluster.module_file.write_text(source(2))
+        assert "version 2" in zato("deploy", cluster.path, str(cluster.module_file)).stdout
+        for name in cluster.server_names:
+            wait_for(lambda name=name: hello(cluster, name, 2), timeout=20, what=f"v2 on {name}")
+        wait_for(lambda: post(f"http://127.0.0.1:{port}/hello", json={}).json()["v"] == 2, timeout=20)
+    finally:
+        zato("stop", path)
+
+
+def test_pickup_directory_deploys_to_the_cluster(cluster):
+    pickup = os.path.join(cluster.server_dir("server2"), "pickup")
+    with open(os.path.join(pickup, "picked.py"), "w") as f:
+        f.write(
+            textwrap.dedent("""
+            from zato.service import Service
+
+            class Picked(Service):
+                def handle(self):
+                    self.response.payload = "picked up"
+        """)
+        )
+    with open(os.path.join(pickup, "broken.py"), "w") as f:
+        f.write("def nope(:\n")
+    wait_for(lambda: os.path.exists(os.path.join(pickup, "processed", "picked.py")), timeout=20)
+    zato(
+        "channel",
+        "create",
+        cluster.path,
+        "--name",
+        "picked",
+        "--url-path",
+        "/picked",
+        "--service",
+        "picked.picked",
+        "--data-format",
+        "text",
+    )
+
+    def picked():
+        r = requests.get(cluster.server_url("server1") + "/picked", timeout=10)
+        return r.status_code == 200 and r.text == "picked up"
+
+    wait_for(picked, timeout=20, what="picked-up service on server1")
+    log_path = os.path.join(cluster.server_dir("server2"), "logs", "server.log")
+    wait_for(lambda: "broken.py is broken" in open(log_path).read(), timeout=20)
+    assert os.path.exists(os.path.join(pickup, "broken.py"))
+
+
+def test_up_status_and_graceful_stop(cluster):
+    from zato.odb import api as odb_api
+    from zato.odb.engine import ODB
+
+    settings = cluster.settings("server1")
+    odb = ODB(settings.odb_url)
+    try:
+        status = {s.name: s.up_status for s in odb_api.list_servers(odb, cluster.cluster)}
+        assert status["server1"] == status["server2"] == "running"
+        assert status["server3"] == "clean-down"
+        zato(
+            "channel",
+            "create",
+            cluster.path,
+            "--name",
+            "slow",
+            "--url-path",
+            "/slow",
+            "--service",
+            "demo.slow",
+            "--data-format",
+            "text",
+        )
+        url = cluster.server_url("server1") + "/slow"
+        pids = {name: cluster.pid(name) for name in cluster.server_names}
+        with ThreadPoolExecutor(1) as pool:
+            wait_for(lambda: requests.get(url, timeout=10).status_code == 200, timeout=30, what="/slow")
+            in_flight = pool.submit(requests.get, url, timeout=30)
+            time.sleep(0.5)  # let the request reach the worker before the stop
+            outputs = cluster.stop()
+            r = in_flight.result()
+        assert r.status_code == 200 and r.text == "finished"  # drained, not cut off
+        for name in cluster.server_names:
+            assert any(f"server {name} stopped" in out for out in outputs)
+            assert not os.path.exists(os.path.join(cluster.server_dir(name), "pidfile"))
+            assert not pid_alive(pids[name])
+        status = {s.name: s.up_status for s in odb_api.list_servers(odb, cluster.cluster)}
+        assert status["server1"] == status["server2"] == "clean-down"
+    finally:
+        odb.dispose()
