@@ -1,0 +1,287 @@
+"""Connectors in a real quickstart cluster: definitions made with `zato conn`, connector
+processes run by the lease holder's supervisor, services invoked through the internal endpoint.
+Round trips for every kind; a channel edited while messages flow; a killed connector process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+import uuid
+
+import pytest
+import redis
+import requests
+
+from tests.conn_support import Rabbit
+from tests.support import REDIS_URL, free_port, wait_for, zato
+from zato.coord import connector_stats
+from zato.coord.keys import Keys
+from zato.coord.lease import read_supervisor_status
+
+SERVICES = '''
+import json
+import redis
+from zato.service import Service
+
+_redis = {}
+
+
+def received_key(cluster):
+    return f"zato:{cluster}:test:received"
+
+
+class Record(Service):
+    """Records every payload it gets (the test reads them back)."""
+    name = "conn.record"
+
+    def handle(self):
+        client = _redis.get("c") or _redis.setdefault("c", redis.Redis.from_url(REDIS_URL))
+        client.rpush(received_key(self.server.cluster), json.dumps(self.request.payload))
+
+
+class SendAMQP(Service):
+    name = "conn.send-amqp"
+
+    def handle(self):
+        for item in self.request.payload["items"]:
+            self.outgoing.amqp.send(item, "out")
+
+
+class SendZMQ(Service):
+    name = "conn.send-zmq"
+
+    def handle(self):
+        for item in self.request.payload["items"]:
+            self.outgoing.zmq.send(item, "zout")
+'''
+
+
+def services_source() -> str:
+    return f"REDIS_URL = {REDIS_URL!r}\n" + SERVICES
+
+
+def received(cluster: str) -> list:
+    client = redis.Redis.from_url(REDIS_URL)
+    return [json.loads(x) for x in client.lrange(f"zato:{cluster}:test:received", 0, -1)]
+
+
+def children(cluster: str) -> dict[str, dict]:
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    status = read_supervisor_status(client, cluster) or {}
+    return {c["name"]: c for c in status.get("children", [])}
+
+
+def running(cluster: str, *names: str) -> dict | None:
+    found = children(cluster)
+    ok = all(str(found.get(n, {}).get("state")).lower() == "running" for n in names)
+    return found if ok else None
+
+
+@pytest.fixture(scope="module")
+def cluster(module_quickstart, tmp_path_factory):
+    qs = module_quickstart(servers=2, lb=False)
+    qs.start()
+    module = tmp_path_factory.mktemp("mod") / "conn_services.py"
+    module.write_text(services_source())
+    zato("deploy", qs.path, str(module))
+    rabbit = Rabbit()
+    qs.queue_in = rabbit.queue(f"zt-cl-in-{uuid.uuid4().hex[:8]}")
+    qs.queue_out = rabbit.queue(f"zt-cl-out-{uuid.uuid4().hex[:8]}")
+    qs.zmq_port = free_port()
+    qs.rabbit = rabbit
+    conn = ("conn", "create")
+    zato(*conn, "amqp-def", qs.path, "--name", "rabbit", "--password", "guest")
+    zato(
+        *conn,
+        "amqp-channel",
+        qs.path,
+        "--name",
+        "in",
+        "--def",
+        "rabbit",
+        "--queue",
+        qs.queue_in,
+        "--service",
+        "conn.record",
+        "--prefetch",
+        "20",
+    )
+    zato(*conn, "amqp-outgoing", qs.path, "--name", "out", "--def", "rabbit", "--routing-key", qs.queue_out)
+    zato(
+        *conn,
+        "zmq-channel",
+        qs.path,
+        "--name",
+        "zin",
+        "--address",
+        f"tcp://127.0.0.1:{qs.zmq_port}",
+        "--service",
+        "conn.record",
+    )
+    zato(*conn, "zmq-outgoing", qs.path, "--name", "zout", "--address", f"tcp://127.0.0.1:{qs.zmq_port}")
+    zato(
+        "channel",
+        "create",
+        qs.path,
+        "--name",
+        "send-amqp",
+        "--url-path",
+        "/send-amqp",
+        "--service",
+        "conn.send-amqp",
+    )
+    zato(
+        "channel",
+        "create",
+        qs.path,
+        "--name",
+        "send-zmq",
+        "--url-path",
+        "/send-zmq",
+        "--service",
+        "conn.send-zmq",
+    )
+    wait_for(
+        lambda: running(qs.cluster, "amqp-channel:in", "amqp-outgoing:out", "zmq-channel:zin"),
+        timeout=60,
+        what="three connectors running",
+    )
+    yield qs
+    rabbit.close()
+
+
+def _clear(qs) -> None:
+    redis.Redis.from_url(REDIS_URL).delete(f"zato:{qs.cluster}:test:received")
+
+
+def test_amqp_channel_round_trip(cluster):
+    _clear(cluster)
+    for i in range(50):
+        cluster.rabbit.publish(cluster.queue_in, json.dumps({"n": i}))
+    wait_for(lambda: len(received(cluster.cluster)) >= 50, timeout=60, what="50 messages at the service")
+    assert sorted(m["n"] for m in received(cluster.cluster)) == list(range(50))
+
+
+def test_amqp_outgoing_round_trip_from_a_service(cluster):
+    items = [{"o": i} for i in range(30)]
+    for name in cluster.server_names:  # from every server
+        r = requests.post(cluster.server_url(name) + "/send-amqp", json={"items": items}, timeout=30)
+        assert r.status_code == 200, r.text
+    seen: list = []
+
+    def arrived() -> bool:
+        seen.extend(cluster.rabbit.get_all(cluster.queue_out))
+        return len(seen) >= 60
+
+    wait_for(arrived, timeout=60, what="60 outgoing messages in RabbitMQ")
+    assert sorted(json.loads(b)["o"] for _, b in seen) == sorted(list(range(30)) * 2)
+
+
+def test_zmq_round_trip(cluster):
+    _clear(cluster)
+    r = requests.post(
+        cluster.server_url("server2") + "/send-zmq", json={"items": [{"z": i} for i in range(20)]}, timeout=30
+    )
+    assert r.status_code == 200, r.text
+    wait_for(
+        lambda: len(received(cluster.cluster)) >= 20, timeout=60, what="20 ZeroMQ messages at the service"
+    )
+    assert sorted(m["z"] for m in received(cluster.cluster)) == list(range(20))
+
+
+def test_stats_show_messages_and_no_password(cluster):
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    names = ["amqp-channel:in", "amqp-outgoing:out", "zmq-channel:zin"]
+
+    def counted() -> bool:
+        stats = connector_stats.read(client, cluster.cluster, names)
+        return (
+            stats["amqp-channel:in"]["messages_out"] >= 50
+            and stats["amqp-outgoing:out"]["messages_out"] >= 60
+        )
+
+    wait_for(counted, what="connector stats counting the messages")
+    status = zato("cluster", "status", cluster.path).stdout
+    assert "amqp-channel:in" in status and "running" in status
+    listing = zato("conn", "list", cluster.path).stdout
+    assert "password=******" in listing and "guest" not in listing.replace("username=guest", "")
+
+
+def test_edit_channel_while_messages_flow(cluster):
+    _clear(cluster)
+    before = children(cluster.cluster)
+    total = 400
+
+    def publish() -> None:
+        rabbit = Rabbit()
+        for i in range(total):
+            rabbit.publish(cluster.queue_in, json.dumps({"e": i}))
+            if i % 50 == 0:
+                time.sleep(0.05)
+        rabbit.conn.close()
+
+    t = threading.Thread(target=publish)
+    t.start()
+    wait_for(lambda: received(cluster.cluster), timeout=30, what="the first messages")
+    zato("conn", "edit", "amqp-channel", cluster.path, "--name", "in", "--prefetch", "5")
+    t.join(60)
+    wait_for(
+        lambda: len({m["e"] for m in received(cluster.cluster)}) == total,
+        timeout=90,
+        what=f"all {total} messages",
+    )
+    got = [m["e"] for m in received(cluster.cluster)]
+    print(f"edit while flowing: {len(got)} received, {len(got) - len(set(got))} duplicates")
+    after = wait_for(lambda: running(cluster.cluster, "amqp-channel:in"), what="channel running again")
+    assert after["amqp-channel:in"]["pid"] != before["amqp-channel:in"]["pid"]  # restarted
+    for other in ("amqp-outgoing:out", "zmq-channel:zin"):  # not restarted
+        assert after[other]["pid"] == before[other]["pid"]
+
+
+def test_killed_connector_is_restarted_and_nothing_is_lost(cluster):
+    _clear(cluster)
+    pid = children(cluster.cluster)["amqp-channel:in"]["pid"]
+    for i in range(100):
+        cluster.rabbit.publish(cluster.queue_in, json.dumps({"k": i}))
+    wait_for(lambda: received(cluster.cluster), timeout=30, what="the first messages")
+    os.kill(pid, signal.SIGKILL)
+    for i in range(100, 200):
+        cluster.rabbit.publish(cluster.queue_in, json.dumps({"k": i}))
+
+    def restarted() -> dict | None:
+        c = children(cluster.cluster).get("amqp-channel:in", {})
+        return c if str(c.get("state")).lower() == "running" and c.get("pid") not in (pid, None) else None
+
+    wait_for(restarted, timeout=60, what="the channel connector restarted")
+    wait_for(lambda: len({m["k"] for m in received(cluster.cluster)}) == 200, timeout=60, what="200 messages")
+
+
+def test_deleting_a_channel_stops_its_connector(cluster):
+    zato(
+        "conn",
+        "create",
+        "zmq-channel",
+        cluster.path,
+        "--name",
+        "tmp",
+        "--address",
+        f"tcp://127.0.0.1:{free_port()}",
+        "--service",
+        "conn.record",
+    )
+    pid = wait_for(lambda: running(cluster.cluster, "zmq-channel:tmp"), timeout=60)["zmq-channel:tmp"]["pid"]
+    zato("conn", "delete", "zmq-channel", cluster.path, "--name", "tmp")
+    wait_for(lambda: "zmq-channel:tmp" not in children(cluster.cluster), timeout=60, what="connector gone")
+    wait_for(lambda: not os.path.exists(f"/proc/{pid}") or _zombie(pid), timeout=30, what=f"pid {pid} gone")
+    assert Keys(cluster.cluster).connector_stats("x")  # keys stay in zato/coord
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
