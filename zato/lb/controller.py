@@ -82,11 +82,11 @@ class Controller:
         text = r.render(self.settings, backends or [])
         if adopt and self.haproxy.adopt():
             changed = _static_part(_read(self.settings.haproxy_cfg)) != _static_part(text)
-            write_config(self.binary, self.settings.haproxy_cfg, text)
+            write_config(self.binary, self.settings.haproxy_cfg, text, self.settings.path)
             if changed:
                 self.haproxy.reload()
         else:
-            write_config(self.binary, self.settings.haproxy_cfg, text)
+            write_config(self.binary, self.settings.haproxy_cfg, text, self.settings.path)
             self.haproxy.start()
         self._persisted = backends
         self._started_at = time.monotonic()
@@ -179,7 +179,9 @@ class Controller:
                     logger.warning("server %s: %s; will retry", name, e)
         backends = sorted(wanted.values(), key=lambda b: b.name)
         if backends != self._persisted:
-            write_config(self.binary, self.settings.haproxy_cfg, r.render(self.settings, backends))
+            write_config(
+                self.binary, self.settings.haproxy_cfg, r.render(self.settings, backends), self.settings.path
+            )
             self._persisted = backends
 
     def _apply_member(self, b: r.Backend, member_state: str, cur: ServerState | None) -> None:

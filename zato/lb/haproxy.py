@@ -33,12 +33,14 @@ def find_binary(settings: LBSettings) -> str:
     return path
 
 
-def validate(binary: str, text: str, folder: str) -> None:
-    """LBError with HAProxy's own alert lines unless `haproxy -c` accepts `text`."""
+def validate(binary: str, text: str, folder: str, cwd: str) -> None:
+    """LBError with HAProxy's own alert lines unless `haproxy -c` accepts `text` (run in `cwd`,
+    the folder HAProxy runs in)."""
     path = os.path.join(folder, ".haproxy.cfg.check")
     atomic_write(path, text, mode=0o600)
     try:
-        proc = subprocess.run([binary, "-c", "-q", "-f", path], capture_output=True, text=True, timeout=30)
+        argv = [binary, "-c", "-f", path]
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=30, cwd=cwd)
     finally:
         os.unlink(path)
     if proc.returncode != 0:
@@ -46,10 +48,10 @@ def validate(binary: str, text: str, folder: str) -> None:
         raise LBError("HAProxy rejected the rendered config: " + " | ".join(alerts[:3] or ["(no output)"]))
 
 
-def write_config(binary: str, path: str, text: str) -> None:
+def write_config(binary: str, path: str, text: str, cwd: str) -> None:
     """Validate with `haproxy -c`, then atomically replace the file (mode 600: it holds the
     stats password)."""
-    validate(binary, text, os.path.dirname(path))
+    validate(binary, text, os.path.dirname(path), cwd)
     atomic_write(path, text, mode=0o600)
 
 
@@ -92,7 +94,12 @@ class HAProxy:
         argv = [self.binary, "-W", "-db", "-f", self.settings.haproxy_cfg, "-p", self.pidfile]
         with open(self.logfile, "ab") as out, open(os.devnull, "rb") as devnull:
             self.proc = subprocess.Popen(
-                argv, stdin=devnull, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                argv,
+                stdin=devnull,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=self.settings.path,  # the stats socket path is relative to it
+                start_new_session=True,
             )
         self.pid = self.proc.pid
         deadline = time.monotonic() + START_TIMEOUT

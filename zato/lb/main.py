@@ -27,8 +27,6 @@ def check_settings(settings: LBSettings) -> str:
         raise ConfigError(f"{settings.config_file}: [stats] username: must be non-empty and without ':'")
     if not settings.stats_password:
         raise ConfigError(f"{settings.config_file}: [stats] password: must not be empty")
-    if len(settings.stats_socket.encode()) > 107:
-        raise ConfigError(f"{settings.path}: path too long for HAProxy's unix socket {settings.stats_socket}")
     if settings.check_fall * settings.check_inter_ms > 60000:
         raise ConfigError(f"{settings.config_file}: [haproxy] check_fall x check_inter_ms exceeds 60 s")
     return find_binary(settings)

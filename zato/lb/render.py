@@ -17,6 +17,7 @@ Facts this config relies on (HAProxy 2.6, measured on this machine, see issue #4
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 
@@ -62,6 +63,12 @@ def server_options(settings: LBSettings) -> str:
     return f"check inter {settings.check_inter_ms} fall {settings.check_fall} rise {settings.check_rise}"
 
 
+def stats_socket_path(settings: LBSettings) -> str:
+    """The stats socket as HAProxy binds it. HAProxy runs with LB_DIR as its working folder,
+    so the relative path work/haproxy.sock works however deep LB_DIR is (sun_path is 108 bytes)."""
+    return "unix@" + os.path.relpath(settings.stats_socket, settings.path)
+
+
 def render(settings: LBSettings, servers: list[Backend]) -> str:
     """The complete haproxy.cfg for `settings` with `servers` in the backend."""
     return "\n".join(
@@ -79,7 +86,7 @@ def _global(s: LBSettings) -> str:
     return f"""# Rendered by the Zato load-balancer controller for cluster {s.cluster}.
 # Do not edit: membership changes go through the Runtime API and are written back here.
 global
-    stats socket {s.stats_socket} mode 600 level admin expose-fd listeners
+    stats socket {stats_socket_path(s)} mode 600 level admin expose-fd listeners
     stats timeout 10s
     hard-stop-after 30s
 """

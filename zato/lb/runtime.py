@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import socket
 from dataclasses import dataclass
 
 from zato.common.errors import LBError
+
+MAX_UNIX_PATH = 100  # sun_path is 108 bytes; HAProxy also binds NAME.PID.tmp first
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,19 @@ class ServerState:
         return self.status.startswith(("UP", "DRAIN", "no check"))
 
 
+def _connect(sock: socket.socket, path: str) -> None:
+    """Connect to a unix socket, also when its path is longer than sun_path allows (108
+    bytes): then through /proc/self/fd/N/NAME, N being the socket's folder opened O_PATH."""
+    if len(path.encode()) < MAX_UNIX_PATH:
+        sock.connect(path)
+        return
+    fd = os.open(os.path.dirname(path), os.O_PATH)
+    try:
+        sock.connect(f"/proc/self/fd/{fd}/{os.path.basename(path)}")
+    finally:
+        os.close(fd)
+
+
 class RuntimeAPI:
     def __init__(self, path: str, timeout: float = 2.0):
         self.path = path
@@ -39,7 +55,7 @@ class RuntimeAPI:
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
                 sock.settimeout(self.timeout)
-                sock.connect(self.path)
+                _connect(sock, self.path)
                 sock.sendall(cmd.encode() + b"\n")
                 chunks = []
                 while True:

@@ -1,0 +1,51 @@
+"""The load balancer in front of a real quickstart cluster, driven through the `zato` CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.integration.test_lb_support import Load
+from tests.support import Quickstart, wait_for, zato
+from zato.lb.status import describe
+
+LB_TIMINGS = {"lb:haproxy": {"check_inter_ms": 300}}
+
+
+@pytest.fixture
+def qs(tmp_path):
+    cluster = Quickstart(tmp_path, servers=2, extra_conf=LB_TIMINGS).create()
+    yield cluster
+    cluster.close()
+
+
+def up_servers(qs: Quickstart) -> set[str]:
+    return {s["name"] for s in describe(qs.lb_dir)["servers"] if s["state"].startswith("UP")}
+
+
+def test_zato_stop_and_start_of_a_server_under_load_fails_no_request(qs):
+    qs.start()
+    wait_for(lambda: up_servers(qs) == {"server1", "server2"}, 30, what="both servers UP in HAProxy")
+    with Load(qs.lb_url + "/zato/ping") as load:
+        load.wait_requests(100)
+        qs.stop("server2")  # withdraws, drains, stops
+        wait_for(lambda: "server2" not in {s["name"] for s in describe(qs.lb_dir)["servers"]}, 30)
+        load.wait_requests(100)
+        qs.start("server2")
+        wait_for(lambda: up_servers(qs) == {"server1", "server2"}, 30, what="server2 back in HAProxy")
+        load.wait_requests(100)
+    assert load.failed == []
+
+
+def test_zato_info_shows_haproxy_and_its_servers(qs):
+    qs.start()
+    wait_for(lambda: up_servers(qs) == {"server1", "server2"}, 30, what="both servers UP in HAProxy")
+    out = zato("info", qs.lb_dir, "--json").stdout
+    assert "HAProxy" in out or "haproxy" in out
+    assert "server1" in out and "server2" in out
+    for line in open(qs.lb_dir + "/config/lb.conf"):
+        if line.startswith("password"):
+            assert line.split("=", 1)[1].strip() not in out
+    info = json.loads(out)
+    assert info
