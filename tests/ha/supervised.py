@@ -15,12 +15,14 @@ from dataclasses import dataclass, field
 import redis
 
 from tests.support import REDIS_URL, cleanup_redis, cluster_name, wait_for
+from zato.config.component import SERVER, write_marker
 
 FAST_LEASE = {"ttl": "1.5", "renew_interval": "0.3", "renew_deadline": "1.0", "retry_interval": "1.0"}
 
 
 def write_server_dir(root: str, name: str, cluster: str, port: int, redis_url: str, lease: dict) -> str:
     path = os.path.join(root, name)
+    write_marker(path, SERVER)
     os.makedirs(os.path.join(path, "config"), exist_ok=True)
     os.makedirs(os.path.join(path, "logs"), exist_ok=True)
     lease_lines = "".join(f"{k} = {v}\n" for k, v in lease.items())

@@ -151,9 +151,15 @@ class Lease:
         return int(self.settings.ttl * 1000)
 
     def remaining_ms(self) -> int:
-        """PTTL of the lease key: -2 when nobody holds it (one cheap command)."""
+        """PTTL of the lease key (-2 when nobody holds it); also learns the newest epoch, so
+        that this server can keep epochs rising should Redis lose its data. One round trip."""
         with translate("checking the lease"):
-            return int(self.client.pttl(self.keys.lease))
+            pipe = self.client.pipeline(transaction=False)
+            pipe.pttl(self.keys.lease)
+            pipe.get(self.keys.epoch)
+            ttl_ms, epoch = pipe.execute()
+        self.highest_epoch = max(self.highest_epoch, int(epoch or 0))
+        return int(ttl_ms)
 
     def try_acquire(self) -> Attempt:
         token = f"{self.server}:{secrets.token_hex(16)}"
