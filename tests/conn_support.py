@@ -293,3 +293,47 @@ class TCPProxy:
             except OSError:
                 pass
             s.close()
+
+
+SERVICES = '''
+import json
+import redis
+from zato.service import Service
+
+_redis = {}
+
+
+def received_key(cluster):
+    return f"zato:{cluster}:test:received"
+
+
+class Record(Service):
+    """Records every payload it gets (the test reads them back)."""
+    name = "conn.record"
+
+    def handle(self):
+        client = _redis.get("c") or _redis.setdefault("c", redis.Redis.from_url(REDIS_URL))
+        client.rpush(received_key(self.server.cluster), json.dumps(self.request.payload))
+
+
+class SendAMQP(Service):
+    name = "conn.send-amqp"
+
+    def handle(self):
+        for item in self.request.payload["items"]:
+            self.outgoing.amqp.send(item, "out")
+
+
+class SendZMQ(Service):
+    name = "conn.send-zmq"
+
+    def handle(self):
+        for item in self.request.payload["items"]:
+            self.outgoing.zmq.send(item, "zout")
+'''
+
+
+def services_source() -> str:
+    """A module of test services: conn.record (records payloads in Redis), conn.send-amqp and
+    conn.send-zmq (send their payload's items through outgoing connections)."""
+    return f"REDIS_URL = {REDIS_URL!r}\n" + SERVICES

@@ -15,52 +15,11 @@ import pytest
 import redis
 import requests
 
-from tests.conn_support import Rabbit
+from tests.conn_support import Rabbit, services_source
 from tests.support import REDIS_URL, free_port, wait_for, zato
 from zato.coord import connector_stats
 from zato.coord.keys import Keys
 from zato.coord.lease import read_supervisor_status
-
-SERVICES = '''
-import json
-import redis
-from zato.service import Service
-
-_redis = {}
-
-
-def received_key(cluster):
-    return f"zato:{cluster}:test:received"
-
-
-class Record(Service):
-    """Records every payload it gets (the test reads them back)."""
-    name = "conn.record"
-
-    def handle(self):
-        client = _redis.get("c") or _redis.setdefault("c", redis.Redis.from_url(REDIS_URL))
-        client.rpush(received_key(self.server.cluster), json.dumps(self.request.payload))
-
-
-class SendAMQP(Service):
-    name = "conn.send-amqp"
-
-    def handle(self):
-        for item in self.request.payload["items"]:
-            self.outgoing.amqp.send(item, "out")
-
-
-class SendZMQ(Service):
-    name = "conn.send-zmq"
-
-    def handle(self):
-        for item in self.request.payload["items"]:
-            self.outgoing.zmq.send(item, "zout")
-'''
-
-
-def services_source() -> str:
-    return f"REDIS_URL = {REDIS_URL!r}\n" + SERVICES
 
 
 def received(cluster: str) -> list:
