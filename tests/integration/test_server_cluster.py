@@ -23,7 +23,8 @@ from zato.service import Service
 class Hello(Service):
     def handle(self):
         payload = self.request.payload or {}
-        self.response.payload = {"hello": payload.get("name", "world"), "server": self.server.name, "v": VERSION}
+        name = payload.get("name", "world")
+        self.response.payload = {"hello": name, "server": self.server.name, "v": VERSION}
 
 class Boom(Service):
     name = "demo.boom"
@@ -56,7 +57,8 @@ def post(url: str, **kw) -> requests.Response:
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def cluster(request, module_quickstart, tmp_path_factory):
-    qs = module_quickstart(servers=2, lb=False, odb=PG_URL if request.param == "postgresql" else None)
+    odb = PG_URL if request.param == "postgresql" else None
+    qs = module_quickstart(servers=2, lb=False, odb=odb, extra_conf={"main": {"drain_seconds": "0.2"}})
     qs.start()
     module = tmp_path_factory.mktemp("mod") / "hello_api.py"
     module.write_text(source(1))

@@ -58,7 +58,10 @@ def lb_available() -> bool:
 
 
 def precheck_server(comp: Component, say: Say) -> ServerSettings:
+    from zato.server.app import ZatoApplication
+
     s = load_server_settings(comp.path)
+    ZatoApplication(s)  # validates the gunicorn settings ([gunicorn] in server.conf)
     stale = check_not_running(s.pidfile, f"server {s.name}")
     if stale:
         say(stale)

@@ -71,11 +71,12 @@ def wait_ready(
 
 
 def _log_tail(logfiles: tuple[str, ...]) -> str:
-    for path in logfiles:
-        lines = tail(path, 20)
-        if lines:
-            return f"; last lines of {path}:\n" + "\n".join("    " + line for line in lines)
-    return ""
+    """The last 20 lines of the most recently written of `logfiles`."""
+    written = [p for p in logfiles if os.path.isfile(p) and os.path.getsize(p)]
+    if not written:
+        return ""
+    path = max(written, key=os.path.getmtime)
+    return f"; last lines of {path}:\n" + "\n".join("    " + line for line in tail(path, 20))
 
 
 def check_not_running(pidfile: str, what: str) -> str | None:

@@ -49,8 +49,10 @@ class ZatoApplication(BaseApplication):
         self.load_config()
         try:
             self.cfg.validate()
+            self.cfg.worker_class  # noqa: B018 - imports the worker class, failing early if it cannot
         except Exception as e:  # noqa: BLE001 - gunicorn raises assorted types
-            raise ConfigError(f"{self.settings.config_file}: [gunicorn] {e}") from None
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0].rstrip(": ")
+            raise ConfigError(f"{self.settings.config_file}: [gunicorn] {first}") from None
 
     def load(self):  # noqa: ANN201 - a WSGI callable
         from zato.admin.api import build_app

@@ -1,0 +1,85 @@
+"""`zato start/stop/deploy` against real processes: each failed pre-check is one clear line."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+
+from tests.support import wait_for, zato
+from zato.common.pidfile import pid_alive
+
+
+def one_line_error(proc, *fragments: str) -> None:
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("zato: error: "), proc.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+@pytest.fixture
+def qs(quickstart):
+    return quickstart(servers=1, lb=False)
+
+
+def set_conf(qs, section: str, key: str, value: str) -> None:
+    qs._merge(os.path.join(qs.server_dir("server1"), "config", "server.conf"), section, {key: value})
+
+
+def test_port_in_use(qs):
+    port = qs.settings("server1").port
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", port))
+        s.listen()
+        one_line_error(
+            zato("start", qs.server_dir("server1"), check=False), f"port 127.0.0.1:{port} is not free"
+        )
+
+
+def test_odb_and_redis_must_answer(qs):
+    set_conf(qs, "kvdb", "url", "redis://127.0.0.1:1/0")
+    one_line_error(zato("start", qs.server_dir("server1"), check=False), "Redis at redis://127.0.0.1:1/0")
+    set_conf(qs, "odb", "url", "postgresql://nobody:pw-xyz@127.0.0.1:1/none")
+    proc = zato("start", qs.server_dir("server1"), check=False)
+    one_line_error(proc, "ODB at", "does not answer")
+    assert "pw-xyz" not in proc.stderr
+
+
+def test_stale_pidfile_start_twice_and_stop(qs):
+    pidfile = os.path.join(qs.server_dir("server1"), "pidfile")
+    with open(pidfile, "w") as f:
+        f.write("4194000\n")
+    out = zato("start", qs.server_dir("server1")).stdout
+    assert "removed a stale pidfile" in out and "server server1 started" in out
+    pid = qs.pid("server1")
+    assert pid and pid_alive(pid)
+    one_line_error(zato("start", qs.path, check=False), "already running", str(pid))
+    info = zato("info", qs.server_dir("server1")).stdout
+    assert "state    running" in info and f"pid      {pid}" in info
+    assert f"server server1 stopped (pid {pid})" in zato("stop", qs.path).stdout
+    assert not os.path.exists(pidfile) and not pid_alive(pid)
+
+
+def test_a_broken_module_is_not_deployed(qs, tmp_path):
+    bad = tmp_path / "bad_api.py"
+    bad.write_text("from zato.service import Service\nclass X(Service)\n")
+    one_line_error(zato("deploy", qs.path, str(bad), check=False), "module bad_api: does not compile")
+    one_line_error(zato("deploy", qs.path, str(tmp_path / "missing.py"), check=False), "cannot read")
+    one_line_error(
+        zato(
+            "channel", "create", qs.path, "--name", "a", "--url-path", "nope", "--service", "s", check=False
+        ),
+        "url_path",
+    )
+
+
+def test_a_server_that_dies_while_starting_shows_its_log(qs):
+    set_conf(qs, "cluster", "name", "ghost-cluster")  # not in the ODB: its workers cannot load
+    proc = zato("start", qs.server_dir("server1"), check=False)
+    assert proc.returncode == 1
+    assert "server server1 exited with code" in proc.stderr and "last lines of" in proc.stderr
+    assert "cluster 'ghost-cluster' does not exist in the ODB" in proc.stderr
+    wait_for(lambda: qs.pid("server1") is None, timeout=30, what="the pidfile to go")

@@ -1,0 +1,121 @@
+"""Bad command-line input gets one clear line and a non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from dataclasses import dataclass
+
+import pytest
+
+from zato.cli.main import main
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def zato(capsys):
+    """Run the CLI in this process (fast); same exit codes and output as the real command."""
+
+    def run(*args: str, check: bool = True) -> Result:
+        try:
+            code = main(list(args))
+        except SystemExit as e:  # argparse usage errors
+            code = int(e.code or 0)
+        out, err = capsys.readouterr()
+        result = Result(code, out, err)
+        if check:
+            assert code == 0, f"zato {args} exited {code}: {out}{err}"
+        return result
+
+    return run
+
+
+def one_line_error(proc, *fragments: str) -> str:
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("zato: error: "), proc.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+    return lines[0]
+
+
+@pytest.fixture
+def qs_dir(tmp_path, zato):
+    path = tmp_path / "qs"
+    out = zato(
+        "quickstart", "create", str(path), "--servers", "2", "--cluster", "unit-qs", "--base-port", "31010"
+    )
+    assert "zato start" in out.stdout
+    return path
+
+
+def test_quickstart_layout_and_secrets(qs_dir, zato):
+    assert json.loads((qs_dir / ".zato").read_text())["component"] == "quickstart"
+    confs = [qs_dir / "server1/config/server.conf", qs_dir / "server2/config/server.conf"]
+    texts = [c.read_text() for c in confs]
+    for conf in confs + [qs_dir / "load-balancer/config/lb.conf"]:
+        assert stat.S_IMODE(os.stat(conf).st_mode) == 0o600
+    secret = [line for line in texts[0].splitlines() if line.startswith("cluster_secret")]
+    assert secret and secret[0] in texts[1]  # one secret for the whole cluster
+    assert "port = 31010" in texts[0] and "port = 31011" in texts[1]
+    assert (qs_dir / "server1/pickup").is_dir() and (qs_dir / "odb.db").is_file()
+
+
+def test_quickstart_refuses_a_non_empty_dir(qs_dir, zato):
+    one_line_error(zato("quickstart", "create", str(qs_dir), check=False), "not an empty directory")
+
+
+def test_quickstart_rejects_bad_numbers(tmp_path, zato):
+    one_line_error(
+        zato("quickstart", "create", str(tmp_path / "a"), "--servers", "0", check=False), "--servers"
+    )
+    one_line_error(
+        zato("quickstart", "create", str(tmp_path / "b"), "--base-port", "70000", check=False), "--base-port"
+    )
+
+
+def test_usage_errors_exit_2(tmp_path, zato):
+    proc = zato("quickstart", "create", str(tmp_path / "x"), "--servers", "many", check=False)
+    assert proc.returncode == 2 and "invalid int value" in proc.stderr
+    assert zato("start", check=False).returncode == 2
+
+
+def test_start_and_info_name_what_is_wrong_with_the_dir(tmp_path, zato):
+    one_line_error(zato("start", str(tmp_path / "missing"), check=False), "no such directory")
+    one_line_error(zato("info", str(tmp_path), check=False), "not a Zato component directory")
+
+
+def test_bad_config_value_is_named(qs_dir, zato):
+    conf = qs_dir / "server1/config/server.conf"
+    conf.write_text(conf.read_text().replace("port = 31010", "port = eleven"))
+    line = one_line_error(zato("start", str(qs_dir / "server1"), check=False), "server.conf", "[main] port")
+    assert "eleven" in line
+
+
+def test_info_of_a_stopped_cluster(qs_dir, zato):
+    data = json.loads(zato("info", "--json", str(qs_dir)).stdout)
+    kinds = [m["kind"] for m in data["members"]]
+    assert kinds == ["server", "server", "load-balancer"]
+    assert {m["state"] for m in data["members"]} == {"stopped"}
+    text = zato("info", str(qs_dir / "server2")).stdout
+    assert "state    stopped" in text and "port     31011" in text
+    assert "password" not in text and "secret" not in text
+
+
+def test_stop_reports_a_stale_pidfile(qs_dir, zato):
+    pidfile = qs_dir / "server1/pidfile"
+    pidfile.write_text("4194000\n")  # no such process
+    out = zato("stop", str(qs_dir / "server1")).stdout
+    assert "removed a stale pidfile" in out and not pidfile.exists()
+    assert "is not running" in zato("stop", str(qs_dir / "server1")).stdout
+
+
+def test_create_server_needs_a_cluster(tmp_path, zato):
+    one_line_error(zato("create", "server", str(tmp_path / "s"), check=False), "--odb and --cluster")

@@ -1,0 +1,61 @@
+"""server.conf as written by quickstart loads; bad values name file, section and key."""
+
+from __future__ import annotations
+
+import pytest
+
+from zato.common.errors import ConfigError
+from zato.common.layout import ServerSpec, create_server_dir
+from zato.config.settings import load_server_settings
+from zato.server.app import ZatoApplication, gunicorn_options
+
+
+@pytest.fixture
+def server_dir(tmp_path):
+    spec = ServerSpec("server1", "c1", f"sqlite:///{tmp_path}/odb.db", port=17099, workers=3)
+    return create_server_dir(str(tmp_path / "server1"), spec)
+
+
+def edit(path: str, old: str, new: str) -> None:
+    conf = f"{path}/config/server.conf"
+    text = open(conf).read()
+    assert old in text
+    open(conf, "w").write(text.replace(old, new))
+
+
+def test_written_config_loads_with_defaults(server_dir):
+    s = load_server_settings(server_dir)
+    assert (s.name, s.cluster, s.port, s.workers, s.drain_seconds) == ("server1", "c1", 17099, 3, 1.0)
+    assert len(s.admin_password) >= 20 and len(s.cluster_secret) >= 20
+    assert s.admin_password not in repr(s) and s.cluster_secret not in repr(s)
+
+
+def test_gunicorn_options_follow_server_conf(server_dir):
+    with open(f"{server_dir}/config/server.conf", "a") as f:
+        f.write("\n[gunicorn]\nkeepalive = 7\n")
+    s = load_server_settings(server_dir)
+    opts = gunicorn_options(s)
+    assert opts["bind"] == ["127.0.0.1:17099"] and opts["workers"] == 3
+    assert opts["worker_class"] == "gevent" and opts["pidfile"] == s.pidfile
+    assert ZatoApplication(s).cfg.keepalive == 7
+
+
+def test_unknown_gunicorn_setting_is_a_config_error(server_dir):
+    with open(f"{server_dir}/config/server.conf", "a") as f:
+        f.write("\n[gunicorn]\nworkerz = 2\n")
+    with pytest.raises(ConfigError, match=r"\[gunicorn\] workerz is not a gunicorn setting"):
+        ZatoApplication(load_server_settings(server_dir))
+
+
+def test_bad_drain_seconds_is_named(server_dir):
+    edit(server_dir, "drain_seconds = 1.0", "drain_seconds = soon")
+    with pytest.raises(ConfigError, match=r"\[main\] drain_seconds: 'soon' is not a number"):
+        load_server_settings(server_dir)
+
+
+def test_unloadable_worker_class_is_one_line(server_dir):
+    with open(f"{server_dir}/config/server.conf", "a") as f:
+        f.write("\n[gunicorn]\nworker_class = no.such.Worker\n")
+    with pytest.raises(ConfigError) as e:
+        ZatoApplication(load_server_settings(server_dir))
+    assert "no.such.Worker" in str(e.value) and "\n" not in str(e.value)

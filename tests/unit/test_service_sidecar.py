@@ -1,0 +1,61 @@
+"""The arbiter's connector-supervisor sidecar: respawn with backoff 0.5 s doubling to 10 s."""
+
+from __future__ import annotations
+
+from zato.server.sidecar import Sidecar
+
+
+class FakeProc:
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.returncode = None
+
+    def poll(self):
+        return self.returncode
+
+
+class Clock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_respawns_with_doubling_backoff_and_resets_after_a_healthy_run():
+    clock, procs = Clock(), []
+
+    def spawn(argv):
+        procs.append(FakeProc(len(procs) + 1))
+        return procs[-1]
+
+    car = Sidecar(["x"], spawn=spawn, clock=clock)
+    car.tick()
+    assert car.pid == 1
+    waits = []
+    for _ in range(7):
+        procs[-1].returncode = 1  # dies at once
+        car.tick()
+        assert car.pid is None
+        start = clock.now
+        while car.pid is None:
+            clock.now += 0.25
+            car.tick()
+        waits.append(clock.now - start)
+    assert waits == [0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
+    clock.now += 60  # a long healthy run
+    procs[-1].returncode = 0
+    car.tick()
+    clock.now += 0.5
+    car.tick()
+    assert car.pid == len(procs)
+
+
+def test_stop_prevents_respawn():
+    procs = []
+    car = Sidecar(["x"], spawn=lambda argv: procs.append(FakeProc(1)) or procs[-1], clock=Clock())
+    car.tick()
+    procs[0].returncode = 0
+    car.stop()
+    car.tick()
+    assert len(procs) == 1 and car.pid is None
