@@ -244,3 +244,28 @@ def _zombie(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] == "Z"
     except OSError:
         return True
+
+
+def test_admin_api_manages_definitions(cluster):
+    url = cluster.server_url("server2") + "/zato/admin/conn"
+    auth = cluster.admin_auth
+    r = requests.post(
+        url + "/zmq-channel",
+        json={"name": "api", "address": f"tcp://127.0.0.1:{free_port()}", "service": "conn.record"},
+        auth=auth,
+        timeout=10,
+    )
+    assert r.status_code == 201 and r.json()["socket_type"] == "PULL"
+    wait_for(
+        lambda: running(cluster.cluster, "zmq-channel:api"), timeout=60, what="connector of the API channel"
+    )
+    r = requests.patch(url + "/zmq-channel/api", json={"socket_type": "PUSH"}, auth=auth, timeout=10)
+    assert r.status_code == 400 and "socket_type: 'PUSH' is not one of PULL, SUB" in r.text
+    r = requests.get(url + "/amqp-def/nope", auth=auth, timeout=10)
+    assert r.status_code == 404 and "no amqp-def named 'nope'" in r.text
+    r = requests.get(url, params={"kind": "amqp-def"}, auth=auth, timeout=10)
+    assert r.status_code == 200 and r.json()["connections"][0]["password"] == "******"
+    assert requests.get(url, timeout=10).status_code == 401
+    r = requests.delete(url + "/zmq-channel/api", auth=auth, timeout=10)
+    assert r.status_code == 200
+    wait_for(lambda: "zmq-channel:api" not in children(cluster.cluster), timeout=60, what="connector stopped")

@@ -28,6 +28,7 @@ logger = logging.getLogger("zato.connector.amqp_channel")
 DELIVERIES = "x-zato-deliveries"
 PARKED_REASON = "x-zato-parked-reason"
 PARK_SUFFIX = ".zato-parked"
+UNAVAILABLE = 503
 NO_SERVER_PAUSE = 1.0  # seconds to wait when no server answers, before the next message
 POLL = 0.2  # seconds per process_data_events round (how fast stop requests are seen)
 
@@ -100,12 +101,11 @@ class AMQPChannelConnector:
         try:
             result = self.invoker.invoke(self.d["service"], body, self.content_type)
         except NoServer as e:
-            self.ctx.stats.error(str(e))
-            logger.warning("%s: %s; message requeued", self.ctx.label, e)
-            ch.basic_nack(method.delivery_tag, requeue=True)
-            self.ctx.wait(NO_SERVER_PAUSE)
+            self._not_now(ch, method, str(e))
             return
-        if result.ok:
+        if result.status == UNAVAILABLE:  # the server cannot check the epoch: not the message's fault
+            self._not_now(ch, method, f"server {result.server} is unavailable: {result.body[:200]!r}")
+        elif result.ok:
             ch.basic_ack(method.delivery_tag)
             self.ctx.stats.add("messages_out")
         elif result.stale:
@@ -119,6 +119,13 @@ class AMQPChannelConnector:
                 f"service {self.d['service']!r} answered "
                 f"{result.status} on {result.server}: {result.body[:200]!r}",
             )
+
+    def _not_now(self, ch, method, reason: str) -> None:  # noqa: ANN001
+        """No server could take the message: give it back uncounted and pause a moment."""
+        self.ctx.stats.error(reason)
+        logger.warning("%s: %s; message requeued", self.ctx.label, reason)
+        ch.basic_nack(method.delivery_tag, requeue=True)
+        self.ctx.wait(NO_SERVER_PAUSE)
 
     def _failed(self, ch, method, properties, body: bytes, reason: str) -> None:  # noqa: ANN001
         self.ctx.stats.add("failures")

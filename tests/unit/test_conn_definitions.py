@@ -1,0 +1,113 @@
+"""Connection definitions: validation with clear messages, CRUD on a SQLite ODB file,
+passwords masked, and the registry's specs (no secret in argv, hash follows the config)."""
+
+from __future__ import annotations
+
+import pytest
+
+from zato.common.errors import ConnectorError
+from zato.config.settings import RedisSettings, ServerSettings
+from zato.connector import registry
+from zato.odb import connectors
+from zato.odb.connectors import DefinitionNotFound
+from zato.odb.engine import ODB, create_schema
+
+CLUSTER = "unit"
+
+
+@pytest.fixture
+def odb(tmp_path):
+    db = ODB(f"sqlite:///{tmp_path}/odb.sqlite")
+    create_schema(db.engine)
+    yield db
+    db.dispose()
+
+
+def settings(tmp_path, odb_url: str) -> ServerSettings:
+    return ServerSettings(
+        path=str(tmp_path),
+        name="server1",
+        cluster=CLUSTER,
+        host="127.0.0.1",
+        port=17010,
+        workers=1,
+        odb_url=odb_url,
+        redis=RedisSettings(),
+        admin_username="admin",
+        admin_password="x",
+        cluster_secret="cluster-secret",
+    )
+
+
+@pytest.mark.parametrize(
+    ("kind", "values", "message"),
+    [
+        ("amqp-def", {"name": "r", "port": "http"}, "amqp-def port: 'http' is not a whole number"),
+        ("amqp-def", {"name": "r", "port": 70000}, "amqp-def port: 70000 is not in 1..65535"),
+        ("amqp-def", {"name": "r", "use_tls": "maybe"}, "amqp-def use_tls: 'maybe' is not true or false"),
+        ("amqp-def", {"name": "r", "colour": "red"}, "amqp-def: unknown field(s) colour"),
+        ("amqp-channel", {"name": "c", "def": "r"}, "missing required field(s) queue, service"),
+        (
+            "amqp-channel",
+            {"name": "c", "def": "r", "queue": "q", "service": "s", "data_format": "xml"},
+            "amqp-channel data_format: 'xml' is not one of json, text",
+        ),
+        (
+            "zmq-channel",
+            {"name": "z", "address": "tcp://x:1", "service": "s", "socket_type": "PUSH"},
+            "zmq-channel socket_type: 'PUSH' is not one of PULL, SUB",
+        ),
+        ("ibm-mq", {"name": "x"}, "unknown connection kind 'ibm-mq'"),
+    ],
+)
+def test_bad_values_are_named(odb, kind, values, message):
+    with pytest.raises(ConnectorError) as e:
+        connectors.create(odb, CLUSTER, kind, values)
+    assert message in str(e.value)
+
+
+def test_crud_and_masked_password(odb):
+    d = connectors.create(odb, CLUSTER, "amqp-def", {"name": "rabbit", "password": "hunter2", "port": "5673"})
+    assert d["password"] == "******" and d["port"] == 5673
+    connectors.create(
+        odb, CLUSTER, "amqp-channel", {"name": "c", "def": "rabbit", "queue": "q", "service": "s"}
+    )
+    edited = connectors.edit(odb, CLUSTER, "amqp-channel", "c", {"prefetch": "50", "data_format": "TEXT"})
+    assert edited["prefetch"] == 50 and edited["data_format"] == "text" and edited["def"] == "rabbit"
+    listed = connectors.list_all(odb, CLUSTER)
+    assert [v["name"] for v in listed] == ["rabbit", "c"]
+    assert "hunter2" not in repr(listed)
+    assert connectors.load(odb, CLUSTER, "amqp-channel", "c")["amqp"]["password"] == "hunter2"
+    with pytest.raises(ConnectorError, match="amqp-def 'rabbit' is used by amqp-channel 'c'"):
+        connectors.delete(odb, CLUSTER, "amqp-def", "rabbit")
+    with pytest.raises(ConnectorError, match="amqp-channel 'c' already exists"):
+        connectors.create(
+            odb, CLUSTER, "amqp-channel", {"name": "c", "def": "rabbit", "queue": "q", "service": "s"}
+        )
+    with pytest.raises(ConnectorError, match="amqp-outgoing def: no amqp-def named 'nope'"):
+        connectors.create(odb, CLUSTER, "amqp-outgoing", {"name": "o", "def": "nope"})
+    connectors.delete(odb, CLUSTER, "amqp-channel", "c")
+    with pytest.raises(DefinitionNotFound, match="no amqp-channel named 'c'"):
+        connectors.get(odb, CLUSTER, "amqp-channel", "c")
+
+
+def test_registry_specs_follow_the_config(tmp_path, odb):
+    s = settings(tmp_path, odb.url)
+    connectors.create(odb, CLUSTER, "amqp-def", {"name": "rabbit", "password": "hunter2"})
+    connectors.create(
+        odb, CLUSTER, "amqp-channel", {"name": "c", "def": "rabbit", "queue": "q", "service": "s"}
+    )
+    connectors.create(
+        odb, CLUSTER, "zmq-channel", {"name": "z", "address": "tcp://127.0.0.1:1", "service": "s"}
+    )
+    connectors.create(odb, CLUSTER, "zmq-outgoing", {"name": "zo", "address": "tcp://127.0.0.1:1"})
+    first = registry.desired(s)
+    assert sorted(first) == ["amqp-channel:c", "zmq-channel:z"]  # ZeroMQ outgoing lives in servers
+    assert first["amqp-channel:c"].argv[-3:] == (str(tmp_path), "amqp-channel", "c")
+    assert all("hunter2" not in " ".join(spec.argv) + spec.config_hash for spec in first.values())
+    connectors.edit(odb, CLUSTER, "amqp-def", "rabbit", {"password": "changed"})
+    second = registry.desired(s)
+    assert second["amqp-channel:c"].config_hash != first["amqp-channel:c"].config_hash
+    assert second["zmq-channel:z"] == first["zmq-channel:z"]
+    connectors.edit(odb, CLUSTER, "zmq-channel", "z", {"is_active": "false"})
+    assert sorted(registry.desired(s)) == ["amqp-channel:c"]

@@ -1,0 +1,61 @@
+"""Pure logic of the connectors: the outgoing message format, retry policy, ZeroMQ addresses
+and frames, delivery counting."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import pika
+import pytest
+
+from zato.common.errors import ConnectorError
+from zato.connector.amqp_channel import deliveries_of, parking_queue
+from zato.connector.base import RetryPolicy
+from zato.connector.outgoing import to_bytes
+from zato.connector.zmq_channel import endpoint, payload
+from zato.coord.queues import decode, encode
+
+
+@pytest.mark.parametrize(
+    ("data", "body"), [(b"\x00\xff", b"\x00\xff"), ("zażółć", "zażółć".encode()), ({"a": 1}, b'{"a": 1}')]
+)
+def test_outgoing_message_round_trip(data, body):
+    msg = decode(encode(data, "ex", "rk", {"headers": {"h": 1}, "priority": 3}))
+    assert (msg.body, msg.exchange, msg.routing_key) == (body, "ex", "rk")
+    assert msg.properties == {"headers": {"h": 1}, "priority": 3} and len(msg.id) == 32
+
+
+def test_outgoing_message_defaults_and_errors():
+    msg = decode(encode("x"))
+    assert msg.exchange is None and msg.routing_key is None  # the connection's defaults apply
+    with pytest.raises(ConnectorError, match="unknown AMQP message properties: colour"):
+        encode("x", properties={"colour": 1})
+    with pytest.raises(ConnectorError, match="cannot send object"):
+        encode(object())
+    with pytest.raises(ConnectorError, match="malformed outgoing message"):
+        decode("not json")
+    with pytest.raises(ConnectorError, match="malformed outgoing message"):
+        decode(json.dumps({"id": "x"}))
+
+
+def test_retry_policy_grows_to_its_ceiling():
+    delays = list(itertools.islice(RetryPolicy(start=0.5, step=1.0, max=2.0).delays(), 5))
+    assert delays == [0.5, 1.5, 2.0, 2.0, 2.0]
+
+
+def test_zmq_addresses_and_frames():
+    assert endpoint("tcp://127.0.0.1:1", bind_by_default=True) == ("tcp://127.0.0.1:1", True)
+    assert endpoint(">tcp://127.0.0.1:1", bind_by_default=True) == ("tcp://127.0.0.1:1", False)
+    assert endpoint("@tcp://*:1", bind_by_default=False) == ("tcp://*:1", True)
+    assert payload([b"orders.hello"], "SUB", b"orders.") == b"hello"
+    assert payload([b"orders.", b"body"], "SUB", b"orders.") == b"body"
+    assert payload([b"orders.hello"], "PULL", b"") == b"orders.hello"
+    assert to_bytes({"a": 1}) == b'{"a": 1}' and to_bytes("é") == "é".encode()
+
+
+def test_delivery_count_header():
+    assert deliveries_of(pika.BasicProperties()) == 0
+    assert deliveries_of(pika.BasicProperties(headers={"x-zato-deliveries": 3})) == 3
+    assert deliveries_of(pika.BasicProperties(headers={"x-zato-deliveries": "junk"})) == 0
+    assert parking_queue("orders") == "orders.zato-parked"
