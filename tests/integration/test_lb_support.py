@@ -23,7 +23,7 @@ import requests
 
 from tests.support import REDIS_URL, cleanup_redis, cluster_name, free_port, wait_for
 from zato.common.pidfile import pid_alive
-from zato.coord.membership import Member, announce, withdraw
+from zato.coord.membership import Member, announce, publish_change, withdraw
 from zato.lb.controller import servers_in_file
 
 PASSWORD = "s3cret-stats"
@@ -81,6 +81,13 @@ class BareServer:
     ttl: float = 1.5
     proc: subprocess.Popen | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def _stop_heartbeat(self) -> None:
+        """Stop the heartbeat and wait for it, so no refresh can follow a withdraw."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
 
     def start(self, announce_it: bool = True) -> BareServer:
         self.proc = start_bare_app(self.port)
@@ -88,22 +95,29 @@ class BareServer:
             lambda: requests.get(f"http://127.0.0.1:{self.port}/zato/ping", timeout=1).ok, 30, what="bare app"
         )
         if announce_it:
-            self._stop = threading.Event()
-            threading.Thread(target=self._heartbeat, daemon=True).start()
+            self.join()
         return self
+
+    def join(self) -> None:
+        """Announce the server (and keep announcing it) as a server's supervisor does."""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._heartbeat, daemon=True)
+        self._thread.start()
 
     def _heartbeat(self) -> None:
         client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
         member = Member(self.name, "127.0.0.1", self.port, self.proc.pid, time.time())
-        while not self._stop.is_set():
+        announce(client, self.cluster, member, self.ttl)
+        publish_change(client, self.cluster, self.name, "joined")
+        while not self._stop.wait(self.ttl / 3):
             announce(client, self.cluster, member, self.ttl)
-            self._stop.wait(self.ttl / 3)
         client.close()
 
     def withdraw(self) -> None:
-        self._stop.set()
+        self._stop_heartbeat()
         client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
         withdraw(client, self.cluster, self.name)
+        publish_change(client, self.cluster, self.name, "left")
         client.close()
 
     def stop_gracefully(self, drain: float = 1.0) -> None:
