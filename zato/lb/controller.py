@@ -41,6 +41,7 @@ POLL = 0.25  # seconds between reconciliations when nothing is published
 DRAIN_GRACE = 30.0  # a drained server still busy after this long has its sessions shut down
 RESTART_BACKOFF = (0.1, 0.5, 1.0, 2.0, 5.0)  # seconds before restarting a dead HAProxy
 STABLE_AFTER = 30.0  # HAProxy running this long resets the backoff
+RELOAD_MIN_INTERVAL = 10.0  # at most one fallback reload this often
 
 
 class Controller:
@@ -56,6 +57,7 @@ class Controller:
         self._failures = 0
         self._started_at = 0.0
         self._redis_ok = True
+        self._last_reload = -RELOAD_MIN_INTERVAL
 
     # Signals only set flags; the loop does the work (gunicorn arbiter style).
     def request_stop(self) -> None:
@@ -161,9 +163,9 @@ class Controller:
         members = self._members()
         if members is None or not self.haproxy.alive():
             return
-        runtime = self.haproxy.runtime
-        actual = runtime.servers(r.BACKEND)
-        wanted = {}
+        actual = self.haproxy.runtime.servers(r.BACKEND)
+        wanted: dict[str, r.Backend] = {}
+        unapplied = False
         for m in members:
             try:
                 b = r.Backend(r.haproxy_name(m.name), _ip(m.host), m.port)
@@ -171,6 +173,7 @@ class Controller:
                 self._apply_member(b, m.state, actual.get(b.name))
             except LBError as e:
                 logger.warning("server %s: %s", m.name, e)
+                unapplied = unapplied or r.haproxy_name(m.name) in wanted
         for name, state in actual.items():
             if name not in wanted:
                 try:
@@ -179,10 +182,19 @@ class Controller:
                     logger.warning("server %s: %s; will retry", name, e)
         backends = sorted(wanted.values(), key=lambda b: b.name)
         if backends != self._persisted:
-            write_config(
-                self.binary, self.settings.haproxy_cfg, r.render(self.settings, backends), self.settings.path
-            )
+            text = r.render(self.settings, backends)
+            write_config(self.binary, self.settings.haproxy_cfg, text, self.settings.path)
             self._persisted = backends
+        if unapplied:
+            self._reload_fallback()
+
+    def _reload_fallback(self) -> None:
+        """The Runtime API refused a change: a reload reads it from the file instead."""
+        now = time.monotonic()
+        if now - self._last_reload >= RELOAD_MIN_INTERVAL:
+            self._last_reload = now
+            logger.warning("the Runtime API could not apply a change; reloading HAProxy from the file")
+            self.haproxy.reload()
 
     def _apply_member(self, b: r.Backend, member_state: str, cur: ServerState | None) -> None:
         runtime = self.haproxy.runtime

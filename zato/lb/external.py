@@ -1,0 +1,81 @@
+"""An HAProxy config for an external load balancer in front of several clusters' LBs.
+
+The seed recommends two identical clusters behind a load balancer external to Zato; this
+renders one (see docs/two-clusters.md):
+
+    python -m zato.lb.external 0.0.0.0:8080 hostA:11223 hostB:11223 > haproxy.cfg
+
+Each cluster's LB is health-checked on /zato-lb-alive. A request that fails on one cluster
+(its LB stopped: connection refused; or it has no server left: 503) is retried on the other.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from zato.common.errors import ConfigError
+from zato.lb.render import ALIVE_URI, RETRY_ON
+
+
+def _host_port(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{value!r} is not host:port")
+    return host, int(port)
+
+
+def render_external(bind: str, lbs: list[str], check_inter_ms: int = 500) -> str:
+    """haproxy.cfg text: a frontend on `bind` spreading requests over the LBs in `lbs`."""
+    _host_port(bind)
+    if not lbs:
+        raise ConfigError("at least one cluster load balancer (host:port) is needed")
+    servers = []
+    for i, lb in enumerate(lbs, 1):
+        host, port = _host_port(lb)
+        servers.append(f"    server cluster{i} {host}:{port} check inter {check_inter_ms} fall 2 rise 1")
+    return (
+        f"""# External load balancer in front of {len(lbs)} Zato clusters (python -m zato.lb.external)
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 30s
+    timeout server 30s
+    timeout check {check_inter_ms}ms
+    retries 3
+    option redispatch 1
+    retry-on {RETRY_ON}
+    option idle-close-on-response
+    option http-keep-alive
+
+frontend zato_clusters
+    bind {bind}
+    http-request disable-l7-retry unless METH_GET || METH_HEAD || METH_OPTIONS
+    default_backend zato_cluster_lbs
+
+backend zato_cluster_lbs
+    balance roundrobin
+    option httpchk GET {ALIVE_URI}
+    http-check expect status 200
+"""
+        + "\n".join(servers)
+        + "\n"
+    )
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 2:
+        print(
+            "usage: python -m zato.lb.external BIND_HOST:PORT LB_HOST:PORT [LB_HOST:PORT ...]",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        sys.stdout.write(render_external(argv[0], argv[1:]))
+    except ConfigError as e:
+        print(f"zato: error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
