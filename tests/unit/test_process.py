@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 from dataclasses import dataclass, field
 
+from zato.common.errors import EXIT_CONFIG
 from zato.connector.process import Child, Manager, RestartPolicy, State
 from zato.connector.registry import ConnectorSpec
 
@@ -73,11 +74,12 @@ def test_a_child_gets_the_epoch_and_server_dir_and_runs_after_startsecs() -> Non
     assert child.snapshot()["pid"] == os_.last.pid
 
 
-def test_a_running_child_that_exits_is_restarted_and_counted() -> None:
+def test_a_child_that_ran_for_long_and_exits_is_restarted_at_once_and_counted() -> None:
     os_ = FakeOS()
     child = started_child(os_)
-    os_.t += 1
+    os_.t += 0.5
     child.tick()
+    os_.t += POLICY.stable_after
     os_.last.code = 1
     child.tick()
     assert child.state is State.STARTING
@@ -118,16 +120,38 @@ def test_backoff_delay_is_capped() -> None:
     assert [POLICY.delay(n) for n in range(1, 6)] == [1.0, 2.0, 3.0, 3.0, 3.0]
 
 
-def test_reaching_running_resets_the_failure_count() -> None:
+def test_an_early_exit_after_running_still_counts_as_a_failed_start() -> None:
+    os_ = FakeOS()
+    child = started_child(os_)
+    os_.t += 1
+    child.tick()
+    assert child.state is State.RUNNING
+    os_.last.code = 1
+    child.tick()
+    assert child.state is State.BACKOFF and child.failures == 1
+
+
+def test_staying_up_resets_the_failure_count() -> None:
     os_ = FakeOS()
     child = started_child(os_)
     os_.last.code = 1
     child.tick()
     os_.t = child.retry_at
     child.tick()
-    os_.t += 1
+    os_.t += POLICY.stable_after + 1
     child.tick()
-    assert child.state is State.RUNNING and child.failures == 0
+    os_.last.code = 1
+    child.tick()
+    assert child.state is State.STARTING and child.failures == 0
+
+
+def test_a_configuration_error_is_fatal_at_once() -> None:
+    os_ = FakeOS()
+    child = started_child(os_)
+    os_.last.code = EXIT_CONFIG
+    child.tick()
+    assert child.state is State.FATAL and len(os_.procs) == 1
+    assert child.snapshot()["last_error"] == "exited with code 3"
 
 
 def test_a_program_that_cannot_be_spawned_backs_off_with_a_clear_error() -> None:

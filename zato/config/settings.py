@@ -33,9 +33,9 @@ class MembershipSettings:
 @dataclass(frozen=True)
 class LeaseSettings:
     ttl: float = 1.5  # lease key PX
-    renew_interval: float = 0.3  # holder renews this often
+    renew_interval: float = 0.5  # holder renews this often (3 Redis commands per renewal)
     renew_deadline: float = 1.0  # holder steps down if no renewal confirmed for this long (< ttl)
-    retry_interval: float = 1.0  # standby re-check ceiling; standbys also wake on expiry and on release
+    retry_interval: float = 1.5  # standby re-check ceiling; standbys also wake on expiry and on release
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,15 @@
 
 States (supervisor style):
 
-    STOPPED --start--> STARTING --up for startsecs--> RUNNING --exit--> EXITED --> STARTING
-                          |                              |
-                          +--exit--> BACKOFF --delay--> STARTING     (N fast failures: FATAL)
+    STOPPED --start--> STARTING --up for startsecs--> RUNNING --exit after stable_after--> EXITED
+                          |                              |                                      |
+                          +--exit--> BACKOFF <--early exit (before stable_after)                STARTING
+                                        |--delay--> STARTING    (fatal_after failures in a row: FATAL)
     any live state --stop--> STOPPING --exit (SIGTERM, then SIGKILL after stop_timeout)--> STOPPED
 
-Every transition goes through Child._to() and is logged as one line. The OS calls (spawn,
+An exit with EXIT_CONFIG (bad configuration: restarting will not help) goes to FATAL at once.
+A FATAL child is tried again when its definition changes. Every transition goes through
+Child._to() and is logged as one line. The OS calls (spawn,
 signal, poll, clock) sit behind the small `OS` seam so the restart logic is unit-testable.
 
 Contract for connector programs (ConnectorSpec.argv): they get the environment variables
@@ -29,6 +32,7 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
+from zato.common.errors import EXIT_CONFIG
 from zato.connector.registry import ConnectorSpec
 
 logger = logging.getLogger("zato.supervisor.process")
@@ -56,6 +60,7 @@ class RestartPolicy:
     max: float = 5.0  # backoff ceiling
     fatal_after: int = 5  # consecutive failed starts before giving up (FATAL)
     startsecs: float = 0.3  # a child up this long counts as started (RUNNING)
+    stable_after: float = 10.0  # an exit before this much uptime counts as a failed start
     stop_timeout: float = 0.3  # SIGTERM, then SIGKILL after this long
 
     def delay(self, failures: int) -> float:
@@ -186,7 +191,6 @@ class Child:
             if code is not None:
                 self._exited(code)
             elif self.state is State.STARTING and now - self.started_at >= self.policy.startsecs:
-                self.failures = 0
                 self._to(State.RUNNING)
             elif self.state is State.STOPPING and now >= self.kill_at and not self.killed:
                 logger.warning(
@@ -203,11 +207,15 @@ class Child:
             self._to(State.STOPPED, how)
             return
         self.last_error = how
-        if self.state is State.RUNNING:
+        if code == EXIT_CONFIG:
+            self._to(State.FATAL, f"{how} (bad configuration: not restarting until it changes)")
+            return
+        if self.state is State.RUNNING and self.os.now() - self.started_at >= self.policy.stable_after:
+            self.failures = 0
             self._to(State.EXITED, how)
             self._spawn()
             return
-        self.failures += 1  # died while STARTING
+        self.failures += 1  # died while starting, or soon after
         if self.failures >= self.policy.fatal_after:
             self._to(State.FATAL, f"{how}; gave up after {self.failures} failed starts")
             return

@@ -47,9 +47,9 @@ PARENT_CHECK_EVERY = 0.2
 
 
 def lease_client_timeout(settings: ServerSettings) -> float:
-    """A renewal that has not answered by the time the deadline needs it is a failed one."""
+    """Room for two renewal attempts between the renew interval and the deadline."""
     lease = settings.lease
-    return max(0.1, min(settings.redis.socket_timeout, lease.renew_deadline - lease.renew_interval))
+    return max(0.1, min(settings.redis.socket_timeout, (lease.renew_deadline - lease.renew_interval) / 2))
 
 
 def restart_policy(settings: ServerSettings) -> RestartPolicy:
