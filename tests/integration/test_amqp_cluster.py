@@ -269,3 +269,29 @@ def test_admin_api_manages_definitions(cluster):
     r = requests.delete(url + "/zmq-channel/api", auth=auth, timeout=10)
     assert r.status_code == 200
     wait_for(lambda: "zmq-channel:api" not in children(cluster.cluster), timeout=60, what="connector stopped")
+
+
+def test_cli_errors_are_one_clear_line(cluster):
+    bad = [
+        (
+            ("create", "amqp-channel", "--name", "x", "--def", "nope", "--queue", "q", "--service", "s"),
+            "zato: error: amqp-channel def: no amqp-def named 'nope'",
+        ),
+        (
+            ("edit", "amqp-channel", "--name", "in", "--prefetch", "many"),
+            "zato: error: amqp-channel prefetch: 'many' is not a whole number",
+        ),
+        (
+            ("delete", "amqp-def", "--name", "rabbit"),
+            "zato: error: amqp-def 'rabbit' is used by amqp-channel 'in', amqp-outgoing 'out'",
+        ),
+        (("delete", "zmq-channel", "--name", "ghost"), "zato: error: no zmq-channel named 'ghost'"),
+    ]
+    for (action, kind, *rest), message in bad:
+        proc = zato("conn", action, kind, cluster.path, *rest, check=False)
+        assert proc.returncode == 1 and proc.stderr.strip().startswith(message), proc.stderr
+        assert "Traceback" not in proc.stderr
+    proc = zato(
+        "conn", "edit", "amqp-def", cluster.path, "--name", "rabbit", "--password", "-", input="guest\n"
+    )
+    assert "password=******" in proc.stdout and "guest\n" not in proc.stdout

@@ -68,6 +68,7 @@ class Stats:
             "last_error_at": None,
         }
         self._stop = threading.Event()
+        self._failing = False
         self._thread = threading.Thread(target=self._loop, name="stats", daemon=True)
 
     def start(self) -> None:
@@ -90,7 +91,11 @@ class Stats:
         try:
             connector_stats.write(self.client, self.cluster, self.key_name, dict(self.data), STATS_TTL)
         except CoordError as e:
-            logger.warning("cannot write connector stats: %s", e)
+            if not self._failing:
+                logger.warning("cannot write connector stats (said once until it works again): %s", e)
+            self._failing = True
+        else:
+            self._failing = False
 
     def close(self) -> None:
         self._stop.set()
@@ -113,6 +118,7 @@ class Context:
         self.exit_code = EXIT_OK
         self._parent = os.getppid()
         self._next_epoch_check = 0.0
+        self._epoch_failing = False
 
     @property
     def label(self) -> str:
@@ -139,8 +145,13 @@ class Context:
         try:
             newest = lease.current_epoch(self.client, self.settings.cluster)
         except CoordError as e:
-            logger.warning("%s: cannot check the lease epoch: %s", self.label, e)
+            if not self._epoch_failing:
+                logger.warning(
+                    "%s: cannot check the lease epoch (said once until it works again): %s", self.label, e
+                )
+            self._epoch_failing = True
             return
+        self._epoch_failing = False
         if newest > self.epoch:
             self.lease_lost(f"the cluster epoch is {newest}, this connector runs with {self.epoch}")
 

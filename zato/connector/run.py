@@ -15,7 +15,7 @@ import os
 import signal
 import sys
 
-from zato.common.errors import EXIT_CONFIG, EXIT_DEPENDENCY, ConnectorError, ODBError, ZatoError
+from zato.common.errors import EXIT_CONFIG, EXIT_DEPENDENCY, ConnectorError, ZatoError
 from zato.common.log import setup_logging
 from zato.config.settings import load_server_settings
 from zato.connector.base import Context
@@ -71,12 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_redis(settings.redis)
         definition = load_definition(settings.odb_url, settings.cluster, kind, name)
-    except ConnectorError as e:
+    except ZatoError as e:  # no such definition (ConnectorError) or Redis / the ODB is down
         logger.error("connector %s cannot start: %s", label, e)
-        return EXIT_CONFIG
-    except (ODBError, ZatoError) as e:
-        logger.error("connector %s cannot start: %s", label, e)
-        return EXIT_DEPENDENCY
+        return EXIT_CONFIG if isinstance(e, ConnectorError) else EXIT_DEPENDENCY
     return run(settings, kind, name, epoch, definition)
 
 
