@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
 import subprocess
 import sys
@@ -99,3 +100,29 @@ def test_bad_config_value_is_one_clear_line_before_haproxy_starts(tmp_path, sect
     assert "Traceback" not in proc.stderr
     assert not os.path.exists(os.path.join(lb_dir, "config", "haproxy.cfg"))
     assert not os.path.exists(os.path.join(lb_dir, "pidfile"))
+
+
+def test_sighup_applies_new_lb_conf_by_reload_and_keeps_serving(lb):
+    lb.start()
+    add_server(lb, "server1")
+    wait_for(lambda: None not in backend_pids(lb), 20, what="server1 gets traffic")
+    master = lb.haproxy_pid()
+    conf = os.path.join(lb.lb_dir, "config", "lb.conf")
+    stats = lb.url + "/zato-lb-stats"
+    with Load(lb.url + "/zato/ping") as load:
+        load.wait_requests(50)
+        set_conf(conf, "stats", "password", "a-new-one")
+        os.kill(lb.proc.pid, signal.SIGHUP)
+        wait_for(
+            lambda: requests.get(stats, auth=("admin", "a-new-one"), timeout=5).ok, 20, what="new password"
+        )
+        assert requests.get(stats, auth=("admin", PASSWORD), timeout=5).status_code == 401
+
+        set_conf(conf, "haproxy", "retries", "many")
+        os.kill(lb.proc.pid, signal.SIGHUP)
+        log = os.path.join(lb.lb_dir, "logs", "lb.log")
+        wait_for(lambda: "'many' is not a whole number" in open(log).read(), 20, what="the error in lb.log")
+        load.wait_requests(50)
+    assert load.failed == []
+    assert lb.haproxy_pid() == master  # reloaded, never restarted
+    assert requests.get(stats, auth=("admin", "a-new-one"), timeout=5).ok

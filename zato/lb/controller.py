@@ -23,10 +23,11 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Callable
 
 import redis
 
-from zato.common.errors import CoordError, LBError
+from zato.common.errors import ConfigError, CoordError, LBError, ZatoError
 from zato.config.settings import LBSettings
 from zato.coord.client import connect, translate
 from zato.coord.keys import Keys
@@ -37,6 +38,8 @@ from zato.lb.runtime import ServerState
 
 logger = logging.getLogger(__name__)
 
+Loader = Callable[[], "tuple[LBSettings, str]"]
+
 POLL = 0.25  # seconds between reconciliations when nothing is published
 DRAIN_GRACE = 30.0  # a drained server still busy after this long has its sessions shut down
 RESTART_BACKOFF = (0.1, 0.5, 1.0, 2.0, 5.0)  # seconds before restarting a dead HAProxy
@@ -45,8 +48,10 @@ RELOAD_MIN_INTERVAL = 10.0  # at most one fallback reload this often
 
 
 class Controller:
-    def __init__(self, settings: LBSettings, binary: str):
+    def __init__(self, settings: LBSettings, binary: str, loader: Loader | None = None):
         self.settings = settings
+        self.loader = loader  # re-reads lb.conf on SIGHUP
+        self._reload = threading.Event()
         self.binary = binary
         self.haproxy = HAProxy(settings, binary)
         self.client: redis.Redis = connect(settings.redis)
@@ -64,11 +69,17 @@ class Controller:
         self._stop.set()
         self._wake.set()
 
+    def request_reload(self) -> None:
+        self._reload.set()
+        self._wake.set()
+
     def run(self) -> None:
         self._start_haproxy(adopt=True)
         threading.Thread(target=self._listen, name="members-listener", daemon=True).start()
         try:
             while not self._stop.is_set():
+                if self._reload.is_set():
+                    self._reload_settings()
                 self._supervise()
                 self._reconcile_safely()
                 self._wake.wait(POLL)
@@ -92,6 +103,27 @@ class Controller:
             self.haproxy.start()
         self._persisted = backends
         self._started_at = time.monotonic()
+
+    def _reload_settings(self) -> None:
+        """SIGHUP: read lb.conf again; a valid change is applied by a reload (the Runtime API
+        cannot change the frontend), a bad one is logged and the running config kept."""
+        self._reload.clear()
+        if self.loader is None:
+            return
+        try:
+            settings, binary = self.loader()
+            if (settings.cluster, settings.redis) != (self.settings.cluster, self.settings.redis):
+                raise ConfigError("[cluster] and [kvdb] changes need a restart of the load balancer")
+            write_config(
+                binary, settings.haproxy_cfg, r.render(settings, self._persisted or []), settings.path
+            )
+        except ZatoError as e:
+            logger.error("lb.conf not applied, the running config is kept: %s", e)
+            return
+        self.settings, self.binary = settings, binary
+        self.haproxy.settings, self.haproxy.binary = settings, binary
+        self.haproxy.reload()
+        logger.info("lb.conf re-read and applied")
 
     def _supervise(self) -> None:
         if self.haproxy.alive():

@@ -1,8 +1,10 @@
 """`python -m zato.lb.main LB_DIR`: the load-balancer controller process.
 
 Writes LB_DIR/pidfile, logs to LB_DIR/logs/lb.log, runs HAProxy as its child and removes
-the pidfile on exit. A bad lb.conf value is reported in one line (stderr and the log) and
-the process exits with EXIT_CONFIG before HAProxy is touched.
+the pidfile on exit. SIGTERM stops it (and HAProxy); SIGHUP re-reads lb.conf and reloads
+HAProxy with it (a bad value is logged and the running config kept). At start, a bad
+lb.conf value is reported in one line on stderr and the process exits with EXIT_CONFIG
+before HAProxy is touched.
 """
 
 from __future__ import annotations
@@ -66,9 +68,10 @@ def main(argv: list[str] | None = None) -> int:
 def run(settings: LBSettings, binary: str) -> int:
     from zato.lb.controller import Controller
 
-    controller = Controller(settings, binary)
+    controller = Controller(settings, binary, loader=lambda: load(settings.path))
     signal.signal(signal.SIGTERM, lambda *_: controller.request_stop())
     signal.signal(signal.SIGINT, lambda *_: controller.request_stop())
+    signal.signal(signal.SIGHUP, lambda *_: controller.request_reload())
     logger.info(
         "load balancer for cluster %s starting on %s:%s", settings.cluster, settings.host, settings.port
     )
