@@ -119,3 +119,25 @@ def test_stop_reports_a_stale_pidfile(qs_dir, zato):
 
 def test_create_server_needs_a_cluster(tmp_path, zato):
     one_line_error(zato("create", "server", str(tmp_path / "s"), check=False), "--odb and --cluster")
+
+
+def test_build_a_cluster_by_hand(tmp_path, zato):
+    url = f"sqlite:///{tmp_path}/db/odb.db"
+    assert "ODB schema ready" in zato("create", "odb", url).stdout
+    assert "cluster hand created" in zato("create", "cluster", url, "hand").stdout
+    assert "already exists" in zato("create", "cluster", url, "hand").stdout
+    s1 = str(tmp_path / "s1")
+    zato("create", "server", s1, "--odb", url, "--cluster", "hand", "--port", "31100", "--name", "alpha")
+    zato("create", "server", str(tmp_path / "s2"), "--join", s1, "--port", "31101")
+    zato("create", "load-balancer", str(tmp_path / "lb"), "--cluster", "hand", "--port", "31199")
+    one_line_error(
+        zato("create", "server", str(tmp_path / "s3"), "--join", s1, "--name", "alpha", check=False),
+        "server 'alpha' already exists",
+    )
+    s2 = (tmp_path / "s2/config/server.conf").read_text()
+    secret = [
+        line for line in (tmp_path / "s1/config/server.conf").read_text().splitlines() if "secret" in line
+    ]
+    assert secret[0] in s2 and "name = s2" in s2
+    assert "kind     load-balancer" in zato("info", str(tmp_path / "lb")).stdout
+    one_line_error(zato("create", "odb", "nonsense", check=False), "is not a database URL")

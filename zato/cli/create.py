@@ -14,6 +14,7 @@ from zato.common.layout import (
     create_lb_dir,
     create_odb,
     create_server_dir,
+    ensure_empty_dir,
     register_server,
 )
 from zato.config.settings import load_server_settings
@@ -93,8 +94,9 @@ def server(args: argparse.Namespace) -> int:
         spec = ServerSpec(
             name, args.cluster, args.odb, args.redis or DEFAULT_REDIS, args.host, args.port, args.workers
         )
-    path = create_server_dir(args.path, spec)
+    ensure_empty_dir(args.path)  # before the ODB row, so a taken directory leaves no row behind
     register_server(spec.odb_url, spec)
+    path = create_server_dir(args.path, spec)
     print(f"server {name} of cluster {spec.cluster} created in {path} (port {spec.port})")
     print(f"Start it with:  zato start {path}")
     return 0

@@ -11,7 +11,7 @@ import os
 import secrets
 from dataclasses import dataclass
 
-from zato.common.errors import ComponentError
+from zato.common.errors import ComponentError, ODBError
 from zato.common.fs import atomic_write
 from zato.config import component
 from zato.config.settings import LB_CONF, SERVER_CONF, load_lb_settings, load_server_settings
@@ -54,7 +54,10 @@ def ensure_empty_dir(path: str) -> str:
     path = os.path.abspath(path)
     if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
         raise ComponentError(f"{path}: exists and is not an empty directory")
-    os.makedirs(path, exist_ok=True)
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        raise ComponentError(f"{path}: cannot create the directory: {e.strerror}") from None
     return path
 
 
@@ -110,8 +113,17 @@ def create_odb(url: str, cluster: str | None = None) -> bool:
     """Create the schema (idempotent) and the cluster row if named; True if the cluster is new."""
     odb = ODB(url)
     try:
+        database = odb.engine.url.database
+        if odb.engine.dialect.name == "sqlite" and database not in (None, "", ":memory:"):
+            folder = os.path.dirname(os.path.abspath(database))
+            try:
+                os.makedirs(folder, exist_ok=True)
+            except OSError as e:
+                raise ODBError(f"cannot create {folder} for the SQLite ODB: {e.strerror}") from None
         create_schema(odb.engine)
         return odb_api.ensure_cluster(odb, cluster) if cluster else False
+    except ODBError as e:
+        raise ODBError(str(e).splitlines()[0]) from None
     finally:
         odb.dispose()
 
