@@ -45,9 +45,8 @@ def env(tmp_path):
 
 
 def _channel(env, queue: str, service: str = "demo.echo", **extra) -> str:
-    connectors.create(
-        env["odb"], env["cluster"], "amqp-def", {"name": "rabbit", "password": "guest"}
-    ) if not connectors.list_all(env["odb"], env["cluster"], "amqp-def") else None
+    if not connectors.list_all(env["odb"], env["cluster"], "amqp-def"):
+        connectors.create(env["odb"], env["cluster"], "amqp-def", {"name": "rabbit", "password": "guest"})
     name = f"ch-{uuid.uuid4().hex[:6]}"
     connectors.create(
         env["odb"],
