@@ -48,6 +48,11 @@ class ZatoArbiter(Arbiter):
             "server %s of cluster %s listening at %s", self.zato.name, self.zato.cluster, self.zato.address
         )
 
+    def reap_workers(self) -> None:
+        # Collect the sidecar's exit status before gunicorn's waitpid(-1) swallows it.
+        self.sidecar.poll()
+        super().reap_workers()
+
     def manage_workers(self) -> None:
         super().manage_workers()
         if self.stopping:

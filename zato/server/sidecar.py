@@ -40,6 +40,10 @@ class Sidecar:
     def pid(self) -> int | None:
         return self.proc.pid if self.proc is not None else None
 
+    def poll(self) -> int | None:
+        """The exit code if the sidecar has exited (negative: killed by that signal)."""
+        return self.proc.poll() if self.proc is not None else None
+
     def tick(self) -> None:
         """Notice a death; (re)spawn when the backoff allows."""
         if self.stopped:
