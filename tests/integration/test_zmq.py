@@ -4,6 +4,10 @@ live in the server process (self.outgoing.zmq)."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -13,6 +17,7 @@ import zmq
 from tests.conn_support import FakeServer, make_server_dir, set_epoch, start_connector, stop_process
 from tests.support import REDIS_URL, cleanup_redis, cluster_name, free_port, wait_for
 from zato.common.errors import ConnectorError
+from zato.common.pidfile import pid_alive
 from zato.config.settings import load_server_settings
 from zato.connector.outgoing import make_outgoing
 from zato.odb import connectors
@@ -88,3 +93,39 @@ def test_sub_channel_takes_only_its_prefix(env):
 def test_unknown_outgoing_is_a_clear_error(env):
     with pytest.raises(ConnectorError, match="no active zmq-outgoing connection named 'missing'"):
         env["out"].zmq.send("x", "missing")
+
+
+PARENT = """
+import subprocess, sys, time
+argv = [sys.executable, "-m", "zato.connector.run", sys.argv[1], "zmq-channel", sys.argv[2]]
+child = subprocess.Popen(argv)
+print(child.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_connector_exits_when_its_parent_is_gone(env):
+    connectors.create(
+        env["odb"],
+        env["cluster"],
+        "zmq-channel",
+        {"name": "orphan", "address": f"tcp://127.0.0.1:{free_port()}", "service": "demo.zmq"},
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", PARENT, env["dir"], "orphan"],
+        stdout=subprocess.PIPE,
+        env=dict(os.environ, ZATO_EPOCH="1"),
+        text=True,
+    )
+    child = int(parent.stdout.readline())
+    try:
+        wait_for(
+            lambda: "PULL bound to" in open(os.path.join(env["dir"], "logs", "server.log")).read(), timeout=30
+        )
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(10)
+        wait_for(lambda: not pid_alive(child), timeout=30, what="the orphaned connector to exit")
+    finally:
+        if pid_alive(child):
+            os.kill(child, signal.SIGKILL)
+        parent.stdout.close()
