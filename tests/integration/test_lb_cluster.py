@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 
 import pytest
 
@@ -49,3 +51,22 @@ def test_zato_info_shows_haproxy_and_its_servers(qs):
             assert line.split("=", 1)[1].strip() not in out
     info = json.loads(out)
     assert info
+
+
+def test_controller_crash_then_zato_start_adopts_haproxy_under_load(qs):
+    qs.start()
+    wait_for(lambda: up_servers(qs) == {"server1", "server2"}, 30, what="both servers UP in HAProxy")
+    haproxy_pid = describe(qs.lb_dir)["haproxy"]["pid"]
+    with Load(qs.lb_url + "/zato/ping") as load:
+        load.wait_requests(100)
+        qs.kill("load-balancer", signal.SIGKILL)  # the controller only; HAProxy keeps serving
+        load.wait_requests(100)
+        out = zato("start", qs.lb_dir).stdout
+        assert "load balancer started" in out
+        load.wait_requests(100)
+    assert load.failed == []
+    info = describe(qs.lb_dir)
+    assert info["controller"]["running"]
+    assert info["haproxy"]["pid"] == haproxy_pid
+    with open(os.path.join(qs.lb_dir, "logs", "lb.log")) as f:
+        assert "adopted the running HAProxy" in f.read()

@@ -82,7 +82,10 @@ def precheck_lb(comp: Component, say: Say) -> LBSettings:
     stale = check_not_running(s.pidfile, "load balancer")
     if stale:
         say(stale)
-    check_port_free(s.host, s.port, "load balancer")
+    from zato.lb.status import haproxy_left_running  # a new controller adopts that HAProxy
+
+    if not haproxy_left_running(comp.path):
+        check_port_free(s.host, s.port, "load balancer")
     check_redis(s.redis)
     return s
 

@@ -14,6 +14,16 @@ from zato.lb.render import ALIVE_URI, BACKEND, STATS_URI
 from zato.lb.runtime import RuntimeAPI
 
 
+def haproxy_left_running(lb_dir: str) -> int | None:
+    """The pid of this LB's HAProxy if it runs without its controller (which died): a new
+    controller adopts it, so its port being busy is expected. None otherwise."""
+    path = os.path.abspath(lb_dir)
+    if read_pidfile(os.path.join(path, "pidfile")).alive:
+        return None
+    haproxy = read_pidfile(os.path.join(path, "work", "haproxy.pid"))
+    return haproxy.pid if haproxy.alive else None
+
+
 def describe(lb_dir: str) -> dict:
     """Controller pid, HAProxy pid and version, and every backend server with its state."""
     path = os.path.abspath(lb_dir)
