@@ -111,3 +111,13 @@ def test_registry_specs_follow_the_config(tmp_path, odb):
     assert second["zmq-channel:z"] == first["zmq-channel:z"]
     connectors.edit(odb, CLUSTER, "zmq-channel", "z", {"is_active": "false"})
     assert sorted(registry.desired(s)) == ["amqp-channel:c"]
+
+
+def test_reading_an_unknown_cluster_finds_nothing_and_creates_nothing(odb):
+    from zato.odb.models import Cluster
+
+    assert connectors.list_all(odb, "nobody") == [] and connectors.load_connectors(odb, "nobody") == []
+    with pytest.raises(DefinitionNotFound):
+        connectors.load(odb, "nobody", "amqp-channel", "c")
+    with odb.session() as s:
+        assert s.query(Cluster).filter(Cluster.name == "nobody").count() == 0

@@ -169,10 +169,15 @@ def validate(kind: str, values: dict, creating: bool) -> dict:
     return {k: coerce(kind, fields[k], v) for k, v in values.items() if v is not None}
 
 
-def cluster_id(s: Session, cluster: str) -> int:
-    """The id of `cluster`, creating its row when this is the first definition there."""
+NO_CLUSTER = -1  # matches no row: reads of a cluster with no row find nothing
+
+
+def cluster_id(s: Session, cluster: str, create: bool = False) -> int:
+    """The id of `cluster`; with `create`, its row is made when this is its first definition."""
     row = s.scalar(select(Cluster).where(Cluster.name == cluster))
     if row is None:
+        if not create:
+            return NO_CLUSTER
         row = Cluster(name=cluster)
         s.add(row)
         s.flush()
@@ -205,7 +210,7 @@ def _apply(s: Session, cid: int, kind: str, obj: Any, values: dict) -> None:
 def create(odb: ODB, cluster: str, kind: str, values: dict) -> dict:
     clean = validate(kind, values, creating=True)
     with odb.session() as s:
-        cid = cluster_id(s, cluster)
+        cid = cluster_id(s, cluster, create=True)
         if _find(s, cid, kind, clean["name"]) is not None:
             raise ConnectorError(f"{kind} {clean['name']!r} already exists")
         obj = MODELS[kind](cluster_id=cid)
