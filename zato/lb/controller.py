@@ -63,6 +63,8 @@ class Controller:
         self._started_at = 0.0
         self._redis_ok = True
         self._last_reload = -RELOAD_MIN_INTERVAL
+        self._warned: set[str] = set()  # warnings of the last tick, not repeated
+        self._seen: set[str] = set()
 
     # Signals only set flags; the loop does the work (gunicorn arbiter style).
     def request_stop(self) -> None:
@@ -186,10 +188,18 @@ class Controller:
     # Reconciliation
 
     def _reconcile_safely(self) -> None:
+        self._seen = set()
         try:
             self.reconcile()
         except LBError as e:
-            logger.warning("reconcile: %s", e)
+            self._warn(f"reconcile: {e}")
+        self._warned = self._seen
+
+    def _warn(self, message: str) -> None:
+        """Log a warning once, not on every tick while the same problem lasts."""
+        if message not in self._warned:
+            logger.warning("%s", message)
+        self._seen.add(message)
 
     def reconcile(self) -> None:
         members = self._members()
@@ -204,14 +214,14 @@ class Controller:
                 wanted[b.name] = b
                 self._apply_member(b, m.state, actual.get(b.name))
             except LBError as e:
-                logger.warning("server %s: %s", m.name, e)
+                self._warn(f"server {m.name}: {e}")
                 unapplied = unapplied or r.haproxy_name(m.name) in wanted
         for name, state in actual.items():
             if name not in wanted:
                 try:
                     self._retire(name, state)
                 except LBError as e:
-                    logger.warning("server %s: %s; will retry", name, e)
+                    self._warn(f"server {name}: {e}; will retry")
         backends = sorted(wanted.values(), key=lambda b: b.name)
         if backends != self._persisted:
             text = r.render(self.settings, backends)
