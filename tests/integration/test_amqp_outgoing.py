@@ -15,7 +15,7 @@ from tests.support import REDIS_URL, cleanup_redis, cluster_name, wait_for
 from zato.common.errors import ConnectorError
 from zato.config.settings import load_server_settings
 from zato.connector.outgoing import make_outgoing
-from zato.coord.queues import OutQueue
+from zato.coord.queues import OutQueue, encode
 from zato.odb import connectors
 from zato.odb.engine import ODB
 
@@ -99,3 +99,15 @@ def test_nothing_is_lost_when_the_connector_is_killed_and_restarted(env):
     ids = [json.loads(body)["n"] for _, body in seen]
     print(f"received {len(ids)} messages, {len(ids) - len(set(ids))} duplicates")
     assert set(ids) == set(range(600))
+
+
+def test_a_message_stranded_in_processing_is_published(env):
+    _start(env)
+    seen: list = []
+    env["out"].amqp.send({"n": 0}, "orders")
+    wait_for(lambda: _received(env, seen) == 1, timeout=60, what="the first message")
+    # A replaced holder's connector, paused while Redis moved a message for it, left it here.
+    q = OutQueue(env["client"], env["cluster"], "amqp", "orders")
+    env["client"].lpush(q.processing, encode({"n": 1}))
+    wait_for(lambda: _received(env, seen) == 2, timeout=60, what="the stranded message")
+    assert q.depth() == (0, 0)

@@ -3,12 +3,15 @@
 On start (and after every reconnect) whatever is left in the processing list is published
 first; then each message is moved from the queue to the processing list, published with
 publisher confirms and removed only after the broker confirmed it. At-least-once: a crash
-between publish and removal sends that message again, nothing is lost.
+between publish and removal sends that message again, nothing is lost. Between batches the
+processing list is looked at again every few seconds, so a message that a replaced holder's
+connector took while it was paused (Redis moves it anyway) is published too.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 
 import pika
 
@@ -22,6 +25,7 @@ logger = logging.getLogger("zato.connector.amqp_outgoing")
 
 BATCH = 100  # messages taken from Redis at a time
 TAKE_TIMEOUT = 0.5  # seconds BLMOVE blocks (how fast stop requests are seen when idle)
+LEFTOVER_SCAN = 5.0  # seconds between looks for messages stranded in the processing list
 
 
 class AMQPOutgoingConnector:
@@ -34,22 +38,32 @@ class AMQPOutgoingConnector:
     def _pump(self, conn: pika.BlockingConnection) -> None:
         ch = conn.channel()
         ch.confirm_delivery()
-        leftovers = self.queue.leftovers()
-        if leftovers:
-            logger.info(
-                "%s: publishing %d message(s) left unconfirmed by an earlier run",
-                self.ctx.label,
-                len(leftovers),
-            )
-            self._publish_all(ch, leftovers)
+        self._leftovers(ch)
         self.ctx.stats.state("running")
+        next_scan = time.monotonic() + LEFTOVER_SCAN
         while not self.ctx.should_stop():
+            if time.monotonic() >= next_scan:
+                self._leftovers(ch)
+                next_scan = time.monotonic() + LEFTOVER_SCAN
             first = self.queue.take(TAKE_TIMEOUT)
             if first is None:
                 conn.process_data_events(time_limit=0)  # heartbeats while idle
                 continue
             self._publish_all(ch, [first] + self.queue.take_many(BATCH - 1))
         self.ctx.stats.state("stopping")
+
+    def _leftovers(self, ch) -> None:  # noqa: ANN001
+        """Publish what is in the processing list although this process is between batches:
+        taken by an earlier run, or by a replaced holder's connector that was paused while
+        Redis moved a message for it (it stops at its next epoch check, leaving it there)."""
+        leftovers = self.queue.leftovers()
+        if leftovers:
+            logger.info(
+                "%s: publishing %d message(s) taken but left unconfirmed by an earlier run",
+                self.ctx.label,
+                len(leftovers),
+            )
+            self._publish_all(ch, leftovers)
 
     def _publish_all(self, ch, raws: list[str]) -> None:  # noqa: ANN001
         """Publish each message (every publish waits for its confirm), then drop them from the
