@@ -59,6 +59,15 @@ def test_three_servers_have_exactly_one_holder_running_the_connectors(qs) -> Non
     table = zato("cluster", "status", qs.path).stdout
     assert f"Lease: held by {name}, epoch {data['lease']['epoch']}" in table
     assert qs.cluster_secret not in table and qs.admin_auth[1] not in table
+    # The same data from the admin API of any server; outsiders get 401.
+    url = f"{qs.server_url(qs.server_names[-1])}/zato/admin/cluster/status"
+    assert requests.get(url, timeout=10).status_code == 401
+    reply = requests.get(url, auth=qs.admin_auth, timeout=10)
+    assert reply.status_code == 200
+    api = reply.json()
+    assert api["lease"]["holder"] == name and [c["name"] for c in api["children"]] == [child["name"]]
+    assert sorted(s["role"] for s in api["servers"]) == ["holder", "standby", "standby"]
+    assert qs.cluster_secret not in reply.text
 
 
 def test_sigkill_of_the_holder_server_moves_the_lease_and_its_connectors(qs) -> None:

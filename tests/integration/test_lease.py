@@ -121,3 +121,23 @@ def test_redis_errors_become_coord_errors(cluster) -> None:
         lease.try_acquire()
     with pytest.raises(CoordError, match="checking the lease"):
         lease.remaining_ms()
+
+
+def test_a_standby_learns_every_new_epoch_without_polling_for_it(client, cluster) -> None:
+    slow = LeaseSettings(ttl=30.0, renew_interval=0.3, renew_deadline=1.0, retry_interval=30.0)
+    assert Lease(client, cluster, "a", slow).try_acquire().epoch == 1
+    stop = threading.Event()
+    mine = Lease(client, cluster, "c", slow)
+    keeper = LeaseKeeper(mine, RedisHealth(), stop.is_set, stop.wait)
+    thread = threading.Thread(target=keeper.run, daemon=True)
+    thread.start()
+    try:
+        channel = Keys(cluster).lease_channel
+        wait_for(lambda: client.pubsub_numsub(channel)[0][1] == 1, what="the standby to subscribe")
+        client.delete(Keys(cluster).lease)  # "a" vanished without a release message ...
+        assert Lease(client, cluster, "b", slow).try_acquire().epoch == 2  # ... and "b" took over
+        wait_for(lambda: mine.highest_epoch == 2, timeout=10, what="the standby to hear epoch 2")
+        assert keeper.valid_epoch() is None
+    finally:
+        stop.set()
+        thread.join(5)

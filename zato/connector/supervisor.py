@@ -41,8 +41,8 @@ logger = logging.getLogger("zato.supervisor")
 
 TICK = 0.02  # main loop period: how fast the holder reacts to its own lease state
 RECONCILE_EVERY = 5.0  # re-read the desired connectors this often even without events
-STATUS_EVERY = 5.0  # refresh the holder's status key this often
-STATUS_TTL = 15.0
+STATUS_EVERY = 15.0  # refresh the holder's status key this often (it is also written on every change)
+STATUS_TTL = 45.0
 PARENT_CHECK_EVERY = 0.2
 
 

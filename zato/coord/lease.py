@@ -36,7 +36,7 @@ from zato.coord.keys import Keys
 
 logger = logging.getLogger("zato.lease")
 
-# KEYS: lease, epoch, info.  ARGV: token, ttl_ms, server, since, min_epoch
+# KEYS: lease, epoch, info, channel.  ARGV: token, ttl_ms, server, since, min_epoch
 _ACQUIRE = """
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   local epoch = redis.call('INCR', KEYS[2])
@@ -46,6 +46,7 @@ if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
     redis.call('SET', KEYS[2], epoch)
   end
   redis.call('SET', KEYS[3], cjson.encode({server=ARGV[3], epoch=epoch, since=tonumber(ARGV[4])}))
+  redis.call('PUBLISH', KEYS[4], cjson.encode({event='acquired', server=ARGV[3], epoch=epoch}))
   return {1, epoch}
 end
 return {0, redis.call('PTTL', KEYS[1]), tonumber(redis.call('GET', KEYS[2]) or '0')}
@@ -150,10 +151,13 @@ class Lease:
     def ttl_ms(self) -> int:
         return int(self.settings.ttl * 1000)
 
-    def remaining_ms(self) -> int:
-        """PTTL of the lease key (-2 when nobody holds it); also learns the newest epoch, so
-        that this server can keep epochs rising should Redis lose its data. One round trip."""
+    def remaining_ms(self, with_epoch: bool = True) -> int:
+        """PTTL of the lease key (-2 when nobody holds it). with_epoch: also learn the newest
+        epoch, so that this server keeps epochs rising should Redis lose its data (callers
+        that hear acquisitions on the lease channel can skip it). One round trip."""
         with translate("checking the lease"):
+            if not with_epoch:
+                return int(self.client.pttl(self.keys.lease))
             pipe = self.client.pipeline(transaction=False)
             pipe.pttl(self.keys.lease)
             pipe.get(self.keys.epoch)
@@ -163,7 +167,7 @@ class Lease:
 
     def try_acquire(self) -> Attempt:
         token = f"{self.server}:{secrets.token_hex(16)}"
-        keys = [self.keys.lease, self.keys.epoch, self.keys.lease_info]
+        keys = [self.keys.lease, self.keys.epoch, self.keys.lease_info, self.keys.lease_channel]
         args = [token, self.ttl_ms, self.server, round(time.time(), 3), self.highest_epoch]
         with translate("acquiring the lease"):
             result = self._acquire(keys=keys, args=args)
@@ -191,7 +195,7 @@ class Lease:
             return False
         token, self.token = self.token, ""
         keys = [self.keys.lease, self.keys.lease_info, self.keys.supervisor_status, self.keys.lease_channel]
-        message = json.dumps({"server": self.server, "epoch": self.epoch})
+        message = json.dumps({"event": "released", "server": self.server, "epoch": self.epoch})
         with translate("releasing the lease"):
             return bool(int(self._release(keys=keys, args=[token, message])))
 
@@ -260,6 +264,7 @@ class LeaseKeeper:
         self._epoch: int | None = None
         self._confirmed_at = 0.0  # start of the last renewal Redis confirmed
         self._pubsub: redis.client.PubSub | None = None
+        self._epoch_fresh = False  # subscribed, then read the epoch: acquisitions arrive as messages
 
     # -- what the supervisor reads -------------------------------------------------------
     def valid_epoch(self) -> int | None:
@@ -284,7 +289,9 @@ class LeaseKeeper:
     def _standby_step(self) -> None:
         try:
             self._drain_releases()
-            remaining = self.lease.remaining_ms()
+            fresh = self._pubsub is not None and self._epoch_fresh
+            remaining = self.lease.remaining_ms(with_epoch=not fresh)
+            self._epoch_fresh = self._pubsub is not None
             if remaining < 0:  # -2: nobody holds it (-1 cannot happen: we always set PX)
                 started = self.clock()  # the key's TTL starts after this instant
                 attempt = self.lease.try_acquire()
@@ -352,7 +359,7 @@ class LeaseKeeper:
                 if left <= 0:
                     return
                 msg = pubsub.get_message(ignore_subscribe_messages=True, timeout=min(left, 0.25))
-                if msg and msg.get("type") == "message":
+                if self._heard(msg) == "released":
                     logger.info("lease released by its holder: competing now")
                     return
         except (redis.RedisError, OSError) as e:
@@ -360,19 +367,30 @@ class LeaseKeeper:
             self._close_pubsub()
             self.wait(max(0.0, deadline - self.clock()))
 
+    def _heard(self, msg: dict | None) -> str:
+        """Learn the epoch from a lease channel message; returns its event ("" if none)."""
+        if not msg or msg.get("type") != "message":
+            return ""
+        try:
+            body = json.loads(msg["data"])
+            self.lease.highest_epoch = max(self.lease.highest_epoch, int(body.get("epoch", 0)))
+            return str(body.get("event", "released"))
+        except (ValueError, TypeError, AttributeError):
+            return ""
+
     def _subscribe(self) -> redis.client.PubSub:
         if self._pubsub is None:
             pubsub = self.lease.client.pubsub(ignore_subscribe_messages=True)
             pubsub.subscribe(self.lease.keys.lease_channel)
-            self._pubsub = pubsub
+            self._pubsub, self._epoch_fresh = pubsub, False
         return self._pubsub
 
     def _drain_releases(self) -> None:
         if self._pubsub is None:
             return
         try:
-            while self._pubsub.get_message(ignore_subscribe_messages=True, timeout=0):
-                pass
+            while msg := self._pubsub.get_message(ignore_subscribe_messages=True, timeout=0):
+                self._heard(msg)
         except (redis.RedisError, OSError):
             self._close_pubsub()
 
@@ -382,4 +400,4 @@ class LeaseKeeper:
                 self._pubsub.close()
             except (redis.RedisError, OSError):
                 pass
-            self._pubsub = None
+            self._pubsub, self._epoch_fresh = None, False
