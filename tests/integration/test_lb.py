@@ -55,7 +55,7 @@ def test_servers_join_and_leave_gracefully_with_no_failed_request(lb):
     wait_for(
         lambda: [s["name"] for s in describe(lb.lb_dir)["servers"]] == ["server1"], 20, what="server2 removed"
     )
-    assert servers_on_disk(lb) == {"server1"}
+    wait_for(lambda: servers_on_disk(lb) == {"server1"}, 20, what="haproxy.cfg in step")
 
 
 def test_stats_socket_private_and_stats_page_needs_credentials(lb):

@@ -26,17 +26,18 @@ def up_servers(qs: Quickstart) -> set[str]:
     return {s["name"] for s in describe(qs.lb_dir)["servers"] if s["state"].startswith("UP")}
 
 
-def test_zato_stop_and_start_of_a_server_under_load_fails_no_request(qs):
+def test_rolling_restart_with_zato_stop_and_start_under_load_fails_no_request(qs):
     qs.start()
     wait_for(lambda: up_servers(qs) == {"server1", "server2"}, 30, what="both servers UP in HAProxy")
     with Load(qs.lb_url + "/zato/ping") as load:
         load.wait_requests(100)
-        qs.stop("server2")  # withdraws, drains, stops
-        wait_for(lambda: "server2" not in {s["name"] for s in describe(qs.lb_dir)["servers"]}, 30)
-        load.wait_requests(100)
-        qs.start("server2")
-        wait_for(lambda: up_servers(qs) == {"server1", "server2"}, 30, what="server2 back in HAProxy")
-        load.wait_requests(100)
+        for name in ("server1", "server2"):
+            qs.stop(name)  # withdraws, drains, stops
+            wait_for(lambda n=name: n not in {s["name"] for s in describe(qs.lb_dir)["servers"]}, 30)
+            load.wait_requests(50)
+            qs.start(name)
+            wait_for(lambda: up_servers(qs) == {"server1", "server2"}, 30, what=f"{name} back in HAProxy")
+            load.wait_requests(50)
     assert load.failed == []
 
 
