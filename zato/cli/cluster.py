@@ -10,6 +10,9 @@ import argparse
 import json
 import time
 
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
 from zato.common.errors import ComponentError, ZatoError
 from zato.config.component import LOAD_BALANCER, QUICKSTART, SERVER, quickstart_members, read_component
 from zato.config.settings import ServerSettings, load_server_settings
@@ -57,7 +60,7 @@ def gather(path: str) -> dict:
         known.update({k.name: k for k in _registered(first) if k.name not in known})
     except ZatoError as e:
         odb_error = f"ODB: {e}"
-    client = connect(first.redis)
+    client = connect(first.redis, retry=Retry(NoBackoff(), 0))
     try:
         data = collect(client, first.cluster, list(known.values()))
     finally:
@@ -102,7 +105,14 @@ def table(headers: tuple[str, ...], rows: list[tuple]) -> list[str]:
 def render(data: dict) -> str:
     out = [f"Cluster {data['cluster']} (Redis {data.get('redis', '?')})", ""]
     rows = [
-        (s["name"], "live" if s["live"] else "gone", s["address"], s["pid"], when(s["since"]), s["role"])
+        (
+            s["name"],
+            {True: "live", False: "gone"}.get(s["live"], "?"),
+            s["address"],
+            s["pid"],
+            when(s["since"]),
+            s["role"],
+        )
         for s in data["servers"]
     ]
     out += table(("SERVER", "STATUS", "ADDRESS", "PID", "SINCE", "ROLE"), rows)
@@ -128,7 +138,12 @@ def render(data: dict) -> str:
         if last_error:
             out.append(f"Supervisor error: {last_error}")
     else:
-        out.append(f"Lease: not held (newest epoch {lease.get('newest_epoch', '-')})")
+        newest = lease.get("newest_epoch")
+        out.append(
+            "Lease: unknown (Redis unreachable)"
+            if newest is None
+            else f"Lease: not held (newest epoch {newest})"
+        )
     lb = data.get("load_balancer")
     if lb:
         out += ["", *render_lb(lb)]

@@ -34,7 +34,7 @@ def collect(client: redis.Redis, cluster: str, known: list[KnownServer] | tuple 
         supervisor = read_supervisor_status(client, cluster)
     except CoordError as e:
         result["errors"].append(f"Redis: {e}")
-        live, holder, newest, supervisor = {}, None, None, None
+        live, holder, newest, supervisor = None, None, None, None
     result["servers"] = _servers(live, known, holder.server if holder else None)
     result["lease"] = {
         "holder": holder.server if holder else None,
@@ -54,19 +54,20 @@ def collect(client: redis.Redis, cluster: str, known: list[KnownServer] | tuple 
     return result
 
 
-def _servers(live: dict, known: list[KnownServer] | tuple, holder: str | None) -> list[dict]:
+def _servers(live: dict | None, known: list[KnownServer] | tuple, holder: str | None) -> list[dict]:
+    """live None: Redis could not be read, so whether a server is live is unknown."""
     rows = {}
     for k in known:
         rows[k.name] = {
             "name": k.name,
-            "live": False,
+            "live": False if live is not None else None,
             "address": f"{k.host}:{k.port}",
             "pid": None,
             "since": None,
-            "state": "gone",
+            "state": "gone" if live is not None else "unknown",
             "role": "",
         }
-    for name, m in live.items():
+    for name, m in (live or {}).items():
         rows[name] = {
             "name": name,
             "live": True,
