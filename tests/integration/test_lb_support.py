@@ -26,7 +26,7 @@ from zato.common.pidfile import pid_alive
 from zato.coord.membership import Member, announce, publish_change, withdraw
 from zato.lb.controller import servers_in_file
 
-PASSWORD = "s3cret-stats"
+PASSWORD = "s3cret st#ts'\"\\$x:y"
 
 PING_APP = """
 import json, os

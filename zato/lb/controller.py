@@ -97,11 +97,11 @@ class Controller:
         text = r.render(self.settings, backends or [])
         if adopt and self.haproxy.adopt():
             changed = _static_part(_read(self.settings.haproxy_cfg)) != _static_part(text)
-            write_config(self.binary, self.settings.haproxy_cfg, text, self.settings.path)
+            write_config(self.binary, self.settings, text)
             if changed:
                 self.haproxy.reload()
         else:
-            write_config(self.binary, self.settings.haproxy_cfg, text, self.settings.path)
+            write_config(self.binary, self.settings, text)
             self.haproxy.start()
         self._persisted = backends
         self._started_at = time.monotonic()
@@ -116,9 +116,7 @@ class Controller:
             settings, binary = self.loader()
             if (settings.cluster, settings.redis) != (self.settings.cluster, self.settings.redis):
                 raise ConfigError("[cluster] and [kvdb] changes need a restart of the load balancer")
-            write_config(
-                binary, settings.haproxy_cfg, r.render(settings, self._persisted or []), settings.path
-            )
+            write_config(binary, settings, r.render(settings, self._persisted or []))
         except ZatoError as e:
             logger.error("lb.conf not applied, the running config is kept: %s", e)
             return
@@ -225,7 +223,7 @@ class Controller:
         backends = sorted(wanted.values(), key=lambda b: b.name)
         if backends != self._persisted:
             text = r.render(self.settings, backends)
-            write_config(self.binary, self.settings.haproxy_cfg, text, self.settings.path)
+            write_config(self.binary, self.settings, text)
             self._persisted = backends
         if unapplied:
             self._reload_fallback()

@@ -33,26 +33,27 @@ def find_binary(settings: LBSettings) -> str:
     return path
 
 
-def validate(binary: str, text: str, folder: str, cwd: str) -> None:
-    """LBError with HAProxy's own alert lines unless `haproxy -c` accepts `text` (run in `cwd`,
-    the folder HAProxy runs in)."""
-    path = os.path.join(folder, ".haproxy.cfg.check")
+def validate(binary: str, text: str, settings: LBSettings) -> None:
+    """LBError with HAProxy's own alert lines unless `haproxy -c` accepts `text` (run in
+    LB_DIR, where HAProxy runs). The stats password never appears in the message."""
+    path = os.path.join(os.path.dirname(settings.haproxy_cfg), ".haproxy.cfg.check")
     atomic_write(path, text, mode=0o600)
     try:
         argv = [binary, "-c", "-f", path]
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=30, cwd=cwd)
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=30, cwd=settings.path)
     finally:
         os.unlink(path)
     if proc.returncode != 0:
         alerts = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "ALERT" in ln]
-        raise LBError("HAProxy rejected the rendered config: " + " | ".join(alerts[:3] or ["(no output)"]))
+        message = " | ".join(alerts[:3] or ["(no output)"]).replace(settings.stats_password, "******")
+        raise LBError("HAProxy rejected the rendered config: " + message)
 
 
-def write_config(binary: str, path: str, text: str, cwd: str) -> None:
-    """Validate with `haproxy -c`, then atomically replace the file (mode 600: it holds the
-    stats password)."""
-    validate(binary, text, os.path.dirname(path), cwd)
-    atomic_write(path, text, mode=0o600)
+def write_config(binary: str, settings: LBSettings, text: str) -> None:
+    """Validate with `haproxy -c`, then atomically replace haproxy.cfg (mode 600: it holds
+    the stats password)."""
+    validate(binary, text, settings)
+    atomic_write(settings.haproxy_cfg, text, mode=0o600)
 
 
 class HAProxy:
