@@ -7,8 +7,10 @@ supervisor does. It lets the LB be tested against real processes on free ports.
 
 from __future__ import annotations
 
+import atexit
 import configparser
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -58,6 +60,7 @@ level = INFO
 """
 
 _app_dir = tempfile.mkdtemp(prefix="zato-lb-app-")
+atexit.register(shutil.rmtree, _app_dir, True)
 with open(os.path.join(_app_dir, "zato_bare_ping.py"), "w") as _f:
     _f.write(PING_APP)
 
