@@ -273,6 +273,24 @@ def test_pickup_directory_deploys_to_the_cluster(cluster):
     assert os.path.exists(os.path.join(pickup, "broken.py"))
 
 
+def test_admin_api_deploys_a_module(cluster):
+    url = cluster.server_url("server2") + "/zato/admin/deploy"
+    bad = post(url + "?name=admin_api", auth=cluster.admin_auth, data=b"class X(:\n")
+    assert bad.status_code == 400 and "does not compile" in bad.json()["zato_env"]["details"]
+    good_source = "from zato.service import Service\n\nclass Hi(Service):\n    name = 'admin.hi'\n"
+    good_source += "    def handle(self):\n        self.response.payload = {'hi': self.server.name}\n"
+    good = post(url + "?name=admin_api", auth=cluster.admin_auth, data=good_source.encode())
+    assert good.status_code == 200 and good.json()["services"] == ["admin.hi"]
+
+    def listed():
+        r = requests.get(
+            cluster.server_url("server1") + "/zato/admin/services", auth=cluster.admin_auth, timeout=10
+        )
+        return "admin.hi" in r.json()["services"]
+
+    wait_for(listed, timeout=20, what="admin.hi on server1")
+
+
 def test_up_status_and_graceful_stop(cluster):
     from zato.odb import api as odb_api
     from zato.odb.engine import ODB

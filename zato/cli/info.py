@@ -36,4 +36,6 @@ def print_one(item: dict) -> None:
     details = item.get("details")
     if isinstance(details, dict):
         for key, value in details.items():
+            if key in item or key == "path":
+                continue  # already printed above
             print(f"  {key:8} {json.dumps(value, default=str) if isinstance(value, (dict, list)) else value}")
