@@ -4,6 +4,7 @@ joins later, module updates, the pickup directory, the admin API and error envel
 from __future__ import annotations
 
 import os
+import signal
 import textwrap
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -289,6 +290,41 @@ def test_admin_api_deploys_a_module(cluster):
         return "admin.hi" in r.json()["services"]
 
     wait_for(listed, timeout=20, what="admin.hi on server1")
+
+
+def supervisor_pid(arbiter: int) -> int | None:
+    """The pid of the arbiter's connector-supervisor child (found by parent pid)."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except (OSError, ValueError, IndexError):
+            continue
+        if (
+            ppid == arbiter
+            and (b"zato-supervisor" in cmdline or b"zato.connector.supervisor" in cmdline)
+            and pid_alive(int(entry))
+        ):
+            return int(entry)
+    return None
+
+
+def test_a_killed_supervisor_is_started_again(cluster):
+    if cluster.odb:
+        pytest.skip("the sidecar does not depend on the ODB backend: once is enough")
+    arbiter = cluster.pid("server1")
+    first = wait_for(lambda: supervisor_pid(arbiter), timeout=20, what="the supervisor")
+    os.kill(first, signal.SIGKILL)
+    second = wait_for(
+        lambda: (supervisor_pid(arbiter) or first) != first and supervisor_pid(arbiter), timeout=20
+    )
+    assert second != first
+    log = open(os.path.join(cluster.server_dir("server1"), "logs", "server.log")).read()
+    assert f"connector supervisor (pid {first}) exited" in log and "connector supervisor restarted" in log
 
 
 def test_up_status_and_graceful_stop(cluster):
