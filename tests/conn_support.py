@@ -179,7 +179,8 @@ class Rabbit:
     """A blocking pika connection for tests; every queue declared through it is deleted on close."""
 
     def __init__(self):
-        self.conn = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", 5672))
+        # No heartbeats: tests wait long without pumping this connection.
+        self.conn = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", 5672, heartbeat=0))
         self.ch = self.conn.channel()
         self.ch.confirm_delivery()
         self.queues: list[str] = []
