@@ -66,6 +66,7 @@ class Stats:
             "parked": 0,
             "last_error": None,
             "last_error_at": None,
+            "updated": None,  # every key exists from the start: the stats thread copies this dict
         }
         self._stop = threading.Event()
         self._failing = False
