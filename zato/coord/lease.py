@@ -306,7 +306,8 @@ class LeaseKeeper:
             self._close_pubsub()
             self.wait(self.settings.retry_interval)
             return
-        self._sleep_standby(remaining / 1000.0 + 0.002)
+        # remaining -1 (a key without expiry, set by hand) must not turn into a busy loop
+        self._sleep_standby(remaining / 1000.0 + 0.002 if remaining >= 0 else self.settings.retry_interval)
 
     def _became_holder(self, epoch: int, started: float) -> None:
         with self._lock:
