@@ -12,7 +12,7 @@ deps:
 
 run: deps
 	@if [ ! -f $(RUN_DIR)/.zato ]; then $(ZATO) quickstart create $(RUN_DIR) --servers 2; fi
-	$(ZATO) start $(RUN_DIR)
+	$(ZATO) start $(RUN_DIR) --skip-running
 	@echo
 	@echo "Cluster running from $(RUN_DIR):"
 	@echo "  load balancer  http://127.0.0.1:11223/zato/ping   (alive: /zato-lb-alive)"

@@ -57,6 +57,9 @@ def test_stale_pidfile_start_twice_and_stop(qs):
     pid = qs.pid("server1")
     assert pid and pid_alive(pid)
     one_line_error(zato("start", qs.path, check=False), "already running", str(pid))
+    again = zato("start", qs.path, "--skip-running")  # what `make run` does the second time
+    assert f"server server1 is already running (pid {pid})" in again.stdout
+    assert qs.pid("server1") == pid
     info = zato("info", qs.server_dir("server1")).stdout
     assert "state    running" in info and f"pid      {pid}" in info
     assert f"server server1 stopped (pid {pid})" in zato("stop", qs.path).stdout

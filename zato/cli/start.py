@@ -13,9 +13,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("path", metavar="DIR", help="a component directory")
     p.add_argument("--fg", action="store_true", help="run in the foreground (one component only)")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait until ready (default 30)")
+    p.add_argument(
+        "--skip-running",
+        action="store_true",
+        help="leave components that already run alone instead of failing (make run uses it)",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    control.start(read_component(args.path), print, timeout=args.timeout, foreground=args.fg)
+    control.start(read_component(args.path), print, timeout=args.timeout, foreground=args.fg, skip_running=args.skip_running)
     return 0

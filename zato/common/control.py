@@ -93,12 +93,18 @@ def precheck_lb(comp: Component, say: Say) -> LBSettings:
 # Start
 
 
-def start(comp: Component, say: Say, timeout: float = 30.0, foreground: bool = False) -> None:
+def start(
+    comp: Component, say: Say, timeout: float = 30.0, foreground: bool = False, skip_running: bool = False
+) -> None:
     if foreground:
         run_foreground(comp, say)
     members = component.quickstart_members(comp) if comp.kind == component.QUICKSTART else [comp]
     checked = []
     for m in members:
+        live = read_pidfile(m.pidfile)
+        if skip_running and live.alive:
+            say(f"{describe_name(m)} is already running (pid {live.pid})")
+            continue
         if m.kind == component.LOAD_BALANCER and comp.kind == component.QUICKSTART and not lb_available():
             say(f"load balancer not started: {LB_MODULE} does not exist yet (servers only)")
             continue
