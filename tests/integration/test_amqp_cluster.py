@@ -33,6 +33,11 @@ def children(cluster: str) -> dict[str, dict]:
     return {c["name"]: c for c in status.get("children", [])}
 
 
+def supervisor_epoch(cluster: str) -> int | None:
+    status = read_supervisor_status(redis.Redis.from_url(REDIS_URL, decode_responses=True), cluster) or {}
+    return status.get("epoch")
+
+
 def running(cluster: str, *names: str) -> dict | None:
     found = children(cluster)
     ok = all(str(found.get(n, {}).get("state")).lower() == "running" for n in names)
@@ -171,6 +176,7 @@ def test_stats_show_messages_and_no_password(cluster):
 
 def test_edit_channel_while_messages_flow(cluster):
     _clear(cluster)
+    epoch_before = supervisor_epoch(cluster.cluster)
     before = children(cluster.cluster)
     total = 400
 
@@ -196,6 +202,11 @@ def test_edit_channel_while_messages_flow(cluster):
     print(f"edit while flowing: {len(got)} received, {len(got) - len(set(got))} duplicates")
     after = wait_for(lambda: running(cluster.cluster, "amqp-channel:in"), what="channel running again")
     assert after["amqp-channel:in"]["pid"] != before["amqp-channel:in"]["pid"]  # restarted
+    if supervisor_epoch(cluster.cluster) != epoch_before:
+        # A loaded machine made the holder miss a renewal: every connector restarted with the
+        # new epoch, so "only the edited one restarted" cannot be judged in this run.
+        print("the lease changed hands during the edit; restart isolation not checked")
+        return
     for other in ("amqp-outgoing:out", "zmq-channel:zin"):  # not restarted
         assert after[other]["pid"] == before[other]["pid"]
 
