@@ -99,6 +99,7 @@ def test_graceful_stop_of_the_holder_hands_the_lease_over(qs) -> None:
 
 def test_a_paused_holder_is_fenced_off_and_steps_down_when_it_resumes(qs) -> None:
     old, epoch = holder(qs)
+    old_child = cluster_status(qs.path)["children"][0]["pid"]
     sup = supervisor_pid(qs, old)
     os.kill(sup, signal.SIGSTOP)
     try:
@@ -115,6 +116,7 @@ def test_a_paused_holder_is_fenced_off_and_steps_down_when_it_resumes(qs) -> Non
         timeout=20,
         what="the resumed old holder to step down",
     )
+    wait_for(lambda: not _alive(old_child), timeout=10, what="the old holder's connector to stop")
     data = wait_connectors_running(qs)
     assert (data["lease"]["holder"], data["lease"]["epoch"]) == (new, new_epoch)
     roles = {s["name"]: s["role"] for s in data["servers"]}
