@@ -22,5 +22,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    control.start(read_component(args.path), print, timeout=args.timeout, foreground=args.fg, skip_running=args.skip_running)
+    control.start(
+        read_component(args.path),
+        print,
+        timeout=args.timeout,
+        foreground=args.fg,
+        skip_running=args.skip_running,
+    )
     return 0

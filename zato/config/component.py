@@ -2,7 +2,8 @@
 
     quickstart DIR/   .zato {"component": "quickstart"}  server1/ server2/ ... load-balancer/
     server DIR/       .zato {"component": "server"}      config/server.conf logs/ pickup/ pidfile
-    load-balancer/    .zato {"component": "load-balancer"} config/lb.conf config/haproxy.cfg logs/ work/ pidfile
+    load-balancer/    .zato {"component": "load-balancer"}
+                      config/lb.conf config/haproxy.cfg logs/ work/ pidfile
 """
 
 from __future__ import annotations
