@@ -127,9 +127,9 @@ def render(data: dict) -> str:
         children = data["children"]
         if children:
             out.append(f"Connectors on {lease['holder']}:")
-            keys = ("name", "kind", "state", "pid", "restarts", "last_error")
+            keys = ("name", "state", "pid", "restarts", "messages_in", "messages_out", "parked", "last_error")
             out += table(
-                ("NAME", "KIND", "STATE", "PID", "RESTARTS", "LAST ERROR"),
+                ("NAME", "STATE", "PID", "RESTARTS", "IN", "OUT", "PARKED", "LAST ERROR"),
                 [tuple(c[k] for k in keys) for c in children],
             )
         else:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -120,6 +121,7 @@ class Context:
         self._parent = os.getppid()
         self._next_epoch_check = 0.0
         self._epoch_failing = False
+        self._signal_fd: int | None = None
 
     @property
     def label(self) -> str:
@@ -128,6 +130,17 @@ class Context:
     def request_stop(self, *_: object) -> None:
         """Signal-handler safe: only sets a flag."""
         self.stop_event.set()
+
+    def signal_fd(self) -> int:
+        """A file descriptor that becomes readable when a signal arrives, so a connector
+        blocked in a poll (ZeroMQ) wakes at once on SIGTERM. Main thread only."""
+        if self._signal_fd is None:
+            r, w = os.pipe()
+            os.set_blocking(r, False)
+            os.set_blocking(w, False)
+            signal.set_wakeup_fd(w)
+            self._signal_fd = r
+        return self._signal_fd
 
     def should_stop(self) -> bool:
         if self.stop_event.is_set():

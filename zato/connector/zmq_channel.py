@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 
 import zmq
 
@@ -71,9 +72,16 @@ class ZMQChannelConnector:
             self.d["service"],
         )
         self.ctx.stats.state("running")
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLIN)
+        wakeup = self.ctx.signal_fd()  # SIGTERM ends the poll at once, not after POLL_MS
+        poller.register(wakeup, zmq.POLLIN)
         try:
             while not self.ctx.should_stop():
-                if sock.poll(POLL_MS):
+                ready = dict(poller.poll(POLL_MS))
+                if wakeup in ready:
+                    os.read(wakeup, 512)
+                if sock in ready:
                     self._handle(payload(sock.recv_multipart(), self.d["socket_type"], self.prefix))
         finally:
             self.ctx.stats.state("stopping")

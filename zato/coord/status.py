@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import redis
 
 from zato.common.errors import CoordError
-from zato.coord import membership
+from zato.coord import connector_stats, membership
 from zato.coord.lease import current_epoch, read_holder, read_supervisor_status
 
 
@@ -44,7 +44,13 @@ def collect(client: redis.Redis, cluster: str, known: list[KnownServer] | tuple 
         "newest_epoch": newest,
     }
     if holder and supervisor and supervisor.get("epoch") == holder.epoch:
-        result["children"] = [_child(c) for c in supervisor.get("children", [])]
+        children = supervisor.get("children", [])
+        try:
+            stats = connector_stats.read(client, cluster, [c.get("name") for c in children])
+        except CoordError as e:
+            result["errors"].append(f"Redis: {e}")
+            stats = {}
+        result["children"] = [_child(c, stats.get(c.get("name"), {})) for c in children]
         result["supervisor"] = {
             "server": supervisor.get("server"),
             "pid": supervisor.get("pid"),
@@ -80,6 +86,12 @@ def _servers(live: dict | None, known: list[KnownServer] | tuple, holder: str | 
     return [rows[name] for name in sorted(rows)]
 
 
-def _child(c: dict) -> dict:
+def _child(c: dict, stats: dict) -> dict:
+    """The supervisor's view of a connector plus the counters the connector keeps itself."""
     keep = ("name", "kind", "state", "pid", "restarts", "last_error")
-    return {k: c.get(k) for k in keep}
+    child = {k: c.get(k) for k in keep}
+    for k in ("messages_in", "messages_out", "failures", "parked"):
+        child[k] = stats.get(k)
+    # The supervisor knows why a process died; the connector knows why its work failed.
+    child["last_error"] = child["last_error"] or stats.get("last_error") or ""
+    return child
