@@ -24,6 +24,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--servers", type=int, default=2, help="how many servers (default 2)")
     c.add_argument("--odb", default="", help="ODB URL (default: SQLite at DIR/odb.db)")
     c.add_argument("--redis", default=DEFAULT_REDIS, help=f"Redis URL (default {DEFAULT_REDIS})")
+    c.add_argument(
+        "--sentinels",
+        default="",
+        metavar="HOST:PORT,...",
+        help="find the Redis master through these Sentinels (instead of --redis)",
+    )
+    c.add_argument("--sentinel-master", default="", metavar="NAME", help="the master's name in Sentinel")
     c.add_argument("--cluster", default="quickstart", help="cluster name (default quickstart)")
     c.add_argument("--base-port", type=int, default=DEFAULT_SERVER_PORT, help="first server's port")
     c.add_argument("--lb-port", type=int, default=DEFAULT_LB_PORT, help="load balancer port")
@@ -39,6 +46,7 @@ def create(args: argparse.Namespace) -> int:
     for flag, port in (("--base-port", args.base_port), ("--lb-port", args.lb_port)):
         if not 1 <= port <= 65535 - args.servers:
             raise ConfigError(f"{flag} {port}: not a usable port")
+    sentinels = check_sentinels(args.sentinels, args.sentinel_master)
     spec = QuickstartSpec(
         os.path.abspath(args.path),
         args.servers,
@@ -48,14 +56,32 @@ def create(args: argparse.Namespace) -> int:
         args.base_port,
         args.lb_port,
         args.workers,
+        sentinels,
+        args.sentinel_master,
     )
     made = create_quickstart(spec)
     print(f"Created quickstart cluster {args.cluster!r} in {spec.path}:")
     for path in made:
         print(f"  {os.path.relpath(path, spec.path)}")
     last = args.base_port + args.servers - 1
+    if sentinels:
+        print(f"  Redis: master {args.sentinel_master!r} found through Sentinel at {sentinels}")
     print(f"  servers on ports {args.base_port}..{last}, load balancer on {args.lb_port}")
     print(f"  admin API credentials: {os.path.join(spec.path, 'server1', 'config', 'server.conf')} [auth]")
     print(f"Start it with:  zato start {spec.path}")
     print(f"Stop it with:   zato stop {spec.path}")
     return 0
+
+
+def check_sentinels(sentinels: str, master: str) -> str:
+    """--sentinels normalised to host:port,host:port; ConfigError naming the bad part."""
+    items = [item.strip() for item in sentinels.split(",") if item.strip()]
+    for item in items:
+        host, _, port = item.rpartition(":")
+        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ConfigError(f"--sentinels: {item!r} is not host:port")
+    if items and not master:
+        raise ConfigError("--sentinel-master NAME is required with --sentinels")
+    if master and not items:
+        raise ConfigError("--sentinel-master needs --sentinels HOST:PORT,...")
+    return ",".join(items)

@@ -29,6 +29,8 @@ class ServerSpec:
     cluster: str
     odb_url: str
     redis_url: str = DEFAULT_REDIS
+    sentinels: str = ""  # host:port,... : find the Redis master through Sentinel
+    sentinel_master: str = ""
     host: str = "127.0.0.1"
     port: int = DEFAULT_SERVER_PORT
     workers: int = 2
@@ -48,6 +50,14 @@ def ini_text(sections: dict[str, dict[str, object]]) -> str:
     out = io.StringIO()
     cp.write(out)
     return out.getvalue()
+
+
+def kvdb_section(url: str, sentinels: str = "", sentinel_master: str = "") -> dict[str, str]:
+    """[kvdb]: the Redis URL, and the sentinels (which take precedence) when given."""
+    section = {"url": url}
+    if sentinels:
+        section.update(sentinels=sentinels, sentinel_master=sentinel_master)
+    return section
 
 
 def ensure_empty_dir(path: str) -> str:
@@ -76,7 +86,7 @@ def create_server_dir(path: str, spec: ServerSpec) -> str:
         },
         "cluster": {"name": spec.cluster},
         "odb": {"url": spec.odb_url},
-        "kvdb": {"url": spec.redis_url},
+        "kvdb": kvdb_section(spec.redis_url, spec.sentinels, spec.sentinel_master),
         "auth": {
             "admin_username": spec.admin_username,
             "admin_password": spec.admin_password or new_secret(),
@@ -91,7 +101,11 @@ def create_server_dir(path: str, spec: ServerSpec) -> str:
 
 
 def create_lb_dir(
-    path: str, cluster: str, redis_url: str = DEFAULT_REDIS, port: int = DEFAULT_LB_PORT
+    path: str,
+    cluster: str,
+    redis_url: str = DEFAULT_REDIS,
+    port: int = DEFAULT_LB_PORT,
+    kvdb: dict | None = None,  # the whole [kvdb] section (e.g. with sentinels), else just redis_url
 ) -> str:
     path = ensure_empty_dir(path)
     for sub in ("config", "logs", "work"):
@@ -99,7 +113,7 @@ def create_lb_dir(
     conf = {
         "main": {"host": "127.0.0.1", "port": port},
         "cluster": {"name": cluster},
-        "kvdb": {"url": redis_url},
+        "kvdb": kvdb or {"url": redis_url},
         "stats": {"username": "admin", "password": new_secret()},
         "logging": {"level": "INFO"},
     }
@@ -146,6 +160,8 @@ class QuickstartSpec:
     base_port: int = DEFAULT_SERVER_PORT
     lb_port: int = DEFAULT_LB_PORT
     workers: int = 2
+    sentinels: str = ""
+    sentinel_master: str = ""
 
 
 def create_quickstart(q: QuickstartSpec) -> list[str]:
@@ -161,6 +177,8 @@ def create_quickstart(q: QuickstartSpec) -> list[str]:
             cluster=q.cluster,
             odb_url=odb_url,
             redis_url=q.redis_url,
+            sentinels=q.sentinels,
+            sentinel_master=q.sentinel_master,
             port=q.base_port + i - 1,
             workers=q.workers,
             admin_password=admin_password,
@@ -168,6 +186,7 @@ def create_quickstart(q: QuickstartSpec) -> list[str]:
         )
         made.append(create_server_dir(os.path.join(root, spec.name), spec))
         register_server(odb_url, spec)
-    made.append(create_lb_dir(os.path.join(root, "load-balancer"), q.cluster, q.redis_url, q.lb_port))
+    kvdb = kvdb_section(q.redis_url, q.sentinels, q.sentinel_master)
+    made.append(create_lb_dir(os.path.join(root, "load-balancer"), q.cluster, q.redis_url, q.lb_port, kvdb))
     component.write_marker(root, component.QUICKSTART)
     return made

@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import Iterator
 
 import redis
-from redis.sentinel import Sentinel
+from redis.sentinel import MasterNotFoundError, Sentinel
 
 from zato.common.errors import CoordError
 from zato.common.log import redact
@@ -23,7 +23,9 @@ def connect(settings: RedisSettings, **kwargs) -> redis.Redis:
     }
     opts.update(kwargs)
     if settings.sentinels:
-        sentinel = Sentinel(list(settings.sentinels), socket_timeout=settings.socket_timeout)
+        timeout = settings.socket_timeout
+        timeouts = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+        sentinel = Sentinel(list(settings.sentinels), sentinel_kwargs=timeouts)
         opts.pop("health_check_interval", None)
         return sentinel.master_for(settings.sentinel_master, **opts)
     return redis.Redis.from_url(settings.url, **opts)
@@ -51,6 +53,9 @@ def translate(what: str) -> Iterator[None]:
     """Turn redis-py exceptions into CoordError('<what>: <reason>')."""
     try:
         yield
+    except MasterNotFoundError as e:  # its text embeds a whole client repr: keep the line short
+        reason = str(e).split(" : ")[0]
+        raise CoordError(f"{what}: {reason} (no Sentinel reachable, or none monitors it)") from e
     except redis.RedisError as e:
         raise CoordError(f"{what}: {type(e).__name__}: {e}") from e
     except OSError as e:

@@ -1,0 +1,174 @@
+"""Redis behind Sentinel: a real master, replica and sentinel of our own; a one-server cluster
+finds the master through Sentinel, and keeps working after Sentinel promotes the replica."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+
+import pytest
+import redis
+import requests
+
+from tests.support import free_port, wait_for, zato
+from zato.config.settings import load_server_settings
+from zato.coord.client import connect
+from zato.coord.lease import read_holder
+from zato.coord.membership import live_servers
+
+MASTER = "mymaster"
+
+
+class RedisGroup:
+    """A master, a replica and one sentinel, each a redis-server we started (stopped by pid)."""
+
+    def __init__(self, tmp_path):
+        self.tmp = tmp_path
+        self.master_port, self.replica_port, self.sentinel_port = free_port(), free_port(), free_port()
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def _spawn(self, name: str, *args: str) -> None:
+        log = open(os.path.join(self.tmp, f"{name}.log"), "w")  # noqa: SIM115 - lives with the process
+        self.procs[name] = subprocess.Popen(["redis-server", *args], stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+
+    def start(self) -> None:
+        common = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(self.tmp)]
+        self._spawn("master", "--port", str(self.master_port), *common, "--dbfilename", "m.rdb")
+        self._spawn(
+            "replica",
+            "--port",
+            str(self.replica_port),
+            *common,
+            "--dbfilename",
+            "r.rdb",
+            "--replicaof",
+            "127.0.0.1",
+            str(self.master_port),
+        )
+        wait_for(
+            lambda: self.client(self.replica_port).info("replication")["master_link_status"] == "up",
+            what="the replica to sync",
+        )
+        conf = os.path.join(self.tmp, "sentinel.conf")
+        with open(conf, "w") as f:
+            f.write(
+                f"bind 127.0.0.1\ndir {self.tmp}\n"
+                f"sentinel monitor {MASTER} 127.0.0.1 {self.master_port} 1\n"
+                f"sentinel down-after-milliseconds {MASTER} 1000\n"
+                f"sentinel failover-timeout {MASTER} 3000\n"
+            )
+        self._spawn("sentinel", conf, "--sentinel", "--port", str(self.sentinel_port))
+        wait_for(
+            lambda: self.client(self.sentinel_port).sentinel_slaves(MASTER),
+            what="the sentinel to discover the replica",
+        )
+
+    @staticmethod
+    def client(port: int) -> redis.Redis:
+        return redis.Redis(port=port, socket_timeout=1, decode_responses=True)
+
+    def master_address(self) -> tuple[str, int]:
+        host, port = self.client(self.sentinel_port).sentinel_get_master_addr_by_name(MASTER)
+        return host, int(port)
+
+    def kill(self, name: str) -> None:
+        proc = self.procs[name]
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGTERM)
+        for name, proc in self.procs.items():
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill(name)
+
+
+@pytest.fixture
+def redis_group(tmp_path):
+    group = RedisGroup(tmp_path)
+    try:
+        group.start()
+        yield group
+    finally:
+        group.stop()
+
+
+def test_quickstart_writes_sentinels(tmp_path):
+    path = str(tmp_path / "qs")
+    zato(
+        "quickstart",
+        "create",
+        path,
+        "--servers",
+        "1",
+        "--sentinels",
+        "127.0.0.1:26379, 127.0.0.1:26380",
+        "--sentinel-master",
+        MASTER,
+        "--base-port",
+        str(free_port()),
+        "--lb-port",
+        str(free_port()),
+    )
+    s = load_server_settings(os.path.join(path, "server1")).redis
+    assert s.sentinels == (("127.0.0.1", 26379), ("127.0.0.1", 26380))
+    assert s.sentinel_master == MASTER
+    bad = zato("quickstart", "create", str(tmp_path / "bad"), "--sentinels", "nohost", check=False)
+    assert bad.returncode == 1 and "--sentinels" in bad.stderr and "Traceback" not in bad.stderr
+    bad = zato("quickstart", "create", str(tmp_path / "bad2"), "--sentinels", "127.0.0.1:1", check=False)
+    assert bad.returncode == 1 and "--sentinel-master" in bad.stderr
+
+
+def test_server_follows_the_master_sentinel_promotes(quickstart, redis_group):
+    qs = quickstart(
+        servers=1,
+        lb=False,
+        extra_conf={
+            "kvdb": {"sentinels": f"127.0.0.1:{redis_group.sentinel_port}", "sentinel_master": MASTER}
+        },
+    )
+    qs.start()
+    settings = qs.settings("server1").redis
+    client = connect(settings)  # through Sentinel, like the server itself
+    ping = requests.get(qs.server_url("server1") + "/zato/ping", timeout=10)
+    assert ping.json()["zato_ping_response"] == {"pong": "zato"}
+    wait_for(
+        lambda: [m.name for m in live_servers(client, qs.cluster)] == ["server1"],
+        timeout=30,
+        what="server1 to be a live member",
+    )
+    first = wait_for(lambda: read_holder(client, qs.cluster), timeout=30, what="server1 to take the lease")
+    assert first.server == "server1"
+    # Written through Sentinel to the master we started, not to the Redis in [kvdb] url.
+    assert redis_group.client(redis_group.master_port).exists(f"zato:{qs.cluster}:lease")
+
+    redis_group.kill("master")
+    wait_for(
+        lambda: redis_group.master_address()[1] == redis_group.replica_port,
+        timeout=60,
+        what="Sentinel to promote the replica",
+    )
+    promoted = redis_group.client(redis_group.replica_port)
+    assert promoted.info("replication")["role"] == "master"
+    wait_for(
+        lambda: [m.name for m in live_servers(promoted, qs.cluster)] == ["server1"],
+        timeout=60,
+        what="server1 to be live again on the new master",
+    )
+    again = wait_for(
+        lambda: (h := read_holder(promoted, qs.cluster)) and h.epoch > first.epoch and h,
+        timeout=60,
+        what="server1 to hold the lease again with a newer epoch",
+    )
+    assert again.server == "server1"
+    ping = requests.get(qs.server_url("server1") + "/zato/ping", timeout=10)
+    assert ping.status_code == 200
+    status = zato("cluster", "status", qs.path, "--json")
+    assert "server1" in status.stdout and f"master {MASTER}" in status.stdout
