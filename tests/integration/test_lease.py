@@ -8,7 +8,7 @@ import pytest
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from tests.support import REDIS_URL, cleanup_redis, cluster_name, wait_for
+from tests.support import wait_for
 from zato.common.errors import CoordError, LeaseLost
 from zato.config.settings import LeaseSettings, RedisSettings
 from zato.coord.client import connect
@@ -25,18 +25,6 @@ from zato.coord.lease import (
 SETTINGS = LeaseSettings(ttl=1.5, renew_interval=0.3, renew_deadline=1.0, retry_interval=1.0)
 
 
-@pytest.fixture
-def cluster():
-    name = cluster_name("lease")
-    yield name
-    cleanup_redis(name)
-
-
-@pytest.fixture
-def client():
-    c = connect(RedisSettings(url=REDIS_URL))
-    yield c
-    c.close()
 
 
 def test_only_one_of_many_acquires_and_the_epoch_goes_up(client, cluster) -> None:

@@ -5,27 +5,9 @@ from __future__ import annotations
 import json
 import time
 
-import pytest
-
-from tests.support import REDIS_URL, cleanup_redis, cluster_name, wait_for
-from zato.config.settings import RedisSettings
+from tests.support import cleanup_redis, cluster_name, wait_for
 from zato.coord import membership
-from zato.coord.client import connect
 from zato.coord.keys import Keys
-
-
-@pytest.fixture
-def cluster():
-    name = cluster_name("memb")
-    yield name
-    cleanup_redis(name)
-
-
-@pytest.fixture
-def client():
-    c = connect(RedisSettings(url=REDIS_URL))
-    yield c
-    c.close()
 
 
 def member(name: str, port: int) -> membership.Member:
