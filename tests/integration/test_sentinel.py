@@ -120,6 +120,9 @@ def test_quickstart_writes_sentinels(tmp_path):
     s = load_server_settings(os.path.join(path, "server1")).redis
     assert s.sentinels == (("127.0.0.1", 26379), ("127.0.0.1", 26380))
     assert s.sentinel_master == MASTER
+    joined = str(tmp_path / "server2")
+    zato("create", "server", joined, "--join", os.path.join(path, "server1"), "--port", str(free_port()))
+    assert load_server_settings(joined).redis == s
     bad = zato("quickstart", "create", str(tmp_path / "bad"), "--sentinels", "nohost", check=False)
     assert bad.returncode == 1 and "--sentinels" in bad.stderr and "Traceback" not in bad.stderr
     bad = zato("quickstart", "create", str(tmp_path / "bad2"), "--sentinels", "127.0.0.1:1", check=False)

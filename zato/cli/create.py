@@ -87,6 +87,9 @@ def server(args: argparse.Namespace) -> int:
             base.admin_username,
             base.admin_password,
             base.cluster_secret,
+            # joining also means the same Sentinels, unless --redis names another Redis
+            "" if args.redis else ",".join(f"{h}:{p}" for h, p in base.redis.sentinels),
+            "" if args.redis else base.redis.sentinel_master,
         )
     else:
         if not args.odb or not args.cluster:

@@ -29,14 +29,14 @@ class ServerSpec:
     cluster: str
     odb_url: str
     redis_url: str = DEFAULT_REDIS
-    sentinels: str = ""  # host:port,... : find the Redis master through Sentinel
-    sentinel_master: str = ""
     host: str = "127.0.0.1"
     port: int = DEFAULT_SERVER_PORT
     workers: int = 2
     admin_username: str = "admin"
     admin_password: str = ""  # generated when empty
     cluster_secret: str = ""  # generated when empty; must be the same on every server
+    sentinels: str = ""  # host:port,... : find the Redis master through Sentinel
+    sentinel_master: str = ""
 
 
 def new_secret() -> str:
