@@ -71,6 +71,13 @@ def test_a_broken_module_is_not_deployed(qs, tmp_path):
     bad.write_text("from zato.service import Service\nclass X(Service)\n")
     one_line_error(zato("deploy", qs.path, str(bad), check=False), "module bad_api: does not compile")
     one_line_error(zato("deploy", qs.path, str(tmp_path / "missing.py"), check=False), "cannot read")
+    sleepy = tmp_path / "sleepy_api.py"
+    sleepy.write_text("import time\ntime.sleep(1000)\n")
+    one_line_error(
+        zato("deploy", qs.path, str(sleepy), "--timeout", "1.5", check=False),
+        "module sleepy_api: did not finish loading within 1.5 s",
+    )
+    one_line_error(zato("deploy", qs.path, str(sleepy), "--timeout", "0", check=False), "--timeout 0")
     one_line_error(
         zato(
             "channel", "create", qs.path, "--name", "a", "--url-path", "nope", "--service", "s", check=False

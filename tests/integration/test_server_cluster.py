@@ -59,7 +59,8 @@ def post(url: str, **kw) -> requests.Response:
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def cluster(request, module_quickstart, tmp_path_factory):
     odb = PG_URL if request.param == "postgresql" else None
-    qs = module_quickstart(servers=2, lb=False, odb=odb, extra_conf={"main": {"drain_seconds": "0.2"}})
+    main = {"drain_seconds": "0.2", "deploy_timeout": "2"}
+    qs = module_quickstart(servers=2, lb=False, odb=odb, extra_conf={"main": main})
     qs.start()
     module = tmp_path_factory.mktemp("mod") / "hello_api.py"
     module.write_text(source(1))
@@ -272,6 +273,31 @@ def test_pickup_directory_deploys_to_the_cluster(cluster):
     log_path = os.path.join(cluster.server_dir("server2"), "logs", "server.log")
     wait_for(lambda: "broken.py is broken" in open(log_path).read(), timeout=20)
     assert os.path.exists(os.path.join(pickup, "broken.py"))
+
+
+def test_pickup_survives_a_module_that_hangs_or_exits_at_import(cluster):
+    pickup = os.path.join(cluster.server_dir("server2"), "pickup")
+    arbiter = cluster.pid("server2")
+    with open(os.path.join(pickup, "a_sleepy.py"), "w") as f:
+        f.write("import time\ntime.sleep(1000)\n")
+    with open(os.path.join(pickup, "b_exits.py"), "w") as f:
+        f.write("import os\nos._exit(7)\n")
+    log_path = os.path.join(cluster.server_dir("server2"), "logs", "server.log")
+    wait_for(lambda: "a_sleepy.py is broken" in open(log_path).read(), timeout=30)
+    assert "module a_sleepy: did not finish loading within 2 s" in open(log_path).read()
+    r = requests.get(cluster.server_url("server2") + "/zato/ping", timeout=10)
+    assert r.status_code == 200 and cluster.pid("server2") == arbiter and pid_alive(arbiter)
+    wait_for(lambda: "b_exits.py is broken" in open(log_path).read(), timeout=30)
+    assert "module b_exits: its loading process ended without a result" in open(log_path).read()
+    assert os.path.exists(os.path.join(pickup, "a_sleepy.py"))
+    assert os.path.exists(os.path.join(pickup, "b_exits.py"))
+    # The arbiter goes on picking up files, and its children (the supervisor) were not hurt.
+    with open(os.path.join(pickup, "c_fine.py"), "w") as f:
+        f.write(
+            "from zato.service import Service\n\nclass Fine(Service):\n    def handle(self):\n        pass\n"
+        )
+    wait_for(lambda: os.path.exists(os.path.join(pickup, "processed", "c_fine.py")), timeout=30)
+    assert supervisor_pid(arbiter)
 
 
 def test_admin_api_deploys_a_module(cluster):

@@ -16,11 +16,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("path", metavar="DIR", help="a server or quickstart directory")
     p.add_argument("module", metavar="MODULE.py", help="the Python file defining the services")
     p.add_argument("--name", help="module name (default: the file's name without .py)")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="how long the module may take to load (default: [main] deploy_timeout, 10)",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     settings = cluster_settings(args.path)
+    timeout = settings.deploy_timeout if args.timeout is None else args.timeout
+    if not timeout > 0:
+        raise DeployError(f"--timeout {args.timeout:g}: must be more than 0 seconds")
     try:
         with open(args.module, encoding="utf-8") as f:
             source = f.read()
@@ -28,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
         raise DeployError(f"cannot read {args.module}: {e}") from None
     odb, client = ODB(settings.odb_url), connect(settings.redis)
     try:
-        result = deploy(odb, client, settings.cluster, args.name or module_name_of(args.module), source)
+        module = args.name or module_name_of(args.module)
+        result = deploy(odb, client, settings.cluster, module, source, timeout)
     finally:
         odb.dispose()
         client.close()

@@ -56,6 +56,7 @@ class ServerSettings:
     lease: LeaseSettings = LeaseSettings()
     log_level: str = "INFO"
     drain_seconds: float = 1.0  # graceful stop: keep serving this long after leaving the LB
+    deploy_timeout: float = 10.0  # a deployed module must finish loading (validation) within this
 
     @property
     def config_file(self) -> str:
@@ -240,6 +241,7 @@ def load_server_settings(server_dir: str) -> ServerSettings:
         lease=lease,
         log_level=r.str("logging", "level", "INFO"),
         drain_seconds=r.float("main", "drain_seconds", 1.0, lo=-1e-9),
+        deploy_timeout=r.float("main", "deploy_timeout", 10.0),
     )
 
 

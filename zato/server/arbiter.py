@@ -77,6 +77,7 @@ class ZatoArbiter(Arbiter):
     def halt(self, reason=None, exit_status=0) -> None:  # noqa: ANN001 - gunicorn's signature
         self.stopping = True
         self.sidecar.stop(SUPERVISOR_STOP_TIMEOUT)
+        self.pickup.close()
         self._stop_control_server()
         self.stop()
         record_up_status(self.zato, "clean-down")

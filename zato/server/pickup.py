@@ -1,20 +1,35 @@
 """The pickup directory of a server: a .py file dropped into SERVER_DIR/pickup is deployed
 to the whole cluster and moved to pickup/processed/; a broken one is reported in the log
-once (per modification) and left where it is."""
+once (per modification) and left where it is.
+
+This runs in the gunicorn arbiter, so it never executes a module itself: each file is loaded
+in a child process (`zato.service.deploy.LoadCheck`) that the arbiter's loop polls without
+blocking, and a module that does not finish loading within [main] deploy_timeout is killed
+and reported as broken. One file is checked at a time.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 import time
+from dataclasses import dataclass
 
 from zato.common.errors import ZatoError
 from zato.config.settings import ServerSettings
 from zato.coord.client import connect
 from zato.odb.engine import ODB
-from zato.service.deploy import deploy, module_name_of
+from zato.service.deploy import DeployResult, LoadCheck, module_name_of, store
 
 logger = logging.getLogger("zato.pickup")
+
+
+@dataclass
+class _Job:
+    path: str
+    mtime: float
+    source: str
+    check: LoadCheck
 
 
 class PickupDir:
@@ -23,12 +38,16 @@ class PickupDir:
         self.interval = interval
         self.next_poll = 0.0
         self.reported: dict[str, float] = {}  # broken file -> mtime already reported
+        self.job: _Job | None = None  # the file being loaded in a child process
 
     @property
     def path(self) -> str:
         return self.settings.pickup_dir
 
     def tick(self) -> None:
+        if self.job is not None:
+            self._poll_job()
+            return
         now = time.monotonic()
         if now < self.next_poll:
             return
@@ -38,35 +57,62 @@ class PickupDir:
         except FileNotFoundError:
             return
         for name in names:
-            self._handle(os.path.join(self.path, name))
+            if self._start(os.path.join(self.path, name)):
+                return
 
-    def _handle(self, path: str) -> None:
+    def close(self) -> None:
+        """Kill a module still loading (the server is stopping)."""
+        if self.job is not None:
+            self.job.check.kill()
+            self.job = None
+
+    def _start(self, path: str) -> bool:
+        """Start loading `path` in a child unless it is unreadable or already reported."""
         try:
             mtime = os.stat(path).st_mtime
             if self.reported.get(path) == mtime:
-                return
+                return False
             with open(path, encoding="utf-8") as f:
                 source = f.read()
+            self.job = _Job(
+                path, mtime, source, LoadCheck(module_name_of(path), source, self.settings.deploy_timeout)
+            )
         except (OSError, UnicodeDecodeError) as e:
             logger.error("pickup: cannot read %s: %s", path, e)
-            return
+            return False
+        except ZatoError as e:  # e.g. a file name that is no module name
+            self._broken(path, mtime, e)
+            return False
+        return True
+
+    def _poll_job(self) -> None:
+        job = self.job
+        assert job is not None
         try:
-            result = self._deploy(module_name_of(path), source)
+            impls = job.check.poll()
+            if impls is None:
+                return  # still loading; the arbiter comes back within a second
+            self.job = None
+            result = self._store(module_name_of(job.path), job.source, impls)
         except ZatoError as e:
-            self.reported[path] = mtime
-            logger.error("pickup: %s is broken, not deployed: %s", path, e)
+            self.job = None
+            self._broken(job.path, job.mtime, e)
             return
-        self.reported.pop(path, None)
+        self.reported.pop(job.path, None)
         processed = os.path.join(self.path, "processed")
         os.makedirs(processed, exist_ok=True)
-        os.replace(path, os.path.join(processed, os.path.basename(path)))
-        logger.info("pickup: %s: %s", os.path.basename(path), result.describe())
+        os.replace(job.path, os.path.join(processed, os.path.basename(job.path)))
+        logger.info("pickup: %s: %s", os.path.basename(job.path), result.describe())
 
-    def _deploy(self, module: str, source: str):  # noqa: ANN202
+    def _broken(self, path: str, mtime: float, error: ZatoError) -> None:
+        self.reported[path] = mtime
+        logger.error("pickup: %s is broken, not deployed: %s", path, error)
+
+    def _store(self, module: str, source: str, impls: dict[str, str]) -> DeployResult:
         odb = ODB(self.settings.odb_url)
         client = connect(self.settings.redis)
         try:
-            return deploy(odb, client, self.settings.cluster, module, source)
+            return store(odb, client, self.settings.cluster, module, source, impls)
         finally:
             odb.dispose()
             client.close()

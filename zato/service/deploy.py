@@ -1,22 +1,37 @@
 """Hot deploy: validate a module, store it in the ODB, tell every worker (Redis event).
 
 Used by `zato deploy`, the admin API and each server's pickup directory.
+
+Validating means executing the module, and a module may block or crash at import, so it is
+loaded in a short-lived child process (`python -m zato.service.deploy MODULE`, source on
+stdin, JSON result on stdout) that is killed when it does not finish in time: the process
+that deploys (an arbiter, a worker, the CLI) never runs the module itself.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import redis
+from zato.common.errors import DeployError
+from zato.service.store import check_module_name, load_source
 
-from zato.coord import events
-from zato.odb import api as odb_api
-from zato.odb.engine import ODB
-from zato.service.store import load_source
+if TYPE_CHECKING:  # kept out of the child's imports: it starts for every deploy
+    import redis
+
+    from zato.odb.engine import ODB
 
 logger = logging.getLogger(__name__)
+
+LOAD_TIMEOUT = 10.0  # seconds a module may take to load when it is validated
 
 
 @dataclass(frozen=True)
@@ -39,12 +54,111 @@ def module_name_of(path: str) -> str:
     return os.path.splitext(os.path.basename(path))[0]
 
 
-def deploy(odb: ODB, client: redis.Redis, cluster: str, module: str, source: str) -> DeployResult:
-    """DeployError if the module is bad; ODBError/CoordError if storing or publishing fails."""
-    found = load_source(module, source)
-    impls = {name: f"{module}.{cls.__name__}" for name, cls in found.items()}
+class LoadCheck:
+    """One module loaded in a child process to learn its services ({name: "module.Class"}).
+
+    poll() never blocks (for the arbiter's loop), wait() does (for the CLI and the admin API).
+    Either raises DeployError when the module is bad, crashed its process or ran out of time.
+    """
+
+    def __init__(self, module: str, source: str, timeout: float = LOAD_TIMEOUT):
+        check_module_name(module)
+        self.module, self.timeout = module, timeout
+        self.deadline = time.monotonic() + timeout
+        self._out = tempfile.TemporaryFile()  # files, not pipes: nothing to drain while polling
+        with tempfile.TemporaryFile() as source_file:
+            source_file.write(source.encode("utf-8"))
+            source_file.seek(0)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", __name__, module],
+                stdin=source_file,
+                stdout=self._out,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,  # so a timeout kills whatever the module started too
+            )
+
+    def poll(self) -> dict[str, str] | None:
+        """The services once the child has finished; None while it is still loading."""
+        if self.proc.poll() is None:
+            if time.monotonic() < self.deadline:
+                return None
+            self.kill()
+            raise DeployError(f"module {self.module}: did not finish loading within {self.timeout:g} s")
+        return self._result()
+
+    def wait(self) -> dict[str, str]:
+        try:
+            self.proc.wait(max(0.0, self.deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+        result = self.poll()
+        assert result is not None  # finished, or killed and raised
+        return result
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL does not wait for us
+            pass
+        self._out.close()
+
+    def _result(self) -> dict[str, str]:
+        self._out.seek(0)
+        raw = self._out.read()
+        self._out.close()
+        try:
+            answer = json.loads(raw)
+        except ValueError:  # killed, or exited from inside the module (status may be lost)
+            code = self.proc.returncode
+            raise DeployError(
+                f"module {self.module}: its loading process ended without a result (exit code {code})"
+            ) from None
+        if "error" in answer:
+            raise DeployError(str(answer["error"]))
+        return {str(k): str(v) for k, v in answer["services"].items()}
+
+
+def store(
+    odb: ODB, client: redis.Redis, cluster: str, module: str, source: str, impls: dict[str, str]
+) -> DeployResult:
+    """Store a validated module and publish the deploy event; ODBError/CoordError on failure."""
+    from zato.coord import events
+    from zato.odb import api as odb_api
+
     version, changed = odb_api.store_module(odb, cluster, module, source, impls)
     if changed:
         events.publish(client, cluster, {"kind": "deploy", "module": module, "version": version})
-        logger.info("deployed module %s version %d: %s", module, version, ", ".join(sorted(found)))
-    return DeployResult(module, version, changed, tuple(sorted(found)))
+        logger.info("deployed module %s version %d: %s", module, version, ", ".join(sorted(impls)))
+    return DeployResult(module, version, changed, tuple(sorted(impls)))
+
+
+def deploy(
+    odb: ODB, client: redis.Redis, cluster: str, module: str, source: str, timeout: float = LOAD_TIMEOUT
+) -> DeployResult:
+    """DeployError if the module is bad or does not load within `timeout` seconds;
+    ODBError/CoordError if storing or publishing fails."""
+    impls = LoadCheck(module, source, timeout).wait()
+    return store(odb, client, cluster, module, source, impls)
+
+
+def _child(module: str) -> int:
+    """In the child: load the source from stdin, print {"services": ...} or {"error": ...}."""
+    result = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)  # whatever the module prints must not mix with the answer
+    source = sys.stdin.buffer.read().decode("utf-8")
+    try:
+        found = load_source(module, source)
+        answer: dict = {"services": {name: f"{module}.{cls.__name__}" for name, cls in found.items()}}
+    except DeployError as e:
+        answer = {"error": str(e)}
+    result.write(json.dumps(answer))
+    result.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child(sys.argv[1]))
