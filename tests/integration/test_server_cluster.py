@@ -300,6 +300,26 @@ def test_pickup_survives_a_module_that_hangs_or_exits_at_import(cluster):
     assert supervisor_pid(arbiter)
 
 
+def test_a_module_that_hangs_only_in_the_workers_does_not_stop_reloads(cluster, tmp_path):
+    stuck = tmp_path / "stuck_in_worker.py"  # loads fine when validated, blocks in a server
+    stuck.write_text("import sys, time\nif 'gunicorn' in sys.modules:\n    time.sleep(1000)\n"
+                     "from zato.service import Service\n\nclass Stuck(Service):\n    pass\n")
+    zato("deploy", cluster.path, str(stuck))
+    log_path = os.path.join(cluster.server_dir("server1"), "logs", "server.log")
+    message = "module stuck_in_worker version 1: did not finish loading within 2 s"
+    wait_for(lambda: message in open(log_path).read(), timeout=30)
+    later = tmp_path / "after_stuck.py"
+    later.write_text("from zato.service import Service\n\nclass After(Service):\n    name = 'after.stuck'\n")
+    zato("deploy", cluster.path, str(later))
+
+    def listed():
+        url = cluster.server_url("server1") + "/zato/admin/services"
+        services = requests.get(url, auth=cluster.admin_auth, timeout=10).json()["services"]
+        return "after.stuck" in services and "stuck-in-worker.stuck" not in services
+
+    wait_for(listed, timeout=20, what="after.stuck on server1")
+
+
 def test_admin_api_deploys_a_module(cluster):
     url = cluster.server_url("server2") + "/zato/admin/deploy"
     bad = post(url + "?name=admin_api", auth=cluster.admin_auth, data=b"class X(:\n")

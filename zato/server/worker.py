@@ -46,8 +46,17 @@ class Worker:
         self.reload_channels()
 
     def _load(self, module: odb_api.ModuleRecord) -> None:
-        try:
-            names = self.store.load_module(module.name, module.source, module.hash)
+        import gevent
+
+        try:  # deploy loaded it in time once; a module that blocks here must not stall reloads
+            with gevent.Timeout(self.settings.deploy_timeout):
+                names = self.store.load_module(module.name, module.source, module.hash)
+        except gevent.Timeout:
+            logger.error(
+                "cannot load deployed module %s version %d: did not finish loading within %g s",
+                module.name, module.version, self.settings.deploy_timeout,
+            )
+            return
         except ZatoError:
             logger.exception("cannot load deployed module %s version %d", module.name, module.version)
             return
