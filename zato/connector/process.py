@@ -91,7 +91,9 @@ except (OSError, AttributeError):  # not Linux
     _prctl = None
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
+def die_with_parent() -> None:
+    """Ask the kernel to SIGKILL this process when the thread that forked it ends. Runs in the
+    child between fork and exec (or right after a fork without exec: zato.connector.zygote)."""
     if _prctl is not None:
         _prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL))
 
@@ -102,7 +104,7 @@ class RealOS:
 
     def spawn(self, argv: tuple[str, ...], env: dict[str, str]) -> subprocess.Popen:
         return subprocess.Popen(
-            list(argv), env={**os.environ, **env}, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent
+            list(argv), env={**os.environ, **env}, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent
         )
 
     def poll(self, handle: subprocess.Popen) -> int | None:

@@ -33,6 +33,7 @@ from zato.common.log import setup_logging
 from zato.config.settings import ServerSettings, load_server_settings
 from zato.connector import registry
 from zato.connector.process import Manager, RestartPolicy
+from zato.connector.zygote import ZygoteOS
 from zato.coord import events, membership
 from zato.coord.client import connect
 from zato.coord.lease import Lease, LeaseKeeper, RedisHealth
@@ -71,7 +72,8 @@ class Supervisor:
         )
         self.lease = Lease(lease_client, settings.cluster, settings.name, settings.lease)
         self.keeper = LeaseKeeper(self.lease, self.health, self.stop_event.is_set, self.stop_event.wait)
-        self.manager = Manager(restart_policy(settings))
+        self.zygote = ZygoteOS(settings.path)  # started by the main loop, holder or standby
+        self.manager = Manager(restart_policy(settings), self.zygote)
         self.parent = os.getppid()
         self.started_at = time.time()
         self.acting_epoch: int | None = None
@@ -139,6 +141,7 @@ class Supervisor:
                 if os.getppid() != self.parent:
                     self.request_stop(f"parent process {self.parent} is gone")
                     break
+                self.zygote.tick()
             self._act_on_lease()
             if self.manager.tick():
                 self._status_changed()
@@ -193,6 +196,7 @@ class Supervisor:
                 logger.info("released lease epoch %d", epoch)
         except CoordError as e:
             logger.warning("could not release lease epoch %d: %s", epoch, e)
+        self.zygote.close()  # after the release: the standbys need not wait for it
         for name in self._threads:
             self._join(name)
         logger.info("supervisor of server %s stopped", self.settings.name)

@@ -1,0 +1,402 @@
+"""Connector fork server ("zygote"): connectors start in milliseconds after a takeover.
+
+The supervisor starts one zygote at its own start-up, holder or standby: a single-threaded
+`python -m zato.connector.zygote SERVER_DIR FD SUPERVISOR_PID` that imports the connector
+modules and their heavy dependencies (SQLAlchemy, redis, pika, pyzmq) once, then waits on a
+unix socketpair (FD) for requests. Each spawn forks a child that runs
+zato.connector.run.main() in-process with the given environment; only modules are
+pre-imported, so every child opens its own Redis, ODB, AMQP and ZeroMQ connections.
+
+Wire protocol: one JSON object per SOCK_SEQPACKET message.
+
+    supervisor -> zygote   {"op": "spawn", "argv": [SERVER_DIR, KIND, NAME], "env": {...}}
+                           {"op": "signal", "pid": P, "sig": S}   (only while P is unreaped)
+    zygote -> supervisor   {"ready": PID}                          once, after the imports
+                           {"spawned": P} or {"error": TEXT, "errno": N}   answers a spawn
+                           {"exit": P, "code": C}                  C as Popen.returncode
+
+The zygote is the children's parent and reaps them. Death chain: the zygote has
+PR_SET_PDEATHSIG on the supervisor's main thread and exits when the socket closes or its
+parent changes; every child has PR_SET_PDEATHSIG on the zygote and checks os.getppid().
+
+ZygoteOS is the supervisor side: the process.OS seam, with plain Popen (RealOS) as the
+fallback while the zygote is starting, restarting, or cannot be used.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+
+from setproctitle import setproctitle
+
+from zato.common.errors import EXIT_CONFIG, ConnectorError, ZatoError
+from zato.common.pidfile import pid_alive
+from zato.connector.process import RealOS, describe_exit, die_with_parent
+
+logger = logging.getLogger("zato.supervisor.zygote")
+
+RUN_MODULE = "zato.connector.run"
+PRELOAD = (
+    RUN_MODULE,
+    "zato.connector.amqp_channel",
+    "zato.connector.amqp_outgoing",
+    "zato.connector.zmq_channel",
+    "sqlalchemy.dialects.sqlite",
+    "sqlalchemy.dialects.postgresql.psycopg",
+)
+RESTART_DELAY = 1.0  # after the zygote died, before starting the next one
+REPLY_TIMEOUT = 2.0  # a spawn answer later than this: give up on this zygote
+ORPHAN_GRACE = 2.0  # children of a dead zygote (SIGKILLed by the kernel) are gone by then
+MAX_MESSAGE = 1 << 20
+
+
+# -- the zygote process ----------------------------------------------------------------------
+class Zygote:
+    """Single-threaded fork loop. Never touches a network connection itself."""
+
+    def __init__(self, sock: socket.socket, supervisor: int):
+        self.sock = sock
+        self.supervisor = supervisor
+        self.children: set[int] = set()
+        self.wakeup_r, self.wakeup_w = os.pipe()
+
+    def serve(self) -> int:
+        for fd in (self.wakeup_r, self.wakeup_w):
+            os.set_blocking(fd, False)
+        signal.set_wakeup_fd(self.wakeup_w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides; Ctrl-C reaches it
+        for module in PRELOAD:
+            try:
+                importlib.import_module(module)
+            except ImportError as e:  # an optional driver; the child imports it if needed
+                logger.debug("zygote: not preloading %s: %s", module, e)
+        try:
+            self._send({"ready": os.getpid()})
+            self._loop()
+        except OSError as e:  # the supervisor's end is gone
+            logger.info("connector zygote (pid %d): socket closed (%s)", os.getpid(), e)
+        logger.info("connector zygote (pid %d): supervisor gone, exiting", os.getpid())
+        return 0
+
+    def _loop(self) -> None:
+        while os.getppid() == self.supervisor:
+            readable = select.select([self.sock, self.wakeup_r], [], [], 0.5)[0]
+            if self.wakeup_r in readable:
+                while _read_some(self.wakeup_r):
+                    pass
+            self._reap()
+            if self.sock in readable:
+                data = self.sock.recv(MAX_MESSAGE)
+                if not data:
+                    break
+                self._handle(json.loads(data))
+
+    def _send(self, message: dict) -> None:
+        self.sock.send(json.dumps(message).encode("utf-8"))
+
+    def _reap(self) -> None:
+        while self.children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            self.children.discard(pid)
+            self._send({"exit": pid, "code": os.waitstatus_to_exitcode(status)})
+
+    def _handle(self, request: dict) -> None:
+        if request.get("op") == "signal":
+            if request["pid"] in self.children:  # unreaped: the pid is still our child
+                os.kill(request["pid"], request["sig"])
+            return
+        try:
+            pid = os.fork()
+        except OSError as e:
+            self._send({"error": e.strerror or str(e), "errno": e.errno or 0})
+            return
+        if pid == 0:
+            self._child(request["argv"], request["env"])  # never returns
+        self.children.add(pid)
+        self._send({"spawned": pid})
+
+    def _child(self, argv: list[str], env: dict[str, str]) -> None:
+        code = 1
+        try:
+            zygote = os.getppid()
+            self.sock.close()  # the child must not hold the supervisor's socket
+            signal.set_wakeup_fd(-1)
+            os.close(self.wakeup_r)
+            os.close(self.wakeup_w)
+            for sig in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, signal.SIG_DFL)
+            die_with_parent()
+            if os.getppid() != zygote:  # the zygote died before the death signal was armed
+                os._exit(1)
+            root = logging.getLogger()
+            for handler in list(root.handlers):
+                root.removeHandler(handler)
+                handler.close()
+            os.environ.update(env)
+            sys.argv = [RUN_MODULE, *argv]
+            code = sys.modules[RUN_MODULE].main(list(argv))
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            logging.shutdown()
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except (OSError, ValueError):
+                    pass
+            os._exit(code)
+
+
+def _read_some(fd: int) -> bool:
+    try:
+        return bool(os.read(fd, 512))
+    except BlockingIOError:
+        return False
+
+
+# -- the supervisor side ---------------------------------------------------------------------
+@dataclass
+class ZygoteChild:
+    """Handle of a connector forked by the zygote (the Handle of the OS seam)."""
+
+    pid: int
+    returncode: int | None = None
+    orphaned_at: float | None = None  # the zygote died: the kernel SIGKILLed this child
+
+
+class ZygoteOS:
+    """The OS seam through the zygote; RealOS (plain Popen) whenever the zygote is not ready.
+    Main thread only (spawn, poll, signal and tick), like RealOS."""
+
+    def __init__(self, server_dir: str, fallback: RealOS | None = None):
+        self.server_dir = server_dir
+        self.fallback = fallback or RealOS()
+        self.proc: subprocess.Popen | None = None
+        self.sock: socket.socket | None = None
+        self.ready = False
+        self.next_start = 0.0
+        self.starts = 0
+        self.children: dict[int, ZygoteChild] = {}
+
+    # -- the OS seam ---------------------------------------------------------------------------
+    def spawn(self, argv: tuple[str, ...], env: dict[str, str]) -> ZygoteChild | subprocess.Popen:
+        args = run_args(argv)
+        if args is None or not self._usable():
+            return self.fallback.spawn(argv, env)
+        try:
+            self._send({"op": "spawn", "argv": args, "env": env})
+            reply = self._await_reply()
+        except ConnectorError as e:
+            self._lost(str(e))
+            return self.fallback.spawn(argv, env)
+        if "error" in reply:
+            raise OSError(reply.get("errno") or 0, reply["error"])
+        child = ZygoteChild(reply["spawned"])
+        self.children[child.pid] = child
+        return child
+
+    def poll(self, handle: ZygoteChild | subprocess.Popen) -> int | None:
+        if not isinstance(handle, ZygoteChild):
+            return self.fallback.poll(handle)
+        if handle.returncode is None:
+            self._drain()
+        if handle.orphaned_at is not None and handle.returncode is None:
+            if not pid_alive(handle.pid) or self.now() - handle.orphaned_at >= ORPHAN_GRACE:
+                handle.returncode = -int(signal.SIGKILL)
+        if handle.returncode is not None:
+            self.children.pop(handle.pid, None)
+        return handle.returncode
+
+    def signal(self, handle: ZygoteChild | subprocess.Popen, sig: int) -> None:
+        if not isinstance(handle, ZygoteChild):
+            self.fallback.signal(handle, sig)
+        elif handle.returncode is None and handle.orphaned_at is None:
+            try:
+                self._send({"op": "signal", "pid": handle.pid, "sig": int(sig)})
+            except ConnectorError as e:
+                self._lost(str(e))
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    # -- the zygote's life ---------------------------------------------------------------------
+    def tick(self) -> None:
+        """Call often from the supervisor's main loop: notices a dead zygote, starts one when
+        due, reads its news (ready, exits)."""
+        if self.proc is not None and self.proc.poll() is not None:
+            self._lost(describe_exit(self.proc.returncode))
+        if self.proc is None and self.now() >= self.next_start:
+            self._start()
+        self._drain()
+
+    def close(self) -> None:
+        """Supervisor shutdown: the zygote exits on EOF (any child left gets SIGKILL)."""
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+        if self.proc is not None:
+            try:
+                self.proc.wait(2.0)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(2.0)
+            self.proc = None
+
+    def _usable(self) -> bool:
+        if self.sock is not None and not self.ready:
+            self._drain()
+        return self.sock is not None and self.ready
+
+    def _start(self) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        argv = [sys.executable, "-m", __name__, self.server_dir, str(theirs.fileno()), str(os.getpid())]
+        try:
+            self.proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, pass_fds=(theirs.fileno(),), preexec_fn=die_with_parent
+            )
+        except OSError as e:
+            logger.error("cannot start the connector zygote (using plain processes): %s", e)
+            ours.close()
+            self.next_start = self.now() + RESTART_DELAY
+            return
+        finally:
+            theirs.close()
+        ours.setblocking(False)
+        self.sock, self.ready = ours, False
+        self.starts += 1
+        logger.info(
+            "connector zygote %s (pid %d)", "restarted" if self.starts > 1 else "started", self.proc.pid
+        )
+
+    def _lost(self, why: str) -> None:
+        """The zygote is unusable: kill it, orphan its children, restart it after a delay."""
+        if self.proc is None:
+            return
+        pid = self.proc.pid
+        if self.sock is not None:
+            self.sock.close()
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5.0)
+        now = self.now()
+        live = [c for c in self.children.values() if c.returncode is None]
+        for child in live:
+            child.orphaned_at = now
+        logger.warning(
+            "connector zygote (pid %d) lost: %s; %d connector(s) died with it; restarting it in %.1f s",
+            pid,
+            why,
+            len(live),
+            RESTART_DELAY,
+        )
+        self.proc, self.sock, self.ready = None, None, False
+        self.next_start = now + RESTART_DELAY
+
+    def _send(self, message: dict) -> None:
+        if self.sock is None:
+            raise ConnectorError("the zygote is not running")
+        try:
+            self.sock.setblocking(True)
+            self.sock.settimeout(REPLY_TIMEOUT)
+            self.sock.send(json.dumps(message).encode("utf-8"))
+        except OSError as e:
+            raise ConnectorError(f"cannot send to the zygote: {e}") from e
+        finally:
+            if self.sock is not None and self.sock.fileno() >= 0:
+                self.sock.setblocking(False)
+
+    def _await_reply(self) -> dict:
+        deadline = self.now() + REPLY_TIMEOUT
+        while True:
+            left = deadline - self.now()
+            if left <= 0 or not select.select([self.sock], [], [], left)[0]:
+                raise ConnectorError(f"the zygote did not answer a spawn request within {REPLY_TIMEOUT:g} s")
+            message = self._receive()
+            if message is None:
+                raise ConnectorError("the zygote closed its socket")
+            if "spawned" in message or "error" in message:
+                return message
+            self._on_news(message)
+
+    def _receive(self) -> dict | None:
+        """One message; None at EOF; {} if nothing is waiting."""
+        try:
+            data = self.sock.recv(MAX_MESSAGE)
+        except BlockingIOError:
+            return {}
+        except OSError:
+            return None
+        return json.loads(data) if data else None
+
+    def _drain(self) -> None:
+        while self.sock is not None:
+            message = self._receive()
+            if message is None:
+                self._lost("it closed its socket")
+                return
+            if not message:
+                return
+            self._on_news(message)
+
+    def _on_news(self, message: dict) -> None:
+        if "ready" in message:
+            self.ready = True
+            logger.info("connector zygote ready (pid %d)", message["ready"])
+        elif "exit" in message:
+            child = self.children.get(message["exit"])
+            if child is not None:
+                child.returncode = message["code"]
+
+
+def run_args(argv: tuple[str, ...]) -> list[str] | None:
+    """SERVER_DIR, KIND, NAME if argv is `python -m zato.connector.run ...` (this interpreter)."""
+    if len(argv) == 6 and argv[0] == sys.executable and tuple(argv[1:3]) == ("-m", RUN_MODULE):
+        return list(argv[3:])
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    from zato.common.log import setup_logging
+    from zato.config.settings import load_server_settings
+
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 3 or not argv[1].isdigit() or not argv[2].isdigit():
+        print("usage: python -m zato.connector.zygote SERVER_DIR FD SUPERVISOR_PID", file=sys.stderr)
+        return 2
+    sock = socket.socket(fileno=int(argv[1]))
+    if os.getppid() != int(argv[2]):
+        return 0  # the supervisor is already gone
+    try:
+        settings = load_server_settings(argv[0])
+    except ZatoError as e:
+        print(f"zato-connector-zygote: error: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    setup_logging(settings.logfile, settings.log_level)
+    setproctitle(f"zato-connector-zygote: {settings.name}")
+    code = Zygote(sock, int(argv[2])).serve()
+    logging.shutdown()
+    sys.stderr.flush()
+    os._exit(code)  # no interpreter teardown of everything preloaded: the supervisor waits for us
+
+
+if __name__ == "__main__":
+    sys.exit(main())
