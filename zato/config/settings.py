@@ -93,7 +93,7 @@ class LBSettings:
     stats_username: str
     stats_password: str = field(repr=False)
     haproxy_binary: str = "haproxy"
-    check_inter_ms: int = 500
+    check_inter_ms: int = 300  # with render's fastinter and timeout check: a hung server DOWN in < 1.5 s
     check_fall: int = 2
     check_rise: int = 1
     timeout_connect_ms: int = 1000
@@ -257,7 +257,7 @@ def load_lb_settings(lb_dir: str) -> LBSettings:
         stats_username=r.str("stats", "username", _REQUIRED),
         stats_password=r.str("stats", "password", _REQUIRED),
         haproxy_binary=r.str("haproxy", "binary", "haproxy"),
-        check_inter_ms=r.int("haproxy", "check_inter_ms", 500, 100, 60000),
+        check_inter_ms=r.int("haproxy", "check_inter_ms", 300, 100, 60000),
         check_fall=r.int("haproxy", "check_fall", 2, 1, 100),
         check_rise=r.int("haproxy", "check_rise", 1, 1, 100),
         timeout_connect_ms=r.int("haproxy", "timeout_connect_ms", 1000, 1, 600000),
