@@ -55,7 +55,7 @@ PRELOAD = (
     "sqlalchemy.dialects.sqlite",
     "sqlalchemy.dialects.postgresql.psycopg",
 )
-RESTART_DELAY = 1.0  # after the zygote died, before starting the next one
+RESTART_DELAY, RESTART_DELAY_MAX = 1.0, 30.0  # doubling while it dies before it is ready
 REPLY_TIMEOUT = 2.0  # a spawn answer later than this: give up on this zygote
 ORPHAN_GRACE = 2.0  # children of a dead zygote (SIGKILLed by the kernel) are gone by then
 MAX_MESSAGE = 1 << 20
@@ -122,20 +122,20 @@ class Zygote:
             if request["pid"] in self.children:  # unreaped: the pid is still our child
                 os.kill(request["pid"], request["sig"])
             return
+        zygote = os.getpid()
         try:
             pid = os.fork()
         except OSError as e:
             self._send({"error": e.strerror or str(e), "errno": e.errno or 0})
             return
         if pid == 0:
-            self._child(request["argv"], request["env"])  # never returns
+            self._child(zygote, request["argv"], request["env"])  # never returns
         self.children.add(pid)
         self._send({"spawned": pid})
 
-    def _child(self, argv: list[str], env: dict[str, str]) -> None:
+    def _child(self, zygote: int, argv: list[str], env: dict[str, str]) -> None:
         code = 1
         try:
-            zygote = os.getppid()
             self.sock.close()  # the child must not hold the supervisor's socket
             signal.set_wakeup_fd(-1)
             os.close(self.wakeup_r)
@@ -194,6 +194,7 @@ class ZygoteOS:
         self.sock: socket.socket | None = None
         self.ready = False
         self.next_start = 0.0
+        self.delay = RESTART_DELAY
         self.starts = 0
         self.children: dict[int, ZygoteChild] = {}
 
@@ -276,7 +277,7 @@ class ZygoteOS:
         except OSError as e:
             logger.error("cannot start the connector zygote (using plain processes): %s", e)
             ours.close()
-            self.next_start = self.now() + RESTART_DELAY
+            self.next_start = self.now() + self.delay
             return
         finally:
             theirs.close()
@@ -306,10 +307,11 @@ class ZygoteOS:
             pid,
             why,
             len(live),
-            RESTART_DELAY,
+            self.delay,
         )
         self.proc, self.sock, self.ready = None, None, False
-        self.next_start = now + RESTART_DELAY
+        self.next_start = now + self.delay
+        self.delay = min(RESTART_DELAY_MAX, self.delay * 2)
 
     def _send(self, message: dict) -> None:
         if self.sock is None:
@@ -359,7 +361,7 @@ class ZygoteOS:
 
     def _on_news(self, message: dict) -> None:
         if "ready" in message:
-            self.ready = True
+            self.ready, self.delay = True, RESTART_DELAY
             logger.info("connector zygote ready (pid %d)", message["ready"])
         elif "exit" in message:
             child = self.children.get(message["exit"])

@@ -65,9 +65,13 @@ def read_body(environ: dict) -> bytes:
     stream = environ["wsgi.input"]
     if length:
         try:
-            return stream.read(int(length))
+            size = int(length)
         except ValueError:
             raise HTTPError(400, "Content-Length is not a number") from None
+        data = stream.read(size)
+        if len(data) < size:  # the client went away mid-request: never run a service on half a body
+            raise HTTPError(400, f"request body ended after {len(data)} of {size} bytes")
+        return data
     return stream.read() if environ.get("HTTP_TRANSFER_ENCODING") else b""
 
 
