@@ -16,6 +16,7 @@ from zato.config.settings import load_server_settings
 from zato.coord.client import connect
 from zato.coord.lease import read_holder
 from zato.coord.membership import live_servers
+from zato.lb.status import describe
 
 MASTER = "mymaster"
 
@@ -129,15 +130,14 @@ def test_quickstart_writes_sentinels(tmp_path):
     assert bad.returncode == 1 and "--sentinel-master" in bad.stderr
 
 
-def test_server_follows_the_master_sentinel_promotes(quickstart, redis_group):
-    qs = quickstart(
-        servers=1,
-        lb=False,
-        extra_conf={
-            "kvdb": {"sentinels": f"127.0.0.1:{redis_group.sentinel_port}", "sentinel_master": MASTER}
-        },
-    )
-    qs.start()
+def lb_up(qs) -> set[str]:
+    return {s["name"] for s in describe(qs.lb_dir)["servers"] if s["state"].startswith("UP")}
+
+
+def test_cluster_follows_the_master_sentinel_promotes(quickstart, redis_group):
+    kvdb = {"sentinels": f"127.0.0.1:{redis_group.sentinel_port}", "sentinel_master": MASTER}
+    qs = quickstart(servers=2, extra_conf={"kvdb": kvdb, "lb:kvdb": kvdb})
+    qs.start("server1", "load-balancer")
     settings = qs.settings("server1").redis
     client = connect(settings)  # through Sentinel, like the server itself
     ping = requests.get(qs.server_url("server1") + "/zato/ping", timeout=10)
@@ -151,6 +151,7 @@ def test_server_follows_the_master_sentinel_promotes(quickstart, redis_group):
     assert first.server == "server1"
     # Written through Sentinel to the master we started, not to the Redis in [kvdb] url.
     assert redis_group.client(redis_group.master_port).exists(f"zato:{qs.cluster}:lease")
+    wait_for(lambda: lb_up(qs) == {"server1"}, timeout=30, what="server1 UP in the load balancer")
 
     redis_group.kill("master")
     wait_for(
@@ -171,7 +172,10 @@ def test_server_follows_the_master_sentinel_promotes(quickstart, redis_group):
         what="server1 to hold the lease again with a newer epoch",
     )
     assert again.server == "server1"
-    ping = requests.get(qs.server_url("server1") + "/zato/ping", timeout=10)
-    assert ping.status_code == 200
+    # A server that starts now finds the new master, and the LB controller (which also reads
+    # membership through Sentinel) puts it into HAProxy.
+    qs.start("server2")
+    wait_for(lambda: lb_up(qs) == {"server1", "server2"}, timeout=60, what="server2 UP in the load balancer")
+    assert requests.get(qs.lb_url + "/zato/ping", timeout=10).status_code == 200
     status = zato("cluster", "status", qs.path, "--json")
-    assert "server1" in status.stdout and f"master {MASTER}" in status.stdout
+    assert "server2" in status.stdout and f"master {MASTER}" in status.stdout

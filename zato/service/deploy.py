@@ -70,7 +70,7 @@ class LoadCheck:
             source_file.write(source.encode("utf-8"))
             source_file.seek(0)
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", __name__, module],
+                [sys.executable, "-m", __name__, module, str(os.getpid())],
                 stdin=source_file,
                 stdout=self._out,
                 stderr=subprocess.DEVNULL,
@@ -145,8 +145,22 @@ def deploy(
     return store(odb, client, cluster, module, source, impls)
 
 
-def _child(module: str) -> int:
+def _die_with(parent: int) -> None:
+    """SIGKILL this child when the process that deploys goes away (Linux), so a module that
+    blocks is not left running after, say, the server stopped."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        pass
+    if os.getppid() != parent:  # it went away before prctl
+        os._exit(1)
+
+
+def _child(module: str, parent: int) -> int:
     """In the child: load the source from stdin, print {"services": ...} or {"error": ...}."""
+    _die_with(parent)
     result = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # whatever the module prints must not mix with the answer
     source = sys.stdin.buffer.read().decode("utf-8")
@@ -161,4 +175,4 @@ def _child(module: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(_child(sys.argv[1]))
+    sys.exit(_child(sys.argv[1], int(sys.argv[2])))
