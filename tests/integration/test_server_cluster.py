@@ -336,6 +336,15 @@ def test_admin_api_deploys_a_module(cluster):
         return "admin.hi" in r.json()["services"]
 
     wait_for(listed, timeout=20, what="admin.hi on server1")
+    # A module that blocks at import: 400 after [main] deploy_timeout; the server still serves.
+    sleepy = b"import time\ntime.sleep(99)\n"
+    with ThreadPoolExecutor(1) as pool:
+        slow = pool.submit(post, url + "?name=admin_sleepy", auth=cluster.admin_auth, data=sleepy)
+        time.sleep(0.5)
+        assert requests.get(cluster.server_url("server2") + "/zato/ping", timeout=10).status_code == 200
+        r = slow.result()
+    assert r.status_code == 400
+    assert "module admin_sleepy: did not finish loading within 2 s" in r.json()["zato_env"]["details"]
 
 
 def supervisor_pid(arbiter: int) -> int | None:

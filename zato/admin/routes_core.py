@@ -30,7 +30,7 @@ def deploy_module() -> dict:
     except UnicodeDecodeError:
         fail(400, "the module source is not UTF-8 text")
     try:
-        result = deploy(w.odb, w.redis, w.settings.cluster, name, source)
+        result = deploy(w.odb, w.redis, w.settings.cluster, name, source, w.settings.deploy_timeout)
     except (DeployError, ODBError) as e:
         fail(400, str(e))
     return {
