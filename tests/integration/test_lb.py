@@ -69,7 +69,12 @@ def test_stats_socket_private_and_stats_page_needs_credentials(lb):
     assert requests.get(lb.url + "/zato-lb-stats", auth=("admin", "wrong"), timeout=5).status_code == 401
     assert requests.get(lb.url + "/zato-lb-stats", auth=("admin", PASSWORD), timeout=5).status_code == 200
 
-    info = wait_for(lambda: (d := describe(lb.lb_dir))["servers"] and d, 20, what="server1 in status")
+    # A joining server is added in MAINT and set ready a moment later: wait until it is UP.
+    info = wait_for(
+        lambda: (d := describe(lb.lb_dir))["servers"] and d["servers"][0]["state"].startswith("UP") and d,
+        20,
+        what="server1 UP in status",
+    )
     assert info["controller"]["running"] and info["haproxy"]["running"]
     assert info["haproxy"]["version"].startswith("2.")
     assert info["servers"][0]["name"] == "server1"
