@@ -65,7 +65,9 @@ def zato(*args: str, check: bool = True, timeout: float = 120, **kw) -> subproce
     return proc
 
 
-def wait_for(pred: Callable[[], object], timeout: float = 15.0, interval: float = 0.05, what: str = "") -> object:
+def wait_for(
+    pred: Callable[[], object], timeout: float = 15.0, interval: float = 0.05, what: str = ""
+) -> object:
     """Poll pred() until it returns a truthy value; AssertionError naming `what` on timeout."""
     deadline = time.monotonic() + timeout
     last_exc: Exception | None = None
@@ -78,6 +80,23 @@ def wait_for(pred: Callable[[], object], timeout: float = 15.0, interval: float 
             last_exc = e
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what or pred}; last error: {last_exc!r}")
+
+
+def process_table() -> list[tuple[int, int, bytes]]:
+    """(pid, parent pid, raw cmdline) of every process readable in /proc right now."""
+    rows = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmd = f.read()
+        except (OSError, ValueError, IndexError):
+            continue
+        rows.append((int(entry), ppid, cmd))
+    return rows
 
 
 def cleanup_redis(cluster: str) -> None:

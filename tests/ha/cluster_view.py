@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from tests.support import wait_for
+from tests.support import process_table, wait_for
 from zato.cli.cluster import gather
 from zato.common.pidfile import pid_alive
 from zato.config.settings import load_server_settings
@@ -55,24 +55,8 @@ def wait_connectors_running(qs, timeout: float = 30) -> dict:  # noqa: ANN001
     return wait_for(ready, timeout=timeout, what="the holder's connectors to run")
 
 
-def _proc_table() -> list[tuple[int, int, bytes]]:
-    rows = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                cmd = f.read()
-        except (OSError, ValueError, IndexError):
-            continue
-        rows.append((int(entry), ppid, cmd))
-    return rows
-
-
 def child_pids(pid: int) -> list[int]:
-    return [p for p, ppid, _ in _proc_table() if ppid == pid]
+    return [p for p, ppid, _ in process_table() if ppid == pid]
 
 
 def supervisor_pid(qs, name: str, wait: bool = True) -> int | None:  # noqa: ANN001
@@ -80,7 +64,7 @@ def supervisor_pid(qs, name: str, wait: bool = True) -> int | None:  # noqa: ANN
 
     def find() -> int | None:
         arbiter = qs.pid(name)
-        for p, ppid, cmd in _proc_table():
+        for p, ppid, cmd in process_table():
             if ppid == arbiter and (b"zato-supervisor" in cmd or b"zato.connector.supervisor" in cmd):
                 return p
         return None

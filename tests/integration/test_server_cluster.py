@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.support import PG_URL, free_port, wait_for, zato
+from tests.support import PG_URL, free_port, process_table, wait_for, zato
 from zato.common.cid import is_cid
 from zato.common.pidfile import pid_alive
 
@@ -349,22 +349,13 @@ def test_admin_api_deploys_a_module(cluster):
 
 def supervisor_pid(arbiter: int) -> int | None:
     """The pid of the arbiter's connector-supervisor child (found by parent pid)."""
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                cmdline = f.read()
-        except (OSError, ValueError, IndexError):
-            continue
+    for pid, ppid, cmdline in process_table():
         if (
             ppid == arbiter
             and (b"zato-supervisor" in cmdline or b"zato.connector.supervisor" in cmdline)
-            and pid_alive(int(entry))
+            and pid_alive(pid)
         ):
-            return int(entry)
+            return pid
     return None
 
 
