@@ -104,6 +104,9 @@ def test_poison_and_failing_messages_are_parked(env):
     log = log_text(env["dir"])
     assert "poison-1 parked" in log and "fails-1 parked" in log
     wait_for(lambda: _stats(env, name).get("parked") == 2, what="stats show 2 parked")
+    stats = _stats(env, name)
+    assert stats["last_error"].startswith(f"parked a message in {parked_q!r}")
+    assert stats["messages_in"] == 4  # the poison message once, the failing one three times
 
 
 def test_stale_epoch_stops_the_connector_without_acking(env):

@@ -91,13 +91,13 @@ class AMQPChannelConnector:
     def _on_message(self, ch, method, properties, body: bytes) -> None:  # noqa: ANN001
         if self.ctx.stop_event.is_set():
             return  # left unacked: the broker gives it back when the channel closes
+        self.ctx.stats.add("messages_in")  # every delivery taken, poison ones too
         if self.d["data_format"] == "json":
             try:
                 json.loads(body)
             except ValueError as e:
                 self._park(ch, method, properties, body, f"poison message: body is not valid JSON ({e})")
                 return
-        self.ctx.stats.add("messages_in")
         try:
             result = self.invoker.invoke(self.d["service"], body, self.content_type)
         except NoServer as e:
@@ -148,6 +148,7 @@ class AMQPChannelConnector:
         headers = {DELIVERIES: deliveries_of(properties) + 1, PARKED_REASON: reason[:500]}
         self._republish(ch, method, properties, body, target, headers)
         self.ctx.stats.add("parked")
+        self.ctx.stats.error(f"parked a message in {target!r}: {reason}")
         logger.error(
             "%s: message %s parked in queue %r: %s",
             self.ctx.label,
