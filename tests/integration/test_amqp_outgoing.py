@@ -15,7 +15,9 @@ from tests.support import REDIS_URL, cleanup_redis, cluster_name, wait_for
 from zato.common.errors import ConnectorError
 from zato.config.settings import load_server_settings
 from zato.connector.outgoing import make_outgoing
-from zato.coord.queues import OutQueue, encode
+from zato.coord import connector_stats
+from zato.coord.keys import Keys
+from zato.coord.queues import OutQueue, decode, encode
 from zato.odb import connectors
 from zato.odb.engine import ODB
 
@@ -111,3 +113,23 @@ def test_a_message_stranded_in_processing_is_published(env):
     env["client"].lpush(q.processing, encode({"n": 1}))
     wait_for(lambda: _received(env, seen) == 2, timeout=60, what="the stranded message")
     assert q.depth() == (0, 0)
+
+
+def test_an_unroutable_message_is_parked_in_redis_not_dropped(env):
+    _start(env)
+    nowhere = f"zt-nowhere-{uuid.uuid4().hex[:8]}"  # no queue of that name: the broker returns it
+    env["out"].amqp.send({"n": -1}, "orders", routing_key=nowhere)
+    env["out"].amqp.send({"n": 0}, "orders")
+    seen: list = []
+    wait_for(lambda: _received(env, seen) == 1, timeout=60, what="the routable message in RabbitMQ")
+    parked_key = Keys(env["cluster"]).out_parked("amqp", "orders")
+    wait_for(lambda: env["client"].llen(parked_key) == 1, timeout=30, what="the unroutable one parked")
+    assert json.loads(decode(env["client"].lindex(parked_key, 0)).body) == {"n": -1}
+    assert OutQueue(env["client"], env["cluster"], "amqp", "orders").depth() == (0, 0)
+    stats = wait_for(
+        lambda: (s := connector_stats.read(env["client"], env["cluster"], ["amqp-outgoing:orders"]))
+        and s["amqp-outgoing:orders"]["parked"] == 1
+        and s["amqp-outgoing:orders"],
+        what="stats showing the parked message",
+    )
+    assert f"routing key {nowhere!r}" in stats["last_error"]

@@ -14,6 +14,7 @@ import logging
 import time
 
 import pika
+import pika.exceptions
 
 from zato.common.errors import ConnectorError, CoordError
 from zato.connector import amqp_common
@@ -78,7 +79,11 @@ class AMQPOutgoingConnector:
                     self.queue.park(raw)
                     self.ctx.stats.add("parked")
                     continue
-                self._publish(ch, msg)
+                try:
+                    self._publish(ch, msg)
+                except pika.exceptions.UnroutableError:
+                    self._unroutable(raw, msg)
+                    continue
                 sent.append(raw)
         finally:
             self.queue.done(sent)
@@ -89,10 +94,23 @@ class AMQPOutgoingConnector:
         props.setdefault("delivery_mode", self.d["delivery_mode"])
         props.setdefault("content_type", self.d["content_type"])
         props.setdefault("message_id", msg.id or None)
-        exchange = self.d["exchange"] if msg.exchange is None else msg.exchange
-        routing_key = self.d["routing_key"] if msg.routing_key is None else msg.routing_key
-        ch.basic_publish(exchange, routing_key, msg.body, pika.BasicProperties(**props))
+        exchange, routing_key = self._route(msg)
         self.ctx.stats.add("messages_in")
+        # mandatory: a message no queue would take comes back instead of vanishing in the broker
+        ch.basic_publish(exchange, routing_key, msg.body, pika.BasicProperties(**props), mandatory=True)
+
+    def _route(self, msg: OutMessage) -> tuple[str, str]:
+        """(exchange, routing key): the message's own, else the connection's defaults."""
+        exchange = self.d["exchange"] if msg.exchange is None else msg.exchange
+        return exchange, self.d["routing_key"] if msg.routing_key is None else msg.routing_key
+
+    def _unroutable(self, raw: str, msg: OutMessage) -> None:
+        exchange, routing_key = self._route(msg)
+        reason = f"unroutable: no queue is bound to exchange {exchange!r} with routing key {routing_key!r}"
+        self.queue.park(raw)
+        self.ctx.stats.add("parked")
+        self.ctx.stats.error(f"parked a message in Redis: {reason}")
+        logger.error("%s: message %s %s; parked in Redis for inspection", self.ctx.label, msg.id, reason)
 
 
 def run(ctx: Context, definition: dict) -> int:
