@@ -13,6 +13,7 @@ import requests
 from tests.ha.cluster_view import cluster_status, ensure_running, holder, log_of
 from tests.ha.supervised import SupervisedCluster
 from tests.support import free_port, wait_for
+from zato.coord import membership
 
 
 class OwnRedis:
@@ -53,6 +54,15 @@ def test_redis_restart_leaves_exactly_one_holder_with_a_higher_epoch(own_redis, 
     qs.start()
     ensure_running(qs)
     old, epoch = holder(qs)
+    # The claim needs every server to have seen the epoch before Redis loses it: a server that
+    # never saw epoch N cannot know to go above it (see the note in zato/coord/lease.py).
+    client = redis.Redis.from_url(own_redis.url, decode_responses=True)
+    wait_for(
+        lambda: all(m.seen_epoch >= epoch for m in membership.live_servers(client, qs.cluster))
+        and len(membership.live_servers(client, qs.cluster)) == 2,
+        what="both servers to have seen the epoch",
+    )
+    client.close()
     own_redis.stop()
     wait_for(
         lambda: f"stepped down from lease epoch {epoch}" in log_of(qs, old),

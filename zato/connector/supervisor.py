@@ -210,7 +210,15 @@ class Supervisor:
     def _member(self) -> membership.Member:
         role = "holder" if self.acting_epoch is not None else "standby"
         s = self.settings
-        return membership.Member(s.name, s.host, s.port, self.parent, self.started_at, role=role)
+        return membership.Member(
+            s.name,
+            s.host,
+            s.port,
+            self.parent,
+            self.started_at,
+            role=role,
+            seen_epoch=self.lease.highest_epoch,
+        )
 
     def _heartbeat_loop(self) -> None:
         s, beats = self.settings, 0

@@ -9,7 +9,9 @@ the holder carries its epoch, and servers refuse actions whose epoch is older th
     release   compare-and-delete, then PUBLISH on the lease channel to wake the standbys
 
 The epoch never goes backwards, even if Redis loses its data: an acquirer passes the highest
-epoch it has ever seen and the script takes the larger of that and INCR.
+epoch it has ever seen and the script takes the larger of that and INCR. Limit: a server
+that never saw epoch N (Redis lost its data right after N was issued, before that server's
+next check) can issue N again; servers report their floor as Member.seen_epoch.
 
 `Lease` is the thin, thread-safe Redis side (one round trip per call, every Redis error
 translated into CoordError). `LeaseKeeper` is the loop a supervisor runs in a thread: as a

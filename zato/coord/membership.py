@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import redis
 
@@ -25,10 +25,14 @@ class Member:
     started_at: float  # wall-clock seconds, for display only
     state: str = "running"  # running | draining
     role: str = ""  # connector-server lease: holder | standby ("" if not reported)
+    seen_epoch: int = 0  # the newest lease epoch this server has seen (its fencing floor)
 
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
+
+
+_FIELDS = tuple(f.name for f in fields(Member))
 
 
 def announce(client: redis.Redis, cluster: str, member: Member, ttl: float) -> None:
@@ -81,8 +85,9 @@ def live_servers(client: redis.Redis, cluster: str) -> list[Member]:
     result = []
     for v in values:
         if v is not None:
-            try:
-                result.append(Member(**json.loads(v)))
+            try:  # fields a newer server may add are ignored, not a reason to drop the member
+                data = json.loads(v)
+                result.append(Member(**{k: data[k] for k in _FIELDS if k in data}))
             except (ValueError, TypeError):
                 continue
     return result
