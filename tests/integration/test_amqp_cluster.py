@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import threading
 import time
 import uuid
@@ -114,7 +115,7 @@ def cluster(module_quickstart, tmp_path_factory):
         what="three connectors running",
     )
     yield qs
-    rabbit.close()
+    qs.rabbit.close()  # the RabbitMQ restart test replaces the connection
 
 
 def _clear(qs) -> None:
@@ -312,3 +313,49 @@ def test_cli_errors_are_one_clear_line(cluster):
         "conn", "edit", "amqp-def", cluster.path, "--name", "rabbit", "--password", "-", input="guest\n"
     )
     assert "password=******" in proc.stdout and "guest\n" not in proc.stdout
+
+
+def _rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=180)
+
+
+def test_amqp_channel_loses_nothing_across_a_rabbitmq_restart(cluster):
+    """The broker application restarts (every connection drops; durable queues and persistent
+    messages survive): the channel connector reconnects on its own and every message arrives."""
+    _clear(cluster)
+    for i in range(20):
+        cluster.rabbit.publish(cluster.queue_in, json.dumps({"r": i}))
+    wait_for(lambda: len(received(cluster.cluster)) >= 20, timeout=60, what="20 messages before")
+    lost = "amqp-channel 'in': connection lost"
+    before = _log_tail(cluster).count(lost)
+    _rabbitmqctl("stop_app")
+    try:
+        wait_for(
+            lambda: _log_tail(cluster).count(lost) > before,
+            timeout=30,
+            what="the connector to log that the broker went away",
+        )
+    finally:
+        _rabbitmqctl("start_app")
+        _rabbitmqctl("await_startup")
+    queues = cluster.rabbit.queues
+    cluster.rabbit = Rabbit()  # the test's own connection died with the broker
+    cluster.rabbit.queues = queues
+    for i in range(20, 40):
+        cluster.rabbit.publish(cluster.queue_in, json.dumps({"r": i}))
+    wait_for(
+        lambda: {m["r"] for m in received(cluster.cluster)} == set(range(40)),
+        timeout=120,
+        what="all 40 messages at the service after the restart",
+    )
+
+
+def _log_tail(cluster) -> str:  # noqa: ANN001
+    """The last 20 kB of every server's log (the connector logs to its holder's log)."""
+    out = []
+    for name in cluster.server_names:
+        path = os.path.join(cluster.server_dir(name), "logs", "server.log")
+        with open(path, errors="replace") as f:
+            f.seek(max(0, os.path.getsize(path) - 20000))
+            out.append(f.read())
+    return "\n".join(out)
