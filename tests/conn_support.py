@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pika
 import redis
 
-from tests.support import REDIS_URL, free_port, wait_for
+from tests.support import REDIS_URL, free_port, stop_process, wait_for  # noqa: F401 - re-exported
 from zato.config.component import SERVER, write_marker
 from zato.coord import membership
 from zato.coord.keys import Keys
@@ -151,20 +150,6 @@ def start_connector(server_dir: str, kind: str, name: str, epoch: int = 1) -> su
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-
-
-def stop_process(proc: subprocess.Popen, timeout: float = 15) -> int:
-    """SIGTERM by pid, then SIGKILL; returns the exit code."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout)
-    if proc.stderr:
-        proc.stderr.close()
-    return proc.returncode
 
 
 def log_text(server_dir: str) -> str:

@@ -4,6 +4,7 @@ running the CLI, waiting for conditions. Real processes only; every test its own
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -97,6 +98,20 @@ def process_table() -> list[tuple[int, int, bytes]]:
             continue
         rows.append((int(entry), ppid, cmd))
     return rows
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 15) -> int:
+    """SIGTERM by pid, then SIGKILL; returns the exit code."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout)
+    if proc.stderr:
+        proc.stderr.close()
+    return proc.returncode
 
 
 def cleanup_redis(cluster: str) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import redis
 
-from tests.support import REDIS_URL, cleanup_redis, cluster_name, wait_for
+from tests.support import REDIS_URL, cleanup_redis, cluster_name, stop_process, wait_for
 from zato.config.component import SERVER, write_marker
 
 FAST_LEASE = {"ttl": "1.5", "renew_interval": "0.3", "renew_deadline": "1.0", "retry_interval": "1.0"}
@@ -95,15 +95,7 @@ class SupervisedCluster:
         os.kill(self.procs[name].pid, sig)
 
     def stop(self, name: str, timeout: float = 10) -> int | None:
-        proc = self.procs[name]
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-        return proc.returncode
+        return stop_process(self.procs[name], timeout)
 
     def close(self) -> None:
         for name, proc in self.procs.items():
