@@ -256,7 +256,7 @@ class Quickstart:
         import signal
 
         from zato.common.pidfile import pid_alive
-        from zato.common.process import send_signal
+        from zato.lifecycle.process import send_signal
 
         names = list(self.server_names) + ["load-balancer"]
         pids = {p for p in (self.pid(n) for n in names) if p} | self._started

@@ -14,12 +14,12 @@ from tests.conn_support import Rabbit, make_server_dir, set_epoch, start_connect
 from tests.support import REDIS_URL, cleanup_redis, cluster_name, wait_for
 from zato.common.errors import ConnectorError
 from zato.config.settings import load_server_settings
-from zato.connector.outgoing import make_outgoing
 from zato.coord import connector_stats
 from zato.coord.keys import Keys
 from zato.coord.queues import OutQueue, decode, encode
 from zato.odb import connectors
 from zato.odb.engine import ODB
+from zato.service.outgoing import make_outgoing
 
 
 @pytest.fixture

@@ -19,9 +19,9 @@ from tests.support import REDIS_URL, cleanup_redis, cluster_name, free_port, wai
 from zato.common.errors import ConnectorError
 from zato.common.pidfile import pid_alive
 from zato.config.settings import load_server_settings
-from zato.connector.outgoing import make_outgoing
 from zato.odb import connectors
 from zato.odb.engine import ODB
+from zato.service.outgoing import make_outgoing
 
 
 @pytest.fixture

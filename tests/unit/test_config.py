@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from zato.common.errors import ConfigError
-from zato.common.layout import ServerSpec, create_server_dir
 from zato.config.settings import load_server_settings
+from zato.lifecycle.layout import ServerSpec, create_server_dir
 from zato.server.app import ZatoApplication, gunicorn_options
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from zato.common.control import cluster_settings
 from zato.common.errors import ConfigError
 from zato.coord import events
 from zato.coord.client import connect
+from zato.lifecycle.control import cluster_settings
 from zato.odb import api as odb_api
 from zato.odb.engine import ODB
 

@@ -14,10 +14,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from zato.common.control import cluster_settings
 from zato.common.errors import ConnectorError
 from zato.connector import definitions
 from zato.coord.client import connect
+from zato.lifecycle.control import cluster_settings
 from zato.odb import connectors
 from zato.odb.engine import ODB
 

@@ -6,7 +6,8 @@ import argparse
 import os
 
 from zato.common.errors import ConfigError
-from zato.common.layout import (
+from zato.config.settings import load_server_settings
+from zato.lifecycle.layout import (
     DEFAULT_LB_PORT,
     DEFAULT_REDIS,
     DEFAULT_SERVER_PORT,
@@ -17,7 +18,6 @@ from zato.common.layout import (
     ensure_empty_dir,
     register_server,
 )
-from zato.config.settings import load_server_settings
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from zato.common.control import cluster_settings
 from zato.common.errors import DeployError
 from zato.coord.client import connect
+from zato.lifecycle.control import cluster_settings
 from zato.odb.engine import ODB
 from zato.service.deploy import deploy, module_name_of
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from zato.common import control
 from zato.config.component import read_component
+from zato.lifecycle import control
 
 KEYS = ("kind", "name", "state", "pid", "cluster", "host", "port", "workers", "url")
 

@@ -6,7 +6,7 @@ import argparse
 import os
 
 from zato.common.errors import ConfigError
-from zato.common.layout import (
+from zato.lifecycle.layout import (
     DEFAULT_LB_PORT,
     DEFAULT_REDIS,
     DEFAULT_SERVER_PORT,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from zato.common import control
 from zato.config.component import read_component
+from zato.lifecycle import control
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

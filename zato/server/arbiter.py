@@ -10,8 +10,8 @@ import time
 from gunicorn.arbiter import Arbiter
 
 from zato.common.errors import ZatoError
-from zato.common.process import python_module_argv
 from zato.config.settings import ServerSettings
+from zato.lifecycle.process import python_module_argv
 from zato.odb import api as odb_api
 from zato.odb.engine import ODB
 from zato.server.pickup import PickupDir

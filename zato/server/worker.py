@@ -10,13 +10,13 @@ from typing import Any
 
 from zato.common.errors import CoordError, ZatoError
 from zato.config.settings import ServerSettings
-from zato.connector.outgoing import make_outgoing
 from zato.coord import events
 from zato.coord.client import connect
 from zato.odb import api as odb_api
 from zato.odb.api import ChannelRecord
 from zato.odb.engine import ODB
 from zato.service.internal import add_internal
+from zato.service.outgoing import make_outgoing
 from zato.service.store import ServiceStore
 
 logger = logging.getLogger("zato.worker")

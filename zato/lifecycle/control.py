@@ -11,7 +11,11 @@ from collections.abc import Callable
 
 from zato.common.errors import ComponentError
 from zato.common.pidfile import read_pidfile
-from zato.common.process import (
+from zato.config import component
+from zato.config.component import Component
+from zato.config.settings import LBSettings, ServerSettings, load_lb_settings, load_server_settings
+from zato.coord.client import check_redis
+from zato.lifecycle.process import (
     check_not_running,
     check_port_free,
     python_module_argv,
@@ -19,10 +23,6 @@ from zato.common.process import (
     stop_by_pidfile,
     wait_ready,
 )
-from zato.config import component
-from zato.config.component import Component
-from zato.config.settings import LBSettings, ServerSettings, load_lb_settings, load_server_settings
-from zato.coord.client import check_redis
 from zato.odb.engine import check_odb, make_engine
 
 Say = Callable[[str], None]
