@@ -15,8 +15,10 @@ Facts this config relies on (HAProxy 2.6, measured on this machine, see issue #4
   it connects, never answers) is DOWN after phase + 2 x timeout + fastinter: measured 1.1 to
   1.36 s under wrk load (1.55 to 2.0 s with inter 500, fastinter = inter, timeout 500 ms);
   a dead one (connection refused) after at most inter + fastinter. A live server goes DOWN
-  only if /zato/ping takes over 500 ms twice in a row: the slowest check measured under wrk
+  only if /zato/ready takes over 500 ms twice in a row: the slowest check measured under wrk
   load on 2 cores was 14 ms (32 connections) and 178 to 467 ms (128). bench/lb part (d).
+- the health check asks /zato/ready (readiness), not /zato/ping (liveness): a server that
+  is starting (services not loaded) or draining (SIGTERM) answers 503 and gets no traffic.
 - the 503 body is Zato's JSON error envelope; its CID is "K" + 27 upper-case hex digits
   (hex digits are a subset of Crockford base32, so it is a well-formed Zato CID) generated
   by HAProxy from a UUID, and also sent as X-Zato-CID.
@@ -65,7 +67,7 @@ def haproxy_name(member_name: str) -> str:
     return _NAME_RE.sub("_", member_name) or "_"
 
 
-CHECK_TIMEOUT_MS = 500  # most a health check may wait for /zato/ping to answer
+CHECK_TIMEOUT_MS = 500  # most a health check may wait for /zato/ready to answer
 MIN_FASTINTER_MS = 50
 
 
@@ -143,7 +145,7 @@ def _backend(s: LBSettings, servers: list[Backend]) -> str:
     lines = [
         f"backend {BACKEND}",
         "    balance roundrobin",
-        "    option httpchk GET /zato/ping",
+        "    option httpchk GET /zato/ready",  # readiness: 503 while starting or draining
         "    http-check expect status 200",
         "    http-error status 503 content-type application/json hdr X-Zato-CID %[unique-id] "
         f'lf-string "{ERROR_503}"',

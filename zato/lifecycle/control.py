@@ -46,6 +46,10 @@ def ping_url(s: ServerSettings) -> str:
     return f"http://{local_host(s.host)}:{s.port}/zato/ping"
 
 
+def ready_url(s: ServerSettings) -> str:
+    return f"http://{local_host(s.host)}:{s.port}/zato/ready"
+
+
 def lb_alive_url(s: LBSettings) -> str:
     return f"http://{local_host(s.host)}:{s.port}/zato-lb-alive"
 
@@ -112,8 +116,8 @@ def start(
     servers = [(m, s) for m, s in checked if m.kind == component.SERVER]
     procs = [(m, s, spawn(m, SERVER_MODULE)) for m, s in servers]  # servers start side by side
     for m, s, proc in procs:
-        wait_ready(
-            lambda s=s: http_ok(ping_url(s)), proc, timeout, f"server {s.name}", (s.logfile, stdout_log(m))
+        wait_ready(  # ready, not just alive: its services are loaded when `zato start` returns
+            lambda s=s: http_ok(ready_url(s)), proc, timeout, f"server {s.name}", (s.logfile, stdout_log(m))
         )
         say(f"server {s.name} started (pid {proc.pid}): {ping_url(s)}")
     for m, s in checked:

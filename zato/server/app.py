@@ -10,6 +10,7 @@ from gunicorn.app.base import BaseApplication
 
 from zato.common.errors import ConfigError
 from zato.config.settings import ServerSettings
+from zato.server.readiness import DrainFlag
 
 logger = logging.getLogger("zato.server")
 
@@ -35,6 +36,7 @@ def gunicorn_options(settings: ServerSettings) -> dict:
 class ZatoApplication(BaseApplication):
     def __init__(self, settings: ServerSettings):
         self.settings = settings
+        self.draining = DrainFlag()  # made before the workers fork: the arbiter sets it, they read it
         super().__init__()
 
     def load_config(self) -> None:
@@ -60,9 +62,8 @@ class ZatoApplication(BaseApplication):
         from zato.server.wsgi import ServerApp
 
         worker = Worker(self.settings)
-        worker.reconcile()
-        worker.start_listener()
-        return ServerApp(worker, build_app(worker))
+        worker.start()  # loads services and channels in the background; /zato/ready is 503 until then
+        return ServerApp(worker, build_app(worker), self.draining)
 
     def run(self) -> None:
         from zato.server.arbiter import ZatoArbiter

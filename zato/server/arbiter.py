@@ -68,6 +68,7 @@ class ZatoArbiter(Arbiter):
         keep serving for drain_seconds so the LB stops sending traffic, then gunicorn's stop."""
         logger.info("graceful stop of server %s", self.zato.name)
         self.stopping = True
+        self.app.draining.set()  # /zato/ready answers 503 from now on: the LB stops sending traffic
         self.sidecar.stop(SUPERVISOR_STOP_TIMEOUT)
         if self.zato.drain_seconds > 0:
             logger.info("draining for %.1f s", self.zato.drain_seconds)

@@ -35,6 +35,8 @@ class Worker:
         add_internal(self.store)
         self.channels: dict[str, dict[str | None, ChannelRecord]] = {}  # url_path -> method -> channel
         self.stopping = False
+        self.loaded = False  # every deployed module and channel loaded once: ready for traffic
+        self._loaded_event: Any = None
         self._listener: Any = None
 
     # Reconciling with the ODB
@@ -83,12 +85,38 @@ class Worker:
         except ZatoError:
             logger.exception("cannot apply config event %s", event)
 
-    # The listener greenlet
+    # Start-up: load in the background (so /zato/ready can say 503 meanwhile), then listen
 
-    def start_listener(self) -> None:
+    def start(self) -> None:
+        import gevent
+        from gevent.event import Event
+
+        self._loaded_event = Event()
+        self._listener = gevent.spawn(self._boot)
+
+    def wait_loaded(self, timeout: float) -> bool:
+        """Block this greenlet until the first load is done (at most `timeout`)."""
+        if self.loaded or self._loaded_event is None:
+            return self.loaded
+        return bool(self._loaded_event.wait(timeout))
+
+    def _boot(self) -> None:
         import gevent
 
-        self._listener = gevent.spawn(self._listen_forever)
+        delay = RETRY_START
+        while not self.stopping and not self.loaded:
+            try:
+                self.reconcile()
+            except ZatoError as e:
+                logger.error("cannot load services and channels from the ODB: %s; retry in %.1f s", e, delay)
+                gevent.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX)
+                continue
+            self.loaded = True
+            self._loaded_event.set()
+            logger.info("worker %d ready: %d services, %d channel paths", os.getpid(),
+                        len(self.store.services), len(self.channels))
+        self._listen_forever()
 
     def _listen_forever(self) -> None:
         import gevent

@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl
 from zato.common.cid import is_cid, new_cid
 from zato.common.errors import CoordError, ServiceNotFound
 from zato.coord import lease
+from zato.server.readiness import READY_PATH, DrainFlag, not_ready_reason, ready_body
 from zato.server.worker import Worker
 from zato.service.base import Request, Response
 
@@ -96,9 +97,10 @@ def request_headers(environ: dict) -> dict[str, str]:
 class ServerApp:
     """The WSGI callable of one worker."""
 
-    def __init__(self, worker: Worker, admin_app: Any = None):
+    def __init__(self, worker: Worker, admin_app: Any = None, draining: DrainFlag | None = None):
         self.worker = worker
         self.admin_app = admin_app
+        self.draining = draining or DrainFlag()
         self.secret = worker.settings.cluster_secret.encode()
 
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
@@ -106,6 +108,8 @@ class ServerApp:
         if path == PING_PATH:
             cid = new_cid()
             return self._send(start_response, 200, ping_body(cid), JSON, cid)
+        if path == READY_PATH:
+            return self._ready(start_response)
         supplied = environ.get("HTTP_X_ZATO_CID", "")
         cid = supplied if is_cid(supplied) else new_cid()
         try:
@@ -147,9 +151,23 @@ class ServerApp:
         extra = [(k, str(v)) for k, v in response.headers.items()]
         return self._send(start_response, response.status_code, body, ctype, cid, extra)
 
+    def _ready(self, start_response: StartResponse) -> list[bytes]:
+        """Readiness: 200 once this worker loaded its services, 503 while starting or draining."""
+        cid = new_cid()
+        reason = not_ready_reason(self.worker.loaded, self.draining.is_set())
+        if reason:
+            return self._send(start_response, 503, error_body(cid, reason), JSON, cid)
+        return self._send(start_response, 200, ready_body(cid), JSON, cid)
+
+    def _wait_loaded(self) -> None:
+        """A request that reaches a worker still loading waits for it (bounded), never a 404."""
+        if not self.worker.wait_loaded(self.worker.settings.deploy_timeout):
+            raise HTTPError(503, "the server is starting: its services are not loaded yet")
+
     # User channels
 
     def _channel(self, environ: dict, start_response: StartResponse, path: str, cid: str) -> list[bytes]:
+        self._wait_loaded()
         by_method = self.worker.channels.get(path)
         if not by_method:
             raise HTTPError(404, f"no channel serves {path}")
@@ -184,6 +202,7 @@ class ServerApp:
             )
             raise HTTPError(401, "wrong or missing X-Zato-Secret")
         epoch = self._epoch(environ)
+        self._wait_loaded()
         try:
             newest = lease.current_epoch(self.worker.redis, self.worker.settings.cluster)
         except CoordError as e:
