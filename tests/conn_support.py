@@ -12,11 +12,13 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote
 
 import pika
 import redis
 
 from tests.support import REDIS_URL, free_port, stop_process, wait_for  # noqa: F401 - re-exported
+from zato.common.signing import SIGNATURE_HEADER, verify
 from zato.config.component import SERVER, write_marker
 from zato.coord import membership
 from zato.coord.keys import Keys
@@ -114,9 +116,11 @@ class FakeServer:
 
             def do_POST(self) -> None:  # noqa: N802
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                service = self.path.rsplit("/", 1)[-1]
+                service = unquote(self.path.rsplit("/", 1)[-1])
                 epoch = int(fake.redis.get(Keys(fake.cluster).epoch) or 0)
-                if self.headers.get("X-Zato-Secret") != SECRET:
+                given = self.headers.get(SIGNATURE_HEADER, "")
+                claimed = int(self.headers.get("X-Zato-Epoch", -1))
+                if not verify(SECRET, given, claimed, service, self.headers.get("X-Zato-CID", ""), body):
                     status = 401
                 elif int(self.headers.get("X-Zato-Epoch", -1)) < epoch:
                     status = 409

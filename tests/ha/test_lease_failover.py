@@ -23,7 +23,7 @@ from tests.ha.cluster_view import (
     supervisor_pid,
     wait_connectors_running,
 )
-from tests.support import free_port, wait_for, zato
+from tests.support import free_port, signed_headers, wait_for, zato
 
 
 @pytest.fixture(scope="module")
@@ -176,7 +176,8 @@ def _alive(pid: int) -> bool:
 
 
 def _invoke(qs, server: str, epoch: int) -> requests.Response:
-    headers = {"X-Zato-Secret": qs.cluster_secret, "X-Zato-Epoch": str(epoch)}
+    body = json.dumps({}).encode()
+    headers = signed_headers(qs.cluster_secret, epoch, "zato.ping", body)
     headers["Content-Type"] = "application/json"
     url = f"{qs.server_url(server)}/zato/internal/invoke/zato.ping"
-    return requests.post(url, data=json.dumps({}), headers=headers, timeout=10)
+    return requests.post(url, data=body, headers=headers, timeout=10)

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.support import PG_URL, free_port, process_table, wait_for, zato
+from tests.support import PG_URL, free_port, process_table, signed_headers, wait_for, zato
 from zato.common.cid import is_cid
 from zato.common.pidfile import pid_alive
 
@@ -161,7 +161,7 @@ def test_admin_api_creates_a_channel_live_on_every_server(cluster):
         wait_for(echoed, timeout=20, what=f"/echo on {name}")
 
 
-def test_internal_invoke_checks_secret_and_epoch(cluster):
+def test_internal_invoke_checks_signature_and_epoch(cluster):
     import redis
 
     from tests.support import REDIS_URL
@@ -178,24 +178,27 @@ def test_internal_invoke_checks_secret_and_epoch(cluster):
         def call(headers: dict, body=b'{"a": 1}', service_url=url) -> requests.Response:
             return post(service_url, data=body, headers={"Content-Type": "application/json", **headers})
 
+        def signed(epoch: int, service: str = "demo.echo", body=b'{"a": 1}', cid=None) -> dict:
+            return signed_headers(secret, epoch, service, body, cid)
+
         assert call({"X-Zato-Epoch": str(newest)}).status_code == 401
-        assert call({"X-Zato-Secret": "nope", "X-Zato-Epoch": str(newest)}).status_code == 401
-        assert call({"X-Zato-Secret": secret}).status_code == 400
-        assert call({"X-Zato-Secret": secret, "X-Zato-Epoch": "soon"}).status_code == 400
-        assert call({"X-Zato-Secret": secret, "X-Zato-Epoch": str(newest - 1)}).status_code == 409
+        assert call({**signed(newest), "X-Zato-Signature": "00" * 32}).status_code == 401
+        assert call({**signed(newest), "X-Zato-Epoch": ""}).status_code == 400
+        assert call({**signed(newest), "X-Zato-Epoch": "soon"}).status_code == 400
+        assert call(signed(newest - 1)).status_code == 409
+        # A call captured at an old epoch, replayed with a raised epoch: its signature no longer fits.
+        captured = signed(newest - 1)
+        assert call({**captured, "X-Zato-Epoch": str(newest)}).status_code == 401
+        # ... nor does it fit another body or service.
+        assert call(signed(newest), body=b'{"a": 2}').status_code == 401
         cid = "K" + "0" * 27
-        ok = call({"X-Zato-Secret": secret, "X-Zato-Epoch": str(newest), "X-Zato-CID": cid})
+        ok = call(signed(newest, cid=cid))
         assert ok.status_code == 200 and ok.json()["got"] == {"a": 1}
         assert ok.headers["X-Zato-CID"] == cid
-        missing = call(
-            {"X-Zato-Secret": secret, "X-Zato-Epoch": str(newest)},
-            service_url=url.replace("demo.echo", "no.such.service"),
-        )
+        missing_url = url.replace("demo.echo", "no.such.service")
+        missing = call(signed(newest, "no.such.service"), service_url=missing_url)
         assert missing.status_code == 404
-        failed = call(
-            {"X-Zato-Secret": secret, "X-Zato-Epoch": str(newest)},
-            service_url=url.replace("demo.echo", "demo.boom"),
-        )
+        failed = call(signed(newest, "demo.boom"), service_url=url.replace("demo.echo", "demo.boom"))
         assert failed.status_code == 500
     finally:
         client.delete(epoch_key)
@@ -302,8 +305,10 @@ def test_pickup_survives_a_module_that_hangs_or_exits_at_import(cluster):
 
 def test_a_module_that_hangs_only_in_the_workers_does_not_stop_reloads(cluster, tmp_path):
     stuck = tmp_path / "stuck_in_worker.py"  # loads fine when validated, blocks in a server
-    stuck.write_text("import sys, time\nif 'gunicorn' in sys.modules:\n    time.sleep(1000)\n"
-                     "from zato.service import Service\n\nclass Stuck(Service):\n    pass\n")
+    stuck.write_text(
+        "import sys, time\nif 'gunicorn' in sys.modules:\n    time.sleep(1000)\n"
+        "from zato.service import Service\n\nclass Stuck(Service):\n    pass\n"
+    )
     zato("deploy", cluster.path, str(stuck))
     log_path = os.path.join(cluster.server_dir("server1"), "logs", "server.log")
     message = "module stuck_in_worker version 1: did not finish loading within 2 s"

@@ -39,6 +39,17 @@ class LeaseSettings:
 
 
 @dataclass(frozen=True)
+class LimitSettings:
+    """[limits] in server.conf: what one HTTP request may cost a server."""
+
+    max_body: int = 4 * 1024 * 1024  # bytes; over it: 413, from Content-Length before reading
+    body_timeout: float = 10.0  # seconds a client may take to send its whole body (then 408)
+    max_headers: int = 100  # gunicorn limit_request_fields
+    max_header_size: int = 8190  # gunicorn limit_request_field_size (bytes per header line)
+    max_request_line: int = 4094  # gunicorn limit_request_line
+
+
+@dataclass(frozen=True)
 class ServerSettings:
     path: str  # server directory (absolute)
     name: str
@@ -57,6 +68,7 @@ class ServerSettings:
     log_level: str = "INFO"
     drain_seconds: float = 1.0  # graceful stop: keep serving this long after leaving the LB
     deploy_timeout: float = 10.0  # a deployed module must finish loading (validation) within this
+    limits: LimitSettings = LimitSettings()
 
     @property
     def config_file(self) -> str:
@@ -84,6 +96,22 @@ class ServerSettings:
 
 
 @dataclass(frozen=True)
+class EdgeSettings:
+    """What the LB's public port allows: slow clients, floods, admin access, TLS (lb.conf)."""
+
+    maxconn: int = 4000  # [haproxy] maxconn: connections HAProxy holds at once (global and frontend)
+    max_conn_per_source: int = 256  # [haproxy] concurrent connections of one client address; 0 = no limit
+    timeout_http_request_ms: int = 5000  # [haproxy] whole request headers (and a buffered body) within this
+    timeout_keep_alive_ms: int = 2000  # [haproxy] an idle kept-alive connection is closed after this
+    server_maxconn: int = 256  # [haproxy] requests in flight per server; more wait in its queue
+    server_maxqueue: int = 256  # [haproxy] requests queued per server; more go elsewhere or get 503
+    admin_through_lb: bool = True  # [admin] through_lb: /zato/admin/ reachable through the LB
+    admin_max_failures: int = 10  # [admin] max_failures: failed logins per address per minute; 0 = no limit
+    tls_cert: str = ""  # [tls] cert: PEM with certificate (chain) and key; empty = plain HTTP
+    tls_alpn: str = "h2,http/1.1"  # [tls] alpn
+
+
+@dataclass(frozen=True)
 class LBSettings:
     path: str  # load-balancer directory (absolute)
     cluster: str
@@ -102,6 +130,7 @@ class LBSettings:
     retries: int = 3
     max_servers: int = 64  # backend slots usable without a reload
     log_level: str = "INFO"
+    edge: EdgeSettings = EdgeSettings()
 
     @property
     def config_file(self) -> str:
@@ -165,6 +194,14 @@ class _Reader:
             raise ConfigError(f"{self.path}: [{section}] {key}: {value} is not in {lo}..{hi}")
         return value
 
+    def bool(self, section: str, key: str, default: bool) -> bool:
+        raw = self._raw(section, key, default)
+        if raw is None:
+            return default
+        if raw.lower() not in _BOOLS:
+            raise ConfigError(f"{self.path}: [{section}] {key}: {raw!r} is not true or false")
+        return _BOOLS[raw.lower()]
+
     def float(self, section: str, key: str, default: float, lo: float = 0.0) -> float:
         raw = self._raw(section, key, default)
         if raw is None:
@@ -182,6 +219,8 @@ class _Reader:
 
 
 _REQUIRED = object()
+_BOOLS = {**dict.fromkeys(("true", "yes", "on", "1"), True)}
+_BOOLS.update(dict.fromkeys(("false", "no", "off", "0"), False))
 
 
 def _redis(r: _Reader) -> RedisSettings:
@@ -242,6 +281,41 @@ def load_server_settings(server_dir: str) -> ServerSettings:
         log_level=r.str("logging", "level", "INFO"),
         drain_seconds=r.float("main", "drain_seconds", 1.0, lo=-1e-9),
         deploy_timeout=r.float("main", "deploy_timeout", 10.0),
+        limits=_limits(r),
+    )
+
+
+def _limits(r: _Reader) -> LimitSettings:
+    d = LimitSettings()
+    return LimitSettings(
+        max_body=r.int("limits", "max_body", d.max_body, 0, 2**40),
+        body_timeout=r.float("limits", "body_timeout", d.body_timeout),
+        max_headers=r.int("limits", "max_headers", d.max_headers, 1, 32768),
+        max_header_size=r.int("limits", "max_header_size", d.max_header_size, 64, 65536),
+        max_request_line=r.int("limits", "max_request_line", d.max_request_line, 64, 65536),
+    )
+
+
+def _edge(r: _Reader) -> EdgeSettings:
+    d = EdgeSettings()
+    tls_cert = r.str("tls", "cert", "")
+    if tls_cert and not os.path.isabs(tls_cert):
+        tls_cert = os.path.join(os.path.dirname(r.path), tls_cert)  # relative to the config folder
+
+    def haproxy(key: str, lo: int, hi: int = 10**6) -> int:
+        return r.int("haproxy", key, getattr(d, key), lo, hi)
+
+    return EdgeSettings(
+        maxconn=haproxy("maxconn", 10),
+        max_conn_per_source=haproxy("max_conn_per_source", 0),
+        timeout_http_request_ms=haproxy("timeout_http_request_ms", 1),
+        timeout_keep_alive_ms=haproxy("timeout_keep_alive_ms", 1),
+        server_maxconn=haproxy("server_maxconn", 1),
+        server_maxqueue=haproxy("server_maxqueue", 0),
+        admin_through_lb=r.bool("admin", "through_lb", d.admin_through_lb),
+        admin_max_failures=r.int("admin", "max_failures", d.admin_max_failures, 0, 1000000),
+        tls_cert=tls_cert,
+        tls_alpn=r.str("tls", "alpn", d.tls_alpn),
     )
 
 
@@ -266,4 +340,5 @@ def load_lb_settings(lb_dir: str) -> LBSettings:
         retries=r.int("haproxy", "retries", 3, 0, 100),
         max_servers=r.int("haproxy", "max_servers", 64, 1, 4096),
         log_level=r.str("logging", "level", "INFO"),
+        edge=_edge(r),
     )

@@ -1,7 +1,9 @@
 """Connector -> server: invoke a service on a live server through the internal endpoint.
 
     POST /zato/internal/invoke/{service}
-    X-Zato-Secret: <cluster_secret>   X-Zato-Epoch: <this holder's epoch>   X-Zato-CID: <cid>
+    X-Zato-Epoch: <this holder's epoch>   X-Zato-CID: <cid>
+    X-Zato-Signature: HMAC over epoch, service, CID and body with the epoch's key
+                      (`zato.common.signing`; the cluster secret itself is never sent)
 
 Servers are taken round-robin from the membership list; a server that cannot be reached is
 skipped and the next one tried. Answers: 200 ok, 409 stale epoch (this holder was replaced),
@@ -20,6 +22,7 @@ import redis
 
 from zato.common.cid import new_cid
 from zato.common.errors import ConnectorError, CoordError
+from zato.common.signing import SIGNATURE_HEADER, epoch_key, sign
 from zato.coord import membership
 
 logger = logging.getLogger("zato.connector.invoke")
@@ -50,7 +53,7 @@ class Result:
 class Invoker:
     def __init__(self, client: redis.Redis, cluster: str, secret: str, epoch: int, timeout: float = 30.0):
         self.client, self.cluster = client, cluster
-        self._secret, self.epoch, self.timeout = secret, epoch, timeout
+        self._key, self.epoch, self.timeout = epoch_key(secret, epoch), epoch, timeout
         self._servers: list[str] = []
         self._servers_at = -MEMBERS_REFRESH
         self._next = 0
@@ -71,10 +74,11 @@ class Invoker:
         servers = self.servers()
         if not servers:
             raise NoServer("no live server in the cluster")
+        cid = cid or new_cid()
         headers = {
-            "X-Zato-Secret": self._secret,
             "X-Zato-Epoch": str(self.epoch),
-            "X-Zato-CID": cid or new_cid(),
+            "X-Zato-CID": cid,
+            SIGNATURE_HEADER: sign(self._key, self.epoch, service, cid, body),
             "Content-Type": content_type,
         }
         path = "/zato/internal/invoke/" + quote(service, safe="")

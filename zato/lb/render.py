@@ -31,6 +31,8 @@ import re
 from dataclasses import dataclass
 
 from zato.config.settings import LBSettings
+from zato.lb import edge
+from zato.lb.edge import quote as _quote
 
 BACKEND = "zato_servers"
 FRONTEND = "zato_lb"
@@ -39,10 +41,7 @@ STATS_URI = "/zato-lb-stats"
 ALIVE_BODY = "<html><body><h1>200 OK</h1>\\nHAProxy: service ready.\\n</body></html>\\n"
 # The CID: a v4 UUID without dashes, upper case, its last 5 hex digits dropped -> 27 chars.
 CID_FORMAT = "K%[uuid,regsub(-,,g),upper,regsub(.....$,)]"
-ERROR_503 = (
-    '{\\"zato_env\\": {\\"details\\": \\"No server available\\", '
-    '\\"result\\": \\"ZATO_ERROR\\", \\"cid\\": \\"%[unique-id]\\"}}'
-)
+ERROR_503 = edge.envelope("No server available")
 # Everything HAProxy can safely retry; 500 is left out on purpose (see module docstring).
 RETRY_ON = "conn-failure empty-response junk-response response-timeout 0rtt-rejected 502 503 504"
 
@@ -75,7 +74,10 @@ def server_options(settings: LBSettings) -> str:
     """Options of every backend server: health checks, identical in file and Runtime API."""
     inter = settings.check_inter_ms
     fast = max(MIN_FASTINTER_MS, inter // 5)
-    return f"check inter {inter} fastinter {fast} fall {settings.check_fall} rise {settings.check_rise}"
+    return (
+        f"check inter {inter} fastinter {fast} fall {settings.check_fall} rise {settings.check_rise} "
+        + edge.server_limits(settings.edge)
+    )
 
 
 def stats_socket_path(settings: LBSettings) -> str:
@@ -92,29 +94,34 @@ def render(settings: LBSettings, servers: list[Backend]) -> str:
             _defaults(settings),
             _frontend(settings),
             _backend(settings, servers),
+            *edge.table_sections(settings.edge),
             "",
         ]
     )
 
 
 def _global(s: LBSettings) -> str:
-    return f"""# Rendered by the Zato load-balancer controller for cluster {s.cluster}.
+    return (
+        f"""# Rendered by the Zato load-balancer controller for cluster {s.cluster}.
 # Do not edit: membership changes go through the Runtime API and are written back here.
 global
     stats socket {stats_socket_path(s)} mode 600 level admin expose-fd listeners
     stats timeout 10s
     hard-stop-after 30s
 """
+        + "\n".join(edge.global_lines(s.edge))
+        + "\n"
+    )
 
 
 def _defaults(s: LBSettings) -> str:
-    return f"""defaults
+    return (
+        f"""defaults
     mode http
     timeout connect {s.timeout_connect_ms}ms
     timeout client {s.timeout_client_ms}ms
     timeout server {s.timeout_server_ms}ms
     timeout check {CHECK_TIMEOUT_MS}ms
-    timeout http-keep-alive 10s
     timeout queue {s.timeout_connect_ms}ms
     retries {s.retries}
     option redispatch 1
@@ -122,11 +129,16 @@ def _defaults(s: LBSettings) -> str:
     option idle-close-on-response
     option http-keep-alive
 """
+        + "\n".join(edge.defaults_lines(s.edge))
+        + "\n"
+    )
 
 
 def _frontend(s: LBSettings) -> str:
-    return f"""frontend {FRONTEND}
-    bind {s.host}:{s.port}
+    head = [f"frontend {FRONTEND}", edge.bind_line(s.host, s.port, s.edge), *edge.frontend_lines(s.edge)]
+    return (
+        "\n".join(head)
+        + f"""
     monitor-uri {ALIVE_URI}
     unique-id-format {CID_FORMAT}
     http-error status 200 content-type text/html hdr Cache-Control no-cache string "{ALIVE_BODY}"
@@ -138,6 +150,7 @@ def _frontend(s: LBSettings) -> str:
     stats refresh 5s
     default_backend {BACKEND}
 """
+    )
 
 
 def _backend(s: LBSettings, servers: list[Backend]) -> str:
@@ -153,8 +166,3 @@ def _backend(s: LBSettings, servers: list[Backend]) -> str:
     for b in sorted(servers, key=lambda b: b.name):
         lines.append(f"    server {b.name} {b.address} {opts}")
     return "\n".join(lines) + "\n"
-
-
-def _quote(value: str) -> str:
-    """Escape a value for an unquoted HAProxy config word."""
-    return re.sub(r"([\s\\\"'#])", r"\\\1", value)

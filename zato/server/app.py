@@ -28,6 +28,10 @@ def gunicorn_options(settings: ServerSettings) -> dict:
         "timeout": 30,
         "control_socket_disable": True,
         "worker_tmp_dir": settings.work_dir,
+        # [limits]: gunicorn answers 400 to a request over these before the app sees it
+        "limit_request_fields": settings.limits.max_headers,
+        "limit_request_field_size": settings.limits.max_header_size,
+        "limit_request_line": settings.limits.max_request_line,
     }
     options.update(settings.gunicorn)  # [gunicorn] in server.conf wins
     return options

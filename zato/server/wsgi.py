@@ -15,7 +15,9 @@ from urllib.parse import parse_qsl
 
 from zato.common.cid import is_cid, new_cid
 from zato.common.errors import CoordError, ServiceNotFound
+from zato.common.signing import verify
 from zato.coord import lease
+from zato.server import body as bodies
 from zato.server.readiness import READY_PATH, DrainFlag, not_ready_reason, ready_body
 from zato.server.worker import Worker
 from zato.service.base import Request, Response
@@ -61,21 +63,6 @@ def render(payload: Any, content_type: str | None) -> tuple[bytes, str]:
     return json.dumps(payload).encode("utf-8"), content_type or JSON
 
 
-def read_body(environ: dict) -> bytes:
-    length = environ.get("CONTENT_LENGTH")
-    stream = environ["wsgi.input"]
-    if length:
-        try:
-            size = int(length)
-        except ValueError:
-            raise HTTPError(400, "Content-Length is not a number") from None
-        data = stream.read(size)
-        if len(data) < size:  # the client went away mid-request: never run a service on half a body
-            raise HTTPError(400, f"request body ended after {len(data)} of {size} bytes")
-        return data
-    return stream.read() if environ.get("HTTP_TRANSFER_ENCODING") else b""
-
-
 def parse_payload(raw: bytes, as_json: bool) -> Any:
     if as_json:
         if not raw.strip():
@@ -101,7 +88,7 @@ class ServerApp:
         self.worker = worker
         self.admin_app = admin_app
         self.draining = draining or DrainFlag()
-        self.secret = worker.settings.cluster_secret.encode()
+        self.limits = worker.settings.limits
 
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO") or "/"
@@ -113,6 +100,7 @@ class ServerApp:
         supplied = environ.get("HTTP_X_ZATO_CID", "")
         cid = supplied if is_cid(supplied) else new_cid()
         try:
+            bodies.check_length(environ, self.limits.max_body)  # 413 before anything is read
             if path.startswith(INVOKE_PREFIX):
                 return self._internal(environ, start_response, path[len(INVOKE_PREFIX) :], cid)
             if path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/"):
@@ -120,6 +108,14 @@ class ServerApp:
             return self._channel(environ, start_response, path, cid)
         except HTTPError as e:
             return self._send(start_response, e.status, error_body(cid, e.detail), JSON, cid, e.headers)
+        except bodies.BodyError as e:
+            bodies.close_connection(start_response)
+            return self._send(start_response, e.status, error_body(cid, e.detail), JSON, cid)
+        except bodies.ClientGone as e:
+            method = environ.get("REQUEST_METHOD", "")
+            logger.warning("cid %s: client went away during %s %s: %s", cid, method, path, e)
+            bodies.close_connection(start_response)
+            return self._send(start_response, 400, error_body(cid, "incomplete request body"), JSON, cid)
         except Exception:  # noqa: BLE001 - never a traceback to the client
             logger.exception("cid %s: unexpected error serving %s", cid, path)
             return self._send(start_response, 500, error_body(cid, "internal server error"), JSON, cid)
@@ -176,7 +172,7 @@ class ServerApp:
         if ch is None:
             allowed = ", ".join(sorted(m for m in by_method if m))
             raise HTTPError(405, f"method {method} is not allowed for {path}", [("Allow", allowed)])
-        raw = read_body(environ)
+        raw = self._body(environ)
         request = Request(
             payload=parse_payload(raw, ch.data_format == "json"),
             raw=raw,
@@ -192,16 +188,20 @@ class ServerApp:
     def _internal(self, environ: dict, start_response: StartResponse, service: str, cid: str) -> list[bytes]:
         if environ.get("REQUEST_METHOD") != "POST":
             raise HTTPError(405, "the internal invoke endpoint accepts POST only", [("Allow", "POST")])
-        given = environ.get("HTTP_X_ZATO_SECRET", "").encode()
-        if not given or not hmac.compare_digest(given, self.secret):
+        epoch = self._epoch(environ)
+        raw = self._body(environ)
+        signature = environ.get("HTTP_X_ZATO_SIGNATURE", "")
+        call_cid = environ.get("HTTP_X_ZATO_CID", "")
+        secret = self.worker.settings.cluster_secret
+        if not signature or not verify(secret, signature, epoch, service, call_cid, raw):
             logger.warning(
-                "cid %s: internal invoke of %s refused: wrong or missing X-Zato-Secret from %s",
+                "cid %s: internal invoke of %s refused: bad or missing X-Zato-Signature for epoch %d from %s",
                 cid,
                 service,
+                epoch,
                 environ.get("REMOTE_ADDR"),
             )
-            raise HTTPError(401, "wrong or missing X-Zato-Secret")
-        epoch = self._epoch(environ)
+            raise HTTPError(401, "bad or missing X-Zato-Signature")
         self._wait_loaded()
         try:
             newest = lease.current_epoch(self.worker.redis, self.worker.settings.cluster)
@@ -211,7 +211,6 @@ class ServerApp:
         if epoch < newest:
             logger.warning("cid %s: refused stale action %s: epoch %d < %d", cid, service, epoch, newest)
             raise HTTPError(409, f"stale epoch {epoch}; the newest is {newest}")
-        raw = read_body(environ)
         as_json = environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower() == JSON
         request = Request(
             payload=parse_payload(raw, as_json),
@@ -221,6 +220,9 @@ class ServerApp:
             headers=request_headers(environ),
         )
         return self._reply(start_response, self._run(service, request, cid), cid)
+
+    def _body(self, environ: dict) -> bytes:
+        return bodies.read_body(environ, self.limits.max_body, self.limits.body_timeout)
 
     @staticmethod
     def _epoch(environ: dict) -> int:

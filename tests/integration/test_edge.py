@@ -1,0 +1,168 @@
+"""The edge with a real HAProxy and a real server: body limits (413 before reading, chunked
+counted), slow bodies (408), header limits, client disconnects (one warning line, no service
+call), /zato/internal/ refused on the public port, admin brute force throttled, admin access
+through the LB turned off."""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import socket
+import textwrap
+
+import pytest
+import requests
+
+from tests.support import signed_headers, wait_for, zato
+
+MAX_BODY = 1000
+SERVICE = """
+from zato.service import Service
+
+class Count(Service):
+    name = "edge.count"
+
+    def handle(self):
+        self.logger.info("edge.count called with %d bytes", len(self.request.raw or b""))
+        self.response.payload = {"size": len(self.request.raw or b"")}
+"""
+
+
+@pytest.fixture(scope="module")
+def qs(module_quickstart, tmp_path_factory):
+    limits = {"max_body": MAX_BODY, "body_timeout": "1.5", "max_headers": 30}
+    cluster = module_quickstart(servers=1, extra_conf={"limits": limits, "main": {"drain_seconds": "0.2"}})
+    cluster.start()
+    module = tmp_path_factory.mktemp("mod") / "edge_api.py"
+    module.write_text(SERVICE)
+    zato("deploy", cluster.path, str(module))
+    channel = ["--name", "count", "--url-path", "/count", "--service", "edge.count", "--data-format", "text"]
+    zato("channel", "create", cluster.path, *channel)
+    wait_for(lambda: requests.post(cluster.server_url("server1") + "/count", timeout=5).ok, 20, what="/count")
+    return cluster
+
+
+def server_log(qs) -> str:
+    with open(os.path.join(qs.server_dir("server1"), "logs", "server.log")) as f:
+        return f.read()
+
+
+def calls(qs) -> int:
+    return server_log(qs).count("edge.count called")
+
+
+def raw_request(url: str, head: str, body: bytes = b"", timeout: float = 10) -> socket.socket:
+    host, port = url.split("//")[1].split(":")
+    sock = socket.create_connection((host, int(port)), timeout=timeout)
+    sock.sendall(textwrap.dedent(head).replace("\n", "\r\n").encode() + b"\r\n" + body)
+    return sock
+
+
+def read_all(sock: socket.socket) -> bytes:
+    out = b""
+    while chunk := sock.recv(65536):
+        out += chunk
+    return out
+
+
+def test_body_over_the_limit_is_refused_from_content_length_before_it_is_read(qs):
+    head = f"""\
+        POST /count HTTP/1.1
+        Host: x
+        Content-Type: application/json
+        Content-Length: {50 * 1024 * 1024}
+        """
+    before = calls(qs)
+    with raw_request(qs.server_url("server1"), head) as sock:  # not a byte of the body is sent
+        answer = read_all(sock)  # the server answers and closes: it never waits for the body
+    assert answer.startswith(b"HTTP/1.1 413 ")
+    assert b'"result": "ZATO_ERROR"' in answer and b"over the limit of 1000 bytes" in answer
+    assert calls(qs) == before
+
+
+def test_chunked_body_is_counted_while_read_and_a_small_one_passes(qs):
+    url = qs.server_url("server1") + "/count"
+    big = requests.post(url, data=iter([b"x" * 600, b"y" * 600]), timeout=10)  # chunked, 1200 bytes
+    assert big.status_code == 413 and big.json()["zato_env"]["result"] == "ZATO_ERROR"
+    small = requests.post(url, data=iter([b"x" * 300, b"y" * 300]), timeout=10)
+    assert small.status_code == 200 and small.json() == {"size": 600}
+    through_lb = requests.post(qs.lb_url + "/count", data=b"z" * (MAX_BODY + 1), timeout=10)
+    assert through_lb.status_code == 413
+
+
+def test_a_slow_body_times_out_with_408(qs):
+    head = """\
+        POST /count HTTP/1.1
+        Host: x
+        Content-Length: 500
+        """
+    with raw_request(qs.server_url("server1"), head, b"only ten b") as sock:
+        answer = read_all(sock)
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert b"did not arrive within 1.5 s" in answer
+
+
+def test_too_many_headers_are_refused(qs):
+    before = calls(qs)
+    headers = {f"X-Extra-{i}": "1" for i in range(40)}
+    resp = requests.post(qs.server_url("server1") + "/count", headers=headers, timeout=10)
+    assert resp.status_code == 431  # Request Header Fields Too Large, from gunicorn
+    assert calls(qs) == before
+
+
+def test_client_gone_mid_body_is_one_warning_line_and_no_service_call(qs):
+    head = """\
+        POST /count HTTP/1.1
+        Host: x
+        Content-Length: 900
+        """
+    before = calls(qs)
+    sock = raw_request(qs.server_url("server1"), head, b"a" * 100)
+    sock.close()  # gone after 100 of 900 bytes
+    wait_for(lambda: "client went away during POST /count" in server_log(qs), 10, what="the warning")
+    log = server_log(qs)
+    lines = [ln for ln in log.splitlines() if "client went away" in ln]
+    assert len(lines) == 1 and "WARNING" in lines[0] and " cid K" in lines[0]
+    assert "Traceback" not in log and "unexpected error" not in log
+    assert calls(qs) == before
+
+
+def test_internal_path_is_refused_on_the_public_port_and_served_by_the_servers(qs):
+    body = b"{}"
+    epoch = 10**9  # far ahead: the server accepts it (the test only needs a valid signature)
+    headers = {**signed_headers(qs.cluster_secret, epoch, "zato.ping", body), "Content-Type": "application/json"}
+    for path in ("/zato/internal/invoke/zato.ping", "/zato/%69nternal/invoke/zato.ping", "/zato/internal"):
+        resp = requests.post(qs.lb_url + path, data=body, headers=headers, timeout=10)
+        assert resp.status_code == 403, path
+        env = resp.json()["zato_env"]
+        assert env["result"] == "ZATO_ERROR" and resp.headers["X-Zato-CID"] == env["cid"]
+    direct = requests.post(
+        qs.server_url("server1") + "/zato/internal/invoke/zato.ping", data=body, headers=headers, timeout=10
+    )
+    assert direct.status_code == 200
+
+
+def _admin(qs, password: str) -> requests.Response:
+    token = base64.b64encode(f"admin:{password}".encode()).decode()
+    return requests.get(qs.lb_url + "/zato/admin/services", headers={"Authorization": "Basic " + token}, timeout=10)
+
+
+def test_a_burst_of_wrong_admin_passwords_is_throttled(qs):
+    user, password = qs.admin_auth
+    assert _admin(qs, password).status_code == 200
+    codes = [_admin(qs, "wrong-password").status_code for _ in range(15)]
+    assert codes[:10] == [401] * 10  # [admin] max_failures (10 a minute) are answered ...
+    assert set(codes[10:]) == {429}  # ... then this address is refused
+    refused = _admin(qs, password)
+    assert refused.status_code == 429 and "too many failed admin logins" in refused.text
+    assert requests.get(qs.server_url("server1") + "/zato/admin/services", auth=qs.admin_auth, timeout=10).ok
+
+
+def test_admin_through_the_lb_can_be_turned_off(qs):
+    qs._merge(os.path.join(qs.lb_dir, "config", "lb.conf"), "admin", {"through_lb": "false"})
+    qs.kill("load-balancer", signal.SIGHUP)
+    wait_for(lambda: requests.get(qs.lb_url + "/zato/admin/services", timeout=5).status_code == 403, 20)
+    resp = requests.get(qs.lb_url + "/zato/admin/services", auth=qs.admin_auth, timeout=5)
+    assert resp.status_code == 403 and "not served through the load balancer" in resp.text
+    assert requests.get(qs.lb_url + "/zato/ping", timeout=5).ok

@@ -1,0 +1,93 @@
+"""The edge without sockets: the per-call signature of internal calls, the body reader's
+limits, lb.conf edge settings and the HAProxy lines they render."""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import replace
+
+import pytest
+
+from zato.common.errors import ConfigError
+from zato.lifecycle.layout import create_lb_dir
+from zato.common.signing import epoch_key, sign, verify
+from zato.config.settings import load_lb_settings
+from zato.lb import render
+from zato.server.body import BodyError, ClientGone, read_body
+
+SECRET = "cluster-secret-value"
+
+
+def test_a_signature_fits_only_its_epoch_service_cid_and_body():
+    sig = sign(epoch_key(SECRET, 7), 7, "svc", "K1", b"body")
+    assert verify(SECRET, sig, 7, "svc", "K1", b"body")
+    assert not verify(SECRET, sig, 8, "svc", "K1", b"body")  # replayed with a raised epoch
+    assert not verify(SECRET, sig, 7, "other", "K1", b"body")
+    assert not verify(SECRET, sig, 7, "svc", "K2", b"body")
+    assert not verify(SECRET, sig, 7, "svc", "K1", b"body!")
+    assert not verify("another-secret", sig, 7, "svc", "K1", b"body")
+    assert epoch_key(SECRET, 7) != epoch_key(SECRET, 8)
+
+
+def env(body: bytes, length: str | None = None, chunked: bool = False) -> dict:
+    e = {"wsgi.input": io.BytesIO(body)}
+    if length is not None:
+        e["CONTENT_LENGTH"] = length
+    if chunked:
+        e["HTTP_TRANSFER_ENCODING"] = "chunked"
+    return e
+
+
+def test_body_limits():
+    assert read_body(env(b"abc", "3"), 10, 5) == b"abc"
+    assert read_body(env(b"abc"), 10, 5) == b""  # no length, not chunked: no body
+    assert read_body(env(b"x" * 10, chunked=True), 10, 5) == b"x" * 10
+    with pytest.raises(BodyError) as over:
+        read_body(env(b"", "11"), 10, 5)  # nothing to read: decided from the header
+    assert over.value.status == 413 and "11 bytes" in over.value.detail
+    with pytest.raises(BodyError) as chunked:
+        read_body(env(b"x" * 11, chunked=True), 10, 5)
+    assert chunked.value.status == 413
+    with pytest.raises(BodyError) as bad:
+        read_body(env(b"", "ten"), 10, 5)
+    assert bad.value.status == 400
+    with pytest.raises(ClientGone, match="after 2 of 5 bytes"):
+        read_body(env(b"ab", "5"), 10, 5)
+
+
+@pytest.fixture
+def lb_dir(tmp_path):
+    return create_lb_dir(str(tmp_path / "lb"), "edge", port=18099)
+
+
+def set_lb_conf(lb_dir: str, text: str) -> None:
+    with open(os.path.join(lb_dir, "config", "lb.conf"), "a") as f:
+        f.write(text)
+
+
+def test_default_edge_config_protects_the_public_port(lb_dir):
+    text = render.render(load_lb_settings(lb_dir), [render.Backend("s1", "127.0.0.1", 17010)])
+    assert "timeout http-request 5000ms" in text and "timeout http-keep-alive 2000ms" in text
+    assert "    maxconn 4000" in text and "sc0_conn_cur gt 256" in text
+    assert "maxconn 256 maxqueue 256" in text  # per server, with a bounded queue
+    assert "http-request return status 403" in text and "if zato_internal" in text
+    assert "sc1_gpc0_rate(admin_failures) ge 10" in text
+    assert " ssl crt " not in text
+
+
+def test_edge_settings_from_lb_conf(lb_dir):
+    set_lb_conf(lb_dir, "[admin]\nthrough_lb = off\n[tls]\ncert = lb.pem\n[haproxy]\nmax_conn_per_source = 0\n")
+    s = load_lb_settings(lb_dir)
+    assert s.edge.tls_cert == os.path.join(lb_dir, "config", "lb.pem")
+    text = render.render(s, [])
+    assert "is not served through the load balancer" in text and "admin_failures" not in text
+    assert "tcp-request connection" not in text
+    assert f"ssl crt {s.edge.tls_cert} alpn h2,http/1.1" in text
+    assert "alpn h2" not in render.render(replace(s, edge=replace(s.edge, tls_cert="")), [])
+
+
+def test_bad_edge_value_is_one_named_error(lb_dir):
+    set_lb_conf(lb_dir, "[admin]\nthrough_lb = maybe\n")
+    with pytest.raises(ConfigError, match=r"\[admin\] through_lb: 'maybe' is not true or false"):
+        load_lb_settings(lb_dir)

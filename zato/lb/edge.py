@@ -1,0 +1,112 @@
+"""The public edge of the load balancer: the HAProxy lines that protect the frontend from slow
+and hostile clients, decide what the public port exposes, and terminate TLS.
+
+Pure functions over `EdgeSettings` (lb.conf), used by `zato.lb.render`. What each rule does:
+- `maxconn` (global and frontend) bounds what HAProxy holds; `timeout http-request` closes a
+  client that has not sent its whole request (headers, and with `option http-buffer-request`
+  the start of its body) in time, however slowly it trickles bytes; `timeout http-keep-alive`
+  closes idle kept-alive connections.
+- Per client address (stick table `per_source`): more than `max_conn_per_source` connections at
+  once are closed at accept, so one address flooding the port costs its own sockets only.
+- `/zato/internal/` (connector -> server calls, which go to the servers directly) is refused
+  with 403 in Zato's envelope; the path is matched percent-decoded, as the servers see it.
+- `/zato/admin/`: reachable with its credentials unless `[admin] through_lb = false` (403);
+  an address whose failed logins (401 answers) exceed `[admin] max_failures` in a minute gets
+  429 for the admin paths until its rate falls (stick table `admin_failures`).
+- TLS: `bind ... ssl crt PEM alpn h2,http/1.1` when `[tls] cert` is set.
+"""
+
+from __future__ import annotations
+
+from zato.config.settings import EdgeSettings
+
+SOURCE_TABLE = "per_source"
+ADMIN_TABLE = "admin_failures"
+INTERNAL_PATH = "/zato/internal"
+ADMIN_PATH = "/zato/admin"
+
+
+def envelope(detail: str) -> str:
+    """Zato's error envelope as an HAProxy lf-string (the CID is the request's unique id)."""
+    return (
+        '{\\"zato_env\\": {\\"details\\": \\"' + detail + '\\", '
+        '\\"result\\": \\"ZATO_ERROR\\", \\"cid\\": \\"%[unique-id]\\"}}'
+    )
+
+
+def _return(status: int, detail: str, condition: str) -> str:
+    return (
+        f"    http-request return status {status} content-type application/json "
+        f'hdr X-Zato-CID %[unique-id] lf-string "{envelope(detail)}" {condition}'
+    )
+
+
+def global_lines(e: EdgeSettings) -> list[str]:
+    return [f"    maxconn {e.maxconn}"]
+
+
+def defaults_lines(e: EdgeSettings) -> list[str]:
+    return [
+        f"    timeout http-request {e.timeout_http_request_ms}ms",
+        f"    timeout http-keep-alive {e.timeout_keep_alive_ms}ms",
+    ]
+
+
+def bind_line(host: str, port: int, e: EdgeSettings) -> str:
+    line = f"    bind {host}:{port}"
+    if e.tls_cert:
+        line += f" ssl crt {quote(e.tls_cert)} alpn {e.tls_alpn}"
+    return line
+
+
+def frontend_lines(e: EdgeSettings) -> list[str]:
+    """Rules of the public frontend, in the order HAProxy evaluates them."""
+    lines = [f"    maxconn {e.maxconn}", "    option http-buffer-request"]
+    if e.max_conn_per_source:
+        lines += [
+            f"    tcp-request connection track-sc0 src table {SOURCE_TABLE}",
+            f"    tcp-request connection reject if {{ sc0_conn_cur gt {e.max_conn_per_source} }}",
+        ]
+    lines += [
+        f"    acl zato_internal path,url_dec -m beg {INTERNAL_PATH}/",
+        f"    acl zato_internal path,url_dec -m str {INTERNAL_PATH}",
+        f"    acl zato_admin path,url_dec -m beg {ADMIN_PATH}/",
+        f"    acl zato_admin path,url_dec -m str {ADMIN_PATH}",
+        _return(403, f"{INTERNAL_PATH}/ is not served on the public port", "if zato_internal"),
+    ]
+    if not e.admin_through_lb:
+        lines.append(_return(403, f"{ADMIN_PATH}/ is not served through the load balancer", "if zato_admin"))
+    elif e.admin_max_failures:
+        lines += [
+            f"    http-request track-sc1 src table {ADMIN_TABLE} if zato_admin",
+            _return(
+                429,
+                "too many failed admin logins from this address; try again later",
+                f"if zato_admin {{ sc1_gpc0_rate({ADMIN_TABLE}) ge {e.admin_max_failures} }}",
+            ),
+            "    http-response sc-inc-gpc0(1) if { status 401 }  # sc1 is tracked on admin paths only",
+        ]
+    return lines
+
+
+def table_sections(e: EdgeSettings) -> list[str]:
+    """Backends that only hold stick tables (HAProxy 2.6 has no top-level `table`)."""
+    out = []
+    if e.max_conn_per_source:
+        out.append(f"backend {SOURCE_TABLE}\n    stick-table type ipv6 size 1m expire 30s store conn_cur\n")
+    if e.admin_through_lb and e.admin_max_failures:
+        store = "gpc0,gpc0_rate(60s)"
+        out.append(f"backend {ADMIN_TABLE}\n    stick-table type ipv6 size 100k expire 60s store {store}\n")
+    return out
+
+
+def server_limits(e: EdgeSettings) -> str:
+    """Per-server options: requests in flight, and a bounded queue behind them."""
+    return f"maxconn {e.server_maxconn} maxqueue {e.server_maxqueue}"
+
+
+def quote(value: str) -> str:
+    """Escape a value for an unquoted HAProxy config word."""
+    import re
+
+    return re.sub(r"([\s\\\"'#])", r"\\\1", value)

@@ -1,0 +1,92 @@
+"""Reading a request body within the server's limits ([limits] in server.conf).
+
+- Over `max_body`: 413, decided from Content-Length before a byte of the body is read, and
+  counted while reading a chunked body (reading stops at the limit).
+- Slower than `body_timeout` for the whole body: 408.
+- The client went away mid-body (connection reset, or fewer bytes than it announced):
+  `ClientGone`, which the server logs as one warning line; no service sees a partial body.
+After a 413 or 408 the connection is closed (`close_connection`), so the rest of an
+unwanted body is never read.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gevent
+
+from zato.common.errors import ZatoError
+
+CHUNK = 65536
+
+
+class BodyError(ZatoError):
+    """The body cannot be served: `status` and a one-line `detail` for Zato's envelope."""
+
+    def __init__(self, status: int, detail: str):
+        super().__init__(detail)
+        self.status, self.detail = status, detail
+
+
+class ClientGone(ZatoError):
+    """The client disconnected before its whole body arrived."""
+
+
+def declared_length(environ: dict) -> int | None:
+    """Content-Length as a number, None when absent; BodyError(400) when malformed."""
+    raw = environ.get("CONTENT_LENGTH")
+    if not raw:
+        return None
+    raw = raw.strip()
+    if not raw.isdigit():
+        raise BodyError(400, "Content-Length is not a number")
+    return int(raw)
+
+
+def check_length(environ: dict, max_body: int) -> int | None:
+    """The declared length, or BodyError(413) when it is over `max_body` (nothing read yet)."""
+    size = declared_length(environ)
+    if size is not None and size > max_body:
+        raise BodyError(413, f"request body of {size} bytes is over the limit of {max_body} bytes")
+    return size
+
+
+def read_body(environ: dict, max_body: int, timeout: float) -> bytes:
+    """The whole body within the limits, or BodyError / ClientGone."""
+    size = check_length(environ, max_body)
+    chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+    if size is None and not chunked:
+        return b""
+    stream = environ["wsgi.input"]
+    try:
+        with gevent.Timeout(timeout, BodyError(408, f"the request body did not arrive within {timeout:g} s")):
+            data = _read_counted(stream, size, max_body)
+    except OSError as e:  # ECONNRESET, and gunicorn's NoMoreData (an IOError)
+        raise ClientGone(f"connection lost while reading the body: {type(e).__name__}") from None
+    if size is not None and len(data) < size:
+        raise ClientGone(f"the body ended after {len(data)} of {size} bytes")
+    return data
+
+
+def _read_counted(stream: Any, size: int | None, max_body: int) -> bytes:
+    parts: list[bytes] = []
+    total = 0
+    while size is None or total < size:
+        want = CHUNK if size is None else min(CHUNK, size - total)
+        part = stream.read(want)
+        if not part:
+            break
+        total += len(part)
+        if total > max_body:
+            raise BodyError(413, f"request body is over the limit of {max_body} bytes")
+        parts.append(part)
+    return b"".join(parts)
+
+
+def close_connection(start_response: Any) -> None:
+    """Have gunicorn close the connection after this response instead of reading on (the rest
+    of an unwanted body). start_response is bound to gunicorn's Response, which offers
+    force_close(); any other server simply keeps its own behaviour."""
+    force_close = getattr(getattr(start_response, "__self__", None), "force_close", None)
+    if callable(force_close):
+        force_close()
