@@ -131,7 +131,10 @@ def test_client_gone_mid_body_is_one_warning_line_and_no_service_call(qs):
 def test_internal_path_is_refused_on_the_public_port_and_served_by_the_servers(qs):
     body = b"{}"
     epoch = 10**9  # far ahead: the server accepts it (the test only needs a valid signature)
-    headers = {**signed_headers(qs.cluster_secret, epoch, "zato.ping", body), "Content-Type": "application/json"}
+    headers = {
+        **signed_headers(qs.cluster_secret, epoch, "zato.ping", body),
+        "Content-Type": "application/json",
+    }
     for path in ("/zato/internal/invoke/zato.ping", "/zato/%69nternal/invoke/zato.ping", "/zato/internal"):
         resp = requests.post(qs.lb_url + path, data=body, headers=headers, timeout=10)
         assert resp.status_code == 403, path
@@ -145,7 +148,9 @@ def test_internal_path_is_refused_on_the_public_port_and_served_by_the_servers(q
 
 def _admin(qs, password: str) -> requests.Response:
     token = base64.b64encode(f"admin:{password}".encode()).decode()
-    return requests.get(qs.lb_url + "/zato/admin/services", headers={"Authorization": "Basic " + token}, timeout=10)
+    return requests.get(
+        qs.lb_url + "/zato/admin/services", headers={"Authorization": "Basic " + token}, timeout=10
+    )
 
 
 def test_a_burst_of_wrong_admin_passwords_is_throttled(qs):

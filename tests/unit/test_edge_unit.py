@@ -10,10 +10,10 @@ from dataclasses import replace
 import pytest
 
 from zato.common.errors import ConfigError
-from zato.lifecycle.layout import create_lb_dir
 from zato.common.signing import epoch_key, sign, verify
 from zato.config.settings import load_lb_settings
 from zato.lb import render
+from zato.lifecycle.layout import create_lb_dir
 from zato.server.body import BodyError, ClientGone, read_body
 
 SECRET = "cluster-secret-value"
@@ -77,7 +77,9 @@ def test_default_edge_config_protects_the_public_port(lb_dir):
 
 
 def test_edge_settings_from_lb_conf(lb_dir):
-    set_lb_conf(lb_dir, "[admin]\nthrough_lb = off\n[tls]\ncert = lb.pem\n[haproxy]\nmax_conn_per_source = 0\n")
+    set_lb_conf(
+        lb_dir, "[admin]\nthrough_lb = off\n[tls]\ncert = lb.pem\n[haproxy]\nmax_conn_per_source = 0\n"
+    )
     s = load_lb_settings(lb_dir)
     assert s.edge.tls_cert == os.path.join(lb_dir, "config", "lb.pem")
     text = render.render(s, [])
