@@ -9,7 +9,7 @@ setup(
     python_requires=">=3.10",
     install_requires=[
         "gevent>=23",
-        "gunicorn>=22",
+        "gunicorn[gevent]>=23",  # the gevent worker needs the extra (packaging, from 25)
         "bottle>=0.12",
         "redis>=5",
         "sqlalchemy>=2.0",
