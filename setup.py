@@ -19,6 +19,10 @@ setup(
         "oracledb>=2",
         "setproctitle>=1.3",
     ],
-    extras_require={"test": ["pytest>=8", "pytest-timeout", "ruff", "requests"]},
+    extras_require={
+        "test": ["pytest>=8", "pytest-timeout", "ruff", "requests"],
+        # IBM MQ connectors; needs IBM's MQ redistributable client libraries on the machine
+        "ibmmq": ["ibmmq>=2"],
+    },
     entry_points={"console_scripts": ["zato = zato.cli.main:main"]},
 )

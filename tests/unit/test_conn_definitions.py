@@ -10,17 +10,8 @@ from zato.config.settings import RedisSettings, ServerSettings
 from zato.connector import registry
 from zato.odb import connectors
 from zato.odb.connectors import DefinitionNotFound
-from zato.odb.engine import ODB, create_schema
 
 CLUSTER = "unit"
-
-
-@pytest.fixture
-def odb(tmp_path):
-    db = ODB(f"sqlite:///{tmp_path}/odb.sqlite")
-    create_schema(db.engine)
-    yield db
-    db.dispose()
 
 
 def settings(tmp_path, odb_url: str) -> ServerSettings:

@@ -127,9 +127,13 @@ def render(data: dict) -> str:
         children = data["children"]
         if children:
             out.append(f"Connectors on {lease['holder']}:")
-            keys = ("name", "state", "pid", "restarts", "messages_in", "messages_out", "parked", "last_error")
+            keys = (
+                "name", "state", "pid", "restarts", "messages_in", "messages_out", "parked",
+                "backouts", "reconnects", "last_error",
+            )  # fmt: skip
             out += table(
-                ("NAME", "STATE", "PID", "RESTARTS", "IN", "OUT", "PARKED", "LAST ERROR"),
+                ("NAME", "STATE", "PID", "RESTARTS", "IN", "OUT", "PARKED", "BACKOUTS", "RECONN")
+                + ("LAST ERROR",),
                 [tuple(c[k] for k in keys) for c in children],
             )
         else:

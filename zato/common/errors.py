@@ -12,6 +12,7 @@
      │   └─ DeployError      a deployed module does not compile or defines no service
      ├─ LBError              HAProxy config or Runtime API failure
      └─ ConnectorError       a connector definition or connector process failed
+         └─ MissingDependency  an optional package a connector needs is not installed
 """
 
 from __future__ import annotations
@@ -63,6 +64,10 @@ class LBError(ZatoError):
 
 class ConnectorError(ZatoError):
     pass
+
+
+class MissingDependency(ConnectorError):
+    """An optional package (e.g. the IBM MQ client) is not installed: restarting will not help."""
 
 
 # Named process exit codes (gunicorn style) so a supervisor can tell why a child ended.

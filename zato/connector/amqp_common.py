@@ -11,7 +11,7 @@ import pika
 import pika.exceptions
 
 from zato.common.errors import EXIT_OK
-from zato.connector.base import Context, RetryPolicy
+from zato.connector.base import Context, RetryPolicy, connect_with_backoff
 
 logger = logging.getLogger("zato.connector.amqp")
 
@@ -53,28 +53,14 @@ def error_text(e: BaseException) -> str:
 def connect(ctx: Context, amqp: dict, policy: RetryPolicy = RECONNECT) -> pika.BlockingConnection | None:
     """A connection to the broker, retrying with back-off; None when the connector must stop."""
     params = parameters(amqp)
-    where = describe(amqp)
-    for delay in policy.delays():
-        if ctx.should_stop():
-            return None
-        try:
-            conn = pika.BlockingConnection(params)
-        except AMQP_ERRORS as e:
-            ctx.stats.error(f"cannot connect to {where}: {error_text(e)}")
-            ctx.stats.state("reconnecting")
-            logger.warning(
-                "%s: cannot connect to AMQP broker %s: %s; retrying in %.1fs",
-                ctx.label,
-                where,
-                error_text(e),
-                delay,
-            )
-            if ctx.wait(delay):
-                return None
-            continue
-        logger.info("%s: connected to AMQP broker %s", ctx.label, where)
-        return conn
-    return None
+    return connect_with_backoff(
+        ctx,
+        lambda: pika.BlockingConnection(params),
+        AMQP_ERRORS,
+        f"AMQP broker {describe(amqp)}",
+        error_text,
+        policy,
+    )
 
 
 def close_quietly(conn: pika.BlockingConnection | None) -> None:
@@ -104,6 +90,7 @@ def serve(
         except transient as e:
             ctx.stats.error(f"connection lost: {error_text(e)}")
             ctx.stats.state("reconnecting")
+            ctx.stats.add("reconnects")
             logger.warning(
                 "%s: connection lost (%s); reconnecting, unconfirmed messages come again",
                 ctx.label,

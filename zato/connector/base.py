@@ -13,8 +13,9 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 import redis
 
@@ -26,6 +27,7 @@ logger = logging.getLogger("zato.connector")
 
 STATS_INTERVAL = 1.0  # seconds between stats writes
 STATS_TTL = 10.0  # a connector silent this long shows as gone
+FATAL_STATS_TTL = 86400.0  # the last words of a connector that cannot run here
 EPOCH_CHECK_INTERVAL = 1.0
 
 
@@ -42,6 +44,38 @@ class RetryPolicy:
         while True:
             yield delay
             delay = min(delay + self.step, self.max)
+
+
+T = TypeVar("T")
+
+
+def connect_with_backoff(
+    ctx: Context,
+    open_: Callable[[], T],
+    errors: tuple[type[BaseException], ...],
+    where: str,
+    explain: Callable[[BaseException], str],
+    policy: RetryPolicy,
+) -> T | None:
+    """open_() until it works, saying why not (log, stats) and waiting per `policy` between
+    tries; None when the connector must stop meanwhile."""
+    for delay in policy.delays():
+        if ctx.should_stop():
+            return None
+        try:
+            conn = open_()
+        except errors as e:
+            ctx.stats.error(f"cannot connect to {where}: {explain(e)}")
+            ctx.stats.state("reconnecting")
+            logger.warning(
+                "%s: cannot connect to %s: %s; retrying in %.1fs", ctx.label, where, explain(e), delay
+            )
+            if ctx.wait(delay):
+                return None
+            continue
+        logger.info("%s: connected to %s", ctx.label, where)
+        return conn
+    return None
 
 
 def spec_name(kind: str, name: str) -> str:
@@ -65,6 +99,8 @@ class Stats:
             "messages_out": 0,
             "failures": 0,
             "parked": 0,
+            "backouts": 0,  # IBM MQ: gets backed out after a failed service call
+            "reconnects": 0,  # connection-broken errors after which it connected again
             "last_error": None,
             "last_error_at": None,
             "updated": None,  # every key exists from the start: the stats thread copies this dict
@@ -88,10 +124,10 @@ class Stats:
         self.data["last_error"] = text[:500]
         self.data["last_error_at"] = time.time()
 
-    def flush(self) -> None:
+    def flush(self, ttl: float = STATS_TTL) -> None:
         self.data["updated"] = time.time()
         try:
-            connector_stats.write(self.client, self.cluster, self.key_name, dict(self.data), STATS_TTL)
+            connector_stats.write(self.client, self.cluster, self.key_name, dict(self.data), ttl)
         except CoordError as e:
             if not self._failing:
                 logger.warning("cannot write connector stats (said once until it works again): %s", e)
@@ -101,6 +137,9 @@ class Stats:
 
     def close(self) -> None:
         self._stop.set()
+        if self.data["state"] == "fatal":  # kept long enough for `zato cluster status` to say why
+            self.flush(ttl=FATAL_STATS_TTL)
+            return
         self.data["state"] = "stopped"
         self.flush()
 

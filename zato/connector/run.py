@@ -15,7 +15,7 @@ import os
 import signal
 import sys
 
-from zato.common.errors import EXIT_CONFIG, EXIT_DEPENDENCY, ConnectorError, ZatoError
+from zato.common.errors import EXIT_CONFIG, EXIT_DEPENDENCY, ConnectorError, MissingDependency, ZatoError
 from zato.common.log import setup_logging
 from zato.config.settings import load_server_settings
 from zato.connector.base import Context
@@ -28,6 +28,8 @@ logger = logging.getLogger("zato.connector")
 MODULES = {
     "amqp-channel": "zato.connector.amqp_channel",
     "amqp-outgoing": "zato.connector.amqp_outgoing",
+    "ibm-mq-channel": "zato.connector.ibmmq_channel",
+    "ibm-mq-outgoing": "zato.connector.ibmmq_outgoing",
     "zmq-channel": "zato.connector.zmq_channel",
 }
 
@@ -85,6 +87,12 @@ def run(settings, kind: str, name: str, epoch: int, definition: dict) -> int:  #
     logger.info("connector %s started (pid %d, epoch %d)", ctx.label, os.getpid(), epoch)
     try:
         code = importlib.import_module(MODULES[kind]).run(ctx, definition)
+    except MissingDependency as e:  # FATAL until installed and the definition changes
+        ctx.stats.error(str(e))
+        ctx.stats.state("fatal")
+        logger.error("connector %s cannot start: %s", ctx.label, e)
+        print(f"zato-connector: error: {e}", file=sys.stderr)
+        code = EXIT_CONFIG
     except Exception as e:
         ctx.stats.error(f"crashed: {type(e).__name__}: {e}")
         logger.exception("connector %s crashed", ctx.label)

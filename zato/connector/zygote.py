@@ -51,6 +51,9 @@ PRELOAD = (
     RUN_MODULE,
     "zato.connector.amqp_channel",
     "zato.connector.amqp_outgoing",
+    "zato.connector.ibmmq_channel",
+    "zato.connector.ibmmq_outgoing",
+    "ibmmq",  # the IBM MQ client binding, when installed
     "zato.connector.zmq_channel",
     "sqlalchemy.dialects.sqlite",
     "sqlalchemy.dialects.postgresql.psycopg",

@@ -60,13 +60,17 @@ def encode(
     unknown = sorted(set(props) - set(AMQP_PROPERTIES))
     if unknown:
         raise ConnectorError(f"unknown AMQP message properties: {', '.join(unknown)}")
-    msg: dict = {
-        "id": uuid.uuid4().hex,
-        "ts": time.time(),
-        "exchange": exchange,
-        "routing_key": routing_key,
-        "properties": props,
-    }
+    msg = envelope(data, exchange=exchange, routing_key=routing_key, properties=props)
+    try:
+        return json.dumps(msg)
+    except (TypeError, ValueError) as e:
+        raise ConnectorError(f"AMQP message properties are not JSON-serialisable: {e}") from None
+
+
+def envelope(data: object, **fields: object) -> dict:
+    """A message as stored in Redis: a fresh id, a timestamp, `fields`, and the body (bytes as
+    base64, str as text, anything else as JSON text). ConnectorError for what JSON cannot take."""
+    msg: dict = {"id": uuid.uuid4().hex, "ts": time.time(), **fields}
     if isinstance(data, bytes):
         msg["b64"] = base64.b64encode(data).decode("ascii")
     elif isinstance(data, str):
@@ -76,20 +80,21 @@ def encode(
             msg["text"] = json.dumps(data)
         except (TypeError, ValueError) as e:
             raise ConnectorError(f"cannot send {type(data).__name__}: {e}") from None
-    try:
-        return json.dumps(msg)
-    except (TypeError, ValueError) as e:
-        raise ConnectorError(f"AMQP message properties are not JSON-serialisable: {e}") from None
+    return msg
+
+
+def body_of(msg: dict) -> bytes:
+    """The body of a stored message (see envelope); KeyError/ValueError/TypeError if malformed."""
+    if "b64" in msg:
+        return base64.b64decode(msg["b64"])
+    return msg["text"].encode("utf-8")
 
 
 def decode(raw: str) -> OutMessage:
     """The message stored as `raw`; ConnectorError if it is not one of ours."""
     try:
         msg = json.loads(raw)
-        if "b64" in msg:
-            body = base64.b64decode(msg["b64"])
-        else:
-            body = msg["text"].encode("utf-8")
+        body = body_of(msg)
         props = msg.get("properties") or {}
         if not isinstance(props, dict):
             raise TypeError("properties is not an object")

@@ -90,8 +90,11 @@ def _child(c: dict, stats: dict) -> dict:
     """The supervisor's view of a connector plus the counters the connector keeps itself."""
     keep = ("name", "kind", "state", "pid", "restarts", "last_error")
     child = {k: c.get(k) for k in keep}
-    for k in ("messages_in", "messages_out", "failures", "parked"):
+    for k in ("messages_in", "messages_out", "failures", "parked", "backouts", "reconnects"):
         child[k] = stats.get(k)
-    # The supervisor knows why a process died; the connector knows why its work failed.
+    # The supervisor knows why a process died; the connector knows why its work failed, and
+    # why it cannot run at all (a missing package: FATAL), which says more than its exit code.
+    if c.get("state") == "FATAL" and stats.get("state") == "fatal" and stats.get("last_error"):
+        child["last_error"] = stats["last_error"]
     child["last_error"] = child["last_error"] or stats.get("last_error") or ""
     return child

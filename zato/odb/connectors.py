@@ -1,5 +1,5 @@
-"""CRUD for connection definitions: AMQP (definition, channel, outgoing) and ZeroMQ (channel,
-outgoing). Used by the CLI, the admin API, the connector processes and the registry.
+"""CRUD for connection definitions: AMQP and IBM MQ (definition, channel, outgoing) and ZeroMQ
+(channel, outgoing). Used by the CLI, the admin API, the connector processes and the registry.
 
 Values come as strings (CLI) or JSON scalars (admin API); each is validated against a field
 table and every bad value raises ConnectorError naming the kind, the field and what is wrong.
@@ -22,6 +22,9 @@ from zato.odb.models import (
     AMQPOutgoing,
     Base,
     Cluster,
+    IBMMQChannel,
+    IBMMQDefinition,
+    IBMMQOutgoing,
     ZMQChannel,
     ZMQOutgoing,
 )
@@ -34,12 +37,13 @@ class DefinitionNotFound(ConnectorError):
 
 
 DATA_FORMATS = ("json", "text")
+MQ_PERSISTENCE = ("persistent", "non-persistent", "queue")
 
 
 @dataclass(frozen=True)
 class Field:
     name: str
-    type: str = "str"  # str | int | bool | choice | def
+    type: str = "str"  # str | int | bool | choice | def | conn_name
     required: bool = False
     choices: tuple[str, ...] = ()
     lo: int = 0
@@ -48,7 +52,7 @@ class Field:
 
 
 _NAME = Field("name", required=True)
-_DEF = Field("def", "def", required=True)  # an AMQP definition, by name (stored as def_id)
+_DEF = Field("def", "def", required=True)  # a connection definition, by name (stored as def_id)
 _ACTIVE = Field("is_active", "bool")
 
 FIELDS: dict[str, tuple[Field, ...]] = {
@@ -81,6 +85,36 @@ FIELDS: dict[str, tuple[Field, ...]] = {
         Field("content_type"),
         _ACTIVE,
     ),
+    "ibm-mq-def": (
+        _NAME,
+        Field("queue_manager"),
+        Field("channel"),
+        Field("conn_name", "conn_name"),
+        Field("username"),
+        Field("password", secret=True),
+        Field("cipher_spec"),
+        Field("key_repository"),
+        Field("heartbeat", "int", hi=999999),
+    ),
+    "ibm-mq-channel": (
+        _NAME,
+        _DEF,
+        Field("queue", required=True),
+        Field("service", required=True),
+        Field("data_format", "choice", choices=DATA_FORMATS),
+        Field("backout_threshold", "int", hi=999999999),
+        Field("backout_queue"),
+        _ACTIVE,
+    ),
+    "ibm-mq-outgoing": (
+        _NAME,
+        _DEF,
+        Field("queue", required=True),
+        Field("persistence", "choice", choices=MQ_PERSISTENCE),
+        Field("expiry", "int", hi=99999999),
+        Field("priority", "int", lo=-1, hi=9),
+        _ACTIVE,
+    ),
     "zmq-channel": (
         _NAME,
         Field("address", required=True),
@@ -102,12 +136,24 @@ MODELS: dict[str, type[Base]] = {
     "amqp-def": AMQPDefinition,
     "amqp-channel": AMQPChannel,
     "amqp-outgoing": AMQPOutgoing,
+    "ibm-mq-def": IBMMQDefinition,
+    "ibm-mq-channel": IBMMQChannel,
+    "ibm-mq-outgoing": IBMMQOutgoing,
     "zmq-channel": ZMQChannel,
     "zmq-outgoing": ZMQOutgoing,
 }
 KINDS = tuple(FIELDS)
 # Kinds that run as a connector process on the lease holder.
-CONNECTOR_KINDS = ("amqp-channel", "amqp-outgoing", "zmq-channel")
+CONNECTOR_KINDS = ("amqp-channel", "amqp-outgoing", "ibm-mq-channel", "ibm-mq-outgoing", "zmq-channel")
+# The definition kind each channel or outgoing kind refers to with its "def" field, and the key
+# under which load() puts that definition.
+DEF_KINDS = {
+    "amqp-channel": "amqp-def",
+    "amqp-outgoing": "amqp-def",
+    "ibm-mq-channel": "ibm-mq-def",
+    "ibm-mq-outgoing": "ibm-mq-def",
+}
+DEF_KEYS = {"amqp-def": "amqp", "ibm-mq-def": "ibm_mq"}
 
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
@@ -144,6 +190,8 @@ def coerce(kind: str, field: Field, value: Any) -> Any:
     if not isinstance(value, str):
         raise ConnectorError(f"{where}: {value!r} is not a string")
     value = value.strip() if field.name != "password" else value
+    if field.type == "conn_name":
+        return check_conn_name(where, value)
     if field.type == "choice":
         upper = value.upper() if field.choices[0].isupper() else value.lower()
         if upper not in field.choices:
@@ -154,6 +202,17 @@ def coerce(kind: str, field: Field, value: Any) -> Any:
     if len(value) > 400:
         raise ConnectorError(f"{where} is longer than 400 characters")
     return value
+
+
+def check_conn_name(where: str, value: str) -> str:
+    """IBM MQ connection names: `host(port)`, comma-separated for a multi-instance queue manager."""
+    parts = [p.strip() for p in value.split(",")]
+    for part in parts:
+        host, _, rest = part.partition("(")
+        port = rest[:-1] if rest.endswith(")") else ""
+        if not host.strip() or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ConnectorError(f"{where}: {part!r} is not host(port), e.g. mq.example.com(1414)")
+    return ",".join(parts)
 
 
 def validate(kind: str, values: dict, creating: bool) -> dict:
@@ -199,9 +258,10 @@ def _get(s: Session, cid: int, kind: str, name: str) -> Any:
 def _apply(s: Session, cid: int, kind: str, obj: Any, values: dict) -> None:
     for key, value in values.items():
         if key == "def":
-            found = _find(s, cid, "amqp-def", value)
+            def_kind = DEF_KINDS[kind]
+            found = _find(s, cid, def_kind, value)
             if found is None:
-                raise ConnectorError(f"{kind} def: no amqp-def named {value!r}")
+                raise ConnectorError(f"{kind} def: no {def_kind} named {value!r}")
             obj.def_id = found.id
         else:
             setattr(obj, key, value)
@@ -238,18 +298,18 @@ def delete(odb: ODB, cluster: str, kind: str, name: str) -> None:
     with odb.session() as s:
         cid = cluster_id(s, cluster)
         obj = _get(s, cid, kind, name)
-        if kind == "amqp-def":
-            users = _users_of_def(s, obj.id)
+        if kind in DEF_KEYS:
+            users = _users_of_def(s, kind, obj.id)
             if users:
                 raise ConnectorError(
-                    f"amqp-def {name!r} is used by {', '.join(users)}; delete or move those first"
+                    f"{kind} {name!r} is used by {', '.join(users)}; delete or move those first"
                 )
         s.delete(obj)
 
 
-def _users_of_def(s: Session, def_id: int) -> list[str]:
+def _users_of_def(s: Session, def_kind: str, def_id: int) -> list[str]:
     users = []
-    for kind in ("amqp-channel", "amqp-outgoing"):
+    for kind in (k for k, d in DEF_KINDS.items() if d == def_kind):
         model = MODELS[kind]
         for row in s.scalars(select(model).where(model.def_id == def_id).order_by(model.name)):
             users.append(f"{kind} {row.name!r}")
@@ -261,7 +321,7 @@ def view(s: Session, kind: str, obj: Any) -> dict:
     out: dict[str, Any] = {"kind": kind}
     for f in FIELDS[kind]:
         if f.name == "def":
-            out["def"] = s.get(AMQPDefinition, obj.def_id).name
+            out["def"] = s.get(MODELS[DEF_KINDS[kind]], obj.def_id).name
         elif f.secret:
             out[f.name] = MASK
         else:
@@ -292,7 +352,7 @@ def get(odb: ODB, cluster: str, kind: str, name: str) -> dict:
 
 def load(odb: ODB, cluster: str, kind: str, name: str) -> dict:
     """A definition with everything a connector needs, password included (never log this).
-    Channels and outgoing AMQP connections carry their definition under "amqp"."""
+    Channels and outgoing connections carry their definition under "amqp" or "ibm_mq"."""
     with odb.session() as s:
         cid = cluster_id(s, cluster)
         obj = _get(s, cid, kind, name)
@@ -302,10 +362,10 @@ def load(odb: ODB, cluster: str, kind: str, name: str) -> dict:
 def _full(s: Session, kind: str, obj: Any) -> dict:
     out = {c.key: getattr(obj, c.key) for c in obj.__table__.columns}
     out["kind"] = kind
-    if kind in ("amqp-channel", "amqp-outgoing"):
-        d = s.get(AMQPDefinition, obj.def_id)
+    if kind in DEF_KINDS:
+        d = s.get(MODELS[DEF_KINDS[kind]], obj.def_id)
         out["def"] = d.name
-        out["amqp"] = {c.key: getattr(d, c.key) for c in d.__table__.columns}
+        out[DEF_KEYS[DEF_KINDS[kind]]] = {c.key: getattr(d, c.key) for c in d.__table__.columns}
     return out
 
 

@@ -94,7 +94,7 @@ class HTTPChannel(Base):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
-# Connection definitions (AMQP, ZeroMQ; IBM MQ follows the same shape when it comes).
+# Connection definitions (AMQP, IBM MQ, ZeroMQ).
 
 
 class AMQPDefinition(Base):
@@ -163,4 +163,51 @@ class ZMQOutgoing(Base):
     name: Mapped[str] = mapped_column(String(200))
     address: Mapped[str] = mapped_column(String(400))
     socket_type: Mapped[str] = mapped_column(String(10), default="PUSH")  # PUSH | PUB
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class IBMMQDefinition(Base):
+    """How to reach an IBM MQ queue manager as a client (MQCONNX with an MQCD)."""
+
+    __tablename__ = "zato_ibm_mq_def"
+    __table_args__ = (UniqueConstraint("cluster_id", "name"),)
+    id: Mapped[int] = _pk()
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("zato_cluster.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    queue_manager: Mapped[str] = mapped_column(String(48), default="")
+    channel: Mapped[str] = mapped_column(String(20), default="DEV.APP.SVRCONN")  # server connection
+    conn_name: Mapped[str] = mapped_column(String(400), default="127.0.0.1(1414)")  # host(port)[,...]
+    username: Mapped[str] = mapped_column(String(200), default="")
+    password: Mapped[str] = mapped_column(String(200), default="")
+    cipher_spec: Mapped[str] = mapped_column(String(100), default="")  # empty: no TLS
+    key_repository: Mapped[str] = mapped_column(String(400), default="")
+    heartbeat: Mapped[int] = mapped_column(Integer, default=300)  # seconds
+
+
+class IBMMQChannel(Base):
+    __tablename__ = "zato_ibm_mq_channel"
+    __table_args__ = (UniqueConstraint("cluster_id", "name"),)
+    id: Mapped[int] = _pk()
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("zato_cluster.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    def_id: Mapped[int] = mapped_column(ForeignKey("zato_ibm_mq_def.id", ondelete="CASCADE"))
+    queue: Mapped[str] = mapped_column(String(48))
+    service: Mapped[str] = mapped_column(String(200))
+    data_format: Mapped[str] = mapped_column(String(20), default="json")
+    backout_threshold: Mapped[int] = mapped_column(Integer, default=0)  # 0: the queue's BOTHRESH
+    backout_queue: Mapped[str] = mapped_column(String(48), default="")  # used if the queue has no BOQNAME
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class IBMMQOutgoing(Base):
+    __tablename__ = "zato_ibm_mq_outgoing"
+    __table_args__ = (UniqueConstraint("cluster_id", "name"),)
+    id: Mapped[int] = _pk()
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("zato_cluster.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    def_id: Mapped[int] = mapped_column(ForeignKey("zato_ibm_mq_def.id", ondelete="CASCADE"))
+    queue: Mapped[str] = mapped_column(String(48))  # default queue; a send may name another
+    persistence: Mapped[str] = mapped_column(String(20), default="persistent")  # | non-persistent | queue
+    expiry: Mapped[int] = mapped_column(Integer, default=0)  # seconds, 0: never expires
+    priority: Mapped[int] = mapped_column(Integer, default=-1)  # 0..9, -1: the queue's default
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)

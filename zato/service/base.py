@@ -50,7 +50,13 @@ class Service:
 
     @property
     def outgoing(self) -> Any:
-        """Outgoing connections: `self.outgoing.amqp.send(...)`, `self.outgoing.zmq.send(...)`."""
+        """Outgoing connections: `self.outgoing.amqp.send(...)`, `self.outgoing.ibm_mq.send(...)`,
+        `self.outgoing.zmq.send(...)`."""
+        return self._store.outgoing
+
+    @property
+    def out(self) -> Any:
+        """Zato's short name for `self.outgoing` (`self.out.ibm_mq.send(...)`)."""
         return self._store.outgoing
 
     @property

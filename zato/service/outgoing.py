@@ -1,10 +1,11 @@
-"""`self.outgoing` for services: AMQP (through Redis to the outgoing connector) and ZeroMQ
-(sockets in the server itself, as the seed says).
+"""`self.outgoing` for services: AMQP and IBM MQ (through Redis to the outgoing connectors) and
+ZeroMQ (sockets in the server itself, as the seed says).
 
 make_outgoing(settings, redis_client) is called once per gunicorn worker and returns an object
-with `.amqp.send(data, name, exchange=None, routing_key=None, properties=None)` and
-`.zmq.send(data, name)`. Definitions are read from the ODB and re-checked every few seconds,
-so edits apply without a restart.
+with `.amqp.send(data, name, exchange=None, routing_key=None, properties=None)`,
+`.ibm_mq.send(data, name, queue=None, priority=None, expiry=None, persistence=None,
+correlation_id=None, reply_to=None)` and `.zmq.send(data, name)`. Definitions are read from
+the ODB and re-checked every few seconds, so edits apply without a restart.
 
 ZeroMQ addresses: "@tcp://..." binds, ">tcp://..." connects; an outgoing connection connects
 by default. Sockets are created lazily, one per connection per worker.
@@ -21,6 +22,7 @@ import redis
 
 from zato.common.errors import ConnectorError
 from zato.config.settings import ServerSettings
+from zato.connector import ibmmq_outgoing
 from zato.connector.zmq_channel import endpoint
 from zato.coord.queues import OutQueue, encode
 from zato.odb import connectors
@@ -75,6 +77,30 @@ class AMQPOutgoing:
         self.defs.get(name)
         raw = encode(data, exchange, routing_key, properties)
         OutQueue(self.client, self.settings.cluster, "amqp", name).push(raw)
+
+
+class IBMMQOutgoing:
+    def __init__(self, settings: ServerSettings, client: redis.Redis):
+        self.settings, self.client = settings, client
+        self.defs = _Definitions(settings, "ibm-mq-outgoing")
+
+    def send(
+        self,
+        data: object,
+        name: str,
+        queue: str | None = None,
+        priority: int | None = None,
+        expiry: int | None = None,
+        persistence: str | None = None,
+        correlation_id: str | bytes | None = None,
+        reply_to: str | None = None,
+    ) -> None:
+        """Hand `data` to the IBM MQ outgoing connector `name` durably (Redis); it puts it to
+        `queue` (default: the connection's) under syncpoint, also across restarts and takeovers.
+        Works without the IBM MQ client installed on this server; expiry is in seconds."""
+        self.defs.get(name)
+        raw = ibmmq_outgoing.encode(data, queue, priority, expiry, persistence, correlation_id, reply_to)
+        OutQueue(self.client, self.settings.cluster, ibmmq_outgoing.KIND, name).push(raw)
 
 
 def _zmq_module():  # noqa: ANN202
@@ -158,6 +184,7 @@ class ZMQOutgoing:
 class Outgoing:
     def __init__(self, settings: ServerSettings, client: redis.Redis):
         self.amqp = AMQPOutgoing(settings, client)
+        self.ibm_mq = IBMMQOutgoing(settings, client)
         self.zmq = ZMQOutgoing(settings)
 
 

@@ -1,0 +1,285 @@
+"""STAND-IN for IBM's `ibmmq` Python binding, for tests only: NOT IBM MQ, never shipped in `zato/`.
+
+It has the names and signatures of the real module for exactly the MQI calls the Zato-HA IBM MQ
+connectors make (QueueManager.connect_with_options/commit/backout/disconnect, Queue get/put/
+inquire/close, MD, GMO, PMO, CD, SCO, CMQC, CMQXC, MQMIError) and talks to the stand-in queue
+manager process (tests/ibmmq_standin/qmgr.py) over TCP, found through the MQCD ConnectionName
+`host(port)` as a real client would. Tests make it importable as `ibmmq` for the processes
+they start by putting tests/ibmmq_standin first on PYTHONPATH. Constants have IBM's values.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import threading
+from typing import Any
+
+
+class MQMIError(Exception):
+    def __init__(self, comp: int, reason: int):
+        super().__init__(comp, reason)
+        self.comp, self.reason = comp, reason
+
+    def __str__(self) -> str:
+        return f"MQI Error. Comp: {self.comp}, Reason {self.reason}"
+
+
+class PYIFError(Exception):
+    pass
+
+
+class CMQC:
+    MQCC_OK, MQCC_WARNING, MQCC_FAILED = 0, 1, 2
+    MQCNO_NONE, MQCNO_CLIENT_BINDING = 0, 0x100
+    MQOO_INPUT_AS_Q_DEF, MQOO_INPUT_SHARED, MQOO_BROWSE, MQOO_OUTPUT, MQOO_INQUIRE = 1, 2, 8, 16, 32
+    MQOO_FAIL_IF_QUIESCING = 0x2000
+    MQGMO_NO_WAIT, MQGMO_WAIT, MQGMO_SYNCPOINT, MQGMO_NO_SYNCPOINT = 0, 1, 2, 4
+    MQGMO_FAIL_IF_QUIESCING, MQGMO_CONVERT = 0x2000, 0x4000
+    MQPMO_SYNCPOINT, MQPMO_NO_SYNCPOINT, MQPMO_NEW_MSG_ID, MQPMO_FAIL_IF_QUIESCING = 2, 4, 64, 0x2000
+    MQPER_NOT_PERSISTENT, MQPER_PERSISTENT, MQPER_PERSISTENCE_AS_Q_DEF = 0, 1, 2
+    MQEI_UNLIMITED = -1
+    MQPRI_PRIORITY_AS_Q_DEF = -1
+    MQFMT_NONE, MQFMT_STRING = b"        ", b"MQSTR   "
+    MQCA_BACKOUT_REQ_Q_NAME, MQIA_BACKOUT_THRESHOLD = 2019, 22
+    MQRC_NONE = 0
+    MQRC_BACKED_OUT = 2003
+    MQRC_CONNECTION_BROKEN = 2009
+    MQRC_HCONN_ERROR = 2018
+    MQRC_NO_MSG_AVAILABLE = 2033
+    MQRC_NOT_AUTHORIZED = 2035
+    MQRC_Q_MGR_NAME_ERROR = 2058
+    MQRC_Q_MGR_NOT_AVAILABLE = 2059
+    MQRC_UNKNOWN_OBJECT_NAME = 2085
+    MQRC_Q_MGR_QUIESCING = 2161
+    MQRC_Q_MGR_STOPPING = 2162
+    MQRC_HOST_NOT_AVAILABLE = 2538
+    MQRC_UNKNOWN_CHANNEL_NAME = 2540
+
+
+class CMQXC:
+    MQCHT_CLNTCONN = 6
+    MQXPT_TCP = 2
+    MQCD_VERSION_7 = 7
+
+
+class _Struct:
+    """An MQI structure: attributes with IBM's defaults, overridable by keyword."""
+
+    _defaults: dict[str, Any] = {}
+
+    def __init__(self, **kw: Any):
+        for k, v in {**self._defaults, **kw}.items():
+            setattr(self, k, v)
+
+    def __getitem__(self, key: str) -> Any:
+        return getattr(self, key)
+
+
+class CD(_Struct):
+    _defaults = {
+        "ChannelName": b"",
+        "ConnectionName": b"",
+        "ChannelType": 0,
+        "TransportType": 2,
+        "SSLCipherSpec": b"",
+        "HeartbeatInterval": 1,
+        "Version": 6,
+    }
+
+
+class SCO(_Struct):
+    _defaults = {"KeyRepository": b""}
+
+
+class MD(_Struct):
+    _defaults = {
+        "MsgId": b"\x00" * 24,
+        "CorrelId": b"\x00" * 24,
+        "Format": CMQC.MQFMT_NONE,
+        "Persistence": CMQC.MQPER_PERSISTENCE_AS_Q_DEF,
+        "Priority": -1,
+        "Expiry": -1,
+        "BackoutCount": 0,
+        "ReplyToQ": b"",
+    }
+
+
+class GMO(_Struct):
+    _defaults = {"Options": CMQC.MQGMO_NO_WAIT, "WaitInterval": 0}
+
+
+class PMO(_Struct):
+    _defaults = {"Options": 0}
+
+
+class OD(_Struct):
+    _defaults = {"ObjectName": b""}
+
+
+_BYTES = ("MsgId", "CorrelId", "Format", "ReplyToQ")
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value or "")
+
+
+def _md_out(md: MD) -> dict:
+    return {k: (getattr(md, k).hex() if k in _BYTES else getattr(md, k)) for k in MD._defaults}
+
+
+def _md_in(md: MD, data: dict) -> None:
+    for k, v in data.items():
+        setattr(md, k, bytes.fromhex(v) if k in _BYTES else v)
+
+
+class QueueManager:
+    def __init__(self, name: str | bytes | None = "", disconnect_on_exit: bool = True):
+        self._sock: socket.socket | None = None
+        self._rfile = None
+        self._lock = threading.Lock()
+        if name is not None:
+            raise MQMIError(CMQC.MQCC_FAILED, 2012)  # MQRC_ENVIRONMENT_ERROR: no local bindings here
+
+    def connect_with_options(self, name: str | bytes, *args: Any, **kw: Any) -> None:
+        cd = kw.get("cd") or (args[0] if args else None)
+        if cd is None:
+            raise PYIFError("the stand-in only makes client connections: pass cd=CD(...)")
+        last = CMQC.MQRC_HOST_NOT_AVAILABLE
+        for where in _text(cd.ConnectionName).split(","):
+            host, _, port = where.strip().partition("(")
+            try:
+                sock = socket.create_connection((host, int(port.rstrip(")"))), timeout=10)
+            except (OSError, ValueError):
+                continue
+            self._sock, self._rfile = sock, sock.makefile("rb")
+            try:
+                self._call(
+                    "connect",
+                    qmgr=_text(name),
+                    channel=_text(cd.ChannelName),
+                    user=kw.get("user"),
+                    password=kw.get("password"),
+                )
+                return
+            except MQMIError as e:
+                last = e.reason
+                self._close()
+        raise MQMIError(CMQC.MQCC_FAILED, last)
+
+    def connect_tcp_client(
+        self,
+        name: str,
+        cd: CD,
+        channel: str,
+        conn_name: str,
+        user: str | None = None,
+        password: str | None = None,
+    ) -> None:
+        cd.ChannelName, cd.ConnectionName = channel, conn_name
+        self.connect_with_options(name, cd=cd, user=user, password=password)
+
+    def _call(self, op: str, timeout: float = 10.0, **args: Any) -> dict:
+        with self._lock:
+            if self._sock is None:
+                raise MQMIError(CMQC.MQCC_FAILED, CMQC.MQRC_HCONN_ERROR)
+            try:
+                self._sock.settimeout(timeout)
+                self._sock.sendall(json.dumps({"op": op, "args": args}).encode() + b"\n")
+                line = self._rfile.readline()
+            except OSError:
+                line = b""
+            if not line:
+                self._close()
+                raise MQMIError(CMQC.MQCC_FAILED, CMQC.MQRC_CONNECTION_BROKEN)
+            reply = json.loads(line)
+            if reply["comp"]:
+                raise MQMIError(reply["comp"], reply["reason"])
+            return reply
+
+    def _close(self) -> None:
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            except OSError:
+                pass
+        self._sock = self._rfile = None
+
+    def is_connected(self) -> bool:
+        return self._sock is not None
+
+    def commit(self) -> None:
+        self._call("commit")
+
+    def backout(self) -> None:
+        self._call("backout")
+
+    def disconnect(self) -> None:
+        if self._sock is None:
+            raise PYIFError("not connected")
+        try:
+            self._call("disc")
+        finally:
+            self._close()
+
+
+class Queue:
+    def __init__(
+        self, qmgr: QueueManager, q_desc: str | bytes | OD | None = None, open_opts: int | None = None
+    ):
+        self._qm = qmgr
+        self._name = _text(q_desc.ObjectName if isinstance(q_desc, OD) else q_desc).strip()
+        if q_desc is not None and open_opts is not None:
+            self._qm._call("open", queue=self._name, options=open_opts)
+
+    def get(self, max_length: int | None = None, md: MD | None = None, gmo: GMO | None = None) -> bytes:
+        md, gmo = md or MD(), gmo or GMO()
+        wait = gmo.WaitInterval if gmo.Options & CMQC.MQGMO_WAIT else 0
+        reply = self._qm._call(
+            "get",
+            timeout=wait / 1000 + 10,
+            queue=self._name,
+            wait_ms=wait,
+            syncpoint=bool(gmo.Options & CMQC.MQGMO_SYNCPOINT),
+        )
+        _md_in(md, reply["md"])
+        return base64.b64decode(reply["b64"])
+
+    def put(self, msg: str | bytes, md: MD | None = None, pmo: PMO | None = None) -> None:
+        md, pmo = md or MD(), pmo or PMO()
+        if isinstance(msg, str):
+            msg, md.Format = msg.encode("utf-8"), CMQC.MQFMT_STRING
+        reply = self._qm._call(
+            "put",
+            queue=self._name,
+            b64=base64.b64encode(msg).decode(),
+            md=_md_out(md),
+            syncpoint=bool(pmo.Options & CMQC.MQPMO_SYNCPOINT),
+            new_msg_id=bool(pmo.Options & CMQC.MQPMO_NEW_MSG_ID),
+        )
+        _md_in(md, reply["md"])
+
+    def inquire(self, attr: int) -> Any:
+        value = self._qm._call("inquire", queue=self._name, attr=attr)["value"]
+        return value.encode() if isinstance(value, str) else value
+
+    def close(self, options: int = 0) -> None:
+        pass
+
+
+def connect(
+    queue_manager: str,
+    channel: str | None = None,
+    conn_info: str | None = None,
+    user: str | None = None,
+    password: str | None = None,
+) -> QueueManager:
+    qm = QueueManager(None)
+    qm.connect_with_options(
+        queue_manager,
+        cd=CD(ChannelName=channel or "", ConnectionName=conn_info or ""),
+        user=user,
+        password=password,
+    )
+    return qm

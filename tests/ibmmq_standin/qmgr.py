@@ -1,0 +1,305 @@
+"""STAND-IN queue manager for tests: NOT IBM MQ, and never shipped in `zato/`.
+
+No IBM MQ queue manager can run on the CI machines and no open-source server speaks the MQ
+protocol, so the IBM MQ connectors are tested against this process and the stand-in `ibmmq`
+client module next to it (tests/ibmmq_standin/ibmmq). Together they implement exactly the MQI
+calls the connectors use, with the semantics the connectors rely on:
+
+- units of work per connection: a get or put under syncpoint is invisible to others until
+  MQCMIT; MQBACK returns the gets to the queue with BackoutCount + 1 and drops the puts;
+  MQDISC commits (as IBM MQ does); a connection that ends without MQDISC (process killed,
+  socket closed) is backed out;
+- queue attributes BOQNAME and BOTHRESH (MQINQ), MQGET wait intervals, expiry;
+- on demand: every connection broken with a reason code (2009, 2161, 2162...), and a queue
+  manager restart (connections broken, non-persistent messages gone, new connections refused
+  with 2538 for a while).
+
+Messages are kept in memory of this process, so they survive any client being SIGKILLed.
+Wire format: one JSON object per line each way (bodies in base64). Not a security boundary.
+
+    python tests/ibmmq_standin/qmgr.py --port PORT [--qmgr QM1] [--channel CH] [--user U --password P]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import socket
+import sys
+import threading
+import time
+from collections import deque
+from socketserver import StreamRequestHandler, ThreadingTCPServer
+
+OK = 0
+FAILED = 2
+NO_MSG_AVAILABLE = 2033
+CONNECTION_BROKEN = 2009
+Q_MGR_NAME_ERROR = 2058
+UNKNOWN_OBJECT_NAME = 2085
+NOT_AUTHORIZED = 2035
+HOST_NOT_AVAILABLE = 2538
+UNKNOWN_CHANNEL_NAME = 2540
+BACKOUT_REQ_Q_NAME = 2019  # MQCA_BACKOUT_REQ_Q_NAME
+BACKOUT_THRESHOLD = 22  # MQIA_BACKOUT_THRESHOLD
+NOT_PERSISTENT = 0
+
+
+class MQFail(Exception):
+    def __init__(self, reason: int):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Message:
+    __slots__ = ("body", "md", "expires")
+
+    def __init__(self, body: bytes, md: dict):
+        self.body, self.md = body, md
+        expiry = int(md.get("Expiry", -1))
+        self.expires = time.monotonic() + expiry / 10 if expiry > 0 else None
+
+
+class Conn:
+    def __init__(self, handler: StreamRequestHandler):
+        self.handler = handler
+        self.connected = False
+        self.gets: list[tuple[str, Message]] = []
+        self.puts: list[tuple[str, Message]] = []
+        self.broken: int | None = None  # reason code every next call answers
+
+
+class QueueManagerState:
+    def __init__(self, name: str, channel: str | None, user: str | None, password: str | None):
+        self.name, self.channel, self.user, self.password = name, channel, user, password
+        self.cond = threading.Condition()
+        self.queues: dict[str, deque[Message]] = {}
+        self.attrs: dict[str, dict] = {}
+        self.conns: set[Conn] = set()
+        self.down_until = 0.0
+        self.counters = {"connects": 0, "commits": 0, "backouts": 0, "restarts": 0, "gets": 0, "puts": 0}
+
+    # -- units of work (called with the lock held) --------------------------------------------
+    def _commit(self, conn: Conn) -> None:
+        for qname, msg in conn.puts:
+            self.queues[qname].append(msg)
+        conn.puts, conn.gets = [], []
+        self.counters["commits"] += 1
+        self.cond.notify_all()
+
+    def _backout(self, conn: Conn) -> None:
+        for qname, msg in reversed(conn.gets):
+            msg.md["BackoutCount"] = int(msg.md.get("BackoutCount", 0)) + 1
+            self.queues[qname].appendleft(msg)
+        if conn.gets or conn.puts:
+            self.counters["backouts"] += 1
+        conn.puts, conn.gets = [], []
+        self.cond.notify_all()
+
+    def ended(self, conn: Conn) -> None:
+        """The connection is gone without MQDISC: everything uncommitted is backed out."""
+        with self.cond:
+            self._backout(conn)
+            self.conns.discard(conn)
+
+    # -- MQI --------------------------------------------------------------------------------------
+    def call(self, conn: Conn, op: str, a: dict) -> dict:
+        with self.cond:
+            if op.startswith("admin."):
+                return getattr(self, "admin_" + op[6:])(a)
+            if conn.broken is not None:
+                raise MQFail(conn.broken)
+            if op == "connect":
+                return self._connect(conn, a)
+            if not conn.connected:
+                raise MQFail(2018)  # MQRC_HCONN_ERROR
+            return getattr(self, "op_" + op)(conn, a)
+
+    def _connect(self, conn: Conn, a: dict) -> dict:
+        if time.monotonic() < self.down_until:
+            raise MQFail(HOST_NOT_AVAILABLE)
+        if a.get("qmgr") and a["qmgr"] != self.name:
+            raise MQFail(Q_MGR_NAME_ERROR)
+        if self.channel and a.get("channel") != self.channel:
+            raise MQFail(UNKNOWN_CHANNEL_NAME)
+        if self.user and (a.get("user"), a.get("password")) != (self.user, self.password):
+            raise MQFail(NOT_AUTHORIZED)
+        conn.connected = True
+        self.conns.add(conn)
+        self.counters["connects"] += 1
+        return {"qmgr": self.name}
+
+    def _queue(self, name: str) -> deque[Message]:
+        try:
+            return self.queues[name]
+        except KeyError:
+            raise MQFail(UNKNOWN_OBJECT_NAME) from None
+
+    def op_open(self, conn: Conn, a: dict) -> dict:
+        self._queue(a["queue"])
+        return {}
+
+    def op_get(self, conn: Conn, a: dict) -> dict:
+        q = self._queue(a["queue"])
+        deadline = time.monotonic() + a.get("wait_ms", 0) / 1000
+        while True:
+            if conn.broken is not None:
+                raise MQFail(conn.broken)
+            now = time.monotonic()
+            while q and q[0].expires is not None and q[0].expires <= now:
+                q.popleft()
+            if q:
+                break
+            if now >= deadline:
+                raise MQFail(NO_MSG_AVAILABLE)
+            self.cond.wait(deadline - now)
+        msg = q.popleft()
+        self.counters["gets"] += 1
+        if a.get("syncpoint"):
+            conn.gets.append((a["queue"], msg))
+        return {"b64": base64.b64encode(msg.body).decode(), "md": msg.md}
+
+    def op_put(self, conn: Conn, a: dict) -> dict:
+        self._queue(a["queue"])
+        md = dict(a.get("md") or {})
+        if a.get("new_msg_id") or not md.get("MsgId") or set(md["MsgId"]) == {"0"}:
+            md["MsgId"] = os.urandom(24).hex()
+        md.setdefault("BackoutCount", 0)
+        md["BackoutCount"] = 0
+        msg = Message(base64.b64decode(a["b64"]), md)
+        self.counters["puts"] += 1
+        if a.get("syncpoint"):
+            conn.puts.append((a["queue"], msg))
+        else:
+            self.queues[a["queue"]].append(msg)
+            self.cond.notify_all()
+        return {"md": md}
+
+    def op_commit(self, conn: Conn, a: dict) -> dict:
+        self._commit(conn)
+        return {}
+
+    def op_backout(self, conn: Conn, a: dict) -> dict:
+        self._backout(conn)
+        return {}
+
+    def op_disc(self, conn: Conn, a: dict) -> dict:
+        self._commit(conn)  # MQDISC commits the unit of work
+        conn.connected = False
+        self.conns.discard(conn)
+        return {}
+
+    def op_inquire(self, conn: Conn, a: dict) -> dict:
+        self._queue(a["queue"])
+        attrs = self.attrs.get(a["queue"], {})
+        if a["attr"] == BACKOUT_REQ_Q_NAME:
+            return {"value": attrs.get("boqname", "").ljust(48)}
+        if a["attr"] == BACKOUT_THRESHOLD:
+            return {"value": int(attrs.get("bothresh", 0))}
+        raise MQFail(2067)  # MQRC_SELECTOR_ERROR
+
+    # -- test controls ----------------------------------------------------------------------------
+    def admin_define(self, a: dict) -> dict:
+        self.queues.setdefault(a["queue"], deque())
+        self.attrs[a["queue"]] = {"boqname": a.get("boqname", ""), "bothresh": a.get("bothresh", 0)}
+        return {}
+
+    def admin_depth(self, a: dict) -> dict:
+        q = self._queue(a["queue"])
+        held = sum(1 for c in self.conns for qn, _ in c.gets if qn == a["queue"])
+        return {"depth": len(q), "uncommitted_gets": held}
+
+    def admin_browse(self, a: dict) -> dict:
+        q = self._queue(a["queue"])
+        return {"messages": [{"b64": base64.b64encode(m.body).decode(), "md": m.md} for m in q]}
+
+    def admin_drain(self, a: dict) -> dict:
+        """Take every committed message off a queue (the test reads what arrived)."""
+        out = self.admin_browse(a)
+        self._queue(a["queue"]).clear()
+        return out
+
+    def admin_counters(self, a: dict) -> dict:
+        return dict(self.counters, connections=len(self.conns))
+
+    def admin_break(self, a: dict) -> dict:
+        """Every open connection answers `reason` to its next call (also a get that waits) and
+        its unit of work is backed out, as when the network or the channel fails."""
+        reason = int(a.get("reason", CONNECTION_BROKEN))
+        for conn in list(self.conns):
+            conn.broken = reason
+            self._backout(conn)
+            conn.connected = False
+        self.conns.clear()
+        self.cond.notify_all()
+        return {"broken": reason}
+
+    def admin_restart(self, a: dict) -> dict:
+        """A queue manager restart: connections end (2161 quiescing first), uncommitted work is
+        backed out, non-persistent messages are gone, connects fail with 2538 for down_ms."""
+        self.admin_break({"reason": a.get("reason", 2161)})
+        for q in self.queues.values():
+            kept = [m for m in q if int(m.md.get("Persistence", 1)) != NOT_PERSISTENT]
+            q.clear()
+            q.extend(kept)
+        self.down_until = time.monotonic() + a.get("down_ms", 1000) / 1000
+        self.counters["restarts"] += 1
+        return {}
+
+
+def make_handler(state: QueueManagerState) -> type[StreamRequestHandler]:
+    class Handler(StreamRequestHandler):
+        def handle(self) -> None:
+            conn = Conn(self)
+            try:
+                for line in self.rfile:
+                    req = json.loads(line)
+                    try:
+                        reply = {"comp": OK, "reason": 0, **state.call(conn, req["op"], req.get("args", {}))}
+                    except MQFail as e:
+                        reply = {"comp": FAILED, "reason": e.reason}
+                    self.wfile.write(json.dumps(reply).encode() + b"\n")
+                    self.wfile.flush()
+                    if conn.broken is not None and reply["comp"] == FAILED:
+                        return  # the connection ends after telling why
+            except (OSError, ValueError):
+                pass
+            finally:
+                state.ended(conn)
+
+    return Handler
+
+
+class Server(ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="Stand-in IBM MQ queue manager for tests (not IBM MQ)")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--qmgr", default="QM1")
+    p.add_argument("--channel", default=None, help="the only channel name accepted (default: any)")
+    p.add_argument("--user")
+    p.add_argument("--password")
+    args = p.parse_args(argv)
+    state = QueueManagerState(args.qmgr, args.channel, args.user, args.password)
+    try:
+        server = Server((args.host, args.port), make_handler(state))
+    except OSError as e:
+        print(f"ibmmq stand-in: cannot listen on {args.host}:{args.port}: {e}", file=sys.stderr)
+        return 1
+    server.socket.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    print(f"ibmmq stand-in queue manager {args.qmgr} listening on {args.host}:{args.port}", flush=True)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

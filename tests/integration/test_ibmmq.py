@@ -1,0 +1,189 @@
+"""IBM MQ connectors (channel and outgoing) as real processes against the stand-in queue manager
+(tests/ibmmq_standin), or a real one when ZATO_TEST_IBMMQ names it: round trips, the backout
+threshold, a connector SIGKILLed mid-message, broken connections and a queue manager restart,
+and what happens when the IBM MQ client is not installed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+import redis
+
+from tests.conn_support import FakeServer, log_text, make_server_dir, set_epoch, wait_exit
+from tests.ibmmq_support import definitions, make_qm, put
+from tests.support import REDIS_URL, cleanup_redis, cluster_name, stop_process, wait_for
+from zato.common.errors import EXIT_CONFIG, ConnectorError
+from zato.config.settings import load_server_settings
+from zato.coord import connector_stats
+from zato.coord.queues import OutQueue
+from zato.odb.engine import ODB
+from zato.service.outgoing import make_outgoing
+
+
+@pytest.fixture
+def env(tmp_path):
+    cluster = cluster_name("ibmmq")
+    server_dir = make_server_dir(str(tmp_path), cluster)
+    odb = ODB(f"sqlite:///{tmp_path}/odb.sqlite")
+    set_epoch(cluster, 1)
+    qm = make_qm()
+    definitions(odb, cluster, qm, backout_threshold=3)
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    e = dict(cluster=cluster, dir=server_dir, odb=odb, qm=qm, client=client, procs=[], fake=None)
+    yield e
+    for p in e["procs"]:
+        stop_process(p)
+    if e["fake"]:
+        e["fake"].close()
+    qm.close()
+    odb.dispose()
+    client.close()
+    cleanup_redis(cluster)
+
+
+def start(env, kind: str, name: str, with_driver: bool = True) -> subprocess.Popen:
+    base = dict(os.environ, ZATO_EPOCH="1", ZATO_SERVER_DIR=env["dir"])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "zato.connector.run", env["dir"], kind, name],
+        env=env["qm"].env(base) if with_driver else base,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    env["procs"].append(proc)
+    return proc
+
+
+def fake(env) -> FakeServer:
+    env["fake"] = env["fake"] or FakeServer(env["cluster"])
+    return env["fake"]
+
+
+def numbers(bodies) -> list[int]:  # noqa: ANN001
+    return [json.loads(b)["n"] for b in bodies]
+
+
+def stats(env, name: str) -> dict:
+    return connector_stats.read(env["client"], env["cluster"], [name]).get(name) or {}
+
+
+def test_channel_round_trip_commits_after_the_service(env):
+    server = fake(env)
+    put(env["qm"], env["qm"].queues["in"], [json.dumps({"n": i}).encode() for i in range(20)])
+    start(env, "ibm-mq-channel", "in")
+    wait_for(lambda: len(server.bodies("conn.record")) == 20, timeout=30, what="20 service calls")
+    assert sorted(numbers(server.bodies("conn.record"))) == list(range(20))
+    wait_for(lambda: stats(env, "ibm-mq-channel:in").get("messages_out") == 20, what="20 commits in stats")
+    if not env["qm"].is_real:
+        assert env["qm"].depth(env["qm"].queues["in"]) == (0, 0)
+
+
+def test_outgoing_round_trip_puts_what_services_send(env):
+    out = make_outgoing(load_server_settings(env["dir"]), env["client"])
+    for i in range(20):
+        out.ibm_mq.send({"n": i}, "out")
+    out.ibm_mq.send(b'{"n": 20}', "out", priority=7, expiry=600)
+    with pytest.raises(ConnectorError, match="no active ibm-mq-outgoing connection named 'nope'"):
+        out.ibm_mq.send({"n": 1}, "nope")
+    with pytest.raises(ConnectorError, match="priority must be a whole number 0..9"):
+        out.ibm_mq.send({"n": 1}, "out", priority=12)
+    start(env, "ibm-mq-outgoing", "out")
+    seen: list = []
+    wait_for(
+        lambda: seen.extend(env["qm"].drain(env["qm"].queues["out"])) or len(seen) == 21,
+        timeout=30,
+        what="21 messages on the out queue",
+    )
+    assert sorted(numbers(b for b, _ in seen)) == list(range(21))
+    if not env["qm"].is_real:
+        assert seen[-1][1]["Priority"] == 7 and seen[-1][1]["Persistence"] == 1
+    assert OutQueue(env["client"], env["cluster"], "ibm-mq", "out").depth() == (0, 0)
+
+
+def test_a_failing_service_sends_the_message_to_the_backout_queue_at_the_threshold(env):
+    server = fake(env)
+    server.fail.add("conn.record")
+    put(env["qm"], env["qm"].queues["in"], [b'{"n": 1}', b"not json"])
+    start(env, "ibm-mq-channel", "in")
+    moved: list = []
+    wait_for(
+        lambda: moved.extend(env["qm"].drain(env["qm"].queues["backout"])) or len(moved) == 2,
+        timeout=30,
+        what="both messages on the backout queue",
+    )
+    assert sorted(b for b, _ in moved) == sorted([b'{"n": 1}', b"not json"])
+    s = wait_for(lambda: (s := stats(env, "ibm-mq-channel:in")).get("parked") == 2 and s, what="stats")
+    assert s["backouts"] == 3 and s["failures"] == 3  # threshold 3: three tries, then moved
+    assert "backout queue" in s["last_error"]
+    assert "moved to backout queue" in log_text(env["dir"])
+
+
+def test_a_connector_killed_mid_message_loses_nothing(env):
+    qm = env["qm"]
+    if qm.is_real:
+        pytest.skip("reads uncommitted gets, which only the stand-in shows")
+    put(qm, qm.queues["in"], [json.dumps({"n": i}).encode() for i in range(200)])
+    proc = start(env, "ibm-mq-channel", "in")
+    # No server is live: the connector holds the first message under syncpoint and waits.
+    wait_for(lambda: qm.depth(qm.queues["in"]) == (199, 1), timeout=30, what="one get held uncommitted")
+    proc.send_signal(signal.SIGKILL)
+    wait_exit(proc)
+    wait_for(lambda: qm.depth(qm.queues["in"]) == (200, 0), what="the held message backed out")
+    server = fake(env)
+    proc = start(env, "ibm-mq-channel", "in")
+    wait_for(lambda: len(server.bodies("conn.record")) >= 50, timeout=30, what="50 messages")
+    proc.send_signal(signal.SIGKILL)  # again, now while messages flow
+    wait_exit(proc)
+    start(env, "ibm-mq-channel", "in")
+    wait_for(
+        lambda: set(numbers(server.bodies("conn.record"))) == set(range(200)), timeout=60, what="all 200"
+    )
+    got = numbers(server.bodies("conn.record"))
+    print(f"ibmmq channel: 200 put, {len(set(got))} distinct received, {len(got) - len(set(got))} duplicates")
+    assert qm.depth(qm.queues["in"]) == (0, 0)
+
+
+def test_connectors_reconnect_after_broken_connections_and_a_queue_manager_restart(env):
+    qm = env["qm"]
+    server = fake(env)
+    start(env, "ibm-mq-channel", "in")
+    start(env, "ibm-mq-outgoing", "out")
+    out = make_outgoing(load_server_settings(env["dir"]), env["client"])
+    put(qm, qm.queues["in"], [json.dumps({"n": i}).encode() for i in range(10)])
+    wait_for(lambda: len(server.bodies("conn.record")) >= 10, timeout=30, what="the first 10")
+    qm.break_connections(2009)
+    qm.restart(down_ms=1500)  # 2161, then connects refused with 2538 for 1.5 s
+    for i in range(10):
+        out.ibm_mq.send({"n": i}, "out")
+    wait_for(
+        lambda: (
+            stats(env, "ibm-mq-channel:in").get("reconnects", 0) >= 1
+            and stats(env, "ibm-mq-channel:in").get("state") == "running"
+        ),
+        timeout=30,
+        what="the channel connected again",
+    )
+    put(qm, qm.queues["in"], [json.dumps({"n": i}).encode() for i in range(10, 20)])
+    wait_for(lambda: set(numbers(server.bodies("conn.record"))) == set(range(20)), timeout=30, what="all 20")
+    seen: list = []
+    wait_for(
+        lambda: seen.extend(qm.drain(qm.queues["out"])) or len({json.loads(b)["n"] for b, _ in seen}) == 10,
+        timeout=30,
+        what="10 outgoing messages after the restart",
+    )
+    log = log_text(env["dir"])
+    assert "connection to IBM MQ broken (reason 2009 (MQRC_CONNECTION_BROKEN))" in log
+    assert "reason 2538 (MQRC_HOST_NOT_AVAILABLE)" in log or "reason 2161" in log
+
+
+def test_without_the_mq_client_the_connector_fails_with_one_line_and_goes_fatal(env):
+    proc = start(env, "ibm-mq-channel", "in", with_driver=False)
+    assert wait_exit(proc) == EXIT_CONFIG
+    lines = proc.stderr.read().decode().strip().splitlines()
+    assert len(lines) == 1 and "pip install 'zato-ha[ibmmq]'" in lines[0], lines
+    s = stats(env, "ibm-mq-channel:in")
+    assert s["state"] == "fatal" and "zato-ha[ibmmq]" in s["last_error"]

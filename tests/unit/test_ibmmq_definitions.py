@@ -1,0 +1,105 @@
+"""IBM MQ definitions and the pieces of the IBM MQ connectors that need no queue manager:
+validation with clear messages, masked passwords, the registry, outgoing message encoding,
+reason-code classification and the one-line error when the MQ client is not installed."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from tests.unit.test_conn_definitions import CLUSTER, settings
+from zato.common.errors import ConnectorError
+from zato.connector import ibmmq_common, ibmmq_outgoing, registry
+from zato.odb import connectors
+
+
+@pytest.mark.parametrize(
+    ("kind", "values", "message"),
+    [
+        ("ibm-mq-def", {"name": "q", "conn_name": "mq.example.com"}, "'mq.example.com' is not host(port)"),
+        ("ibm-mq-def", {"name": "q", "conn_name": "a(1414),b(99999)"}, "ibm-mq-def conn_name: 'b(99999)'"),
+        ("ibm-mq-channel", {"name": "c", "def": "q"}, "missing required field(s) queue, service"),
+        (
+            "ibm-mq-outgoing",
+            {"name": "o", "def": "q", "queue": "Q", "persistence": "forever"},
+            "ibm-mq-outgoing persistence: 'forever' is not one of persistent, non-persistent, queue",
+        ),
+        ("ibm-mq-outgoing", {"name": "o", "def": "q", "queue": "Q", "priority": 10}, "10 is not in -1..9"),
+    ],
+)
+def test_bad_values_are_named(odb, kind, values, message):
+    with pytest.raises(ConnectorError) as e:
+        connectors.create(odb, CLUSTER, kind, values)
+    assert message in str(e.value)
+
+
+def test_crud_masks_the_password_and_refers_to_ibm_mq_definitions_only(odb):
+    d = connectors.create(
+        odb,
+        CLUSTER,
+        "ibm-mq-def",
+        {"name": "qm", "conn_name": "mq1(1414), mq2(1415)", "password": "hunter2", "queue_manager": "QM1"},
+    )
+    assert d["password"] == "******" and d["conn_name"] == "mq1(1414),mq2(1415)"
+    connectors.create(odb, CLUSTER, "amqp-def", {"name": "rabbit"})
+    with pytest.raises(ConnectorError, match="ibm-mq-channel def: no ibm-mq-def named 'rabbit'"):
+        connectors.create(
+            odb, CLUSTER, "ibm-mq-channel", {"name": "c", "def": "rabbit", "queue": "Q", "service": "s"}
+        )
+    connectors.create(
+        odb, CLUSTER, "ibm-mq-channel", {"name": "c", "def": "qm", "queue": "Q", "service": "s"}
+    )
+    assert "hunter2" not in repr(connectors.list_all(odb, CLUSTER))
+    loaded = connectors.load(odb, CLUSTER, "ibm-mq-channel", "c")
+    assert loaded["ibm_mq"]["password"] == "hunter2" and loaded["def"] == "qm"
+    with pytest.raises(ConnectorError, match="ibm-mq-def 'qm' is used by ibm-mq-channel 'c'"):
+        connectors.delete(odb, CLUSTER, "ibm-mq-def", "qm")
+
+
+def test_registry_runs_ibm_mq_channels_and_outgoing_connections(tmp_path, odb):
+    connectors.create(odb, CLUSTER, "ibm-mq-def", {"name": "qm", "password": "hunter2"})
+    connectors.create(
+        odb, CLUSTER, "ibm-mq-channel", {"name": "c", "def": "qm", "queue": "Q", "service": "s"}
+    )
+    connectors.create(odb, CLUSTER, "ibm-mq-outgoing", {"name": "o", "def": "qm", "queue": "Q"})
+    s = settings(tmp_path, odb.url)
+    first = registry.desired(s)
+    assert sorted(first) == ["ibm-mq-channel:c", "ibm-mq-outgoing:o"]
+    assert all("hunter2" not in " ".join(spec.argv) for spec in first.values())
+    connectors.edit(odb, CLUSTER, "ibm-mq-def", "qm", {"password": "changed"})
+    second = registry.desired(s)
+    assert all(second[n].config_hash != first[n].config_hash for n in first)  # both restart
+
+
+def test_outgoing_messages_round_trip_and_bad_arguments_are_named():
+    raw = ibmmq_outgoing.encode({"a": 1}, "OTHER.Q", priority=3, expiry=60, correlation_id="abc")
+    msg = ibmmq_outgoing.decode(raw)
+    assert (msg.body, msg.queue, msg.priority, msg.expiry) == (b'{"a": 1}', "OTHER.Q", 3, 60)
+    assert msg.correlation_id == b"abc"
+    assert ibmmq_outgoing.decode(ibmmq_outgoing.encode(b"\x00\xff")).body == b"\x00\xff"
+    with pytest.raises(ConnectorError, match="expiry must be whole seconds"):
+        ibmmq_outgoing.encode("x", expiry=-5)
+    with pytest.raises(ConnectorError, match="correlation_id is longer than 24 bytes"):
+        ibmmq_outgoing.encode("x", correlation_id="x" * 25)
+    with pytest.raises(ConnectorError, match="malformed outgoing message"):
+        ibmmq_outgoing.decode("{}")
+
+
+def test_reason_codes_that_mean_reconnect():
+    class Err(Exception):
+        def __init__(self, reason):
+            self.reason = reason
+
+    assert all(ibmmq_common.is_broken(Err(r)) for r in (2009, 2059, 2161, 2162, 2538))
+    assert not ibmmq_common.is_broken(Err(2085)) and not ibmmq_common.is_broken(ValueError())
+    assert ibmmq_common.error_text(Err(2009)) == "reason 2009 (MQRC_CONNECTION_BROKEN)"
+
+
+def test_a_missing_mq_client_is_one_line_naming_what_to_install(monkeypatch):
+    for name in ibmmq_common.DRIVERS:
+        monkeypatch.setitem(sys.modules, name, None)  # import fails as if not installed
+    with pytest.raises(ibmmq_common.MissingDriver) as e:
+        ibmmq_common.driver()
+    text = str(e.value)
+    assert "\n" not in text and "pip install 'zato-ha[ibmmq]'" in text

@@ -1,0 +1,191 @@
+"""IBM MQ channel connector: get under syncpoint, invoke the channel's service, commit after it.
+
+- MQGET with MQGMO_SYNCPOINT | MQGMO_WAIT (WAIT_MS, so a stop request is seen promptly): the
+  message stays the queue manager's until MQCMIT; a crash or a broken connection backs it out
+  and it is delivered again (Zato 4.1 reads with NO_SYNCPOINT and loses it instead);
+- the service is invoked on a live server through the fenced internal endpoint with this
+  holder's epoch; 200: MQCMIT; 409 (stale epoch): MQBACK and exit with EXIT_LEASE_LOST, so a
+  stale holder's get is never committed; any other answer: MQBACK (the backout count rises);
+- no server answers (or 503): the message is kept under syncpoint and offered again after a
+  pause, without counting as a backout;
+- a message whose BackoutCount reached the threshold (the channel's, else the queue's
+  BOTHRESH, else DEFAULT_THRESHOLD), or that is not JSON for data format json, is put to the
+  backout queue (the queue's BOQNAME, else the channel's) and the get committed in the same unit
+  of work; without a backout queue it stays where it is and the error is shown in status;
+- connection-broken reason codes (2009, 2059, 2161, 2162, 2538...): reconnect with back-off.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from types import ModuleType
+from typing import Any
+
+from zato.connector import ibmmq_common
+from zato.connector.base import Context
+from zato.connector.invoke import Invoker, NoServer, Result
+
+logger = logging.getLogger("zato.connector.ibmmq_channel")
+
+WAIT_MS = 500  # MQGET wait interval
+DEFAULT_THRESHOLD = 5
+UNAVAILABLE = 503
+NO_SERVER_PAUSE = 1.0
+
+
+def _strip(value: Any) -> str:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return str(value or "").strip().strip("\x00").strip()
+
+
+class IBMMQChannelConnector:
+    def __init__(self, ctx: Context, definition: dict, invoker: Invoker):
+        self.ctx, self.d, self.invoker = ctx, definition, invoker
+        self.content_type = "application/json" if definition["data_format"] == "json" else "text/plain"
+        self.threshold = DEFAULT_THRESHOLD
+        self.backout_queue = ""
+
+    def run(self) -> int:
+        try:
+            return ibmmq_common.serve(self.ctx, self.d["ibm_mq"], self._consume)
+        finally:
+            self.invoker.close()
+
+    def _consume(self, m: ModuleType, qm: Any) -> None:
+        c = m.CMQC
+        options = c.MQOO_INPUT_AS_Q_DEF | c.MQOO_INQUIRE | c.MQOO_FAIL_IF_QUIESCING
+        queue = m.Queue(qm, self.d["queue"], options)
+        self._backout_settings(m, queue)
+        self.ctx.stats.state("running")
+        logger.info(
+            "%s: getting from queue %r under syncpoint, service %r, backout threshold %d, backout queue %r",
+            self.ctx.label,
+            self.d["queue"],
+            self.d["service"],
+            self.threshold,
+            self.backout_queue,
+        )
+        try:
+            while not self.ctx.should_stop():
+                md = m.MD()
+                gmo = m.GMO()
+                gmo.Options = c.MQGMO_SYNCPOINT | c.MQGMO_WAIT | c.MQGMO_FAIL_IF_QUIESCING
+                gmo.WaitInterval = WAIT_MS
+                try:
+                    body = queue.get(None, md, gmo)
+                except m.MQMIError as e:
+                    if ibmmq_common.reason_of(e) == ibmmq_common.NO_MSG_AVAILABLE:
+                        continue
+                    raise
+                self._handle(m, qm, body, md)
+        finally:
+            self.ctx.stats.state("stopping")
+            try:
+                queue.close()
+            except ibmmq_common.mq_errors(m):
+                pass
+
+    def _backout_settings(self, m: ModuleType, queue: Any) -> None:
+        """Threshold and backout queue: the channel's threshold, else the queue's BOTHRESH; the
+        queue's BOQNAME, else the channel's backout queue."""
+        boq, bothresh = "", 0
+        try:
+            boq = _strip(queue.inquire(m.CMQC.MQCA_BACKOUT_REQ_Q_NAME))
+            bothresh = int(queue.inquire(m.CMQC.MQIA_BACKOUT_THRESHOLD))
+        except m.MQMIError as e:
+            if ibmmq_common.is_broken(e):
+                raise
+            logger.info("%s: cannot inquire the backout settings of the queue: %s", self.ctx.label, e)
+        self.threshold = self.d["backout_threshold"] or bothresh or DEFAULT_THRESHOLD
+        self.backout_queue = boq or self.d["backout_queue"]
+
+    def _handle(self, m: ModuleType, qm: Any, body: bytes, md: Any) -> None:
+        self.ctx.stats.add("messages_in")
+        count = int(md.BackoutCount)
+        if count >= self.threshold:
+            self._to_backout_queue(m, qm, body, md, f"backed out {count} times (threshold {self.threshold})")
+            return
+        if self.d["data_format"] == "json":
+            try:
+                json.loads(body)
+            except ValueError as e:
+                self._to_backout_queue(m, qm, body, md, f"poison message: body is not valid JSON ({e})")
+                return
+        result = self._invoke(body)
+        if result is None:  # stopping while no server could take it
+            qm.backout()
+        elif result.ok:
+            qm.commit()
+            self.ctx.stats.add("messages_out")
+        elif result.stale:
+            qm.backout()
+            self.ctx.lease_lost(f"server {result.server} refused epoch {self.ctx.epoch} as stale")
+        else:
+            qm.backout()
+            reason = (
+                f"service {self.d['service']!r} answered {result.status} "
+                f"on {result.server}: {result.body[:200]!r}"
+            )
+            self.ctx.stats.add("failures")
+            self.ctx.stats.add("backouts")
+            self.ctx.stats.error(reason)
+            logger.warning(
+                "%s: delivery %d of %d failed, backed out: %s",
+                self.ctx.label,
+                count + 1,
+                self.threshold,
+                reason,
+            )
+
+    def _invoke(self, body: bytes) -> Result | None:
+        """The service's answer; while no server can take the message it is kept (under
+        syncpoint, not backed out) and offered again; None when told to stop meanwhile."""
+        while True:
+            try:
+                result = self.invoker.invoke(self.d["service"], body, self.content_type)
+            except NoServer as e:
+                reason = str(e)
+            else:
+                if result.status != UNAVAILABLE:
+                    return result
+                reason = f"server {result.server} is unavailable: {result.body[:200]!r}"
+            self.ctx.stats.error(reason)
+            logger.warning("%s: %s; the message waits", self.ctx.label, reason)
+            if self.ctx.wait(NO_SERVER_PAUSE):
+                return None
+
+    def _to_backout_queue(self, m: ModuleType, qm: Any, body: bytes, md: Any, reason: str) -> None:
+        """Put the message to the backout queue and commit its get with it (one unit of work)."""
+        msg_id = md.MsgId.hex() if isinstance(md.MsgId, bytes) else str(md.MsgId)
+        if not self.backout_queue:
+            qm.backout()
+            text = (
+                f"message {msg_id} {reason}, but queue {self.d['queue']!r} has no BOQNAME "
+                "and the channel no backout queue; it stays"
+            )
+            self.ctx.stats.error(text)
+            logger.error("%s: %s", self.ctx.label, text)
+            self.ctx.wait(NO_SERVER_PAUSE)
+            return
+        c = m.CMQC
+        pmo = m.PMO()
+        pmo.Options = c.MQPMO_SYNCPOINT | c.MQPMO_FAIL_IF_QUIESCING
+        target = m.Queue(qm, self.backout_queue, c.MQOO_OUTPUT | c.MQOO_FAIL_IF_QUIESCING)
+        try:
+            target.put(body, md, pmo)
+        finally:
+            target.close()
+        qm.commit()
+        self.ctx.stats.add("parked")
+        self.ctx.stats.error(f"moved message {msg_id} to backout queue {self.backout_queue!r}: {reason}")
+        logger.error(
+            "%s: message %s moved to backout queue %r: %s", self.ctx.label, msg_id, self.backout_queue, reason
+        )
+
+
+def run(ctx: Context, definition: dict) -> int:
+    s = ctx.settings
+    invoker = Invoker(ctx.client, s.cluster, s.cluster_secret, ctx.epoch)
+    return IBMMQChannelConnector(ctx, definition, invoker).run()

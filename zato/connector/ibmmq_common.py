@@ -1,0 +1,169 @@
+"""IBM MQ pieces shared by the channel and outgoing connectors: the optional driver, connecting
+to a queue manager from a definition, reason codes, and the reconnect loop.
+
+The driver is IBM's Python binding `ibmmq` (`pip install 'zato-ha[ibmmq]'`, which needs IBM's
+MQ redistributable client libraries); `pymqi`, its predecessor with the same API, is used when
+`ibmmq` is not installed. Without either, creating definitions still works: only starting an
+IBM MQ connector fails, with one line naming what to install, and it goes to FATAL.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+from zato.common.errors import EXIT_OK, CoordError, MissingDependency
+from zato.connector.base import Context, RetryPolicy, connect_with_backoff
+
+logger = logging.getLogger("zato.connector.ibmmq")
+
+DRIVERS = ("ibmmq", "pymqi")
+INSTALL_HINT = (
+    "the IBM MQ connectors need the Python package 'ibmmq' and IBM's MQ redistributable client "
+    "libraries: pip install 'zato-ha[ibmmq]'"
+)
+RECONNECT = RetryPolicy(start=0.5, step=1.0, max=5.0)
+
+# Reason codes that mean "the connection or the queue manager is gone": reconnect with back-off.
+NO_MSG_AVAILABLE = 2033
+BROKEN = {
+    2009: "MQRC_CONNECTION_BROKEN",
+    2018: "MQRC_HCONN_ERROR",
+    2059: "MQRC_Q_MGR_NOT_AVAILABLE",
+    2161: "MQRC_Q_MGR_QUIESCING",
+    2162: "MQRC_Q_MGR_STOPPING",
+    2202: "MQRC_CONNECTION_QUIESCING",
+    2203: "MQRC_CONNECTION_STOPPING",
+    2537: "MQRC_CHANNEL_NOT_AVAILABLE",
+    2538: "MQRC_HOST_NOT_AVAILABLE",
+    2539: "MQRC_CHANNEL_CONFIG_ERROR",
+}
+OTHER = {
+    2003: "MQRC_BACKED_OUT",
+    2035: "MQRC_NOT_AUTHORIZED",
+    2058: "MQRC_Q_MGR_NAME_ERROR",
+    2085: "MQRC_UNKNOWN_OBJECT_NAME",
+    2540: "MQRC_UNKNOWN_CHANNEL_NAME",
+}
+
+
+class MissingDriver(MissingDependency):
+    """Neither `ibmmq` nor `pymqi` can be imported here."""
+
+
+def driver() -> ModuleType:
+    """The IBM MQ binding, imported on first use; MissingDriver (one line) when absent."""
+    errors = []
+    for name in DRIVERS:
+        try:
+            return importlib.import_module(name)
+        except ImportError as e:  # also raised when IBM's client libraries are missing
+            errors.append(f"{name}: {e}")
+    raise MissingDriver(f"{INSTALL_HINT} (import failed: {'; '.join(errors)})")
+
+
+def reason_of(e: BaseException) -> int:
+    return int(getattr(e, "reason", 0) or 0)
+
+
+def is_broken(e: BaseException) -> bool:
+    return reason_of(e) in BROKEN
+
+
+def error_text(e: BaseException) -> str:
+    """`reason 2009 (MQRC_CONNECTION_BROKEN)` for MQ errors, the exception otherwise."""
+    reason = reason_of(e)
+    if reason:
+        name = BROKEN.get(reason) or OTHER.get(reason) or "see IBM MQ reason codes"
+        return f"reason {reason} ({name})"
+    return f"{type(e).__name__}: {e}"[:300]
+
+
+def describe(mq: dict) -> str:
+    """Where a definition points, for logs: never the password."""
+    user = f"{mq['username']}@" if mq["username"] else ""
+    tls = ", TLS" if mq["cipher_spec"] else ""
+    qmgr = mq["queue_manager"] or "(default)"
+    return f"{user}{qmgr} via {mq['channel']} at {mq['conn_name']}{tls} (definition {mq['name']!r})"
+
+
+def _text(value: str) -> bytes:
+    return value.encode("utf-8")
+
+
+def connect_once(m: ModuleType, mq: dict) -> Any:
+    """One MQCONNX as a client to the definition `mq` (the "ibm_mq" part of a loaded channel)."""
+    cd = m.CD()
+    cd.ChannelName = _text(mq["channel"])
+    cd.ConnectionName = _text(mq["conn_name"])
+    cd.ChannelType = m.CMQXC.MQCHT_CLNTCONN
+    cd.TransportType = m.CMQXC.MQXPT_TCP
+    cd.HeartbeatInterval = int(mq["heartbeat"])
+    kwargs: dict[str, Any] = {"cd": cd, "opts": m.CMQC.MQCNO_CLIENT_BINDING}
+    if mq["cipher_spec"]:
+        cd.SSLCipherSpec = _text(mq["cipher_spec"])
+        sco = m.SCO()
+        sco.KeyRepository = _text(mq["key_repository"])
+        kwargs["sco"] = sco
+    if mq["username"]:
+        kwargs["user"], kwargs["password"] = mq["username"], mq["password"]
+    qm = m.QueueManager(None)
+    qm.connect_with_options(mq["queue_manager"], **kwargs)
+    return qm
+
+
+def connect(ctx: Context, m: ModuleType, mq: dict, policy: RetryPolicy = RECONNECT) -> Any:
+    """A connected QueueManager, retrying with back-off; None when the connector must stop."""
+    where = f"IBM MQ {describe(mq)}"
+    return connect_with_backoff(ctx, lambda: connect_once(m, mq), (m.MQMIError,), where, error_text, policy)
+
+
+def close_quietly(m: ModuleType, qm: Any) -> None:
+    """Back out what is not committed, then disconnect (MQDISC alone would commit it)."""
+    if qm is None:
+        return
+    for call in (qm.backout, qm.disconnect):
+        try:
+            call()
+        except mq_errors(m):
+            pass
+
+
+def mq_errors(m: ModuleType) -> tuple[type[BaseException], ...]:
+    """What the driver raises for MQI failures and for calls on a closed connection."""
+    return (m.MQMIError, OSError) + ((m.PYIFError,) if hasattr(m, "PYIFError") else ())
+
+
+def serve(ctx: Context, mq: dict, session: Callable[[ModuleType, Any], None]) -> int:
+    """Connect, run `session(driver, queue_manager)`, and when the queue manager or the network
+    fails say so (log, stats) and connect again; returns the process exit code."""
+    m = driver()
+    while not ctx.should_stop():
+        qm = connect(ctx, m, mq)
+        if qm is None:
+            break
+        try:
+            session(m, qm)
+        except m.MQMIError as e:
+            ctx.stats.error(f"IBM MQ call failed: {error_text(e)}")
+            ctx.stats.state("reconnecting")
+            if is_broken(e):
+                ctx.stats.add("reconnects")
+                logger.warning(
+                    "%s: connection to IBM MQ broken (%s); reconnecting, uncommitted messages come again",
+                    ctx.label,
+                    error_text(e),
+                )
+            else:
+                logger.error("%s: IBM MQ call failed (%s); reconnecting", ctx.label, error_text(e))
+            ctx.wait(RECONNECT.start)
+        except CoordError as e:  # Redis (outgoing hand-off, epoch check): uncommitted work is backed out
+            ctx.stats.error(f"Redis failed: {e}")
+            logger.warning("%s: Redis failed (%s); starting over", ctx.label, e)
+            ctx.wait(RECONNECT.start)
+        finally:
+            close_quietly(m, qm)
+    return ctx.exit_code or EXIT_OK

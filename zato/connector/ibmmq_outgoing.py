@@ -1,0 +1,192 @@
+"""IBM MQ outgoing connector: move messages from the Redis hand-off to a queue manager (flow 6).
+
+A service's `self.outgoing.ibm_mq.send(...)` pushes the message to Redis (encode below). This
+connector moves a batch to the processing list, MQPUTs each under syncpoint, checks that the
+cluster's epoch is still its own, MQCMITs, and only then removes the batch from Redis. A crash
+before the commit backs the puts out and leaves the batch in the processing list, published
+again by the next run (leftovers): at-least-once, nothing lost. A connector that finds its epoch
+replaced backs out instead of committing, so the new holder is the only one to put them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+from zato.common.errors import ConnectorError
+from zato.connector import ibmmq_common
+from zato.connector.base import Context
+from zato.coord import lease
+from zato.coord.queues import OutQueue, body_of, envelope
+
+logger = logging.getLogger("zato.connector.ibmmq_outgoing")
+
+KIND = "ibm-mq"  # Redis queue kind (Keys.out_queue)
+BATCH = 100
+TAKE_TIMEOUT = 0.5
+LEFTOVER_SCAN = 5.0
+PERSISTENCE = ("persistent", "non-persistent", "queue")
+
+
+@dataclass(frozen=True)
+class MQMessage:
+    body: bytes
+    id: str
+    queue: str | None = None  # None: the connection's default queue
+    priority: int | None = None
+    expiry: int | None = None  # seconds
+    persistence: str | None = None
+    correlation_id: bytes | None = None
+    reply_to: str | None = None
+
+
+def encode(
+    data: object,
+    queue: str | None = None,
+    priority: int | None = None,
+    expiry: int | None = None,
+    persistence: str | None = None,
+    correlation_id: str | bytes | None = None,
+    reply_to: str | None = None,
+) -> str:
+    """One outgoing IBM MQ message as stored in Redis; ConnectorError naming a bad argument."""
+    if priority is not None and (
+        isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 9
+    ):
+        raise ConnectorError(f"IBM MQ priority must be a whole number 0..9, not {priority!r}")
+    if expiry is not None and (isinstance(expiry, bool) or not isinstance(expiry, int) or expiry < 0):
+        raise ConnectorError(f"IBM MQ expiry must be whole seconds >= 0, not {expiry!r}")
+    if persistence is not None and persistence not in PERSISTENCE:
+        raise ConnectorError(
+            f"IBM MQ persistence must be one of {', '.join(PERSISTENCE)}, not {persistence!r}"
+        )
+    if isinstance(correlation_id, str):
+        correlation_id = correlation_id.encode("utf-8")
+    if correlation_id is not None and len(correlation_id) > 24:
+        raise ConnectorError("IBM MQ correlation_id is longer than 24 bytes")
+    msg = envelope(
+        data,
+        queue=queue,
+        priority=priority,
+        expiry=expiry,
+        persistence=persistence,
+        correlation_id=correlation_id.hex() if correlation_id is not None else None,
+        reply_to=reply_to,
+    )
+    return json.dumps(msg)
+
+
+def decode(raw: str) -> MQMessage:
+    try:
+        msg = json.loads(raw)
+        corr = msg.get("correlation_id")
+        return MQMessage(
+            body_of(msg),
+            msg.get("id", ""),
+            msg.get("queue"),
+            msg.get("priority"),
+            msg.get("expiry"),
+            msg.get("persistence"),
+            bytes.fromhex(corr) if corr else None,
+            msg.get("reply_to"),
+        )
+    except (ValueError, TypeError, KeyError, AttributeError) as e:
+        raise ConnectorError(f"malformed outgoing message ({type(e).__name__}: {e})") from None
+
+
+class IBMMQOutgoingConnector:
+    def __init__(self, ctx: Context, definition: dict, queue: OutQueue):
+        self.ctx, self.d, self.queue = ctx, definition, queue
+        self._queues: dict[str, Any] = {}
+
+    def run(self) -> int:
+        return ibmmq_common.serve(self.ctx, self.d["ibm_mq"], self._pump)
+
+    def _pump(self, m: ModuleType, qm: Any) -> None:
+        self._queues = {}
+        self._put_all(m, qm, self.queue.leftovers())
+        self.ctx.stats.state("running")
+        next_scan = time.monotonic() + LEFTOVER_SCAN
+        while not self.ctx.should_stop():
+            if time.monotonic() >= next_scan:
+                self._put_all(m, qm, self.queue.leftovers())
+                next_scan = time.monotonic() + LEFTOVER_SCAN
+            first = self.queue.take(TAKE_TIMEOUT)
+            if first is not None:
+                self._put_all(m, qm, [first] + self.queue.take_many(BATCH - 1))
+        self.ctx.stats.state("stopping")
+
+    def _put_all(self, m: ModuleType, qm: Any, raws: list[str]) -> None:
+        """MQPUT each under syncpoint, commit if the epoch is still ours, then drop them from
+        the processing list in one round trip."""
+        if not raws:
+            return
+        sent = []
+        for raw in raws:
+            try:
+                msg = decode(raw)
+            except ConnectorError as e:
+                self._park(raw, str(e))
+                continue
+            try:
+                self._put(m, qm, msg)
+            except m.MQMIError as e:
+                if ibmmq_common.is_broken(e):
+                    raise
+                self._park(raw, f"queue {msg.queue or self.d['queue']!r}: {ibmmq_common.error_text(e)}")
+                continue
+            sent.append(raw)
+        newest = lease.current_epoch(self.ctx.client, self.ctx.settings.cluster)
+        if newest > self.ctx.epoch:
+            qm.backout()
+            self.ctx.lease_lost(
+                f"the cluster epoch is {newest} before a commit, this connector runs with {self.ctx.epoch}"
+            )
+            return
+        qm.commit()
+        self.queue.done(sent)
+        self.ctx.stats.add("messages_out", len(sent))
+
+    def _put(self, m: ModuleType, qm: Any, msg: MQMessage) -> None:
+        c = m.CMQC
+        md = m.MD()
+        persistence = msg.persistence or self.d["persistence"]
+        md.Persistence = {
+            "persistent": c.MQPER_PERSISTENT,
+            "non-persistent": c.MQPER_NOT_PERSISTENT,
+        }.get(persistence, c.MQPER_PERSISTENCE_AS_Q_DEF)
+        expiry = self.d["expiry"] if msg.expiry is None else msg.expiry
+        md.Expiry = expiry * 10 if expiry else c.MQEI_UNLIMITED  # MQ counts tenths of a second
+        md.Priority = self.d["priority"] if msg.priority is None else msg.priority
+        md.Format = c.MQFMT_STRING
+        if msg.correlation_id:
+            md.CorrelId = msg.correlation_id.ljust(24, b"\x00")
+        if msg.reply_to:
+            md.ReplyToQ = msg.reply_to.encode("utf-8")
+        pmo = m.PMO()
+        pmo.Options = c.MQPMO_SYNCPOINT | c.MQPMO_NEW_MSG_ID | c.MQPMO_FAIL_IF_QUIESCING
+        self.ctx.stats.add("messages_in")
+        self._open(m, qm, msg.queue or self.d["queue"]).put(msg.body, md, pmo)
+
+    def _open(self, m: ModuleType, qm: Any, name: str) -> Any:
+        queue = self._queues.get(name)
+        if queue is None:
+            c = m.CMQC
+            queue = m.Queue(qm, name, c.MQOO_OUTPUT | c.MQOO_FAIL_IF_QUIESCING)
+            self._queues[name] = queue
+        return queue
+
+    def _park(self, raw: str, reason: str) -> None:
+        self.queue.park(raw)
+        self.ctx.stats.add("parked")
+        self.ctx.stats.error(f"parked a message in Redis: {reason}")
+        logger.error("%s: %s; message parked in Redis for inspection", self.ctx.label, reason)
+
+
+def run(ctx: Context, definition: dict) -> int:
+    queue = OutQueue(ctx.client, ctx.settings.cluster, KIND, definition["name"])
+    return IBMMQOutgoingConnector(ctx, definition, queue).run()
