@@ -18,9 +18,10 @@ setup(
         "psycopg[binary]>=3.1",
         "oracledb>=2",
         "setproctitle>=1.3",
+        "prometheus-client>=0.17",
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-timeout", "ruff", "requests"],
+        "test": ["pytest>=8", "pytest-timeout", "ruff", "requests", "selenium>=4.11"],
         # IBM MQ connectors; needs IBM's MQ redistributable client libraries on the machine
         "ibmmq": ["ibmmq>=2"],
     },

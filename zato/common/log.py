@@ -1,15 +1,29 @@
-"""Logging set-up shared by every process role. Secrets never reach a log line."""
+"""Logging set-up shared by every process role. Secrets never reach a log line.
+
+Two formats, chosen by `[logging] format`: `text` (the default, one readable line) and
+`json` (one JSON object per line: time, level, logger, role, server, pid, cid where there
+is one, message, and exc for a traceback). The role (arbiter, worker, supervisor,
+connector, zygote, lb) and server name are set once per process.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
 import sys
+import time
+from contextvars import ContextVar
+from typing import Any
+
+CID: ContextVar[str] = ContextVar("zato_cid", default="")  # the request being served, for log records
 
 FORMAT = "%(asctime)s %(levelname)-7s %(process)d %(name)s: %(message)s"
+FORMATS = ("text", "json")
 
 _SECRET_RE = re.compile(r"(?i)(password|passwd|secret|token)([\"']?\s*[=:]\s*[\"']?)([^\s\"',&]+)")
+_context = {"role": "", "server": ""}
 
 
 class RedactingFilter(logging.Filter):
@@ -28,7 +42,44 @@ def redact(text: str) -> str:
     return re.sub(r"(://[^:/@\s]+:)([^@\s]+)@", r"\1******@", text)
 
 
-def setup_logging(logfile: str | None = None, level: str = "INFO", stream: bool = False) -> None:
+class JSONFormatter(logging.Formatter):
+    """One JSON object per record, on one line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "role": _context["role"],
+            "server": _context["server"],
+            "pid": record.process,
+            "message": record.getMessage(),
+        }
+        cid = getattr(record, "cid", "") or CID.get()
+        if cid:
+            doc["cid"] = cid
+        if record.exc_info:
+            doc["exc"] = redact(self.formatException(record.exc_info))
+        return json.dumps(doc, ensure_ascii=False)
+
+
+def set_role(role: str, server: str | None = None) -> None:
+    """The process role (and server name) every later record carries."""
+    _context["role"] = role
+    if server is not None:
+        _context["server"] = server
+
+
+def setup_logging(
+    logfile: str | None = None,
+    level: str = "INFO",
+    stream: bool = False,
+    fmt: str = "text",
+    role: str = "",
+    server: str = "",
+) -> None:
+    set_role(role, server)
     root = logging.getLogger()
     root.setLevel(level.upper())
     for h in list(root.handlers):
@@ -40,6 +91,12 @@ def setup_logging(logfile: str | None = None, level: str = "INFO", stream: bool 
     if stream or not logfile:
         handlers.append(logging.StreamHandler(sys.stderr))
     for h in handlers:
-        h.setFormatter(logging.Formatter(FORMAT))
+        h.setFormatter(JSONFormatter() if fmt == "json" else logging.Formatter(FORMAT))
         h.addFilter(RedactingFilter())
         root.addHandler(h)
+
+
+def setup_component_logging(settings: Any, role: str, stream: bool = False) -> None:
+    """setup_logging from a component's settings ([logging] level and format)."""
+    server = getattr(settings, "name", "")
+    setup_logging(settings.logfile, settings.log_level, stream, settings.log_format, role, server)

@@ -66,6 +66,7 @@ class ServerSettings:
     membership: MembershipSettings = MembershipSettings()
     lease: LeaseSettings = LeaseSettings()
     log_level: str = "INFO"
+    log_format: str = "text"  # [logging] format: text | json (one JSON object per line)
     drain_seconds: float = 1.0  # graceful stop: keep serving this long after leaving the LB
     deploy_timeout: float = 10.0  # a deployed module must finish loading (validation) within this
     limits: LimitSettings = LimitSettings()
@@ -131,6 +132,7 @@ class LBSettings:
     max_servers: int = 64  # backend slots usable without a reload
     log_level: str = "INFO"
     edge: EdgeSettings = EdgeSettings()
+    log_format: str = "text"
 
     @property
     def config_file(self) -> str:
@@ -239,6 +241,13 @@ def _redis(r: _Reader) -> RedisSettings:
     return RedisSettings(url, tuple(sentinels), master, r.float("kvdb", "socket_timeout", 1.0))
 
 
+def _log_format(r: _Reader) -> str:
+    value = r.str("logging", "format", "text").lower()
+    if value not in ("text", "json"):
+        raise ConfigError(f"{r.path}: [logging] format: {value!r} is not one of text, json")
+    return value
+
+
 def _cluster_name(r: _Reader) -> str:
     name = r.str("cluster", "name", _REQUIRED)
     if not name or not all(c.isalnum() or c in "-_." for c in name):
@@ -279,6 +288,7 @@ def load_server_settings(server_dir: str) -> ServerSettings:
         membership=membership,
         lease=lease,
         log_level=r.str("logging", "level", "INFO"),
+        log_format=_log_format(r),
         drain_seconds=r.float("main", "drain_seconds", 1.0, lo=-1e-9),
         deploy_timeout=r.float("main", "deploy_timeout", 10.0),
         limits=_limits(r),
@@ -341,4 +351,5 @@ def load_lb_settings(lb_dir: str) -> LBSettings:
         max_servers=r.int("haproxy", "max_servers", 64, 1, 4096),
         log_level=r.str("logging", "level", "INFO"),
         edge=_edge(r),
+        log_format=_log_format(r),
     )

@@ -16,7 +16,7 @@ import signal
 import sys
 
 from zato.common.errors import EXIT_CONFIG, EXIT_DEPENDENCY, ConnectorError, MissingDependency, ZatoError
-from zato.common.log import setup_logging
+from zato.common.log import setup_component_logging
 from zato.config.settings import load_server_settings
 from zato.connector.base import Context
 from zato.coord.client import check_redis, connect
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     except ZatoError as e:
         print(f"zato-connector: error: {e}", file=sys.stderr)
         return EXIT_CONFIG
-    setup_logging(settings.logfile, settings.log_level)
+    setup_component_logging(settings, "connector")
     set_title(kind, name)
     label = f"{kind} {name!r}"
     try:

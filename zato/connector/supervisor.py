@@ -29,12 +29,12 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from zato.common.errors import EXIT_CONFIG, CoordError, ZatoError
-from zato.common.log import setup_logging
+from zato.common.log import setup_component_logging
 from zato.config.settings import ServerSettings, load_server_settings
 from zato.connector import registry
 from zato.connector.process import Manager, RestartPolicy
 from zato.connector.zygote import ZygoteOS
-from zato.coord import events, membership
+from zato.coord import events, membership, takeovers
 from zato.coord.client import connect
 from zato.coord.lease import Lease, LeaseKeeper, RedisHealth
 
@@ -71,7 +71,9 @@ class Supervisor:
             settings.redis, retry=no_retry, socket_timeout=timeout, socket_connect_timeout=timeout
         )
         self.lease = Lease(lease_client, settings.cluster, settings.name, settings.lease)
-        self.keeper = LeaseKeeper(self.lease, self.health, self.stop_event.is_set, self.stop_event.wait)
+        self.keeper = LeaseKeeper(
+            self.lease, self.health, self.stop_event.is_set, self.stop_event.wait, on_acquired=self._took_over
+        )
         self.zygote = ZygoteOS(settings.path)  # started by the main loop, holder or standby
         self.manager = Manager(restart_policy(settings), self.zygote)
         self.parent = os.getppid()
@@ -89,6 +91,10 @@ class Supervisor:
         self._status_doc: dict | None = None
         self.stop_reason = ""
         self._threads: dict[str, threading.Thread] = {}
+
+    def _took_over(self, epoch: int, duration_s: float | None) -> None:
+        s = self.settings
+        takeovers.record(self.client, s.cluster, s.name, epoch, time.time(), duration_s)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def run(self) -> int:
@@ -336,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     except ZatoError as e:
         print(f"zato-supervisor: error: {e}", file=sys.stderr)
         return EXIT_CONFIG
-    setup_logging(settings.logfile, settings.log_level)
+    setup_component_logging(settings, "supervisor")
     set_title(settings)
     supervisor = Supervisor(settings)
     for sig in (signal.SIGTERM, signal.SIGINT):

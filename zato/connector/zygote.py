@@ -380,7 +380,7 @@ def run_args(argv: tuple[str, ...]) -> list[str] | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from zato.common.log import setup_logging
+    from zato.common.log import setup_component_logging
     from zato.config.settings import load_server_settings
 
     argv = sys.argv[1:] if argv is None else argv
@@ -395,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
     except ZatoError as e:
         print(f"zato-connector-zygote: error: {e}", file=sys.stderr)
         return EXIT_CONFIG
-    setup_logging(settings.logfile, settings.log_level)
+    setup_component_logging(settings, "zygote")
     setproctitle(f"zato-connector-zygote: {settings.name}")
     code = Zygote(sock, int(argv[2])).serve()
     logging.shutdown()

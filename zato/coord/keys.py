@@ -39,6 +39,15 @@ class Keys:
         return f"{self.prefix}lease:info"
 
     @property
+    def takeovers(self) -> str:
+        """List of JSON takeovers (holder, epoch, at, duration_s), newest first, capped."""
+        return f"{self.prefix}lease:takeovers"
+
+    @property
+    def takeovers_count(self) -> str:
+        return f"{self.prefix}lease:takeovers:count"
+
+    @property
     def supervisor_status(self) -> str:
         """JSON written by the holder's supervisor: its children and their states."""
         return f"{self.prefix}supervisor:status"

@@ -255,8 +255,10 @@ class LeaseKeeper:
         should_stop: Callable[[], bool],
         wait: Callable[[float], None],
         clock: Callable[[], float] = time.monotonic,
+        on_acquired: Callable[[int, float | None], None] | None = None,
     ):
         self.lease = lease
+        self.on_acquired = on_acquired  # (epoch, seconds without a holder or None): the takeover log
         self.settings = lease.settings
         self.health = health
         self.should_stop = should_stop
@@ -267,6 +269,8 @@ class LeaseKeeper:
         self._confirmed_at = 0.0  # start of the last renewal Redis confirmed
         self._pubsub: redis.client.PubSub | None = None
         self._epoch_fresh = False  # subscribed, then read the epoch: acquisitions arrive as messages
+        self._seen_end: float | None = None  # when the lease this standby last saw would expire
+        self._released_at: float | None = None  # when this standby heard the holder release it
 
     # -- what the supervisor reads -------------------------------------------------------
     def valid_epoch(self) -> int | None:
@@ -294,6 +298,8 @@ class LeaseKeeper:
             fresh = self._pubsub is not None and self._epoch_fresh
             remaining = self.lease.remaining_ms(with_epoch=not fresh)
             self._epoch_fresh = self._pubsub is not None
+            if remaining >= 0:
+                self._seen_end = self.clock() + remaining / 1000.0
             if remaining < 0:  # -2: nobody holds it (-1 cannot happen: we always set PX)
                 started = self.clock()  # the key's TTL starts after this instant
                 attempt = self.lease.try_acquire()
@@ -315,6 +321,21 @@ class LeaseKeeper:
         with self._lock:
             self._epoch, self._confirmed_at = epoch, started
         logger.info("acquired lease epoch %d", epoch)
+        self._report_takeover(epoch)
+
+    def _report_takeover(self, epoch: int) -> None:
+        """How long the cluster had no holder, as this standby saw it: from the release it
+        heard, else from the last renewal it saw (the expiry it saw minus the TTL)."""
+        gap_from = self._released_at
+        if gap_from is None and self._seen_end is not None:
+            gap_from = self._seen_end - self.settings.ttl
+        self._released_at = self._seen_end = None
+        if self.on_acquired is None:
+            return
+        try:
+            self.on_acquired(epoch, None if gap_from is None else max(0.0, self.clock() - gap_from))
+        except CoordError as e:
+            logger.warning("cannot record the takeover of epoch %d: %s", epoch, e)
 
     def _holder_step(self) -> None:
         epoch = self._epoch
@@ -363,6 +384,7 @@ class LeaseKeeper:
                     return
                 msg = pubsub.get_message(ignore_subscribe_messages=True, timeout=min(left, 0.25))
                 if self._heard(msg) == "released":
+                    self._released_at = self.clock()
                     logger.info("lease released by its holder: competing now")
                     return
         except (redis.RedisError, OSError) as e:

@@ -167,3 +167,15 @@ class OutQueue:
             pipe.llen(self.processing)
             waiting, processing = pipe.execute()
         return int(waiting), int(processing)
+
+    def parked_count(self) -> int:
+        with translate(f"counting parked messages of {self.what}"):
+            return int(self.client.llen(self.parked))
+
+    def resend_parked(self, limit: int = 10000) -> int:
+        """Move parked messages back to the queue (oldest first); returns how many moved."""
+        moved = 0
+        with translate(f"re-sending parked messages of {self.what}"):
+            while moved < limit and self.client.lmove(self.parked, self.queue, "RIGHT", "LEFT") is not None:
+                moved += 1
+        return moved

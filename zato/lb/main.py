@@ -14,7 +14,7 @@ import signal
 import sys
 
 from zato.common.errors import EXIT_CONFIG, EXIT_DEPENDENCY, EXIT_OK, ComponentError, ConfigError, ZatoError
-from zato.common.log import setup_logging
+from zato.common.log import setup_component_logging
 from zato.common.pidfile import read_pidfile, remove_pidfile, write_pidfile
 from zato.config.component import LOAD_BALANCER, read_component
 from zato.config.settings import LBSettings, load_lb_settings
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     except ZatoError as e:
         print(f"zato-lb: error: {e}", file=sys.stderr)
         return EXIT_CONFIG
-    setup_logging(settings.logfile, settings.log_level)
+    setup_component_logging(settings, "lb")
     status = read_pidfile(settings.pidfile)
     if status.alive:
         logger.error("the load balancer is already running (pid %s)", status.pid)

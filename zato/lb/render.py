@@ -38,6 +38,8 @@ BACKEND = "zato_servers"
 FRONTEND = "zato_lb"
 ALIVE_URI = "/zato-lb-alive"
 STATS_URI = "/zato-lb-stats"
+METRICS_URI = "/zato-lb-metrics"  # HAProxy's own Prometheus exporter, behind the stats credentials
+STATS_USERS = "zato_lb_stats"
 ALIVE_BODY = "<html><body><h1>200 OK</h1>\\nHAProxy: service ready.\\n</body></html>\\n"
 # The CID: a v4 UUID without dashes, upper case, its last 5 hex digits dropped -> 27 chars.
 CID_FORMAT = "K%[uuid,regsub(-,,g),upper,regsub(.....$,)]"
@@ -91,6 +93,7 @@ def render(settings: LBSettings, servers: list[Backend]) -> str:
     return "\n".join(
         [
             _global(settings),
+            _userlist(settings),
             _defaults(settings),
             _frontend(settings),
             _backend(settings, servers),
@@ -112,6 +115,12 @@ global
         + "\n".join(edge.global_lines(s.edge))
         + "\n"
     )
+
+
+def _userlist(s: LBSettings) -> str:
+    return f"""userlist {STATS_USERS}
+    user {_quote(s.stats_username)} insecure-password {_quote(s.stats_password)}
+"""
 
 
 def _defaults(s: LBSettings) -> str:
@@ -143,6 +152,9 @@ def _frontend(s: LBSettings) -> str:
     unique-id-format {CID_FORMAT}
     http-error status 200 content-type text/html hdr Cache-Control no-cache string "{ALIVE_BODY}"
     http-request disable-l7-retry unless METH_GET || METH_HEAD || METH_OPTIONS
+    acl zato_metrics path {METRICS_URI}
+    http-request auth realm Zato\\ load\\ balancer if zato_metrics !{{ http_auth({STATS_USERS}) }}
+    http-request use-service prometheus-exporter if zato_metrics
     stats enable
     stats uri {STATS_URI}
     stats realm Zato\\ load\\ balancer

@@ -7,12 +7,25 @@ import logging
 import sys
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger as GunicornLogger
 
 from zato.common.errors import ConfigError
+from zato.common.log import set_role
 from zato.config.settings import ServerSettings
+from zato.server import metrics
 from zato.server.readiness import DrainFlag
 
 logger = logging.getLogger("zato.server")
+
+
+class ZatoGunicornLogger(GunicornLogger):
+    """gunicorn's own messages go through our handlers (text or JSON, secrets masked)."""
+
+    def setup(self, cfg) -> None:  # noqa: ANN001 - gunicorn's Config
+        super().setup(cfg)
+        for handler in list(self.error_log.handlers):
+            self.error_log.removeHandler(handler)
+        self.error_log.propagate = True
 
 
 def gunicorn_options(settings: ServerSettings) -> dict:
@@ -32,6 +45,8 @@ def gunicorn_options(settings: ServerSettings) -> dict:
         "limit_request_fields": settings.limits.max_headers,
         "limit_request_field_size": settings.limits.max_header_size,
         "limit_request_line": settings.limits.max_request_line,
+        "child_exit": metrics.worker_exited,
+        "logger_class": ZatoGunicornLogger,
     }
     options.update(settings.gunicorn)  # [gunicorn] in server.conf wins
     return options
@@ -65,6 +80,7 @@ class ZatoApplication(BaseApplication):
         from zato.server.worker import Worker
         from zato.server.wsgi import ServerApp
 
+        set_role("worker")
         worker = Worker(self.settings)
         worker.start()  # loads services and channels in the background; /zato/ready is 503 until then
         return ServerApp(worker, build_app(worker), self.draining)

@@ -6,7 +6,7 @@ import sys
 import warnings
 
 from zato.common.errors import EXIT_CONFIG, ConfigError, ZatoError
-from zato.common.log import setup_logging
+from zato.common.log import setup_component_logging
 from zato.config.settings import load_server_settings
 
 # The gevent workers monkey-patch after fork; the arbiter has imported ssl (via redis) by then,
@@ -23,7 +23,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         settings = load_server_settings(argv[0])
-        setup_logging(settings.logfile, settings.log_level, stream=foreground)
+        setup_component_logging(settings, "arbiter", stream=foreground)
+        from zato.server import metrics
+
+        metrics.prepare(settings)  # before any worker exists or imports prometheus_client
         from zato.server.app import ZatoApplication
 
         app = ZatoApplication(settings)

@@ -8,6 +8,7 @@ import binascii
 import hmac
 import json
 import logging
+import time
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import Any
@@ -15,9 +16,11 @@ from urllib.parse import parse_qsl
 
 from zato.common.cid import is_cid, new_cid
 from zato.common.errors import CoordError, ServiceNotFound
+from zato.common.log import CID
 from zato.common.signing import verify
 from zato.coord import lease
 from zato.server import body as bodies
+from zato.server import metrics
 from zato.server.readiness import READY_PATH, DrainFlag, not_ready_reason, ready_body
 from zato.server.worker import Worker
 from zato.service.base import Request, Response
@@ -97,14 +100,30 @@ class ServerApp:
             return self._send(start_response, 200, ping_body(cid), JSON, cid)
         if path == READY_PATH:
             return self._ready(start_response)
+        if path == metrics.METRICS_PATH:
+            return self._metrics(start_response)
         supplied = environ.get("HTTP_X_ZATO_CID", "")
         cid = supplied if is_cid(supplied) else new_cid()
+        token = CID.set(cid)  # log records of this request carry its CID
+        in_flight = metrics.instruments().in_flight
+        in_flight.inc()
+        try:
+            return self._serve(environ, start_response, path, cid)
+        finally:
+            in_flight.dec()
+            CID.reset(token)
+
+    def _serve(self, environ: dict, start_response: StartResponse, path: str, cid: str) -> Iterable[bytes]:
+        requests = metrics.instruments().requests
         try:
             bodies.check_length(environ, self.limits.max_body)  # 413 before anything is read
             if path.startswith(INVOKE_PREFIX):
+                requests.labels("internal").inc()
                 return self._internal(environ, start_response, path[len(INVOKE_PREFIX) :], cid)
             if path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/"):
+                requests.labels("admin").inc()
                 return self._admin(environ, start_response, cid)
+            requests.labels("channel").inc()
             return self._channel(environ, start_response, path, cid)
         except HTTPError as e:
             return self._send(start_response, e.status, error_body(cid, e.detail), JSON, cid, e.headers)
@@ -120,6 +139,11 @@ class ServerApp:
             logger.exception("cid %s: unexpected error serving %s", cid, path)
             return self._send(start_response, 500, error_body(cid, "internal server error"), JSON, cid)
 
+    def _metrics(self, start_response: StartResponse) -> list[bytes]:
+        cid = new_cid()
+        body, ctype = metrics.exposition(self.worker.redis, self.worker.settings.cluster)
+        return self._send(start_response, 200, body, ctype, cid)
+
     @staticmethod
     def _send(
         start_response: StartResponse,
@@ -134,13 +158,17 @@ class ServerApp:
         return [body]
 
     def _run(self, service: str, request: Request, cid: str) -> Response:
+        started = time.perf_counter()
         try:
-            return self.worker.store.invoke(service, cid=cid, request=request)
+            response = self.worker.store.invoke(service, cid=cid, request=request)
         except ServiceNotFound:
             raise HTTPError(404, f"no such service: {service}") from None
         except Exception:  # noqa: BLE001 - a failing service is a 500, logged with its traceback
             logger.exception("cid %s: service %s failed", cid, service)
+            metrics.observe_service(service, started)
             raise HTTPError(500, f"service {service} failed; see the server log for cid {cid}") from None
+        metrics.observe_service(service, started)
+        return response
 
     def _reply(self, start_response: StartResponse, response: Response, cid: str) -> list[bytes]:
         body, ctype = render(response.payload, response.content_type)
@@ -172,16 +200,23 @@ class ServerApp:
         if ch is None:
             allowed = ", ".join(sorted(m for m in by_method if m))
             raise HTTPError(405, f"method {method} is not allowed for {path}", [("Allow", allowed)])
-        raw = self._body(environ)
-        request = Request(
-            payload=parse_payload(raw, ch.data_format == "json"),
-            raw=raw,
-            method=method,
-            path=path,
-            headers=request_headers(environ),
-            params=dict(parse_qsl(environ.get("QUERY_STRING", ""))),
-        )
-        return self._reply(start_response, self._run(ch.service, request, cid), cid)
+        counter = metrics.instruments().channel_requests
+        try:
+            raw = self._body(environ)
+            request = Request(
+                payload=parse_payload(raw, ch.data_format == "json"),
+                raw=raw,
+                method=method,
+                path=path,
+                headers=request_headers(environ),
+                params=dict(parse_qsl(environ.get("QUERY_STRING", ""))),
+            )
+            response = self._run(ch.service, request, cid)
+        except HTTPError as e:
+            counter.labels(ch.name, method, str(e.status)).inc()
+            raise
+        counter.labels(ch.name, method, str(response.status_code)).inc()
+        return self._reply(start_response, response, cid)
 
     # Connectors -> server
 

@@ -1,0 +1,119 @@
+"""/metrics on a real two-worker server, HAProxy's exporter on the LB, and JSON logs.
+
+The service answers with its worker's pid: once both workers have served, a total equal to
+every request proves the scrape sums the workers, whichever of them answers it."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support import wait_for, zato
+
+MODULE = '''
+import os
+from zato.service import Service
+
+
+class Pid(Service):
+    name = "test.pid"
+
+    def handle(self):
+        self.response.payload = {"pid": os.getpid()}
+
+
+class Fail(Service):
+    name = "test.fail"
+
+    def handle(self):
+        raise ValueError("this service always fails")
+'''
+
+
+def samples(url: str) -> dict[tuple, float]:
+    """{(name, sorted labels): value} of one scrape (a new connection each time)."""
+    text = requests.get(url, timeout=10, headers={"Connection": "close"}).text
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+@pytest.fixture(scope="module")
+def cluster(module_quickstart, tmp_path_factory):
+    qs = module_quickstart(servers=1, workers=2, extra_conf={"logging": {"format": "json"}})
+    qs.start()
+    module = tmp_path_factory.mktemp("mod") / "pidmod.py"
+    module.write_text(MODULE)
+    zato("deploy", qs.path, str(module))
+    base = qs.server_url("server1")
+    for name, service in (("pid", "test.pid"), ("fail", "test.fail")):
+        r = requests.post(f"{base}/zato/admin/channels", auth=qs.admin_auth, timeout=10,
+                          json={"name": name, "url_path": f"/test/{name}", "service": service})
+        assert r.status_code in (200, 201), r.text
+    wait_for(lambda: requests.get(f"{base}/test/pid", timeout=5).ok, 30, what="channel served")
+    return qs
+
+
+def test_metrics_rise_with_traffic_and_sum_all_workers(cluster):
+    base = cluster.server_url("server1")
+    key = ("zato_rest_channel_requests_total", (("channel", "pid"), ("method", "GET"), ("status", "200")))
+    before = samples(base + "/metrics").get(key, 0)
+    pids = set()
+    sent = 0
+    while len(pids) < 2 or sent < 20:
+        r = requests.get(base + "/test/pid", timeout=10, headers={"Connection": "close"})
+        pids.add(r.json()["pid"])
+        sent += 1
+        assert sent < 400, "one worker served everything"
+    for _ in range(4):  # whichever worker answers the scrape, it counts every worker's requests
+        after = samples(base + "/metrics")
+        assert after[key] == before + sent
+        service = after[("zato_service_invocations_total", (("service", "test.pid"),))]
+        assert service >= sent
+        assert after[("zato_service_duration_seconds_count", (("service", "test.pid"),))] == service
+        assert after[("zato_server_requests_in_flight", ())] == 0
+    assert after[("zato_lease_holder", (("server", "server1"),))] == 1
+    assert after[("zato_lease_epoch", ())] >= 1
+    assert after[("zato_lease_takeovers_total", ())] >= 1
+    assert after[("zato_cluster_servers_live", ())] == 1
+    assert after[("zato_redis_up", ())] == 1
+
+
+def test_haproxy_exporter_needs_the_stats_credentials(cluster):
+    url = cluster.lb_url + "/zato-lb-metrics"
+    assert requests.get(url, timeout=10).status_code == 401
+    from zato.config.settings import load_lb_settings
+
+    lb = load_lb_settings(cluster.lb_dir)
+    r = requests.get(url, auth=(lb.stats_username, lb.stats_password), timeout=10)
+    assert r.status_code == 200
+    assert 'haproxy_server_status{proxy="zato_servers",server="server1"' in r.text
+
+
+def test_json_logs_parse_line_by_line_with_cid_and_no_secret(cluster):
+    base = cluster.server_url("server1")
+    failed = requests.get(base + "/test/fail", timeout=10)
+    assert failed.status_code == 500
+    cid = failed.headers["X-Zato-CID"]
+    log = os.path.join(cluster.server_dir("server1"), "logs", "server.log")
+
+    def records() -> list[dict]:
+        with open(log) as f:
+            return [json.loads(line) for line in f if line.strip()]  # every line is one object
+
+    wait_for(lambda: any(r.get("cid") == cid for r in records()), 10, what="the failure's log record")
+    lines = records()
+    failure = next(r for r in lines if r.get("cid") == cid)
+    assert failure["level"] == "ERROR" and failure["role"] == "worker" and failure["server"] == "server1"
+    assert "ValueError: this service always fails" in failure["exc"]
+    assert {"arbiter", "worker", "supervisor"} <= {r["role"] for r in lines}
+    assert all({"time", "level", "logger", "message", "pid"} <= set(r) for r in lines)
+    text = open(log).read()
+    settings = cluster.settings("server1")
+    assert settings.admin_password not in text and settings.cluster_secret not in text

@@ -1,0 +1,105 @@
+"""Cluster-wide Prometheus metrics read from Redis at scrape time: the lease, the takeover
+log, membership, the holder's connectors and the outgoing queues. Redis down is a value
+(`zato_redis_up 0`), never a failed scrape."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from zato.common.errors import CoordError
+from zato.coord import status, takeovers
+from zato.coord.queues import OutQueue
+
+
+def outgoing_of(child: dict) -> tuple[str, str] | None:
+    """(queue kind, connection name) of an outgoing connector child ("amqp-outgoing:orders")."""
+    kind, _, name = str(child.get("name") or "").partition(":")
+    if not kind.endswith("-outgoing") or not name:
+        return None
+    return kind[: -len("-outgoing")], name
+
+
+class ClusterCollector:
+    def __init__(self, client: Any, cluster: str):
+        self.client, self.cluster = client, cluster
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        view = status.collect(self.client, self.cluster)
+        up = GaugeMetricFamily("zato_redis_up", "1 if this server could read the cluster state from Redis")
+        up.add_metric([], 0 if view["errors"] else 1)
+        yield up
+        if view["errors"]:
+            return
+        lease = view["lease"] or {}
+        epoch = GaugeMetricFamily("zato_lease_epoch", "The newest fencing epoch of the lease")
+        epoch.add_metric([], lease.get("newest_epoch") or 0)
+        yield epoch
+        holder = GaugeMetricFamily("zato_lease_holder", "1 for the lease holder", labels=["server"])
+        if lease.get("holder"):
+            holder.add_metric([lease["holder"]], 1)
+        yield holder
+        try:
+            count = takeovers.count(self.client, self.cluster)
+        except CoordError:
+            count = 0
+        yield CounterMetricFamily("zato_lease_takeovers", "Acquisitions of the lease", count)
+        yield from self._members(view["servers"])
+        yield from self._connectors(view["children"])
+
+    @staticmethod
+    def _members(servers: list[dict]) -> Iterator[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        live = GaugeMetricFamily("zato_cluster_servers_live", "Servers with a live membership key")
+        live.add_metric([], sum(1 for s in servers if s.get("live")))
+        yield live
+        member = GaugeMetricFamily(
+            "zato_cluster_server_live", "1 per live server, with its role", labels=["server", "role", "state"]
+        )
+        for s in servers:
+            if s.get("live"):
+                member.add_metric([s["name"], s.get("role") or "", s.get("state") or ""], 1)
+        yield member
+
+    def _connectors(self, children: list[dict]) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        labels = ["connector", "kind"]
+        state = GaugeMetricFamily("zato_connector_state", "1 for the state each connector is in",
+                                  labels=[*labels, "state"])
+        restarts = GaugeMetricFamily("zato_connector_restarts", "Restarts of a connector", labels=labels)
+        counters = {
+            key: CounterMetricFamily(f"zato_connector_{key}", help_, labels=labels)
+            for key, help_ in (
+                ("messages_in", "Messages a connector took in (since its process started)"),
+                ("messages_out", "Messages a connector delivered (since its process started)"),
+                ("failures", "Failed deliveries of a connector (since its process started)"),
+            )
+        }
+        parked = GaugeMetricFamily("zato_connector_parked", "Messages a connector parked", labels=labels)
+        depth = GaugeMetricFamily("zato_outgoing_queue_depth", "Messages in an outgoing connection's lists",
+                                  labels=["connection", "kind", "list"])
+        for c in children:
+            key = [str(c.get("name")), str(c.get("kind"))]
+            state.add_metric([*key, str(c.get("state"))], 1)
+            restarts.add_metric(key, c.get("restarts") or 0)
+            for name, family in counters.items():
+                family.add_metric(key, c.get(name) or 0)
+            parked.add_metric(key, c.get("parked") or 0)
+            out = outgoing_of(c)
+            if out is not None:
+                self._depth(depth, *out)
+        yield from (state, restarts, *counters.values(), parked, depth)
+
+    def _depth(self, family: Any, kind: str, name: str) -> None:
+        queue = OutQueue(self.client, self.cluster, kind, name)
+        try:
+            waiting, processing = queue.depth()
+            parked = queue.parked_count()
+        except CoordError:
+            return
+        for which, value in (("waiting", waiting), ("processing", processing), ("parked", parked)):
+            family.add_metric([name, kind, which], value)
