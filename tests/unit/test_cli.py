@@ -141,3 +141,29 @@ def test_build_a_cluster_by_hand(tmp_path, zato):
     assert secret[0] in s2 and "name = s2" in s2
     assert "kind     load-balancer" in zato("info", str(tmp_path / "lb")).stdout
     one_line_error(zato("create", "odb", "nonsense", check=False), "is not a database URL")
+
+
+def test_bind_every_interface_and_announce_one_address(tmp_path, zato):
+    """A server on a real host binds 0.0.0.0 and announces the address peers reach it at: the
+    ODB and the cluster see the announced one; binding 0.0.0.0 without announcing is refused."""
+    from zato.config.settings import load_lb_settings, load_server_settings
+    from zato.odb import api as odb_api
+    from zato.odb.engine import ODB
+
+    url = f"sqlite:///{tmp_path}/odb.db"
+    zato("create", "cluster", url, "hosts")
+    s0 = str(tmp_path / "s0")
+    refused = zato("create", "server", s0, "--odb", url, "--cluster", "hosts", "--host", "::", check=False)
+    one_line_error(refused, "--announce-host")
+    s1 = str(tmp_path / "s1")
+    zato("create", "server", s1, "--odb", url, "--cluster", "hosts", "--host", "0.0.0.0",
+         "--announce-host", "10.0.0.11", "--port", "31200")  # fmt: skip
+    settings = load_server_settings(s1)
+    assert (settings.host, settings.announced_host) == ("0.0.0.0", "10.0.0.11")
+    odb = ODB(url)
+    try:
+        assert [(r.host, r.port) for r in odb_api.list_servers(odb, "hosts")] == [("10.0.0.11", 31200)]
+    finally:
+        odb.dispose()
+    zato("create", "load-balancer", str(tmp_path / "lb"), "--cluster", "hosts", "--host", "0.0.0.0")
+    assert load_lb_settings(str(tmp_path / "lb")).host == "0.0.0.0"

@@ -6,7 +6,7 @@ import argparse
 import os
 
 from zato.common.errors import ConfigError
-from zato.config.settings import load_server_settings
+from zato.config.settings import WILDCARDS, load_server_settings
 from zato.lifecycle.layout import (
     DEFAULT_LB_PORT,
     DEFAULT_REDIS,
@@ -45,7 +45,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--cluster", help="cluster name")
     s.add_argument("--redis", help=f"Redis URL (default {DEFAULT_REDIS})")
     s.add_argument("--name", help="server name (default: the directory's name)")
-    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0: every interface)")
+    s.add_argument(
+        "--announce-host",
+        default="",
+        metavar="ADDR",
+        help="address the LB and the other servers reach this server at (default: --host; "
+        "required with --host 0.0.0.0)",
+    )
     s.add_argument("--port", type=int, default=DEFAULT_SERVER_PORT)
     s.add_argument("--workers", type=int, default=2)
     s.set_defaults(func=server)
@@ -54,6 +61,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     lb.add_argument("path", metavar="DIR")
     lb.add_argument("--cluster", required=True)
     lb.add_argument("--redis", default=DEFAULT_REDIS)
+    lb.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     lb.add_argument("--port", type=int, default=DEFAULT_LB_PORT)
     lb.set_defaults(func=load_balancer)
 
@@ -90,12 +98,24 @@ def server(args: argparse.Namespace) -> int:
             # joining also means the same Sentinels, unless --redis names another Redis
             "" if args.redis else ",".join(f"{h}:{p}" for h, p in base.redis.sentinels),
             "" if args.redis else base.redis.sentinel_master,
+            args.announce_host,
         )
     else:
         if not args.odb or not args.cluster:
             raise ConfigError("zato create server needs --odb and --cluster (or --join SERVER_DIR)")
         spec = ServerSpec(
-            name, args.cluster, args.odb, args.redis or DEFAULT_REDIS, args.host, args.port, args.workers
+            name,
+            args.cluster,
+            args.odb,
+            args.redis or DEFAULT_REDIS,
+            args.host,
+            args.port,
+            args.workers,
+            announce_host=args.announce_host,
+        )
+    if args.host in WILDCARDS and not args.announce_host:
+        raise ConfigError(
+            f"--host {args.host} binds every interface: say where peers reach it with --announce-host ADDR"
         )
     ensure_empty_dir(args.path)  # before the ODB row, so a taken directory leaves no row behind
     register_server(spec.odb_url, spec)
@@ -106,6 +126,6 @@ def server(args: argparse.Namespace) -> int:
 
 
 def load_balancer(args: argparse.Namespace) -> int:
-    path = create_lb_dir(args.path, args.cluster, args.redis, args.port)
-    print(f"load balancer of cluster {args.cluster} created in {path} (port {args.port})")
+    path = create_lb_dir(args.path, args.cluster, args.redis, args.port, host=args.host)
+    print(f"load balancer of cluster {args.cluster} created in {path} ({args.host}:{args.port})")
     return 0

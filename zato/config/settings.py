@@ -54,7 +54,7 @@ class ServerSettings:
     path: str  # server directory (absolute)
     name: str
     cluster: str
-    host: str  # the address others (LB, connectors) reach this server at
+    host: str  # the address this server binds (0.0.0.0: every interface)
     port: int
     workers: int
     odb_url: str
@@ -70,6 +70,12 @@ class ServerSettings:
     drain_seconds: float = 1.0  # graceful stop: keep serving this long after leaving the LB
     deploy_timeout: float = 10.0  # a deployed module must finish loading (validation) within this
     limits: LimitSettings = LimitSettings()
+    announce_host: str = ""  # the address others (LB, connectors) reach it at; "" = host
+
+    @property
+    def announced_host(self) -> str:
+        """What this server tells the cluster (membership, ODB) its peers reach it at."""
+        return self.announce_host or self.host
 
     @property
     def config_file(self) -> str:
@@ -292,6 +298,7 @@ def load_server_settings(server_dir: str) -> ServerSettings:
         drain_seconds=r.float("main", "drain_seconds", 1.0, lo=-1e-9),
         deploy_timeout=r.float("main", "deploy_timeout", 10.0),
         limits=_limits(r),
+        announce_host=_announce_host(r),
     )
 
 
@@ -327,6 +334,24 @@ def _edge(r: _Reader) -> EdgeSettings:
         tls_cert=tls_cert,
         tls_alpn=r.str("tls", "alpn", d.tls_alpn),
     )
+
+
+WILDCARDS = ("0.0.0.0", "::", "")
+
+
+def _announce_host(r: _Reader) -> str:
+    """[main] announce_host: required when [main] host binds every interface (peers cannot
+    reach 0.0.0.0), never itself a wildcard."""
+    host = r.str("main", "host", "127.0.0.1")
+    announce = r.str("main", "announce_host", "")
+    if announce in WILDCARDS[:2]:
+        raise ConfigError(f"{r.path}: [main] announce_host: {announce} is not an address peers can reach")
+    if host in WILDCARDS and not announce:
+        raise ConfigError(
+            f"{r.path}: [main] host {host or '(empty)'} binds every interface: set [main] announce_host "
+            "to the address the LB and the other servers reach this server at"
+        )
+    return announce
 
 
 def load_lb_settings(lb_dir: str) -> LBSettings:

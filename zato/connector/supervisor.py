@@ -218,7 +218,7 @@ class Supervisor:
         s = self.settings
         return membership.Member(
             s.name,
-            s.host,
+            s.announced_host,
             s.port,
             self.parent,
             self.started_at,

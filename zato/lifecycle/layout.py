@@ -37,6 +37,11 @@ class ServerSpec:
     cluster_secret: str = ""  # generated when empty; must be the same on every server
     sentinels: str = ""  # host:port,... : find the Redis master through Sentinel
     sentinel_master: str = ""
+    announce_host: str = ""  # what peers reach the server at, when host is 0.0.0.0 or differs
+
+    @property
+    def announced_host(self) -> str:
+        return self.announce_host or self.host
 
 
 def new_secret() -> str:
@@ -80,6 +85,7 @@ def create_server_dir(path: str, spec: ServerSpec) -> str:
         "main": {
             "name": spec.name,
             "host": spec.host,
+            **({"announce_host": spec.announce_host} if spec.announce_host else {}),
             "port": spec.port,
             "workers": spec.workers,
             "drain_seconds": "1.0",
@@ -106,12 +112,13 @@ def create_lb_dir(
     redis_url: str = DEFAULT_REDIS,
     port: int = DEFAULT_LB_PORT,
     kvdb: dict | None = None,  # the whole [kvdb] section (e.g. with sentinels), else just redis_url
+    host: str = "127.0.0.1",  # the frontend's bind address (0.0.0.0: every interface)
 ) -> str:
     path = ensure_empty_dir(path)
     for sub in ("config", "logs", "work"):
         os.makedirs(os.path.join(path, sub), exist_ok=True)
     conf = {
-        "main": {"host": "127.0.0.1", "port": port},
+        "main": {"host": host, "port": port},
         "cluster": {"name": cluster},
         "kvdb": kvdb or {"url": redis_url},
         "stats": {"username": "admin", "password": new_secret()},
@@ -145,7 +152,7 @@ def create_odb(url: str, cluster: str | None = None) -> bool:
 def register_server(url: str, spec: ServerSpec) -> None:
     odb = ODB(url)
     try:
-        odb_api.add_server(odb, spec.cluster, spec.name, spec.host, spec.port)
+        odb_api.add_server(odb, spec.cluster, spec.name, spec.announced_host, spec.port)
     finally:
         odb.dispose()
 

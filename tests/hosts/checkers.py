@@ -1,0 +1,158 @@
+"""Jepsen-style checkers of the lab: they count every operation instead of sampling.
+
+HttpChecker   steady GETs through the LB from the client host (5 s timeout each): ok, failed,
+              timed out, and the worst latency of the window the test cares about.
+AmqpChecker   numbered messages published with confirms into the channel's queue; lost = the
+              numbers no server's lab.record accepted, duplicates counted.
+stale_accepted  fencing: calls accepted under an epoch older than one already accepted anywhere.
+EpochWatch    counts lease epoch changes while it runs.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import pika
+import requests
+
+TIMEOUT = 5.0
+
+
+@dataclass
+class HttpResult:
+    started: float  # monotonic
+    latency: float
+    outcome: str  # ok, failed, timeout
+
+
+@dataclass
+class HttpChecker:
+    """`clients` threads in the client host, each a keep-alive session GETting `url` in a loop."""
+
+    lab: object
+    url: str
+    clients: int = 4
+    results: list[HttpResult] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> HttpChecker:
+        for _ in range(self.clients):
+            self._threads.append(self.lab.net.in_host(self.lab.host("client"), self._loop))
+        return self
+
+    def _loop(self) -> None:
+        session = requests.Session()
+        while not self._stop.is_set():
+            t0 = time.monotonic()
+            try:
+                r = session.get(self.url, timeout=TIMEOUT)
+                outcome = "ok" if r.status_code == 200 else f"failed:{r.status_code}"
+            except requests.Timeout:
+                outcome = "timeout"
+            except requests.RequestException as e:
+                outcome = f"failed:{type(e).__name__}"
+            self.results.append(HttpResult(t0, time.monotonic() - t0, outcome))
+            time.sleep(0.01)
+
+    def stop(self) -> HttpChecker:
+        self._stop.set()
+        for t in self._threads:
+            t.join(TIMEOUT + 2)
+        return self
+
+    def counts(self, since: float = 0.0) -> dict:
+        window = [r for r in self.results if r.started >= since]
+        kinds = Counter(
+            "ok" if r.outcome == "ok" else "timeout" if r.outcome == "timeout" else "failed" for r in window
+        )
+        return {
+            "sent": len(window),
+            "ok": kinds["ok"],
+            "failed": kinds["failed"],
+            "timeout": kinds["timeout"],
+            "worst": max((r.latency for r in window), default=0.0),
+            "errors": sorted({r.outcome for r in window if r.outcome != "ok"}),
+        }
+
+
+class AmqpPublisher:
+    """Publishes {"n": i} with confirms into `queue` through the lab's broker route (from the
+    root namespace: the client side of the broker is not under test)."""
+
+    def __init__(self, queue: str, host: str = "127.0.0.1"):
+        self.queue = queue
+        self.conn = pika.BlockingConnection(pika.ConnectionParameters(host, 5672, heartbeat=0))
+        self.ch = self.conn.channel()
+        self.ch.confirm_delivery()
+        self.ch.queue_declare(queue, durable=True)
+        self.published: list[int] = []
+
+    def publish(self, n: int) -> None:
+        body = json.dumps({"n": n}).encode()
+        self.ch.basic_publish("", self.queue, body, pika.BasicProperties(delivery_mode=2))
+        self.published.append(n)
+
+    def close(self, delete: bool = True) -> None:
+        if delete:
+            for q in (self.queue, self.queue + ".zato-parked"):
+                try:
+                    self.ch.queue_delete(q)
+                except pika.exceptions.AMQPError:
+                    self.ch = self.conn.channel()
+        self.conn.close()
+
+
+def amqp_counts(published: list[int], accepted: list[dict]) -> dict:
+    got = Counter(a["item"]["n"] for a in accepted if isinstance(a.get("item"), dict) and "n" in a["item"])
+    return {
+        "published": len(published),
+        "lost": len(set(published) - set(got)),
+        "duplicates": sum(c - 1 for c in got.values()),
+    }
+
+
+def stale_accepted(accepted: list[dict]) -> int:
+    """Calls accepted under an epoch older than one accepted anywhere before them. Every host
+    of the lab shares the machine's clock, so the services' timestamps order all servers."""
+    stale, newest = 0, 0
+    for a in sorted(accepted, key=lambda a: a["t"]):
+        if a["epoch"] < newest:
+            stale += 1
+        newest = max(newest, a["epoch"])
+    return stale
+
+
+class EpochWatch:
+    """Counts lease epoch changes seen while running (polls Redis from the root namespace)."""
+
+    def __init__(self, lab: object, interval: float = 0.1):
+        self.lab, self.interval = lab, interval
+        self.epochs: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def start(self) -> EpochWatch:
+        self._thread.start()
+        return self
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                e = self.lab.epoch()
+                if not self.epochs or self.epochs[-1] != e:
+                    self.epochs.append(e)
+            except Exception:  # noqa: BLE001 - Redis blips are not epoch changes
+                pass
+            self._stop.wait(self.interval)
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join(5)
+        return max(0, len(self.epochs) - 1)

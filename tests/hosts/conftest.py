@@ -1,0 +1,48 @@
+"""One lab (tests/hosts/lab.py) for the whole tests/hosts session: building it costs ~30 s on
+2 cores, so the tests share it; each test heals the faults it made. If the kernel refuses
+network namespaces the tests fail with one line saying so (they are never skipped)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from tests.hosts.checkers import AmqpPublisher
+from tests.hosts.lab import Lab, wait_all_up
+from tests.hosts.net import LabError
+
+
+@pytest.fixture(scope="session")
+def lab():
+    made = Lab()
+    try:
+        made.create()
+    except LabError as e:
+        pytest.fail(f"multi-host lab unavailable: {e}", pytrace=False)
+    try:
+        made.start()
+        made.deploy()
+        made.cli(
+            "conn create amqp-def", "--name", "rabbit", "--host", made.broker_ip, "--heartbeat", "2"
+        )
+        wait_all_up(made)
+        yield made
+    finally:
+        left = made.close()
+        assert left == [], f"the lab left {left} behind"
+
+
+@pytest.fixture
+def channel(lab):
+    """An AMQP channel (queue -> lab.record) and a publisher into its queue; removed afterwards."""
+    queue = f"zl-in-{uuid.uuid4().hex[:8]}"
+    pub = AmqpPublisher(queue)
+    name = f"in-{queue[-8:]}"
+    lab.cli(
+        "conn create amqp-channel", "--name", name, "--def", "rabbit", "--queue", queue,
+        "--service", "lab.record", "--prefetch", "10", "--data-format", "json",
+    )  # fmt: skip
+    yield pub
+    lab.cli("conn delete amqp-channel", "--name", name)
+    pub.close()

@@ -1,0 +1,349 @@
+"""A Zato cluster on hosts that can fail: the lab of tests/hosts and bench/faults.
+
+    redis   10.X.Y.10  its own redis-server
+    s1..s3  .11-.13    one Zato server each, created and started with the CLI, bound to its address
+    lb      .20        the load balancer (`zato create load-balancer --host`)
+    client  .30        the checkers' HTTP clients run in threads inside this namespace
+    root    .1 .2 .3   the forwarder (tests/hosts/forward.py): each host's own route to Redis
+                       (.1:port, where latency is added), RabbitMQ at .2:5672 and PostgreSQL at
+                       .3:5432, forwarded to the machine's shared services
+
+So a partition can cut the holder from Redis alone (its Redis route) or from the broker alone
+(.2), and a blackhole cuts the whole host. close() stops everything by pid and removes every
+namespace, veth, rule and the bridge, even after a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+
+import redis
+
+from tests.hosts.net import Host, LabError, Net
+from tests.support import AMQP_URL, PG_URL, Quickstart, cluster_name, wait_for, zato
+from zato.coord.lease import read_holder
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SERVER_PORT = 17010
+LB_PORT = 11223
+REDIS_PORT = 6379
+FAST = {"lease": {}, "membership": {"heartbeat": "0.5", "ttl": "2.0"}}
+
+SERVICES = '''
+import json, os, time
+from zato.service import Service
+
+
+class Record(Service):
+    """Records (epoch, server, item) of every connector-driven call it accepts, on local disk:
+    the checker reads every server's file, so nothing here depends on the server's links."""
+    name = "lab.record"
+
+    def handle(self):
+        epoch = int(self.request.headers.get("X-Zato-Epoch") or self.request.headers.get("x-zato-epoch") or 0)
+        line = json.dumps({"epoch": epoch, "server": self.server.name, "t": time.time(),
+                           "item": self.request.payload})
+        with open(os.path.join(self.server.path, "work", "lab-accepted.jsonl"), "a") as f:
+            f.write(line + "\\n")
+
+
+class Send(Service):
+    """Sends each item of the payload through the outgoing AMQP connection "out"."""
+    name = "lab.send"
+
+    def handle(self):
+        for item in self.request.payload["items"]:
+            self.outgoing.amqp.send(item, "out")
+
+
+class Slow(Service):
+    """Answers after ?s= seconds: a slow but live service."""
+    name = "lab.slow"
+
+    def handle(self):
+        import gevent
+        gevent.sleep(float(self.request.params.get("s", "1")))
+        self.response.payload = {"slept": self.request.params.get("s", "1")}
+'''
+
+
+class Lab:
+    """Build with create(), then start(); always close()."""
+
+    def __init__(self, servers: int = 3, conf: dict | None = None):
+        self.net = Net()
+        self.n_servers = servers
+        self.conf = conf or FAST
+        self.cluster = cluster_name("lab")
+        self.root = tempfile.mkdtemp(prefix=f"{self.net.prefix}-")
+        self.names = [f"s{i}" for i in range(1, servers + 1)]
+        self.routes: dict[str, int] = {}  # host name -> port of its Redis route on the gateway
+        self._procs: list[subprocess.Popen] = []
+        self._forwarder: subprocess.Popen | None = None
+
+    # -- layout ------------------------------------------------------------------------------
+    def host(self, name: str) -> Host:
+        return self.net.hosts[name]
+
+    def server_dir(self, name: str) -> str:
+        return os.path.join(self.root, name)
+
+    @property
+    def lb_dir(self) -> str:
+        return os.path.join(self.root, "lb")
+
+    @property
+    def lb_url(self) -> str:
+        return f"http://{self.host('lb').ip}:{LB_PORT}"
+
+    def server_url(self, name: str) -> str:
+        return f"http://{self.host(name).ip}:{SERVER_PORT}"
+
+    @property
+    def broker_ip(self) -> str:
+        return f"{self.net.subnet}.2"
+
+    @property
+    def odb_url(self) -> str:
+        return PG_URL.replace("@127.0.0.1:", f"@{self.net.subnet}.3:")
+
+    def redis_url(self, name: str) -> str:
+        return f"redis://{self.net.gateway}:{self.routes[name]}/0"
+
+    def redis(self) -> redis.Redis:
+        """A client of the lab's Redis straight from the test (root namespace, no route)."""
+        return redis.Redis(self.host("redis").ip, REDIS_PORT, decode_responses=True, socket_timeout=2)
+
+    # -- building ----------------------------------------------------------------------------
+    def create(self) -> Lab:
+        try:
+            self.net.create()
+            self.net.add_host("redis", 10)
+            for i, name in enumerate(self.names):
+                self.net.add_host(name, 11 + i)
+            self.net.add_host("lb", 20)
+            self.net.add_host("client", 30)
+            self.net.alias(2)
+            self.net.alias(3)
+            self._start_redis()
+            self._start_forwarder()
+            self._create_cluster()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _spawn(self, argv: list[str], **kw) -> subprocess.Popen:
+        proc = subprocess.Popen(argv, cwd=ROOT, **kw)
+        self._procs.append(proc)
+        return proc
+
+    def _start_redis(self) -> None:
+        h = self.host("redis")
+        self._spawn(
+            h.argv(
+                "redis-server",
+                "--bind",
+                h.ip,
+                "--port",
+                str(REDIS_PORT),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--protected-mode",
+                "no",
+            ),
+            stdout=subprocess.DEVNULL,
+        )
+        wait_for(lambda: self.redis().ping(), timeout=10, what="the lab's redis-server")
+
+    def _start_forwarder(self) -> None:
+        from tests.support import free_port
+
+        gw = self.net.gateway
+        redis_at = f"{self.host('redis').ip}:{REDIS_PORT}"
+        specs = [
+            f"{self.broker_ip}:5672={AMQP_URL.split('@')[1].split('/')[0]}",
+            f"{self.net.subnet}.3:5432={PG_URL.split('@')[1].split('/')[0]}",
+        ]
+        for name in [*self.names, "lb"]:
+            self.routes[name] = free_port()
+            specs.append(f"{gw}:{self.routes[name]}={redis_at}")
+        self._forwarder = self._spawn(
+            [sys.executable, "-m", "tests.hosts.forward", *specs],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        line = self._forwarder.stdout.readline().strip()
+        if line != "ready":
+            raise LabError(f"the lab's forwarder did not start: {line!r}")
+
+    def _create_cluster(self) -> None:
+        zato("create", "cluster", self.odb_url, self.cluster)
+        first = None
+        for name in self.names:
+            common = [
+                "--redis",
+                self.redis_url(name),
+                "--host",
+                self.host(name).ip,
+                "--port",
+                str(SERVER_PORT),
+                "--name",
+                name,
+                "--workers",
+                "1",
+            ]
+            if first is None:
+                zato(
+                    "create",
+                    "server",
+                    self.server_dir(name),
+                    "--odb",
+                    self.odb_url,
+                    "--cluster",
+                    self.cluster,
+                    *common,
+                )
+                first = self.server_dir(name)
+            else:
+                zato("create", "server", self.server_dir(name), "--join", first, *common)
+            conf = os.path.join(self.server_dir(name), "config", "server.conf")
+            for section, values in self.conf.items():
+                Quickstart._merge(conf, section, values)
+        zato(
+            "create",
+            "load-balancer",
+            self.lb_dir,
+            "--cluster",
+            self.cluster,
+            "--redis",
+            self.redis_url("lb"),
+            "--host",
+            self.host("lb").ip,
+            "--port",
+            str(LB_PORT),
+        )
+        module = os.path.join(self.root, "lab_services.py")
+        with open(module, "w") as f:
+            f.write(SERVICES)
+        self._deploy_on_start = module
+
+    def start(self, *names: str) -> None:
+        """`zato start DIR` inside each named host (default: every server, then the LB)."""
+        names = names or (*self.names, "lb")
+        servers = [n for n in names if n != "lb"]
+        self._start_cli(servers)
+        if "lb" in names:
+            self._start_cli(["lb"])
+
+    def _start_cli(self, names: list[str]) -> None:
+        procs = []
+        for name in names:
+            path = self.lb_dir if name == "lb" else self.server_dir(name)
+            argv = self.host(name).argv(sys.executable, "-m", "zato", "start", path)
+            procs.append(
+                subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            )
+        for p in procs:
+            out, _ = p.communicate(timeout=90)
+            if p.returncode != 0:
+                raise AssertionError(f"{' '.join(p.args)} exited {p.returncode}:\n{out}")
+
+    def deploy(self) -> None:
+        zato("deploy", self.server_dir(self.names[0]), self._deploy_on_start)
+
+    def cli(self, command: str, *args: str) -> subprocess.CompletedProcess:
+        """`zato COMMAND DIR ARGS` on the first server's directory, e.g. cli("conn create
+        amqp-def", "--name", "rabbit")."""
+        return zato(*command.split(), self.server_dir(self.names[0]), *args)
+
+    # -- who does what -----------------------------------------------------------------------
+    def pid(self, name: str) -> int | None:
+        path = os.path.join(self.lb_dir if name == "lb" else self.server_dir(name), "pidfile")
+        try:
+            with open(path) as f:
+                return int(f.read().strip())
+        except (OSError, ValueError):
+            return None
+
+    def holder(self) -> tuple[str, int] | None:
+        h = read_holder(self.redis(), self.cluster)
+        return (h.server, h.epoch) if h else None
+
+    def epoch(self) -> int:
+        return int(self.redis().get(f"zato:{self.cluster}:lease:epoch") or 0)
+
+    def wait_holder(self, other_than: str = "", timeout: float = 30) -> tuple[str, int]:
+        return wait_for(
+            lambda: (h := self.holder()) and h[0] != other_than and h, timeout=timeout, what="a lease holder"
+        )
+
+    def accepted(self) -> list[dict]:
+        """Every (epoch, server, item) lab.record accepted, on every server."""
+        out = []
+        for name in self.names:
+            try:
+                with open(os.path.join(self.server_dir(name), "work", "lab-accepted.jsonl")) as f:
+                    out += [json.loads(line) for line in f if line.strip()]
+            except FileNotFoundError:
+                pass
+        return out
+
+    # -- process faults ----------------------------------------------------------------------
+    def signal(self, name: str, sig: int) -> None:
+        """Send `sig` to the server's whole process group (arbiter, workers, supervisor, connectors)."""
+        os.killpg(self.pid(name), sig)
+
+    def pause(self, name: str) -> None:
+        self.signal(name, signal.SIGSTOP)
+
+    def resume(self, name: str) -> None:
+        self.signal(name, signal.SIGCONT)
+
+    def delay(self, name: str, ms: float, jitter_ms: float = 0) -> None:
+        """Latency (+- jitter) on the host's Redis route, both ways."""
+        assert self._forwarder and self._forwarder.stdin
+        self._forwarder.stdin.write(f"delay {self.routes[name]} {ms} {jitter_ms}\n")
+        self._forwarder.stdin.flush()
+        assert self._forwarder.stdout.readline().startswith("delay")
+
+    # -- teardown ----------------------------------------------------------------------------
+    def close(self) -> list[str]:
+        """Stop everything (by pid), remove the namespaces and the bridge, clean Redis-side
+        nothing (the lab's Redis dies with its host). Returns leftovers (should be [])."""
+        for name in [*self.names, "lb"]:
+            pid = self.pid(name)
+            if pid and name in self.net.hosts:
+                for sig in (signal.SIGCONT, signal.SIGKILL):
+                    try:
+                        os.killpg(pid, sig)
+                    except (ProcessLookupError, PermissionError):
+                        pass
+        for proc in self._procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(10)
+        left = self.net.close()
+        shutil.rmtree(self.root, ignore_errors=True)
+        return left
+
+
+def wait_all_up(lab: Lab, timeout: float = 30) -> None:
+    """Every server a live member, the LB answering, and a holder."""
+    from zato.coord import membership
+
+    wait_for(
+        lambda: len(membership.live_servers(lab.redis(), lab.cluster)) == lab.n_servers,
+        timeout=timeout,
+        what="every server a live member",
+    )
+    lab.wait_holder(timeout=timeout)
