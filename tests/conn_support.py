@@ -79,12 +79,17 @@ def set_epoch(cluster: str, epoch: int) -> None:
 class FakeServer:
     """A real HTTP server implementing POST /zato/internal/invoke/{service} the way servers do
     (secret, epoch against Redis), registered as a live member of the cluster. Each call is
-    recorded; `fail` makes a service answer 500."""
+    recorded; `fail` makes a service answer 500; a service in `held` waits until `release` is
+    set before answering, and `active`/`peak` count such calls running at once."""
 
     def __init__(self, cluster: str, name: str = "fake1"):
         self.cluster, self.name = cluster, name
         self.calls: list[tuple[str, bytes]] = []
         self.fail: set[str] = set()
+        self.held: set[str] = set()
+        self.release = threading.Event()
+        self.active = self.peak = 0
+        self._count = threading.Lock()
         self.redis = redis.Redis.from_url(REDIS_URL, decode_responses=True)
         self.port = free_port()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler())
@@ -96,6 +101,14 @@ class FakeServer:
         ]
         for t in self._threads:
             t.start()
+
+    def hold(self) -> None:
+        with self._count:
+            self.active += 1
+            self.peak = max(self.peak, self.active)
+        self.release.wait(60)
+        with self._count:
+            self.active -= 1
 
     def bodies(self, service: str) -> list[bytes]:
         return [b for s, b in list(self.calls) if s == service]
@@ -126,6 +139,10 @@ class FakeServer:
                     status = 409
                 elif service in fake.fail:
                     status = 500
+                elif service in fake.held:
+                    fake.hold()
+                    fake.calls.append((service, body))
+                    status = 200
                 else:
                     fake.calls.append((service, body))
                     status = 200
@@ -139,6 +156,7 @@ class FakeServer:
 
     def close(self) -> None:
         self._stop.set()
+        self.release.set()
         self.httpd.shutdown()
         self.httpd.server_close()
         for t in self._threads:
@@ -174,8 +192,8 @@ class Rabbit:
         self.ch.confirm_delivery()
         self.queues: list[str] = []
 
-    def queue(self, name: str) -> str:
-        self.ch.queue_declare(name, durable=True)
+    def queue(self, name: str, arguments: dict | None = None) -> str:
+        self.ch.queue_declare(name, durable=True, arguments=arguments)
         self.queues += [name, name + ".zato-parked"]
         return name
 

@@ -121,3 +121,36 @@ def test_stale_epoch_stops_the_connector_without_acking(env):
     assert env["rabbit"].count(queue) == 1  # left for the new holder
     assert len(env["fake"].bodies("demo.echo")) == 1
     assert "lease lost" in log_text(env["dir"])
+
+
+def test_invocations_run_concurrently_up_to_max_in_flight(env):
+    queue = env["rabbit"].queue(f"zt-{uuid.uuid4().hex[:8]}")
+    name = _channel(env, queue, service="demo.slow", prefetch=8, max_in_flight=4)
+    env["fake"].held.add("demo.slow")
+    proc = _start(env, name)
+    for i in range(12):
+        env["rabbit"].publish(queue, json.dumps({"n": i}))
+    wait_for(lambda: env["fake"].active == 4, timeout=60, what="four invocations held at once")
+    assert env["rabbit"].count(queue) == 4  # 8 prefetched: 4 running, 4 waiting for a slot
+    env["fake"].release.set()
+    wait_for(lambda: len(env["fake"].bodies("demo.slow")) == 12, timeout=60, what="12 invocations")
+    wait_for(lambda: env["rabbit"].count(queue) == 0, what="all acked")
+    assert env["fake"].peak == 4
+    assert sorted(json.loads(b)["n"] for b in env["fake"].bodies("demo.slow")) == list(range(12))
+    assert stop_process(proc) == 0
+
+
+def test_lease_loss_with_invocations_in_flight_leaves_the_rest_unacked(env):
+    queue = env["rabbit"].queue(f"zt-{uuid.uuid4().hex[:8]}")
+    name = _channel(env, queue, service="demo.slow", prefetch=6, max_in_flight=4)
+    env["fake"].held.add("demo.slow")
+    proc = _start(env, name, epoch=1)
+    for i in range(6):
+        env["rabbit"].publish(queue, json.dumps({"n": i}))
+    wait_for(lambda: env["fake"].active == 4, timeout=60, what="four invocations held at once")
+    set_epoch(env["cluster"], 2)  # another server took the lease while four calls run
+    env["fake"].release.set()  # they were accepted with epoch 1: their answers are 200
+    assert wait_exit(proc) == EXIT_LEASE_LOST
+    # The four answered ones were acked; the two never started came back for the new holder.
+    assert len(env["fake"].bodies("demo.slow")) == 4
+    wait_for(lambda: env["rabbit"].count(queue) == 2, what="two messages back in the queue")

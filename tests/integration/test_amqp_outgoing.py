@@ -10,7 +10,15 @@ import uuid
 import pytest
 import redis
 
-from tests.conn_support import Rabbit, make_server_dir, set_epoch, start_connector, stop_process, wait_exit
+from tests.conn_support import (
+    Rabbit,
+    log_text,
+    make_server_dir,
+    set_epoch,
+    start_connector,
+    stop_process,
+    wait_exit,
+)
 from tests.support import REDIS_URL, cleanup_redis, cluster_name, wait_for
 from zato.common.errors import ConnectorError
 from zato.config.settings import load_server_settings
@@ -127,9 +135,27 @@ def test_an_unroutable_message_is_parked_in_redis_not_dropped(env):
     assert json.loads(decode(env["client"].lindex(parked_key, 0)).body) == {"n": -1}
     assert OutQueue(env["client"], env["cluster"], "amqp", "orders").depth() == (0, 0)
     stats = wait_for(
-        lambda: (s := connector_stats.read(env["client"], env["cluster"], ["amqp-outgoing:orders"]))
-        and s["amqp-outgoing:orders"]["parked"] == 1
-        and s["amqp-outgoing:orders"],
+        lambda: (
+            (s := connector_stats.read(env["client"], env["cluster"], ["amqp-outgoing:orders"]))
+            and s["amqp-outgoing:orders"]["parked"] == 1
+            and s["amqp-outgoing:orders"]
+        ),
         what="stats showing the parked message",
     )
     assert f"routing key {nowhere!r}" in stats["last_error"]
+
+
+def test_messages_the_broker_refuses_are_parked_the_accepted_one_is_not(env):
+    full = env["rabbit"].queue(
+        f"zt-full-{uuid.uuid4().hex[:8]}", arguments={"x-max-length": 1, "x-overflow": "reject-publish"}
+    )
+    for i in range(3):  # taken in one batch, published in one window: one fits, two are nacked
+        env["out"].amqp.send({"n": i}, "orders", routing_key=full)
+    _start(env)
+    parked_key = Keys(env["cluster"]).out_parked("amqp", "orders")
+    wait_for(lambda: env["client"].llen(parked_key) == 2, timeout=60, what="two refused messages parked")
+    assert env["rabbit"].count(full) == 1
+    parked = {json.loads(decode(raw).body)["n"] for raw in env["client"].lrange(parked_key, 0, -1)}
+    assert parked == {1, 2}  # the queue kept the first
+    assert OutQueue(env["client"], env["cluster"], "amqp", "orders").depth() == (0, 0)
+    assert "basic.nack" in log_text(env["dir"])

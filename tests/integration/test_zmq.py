@@ -65,6 +65,22 @@ def test_pull_channel_gets_what_outgoing_push_sends(env):
     assert sorted(json.loads(b)["n"] for b in env["fake"].bodies("demo.zmq")) == list(range(50))
 
 
+def test_pull_channel_runs_invocations_concurrently_up_to_its_bound(env):
+    port = free_port()
+    env["fake"].held.add("demo.slow")
+    _channel(env, "slow", address=f"tcp://127.0.0.1:{port}", service="demo.slow", max_in_flight=3)
+    push = env["zctx"].socket(zmq.PUSH)
+    push.connect(f"tcp://127.0.0.1:{port}")
+    for i in range(8):
+        push.send_json({"n": i})
+    wait_for(lambda: env["fake"].active == 3, timeout=60, what="three invocations held at once")
+    env["fake"].release.set()
+    wait_for(lambda: len(env["fake"].bodies("demo.slow")) == 8, timeout=60, what="8 ZeroMQ messages")
+    assert env["fake"].peak == 3
+    assert sorted(json.loads(b)["n"] for b in env["fake"].bodies("demo.slow")) == list(range(8))
+    push.close(linger=0)
+
+
 def test_sub_channel_takes_only_its_prefix(env):
     port = free_port()
     pub = env["zctx"].socket(zmq.PUB)

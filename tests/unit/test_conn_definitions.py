@@ -49,6 +49,11 @@ def settings(tmp_path, odb_url: str) -> ServerSettings:
             "zmq-channel socket_type: 'PUSH' is not one of PULL, SUB",
         ),
         ("ibm-mq", {"name": "x"}, "unknown connection kind 'ibm-mq'"),
+        (
+            "amqp-channel",
+            {"name": "c", "def": "r", "queue": "q", "service": "s", "max_in_flight": 1000},
+            "amqp-channel max_in_flight: 1000 is not in 0..256",
+        ),
     ],
 )
 def test_bad_values_are_named(odb, kind, values, message):
@@ -112,3 +117,36 @@ def test_reading_an_unknown_cluster_finds_nothing_and_creates_nothing(odb):
         connectors.load(odb, "nobody", "amqp-channel", "c")
     with odb.session() as s:
         assert s.query(Cluster).filter(Cluster.name == "nobody").count() == 0
+
+
+@pytest.mark.parametrize(
+    ("definition", "limit"),
+    [
+        ({"prefetch": 50, "max_in_flight": 0}, 50),  # default: the prefetch
+        ({"prefetch": 50, "max_in_flight": None}, 50),  # an ODB upgraded from before the field
+        ({"prefetch": 50, "max_in_flight": 8}, 8),
+        ({"prefetch": 4, "max_in_flight": 8}, 4),  # the broker hands out no more than prefetch
+        ({"prefetch": 1000, "max_in_flight": 0}, 256),
+        ({"max_in_flight": 0}, 16),  # ZeroMQ default
+        ({"max_in_flight": 3}, 3),
+    ],
+)
+def test_in_flight_limit(definition, limit):
+    assert connectors.in_flight_limit(definition) == limit
+
+
+def test_an_odb_made_before_max_in_flight_gets_the_column(tmp_path):
+    db = ODB(f"sqlite:///{tmp_path}/old.sqlite")
+    create_schema(db.engine)
+    with db.engine.begin() as conn:  # as an older version made it
+        conn.exec_driver_sql("ALTER TABLE zato_amqp_channel DROP COLUMN max_in_flight")
+    create_schema(db.engine)  # zato start does this
+    connectors.create(db, CLUSTER, "amqp-def", {"name": "r"})
+    connectors.create(
+        db,
+        CLUSTER,
+        "amqp-channel",
+        {"name": "c", "def": "r", "queue": "q", "service": "s", "max_in_flight": 7},
+    )
+    assert connectors.load(db, CLUSTER, "amqp-channel", "c")["max_in_flight"] == 7
+    db.dispose()

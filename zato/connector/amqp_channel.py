@@ -1,6 +1,8 @@
 """AMQP channel connector: consume a queue, invoke the channel's service, ack after success.
 
 - manual ack, prefetch from the channel definition;
+- up to max_in_flight invocations at once (default: the prefetch), each message acked by its
+  own delivery tag as soon as its service answered 200 (so acks come in any order);
 - a message is acked only after the service answered 200;
 - 409 (stale epoch): another server holds the lease now: stop consuming and exit with
   EXIT_LEASE_LOST without acking (the broker gives the messages to the new holder);
@@ -8,20 +10,30 @@
   (header x-zato-deliveries) plus one, then acked; after max_deliveries it goes to the parking
   queue "<queue>.zato-parked" instead, with the reason in header x-zato-parked-reason;
 - data format json and a body that is not JSON: parked at once (a poison message);
-- broker down: reconnect with back-off; unacked messages come back by themselves.
+- broker down: reconnect with back-off; unacked messages come back by themselves;
+- stop (SIGTERM, config change) and lease loss: no new invocation starts, the running ones
+  get DRAIN seconds to answer and are settled; everything else stays unacked and comes back.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import pika
 import pika.exceptions
+import pika.spec
 
 from zato.connector import amqp_common
+from zato.connector.amqp_common import AMQP_ERRORS
 from zato.connector.base import Context
-from zato.connector.invoke import Invoker, NoServer
+from zato.connector.invoke import Invoker, NoServer, Result
+from zato.odb.connectors import in_flight_limit
 
 logger = logging.getLogger("zato.connector.amqp_channel")
 
@@ -29,7 +41,8 @@ DELIVERIES = "x-zato-deliveries"
 PARKED_REASON = "x-zato-parked-reason"
 PARK_SUFFIX = ".zato-parked"
 UNAVAILABLE = 503
-NO_SERVER_PAUSE = 1.0  # seconds to wait when no server answers, before the next message
+NO_SERVER_PAUSE = 1.0  # seconds no invocation starts after no server answered
+DRAIN = 5.0  # seconds a stopping channel waits for the invocations already running
 POLL = 0.2  # seconds per process_data_events round (how fast stop requests are seen)
 
 
@@ -43,11 +56,28 @@ def deliveries_of(properties: pika.BasicProperties) -> int:
     return value if isinstance(value, int) and value >= 0 else 0
 
 
+@dataclass(frozen=True)
+class Delivery:
+    method: pika.spec.Basic.Deliver
+    properties: pika.BasicProperties
+    body: bytes
+
+
 class AMQPChannelConnector:
+    """Threads: the main thread owns the pika connection (BlockingConnection is not
+    thread-safe) and does every ack, nack and publish; up to `limit` invocations run in a
+    thread pool, and each hands its result back with add_callback_threadsafe, the one
+    thread-safe BlockingConnection method."""
+
     def __init__(self, ctx: Context, definition: dict, invoker: Invoker):
         self.ctx, self.d, self.invoker = ctx, definition, invoker
         self.queue = definition["queue"]
         self.content_type = "application/json" if definition["data_format"] == "json" else "text/plain"
+        self.limit = in_flight_limit(definition)
+        self._pending: deque[Delivery] = deque()  # delivered, waiting for a free invocation slot
+        self._in_flight = 0
+        self._paused_until = 0.0
+        self._stopping = False
 
     def run(self) -> int:
         """Consume until told to stop; returns the process exit code."""
@@ -59,19 +89,39 @@ class AMQPChannelConnector:
     def _consume(self, conn: pika.BlockingConnection) -> None:
         ch = self._open_channel(conn)
         ch.basic_qos(prefetch_count=self.d["prefetch"])
-        ch.basic_consume(self.queue, self._on_message, auto_ack=False)
+        self._pending.clear()
+        self._in_flight, self._stopping = 0, False
+        pool = ThreadPoolExecutor(self.limit, thread_name_prefix="invoke")
+        on_message = functools.partial(self._on_message, conn, pool)
+        ch.basic_consume(self.queue, on_message, auto_ack=False)
         self.ctx.stats.state("running")
         logger.info(
-            "%s: consuming from queue %r (prefetch %d), service %r",
+            "%s: consuming from queue %r (prefetch %d, up to %d in flight), service %r",
             self.ctx.label,
             self.queue,
             self.d["prefetch"],
+            self.limit,
             self.d["service"],
         )
-        while not self.ctx.should_stop():
-            conn.process_data_events(time_limit=POLL)
-        self.ctx.stats.state("stopping")
+        try:
+            while not self.ctx.should_stop():
+                conn.process_data_events(time_limit=POLL)
+                self._dispatch(conn, ch, pool)  # after a no-server pause
+            self.ctx.stats.state("stopping")
+            self._drain(conn)
+        finally:
+            self._stopping = True
+            pool.shutdown(wait=False, cancel_futures=True)
         # Closing the connection (caller) returns every unacked message to the queue.
+
+    def _drain(self, conn: pika.BlockingConnection) -> None:
+        """Stop taking new work; settle the invocations already running (a bounded wait).
+        What is still pending or unanswered stays unacked and comes back."""
+        self._stopping = True
+        self._pending.clear()
+        deadline = time.monotonic() + DRAIN
+        while self._in_flight and time.monotonic() < deadline:
+            conn.process_data_events(time_limit=0.1)
 
     def _open_channel(self, conn: pika.BlockingConnection):  # noqa: ANN201
         """A confirming channel; the queue and its parking queue exist (durable if ours)."""
@@ -88,8 +138,8 @@ class AMQPChannelConnector:
                 ch.queue_declare(name, passive=True)
         return ch
 
-    def _on_message(self, ch, method, properties, body: bytes) -> None:  # noqa: ANN001
-        if self.ctx.stop_event.is_set():
+    def _on_message(self, conn, pool, ch, method, properties, body: bytes) -> None:  # noqa: ANN001
+        if self._stopping or self.ctx.stop_event.is_set():
             return  # left unacked: the broker gives it back when the channel closes
         self.ctx.stats.add("messages_in")  # every delivery taken, poison ones too
         if self.d["data_format"] == "json":
@@ -98,12 +148,46 @@ class AMQPChannelConnector:
             except ValueError as e:
                 self._park(ch, method, properties, body, f"poison message: body is not valid JSON ({e})")
                 return
-        try:
-            result = self.invoker.invoke(self.d["service"], body, self.content_type)
-        except NoServer as e:
-            self._not_now(ch, method, str(e))
+        self._pending.append(Delivery(method, properties, body))
+        self._dispatch(conn, ch, pool)
+
+    def _dispatch(self, conn, ch, pool: ThreadPoolExecutor) -> None:  # noqa: ANN001
+        """Start invocations while there are free slots (main thread)."""
+        if time.monotonic() < self._paused_until:
             return
-        if result.status == UNAVAILABLE:  # the server cannot check the epoch: not the message's fault
+        while self._pending and self._in_flight < self.limit and not self._stopping:
+            delivery = self._pending.popleft()
+            self._in_flight += 1
+            pool.submit(self._invoke, conn, ch, pool, delivery)
+
+    def _invoke(self, conn, ch, pool, delivery: Delivery) -> None:  # noqa: ANN001
+        """One invocation (a pool thread); the result is settled in the main thread."""
+        try:
+            result: Result | Exception = self.invoker.invoke(
+                self.d["service"], delivery.body, self.content_type
+            )
+        except NoServer as e:
+            result = e
+        except Exception as e:  # a bug must not leave the message unsettled forever
+            logger.exception("%s: invocation failed", self.ctx.label)
+            result = NoServer(f"invocation failed: {type(e).__name__}: {e}")
+        settle = functools.partial(self._settle, conn, ch, pool, delivery, result)
+        try:
+            conn.add_callback_threadsafe(settle)
+        except AMQP_ERRORS:
+            pass  # the connection is gone: the broker gives the message back
+
+    def _settle(self, conn, ch, pool, delivery: Delivery, result: Result | Exception) -> None:  # noqa: ANN001
+        self._in_flight -= 1
+        if ch.is_open:
+            self._outcome(ch, delivery, result)
+        self._dispatch(conn, ch, pool)
+
+    def _outcome(self, ch, delivery: Delivery, result: Result | Exception) -> None:  # noqa: ANN001
+        method, properties, body = delivery.method, delivery.properties, delivery.body
+        if isinstance(result, Exception):
+            self._not_now(ch, method, str(result))
+        elif result.status == UNAVAILABLE:  # the server cannot check the epoch: not the message's fault
             self._not_now(ch, method, f"server {result.server} is unavailable: {result.body[:200]!r}")
         elif result.ok:
             ch.basic_ack(method.delivery_tag)
@@ -121,11 +205,12 @@ class AMQPChannelConnector:
             )
 
     def _not_now(self, ch, method, reason: str) -> None:  # noqa: ANN001
-        """No server could take the message: give it back uncounted and pause a moment."""
+        """No server could take the message: give it back uncounted and pause a moment
+        (no new invocation starts meanwhile; the loop keeps serving the connection)."""
         self.ctx.stats.error(reason)
         logger.warning("%s: %s; message requeued", self.ctx.label, reason)
         ch.basic_nack(method.delivery_tag, requeue=True)
-        self.ctx.wait(NO_SERVER_PAUSE)
+        self._paused_until = time.monotonic() + NO_SERVER_PAUSE
 
     def _failed(self, ch, method, properties, body: bytes, reason: str) -> None:  # noqa: ANN001
         self.ctx.stats.add("failures")

@@ -106,6 +106,7 @@ class Stats:
             "updated": None,  # every key exists from the start: the stats thread copies this dict
         }
         self._stop = threading.Event()
+        self._lock = threading.Lock()  # invocation threads count concurrently
         self._failing = False
         self._thread = threading.Thread(target=self._loop, name="stats", daemon=True)
 
@@ -113,7 +114,8 @@ class Stats:
         self._thread.start()
 
     def add(self, field: str, n: int = 1) -> None:
-        self.data[field] += n
+        with self._lock:
+            self.data[field] += n
 
     def state(self, state: str) -> None:
         if self.data["state"] != state:

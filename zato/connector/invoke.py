@@ -6,14 +6,17 @@
                       (`zato.common.signing`; the cluster secret itself is never sent)
 
 Servers are taken round-robin from the membership list; a server that cannot be reached is
-skipped and the next one tried. Answers: 200 ok, 409 stale epoch (this holder was replaced),
+skipped and the next one tried. Connections are kept alive, pooled per server, and safe to
+use from several threads. Answers: 200 ok, 409 stale epoch (this holder was replaced),
 anything else a failure of the call.
 """
 
 from __future__ import annotations
 
 import http.client
+import itertools
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from urllib.parse import quote
@@ -51,23 +54,30 @@ class Result:
 
 
 class Invoker:
+    """Thread-safe: connectors call `invoke` from several threads at once. Each server has a
+    pool of idle keep-alive connections; a call takes one (or opens one), gives it back after
+    the answer, so N concurrent calls use at most N connections spread round-robin over the
+    live servers."""
+
     def __init__(self, client: redis.Redis, cluster: str, secret: str, epoch: int, timeout: float = 30.0):
         self.client, self.cluster = client, cluster
         self._key, self.epoch, self.timeout = epoch_key(secret, epoch), epoch, timeout
+        self._lock = threading.Lock()
         self._servers: list[str] = []
         self._servers_at = -MEMBERS_REFRESH
-        self._next = 0
-        self._conns: dict[str, http.client.HTTPConnection] = {}
+        self._next = itertools.count()
+        self._idle: dict[str, list[http.client.HTTPConnection]] = {}
 
     def servers(self) -> list[str]:
-        now = time.monotonic()
-        if now - self._servers_at >= MEMBERS_REFRESH or not self._servers:
-            try:
-                self._servers = [m.address for m in membership.live_servers(self.client, self.cluster)]
-                self._servers_at = now
-            except CoordError as e:
-                logger.warning("cannot read the live servers: %s", e)
-        return self._servers
+        with self._lock:
+            now = time.monotonic()
+            if now - self._servers_at >= MEMBERS_REFRESH or not self._servers:
+                try:
+                    self._servers = [m.address for m in membership.live_servers(self.client, self.cluster)]
+                    self._servers_at = now
+                except CoordError as e:
+                    logger.warning("cannot read the live servers: %s", e)
+            return self._servers
 
     def invoke(self, service: str, body: bytes, content_type: str, cid: str | None = None) -> Result:
         """Call `service` on one live server; NoServer when none could be reached."""
@@ -83,48 +93,63 @@ class Invoker:
         }
         path = "/zato/internal/invoke/" + quote(service, safe="")
         errors = []
-        for _ in range(len(servers)):
-            address = servers[self._next % len(servers)]
-            self._next += 1
+        first = next(self._next)
+        for i in range(len(servers)):
+            address = servers[(first + i) % len(servers)]
             try:
                 return self._post(address, path, body, headers)
             except (OSError, http.client.HTTPException) as e:
-                self._drop(address)
+                self._forget(address)
                 errors.append(f"{address}: {type(e).__name__}: {e}")
-        self._servers_at = -MEMBERS_REFRESH  # re-read membership before the next call
+        with self._lock:
+            self._servers_at = -MEMBERS_REFRESH  # re-read membership before the next call
         raise NoServer("no live server answered (" + "; ".join(errors) + ")")
 
     def _post(self, address: str, path: str, body: bytes, headers: dict) -> Result:
         for attempt in (1, 2):
-            conn = self._conn(address)
+            conn, reused = self._checkout(address)
             try:
                 conn.request("POST", path, body=body, headers=headers)
                 resp = conn.getresponse()
                 data = resp.read()
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
                 # A kept-alive connection the server closed meanwhile: one fresh try.
-                self._drop(address)
-                if attempt == 2:
+                conn.close()
+                if attempt == 2 or not reused:
                     raise
                 continue
+            except BaseException:
+                conn.close()
+                raise
             if resp.will_close:
-                self._drop(address)
+                conn.close()
+            else:
+                self._checkin(address, conn)
             return Result(resp.status, data, address)
         raise AssertionError("unreachable")
 
-    def _conn(self, address: str) -> http.client.HTTPConnection:
-        conn = self._conns.get(address)
-        if conn is None:
-            host, _, port = address.rpartition(":")
-            conn = http.client.HTTPConnection(host, int(port), timeout=self.timeout)
-            self._conns[address] = conn
-        return conn
+    def _checkout(self, address: str) -> tuple[http.client.HTTPConnection, bool]:
+        """An idle connection to `address` (reused: True) or a new one."""
+        with self._lock:
+            idle = self._idle.get(address)
+            if idle:
+                return idle.pop(), True
+        host, _, port = address.rpartition(":")
+        return http.client.HTTPConnection(host, int(port), timeout=self.timeout), False
 
-    def _drop(self, address: str) -> None:
-        conn = self._conns.pop(address, None)
-        if conn is not None:
+    def _checkin(self, address: str, conn: http.client.HTTPConnection) -> None:
+        with self._lock:
+            self._idle.setdefault(address, []).append(conn)
+
+    def _forget(self, address: str) -> None:
+        """Close the idle connections to a server that failed."""
+        with self._lock:
+            idle = self._idle.pop(address, [])
+        for conn in idle:
             conn.close()
 
     def close(self) -> None:
-        for address in list(self._conns):
-            self._drop(address)
+        with self._lock:
+            addresses = list(self._idle)
+        for address in addresses:
+            self._forget(address)

@@ -4,6 +4,8 @@ Addresses follow the CZMQ convention: "@tcp://..." binds, ">tcp://..." connects;
 prefix a channel binds (senders connect to it). A SUB socket subscribes to sub_prefix; a
 single-frame message has the prefix stripped, a multi-frame one gives its last frame.
 ZeroMQ has no acknowledgements: a failed invocation is retried a few times, then logged.
+Up to max_in_flight invocations (default 16) run at once in a thread pool; while all are
+busy no message is read, so ZeroMQ's own queue (high-water mark) holds the senders back.
 """
 
 from __future__ import annotations
@@ -11,12 +13,15 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import zmq
 
 from zato.common.errors import EXIT_DEPENDENCY, EXIT_OK
 from zato.connector.base import Context, RetryPolicy
 from zato.connector.invoke import Invoker, NoServer
+from zato.odb.connectors import in_flight_limit
 
 logger = logging.getLogger("zato.connector.zmq_channel")
 
@@ -48,6 +53,8 @@ class ZMQChannelConnector:
         self.ctx, self.d, self.invoker = ctx, definition, invoker
         self.prefix = definition["sub_prefix"].encode("utf-8")
         self.content_type = "application/json" if definition["data_format"] == "json" else "text/plain"
+        self.limit = in_flight_limit(definition)
+        self._slots = threading.BoundedSemaphore(self.limit)
 
     def run(self) -> int:
         zctx = zmq.Context()
@@ -76,19 +83,36 @@ class ZMQChannelConnector:
         poller.register(sock, zmq.POLLIN)
         wakeup = self.ctx.signal_fd()  # SIGTERM ends the poll at once, not after POLL_MS
         poller.register(wakeup, zmq.POLLIN)
+        pool = ThreadPoolExecutor(self.limit, thread_name_prefix="invoke")
         try:
             while not self.ctx.should_stop():
+                # A free slot first: while `limit` invocations run, messages wait in ZeroMQ's
+                # queue (up to its high-water mark), not in this process.
+                if not self._slots.acquire(timeout=POLL_MS / 1000):
+                    continue
                 ready = dict(poller.poll(POLL_MS))
                 if wakeup in ready:
                     os.read(wakeup, 512)
                 if sock in ready:
-                    self._handle(payload(sock.recv_multipart(), self.d["socket_type"], self.prefix))
+                    body = payload(sock.recv_multipart(), self.d["socket_type"], self.prefix)
+                    pool.submit(self._handle_in_slot, body)
+                else:
+                    self._slots.release()
         finally:
             self.ctx.stats.state("stopping")
             sock.close(linger=0)
             zctx.term()
+            pool.shutdown(wait=True, cancel_futures=True)  # running ones end at their next wait
             self.invoker.close()
         return self.ctx.exit_code or EXIT_OK
+
+    def _handle_in_slot(self, body: bytes) -> None:
+        try:
+            self._handle(body)
+        except Exception:
+            logger.exception("%s: a message could not be handled", self.ctx.label)
+        finally:
+            self._slots.release()
 
     def _handle(self, body: bytes) -> None:
         self.ctx.stats.add("messages_in")

@@ -127,14 +127,14 @@ class OutQueue:
         """Up to `limit` more waiting messages without blocking (oldest first)."""
         out: list[str] = []
         with translate(f"taking messages for {self.what}"):
-            while len(out) < limit:
+            # One LMOVE per waiting message (not `limit` of them into an empty list), all in
+            # one round trip.
+            waiting = min(limit, int(self.client.llen(self.queue))) if limit > 0 else 0
+            if waiting:
                 pipe = self.client.pipeline(transaction=False)
-                for _ in range(limit - len(out)):
+                for _ in range(waiting):
                     pipe.lmove(self.queue, self.processing, "RIGHT", "LEFT")
-                got = [raw for raw in pipe.execute() if raw is not None]
-                out.extend(got)
-                if len(got) < limit:
-                    break
+                out = [raw for raw in pipe.execute() if raw is not None]
         return out
 
     def done(self, raws: list[str]) -> None:

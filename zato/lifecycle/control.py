@@ -23,7 +23,7 @@ from zato.lifecycle.process import (
     stop_by_pidfile,
     wait_ready,
 )
-from zato.odb.engine import check_odb, make_engine
+from zato.odb.engine import check_odb, create_schema, make_engine
 
 Say = Callable[[str], None]
 SERVER_MODULE = "zato.server.main"
@@ -73,6 +73,7 @@ def precheck_server(comp: Component, say: Say) -> ServerSettings:
     engine = make_engine(s.odb_url)
     try:
         check_odb(engine)
+        create_schema(engine)  # what a newer version added (columns) to an older ODB
     finally:
         engine.dispose()
     check_redis(s.redis)

@@ -54,6 +54,23 @@ class Field:
 _NAME = Field("name", required=True)
 _DEF = Field("def", "def", required=True)  # a connection definition, by name (stored as def_id)
 _ACTIVE = Field("is_active", "bool")
+# Channels: invocations of the service running at once; 0 is the default (an AMQP channel's
+# prefetch, ZMQ_IN_FLIGHT for ZeroMQ), never more than MAX_IN_FLIGHT.
+MAX_IN_FLIGHT = 256
+ZMQ_IN_FLIGHT = 16
+_MAX_IN_FLIGHT = Field("max_in_flight", "int", lo=0, hi=MAX_IN_FLIGHT)
+
+
+def in_flight_limit(definition: dict) -> int:
+    """How many invocations a channel runs at once: its max_in_flight, by default (0 or
+    unset) its prefetch for AMQP and ZMQ_IN_FLIGHT for ZeroMQ; an AMQP channel never has more
+    than its prefetch (the broker hands out no more unacked messages)."""
+    prefetch = definition.get("prefetch")
+    wanted = definition.get("max_in_flight") or prefetch or ZMQ_IN_FLIGHT
+    if prefetch:
+        wanted = min(wanted, prefetch)
+    return max(1, min(wanted, MAX_IN_FLIGHT))
+
 
 FIELDS: dict[str, tuple[Field, ...]] = {
     "amqp-def": (
@@ -74,6 +91,7 @@ FIELDS: dict[str, tuple[Field, ...]] = {
         Field("prefetch", "int", lo=1, hi=65535),
         Field("data_format", "choice", choices=DATA_FORMATS),
         Field("max_deliveries", "int", lo=1, hi=1000),
+        _MAX_IN_FLIGHT,
         _ACTIVE,
     ),
     "amqp-outgoing": (
@@ -122,6 +140,7 @@ FIELDS: dict[str, tuple[Field, ...]] = {
         Field("sub_prefix"),
         Field("service", required=True),
         Field("data_format", "choice", choices=DATA_FORMATS),
+        _MAX_IN_FLIGHT,
         _ACTIVE,
     ),
     "zmq-outgoing": (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -52,10 +52,29 @@ def make_engine(url: str) -> Engine:
 
 
 def create_schema(engine: Engine) -> None:
+    """Create what is missing: tables, and nullable columns a newer version added to an
+    existing table (an ODB made by an older version keeps working after an upgrade)."""
     try:
         Base.metadata.create_all(engine)
+        _add_missing_columns(engine)
     except SQLAlchemyError as e:
         raise ODBError(f"cannot create the ODB schema at {redact(str(engine.url))}: {e}") from None
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    found = inspect(engine)
+    for table in Base.metadata.sorted_tables:
+        have = {c["name"] for c in found.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in have or not column.nullable:
+                continue
+            kind = column.type.compile(dialect=engine.dialect)
+            try:
+                with engine.begin() as conn:
+                    conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}"))
+            except SQLAlchemyError:  # another process starting at the same time added it
+                if column.name not in {c["name"] for c in inspect(engine).get_columns(table.name)}:
+                    raise
 
 
 def check_odb(engine: Engine) -> None:

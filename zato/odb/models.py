@@ -124,6 +124,7 @@ class AMQPChannel(Base):
     prefetch: Mapped[int] = mapped_column(Integer, default=10)
     data_format: Mapped[str] = mapped_column(String(20), default="json")
     max_deliveries: Mapped[int] = mapped_column(Integer, default=5)  # then parked
+    max_in_flight: Mapped[int | None] = mapped_column(Integer, nullable=True, default=0)  # 0: prefetch
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
@@ -152,6 +153,7 @@ class ZMQChannel(Base):
     sub_prefix: Mapped[str] = mapped_column(String(200), default="")
     service: Mapped[str] = mapped_column(String(200))
     data_format: Mapped[str] = mapped_column(String(20), default="json")
+    max_in_flight: Mapped[int | None] = mapped_column(Integer, nullable=True, default=0)  # 0: default
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
