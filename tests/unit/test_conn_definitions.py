@@ -10,6 +10,7 @@ from zato.config.settings import RedisSettings, ServerSettings
 from zato.connector import registry
 from zato.odb import connectors
 from zato.odb.connectors import DefinitionNotFound
+from zato.odb.engine import ODB, create_schema
 
 CLUSTER = "unit"
 
