@@ -19,6 +19,7 @@ setup(
         "oracledb>=2",
         "setproctitle>=1.3",
         "prometheus-client>=0.17",
+        "cryptography>=42",  # quickstart --tls: private CA and certificates; the LB certificate check
     ],
     extras_require={
         "test": ["pytest>=8", "pytest-timeout", "ruff", "requests", "selenium>=4.11"],

@@ -259,8 +259,9 @@ class TCPProxy:
                 continue
             except OSError:
                 return
-            client.settimeout(None)
             try:
+                client = self.wrap(client)
+                client.settimeout(None)
                 upstream = socket.create_connection(self.target, timeout=5)
             except OSError:
                 client.close()
@@ -269,6 +270,10 @@ class TCPProxy:
                 self._conns += [client, upstream]
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def wrap(self, client: socket.socket) -> socket.socket:
+        """The accepted client socket as the proxy talks to it (TLSProxy: wrapped in TLS)."""
+        return client
 
     @staticmethod
     def _pipe(src: socket.socket, dst: socket.socket) -> None:

@@ -132,11 +132,12 @@ class Quickstart:
     """
 
     def __init__(self, tmp_path, servers: int = 2, odb: str | None = None, cluster: str | None = None,
-                 workers: int = 1, extra_conf: dict | None = None, lb: bool = True):
+                 workers: int = 1, extra_conf: dict | None = None, lb: bool = True, tls: bool = False):
         self.cluster = cluster or cluster_name("qs")
         self.path = os.path.join(str(tmp_path), f"qs-{self.cluster}")
         self.servers, self.odb, self.workers, self.lb = servers, odb, workers, lb
         self.extra_conf = extra_conf or {}
+        self.tls = tls  # quickstart --tls: the LB serves HTTPS; lb_url is https://localhost:PORT
         self.server_names = [f"server{i}" for i in range(1, servers + 1)]
         self.lb_dir = os.path.join(self.path, "load-balancer")
         self.base_port = 0
@@ -161,7 +162,11 @@ class Quickstart:
 
     @property
     def lb_url(self) -> str:
-        return f"http://127.0.0.1:{self.lb_port}"
+        return f"https://localhost:{self.lb_port}" if self.tls else f"http://127.0.0.1:{self.lb_port}"
+
+    @property
+    def ca_file(self) -> str:
+        return os.path.join(self.path, "tls", "ca.pem")
 
     @property
     def admin_auth(self) -> tuple[str, str]:
@@ -182,6 +187,8 @@ class Quickstart:
                 "--workers", str(self.workers)]
         if self.odb:
             args += ["--odb", self.odb]
+        if self.tls:
+            args.append("--tls")
         zato(*args)
         for section, values in self.extra_conf.items():
             if section.startswith("lb:"):

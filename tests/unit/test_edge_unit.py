@@ -3,12 +3,14 @@ limits, lb.conf edge settings and the HAProxy lines they render."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import os
 from dataclasses import replace
 
 import pytest
 
+from zato.common import tls
 from zato.common.errors import ConfigError
 from zato.common.signing import epoch_key, sign, verify
 from zato.config.settings import load_lb_settings
@@ -93,3 +95,27 @@ def test_bad_edge_value_is_one_named_error(lb_dir):
     set_lb_conf(lb_dir, "[admin]\nthrough_lb = maybe\n")
     with pytest.raises(ConfigError, match=r"\[admin\] through_lb: 'maybe' is not true or false"):
         load_lb_settings(lb_dir)
+
+
+def test_certificate_check_names_what_is_wrong_in_one_line(tmp_path):
+    ca = tls.new_ca("unit CA")
+    cert, key = tls.issue(ca, "localhost", ["localhost", "127.0.0.1"], days=30)
+    bundle = tls.write_bundle(str(tmp_path / "lb.pem"), cert, key, [ca.cert])
+    assert os.stat(bundle).st_mode & 0o777 == 0o600
+    assert tls.check_bundle(bundle) == cert
+    later = cert.not_valid_after_utc + dt.timedelta(days=1)
+    with pytest.raises(ConfigError, match=r"lb.pem: the certificate \(CN=localhost\) expired on "):
+        tls.check_bundle(bundle, now=later)
+    _, other_key = tls.issue(ca, "other", ["other"])
+    tls.write_bundle(bundle, cert, other_key, [])
+    with pytest.raises(ConfigError, match="the private key does not match the certificate"):
+        tls.check_bundle(bundle)
+    with open(bundle, "wb") as f:
+        f.write(tls.cert_pem(cert))
+    with pytest.raises(ConfigError, match=r"no private key in the file \(nor in lb.pem.key\)"):
+        tls.check_bundle(bundle)
+    with open(bundle + ".key", "wb") as f:  # HAProxy's other layout: the key next to the certificate
+        f.write(tls.key_pem(key))
+    assert tls.check_bundle(bundle) == cert
+    with pytest.raises(ConfigError, match="cannot read the TLS certificate"):
+        tls.check_bundle(str(tmp_path / "missing.pem"))

@@ -35,6 +35,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--base-port", type=int, default=DEFAULT_SERVER_PORT, help="first server's port")
     c.add_argument("--lb-port", type=int, default=DEFAULT_LB_PORT, help="load balancer port")
     c.add_argument("--workers", type=int, default=2, help="gunicorn workers per server (default 2)")
+    c.add_argument(
+        "--tls",
+        action="store_true",
+        help="create a private CA in DIR/tls (trust DIR/tls/ca.pem in clients) and have the load "
+        "balancer serve HTTPS (HTTP/2 or HTTP/1.1) with a certificate it issued",
+    )
     c.set_defaults(func=create)
 
 
@@ -58,6 +64,7 @@ def create(args: argparse.Namespace) -> int:
         args.workers,
         sentinels,
         args.sentinel_master,
+        tls=args.tls,
     )
     made = create_quickstart(spec)
     print(f"Created quickstart cluster {args.cluster!r} in {spec.path}:")
@@ -67,6 +74,9 @@ def create(args: argparse.Namespace) -> int:
     if sentinels:
         print(f"  Redis: master {args.sentinel_master!r} found through Sentinel at {sentinels}")
     print(f"  servers on ports {args.base_port}..{last}, load balancer on {args.lb_port}")
+    if args.tls:
+        ca = os.path.join(spec.path, "tls", "ca.pem")
+        print(f"  TLS: https://localhost:{args.lb_port}/ (trust {ca}, e.g. curl --cacert {ca})")
     print(f"  admin API credentials: {os.path.join(spec.path, 'server1', 'config', 'server.conf')} [auth]")
     print(f"Start it with:  zato start {spec.path}")
     print(f"Stop it with:   zato stop {spec.path}")

@@ -71,6 +71,7 @@ class ServerSettings:
     deploy_timeout: float = 10.0  # a deployed module must finish loading (validation) within this
     limits: LimitSettings = LimitSettings()
     announce_host: str = ""  # the address others (LB, connectors) reach it at; "" = host
+    tls_ca_file: str = ""  # [tls] ca_file: CA certificates to verify TLS peers (AMQP) against
 
     @property
     def announced_host(self) -> str:
@@ -299,7 +300,15 @@ def load_server_settings(server_dir: str) -> ServerSettings:
         deploy_timeout=r.float("main", "deploy_timeout", 10.0),
         limits=_limits(r),
         announce_host=_announce_host(r),
+        tls_ca_file=_existing_file(r, "tls", "ca_file"),
     )
+
+
+def _existing_file(r: _Reader, section: str, key: str) -> str:
+    value = r.str(section, key, "")
+    if value and not os.path.isfile(value):
+        raise ConfigError(f"{r.path}: [{section}] {key}: {value!r} is not a file")
+    return value
 
 
 def _limits(r: _Reader) -> LimitSettings:

@@ -20,11 +20,13 @@ AMQP_ERRORS = (pika.exceptions.AMQPError, OSError)
 RECONNECT = RetryPolicy(start=0.5, step=1.0, max=5.0)
 
 
-def parameters(amqp: dict) -> pika.ConnectionParameters:
-    """Connection parameters for an AMQP definition (the "amqp" part of a loaded channel)."""
+def parameters(amqp: dict, ca_file: str = "") -> pika.ConnectionParameters:
+    """Connection parameters for an AMQP definition (the "amqp" part of a loaded channel).
+    With use_tls the broker is verified against `ca_file` (server.conf [tls] ca_file) when
+    given, else against the system's CAs."""
     ssl_options = None
     if amqp["use_tls"]:
-        ssl_options = pika.SSLOptions(ssl.create_default_context(), amqp["host"])
+        ssl_options = pika.SSLOptions(ssl.create_default_context(cafile=ca_file or None), amqp["host"])
     return pika.ConnectionParameters(
         host=amqp["host"],
         port=amqp["port"],
@@ -52,7 +54,7 @@ def error_text(e: BaseException) -> str:
 
 def connect(ctx: Context, amqp: dict, policy: RetryPolicy = RECONNECT) -> pika.BlockingConnection | None:
     """A connection to the broker, retrying with back-off; None when the connector must stop."""
-    params = parameters(amqp)
+    params = parameters(amqp, ctx.settings.tls_ca_file)
     return connect_with_backoff(
         ctx,
         lambda: pika.BlockingConnection(params),

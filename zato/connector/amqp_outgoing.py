@@ -62,7 +62,7 @@ class Session:
 
     def run(self) -> None:
         self.conn = pika.SelectConnection(
-            amqp_common.parameters(self.d["amqp"]),
+            amqp_common.parameters(self.d["amqp"], self.ctx.settings.tls_ca_file),
             on_open_callback=self._guard(self._on_open),
             on_open_error_callback=self._on_open_error,
             on_close_callback=self._on_close,

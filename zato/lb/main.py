@@ -31,6 +31,10 @@ def check_settings(settings: LBSettings) -> str:
         raise ConfigError(f"{settings.config_file}: [stats] password: must not be empty")
     if settings.check_fall * settings.check_inter_ms > 60000:
         raise ConfigError(f"{settings.config_file}: [haproxy] check_fall x check_inter_ms exceeds 60 s")
+    if settings.edge.tls_cert:
+        from zato.common.tls import check_bundle
+
+        check_bundle(settings.edge.tls_cert)
     return find_binary(settings)
 
 

@@ -34,12 +34,13 @@ def describe(lb_dir: str) -> dict:
     controller = read_pidfile(settings.pidfile)
     haproxy = read_pidfile(os.path.join(settings.work_dir, "haproxy.pid"))
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    base = f"{'https' if settings.edge.tls_cert else 'http'}://{host}:{settings.port}"
     result: dict = {
         "path": path,
         "cluster": settings.cluster,
-        "url": f"http://{host}:{settings.port}",
-        "alive_url": f"http://{host}:{settings.port}{ALIVE_URI}",
-        "stats_url": f"http://{host}:{settings.port}{STATS_URI}",
+        "url": base,
+        "alive_url": base + ALIVE_URI,
+        "stats_url": base + STATS_URI,
         "stats_username": settings.stats_username,
         "controller": {"pid": controller.pid, "running": controller.alive},
         "haproxy": {"pid": haproxy.pid, "running": haproxy.alive, "version": None},

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import ssl
 import sys
 import urllib.request
 from collections.abc import Callable
@@ -35,8 +36,10 @@ def local_host(host: str) -> str:
 
 
 def http_ok(url: str, timeout: float = 1.0) -> bool:
+    # A readiness probe of our own local component: its certificate was checked before start.
+    context = ssl._create_unverified_context() if url.startswith("https:") else None  # noqa: S323
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:  # noqa: S310 - our own URL
+        with urllib.request.urlopen(url, timeout=timeout, context=context) as r:  # noqa: S310 - our own URL
             return r.status == 200
     except OSError:
         return False
@@ -51,7 +54,11 @@ def ready_url(s: ServerSettings) -> str:
 
 
 def lb_alive_url(s: LBSettings) -> str:
-    return f"http://{local_host(s.host)}:{s.port}/zato-lb-alive"
+    return f"{lb_scheme(s)}://{local_host(s.host)}:{s.port}/zato-lb-alive"
+
+
+def lb_scheme(s: LBSettings) -> str:
+    return "https" if s.edge.tls_cert else "http"
 
 
 def lb_available() -> bool:
@@ -84,6 +91,9 @@ def precheck_lb(comp: Component, say: Say) -> LBSettings:
     s = load_lb_settings(comp.path)
     if not lb_available():
         raise ComponentError(f"{comp.path}: the load balancer cannot start: {LB_MODULE} is not installed yet")
+    from zato.lb.main import check_settings  # the TLS certificate and key too, before HAProxy is touched
+
+    check_settings(s)
     stale = check_not_running(s.pidfile, "load balancer")
     if stale:
         say(stale)
@@ -131,7 +141,7 @@ def start(
                 "load balancer",
                 (s.logfile, stdout_log(m)),
             )
-            say(f"load balancer started (pid {proc.pid}): http://{local_host(s.host)}:{s.port}/")
+            say(f"load balancer started (pid {proc.pid}): {lb_scheme(s)}://{local_host(s.host)}:{s.port}/")
 
 
 def stdout_log(comp: Component) -> str:

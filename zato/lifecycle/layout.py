@@ -9,7 +9,9 @@ import configparser
 import io
 import os
 import secrets
+import socket
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from zato.common.errors import ComponentError, ODBError
 from zato.common.fs import atomic_write
@@ -18,9 +20,14 @@ from zato.config.settings import LB_CONF, SERVER_CONF, load_lb_settings, load_se
 from zato.odb import api as odb_api
 from zato.odb.engine import ODB, create_schema
 
+if TYPE_CHECKING:
+    from zato.common.tls import CA
+
 DEFAULT_SERVER_PORT = 17010
 DEFAULT_LB_PORT = 11223
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
+TLS_DIR = "tls"  # in a quickstart folder: ca.pem (clients trust it) and ca-key.pem
+LB_BUNDLE = "lb.pem"  # in the LB's config folder: certificate, CA, key (mode 0600)
 
 
 @dataclass(frozen=True)
@@ -113,6 +120,7 @@ def create_lb_dir(
     port: int = DEFAULT_LB_PORT,
     kvdb: dict | None = None,  # the whole [kvdb] section (e.g. with sentinels), else just redis_url
     host: str = "127.0.0.1",  # the frontend's bind address (0.0.0.0: every interface)
+    tls_ca: CA | None = None,  # terminate TLS with a certificate this CA issues (config/lb.pem)
 ) -> str:
     path = ensure_empty_dir(path)
     for sub in ("config", "logs", "work"):
@@ -124,6 +132,14 @@ def create_lb_dir(
         "stats": {"username": "admin", "password": new_secret()},
         "logging": {"level": "INFO"},
     }
+    if tls_ca is not None:
+        from zato.common import tls  # cryptography is imported only when TLS is asked for
+
+        names = ["localhost", "127.0.0.1", "::1", socket.gethostname()]
+        names += [host] if host not in names and host not in ("0.0.0.0", "::", "") else []
+        cert, key = tls.issue(tls_ca, "localhost", names)
+        tls.write_bundle(os.path.join(path, "config", LB_BUNDLE), cert, key, [tls_ca.cert])
+        conf["tls"] = {"cert": LB_BUNDLE}
     atomic_write(os.path.join(path, "config", LB_CONF), ini_text(conf), mode=0o600)
     component.write_marker(path, component.LOAD_BALANCER)
     load_lb_settings(path)
@@ -169,6 +185,7 @@ class QuickstartSpec:
     workers: int = 2
     sentinels: str = ""
     sentinel_master: str = ""
+    tls: bool = False  # a private CA in DIR/tls, and the LB terminating TLS with its certificate
 
 
 def create_quickstart(q: QuickstartSpec) -> list[str]:
@@ -194,6 +211,13 @@ def create_quickstart(q: QuickstartSpec) -> list[str]:
         made.append(create_server_dir(os.path.join(root, spec.name), spec))
         register_server(odb_url, spec)
     kvdb = kvdb_section(q.redis_url, q.sentinels, q.sentinel_master)
-    made.append(create_lb_dir(os.path.join(root, "load-balancer"), q.cluster, q.redis_url, q.lb_port, kvdb))
+    ca = None
+    if q.tls:
+        from zato.common import tls
+
+        ca = tls.new_ca(f"Zato cluster {q.cluster} CA")
+        tls.write_ca(os.path.join(root, TLS_DIR), ca)
+    lb_dir = os.path.join(root, "load-balancer")
+    made.append(create_lb_dir(lb_dir, q.cluster, q.redis_url, q.lb_port, kvdb, tls_ca=ca))
     component.write_marker(root, component.QUICKSTART)
     return made
