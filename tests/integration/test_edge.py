@@ -39,6 +39,8 @@ def qs(module_quickstart, tmp_path_factory):
     zato("deploy", cluster.path, str(module))
     channel = ["--name", "count", "--url-path", "/count", "--service", "edge.count", "--data-format", "text"]
     zato("channel", "create", cluster.path, *channel)
+    small = ["--name", "small", "--url-path", "/small", "--service", "edge.count", "--max-body", "100"]
+    zato("channel", "create", cluster.path, *small, "--data-format", "text")
     wait_for(lambda: requests.post(cluster.server_url("server1") + "/count", timeout=5).ok, 20, what="/count")
     return cluster
 
@@ -89,6 +91,15 @@ def test_chunked_body_is_counted_while_read_and_a_small_one_passes(qs):
     assert small.status_code == 200 and small.json() == {"size": 600}
     through_lb = requests.post(qs.lb_url + "/count", data=b"z" * (MAX_BODY + 1), timeout=10)
     assert through_lb.status_code == 413
+
+
+def test_a_channel_limit_replaces_the_servers(qs):
+    url = qs.server_url("server1") + "/small"
+    wait_for(lambda: requests.post(url, data=b"s" * 100, timeout=5).status_code == 200, 20, what="/small")
+    over = requests.post(url, data=b"s" * 101, timeout=10)
+    assert over.status_code == 413 and "over the limit of 100 bytes" in over.json()["zato_env"]["details"]
+    listed = requests.get(qs.server_url("server1") + "/zato/admin/channels", auth=qs.admin_auth, timeout=10)
+    assert {c["name"]: c["max_body"] for c in listed.json()["channels"]} == {"count": None, "small": 100}
 
 
 def test_a_slow_body_times_out_with_408(qs):

@@ -53,6 +53,7 @@ def _channel_dict(ch: ChannelRecord) -> dict:
         "service": ch.service,
         "data_format": ch.data_format,
         "is_active": ch.is_active,
+        "max_body": ch.max_body,
     }
 
 
@@ -72,6 +73,7 @@ def save_channel() -> dict:
             data.get("method"),
             data.get("data_format", "json"),
             data.get("is_active", True),
+            data.get("max_body"),
         )
         created = odb_api.save_channel(w.odb, w.settings.cluster, ch)
         events.publish(w.redis, w.settings.cluster, {"kind": "channel", "name": ch.name})

@@ -24,6 +24,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--method", help="HTTP method (default: any)")
     c.add_argument("--data-format", default="json", choices=odb_api.DATA_FORMATS)
     c.add_argument("--inactive", action="store_true", help="create it switched off")
+    c.add_argument("--max-body", metavar="BYTES", help="largest request body (else 413)")
     c.set_defaults(func=create)
     ls = act.add_parser("list", help="list HTTP channels")
     ls.add_argument("path", metavar="DIR")
@@ -48,7 +49,13 @@ def _change(args: argparse.Namespace, apply) -> object:  # noqa: ANN001
 
 def create(args: argparse.Namespace) -> int:
     ch = odb_api.make_channel(
-        args.name, args.url_path, args.service, args.method, args.data_format, not args.inactive
+        args.name,
+        args.url_path,
+        args.service,
+        args.method,
+        args.data_format,
+        not args.inactive,
+        args.max_body,
     )
     created = _change(args, lambda odb, cluster: odb_api.save_channel(odb, cluster, ch))
     print(

@@ -38,6 +38,7 @@ class ChannelRecord:
     service: str
     data_format: str
     is_active: bool
+    max_body: int | None = None  # bytes; None: the server's [limits] max_body
 
 
 @dataclass(frozen=True)
@@ -197,7 +198,7 @@ def save_channel(odb: ODB, cluster: str, ch: ChannelRecord) -> bool:
             row = HTTPChannel(cluster_id=cid, name=ch.name)
             s.add(row)
         row.url_path, row.method, row.service = ch.url_path, ch.method, ch.service
-        row.data_format, row.is_active = ch.data_format, ch.is_active
+        row.data_format, row.is_active, row.max_body = ch.data_format, ch.is_active, ch.max_body
         return created
 
 
@@ -213,7 +214,8 @@ def list_channels(odb: ODB, cluster: str) -> list[ChannelRecord]:
         cid = _cluster_id(s, cluster)
         rows = s.scalars(select(HTTPChannel).where(HTTPChannel.cluster_id == cid).order_by(HTTPChannel.name))
         return [
-            ChannelRecord(r.name, r.url_path, r.method, r.service, r.data_format, r.is_active) for r in rows
+            ChannelRecord(r.name, r.url_path, r.method, r.service, r.data_format, r.is_active, r.max_body)
+            for r in rows
         ]
 
 
@@ -224,6 +226,7 @@ def make_channel(
     method: object = None,
     data_format: object = "json",
     is_active: object = True,
+    max_body: object = None,
 ) -> ChannelRecord:
     """A ChannelRecord from user input; ConfigError naming the bad field."""
     for key, value in (("name", name), ("url_path", url_path), ("service", service)):
@@ -243,4 +246,14 @@ def make_channel(
         str(service),
         str(data_format),
         bool(is_active),
+        _max_body(max_body),
     )
+
+
+def _max_body(value: object) -> int | None:
+    """A channel's body limit from user input: None (the server's), or whole bytes >= 0."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).strip().isdigit():
+        raise ConfigError(f"channel max_body {value!r} is not a whole number of bytes")
+    return int(value)

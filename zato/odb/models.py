@@ -92,6 +92,7 @@ class HTTPChannel(Base):
     service: Mapped[str] = mapped_column(String(200))
     data_format: Mapped[str] = mapped_column(String(20), default="json")  # json | text
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    max_body: Mapped[int | None] = mapped_column(Integer, nullable=True)  # None: the server's [limits]
 
 
 # Connection definitions (AMQP, IBM MQ, ZeroMQ).

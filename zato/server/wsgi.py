@@ -116,12 +116,12 @@ class ServerApp:
     def _serve(self, environ: dict, start_response: StartResponse, path: str, cid: str) -> Iterable[bytes]:
         requests = metrics.instruments().requests
         try:
-            bodies.check_length(environ, self.limits.max_body)  # 413 before anything is read
             if path.startswith(INVOKE_PREFIX):
                 requests.labels("internal").inc()
                 return self._internal(environ, start_response, path[len(INVOKE_PREFIX) :], cid)
             if path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/"):
                 requests.labels("admin").inc()
+                bodies.check_length(environ, self.limits.max_body)  # 413 before bottle reads anything
                 return self._admin(environ, start_response, cid)
             requests.labels("channel").inc()
             return self._channel(environ, start_response, path, cid)
@@ -202,7 +202,7 @@ class ServerApp:
             raise HTTPError(405, f"method {method} is not allowed for {path}", [("Allow", allowed)])
         counter = metrics.instruments().channel_requests
         try:
-            raw = self._body(environ)
+            raw = self._body(environ, ch.max_body)  # the channel's own limit when it has one
             request = Request(
                 payload=parse_payload(raw, ch.data_format == "json"),
                 raw=raw,
@@ -256,8 +256,9 @@ class ServerApp:
         )
         return self._reply(start_response, self._run(service, request, cid), cid)
 
-    def _body(self, environ: dict) -> bytes:
-        return bodies.read_body(environ, self.limits.max_body, self.limits.body_timeout)
+    def _body(self, environ: dict, max_body: int | None = None) -> bytes:
+        limit = self.limits.max_body if max_body is None else max_body
+        return bodies.read_body(environ, limit, self.limits.body_timeout)
 
     @staticmethod
     def _epoch(environ: dict) -> int:
