@@ -1,8 +1,10 @@
 """Queue managers for the IBM MQ connector tests: the stand-in (tests/ibmmq_standin, always) or a
 real IBM MQ queue manager when ZATO_TEST_IBMMQ=host(port)/CHANNEL/QMGR names one.
 
-Both offer the same few calls (put, drain, depth, queue names, the connector's PYTHONPATH);
-break_connections and restart exist only for the stand-in (skipped on a real one, saying why).
+Each test runs twice, with kind "stand-in" and "real" (skipped, saying why, unless
+ZATO_TEST_IBMMQ is set). Both offer the same few calls (put, drain, depth, queue names, the
+connectors' PYTHONPATH); break_connections and restart exist only for the stand-in
+(skipped on a real one, saying why).
 Real queue manager: ZATO_TEST_IBMMQ_USER / ZATO_TEST_IBMMQ_PASSWORD (default app / passw0rd) and
 ZATO_TEST_IBMMQ_QUEUES=IN,BACKOUT,OUT (default DEV.QUEUE.1,DEV.QUEUE.2,DEV.QUEUE.3, the IBM MQ
 developer image's queues; the tests empty them first).
@@ -184,8 +186,19 @@ class RealQM:
         pass
 
 
-def make_qm() -> StandinQM | RealQM:
-    return RealQM() if REAL else StandinQM()
+QM_KINDS = ("stand-in", "real")  # every IBM MQ test runs against both; "real" skips without one
+REAL_SKIP = (
+    "no real IBM MQ queue manager: set ZATO_TEST_IBMMQ=host(port)/CHANNEL/QMGR "
+    "(and pip install 'zato-ha[ibmmq]') to run this test against one"
+)
+
+
+def make_qm(kind: str = "stand-in") -> StandinQM | RealQM:
+    if kind == "real":
+        if not REAL:
+            pytest.skip(REAL_SKIP)
+        return RealQM()
+    return StandinQM()
 
 
 def put(qm: StandinQM | RealQM, queue: str, bodies: list[bytes]) -> None:

@@ -7,74 +7,15 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import threading
 import time
 import uuid
 
-import redis
-import requests
-
 from tests.conn_support import Rabbit, services_source
-from tests.support import REDIS_URL, wait_for, zato
-from zato.coord.lease import read_holder
+from tests.ha.takeover_support import OutgoingSender, kill_holder, received_ids
+from tests.support import wait_for, zato
 
 TOTAL = 5000
-
-
-def holder(cluster: str) -> str | None:
-    h = read_holder(redis.Redis.from_url(REDIS_URL, decode_responses=True), cluster)
-    return h.server if h else None
-
-
-def received_ids(cluster: str) -> list[int]:
-    raw = redis.Redis.from_url(REDIS_URL).lrange(f"zato:{cluster}:test:received", 0, -1)
-    return [json.loads(x)["n"] for x in raw]
-
-
-class OutgoingSender(threading.Thread):
-    """Posts batches of numbered items to /send-amqp on whichever server answers; remembers
-    the items of every batch a server accepted (200)."""
-
-    def __init__(self, qs):
-        super().__init__(daemon=True)
-        self.qs, self.accepted, self.stop = qs, [], threading.Event()
-
-    def run(self) -> None:
-        batch = 0
-        while not self.stop.is_set():
-            items = [{"o": batch * 10 + i} for i in range(10)]
-            for name in self.qs.server_names:
-                try:
-                    r = requests.post(
-                        self.qs.server_url(name) + "/send-amqp", json={"items": items}, timeout=5
-                    )
-                except requests.RequestException:
-                    continue
-                if r.status_code == 200:
-                    self.accepted.extend(i["o"] for i in items)
-                    break
-            batch += 1
-            time.sleep(0.05)
-
-
-def kill_holder(qs, round_: int) -> None:
-    """After round_ * 1000 messages: SIGKILL the holder's process group, wait for the other
-    server to take over, start the killed one again."""
-    wait_for(
-        lambda: len(received_ids(qs.cluster)) >= round_ * 1000,
-        timeout=120,
-        what=f"{round_ * 1000} messages before kill {round_}",
-    )
-    victim = wait_for(lambda: holder(qs.cluster), timeout=30, what="a lease holder")
-    os.killpg(qs.pid(victim), signal.SIGKILL)
-    new = wait_for(
-        lambda: (h := holder(qs.cluster)) and h != victim and h,
-        timeout=60,
-        what=f"another holder after killing {victim}",
-    )
-    print(f"kill {round_}: {victim} killed, {new} took over")
-    qs.start(victim)
 
 
 def test_no_message_lost_while_the_holder_is_killed_twice(quickstart):
@@ -145,7 +86,7 @@ def test_no_message_lost_while_the_holder_is_killed_twice(quickstart):
 
         threading.Thread(target=publish, daemon=True).start()
         for round_ in (1, 2):
-            kill_holder(qs, round_)
+            kill_holder(qs, round_ * 1000)
         assert published.wait(120)
         wait_for(
             lambda: set(received_ids(qs.cluster)) >= set(range(TOTAL)),
