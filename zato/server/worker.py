@@ -22,6 +22,7 @@ from zato.service.store import ServiceStore
 logger = logging.getLogger("zato.worker")
 
 RETRY_START, RETRY_MAX = 0.5, 10.0
+WORKER_BOOT_ERROR = 3  # gunicorn's exit code for a worker that failed to boot: the arbiter halts
 
 
 class Worker:
@@ -101,21 +102,18 @@ class Worker:
         return bool(self._loaded_event.wait(timeout))
 
     def _boot(self) -> None:
-        import gevent
-
-        delay = RETRY_START
-        while not self.stopping and not self.loaded:
-            try:
-                self.reconcile()
-            except ZatoError as e:
-                logger.error("cannot load services and channels from the ODB: %s; retry in %.1f s", e, delay)
-                gevent.sleep(delay)
-                delay = min(delay * 2, RETRY_MAX)
-                continue
-            self.loaded = True
-            self._loaded_event.set()
-            logger.info("worker %d ready: %d services, %d channel paths", os.getpid(),
-                        len(self.store.services), len(self.channels))
+        """The first load. A worker that cannot load exits as gunicorn's failed boot (as
+        when loading happened before serving), so the arbiter stops with the error logged."""
+        try:
+            self.reconcile()
+        except ZatoError as e:
+            logger.error("cannot load services and channels from the ODB: %s", e)
+            logging.shutdown()
+            os._exit(WORKER_BOOT_ERROR)
+        self.loaded = True
+        self._loaded_event.set()
+        services, paths = len(self.store.services), len(self.channels)
+        logger.info("worker %d ready: %d services, %d channel paths", os.getpid(), services, paths)
         self._listen_forever()
 
     def _listen_forever(self) -> None:
