@@ -140,6 +140,8 @@ class Quickstart:
         self.tls = tls  # quickstart --tls: the LB serves HTTPS; lb_url is https://localhost:PORT
         self.server_names = [f"server{i}" for i in range(1, servers + 1)]
         self.lb_dir = os.path.join(self.path, "load-balancer")
+        self.dashboard_dir = os.path.join(self.path, "dashboard")
+        self.dashboard_port = 0
         self.base_port = 0
         self.lb_port = 0
         self._started: set[int] = set()  # pids (= process groups) this helper started
@@ -150,6 +152,8 @@ class Quickstart:
         return os.path.join(self.path, name)
 
     def member_dir(self, name: str) -> str:
+        if name == "dashboard":
+            return self.dashboard_dir
         return self.lb_dir if name == "load-balancer" else self.server_dir(name)
 
     def settings(self, name: str):  # noqa: ANN201 - ServerSettings
@@ -182,8 +186,10 @@ class Quickstart:
     def create(self) -> Quickstart:
         self.base_port = free_port_block(self.servers)
         self.lb_port = free_port()
+        self.dashboard_port = free_port()
         args = ["quickstart", "create", self.path, "--servers", str(self.servers), "--cluster", self.cluster,
                 "--base-port", str(self.base_port), "--lb-port", str(self.lb_port),
+                "--dashboard-port", str(self.dashboard_port),
                 "--workers", str(self.workers)]
         if self.odb:
             args += ["--odb", self.odb]
@@ -265,7 +271,7 @@ class Quickstart:
         from zato.common.pidfile import pid_alive
         from zato.lifecycle.process import send_signal
 
-        names = list(self.server_names) + ["load-balancer"]
+        names = list(self.server_names) + ["load-balancer", "dashboard"]
         pids = {p for p in (self.pid(n) for n in names) if p} | self._started
         for pid in pids:
             send_signal(pid, signal.SIGTERM)

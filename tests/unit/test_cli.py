@@ -102,7 +102,7 @@ def test_bad_config_value_is_named(qs_dir, zato):
 def test_info_of_a_stopped_cluster(qs_dir, zato):
     data = json.loads(zato("info", "--json", str(qs_dir)).stdout)
     kinds = [m["kind"] for m in data["members"]]
-    assert kinds == ["server", "server", "load-balancer"]
+    assert kinds == ["server", "server", "dashboard", "load-balancer"]
     assert {m["state"] for m in data["members"]} == {"stopped"}
     text = zato("info", str(qs_dir / "server2")).stdout
     assert "state    stopped" in text and "port     31011" in text

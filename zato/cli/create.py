@@ -6,12 +6,14 @@ import argparse
 import os
 
 from zato.common.errors import ConfigError
-from zato.config.settings import WILDCARDS, load_server_settings
+from zato.config.settings import WILDCARDS, load_lb_settings, load_server_settings
 from zato.lifecycle.layout import (
+    DEFAULT_DASHBOARD_PORT,
     DEFAULT_LB_PORT,
     DEFAULT_REDIS,
     DEFAULT_SERVER_PORT,
     ServerSpec,
+    create_dashboard_dir,
     create_lb_dir,
     create_odb,
     create_server_dir,
@@ -21,7 +23,7 @@ from zato.lifecycle.layout import (
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("create", help="create an ODB, a cluster, a server or a load balancer")
+    p = sub.add_parser("create", help="create an ODB, a cluster, a server, a load balancer or a dashboard")
     what = p.add_subparsers(dest="what", metavar="WHAT")
     what.required = True
 
@@ -64,6 +66,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     lb.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     lb.add_argument("--port", type=int, default=DEFAULT_LB_PORT)
     lb.set_defaults(func=load_balancer)
+
+    d = what.add_parser(
+        "dashboard",
+        help="create a dashboard directory (web UI on port 8183) for the cluster of a server",
+        description="The dashboard reads the cluster's ODB and Redis and logs users in with the "
+        "cluster's admin credentials, all taken from SERVER_DIR's server.conf.",
+    )
+    d.add_argument("path", metavar="DIR")
+    d.add_argument("--server", required=True, metavar="SERVER_DIR", help="a server of the cluster")
+    d.add_argument("--lb", default="", metavar="LB_DIR", help="the load balancer's directory on this host")
+    d.add_argument("--port", type=int, default=DEFAULT_DASHBOARD_PORT, help="port (default 8183)")
+    d.set_defaults(func=dashboard)
 
 
 def odb(args: argparse.Namespace) -> int:
@@ -128,4 +142,15 @@ def server(args: argparse.Namespace) -> int:
 def load_balancer(args: argparse.Namespace) -> int:
     path = create_lb_dir(args.path, args.cluster, args.redis, args.port, host=args.host)
     print(f"load balancer of cluster {args.cluster} created in {path} ({args.host}:{args.port})")
+    return 0
+
+
+def dashboard(args: argparse.Namespace) -> int:
+    if not 1 <= args.port <= 65535:
+        raise ConfigError(f"--port {args.port}: not a usable port")
+    if args.lb:
+        load_lb_settings(args.lb)  # a wrong directory is one clear line now, not a blank page later
+    path = create_dashboard_dir(args.path, load_server_settings(args.server), args.lb, args.port)
+    print(f"dashboard created in {path}: http://127.0.0.1:{args.port}/")
+    print(f"Start it with:  zato start {path}")
     return 0

@@ -7,6 +7,7 @@ import os
 
 from zato.common.errors import ConfigError
 from zato.lifecycle.layout import (
+    DEFAULT_DASHBOARD_PORT,
     DEFAULT_LB_PORT,
     DEFAULT_REDIS,
     DEFAULT_SERVER_PORT,
@@ -41,6 +42,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="create a private CA in DIR/tls (trust DIR/tls/ca.pem in clients) and have the load "
         "balancer serve HTTPS (HTTP/2 or HTTP/1.1) with a certificate it issued",
     )
+    c.add_argument(
+        "--dashboard-port", type=int, default=DEFAULT_DASHBOARD_PORT, help="dashboard port (default 8183)"
+    )
     c.set_defaults(func=create)
 
 
@@ -49,7 +53,12 @@ def create(args: argparse.Namespace) -> int:
         raise ConfigError(f"--servers {args.servers}: must be 1..64")
     if not 1 <= args.workers <= 64:
         raise ConfigError(f"--workers {args.workers}: must be 1..64")
-    for flag, port in (("--base-port", args.base_port), ("--lb-port", args.lb_port)):
+    ports = (
+        ("--base-port", args.base_port),
+        ("--lb-port", args.lb_port),
+        ("--dashboard-port", args.dashboard_port),
+    )
+    for flag, port in ports:
         if not 1 <= port <= 65535 - args.servers:
             raise ConfigError(f"{flag} {port}: not a usable port")
     sentinels = check_sentinels(args.sentinels, args.sentinel_master)
@@ -64,6 +73,7 @@ def create(args: argparse.Namespace) -> int:
         args.workers,
         sentinels,
         args.sentinel_master,
+        dashboard_port=args.dashboard_port,
         tls=args.tls,
     )
     made = create_quickstart(spec)
@@ -77,6 +87,7 @@ def create(args: argparse.Namespace) -> int:
     if args.tls:
         ca = os.path.join(spec.path, "tls", "ca.pem")
         print(f"  TLS: https://localhost:{args.lb_port}/ (trust {ca}, e.g. curl --cacert {ca})")
+    print(f"  dashboard on http://127.0.0.1:{args.dashboard_port}/ (log in with the admin API credentials)")
     print(f"  admin API credentials: {os.path.join(spec.path, 'server1', 'config', 'server.conf')} [auth]")
     print(f"Start it with:  zato start {spec.path}")
     print(f"Stop it with:   zato stop {spec.path}")

@@ -4,6 +4,7 @@
     server DIR/       .zato {"component": "server"}      config/server.conf logs/ pickup/ pidfile
     load-balancer/    .zato {"component": "load-balancer"}
                       config/lb.conf config/haproxy.cfg logs/ work/ pidfile
+    dashboard/        .zato {"component": "dashboard"}  config/dashboard.conf logs/ pidfile
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ MARKER = ".zato"
 SERVER = "server"
 LOAD_BALANCER = "load-balancer"
 QUICKSTART = "quickstart"
-KINDS = (SERVER, LOAD_BALANCER, QUICKSTART)
+DASHBOARD = "dashboard"
+KINDS = (SERVER, LOAD_BALANCER, QUICKSTART, DASHBOARD)
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,7 @@ def read_component(path: str) -> Component:
 
 
 def quickstart_members(qs: Component) -> list[Component]:
-    """Servers first (in name order), then the load balancer."""
+    """Servers first (in name order), then the dashboard and the load balancer."""
     found = []
     for name in sorted(os.listdir(qs.path)):
         sub = os.path.join(qs.path, name)

@@ -14,6 +14,7 @@ from zato.common.errors import ConfigError
 
 SERVER_CONF = "server.conf"
 LB_CONF = "lb.conf"
+DASHBOARD_CONF = "dashboard.conf"
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,39 @@ class LBSettings:
     @property
     def stats_socket(self) -> str:
         return os.path.join(self.path, "work", "haproxy.sock")
+
+
+@dataclass(frozen=True)
+class DashboardSettings:
+    path: str  # dashboard directory (absolute)
+    cluster: str
+    host: str
+    port: int  # 8183 by default, Zato's web-admin port
+    odb_url: str
+    redis: RedisSettings
+    admin_username: str  # the cluster's admin credentials: the only login
+    admin_password: str = field(repr=False)
+    lb_dir: str = ""  # the load balancer's directory on this host: LB backends and drain/ready
+    session_minutes: int = 480
+    log_level: str = "INFO"
+    log_format: str = "text"
+
+    @property
+    def config_file(self) -> str:
+        return os.path.join(self.path, "config", DASHBOARD_CONF)
+
+    @property
+    def pidfile(self) -> str:
+        return os.path.join(self.path, "pidfile")
+
+    @property
+    def logfile(self) -> str:
+        return os.path.join(self.path, "logs", "dashboard.log")
+
+    @property
+    def url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "", "::") else self.host
+        return f"http://{host}:{self.port}/"
 
 
 class _Reader:
@@ -385,5 +419,27 @@ def load_lb_settings(lb_dir: str) -> LBSettings:
         max_servers=r.int("haproxy", "max_servers", 64, 1, 4096),
         log_level=r.str("logging", "level", "INFO"),
         edge=_edge(r),
+        log_format=_log_format(r),
+    )
+
+
+def load_dashboard_settings(dashboard_dir: str) -> DashboardSettings:
+    path = os.path.abspath(dashboard_dir)
+    r = _Reader(os.path.join(path, "config", DASHBOARD_CONF))
+    lb_dir = r.str("lb", "dir", "")
+    if lb_dir and not os.path.isabs(lb_dir):
+        raise ConfigError(f"{r.path}: [lb] dir: {lb_dir!r} must be an absolute path")
+    return DashboardSettings(
+        path=path,
+        cluster=_cluster_name(r),
+        host=r.str("main", "host", "127.0.0.1"),
+        port=r.int("main", "port", 8183, 1, 65535),
+        odb_url=r.str("odb", "url", _REQUIRED),
+        redis=_redis(r),
+        admin_username=r.str("auth", "admin_username", _REQUIRED),
+        admin_password=r.str("auth", "admin_password", _REQUIRED),
+        lb_dir=lb_dir,
+        session_minutes=r.int("main", "session_minutes", 480, 1, 60 * 24 * 30),
+        log_level=r.str("logging", "level", "INFO"),
         log_format=_log_format(r),
     )

@@ -265,6 +265,7 @@ class Manager:
         self.os = os_ or RealOS()
         self.children: dict[str, Child] = {}
         self._retired: list[Child] = []  # removed or replaced, still stopping
+        self._restarting: set[str] = set()  # stopping on request; started again once stopped
 
     def reconcile(self, desired: dict[str, ConnectorSpec], env: dict[str, str]) -> None:
         """Start what is missing, stop what was removed, restart only what changed."""
@@ -281,10 +282,28 @@ class Manager:
                 self.children[name] = child
                 child.start(env)
 
+    def restart(self, name: str) -> bool:
+        """Stop one child and start it again once it has stopped (an operator's request).
+        False if there is no such child."""
+        child = self.children.get(name)
+        if child is None:
+            return False
+        logger.info("child %s: restart requested", name)
+        child.stop()
+        self._restarting.add(name)
+        return True
+
     def tick(self) -> bool:
         changed = False
         for child in list(self.children.values()) + self._retired:
             changed = child.tick() or changed
+        for name in list(self._restarting):
+            child = self.children.get(name)
+            if child is None or child.state not in LIVE:
+                self._restarting.discard(name)
+                if child is not None:
+                    child.start(child.env)
+                    changed = True
         self._retired = [c for c in self._retired if c.state in LIVE]
         return changed
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import signal
 import sys
 import threading
@@ -86,6 +87,7 @@ class Supervisor:
         self._desired_lock = threading.Lock()
         self.desired_error = ""
         self.reconcile_now = threading.Event()
+        self.restart_requests: queue.SimpleQueue[str] = queue.SimpleQueue()  # the main loop acts on them
         self.heartbeat_now = threading.Event()
         self.status_dirty = threading.Event()
         self._status_doc: dict | None = None
@@ -149,11 +151,18 @@ class Supervisor:
                     break
                 self.zygote.tick()
             self._act_on_lease()
+            self._restart_requested()
             if self.manager.tick():
                 self._status_changed()
             self.stop_event.wait(TICK)
         if self.stop_reason:
             logger.info("stopping: %s received", self.stop_reason)
+
+    def _restart_requested(self) -> None:
+        while not self.restart_requests.empty():
+            name = self.restart_requests.get_nowait()
+            if self.acting_epoch is not None and not self.manager.restart(name):
+                logger.warning("restart of connector %s requested: no such connector here", name)
 
     def _act_on_lease(self) -> None:
         epoch = self.keeper.valid_epoch()
@@ -283,6 +292,8 @@ class Supervisor:
         def on_event(event: dict) -> None:
             if event.get("kind") == "connector":
                 self.reconcile_now.set()
+            elif event.get("kind") == "connector-restart":  # from the dashboard
+                self.restart_requests.put(str(event.get("name")))
 
         while not self.stop_event.is_set():
             try:

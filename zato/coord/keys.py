@@ -20,6 +20,11 @@ class Keys:
         return f"{self.prefix}members"
 
     @property
+    def operator_drained(self) -> str:
+        """Set of server names an operator drained in the LB (the dashboard's drain action)."""
+        return f"{self.prefix}members:operator-drained"
+
+    @property
     def members_channel(self) -> str:
         """Pub/sub: a server joined, is draining or left (payload JSON {"name", "event"})."""
         return f"{self.prefix}members:changed"

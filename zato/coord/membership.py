@@ -71,6 +71,23 @@ def withdraw(client: redis.Redis, cluster: str, name: str) -> None:
         pipe.execute()
 
 
+def set_operator_drain(client: redis.Redis, cluster: str, name: str, drained: bool) -> None:
+    """An operator's hold: the LB keeps `name` drained (no new requests) until it is lifted,
+    whatever the server itself reports. Listeners are woken at once."""
+    keys = Keys(cluster)
+    with translate("operator drain"):
+        if drained:
+            client.sadd(keys.operator_drained, name)
+        else:
+            client.srem(keys.operator_drained, name)
+    publish_change(client, cluster, name, "draining" if drained else "joined")
+
+
+def operator_drained(client: redis.Redis, cluster: str) -> set[str]:
+    with translate("operator drain read"):
+        return {str(n) for n in client.smembers(Keys(cluster).operator_drained)}
+
+
 def live_servers(client: redis.Redis, cluster: str) -> list[Member]:
     """The live servers of `cluster`, sorted by name."""
     keys = Keys(cluster)

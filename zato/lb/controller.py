@@ -24,6 +24,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import redis
 
@@ -31,7 +32,7 @@ from zato.common.errors import ConfigError, CoordError, LBError, ZatoError
 from zato.config.settings import LBSettings
 from zato.coord.client import connect, translate
 from zato.coord.keys import Keys
-from zato.coord.membership import Member, live_servers
+from zato.coord.membership import Member, live_servers, operator_drained
 from zato.lb import render as r
 from zato.lb.haproxy import HAProxy, write_config
 from zato.lb.runtime import ServerState
@@ -149,6 +150,7 @@ class Controller:
         """The live members, or None when Redis cannot say (then nothing is changed)."""
         try:
             members = live_servers(self.client, self.settings.cluster)
+            held = operator_drained(self.client, self.settings.cluster)
         except CoordError as e:
             if self._redis_ok:
                 logger.warning("cannot read membership, keeping the current servers: %s", e)
@@ -157,7 +159,7 @@ class Controller:
         if not self._redis_ok:
             logger.info("membership readable again")
         self._redis_ok = True
-        return members
+        return [replace(m, state="draining") if m.name in held else m for m in members]
 
     def _desired_backends(self) -> list[r.Backend] | None:
         members = self._members()

@@ -14,7 +14,14 @@ from zato.common.errors import ComponentError
 from zato.common.pidfile import read_pidfile
 from zato.config import component
 from zato.config.component import Component
-from zato.config.settings import LBSettings, ServerSettings, load_lb_settings, load_server_settings
+from zato.config.settings import (
+    DashboardSettings,
+    LBSettings,
+    ServerSettings,
+    load_dashboard_settings,
+    load_lb_settings,
+    load_server_settings,
+)
 from zato.coord.client import check_redis
 from zato.lifecycle.process import (
     check_not_running,
@@ -29,6 +36,8 @@ from zato.odb.engine import check_odb, create_schema, make_engine
 Say = Callable[[str], None]
 SERVER_MODULE = "zato.server.main"
 LB_MODULE = "zato.lb.main"
+DASHBOARD_MODULE = "zato.dashboard.main"
+PRECHECKS: dict = {}  # kind -> precheck function, filled below
 
 
 def local_host(host: str) -> str:
@@ -105,6 +114,24 @@ def precheck_lb(comp: Component, say: Say) -> LBSettings:
     return s
 
 
+def precheck_dashboard(comp: Component, say: Say) -> DashboardSettings:
+    s = load_dashboard_settings(comp.path)
+    stale = check_not_running(s.pidfile, "dashboard")
+    if stale:
+        say(stale)
+    check_port_free(s.host, s.port, "dashboard")
+    return s  # Redis or the ODB being down is something the dashboard shows, not a reason to refuse
+
+
+PRECHECKS.update(
+    {
+        component.SERVER: precheck_server,
+        component.LOAD_BALANCER: precheck_lb,
+        component.DASHBOARD: precheck_dashboard,
+    }
+)
+
+
 # Start
 
 
@@ -123,7 +150,7 @@ def start(
         if m.kind == component.LOAD_BALANCER and comp.kind == component.QUICKSTART and not lb_available():
             say(f"load balancer not started: {LB_MODULE} does not exist yet (servers only)")
             continue
-        checked.append((m, precheck_server(m, say) if m.kind == component.SERVER else precheck_lb(m, say)))
+        checked.append((m, PRECHECKS[m.kind](m, say)))
     servers = [(m, s) for m, s in checked if m.kind == component.SERVER]
     procs = [(m, s, spawn(m, SERVER_MODULE)) for m, s in servers]  # servers start side by side
     for m, s, proc in procs:
@@ -142,6 +169,12 @@ def start(
                 (s.logfile, stdout_log(m)),
             )
             say(f"load balancer started (pid {proc.pid}): {lb_scheme(s)}://{local_host(s.host)}:{s.port}/")
+    for m, s in checked:
+        if m.kind == component.DASHBOARD:
+            proc = spawn(m, DASHBOARD_MODULE)
+            logs = (s.logfile, stdout_log(m))
+            wait_ready(lambda s=s: http_ok(s.url + "login"), proc, timeout, "dashboard", logs)
+            say(f"dashboard started (pid {proc.pid}): {s.url}")
 
 
 def stdout_log(comp: Component) -> str:
@@ -159,6 +192,9 @@ def run_foreground(comp: Component, say: Say) -> None:
     elif comp.kind == component.LOAD_BALANCER:
         precheck_lb(comp, say)
         argv = python_module_argv(LB_MODULE, comp.path)
+    elif comp.kind == component.DASHBOARD:
+        precheck_dashboard(comp, say)
+        argv = python_module_argv(DASHBOARD_MODULE, comp.path)
     else:
         raise ComponentError(
             f"{comp.path}: --fg runs one component; give a server or load-balancer directory"
@@ -181,6 +217,8 @@ def stop(comp: Component, say: Say, timeout: float = 30.0) -> None:
 def describe_name(comp: Component) -> str:
     if comp.kind == component.SERVER:
         return f"server {os.path.basename(comp.path)}"
+    if comp.kind == component.DASHBOARD:
+        return "dashboard"
     return "load balancer" if comp.kind == component.LOAD_BALANCER else comp.path
 
 
@@ -207,6 +245,9 @@ def info(comp: Component) -> dict:
         out.update(
             name=s.name, cluster=s.cluster, host=s.host, port=s.port, workers=s.workers, url=ping_url(s)
         )
+    elif comp.kind == component.DASHBOARD:
+        d = load_dashboard_settings(comp.path)
+        out.update(cluster=d.cluster, host=d.host, port=d.port, url=d.url)
     else:
         lb = load_lb_settings(comp.path)
         out.update(cluster=lb.cluster, host=lb.host, port=lb.port, url=lb_alive_url(lb))

@@ -16,7 +16,15 @@ from typing import TYPE_CHECKING
 from zato.common.errors import ComponentError, ODBError
 from zato.common.fs import atomic_write
 from zato.config import component
-from zato.config.settings import LB_CONF, SERVER_CONF, load_lb_settings, load_server_settings
+from zato.config.settings import (
+    DASHBOARD_CONF,
+    LB_CONF,
+    SERVER_CONF,
+    ServerSettings,
+    load_dashboard_settings,
+    load_lb_settings,
+    load_server_settings,
+)
 from zato.odb import api as odb_api
 from zato.odb.engine import ODB, create_schema
 
@@ -25,6 +33,7 @@ if TYPE_CHECKING:
 
 DEFAULT_SERVER_PORT = 17010
 DEFAULT_LB_PORT = 11223
+DEFAULT_DASHBOARD_PORT = 8183
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 TLS_DIR = "tls"  # in a quickstart folder: ca.pem (clients trust it) and ca-key.pem
 LB_BUNDLE = "lb.pem"  # in the LB's config folder: certificate, CA, key (mode 0600)
@@ -146,6 +155,31 @@ def create_lb_dir(
     return path
 
 
+def create_dashboard_dir(
+    path: str, server: ServerSettings, lb_dir: str = "", port: int = DEFAULT_DASHBOARD_PORT
+) -> str:
+    """A dashboard directory for the cluster of `server` (its ODB, Redis and admin credentials)."""
+    path = ensure_empty_dir(path)
+    for sub in ("config", "logs"):
+        os.makedirs(os.path.join(path, sub), exist_ok=True)
+    redis = server.redis
+    conf = {
+        "main": {"host": "127.0.0.1", "port": port},
+        "cluster": {"name": server.cluster},
+        "odb": {"url": server.odb_url},
+        "kvdb": kvdb_section(
+            redis.url, ",".join(f"{h}:{p}" for h, p in redis.sentinels), redis.sentinel_master
+        ),
+        "auth": {"admin_username": server.admin_username, "admin_password": server.admin_password},
+        "lb": {"dir": os.path.abspath(lb_dir) if lb_dir else ""},
+        "logging": {"level": "INFO"},
+    }
+    atomic_write(os.path.join(path, "config", DASHBOARD_CONF), ini_text(conf), mode=0o600)
+    component.write_marker(path, component.DASHBOARD)
+    load_dashboard_settings(path)
+    return path
+
+
 def create_odb(url: str, cluster: str | None = None) -> bool:
     """Create the schema (idempotent) and the cluster row if named; True if the cluster is new."""
     odb = ODB(url)
@@ -186,6 +220,7 @@ class QuickstartSpec:
     sentinels: str = ""
     sentinel_master: str = ""
     tls: bool = False  # a private CA in DIR/tls, and the LB terminating TLS with its certificate
+    dashboard_port: int = DEFAULT_DASHBOARD_PORT
 
 
 def create_quickstart(q: QuickstartSpec) -> list[str]:
@@ -219,5 +254,7 @@ def create_quickstart(q: QuickstartSpec) -> list[str]:
         tls.write_ca(os.path.join(root, TLS_DIR), ca)
     lb_dir = os.path.join(root, "load-balancer")
     made.append(create_lb_dir(lb_dir, q.cluster, q.redis_url, q.lb_port, kvdb, tls_ca=ca))
+    made.append(create_dashboard_dir(os.path.join(root, "dashboard"), load_server_settings(made[0]), lb_dir,
+                                     q.dashboard_port))
     component.write_marker(root, component.QUICKSTART)
     return made

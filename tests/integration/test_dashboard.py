@@ -1,0 +1,112 @@
+"""The dashboard in a real headless browser (Debian's chromium through its chromedriver,
+driven by Selenium): login is required, a wrong password is refused, the overview lists
+both servers and the holder, SIGKILL of the holder changes the holder and adds a takeover
+on the open page without a reload, an action without its CSRF token is refused, logout ends
+the session. Set ZATO_SCREENSHOT=PATH to keep a PNG of the page taken after the takeover."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import tempfile
+
+import pytest
+import requests
+
+from tests.support import wait_for
+
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+
+pytestmark = pytest.mark.skipif(
+    not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)),
+    reason="chromium and chromium-driver are not installed (bin/setup-deps installs them)",
+)
+
+
+@pytest.fixture
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix="zato-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--window-size=1280,1000"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    driver.implicitly_wait(0)
+    yield driver
+    driver.quit()
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+def text(driver, css: str) -> str:
+    from selenium.webdriver.common.by import By
+
+    return driver.find_element(By.CSS_SELECTOR, css).text
+
+
+def rows(driver, table: str) -> list[str]:
+    from selenium.webdriver.common.by import By
+
+    return [r.text for r in driver.find_elements(By.CSS_SELECTOR, f"#{table} tbody tr")]
+
+
+def login(driver, user: str, password: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    driver.find_element(By.ID, "username").send_keys(user)
+    driver.find_element(By.ID, "password").send_keys(password)
+    driver.find_element(By.ID, "login").click()
+
+
+def test_dashboard_live_takeover_login_and_csrf(quickstart, browser):
+    qs = quickstart(servers=2)
+    qs.start("server1", "server2", "dashboard")
+    url = f"http://127.0.0.1:{qs.dashboard_port}/"
+    user, password = qs.admin_auth
+
+    browser.get(url)
+    assert browser.current_url.endswith("/login")  # login is required
+    login(browser, user, "not-" + password)
+    assert "Wrong user or password" in text(browser, "#login-error")
+    assert browser.current_url.endswith("/login")
+    login(browser, user, password)
+
+    def both_live() -> bool:
+        servers = rows(browser, "servers")
+        return [s.split()[:2] for s in servers] == [["server1", "live"], ["server2", "live"]]
+
+    wait_for(lambda: both_live() and text(browser, "#lease-holder") not in ("-", "nobody"), 30,
+             what="both servers live and the holder on the page")
+    holder = text(browser, "#lease-holder")
+    assert holder in ("server1", "server2")
+    other = "server2" if holder == "server1" else "server1"
+    takeovers_before = len(rows(browser, "takeovers"))
+    assert takeovers_before >= 1
+
+    browser.execute_script("window.zatoNoReload = 1")
+    qs.kill(holder, signal.SIGKILL)
+    wait_for(lambda: text(browser, "#lease-holder") == other, 30, what="the new holder on the page")
+    wait_for(lambda: len(rows(browser, "takeovers")) == takeovers_before + 1, 10, what="the new takeover")
+    assert rows(browser, "takeovers")[0].split()[1:3] == [other, text(browser, "#lease-epoch")]
+    wait_for(lambda: f"{holder} gone" in " ".join(rows(browser, "servers")), 30, what="the dead server gone")
+    assert browser.execute_script("return window.zatoNoReload") == 1  # updated in place, no reload
+    if os.environ.get("ZATO_SCREENSHOT"):
+        browser.save_screenshot(os.environ["ZATO_SCREENSHOT"])
+
+    cookies = {c["name"]: c["value"] for c in browser.get_cookies()}
+    drain = f"{url}api/servers/{other}/drain"
+    refused = requests.post(drain, cookies=cookies, timeout=10)
+    assert refused.status_code == 403 and "CSRF" in refused.json()["error"]
+    wrong = requests.post(drain, cookies=cookies, headers={"X-CSRF-Token": "forged"}, timeout=10)
+    assert wrong.status_code == 403
+
+    from selenium.webdriver.common.by import By
+
+    browser.find_element(By.ID, "logout").click()
+    wait_for(lambda: browser.current_url.endswith("/login"), 10, what="back at the login page")
+    assert requests.get(url + "api/state", cookies=cookies, timeout=10).status_code == 401

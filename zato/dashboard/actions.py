@@ -1,0 +1,86 @@
+"""What an operator can do from the dashboard. Each function returns a one-line result or
+raises ActionError with a message for the page; the route logs it with the user.
+
+- drain / ready a server in the LB: an operator hold in Redis that the LB controller applies
+  (and keeps applying; a Runtime API change alone would be undone by its next reconcile),
+  plus the Runtime API at once when the LB runs on this host.
+- restart one connector: an event the holder's supervisor acts on.
+- deploy a module: validated in a child process, stored in the ODB, loaded by every server.
+- re-send parked outgoing messages: moved back to the connection's queue.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from zato.common.errors import ZatoError
+from zato.config.settings import DashboardSettings
+from zato.coord import events, membership
+from zato.coord.queues import OutQueue
+
+NAME_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,200}$")
+OUTGOING_KINDS = ("amqp", "ibm-mq", "ibmmq")
+
+
+class ActionError(ZatoError):
+    pass
+
+
+def _name(value: str, what: str) -> str:
+    if not NAME_RE.match(value or ""):
+        raise ActionError(f"{what} {value!r} is not a valid name")
+    return value
+
+
+def set_lb_state(settings: DashboardSettings, client: Any, server: str, state: str) -> str:
+    """state "drain" or "ready"."""
+    _name(server, "server")
+    if state not in ("drain", "ready"):
+        raise ActionError(f"unknown LB state {state!r}")
+    membership.set_operator_drain(client, settings.cluster, server, state == "drain")
+    note = ""
+    if settings.lb_dir:
+        from zato.lb import render
+        from zato.lb.runtime import RuntimeAPI
+
+        lb = _lb_settings(settings.lb_dir)
+        runtime = RuntimeAPI(lb.stats_socket, timeout=1.0)
+        try:
+            runtime.set_state(render.BACKEND, render.haproxy_name(server), state)
+        except ZatoError as e:
+            note = f" (the LB controller applies it; the Runtime API said: {e})"
+    return f"server {server} set to {state} in the load balancer{note}"
+
+
+def _lb_settings(lb_dir: str) -> Any:
+    from zato.config.settings import load_lb_settings
+
+    return load_lb_settings(lb_dir)
+
+
+def restart_connector(settings: DashboardSettings, client: Any, connector: str) -> str:
+    _name(connector, "connector")
+    events.publish(client, settings.cluster, {"kind": "connector-restart", "name": connector})
+    return f"connector {connector}: restart requested from the lease holder"
+
+
+def deploy_module(settings: DashboardSettings, odb: Any, client: Any, filename: str, source: bytes) -> str:
+    from zato.service.deploy import deploy, module_name_of
+
+    if not filename.endswith(".py"):
+        raise ActionError(f"{filename!r}: upload a Python module (a .py file)")
+    try:
+        text = source.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ActionError(f"{filename!r} is not UTF-8 text") from None
+    result = deploy(odb, client, settings.cluster, module_name_of(filename), text, 10.0)
+    return str(result.describe())
+
+
+def resend_parked(settings: DashboardSettings, client: Any, kind: str, connection: str) -> str:
+    if kind not in OUTGOING_KINDS:
+        raise ActionError(f"unknown outgoing kind {kind!r}")
+    _name(connection, "connection")
+    moved = OutQueue(client, settings.cluster, kind, connection).resend_parked()
+    return f"outgoing {kind} {connection}: {moved} parked message(s) queued again"

@@ -1,0 +1,163 @@
+"""The dashboard's routes (bottle on gevent's WSGI server).
+
+    GET  /login, POST /login, POST /logout          session cookie; logout needs the CSRF token
+    GET  /                                          the overview page (login required)
+    GET  /api/state                                 the current snapshot as JSON
+    GET  /api/events                                server-sent events: a snapshot per change
+    POST /api/servers/NAME/drain|ready              actions: X-CSRF-Token header (or csrf field)
+    POST /api/connectors/NAME/restart
+    POST /api/deploy                                multipart, field "module" (a .py file)
+    POST /api/outgoing/KIND/NAME/resend
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import bottle
+
+from zato.common.errors import ZatoError
+from zato.dashboard import actions
+from zato.dashboard.auth import COOKIE, CSRF_HEADER, Session, Sessions, csrf_ok
+from zato.dashboard.page import login_page, overview_page
+
+logger = logging.getLogger("zato.dashboard")
+
+KEEPALIVE = 10.0  # seconds between SSE comments while nothing changes
+MAX_UPLOAD = 1024 * 1024
+
+
+def _json(status: int, doc: dict) -> bottle.HTTPResponse:
+    return bottle.HTTPResponse(json.dumps(doc), status, {"Content-Type": "application/json"})
+
+
+def _remote() -> str:
+    return bottle.request.environ.get("REMOTE_ADDR", "?")
+
+
+def build_app(ctx: Any) -> bottle.Bottle:
+    """ctx: settings, sessions (Sessions), collector (state.Collector), client, odb, changed()."""
+    app = bottle.Bottle(catchall=True)
+    sessions: Sessions = ctx.sessions
+
+    def session() -> Session | None:
+        return sessions.get(bottle.request.get_cookie(COOKIE))
+
+    def page_login() -> Session:
+        s = session()
+        if s is None:
+            raise bottle.HTTPResponse(status=303, headers={"Location": "login"})
+        return s
+
+    def api_login() -> Session:
+        s = session()
+        if s is None:
+            raise _json(401, {"error": "log in first"})
+        return s
+
+    @app.get("/login")
+    def login_form() -> str:
+        return login_page(ctx.settings.cluster)
+
+    @app.post("/login")
+    def login() -> Any:
+        user = bottle.request.forms.getunicode("username") or ""
+        token = sessions.login(user, bottle.request.forms.getunicode("password") or "")
+        if token is None:
+            logger.warning("dashboard: failed login for user %r from %s", user, _remote())
+            bottle.response.status = 401
+            return login_page(ctx.settings.cluster, "Wrong user or password.")
+        logger.info("dashboard: user %s logged in from %s", user, _remote())
+        bottle.response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/")
+        bottle.redirect("./", 303)
+
+    @app.post("/logout")
+    def logout() -> Any:
+        s = api_login()
+        if not csrf_ok(s, bottle.request.forms.get("csrf") or bottle.request.get_header(CSRF_HEADER)):
+            logger.warning("dashboard: logout of %s refused: missing or wrong CSRF token", s.user)
+            raise _json(403, {"error": "missing or wrong CSRF token"})
+        sessions.logout(bottle.request.get_cookie(COOKIE))
+        logger.info("dashboard: user %s logged out", s.user)
+        bottle.response.delete_cookie(COOKIE, path="/")
+        bottle.redirect("login", 303)
+
+    @app.get("/")
+    def overview() -> str:
+        s = page_login()
+        return overview_page(ctx.settings.cluster, s.user, s.csrf)
+
+    @app.get("/api/state")
+    def state() -> Any:
+        api_login()
+        return _json(200, ctx.collector.snapshot)
+
+    @app.get("/api/events")
+    def stream() -> Iterator[str]:
+        api_login()
+        token = bottle.request.get_cookie(COOKIE)
+        bottle.response.content_type = "text/event-stream"
+        bottle.response.set_header("Cache-Control", "no-cache")
+        bottle.response.set_header("X-Accel-Buffering", "no")
+        return _events(ctx, lambda: sessions.get(token) is not None)
+
+    def action(name: str, run: Callable[[], str]) -> Any:
+        s = api_login()
+        given = bottle.request.get_header(CSRF_HEADER) or bottle.request.forms.get("csrf")
+        if not csrf_ok(s, given):
+            logger.warning("dashboard: %s by %s from %s refused: missing or wrong CSRF token", name, s.user,
+                           _remote())
+            return _json(403, {"error": "missing or wrong CSRF token"})
+        try:
+            result = run()
+        except ZatoError as e:
+            logger.warning("dashboard: user %s: %s failed: %s", s.user, name, e)
+            return _json(400, {"error": f"{name}: {e}"})
+        logger.info("dashboard: user %s: %s: %s", s.user, name, result)
+        ctx.wake()
+        return _json(200, {"result": result})
+
+    @app.post("/api/servers/<server>/<state:re:drain|ready>")
+    def lb_state(server: str, state: str) -> Any:
+        return action(f"{state} server {server}",
+                      lambda: actions.set_lb_state(ctx.settings, ctx.client, server, state))
+
+    @app.post("/api/connectors/<connector>/restart")
+    def restart(connector: str) -> Any:
+        return action(f"restart connector {connector}",
+                      lambda: actions.restart_connector(ctx.settings, ctx.client, connector))
+
+    @app.post("/api/outgoing/<kind>/<connection>/resend")
+    def resend(kind: str, connection: str) -> Any:
+        return action(f"re-send parked {kind} {connection}",
+                      lambda: actions.resend_parked(ctx.settings, ctx.client, kind, connection))
+
+    @app.post("/api/deploy")
+    def deploy() -> Any:
+        def run() -> str:
+            upload = bottle.request.files.get("module")
+            if upload is None:
+                raise actions.ActionError("no file in the upload (field 'module')")
+            data = upload.file.read(MAX_UPLOAD + 1)
+            if len(data) > MAX_UPLOAD:
+                raise actions.ActionError(f"{upload.raw_filename}: larger than {MAX_UPLOAD} bytes")
+            return actions.deploy_module(ctx.settings, ctx.odb, ctx.client, upload.raw_filename, data)
+
+        return action("deploy", run)
+
+    return app
+
+
+def _events(ctx: Any, still_logged_in: Callable[[], bool]) -> Iterator[str]:
+    """The snapshot now, then each new one as it comes; a comment line keeps proxies open."""
+    seen = -1
+    while still_logged_in():
+        snap = ctx.collector.snapshot
+        if snap.get("version", 0) != seen:
+            seen = snap.get("version", 0)
+            yield "data: " + json.dumps(snap, default=str) + "\n\n"
+        elif not ctx.wait_change(KEEPALIVE):
+            yield ": keep-alive\n\n"

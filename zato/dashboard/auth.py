@@ -1,0 +1,63 @@
+"""Dashboard sessions: the cluster's admin credentials log a user in; the session lives in
+this process (a restart logs everyone out), its token in an HttpOnly SameSite=Strict cookie,
+and each session has its own CSRF token that every action must send back."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+COOKIE = "zato_dashboard_session"
+CSRF_HEADER = "X-CSRF-Token"
+
+
+@dataclass
+class Session:
+    user: str
+    csrf: str
+    expires_at: float  # monotonic
+
+
+class Sessions:
+    def __init__(
+        self, username: str, password: str, minutes: int, clock: Callable[[], float] = time.monotonic
+    ):
+        self._username, self._password = username.encode(), password.encode()
+        self._lifetime = minutes * 60.0
+        self._clock = clock
+        self._sessions: dict[str, Session] = {}
+
+    def check(self, user: str, password: str) -> bool:
+        ok_user = hmac.compare_digest(user.encode(), self._username)
+        ok_password = hmac.compare_digest(password.encode(), self._password)
+        return bool(user) and ok_user and ok_password
+
+    def login(self, user: str, password: str) -> str | None:
+        """A new session token, or None for wrong credentials."""
+        if not self.check(user, password):
+            return None
+        self._expire()
+        token = secrets.token_urlsafe(32)
+        self._sessions[token] = Session(user, secrets.token_urlsafe(32), self._clock() + self._lifetime)
+        return token
+
+    def get(self, token: str | None) -> Session | None:
+        session = self._sessions.get(token or "")
+        if session is None or session.expires_at <= self._clock():
+            return None
+        return session
+
+    def logout(self, token: str | None) -> None:
+        self._sessions.pop(token or "", None)
+
+    def _expire(self) -> None:
+        now = self._clock()
+        for token in [t for t, s in self._sessions.items() if s.expires_at <= now]:
+            del self._sessions[token]
+
+
+def csrf_ok(session: Session, given: str | None) -> bool:
+    return bool(given) and hmac.compare_digest(given.encode(), session.csrf.encode())

@@ -1,0 +1,164 @@
+"""One snapshot of the cluster for every open page, refreshed by one greenlet.
+
+Sources: Redis (membership, lease, takeovers, connectors: `zato.coord.status`), the ODB
+(known servers, deployed services, channels), HAProxy's Runtime API on this host (LB
+backends) and each live server's /metrics (requests/s). Each source may fail on its own:
+the snapshot then says so in `errors` and keeps the rest, so the page works with Redis down.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import urllib.request
+from collections import deque
+from typing import Any
+
+from zato.common.errors import ZatoError
+from zato.config.settings import DashboardSettings
+from zato.coord import status, takeovers
+from zato.odb import api as odb_api
+
+logger = logging.getLogger("zato.dashboard")
+
+REFRESH = 0.5  # seconds between snapshots: the page changes within a second of the cluster
+SLOW_EVERY = 4  # ODB reads (services, channels, known servers) every SLOW_EVERY refreshes
+HISTORY = 120  # requests/s points kept per server (one a refresh: the last minute)
+REQUESTS_METRIC = "zato_server_requests_total"
+
+
+def requests_total(metrics_text: str) -> float:
+    """The sum of zato_server_requests_total over its labels in one /metrics answer."""
+    total = 0.0
+    for line in metrics_text.splitlines():
+        if line.startswith(REQUESTS_METRIC + "{") or line.startswith(REQUESTS_METRIC + " "):
+            try:
+                total += float(line.rsplit(" ", 1)[1])
+            except (IndexError, ValueError):
+                continue
+    return total
+
+
+class Rates:
+    """Requests/s per server from successive /metrics totals."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, tuple[float, float]] = {}  # server -> (monotonic time, total)
+        self.history: dict[str, deque] = {}
+
+    def add(self, server: str, now: float, total: float | None) -> float | None:
+        last = self._last.get(server)
+        rate = None
+        if total is not None:
+            if last is not None and now > last[0] and total >= last[1]:
+                rate = round((total - last[1]) / (now - last[0]), 1)
+            self._last[server] = (now, total)
+        self.history.setdefault(server, deque(maxlen=HISTORY)).append(rate)
+        return rate
+
+
+def fetch_text(url: str, timeout: float = 0.5) -> str | None:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:  # noqa: S310 - a cluster member
+            return r.read().decode("utf-8", "replace")
+    except (OSError, ValueError):
+        return None
+
+
+class Collector:
+    def __init__(self, settings: DashboardSettings, client: Any, odb: Any):
+        self.settings, self.client, self.odb = settings, client, odb
+        self.rates = Rates()
+        self.ticks = 0
+        self.version = 0
+        self.snapshot: dict = {"cluster": settings.cluster, "errors": ["starting"], "version": 0}
+        self._slow: dict = {"known": [], "services": [], "channels": [], "odb_error": ""}
+        self._last_json = ""
+
+    def refresh(self) -> bool:
+        """Take a new snapshot; True if it differs from the previous one."""
+        if self.ticks % SLOW_EVERY == 0:
+            self._read_odb()
+        self.ticks += 1
+        doc = self._build()
+        text = json.dumps(doc, sort_keys=True, default=str)
+        if text == self._last_json:
+            return False
+        self._last_json = text
+        self.version += 1
+        doc["version"] = self.version
+        doc["time"] = time.time()
+        self.snapshot = doc
+        return True
+
+    def _read_odb(self) -> None:
+        s, odb = self.settings, self.odb
+        try:
+            known = [status.KnownServer(r.name, r.host, r.port) for r in odb_api.list_servers(odb, s.cluster)]
+            services = odb_api.list_services(odb, s.cluster)
+            channels = odb_api.list_channels(odb, s.cluster)
+        except ZatoError as e:
+            self._slow["odb_error"] = f"ODB: {str(e).splitlines()[0]}"
+            return
+        self._slow = {
+            "known": known,
+            "services": [{"name": n, "module": m} for n, m in sorted(services.items())],
+            "channels": [
+                {"name": c.name, "url_path": c.url_path, "method": c.method or "any", "service": c.service,
+                 "is_active": c.is_active}
+                for c in sorted(channels, key=lambda c: c.url_path)
+            ],
+            "odb_error": "",
+        }
+
+    def _build(self) -> dict:
+        view = status.collect(self.client, self.settings.cluster, self._slow["known"])
+        errors = list(view["errors"])
+        redis_ok = not errors
+        recent: list[dict] = []
+        if redis_ok:
+            try:
+                recent = takeovers.recent(self.client, self.settings.cluster, 20)
+            except ZatoError as e:
+                errors.append(f"Redis: {e}")
+        if self._slow["odb_error"]:
+            errors.append(self._slow["odb_error"])
+        now = time.monotonic()
+        for server in view["servers"]:
+            total = None
+            if server.get("live"):
+                text = fetch_text(f"http://{server['address']}/metrics")
+                total = requests_total(text) if text is not None else None
+            server["rps"] = self.rates.add(server["name"], now, total)
+        return {
+            "cluster": self.settings.cluster,
+            "redis_ok": redis_ok,
+            "errors": errors,
+            "servers": view["servers"],
+            "lease": view["lease"],
+            "takeovers": recent,
+            "connectors": view["children"],
+            "lb": self._lb(),
+            "services": self._slow["services"],
+            "channels": self._slow["channels"],
+            "rps_history": {name: list(points) for name, points in self.rates.history.items()},
+        }
+
+    def _lb(self) -> dict:
+        if not self.settings.lb_dir:
+            return {"configured": False, "servers": []}
+        from zato.lb.status import describe
+
+        try:
+            d = describe(self.settings.lb_dir)
+        except Exception as e:  # noqa: BLE001 - a status view must not fail the page
+            return {"configured": True, "error": str(e), "servers": []}
+        haproxy = d.get("haproxy") or {}
+        return {
+            "configured": True,
+            "running": bool(haproxy.get("running")),
+            "error": d.get("error") or haproxy.get("error") or "",
+            "url": d.get("url"),
+            "servers": d.get("servers", []),
+        }
