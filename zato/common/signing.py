@@ -1,7 +1,8 @@
 """The credential of a connector -> server internal call.
 
-The supervisor's connectors never send the cluster secret. Each one holds a key derived for
-its epoch, `epoch_key(cluster_secret, epoch)`, and signs every call with it: an HMAC-SHA256
+The supervisor's connectors never send the cluster secret, nor hold it: the supervisor derives
+the key of its epoch, `epoch_key(cluster_secret, epoch)`, and gives it to each connector it
+starts (env ZATO_INVOKE_KEY); the connector signs every call with it: an HMAC-SHA256
 over the epoch, the service name, the CID and the body (header `X-Zato-Signature`). A server
 derives the key for the epoch the call claims and compares, so a captured call cannot be
 replayed with a newer epoch (nor another service or body): that needs the cluster secret.
@@ -13,6 +14,7 @@ import hashlib
 import hmac
 
 SIGNATURE_HEADER = "X-Zato-Signature"
+INVOKE_KEY_ENV = "ZATO_INVOKE_KEY"  # the epoch's key (hex), given by the supervisor to its connectors
 _CONTEXT = b"zato-internal-invoke/v1:"
 
 

@@ -254,5 +254,5 @@ class AMQPChannelConnector:
 
 def run(ctx: Context, definition: dict) -> int:
     s = ctx.settings
-    invoker = Invoker(ctx.client, s.cluster, s.cluster_secret, ctx.epoch)
+    invoker = Invoker(ctx.client, s.cluster, ctx.invoke_key, ctx.epoch)
     return AMQPChannelConnector(ctx, definition, invoker).run()

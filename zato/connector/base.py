@@ -153,8 +153,17 @@ class Stats:
 class Context:
     """Identity and stop rules of one connector process."""
 
-    def __init__(self, settings: ServerSettings, kind: str, name: str, epoch: int, client: redis.Redis):
+    def __init__(
+        self,
+        settings: ServerSettings,
+        kind: str,
+        name: str,
+        epoch: int,
+        client: redis.Redis,
+        invoke_key: bytes = b"",
+    ):
         self.settings, self.kind, self.name, self.epoch = settings, kind, name, epoch
+        self.invoke_key = invoke_key  # signs internal invoke calls (zato.common.signing) for this epoch
         self.client = client
         self.stats = Stats(client, settings.cluster, kind, name)
         self.stop_event = threading.Event()

@@ -187,5 +187,5 @@ class IBMMQChannelConnector:
 
 def run(ctx: Context, definition: dict) -> int:
     s = ctx.settings
-    invoker = Invoker(ctx.client, s.cluster, s.cluster_secret, ctx.epoch)
+    invoker = Invoker(ctx.client, s.cluster, ctx.invoke_key, ctx.epoch)
     return IBMMQChannelConnector(ctx, definition, invoker).run()

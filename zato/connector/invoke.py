@@ -25,7 +25,7 @@ import redis
 
 from zato.common.cid import new_cid
 from zato.common.errors import ConnectorError, CoordError
-from zato.common.signing import SIGNATURE_HEADER, epoch_key, sign
+from zato.common.signing import SIGNATURE_HEADER, sign
 from zato.coord import membership
 
 logger = logging.getLogger("zato.connector.invoke")
@@ -59,9 +59,10 @@ class Invoker:
     the answer, so N concurrent calls use at most N connections spread round-robin over the
     live servers."""
 
-    def __init__(self, client: redis.Redis, cluster: str, secret: str, epoch: int, timeout: float = 30.0):
+    def __init__(self, client: redis.Redis, cluster: str, key: bytes, epoch: int, timeout: float = 30.0):
+        """`key`: this epoch's key, `zato.common.signing.epoch_key(cluster_secret, epoch)`."""
         self.client, self.cluster = client, cluster
-        self._key, self.epoch, self.timeout = epoch_key(secret, epoch), epoch, timeout
+        self._key, self.epoch, self.timeout = key, epoch, timeout
         self._lock = threading.Lock()
         self._servers: list[str] = []
         self._servers_at = -MEMBERS_REFRESH

@@ -14,10 +14,11 @@ Child._to() and is logged as one line. The OS calls (spawn,
 signal, poll, clock) sit behind the small `OS` seam so the restart logic is unit-testable.
 
 Contract for connector programs (ConnectorSpec.argv): they get the environment variables
-ZATO_EPOCH (the lease epoch they act under: send it as X-Zato-Epoch) and ZATO_SERVER_DIR; they
-must exit promptly on SIGTERM, and exit on their own when their parent (the supervisor) is
-gone (check os.getppid() periodically). On Linux the real OS seam also asks the kernel to
-SIGKILL them when the supervisor dies (PR_SET_PDEATHSIG), as a second line of defence.
+ZATO_EPOCH (the lease epoch they act under: send it as X-Zato-Epoch), ZATO_INVOKE_KEY (that
+epoch's key to sign internal calls with, zato.common.signing) and ZATO_SERVER_DIR; they must
+exit promptly on SIGTERM, and exit on their own when their parent (the supervisor) is gone
+(check os.getppid() periodically). On Linux the real OS seam also asks the kernel to SIGKILL
+them when the supervisor dies (PR_SET_PDEATHSIG), as a second line of defence.
 """
 
 from __future__ import annotations

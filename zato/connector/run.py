@@ -9,6 +9,7 @@ in use), EXIT_LEASE_LOST (another server holds the lease now).
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 import os
@@ -17,6 +18,7 @@ import sys
 
 from zato.common.errors import EXIT_CONFIG, EXIT_DEPENDENCY, ConnectorError, MissingDependency, ZatoError
 from zato.common.log import setup_component_logging
+from zato.common.signing import INVOKE_KEY_ENV, epoch_key
 from zato.config.settings import load_server_settings
 from zato.connector.base import Context
 from zato.coord.client import check_redis, connect
@@ -67,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     except ZatoError as e:
         print(f"zato-connector: error: {e}", file=sys.stderr)
         return EXIT_CONFIG
+    invoke_key = _invoke_key(settings, epoch)
+    settings = dataclasses.replace(settings, cluster_secret="")  # a connector holds its epoch's key only
     setup_component_logging(settings, "connector")
     set_title(kind, name)
     label = f"{kind} {name!r}"
@@ -76,11 +80,20 @@ def main(argv: list[str] | None = None) -> int:
     except ZatoError as e:  # no such definition (ConnectorError) or Redis / the ODB is down
         logger.error("connector %s cannot start: %s", label, e)
         return EXIT_CONFIG if isinstance(e, ConnectorError) else EXIT_DEPENDENCY
-    return run(settings, kind, name, epoch, definition)
+    return run(settings, kind, name, epoch, definition, invoke_key)
 
 
-def run(settings, kind: str, name: str, epoch: int, definition: dict) -> int:  # noqa: ANN001
-    ctx = Context(settings, kind, name, epoch, connect(settings.redis))
+def _invoke_key(settings, epoch: int) -> bytes:  # noqa: ANN001 - ServerSettings
+    """The key the supervisor derived for this epoch; derived here when run by hand."""
+    given = os.environ.pop(INVOKE_KEY_ENV, "")
+    try:
+        return bytes.fromhex(given) if given else epoch_key(settings.cluster_secret, epoch)
+    except ValueError:
+        return epoch_key(settings.cluster_secret, epoch)
+
+
+def run(settings, kind: str, name: str, epoch: int, definition: dict, invoke_key: bytes = b"") -> int:  # noqa: ANN001
+    ctx = Context(settings, kind, name, epoch, connect(settings.redis), invoke_key)
     signal.signal(signal.SIGTERM, ctx.request_stop)
     signal.signal(signal.SIGINT, ctx.request_stop)
     ctx.stats.start()

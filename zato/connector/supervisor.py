@@ -31,6 +31,7 @@ from redis.retry import Retry
 
 from zato.common.errors import EXIT_CONFIG, CoordError, ZatoError
 from zato.common.log import setup_component_logging
+from zato.common.signing import INVOKE_KEY_ENV, epoch_key
 from zato.config.settings import ServerSettings, load_server_settings
 from zato.connector import registry
 from zato.connector.process import Manager, RestartPolicy
@@ -183,7 +184,11 @@ class Supervisor:
         if version == self._applied_version or version == 0:
             return
         self._applied_version = version
-        env = {"ZATO_EPOCH": str(self.acting_epoch), "ZATO_SERVER_DIR": self.settings.path}
+        env = {
+            "ZATO_EPOCH": str(self.acting_epoch),
+            "ZATO_SERVER_DIR": self.settings.path,
+            INVOKE_KEY_ENV: epoch_key(self.settings.cluster_secret, self.acting_epoch).hex(),
+        }
         self.manager.reconcile(desired, env)
         self._status_changed()
 
