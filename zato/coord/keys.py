@@ -29,6 +29,11 @@ class Keys:
         """Pub/sub: a server joined, is draining or left (payload JSON {"name", "event"})."""
         return f"{self.prefix}members:changed"
 
+    @property
+    def lb_views(self) -> str:
+        """Hash: load balancer id -> JSON list of the member names it sends new requests to."""
+        return f"{self.prefix}lb:views"
+
     # Connector-server lease and its fencing epoch.
     @property
     def lease(self) -> str:

@@ -30,6 +30,7 @@ import redis
 
 from zato.common.errors import ConfigError, CoordError, LBError, ZatoError
 from zato.config.settings import LBSettings
+from zato.coord import lb_view
 from zato.coord.client import connect, translate
 from zato.coord.keys import Keys
 from zato.coord.membership import Member, live_servers, operator_drained
@@ -66,6 +67,8 @@ class Controller:
         self._last_reload = -RELOAD_MIN_INTERVAL
         self._warned: set[str] = set()  # warnings of the last tick, not repeated
         self._seen: set[str] = set()
+        self.lb_id = f"{socket.gethostname()}:{settings.port}"
+        self._view: list[str] | None = None  # what lb_view last published
 
     # Signals only set flags; the loop does the work (gunicorn arbiter style).
     def request_stop(self) -> None:
@@ -89,6 +92,7 @@ class Controller:
                 self._wake.clear()
         finally:
             self.haproxy.stop()
+            self._withdraw_view()
             self.client.close()
 
     # HAProxy process
@@ -207,12 +211,15 @@ class Controller:
             return
         actual = self.haproxy.runtime.servers(r.BACKEND)
         wanted: dict[str, r.Backend] = {}
+        serving: list[str] = []
         unapplied = False
         for m in members:
             try:
                 b = r.Backend(r.haproxy_name(m.name), _ip(m.host), m.port)
                 wanted[b.name] = b
                 self._apply_member(b, m.state, actual.get(b.name))
+                if m.state != "draining":
+                    serving.append(m.name)
             except LBError as e:
                 self._warn(f"server {m.name}: {e}")
                 unapplied = unapplied or r.haproxy_name(m.name) in wanted
@@ -229,6 +236,23 @@ class Controller:
             self._persisted = backends
         if unapplied:
             self._reload_fallback()
+        self._publish_view(sorted(serving))
+
+    def _publish_view(self, serving: list[str]) -> None:
+        """Tell stopping servers (lb_view) once they no longer get new requests from here."""
+        if serving == self._view:
+            return
+        try:
+            lb_view.publish(self.client, self.settings.cluster, self.lb_id, serving)
+            self._view = serving
+        except CoordError as e:
+            self._warn(f"cannot publish the load-balancer view: {e}")
+
+    def _withdraw_view(self) -> None:
+        try:
+            lb_view.withdraw(self.client, self.settings.cluster, self.lb_id)
+        except CoordError as e:
+            logger.warning("cannot withdraw the load-balancer view: %s", e)
 
     def _reload_fallback(self) -> None:
         """The Runtime API refused a change: a reload reads it from the file instead."""

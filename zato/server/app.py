@@ -1,5 +1,6 @@
-"""gunicorn embedded through BaseApplication: settings from server.conf, our arbiter, and a
-WSGI app built in each worker after fork (so ODB/Redis connections are never shared)."""
+"""gunicorn embedded through BaseApplication: settings from server.conf, our server hooks
+(zato.server.arbiter) as gunicorn's documented hook settings on its stock arbiter, and a WSGI
+app built in each worker after fork (so ODB/Redis connections are never shared)."""
 
 from __future__ import annotations
 
@@ -39,7 +40,6 @@ def gunicorn_options(settings: ServerSettings) -> dict:
         "proc_name": f"zato-{settings.cluster}-{settings.name}",
         "graceful_timeout": 30,
         "timeout": 30,
-        "control_socket_disable": True,
         "worker_tmp_dir": settings.work_dir,
         # [limits]: gunicorn answers 400 to a request over these before the app sees it
         "limit_request_fields": settings.limits.max_headers,
@@ -52,13 +52,25 @@ def gunicorn_options(settings: ServerSettings) -> dict:
     return options
 
 
+# Settings only some supported gunicorn versions have: set when this gunicorn knows them.
+OPTIONAL = {"control_socket_disable": True}  # gunicorn >= 25.1 would open a control socket
+
+
 class ZatoApplication(BaseApplication):
     def __init__(self, settings: ServerSettings):
         self.settings = settings
         self.draining = DrainFlag()  # made before the workers fork: the arbiter sets it, they read it
+        from zato.server.arbiter import ServerHooks
+
+        self.hooks = ServerHooks(settings, self.draining)
         super().__init__()
 
     def load_config(self) -> None:
+        for key, value in OPTIONAL.items():
+            if key in self.cfg.settings:
+                self.cfg.set(key, value)
+        for key in ("when_ready", "on_exit", "worker_exit"):
+            self.cfg.set(key, getattr(self.hooks, key))
         for key, value in gunicorn_options(self.settings).items():
             if key not in self.cfg.settings:
                 raise ConfigError(f"{self.settings.config_file}: [gunicorn] {key} is not a gunicorn setting")
@@ -83,13 +95,12 @@ class ZatoApplication(BaseApplication):
         set_role("worker")
         worker = Worker(self.settings)
         worker.start()  # loads services and channels in the background; /zato/ready is 503 until then
+        self.hooks.zato_worker = worker  # closed by the worker_exit hook
         return ServerApp(worker, build_app(worker), self.draining)
 
     def run(self) -> None:
-        from zato.server.arbiter import ZatoArbiter
-
         try:
-            ZatoArbiter(self).run()
+            super().run()
         except RuntimeError as e:
             print(f"zato: error: {e}", file=sys.stderr)
             sys.exit(1)

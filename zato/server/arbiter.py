@@ -1,26 +1,43 @@
-"""The server's gunicorn arbiter, extended with what a Zato server does besides HTTP:
-the connector supervisor sidecar, the pickup directory, up_status in the ODB, and a
-graceful stop that leaves the load balancer before the workers stop."""
+"""What a Zato server does besides HTTP, attached to gunicorn's stock arbiter through its
+documented server hooks (when_ready, on_exit, worker_exit): the connector supervisor sidecar,
+the pickup directory, up_status in the ODB, and a graceful stop that leaves the load balancer
+before the workers stop.
+
+Graceful stop: when_ready chains a handler in front of the one gunicorn installed for
+SIGTERM. It stops the supervisor (which withdraws membership and releases the lease), marks
+the server draining (/zato/ready answers 503), waits until every load balancer reports that
+it no longer sends new requests here (lb_view; at most [main] drain_seconds, the whole of it
+when no LB reports), and only then hands the signal to gunicorn, whose graceful stop follows."""
 
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 import time
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
 
-from gunicorn.arbiter import Arbiter
-
-from zato.common.errors import ZatoError
+from zato.common.errors import CoordError, ZatoError
 from zato.config.settings import ServerSettings
+from zato.coord import lb_view
+from zato.coord.client import connect
 from zato.lifecycle.process import python_module_argv
 from zato.odb import api as odb_api
 from zato.odb.engine import ODB
 from zato.server.pickup import PickupDir
+from zato.server.readiness import DrainFlag
 from zato.server.sidecar import Sidecar
 
 logger = logging.getLogger("zato.arbiter")
 
 SUPERVISOR_MODULE = "zato.connector.supervisor"
 SUPERVISOR_STOP_TIMEOUT = 5.0
+TICK = 0.25  # seconds between sidecar / pickup checks
+DRAIN_POLL = 0.05  # seconds between reads of the LB views while draining
+
+Views = Callable[[], "dict[str, set[str]] | None"]
 
 
 def record_up_status(settings: ServerSettings, status: str) -> None:
@@ -33,54 +50,110 @@ def record_up_status(settings: ServerSettings, status: str) -> None:
         odb.dispose()
 
 
-class ZatoArbiter(Arbiter):
-    def __init__(self, app) -> None:  # noqa: ANN001 - gunicorn's application object
-        super().__init__(app)
-        self.zato: ServerSettings = app.settings
-        self.sidecar = Sidecar(python_module_argv(SUPERVISOR_MODULE, self.zato.path))
-        self.pickup = PickupDir(self.zato)
-        self.stopping = False
+def wait_drained(
+    name: str,
+    bound: float,
+    views: Views,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> str:
+    """Wait until no LB view lists `name` (at most `bound` seconds); says how it ended.
 
-    def start(self) -> None:
-        super().start()
+    `views()` returns the LB views, {} when no LB reports, None when they cannot be read. With
+    nothing to go by (no LB, or Redis unreadable) the whole bound is waited: an LB we do not
+    hear from learns of the drain from its health check only."""
+    deadline = clock() + bound
+    while True:
+        current = views()
+        if current:
+            serving = lb_view.still_serving(current, name)
+            if not serving:
+                return f"drained by {len(current)} load balancer(s)"
+        now = clock()
+        if now >= deadline:
+            if current:
+                return f"drain bound of {bound:.1f} s reached; still served by {', '.join(serving)}"
+            return f"no load balancer reports; waited the drain bound of {bound:.1f} s"
+        sleep(min(DRAIN_POLL, deadline - now))
+
+
+class ServerHooks:
+    """The gunicorn hooks of one server; ZatoApplication sets them as gunicorn settings."""
+
+    def __init__(self, settings: ServerSettings, draining: DrainFlag):
+        self.zato = settings
+        self.draining = draining
+        self.sidecar = Sidecar(python_module_argv(SUPERVISOR_MODULE, settings.path))
+        self.pickup = PickupDir(settings)
+        self.stopping = threading.Event()
+        self._lock = threading.Lock()  # the ticker thread and the stop path both touch the sidecar
+        self.zato_worker: Any = None  # in a worker process: its zato.server.worker.Worker
+
+    # gunicorn hooks
+
+    def when_ready(self, server: Any) -> None:  # noqa: ARG002 - gunicorn's hook signature
         record_up_status(self.zato, "running")
-        logger.info(
-            "server %s of cluster %s listening at %s", self.zato.name, self.zato.cluster, self.zato.address
-        )
+        logger.info("server %s of cluster %s listening at %s", self.zato.name, self.zato.cluster,
+                    self.zato.address)
+        gunicorn_term = signal.getsignal(signal.SIGTERM)
+        if callable(gunicorn_term):
+            signal.signal(signal.SIGTERM, self._term_handler(gunicorn_term))
+        threading.Thread(target=self._tick_loop, name="zato-sidecar", daemon=True).start()
 
-    def reap_workers(self) -> None:
-        # Collect the sidecar's exit status before gunicorn's waitpid(-1) swallows it.
-        self.sidecar.poll()
-        super().reap_workers()
-
-    def manage_workers(self) -> None:
-        super().manage_workers()
-        if self.stopping:
-            return
-        self.sidecar.tick()
-        try:
-            self.pickup.tick()
-        except Exception:  # noqa: BLE001 - the arbiter loop must go on
-            logger.exception("pickup directory poll failed")
-
-    def handle_term(self) -> None:
-        """Graceful stop: supervisor first (withdraws membership, releases the lease), then
-        keep serving for drain_seconds so the LB stops sending traffic, then gunicorn's stop."""
-        logger.info("graceful stop of server %s", self.zato.name)
-        self.stopping = True
-        self.app.draining.set()  # /zato/ready answers 503 from now on: the LB stops sending traffic
-        self.sidecar.stop(SUPERVISOR_STOP_TIMEOUT)
-        if self.zato.drain_seconds > 0:
-            logger.info("draining for %.1f s", self.zato.drain_seconds)
-            time.sleep(self.zato.drain_seconds)
-        raise StopIteration
-
-    def halt(self, reason=None, exit_status=0) -> None:  # noqa: ANN001 - gunicorn's signature
-        self.stopping = True
-        self.sidecar.stop(SUPERVISOR_STOP_TIMEOUT)
-        self.pickup.close()
-        self._stop_control_server()
-        self.stop()
+    def on_exit(self, server: Any) -> None:  # noqa: ARG002 - gunicorn's hook signature
+        self.stopping.set()
+        with self._lock:
+            self.sidecar.stop(SUPERVISOR_STOP_TIMEOUT)
+            self.pickup.close()
         record_up_status(self.zato, "clean-down")
         logger.info("server %s stopped", self.zato.name)
-        super().halt(reason, exit_status)
+
+    def worker_exit(self, server: Any, worker: Any) -> None:  # noqa: ARG002 - gunicorn's hook signature
+        """In the worker process, after its loop ends: close its ODB and Redis connections."""
+        if self.zato_worker is not None:
+            self.zato_worker.close()
+
+    # The arbiter's side work
+
+    def _tick_loop(self) -> None:
+        while not self.stopping.wait(TICK):
+            with self._lock:
+                if self.stopping.is_set():
+                    return
+                self.sidecar.tick()
+                try:
+                    self.pickup.tick()
+                except Exception:  # noqa: BLE001 - one bad poll must not end the pickup directory
+                    logger.exception("pickup directory poll failed")
+
+    def _term_handler(self, gunicorn_term: Callable[[int, FrameType | None], Any]) -> Callable:
+        def on_term(signum: int, frame: FrameType | None) -> None:
+            if self.stopping.is_set():
+                return  # a stop is under way already
+            self.stopping.set()
+            self.draining.set()  # /zato/ready answers 503 from now on: the LB stops sending traffic
+            threading.Thread(target=self._drain, args=(gunicorn_term, signum), name="zato-drain",
+                             daemon=True).start()
+
+        return on_term
+
+    def _drain(self, gunicorn_term: Callable[[int, FrameType | None], Any], signum: int) -> None:
+        logger.info("graceful stop of server %s", self.zato.name)
+        with self._lock:
+            self.sidecar.stop(SUPERVISOR_STOP_TIMEOUT)
+        if self.zato.drain_seconds > 0:
+            client = connect(self.zato.redis, socket_timeout=1.0)
+            try:
+                logger.info("%s", wait_drained(self.zato.name, self.zato.drain_seconds, self._views(client)))
+            finally:
+                client.close()
+        gunicorn_term(signum, None)  # gunicorn's own graceful stop from here
+
+    def _views(self, client: Any) -> Views:
+        def views() -> dict[str, set[str]] | None:
+            try:
+                return lb_view.read(client, self.zato.cluster)
+            except CoordError:
+                return None
+
+        return views
