@@ -18,6 +18,8 @@ run: deps
 	@echo "  load balancer  http://127.0.0.1:11223/zato/ping   (alive: /zato-lb-alive)"
 	@echo "  server1        http://127.0.0.1:17010/zato/ping"
 	@echo "  server2        http://127.0.0.1:17011/zato/ping"
+	@echo "  dashboard      http://127.0.0.1:8183/   (user admin, password: [auth] in $(RUN_DIR)/server1/config/server.conf)"
+	@echo "  metrics        http://127.0.0.1:17010/metrics   (readiness: /zato/ready)"
 	@echo "  logs           $(RUN_DIR)/*/logs/"
 	@echo "  status         $(ZATO) cluster status $(RUN_DIR)"
 	@echo "  stop           make stop   (or: $(ZATO) stop $(RUN_DIR))"
