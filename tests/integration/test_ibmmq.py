@@ -21,6 +21,7 @@ from zato.common.errors import EXIT_CONFIG, ConnectorError
 from zato.config.settings import load_server_settings
 from zato.coord import connector_stats
 from zato.coord.queues import OutQueue
+from zato.odb import connectors
 from zato.odb.engine import ODB
 from zato.service.outgoing import make_outgoing
 
@@ -127,9 +128,10 @@ def test_a_connector_killed_mid_message_loses_nothing(env):
     if qm.is_real:
         pytest.skip("reads uncommitted gets, which only the stand-in shows")
     put(qm, qm.queues["in"], [json.dumps({"n": i}).encode() for i in range(200)])
+    connectors.edit(env["odb"], env["cluster"], "ibm-mq-channel", "in", {"max_in_flight": 4})
     proc = start(env, "ibm-mq-channel", "in")
-    # No server is live: the connector holds the first message under syncpoint and waits.
-    wait_for(lambda: qm.depth(qm.queues["in"]) == (199, 1), timeout=30, what="one get held uncommitted")
+    # No server is live: each of the 4 connections holds a message under syncpoint and waits.
+    wait_for(lambda: qm.depth(qm.queues["in"]) == (196, 4), timeout=30, what="4 gets held uncommitted")
     proc.send_signal(signal.SIGKILL)
     wait_exit(proc)
     wait_for(lambda: qm.depth(qm.queues["in"]) == (200, 0), what="the held message backed out")

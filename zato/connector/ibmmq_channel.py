@@ -12,13 +12,16 @@
   BOTHRESH, else DEFAULT_THRESHOLD), or that is not JSON for data format json, is put to the
   backout queue (the queue's BOQNAME, else the channel's) and the get committed in the same unit
   of work; without a backout queue it stays where it is and the error is shown in status;
-- connection-broken reason codes (2009, 2059, 2161, 2162, 2538...): reconnect with back-off.
+- connection-broken reason codes (2009, 2059, 2161, 2162, 2538...): reconnect with back-off;
+- max_in_flight N (default 1, which keeps the queue's order): N connections, each in its own
+  thread with its own unit of work, get and invoke at once.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
 from types import ModuleType
 from typing import Any
 
@@ -48,8 +51,21 @@ class IBMMQChannelConnector:
         self.backout_queue = ""
 
     def run(self) -> int:
+        """Consume with max_in_flight connections until told to stop; the process exit code."""
+        ibmmq_common.driver()  # MissingDriver here, once, rather than in every thread
+        mq = self.d["ibm_mq"]
+        extra = [
+            threading.Thread(target=ibmmq_common.serve, args=(self.ctx, mq, self._consume), daemon=True)
+            for _ in range(max(1, self.d.get("max_in_flight") or 1) - 1)
+        ]
         try:
-            return ibmmq_common.serve(self.ctx, self.d["ibm_mq"], self._consume)
+            for t in extra:
+                t.start()
+            code = ibmmq_common.serve(self.ctx, mq, self._consume)  # signals reach the main thread
+            self.ctx.stop_event.set()
+            for t in extra:
+                t.join()
+            return self.ctx.exit_code or code
         finally:
             self.invoker.close()
 

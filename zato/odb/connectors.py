@@ -122,6 +122,7 @@ FIELDS: dict[str, tuple[Field, ...]] = {
         Field("data_format", "choice", choices=DATA_FORMATS),
         Field("backout_threshold", "int", hi=999999999),
         Field("backout_queue"),
+        Field("max_in_flight", "int", lo=1, hi=MAX_IN_FLIGHT),
         _ACTIVE,
     ),
     "ibm-mq-outgoing": (

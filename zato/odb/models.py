@@ -199,6 +199,7 @@ class IBMMQChannel(Base):
     data_format: Mapped[str] = mapped_column(String(20), default="json")
     backout_threshold: Mapped[int] = mapped_column(Integer, default=0)  # 0: the queue's BOTHRESH
     backout_queue: Mapped[str] = mapped_column(String(48), default="")  # used if the queue has no BOQNAME
+    max_in_flight: Mapped[int | None] = mapped_column(Integer, nullable=True, default=1)  # connections
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
