@@ -119,3 +119,14 @@ def test_certificate_check_names_what_is_wrong_in_one_line(tmp_path):
     assert tls.check_bundle(bundle) == cert
     with pytest.raises(ConfigError, match="cannot read the TLS certificate"):
         tls.check_bundle(str(tmp_path / "missing.pem"))
+
+
+def test_maxconn_is_lowered_to_what_the_open_files_limit_allows():
+    from zato.config.settings import EdgeSettings
+    from zato.lb.edge import fit_maxconn
+
+    fitted, warning = fit_maxconn(EdgeSettings(maxconn=4000), 2048)
+    assert fitted.maxconn == 974
+    assert "needs about 8100 open files" in warning and "using maxconn 974" in warning
+    same, none = fit_maxconn(EdgeSettings(maxconn=4000), 20000)
+    assert same.maxconn == 4000 and none == ""

@@ -18,6 +18,8 @@ Pure functions over `EdgeSettings` (lb.conf), used by `zato.lb.render`. What eac
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from zato.config.settings import EdgeSettings
 
 SOURCE_TABLE = "per_source"
@@ -98,6 +100,22 @@ def table_sections(e: EdgeSettings) -> list[str]:
         store = "gpc0,gpc0_rate(60s)"
         out.append(f"backend {ADMIN_TABLE}\n    stick-table type ipv6 size 100k expire 60s store {store}\n")
     return out
+
+
+FD_RESERVE = 100  # open files HAProxy needs besides two per connection (listeners, checks, logs)
+
+
+def fit_maxconn(e: EdgeSettings, fd_hard_limit: int) -> tuple[EdgeSettings, str]:
+    """HAProxy refuses to start when it cannot raise its open-files limit to about
+    2 x maxconn: lower maxconn to what the hard limit allows, with a warning to log."""
+    fits = max(10, (fd_hard_limit - FD_RESERVE) // 2)
+    if fd_hard_limit < 0 or e.maxconn <= fits:  # RLIM_INFINITY is -1
+        return e, ""
+    warning = (
+        f"[haproxy] maxconn {e.maxconn} needs about {2 * e.maxconn + FD_RESERVE} open files but the "
+        f"hard limit (ulimit -Hn) is {fd_hard_limit}: using maxconn {fits}"
+    )
+    return replace(e, maxconn=fits), warning
 
 
 def server_limits(e: EdgeSettings) -> str:

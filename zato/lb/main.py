@@ -9,7 +9,9 @@ before HAProxy is touched.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import resource
 import signal
 import sys
 
@@ -18,6 +20,7 @@ from zato.common.log import setup_component_logging
 from zato.common.pidfile import read_pidfile, remove_pidfile, write_pidfile
 from zato.config.component import LOAD_BALANCER, read_component
 from zato.config.settings import LBSettings, load_lb_settings
+from zato.lb.edge import fit_maxconn
 from zato.lb.haproxy import find_binary
 
 logger = logging.getLogger("zato.lb")
@@ -43,7 +46,10 @@ def load(lb_dir: str) -> tuple[LBSettings, str]:
     if component.kind != LOAD_BALANCER:
         raise ComponentError(f"{component.path}: a {component.kind} directory, not a load balancer")
     settings = load_lb_settings(component.path)
-    return settings, check_settings(settings)
+    edge, warning = fit_maxconn(settings.edge, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
+    if warning:
+        logger.warning("%s", warning)
+    return dataclasses.replace(settings, edge=edge), check_settings(settings)
 
 
 def main(argv: list[str] | None = None) -> int:
