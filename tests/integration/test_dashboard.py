@@ -10,15 +10,16 @@ import os
 import shutil
 import signal
 import tempfile
+import time
 
 import pytest
 import requests
 
-from tests.support import wait_for
+from tests.support import free_port, wait_for, zato
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
-pytestmark = pytest.mark.skipif(
+needs_browser = pytest.mark.skipif(
     not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)),
     reason="chromium and chromium-driver are not installed (bin/setup-deps installs them)",
 )
@@ -63,6 +64,7 @@ def login(driver, user: str, password: str) -> None:
     driver.find_element(By.ID, "login").click()
 
 
+@needs_browser
 def test_dashboard_live_takeover_login_and_csrf(quickstart, browser):
     qs = quickstart(servers=2)
     qs.start("server1", "server2", "dashboard")
@@ -110,3 +112,75 @@ def test_dashboard_live_takeover_login_and_csrf(quickstart, browser):
     browser.find_element(By.ID, "logout").click()
     wait_for(lambda: browser.current_url.endswith("/login"), 10, what="back at the login page")
     assert requests.get(url + "api/state", cookies=cookies, timeout=10).status_code == 401
+
+
+class Operator:
+    """A logged-in dashboard session over plain HTTP (the page's own endpoints)."""
+
+    def __init__(self, url: str, user: str, password: str):
+        self.url, self.http = url, requests.Session()
+        r = self.http.post(url + "login", data={"username": user, "password": password}, timeout=10)
+        assert r.status_code == 200 and r.url.rstrip("/") == url.rstrip("/"), r.text
+        page = self.http.get(url, timeout=10).text
+        self.csrf = page.split('name="csrf" content="', 1)[1].split('"', 1)[0]
+
+    def state(self) -> dict:
+        return self.http.get(self.url + "api/state", timeout=10).json()
+
+    def act(self, path: str) -> dict:
+        r = self.http.post(self.url + path, headers={"X-CSRF-Token": self.csrf}, timeout=30)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+
+def connector(op: Operator, name: str) -> dict:
+    return next((c for c in op.state()["connectors"] if c["name"] == name), {})
+
+
+def lb_state(op: Operator, server: str) -> str:
+    return next((b["state"] for b in op.state()["lb"]["servers"] if b["name"] == server), "")
+
+
+def test_actions_drain_ready_restart_and_resend(quickstart):
+    from zato.coord.client import connect
+    from zato.coord.queues import OutQueue
+
+    qs = quickstart(servers=1)
+    qs.start("server1", "load-balancer", "dashboard")
+    zato("conn", "create", "amqp-def", qs.path, "--name", "local", "--host", "127.0.0.1", "--port", "5672",
+         "--username", "guest", "--password", "guest")
+    zato("conn", "create", "amqp-outgoing", qs.path, "--name", "out1", "--def", "local",
+         "--exchange", "amq.topic", "--routing-key", "nobody.listens")
+    op = Operator(f"http://127.0.0.1:{qs.dashboard_port}/", *qs.admin_auth)
+
+    assert "drain" in op.act("api/servers/server1/drain")["result"]
+    wait_for(lambda: lb_state(op, "server1") == "DRAIN", 10, what="server1 drained in HAProxy")
+    time.sleep(1.0)  # several LB controller reconciles: the operator's hold is kept, not undone
+    assert lb_state(op, "server1") == "DRAIN"
+    op.act("api/servers/server1/ready")
+    wait_for(lambda: lb_state(op, "server1") == "UP", 10, what="server1 ready again")
+
+    name = "amqp-outgoing:out1"
+    wait_for(lambda: connector(op, name).get("state") == "RUNNING", 30, what="the outgoing connector")
+    pid = connector(op, name)["pid"]
+    op.act(f"api/connectors/{name}/restart")
+    wait_for(lambda: connector(op, name).get("pid") not in (None, pid), 30, what="a new connector process")
+    assert connector(op, name)["restarts"] == 1
+
+    queue = OutQueue(connect(qs.settings("server1").redis), qs.cluster, "amqp", "out1")
+    queue.client.lpush(queue.parked, '{"body": "x"}')
+    assert op.act("api/outgoing/amqp/out1/resend")["result"].endswith("1 parked message(s) queued again")
+
+
+def test_the_page_works_and_says_so_when_redis_is_down(quickstart):
+    qs = quickstart(servers=1, lb=False)
+    qs._merge(os.path.join(qs.dashboard_dir, "config", "dashboard.conf"), "kvdb",
+              {"url": f"redis://127.0.0.1:{free_port()}/0"})  # nothing listens there
+    qs.start("dashboard")
+    op = Operator(f"http://127.0.0.1:{qs.dashboard_port}/", *qs.admin_auth)
+    wait_for(lambda: any(e.startswith("Redis") for e in op.state()["errors"]), 10, what="the Redis error")
+    state = op.state()
+    assert state["redis_ok"] is False
+    assert [(s["name"], s["live"]) for s in state["servers"]] == [("server1", None)]  # from the ODB
+    assert "zato.ping" not in str(state["services"])  # deployed services only, none here
+    assert op.http.get(op.url, timeout=10).status_code == 200

@@ -92,3 +92,44 @@ def test_a_paused_holder_does_not_resume_its_hold_even_if_the_key_survived() -> 
     keeper._holder_step()
     assert keeper.valid_epoch() is None
     assert lease.renewals == 0 and lease.forgotten
+
+
+class StandbyLease(FakeLease):
+    """A lease another server holds until `free_at`, then free for us (epoch 9)."""
+
+    def __init__(self, clock: Clock, free_at: float) -> None:
+        super().__init__(clock)
+        self.free_at = free_at
+        self.highest_epoch = 0
+
+    def remaining_ms(self, with_epoch: bool = True) -> int:
+        left = self.free_at - self.clock.t
+        return int(left * 1000) if left > 0 else -2
+
+    def try_acquire(self):  # noqa: ANN201
+        from zato.coord.lease import Attempt
+
+        return Attempt(True, 9, 1500)
+
+
+def test_a_takeover_reports_the_time_since_the_last_holder_renewal_it_saw() -> None:
+    clock = Clock()
+    lease = StandbyLease(clock, free_at=1.2)  # the holder's last renewal was at 1.2 - ttl = -0.3
+    seen: list = []
+    keeper = LeaseKeeper(lease, RedisHealth(), lambda: False, lambda s: None, clock=clock,
+                         on_acquired=lambda epoch, took: seen.append((epoch, took)))
+    keeper._sleep_standby = lambda until: None  # no pub/sub here
+    keeper._standby_step()  # sees the lease held, expiring at 1.2
+    clock.t = 1.25
+    keeper._standby_step()  # expired: acquires
+    assert keeper.valid_epoch() == 9
+    assert seen == [(9, 1.25 - (1.2 - SETTINGS.ttl))]
+
+
+def test_the_first_holder_reports_no_duration() -> None:
+    clock = Clock()
+    seen: list = []
+    keeper = LeaseKeeper(StandbyLease(clock, free_at=0.0), RedisHealth(), lambda: False, lambda s: None,
+                         clock=clock, on_acquired=lambda epoch, took: seen.append((epoch, took)))
+    keeper._standby_step()
+    assert seen == [(9, None)]

@@ -221,3 +221,17 @@ def test_fatal_child_is_retried_when_its_definition_changes() -> None:
     assert manager.children["a"].state is State.FATAL
     manager.reconcile({"a": spec("a", "2")}, ENV)
     assert manager.children["a"].state is State.STARTING
+
+
+def test_an_operator_restart_stops_the_child_then_starts_it_again() -> None:
+    os_ = FakeOS()
+    manager = Manager(POLICY, os_)
+    manager.reconcile({"zmq-channel:orders": spec()}, ENV)
+    first = os_.last
+    assert manager.restart("zmq-channel:orders") is True
+    assert manager.restart("zmq-channel:nothing") is False
+    assert first.signals == [signal.SIGTERM]  # asked to stop first, never two at once
+    manager.tick()
+    child = manager.children["zmq-channel:orders"]
+    assert os_.last is not first and os_.last.env == ENV  # a new process with the same env
+    assert child.state is State.STARTING and child.restarts == 1
