@@ -113,6 +113,7 @@ def server(args: argparse.Namespace) -> int:
             "" if args.redis else ",".join(f"{h}:{p}" for h, p in base.redis.sentinels),
             "" if args.redis else base.redis.sentinel_master,
             args.announce_host,
+            base.invoke_password,
         )
     else:
         if not args.odb or not args.cluster:

@@ -88,7 +88,8 @@ def create(args: argparse.Namespace) -> int:
         ca = os.path.join(spec.path, "tls", "ca.pem")
         print(f"  TLS: https://localhost:{args.lb_port}/ (trust {ca}, e.g. curl --cacert {ca})")
     print(f"  dashboard on http://127.0.0.1:{args.dashboard_port}/ (log in with the admin API credentials)")
-    print(f"  admin API credentials: {os.path.join(spec.path, 'server1', 'config', 'server.conf')} [auth]")
+    conf = os.path.join(spec.path, "server1", "config", "server.conf")
+    print(f"  admin API and admin.invoke (Zato's invoke endpoints) credentials: {conf} [auth]")
     print(f"Start it with:  zato start {spec.path}")
     print(f"Stop it with:   zato stop {spec.path}")
     return 0

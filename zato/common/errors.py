@@ -9,10 +9,12 @@
      │   └─ AlreadyRunning   the pidfile points at a live process
      ├─ ServiceError         a service cannot be found, loaded or invoked
      │   ├─ ServiceNotFound
+     │   ├─ InputError       a request lacks a declared input or gives a malformed one (400)
      │   └─ DeployError      a deployed module does not compile or defines no service
      ├─ LBError              HAProxy config or Runtime API failure
      └─ ConnectorError       a connector definition or connector process failed
-         └─ MissingDependency  an optional package a connector needs is not installed
+         ├─ MissingDependency  an optional package a connector needs is not installed
+         └─ OutgoingNotFound   no active outgoing connection of that name (also a LookupError)
 """
 
 from __future__ import annotations
@@ -58,6 +60,10 @@ class DeployError(ServiceError):
     pass
 
 
+class InputError(ServiceError):
+    """Bad input to a service: answered 400 in Zato's envelope with this text."""
+
+
 class LBError(ZatoError):
     pass
 
@@ -68,6 +74,10 @@ class ConnectorError(ZatoError):
 
 class MissingDependency(ConnectorError):
     """An optional package (e.g. the IBM MQ client) is not installed: restarting will not help."""
+
+
+class OutgoingNotFound(ConnectorError, LookupError):
+    """A service asked for an outgoing connection that is not defined or not active."""
 
 
 # Named process exit codes (gunicorn style) so a supervisor can tell why a child ended.

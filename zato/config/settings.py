@@ -71,6 +71,8 @@ class ServerSettings:
     drain_seconds: float = 1.0  # graceful stop: keep serving this long after leaving the LB
     deploy_timeout: float = 10.0  # a deployed module must finish loading (validation) within this
     limits: LimitSettings = LimitSettings()
+    invoke_username: str = "admin.invoke"  # the only user of /zato/admin/invoke and /zato/api/invoke/
+    invoke_password: str = field(default="", repr=False)  # empty: those endpoints answer 401
     announce_host: str = ""  # the address others (LB, connectors) reach it at; "" = host
     tls_ca_file: str = ""  # [tls] ca_file: CA certificates to verify TLS peers (AMQP) against
 
@@ -335,6 +337,8 @@ def load_server_settings(server_dir: str) -> ServerSettings:
         limits=_limits(r),
         announce_host=_announce_host(r),
         tls_ca_file=_existing_file(r, "tls", "ca_file"),
+        invoke_username=r.str("auth", "invoke_username", "admin.invoke"),
+        invoke_password=r.str("auth", "invoke_password", ""),
     )
 
 

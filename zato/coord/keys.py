@@ -87,6 +87,22 @@ class Keys:
     def connector_stats(self, name: str) -> str:
         return f"{self.prefix}connector:stats:{name}"
 
+    # Zato's cache API (self.cache): one key per entry, the value as JSON.
+    def cache(self, cache: str, key: str) -> str:
+        return f"{self.prefix}cache:{cache}:{key}"
+
+    # invoke_async: a cluster-wide queue taken by every worker of every server; a worker moves
+    # what it runs to its own processing list and keeps an alive key while it lives.
+    @property
+    def async_queue(self) -> str:
+        return f"{self.prefix}async:queue"
+
+    def async_processing(self, worker: str) -> str:
+        return f"{self.prefix}async:processing:{worker}"
+
+    def async_alive(self, worker: str) -> str:
+        return f"{self.prefix}async:alive:{worker}"
+
     def pattern(self) -> str:
         """Matches every key of this cluster (for clean-up in tests and `zato delete`)."""
         return f"{self.prefix}*"

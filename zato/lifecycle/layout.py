@@ -54,10 +54,14 @@ class ServerSpec:
     sentinels: str = ""  # host:port,... : find the Redis master through Sentinel
     sentinel_master: str = ""
     announce_host: str = ""  # what peers reach the server at, when host is 0.0.0.0 or differs
+    invoke_password: str = ""  # of admin.invoke (Zato's invoke endpoints); generated when empty
 
     @property
     def announced_host(self) -> str:
         return self.announce_host or self.host
+
+
+INVOKE_USERNAME = "admin.invoke"
 
 
 def new_secret() -> str:
@@ -113,6 +117,8 @@ def create_server_dir(path: str, spec: ServerSpec) -> str:
             "admin_username": spec.admin_username,
             "admin_password": spec.admin_password or new_secret(),
             "cluster_secret": spec.cluster_secret or new_secret(),
+            "invoke_username": INVOKE_USERNAME,
+            "invoke_password": spec.invoke_password or new_secret(),
         },
         "logging": {"level": "INFO"},
     }
@@ -228,7 +234,7 @@ def create_quickstart(q: QuickstartSpec) -> list[str]:
     root = ensure_empty_dir(q.path)
     odb_url = q.odb_url or f"sqlite:///{os.path.join(root, 'odb.db')}"
     create_odb(odb_url, q.cluster)
-    admin_password, secret = new_secret(), new_secret()
+    admin_password, secret, invoke_password = new_secret(), new_secret(), new_secret()
     made = []
     for i in range(1, q.servers + 1):
         spec = ServerSpec(
@@ -242,6 +248,7 @@ def create_quickstart(q: QuickstartSpec) -> list[str]:
             workers=q.workers,
             admin_password=admin_password,
             cluster_secret=secret,
+            invoke_password=invoke_password,
         )
         made.append(create_server_dir(os.path.join(root, spec.name), spec))
         register_server(odb_url, spec)

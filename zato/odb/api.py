@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from zato.common.errors import ConfigError, ODBError
 from zato.odb.engine import ODB
 from zato.odb.models import Cluster, DeployedModule, HTTPChannel, Server, Service, utcnow
+from zato.server.router import param_names
 
 DATA_FORMATS = ("json", "text")
 
@@ -235,6 +236,7 @@ def make_channel(
     assert isinstance(url_path, str)
     if not url_path.startswith("/") or url_path.startswith("/zato/"):
         raise ConfigError(f"channel url_path {url_path!r} must start with / and not with /zato/")
+    param_names(url_path)
     if method is not None and method != "" and (not isinstance(method, str) or not method.isalpha()):
         raise ConfigError(f"channel method {method!r} is not an HTTP method")
     if data_format not in DATA_FORMATS:

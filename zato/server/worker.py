@@ -10,12 +10,14 @@ from typing import Any
 
 from zato.common.errors import CoordError, ZatoError
 from zato.config.settings import ServerSettings
-from zato.coord import events
+from zato.coord import async_invoke, events
 from zato.coord.client import connect
 from zato.odb import api as odb_api
 from zato.odb.api import ChannelRecord
 from zato.odb.engine import ODB
+from zato.server.router import Router
 from zato.service.internal import add_internal
+from zato.service.kvdb import KVDB, Cache
 from zato.service.outgoing import make_outgoing
 from zato.service.store import ServiceStore
 
@@ -32,13 +34,23 @@ class Worker:
         self.settings = settings
         self.odb = ODB(settings.odb_url)
         self.redis = connect(settings.redis)
-        self.store = ServiceStore(settings, make_outgoing(settings, self.redis))
+        self.store = ServiceStore(
+            settings,
+            make_outgoing(settings, self.redis),
+            kvdb=KVDB(self.redis),
+            cache=Cache(self.redis, settings.cluster),
+            async_push=self._push_async,
+        )
         add_internal(self.store)
-        self.channels: dict[str, dict[str | None, ChannelRecord]] = {}  # url_path -> method -> channel
+        self.channels: Router[dict[str | None, ChannelRecord]] = Router()  # url_path -> method -> channel
         self.stopping = False
         self.loaded = False  # every deployed module and channel loaded once: ready for traffic
         self._loaded_event: Any = None
         self._listener: Any = None
+        self._async: Any = None
+
+    def _push_async(self, service: str, payload: Any, cid: str) -> None:
+        async_invoke.push(self.redis, self.settings.cluster, service, payload, cid)
 
     # Reconciling with the ODB
 
@@ -67,10 +79,16 @@ class Worker:
             logger.info("loaded module %s version %d: %s", module.name, module.version, ", ".join(names))
 
     def reload_channels(self) -> None:
-        table: dict[str, dict[str | None, ChannelRecord]] = {}
+        by_path: dict[str, dict[str | None, ChannelRecord]] = {}
         for ch in odb_api.list_channels(self.odb, self.settings.cluster):
             if ch.is_active:
-                table.setdefault(ch.url_path, {})[ch.method] = ch
+                by_path.setdefault(ch.url_path, {})[ch.method] = ch
+        table: Router[dict[str | None, ChannelRecord]] = Router()
+        for url_path, by_method in by_path.items():
+            try:
+                table.add(url_path, by_method)
+            except ZatoError as e:
+                logger.error("HTTP channel %s skipped: %s", url_path, e)
         self.channels = table  # one assignment: requests see the old or the new table
 
     def on_event(self, event: dict) -> None:
@@ -92,8 +110,12 @@ class Worker:
         import gevent
         from gevent.event import Event
 
+        from zato.server.async_worker import AsyncConsumer
+
         self._loaded_event = Event()
         self._listener = gevent.spawn(self._boot)
+        self._async = AsyncConsumer(self)
+        self._async.start()
 
     def wait_loaded(self, timeout: float) -> bool:
         """Block this greenlet until the first load is done (at most `timeout`)."""
@@ -146,4 +168,6 @@ class Worker:
 
     def close(self) -> None:
         self.stopping = True
+        if self._async is not None:
+            self._async.stop()
         self.odb.dispose()

@@ -15,7 +15,8 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from zato.common.cid import is_cid, new_cid
-from zato.common.errors import CoordError, ServiceNotFound
+from zato.common.errors import CoordError, InputError, OutgoingNotFound, ServiceNotFound
+from zato.common.exception import Reportable
 from zato.common.log import CID
 from zato.common.signing import verify
 from zato.coord import lease
@@ -23,13 +24,15 @@ from zato.server import body as bodies
 from zato.server import metrics
 from zato.server.readiness import READY_PATH, DrainFlag, not_ready_reason, ready_body
 from zato.server.worker import Worker
-from zato.service.base import Request, Response
+from zato.service.base import HTTP_SOAP, INTERNAL, ChannelInfo, Request, Response
 
 logger = logging.getLogger("zato.http")
 
 PING_PATH = "/zato/ping"
 INVOKE_PREFIX = "/zato/internal/invoke/"
 ADMIN_PREFIX = "/zato/admin"
+ADMIN_INVOKE = "/zato/admin/invoke"  # Zato's AnyServiceInvoker (zato/server/zato_invoke.py)
+API_INVOKE_PREFIX = "/zato/api/invoke/"  # Zato's APIClient
 JSON = "application/json"
 STATUS = {s.value: f"{s.value} {s.phrase}" for s in HTTPStatus}
 
@@ -80,18 +83,22 @@ def parse_payload(raw: bytes, as_json: bool) -> Any:
         return raw
 
 
-def request_headers(environ: dict) -> dict[str, str]:
-    return {k[5:].replace("_", "-").title(): v for k, v in environ.items() if k.startswith("HTTP_")}
+def path_params(params: dict[str, str]) -> dict[str, str]:
+    """WSGI gives the path as latin-1 text of its bytes: URL parameters as real text."""
+    return {k: v.encode("latin-1").decode("utf-8", "replace") for k, v in params.items()}
 
 
 class ServerApp:
     """The WSGI callable of one worker."""
 
     def __init__(self, worker: Worker, admin_app: Any = None, draining: DrainFlag | None = None):
+        from zato.server.zato_invoke import InvokeAPI  # it builds on this module
+
         self.worker = worker
         self.admin_app = admin_app
         self.draining = draining or DrainFlag()
         self.limits = worker.settings.limits
+        self.invoke_api = InvokeAPI(self)
 
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO") or "/"
@@ -119,6 +126,11 @@ class ServerApp:
             if path.startswith(INVOKE_PREFIX):
                 requests.labels("internal").inc()
                 return self._internal(environ, start_response, path[len(INVOKE_PREFIX) :], cid)
+            if path == ADMIN_INVOKE:
+                return self.invoke_api.admin_invoke(environ, start_response, cid)
+            if path.startswith(API_INVOKE_PREFIX):
+                name = path[len(API_INVOKE_PREFIX) :]
+                return self.invoke_api.api_invoke(environ, start_response, name, cid)
             if path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/"):
                 requests.labels("admin").inc()
                 bodies.check_length(environ, self.limits.max_body)  # 413 before bottle reads anything
@@ -163,6 +175,14 @@ class ServerApp:
             response = self.worker.store.invoke(service, cid=cid, request=request)
         except ServiceNotFound:
             raise HTTPError(404, f"no such service: {service}") from None
+        except InputError as e:
+            raise HTTPError(400, str(e)) from None
+        except OutgoingNotFound as e:
+            raise HTTPError(404, str(e)) from None
+        except Reportable as e:
+            if e.status >= 500:
+                logger.exception("cid %s: service %s failed", cid, service)
+            raise HTTPError(e.status, e.msg or HTTPStatus(e.status).phrase) from None
         except Exception:  # noqa: BLE001 - a failing service is a 500, logged with its traceback
             logger.exception("cid %s: service %s failed", cid, service)
             metrics.observe_service(service, started)
@@ -192,9 +212,10 @@ class ServerApp:
 
     def _channel(self, environ: dict, start_response: StartResponse, path: str, cid: str) -> list[bytes]:
         self._wait_loaded()
-        by_method = self.worker.channels.get(path)
-        if not by_method:
+        found = self.worker.channels.match(path)
+        if found is None:
             raise HTTPError(404, f"no channel serves {path}")
+        by_method, params = found
         method = environ.get("REQUEST_METHOD", "GET")
         ch = by_method.get(method) or by_method.get(None)
         if ch is None:
@@ -203,13 +224,16 @@ class ServerApp:
         counter = metrics.instruments().channel_requests
         try:
             raw = self._body(environ, ch.max_body)  # the channel's own limit when it has one
+            query = environ.get("QUERY_STRING")
             request = Request(
                 payload=parse_payload(raw, ch.data_format == "json"),
                 raw=raw,
                 method=method,
                 path=path,
-                headers=request_headers(environ),
-                params=dict(parse_qsl(environ.get("QUERY_STRING", ""))),
+                params=dict(parse_qsl(query)) if query else {},
+                path_params=path_params(params) if params else None,
+                environ=environ,
+                channel=ChannelInfo(ch.name, HTTP_SOAP),
             )
             response = self._run(ch.service, request, cid)
         except HTTPError as e:
@@ -252,7 +276,8 @@ class ServerApp:
             raw=raw,
             method="POST",
             path=environ.get("PATH_INFO", ""),
-            headers=request_headers(environ),
+            environ=environ,  # the service sees neither X-Zato-Secret nor Authorization
+            channel=ChannelInfo("internal", INTERNAL),
         )
         return self._reply(start_response, self._run(service, request, cid), cid)
 

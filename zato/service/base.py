@@ -1,57 +1,200 @@
 """The Service base class, in Zato's style: subclass it and implement handle(self).
 
 class GetClient(Service):
-    name = "crm.get-client"              # optional; else "module-name.class-name"
+    name = "crm.get-client"              # optional; or a get_name() static method;
+                                         # else "module-name.class-name"
+    class SimpleIO:
+        input_required = ("id",)
+        output_required = ("id", "name")
 
     def handle(self):
         self.logger.info("cid %s", self.cid)
-        self.response.payload = {"id": self.request.payload["id"]}
+        self.response.payload = {"id": self.request.input.id, "name": "x"}
+
+`from zato.server.service import Service` is the same class (Zato's import path).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from zato.service.sio import NO_IO, Bunch, IODecl
 
 if TYPE_CHECKING:
     from zato.service.store import ServiceStore
 
+# Zato's channel type names (self.channel.type).
+HTTP_SOAP, INVOKE, INVOKE_ASYNC, INTERNAL = "http-soap", "invoke", "invoke-async", "internal"
 
-@dataclass
+
+@dataclass(frozen=True)
+class ChannelInfo:
+    name: str
+    type: str
+
+
+DEFAULT_CHANNEL = ChannelInfo("invoke", INVOKE)
+_EMPTY: dict = {}
+
+
+class HTTPData:
+    """self.request.http: the HTTP side of a request."""
+
+    def __init__(self, request: Request):
+        self._request = request
+
+    method = property(lambda self: self._request.method)
+    path = property(lambda self: self._request.path)
+    headers = property(lambda self: self._request.headers)
+    GET = property(lambda self: self._request.params)  # the query string
+
+    @property
+    def POST(self) -> dict:  # noqa: N802 - Zato's name
+        """Form fields of an application/x-www-form-urlencoded body."""
+        from urllib.parse import parse_qsl
+
+        ctype = self._request.headers.get("Content-Type", "")
+        if not ctype.startswith("application/x-www-form-urlencoded"):
+            return {}
+        return dict(parse_qsl(self._request.raw.decode("utf-8", "replace")))
+
+    @property
+    def params(self) -> dict:
+        """URL path parameters, then the query string."""
+        return {**self._request.params, **self._request.path_params}
+
+
 class Request:
-    payload: Any = None  # parsed JSON (data format json), else str, or bytes if not UTF-8
-    raw: bytes = b""
-    method: str = "POST"
-    path: str = ""
-    headers: dict[str, str] = field(default_factory=dict)
-    params: dict[str, str] = field(default_factory=dict)  # query string
+    """What a service receives: self.request.input / payload / raw_request / http."""
+
+    __slots__ = ("payload", "raw", "method", "path", "_headers", "params", "path_params", "environ",
+                 "channel", "input")
+
+    def __init__(
+        self,
+        payload: Any = None,  # parsed JSON (data format json), else str, or bytes if not UTF-8
+        raw: bytes = b"",
+        method: str = "POST",
+        path: str = "",
+        headers: dict[str, str] | None = None,
+        params: dict[str, str] | None = None,  # the query string
+        path_params: dict[str, str] | None = None,  # from a channel's /items/{id}
+        environ: dict | None = None,
+        channel: ChannelInfo = DEFAULT_CHANNEL,
+    ):
+        self.payload, self.raw, self.method, self.path = payload, raw, method, path
+        self._headers = headers
+        self.params = params if params is not None else {}
+        self.path_params = path_params if path_params is not None else _EMPTY
+        self.environ = environ
+        self.channel = channel
+        self.input: Any = Bunch()
+
+    @property
+    def headers(self) -> dict[str, str]:
+        if self._headers is None:
+            self._headers = headers_of(self.environ or _EMPTY)
+        return self._headers
+
+    @property
+    def raw_request(self) -> Any:
+        """The request body as received (text when it is UTF-8)."""
+        try:
+            return self.raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return self.raw
+
+    @property
+    def http(self) -> HTTPData:
+        return HTTPData(self)
 
 
-@dataclass
+# What the service sees of its request: never how the caller authenticated itself.
+HIDDEN_ENV = ("HTTP_AUTHORIZATION", "HTTP_X_ZATO_SECRET")
+
+
+def headers_of(environ: dict) -> dict[str, str]:
+    """HTTP headers from a WSGI environ, Content-Type and Content-Length included."""
+    out = {k[5:].replace("_", "-").title(): v for k, v in environ.items()
+           if k.startswith("HTTP_") and k not in HIDDEN_ENV}
+    for key, name in (("CONTENT_TYPE", "Content-Type"), ("CONTENT_LENGTH", "Content-Length")):
+        if environ.get(key):
+            out[name] = environ[key]
+    return out
+
+
 class Response:
-    payload: Any = None  # dict/list -> JSON, str -> text, bytes -> as is, None -> empty
-    status_code: int = 200
-    content_type: str | None = None  # derived from the payload when None
-    headers: dict[str, str] = field(default_factory=dict)
+    __slots__ = ("payload", "status_code", "content_type", "headers")
+
+    def __init__(self, payload: Any = None):
+        self.payload = payload  # dict/list -> JSON, str -> text, bytes -> as is, None -> empty
+        self.status_code = 200
+        self.content_type: str | None = None  # derived from the payload when None
+        self.headers: dict[str, str] = {}
+
+
+class TimeUtil:
+    """self.time: Zato's helpers (utcnow() is an ISO 8601 string unless needs_format=False)."""
+
+    @staticmethod
+    def utcnow(format: str | None = None, needs_format: bool = True) -> Any:  # noqa: A002
+        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        if not needs_format:
+            return now
+        return now.strftime(format) if format else now.isoformat()
+
+    @staticmethod
+    def now(format: str | None = None, needs_format: bool = True) -> Any:  # noqa: A002
+        now = dt.datetime.now()
+        if not needs_format:
+            return now
+        return now.strftime(format) if format else now.isoformat()
+
+    @staticmethod
+    def today() -> dt.date:
+        return dt.date.today()
+
+
+TIME = TimeUtil()
 
 
 class Service:
     """Base of every service. One instance per invocation."""
 
     name: str | None = None  # set by the store to the service's cluster-wide name
+    time = TIME
+    _zato_io: IODecl = NO_IO  # parsed once by the store (zato.service.sio)
 
     def __init__(self, store: ServiceStore, cid: str, request: Request):
         self._store = store
         self.cid = cid
         self.request = request
         self.response = Response()
+        self.environ: dict = {}  # free for the service's own use during this invocation
         self.logger = logging.getLogger(f"zato.service.{self.name}")
+
+    @classmethod
+    def get_name(cls) -> str | None:
+        return cls.name
+
+    @property
+    def channel(self) -> ChannelInfo:
+        return self.request.channel
+
+    @property
+    def wsgi_environ(self) -> dict:
+        env = self.request.environ
+        if not env:
+            return {}
+        return {k: v for k, v in env.items() if k not in HIDDEN_ENV}
 
     @property
     def outgoing(self) -> Any:
-        """Outgoing connections: `self.outgoing.amqp.send(...)`, `self.outgoing.ibm_mq.send(...)`,
-        `self.outgoing.zmq.send(...)`."""
+        """Outgoing connections: amqp, ibm_mq, zmq, plain_http, sql (`self.out` is the same
+        object)."""
         return self._store.outgoing
 
     @property
@@ -60,13 +203,37 @@ class Service:
         return self._store.outgoing
 
     @property
+    def kvdb(self) -> Any:
+        """`self.kvdb.conn`: a Redis client on the cluster's Redis."""
+        return self._store.kvdb
+
+    @property
+    def cache(self) -> Any:
+        """Zato's cache API (`self.cache.default.get/set/delete`), shared by the cluster."""
+        return self._store.cache
+
+    @property
     def server(self) -> Any:
-        """The settings of the server this service runs on (name, cluster, ...)."""
-        return self._store.settings
+        """The server this service runs on: name, cluster (never a secret)."""
+        return self._store.server
+
+    def before_handle(self) -> None:
+        """Zato's hook: runs before handle()."""
 
     def handle(self) -> None:
         raise NotImplementedError(f"service {self.name} does not implement handle()")
 
-    def invoke(self, name: str, payload: Any = None) -> Any:
-        """Run another service in this process with the same CID; returns its response payload."""
-        return self._store.invoke(name, payload, cid=self.cid).payload
+    def after_handle(self) -> None:
+        """Zato's hook: runs after handle() succeeded."""
+
+    def invoke(self, name: Any, payload: Any = None, *args: Any, **kwargs: Any) -> Any:
+        """Run another service (by name or class) in this process with the same CID; returns its
+        response payload."""
+        target = name if isinstance(name, str) else name.get_name()
+        return self._store.invoke(target, payload, cid=self.cid).payload
+
+    def invoke_async(self, name: Any, payload: Any = None, *args: Any, **kwargs: Any) -> str:
+        """Run another service on some server of the cluster, at least once, even if this
+        server dies right after; returns the CID of that invocation."""
+        target = name if isinstance(name, str) else name.get_name()
+        return self._store.invoke_async(target, payload)

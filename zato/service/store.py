@@ -14,8 +14,9 @@ import types
 from typing import Any
 
 from zato.common.cid import new_cid
-from zato.common.errors import DeployError, ServiceNotFound
+from zato.common.errors import DeployError, ServiceError, ServiceNotFound
 from zato.service.base import Request, Response, Service
+from zato.service.sio import Bunch, io_of, parse_input, render_output
 
 logger = logging.getLogger(__name__)
 
@@ -30,8 +31,21 @@ def dashed(identifier: str) -> str:
 
 
 def service_name(module: str, cls: type) -> str:
+    """A class's `name`, else what its own get_name() returns, else module-name.class-name."""
     own = cls.__dict__.get("name")
+    if not (isinstance(own, str) and own) and "get_name" in cls.__dict__:
+        own = cls.get_name()
     return own if isinstance(own, str) and own else f"{dashed(module)}.{dashed(cls.__name__)}"
+
+
+def prepare(cls: type[Service], name: str) -> None:
+    """Fix a service class's name and parse its I/O declaration once (not per request)."""
+    try:
+        decl = io_of(cls)
+    except (ServiceError, TypeError, NameError) as e:
+        raise DeployError(f"service {name}: bad I/O declaration: {e}") from None
+    cls.name = name
+    cls._zato_io = decl
 
 
 def check_module_name(name: str) -> None:
@@ -73,24 +87,43 @@ def load_source(module: str, source: str) -> dict[str, type[Service]]:
             name = service_name(module, obj)
             if name in found:
                 raise DeployError(f"module {module}: service name {name!r} is defined twice")
-            obj.name = name
+            prepare(obj, name)
             found[name] = obj
     if not found:
         raise DeployError(f"module {module}: defines no Service subclass")
     return found
 
 
-class ServiceStore:
-    """Name -> service class for one worker, plus invocation."""
+class ServerView:
+    """What a service may know about its server (`self.server`): no password, no secret."""
 
-    def __init__(self, settings: Any = None, outgoing: Any = None):
-        self.settings = settings
+    __slots__ = ("name", "cluster")
+
+    def __init__(self, name: str | None, cluster: str | None):
+        self.name, self.cluster = name, cluster
+
+
+class ServiceStore:
+    """Name -> service class for one worker, plus invocation. It keeps no settings object,
+    so nothing a service reaches through it holds a password or the cluster secret."""
+
+    def __init__(
+        self,
+        settings: Any = None,
+        outgoing: Any = None,
+        kvdb: Any = None,
+        cache: Any = None,
+        async_push: Any = None,  # (service, payload, cid) -> None: hand over to the cluster
+    ):
+        self.server = ServerView(getattr(settings, "name", None), getattr(settings, "cluster", None))
         self.outgoing = outgoing
+        self.kvdb, self.cache = kvdb, cache
+        self._async_push = async_push
         self.services: dict[str, type[Service]] = {}
         self.modules: dict[str, tuple[str, tuple[str, ...]]] = {}  # module -> (hash, service names)
 
     def add(self, cls: type[Service], name: str | None = None) -> None:
-        cls.name = name or cls.name or service_name(cls.__module__.rsplit(".", 1)[-1], cls)
+        prepare(cls, name or cls.name or service_name(cls.__module__.rsplit(".", 1)[-1], cls))
         self.services[cls.name] = cls
 
     def load_module(self, module: str, source: str, digest: str) -> list[str]:
@@ -114,9 +147,28 @@ class ServiceStore:
     def invoke(
         self, name: str, payload: Any = None, cid: str | None = None, request: Request | None = None
     ) -> Response:
-        """Run service `name`; exceptions from its handle() propagate to the caller."""
+        """Run service `name`; exceptions from its handle() propagate to the caller, a bad
+        input is an InputError (400)."""
         cls = self.get(name)
         req = request or Request(payload=payload)
+        decl = cls._zato_io
+        req.input = parse_input(decl, req.payload, req.params, req.path_params)
         service = cls(self, cid or new_cid(), req)
+        if decl.output:
+            service.response.payload = Bunch()
+        service.before_handle()
         service.handle()
-        return service.response
+        service.after_handle()
+        response = service.response
+        if decl.output:
+            response.payload = render_output(decl, response.payload, name)
+        return response
+
+    def invoke_async(self, name: str, payload: Any = None) -> str:
+        """Queue `name` for some server of the cluster; returns the new invocation's CID."""
+        self.get(name)
+        if self._async_push is None:
+            raise ServiceError("invoke_async needs the cluster's Redis (not available here)")
+        cid = new_cid()
+        self._async_push(name, payload, cid)
+        return cid

@@ -1,0 +1,139 @@
+"""Zato 3.2 SimpleIO and 4.1 dataclass I/O: what a service receives and what it returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import pytest
+
+from zato.common.errors import DeployError, InputError, ServiceError
+from zato.server.service import AsIs, Integer, Model, Service
+from zato.service.base import Request
+from zato.service.store import ServiceStore, load_source
+
+
+class Store(ServiceStore):
+    def call(self, cls: type[Service], payload=None, query=None, path_params=None):  # noqa: ANN201
+        self.add(cls)
+        req = Request(payload=payload, params=query or {}, path_params=path_params)
+        return self.invoke(cls.name, request=req).payload
+
+
+class Get(Service):
+    name = "t.get"
+
+    class SimpleIO:
+        input_required = ("id", "name", AsIs("user_id"))
+        input_optional = ("is_active", "-ignored")
+        output_required = ("id", "name")
+        output_optional = ("is_active",)
+
+    def handle(self) -> None:
+        inp = self.request.input
+        self.response.payload = {**inp, "internal": "never returned"}
+
+
+def test_simpleio_types_sources_and_output_filter() -> None:
+    out = Store().call(Get, {"name": "n", "user_id": "7"}, {"is_active": "true"}, {"id": "12"})
+    assert out == {"id": 12, "name": "n", "is_active": True}  # int/bool by Zato's name rules
+
+
+@pytest.mark.parametrize(
+    ("payload", "path", "detail"),
+    [
+        ({"name": "n", "user_id": 1}, {}, "missing input: id"),
+        ({"id": 1, "user_id": 1}, {}, "missing input: name"),
+        ({"name": "n", "user_id": 1}, {"id": "abc"}, "invalid input id: 'abc' is not an integer"),
+    ],
+)
+def test_bad_input_names_the_field(payload: dict, path: dict, detail: str) -> None:
+    with pytest.raises(InputError, match=detail):
+        Store().call(Get, payload, path_params=path)
+
+
+class Attrs(Service):
+    input = "city", "-country"  # Zato's short form, "-" = optional
+    output = "city", "-country"
+
+    def handle(self) -> None:
+        self.response.payload.city = self.request.input.city.upper()
+        self.response.payload.extra = 1
+
+
+def test_short_form_and_attribute_payload() -> None:
+    assert Store().call(Attrs, {"city": "oslo"}) == {"city": "OSLO"}
+
+
+@dataclass(init=False)
+class ClientReq(Model):
+    client_id: int
+    note: Optional[str] = None  # noqa: UP045 - as Zato users write it
+
+
+@dataclass(init=False)
+class ClientResp(Model):
+    client_id: int
+    name: str
+
+
+class Dataclasses(Service):
+    input = ClientReq
+    output = ClientResp
+
+    def handle(self) -> None:
+        req = self.request.input
+        resp = ClientResp()
+        resp.client_id, resp.name = req.client_id, f"client {req.client_id} {req.note}"
+        self.response.payload = resp
+
+
+def test_zato41_dataclass_models() -> None:
+    assert Store().call(Dataclasses, {"client_id": "3"}) == {"client_id": 3, "name": "client 3 None"}
+    with pytest.raises(InputError, match="missing input: client_id"):
+        Store().call(Dataclasses, {"note": "x"})
+
+
+class Lists(Service):
+    class SimpleIO:
+        output_required = ("id",)
+
+    def handle(self) -> None:
+        self.response.payload = [{"id": 1, "x": 1}, {"id": 2}]
+
+
+class Broken(Service):
+    class SimpleIO:
+        output_required = ("id", "name")
+
+    def handle(self) -> None:
+        self.response.payload = {"id": 1}
+
+
+def test_list_output_and_missing_required_output() -> None:
+    assert Store().call(Lists) == [{"id": 1}, {"id": 2}]
+    with pytest.raises(ServiceError, match="did not produce required output: name"):
+        Store().call(Broken)
+
+
+def test_name_from_get_name_and_bad_declaration_refused_at_deploy() -> None:
+    source = (
+        "from zato.server.service import Service\n"
+        "class A(Service):\n"
+        "    @staticmethod\n"
+        "    def get_name():\n"
+        "        return 'my.a'\n"
+        "    def handle(self):\n"
+        "        pass\n"
+    )
+    assert list(load_source("m", source)) == ["my.a"]
+    bad = "from zato.server.service import Service\nclass B(Service):\n    input = 'a', 'a'\n"
+    with pytest.raises(DeployError, match="names a more than once"):
+        load_source("m2", bad)
+
+
+def test_integer_elem_rejects_bool_and_accepts_text_digits() -> None:
+    elem = Integer("n")
+    assert elem.convert("42") == 42
+    with pytest.raises(ValueError, match="not an integer"):
+        elem.convert(True)

@@ -1,0 +1,35 @@
+"""Zato's exception names for services (`from zato.common.exception import BadRequest`):
+raising one answers with its HTTP status and the message in Zato's error envelope."""
+
+from __future__ import annotations
+
+from zato.common.errors import ServiceError
+
+
+class Reportable(ServiceError):
+    """A service's own error with the HTTP status to answer with."""
+
+    status = 500
+
+    def __init__(self, cid: str = "", msg: str = "", *args: object):
+        super().__init__(msg or self.__class__.__name__)
+        self.cid, self.msg = cid, msg
+
+
+ZatoException = Reportable
+
+
+def _status(name: str, status: int) -> type[Reportable]:
+    return type(name, (Reportable,), {"status": status, "__doc__": f"Answered with HTTP {status}."})
+
+
+BadRequest = _status("BadRequest", 400)
+Unauthorized = _status("Unauthorized", 401)
+Forbidden = _status("Forbidden", 403)
+NotFound = _status("NotFound", 404)
+MethodNotAllowed = _status("MethodNotAllowed", 405)
+NotAcceptable = _status("NotAcceptable", 406)
+Conflict = _status("Conflict", 409)
+TooManyRequests = _status("TooManyRequests", 429)
+InternalServerError = _status("InternalServerError", 500)
+ServiceUnavailable = _status("ServiceUnavailable", 503)

@@ -1,0 +1,106 @@
+"""HTTP channel routing: exact URL paths by one dict lookup, paths with Zato's `{name}`
+parameters (`/items/{id}/notes`) through a tree of path segments, so matching costs the
+depth of the path, never a scan of every channel.
+
+A parameter takes one whole segment; a literal segment wins over a parameter at the same
+place. `match(path)` returns (channels by method, {parameter: value}) or None.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Generic, TypeVar
+
+from zato.common.errors import ConfigError
+
+T = TypeVar("T")
+PARAM_RE = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+
+
+def param_names(url_path: str) -> list[str]:
+    """The `{name}` parameters of a channel's URL path; ConfigError naming a bad one."""
+    names = []
+    for segment in url_path.split("/"):
+        if "{" not in segment and "}" not in segment:
+            continue
+        m = PARAM_RE.match(segment)
+        if m is None:
+            raise ConfigError(
+                f"channel url_path {url_path!r}: {segment!r} is not a parameter; "
+                "a parameter is a whole path segment such as {id}"
+            )
+        if m.group(1) in names:
+            raise ConfigError(f"channel url_path {url_path!r}: parameter {m.group(1)} appears twice")
+        names.append(m.group(1))
+    return names
+
+
+class _Node(Generic[T]):
+    __slots__ = ("literal", "param", "param_name", "value")
+
+    def __init__(self) -> None:
+        self.literal: dict[str, _Node[T]] = {}
+        self.param: _Node[T] | None = None
+        self.param_name = ""
+        self.value: T | None = None
+
+
+class Router(Generic[T]):
+    def __init__(self) -> None:
+        self.exact: dict[str, T] = {}
+        self._root: _Node[T] = _Node()
+
+    def __len__(self) -> int:
+        return len(self.exact) + self._count(self._root)
+
+    def _count(self, node: _Node[T]) -> int:
+        n = node.value is not None
+        for child in node.literal.values():
+            n += self._count(child)
+        return n + (self._count(node.param) if node.param else 0)
+
+    def add(self, url_path: str, value: T) -> None:
+        if not param_names(url_path):
+            self.exact[url_path] = value
+            return
+        node = self._root
+        for segment in url_path.split("/"):
+            m = PARAM_RE.match(segment)
+            if m is None:
+                node = node.literal.setdefault(segment, _Node())
+                continue
+            if node.param is None:
+                node.param, node.param_name = _Node(), m.group(1)
+            node = node.param
+        node.value = value
+
+    def get(self, url_path: str) -> T | None:
+        """What was added under exactly this url_path (static paths only)."""
+        return self.exact.get(url_path)
+
+    def match(self, path: str) -> tuple[T, dict[str, str]] | None:
+        found = self.exact.get(path)
+        if found is not None:
+            return found, {}
+        if self._root.literal or self._root.param:
+            params: dict[str, str] = {}
+            value = self._walk(self._root, path.split("/"), 0, params)
+            if value is not None:
+                return value, params
+        return None
+
+    def _walk(self, node: _Node[T], segments: list[str], i: int, params: dict[str, str]) -> T | None:
+        if i == len(segments):
+            return node.value
+        segment = segments[i]
+        child = node.literal.get(segment)
+        if child is not None:
+            value = self._walk(child, segments, i + 1, params)
+            if value is not None:
+                return value
+        if node.param is not None and segment:
+            value = self._walk(node.param, segments, i + 1, params)
+            if value is not None:
+                params[node.param_name] = segment
+                return value
+        return None

@@ -1,0 +1,33 @@
+"""Zato's import path for services, so modules written for Zato 3.2 and 4.1 deploy unchanged:
+
+    from zato.server.service import Service, AsIs, Integer, Model
+
+The same classes as `zato.service` (and `zato.service.sio` for the I/O field types).
+"""
+
+from zato.service.base import Request, Response, Service
+from zato.service.sio import (
+    UTF8,
+    UUID,
+    AsIs,
+    Bool,
+    Boolean,
+    Bunch,
+    Date,
+    DateTime,
+    Decimal,
+    Dict,
+    Float,
+    Int,
+    Integer,
+    List,
+    Model,
+    Opaque,
+    Text,
+    Unicode,
+)
+
+__all__ = [
+    "UTF8", "UUID", "AsIs", "Bool", "Boolean", "Bunch", "Date", "DateTime", "Decimal", "Dict", "Float",
+    "Int", "Integer", "List", "Model", "Opaque", "Request", "Response", "Service", "Text", "Unicode",
+]

@@ -1,0 +1,92 @@
+"""What services reach of the cluster's Redis: `self.kvdb.conn` (a Redis client) and Zato's
+cache API `self.cache` (`self.cache.default.get/set/delete`, also `self.cache.get/set/delete`),
+shared by every server of the cluster. Values are stored as JSON; expiry is in seconds."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import redis
+
+from zato.common.errors import CoordError
+from zato.coord.client import translate
+from zato.coord.keys import Keys
+
+DEFAULT_CACHE = "default"
+
+
+class KVDB:
+    """`self.kvdb.conn`: a redis-py client (text replies) on the cluster's Redis."""
+
+    def __init__(self, conn: redis.Redis):
+        self.conn = conn
+
+
+class CacheAPI:
+    """One named cache."""
+
+    def __init__(self, conn: redis.Redis, cluster: str, name: str):
+        self._conn, self._keys, self.name = conn, Keys(cluster), name
+
+    def _key(self, key: str) -> str:
+        if not isinstance(key, str) or not key:
+            raise CoordError(f"cache {self.name}: a key must be a non-empty string, not {key!r}")
+        return self._keys.cache(self.name, key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        with translate(f"cache {self.name}"):
+            raw = self._conn.get(self._key(key))
+        return default if raw is None else json.loads(raw)
+
+    def set(self, key: str, value: Any, expiry: float = 0, *args: Any, **kwargs: Any) -> None:
+        """Store `value` (anything JSON can hold); expiry in seconds, 0 = never."""
+        try:
+            raw = json.dumps(value)
+        except (TypeError, ValueError) as e:
+            raise CoordError(f"cache {self.name}: cannot store {type(value).__name__}: {e}") from None
+        with translate(f"cache {self.name}"):
+            self._conn.set(self._key(key), raw, px=int(expiry * 1000) if expiry and expiry > 0 else None)
+
+    def delete(self, key: str) -> bool:
+        with translate(f"cache {self.name}"):
+            return bool(self._conn.delete(self._key(key)))
+
+    def has_key(self, key: str) -> bool:
+        with translate(f"cache {self.name}"):
+            return bool(self._conn.exists(self._key(key)))
+
+    def __getitem__(self, key: str) -> Any:
+        value = self.get(key, _MISSING)
+        if value is _MISSING:
+            raise KeyError(key)
+        return value
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.set(key, value)
+
+    def __contains__(self, key: str) -> bool:
+        return self.has_key(key)
+
+
+_MISSING = object()
+
+
+class Cache:
+    """`self.cache`: `default` and `get_cache(type, name)`; get/set/delete use `default`."""
+
+    def __init__(self, conn: redis.Redis, cluster: str):
+        self._conn, self._cluster = conn, cluster
+        self.default = CacheAPI(conn, cluster, DEFAULT_CACHE)
+
+    def get_cache(self, cache_type: str = "builtin", name: str = DEFAULT_CACHE) -> CacheAPI:
+        return self.default if name == DEFAULT_CACHE else CacheAPI(self._conn, self._cluster, name)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.default.get(key, default)
+
+    def set(self, key: str, value: Any, expiry: float = 0, *args: Any, **kwargs: Any) -> None:
+        self.default.set(key, value, expiry)
+
+    def delete(self, key: str) -> bool:
+        return self.default.delete(key)

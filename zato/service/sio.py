@@ -1,0 +1,375 @@
+"""I/O declarations of services, both generations Zato users write:
+
+Zato 3.2 `class SimpleIO` (input_required, input_optional, output_required, output_optional,
+or input / output with a "-" prefix for optional names), the same attributes directly on the
+service (`input = "id", "-name"`) or in a `class IO`, and Zato 4.1 dataclass models
+(`input = GetClientRequest`, a `Model` whose Optional fields are optional).
+
+A declaration is parsed once per service class (`io_of`); per request, `parse_input` builds
+`self.request.input` and `render_output` keeps only the declared output fields. A missing
+or malformed input raises InputError (a 400 naming the field).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import typing
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from zato.common.errors import InputError, ServiceError
+
+# Zato's SimpleIO type inference from names alone.
+INT_NAMES = ("id",)
+INT_SUFFIXES = ("_id", "_count", "_size", "_timeout")
+BOOL_PREFIXES = ("by_", "has_", "is_", "may_", "needs_", "should_")
+_TRUE = ("true", "1", "yes", "on", "y", "t")
+_FALSE = ("false", "0", "no", "off", "n", "f", "")
+
+
+class Bunch(dict):
+    """A dict with attribute access (what Zato users get as self.request.input)."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self[name] = value
+
+    def __delattr__(self, name: str) -> None:
+        try:
+            del self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+class Model:
+    """Base of Zato 4.1 dataclass models: `@dataclass(init=False) class Req(Model): id: int`."""
+
+    def __init__(self, **kwargs: Any):
+        for key, value in kwargs.items():
+            setattr(self, key, value)
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+
+
+# Field types (Zato's names)
+
+
+class Elem:
+    """One declared field; subclasses convert a value or raise ValueError saying why."""
+
+    kind = "a value"
+
+    def __init__(self, name: str, *args: Any, default: Any = None, **kwargs: Any):
+        self.name = name
+        self.default = default
+        self.required = True
+
+    def convert(self, value: Any) -> Any:
+        return value
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+
+class AsIs(Elem):
+    pass
+
+
+Opaque = AsIs
+
+
+class Text(Elem):
+    kind = "a string"
+
+    def convert(self, value: Any) -> Any:
+        if isinstance(value, (dict, list)):
+            raise ValueError("is not a string")
+        return value if isinstance(value, str) else str(value)
+
+
+Unicode = UTF8 = Text
+
+
+class Integer(Elem):
+    kind = "an integer"
+
+    def convert(self, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("is not an integer")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+            return int(value)
+        raise ValueError("is not an integer")
+
+
+Int = Integer
+
+
+class Float(Elem):
+    kind = "a number"
+
+    def convert(self, value: Any) -> Any:
+        if isinstance(value, bool) or isinstance(value, (dict, list)):
+            raise ValueError("is not a number")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ValueError("is not a number") from None
+
+
+Decimal = Float
+
+
+class Boolean(Elem):
+    kind = "true or false"
+
+    def convert(self, value: Any) -> Any:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        raise ValueError("is not true or false")
+
+
+Bool = Boolean
+
+
+class List(Elem):
+    kind = "a list"
+
+    def convert(self, value: Any) -> Any:
+        if isinstance(value, (list, tuple)):
+            return list(value)
+        if isinstance(value, str):
+            return [item for item in value.split(",") if item]
+        raise ValueError("is not a list")
+
+
+class Dict(Elem):
+    kind = "an object"
+
+    def convert(self, value: Any) -> Any:
+        if not isinstance(value, dict):
+            raise ValueError("is not an object")
+        return Bunch(value)
+
+
+class Date(Elem):
+    def convert(self, value: Any) -> Any:
+        try:
+            return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
+        except ValueError:
+            raise ValueError("is not a date (YYYY-MM-DD)") from None
+
+
+class DateTime(Elem):
+    def convert(self, value: Any) -> Any:
+        try:
+            return value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
+        except ValueError:
+            raise ValueError("is not an ISO 8601 date and time") from None
+
+
+class UUID(Elem):
+    def convert(self, value: Any) -> Any:
+        try:
+            return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+        except ValueError:
+            raise ValueError("is not a UUID") from None
+
+
+_PY_TYPES: dict[Any, type[Elem]] = {
+    int: Integer, float: Float, bool: Boolean, str: Text, list: List, dict: Dict,
+    dt.date: Date, dt.datetime: DateTime, uuid.UUID: UUID,
+}
+
+
+def elem_of(item: Any) -> Elem:
+    """A declaration item ("name", "-name", Integer("id")) as an Elem with its required flag."""
+    if isinstance(item, Elem):
+        return item
+    if not isinstance(item, str) or not item.strip("-").strip():
+        raise ServiceError(f"I/O declaration {item!r} is not a field name")
+    optional = item.startswith("-")
+    name = item.lstrip("-")
+    if name in INT_NAMES or name.endswith(INT_SUFFIXES):
+        elem: Elem = Integer(name)
+    elif name.startswith(BOOL_PREFIXES):
+        elem = Boolean(name)
+    else:
+        elem = AsIs(name)
+    elem.required = not optional
+    return elem
+
+
+@dataclasses.dataclass(frozen=True)
+class Fields:
+    elems: tuple[Elem, ...] = ()
+    model: type | None = None  # a dataclass the input is built as
+
+    def __bool__(self) -> bool:
+        return bool(self.elems)
+
+
+@dataclasses.dataclass(frozen=True)
+class IODecl:
+    input: Fields = Fields()
+    output: Fields = Fields()
+    response_elem: str | None = None
+    default_value: Any = None
+
+    @property
+    def declared(self) -> bool:
+        return bool(self.input or self.output)
+
+
+NO_IO = IODecl()
+
+
+def _as_tuple(value: Any) -> tuple:
+    if value is None:
+        return ()
+    if isinstance(value, (str, Elem)):
+        return (value,)
+    return tuple(value)
+
+
+def _model_fields(model: type) -> Fields:
+    hints = typing.get_type_hints(model)
+    elems = []
+    for f in dataclasses.fields(model):
+        hint = hints.get(f.name, Any)
+        optional = type(None) in typing.get_args(hint)
+        base = next((a for a in typing.get_args(hint) if a is not type(None)), hint) if optional else hint
+        origin = typing.get_origin(base) or base
+        elem = _PY_TYPES.get(origin, AsIs)(f.name)
+        has_default = f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+        elem.required = not (optional or has_default)
+        elems.append(elem)
+    return Fields(tuple(elems), model)
+
+
+def _fields(source: Any, side: str) -> Fields:
+    plain = getattr(source, side, None)
+    if isinstance(plain, type) and dataclasses.is_dataclass(plain):
+        return _model_fields(plain)
+    items = [elem_of(i) for i in _as_tuple(plain)]
+    for item in _as_tuple(getattr(source, f"{side}_required", None)):
+        items.append(elem_of(item))
+    for item in _as_tuple(getattr(source, f"{side}_optional", None)):
+        elem = elem_of(item)
+        elem.required = False
+        items.append(elem)
+    names = [e.name for e in items]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ServiceError(f"I/O declaration names {', '.join(dupes)} more than once")
+    return Fields(tuple(items))
+
+
+def io_of(cls: type) -> IODecl:
+    """The I/O declaration of a service class (SimpleIO, IO, or input/output attributes)."""
+    source = cls.__dict__.get("SimpleIO") or cls.__dict__.get("IO")
+    if source is None:
+        source = getattr(cls, "SimpleIO", None) or getattr(cls, "IO", None)
+    if source is None and any(getattr(cls, side, None) is not None for side in ("input", "output")):
+        source = cls
+    if source is None:
+        return NO_IO
+    return IODecl(
+        _fields(source, "input"),
+        _fields(source, "output"),
+        getattr(source, "response_elem", None),
+        getattr(source, "default_value", None),
+    )
+
+
+# Per request
+
+
+def parse_input(decl: IODecl, payload: Any, query: dict, path_params: dict) -> Any:
+    """self.request.input: declared fields from the JSON body, the query string and the URL
+    path parameters (path parameters win, then the query string)."""
+    sources: dict = dict(payload) if isinstance(payload, dict) else {}
+    sources.update(query)
+    sources.update(path_params)
+    fields = decl.input
+    if not fields:
+        return Bunch(sources)
+    out = Bunch()
+    missing = []
+    for elem in fields.elems:
+        value = sources.get(elem.name)
+        if value is None or value == "" and not isinstance(elem, (AsIs, Text)):
+            if elem.required:
+                missing.append(elem.name)
+            else:
+                out[elem.name] = elem.default if elem.default is not None else decl.default_value
+            continue
+        try:
+            out[elem.name] = elem.convert(value)
+        except ValueError as e:
+            raise InputError(f"invalid input {elem.name}: {_short(value)} {e}") from None
+    if missing:
+        raise InputError(f"missing input: {', '.join(missing)}")
+    if fields.model is not None:
+        obj = fields.model.__new__(fields.model)
+        for key, value in out.items():
+            setattr(obj, key, value)
+        return obj
+    return out
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _item_dict(item: Any) -> dict:
+    if isinstance(item, dict):
+        return item
+    if dataclasses.is_dataclass(item) and not isinstance(item, type):
+        return {f.name: getattr(item, f.name) for f in dataclasses.fields(item) if hasattr(item, f.name)}
+    return {k: v for k, v in vars(item).items() if not k.startswith("_")}
+
+
+def _filter(fields: Fields, item: Any, service: str) -> dict:
+    data = _item_dict(item)
+    out = {}
+    missing = []
+    for elem in fields.elems:
+        if elem.name in data and data[elem.name] is not None:
+            value = data[elem.name]
+            out[elem.name] = value.isoformat() if isinstance(value, (dt.date, dt.datetime)) else (
+                str(value) if isinstance(value, uuid.UUID) else value
+            )
+        elif elem.required:
+            missing.append(elem.name)
+    if missing:
+        raise ServiceError(f"service {service} did not produce required output: {', '.join(missing)}")
+    return out
+
+
+def render_output(decl: IODecl, payload: Any, service: str) -> Any:
+    """The response payload with only the declared output fields (dicts, objects, dataclasses,
+    or a list of them); anything else (str, bytes) passes as it is."""
+    fields = decl.output
+    if not fields or payload is None or isinstance(payload, (str, bytes)):
+        return payload
+    if isinstance(payload, Iterable) and not isinstance(payload, dict):
+        out: Any = [_filter(fields, item, service) for item in payload]
+    else:
+        out = _filter(fields, payload, service)
+    return {decl.response_elem: out} if decl.response_elem else out
