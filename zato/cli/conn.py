@@ -1,10 +1,12 @@
-"""`zato conn create|edit|delete|list`: AMQP and ZeroMQ connection definitions.
+"""`zato conn create|edit|delete|list`: AMQP, ZeroMQ, outgoing HTTP and SQL connection definitions.
 
     zato conn create amqp-def DIR --name rabbit --host 127.0.0.1 --password -   (- reads stdin)
     zato conn create amqp-channel DIR --name orders --def rabbit --queue orders --service my.svc
     zato conn edit amqp-channel DIR --name orders --prefetch 50
     zato conn delete amqp-channel DIR --name orders
     zato conn list DIR [--kind amqp-channel]
+    zato conn create http-outgoing DIR --name crm --address http://crm:8080 --path /clients/{id}
+    zato conn create sql-outgoing DIR --name crm-db --url postgresql://crm@db/crm --password -
 
 DIR is a server or quickstart directory (its ODB and Redis are used). Changes apply live.
 """
@@ -47,7 +49,8 @@ def _add_kind_parsers(act: argparse._SubParsersAction, action: str, func) -> Non
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("conn", help="create, edit, delete or list AMQP and ZeroMQ connections")
+    what = "AMQP, ZeroMQ, outgoing HTTP and SQL connections"
+    p = sub.add_parser("conn", help=f"create, edit, delete or list {what}")
     act = p.add_subparsers(dest="action", metavar="ACTION")
     act.required = True
     _add_kind_parsers(act, "create", create)

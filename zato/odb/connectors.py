@@ -22,9 +22,11 @@ from zato.odb.models import (
     AMQPOutgoing,
     Base,
     Cluster,
+    HTTPOutgoing,
     IBMMQChannel,
     IBMMQDefinition,
     IBMMQOutgoing,
+    SQLOutgoing,
     ZMQChannel,
     ZMQOutgoing,
 )
@@ -43,7 +45,7 @@ MQ_PERSISTENCE = ("persistent", "non-persistent", "queue")
 @dataclass(frozen=True)
 class Field:
     name: str
-    type: str = "str"  # str | int | bool | choice | def | conn_name
+    type: str = "str"  # str | int | bool | choice | def | conn_name | http-url | sql-url
     required: bool = False
     choices: tuple[str, ...] = ()
     lo: int = 0
@@ -150,6 +152,23 @@ FIELDS: dict[str, tuple[Field, ...]] = {
         Field("socket_type", "choice", choices=("PUSH", "PUB")),
         _ACTIVE,
     ),
+    "http-outgoing": (
+        _NAME,
+        Field("address", "http-url", required=True),
+        Field("path"),
+        Field("timeout", "int", lo=1, hi=3600),
+        Field("username"),
+        Field("password", secret=True),
+        Field("data_format", "choice", choices=DATA_FORMATS),
+        _ACTIVE,
+    ),
+    "sql-outgoing": (
+        _NAME,
+        Field("url", "sql-url", required=True),
+        Field("password", secret=True),
+        Field("pool_size", "int", lo=1, hi=1000),
+        _ACTIVE,
+    ),
 }
 
 MODELS: dict[str, type[Base]] = {
@@ -161,6 +180,8 @@ MODELS: dict[str, type[Base]] = {
     "ibm-mq-outgoing": IBMMQOutgoing,
     "zmq-channel": ZMQChannel,
     "zmq-outgoing": ZMQOutgoing,
+    "http-outgoing": HTTPOutgoing,
+    "sql-outgoing": SQLOutgoing,
 }
 KINDS = tuple(FIELDS)
 # Kinds that run as a connector process on the lease holder.
@@ -221,6 +242,8 @@ def coerce(kind: str, field: Field, value: Any) -> Any:
         raise ConnectorError(f"{where} must not be empty")
     if len(value) > 400:
         raise ConnectorError(f"{where} is longer than 400 characters")
+    if field.type in URL_CHECKS:
+        URL_CHECKS[field.type](where, value)
     return value
 
 
@@ -233,6 +256,27 @@ def check_conn_name(where: str, value: str) -> str:
         if not host.strip() or not port.isdigit() or not 1 <= int(port) <= 65535:
             raise ConnectorError(f"{where}: {part!r} is not host(port), e.g. mq.example.com(1414)")
     return ",".join(parts)
+
+
+def _http_url(where: str, value: str) -> None:
+    if not value.startswith(("http://", "https://")) or len(value.split("://", 1)[1]) == 0:
+        raise ConnectorError(f"{where}: {value!r} is not an http:// or https:// address")
+
+
+def _sql_url(where: str, value: str) -> None:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(value)
+    except ArgumentError:
+        hint = "dialect://user@host/db"
+        raise ConnectorError(f"{where}: {value!r} is not an SQLAlchemy URL ({hint})") from None
+    if url.password:
+        raise ConnectorError(f"{where}: keep the password out of the URL; give it as password")
+
+
+URL_CHECKS = {"http-url": _http_url, "sql-url": _sql_url}
 
 
 def validate(kind: str, values: dict, creating: bool) -> dict:

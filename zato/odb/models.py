@@ -215,3 +215,33 @@ class IBMMQOutgoing(Base):
     expiry: Mapped[int] = mapped_column(Integer, default=0)  # seconds, 0: never expires
     priority: Mapped[int] = mapped_column(Integer, default=-1)  # 0..9, -1: the queue's default
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+# Outgoing connections that services use in the servers themselves (no connector process).
+
+
+class HTTPOutgoing(Base):
+    __tablename__ = "zato_http_outgoing"
+    __table_args__ = (UniqueConstraint("cluster_id", "name"),)
+    id: Mapped[int] = _pk()
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("zato_cluster.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    address: Mapped[str] = mapped_column(String(400))  # http(s)://host:port
+    path: Mapped[str] = mapped_column(String(400), default="")  # may hold {params}
+    timeout: Mapped[int] = mapped_column(Integer, default=10)  # seconds
+    username: Mapped[str] = mapped_column(String(200), default="")
+    password: Mapped[str] = mapped_column(String(200), default="")
+    data_format: Mapped[str] = mapped_column(String(20), default="json")
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class SQLOutgoing(Base):
+    __tablename__ = "zato_sql_outgoing"
+    __table_args__ = (UniqueConstraint("cluster_id", "name"),)
+    id: Mapped[int] = _pk()
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("zato_cluster.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    url: Mapped[str] = mapped_column(String(400))  # SQLAlchemy URL without the password
+    password: Mapped[str] = mapped_column(String(200), default="")
+    pool_size: Mapped[int] = mapped_column(Integer, default=5)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)

@@ -1,11 +1,15 @@
-"""`self.outgoing` for services: AMQP and IBM MQ (through Redis to the outgoing connectors) and
-ZeroMQ (sockets in the server itself, as the seed says).
+"""`self.outgoing` (also `self.out`) for services: AMQP and IBM MQ (through Redis to the
+outgoing connectors), ZeroMQ (sockets in the server itself, as the seed says), plain HTTP
+(zato/service/out_http.py) and SQL (zato/service/out_sql.py).
 
 make_outgoing(settings, redis_client) is called once per gunicorn worker and returns an object
-with `.amqp.send(data, name, exchange=None, routing_key=None, properties=None)`,
-`.ibm_mq.send(data, name, queue=None, priority=None, expiry=None, persistence=None,
-correlation_id=None, reply_to=None)` and `.zmq.send(data, name)`. Definitions are read from
-the ODB and re-checked every few seconds, so edits apply without a restart.
+with `.amqp.send(msg, out_name, exchange=None, routing_key=None, properties=None, headers=None,
+priority=None, expiration=None)` (Zato's argument names), `.ibm_mq.send(data, name, queue=None,
+priority=None, expiry=None, persistence=None, correlation_id=None, reply_to=None)`,
+`.zmq.send(data, name)`, `.plain_http[name].conn.get(cid, ...)` and `.sql.get(name).session()`.
+Definitions are read from the ODB and re-checked every few seconds, so edits apply without a
+restart. Nothing here keeps the settings object: a service reaching through it finds no
+password nor ODB URL.
 
 ZeroMQ addresses: "@tcp://..." binds, ">tcp://..." connects; an outgoing connection connects
 by default. Sockets are created lazily, one per connection per worker.
@@ -17,10 +21,12 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 import redis
 
-from zato.common.errors import ConnectorError
+from zato.common.errors import ConnectorError, OutgoingNotFound
 from zato.config.settings import ServerSettings
 from zato.connector import ibmmq_outgoing
 from zato.connector.zmq_channel import endpoint
@@ -34,55 +40,121 @@ RECHECK = 2.0  # seconds a definition read from the ODB is trusted
 ZMQ_SEND_TIMEOUT_MS = 5000
 
 
+Loader = Callable[[str, str], "dict | None"]  # (kind, name) -> the full definition or None
+
+
+def odb_loader(settings: ServerSettings) -> Loader:
+    """Reads definitions from the ODB; the ODB URL stays in this closure, not on an attribute."""
+    url, cluster = settings.odb_url, settings.cluster
+    odb: list[ODB] = []
+
+    def load(kind: str, name: str) -> dict | None:
+        if not odb:
+            odb.append(ODB(url))
+        try:
+            return connectors.load(odb[0], cluster, kind, name)
+        except ConnectorError:
+            return None
+
+    return load
+
+
 class _Definitions:
     """Definitions of one kind, read from the ODB on demand and cached for RECHECK seconds."""
 
-    def __init__(self, settings: ServerSettings, kind: str):
-        self.settings, self.kind = settings, kind
-        self._odb: ODB | None = None
+    def __init__(self, load: Loader, kind: str):
+        self._load, self.kind = load, kind
         self._cache: dict[str, tuple[float, dict | None]] = {}
 
     def get(self, name: str) -> dict:
         now = time.monotonic()
         hit = self._cache.get(name)
         if hit is None or now - hit[0] > RECHECK:
-            if self._odb is None:
-                self._odb = ODB(self.settings.odb_url)
-            try:
-                found: dict | None = connectors.load(self._odb, self.settings.cluster, self.kind, name)
-            except ConnectorError:
-                found = None
-            hit = (now, found)
+            hit = (now, self._load(self.kind, name))
             self._cache[name] = hit
         if hit[1] is None or not hit[1]["is_active"]:
-            raise ConnectorError(f"no active {self.kind} connection named {name!r}")
+            raise OutgoingNotFound(f"no active {self.kind} connection named {name!r}")
         return hit[1]
 
 
+class PerWorker:
+    """Connections of one kind kept per worker, made again when their definition changes;
+    an unknown or inactive name is OutgoingNotFound (also a LookupError, as Zato's KeyError)."""
+
+    def __init__(self, defs: _Definitions):
+        self._defs = defs
+        self._conns: dict[str, tuple[tuple, object]] = {}
+
+    def make(self, name: str, definition: dict) -> object:
+        raise NotImplementedError
+
+    def close(self, conn: object) -> None:
+        """Release what `make` built for a definition that changed."""
+
+    def get(self, name: str) -> Any:
+        d = self._defs.get(name)
+        shape = tuple(sorted((k, str(v)) for k, v in d.items()))
+        known = self._conns.get(name)
+        if known is not None and known[0] == shape:
+            return known[1]
+        if known is not None:
+            self.close(known[1])
+        made = self.make(name, d)
+        self._conns[name] = (shape, made)
+        return made
+
+    def __getitem__(self, name: str) -> Any:
+        return self.get(name)
+
+    def __contains__(self, name: str) -> bool:
+        try:
+            self.get(name)
+        except LookupError:
+            return False
+        return True
+
+
+# Zato's send() keywords that are AMQP message properties.
+AMQP_KEYWORDS = ("headers", "priority", "expiration", "content_type", "content_encoding",
+                 "correlation_id", "reply_to", "message_id", "delivery_mode")
+
+
 class AMQPOutgoing:
-    def __init__(self, settings: ServerSettings, client: redis.Redis):
-        self.settings, self.client = settings, client
-        self.defs = _Definitions(settings, "amqp-outgoing")
+    def __init__(self, load: Loader, cluster: str, client: redis.Redis):
+        self.cluster, self.client = cluster, client
+        self.defs = _Definitions(load, "amqp-outgoing")
 
     def send(
         self,
-        data: object,
-        name: str,
+        msg: object,
+        out_name: str,
         exchange: str | None = None,
         routing_key: str | None = None,
         properties: dict | None = None,
+        headers: dict | None = None,
+        priority: int | None = None,
+        expiration: int | str | None = None,
+        **kwargs: object,
     ) -> None:
-        """Hand `data` to the outgoing connector `name` durably (Redis); it publishes it with
-        publisher confirms, also if it is restarting or moving to another server right now."""
-        self.defs.get(name)
-        raw = encode(data, exchange, routing_key, properties)
-        OutQueue(self.client, self.settings.cluster, "amqp", name).push(raw)
+        """Hand `msg` to the outgoing connection `out_name` durably (Redis); its connector
+        publishes it with publisher confirms, also while it restarts or moves to another server.
+        headers, priority, expiration (ms) and the other keywords are AMQP message properties."""
+        self.defs.get(out_name)
+        props = dict(properties or {})
+        extra = {"headers": headers, "priority": priority, "expiration": expiration, **kwargs}
+        for key, value in extra.items():
+            if key not in AMQP_KEYWORDS:
+                raise ConnectorError(f"amqp.send: unknown argument {key!r}")
+            if value is not None:
+                props[key] = str(value) if key == "expiration" else value
+        raw = encode(msg, exchange, routing_key, props)
+        OutQueue(self.client, self.cluster, "amqp", out_name).push(raw)
 
 
 class IBMMQOutgoing:
-    def __init__(self, settings: ServerSettings, client: redis.Redis):
-        self.settings, self.client = settings, client
-        self.defs = _Definitions(settings, "ibm-mq-outgoing")
+    def __init__(self, load: Loader, cluster: str, client: redis.Redis):
+        self.cluster, self.client = cluster, client
+        self.defs = _Definitions(load, "ibm-mq-outgoing")
 
     def send(
         self,
@@ -100,7 +172,7 @@ class IBMMQOutgoing:
         Works without the IBM MQ client installed on this server; expiry is in seconds."""
         self.defs.get(name)
         raw = ibmmq_outgoing.encode(data, queue, priority, expiry, persistence, correlation_id, reply_to)
-        OutQueue(self.client, self.settings.cluster, ibmmq_outgoing.KIND, name).push(raw)
+        OutQueue(self.client, self.cluster, ibmmq_outgoing.KIND, name).push(raw)
 
 
 def _zmq_module():  # noqa: ANN202
@@ -131,8 +203,8 @@ def to_bytes(data: object) -> bytes:
 
 
 class ZMQOutgoing:
-    def __init__(self, settings: ServerSettings):
-        self.defs = _Definitions(settings, "zmq-outgoing")
+    def __init__(self, load: Loader):
+        self.defs = _Definitions(load, "zmq-outgoing")
         self._sockets: dict[str, tuple[tuple, object]] = {}
         self._lock = threading.Lock()
         self._zmq = None
@@ -183,9 +255,15 @@ class ZMQOutgoing:
 
 class Outgoing:
     def __init__(self, settings: ServerSettings, client: redis.Redis):
-        self.amqp = AMQPOutgoing(settings, client)
-        self.ibm_mq = IBMMQOutgoing(settings, client)
-        self.zmq = ZMQOutgoing(settings)
+        from zato.service.out_http import PlainHTTP
+        from zato.service.out_sql import SQL
+
+        load = odb_loader(settings)
+        self.amqp = AMQPOutgoing(load, settings.cluster, client)
+        self.ibm_mq = IBMMQOutgoing(load, settings.cluster, client)
+        self.zmq = ZMQOutgoing(load)
+        self.plain_http = PlainHTTP(_Definitions(load, "http-outgoing"))
+        self.sql = SQL(_Definitions(load, "sql-outgoing"))
 
 
 def make_outgoing(settings: ServerSettings, redis_client: redis.Redis) -> Outgoing:
