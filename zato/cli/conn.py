@@ -5,7 +5,7 @@
     zato conn edit amqp-channel DIR --name orders --prefetch 50
     zato conn delete amqp-channel DIR --name orders
     zato conn list DIR [--kind amqp-channel]
-    zato conn create http-outgoing DIR --name crm --address http://crm:8080 --path /clients/{id}
+    zato conn create http-outgoing DIR --name crm --address http://crm:8080 --url-path /clients/{id}
     zato conn create sql-outgoing DIR --name crm-db --url postgresql://crm@db/crm --password -
 
 DIR is a server or quickstart directory (its ODB and Redis are used). Changes apply live.

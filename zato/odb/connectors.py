@@ -155,7 +155,7 @@ FIELDS: dict[str, tuple[Field, ...]] = {
     "http-outgoing": (
         _NAME,
         Field("address", "http-url", required=True),
-        Field("path"),
+        Field("url_path"),
         Field("timeout", "int", lo=1, hi=3600),
         Field("username"),
         Field("password", secret=True),

@@ -227,7 +227,7 @@ class HTTPOutgoing(Base):
     cluster_id: Mapped[int] = mapped_column(ForeignKey("zato_cluster.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(200))
     address: Mapped[str] = mapped_column(String(400))  # http(s)://host:port
-    path: Mapped[str] = mapped_column(String(400), default="")  # may hold {params}
+    url_path: Mapped[str] = mapped_column(String(400), default="")  # may hold {params}
     timeout: Mapped[int] = mapped_column(Integer, default=10)  # seconds
     username: Mapped[str] = mapped_column(String(200), default="")
     password: Mapped[str] = mapped_column(String(200), default="")

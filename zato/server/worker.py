@@ -4,6 +4,7 @@ with the ODB by a greenlet that listens for config events (and reconciles on eve
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from typing import Any
@@ -39,7 +40,7 @@ class Worker:
             make_outgoing(settings, self.redis),
             kvdb=KVDB(self.redis),
             cache=Cache(self.redis, settings.cluster),
-            async_push=self._push_async,
+            async_push=functools.partial(async_invoke.push, self.redis, settings.cluster),
         )
         add_internal(self.store)
         self.channels: Router[dict[str | None, ChannelRecord]] = Router()  # url_path -> method -> channel
@@ -48,9 +49,6 @@ class Worker:
         self._loaded_event: Any = None
         self._listener: Any = None
         self._async: Any = None
-
-    def _push_async(self, service: str, payload: Any, cid: str) -> None:
-        async_invoke.push(self.redis, self.settings.cluster, service, payload, cid)
 
     # Reconciling with the ODB
 

@@ -24,7 +24,7 @@ from zato.server import body as bodies
 from zato.server import metrics
 from zato.server.readiness import READY_PATH, DrainFlag, not_ready_reason, ready_body
 from zato.server.worker import Worker
-from zato.service.base import HTTP_SOAP, INTERNAL, ChannelInfo, Request, Response
+from zato.service.base import HTTP_SOAP, INTERNAL, ChannelInfo, Request, Response, without_credentials
 
 logger = logging.getLogger("zato.http")
 
@@ -83,9 +83,19 @@ def parse_payload(raw: bytes, as_json: bool) -> Any:
         return raw
 
 
-def path_params(params: dict[str, str]) -> dict[str, str]:
-    """WSGI gives the path as latin-1 text of its bytes: URL parameters as real text."""
-    return {k: v.encode("latin-1").decode("utf-8", "replace") for k, v in params.items()}
+FORM = "application/x-www-form-urlencoded"
+
+
+def channel_payload(raw: bytes, environ: dict, as_json: bool) -> Any:
+    """A channel's payload: form fields (a dict, so SimpleIO input reads them), else JSON or text."""
+    if raw and environ.get("CONTENT_TYPE", "").startswith(FORM):
+        return dict(parse_qsl(raw.decode("utf-8", "replace")))
+    return parse_payload(raw, as_json)
+
+
+def as_text(wsgi_str: str) -> str:
+    """WSGI gives the path as latin-1 text of its bytes: the path as real (UTF-8) text."""
+    return wsgi_str.encode("latin-1").decode("utf-8", "replace") if not wsgi_str.isascii() else wsgi_str
 
 
 class ServerApp:
@@ -226,12 +236,12 @@ class ServerApp:
             raw = self._body(environ, ch.max_body)  # the channel's own limit when it has one
             query = environ.get("QUERY_STRING")
             request = Request(
-                payload=parse_payload(raw, ch.data_format == "json"),
+                payload=channel_payload(raw, environ, ch.data_format == "json"),
                 raw=raw,
                 method=method,
-                path=path,
+                path=as_text(path),
                 params=dict(parse_qsl(query)) if query else {},
-                path_params=path_params(params) if params else None,
+                path_params={k: as_text(v) for k, v in params.items()} if params else None,
                 environ=environ,
                 channel=ChannelInfo(ch.name, HTTP_SOAP),
             )
@@ -276,7 +286,7 @@ class ServerApp:
             raw=raw,
             method="POST",
             path=environ.get("PATH_INFO", ""),
-            environ=environ,  # the service sees neither X-Zato-Secret nor Authorization
+            environ=without_credentials(environ),
             channel=ChannelInfo("internal", INTERNAL),
         )
         return self._reply(start_response, self._run(service, request, cid), cid)

@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl
 
 from zato.common.errors import ServiceNotFound
 from zato.server.wsgi import JSON, HTTPError, ServerApp, basic_auth, parse_payload, render
-from zato.service.base import INVOKE, ChannelInfo, Request
+from zato.service.base import INVOKE, ChannelInfo, Request, without_credentials
 
 logger = logging.getLogger("zato.http")
 
@@ -74,7 +74,7 @@ class InvokeAPI:
                 raise HTTPError(404, f"no such service: {name}") from None
         else:
             request = Request(payload=payload, raw=raw, path=environ.get("PATH_INFO", ""),
-                              environ=environ, channel=ChannelInfo("invoke", INVOKE))
+                              environ=without_credentials(environ), channel=ChannelInfo("invoke", INVOKE))
             response = self.app._run(name, request, cid)
             result = response.payload
         body, _ = render(result, None)
@@ -99,7 +99,7 @@ class InvokeAPI:
             method=environ.get("REQUEST_METHOD", "POST"),
             path=environ.get("PATH_INFO", ""),
             params=dict(parse_qsl(query)) if query else {},
-            environ=environ,
+            environ=without_credentials(environ),
             channel=ChannelInfo("api-invoke", INVOKE),
         )
         return self.app._reply(start_response, self.app._run(name, request, cid), cid)

@@ -116,6 +116,11 @@ class Request:
 HIDDEN_ENV = ("HTTP_AUTHORIZATION", "HTTP_X_ZATO_SECRET")
 
 
+def without_credentials(environ: dict) -> dict:
+    """A copy of a WSGI environ for a service on an authenticated endpoint: no credentials."""
+    return {k: v for k, v in environ.items() if k not in HIDDEN_ENV}
+
+
 def headers_of(environ: dict) -> dict[str, str]:
     """HTTP headers from a WSGI environ, Content-Type and Content-Length included."""
     out = {k[5:].replace("_", "-").title(): v for k, v in environ.items()

@@ -5,7 +5,7 @@
     response = conn.post(self.cid, {"name": "x"}, headers={"X-A": "b"})
     response.status_code, response.text, response.json()
 
-A definition (kind http-outgoing: address, path with {params}, timeout, username/password,
+A definition (kind http-outgoing: address, url_path with {params}, timeout, username/password,
 data_format) lives in the ODB. Each worker keeps one requests.Session (a connection pool,
 gevent-friendly under the server's monkey-patching) per connection and makes a new one when
 the definition changes. Parameters the path does not name go to the query string.
@@ -49,7 +49,7 @@ class HTTPConn:
     def __init__(self, name: str, definition: dict):
         self.name = name
         self._address = definition["address"].rstrip("/")
-        self._path = definition.get("path") or ""
+        self._path = definition.get("url_path") or ""
         self._timeout = definition.get("timeout") or 10
         self._json = (definition.get("data_format") or "json") == "json"
         self._session = requests.Session()

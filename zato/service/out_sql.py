@@ -18,12 +18,13 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
 from zato.common.errors import ConnectorError
+from zato.odb.engine import normalize_url
 from zato.service.outgoing import PerWorker
 
 
 def engine_of(name: str, d: dict) -> Engine:
     try:
-        url = make_url(d["url"])
+        url = make_url(normalize_url(d["url"]))
         if d.get("password"):
             url = url.set(password=d["password"])
         if url.get_backend_name() == "sqlite":

@@ -1,0 +1,277 @@
+"""Zato users' services and clients, unchanged: the corpus in tests/zato_corpus deployed through
+`zato deploy` and through the pickup folder of a two-server cluster (PostgreSQL ODB, LB), then
+called through {param} channels on both servers and the LB, through /zato/admin/invoke
+(AnyServiceInvoker's wire format) and /zato/api/invoke/{service} (APIClient's)."""
+
+from __future__ import annotations
+
+import base64
+import glob
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import uuid
+
+import pika
+import pytest
+import redis
+import requests
+
+from tests.support import AMQP_URL, PG_URL, REDIS_URL, wait_for, zato
+
+CORPUS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "zato_corpus")
+BY_CLI = ("crm_clients", "crm_create", "billing_models", "http_inspect", "cache_kvdb", "invoker")
+CHANNELS = [
+    ("crm-get", "/crm/clients/{client_id}", "crm.client.get", "GET"),
+    ("crm-create", "/crm/clients", "crm.client.create", "POST"),
+    ("billing", "/billing/invoices/{invoice_id}", "billing.invoice.get", None),
+    ("inspect", "/demo/inspect/{item}", "demo.inspect", None),
+    ("lookup", "/demo/lookup/{sku}", "demo.lookup", None),
+    ("fetch", "/demo/fetch/{client_id}", "out.http.fetch-client", None),
+    ("probe", "/demo/probe", "demo.secrets.probe", None),
+]
+
+
+def deploy_corpus(qs) -> None:  # noqa: ANN001
+    """Half through `zato deploy` (in parallel), the rest dropped into server1's pickup folder."""
+    server1 = qs.server_dir("server1")
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "zato", "deploy", server1, os.path.join(CORPUS, m + ".py")],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for m in BY_CLI
+    ]
+    for p in procs:
+        out, _ = p.communicate(timeout=60)
+        assert p.returncode == 0, out
+    picked = [f for f in glob.glob(os.path.join(CORPUS, "*.py")) if os.path.basename(f)[:-3] not in BY_CLI]
+    for path in picked:
+        shutil.copy(path, os.path.join(server1, "pickup"))
+
+
+@pytest.fixture(scope="module")
+def cluster(module_quickstart):
+    qs = module_quickstart(servers=2, odb=PG_URL)
+    qs.start()
+    deploy_corpus(qs)
+    admin = requests.Session()
+    admin.auth = qs.admin_auth
+    for name, url_path, service, method in CHANNELS:
+        r = admin.post(f"{qs.server_url('server1')}/zato/admin/channels",
+                       json={"name": name, "url_path": url_path, "service": service, "method": method})
+        assert r.status_code in (200, 201), r.text
+    qs.invoke_auth = (qs.settings("server1").invoke_username, qs.settings("server1").invoke_password)
+    every = set(service_names())
+    for url in (qs.server_url("server1"), qs.server_url("server2")):
+        wait_for(lambda u=url: every <= set(api(qs, u, "zato.service.list").json()), timeout=60,
+                 what=f"every corpus service on {url}")
+        wait_for(lambda u=url: requests.get(f"{u}/crm/clients/1").status_code == 200, what="channels loaded")
+    yield qs
+    client = redis.Redis.from_url(REDIS_URL)
+    for key in client.scan_iter("demo:*"):
+        client.delete(key)
+
+
+def service_names() -> list[str]:
+    from zato.service.store import load_source
+
+    names = []
+    for path in glob.glob(os.path.join(CORPUS, "*.py")):
+        with open(path) as f:
+            names += list(load_source(os.path.basename(path)[:-3], f.read()))
+    return names
+
+
+def api(qs, base: str, service: str, payload=None, auth=None, **kw) -> requests.Response:  # noqa: ANN001
+    return requests.post(f"{base}/zato/api/invoke/{service}", data=json.dumps(payload),
+                         auth=auth or qs.invoke_auth, **kw)
+
+
+def urls(qs) -> list[str]:  # noqa: ANN001
+    return [qs.server_url("server1"), qs.server_url("server2"), qs.lb_url]
+
+
+def test_deployed_both_ways_and_served_through_param_channels(cluster) -> None:
+    assert len(glob.glob(os.path.join(CORPUS, "*.py"))) >= 12
+    processed = os.listdir(os.path.join(cluster.server_dir("server1"), "pickup", "processed"))
+    assert len([f for f in processed if f.endswith(".py")]) == 13 - len(BY_CLI)
+    for base in urls(cluster):
+        r = requests.get(f"{base}/crm/clients/42?is_vip=yes&lang=pl")
+        assert r.status_code == 200, r.text
+        assert r.json() == {"client_id": 42, "name": "Client 42", "is_vip": True, "lang": "pl"}
+        assert r.headers["X-Zato-CID"].startswith("K")
+        r = requests.post(f"{base}/crm/clients", json={"name": "Acme", "email": "a@acme.test"})
+        assert (r.status_code, r.headers["Location"]) == (201, "/crm/clients/1004")
+        assert r.json() == {"client_id": 1004, "name": "Acme", "email": "a@acme.test"}
+        r = requests.get(f"{base}/billing/invoices/10?currency=PLN")
+        assert r.json() == {"invoice_id": 10, "amount": 15.0, "currency": "PLN"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "detail"),
+    [
+        ("GET", "/crm/clients/abc", None, 400, "invalid input client_id: 'abc' is not an integer"),
+        ("POST", "/crm/clients", {"email": "x@y"}, 400, "missing input: name"),
+        ("GET", "/billing/invoices/7x", None, 400, "invalid input invoice_id: '7x' is not an integer"),
+        ("GET", "/crm/clients/1/extra", None, 404, "no channel serves /crm/clients/1/extra"),
+        ("DELETE", "/crm/clients/1", None, 405, "method DELETE is not allowed"),
+        ("GET", "/demo/lookup/BAD", None, 400, "sku must start with SKU-"),
+        ("GET", "/demo/lookup/SKU-9", None, 404, "no product SKU-9"),
+        ("GET", "/demo/fetch/1?conn_name=nope", None, 404, "no active http-outgoing connection named 'nope'"),
+        ("POST", "/crm/clients", b"{not json", 400, "malformed JSON"),
+    ],
+)
+def test_bad_input_is_a_4xx_in_zato_envelope(cluster, method, path, body, status, detail) -> None:
+    kw = {"json": body} if isinstance(body, dict) else {"data": body}
+    r = requests.request(method, cluster.lb_url + path, **kw)
+    assert r.status_code == status, r.text
+    env = r.json()["zato_env"]
+    assert env["result"] == "ZATO_ERROR" and detail in env["details"]
+
+
+def test_request_and_response_api(cluster) -> None:
+    r = requests.post(f"{cluster.server_url('server2')}/demo/inspect/it%C3%A9m?q=1", data="a=1&b=2",
+                      headers={"Content-Type": "application/x-www-form-urlencoded", "X-Custom": "c"})
+    assert r.status_code == 200, r.text
+    assert r.headers["Content-Type"] == "application/vnd.demo+json" and r.headers["X-Demo"] == "yes"
+    got = r.json()
+    assert got["cid"] == r.headers["X-Zato-CID"] and got["name"] == "demo.inspect"
+    assert (got["channel_name"], got["channel_type"]) == ("inspect", "http-soap")
+    assert (got["method"], got["path"], got["wsgi_method"]) == ("POST", "/demo/inspect/itém", "POST")
+    assert got["GET"] == {"q": "1"} and got["POST"] == {"a": "1", "b": "2"}
+    assert got["params"] == {"q": "1", "item": "itém"}
+    assert (got["content_type"], got["content_length"], got["x_custom"]) == (
+        "application/x-www-form-urlencoded", "7", "c")
+    assert got["raw_request"] == "a=1&b=2" and got["before"] is True and got["server"] == "server2"
+    assert got["utcnow"][:2] == "20" and "T" in got["utcnow"]
+
+
+def test_invoke_and_get_name(cluster) -> None:
+    r = api(cluster, cluster.lb_url, "demo.quadrupler", {"number_count": 3})
+    assert r.status_code == 200 and r.json() == {"number_count": 12}
+
+
+def test_any_service_invoker_wire_format(cluster) -> None:
+    """What zato-client's AnyServiceInvoker (3.2.1) posts and how it reads the answer."""
+    for base in urls(cluster):
+        payload = base64.b64encode(b'{"invoice_id": 2}').decode()
+        request = {"name": "billing.invoice.get", "payload": payload, "channel": "invoke",
+                   "data_format": "json", "transport": None, "is_async": False, "expiration": 15,
+                   "pid": None, "all_pids": False, "timeout": None, "skip_response_elem": True}
+        r = requests.post(f"{base}/zato/admin/invoke", data=json.dumps(request), auth=cluster.invoke_auth)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["zato_env"]["result"] == "ZATO_OK" and body["zato_env"]["cid"] == r.headers["X-Zato-CID"]
+        inner = json.loads(base64.b64decode(body["zato_service_invoke_response"]))
+        assert inner == {"invoice_id": 2, "amount": 3.0, "currency": "EUR"}
+    request["payload"] = base64.b64encode(b"{}").decode()
+    r = requests.post(f"{cluster.lb_url}/zato/admin/invoke", data=json.dumps(request),
+                      auth=cluster.invoke_auth)
+    assert r.status_code == 400 and r.json()["zato_env"]["details"] == "missing input: invoice_id"
+
+
+def test_invoke_endpoints_refuse_any_other_user(cluster) -> None:
+    user, password = cluster.invoke_auth
+    for auth in (None, cluster.admin_auth, (user, password + "x"), ("admin.invoke2", password)):
+        for path in ("/zato/admin/invoke", "/zato/api/invoke/zato.ping"):
+            r = requests.post(cluster.lb_url + path, data="{}", auth=auth)
+            assert r.status_code == 401, (path, auth, r.text)
+            assert r.json()["zato_env"]["details"] == "wrong or missing credentials"
+    assert api(cluster, cluster.lb_url, "no.such.service").status_code == 404
+
+
+def test_cache_and_kvdb_shared_by_the_cluster(cluster) -> None:
+    s1, s2 = cluster.server_url("server1"), cluster.server_url("server2")
+    key = f"k-{uuid.uuid4().hex[:8]}"
+    r = api(cluster, s1, "demo.cache.set", {"key": key, "value": "v1"})
+    assert r.json() == {"stored": key, "server": "server1"}
+    got = api(cluster, s2, "demo.cache.get", {"key": key, "delete": True}).json()
+    assert got["value"] == "v1" and got["sets"] >= 1
+    assert api(cluster, s1, "demo.cache.get", {"key": key}).json()["value"] is None
+    api(cluster, s2, "demo.cache.set", {"key": key, "value": "short", "expiry": 0.3})
+    wait_for(lambda: api(cluster, s1, "demo.cache.get", {"key": key}).json()["value"] is None,
+             what="the cache entry to expire")
+
+
+def test_outgoing_http_and_sql_live_and_masked(cluster) -> None:
+    server1 = cluster.server_dir("server1")
+    zato("conn", "create", "http-outgoing", server1, "--name", "self-crm", "--address", cluster.lb_url,
+         "--url-path", "/crm/clients/{client_id}", "--username", "u", "--password", "http-secret-1")
+    admin = requests.Session()
+    admin.auth = cluster.admin_auth
+    r = admin.post(f"{cluster.lb_url}/zato/admin/conn/sql-outgoing",
+                   json={"name": "demo-db", "url": "postgresql://postgres@127.0.0.1:5432/test",
+                         "password": "sql-secret-1", "pool_size": 2})
+    assert r.status_code == 201 and r.json()["password"] == "******"
+    bad = admin.post(f"{cluster.lb_url}/zato/admin/conn/sql-outgoing",
+                     json={"name": "bad-db", "url": "postgresql://a:pw@h/db"})
+    assert bad.status_code == 400 and "keep the password out of the URL" in bad.text
+    listed = zato("conn", "list", server1).stdout
+    assert "http-secret-1" not in listed and "sql-secret-1" not in listed and "password=******" in listed
+    for base in urls(cluster):
+        r = requests.get(f"{base}/demo/fetch/5?conn_name=self-crm")
+        assert r.status_code == 200, r.text
+        assert r.json() == {"status": 200, "remote": {"client_id": 5, "name": "Client 5", "lang": "pl"}}
+        r = api(cluster, base, "out.sql.sum", {"a_count": 2, "b_count": 40})
+        assert r.status_code == 200 and r.json() == {"total": 42}, r.text
+    zato("conn", "edit", "http-outgoing", server1, "--name", "self-crm", "--active", "false")
+    wait_for(lambda: requests.get(f"{cluster.lb_url}/demo/fetch/5?conn_name=self-crm").status_code == 404,
+             what="the deactivated connection to be refused without a restart")
+
+
+def test_amqp_send_with_zato_argument_names(cluster) -> None:
+    queue = f"zato-compat-{uuid.uuid4().hex[:8]}"
+    conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    channel = conn.channel()
+    channel.queue_declare(queue, arguments={"x-max-priority": 10}, auto_delete=True)
+    try:
+        server1 = cluster.server_dir("server1")
+        zato("conn", "create", "amqp-def", server1, "--name", "rabbit", "--host", "127.0.0.1")
+        zato("conn", "create", "amqp-outgoing", server1, "--name", "demo-out", "--def", "rabbit")
+        r = api(cluster, cluster.lb_url, "out.amqp.publish", {"msg": {"n": 1}, "out_name": "demo-out",
+                                                               "queue": queue})
+        assert r.status_code == 200, r.text
+
+        def got():  # noqa: ANN202
+            method, props, body = channel.basic_get(queue, auto_ack=True)
+            return (props, body) if method else None
+
+        props, body = wait_for(got, timeout=30, what="the message in RabbitMQ")
+        assert json.loads(body) == {"n": 1}
+        assert (props.headers["x-demo"], props.priority, props.expiration) == ("yes", 5, "60000")
+    finally:
+        conn.close()
+
+
+def test_service_code_sees_no_secret(cluster) -> None:
+    s = cluster.settings("server1")
+    r = requests.get(f"{cluster.lb_url}/demo/probe", auth=("someone", "x"))
+    found = r.json()
+    assert found["objects"] > 100  # it did walk the service's world
+    text = "\n".join(found["strings"])
+    for secret in (s.admin_password, s.cluster_secret, s.invoke_password, "postgres:postgres@"):
+        assert secret not in text
+    r = api(cluster, cluster.lb_url, "demo.secrets.probe")
+    assert s.invoke_password not in "\n".join(r.json()["strings"])
+
+
+def test_invoke_async_survives_the_death_of_the_server_running_it(cluster) -> None:
+    """Last in this module: it kills a server."""
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    job = uuid.uuid4().hex[:8]
+    r = api(cluster, cluster.server_url("server1"), "jobs.start", {"job": job, "sleep": 0})
+    assert r.status_code == 200 and r.json()["cid"].startswith("K")
+    wait_for(lambda: client.lrange(f"demo:job-done:{job}", 0, -1), what="the async job")
+    assert client.lrange(f"demo:job-done:{job}", 0, -1)[0].endswith(" invoke-async")
+    slow = uuid.uuid4().hex[:8]
+    api(cluster, cluster.server_url("server1"), "jobs.start", {"job": slow, "sleep": 3})
+    started = wait_for(lambda: client.lrange(f"demo:job-started:{slow}", 0, -1), what="the slow job to start")
+    runner = started[0]
+    os.killpg(cluster.pid(runner), signal.SIGKILL)  # the arbiter, its workers, its supervisor
+    survivor = "server2" if runner == "server1" else "server1"
+    done = wait_for(lambda: client.lrange(f"demo:job-done:{slow}", 0, -1), timeout=30,
+                    what="the job to run again on the surviving server")
+    assert done == [f"{survivor} invoke-async"]
+    assert client.lrange(f"demo:job-started:{slow}", 0, -1) == [runner, survivor]
