@@ -5,7 +5,7 @@ PYTEST    := $(VENV)/bin/pytest
 RUN_DIR   ?= run/quickstart
 PYTEST_ARGS ?=
 
-.PHONY: deps run stop status test test-unit lint bench clean
+.PHONY: deps run stop status test test-unit check-protocol lint bench clean
 
 deps:
 	bin/setup-deps
@@ -36,6 +36,10 @@ test: deps
 
 test-unit: deps
 	$(PYTEST) -q tests/unit
+
+# The lease protocol's property tests with many more examples than `make test` runs.
+check-protocol: deps
+	ZATO_PROTOCOL_EXAMPLES=$${ZATO_PROTOCOL_EXAMPLES:-2000} $(PYTEST) -q -p no:cacheprovider tests/unit/test_lease_protocol.py
 
 lint: deps
 	$(VENV)/bin/ruff check zato tests bench

@@ -4,6 +4,8 @@
      ├─ ConfigError          a config file or value is missing or malformed
      ├─ ODBError             the configuration database cannot be reached or used
      ├─ CoordError           Redis (membership, lease, events, queues) failed
+     │   ├─ CoordUnavailable Redis cannot be reached (connection refused, timeout, no master)
+     │   ├─ CoordDataError   Redis answered with an error (WRONGTYPE, a script error): a bug
      │   └─ LeaseLost        this process is no longer the connector-server lease holder
      ├─ ComponentError       a component directory is wrong, or its process is in a bad state
      │   └─ AlreadyRunning   the pidfile points at a live process
@@ -34,6 +36,14 @@ class ODBError(ZatoError):
 
 class CoordError(ZatoError):
     pass
+
+
+class CoordUnavailable(CoordError):
+    """Redis did not answer: retrying later may help."""
+
+
+class CoordDataError(CoordError):
+    """Redis answered with an error (WRONGTYPE, a failing script...): retrying will not help."""
 
 
 class LeaseLost(CoordError):

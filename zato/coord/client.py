@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import redis
 from redis.sentinel import MasterNotFoundError, Sentinel
 
-from zato.common.errors import CoordError
+from zato.common.errors import CoordDataError, CoordUnavailable
 from zato.common.log import redact
 from zato.config.settings import RedisSettings
 
@@ -50,13 +50,16 @@ def describe(settings: RedisSettings) -> str:
 
 @contextlib.contextmanager
 def translate(what: str) -> Iterator[None]:
-    """Turn redis-py exceptions into CoordError('<what>: <reason>')."""
+    """Turn redis-py exceptions into CoordError('<what>: <reason>'): CoordUnavailable when Redis
+    cannot be reached, CoordDataError when it answered with an error (a bug, not an outage)."""
     try:
         yield
     except MasterNotFoundError as e:  # its text embeds a whole client repr: keep the line short
         reason = str(e).split(" : ")[0]
-        raise CoordError(f"{what}: {reason} (no Sentinel reachable, or none monitors it)") from e
+        raise CoordUnavailable(f"{what}: {reason} (no Sentinel reachable, or none monitors it)") from e
+    except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as e:
+        raise CoordUnavailable(f"{what}: {type(e).__name__}: {e}") from e
     except redis.RedisError as e:
-        raise CoordError(f"{what}: {type(e).__name__}: {e}") from e
+        raise CoordDataError(f"{what}: {type(e).__name__}: {e}") from e
     except OSError as e:
-        raise CoordError(f"{what}: {e}") from e
+        raise CoordUnavailable(f"{what}: {e}") from e

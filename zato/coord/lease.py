@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import redis
 
-from zato.common.errors import CoordError, LeaseLost
+from zato.common.errors import CoordDataError, CoordError, LeaseLost
 from zato.config.settings import LeaseSettings
 from zato.coord.client import translate
 from zato.coord.keys import Keys
@@ -225,6 +225,10 @@ class RedisHealth:
         self.last_error = ""
 
     def failed(self, what: str, error: Exception) -> None:
+        if isinstance(error, CoordDataError):  # Redis answered: a bug, not an outage
+            logger.error("Redis refused %s: %s", what, error)
+            self.last_error = str(error)
+            return
         with self._lock:
             self.last_error = str(error)
             if self.down_since is None:
