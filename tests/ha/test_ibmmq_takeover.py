@@ -3,7 +3,7 @@ an IBM MQ channel (stand-in queue manager, or a real one named by ZATO_TEST_IBMM
 lease holder's whole process group is SIGKILLed; services send through self.out.ibm_mq
 meanwhile. Every message reaches the service at least once and every accepted outgoing one
 reaches the queue; duplicates are counted and printed. The definitions are made with
-`zato conn`, and `zato cluster status` shows both connectors."""
+`zato conn` and the admin API, and `zato cluster status` shows both connectors."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import os
 import threading
 
 import pytest
+import requests
 
 from tests.conn_support import services_source
 from tests.ha.takeover_support import OutgoingSender, kill_holder, received_ids
@@ -37,9 +38,13 @@ def create_connections(qs, qm) -> None:  # noqa: ANN001
          "--password", "-", "--heartbeat", "5", input=qm.password + "\n")  # fmt: skip
     zato("conn", "create", "ibm-mq-channel", qs.path, "--name", "in", "--def", "qm",
          "--queue", qm.queues["in"], "--service", "conn.record",
-         "--backout-queue", qm.queues["backout"])  # fmt: skip
-    zato("conn", "create", "ibm-mq-outgoing", qs.path, "--name", "out", "--def", "qm",
-         "--queue", qm.queues["out"])  # fmt: skip
+         "--backout-queue", qm.queues["backout"], "--max-in-flight", "4")  # fmt: skip
+    admin = qs.server_url("server2") + "/zato/admin/conn"  # the admin API, as the CLI would
+    out = {"name": "out", "def": "qm", "queue": qm.queues["out"]}
+    r = requests.post(admin + "/ibm-mq-outgoing", json=out, auth=qs.admin_auth, timeout=10)
+    assert r.status_code == 201, r.text
+    defs = requests.get(admin, params={"kind": "ibm-mq-def"}, auth=qs.admin_auth, timeout=10).json()
+    assert [d["password"] for d in defs["connections"]] == ["******"]
     zato("channel", "create", qs.path, "--name", "send-ibmmq", "--url-path", "/send-ibmmq",
          "--service", "conn.send-ibmmq")  # fmt: skip
 

@@ -1,4 +1,4 @@
-"""Admin API routes for connection definitions: AMQP, ZeroMQ, outgoing HTTP and SQL (live).
+"""Admin API routes for connection definitions: AMQP, IBM MQ, ZeroMQ, outgoing HTTP and SQL (live).
 
     GET    /conn                 every definition (?kind= to filter); passwords masked
     GET    /conn/<kind>/<name>   one definition
@@ -6,7 +6,8 @@
     PATCH  /conn/<kind>/<name>   change the given fields (PUT does the same)
     DELETE /conn/<kind>/<name>   delete (its connector stops)
 
-kind: amqp-def | amqp-channel | amqp-outgoing | zmq-channel | zmq-outgoing | http-outgoing | sql-outgoing.
+kind: amqp-def | amqp-channel | amqp-outgoing | ibm-mq-def | ibm-mq-channel | ibm-mq-outgoing |
+zmq-channel | zmq-outgoing | http-outgoing | sql-outgoing.
 Bad input answers 400 naming the field, an unknown name 404.
 """
 

@@ -1,4 +1,5 @@
-"""`zato conn create|edit|delete|list`: AMQP, ZeroMQ, outgoing HTTP and SQL connection definitions.
+"""`zato conn create|edit|delete|list`: AMQP, IBM MQ, ZeroMQ, outgoing HTTP and SQL connection
+definitions.
 
     zato conn create amqp-def DIR --name rabbit --host 127.0.0.1 --password -   (- reads stdin)
     zato conn create amqp-channel DIR --name orders --def rabbit --queue orders --service my.svc
@@ -49,7 +50,7 @@ def _add_kind_parsers(act: argparse._SubParsersAction, action: str, func) -> Non
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    what = "AMQP, ZeroMQ, outgoing HTTP and SQL connections"
+    what = "AMQP, IBM MQ, ZeroMQ, outgoing HTTP and SQL connections"
     p = sub.add_parser("conn", help=f"create, edit, delete or list {what}")
     act = p.add_subparsers(dest="action", metavar="ACTION")
     act.required = True
