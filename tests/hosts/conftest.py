@@ -23,9 +23,7 @@ def lab():
     try:
         made.start()
         made.deploy()
-        made.cli(
-            "conn create amqp-def", "--name", "rabbit", "--host", made.broker_ip, "--heartbeat", "2"
-        )
+        made.cli("conn create amqp-def", "--name", "rabbit", "--host", made.broker_ip, "--heartbeat", "2")
         wait_all_up(made)
         yield made
     finally:
@@ -36,6 +34,7 @@ def lab():
 @pytest.fixture
 def channel(lab):
     """An AMQP channel (queue -> lab.record) and a publisher into its queue; removed afterwards."""
+    lab.reset_accepted()
     queue = f"zl-in-{uuid.uuid4().hex[:8]}"
     pub = AmqpPublisher(queue)
     name = f"in-{queue[-8:]}"

@@ -287,6 +287,12 @@ class Lab:
             lambda: (h := self.holder()) and h[0] != other_than and h, timeout=timeout, what="a lease holder"
         )
 
+    def reset_accepted(self) -> None:
+        for name in self.names:
+            path = os.path.join(self.server_dir(name), "work", "lab-accepted.jsonl")
+            if os.path.exists(path):
+                os.truncate(path, 0)
+
     def accepted(self) -> list[dict]:
         """Every (epoch, server, item) lab.record accepted, on every server."""
         out = []
@@ -295,6 +301,18 @@ class Lab:
                 with open(os.path.join(self.server_dir(name), "work", "lab-accepted.jsonl")) as f:
                     out += [json.loads(line) for line in f if line.strip()]
             except FileNotFoundError:
+                pass
+        return out
+
+    def connectors(self, name: str) -> list[int]:
+        """Pids of the connector processes running on the host (by their process title)."""
+        out = []
+        for pid in self.net.pids(self.host(name)):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if f.read().startswith(b"zato-connector: "):
+                        out.append(pid)
+            except OSError:
                 pass
         return out
 
@@ -333,7 +351,8 @@ class Lab:
                 proc.kill()
             proc.wait(10)
         left = self.net.close()
-        shutil.rmtree(self.root, ignore_errors=True)
+        if not os.environ.get("ZATO_LAB_KEEP"):  # ZATO_LAB_KEEP=1: keep configs and logs to read
+            shutil.rmtree(self.root, ignore_errors=True)
         return left
 
 

@@ -34,7 +34,7 @@ from zato.connector import amqp_common
 from zato.connector.amqp_common import AMQP_ERRORS, RECONNECT, error_text
 from zato.connector.base import Context
 from zato.connector.confirm_window import ConfirmWindow, Publish
-from zato.coord.queues import OutMessage, OutQueue, decode
+from zato.coord.queues import OutMessage, OutQueue, StaleEpoch, decode
 
 logger = logging.getLogger("zato.connector.amqp_outgoing")
 
@@ -78,6 +78,9 @@ class Session:
         def guarded(*args: object) -> None:
             try:
                 fn(*args)
+            except StaleEpoch as e:  # paused past a takeover: Redis refused to move messages
+                self.ctx.lease_lost(str(e))
+                self._close()
             except (CoordError, *AMQP_ERRORS) as e:
                 self._fail(error_text(e))
             except Exception as e:
@@ -258,5 +261,5 @@ class AMQPOutgoingConnector:
 
 
 def run(ctx: Context, definition: dict) -> int:
-    queue = OutQueue(ctx.client, ctx.settings.cluster, "amqp", definition["name"])
+    queue = OutQueue(ctx.client, ctx.settings.cluster, "amqp", definition["name"], ctx.epoch)
     return AMQPOutgoingConnector(ctx, definition, queue).run()

@@ -188,5 +188,5 @@ class IBMMQOutgoingConnector:
 
 
 def run(ctx: Context, definition: dict) -> int:
-    queue = OutQueue(ctx.client, ctx.settings.cluster, KIND, definition["name"])
+    queue = OutQueue(ctx.client, ctx.settings.cluster, KIND, definition["name"], ctx.epoch)
     return IBMMQOutgoingConnector(ctx, definition, queue).run()

@@ -1,13 +1,20 @@
 """Durable hand-off of outgoing messages from server workers to outgoing connectors (flow 6).
 
     worker:     LPUSH out_queue                                   (push)
-    connector:  BLMOVE out_queue -> out_processing (RIGHT, LEFT)  (take, take_many)
+    connector:  wait: BLMOVE out_queue -> out_queue (RIGHT, RIGHT), a no-op rotation that
+                blocks until a message waits; then one fenced script moves up to N messages
+                out_queue -> out_processing (RIGHT, LEFT) only if the connector's epoch is
+                still the newest                                   (take, take_many)
                 publish to the broker, wait for the confirm
                 LREM out_processing                               (done)
     on start:   whatever is left in out_processing is published again (leftovers): nothing is
                 lost when a connector dies between taking and confirming (at-least-once).
 
 Only one copy of a connector runs in the cluster (the lease), so its processing list is its own.
+The move is fenced: an old holder's connector that was paused (SIGSTOP, a long GC, a VM
+freeze) and resumes after a takeover cannot take a single message (StaleEpoch), whatever its
+own clock says; only what it had taken before the pause can be published twice (duplicates,
+never loss: the new holder publishes the processing list too).
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from dataclasses import dataclass, field
 
 import redis
 
-from zato.common.errors import ConnectorError
+from zato.common.errors import ConnectorError, LeaseLost
 from zato.coord.client import translate
 from zato.coord.keys import Keys
 
@@ -40,6 +47,25 @@ AMQP_PROPERTIES = (
     "user_id",
     "app_id",
 )
+
+
+# KEYS: epoch, queue, processing.  ARGV: my epoch, how many.  -> moved messages, or -1 (stale)
+_FENCED_MOVE = """
+if tonumber(ARGV[1]) < tonumber(redis.call('GET', KEYS[1]) or '0') then
+  return -1
+end
+local out = {}
+for i = 1, tonumber(ARGV[2]) do
+  local raw = redis.call('LMOVE', KEYS[2], KEYS[3], 'RIGHT', 'LEFT')
+  if not raw then break end
+  out[i] = raw
+end
+return out
+"""
+
+
+class StaleEpoch(LeaseLost):
+    """Redis refused to move messages for a connector whose epoch is no longer the newest."""
 
 
 @dataclass(frozen=True)
@@ -106,9 +132,14 @@ def decode(raw: str) -> OutMessage:
 class OutQueue:
     """The Redis lists of one outgoing connection."""
 
-    def __init__(self, client: redis.Redis, cluster: str, kind: str, name: str):
+    def __init__(self, client: redis.Redis, cluster: str, kind: str, name: str, epoch: int = 0):
+        """epoch: the connector's fencing epoch (take and take_many refuse to move anything
+        once a newer one exists); 0 for the workers, which only push."""
         keys = Keys(cluster)
         self.client = client
+        self.epoch = epoch
+        self.epoch_key = keys.epoch
+        self._move = client.register_script(_FENCED_MOVE)
         self.what = f"outgoing {kind} {name!r}"
         self.queue = keys.out_queue(kind, name)
         self.processing = keys.out_processing(kind, name)
@@ -119,23 +150,25 @@ class OutQueue:
             self.client.lpush(self.queue, raw)
 
     def take(self, timeout: float) -> str | None:
-        """The oldest waiting message, moved to the processing list; None after `timeout`."""
-        with translate(f"taking a message for {self.what}"):
-            return self.client.blmove(self.queue, self.processing, timeout, "RIGHT", "LEFT")
+        """The oldest waiting message, moved to the processing list; None after `timeout`.
+        StaleEpoch if a newer epoch exists."""
+        with translate(f"waiting for a message for {self.what}"):
+            waiting = self.client.blmove(self.queue, self.queue, timeout, "RIGHT", "RIGHT")
+        if waiting is None:
+            return None
+        got = self.take_many(1)
+        return got[0] if got else None
 
     def take_many(self, limit: int) -> list[str]:
-        """Up to `limit` more waiting messages without blocking (oldest first)."""
-        out: list[str] = []
+        """Up to `limit` waiting messages without blocking (oldest first), moved in one fenced
+        script. StaleEpoch if a newer epoch exists (nothing is moved then)."""
+        if limit <= 0:
+            return []
         with translate(f"taking messages for {self.what}"):
-            # One LMOVE per waiting message (not `limit` of them into an empty list), all in
-            # one round trip.
-            waiting = min(limit, int(self.client.llen(self.queue))) if limit > 0 else 0
-            if waiting:
-                pipe = self.client.pipeline(transaction=False)
-                for _ in range(waiting):
-                    pipe.lmove(self.queue, self.processing, "RIGHT", "LEFT")
-                out = [raw for raw in pipe.execute() if raw is not None]
-        return out
+            got = self._move(keys=[self.epoch_key, self.queue, self.processing], args=[self.epoch, limit])
+        if got == -1:
+            raise StaleEpoch(f"{self.what}: epoch {self.epoch} is no longer the newest: Redis moved nothing")
+        return list(got)
 
     def done(self, raws: list[str]) -> None:
         """The broker confirmed these: remove them from the processing list."""
