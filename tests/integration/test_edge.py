@@ -139,6 +139,24 @@ def test_client_gone_mid_body_is_one_warning_line_and_no_service_call(qs):
     assert calls(qs) == before
 
 
+def test_admin_bodies_are_read_within_the_same_limits(qs):
+    auth = base64.b64encode(":".join(qs.admin_auth).encode()).decode()
+    head = f"""\
+        POST /zato/admin/channels HTTP/1.1
+        Host: x
+        Authorization: Basic {auth}
+        Content-Type: application/json
+        Content-Length: 900
+        """
+    raw_request(qs.server_url("server1"), head, b"{" * 100).close()
+    what = "client went away during POST /zato/admin/channels"
+    wait_for(lambda: what in server_log(qs), 10, what="the warning")
+    assert "Traceback" not in server_log(qs)
+    url = qs.server_url("server1") + "/zato/admin/channels"
+    over = requests.post(url, auth=qs.admin_auth, data=b"{" * (MAX_BODY + 1), timeout=10)
+    assert over.status_code == 413 and over.json()["zato_env"]["result"] == "ZATO_ERROR"
+
+
 def test_internal_path_is_refused_on_the_public_port_and_served_by_the_servers(qs):
     body = b"{}"
     epoch = 10**9  # far ahead: the server accepts it (the test only needs a valid signature)

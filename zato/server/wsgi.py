@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import io
 import json
 import logging
 import time
@@ -143,7 +144,6 @@ class ServerApp:
                 return self.invoke_api.api_invoke(environ, start_response, name, cid)
             if path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/"):
                 requests.labels("admin").inc()
-                bodies.check_length(environ, self.limits.max_body)  # 413 before bottle reads anything
                 return self._admin(environ, start_response, cid)
             requests.labels("channel").inc()
             return self._channel(environ, start_response, path, cid)
@@ -309,6 +309,9 @@ class ServerApp:
         if self.admin_app is None:
             raise HTTPError(503, "the admin API is not available")
         environ = dict(environ)
+        raw = self._body(environ)  # within [limits], so bottle never reads a socket itself
+        environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(raw), str(len(raw))
+        environ.pop("HTTP_TRANSFER_ENCODING", None)
         environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + ADMIN_PREFIX
         environ["PATH_INFO"] = environ["PATH_INFO"][len(ADMIN_PREFIX) :] or "/"
         environ["zato.cid"], environ["zato.admin_user"] = cid, user
