@@ -103,3 +103,36 @@ def test_a_missing_mq_client_is_one_line_naming_what_to_install(monkeypatch):
         ibmmq_common.driver()
     text = str(e.value)
     assert "\n" not in text and "pip install 'zato-ha[ibmmq]'" in text
+
+
+def test_cluster_status_shows_reconnects_backouts_and_why_a_connector_is_fatal():
+    from zato.cli.cluster import render
+    from zato.coord.status import _child
+
+    fatal = _child(
+        {
+            "name": "ibm-mq-channel:in",
+            "kind": "ibm-mq-channel",
+            "state": "FATAL",
+            "last_error": "exited with code 3",
+        },
+        {"state": "fatal", "last_error": ibmmq_common.INSTALL_HINT},
+    )
+    assert fatal["last_error"] == ibmmq_common.INSTALL_HINT
+    busy = _child(
+        {
+            "name": "ibm-mq-outgoing:out",
+            "kind": "ibm-mq-outgoing",
+            "state": "RUNNING",
+            "pid": 7,
+            "restarts": 0,
+        },
+        {"state": "reconnecting", "backouts": 0, "reconnects": 2, "messages_in": 5, "messages_out": 5},
+    )
+    lease = {"holder": "server1", "epoch": 3, "since": None, "newest_epoch": 3}
+    text = render({"cluster": "c", "servers": [], "lease": lease, "children": [fatal, busy], "errors": []})
+    header = next(line for line in text.splitlines() if line.startswith("NAME"))
+    assert "BACKOUTS" in header and "RECONN" in header
+    row = next(line for line in text.splitlines() if line.startswith("ibm-mq-outgoing:out"))
+    assert "RUNNING/reconnecting" in row and row.split()[-2:] == ["2", "-"]  # RECONN, LAST ERROR
+    assert "pip install 'zato-ha[ibmmq]'" in text

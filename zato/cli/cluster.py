@@ -134,7 +134,7 @@ def render(data: dict) -> str:
             out += table(
                 ("NAME", "STATE", "PID", "RESTARTS", "IN", "OUT", "PARKED", "BACKOUTS", "RECONN")
                 + ("LAST ERROR",),
-                [tuple(c[k] for k in keys) for c in children],
+                [tuple(_state(c) if k == "state" else c[k] for k in keys) for c in children],
             )
         else:
             out.append(f"Connectors on {lease['holder']}: none")
@@ -154,6 +154,13 @@ def render(data: dict) -> str:
     for error in data["errors"]:
         out.append(f"warning: {error}")
     return "\n".join(out)
+
+
+def _state(child: dict) -> str:
+    """The supervisor's state of a connector, and what it says it is doing when that is not
+    plain work: RUNNING/reconnecting while its broker or queue manager is away."""
+    state, activity = child.get("state"), child.get("activity")
+    return f"{state}/{activity}" if state == "RUNNING" and activity == "reconnecting" else str(state)
 
 
 def render_lb(lb: dict) -> list[str]:

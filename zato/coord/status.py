@@ -92,6 +92,7 @@ def _child(c: dict, stats: dict) -> dict:
     child = {k: c.get(k) for k in keep}
     for k in ("messages_in", "messages_out", "failures", "parked", "backouts", "reconnects"):
         child[k] = stats.get(k)
+    child["activity"] = stats.get("state")  # the connector's own: running, reconnecting, fatal...
     # The supervisor knows why a process died; the connector knows why its work failed, and
     # why it cannot run at all (a missing package: FATAL), which says more than its exit code.
     if c.get("state") == "FATAL" and stats.get("state") == "fatal" and stats.get("last_error"):
