@@ -41,8 +41,10 @@ test-unit: deps
 check-protocol: deps
 	ZATO_PROTOCOL_EXAMPLES=$${ZATO_PROTOCOL_EXAMPLES:-2000} $(PYTEST) -q -p no:cacheprovider tests/unit/test_lease_protocol.py
 
+# ruff (pyproject.toml: annotations, blind except, simplify, security rules on) and mypy over zato/.
 lint: deps
 	$(VENV)/bin/ruff check zato tests bench
+	$(VENV)/bin/mypy zato
 
 bench: deps
 	@for b in bench/*; do [ -x $$b ] && { echo "== $$b"; $$b; }; done

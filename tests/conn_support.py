@@ -4,6 +4,7 @@ started by pid, and RabbitMQ queues that are deleted afterwards."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -284,27 +285,21 @@ class TCPProxy:
             pass
         finally:
             for s in (src, dst):
-                try:
+                with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
     def stop(self) -> None:
         """Stop listening and cut every open connection."""
         if self._listener is not None:
             ls, self._listener = self._listener, None
-            try:
+            with contextlib.suppress(OSError):
                 ls.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             ls.close()
         with self._lock:
             conns, self._conns = self._conns, []
         for s in conns:
-            try:
+            with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             s.close()
 
 

@@ -3,6 +3,7 @@ running the CLI, waiting for conditions. Real processes only; every test its own
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -279,10 +280,8 @@ class Quickstart:
         while time.monotonic() < deadline and any(pid_alive(p) for p in pids):
             time.sleep(0.1)
         for pid in pids:  # each member runs in its own session: its group id is its pid
-            try:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
         cleanup_redis(self.cluster)
 
 

@@ -5,6 +5,7 @@ supervisor side (the full-server tests use the Quickstart helper of tests/suppor
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -100,10 +101,8 @@ class SupervisedCluster:
     def close(self) -> None:
         for name, proc in self.procs.items():
             if proc.poll() is None:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(proc.pid, signal.SIGCONT)
-                except ProcessLookupError:
-                    pass
                 self.stop(name)
         if self.redis_url == REDIS_URL:
             cleanup_redis(self.cluster)

@@ -15,6 +15,7 @@ namespace, veth, rule and the bridge, even after a failure.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -342,10 +343,8 @@ class Lab:
             pid = self.pid(name)
             if pid and name in self.net.hosts:
                 for sig in (signal.SIGCONT, signal.SIGKILL):
-                    try:
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
                         os.killpg(pid, sig)
-                    except (ProcessLookupError, PermissionError):
-                        pass
         for proc in self._procs:
             if proc.poll() is None:
                 proc.kill()

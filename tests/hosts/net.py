@@ -12,6 +12,7 @@ added by the lab's delaying forwarder (tests/hosts/forward.py), not here.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -169,10 +170,8 @@ class Net:
         self._closed = True
         for host in self.hosts.values():
             for pid in self.pids(host):
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and any(self.pids(h) for h in self.hosts.values()):
             time.sleep(0.05)

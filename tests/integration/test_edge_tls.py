@@ -26,9 +26,11 @@ from zato.common.pidfile import read_pidfile
 def alpn(port: int, ca: str) -> str | None:
     ctx = ssl.create_default_context(cafile=ca)
     ctx.set_alpn_protocols(["h2", "http/1.1"])
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
-        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
-            return s.selected_alpn_protocol()
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+        ctx.wrap_socket(raw, server_hostname="localhost") as s,
+    ):
+        return s.selected_alpn_protocol()
 
 
 def test_quickstart_tls_round_trip_through_the_lb_and_a_mismatched_key_stops_start(quickstart):

@@ -3,6 +3,7 @@ restarts only the one whose definition changed, and leaves when its parent dies.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -91,7 +92,5 @@ def test_the_supervisor_leaves_cleanly_when_its_parent_dies(one) -> None:
         assert "released lease epoch 1" in log and "left cluster" in log
         assert read_holder(one.client, one.cluster) is None
     finally:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(supervisor, signal.SIGKILL)
-        except ProcessLookupError:
-            pass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 
@@ -55,7 +56,5 @@ def remove_pidfile(path: str, pid: int | None = None) -> None:
     """Remove `path` if it still names `pid` (default: this process)."""
     status = read_pidfile(path)
     if status.pid in (pid or os.getpid(), -1):
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
-        except FileNotFoundError:
-            pass

@@ -139,7 +139,6 @@ class LBSettings:
     timeout_client_ms: int = 30000
     timeout_server_ms: int = 30000
     retries: int = 3
-    max_servers: int = 64  # backend slots usable without a reload
     log_level: str = "INFO"
     edge: EdgeSettings = EdgeSettings()
     log_format: str = "text"
@@ -420,7 +419,6 @@ def load_lb_settings(lb_dir: str) -> LBSettings:
         timeout_client_ms=r.int("haproxy", "timeout_client_ms", 30000, 1, 3600000),
         timeout_server_ms=r.int("haproxy", "timeout_server_ms", 30000, 1, 3600000),
         retries=r.int("haproxy", "retries", 3, 0, 100),
-        max_servers=r.int("haproxy", "max_servers", 64, 1, 4096),
         log_level=r.str("logging", "level", "INFO"),
         edge=_edge(r),
         log_format=_log_format(r),

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -123,7 +124,7 @@ class AMQPChannelConnector:
         while self._in_flight and time.monotonic() < deadline:
             conn.process_data_events(time_limit=0.1)
 
-    def _open_channel(self, conn: pika.BlockingConnection):  # noqa: ANN201
+    def _open_channel(self, conn: pika.BlockingConnection):  # noqa: ANN202 - pika's channel type
         """A confirming channel; the queue and its parking queue exist (durable if ours)."""
         ch = conn.channel()
         ch.confirm_delivery()
@@ -172,10 +173,8 @@ class AMQPChannelConnector:
             logger.exception("%s: invocation failed", self.ctx.label)
             result = NoServer(f"invocation failed: {type(e).__name__}: {e}")
         settle = functools.partial(self._settle, conn, ch, pool, delivery, result)
-        try:
+        with contextlib.suppress(*AMQP_ERRORS):  # the connection is gone: the broker gives it back
             conn.add_callback_threadsafe(settle)
-        except AMQP_ERRORS:
-            pass  # the connection is gone: the broker gives the message back
 
     def _settle(self, conn, ch, pool, delivery: Delivery, result: Result | Exception) -> None:  # noqa: ANN001
         self._in_flight -= 1

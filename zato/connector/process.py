@@ -23,6 +23,7 @@ them when the supervisor dies (PR_SET_PDEATHSIG), as a second line of defence.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import enum
 import logging
@@ -113,10 +114,8 @@ class RealOS:
 
     def signal(self, handle: subprocess.Popen, sig: int) -> None:
         if handle.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 handle.send_signal(sig)
-            except ProcessLookupError:
-                pass
 
     def now(self) -> float:
         return time.monotonic()

@@ -25,6 +25,7 @@ fallback while the zygote is starting, restarting, or cannot be used.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import logging
@@ -157,15 +158,13 @@ class Zygote:
             code = sys.modules[RUN_MODULE].main(list(argv))
         except SystemExit as e:
             code = e.code if isinstance(e.code, int) else 1
-        except BaseException:
+        except BaseException:  # noqa: BLE001 - a forked child: report anything, then _exit
             traceback.print_exc()
         finally:
             logging.shutdown()
             for stream in (sys.stdout, sys.stderr):
-                try:
+                with contextlib.suppress(OSError, ValueError):
                     stream.flush()
-                except (OSError, ValueError):
-                    pass
             os._exit(code)
 
 
@@ -223,8 +222,9 @@ class ZygoteOS:
             return self.fallback.poll(handle)
         if handle.returncode is None:
             self._drain()
-        if handle.orphaned_at is not None and handle.returncode is None:
-            if not pid_alive(handle.pid) or self.now() - handle.orphaned_at >= ORPHAN_GRACE:
+        if (handle.orphaned_at is not None and handle.returncode is None) and (
+            not pid_alive(handle.pid) or self.now() - handle.orphaned_at >= ORPHAN_GRACE
+        ):
                 handle.returncode = -int(signal.SIGKILL)
         if handle.returncode is not None:
             self.children.pop(handle.pid, None)

@@ -13,9 +13,9 @@ from zato.common.log import redact
 from zato.config.settings import RedisSettings
 
 
-def connect(settings: RedisSettings, **kwargs) -> redis.Redis:
+def connect(settings: RedisSettings, **kwargs: object) -> redis.Redis:
     """A client for the Redis named in settings (the current master when behind Sentinel)."""
-    opts = {
+    opts: dict[str, object] = {
         "socket_timeout": settings.socket_timeout,
         "socket_connect_timeout": settings.socket_timeout,
         "decode_responses": True,

@@ -102,7 +102,3 @@ class Keys:
 
     def async_alive(self, worker: str) -> str:
         return f"{self.prefix}async:alive:{worker}"
-
-    def pattern(self) -> str:
-        """Matches every key of this cluster (for clean-up in tests and `zato delete`)."""
-        return f"{self.prefix}*"

@@ -30,6 +30,7 @@ def read(client: redis.Redis, cluster: str) -> dict[str, set[str]]:
         raw = client.hgetall(Keys(cluster).lb_views)
     views: dict[str, set[str]] = {}
     for lb_id, value in raw.items():
+        lb_id = str(lb_id)
         try:
             names = json.loads(value)
         except ValueError:

@@ -21,6 +21,7 @@ it knows on the monotonic clock whether its hold is still confirmed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import secrets
@@ -425,8 +426,6 @@ class LeaseKeeper:
 
     def _close_pubsub(self) -> None:
         if self._pubsub is not None:
-            try:
+            with contextlib.suppress(redis.RedisError, OSError):
                 self._pubsub.close()
-            except (redis.RedisError, OSError):
-                pass
             self._pubsub, self._epoch_fresh = None, False

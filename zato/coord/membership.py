@@ -7,7 +7,6 @@ without SCAN; entries whose key has expired are dropped by readers.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import asdict, dataclass, fields
 
 import redis
@@ -109,6 +108,3 @@ def live_servers(client: redis.Redis, cluster: str) -> list[Member]:
                 continue
     return result
 
-
-def now() -> float:
-    return time.time()

@@ -7,6 +7,7 @@ pidfile (work/haproxy.pid, the master's pid) and its stats socket.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -135,10 +136,8 @@ class HAProxy:
             if self._wait_gone(wait):
                 break
         logger.info("HAProxy stopped (master pid %s)", self.pid)
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(self.pidfile)
-        except FileNotFoundError:
-            pass
 
     def _wait_gone(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -148,8 +147,3 @@ class HAProxy:
             time.sleep(0.05)
         return False
 
-    def version(self) -> str:
-        try:
-            return self.runtime.info().get("Version", "")
-        except LBError:
-            return ""

@@ -200,7 +200,7 @@ def run_foreground(comp: Component, say: Say) -> None:
             f"{comp.path}: --fg runs one component; give a server or load-balancer directory"
         )
     sys.stdout.flush()
-    os.execv(argv[0], argv)
+    os.execv(argv[0], argv)  # noqa: S606 - our own interpreter and module, no shell wanted
 
 
 # Stop

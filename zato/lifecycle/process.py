@@ -6,6 +6,7 @@ Only the process itself writes and removes its pidfile; these helpers read it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -64,7 +65,7 @@ def wait_ready(
         try:
             if ready():
                 return
-        except Exception:  # noqa: BLE001 - not ready yet, whatever the reason
+        except Exception:  # noqa: BLE001, S110 - not ready yet, whatever the reason
             pass
         time.sleep(0.1)
     raise ComponentError(f"{what} did not become ready within {timeout:g} s" + _log_tail(logfiles))
@@ -145,14 +146,10 @@ def wait_gone(pid: int, timeout: float) -> bool:
 
 def send_signal(pid: int, sig: int) -> None:
     """kill(pid, sig), ignoring a process that is already gone."""
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def _unlink(path: str) -> None:
-    try:
+    with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
-    except FileNotFoundError:
-        pass

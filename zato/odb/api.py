@@ -233,7 +233,7 @@ def make_channel(
     for key, value in (("name", name), ("url_path", url_path), ("service", service)):
         if not isinstance(value, str) or not value.strip():
             raise ConfigError(f"channel {key} is required (a non-empty string)")
-    assert isinstance(url_path, str)
+    assert isinstance(url_path, str)  # noqa: S101 - for the type checker; checked just above
     if not url_path.startswith("/") or url_path.startswith("/zato/"):
         raise ConfigError(f"channel url_path {url_path!r} must start with / and not with /zato/")
     param_names(url_path)

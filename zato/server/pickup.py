@@ -87,7 +87,7 @@ class PickupDir:
 
     def _poll_job(self) -> None:
         job = self.job
-        assert job is not None
+        assert job is not None  # noqa: S101 - for the type checker; the caller checked
         try:
             impls = job.check.poll()
             if impls is None:

@@ -7,6 +7,7 @@ noticed through Popen.poll() (which reports 0 once someone else has reaped it)."
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import subprocess
@@ -97,7 +98,5 @@ class Sidecar:
                 "connector supervisor (pid %d) did not stop in %.1f s; killing it", proc.pid, timeout
             )
             proc.kill()
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(2.0)
-            except subprocess.TimeoutExpired:
-                pass

@@ -10,6 +10,7 @@ that deploys (an arbiter, a worker, the CLI) never runs the module itself.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -65,7 +66,7 @@ class LoadCheck:
         check_module_name(module)
         self.module, self.timeout = module, timeout
         self.deadline = time.monotonic() + timeout
-        self._out = tempfile.TemporaryFile()  # files, not pipes: nothing to drain while polling
+        self._out = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close(); files, not pipes: nothing to drain while polling
         with tempfile.TemporaryFile() as source_file:
             source_file.write(source.encode("utf-8"))
             source_file.seek(0)
@@ -87,23 +88,17 @@ class LoadCheck:
         return self._result()
 
     def wait(self) -> dict[str, str]:
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(max(0.0, self.deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            pass
         result = self.poll()
-        assert result is not None  # finished, or killed and raised
+        assert result is not None  # noqa: S101 - finished, or killed and raised
         return result
 
     def kill(self) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):  # SIGKILL does not wait for us
             self.proc.wait(5)
-        except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL does not wait for us
-            pass
         self._out.close()
 
     def _result(self) -> dict[str, str]:

@@ -118,7 +118,7 @@ class Float(Elem):
     kind = "a number"
 
     def convert(self, value: Any) -> Any:
-        if isinstance(value, bool) or isinstance(value, (dict, list)):
+        if isinstance(value, (bool, dict, list)):
             raise ValueError("is not a number")
         try:
             return float(value)

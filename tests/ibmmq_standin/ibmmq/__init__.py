@@ -11,6 +11,7 @@ they start by putting tests/ibmmq_standin first on PYTHONPATH. Constants have IB
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import socket
 import threading
@@ -200,10 +201,8 @@ class QueueManager:
 
     def _close(self) -> None:
         if self._sock is not None:
-            try:
+            with contextlib.suppress(OSError):
                 self._sock.close()
-            except OSError:
-                pass
         self._sock = self._rfile = None
 
     def is_connected(self) -> bool:
