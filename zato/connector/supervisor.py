@@ -50,9 +50,11 @@ PARENT_CHECK_EVERY = 0.2
 
 
 def lease_client_timeout(settings: ServerSettings) -> float:
-    """Room for two renewal attempts between the renew interval and the deadline."""
+    """The whole room between the renew interval and the deadline: renewals are hedged on a
+    second connection after a third of it (Lease), so a slow one need not be cut short (a
+    timeout drops the connection, and a new one costs round trips a slow link does not have)."""
     lease = settings.lease
-    return max(0.1, min(settings.redis.socket_timeout, (lease.renew_deadline - lease.renew_interval) / 2))
+    return max(0.1, min(settings.redis.socket_timeout, lease.renew_deadline - lease.renew_interval))
 
 
 def restart_policy(settings: ServerSettings) -> RestartPolicy:
@@ -69,10 +71,14 @@ class Supervisor:
         no_retry = Retry(NoBackoff(), 0)
         self.client = connect(settings.redis, retry=no_retry)
         timeout = lease_client_timeout(settings)
-        lease_client = connect(
-            settings.redis, retry=no_retry, socket_timeout=timeout, socket_connect_timeout=timeout
-        )
-        self.lease = Lease(lease_client, settings.cluster, settings.name, settings.lease)
+        lease_clients = [
+            connect(settings.redis, retry=no_retry, socket_timeout=timeout, socket_connect_timeout=timeout)
+            for _ in range(2)
+        ]
+        self.lease = Lease(
+            *lease_clients[:1], settings.cluster, settings.name, settings.lease, spare=lease_clients[1],
+            hedge_after=timeout / 3,
+        )  # fmt: skip
         self.keeper = LeaseKeeper(
             self.lease, self.health, self.stop_event.is_set, self.stop_event.wait, on_acquired=self._took_over
         )

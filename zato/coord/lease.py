@@ -13,6 +13,14 @@ epoch it has ever seen and the script takes the larger of that and INCR. Limit: 
 that never saw epoch N (Redis lost its data right after N was issued, before that server's
 next check) can issue N again; servers report their floor as Member.seen_epoch.
 
+Renewals are hedged when the Lease has a spare client (the supervisor gives it one): a
+renewal that has not answered within `hedge_after` is sent again on the spare connection and
+the first confirmation wins, and successive renewals alternate between the two connections so
+both stay connected. One lost packet on a slow link costs TCP a retransmission timeout (often
+more than the whole renew budget); measured in the multi-host lab (tests/hosts/
+test_slow_link.py, 50 ms +- 10 ms each way and 5% loss): without hedging the holder missed its
+renew deadline within seconds and the lease moved; with it the lease stays.
+
 `Lease` is the thin, thread-safe Redis side (one round trip per call, every Redis error
 translated into CoordError). `LeaseKeeper` is the loop a supervisor runs in a thread: as a
 standby it sleeps until the lease can expire (or is released), as the holder it renews, and
@@ -28,6 +36,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 import redis
@@ -137,8 +146,20 @@ class Attempt:
 class Lease:
     """The Redis side of one server's lease: acquire, renew, release, fenced status writes."""
 
-    def __init__(self, client: redis.Redis, cluster: str, server: str, settings: LeaseSettings):
+    def __init__(
+        self,
+        client: redis.Redis,
+        cluster: str,
+        server: str,
+        settings: LeaseSettings,
+        spare: redis.Redis | None = None,  # a second connection for hedged renewals
+        hedge_after: float = 0.15,
+    ):
         self.client = client
+        self._renew_clients = [client] if spare is None else [client, spare]
+        self._renewals = 0
+        self.hedge_after = hedge_after
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lease-renew") if spare else None
         self.keys = Keys(cluster)
         self.server = server
         self.settings = settings
@@ -186,11 +207,38 @@ class Lease:
         """Extend my lease; LeaseLost if the key no longer holds my token."""
         if not self.token:
             raise LeaseLost("not holding the lease")
+        args = [self.token, self.ttl_ms]
         with translate("renewing the lease"):
-            ok = self._renew(keys=[self.keys.lease], args=[self.token, self.ttl_ms])
+            ok = self._hedged_renew(args) if self._pool else self._renew(keys=[self.keys.lease], args=args)
         if not int(ok):
             self.token = ""
             raise LeaseLost(f"lease epoch {self.epoch} is no longer ours")
+
+    def _hedged_renew(self, args: list) -> int:
+        """The renewal on one connection and, if it has not answered within hedge_after, on
+        the other too; the first answer wins, the error of the last one if none answers."""
+        assert self._pool is not None
+        self._renewals += 1
+        order = self._renew_clients[self._renewals % 2 :] + self._renew_clients[: self._renewals % 2]
+
+        def call(client: redis.Redis) -> int:
+            return int(self._renew(keys=[self.keys.lease], args=args, client=client))
+
+        pending: set[Future] = {self._pool.submit(call, order[0])}
+        done, pending = wait(pending, timeout=self.hedge_after, return_when=FIRST_COMPLETED)
+        if not any(f.exception() is None for f in done):
+            pending.add(self._pool.submit(call, order[1]))
+        error: BaseException | None = None
+        while done or pending:
+            for f in done:
+                if f.exception() is None:
+                    return f.result()
+                error = f.exception()
+            if not pending:
+                break
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+        assert error is not None
+        raise error
 
     def release(self) -> bool:
         """Give the lease up at once and wake the standbys; False if it was not ours any more."""
