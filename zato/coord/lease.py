@@ -209,7 +209,7 @@ class Lease:
             raise LeaseLost("not holding the lease")
         args = [self.token, self.ttl_ms]
         with translate("renewing the lease"):
-            ok = self._hedged_renew(args) if self._pool else self._renew(keys=[self.keys.lease], args=args)
+            ok = self._hedged_renew(args)
         if not int(ok):
             self.token = ""
             raise LeaseLost(f"lease epoch {self.epoch} is no longer ours")
@@ -217,17 +217,19 @@ class Lease:
     def _hedged_renew(self, args: list) -> int:
         """The renewal on one connection and, if it has not answered within hedge_after, on
         the other too; the first answer wins, the error of the last one if none answers."""
-        assert self._pool is not None
+        pool = self._pool
+        if pool is None:
+            return int(self._renew(keys=[self.keys.lease], args=args))
         self._renewals += 1
         order = self._renew_clients[self._renewals % 2 :] + self._renew_clients[: self._renewals % 2]
 
         def call(client: redis.Redis) -> int:
             return int(self._renew(keys=[self.keys.lease], args=args, client=client))
 
-        pending: set[Future] = {self._pool.submit(call, order[0])}
+        pending: set[Future] = {pool.submit(call, order[0])}
         done, pending = wait(pending, timeout=self.hedge_after, return_when=FIRST_COMPLETED)
         if not any(f.exception() is None for f in done):
-            pending.add(self._pool.submit(call, order[1]))
+            pending.add(pool.submit(call, order[1]))
         error: BaseException | None = None
         while done or pending:
             for f in done:
@@ -237,8 +239,7 @@ class Lease:
             if not pending:
                 break
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
-        assert error is not None
-        raise error
+        raise error or CoordError("renewing the lease: no answer")
 
     def release(self) -> bool:
         """Give the lease up at once and wake the standbys; False if it was not ours any more."""
