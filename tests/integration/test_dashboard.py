@@ -127,8 +127,8 @@ class Operator:
     def state(self) -> dict:
         return self.http.get(self.url + "api/state", timeout=10).json()
 
-    def act(self, path: str) -> dict:
-        r = self.http.post(self.url + path, headers={"X-CSRF-Token": self.csrf}, timeout=30)
+    def act(self, path: str, **kw) -> dict:
+        r = self.http.post(self.url + path, headers={"X-CSRF-Token": self.csrf}, timeout=30, **kw)
         assert r.status_code == 200, r.text
         return r.json()
 
@@ -169,7 +169,18 @@ def test_actions_drain_ready_restart_and_resend(quickstart):
 
     queue = OutQueue(connect(qs.settings("server1").redis), qs.cluster, "amqp", "out1")
     queue.client.lpush(queue.parked, '{"body": "x"}')
+    metrics = requests.get(qs.server_url("server1") + "/metrics", timeout=10).text
+    running = 'connector="amqp-outgoing:out1",kind="amqp-outgoing",state="RUNNING"'
+    assert f"zato_connector_state{{{running}}} 1.0" in metrics
+    assert 'zato_outgoing_queue_depth{connection="out1",kind="amqp",list="parked"} 1.0' in metrics
     assert op.act("api/outgoing/amqp/out1/resend")["result"].endswith("1 parked message(s) queued again")
+
+    source = "from zato.service import Service\n\nclass Up(Service):\n    name = 'dash.up'\n"
+    source += "    def handle(self):\n        self.response.payload = {'up': True}\n"
+    result = op.act("api/deploy", files={"module": ("dash_mod.py", source)})["result"]
+    assert "dash.up" in result
+    wait_for(lambda: {"name": "dash.up", "module": "dash_mod"} in op.state()["services"], 10,
+             what="the uploaded service listed")
 
 
 def test_the_page_works_and_says_so_when_redis_is_down(quickstart):

@@ -34,16 +34,10 @@ def status(url: str) -> int:
 
 def test_ready_is_503_while_loading_and_while_draining(quickstart, tmp_path):
     qs = quickstart(servers=1, lb=False, extra_conf={"main": {"drain_seconds": "2"}})
-    qs.start()
-    base = qs.server_url("server1")
-    assert status(base + "/zato/ready") == 200
-    body = requests.get(base + "/zato/ready", timeout=5).json()
-    assert body["zato_env"]["result"] == "ZATO_OK" and body["zato_ready_response"] == {"ready": True}
-
     module = tmp_path / "slow_mod.py"
     module.write_text(SLOW_MODULE)
-    zato("deploy", qs.path, str(module))
-    qs.stop("server1")
+    zato("deploy", qs.path, str(module))  # stored in the ODB: the server loads it when it starts
+    base = qs.server_url("server1")
 
     starting = qs._start_cli(qs.server_dir("server1"))  # `zato start` itself waits for readiness
     wait_for(lambda: status(base + "/zato/ping") == 200, 30, what="liveness while loading")
@@ -52,7 +46,9 @@ def test_ready_is_503_while_loading_and_while_draining(quickstart, tmp_path):
     assert "starting" in seen.json()["zato_env"]["details"]
     out, _ = starting.communicate(timeout=60)
     assert starting.returncode == 0, out
-    assert status(base + "/zato/ready") == 200  # `zato start` returned: the server is ready
+    ready = requests.get(base + "/zato/ready", timeout=5)  # `zato start` returned: the server is ready
+    assert ready.status_code == 200 and ready.json()["zato_ready_response"] == {"ready": True}
+    assert ready.json()["zato_env"]["result"] == "ZATO_OK"
 
     qs.kill("server1", signal.SIGTERM)
     wait_for(lambda: status(base + "/zato/ready") == 503, 10, what="503 while draining")

@@ -206,9 +206,12 @@ class OutQueue:
             return int(self.client.llen(self.parked))
 
     def resend_parked(self, limit: int = 10000) -> int:
-        """Move parked messages back to the queue (oldest first); returns how many moved."""
+        """Move the messages parked now back to the queue (oldest first); returns how many
+        moved. One that is parked again meanwhile (still undeliverable) is not moved twice."""
         moved = 0
         with translate(f"re-sending parked messages of {self.what}"):
-            while moved < limit and self.client.lmove(self.parked, self.queue, "RIGHT", "LEFT") is not None:
+            for _ in range(min(limit, int(self.client.llen(self.parked)))):
+                if self.client.lmove(self.parked, self.queue, "RIGHT", "LEFT") is None:
+                    break
                 moved += 1
         return moved
