@@ -123,6 +123,27 @@ def test_a_failing_service_sends_the_message_to_the_backout_queue_at_the_thresho
     assert "moved to backout queue" in log_text(env["dir"])
 
 
+def test_the_queue_boqname_and_bothresh_come_first(env):
+    qm = env["qm"]
+    qm.define(qm.queues["in"], boqname=qm.queues["backout"], bothresh=2)  # skipped on a real one
+    connectors.edit(
+        env["odb"],
+        env["cluster"],
+        "ibm-mq-channel",
+        "in",
+        {"backout_threshold": 0, "backout_queue": "NOT.THERE"},
+    )
+    fake(env).fail.add("conn.record")
+    put(qm, qm.queues["in"], [b'{"n": 1}'])
+    start(env, "ibm-mq-channel", "in")
+    moved: list = []
+    wait_for(
+        lambda: moved.extend(qm.drain(qm.queues["backout"])) or moved, timeout=30, what="the backout queue"
+    )
+    s = wait_for(lambda: (s := stats(env, "ibm-mq-channel:in")).get("parked") == 1 and s, what="stats")
+    assert s["backouts"] == 2  # the queue's BOTHRESH, not the default 5
+
+
 def test_a_connector_killed_mid_message_loses_nothing(env):
     qm = env["qm"]
     if qm.is_real:

@@ -176,29 +176,35 @@ class IBMMQChannelConnector:
         """Put the message to the backout queue and commit its get with it (one unit of work)."""
         msg_id = md.MsgId.hex() if isinstance(md.MsgId, bytes) else str(md.MsgId)
         if not self.backout_queue:
-            qm.backout()
-            text = (
-                f"message {msg_id} {reason}, but queue {self.d['queue']!r} has no BOQNAME "
-                "and the channel no backout queue; it stays"
-            )
-            self.ctx.stats.error(text)
-            logger.error("%s: %s", self.ctx.label, text)
-            self.ctx.wait(NO_SERVER_PAUSE)
+            where = f"queue {self.d['queue']!r} has no BOQNAME and the channel no backout queue"
+            self._stays(qm, f"message {msg_id} {reason}, but {where}")
             return
         c = m.CMQC
         pmo = m.PMO()
         pmo.Options = c.MQPMO_SYNCPOINT | c.MQPMO_FAIL_IF_QUIESCING
-        target = m.Queue(qm, self.backout_queue, c.MQOO_OUTPUT | c.MQOO_FAIL_IF_QUIESCING)
         try:
-            target.put(body, md, pmo)
-        finally:
+            target = m.Queue(qm, self.backout_queue, c.MQOO_OUTPUT | c.MQOO_FAIL_IF_QUIESCING)
+            target.put(body, md, pmo)  # same MsgId; the queue manager resets BackoutCount
             target.close()
+        except m.MQMIError as e:
+            if ibmmq_common.is_broken(e):
+                raise
+            why = ibmmq_common.error_text(e)
+            self._stays(qm, f"message {msg_id} {reason}; cannot put it to {self.backout_queue!r}: {why}")
+            return
         qm.commit()
         self.ctx.stats.add("parked")
         self.ctx.stats.error(f"moved message {msg_id} to backout queue {self.backout_queue!r}: {reason}")
         logger.error(
             "%s: message %s moved to backout queue %r: %s", self.ctx.label, msg_id, self.backout_queue, reason
         )
+
+    def _stays(self, qm: Any, text: str) -> None:
+        """A message that cannot be moved: back it out (it stays on its queue), say why, pause."""
+        qm.backout()
+        self.ctx.stats.error(text + "; it stays on its queue")
+        logger.error("%s: %s; it stays on its queue", self.ctx.label, text)
+        self.ctx.wait(NO_SERVER_PAUSE)
 
 
 def run(ctx: Context, definition: dict) -> int:
