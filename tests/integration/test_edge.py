@@ -114,6 +114,20 @@ def test_a_slow_body_times_out_with_408(qs):
     assert b"did not arrive within 1.5 s" in answer
 
 
+def test_a_slow_request_head_is_dropped_by_the_server_too(qs):
+    sock = raw_request(qs.server_url("server1"), "GET /count HTTP/1.1\nX-Slow: a", timeout=0.5)
+    with sock:
+        for _ in range(40):  # a byte every 0.5 s, for at most 20 s
+            try:
+                sock.send(b"a")
+                assert sock.recv(100) == b""  # closed by the server, without an answer
+                break
+            except TimeoutError:
+                continue
+        else:
+            raise AssertionError("the server kept a slow request head open for 20 s")
+
+
 def test_too_many_headers_are_refused(qs):
     before = calls(qs)
     headers = {f"X-Extra-{i}": "1" for i in range(40)}
