@@ -49,7 +49,9 @@ class Router(Generic[T]):
     def __init__(self) -> None:
         self.exact: dict[str, T] = {}
         self._root: _Node[T] = _Node()
+        self._seen: dict[str, tuple[T, dict[str, str]] | None] = {}  # path -> last match
 
+    CACHE_SIZE = 10000  # paths remembered; the cache starts over when full
     def __len__(self) -> int:
         return len(self.exact) + self._count(self._root)
 
@@ -60,6 +62,7 @@ class Router(Generic[T]):
         return n + (self._count(node.param) if node.param else 0)
 
     def add(self, url_path: str, value: T) -> None:
+        self._seen = {}
         if not param_names(url_path):
             self.exact[url_path] = value
             return
@@ -82,12 +85,19 @@ class Router(Generic[T]):
         found = self.exact.get(path)
         if found is not None:
             return found, {}
-        if self._root.literal or self._root.param:
-            params: dict[str, str] = {}
-            value = self._walk(self._root, path.split("/"), 0, params)
-            if value is not None:
-                return value, params
-        return None
+        if not (self._root.literal or self._root.param):
+            return None
+        try:
+            return self._seen[path]
+        except KeyError:
+            pass
+        params: dict[str, str] = {}
+        value = self._walk(self._root, path.split("/"), 0, params)
+        result = None if value is None else (value, params)
+        if len(self._seen) >= self.CACHE_SIZE:
+            self._seen = {}
+        self._seen[path] = result
+        return result
 
     def _walk(self, node: _Node[T], segments: list[str], i: int, params: dict[str, str]) -> T | None:
         if i == len(segments):

@@ -172,6 +172,7 @@ class Service:
     name: str | None = None  # set by the store to the service's cluster-wide name
     time = TIME
     _zato_io: IODecl = NO_IO  # parsed once by the store (zato.service.sio)
+    logger = logging.getLogger("zato.service")  # the store sets zato.service.<name> per class
 
     def __init__(self, store: ServiceStore, cid: str, request: Request):
         self._store = store
@@ -179,7 +180,6 @@ class Service:
         self.request = request
         self.response = Response()
         self.environ: dict = {}  # free for the service's own use during this invocation
-        self.logger = logging.getLogger(f"zato.service.{self.name}")
 
     @classmethod
     def get_name(cls) -> str | None:

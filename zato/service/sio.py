@@ -302,12 +302,12 @@ def io_of(cls: type) -> IODecl:
 def parse_input(decl: IODecl, payload: Any, query: dict, path_params: dict) -> Any:
     """self.request.input: declared fields from the JSON body, the query string and the URL
     path parameters (path parameters win, then the query string)."""
-    sources: dict = dict(payload) if isinstance(payload, dict) else {}
-    sources.update(query)
-    sources.update(path_params)
+    sources: dict = payload if isinstance(payload, dict) else {}
+    if query or path_params:
+        sources = {**sources, **query, **path_params}
     fields = decl.input
     if not fields:
-        return Bunch(sources)
+        return Bunch(sources)  # a copy: the service may change it
     out = Bunch()
     missing = []
     for elem in fields.elems:

@@ -46,6 +46,7 @@ def prepare(cls: type[Service], name: str) -> None:
         raise DeployError(f"service {name}: bad I/O declaration: {e}") from None
     cls.name = name
     cls._zato_io = decl
+    cls.logger = logging.getLogger(f"zato.service.{name}")
 
 
 def check_module_name(name: str) -> None:
