@@ -20,6 +20,7 @@ import pytest
 import redis
 import requests
 
+from tests import zato_client
 from tests.support import AMQP_URL, PG_URL, REDIS_URL, wait_for, zato
 
 CORPUS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "zato_corpus")
@@ -170,6 +171,26 @@ def test_any_service_invoker_wire_format(cluster) -> None:
     r = requests.post(f"{cluster.lb_url}/zato/admin/invoke", data=json.dumps(request),
                       auth=cluster.invoke_auth)
     assert r.status_code == 400 and r.json()["zato_env"]["details"] == "missing input: invoice_id"
+
+
+def test_zato_client_unchanged(cluster) -> None:
+    """zato-client 3.2.1's own AnyServiceInvoker and APIClient code (see tests/zato_client.py)."""
+    client = zato_client.load()
+    invoker = client.AnyServiceInvoker(cluster.lb_url, "/zato/admin/invoke", cluster.invoke_auth)
+    r = invoker.invoke("billing.invoice.get", {"invoice_id": 4})
+    assert r.ok and r.data == {"invoice_id": 4, "amount": 6.0, "currency": "EUR"}, r
+    r = invoker.invoke("billing.invoice.get", {"currency": "PLN"})
+    assert not r.ok and r.details == "missing input: invoice_id"
+    job = uuid.uuid4().hex[:8]
+    r = invoker.invoke_async("jobs.run", {"job": job})
+    assert r.ok and r.data.startswith("K") and r.data != r.cid
+    done = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    wait_for(lambda: done.lrange(f"demo:job-done:{job}", 0, -1), what="the job invoke_async queued")
+    api_client = client.APIClient(cluster.lb_url, *cluster.invoke_auth)
+    r = api_client.invoke("crm.client.get", {"client_id": 3, "lang": "en"})
+    assert r.is_ok and r.data == {"client_id": 3, "name": "Client 3", "lang": "en"} and r.cid.startswith("K")
+    r = client.APIClient(cluster.lb_url, cluster.invoke_auth[0], "wrong").invoke("crm.client.get", {})
+    assert not r.is_ok and "wrong or missing credentials" in r.details
 
 
 def test_invoke_endpoints_refuse_any_other_user(cluster) -> None:
