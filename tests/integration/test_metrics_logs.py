@@ -88,6 +88,7 @@ def test_metrics_rise_with_traffic_and_sum_all_workers(cluster):
 def test_haproxy_exporter_needs_the_stats_credentials(cluster):
     url = cluster.lb_url + "/zato-lb-metrics"
     assert requests.get(url, timeout=10).status_code == 401
+    assert requests.get(cluster.lb_url + "/metrics", timeout=10).status_code == 403  # servers' own ports only
     from zato.config.settings import load_lb_settings
 
     lb = load_lb_settings(cluster.lb_dir)

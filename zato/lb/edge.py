@@ -10,6 +10,8 @@ Pure functions over `EdgeSettings` (lb.conf), used by `zato.lb.render`. What eac
   once are closed at accept, so one address flooding the port costs its own sockets only.
 - `/zato/internal/` (connector -> server calls, which go to the servers directly) is refused
   with 403 in Zato's envelope; the path is matched percent-decoded, as the servers see it.
+  So is `/metrics` (each server's Prometheus page is scraped on the server's own port; HAProxy's
+  own exporter is `/zato-lb-metrics`, behind the stats credentials).
 - `/zato/admin/`: reachable with its credentials unless `[admin] through_lb = false` (403);
   an address whose failed logins (401 answers) exceed `[admin] max_failures` in a minute gets
   429 for the admin paths until its rate falls (stick table `admin_failures`).
@@ -26,6 +28,7 @@ SOURCE_TABLE = "per_source"
 ADMIN_TABLE = "admin_failures"
 INTERNAL_PATH = "/zato/internal"
 ADMIN_PATH = "/zato/admin"
+METRICS_PATH = "/metrics"
 
 
 def envelope(detail: str) -> str:
@@ -75,6 +78,9 @@ def frontend_lines(e: EdgeSettings) -> list[str]:
         f"    acl zato_admin path,url_dec -m beg {ADMIN_PATH}/",
         f"    acl zato_admin path,url_dec -m str {ADMIN_PATH}",
         _return(403, f"{INTERNAL_PATH}/ is not served on the public port", "if zato_internal"),
+        # each server's /metrics is for Prometheus on the servers' own ports, not the public
+        f"    acl zato_server_metrics path,url_dec -m str {METRICS_PATH}",
+        _return(403, f"{METRICS_PATH} is served on each server's own port", "if zato_server_metrics"),
     ]
     if not e.admin_through_lb:
         lines.append(_return(403, f"{ADMIN_PATH}/ is not served through the load balancer", "if zato_admin"))
