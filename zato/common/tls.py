@@ -172,4 +172,7 @@ def _spki(public_key) -> bytes:  # noqa: ANN001 - any of cryptography's public k
 
 def _subject(cert: x509.Certificate) -> str:
     names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return f"CN={names[0].value}" if names else cert.subject.rfc4514_string()
+    if not names:
+        return cert.subject.rfc4514_string()
+    value = names[0].value
+    return "CN=" + (value.decode(errors="replace") if isinstance(value, bytes) else value)
