@@ -17,7 +17,7 @@ import redis
 from tests.conn_support import FakeServer, log_text, make_server_dir, set_epoch, wait_exit
 from tests.ibmmq_support import QM_KINDS, definitions, make_qm, put
 from tests.support import REDIS_URL, cleanup_redis, cluster_name, stop_process, wait_for
-from zato.common.errors import EXIT_CONFIG, ConnectorError
+from zato.common.errors import EXIT_CONFIG, EXIT_LEASE_LOST, ConnectorError
 from zato.config.settings import load_server_settings
 from zato.coord import connector_stats
 from zato.coord.queues import OutQueue
@@ -103,6 +103,19 @@ def test_outgoing_round_trip_puts_what_services_send(env):
     if not env["qm"].is_real:
         assert seen[-1][1]["Priority"] == 7 and seen[-1][1]["Persistence"] == 1
     assert OutQueue(env["client"], env["cluster"], "ibm-mq", "out").depth() == (0, 0)
+
+
+def test_a_replaced_holders_outgoing_connector_never_commits(env):
+    qm = env["qm"]
+    proc = start(env, "ibm-mq-outgoing", "out")  # runs with epoch 1
+    wait_for(lambda: stats(env, "ibm-mq-outgoing:out").get("state") == "running", what="running")
+    set_epoch(env["cluster"], 2)  # another server took the lease
+    out = make_outgoing(load_server_settings(env["dir"]), env["client"])
+    out.ibm_mq.send({"n": 1}, "out")
+    assert wait_exit(proc) == EXIT_LEASE_LOST
+    assert qm.drain(qm.queues["out"]) == []  # nothing put (or backed out before the commit)
+    waiting, processing = OutQueue(env["client"], env["cluster"], "ibm-mq", "out").depth()
+    assert waiting + processing == 1  # still in Redis for the new holder's connector
 
 
 def test_a_failing_service_sends_the_message_to_the_backout_queue_at_the_threshold(env):
