@@ -16,6 +16,7 @@ from zato.coord.client import connect
 from zato.odb import api as odb_api
 from zato.odb.api import ChannelRecord
 from zato.odb.engine import ODB
+from zato.server import metrics
 from zato.server.router import Router
 from zato.service.internal import add_internal
 from zato.service.kvdb import KVDB, Cache
@@ -42,6 +43,7 @@ class Worker:
             cache=Cache(self.redis, settings.cluster),
             async_push=functools.partial(async_invoke.push, self.redis, settings.cluster),
         )
+        self.store.observe = metrics.observe_service  # every invocation, however it came
         add_internal(self.store)
         self.channels: Router[dict[str | None, ChannelRecord]] = Router()  # url_path -> method -> channel
         self.stopping = False

@@ -9,7 +9,6 @@ import hmac
 import io
 import json
 import logging
-import time
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import Any
@@ -180,7 +179,6 @@ class ServerApp:
         return [body]
 
     def _run(self, service: str, request: Request, cid: str) -> Response:
-        started = time.perf_counter()
         try:
             response = self.worker.store.invoke(service, cid=cid, request=request)
         except ServiceNotFound:
@@ -195,9 +193,7 @@ class ServerApp:
             raise HTTPError(e.status, e.msg or HTTPStatus(e.status).phrase) from None
         except Exception:  # noqa: BLE001 - a failing service is a 500, logged with its traceback
             logger.exception("cid %s: service %s failed", cid, service)
-            metrics.observe_service(service, started)
             raise HTTPError(500, f"service {service} failed; see the server log for cid {cid}") from None
-        metrics.observe_service(service, started)
         return response
 
     def _reply(self, start_response: StartResponse, response: Response, cid: str) -> list[bytes]:

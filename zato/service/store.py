@@ -10,6 +10,7 @@ import linecache
 import logging
 import re
 import sys
+import time
 import types
 from typing import Any
 
@@ -120,6 +121,7 @@ class ServiceStore:
         self.outgoing = outgoing
         self.kvdb, self.cache = kvdb, cache
         self._async_push = async_push
+        self.observe: Any = None  # (service name, perf_counter at start) -> None: the worker's metrics
         self.services: dict[str, type[Service]] = {}
         self.modules: dict[str, tuple[str, tuple[str, ...]]] = {}  # module -> (hash, service names)
 
@@ -151,19 +153,24 @@ class ServiceStore:
         """Run service `name`; exceptions from its handle() propagate to the caller, a bad
         input is an InputError (400)."""
         cls = self.get(name)
-        req = request or Request(payload=payload)
-        decl = cls._zato_io
-        req.input = parse_input(decl, req.payload, req.params, req.path_params)
-        service = cls(self, cid or new_cid(), req)
-        if decl.output:
-            service.response.payload = Bunch()
-        service.before_handle()
-        service.handle()
-        service.after_handle()
-        response = service.response
-        if decl.output:
-            response.payload = render_output(decl, response.payload, name)
-        return response
+        started = time.perf_counter()
+        try:
+            req = request or Request(payload=payload)
+            decl = cls._zato_io
+            req.input = parse_input(decl, req.payload, req.params, req.path_params)
+            service = cls(self, cid or new_cid(), req)
+            if decl.output:
+                service.response.payload = Bunch()
+            service.before_handle()
+            service.handle()
+            service.after_handle()
+            response = service.response
+            if decl.output:
+                response.payload = render_output(decl, response.payload, name)
+            return response
+        finally:
+            if self.observe is not None:
+                self.observe(name, started)
 
     def invoke_async(self, name: str, payload: Any = None) -> str:
         """Queue `name` for some server of the cluster; returns the new invocation's CID."""
