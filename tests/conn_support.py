@@ -23,6 +23,7 @@ from zato.common.signing import SIGNATURE_HEADER, verify
 from zato.config.component import SERVER, write_marker
 from zato.coord import membership
 from zato.coord.keys import Keys
+from zato.coord.signing import member_key
 from zato.odb.engine import ODB, create_schema
 
 SECRET = "s3cret-for-tests"
@@ -117,7 +118,7 @@ class FakeServer:
     def _heartbeat(self) -> None:
         me = membership.Member(self.name, "127.0.0.1", self.port, os.getpid(), time.time())
         while not self._stop.is_set():
-            membership.announce(self.redis, self.cluster, me, 3.0)
+            membership.announce(self.redis, self.cluster, me, 3.0, member_key(SECRET, self.cluster))
             self._stop.wait(0.5)
         membership.withdraw(self.redis, self.cluster, self.name)
 

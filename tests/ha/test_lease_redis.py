@@ -14,6 +14,7 @@ from tests.ha.cluster_view import cluster_status, ensure_running, holder, log_of
 from tests.ha.supervised import SupervisedCluster
 from tests.support import free_port, wait_for
 from zato.coord import membership
+from zato.coord.signing import member_key
 
 
 class OwnRedis:
@@ -57,9 +58,10 @@ def test_redis_restart_leaves_exactly_one_holder_with_a_higher_epoch(own_redis, 
     # The claim needs every server to have seen the epoch before Redis loses it: a server that
     # never saw epoch N cannot know to go above it (see the note in zato/coord/lease.py).
     client = redis.Redis.from_url(own_redis.url, decode_responses=True)
+    key = member_key(qs.settings("server1").cluster_secret, qs.cluster)
     wait_for(
-        lambda: all(m.seen_epoch >= epoch for m in membership.live_servers(client, qs.cluster))
-        and len(membership.live_servers(client, qs.cluster)) == 2,
+        lambda: all(m.seen_epoch >= epoch for m in membership.live_servers(client, qs.cluster, key))
+        and len(membership.live_servers(client, qs.cluster, key)) == 2,
         what="both servers to have seen the epoch",
     )
     client.close()

@@ -26,6 +26,7 @@ import requests
 from tests.support import REDIS_URL, cleanup_redis, cluster_name, free_port, wait_for
 from zato.common.pidfile import pid_alive
 from zato.coord.membership import Member, announce, publish_change, withdraw
+from zato.coord.signing import member_key
 from zato.lb.controller import servers_in_file
 
 PASSWORD = "s3cret st#ts'\"\\$x:y"
@@ -46,6 +47,7 @@ def app(environ, start_response):
     return [body]
 """
 
+SECRET = "the LB tests' cluster secret"
 LB_CONF = """[main]
 host = 127.0.0.1
 port = {port}
@@ -56,6 +58,8 @@ url = {redis_url}
 [stats]
 username = admin
 password = {password}
+[auth]
+cluster_secret = {secret}
 [haproxy]
 check_inter_ms = 300
 [logging]
@@ -142,10 +146,11 @@ class BareServer:
     def _heartbeat(self) -> None:
         client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
         member = Member(self.name, "127.0.0.1", self.port, self.proc.pid, time.time())
-        announce(client, self.cluster, member, self.ttl)
+        key = member_key(SECRET, self.cluster)
+        announce(client, self.cluster, member, self.ttl, key)
         publish_change(client, self.cluster, self.name, "joined")
         while not self._stop.wait(self.ttl / 3):
-            announce(client, self.cluster, member, self.ttl)
+            announce(client, self.cluster, member, self.ttl, key)
         client.close()
 
     def withdraw(self) -> None:
@@ -235,7 +240,9 @@ def write_lb_dir(path: str, cluster: str, port: int, password: str = PASSWORD) -
     for sub in ("config", "logs", "work"):
         os.makedirs(os.path.join(path, sub), exist_ok=True)
     with open(os.path.join(path, "config", "lb.conf"), "w") as f:
-        f.write(LB_CONF.format(port=port, cluster=cluster, redis_url=REDIS_URL, password=password))
+        f.write(
+            LB_CONF.format(port=port, cluster=cluster, redis_url=REDIS_URL, password=password, secret=SECRET)
+        )
     return path
 
 

@@ -8,6 +8,11 @@ import time
 from tests.support import cleanup_redis, cluster_name, wait_for
 from zato.coord import membership
 from zato.coord.keys import Keys
+from zato.coord.signing import member_key
+
+
+def key(cluster: str) -> bytes:
+    return member_key("a test secret", cluster)
 
 
 def member(name: str, port: int) -> membership.Member:
@@ -16,19 +21,22 @@ def member(name: str, port: int) -> membership.Member:
 
 def test_a_server_joins_refreshes_and_leaves(client, cluster) -> None:
     s1 = member("server1", 17010)
-    assert membership.refresh(client, cluster, s1, ttl=5) is True  # new: the caller announces
-    membership.announce(client, cluster, s1, ttl=5)
-    assert membership.refresh(client, cluster, s1, ttl=5) is False  # a plain heartbeat
-    live = membership.live_servers(client, cluster)
+    assert membership.refresh(client, cluster, s1, 5, key(cluster)) is True  # new: the caller announces
+    membership.announce(client, cluster, s1, 5, key(cluster))
+    assert membership.refresh(client, cluster, s1, 5, key(cluster)) is False  # a plain heartbeat
+    live = membership.live_servers(client, cluster, key(cluster))
     assert [(m.name, m.address, m.role) for m in live] == [("server1", "127.0.0.1:17010", "standby")]
     membership.withdraw(client, cluster, "server1")
-    assert membership.live_servers(client, cluster) == []
+    assert membership.live_servers(client, cluster, key(cluster)) == []
 
 
 def test_a_server_whose_key_expires_is_gone(client, cluster) -> None:
-    membership.announce(client, cluster, member("server1", 17010), ttl=60)
-    membership.announce(client, cluster, member("server2", 17011), ttl=0.2)
-    wait_for(lambda: [m.name for m in membership.live_servers(client, cluster)] == ["server1"], timeout=10)
+    membership.announce(client, cluster, member("server1", 17010), 60, key(cluster))
+    membership.announce(client, cluster, member("server2", 17011), 0.2, key(cluster))
+    wait_for(
+        lambda: [m.name for m in membership.live_servers(client, cluster, key(cluster))] == ["server1"],
+        timeout=10,
+    )
     assert client.smembers(Keys(cluster).members) == {"server1"}
 
 
@@ -46,12 +54,12 @@ def test_changes_are_published_for_the_load_balancer(client, cluster) -> None:
 def test_two_clusters_sharing_redis_do_not_see_each_other(client) -> None:
     a, b = cluster_name("memb"), cluster_name("memb")
     try:
-        membership.announce(client, a, member("server1", 17010), ttl=5)
-        membership.announce(client, b, member("server1", 18010), ttl=5)
-        assert [m.port for m in membership.live_servers(client, a)] == [17010]
-        assert [m.port for m in membership.live_servers(client, b)] == [18010]
+        membership.announce(client, a, member("server1", 17010), 5, key(a))
+        membership.announce(client, b, member("server1", 18010), 5, key(b))
+        assert [m.port for m in membership.live_servers(client, a, key(a))] == [17010]
+        assert [m.port for m in membership.live_servers(client, b, key(b))] == [18010]
         membership.withdraw(client, a, "server1")
-        assert [m.port for m in membership.live_servers(client, b)] == [18010]
+        assert [m.port for m in membership.live_servers(client, b, key(b))] == [18010]
     finally:
         cleanup_redis(a)
         cleanup_redis(b)

@@ -16,6 +16,7 @@ from zato.config.settings import load_server_settings
 from zato.coord.client import connect
 from zato.coord.lease import read_holder
 from zato.coord.membership import live_servers
+from zato.coord.signing import member_key
 from zato.lb.status import describe
 
 MASTER = "mymaster"
@@ -140,10 +141,11 @@ def test_cluster_follows_the_master_sentinel_promotes(quickstart, redis_group):
     qs.start("server1", "load-balancer")
     settings = qs.settings("server1").redis
     client = connect(settings)  # through Sentinel, like the server itself
+    key = member_key(qs.settings("server1").cluster_secret, qs.cluster)
     ping = requests.get(qs.server_url("server1") + "/zato/ping", timeout=10)
     assert ping.json()["zato_ping_response"] == {"pong": "zato"}
     wait_for(
-        lambda: [m.name for m in live_servers(client, qs.cluster)] == ["server1"],
+        lambda: [m.name for m in live_servers(client, qs.cluster, key)] == ["server1"],
         timeout=30,
         what="server1 to be a live member",
     )
@@ -162,7 +164,7 @@ def test_cluster_follows_the_master_sentinel_promotes(quickstart, redis_group):
     promoted = redis_group.client(redis_group.replica_port)
     assert promoted.info("replication")["role"] == "master"
     wait_for(
-        lambda: [m.name for m in live_servers(promoted, qs.cluster)] == ["server1"],
+        lambda: [m.name for m in live_servers(promoted, qs.cluster, key)] == ["server1"],
         timeout=60,
         what="server1 to be live again on the new master",
     )

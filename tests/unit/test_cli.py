@@ -129,7 +129,7 @@ def test_build_a_cluster_by_hand(tmp_path, zato):
     s1 = str(tmp_path / "s1")
     zato("create", "server", s1, "--odb", url, "--cluster", "hand", "--port", "31100", "--name", "alpha")
     zato("create", "server", str(tmp_path / "s2"), "--join", s1, "--port", "31101")
-    zato("create", "load-balancer", str(tmp_path / "lb"), "--cluster", "hand", "--port", "31199")
+    zato("create", "load-balancer", str(tmp_path / "lb"), "--join", s1, "--port", "31199")
     one_line_error(
         zato("create", "server", str(tmp_path / "s3"), "--join", s1, "--name", "alpha", check=False),
         "server 'alpha' already exists",
@@ -139,6 +139,7 @@ def test_build_a_cluster_by_hand(tmp_path, zato):
         line for line in (tmp_path / "s1/config/server.conf").read_text().splitlines() if "secret" in line
     ]
     assert secret[0] in s2 and "name = s2" in s2
+    assert secret[0] in (tmp_path / "lb/config/lb.conf").read_text()  # it verifies the servers
     assert "kind     load-balancer" in zato("info", str(tmp_path / "lb")).stdout
     one_line_error(zato("create", "odb", "nonsense", check=False), "is not a database URL")
 

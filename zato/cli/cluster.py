@@ -17,6 +17,7 @@ from zato.common.errors import ComponentError, ZatoError
 from zato.config.component import LOAD_BALANCER, QUICKSTART, SERVER, quickstart_members, read_component
 from zato.config.settings import ServerSettings, load_server_settings
 from zato.coord.client import connect, describe
+from zato.coord.signing import member_key
 from zato.coord.status import KnownServer, collect
 
 
@@ -62,7 +63,8 @@ def gather(path: str) -> dict:
         odb_error = f"ODB: {e}"
     client = connect(first.redis, retry=Retry(NoBackoff(), 0))
     try:
-        data = collect(client, first.cluster, list(known.values()))
+        key = member_key(first.cluster_secret, first.cluster)
+        data = collect(client, first.cluster, list(known.values()), key=key)
     finally:
         client.close()
     data["redis"] = describe(first.redis)

@@ -6,7 +6,7 @@ import argparse
 import os
 
 from zato.common.errors import ConfigError
-from zato.config.settings import WILDCARDS, load_lb_settings, load_server_settings
+from zato.config.settings import WILDCARDS, ServerSettings, load_lb_settings, load_server_settings
 from zato.lifecycle.layout import (
     DEFAULT_DASHBOARD_PORT,
     DEFAULT_LB_PORT,
@@ -18,6 +18,7 @@ from zato.lifecycle.layout import (
     create_odb,
     create_server_dir,
     ensure_empty_dir,
+    kvdb_section,
     register_server,
 )
 
@@ -61,8 +62,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     lb = what.add_parser("load-balancer", help="create a load-balancer directory")
     lb.add_argument("path", metavar="DIR")
-    lb.add_argument("--cluster", required=True)
-    lb.add_argument("--redis", default=DEFAULT_REDIS)
+    lb.add_argument(
+        "--join",
+        metavar="SERVER_DIR",
+        help="take cluster, Redis and the cluster secret (which verifies the servers) from a server",
+    )
+    lb.add_argument("--cluster", help="cluster name (required without --join)")
+    lb.add_argument("--redis", default=None, help=f"Redis URL (default {DEFAULT_REDIS})")
     lb.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     lb.add_argument("--port", type=int, default=DEFAULT_LB_PORT)
     lb.set_defaults(func=load_balancer)
@@ -110,7 +116,7 @@ def server(args: argparse.Namespace) -> int:
             base.admin_password,
             base.cluster_secret,
             # joining also means the same Sentinels, unless --redis names another Redis
-            "" if args.redis else ",".join(f"{h}:{p}" for h, p in base.redis.sentinels),
+            "" if args.redis else _sentinels(base),
             "" if args.redis else base.redis.sentinel_master,
             args.announce_host,
             base.invoke_password,
@@ -141,8 +147,28 @@ def server(args: argparse.Namespace) -> int:
 
 
 def load_balancer(args: argparse.Namespace) -> int:
-    path = create_lb_dir(args.path, args.cluster, args.redis, args.port, host=args.host)
-    print(f"load balancer of cluster {args.cluster} created in {path} ({args.host}:{args.port})")
+    if args.join:
+        base = load_server_settings(args.join)
+        redis = base.redis
+        kvdb = None if args.redis else kvdb_section(redis.url, _sentinels(base), redis.sentinel_master)
+        cluster, secret = args.cluster or base.cluster, base.cluster_secret
+    elif not args.cluster:
+        raise ConfigError("zato create load-balancer needs --cluster (or --join SERVER_DIR)")
+    else:
+        cluster, secret, kvdb = args.cluster, "", None
+    path = create_lb_dir(
+        args.path,
+        cluster,
+        args.redis or DEFAULT_REDIS,
+        args.port,
+        kvdb,
+        host=args.host,
+        cluster_secret=secret,
+    )
+    print(f"load balancer of cluster {cluster} created in {path} ({args.host}:{args.port})")
+    if not secret:
+        print("Set [auth] cluster_secret in its config/lb.conf to the servers' [auth] cluster_secret:")
+        print("the load balancer sends traffic only to servers whose membership it can verify.")
     return 0
 
 
@@ -155,3 +181,7 @@ def dashboard(args: argparse.Namespace) -> int:
     print(f"dashboard created in {path}: http://127.0.0.1:{args.port}/")
     print(f"Start it with:  zato start {path}")
     return 0
+
+
+def _sentinels(settings: ServerSettings) -> str:
+    return ",".join(f"{h}:{p}" for h, p in settings.redis.sentinels)

@@ -253,5 +253,5 @@ class AMQPChannelConnector:
 
 def run(ctx: Context, definition: dict) -> int:
     s = ctx.settings
-    invoker = Invoker(ctx.client, s.cluster, ctx.invoke_key, ctx.epoch)
+    invoker = Invoker(ctx.client, s.cluster, ctx.invoke_key, ctx.epoch, members=ctx.member_key)
     return AMQPChannelConnector(ctx, definition, invoker).run()

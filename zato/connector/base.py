@@ -22,6 +22,7 @@ import redis
 from zato.common.errors import EXIT_LEASE_LOST, EXIT_OK, CoordError
 from zato.config.settings import ServerSettings
 from zato.coord import connector_stats, lease
+from zato.coord.signing import member_key
 
 logger = logging.getLogger("zato.connector")
 
@@ -164,6 +165,7 @@ class Context:
     ):
         self.settings, self.kind, self.name, self.epoch = settings, kind, name, epoch
         self.invoke_key = invoke_key  # signs internal invoke calls (zato.common.signing) for this epoch
+        self.member_key = member_key(settings.cluster_secret, settings.cluster)  # verifies the servers
         self.client = client
         self.stats = Stats(client, settings.cluster, kind, name)
         self.stop_event = threading.Event()

@@ -209,5 +209,5 @@ class IBMMQChannelConnector:
 
 def run(ctx: Context, definition: dict) -> int:
     s = ctx.settings
-    invoker = Invoker(ctx.client, s.cluster, ctx.invoke_key, ctx.epoch)
+    invoker = Invoker(ctx.client, s.cluster, ctx.invoke_key, ctx.epoch, members=ctx.member_key)
     return IBMMQChannelConnector(ctx, definition, invoker).run()

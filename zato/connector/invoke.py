@@ -59,11 +59,23 @@ class Invoker:
     the answer, so N concurrent calls use at most N connections spread round-robin over the
     live servers."""
 
-    def __init__(self, client: redis.Redis, cluster: str, key: bytes, epoch: int, timeout: float = 30.0):
-        """`key`: this epoch's key, `zato.common.signing.epoch_key(cluster_secret, epoch)`."""
+    def __init__(
+        self,
+        client: redis.Redis,
+        cluster: str,
+        key: bytes,
+        epoch: int,
+        timeout: float = 30.0,
+        *,
+        members: bytes,
+    ):
+        """`key`: this epoch's key, `zato.common.signing.epoch_key(cluster_secret, epoch)`;
+        `members`: `zato.coord.signing.member_key(cluster_secret, cluster)`: only servers whose
+        membership entries it verifies get calls."""
         self.client, self.cluster = client, cluster
         self._key, self.epoch, self.timeout = key, epoch, timeout
         self._lock = threading.Lock()
+        self._member_key = members
         self._servers: list[str] = []
         self._servers_at = -MEMBERS_REFRESH
         self._next = itertools.count()
@@ -74,7 +86,8 @@ class Invoker:
             now = time.monotonic()
             if now - self._servers_at >= MEMBERS_REFRESH or not self._servers:
                 try:
-                    self._servers = [m.address for m in membership.live_servers(self.client, self.cluster)]
+                    members = membership.live_servers(self.client, self.cluster, self._member_key)
+                    self._servers = [m.address for m in members]
                     self._servers_at = now
                 except CoordError as e:
                     logger.warning("cannot read the live servers: %s", e)

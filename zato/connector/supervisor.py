@@ -39,6 +39,7 @@ from zato.connector.zygote import ZygoteOS
 from zato.coord import events, membership, takeovers
 from zato.coord.client import connect
 from zato.coord.lease import Lease, LeaseKeeper, RedisHealth
+from zato.coord.signing import member_key
 
 logger = logging.getLogger("zato.supervisor")
 
@@ -86,6 +87,7 @@ class Supervisor:
         self.manager = Manager(restart_policy(settings), self.zygote)
         self.parent = os.getppid()
         self.started_at = time.time()
+        self.member_key = member_key(settings.cluster_secret, settings.cluster)
         self.acting_epoch: int | None = None
         self.acting_since = 0.0
         self._desired: dict[str, registry.ConnectorSpec] = {}
@@ -251,9 +253,9 @@ class Supervisor:
         while not self.stop_event.is_set():
             try:
                 member = self._member()
-                joined = membership.refresh(self.client, s.cluster, member, s.membership.ttl)
+                joined = membership.refresh(self.client, s.cluster, member, s.membership.ttl, self.member_key)
                 if joined or beats % 10 == 0:
-                    membership.announce(self.client, s.cluster, member, s.membership.ttl)
+                    membership.announce(self.client, s.cluster, member, s.membership.ttl, self.member_key)
                 if joined:
                     membership.publish_change(self.client, s.cluster, s.name, "joined")
                     logger.info("joined cluster %s as %s", s.cluster, member.address)

@@ -32,7 +32,9 @@ def read(client: redis.Redis, cluster: str, names: list[str]) -> dict[str, dict]
         if raw is None:
             continue
         try:
-            out[name] = json.loads(raw)
+            doc = json.loads(raw)
         except ValueError:
             continue
+        if isinstance(doc, dict):  # anything else was not written by a connector
+            out[name] = {k: v for k, v in doc.items() if isinstance(v, (str, int, float)) or v is None}
     return out

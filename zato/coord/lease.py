@@ -43,34 +43,61 @@ import redis
 
 from zato.common.errors import CoordDataError, CoordError, LeaseLost
 from zato.config.settings import LeaseSettings
+from zato.coord import parse
 from zato.coord.client import translate
 from zato.coord.keys import Keys
 
 logger = logging.getLogger("zato.lease")
+_bad = parse.LogOnce(logger)
+
+# The epoch key as a number, or nil when it holds anything but 1-15 decimal digits (Redis is
+# shared: a value someone else wrote is not trusted, see zato/coord/parse.py).
+_READ_EPOCH = """
+local function read_epoch(key)
+  local raw = redis.call('GET', key)
+  if raw and string.match(raw, '^%d+$') and string.len(raw) <= 15 then return tonumber(raw) end
+  if raw then return nil end
+  return 0
+end
+"""
 
 # KEYS: lease, epoch, info, channel.  ARGV: token, ttl_ms, server, since, min_epoch
-_ACQUIRE = """
+_ACQUIRE = (
+    _READ_EPOCH
+    + """
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  local epoch = redis.call('INCR', KEYS[2])
+  local epoch = (read_epoch(KEYS[2]) or 0) + 1
   local floor = tonumber(ARGV[5])
   if epoch <= floor then
     epoch = floor + 1
-    redis.call('SET', KEYS[2], epoch)
   end
+  redis.call('SET', KEYS[2], epoch)
   redis.call('SET', KEYS[3], cjson.encode({server=ARGV[3], epoch=epoch, since=tonumber(ARGV[4])}))
   redis.call('PUBLISH', KEYS[4], cjson.encode({event='acquired', server=ARGV[3], epoch=epoch}))
   return {1, epoch}
 end
-return {0, redis.call('PTTL', KEYS[1]), tonumber(redis.call('GET', KEYS[2]) or '0')}
+return {0, redis.call('PTTL', KEYS[1]), read_epoch(KEYS[2]) or 0}
 """
+)
 
-# KEYS: lease.  ARGV: token, ttl_ms
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+# KEYS: lease, epoch.  ARGV: token, ttl_ms, my epoch.  Returns 1 renewed, 0 not my token,
+# -1 a newer epoch than mine is in the epoch key (set by hand or forged): this hold ends, so
+# the next acquisition issues an epoch above it. An epoch key that is not a number is put back.
+_RENEW = (
+    _READ_EPOCH
+    + """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return 0
 end
-return 0
+local epoch = read_epoch(KEYS[2])
+if epoch == nil or epoch < tonumber(ARGV[3]) then
+  redis.call('SET', KEYS[2], ARGV[3])
+elseif epoch > tonumber(ARGV[3]) then
+  return -1
+end
+return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 """
+)
 
 # KEYS: lease, info, status, channel.  ARGV: token, message
 _RELEASE = """
@@ -93,10 +120,11 @@ return 0
 
 
 def current_epoch(client: redis.Redis, cluster: str) -> int:
-    """The newest fencing epoch of `cluster` (0 before any holder)."""
+    """The newest fencing epoch of `cluster` (0 before any holder); BadEntry (a CoordError)
+    when the key holds anything but a whole number (the holder puts it back at its renewal)."""
     with translate("reading the lease epoch"):
         value = client.get(Keys(cluster).epoch)
-    return int(value or 0)
+    return parse.epoch(value)
 
 
 @dataclass(frozen=True)
@@ -121,8 +149,16 @@ def read_holder(client: redis.Redis, cluster: str) -> Holder | None:
         return None
     try:
         info = json.loads(raw)
-        return Holder(str(info["server"]), int(info["epoch"]), float(info["since"]), int(ttl_ms))
-    except (ValueError, KeyError, TypeError):
+        if not isinstance(info, dict):
+            raise parse.BadEntry("not a JSON object")
+        return Holder(
+            parse.name(info.get("server"), "server"),
+            parse.integer(info.get("epoch"), "epoch", 0, parse.MAX_EPOCH),
+            parse.number(info.get("since"), "since"),
+            int(ttl_ms),
+        )
+    except (ValueError, parse.BadEntry) as e:
+        _bad.warning(f"ignoring the lease info in Redis: {e}")
         return None
 
 
@@ -131,9 +167,18 @@ def read_supervisor_status(client: redis.Redis, cluster: str) -> dict | None:
     with translate("reading the supervisor status"):
         raw = client.get(Keys(cluster).supervisor_status)
     try:
-        return json.loads(raw) if raw else None
+        doc = json.loads(raw) if raw else None
     except ValueError:
+        doc = "not JSON"
+    if doc is None:
         return None
+    children = doc.get("children", []) if isinstance(doc, dict) else None
+    if not isinstance(children, list) or not all(
+        isinstance(c, dict) and isinstance(c.get("name"), str) for c in children
+    ):
+        _bad.warning("ignoring the supervisor status in Redis: not an object with a list of children")
+        return None
+    return doc
 
 
 @dataclass(frozen=True)
@@ -186,7 +231,10 @@ class Lease:
             pipe.pttl(self.keys.lease)
             pipe.get(self.keys.epoch)
             ttl_ms, epoch = pipe.execute()
-        self.highest_epoch = max(self.highest_epoch, int(epoch or 0))
+        try:
+            self.highest_epoch = max(self.highest_epoch, parse.epoch(epoch))
+        except parse.BadEntry as e:
+            _bad.warning(str(e))
         return int(ttl_ms)
 
     def try_acquire(self) -> Attempt:
@@ -207,24 +255,25 @@ class Lease:
         """Extend my lease; LeaseLost if the key no longer holds my token."""
         if not self.token:
             raise LeaseLost("not holding the lease")
-        args = [self.token, self.ttl_ms]
+        args = [self.token, self.ttl_ms, self.epoch]
         with translate("renewing the lease"):
             ok = self._hedged_renew(args)
-        if not int(ok):
+        if ok != 1:
             self.token = ""
-            raise LeaseLost(f"lease epoch {self.epoch} is no longer ours")
+            why = "a newer epoch is in Redis" if ok == -1 else "the lease key holds another token"
+            raise LeaseLost(f"lease epoch {self.epoch} is no longer ours: {why}")
 
     def _hedged_renew(self, args: list) -> int:
         """The renewal on one connection and, if it has not answered within hedge_after, on
         the other too; the first answer wins, the error of the last one if none answers."""
         pool = self._pool
         if pool is None:
-            return int(self._renew(keys=[self.keys.lease], args=args))
+            return int(self._renew(keys=[self.keys.lease, self.keys.epoch], args=args))
         self._renewals += 1
         order = self._renew_clients[self._renewals % 2 :] + self._renew_clients[: self._renewals % 2]
 
         def call(client: redis.Redis) -> int:
-            return int(self._renew(keys=[self.keys.lease], args=args, client=client))
+            return int(self._renew(keys=[self.keys.lease, self.keys.epoch], args=args, client=client))
 
         pending: set[Future] = {pool.submit(call, order[0])}
         done, pending = wait(pending, timeout=self.hedge_after, return_when=FIRST_COMPLETED)
@@ -452,9 +501,10 @@ class LeaseKeeper:
             return ""
         try:
             body = json.loads(msg["data"])
-            self.lease.highest_epoch = max(self.lease.highest_epoch, int(body.get("epoch", 0)))
+            epoch = parse.integer(body.get("epoch", 0), "epoch", 0, parse.MAX_EPOCH)
+            self.lease.highest_epoch = max(self.lease.highest_epoch, epoch)
             return str(body.get("event", "released"))
-        except (ValueError, TypeError, AttributeError):
+        except (ValueError, TypeError, AttributeError, parse.BadEntry):
             return ""
 
     def _subscribe(self) -> redis.client.PubSub:

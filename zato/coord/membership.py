@@ -2,17 +2,28 @@
 
 A key that expires means the server is gone. The index set lets readers list members
 without SCAN; entries whose key has expired are dropped by readers.
+
+Entries are signed with a key derived from the cluster secret (`zato.coord.signing`) and
+parsed strictly (`zato.coord.parse`): readers get only members whose signature checks and
+whose every field has its shape, so a process without the secret cannot join the cluster,
+and a forged or odd entry is logged once and ignored.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+import logging
+from dataclasses import asdict, dataclass
 
 import redis
 
+from zato.coord import parse
 from zato.coord.client import translate
 from zato.coord.keys import Keys
+from zato.coord.signing import sign, verified
+
+logger = logging.getLogger(__name__)
+_bad = parse.LogOnce(logger)
 
 
 @dataclass(frozen=True)
@@ -30,27 +41,44 @@ class Member:
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
+    @classmethod
+    def parse(cls, data: object) -> Member:
+        """A member from an entry's verified fields; BadEntry naming the first bad one.
+        Fields a newer server may add are ignored, not a reason to drop the member."""
+        if not isinstance(data, dict):
+            raise parse.BadEntry("a member entry must be a JSON object")
+        return cls(
+            name=parse.name(data.get("name"), "member name"),
+            host=parse.host(data.get("host")),
+            port=parse.port(data.get("port")),
+            pid=parse.integer(data.get("pid"), "pid", 1, parse.MAX_PID),
+            started_at=parse.number(data.get("started_at"), "started_at"),
+            state=parse.choice(data.get("state", "running"), "state", ("running", "draining")),
+            role=parse.choice(data.get("role", ""), "role", ("", "holder", "standby")),
+            seen_epoch=parse.integer(data.get("seen_epoch", 0), "seen_epoch", 0, parse.MAX_EPOCH),
+        )
 
-_FIELDS = tuple(f.name for f in fields(Member))
+
+def entry(member: Member, key: bytes) -> str:
+    """The signed JSON stored under the member's key."""
+    return sign(key, asdict(member))
 
 
-def announce(client: redis.Redis, cluster: str, member: Member, ttl: float) -> None:
-    """Create or refresh this server's key (one round trip)."""
+def announce(client: redis.Redis, cluster: str, member: Member, ttl: float, key: bytes) -> None:
+    """Create or refresh this server's key (one round trip); `key`: `signing.member_key`."""
     keys = Keys(cluster)
     with translate("membership heartbeat"):
         pipe = client.pipeline(transaction=False)
-        pipe.set(keys.member(member.name), json.dumps(asdict(member)), px=int(ttl * 1000))
+        pipe.set(keys.member(member.name), entry(member, key), px=int(ttl * 1000))
         pipe.sadd(keys.members, member.name)
         pipe.execute()
 
 
-def refresh(client: redis.Redis, cluster: str, member: Member, ttl: float) -> bool:
+def refresh(client: redis.Redis, cluster: str, member: Member, ttl: float, key: bytes) -> bool:
     """Heartbeat in one command; True if the key was not there (the server (re)joined), in
     which case the caller should announce() to put the name back in the index set."""
     with translate("membership heartbeat"):
-        old = client.set(
-            Keys(cluster).member(member.name), json.dumps(asdict(member)), px=int(ttl * 1000), get=True
-        )
+        old = client.set(Keys(cluster).member(member.name), entry(member, key), px=int(ttl * 1000), get=True)
     return old is None
 
 
@@ -87,8 +115,10 @@ def operator_drained(client: redis.Redis, cluster: str) -> set[str]:
         return {str(n) for n in client.smembers(Keys(cluster).operator_drained)}
 
 
-def live_servers(client: redis.Redis, cluster: str) -> list[Member]:
-    """The live servers of `cluster`, sorted by name."""
+def live_servers(client: redis.Redis, cluster: str, key: bytes | None) -> list[Member]:
+    """The live servers of `cluster` whose entries are signed with `key`, sorted by name.
+    `key` None (only for a display that has no cluster secret): entries are parsed strictly
+    but not verified. The LB and the connectors always pass the key."""
     keys = Keys(cluster)
     with translate("membership read"):
         names = sorted(client.smembers(keys.members))
@@ -99,12 +129,28 @@ def live_servers(client: redis.Redis, cluster: str) -> list[Member]:
         if gone:
             client.srem(keys.members, *gone)
     result = []
-    for v in values:
-        if v is not None:
-            try:  # fields a newer server may add are ignored, not a reason to drop the member
-                data = json.loads(v)
-                result.append(Member(**{k: data[k] for k in _FIELDS if k in data}))
-            except (ValueError, TypeError):
-                continue
+    for index_name, raw in zip(names, values, strict=True):
+        if raw is not None:
+            try:
+                result.append(read_entry(raw, index_name, key))
+            except parse.BadEntry as e:
+                _bad.warning(f"cluster {cluster}: ignoring member entry {index_name[:80]!r}: {e}")
     return result
 
+
+def read_entry(raw: str | bytes, index_name: str, key: bytes | None) -> Member:
+    """The member stored under `member:{index_name}`, verified and parsed; BadEntry if not."""
+    try:
+        data = json.loads(raw)
+    except (TypeError, ValueError):
+        raise parse.BadEntry("not JSON") from None
+    if key is None and isinstance(data, dict):
+        fields: dict | None = data
+    else:
+        fields = verified(key, data) if isinstance(data, dict) and key else None
+    if fields is None:
+        raise parse.BadEntry("not signed with this cluster's secret")
+    member = Member.parse(fields)
+    if member.name != index_name:  # a real server's entry copied under another name
+        raise parse.BadEntry(f"its name is {member.name!r}")
+    return member

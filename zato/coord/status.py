@@ -24,11 +24,15 @@ class KnownServer:
     port: int
 
 
-def collect(client: redis.Redis, cluster: str, known: list[KnownServer] | tuple = ()) -> dict:
-    """Everything the status view shows; Redis failures become an "errors" entry."""
+def collect(
+    client: redis.Redis, cluster: str, known: list[KnownServer] | tuple = (), key: bytes | None = None
+) -> dict:
+    """Everything the status view shows; Redis failures become an "errors" entry.
+    `key`: `signing.member_key`; members whose entries do not verify are not shown. Without
+    it (a view that has no cluster secret) entries are only parsed strictly."""
     result: dict = {"cluster": cluster, "servers": [], "lease": None, "children": [], "errors": []}
     try:
-        live = {m.name: m for m in membership.live_servers(client, cluster)}
+        live = {m.name: m for m in membership.live_servers(client, cluster, key)}
         holder = read_holder(client, cluster)
         newest = current_epoch(client, cluster)
         supervisor = read_supervisor_status(client, cluster)

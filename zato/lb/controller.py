@@ -34,6 +34,7 @@ from zato.coord import lb_view
 from zato.coord.client import connect, translate
 from zato.coord.keys import Keys
 from zato.coord.membership import Member, live_servers, operator_drained
+from zato.coord.signing import member_key
 from zato.lb import render as r
 from zato.lb.haproxy import HAProxy, write_config
 from zato.lb.runtime import ServerState
@@ -57,6 +58,7 @@ class Controller:
         self.binary = binary
         self.haproxy = HAProxy(settings, binary)
         self.client: redis.Redis = connect(settings.redis)
+        self.member_key = member_key(settings.cluster_secret, settings.cluster)  # only signed members
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._drain_started: dict[str, float] = {}
@@ -153,7 +155,7 @@ class Controller:
     def _members(self) -> list[Member] | None:
         """The live members, or None when Redis cannot say (then nothing is changed)."""
         try:
-            members = live_servers(self.client, self.settings.cluster)
+            members = live_servers(self.client, self.settings.cluster, self.member_key)
             held = operator_drained(self.client, self.settings.cluster)
         except CoordError as e:
             if self._redis_ok:
@@ -169,7 +171,13 @@ class Controller:
         members = self._members()
         if members is None:
             return servers_in_file(_read(self.settings.haproxy_cfg))
-        return [r.Backend(r.haproxy_name(m.name), _ip(m.host), m.port) for m in members]
+        backends = []
+        for m in members:
+            try:
+                backends.append(_backend(m))
+            except LBError as e:
+                logger.warning("server %s left out: %s", m.name, e)
+        return backends
 
     def _listen(self) -> None:
         """Wake the loop at once when a member joins, drains or leaves."""
@@ -215,7 +223,7 @@ class Controller:
         unapplied = False
         for m in members:
             try:
-                b = r.Backend(r.haproxy_name(m.name), _ip(m.host), m.port)
+                b = _backend(m)
                 wanted[b.name] = b
                 self._apply_member(b, m.state, actual.get(b.name))
                 if m.state != "draining":
@@ -303,15 +311,23 @@ class Controller:
 
 
 def servers_in_file(text: str) -> list[r.Backend]:
-    """The backend servers of a config this module rendered ([] if none)."""
+    """The backend servers of a config this module rendered ([] if none); a line that does
+    not make a safe Backend is left out."""
     result = []
     for line in text.splitlines():
         parts = line.split()
         if line.startswith("    server ") and len(parts) >= 3:
             ip, _, port = parts[2].rpartition(":")
-            if port.isdigit():
-                result.append(r.Backend(parts[1], ip, int(port)))
+            if port.isdigit() and len(port) <= 5:
+                try:
+                    result.append(r.Backend(parts[1], ip, int(port)))
+                except LBError:
+                    continue
     return result
+
+
+def _backend(m: Member) -> r.Backend:
+    return r.Backend(r.haproxy_name(m.name), _ip(m.host), m.port)
 
 
 def _static_part(text: str) -> list[str]:

@@ -34,10 +34,12 @@ Facts this config relies on (HAProxy 2.6, measured on this machine, see issue #4
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from dataclasses import dataclass
 
+from zato.common.errors import LBError
 from zato.config.settings import LBSettings
 from zato.lb import edge
 from zato.lb.edge import quote as _quote
@@ -56,15 +58,32 @@ ERROR_503 = edge.envelope("No server available")
 RETRY_ON = "conn-failure empty-response junk-response response-timeout 0rtt-rejected 502 503 504"
 
 _NAME_RE = re.compile(r"[^A-Za-z0-9_.:-]")
+_SAFE_NAME_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+_HOST_RE = re.compile(r"[A-Za-z0-9.:-]{1,253}")
+
+
+class UnsafeValue(LBError):
+    """A value that cannot be proved safe for its place in haproxy.cfg or a Runtime API command."""
 
 
 @dataclass(frozen=True)
 class Backend:
-    """One backend server as HAProxy knows it."""
+    """One backend server as HAProxy knows it. Only provably safe values make a Backend: a
+    name of safe characters, an IP address as Python writes it, a port in range, so nothing
+    read from Redis can add a line to haproxy.cfg or a command to the Runtime API."""
 
     name: str  # HAProxy server name (safe characters only)
     ip: str
     port: int
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _SAFE_NAME_RE.fullmatch(self.name):
+            raise UnsafeValue(f"server name {self.name!r} is not 1-64 of A-Z a-z 0-9 _ . : -")
+        if not isinstance(self.ip, str) or not _is_ip(self.ip):
+            raise UnsafeValue(f"server {self.name}: {self.ip!r} is not an IP address")
+        if type(self.port) is not int or not 1 <= self.port <= 65535:
+            raise UnsafeValue(f"server {self.name}: port {self.port!r} is not a whole number in 1..65535")
 
     @property
     def address(self) -> str:
@@ -73,7 +92,28 @@ class Backend:
 
 def haproxy_name(member_name: str) -> str:
     """A server name HAProxy accepts, derived from the member's name."""
-    return _NAME_RE.sub("_", member_name) or "_"
+    return _NAME_RE.sub("_", member_name)[:64] or "_"
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        return str(ipaddress.ip_address(value)) == value
+    except ValueError:
+        return False
+
+
+def check_settings(s: LBSettings) -> None:
+    """UnsafeValue unless every lb.conf value that goes into haproxy.cfg is safe there."""
+    if not _HOST_RE.fullmatch(s.host):
+        raise UnsafeValue(f"[main] host {s.host!r} is not an IP address or a host name")
+    for what, value in (("[stats] username", s.stats_username), ("[stats] password", s.stats_password)):
+        if not value or _CONTROL_RE.search(value):
+            raise UnsafeValue(f"{what} must be non-empty, without control characters or line breaks")
+    if not _SAFE_NAME_RE.fullmatch(s.cluster):
+        raise UnsafeValue(f"[cluster] name {s.cluster!r} is not 1-64 of A-Z a-z 0-9 _ . : -")
+    for value in (s.check_inter_ms, s.check_fall, s.check_rise, s.timeout_connect_ms, s.retries):
+        if type(value) is not int:
+            raise UnsafeValue(f"{value!r} is not a whole number")
 
 
 CHECK_TIMEOUT_MS = 500  # most a health check may wait for /zato/ready to answer
@@ -98,7 +138,12 @@ def stats_socket_path(settings: LBSettings) -> str:
 
 
 def render(settings: LBSettings, servers: list[Backend]) -> str:
-    """The complete haproxy.cfg for `settings` with `servers` in the backend."""
+    """The complete haproxy.cfg for `settings` with `servers` in the backend; UnsafeValue if a
+    value cannot be proved safe for its place in the file (nothing is rendered then)."""
+    check_settings(settings)
+    for b in servers:
+        if not isinstance(b, Backend):
+            raise UnsafeValue(f"{b!r} is not a Backend")
     return "\n".join(
         [
             _global(settings),

@@ -8,11 +8,13 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import socket
 from dataclasses import dataclass
 
 from zato.common.errors import LBError
 
+_UNSAFE_RE = re.compile(r"[\x00-\x1f\x7f;]")
 MAX_UNIX_PATH = 100  # sun_path is 108 bytes; HAProxy also binds NAME.PID.tmp first
 
 
@@ -51,7 +53,10 @@ class RuntimeAPI:
         self.timeout = timeout
 
     def command(self, cmd: str) -> str:
-        """Send one command and return HAProxy's full answer."""
+        """Send one command and return HAProxy's full answer. A command holding a line break,
+        a control character or `;` (which would start a second command) is refused."""
+        if _UNSAFE_RE.search(cmd):
+            raise LBError(f"refusing an unsafe HAProxy Runtime API command: {cmd[:80]!r}")
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
                 sock.settimeout(self.timeout)

@@ -1,0 +1,211 @@
+"""Redis is not trusted: forged or odd entries written by anyone who can reach Redis (which
+often has no password) must not run code, steal traffic or stop a component.
+
+Each test is an attack from issue 15, run against a real cluster (one server, the LB, the
+shared Redis) or against the coordination code and the real Redis directly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import redis
+import requests
+
+from tests.support import REDIS_URL, cleanup_redis, cluster_name, free_port, wait_for, zato
+from zato.connector.invoke import Invoker
+from zato.coord import membership, status
+from zato.coord.keys import Keys
+from zato.coord.lease import current_epoch, read_holder
+from zato.coord.parse import BadEntry
+from zato.coord.signing import member_key
+from zato.lb.status import describe
+
+RECONCILE_SETTLE = 1.0  # the LB reconciles every 0.25 s: an entry that got through shows by then
+
+
+@pytest.fixture(scope="module")
+def qs(module_quickstart):
+    cluster = module_quickstart(servers=1)
+    cluster.start()
+    wait_for(lambda: lb_servers(cluster) == {"server1": "UP"}, 30, what="server1 UP in the LB")
+    return cluster
+
+
+@pytest.fixture
+def client():
+    c = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    yield c
+    c.close()
+
+
+def lb_servers(qs) -> dict[str, str]:
+    return {s["name"]: s["state"].split()[0] for s in describe(qs.lb_dir)["servers"]}
+
+
+def lb_log(qs) -> str:
+    with open(os.path.join(qs.lb_dir, "logs", "lb.log"), errors="replace") as f:
+        return f.read()
+
+
+def forge(client: redis.Redis, cluster: str, name: str, entry: dict | str) -> None:
+    """What an attacker with access to Redis writes: a member entry and its index, then the
+    change notice that wakes the LB."""
+    keys = Keys(cluster)
+    client.set(keys.member(name), entry if isinstance(entry, str) else json.dumps(entry), px=60_000)
+    client.sadd(keys.members, name)
+    client.publish(keys.members_channel, json.dumps({"name": name, "event": "joined"}))
+
+
+def unforge(client: redis.Redis, cluster: str, name: str) -> None:
+    keys = Keys(cluster)
+    client.delete(keys.member(name))
+    client.srem(keys.members, name)
+
+
+def member_fields(name: str, port: object) -> dict:
+    return {"name": name, "host": "127.0.0.1", "port": port, "pid": 4242, "started_at": time.time()}
+
+
+class Listener:
+    """The attacker's HTTP listener: answers /zato/ping like a server and counts every request."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, dict]] = []
+        self.port = free_port()
+        listener = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _any(self) -> None:
+                listener.requests.append((self.path, dict(self.headers)))
+                body = b'{"zato_env": {"result": "ZATO_OK"}}'
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = _any
+
+            def log_message(self, *args) -> None:  # noqa: ANN002
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_a_member_port_with_newlines_never_reaches_haproxy_cfg_nor_runs_code(qs, client, tmp_path):
+    cfg = os.path.join(qs.lb_dir, "config", "haproxy.cfg")
+    before = open(cfg).read()
+    owned, lua = tmp_path / "owned", tmp_path / "evil.lua"
+    lua.write_text(f'local f = io.open("{owned}", "w")\nf:write("owned")\nf:close()\n')
+    lua.chmod(0o644)
+    port = f"28998\nglobal\n    lua-load {lua}\n#"
+    try:
+        forge(client, qs.cluster, "evil", member_fields("evil", port))
+        wait_for(lambda: "evil" in lb_log(qs), 15, what="the LB to read the forged entry")
+        time.sleep(RECONCILE_SETTLE)
+        assert not owned.exists(), "the forged entry ran code in the LB's haproxy -c"
+        assert open(cfg).read() == before
+        assert lb_servers(qs) == {"server1": "UP"}
+        assert requests.get(qs.lb_url + "/zato/ping", timeout=5).status_code == 200
+    finally:
+        unforge(client, qs.cluster, "evil")
+
+
+def test_an_unsigned_member_gets_no_traffic_and_no_credentials(qs, client):
+    thief = Listener()
+    try:
+        forge(client, qs.cluster, "thief", {**member_fields("thief", thief.port), "sig": "0" * 64})
+        wait_for(lambda: "thief" in lb_log(qs), 15, what="the LB to read the forged entry")
+        time.sleep(RECONCILE_SETTLE)
+        auth = qs.admin_auth
+        for _ in range(10):
+            r = requests.get(qs.lb_url + "/zato/admin/services", auth=auth, timeout=5)
+            assert r.status_code == 200
+        assert lb_servers(qs) == {"server1": "UP"}
+        assert thief.requests == []  # not even a health check
+    finally:
+        unforge(client, qs.cluster, "thief")
+        thief.close()
+
+
+def test_connectors_call_only_signed_members_and_survive_odd_ones(client):
+    cluster, secret = cluster_name("trust"), "the cluster secret"
+    key = member_key(secret, cluster)
+    try:
+        real = membership.Member("server1", "127.0.0.1", 17010, 4242, time.time())
+        membership.announce(client, cluster, real, 30, key)
+        thief = membership.Member("thief", "127.0.0.1", 17099, 4242, time.time())
+        forge(client, cluster, "thief", membership.entry(thief, b"x" * 32))  # another key
+        forge(client, cluster, "abc", member_fields("abc", "abc"))  # crashed the connector
+        forge(client, cluster, "copy", membership.entry(real, key))  # a real entry under another name
+        forge(client, cluster, "notjson", "{")
+        forge(client, cluster, "listy", "[1, 2]")
+        invoker = Invoker(client, cluster, b"epoch key", epoch=1, members=key)
+        assert invoker.servers() == ["127.0.0.1:17010"]
+        assert [m.name for m in membership.live_servers(client, cluster, key)] == ["server1"]
+    finally:
+        cleanup_redis(cluster)
+
+
+def test_odd_lease_values_leave_status_readable(client):
+    cluster = cluster_name("trust")
+    keys = Keys(cluster)
+    try:
+        client.set(keys.epoch, "abc")
+        client.set(keys.lease, "token", px=30_000)
+        client.set(keys.lease_info, json.dumps({"server": "a\nb", "epoch": "7", "since": []}))
+        client.set(keys.supervisor_status, json.dumps({"epoch": 7, "children": "all"}))
+        with pytest.raises(BadEntry, match="not a whole number"):
+            current_epoch(client, cluster)
+        assert read_holder(client, cluster) is None
+        view = status.collect(client, cluster, key=member_key("s", cluster))
+        assert view["lease"]["holder"] is None and view["children"] == []
+        assert any("lease epoch" in e for e in view["errors"])
+    finally:
+        cleanup_redis(cluster)
+
+
+def internal_ping(qs, epoch: str) -> requests.Response:
+    headers = {"X-Zato-Secret": qs.cluster_secret, "X-Zato-Epoch": epoch, "Content-Type": "application/json"}
+    return requests.post(
+        qs.server_url("server1") + "/zato/internal/invoke/zato.ping", headers=headers, timeout=5
+    )
+
+
+def holder_epoch(client: redis.Redis, cluster: str) -> int:
+    holder = read_holder(client, cluster)
+    return holder.epoch if holder else -1
+
+
+def test_a_garbled_epoch_is_no_crash_and_the_holder_puts_it_back(qs, client):
+    epoch = wait_for(lambda: holder_epoch(client, qs.cluster) > 0 and holder_epoch(client, qs.cluster))
+    client.set(Keys(qs.cluster).epoch, "abc")
+    answer = internal_ping(qs, str(epoch))
+    assert answer.status_code in (200, 503)  # 503 while garbled, 200 once put back; never a 500
+    out = zato("cluster", "status", qs.path, check=False)
+    assert out.returncode == 0 and "Traceback" not in out.stdout + out.stderr
+    wait_for(
+        lambda: client.get(Keys(qs.cluster).epoch) == str(epoch), 10, what="the holder to restore the epoch"
+    )
+    assert internal_ping(qs, str(epoch)).status_code == 200
+
+
+def test_a_forged_higher_epoch_makes_the_holder_take_a_newer_one(qs, client):
+    epoch = wait_for(lambda: holder_epoch(client, qs.cluster) > 0 and holder_epoch(client, qs.cluster))
+    client.set(Keys(qs.cluster).epoch, epoch + 1)  # one above the holder's
+    wait_for(
+        lambda: holder_epoch(client, qs.cluster) > epoch + 1, 15, what="the holder to re-acquire above it"
+    )
+    newest = holder_epoch(client, qs.cluster)
+    assert internal_ping(qs, str(newest)).status_code == 200
+    assert internal_ping(qs, str(epoch)).status_code == 409
