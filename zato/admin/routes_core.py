@@ -30,7 +30,15 @@ def deploy_module() -> dict:
     except UnicodeDecodeError:
         fail(400, "the module source is not UTF-8 text")
     try:
-        result = deploy(w.odb, w.redis, w.settings.cluster, name, source, w.settings.deploy_timeout)
+        result = deploy(
+            w.odb,
+            w.redis,
+            w.settings.cluster,
+            name,
+            source,
+            w.settings.deploy_timeout,
+            w.settings.import_budget,
+        )
     except (DeployError, ODBError) as e:
         fail(400, str(e))
     return {

@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     odb, client = ODB(settings.odb_url), connect(settings.redis)
     try:
         module = args.name or module_name_of(args.module)
-        result = deploy(odb, client, settings.cluster, module, source, timeout)
+        result = deploy(odb, client, settings.cluster, module, source, timeout, settings.import_budget)
     finally:
         odb.dispose()
         client.close()

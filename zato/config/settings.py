@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import configparser
 import os
+import re
 from dataclasses import dataclass, field
 
 from zato.common.errors import ConfigError
@@ -80,6 +81,7 @@ class ServerSettings:
     def announced_host(self) -> str:
         """What this server tells the cluster (membership, ODB) its peers reach it at."""
         return self.announce_host or self.host
+    import_budget: float = 2.0  # ... and its import may take this long (measured in the validation child)
 
     @property
     def config_file(self) -> str:
@@ -142,6 +144,7 @@ class LBSettings:
     log_level: str = "INFO"
     edge: EdgeSettings = EdgeSettings()
     log_format: str = "text"
+    cluster_secret: str = field(default="", repr=False)  # verifies the servers' member entries
 
     @property
     def config_file(self) -> str:
@@ -297,6 +300,27 @@ def _cluster_name(r: _Reader) -> str:
     return name
 
 
+MIN_PASSWORD = 8  # [auth] admin_password (generated ones have 32 characters)
+MIN_SECRET = 12  # [auth] cluster_secret, which also signs membership entries
+
+
+def _secret(r: _Reader, key: str, minimum: int) -> str:
+    """A password or secret: refused (one line, the value not shown) if empty or short."""
+    value = r.str("auth", key, _REQUIRED)
+    if len(value) < minimum:
+        what = "is empty" if not value else f"is shorter than {minimum} characters"
+        raise ConfigError(f"{r.path}: [auth] {key} {what}; set a long random value")
+    return value
+
+
+def _server_name(r: _Reader) -> str:
+    """The same pattern readers of membership entries check (zato.coord.parse.NAME_RE)."""
+    name = r.str("main", "name", _REQUIRED)
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name):
+        raise ConfigError(f"{r.path}: [main] name: {name!r} must be 1-64 letters, digits, _ . - (not first)")
+    return name
+
+
 def load_server_settings(server_dir: str) -> ServerSettings:
     path = os.path.abspath(server_dir)
     r = _Reader(os.path.join(path, "config", SERVER_CONF))
@@ -316,7 +340,7 @@ def load_server_settings(server_dir: str) -> ServerSettings:
         raise ConfigError(f"{r.path}: [membership] heartbeat must be shorter than ttl")
     return ServerSettings(
         path=path,
-        name=r.str("main", "name", _REQUIRED),
+        name=_server_name(r),
         cluster=_cluster_name(r),
         host=r.str("main", "host", "127.0.0.1"),
         port=r.int("main", "port", 17010, 1, 65535),
@@ -324,8 +348,8 @@ def load_server_settings(server_dir: str) -> ServerSettings:
         odb_url=r.str("odb", "url", _REQUIRED),
         redis=_redis(r),
         admin_username=r.str("auth", "admin_username", _REQUIRED),
-        admin_password=r.str("auth", "admin_password", _REQUIRED),
-        cluster_secret=r.str("auth", "cluster_secret", _REQUIRED),
+        admin_password=_secret(r, "admin_password", MIN_PASSWORD),
+        cluster_secret=_secret(r, "cluster_secret", MIN_SECRET),
         gunicorn=r.section("gunicorn"),
         membership=membership,
         lease=lease,
@@ -338,6 +362,7 @@ def load_server_settings(server_dir: str) -> ServerSettings:
         tls_ca_file=_existing_file(r, "tls", "ca_file"),
         invoke_username=r.str("auth", "invoke_username", "admin.invoke"),
         invoke_password=r.str("auth", "invoke_password", ""),
+        import_budget=r.float("main", "import_budget", 2.0),
     )
 
 
@@ -422,6 +447,7 @@ def load_lb_settings(lb_dir: str) -> LBSettings:
         log_level=r.str("logging", "level", "INFO"),
         edge=_edge(r),
         log_format=_log_format(r),
+        cluster_secret=_secret(r, "cluster_secret", MIN_SECRET),
     )
 
 

@@ -96,11 +96,27 @@ def ensure_empty_dir(path: str) -> str:
     return path
 
 
+def private_dirs(path: str, subs: tuple[str, ...]) -> None:
+    """Create sub-folders of `path` readable by the owner only (logs, pickup and work hold
+    module sources, messages and the HAProxy socket), whatever the umask."""
+    for sub in subs:
+        folder = os.path.join(path, sub)
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        os.chmod(folder, 0o700)
+
+
+def private_sqlite_file(database: str) -> None:
+    """Create the SQLite ODB file owner-only (0600) before SQLite opens it; SQLite gives its
+    -wal and -shm files the database file's mode."""
+    fd = os.open(database, os.O_CREAT | os.O_WRONLY, 0o600)
+    os.close(fd)
+    os.chmod(database, 0o600)
+
+
 def create_server_dir(path: str, spec: ServerSpec) -> str:
     """Write a server directory (config, logs, pickup, work). Returns its absolute path."""
     path = ensure_empty_dir(path)
-    for sub in ("config", "logs", "pickup", os.path.join("pickup", "processed"), "work"):
-        os.makedirs(os.path.join(path, sub), exist_ok=True)
+    private_dirs(path, ("config", "logs", "pickup", os.path.join("pickup", "processed"), "work"))
     conf = {
         "main": {
             "name": spec.name,
@@ -136,15 +152,16 @@ def create_lb_dir(
     kvdb: dict | None = None,  # the whole [kvdb] section (e.g. with sentinels), else just redis_url
     host: str = "127.0.0.1",  # the frontend's bind address (0.0.0.0: every interface)
     tls_ca: CA | None = None,  # terminate TLS with a certificate this CA issues (config/lb.pem)
+    cluster_secret: str = "",  # the servers' [auth] cluster_secret: only members signed with it get traffic
 ) -> str:
     path = ensure_empty_dir(path)
-    for sub in ("config", "logs", "work"):
-        os.makedirs(os.path.join(path, sub), exist_ok=True)
+    private_dirs(path, ("config", "logs", "work"))
     conf = {
         "main": {"host": host, "port": port},
         "cluster": {"name": cluster},
         "kvdb": kvdb or {"url": redis_url},
         "stats": {"username": "admin", "password": new_secret()},
+        "auth": {"cluster_secret": cluster_secret or new_secret()},
         "logging": {"level": "INFO"},
     }
     if tls_ca is not None:
@@ -197,6 +214,7 @@ def create_odb(url: str, cluster: str | None = None) -> bool:
                 os.makedirs(folder, exist_ok=True)
             except OSError as e:
                 raise ODBError(f"cannot create {folder} for the SQLite ODB: {e.strerror}") from None
+            private_sqlite_file(database)
         create_schema(odb.engine)
         return odb_api.ensure_cluster(odb, cluster) if cluster else False
     except ODBError as e:
@@ -260,7 +278,8 @@ def create_quickstart(q: QuickstartSpec) -> list[str]:
         ca = tls.new_ca(f"Zato cluster {q.cluster} CA")
         tls.write_ca(os.path.join(root, TLS_DIR), ca)
     lb_dir = os.path.join(root, "load-balancer")
-    made.append(create_lb_dir(lb_dir, q.cluster, q.redis_url, q.lb_port, kvdb, tls_ca=ca))
+    lb = create_lb_dir(lb_dir, q.cluster, q.redis_url, q.lb_port, kvdb, tls_ca=ca, cluster_secret=secret)
+    made.append(lb)
     made.append(create_dashboard_dir(os.path.join(root, "dashboard"), load_server_settings(made[0]), lb_dir,
                                      q.dashboard_port))
     component.write_marker(root, component.QUICKSTART)

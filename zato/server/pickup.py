@@ -75,7 +75,12 @@ class PickupDir:
             with open(path, encoding="utf-8") as f:
                 source = f.read()
             self.job = _Job(
-                path, mtime, source, LoadCheck(module_name_of(path), source, self.settings.deploy_timeout)
+                path,
+                mtime,
+                source,
+                LoadCheck(
+                    module_name_of(path), source, self.settings.deploy_timeout, self.settings.import_budget
+                ),
             )
         except (OSError, UnicodeDecodeError) as e:
             logger.error("pickup: cannot read %s: %s", path, e)

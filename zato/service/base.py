@@ -113,7 +113,7 @@ class Request:
 
 
 # What the service sees of its request: never how the caller authenticated itself.
-HIDDEN_ENV = ("HTTP_AUTHORIZATION", "HTTP_X_ZATO_SECRET")
+HIDDEN_ENV = ("HTTP_AUTHORIZATION", "HTTP_X_ZATO_SECRET", "HTTP_X_ZATO_SIGNATURE")
 
 
 def without_credentials(environ: dict) -> dict:

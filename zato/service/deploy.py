@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -33,6 +34,14 @@ if TYPE_CHECKING:  # kept out of the child's imports: it starts for every deploy
 logger = logging.getLogger(__name__)
 
 LOAD_TIMEOUT = 10.0  # seconds a module may take to load when it is validated
+IMPORT_BUDGET = 2.0  # seconds of import time a module may use, measured in the validation child
+MAX_PARALLEL = 2  # validation processes one process (a worker, the CLI) runs at once; others queue
+_slots = threading.BoundedSemaphore(MAX_PARALLEL)
+
+
+class _OverBudget(BaseException):
+    """Raised in the validation child when the module's import runs past its budget (a
+    BaseException, so the module's own `except Exception` cannot swallow it)."""
 
 
 @dataclass(frozen=True)
@@ -62,7 +71,9 @@ class LoadCheck:
     Either raises DeployError when the module is bad, crashed its process or ran out of time.
     """
 
-    def __init__(self, module: str, source: str, timeout: float = LOAD_TIMEOUT):
+    def __init__(
+        self, module: str, source: str, timeout: float = LOAD_TIMEOUT, budget: float = IMPORT_BUDGET
+    ):
         check_module_name(module)
         self.module, self.timeout = module, timeout
         self.deadline = time.monotonic() + timeout
@@ -70,8 +81,9 @@ class LoadCheck:
         with tempfile.TemporaryFile() as source_file:
             source_file.write(source.encode("utf-8"))
             source_file.seek(0)
+            # -P -s: nothing from the caller's current folder or user site (a json.py there)
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", __name__, module, str(os.getpid())],
+                [sys.executable, "-P", "-s", "-m", __name__, module, str(os.getpid()), repr(budget)],
                 stdin=source_file,
                 stdout=self._out,
                 stderr=subprocess.DEVNULL,
@@ -132,11 +144,26 @@ def store(
 
 
 def deploy(
-    odb: ODB, client: redis.Redis, cluster: str, module: str, source: str, timeout: float = LOAD_TIMEOUT
+    odb: ODB,
+    client: redis.Redis,
+    cluster: str,
+    module: str,
+    source: str,
+    timeout: float = LOAD_TIMEOUT,
+    budget: float = IMPORT_BUDGET,
 ) -> DeployResult:
-    """DeployError if the module is bad or does not load within `timeout` seconds;
-    ODBError/CoordError if storing or publishing fails."""
-    impls = LoadCheck(module, source, timeout).wait()
+    """DeployError if the module is bad or does not load within `timeout` seconds (or its
+    import takes longer than `budget`); ODBError/CoordError if storing or publishing fails.
+    At most MAX_PARALLEL validations run at once in this process; the others wait their turn
+    (as long as `timeout`), so a burst of deploys does not start a process per request."""
+    if not _slots.acquire(timeout=timeout):
+        raise DeployError(
+            f"module {module}: {MAX_PARALLEL} other deploys still loading after {timeout:g} s; retry"
+        )
+    try:
+        impls = LoadCheck(module, source, timeout, budget).wait()
+    finally:
+        _slots.release()
     return store(odb, client, cluster, module, source, impls)
 
 
@@ -153,21 +180,33 @@ def _die_with(parent: int) -> None:
         os._exit(1)
 
 
-def _child(module: str, parent: int) -> int:
-    """In the child: load the source from stdin, print {"services": ...} or {"error": ...}."""
+def _over_budget(signum: int, frame: object) -> None:
+    raise _OverBudget
+
+
+def _child(module: str, parent: int, budget: float) -> int:
+    """In the child: load the source from stdin, print {"services": ...} or {"error": ...}.
+    The import is timed here (SIGALRM after `budget` seconds interrupts it)."""
     _die_with(parent)
     result = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # whatever the module prints must not mix with the answer
     source = sys.stdin.buffer.read().decode("utf-8")
+    signal.signal(signal.SIGALRM, _over_budget)
+    signal.setitimer(signal.ITIMER_REAL, budget)
     try:
         found = load_source(module, source)
+        signal.setitimer(signal.ITIMER_REAL, 0)
         answer: dict = {"services": {name: f"{module}.{cls.__name__}" for name, cls in found.items()}}
     except DeployError as e:
         answer = {"error": str(e)}
+    except _OverBudget:
+        answer = {"error": f"module {module}: its import took more than {budget:g} s (the import budget)"}
     result.write(json.dumps(answer))
     result.flush()
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(_child(sys.argv[1], int(sys.argv[2])))
+    sys.exit(
+        _child(sys.argv[1], int(sys.argv[2]), float(sys.argv[3]) if len(sys.argv) > 3 else IMPORT_BUDGET)
+    )

@@ -23,6 +23,16 @@ logger = logging.getLogger(__name__)
 
 MODULE_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 DEPLOYED_PREFIX = "zato_deployed."  # sys.modules namespace of deployed modules
+INTERNAL_PREFIX = "zato."  # service names reserved for the server's own services (zato.ping...)
+
+
+def check_not_internal(module: str, name: str) -> None:
+    """DeployError if a deployed module's service would define or replace an internal one."""
+    if name.startswith(INTERNAL_PREFIX) or name == "zato":
+        raise DeployError(
+            f"module {module}: service {name!r} is in the internal namespace {INTERNAL_PREFIX}*,"
+            " which deployed modules cannot use"
+        )
 
 
 def dashed(identifier: str) -> str:
@@ -87,6 +97,7 @@ def load_source(module: str, source: str) -> dict[str, type[Service]]:
     for obj in vars(mod).values():
         if isinstance(obj, type) and issubclass(obj, Service) and obj.__module__ == qualified:
             name = service_name(module, obj)
+            check_not_internal(module, name)
             if name in found:
                 raise DeployError(f"module {module}: service name {name!r} is defined twice")
             prepare(obj, name)
