@@ -18,6 +18,8 @@ import redis
 import requests
 
 from tests.support import REDIS_URL, cleanup_redis, cluster_name, free_port, wait_for, zato
+from zato.common.cid import new_cid
+from zato.common.signing import SIGNATURE_HEADER, epoch_key, sign
 from zato.connector.invoke import Invoker
 from zato.coord import membership, status
 from zato.coord.keys import Keys
@@ -176,10 +178,17 @@ def test_odd_lease_values_leave_status_readable(client):
 
 
 def internal_ping(qs, epoch: str) -> requests.Response:
-    headers = {"X-Zato-Secret": qs.cluster_secret, "X-Zato-Epoch": epoch, "Content-Type": "application/json"}
-    return requests.post(
-        qs.server_url("server1") + "/zato/internal/invoke/zato.ping", headers=headers, timeout=5
-    )
+    """What a connector of `epoch` sends (signed with its epoch's key)."""
+    cid = new_cid()
+    signature = sign(epoch_key(qs.cluster_secret, int(epoch)), int(epoch), "zato.ping", cid, b"{}")
+    headers = {
+        SIGNATURE_HEADER: signature,
+        "X-Zato-Epoch": epoch,
+        "X-Zato-CID": cid,
+        "Content-Type": "application/json",
+    }
+    url = qs.server_url("server1") + "/zato/internal/invoke/zato.ping"
+    return requests.post(url, data=b"{}", headers=headers, timeout=5)
 
 
 def holder_epoch(client: redis.Redis, cluster: str) -> int:

@@ -272,7 +272,9 @@ class ServerApp:
             newest = lease.current_epoch(self.worker.redis, self.worker.settings.cluster)
         except CoordError as e:
             logger.error("cid %s: cannot check the epoch: %s", cid, e)
-            raise HTTPError(503, "cannot check the lease epoch (Redis unavailable)") from None
+            raise HTTPError(
+                503, "cannot check the lease epoch (Redis unavailable or its epoch unreadable)"
+            ) from None
         if epoch < newest:
             logger.warning("cid %s: refused stale action %s: epoch %d < %d", cid, service, epoch, newest)
             raise HTTPError(409, f"stale epoch {epoch}; the newest is {newest}")
@@ -294,7 +296,7 @@ class ServerApp:
     @staticmethod
     def _epoch(environ: dict) -> int:
         raw = environ.get("HTTP_X_ZATO_EPOCH", "").strip()
-        if not raw.isdigit():
+        if not (raw.isascii() and raw.isdigit() and len(raw) <= 15):
             raise HTTPError(400, "missing or invalid X-Zato-Epoch (a whole number is required)")
         return int(raw)
 
