@@ -269,7 +269,7 @@ class Supervisor:
     def _withdraw(self) -> None:
         s = self.settings
         try:
-            membership.withdraw(self.client, s.cluster, s.name)
+            membership.withdraw(self.client, s.cluster, s.name, owner=self._member())
             membership.publish_change(self.client, s.cluster, s.name, "left")
             logger.info("left cluster %s", s.cluster)
         except CoordError as e:

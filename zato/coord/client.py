@@ -41,6 +41,25 @@ def check_redis(settings: RedisSettings) -> None:
         client.close()
 
 
+def accepts_anonymous(settings: RedisSettings) -> bool:
+    """True when the Redis in `settings` answers PING without any user or password (anyone
+    who can reach it can then forge entries and read queued messages). False when it asks for
+    credentials, cannot be reached, or is found through Sentinel (not checked here)."""
+    if settings.sentinels:
+        return False
+    from redis.connection import parse_url
+
+    opts = {k: v for k, v in parse_url(settings.url).items() if k not in ("username", "password")}
+    timeout = settings.socket_timeout
+    client = redis.Redis(socket_timeout=timeout, socket_connect_timeout=timeout, **opts)
+    try:
+        return bool(client.ping())
+    except (redis.RedisError, OSError):  # NOAUTH, WRONGPASS, unreachable...
+        return False
+    finally:
+        client.close()
+
+
 def describe(settings: RedisSettings) -> str:
     if settings.sentinels:
         hosts = ",".join(f"{h}:{p}" for h, p in settings.sentinels)

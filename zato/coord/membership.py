@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 
 import redis
 
+from zato.common.errors import CoordError
 from zato.coord import parse
 from zato.coord.client import translate
 from zato.coord.keys import Keys
@@ -88,14 +89,45 @@ def publish_change(client: redis.Redis, cluster: str, name: str, event: str) -> 
         client.publish(Keys(cluster).members_channel, json.dumps({"name": name, "event": event}))
 
 
-def withdraw(client: redis.Redis, cluster: str, name: str) -> None:
-    """Graceful leave: the key goes first so the LB stops sending traffic at once."""
+# KEYS: member, members.  ARGV: name, pid, host, port.  Deletes the entry only if it is the
+# caller's (same pid and address): a server never removes another one's membership.
+_WITHDRAW_OWN = """
+local raw = redis.call('GET', KEYS[1])
+if raw then
+  local ok, doc = pcall(cjson.decode, raw)
+  if not ok or type(doc) ~= 'table' or doc['pid'] ~= tonumber(ARGV[2])
+     or doc['host'] ~= ARGV[3] or doc['port'] ~= tonumber(ARGV[4]) then
+    return 0
+  end
+  redis.call('DEL', KEYS[1])
+end
+redis.call('SREM', KEYS[2], ARGV[1])
+return 1
+"""
+
+
+def withdraw(client: redis.Redis, cluster: str, name: str, owner: Member | None = None) -> bool:
+    """Graceful leave: the key goes first so the LB stops sending traffic at once. With
+    `owner` (the caller's own entry), only an entry with its pid and address is removed;
+    False when the key belongs to another process."""
     keys = Keys(cluster)
     with translate("membership withdraw"):
+        if owner is not None:
+            args = [name, owner.pid, owner.host, owner.port]
+            return bool(int(client.eval(_WITHDRAW_OWN, 2, keys.member(name), keys.members, *args)))
         pipe = client.pipeline(transaction=False)
         pipe.delete(keys.member(name))
         pipe.srem(keys.members, name)
         pipe.execute()
+    return True
+
+
+def check_name_free(client: redis.Redis, cluster: str, key: bytes, name: str, address: str) -> None:
+    """CoordError unless no live server of `cluster` other than the one at `address` has `name`
+    (the same server restarted after a crash leaves its own entry until its TTL: that is fine)."""
+    for m in live_servers(client, cluster, key):
+        if m.name == name and m.address != address:
+            raise CoordError(f"server name {name!r} is taken by the live server at {m.address} (pid {m.pid})")
 
 
 def set_operator_drain(client: redis.Redis, cluster: str, name: str, drained: bool) -> None:

@@ -93,7 +93,25 @@ def precheck_server(comp: Component, say: Say) -> ServerSettings:
     finally:
         engine.dispose()
     check_redis(s.redis)
+    check_cluster_membership(s, say)
     return s
+
+
+def check_cluster_membership(s: ServerSettings, say: Say) -> None:
+    """Refuse a server whose name a live server of the cluster already has; warn in one line
+    when Redis lets anyone in (membership and queues could be forged or read)."""
+    from zato.coord import membership
+    from zato.coord.client import accepts_anonymous, connect, describe
+    from zato.coord.signing import member_key
+
+    client = connect(s.redis)
+    try:
+        key = member_key(s.cluster_secret, s.cluster)
+        membership.check_name_free(client, s.cluster, key, s.name, s.address)
+    finally:
+        client.close()
+    if accepts_anonymous(s.redis):
+        say(f"warning: Redis at {describe(s.redis)} takes commands without a password (docs/redis-acl.md)")
 
 
 def precheck_lb(comp: Component, say: Say) -> LBSettings:

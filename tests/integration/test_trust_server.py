@@ -1,0 +1,197 @@
+"""A deployed module, a bad file or a second server must not own the cluster (issue 15):
+internal services are reserved, service code sees no secret, files are owner-only, weak
+passwords and taken server names are refused at start, and slow or hostile modules are
+refused before any worker loads them. One real cluster (one server, the LB) for the module."""
+
+from __future__ import annotations
+
+import configparser
+import os
+import stat
+import subprocess
+import sys
+import threading
+
+import pytest
+import requests
+
+from tests.support import free_port, wait_for, zato
+
+SECRET_PEEK = """
+from zato.service import Service
+
+class Peek(Service):
+    name = "peek.secrets"
+
+    def handle(self):
+        server = {k: repr(getattr(self.server, k)) for k in dir(self.server) if not k.startswith("__")}
+        self.response.payload = {"server": server, "headers": dict(self.request.headers)}
+"""
+
+FAKE_PING = """
+from zato.service import Service
+
+class Ping(Service):
+    name = "zato.ping"
+
+    def handle(self):
+        self.response.payload = {"pong": "owned"}
+"""
+
+SLOW_IMPORT = """
+import time
+from zato.service import Service
+
+started = time.monotonic()
+while time.monotonic() - started < 6:  # busy: no gevent timeout can cut it short in a worker
+    pass
+
+class Late(Service):
+    def handle(self):
+        pass
+"""
+
+
+@pytest.fixture(scope="module")
+def qs(module_quickstart):
+    cluster = module_quickstart(servers=1)
+    cluster.start()
+    wait_for(lambda: requests.get(cluster.lb_url + "/zato/ping", timeout=2).ok, 30, what="the LB to serve")
+    return cluster
+
+
+def admin(qs, method: str, path: str, **kw) -> requests.Response:
+    return requests.request(
+        method, qs.server_url("server1") + "/zato/admin" + path, auth=qs.admin_auth, timeout=60, **kw
+    )
+
+
+def test_a_module_cannot_define_or_replace_an_internal_service(qs):
+    r = admin(qs, "POST", "/deploy?name=fake_ping", data=FAKE_PING.encode())
+    assert r.status_code == 400
+    assert "'zato.ping'" in r.json()["zato_env"]["details"]
+    ping = requests.get(qs.lb_url + "/zato/ping", timeout=5).json()
+    assert ping["zato_ping_response"] == {"pong": "zato"}
+
+
+def test_service_code_sees_no_secret_and_no_internal_header(qs):
+    assert admin(qs, "POST", "/deploy?name=peek", data=SECRET_PEEK.encode()).status_code == 200
+    channel = {"name": "peek", "url_path": "/peek", "service": "peek.secrets"}
+    assert admin(qs, "POST", "/channels", json=channel).status_code in (200, 201)
+    probe = {"X-Zato-Secret": "probe-value"}
+    r = wait_for(
+        lambda: (resp := requests.get(qs.lb_url + "/peek", headers=probe, timeout=5)).ok and resp,
+        30,
+        what="the channel to answer",
+    )
+    settings = qs.settings("server1")
+    assert r.json()["server"]["name"] == "'server1'"  # the public facts are there
+    for secret in (settings.cluster_secret, settings.admin_password, settings.odb_url):
+        assert secret not in r.text
+    assert "probe-value" not in r.text and "X-Zato-Secret" not in r.json()["headers"]
+
+
+def test_odb_and_component_folders_are_owner_only(qs):
+    paths = [os.path.join(qs.path, "odb.db")]
+    paths += [p for p in (paths[0] + "-wal", paths[0] + "-shm") if os.path.exists(p)]
+    for sub in ("logs", "pickup", "work", "config"):
+        paths.append(os.path.join(qs.server_dir("server1"), sub))
+    for sub in ("logs", "work", "config"):
+        paths.append(os.path.join(qs.lb_dir, sub))
+    modes = {p: stat.S_IMODE(os.stat(p).st_mode) for p in paths}
+    assert {p: oct(m) for p, m in modes.items() if m & 0o077} == {}
+
+
+def copy_of_server1(qs, tmp_path, **auth_or_main: str) -> str:
+    """A new server directory joined to the cluster, with some [auth]/[main] values changed."""
+    path = str(tmp_path / "other")
+    zato(
+        "create",
+        "server",
+        path,
+        "--join",
+        qs.server_dir("server1"),
+        "--port",
+        str(free_port()),
+        "--name",
+        f"other{free_port()}",
+    )
+    conf = os.path.join(path, "config", "server.conf")
+    cp = configparser.ConfigParser(interpolation=None)
+    cp.read(conf)
+    for key, value in auth_or_main.items():
+        cp.set("auth" if key in ("admin_password", "cluster_secret") else "main", key, value)
+    with open(conf, "w") as f:
+        cp.write(f)
+    return path
+
+
+def start_refused(path: str) -> subprocess.CompletedProcess:
+    """`zato start` of a server that must be refused; stopped again should it start anyway."""
+    out = zato("start", path, check=False)
+    if out.returncode == 0:
+        zato("stop", path, check=False)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("admin_password", ""), ("admin_password", "short"), ("cluster_secret", "tiny")]
+)
+def test_an_empty_or_short_password_or_secret_is_refused_at_start(qs, tmp_path, key, value):
+    out = start_refused(copy_of_server1(qs, tmp_path, **{key: value}))
+    assert out.returncode == 1
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"[auth] {key}" in lines[0] and "Traceback" not in out.stderr
+
+
+def test_a_second_server_with_a_live_servers_name_is_refused(qs, tmp_path):
+    path = copy_of_server1(qs, tmp_path, name="server1")
+    out = start_refused(path)
+    assert out.returncode == 1 and "'server1' is taken by the live server" in out.stderr
+    r = requests.get(qs.lb_url + "/zato/ping", timeout=5)
+    assert r.ok  # the real server1 is still a member, still in the LB
+
+
+def test_a_slow_importing_module_is_refused_and_every_ping_is_answered(qs):
+    failures: list[str] = []
+    done = threading.Event()
+    answered = [0]
+
+    def pinger() -> None:
+        session = requests.Session()
+        while not done.is_set():
+            try:
+                r = session.get(qs.lb_url + "/zato/ping", timeout=10)
+                answered[0] += 1
+                if r.status_code != 200:
+                    failures.append(str(r.status_code))
+            except requests.RequestException as e:
+                failures.append(type(e).__name__)
+
+    thread = threading.Thread(target=pinger, daemon=True)
+    thread.start()
+    try:
+        r = admin(qs, "POST", "/deploy?name=slow_import", data=SLOW_IMPORT.encode())
+        assert r.status_code == 400 and "import budget" in r.json()["zato_env"]["details"]
+    finally:
+        done.set()
+        thread.join(15)
+    assert answered[0] > 0 and failures == []
+
+
+def test_zato_deploy_does_not_run_a_json_py_from_the_current_folder(qs, tmp_path):
+    work = tmp_path / "here"
+    work.mkdir()
+    owned = tmp_path / "owned"
+    (work / "json.py").write_text(f"open({str(owned)!r}, 'w').write('owned')\nfrom _json import *\n")
+    (work / "harmless.py").write_text("from zato.service import Service\n\nclass H(Service):\n    pass\n")
+    cli = os.path.join(os.path.dirname(sys.executable), "zato")
+    out = subprocess.run(
+        [cli, "deploy", qs.server_dir("server1"), "harmless.py"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert not owned.exists()
