@@ -224,8 +224,8 @@ class Lab:
             "create",
             "load-balancer",
             self.lb_dir,
-            "--cluster",
-            self.cluster,
+            "--join",  # the cluster and its secret, which verifies the servers' membership
+            first,
             "--redis",
             self.redis_url("lb"),
             "--host",
@@ -357,10 +357,13 @@ class Lab:
 
 def wait_all_up(lab: Lab, timeout: float = 30) -> None:
     """Every server a live member, the LB answering, and a holder."""
+    from zato.config.settings import load_server_settings
     from zato.coord import membership
+    from zato.coord.signing import member_key
 
+    key = member_key(load_server_settings(lab.server_dir(lab.names[0])).cluster_secret, lab.cluster)
     wait_for(
-        lambda: len(membership.live_servers(lab.redis(), lab.cluster)) == lab.n_servers,
+        lambda: len(membership.live_servers(lab.redis(), lab.cluster, key)) == lab.n_servers,
         timeout=timeout,
         what="every server a live member",
     )

@@ -7,8 +7,11 @@ shared Redis) or against the coordination code and the real Redis directly.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
+import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,13 +22,17 @@ import requests
 
 from tests.support import REDIS_URL, cleanup_redis, cluster_name, free_port, wait_for, zato
 from zato.common.cid import new_cid
+from zato.common.errors import LBError
 from zato.common.signing import SIGNATURE_HEADER, epoch_key, sign
+from zato.config.settings import load_lb_settings
 from zato.connector.invoke import Invoker
 from zato.coord import membership, status
 from zato.coord.keys import Keys
 from zato.coord.lease import current_epoch, read_holder
 from zato.coord.parse import BadEntry
 from zato.coord.signing import member_key
+from zato.lb.haproxy import find_binary, validate
+from zato.lb.render import render
 from zato.lb.status import describe
 
 RECONCILE_SETTLE = 1.0  # the LB reconciles every 0.25 s: an entry that got through shows by then
@@ -218,3 +225,31 @@ def test_a_forged_higher_epoch_makes_the_holder_take_a_newer_one(qs, client):
     newest = holder_epoch(client, qs.cluster)
     assert internal_ping(qs, str(newest)).status_code == 200
     assert internal_ping(qs, str(epoch)).status_code == 409
+
+
+def uid_of(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("Uid:"))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="dropping privileges needs root")
+def test_haproxy_workers_and_config_checks_run_unprivileged(qs, tmp_path):
+    master = describe(qs.lb_dir)["haproxy"]["pid"]
+    workers = [int(p) for p in open(f"/proc/{master}/task/{master}/children").read().split()]
+    assert workers and all(uid_of(p) != 0 for p in workers)
+    # Should a value ever get through the renderer, `haproxy -c` parses it without root.
+    owned = tmp_path / "owned"  # tmp_path is root's own (0700)
+    lua_dir = tempfile.mkdtemp(prefix="zato-trust-")
+    try:
+        os.chmod(lua_dir, 0o755)
+        lua = os.path.join(lua_dir, "evil.lua")
+        with open(lua, "w") as f:
+            f.write(f'local f = io.open("{owned}", "w")\nf:write("owned")\nf:close()\n')
+        os.chmod(lua, 0o644)
+        settings = load_lb_settings(qs.lb_dir)
+        text = render(settings, []).replace("global\n", f"global\n    lua-load {lua}\n", 1)
+        with contextlib.suppress(LBError):
+            validate(find_binary(settings), text, settings)
+        assert not owned.exists()
+    finally:
+        shutil.rmtree(lua_dir)

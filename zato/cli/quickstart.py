@@ -6,6 +6,7 @@ import argparse
 import os
 
 from zato.common.errors import ConfigError
+from zato.coord.keys import Keys
 from zato.lifecycle.layout import (
     DEFAULT_DASHBOARD_PORT,
     DEFAULT_LB_PORT,
@@ -90,6 +91,12 @@ def create(args: argparse.Namespace) -> int:
     print(f"  dashboard on http://127.0.0.1:{args.dashboard_port}/ (log in with the admin API credentials)")
     conf = os.path.join(spec.path, "server1", "config", "server.conf")
     print(f"  admin API and admin.invoke (Zato's invoke endpoints) credentials: {conf} [auth]")
+    if "@" not in args.redis.partition("//")[2]:
+        rules = " ".join(f"'{r}'" if r[0] in "~&>" else r for r in Keys(args.cluster).acl_rules())
+        print("  Redis: no user or password in the URL; give the cluster its own (docs/redis-acl.md):")
+        print(f"    redis-cli ACL SETUSER zato-{args.cluster} on '>PASSWORD' {rules}")
+        url = f"redis://zato-{args.cluster}:PASSWORD@HOST:PORT/0"
+        print(f"    then [kvdb] url = {url} in every server.conf and lb.conf")
     print(f"Start it with:  zato start {spec.path}")
     print(f"Stop it with:   zato stop {spec.path}")
     return 0

@@ -81,6 +81,7 @@ class ServerSettings:
     def announced_host(self) -> str:
         """What this server tells the cluster (membership, ODB) its peers reach it at."""
         return self.announce_host or self.host
+
     import_budget: float = 2.0  # ... and its import may take this long (measured in the validation child)
 
     @property
@@ -134,6 +135,7 @@ class LBSettings:
     stats_username: str
     stats_password: str = field(repr=False)
     haproxy_binary: str = "haproxy"
+    haproxy_user: str = ""  # HAProxy's workers and `haproxy -c` run as this user ("" = as we run)
     check_inter_ms: int = 300  # with render's fastinter and timeout check: a hung server DOWN in < 1.5 s
     check_fall: int = 2
     check_rise: int = 1
@@ -425,6 +427,28 @@ def _announce_host(r: _Reader) -> str:
     return announce
 
 
+def _haproxy_user(r: _Reader) -> str:
+    """[haproxy] user: who HAProxy's workers and its config checks run as. Default, when the
+    controller runs as root: the `haproxy` user (Debian's package), else `nobody`; when it
+    does not run as root it cannot switch users, and the setting is ignored."""
+    import pwd
+
+    if os.geteuid() != 0:
+        return ""
+    configured = r.str("haproxy", "user", "")
+    for name in [configured] if configured else ["haproxy", "nobody"]:
+        try:
+            pwd.getpwnam(name)
+            return name
+        except KeyError:
+            continue
+    if configured:
+        raise ConfigError(f"{r.path}: [haproxy] user: no such user {configured!r}")
+    raise ConfigError(
+        f"{r.path}: [haproxy] user: set an unprivileged user for HAProxy (no haproxy or nobody)"
+    )
+
+
 def load_lb_settings(lb_dir: str) -> LBSettings:
     path = os.path.abspath(lb_dir)
     r = _Reader(os.path.join(path, "config", LB_CONF))
@@ -437,6 +461,7 @@ def load_lb_settings(lb_dir: str) -> LBSettings:
         stats_username=r.str("stats", "username", _REQUIRED),
         stats_password=r.str("stats", "password", _REQUIRED),
         haproxy_binary=r.str("haproxy", "binary", "haproxy"),
+        haproxy_user=_haproxy_user(r),
         check_inter_ms=r.int("haproxy", "check_inter_ms", 300, 100, 60000),
         check_fall=r.int("haproxy", "check_fall", 2, 1, 100),
         check_rise=r.int("haproxy", "check_rise", 1, 1, 100),

@@ -27,8 +27,18 @@ def connect(settings: RedisSettings, **kwargs: object) -> redis.Redis:
         timeouts = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
         sentinel = Sentinel(list(settings.sentinels), sentinel_kwargs=timeouts)
         opts.pop("health_check_interval", None)
-        return sentinel.master_for(settings.sentinel_master, **opts)
+        return sentinel.master_for(settings.sentinel_master, **_master_credentials(settings.url), **opts)
     return redis.Redis.from_url(settings.url, **opts)
+
+
+def _master_credentials(url: str) -> dict:
+    """The user, password and TLS of [kvdb] url, for a master found through Sentinel."""
+    from redis.connection import parse_url
+
+    found = {k: v for k, v in parse_url(url).items() if k in ("username", "password") and v}
+    if url.startswith("rediss://"):
+        found["ssl"] = True
+    return found
 
 
 def check_redis(settings: RedisSettings) -> None:

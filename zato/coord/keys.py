@@ -102,3 +102,25 @@ class Keys:
 
     def async_alive(self, worker: str) -> str:
         return f"{self.prefix}async:alive:{worker}"
+
+    def acl_rules(self) -> list[str]:
+        """Redis ACL rules of a user that can do what a cluster does with its own keys and
+        channels and nothing else (docs/redis-acl.md). Add `on` and `>PASSWORD`."""
+        every = f"{self.prefix}*"
+        return ["resetkeys", f"~{every}", "resetchannels", f"&{every}", *ACL_COMMANDS]
+
+
+ACL_COMMANDS = [
+    "-@all",
+    "+@read",
+    "+@write",
+    "+@keyspace",
+    "+@string",
+    "+@list",
+    "+@set",
+    "+@pubsub",
+    "+@scripting",
+    "+@connection",
+    "+@transaction",
+    "-@dangerous",
+]

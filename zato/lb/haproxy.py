@@ -10,9 +10,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import pwd
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 
 from zato.common.errors import ConfigError, LBError
@@ -35,15 +37,25 @@ def find_binary(settings: LBSettings) -> str:
 
 
 def validate(binary: str, text: str, settings: LBSettings) -> None:
-    """LBError with HAProxy's own alert lines unless `haproxy -c` accepts `text` (run in
-    LB_DIR, where HAProxy runs). The stats password never appears in the message."""
-    path = os.path.join(os.path.dirname(settings.haproxy_cfg), ".haproxy.cfg.check")
-    atomic_write(path, text, mode=0o600)
-    try:
+    """LBError with HAProxy's own alert lines unless `haproxy -c` accepts `text`. When we
+    are root the check runs as [haproxy] user (unless TLS is on), on a copy only that user and root can read
+    (in a private temporary folder, removed at once): whatever a config could make HAProxy do
+    while parsing it is done without privileges. The stats password never appears in the
+    message."""
+    drop: dict = {}
+    # A TLS key is root's to read (HAProxy loads it before dropping privileges), so a config
+    # with one is checked as we run; its other values are still proved safe by the renderer.
+    if settings.haproxy_user and not settings.edge.tls_cert:
+        user = pwd.getpwnam(settings.haproxy_user)
+        drop = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
+    with tempfile.TemporaryDirectory(prefix="zato-haproxy-check-") as folder:
+        path = os.path.join(folder, "haproxy.cfg")
+        atomic_write(path, text, mode=0o600)
+        if drop:
+            os.chown(folder, drop["user"], drop["group"])
+            os.chown(path, drop["user"], drop["group"])
         argv = [binary, "-c", "-f", path]
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=30, cwd=settings.path)
-    finally:
-        os.unlink(path)
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=30, cwd=folder, **drop)
     if proc.returncode != 0:
         alerts = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "ALERT" in ln]
         message = " | ".join(alerts[:3] or ["(no output)"]).replace(settings.stats_password, "******")

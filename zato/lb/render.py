@@ -157,6 +157,23 @@ def render(settings: LBSettings, servers: list[Backend]) -> str:
     )
 
 
+def _user_lines(s: LBSettings) -> str:
+    """Workers drop root for `haproxy_user` and its primary group (the master and the stats
+    socket, mode 600, stay the controller's)."""
+    if not s.haproxy_user:
+        return ""
+    if not _SAFE_NAME_RE.fullmatch(s.haproxy_user):
+        raise UnsafeValue(f"[haproxy] user {s.haproxy_user!r} is not a plain user name")
+    return f"    user {s.haproxy_user}\n    group {haproxy_group(s.haproxy_user)}\n"
+
+
+def haproxy_group(user: str) -> str:
+    import grp
+    import pwd
+
+    return grp.getgrgid(pwd.getpwnam(user).pw_gid).gr_name
+
+
 def _global(s: LBSettings) -> str:
     return (
         f"""# Rendered by the Zato load-balancer controller for cluster {s.cluster}.
@@ -166,6 +183,7 @@ global
     stats timeout 10s
     hard-stop-after 30s
 """
+        + _user_lines(s)
         + "\n".join(edge.global_lines(s.edge))
         + "\n"
     )
