@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import tempfile
 import threading
 import time
@@ -23,6 +24,7 @@ import requests
 from tests.support import REDIS_URL, cleanup_redis, cluster_name, free_port, wait_for, zato
 from zato.common.cid import new_cid
 from zato.common.errors import LBError
+from zato.common.pidfile import pid_alive
 from zato.common.signing import SIGNATURE_HEADER, epoch_key, sign
 from zato.config.settings import load_lb_settings
 from zato.connector.invoke import Invoker
@@ -253,3 +255,19 @@ def test_haproxy_workers_and_config_checks_run_unprivileged(qs, tmp_path):
         assert not owned.exists()
     finally:
         shutil.rmtree(lua_dir)
+
+
+def test_a_non_utf8_lb_conf_on_sighup_keeps_the_lb_serving(qs):
+    conf = os.path.join(qs.lb_dir, "config", "lb.conf")
+    good = open(conf, "rb").read()
+    try:
+        with open(conf, "wb") as f:
+            f.write(b"[main]\nhost = 127.0.0.1\n# caf\xe9\n")
+        qs.kill("load-balancer", signal.SIGHUP)
+        wait_for(lambda: "lb.conf not applied" in lb_log(qs), 15, what="the LB to refuse the file")
+        assert "not UTF-8" in lb_log(qs) and "Traceback" not in lb_log(qs)
+        assert pid_alive(qs.pid("load-balancer"))
+        assert requests.get(qs.lb_url + "/zato/ping", timeout=5).status_code == 200
+    finally:
+        with open(conf, "wb") as f:
+            f.write(good)

@@ -195,3 +195,47 @@ def test_zato_deploy_does_not_run_a_json_py_from_the_current_folder(qs, tmp_path
     )
     assert out.returncode == 0, out.stderr
     assert not owned.exists()
+
+
+def server_log(qs) -> str:
+    with open(os.path.join(qs.server_dir("server1"), "logs", "server.log"), errors="replace") as f:
+        return f.read()
+
+
+def services(qs) -> list[str]:
+    return admin(qs, "GET", "/services").json()["services"]
+
+
+def test_the_pickup_folder_refuses_a_symlink_and_says_so_once(qs, tmp_path):
+    target = tmp_path / "elsewhere.py"
+    target.write_text("from zato.service import Service\n\nclass Linked(Service):\n    name = 'linked.svc'\n")
+    pickup = os.path.join(qs.server_dir("server1"), "pickup")
+    os.symlink(target, os.path.join(pickup, "linked.py"))
+    for n in (1, 2):  # two more deploys from the folder: it was polled again meanwhile
+        with open(os.path.join(pickup, f"after{n}.py"), "w") as f:
+            f.write(f"from zato.service import Service\n\nclass A(Service):\n    name = 'after.{n}'\n")
+        wait_for(lambda n=n: f"after.{n}" in services(qs), 30, what=f"after{n}.py deployed")
+    assert "linked.svc" not in services(qs)
+    assert server_log(qs).count("linked.py is broken, not deployed: not a regular file") == 1
+
+
+@pytest.mark.parametrize("breakage", ["latin-1", "directory", "log level"])
+def test_a_bad_server_conf_is_one_line_at_start(qs, tmp_path, breakage):
+    path = copy_of_server1(qs, tmp_path)
+    conf = os.path.join(path, "config", "server.conf")
+    if breakage == "latin-1":
+        with open(conf, "ab") as f:
+            f.write(b"# caf\xe9\n")
+    elif breakage == "directory":
+        os.unlink(conf)
+        os.mkdir(conf)
+    else:
+        cp = configparser.ConfigParser(interpolation=None)
+        cp.read(conf)
+        cp.set("logging", "level", "LOUD")
+        with open(conf, "w") as f:
+            cp.write(f)
+    out = start_refused(path)
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 1 and len(lines) == 1 and "server.conf" in lines[0], out.stderr
+    assert {"latin-1": "not UTF-8", "directory": "cannot read", "log level": "'LOUD'"}[breakage] in lines[0]

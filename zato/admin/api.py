@@ -58,8 +58,10 @@ def json_body() -> dict:
     """The request body as a JSON object, or a 400 naming what is wrong."""
     try:
         data = json.loads(bottle.request.body.read() or b"{}")
-    except (ValueError, UnicodeDecodeError) as e:
+    except (ValueError, UnicodeDecodeError) as e:  # also integers over 4300 digits
         fail(400, f"malformed JSON in the request body: {e}")
+    except RecursionError:
+        fail(400, "JSON in the request body is nested too deeply")
     if not isinstance(data, dict):
         fail(400, "the request body must be a JSON object")
     return data

@@ -213,10 +213,14 @@ class _Reader:
         self.path = path
         self.cp = configparser.ConfigParser(interpolation=None)
         try:
-            with open(path) as f:
+            with open(path, encoding="utf-8") as f:
                 self.cp.read_file(f)
         except FileNotFoundError:
             raise ConfigError(f"{path}: config file not found") from None
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{path}: not UTF-8 text (byte {e.start}: {e.reason})") from None
+        except OSError as e:  # a directory in its place, no permission...
+            raise ConfigError(f"{path}: cannot read: {e.strerror or e}") from None
         except configparser.Error as e:
             raise ConfigError(f"{path}: cannot parse: {e}".replace("\n", " ")) from None
 
@@ -355,7 +359,7 @@ def load_server_settings(server_dir: str) -> ServerSettings:
         gunicorn=r.section("gunicorn"),
         membership=membership,
         lease=lease,
-        log_level=r.str("logging", "level", "INFO"),
+        log_level=_log_level(r),
         log_format=_log_format(r),
         drain_seconds=r.float("main", "drain_seconds", 1.0, lo=-1e-9),
         deploy_timeout=r.float("main", "deploy_timeout", 10.0),
@@ -427,6 +431,16 @@ def _announce_host(r: _Reader) -> str:
     return announce
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _log_level(r: _Reader) -> str:
+    level = r.str("logging", "level", "INFO").upper()
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"{r.path}: [logging] level: {level!r} is not one of {', '.join(LOG_LEVELS)}")
+    return level
+
+
 def _haproxy_user(r: _Reader) -> str:
     """[haproxy] user: who HAProxy's workers and its config checks run as. Default, when the
     controller runs as root: the `haproxy` user (Debian's package), else `nobody`; when it
@@ -469,7 +483,7 @@ def load_lb_settings(lb_dir: str) -> LBSettings:
         timeout_client_ms=r.int("haproxy", "timeout_client_ms", 30000, 1, 3600000),
         timeout_server_ms=r.int("haproxy", "timeout_server_ms", 30000, 1, 3600000),
         retries=r.int("haproxy", "retries", 3, 0, 100),
-        log_level=r.str("logging", "level", "INFO"),
+        log_level=_log_level(r),
         edge=_edge(r),
         log_format=_log_format(r),
         cluster_secret=_secret(r, "cluster_secret", MIN_SECRET),

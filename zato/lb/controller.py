@@ -121,8 +121,9 @@ class Controller:
             return
         try:
             settings, binary = self.loader()
-            if (settings.cluster, settings.redis) != (self.settings.cluster, self.settings.redis):
-                raise ConfigError("[cluster] and [kvdb] changes need a restart of the load balancer")
+            now = (settings.cluster, settings.redis, settings.cluster_secret)
+            if now != (self.settings.cluster, self.settings.redis, self.settings.cluster_secret):
+                raise ConfigError("[cluster], [kvdb] and [auth] changes need a restart of the load balancer")
             write_config(binary, settings, r.render(settings, self._persisted or []))
         except ZatoError as e:
             logger.error("lb.conf not applied, the running config is kept: %s", e)

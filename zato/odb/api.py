@@ -7,6 +7,7 @@ ORM objects, so callers cannot keep sessions alive by accident.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -220,6 +221,13 @@ def list_channels(odb: ODB, cluster: str) -> list[ChannelRecord]:
         ]
 
 
+CHANNEL_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # also deletable: /channels/{name}
+URL_PATH_RE = re.compile(r"/[A-Za-z0-9._~!$&'()*+,;=:@%/{}-]*")  # RFC 3986 path characters, {param}s
+SERVICE_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]*")
+MAX_URL_PATH = 1000
+HTTP_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS")
+
+
 def make_channel(
     name: object,
     url_path: object,
@@ -233,12 +241,27 @@ def make_channel(
     for key, value in (("name", name), ("url_path", url_path), ("service", service)):
         if not isinstance(value, str) or not value.strip():
             raise ConfigError(f"channel {key} is required (a non-empty string)")
-    assert isinstance(url_path, str)  # noqa: S101 - for the type checker; checked just above
+    assert isinstance(name, str) and isinstance(url_path, str) and isinstance(service, str)  # noqa: S101 - checked above
+    if not CHANNEL_NAME_RE.fullmatch(name):
+        raise ConfigError(f"channel name {name[:80]!r} must be 1-64 letters, digits, _ . - (not first)")
     if not url_path.startswith("/") or url_path.startswith("/zato/"):
-        raise ConfigError(f"channel url_path {url_path!r} must start with / and not with /zato/")
+        raise ConfigError(f"channel url_path {url_path[:80]!r} must start with / and not with /zato/")
+    if len(url_path) > MAX_URL_PATH or not URL_PATH_RE.fullmatch(url_path):
+        raise ConfigError(
+            f"channel url_path {url_path[:80]!r} must be a URL path of at most {MAX_URL_PATH} characters"
+            " (no spaces, NUL or control characters)"
+        )
     param_names(url_path)
-    if method is not None and method != "" and (not isinstance(method, str) or not method.isalpha()):
-        raise ConfigError(f"channel method {method!r} is not an HTTP method")
+    if len(service) > 200 or not SERVICE_NAME_RE.fullmatch(service):
+        raise ConfigError(f"channel service {service[:80]!r} is not a service name")
+    if (
+        method is not None
+        and method != ""
+        and (not isinstance(method, str) or method.upper() not in HTTP_METHODS)
+    ):
+        raise ConfigError(f"channel method {method!r} is not one of {', '.join(HTTP_METHODS)}")
+    if not isinstance(is_active, bool):
+        raise ConfigError(f"channel is_active {is_active!r} must be true or false (a JSON boolean)")
     if data_format not in DATA_FORMATS:
         raise ConfigError(f"channel data_format {data_format!r} is not one of {', '.join(DATA_FORMATS)}")
     return ChannelRecord(

@@ -8,6 +8,7 @@ Public views never carry a password (it shows as "******").
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -200,6 +201,10 @@ _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
 
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # names that are also safe in a URL path
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def check_kind(kind: str) -> tuple[Field, ...]:
     try:
         return FIELDS[kind]
@@ -231,6 +236,10 @@ def coerce(kind: str, field: Field, value: Any) -> Any:
     if not isinstance(value, str):
         raise ConnectorError(f"{where}: {value!r} is not a string")
     value = value.strip() if field.name != "password" else value
+    if CONTROL_RE.search(value):
+        raise ConnectorError(f"{where}: control characters (NUL, line breaks...) are not allowed")
+    if field.name == "name" and not NAME_RE.fullmatch(value):
+        raise ConnectorError(f"{where}: {value!r} must be 1-64 letters, digits, _ . - (not first)")
     if field.type == "conn_name":
         return check_conn_name(where, value)
     if field.type == "choice":

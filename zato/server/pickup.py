@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import time
 from dataclasses import dataclass
 
-from zato.common.errors import ZatoError
+from zato.common.errors import DeployError, ZatoError
 from zato.config.settings import ServerSettings
 from zato.coord.client import connect
 from zato.odb.engine import ODB
@@ -69,10 +70,18 @@ class PickupDir:
     def _start(self, path: str) -> bool:
         """Start loading `path` in a child unless it is unreadable or already reported."""
         try:
-            mtime = os.stat(path).st_mtime
-            if self.reported.get(path) == mtime:
-                return False
-            with open(path, encoding="utf-8") as f:
+            info = os.lstat(path)
+        except OSError:
+            return False  # gone meanwhile
+        mtime = info.st_mtime
+        if self.reported.get(path) == mtime:
+            return False
+        if not stat.S_ISREG(info.st_mode):  # a symlink could make us deploy any file we can read
+            self._broken(path, mtime, DeployError("not a regular file (symlinks are refused)"))
+            return False
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+            with open(fd, encoding="utf-8") as f:
                 source = f.read()
             self.job = _Job(
                 path,
@@ -83,7 +92,7 @@ class PickupDir:
                 ),
             )
         except (OSError, UnicodeDecodeError) as e:
-            logger.error("pickup: cannot read %s: %s", path, e)
+            self._broken(path, mtime, DeployError(f"cannot read it: {e}"))
             return False
         except ZatoError as e:  # e.g. a file name that is no module name
             self._broken(path, mtime, e)

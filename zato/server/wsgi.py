@@ -75,8 +75,10 @@ def parse_payload(raw: bytes, as_json: bool) -> Any:
             return None
         try:
             return json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as e:
+        except (ValueError, UnicodeDecodeError) as e:  # also integers over 4300 digits
             raise HTTPError(400, f"malformed JSON in the request body: {e}") from None
+        except RecursionError:
+            raise HTTPError(400, "JSON in the request body is nested too deeply") from None
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
