@@ -6,6 +6,7 @@ refused before any worker loads them. One real cluster (one server, the LB) for 
 from __future__ import annotations
 
 import configparser
+import json
 import os
 import stat
 import subprocess
@@ -13,9 +14,11 @@ import sys
 import threading
 
 import pytest
+import redis
 import requests
 
-from tests.support import free_port, wait_for, zato
+from tests.support import REDIS_URL, free_port, wait_for, zato
+from zato.coord.keys import Keys
 
 SECRET_PEEK = """
 from zato.service import Service
@@ -211,10 +214,10 @@ def test_the_pickup_folder_refuses_a_symlink_and_says_so_once(qs, tmp_path):
     target.write_text("from zato.service import Service\n\nclass Linked(Service):\n    name = 'linked.svc'\n")
     pickup = os.path.join(qs.server_dir("server1"), "pickup")
     os.symlink(target, os.path.join(pickup, "linked.py"))
-    for n in (1, 2):  # two more deploys from the folder: it was polled again meanwhile
-        with open(os.path.join(pickup, f"after{n}.py"), "w") as f:
+    for n in (1, 2):  # two deploys of files listed after it: the folder was polled twice since
+        with open(os.path.join(pickup, f"z_after{n}.py"), "w") as f:
             f.write(f"from zato.service import Service\n\nclass A(Service):\n    name = 'after.{n}'\n")
-        wait_for(lambda n=n: f"after.{n}" in services(qs), 30, what=f"after{n}.py deployed")
+        wait_for(lambda n=n: f"after.{n}" in services(qs), 30, what=f"z_after{n}.py deployed")
     assert "linked.svc" not in services(qs)
     assert server_log(qs).count("linked.py is broken, not deployed: not a regular file") == 1
 
@@ -239,3 +242,17 @@ def test_a_bad_server_conf_is_one_line_at_start(qs, tmp_path, breakage):
     lines = out.stderr.strip().splitlines()
     assert out.returncode == 1 and len(lines) == 1 and "server.conf" in lines[0], out.stderr
     assert {"latin-1": "not UTF-8", "directory": "cannot read", "log level": "'LOUD'"}[breakage] in lines[0]
+
+
+def test_a_burst_of_forged_channel_events_changes_nothing_and_is_said_once(qs):
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        for i in range(300):
+            event = {"kind": "channel", "name": [{"a": i}] if i % 2 else f"no-such-channel-{i}"}
+            client.publish(Keys(qs.cluster).events, json.dumps(event))
+        client.publish(Keys(qs.cluster).events, json.dumps({"kind": "channel", "name": "after-burst"}))
+    finally:
+        client.close()
+    wait_for(lambda: "HTTP channel after-burst reloaded" in server_log(qs), 30, what="the burst to be read")
+    assert server_log(qs).count("ignoring channel events without a valid channel name") == 1
+    assert requests.get(qs.lb_url + "/zato/ping", timeout=5).ok

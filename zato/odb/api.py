@@ -211,10 +211,14 @@ def delete_channel(odb: ODB, cluster: str, name: str) -> bool:
         return bool(result.rowcount)
 
 
-def list_channels(odb: ODB, cluster: str) -> list[ChannelRecord]:
+def list_channels(odb: ODB, cluster: str, name: str | None = None) -> list[ChannelRecord]:
+    """Every channel of `cluster` by name, or only the one named `name` ([] if none)."""
     with odb.session() as s:
         cid = _cluster_id(s, cluster)
-        rows = s.scalars(select(HTTPChannel).where(HTTPChannel.cluster_id == cid).order_by(HTTPChannel.name))
+        query = select(HTTPChannel).where(HTTPChannel.cluster_id == cid)
+        if name is not None:
+            query = query.where(HTTPChannel.name == name)
+        rows = s.scalars(query.order_by(HTTPChannel.name))
         return [
             ChannelRecord(r.name, r.url_path, r.method, r.service, r.data_format, r.is_active, r.max_body)
             for r in rows

@@ -13,6 +13,7 @@ from zato.common.errors import CoordError, ZatoError
 from zato.config.settings import ServerSettings
 from zato.coord import async_invoke, events
 from zato.coord.client import connect
+from zato.coord.parse import LogOnce
 from zato.odb import api as odb_api
 from zato.odb.api import ChannelRecord
 from zato.odb.engine import ODB
@@ -24,6 +25,7 @@ from zato.service.outgoing import make_outgoing
 from zato.service.store import ServiceStore
 
 logger = logging.getLogger("zato.worker")
+_odd_events = LogOnce(logger)
 
 RETRY_START, RETRY_MAX = 0.5, 10.0
 WORKER_BOOT_ERROR = 3  # gunicorn's exit code for a worker that failed to boot: the arbiter halts
@@ -91,6 +93,20 @@ class Worker:
                 logger.error("HTTP channel %s skipped: %s", url_path, e)
         self.channels = table  # one assignment: requests see the old or the new table
 
+    def apply_channel(self, name: str) -> None:
+        """One channel changed (created, edited or deleted): read only its row and swap it in,
+        instead of reading every channel again (a burst of events stays cheap)."""
+        found = odb_api.list_channels(self.odb, self.settings.cluster, name=name)
+        table: dict[str, dict[str | None, ChannelRecord]] = {}
+        for path, methods in self.channels.items():
+            kept = {m: ch for m, ch in methods.items() if ch.name != name}
+            if kept:
+                table[path] = kept
+        for ch in found:
+            if ch.is_active:
+                table.setdefault(ch.url_path, {})[ch.method] = ch
+        self.channels = table  # one assignment: requests see the old or the new table
+
     def on_event(self, event: dict) -> None:
         try:
             kind = event["kind"]
@@ -99,8 +115,12 @@ class Worker:
                 if module is not None:
                     self._load(module)
             elif kind == "channel":
-                self.reload_channels()
-                logger.info("HTTP channels reloaded (%s)", event.get("name"))
+                name = event.get("name")
+                if isinstance(name, str) and odb_api.CHANNEL_NAME_RE.fullmatch(name):
+                    self.apply_channel(name)
+                    logger.info("HTTP channel %s reloaded", name)
+                else:  # not from this project: a real change always names its channel
+                    _odd_events.warning("ignoring channel events without a valid channel name")
         except ZatoError:
             logger.exception("cannot apply config event %s", event)
 
