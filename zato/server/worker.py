@@ -48,6 +48,7 @@ class Worker:
         self.store.observe = metrics.observe_service  # every invocation, however it came
         add_internal(self.store)
         self.channels: Router[dict[str | None, ChannelRecord]] = Router()  # url_path -> method -> channel
+        self._by_path: dict[str, dict[str | None, ChannelRecord]] = {}  # what `channels` was built from
         self.stopping = False
         self.loaded = False  # every deployed module and channel loaded once: ready for traffic
         self._loaded_event: Any = None
@@ -85,26 +86,31 @@ class Worker:
         for ch in odb_api.list_channels(self.odb, self.settings.cluster):
             if ch.is_active:
                 by_path.setdefault(ch.url_path, {})[ch.method] = ch
+        self._install(by_path)
+
+    def apply_channel(self, name: str) -> None:
+        """One channel changed (created, edited or deleted): read only its row and rebuild
+        the routes from the channels in memory, instead of reading every channel from the ODB
+        again (a burst of events stays cheap)."""
+        found = odb_api.list_channels(self.odb, self.settings.cluster, name=name)
+        by_path: dict[str, dict[str | None, ChannelRecord]] = {}
+        for path, methods in self._by_path.items():
+            kept = {m: ch for m, ch in methods.items() if ch.name != name}
+            if kept:
+                by_path[path] = kept
+        for ch in found:
+            if ch.is_active:
+                by_path.setdefault(ch.url_path, {})[ch.method] = ch
+        self._install(by_path)
+
+    def _install(self, by_path: dict[str, dict[str | None, ChannelRecord]]) -> None:
         table: Router[dict[str | None, ChannelRecord]] = Router()
         for url_path, by_method in by_path.items():
             try:
                 table.add(url_path, by_method)
             except ZatoError as e:
                 logger.error("HTTP channel %s skipped: %s", url_path, e)
-        self.channels = table  # one assignment: requests see the old or the new table
-
-    def apply_channel(self, name: str) -> None:
-        """One channel changed (created, edited or deleted): read only its row and swap it in,
-        instead of reading every channel again (a burst of events stays cheap)."""
-        found = odb_api.list_channels(self.odb, self.settings.cluster, name=name)
-        table: dict[str, dict[str | None, ChannelRecord]] = {}
-        for path, methods in self.channels.items():
-            kept = {m: ch for m, ch in methods.items() if ch.name != name}
-            if kept:
-                table[path] = kept
-        for ch in found:
-            if ch.is_active:
-                table.setdefault(ch.url_path, {})[ch.method] = ch
+        self._by_path = by_path
         self.channels = table  # one assignment: requests see the old or the new table
 
     def on_event(self, event: dict) -> None:
