@@ -28,6 +28,12 @@ logger = logging.getLogger("zato.worker")
 _odd_events = LogOnce(logger)
 
 RETRY_START, RETRY_MAX = 0.5, 10.0
+
+
+def _let_requests_run() -> None:
+    import gevent
+
+    gevent.sleep(0)
 WORKER_BOOT_ERROR = 3  # gunicorn's exit code for a worker that failed to boot: the arbiter halts
 
 
@@ -129,6 +135,8 @@ class Worker:
                     _odd_events.warning("ignoring channel events without a valid channel name")
         except ZatoError:
             logger.exception("cannot apply config event %s", event)
+        finally:
+            _let_requests_run()  # a burst of events (forged or not) must not starve requests
 
     # Start-up: load in the background (so /zato/ready can say 503 meanwhile), then listen
 
