@@ -243,7 +243,7 @@ def test_haproxy_workers_and_config_checks_run_unprivileged(qs, tmp_path):
     owned = tmp_path / "owned"  # tmp_path is root's own (0700)
     lua_dir = tempfile.mkdtemp(prefix="zato-trust-")
     try:
-        os.chmod(lua_dir, 0o755)
+        os.chmod(lua_dir, 0o755)  # noqa: S103 - the unprivileged check must be able to read it
         lua = os.path.join(lua_dir, "evil.lua")
         with open(lua, "w") as f:
             f.write(f'local f = io.open("{owned}", "w")\nf:write("owned")\nf:close()\n')

@@ -62,7 +62,9 @@ def port(value: object) -> int:
 
 def number(value: object, what: str) -> float:
     """A finite JSON number (int or float, not a bool), e.g. a wall-clock time for display."""
-    if type(value) not in (int, float) or value != value or abs(value) > 1e12:
+    if type(value) not in (int, float) or not isinstance(value, (int, float)):
+        raise BadEntry(f"{what} {_show(value)} is not a number")
+    if value != value or abs(value) > 1e12:  # NaN, or no time this side of year 33000
         raise BadEntry(f"{what} {_show(value)} is not a number")
     return float(value)
 

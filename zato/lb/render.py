@@ -111,9 +111,9 @@ def check_settings(s: LBSettings) -> None:
             raise UnsafeValue(f"{what} must be non-empty, without control characters or line breaks")
     if not _SAFE_NAME_RE.fullmatch(s.cluster):
         raise UnsafeValue(f"[cluster] name {s.cluster!r} is not 1-64 of A-Z a-z 0-9 _ . : -")
-    for value in (s.check_inter_ms, s.check_fall, s.check_rise, s.timeout_connect_ms, s.retries):
-        if type(value) is not int:
-            raise UnsafeValue(f"{value!r} is not a whole number")
+    for number in (s.check_inter_ms, s.check_fall, s.check_rise, s.timeout_connect_ms, s.retries):
+        if type(number) is not int:
+            raise UnsafeValue(f"{number!r} is not a whole number")
 
 
 CHECK_TIMEOUT_MS = 500  # most a health check may wait for /zato/ready to answer
