@@ -132,6 +132,22 @@ def test_bad_input_is_a_4xx_in_zato_envelope(cluster, method, path, body, status
     assert env["result"] == "ZATO_ERROR" and detail in env["details"]
 
 
+def test_bad_definitions_are_refused_naming_the_field(cluster) -> None:
+    admin = requests.Session()
+    admin.auth = cluster.admin_auth
+    base = f"{cluster.lb_url}/zato/admin"
+    r = admin.post(f"{base}/channels", json={"name": "bad", "url_path": "/x/{id", "service": "demo.inspect"})
+    assert r.status_code == 400 and "'{id' is not a parameter" in r.json()["zato_env"]["details"]
+    r = admin.post(f"{base}/conn/http-outgoing", json={"name": "bad", "address": "ftp://x"})
+    assert r.status_code == 400 and "http-outgoing address: 'ftp://x' is not an http://" in r.text
+    r = admin.post(f"{base}/conn/http-outgoing",
+                   json={"name": "bad", "address": "http://x", "timeout": "soon"})
+    assert r.status_code == 400 and "http-outgoing timeout: 'soon' is not a whole number" in r.text
+    out = zato("channel", "create", cluster.server_dir("server1"), "--name", "bad", "--url-path", "/a/{1}",
+               "--service", "demo.inspect", check=False)
+    assert out.returncode == 1 and out.stderr.count("\n") == 1 and "'{1}' is not a parameter" in out.stderr
+
+
 def test_request_and_response_api(cluster) -> None:
     r = requests.post(f"{cluster.server_url('server2')}/demo/inspect/it%C3%A9m?q=1", data="a=1&b=2",
                       headers={"Content-Type": "application/x-www-form-urlencoded", "X-Custom": "c"})

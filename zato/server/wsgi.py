@@ -24,7 +24,7 @@ from zato.server import body as bodies
 from zato.server import metrics
 from zato.server.readiness import READY_PATH, DrainFlag, not_ready_reason, ready_body
 from zato.server.worker import Worker
-from zato.service.base import HTTP_SOAP, INTERNAL, ChannelInfo, Request, Response, without_credentials
+from zato.service.base import INTERNAL, ChannelInfo, Request, Response, http_channel, without_credentials
 
 logger = logging.getLogger("zato.http")
 
@@ -241,7 +241,7 @@ class ServerApp:
                 params=dict(parse_qsl(query)) if query else {},
                 path_params={k: as_text(v) for k, v in params.items()} if params else None,
                 environ=environ,
-                channel=ChannelInfo(ch.name, HTTP_SOAP),
+                channel=http_channel(ch.name),
             )
             response = self._run(ch.service, request, cid)
         except HTTPError as e:

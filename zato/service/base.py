@@ -17,6 +17,7 @@ class GetClient(Service):
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -37,6 +38,12 @@ class ChannelInfo:
 
 
 DEFAULT_CHANNEL = ChannelInfo("invoke", INVOKE)
+
+
+@functools.lru_cache(maxsize=4096)
+def http_channel(name: str) -> ChannelInfo:
+    """self.channel of an HTTP channel (made once per channel name)."""
+    return ChannelInfo(name, HTTP_SOAP)
 _EMPTY: dict = {}
 
 
