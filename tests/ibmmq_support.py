@@ -140,22 +140,11 @@ class RealQM:
         for q in self.queues.values():
             self.drain(q)
 
-    def _connect(self):  # noqa: ANN202
-        cd = self.mq.CD(
-            ChannelName=self.channel.encode(),
-            ConnectionName=self.conn_name.encode(),
-            ChannelType=self.mq.CMQXC.MQCHT_CLNTCONN,
-            TransportType=self.mq.CMQXC.MQXPT_TCP,
-        )
-        qm = self.mq.QueueManager(None)
-        qm.connect_with_options(self.qmgr, cd=cd, user=self.user, password=self.password)
-        return qm
-
     def define(self, queue: str, boqname: str = "", bothresh: int = 0) -> None:
         pytest.skip("setting BOQNAME/BOTHRESH needs administration rights on a real queue manager")
 
     def drain(self, queue: str) -> list[tuple[bytes, dict]]:
-        qm, out = self._connect(), []
+        qm, out = client(self), []
         try:
             q = self.mq.Queue(qm, queue)
             while True:
@@ -201,8 +190,7 @@ def make_qm(kind: str = "stand-in") -> StandinQM | RealQM:
     return StandinQM()
 
 
-def put(qm: StandinQM | RealQM, queue: str, bodies: list[bytes]) -> None:
-    """Put each body (committed) through the queue manager's own client module."""
+def client(qm: StandinQM | RealQM):  # noqa: ANN201 - a connected QueueManager of qm's module
     m = qm.mq
     cd = m.CD(
         ChannelName=qm.channel.encode(),
@@ -212,11 +200,21 @@ def put(qm: StandinQM | RealQM, queue: str, bodies: list[bytes]) -> None:
     )
     conn = m.QueueManager(None)
     conn.connect_with_options(qm.qmgr, cd=cd, user=qm.user, password=qm.password)
+    return conn
+
+
+def put(qm: StandinQM | RealQM, queue: str, bodies: list[bytes], batch: int = 0) -> None:
+    """Put each body under syncpoint through the queue manager's own client module, committing
+    every `batch` puts (0: once, at the end)."""
+    m = qm.mq
+    conn = client(qm)
     try:
         q = m.Queue(conn, queue, m.CMQC.MQOO_OUTPUT)
-        for body in bodies:
+        for i, body in enumerate(bodies, 1):
             pmo = m.PMO(Options=m.CMQC.MQPMO_SYNCPOINT | m.CMQC.MQPMO_NEW_MSG_ID)
             q.put(body, m.MD(Persistence=m.CMQC.MQPER_PERSISTENT), pmo)
+            if batch and i % batch == 0:
+                conn.commit()
         conn.commit()
         q.close()
     finally:
