@@ -26,6 +26,7 @@ fallback while the zygote is starting, restarting, or cannot be used.
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import json
 import logging
@@ -86,6 +87,17 @@ class Zygote:
                 importlib.import_module(module)
             except ImportError as e:  # an optional driver; the child imports it if needed
                 logger.debug("zygote: not preloading %s: %s", module, e)
+        try:  # the ORM's mapper set-up, done once here instead of in every child
+            from sqlalchemy.orm import configure_mappers
+
+            import zato.odb.models  # noqa: F401 - the mapped classes
+
+            configure_mappers()
+        except ImportError as e:
+            logger.debug("zygote: not configuring the ORM: %s", e)
+        # Everything imported so far leaves the collector's view: no collection in a child
+        # touches (and so copies) these pages; they stay shared with the zygote.
+        gc.freeze()
         try:
             self._send({"ready": os.getpid()})
             self._loop()

@@ -69,7 +69,7 @@ class ZatoApplication(BaseApplication):
         for key, value in OPTIONAL.items():
             if key in self.cfg.settings:
                 self.cfg.set(key, value)
-        for key in ("when_ready", "on_exit", "worker_exit"):
+        for key in ("when_ready", "pre_fork", "on_exit", "worker_exit"):
             self.cfg.set(key, getattr(self.hooks, key))
         for key, value in gunicorn_options(self.settings).items():
             if key not in self.cfg.settings:

@@ -11,6 +11,7 @@ when no LB reports), and only then hands the signal to gunicorn, whose graceful 
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import threading
@@ -26,6 +27,7 @@ from zato.coord.client import connect
 from zato.lifecycle.process import python_module_argv
 from zato.odb import api as odb_api
 from zato.odb.engine import ODB
+from zato.server.fork import ForkedProcess, fork_main
 from zato.server.pickup import PickupDir
 from zato.server.readiness import DrainFlag
 from zato.server.sidecar import Sidecar
@@ -83,22 +85,34 @@ class ServerHooks:
     def __init__(self, settings: ServerSettings, draining: DrainFlag):
         self.zato = settings
         self.draining = draining
-        self.sidecar = Sidecar(python_module_argv(SUPERVISOR_MODULE, settings.path))
+        self.sidecar = Sidecar(
+            python_module_argv(SUPERVISOR_MODULE, settings.path), spawn=self._fork_supervisor
+        )
         self.pickup = PickupDir(settings)
+        self.server: Any = None  # gunicorn's arbiter, from when_ready on
         self.stopping = threading.Event()
         self._lock = threading.Lock()  # the ticker thread and the stop path both touch the sidecar
         self.zato_worker: Any = None  # in a worker process: its zato.server.worker.Worker
 
     # gunicorn hooks
 
-    def when_ready(self, server: Any) -> None:  # noqa: ARG002 - gunicorn's hook signature
+    def when_ready(self, server: Any) -> None:
+        self.server = server
         record_up_status(self.zato, "running")
-        logger.info("server %s of cluster %s listening at %s", self.zato.name, self.zato.cluster,
-                    self.zato.address)
+        logger.info(
+            "server %s of cluster %s listening at %s", self.zato.name, self.zato.cluster, self.zato.address
+        )
         gunicorn_term = signal.getsignal(signal.SIGTERM)
         if callable(gunicorn_term):
             signal.signal(signal.SIGTERM, self._term_handler(gunicorn_term))
         threading.Thread(target=self._tick_loop, name="zato-sidecar", daemon=True).start()
+
+    def pre_fork(self, server: Any, worker: Any) -> None:  # noqa: ARG002 - gunicorn's hook signature
+        # What the arbiter imported leaves the collector's view (gc.freeze): no collection in
+        # a worker touches, and so copies, those pages; they stay shared with the arbiter.
+        # (Worker modules are not pre-imported: bottle and others create thread-locals at
+        # import, which must happen after the worker's gevent monkey-patching.)
+        gc.freeze()
 
     def on_exit(self, server: Any) -> None:  # noqa: ARG002 - gunicorn's hook signature
         self.stopping.set()
@@ -114,6 +128,16 @@ class ServerHooks:
             self.zato_worker.close()
 
     # The arbiter's side work
+
+    def _fork_supervisor(self, _argv: list[str]) -> ForkedProcess:
+        """The connector supervisor, forked from the arbiter (it shares the imported modules)
+        rather than a new interpreter; it drops the arbiter's listeners and worker files."""
+        gc.freeze()
+        close: list = []
+        if self.server is not None:
+            close += [listener.sock for listener in self.server.LISTENERS if listener.sock is not None]
+            close += [worker.tmp.fileno() for worker in list(self.server.WORKERS.values())]
+        return fork_main(SUPERVISOR_MODULE, [self.zato.path], close)
 
     def _tick_loop(self) -> None:
         while not self.stopping.wait(TICK):
@@ -132,8 +156,9 @@ class ServerHooks:
                 return  # a stop is under way already
             self.stopping.set()
             self.draining.set()  # /zato/ready answers 503 from now on: the LB stops sending traffic
-            threading.Thread(target=self._drain, args=(gunicorn_term, signum), name="zato-drain",
-                             daemon=True).start()
+            threading.Thread(
+                target=self._drain, args=(gunicorn_term, signum), name="zato-drain", daemon=True
+            ).start()
 
         return on_term
 
