@@ -169,28 +169,24 @@ def start(
             say(f"load balancer not started: {LB_MODULE} does not exist yet (servers only)")
             continue
         checked.append((m, PRECHECKS[m.kind](m, say)))
-    servers = [(m, s) for m, s in checked if m.kind == component.SERVER]
-    procs = [(m, s, spawn(m, SERVER_MODULE)) for m, s in servers]  # servers start side by side
-    for m, s, proc in procs:
-        wait_ready(  # ready, not just alive: its services are loaded when `zato start` returns
-            lambda s=s: http_ok(ready_url(s)), proc, timeout, f"server {s.name}", (s.logfile, stdout_log(m))
-        )
-        say(f"server {s.name} started (pid {proc.pid}): {ping_url(s)}")
-    for m, s in checked:
-        if m.kind == component.LOAD_BALANCER:
-            proc = spawn(m, LB_MODULE)
-            wait_ready(
-                lambda s=s: http_ok(lb_alive_url(s)),
-                proc,
-                timeout,
-                "load balancer",
-                (s.logfile, stdout_log(m)),
-            )
+    # Everything starts side by side: the LB follows membership (it adds each server as it
+    # joins), the dashboard shows what is there; then each is waited for in turn.
+    modules = {
+        component.SERVER: SERVER_MODULE,
+        component.LOAD_BALANCER: LB_MODULE,
+        component.DASHBOARD: DASHBOARD_MODULE,
+    }
+    started = [(m, s, spawn(m, modules[m.kind])) for m, s in checked if m.kind in modules]
+    for m, s, proc in started:
+        logs = (s.logfile, stdout_log(m))
+        if m.kind == component.SERVER:
+            # ready, not just alive: its services are loaded when `zato start` returns
+            wait_ready(lambda s=s: http_ok(ready_url(s)), proc, timeout, f"server {s.name}", logs)
+            say(f"server {s.name} started (pid {proc.pid}): {ping_url(s)}")
+        elif m.kind == component.LOAD_BALANCER:
+            wait_ready(lambda s=s: http_ok(lb_alive_url(s)), proc, timeout, "load balancer", logs)
             say(f"load balancer started (pid {proc.pid}): {lb_scheme(s)}://{local_host(s.host)}:{s.port}/")
-    for m, s in checked:
-        if m.kind == component.DASHBOARD:
-            proc = spawn(m, DASHBOARD_MODULE)
-            logs = (s.logfile, stdout_log(m))
+        else:
             wait_ready(lambda s=s: http_ok(s.url + "login"), proc, timeout, "dashboard", logs)
             say(f"dashboard started (pid {proc.pid}): {s.url}")
 

@@ -47,6 +47,9 @@ def tail(path: str, lines: int = 20) -> list[str]:
     return data.splitlines()[-lines:]
 
 
+READY_POLL = 0.02  # seconds between readiness probes (a local HTTP GET each)
+
+
 def wait_ready(
     ready: Callable[[], bool],
     proc: subprocess.Popen | None,
@@ -67,7 +70,7 @@ def wait_ready(
                 return
         except Exception:  # noqa: BLE001, S110 - not ready yet, whatever the reason
             pass
-        time.sleep(0.1)
+        time.sleep(READY_POLL)
     raise ComponentError(f"{what} did not become ready within {timeout:g} s" + _log_tail(logfiles))
 
 
