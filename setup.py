@@ -5,7 +5,10 @@ setup(
     version="0.1.0",
     description="High-availability integration server: all-active servers, HAProxy LB, "
     "connector-server lease in Redis",
-    packages=find_packages(include=["zato", "zato.*"]),
+    # etc/ (config templates, systemd units) is installed as the package zato.etc
+    packages=[*find_packages(include=["zato", "zato.*"]), "zato.etc"],
+    package_dir={"zato.etc": "etc"},
+    package_data={"zato.etc": ["*.conf", "systemd/*.service"]},
     python_requires=">=3.10",
     install_requires=[
         "gevent>=23",
@@ -18,6 +21,7 @@ setup(
         "psycopg[binary]>=3.1",
         "oracledb>=2",
         "setproctitle>=1.3",
+        "requests>=2.31",  # outgoing plain HTTP (zato/service/out_http.py), imported by every worker
         "prometheus-client>=0.17",
         "cryptography>=42",  # quickstart --tls: private CA and certificates; the LB certificate check
     ],

@@ -1,6 +1,7 @@
 """A new user's first steps: `pip install` of the project into a fresh virtualenv, no extras
-(so nothing that pytest or the test extra bring along), then `zato quickstart create` and
-`zato start` of one server, which must answer /zato/ping."""
+(so nothing that pytest or the test extra bring along), then `zato quickstart create` (its
+config files rendered from the templates installed with the package) and `zato start` of
+one server, which must answer /zato/ping."""
 
 from __future__ import annotations
 
@@ -23,8 +24,8 @@ SHIPPED = ("setup.py", "pyproject.toml", "zato", "etc")
 WHEELHOUSE = os.environ.get("ZATO_TEST_WHEELHOUSE", os.path.expanduser("~/.cache/zato-ha/wheelhouse"))
 
 
-def run(*argv: str, timeout: float = 240) -> subprocess.CompletedProcess:
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+def run(*argv: str, timeout: float = 240, cwd: str | None = None) -> subprocess.CompletedProcess:
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=cwd)
     assert proc.returncode == 0, f"{' '.join(argv)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
     return proc
 
@@ -62,6 +63,12 @@ def test_a_plain_install_starts_a_server(venv, tmp_path):
     run(zato, "quickstart", "create", path, "--servers", "1", "--workers", "1", "--cluster", cluster,
         "--redis", REDIS_URL, "--base-port", str(port), "--lb-port", str(free_port()))
     server_dir = os.path.join(path, "server1")
+    with open(os.path.join(server_dir, "config", "server.conf")) as f:
+        assert "# [lease]" in f.read()  # from etc/server.conf as installed, not from a checkout
+    units = run(os.path.join(venv, "bin", "python"), "-c",
+                "from importlib import resources; print(sorted(p.name for p in "
+                "resources.files('zato.etc').joinpath('systemd').iterdir()))", cwd=str(tmp_path)).stdout
+    assert "zato-server@.service" in units and "zato-load-balancer@.service" in units
     try:
         out = run(zato, "start", server_dir, timeout=90).stdout
         assert "server server1 started" in out

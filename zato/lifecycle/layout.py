@@ -5,8 +5,6 @@ Config files hold secrets, so they are written atomically with mode 0600.
 
 from __future__ import annotations
 
-import configparser
-import io
 import os
 import secrets
 import socket
@@ -25,6 +23,7 @@ from zato.config.settings import (
     load_lb_settings,
     load_server_settings,
 )
+from zato.lifecycle.templates import render_ini, template
 from zato.odb import api as odb_api
 from zato.odb.engine import ODB, create_schema
 
@@ -68,13 +67,9 @@ def new_secret() -> str:
     return secrets.token_urlsafe(24)
 
 
-def ini_text(sections: dict[str, dict[str, object]]) -> str:
-    cp = configparser.ConfigParser(interpolation=None)
-    for section, values in sections.items():
-        cp[section] = {k: str(v) for k, v in values.items()}
-    out = io.StringIO()
-    cp.write(out)
-    return out.getvalue()
+def write_conf(path: str, name: str, sections: dict[str, dict[str, object]]) -> None:
+    """config/NAME from the commented template etc/NAME with `sections` filled in; mode 0600."""
+    atomic_write(os.path.join(path, "config", name), render_ini(template(name), sections), mode=0o600)
 
 
 def kvdb_section(url: str, sentinels: str = "", sentinel_master: str = "") -> dict[str, str]:
@@ -138,7 +133,7 @@ def create_server_dir(path: str, spec: ServerSpec) -> str:
         },
         "logging": {"level": "INFO"},
     }
-    atomic_write(os.path.join(path, "config", SERVER_CONF), ini_text(conf), mode=0o600)
+    write_conf(path, SERVER_CONF, conf)
     component.write_marker(path, component.SERVER)
     load_server_settings(path)  # what we wrote must load
     return path
@@ -172,7 +167,7 @@ def create_lb_dir(
         cert, key = tls.issue(tls_ca, "localhost", names)
         tls.write_bundle(os.path.join(path, "config", LB_BUNDLE), cert, key, [tls_ca.cert])
         conf["tls"] = {"cert": LB_BUNDLE}
-    atomic_write(os.path.join(path, "config", LB_CONF), ini_text(conf), mode=0o600)
+    write_conf(path, LB_CONF, conf)
     component.write_marker(path, component.LOAD_BALANCER)
     load_lb_settings(path)
     return path
@@ -197,7 +192,7 @@ def create_dashboard_dir(
         "lb": {"dir": os.path.abspath(lb_dir) if lb_dir else ""},
         "logging": {"level": "INFO"},
     }
-    atomic_write(os.path.join(path, "config", DASHBOARD_CONF), ini_text(conf), mode=0o600)
+    write_conf(path, DASHBOARD_CONF, conf)
     component.write_marker(path, component.DASHBOARD)
     load_dashboard_settings(path)
     return path
