@@ -13,6 +13,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 logger = logging.getLogger("zato.arbiter")
 
@@ -20,17 +21,31 @@ BACKOFF_START, BACKOFF_MAX = 0.5, 10.0
 HEALTHY_AFTER = 10.0  # a run this long resets the backoff
 
 
+class Child(Protocol):
+    """What the sidecar uses of its child: subprocess.Popen, or zato.server.fork.ForkedProcess."""
+
+    pid: int
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+    def send_signal(self, sig: int) -> None: ...
+
+    def kill(self) -> None: ...
+
+
 class Sidecar:
     def __init__(
         self,
         argv: list[str],
-        spawn: Callable[[list[str]], subprocess.Popen] = subprocess.Popen,
+        spawn: Callable[[list[str]], Child] = subprocess.Popen,
         clock: Callable[[], float] = time.monotonic,
     ):
         self.argv = argv
         self._spawn = spawn
         self._clock = clock
-        self.proc: subprocess.Popen | None = None
+        self.proc: Child | None = None
         self.started_at = 0.0
         self.next_start = 0.0
         self.delay = BACKOFF_START
