@@ -61,13 +61,16 @@ def accepts_anonymous(settings: RedisSettings) -> bool:
 
     opts = {k: v for k, v in parse_url(settings.url).items() if k not in ("username", "password")}
     timeout = settings.socket_timeout
-    client = redis.Redis(socket_timeout=timeout, socket_connect_timeout=timeout, **opts)
+    # A pool takes every option parse_url gives, connection_class (rediss://: TLS) included.
+    pool = redis.ConnectionPool(socket_timeout=timeout, socket_connect_timeout=timeout, **opts)
+    client = redis.Redis(connection_pool=pool)
     try:
         return bool(client.ping())
     except (redis.RedisError, OSError):  # NOAUTH, WRONGPASS, unreachable...
         return False
     finally:
         client.close()
+        pool.disconnect()
 
 
 def describe(settings: RedisSettings) -> str:
