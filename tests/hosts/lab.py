@@ -50,7 +50,7 @@ class Record(Service):
         epoch = int(self.request.headers.get("X-Zato-Epoch") or self.request.headers.get("x-zato-epoch") or 0)
         line = json.dumps({"epoch": epoch, "server": self.server.name, "t": time.time(),
                            "item": self.request.payload})
-        with open(os.path.join(self.server.path, "work", "lab-accepted.jsonl"), "a") as f:
+        with open(os.path.join(LAB_ROOT, f"accepted-{self.server.name}.jsonl"), "a") as f:
             f.write(line + "\\n")
 
 
@@ -235,7 +235,7 @@ class Lab:
         )
         module = os.path.join(self.root, "lab_services.py")
         with open(module, "w") as f:
-            f.write(SERVICES)
+            f.write(f"LAB_ROOT = {self.root!r}\n" + SERVICES)
         self._deploy_on_start = module
 
     def start(self, *names: str) -> None:
@@ -290,7 +290,7 @@ class Lab:
 
     def reset_accepted(self) -> None:
         for name in self.names:
-            path = os.path.join(self.server_dir(name), "work", "lab-accepted.jsonl")
+            path = os.path.join(self.root, f"accepted-{name}.jsonl")
             if os.path.exists(path):
                 os.truncate(path, 0)
 
@@ -299,7 +299,7 @@ class Lab:
         out = []
         for name in self.names:
             try:
-                with open(os.path.join(self.server_dir(name), "work", "lab-accepted.jsonl")) as f:
+                with open(os.path.join(self.root, f"accepted-{name}.jsonl")) as f:
                     out += [json.loads(line) for line in f if line.strip()]
             except FileNotFoundError:
                 pass

@@ -40,6 +40,7 @@ from zato.coord import events, membership, takeovers
 from zato.coord.client import connect
 from zato.coord.lease import Lease, LeaseKeeper, RedisHealth
 from zato.coord.signing import member_key
+from zato.odb.epoch import EpochFloor
 
 logger = logging.getLogger("zato.supervisor")
 
@@ -78,7 +79,7 @@ class Supervisor:
         ]
         self.lease = Lease(
             *lease_clients[:1], settings.cluster, settings.name, settings.lease, spare=lease_clients[1],
-            hedge_after=timeout / 3,
+            hedge_after=timeout / 3, floor=EpochFloor(settings.odb_url, settings.cluster),
         )  # fmt: skip
         self.keeper = LeaseKeeper(
             self.lease, self.health, self.stop_event.is_set, self.stop_event.wait, on_acquired=self._took_over

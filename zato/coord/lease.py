@@ -9,9 +9,12 @@ the holder carries its epoch, and servers refuse actions whose epoch is older th
     release   compare-and-delete, then PUBLISH on the lease channel to wake the standbys
 
 The epoch never goes backwards, even if Redis loses its data: an acquirer passes the highest
-epoch it has ever seen and the script takes the larger of that and INCR. Limit: a server
-that never saw epoch N (Redis lost its data right after N was issued, before that server's
-next check) can issue N again; servers report their floor as Member.seen_epoch.
+epoch it has ever seen and the script takes the larger of that and INCR. That alone has a
+limit: a server that never saw epoch N (Redis lost it, e.g. a Sentinel failover to a replica
+that never got the INCR) could issue N again. So an epoch is also claimed in the ODB
+(zato/odb/epoch.py: one conditional UPDATE, the durable floor) before the holder acts: an
+acquisition whose epoch was already claimed gives the Redis lease back and competes again
+above the floor. An epoch is never issued twice (tests/hosts/test_redis_failover.py).
 
 Renewals are hedged when the Lease has a spare client (the supervisor gives it one): a
 renewal that has not answered within `hedge_after` is sent again on the spare connection and
@@ -38,6 +41,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import redis
 
@@ -46,6 +50,9 @@ from zato.config.settings import LeaseSettings
 from zato.coord import parse
 from zato.coord.client import translate
 from zato.coord.keys import Keys
+
+if TYPE_CHECKING:
+    from zato.odb.epoch import EpochFloor
 
 logger = logging.getLogger("zato.lease")
 _bad = parse.LogOnce(logger)
@@ -199,8 +206,10 @@ class Lease:
         settings: LeaseSettings,
         spare: redis.Redis | None = None,  # a second connection for hedged renewals
         hedge_after: float = 0.15,
+        floor: EpochFloor | None = None,  # the durable floor in the ODB
     ):
         self.client = client
+        self.floor = floor
         self._renew_clients = [client] if spare is None else [client, spare]
         self._renewals = 0
         self.hedge_after = hedge_after
@@ -238,6 +247,9 @@ class Lease:
         return int(ttl_ms)
 
     def try_acquire(self) -> Attempt:
+        floor = self.floor if self.floor is not None and self.floor.available() else None
+        if floor is not None:
+            self.highest_epoch = max(self.highest_epoch, floor.read())
         token = f"{self.server}:{secrets.token_hex(16)}"
         keys = [self.keys.lease, self.keys.epoch, self.keys.lease_info, self.keys.lease_channel]
         args = [token, self.ttl_ms, self.server, round(time.time(), 3), self.highest_epoch]
@@ -246,10 +258,33 @@ class Lease:
         if int(result[0]) == 1:
             self.token, self.epoch = token, int(result[1])
             self.highest_epoch = max(self.highest_epoch, self.epoch)
+            if floor is not None:
+                return self._claim(floor)
             return Attempt(True, self.epoch, self.ttl_ms)
         seen = int(result[2])
         self.highest_epoch = max(self.highest_epoch, seen)
         return Attempt(False, seen, int(result[1]))
+
+    def _claim(self, floor: EpochFloor) -> Attempt:
+        """Make the epoch Redis gave durable before acting on it; give the lease back if it
+        was issued before (Redis forgot it) or the ODB cannot say."""
+        try:
+            claimed = floor.claim(self.epoch)
+        except CoordError:
+            self._give_back()
+            raise
+        if claimed:
+            return Attempt(True, self.epoch, self.ttl_ms)
+        logger.warning("epoch %d was issued before (Redis lost it): competing again above it", self.epoch)
+        self._give_back()
+        self.highest_epoch = max(self.highest_epoch, floor.read())
+        return Attempt(False, self.highest_epoch, 0)
+
+    def _give_back(self) -> None:
+        try:
+            self.release()
+        except CoordError:
+            self.forget()  # the key expires by itself
 
     def renew(self) -> None:
         """Extend my lease; LeaseLost if the key no longer holds my token."""

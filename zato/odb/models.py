@@ -39,6 +39,9 @@ class Cluster(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     description: Mapped[str | None] = mapped_column(String(1000))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # The highest connector-server lease epoch ever issued (zato/odb/epoch.py): a durable floor
+    # that survives Redis forgetting acknowledged writes (asynchronous replication, failover).
+    lease_epoch: Mapped[int | None] = mapped_column(Integer)
     servers: Mapped[list[Server]] = relationship(back_populates="cluster")
 
 
