@@ -56,7 +56,10 @@ class AsyncTaker:
 
     def heartbeat(self) -> None:
         with translate("invoke_async heartbeat"):
-            self.client.set(self.keys.async_alive(self.worker_id), "1", px=ALIVE_MS)
+            pipe = self.client.pipeline(transaction=False)
+            pipe.set(self.keys.async_alive(self.worker_id), "1", px=ALIVE_MS)
+            pipe.sadd(self.keys.async_workers, self.worker_id)
+            pipe.execute()
 
     def take(self, timeout: float) -> str | None:
         with translate("invoke_async take"):
@@ -67,16 +70,17 @@ class AsyncTaker:
             self.client.lrem(self.processing, 1, raw)
 
     def reap(self) -> int:
-        """Move the calls of dead workers back to the queue; returns how many."""
+        """Move the calls of dead workers back to the queue and forget those workers;
+        returns how many calls moved."""
         moved = 0
-        prefix = self.keys.async_processing("")
         with translate("invoke_async reap"):
-            for key in self.client.scan_iter(prefix + "*", count=200):
-                worker = key[len(prefix):]
+            for worker in self.client.smembers(self.keys.async_workers):
                 if worker == self.worker_id or self.client.exists(self.keys.async_alive(worker)):
                     continue
+                key = self.keys.async_processing(worker)
                 while self.client.lmove(key, self.keys.async_queue, "RIGHT", "LEFT") is not None:
                     moved += 1
+                self.client.srem(self.keys.async_workers, worker)
         return moved
 
     def close(self) -> None:
@@ -85,3 +89,4 @@ class AsyncTaker:
             while self.client.lmove(self.processing, self.keys.async_queue, "RIGHT", "LEFT") is not None:
                 pass
             self.client.delete(self.keys.async_alive(self.worker_id))
+            self.client.srem(self.keys.async_workers, self.worker_id)

@@ -103,6 +103,11 @@ class Keys:
     def async_alive(self, worker: str) -> str:
         return f"{self.prefix}async:alive:{worker}"
 
+    @property
+    def async_workers(self) -> str:
+        """Set of the workers that ever took calls (the reaper looks only at these)."""
+        return f"{self.prefix}async:workers"
+
     def acl_rules(self) -> list[str]:
         """Redis ACL rules of a user that can do what a cluster does with its own keys and
         channels and nothing else (docs/redis-acl.md). Add `on` and `>PASSWORD`."""
