@@ -162,10 +162,12 @@ class Context:
         epoch: int,
         client: redis.Redis,
         invoke_key: bytes = b"",
+        members_key: bytes | None = None,
     ):
         self.settings, self.kind, self.name, self.epoch = settings, kind, name, epoch
         self.invoke_key = invoke_key  # signs internal invoke calls (zato.common.signing) for this epoch
-        self.member_key = member_key(settings.cluster_secret, settings.cluster)  # verifies the servers
+        # verifies the servers' member entries; given when the settings no longer hold the secret
+        self.member_key = members_key or member_key(settings.cluster_secret, settings.cluster)
         self.client = client
         self.stats = Stats(client, settings.cluster, kind, name)
         self.stop_event = threading.Event()

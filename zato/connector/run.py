@@ -22,6 +22,7 @@ from zato.common.signing import INVOKE_KEY_ENV, epoch_key
 from zato.config.settings import load_server_settings
 from zato.connector.base import Context
 from zato.coord.client import check_redis, connect
+from zato.coord.signing import member_key
 from zato.odb import connectors
 from zato.odb.engine import ODB
 
@@ -70,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"zato-connector: error: {e}", file=sys.stderr)
         return EXIT_CONFIG
     invoke_key = _invoke_key(settings, epoch)
+    members_key = member_key(settings.cluster_secret, settings.cluster)  # before the secret goes
     settings = dataclasses.replace(settings, cluster_secret="")  # a connector holds its epoch's key only
     setup_component_logging(settings, "connector")
     set_title(kind, name)
@@ -80,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     except ZatoError as e:  # no such definition (ConnectorError) or Redis / the ODB is down
         logger.error("connector %s cannot start: %s", label, e)
         return EXIT_CONFIG if isinstance(e, ConnectorError) else EXIT_DEPENDENCY
-    return run(settings, kind, name, epoch, definition, invoke_key)
+    return run(settings, kind, name, epoch, definition, invoke_key, members_key)
 
 
 def _invoke_key(settings, epoch: int) -> bytes:  # noqa: ANN001 - ServerSettings
@@ -92,8 +94,16 @@ def _invoke_key(settings, epoch: int) -> bytes:  # noqa: ANN001 - ServerSettings
         return epoch_key(settings.cluster_secret, epoch)
 
 
-def run(settings, kind: str, name: str, epoch: int, definition: dict, invoke_key: bytes = b"") -> int:  # noqa: ANN001
-    ctx = Context(settings, kind, name, epoch, connect(settings.redis), invoke_key)
+def run(  # noqa: PLR0913
+    settings,  # noqa: ANN001 - ServerSettings
+    kind: str,
+    name: str,
+    epoch: int,
+    definition: dict,
+    invoke_key: bytes = b"",
+    members_key: bytes | None = None,
+) -> int:
+    ctx = Context(settings, kind, name, epoch, connect(settings.redis), invoke_key, members_key)
     signal.signal(signal.SIGTERM, ctx.request_stop)
     signal.signal(signal.SIGINT, ctx.request_stop)
     ctx.stats.start()
