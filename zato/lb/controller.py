@@ -35,6 +35,7 @@ from zato.coord.client import connect, translate
 from zato.coord.keys import Keys
 from zato.coord.membership import Member, live_servers, operator_drained
 from zato.coord.signing import member_key
+from zato.lb import reconcile as plan
 from zato.lb import render as r
 from zato.lb.haproxy import HAProxy, write_config
 from zato.lb.runtime import ServerState
@@ -44,7 +45,6 @@ logger = logging.getLogger(__name__)
 Loader = Callable[[], "tuple[LBSettings, str]"]
 
 POLL = 0.25  # seconds between reconciliations when nothing is published
-DRAIN_GRACE = 30.0  # a drained server still busy after this long has its sessions shut down
 RESTART_BACKOFF = (0.1, 0.5, 1.0, 2.0, 5.0)  # seconds before restarting a dead HAProxy
 STABLE_AFTER = 30.0  # HAProxy running this long resets the backoff
 RELOAD_MIN_INTERVAL = 10.0  # at most one fallback reload this often
@@ -272,43 +272,36 @@ class Controller:
             self.haproxy.reload()
 
     def _apply_member(self, b: r.Backend, member_state: str, cur: ServerState | None) -> None:
-        runtime = self.haproxy.runtime
-        want = "drain" if member_state == "draining" else "ready"
         self._drain_started.pop(b.name, None)
-        if cur is None:
-            runtime.add_server(r.BACKEND, b.name, b.ip, b.port, r.server_options(self.settings))
-            logger.info("server %s at %s added", b.name, b.address)
-            if want == "drain":
-                runtime.set_state(r.BACKEND, b.name, "drain")
-            return
-        if cur.address != b.address:
-            runtime.set_addr(r.BACKEND, b.name, b.ip, b.port)
-            logger.info("server %s moved from %s to %s", b.name, cur.address, b.address)
-        if cur.admin_state != want:
-            runtime.set_state(r.BACKEND, b.name, want)
-            logger.info("server %s set to %s (was %s)", b.name, want, cur.admin_state)
+        self._apply(plan.for_member(b, member_state, cur))
 
     def _retire(self, name: str, cur: ServerState) -> None:
         """Drain a server that is no longer a member, then delete it once idle."""
-        runtime = self.haproxy.runtime
         now = time.monotonic()
-        started = self._drain_started.setdefault(name, now)
-        if cur.admin_state == "ready":
-            runtime.set_state(r.BACKEND, name, "drain")
-            logger.info("server %s left the cluster; draining", name)
-            return
-        overdue = now - started > DRAIN_GRACE
-        if cur.sessions and not overdue:
-            return
-        runtime.set_state(r.BACKEND, name, "maint")
-        if overdue and cur.sessions:
-            logger.warning(
-                "server %s still has %d sessions after %.0f s; shutting them", name, cur.sessions, DRAIN_GRACE
-            )
-            runtime.command(f"shutdown sessions server {r.BACKEND}/{name}")
-        runtime.del_server(r.BACKEND, name)
-        self._drain_started.pop(name, None)
-        logger.info("server %s removed", name)
+        cmds = plan.for_leaver(cur, self._drain_started.setdefault(name, now), now)
+        self._apply(cmds)
+        if cmds and cmds[-1].op == "del":
+            self._drain_started.pop(name, None)
+
+    def _apply(self, cmds: list[plan.Command]) -> None:
+        """Run the commands in order; an LBError stops there (the next tick tries again)."""
+        runtime = self.haproxy.runtime
+        for c in cmds:
+            if c.op == "add" and c.backend:
+                runtime.add_server(r.BACKEND, c.server, c.backend.ip, c.backend.port,
+                                   r.server_options(self.settings))
+            elif c.op == "set_addr" and c.backend:
+                runtime.set_addr(r.BACKEND, c.server, c.backend.ip, c.backend.port)
+            elif c.op == "set_state":
+                runtime.set_state(r.BACKEND, c.server, c.state)
+            elif c.op == "shutdown_sessions":
+                logger.warning("%s", c.log)
+                runtime.command(f"shutdown sessions server {r.BACKEND}/{c.server}")
+                continue
+            elif c.op == "del":
+                runtime.del_server(r.BACKEND, c.server)
+            if c.log:
+                (logger.warning if c.warn else logger.info)("%s", c.log)
 
 
 def servers_in_file(text: str) -> list[r.Backend]:

@@ -1,0 +1,44 @@
+"""The LB controller's reconcile, as pure decisions: desired server + HAProxy's actual state
+-> Runtime API commands (zato.lb.reconcile). No HAProxy, no sockets, no clock."""
+
+from __future__ import annotations
+
+from zato.lb.reconcile import DRAIN_GRACE, for_leaver, for_member
+from zato.lb.render import Backend
+from zato.lb.runtime import ServerState
+
+B = Backend("server1", "127.0.0.1", 17010)
+
+
+def state(address: str = "127.0.0.1:17010", admin: str = "ready", sessions: int = 0) -> ServerState:
+    return ServerState("server1", address, "UP", sessions, "L7OK", admin)
+
+
+def ops(cmds) -> list[tuple[str, str]]:
+    return [(c.op, c.state) for c in cmds]
+
+
+def test_a_new_member_is_added_and_a_draining_one_drained_at_once():
+    assert ops(for_member(B, "running", None)) == [("add", "")]
+    assert ops(for_member(B, "draining", None)) == [("add", ""), ("set_state", "drain")]
+    assert for_member(B, "running", None)[0].backend == B
+
+
+def test_a_member_in_place_needs_nothing_and_a_moved_or_draining_one_is_changed():
+    assert for_member(B, "running", state()) == []
+    moved = for_member(B, "draining", state(address="127.0.0.1:9"))
+    assert ops(moved) == [("set_addr", ""), ("set_state", "drain")]
+    assert "moved from 127.0.0.1:9 to 127.0.0.1:17010" in moved[0].log
+    assert ops(for_member(B, "running", state(admin="drain"))) == [("set_state", "ready")]
+
+
+def test_a_leaver_is_drained_then_removed_once_idle():
+    assert ops(for_leaver(state(), 100.0, 100.0)) == [("set_state", "drain")]
+    assert for_leaver(state(admin="drain", sessions=3), 100.0, 101.0) == []  # requests in flight finish
+    assert ops(for_leaver(state(admin="drain"), 100.0, 101.0)) == [("set_state", "maint"), ("del", "")]
+
+
+def test_a_leaver_still_busy_after_the_grace_has_its_sessions_shut():
+    cmds = for_leaver(state(admin="drain", sessions=3), 100.0, 100.0 + DRAIN_GRACE + 0.1)
+    assert ops(cmds) == [("set_state", "maint"), ("shutdown_sessions", ""), ("del", "")]
+    assert cmds[1].warn and "3 sessions" in cmds[1].log

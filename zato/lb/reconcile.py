@@ -1,0 +1,63 @@
+"""The LB controller's decisions as pure functions: a desired server (from membership) and
+HAProxy's actual state in, the Runtime API commands out. No sockets, no clock: the
+controller reads both sides, calls these, and applies the commands in order (stopping at
+the first one HAProxy refuses, for that server only).
+
+    member appears                 add server, then state drain if it says "draining"
+    member moved                   set addr
+    member state differs           set state ready / drain
+    member's key is gone           state drain; once it has no sessions (or DRAIN_GRACE
+                                   after the drain began): state maint, shutdown sessions
+                                   if any are left, del server
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from zato.lb.render import Backend
+from zato.lb.runtime import ServerState
+
+DRAIN_GRACE = 30.0  # a drained server still busy after this long has its sessions shut down
+
+
+@dataclass(frozen=True)
+class Command:
+    op: str  # add | set_addr | set_state | shutdown_sessions | del
+    server: str  # HAProxy server name
+    state: str = ""  # set_state: ready, drain or maint
+    backend: Backend | None = None  # add, set_addr: where the server is
+    log: str = ""  # what the controller logs once HAProxy took it
+    warn: bool = False  # log it as a warning
+
+
+def for_member(b: Backend, member_state: str, cur: ServerState | None) -> list[Command]:
+    """Commands that make HAProxy's `cur` (None: not in HAProxy) match the member `b`."""
+    want = "drain" if member_state == "draining" else "ready"
+    if cur is None:
+        cmds = [Command("add", b.name, backend=b, log=f"server {b.name} at {b.address} added")]
+        return cmds + ([Command("set_state", b.name, "drain")] if want == "drain" else [])
+    cmds = []
+    if cur.address != b.address:
+        cmds.append(Command("set_addr", b.name, backend=b, log=f"server {b.name} moved from {cur.address} "
+                            f"to {b.address}"))
+    if cur.admin_state != want:
+        cmds.append(Command("set_state", b.name, want, log=f"server {b.name} set to {want} "
+                            f"(was {cur.admin_state})"))
+    return cmds
+
+
+def for_leaver(cur: ServerState, drain_started: float, now: float) -> list[Command]:
+    """Commands for a server HAProxy has but membership no longer lists; `drain_started` is
+    when the controller first saw it gone (monotonic seconds)."""
+    name = cur.name
+    if cur.admin_state == "ready":
+        return [Command("set_state", name, "drain", log=f"server {name} left the cluster; draining")]
+    overdue = now - drain_started > DRAIN_GRACE
+    if cur.sessions and not overdue:
+        return []
+    cmds = [Command("set_state", name, "maint")]
+    if overdue and cur.sessions:
+        cmds.append(Command("shutdown_sessions", name, warn=True, log=f"server {name} still has "
+                            f"{cur.sessions} sessions after {DRAIN_GRACE:.0f} s; shutting them"))
+    return cmds + [Command("del", name, log=f"server {name} removed")]
