@@ -20,6 +20,7 @@ from tests.support import REDIS_URL, cleanup_redis, cluster_name, stop_process, 
 from zato.common.errors import EXIT_CONFIG, EXIT_LEASE_LOST, ConnectorError
 from zato.config.settings import load_server_settings
 from zato.coord import connector_stats
+from zato.coord.keys import Keys
 from zato.coord.queues import OutQueue
 from zato.odb import connectors
 from zato.odb.engine import ODB
@@ -85,6 +86,7 @@ def test_channel_round_trip_commits_after_the_service(env):
 
 def test_outgoing_round_trip_puts_what_services_send(env):
     out = make_outgoing(load_server_settings(env["dir"]), env["client"])
+    out.ibm_mq.send({"n": -1}, "out", queue="ZT.NO.SUCH.QUEUE")  # the queue manager refuses it
     for i in range(20):
         out.ibm_mq.send({"n": i}, "out")
     out.ibm_mq.send(b'{"n": 20}', "out", priority=7, expiry=600)
@@ -103,6 +105,9 @@ def test_outgoing_round_trip_puts_what_services_send(env):
     if not env["qm"].is_real:
         assert seen[-1][1]["Priority"] == 7 and seen[-1][1]["Persistence"] == 1
     assert OutQueue(env["client"], env["cluster"], "ibm-mq", "out").depth() == (0, 0)
+    assert env["client"].llen(Keys(env["cluster"]).out_parked("ibm-mq", "out")) == 1  # parked, not lost
+    s = wait_for(lambda: (s := stats(env, "ibm-mq-outgoing:out")).get("parked") == 1 and s, what="stats")
+    assert "'ZT.NO.SUCH.QUEUE': reason 2085 (MQRC_UNKNOWN_OBJECT_NAME)" in s["last_error"]
 
 
 def test_a_replaced_holders_outgoing_connector_never_commits(env):
