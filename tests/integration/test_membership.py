@@ -63,3 +63,13 @@ def test_two_clusters_sharing_redis_do_not_see_each_other(client) -> None:
     finally:
         cleanup_redis(a)
         cleanup_redis(b)
+
+
+def test_a_server_withdraws_only_its_own_entry(client, cluster) -> None:
+    real = member("server1", 17010)
+    membership.announce(client, cluster, real, 30, key(cluster))
+    impostor = membership.Member("server1", "127.0.0.1", 17099, 999, time.time())  # same name, not it
+    assert membership.withdraw(client, cluster, "server1", owner=impostor) is False
+    assert [m.port for m in membership.live_servers(client, cluster, key(cluster))] == [17010]
+    assert membership.withdraw(client, cluster, "server1", owner=real) is True
+    assert membership.live_servers(client, cluster, key(cluster)) == []

@@ -1,6 +1,6 @@
 """A cluster whose Redis has no default user: servers, LB and CLI log in with the cluster's
 own ACL user, restricted to the cluster's keys and channels (docs/redis-acl.md), and `zato
-start` does not warn. A Redis that takes anonymous commands gets a one-line warning."""
+start` does not warn (it does for a Redis that takes anonymous commands: test_trust_redis)."""
 
 from __future__ import annotations
 
@@ -52,10 +52,3 @@ def test_a_cluster_runs_with_its_own_acl_user_and_no_default_user(acl_redis, qui
     with pytest.raises(redis.exceptions.NoPermissionError):
         other.set("zato:another-cluster:member:x", "forged")
     other.close()
-
-
-def test_zato_start_warns_once_when_redis_takes_anonymous_commands(quickstart):
-    qs = quickstart(servers=1, lb=False)
-    out = zato("start", qs.server_dir("server1"))
-    warnings = [line for line in (out.stdout + out.stderr).splitlines() if "without a password" in line]
-    assert len(warnings) == 1

@@ -26,13 +26,15 @@ from zato.common.cid import new_cid
 from zato.common.errors import LBError
 from zato.common.pidfile import pid_alive
 from zato.common.signing import SIGNATURE_HEADER, epoch_key, sign
-from zato.config.settings import load_lb_settings
+from zato.config.settings import RedisSettings, load_lb_settings
 from zato.connector.invoke import Invoker
 from zato.coord import membership, status
+from zato.coord.client import accepts_anonymous
 from zato.coord.keys import Keys
 from zato.coord.lease import current_epoch, read_holder
 from zato.coord.parse import BadEntry
 from zato.coord.signing import member_key
+from zato.coord.turn import deploy_turn
 from zato.lb.haproxy import find_binary, validate
 from zato.lb.render import render
 from zato.lb.status import describe
@@ -271,3 +273,31 @@ def test_a_non_utf8_lb_conf_on_sighup_keeps_the_lb_serving(qs):
     finally:
         with open(conf, "wb") as f:
             f.write(good)
+
+
+def test_workers_take_turns_loading_a_hot_deploy(client):
+    """At most one worker of the cluster loads a module at any moment (zato/coord/turn.py)."""
+    cluster, inside, most = cluster_name("turn"), [0], [0]
+    lock = threading.Lock()
+
+    def worker() -> None:
+        with deploy_turn(client, cluster, hold=10, wait=30, sleep=time.sleep) as got:
+            assert got
+            with lock:
+                inside[0] += 1
+                most[0] = max(most[0], inside[0])
+            time.sleep(0.05)  # "loading"
+            with lock:
+                inside[0] -= 1
+
+    threads = [threading.Thread(target=worker) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert most[0] == 1 and not client.exists(Keys(cluster).deploy_turn)
+
+
+def test_a_redis_that_takes_anonymous_commands_is_detected():
+    assert accepts_anonymous(RedisSettings(url=REDIS_URL)) is True  # the shared test Redis has no password
+    assert accepts_anonymous(RedisSettings(url="redis://127.0.0.1:1/0", socket_timeout=0.2)) is False

@@ -108,6 +108,11 @@ class Keys:
         """Set of the workers that ever took calls (the reaper looks only at these)."""
         return f"{self.prefix}async:workers"
 
+    @property
+    def deploy_turn(self) -> str:
+        """Held by the one worker of the cluster loading a hot-deployed module right now."""
+        return f"{self.prefix}deploy:turn"
+
     def acl_rules(self) -> list[str]:
         """Redis ACL rules of a user that can do what a cluster does with its own keys and
         channels and nothing else (docs/redis-acl.md). Add `on` and `>PASSWORD`."""

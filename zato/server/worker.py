@@ -14,6 +14,7 @@ from zato.config.settings import ServerSettings
 from zato.coord import async_invoke, events
 from zato.coord.client import connect
 from zato.coord.parse import LogOnce
+from zato.coord.turn import deploy_turn
 from zato.odb import api as odb_api
 from zato.odb.api import ChannelRecord
 from zato.odb.engine import ODB
@@ -68,6 +69,18 @@ class Worker:
         for module in odb_api.list_modules(self.odb, self.settings.cluster):
             self._load(module)
         self.reload_channels()
+
+    def _load_in_turn(self, module: odb_api.ModuleRecord) -> None:
+        """A hot deploy: load when it is this worker's turn in the cluster (one worker loading
+        at a time, the others keep serving), unless this version is loaded already."""
+        import gevent
+
+        current = self.store.modules.get(module.name)
+        if current and current[0] == module.hash:
+            return
+        timeout = self.settings.deploy_timeout
+        with deploy_turn(self.redis, self.settings.cluster, timeout, 4 * timeout, gevent.sleep):
+            self._load(module)
 
     def _load(self, module: odb_api.ModuleRecord) -> None:
         import gevent
@@ -125,7 +138,7 @@ class Worker:
             if kind == "deploy":
                 module = odb_api.get_module(self.odb, self.settings.cluster, str(event.get("module")))
                 if module is not None:
-                    self._load(module)
+                    self._load_in_turn(module)
             elif kind == "channel":
                 name = event.get("name")
                 if isinstance(name, str) and odb_api.CHANNEL_NAME_RE.fullmatch(name):
