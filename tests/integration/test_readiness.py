@@ -33,7 +33,7 @@ def status(url: str) -> int:
 
 
 def test_ready_is_503_while_loading_and_while_draining(quickstart, tmp_path):
-    qs = quickstart(servers=1, lb=False, extra_conf={"main": {"drain_seconds": "2"}})
+    qs = quickstart(servers=1, lb=False, extra_conf={"main": {"drain_seconds": "2", "import_budget": "6"}})
     module = tmp_path / "slow_mod.py"
     module.write_text(SLOW_MODULE)
     zato("deploy", qs.path, str(module))  # stored in the ODB: the server loads it when it starts
