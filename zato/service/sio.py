@@ -232,7 +232,7 @@ class IODecl:
 
     @property
     def declared(self) -> bool:
-        return bool(self.input or self.output)
+        return bool(self.input.elems or self.output.elems)
 
 
 NO_IO = IODecl()
@@ -306,7 +306,7 @@ def parse_input(decl: IODecl, payload: Any, query: dict, path_params: dict) -> A
     if query or path_params:
         sources = {**sources, **query, **path_params}
     fields = decl.input
-    if not fields:
+    if not fields.elems:
         return Bunch(sources)  # a copy: the service may change it
     out = Bunch()
     missing = []
@@ -366,10 +366,12 @@ def render_output(decl: IODecl, payload: Any, service: str) -> Any:
     """The response payload with only the declared output fields (dicts, objects, dataclasses,
     or a list of them); anything else (str, bytes) passes as it is."""
     fields = decl.output
-    if not fields or payload is None or isinstance(payload, (str, bytes)):
+    if not fields.elems or payload is None or isinstance(payload, (str, bytes)):
         return payload
-    if isinstance(payload, Iterable) and not isinstance(payload, dict):
-        out: Any = [_filter(fields, item, service) for item in payload]
+    if isinstance(payload, dict):
+        out: Any = _filter(fields, payload, service)
+    elif isinstance(payload, (list, tuple, Iterable)):  # list, tuple checked before the ABC
+        out = [_filter(fields, item, service) for item in payload]
     else:
         out = _filter(fields, payload, service)
     return {decl.response_elem: out} if decl.response_elem else out
