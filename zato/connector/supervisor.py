@@ -31,6 +31,7 @@ from redis.retry import Retry
 
 from zato.common.errors import EXIT_CONFIG, CoordError, ZatoError
 from zato.common.log import setup_component_logging
+from zato.common.retry import Backoff
 from zato.common.signing import INVOKE_KEY_ENV, epoch_key
 from zato.config.settings import ServerSettings, load_server_settings
 from zato.connector import registry
@@ -309,18 +310,12 @@ class Supervisor:
             elif event.get("kind") == "connector-restart":  # from the dashboard
                 self.restart_requests.put(str(event.get("name")))
 
-        while not self.stop_event.is_set():
-            try:
-                events.listen(
-                    self.client,
-                    self.settings.cluster,
-                    on_event,
-                    self.reconcile_now.set,
-                    self.stop_event.is_set,
-                )
-            except CoordError as e:
-                self.health.failed("config events", e)
-                self.stop_event.wait(self.settings.lease.retry_interval)
+        retry = self.settings.lease.retry_interval
+        events.listen_forever(
+            self.client, self.settings.cluster, on_event, self.reconcile_now.set, self.stop_event.is_set,
+            on_error=lambda e: self.health.failed("config events", e),
+            sleep=self.stop_event.wait, backoff=Backoff(retry, retry),
+        )
 
     # -- status ------------------------------------------------------------------------------
     def _status_changed(self) -> None:

@@ -13,9 +13,11 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import redis
 
+from zato.coord import subscribe
 from zato.coord.client import translate
 from zato.coord.keys import Keys
 
@@ -52,17 +54,29 @@ def listen(
 ) -> None:
     """Call on_event for each event until should_stop(); on_subscribed runs after every
     (re)subscription, so the caller can reconcile what it may have missed.
-    Raises CoordError when Redis fails; the caller decides how to back off and retry."""
-    with translate("listening for config events"):
-        pubsub = client.pubsub(ignore_subscribe_messages=True)
-        try:
-            pubsub.subscribe(Keys(cluster).events)
-            on_subscribed()
-            while not should_stop():
-                msg = pubsub.get_message(timeout=poll)
-                if msg and msg.get("type") == "message":
-                    event = decode(msg["data"])
-                    if event is not None:
-                        on_event(event)
-        finally:
-            pubsub.close()
+    Raises CoordError when Redis fails; listen_forever backs off and subscribes again."""
+    subscribe.listen(client, Keys(cluster).events, _decoded(on_event), should_stop, on_subscribed, poll)
+
+
+def listen_forever(
+    client: redis.Redis,
+    cluster: str,
+    on_event: Callable[[dict], None],
+    on_subscribed: Callable[[], None],
+    should_stop: Callable[[], bool],
+    **kwargs: Any,
+) -> None:
+    """listen(), subscribing again after every failure (zato.coord.subscribe.listen_forever;
+    kwargs: on_error, sleep, backoff)."""
+    subscribe.listen_forever(
+        lambda: client, Keys(cluster).events, _decoded(on_event), should_stop, on_subscribed, **kwargs
+    )
+
+
+def _decoded(on_event: Callable[[dict], None]) -> Callable[[str], None]:
+    def on_message(raw: str) -> None:
+        event = decode(raw)
+        if event is not None:
+            on_event(event)
+
+    return on_message

@@ -29,9 +29,10 @@ from dataclasses import replace
 import redis
 
 from zato.common.errors import ConfigError, CoordError, LBError, ZatoError
+from zato.common.retry import Backoff
 from zato.config.settings import LBSettings
-from zato.coord import lb_view
-from zato.coord.client import connect, translate
+from zato.coord import lb_view, subscribe
+from zato.coord.client import connect
 from zato.coord.keys import Keys
 from zato.coord.membership import Member, live_servers, operator_drained
 from zato.coord.signing import member_key
@@ -182,21 +183,16 @@ class Controller:
 
     def _listen(self) -> None:
         """Wake the loop at once when a member joins, drains or leaves."""
-        channel = Keys(self.settings.cluster).members_channel
-        while not self._stop.is_set():
-            client = connect(self.settings.redis, socket_timeout=5)
-            try:
-                with translate("membership channel"):
-                    pubsub = client.pubsub(ignore_subscribe_messages=True)
-                    pubsub.subscribe(channel)
-                    while not self._stop.is_set():
-                        if pubsub.get_message(timeout=1.0):
-                            self._wake.set()
-            except CoordError as e:
-                logger.debug("membership channel: %s; polling only for a while", e)
-                self._stop.wait(1.0)
-            finally:
-                client.close()
+        client = connect(self.settings.redis, socket_timeout=5)
+        try:
+            subscribe.listen_forever(
+                lambda: client, Keys(self.settings.cluster).members_channel, lambda _: self._wake.set(),
+                self._stop.is_set,
+                on_error=lambda e: logger.debug("membership channel: %s; polling only for a while", e),
+                sleep=self._stop.wait, backoff=Backoff(1.0, 1.0), poll=1.0,
+            )
+        finally:
+            client.close()
 
     # Reconciliation
 

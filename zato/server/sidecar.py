@@ -15,9 +15,11 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from zato.common.retry import MAX, START
+
 logger = logging.getLogger("zato.arbiter")
 
-BACKOFF_START, BACKOFF_MAX = 0.5, 10.0
+BACKOFF_START, BACKOFF_MAX = START, MAX  # the project's one retry value (zato.common.retry)
 HEALTHY_AFTER = 10.0  # a run this long resets the backoff
 
 

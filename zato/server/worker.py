@@ -9,7 +9,7 @@ import logging
 import os
 from typing import Any
 
-from zato.common.errors import CoordError, ZatoError
+from zato.common.errors import ZatoError
 from zato.config.settings import ServerSettings
 from zato.coord import async_invoke, events
 from zato.coord.client import connect
@@ -28,7 +28,6 @@ from zato.service.store import ServiceStore
 logger = logging.getLogger("zato.worker")
 _odd_events = LogOnce(logger)
 
-RETRY_START, RETRY_MAX = 0.5, 10.0
 
 
 def _let_requests_run() -> None:
@@ -188,23 +187,10 @@ class Worker:
     def _listen_forever(self) -> None:
         import gevent
 
-        delay = RETRY_START
-        while not self.stopping:
-            try:
-                events.listen(
-                    self.redis,
-                    self.settings.cluster,
-                    self.on_event,
-                    self._on_subscribed,
-                    lambda: self.stopping,
-                )
-            except CoordError as e:
-                logger.warning("config events: %s; retrying in %.1f s", e, delay)
-            except Exception:  # noqa: BLE001 - the listener must never die
-                logger.exception("config event listener failed; retrying in %.1f s", delay)
-            if not self.stopping:
-                gevent.sleep(delay)
-                delay = min(delay * 2, RETRY_MAX)
+        events.listen_forever(
+            self.redis, self.settings.cluster, self.on_event, self._on_subscribed, lambda: self.stopping,
+            sleep=gevent.sleep,
+        )
 
     def _on_subscribed(self) -> None:
         logger.debug("worker %d subscribed to config events", os.getpid())
