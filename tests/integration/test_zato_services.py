@@ -33,6 +33,7 @@ CHANNELS = [
     ("lookup", "/demo/lookup/{sku}", "demo.lookup", None),
     ("fetch", "/demo/fetch/{client_id}", "out.http.fetch-client", None),
     ("probe", "/demo/probe", "demo.secrets.probe", None),
+    ("dumped", "/demo/dumped", "demo.echo.dumped", None),
 ]
 
 
@@ -168,6 +169,11 @@ def test_request_and_response_api(cluster) -> None:
 def test_invoke_and_get_name(cluster) -> None:
     r = api(cluster, cluster.lb_url, "demo.quadrupler", {"number_count": 3})
     assert r.status_code == 200 and r.json() == {"number_count": 12}
+
+
+def test_text_dumped_by_the_service_is_json_on_a_json_channel(cluster) -> None:
+    r = requests.post(f"{cluster.lb_url}/demo/dumped", json=[1, "a"])
+    assert r.headers["Content-Type"] == "application/json" and r.json() == {"echo": [1, "a"]}
 
 
 def test_any_service_invoker_wire_format(cluster) -> None:

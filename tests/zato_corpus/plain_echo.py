@@ -1,6 +1,8 @@
 # -*- coding: utf-8 -*-
 
 # No I/O declaration at all: the payload as it came, text or JSON.
+from json import dumps
+
 from zato.server.service import Service
 
 
@@ -20,3 +22,10 @@ class SimpleEcho(Service):
 
     def handle(self):
         self.response.payload = self.request.input
+
+
+class Dumped(Service):
+    name = 'demo.echo.dumped'
+
+    def handle(self):
+        self.response.payload = dumps({'echo': self.request.payload})

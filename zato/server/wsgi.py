@@ -244,6 +244,9 @@ class ServerApp:
                 channel=http_channel(ch.name),
             )
             response = self._run(ch.service, request, cid)
+            text = isinstance(response.payload, str)
+            if text and ch.data_format == "json" and response.content_type is None:
+                response.content_type = JSON  # as Zato: a JSON channel answers JSON, dumps()'d text too
         except HTTPError as e:
             counter.labels(ch.name, method, str(e.status)).inc()
             raise
