@@ -22,6 +22,7 @@ from zato.common.signing import verify
 from zato.coord import lease
 from zato.server import body as bodies
 from zato.server import metrics
+from zato.server.epoch_gate import EpochGate
 from zato.server.readiness import READY_PATH, DrainFlag, not_ready_reason, ready_body
 from zato.server.worker import Worker
 from zato.service.base import INTERNAL, ChannelInfo, Request, Response, http_channel, without_credentials
@@ -108,6 +109,7 @@ class ServerApp:
 
         self.worker = worker
         self.admin_app = admin_app
+        self.epoch_gate = EpochGate(lambda: lease.current_epoch(worker.redis, worker.settings.cluster))
         self.draining = draining or DrainFlag()
         self.limits = worker.settings.limits
         self.invoke_api = InvokeAPI(self)
@@ -274,13 +276,14 @@ class ServerApp:
             raise HTTPError(401, "bad or missing X-Zato-Signature")
         self._wait_loaded()
         try:
-            newest = lease.current_epoch(self.worker.redis, self.worker.settings.cluster)
+            verdict = self.epoch_gate.check(epoch)
         except CoordError as e:
             logger.error("cid %s: cannot check the epoch: %s", cid, e)
             raise HTTPError(
                 503, "cannot check the lease epoch (Redis unavailable or its epoch unreadable)"
             ) from None
-        if epoch < newest:
+        if not verdict.accepted:
+            newest = verdict.newest
             logger.warning("cid %s: refused stale action %s: epoch %d < %d", cid, service, epoch, newest)
             raise HTTPError(409, f"stale epoch {epoch}; the newest is {newest}")
         as_json = environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower() == JSON
