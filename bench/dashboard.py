@@ -29,9 +29,10 @@ sys.path.insert(0, ROOT)
 import requests  # noqa: E402
 
 from tests.support import REDIS_URL, cleanup_redis, cluster_name, free_port, free_port_block  # noqa: E402
-from zato.config.settings import RedisSettings  # noqa: E402
+from zato.config.settings import RedisSettings, load_server_settings  # noqa: E402
 from zato.coord import membership  # noqa: E402
 from zato.coord.client import connect  # noqa: E402
+from zato.coord.signing import member_key  # noqa: E402
 
 PERIOD = 0.5
 ZATO = [sys.executable, "-m", "zato"]
@@ -86,7 +87,7 @@ class PollWatcher(Watcher):
 
     def run(self) -> None:
         while True:
-            self.learnt({m.name for m in membership.live_servers(self.client, self.cluster)})
+            self.learnt({m.name for m in membership.live_servers(self.client, self.cluster, None)})
             time.sleep(PERIOD)
 
 
@@ -102,10 +103,9 @@ def main() -> int:
                            "--dashboard-port", str(port)], check=True, capture_output=True)
     subprocess.run(ZATO + ["start", os.path.join(qs, "dashboard")], check=True, capture_output=True)
     client = connect(RedisSettings(REDIS_URL))
+    key = member_key(load_server_settings(os.path.join(qs, "server1")).cluster_secret, cluster)
     try:
         url = f"http://127.0.0.1:{port}/"
-        from zato.config.settings import load_server_settings
-
         password = load_server_settings(os.path.join(qs, "server1")).admin_password
         session = requests.Session()
         session.post(url + "login", data={"username": "admin", "password": password}, timeout=10)
@@ -121,7 +121,7 @@ def main() -> int:
                     time.sleep(random.uniform(0, PERIOD))  # a change at any phase of either side's period
                     t0 = time.monotonic()
                     if present:
-                        membership.announce(client, cluster, member, 30)
+                        membership.announce(client, cluster, member, 30, key)
                     else:
                         membership.withdraw(client, cluster, name)
                     sides[side].append((watchers[side].wait(name, present) - t0) * 1000)

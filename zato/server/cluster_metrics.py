@@ -21,13 +21,13 @@ def outgoing_of(child: dict) -> tuple[str, str] | None:
 
 
 class ClusterCollector:
-    def __init__(self, client: Any, cluster: str):
-        self.client, self.cluster = client, cluster
+    def __init__(self, client: Any, cluster: str, key: bytes | None = None):
+        self.client, self.cluster, self.key = client, cluster, key  # key: verifies member entries
 
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-        view = status.collect(self.client, self.cluster)
+        view = status.collect(self.client, self.cluster, key=self.key)
         up = GaugeMetricFamily("zato_redis_up", "1 if this server could read the cluster state from Redis")
         up.add_metric([], 0 if view["errors"] else 1)
         yield up

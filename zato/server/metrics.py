@@ -76,7 +76,7 @@ def observe_service(service: str, started: float) -> None:
     i.duration.labels(service).observe(time.perf_counter() - started)
 
 
-def exposition(client: Any, cluster: str) -> tuple[bytes, str]:
+def exposition(client: Any, cluster: str, key: bytes | None = None) -> tuple[bytes, str]:
     """(body, content type) of one scrape: every worker's metrics plus the cluster's."""
     from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 
@@ -85,5 +85,5 @@ def exposition(client: Any, cluster: str) -> tuple[bytes, str]:
     registry = CollectorRegistry()
     if os.environ.get(MULTIPROC_ENV):  # set by our arbiter; absent only when the app runs bare
         multiprocess.MultiProcessCollector(registry)
-    registry.register(ClusterCollector(client, cluster))
+    registry.register(ClusterCollector(client, cluster, key))
     return generate_latest(registry), CONTENT_TYPE_LATEST

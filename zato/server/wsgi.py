@@ -20,6 +20,7 @@ from zato.common.exception import Reportable
 from zato.common.log import CID
 from zato.common.signing import verify
 from zato.coord import lease
+from zato.coord.signing import member_key
 from zato.server import body as bodies
 from zato.server import metrics
 from zato.server.epoch_gate import EpochGate
@@ -166,7 +167,9 @@ class ServerApp:
 
     def _metrics(self, start_response: StartResponse) -> list[bytes]:
         cid = new_cid()
-        body, ctype = metrics.exposition(self.worker.redis, self.worker.settings.cluster)
+        s = self.worker.settings
+        key = member_key(s.cluster_secret, s.cluster)  # count only members signed for this cluster
+        body, ctype = metrics.exposition(self.worker.redis, s.cluster, key)
         return self._send(start_response, 200, body, ctype, cid)
 
     @staticmethod
