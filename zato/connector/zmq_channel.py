@@ -1,8 +1,13 @@
 """ZeroMQ channel connector: a PULL or SUB socket whose messages go to the channel's service.
 
 Addresses follow the CZMQ convention: "@tcp://..." binds, ">tcp://..." connects; without a
-prefix a channel binds (senders connect to it). A SUB socket subscribes to sub_prefix; a
-single-frame message has the prefix stripped, a multi-frame one gives its last frame.
+prefix a channel binds (senders connect to it). Several endpoints may be given, comma
+separated: ">tcp://hostA:5555,>tcp://hostB:5555" connects to two producers that bind. That is
+the mode for several hosts: the producers keep fixed addresses and whichever server holds the
+lease connects to them, so after a takeover no sender has to find the new holder (a PUSH
+producer keeps its messages, up to its high-water mark, while no channel is connected).
+A SUB socket subscribes to sub_prefix; a single-frame message has the prefix stripped, a
+multi-frame one gives its last frame.
 ZeroMQ has no acknowledgements: a failed invocation is retried a few times, then logged.
 Up to max_in_flight invocations (default 16) run at once in a thread pool; while all are
 busy no message is read, so ZeroMQ's own queue (high-water mark) holds the senders back.
@@ -39,6 +44,11 @@ def endpoint(address: str, bind_by_default: bool) -> tuple[str, bool]:
     return address, bind_by_default
 
 
+def endpoints(address: str) -> list[tuple[str, bool]]:
+    """Every (address, bind?) of a comma-separated channel address."""
+    return [endpoint(a.strip(), bind_by_default=True) for a in address.split(",") if a.strip()]
+
+
 def payload(frames: list[bytes], socket_type: str, prefix: bytes) -> bytes:
     if len(frames) > 1:
         return frames[-1]
@@ -62,22 +72,23 @@ class ZMQChannelConnector:
         sock.setsockopt(zmq.LINGER, 0)
         if self.d["socket_type"] == "SUB":
             sock.setsockopt(zmq.SUBSCRIBE, self.prefix)
-        address, bind = endpoint(self.d["address"], bind_by_default=True)
-        try:
-            sock.bind(address) if bind else sock.connect(address)
-        except zmq.ZMQError as e:
-            self.ctx.stats.error(f"cannot {'bind' if bind else 'connect'} {address}: {e}")
-            logger.error("%s: cannot %s %s: %s", self.ctx.label, "bind" if bind else "connect", address, e)
-            zctx.destroy(linger=0)
-            return EXIT_DEPENDENCY
-        logger.info(
-            "%s: %s %s %s, service %r",
-            self.ctx.label,
-            self.d["socket_type"],
-            "bound to" if bind else "connected to",
-            address,
-            self.d["service"],
-        )
+        for address, bind in endpoints(self.d["address"]):
+            try:
+                sock.bind(address) if bind else sock.connect(address)
+            except zmq.ZMQError as e:
+                self.ctx.stats.error(f"cannot {'bind' if bind else 'connect'} {address}: {e}")
+                what = "bind" if bind else "connect"
+                logger.error("%s: cannot %s %s: %s", self.ctx.label, what, address, e)
+                zctx.destroy(linger=0)
+                return EXIT_DEPENDENCY
+            logger.info(
+                "%s: %s %s %s, service %r",
+                self.ctx.label,
+                self.d["socket_type"],
+                "bound to" if bind else "connected to",
+                address,
+                self.d["service"],
+            )
         self.ctx.stats.state("running")
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)
