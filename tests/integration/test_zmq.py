@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -145,3 +146,40 @@ def test_connector_exits_when_its_parent_is_gone(env):
         if pid_alive(child):
             os.kill(child, signal.SIGKILL)
         parent.stdout.close()
+
+
+def test_pull_channel_connects_to_producers_that_bind_and_a_new_holder_needs_no_new_address(env):
+    """Two producers bind fixed addresses; the channel connects to both. When the connector is
+    replaced (a takeover: another process, same definition), the producers change nothing: a
+    send while no channel is connected waits until the new one connects, then arrives."""
+    ports = [free_port(), free_port()]
+    producers = []
+    for port in ports:
+        push = env["zctx"].socket(zmq.PUSH)
+        push.bind(f"tcp://127.0.0.1:{port}")
+        producers.append(push)
+    address = ",".join(f">tcp://127.0.0.1:{p}" for p in ports)
+    first = _channel(env, "producers", address=address, service="demo.producers")
+
+    def numbers() -> set[int]:
+        return {json.loads(b)["n"] for b in env["fake"].bodies("demo.producers")}
+
+    for i in range(10):
+        producers[i % 2].send(json.dumps({"n": i}).encode())
+    wait_for(lambda: numbers() == set(range(10)), timeout=60, what="messages from both producers")
+    stop_process(first)
+    for push in producers:
+        push.setsockopt(zmq.SNDTIMEO, 60000)
+
+    def send_more() -> None:  # no channel connected now: each send waits for one
+        for i in range(10, 20):
+            producers[i % 2].send(json.dumps({"n": i}).encode())
+
+    sender = threading.Thread(target=send_more, daemon=True)
+    sender.start()
+    set_epoch(env["cluster"], 2)
+    env["procs"].append(start_connector(env["dir"], "zmq-channel", "producers", epoch=2))
+    wait_for(lambda: numbers() == set(range(20)), timeout=60, what="messages sent between the two connectors")
+    sender.join(10)
+    for push in producers:
+        push.close(linger=0)

@@ -4,8 +4,8 @@ Addresses follow the CZMQ convention: "@tcp://..." binds, ">tcp://..." connects;
 prefix a channel binds (senders connect to it). Several endpoints may be given, comma
 separated: ">tcp://hostA:5555,>tcp://hostB:5555" connects to two producers that bind. That is
 the mode for several hosts: the producers keep fixed addresses and whichever server holds the
-lease connects to them, so after a takeover no sender has to find the new holder (a PUSH
-producer keeps its messages, up to its high-water mark, while no channel is connected).
+lease connects to them, so after a takeover no sender has to find the new holder (while no
+channel is connected, a PUSH producer's send waits, up to its send timeout).
 A SUB socket subscribes to sub_prefix; a single-frame message has the prefix stripped, a
 multi-frame one gives its last frame.
 ZeroMQ has no acknowledgements: a failed invocation is retried a few times, then logged.
