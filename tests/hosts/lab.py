@@ -28,7 +28,7 @@ import redis
 
 from tests.hosts.net import Host, LabError, Net
 from tests.support import AMQP_URL, PG_URL, Quickstart, cluster_name, wait_for, zato
-from zato.coord.lease import read_holder
+from zato.coord.lease import current_epoch, read_holder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SERVER_PORT = 17010
@@ -281,7 +281,7 @@ class Lab:
         return (h.server, h.epoch) if h else None
 
     def epoch(self) -> int:
-        return int(self.redis().get(f"zato:{self.cluster}:lease:epoch") or 0)
+        return current_epoch(self.redis(), self.cluster)
 
     def wait_holder(self, other_than: str = "", timeout: float = 30) -> tuple[str, int]:
         return wait_for(
