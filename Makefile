@@ -32,7 +32,7 @@ status:
 
 # pytest exits 5 when it collected no test: that must fail the run, and it does (non-zero).
 test: deps
-	$(PYTEST) -q -p no:cacheprovider $(PYTEST_ARGS) tests
+	$(PYTEST) -q -p no:cacheprovider -rfEs $(PYTEST_ARGS) tests
 
 test-unit: deps
 	$(PYTEST) -q tests/unit

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -19,16 +20,33 @@ AMQP_URL = os.environ.get("ZATO_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:56
 
 _used_ports: set[int] = set()
 
+# Ports are picked below the kernel's ephemeral range (net.ipv4.ip_local_port_range, 32768-60999
+# by default): a port picked with bind(0) lies inside it, and between the pick and the moment a
+# server binds it, any outgoing connection of any process (to Redis, to the broker) may take it
+# as its local port ("port ... is not free" at start-up, seen in CI).
+_PICK_LOW, _PICK_HIGH = 20000, 32000
+_rng = random.Random(os.getpid() ^ time.time_ns())
+
+
+def _ephemeral_low() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
 
 def free_port() -> int:
-    """A TCP port free on 127.0.0.1 now, never handed out twice in one test run."""
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port not in _used_ports and port + 1 not in _used_ports and port < 64000:
-            _used_ports.add(port)
-            return port
+    """A TCP port free on 127.0.0.1 now, outside the ephemeral range, never handed out twice
+    in one test run."""
+    high = min(_PICK_HIGH, _ephemeral_low() - 2)
+    for _ in range(2000):
+        port = _rng.randrange(_PICK_LOW, high)
+        if port in _used_ports or port + 1 in _used_ports or not _is_free(port):
+            continue
+        _used_ports.add(port)
+        return port
+    raise RuntimeError(f"no free port in {_PICK_LOW}-{high}")
 
 
 def free_port_block(n: int) -> int:
