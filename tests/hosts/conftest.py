@@ -1,4 +1,4 @@
-"""One lab (tests/hosts/lab.py) for the whole tests/hosts session: building it costs ~30 s on
+"""One lab (tests/hosts/lab.py) for the tests in tests/hosts: building it costs ~30 s on
 2 cores, so the tests share it; each test heals the faults it made. If the kernel refuses
 network namespaces the tests fail with one line saying so (they are never skipped)."""
 
@@ -13,7 +13,7 @@ from tests.hosts.lab import Lab, wait_all_up
 from tests.hosts.net import LabError
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # torn down after tests/hosts, not at the end of the run
 def lab():
     made = Lab()
     try:

@@ -1,13 +1,18 @@
-"""invoke_async's queue on a real Redis: a call a dead worker had taken runs again elsewhere,
-a clean stop hands back what it took, and a live worker's calls are left alone."""
+"""invoke_async's queue on a real Redis: a call a dead worker had taken (its process gone, or
+its server out of the cluster) runs again elsewhere, a clean stop hands back what it took, and
+a live worker's calls are left alone."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
 
 import pytest
 import redis
 
 from tests.support import REDIS_URL, cleanup_redis, cluster_name
-from zato.coord.async_invoke import AsyncTaker, decode, push
+from zato.coord.async_invoke import AsyncTaker, decode, push, worker_id
 from zato.coord.keys import Keys
 
 
@@ -20,25 +25,50 @@ def env():
     client.close()
 
 
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
 def test_dead_workers_calls_run_again_and_live_ones_are_left(env) -> None:
+    """s1 left the cluster (no member key): its worker is dead wherever it ran. s2 is live.
+    On s3 (this host), a worker whose process is gone is dead, a live process is not."""
     cluster, client = env
-    push(client, cluster, "jobs.run", {"n": 1}, "K1")
-    push(client, cluster, "jobs.run", {"n": 2}, "K2")
-    dead, live, other = (AsyncTaker(client, cluster, w) for w in ("s1:1", "s2:2", "s3:3"))
-    for taker in (dead, live, other):
-        taker.heartbeat()
-    first = decode(dead.take(0.1))
-    second = decode(live.take(0.1))
-    assert (first.cid, first.payload, second.cid) == ("K1", {"n": 1}, "K2")
-    client.delete(Keys(cluster).async_alive("s1:1"))  # s1's worker was killed: its key expires
-    assert other.reap() == 1  # only the dead worker's call moves; the live worker keeps its own
-    again = other.take(0.1)
-    assert decode(again).cid == "K1"
-    other.ack(again)
-    assert other.take(0.1) is None
-    live.close()  # a clean stop hands back the call it took and did not run
-    assert decode(other.take(0.1)).cid == "K2"
-    assert client.smembers(Keys(cluster).async_workers) == {"s3:3"}
+    keys = Keys(cluster)
+    client.set(keys.member("s2"), "{}")  # s2 is a live member; s1 is not
+    dead_pid = _dead_pid()
+    for n in range(1, 5):
+        push(client, cluster, "jobs.run", {"n": n}, f"K{n}")
+    gone_server = AsyncTaker(client, cluster, worker_id("s1", 11))
+    live_server = AsyncTaker(client, cluster, worker_id("s2", 22))
+    gone_process = AsyncTaker(client, cluster, worker_id("s3", dead_pid))
+    sibling = AsyncTaker(client, cluster, worker_id("s3", os.getppid()))  # a live process here
+    reaper = AsyncTaker(client, cluster, worker_id("s3", os.getpid()))
+    takers = (gone_server, live_server, gone_process, sibling, reaper)
+    for taker in takers:
+        taker.register()
+    taken = [decode(t.take(0.1)).cid for t in takers[:4]]
+    assert taken == ["K1", "K2", "K3", "K4"]
+    assert reaper.reap() == 2  # s1's and the dead process's calls; s2's and the sibling's stay
+    again = sorted(decode(reaper.take(0.1)).cid for _ in range(2))
+    assert again == ["K1", "K3"]
+    assert reaper.take(0.1) is None
+    assert client.smembers(keys.async_workers) == {t.worker_id for t in (live_server, sibling, reaper)}
+    live_server.close()  # a clean stop hands back the call it took and did not run
+    assert decode(reaper.take(0.1)).cid == "K2"
+    assert live_server.worker_id not in client.smembers(keys.async_workers)
+
+
+def test_names_this_project_does_not_write_are_left_alone(env) -> None:
+    cluster, client = env
+    keys = Keys(cluster)
+    client.sadd(keys.async_workers, "no-pid-here", "s9:abc")
+    push(client, cluster, "jobs.run", {}, "K9")
+    client.lmove(keys.async_queue, keys.async_processing("no-pid-here"), "LEFT", "RIGHT")
+    reaper = AsyncTaker(client, cluster, worker_id("s3", os.getpid()))
+    assert reaper.reap() == 0
+    assert client.llen(keys.async_processing("no-pid-here")) == 1
 
 
 def test_a_payload_json_cannot_hold_is_refused_at_once(env) -> None:
@@ -48,3 +78,18 @@ def test_a_payload_json_cannot_hold_is_refused_at_once(env) -> None:
     with pytest.raises(CoordError, match="not JSON-serialisable"):
         push(client, cluster, "jobs.run", {"when": object()}, "K3")
     assert client.llen(Keys(cluster).async_queue) == 0
+
+
+def test_a_list_left_under_a_reused_pid_goes_back_to_the_queue(env) -> None:
+    """A server restarted on the same host may give a worker the pid a dead worker had: the
+    new worker hands that list back when it starts, instead of sitting on it."""
+    cluster, client = env
+    keys = Keys(cluster)
+    me = worker_id("s3", os.getpid())
+    push(client, cluster, "jobs.run", {}, "K7")
+    client.lmove(keys.async_queue, keys.async_processing(me), "LEFT", "RIGHT")  # the old process took it
+    taker = AsyncTaker(client, cluster, me)
+    assert taker.register() == 1
+    assert decode(taker.take(0.1)).cid == "K7"
+    assert taker.register() == 0  # already known: what it took now stays its own
+    assert client.llen(keys.async_processing(me)) == 1

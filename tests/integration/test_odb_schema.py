@@ -64,6 +64,15 @@ def test_modules_services_and_channels(odb):
     assert [(c.name, c.method) for c in api.list_channels(odb, cluster)] == [("c1", "POST"), ("c3", "GET")]
     assert api.delete_channel(odb, cluster, "c1") and not api.delete_channel(odb, cluster, "c1")
 
+    # Paths that differ only in their parameters' names would match the same requests.
+    api.save_channel(odb, cluster, api.make_channel("i1", "/items/{id}", "m1.b", "GET"))
+    api.save_channel(odb, cluster, api.make_channel("i2", "/items/{id}", "m1.b", "DELETE"))
+    with pytest.raises(ODBError, match=r"/items/\{item_id\} matches the same requests as /items/\{id\}"):
+        api.save_channel(odb, cluster, api.make_channel("i3", "/items/{item_id}", "m1.b", "PUT"))
+    api.save_channel(odb, cluster, api.make_channel("i4", "/items/{item_id}/notes", "m1.b"))  # another shape
+    api.delete_channel(odb, cluster, "i2")
+    api.save_channel(odb, cluster, api.make_channel("i1", "/items/{key}", "m1.b", "GET"))  # alone now
+
 
 def test_unknown_cluster_and_bad_input(odb):
     with pytest.raises(ODBError, match="does not exist"):

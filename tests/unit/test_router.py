@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from zato.common.errors import ConfigError
-from zato.server.router import Router, param_names
+from zato.server.router import Router, param_names, shape
 
 
 def test_params_literals_and_misses() -> None:
@@ -35,3 +35,14 @@ def test_thousands_of_channels_each_found() -> None:
 def test_bad_parameter_syntax_is_refused(bad: str) -> None:
     with pytest.raises(ConfigError, match="url_path"):
         param_names(bad)
+
+
+def test_each_path_keeps_its_own_parameter_names() -> None:
+    r: Router[str] = Router()
+    r.add("/items/{id}", "one")
+    r.add("/items/{item_id}/notes", "notes")
+    r.add("/items/{item_id}/notes/{note}", "note")
+    assert r.match("/items/7") == ("one", {"id": "7"})
+    assert r.match("/items/7/notes") == ("notes", {"item_id": "7"})
+    assert r.match("/items/7/notes/3") == ("note", {"item_id": "7", "note": "3"})
+    assert shape("/items/{id}") == shape("/items/{item_id}") == "/items/{}"

@@ -17,6 +17,7 @@ from typing import Any
 
 from zato.common.errors import EXIT_OK, CoordError, MissingDependency
 from zato.connector.base import Context, RetryPolicy, connect_with_backoff
+from zato.coord.queues import StaleEpoch
 
 logger = logging.getLogger("zato.connector.ibmmq")
 
@@ -160,6 +161,8 @@ def serve(ctx: Context, mq: dict, session: Callable[[ModuleType, Any], None]) ->
             else:
                 logger.error("%s: IBM MQ call failed (%s); reconnecting", ctx.label, error_text(e))
             ctx.wait(RECONNECT.start)
+        except StaleEpoch as e:  # paused past a takeover: Redis refused to hand over messages
+            ctx.lease_lost(str(e))
         except CoordError as e:  # Redis (outgoing hand-off, epoch check): uncommitted work is backed out
             ctx.stats.error(f"Redis failed: {e}")
             logger.warning("%s: Redis failed (%s); starting over", ctx.label, e)

@@ -46,7 +46,8 @@ class Result:
 
     @property
     def ok(self) -> bool:
-        return self.status == 200
+        """The service succeeded: any 2xx (a service may answer 201 or 204)."""
+        return 200 <= self.status < 300
 
     @property
     def stale(self) -> bool:

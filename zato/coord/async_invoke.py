@@ -1,15 +1,20 @@
 """invoke_async through Redis, at least once: a service's call is on the cluster-wide queue
 before invoke_async returns, so the server that asked may die at once.
 
-Every worker of every server takes calls with BLMOVE into its own processing list and
-removes each after the service ran; it refreshes an alive key (PX) while it lives. Any
-worker's reaper moves the processing list of a worker whose alive key expired (killed,
-host gone) back to the queue, so a call a dead worker had taken runs again elsewhere.
+Every worker of every server takes calls with BLMOVE into its own processing list (named
+SERVER:PID) and removes each after the service ran. A worker is dead when its process is gone
+(checked on its own host, where the pid means something) or when its server left the cluster
+(its member key expired: killed, host gone). Any worker's reaper moves a dead worker's list back
+to the queue, so a call it had taken runs again elsewhere. Liveness comes from what the cluster
+already keeps (membership, the process table): an idle worker sends one blocking BLMOVE every
+few seconds and a reap now and then, no heartbeat of its own.
 """
 
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,8 +23,6 @@ import redis
 from zato.common.errors import CoordError
 from zato.coord.client import translate
 from zato.coord.keys import Keys
-
-ALIVE_MS = 5000  # a worker not seen for this long is dead: its calls are run again
 
 
 @dataclass(frozen=True)
@@ -47,36 +50,91 @@ def decode(raw: str) -> AsyncCall | None:
         return None
 
 
+def worker_id(server: str, pid: int) -> str:
+    return f"{server}:{pid}"
+
+
+def _split(worker: str) -> tuple[str, int] | None:
+    server, _, pid = worker.rpartition(":")
+    return (server, int(pid)) if server and pid.isdigit() else None
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # somebody else's process: it exists
+        return True
+    return True
+
+
 class AsyncTaker:
-    """One worker's side: take, mark alive, ack, and reap dead workers' lists."""
+    """One worker's side: take, ack, and reap dead workers' lists.
 
-    def __init__(self, client: redis.Redis, cluster: str, worker_id: str):
-        self.client, self.keys, self.worker_id = client, Keys(cluster), worker_id
-        self.processing = self.keys.async_processing(worker_id)
+    `client` serves the short commands; `take_client` (default: the same) the blocking BLMOVE,
+    so it can have a socket timeout above the BLMOVE's own.
+    """
 
-    def heartbeat(self) -> None:
-        with translate("invoke_async heartbeat"):
-            pipe = self.client.pipeline(transaction=False)
-            pipe.set(self.keys.async_alive(self.worker_id), "1", px=ALIVE_MS)
-            pipe.sadd(self.keys.async_workers, self.worker_id)
-            pipe.execute()
+    def __init__(
+        self,
+        client: redis.Redis,
+        cluster: str,
+        worker: str,
+        take_client: redis.Redis | None = None,
+        is_alive: Callable[[int], bool] = pid_alive,
+    ):
+        self.client, self.keys, self.worker_id = client, Keys(cluster), worker
+        self.take_client = take_client or client
+        self.processing = self.keys.async_processing(worker)
+        parts = _split(worker)
+        self.server = parts[0] if parts else worker
+        self.is_alive = is_alive
+
+    def register(self) -> int:
+        """Be known to the reapers (once at start, again after Redis came back). A list left
+        under this name by an earlier process with the same pid goes back to the queue first;
+        returns how many calls that was."""
+        moved = 0
+        with translate("invoke_async register"):
+            if self.client.sadd(self.keys.async_workers, self.worker_id):  # new to the set
+                while self.client.lmove(self.processing, self.keys.async_queue, "RIGHT", "LEFT") is not None:
+                    moved += 1
+        return moved
 
     def take(self, timeout: float) -> str | None:
         with translate("invoke_async take"):
-            return self.client.blmove(self.keys.async_queue, self.processing, timeout, "LEFT", "RIGHT")
+            return self.take_client.blmove(self.keys.async_queue, self.processing, timeout, "LEFT", "RIGHT")
 
     def ack(self, raw: str) -> None:
         with translate("invoke_async ack"):
             self.client.lrem(self.processing, 1, raw)
+
+    def dead_workers(self, workers: set[str]) -> list[str]:
+        """Which of `workers` are dead: on this server, by pid; elsewhere, by membership."""
+        parsed = {w: _split(w) for w in workers if w != self.worker_id}
+        others = sorted({p[0] for p in parsed.values() if p and p[0] != self.server})
+        live: dict[str, bool] = {}
+        if others:
+            pipe = self.client.pipeline(transaction=False)
+            for server in others:
+                pipe.exists(self.keys.member(server))
+            live = dict(zip(others, (bool(n) for n in pipe.execute()), strict=True))
+        dead = []
+        for worker, parts in parsed.items():
+            if parts is None:
+                continue  # not a name this project writes: left alone
+            server, pid = parts
+            if not (self.is_alive(pid) if server == self.server else live[server]):
+                dead.append(worker)
+        return sorted(dead)
 
     def reap(self) -> int:
         """Move the calls of dead workers back to the queue and forget those workers;
         returns how many calls moved."""
         moved = 0
         with translate("invoke_async reap"):
-            for worker in self.client.smembers(self.keys.async_workers):
-                if worker == self.worker_id or self.client.exists(self.keys.async_alive(worker)):
-                    continue
+            for worker in self.dead_workers(set(self.client.smembers(self.keys.async_workers))):
                 key = self.keys.async_processing(worker)
                 while self.client.lmove(key, self.keys.async_queue, "RIGHT", "LEFT") is not None:
                     moved += 1
@@ -88,5 +146,4 @@ class AsyncTaker:
         with translate("invoke_async close"):
             while self.client.lmove(self.processing, self.keys.async_queue, "RIGHT", "LEFT") is not None:
                 pass
-            self.client.delete(self.keys.async_alive(self.worker_id))
             self.client.srem(self.keys.async_workers, self.worker_id)

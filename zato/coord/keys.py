@@ -92,16 +92,13 @@ class Keys:
         return f"{self.prefix}cache:{cache}:{key}"
 
     # invoke_async: a cluster-wide queue taken by every worker of every server; a worker moves
-    # what it runs to its own processing list and keeps an alive key while it lives.
+    # what it runs to its own processing list (named SERVER:PID, see coord.async_invoke).
     @property
     def async_queue(self) -> str:
         return f"{self.prefix}async:queue"
 
     def async_processing(self, worker: str) -> str:
         return f"{self.prefix}async:processing:{worker}"
-
-    def async_alive(self, worker: str) -> str:
-        return f"{self.prefix}async:alive:{worker}"
 
     @property
     def async_workers(self) -> str:

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from zato.common.errors import ConfigError, ODBError
 from zato.odb.engine import ODB
 from zato.odb.models import Cluster, DeployedModule, HTTPChannel, Server, Service, utcnow
-from zato.server.router import param_names
+from zato.server.router import param_names, shape
 
 DATA_FORMATS = ("json", "text")
 
@@ -194,6 +194,8 @@ def save_channel(odb: ODB, cluster: str, ch: ChannelRecord) -> bool:
         )
         if clash:
             raise ODBError(f"channel {clash!r} already serves {ch.url_path}")
+        if param_names(ch.url_path):
+            _refuse_same_shape(s, cid, ch)
         row = s.scalar(select(HTTPChannel).where(HTTPChannel.cluster_id == cid, HTTPChannel.name == ch.name))
         created = row is None
         if created:
@@ -202,6 +204,23 @@ def save_channel(odb: ODB, cluster: str, ch: ChannelRecord) -> bool:
         row.url_path, row.method, row.service = ch.url_path, ch.method, ch.service
         row.data_format, row.is_active, row.max_body = ch.data_format, ch.is_active, ch.max_body
         return created
+
+
+def _refuse_same_shape(s: Session, cid: int, ch: ChannelRecord) -> None:
+    """Two url_paths that differ only in their parameters' names (`/items/{id}` and
+    `/items/{item_id}`) match the same requests: which names would a service get?"""
+    want = shape(ch.url_path)
+    rows = s.execute(
+        select(HTTPChannel.name, HTTPChannel.url_path).where(
+            HTTPChannel.cluster_id == cid, HTTPChannel.name != ch.name, HTTPChannel.url_path.contains("{")
+        )
+    )
+    for name, url_path in rows:
+        if url_path != ch.url_path and shape(url_path) == want:
+            raise ODBError(
+                f"channel url_path {ch.url_path} matches the same requests as {url_path} of channel "
+                f"{name!r}; use the same parameter names ({url_path})"
+            )
 
 
 def delete_channel(odb: ODB, cluster: str, name: str) -> bool:

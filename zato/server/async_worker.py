@@ -1,31 +1,40 @@
 """The invoke_async consumer of one gunicorn worker: a greenlet that takes calls from the
 cluster-wide queue (zato.coord.async_invoke), runs each service, then acks it; and every
-few seconds reaps the calls of workers that died."""
+few seconds reaps the calls of workers that died. Idle, it costs Redis one blocking BLMOVE
+every TAKE_TIMEOUT seconds (on a connection of its own, whose socket timeout is above that)
+and a reap every REAP_EVERY seconds."""
 
 from __future__ import annotations
 
 import logging
 import os
+import random
 import time
 from typing import Any
 
 from zato.common.errors import CoordError
-from zato.coord.async_invoke import AsyncTaker, decode
+from zato.coord.async_invoke import AsyncTaker, decode, worker_id
+from zato.coord.client import connect
 from zato.service.base import INVOKE_ASYNC, ChannelInfo, Request
 
 logger = logging.getLogger("zato.async")
 
-TAKE_TIMEOUT = 0.5  # seconds one BLMOVE waits (below the Redis socket timeout)
-REAP_EVERY = 2.0
+TAKE_TIMEOUT = 5.0  # seconds one BLMOVE waits; a call pushed meanwhile is taken at once
+REAP_EVERY = 10.0  # a dead worker's calls run again within this (plus membership's TTL)
 RETRY = 1.0
 
 
 class AsyncConsumer:
     def __init__(self, worker: Any):
         self.worker = worker
-        worker_id = f"{worker.settings.name}:{os.getpid()}"
-        self.taker = AsyncTaker(worker.redis, worker.settings.cluster, worker_id)
+        settings = worker.settings
+        # BLMOVE blocks TAKE_TIMEOUT seconds: its own connection, with a socket timeout above it.
+        timeout = settings.redis.socket_timeout + TAKE_TIMEOUT
+        self._take_client = connect(settings.redis, socket_timeout=timeout)
+        me = worker_id(settings.name, os.getpid())
+        self.taker = AsyncTaker(worker.redis, settings.cluster, me, take_client=self._take_client)
         self._greenlet: Any = None
+        self._taking = False
 
     def start(self) -> None:
         import gevent
@@ -35,19 +44,28 @@ class AsyncConsumer:
     def _run(self) -> None:
         import gevent
 
-        next_reap = 0.0
+        registered = False
+        next_reap = time.monotonic() + random.uniform(0, REAP_EVERY)  # noqa: S311 - spreads the workers' reaps
         while not self.worker.stopping:
             try:
-                self.taker.heartbeat()
+                if not registered:
+                    if self.taker.register():
+                        logger.warning("invoke_async: calls left under this worker's name were queued again")
+                    registered = True
                 if time.monotonic() >= next_reap:
                     moved = self.taker.reap()
                     if moved:
                         logger.warning("invoke_async: %d call(s) of a dead worker queued again", moved)
                     next_reap = time.monotonic() + REAP_EVERY
-                raw = self.taker.take(TAKE_TIMEOUT)
+                self._taking = True
+                try:
+                    raw = self.taker.take(TAKE_TIMEOUT)
+                finally:
+                    self._taking = False
                 if raw is not None:
                     self._run_one(raw)
             except CoordError as e:
+                registered = False  # Redis may have lost the set meanwhile
                 logger.warning("invoke_async: %s; retrying in %.1f s", e, RETRY)
                 gevent.sleep(RETRY)
             except Exception:  # noqa: BLE001 - the consumer must never die
@@ -67,7 +85,12 @@ class AsyncConsumer:
         self.taker.ack(raw)
 
     def stop(self) -> None:
+        # Blocked in BLMOVE: stop waiting now (a call it may just have moved is handed back
+        # below). Running a service: let it finish; close() hands back the rest.
+        if self._greenlet is not None and self._taking:
+            self._greenlet.kill(block=True, timeout=1)
         try:
             self.taker.close()
         except CoordError as e:
             logger.warning("invoke_async: could not hand back taken calls: %s", e)
+        self._take_client.close()

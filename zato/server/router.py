@@ -3,7 +3,9 @@ parameters (`/items/{id}/notes`) through a tree of path segments, so matching co
 depth of the path, never a scan of every channel.
 
 A parameter takes one whole segment; a literal segment wins over a parameter at the same
-place. `match(path)` returns (channels by method, {parameter: value}) or None.
+place. Parameter names belong to the path that was added (kept at its leaf), so `/items/{id}`
+and `/items/{item_id}/notes` each get their own names. `match(path)` returns
+(channels by method, {parameter: value}) or None.
 """
 
 from __future__ import annotations
@@ -35,14 +37,20 @@ def param_names(url_path: str) -> list[str]:
     return names
 
 
+def shape(url_path: str) -> str:
+    """The path with every parameter's name left out: two paths of one shape match the same
+    requests (`/items/{id}` and `/items/{item_id}` are both `/items/{}`)."""
+    return "/".join("{}" if PARAM_RE.match(segment) else segment for segment in url_path.split("/"))
+
+
 class _Node(Generic[T]):
-    __slots__ = ("literal", "param", "param_name", "value")
+    __slots__ = ("literal", "names", "param", "value")
 
     def __init__(self) -> None:
         self.literal: dict[str, _Node[T]] = {}
         self.param: _Node[T] | None = None
-        self.param_name = ""
         self.value: T | None = None
+        self.names: list[str] = []  # at a leaf: the parameter names of the path added there
 
 
 class Router(Generic[T]):
@@ -62,20 +70,22 @@ class Router(Generic[T]):
         return n + (self._count(node.param) if node.param else 0)
 
     def add(self, url_path: str, value: T) -> None:
+        """Add (or replace) what `url_path` leads to. A path of the same shape as one added
+        before replaces it (callers refuse such paths when channels are created)."""
         self._seen = {}
-        if not param_names(url_path):
+        names = param_names(url_path)
+        if not names:
             self.exact[url_path] = value
             return
         node = self._root
         for segment in url_path.split("/"):
-            m = PARAM_RE.match(segment)
-            if m is None:
+            if PARAM_RE.match(segment) is None:
                 node = node.literal.setdefault(segment, _Node())
                 continue
             if node.param is None:
-                node.param, node.param_name = _Node(), m.group(1)
+                node.param = _Node()
             node = node.param
-        node.value = value
+        node.value, node.names = value, names
 
     def get(self, url_path: str) -> T | None:
         """What was added under exactly this url_path (static paths only)."""
@@ -91,26 +101,28 @@ class Router(Generic[T]):
             return self._seen[path]
         except KeyError:
             pass
-        params: dict[str, str] = {}
-        value = self._walk(self._root, path.split("/"), 0, params)
-        result = None if value is None else (value, params)
+        values: list[str] = []
+        leaf = self._walk(self._root, path.split("/"), 0, values)
+        result = None if leaf is None else (leaf.value, dict(zip(leaf.names, values, strict=True)))
         if len(self._seen) >= self.CACHE_SIZE:
             self._seen = {}
         self._seen[path] = result
         return result
 
-    def _walk(self, node: _Node[T], segments: list[str], i: int, params: dict[str, str]) -> T | None:
+    def _walk(self, node: _Node[T], segments: list[str], i: int, values: list[str]) -> _Node[T] | None:
+        """The leaf `segments[i:]` leads to from `node`; the parameters' values are put in
+        `values`, in path order."""
         if i == len(segments):
-            return node.value
+            return node if node.value is not None else None
         segment = segments[i]
         child = node.literal.get(segment)
         if child is not None:
-            value = self._walk(child, segments, i + 1, params)
-            if value is not None:
-                return value
+            leaf = self._walk(child, segments, i + 1, values)
+            if leaf is not None:
+                return leaf
         if node.param is not None and segment:
-            value = self._walk(node.param, segments, i + 1, params)
-            if value is not None:
-                params[node.param_name] = segment
-                return value
+            leaf = self._walk(node.param, segments, i + 1, values)
+            if leaf is not None:
+                values.insert(0, segment)
+                return leaf
         return None
