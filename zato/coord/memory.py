@@ -7,7 +7,8 @@ compare-and-extend, compare-and-delete, fenced status writes), so the contract s
 (tests/integration/test_lease_contract.py) runs unchanged on both, and the protocol can be
 checked exhaustively on a fake clock (tests/unit/test_lease_protocol.py). A server can be cut
 off (`partition`): its calls then raise CoordUnavailable, as a Redis it cannot reach would;
-`lose_data()` is a Redis restarted without its data.
+`lose_data()` is a Redis restarted without its data. `MemoryFloor` is the durable epoch floor
+the ODB keeps (zato.odb.epoch.EpochFloor), which a Redis data loss does not touch.
 """
 
 from __future__ import annotations
@@ -52,13 +53,35 @@ class MemoryCoord:
         (self.unreachable.add if cut else self.unreachable.discard)(server)
 
 
+@dataclass
+class MemoryFloor:
+    """The highest epoch ever claimed, as the ODB keeps it (EpochFloor's read and claim)."""
+
+    value: int = 0
+
+    def available(self) -> bool:
+        return True
+
+    def read(self) -> int:
+        return self.value
+
+    def claim(self, epoch: int) -> bool:
+        if epoch <= self.value:
+            return False
+        self.value = epoch
+        return True
+
+
 class MemoryLease:
     """One server's lease handle over a MemoryCoord (see zato.coord.lease.Lease)."""
 
-    def __init__(self, coord: MemoryCoord, server: str, settings: LeaseSettings):
+    def __init__(
+        self, coord: MemoryCoord, server: str, settings: LeaseSettings, floor: MemoryFloor | None = None
+    ):
         self.coord = coord
         self.server = server
         self.settings = settings
+        self.floor = floor
         self.token = ""
         self.epoch = 0
         self.highest_epoch = 0
@@ -79,6 +102,8 @@ class MemoryLease:
         return c.pttl_ms()
 
     def try_acquire(self) -> Attempt:
+        if self.floor is not None:
+            self.highest_epoch = max(self.highest_epoch, self.floor.read())
         c = self._reach("acquiring the lease")
         if c.pttl_ms() >= 0:
             self.highest_epoch = max(self.highest_epoch, c.epoch)
@@ -90,6 +115,11 @@ class MemoryLease:
         c.messages.append({"event": "acquired", "server": self.server, "epoch": c.epoch})
         self.token, self.epoch = token, c.epoch
         self.highest_epoch = max(self.highest_epoch, c.epoch)
+        if self.floor is not None and not self.floor.claim(self.epoch):
+            # Issued before (Redis forgot it): give the lease back, compete above the floor.
+            self.release()
+            self.highest_epoch = max(self.highest_epoch, self.floor.read())
+            return Attempt(False, self.highest_epoch, 0)
         return Attempt(True, c.epoch, self.ttl_ms)
 
     def renew(self) -> None:
