@@ -59,3 +59,28 @@ def test_unloadable_worker_class_is_one_line(server_dir):
     with pytest.raises(ConfigError) as e:
         ZatoApplication(load_server_settings(server_dir))
     assert "no.such.Worker" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_short_invoke_password_is_refused_and_an_empty_one_turns_the_endpoints_off(server_dir):
+    conf = f"{server_dir}/config/server.conf"
+    text = open(conf).read()
+    line = next(x for x in text.splitlines() if x.startswith("invoke_password"))
+    open(conf, "w").write(text.replace(line, "invoke_password = abc"))
+    with pytest.raises(ConfigError, match=r"\[auth\] invoke_password is shorter than 8"):
+        load_server_settings(server_dir)
+    open(conf, "w").write(text.replace(line, "invoke_password ="))
+    assert load_server_settings(server_dir).invoke_password == ""
+
+
+def test_the_dashboard_refuses_an_empty_admin_password(server_dir, tmp_path):
+    from zato.config.settings import load_dashboard_settings
+    from zato.lifecycle.layout import create_dashboard_dir
+
+    path = create_dashboard_dir(str(tmp_path / "dashboard"), load_server_settings(server_dir))
+    assert len(load_dashboard_settings(path).admin_password) >= 8
+    conf = f"{path}/config/dashboard.conf"
+    text = open(conf).read()
+    line = next(x for x in text.splitlines() if x.startswith("admin_password"))
+    open(conf, "w").write(text.replace(line, "admin_password ="))
+    with pytest.raises(ConfigError, match=r"\[auth\] admin_password is empty"):
+        load_dashboard_settings(path)

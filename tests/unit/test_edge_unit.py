@@ -75,6 +75,7 @@ def test_default_edge_config_protects_the_public_port(lb_dir):
     assert "maxconn 256 maxqueue 256" in text  # per server, with a bounded queue
     assert "http-request return status 403" in text and "if zato_internal" in text
     assert "sc1_gpc0_rate(admin_failures) ge 10" in text
+    assert "acl zato_admin path,url_dec -m beg /zato/api/invoke/" in text  # zato-client's path too
     assert " ssl crt " not in text
 
 
@@ -85,10 +86,17 @@ def test_edge_settings_from_lb_conf(lb_dir):
     s = load_lb_settings(lb_dir)
     assert s.edge.tls_cert == os.path.join(lb_dir, "config", "lb.pem")
     text = render.render(s, [])
-    assert "is not served through the load balancer" in text and "admin_failures" not in text
+    assert "are not served through the load balancer" in text and "admin_failures" not in text
     assert "tcp-request connection" not in text
     assert f"ssl crt {s.edge.tls_cert} alpn h2,http/1.1" in text
     assert "alpn h2" not in render.render(replace(s, edge=replace(s.edge, tls_cert="")), [])
+
+
+@pytest.mark.parametrize("alpn", ["h2\n    lua-load /tmp/x.lua", "h2 http/1.1", ""])
+def test_an_alpn_value_that_is_not_protocol_names_is_refused(lb_dir, alpn):
+    set_lb_conf(lb_dir, f"[tls]\nalpn = {alpn}\n")
+    with pytest.raises(ConfigError, match=r"\[tls\] alpn"):
+        load_lb_settings(lb_dir)
 
 
 def test_bad_edge_value_is_one_named_error(lb_dir):

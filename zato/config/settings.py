@@ -319,6 +319,16 @@ def _secret(r: _Reader, key: str, minimum: int) -> str:
     return value
 
 
+def _optional_secret(r: _Reader, key: str, minimum: int) -> str:
+    """Empty turns the feature off; set, it must be as long as any other password."""
+    value = r.str("auth", key, "")
+    if value and len(value) < minimum:
+        raise ConfigError(
+            f"{r.path}: [auth] {key} is shorter than {minimum} characters; set a long random value"
+        )
+    return value
+
+
 def _server_name(r: _Reader) -> str:
     """The same pattern readers of membership entries check (zato.coord.parse.NAME_RE)."""
     name = r.str("main", "name", _REQUIRED)
@@ -367,7 +377,7 @@ def load_server_settings(server_dir: str) -> ServerSettings:
         announce_host=_announce_host(r),
         tls_ca_file=_existing_file(r, "tls", "ca_file"),
         invoke_username=r.str("auth", "invoke_username", "admin.invoke"),
-        invoke_password=r.str("auth", "invoke_password", ""),
+        invoke_password=_optional_secret(r, "invoke_password", MIN_PASSWORD),
         import_budget=r.float("main", "import_budget", 2.0),
     )
 
@@ -409,8 +419,18 @@ def _edge(r: _Reader) -> EdgeSettings:
         admin_through_lb=r.bool("admin", "through_lb", d.admin_through_lb),
         admin_max_failures=r.int("admin", "max_failures", d.admin_max_failures, 0, 1000000),
         tls_cert=tls_cert,
-        tls_alpn=r.str("tls", "alpn", d.tls_alpn),
+        tls_alpn=_alpn(r, d.tls_alpn),
     )
+
+
+def _alpn(r: _Reader, default: str) -> str:
+    """[tls] alpn goes into haproxy.cfg: protocol names only (h2,http/1.1), nothing else."""
+    value = r.str("tls", "alpn", default)
+    if not re.fullmatch(r"[A-Za-z0-9/._-]{1,32}(,[A-Za-z0-9/._-]{1,32}){0,7}", value):
+        raise ConfigError(
+            f"{r.path}: [tls] alpn: {value[:80]!r} must be protocol names separated by commas (h2,http/1.1)"
+        )
+    return value
 
 
 WILDCARDS = ("0.0.0.0", "::", "")
@@ -504,7 +524,7 @@ def load_dashboard_settings(dashboard_dir: str) -> DashboardSettings:
         odb_url=r.str("odb", "url", _REQUIRED),
         redis=_redis(r),
         admin_username=r.str("auth", "admin_username", _REQUIRED),
-        admin_password=r.str("auth", "admin_password", _REQUIRED),
+        admin_password=_secret(r, "admin_password", MIN_PASSWORD),
         lb_dir=lb_dir,
         session_minutes=r.int("main", "session_minutes", 480, 1, 60 * 24 * 30),
         log_level=r.str("logging", "level", "INFO"),

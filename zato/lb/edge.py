@@ -12,9 +12,10 @@ Pure functions over `EdgeSettings` (lb.conf), used by `zato.lb.render`. What eac
   with 403 in Zato's envelope; the path is matched percent-decoded, as the servers see it.
   So is `/metrics` (each server's Prometheus page is scraped on the server's own port; HAProxy's
   own exporter is `/zato-lb-metrics`, behind the stats credentials).
-- `/zato/admin/`: reachable with its credentials unless `[admin] through_lb = false` (403);
-  an address whose failed logins (401 answers) exceed `[admin] max_failures` in a minute gets
-  429 for the admin paths until its rate falls (stick table `admin_failures`).
+- `/zato/admin/` and `/zato/api/invoke/` (Zato's invoke endpoints, for zato-client): reachable
+  with their credentials unless `[admin] through_lb = false` (403); an address whose failed
+  logins (401 answers) exceed `[admin] max_failures` in a minute gets 429 for those paths until
+  its rate falls (stick table `admin_failures`).
 - TLS: `bind ... ssl crt PEM alpn h2,http/1.1` when `[tls] cert` is set.
 """
 
@@ -28,6 +29,7 @@ SOURCE_TABLE = "per_source"
 ADMIN_TABLE = "admin_failures"
 INTERNAL_PATH = "/zato/internal"
 ADMIN_PATH = "/zato/admin"
+API_INVOKE_PATH = "/zato/api/invoke"  # Zato's APIClient; /zato/admin/invoke is under ADMIN_PATH
 METRICS_PATH = "/metrics"
 
 
@@ -77,13 +79,15 @@ def frontend_lines(e: EdgeSettings) -> list[str]:
         f"    acl zato_internal path,url_dec -m str {INTERNAL_PATH}",
         f"    acl zato_admin path,url_dec -m beg {ADMIN_PATH}/",
         f"    acl zato_admin path,url_dec -m str {ADMIN_PATH}",
+        f"    acl zato_admin path,url_dec -m beg {API_INVOKE_PATH}/",
         _return(403, f"{INTERNAL_PATH}/ is not served on the public port", "if zato_internal"),
         # each server's /metrics is for Prometheus on the servers' own ports, not the public
         f"    acl zato_server_metrics path,url_dec -m str {METRICS_PATH}",
         _return(403, f"{METRICS_PATH} is served on each server's own port", "if zato_server_metrics"),
     ]
     if not e.admin_through_lb:
-        lines.append(_return(403, f"{ADMIN_PATH}/ is not served through the load balancer", "if zato_admin"))
+        detail = f"{ADMIN_PATH}/ and {API_INVOKE_PATH}/ are not served through the load balancer"
+        lines.append(_return(403, detail, "if zato_admin"))
     elif e.admin_max_failures:
         lines += [
             f"    http-request track-sc1 src table {ADMIN_TABLE} if zato_admin",
