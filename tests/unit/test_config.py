@@ -76,8 +76,10 @@ def test_the_dashboard_refuses_an_empty_admin_password(server_dir, tmp_path):
     from zato.config.settings import load_dashboard_settings
     from zato.lifecycle.layout import create_dashboard_dir
 
-    path = create_dashboard_dir(str(tmp_path / "dashboard"), load_server_settings(server_dir))
-    assert len(load_dashboard_settings(path).admin_password) >= 8
+    server = load_server_settings(server_dir)
+    path = create_dashboard_dir(str(tmp_path / "dashboard"), server)
+    made = load_dashboard_settings(path)
+    assert len(made.admin_password) >= 8 and made.cluster_secret == server.cluster_secret  # verifies members
     conf = f"{path}/config/dashboard.conf"
     text = open(conf).read()
     line = next(x for x in text.splitlines() if x.startswith("admin_password"))

@@ -184,6 +184,7 @@ class DashboardSettings:
     admin_username: str  # the cluster's admin credentials: the only login
     admin_password: str = field(repr=False)
     lb_dir: str = ""  # the load balancer's directory on this host: LB backends and drain/ready
+    cluster_secret: str = field(default="", repr=False)  # verifies the servers' member entries
     session_minutes: int = 480
     log_level: str = "INFO"
     log_format: str = "text"
@@ -526,6 +527,7 @@ def load_dashboard_settings(dashboard_dir: str) -> DashboardSettings:
         admin_username=r.str("auth", "admin_username", _REQUIRED),
         admin_password=_secret(r, "admin_password", MIN_PASSWORD),
         lb_dir=lb_dir,
+        cluster_secret=_optional_secret(r, "cluster_secret", MIN_SECRET),
         session_minutes=r.int("main", "session_minutes", 480, 1, 60 * 24 * 30),
         log_level=r.str("logging", "level", "INFO"),
         log_format=_log_format(r),

@@ -18,6 +18,7 @@ from typing import Any
 from zato.common.errors import ZatoError
 from zato.config.settings import DashboardSettings
 from zato.coord import status, takeovers
+from zato.coord.signing import member_key
 from zato.odb import api as odb_api
 
 logger = logging.getLogger("zato.dashboard")
@@ -75,6 +76,12 @@ class Collector:
         self.snapshot: dict = {"cluster": settings.cluster, "errors": ["starting"], "version": 0}
         self._slow: dict = {"known": [], "services": [], "channels": [], "odb_error": ""}
         self._last_json = ""
+        # Only members signed with the cluster's key are shown (a dashboard made before the
+        # secret was in dashboard.conf parses entries strictly and says so once).
+        secret = settings.cluster_secret
+        self._member_key = member_key(secret, settings.cluster) if secret else None
+        if self._member_key is None:
+            logger.warning("dashboard.conf has no [auth] cluster_secret: member entries are shown unverified")
 
     def refresh(self) -> bool:
         """Take a new snapshot; True if it differs from the previous one."""
@@ -113,7 +120,7 @@ class Collector:
         }
 
     def _build(self) -> dict:
-        view = status.collect(self.client, self.settings.cluster, self._slow["known"])
+        view = status.collect(self.client, self.settings.cluster, self._slow["known"], self._member_key)
         errors = list(view["errors"])
         redis_ok = not errors
         recent: list[dict] = []

@@ -188,7 +188,11 @@ def create_dashboard_dir(
         "kvdb": kvdb_section(
             redis.url, ",".join(f"{h}:{p}" for h, p in redis.sentinels), redis.sentinel_master
         ),
-        "auth": {"admin_username": server.admin_username, "admin_password": server.admin_password},
+        "auth": {
+            "admin_username": server.admin_username,
+            "admin_password": server.admin_password,
+            "cluster_secret": server.cluster_secret,
+        },
         "lb": {"dir": os.path.abspath(lb_dir) if lb_dir else ""},
         "logging": {"level": "INFO"},
     }
