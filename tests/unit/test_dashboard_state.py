@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 
-from zato.common.log import CID, JSONFormatter, RedactingFilter, set_role
+from zato.common.log import CID, JSONFormatter, RedactingFilter, TextFormatter, set_role
 from zato.dashboard.state import Rates, requests_total
 
 SCRAPE = """# HELP zato_server_requests_total HTTP requests served, every path
@@ -45,3 +46,14 @@ def test_json_records_carry_role_server_cid_and_no_secret() -> None:
         set_role("", "")
     assert (doc["role"], doc["server"], doc["cid"], doc["level"]) == ("worker", "server7", "KABC", "ERROR")
     assert doc["message"] == "login with password=******" and "hunter2" not in json.dumps(doc)
+
+
+def test_text_records_redact_secrets_in_tracebacks_too() -> None:
+    try:
+        raise ConnectionError("cannot reach postgresql://zato:hunter2@db:5432/zato (password=hunter3)")
+    except ConnectionError:
+        record = logging.LogRecord("zato.odb", logging.ERROR, __file__, 1, "ODB failed", (), sys.exc_info())
+    RedactingFilter().filter(record)
+    line = TextFormatter().format(record)
+    assert "ConnectionError" in line and "zato:******@db" in line
+    assert "hunter2" not in line and "hunter3" not in line

@@ -42,6 +42,16 @@ def redact(text: str) -> str:
     return re.sub(r"(://[^:/@\s]+:)([^@\s]+)@", r"\1******@", text)
 
 
+class TextFormatter(logging.Formatter):
+    """FORMAT, with tracebacks redacted too (an exception's text may carry a URL or a secret)."""
+
+    def __init__(self) -> None:
+        super().__init__(FORMAT)
+
+    def formatException(self, ei: Any) -> str:  # noqa: N802 - logging's name
+        return redact(super().formatException(ei))
+
+
 class JSONFormatter(logging.Formatter):
     """One JSON object per record, on one line."""
 
@@ -91,7 +101,7 @@ def setup_logging(
     if stream or not logfile:
         handlers.append(logging.StreamHandler(sys.stderr))
     for h in handlers:
-        h.setFormatter(JSONFormatter() if fmt == "json" else logging.Formatter(FORMAT))
+        h.setFormatter(JSONFormatter() if fmt == "json" else TextFormatter())
         h.addFilter(RedactingFilter())
         root.addHandler(h)
 
