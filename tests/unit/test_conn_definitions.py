@@ -55,6 +55,8 @@ def settings(tmp_path, odb_url: str) -> ServerSettings:
             {"name": "c", "def": "r", "queue": "q", "service": "s", "max_in_flight": 1000},
             "amqp-channel max_in_flight: 1000 is not in 0..256",
         ),
+        ("amqp-def", {"name": "r", "heartbeat": "0"}, "amqp-def heartbeat: 0 is not in 1..60"),
+        ("amqp-def", {"name": "r", "heartbeat": "600"}, "amqp-def heartbeat: 600 is not in 1..60"),
     ],
 )
 def test_bad_values_are_named(odb, kind, values, message):
@@ -66,6 +68,7 @@ def test_bad_values_are_named(odb, kind, values, message):
 def test_crud_and_masked_password(odb):
     d = connectors.create(odb, CLUSTER, "amqp-def", {"name": "rabbit", "password": "hunter2", "port": "5673"})
     assert d["password"] == "******" and d["port"] == 5673
+    assert d["heartbeat"] == 10  # a vanished holder's unacked messages come back within ~20 s
     connectors.create(
         odb, CLUSTER, "amqp-channel", {"name": "c", "def": "rabbit", "queue": "q", "service": "s"}
     )
@@ -151,3 +154,9 @@ def test_an_odb_made_before_max_in_flight_gets_the_column(tmp_path):
     )
     assert connectors.load(db, CLUSTER, "amqp-channel", "c")["max_in_flight"] == 7
     db.dispose()
+
+
+def test_a_stored_heartbeat_outside_the_bound_is_brought_within_it():
+    from zato.connector.amqp_common import heartbeat
+
+    assert [heartbeat(v) for v in (0, 1, 10, 600, None)] == [1, 1, 10, 60, 10]

@@ -76,6 +76,8 @@ def test_default_edge_config_protects_the_public_port(lb_dir):
     assert "http-request return status 403" in text and "if zato_internal" in text
     assert "sc1_gpc0_rate(admin_failures) ge 10" in text
     assert "acl zato_admin path,url_dec -m beg /zato/api/invoke/" in text  # zato-client's path too
+    assert "option httpchk GET /zato/ready" in text  # readiness, not liveness, decides traffic
+    assert "on-marked-down shutdown-sessions" in text  # a vanished server's requests end at once
     assert " ssl crt " not in text
 
 

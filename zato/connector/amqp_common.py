@@ -32,12 +32,22 @@ def parameters(amqp: dict, ca_file: str = "") -> pika.ConnectionParameters:
         port=amqp["port"],
         virtual_host=amqp["vhost"],
         credentials=pika.PlainCredentials(amqp["username"], amqp["password"]),
-        heartbeat=amqp["heartbeat"],
+        heartbeat=heartbeat(amqp["heartbeat"]),
         ssl_options=ssl_options,
         connection_attempts=1,
         socket_timeout=5,
         blocked_connection_timeout=60,
     )
+
+
+def heartbeat(stored: object) -> int:
+    """The definition's heartbeat within 1..MAX_AMQP_HEARTBEAT s (a row written before the bound
+    may hold 0, which would leave a vanished holder's unacked messages with the broker for as
+    long as TCP takes to notice: hours)."""
+    from zato.odb.connectors import MAX_AMQP_HEARTBEAT
+
+    value = stored if isinstance(stored, int) and not isinstance(stored, bool) else 10
+    return max(1, min(value, MAX_AMQP_HEARTBEAT))
 
 
 def describe(amqp: dict) -> str:

@@ -62,6 +62,7 @@ _ACTIVE = Field("is_active", "bool")
 MAX_IN_FLIGHT = 256
 ZMQ_IN_FLIGHT = 16
 _MAX_IN_FLIGHT = Field("max_in_flight", "int", lo=0, hi=MAX_IN_FLIGHT)
+MAX_AMQP_HEARTBEAT = 60  # s: a vanished holder's unacked AMQP messages come back within ~2x this
 
 
 def in_flight_limit(definition: dict) -> int:
@@ -83,7 +84,9 @@ FIELDS: dict[str, tuple[Field, ...]] = {
         Field("vhost"),
         Field("username"),
         Field("password", secret=True),
-        Field("heartbeat", "int", hi=3600),
+        # Seconds; the broker gives a vanished holder's unacked messages back after about two
+        # missed heartbeats, so this bounds how long they wait (0 would be never: refused).
+        Field("heartbeat", "int", lo=1, hi=MAX_AMQP_HEARTBEAT),
         Field("use_tls", "bool"),
     ),
     "amqp-channel": (

@@ -112,7 +112,7 @@ class AMQPDefinition(Base):
     vhost: Mapped[str] = mapped_column(String(200), default="/")
     username: Mapped[str] = mapped_column(String(200), default="guest")
     password: Mapped[str] = mapped_column(String(200), default="guest")
-    heartbeat: Mapped[int] = mapped_column(Integer, default=30)
+    heartbeat: Mapped[int] = mapped_column(Integer, default=10)  # seconds (1-60, odb.connectors)
     use_tls: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
