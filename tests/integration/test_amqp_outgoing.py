@@ -116,10 +116,11 @@ def test_a_message_stranded_in_processing_is_published(env):
     seen: list = []
     env["out"].amqp.send({"n": 0}, "orders")
     wait_for(lambda: _received(env, seen) == 1, timeout=60, what="the first message")
-    # A replaced holder's connector, paused while Redis moved a message for it, left it here.
+    # Replaced holders' connectors, paused while Redis moved messages for them, left these
+    # here: more than two windows' worth, published a window at a time, none left behind.
     q = OutQueue(env["client"], env["cluster"], "amqp", "orders")
-    env["client"].lpush(q.processing, encode({"n": 1}))
-    wait_for(lambda: _received(env, seen) == 2, timeout=60, what="the stranded message")
+    env["client"].lpush(q.processing, *[encode({"n": n}) for n in range(1, 451)])
+    wait_for(lambda: _received(env, seen) == 451, timeout=60, what="the 450 stranded messages")
     assert q.depth() == (0, 0)
 
 

@@ -177,6 +177,9 @@ class Session:
         self._next_scan = time.monotonic() + LEFTOVER_SCAN
         mine = set() if everything else self.window.raws()
         leftovers = [raw for raw in self.queue.leftovers() if raw not in mine]
+        room = self.window.room
+        if len(leftovers) > room:  # never more than the window awaiting confirms: the rest next tick
+            leftovers, self._next_scan = leftovers[:room], time.monotonic()
         if leftovers:
             logger.info(
                 "%s: publishing %d message(s) taken but left unconfirmed by an earlier run",
