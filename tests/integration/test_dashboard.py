@@ -195,3 +195,12 @@ def test_the_page_works_and_says_so_when_redis_is_down(quickstart):
     assert [(s["name"], s["live"]) for s in state["servers"]] == [("server1", None)]  # from the ODB
     assert "zato.ping" not in str(state["services"])  # deployed services only, none here
     assert op.http.get(op.url, timeout=10).status_code == 200
+
+    # Guessing the password: after 10 failures in a minute this address gets 429, even right.
+    guesses = [requests.post(op.url + "login", data={"username": "admin", "password": f"guess{i}"},
+                             timeout=10, allow_redirects=False).status_code for i in range(11)]
+    assert guesses == [401] * 10 + [429]
+    user, password = qs.admin_auth
+    right = requests.post(op.url + "login", data={"username": user, "password": password}, timeout=10,
+                          allow_redirects=False)
+    assert right.status_code == 429 and int(right.headers["Retry-After"]) > 50

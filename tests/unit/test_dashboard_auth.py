@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from zato.dashboard.auth import Sessions, csrf_ok
+from zato.dashboard.auth import LoginThrottle, Sessions, csrf_ok
 
 
 class Clock:
@@ -33,3 +33,17 @@ def test_each_session_has_its_own_csrf_token_and_logout_ends_it() -> None:
     assert not csrf_ok(sa, None) and not csrf_ok(sa, "")
     sessions.logout(a)
     assert sessions.get(a) is None and sessions.get(b) is not None
+
+
+def test_failed_logins_from_one_address_are_throttled_for_a_minute() -> None:
+    clock = Clock()
+    throttle = LoginThrottle(limit=3, clock=clock)
+    for _ in range(3):
+        assert throttle.blocked("10.0.0.5") == 0
+        throttle.failed("10.0.0.5")
+    assert throttle.blocked("10.0.0.5") == 60  # the oldest of the last 3 failures is a minute away
+    assert throttle.blocked("10.0.0.6") == 0  # another address is not affected
+    clock.t = 59.5
+    assert throttle.blocked("10.0.0.5") == 0.5
+    clock.t = 60.01
+    assert throttle.blocked("10.0.0.5") == 0

@@ -21,7 +21,7 @@ import bottle
 
 from zato.common.errors import ZatoError
 from zato.dashboard import actions
-from zato.dashboard.auth import COOKIE, CSRF_HEADER, Session, Sessions, csrf_ok
+from zato.dashboard.auth import COOKIE, CSRF_HEADER, LoginThrottle, Session, Sessions, csrf_ok
 from zato.dashboard.page import login_page, overview_page
 
 logger = logging.getLogger("zato.dashboard")
@@ -42,6 +42,7 @@ def build_app(ctx: Any) -> bottle.Bottle:
     """ctx: settings, sessions (Sessions), collector (state.Collector), client, odb, changed()."""
     app = bottle.Bottle(catchall=True)
     sessions: Sessions = ctx.sessions
+    throttle = LoginThrottle()  # 10 failed logins a minute per address, as [admin] max_failures
 
     def session() -> Session | None:
         return sessions.get(bottle.request.get_cookie(COOKIE))
@@ -65,9 +66,17 @@ def build_app(ctx: Any) -> bottle.Bottle:
     @app.post("/login")
     def login() -> Any:
         user = bottle.request.forms.getunicode("username") or ""
+        address = _remote()
+        wait = throttle.blocked(address)
+        if wait:
+            logger.warning("dashboard: login of %r from %s refused: too many failed logins", user, address)
+            bottle.response.status = 429
+            bottle.response.set_header("Retry-After", str(int(wait) + 1))
+            return login_page(ctx.settings.cluster, "Too many failed logins from here; try again later.")
         token = sessions.login(user, bottle.request.forms.getunicode("password") or "")
         if token is None:
-            logger.warning("dashboard: failed login for user %r from %s", user, _remote())
+            throttle.failed(address)
+            logger.warning("dashboard: failed login for user %r from %s", user, address)
             bottle.response.status = 401
             return login_page(ctx.settings.cluster, "Wrong user or password.")
         logger.info("dashboard: user %s logged in from %s", user, _remote())

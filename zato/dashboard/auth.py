@@ -59,5 +59,39 @@ class Sessions:
             del self._sessions[token]
 
 
+class LoginThrottle:
+    """Failed logins per address in a sliding minute: at `limit` the address is refused (429)
+    until its oldest failure is a minute old, as HAProxy does for the admin API ([admin]
+    max_failures). A success does not reset it: guessing stays as slow as it was."""
+
+    WINDOW = 60.0
+
+    def __init__(self, limit: int = 10, clock: Callable[[], float] = time.monotonic):
+        self.limit, self._clock = limit, clock
+        self._failures: dict[str, list[float]] = {}
+
+    def _recent(self, address: str) -> list[float]:
+        since = self._clock() - self.WINDOW
+        kept = [t for t in self._failures.get(address, []) if t > since]
+        if kept:
+            self._failures[address] = kept
+        else:
+            self._failures.pop(address, None)
+        return kept
+
+    def blocked(self, address: str) -> float:
+        """Seconds until `address` may try again (0: now)."""
+        recent = self._recent(address)
+        if self.limit <= 0 or len(recent) < self.limit:
+            return 0.0
+        return max(0.0, recent[-self.limit] + self.WINDOW - self._clock())
+
+    def failed(self, address: str) -> None:
+        self._recent(address)
+        if len(self._failures) > 10000:  # a spray of addresses cannot grow this without bound
+            self._failures.clear()
+        self._failures.setdefault(address, []).append(self._clock())
+
+
 def csrf_ok(session: Session, given: str | None) -> bool:
     return bool(given) and hmac.compare_digest(given.encode(), session.csrf.encode())
