@@ -158,9 +158,12 @@ def test_connectors_call_only_signed_members_and_survive_odd_ones(client):
         real = membership.Member("server1", "127.0.0.1", 17010, 4242, time.time())
         membership.announce(client, cluster, real, 30, key)
         thief = membership.Member("thief", "127.0.0.1", 17099, 4242, time.time())
-        forge(client, cluster, "thief", membership.entry(thief, b"x" * 32))  # another key
+        forge(client, cluster, "thief", membership.entry(thief, b"x" * 32, 30))  # another key
         forge(client, cluster, "abc", member_fields("abc", "abc"))  # crashed the connector
-        forge(client, cluster, "copy", membership.entry(real, key))  # a real entry under another name
+        forge(client, cluster, "copy", membership.entry(real, key, 30))  # a real entry under another name
+        stopped = membership.Member("stopped", "127.0.0.1", 17098, 4242, time.time())
+        old = membership.entry(stopped, key, 3, at=time.time() - membership.MAX_ENTRY_AGE - 5)
+        forge(client, cluster, "stopped", old)  # a stopped server's real entry, written back
         forge(client, cluster, "notjson", "{")
         forge(client, cluster, "listy", "[1, 2]")
         invoker = Invoker(client, cluster, b"epoch key", epoch=1, members=key)

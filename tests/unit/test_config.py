@@ -53,6 +53,13 @@ def test_bad_drain_seconds_is_named(server_dir):
         load_server_settings(server_dir)
 
 
+def test_a_membership_ttl_readers_would_not_believe_is_refused(server_dir):
+    with open(f"{server_dir}/config/server.conf", "a") as f:
+        f.write("\n[membership]\nttl = 3601\n")
+    with pytest.raises(ConfigError, match=r"\[membership\] ttl must be at most 3600 s"):
+        load_server_settings(server_dir)
+
+
 def test_unloadable_worker_class_is_one_line(server_dir):
     with open(f"{server_dir}/config/server.conf", "a") as f:
         f.write("\n[gunicorn]\nworker_class = no.such.Worker\n")

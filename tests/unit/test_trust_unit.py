@@ -9,7 +9,7 @@ import pytest
 
 from zato.common.errors import ConfigError, ConnectorError, LBError
 from zato.coord import parse
-from zato.coord.membership import Member, entry, read_entry
+from zato.coord.membership import MAX_ENTRY_AGE, Member, entry, max_age, read_entry
 from zato.coord.signing import member_key, sign
 from zato.lb.render import Backend, UnsafeValue
 from zato.lb.runtime import RuntimeAPI
@@ -36,28 +36,56 @@ GOOD = Member("server1", "127.0.0.1", 17010, 4242, 1.0)
         {"state": "up"},
         {"started_at": "now"},
         {"seen_epoch": -1},
+        {"at": "now"},
+        {"at": True},
+        {"ttl": 0},
+        {"ttl": 86400},
+        {"ttl": "3"},
     ],
 )
 def test_a_signed_member_with_an_odd_field_is_refused(change):
-    doc = {**json.loads(entry(GOOD, KEY)), **change}
+    doc = {**json.loads(entry(GOOD, KEY, 3)), **change}
     doc.pop("sig")
     with pytest.raises(parse.BadEntry):  # signed with the right key, yet not a member
         read_entry(sign(KEY, doc), doc["name"], KEY)
 
 
 def test_only_entries_signed_with_the_cluster_key_are_members():
-    assert read_entry(entry(GOOD, KEY), "server1", KEY) == GOOD
+    assert read_entry(entry(GOOD, KEY, 3), "server1", KEY) == GOOD
     for raw in (
-        entry(GOOD, member_key("another secret", "c1")),
-        entry(GOOD, member_key("a cluster secret", "c2")),
+        entry(GOOD, member_key("another secret", "c1"), 3),
+        entry(GOOD, member_key("a cluster secret", "c2"), 3),
     ):
         with pytest.raises(parse.BadEntry, match="not signed"):
             read_entry(raw, "server1", KEY)
     with pytest.raises(parse.BadEntry, match="its name"):
-        read_entry(entry(GOOD, KEY), "server2", KEY)  # a real entry copied under another name
-    tampered = json.loads(entry(GOOD, KEY)) | {"port": 28998}
+        read_entry(entry(GOOD, KEY, 3), "server2", KEY)  # a real entry copied under another name
+    tampered = json.loads(entry(GOOD, KEY, 3)) | {"port": 28998}
     with pytest.raises(parse.BadEntry):
         read_entry(json.dumps(tampered), "server1", KEY)
+
+
+def test_a_replayed_member_entry_is_refused_once_its_signed_time_is_old():
+    now = 1_800_000_000.0
+    bound = max_age(3)
+    assert bound == MAX_ENTRY_AGE  # a default 3 s ttl: 10 ttls are less than the floor
+    assert read_entry(entry(GOOD, KEY, 3, at=now - 1), "server1", KEY, now=now) == GOOD  # a fresh heartbeat
+    assert read_entry(entry(GOOD, KEY, 3, at=now - bound + 1), "server1", KEY, now=now) == GOOD  # skew
+    for at, what in ((now - bound - 1, "old"), (now + bound + 1, "ahead")):
+        with pytest.raises(parse.BadEntry, match=what):  # a stopped server's entry, written back
+            read_entry(entry(GOOD, KEY, 3, at=at), "server1", KEY, now=now)
+    long_ttl = entry(GOOD, KEY, 30, at=now - 299)  # a writer with a long ttl: 10 ttls
+    assert read_entry(long_ttl, "server1", KEY, now=now) == GOOD
+    with pytest.raises(parse.BadEntry, match="more than 300 s old"):
+        read_entry(long_ttl, "server1", KEY, now=now + 2)
+
+
+def test_a_member_entry_without_a_signed_time_is_refused():
+    doc = json.loads(entry(GOOD, KEY, 3))
+    for field in ("sig", "at", "ttl"):
+        doc.pop(field)
+    with pytest.raises(parse.BadEntry, match="no signed time 'at'.*older version"):
+        read_entry(sign(KEY, doc), "server1", KEY)  # what a server before the `at` field wrote
 
 
 @pytest.mark.parametrize("raw", ["abc", "5\n", " 5", "-1", "1e3", "9" * 16, "５"])

@@ -26,6 +26,9 @@ class RedisSettings:
     socket_timeout: float = 1.0
 
 
+MAX_MEMBERSHIP_TTL = 3600.0  # seconds; readers refuse a member entry that says more
+
+
 @dataclass(frozen=True)
 class MembershipSettings:
     heartbeat: float = 1.0  # seconds between refreshes of this server's key
@@ -355,6 +358,8 @@ def load_server_settings(server_dir: str) -> ServerSettings:
     )
     if membership.heartbeat >= membership.ttl:
         raise ConfigError(f"{r.path}: [membership] heartbeat must be shorter than ttl")
+    if membership.ttl > MAX_MEMBERSHIP_TTL:
+        raise ConfigError(f"{r.path}: [membership] ttl must be at most {MAX_MEMBERSHIP_TTL:g} s")
     return ServerSettings(
         path=path,
         name=_server_name(r),

@@ -7,17 +7,25 @@ Entries are signed with a key derived from the cluster secret (`zato.coord.signi
 parsed strictly (`zato.coord.parse`): readers get only members whose signature checks and
 whose every field has its shape, so a process without the secret cannot join the cluster,
 and a forged or odd entry is logged once and ignored.
+
+Every entry also carries its signed write time `at` (wall-clock epoch seconds, rewritten on
+every heartbeat) and its writer's `ttl`: a reader refuses an entry whose `at` is further than
+`max_age(ttl)` from its own clock, so a copy of a stopped server's entry, written back by
+anyone who can write to Redis, stops being a member after that bound. Hosts need synchronised
+clocks (NTP) for this; an entry without `at` (an older version's) is refused.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import asdict, dataclass
 
 import redis
 
 from zato.common.errors import CoordError
+from zato.config.settings import MAX_MEMBERSHIP_TTL
 from zato.coord import parse
 from zato.coord.client import translate
 from zato.coord.keys import Keys
@@ -25,6 +33,15 @@ from zato.coord.signing import sign, verified
 
 logger = logging.getLogger(__name__)
 _bad = parse.LogOnce(logger)
+
+MAX_ENTRY_AGE = 60.0  # seconds: the least bound on how far a member entry's `at` may be from now
+AGE_IN_TTLS = 10  # the bound is at least this many of the writer's ttl (heartbeats and skew)
+MAX_TTL = MAX_MEMBERSHIP_TTL  # the largest writer's ttl a reader believes
+
+
+def max_age(ttl: float) -> float:
+    """How far (either way) a member entry's signed `at` may be from the reader's clock."""
+    return max(ttl * AGE_IN_TTLS, MAX_ENTRY_AGE)
 
 
 @dataclass(frozen=True)
@@ -60,9 +77,11 @@ class Member:
         )
 
 
-def entry(member: Member, key: bytes) -> str:
-    """The signed JSON stored under the member's key."""
-    return sign(key, asdict(member))
+def entry(member: Member, key: bytes, ttl: float, at: float | None = None) -> str:
+    """The signed JSON stored under the member's key, stamped with its write time `at`
+    (default: now, wall clock) and the key's `ttl`."""
+    stamp = round(time.time() if at is None else at, 3)
+    return sign(key, {**asdict(member), "at": stamp, "ttl": ttl})
 
 
 def announce(client: redis.Redis, cluster: str, member: Member, ttl: float, key: bytes) -> None:
@@ -70,7 +89,7 @@ def announce(client: redis.Redis, cluster: str, member: Member, ttl: float, key:
     keys = Keys(cluster)
     with translate("membership heartbeat"):
         pipe = client.pipeline(transaction=False)
-        pipe.set(keys.member(member.name), entry(member, key), px=int(ttl * 1000))
+        pipe.set(keys.member(member.name), entry(member, key, ttl), px=int(ttl * 1000))
         pipe.sadd(keys.members, member.name)
         pipe.execute()
 
@@ -79,7 +98,8 @@ def refresh(client: redis.Redis, cluster: str, member: Member, ttl: float, key: 
     """Heartbeat in one command; True if the key was not there (the server (re)joined), in
     which case the caller should announce() to put the name back in the index set."""
     with translate("membership heartbeat"):
-        old = client.set(Keys(cluster).member(member.name), entry(member, key), px=int(ttl * 1000), get=True)
+        signed = entry(member, key, ttl)
+        old = client.set(Keys(cluster).member(member.name), signed, px=int(ttl * 1000), get=True)
     return old is None
 
 
@@ -148,7 +168,7 @@ def operator_drained(client: redis.Redis, cluster: str) -> set[str]:
 
 
 def live_servers(client: redis.Redis, cluster: str, key: bytes | None) -> list[Member]:
-    """The live servers of `cluster` whose entries are signed with `key`, sorted by name.
+    """The live servers of `cluster` whose entries are signed with `key` and fresh, by name.
     `key` None (only for a display that has no cluster secret): entries are parsed strictly
     but not verified. The LB and the connectors always pass the key."""
     keys = Keys(cluster)
@@ -160,18 +180,19 @@ def live_servers(client: redis.Redis, cluster: str, key: bytes | None) -> list[M
         gone = [n for n, v in zip(names, values, strict=True) if v is None]
         if gone:
             client.srem(keys.members, *gone)
-    result = []
+    result, now = [], time.time()
     for index_name, raw in zip(names, values, strict=True):
         if raw is not None:
             try:
-                result.append(read_entry(raw, index_name, key))
+                result.append(read_entry(raw, index_name, key, now))
             except parse.BadEntry as e:
                 _bad.warning(f"cluster {cluster}: ignoring member entry {index_name[:80]!r}: {e}")
     return result
 
 
-def read_entry(raw: str | bytes, index_name: str, key: bytes | None) -> Member:
-    """The member stored under `member:{index_name}`, verified and parsed; BadEntry if not."""
+def read_entry(raw: str | bytes, index_name: str, key: bytes | None, now: float | None = None) -> Member:
+    """The member stored under `member:{index_name}`, verified, fresh at `now` (default: the
+    wall clock) and parsed; BadEntry if not."""
     try:
         data = json.loads(raw)
     except (TypeError, ValueError):
@@ -185,4 +206,22 @@ def read_entry(raw: str | bytes, index_name: str, key: bytes | None) -> Member:
     member = Member.parse(fields)
     if member.name != index_name:  # a real server's entry copied under another name
         raise parse.BadEntry(f"its name is {member.name!r}")
+    _check_fresh(fields, time.time() if now is None else now)
     return member
+
+
+def _check_fresh(fields: dict, now: float) -> None:
+    """BadEntry unless the entry's signed write time is within `max_age` of `now`: a replayed
+    entry of a stopped server is refused once that much time has passed."""
+    if "at" not in fields:
+        raise parse.BadEntry("it has no signed time 'at' (written by an older version: upgrade every server)")
+    at = parse.number(fields["at"], "at")
+    ttl = parse.number(fields.get("ttl"), "ttl")
+    if not 0 < ttl <= MAX_TTL:
+        raise parse.BadEntry(f"its ttl {ttl:g} is not in (0, {MAX_TTL:g}] s")
+    bound = max_age(ttl)
+    if abs(now - at) > bound:  # the message stays the same tick after tick: it is logged once
+        when = "old" if now > at else "ahead of this host's clock"
+        raise parse.BadEntry(
+            f"its signed time 'at' is more than {bound:g} s {when} (replayed, or a clock is off)"
+        )
