@@ -12,6 +12,7 @@ import stat
 import subprocess
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import redis
@@ -19,6 +20,7 @@ import requests
 
 from tests.support import REDIS_URL, free_port, wait_for, zato
 from zato.coord.keys import Keys
+from zato.service.deploy import MAX_PARALLEL
 
 SECRET_PEEK = """
 from zato.service import Service
@@ -50,6 +52,19 @@ while time.monotonic() - started < 6:  # busy: no gevent timeout can cut it shor
     pass
 
 class Late(Service):
+    def handle(self):
+        pass
+"""
+
+SLOW_BUT_WITHIN_BUDGET = """
+import time
+from zato.service import Service
+
+time.sleep(0.8)  # within the 2 s import budget: each validation child lives a while
+
+class Bounded(Service):
+    name = "bounded.{n}"
+
     def handle(self):
         pass
 """
@@ -180,6 +195,61 @@ def test_a_slow_importing_module_is_refused_and_every_ping_is_answered(qs):
         done.set()
         thread.join(15)
     assert answered[0] > 0 and failures == []
+
+
+def parent_pid(pid: str) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None  # gone meanwhile
+
+
+def validation_children(parents: set[int]) -> dict[int, int]:
+    """{parent pid: how many validation children (`python ... -m zato.service.deploy`) it has
+    now}, for `parents` (the server's workers), read from /proc."""
+    counts: dict[int, int] = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        parent = parent_pid(pid)
+        if b"zato.service.deploy" in argv and parent in parents:
+            counts[parent] = counts.get(parent, 0) + 1
+    return counts
+
+
+def deploy_bounded(qs, n: int) -> requests.Response:
+    return admin(qs, "POST", f"/deploy?name=bounded_{n}", data=SLOW_BUT_WITHIN_BUDGET.format(n=n).encode())
+
+
+def test_parallel_deploys_run_at_most_max_parallel_validations_per_worker(qs):
+    arbiter, workers = qs.pid("server1"), qs.settings("server1").workers
+    forked = {int(p) for p in filter(str.isdigit, os.listdir("/proc")) if parent_pid(p) == arbiter}
+    assert len(forked) >= workers  # the workers (and the arbiter's other children)
+    peak_per_worker, peak_total = [0], [0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            counts = validation_children(forked)
+            peak_per_worker[0] = max([peak_per_worker[0], *counts.values()])
+            peak_total[0] = max(peak_total[0], sum(counts.values()))
+            done.wait(0.01)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        with ThreadPoolExecutor(6) as pool:
+            answers = list(pool.map(deploy_bounded, [qs] * 6, range(6)))
+    finally:
+        done.set()
+        sampler.join(5)
+    assert [r.status_code for r in answers] == [200] * 6, [r.text for r in answers]
+    assert 1 <= peak_per_worker[0] <= MAX_PARALLEL  # the rest waited for a slot, not in a process
+    assert peak_total[0] <= MAX_PARALLEL * workers < 6
 
 
 def test_zato_deploy_does_not_run_a_json_py_from_the_current_folder(qs, tmp_path):
