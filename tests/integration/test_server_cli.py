@@ -9,6 +9,7 @@ import pytest
 
 from tests.support import wait_for, zato
 from zato.common.pidfile import pid_alive
+from zato.coord.client import describe
 
 
 def one_line_error(proc, *fragments: str) -> None:
@@ -54,6 +55,12 @@ def test_stale_pidfile_start_twice_and_stop(qs):
         f.write("4194000\n")
     out = zato("start", qs.server_dir("server1")).stdout
     assert "removed a stale pidfile" in out and "server server1 started" in out
+    # the test Redis takes commands without a password: `zato start` says so, in one line
+    warned = [line for line in out.splitlines() if "without a password" in line]
+    assert warned == [
+        f"warning: Redis at {describe(qs.settings('server1').redis)} takes commands without a password"
+        " (docs/redis-acl.md)"
+    ], out
     pid = qs.pid("server1")
     assert pid and pid_alive(pid)
     one_line_error(zato("start", qs.path, check=False), "already running", str(pid))
