@@ -3,7 +3,8 @@
 Entry point: `python -m zato.connector.supervisor SERVER_DIR`, started (and restarted) by the
 server's arbiter. A plain-threads process:
 
-    main thread   signals, parent check, acts on the lease: starts/stops children (spawning
+    main thread   gathers observations (signals, parent, lease, desired connectors), lets
+                  zato.connector.decide.Decider decide and acts: starts/stops children (spawning
                   only here: the kernel's parent-death signal is tied to the forking thread)
     heartbeat     membership key of this server (zato.coord.membership)
     lease         LeaseKeeper: competes as a standby, renews as the holder
@@ -34,7 +35,7 @@ from zato.common.log import setup_component_logging
 from zato.common.retry import Backoff
 from zato.common.signing import INVOKE_KEY_ENV, epoch_key
 from zato.config.settings import ServerSettings, load_server_settings
-from zato.connector import registry
+from zato.connector import decide, registry
 from zato.connector.process import Manager, RestartPolicy
 from zato.connector.zygote import ZygoteOS
 from zato.coord import events, membership, takeovers
@@ -90,11 +91,11 @@ class Supervisor:
         self.parent = os.getppid()
         self.started_at = time.time()
         self.member_key = member_key(settings.cluster_secret, settings.cluster)
-        self.acting_epoch: int | None = None
+        self.decider = decide.Decider(self.parent, PARENT_CHECK_EVERY)
+        self.acting_epoch: int | None = None  # reported by membership and status; set as acted on
         self.acting_since = 0.0
         self._desired: dict[str, registry.ConnectorSpec] = {}
         self._desired_version = 0
-        self._applied_version = -1
         self._desired_lock = threading.Lock()
         self.desired_error = ""
         self.reconcile_now = threading.Event()
@@ -152,58 +153,72 @@ class Supervisor:
         self.stop_event.set()
 
     def _main_loop(self) -> None:
-        next_parent_check = 0.0
-        while not self.stop_event.is_set():
-            now = time.monotonic()
-            if now >= next_parent_check:
-                next_parent_check = now + PARENT_CHECK_EVERY
-                if os.getppid() != self.parent:
-                    self.request_stop(f"parent process {self.parent} is gone")
-                    break
-                self.zygote.tick()
-            self._act_on_lease()
-            self._restart_requested()
+        """Gathers what it sees, lets the Decider decide (zato.connector.decide), acts."""
+        while True:
+            seen, desired = self._observe()
+            if not self._execute(self.decider.step(time.monotonic(), seen), desired):
+                break
             if self.manager.tick():
                 self._status_changed()
             self.stop_event.wait(TICK)
         if self.stop_reason:
             logger.info("stopping: %s received", self.stop_reason)
 
-    def _restart_requested(self) -> None:
+    def _observe(self) -> tuple[decide.Observations, dict[str, registry.ConnectorSpec]]:
+        requests = []
         while not self.restart_requests.empty():
-            name = self.restart_requests.get_nowait()
-            if self.acting_epoch is not None and not self.manager.restart(name):
-                logger.warning("restart of connector %s requested: no such connector here", name)
-
-    def _act_on_lease(self) -> None:
-        epoch = self.keeper.valid_epoch()
-        if self.acting_epoch is not None and epoch != self.acting_epoch:
-            self._step_down()
-        if epoch is not None and self.acting_epoch is None:
-            self.acting_epoch, self.acting_since = epoch, time.time()
-            self._applied_version = -1
-            logger.info("acting as connector server with epoch %d", epoch)
-            self.heartbeat_now.set()
-            self.reconcile_now.set()
-        if self.acting_epoch is not None:
-            self._apply_desired()
-
-    def _apply_desired(self) -> None:
+            requests.append(self.restart_requests.get_nowait())
         with self._desired_lock:
             version, desired = self._desired_version, self._desired
-        if version == self._applied_version or version == 0:
-            return
-        self._applied_version = version
+        seen = decide.Observations(
+            stop_requested=self.stop_event.is_set(),
+            parent_alive=os.getppid() == self.parent,
+            valid_epoch=self.keeper.valid_epoch(),
+            desired_version=version,
+            desired_names=frozenset(desired),
+            children=frozenset(self.manager.children),
+            restart_requests=tuple(requests),
+        )
+        return seen, desired
+
+    def _execute(self, actions: list[decide.Action], desired: dict[str, registry.ConnectorSpec]) -> bool:
+        """Carries the actions out in order; False when the main loop is to end."""
+        for action in actions:
+            if isinstance(action, decide.Stop):
+                if action.reason is not None:
+                    self.request_stop(action.reason)
+                return False
+            if isinstance(action, decide.TickZygote):
+                self.zygote.tick()
+            elif isinstance(action, decide.StepDown):
+                self._step_down(action.epoch)
+            elif isinstance(action, decide.StartActing):
+                self._start_acting(action.epoch)
+            elif isinstance(action, decide.Reconcile):
+                self._reconcile(action.epoch, desired)
+            elif isinstance(action, decide.Restart):
+                self.manager.restart(action.name)  # the Decider saw it among the children
+            elif isinstance(action, decide.NoSuchConnector):
+                logger.warning("restart of connector %s requested: no such connector here", action.name)
+        return True
+
+    def _start_acting(self, epoch: int) -> None:
+        self.acting_epoch, self.acting_since = epoch, time.time()
+        logger.info("acting as connector server with epoch %d", epoch)
+        self.heartbeat_now.set()
+        self.reconcile_now.set()
+
+    def _reconcile(self, epoch: int, desired: dict[str, registry.ConnectorSpec]) -> None:
         env = {
-            "ZATO_EPOCH": str(self.acting_epoch),
+            "ZATO_EPOCH": str(epoch),
             "ZATO_SERVER_DIR": self.settings.path,
-            INVOKE_KEY_ENV: epoch_key(self.settings.cluster_secret, self.acting_epoch).hex(),
+            INVOKE_KEY_ENV: epoch_key(self.settings.cluster_secret, epoch).hex(),
         }
         self.manager.reconcile(desired, env)
         self._status_changed()
 
-    def _step_down(self) -> None:
-        epoch, count = self.acting_epoch, len(self.manager.children)
+    def _step_down(self, epoch: int) -> None:
+        count = len(self.manager.children)
         logger.warning("lease epoch %s no longer held: stopping %d children", epoch, count)
         all_gone = self.manager.stop_all(self.manager.policy.stop_timeout)
         self.acting_epoch = None
