@@ -20,12 +20,9 @@ import datetime as dt
 import functools
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from zato.service.sio import NO_IO, Bunch, IODecl
-
-if TYPE_CHECKING:
-    from zato.service.store import ServiceStore
 
 # Zato's channel type names (self.channel.type).
 HTTP_SOAP, INVOKE, INVOKE_ASYNC, INTERNAL = "http-soap", "invoke", "invoke-async", "internal"
@@ -173,6 +170,24 @@ class TimeUtil:
 TIME = TimeUtil()
 
 
+class Store(Protocol):
+    """What a service reaches through the store that runs it (zato.service.store.ServiceStore
+    is the implementation; declared here so that base does not import store, which imports base)."""
+
+    outgoing: Any
+    kvdb: Any
+    cache: Any
+    server: Any
+    services: dict[str, type[Service]]
+    modules: dict[str, tuple[str, tuple[str, ...]]]
+
+    def invoke(
+        self, name: str, payload: Any = None, cid: str | None = None, request: Request | None = None
+    ) -> Response: ...
+
+    def invoke_async(self, name: str, payload: Any = None) -> str: ...
+
+
 class Service:
     """Base of every service. One instance per invocation."""
 
@@ -181,7 +196,7 @@ class Service:
     _zato_io: IODecl = NO_IO  # parsed once by the store (zato.service.sio)
     logger = logging.getLogger("zato.service")  # the store sets zato.service.<name> per class
 
-    def __init__(self, store: ServiceStore, cid: str, request: Request):
+    def __init__(self, store: Store, cid: str, request: Request):
         self._store = store
         self.cid = cid
         self.request = request
