@@ -6,9 +6,9 @@ import bottle
 
 from zato.admin.api import fail, json_body, worker
 from zato.common.errors import DeployError, ODBError, ZatoError
-from zato.coord import events
 from zato.odb import api as odb_api
 from zato.odb.api import ChannelRecord
+from zato.service import channels
 from zato.service.deploy import deploy
 
 
@@ -83,8 +83,7 @@ def save_channel() -> dict:
             data.get("is_active", True),
             data.get("max_body"),
         )
-        created = odb_api.save_channel(w.odb, w.settings.cluster, ch)
-        events.publish(w.redis, w.settings.cluster, {"kind": "channel", "name": ch.name})
+        created = channels.save(w.odb, w.redis, w.settings.cluster, ch)
     except ZatoError as e:
         fail(400, str(e))
     bottle.response.status = 201 if created else 200
@@ -93,7 +92,6 @@ def save_channel() -> dict:
 
 def delete_channel(name: str) -> dict:
     w = worker()
-    if not odb_api.delete_channel(w.odb, w.settings.cluster, name):
+    if not channels.delete(w.odb, w.redis, w.settings.cluster, name):
         fail(404, f"no channel named {name!r}")
-    events.publish(w.redis, w.settings.cluster, {"kind": "channel", "name": name})
     return {"deleted": name}

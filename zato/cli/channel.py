@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 
 from zato.common.errors import ConfigError
-from zato.coord import events
 from zato.coord.client import connect
 from zato.lifecycle.control import cluster_settings
 from zato.odb import api as odb_api
 from zato.odb.engine import ODB
+from zato.service import channels
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -39,9 +39,7 @@ def _change(args: argparse.Namespace, apply) -> object:  # noqa: ANN001
     settings = cluster_settings(args.path)
     odb, client = ODB(settings.odb_url), connect(settings.redis)
     try:
-        result = apply(odb, settings.cluster)
-        events.publish(client, settings.cluster, {"kind": "channel", "name": args.name})
-        return result
+        return apply(odb, client, settings.cluster)
     finally:
         odb.dispose()
         client.close()
@@ -57,7 +55,7 @@ def create(args: argparse.Namespace) -> int:
         not args.inactive,
         args.max_body,
     )
-    created = _change(args, lambda odb, cluster: odb_api.save_channel(odb, cluster, ch))
+    created = _change(args, lambda odb, client, cluster: channels.save(odb, client, cluster, ch))
     print(
         f"channel {ch.name} {'created' if created else 'updated'}: {ch.method or 'any'} {ch.url_path} "
         f"-> {ch.service}"
@@ -66,7 +64,7 @@ def create(args: argparse.Namespace) -> int:
 
 
 def delete(args: argparse.Namespace) -> int:
-    if not _change(args, lambda odb, cluster: odb_api.delete_channel(odb, cluster, args.name)):
+    if not _change(args, lambda odb, client, cluster: channels.delete(odb, client, cluster, args.name)):
         raise ConfigError(f"no channel named {args.name!r}")
     print(f"channel {args.name} deleted")
     return 0
