@@ -44,6 +44,7 @@ from setproctitle import setproctitle
 
 from zato.common.errors import EXIT_CONFIG, ConnectorError, ZatoError
 from zato.common.pidfile import pid_alive
+from zato.common.retry import Backoff
 from zato.connector.process import RealOS, describe_exit, die_with_parent
 
 logger = logging.getLogger("zato.supervisor.zygote")
@@ -208,7 +209,7 @@ class ZygoteOS:
         self.sock: socket.socket | None = None
         self.ready = False
         self.next_start = 0.0
-        self.delay = RESTART_DELAY
+        self.backoff = Backoff(RESTART_DELAY, RESTART_DELAY_MAX)
         self.starts = 0
         self.children: dict[int, ZygoteChild] = {}
 
@@ -292,7 +293,7 @@ class ZygoteOS:
         except OSError as e:
             logger.error("cannot start the connector zygote (using plain processes): %s", e)
             ours.close()
-            self.next_start = self.now() + self.delay
+            self.next_start = self.now() + self.backoff.delay  # the next delay, not doubled
             return
         finally:
             theirs.close()
@@ -317,16 +318,16 @@ class ZygoteOS:
         live = [c for c in self.children.values() if c.returncode is None]
         for child in live:
             child.orphaned_at = now
+        delay = self.backoff.next()
         logger.warning(
             "connector zygote (pid %d) lost: %s; %d connector(s) died with it; restarting it in %.1f s",
             pid,
             why,
             len(live),
-            self.delay,
+            delay,
         )
         self.proc, self.sock, self.ready = None, None, False
-        self.next_start = now + self.delay
-        self.delay = min(RESTART_DELAY_MAX, self.delay * 2)
+        self.next_start = now + delay
 
     def _send(self, message: dict) -> None:
         if self.sock is None:
@@ -376,7 +377,8 @@ class ZygoteOS:
 
     def _on_news(self, message: dict) -> None:
         if "ready" in message:
-            self.ready, self.delay = True, RESTART_DELAY
+            self.ready = True
+            self.backoff.reset()
             logger.info("connector zygote ready (pid %d)", message["ready"])
         elif "exit" in message:
             child = self.children.get(message["exit"])

@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from zato.common.errors import CoordError
+from zato.common.retry import Backoff
 from zato.coord.async_invoke import AsyncTaker, decode, worker_id
 from zato.coord.client import connect
 from zato.service.base import INVOKE_ASYNC, ChannelInfo, Request
@@ -21,7 +22,7 @@ logger = logging.getLogger("zato.async")
 
 TAKE_TIMEOUT = 5.0  # seconds one BLMOVE waits; a call pushed meanwhile is taken at once
 REAP_EVERY = 10.0  # a dead worker's calls run again within this (plus membership's TTL)
-RETRY = 1.0
+RETRY = 1.0  # seconds between attempts while Redis fails: constant, so it resumes within 1 s of Redis
 
 
 class AsyncConsumer:
@@ -44,6 +45,7 @@ class AsyncConsumer:
     def _run(self) -> None:
         import gevent
 
+        backoff = Backoff(RETRY, RETRY)
         registered = False
         next_reap = time.monotonic() + random.uniform(0, REAP_EVERY)  # noqa: S311 - spreads the workers' reaps
         while not self.worker.stopping:
@@ -66,11 +68,13 @@ class AsyncConsumer:
                     self._run_one(raw)
             except CoordError as e:
                 registered = False  # Redis may have lost the set meanwhile
-                logger.warning("invoke_async: %s; retrying in %.1f s", e, RETRY)
-                gevent.sleep(RETRY)
+                delay = backoff.next()
+                logger.warning("invoke_async: %s; retrying in %.1f s", e, delay)
+                gevent.sleep(delay)
             except Exception:  # noqa: BLE001 - the consumer must never die
-                logger.exception("invoke_async consumer failed; retrying in %.1f s", RETRY)
-                gevent.sleep(RETRY)
+                delay = backoff.next()
+                logger.exception("invoke_async consumer failed; retrying in %.1f s", delay)
+                gevent.sleep(delay)
 
     def _run_one(self, raw: str) -> None:
         call = decode(raw)

@@ -15,11 +15,10 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from zato.common.retry import MAX, START
+from zato.common.retry import Backoff
 
 logger = logging.getLogger("zato.arbiter")
 
-BACKOFF_START, BACKOFF_MAX = START, MAX  # the project's one retry value (zato.common.retry)
 HEALTHY_AFTER = 10.0  # a run this long resets the backoff
 
 
@@ -50,7 +49,7 @@ class Sidecar:
         self.proc: Child | None = None
         self.started_at = 0.0
         self.next_start = 0.0
-        self.delay = BACKOFF_START
+        self.backoff = Backoff()  # the project's one retry value (zato.common.retry)
         self.stopped = False
         self.spawns = 0
 
@@ -73,16 +72,16 @@ class Sidecar:
                 return
             ran = now - self.started_at
             if ran >= HEALTHY_AFTER:
-                self.delay = BACKOFF_START
-            self.next_start = now + self.delay
+                self.backoff.reset()
+            delay = self.backoff.next()
+            self.next_start = now + delay
             logger.warning(
                 "connector supervisor (pid %d) exited with code %s after %.1f s; restarting in %.1f s",
                 self.proc.pid,
                 code,
                 ran,
-                self.delay,
+                delay,
             )
-            self.delay = min(self.delay * 2, BACKOFF_MAX)
             self.proc = None
         if now >= self.next_start:
             self._start(now)
@@ -92,8 +91,7 @@ class Sidecar:
             self.proc = self._spawn(self.argv)
         except OSError as e:
             logger.error("cannot start the connector supervisor: %s", e)
-            self.next_start = now + self.delay
-            self.delay = min(self.delay * 2, BACKOFF_MAX)
+            self.next_start = now + self.backoff.next()
             return
         self.started_at = now
         self.spawns += 1
