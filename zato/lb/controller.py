@@ -46,7 +46,7 @@ logger = logging.getLogger(__name__)
 Loader = Callable[[], "tuple[LBSettings, str]"]
 
 POLL = 0.25  # seconds between reconciliations when nothing is published
-RESTART_BACKOFF = (0.1, 0.5, 1.0, 2.0, 5.0)  # seconds before restarting a dead HAProxy
+RESTART_START, RESTART_MAX = 0.1, 5.0  # seconds before restarting a dead HAProxy: doubling, capped
 STABLE_AFTER = 30.0  # HAProxy running this long resets the backoff
 RELOAD_MIN_INTERVAL = 10.0  # at most one fallback reload this often
 
@@ -64,7 +64,7 @@ class Controller:
         self._wake = threading.Event()
         self._drain_started: dict[str, float] = {}
         self._persisted: list[r.Backend] | None = None
-        self._failures = 0
+        self._restart = Backoff(RESTART_START, RESTART_MAX)
         self._started_at = 0.0
         self._redis_ok = True
         self._last_reload = -RELOAD_MIN_INTERVAL
@@ -136,15 +136,14 @@ class Controller:
 
     def _supervise(self) -> None:
         if self.haproxy.alive():
-            if self._failures and time.monotonic() - self._started_at > STABLE_AFTER:
-                self._failures = 0
+            if time.monotonic() - self._started_at > STABLE_AFTER:
+                self._restart.reset()
             return
         code = self.haproxy.reap()
-        delay = RESTART_BACKOFF[min(self._failures, len(RESTART_BACKOFF) - 1)]
+        delay = self._restart.next()
         logger.error(
             "HAProxy (pid %s) is gone (exit code %s); restarting in %.1f s", self.haproxy.pid, code, delay
         )
-        self._failures += 1
         if self._stop.wait(delay):
             return
         try:
