@@ -1,22 +1,45 @@
 """The project's exception tree. Every error a user can cause is one of these.
 
+Classes defined here, plus (in parentheses) those defined next to the code that raises them,
+each a subclass of its parent here; import those from their own module.
+
     ZatoError
      ├─ ConfigError          a config file or value is missing or malformed
      ├─ ODBError             the configuration database cannot be reached or used
      ├─ CoordError           Redis (membership, lease, events, queues) failed
      │   ├─ CoordUnavailable Redis cannot be reached (connection refused, timeout, no master)
      │   ├─ CoordDataError   Redis answered with an error (WRONGTYPE, a script error): a bug
+     │   │   └─ BadEntry     (zato.coord.parse) a value read from Redis has the wrong shape
      │   └─ LeaseLost        this process is no longer the connector-server lease holder
+     │       └─ StaleEpoch   (zato.coord.queues) Redis refused a move under an older epoch
      ├─ ComponentError       a component directory is wrong, or its process is in a bad state
      │   └─ AlreadyRunning   the pidfile points at a live process
      ├─ ServiceError         a service cannot be found, loaded or invoked
      │   ├─ ServiceNotFound
      │   ├─ InputError       a request lacks a declared input or gives a malformed one (400)
-     │   └─ DeployError      a deployed module does not compile or defines no service
+     │   ├─ DeployError      a deployed module does not compile or defines no service
+     │   └─ Reportable       (zato.common.exception; Zato's ZatoException) a service's own
+     │       │               error, answered with its HTTP status
+     │       └─ BadRequest 400, Unauthorized 401, Forbidden 403, NotFound 404,
+     │          MethodNotAllowed 405, NotAcceptable 406, Conflict 409, TooManyRequests 429,
+     │          InternalServerError 500, ServiceUnavailable 503   (zato.common.exception)
+     ├─ HTTPError            (zato.server.wsgi) answer this request with a status and detail
+     ├─ BodyError            (zato.server.body) a request body cannot be served (413, 400...)
+     ├─ ClientGone           (zato.server.body) the client left before its whole body arrived
      ├─ LBError              HAProxy config or Runtime API failure
-     └─ ConnectorError       a connector definition or connector process failed
-         ├─ MissingDependency  an optional package a connector needs is not installed
-         └─ OutgoingNotFound   no active outgoing connection of that name (also a LookupError)
+     │   └─ UnsafeValue      (zato.lb.render) a value not provably safe in haproxy.cfg
+     ├─ ConnectorError       a connector definition or connector process failed
+     │   ├─ MissingDependency  an optional package a connector needs is not installed
+     │   │   └─ MissingDriver  (zato.connector.ibmmq_common) neither ibmmq nor pymqi imports
+     │   ├─ OutgoingNotFound   no active outgoing connection of that name (also a LookupError)
+     │   ├─ DefinitionNotFound (zato.odb.connectors) no definition of that kind and name
+     │   └─ NoServer           (zato.connector.invoke) no live server answered a connector
+     └─ ActionError          (zato.dashboard.actions) a dashboard action with a bad argument
+
+Outside the tree on purpose: zato.service.deploy._OverBudget, a BaseException raised inside
+the deploy validation child when a module's import overruns its budget, so that the module's
+own `except Exception` cannot swallow it; it never leaves that child.
+tests/unit/test_errors_tree.py checks that every exception class in zato/ is listed here.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from zato.common.cid import is_cid, new_cid
-from zato.common.errors import CoordError, InputError, OutgoingNotFound, ServiceNotFound
+from zato.common.errors import CoordError, InputError, OutgoingNotFound, ServiceNotFound, ZatoError
 from zato.common.exception import Reportable
 from zato.common.log import CID
 from zato.common.signing import verify
@@ -41,7 +41,9 @@ STATUS = {s.value: f"{s.value} {s.phrase}" for s in HTTPStatus}
 StartResponse = Callable[..., Any]
 
 
-class HTTPError(Exception):
+class HTTPError(ZatoError):
+    """Answer the request being served with `status` and `detail` in Zato's error envelope."""
+
     def __init__(self, status: int, detail: str, headers: list[tuple[str, str]] | None = None):
         super().__init__(detail)
         self.status, self.detail, self.headers = status, detail, headers or []
