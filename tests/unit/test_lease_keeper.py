@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import redis
+
 from zato.common.errors import CoordError, LeaseLost
 from zato.config.settings import LeaseSettings
+from zato.coord.keys import Keys
 from zato.coord.lease import LeaseKeeper, RedisHealth
 
 SETTINGS = LeaseSettings(ttl=1.5, renew_interval=0.3, renew_deadline=1.0, retry_interval=1.0)
@@ -133,3 +136,72 @@ def test_the_first_holder_reports_no_duration() -> None:
                          clock=clock, on_acquired=lambda epoch, took: seen.append((epoch, took)))
     keeper._standby_step()
     assert seen == [(9, None)]
+
+
+
+class FailingPubSub:
+    """The lease release channel, failing the way redis-py does."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error, self.closed = error, False
+
+    def subscribe(self, channel: str) -> None:
+        pass
+
+    def get_message(self, ignore_subscribe_messages: bool = True, timeout: float = 0.0) -> dict | None:
+        raise self.error
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class ChannelClient:
+    def __init__(self, error: Exception) -> None:
+        self.channel = FailingPubSub(error)
+
+    def pubsub(self, ignore_subscribe_messages: bool = True) -> FailingPubSub:
+        return self.channel
+
+
+class ChannelLease(StandbyLease):
+    """A lease held elsewhere for 10 s, whose release channel fails with `error`."""
+
+    def __init__(self, clock: Clock, error: Exception) -> None:
+        super().__init__(clock, free_at=10.0)
+        self.client = ChannelClient(error)
+        self.keys = Keys("lease-channel-unit")
+
+
+def standby_on_a_failing_channel(error: Exception) -> tuple[LeaseKeeper, FailingPubSub, RedisHealth, list]:
+    lease = ChannelLease(Clock(), error)
+    health, waits = RedisHealth(), []
+    keeper = LeaseKeeper(lease, health, lambda: False, waits.append, clock=lease.clock)
+    return keeper, lease.client.channel, health, waits
+
+
+def test_an_error_redis_answers_on_the_release_channel_is_a_refusal_not_an_outage(caplog) -> None:  # noqa: ANN001
+    keeper, channel, health, waits = standby_on_a_failing_channel(
+        redis.ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value")
+    )
+    keeper._standby_step()  # the lease is held: waits on the release channel, which fails
+    refused = "Redis refused lease release channel: waiting on the lease release channel: ResponseError"
+    assert refused in caplog.text
+    assert "Redis unreachable" not in caplog.text and health.down_since is None
+    assert channel.closed and keeper._pubsub is None
+    assert waits == [SETTINGS.retry_interval]  # the rest of the wait, without the channel
+
+
+def test_a_lost_connection_on_the_release_channel_is_an_outage(caplog) -> None:  # noqa: ANN001
+    lost = redis.ConnectionError("Connection reset by peer")
+    keeper, channel, health, waits = standby_on_a_failing_channel(lost)
+    keeper._standby_step()
+    assert "Redis unreachable (lease release channel): waiting on the lease release channel" in caplog.text
+    assert health.down_since is not None and channel.closed and waits == [SETTINGS.retry_interval]
+
+
+def test_draining_releases_closes_a_failing_channel_quietly(caplog) -> None:  # noqa: ANN001
+    refused = redis.ResponseError("NOPERM this user has no permissions")
+    keeper, channel, _, _ = standby_on_a_failing_channel(refused)
+    keeper._pubsub = channel
+    keeper._drain_releases()
+    assert channel.closed and keeper._pubsub is None and not caplog.text

@@ -515,17 +515,18 @@ class LeaseKeeper:
         timeout = max(0.001, min(until_expiry, self.settings.retry_interval))
         deadline = self.clock() + timeout
         try:
-            pubsub = self._subscribe()
-            while not self.should_stop():
-                left = deadline - self.clock()
-                if left <= 0:
-                    return
-                msg = pubsub.get_message(ignore_subscribe_messages=True, timeout=min(left, 0.25))
-                if self._heard(msg) == "released":
-                    self._released_at = self.clock()
-                    logger.info("lease released by its holder: competing now")
-                    return
-        except (redis.RedisError, OSError) as e:
+            with translate("waiting on the lease release channel"):
+                pubsub = self._subscribe()
+                while not self.should_stop():
+                    left = deadline - self.clock()
+                    if left <= 0:
+                        return
+                    msg = pubsub.get_message(ignore_subscribe_messages=True, timeout=min(left, 0.25))
+                    if self._heard(msg) == "released":
+                        self._released_at = self.clock()
+                        logger.info("lease released by its holder: competing now")
+                        return
+        except CoordError as e:  # unreachable, or refused (a bug): RedisHealth tells which
             self.health.failed("lease release channel", e)
             self._close_pubsub()
             self.wait(max(0.0, deadline - self.clock()))
@@ -553,9 +554,10 @@ class LeaseKeeper:
         if self._pubsub is None:
             return
         try:
-            while msg := self._pubsub.get_message(ignore_subscribe_messages=True, timeout=0):
-                self._heard(msg)
-        except (redis.RedisError, OSError):
+            with translate("reading the lease release channel"):
+                while msg := self._pubsub.get_message(ignore_subscribe_messages=True, timeout=0):
+                    self._heard(msg)
+        except CoordError:  # the lease check that follows reports Redis's state
             self._close_pubsub()
 
     def _close_pubsub(self) -> None:
