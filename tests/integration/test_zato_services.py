@@ -34,6 +34,8 @@ CHANNELS = [
     ("fetch", "/demo/fetch/{client_id}", "out.http.fetch-client", None),
     ("probe", "/demo/probe", "demo.secrets.probe", None),
     ("dumped", "/demo/dumped", "demo.echo.dumped", None),
+    ("orders-get", "/orders/{order_id}", "orders.get", "GET"),
+    ("orders-create", "/orders", "orders.create", "POST"),
 ]
 
 
@@ -96,9 +98,10 @@ def urls(qs) -> list[str]:  # noqa: ANN001
 
 
 def test_deployed_both_ways_and_served_through_param_channels(cluster) -> None:
-    assert len(glob.glob(os.path.join(CORPUS, "*.py"))) >= 12
+    corpus = glob.glob(os.path.join(CORPUS, "*.py"))
+    assert len(corpus) >= 12
     processed = os.listdir(os.path.join(cluster.server_dir("server1"), "pickup", "processed"))
-    assert len([f for f in processed if f.endswith(".py")]) == 13 - len(BY_CLI)
+    assert len([f for f in processed if f.endswith(".py")]) == len(corpus) - len(BY_CLI)
     for base in urls(cluster):
         r = requests.get(f"{base}/crm/clients/42?is_vip=yes&lang=pl")
         assert r.status_code == 200, r.text
@@ -123,6 +126,10 @@ def test_deployed_both_ways_and_served_through_param_channels(cluster) -> None:
         ("GET", "/demo/lookup/SKU-9", None, 404, "no product SKU-9"),
         ("GET", "/demo/fetch/1?conn_name=nope", None, 404, "no active http-outgoing connection named 'nope'"),
         ("POST", "/crm/clients", b"{not json", 400, "malformed JSON"),
+        ("POST", "/orders", {"customer_id": 3}, 400, "missing input: sku"),
+        ("POST", "/orders", {"sku": "SKU-1", "customer_id": "three"}, 400,
+         "invalid input customer_id: 'three' is not an integer"),
+        ("GET", "/orders/x1", None, 400, "invalid input order_id: 'x1' is not an integer"),
     ],
 )
 def test_bad_input_is_a_4xx_in_zato_envelope(cluster, method, path, body, status, detail) -> None:
@@ -164,6 +171,23 @@ def test_request_and_response_api(cluster) -> None:
         "application/x-www-form-urlencoded", "7", "c")
     assert got["raw_request"] == "a=1&b=2" and got["before"] is True and got["server"] == "server2"
     assert got["utcnow"][:2] == "20" and "T" in got["utcnow"]
+
+
+def test_zato41_class_io_in_and_out(cluster) -> None:
+    """Corpus orders_io.py: `class IO` with dataclass models and with names; only the declared
+    output is returned (no internal_cost), a missing optional output is left out."""
+    for base in urls(cluster):
+        r = requests.get(f"{base}/orders/7")
+        assert (r.status_code, r.json()) == (200, {"order_id": 7, "status": "open"}), r.text
+        r = requests.get(f"{base}/orders/7?needs_lines=true")
+        assert r.json() == {"order_id": 7, "status": "open", "lines": [{"sku": "SKU-7", "quantity": 2}]}
+        r = requests.post(f"{base}/orders", json={"customer_id": 3, "sku": "SKU-1", "note": "n", "x": 1})
+        assert (r.status_code, r.json()) == (200, {"order_id": 5003, "customer_id": 3, "sku": "SKU-1",
+                                                   "quantity": 1}), r.text
+    r = api(cluster, cluster.lb_url, "orders.create", {"customer_id": "4", "sku": "SKU-2", "quantity": 5})
+    assert r.json() == {"order_id": 5004, "customer_id": 4, "sku": "SKU-2", "quantity": 5}
+    r = api(cluster, cluster.lb_url, "orders.create", {"customer_id": 4})
+    assert r.status_code == 400 and r.json()["zato_env"]["details"] == "missing input: sku"
 
 
 def test_invoke_and_get_name(cluster) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 import pytest
@@ -92,6 +92,66 @@ def test_zato41_dataclass_models() -> None:
     assert Store().call(Dataclasses, {"client_id": "3"}) == {"client_id": 3, "name": "client 3 None"}
     with pytest.raises(InputError, match="missing input: client_id"):
         Store().call(Dataclasses, {"note": "x"})
+
+
+@dataclass(init=False)
+class OrderReq(Model):
+    customer_id: int
+    sku: str
+    quantity: int = 1
+    tags: list = field(default_factory=list)
+
+
+@dataclass(init=False)
+class OrderResp(Model):
+    order_id: int
+    sku: str
+    quantity: int
+
+
+class ClassIOModels(Service):
+    """Zato 4.1: the declaration in a nested class IO, with dataclass models."""
+
+    class IO:
+        input = OrderReq
+        output = OrderResp
+
+    def handle(self) -> None:
+        req = self.request.input
+        resp = OrderResp()
+        resp.order_id, resp.sku, resp.quantity = 5000 + req.customer_id, req.sku, req.quantity
+        self.response.payload = {**vars(resp), "tags": req.tags, "internal": 1}
+
+
+class ClassIONames(Service):
+    """Zato 4.1: the declaration in a nested class IO, with names ("-" = optional)."""
+
+    class IO:
+        input = "order_id", "-needs_lines"
+        output = "order_id", "status", "-lines"
+
+    def handle(self) -> None:
+        self.response.payload.order_id = self.request.input.order_id
+        self.response.payload.status = "open"
+        self.response.payload.internal_cost = 12.5
+        if self.request.input.needs_lines:
+            self.response.payload.lines = [1, 2]
+
+
+def test_zato41_class_io_declarations() -> None:
+    store = Store()
+    out = store.call(ClassIOModels, {"customer_id": "3", "sku": "A", "quantity": 4})
+    assert out == {"order_id": 5003, "sku": "A", "quantity": 4}  # only OrderResp's fields
+    assert store.call(ClassIOModels, {"customer_id": 3, "sku": "A"})["quantity"] == 1  # the field's default
+    with pytest.raises(InputError, match="missing input: sku"):
+        store.call(ClassIOModels, {"customer_id": 3})
+    with pytest.raises(InputError, match="invalid input customer_id: 'x' is not an integer"):
+        store.call(ClassIOModels, {"customer_id": "x", "sku": "A"})
+    assert store.call(ClassIONames, path_params={"order_id": "7"}) == {"order_id": 7, "status": "open"}
+    assert store.call(ClassIONames, query={"needs_lines": "yes"}, path_params={"order_id": "7"}) == {
+        "order_id": 7, "status": "open", "lines": [1, 2]}
+    with pytest.raises(InputError, match="missing input: order_id"):
+        store.call(ClassIONames, {"needs_lines": True})
 
 
 class Lists(Service):

@@ -66,6 +66,7 @@ class Elem:
     """One declared field; subclasses convert a value or raise ValueError saying why."""
 
     kind = "a value"
+    default_factory: Any = None  # a dataclass field's default_factory, called per request
 
     def __init__(self, name: str, *args: Any, default: Any = None, **kwargs: Any):
         self.name = name
@@ -255,7 +256,11 @@ def _model_fields(model: type) -> Fields:
         base = next((a for a in typing.get_args(hint) if a is not type(None)), hint) if optional else hint
         origin = typing.get_origin(base) or base
         elem = _PY_TYPES.get(origin, AsIs)(f.name)
-        has_default = f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+        if f.default is not dataclasses.MISSING:
+            elem.default = f.default
+        if f.default_factory is not dataclasses.MISSING:
+            elem.default_factory = f.default_factory
+        has_default = f.default is not dataclasses.MISSING or elem.default_factory is not None
         elem.required = not (optional or has_default)
         elems.append(elem)
     return Fields(tuple(elems), model)
@@ -316,7 +321,7 @@ def parse_input(decl: IODecl, payload: Any, query: dict, path_params: dict) -> A
             if elem.required:
                 missing.append(elem.name)
             else:
-                out[elem.name] = elem.default if elem.default is not None else decl.default_value
+                out[elem.name] = _default(elem, decl)
             continue
         try:
             out[elem.name] = elem.convert(value)
@@ -330,6 +335,14 @@ def parse_input(decl: IODecl, payload: Any, query: dict, path_params: dict) -> A
             setattr(obj, key, value)
         return obj
     return out
+
+
+def _default(elem: Elem, decl: IODecl) -> Any:
+    """An optional input that was not given: the field's own default (a dataclass model's
+    `quantity: int = 1`), else the declaration's default_value."""
+    if elem.default_factory is not None:
+        return elem.default_factory()
+    return elem.default if elem.default is not None else decl.default_value
 
 
 def _short(value: Any) -> str:
