@@ -155,7 +155,8 @@ class RealQM:
                     if e.reason == 2033:
                         return out
                     raise
-                out.append((body, {"BackoutCount": md.BackoutCount, "MsgId": md.MsgId.hex()}))
+                out.append((body, {"BackoutCount": md.BackoutCount, "MsgId": md.MsgId.hex(),
+                                   "CorrelId": md.CorrelId.hex(), "Persistence": md.Persistence}))
         finally:
             qm.disconnect()
 

@@ -110,6 +110,28 @@ def test_outgoing_round_trip_puts_what_services_send(env):
     assert "'ZT.NO.SUCH.QUEUE': reason 2085 (MQRC_UNKNOWN_OBJECT_NAME)" in s["last_error"]
 
 
+def test_a_zato_style_send_puts_queue_correlation_and_message_ids(env):
+    """Zato's own signature: send(msg, outconn_name, queue_name, correlation_id, msg_id,
+    reply_to, expiration (ms), priority, delivery_mode (JMS 1/2)), positionally."""
+    qm = env["qm"]
+    out = make_outgoing(load_server_settings(env["dir"]), env["client"])
+    other = qm.queues["backout"]  # not the connection's default queue
+    msg_id = bytes(range(24))
+    out.ibm_mq.send('{"n": 1}', "out", other, "corr-1", "ID:" + msg_id.hex(), "REPLY.Q", 600_000, 3, 1)
+    out.wmq.send('{"n": 2}', "out", other, correlation_id="corr-2", delivery_mode=2)  # Zato's older name
+    start(env, "ibm-mq-outgoing", "out")
+    seen: list = []
+    wait_for(lambda: seen.extend(qm.drain(other)) or len(seen) == 2, timeout=30, what=f"2 on {other}")
+    (first, md1), (second, md2) = sorted(seen)
+    assert (first, second) == (b'{"n": 1}', b'{"n": 2}')
+    assert md1["CorrelId"] == b"corr-1".ljust(24, b"\x00").hex() and md1["MsgId"] == msg_id.hex()
+    assert md2["CorrelId"] == b"corr-2".ljust(24, b"\x00").hex() and md2["MsgId"] != msg_id.hex()
+    assert (md1["Persistence"], md2["Persistence"]) == (0, 1)  # MQPER_NOT_PERSISTENT, MQPER_PERSISTENT
+    if not qm.is_real:
+        assert (md1["Priority"], md1["Expiry"], bytes.fromhex(md1["ReplyToQ"])) == (3, 6000, b"REPLY.Q")
+    assert qm.drain(qm.queues["out"]) == []
+
+
 def test_a_replaced_holders_outgoing_connector_never_commits(env):
     qm = env["qm"]
     proc = start(env, "ibm-mq-outgoing", "out")  # runs with epoch 1

@@ -4,14 +4,17 @@ reason-code classification and the one-line error when the MQ client is not inst
 
 from __future__ import annotations
 
+import re
 import sys
 
 import pytest
+import redis
 
 from tests.unit.test_conn_definitions import CLUSTER, settings
-from zato.common.errors import ConnectorError
+from zato.common.errors import ConnectorError, CoordUnavailable
 from zato.connector import ibmmq_common, ibmmq_outgoing, registry
 from zato.odb import connectors
+from zato.service.outgoing import IBMMQOutgoing
 
 
 @pytest.mark.parametrize(
@@ -78,12 +81,80 @@ def test_outgoing_messages_round_trip_and_bad_arguments_are_named():
     assert (msg.body, msg.queue, msg.priority, msg.expiry) == (b'{"a": 1}', "OTHER.Q", 3, 60)
     assert msg.correlation_id == b"abc"
     assert ibmmq_outgoing.decode(ibmmq_outgoing.encode(b"\x00\xff")).body == b"\x00\xff"
-    with pytest.raises(ConnectorError, match="expiry must be whole seconds"):
+    with pytest.raises(ConnectorError, match="expiry must be seconds >= 0"):
         ibmmq_outgoing.encode("x", expiry=-5)
     with pytest.raises(ConnectorError, match="correlation_id is longer than 24 bytes"):
         ibmmq_outgoing.encode("x", correlation_id="x" * 25)
     with pytest.raises(ConnectorError, match="malformed outgoing message"):
         ibmmq_outgoing.decode("{}")
+
+
+class PushedRedis:
+    """Just what OutQueue.push needs; `down` makes every push fail as an unreachable Redis."""
+
+    def __init__(self, down: bool = False):
+        self.pushed: list[str] = []
+        self.down = down
+
+    def register_script(self, script: str) -> object:
+        return object()
+
+    def lpush(self, key: str, raw: str) -> None:
+        if self.down:
+            raise redis.ConnectionError("Connection refused")
+        self.pushed.append(raw)
+
+
+def ibm_mq(client: PushedRedis) -> IBMMQOutgoing:
+    return IBMMQOutgoing(lambda kind, name: {"is_active": True} if name == "out" else None, CLUSTER, client)
+
+
+def test_zatos_send_signature_maps_onto_the_message_descriptor():
+    client = PushedRedis()
+    # Zato: send(msg, outconn_name, queue_name, correlation_id, msg_id, reply_to, expiration (ms),
+    # priority, delivery_mode (JMS 1/2), raise_on_error)
+    ibm_mq(client).send("hi", "out", "DEV.QUEUE.2", "corr-1", "ID:" + "ab" * 24, "REPLY.Q", 1550, 7, 1, True)
+    msg = ibmmq_outgoing.decode(client.pushed[-1])
+    assert (msg.body, msg.queue, msg.correlation_id) == (b"hi", "DEV.QUEUE.2", b"corr-1")
+    assert msg.msg_id == b"\xab" * 24
+    assert (msg.reply_to, msg.expiry, msg.priority, msg.persistence) == ("REPLY.Q", 1.6, 7, "non-persistent")
+    ibm_mq(client).send({"a": 1}, "out", "Q", correlation_id="", msg_id="", expiration=0, delivery_mode=2)
+    msg = ibmmq_outgoing.decode(client.pushed[-1])  # Zato's defaults: "" and 0 mean not set
+    assert (msg.correlation_id, msg.msg_id, msg.expiry, msg.persistence) == (None, None, None, "persistent")
+    ibm_mq(client).send(data=b"x", name="out", queue="Q2", expiry=60, persistence="queue")  # our names
+    msg = ibmmq_outgoing.decode(client.pushed[-1])
+    assert (msg.body, msg.queue, msg.expiry, msg.persistence) == (b"x", "Q2", 60, "queue")
+    assert ibmmq_outgoing.decode(ibmmq_outgoing.encode("x", expiry=0.1)).expiry == 0.1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"delivery_mode": 3}, "delivery_mode must be 1 (non-persistent) or 2 (persistent), not 3"),
+        ({"expiration": -1}, "expiration must be whole milliseconds >= 0, not -1"),
+        ({"expiration": "soon"}, "expiration must be whole milliseconds >= 0, not 'soon'"),
+        ({"msg_id": "m" * 25}, "msg_id is longer than 24 bytes"),
+        ({"correlation_id": "ID:zz"}, "correlation_id 'ID:zz': hex digits must follow ID:"),
+        ({"queue_name": "A", "queue": "B"}, "give queue_name or queue, not both"),
+        ({"delivery_mode": 2, "persistence": "persistent"}, "give delivery_mode or persistence, not both"),
+        ({"outconn_name": None}, "the outgoing connection's name is required"),
+        ({"outconn_name": "nope"}, "no active ibm-mq-outgoing connection named 'nope'"),
+    ],
+)
+def test_bad_zato_style_arguments_are_named(kwargs, message):
+    client = PushedRedis()
+    with pytest.raises(ConnectorError, match=re.escape(message)):
+        ibm_mq(client).send(**{"msg": "x", "outconn_name": "out", **kwargs})
+    assert client.pushed == []
+
+
+def test_raise_on_error_false_drops_a_message_redis_cannot_take_with_a_warning(caplog):
+    with pytest.raises(CoordUnavailable, match="queueing a message for outgoing ibm-mq 'out'"):
+        ibm_mq(PushedRedis(down=True)).send("x", "out", "Q")
+    ibm_mq(PushedRedis(down=True)).send("x", "out", "Q", raise_on_error=False)
+    assert "message dropped (raise_on_error=False)" in caplog.text
+    with pytest.raises(ConnectorError, match="priority must be"):  # bad arguments raise either way
+        ibm_mq(PushedRedis(down=True)).send("x", "out", "Q", priority=10, raise_on_error=False)
 
 
 def test_reason_codes_that_mean_reconnect():

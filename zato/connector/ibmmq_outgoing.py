@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass
 from types import ModuleType
@@ -32,50 +33,99 @@ LEFTOVER_SCAN = 5.0
 PERSISTENCE = ("persistent", "non-persistent", "queue")
 
 
+# Zato's send(..., delivery_mode=...) takes JMS delivery modes.
+DELIVERY_MODES = {1: "non-persistent", 2: "persistent"}
+MQ_ID_PREFIX = "ID:"  # how JMS and IBM MQ tools print a MsgId/CorrelId: ID: and 48 hex digits
+
+
 @dataclass(frozen=True)
 class MQMessage:
     body: bytes
     id: str
     queue: str | None = None  # None: the connection's default queue
     priority: int | None = None
-    expiry: int | None = None  # seconds
+    expiry: float | None = None  # seconds (MQ keeps tenths)
     persistence: str | None = None
     correlation_id: bytes | None = None
     reply_to: str | None = None
+    msg_id: bytes | None = None  # None: the queue manager makes a new one
+
+
+def expiry_of_expiration(expiration: object) -> float | None:
+    """Zato's `expiration` (a JMS time-to-live in milliseconds; 0 or None: the connection's
+    default) as our expiry in seconds, rounded up to MQ's tenths so that 1 ms is not unlimited."""
+    if expiration is None or expiration == 0:
+        return None
+    if isinstance(expiration, bool) or not isinstance(expiration, int) or expiration < 0:
+        raise ConnectorError(f"IBM MQ expiration must be whole milliseconds >= 0, not {expiration!r}")
+    return -(-expiration // 100) / 10
+
+
+def persistence_of_delivery_mode(delivery_mode: object) -> str | None:
+    """Zato's `delivery_mode` (JMS: 1 non-persistent, 2 persistent; 0 or None: the connection's
+    default) as our persistence."""
+    if delivery_mode is None or delivery_mode == 0:
+        return None
+    if type(delivery_mode) is not int or delivery_mode not in DELIVERY_MODES:  # bool is no mode
+        raise ConnectorError(
+            f"IBM MQ delivery_mode must be 1 (non-persistent) or 2 (persistent), not {delivery_mode!r}"
+        )
+    return DELIVERY_MODES[delivery_mode]
+
+
+def mq_id(field: str, value: str | bytes | None) -> bytes | None:
+    """A MsgId or CorrelId as bytes: bytes as they are, "ID:" + hex digits decoded, other text
+    as UTF-8; at most 24 bytes (MQ pads shorter ones with zero bytes). "" or None: not set."""
+    if value is None or value in ("", b""):
+        return None
+    if isinstance(value, str):
+        if value.startswith(MQ_ID_PREFIX):
+            try:
+                value = bytes.fromhex(value[len(MQ_ID_PREFIX) :])
+            except ValueError:
+                raise ConnectorError(f"IBM MQ {field} {value!r}: hex digits must follow ID:") from None
+        else:
+            value = value.encode("utf-8")
+    if not isinstance(value, bytes):
+        raise ConnectorError(f"IBM MQ {field} must be text or bytes, not {type(value).__name__}")
+    if len(value) > 24:
+        raise ConnectorError(f"IBM MQ {field} is longer than 24 bytes")
+    return value
 
 
 def encode(
     data: object,
     queue: str | None = None,
     priority: int | None = None,
-    expiry: int | None = None,
+    expiry: float | None = None,
     persistence: str | None = None,
     correlation_id: str | bytes | None = None,
     reply_to: str | None = None,
+    msg_id: str | bytes | None = None,
 ) -> str:
     """One outgoing IBM MQ message as stored in Redis; ConnectorError naming a bad argument."""
     if priority is not None and (
         isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 9
     ):
         raise ConnectorError(f"IBM MQ priority must be a whole number 0..9, not {priority!r}")
-    if expiry is not None and (isinstance(expiry, bool) or not isinstance(expiry, int) or expiry < 0):
-        raise ConnectorError(f"IBM MQ expiry must be whole seconds >= 0, not {expiry!r}")
+    if expiry is not None and (
+        isinstance(expiry, bool) or not isinstance(expiry, (int, float)) or not 0 <= expiry < 2**31 / 10
+    ):
+        raise ConnectorError(f"IBM MQ expiry must be seconds >= 0, not {expiry!r}")
     if persistence is not None and persistence not in PERSISTENCE:
         raise ConnectorError(
             f"IBM MQ persistence must be one of {', '.join(PERSISTENCE)}, not {persistence!r}"
         )
-    if isinstance(correlation_id, str):
-        correlation_id = correlation_id.encode("utf-8")
-    if correlation_id is not None and len(correlation_id) > 24:
-        raise ConnectorError("IBM MQ correlation_id is longer than 24 bytes")
+    corr, mid = mq_id("correlation_id", correlation_id), mq_id("msg_id", msg_id)
     msg = envelope(
         data,
         queue=queue,
         priority=priority,
         expiry=expiry,
         persistence=persistence,
-        correlation_id=correlation_id.hex() if correlation_id is not None else None,
-        reply_to=reply_to,
+        correlation_id=corr.hex() if corr is not None else None,
+        reply_to=reply_to or None,
+        msg_id=mid.hex() if mid is not None else None,
     )
     return json.dumps(msg)
 
@@ -83,7 +133,7 @@ def encode(
 def decode(raw: str) -> MQMessage:
     try:
         msg = json.loads(raw)
-        corr = msg.get("correlation_id")
+        corr, mid = msg.get("correlation_id"), msg.get("msg_id")
         return MQMessage(
             body_of(msg),
             msg.get("id", ""),
@@ -93,6 +143,7 @@ def decode(raw: str) -> MQMessage:
             msg.get("persistence"),
             bytes.fromhex(corr) if corr else None,
             msg.get("reply_to"),
+            bytes.fromhex(mid) if mid else None,
         )
     except (ValueError, TypeError, KeyError, AttributeError) as e:
         raise ConnectorError(f"malformed outgoing message ({type(e).__name__}: {e})") from None
@@ -160,7 +211,7 @@ class IBMMQOutgoingConnector:
             "non-persistent": c.MQPER_NOT_PERSISTENT,
         }.get(persistence, c.MQPER_PERSISTENCE_AS_Q_DEF)
         expiry = self.d["expiry"] if msg.expiry is None else msg.expiry
-        md.Expiry = expiry * 10 if expiry else c.MQEI_UNLIMITED  # MQ counts tenths of a second
+        md.Expiry = math.ceil(round(expiry * 10, 6)) if expiry else c.MQEI_UNLIMITED  # MQ counts tenths
         md.Priority = self.d["priority"] if msg.priority is None else msg.priority
         md.Format = c.MQFMT_STRING
         if msg.correlation_id:
@@ -168,7 +219,11 @@ class IBMMQOutgoingConnector:
         if msg.reply_to:
             md.ReplyToQ = msg.reply_to.encode("utf-8")
         pmo = m.PMO()
-        pmo.Options = c.MQPMO_SYNCPOINT | c.MQPMO_NEW_MSG_ID | c.MQPMO_FAIL_IF_QUIESCING
+        pmo.Options = c.MQPMO_SYNCPOINT | c.MQPMO_FAIL_IF_QUIESCING
+        if msg.msg_id:
+            md.MsgId = msg.msg_id.ljust(24, b"\x00")
+        else:
+            pmo.Options |= c.MQPMO_NEW_MSG_ID
         self.ctx.stats.add("messages_in")
         self._open(m, qm, msg.queue or self.d["queue"]).put(msg.body, md, pmo)
 

@@ -4,8 +4,10 @@ outgoing connectors), ZeroMQ (sockets in the server itself, as the seed says), p
 
 make_outgoing(settings, redis_client) is called once per gunicorn worker and returns an object
 with `.amqp.send(msg, out_name, exchange=None, routing_key=None, properties=None, headers=None,
-priority=None, expiration=None)` (Zato's argument names), `.ibm_mq.send(data, name, queue=None,
-priority=None, expiry=None, persistence=None, correlation_id=None, reply_to=None)`,
+priority=None, expiration=None)` (Zato's argument names), `.ibm_mq.send(msg, outconn_name,
+queue_name=None, correlation_id='', msg_id='', reply_to='', expiration=None, priority=None,
+delivery_mode=None, raise_on_error=True)` (Zato's; our data=, name=, queue=, expiry=,
+persistence= too),
 `.zmq.send(data, name)`, `.plain_http[name].conn.get(cid, ...)` and `.sql.get(name).session()`.
 Definitions are read from the ODB and re-checked every few seconds, so edits apply without a
 restart. Nothing here keeps the settings object: a service reaching through it finds no
@@ -26,7 +28,7 @@ from typing import Any
 
 import redis
 
-from zato.common.errors import ConnectorError, OutgoingNotFound
+from zato.common.errors import ConnectorError, CoordUnavailable, OutgoingNotFound
 from zato.config.settings import ServerSettings
 from zato.connector import ibmmq_outgoing
 from zato.connector.zmq_channel import endpoint
@@ -152,27 +154,70 @@ class AMQPOutgoing:
 
 
 class IBMMQOutgoing:
+    """`self.outgoing.ibm_mq` / `self.out.ibm_mq`. send() takes Zato's own signature,
+    send(msg, outconn_name, queue_name, correlation_id='', msg_id='', reply_to='',
+    expiration=None, priority=None, delivery_mode=None, raise_on_error=True), and our keyword
+    names (data=, name=, queue=, expiry= in seconds, persistence=) as well."""
+
     def __init__(self, load: Loader, cluster: str, client: redis.Redis):
         self.cluster, self.client = cluster, client
         self.defs = _Definitions(load, "ibm-mq-outgoing")
 
     def send(
         self,
-        data: object,
-        name: str,
-        queue: str | None = None,
-        priority: int | None = None,
-        expiry: int | None = None,
-        persistence: str | None = None,
+        msg: object = None,
+        outconn_name: str | None = None,
+        queue_name: str | None = None,
         correlation_id: str | bytes | None = None,
+        msg_id: str | bytes | None = None,
         reply_to: str | None = None,
+        expiration: int | None = None,
+        priority: int | None = None,
+        delivery_mode: int | None = None,
+        raise_on_error: bool = True,
+        *,
+        data: object = None,
+        name: str | None = None,
+        queue: str | None = None,
+        expiry: float | None = None,
+        persistence: str | None = None,
     ) -> None:
-        """Hand `data` to the IBM MQ outgoing connector `name` durably (Redis); it puts it to
-        `queue` (default: the connection's) under syncpoint, also across restarts and takeovers.
-        Works without the IBM MQ client installed on this server; expiry is in seconds."""
-        self.defs.get(name)
-        raw = ibmmq_outgoing.encode(data, queue, priority, expiry, persistence, correlation_id, reply_to)
-        OutQueue(self.client, self.cluster, ibmmq_outgoing.KIND, name).push(raw)
+        """Hand the message to the IBM MQ outgoing connector `outconn_name` durably (Redis); it
+        puts it to `queue_name` (default: the connection's) under syncpoint, also across restarts
+        and takeovers. Works without the IBM MQ client installed on this server. expiration is
+        Zato's (JMS milliseconds), expiry ours (seconds); delivery_mode is Zato's (1
+        non-persistent, 2 persistent), persistence ours. raise_on_error=False: a message that
+        cannot be handed to Redis is logged and dropped, as Zato does when its connector is
+        down; bad arguments raise either way."""
+        body = _one("msg", msg, "data", data)
+        out = _one("outconn_name", outconn_name, "name", name)
+        if out is None:
+            raise ConnectorError("ibm_mq.send: the outgoing connection's name is required (outconn_name)")
+        self.defs.get(out)
+        raw = ibmmq_outgoing.encode(
+            body,
+            _one("queue_name", queue_name, "queue", queue) or None,
+            priority,
+            _one("expiration", ibmmq_outgoing.expiry_of_expiration(expiration), "expiry", expiry),
+            _one("delivery_mode", ibmmq_outgoing.persistence_of_delivery_mode(delivery_mode),
+                 "persistence", persistence),
+            correlation_id,
+            reply_to,
+            msg_id,
+        )
+        try:
+            OutQueue(self.client, self.cluster, ibmmq_outgoing.KIND, out).push(raw)
+        except CoordUnavailable as e:
+            if raise_on_error:
+                raise
+            logger.warning("IBM MQ outgoing %r: message dropped (raise_on_error=False): %s", out, e)
+
+
+def _one(zato_name: str, zato_value: Any, our_name: str, our_value: Any) -> Any:
+    """The value of an argument that has Zato's name and ours; refuses both at once."""
+    if zato_value is not None and our_value is not None:
+        raise ConnectorError(f"ibm_mq.send: give {zato_name} or {our_name}, not both")
+    return our_value if zato_value is None else zato_value
 
 
 def _zmq_module():  # noqa: ANN202
@@ -261,6 +306,7 @@ class Outgoing:
         load = odb_loader(settings)
         self.amqp = AMQPOutgoing(load, settings.cluster, client)
         self.ibm_mq = IBMMQOutgoing(load, settings.cluster, client)
+        self.wmq = self.jms_wmq = self.ibm_mq  # Zato's other names for it
         self.zmq = ZMQOutgoing(load)
         self.plain_http = PlainHTTP(_Definitions(load, "http-outgoing"))
         self.sql = SQL(_Definitions(load, "sql-outgoing"))
