@@ -4,9 +4,13 @@ filled in, optional sections are uncommented when given, what the template lacks
 from __future__ import annotations
 
 import configparser
+import re
 
-from zato.config.settings import load_server_settings
-from zato.lifecycle.layout import ServerSpec, create_server_dir
+import pytest
+
+from zato.common.errors import ConfigError
+from zato.config.settings import load_dashboard_settings, load_lb_settings, load_server_settings
+from zato.lifecycle.layout import ServerSpec, create_dashboard_dir, create_lb_dir, create_server_dir
 from zato.lifecycle.templates import render_ini
 
 TEMPLATE = """# a file
@@ -52,3 +56,67 @@ def test_a_created_server_conf_is_the_commented_template_and_loads(tmp_path):
     s = load_server_settings(path)
     assert (s.name, s.cluster, s.port, s.odb_url) == ("s1", "c1", 17099, "sqlite:////tmp/x.db")
     assert "CHANGE-ME" not in text  # every secret was generated
+
+
+_COMMENTED = re.compile(r"^#\s*(\[[A-Za-z0-9_.-]+\]|[A-Za-z0-9_.-]+\s*=.*)$")
+
+
+def uncomment_every_setting(path: str) -> list[str]:
+    """What a user does to change a documented default: drop the "# " of every commented
+    `key = value` line and `[section]` header. Returns the lines uncommented."""
+    with open(path) as f:
+        lines = f.read().splitlines()
+    done = []
+    for i, line in enumerate(lines):
+        m = _COMMENTED.match(line)
+        if m:
+            lines[i] = m.group(1)
+            done.append(m.group(1))
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return done
+
+
+def created(kind: str, tmp_path) -> tuple[str, str]:  # noqa: ANN001
+    """(component directory, its config file) as `zato create ...` writes them."""
+    spec = ServerSpec("s1", "c1", "sqlite:////tmp/x.db", port=17099)
+    server = create_server_dir(str(tmp_path / "s1"), spec)
+    if kind == "server":
+        return server, f"{server}/config/server.conf"
+    if kind == "lb":
+        lb = create_lb_dir(str(tmp_path / "lb"), "c1")
+        with open(f"{lb}/config/lb.pem", "w") as f:  # [tls] cert = lb.pem names a file
+            f.write("not checked when loading\n")
+        return lb, f"{lb}/config/lb.conf"
+    dashboard = create_dashboard_dir(str(tmp_path / "d"), load_server_settings(server))
+    return dashboard, f"{dashboard}/config/dashboard.conf"
+
+
+LOADERS = {"server": load_server_settings, "lb": load_lb_settings, "dashboard": load_dashboard_settings}
+
+
+@pytest.mark.parametrize("kind", sorted(LOADERS))
+def test_every_commented_default_can_be_uncommented_as_it_is(kind, tmp_path):
+    """A comment after a value is part of the value (configparser without inline comment
+    prefixes, so that a password may hold '#'): the templates keep comments on lines of their
+    own, and a created file with every documented default switched on still loads."""
+    path, conf = created(kind, tmp_path)
+    settings = uncomment_every_setting(conf)
+    assert settings, "the template documents no defaults"
+    assert [s for s in settings if "#" in s] == []
+    loaded = LOADERS[kind](path)
+    if kind == "server":
+        assert (loaded.limits.max_body, loaded.lease.renew_deadline, loaded.announce_host) == (
+            4194304, 1.0, "10.0.0.5")
+        assert loaded.redis.sentinels == (("host1", 26379), ("host2", 26379))
+    if kind == "lb":
+        assert (loaded.check_inter_ms, loaded.edge.admin_through_lb, loaded.edge.admin_max_failures) == (
+            300, True, 10)
+
+
+def test_a_comment_after_a_number_is_named_in_the_error(tmp_path):
+    path, conf = created("server", tmp_path)
+    with open(conf, "a") as f:
+        f.write("\n[limits]\nmax_body = 4194304   # bytes\n")
+    with pytest.raises(ConfigError, match=r"'4194304   # bytes' is not a whole number \(a comment must be"):
+        load_server_settings(path)

@@ -246,7 +246,8 @@ class _Reader:
         try:
             value = int(raw)
         except ValueError:
-            raise ConfigError(f"{self.path}: [{section}] {key}: {raw!r} is not a whole number") from None
+            what = f"{raw!r} is not a whole number{_hint(raw)}"
+            raise ConfigError(f"{self.path}: [{section}] {key}: {what}") from None
         if not lo <= value <= hi:
             raise ConfigError(f"{self.path}: [{section}] {key}: {value} is not in {lo}..{hi}")
         return value
@@ -256,7 +257,7 @@ class _Reader:
         if raw is None:
             return default
         if raw.lower() not in _BOOLS:
-            raise ConfigError(f"{self.path}: [{section}] {key}: {raw!r} is not true or false")
+            raise ConfigError(f"{self.path}: [{section}] {key}: {raw!r} is not true or false{_hint(raw)}")
         return _BOOLS[raw.lower()]
 
     def float(self, section: str, key: str, default: float, lo: float = 0.0) -> float:
@@ -266,13 +267,19 @@ class _Reader:
         try:
             value = float(raw)
         except ValueError:
-            raise ConfigError(f"{self.path}: [{section}] {key}: {raw!r} is not a number") from None
+            what = f"{raw!r} is not a number{_hint(raw)}"
+            raise ConfigError(f"{self.path}: [{section}] {key}: {what}") from None
         if value <= lo:
             raise ConfigError(f"{self.path}: [{section}] {key}: {value} must be greater than {lo}")
         return value
 
     def section(self, name: str) -> dict:
         return dict(self.cp.items(name)) if self.cp.has_section(name) else {}
+
+
+def _hint(raw: str) -> str:
+    """Comments after a value are part of it (a password may hold '#'): say so when it shows."""
+    return " (a comment must be on a line of its own)" if "#" in raw else ""
 
 
 _REQUIRED = object()
