@@ -1,7 +1,7 @@
 """The edge with a real HAProxy and a real server: body limits (413 before reading, chunked
-counted), slow bodies (408), header limits, client disconnects (one warning line, no service
-call), /zato/internal/ refused on the public port, admin brute force throttled, admin access
-through the LB turned off."""
+counted), slow bodies (408), header limits (count and size: 431, request line: 414), client
+disconnects (one warning line, no service call), /zato/internal/ refused on the public port,
+admin brute force throttled, admin access through the LB turned off."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ import requests
 from tests.support import signed_headers, wait_for, zato
 
 MAX_BODY = 1000
+MAX_HEADER_SIZE = 1024  # [limits] max_header_size: bytes of one header line
+MAX_REQUEST_LINE = 512  # [limits] max_request_line: bytes of "GET /path?query HTTP/1.1"
 SERVICE = """
 from zato.service import Service
 
@@ -31,7 +33,8 @@ class Count(Service):
 
 @pytest.fixture(scope="module")
 def qs(module_quickstart, tmp_path_factory):
-    limits = {"max_body": MAX_BODY, "body_timeout": "1.5", "max_headers": 30}
+    limits = {"max_body": MAX_BODY, "body_timeout": "1.5", "max_headers": 30,
+              "max_header_size": MAX_HEADER_SIZE, "max_request_line": MAX_REQUEST_LINE}
     cluster = module_quickstart(servers=1, extra_conf={"limits": limits, "main": {"drain_seconds": "0.2"}})
     cluster.start()
     module = tmp_path_factory.mktemp("mod") / "edge_api.py"
@@ -134,6 +137,26 @@ def test_too_many_headers_are_refused(qs):
     resp = requests.post(qs.server_url("server1") + "/count", headers=headers, timeout=10)
     assert resp.status_code == 431  # Request Header Fields Too Large, from gunicorn
     assert calls(qs) == before
+
+
+def test_a_request_line_over_the_limit_is_refused_with_414(qs):
+    before = calls(qs)
+    for base in (qs.server_url("server1"), qs.lb_url):
+        fits = requests.post(f"{base}/count?q={'a' * (MAX_REQUEST_LINE - 100)}", timeout=10)
+        assert fits.status_code == 200, fits.text
+        over = requests.post(f"{base}/count?q={'a' * MAX_REQUEST_LINE}", timeout=10)
+        assert over.status_code == 414, over.text  # URI Too Long, from gunicorn
+    assert calls(qs) == before + 2  # only the two that fit reached the service
+
+
+def test_a_header_over_the_size_limit_is_refused_with_431(qs):
+    before = calls(qs)
+    for base in (qs.server_url("server1"), qs.lb_url):
+        fits = requests.post(f"{base}/count", headers={"X-Big": "b" * (MAX_HEADER_SIZE - 100)}, timeout=10)
+        assert fits.status_code == 200, fits.text
+        over = requests.post(f"{base}/count", headers={"X-Big": "b" * MAX_HEADER_SIZE}, timeout=10)
+        assert over.status_code == 431, over.text  # Request Header Fields Too Large, from gunicorn
+    assert calls(qs) == before + 2
 
 
 def test_client_gone_mid_body_is_one_warning_line_and_no_service_call(qs):
