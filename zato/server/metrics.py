@@ -63,6 +63,20 @@ class Instruments:
             "zato_server_requests_in_flight", "HTTP requests being served now", multiprocess_mode="livesum"
         )
         self.requests = Counter("zato_server_requests", "HTTP requests served, every path", ["kind"])
+        # labels() costs about as much as the inc() it precedes: the children are kept here
+        # (a bounded cache, started over when full: label values come from requests).
+        self._children: dict[tuple, Any] = {}
+
+    CHILDREN = 10000
+
+    def child(self, metric: Any, *labels: str) -> Any:
+        key = (id(metric), *labels)
+        found = self._children.get(key)
+        if found is None:
+            if len(self._children) >= self.CHILDREN:
+                self._children = {}
+            found = self._children[key] = metric.labels(*labels)
+        return found
 
 
 @lru_cache(maxsize=1)
@@ -72,8 +86,8 @@ def instruments() -> Instruments:
 
 def observe_service(service: str, started: float) -> None:
     i = instruments()
-    i.invocations.labels(service).inc()
-    i.duration.labels(service).observe(time.perf_counter() - started)
+    i.child(i.invocations, service).inc()
+    i.child(i.duration, service).observe(time.perf_counter() - started)
 
 
 def exposition(client: Any, cluster: str, key: bytes | None = None) -> tuple[bytes, str]:

@@ -138,10 +138,11 @@ class ServerApp:
             CID.reset(token)
 
     def _serve(self, environ: dict, start_response: StartResponse, path: str, cid: str) -> Iterable[bytes]:
-        requests = metrics.instruments().requests
+        instruments = metrics.instruments()
+        requests = instruments.requests
         try:
             if path.startswith(INVOKE_PREFIX):
-                requests.labels("internal").inc()
+                instruments.child(requests, "internal").inc()
                 return self._internal(environ, start_response, path[len(INVOKE_PREFIX) :], cid)
             if path == ADMIN_INVOKE:
                 return self.invoke_api.admin_invoke(environ, start_response, cid)
@@ -149,9 +150,9 @@ class ServerApp:
                 name = path[len(API_INVOKE_PREFIX) :]
                 return self.invoke_api.api_invoke(environ, start_response, name, cid)
             if path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/"):
-                requests.labels("admin").inc()
+                instruments.child(requests, "admin").inc()
                 return self._admin(environ, start_response, cid)
-            requests.labels("channel").inc()
+            instruments.child(requests, "channel").inc()
             return self._channel(environ, start_response, path, cid)
         except HTTPError as e:
             return self._send(start_response, e.status, error_body(cid, e.detail), JSON, cid, e.headers)
@@ -236,7 +237,8 @@ class ServerApp:
         if ch is None:
             allowed = ", ".join(sorted(m for m in by_method if m))
             raise HTTPError(405, f"method {method} is not allowed for {path}", [("Allow", allowed)])
-        counter = metrics.instruments().channel_requests
+        instruments = metrics.instruments()
+        counter = instruments.channel_requests
         try:
             raw = self._body(environ, ch.max_body)  # the channel's own limit when it has one
             query = environ.get("QUERY_STRING")
@@ -255,9 +257,9 @@ class ServerApp:
             if text and ch.data_format == "json" and response.content_type is None:
                 response.content_type = JSON  # as Zato: a JSON channel answers JSON, dumps()'d text too
         except HTTPError as e:
-            counter.labels(ch.name, method, str(e.status)).inc()
+            instruments.child(counter, ch.name, method, str(e.status)).inc()
             raise
-        counter.labels(ch.name, method, str(response.status_code)).inc()
+        instruments.child(counter, ch.name, method, str(response.status_code)).inc()
         return self._reply(start_response, response, cid)
 
     # Connectors -> server
