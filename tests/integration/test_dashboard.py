@@ -169,9 +169,13 @@ def test_actions_drain_ready_restart_and_resend(quickstart):
 
     queue = OutQueue(connect(qs.settings("server1").redis), qs.cluster, "amqp", "out1")
     queue.client.lpush(queue.parked, '{"body": "x"}')
-    metrics = requests.get(qs.server_url("server1") + "/metrics", timeout=10).text
     running = 'connector="amqp-outgoing:out1",kind="amqp-outgoing",state="RUNNING"'
-    assert f"zato_connector_state{{{running}}} 1.0" in metrics
+    # The restarted connector is RUNNING once its startsecs passed: the new pid shows earlier.
+    metrics = wait_for(
+        lambda: (m := requests.get(qs.server_url("server1") + "/metrics", timeout=10).text)
+        and f"zato_connector_state{{{running}}} 1.0" in m and m,
+        30, what="/metrics showing the restarted connector RUNNING",
+    )
     assert 'zato_outgoing_queue_depth{connection="out1",kind="amqp",list="parked"} 1.0' in metrics
     assert op.act("api/outgoing/amqp/out1/resend")["result"].endswith("1 parked message(s) queued again")
 
