@@ -321,22 +321,13 @@ MIN_PASSWORD = 8  # [auth] admin_password (generated ones have 32 characters)
 MIN_SECRET = 12  # [auth] cluster_secret, which also signs membership entries
 
 
-def _secret(r: _Reader, key: str, minimum: int) -> str:
-    """A password or secret: refused (one line, the value not shown) if empty or short."""
-    value = r.str("auth", key, _REQUIRED)
-    if len(value) < minimum:
+def _secret(r: _Reader, key: str, minimum: int, optional: bool = False) -> str:
+    """A password or secret: refused (one line, the value not shown) if empty or short.
+    `optional`: empty turns the feature off; set, it must be as long as any other."""
+    value = r.str("auth", key, "" if optional else _REQUIRED)
+    if len(value) < minimum and not (optional and not value):
         what = "is empty" if not value else f"is shorter than {minimum} characters"
         raise ConfigError(f"{r.path}: [auth] {key} {what}; set a long random value")
-    return value
-
-
-def _optional_secret(r: _Reader, key: str, minimum: int) -> str:
-    """Empty turns the feature off; set, it must be as long as any other password."""
-    value = r.str("auth", key, "")
-    if value and len(value) < minimum:
-        raise ConfigError(
-            f"{r.path}: [auth] {key} is shorter than {minimum} characters; set a long random value"
-        )
     return value
 
 
@@ -390,7 +381,7 @@ def load_server_settings(server_dir: str) -> ServerSettings:
         announce_host=_announce_host(r),
         tls_ca_file=_existing_file(r, "tls", "ca_file"),
         invoke_username=r.str("auth", "invoke_username", "admin.invoke"),
-        invoke_password=_optional_secret(r, "invoke_password", MIN_PASSWORD),
+        invoke_password=_secret(r, "invoke_password", MIN_PASSWORD, optional=True),
         import_budget=r.float("main", "import_budget", 2.0),
     )
 
@@ -539,7 +530,7 @@ def load_dashboard_settings(dashboard_dir: str) -> DashboardSettings:
         admin_username=r.str("auth", "admin_username", _REQUIRED),
         admin_password=_secret(r, "admin_password", MIN_PASSWORD),
         lb_dir=lb_dir,
-        cluster_secret=_optional_secret(r, "cluster_secret", MIN_SECRET),
+        cluster_secret=_secret(r, "cluster_secret", MIN_SECRET, optional=True),
         session_minutes=r.int("main", "session_minutes", 480, 1, 60 * 24 * 30),
         log_level=r.str("logging", "level", "INFO"),
         log_format=_log_format(r),

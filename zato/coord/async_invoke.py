@@ -13,7 +13,6 @@ few seconds and a reap now and then, no heartbeat of its own.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 import redis
 
 from zato.common.errors import CoordError
+from zato.common.pidfile import pid_alive
 from zato.coord.client import translate
 from zato.coord.keys import Keys
 
@@ -57,16 +57,6 @@ def worker_id(server: str, pid: int) -> str:
 def _split(worker: str) -> tuple[str, int] | None:
     server, _, pid = worker.rpartition(":")
     return (server, int(pid)) if server and pid.isdigit() else None
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # somebody else's process: it exists
-        return True
-    return True
 
 
 class AsyncTaker:
