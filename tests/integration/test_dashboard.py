@@ -45,9 +45,14 @@ def browser():
 
 
 def text(driver, css: str) -> str:
+    """The element's text; "" while the page is being replaced (a form post, a live update)."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.common.by import By
 
-    return driver.find_element(By.CSS_SELECTOR, css).text
+    try:
+        return driver.find_element(By.CSS_SELECTOR, css).text
+    except (NoSuchElementException, StaleElementReferenceException):
+        return ""
 
 
 def rows(driver, table: str) -> list[str]:
@@ -74,7 +79,7 @@ def test_dashboard_live_takeover_login_and_csrf(quickstart, browser):
     browser.get(url)
     assert browser.current_url.endswith("/login")  # login is required
     login(browser, user, "not-" + password)
-    assert "Wrong user or password" in text(browser, "#login-error")
+    wait_for(lambda: "Wrong user or password" in text(browser, "#login-error"), 10, what="the login error")
     assert browser.current_url.endswith("/login")
     login(browser, user, password)
 
