@@ -12,7 +12,8 @@ import pytest
 from zato.common.errors import ConnectorError
 from zato.connector.amqp_channel import deliveries_of, parking_queue
 from zato.connector.base import RetryPolicy
-from zato.connector.zmq_channel import endpoint, payload
+from zato.connector.zmq_address import endpoint
+from zato.connector.zmq_channel import payload
 from zato.coord.queues import decode, encode
 from zato.service.outgoing import to_bytes
 

@@ -26,6 +26,7 @@ import zmq
 from zato.common.errors import EXIT_DEPENDENCY, EXIT_OK
 from zato.connector.base import Context, RetryPolicy
 from zato.connector.invoke import Invoker, NoServer
+from zato.connector.zmq_address import endpoints
 from zato.odb.connectors import in_flight_limit
 
 logger = logging.getLogger("zato.connector.zmq_channel")
@@ -33,20 +34,6 @@ logger = logging.getLogger("zato.connector.zmq_channel")
 POLL_MS = 200
 ATTEMPTS = 5
 RETRY = RetryPolicy(start=0.2, step=0.5, max=2.0)
-
-
-def endpoint(address: str, bind_by_default: bool) -> tuple[str, bool]:
-    """(address without prefix, bind?) for a CZMQ-style address."""
-    if address.startswith("@"):
-        return address[1:], True
-    if address.startswith(">"):
-        return address[1:], False
-    return address, bind_by_default
-
-
-def endpoints(address: str) -> list[tuple[str, bool]]:
-    """Every (address, bind?) of a comma-separated channel address."""
-    return [endpoint(a.strip(), bind_by_default=True) for a in address.split(",") if a.strip()]
 
 
 def payload(frames: list[bytes], socket_type: str, prefix: bytes) -> bytes:

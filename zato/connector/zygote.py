@@ -50,16 +50,15 @@ from zato.connector.process import RealOS, describe_exit, die_with_parent
 logger = logging.getLogger("zato.supervisor.zygote")
 
 RUN_MODULE = "zato.connector.run"
+# What every connector needs, or nearly: the run module (settings, Redis, the ODB's models,
+# stats), the invoker of every channel and the AMQP connectors (the common kinds; pika is
+# small). pyzmq and the IBM MQ client are left to the only connectors that use them: each
+# costs every other process of the tree its pages (see _preload_odb for the ODB's driver).
 PRELOAD = (
     RUN_MODULE,
+    "zato.connector.invoke",
     "zato.connector.amqp_channel",
     "zato.connector.amqp_outgoing",
-    "zato.connector.ibmmq_channel",
-    "zato.connector.ibmmq_outgoing",
-    "ibmmq",  # the IBM MQ client binding, when installed
-    "zato.connector.zmq_channel",
-    "sqlalchemy.dialects.sqlite",
-    "sqlalchemy.dialects.postgresql.psycopg",
 )
 RESTART_DELAY, RESTART_DELAY_MAX = 1.0, 30.0  # doubling while it dies before it is ready
 REPLY_TIMEOUT = 2.0  # a spawn answer later than this: give up on this zygote
@@ -67,13 +66,32 @@ ORPHAN_GRACE = 2.0  # children of a dead zygote (SIGKILLed by the kernel) are go
 MAX_MESSAGE = 1 << 20
 
 
+def _preload_odb(odb_url: str) -> None:
+    """The ODB's own SQLAlchemy dialect and database driver (every connector reads its
+    definition at start; the others' drivers stay out) and the ORM's mapper set-up, done once
+    here instead of in every child."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+    from sqlalchemy.orm import configure_mappers
+
+    import zato.odb.models  # noqa: F401 - the mapped classes
+    from zato.odb.engine import normalize_url
+
+    try:
+        make_url(normalize_url(odb_url)).get_dialect().import_dbapi()
+    except (ImportError, ArgumentError) as e:  # the child says what is wrong with the URL
+        logger.debug("zygote: not preloading the ODB driver: %s", e)
+    configure_mappers()
+
+
 # -- the zygote process ----------------------------------------------------------------------
 class Zygote:
     """Single-threaded fork loop. Never touches a network connection itself."""
 
-    def __init__(self, sock: socket.socket, supervisor: int):
+    def __init__(self, sock: socket.socket, supervisor: int, odb_url: str = ""):
         self.sock = sock
         self.supervisor = supervisor
+        self.odb_url = odb_url
         self.children: set[int] = set()
         self.wakeup_r, self.wakeup_w = os.pipe()
 
@@ -88,14 +106,7 @@ class Zygote:
                 importlib.import_module(module)
             except ImportError as e:  # an optional driver; the child imports it if needed
                 logger.debug("zygote: not preloading %s: %s", module, e)
-        try:  # the ORM's mapper set-up, done once here instead of in every child
-            from sqlalchemy.orm import configure_mappers
-
-            import zato.odb.models  # noqa: F401 - the mapped classes
-
-            configure_mappers()
-        except ImportError as e:
-            logger.debug("zygote: not configuring the ORM: %s", e)
+        _preload_odb(self.odb_url)
         # Everything imported so far leaves the collector's view: no collection in a child
         # touches (and so copies) these pages; they stay shared with the zygote.
         gc.freeze()
@@ -411,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CONFIG
     setup_component_logging(settings, "zygote")
     setproctitle(f"zato-connector-zygote: {settings.name}")
-    code = Zygote(sock, int(argv[2])).serve()
+    code = Zygote(sock, int(argv[2]), settings.odb_url).serve()
     logging.shutdown()
     sys.stderr.flush()
     os._exit(code)  # no interpreter teardown of everything preloaded: the supervisor waits for us

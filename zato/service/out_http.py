@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import json
 import string
-from typing import Any
-
-import requests
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from zato.common.errors import ConnectorError
 from zato.service.outgoing import PerWorker
+
+if TYPE_CHECKING:  # imported when a connection is first made: a worker without one never pays for it
+    import requests
 
 _FORMATTER = string.Formatter()
 
@@ -52,6 +54,8 @@ class HTTPConn:
         self._path = definition.get("url_path") or ""
         self._timeout = definition.get("timeout") or 10
         self._json = (definition.get("data_format") or "json") == "json"
+        import requests
+
         self._session = requests.Session()
         if definition.get("username"):
             self._session.auth = (definition["username"], definition.get("password") or "")
@@ -63,11 +67,13 @@ class HTTPConn:
         if missing:
             given = ", ".join(missing)
             raise ConnectorError(f"outgoing HTTP {self.name!r}: path parameter(s) {given} not given")
-        path = self._path.format(**{n: requests.utils.quote(str(params.pop(n)), safe="") for n in names})
+        path = self._path.format(**{n: quote(str(params.pop(n)), safe="") for n in names})
         return self._address + path, params
 
     def _call(self, method: str, cid: str, data: Any, params: dict | None,
               headers: dict | None) -> requests.Response:
+        import requests
+
         url, query = self._url(params)
         sent_headers = {"X-Zato-CID": cid or ""}
         body = data

@@ -31,7 +31,7 @@ import redis
 from zato.common.errors import ConnectorError, CoordUnavailable, OutgoingNotFound
 from zato.config.settings import ServerSettings
 from zato.connector import ibmmq_outgoing
-from zato.connector.zmq_channel import endpoint
+from zato.connector.zmq_address import endpoint
 from zato.coord.queues import OutQueue, encode
 from zato.odb import connectors
 from zato.odb.engine import ODB
