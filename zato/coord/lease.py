@@ -392,7 +392,7 @@ class LeaseKeeper:
         health: RedisHealth,
         should_stop: Callable[[], bool],
         wait: Callable[[float], None],
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] | None = None,  # None: time.monotonic (the protocol tests fake it)
         on_acquired: Callable[[int, float | None], None] | None = None,
     ):
         self.lease = lease
@@ -401,7 +401,7 @@ class LeaseKeeper:
         self.health = health
         self.should_stop = should_stop
         self.wait = wait  # sleeps, returns early when the supervisor stops
-        self.clock = clock
+        self.clock = time.monotonic if clock is None else clock  # never the wall clock: it steps
         self._lock = threading.Lock()
         self._epoch: int | None = None
         self._confirmed_at = 0.0  # start of the last renewal Redis confirmed

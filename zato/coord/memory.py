@@ -7,7 +7,9 @@ compare-and-extend, compare-and-delete, fenced status writes), so the contract s
 (tests/integration/test_lease_contract.py) runs unchanged on both, and the protocol can be
 checked exhaustively on a fake clock (tests/unit/test_lease_protocol.py). A server can be cut
 off (`partition`): its calls then raise CoordUnavailable, as a Redis it cannot reach would;
-`lose_data()` is a Redis restarted without its data. `MemoryFloor` is the durable epoch floor
+`lose_data()` is a Redis restarted without its data. Keys expire by `clock`, as Redis expires
+them by its host's wall clock (an expiry is kept as a Unix time): a step of that clock moves
+every expiry with it. `MemoryFloor` is the durable epoch floor
 the ODB keeps (zato.odb.epoch.EpochFloor), which a Redis data loss does not touch.
 """
 
@@ -28,7 +30,7 @@ from zato.coord.lease import Attempt
 class MemoryCoord:
     """The shared state of one cluster, as its Redis would hold it."""
 
-    clock: Callable[[], float] = time.monotonic
+    clock: Callable[[], float] = time.monotonic  # the Redis host's clock: expiries are wall-clock times
     token: str = ""
     expires_at: float = 0.0
     epoch: int = 0
