@@ -27,6 +27,12 @@ def read(client: redis.Redis, cluster: str, names: list[str]) -> dict[str, dict]
     keys = Keys(cluster)
     with translate("reading connector stats"):
         values = client.mget([keys.connector_stats(n) for n in names])
+    return parse_stats(names, values)
+
+
+def parse_stats(names: list[str], values: list) -> dict[str, dict]:
+    """Stats per name from the raw values stored for `names` (None: gone); values that are
+    not a JSON object are left out, and so are fields that are not a plain value."""
     out = {}
     for name, raw in zip(names, values, strict=True):
         if raw is None:
@@ -38,3 +44,17 @@ def read(client: redis.Redis, cluster: str, names: list[str]) -> dict[str, dict]
         if isinstance(doc, dict):  # anything else was not written by a connector
             out[name] = {k: v for k, v in doc.items() if isinstance(v, (str, int, float)) or v is None}
     return out
+
+
+class RedisConnectorStats:
+    """The connector-stats side of the coordination port (zato.coord.port.ConnectorStats) over
+    one cluster's Redis; MemoryConnectorStats is its in-memory twin."""
+
+    def __init__(self, client: redis.Redis, cluster: str):
+        self.client, self.cluster = client, cluster
+
+    def write(self, name: str, stats: dict, ttl: float) -> None:
+        write(self.client, self.cluster, name, stats, ttl)
+
+    def read(self, names: list[str]) -> dict[str, dict]:
+        return read(self.client, self.cluster, names)

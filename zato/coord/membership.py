@@ -20,13 +20,14 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import redis
 
 from zato.common.errors import CoordError
 from zato.config.settings import MAX_MEMBERSHIP_TTL
-from zato.coord import parse
+from zato.coord import parse, subscribe
 from zato.coord.client import translate
 from zato.coord.keys import Keys
 from zato.coord.signing import sign, verified
@@ -103,6 +104,9 @@ def refresh(client: redis.Redis, cluster: str, member: Member, ttl: float, key: 
     return old is None
 
 
+CHANGES = ("joined", "draining", "left")
+
+
 def publish_change(client: redis.Redis, cluster: str, name: str, event: str) -> None:
     """Tell listeners (the LB controller) at once: event is joined | draining | left."""
     with translate("membership change notice"):
@@ -145,7 +149,12 @@ def withdraw(client: redis.Redis, cluster: str, name: str, owner: Member | None 
 def check_name_free(client: redis.Redis, cluster: str, key: bytes, name: str, address: str) -> None:
     """CoordError unless no live server of `cluster` other than the one at `address` has `name`
     (the same server restarted after a crash leaves its own entry until its TTL: that is fine)."""
-    for m in live_servers(client, cluster, key):
+    name_free(live_servers(client, cluster, key), name, address)
+
+
+def name_free(live: list[Member], name: str, address: str) -> None:
+    """CoordError if one of `live` other than the one at `address` has `name`."""
+    for m in live:
         if m.name == name and m.address != address:
             raise CoordError(f"server name {name!r} is taken by the live server at {m.address} (pid {m.pid})")
 
@@ -180,7 +189,13 @@ def live_servers(client: redis.Redis, cluster: str, key: bytes | None) -> list[M
         gone = [n for n, v in zip(names, values, strict=True) if v is None]
         if gone:
             client.srem(keys.members, *gone)
-    result, now = [], time.time()
+    return read_entries(cluster, names, values, key, time.time())
+
+
+def read_entries(cluster: str, names: list[str], values: list, key: bytes | None, now: float) -> list[Member]:
+    """The members stored under `names` (`values`: their raw entries, None when gone) that
+    verify and are fresh at `now`; every other entry is logged once and left out."""
+    result = []
     for index_name, raw in zip(names, values, strict=True):
         if raw is not None:
             try:
@@ -225,3 +240,74 @@ def _check_fresh(fields: dict, now: float) -> None:
         raise parse.BadEntry(
             f"its signed time 'at' is more than {bound:g} s {when} (replayed, or a clock is off)"
         )
+
+
+def writer_key(key: bytes | None, cluster: str) -> bytes:
+    """`key`, which a handle needs to write its entry (a read-only display has none)."""
+    if key is None:
+        raise CoordError(f"cluster {cluster}: writing a member entry needs the cluster secret")
+    return key
+
+
+def notice(raw: str | bytes) -> dict | None:
+    """A change notice {"name", "event"} as published by publish_change; None (logged once)
+    for anything else."""
+    try:
+        doc = json.loads(raw)
+    except (TypeError, ValueError):
+        doc = None
+    if isinstance(doc, dict) and isinstance(doc.get("name"), str) and doc.get("event") in CHANGES:
+        return {"name": doc["name"], "event": doc["event"]}
+    _bad.warning(f"ignoring a malformed membership change notice: {str(raw)[:200]!r}")
+    return None
+
+
+class RedisMembership:
+    """The membership side of the coordination port (zato.coord.port.Membership) over one
+    cluster's Redis; `key`: `signing.member_key` (None only for a display without the secret:
+    entries are then parsed but not verified). MemoryMembership is its in-memory twin."""
+
+    def __init__(self, client: redis.Redis, cluster: str, key: bytes | None):
+        self.client, self.cluster, self.key = client, cluster, key
+
+    def announce(self, member: Member, ttl: float) -> None:
+        announce(self.client, self.cluster, member, ttl, writer_key(self.key, self.cluster))
+
+    def refresh(self, member: Member, ttl: float) -> bool:
+        return refresh(self.client, self.cluster, member, ttl, writer_key(self.key, self.cluster))
+
+    def withdraw(self, name: str, owner: Member | None = None) -> bool:
+        return withdraw(self.client, self.cluster, name, owner)
+
+    def publish_change(self, name: str, event: str) -> None:
+        publish_change(self.client, self.cluster, name, event)
+
+    def live_servers(self) -> list[Member]:
+        return live_servers(self.client, self.cluster, self.key)
+
+    def check_name_free(self, name: str, address: str) -> None:
+        name_free(self.live_servers(), name, address)
+
+    def set_operator_drain(self, name: str, drained: bool) -> None:
+        set_operator_drain(self.client, self.cluster, name, drained)
+
+    def operator_drained(self) -> set[str]:
+        return operator_drained(self.client, self.cluster)
+
+    def watch(
+        self,
+        on_change: Callable[[dict], None],
+        should_stop: Callable[[], bool],
+        on_subscribed: Callable[[], None] | None = None,
+        poll: float = 0.5,
+    ) -> None:
+        """on_change(notice) for each change published until should_stop(); CoordError when
+        Redis fails (subscribe.listen_forever subscribes again)."""
+
+        def on_message(raw: str) -> None:
+            found = notice(raw)
+            if found is not None:
+                on_change(found)
+
+        channel = Keys(self.cluster).members_channel
+        subscribe.listen(self.client, channel, on_message, should_stop, on_subscribed, poll)

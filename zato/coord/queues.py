@@ -68,6 +68,10 @@ class StaleEpoch(LeaseLost):
     """Redis refused to move messages for a connector whose epoch is no longer the newest."""
 
 
+def stale(what: str, epoch: int) -> StaleEpoch:
+    return StaleEpoch(f"{what}: epoch {epoch} is no longer the newest: Redis moved nothing")
+
+
 @dataclass(frozen=True)
 class OutMessage:
     body: bytes
@@ -167,7 +171,7 @@ class OutQueue:
         with translate(f"taking messages for {self.what}"):
             got = self._move(keys=[self.epoch_key, self.queue, self.processing], args=[self.epoch, limit])
         if got == -1:
-            raise StaleEpoch(f"{self.what}: epoch {self.epoch} is no longer the newest: Redis moved nothing")
+            raise stale(self.what, self.epoch)
         return list(got)
 
     def done(self, raws: list[str]) -> None:
