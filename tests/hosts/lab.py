@@ -70,7 +70,7 @@ class Slow(Service):
     def handle(self):
         import gevent
         gevent.sleep(float(self.request.params.get("s", "1")))
-        self.response.payload = {"slept": self.request.params.get("s", "1")}
+        self.response.payload = {"slept": self.request.params.get("s", "1"), "server": self.server.name}
 '''
 
 

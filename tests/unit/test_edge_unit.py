@@ -77,7 +77,12 @@ def test_default_edge_config_protects_the_public_port(lb_dir):
     assert "sc1_gpc0_rate(admin_failures) ge 10" in text
     assert "acl zato_admin path,url_dec -m beg /zato/api/invoke/" in text  # zato-client's path too
     assert "option httpchk GET /zato/ready" in text  # readiness, not liveness, decides traffic
-    assert "on-marked-down shutdown-sessions" in text  # a vanished server's requests end at once
+    # A vanished host's requests: found by keep-alive probes, replayed or answered 504;
+    # shutdown-sessions killed requests still connecting (render.py's docstring).
+    assert "on-marked-down shutdown-sessions" not in text
+    assert "option srvtcpka" in text and "srvtcpka-cnt 2" in text
+    assert "option http-server-close" in text and "option http-keep-alive" not in text
+    assert "http-after-response set-status 504 if { status 502 }" in text
     assert " ssl crt " not in text
 
 

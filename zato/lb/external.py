@@ -7,6 +7,8 @@ renders one (see docs/two-clusters.md):
 
 Each cluster's LB is health-checked on /zato-lb-alive. A request that fails on one cluster
 (its LB stopped: connection refused; or it has no server left: 503) is retried on the other.
+A cluster's LB host that vanishes under a request is handled as the cluster's own LB handles
+a vanished server (zato/lb/render.py): a GET is replayed on the other cluster, a POST gets 504.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import sys
 
 from zato.common.errors import ConfigError
-from zato.lb.render import ALIVE_URI, RETRY_ON
+from zato.lb.render import ALIVE_URI, LOST_SERVER_LINES, RETRY_ON
 
 
 def _host_port(value: str) -> tuple[str, int]:
@@ -45,7 +47,7 @@ defaults
     option redispatch 1
     retry-on {RETRY_ON}
     option idle-close-on-response
-    option http-keep-alive
+    option http-server-close
 
 frontend zato_clusters
     bind {bind}
@@ -57,7 +59,7 @@ backend zato_cluster_lbs
     option httpchk GET {ALIVE_URI}
     http-check expect status 200
 """
-        + "\n".join(servers)
+        + "\n".join([*LOST_SERVER_LINES, *servers])
         + "\n"
     )
 

@@ -8,7 +8,8 @@ Facts this config relies on (HAProxy 2.6, measured on this machine, see issue #4
   replayed on another one. L7 retries (anything but a connection failure) are disabled for
   methods that are not idempotent, and a 500 is never retried (it is the service's answer).
 - `option idle-close-on-response`: reloads under keep-alive load lose no request.
-- keep-alive (no `option httpclose`): httpclose halves the throughput.
+- keep-alive with clients (no `option httpclose`: it halved the throughput); one request a
+  server connection (`option http-server-close`, see below).
 - health checks (`server_options`, CHECK_TIMEOUT_MS): every `check_inter_ms` (300) with
   `fall` 2; after a first failure the next check comes `fastinter` (inter / 5) later, and a
   check that gets no answer fails after `timeout check` (500 ms). A hung server (SIGSTOP:
@@ -19,14 +20,25 @@ Facts this config relies on (HAProxy 2.6, measured on this machine, see issue #4
   load on 2 cores was 14 ms (32 connections) and 178 to 467 ms (128). bench/lb part (d).
 - the health check asks /zato/ready (readiness), not /zato/ping (liveness): a server that
   is starting (services not loaded) or draining (SIGTERM) answers 503 and gets no traffic.
-- a host that vanishes (no RST, no FIN) under a request in flight: without
-  `on-marked-down shutdown-sessions` that request waits for `timeout server` (30 s; a 5 s
-  client timed out in 3 runs of 4). With it, HAProxy closes the sessions of a server the
-  moment its checks mark it DOWN (about 0.8 s after the host vanished): the client's request
-  ends within about 1 s (connection closed, no answer) instead of hanging. A slow but live
-  server keeps passing its checks, so its requests keep their full `timeout server`. TCP
-  keep-alive (srvtcpka) and tcp_retries2 did not help: the request was already delivered.
-  Measured in the multi-host lab (tests/hosts, bench/faults).
+- a host that vanishes (no RST, no FIN) under a request in flight (measured in network
+  namespaces with nftables drop rules, tests/hosts and bench/faults; HAProxy 2.6):
+  * `on-marked-down shutdown-sessions` (what this file used before) ends such requests about
+    0.8 s after the host vanished, when the checks mark it DOWN, but a request still
+    *connecting* to that host then (SYN dropped, `timeout connect` not yet over) is killed
+    too and never retried: the client gets a closed connection (7 of 5,123 GETs failed in
+    bench/faults). It also cut the requests of a live server that a lossy link made flap.
+  * so: no shutdown-sessions. A connection to a vanished host fails `timeout connect` and
+    is redispatched (conn-failure); a request the host had already received is found out by
+    TCP keep-alive on the server side (SRVTCPKA_LINES: a probe after 1 s idle, then every
+    1 s, the connection dead after 2 unanswered, about 3 s) and then retried elsewhere if it
+    is idempotent, or answered 504 with Zato's envelope if not (ERROR_LOST): it may have
+    run. A slow but live server's kernel answers the probes, so its requests keep their
+    full `timeout server`.
+  * `option http-server-close`: a server connection is used for one request. With keep-alive
+    to the servers, a request written on a kept connection to a host that had just vanished
+    sits unacknowledged in the kernel: keep-alive probes do not run then, and it waited for
+    `timeout server` (30 s; the 5 s client timed out). Clients keep their keep-alive to
+    HAProxy.
 - the 503 body is Zato's JSON error envelope; its CID is "K" + 27 upper-case hex digits
   (hex digits are a subset of Crockford base32, so it is a well-formed Zato CID) generated
   by HAProxy from a UUID, and also sent as X-Zato-CID.
@@ -54,6 +66,24 @@ ALIVE_BODY = "<html><body><h1>200 OK</h1>\\nHAProxy: service ready.\\n</body></h
 # The CID: a v4 UUID without dashes, upper case, its last 5 hex digits dropped -> 27 chars.
 CID_FORMAT = "K%[uuid,regsub(-,,g),upper,regsub(.....$,)]"
 ERROR_503 = edge.envelope("No server available")
+# HAProxy's own 502 (a server lost under a request that cannot be replayed), sent as 504.
+ERROR_LOST = edge.envelope(
+    "The server handling the request was lost before it answered; the request may have run"
+)
+# Server-side TCP keep-alive: finds a vanished host under a request in flight (docstring).
+SRVTCPKA_LINES = [
+    "    option srvtcpka",
+    "    srvtcpka-idle 1s",
+    "    srvtcpka-intvl 1s",
+    "    srvtcpka-cnt 2",
+]
+# A request HAProxy gave up on with a 502 of its own becomes a 504: the server did not answer
+# in time. A server's own 502 (marked by the variable) is passed on as it is.
+LOST_SERVER_LINES = [
+    *SRVTCPKA_LINES,
+    "    http-response set-var(txn.zato_server_answered) bool(true)",
+    "    http-after-response set-status 504 if { status 502 } !{ var(txn.zato_server_answered) -m found }",
+]
 # Everything HAProxy can safely retry; 500 is left out on purpose (see module docstring).
 RETRY_ON = "conn-failure empty-response junk-response response-timeout 0rtt-rejected 502 503 504"
 
@@ -127,7 +157,6 @@ def server_options(settings: LBSettings) -> str:
     return (
         f"check inter {inter} fastinter {fast} fall {settings.check_fall} rise {settings.check_rise} "
         + edge.server_limits(settings.edge)
-        + " on-marked-down shutdown-sessions"
     )
 
 
@@ -208,7 +237,7 @@ def _defaults(s: LBSettings) -> str:
     option redispatch 1
     retry-on {RETRY_ON}
     option idle-close-on-response
-    option http-keep-alive
+    option http-server-close
 """
         + "\n".join(edge.defaults_lines(s.edge))
         + "\n"
@@ -246,6 +275,9 @@ def _backend(s: LBSettings, servers: list[Backend]) -> str:
         "    http-check expect status 200",
         "    http-error status 503 content-type application/json hdr X-Zato-CID %[unique-id] "
         f'lf-string "{ERROR_503}"',
+        "    http-error status 502 content-type application/json hdr X-Zato-CID %[unique-id] "
+        f'lf-string "{ERROR_LOST}"',
+        *LOST_SERVER_LINES,
     ]
     for b in sorted(servers, key=lambda b: b.name):
         lines.append(f"    server {b.name} {b.address} {opts}")
