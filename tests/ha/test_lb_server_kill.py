@@ -28,3 +28,35 @@ def test_sigkill_of_a_zato_server_under_load_fails_no_get(tmp_path):
         wait_for(lambda: "server2" not in states(), 30, what="server2 removed once its key expired")
     finally:
         qs.close()
+
+
+def test_a_hung_zato_server_under_load_fails_no_get(tmp_path):
+    """SIGSTOP of a real server (a hung process: its host's kernel still answers TCP, so the
+    LB's keep-alive probes pass): the GETs it had taken before HAProxy marked it DOWN are shut
+    by the controller once it has been DOWN for HUNG_AFTER and replayed on the other server.
+    None waits for `timeout server` (30 s): the load's client gives up after 10 s."""
+    qs = Quickstart(tmp_path, servers=2, extra_conf={"lb:haproxy": {"check_inter_ms": 300}}).create()
+    pid = 0
+    try:
+        qs.start()
+
+        def states() -> dict[str, str]:
+            return {s["name"]: s["state"] for s in describe(qs.lb_dir)["servers"]}
+
+        wait_for(lambda: all(v.startswith("UP") for v in states().values()) and len(states()) == 2, 30)
+        log = os.path.join(qs.lb_dir, "logs", "lb.log")
+        with Load(qs.lb_url + "/zato/ping") as load:
+            load.wait_requests(200)
+            pid = qs.pid("server2")
+            os.killpg(pid, signal.SIGSTOP)
+            wait_for(
+                lambda: "has failed its checks" in open(log).read(),
+                30,
+                what="the controller shutting server2's requests",
+            )
+            load.wait_requests(100)
+        assert load.failed == []
+    finally:
+        if pid:
+            os.killpg(pid, signal.SIGCONT)
+        qs.close()

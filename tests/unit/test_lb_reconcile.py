@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from zato.lb.reconcile import DRAIN_GRACE, for_leaver, for_member
+from zato.lb.reconcile import DRAIN_GRACE, HUNG_AFTER, for_hung, for_leaver, for_member
 from zato.lb.render import Backend
 from zato.lb.runtime import ServerState
 
@@ -42,3 +42,14 @@ def test_a_leaver_still_busy_after_the_grace_has_its_sessions_shut():
     cmds = for_leaver(state(admin="drain", sessions=3), 100.0, 100.0 + DRAIN_GRACE + 0.1)
     assert ops(cmds) == [("set_state", "maint"), ("shutdown_sessions", ""), ("del", "")]
     assert cmds[1].warn and "3 sessions" in cmds[1].log
+
+
+def test_a_member_down_with_requests_on_it_has_them_shut_only_once_it_looks_hung():
+    down = ServerState("server1", "127.0.0.1:17010", "DOWN", 2, "L4TOUT")
+    assert for_hung(down, 100.0, 100.0 + HUNG_AFTER - 0.1) == []  # a vanished host ends them itself
+    cmds = for_hung(down, 100.0, 100.0 + HUNG_AFTER)
+    assert ops(cmds) == [("shutdown_sessions", "")] and cmds[0].warn and "2 requests" in cmds[0].log
+    idle = ServerState("server1", "127.0.0.1:17010", "DOWN", 0, "L4TOUT")
+    assert for_hung(idle, 100.0, 200.0) == []
+    slow_but_live = ServerState("server1", "127.0.0.1:17010", "UP", 5, "L7OK")
+    assert for_hung(slow_but_live, 100.0, 200.0) == []

@@ -63,6 +63,7 @@ class Controller:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._drain_started: dict[str, float] = {}
+        self._down_since: dict[str, float] = {}  # members HAProxy shows DOWN, since when
         self._persisted: list[r.Backend] | None = None
         self._restart = Backoff(RESTART_START, RESTART_MAX)
         self._started_at = 0.0
@@ -214,6 +215,7 @@ class Controller:
         if members is None or not self.haproxy.alive():
             return
         actual = self.haproxy.runtime.servers(r.BACKEND)
+        self._end_hung(actual)
         wanted: dict[str, r.Backend] = {}
         serving: list[str] = []
         unapplied = False
@@ -269,6 +271,18 @@ class Controller:
     def _apply_member(self, b: r.Backend, member_state: str, cur: ServerState | None) -> None:
         self._drain_started.pop(b.name, None)
         self._apply(plan.for_member(b, member_state, cur))
+
+    def _end_hung(self, actual: dict[str, ServerState]) -> None:
+        """Shut the sessions of a server (member or leaver) DOWN for HUNG_AFTER with requests on it."""
+        now = time.monotonic()
+        for name in set(self._down_since) - {n for n, cur in actual.items() if not cur.up}:
+            del self._down_since[name]
+        for name, cur in actual.items():
+            if not cur.up:
+                try:
+                    self._apply(plan.for_hung(cur, self._down_since.setdefault(name, now), now))
+                except LBError as e:
+                    self._warn(f"server {name}: {e}; will retry")
 
     def _retire(self, name: str, cur: ServerState) -> None:
         """Drain a server that is no longer a member, then delete it once idle."""

@@ -9,6 +9,8 @@ the first one HAProxy refuses, for that server only).
     member's key is gone           state drain; once it has no sessions (or DRAIN_GRACE
                                    after the drain began): state maint, shutdown sessions
                                    if any are left, del server
+    member DOWN for HUNG_AFTER     shutdown sessions (a hung process: its kernel answers TCP,
+      with sessions                so only this ends its requests; render.py's docstring)
 """
 
 from __future__ import annotations
@@ -19,6 +21,12 @@ from zato.lb.render import Backend
 from zato.lb.runtime import ServerState
 
 DRAIN_GRACE = 30.0  # a drained server still busy after this long has its sessions shut down
+# A server failing its checks this long with requests still on it is hung (SIGSTOP, a
+# deadlock): its host's kernel answers the LB's TCP keep-alive probes, so nothing else ends
+# those requests before `timeout server`. Longer than a vanished host's requests take to end
+# by themselves (keep-alive: ~3 s; a connection being made: `timeout connect`), so those are
+# never cut, and than a lossy link makes a live server flap DOWN (one check, ~0.3 s).
+HUNG_AFTER = 5.0
 
 
 @dataclass(frozen=True)
@@ -61,3 +69,14 @@ def for_leaver(cur: ServerState, drain_started: float, now: float) -> list[Comma
         cmds.append(Command("shutdown_sessions", name, warn=True, log=f"server {name} still has "
                             f"{cur.sessions} sessions after {DRAIN_GRACE:.0f} s; shutting them"))
     return cmds + [Command("del", name, log=f"server {name} removed")]
+
+
+def for_hung(cur: ServerState, down_since: float, now: float) -> list[Command]:
+    """Commands for a member HAProxy has seen DOWN (its checks failing) since `down_since`
+    (monotonic seconds): shut its sessions once that has lasted HUNG_AFTER. HAProxy then
+    replays an idempotent request on another server; any other one ends without an answer."""
+    if cur.up or not cur.sessions or now - down_since < HUNG_AFTER:
+        return []
+    return [Command("shutdown_sessions", cur.name, warn=True, log=f"server {cur.name} has failed its "
+                    f"checks for {now - down_since:.0f} s with {cur.sessions} requests on it; shutting them "
+                    "(idempotent ones are replayed on another server)")]
