@@ -306,6 +306,7 @@ class TCPProxy:
 
 SERVICES = '''
 import json
+import time
 import redis
 from zato.service import Service
 
@@ -321,8 +322,11 @@ class Record(Service):
     name = "conn.record"
 
     def handle(self):
+        payload = self.request.payload
+        if isinstance(payload, dict) and payload.get("wait_ms"):
+            time.sleep(payload["wait_ms"] / 1000)  # bench/amqp --service-wait-ms: a service doing I/O
         client = _redis.get("c") or _redis.setdefault("c", redis.Redis.from_url(REDIS_URL))
-        client.rpush(received_key(self.server.cluster), json.dumps(self.request.payload))
+        client.rpush(received_key(self.server.cluster), json.dumps(payload))
 
 
 class SendAMQP(Service):

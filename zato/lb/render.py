@@ -38,7 +38,9 @@ Facts this config relies on (HAProxy 2.6, measured on this machine, see issue #4
     to the servers, a request written on a kept connection to a host that had just vanished
     sits unacknowledged in the kernel: keep-alive probes do not run then, and it waited for
     `timeout server` (30 s; the 5 s client timed out). Clients keep their keep-alive to
-    HAProxy.
+    HAProxy. The price in throughput: bench/lb part (f).
+  * a hung process (SIGSTOP, a deadlock) on a live host: its kernel answers the probes, so
+    the controller shuts the sessions of a server DOWN for HUNG_AFTER (zato/lb/reconcile.py).
 - the 503 body is Zato's JSON error envelope; its CID is "K" + 27 upper-case hex digits
   (hex digits are a subset of Crockford base32, so it is a well-formed Zato CID) generated
   by HAProxy from a UUID, and also sent as X-Zato-CID.
