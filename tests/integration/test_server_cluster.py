@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support import PG_URL, free_port, process_table, signed_headers, wait_for, zato
 from zato.common.cid import is_cid
@@ -352,6 +353,17 @@ def test_admin_api_deploys_a_module(cluster):
     assert "module admin_sleepy: did not finish loading within 2 s" in r.json()["zato_env"]["details"]
 
 
+def requests_in_flight(base: str) -> float:
+    """The server's zato_server_requests_in_flight gauge (all workers; a scrape is not counted)."""
+    text = requests.get(base + "/metrics", timeout=10).text
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "zato_server_requests_in_flight"
+    )
+
+
 def supervisor_pid(arbiter: int) -> int | None:
     """The pid of the arbiter's connector-supervisor child (found by parent pid)."""
     for pid, ppid, cmdline in process_table():
@@ -406,7 +418,8 @@ def test_up_status_and_graceful_stop(cluster):
         with ThreadPoolExecutor(1) as pool:
             wait_for(lambda: requests.get(url, timeout=10).status_code == 200, timeout=30, what="/slow")
             in_flight = pool.submit(requests.get, url, timeout=30)
-            time.sleep(0.5)  # let the request reach the worker before the stop
+            wait_for(lambda: requests_in_flight(cluster.server_url("server1")) >= 1, timeout=10,
+                     what="/slow at a worker")  # fmt: skip
             outputs = cluster.stop()
             r = in_flight.result()
         assert r.status_code == 200 and r.text == "finished"  # drained, not cut off
