@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import sys
 
+from zato.config.settings import RedisSettings, ServerSettings
 from zato.connector.zygote import ZygoteOS, run_args
 
 RUN = (sys.executable, "-m", "zato.connector.run", "/srv/server1", "zmq-channel", "orders")
@@ -35,7 +36,10 @@ def test_only_connector_runs_of_this_interpreter_are_forked() -> None:
 
 def test_without_a_ready_zygote_children_are_plain_processes() -> None:
     real = FakeRealOS()
-    os_ = ZygoteOS("/srv/server1", fallback=real)  # not started: no zygote yet
+    settings = ServerSettings(
+        "/srv/server1", "server1", "c1", "127.0.0.1", 17010, 1, "sqlite://", RedisSettings(), "admin", "", "s"
+    )
+    os_ = ZygoteOS(settings, fallback=real)  # not started: no zygote yet
     handle = os_.spawn(RUN, {"ZATO_EPOCH": "4"})
     assert handle == "popen"
     assert os_.poll(handle) == 3

@@ -13,7 +13,9 @@ each a subclass of its parent here; import those from their own module.
      │   └─ LeaseLost        this process is no longer the connector-server lease holder
      │       └─ StaleEpoch   (zato.coord.queues) Redis refused a move under an older epoch
      ├─ ComponentError       a component directory is wrong, or its process is in a bad state
-     │   └─ AlreadyRunning   the pidfile points at a live process
+     │   ├─ AlreadyRunning   the pidfile points at a live process
+     │   └─ EntryExit        (zato.lifecycle.entry) a process entry point ends before its
+     │                       work: a wrong command line or config; carries the exit code
      ├─ ServiceError         a service cannot be found, loaded or invoked
      │   ├─ ServiceNotFound
      │   ├─ InputError       a request lacks a declared input or gives a malformed one (400)

@@ -15,7 +15,10 @@ signal, poll, clock) sit behind the small `OS` seam so the restart logic is unit
 
 Contract for connector programs (ConnectorSpec.argv): they get the environment variables
 ZATO_EPOCH (the lease epoch they act under: send it as X-Zato-Epoch), ZATO_INVOKE_KEY (that
-epoch's key to sign internal calls with, zato.common.signing) and ZATO_SERVER_DIR; they must
+epoch's key to sign internal calls with, zato.common.signing), ZATO_SERVER_DIR, and
+SETTINGS_ENV (the server's settings without the cluster secret, zato.config.transfer) and
+MEMBERS_KEY_ENV (the key member entries are verified with, hex), which zato.connector.run
+takes instead of reading server.conf; they must
 exit promptly on SIGTERM, and exit on their own when their parent (the supervisor) is gone
 (check os.getppid() periodically). On Linux the real OS seam also asks the kernel to SIGKILL
 them when the supervisor dies (PR_SET_PDEATHSIG), as a second line of defence.
@@ -24,7 +27,6 @@ them when the supervisor dies (PR_SET_PDEATHSIG), as a second line of defence.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import enum
 import logging
 import os
@@ -36,8 +38,12 @@ from typing import Protocol
 
 from zato.common.errors import EXIT_CONFIG
 from zato.connector.registry import ConnectorSpec
+from zato.lifecycle.entry import die_with_parent
 
 logger = logging.getLogger("zato.supervisor.process")
+
+SETTINGS_ENV = "ZATO_SETTINGS"  # never in argv or a log line: it holds the ODB URL's password
+MEMBERS_KEY_ENV = "ZATO_MEMBERS_KEY"
 
 
 class State(enum.Enum):
@@ -84,20 +90,6 @@ class OS(Protocol):
     def signal(self, handle: Handle, sig: int) -> None: ...
 
     def now(self) -> float: ...
-
-
-_PR_SET_PDEATHSIG = 1
-try:  # looked up once here: no dlopen between fork and exec in a threaded process
-    _prctl = ctypes.CDLL(None, use_errno=True).prctl
-except (OSError, AttributeError):  # not Linux
-    _prctl = None
-
-
-def die_with_parent() -> None:
-    """Ask the kernel to SIGKILL this process when the thread that forked it ends. Runs in the
-    child between fork and exec (or right after a fork without exec: zato.connector.zygote)."""
-    if _prctl is not None:
-        _prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL))
 
 
 class RealOS:

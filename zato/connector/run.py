@@ -1,15 +1,16 @@
 """Entry point of one connector process: `python -m zato.connector.run SERVER_DIR KIND NAME`.
 
 Started by the connector supervisor on the lease holder with env ZATO_EPOCH (the holder's
-fencing epoch) and ZATO_SERVER_DIR. The connector reads its definition from the ODB itself,
-so no password is ever on a command line. Exit codes: 0 stopped, EXIT_CONFIG (no such
-definition, bad arguments), EXIT_DEPENDENCY (Redis or the ODB unreachable at start, address
-in use), EXIT_LEASE_LOST (another server holds the lease now).
+fencing epoch), ZATO_SERVER_DIR and the server's settings (zato.connector.process: the
+supervisor's, so server.conf is not read again). The connector reads its definition from
+the ODB itself, so no password is ever on a command line. Exit codes: 0 stopped,
+EXIT_CONFIG (no such definition, bad arguments), EXIT_DEPENDENCY (Redis or the ODB
+unreachable at start, address in use), EXIT_LEASE_LOST (another server holds the lease now).
 """
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import importlib
 import logging
 import os
@@ -17,12 +18,14 @@ import signal
 import sys
 
 from zato.common.errors import EXIT_CONFIG, EXIT_DEPENDENCY, ConnectorError, MissingDependency, ZatoError
-from zato.common.log import setup_component_logging
 from zato.common.signing import INVOKE_KEY_ENV, epoch_key
-from zato.config.settings import load_server_settings
+from zato.config import transfer
+from zato.config.settings import ServerSettings, load_server_settings
 from zato.connector.base import Context
+from zato.connector.process import MEMBERS_KEY_ENV, SETTINGS_ENV
 from zato.coord.client import check_redis, connect
 from zato.coord.signing import member_key
+from zato.lifecycle.entry import Entry, EntryExit
 from zato.odb import connectors
 from zato.odb.engine import ODB
 
@@ -37,15 +40,6 @@ MODULES = {
 }
 
 
-def set_title(kind: str, name: str) -> None:
-    try:
-        import setproctitle
-
-        setproctitle.setproctitle(f"zato-connector: {kind} {name}")
-    except ImportError:  # pragma: no cover - setproctitle is a dependency
-        pass
-
-
 def load_definition(odb_url: str, cluster: str, kind: str, name: str) -> dict:
     odb = ODB(odb_url)
     try:
@@ -54,27 +48,23 @@ def load_definition(odb_url: str, cluster: str, kind: str, name: str) -> dict:
         odb.dispose()
 
 
+ENTRY = Entry(
+    "zato-connector", f"python -m zato.connector.run SERVER_DIR {{{'|'.join(MODULES)}}} NAME", "connector",
+    usage_exit=EXIT_CONFIG,
+)
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 3 or argv[1] not in MODULES:
-        print(f"usage: python -m zato.connector.run SERVER_DIR {{{'|'.join(MODULES)}}} NAME", file=sys.stderr)
-        return EXIT_CONFIG
-    server_dir, kind, name = argv
+    return ENTRY.main(argv, 3, lambda args, _flags: start(*args), valid=lambda args: args[1] in MODULES)
+
+
+def start(server_dir: str, kind: str, name: str) -> int:
     try:
         epoch = int(os.environ.get("ZATO_EPOCH", ""))
     except ValueError:
-        print("zato-connector: error: ZATO_EPOCH must be set to the holder's epoch", file=sys.stderr)
-        return EXIT_CONFIG
-    try:
-        settings = load_server_settings(server_dir)
-    except ZatoError as e:
-        print(f"zato-connector: error: {e}", file=sys.stderr)
-        return EXIT_CONFIG
-    invoke_key = _invoke_key(settings, epoch)
-    members_key = member_key(settings.cluster_secret, settings.cluster)  # before the secret goes
-    settings = dataclasses.replace(settings, cluster_secret="")  # a connector holds its epoch's key only
-    setup_component_logging(settings, "connector")
-    set_title(kind, name)
+        raise EntryExit(EXIT_CONFIG, "ZATO_EPOCH must be set to the holder's epoch") from None
+    settings, invoke_key, members_key = given_settings(server_dir, epoch)
+    ENTRY.start(settings, title=f"zato-connector: {kind} {name}")
     label = f"{kind} {name!r}"
     try:
         check_redis(settings.redis)
@@ -85,17 +75,30 @@ def main(argv: list[str] | None = None) -> int:
     return run(settings, kind, name, epoch, definition, invoke_key, members_key)
 
 
-def _invoke_key(settings, epoch: int) -> bytes:  # noqa: ANN001 - ServerSettings
-    """The key the supervisor derived for this epoch; derived here when run by hand."""
-    given = os.environ.pop(INVOKE_KEY_ENV, "")
+def given_settings(server_dir: str, epoch: int) -> tuple[ServerSettings, bytes, bytes]:
+    """The settings (without the cluster secret: a connector holds its epoch's key only), the
+    epoch's invoke key and the members key. From the supervisor's environment (it read
+    server.conf once for the whole server); read from SERVER_DIR and derived here when a
+    connector is run by hand. The variables leave this process's environment either way."""
+    given = os.environ.pop(SETTINGS_ENV, "")
+    invoke, members = os.environ.pop(INVOKE_KEY_ENV, ""), os.environ.pop(MEMBERS_KEY_ENV, "")
+    if given:
+        settings = ENTRY.settings(None, functools.partial(transfer.loads, ServerSettings), given)
+        try:
+            return settings, bytes.fromhex(invoke), bytes.fromhex(members)
+        except ValueError:
+            raise EntryExit(EXIT_CONFIG, f"{INVOKE_KEY_ENV} and {MEMBERS_KEY_ENV} must be hex") from None
+    settings = ENTRY.settings(None, load_server_settings, server_dir)
     try:
-        return bytes.fromhex(given) if given else epoch_key(settings.cluster_secret, epoch)
+        invoke_key = bytes.fromhex(invoke) if invoke else epoch_key(settings.cluster_secret, epoch)
     except ValueError:
-        return epoch_key(settings.cluster_secret, epoch)
+        invoke_key = epoch_key(settings.cluster_secret, epoch)
+    members_key = member_key(settings.cluster_secret, settings.cluster)
+    return transfer.without_secrets(settings), invoke_key, members_key
 
 
 def run(  # noqa: PLR0913
-    settings,  # noqa: ANN001 - ServerSettings
+    settings: ServerSettings,
     kind: str,
     name: str,
     epoch: int,

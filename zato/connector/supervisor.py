@@ -30,18 +30,19 @@ from collections.abc import Callable
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from zato.common.errors import EXIT_CONFIG, CoordError, ZatoError
-from zato.common.log import setup_component_logging
+from zato.common.errors import CoordError, ZatoError
 from zato.common.retry import Backoff
 from zato.common.signing import INVOKE_KEY_ENV, epoch_key
+from zato.config import transfer
 from zato.config.settings import ServerSettings, load_server_settings
 from zato.connector import decide, registry
-from zato.connector.process import Manager, RestartPolicy
+from zato.connector.process import MEMBERS_KEY_ENV, SETTINGS_ENV, Manager, RestartPolicy
 from zato.connector.zygote import ZygoteOS
 from zato.coord import events, membership, takeovers
 from zato.coord.client import connect
 from zato.coord.lease import Lease, LeaseKeeper, RedisHealth
 from zato.coord.signing import member_key
+from zato.lifecycle.entry import Entry
 from zato.odb.epoch import EpochFloor
 
 logger = logging.getLogger("zato.supervisor")
@@ -86,11 +87,14 @@ class Supervisor:
         self.keeper = LeaseKeeper(
             self.lease, self.health, self.stop_event.is_set, self.stop_event.wait, on_acquired=self._took_over
         )
-        self.zygote = ZygoteOS(settings.path)  # started by the main loop, holder or standby
+        self.zygote = ZygoteOS(settings)  # started by the main loop, holder or standby
         self.manager = Manager(restart_policy(settings), self.zygote)
         self.parent = os.getppid()
         self.started_at = time.time()
         self.member_key = member_key(settings.cluster_secret, settings.cluster)
+        # What every connector gets instead of reading server.conf again (zato.connector.run)
+        self.child_env = {SETTINGS_ENV: transfer.dumps(transfer.without_secrets(settings)),
+                          MEMBERS_KEY_ENV: self.member_key.hex()}  # fmt: skip
         self.decider = decide.Decider(self.parent, PARENT_CHECK_EVERY)
         self.acting_epoch: int | None = None  # reported by membership and status; set as acted on
         self.acting_since = 0.0
@@ -210,6 +214,7 @@ class Supervisor:
 
     def _reconcile(self, epoch: int, desired: dict[str, registry.ConnectorSpec]) -> None:
         env = {
+            **self.child_env,
             "ZATO_EPOCH": str(epoch),
             "ZATO_SERVER_DIR": self.settings.path,
             INVOKE_KEY_ENV: epoch_key(self.settings.cluster_secret, epoch).hex(),
@@ -359,26 +364,21 @@ class Supervisor:
                 self.health.failed("status write", e)
 
 
-def set_title(settings: ServerSettings) -> None:
-    try:
-        from setproctitle import setproctitle
-    except ImportError:  # pragma: no cover - setproctitle is a dependency
-        return
-    setproctitle(f"zato-supervisor: {settings.name} (cluster {settings.cluster})")
+ENTRY = Entry("zato-supervisor", "python -m zato.connector.supervisor SERVER_DIR", "supervisor")
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 1:
-        print("usage: python -m zato.connector.supervisor SERVER_DIR", file=sys.stderr)
-        return 2
-    try:
-        settings = load_server_settings(argv[0])
-    except ZatoError as e:
-        print(f"zato-supervisor: error: {e}", file=sys.stderr)
-        return EXIT_CONFIG
-    setup_component_logging(settings, "supervisor")
-    set_title(settings)
+def main(argv: list[str] | None = None, settings: ServerSettings | None = None) -> int:
+    """`settings`: the arbiter's own, when it forked this process (zato.server.arbiter); the
+    supervisor then never reads server.conf, so the whole server runs on one version of it."""
+
+    def body(args: list[str], _flags: frozenset[str]) -> int:
+        return supervise(ENTRY.settings(settings, load_server_settings, args[0]))
+
+    return ENTRY.main(argv, 1, body)
+
+
+def supervise(settings: ServerSettings) -> int:
+    ENTRY.start(settings, title=f"zato-supervisor: {settings.name} (cluster {settings.cluster})")
     supervisor = Supervisor(settings)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, supervisor.on_signal)

@@ -9,7 +9,10 @@ pre-imported, so every child opens its own Redis, ODB, AMQP and ZeroMQ connectio
 
 Wire protocol: one JSON object per SOCK_SEQPACKET message.
 
-    supervisor -> zygote   {"op": "spawn", "argv": [SERVER_DIR, KIND, NAME], "env": {...}}
+    supervisor -> zygote   {"op": "settings", "settings": {...}}   first, once: the server's
+                                            settings without secrets (zato.config.transfer),
+                                            so the zygote does not read server.conf again
+                           {"op": "spawn", "argv": [SERVER_DIR, KIND, NAME], "env": {...}}
                            {"op": "signal", "pid": P, "sig": S}   (only while P is unreaped)
     zygote -> supervisor   {"ready": PID}                          once, after the imports
                            {"spawned": P} or {"error": TEXT, "errno": N}   answers a spawn
@@ -40,12 +43,13 @@ import time
 import traceback
 from dataclasses import dataclass
 
-from setproctitle import setproctitle
-
-from zato.common.errors import EXIT_CONFIG, ConnectorError, ZatoError
+from zato.common.errors import ConnectorError
 from zato.common.pidfile import pid_alive
 from zato.common.retry import Backoff
+from zato.config import transfer
+from zato.config.settings import ServerSettings
 from zato.connector.process import RealOS, describe_exit, die_with_parent
+from zato.lifecycle.entry import Entry, parent_gone
 
 logger = logging.getLogger("zato.supervisor.zygote")
 
@@ -64,6 +68,7 @@ RESTART_DELAY, RESTART_DELAY_MAX = 1.0, 30.0  # doubling while it dies before it
 REPLY_TIMEOUT = 2.0  # a spawn answer later than this: give up on this zygote
 ORPHAN_GRACE = 2.0  # children of a dead zygote (SIGKILLed by the kernel) are gone by then
 MAX_MESSAGE = 1 << 20
+SETTINGS_TIMEOUT = 10.0  # the supervisor sends them right after starting us
 
 
 def _preload_odb(odb_url: str) -> None:
@@ -170,8 +175,7 @@ class Zygote:
             os.close(self.wakeup_w)
             for sig in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM):
                 signal.signal(sig, signal.SIG_DFL)
-            die_with_parent()
-            if os.getppid() != zygote:  # the zygote died before the death signal was armed
+            if parent_gone(zygote):  # the zygote died before the death signal was armed
                 os._exit(1)
             root = logging.getLogger()
             for handler in list(root.handlers):
@@ -213,8 +217,10 @@ class ZygoteOS:
     """The OS seam through the zygote; RealOS (plain Popen) whenever the zygote is not ready.
     Main thread only (spawn, poll, signal and tick), like RealOS."""
 
-    def __init__(self, server_dir: str, fallback: RealOS | None = None):
-        self.server_dir = server_dir
+    def __init__(self, settings: ServerSettings, fallback: RealOS | None = None):
+        self.server_dir = settings.path
+        given = transfer.to_dict(transfer.without_secrets(settings))
+        self.settings_message = {"op": "settings", "settings": given}
         self.fallback = fallback or RealOS()
         self.proc: subprocess.Popen | None = None
         self.sock: socket.socket | None = None
@@ -308,6 +314,10 @@ class ZygoteOS:
             return
         finally:
             theirs.close()
+        try:
+            ours.send(json.dumps(self.settings_message).encode("utf-8"))  # buffered: it has not read yet
+        except OSError as e:
+            logger.error("cannot send the settings to the connector zygote: %s", e)
         ours.setblocking(False)
         self.sock, self.ready = ours, False
         self.starts += 1
@@ -404,28 +414,50 @@ def run_args(argv: tuple[str, ...]) -> list[str] | None:
     return None
 
 
-def main(argv: list[str] | None = None) -> int:
-    from zato.common.log import setup_component_logging
-    from zato.config.settings import load_server_settings
+ENTRY = Entry(
+    "zato-connector-zygote", "python -m zato.connector.zygote SERVER_DIR FD SUPERVISOR_PID", "zygote"
+)
 
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 3 or not argv[1].isdigit() or not argv[2].isdigit():
-        print("usage: python -m zato.connector.zygote SERVER_DIR FD SUPERVISOR_PID", file=sys.stderr)
-        return 2
-    sock = socket.socket(fileno=int(argv[1]))
-    if os.getppid() != int(argv[2]):
+
+def main(argv: list[str] | None = None) -> int:
+    def valid(args: list[str]) -> bool:
+        return args[1].isdigit() and args[2].isdigit()
+
+    return ENTRY.main(argv, 3, lambda args, _flags: start(int(args[1]), int(args[2])), valid)
+
+
+def start(fd: int, supervisor: int) -> int:
+    sock = socket.socket(fileno=fd)
+    if parent_gone(supervisor):
         return 0  # the supervisor is already gone
-    try:
-        settings = load_server_settings(argv[0])
-    except ZatoError as e:
-        print(f"zato-connector-zygote: error: {e}", file=sys.stderr)
-        return EXIT_CONFIG
-    setup_component_logging(settings, "zygote")
-    setproctitle(f"zato-connector-zygote: {settings.name}")
-    code = Zygote(sock, int(argv[2]), settings.odb_url).serve()
+    settings = ENTRY.settings(None, receive_settings, sock)
+    if settings is None:
+        return 0  # the supervisor closed the socket before it sent them: it is going away
+    ENTRY.start(settings, title=f"zato-connector-zygote: {settings.name}")
+    code = Zygote(sock, supervisor, settings.odb_url).serve()
     logging.shutdown()
     sys.stderr.flush()
     os._exit(code)  # no interpreter teardown of everything preloaded: the supervisor waits for us
+
+
+def receive_settings(sock: socket.socket) -> ServerSettings | None:
+    """The supervisor's first message: its settings; None if it closed the socket instead."""
+    sock.settimeout(SETTINGS_TIMEOUT)
+    try:
+        data = sock.recv(MAX_MESSAGE)
+    except OSError as e:
+        raise ConnectorError(f"no settings from the supervisor: {e}") from None
+    finally:
+        sock.settimeout(None)
+    if not data:
+        return None
+    try:
+        message = json.loads(data)
+    except ValueError as e:
+        raise ConnectorError(f"the supervisor's first message is not JSON: {e}") from None
+    if not isinstance(message, dict) or message.get("op") != "settings":
+        raise ConnectorError("the supervisor's first message is not its settings")
+    return transfer.from_dict(ServerSettings, message.get("settings"))
 
 
 if __name__ == "__main__":

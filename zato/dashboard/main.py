@@ -15,10 +15,10 @@ import gevent  # noqa: E402
 from gevent.event import Event  # noqa: E402
 from gevent.pywsgi import WSGIServer  # noqa: E402
 
-from zato.common.errors import EXIT_CONFIG, ConfigError  # noqa: E402
-from zato.common.log import setup_component_logging  # noqa: E402
+from zato.common.errors import ConfigError  # noqa: E402
 from zato.common.pidfile import read_pidfile, remove_pidfile, write_pidfile  # noqa: E402
 from zato.config.settings import load_dashboard_settings  # noqa: E402
+from zato.lifecycle.entry import Entry, EntryExit  # noqa: E402
 
 REFRESH = 0.5
 
@@ -48,17 +48,16 @@ def refresh_forever(ctx: Context) -> None:
         ctx.kick.clear()
 
 
+ENTRY = Entry("zato-dashboard", "python -m zato.dashboard.main DASHBOARD_DIR", "dashboard")
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 1:
-        print("usage: python -m zato.dashboard.main DASHBOARD_DIR", file=sys.stderr)
-        return 2
-    try:
-        settings = load_dashboard_settings(argv[0])
-    except ConfigError as e:
-        print(f"zato-dashboard: error: {e}", file=sys.stderr)
-        return EXIT_CONFIG
-    setup_component_logging(settings, "dashboard")
+    return ENTRY.main(argv, 1, lambda args, _flags: serve(args[0]))
+
+
+def serve(dashboard_dir: str) -> int:
+    settings = ENTRY.settings(None, load_dashboard_settings, dashboard_dir, errors=(ConfigError,))
+    ENTRY.start(settings)
     import logging
 
     from zato.coord.client import connect
@@ -69,8 +68,7 @@ def main(argv: list[str] | None = None) -> int:
 
     log = logging.getLogger("zato.dashboard")
     if read_pidfile(settings.pidfile).alive:
-        print(f"zato-dashboard: error: already running ({settings.pidfile})", file=sys.stderr)
-        return 1
+        raise EntryExit(1, f"already running ({settings.pidfile})")
     client, odb = connect(settings.redis), ODB(settings.odb_url)
     ctx = Context(
         settings=settings,
@@ -86,8 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         server.init_socket()
     except OSError as e:
         where = f"{settings.host}:{settings.port}"
-        print(f"zato-dashboard: error: cannot listen on {where}: {e}", file=sys.stderr)
-        return 1
+        raise EntryExit(1, f"cannot listen on {where}: {e}") from None
     write_pidfile(settings.pidfile)
     gevent.spawn(refresh_forever, ctx)
     gevent.signal_handler(signal.SIGTERM, server.stop, 2)

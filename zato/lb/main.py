@@ -16,12 +16,12 @@ import signal
 import sys
 
 from zato.common.errors import EXIT_CONFIG, EXIT_DEPENDENCY, EXIT_OK, ComponentError, ConfigError, ZatoError
-from zato.common.log import setup_component_logging
 from zato.common.pidfile import read_pidfile, remove_pidfile, write_pidfile
 from zato.config.component import LOAD_BALANCER, read_component
 from zato.config.settings import LBSettings, load_lb_settings
 from zato.lb.edge import fit_maxconn
 from zato.lb.haproxy import find_binary
+from zato.lifecycle.entry import Entry, EntryExit
 
 logger = logging.getLogger("zato.lb")
 
@@ -52,22 +52,20 @@ def load(lb_dir: str) -> tuple[LBSettings, str]:
     return dataclasses.replace(settings, edge=edge), check_settings(settings)
 
 
+ENTRY = Entry("zato-lb", "python -m zato.lb.main LB_DIR", "lb")
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 1:
-        print("usage: python -m zato.lb.main LB_DIR", file=sys.stderr)
-        return 2
-    try:
-        settings, binary = load(argv[0])
-    except ZatoError as e:
-        print(f"zato-lb: error: {e}", file=sys.stderr)
-        return EXIT_CONFIG
-    setup_component_logging(settings, "lb")
+    return ENTRY.main(argv, 1, lambda args, _flags: start(args[0]))
+
+
+def start(lb_dir: str) -> int:
+    settings, binary = ENTRY.settings(None, load, lb_dir)
+    ENTRY.start(settings)
     status = read_pidfile(settings.pidfile)
     if status.alive:
         logger.error("the load balancer is already running (pid %s)", status.pid)
-        print(f"zato-lb: error: already running (pid {status.pid})", file=sys.stderr)
-        return EXIT_CONFIG
+        raise EntryExit(EXIT_CONFIG, f"already running (pid {status.pid})")
     write_pidfile(settings.pidfile)
     try:
         return run(settings, binary)
@@ -78,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
 def run(settings: LBSettings, binary: str) -> int:
     from zato.lb.controller import Controller
 
+    # The one re-read of lb.conf: SIGHUP asks for it (the controller keeps the running config
+    # if the new one is bad); the start-up settings come from main() above.
     controller = Controller(settings, binary, loader=lambda: load(settings.path))
     signal.signal(signal.SIGTERM, lambda *_: controller.request_stop())
     signal.signal(signal.SIGINT, lambda *_: controller.request_stop())
@@ -89,7 +89,7 @@ def run(settings: LBSettings, binary: str) -> int:
         controller.run()
     except ZatoError as e:
         logger.error("load balancer stopped: %s", e)
-        print(f"zato-lb: error: {e}", file=sys.stderr)
+        ENTRY.error(e)
         return EXIT_DEPENDENCY
     except Exception:
         logger.exception("load balancer crashed")

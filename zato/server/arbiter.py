@@ -137,7 +137,7 @@ class ServerHooks:
         if self.server is not None:
             close += [listener.sock for listener in self.server.LISTENERS if listener.sock is not None]
             close += [worker.tmp.fileno() for worker in list(self.server.WORKERS.values())]
-        return fork_main(SUPERVISOR_MODULE, [self.zato.path], close)
+        return fork_main(SUPERVISOR_MODULE, [self.zato.path], close, settings=self.zato)  # not re-read
 
     def _tick_loop(self) -> None:
         while not self.stopping.wait(TICK):

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 import traceback
+from typing import Any
 
 logger = logging.getLogger("zato.arbiter")
 
@@ -69,9 +70,10 @@ class ForkedProcess:
         self.send_signal(signal.SIGKILL)
 
 
-def fork_main(module: str, args: list[str], close: list[socket.socket | int]) -> ForkedProcess:
-    """Fork; the child runs `module`.main(args) and exits with its code. `close`: sockets
-    and file descriptors of the parent the child must not hold (listeners, pipes)."""
+def fork_main(module: str, args: list[str], close: list[socket.socket | int], **given: Any) -> ForkedProcess:
+    """Fork; the child runs `module`.main(args, **given) and exits with its code. `close`:
+    sockets and file descriptors of the parent the child must not hold (listeners, pipes).
+    `given`: objects of the parent the child takes as they are (its settings)."""
     pid = os.fork()
     if pid:
         return ForkedProcess(pid, [module, *args])
@@ -83,7 +85,7 @@ def fork_main(module: str, args: list[str], close: list[socket.socket | int]) ->
         for item in close:
             with contextlib.suppress(OSError):
                 item.close() if isinstance(item, socket.socket) else os.close(item)
-        code = importlib.import_module(module).main(args)
+        code = importlib.import_module(module).main(args, **given)
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else 1
     except BaseException:  # noqa: BLE001 - the child must never return into the arbiter

@@ -6,24 +6,25 @@ import sys
 import warnings
 
 from zato.common.errors import EXIT_CONFIG, ConfigError, ZatoError
-from zato.common.log import setup_component_logging
 from zato.config.settings import load_server_settings
+from zato.lifecycle.entry import Entry, EntryExit
 
 # The gevent workers monkey-patch after fork; the arbiter has imported ssl (via redis) by then,
 # which is harmless here because nothing in the arbiter uses SSL with gevent.
 warnings.filterwarnings("ignore", message="Monkey-patching ssl after ssl has already been imported")
 
+# The process title is gunicorn's (proc_name, zato.server.app).
+ENTRY = Entry("zato", "python -m zato.server.main SERVER_DIR [--fg]", "arbiter", flags=("--fg",))
+
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    foreground = "--fg" in argv
-    argv = [a for a in argv if a != "--fg"]
-    if len(argv) != 1:
-        print("usage: python -m zato.server.main SERVER_DIR [--fg]", file=sys.stderr)
-        return 2
+    return ENTRY.main(argv, 1, serve)
+
+
+def serve(args: list[str], flags: frozenset[str]) -> int:
     try:
-        settings = load_server_settings(argv[0])
-        setup_component_logging(settings, "arbiter", stream=foreground)
+        settings = load_server_settings(args[0])
+        ENTRY.start(settings, stream="--fg" in flags)
         from zato.server import metrics
 
         metrics.prepare(settings)  # before any worker exists or imports prometheus_client
@@ -31,11 +32,9 @@ def main(argv: list[str] | None = None) -> int:
 
         app = ZatoApplication(settings)
     except ConfigError as e:
-        print(f"zato: error: {e}", file=sys.stderr)
-        return EXIT_CONFIG
+        raise EntryExit(EXIT_CONFIG, str(e)) from None
     except ZatoError as e:
-        print(f"zato: error: {e}", file=sys.stderr)
-        return 1
+        raise EntryExit(1, str(e)) from None
     app.run()
     return 0
 

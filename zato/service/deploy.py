@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from zato.common.errors import DeployError
+from zato.lifecycle.entry import parent_gone
 from zato.service.store import check_module_name, load_source
 
 if TYPE_CHECKING:  # kept out of the child's imports: it starts for every deploy
@@ -167,19 +168,6 @@ def deploy(
     return store(odb, client, cluster, module, source, impls)
 
 
-def _die_with(parent: int) -> None:
-    """SIGKILL this child when the process that deploys goes away (Linux), so a module that
-    blocks is not left running after, say, the server stopped."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # pragma: no cover - not Linux
-        pass
-    if os.getppid() != parent:  # it went away before prctl
-        os._exit(1)
-
-
 def _over_budget(signum: int, frame: object) -> None:
     raise _OverBudget
 
@@ -187,7 +175,8 @@ def _over_budget(signum: int, frame: object) -> None:
 def _child(module: str, parent: int, budget: float) -> int:
     """In the child: load the source from stdin, print {"services": ...} or {"error": ...}.
     The import is timed here (SIGALRM after `budget` seconds interrupts it)."""
-    _die_with(parent)
+    if parent_gone(parent):  # SIGKILL when the deploying process goes, so a module that blocks
+        os._exit(1)  # is not left running after, say, the server stopped; it went before prctl
     result = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # whatever the module prints must not mix with the answer
     source = sys.stdin.buffer.read().decode("utf-8")
