@@ -4,9 +4,12 @@ zygote is started again; a child's exit status still drives the state machine.""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import socket
+
+import pytest
 
 from tests.ha.cluster_view import child_pids
 from tests.ha.supervised import SupervisedCluster
@@ -126,13 +129,43 @@ def test_a_killed_zygote_is_started_again_and_connectors_run_again(one) -> None:
 
 
 def test_a_bad_configuration_exit_of_a_forked_connector_is_fatal(one) -> None:
-    started_with_zygote(one)
+    # Connectors run on the supervisor's settings (server.conf is not read again), so the bad
+    # configuration here is one a forked connector finds itself: an IBM MQ channel on a host
+    # without the IBM MQ client (zato.connector.run exits EXIT_CONFIG).
+    if importlib.util.find_spec("ibmmq") or importlib.util.find_spec("pymqi"):
+        pytest.skip("the IBM MQ client is installed here")
+    zygote = started_with_zygote(one)
+    values = {"name": "qm", "queue_manager": "QM1", "channel": "DEV.APP.SVRCONN", "conn_name": "127.0.0.1(1)"}
+    definitions.create(one.odb, one.client, one.cluster, "ibm-mq-def", values)
+    values = {"name": "in", "def": "qm", "queue": "DEV.QUEUE.1", "service": "zato.ping"}
+    definitions.create(one.odb, one.client, one.cluster, "ibm-mq-channel", values)
+    kid = wait_for(lambda: ibmmq_channel(one, "FATAL"), timeout=30, what="the connector to be FATAL")
+    assert kid["last_error"] == f"exited with code {EXIT_CONFIG}" and kid["restarts"] == 0
+    log = one.log("server1")
+    assert "bad configuration: not restarting until it changes" in log
+    assert "connector ibm-mq-channel 'in' cannot start" in log and "zato-ha[ibmmq]" in log
+    assert zygote_of(one) == zygote  # forked by the zygote, which is still there
+
+
+def test_a_connector_runs_on_the_settings_its_server_started_with(one) -> None:
+    """server.conf edited under a running server (here into a file that does not even load):
+    a connector started after still runs, on the settings the supervisor handed down; none of
+    its secrets is on its command line."""
+    zygote = started_with_zygote(one)
     conf = os.path.join(one.dirs["server1"], "config", "server.conf")
     with open(conf) as f:
         text = f.read()
-    with open(conf, "w") as f:  # the supervisor and the zygote read it at start; the child now
-        f.write(text.replace("heartbeat = 0.5", "heartbeat = 5.0"))
-    zmq_channel(one, "orders")
-    kid = wait_for(lambda: connector(one, "orders", "FATAL"), timeout=30, what="the connector to be FATAL")
-    assert kid["last_error"] == f"exited with code {EXIT_CONFIG}" and kid["restarts"] == 0
-    assert "bad configuration: not restarting until it changes" in one.log("server1")
+    with open(conf, "w") as f:
+        f.write(text.replace("heartbeat = 0.5", "heartbeat = 5.0"))  # refused: over the member TTL
+    port = zmq_channel(one, "orders")
+    kid = wait_for(lambda: connector(one, "orders"), timeout=30, what="the connector running")
+    assert kid["pid"] in child_pids(zygote) and kid["restarts"] == 0
+    wait_for(lambda: accepts(port), timeout=30, what="the connector's ZeroMQ port")
+    secret = "s3cret-value"  # [auth] cluster_secret of tests.ha.supervised
+    assert secret in text and secret.encode() not in cmdline(kid["pid"]) and secret not in one.log("server1")
+
+
+def ibmmq_channel(c: SupervisedCluster, state: str) -> dict | None:
+    status = read_supervisor_status(c.client, c.cluster) or {}
+    kid = next((k for k in status.get("children", []) if k["name"] == "ibm-mq-channel:in"), None)
+    return kid if kid and kid["state"] == state else None
