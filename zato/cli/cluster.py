@@ -13,12 +13,12 @@ import time
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from zato.common.errors import ComponentError, ZatoError
+from zato.common.errors import ComponentError
 from zato.config.component import LOAD_BALANCER, QUICKSTART, SERVER, quickstart_members, read_component
 from zato.config.settings import ServerSettings, load_server_settings
 from zato.coord.client import connect, describe
 from zato.coord.signing import member_key
-from zato.coord.status import KnownServer, collect
+from zato.coord.status import collect
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -55,33 +55,26 @@ def gather(path: str) -> dict:
     if not servers:
         raise ComponentError(f"{component.path}: holds no server directory")
     first = servers[0]
-    known = {s.name: KnownServer(s.name, s.host, s.port) for s in servers}
-    odb_error = ""
-    try:
-        known.update({k.name: k for k in _registered(first) if k.name not in known})
-    except ZatoError as e:
-        odb_error = f"ODB: {e}"
     client = connect(first.redis, retry=Retry(NoBackoff(), 0))
     try:
         key = member_key(first.cluster_secret, first.cluster)
-        data = collect(client, first.cluster, list(known.values()), key=key)
+        data = collect(client, first.cluster, servers, key=key, registered=lambda: _registered(first))
     finally:
         client.close()
     data["redis"] = describe(first.redis)
-    if odb_error:
-        data["errors"].append(odb_error)
     if lbs:
         data["load_balancer"] = _lb(lbs[0])
     return data
 
 
-def _registered(settings: ServerSettings) -> list[KnownServer]:
+def _registered(settings: ServerSettings) -> list:
+    """The servers of the cluster in its ODB (zato.odb.api.ServerRecord)."""
     from zato.odb import api as odb_api
     from zato.odb.engine import ODB
 
     odb = ODB(settings.odb_url)
     try:
-        return [KnownServer(r.name, r.host, r.port) for r in odb_api.list_servers(odb, settings.cluster)]
+        return odb_api.list_servers(odb, settings.cluster)
     finally:
         odb.dispose()
 

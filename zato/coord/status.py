@@ -1,18 +1,34 @@
 """The cluster status view: servers (live or gone), the lease holder and its connectors.
 
-One data shape for `zato cluster status` and GET /zato/admin/cluster/status. Read-only, and
-never shows a secret (the lease token is not part of it).
+Built here only, by collect(): `zato cluster status`, GET /zato/admin/cluster/status, the
+dashboard and the cluster metrics of /metrics all call it, so they show the same servers in
+the same states. Read-only, and never shows a secret (the lease token is not part of it).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 import redis
 
-from zato.common.errors import CoordError
+from zato.common.errors import CoordError, ZatoError
 from zato.coord import connector_stats, membership
 from zato.coord.lease import current_epoch, read_holder, read_supervisor_status
+
+
+class Known(Protocol):
+    """A server the cluster knows of, live or not: a KnownServer or an ODB server record."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def host(self) -> str: ...
+
+    @property
+    def port(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -25,11 +41,41 @@ class KnownServer:
 
 
 def collect(
-    client: redis.Redis, cluster: str, known: list[KnownServer] | tuple = (), key: bytes | None = None
+    client: redis.Redis,
+    cluster: str,
+    known: Iterable[Known] = (),
+    key: bytes | None = None,
+    registered: Callable[[], Iterable[Known]] | None = None,
 ) -> dict:
     """Everything the status view shows; Redis failures become an "errors" entry.
+
+    Servers: the live members, and those the cluster knows of that are not live (state
+    "gone"): `known` (say, this host's server directories), then what `registered()` lists
+    (the ODB's servers, zato.odb.api.list_servers) that `known` lacks. A ZatoError from
+    registered() becomes an "ODB: ..." entry of errors, after Redis's, and the rest is shown.
     `key`: `signing.member_key`; members whose entries do not verify are not shown. Without
     it (a view that has no cluster secret) entries are only parsed strictly."""
+    servers, odb_error = _known(known, registered)
+    result = _collect(client, cluster, servers, key)
+    if odb_error:
+        result["errors"].append(odb_error)
+    return result
+
+
+def _known(known: Iterable[Known], registered: Callable[[], Iterable[Known]] | None) -> tuple[list, str]:
+    rows = {k.name: KnownServer(k.name, k.host, k.port) for k in known}
+    if registered is None:
+        return list(rows.values()), ""
+    try:
+        listed = list(registered())
+    except ZatoError as e:
+        return list(rows.values()), f"ODB: {e}"
+    for k in listed:
+        rows.setdefault(k.name, KnownServer(k.name, k.host, k.port))
+    return list(rows.values()), ""
+
+
+def _collect(client: redis.Redis, cluster: str, known: list[KnownServer], key: bytes | None) -> dict:
     result: dict = {"cluster": cluster, "servers": [], "lease": None, "children": [], "errors": []}
     try:
         live = {m.name: m for m in membership.live_servers(client, cluster, key)}
@@ -64,7 +110,7 @@ def collect(
     return result
 
 
-def _servers(live: dict | None, known: list[KnownServer] | tuple, holder: str | None) -> list[dict]:
+def _servers(live: dict | None, known: list[KnownServer], holder: str | None) -> list[dict]:
     """live None: Redis could not be read, so whether a server is live is unknown."""
     rows = {}
     for k in known:

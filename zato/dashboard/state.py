@@ -102,7 +102,7 @@ class Collector:
     def _read_odb(self) -> None:
         s, odb = self.settings, self.odb
         try:
-            known = [status.KnownServer(r.name, r.host, r.port) for r in odb_api.list_servers(odb, s.cluster)]
+            known = odb_api.list_servers(odb, s.cluster)  # read with the services: status.collect's `known`
             services = odb_api.list_services(odb, s.cluster)
             channels = odb_api.list_channels(odb, s.cluster)
         except ZatoError as e:

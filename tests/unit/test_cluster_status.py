@@ -1,0 +1,52 @@
+"""The cluster-status view is built in one place (zato.coord.status.collect): the servers this
+host knows, the ODB's, and what Redis says of them. Here Redis cannot be reached (no socket:
+a client whose every command fails as an unreachable Redis does); the live side is covered
+by tests/integration/test_membership_status.py."""
+
+from __future__ import annotations
+
+import redis
+
+from zato.common.errors import ODBError
+from zato.coord.status import KnownServer, collect
+from zato.odb.api import add_server, ensure_cluster, list_servers
+
+
+class Unreachable:
+    """A redis client for a Redis that refuses every connection."""
+
+    def __getattr__(self, name: str):  # noqa: ANN204
+        def refuse(*_args: object, **_kwargs: object) -> None:
+            raise redis.ConnectionError("Connection refused")
+
+        return refuse
+
+
+def test_this_hosts_servers_and_the_odbs_are_listed_once_each_by_name(odb):
+    ensure_cluster(odb, "c1")
+    for name, port in (("server2", 17011), ("server1", 1)):
+        add_server(odb, "c1", name, "10.0.0.2", port)
+    mine = [KnownServer("server1", "127.0.0.1", 17010)]
+    view = collect(Unreachable(), "c1", mine, registered=lambda: list_servers(odb, "c1"))
+    assert [(s["name"], s["address"]) for s in view["servers"]] == [
+        ("server1", "127.0.0.1:17010"),  # this host's directory wins over the ODB's row
+        ("server2", "10.0.0.2:17011"),
+    ]
+    # Redis unreadable: whether they live is unknown, not "gone"
+    assert {(s["live"], s["state"]) for s in view["servers"]} == {(None, "unknown")}
+    assert view["lease"]["holder"] is None and view["children"] == []
+    assert len(view["errors"]) == 1 and view["errors"][0].startswith("Redis: ")
+
+
+def test_an_odb_that_fails_is_an_error_after_redis_and_the_rest_is_shown():
+    def broken() -> list:
+        raise ODBError("database is locked")
+
+    view = collect(Unreachable(), "c1", [KnownServer("server1", "127.0.0.1", 17010)], registered=broken)
+    assert [s["name"] for s in view["servers"]] == ["server1"]
+    assert view["errors"][0].startswith("Redis: ") and view["errors"][1] == "ODB: database is locked"
+
+
+def test_without_known_servers_the_view_has_only_the_live_ones():
+    view = collect(Unreachable(), "c1")
+    assert view["cluster"] == "c1" and view["servers"] == []
