@@ -8,7 +8,7 @@ setup(
     # etc/ (config templates, systemd units) is installed as the package zato.etc
     packages=[*find_packages(include=["zato", "zato.*"]), "zato.etc"],
     package_dir={"zato.etc": "etc"},
-    package_data={"zato.etc": ["*.conf", "systemd/*.service"]},
+    package_data={"zato.etc": ["*.conf", "*.cfg", "systemd/*.service"]},
     python_requires=">=3.10",
     install_requires=[
         "gevent>=23",

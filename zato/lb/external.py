@@ -8,26 +8,33 @@ renders one (see docs/two-clusters.md):
 Each cluster's LB is health-checked on /zato-lb-alive. A request that fails on one cluster
 (its LB stopped: connection refused; or it has no server left: 503) is retried on the other.
 A cluster's LB host that vanishes under a request is handled as the cluster's own LB handles
-a vanished server (zato/lb/render.py): a GET is replayed on the other cluster, a POST gets 504.
+a vanished server (etc/haproxy.cfg): a GET is replayed on the other cluster, a POST gets 504.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 
 from zato.common.errors import ConfigError
-from zato.lb.render import ALIVE_URI, LOST_SERVER_LINES, RETRY_ON
+from zato.lb.render import ALIVE_URI, RETRY_ON, fill, skeleton
+
+TEMPLATE = "haproxy-external.cfg"  # etc/haproxy-external.cfg
+
+
+_ENDPOINT_RE = re.compile(r"[^\s\\\"'#]{1,253}")
 
 
 def _host_port(value: str) -> tuple[str, int]:
     host, _, port = value.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not _ENDPOINT_RE.fullmatch(host) or not port.isdigit() or not 0 < int(port) < 65536:
         raise ConfigError(f"{value!r} is not host:port")
     return host, int(port)
 
 
 def render_external(bind: str, lbs: list[str], check_inter_ms: int = 500) -> str:
-    """haproxy.cfg text: a frontend on `bind` spreading requests over the LBs in `lbs`."""
+    """haproxy.cfg text from etc/haproxy-external.cfg: a frontend on `bind` spreading requests
+    over the LBs in `lbs`."""
     _host_port(bind)
     if not lbs:
         raise ConfigError("at least one cluster load balancer (host:port) is needed")
@@ -35,33 +42,14 @@ def render_external(bind: str, lbs: list[str], check_inter_ms: int = 500) -> str
     for i, lb in enumerate(lbs, 1):
         host, port = _host_port(lb)
         servers.append(f"    server cluster{i} {host}:{port} check inter {check_inter_ms} fall 2 rise 1")
-    return (
-        f"""# External load balancer in front of {len(lbs)} Zato clusters (python -m zato.lb.external)
-defaults
-    mode http
-    timeout connect 1s
-    timeout client 30s
-    timeout server 30s
-    timeout check {check_inter_ms}ms
-    retries 3
-    option redispatch 1
-    retry-on {RETRY_ON}
-    option idle-close-on-response
-    option http-server-close
-
-frontend zato_clusters
-    bind {bind}
-    http-request disable-l7-retry unless METH_GET || METH_HEAD || METH_OPTIONS
-    default_backend zato_cluster_lbs
-
-backend zato_cluster_lbs
-    balance roundrobin
-    option httpchk GET {ALIVE_URI}
-    http-check expect status 200
-"""
-        + "\n".join([*LOST_SERVER_LINES, *servers])
-        + "\n"
-    )
+    values: dict[str, str | int] = {
+        "count": len(lbs),
+        "check_inter_ms": int(check_inter_ms),
+        "retry_on": RETRY_ON,
+        "bind": bind,
+        "alive_uri": ALIVE_URI,
+    }
+    return fill(skeleton(TEMPLATE), values, {"servers": servers})
 
 
 def main(argv: list[str]) -> int:

@@ -1,7 +1,9 @@
 """haproxy.cfg text from the LB settings and the list of backend servers.
 
-Pure functions: no I/O, so the rendered text is unit-testable and the same options are used
-for a `server` line in the file and for a Runtime API `add server` command.
+The file's skeleton, with the comments a user reads, is the template etc/haproxy.cfg (read
+once, zato.lifecycle.templates); everything that goes into it is checked here first. Pure
+functions otherwise: the rendered text is unit-testable and the same options are used for a
+`server` line in the file and for a Runtime API `add server` command.
 
 Facts this config relies on (HAProxy 2.6, measured on this machine, see issue #4):
 - `retry-on` + `retries` + `option redispatch`: a GET in flight on a server that dies is
@@ -29,7 +31,7 @@ Facts this config relies on (HAProxy 2.6, measured on this machine, see issue #4
     bench/faults). It also cut the requests of a live server that a lossy link made flap.
   * so: no shutdown-sessions. A connection to a vanished host fails `timeout connect` and
     is redispatched (conn-failure); a request the host had already received is found out by
-    TCP keep-alive on the server side (SRVTCPKA_LINES: a probe after 1 s idle, then every
+    TCP keep-alive on the server side (the template's `srvtcpka` lines: a probe after 1 s idle, then every
     1 s, the connection dead after 2 unanswered, about 3 s) and then retried elsewhere if it
     is idempotent, or answered 504 with Zato's envelope if not (ERROR_LOST): it may have
     run. A slow but live server's kernel answers the probes, so its requests keep their
@@ -48,6 +50,7 @@ Facts this config relies on (HAProxy 2.6, measured on this machine, see issue #4
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import re
@@ -57,6 +60,7 @@ from zato.common.errors import LBError
 from zato.config.settings import LBSettings
 from zato.lb import edge
 from zato.lb.edge import quote as _quote
+from zato.lifecycle.templates import template
 
 BACKEND = "zato_servers"
 FRONTEND = "zato_lb"
@@ -68,24 +72,11 @@ ALIVE_BODY = "<html><body><h1>200 OK</h1>\\nHAProxy: service ready.\\n</body></h
 # The CID: a v4 UUID without dashes, upper case, its last 5 hex digits dropped -> 27 chars.
 CID_FORMAT = "K%[uuid,regsub(-,,g),upper,regsub(.....$,)]"
 ERROR_503 = edge.envelope("No server available")
-# HAProxy's own 502 (a server lost under a request that cannot be replayed), sent as 504.
+# HAProxy's own 502 (a server lost under a request that cannot be replayed), sent as 504
+# (the template's backend: srvtcpka, http-after-response).
 ERROR_LOST = edge.envelope(
     "The server handling the request was lost before it answered; the request may have run"
 )
-# Server-side TCP keep-alive: finds a vanished host under a request in flight (docstring).
-SRVTCPKA_LINES = [
-    "    option srvtcpka",
-    "    srvtcpka-idle 1s",
-    "    srvtcpka-intvl 1s",
-    "    srvtcpka-cnt 2",
-]
-# A request HAProxy gave up on with a 502 of its own becomes a 504: the server did not answer
-# in time. A server's own 502 (marked by the variable) is passed on as it is.
-LOST_SERVER_LINES = [
-    *SRVTCPKA_LINES,
-    "    http-response set-var(txn.zato_server_answered) bool(true)",
-    "    http-after-response set-status 504 if { status 502 } !{ var(txn.zato_server_answered) -m found }",
-]
 # Everything HAProxy can safely retry; 500 is left out on purpose (see module docstring).
 RETRY_ON = "conn-failure empty-response junk-response response-timeout 0rtt-rejected 502 503 504"
 
@@ -168,34 +159,101 @@ def stats_socket_path(settings: LBSettings) -> str:
     return "unix@" + os.path.relpath(settings.stats_socket, settings.path)
 
 
+TEMPLATE = "haproxy.cfg"  # etc/haproxy.cfg: the commented skeleton a user reads
+_PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
+
+
+@functools.cache
+def skeleton(name: str) -> str:
+    """The text of the template etc/NAME, read once per process."""
+    return template(name)
+
+
+def fill(text: str, values: dict[str, str | int], blocks: dict[str, list[str]]) -> str:
+    """`text` (an HAProxy config template) with `values` in its ${name} placeholders and each
+    line that is only ${block} replaced by the lines of that block (none: the line goes).
+    Strict both ways: a placeholder without a value, or a value or block the template does
+    not use, is an LBError (template and code out of step); a value or line with a control
+    character or line break is UnsafeValue (it could add a line to haproxy.cfg)."""
+    for name, value in values.items():
+        if type(value) is not int and (not isinstance(value, str) or _CONTROL_RE.search(value)):
+            raise UnsafeValue(f"{name}: {value!r} is not one line of text or a whole number")
+    for name, lines in blocks.items():
+        for line in lines:
+            if not isinstance(line, str) or _CONTROL_RE.search(line):
+                raise UnsafeValue(f"{name}: {line!r} is not one line of text")
+    unused_values, unused_blocks = set(values), set(blocks)
+    out: list[str] = []
+    for line in text.splitlines():
+        whole = _PLACEHOLDER.fullmatch(line)
+        if whole and whole.group(1) in blocks:
+            out += blocks[whole.group(1)]
+            unused_blocks.discard(whole.group(1))
+            continue
+        names = _PLACEHOLDER.findall(line)
+        missing = [n for n in names if n not in values]
+        if missing:
+            raise LBError(f"the HAProxy template has placeholders the code does not fill: {missing}")
+        unused_values.difference_update(names)
+        out.append(_PLACEHOLDER.sub(lambda m: str(values[m.group(1)]), line))
+    if unused_values or unused_blocks:
+        raise LBError(f"the HAProxy template lacks {sorted(unused_values | unused_blocks)}")
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
 def render(settings: LBSettings, servers: list[Backend]) -> str:
-    """The complete haproxy.cfg for `settings` with `servers` in the backend; UnsafeValue if a
-    value cannot be proved safe for its place in the file (nothing is rendered then)."""
+    """The complete haproxy.cfg for `settings` with `servers` in the backend, from the template
+    etc/haproxy.cfg; UnsafeValue if a value cannot be proved safe for its place in the file
+    (nothing is rendered then)."""
     check_settings(settings)
     for b in servers:
         if not isinstance(b, Backend):
             raise UnsafeValue(f"{b!r} is not a Backend")
-    return "\n".join(
-        [
-            _global(settings),
-            _userlist(settings),
-            _defaults(settings),
-            _frontend(settings),
-            _backend(settings, servers),
-            *edge.table_sections(settings.edge),
-            "",
-        ]
-    )
+    s, opts = settings, server_options(settings)
+    username, password = _quote(s.stats_username), _quote(s.stats_password)
+    values: dict[str, str | int] = {
+        "cluster": s.cluster,  # _SAFE_NAME_RE (check_settings)
+        "stats_socket": stats_socket_path(s),
+        "stats_users": STATS_USERS,
+        "stats_username": username,
+        "stats_password": password,
+        "timeout_connect_ms": s.timeout_connect_ms,
+        "timeout_client_ms": s.timeout_client_ms,
+        "timeout_server_ms": s.timeout_server_ms,
+        "check_timeout_ms": CHECK_TIMEOUT_MS,
+        "retries": s.retries,
+        "retry_on": RETRY_ON,
+        "frontend": FRONTEND,
+        "alive_uri": ALIVE_URI,
+        "cid_format": CID_FORMAT,
+        "alive_body": ALIVE_BODY,
+        "metrics_uri": METRICS_URI,
+        "stats_uri": STATS_URI,
+        "backend": BACKEND,
+        "error_503": ERROR_503,
+        "error_lost": ERROR_LOST,
+    }
+    tables = [line for section in edge.table_sections(s.edge) for line in [*section.splitlines(), ""]]
+    blocks = {
+        "user_lines": _user_lines(s),
+        "global_lines": edge.global_lines(s.edge),
+        "defaults_lines": edge.defaults_lines(s.edge),
+        "bind_line": [edge.bind_line(s.host, s.port, s.edge)],
+        "frontend_lines": edge.frontend_lines(s.edge),
+        "servers": [f"    server {b.name} {b.address} {opts}" for b in sorted(servers, key=lambda b: b.name)],
+        "tables": tables,
+    }
+    return fill(skeleton(TEMPLATE), values, blocks)
 
 
-def _user_lines(s: LBSettings) -> str:
+def _user_lines(s: LBSettings) -> list[str]:
     """Workers drop root for `haproxy_user` and its primary group (the master and the stats
     socket, mode 600, stay the controller's)."""
     if not s.haproxy_user:
-        return ""
+        return []
     if not _SAFE_NAME_RE.fullmatch(s.haproxy_user):
         raise UnsafeValue(f"[haproxy] user {s.haproxy_user!r} is not a plain user name")
-    return f"    user {s.haproxy_user}\n    group {haproxy_group(s.haproxy_user)}\n"
+    return [f"    user {s.haproxy_user}", f"    group {haproxy_group(s.haproxy_user)}"]
 
 
 def haproxy_group(user: str) -> str:
@@ -203,84 +261,3 @@ def haproxy_group(user: str) -> str:
     import pwd
 
     return grp.getgrgid(pwd.getpwnam(user).pw_gid).gr_name
-
-
-def _global(s: LBSettings) -> str:
-    return (
-        f"""# Rendered by the Zato load-balancer controller for cluster {s.cluster}.
-# Do not edit: membership changes go through the Runtime API and are written back here.
-global
-    stats socket {stats_socket_path(s)} mode 600 level admin expose-fd listeners
-    stats timeout 10s
-    hard-stop-after 30s
-"""
-        + _user_lines(s)
-        + "\n".join(edge.global_lines(s.edge))
-        + "\n"
-    )
-
-
-def _userlist(s: LBSettings) -> str:
-    return f"""userlist {STATS_USERS}
-    user {_quote(s.stats_username)} insecure-password {_quote(s.stats_password)}
-"""
-
-
-def _defaults(s: LBSettings) -> str:
-    return (
-        f"""defaults
-    mode http
-    timeout connect {s.timeout_connect_ms}ms
-    timeout client {s.timeout_client_ms}ms
-    timeout server {s.timeout_server_ms}ms
-    timeout check {CHECK_TIMEOUT_MS}ms
-    timeout queue {s.timeout_connect_ms}ms
-    retries {s.retries}
-    option redispatch 1
-    retry-on {RETRY_ON}
-    option idle-close-on-response
-    option http-server-close
-"""
-        + "\n".join(edge.defaults_lines(s.edge))
-        + "\n"
-    )
-
-
-def _frontend(s: LBSettings) -> str:
-    head = [f"frontend {FRONTEND}", edge.bind_line(s.host, s.port, s.edge), *edge.frontend_lines(s.edge)]
-    return (
-        "\n".join(head)
-        + f"""
-    monitor-uri {ALIVE_URI}
-    unique-id-format {CID_FORMAT}
-    http-error status 200 content-type text/html hdr Cache-Control no-cache string "{ALIVE_BODY}"
-    http-request disable-l7-retry unless METH_GET || METH_HEAD || METH_OPTIONS
-    acl zato_metrics path {METRICS_URI}
-    http-request auth realm Zato\\ load\\ balancer if zato_metrics !{{ http_auth({STATS_USERS}) }}
-    http-request use-service prometheus-exporter if zato_metrics
-    stats enable
-    stats uri {STATS_URI}
-    stats realm Zato\\ load\\ balancer
-    stats auth {_quote(s.stats_username)}:{_quote(s.stats_password)}
-    stats refresh 5s
-    default_backend {BACKEND}
-"""
-    )
-
-
-def _backend(s: LBSettings, servers: list[Backend]) -> str:
-    opts = server_options(s)
-    lines = [
-        f"backend {BACKEND}",
-        "    balance roundrobin",
-        "    option httpchk GET /zato/ready",  # readiness: 503 while starting or draining
-        "    http-check expect status 200",
-        "    http-error status 503 content-type application/json hdr X-Zato-CID %[unique-id] "
-        f'lf-string "{ERROR_503}"',
-        "    http-error status 502 content-type application/json hdr X-Zato-CID %[unique-id] "
-        f'lf-string "{ERROR_LOST}"',
-        *LOST_SERVER_LINES,
-    ]
-    for b in sorted(servers, key=lambda b: b.name):
-        lines.append(f"    server {b.name} {b.address} {opts}")
-    return "\n".join(lines) + "\n"
