@@ -34,7 +34,8 @@ from zato.config.settings import LBSettings
 from zato.coord import lb_view, subscribe
 from zato.coord.client import connect
 from zato.coord.keys import Keys
-from zato.coord.membership import Member, live_servers, operator_drained
+from zato.coord.membership import Member, RedisMembership
+from zato.coord.port import Membership
 from zato.coord.signing import member_key
 from zato.lb import reconcile as plan
 from zato.lb import render as r
@@ -52,14 +53,23 @@ RELOAD_MIN_INTERVAL = 10.0  # at most one fallback reload this often
 
 
 class Controller:
-    def __init__(self, settings: LBSettings, binary: str, loader: Loader | None = None):
+    def __init__(
+        self,
+        settings: LBSettings,
+        binary: str,
+        loader: Loader | None = None,
+        membership: Membership | None = None,
+    ):
         self.settings = settings
         self.loader = loader  # re-reads lb.conf on SIGHUP
         self._reload = threading.Event()
         self.binary = binary
         self.haproxy = HAProxy(settings, binary)
         self.client: redis.Redis = connect(settings.redis)
-        self.member_key = member_key(settings.cluster_secret, settings.cluster)  # only signed members
+        # Only signed members; the coordination port, so a test can give the in-memory twin.
+        self.membership: Membership = membership or RedisMembership(
+            self.client, settings.cluster, member_key(settings.cluster_secret, settings.cluster)
+        )
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._drain_started: dict[str, float] = {}
@@ -157,8 +167,8 @@ class Controller:
     def _members(self) -> list[Member] | None:
         """The live members, or None when Redis cannot say (then nothing is changed)."""
         try:
-            members = live_servers(self.client, self.settings.cluster, self.member_key)
-            held = operator_drained(self.client, self.settings.cluster)
+            members = self.membership.live_servers()
+            held = self.membership.operator_drained()
         except CoordError as e:
             if self._redis_ok:
                 logger.warning("cannot read membership, keeping the current servers: %s", e)
@@ -186,10 +196,14 @@ class Controller:
         client = connect(self.settings.redis, socket_timeout=5)
         try:
             subscribe.listen_forever(
-                lambda: client, Keys(self.settings.cluster).members_channel, lambda _: self._wake.set(),
+                lambda: client,
+                Keys(self.settings.cluster).members_channel,
+                lambda _: self._wake.set(),
                 self._stop.is_set,
                 on_error=lambda e: logger.debug("membership channel: %s; polling only for a while", e),
-                sleep=self._stop.wait, backoff=Backoff(1.0, 1.0), poll=1.0,
+                sleep=self._stop.wait,
+                backoff=Backoff(1.0, 1.0),
+                poll=1.0,
             )
         finally:
             client.close()
@@ -297,8 +311,9 @@ class Controller:
         runtime = self.haproxy.runtime
         for c in cmds:
             if c.op == "add" and c.backend:
-                runtime.add_server(r.BACKEND, c.server, c.backend.ip, c.backend.port,
-                                   r.server_options(self.settings))
+                runtime.add_server(
+                    r.BACKEND, c.server, c.backend.ip, c.backend.port, r.server_options(self.settings)
+                )
             elif c.op == "set_addr" and c.backend:
                 runtime.set_addr(r.BACKEND, c.server, c.backend.ip, c.backend.port)
             elif c.op == "set_state":
