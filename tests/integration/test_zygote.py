@@ -169,3 +169,33 @@ def ibmmq_channel(c: SupervisedCluster, state: str) -> dict | None:
     status = read_supervisor_status(c.client, c.cluster) or {}
     kid = next((k for k in status.get("children", []) if k["name"] == "ibm-mq-channel:in"), None)
     return kid if kid and kid["state"] == state else None
+
+
+def maps_sqlalchemy(pid: int) -> bool:
+    """SQLAlchemy's compiled modules are mapped: the process has imported it."""
+    with open(f"/proc/{pid}/maps") as f:
+        return "/sqlalchemy/" in f.read()
+
+
+def test_a_forked_connector_runs_its_edited_definition_without_sqlalchemy(one) -> None:
+    zygote = started_with_zygote(one)
+    port = zmq_channel(one, "orders")
+    first = wait_for(lambda: connector(one, "orders"), timeout=30, what="the connector running")
+    wait_for(lambda: accepts(port), timeout=30, what="the connector's ZeroMQ port")
+    assert first["pid"] in child_pids(zygote)
+    # The supervisor reads the definitions from the ODB (through SQLAlchemy) and hands each
+    # connector its own; neither the zygote nor the connector imports SQLAlchemy.
+    assert maps_sqlalchemy(one.procs["server1"].pid)
+    assert not maps_sqlalchemy(zygote) and not maps_sqlalchemy(first["pid"])
+    # An edited definition reaches the restarted connector.
+    moved = free_port()
+    values = {"address": f"tcp://127.0.0.1:{moved}"}
+    definitions.edit(one.odb, one.client, one.cluster, "zmq-channel", "orders", values)
+    again = wait_for(
+        lambda: (k := connector(one, "orders")) and k["pid"] != first["pid"] and k,
+        timeout=30,
+        what="the connector restarted",
+    )
+    wait_for(lambda: accepts(moved), timeout=30, what="the connector on its new address")
+    wait_for(lambda: not accepts(port), timeout=30, what="the old address to be closed")
+    assert again["pid"] in child_pids(zygote) and not maps_sqlalchemy(again["pid"])

@@ -11,6 +11,7 @@ from zato.connector import registry
 from zato.odb import connectors
 from zato.odb.connectors import DefinitionNotFound
 from zato.odb.engine import ODB, create_schema
+from zato.odb.limits import in_flight_limit
 
 CLUSTER = "unit"
 
@@ -105,9 +106,15 @@ def test_registry_specs_follow_the_config(tmp_path, odb):
     assert sorted(first) == ["amqp-channel:c", "zmq-channel:z"]  # ZeroMQ outgoing lives in servers
     assert first["amqp-channel:c"].argv[-3:] == (str(tmp_path), "amqp-channel", "c")
     assert all("hunter2" not in " ".join(spec.argv) + spec.config_hash for spec in first.values())
+    # The connector gets its whole definition from the spec, never from the ODB; a log line
+    # that shows a spec shows no password.
+    assert first["amqp-channel:c"].definition == connectors.load(odb, CLUSTER, "amqp-channel", "c")
+    assert first["amqp-channel:c"].definition["amqp"]["password"] == "hunter2"
+    assert "hunter2" not in repr(first) + str(first)
     connectors.edit(odb, CLUSTER, "amqp-def", "rabbit", {"password": "changed"})
     second = registry.desired(s)
     assert second["amqp-channel:c"].config_hash != first["amqp-channel:c"].config_hash
+    assert second["amqp-channel:c"].definition["amqp"]["password"] == "changed"
     assert second["zmq-channel:z"] == first["zmq-channel:z"]
     connectors.edit(odb, CLUSTER, "zmq-channel", "z", {"is_active": "false"})
     assert sorted(registry.desired(s)) == ["amqp-channel:c"]
@@ -136,7 +143,7 @@ def test_reading_an_unknown_cluster_finds_nothing_and_creates_nothing(odb):
     ],
 )
 def test_in_flight_limit(definition, limit):
-    assert connectors.in_flight_limit(definition) == limit
+    assert in_flight_limit(definition) == limit
 
 
 def test_an_odb_made_before_max_in_flight_gets_the_column(tmp_path):

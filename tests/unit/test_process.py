@@ -18,6 +18,7 @@ class FakeProc:
     pid: int
     argv: tuple
     env: dict
+    definition: dict | None = None
     code: int | None = None
     signals: list = field(default_factory=list)
     dies_on_term: bool = True
@@ -29,10 +30,10 @@ class FakeOS:
         self.procs: list[FakeProc] = []
         self.fail_spawn: OSError | None = None
 
-    def spawn(self, argv, env):  # noqa: ANN001, ANN201
+    def spawn(self, argv, env, definition=None):  # noqa: ANN001, ANN201
         if self.fail_spawn:
             raise self.fail_spawn
-        proc = FakeProc(1000 + len(self.procs), argv, dict(env))
+        proc = FakeProc(1000 + len(self.procs), argv, dict(env), definition)
         self.procs.append(proc)
         return proc
 
@@ -53,7 +54,8 @@ class FakeOS:
 
 
 def spec(name: str = "zmq-channel:orders", config_hash: str = "h1") -> ConnectorSpec:
-    return ConnectorSpec(name, "zmq-channel", ("python", "-m", "conn", name), config_hash)
+    definition = {"name": name, "address": f"tcp://127.0.0.1:{config_hash}"}
+    return ConnectorSpec(name, "zmq-channel", ("python", "-m", "conn", name), config_hash, definition)
 
 
 def started_child(os_: FakeOS) -> Child:
@@ -194,6 +196,9 @@ def test_reconcile_starts_missing_stops_removed_and_restarts_only_changed() -> N
     assert first["c"].signals == [signal.SIGTERM]  # removed: stopped
     assert sorted(manager.children) == ["a", "b", "d"]
     assert [p.argv[-1] for p in os_.procs].count("b") == 2
+    assert os_.last.definition == {"name": "d", "address": "tcp://127.0.0.1:1"}
+    again = next(p for p in os_.procs if p.argv[-1] == "b" and p is not first["b"])
+    assert again.definition == {"name": "b", "address": "tcp://127.0.0.1:2"}  # the new definition
     assert [c["name"] for c in manager.snapshot()] == ["a", "b", "d"]
 
 

@@ -15,8 +15,8 @@ class FakeRealOS:
     def __init__(self) -> None:
         self.calls: list[tuple] = []
 
-    def spawn(self, argv, env):  # noqa: ANN001, ANN201
-        self.calls.append(("spawn", argv, env))
+    def spawn(self, argv, env, definition=None):  # noqa: ANN001, ANN201
+        self.calls.append(("spawn", argv, env, definition))
         return "popen"
 
     def poll(self, handle):  # noqa: ANN001, ANN201
@@ -40,12 +40,12 @@ def test_without_a_ready_zygote_children_are_plain_processes() -> None:
         "/srv/server1", "server1", "c1", "127.0.0.1", 17010, 1, "sqlite://", RedisSettings(), "admin", "", "s"
     )
     os_ = ZygoteOS(settings, fallback=real)  # not started: no zygote yet
-    handle = os_.spawn(RUN, {"ZATO_EPOCH": "4"})
+    handle = os_.spawn(RUN, {"ZATO_EPOCH": "4"}, {"name": "orders"})
     assert handle == "popen"
     assert os_.poll(handle) == 3
     os_.signal(handle, signal.SIGTERM)
     assert real.calls == [
-        ("spawn", RUN, {"ZATO_EPOCH": "4"}),
+        ("spawn", RUN, {"ZATO_EPOCH": "4"}, {"name": "orders"}),
         ("poll", "popen"),
         ("signal", "popen", signal.SIGTERM),
     ]

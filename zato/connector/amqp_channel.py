@@ -34,7 +34,7 @@ from zato.connector import amqp_common
 from zato.connector.amqp_common import AMQP_ERRORS
 from zato.connector.base import Context
 from zato.connector.invoke import Invoker, NoServer, Result
-from zato.odb.connectors import in_flight_limit
+from zato.odb.limits import in_flight_limit
 
 logger = logging.getLogger("zato.connector.amqp_channel")
 

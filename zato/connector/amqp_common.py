@@ -12,6 +12,7 @@ import pika.exceptions
 
 from zato.common.errors import EXIT_OK
 from zato.connector.base import Context, RetryPolicy, connect_with_backoff
+from zato.odb.limits import MAX_AMQP_HEARTBEAT
 
 logger = logging.getLogger("zato.connector.amqp")
 
@@ -44,8 +45,6 @@ def heartbeat(stored: object) -> int:
     """The definition's heartbeat within 1..MAX_AMQP_HEARTBEAT s (a row written before the bound
     may hold 0, which would leave a vanished holder's unacked messages with the broker for as
     long as TCP takes to notice: hours)."""
-    from zato.odb.connectors import MAX_AMQP_HEARTBEAT
-
     value = stored if isinstance(stored, int) and not isinstance(stored, bool) else 10
     return max(1, min(value, MAX_AMQP_HEARTBEAT))
 

@@ -15,10 +15,12 @@ signal, poll, clock) sit behind the small `OS` seam so the restart logic is unit
 
 Contract for connector programs (ConnectorSpec.argv): they get the environment variables
 ZATO_EPOCH (the lease epoch they act under: send it as X-Zato-Epoch), ZATO_INVOKE_KEY (that
-epoch's key to sign internal calls with, zato.common.signing), ZATO_SERVER_DIR, and
+epoch's key to sign internal calls with, zato.common.signing), ZATO_SERVER_DIR,
 SETTINGS_ENV (the server's settings without the cluster secret, zato.config.transfer) and
 MEMBERS_KEY_ENV (the key member entries are verified with, hex), which zato.connector.run
-takes instead of reading server.conf; they must
+takes instead of reading server.conf, and their definition (ConnectorSpec.definition,
+passwords included) from the OS seam: the zygote hands it to the forked child in memory; a
+plain process reads it from the ODB itself. They must
 exit promptly on SIGTERM, and exit on their own when their parent (the supervisor) is gone
 (check os.getppid() periodically). On Linux the real OS seam also asks the kernel to SIGKILL
 them when the supervisor dies (PR_SET_PDEATHSIG), as a second line of defence.
@@ -33,11 +35,10 @@ import os
 import signal
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from zato.common.errors import EXIT_CONFIG
-from zato.connector.registry import ConnectorSpec
 from zato.lifecycle.entry import die_with_parent
 
 logger = logging.getLogger("zato.supervisor.process")
@@ -57,6 +58,19 @@ class State(enum.Enum):
 
 
 LIVE = (State.STARTING, State.RUNNING, State.STOPPING)
+
+
+@dataclass(frozen=True)
+class ConnectorSpec:
+    """One connector process the holder must run (built by zato.connector.registry)."""
+
+    name: str  # unique in the cluster, e.g. "amqp-channel:orders"
+    kind: str  # amqp-channel | amqp-outgoing | zmq-channel | ibm-mq-channel | ibm-mq-outgoing
+    argv: tuple[str, ...]  # the command that runs it (python -m zato.connector.run ...); no secret
+    config_hash: str  # changes whenever its definition changes -> restart
+    # What the connector runs with, passwords included: never in argv, env, logs or a repr.
+    # config_hash covers it, so specs compare by their hash alone.
+    definition: dict = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -83,7 +97,7 @@ class Handle(Protocol):
 class OS(Protocol):
     """The only place child processes touch the operating system."""
 
-    def spawn(self, argv: tuple[str, ...], env: dict[str, str]) -> Handle: ...
+    def spawn(self, argv: tuple[str, ...], env: dict[str, str], definition: dict | None = None) -> Handle: ...
 
     def poll(self, handle: Handle) -> int | None: ...  # exit code once it ended, else None
 
@@ -96,7 +110,10 @@ class RealOS:
     """subprocess-based seam. Spawn only from one long-lived thread: the kernel sends the
     parent-death signal when the *thread* that forked the child ends."""
 
-    def spawn(self, argv: tuple[str, ...], env: dict[str, str]) -> subprocess.Popen:
+    def spawn(
+        self, argv: tuple[str, ...], env: dict[str, str], definition: dict | None = None
+    ) -> subprocess.Popen:
+        """`definition` stays here: a plain process reads its own from the ODB."""
         return subprocess.Popen(
             list(argv), env={**os.environ, **env}, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent
         )
@@ -224,7 +241,7 @@ class Child:
             self.restarts += 1
         self.spawns += 1
         try:
-            self.handle = self.os.spawn(self.spec.argv, self.env)
+            self.handle = self.os.spawn(self.spec.argv, self.env, self.spec.definition)
         except OSError as e:
             self.handle = None
             self.last_error = f"cannot start {self.spec.argv[0]!r}: {e.strerror or e}"

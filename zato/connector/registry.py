@@ -3,7 +3,8 @@
 One ConnectorSpec per active AMQP channel, AMQP outgoing connection and ZeroMQ channel of the
 cluster. config_hash covers the definition and, for AMQP, its connection definition, so editing
 either restarts exactly the connectors that use it. The hash is keyed with the cluster secret:
-it never reveals a password, yet changes when one does. argv carries no secret.
+it never reveals a password, yet changes when one does. argv carries no secret; the
+definition itself travels in the spec to the zygote, which hands it to the forked connector.
 """
 
 from __future__ import annotations
@@ -13,21 +14,12 @@ import hmac
 import json
 import sys
 import threading
-from dataclasses import dataclass
 
 from zato.config.settings import ServerSettings
 from zato.connector.base import spec_name
+from zato.connector.process import ConnectorSpec
 from zato.odb import connectors
 from zato.odb.engine import ODB
-
-
-@dataclass(frozen=True)
-class ConnectorSpec:
-    name: str  # unique in the cluster, e.g. "amqp-channel:orders"
-    kind: str  # amqp-channel | amqp-outgoing | zmq-channel | ibm-mq-channel | ibm-mq-outgoing
-    argv: tuple[str, ...]  # the command that runs it (python -m zato.connector.run ...)
-    config_hash: str  # changes whenever its definition changes -> restart
-
 
 _odbs: dict[str, ODB] = {}
 _lock = threading.Lock()
@@ -48,7 +40,8 @@ def config_hash(definition: dict, key: str) -> str:
 def spec_for(settings: ServerSettings, definition: dict) -> ConnectorSpec:
     kind, name = definition["kind"], definition["name"]
     argv = (sys.executable, "-m", "zato.connector.run", settings.path, kind, name)
-    return ConnectorSpec(spec_name(kind, name), kind, argv, config_hash(definition, settings.cluster_secret))
+    digest = config_hash(definition, settings.cluster_secret)
+    return ConnectorSpec(spec_name(kind, name), kind, argv, digest, definition)
 
 
 def desired(settings: ServerSettings) -> dict[str, ConnectorSpec]:

@@ -2,10 +2,12 @@
 
 Started by the connector supervisor on the lease holder with env ZATO_EPOCH (the holder's
 fencing epoch), ZATO_SERVER_DIR and the server's settings (zato.connector.process: the
-supervisor's, so server.conf is not read again). The connector reads its definition from
-the ODB itself, so no password is ever on a command line. Exit codes: 0 stopped,
-EXIT_CONFIG (no such definition, bad arguments), EXIT_DEPENDENCY (Redis or the ODB
-unreachable at start, address in use), EXIT_LEASE_LOST (another server holds the lease now).
+supervisor's, so server.conf is not read again). Forked by the zygote, it gets its definition
+from the supervisor in memory (main's `definition`); started as a plain process (or by hand),
+it reads it from the ODB itself. Either way no password is ever on a command line or in the
+environment. Exit codes: 0 stopped, EXIT_CONFIG (no such definition, bad arguments),
+EXIT_DEPENDENCY (Redis or the ODB unreachable at start, address in use), EXIT_LEASE_LOST
+(another server holds the lease now).
 """
 
 from __future__ import annotations
@@ -26,8 +28,6 @@ from zato.connector.process import MEMBERS_KEY_ENV, SETTINGS_ENV
 from zato.coord.client import check_redis, connect
 from zato.coord.signing import member_key
 from zato.lifecycle.entry import Entry, EntryExit
-from zato.odb import connectors
-from zato.odb.engine import ODB
 
 logger = logging.getLogger("zato.connector")
 
@@ -41,6 +41,10 @@ MODULES = {
 
 
 def load_definition(odb_url: str, cluster: str, kind: str, name: str) -> dict:
+    """From the ODB: only a connector run without a definition given needs SQLAlchemy."""
+    from zato.odb import connectors
+    from zato.odb.engine import ODB
+
     odb = ODB(odb_url)
     try:
         return connectors.load(odb, cluster, kind, name)
@@ -54,11 +58,16 @@ ENTRY = Entry(
 )
 
 
-def main(argv: list[str] | None = None) -> int:
-    return ENTRY.main(argv, 3, lambda args, _flags: start(*args), valid=lambda args: args[1] in MODULES)
+def main(argv: list[str] | None = None, definition: dict | None = None) -> int:
+    """`definition`: given by the zygote (what the supervisor read); None: read from the ODB."""
+    def begin(args: list[str], _flags: frozenset[str]) -> int:
+        server_dir, kind, name = args
+        return start(server_dir, kind, name, definition)
+
+    return ENTRY.main(argv, 3, begin, valid=lambda args: args[1] in MODULES)
 
 
-def start(server_dir: str, kind: str, name: str) -> int:
+def start(server_dir: str, kind: str, name: str, definition: dict | None = None) -> int:
     try:
         epoch = int(os.environ.get("ZATO_EPOCH", ""))
     except ValueError:
@@ -68,7 +77,8 @@ def start(server_dir: str, kind: str, name: str) -> int:
     label = f"{kind} {name!r}"
     try:
         check_redis(settings.redis)
-        definition = load_definition(settings.odb_url, settings.cluster, kind, name)
+        if definition is None:
+            definition = load_definition(settings.odb_url, settings.cluster, kind, name)
     except ZatoError as e:  # no such definition (ConnectorError) or Redis / the ODB is down
         logger.error("connector %s cannot start: %s", label, e)
         return EXIT_CONFIG if isinstance(e, ConnectorError) else EXIT_DEPENDENCY

@@ -27,7 +27,7 @@ from zato.common.errors import EXIT_DEPENDENCY, EXIT_OK
 from zato.connector.base import Context, RetryPolicy
 from zato.connector.invoke import Invoker, NoServer
 from zato.connector.zmq_address import endpoints
-from zato.odb.connectors import in_flight_limit
+from zato.odb.limits import in_flight_limit
 
 logger = logging.getLogger("zato.connector.zmq_channel")
 

@@ -2,17 +2,24 @@
 
 The supervisor starts one zygote at its own start-up, holder or standby: a single-threaded
 `python -m zato.connector.zygote SERVER_DIR FD SUPERVISOR_PID` that imports the connector
-modules and their heavy dependencies (SQLAlchemy, redis, pika, pyzmq) once, then waits on a
-unix socketpair (FD) for requests. Each spawn forks a child that runs
-zato.connector.run.main() in-process with the given environment; only modules are
-pre-imported, so every child opens its own Redis, ODB, AMQP and ZeroMQ connections.
+modules and what they share (redis, pika) once, then waits on a unix socketpair (FD) for
+requests. Each spawn forks a child that runs zato.connector.run.main() in-process with the
+given environment and definition; only modules are pre-imported, so every child opens its own
+Redis, AMQP and ZeroMQ connections. The definition (passwords included) comes from the
+supervisor, which has just read it from the ODB: neither the zygote nor its children import
+SQLAlchemy or the ODB's driver, nor reach the ODB at all.
+
+The socketpair is anonymous (no path anyone could connect to), inherited by the zygote alone
+and closed in every child, so what crosses it (definitions, the epoch's invoke key) stays
+within the supervisor, the zygote and the one child it is for.
 
 Wire protocol: one JSON object per SOCK_SEQPACKET message.
 
     supervisor -> zygote   {"op": "settings", "settings": {...}}   first, once: the server's
                                             settings without secrets (zato.config.transfer),
                                             so the zygote does not read server.conf again
-                           {"op": "spawn", "argv": [SERVER_DIR, KIND, NAME], "env": {...}}
+                           {"op": "spawn", "argv": [SERVER_DIR, KIND, NAME], "env": {...},
+                            "definition": {...}}      (never logged)
                            {"op": "signal", "pid": P, "sig": S}   (only while P is unreaped)
     zygote -> supervisor   {"ready": PID}                          once, after the imports
                            {"spawned": P} or {"error": TEXT, "errno": N}   answers a spawn
@@ -54,10 +61,10 @@ from zato.lifecycle.entry import Entry, parent_gone
 logger = logging.getLogger("zato.supervisor.zygote")
 
 RUN_MODULE = "zato.connector.run"
-# What every connector needs, or nearly: the run module (settings, Redis, the ODB's models,
-# stats), the invoker of every channel and the AMQP connectors (the common kinds; pika is
-# small). pyzmq and the IBM MQ client are left to the only connectors that use them: each
-# costs every other process of the tree its pages (see _preload_odb for the ODB's driver).
+# What every connector needs, or nearly: the run module (settings, Redis, stats), the invoker
+# of every channel and the AMQP connectors (the common kinds; pika is small). pyzmq and the
+# IBM MQ client are left to the only connectors that use them: each costs every other process
+# of the tree its pages. SQLAlchemy is nobody's here: definitions come in the spawn request.
 PRELOAD = (
     RUN_MODULE,
     "zato.connector.invoke",
@@ -71,32 +78,13 @@ MAX_MESSAGE = 1 << 20
 SETTINGS_TIMEOUT = 10.0  # the supervisor sends them right after starting us
 
 
-def _preload_odb(odb_url: str) -> None:
-    """The ODB's own SQLAlchemy dialect and database driver (every connector reads its
-    definition at start; the others' drivers stay out) and the ORM's mapper set-up, done once
-    here instead of in every child."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-    from sqlalchemy.orm import configure_mappers
-
-    import zato.odb.models  # noqa: F401 - the mapped classes
-    from zato.odb.engine import normalize_url
-
-    try:
-        make_url(normalize_url(odb_url)).get_dialect().import_dbapi()
-    except (ImportError, ArgumentError) as e:  # the child says what is wrong with the URL
-        logger.debug("zygote: not preloading the ODB driver: %s", e)
-    configure_mappers()
-
-
 # -- the zygote process ----------------------------------------------------------------------
 class Zygote:
     """Single-threaded fork loop. Never touches a network connection itself."""
 
-    def __init__(self, sock: socket.socket, supervisor: int, odb_url: str = ""):
+    def __init__(self, sock: socket.socket, supervisor: int):
         self.sock = sock
         self.supervisor = supervisor
-        self.odb_url = odb_url
         self.children: set[int] = set()
         self.wakeup_r, self.wakeup_w = os.pipe()
 
@@ -111,7 +99,6 @@ class Zygote:
                 importlib.import_module(module)
             except ImportError as e:  # an optional driver; the child imports it if needed
                 logger.debug("zygote: not preloading %s: %s", module, e)
-        _preload_odb(self.odb_url)
         # Everything imported so far leaves the collector's view: no collection in a child
         # touches (and so copies) these pages; they stay shared with the zygote.
         gc.freeze()
@@ -162,11 +149,11 @@ class Zygote:
             self._send({"error": e.strerror or str(e), "errno": e.errno or 0})
             return
         if pid == 0:
-            self._child(zygote, request["argv"], request["env"])  # never returns
+            self._child(zygote, request["argv"], request["env"], request.get("definition"))  # never returns
         self.children.add(pid)
         self._send({"spawned": pid})
 
-    def _child(self, zygote: int, argv: list[str], env: dict[str, str]) -> None:
+    def _child(self, zygote: int, argv: list[str], env: dict[str, str], definition: dict | None) -> None:
         code = 1
         try:
             self.sock.close()  # the child must not hold the supervisor's socket
@@ -183,7 +170,7 @@ class Zygote:
                 handler.close()
             os.environ.update(env)
             sys.argv = [RUN_MODULE, *argv]
-            code = sys.modules[RUN_MODULE].main(list(argv))
+            code = sys.modules[RUN_MODULE].main(list(argv), definition)
         except SystemExit as e:
             code = e.code if isinstance(e.code, int) else 1
         except BaseException:  # noqa: BLE001 - a forked child: report anything, then _exit
@@ -231,16 +218,18 @@ class ZygoteOS:
         self.children: dict[int, ZygoteChild] = {}
 
     # -- the OS seam ---------------------------------------------------------------------------
-    def spawn(self, argv: tuple[str, ...], env: dict[str, str]) -> ZygoteChild | subprocess.Popen:
+    def spawn(
+        self, argv: tuple[str, ...], env: dict[str, str], definition: dict | None = None
+    ) -> ZygoteChild | subprocess.Popen:
         args = run_args(argv)
         if args is None or not self._usable():
-            return self.fallback.spawn(argv, env)
+            return self.fallback.spawn(argv, env, definition)
         try:
-            self._send({"op": "spawn", "argv": args, "env": env})
+            self._send({"op": "spawn", "argv": args, "env": env, "definition": definition})
             reply = self._await_reply()
         except ConnectorError as e:
             self._lost(str(e))
-            return self.fallback.spawn(argv, env)
+            return self.fallback.spawn(argv, env, definition)
         if "error" in reply:
             raise OSError(reply.get("errno") or 0, reply["error"])
         child = ZygoteChild(reply["spawned"])
@@ -434,7 +423,7 @@ def start(fd: int, supervisor: int) -> int:
     if settings is None:
         return 0  # the supervisor closed the socket before it sent them: it is going away
     ENTRY.start(settings, title=f"zato-connector-zygote: {settings.name}")
-    code = Zygote(sock, supervisor, settings.odb_url).serve()
+    code = Zygote(sock, supervisor).serve()
     logging.shutdown()
     sys.stderr.flush()
     os._exit(code)  # no interpreter teardown of everything preloaded: the supervisor waits for us

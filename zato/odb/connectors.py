@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from zato.common.errors import ConnectorError
 from zato.odb.engine import ODB
+from zato.odb.limits import MAX_AMQP_HEARTBEAT, MAX_IN_FLIGHT
 from zato.odb.models import (
     AMQPChannel,
     AMQPDefinition,
@@ -57,23 +58,7 @@ class Field:
 _NAME = Field("name", required=True)
 _DEF = Field("def", "def", required=True)  # a connection definition, by name (stored as def_id)
 _ACTIVE = Field("is_active", "bool")
-# Channels: invocations of the service running at once; 0 is the default (an AMQP channel's
-# prefetch, ZMQ_IN_FLIGHT for ZeroMQ), never more than MAX_IN_FLIGHT.
-MAX_IN_FLIGHT = 256
-ZMQ_IN_FLIGHT = 16
 _MAX_IN_FLIGHT = Field("max_in_flight", "int", lo=0, hi=MAX_IN_FLIGHT)
-MAX_AMQP_HEARTBEAT = 60  # s: a vanished holder's unacked AMQP messages come back within ~2x this
-
-
-def in_flight_limit(definition: dict) -> int:
-    """How many invocations a channel runs at once: its max_in_flight, by default (0 or
-    unset) its prefetch for AMQP and ZMQ_IN_FLIGHT for ZeroMQ; an AMQP channel never has more
-    than its prefetch (the broker hands out no more unacked messages)."""
-    prefetch = definition.get("prefetch")
-    wanted = definition.get("max_in_flight") or prefetch or ZMQ_IN_FLIGHT
-    if prefetch:
-        wanted = min(wanted, prefetch)
-    return max(1, min(wanted, MAX_IN_FLIGHT))
 
 
 FIELDS: dict[str, tuple[Field, ...]] = {

@@ -1,0 +1,23 @@
+"""Bounds of connection definitions that the connectors apply as well as the validation
+(zato.odb.connectors). No SQLAlchemy here: connector processes import this module, and they
+get their definitions from the supervisor, never from the ODB (see zato.connector.zygote).
+"""
+
+from __future__ import annotations
+
+# Channels: invocations of the service running at once; 0 is the default (an AMQP channel's
+# prefetch, ZMQ_IN_FLIGHT for ZeroMQ), never more than MAX_IN_FLIGHT.
+MAX_IN_FLIGHT = 256
+ZMQ_IN_FLIGHT = 16
+MAX_AMQP_HEARTBEAT = 60  # s: a vanished holder's unacked AMQP messages come back within ~2x this
+
+
+def in_flight_limit(definition: dict) -> int:
+    """How many invocations a channel runs at once: its max_in_flight, by default (0 or
+    unset) its prefetch for AMQP and ZMQ_IN_FLIGHT for ZeroMQ; an AMQP channel never has more
+    than its prefetch (the broker hands out no more unacked messages)."""
+    prefetch = definition.get("prefetch")
+    wanted = definition.get("max_in_flight") or prefetch or ZMQ_IN_FLIGHT
+    if prefetch:
+        wanted = min(wanted, prefetch)
+    return max(1, min(wanted, MAX_IN_FLIGHT))
