@@ -1,12 +1,14 @@
 """A Zato cluster on hosts that can fail: the lab of tests/hosts and bench/faults.
 
-    redis   10.X.Y.10  its own redis-server
+    redis   10.X.Y.10  a master, a replica and a Sentinel (tests/hosts/redis_host.py): every
+                       server and the LB find the master through the Sentinel
     s1..s3  .11-.13    one Zato server each, created and started with the CLI, bound to its address
     lb      .20        the load balancer (`zato create load-balancer --host`)
     client  .30        the checkers' HTTP clients run in threads inside this namespace
-    root    .1 .2 .3   the forwarder (tests/hosts/forward.py): each host's own route to Redis
-                       (.1:port, where latency is added), RabbitMQ at .2:5672 and PostgreSQL at
-                       .3:5432, forwarded to the machine's shared services
+    root    .1 .2 .3   the forwarder (tests/hosts/forward.py): each host's own routes to the
+                       two redis-servers (.1:port, where latency is added; the host's connections
+                       to REDIS_IP:6379/6380 are DNATed to them), RabbitMQ at .2:5672 and
+                       PostgreSQL at .3:5432, forwarded to the machine's shared services
 
 So a partition can cut the holder from Redis alone (its Redis route) or from the broker alone
 (.2), and a blackhole cuts the whole host. close() stops everything by pid and removes every
@@ -27,13 +29,13 @@ import tempfile
 import redis
 
 from tests.hosts.net import Host, LabError, Net
+from tests.hosts.redis_host import MASTER_NAME, PORTS, SENTINEL_PORT, RedisHost
 from tests.support import AMQP_URL, PG_URL, Quickstart, cluster_name, wait_for, zato
 from zato.coord.lease import current_epoch, read_holder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SERVER_PORT = 17010
 LB_PORT = 11223
-REDIS_PORT = 6379
 FAST = {"lease": {}, "membership": {"heartbeat": "0.5", "ttl": "2.0"}}
 
 SERVICES = '''
@@ -84,7 +86,8 @@ class Lab:
         self.cluster = cluster_name("lab")
         self.root = tempfile.mkdtemp(prefix=f"{self.net.prefix}-")
         self.names = [f"s{i}" for i in range(1, servers + 1)]
-        self.routes: dict[str, int] = {}  # host name -> port of its Redis route on the gateway
+        self.routes: dict[str, dict[int, int]] = {}  # host -> {redis-server port: its route's port}
+        self.redis_host: RedisHost | None = None
         self._procs: list[subprocess.Popen] = []
         self._forwarder: subprocess.Popen | None = None
 
@@ -114,12 +117,18 @@ class Lab:
     def odb_url(self) -> str:
         return PG_URL.replace("@127.0.0.1:", f"@{self.net.subnet}.3:")
 
-    def redis_url(self, name: str) -> str:
-        return f"redis://{self.net.gateway}:{self.routes[name]}/0"
+    @property
+    def redis_conf(self) -> dict:
+        """[kvdb] of every server and the LB: the master found through the Sentinel."""
+        ip = self.host("redis").ip
+        url = f"redis://{ip}:{PORTS[0]}/0"  # with sentinels set, only its credentials count
+        return {"url": url, "sentinels": f"{ip}:{SENTINEL_PORT}", "sentinel_master": MASTER_NAME}
 
     def redis(self) -> redis.Redis:
-        """A client of the lab's Redis straight from the test (root namespace, no route)."""
-        return redis.Redis(self.host("redis").ip, REDIS_PORT, decode_responses=True, socket_timeout=2)
+        """A client of the lab's current Redis master straight from the test (root namespace,
+        no route, no fault)."""
+        assert self.redis_host
+        return self.redis_host.client()
 
     # -- building ----------------------------------------------------------------------------
     def create(self) -> Lab:
@@ -132,7 +141,8 @@ class Lab:
             self.net.add_host("client", 30)
             self.net.alias(2)
             self.net.alias(3)
-            self._start_redis()
+            self.redis_host = RedisHost(self.host("redis"), self.root, self._spawn)
+            self.redis_host.start()
             self._start_forwarder()
             self._create_cluster()
         except BaseException:
@@ -145,38 +155,20 @@ class Lab:
         self._procs.append(proc)
         return proc
 
-    def _start_redis(self) -> None:
-        h = self.host("redis")
-        self._spawn(
-            h.argv(
-                "redis-server",
-                "--bind",
-                h.ip,
-                "--port",
-                str(REDIS_PORT),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--protected-mode",
-                "no",
-            ),
-            stdout=subprocess.DEVNULL,
-        )
-        wait_for(lambda: self.redis().ping(), timeout=10, what="the lab's redis-server")
-
     def _start_forwarder(self) -> None:
         from tests.support import free_port
 
         gw = self.net.gateway
-        redis_at = f"{self.host('redis').ip}:{REDIS_PORT}"
+        redis_ip = self.host("redis").ip
         specs = [
             f"{self.broker_ip}:5672={AMQP_URL.split('@')[1].split('/')[0]}",
             f"{self.net.subnet}.3:5432={PG_URL.split('@')[1].split('/')[0]}",
         ]
         for name in [*self.names, "lb"]:
-            self.routes[name] = free_port()
-            specs.append(f"{gw}:{self.routes[name]}={redis_at}")
+            self.routes[name] = {port: free_port() for port in PORTS}
+            for port, route in self.routes[name].items():
+                specs.append(f"{gw}:{route}={redis_ip}:{port}")
+                self.net.redirect(self.host(name), redis_ip, port, gw, route)
         self._forwarder = self._spawn(
             [sys.executable, "-m", "tests.hosts.forward", *specs],
             stdin=subprocess.PIPE,
@@ -193,7 +185,7 @@ class Lab:
         for name in self.names:
             common = [
                 "--redis",
-                self.redis_url(name),
+                self.redis_conf["url"],
                 "--host",
                 self.host(name).ip,
                 "--port",
@@ -218,7 +210,7 @@ class Lab:
             else:
                 zato("create", "server", self.server_dir(name), "--join", first, *common)
             conf = os.path.join(self.server_dir(name), "config", "server.conf")
-            for section, values in self.conf.items():
+            for section, values in {**self.conf, "kvdb": self.redis_conf}.items():
                 Quickstart._merge(conf, section, values)
         zato(
             "create",
@@ -227,12 +219,13 @@ class Lab:
             "--join",  # the cluster and its secret, which verifies the servers' membership
             first,
             "--redis",
-            self.redis_url("lb"),
+            self.redis_conf["url"],
             "--host",
             self.host("lb").ip,
             "--port",
             str(LB_PORT),
         )
+        Quickstart._merge(os.path.join(self.lb_dir, "config", "lb.conf"), "kvdb", self.redis_conf)
         module = os.path.join(self.root, "lab_services.py")
         with open(module, "w") as f:
             f.write(f"LAB_ROOT = {self.root!r}\n" + SERVICES)
@@ -329,11 +322,24 @@ class Lab:
         self.signal(name, signal.SIGCONT)
 
     def delay(self, name: str, ms: float, jitter_ms: float = 0) -> None:
-        """Latency (+- jitter) on the host's Redis route, both ways."""
-        assert self._forwarder and self._forwarder.stdin
-        self._forwarder.stdin.write(f"delay {self.routes[name]} {ms} {jitter_ms}\n")
-        self._forwarder.stdin.flush()
-        assert self._forwarder.stdout.readline().startswith("delay")
+        """Latency (+- jitter) on the host's Redis routes, both ways."""
+        assert self._forwarder and self._forwarder.stdin and self._forwarder.stdout
+        for route in self.routes[name].values():
+            self._forwarder.stdin.write(f"delay {route} {ms} {jitter_ms}\n")
+            self._forwarder.stdin.flush()
+            assert self._forwarder.stdout.readline().startswith("delay")
+
+    def cut_redis(self, name: str) -> None:
+        """Cut the host from Redis alone: both redis-servers (its routes) and the Sentinel;
+        the broker, the ODB and the other hosts still reach it (lab.net.heal undoes it)."""
+        host = self.host(name)
+        for route in self.routes[name].values():
+            self.net.cut_port(host, self.net.gateway, route)
+        self.net.cut_port(host, self.host("redis").ip, SENTINEL_PORT)
+
+    def cut_broker(self, name: str) -> None:
+        """Cut the host from RabbitMQ alone (lab.net.heal undoes it)."""
+        self.net.cut_port(self.host(name), self.broker_ip, 5672)
 
     # -- teardown ----------------------------------------------------------------------------
     def close(self) -> list[str]:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 CLONE_NEWNET = 0x40000000
 FAULT_TABLE = "zlfault"
+ROUTE_TABLE = "zlroute"  # the lab's wiring (DNAT to a host's own routes), never a fault
 
 
 class LabError(Exception):
@@ -99,6 +100,17 @@ class Net:
         sh("ip", "-n", host.ns, "link", "set", peer, "up")
         sh("ip", "-n", host.ns, "link", "set", "lo", "up")
         return host
+
+    def redirect(self, host: Host, ip: str, port: int, to_ip: str, to_port: int) -> None:
+        """Connections the host opens to ip:port go to to_ip:to_port instead (DNAT in its own
+        namespace, before its fault rules: those see to_ip:to_port). heal() leaves it."""
+        script = [
+            f"table ip {ROUTE_TABLE} {{",
+            "  chain output { type nat hook output priority -100; policy accept; }",
+            "}",
+            f"add rule ip {ROUTE_TABLE} output ip daddr {ip} tcp dport {port} dnat to {to_ip}:{to_port}",
+        ]
+        sh("ip", "netns", "exec", host.ns, "nft", "-f", "-", input="\n".join(script) + "\n")
 
     # -- faults: each one function, each undone by heal() -----------------------------------
     def _rules(self, host: Host, *rules: str) -> None:

@@ -29,7 +29,7 @@ def test_holder_cut_from_redis_stops_before_anyone_takes_over(lab, channel):
     publish_and_settle(lab, channel, 0, 50)
     old, old_epoch = lab.wait_holder()
     assert lab.connectors(old), "the holder runs its AMQP channel connector"
-    lab.net.cut_port(lab.host(old), lab.net.gateway, lab.routes[old])
+    lab.cut_redis(old)
     try:
         for n in range(50, 150):
             channel.publish(n)

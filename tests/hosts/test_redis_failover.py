@@ -2,8 +2,10 @@
 never got an acknowledged INCR (real master, replica and sentinel; the replica is SIGSTOPped
 and its replication link closed while epoch 2 is issued, then the master is SIGKILLed).
 Redis alone would hand epoch 2 out again; the durable floor in the ODB makes the next holder's
-epoch 3, and the holder of the lost
-epoch finds its lease gone (one holder afterwards)."""
+epoch 3, and the holder of the lost epoch finds its lease gone (one holder afterwards).
+
+The first test drives Lease objects on loopback (exact epochs); the second is the same fault
+on the lab, where three servers and the LB follow the master through the lab's Sentinel."""
 
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ import signal
 
 import pytest
 
+from tests.hosts.checkers import EpochWatch, amqp_counts, stale_accepted
+from tests.hosts.test_partition import publish_and_settle
 from tests.integration.test_sentinel import MASTER, RedisGroup
 from tests.support import cluster_name, wait_for
 from zato.common.errors import LeaseLost
@@ -67,3 +71,51 @@ def test_an_epoch_acknowledged_then_lost_in_a_failover_is_never_issued_again(tmp
     print(f"epochs: a 1, b 2 (lost by Redis), c {third.epoch}")
     assert third.epoch == 3
     assert EpochFloor(odb_url, cluster).claim(3) is False  # claimed once, never again
+
+
+def test_a_lab_failover_that_lost_an_acknowledged_epoch_leaves_one_holder_above_it(lab, channel):
+    """The same fault on the lab, with the servers following the master through the Sentinel:
+    the holder is paused past the TTL while the replica is cut off, so the standby that takes
+    over acts under an epoch only the old master acknowledged; then the master dies and the
+    Sentinel promotes the replica. Afterwards exactly one server holds the lease and runs
+    connectors, under an epoch strictly higher than any issued before; nothing lost, no stale call."""
+    group = lab.redis_host
+    publish_and_settle(lab, channel, 0, 30)
+    old, old_epoch = lab.wait_holder()
+    watch = EpochWatch(lab).start()
+    try:
+        group.isolate_replica()
+        lab.pause(old)
+        try:
+            standby, lost_epoch = lab.wait_holder(other_than=old, timeout=20)
+        finally:
+            lab.resume(old)
+        publish_and_settle(lab, channel, 30, 30)  # the standby acted under the unreplicated epoch
+        issued = max([*watch.epochs, EpochFloor(lab.odb_url, lab.cluster).read()])
+        group.fail_over()
+        forgot = lab.epoch()
+        for n in range(60, 120):
+            channel.publish(n)
+
+        def settled() -> tuple[str, int] | None:
+            holder = lab.holder()
+            acting = [name for name in lab.names if lab.connectors(name)]
+            done = amqp_counts(channel.published, lab.accepted())["lost"] == 0
+            return holder if holder and done and acting == [holder[0]] else None
+
+        holder, epoch = wait_for(settled, timeout=60, what="one holder acting after the failover")
+    finally:
+        watch.stop()
+        group.restore()
+    accepted = lab.accepted()
+    counts = amqp_counts(channel.published, accepted)
+    print(
+        f"redis failover: {old} ({old_epoch}) -> {standby} ({lost_epoch}, lost by Redis: it "
+        f"says {forgot}) -> {holder} ({epoch}); issued before {issued}; epochs seen {watch.epochs}; {counts}"
+    )
+    assert any(a["epoch"] == lost_epoch for a in accepted), "the standby acted under the lost epoch"
+    assert forgot < lost_epoch  # the promoted replica never got it: INCR alone would issue it again
+    assert epoch > issued
+    assert [name for name in lab.names if lab.connectors(name)] == [holder]
+    assert counts["lost"] == 0
+    assert stale_accepted(accepted) == 0

@@ -1,0 +1,146 @@
+"""The lab's Redis host: a master, a replica and a Sentinel in the Redis namespace, and the one
+fault only they can have: a Sentinel failover that loses a write the old master acknowledged.
+
+    REDIS_IP:6379, REDIS_IP:6380   redis-server, one the master and one its replica (which is
+                                   which changes with every failover)
+    REDIS_IP:26379                 the Sentinel (quorum 1, a master down after 1 s)
+
+Every server and the LB find the master through the Sentinel, as on real hosts; each host's
+connections to either redis-server are rewritten (nftables DNAT in its own namespace) to its
+own route through the lab's forwarder, so latency and cuts stay per host (lab.py).
+
+The lost write: isolate_replica() stops the replica (SIGSTOP) and closes its replication link,
+so whatever the master acknowledges from then on never reaches it; fail_over() SIGKILLs the
+master and resumes the replica, and the Sentinel promotes it; restore() brings the killed
+server back as the new master's replica, so the group has two servers again.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections.abc import Callable
+
+import redis
+
+from tests.hosts.net import Host
+from tests.support import wait_for
+
+PORTS = (6379, 6380)
+SENTINEL_PORT = 26379
+MASTER_NAME = "lab"
+
+
+class RedisHost:
+    def __init__(self, host: Host, root: str, spawn: Callable[..., subprocess.Popen]):
+        self.host, self.root, self._spawn = host, root, spawn
+        self.procs: dict[int, subprocess.Popen] = {}
+        self.stopped: int | None = None  # the replica isolate_replica() SIGSTOPped
+        self.killed: int | None = None  # the master fail_over() SIGKILLed
+
+    # -- building ----------------------------------------------------------------------------
+    def start(self) -> None:
+        master, replica = PORTS
+        self._server(master)
+        self._server(replica, "--replicaof", self.host.ip, str(master))
+        self._wait_replica(replica)
+        conf = os.path.join(self.root, "sentinel.conf")  # the Sentinel rewrites it: its own file
+        with open(conf, "w") as f:
+            f.write(
+                f"bind {self.host.ip}\nport {SENTINEL_PORT}\ndir {self.root}\n"
+                f"sentinel monitor {MASTER_NAME} {self.host.ip} {master} 1\n"
+                f"sentinel down-after-milliseconds {MASTER_NAME} 1000\n"
+                f"sentinel failover-timeout {MASTER_NAME} 3000\n"
+            )
+        self._spawn(self.host.argv("redis-server", conf, "--sentinel"), stdout=subprocess.DEVNULL)
+        wait_for(lambda: self._sentinel_knows(replica), timeout=20, what="the Sentinel to know the replica")
+
+    def _server(self, port: int, *extra: str) -> None:
+        self.procs[port] = self._spawn(
+            self.host.argv(
+                "redis-server",
+                "--bind",
+                self.host.ip,
+                "--port",
+                str(port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--protected-mode",
+                "no",
+                "--dir",
+                self.root,
+                "--dbfilename",
+                f"dump-{port}.rdb",
+                *extra,
+            ),  # fmt: skip
+            stdout=subprocess.DEVNULL,
+        )
+        wait_for(lambda: self.client(port).ping(), timeout=10, what=f"redis-server on port {port}")
+
+    def _wait_replica(self, port: int) -> None:
+        wait_for(
+            lambda: self.client(port).info("replication").get("master_link_status") == "up",
+            timeout=20,
+            what=f"the replica on port {port} to sync",
+        )
+
+    def _sentinel_knows(self, replica: int) -> bool:
+        found = self.sentinel().sentinel_slaves(MASTER_NAME)
+        return any(int(r["port"]) == replica and "s_down" not in r["flags"] for r in found)
+
+    # -- clients -----------------------------------------------------------------------------
+    def client(self, port: int | None = None) -> redis.Redis:
+        """A client of one redis-server (default: the master the Sentinel names now), straight
+        from the root namespace (no route, no fault)."""
+        return redis.Redis(self.host.ip, port or self.master_port(), decode_responses=True, socket_timeout=2)
+
+    def sentinel(self) -> redis.Redis:
+        return redis.Redis(self.host.ip, SENTINEL_PORT, decode_responses=True, socket_timeout=2)
+
+    def master_port(self) -> int:
+        return int(self.sentinel().sentinel_get_master_addr_by_name(MASTER_NAME)[1])
+
+    # -- the fault ---------------------------------------------------------------------------
+    def isolate_replica(self) -> int:
+        """Stop the replica and close its replication link: from now on nothing the master
+        acknowledges reaches it. Returns the master's port."""
+        master = self.master_port()
+        replica = next(p for p in PORTS if p != master)
+        client = self.client(master)
+        assert client.wait(1, 2000) == 1, "the replica has everything written so far"
+        os.kill(self.procs[replica].pid, signal.SIGSTOP)
+        self.stopped = replica
+        client.client_kill_filter(_type="replica")  # its link closed while it cannot reconnect
+        return master
+
+    def fail_over(self, timeout: float = 30) -> int:
+        """SIGKILL the master, resume the replica, and wait until the Sentinel names it the
+        master (and it says so itself). Returns the new master's port."""
+        assert self.stopped is not None, "isolate_replica() first: the replica must miss a write"
+        master, replica = self.master_port(), self.stopped
+        self.procs[master].kill()
+        self.procs[master].wait(10)
+        self.killed = master
+        os.kill(self.procs[replica].pid, signal.SIGCONT)
+        self.stopped = None
+        wait_for(
+            lambda: self.master_port() == replica and self.client(replica).role()[0] == "master",
+            timeout=timeout,
+            what="the Sentinel to promote the replica",
+        )
+        return replica
+
+    def restore(self) -> None:
+        """Undo the fault: resume a stopped replica; start a killed master again as the new
+        master's replica, and wait until it synced and the Sentinel knows it."""
+        if self.stopped is not None:
+            os.kill(self.procs[self.stopped].pid, signal.SIGCONT)
+            self.stopped = None
+        if self.killed is not None:
+            port, self.killed = self.killed, None
+            self._server(port, "--replicaof", self.host.ip, str(self.master_port()))
+            self._wait_replica(port)
+            wait_for(lambda: self._sentinel_knows(port), timeout=30, what="the Sentinel to know the replica")
