@@ -93,6 +93,7 @@ class AmqpPublisher:
         self.ch.confirm_delivery()
         self.ch.queue_declare(queue, durable=True)
         self.published: list[int] = []
+        self.channel = ""  # the Zato AMQP channel consuming the queue, when a test made one
 
     def publish(self, n: int) -> None:
         body = json.dumps({"n": n}).encode()

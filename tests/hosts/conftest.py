@@ -37,7 +37,7 @@ def channel(lab):
     lab.reset_accepted()
     queue = f"zl-in-{uuid.uuid4().hex[:8]}"
     pub = AmqpPublisher(queue)
-    name = f"in-{queue[-8:]}"
+    name = pub.channel = f"in-{queue[-8:]}"
     lab.cli(
         "conn create amqp-channel", "--name", name, "--def", "rabbit", "--queue", queue,
         "--service", "lab.record", "--prefetch", "10", "--data-format", "json",

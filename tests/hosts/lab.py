@@ -329,13 +329,14 @@ class Lab:
             self._forwarder.stdin.flush()
             assert self._forwarder.stdout.readline().startswith("delay")
 
-    def cut_redis(self, name: str) -> None:
+    def cut_redis(self, name: str, only: str = "") -> None:
         """Cut the host from Redis alone: both redis-servers (its routes) and the Sentinel;
-        the broker, the ODB and the other hosts still reach it (lab.net.heal undoes it)."""
+        the broker, the ODB and the other hosts still reach it (lab.net.heal undoes it).
+        only="in": Redis gets what the host sends, the host gets nothing back (net.cut_port)."""
         host = self.host(name)
         for route in self.routes[name].values():
-            self.net.cut_port(host, self.net.gateway, route)
-        self.net.cut_port(host, self.host("redis").ip, SENTINEL_PORT)
+            self.net.cut_port(host, self.net.gateway, route, only)
+        self.net.cut_port(host, self.host("redis").ip, SENTINEL_PORT, only)
 
     def cut_broker(self, name: str) -> None:
         """Cut the host from RabbitMQ alone (lab.net.heal undoes it)."""

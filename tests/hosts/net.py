@@ -134,11 +134,14 @@ class Net:
         ip = b.ip if isinstance(b, Host) else b
         self._rules(a, f"output ip daddr {ip} drop", *(() if one_way else (f"input ip saddr {ip} drop",)))
 
-    def cut_port(self, a: Host, ip: str, port: int) -> None:
-        """Cut a from one service (ip:port) both ways, everything else still flows."""
-        self._rules(
-            a, f"output ip daddr {ip} tcp dport {port} drop", f"input ip saddr {ip} tcp sport {port} drop"
-        )
+    def cut_port(self, a: Host, ip: str, port: int, only: str = "") -> None:
+        """Cut a from one service (ip:port), everything else still flows. only="in": what the
+        service sends a is dropped (a's packets still reach it); only="out": the reverse."""
+        rules = {
+            "out": f"output ip daddr {ip} tcp dport {port} drop",
+            "in": f"input ip saddr {ip} tcp sport {port} drop",
+        }
+        self._rules(a, *(rule for way, rule in rules.items() if only in ("", way)))
 
     def loss(self, host: Host, percent: int) -> None:
         """Drop `percent` % of the host's packets at random, each way."""

@@ -1,16 +1,23 @@
 """Partitions and paused processes, on the lab's hosts (one fault per test, each healed after).
 
-- The holder cut off from Redis alone (it still reaches the broker and the other servers):
-  it stops its connectors by itself within renew_deadline, before any other server can take
-  the lease; nothing is lost, no stale call is accepted.
+- The holder cut off from Redis alone (it still reaches the broker and the other servers),
+  both ways, or one way (Redis gets what it sends, so its renewals may still extend the
+  lease, but no answer comes back): it stops its connectors by itself within renew_deadline,
+  before any other server can take the lease; nothing is lost, no stale call is accepted.
+- The holder cut off from the broker alone (it still reaches Redis): the lease stays where it
+  is (it is about Redis, not the broker: 0 epoch changes), its AMQP channel connector notices
+  and reconnects by itself once the broker is back, and consumes everything (lost 0).
 - The holder paused (SIGSTOP) past the lease TTL, then resumed: a standby took over, the old
   holder's connectors, waking up, have no accepted call and take no outgoing message.
 """
 
 from __future__ import annotations
 
-from tests.hosts.checkers import amqp_counts, stale_accepted
+import pytest
+
+from tests.hosts.checkers import EpochWatch, amqp_counts, stale_accepted
 from tests.support import wait_for
+from zato.coord import connector_stats
 
 
 def all_accepted(lab, pub) -> bool:
@@ -25,11 +32,12 @@ def publish_and_settle(lab, pub, start: int, count: int) -> None:
     )
 
 
-def test_holder_cut_from_redis_stops_before_anyone_takes_over(lab, channel):
+@pytest.mark.parametrize("only", ["", "in"], ids=["both-ways", "one-way"])
+def test_holder_cut_from_redis_stops_before_anyone_takes_over(lab, channel, only):
     publish_and_settle(lab, channel, 0, 50)
     old, old_epoch = lab.wait_holder()
     assert lab.connectors(old), "the holder runs its AMQP channel connector"
-    lab.cut_redis(old)
+    lab.cut_redis(old, only)
     try:
         for n in range(50, 150):
             channel.publish(n)
@@ -45,7 +53,8 @@ def test_holder_cut_from_redis_stops_before_anyone_takes_over(lab, channel):
     finally:
         lab.net.heal(lab.host(old))
     accepted = lab.accepted()
-    print(f"redis cut {old} ({old_epoch}) -> {new} ({new_epoch}); {amqp_counts(channel.published, accepted)}")
+    counts = amqp_counts(channel.published, accepted)
+    print(f"redis cut {only or 'both'} {old} ({old_epoch}) -> {new} ({new_epoch}); {counts}")
     assert still_running == []
     assert new_epoch > old_epoch
     assert stale_accepted(accepted) == 0
@@ -74,3 +83,36 @@ def test_paused_holder_resumes_without_acting(lab, channel):
     assert new_epoch > old_epoch
     assert stale_accepted(accepted) == 0
     assert lab.holder()[0] == new
+
+
+def reconnects(lab, channel) -> int:
+    name = f"amqp-channel:{channel.channel}"
+    return connector_stats.read(lab.redis(), lab.cluster, [name])[name].get("reconnects", 0)
+
+
+def test_holder_cut_from_the_broker_keeps_the_lease_and_reconnects(lab, channel):
+    publish_and_settle(lab, channel, 0, 50)
+    old, epoch = lab.wait_holder()
+    before = reconnects(lab, channel)
+    watch = EpochWatch(lab).start()
+    lab.cut_broker(old)
+    try:
+        for n in range(50, 150):
+            channel.publish(n)
+        wait_for(
+            lambda: reconnects(lab, channel) > before,
+            timeout=30,
+            what="the channel to notice the broker is gone",
+        )
+    finally:
+        lab.net.heal(lab.host(old))
+    wait_for(lambda: all_accepted(lab, channel), timeout=60, what="every message consumed after the cut")
+    changes = watch.stop()
+    accepted = lab.accepted()
+    counts = amqp_counts(channel.published, accepted)
+    again = reconnects(lab, channel)
+    print(f"broker cut {old} ({epoch}): epoch changes {changes}, reconnects {before} -> {again}; {counts}")
+    assert changes == 0 and lab.holder() == (old, epoch)
+    assert {a["epoch"] for a in accepted} == {epoch}  # nobody else consumed: the holder kept acting
+    assert counts["lost"] == 0
+    assert stale_accepted(accepted) == 0
