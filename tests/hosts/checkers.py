@@ -4,12 +4,15 @@ HttpChecker   steady GETs through the LB from the client host (5 s timeout each)
               timed out, and the worst latency of the window the test cares about.
 AmqpChecker   numbered messages published with confirms into the channel's queue; lost = the
               numbers no server's lab.record accepted, duplicates counted.
+OutgoingSender  numbered items POSTed through the LB to lab.send (self.outgoing.amqp.send each);
+              lost = the numbers of requests answered 200 that never reached the queue.
 stale_accepted  fencing: calls accepted under an epoch older than one already accepted anywhere.
 EpochWatch    counts lease epoch changes while it runs.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
@@ -100,6 +103,13 @@ class AmqpPublisher:
         self.ch.basic_publish("", self.queue, body, pika.BasicProperties(delivery_mode=2))
         self.published.append(n)
 
+    def take_all(self) -> list[int]:
+        """Every {"n": i} waiting in the queue now, taken off it (a consumer's view of it)."""
+        got = []
+        while (message := self.ch.basic_get(self.queue, auto_ack=True))[0] is not None:
+            got.append(json.loads(message[2])["n"])
+        return got
+
     def close(self, delete: bool = True) -> None:
         if delete:
             for q in (self.queue, self.queue + ".zato-parked"):
@@ -115,6 +125,55 @@ def amqp_counts(published: list[int], accepted: list[dict]) -> dict:
     return {
         "published": len(published),
         "lost": len(set(published) - set(got)),
+        "duplicates": sum(c - 1 for c in got.values()),
+    }
+
+
+class OutgoingSender:
+    """`clients` threads in the client host, each POSTing {"items": [{"n": i}, ...]} (`batch`
+    numbers a request, never reused) to `url` in a loop; `returned` holds the numbers of every
+    request answered 200: the service's self.outgoing.amqp.send returned for each of them."""
+
+    def __init__(self, lab: object, url: str, clients: int = 2, batch: int = 5):
+        self.lab, self.url, self.clients, self.batch = lab, url, clients, batch
+        self.returned: list[int] = []
+        self.failed = 0
+        self._next = itertools.count()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> OutgoingSender:
+        for _ in range(self.clients):
+            self._threads.append(self.lab.net.in_host(self.lab.host("client"), self._loop))
+        return self
+
+    def _loop(self) -> None:
+        session = requests.Session()
+        while not self._stop.is_set():
+            numbers = [next(self._next) for _ in range(self.batch)]
+            try:
+                r = session.post(self.url, json={"items": [{"n": n} for n in numbers]}, timeout=TIMEOUT)
+                ok = r.status_code == 200
+            except requests.RequestException:
+                ok = False
+            if ok:
+                self.returned.extend(numbers)
+            else:
+                self.failed += 1
+            time.sleep(0.02)
+
+    def stop(self) -> OutgoingSender:
+        self._stop.set()
+        for t in self._threads:
+            t.join(TIMEOUT + 2)
+        return self
+
+
+def outgoing_counts(returned: list[int], received: list[int]) -> dict:
+    got = Counter(received)
+    return {
+        "returned": len(returned),
+        "lost": len(set(returned) - set(got)),
         "duplicates": sum(c - 1 for c in got.values()),
     }
 
