@@ -18,6 +18,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Self
 
 import pika
 import requests
@@ -32,23 +33,40 @@ class HttpResult:
     outcome: str  # ok, failed, timeout
 
 
+class ClientThreads:
+    """`clients` threads in the lab's client host, each running _loop() until stop()."""
+
+    lab: object
+    clients: int
+
+    def start(self) -> Self:
+        self._stop = threading.Event()
+        self._threads = [
+            self.lab.net.in_host(self.lab.host("client"), self._loop) for _ in range(self.clients)
+        ]
+        return self
+
+    def _loop(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> Self:
+        """Stop and join every thread (any number of times, also before start())."""
+        if not hasattr(self, "_stop"):
+            return self
+        self._stop.set()
+        for t in self._threads:
+            t.join(TIMEOUT + 2)
+        return self
+
+
 @dataclass
-class HttpChecker:
+class HttpChecker(ClientThreads):
     """`clients` threads in the client host, each a keep-alive session GETting `url` in a loop."""
 
     lab: object
     url: str
     clients: int = 4
     results: list[HttpResult] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-
-    def start(self) -> HttpChecker:
-        for _ in range(self.clients):
-            self._threads.append(self.lab.net.in_host(self.lab.host("client"), self._loop))
-        return self
 
     def _loop(self) -> None:
         session = requests.Session()
@@ -63,12 +81,6 @@ class HttpChecker:
                 outcome = f"failed:{type(e).__name__}"
             self.results.append(HttpResult(t0, time.monotonic() - t0, outcome))
             time.sleep(0.01)
-
-    def stop(self) -> HttpChecker:
-        self._stop.set()
-        for t in self._threads:
-            t.join(TIMEOUT + 2)
-        return self
 
     def counts(self, since: float = 0.0) -> dict:
         window = [r for r in self.results if r.started >= since]
@@ -129,7 +141,7 @@ def amqp_counts(published: list[int], accepted: list[dict]) -> dict:
     }
 
 
-class OutgoingSender:
+class OutgoingSender(ClientThreads):
     """`clients` threads in the client host, each POSTing {"items": [{"n": i}, ...]} (`batch`
     numbers a request, never reused) to `url` in a loop; `returned` holds the numbers of every
     request answered 200: the service's self.outgoing.amqp.send returned for each of them."""
@@ -139,13 +151,6 @@ class OutgoingSender:
         self.returned: list[int] = []
         self.failed = 0
         self._next = itertools.count()
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-
-    def start(self) -> OutgoingSender:
-        for _ in range(self.clients):
-            self._threads.append(self.lab.net.in_host(self.lab.host("client"), self._loop))
-        return self
 
     def _loop(self) -> None:
         session = requests.Session()
@@ -161,12 +166,6 @@ class OutgoingSender:
             else:
                 self.failed += 1
             time.sleep(0.02)
-
-    def stop(self) -> OutgoingSender:
-        self._stop.set()
-        for t in self._threads:
-            t.join(TIMEOUT + 2)
-        return self
 
 
 def outgoing_counts(returned: list[int], received: list[int]) -> dict:

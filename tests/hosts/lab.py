@@ -71,6 +71,8 @@ class Slow(Service):
 
     def handle(self):
         import gevent
+        with open(os.path.join(LAB_ROOT, f"slow-{self.server.name}.jsonl"), "a") as f:
+            f.write(json.dumps({"id": self.request.params.get("id", ""), "server": self.server.name}) + "\\n")
         gevent.sleep(float(self.request.params.get("s", "1")))
         self.response.payload = {"slept": self.request.params.get("s", "1"), "server": self.server.name}
 '''
@@ -296,6 +298,17 @@ class Lab:
                     out += [json.loads(line) for line in f if line.strip()]
             except FileNotFoundError:
                 pass
+        return out
+
+    def slow_started(self) -> dict[str, str]:
+        """id -> server of every lab.slow call that started (each server writes its own file)."""
+        out = {}
+        for name in self.names:
+            with (
+                contextlib.suppress(FileNotFoundError),
+                open(os.path.join(self.root, f"slow-{name}.jsonl")) as f,
+            ):
+                out.update((d["id"], d["server"]) for d in map(json.loads, f) if d)
         return out
 
     def connectors(self, name: str) -> list[int]:
