@@ -74,26 +74,43 @@ def test_an_epoch_acknowledged_then_lost_in_a_failover_is_never_issued_again(tmp
 
 
 def test_a_lab_failover_that_lost_an_acknowledged_epoch_leaves_one_holder_above_it(lab, channel):
-    """The same fault on the lab, with the servers following the master through the Sentinel:
-    the holder is paused past the TTL while the replica is cut off, so the standby that takes
-    over acts under an epoch only the old master acknowledged; then the master dies and the
-    Sentinel promotes the replica. Afterwards exactly one server holds the lease and runs
-    connectors, under an epoch strictly higher than any issued before; nothing lost, no stale call."""
+    """The same fault on the lab, with the servers following the master through the Sentinel.
+    The holder is paused past the TTL while the replica is cut off, so the standby that takes
+    over acts under an epoch only the old master acknowledged. Then the other servers are
+    paused too, the master dies, the Sentinel promotes the replica, and the old holder is
+    resumed first: the only server running never saw the lost epoch (the others remember the
+    highest epoch they saw, which would hide a missing floor), and Redis forgot it. Afterwards
+    exactly one server holds the lease and runs connectors, under an epoch strictly higher
+    than any issued before; nothing lost, no stale call."""
     group = lab.redis_host
     publish_and_settle(lab, channel, 0, 30)
     old, old_epoch = lab.wait_holder()
+    others = [name for name in lab.names if name != old]
     watch = EpochWatch(lab).start()
+    paused: list[str] = []
+
+    def pause(*names: str) -> None:
+        for name in names:
+            lab.pause(name)
+            paused.append(name)
+
+    def resume(*names: str) -> None:
+        for name in names:
+            lab.resume(name)
+            paused.remove(name)
+
     try:
         group.isolate_replica()
-        lab.pause(old)
-        try:
-            standby, lost_epoch = lab.wait_holder(other_than=old, timeout=20)
-        finally:
-            lab.resume(old)
+        pause(old)
+        standby, lost_epoch = lab.wait_holder(other_than=old, timeout=20)
         publish_and_settle(lab, channel, 30, 30)  # the standby acted under the unreplicated epoch
         issued = max([*watch.epochs, EpochFloor(lab.odb_url, lab.cluster).read()])
+        pause(*others)
         group.fail_over()
         forgot = lab.epoch()
+        resume(old)
+        first = lab.wait_holder(timeout=20)  # the only server running: it never saw lost_epoch
+        resume(*others)
         for n in range(60, 120):
             channel.publish(n)
 
@@ -105,14 +122,17 @@ def test_a_lab_failover_that_lost_an_acknowledged_epoch_leaves_one_holder_above_
 
         holder, epoch = wait_for(settled, timeout=60, what="one holder acting after the failover")
     finally:
+        resume(*paused)
         watch.stop()
         group.restore()
     accepted = lab.accepted()
     counts = amqp_counts(channel.published, accepted)
     print(
         f"redis failover: {old} ({old_epoch}) -> {standby} ({lost_epoch}, lost by Redis: it "
-        f"says {forgot}) -> {holder} ({epoch}); issued before {issued}; epochs seen {watch.epochs}; {counts}"
+        f"says {forgot}) -> {first[0]} ({first[1]}), then {holder} ({epoch}); issued before {issued}; "
+        f"epochs seen {watch.epochs}; {counts}"
     )
+    assert first[0] == old and first[1] > issued  # the epoch Redis forgot was not issued again
     assert any(a["epoch"] == lost_epoch for a in accepted), "the standby acted under the lost epoch"
     assert forgot < lost_epoch  # the promoted replica never got it: INCR alone would issue it again
     assert epoch > issued
