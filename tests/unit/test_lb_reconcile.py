@@ -3,7 +3,15 @@
 
 from __future__ import annotations
 
-from zato.lb.reconcile import DRAIN_GRACE, HUNG_AFTER, for_hung, for_leaver, for_member
+from zato.lb.reconcile import (
+    DRAIN_GRACE,
+    EMPTY_GRACE,
+    HUNG_AFTER,
+    for_hung,
+    for_leaver,
+    for_member,
+    keep_when_empty,
+)
 from zato.lb.render import Backend
 from zato.lb.runtime import ServerState
 
@@ -53,3 +61,14 @@ def test_a_member_down_with_requests_on_it_has_them_shut_only_once_it_looks_hung
     assert for_hung(idle, 100.0, 200.0) == []
     slow_but_live = ServerState("server1", "127.0.0.1:17010", "UP", 5, "L7OK")
     assert for_hung(slow_but_live, 100.0, 200.0) == []
+
+
+def test_membership_that_lost_every_entry_is_not_followed_for_a_grace_period():
+    ready = {"server1": ServerState("server1", "127.0.0.1:17010", "UP", 0, "L7OK")}
+    assert keep_when_empty(0, ready, 100.0, 100.0 + EMPTY_GRACE - 0.1)  # entries come back in a heartbeat
+    assert not keep_when_empty(0, ready, 100.0, 100.0 + EMPTY_GRACE)  # gone for good: follow membership
+    assert not keep_when_empty(1, ready, 100.0, 100.0)
+    drained = {"server1": ServerState("server1", "127.0.0.1:17010", "UP", 0, "L7OK", "drain")}
+    assert not keep_when_empty(0, drained, 100.0, 100.0)  # the last server left, saying so first
+    dead = {"server1": ServerState("server1", "127.0.0.1:17010", "DOWN", 0, "L4CON")}
+    assert not keep_when_empty(0, dead, 100.0, 100.0)

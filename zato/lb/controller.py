@@ -74,6 +74,7 @@ class Controller:
         self._wake = threading.Event()
         self._drain_started: dict[str, float] = {}
         self._down_since: dict[str, float] = {}  # members HAProxy shows DOWN, since when
+        self._empty_since: float | None = None  # membership read empty since (monotonic)
         self._persisted: list[r.Backend] | None = None
         self._restart = Backoff(RESTART_START, RESTART_MAX)
         self._started_at = 0.0
@@ -230,6 +231,14 @@ class Controller:
             return
         actual = self.haproxy.runtime.servers(r.BACKEND)
         self._end_hung(actual)
+        now = time.monotonic()
+        self._empty_since = (self._empty_since or now) if not members else None
+        if self._empty_since is not None and plan.keep_when_empty(0, actual, self._empty_since, now):
+            self._warn(
+                f"membership lists no server while HAProxy has {len(actual)} serving; keeping them for "
+                f"up to {plan.EMPTY_GRACE:g} s (entries lost by Redis, e.g. a failover to a lagging replica?)"
+            )
+            return
         wanted: dict[str, r.Backend] = {}
         serving: list[str] = []
         unapplied = False

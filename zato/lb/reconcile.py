@@ -9,6 +9,8 @@ the first one HAProxy refuses, for that server only).
     member's key is gone           state drain; once it has no sessions (or DRAIN_GRACE
                                    after the drain began): state maint, shutdown sessions
                                    if any are left, del server
+    no member at all, while some   nothing for EMPTY_GRACE (see keep_when_empty)
+      server is ready and UP
     member DOWN for HUNG_AFTER     shutdown sessions (a hung process: its kernel answers TCP,
       with sessions                so only this ends its requests; render.py's docstring)
 """
@@ -27,6 +29,12 @@ DRAIN_GRACE = 30.0  # a drained server still busy after this long has its sessio
 # by themselves (keep-alive: ~3 s; a connection being made: `timeout connect`), so those are
 # never cut, and than a lossy link makes a live server flap DOWN (one check, ~0.3 s).
 HUNG_AFTER = 5.0
+# Membership that suddenly lists no server while HAProxy has servers ready and passing their
+# checks is taken for lost entries (a Sentinel failover to a replica that was behind: its
+# entries had expired), not for every server leaving at once: a server that leaves says so
+# first (draining), and a dead one fails its checks. Its servers write their entries again
+# within a heartbeat; this long (the default membership ttl) nothing is drained meanwhile.
+EMPTY_GRACE = 3.0
 
 
 @dataclass(frozen=True)
@@ -80,3 +88,10 @@ def for_hung(cur: ServerState, down_since: float, now: float) -> list[Command]:
     return [Command("shutdown_sessions", cur.name, warn=True, log=f"server {cur.name} has failed its "
                     f"checks for {now - down_since:.0f} s with {cur.sessions} requests on it; shutting them "
                     "(idempotent ones are replayed on another server)")]
+
+
+def keep_when_empty(members: int, actual: dict[str, ServerState], empty_since: float, now: float) -> bool:
+    """True: leave HAProxy as it is this tick, membership has lost its entries (EMPTY_GRACE);
+    `empty_since`: when the controller first read no member (monotonic seconds)."""
+    serving = any(cur.admin_state == "ready" and cur.status.startswith("UP") for cur in actual.values())
+    return members == 0 and serving and now - empty_since < EMPTY_GRACE
