@@ -145,3 +145,12 @@ def test_maxconn_is_lowered_to_what_the_open_files_limit_allows():
     assert "needs about 8100 open files" in warning and "using maxconn 974" in warning
     same, none = fit_maxconn(EdgeSettings(maxconn=4000), 20000)
     assert same.maxconn == 4000 and none == ""
+
+
+def test_server_keep_alive_is_an_operators_choice(lb_dir):
+    """lb.conf [haproxy] server_keep_alive: kept server connections (faster, but a request on
+    one to a vanished host waits for timeout server) instead of one request a connection."""
+    settings = load_lb_settings(lb_dir)
+    assert settings.server_keep_alive is False
+    kept = render.render(replace(settings, server_keep_alive=True), [])
+    assert "\n    option http-keep-alive\n" in kept and "\n    option http-server-close\n" not in kept

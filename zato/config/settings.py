@@ -146,6 +146,10 @@ class LBSettings:
     timeout_client_ms: int = 30000
     timeout_server_ms: int = 30000
     retries: int = 3
+    # Keep connections to the servers open between requests: about 15% more req/s through the
+    # LB (bench/lb part f), but a request written on a kept connection to a host that has just
+    # vanished waits for timeout_server_ms (zato/lb/render.py). Off: one request a connection.
+    server_keep_alive: bool = False
     log_level: str = "INFO"
     edge: EdgeSettings = EdgeSettings()
     log_format: str = "text"
@@ -507,6 +511,7 @@ def load_lb_settings(lb_dir: str) -> LBSettings:
         timeout_client_ms=r.int("haproxy", "timeout_client_ms", 30000, 1, 3600000),
         timeout_server_ms=r.int("haproxy", "timeout_server_ms", 30000, 1, 3600000),
         retries=r.int("haproxy", "retries", 3, 0, 100),
+        server_keep_alive=r.bool("haproxy", "server_keep_alive", False),
         log_level=_log_level(r),
         edge=_edge(r),
         log_format=_log_format(r),

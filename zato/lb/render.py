@@ -40,7 +40,8 @@ Facts this config relies on (HAProxy 2.6, measured on this machine, see issue #4
     to the servers, a request written on a kept connection to a host that had just vanished
     sits unacknowledged in the kernel: keep-alive probes do not run then, and it waited for
     `timeout server` (30 s; the 5 s client timed out). Clients keep their keep-alive to
-    HAProxy. The price in throughput: bench/lb part (f).
+    HAProxy. The price in throughput: 15% of /zato/ping's req/s (bench/lb part f: 2480 vs
+    2903); lb.conf [haproxy] server_keep_alive = true pays the hang instead.
   * a hung process (SIGSTOP, a deadlock) on a live host: its kernel answers the probes, so
     the controller shuts the sessions of a server DOWN for HUNG_AFTER (zato/lb/reconcile.py).
 - the 503 body is Zato's JSON error envelope; its CID is "K" + 27 upper-case hex digits
@@ -232,6 +233,7 @@ def render(settings: LBSettings, servers: list[Backend]) -> str:
         "backend": BACKEND,
         "error_503": ERROR_503,
         "error_lost": ERROR_LOST,
+        "server_connections": "http-keep-alive" if s.server_keep_alive is True else "http-server-close",
     }
     tables = [line for section in edge.table_sections(s.edge) for line in [*section.splitlines(), ""]]
     blocks = {
