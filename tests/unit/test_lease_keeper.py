@@ -205,3 +205,37 @@ def test_draining_releases_closes_a_failing_channel_quietly(caplog) -> None:  # 
     keeper._pubsub = channel
     keeper._drain_releases()
     assert channel.closed and keeper._pubsub is None and not caplog.text
+
+
+class SlowFloor:
+    """The ODB's epoch floor, counting how often its first-use check runs."""
+
+    def __init__(self, value: int, error: CoordError | None = None) -> None:
+        self.value, self.error, self.checks = value, error, 0
+
+    def available(self) -> bool:
+        self.checks += 1
+        if self.error is not None:
+            raise self.error
+        return True
+
+    def read(self) -> int:
+        return self.value
+
+
+def test_a_standby_prepares_the_epoch_floor_before_it_competes() -> None:
+    from zato.coord.lease import Lease
+
+    floor = SlowFloor(41)
+    lease = Lease(redis.Redis(port=1), "c", "s1", SETTINGS, floor=floor)
+    lease.prepare()  # what a takeover would otherwise do while the cluster has no holder
+    assert floor.checks == 1 and lease.highest_epoch == 41  # the next epoch goes above the floor
+
+
+def test_an_odb_that_fails_ahead_of_an_acquisition_is_left_for_the_acquisition() -> None:
+    from zato.coord.lease import Lease
+
+    floor = SlowFloor(41, error=CoordError("reading the epoch floor from the ODB: locked"))
+    lease = Lease(redis.Redis(port=1), "c", "s1", SETTINGS, floor=floor)
+    lease.prepare()  # no exception: the supervisor's lease thread goes on to compete
+    assert floor.checks == 1 and lease.highest_epoch == 0

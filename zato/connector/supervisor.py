@@ -124,7 +124,7 @@ class Supervisor:
             self.parent,
         )
         self._start_thread("heartbeat", self._heartbeat_loop)
-        self._start_thread("lease", self.keeper.run)
+        self._start_thread("lease", self._lease_loop)
         self._start_thread("desired", self._desired_loop)
         self._start_thread("events", self._events_loop)
         self._start_thread("status", self._status_loop)
@@ -133,6 +133,10 @@ class Supervisor:
         finally:
             self._shutdown()
         return 0
+
+    def _lease_loop(self) -> None:
+        self.lease.prepare()  # not on the takeover's path: it could double a graceful handover
+        self.keeper.run()
 
     def _start_thread(self, name: str, target: Callable[[], None]) -> None:
         def guarded() -> None:

@@ -246,6 +246,20 @@ class Lease:
             _bad.warning(str(e))
         return int(ttl_ms)
 
+    def prepare(self) -> None:
+        """Do ahead of time what the first acquisition of this process would otherwise do
+        while the cluster has no holder: open the ODB and check its epoch floor (tens of ms
+        on SQLite, a connection on PostgreSQL), and learn the floor. A standby calls it once
+        before it competes, so a graceful handover pays only the floor's claim. An ODB that
+        fails here is left for the acquisition to report (it asks again then)."""
+        if self.floor is None:
+            return
+        try:
+            if self.floor.available():
+                self.highest_epoch = max(self.highest_epoch, self.floor.read())
+        except CoordError as e:
+            logger.debug("epoch floor not ready ahead of an acquisition: %s", e)
+
     def try_acquire(self) -> Attempt:
         floor = self.floor if self.floor is not None and self.floor.available() else None
         if floor is not None:
