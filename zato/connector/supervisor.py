@@ -280,8 +280,8 @@ class Supervisor:
             try:
                 member = self._member()
                 joined = membership.refresh(self.client, s.cluster, member, s.membership.ttl, self.member_key)
-                if joined or beats % 10 == 0:
-                    membership.announce(self.client, s.cluster, member, s.membership.ttl, self.member_key)
+                if joined or beats % 10 == 0:  # the key was just written: only the index set
+                    membership.index(self.client, s.cluster, s.name)
                 if joined:
                     membership.publish_change(self.client, s.cluster, s.name, "joined")
                     logger.info("joined cluster %s as %s", s.cluster, member.address)

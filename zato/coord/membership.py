@@ -95,9 +95,16 @@ def announce(client: redis.Redis, cluster: str, member: Member, ttl: float, key:
         pipe.execute()
 
 
+def index(client: redis.Redis, cluster: str, name: str) -> None:
+    """Put `name` in the index set readers list members from (after a refresh() wrote its
+    key: the set may have lost it, e.g. to a reader that saw the key expire)."""
+    with translate("membership index"):
+        client.sadd(Keys(cluster).members, name)
+
+
 def refresh(client: redis.Redis, cluster: str, member: Member, ttl: float, key: bytes) -> bool:
     """Heartbeat in one command; True if the key was not there (the server (re)joined), in
-    which case the caller should announce() to put the name back in the index set."""
+    which case the caller should index() the name at once (it does now and then anyway)."""
     with translate("membership heartbeat"):
         signed = entry(member, key, ttl)
         old = client.set(Keys(cluster).member(member.name), signed, px=int(ttl * 1000), get=True)
