@@ -60,6 +60,26 @@ def test_dead_workers_calls_run_again_and_live_ones_are_left(env) -> None:
     assert live_server.worker_id not in client.smembers(keys.async_workers)
 
 
+def test_when_every_other_server_is_live_only_dead_processes_here_are_reaped(env) -> None:
+    """The usual case, answered by one EXISTS over the member keys: s1 and s2 are live, so
+    their workers' calls stay; a dead process on this host (s3) still has its calls run again."""
+    cluster, client = env
+    keys = Keys(cluster)
+    client.set(keys.member("s1"), "{}")
+    client.set(keys.member("s2"), "{}")
+    for n in range(1, 4):
+        push(client, cluster, "jobs.run", {"n": n}, f"K{n}")
+    takers = [AsyncTaker(client, cluster, worker_id(s, pid)) for s, pid in (("s1", 11), ("s2", 22))]
+    takers.append(AsyncTaker(client, cluster, worker_id("s3", _dead_pid())))
+    for taker in takers:
+        taker.register()
+        taker.take(0.1)
+    reaper = AsyncTaker(client, cluster, worker_id("s3", os.getpid()))
+    assert reaper.reap() == 1
+    assert decode(reaper.take(0.1)).cid == "K3"
+    assert [client.llen(keys.async_processing(t.worker_id)) for t in takers[:2]] == [1, 1]
+
+
 def test_names_this_project_does_not_write_are_left_alone(env) -> None:
     cluster, client = env
     keys = Keys(cluster)

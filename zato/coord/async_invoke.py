@@ -63,7 +63,11 @@ class AsyncTaker:
     """One worker's side: take, ack, and reap dead workers' lists.
 
     `client` serves the short commands; `take_client` (default: the same) the blocking BLMOVE,
-    so it can have a socket timeout above the BLMOVE's own.
+    so it can have a socket timeout above the BLMOVE's own, and the reap: the consumer runs
+    both in turn, and a connection busy every few seconds needs no health-check PING (redis-py
+    sends one before a command on a connection idle longer than its check interval).
+    An idle reap costs two commands whatever the cluster's size: SMEMBERS, and one EXISTS
+    over the other servers' member keys.
     """
 
     def __init__(
@@ -105,8 +109,11 @@ class AsyncTaker:
         parsed = {w: _split(w) for w in workers if w != self.worker_id}
         others = sorted({p[0] for p in parsed.values() if p and p[0] != self.server})
         live: dict[str, bool] = {}
-        if others:
-            pipe = self.client.pipeline(transaction=False)
+        client = self.take_client
+        if others and client.exists(*(self.keys.member(s) for s in others)) == len(others):
+            live = dict.fromkeys(others, True)  # the usual answer, in one command
+        elif others:
+            pipe = client.pipeline(transaction=False)
             for server in others:
                 pipe.exists(self.keys.member(server))
             live = dict(zip(others, (bool(n) for n in pipe.execute()), strict=True))
@@ -122,13 +129,13 @@ class AsyncTaker:
     def reap(self) -> int:
         """Move the calls of dead workers back to the queue and forget those workers;
         returns how many calls moved."""
-        moved = 0
+        moved, client = 0, self.take_client
         with translate("invoke_async reap"):
-            for worker in self.dead_workers(set(self.client.smembers(self.keys.async_workers))):
+            for worker in self.dead_workers(set(client.smembers(self.keys.async_workers))):
                 key = self.keys.async_processing(worker)
-                while self.client.lmove(key, self.keys.async_queue, "RIGHT", "LEFT") is not None:
+                while client.lmove(key, self.keys.async_queue, "RIGHT", "LEFT") is not None:
                     moved += 1
-                self.client.srem(self.keys.async_workers, worker)
+                client.srem(self.keys.async_workers, worker)
         return moved
 
     def close(self) -> None:

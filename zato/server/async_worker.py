@@ -2,7 +2,7 @@
 cluster-wide queue (zato.coord.async_invoke), runs each service, then acks it; and every
 few seconds reaps the calls of workers that died. Idle, it costs Redis one blocking BLMOVE
 every TAKE_TIMEOUT seconds (on a connection of its own, whose socket timeout is above that)
-and a reap every REAP_EVERY seconds."""
+and a reap of two commands on that connection every REAP_EVERY seconds (zato.coord.async_invoke)."""
 
 from __future__ import annotations
 
