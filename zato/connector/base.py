@@ -26,8 +26,9 @@ from zato.coord.signing import member_key
 
 logger = logging.getLogger("zato.connector")
 
-STATS_INTERVAL = 1.0  # seconds between stats writes
+STATS_INTERVAL = 1.0  # a change in the stats reaches Redis within this
 STATS_TTL = 10.0  # a connector silent this long shows as gone
+STATS_REFRESH = STATS_TTL / 2  # unchanged stats are written again this often (a failed write: each tick)
 FATAL_STATS_TTL = 86400.0  # the last words of a connector that cannot run here
 EPOCH_CHECK_INTERVAL = 1.0
 
@@ -109,6 +110,8 @@ class Stats:
         self._stop = threading.Event()
         self._lock = threading.Lock()  # invocation threads count concurrently
         self._failing = False
+        self._written: dict | None = None  # what the last successful write stored, "updated" aside
+        self._written_at = 0.0  # and when (monotonic)
         self._thread = threading.Thread(target=self._loop, name="stats", daemon=True)
 
     def start(self) -> None:
@@ -129,14 +132,25 @@ class Stats:
 
     def flush(self, ttl: float = STATS_TTL) -> None:
         self.data["updated"] = time.time()
+        doc = dict(self.data)
         try:
-            connector_stats.write(self.client, self.cluster, self.key_name, dict(self.data), ttl)
+            connector_stats.write(self.client, self.cluster, self.key_name, doc, ttl)
         except CoordError as e:
             if not self._failing:
                 logger.warning("cannot write connector stats (said once until it works again): %s", e)
             self._failing = True
         else:
             self._failing = False
+            self._written, self._written_at = self._content(doc), time.monotonic()
+
+    @staticmethod
+    def _content(doc: dict) -> dict:
+        return {k: v for k, v in doc.items() if k != "updated"}
+
+    def due(self, now: float) -> bool:
+        """Something changed since the last write, or the key needs refreshing before its TTL
+        (an idle connector writes every STATS_REFRESH seconds, not every STATS_INTERVAL)."""
+        return self._content(self.data) != self._written or now - self._written_at >= STATS_REFRESH
 
     def close(self) -> None:
         self._stop.set()
@@ -148,7 +162,8 @@ class Stats:
 
     def _loop(self) -> None:
         while not self._stop.wait(STATS_INTERVAL):
-            self.flush()
+            if self.due(time.monotonic()):
+                self.flush()
 
 
 class Context:
