@@ -3,7 +3,8 @@ its statistics, and the reconnect policy.
 
 A connector is a plain process (no gevent). It stops when it gets SIGTERM, when its parent
 (the supervisor) is gone, or when the cluster's fencing epoch moved past its own (another
-server took the lease): then it exits with EXIT_LEASE_LOST.
+server took the lease): then it exits with EXIT_LEASE_LOST. It reads that epoch from Redis
+every second unless its supervisor confirmed the lease just before (zato.connector.holdfile).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import redis
 
 from zato.common.errors import EXIT_LEASE_LOST, EXIT_OK, CoordError
 from zato.config.settings import ServerSettings
+from zato.connector import holdfile
 from zato.coord import connector_stats, lease
 from zato.coord.signing import member_key
 
@@ -190,6 +192,7 @@ class Context:
         self._parent = os.getppid()
         self._next_epoch_check = 0.0
         self._epoch_failing = False
+        self._hold_file = holdfile.path(settings.path)
         self._signal_fd: int | None = None
 
     @property
@@ -221,7 +224,8 @@ class Context:
         now = time.monotonic()
         if now >= self._next_epoch_check:
             self._next_epoch_check = now + EPOCH_CHECK_INTERVAL
-            self._check_epoch()
+            if not holdfile.vouches(self._hold_file, self.epoch, now, self.settings.lease.renew_deadline):
+                self._check_epoch()  # the supervisor cannot vouch for the epoch now: ask Redis
         return self.stop_event.is_set()
 
     def _check_epoch(self) -> None:

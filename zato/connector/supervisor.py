@@ -35,7 +35,7 @@ from zato.common.retry import Backoff
 from zato.common.signing import INVOKE_KEY_ENV, epoch_key
 from zato.config import transfer
 from zato.config.settings import ServerSettings, load_server_settings
-from zato.connector import decide, registry
+from zato.connector import decide, holdfile, registry
 from zato.connector.process import MEMBERS_KEY_ENV, SETTINGS_ENV, Manager, RestartPolicy
 from zato.connector.zygote import ZygoteOS
 from zato.coord import events, membership, takeovers
@@ -85,8 +85,11 @@ class Supervisor:
             hedge_after=timeout / 3, floor=EpochFloor(settings.odb_url, settings.cluster),
         )  # fmt: skip
         self.keeper = LeaseKeeper(
-            self.lease, self.health, self.stop_event.is_set, self.stop_event.wait, on_acquired=self._took_over
-        )
+            self.lease, self.health, self.stop_event.is_set, self.stop_event.wait,
+            on_acquired=self._took_over, on_confirmed=self._confirmed,
+        )  # fmt: skip
+        self.hold_file = holdfile.path(settings.path)
+        self._hold_file_failing = False
         self.zygote = ZygoteOS(settings)  # started by the main loop, holder or standby
         self.manager = Manager(restart_policy(settings), self.zygote)
         self.parent = os.getppid()
@@ -109,6 +112,17 @@ class Supervisor:
         self._status_doc: dict | None = None
         self.stop_reason = ""
         self._threads: dict[str, threading.Thread] = {}
+
+    def _confirmed(self, epoch: int, started: float) -> None:
+        """Tell this server's connectors (zato.connector.holdfile): they skip asking Redis."""
+        try:
+            holdfile.write(self.hold_file, epoch, started)
+        except OSError as e:  # the connectors ask Redis, as without the file
+            if not self._hold_file_failing:
+                logger.warning("cannot write %s (said once): %s", self.hold_file, e)
+            self._hold_file_failing = True
+        else:
+            self._hold_file_failing = False
 
     def _took_over(self, epoch: int, duration_s: float | None) -> None:
         s = self.settings

@@ -413,9 +413,11 @@ class LeaseKeeper:
         wait: Callable[[float], None],
         clock: Callable[[], float] | None = None,  # None: time.monotonic (the protocol tests fake it)
         on_acquired: Callable[[int, float | None], None] | None = None,
+        on_confirmed: Callable[[int, float], None] | None = None,
     ):
         self.lease = lease
         self.on_acquired = on_acquired  # (epoch, seconds without a holder or None): the takeover log
+        self.on_confirmed = on_confirmed  # (epoch, start of the confirmed renewal), after each one
         self.settings = lease.settings
         self.health = health
         self.should_stop = should_stop
@@ -478,7 +480,12 @@ class LeaseKeeper:
         with self._lock:
             self._epoch, self._confirmed_at = epoch, started
         logger.info("acquired lease epoch %d", epoch)
+        self._confirmed(epoch, started)
         self._report_takeover(epoch)
+
+    def _confirmed(self, epoch: int, started: float) -> None:
+        if self.on_confirmed is not None:
+            self.on_confirmed(epoch, started)
 
     def _report_takeover(self, epoch: int) -> None:
         """How long the cluster had no holder, as this standby saw it: from the release it
@@ -518,8 +525,11 @@ class LeaseKeeper:
             return
         self.health.ok()
         with self._lock:
-            if self._epoch == epoch:
+            confirmed = self._epoch == epoch
+            if confirmed:
                 self._confirmed_at = started
+        if confirmed and epoch is not None:
+            self._confirmed(epoch, started)
         self.wait(max(0.0, self.settings.renew_interval - (self.clock() - started)))
 
     def _drop(self) -> None:
