@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import redis
 
@@ -93,7 +93,7 @@ class Stats:
     def __init__(self, client: redis.Redis, cluster: str, kind: str, name: str):
         self.client, self.cluster = client, cluster
         self.key_name = spec_name(kind, name)
-        self.data = {
+        self.data: dict[str, Any] = {
             "kind": kind,
             "name": name,
             "pid": os.getpid(),

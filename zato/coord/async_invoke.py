@@ -21,7 +21,7 @@ import redis
 
 from zato.common.errors import CoordError
 from zato.common.pidfile import pid_alive
-from zato.coord.client import translate
+from zato.coord.client import blmove, texts, translate
 from zato.coord.keys import Keys
 
 
@@ -98,7 +98,8 @@ class AsyncTaker:
 
     def take(self, timeout: float) -> str | None:
         with translate("invoke_async take"):
-            return self.take_client.blmove(self.keys.async_queue, self.processing, timeout, "LEFT", "RIGHT")
+            queue = self.keys.async_queue
+            return blmove(self.take_client, queue, self.processing, timeout, ("LEFT", "RIGHT"))
 
     def ack(self, raw: str) -> None:
         with translate("invoke_async ack"):
@@ -131,7 +132,7 @@ class AsyncTaker:
         returns how many calls moved."""
         moved, client = 0, self.take_client
         with translate("invoke_async reap"):
-            for worker in self.dead_workers(set(client.smembers(self.keys.async_workers))):
+            for worker in self.dead_workers(set(texts(client.smembers(self.keys.async_workers)))):
                 key = self.keys.async_processing(worker)
                 while client.lmove(key, self.keys.async_queue, "RIGHT", "LEFT") is not None:
                     moved += 1

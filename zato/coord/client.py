@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import redis
 from redis.backoff import NoBackoff
@@ -87,6 +87,23 @@ def describe(settings: RedisSettings) -> str:
         hosts = ",".join(f"{h}:{p}" for h, p in settings.sentinels)
         return f"sentinel {hosts} master {settings.sentinel_master}"
     return redact(settings.url)
+
+
+def text(reply: bytes | str) -> str:
+    """A reply as str: every client here decodes replies (connect()), but redis-py's types
+    also allow bytes."""
+    return reply.decode() if isinstance(reply, bytes) else reply
+
+
+def texts(replies: Iterable[bytes | str]) -> list[str]:
+    return [text(r) for r in replies]
+
+
+def blmove(client: redis.Redis, source: str, dest: str, timeout: float, ends: tuple[str, str]) -> str | None:
+    """BLMOVE with a timeout in seconds that need not be whole (Redis 6 and later take that;
+    redis-py's types say int)."""
+    reply = client.blmove(source, dest, timeout, *ends)  # type: ignore[arg-type]
+    return None if reply is None else text(reply)
 
 
 @contextlib.contextmanager

@@ -271,7 +271,8 @@ class Lease:
             self.highest_epoch = max(self.highest_epoch, floor.read())
         token = f"{self.server}:{secrets.token_hex(16)}"
         keys = [self.keys.lease, self.keys.epoch, self.keys.lease_info, self.keys.lease_channel]
-        args = [token, self.ttl_ms, self.server, round(time.time(), 3), self.highest_epoch]
+        since = round(time.time(), 3)
+        args: list[str | int | float] = [token, self.ttl_ms, self.server, since, self.highest_epoch]
         with translate("acquiring the lease"):
             result = self._acquire(keys=keys, args=args)
         if int(result[0]) == 1:

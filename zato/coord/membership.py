@@ -28,7 +28,7 @@ import redis
 from zato.common.errors import CoordError
 from zato.config.settings import MAX_MEMBERSHIP_TTL
 from zato.coord import parse, subscribe
-from zato.coord.client import translate
+from zato.coord.client import texts, translate
 from zato.coord.keys import Keys
 from zato.coord.signing import sign, verified
 
@@ -144,7 +144,7 @@ def withdraw(client: redis.Redis, cluster: str, name: str, owner: Member | None 
     keys = Keys(cluster)
     with translate("membership withdraw"):
         if owner is not None:
-            args = [name, owner.pid, owner.host, owner.port]
+            args: list[str | int] = [name, owner.pid, owner.host, owner.port]
             return bool(int(client.eval(_WITHDRAW_OWN, 2, keys.member(name), keys.members, *args)))
         pipe = client.pipeline(transaction=False)
         pipe.delete(keys.member(name))
@@ -189,7 +189,7 @@ def live_servers(client: redis.Redis, cluster: str, key: bytes | None) -> list[M
     but not verified. The LB and the connectors always pass the key."""
     keys = Keys(cluster)
     with translate("membership read"):
-        names = sorted(client.smembers(keys.members))
+        names = sorted(texts(client.smembers(keys.members)))
         if not names:
             return []
         values = client.mget([keys.member(n) for n in names])

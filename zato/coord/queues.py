@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import redis
 
 from zato.common.errors import ConnectorError, LeaseLost
-from zato.coord.client import translate
+from zato.coord.client import blmove, texts, translate
 from zato.coord.keys import Keys
 
 # Properties a service may set on an outgoing AMQP message (pika.BasicProperties names).
@@ -157,7 +157,7 @@ class OutQueue:
         """The oldest waiting message, moved to the processing list; None after `timeout`.
         StaleEpoch if a newer epoch exists."""
         with translate(f"waiting for a message for {self.what}"):
-            waiting = self.client.blmove(self.queue, self.queue, timeout, "RIGHT", "RIGHT")
+            waiting = blmove(self.client, self.queue, self.queue, timeout, ("RIGHT", "RIGHT"))
         if waiting is None:
             return None
         got = self.take_many(1)
@@ -187,7 +187,7 @@ class OutQueue:
     def leftovers(self) -> list[str]:
         """Messages taken by an earlier run but not confirmed, oldest first."""
         with translate(f"reading unconfirmed messages of {self.what}"):
-            return list(reversed(self.client.lrange(self.processing, 0, -1)))
+            return list(reversed(texts(self.client.lrange(self.processing, 0, -1))))
 
     def park(self, raw: str) -> None:
         with translate(f"parking a message of {self.what}"):

@@ -94,4 +94,4 @@ class LoginThrottle:
 
 
 def csrf_ok(session: Session, given: str | None) -> bool:
-    return bool(given) and hmac.compare_digest(given.encode(), session.csrf.encode())
+    return bool(given) and given is not None and hmac.compare_digest(given.encode(), session.csrf.encode())

@@ -89,7 +89,7 @@ class HAProxy:
     def adopt(self) -> bool:
         """Take over a HAProxy left running by an earlier controller; False if there is none."""
         status = read_pidfile(self.pidfile)
-        if not status.alive or not self._is_ours(status.pid) or not self.runtime.ping():
+        if status.pid is None or not status.alive or not self._is_ours(status.pid) or not self.runtime.ping():
             return False
         self.proc, self.pid = None, status.pid
         logger.info("adopted the running HAProxy (master pid %s)", self.pid)

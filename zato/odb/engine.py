@@ -83,7 +83,7 @@ def check_odb(engine: Engine) -> None:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1" if engine.dialect.name != "oracle" else "SELECT 1 FROM DUAL"))
     except SQLAlchemyError as e:
-        reason = str(e.orig if getattr(e, "orig", None) else e).splitlines()[0]
+        reason = str(getattr(e, "orig", None) or e).splitlines()[0]
         raise ODBError(f"ODB at {redact(str(engine.url))} does not answer: {reason}") from None
 
 
