@@ -14,6 +14,7 @@ Bad input answers 400 naming the field, an unknown name 404.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeVar
 
 import bottle
 
@@ -32,7 +33,10 @@ def register(app: bottle.Bottle) -> None:
     app.route("/conn/<kind>/<name>", "DELETE", delete)
 
 
-def _call(func: Callable[[], object]) -> object:
+T = TypeVar("T")
+
+
+def _call(func: Callable[[], T]) -> T:
     try:
         return func()
     except DefinitionNotFound as e:

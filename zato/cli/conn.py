@@ -16,6 +16,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
+from typing import TypeVar
+
+import redis
 
 from zato.common.errors import ConnectorError
 from zato.connector import definitions
@@ -75,7 +79,10 @@ def _values(args: argparse.Namespace) -> dict:
     return values
 
 
-def _run(args: argparse.Namespace, apply) -> object:  # noqa: ANN001
+T = TypeVar("T")
+
+
+def _run(args: argparse.Namespace, apply: Callable[[ODB, redis.Redis, str], T]) -> T:
     settings = cluster_settings(args.path)
     odb, client = ODB(settings.odb_url), connect(settings.redis)
     try:

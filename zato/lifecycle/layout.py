@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -67,7 +68,7 @@ def new_secret() -> str:
     return secrets.token_urlsafe(24)
 
 
-def write_conf(path: str, name: str, sections: dict[str, dict[str, object]]) -> None:
+def write_conf(path: str, name: str, sections: Mapping[str, Mapping[str, object]]) -> None:
     """config/NAME from the commented template etc/NAME with `sections` filled in; mode 0600."""
     atomic_write(os.path.join(path, "config", name), render_ini(template(name), sections), mode=0o600)
 
@@ -112,7 +113,7 @@ def create_server_dir(path: str, spec: ServerSpec) -> str:
     """Write a server directory (config, logs, pickup, work). Returns its absolute path."""
     path = ensure_empty_dir(path)
     private_dirs(path, ("config", "logs", "pickup", os.path.join("pickup", "processed"), "work"))
-    conf = {
+    conf: dict[str, Mapping[str, object]] = {
         "main": {
             "name": spec.name,
             "host": spec.host,
@@ -151,7 +152,7 @@ def create_lb_dir(
 ) -> str:
     path = ensure_empty_dir(path)
     private_dirs(path, ("config", "logs", "work"))
-    conf = {
+    conf: dict[str, Mapping[str, object]] = {
         "main": {"host": host, "port": port},
         "cluster": {"name": cluster},
         "kvdb": kvdb or {"url": redis_url},
@@ -181,7 +182,7 @@ def create_dashboard_dir(
     for sub in ("config", "logs"):
         os.makedirs(os.path.join(path, sub), exist_ok=True)
     redis = server.redis
-    conf = {
+    conf: dict[str, Mapping[str, object]] = {
         "main": {"host": "127.0.0.1", "port": port},
         "cluster": {"name": server.cluster},
         "odb": {"url": server.odb_url},

@@ -5,6 +5,7 @@ values given replace the template's, and keys or sections the template lacks are
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 
@@ -30,7 +31,7 @@ def template(name: str) -> str:
         raise ComponentError(f"the config template {name} is not installed with zato: {e.strerror}") from None
 
 
-def render_ini(text: str, sections: dict[str, dict[str, object]]) -> str:
+def render_ini(text: str, sections: Mapping[str, Mapping[str, object]]) -> str:
     """The template `text` with `sections` filled in (see the module's docstring)."""
     todo = {s: {k.lower(): (k, v) for k, v in values.items()} for s, values in sections.items()}
     out: list[str] = []

@@ -11,8 +11,10 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
 from sqlalchemy import delete, or_, select, true
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from zato.common.errors import ConfigError, ODBError
@@ -198,7 +200,7 @@ def save_channel(odb: ODB, cluster: str, ch: ChannelRecord) -> bool:
             _refuse_same_shape(s, cid, ch)
         row = s.scalar(select(HTTPChannel).where(HTTPChannel.cluster_id == cid, HTTPChannel.name == ch.name))
         created = row is None
-        if created:
+        if row is None:
             row = HTTPChannel(cluster_id=cid, name=ch.name)
             s.add(row)
         row.url_path, row.method, row.service = ch.url_path, ch.method, ch.service
@@ -226,7 +228,8 @@ def _refuse_same_shape(s: Session, cid: int, ch: ChannelRecord) -> None:
 def delete_channel(odb: ODB, cluster: str, name: str) -> bool:
     with odb.session() as s:
         cid = _cluster_id(s, cluster)
-        result = s.execute(delete(HTTPChannel).where(HTTPChannel.cluster_id == cid, HTTPChannel.name == name))
+        stmt = delete(HTTPChannel).where(HTTPChannel.cluster_id == cid, HTTPChannel.name == name)
+        result = cast(CursorResult, s.execute(stmt))  # a DELETE's result is a CursorResult
         return bool(result.rowcount)
 
 

@@ -64,7 +64,7 @@ class Router(Generic[T]):
         return len(self.exact) + self._count(self._root)
 
     def _count(self, node: _Node[T]) -> int:
-        n = node.value is not None
+        n = int(node.value is not None)
         for child in node.literal.values():
             n += self._count(child)
         return n + (self._count(node.param) if node.param else 0)
@@ -103,7 +103,9 @@ class Router(Generic[T]):
             pass
         values: list[str] = []
         leaf = self._walk(self._root, path.split("/"), 0, values)
-        result = None if leaf is None else (leaf.value, dict(zip(leaf.names, values, strict=True)))
+        result = None
+        if leaf is not None and leaf.value is not None:  # a leaf _walk returns always has a value
+            result = (leaf.value, dict(zip(leaf.names, values, strict=True)))
         if len(self._seen) >= self.CACHE_SIZE:
             self._seen = {}
         self._seen[path] = result

@@ -41,7 +41,7 @@ def dashed(identifier: str) -> str:
     return text.replace("_", "-").lower()
 
 
-def service_name(module: str, cls: type) -> str:
+def service_name(module: str, cls: type[Service]) -> str:
     """A class's `name`, else what its own get_name() returns, else module-name.class-name."""
     own = cls.__dict__.get("name")
     if not (isinstance(own, str) and own) and "get_name" in cls.__dict__:
@@ -137,8 +137,9 @@ class ServiceStore:
         self.modules: dict[str, tuple[str, tuple[str, ...]]] = {}  # module -> (hash, service names)
 
     def add(self, cls: type[Service], name: str | None = None) -> None:
-        prepare(cls, name or cls.name or service_name(cls.__module__.rsplit(".", 1)[-1], cls))
-        self.services[cls.name] = cls
+        name = name or cls.name or service_name(cls.__module__.rsplit(".", 1)[-1], cls)
+        prepare(cls, name)
+        self.services[name] = cls
 
     def load_module(self, module: str, source: str, digest: str) -> list[str]:
         """(Re)load a deployed module unless this version is already loaded."""
