@@ -239,10 +239,6 @@ class _Reader:
             raise ConfigError(f"{self.path}: [{section}] {key} is required")
         return None
 
-    def str(self, section: str, key: str, default: object = None) -> str:
-        raw = self._raw(section, key, default)
-        return default if raw is None else raw  # type: ignore[return-value]
-
     def int(self, section: str, key: str, default: object = None, lo: int = 0, hi: int = 2**31) -> int:
         raw = self._raw(section, key, default)
         if raw is None:
@@ -279,6 +275,11 @@ class _Reader:
 
     def section(self, name: str) -> dict:
         return dict(self.cp.items(name)) if self.cp.has_section(name) else {}
+
+    # Last: inside the class, every annotation after this def would read `str` as this method.
+    def str(self, section: str, key: str, default: object = None) -> str:
+        raw = self._raw(section, key, default)
+        return default if raw is None else raw  # type: ignore[return-value]
 
 
 def _hint(raw: str) -> str:

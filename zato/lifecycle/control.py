@@ -9,6 +9,7 @@ import ssl
 import sys
 import urllib.request
 from collections.abc import Callable
+from functools import partial
 
 from zato.common.errors import ComponentError
 from zato.common.pidfile import read_pidfile
@@ -181,13 +182,13 @@ def start(
         logs = (s.logfile, stdout_log(m))
         if m.kind == component.SERVER:
             # ready, not just alive: its services are loaded when `zato start` returns
-            wait_ready(lambda s=s: http_ok(ready_url(s)), proc, timeout, f"server {s.name}", logs)
+            wait_ready(partial(http_ok, ready_url(s)), proc, timeout, f"server {s.name}", logs)
             say(f"server {s.name} started (pid {proc.pid}): {ping_url(s)}")
         elif m.kind == component.LOAD_BALANCER:
-            wait_ready(lambda s=s: http_ok(lb_alive_url(s)), proc, timeout, "load balancer", logs)
+            wait_ready(partial(http_ok, lb_alive_url(s)), proc, timeout, "load balancer", logs)
             say(f"load balancer started (pid {proc.pid}): {lb_scheme(s)}://{local_host(s.host)}:{s.port}/")
         else:
-            wait_ready(lambda s=s: http_ok(s.url + "login"), proc, timeout, "dashboard", logs)
+            wait_ready(partial(http_ok, s.url + "login"), proc, timeout, "dashboard", logs)
             say(f"dashboard started (pid {proc.pid}): {s.url}")
 
 

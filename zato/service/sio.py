@@ -330,7 +330,8 @@ def parse_input(decl: IODecl, payload: Any, query: dict, path_params: dict) -> A
     if missing:
         raise InputError(f"missing input: {', '.join(missing)}")
     if fields.model is not None:
-        obj = fields.model.__new__(fields.model)
+        model: Any = fields.model  # typeshed reads model.__new__ as type.__new__ (a metaclass call)
+        obj = model.__new__(model)
         for key, value in out.items():
             setattr(obj, key, value)
         return obj
