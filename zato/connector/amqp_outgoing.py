@@ -167,6 +167,8 @@ class Session:
         exchange, routing_key = route(self.d, msg)
         self.ctx.stats.add("messages_in")
         # mandatory: a message no queue would take comes back instead of vanishing in the broker
+        if self.ch is None:  # publishing starts once the channel is open (_on_channel)
+            raise ConnectorError("publishing before the AMQP channel is open")
         self.ch.basic_publish(exchange, routing_key, msg.body, pika.BasicProperties(**props), mandatory=True)
         self.window.published(Publish(raw, exchange, routing_key, msg.body))
 
@@ -227,7 +229,8 @@ class Session:
         elif now >= self._next_scan:
             self._leftovers()
         self._schedule_pump()
-        self.conn.ioloop.call_later(TICK, self._guard(self._tick))
+        if self.conn is not None:  # ticks run in its I/O loop: it exists
+            self.conn.ioloop.call_later(TICK, self._guard(self._tick))
 
 
 def route(d: dict, msg: OutMessage) -> tuple[str, str]:

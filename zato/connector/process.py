@@ -36,7 +36,7 @@ import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 from zato.common.errors import EXIT_CONFIG
 from zato.lifecycle.entry import die_with_parent
@@ -94,14 +94,18 @@ class Handle(Protocol):
     pid: int
 
 
-class OS(Protocol):
-    """The only place child processes touch the operating system."""
+H = TypeVar("H", bound=Handle)
 
-    def spawn(self, argv: tuple[str, ...], env: dict[str, str], definition: dict | None = None) -> Handle: ...
 
-    def poll(self, handle: Handle) -> int | None: ...  # exit code once it ended, else None
+class OS(Protocol[H]):
+    """The only place child processes touch the operating system. H: what spawn() returns
+    and the other calls take back (RealOS: a Popen; the zygote's seam: its own handles)."""
 
-    def signal(self, handle: Handle, sig: int) -> None: ...
+    def spawn(self, argv: tuple[str, ...], env: dict[str, str], definition: dict | None = None) -> H: ...
+
+    def poll(self, handle: H) -> int | None: ...  # exit code once it ended, else None
+
+    def signal(self, handle: H, sig: int) -> None: ...
 
     def now(self) -> float: ...
 
@@ -142,7 +146,7 @@ def describe_exit(code: int) -> str:
 class Child:
     """One connector process and its state machine."""
 
-    def __init__(self, spec: ConnectorSpec, policy: RestartPolicy, os_: OS):
+    def __init__(self, spec: ConnectorSpec, policy: RestartPolicy, os_: OS[Any]):
         self.spec = spec
         self.policy = policy
         self.os = os_
@@ -269,9 +273,9 @@ class Child:
 class Manager:
     """The set of children the holder runs: reconcile to a desired set, tick, stop all."""
 
-    def __init__(self, policy: RestartPolicy | None = None, os_: OS | None = None):
+    def __init__(self, policy: RestartPolicy | None = None, os_: OS[Any] | None = None):
         self.policy = policy or RestartPolicy()
-        self.os = os_ or RealOS()
+        self.os: OS[Any] = os_ or RealOS()
         self.children: dict[str, Child] = {}
         self._retired: list[Child] = []  # removed or replaced, still stopping
         self._restarting: set[str] = set()  # stopping on request; started again once stopped
@@ -307,11 +311,11 @@ class Manager:
         for child in list(self.children.values()) + self._retired:
             changed = child.tick() or changed
         for name in list(self._restarting):
-            child = self.children.get(name)
-            if child is None or child.state not in LIVE:
+            again = self.children.get(name)
+            if again is None or again.state not in LIVE:
                 self._restarting.discard(name)
-                if child is not None:
-                    child.start(child.env)
+                if again is not None:
+                    again.start(again.env)
                     changed = True
         self._retired = [c for c in self._retired if c.state in LIVE]
         return changed

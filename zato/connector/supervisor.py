@@ -81,7 +81,7 @@ class Supervisor:
             for _ in range(2)
         ]
         self.lease = Lease(
-            *lease_clients[:1], settings.cluster, settings.name, settings.lease, spare=lease_clients[1],
+            lease_clients[0], settings.cluster, settings.name, settings.lease, spare=lease_clients[1],
             hedge_after=timeout / 3, floor=EpochFloor(settings.odb_url, settings.cluster),
         )  # fmt: skip
         self.keeper = LeaseKeeper(

@@ -112,7 +112,8 @@ class Zygote:
 
     def _loop(self) -> None:
         while os.getppid() == self.supervisor:
-            readable = select.select([self.sock, self.wakeup_r], [], [], 0.5)[0]
+            watched: list[socket.socket | int] = [self.sock, self.wakeup_r]
+            readable = select.select(watched, [], [], 0.5)[0]
             if self.wakeup_r in readable:
                 while _read_some(self.wakeup_r):
                     pass
@@ -356,6 +357,8 @@ class ZygoteOS:
         deadline = self.now() + REPLY_TIMEOUT
         while True:
             left = deadline - self.now()
+            if self.sock is None:
+                raise ConnectorError("the zygote closed its socket")
             if left <= 0 or not select.select([self.sock], [], [], left)[0]:
                 raise ConnectorError(f"the zygote did not answer a spawn request within {REPLY_TIMEOUT:g} s")
             message = self._receive()
@@ -366,7 +369,9 @@ class ZygoteOS:
             self._on_news(message)
 
     def _receive(self) -> dict | None:
-        """One message; None at EOF; {} if nothing is waiting."""
+        """One message; None at EOF (or no socket); {} if nothing is waiting."""
+        if self.sock is None:
+            return None
         try:
             data = self.sock.recv(MAX_MESSAGE)
         except BlockingIOError:

@@ -411,7 +411,7 @@ class LeaseKeeper:
         lease: Lease,
         health: RedisHealth,
         should_stop: Callable[[], bool],
-        wait: Callable[[float], None],
+        wait: Callable[[float], object],
         clock: Callable[[], float] | None = None,  # None: time.monotonic (the protocol tests fake it)
         on_acquired: Callable[[int, float | None], None] | None = None,
         on_confirmed: Callable[[int, float], None] | None = None,
