@@ -250,10 +250,10 @@ def to_bytes(data: object) -> bytes:
 class ZMQOutgoing:
     def __init__(self, load: Loader):
         self.defs = _Definitions(load, "zmq-outgoing")
-        self._sockets: dict[str, tuple[tuple, object]] = {}
+        self._sockets: dict[str, tuple[tuple, Any]] = {}  # name -> (address and type, zmq socket)
         self._lock = threading.Lock()
-        self._zmq = None
-        self._ctx = None
+        self._zmq: Any = None  # zmq, or zmq.green under gevent: chosen on first use (_zmq_module)
+        self._ctx: Any = None  # a Context of that module
 
     def send(self, data: object, name: str) -> None:
         body = to_bytes(data)
@@ -268,7 +268,7 @@ class ZMQOutgoing:
         except self._zmq.ZMQError as e:
             raise ConnectorError(f"ZeroMQ outgoing {name!r}: {e}") from None
 
-    def _socket(self, name: str, d: dict):  # noqa: ANN202
+    def _socket(self, name: str, d: dict) -> Any:
         shape = (d["address"], d["socket_type"])
         with self._lock:
             known = self._sockets.get(name)
