@@ -22,7 +22,6 @@ from zato.odb.models import (
     AMQPChannel,
     AMQPDefinition,
     AMQPOutgoing,
-    Base,
     Cluster,
     HTTPOutgoing,
     IBMMQChannel,
@@ -160,7 +159,10 @@ FIELDS: dict[str, tuple[Field, ...]] = {
     ),
 }
 
-MODELS: dict[str, type[Base]] = {
+# The model of each kind. This module reads them by kind, through the columns they share (every
+# one: cluster_id, name; channels and outgoing: def_id, is_active), which no common base class
+# declares: type[Any], so those reads type-check as the dynamic look-ups they are.
+MODELS: dict[str, type[Any]] = {
     "amqp-def": AMQPDefinition,
     "amqp-channel": AMQPChannel,
     "amqp-outgoing": AMQPOutgoing,
@@ -382,7 +384,7 @@ def view(s: Session, kind: str, obj: Any) -> dict:
     out: dict[str, Any] = {"kind": kind}
     for f in FIELDS[kind]:
         if f.name == "def":
-            out["def"] = s.get(MODELS[DEF_KINDS[kind]], obj.def_id).name
+            out["def"] = _definition(s, kind, obj).name
         elif f.secret:
             out[f.name] = MASK
         else:
@@ -390,11 +392,19 @@ def view(s: Session, kind: str, obj: Any) -> dict:
     return out
 
 
+def _definition(s: Session, kind: str, obj: Any) -> Any:
+    """The AMQP or IBM MQ definition a channel or outgoing row refers to (def_id)."""
+    found = s.get(MODELS[DEF_KINDS[kind]], obj.def_id)
+    if found is None:  # the foreign key (ON DELETE CASCADE) keeps this from happening
+        raise DefinitionNotFound(f"{kind} {obj.name!r}: its {DEF_KINDS[kind]} is gone")
+    return found
+
+
 def list_all(odb: ODB, cluster: str, kind: str | None = None) -> list[dict]:
     kinds = (kind,) if kind else KINDS
     for k in kinds:
         check_kind(k)
-    out = []
+    out: list[dict] = []
     with odb.session() as s:
         cid = cluster_id(s, cluster)
         for k in kinds:
@@ -424,7 +434,7 @@ def _full(s: Session, kind: str, obj: Any) -> dict:
     out = {c.key: getattr(obj, c.key) for c in obj.__table__.columns}
     out["kind"] = kind
     if kind in DEF_KINDS:
-        d = s.get(MODELS[DEF_KINDS[kind]], obj.def_id)
+        d = _definition(s, kind, obj)
         out["def"] = d.name
         out[DEF_KEYS[DEF_KINDS[kind]]] = {c.key: getattr(d, c.key) for c in d.__table__.columns}
     return out
@@ -432,7 +442,7 @@ def _full(s: Session, kind: str, obj: Any) -> dict:
 
 def load_connectors(odb: ODB, cluster: str) -> list[dict]:
     """Every active definition that runs as a connector process, in full (with passwords)."""
-    out = []
+    out: list[dict] = []
     with odb.session() as s:
         cid = cluster_id(s, cluster)
         for kind in CONNECTOR_KINDS:
