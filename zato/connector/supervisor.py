@@ -149,7 +149,7 @@ class Supervisor:
         return 0
 
     def _lease_loop(self) -> None:
-        self.lease.prepare()  # not on the takeover's path: it could double a graceful handover
+        self.lease.prepare()  # ahead of time: not while the cluster waits for a new holder
         self.keeper.run()
 
     def _start_thread(self, name: str, target: Callable[[], None]) -> None:
