@@ -254,9 +254,9 @@ class Lease:
     def prepare(self) -> None:
         """Do ahead of time what the first acquisition of this process would otherwise do
         while the cluster has no holder: open the ODB and check its epoch floor (8-13 ms in a
-        supervisor on SQLite, a new connection on PostgreSQL), and learn the floor. A standby calls it once
-        before it competes, so a graceful handover pays only the floor's claim. An ODB that
-        fails here is left for the acquisition to report (it asks again then)."""
+        supervisor on SQLite, a new connection on PostgreSQL), and learn the floor. A standby
+        calls it once before it competes, so a graceful handover pays only the floor's claim.
+        An ODB that fails here is left for the acquisition to report (it asks again then)."""
         if self.floor is None:
             return
         try:
