@@ -1,6 +1,7 @@
 """The two worlds the coordination-port contract suites run in: one cluster on the real Redis
 (its own cluster name, keys deleted afterwards) and one in memory on a fake clock. Each gives
-the handles the product code would use (membership, outgoing queues, connector stats, leases)
+the handles the product code would use (membership, outgoing queues, connector stats, config
+events, leases)
 plus what only a test does: let a TTL run out, write to the store as an attacker would, and
 make a handle that cannot reach the store (cut_off=True)."""
 
@@ -16,10 +17,17 @@ from tests.support import wait_for
 from zato.config.settings import RedisSettings
 from zato.coord.client import connect
 from zato.coord.connector_stats import RedisConnectorStats
+from zato.coord.events import RedisConfigEvents
 from zato.coord.keys import Keys
 from zato.coord.membership import RedisMembership
-from zato.coord.memory_cluster import MemoryCluster, MemoryConnectorStats, MemoryMembership, MemoryOutQueue
-from zato.coord.port import ConnectorStats, Membership, OutgoingQueue
+from zato.coord.memory_cluster import (
+    MemoryCluster,
+    MemoryConfigEvents,
+    MemoryConnectorStats,
+    MemoryMembership,
+    MemoryOutQueue,
+)
+from zato.coord.port import ConfigEvents, ConnectorStats, Membership, OutgoingQueue
 from zato.coord.queues import OutQueue
 from zato.coord.signing import member_key
 
@@ -47,6 +55,12 @@ class RedisClusterWorld(RedisWorld):
 
     def stats(self, cut_off: bool = False) -> ConnectorStats:
         return RedisConnectorStats(self._client(cut_off), self.cluster)
+
+    def events(self, cut_off: bool = False) -> ConfigEvents:
+        return RedisConfigEvents(self._client(cut_off), self.cluster)
+
+    def publish_raw_event(self, raw: str) -> None:
+        self.client.publish(Keys(self.cluster).events, raw)
 
     def wall(self) -> float:
         return time.time()
@@ -84,6 +98,12 @@ class MemoryClusterWorld(MemoryWorld):
 
     def stats(self, cut_off: bool = False) -> ConnectorStats:
         return MemoryConnectorStats(self.store, CUT_OFF if cut_off else "")
+
+    def events(self, cut_off: bool = False) -> ConfigEvents:
+        return MemoryConfigEvents(self.store, CUT_OFF if cut_off else "")
+
+    def publish_raw_event(self, raw: str) -> None:
+        MemoryConfigEvents(self.store).publish_raw(raw)
 
     def wall(self) -> float:
         return self.store.wall()

@@ -46,6 +46,18 @@ def test_a_server_joins_with_a_heartbeat_and_leaves_at_once(world):
     assert m.live_servers() == []
 
 
+def test_a_refresh_that_rejoined_is_listed_once_indexed(world):
+    """The supervisor's heartbeat: refresh, and index the name when it rejoined (a reader that
+    saw the entry expire took it out of the index)."""
+    m = world.membership()
+    assert m.refresh(member("server1", 17010), 30) is True
+    assert names(m) == []  # written, not yet in the index readers go by
+    m.index("server1")
+    assert names(m) == ["server1"]
+    m.index("server1")  # now and then, whether needed or not
+    assert names(m) == ["server1"]
+
+
 def test_a_server_that_stops_refreshing_disappears_after_its_ttl(world):
     m = world.membership()
     m.announce(member("server1", 17010), 30)

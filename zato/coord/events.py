@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
 import redis
 
+from zato.common.errors import CoordError
+from zato.common.retry import Backoff
 from zato.coord import subscribe
 from zato.coord.client import translate
 from zato.coord.keys import Keys
@@ -26,10 +29,15 @@ logger = logging.getLogger(__name__)
 
 def publish(client: redis.Redis, cluster: str, event: dict) -> int:
     """Publish `event`; returns how many subscribers got it."""
-    if "kind" not in event:
-        raise ValueError("an event needs a 'kind'")
+    check(event)
     with translate("publishing a config event"):
         return client.publish(Keys(cluster).events, json.dumps(event))
+
+
+def check(event: dict) -> None:
+    """ValueError unless `event` can be published (before anything is sent)."""
+    if "kind" not in event:
+        raise ValueError("an event needs a 'kind'")
 
 
 def decode(raw: str | bytes) -> dict | None:
@@ -55,7 +63,7 @@ def listen(
     """Call on_event for each event until should_stop(); on_subscribed runs after every
     (re)subscription, so the caller can reconcile what it may have missed.
     Raises CoordError when Redis fails; listen_forever backs off and subscribes again."""
-    subscribe.listen(client, Keys(cluster).events, _decoded(on_event), should_stop, on_subscribed, poll)
+    subscribe.listen(client, Keys(cluster).events, decoded(on_event), should_stop, on_subscribed, poll)
 
 
 def listen_forever(
@@ -69,14 +77,43 @@ def listen_forever(
     """listen(), subscribing again after every failure (zato.coord.subscribe.listen_forever;
     kwargs: on_error, sleep, backoff)."""
     subscribe.listen_forever(
-        lambda: client, Keys(cluster).events, _decoded(on_event), should_stop, on_subscribed, **kwargs
+        lambda: client, Keys(cluster).events, decoded(on_event), should_stop, on_subscribed, **kwargs
     )
 
 
-def _decoded(on_event: Callable[[dict], None]) -> Callable[[str], None]:
+def decoded(on_event: Callable[[dict], None]) -> Callable[[str], None]:
+    """on_event for each raw message that decodes; the others are logged and skipped."""
+
     def on_message(raw: str) -> None:
         event = decode(raw)
         if event is not None:
             on_event(event)
 
     return on_message
+
+
+class RedisConfigEvents:
+    """The config-events side of the coordination port (zato.coord.port.ConfigEvents) over one
+    cluster's Redis pub/sub; MemoryConfigEvents is its in-memory twin."""
+
+    def __init__(self, client: redis.Redis, cluster: str):
+        self.client, self.cluster = client, cluster
+
+    def publish(self, event: dict) -> int:
+        return publish(self.client, self.cluster, event)
+
+    def listen_forever(
+        self,
+        on_event: Callable[[dict], None],
+        should_stop: Callable[[], bool],
+        on_subscribed: Callable[[], None] | None = None,
+        on_error: Callable[[CoordError], None] | None = None,
+        sleep: Callable[[float], object] = time.sleep,
+        backoff: Backoff | None = None,
+        poll: float = 0.5,
+    ) -> None:
+        """listen_forever() on this handle's cluster."""
+        subscribe.listen_forever(
+            lambda: self.client, Keys(self.cluster).events, decoded(on_event), should_stop, on_subscribed,
+            on_error, sleep, backoff, poll,
+        )  # fmt: skip

@@ -269,6 +269,17 @@ def notice(raw: str | bytes) -> dict | None:
     return None
 
 
+def notices(on_change: Callable[[dict], None]) -> Callable[[str], None]:
+    """on_change(notice) for each raw message that is a change notice (see notice())."""
+
+    def on_message(raw: str) -> None:
+        found = notice(raw)
+        if found is not None:
+            on_change(found)
+
+    return on_message
+
+
 class RedisMembership:
     """The membership side of the coordination port (zato.coord.port.Membership) over one
     cluster's Redis; `key`: `signing.member_key` (None only for a display without the secret:
@@ -282,6 +293,9 @@ class RedisMembership:
 
     def refresh(self, member: Member, ttl: float) -> bool:
         return refresh(self.client, self.cluster, member, ttl, writer_key(self.key, self.cluster))
+
+    def index(self, name: str) -> None:
+        index(self.client, self.cluster, name)
 
     def withdraw(self, name: str, owner: Member | None = None) -> bool:
         return withdraw(self.client, self.cluster, name, owner)
@@ -310,11 +324,5 @@ class RedisMembership:
     ) -> None:
         """on_change(notice) for each change published until should_stop(); CoordError when
         Redis fails (subscribe.listen_forever subscribes again)."""
-
-        def on_message(raw: str) -> None:
-            found = notice(raw)
-            if found is not None:
-                on_change(found)
-
         channel = Keys(self.cluster).members_channel
-        subscribe.listen(self.client, channel, on_message, should_stop, on_subscribed, poll)
+        subscribe.listen(self.client, channel, notices(on_change), should_stop, on_subscribed, poll)

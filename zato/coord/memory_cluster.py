@@ -1,13 +1,16 @@
-"""Membership, outgoing queues and connector stats in memory: the rest of what one Redis holds
-for a cluster (`MemoryCluster`), next to the lease's `MemoryCoord`, and the handles the
-product code would use on it, with the methods of the Redis implementations (zato.coord.port).
+"""Membership, outgoing queues, connector stats and config events in memory: the rest of what
+one Redis holds for a cluster (`MemoryCluster`), next to the lease's `MemoryCoord`, and the
+handles the product code would use on it, with the methods of the Redis implementations
+(zato.coord.port).
 
 Like MemoryCoord it follows Redis step by step: keys expire on the injected clock (the
 coordinator's), member entries are the same signed JSON, read and verified by the same code
 (`membership.read_entries`, against the injected wall clock), lists keep Redis's ends (index 0
 is the head: LPUSH inserts there, the connector takes from the tail), and a take is fenced by
-the lease's epoch exactly as the Lua script is. A server cut off with `coord.partition(server)`
-gets CoordUnavailable from its handles; `lose_data()` empties everything, the lease included.
+the lease's epoch exactly as the Lua script is; a pub/sub channel carries the same raw JSON
+to the subscriptions open when it is published (none is kept for a later one). A server cut
+off with `coord.partition(server)` gets CoordUnavailable from its handles; `lose_data()`
+empties everything, the lease included.
 """
 
 from __future__ import annotations
@@ -18,11 +21,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from zato.common.errors import CoordUnavailable
+from zato.common.errors import CoordError, CoordUnavailable
+from zato.common.retry import Backoff
+from zato.coord import events, subscribe
 from zato.coord.connector_stats import parse_stats
-from zato.coord.membership import Member, entry, name_free, read_entries, writer_key
+from zato.coord.membership import Member, entry, name_free, notices, read_entries, writer_key
 from zato.coord.memory import MemoryCoord
 from zato.coord.queues import stale
+
+MEMBERS_CHANNEL, EVENTS_CHANNEL = "members", "events"
 
 
 @dataclass
@@ -38,7 +45,7 @@ class MemoryCluster:
     lists: dict[tuple[str, str, str], list[str]] = field(default_factory=dict)
     stats: dict[str, tuple[str, float]] = field(default_factory=dict)
     changed: threading.Condition = field(default_factory=threading.Condition)
-    subscribers: list[list[dict]] = field(default_factory=list)
+    subscribers: dict[str, list[list[str]]] = field(default_factory=dict)  # channel -> an inbox each
 
     def reach(self, server: str, what: str) -> None:
         if server in self.coord.unreachable:
@@ -58,11 +65,46 @@ class MemoryCluster:
             self.members[name] = (raw, self.coord.clock() + ttl)
             self.index.add(name)
 
-    def publish(self, notice: dict) -> None:
+    def publish(self, server: str, channel: str, raw: str, what: str) -> int:
+        """PUBLISH: `raw` to every subscription open on `channel`; how many."""
+        self.reach(server, what)
         with self.changed:
-            for queue in self.subscribers:
-                queue.append(dict(notice))
+            inboxes = self.subscribers.get(channel, [])
+            for inbox in inboxes:
+                inbox.append(raw)
             self.changed.notify_all()
+        return len(inboxes)
+
+    def listen(
+        self,
+        server: str,
+        channel: str,
+        on_message: Callable[[str], None],
+        should_stop: Callable[[], bool],
+        on_subscribed: Callable[[], None] | None,
+        poll: float,
+    ) -> None:
+        """One subscription, as zato.coord.subscribe.listen: on_message(raw) per message
+        published on `channel` from now on until should_stop(); CoordUnavailable once `server`
+        is cut off."""
+        what = f"listening on {channel}"
+        self.reach(server, what)
+        inbox: list[str] = []
+        with self.changed:
+            self.subscribers.setdefault(channel, []).append(inbox)
+        try:
+            if on_subscribed is not None:
+                on_subscribed()
+            while not should_stop():
+                self.reach(server, what)
+                with self.changed:
+                    self.changed.wait_for(lambda: bool(inbox), timeout=poll)
+                    got, inbox[:] = list(inbox), []
+                for raw in got:
+                    on_message(raw)
+        finally:
+            with self.changed:
+                self.subscribers[channel].remove(inbox)
 
     def lose_data(self) -> None:
         """A Redis restarted without its data: the lease, members, queues and stats are gone."""
@@ -103,6 +145,11 @@ class MemoryMembership:
             c.members[member.name] = self._entry(member, ttl)
         return old is None
 
+    def index(self, name: str) -> None:
+        c = self._reach("membership index")
+        with c.changed:
+            c.index.add(name)
+
     def withdraw(self, name: str, owner: Member | None = None) -> bool:
         c = self._reach("membership withdraw")
         with c.changed:
@@ -114,7 +161,8 @@ class MemoryMembership:
         return True
 
     def publish_change(self, name: str, event: str) -> None:
-        self._reach("membership change notice").publish({"name": name, "event": event})
+        raw = json.dumps({"name": name, "event": event})
+        self.cluster.publish(self.server, MEMBERS_CHANNEL, raw, "membership change notice")
 
     def live_servers(self) -> list[Member]:
         c = self._reach("membership read")
@@ -143,23 +191,8 @@ class MemoryMembership:
         on_subscribed: Callable[[], None] | None = None,
         poll: float = 0.5,
     ) -> None:
-        c = self._reach("listening on membership changes")
-        mine: list[dict] = []
-        with c.changed:
-            c.subscribers.append(mine)
-        try:
-            if on_subscribed is not None:
-                on_subscribed()
-            while not should_stop():
-                self._reach("listening on membership changes")
-                with c.changed:
-                    c.changed.wait_for(lambda: bool(mine), timeout=poll)
-                    got, mine[:] = list(mine), []
-                for notice in got:
-                    on_change(notice)
-        finally:
-            with c.changed:
-                c.subscribers.remove(mine)
+        on_message = notices(on_change)
+        self.cluster.listen(self.server, MEMBERS_CHANNEL, on_message, should_stop, on_subscribed, poll)
 
 
 def _owned_by(raw: str, owner: Member) -> bool:
@@ -279,3 +312,35 @@ class MemoryConnectorStats:
         with c.changed:
             values = [c.alive(c.stats, n) for n in names]
         return parse_stats(names, values)
+
+
+class MemoryConfigEvents:
+    """Config events (see zato.coord.events.RedisConfigEvents)."""
+
+    def __init__(self, cluster: MemoryCluster, server: str = ""):
+        self.cluster, self.server = cluster, server
+
+    def publish(self, event: dict) -> int:
+        events.check(event)
+        return self.publish_raw(json.dumps(event))
+
+    def publish_raw(self, raw: str) -> int:
+        """What anyone who can publish to the store can send, well-formed or not."""
+        return self.cluster.publish(self.server, EVENTS_CHANNEL, raw, "publishing a config event")
+
+    def listen_forever(
+        self,
+        on_event: Callable[[dict], None],
+        should_stop: Callable[[], bool],
+        on_subscribed: Callable[[], None] | None = None,
+        on_error: Callable[[CoordError], None] | None = None,
+        sleep: Callable[[float], object] = time.sleep,
+        backoff: Backoff | None = None,
+        poll: float = 0.5,
+    ) -> None:
+        on_message = events.decoded(on_event)
+
+        def once(subscribed: Callable[[], None]) -> None:
+            self.cluster.listen(self.server, EVENTS_CHANNEL, on_message, should_stop, subscribed, poll)
+
+        subscribe.resubscribing(once, EVENTS_CHANNEL, should_stop, on_subscribed, on_error, sleep, backoff)

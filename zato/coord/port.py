@@ -8,6 +8,7 @@ contract suite runs against both (tests/integration/test_*_contract.py).
     membership       membership.RedisMembership             memory_cluster.MemoryMembership
     outgoing queue   queues.OutQueue                        memory_cluster.MemoryOutQueue
     connector stats  connector_stats.RedisConnectorStats    memory_cluster.MemoryConnectorStats
+    config events    events.RedisConfigEvents               memory_cluster.MemoryConfigEvents
 
 Every method raises CoordUnavailable when the store cannot be reached and CoordDataError when
 it answered with an error (a bug: retrying will not help), both CoordError.
@@ -15,15 +16,24 @@ it answered with an error (a bug: retrying will not help), both CoordError.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
+from zato.common.errors import CoordError
+from zato.common.retry import Backoff
 from zato.coord.membership import Member
 
 if TYPE_CHECKING:
     from zato.coord.connector_stats import RedisConnectorStats
+    from zato.coord.events import RedisConfigEvents
     from zato.coord.membership import RedisMembership
-    from zato.coord.memory_cluster import MemoryConnectorStats, MemoryMembership, MemoryOutQueue
+    from zato.coord.memory_cluster import (
+        MemoryConfigEvents,
+        MemoryConnectorStats,
+        MemoryMembership,
+        MemoryOutQueue,
+    )
     from zato.coord.queues import OutQueue
 
 
@@ -35,8 +45,12 @@ class Membership(Protocol):
         """Write this server's signed entry with `ttl` and list it in the index."""
 
     def refresh(self, member: Member, ttl: float) -> bool:
-        """The heartbeat: rewrite the entry with `ttl`; True if it was gone (then announce)."""
+        """The heartbeat: rewrite the entry with `ttl`; True if it was gone (then index it)."""
         ...
+
+    def index(self, name: str) -> None:
+        """List `name` in the index readers go by (after a refresh that rejoined, and now and
+        then: a reader that saw the entry expire drops it from the index)."""
 
     def withdraw(self, name: str, owner: Member | None = None) -> bool:
         """Remove `name` at once; with `owner`, only an entry with its pid and address."""
@@ -116,6 +130,34 @@ class ConnectorStats(Protocol):
         ...
 
 
+class ConfigEvents(Protocol):
+    """Config-change events ({"kind": ..., ...}; see zato.coord.events): the admin API, the CLI
+    and the dashboard publish, every worker and supervisor listens. A prompt, not the truth:
+    what is published while nobody listens is lost, so listeners reconcile from the ODB in
+    on_subscribed."""
+
+    def publish(self, event: dict) -> int:
+        """Send `event` to the listeners subscribed now; how many. ValueError (nothing sent)
+        without a "kind"."""
+        ...
+
+    def listen_forever(
+        self,
+        on_event: Callable[[dict], None],
+        should_stop: Callable[[], bool],
+        on_subscribed: Callable[[], None] | None = None,
+        on_error: Callable[[CoordError], None] | None = None,
+        sleep: Callable[[float], object] = time.sleep,
+        backoff: Backoff | None = None,
+        poll: float = 0.5,
+    ) -> None:
+        """on_event(event) per event published while subscribed, in order, until should_stop();
+        a malformed one is logged and skipped. on_subscribed runs after every (re)subscription.
+        When the store fails, on_error (default: a warning) hears the CoordError; a handler's
+        exception is logged; either way it sleeps (backoff) and subscribes again
+        (zato.coord.subscribe.resubscribing)."""
+
+
 if TYPE_CHECKING:  # mypy: each implementation has every method of its part, same signatures
 
     def _conform(
@@ -125,5 +167,8 @@ if TYPE_CHECKING:  # mypy: each implementation has every method of its part, sam
         d: MemoryOutQueue,
         e: RedisConnectorStats,
         f: MemoryConnectorStats,
-    ) -> tuple[Membership, Membership, OutgoingQueue, OutgoingQueue, ConnectorStats, ConnectorStats]:
-        return a, b, c, d, e, f
+        g: RedisConfigEvents,
+        h: MemoryConfigEvents,
+    ) -> tuple[Membership, Membership, OutgoingQueue, OutgoingQueue, ConnectorStats, ConnectorStats,
+               ConfigEvents, ConfigEvents]:  # fmt: skip
+        return a, b, c, d, e, f, g, h

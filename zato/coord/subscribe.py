@@ -56,10 +56,28 @@ def listen_forever(
 ) -> None:
     """listen() again and again until should_stop(). `client()` gives the client to use for
     each attempt; on_error (default: a warning) hears every Redis failure before the backoff."""
+
+    def once(subscribed: Callable[[], None]) -> None:
+        listen(client(), channel, on_message, should_stop, subscribed, poll)
+
+    resubscribing(once, channel, should_stop, on_subscribed, on_error, sleep, backoff)
+
+
+def resubscribing(
+    once: Callable[[Callable[[], None]], None],
+    channel: str,
+    should_stop: Callable[[], bool],
+    on_subscribed: Callable[[], None] | None = None,
+    on_error: Callable[[CoordError], None] | None = None,
+    sleep: Callable[[float], object] = time.sleep,
+    backoff: Backoff | None = None,
+) -> None:
+    """The loop of listen_forever over any store: once(subscribed) is one subscription that
+    calls subscribed() when it is in place and raises CoordError when the store fails."""
     backoff = backoff or Backoff()
     while not should_stop():
         try:
-            listen(client(), channel, on_message, should_stop, _reset(backoff, on_subscribed), poll)
+            once(_reset(backoff, on_subscribed))
         except CoordError as e:
             if on_error is not None:
                 on_error(e)
