@@ -38,9 +38,12 @@ from zato.config.settings import ServerSettings, load_server_settings
 from zato.connector import decide, holdfile, registry
 from zato.connector.process import MEMBERS_KEY_ENV, SETTINGS_ENV, Manager, RestartPolicy
 from zato.connector.zygote import ZygoteOS
-from zato.coord import events, membership, takeovers
+from zato.coord import takeovers
 from zato.coord.client import connect
+from zato.coord.events import RedisConfigEvents
 from zato.coord.lease import Lease, LeaseKeeper, RedisHealth
+from zato.coord.membership import Member, RedisMembership
+from zato.coord.port import ConfigEvents, Membership
 from zato.coord.signing import member_key
 from zato.lifecycle.entry import Entry
 from zato.odb.epoch import EpochFloor
@@ -95,6 +98,9 @@ class Supervisor:
         self.parent = os.getppid()
         self.started_at = time.time()
         self.member_key = member_key(settings.cluster_secret, settings.cluster)
+        # What the cluster shares besides the lease, through the coordination port
+        self.membership: Membership = RedisMembership(self.client, settings.cluster, self.member_key)
+        self.events: ConfigEvents = RedisConfigEvents(self.client, settings.cluster)
         # What every connector gets instead of reading server.conf again (zato.connector.run)
         self.child_env = {SETTINGS_ENV: transfer.dumps(transfer.without_secrets(settings)),
                           MEMBERS_KEY_ENV: self.member_key.hex()}  # fmt: skip
@@ -275,10 +281,10 @@ class Supervisor:
             thread.join(timeout=2.0)
 
     # -- membership --------------------------------------------------------------------------
-    def _member(self) -> membership.Member:
+    def _member(self) -> Member:
         role = "holder" if self.acting_epoch is not None else "standby"
         s = self.settings
-        return membership.Member(
+        return Member(
             s.name,
             s.announced_host,
             s.port,
@@ -293,11 +299,11 @@ class Supervisor:
         while not self.stop_event.is_set():
             try:
                 member = self._member()
-                joined = membership.refresh(self.client, s.cluster, member, s.membership.ttl, self.member_key)
+                joined = self.membership.refresh(member, s.membership.ttl)
                 if joined or beats % 10 == 0:  # the key was just written: only the index set
-                    membership.index(self.client, s.cluster, s.name)
+                    self.membership.index(s.name)
                 if joined:
-                    membership.publish_change(self.client, s.cluster, s.name, "joined")
+                    self.membership.publish_change(s.name, "joined")
                     logger.info("joined cluster %s as %s", s.cluster, member.address)
                 self.health.ok()
                 beats += 1
@@ -309,8 +315,8 @@ class Supervisor:
     def _withdraw(self) -> None:
         s = self.settings
         try:
-            membership.withdraw(self.client, s.cluster, s.name, owner=self._member())
-            membership.publish_change(self.client, s.cluster, s.name, "left")
+            self.membership.withdraw(s.name, owner=self._member())
+            self.membership.publish_change(s.name, "left")
             logger.info("left cluster %s", s.cluster)
         except CoordError as e:
             logger.warning("could not withdraw membership: %s", e)
@@ -349,8 +355,8 @@ class Supervisor:
                 self.restart_requests.put(str(event.get("name")))
 
         retry = self.settings.lease.retry_interval
-        events.listen_forever(
-            self.client, self.settings.cluster, on_event, self.reconcile_now.set, self.stop_event.is_set,
+        self.events.listen_forever(
+            on_event, self.stop_event.is_set, self.reconcile_now.set,
             on_error=lambda e: self.health.failed("config events", e),
             sleep=self.stop_event.wait, backoff=Backoff(retry, retry),
         )
