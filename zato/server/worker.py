@@ -11,9 +11,11 @@ from typing import Any
 
 from zato.common.errors import ZatoError
 from zato.config.settings import ServerSettings
-from zato.coord import async_invoke, events
+from zato.coord import async_invoke
 from zato.coord.client import connect
+from zato.coord.events import RedisConfigEvents
 from zato.coord.parse import LogOnce
+from zato.coord.port import ConfigEvents
 from zato.coord.turn import deploy_turn
 from zato.odb import api as odb_api
 from zato.odb.api import ChannelRecord
@@ -44,6 +46,7 @@ class Worker:
         self.settings = settings
         self.odb = ODB(settings.odb_url)
         self.redis = connect(settings.redis)
+        self.events: ConfigEvents = RedisConfigEvents(self.redis, settings.cluster)
         self.store = ServiceStore(
             settings,
             make_outgoing(settings, self.redis),
@@ -187,9 +190,8 @@ class Worker:
     def _listen_forever(self) -> None:
         import gevent
 
-        events.listen_forever(
-            self.redis, self.settings.cluster, self.on_event, self._on_subscribed, lambda: self.stopping,
-            sleep=gevent.sleep,
+        self.events.listen_forever(
+            self.on_event, lambda: self.stopping, self._on_subscribed, sleep=gevent.sleep
         )
 
     def _on_subscribed(self) -> None:
