@@ -73,7 +73,7 @@ class MemoryCluster:
             for inbox in inboxes:
                 inbox.append(raw)
             self.changed.notify_all()
-        return len(inboxes)
+            return len(inboxes)
 
     def listen(
         self,
