@@ -11,22 +11,18 @@ import time
 
 import redis
 
-from tests.integration.test_lb_support import Load
-from tests.support import REDIS_URL, Quickstart, wait_for
+from tests.integration.test_lb_support import Load, states, two_servers, wait_two_up
+from tests.support import REDIS_URL, wait_for
 from zato.coord.keys import Keys
-from zato.lb.status import describe
 
 
 def test_lost_member_entries_do_not_drain_a_serving_cluster(tmp_path):
-    qs = Quickstart(tmp_path, servers=2, extra_conf={"lb:haproxy": {"check_inter_ms": 300}}).create()
+    qs = two_servers(tmp_path)
     client = redis.Redis.from_url(REDIS_URL)
     try:
         qs.start()
 
-        def states() -> dict[str, str]:
-            return {s["name"]: s["state"] for s in describe(qs.lb_dir)["servers"]}
-
-        wait_for(lambda: all(v.startswith("UP") for v in states().values()) and len(states()) == 2, 30)
+        wait_two_up(qs)
         keys = [Keys(qs.cluster).member(name) for name in qs.server_names]
         log = os.path.join(qs.lb_dir, "logs", "lb.log")
         with Load(qs.lb_url + "/zato/ping") as load:
@@ -43,7 +39,7 @@ def test_lost_member_entries_do_not_drain_a_serving_cluster(tmp_path):
             load.wait_requests(200)
         assert load.failed == []
         assert "membership lists no server while HAProxy has 2 serving" in open(log).read()
-        assert set(states()) == {"server1", "server2"}
+        assert set(states(qs)) == {"server1", "server2"}
     finally:
         client.close()
         qs.close()

@@ -5,27 +5,23 @@ from __future__ import annotations
 import os
 import signal
 
-from tests.integration.test_lb_support import Load
-from tests.support import Quickstart, wait_for
-from zato.lb.status import describe
+from tests.integration.test_lb_support import Load, states, two_servers, wait_two_up
+from tests.support import wait_for
 
 
 def test_sigkill_of_a_zato_server_under_load_fails_no_get(tmp_path):
-    qs = Quickstart(tmp_path, servers=2, extra_conf={"lb:haproxy": {"check_inter_ms": 300}}).create()
+    qs = two_servers(tmp_path)
     try:
         qs.start()
 
-        def states() -> dict[str, str]:
-            return {s["name"]: s["state"] for s in describe(qs.lb_dir)["servers"]}
-
-        wait_for(lambda: all(v.startswith("UP") for v in states().values()) and len(states()) == 2, 30)
+        wait_two_up(qs)
         with Load(qs.lb_url + "/zato/ping") as load:
             load.wait_requests(200)
             os.killpg(qs.pid("server2"), signal.SIGKILL)  # arbiter, workers and supervisor
-            wait_for(lambda: not states().get("server2", "DOWN").startswith("UP"), 30, what="server2 DOWN")
+            wait_for(lambda: not states(qs).get("server2", "DOWN").startswith("UP"), 30, what="server2 DOWN")
             load.wait_requests(300)
         assert load.failed == []
-        wait_for(lambda: "server2" not in states(), 30, what="server2 removed once its key expired")
+        wait_for(lambda: "server2" not in states(qs), 30, what="server2 removed once its key expired")
     finally:
         qs.close()
 
@@ -35,15 +31,12 @@ def test_a_hung_zato_server_under_load_fails_no_get(tmp_path):
     LB's keep-alive probes pass): the GETs it had taken before HAProxy marked it DOWN are shut
     by the controller once it has been DOWN for HUNG_AFTER and replayed on the other server.
     None waits for `timeout server` (30 s): the load's client gives up after 10 s."""
-    qs = Quickstart(tmp_path, servers=2, extra_conf={"lb:haproxy": {"check_inter_ms": 300}}).create()
+    qs = two_servers(tmp_path)
     pid = 0
     try:
         qs.start()
 
-        def states() -> dict[str, str]:
-            return {s["name"]: s["state"] for s in describe(qs.lb_dir)["servers"]}
-
-        wait_for(lambda: all(v.startswith("UP") for v in states().values()) and len(states()) == 2, 30)
+        wait_two_up(qs)
         log = os.path.join(qs.lb_dir, "logs", "lb.log")
         with Load(qs.lb_url + "/zato/ping") as load:
             load.wait_requests(200)

@@ -23,11 +23,12 @@ import pytest
 import redis
 import requests
 
-from tests.support import REDIS_URL, cleanup_redis, cluster_name, free_port, wait_for
+from tests.support import REDIS_URL, Quickstart, cleanup_redis, cluster_name, free_port, wait_for
 from zato.common.pidfile import pid_alive
 from zato.coord.membership import Member, announce, publish_change, withdraw
 from zato.coord.signing import member_key
 from zato.lb.controller import servers_in_file
+from zato.lb.status import describe
 
 PASSWORD = "s3cret st#ts'\"\\$x:y"
 
@@ -333,3 +334,17 @@ def backend_pids(lb: Controller, n: int = 8) -> set[int]:
 def servers_on_disk(lb: Controller) -> set[str]:
     with open(os.path.join(lb.lb_dir, "config", "haproxy.cfg")) as f:
         return {b.name for b in servers_in_file(f.read())}
+
+
+def two_servers(tmp_path) -> Quickstart:  # noqa: ANN001
+    """A quickstart of two servers behind its LB, health-checked every 300 ms."""
+    return Quickstart(tmp_path, servers=2, extra_conf={"lb:haproxy": {"check_inter_ms": 300}}).create()
+
+
+def states(qs: Quickstart) -> dict[str, str]:
+    """Each server's state as the LB's HAProxy shows it."""
+    return {s["name"]: s["state"] for s in describe(qs.lb_dir)["servers"]}
+
+
+def wait_two_up(qs: Quickstart) -> None:
+    wait_for(lambda: all(v.startswith("UP") for v in states(qs).values()) and len(states(qs)) == 2, 30)

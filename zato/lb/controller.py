@@ -232,8 +232,8 @@ class Controller:
         actual = self.haproxy.runtime.servers(r.BACKEND)
         self._end_hung(actual)
         now = time.monotonic()
-        self._empty_since = (self._empty_since or now) if not members else None
-        if self._empty_since is not None and plan.keep_when_empty(0, actual, self._empty_since, now):
+        self._empty_since = None if members else (self._empty_since or now)
+        if plan.keep_when_empty(len(members), actual, self._empty_since or now, now):
             self._warn(
                 f"membership lists no server while HAProxy has {len(actual)} serving; keeping them for "
                 f"up to {plan.EMPTY_GRACE:g} s (entries lost by Redis, e.g. a failover to a lagging replica?)"
