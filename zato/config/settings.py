@@ -179,6 +179,11 @@ class LBSettings:
     def stats_socket(self) -> str:
         return os.path.join(self.path, "work", "haproxy.sock")
 
+    @property
+    def ready_file(self) -> str:
+        """Names the controller once it has HAProxy (started or adopted); `zato start` waits for it."""
+        return os.path.join(self.path, "work", "controller.ready")
+
 
 @dataclass(frozen=True)
 class DashboardSettings:

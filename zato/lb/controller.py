@@ -29,6 +29,7 @@ from dataclasses import replace
 import redis
 
 from zato.common.errors import ConfigError, CoordError, LBError, ZatoError
+from zato.common.pidfile import remove_pidfile, write_pidfile
 from zato.common.retry import Backoff
 from zato.config.settings import LBSettings
 from zato.coord import lb_view, subscribe
@@ -96,6 +97,7 @@ class Controller:
 
     def run(self) -> None:
         self._start_haproxy(adopt=True)
+        write_pidfile(self.settings.ready_file)
         threading.Thread(target=self._listen, name="members-listener", daemon=True).start()
         try:
             while not self._stop.is_set():
@@ -106,6 +108,7 @@ class Controller:
                 self._wake.wait(POLL)
                 self._wake.clear()
         finally:
+            remove_pidfile(self.settings.ready_file)
             self.haproxy.stop()
             self._withdraw_view()
             self.client.close()

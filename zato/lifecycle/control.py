@@ -67,6 +67,12 @@ def lb_alive_url(s: LBSettings) -> str:
     return f"{lb_scheme(s)}://{local_host(s.host)}:{s.port}/zato-lb-alive"
 
 
+def lb_ready(s: LBSettings, pid: int) -> bool:
+    """This controller has HAProxy (started or adopted) and HAProxy answers: HAProxy alone is
+    not enough, since one left by a killed controller answers before the new one has it."""
+    return read_pidfile(s.ready_file).pid == pid and http_ok(lb_alive_url(s))
+
+
 def lb_scheme(s: LBSettings) -> str:
     return "https" if s.edge.tls_cert else "http"
 
@@ -185,7 +191,7 @@ def start(
             wait_ready(partial(http_ok, ready_url(s)), proc, timeout, f"server {s.name}", logs)
             say(f"server {s.name} started (pid {proc.pid}): {ping_url(s)}")
         elif m.kind == component.LOAD_BALANCER:
-            wait_ready(partial(http_ok, lb_alive_url(s)), proc, timeout, "load balancer", logs)
+            wait_ready(partial(lb_ready, s, proc.pid), proc, timeout, "load balancer", logs)
             say(f"load balancer started (pid {proc.pid}): {lb_scheme(s)}://{local_host(s.host)}:{s.port}/")
         else:
             wait_ready(partial(http_ok, s.url + "login"), proc, timeout, "dashboard", logs)
