@@ -26,7 +26,11 @@ def qs(quickstart):
 
 
 def set_conf(qs, section: str, key: str, value: str) -> None:
-    qs._merge(os.path.join(qs.server_dir("server1"), "config", "server.conf"), section, {key: value})
+    set_conf_of(qs, "server1", section, key, value)
+
+
+def set_conf_of(qs, name: str, section: str, key: str, value: str) -> None:
+    qs._merge(os.path.join(qs.server_dir(name), "config", "server.conf"), section, {key: value})
 
 
 def test_port_in_use(qs):
@@ -100,3 +104,26 @@ def test_a_server_that_dies_while_starting_shows_its_log(qs):
     assert "server server1 exited with code" in proc.stderr and "last lines of" in proc.stderr
     assert "cluster 'ghost-cluster' does not exist in the ODB" in proc.stderr
     wait_for(lambda: qs.pid("server1") is None, timeout=30, what="the pidfile to go")
+
+
+def test_a_check_failing_in_one_server_starts_nothing_of_the_quickstart(quickstart):
+    # Each component is spawned at once and checks what it shares while `zato start` waits at
+    # its gate: one failure, and none of them (not the healthy server1, not the LB nor the
+    # dashboard) binds a port or writes a pidfile.
+    qs = quickstart(servers=2)
+    redis_url = qs.settings("server2").redis.url
+    set_conf_of(qs, "server2", "kvdb", "url", "redis://127.0.0.1:1/0")
+    one_line_error(zato("start", qs.path, check=False), "Redis at redis://127.0.0.1:1/0")
+    for name in ("server1", "server2", "load-balancer", "dashboard"):
+        assert qs.pid(name) is None, name
+    with socket.socket() as s:  # server1's port was never bound
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", qs.settings("server1").port))
+    with open(qs.settings("server2").logfile) as f:
+        assert "not started: Redis at redis://127.0.0.1:1/0" in f.read()
+    # fixed, the same command starts the whole cluster
+    set_conf_of(qs, "server2", "kvdb", "url", redis_url)
+    out = zato("start", qs.path).stdout
+    assert "server server1 started" in out and "server server2 started" in out, out
+    assert "load balancer started" in out and "dashboard started" in out, out
+

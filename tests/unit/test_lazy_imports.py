@@ -50,3 +50,14 @@ def test_no_connector_kind_imports_sqlalchemy_or_an_odb_driver() -> None:
     # (or as a plain process) reads the ODB, and imports SQLAlchemy then.
     code = f"{ZYGOTE}\n{CONNECTOR}\n{LOADED.format(heavy=ODB)}\n{BY_HAND}"
     assert loaded(code, ("sqlalchemy", "zmq")) == ["", "sqlalchemy zmq"]
+
+
+def test_zato_start_and_stop_leave_the_odb_redis_and_the_server_to_the_server() -> None:
+    # `zato start` spawns a component at once and the component checks what it shares: the
+    # command line imports only the command it runs (`zato stop` returned in 0.2 s, not 1.1 s).
+    heavy = ("sqlalchemy", "redis", "gunicorn", "gevent", "zato.odb.api")
+    for command in ("start", "stop", "info"):
+        parse = f"build_parser({command!r}).parse_args([{command!r}, '/x'])"
+        code = f"from zato.cli.main import build_parser\n{parse}"
+        assert loaded(code, heavy) == [""], command
+    assert loaded("from zato.cli.main import build_parser\nbuild_parser()", ("sqlalchemy",)) == ["sqlalchemy"]

@@ -27,7 +27,10 @@ COMMANDS = [
 ]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser; with `only` (the command argv names), only that command's module is
+    imported: the others get an empty parser, so `zato stop` does not import what `zato
+    deploy` needs (SQLAlchemy and all)."""
     parser = argparse.ArgumentParser(
         prog="zato",
         description="Zato-HA: create, start, stop and inspect servers, load balancers and clusters.",
@@ -36,13 +39,23 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMANDS:
-        importlib.import_module(f"zato.cli.{name.replace('-', '_')}").add_parser(sub)
+        if only is None or name == only:
+            importlib.import_module(f"zato.cli.{name.replace('-', '_')}").add_parser(sub)
+        else:
+            sub.add_parser(name)
     return parser
 
 
+def named_command(argv: list[str]) -> str | None:
+    """The command argv names, if it is a known one and comes first (options before it, such
+    as --help, need every command's help)."""
+    return argv[0] if argv and argv[0] in COMMANDS else None
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    given = sys.argv[1:] if argv is None else argv
+    parser = build_parser(named_command(given))
+    args = parser.parse_args(given)
     try:
         return int(args.func(args) or 0)
     except ZatoError as e:

@@ -21,7 +21,7 @@ from zato.config.component import LOAD_BALANCER, read_component
 from zato.config.settings import LBSettings, load_lb_settings
 from zato.lb.edge import fit_maxconn
 from zato.lb.haproxy import find_binary
-from zato.lifecycle.entry import Entry, EntryExit
+from zato.lifecycle.entry import Entry, EntryExit, pass_gate
 
 logger = logging.getLogger("zato.lb")
 
@@ -62,6 +62,11 @@ def main(argv: list[str] | None = None) -> int:
 def start(lb_dir: str) -> int:
     settings, binary = ENTRY.settings(None, load, lb_dir)
     ENTRY.start(settings)
+    import zato.lb.controller  # noqa: F401 - imported while `zato start` waits
+    from zato.coord.client import check_redis
+
+    if not pass_gate(lambda _say: check_redis(settings.redis)):
+        return EXIT_DEPENDENCY
     status = read_pidfile(settings.pidfile)
     if status.alive:
         logger.error("the load balancer is already running (pid %s)", status.pid)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import ssl
+import subprocess
 import sys
 import urllib.request
 from collections.abc import Callable
@@ -23,8 +24,8 @@ from zato.config.settings import (
     load_lb_settings,
     load_server_settings,
 )
-from zato.coord.client import check_redis
 from zato.lifecycle.process import (
+    Gate,
     check_not_running,
     check_port_free,
     python_module_argv,
@@ -32,7 +33,6 @@ from zato.lifecycle.process import (
     stop_by_pidfile,
     wait_ready,
 )
-from zato.odb.engine import check_odb, create_schema, make_engine
 
 Say = Callable[[str], None]
 SERVER_MODULE = "zato.server.main"
@@ -81,44 +81,18 @@ def lb_available() -> bool:
     return importlib.util.find_spec(LB_MODULE) is not None
 
 
-# Pre-checks: each failure is one clear line (a ZatoError).
+# Pre-checks: each failure is one clear line (a ZatoError). Here only what is local (the
+# config, the pidfile, the port); what a component shares (ODB, Redis, the cluster's member
+# names) it checks itself once spawned, while `zato start` waits at its gate (start below).
 
 
 def precheck_server(comp: Component, say: Say) -> ServerSettings:
-    from zato.server.app import ZatoApplication
-
     s = load_server_settings(comp.path)
-    ZatoApplication(s)  # validates the gunicorn settings ([gunicorn] in server.conf)
     stale = check_not_running(s.pidfile, f"server {s.name}")
     if stale:
         say(stale)
     check_port_free(s.host, s.port, f"server {s.name}")
-    engine = make_engine(s.odb_url)
-    try:
-        check_odb(engine)
-        create_schema(engine)  # what a newer version added (columns) to an older ODB
-    finally:
-        engine.dispose()
-    check_redis(s.redis)
-    check_cluster_membership(s, say)
     return s
-
-
-def check_cluster_membership(s: ServerSettings, say: Say) -> None:
-    """Refuse a server whose name a live server of the cluster already has; warn in one line
-    when Redis lets anyone in (membership and queues could be forged or read)."""
-    from zato.coord import membership
-    from zato.coord.client import accepts_anonymous, connect, describe
-    from zato.coord.signing import member_key
-
-    client = connect(s.redis)
-    try:
-        key = member_key(s.cluster_secret, s.cluster)
-        membership.check_name_free(client, s.cluster, key, s.name, s.address)
-    finally:
-        client.close()
-    if accepts_anonymous(s.redis):
-        say(f"warning: Redis at {describe(s.redis)} takes commands without a password (docs/redis-acl.md)")
 
 
 def precheck_lb(comp: Component, say: Say) -> LBSettings:
@@ -135,7 +109,6 @@ def precheck_lb(comp: Component, say: Say) -> LBSettings:
 
     if not haproxy_left_running(comp.path):
         check_port_free(s.host, s.port, "load balancer")
-    check_redis(s.redis)
     return s
 
 
@@ -177,14 +150,28 @@ def start(
             continue
         checked.append((m, PRECHECKS[m.kind](m, say)))
     # Everything starts side by side: the LB follows membership (it adds each server as it
-    # joins), the dashboard shows what is there; then each is waited for in turn.
+    # joins), the dashboard shows what is there; then each is waited for in turn. Each one
+    # imports, checks what it shares (relaying its warnings here) and waits at its gate until
+    # all have passed their checks: one failure, and none of them does anything.
     modules = {
         component.SERVER: SERVER_MODULE,
         component.LOAD_BALANCER: LB_MODULE,
         component.DASHBOARD: DASHBOARD_MODULE,
     }
-    started = [(m, s, spawn(m, modules[m.kind])) for m, s in checked if m.kind in modules]
-    for m, s, proc in started:
+    started = []
+    try:
+        for m, s in checked:
+            if m.kind in modules:
+                gate = Gate()
+                started.append((m, s, spawn(m, modules[m.kind], gate), gate))
+        for m, s, proc, gate in started:
+            gate.wait_checked(say, proc, timeout, describe_name(m), (s.logfile, stdout_log(m)))
+    except BaseException:
+        turn_back(started)
+        raise
+    for *_, gate in started:
+        gate.open()
+    for m, s, proc, _gate in started:
         logs = (s.logfile, stdout_log(m))
         if m.kind == component.SERVER:
             # ready, not just alive: its services are loaded when `zato start` returns
@@ -202,16 +189,36 @@ def stdout_log(comp: Component) -> str:
     return os.path.join(comp.logs_dir, "stdout.log")
 
 
-def spawn(comp: Component, module: str):  # noqa: ANN201 - a Popen
-    return spawn_detached(python_module_argv(module, comp.path), stdout_log(comp), cwd=comp.path)
+def spawn(comp: Component, module: str, gate: Gate | None = None):  # noqa: ANN201 - a Popen
+    return spawn_detached(python_module_argv(module, comp.path), stdout_log(comp), cwd=comp.path, gate=gate)
+
+
+GATE_EXIT_WAIT = 10.0  # seconds a component spawned ahead of failed checks has to exit
+
+
+def turn_back(started: list) -> None:
+    """The checks failed: every component waiting at its gate exits without having done
+    anything (killed if it has not within GATE_EXIT_WAIT, as when it hangs importing)."""
+    for *_, gate in started:
+        gate.shut()
+    for _m, _s, proc, _gate in started:
+        try:
+            proc.wait(GATE_EXIT_WAIT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def run_foreground(comp: Component, say: Say) -> None:
     if comp.kind == component.SERVER:
-        precheck_server(comp, say)
+        from zato.server.prechecks import check_server
+
+        check_server(precheck_server(comp, say), say)
         argv = python_module_argv(SERVER_MODULE, comp.path, "--fg")
     elif comp.kind == component.LOAD_BALANCER:
-        precheck_lb(comp, say)
+        from zato.coord.client import check_redis
+
+        check_redis(precheck_lb(comp, say).redis)
         argv = python_module_argv(LB_MODULE, comp.path)
     elif comp.kind == component.DASHBOARD:
         precheck_dashboard(comp, say)

@@ -18,8 +18,10 @@ Anything that ends an entry point before it runs (bad arguments, a bad config fi
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -32,6 +34,15 @@ S = TypeVar("S")
 P = TypeVar("P")
 
 USAGE_EXIT = 2  # a wrong command line, as argparse exits
+
+# `zato start` spawns a component at once; the component imports, checks what it shares (ODB,
+# Redis, the cluster's member names) and reports on a socket this names, one line a message,
+# then waits for the word to go on (pass_gate).
+GATE_ENV = "ZATO_START_GATE"
+GATE_SAY = "say"  # a line for `zato start` to print (a warning)
+GATE_ERROR = "error"  # a check failed: the line to print; then the component exits
+GATE_CHECKED = "checked"  # all checks passed; waiting for GATE_GO
+GATE_GO = b"go"
 
 _PR_SET_PDEATHSIG = 1
 _prctl: Callable[..., int] | None
@@ -62,6 +73,35 @@ def set_title(title: str) -> None:
     except ImportError:  # pragma: no cover - setproctitle is a dependency
         return
     setproctitle(title)
+
+
+def pass_gate(check: Callable[[Callable[[str], None]], None] | None = None) -> bool:
+    """In a process `zato start` spawned: run check(say), the checks of what it shares, telling
+    `zato start` what they say and whether they passed, then wait for its word. True to go
+    on; False to exit quietly, having touched nothing: a check failed (here or in another
+    component it started) or `zato start` went away. At once True when started otherwise:
+    the checks are then the caller's (`zato start --fg` runs them before it execs)."""
+    fd = os.environ.pop(GATE_ENV, None)
+    if fd is None:
+        return True
+    with socket.socket(fileno=int(fd)) as sock, sock.makefile("rwb") as f:
+
+        def tell(kind: str, text: str = "") -> None:
+            f.write(f"{kind} {text}".rstrip().replace("\n", " ").encode() + b"\n")
+            f.flush()
+
+        try:
+            try:
+                if check is not None:
+                    check(lambda line: tell(GATE_SAY, line))
+            except ZatoError as e:
+                logging.getLogger("zato").error("not started: %s", e)
+                tell(GATE_ERROR, str(e))
+                return False
+            tell(GATE_CHECKED)
+            return f.readline().strip() == GATE_GO
+        except OSError:  # `zato start` went away
+            return False
 
 
 class EntryExit(ComponentError):

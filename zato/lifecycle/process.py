@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from zato.common.errors import AlreadyRunning, ComponentError
 from zato.common.pidfile import pid_alive, read_pidfile
+from zato.lifecycle.entry import GATE_CHECKED, GATE_ENV, GATE_ERROR, GATE_GO, GATE_SAY
 
 
 def python_module_argv(module: str, *args: str) -> list[str]:
@@ -25,13 +26,90 @@ def python_module_argv(module: str, *args: str) -> list[str]:
     return [sys.executable, "-m", module, *args]
 
 
-def spawn_detached(argv: list[str], logfile: str, cwd: str | None = None) -> subprocess.Popen:
-    """Start `argv` in its own session with stdout/stderr appended to `logfile`."""
+class Gate:
+    """`zato start`'s end of the socket a spawned component reports its checks on and then
+    waits at (entry.pass_gate): wait_checked() relays its warnings and raises its error;
+    open() lets it go on; shut() makes it exit without having touched anything."""
+
+    def __init__(self) -> None:
+        self._ours, self.theirs = socket.socketpair()
+        self._lines = self._ours.makefile("rb")
+
+    def spawned(self) -> None:
+        self.theirs.close()  # the component has its own copy
+
+    def wait_checked(
+        self,
+        say: Callable[[str], None],
+        proc: subprocess.Popen | None,
+        timeout: float,
+        what: str,
+        logfiles: tuple[str, ...] = (),
+    ) -> None:
+        """Relay what the component says until its checks are done; a ComponentError with its
+        one line if one failed, or with its last log lines if it exited first."""
+        self._ours.settimeout(timeout)
+        try:
+            for raw in self._lines:
+                kind, _, text = raw.decode("utf-8", "replace").rstrip("\n").partition(" ")
+                if kind == GATE_SAY:
+                    say(text)
+                elif kind == GATE_ERROR:
+                    raise ComponentError(text)
+                elif kind == GATE_CHECKED:
+                    return
+        except TimeoutError:
+            raise ComponentError(f"{what} did not finish its checks within {timeout:g} s") from None
+        # It went away before saying so: wait_ready reports how it ended, with its log.
+        wait_ready(lambda: False, proc, GATE_EXIT_WAIT, what, logfiles)
+
+    def open(self) -> None:
+        self._close(GATE_GO)
+
+    def shut(self) -> None:
+        self._close(b"")
+
+    def _close(self, word: bytes) -> None:
+        if self._ours.fileno() < 0:
+            return
+        try:
+            if word:
+                self._ours.sendall(word + b"\n")
+        except OSError:  # it has exited already: wait_ready reports it
+            pass
+        finally:
+            self._lines.close()
+            self._ours.close()
+
+
+GATE_EXIT_WAIT = 10.0  # seconds a component that stopped talking at its gate has to exit
+
+
+def spawn_detached(
+    argv: list[str], logfile: str, cwd: str | None = None, gate: Gate | None = None
+) -> subprocess.Popen:
+    """Start `argv` in its own session with stdout/stderr appended to `logfile`; with a
+    `gate`, it reports its checks to it and waits for gate.open() before its work."""
     os.makedirs(os.path.dirname(os.path.abspath(logfile)), exist_ok=True)
-    with open(logfile, "ab") as out, open(os.devnull, "rb") as devnull:
-        return subprocess.Popen(
-            argv, stdin=devnull, stdout=out, stderr=subprocess.STDOUT, cwd=cwd, start_new_session=True
-        )
+    env: dict[str, str] | None = None
+    fds: tuple[int, ...] = ()
+    if gate is not None:
+        env, fds = {**os.environ, GATE_ENV: str(gate.theirs.fileno())}, (gate.theirs.fileno(),)
+    try:
+        with open(logfile, "ab") as out, open(os.devnull, "rb") as devnull:
+            return subprocess.Popen(
+                argv,
+                stdin=devnull,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=cwd,
+                start_new_session=True,
+                env=env,
+                pass_fds=fds,
+            )
+    finally:
+        if gate is not None:
+            gate.spawned()
 
 
 def tail(path: str, lines: int = 20) -> list[str]:

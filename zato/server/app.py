@@ -57,6 +57,8 @@ OPTIONAL = {"control_socket_disable": True}  # gunicorn >= 25.1 would open a con
 
 
 class ZatoApplication(BaseApplication):
+    hooked = True  # our server hooks are set (not when only checking the settings)
+
     def __init__(self, settings: ServerSettings):
         self.settings = settings
         self.draining = DrainFlag()  # made before the workers fork: the arbiter sets it, they read it
@@ -69,8 +71,9 @@ class ZatoApplication(BaseApplication):
         for key, value in OPTIONAL.items():
             if key in self.cfg.settings:
                 self.cfg.set(key, value)
-        for key in ("when_ready", "pre_fork", "on_exit", "worker_exit"):
-            self.cfg.set(key, getattr(self.hooks, key))
+        if self.hooked:
+            for key in ("when_ready", "pre_fork", "on_exit", "worker_exit"):
+                self.cfg.set(key, getattr(self.hooks, key))
         for key, value in gunicorn_options(self.settings).items():
             if key not in self.cfg.settings:
                 raise ConfigError(f"{self.settings.config_file}: [gunicorn] {key} is not a gunicorn setting")
@@ -104,3 +107,17 @@ class ZatoApplication(BaseApplication):
         except RuntimeError as e:
             print(f"zato: error: {e}", file=sys.stderr)
             sys.exit(1)
+
+
+class _SettingsCheck(ZatoApplication):
+    hooked = False
+
+    def __init__(self, settings: ServerSettings):  # noqa: D107 - no hooks, no drain flag
+        self.settings = settings
+        BaseApplication.__init__(self)
+
+
+def check_gunicorn_settings(settings: ServerSettings) -> None:
+    """ConfigError (one line) for what ZatoApplication would refuse in [gunicorn], without
+    importing the server's hooks (the arbiter and all it imports): `zato start` checks this."""
+    _SettingsCheck(settings)

@@ -7,7 +7,7 @@ import warnings
 
 from zato.common.errors import EXIT_CONFIG, ConfigError, ZatoError
 from zato.config.settings import load_server_settings
-from zato.lifecycle.entry import Entry, EntryExit
+from zato.lifecycle.entry import Entry, EntryExit, pass_gate
 
 # The gevent workers monkey-patch after fork; the arbiter has imported ssl (via redis) by then,
 # which is harmless here because nothing in the arbiter uses SSL with gevent.
@@ -25,11 +25,13 @@ def serve(args: list[str], flags: frozenset[str]) -> int:
     try:
         settings = load_server_settings(args[0])
         ENTRY.start(settings, stream="--fg" in flags)
-        from zato.server import metrics
-
-        metrics.prepare(settings)  # before any worker exists or imports prometheus_client
+        from zato.server import arbiter, metrics  # noqa: F401 - imported while `zato start` waits
         from zato.server.app import ZatoApplication
+        from zato.server.prechecks import check_server
 
+        if not pass_gate(lambda say: check_server(settings, say)):
+            return 1
+        metrics.prepare(settings)  # before any worker exists or imports prometheus_client
         app = ZatoApplication(settings)
     except ConfigError as e:
         raise EntryExit(EXIT_CONFIG, str(e)) from None

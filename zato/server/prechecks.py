@@ -1,0 +1,49 @@
+"""What a server checks of what it shares before it starts: its [gunicorn] settings, the ODB
+(and the schema a newer version added to), Redis, and that no live server of the cluster has
+its name. Each failure is one clear line (a ZatoError).
+
+A server that `zato start` spawned runs these itself while `zato start` waits at its gate
+(zato.lifecycle.entry.pass_gate): it has imported SQLAlchemy and redis anyway, so `zato start`
+need not. `zato start --fg` runs them before it becomes the server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from zato.config.settings import ServerSettings
+
+Say = Callable[[str], None]
+
+
+def check_server(s: ServerSettings, say: Say) -> None:
+    from zato.coord.client import check_redis
+    from zato.odb.engine import check_odb, create_schema, make_engine
+    from zato.server.app import check_gunicorn_settings
+
+    check_gunicorn_settings(s)  # [gunicorn] in server.conf
+    engine = make_engine(s.odb_url)
+    try:
+        check_odb(engine)
+        create_schema(engine)  # what a newer version added (columns) to an older ODB
+    finally:
+        engine.dispose()
+    check_redis(s.redis)
+    check_cluster_membership(s, say)
+
+
+def check_cluster_membership(s: ServerSettings, say: Say) -> None:
+    """Refuse a server whose name a live server of the cluster already has; warn in one line
+    when Redis lets anyone in (membership and queues could be forged or read)."""
+    from zato.coord import membership
+    from zato.coord.client import accepts_anonymous, connect, describe
+    from zato.coord.signing import member_key
+
+    client = connect(s.redis)
+    try:
+        key = member_key(s.cluster_secret, s.cluster)
+        membership.check_name_free(client, s.cluster, key, s.name, s.address)
+    finally:
+        client.close()
+    if accepts_anonymous(s.redis):
+        say(f"warning: Redis at {describe(s.redis)} takes commands without a password (docs/redis-acl.md)")
