@@ -121,6 +121,8 @@ def test_a_check_failing_in_one_server_starts_nothing_of_the_quickstart(quicksta
         s.bind(("127.0.0.1", qs.settings("server1").port))
     with open(qs.settings("server2").logfile) as f:
         assert "not started: Redis at redis://127.0.0.1:1/0" in f.read()
+    with open(qs.settings("server1").logfile) as f:
+        assert "not started: `zato start` did not let it go on" in f.read()
     # fixed, the same command starts the whole cluster
     set_conf_of(qs, "server2", "kvdb", "url", redis_url)
     out = zato("start", qs.path).stdout

@@ -99,9 +99,15 @@ def pass_gate(check: Callable[[Callable[[str], None]], None] | None = None) -> b
                 tell(GATE_ERROR, str(e))
                 return False
             tell(GATE_CHECKED)
-            return f.readline().strip() == GATE_GO
+            if f.readline().strip() == GATE_GO:
+                return True
         except OSError:  # `zato start` went away
-            return False
+            pass
+        logging.getLogger("zato").info(
+            "not started: `zato start` did not let it go on (another component's check failed,"
+            " or the command was interrupted)"
+        )
+        return False
 
 
 class EntryExit(ComponentError):
