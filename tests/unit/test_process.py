@@ -9,7 +9,9 @@ from zato.common.errors import EXIT_CONFIG
 from zato.connector.process import Child, Manager, RestartPolicy, State
 from zato.connector.registry import ConnectorSpec
 
-POLICY = RestartPolicy(start=1.0, step=1.0, max=3.0, fatal_after=3, startsecs=0.5, stop_timeout=0.3)
+POLICY = RestartPolicy(
+    start=1.0, step=1.0, max=3.0, fatal_after=3, startsecs=0.5, stop_timeout=0.3, drain_timeout=5.0
+)
 ENV = {"ZATO_EPOCH": "7", "ZATO_SERVER_DIR": "/srv/server1"}
 
 
@@ -240,3 +242,35 @@ def test_an_operator_restart_stops_the_child_then_starts_it_again() -> None:
     child = manager.children["zmq-channel:orders"]
     assert os_.last is not first and os_.last.env == ENV  # a new process with the same env
     assert child.state is State.STARTING and child.restarts == 1
+
+
+def test_a_changed_or_removed_child_may_finish_its_work_but_stop_all_does_not_wait_for_it() -> None:
+    # A definition change keeps the lease: the old child gets drain_timeout (its in-flight
+    # invocations finish and are acked: no duplicate) while its successor already runs.
+    os_ = FakeOS()
+    manager = Manager(POLICY, os_)
+    manager.reconcile({"a": spec("a", "1"), "b": spec("b", "1")}, ENV)
+    old_a, old_b = os_.procs
+    old_a.dies_on_term = old_b.dies_on_term = False
+    manager.reconcile({"a": spec("a", "2")}, ENV)
+    os_.t += POLICY.stop_timeout + 0.1
+    manager.tick()
+    assert old_a.signals == [signal.SIGTERM] and old_b.signals == [signal.SIGTERM]  # not killed yet
+    assert manager.children["a"].state is State.STARTING  # the new one runs beside it
+    os_.t += POLICY.drain_timeout
+    manager.tick()
+    assert old_a.signals == [signal.SIGTERM, signal.SIGKILL]  # drained too long: killed
+    # an operator's restart drains too; losing the lease (stop_all) does not wait for that
+    manager.tick()
+    new_a = os_.last
+    new_a.dies_on_term = False
+    manager.restart("a")
+    os_.t += POLICY.stop_timeout + 0.1
+    manager.tick()
+    assert new_a.signals == [signal.SIGTERM]
+
+    def sleep(seconds: float) -> None:
+        os_.t += 0.1
+
+    assert manager.stop_all(timeout=0.3, sleep=sleep)
+    assert new_a.signals == [signal.SIGTERM, signal.SIGKILL]

@@ -7,6 +7,8 @@ States (supervisor style):
                           +--exit--> BACKOFF <--early exit (before stable_after)                STARTING
                                         |--delay--> STARTING    (fatal_after failures in a row: FATAL)
     any live state --stop--> STOPPING --exit (SIGTERM, then SIGKILL after stop_timeout)--> STOPPED
+    (drain_timeout instead of stop_timeout when the definition changed or went, or an operator
+    asked for a restart: the child may finish what it runs; stop_all still kills at its own.)
 
 An exit with EXIT_CONFIG (bad configuration: restarting will not help) goes to FATAL at once.
 A FATAL child is tried again when its definition changes. Every transition goes through
@@ -83,7 +85,12 @@ class RestartPolicy:
     fatal_after: int = 5  # consecutive failed starts before giving up (FATAL)
     startsecs: float = 0.3  # a child up this long counts as started (RUNNING)
     stable_after: float = 10.0  # an exit before this much uptime counts as a failed start
-    stop_timeout: float = 0.3  # SIGTERM, then SIGKILL after this long
+    stop_timeout: float = 0.3  # SIGTERM, then SIGKILL after this long (lease lost, server stopping)
+    # A child stopped because its definition changed or went, or on an operator's request: the
+    # lease is still ours, so it gets the time to finish what it runs (a channel's own drain is
+    # 5 s); killed sooner, an AMQP message it had run comes again (a duplicate) and a ZeroMQ
+    # one is lost.
+    drain_timeout: float = 6.0
 
     def delay(self, failures: int) -> float:
         """Backoff before start attempt number failures+1 (failures >= 1)."""
@@ -161,6 +168,7 @@ class Child:
         self.retry_at = 0.0
         self.kill_at = 0.0
         self.killed = False
+        self.stop_timeout = policy.stop_timeout  # of the stop under way
 
     @property
     def name(self) -> str:
@@ -184,10 +192,12 @@ class Child:
             self.failures = 0 if self.state is State.FATAL else self.failures
             self._spawn()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float | None = None) -> None:
+        """SIGTERM, and SIGKILL after `timeout` (default: the policy's stop_timeout)."""
         if self.state in (State.STARTING, State.RUNNING):
             self.os.signal(self.handle, signal.SIGTERM)
-            self.kill_at, self.killed = self.os.now() + self.policy.stop_timeout, False
+            self.stop_timeout = self.policy.stop_timeout if timeout is None else timeout
+            self.kill_at, self.killed = self.os.now() + self.stop_timeout, False
             self._to(State.STOPPING)
         elif self.state in (State.BACKOFF, State.EXITED, State.FATAL):
             self._to(State.STOPPED)
@@ -210,9 +220,7 @@ class Child:
             elif self.state is State.STARTING and now - self.started_at >= self.policy.startsecs:
                 self._to(State.RUNNING)
             elif self.state is State.STOPPING and now >= self.kill_at and not self.killed:
-                logger.warning(
-                    "child %s did not stop within %.2fs: SIGKILL", self.name, self.policy.stop_timeout
-                )
+                logger.warning("child %s did not stop within %.2fs: SIGKILL", self.name, self.stop_timeout)
                 self.kill_now()
         elif self.state is State.BACKOFF and now >= self.retry_at:
             self._spawn()
@@ -287,7 +295,7 @@ class Manager:
             if spec is None or spec.config_hash != child.spec.config_hash:
                 why = "removed" if spec is None else "configuration changed"
                 logger.info("child %s: %s, stopping it", name, why)
-                child.stop()
+                child.stop(self.policy.drain_timeout)
                 self._retired.append(self.children.pop(name))
         for name, spec in desired.items():
             if name not in self.children:
@@ -302,7 +310,7 @@ class Manager:
         if child is None:
             return False
         logger.info("child %s: restart requested", name)
-        child.stop()
+        child.stop(self.policy.drain_timeout)
         self._restarting.add(name)
         return True
 
