@@ -142,8 +142,26 @@ class RedisHost:
                     self.sentinel().execute_command("SENTINEL", "FAILOVER", MASTER_NAME)
                 wait_for(promoted, timeout=timeout / 2, what="the Sentinel to promote the replica")
         except AssertionError as e:
-            raise AssertionError(f"{e}; the Sentinel's log ends with:\n{self.sentinel_log()}") from None
+            raise AssertionError(
+                f"{e}; {self.replica_view(replica)}; the Sentinel's log ends with:\n{self.sentinel_log(60)}"
+            ) from None
         return replica
+
+    def replica_view(self, port: int) -> str:
+        """What the Sentinel and the replica itself say of it: why a failover found no good
+        replica (s_down, a stale INFO, a master link down too long) is in these fields."""
+        fields = ("flags", "last-ok-ping-reply", "info-refresh", "master-link-down-time", "slave-priority")
+        try:
+            known = [r for r in self.sentinel().sentinel_slaves(MASTER_NAME) if int(r["port"]) == port]
+            sentinel = {k: known[0].get(k) for k in fields} if known else "not among its replicas"
+        except Exception as e:  # noqa: BLE001 - a diagnostic must not hide the failure it explains
+            sentinel = f"unreadable ({e!r})"
+        try:
+            info = self.client(port).info("replication")
+            own = {k: info.get(k) for k in ("role", "master_link_status", "master_link_down_since_seconds")}
+        except Exception as e:  # noqa: BLE001
+            own = f"unreadable ({e!r})"
+        return f"the Sentinel's view of the replica on port {port}: {sentinel}; its own: {own}"
 
     def sentinel_log(self, lines: int = 40) -> str:
         try:
