@@ -9,35 +9,46 @@ Every server and the LB find the master through the Sentinel, as on real hosts; 
 connections to either redis-server are rewritten (nftables DNAT in its own namespace) to its
 own route through the lab's forwarder, so latency and cuts stay per host (lab.py).
 
-The lost write: isolate_replica() stops the replica (SIGSTOP) and closes its replication link,
-so whatever the master acknowledges from then on never reaches it; fail_over() SIGKILLs the
-master and resumes the replica, and the Sentinel promotes it; restore() brings the killed
-server back as the new master's replica, so the group has two servers again.
+The lost write: isolate_replica() drops every packet of the replication connection (an
+nftables rule in the Redis namespace), so whatever the master acknowledges from then on never
+reaches the replica; fail_over() SIGKILLs the master and lifts the rule, and the Sentinel
+promotes the replica; restore() brings the killed server back as the new master's replica, so
+the group has two servers again.
+
+Why a silent cut and not a stopped replica (SIGSTOP, as before): the Sentinel promotes no
+replica whose link to the master went down more than 10 x down-after-milliseconds before the
+master did ("-failover-abort-no-good-slave"). A stopped replica whose link the master closed
+counted its link down from the isolation, so an isolation longer than 10 s (a loaded machine)
+made it unpromotable for good (one run said 63 s). Behind a silent cut the replica's link stays
+"up" to it (repl-timeout is raised so it stays so) until the dead master answers its next ACK
+with a reset, after the master is down.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 from collections.abc import Callable
 
 import redis
 
-from tests.hosts.net import Host
+from tests.hosts.net import Host, sh
 from tests.support import wait_for
 
 PORTS = (6379, 6380)
 SENTINEL_PORT = 26379
 MASTER_NAME = "lab"
+SENTINEL_DOWN_AFTER_S = 1.0  # the Sentinel's down-after-milliseconds, in seconds
+REPL_TIMEOUT = 3600  # seconds: a silently cut replication link must not time out while isolated
+CUT_TABLE = "zlab_repl"  # the nftables table of the replication cut (its own: heal() keeps it)
 
 
 class RedisHost:
     def __init__(self, host: Host, root: str, spawn: Callable[..., subprocess.Popen]):
         self.host, self.root, self._spawn = host, root, spawn
         self.procs: dict[int, subprocess.Popen] = {}
-        self.stopped: int | None = None  # the replica isolate_replica() SIGSTOPped
+        self.isolated: int | None = None  # the replica isolate_replica() cut off
         self.killed: int | None = None  # the master fail_over() SIGKILLed
 
     # -- building ----------------------------------------------------------------------------
@@ -51,7 +62,7 @@ class RedisHost:
             f.write(
                 f"bind {self.host.ip}\nport {SENTINEL_PORT}\ndir {self.root}\n"
                 f"sentinel monitor {MASTER_NAME} {self.host.ip} {master} 1\n"
-                f"sentinel down-after-milliseconds {MASTER_NAME} 1000\n"
+                f"sentinel down-after-milliseconds {MASTER_NAME} {int(SENTINEL_DOWN_AFTER_S * 1000)}\n"
                 f"sentinel failover-timeout {MASTER_NAME} 3000\n"
                 f"logfile {os.path.join(self.root, 'sentinel.log')}\n"
             )
@@ -76,6 +87,8 @@ class RedisHost:
                 self.root,
                 "--dbfilename",
                 f"dump-{port}.rdb",
+                "--repl-timeout",
+                str(REPL_TIMEOUT),
                 *extra,
             ),  # fmt: skip
             stdout=subprocess.DEVNULL,
@@ -107,27 +120,43 @@ class RedisHost:
 
     # -- the fault ---------------------------------------------------------------------------
     def isolate_replica(self) -> int:
-        """Stop the replica and close its replication link: from now on nothing the master
-        acknowledges reaches it. Returns the master's port."""
+        """Cut the replication connection silently: from now on nothing the master
+        acknowledges reaches the replica, and neither side is told. Returns the master's port."""
         master = self.master_port()
         replica = next(p for p in PORTS if p != master)
         client = self.client(master)
         assert client.wait(1, 2000) == 1, "the replica has everything written so far"
-        os.kill(self.procs[replica].pid, signal.SIGSTOP)
-        self.stopped = replica
-        client.client_kill_filter(_type="replica")  # its link closed while it cannot reconnect
+        links = client.client_list(_type="replica")
+        assert len(links) == 1, links
+        link_port = int(links[0]["addr"].rsplit(":", 1)[1])  # the replica's end of the link
+        self._cut(link_port)
+        self.isolated = replica
         return master
 
+    def _cut(self, port: int) -> None:
+        script = [
+            f"table inet {CUT_TABLE} {{",
+            "  chain output { type filter hook output priority -10; policy accept; }",
+            "}",
+            f"add rule inet {CUT_TABLE} output tcp sport {port} drop",
+            f"add rule inet {CUT_TABLE} output tcp dport {port} drop",
+        ]
+        sh("ip", "netns", "exec", self.host.ns, "nft", "-f", "-", input="\n".join(script) + "\n")
+
+    def _uncut(self) -> None:
+        sh("ip", "netns", "exec", self.host.ns, "nft", "delete", "table", "inet", CUT_TABLE, check=False)
+
     def fail_over(self, timeout: float = 30) -> int:
-        """SIGKILL the master, resume the replica, and wait until the Sentinel names it the
+        """SIGKILL the master, lift the cut, and wait until the Sentinel names the replica the
         master (and it says so itself). Returns the new master's port."""
-        assert self.stopped is not None, "isolate_replica() first: the replica must miss a write"
-        master, replica = self.master_port(), self.stopped
+        assert self.isolated is not None, "isolate_replica() first: the replica must miss a write"
+        master, replica = self.master_port(), self.isolated
         self.procs[master].kill()
         self.procs[master].wait(10)
         self.killed = master
-        os.kill(self.procs[replica].pid, signal.SIGCONT)
-        self.stopped = None
+        self._uncut()  # the replica's next ACK meets the dead master's reset: its link is down now
+        self.isolated = None
+
         def promoted() -> bool:
             return self.master_port() == replica and self.client(replica).role()[0] == "master"
 
@@ -135,9 +164,9 @@ class RedisHost:
             try:
                 wait_for(promoted, timeout=timeout / 2, what="the Sentinel to promote the replica")
             except AssertionError:
-                # On a loaded machine the Sentinel can give up an attempt that began while the
-                # resumed replica still looked down to it, and wait 2 x failover-timeout before
-                # the next: ask for the failover, as an operator would (still the Sentinel's).
+                # On a loaded machine the Sentinel can give up an attempt (and wait 2 x
+                # failover-timeout before the next): ask for the failover, as an operator would
+                # (still the Sentinel's choice of replica).
                 with contextlib.suppress(redis.RedisError):
                     self.sentinel().execute_command("SENTINEL", "FAILOVER", MASTER_NAME)
                 wait_for(promoted, timeout=timeout / 2, what="the Sentinel to promote the replica")
@@ -173,9 +202,9 @@ class RedisHost:
     def restore(self) -> None:
         """Undo the fault: resume a stopped replica; start a killed master again as the new
         master's replica, and wait until it synced and the Sentinel knows it."""
-        if self.stopped is not None:
-            os.kill(self.procs[self.stopped].pid, signal.SIGCONT)
-            self.stopped = None
+        if self.isolated is not None:
+            self._uncut()
+            self.isolated = None
         if self.killed is not None:
             port, self.killed = self.killed, None
             self._server(port, "--replicaof", self.host.ip, str(self.master_port()))
