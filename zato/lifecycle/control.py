@@ -25,6 +25,7 @@ from zato.config.settings import (
     load_server_settings,
 )
 from zato.lifecycle.process import (
+    GATE_EXIT_WAIT,
     Gate,
     check_not_running,
     check_port_free,
@@ -163,16 +164,15 @@ def start(
         for m, s in checked:
             if m.kind in modules:
                 gate = Gate()
-                started.append((m, s, spawn(m, modules[m.kind], gate), gate))
-        for m, s, proc, gate in started:
-            gate.wait_checked(say, proc, timeout, describe_name(m), (s.logfile, stdout_log(m)))
+                started.append((m, s, spawn(m, modules[m.kind], gate), gate, (s.logfile, stdout_log(m))))
+        for m, _s, proc, gate, logs in started:
+            gate.wait_checked(say, proc, timeout, describe_name(m), logs)
     except BaseException:
         turn_back(started)
         raise
-    for *_, gate in started:
+    for _m, _s, _proc, gate, _logs in started:
         gate.open()
-    for m, s, proc, _gate in started:
-        logs = (s.logfile, stdout_log(m))
+    for m, s, proc, _gate, logs in started:
         if m.kind == component.SERVER:
             # ready, not just alive: its services are loaded when `zato start` returns
             wait_ready(partial(http_ok, ready_url(s)), proc, timeout, f"server {s.name}", logs)
@@ -193,15 +193,13 @@ def spawn(comp: Component, module: str, gate: Gate | None = None):  # noqa: ANN2
     return spawn_detached(python_module_argv(module, comp.path), stdout_log(comp), cwd=comp.path, gate=gate)
 
 
-GATE_EXIT_WAIT = 10.0  # seconds a component spawned ahead of failed checks has to exit
-
-
 def turn_back(started: list) -> None:
     """The checks failed: every component waiting at its gate exits without having done
-    anything (killed if it has not within GATE_EXIT_WAIT, as when it hangs importing)."""
-    for *_, gate in started:
+    anything (killed if it has not within GATE_EXIT_WAIT, as when it hangs importing).
+    `started`: (component, settings, Popen, Gate, log files) each."""
+    for _m, _s, _proc, gate, _logs in started:
         gate.shut()
-    for _m, _s, proc, _gate in started:
+    for _m, _s, proc, _gate, _logs in started:
         try:
             proc.wait(GATE_EXIT_WAIT)
         except subprocess.TimeoutExpired:

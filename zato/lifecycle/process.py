@@ -82,7 +82,7 @@ class Gate:
             self._ours.close()
 
 
-GATE_EXIT_WAIT = 10.0  # seconds a component that stopped talking at its gate has to exit
+GATE_EXIT_WAIT = 10.0  # seconds a component that stopped at its gate (or was turned back) has to exit
 
 
 def spawn_detached(
