@@ -80,3 +80,14 @@ def test_a_component_that_dies_before_its_checks_are_done_is_reported_with_its_l
 def test_without_a_gate_the_component_goes_on_at_once(monkeypatch):
     monkeypatch.delenv(entry.GATE_ENV, raising=False)
     assert entry.pass_gate(lambda _say: pytest.fail("checks are the caller's without a gate")) is True
+
+
+@pytest.mark.parametrize("value", ["not-a-number", "987654"])
+def test_a_gate_variable_set_by_hand_is_ignored_with_a_warning(monkeypatch, caplog, value):
+    monkeypatch.setenv(entry.GATE_ENV, value)
+    assert entry.pass_gate(noop_check) is True
+    assert f"ignoring {entry.GATE_ENV}={value!r}" in caplog.text
+
+
+def noop_check(_say) -> None:
+    pass

@@ -84,7 +84,12 @@ def pass_gate(check: Callable[[Callable[[str], None]], None] | None = None) -> b
     fd = os.environ.pop(GATE_ENV, None)
     if fd is None:
         return True
-    with socket.socket(fileno=int(fd)) as sock, sock.makefile("rwb") as f:
+    try:
+        sock = socket.socket(fileno=int(fd))
+    except (ValueError, OSError) as e:  # set by hand, or its socket is gone: no `zato start` waits
+        logging.getLogger("zato").warning("ignoring %s=%r: %s", GATE_ENV, fd, e)
+        return True
+    with sock, sock.makefile("rwb") as f:
 
         def tell(kind: str, text: str = "") -> None:
             f.write(f"{kind} {text}".rstrip().replace("\n", " ").encode() + b"\n")
