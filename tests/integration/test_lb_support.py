@@ -67,10 +67,11 @@ check_inter_ms = 300
 level = INFO
 """
 
-# gevent's own WSGI server sends a response's headers and body in one write; gunicorn sends
-# them in two, and a server SIGKILLed between the two leaves a response HAProxy has already
-# started forwarding, which no retry can save (seen once in about 20 runs). The LB tests use
-# the former so that they measure the LB; bench/lb compares against gunicorn + gevent.
+# gevent's own WSGI server, lighter than gunicorn for the many bare servers the LB tests start
+# (bench/lb compares against gunicorn + gevent). Both send a response's head and its body in
+# two sends (gevent.pywsgi: "we may make an extra syscall"), so a server SIGKILLed between the
+# two leaves a response HAProxy has already started forwarding, which no retry can save:
+# tests that kill a server under load allow that once per process (Load.failed_but_cut).
 PYWSGI_MAIN = """
 from gevent import monkey; monkey.patch_all()
 import signal, sys
