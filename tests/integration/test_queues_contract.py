@@ -45,6 +45,27 @@ def test_messages_go_out_in_the_order_they_were_sent(world):
     assert connector.depth() == (0, 0) and connector.leftovers() == []
 
 
+def test_confirmed_messages_leave_and_the_next_ones_come_in_one_call(world):
+    worker, epoch = world.queue("out"), holder(world)
+    connector = world.queue("out", epoch)
+    for i in range(6):
+        worker.push(f"m{i}")
+    assert connector.take_many(3) == ["m0", "m1", "m2"]
+    assert connector.settle_and_take(["m0", "m2"], 2) == ["m3", "m4"]  # m1 not confirmed yet
+    assert connector.leftovers() == ["m1", "m3", "m4"]
+    assert connector.settle_and_take([], 5) == ["m5"]
+    assert connector.settle_and_take(["m1", "m3", "m4", "m5"], 5) == []
+    assert connector.depth() == (0, 0)
+    worker.push("m6")
+    assert connector.take_many(1) == ["m6"]
+    world.expire(world.lease("a"))  # paused past its TTL while the broker confirmed m6
+    holder(world, "b")
+    worker.push("m7")
+    with pytest.raises(StaleEpoch):  # a newer epoch: nothing moves in...
+        connector.settle_and_take(["m6"], 5)
+    assert worker.depth() == (1, 0)  # ...and what the broker confirmed left all the same
+
+
 def test_an_empty_queue_waits_then_gives_nothing_and_a_push_wakes_a_waiting_take(world):
     connector = world.queue("out", holder(world))
     assert connector.take(0.05) is None

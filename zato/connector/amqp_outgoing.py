@@ -3,8 +3,10 @@
 Messages are taken from the Redis queue into the processing list in batches (one round trip
 for up to WINDOW messages) and published with up to WINDOW of them awaiting their publisher
 confirm at once. Confirms arrive asynchronously; a message leaves the processing list only
-when its own confirm arrived. A nack, or a message returned as unroutable (mandatory
-publish), is parked in Redis with the reason instead.
+when its own confirm arrived: the confirmed ones are gathered and removed in the same round
+trip that takes the next batch (OutQueue.settle_and_take), so confirms that came in one read
+from the broker cost one round trip, not one each and another for the take. A nack, or a
+message returned as unroutable (mandatory publish), is parked in Redis with the reason instead.
 
 At-least-once: on start and after every reconnect whatever is in the processing list is
 published first; a crash between publish and removal sends that message again. Every few
@@ -59,6 +61,7 @@ class Session:
         self._stopping_until: float | None = None
         self._next_scan = 0.0
         self._pump_due = False
+        self._confirmed: list[str] = []  # confirmed, still in the processing list until the next pump
 
     def run(self) -> None:
         self.conn = pika.SelectConnection(
@@ -68,6 +71,12 @@ class Session:
             on_close_callback=self._on_close,
         )
         self.conn.ioloop.start()
+        pending = len(self._confirmed)
+        try:
+            self._settle()  # confirmed before the connection closed: not to be published again
+        except CoordError as e:
+            logger.warning("%s: %d confirmed message(s) stay in Redis and go out again: %s",
+                           self.ctx.label, pending, e)  # fmt: skip
 
     # -- connection life
 
@@ -140,9 +149,11 @@ class Session:
         self._pump_due = False
         room = self.window.room
         if self._stopping_until is not None or not room:
+            self._settle()
             return
-        if len(self.window):
-            raws = self.queue.take_many(room)
+        if len(self.window) or self._confirmed:
+            confirmed, self._confirmed = self._confirmed, []
+            raws = self.queue.settle_and_take(confirmed, room)
         else:
             first = self.queue.take(TAKE_TIMEOUT)
             raws = [first, *self.queue.take_many(room - 1)] if first else []
@@ -177,7 +188,7 @@ class Session:
         taken by an earlier run, or by a replaced holder's connector that was paused while
         Redis moved a message for it (it stops at its next epoch check, leaving it there)."""
         self._next_scan = time.monotonic() + LEFTOVER_SCAN
-        mine = set() if everything else self.window.raws()
+        mine = set() if everything else self.window.raws() | set(self._confirmed)
         leftovers = [raw for raw in self.queue.leftovers() if raw not in mine]
         room = self.window.room
         if len(leftovers) > room:  # never more than the window awaiting confirms: the rest next tick
@@ -195,7 +206,7 @@ class Session:
     def _on_confirm(self, frame: pika.frame.Method) -> None:
         m = frame.method
         settled = self.window.confirmed(m.delivery_tag, m.multiple, isinstance(m, pika.spec.Basic.Ack))
-        self.queue.done(settled.done)
+        self._confirmed.extend(settled.done)  # removed from Redis by the pump this schedules
         self.ctx.stats.add("messages_out", len(settled.done))
         for raw, reason in settled.park:
             self._park(raw, reason)
@@ -207,6 +218,12 @@ class Session:
             f"with routing key {method.routing_key!r} ({method.reply_text})"
         )
         self.window.returned(method.exchange, method.routing_key, body, reason)
+
+    def _settle(self) -> None:
+        """Remove the confirmed messages from the processing list now (a crash before this
+        only publishes them again: at least once)."""
+        confirmed, self._confirmed = self._confirmed, []
+        self.queue.done(confirmed)
 
     def _park(self, raw: str, reason: str) -> None:
         self.queue.park(raw)
@@ -224,6 +241,7 @@ class Session:
             self._stopping_until = now + DRAIN
         if self._stopping_until is not None:
             if not len(self.window) or now >= self._stopping_until:
+                self._settle()
                 self._close()  # what is still unconfirmed stays in the processing list
                 return
         elif now >= self._next_scan:

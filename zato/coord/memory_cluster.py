@@ -247,6 +247,10 @@ class MemoryOutQueue:
                 self.processing.insert(0, moved[-1])
         return moved
 
+    def settle_and_take(self, done: list[str], limit: int) -> list[str]:
+        self.done(done)
+        return self.take_many(limit)
+
     def done(self, raws: list[str]) -> None:
         if not raws:
             return

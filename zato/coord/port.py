@@ -102,6 +102,10 @@ class OutgoingQueue(Protocol):
 
     def done(self, raws: list[str]) -> None: ...
 
+    def settle_and_take(self, done: list[str], limit: int) -> list[str]:
+        """done(done), then take_many(limit); the Redis one makes a single round trip."""
+        ...
+
     def leftovers(self) -> list[str]:
         """Taken and not done, oldest first."""
         ...

@@ -64,6 +64,18 @@ return out
 """
 
 
+# ARGV[3..]: messages the broker confirmed, removed from the processing list whatever the
+# epoch (they were sent); then the fenced move of _FENCED_MOVE.
+_SETTLE_AND_MOVE = (
+    """
+for i = 3, #ARGV do
+  redis.call('LREM', KEYS[3], -1, ARGV[i])
+end
+"""
+    + _FENCED_MOVE
+)
+
+
 class StaleEpoch(LeaseLost):
     """Redis refused to move messages for a connector whose epoch is no longer the newest."""
 
@@ -144,6 +156,7 @@ class OutQueue:
         self.epoch = epoch
         self.epoch_key = keys.epoch
         self._move = client.register_script(_FENCED_MOVE)
+        self._settle_move = client.register_script(_SETTLE_AND_MOVE)
         self.what = f"outgoing {kind} {name!r}"
         self.queue = keys.out_queue(kind, name)
         self.processing = keys.out_processing(kind, name)
@@ -170,6 +183,22 @@ class OutQueue:
             return []
         with translate(f"taking messages for {self.what}"):
             got = self._move(keys=[self.epoch_key, self.queue, self.processing], args=[self.epoch, limit])
+        if got == -1:
+            raise stale(self.what, self.epoch)
+        return list(got)
+
+    def settle_and_take(self, done: list[str], limit: int) -> list[str]:
+        """done(done) then take_many(limit), in one round trip to Redis: what the broker
+        confirmed leaves the processing list (whatever the epoch: it was sent), then up to
+        `limit` waiting messages are moved in, fenced (StaleEpoch if a newer epoch exists;
+        the confirmed ones are removed all the same)."""
+        if not done or limit <= 0:
+            self.done(done)
+            return self.take_many(limit)
+        with translate(f"acknowledging and taking messages of {self.what}"):
+            got = self._settle_move(
+                keys=[self.epoch_key, self.queue, self.processing], args=[self.epoch, limit, *done]
+            )
         if got == -1:
             raise stale(self.what, self.epoch)
         return list(got)
