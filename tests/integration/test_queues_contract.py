@@ -29,6 +29,14 @@ def holder(world, server: str = "a"):
     return got.epoch
 
 
+def pushed(world, n: int) -> tuple:
+    """A worker's queue with m0..m{n-1} pushed, and the epoch of a holder ("a")."""
+    worker, epoch = world.queue("out"), holder(world)
+    for i in range(n):
+        worker.push(f"m{i}")
+    return worker, epoch
+
+
 def test_messages_go_out_in_the_order_they_were_sent(world):
     worker, epoch = world.queue("out"), holder(world)
     connector = world.queue("out", epoch)
@@ -46,10 +54,8 @@ def test_messages_go_out_in_the_order_they_were_sent(world):
 
 
 def test_confirmed_messages_leave_and_the_next_ones_come_in_one_call(world):
-    worker, epoch = world.queue("out"), holder(world)
+    worker, epoch = pushed(world, 6)
     connector = world.queue("out", epoch)
-    for i in range(6):
-        worker.push(f"m{i}")
     assert connector.take_many(3) == ["m0", "m1", "m2"]
     assert connector.settle_and_take(["m0", "m2"], 2) == ["m3", "m4"]  # m1 not confirmed yet
     assert connector.leftovers() == ["m1", "m3", "m4"]
@@ -78,10 +84,8 @@ def test_an_empty_queue_waits_then_gives_nothing_and_a_push_wakes_a_waiting_take
 
 
 def test_what_was_taken_and_not_confirmed_comes_back_to_the_next_run(world):
-    worker, epoch = world.queue("out"), holder(world)
+    _, epoch = pushed(world, 4)
     first_run = world.queue("out", epoch)
-    for i in range(4):
-        worker.push(f"m{i}")
     assert first_run.take_many(3) == ["m0", "m1", "m2"]
     first_run.done(["m1"])  # the broker confirmed only m1, then the connector died
     next_run = world.queue("out", epoch)
