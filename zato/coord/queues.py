@@ -49,8 +49,13 @@ AMQP_PROPERTIES = (
 )
 
 
-# KEYS: epoch, queue, processing.  ARGV: my epoch, how many.  -> moved messages, or -1 (stale)
-_FENCED_MOVE = """
+# KEYS: epoch, queue, processing.  ARGV: my epoch, how many, then any messages the broker
+# confirmed (removed from processing whatever the epoch: they were sent).
+# -> the moved messages, or -1 (stale: nothing moved)
+_SETTLE_AND_MOVE = """
+for i = 3, #ARGV do
+  redis.call('LREM', KEYS[3], -1, ARGV[i])
+end
 if tonumber(ARGV[1]) < tonumber(redis.call('GET', KEYS[1]) or '0') then
   return -1
 end
@@ -62,18 +67,6 @@ for i = 1, tonumber(ARGV[2]) do
 end
 return out
 """
-
-
-# ARGV[3..]: messages the broker confirmed, removed from the processing list whatever the
-# epoch (they were sent); then the fenced move of _FENCED_MOVE.
-_SETTLE_AND_MOVE = (
-    """
-for i = 3, #ARGV do
-  redis.call('LREM', KEYS[3], -1, ARGV[i])
-end
-"""
-    + _FENCED_MOVE
-)
 
 
 class StaleEpoch(LeaseLost):
@@ -155,7 +148,6 @@ class OutQueue:
         self.client = client
         self.epoch = epoch
         self.epoch_key = keys.epoch
-        self._move = client.register_script(_FENCED_MOVE)
         self._settle_move = client.register_script(_SETTLE_AND_MOVE)
         self.what = f"outgoing {kind} {name!r}"
         self.queue = keys.out_queue(kind, name)
@@ -179,23 +171,18 @@ class OutQueue:
     def take_many(self, limit: int) -> list[str]:
         """Up to `limit` waiting messages without blocking (oldest first), moved in one fenced
         script. StaleEpoch if a newer epoch exists (nothing is moved then)."""
-        if limit <= 0:
-            return []
-        with translate(f"taking messages for {self.what}"):
-            got = self._move(keys=[self.epoch_key, self.queue, self.processing], args=[self.epoch, limit])
-        if got == -1:
-            raise stale(self.what, self.epoch)
-        return list(got)
+        return self.settle_and_take([], limit)
 
     def settle_and_take(self, done: list[str], limit: int) -> list[str]:
         """done(done) then take_many(limit), in one round trip to Redis: what the broker
         confirmed leaves the processing list (whatever the epoch: it was sent), then up to
         `limit` waiting messages are moved in, fenced (StaleEpoch if a newer epoch exists;
         the confirmed ones are removed all the same)."""
-        if not done or limit <= 0:
+        if limit <= 0:
             self.done(done)
-            return self.take_many(limit)
-        with translate(f"acknowledging and taking messages of {self.what}"):
+            return []
+        doing = "acknowledging and taking messages of" if done else "taking messages for"
+        with translate(f"{doing} {self.what}"):
             got = self._settle_move(
                 keys=[self.epoch_key, self.queue, self.processing], args=[self.epoch, limit, *done]
             )

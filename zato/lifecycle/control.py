@@ -11,6 +11,7 @@ import sys
 import urllib.request
 from collections.abc import Callable
 from functools import partial
+from typing import Any, NamedTuple
 
 from zato.common.errors import ComponentError
 from zato.common.pidfile import read_pidfile
@@ -159,19 +160,20 @@ def start(
         component.LOAD_BALANCER: LB_MODULE,
         component.DASHBOARD: DASHBOARD_MODULE,
     }
-    started = []
+    started: list[Spawned] = []
     try:
         for m, s in checked:
             if m.kind in modules:
                 gate = Gate()
-                started.append((m, s, spawn(m, modules[m.kind], gate), gate, (s.logfile, stdout_log(m))))
+                proc = spawn(m, modules[m.kind], gate)
+                started.append(Spawned(m, s, proc, gate, (s.logfile, stdout_log(m))))
         for m, _s, proc, gate, logs in started:
             gate.wait_checked(say, proc, timeout, describe_name(m), logs)
     except BaseException:
         turn_back(started)
         raise
-    for _m, _s, _proc, gate, _logs in started:
-        gate.open()
+    for one in started:
+        one.gate.open()
     for m, s, proc, _gate, logs in started:
         if m.kind == component.SERVER:
             # ready, not just alive: its services are loaded when `zato start` returns
@@ -193,13 +195,23 @@ def spawn(comp: Component, module: str, gate: Gate | None = None):  # noqa: ANN2
     return spawn_detached(python_module_argv(module, comp.path), stdout_log(comp), cwd=comp.path, gate=gate)
 
 
-def turn_back(started: list) -> None:
+class Spawned(NamedTuple):
+    """A component `zato start` spawned, waiting at (or past) its gate."""
+
+    comp: Component
+    settings: Any  # ServerSettings, LBSettings or DashboardSettings
+    proc: subprocess.Popen
+    gate: Gate
+    logs: tuple[str, str]  # what to show if it dies: its log file and its stdout
+
+
+def turn_back(started: list[Spawned]) -> None:
     """The checks failed: every component waiting at its gate exits without having done
-    anything (killed if it has not within GATE_EXIT_WAIT, as when it hangs importing).
-    `started`: (component, settings, Popen, Gate, log files) each."""
-    for _m, _s, _proc, gate, _logs in started:
-        gate.shut()
-    for _m, _s, proc, _gate, _logs in started:
+    anything (killed if it has not within GATE_EXIT_WAIT, as when it hangs importing)."""
+    for one in started:
+        one.gate.shut()
+    for one in started:
+        proc = one.proc
         try:
             proc.wait(GATE_EXIT_WAIT)
         except subprocess.TimeoutExpired:
