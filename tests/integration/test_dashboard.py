@@ -44,21 +44,31 @@ def browser():
     shutil.rmtree(profile, ignore_errors=True)
 
 
+# The page updates itself in place (server-sent events): an element found in one WebDriver call
+# may be replaced before the next call reads it (StaleElementReferenceException). So the page's
+# text is read in one script, a snapshot the page cannot change halfway.
+_TEXTS = "return Array.from(document.querySelectorAll(arguments[0])).map(e => e.innerText)"
+
+
+def texts(driver, css: str) -> list[str]:
+    """The text of every element matching `css`, whitespace runs as single spaces (as a table
+    row's cells read), in one snapshot."""
+    return [" ".join(t.split()) for t in driver.execute_script(_TEXTS, css) or []]
+
+
 def text(driver, css: str) -> str:
-    """The element's text; "" while the page is being replaced (a form post, a live update)."""
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
-    from selenium.webdriver.common.by import By
+    """The element's text; "" while there is none or the page is being replaced (a form post)."""
+    from selenium.common.exceptions import WebDriverException
 
     try:
-        return driver.find_element(By.CSS_SELECTOR, css).text
-    except (NoSuchElementException, StaleElementReferenceException):
+        found = texts(driver, css)
+    except WebDriverException:  # the document is being unloaded
         return ""
+    return found[0] if found else ""
 
 
 def rows(driver, table: str) -> list[str]:
-    from selenium.webdriver.common.by import By
-
-    return [r.text for r in driver.find_elements(By.CSS_SELECTOR, f"#{table} tbody tr")]
+    return texts(driver, f"#{table} tbody tr")
 
 
 def login(driver, user: str, password: str) -> None:
