@@ -82,7 +82,8 @@ class FakeServer:
     """A real HTTP server implementing POST /zato/internal/invoke/{service} the way servers do
     (secret, epoch against Redis), registered as a live member of the cluster. Each call is
     recorded; `fail` makes a service answer 500; a service in `held` waits until `release` is
-    set before answering, and `active`/`peak` count such calls running at once."""
+    set before answering, and `active`/`peak` count such calls running at once. It answers a
+    batch of invocations (zato.common.batch) with 404, as a server from before batches would."""
 
     def __init__(self, cluster: str, name: str = "fake1"):
         self.cluster, self.name = cluster, name
@@ -91,6 +92,7 @@ class FakeServer:
         self.held: set[str] = set()
         self.release = threading.Event()
         self.active = self.peak = 0
+        self.batches = 0  # calls to the batch endpoint, which this stand-in does not have
         self._count = threading.Lock()
         self.redis = redis.Redis.from_url(REDIS_URL, decode_responses=True)
         self.port = free_port()
@@ -131,6 +133,12 @@ class FakeServer:
 
             def do_POST(self) -> None:  # noqa: N802
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if self.path.startswith("/zato/internal/invoke-many/"):
+                    fake.batches += 1  # as a server from before batches: no such path
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 service = unquote(self.path.rsplit("/", 1)[-1])
                 epoch = int(fake.redis.get(Keys(fake.cluster).epoch) or 0)
                 given = self.headers.get(SIGNATURE_HEADER, "")
@@ -325,6 +333,8 @@ class Record(Service):
         payload = self.request.payload
         if isinstance(payload, dict) and payload.get("wait_ms"):
             time.sleep(payload["wait_ms"] / 1000)  # bench/amqp --service-wait-ms: a service doing I/O
+        if isinstance(payload, dict) and payload.get("fail"):
+            raise ValueError("told to fail")  # a message this service can never take
         client = _redis.get("c") or _redis.setdefault("c", redis.Redis.from_url(REDIS_URL))
         client.rpush(received_key(self.server.cluster), json.dumps(payload))
 
@@ -347,6 +357,6 @@ class SendZMQ(Service):
 
 
 def services_source() -> str:
-    """A module of test services: conn.record (records payloads in Redis), conn.send-amqp and
-    conn.send-zmq (send their payload's items through outgoing connections)."""
+    """A module of test services: conn.record (records payloads in Redis; fails on {"fail": true}),
+    conn.send-amqp and conn.send-zmq (send their payload's items through outgoing connections)."""
     return f"REDIS_URL = {REDIS_URL!r}\n" + SERVICES

@@ -140,6 +140,24 @@ def test_invocations_run_concurrently_up_to_max_in_flight(env):
     assert stop_process(proc) == 0
 
 
+def test_a_server_without_batches_gets_the_messages_one_by_one(env):
+    # A backlog at prefetch 40 makes the connector send several messages per call; a server
+    # from before batches answers 404 to that, and each message is sent again alone: none is
+    # failed or lost for it.
+    queue = env["rabbit"].queue(f"zt-{uuid.uuid4().hex[:8]}")
+    for i in range(60):
+        env["rabbit"].publish(queue, json.dumps({"n": i}))
+    name = _channel(env, queue, prefetch=40)
+    proc = _start(env, name)
+    wait_for(lambda: env["rabbit"].count(queue) == 0, timeout=60, what="all acked")
+    wait_for(lambda: len(env["fake"].bodies("demo.echo")) >= 60, timeout=30, what="60 invocations")
+    assert sorted(json.loads(b)["n"] for b in env["fake"].bodies("demo.echo")) == list(range(60))
+    assert env["fake"].batches >= 1
+    assert env["rabbit"].count(queue + ".zato-parked") == 0
+    assert stop_process(proc) == 0
+    assert "answered a batch with 404; invoking one by one" in log_text(env["dir"])
+
+
 def test_lease_loss_with_invocations_in_flight_leaves_the_rest_unacked(env):
     queue = env["rabbit"].queue(f"zt-{uuid.uuid4().hex[:8]}")
     name = _channel(env, queue, service="demo.slow", prefetch=6, max_in_flight=4)

@@ -15,6 +15,7 @@ import uuid
 import pytest
 import redis
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conn_support import Rabbit, services_source
 from tests.support import REDIS_URL, free_port, wait_for, zato
@@ -128,6 +129,47 @@ def test_amqp_channel_round_trip(cluster):
         cluster.rabbit.publish(cluster.queue_in, json.dumps({"n": i}))
     wait_for(lambda: len(received(cluster.cluster)) >= 50, timeout=60, what="50 messages at the service")
     assert sorted(m["n"] for m in received(cluster.cluster)) == list(range(50))
+
+
+def internal_calls(qs) -> float:
+    """Internal invoke calls the cluster's servers have served, from their /metrics."""
+    total = 0.0
+    for name in qs.server_names:
+        text = requests.get(qs.server_url(name) + "/metrics", timeout=10).text
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == "zato_server_requests_total" and sample.labels.get("kind") == "internal":
+                    total += sample.value
+    return total
+
+
+def test_a_busy_channel_sends_messages_together_and_a_failing_one_is_parked_alone(cluster):
+    # A backlog meets a channel with prefetch 40: the broker delivers many at once and the
+    # connector sends them to servers several per call. A message the service always fails
+    # is retried and parked by itself; every other one is recorded and acked.
+    _clear(cluster)
+    queue = cluster.rabbit.queue(f"zt-cl-batch-{uuid.uuid4().hex[:8]}")
+    n, failing = 200, {17, 99, 150}
+    for i in range(n):
+        cluster.rabbit.publish(queue, json.dumps({"b": i, "fail": i in failing}))
+    before = internal_calls(cluster)
+    create = ("conn", "create", "amqp-channel", cluster.path, "--name", "batchy", "--def", "rabbit")
+    zato(*create, "--queue", queue, "--service", "conn.record", "--prefetch", "40", "--max-deliveries", "2")
+    try:
+        parked_q = queue + ".zato-parked"
+        wait_for(lambda: cluster.rabbit.count(parked_q) == len(failing), timeout=90, what="3 parked")
+        wait_for(lambda: cluster.rabbit.count(queue) == 0, timeout=60, what="the queue drained")
+        got = {m["b"] for m in received(cluster.cluster) if "b" in m}
+        assert got == set(range(n)) - failing
+        parked = cluster.rabbit.get_all(parked_q)
+        assert sorted(json.loads(body)["b"] for _, body in parked) == sorted(failing)
+        for props, _ in parked:
+            assert props.headers["x-zato-deliveries"] == 2
+            assert "answered 500" in props.headers["x-zato-parked-reason"]
+        calls = internal_calls(cluster) - before
+        assert calls <= (n + len(failing)) / 2, f"{calls} internal calls for {n} messages"
+    finally:
+        zato("conn", "delete", "amqp-channel", cluster.path, "--name", "batchy")
 
 
 def test_amqp_outgoing_round_trip_from_a_service(cluster):

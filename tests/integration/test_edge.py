@@ -201,7 +201,13 @@ def test_internal_path_is_refused_on_the_public_port_and_served_by_the_servers(q
         **signed_headers(qs.cluster_secret, epoch, "zato.ping", body),
         "Content-Type": "application/json",
     }
-    for path in ("/zato/internal/invoke/zato.ping", "/zato/%69nternal/invoke/zato.ping", "/zato/internal"):
+    paths = (
+        "/zato/internal/invoke/zato.ping",
+        "/zato/%69nternal/invoke/zato.ping",
+        "/zato/internal",
+        "/zato/internal/invoke-many/zato.ping",  # several invocations in one call
+    )
+    for path in paths:
         resp = requests.post(qs.lb_url + path, data=body, headers=headers, timeout=10)
         assert resp.status_code == 403, path
         env = resp.json()["zato_env"]

@@ -209,6 +209,52 @@ def test_internal_invoke_checks_signature_and_epoch(cluster):
     assert secret not in log
 
 
+def test_internal_batch_is_checked_once_and_answers_each_item(cluster):
+    import redis
+
+    from tests.support import REDIS_URL
+    from zato.common import batch
+    from zato.coord.keys import Keys
+
+    url = cluster.server_url("server1") + batch.BATCH_PREFIX + "demo.echo"
+    client = redis.Redis.from_url(REDIS_URL)
+    epoch_key = Keys(cluster.cluster).epoch
+    newest = int(client.get(epoch_key) or 0) + 1000
+    client.set(epoch_key, newest)
+    items = [b'{"a": 1}', b"{not json", b'{"a": 3}']
+    body = batch.encode_items(items)
+
+    def call(headers: dict, data: bytes = body, service_url: str = url) -> requests.Response:
+        items_type = {batch.ITEMS_TYPE_HEADER: "application/json"}
+        return post(service_url, data=data, headers={**items_type, **headers})
+
+    def signed(epoch: int, service: str = "demo.echo", data: bytes = body) -> dict:
+        return signed_headers(cluster.cluster_secret, epoch, batch.batch_service(service), data)
+
+    try:
+        ok = call(signed(newest))
+        assert ok.status_code == 200
+        (good1, bad, good3) = ok.json()["results"]
+        assert good1 == [200, ""] and good3 == [200, ""]
+        assert bad[0] == 400 and "malformed JSON" in bad[1]  # its own answer: the others still ran
+        # Signed as one invocation of demo.echo over the same bytes: not a batch's signature.
+        as_one = signed_headers(cluster.cluster_secret, newest, "demo.echo", body)
+        assert call(as_one).status_code == 401
+        assert call(signed(newest - 1)).status_code == 409  # stale: checked once, for every item
+        garbled = b"3:ab,"
+        refused = call(signed(newest, data=garbled), data=garbled)
+        assert refused.status_code == 400 and "malformed batch" in refused.text
+        boom_url = url.replace("demo.echo", "demo.boom")
+        failed = call(signed(newest, "demo.boom"), service_url=boom_url).json()["results"]
+        assert [status for status, _ in failed] == [500, 400, 500]
+        assert "see the server log for cid K" in failed[0][1] and "traceback" not in failed[0][1]
+    finally:
+        client.delete(epoch_key)
+        client.close()
+    log = open(os.path.join(cluster.server_dir("server1"), "logs", "server.log")).read()
+    assert f"refused stale action demo.echo: epoch {newest - 1} < {newest}" in log
+
+
 def test_third_server_started_later_has_every_service(cluster, tmp_path_factory):
     path = str(tmp_path_factory.mktemp("s3") / "server3")
     port = free_port()

@@ -28,6 +28,8 @@ each a subclass of its parent here; import those from their own module.
      ├─ HTTPError            (zato.server.wsgi) answer this request with a status and detail
      ├─ BodyError            (zato.server.body) a request body cannot be served (413, 400...)
      ├─ ClientGone           (zato.server.body) the client left before its whole body arrived
+     ├─ BatchError           (zato.common.batch) a batch of internal invocations, or its
+     │                       answer, is malformed
      ├─ LBError              HAProxy config or Runtime API failure
      │   └─ UnsafeValue      (zato.lb.render) a value not provably safe in haproxy.cfg
      ├─ ConnectorError       a connector definition or connector process failed

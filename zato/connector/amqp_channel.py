@@ -3,6 +3,9 @@
 - manual ack, prefetch from the channel definition;
 - up to max_in_flight invocations at once (default: the prefetch), each message acked by its
   own delivery tag as soon as its service answered 200 (so acks come in any order);
+- what the broker delivered together while every slot was busy goes to a server in one call
+  (Invoker.invoke_many: each message still its own invocation, with its own result), so a
+  busy channel pays one HTTP round trip for several messages; a lone message goes alone;
 - a message is acked only after the service answered 200;
 - 409 (stale epoch): another server holds the lease now: stop consuming and exit with
   EXIT_LEASE_LOST without acking (the broker gives the messages to the new holder);
@@ -30,10 +33,11 @@ import pika
 import pika.exceptions
 import pika.spec
 
+from zato.common.errors import EXIT_LEASE_LOST
 from zato.connector import amqp_common
 from zato.connector.amqp_common import AMQP_ERRORS
 from zato.connector.base import Context
-from zato.connector.invoke import Invoker, NoServer, Result
+from zato.connector.invoke import UNAVAILABLE, Invoker, NoServer, Result
 from zato.odb.limits import in_flight_limit
 
 logger = logging.getLogger("zato.connector.amqp_channel")
@@ -41,10 +45,10 @@ logger = logging.getLogger("zato.connector.amqp_channel")
 DELIVERIES = "x-zato-deliveries"
 PARKED_REASON = "x-zato-parked-reason"
 PARK_SUFFIX = ".zato-parked"
-UNAVAILABLE = 503
 NO_SERVER_PAUSE = 1.0  # seconds no invocation starts after no server answered
 DRAIN = 5.0  # seconds a stopping channel waits for the invocations already running
 POLL = 0.2  # seconds per process_data_events round (how fast stop requests are seen)
+MAX_BATCH = 16  # messages per internal call (zato.common.batch), at most a quarter of the limit
 
 
 def parking_queue(queue: str) -> str:
@@ -75,6 +79,7 @@ class AMQPChannelConnector:
         self.queue = definition["queue"]
         self.content_type = "application/json" if definition["data_format"] == "json" else "text/plain"
         self.limit = in_flight_limit(definition)
+        self.batch = max(1, min(MAX_BATCH, self.limit // 4))  # several calls in flight, spread over servers
         self._pending: deque[Delivery] = deque()  # delivered, waiting for a free invocation slot
         self._in_flight = 0
         self._paused_until = 0.0
@@ -149,37 +154,47 @@ class AMQPChannelConnector:
             except ValueError as e:
                 self._park(ch, method, properties, body, f"poison message: body is not valid JSON ({e})")
                 return
-        self._pending.append(Delivery(method, properties, body))
-        self._dispatch(conn, ch, pool)
+        self._pending.append(Delivery(method, properties, body))  # started after this round
 
     def _dispatch(self, conn, ch, pool: ThreadPoolExecutor) -> None:  # noqa: ANN001
-        """Start invocations while there are free slots (main thread)."""
+        """Start invocations while there are free slots (main thread: after each round of
+        process_data_events, so what arrived together can go together, and as calls settle)."""
         if time.monotonic() < self._paused_until:
             return
         while self._pending and self._in_flight < self.limit and not self._stopping:
-            delivery = self._pending.popleft()
-            self._in_flight += 1
-            pool.submit(self._invoke, conn, ch, pool, delivery)
+            n = min(len(self._pending), self.limit - self._in_flight, self.batch)
+            deliveries = [self._pending.popleft() for _ in range(n)]
+            self._in_flight += n
+            pool.submit(self._invoke, conn, ch, pool, deliveries)
 
-    def _invoke(self, conn, ch, pool, delivery: Delivery) -> None:  # noqa: ANN001
-        """One invocation (a pool thread); the result is settled in the main thread."""
+    def _invoke(self, conn, ch, pool, deliveries: list[Delivery]) -> None:  # noqa: ANN001
+        """One call for one or more messages (a pool thread); the results are settled in the
+        main thread."""
+        results: list[Result] | Exception
         try:
-            result: Result | Exception = self.invoker.invoke(
-                self.d["service"], delivery.body, self.content_type
+            results = self.invoker.invoke_many(
+                self.d["service"], [d.body for d in deliveries], self.content_type
             )
         except NoServer as e:
-            result = e
-        except Exception as e:  # a bug must not leave the message unsettled forever
+            results = e
+        except Exception as e:  # a bug must not leave the messages unsettled forever
             logger.exception("%s: invocation failed", self.ctx.label)
-            result = NoServer(f"invocation failed: {type(e).__name__}: {e}")
-        settle = functools.partial(self._settle, conn, ch, pool, delivery, result)
-        with contextlib.suppress(*AMQP_ERRORS):  # the connection is gone: the broker gives it back
+            results = NoServer(f"invocation failed: {type(e).__name__}: {e}")
+        settle = functools.partial(self._settle, conn, ch, pool, deliveries, results)
+        with contextlib.suppress(*AMQP_ERRORS):  # the connection is gone: the broker gives them back
             conn.add_callback_threadsafe(settle)
 
-    def _settle(self, conn, ch, pool, delivery: Delivery, result: Result | Exception) -> None:  # noqa: ANN001
-        self._in_flight -= 1
-        if ch.is_open:
+    def _settle(self, conn, ch, pool, deliveries: list[Delivery], results: list[Result] | Exception) -> None:  # noqa: ANN001
+        self._in_flight -= len(deliveries)
+        if not ch.is_open:
+            return
+        for i, delivery in enumerate(deliveries):
+            result = results if isinstance(results, Exception) else results[i]
+            if isinstance(result, Result) and result.stale and self.ctx.exit_code == EXIT_LEASE_LOST:
+                continue  # said once: the message stays unacked and comes back to the new holder
             self._outcome(ch, delivery, result)
+        # The freed slots take what waits now (together, as it piled up while they were busy):
+        # an ack brings no new delivery once the queue is empty, so the round may not end soon.
         self._dispatch(conn, ch, pool)
 
     def _outcome(self, ch, delivery: Delivery, result: Result | Exception) -> None:  # noqa: ANN001

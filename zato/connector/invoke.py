@@ -1,6 +1,6 @@
 """Connector -> server: invoke a service on a live server through the internal endpoint.
 
-    POST /zato/internal/invoke/{service}
+    POST /zato/internal/invoke/{service}        (several at once: zato.common.batch)
     X-Zato-Epoch: <this holder's epoch>   X-Zato-CID: <cid>
     X-Zato-Signature: HMAC over epoch, service, CID and body with the epoch's key
                       (`zato.common.signing`; the cluster secret itself is never sent)
@@ -18,11 +18,13 @@ import itertools
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import quote
 
 import redis
 
+from zato.common import batch
 from zato.common.cid import new_cid
 from zato.common.errors import ConnectorError, CoordError
 from zato.common.signing import SIGNATURE_HEADER, sign
@@ -32,6 +34,7 @@ logger = logging.getLogger("zato.connector.invoke")
 
 MEMBERS_REFRESH = 1.0  # seconds a membership list is reused
 STALE = 409
+UNAVAILABLE = 503  # the server cannot check the epoch now
 
 
 class NoServer(ConnectorError):
@@ -96,9 +99,6 @@ class Invoker:
 
     def invoke(self, service: str, body: bytes, content_type: str, cid: str | None = None) -> Result:
         """Call `service` on one live server; NoServer when none could be reached."""
-        servers = self.servers()
-        if not servers:
-            raise NoServer("no live server in the cluster")
         cid = cid or new_cid()
         headers = {
             "X-Zato-Epoch": str(self.epoch),
@@ -106,7 +106,43 @@ class Invoker:
             SIGNATURE_HEADER: sign(self._key, self.epoch, service, cid, body),
             "Content-Type": content_type,
         }
-        path = "/zato/internal/invoke/" + quote(service, safe="")
+        return self._call("/zato/internal/invoke/" + quote(service, safe=""), body, headers)
+
+    def invoke_many(self, service: str, bodies: Sequence[bytes], content_type: str) -> list[Result]:
+        """Invoke `service` once per body, in one call to one server (zato.common.batch); a
+        Result per body, in order. A 409 or 503 answers for every body. Any other answer that
+        is not a batch's (an older server without the endpoint: 404; a body too large: 413)
+        makes the calls again one body at a time, so a message is never failed for its
+        company. NoServer when no server could be reached."""
+        if len(bodies) == 1:
+            return [self.invoke(service, bodies[0], content_type)]
+        cid, body = new_cid(), batch.encode_items(bodies)
+        headers = {
+            "X-Zato-Epoch": str(self.epoch),
+            "X-Zato-CID": cid,
+            SIGNATURE_HEADER: sign(self._key, self.epoch, batch.batch_service(service), cid, body),
+            "Content-Type": "application/octet-stream",
+            batch.ITEMS_TYPE_HEADER: content_type,
+        }
+        answer = self._call(batch.BATCH_PREFIX + quote(service, safe=""), body, headers)
+        if answer.stale or answer.status == UNAVAILABLE:
+            return [answer] * len(bodies)
+        if answer.status == 200:
+            try:
+                rows = batch.decode_results(answer.body, len(bodies))
+                return [Result(status, detail.encode(), answer.server) for status, detail in rows]
+            except batch.BatchError as e:
+                logger.warning("cid %s: server %s: %s; invoking one by one", cid, answer.server, e)
+        else:
+            what = f"server {answer.server} answered a batch with {answer.status}"
+            logger.info("cid %s: %s; invoking one by one", cid, what)
+        return [self.invoke(service, one, content_type) for one in bodies]
+
+    def _call(self, path: str, body: bytes, headers: dict) -> Result:
+        """POST to one live server, the next one when it cannot be reached."""
+        servers = self.servers()
+        if not servers:
+            raise NoServer("no live server in the cluster")
         errors = []
         first = next(self._next)
         for i in range(len(servers)):

@@ -14,6 +14,9 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl
 
+import gevent
+
+from zato.common import batch
 from zato.common.cid import is_cid, new_cid
 from zato.common.errors import CoordError, InputError, OutgoingNotFound, ServiceNotFound, ZatoError
 from zato.common.exception import Reportable
@@ -144,6 +147,9 @@ class ServerApp:
             if path.startswith(INVOKE_PREFIX):
                 instruments.child(requests, "internal").inc()
                 return self._internal(environ, start_response, path[len(INVOKE_PREFIX) :], cid)
+            if path.startswith(batch.BATCH_PREFIX):
+                instruments.child(requests, "internal").inc()
+                return self._internal_batch(environ, start_response, path[len(batch.BATCH_PREFIX) :], cid)
             if path == ADMIN_INVOKE:
                 return self.invoke_api.admin_invoke(environ, start_response, cid)
             if path.startswith(API_INVOKE_PREFIX):
@@ -265,6 +271,51 @@ class ServerApp:
     # Connectors -> server
 
     def _internal(self, environ: dict, start_response: StartResponse, service: str, cid: str) -> list[bytes]:
+        raw = self._checked_internal(environ, service, service, cid)
+        as_json = environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower() == JSON
+        request = self._internal_request(environ, raw, as_json)
+        return self._reply(start_response, self._run(service, request, cid), cid)
+
+    def _internal_batch(
+        self, environ: dict, start_response: StartResponse, service: str, cid: str
+    ) -> list[bytes]:
+        """Several invocations of `service` in one call (zato.common.batch): checked once,
+        each item run as its own invocation with its own CID, concurrently."""
+        raw = self._checked_internal(environ, service, batch.batch_service(service), cid)
+        try:
+            items = batch.decode_items(raw)
+        except batch.BatchError as e:
+            raise HTTPError(400, f"malformed batch: {e}") from None
+        as_json = environ.get(batch.ITEMS_ENVIRON, "").split(";")[0].strip().lower() == JSON
+        results: list[tuple[int, str]] = [(500, "not run")] * len(items)
+
+        def one(i: int) -> None:
+            item_cid = new_cid()
+            token = CID.set(item_cid)
+            try:
+                request = self._internal_request(environ, items[i], as_json)
+                response = self._run(service, request, item_cid)
+                detail = ""
+                if not 200 <= response.status_code < 300:  # the service set it: say what it answered
+                    body = render(response.payload, response.content_type)[0]
+                    detail = body[:500].decode(errors="replace")
+                results[i] = (response.status_code, detail)
+            except HTTPError as e:
+                results[i] = (e.status, e.detail)
+            except Exception:  # noqa: BLE001 - one item's bug is that item's 500, the others stand
+                logger.exception("cid %s: item %d of a batch for %s failed", item_cid, i + 1, service)
+                results[i] = (500, f"internal server error; see the server log for cid {item_cid}")
+            finally:
+                CID.reset(token)
+
+        if len(items) == 1:
+            one(0)
+        else:
+            gevent.joinall([gevent.spawn(one, i) for i in range(len(items))])
+        return self._send(start_response, 200, batch.encode_results(results), JSON, cid)
+
+    def _checked_internal(self, environ: dict, service: str, signed_as: str, cid: str) -> bytes:
+        """The body of an internal call whose signature and epoch hold; HTTPError otherwise."""
         if environ.get("REQUEST_METHOD") != "POST":
             raise HTTPError(405, "the internal invoke endpoint accepts POST only", [("Allow", "POST")])
         epoch = self._epoch(environ)
@@ -272,7 +323,7 @@ class ServerApp:
         signature = environ.get("HTTP_X_ZATO_SIGNATURE", "")
         call_cid = environ.get("HTTP_X_ZATO_CID", "")
         secret = self.worker.settings.cluster_secret
-        if not signature or not verify(secret, signature, epoch, service, call_cid, raw):
+        if not signature or not verify(secret, signature, epoch, signed_as, call_cid, raw):
             logger.warning(
                 "cid %s: internal invoke of %s refused: bad or missing X-Zato-Signature for epoch %d from %s",
                 cid,
@@ -293,8 +344,11 @@ class ServerApp:
             newest = verdict.newest
             logger.warning("cid %s: refused stale action %s: epoch %d < %d", cid, service, epoch, newest)
             raise HTTPError(409, f"stale epoch {epoch}; the newest is {newest}")
-        as_json = environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower() == JSON
-        request = Request(
+        return raw
+
+    @staticmethod
+    def _internal_request(environ: dict, raw: bytes, as_json: bool) -> Request:
+        return Request(
             payload=parse_payload(raw, as_json),
             raw=raw,
             method="POST",
@@ -302,7 +356,6 @@ class ServerApp:
             environ=without_credentials(environ),
             channel=ChannelInfo("internal", INTERNAL),
         )
-        return self._reply(start_response, self._run(service, request, cid), cid)
 
     def _body(self, environ: dict, max_body: int | None = None) -> bytes:
         limit = self.limits.max_body if max_body is None else max_body
