@@ -309,6 +309,7 @@ def test_amqp_send_with_zato_argument_names(cluster) -> None:
         assert json.loads(body) == {"n": 1}
         assert (props.headers["x-demo"], props.priority, props.expiration) == ("yes", 5, "60000")
     finally:
+        channel.queue_delete(queue)  # auto_delete acts only after a consumer, and basic_get is none
         conn.close()
 
 
