@@ -25,7 +25,7 @@ from zato.common.errors import ZatoError
 
 BATCH_PREFIX = "/zato/internal/invoke-many/"
 ITEMS_TYPE_HEADER = "X-Zato-Items-Content-Type"
-ITEMS_ENVIRON = "HTTP_X_ZATO_ITEMS_CONTENT_TYPE"  # the same header in a WSGI environ
+ITEMS_ENVIRON = "HTTP_" + ITEMS_TYPE_HEADER.upper().replace("-", "_")  # the header in a WSGI environ
 MAX_ITEMS = 256  # per call, whatever the body size
 _DIGITS = 10  # an item's length has at most this many digits
 

@@ -99,13 +99,7 @@ class Invoker:
 
     def invoke(self, service: str, body: bytes, content_type: str, cid: str | None = None) -> Result:
         """Call `service` on one live server; NoServer when none could be reached."""
-        cid = cid or new_cid()
-        headers = {
-            "X-Zato-Epoch": str(self.epoch),
-            "X-Zato-CID": cid,
-            SIGNATURE_HEADER: sign(self._key, self.epoch, service, cid, body),
-            "Content-Type": content_type,
-        }
+        headers = self._signed(service, cid or new_cid(), body, content_type)
         return self._call("/zato/internal/invoke/" + quote(service, safe=""), body, headers)
 
     def invoke_many(self, service: str, bodies: Sequence[bytes], content_type: str) -> list[Result]:
@@ -117,13 +111,8 @@ class Invoker:
         if len(bodies) == 1:
             return [self.invoke(service, bodies[0], content_type)]
         cid, body = new_cid(), batch.encode_items(bodies)
-        headers = {
-            "X-Zato-Epoch": str(self.epoch),
-            "X-Zato-CID": cid,
-            SIGNATURE_HEADER: sign(self._key, self.epoch, batch.batch_service(service), cid, body),
-            "Content-Type": "application/octet-stream",
-            batch.ITEMS_TYPE_HEADER: content_type,
-        }
+        headers = self._signed(batch.batch_service(service), cid, body, "application/octet-stream")
+        headers[batch.ITEMS_TYPE_HEADER] = content_type
         answer = self._call(batch.BATCH_PREFIX + quote(service, safe=""), body, headers)
         if answer.stale or answer.status == UNAVAILABLE:
             return [answer] * len(bodies)
@@ -137,6 +126,15 @@ class Invoker:
             what = f"server {answer.server} answered a batch with {answer.status}"
             logger.info("cid %s: %s; invoking one by one", cid, what)
         return [self.invoke(service, one, content_type) for one in bodies]
+
+    def _signed(self, signed_as: str, cid: str, body: bytes, content_type: str) -> dict[str, str]:
+        """The headers of one internal call, signed with this epoch's key."""
+        return {
+            "X-Zato-Epoch": str(self.epoch),
+            "X-Zato-CID": cid,
+            SIGNATURE_HEADER: sign(self._key, self.epoch, signed_as, cid, body),
+            "Content-Type": content_type,
+        }
 
     def _call(self, path: str, body: bytes, headers: dict) -> Result:
         """POST to one live server, the next one when it cannot be reached."""

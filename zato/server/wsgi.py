@@ -65,6 +65,11 @@ def error_body(cid: str, detail: str) -> bytes:
     return json.dumps({"zato_env": {"details": detail, "result": "ZATO_ERROR", "cid": cid}}).encode()
 
 
+def is_json(content_type: str) -> bool:
+    """A Content-Type value names JSON (its parameters, such as charset, aside)."""
+    return content_type.split(";")[0].strip().lower() == JSON
+
+
 def render(payload: Any, content_type: str | None) -> tuple[bytes, str]:
     """A service's response payload as (body, content type)."""
     if payload is None:
@@ -272,8 +277,7 @@ class ServerApp:
 
     def _internal(self, environ: dict, start_response: StartResponse, service: str, cid: str) -> list[bytes]:
         raw = self._checked_internal(environ, service, service, cid)
-        as_json = environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower() == JSON
-        request = self._internal_request(environ, raw, as_json)
+        request = self._internal_request(environ, raw, is_json(environ.get("CONTENT_TYPE", "")))
         return self._reply(start_response, self._run(service, request, cid), cid)
 
     def _internal_batch(
@@ -286,7 +290,7 @@ class ServerApp:
             items = batch.decode_items(raw)
         except batch.BatchError as e:
             raise HTTPError(400, f"malformed batch: {e}") from None
-        as_json = environ.get(batch.ITEMS_ENVIRON, "").split(";")[0].strip().lower() == JSON
+        as_json = is_json(environ.get(batch.ITEMS_ENVIRON, ""))
         results: list[tuple[int, str]] = [(500, "not run")] * len(items)
 
         def one(i: int) -> None:
