@@ -14,7 +14,7 @@ setup(
         "gevent>=23",
         "gunicorn[gevent]>=23",  # the gevent worker needs the extra (packaging, from 25)
         "bottle>=0.12",
-        "redis>=5",
+        "redis[hiredis]>=5",  # hiredis: redis-py parses replies in C (faster outgoing hand-off, docs/benchmarks.md)
         "sqlalchemy>=2.0",
         "pika>=1.3",
         "pyzmq>=25",

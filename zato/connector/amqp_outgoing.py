@@ -1,22 +1,31 @@
 """AMQP outgoing connector: move messages from the Redis hand-off to the broker (flow 6).
 
-Messages are taken from the Redis queue into the processing list in batches (one round trip
-for up to WINDOW messages) and published with up to WINDOW of them awaiting their publisher
-confirm at once. Confirms arrive asynchronously; a message leaves the processing list only
-when its own confirm arrived: the confirmed ones are gathered and removed in the same round
-trip that takes the next batch (OutQueue.settle_and_take), so confirms that came in one read
-from the broker cost one round trip, not one each and another for the take. A nack, or a
-message returned as unroutable (mandatory publish), is parked in Redis with the reason instead.
+Messages are taken from the Redis queue into the processing list in batches and published
+with up to WINDOW of them awaiting their publisher confirm at once. Confirms arrive
+asynchronously; a message leaves the processing list only when its own confirm arrived. A
+nack, or a message returned as unroutable (mandatory publish), is parked in Redis with the
+reason instead.
+
+The Redis calls run in a thread of their own, one at a time, so the broker's I/O loop never
+waits for Redis: up to STOCK messages are taken ahead of the window, and a confirm's room is
+filled at once from that stock, while the next call (the confirmed ones removed and the stock
+topped up, one round trip: OutQueue.settle_and_take) is on its way. Taking is fenced: Redis
+moves nothing for a connector whose epoch is no longer the newest. A message from the stock
+is published only while that still holds: right after the fenced take that brought it, or
+while the supervisor's last confirmed renewal vouches that no newer epoch can exist
+(Context.vouched). A connector paused past a takeover therefore publishes nothing more of
+its stock; the new holder publishes it from the processing list.
 
 At-least-once: on start and after every reconnect whatever is in the processing list is
-published first; a crash between publish and removal sends that message again. Every few
-seconds the processing list is looked at again for messages that are not this run's own, so
-one that a replaced holder's connector took while it was paused (Redis moves it anyway) is
-published too.
+published first (the stock of a connector that died was never published: it goes out once);
+a crash between publish and removal sends that message again. Every few seconds the
+processing list is looked at again for messages that are not this run's own, so one that a
+replaced holder's connector took while it was paused (Redis moves it anyway) is published too.
 
-Design: pika's SelectConnection (one thread, callbacks on its I/O loop); the Redis calls are
-made in that loop, and the only blocking one (BLMOVE with TAKE_TIMEOUT) runs when nothing is
-waiting for a confirm.
+Design: pika's SelectConnection (one thread, callbacks on its I/O loop) and one thread for
+Redis, whose answers come back to the loop through add_callback_threadsafe. When nothing
+awaits a confirm and the stock is empty, that thread waits for a message (BLMOVE with
+TAKE_TIMEOUT) while the loop goes on serving the broker.
 """
 
 from __future__ import annotations
@@ -24,7 +33,10 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import NamedTuple
 
 import pika
 import pika.channel
@@ -40,11 +52,20 @@ from zato.coord.queues import OutMessage, OutQueue, StaleEpoch, decode
 
 logger = logging.getLogger("zato.connector.amqp_outgoing")
 
-WINDOW = 200  # publishes awaiting their confirm at once (and the most taken from Redis at a time)
+WINDOW = 200  # publishes awaiting their confirm at once
+STOCK = WINDOW // 2  # messages taken from Redis ahead of the window, published as confirms make room
 TAKE_TIMEOUT = 0.5  # seconds BLMOVE blocks when idle (how fast stop requests are seen)
 LEFTOVER_SCAN = 5.0  # seconds between looks for messages stranded in the processing list
 TICK = 0.2  # seconds between stop checks while busy
 DRAIN = 5.0  # seconds a stopping connector waits for the confirms of what it published
+
+
+class Ready(NamedTuple):
+    """A taken message: ready to publish, or (error) to be parked."""
+
+    publish: Publish
+    props: pika.BasicProperties | None
+    error: str = ""
 
 
 class Session:
@@ -60,8 +81,12 @@ class Session:
         self.opened = False
         self._stopping_until: float | None = None
         self._next_scan = 0.0
-        self._pump_due = False
-        self._confirmed: list[str] = []  # confirmed, still in the processing list until the next pump
+        self._confirmed: list[str] = []  # confirmed, still in the processing list until the next call
+        self._stock: deque[str] = deque()  # taken into the processing list, not published yet
+        self._redis = ThreadPoolExecutor(1, thread_name_prefix="redis")  # one call at a time, in order
+        self._call: Future | None = None  # the Redis call on its way, if any
+        self._handed: list[str] = []  # the confirmed ones that call removes
+        self._drained = False  # the last take found fewer messages than it asked for
 
     def run(self) -> None:
         self.conn = pika.SelectConnection(
@@ -70,7 +95,12 @@ class Session:
             on_open_error_callback=self._on_open_error,
             on_close_callback=self._on_close,
         )
-        self.conn.ioloop.start()
+        try:
+            self.conn.ioloop.start()
+        finally:
+            self._redis.shutdown(wait=True)  # a call on its way ends (what it took stays in Redis)
+        if self._call is not None and removal_failed(self._call):  # the loop stopped before it heard
+            self._confirmed[:0] = self._handed  # their removal may not have happened: try once more
         pending = len(self._confirmed)
         try:
             self._settle()  # confirmed before the connection closed: not to be published again
@@ -131,67 +161,119 @@ class Session:
 
     def _on_confirm_mode(self, _frame: object) -> None:
         self.opened = True
-        self._leftovers(everything=True)
+        self._publish_leftovers(self.queue.leftovers(), everything=True)  # no Redis call is on its way yet
         self.ctx.stats.state("running")
-        self._schedule_pump()
+        self._pump()
         self._tick()
 
     # -- taking and publishing
 
-    def _schedule_pump(self) -> None:
-        if not self._pump_due and self.conn is not None:
-            self._pump_due = True
-            self.conn.ioloop.call_later(0, self._guard(self._pump))
+    def _pump(self, fresh: bool = False) -> None:
+        """Publish from the stock what fits in the window, then ask Redis for more (and to
+        remove what was confirmed) unless a call is on its way. fresh: the stock was just
+        topped up by a fenced take."""
+        if self._stopping_until is None and self._stock and (fresh or self.ctx.vouched()):
+            n = min(self.window.room, len(self._stock))
+            self._publish_all(self._prepare([self._stock.popleft() for _ in range(n)]))
+        self._ask()
 
-    def _pump(self) -> None:
-        """Take what fits in the window and publish it. When nothing awaits a confirm, wait
-        for a message in Redis (BLMOVE); otherwise the next confirm calls this again."""
-        self._pump_due = False
-        room = self.window.room
-        if self._stopping_until is not None or not room:
-            self._settle()
+    def _ask(self) -> None:
+        """Start the next Redis call unless one is on its way: the leftover scan when due,
+        else the removal of what was confirmed and a take that tops up the stock."""
+        if self._call is not None or self.conn is None:
             return
-        if len(self.window) or self._confirmed:
-            confirmed, self._confirmed = self._confirmed, []
-            raws = self.queue.settle_and_take(confirmed, room)
-        else:
-            first = self.queue.take(TAKE_TIMEOUT)
-            raws = [first, *self.queue.take_many(room - 1)] if first else []
-        self._publish_all(raws)
-        if raws or not len(self.window):
-            self._schedule_pump()
+        stopping = self._stopping_until is not None
+        if not stopping and time.monotonic() >= self._next_scan:
+            self._handed = []
+            self._submit(self.queue.leftovers, self._scanned)
+            return
+        want = 0 if stopping else WINDOW + STOCK - len(self.window) - len(self._stock)
+        idle = not stopping and not len(self.window) and not self._stock
+        if not self._confirmed and not (want > 0 and (idle or not self._drained)):
+            return  # nothing to remove, and Redis had nothing more: the next confirm asks again
+        confirmed, self._confirmed = self._confirmed, []
+        self._handed = confirmed
+        take = functools.partial(self._take, confirmed, max(want, 0), idle)
+        self._submit(take, functools.partial(self._taken, confirmed, want))
 
-    def _publish_all(self, raws: list[str]) -> None:
+    def _submit(self, fn: Callable[[], object], then: Callable[[Future], None]) -> None:
+        """Run fn in the Redis thread; then(call) runs in the loop once it ended."""
+        assert self.conn is not None  # noqa: S101 - calls start from the loop's callbacks
+        call = self._call = self._redis.submit(fn)
+        back = self._guard(functools.partial(self._back, call, then))
+        ioloop = self.conn.ioloop
+        call.add_done_callback(lambda _call: ioloop.add_callback_threadsafe(back))
+
+    def _back(self, call: Future, then: Callable[[Future], None]) -> None:
+        self._call = None
+        then(call)
+
+    def _take(self, confirmed: list[str], want: int, idle: bool) -> list[str]:
+        """In the Redis thread: remove `confirmed`, then take up to `want`; when idle and
+        nothing waits, wait up to TAKE_TIMEOUT for a message first."""
+        got = self.queue.settle_and_take(confirmed, want)
+        if not got and idle:
+            first = self.queue.take(TAKE_TIMEOUT)
+            got = [first, *self.queue.take_many(want - 1)] if first else []
+        return got
+
+    def _taken(self, confirmed: list[str], want: int, call: Future) -> None:
+        if removal_failed(call):  # the removal may not have happened: again with the next call
+            self._confirmed[:0] = confirmed
+        error = call.exception()
+        if error is not None:
+            raise error
+        got = call.result()
+        self._drained = len(got) < want
+        self._stock.extend(got)
+        self._pump(fresh=True)
+
+    def _scanned(self, call: Future) -> None:
+        self._publish_leftovers(call.result())
+        self._pump()
+
+    def _prepare(self, raws: list[str]) -> list[Ready]:
+        """Taken messages made ready to publish; one that is not ours is marked to be parked.
+        (Done here in the loop: in the Redis thread it lengthened every call, measured.)"""
+        out = []
         for raw in raws:
             try:
                 msg = decode(raw)
             except ConnectorError as e:
-                self._park(raw, str(e))
+                out.append(Ready(Publish(raw, "", "", b""), None, str(e)))
                 continue
-            self._publish(raw, msg)
+            props = dict(msg.properties)
+            props.setdefault("delivery_mode", self.d["delivery_mode"])
+            props.setdefault("content_type", self.d["content_type"])
+            props.setdefault("message_id", msg.id or None)
+            exchange, routing_key = route(self.d, msg)
+            out.append(Ready(Publish(raw, exchange, routing_key, msg.body), pika.BasicProperties(**props)))
+        return out
 
-    def _publish(self, raw: str, msg: OutMessage) -> None:
-        props = dict(msg.properties)
-        props.setdefault("delivery_mode", self.d["delivery_mode"])
-        props.setdefault("content_type", self.d["content_type"])
-        props.setdefault("message_id", msg.id or None)
-        exchange, routing_key = route(self.d, msg)
-        self.ctx.stats.add("messages_in")
-        # mandatory: a message no queue would take comes back instead of vanishing in the broker
+    def _publish_all(self, items: list[Ready]) -> None:
         if self.ch is None:  # publishing starts once the channel is open (_on_channel)
             raise ConnectorError("publishing before the AMQP channel is open")
-        self.ch.basic_publish(exchange, routing_key, msg.body, pika.BasicProperties(**props), mandatory=True)
-        self.window.published(Publish(raw, exchange, routing_key, msg.body))
+        published = 0
+        for p, props, error in items:
+            if error:
+                self._park(p.raw, error)
+                continue
+            # mandatory: a message no queue would take comes back instead of vanishing in the broker
+            self.ch.basic_publish(p.exchange, p.routing_key, p.body, props, mandatory=True)
+            self.window.published(p)
+            published += 1
+        self.ctx.stats.add("messages_in", published)
 
-    def _leftovers(self, everything: bool = False) -> None:
-        """Publish what is in the processing list but not awaiting a confirm of this run:
-        taken by an earlier run, or by a replaced holder's connector that was paused while
-        Redis moved a message for it (it stops at its next epoch check, leaving it there)."""
+    def _publish_leftovers(self, stored: list[str], everything: bool = False) -> None:
+        """Publish what is in the processing list (`stored`, read while no other Redis call
+        was on its way) but is not this run's own: taken by an earlier run, or by a replaced
+        holder's connector that was paused while Redis moved a message for it (it stops at
+        its next epoch check, leaving it there). everything: the run has just begun."""
         self._next_scan = time.monotonic() + LEFTOVER_SCAN
-        mine = set() if everything else self.window.raws() | set(self._confirmed)
-        leftovers = [raw for raw in self.queue.leftovers() if raw not in mine]
+        mine = set() if everything else self.window.raws() | set(self._confirmed) | set(self._stock)
+        leftovers = [raw for raw in stored if raw not in mine]
         room = self.window.room
-        if len(leftovers) > room:  # never more than the window awaiting confirms: the rest next tick
+        if len(leftovers) > room:  # never more than the window awaiting confirms: the rest next time
             leftovers, self._next_scan = leftovers[:room], time.monotonic()
         if leftovers:
             logger.info(
@@ -199,7 +281,7 @@ class Session:
                 self.ctx.label,
                 len(leftovers),
             )
-            self._publish_all(leftovers)
+            self._publish_all(self._prepare(leftovers))
 
     # -- confirms
 
@@ -210,7 +292,7 @@ class Session:
         self.ctx.stats.add("messages_out", len(settled.done))
         for raw, reason in settled.park:
             self._park(raw, reason)
-        self._schedule_pump()
+        self._pump()
 
     def _on_return(self, _ch: object, method: pika.spec.Basic.Return, _props: object, body: bytes) -> None:
         reason = (
@@ -234,21 +316,27 @@ class Session:
     # -- time
 
     def _tick(self) -> None:
-        """Stop checks, the leftover scan, and a bounded wait for confirms when stopping."""
+        """Stop checks, and a bounded wait for confirms when stopping; the pump it runs starts
+        the leftover scan when that is due."""
         now = time.monotonic()
         if self._stopping_until is None and self.ctx.should_stop():
             self.ctx.stats.state("stopping")
             self._stopping_until = now + DRAIN
-        if self._stopping_until is not None:
-            if not len(self.window) or now >= self._stopping_until:
-                self._settle()
-                self._close()  # what is still unconfirmed stays in the processing list
-                return
-        elif now >= self._next_scan:
-            self._leftovers()
-        self._schedule_pump()
+        stopping = self._stopping_until
+        if stopping is not None and (not len(self.window) or now >= stopping):
+            self._settle()
+            self._close()  # what is still unconfirmed stays in the processing list
+            return
+        self._pump()
         if self.conn is not None:  # ticks run in its I/O loop: it exists
             self.conn.ioloop.call_later(TICK, self._guard(self._tick))
+
+
+def removal_failed(call: Future) -> bool:
+    """A Redis call failed so that the confirmed messages it was to remove may still be in the
+    processing list (a stale epoch's script removes them before it refuses to move any)."""
+    error = call.exception()
+    return error is not None and not isinstance(error, StaleEpoch)
 
 
 def route(d: dict, msg: OutMessage) -> tuple[str, str]:

@@ -193,6 +193,7 @@ class Context:
         self._next_epoch_check = 0.0
         self._epoch_failing = False
         self._hold_file = holdfile.path(settings.path)
+        self._vouched_until = 0.0  # monotonic: until then the supervisor's last record vouches
         self._signal_fd: int | None = None
 
     @property
@@ -224,9 +225,19 @@ class Context:
         now = time.monotonic()
         if now >= self._next_epoch_check:
             self._next_epoch_check = now + EPOCH_CHECK_INTERVAL
-            if not holdfile.vouches(self._hold_file, self.epoch, now, self.settings.lease.renew_deadline):
+            if not self.vouched():
                 self._check_epoch()  # the supervisor cannot vouch for the epoch now: ask Redis
         return self.stop_event.is_set()
+
+    def vouched(self) -> bool:
+        """True while the supervisor's last confirmed renewal of this epoch vouches that no
+        newer epoch can exist (zato.connector.holdfile). The file is read again only once the
+        record read last has expired, so this is cheap enough to ask per batch of messages."""
+        now = time.monotonic()
+        if now >= self._vouched_until:
+            within = self.settings.lease.renew_deadline
+            self._vouched_until = holdfile.vouched_until(self._hold_file, self.epoch, now, within)
+        return now < self._vouched_until
 
     def _check_epoch(self) -> None:
         try:

@@ -17,6 +17,7 @@ reboot (the monotonic clock restarts, and a record from the future vouches for n
 
 from __future__ import annotations
 
+import math
 import os
 
 NAME = "lease-confirmed"
@@ -45,12 +46,22 @@ def read(file: str) -> tuple[int, float] | None:
     if len(parts) != 2 or not text.endswith("\n") or not parts[0].isdigit():
         return None
     try:
-        return int(parts[0]), float(parts[1])
+        started = float(parts[1])
     except ValueError:
         return None
+    return (int(parts[0]), started) if math.isfinite(started) else None
 
 
 def vouches(file: str, epoch: int, now: float, within: float) -> bool:
     """True when the supervisor confirmed `epoch` less than `within` seconds before `now`."""
+    return now < vouched_until(file, epoch, now, within)
+
+
+def vouched_until(file: str, epoch: int, now: float, within: float) -> float:
+    """The monotonic time until which the last record vouches for `epoch` (its renewal's start
+    plus `within`); 0.0 when it vouches for nothing (missing, garbled, another epoch's, or from
+    the future)."""
     record = read(file)
-    return record is not None and record[0] == epoch and 0.0 <= now - record[1] < within
+    if record is None or record[0] != epoch or now < record[1]:
+        return 0.0
+    return record[1] + within
