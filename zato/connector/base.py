@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import redis
 
 from zato.common.errors import EXIT_LEASE_LOST, EXIT_OK, CoordError
+from zato.common.signalflag import SignalFlag
 from zato.config.settings import ServerSettings
 from zato.connector import holdfile
 from zato.coord import connector_stats, lease
@@ -187,7 +188,7 @@ class Context:
         self.member_key = members_key or member_key(settings.cluster_secret, settings.cluster)
         self.client = client
         self.stats = Stats(client, settings.cluster, kind, name)
-        self.stop_event = threading.Event()
+        self.stop_event = SignalFlag()  # set by SIGTERM's handler: no lock (zato.common.signalflag)
         self.exit_code = EXIT_OK
         self._parent = os.getppid()
         self._next_epoch_check = 0.0

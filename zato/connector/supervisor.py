@@ -32,6 +32,7 @@ from redis.retry import Retry
 
 from zato.common.errors import CoordError, ZatoError
 from zato.common.retry import Backoff
+from zato.common.signalflag import SignalFlag
 from zato.common.signing import INVOKE_KEY_ENV, epoch_key
 from zato.config import transfer
 from zato.config.settings import ServerSettings, load_server_settings
@@ -74,7 +75,7 @@ def restart_policy(settings: ServerSettings) -> RestartPolicy:
 class Supervisor:
     def __init__(self, settings: ServerSettings):
         self.settings = settings
-        self.stop_event = threading.Event()
+        self.stop_event = SignalFlag()  # set by the signal handler: no lock (zato.common.signalflag)
         self.health = RedisHealth()
         no_retry = Retry(NoBackoff(), 0)
         self.client = connect(settings.redis, retry=no_retry)

@@ -31,6 +31,7 @@ import redis
 from zato.common.errors import ConfigError, CoordError, LBError, ZatoError
 from zato.common.pidfile import remove_pidfile, write_pidfile
 from zato.common.retry import Backoff
+from zato.common.signalflag import SignalFlag, Wakeup
 from zato.config.settings import LBSettings
 from zato.coord import lb_view, subscribe
 from zato.coord.client import connect
@@ -63,7 +64,7 @@ class Controller:
     ):
         self.settings = settings
         self.loader = loader  # re-reads lb.conf on SIGHUP
-        self._reload = threading.Event()
+        self._reload = Wakeup()  # set by SIGHUP's handler: no lock (zato.common.signalflag)
         self.binary = binary
         self.haproxy = HAProxy(settings, binary)
         self.client: redis.Redis = connect(settings.redis)
@@ -71,8 +72,8 @@ class Controller:
         self.membership: Membership = membership or RedisMembership(
             self.client, settings.cluster, member_key(settings.cluster_secret, settings.cluster)
         )
-        self._stop = threading.Event()
-        self._wake = threading.Event()
+        self._stop = SignalFlag()  # set by SIGTERM's handler
+        self._wake = Wakeup()
         self._drain_started: dict[str, float] = {}
         self._down_since: dict[str, float] = {}  # members HAProxy shows DOWN, since when
         self._empty_since: float | None = None  # membership read empty since (monotonic)
