@@ -21,6 +21,7 @@ from types import FrameType
 from typing import Any
 
 from zato.common.errors import CoordError, ZatoError
+from zato.common.signalflag import SignalFlag
 from zato.config.settings import ServerSettings
 from zato.coord import lb_view
 from zato.coord.client import connect
@@ -90,7 +91,7 @@ class ServerHooks:
         )
         self.pickup = PickupDir(settings)
         self.server: Any = None  # gunicorn's arbiter, from when_ready on
-        self.stopping = threading.Event()
+        self.stopping = SignalFlag()  # set by SIGTERM's handler: no lock (zato.common.signalflag)
         self._lock = threading.Lock()  # the ticker thread and the stop path both touch the sidecar
         self.zato_worker: Any = None  # in a worker process: its zato.server.worker.Worker
 
