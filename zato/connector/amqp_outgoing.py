@@ -85,7 +85,7 @@ class Session:
         self._stock: deque[str] = deque()  # taken into the processing list, not published yet
         self._redis = ThreadPoolExecutor(1, thread_name_prefix="redis")  # one call at a time, in order
         self._call: Future | None = None  # the Redis call on its way, if any
-        self._handed: list[str] = []  # the confirmed ones that call removes
+        self._handed: list[str] = []  # the confirmed ones the call on its way removes
         self._drained = False  # the last take found fewer messages than it asked for
 
     def run(self) -> None:
@@ -99,8 +99,8 @@ class Session:
             self.conn.ioloop.start()
         finally:
             self._redis.shutdown(wait=True)  # a call on its way ends (what it took stays in Redis)
-        if self._call is not None and removal_failed(self._call):  # the loop stopped before it heard
-            self._confirmed[:0] = self._handed  # their removal may not have happened: try once more
+        if self._call is not None:  # the loop stopped before it heard how this call ended
+            self._give_back(self._call)
         pending = len(self._confirmed)
         try:
             self._settle()  # confirmed before the connection closed: not to be published again
@@ -191,10 +191,9 @@ class Session:
         idle = not stopping and not len(self.window) and not self._stock
         if not self._confirmed and not (want > 0 and (idle or not self._drained)):
             return  # nothing to remove, and Redis had nothing more: the next confirm asks again
-        confirmed, self._confirmed = self._confirmed, []
-        self._handed = confirmed
-        take = functools.partial(self._take, confirmed, max(want, 0), idle)
-        self._submit(take, functools.partial(self._taken, confirmed, want))
+        self._handed, self._confirmed = self._confirmed, []
+        take = functools.partial(self._take, self._handed, max(want, 0), idle)
+        self._submit(take, functools.partial(self._taken, want))
 
     def _submit(self, fn: Callable[[], object], then: Callable[[Future], None]) -> None:
         """Run fn in the Redis thread; then(call) runs in the loop once it ended."""
@@ -217,13 +216,16 @@ class Session:
             got = [first, *self.queue.take_many(want - 1)] if first else []
         return got
 
-    def _taken(self, confirmed: list[str], want: int, call: Future) -> None:
-        if removal_failed(call):  # the removal may not have happened: again with the next call
-            self._confirmed[:0] = confirmed
+    def _give_back(self, call: Future) -> None:
+        """A failed call's confirmed messages may still be in the processing list (a stale
+        epoch's script removes them before it refuses to move any): remove them next time."""
         error = call.exception()
-        if error is not None:
-            raise error
-        got = call.result()
+        if error is not None and not isinstance(error, StaleEpoch):
+            self._confirmed[:0] = self._handed
+
+    def _taken(self, want: int, call: Future) -> None:
+        self._give_back(call)
+        got = call.result()  # raises the call's error, for the guard
         self._drained = len(got) < want
         self._stock.extend(got)
         self._pump(fresh=True)
@@ -330,13 +332,6 @@ class Session:
         self._pump()
         if self.conn is not None:  # ticks run in its I/O loop: it exists
             self.conn.ioloop.call_later(TICK, self._guard(self._tick))
-
-
-def removal_failed(call: Future) -> bool:
-    """A Redis call failed so that the confirmed messages it was to remove may still be in the
-    processing list (a stale epoch's script removes them before it refuses to move any)."""
-    error = call.exception()
-    return error is not None and not isinstance(error, StaleEpoch)
 
 
 def route(d: dict, msg: OutMessage) -> tuple[str, str]:
