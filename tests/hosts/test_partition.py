@@ -9,11 +9,18 @@
   and reconnects by itself once the broker is back, and consumes everything (lost 0).
 - The holder paused (SIGSTOP) past the lease TTL, then resumed: a standby took over, the old
   holder's connectors, waking up, have no accepted call and take no outgoing message.
+- A host cut off from the ODB: a query on a connection opened before the cut fails within
+  seconds (zato.odb.engine.PG_NETWORK), instead of waiting minutes for the kernel to give up.
 """
 
 from __future__ import annotations
 
+import time
+from urllib.parse import urlsplit
+
 import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from tests.hosts.checkers import EpochWatch, amqp_counts, stale_accepted
 from tests.support import wait_for
@@ -116,3 +123,36 @@ def test_holder_cut_from_the_broker_keeps_the_lease_and_reconnects(lab, channel)
     assert {a["epoch"] for a in accepted} == {epoch}  # nobody else consumed: the holder kept acting
     assert counts["lost"] == 0
     assert stale_accepted(accepted) == 0
+
+
+def test_a_query_over_a_dead_link_to_the_odb_fails_in_seconds(lab):
+    from zato.odb.engine import make_engine
+
+    client = lab.host("client")
+    odb_ip = urlsplit(lab.odb_url).hostname
+    outcome: dict = {}
+
+    def query_across_the_cut() -> None:
+        engine = make_engine(lab.odb_url)
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1")).scalar()  # the connection is up before the cut
+                lab.net.cut_port(client, odb_ip, 5432)
+                t0 = time.monotonic()
+                try:
+                    conn.execute(text("SELECT 2")).scalar()
+                    outcome["answered"] = True
+                except OperationalError as e:
+                    outcome["failed"] = str(e).strip().splitlines()[0]
+                outcome["seconds"] = time.monotonic() - t0
+        finally:
+            engine.dispose(close=False)  # the pooled connection is dead: drop it, send nothing
+
+    worker = lab.net.in_host(client, query_across_the_cut)
+    try:
+        worker.join(90)  # without the libpq settings it waits for TCP's retransmissions: ~15 min
+    finally:
+        lab.net.heal(client)
+    print(f"ODB cut from {client.name}: {outcome}")
+    assert not worker.is_alive(), "the query over the dead link was still waiting after 90 s"
+    assert "failed" in outcome and outcome["seconds"] < 60, outcome

@@ -81,3 +81,22 @@ def test_unknown_cluster_and_bad_input(odb):
         api.make_channel("c", "/a", "s", data_format="xml")
     with pytest.raises(ConfigError, match="method"):
         api.make_channel("c", "/a", "s", method="PO ST")
+
+
+def test_a_postgresql_odb_connection_gives_up_on_a_dead_link_in_seconds():
+    """A server cut off from its PostgreSQL ODB must not wait minutes on the kernel's
+    retransmissions (a new holder once ran a deleted channel for 22 s, its read of the
+    definitions stuck): the libpq settings are in effect on a real connection, and a URL that
+    sets one keeps its own value."""
+    from zato.odb.engine import PG_NETWORK, make_engine
+
+    own_timeout = (PG_URL + "?connect_timeout=3", {**PG_NETWORK, "connect_timeout": 3})
+    for url, expected in ((PG_URL, PG_NETWORK), own_timeout):
+        engine = make_engine(url)
+        try:
+            raw = engine.raw_connection()
+            in_effect = raw.driver_connection.info.get_parameters()
+            raw.close()
+        finally:
+            engine.dispose()
+        assert {k: in_effect.get(k) for k in expected} == {k: str(v) for k, v in expected.items()}

@@ -28,14 +28,21 @@ def seen(**kwargs) -> Observations:  # noqa: ANN003
 
 
 def holder(epoch: int = 7, version: int = 1, names: frozenset[str] = frozenset({"amqp:a"})) -> Decider:
-    """A Decider that has started acting under `epoch` and applied `version`."""
+    """A Decider that has started acting under `epoch` and, after the read of the definitions
+    that began then, applied `version`."""
     d = decider()
     assert d.step(0.0, seen(valid_epoch=epoch, desired_version=version, desired_names=names)) == [
         TickZygote(),
         StartActing(epoch),
-        Reconcile(version, epoch),
     ]
+    read = seen(valid_epoch=epoch, desired_version=version, desired_names=names,
+                reads_started=1, reads_ended=1)  # fmt: skip
+    assert d.step(0.01, read) == [Reconcile(version, epoch)]
     return d
+
+
+def without_ticks(actions: list) -> list:
+    return [a for a in actions if not isinstance(a, TickZygote)]
 
 
 def test_becoming_holder_starts_acting_and_reconciles_then_waits():
@@ -67,9 +74,12 @@ def test_losing_the_epoch_steps_down_before_anything_else():
 def test_a_changed_epoch_steps_down_then_acts_anew_and_applies_everything_again():
     d = holder(epoch=7, version=1)
     names = frozenset({"amqp:a"})
-    actions = d.step(0.05, seen(valid_epoch=9, desired_version=1, desired_names=names, children=names))
-    assert actions == [StepDown(7), StartActing(9), Reconcile(1, 9)]  # same version, new epoch: applied again
+    actions = d.step(0.05, seen(valid_epoch=9, desired_version=1, desired_names=names, children=names,
+                                reads_started=1, reads_ended=1))  # fmt: skip
+    assert actions == [StepDown(7), StartActing(9)]
     assert d.acting_epoch == 9
+    read = seen(valid_epoch=9, desired_version=1, desired_names=names, reads_started=2, reads_ended=2)
+    assert d.step(0.06, read) == [Reconcile(1, 9)]  # same version, new epoch: applied again
 
 
 def test_a_new_desired_version_while_acting_is_reconciled_once():
@@ -85,7 +95,8 @@ def test_desired_version_zero_applies_nothing():
     d = decider()
     assert d.step(0.0, seen(valid_epoch=7, desired_version=0)) == [TickZygote(), StartActing(7)]
     assert d.step(0.05, seen(valid_epoch=7, desired_version=0)) == []
-    assert d.step(0.1, seen(valid_epoch=7, desired_version=1)) == [Reconcile(1, 7)]  # the first read
+    first = seen(valid_epoch=7, desired_version=1, reads_started=1, reads_ended=1)
+    assert d.step(0.1, first) == [Reconcile(1, 7)]  # the first read
 
 
 def test_restart_requests_are_carried_out_only_while_acting():
@@ -124,3 +135,48 @@ def test_a_stop_asked_for_elsewhere_ends_the_loop_before_any_check():
     d = holder(epoch=7)
     assert d.step(5.0, seen(stop_requested=True, parent_alive=False, valid_epoch=9)) == [Stop(None)]
     assert d.acting_epoch == 7
+
+
+def test_a_new_holder_starts_nothing_from_a_set_read_before_it_took_the_lease():
+    """A supervisor cut off for a while holds definitions read back then: a channel deleted
+    meanwhile must not consume again after it takes over (seen in tests/hosts: 22 s of it)."""
+    d = decider()
+    names = frozenset({"amqp:deleted-meanwhile"})
+    old = seen(valid_epoch=7, desired_version=4, desired_names=names, reads_started=3, reads_ended=3)
+    assert d.step(0.0, old) == [TickZygote(), StartActing(7)]
+    reading = seen(valid_epoch=7, desired_version=4, desired_names=names, reads_started=4, reads_ended=3)
+    assert without_ticks(d.step(0.02, reading)) == []
+    fresh = seen(valid_epoch=7, desired_version=5, desired_names=frozenset(), reads_started=4, reads_ended=4)
+    assert without_ticks(d.step(0.04, fresh)) == [Reconcile(5, 7)]
+
+
+def test_a_read_that_began_before_the_lease_was_taken_does_not_count_as_fresh():
+    d = decider()
+    assert d.step(0.0, seen(valid_epoch=7, desired_version=4, reads_started=3, reads_ended=2)) == [
+        TickZygote(),
+        StartActing(7),
+    ]
+    began_before = seen(valid_epoch=7, desired_version=4, reads_started=3, reads_ended=3)
+    assert without_ticks(d.step(0.02, began_before)) == []
+    after = seen(valid_epoch=7, desired_version=4, reads_started=4, reads_ended=4)
+    assert without_ticks(d.step(0.04, after)) == [Reconcile(4, 7)]
+
+
+def test_a_fresh_read_that_failed_applies_the_set_as_known():
+    """The ODB refused (a read ended, the version did not move): the known set runs, as before."""
+    d = decider()
+    known = seen(valid_epoch=7, desired_version=4, reads_started=3, reads_ended=3)
+    assert d.step(0.0, known)[-1] == StartActing(7)
+    failed = seen(valid_epoch=7, desired_version=4, reads_started=4, reads_ended=4)
+    assert without_ticks(d.step(0.02, failed)) == [Reconcile(4, 7)]
+
+
+def test_when_no_read_ends_the_set_as_known_is_applied_after_fresh_wait_and_marked_stale():
+    d = Decider(PARENT, EVERY, fresh_wait=5.0)
+    hung = seen(valid_epoch=7, desired_version=4, reads_started=4, reads_ended=3)
+    assert d.step(0.0, hung)[-1] == StartActing(7)
+    assert without_ticks(d.step(4.99, hung)) == []
+    assert without_ticks(d.step(5.0, hung)) == [Reconcile(4, 7, stale=True)]
+    assert without_ticks(d.step(5.02, hung)) == []  # applied once
+    newer = seen(valid_epoch=7, desired_version=5, reads_started=4, reads_ended=4)
+    assert without_ticks(d.step(5.04, newer)) == [Reconcile(5, 7)]  # then every new version at once

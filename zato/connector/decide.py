@@ -13,7 +13,12 @@ The rules, in the order they apply:
    zygote gets its tick.
 3. Acting under an epoch the lease keeper no longer vouches for (none, or another one): step
    down first, before anything else is started or restarted.
-4. A valid epoch while not acting: start acting under it; everything desired is applied anew.
+4. A valid epoch while not acting: start acting under it; everything desired is applied anew,
+   but only from a read of the definitions that began after acting did (the main loop wakes
+   the desired thread at once). A supervisor that was cut off may hold a set that is minutes
+   old: started from it, a channel deleted meanwhile would consume and invoke again. A read
+   that fails also counts (the last known set is then applied, as ever); one that has not ended
+   within `fresh_wait` seconds (a hung ODB connection) is given up on, with the set as known.
 5. While acting: each new version of the desired connectors is reconciled once. Version 0
    means the definitions were never read, so nothing is applied.
 6. Restart requests are carried out only while acting; a name that is not running here is
@@ -25,6 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 NEVER_APPLIED = -1
+FRESH_WAIT = 30.0  # seconds a new holder waits for a fresh read of the definitions, at most
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,8 @@ class Observations:
     valid_epoch: int | None = None  # LeaseKeeper.valid_epoch(): None unless a confirmed holder
     desired_version: int = 0  # bumped by the desired thread on every change; 0: never read
     desired_names: frozenset[str] = frozenset()  # the connectors of that version
+    reads_started: int = 0  # reads of the definitions the desired thread began (1, 2, 3...)
+    reads_ended: int = 0  # the number of the last read that ended, read or failed
     children: frozenset[str] = frozenset()  # the connectors the manager runs now
     restart_requests: tuple[str, ...] = ()  # taken off the queue this tick, oldest first
 
@@ -68,10 +76,12 @@ class StartActing:
 
 @dataclass(frozen=True)
 class Reconcile:
-    """Run exactly the desired connectors of `version`, started under `epoch`."""
+    """Run exactly the desired connectors of `version`, started under `epoch`. stale: the first
+    set of a new holder, applied without a read that began after it started acting (rule 4)."""
 
     version: int
     epoch: int
+    stale: bool = False
 
 
 @dataclass(frozen=True)
@@ -95,12 +105,15 @@ class Decider:
     """The holder/standby state machine of one supervisor. State: the epoch it acts under, the
     desired version it applied under that epoch, and when the parent is next checked."""
 
-    def __init__(self, parent: int, parent_check_every: float):
+    def __init__(self, parent: int, parent_check_every: float, fresh_wait: float = FRESH_WAIT):
         self.parent = parent
         self.parent_check_every = parent_check_every
+        self.fresh_wait = fresh_wait
         self.next_parent_check = 0.0
         self.acting_epoch: int | None = None
         self.applied_version = NEVER_APPLIED
+        self.fresh_after = 0  # reads numbered above this began after acting did
+        self.fresh_until = 0.0  # then the set as known is applied even without such a read
 
     def step(self, now: float, seen: Observations) -> list[Action]:
         if seen.stop_requested:
@@ -118,9 +131,12 @@ class Decider:
         if seen.valid_epoch is not None and self.acting_epoch is None:
             actions.append(StartActing(seen.valid_epoch))
             self.acting_epoch, self.applied_version = seen.valid_epoch, NEVER_APPLIED
+            self.fresh_after, self.fresh_until = seen.reads_started, now + self.fresh_wait
         if self.acting_epoch is not None and seen.desired_version not in (self.applied_version, 0):
-            actions.append(Reconcile(seen.desired_version, self.acting_epoch))
-            self.applied_version, children = seen.desired_version, seen.desired_names
+            fresh = self.applied_version != NEVER_APPLIED or seen.reads_ended > self.fresh_after
+            if fresh or now >= self.fresh_until:
+                actions.append(Reconcile(seen.desired_version, self.acting_epoch, stale=not fresh))
+                self.applied_version, children = seen.desired_version, seen.desired_names
         if self.acting_epoch is not None:
             actions.extend(Restart(n) if n in children else NoSuchConnector(n) for n in seen.restart_requests)
         return actions

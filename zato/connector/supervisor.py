@@ -110,6 +110,7 @@ class Supervisor:
         self.acting_since = 0.0
         self._desired: dict[str, registry.ConnectorSpec] = {}
         self._desired_version = 0
+        self._reads_started = self._reads_ended = 0  # reads of the definitions (decide, rule 4)
         self._desired_lock = threading.Lock()
         self.desired_error = ""
         self.reconcile_now = threading.Event()
@@ -199,11 +200,14 @@ class Supervisor:
             requests.append(self.restart_requests.get_nowait())
         with self._desired_lock:
             version, desired = self._desired_version, self._desired
+            reads_started, reads_ended = self._reads_started, self._reads_ended
         seen = decide.Observations(
             stop_requested=self.stop_event.is_set(),
             parent_alive=os.getppid() == self.parent,
             valid_epoch=self.keeper.valid_epoch(),
             desired_version=version,
+            reads_started=reads_started,
+            reads_ended=reads_ended,
             desired_names=frozenset(desired),
             children=frozenset(self.manager.children),
             restart_requests=tuple(requests),
@@ -224,6 +228,11 @@ class Supervisor:
             elif isinstance(action, decide.StartActing):
                 self._start_acting(action.epoch)
             elif isinstance(action, decide.Reconcile):
+                if action.stale:
+                    logger.warning(
+                        "no read of the connector definitions ended within %.0f s of taking the lease: "
+                        "starting the connectors as last read", self.decider.fresh_wait,
+                    )
                 self._reconcile(action.epoch, desired)
             elif isinstance(action, decide.Restart):
                 self.manager.restart(action.name)  # the Decider saw it among the children
@@ -326,6 +335,9 @@ class Supervisor:
     def _desired_loop(self) -> None:
         while not self.stop_event.is_set():
             self.reconcile_now.clear()
+            with self._desired_lock:
+                self._reads_started += 1
+                number = self._reads_started
             try:
                 desired = registry.desired(self.settings)
             except ZatoError as e:
@@ -341,6 +353,8 @@ class Supervisor:
                     if desired != self._desired or self._desired_version == 0:
                         self._desired = desired
                         self._desired_version += 1
+            with self._desired_lock:  # after the set: the main loop never sees this read ended without it
+                self._reads_ended = number
             self.reconcile_now.wait(RECONCILE_EVERY)
 
     def _desired_failed(self, error: str) -> None:

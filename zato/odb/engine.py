@@ -27,6 +27,20 @@ def normalize_url(url: str) -> str:
     return url
 
 
+# A PostgreSQL ODB behind a link that died (a host cut off, a blackhole) would hold a query, or
+# a pooled connection's ping, for as long as the kernel retransmits (minutes): the supervisor's
+# read of the connector definitions with it. These libpq settings end such a wait in seconds
+# (a query the server is still working on is not affected: its kernel answers the keepalives).
+PG_NETWORK = {
+    "connect_timeout": 10,  # seconds to connect
+    "keepalives": 1,
+    "keepalives_idle": 5,  # seconds idle (waiting for an answer) before the first probe
+    "keepalives_interval": 2,
+    "keepalives_count": 3,  # so a dead peer is noticed about 11 s into a wait
+    "tcp_user_timeout": 10000,  # ms that sent data may stay unacknowledged
+}
+
+
 def make_engine(url: str) -> Engine:
     url = normalize_url(url)
     try:
@@ -45,8 +59,12 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
+    connect_args = {}
+    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() in ("psycopg", "psycopg2"):
+        # libpq's own settings (both drivers are libpq), unless the URL sets them
+        connect_args = {k: v for k, v in PG_NETWORK.items() if k not in parsed.query}
     try:
-        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args=connect_args)
     except (ArgumentError, ImportError, SQLAlchemyError) as e:
         raise ConfigError(f"ODB URL {redact(url)!r}: {e}") from None
 
