@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Self
 
 import pika
+import pika.exceptions
 import requests
 
 TIMEOUT = 5.0
@@ -130,6 +131,25 @@ class AmqpPublisher:
                 except pika.exceptions.AMQPError:
                     self.ch = self.conn.channel()
         self.conn.close()
+
+
+def delete_queues(queues: list[str], host: str = "127.0.0.1") -> list[str]:
+    """Delete each queue and its parking queue where they still exist; returns those that did."""
+    existed = []
+    conn = pika.BlockingConnection(pika.ConnectionParameters(host, 5672, heartbeat=0))
+    try:
+        for q in [name for queue in queues for name in (queue, queue + ".zato-parked")]:
+            ch = conn.channel()
+            try:
+                ch.queue_declare(q, passive=True)
+            except pika.exceptions.ChannelClosedByBroker:  # 404: not there
+                continue
+            ch.queue_delete(q)
+            existed.append(q)
+            ch.close()
+    finally:
+        conn.close()
+    return existed
 
 
 def amqp_counts(published: list[int], accepted: list[dict]) -> dict:

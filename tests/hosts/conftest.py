@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from tests.hosts.checkers import AmqpPublisher
+from tests.hosts.checkers import AmqpPublisher, delete_queues
 from tests.hosts.lab import Lab, wait_all_up
 from tests.hosts.net import LabError
 
@@ -28,14 +28,22 @@ def lab():
         yield made
     finally:
         left = made.close()
+        # Every lab process is gone now, so nothing can declare a test's queue again: delete
+        # what is left. One that exists was declared by a connector after its channel was
+        # deleted (a new holder once started its connectors from definitions read before it was
+        # cut off: zato.connector.decide, rule 4).
+        found = delete_queues(list(made.queues))
+        came_back = {q: made.queues.get(q.removesuffix(".zato-parked")) for q in found}
         assert left == [], f"the lab left {left} behind"
+        assert not came_back, f"declared again after the channel was deleted (queue: test) {came_back}"
 
 
 @pytest.fixture
-def channel(lab):
+def channel(lab, request):
     """An AMQP channel (queue -> lab.record) and a publisher into its queue; removed afterwards."""
     lab.reset_accepted()
     queue = f"zl-in-{uuid.uuid4().hex[:8]}"
+    lab.queues[queue] = request.node.nodeid  # deleted again once the lab is gone (the lab fixture)
     pub = AmqpPublisher(queue)
     name = pub.channel = f"in-{queue[-8:]}"
     lab.cli(

@@ -91,6 +91,7 @@ class Lab:
         self.routes: dict[str, dict[int, int]] = {}  # host -> {redis-server port: its route's port}
         self.redis_host: RedisHost | None = None
         self._procs: list[subprocess.Popen] = []
+        self.queues: dict[str, str] = {}  # AMQP queue -> the test that made it (deleted again after close)
         self._forwarder: subprocess.Popen | None = None
 
     # -- layout ------------------------------------------------------------------------------
