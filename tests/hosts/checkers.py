@@ -24,6 +24,8 @@ import pika
 import pika.exceptions
 import requests
 
+from zato.connector.amqp_channel import parking_queue
+
 TIMEOUT = 5.0
 
 
@@ -125,7 +127,7 @@ class AmqpPublisher:
 
     def close(self, delete: bool = True) -> None:
         if delete:
-            for q in (self.queue, self.queue + ".zato-parked"):
+            for q in (self.queue, parking_queue(self.queue)):
                 try:
                     self.ch.queue_delete(q)
                 except pika.exceptions.AMQPError:
@@ -138,7 +140,7 @@ def delete_queues(queues: list[str], host: str = "127.0.0.1") -> list[str]:
     existed = []
     conn = pika.BlockingConnection(pika.ConnectionParameters(host, 5672, heartbeat=0))
     try:
-        for q in [name for queue in queues for name in (queue, queue + ".zato-parked")]:
+        for q in [name for queue in queues for name in (queue, parking_queue(queue))]:
             ch = conn.channel()
             try:
                 ch.queue_declare(q, passive=True)
