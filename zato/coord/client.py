@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
@@ -17,7 +18,8 @@ from zato.config.settings import RedisSettings
 
 def connect(settings: RedisSettings, **kwargs: object) -> redis.Redis:
     """A client for the Redis named in settings (the current master when behind Sentinel)."""
-    opts: dict[str, object] = {
+    # Any: these are keyword arguments of redis.Redis, whose types differ per option.
+    opts: dict[str, Any] = {
         "socket_timeout": settings.socket_timeout,
         "socket_connect_timeout": settings.socket_timeout,
         "decode_responses": True,
