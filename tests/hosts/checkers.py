@@ -80,6 +80,8 @@ class HttpChecker(ClientThreads):
                 outcome = "ok" if r.status_code == 200 else f"failed:{r.status_code}"
             except requests.Timeout:
                 outcome = "timeout"
+            except requests.exceptions.ChunkedEncodingError:
+                outcome = "cut"  # the headers came, then the body broke off: its host went away mid-response
             except requests.RequestException as e:
                 outcome = f"failed:{type(e).__name__}"
             self.results.append(HttpResult(t0, time.monotonic() - t0, outcome))
@@ -87,14 +89,13 @@ class HttpChecker(ClientThreads):
 
     def counts(self, since: float = 0.0) -> dict:
         window = [r for r in self.results if r.started >= since]
-        kinds = Counter(
-            "ok" if r.outcome == "ok" else "timeout" if r.outcome == "timeout" else "failed" for r in window
-        )
+        kinds = Counter(r.outcome if r.outcome in ("ok", "timeout", "cut") else "failed" for r in window)
         return {
             "sent": len(window),
             "ok": kinds["ok"],
             "failed": kinds["failed"],
             "timeout": kinds["timeout"],
+            "cut": kinds["cut"],
             "worst": max((r.latency for r in window), default=0.0),
             "errors": sorted({r.outcome for r in window if r.outcome != "ok"}),
         }

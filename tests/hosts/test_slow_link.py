@@ -32,4 +32,4 @@ def test_slow_lossy_link_keeps_the_lease_where_it_is(lab):
     print(f"slow+lossy link of {holder}: epoch changes {changes}, http {web}")
     assert changes == 0 and watch.epochs == [epoch]  # it saw the epoch, and only that one
     assert lab.holder() == (holder, epoch)
-    assert web["timeout"] == 0 and web["failed"] == 0 and web["ok"] > 0, web
+    assert web["timeout"] == 0 and web["failed"] == 0 and web["cut"] == 0 and web["ok"] > 0, web
