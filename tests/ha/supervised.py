@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -107,3 +108,4 @@ class SupervisedCluster:
         if self.redis_url == REDIS_URL:
             cleanup_redis(self.cluster)
         self.client.close()
+        shutil.rmtree(self.root, ignore_errors=True)  # the servers' folders, logs and ODB

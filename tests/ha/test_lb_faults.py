@@ -3,8 +3,10 @@ killed, HAProxy killed. Real HAProxy, real gunicorn + gevent servers, steady GET
 
 from __future__ import annotations
 
+import glob
 import os
 import signal
+import tempfile
 
 from tests.integration.test_lb_support import (  # noqa: F401 - lb_fixture provides `lb`
     BareServer,
@@ -17,6 +19,7 @@ from tests.integration.test_lb_support import (  # noqa: F401 - lb_fixture provi
 )
 from tests.support import wait_for
 from zato.common.pidfile import pid_alive
+from zato.lb.haproxy import CHECK_PREFIX
 from zato.lb.status import describe
 
 
@@ -66,15 +69,36 @@ def test_controller_killed_and_restarted_under_load_adopts_haproxy(lb):
     two_servers(lb)
     with Load(lb.url + "/zato/ping") as load:
         haproxy_pid = lb.haproxy_pid()
+        killed = lb.proc.pid
         lb.kill()  # SIGKILL: HAProxy keeps serving on its own
         load.wait_requests(100)
+        left = left_checks(killed)  # a config check (a copy of haproxy.cfg) cut short, if one was on
         lb.start()
         assert lb.haproxy_pid() == haproxy_pid  # adopted, not restarted
+        # the new controller removes the killed one's copies (lb.start returns as soon as HAProxy,
+        # still serving, answers: the controller may not have begun yet)
+        wait_for(lambda: left_checks(killed) == [], 20, what="the killed controller's check folders removed")
+        if left:
+            wait_for(lambda: "a killed controller left" in controller_logs(lb), 20, what="the removal logged")
         third = add_server(lb, "server3")
         wait_for(lambda: server_states(lb).get(third.name, "").startswith("UP"), 20, what="server3 added")
         load.wait_requests(100)
     assert load.failed == []
     wait_for(lambda: servers_on_disk(lb) == {"server1", "server2", "server3"}, 20, what="haproxy.cfg in step")
+
+
+def left_checks(pid: int) -> list[str]:
+    """The `haproxy -c` folders (zato.lb.haproxy.validate) of controller `pid` still on disk."""
+    return sorted(glob.glob(os.path.join(tempfile.gettempdir(), f"{CHECK_PREFIX}{pid}-*")))
+
+
+def controller_logs(lb) -> str:  # noqa: ANN001
+    logs = os.path.join(lb.lb_dir, "logs")
+    texts = []
+    for name in sorted(os.listdir(logs)):
+        with open(os.path.join(logs, name), errors="replace") as f:
+            texts.append(f.read())
+    return "\n".join(texts)
 
 
 def test_haproxy_killed_is_restarted_with_the_same_servers(lb):

@@ -41,7 +41,7 @@ from zato.coord.port import Membership
 from zato.coord.signing import member_key
 from zato.lb import reconcile as plan
 from zato.lb import render as r
-from zato.lb.haproxy import HAProxy, write_config
+from zato.lb.haproxy import HAProxy, remove_stale_checks, write_config
 from zato.lb.runtime import ServerState
 
 logger = logging.getLogger(__name__)
@@ -97,6 +97,10 @@ class Controller:
         self._wake.set()
 
     def run(self) -> None:
+        stale = remove_stale_checks()
+        if stale:
+            logger.info("removed %d HAProxy config check folder(s) a killed controller left: %s",
+                        len(stale), ", ".join(stale))  # fmt: skip
         self._start_haproxy(adopt=True)
         write_pidfile(self.settings.ready_file)
         threading.Thread(target=self._listen, name="members-listener", daemon=True).start()

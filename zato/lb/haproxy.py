@@ -27,6 +27,9 @@ logger = logging.getLogger(__name__)
 
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 5.0
+CHECK_PREFIX = "zato-haproxy-check-"  # + the controller's pid: the temporary folders of `haproxy -c`
+CHECK_TIMEOUT = 30.0
+LEGACY_CHECK_AGE = 600.0  # seconds after which a check folder without a pid is surely abandoned
 
 
 def find_binary(settings: LBSettings) -> str:
@@ -48,18 +51,46 @@ def validate(binary: str, text: str, settings: LBSettings) -> None:
     if settings.haproxy_user and not settings.edge.tls_cert:
         user = pwd.getpwnam(settings.haproxy_user)
         drop = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
-    with tempfile.TemporaryDirectory(prefix="zato-haproxy-check-") as folder:
+    with tempfile.TemporaryDirectory(prefix=f"{CHECK_PREFIX}{os.getpid()}-") as folder:
         path = os.path.join(folder, "haproxy.cfg")
         atomic_write(path, text, mode=0o600)
         if drop:
             os.chown(folder, drop["user"], drop["group"])
             os.chown(path, drop["user"], drop["group"])
         argv = [binary, "-c", "-f", path]
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=30, cwd=folder, **drop)
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=CHECK_TIMEOUT, cwd=folder, **drop)
     if proc.returncode != 0:
         alerts = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "ALERT" in ln]
         message = " | ".join(alerts[:3] or ["(no output)"]).replace(settings.stats_password, "******")
         raise LBError("HAProxy rejected the rendered config: " + message)
+
+
+def remove_stale_checks(where: str | None = None) -> list[str]:
+    """Remove the check folders (see validate) a killed controller left behind: each holds a
+    copy of haproxy.cfg, stats password included. A folder is stale when the pid in its name
+    is gone (a live controller's, on this host or another cluster's, is never touched), or
+    when it has no pid (an older version's) and is older than LEGACY_CHECK_AGE. Returns the
+    folders removed."""
+    where = where or tempfile.gettempdir()
+    removed: list[str] = []
+    try:
+        names = [n for n in os.listdir(where) if n.startswith(CHECK_PREFIX)]
+    except OSError:
+        return removed
+    for name in names:
+        path = os.path.join(where, name)
+        pid = name[len(CHECK_PREFIX):].split("-", 1)[0]
+        try:
+            if pid.isdigit() and "-" in name[len(CHECK_PREFIX):]:
+                stale = not pid_alive(int(pid))
+            else:
+                stale = time.time() - os.lstat(path).st_mtime > LEGACY_CHECK_AGE
+            if stale and os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+                removed.append(path)
+        except OSError as e:
+            logger.warning("cannot remove the stale HAProxy config check folder %s: %s", path, e)
+    return removed
 
 
 def write_config(binary: str, settings: LBSettings, text: str) -> None:
