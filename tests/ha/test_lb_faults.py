@@ -79,7 +79,7 @@ def test_controller_killed_and_restarted_under_load_adopts_haproxy(lb):
         # still serving, answers: the controller may not have begun yet)
         wait_for(lambda: left_checks(killed) == [], 20, what="the killed controller's check folders removed")
         if left:
-            wait_for(lambda: "a killed controller left" in controller_logs(lb), 20, what="the removal logged")
+            wait_for(lambda: "a killed controller left" in controller_log(lb), 20, what="the removal logged")
         third = add_server(lb, "server3")
         wait_for(lambda: server_states(lb).get(third.name, "").startswith("UP"), 20, what="server3 added")
         load.wait_requests(100)
@@ -92,13 +92,9 @@ def left_checks(pid: int) -> list[str]:
     return sorted(glob.glob(os.path.join(tempfile.gettempdir(), f"{CHECK_PREFIX}{pid}-*")))
 
 
-def controller_logs(lb) -> str:  # noqa: ANN001
-    logs = os.path.join(lb.lb_dir, "logs")
-    texts = []
-    for name in sorted(os.listdir(logs)):
-        with open(os.path.join(logs, name), errors="replace") as f:
-            texts.append(f.read())
-    return "\n".join(texts)
+def controller_log(lb) -> str:  # noqa: ANN001
+    with open(os.path.join(lb.lb_dir, "logs", "lb.log"), errors="replace") as f:
+        return f.read()
 
 
 def test_haproxy_killed_is_restarted_with_the_same_servers(lb):

@@ -79,9 +79,9 @@ def remove_stale_checks(where: str | None = None) -> list[str]:
         return removed
     for name in names:
         path = os.path.join(where, name)
-        pid = name[len(CHECK_PREFIX):].split("-", 1)[0]
+        pid, dash, _ = name[len(CHECK_PREFIX) :].partition("-")
         try:
-            if pid.isdigit() and "-" in name[len(CHECK_PREFIX):]:
+            if dash and pid.isdigit():
                 stale = not pid_alive(int(pid))
             else:
                 stale = time.time() - os.lstat(path).st_mtime > LEGACY_CHECK_AGE
