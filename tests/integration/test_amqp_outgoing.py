@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
+import threading
 import uuid
 
 import pytest
@@ -22,6 +23,7 @@ from tests.conn_support import (
 from tests.support import REDIS_URL, cleanup_redis, cluster_name, wait_for
 from zato.common.errors import ConnectorError
 from zato.config.settings import load_server_settings
+from zato.connector.amqp_outgoing import HELD_BYTES, WINDOW
 from zato.coord import connector_stats
 from zato.coord.keys import Keys
 from zato.coord.queues import OutQueue, decode, encode
@@ -118,10 +120,42 @@ def test_a_message_stranded_in_processing_is_published(env):
     wait_for(lambda: _received(env, seen) == 1, timeout=60, what="the first message")
     # Replaced holders' connectors, paused while Redis moved messages for them, left these
     # here: more than two windows' worth, published a window at a time, none left behind.
-    q = OutQueue(env["client"], env["cluster"], "amqp", "orders")
-    env["client"].lpush(q.processing, *[encode({"n": n}) for n in range(1, 451)])
-    wait_for(lambda: _received(env, seen) == 451, timeout=60, what="the 450 stranded messages")
+    q, n = OutQueue(env["client"], env["cluster"], "amqp", "orders"), 2 * WINDOW + 50
+    env["client"].lpush(q.processing, *[encode({"n": i}) for i in range(1, n + 1)])
+    wait_for(lambda: _received(env, seen) == n + 1, timeout=60, what=f"the {n} stranded messages")
     assert q.depth() == (0, 0)
+
+
+def test_large_messages_are_held_a_few_at_a_time_and_all_arrive(env):
+    """The connector holds about HELD_BYTES of messages at once (awaiting a confirm, or taken
+    ahead of the window), not a window's worth of them whatever their size: 48 messages of
+    1/16 of it wait, and the processing list (what it holds, plus the confirmed ones on their
+    way out) never has more than twice the 16 of them, plus the one over the bound each."""
+    size, n = HELD_BYTES // 16, 48
+    for i in range(n):
+        env["out"].amqp.send({"n": i, "pad": "x" * size}, "orders")
+    q = OutQueue(env["client"], env["cluster"], "amqp", "orders")
+    assert q.depth() == (n, 0)
+    most, done = [0], threading.Event()
+
+    def watch() -> None:
+        r = redis.Redis.from_url(REDIS_URL)
+        while not done.is_set():
+            most[0] = max(most[0], r.llen(q.processing))
+        r.close()
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    _start(env)
+    seen: list = []
+    try:
+        wait_for(lambda: _received(env, seen) == n, timeout=90, what=f"all {n} large messages")
+    finally:
+        done.set()
+        watcher.join(5)
+    print(f"{n} messages of {size} bytes: at most {most[0]} in the processing list at once")
+    assert 0 < most[0] <= 2 * (16 + 1), f"{most[0]} large messages held at once"
+    wait_for(lambda: q.depth() == (0, 0), timeout=30, what="the processing list emptied")
 
 
 def test_an_unroutable_message_is_parked_in_redis_not_dropped(env):

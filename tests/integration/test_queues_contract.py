@@ -113,6 +113,19 @@ def test_an_older_epoch_moves_nothing_after_a_takeover(world):
     assert new.take_many(10) == ["m1", "m2", "m3"]
 
 
+def test_a_take_bounded_by_size_stops_at_the_message_that_reaches_it(world):
+    """Large messages are taken a few at a time (the connector's memory), and one larger than
+    the bound still moves: it would otherwise wait forever."""
+    worker, connector = world.queue("out"), world.queue("out", holder(world))
+    for raw in ("a" * 10, "b" * 10, "c" * 10, "d" * 50, "e", "f"):
+        worker.push(raw)
+    assert connector.take_many(10, max_bytes=15) == ["a" * 10, "b" * 10]  # 20 bytes reach 15
+    assert connector.settle_and_take(["a" * 10], 10, max_bytes=5) == ["c" * 10]
+    assert connector.take_many(10, max_bytes=20) == ["d" * 50]  # alone over the bound: it moves
+    assert connector.take_many(10, max_bytes=0) == ["e", "f"]  # 0: only the count bounds it
+    assert connector.leftovers() == ["b" * 10, "c" * 10, "d" * 50, "e", "f"]
+
+
 def test_a_duplicate_body_is_confirmed_one_copy_at_a_time(world):
     worker, connector = world.queue("out"), world.queue("out", holder(world))
     worker.push("same")

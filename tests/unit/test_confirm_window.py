@@ -32,3 +32,12 @@ def test_a_nack_parks_and_a_return_parks_its_own_message_at_its_ack():
     assert settled.done == [] and [raw for raw, _ in settled.park] == ["a", "b"]
     assert "nack" in settled.park[0][1]
     assert w.returned("", "q", b"zzz", "unroutable") is False
+
+
+def test_the_window_counts_the_size_of_what_awaits_a_confirm():
+    w = _window(b"m1", b"m22", b"m333", b"m4444", size=10)
+    assert w.bytes == 14
+    assert w.confirmed(3, multiple=True, ack=True).done == ["m1", "m22", "m333"]
+    assert w.bytes == 5 and w.raws() == {"m4444"}
+    w.confirmed(4, multiple=False, ack=False)  # a nack settles it too (parked)
+    assert w.bytes == 0 and len(w) == 0

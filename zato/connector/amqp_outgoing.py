@@ -1,7 +1,9 @@
 """AMQP outgoing connector: move messages from the Redis hand-off to the broker (flow 6).
 
 Messages are taken from the Redis queue into the processing list in batches and published
-with up to WINDOW of them awaiting their publisher confirm at once. Confirms arrive
+with up to WINDOW of them awaiting their publisher confirm at once; large messages are held
+fewer at a time (HELD_BYTES of stored messages in the window and the stock together: a take
+stops at the message that reaches it, so even one larger than that goes out). Confirms arrive
 asynchronously; a message leaves the processing list only when its own confirm arrived. A
 nack, or a message returned as unroutable (mandatory publish), is parked in Redis with the
 reason instead.
@@ -18,9 +20,10 @@ its stock; the new holder publishes it from the processing list.
 
 At-least-once: on start and after every reconnect whatever is in the processing list is
 published first (the stock of a connector that died was never published: it goes out once);
-a crash between publish and removal sends that message again. Every few seconds the
-processing list is looked at again for messages that are not this run's own, so one that a
-replaced holder's connector took while it was paused (Redis moves it anyway) is published too.
+a crash between publish and removal sends that message again (up to a window's worth). Every
+few seconds the processing list is looked at again for messages that are not this run's own,
+so one that a replaced holder's connector took while it was paused (Redis moves it anyway) is
+published too.
 
 Design: pika's SelectConnection (one thread, callbacks on its I/O loop) and one thread for
 Redis, whose answers come back to the loop through add_callback_threadsafe. When nothing
@@ -52,8 +55,9 @@ from zato.coord.queues import OutMessage, OutQueue, StaleEpoch, decode
 
 logger = logging.getLogger("zato.connector.amqp_outgoing")
 
-WINDOW = 200  # publishes awaiting their confirm at once
+WINDOW = 1000  # publishes awaiting their confirm at once
 STOCK = WINDOW // 2  # messages taken from Redis ahead of the window, published as confirms make room
+HELD_BYTES = 16 * 1024 * 1024  # stored messages held at once (window and stock) before taking more
 TAKE_TIMEOUT = 0.5  # seconds BLMOVE blocks when idle (how fast stop requests are seen)
 LEFTOVER_SCAN = 5.0  # seconds between looks for messages stranded in the processing list
 TICK = 0.2  # seconds between stop checks while busy
@@ -83,6 +87,7 @@ class Session:
         self._next_scan = 0.0
         self._confirmed: list[str] = []  # confirmed, still in the processing list until the next call
         self._stock: deque[str] = deque()  # taken into the processing list, not published yet
+        self._stock_bytes = 0
         self._redis = ThreadPoolExecutor(1, thread_name_prefix="redis")  # one call at a time, in order
         self._call: Future | None = None  # the Redis call on its way, if any
         self._handed: list[str] = []  # the confirmed ones the call on its way removes
@@ -174,7 +179,9 @@ class Session:
         topped up by a fenced take."""
         if self._stopping_until is None and self._stock and (fresh or self.ctx.vouched()):
             n = min(self.window.room, len(self._stock))
-            self._publish_all(self._prepare([self._stock.popleft() for _ in range(n)]))
+            raws = [self._stock.popleft() for _ in range(n)]
+            self._stock_bytes -= sum(map(len, raws))
+            self._publish_all(self._prepare(raws))
         self._ask()
 
     def _ask(self) -> None:
@@ -187,13 +194,14 @@ class Session:
             self._handed = []
             self._submit(self.queue.leftovers, self._scanned)
             return
-        want = 0 if stopping else WINDOW + STOCK - len(self.window) - len(self._stock)
+        room = HELD_BYTES - self.window.bytes - self._stock_bytes  # large messages: fewer held
+        want = 0 if stopping or room <= 0 else WINDOW + STOCK - len(self.window) - len(self._stock)
         idle = not stopping and not len(self.window) and not self._stock
         if not self._confirmed and not (want > 0 and (idle or not self._drained)):
             return  # nothing to remove, and Redis had nothing more: the next confirm asks again
         self._handed, self._confirmed = self._confirmed, []
-        take = functools.partial(self._take, self._handed, max(want, 0), idle)
-        self._submit(take, functools.partial(self._taken, want))
+        take = functools.partial(self._take, self._handed, max(want, 0), room, idle)
+        self._submit(take, functools.partial(self._taken, want, room))
 
     def _submit(self, fn: Callable[[], object], then: Callable[[Future], None]) -> None:
         """Run fn in the Redis thread; then(call) runs in the loop once it ended."""
@@ -207,13 +215,15 @@ class Session:
         self._call = None
         then(call)
 
-    def _take(self, confirmed: list[str], want: int, idle: bool) -> list[str]:
-        """In the Redis thread: remove `confirmed`, then take up to `want`; when idle and
-        nothing waits, wait up to TAKE_TIMEOUT for a message first."""
-        got = self.queue.settle_and_take(confirmed, want)
+    def _take(self, confirmed: list[str], want: int, room: int, idle: bool) -> list[str]:
+        """In the Redis thread: remove `confirmed`, then take up to `want` messages, the last
+        one the one that fills `room` bytes; when idle and nothing waits, wait up to
+        TAKE_TIMEOUT for a message first."""
+        got = self.queue.settle_and_take(confirmed, want, room)
         if not got and idle:
             first = self.queue.take(TAKE_TIMEOUT)
-            got = [first, *self.queue.take_many(want - 1)] if first else []
+            more = want - 1 if first and len(first) < room else 0
+            got = [first, *(self.queue.take_many(more, room - len(first)) if more else [])] if first else []
         return got
 
     def _give_back(self, call: Future) -> None:
@@ -223,11 +233,13 @@ class Session:
         if error is not None and not isinstance(error, StaleEpoch):
             self._confirmed[:0] = self._handed
 
-    def _taken(self, want: int, call: Future) -> None:
+    def _taken(self, want: int, room: int, call: Future) -> None:
         self._give_back(call)
         got = call.result()  # raises the call's error, for the guard
-        self._drained = len(got) < want
+        size = sum(map(len, got))
+        self._drained = len(got) < want and size < room  # not drained: stopped by the size
         self._stock.extend(got)
+        self._stock_bytes += size
         self._pump(fresh=True)
 
     def _scanned(self, call: Future) -> None:
@@ -274,9 +286,12 @@ class Session:
         self._next_scan = time.monotonic() + LEFTOVER_SCAN
         mine = set() if everything else self.window.raws() | set(self._confirmed) | set(self._stock)
         leftovers = [raw for raw in stored if raw not in mine]
-        room = self.window.room
-        if len(leftovers) > room:  # never more than the window awaiting confirms: the rest next time
-            leftovers, self._next_scan = leftovers[:room], time.monotonic()
+        n, room, budget = 0, self.window.room, HELD_BYTES - self.window.bytes
+        while n < min(room, len(leftovers)) and budget > 0:  # what the window takes: as a take does
+            budget -= len(leftovers[n])
+            n += 1
+        if n < len(leftovers):  # the rest next time
+            leftovers, self._next_scan = leftovers[:n], time.monotonic()
         if leftovers:
             logger.info(
                 "%s: publishing %d message(s) taken but left unconfirmed by an earlier run",

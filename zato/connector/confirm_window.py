@@ -9,6 +9,7 @@ unconfirmed, not yet returned publish with the same exchange, routing key and bo
 
 from __future__ import annotations
 
+import itertools
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -36,6 +37,7 @@ class ConfirmWindow:
         self.size = size
         self._tag = 0
         self._open: OrderedDict[int, Publish] = OrderedDict()
+        self.bytes = 0  # the size of the stored messages awaiting their confirm
 
     def __len__(self) -> int:
         return len(self._open)
@@ -52,6 +54,7 @@ class ConfirmWindow:
         """Record a publish just sent; returns its delivery tag."""
         self._tag += 1
         self._open[self._tag] = p
+        self.bytes += len(p.raw)
         return self._tag
 
     def returned(self, exchange: str, routing_key: str, body: bytes, reason: str) -> bool:
@@ -64,10 +67,14 @@ class ConfirmWindow:
 
     def confirmed(self, tag: int, multiple: bool, ack: bool) -> Settled:
         """Basic.Ack (ack=True) or Basic.Nack for `tag` (and every earlier one if multiple)."""
-        tags = [t for t in self._open if t <= tag] if multiple else [tag] if tag in self._open else []
+        if multiple:  # tags grow in publish order: the confirmed ones are at the front
+            tags = list(itertools.takewhile(lambda t: t <= tag, self._open))
+        else:
+            tags = [tag] if tag in self._open else []
         done, park = [], []
         for t in tags:
             p = self._open.pop(t)
+            self.bytes -= len(p.raw)
             if not ack:
                 park.append((p.raw, "the broker refused it (basic.nack)"))
             elif p.returned:

@@ -234,7 +234,7 @@ class MemoryOutQueue:
         got = self.take_many(1)
         return got[0] if got else None
 
-    def take_many(self, limit: int) -> list[str]:
+    def take_many(self, limit: int, max_bytes: int = 0) -> list[str]:
         if limit <= 0:
             return []
         c = self._reach("taking messages for")
@@ -242,14 +242,16 @@ class MemoryOutQueue:
             if self.epoch < c.coord.epoch:
                 raise stale(self.what, self.epoch)
             moved: list[str] = []
-            while self.queue and len(moved) < limit:
+            size = 0
+            while self.queue and len(moved) < limit and not (0 < max_bytes <= size):
                 moved.append(self.queue.pop())
                 self.processing.insert(0, moved[-1])
+                size += len(moved[-1].encode("utf-8"))
         return moved
 
-    def settle_and_take(self, done: list[str], limit: int) -> list[str]:
+    def settle_and_take(self, done: list[str], limit: int, max_bytes: int = 0) -> list[str]:
         self.done(done)
-        return self.take_many(limit)
+        return self.take_many(limit, max_bytes)
 
     def done(self, raws: list[str]) -> None:
         if not raws:

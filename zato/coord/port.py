@@ -96,14 +96,15 @@ class OutgoingQueue(Protocol):
         """The oldest waiting message moved to processing; None after `timeout` seconds."""
         ...
 
-    def take_many(self, limit: int) -> list[str]:
-        """Up to `limit` waiting messages, oldest first, moved to processing without waiting."""
+    def take_many(self, limit: int, max_bytes: int = 0) -> list[str]:
+        """Up to `limit` waiting messages, oldest first, moved to processing without waiting;
+        with max_bytes (> 0), the one that brings their size (UTF-8) to it is the last."""
         ...
 
     def done(self, raws: list[str]) -> None: ...
 
-    def settle_and_take(self, done: list[str], limit: int) -> list[str]:
-        """done(done), then take_many(limit); the Redis one makes a single round trip."""
+    def settle_and_take(self, done: list[str], limit: int, max_bytes: int = 0) -> list[str]:
+        """done(done), then take_many(limit, max_bytes); the Redis one makes a single round trip."""
         ...
 
     def leftovers(self) -> list[str]:

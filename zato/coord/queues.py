@@ -49,21 +49,24 @@ AMQP_PROPERTIES = (
 )
 
 
-# KEYS: epoch, queue, processing.  ARGV: my epoch, how many, then any messages the broker
-# confirmed (removed from processing whatever the epoch: they were sent).
+# KEYS: epoch, queue, processing.  ARGV: my epoch, how many, how many bytes at most (0: no
+# bound; the message that reaches it is the last, so one is always taken), then any messages
+# the broker confirmed (removed from processing whatever the epoch: they were sent).
 # -> the moved messages, or -1 (stale: nothing moved)
 _SETTLE_AND_MOVE = """
-for i = 3, #ARGV do
+for i = 4, #ARGV do
   redis.call('LREM', KEYS[3], -1, ARGV[i])
 end
 if tonumber(ARGV[1]) < tonumber(redis.call('GET', KEYS[1]) or '0') then
   return -1
 end
-local out = {}
+local out, size, cap = {}, 0, tonumber(ARGV[3])
 for i = 1, tonumber(ARGV[2]) do
   local raw = redis.call('LMOVE', KEYS[2], KEYS[3], 'RIGHT', 'LEFT')
   if not raw then break end
   out[i] = raw
+  size = size + #raw
+  if cap > 0 and size >= cap then break end
 end
 return out
 """
@@ -168,15 +171,16 @@ class OutQueue:
         got = self.take_many(1)
         return got[0] if got else None
 
-    def take_many(self, limit: int) -> list[str]:
+    def take_many(self, limit: int, max_bytes: int = 0) -> list[str]:
         """Up to `limit` waiting messages without blocking (oldest first), moved in one fenced
-        script. StaleEpoch if a newer epoch exists (nothing is moved then)."""
-        return self.settle_and_take([], limit)
+        script; with max_bytes, the one that brings their size to it is the last (so at least
+        one moves, however large). StaleEpoch if a newer epoch exists (nothing is moved then)."""
+        return self.settle_and_take([], limit, max_bytes)
 
-    def settle_and_take(self, done: list[str], limit: int) -> list[str]:
-        """done(done) then take_many(limit), in one round trip to Redis: what the broker
-        confirmed leaves the processing list (whatever the epoch: it was sent), then up to
-        `limit` waiting messages are moved in, fenced (StaleEpoch if a newer epoch exists;
+    def settle_and_take(self, done: list[str], limit: int, max_bytes: int = 0) -> list[str]:
+        """done(done) then take_many(limit, max_bytes), in one round trip to Redis: what the
+        broker confirmed leaves the processing list (whatever the epoch: it was sent), then up
+        to `limit` waiting messages are moved in, fenced (StaleEpoch if a newer epoch exists;
         the confirmed ones are removed all the same)."""
         if limit <= 0:
             self.done(done)
@@ -184,7 +188,8 @@ class OutQueue:
         doing = "acknowledging and taking messages of" if done else "taking messages for"
         with translate(f"{doing} {self.what}"):
             got = self._settle_move(
-                keys=[self.epoch_key, self.queue, self.processing], args=[self.epoch, limit, *done]
+                keys=[self.epoch_key, self.queue, self.processing],
+                args=[self.epoch, limit, max(max_bytes, 0), *done],
             )
         if got == -1:
             raise stale(self.what, self.epoch)
