@@ -126,6 +126,18 @@ def test_a_message_stranded_in_processing_is_published(env):
     assert q.depth() == (0, 0)
 
 
+def test_large_stranded_messages_go_out_a_few_at_a_time_none_left_behind(env):
+    """Left in the processing list by an earlier run: more than twice what the connector holds
+    at once, so it publishes them in several portions (each scan takes what fits)."""
+    q, n = OutQueue(env["client"], env["cluster"], "amqp", "orders"), 40
+    pad = "x" * (HELD_BYTES // 16)
+    env["client"].lpush(q.processing, *[encode({"n": i, "pad": pad}) for i in range(n)])
+    _start(env)
+    seen: list = []
+    wait_for(lambda: _received(env, seen) == n, timeout=90, what=f"the {n} large stranded messages")
+    wait_for(lambda: q.depth() == (0, 0), timeout=30, what="the processing list emptied")
+
+
 def test_large_messages_are_held_a_few_at_a_time_and_all_arrive(env):
     """The connector holds about HELD_BYTES of messages at once (awaiting a confirm, or taken
     ahead of the window), not a window's worth of them whatever their size: 48 messages of
