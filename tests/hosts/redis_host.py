@@ -20,8 +20,8 @@ replica whose link to the master went down more than 10 x down-after-millisecond
 master did ("-failover-abort-no-good-slave"). A stopped replica whose link the master closed
 counted its link down from the isolation, so an isolation longer than 10 s (a loaded machine)
 made it unpromotable for good (one run said 63 s). Behind a silent cut the replica's link stays
-"up" to it (repl-timeout is raised so it stays so) until the dead master answers its next ACK
-with a reset, after the master is down.
+"up" to it (repl-timeout is raised so it stays so) until, after the master is down, the replica
+is told to drop it (CLIENT KILL TYPE master) just before the cut is lifted.
 """
 
 from __future__ import annotations
@@ -154,7 +154,12 @@ class RedisHost:
         self.procs[master].kill()
         self.procs[master].wait(10)
         self.killed = master
-        self._uncut()  # the replica's next ACK meets the dead master's reset: its link is down now
+        # The replica drops its end of the link while the cut still holds. The dead master's
+        # kernel keeps retransmitting what it sent behind the cut (the lost write); once the
+        # cut is lifted, that would reach a replica still reading the link (one run promoted a
+        # replica that had the write after all). A closed end answers it with a reset instead.
+        self.client(replica).client_kill_filter(_type="master")
+        self._uncut()
         self.isolated = None
 
         def promoted() -> bool:

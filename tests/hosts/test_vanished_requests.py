@@ -15,6 +15,7 @@ import requests
 
 from tests.hosts.lab import SERVER_PORT, wait_all_up
 from tests.support import wait_for
+from zato.lb.status import describe
 
 CLIENT_TIMEOUT = 12.0  # well under `timeout server` (30 s): a request left hanging fails here
 SLOW = 3  # seconds the service takes: the host vanishes while every request is in flight
@@ -28,6 +29,9 @@ def test_requests_in_flight_to_a_vanished_host_are_replayed_or_answered_504(lab)
              timeout=30, what="the slow channel on the servers")  # fmt: skip
     holder, _ = lab.wait_holder()
     victim = next(n for n in lab.names if n != holder)  # the lease is another test's matter
+    # Every server UP in the LB first: one still DOWN after an earlier test's fault gets no
+    # request, and the round robin below would not put a POST on the victim.
+    wait_for(lambda: lb_up(lab) == set(lab.names), timeout=30, what="every server UP in the load balancer")
     results: dict[int, tuple[str, int, dict]] = {}
 
     def call(i: int) -> None:
@@ -63,6 +67,10 @@ def test_requests_in_flight_to_a_vanished_host_are_replayed_or_answered_504(lab)
         assert body["zato_env"]["result"] == "ZATO_ERROR" and "lost" in body["zato_env"]["details"], body
     assert all(body["server"] != victim for _, status, body in posts if status == 200)
     wait_all_up(lab)
+
+
+def lb_up(lab) -> set[str]:
+    return {s["name"] for s in describe(lab.lb_dir)["servers"] if s["state"].startswith("UP")}
 
 
 def in_flight(lab, name: str) -> int:
