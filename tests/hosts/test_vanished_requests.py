@@ -14,8 +14,8 @@ import time
 import requests
 
 from tests.hosts.lab import SERVER_PORT, wait_all_up
+from tests.integration.test_sentinel import lb_up  # names UP in the LB of anything with an lb_dir
 from tests.support import wait_for
-from zato.lb.status import describe
 
 CLIENT_TIMEOUT = 12.0  # well under `timeout server` (30 s): a request left hanging fails here
 SLOW = 3  # seconds the service takes: the host vanishes while every request is in flight
@@ -67,10 +67,6 @@ def test_requests_in_flight_to_a_vanished_host_are_replayed_or_answered_504(lab)
         assert body["zato_env"]["result"] == "ZATO_ERROR" and "lost" in body["zato_env"]["details"], body
     assert all(body["server"] != victim for _, status, body in posts if status == 200)
     wait_all_up(lab)
-
-
-def lb_up(lab) -> set[str]:
-    return {s["name"] for s in describe(lab.lb_dir)["servers"] if s["state"].startswith("UP")}
 
 
 def in_flight(lab, name: str) -> int:

@@ -194,14 +194,14 @@ class Session:
             self._handed = []
             self._submit(self.queue.leftovers, self._scanned)
             return
-        room = HELD_BYTES - self.window.bytes - self._stock_bytes  # large messages: fewer held
-        want = 0 if stopping or room <= 0 else WINDOW + STOCK - len(self.window) - len(self._stock)
+        budget = HELD_BYTES - self.window.bytes - self._stock_bytes  # large messages: fewer held
+        want = 0 if stopping or budget <= 0 else WINDOW + STOCK - len(self.window) - len(self._stock)
         idle = not stopping and not len(self.window) and not self._stock
         if not self._confirmed and not (want > 0 and (idle or not self._drained)):
             return  # nothing to remove, and Redis had nothing more: the next confirm asks again
         self._handed, self._confirmed = self._confirmed, []
-        take = functools.partial(self._take, self._handed, max(want, 0), room, idle)
-        self._submit(take, functools.partial(self._taken, want, room))
+        take = functools.partial(self._take, self._handed, max(want, 0), budget, idle)
+        self._submit(take, functools.partial(self._taken, want, budget))
 
     def _submit(self, fn: Callable[[], object], then: Callable[[Future], None]) -> None:
         """Run fn in the Redis thread; then(call) runs in the loop once it ended."""
@@ -215,16 +215,19 @@ class Session:
         self._call = None
         then(call)
 
-    def _take(self, confirmed: list[str], want: int, room: int, idle: bool) -> list[str]:
+    def _take(self, confirmed: list[str], want: int, budget: int, idle: bool) -> list[str]:
         """In the Redis thread: remove `confirmed`, then take up to `want` messages, the last
-        one the one that fills `room` bytes; when idle and nothing waits, wait up to
+        one the one that fills `budget` bytes; when idle and nothing waits, wait up to
         TAKE_TIMEOUT for a message first."""
-        got = self.queue.settle_and_take(confirmed, want, room)
-        if not got and idle:
-            first = self.queue.take(TAKE_TIMEOUT)
-            more = want - 1 if first and len(first) < room else 0
-            got = [first, *(self.queue.take_many(more, room - len(first)) if more else [])] if first else []
-        return got
+        got = self.queue.settle_and_take(confirmed, want, budget)
+        if got or not idle:
+            return got
+        first = self.queue.take(TAKE_TIMEOUT)
+        if first is None:
+            return []
+        if want <= 1 or len(first) >= budget:
+            return [first]
+        return [first, *self.queue.take_many(want - 1, budget - len(first))]
 
     def _give_back(self, call: Future) -> None:
         """A failed call's confirmed messages may still be in the processing list (a stale
@@ -233,11 +236,11 @@ class Session:
         if error is not None and not isinstance(error, StaleEpoch):
             self._confirmed[:0] = self._handed
 
-    def _taken(self, want: int, room: int, call: Future) -> None:
+    def _taken(self, want: int, budget: int, call: Future) -> None:
         self._give_back(call)
         got = call.result()  # raises the call's error, for the guard
         size = sum(map(len, got))
-        self._drained = len(got) < want and size < room  # not drained: stopped by the size
+        self._drained = len(got) < want and size < budget  # not drained: stopped by the size
         self._stock.extend(got)
         self._stock_bytes += size
         self._pump(fresh=True)
