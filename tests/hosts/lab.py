@@ -32,6 +32,7 @@ from tests.hosts.net import Host, LabError, Net
 from tests.hosts.redis_host import MASTER_NAME, PORTS, SENTINEL_PORT, RedisHost
 from tests.support import AMQP_URL, PG_URL, Quickstart, cluster_name, wait_for, zato
 from zato.coord.lease import current_epoch, read_holder
+from zato.lb.haproxy import remove_stale_checks
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SERVER_PORT = 17010
@@ -370,6 +371,9 @@ class Lab:
             if proc.poll() is None:
                 proc.kill()
             proc.wait(10)
+        # The LB controller was SIGKILLed, maybe while checking a config: its private copy
+        # (stats password included) would wait for the next controller on this host.
+        remove_stale_checks()
         left = self.net.close()
         if not os.environ.get("ZATO_LAB_KEEP"):  # ZATO_LAB_KEEP=1: keep configs and logs to read
             shutil.rmtree(self.root, ignore_errors=True)
