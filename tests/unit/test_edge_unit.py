@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import os
+import ssl
 from dataclasses import replace
 
 import pytest
@@ -134,6 +135,47 @@ def test_certificate_check_names_what_is_wrong_in_one_line(tmp_path):
     assert tls.check_bundle(bundle) == cert
     with pytest.raises(ConfigError, match="cannot read the TLS certificate"):
         tls.check_bundle(str(tmp_path / "missing.pem"))
+
+
+def handshake(server: ssl.SSLContext, client: ssl.SSLContext, hostname: str) -> None:
+    """A real TLS handshake between two contexts, in memory (OpenSSL through MemoryBIO)."""
+    bios = [ssl.MemoryBIO() for _ in range(4)]
+    s = server.wrap_bio(bios[0], bios[1], server_side=True)
+    c = client.wrap_bio(bios[2], bios[3], server_hostname=hostname)
+    done = {s: False, c: False}
+    for _ in range(20):
+        for end in (c, s):
+            if not done[end]:
+                try:
+                    end.do_handshake()
+                    done[end] = True
+                except ssl.SSLWantReadError:
+                    pass
+        if bios[3].pending:
+            bios[0].write(bios[3].read())  # client -> server
+        if bios[1].pending:
+            bios[2].write(bios[1].read())  # server -> client
+        if all(done.values()):
+            return
+    raise AssertionError("the handshake did not finish")
+
+
+def test_quickstart_certificates_pass_strict_verification(tmp_path):
+    """Python 3.13's default client context verifies strictly (VERIFY_X509_STRICT). A CA and a
+    server certificate without key identifiers failed there with "Missing Authority Key
+    Identifier", so every 3.13 client of a `--tls` quickstart refused the LB."""
+    ca = tls.new_ca("unit CA")
+    cert, key = tls.issue(ca, "localhost", ["localhost", "127.0.0.1"])
+    ca_file, _ = tls.write_ca(str(tmp_path / "tls"), ca)
+    bundle = tls.write_bundle(str(tmp_path / "lb.pem"), cert, key, [ca.cert])
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(bundle)
+    client = ssl.create_default_context(cafile=ca_file)
+    client.verify_flags |= ssl.VERIFY_X509_STRICT
+    handshake(server, client, "localhost")
+    stranger = ssl.create_default_context(cafile=tls.write_ca(str(tmp_path / "other"), tls.new_ca("x"))[0])
+    with pytest.raises(ssl.SSLCertVerificationError):  # the check is real: another CA is refused
+        handshake(server, stranger, "localhost")
 
 
 def test_maxconn_is_lowered_to_what_the_open_files_limit_allows():
