@@ -19,8 +19,10 @@ from tests.support import REDIS_URL, cleanup_redis, cluster_name, free_port, fre
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SHIPPED = ("setup.py", "pyproject.toml", "zato", "etc")
-# Wheels of the project's dependencies, fetched once per setup.py through pip's ordinary index
-# (and its cache); later runs install from here without the index, in about half the time.
+# Wheels of the project's dependencies, fetched once per setup.py and Python version through
+# pip's ordinary index (and its cache); later runs install from here without the index, in
+# about half the time. (Wheels are built per Python version: gevent's for 3.12 do not install
+# on 3.13.)
 WHEELHOUSE = os.environ.get("ZATO_TEST_WHEELHOUSE", os.path.expanduser("~/.cache/zato-ha/wheelhouse"))
 
 
@@ -47,7 +49,8 @@ def venv(tmp_path_factory) -> str:
     run(sys.executable, "-m", "venv", env_dir)
     pip = os.path.join(env_dir, "bin", "pip")
     with open(os.path.join(ROOT, "setup.py"), "rb") as f:
-        wheels = os.path.join(WHEELHOUSE, hashlib.sha256(f.read()).hexdigest()[:16])
+        key = hashlib.sha256(f.read()).hexdigest()[:16]
+    wheels = os.path.join(WHEELHOUSE, f"{key}-{sys.implementation.cache_tag}")
     if not os.path.isdir(wheels):
         run(pip, "download", "--quiet", "--dest", wheels + ".part", str(src), "setuptools>=61", "wheel")
         os.replace(wheels + ".part", wheels)
