@@ -102,6 +102,13 @@ def wait_for(
     raise AssertionError(f"timed out after {timeout}s waiting for {what or pred}; last error: {last_exc!r}")
 
 
+def lb_up(cluster) -> set[str]:  # noqa: ANN001 - a Quickstart or a host lab: anything with lb_dir
+    """Names of the servers its load balancer reports UP."""
+    from zato.lb.status import describe
+
+    return {s["name"] for s in describe(cluster.lb_dir)["servers"] if s["state"].startswith("UP")}
+
+
 def process_table() -> list[tuple[int, int, bytes]]:
     """(pid, parent pid, raw cmdline) of every process readable in /proc right now."""
     rows = []

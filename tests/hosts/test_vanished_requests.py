@@ -14,8 +14,7 @@ import time
 import requests
 
 from tests.hosts.lab import SERVER_PORT, wait_all_up
-from tests.integration.test_sentinel import lb_up  # names UP in the LB of anything with an lb_dir
-from tests.support import wait_for
+from tests.support import lb_up, wait_for
 
 CLIENT_TIMEOUT = 12.0  # well under `timeout server` (30 s): a request left hanging fails here
 SLOW = 3  # seconds the service takes: the host vanishes while every request is in flight

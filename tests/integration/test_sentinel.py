@@ -11,13 +11,12 @@ import pytest
 import redis
 import requests
 
-from tests.support import free_port, wait_for, zato
+from tests.support import free_port, lb_up, wait_for, zato
 from zato.config.settings import load_server_settings
 from zato.coord.client import connect
 from zato.coord.lease import read_holder
 from zato.coord.membership import live_servers
 from zato.coord.signing import member_key
-from zato.lb.status import describe
 
 MASTER = "mymaster"
 
@@ -129,10 +128,6 @@ def test_quickstart_writes_sentinels(tmp_path):
     assert bad.returncode == 1 and "--sentinels" in bad.stderr and "Traceback" not in bad.stderr
     bad = zato("quickstart", "create", str(tmp_path / "bad2"), "--sentinels", "127.0.0.1:1", check=False)
     assert bad.returncode == 1 and "--sentinel-master" in bad.stderr
-
-
-def lb_up(qs) -> set[str]:
-    return {s["name"] for s in describe(qs.lb_dir)["servers"] if s["state"].startswith("UP")}
 
 
 def test_cluster_follows_the_master_sentinel_promotes(quickstart, redis_group):
