@@ -3,10 +3,15 @@ this in front of it to talk TLS to a real broker. Test-only; never used by zato/
 
 from __future__ import annotations
 
+import contextlib
+import os
 import socket
 import ssl
+from collections.abc import Iterator
 
 from tests.conn_support import TCPProxy
+from tests.support import free_port
+from zato.common import tls
 
 
 class TLSProxy(TCPProxy):
@@ -20,3 +25,24 @@ class TLSProxy(TCPProxy):
     def wrap(self, client: socket.socket) -> socket.socket:
         client.settimeout(10)
         return self.context.wrap_socket(client, server_side=True)
+
+
+@contextlib.contextmanager
+def tls_broker(folder: str, target: tuple[str, int] = ("127.0.0.1", 5672)) -> Iterator[tuple[int, str]]:
+    """The local RabbitMQ behind TLS: yields (port, CA file) of a TLSProxy whose certificate
+    for localhost comes from a new private CA in `folder`; the proxy stops on exit."""
+    ca = tls.new_ca("test broker CA")
+    ca_file, _ = tls.write_ca(os.path.join(folder, "ca"), ca)
+    cert, key = tls.issue(ca, "localhost", ["localhost"])
+    cert_file, key_file = os.path.join(folder, "b.crt"), os.path.join(folder, "b.key")
+    with open(cert_file, "wb") as f:
+        f.write(tls.cert_pem(cert))
+    with open(key_file, "wb") as f:
+        f.write(tls.key_pem(key))
+    port = free_port()
+    proxy = TLSProxy(port, target, cert_file, key_file)
+    proxy.start()
+    try:
+        yield port, ca_file
+    finally:
+        proxy.stop()

@@ -117,20 +117,12 @@ def test_postgresql_sslmode_from_the_url_reaches_the_driver(tmp_path):
 def test_amqp_definition_tls_flag_talks_tls_to_the_broker(tmp_path):
     import pika
 
-    from tests.tls_proxy import TLSProxy
+    from tests.tls_proxy import tls_broker
     from zato.connector.amqp_common import parameters
 
-    ca = tls.new_ca("test broker CA")
-    ca_file, _ = tls.write_ca(str(tmp_path / "ca"), ca)
-    cert, key = tls.issue(ca, "localhost", ["localhost"])
-    (tmp_path / "b.crt").write_bytes(tls.cert_pem(cert))
-    (tmp_path / "b.key").write_bytes(tls.key_pem(key))
-    port = free_port()
-    proxy = TLSProxy(port, ("127.0.0.1", 5672), str(tmp_path / "b.crt"), str(tmp_path / "b.key"))
-    proxy.start()
-    amqp = {"host": "localhost", "port": port, "vhost": "/", "username": "guest", "password": "guest",
-            "heartbeat": 30, "use_tls": True}  # fmt: skip
-    try:
+    with tls_broker(str(tmp_path)) as (port, ca_file):
+        amqp = {"host": "localhost", "port": port, "vhost": "/", "username": "guest", "password": "guest",
+                "heartbeat": 30, "use_tls": True}  # fmt: skip
         conn = pika.BlockingConnection(parameters(amqp, ca_file))
         try:
             channel = conn.channel()
@@ -146,5 +138,3 @@ def test_amqp_definition_tls_flag_talks_tls_to_the_broker(tmp_path):
         plain = {**amqp, "use_tls": False}
         with pytest.raises(pika.exceptions.AMQPConnectionError):  # the proxy speaks TLS only
             pika.BlockingConnection(parameters(plain))
-    finally:
-        proxy.stop()
