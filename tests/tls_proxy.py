@@ -15,9 +15,10 @@ from zato.common import tls
 
 
 class TLSProxy(TCPProxy):
-    """Accept TLS on 127.0.0.1:`port` with `cert_file`/`key_file`, forward plain to `target`."""
+    """Accept TLS on 127.0.0.1:`port` with `cert_file`/`key_file` (None: the key is in
+    `cert_file`), forward plain to `target`."""
 
-    def __init__(self, port: int, target: tuple[str, int], cert_file: str, key_file: str):
+    def __init__(self, port: int, target: tuple[str, int], cert_file: str, key_file: str | None = None):
         super().__init__(port, target)
         self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self.context.load_cert_chain(cert_file, key_file)
@@ -34,13 +35,9 @@ def tls_broker(folder: str, target: tuple[str, int] = ("127.0.0.1", 5672)) -> It
     ca = tls.new_ca("test broker CA")
     ca_file, _ = tls.write_ca(os.path.join(folder, "ca"), ca)
     cert, key = tls.issue(ca, "localhost", ["localhost"])
-    cert_file, key_file = os.path.join(folder, "b.crt"), os.path.join(folder, "b.key")
-    with open(cert_file, "wb") as f:
-        f.write(tls.cert_pem(cert))
-    with open(key_file, "wb") as f:
-        f.write(tls.key_pem(key))
+    bundle = tls.write_bundle(os.path.join(folder, "broker.pem"), cert, key, [])
     port = free_port()
-    proxy = TLSProxy(port, target, cert_file, key_file)
+    proxy = TLSProxy(port, target, bundle)
     proxy.start()
     try:
         yield port, ca_file

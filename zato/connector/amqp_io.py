@@ -58,12 +58,12 @@ class Coalescing(nbio_interface.AbstractStreamTransport):
         size = 0
         for data in held:
             if chunk and size + len(data) > CHUNK:
-                self._transport.write(b"".join(chunk))
+                self._transport.write(b"".join(chunk))  # one item: the same bytes object, not a copy
                 chunk, size = [], 0
             chunk.append(data)
             size += len(data)
         if chunk:
-            self._transport.write(chunk[0] if len(chunk) == 1 else b"".join(chunk))
+            self._transport.write(b"".join(chunk))
 
     def abort(self) -> None:
         """As pika's transports do: what is not sent yet is dropped."""
