@@ -47,7 +47,7 @@ import pika.exceptions
 import pika.spec
 
 from zato.common.errors import EXIT_OK, ConnectorError, CoordError
-from zato.connector import amqp_common, amqp_io
+from zato.connector import amqp_common
 from zato.connector.amqp_common import AMQP_ERRORS, RECONNECT, error_text
 from zato.connector.base import Context
 from zato.connector.confirm_window import ConfirmWindow, Publish
@@ -99,7 +99,6 @@ class Session:
             on_open_callback=self._guard(self._on_open),
             on_open_error_callback=self._on_open_error,
             on_close_callback=self._on_close,
-            custom_ioloop=amqp_io.io_services(),  # one write per turn of the loop, not one per frame
         )
         try:
             self.conn.ioloop.start()
