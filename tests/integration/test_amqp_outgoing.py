@@ -13,6 +13,7 @@ import redis
 
 from tests.conn_support import (
     Rabbit,
+    TCPProxy,
     log_text,
     make_server_dir,
     set_epoch,
@@ -20,7 +21,7 @@ from tests.conn_support import (
     stop_process,
     wait_exit,
 )
-from tests.support import REDIS_URL, cleanup_redis, cluster_name, wait_for
+from tests.support import REDIS_URL, cleanup_redis, cluster_name, free_port, wait_for
 from zato.common.errors import ConnectorError
 from zato.config.settings import load_server_settings
 from zato.connector.amqp_outgoing import HELD_BYTES, WINDOW
@@ -206,3 +207,48 @@ def test_messages_the_broker_refuses_are_parked_the_accepted_one_is_not(env):
     assert parked == {1, 2}  # the queue kept the first
     assert OutQueue(env["client"], env["cluster"], "amqp", "orders").depth() == (0, 0)
     assert "basic.nack" in log_text(env["dir"])
+
+
+def test_the_broker_going_away_mid_stream_loses_nothing(env):
+    """The broker (a TCP proxy in front of the shared RabbitMQ) is cut while the connector is
+    publishing: it says the connection was lost and reconnects with back-off; what it had not
+    published, and what is sent meanwhile, waits in Redis; every message arrives once the
+    broker is back (at least once), and Redis is left empty."""
+    proxy = TCPProxy(free_port())
+    proxy.start()
+    connectors.create(env["odb"], env["cluster"], "amqp-def", {"name": "viaproxy", "port": str(proxy.port)})
+    connectors.create(
+        env["odb"],
+        env["cluster"],
+        "amqp-outgoing",
+        {"name": "cut", "def": "viaproxy", "routing_key": env["queue"]},
+    )
+    q = OutQueue(env["client"], env["cluster"], "amqp", "cut")
+    for i in range(5000):  # waiting before the connector starts: the cut comes mid-stream
+        env["out"].amqp.send({"n": i}, "cut")
+    env["procs"].append(start_connector(env["dir"], "amqp-outgoing", "cut"))
+    seen: list = []
+    try:
+        wait_for(lambda: env["rabbit"].count(env["queue"]) > 0, timeout=60, what="the first messages")
+        proxy.stop()
+        wait_for(lambda: "connection lost" in log_text(env["dir"]), timeout=30, what="the loss in the log")
+        wait_for(
+            lambda: connector_stats.read(env["client"], env["cluster"], ["amqp-outgoing:cut"])
+            .get("amqp-outgoing:cut", {})
+            .get("state")
+            == "reconnecting",
+            what="state reconnecting",
+        )
+        left = sum(q.depth())
+        for i in range(5000, 5100):  # sent while the broker is away
+            env["out"].amqp.send({"n": i}, "cut")
+        proxy.start()
+        wait_for(lambda: _received(env, seen) == 5100, timeout=90, what="all 5100 messages")
+    finally:
+        proxy.stop()
+    ids = [json.loads(body)["n"] for _, body in seen]
+    print(f"cut with {left} message(s) in Redis; received {len(ids)}, {len(ids) - len(set(ids))} duplicates")
+    assert left > 0  # the cut came before the connector had published and settled everything
+    assert set(ids) == set(range(5100))
+    wait_for(lambda: q.depth() == (0, 0), timeout=30, what="the queue and the processing list emptied")
+    assert "channel closed" not in log_text(env["dir"])  # a lost connection is called that

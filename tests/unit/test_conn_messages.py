@@ -11,6 +11,7 @@ import pytest
 
 from zato.common.errors import ConnectorError
 from zato.connector.amqp_channel import deliveries_of, parking_queue
+from zato.connector.amqp_common import error_text
 from zato.connector.base import RetryPolicy
 from zato.connector.zmq_address import endpoint
 from zato.connector.zmq_channel import payload
@@ -38,6 +39,16 @@ def test_outgoing_message_defaults_and_errors():
         decode("not json")
     with pytest.raises(ConnectorError, match="malformed outgoing message"):
         decode(json.dumps({"id": "x"}))
+
+
+def test_amqp_error_text_names_the_type_once():
+    refused = pika.exceptions.AMQPConnectionError("AMQPConnectionError: (connection refused)")
+    assert error_text(refused) == "AMQPConnectionError: (connection refused)"
+    assert error_text(pika.exceptions.StreamLostError("Transport indicated EOF")) == (
+        "StreamLostError: Transport indicated EOF"
+    )
+    assert error_text(ValueError()) == "ValueError()"  # no text: its repr
+    assert len(error_text(OSError("x" * 1000))) == 300
 
 
 def test_retry_policy_grows_to_its_ceiling():

@@ -57,8 +57,10 @@ def describe(amqp: dict) -> str:
 
 
 def error_text(e: BaseException) -> str:
-    text = str(e) or repr(e)
-    return f"{type(e).__name__}: {text}"[:300]
+    """The error's type and text, the type once (pika's connection errors start their text
+    with it), at most 300 characters."""
+    text, name = str(e) or repr(e), type(e).__name__
+    return (text if text.startswith(name) else f"{name}: {text}")[:300]
 
 
 def connect(ctx: Context, amqp: dict, policy: RetryPolicy = RECONNECT) -> pika.BlockingConnection | None:

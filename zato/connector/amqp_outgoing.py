@@ -160,9 +160,15 @@ class Session:
 
     def _on_channel(self, ch: pika.channel.Channel) -> None:
         self.ch = ch
-        ch.add_on_close_callback(lambda _ch, e: self._fail(f"channel closed: {error_text(e)}"))
+        ch.add_on_close_callback(self._on_channel_closed)
         ch.add_on_return_callback(self._guard(self._on_return))
         ch.confirm_delivery(self._guard(self._on_confirm), callback=self._guard(self._on_confirm_mode))
+
+    def _on_channel_closed(self, _ch: pika.channel.Channel, e: BaseException) -> None:
+        """The channel alone closed (by the broker: pika.exceptions.ChannelClosed), or with the
+        connection, whose error pika hands to every channel first."""
+        alone = isinstance(e, pika.exceptions.ChannelClosed)
+        self._fail(f"{'channel closed' if alone else 'connection lost'}: {error_text(e)}")
 
     def _on_confirm_mode(self, _frame: object) -> None:
         self.opened = True
