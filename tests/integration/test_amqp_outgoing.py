@@ -193,6 +193,23 @@ def test_an_unroutable_message_is_parked_in_redis_not_dropped(env):
     assert f"routing key {nowhere!r}" in stats["last_error"]
 
 
+def test_a_stored_message_that_is_not_ours_is_parked_the_others_go_out(env):
+    """Something other than our JSON in the connection's Redis queue (written by hand, or
+    damaged) is parked with the reason; the messages around it are published."""
+    q = OutQueue(env["client"], env["cluster"], "amqp", "orders")
+    env["out"].amqp.send({"n": 0}, "orders")
+    env["client"].lpush(q.queue, "{not json", '{"no": "body"}')
+    env["out"].amqp.send({"n": 1}, "orders")
+    _start(env)
+    seen: list = []
+    wait_for(lambda: _received(env, seen) == 2, timeout=60, what="the two good messages in RabbitMQ")
+    parked_key = Keys(env["cluster"]).out_parked("amqp", "orders")
+    wait_for(lambda: env["client"].llen(parked_key) == 2, timeout=30, what="the two bad ones parked")
+    assert set(env["client"].lrange(parked_key, 0, -1)) == {"{not json", '{"no": "body"}'}
+    wait_for(lambda: q.depth() == (0, 0), timeout=30, what="the queue and the processing list emptied")
+    assert "malformed outgoing message" in log_text(env["dir"])
+
+
 def test_messages_the_broker_refuses_are_parked_the_accepted_one_is_not(env):
     full = env["rabbit"].queue(
         f"zt-full-{uuid.uuid4().hex[:8]}", arguments={"x-max-length": 1, "x-overflow": "reject-publish"}
