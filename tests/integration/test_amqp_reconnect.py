@@ -107,3 +107,40 @@ def test_password_never_shows_in_log_status_or_listing(env):
         " ".join(env["procs"][0].args),
     ):
         assert "pw-never-shown-42" not in text
+
+
+def test_invocations_in_flight_when_the_broker_goes_are_delivered_again(env):
+    """The broker goes away while 4 invocations run (prefetch 8): their acks cannot reach it,
+    so it requeues those 4 with the 4 not started; once it is back every message reaches the
+    service (at least once) and the queue is left empty."""
+    queue = env["rabbit"].queue(f"zt-rcf-{uuid.uuid4().hex[:8]}")
+    connectors.create(
+        env["odb"], env["cluster"], "amqp-def", {"name": "viaproxy", "port": str(env["proxy"].port)}
+    )
+    connectors.create(
+        env["odb"],
+        env["cluster"],
+        "amqp-channel",
+        {"name": "fl", "def": "viaproxy", "queue": queue, "service": "demo.fl", "prefetch": "8",
+         "max_in_flight": "4"},
+    )  # fmt: skip
+    env["fake"].held.add("demo.fl")
+    env["proxy"].start()
+    for i in range(8):
+        env["rabbit"].publish(queue, json.dumps({"n": i}))
+    env["procs"].append(start_connector(env["dir"], "amqp-channel", "fl"))
+    wait_for(lambda: env["fake"].active == 4, timeout=60, what="4 invocations in flight")
+    env["proxy"].stop()
+    wait_for(lambda: "connection lost" in log_text(env["dir"]), timeout=30, what="connection lost in the log")
+    env["fake"].held.clear()
+    env["fake"].release.set()  # the 4 finish at the service; their acks have nowhere to go
+    env["proxy"].start()
+
+    def ns() -> list:
+        return [json.loads(b)["n"] for b in env["fake"].bodies("demo.fl")]
+
+    wait_for(lambda: set(ns()) == set(range(8)), timeout=60, what="all 8 messages at the service")
+    wait_for(lambda: env["rabbit"].count(queue) == 0, timeout=30, what="the queue empty")
+    wait_for(lambda: _stats(env, "fl").get("state") == "running", what="state running")
+    print(f"8 messages, 4 in flight at the cut: {len(ns()) - 8} ran twice")
+    assert env["fake"].peak == 4  # never more than max_in_flight at once
