@@ -56,8 +56,10 @@ def _ns(env) -> set:
     return {json.loads(b)["n"] for b in env["fake"].bodies("demo.rc")}
 
 
-def test_channel_reconnects_when_the_broker_comes_and_goes(env):
-    queue = env["rabbit"].queue(f"zt-rc-{uuid.uuid4().hex[:8]}")
+def _channel_via_proxy(env, name: str, **fields: str) -> str:
+    """A fresh queue and a channel `name` on it (service demo.NAME) reaching RabbitMQ through
+    the test's proxy; returns the queue."""
+    queue = env["rabbit"].queue(f"zt-{name}-{uuid.uuid4().hex[:8]}")
     connectors.create(
         env["odb"], env["cluster"], "amqp-def", {"name": "viaproxy", "port": str(env["proxy"].port)}
     )
@@ -65,8 +67,13 @@ def test_channel_reconnects_when_the_broker_comes_and_goes(env):
         env["odb"],
         env["cluster"],
         "amqp-channel",
-        {"name": "rc", "def": "viaproxy", "queue": queue, "service": "demo.rc"},
+        {"name": name, "def": "viaproxy", "queue": queue, "service": f"demo.{name}", **fields},
     )
+    return queue
+
+
+def test_channel_reconnects_when_the_broker_comes_and_goes(env):
+    queue = _channel_via_proxy(env, "rc")
     env["procs"].append(start_connector(env["dir"], "amqp-channel", "rc"))
     wait_for(lambda: "cannot connect to AMQP broker" in log_text(env["dir"]), timeout=30, what="a log line")
     wait_for(lambda: _stats(env, "rc").get("state") == "reconnecting", what="state reconnecting")
@@ -113,17 +120,7 @@ def test_invocations_in_flight_when_the_broker_goes_are_delivered_again(env):
     """The broker goes away while 4 invocations run (prefetch 8): their acks cannot reach it,
     so it requeues those 4 with the 4 not started; once it is back every message reaches the
     service (at least once) and the queue is left empty."""
-    queue = env["rabbit"].queue(f"zt-rcf-{uuid.uuid4().hex[:8]}")
-    connectors.create(
-        env["odb"], env["cluster"], "amqp-def", {"name": "viaproxy", "port": str(env["proxy"].port)}
-    )
-    connectors.create(
-        env["odb"],
-        env["cluster"],
-        "amqp-channel",
-        {"name": "fl", "def": "viaproxy", "queue": queue, "service": "demo.fl", "prefetch": "8",
-         "max_in_flight": "4"},
-    )  # fmt: skip
+    queue = _channel_via_proxy(env, "fl", prefetch="8", max_in_flight="4")
     env["fake"].held.add("demo.fl")
     env["proxy"].start()
     for i in range(8):
