@@ -15,7 +15,7 @@ import pytest
 import redis
 import zmq
 
-from tests.conn_support import FakeServer, make_server_dir, set_epoch, start_connector, stop_process
+from tests.conn_support import FakeServer, log_text, make_server_dir, set_epoch, start_connector, stop_process
 from tests.support import REDIS_URL, cleanup_redis, cluster_name, free_port, wait_for
 from zato.common.errors import ConnectorError
 from zato.common.pidfile import pid_alive
@@ -79,6 +79,31 @@ def test_pull_channel_runs_invocations_concurrently_up_to_its_bound(env):
     wait_for(lambda: len(env["fake"].bodies("demo.slow")) == 8, timeout=60, what="8 ZeroMQ messages")
     assert env["fake"].peak == 3
     assert sorted(json.loads(b)["n"] for b in env["fake"].bodies("demo.slow")) == list(range(8))
+    push.close(linger=0)
+
+
+def test_a_message_over_the_body_limit_is_refused_at_the_socket(env):
+    """A frame longer than the servers' [limits] max_body (no server would take it) is refused
+    by ZeroMQ from its announced length and never reaches the service; the sender reconnects,
+    and what it sends next arrives."""
+    with open(os.path.join(env["dir"], "config", "server.conf"), "a") as f:
+        f.write("\n[limits]\nmax_body = 1000\n")
+    port = free_port()
+    _channel(env, "cap", address=f"tcp://127.0.0.1:{port}", service="demo.cap", data_format="text")
+    push = env["zctx"].socket(zmq.PUSH)
+    push.connect(f"tcp://127.0.0.1:{port}")
+    push.send(b"fits")
+    wait_for(lambda: env["fake"].bodies("demo.cap") == [b"fits"], timeout=60, what="the first message")
+    push.send(b"x" * 1001)
+
+    def next_arrives() -> bool:  # sent until one arrives: what was on the cut connection is gone
+        push.send(b"after")
+        time.sleep(0.1)
+        return b"after" in env["fake"].bodies("demo.cap")
+
+    wait_for(next_arrives, timeout=60, what="a message after the refused one")
+    assert set(env["fake"].bodies("demo.cap")) == {b"fits", b"after"}
+    assert "messages up to 1000 bytes" in log_text(env["dir"])
     push.close(linger=0)
 
 

@@ -9,6 +9,9 @@ channel is connected, a PUSH producer's send waits, up to its send timeout).
 A SUB socket subscribes to sub_prefix; a single-frame message has the prefix stripped, a
 multi-frame one gives its last frame.
 ZeroMQ has no acknowledgements: a failed invocation is retried a few times, then logged.
+A frame longer than the servers' [limits] max_body, which no server would take, is refused
+by libzmq from its announced length (ZMQ_MAXMSGSIZE) before it is read into memory, and its
+sender is disconnected (a connecting sender reconnects by itself).
 Up to max_in_flight invocations (default 16) run at once in a thread pool; while all are
 busy no message is read, so ZeroMQ's own queue (high-water mark) holds the senders back.
 """
@@ -57,6 +60,8 @@ class ZMQChannelConnector:
         zctx = zmq.Context()
         sock = zctx.socket(zmq.PULL if self.d["socket_type"] == "PULL" else zmq.SUB)
         sock.setsockopt(zmq.LINGER, 0)
+        max_size = self.ctx.settings.limits.max_body
+        sock.setsockopt(zmq.MAXMSGSIZE, max_size)
         if self.d["socket_type"] == "SUB":
             sock.setsockopt(zmq.SUBSCRIBE, self.prefix)
         for address, bind in endpoints(self.d["address"]):
@@ -69,12 +74,13 @@ class ZMQChannelConnector:
                 zctx.destroy(linger=0)
                 return EXIT_DEPENDENCY
             logger.info(
-                "%s: %s %s %s, service %r",
+                "%s: %s %s %s, service %r, messages up to %d bytes ([limits] max_body)",
                 self.ctx.label,
                 self.d["socket_type"],
                 "bound to" if bind else "connected to",
                 address,
                 self.d["service"],
+                max_size,
             )
         self.ctx.stats.state("running")
         poller = zmq.Poller()
