@@ -44,6 +44,7 @@ check-protocol: deps
 # ruff (pyproject.toml: annotations, blind except, simplify, security rules on) and mypy over zato/.
 lint: deps
 	$(VENV)/bin/ruff check zato tests bench
+	$(VENV)/bin/ruff format --check zato tests bench
 	$(VENV)/bin/mypy zato
 
 bench: deps

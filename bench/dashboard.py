@@ -98,9 +98,26 @@ def main() -> int:
     cluster = cluster_name("bd")
     base = tempfile.mkdtemp(prefix="zato-bench-dash-")
     qs, port = os.path.join(base, "qs"), free_port()
-    subprocess.run(ZATO + ["quickstart", "create", qs, "--cluster", cluster, "--servers", "1",
-                           "--base-port", str(free_port_block(1)), "--lb-port", str(free_port()),
-                           "--dashboard-port", str(port)], check=True, capture_output=True)
+    subprocess.run(
+        ZATO
+        + [
+            "quickstart",
+            "create",
+            qs,
+            "--cluster",
+            cluster,
+            "--servers",
+            "1",
+            "--base-port",
+            str(free_port_block(1)),
+            "--lb-port",
+            str(free_port()),
+            "--dashboard-port",
+            str(port),
+        ],
+        check=True,
+        capture_output=True,
+    )
     subprocess.run(ZATO + ["start", os.path.join(qs, "dashboard")], check=True, capture_output=True)
     client = connect(RedisSettings(REDIS_URL))
     key = member_key(load_server_settings(os.path.join(qs, "server1")).cluster_secret, cluster)
@@ -128,8 +145,10 @@ def main() -> int:
         for side, values in sides.items():
             values.sort()
             p90 = values[int(len(values) * 0.9) - 1]
-            print(f"{side:9} changes={len(values)} p50={statistics.median(values):.0f} ms "
-                  f"p90={p90:.0f} ms max={values[-1]:.0f} ms")
+            print(
+                f"{side:9} changes={len(values)} p50={statistics.median(values):.0f} ms "
+                f"p90={p90:.0f} ms max={values[-1]:.0f} ms"
+            )
         print("uptime:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
     finally:
         subprocess.run(ZATO + ["stop", os.path.join(qs, "dashboard")], capture_output=True)

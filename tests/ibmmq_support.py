@@ -155,8 +155,17 @@ class RealQM:
                     if e.reason == 2033:
                         return out
                     raise
-                out.append((body, {"BackoutCount": md.BackoutCount, "MsgId": md.MsgId.hex(),
-                                   "CorrelId": md.CorrelId.hex(), "Persistence": md.Persistence}))
+                out.append(
+                    (
+                        body,
+                        {
+                            "BackoutCount": md.BackoutCount,
+                            "MsgId": md.MsgId.hex(),
+                            "CorrelId": md.CorrelId.hex(),
+                            "Persistence": md.Persistence,
+                        },
+                    )
+                )
         finally:
             qm.disconnect()
 

@@ -157,8 +157,17 @@ class Quickstart:
     "lb:haproxy" goes into lb.conf as [haproxy]. close() stops every process by its pid.
     """
 
-    def __init__(self, tmp_path, servers: int = 2, odb: str | None = None, cluster: str | None = None,
-                 workers: int = 1, extra_conf: dict | None = None, lb: bool = True, tls: bool = False):
+    def __init__(
+        self,
+        tmp_path,
+        servers: int = 2,
+        odb: str | None = None,
+        cluster: str | None = None,
+        workers: int = 1,
+        extra_conf: dict | None = None,
+        lb: bool = True,
+        tls: bool = False,
+    ):
         self.cluster = cluster or cluster_name("qs")
         self.path = os.path.join(str(tmp_path), f"qs-{self.cluster}")
         self.servers, self.odb, self.workers, self.lb = servers, odb, workers, lb
@@ -213,10 +222,23 @@ class Quickstart:
         self.base_port = free_port_block(self.servers)
         self.lb_port = free_port()
         self.dashboard_port = free_port()
-        args = ["quickstart", "create", self.path, "--servers", str(self.servers), "--cluster", self.cluster,
-                "--base-port", str(self.base_port), "--lb-port", str(self.lb_port),
-                "--dashboard-port", str(self.dashboard_port),
-                "--workers", str(self.workers)]
+        args = [
+            "quickstart",
+            "create",
+            self.path,
+            "--servers",
+            str(self.servers),
+            "--cluster",
+            self.cluster,
+            "--base-port",
+            str(self.base_port),
+            "--lb-port",
+            str(self.lb_port),
+            "--dashboard-port",
+            str(self.dashboard_port),
+            "--workers",
+            str(self.workers),
+        ]
         if self.odb:
             args += ["--odb", self.odb]
         if self.tls:
@@ -259,8 +281,12 @@ class Quickstart:
 
     @staticmethod
     def _start_cli(path: str) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-m", "zato", "start", path],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        return subprocess.Popen(
+            [sys.executable, "-m", "zato", "start", path],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
 
     @staticmethod
     def _wait_started(procs: list, timeout: float) -> None:
@@ -308,7 +334,6 @@ class Quickstart:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
         cleanup_redis(self.cluster)
-
 
 
 def signed_headers(secret: str, epoch: int, service: str, body: bytes, cid: str | None = None) -> dict:

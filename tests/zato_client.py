@@ -28,16 +28,26 @@ def _module(name: str, **attrs: object) -> types.ModuleType:
 
 
 def _stand_ins() -> dict[str, types.ModuleType]:
-    xml_names = ("soap_data_path", "soap_data_xpath", "soap_fault_xpath", "zato_data_path",
-                 "zato_data_xpath", "zato_details_xpath", "zato_result_xpath")
+    xml_names = (
+        "soap_data_path",
+        "soap_data_xpath",
+        "soap_fault_xpath",
+        "zato_data_path",
+        "zato_data_xpath",
+        "zato_details_xpath",
+        "zato_result_xpath",
+    )
     return {
         "bunch": _module("bunch", bunchify=lambda value: value),
         "lxml": _module("lxml", objectify=None),
         "lxml.objectify": _module("lxml.objectify"),
         "six": _module("six", PY3=True),
         "zato.common.api": _module(
-            "zato.common.api", BROKER=types.SimpleNamespace(DEFAULT_EXPIRATION=15),
-            ZATO_NOT_GIVEN=object(), ZATO_OK="ZATO_OK"),
+            "zato.common.api",
+            BROKER=types.SimpleNamespace(DEFAULT_EXPIRATION=15),
+            ZATO_NOT_GIVEN=object(),
+            ZATO_OK="ZATO_OK",
+        ),
         "zato.common.xml_": _module("zato.common.xml_", **dict.fromkeys(xml_names)),
         "zato.common.log_message": _module("zato.common.log_message", CID_LENGTH=28),
         "zato.common.odb": _module("zato.common.odb"),

@@ -21,7 +21,7 @@ from tests.support import wait_for, zato
 
 TOTAL = 2000
 
-SEND_SERVICE = '''
+SEND_SERVICE = """
 
 class SendIBMMQ(Service):
     name = "conn.send-ibmmq"
@@ -29,7 +29,7 @@ class SendIBMMQ(Service):
     def handle(self):
         for item in self.request.payload["items"]:
             self.out.ibm_mq.send(item, "out")
-'''
+"""
 
 
 def create_connections(qs, qm) -> None:  # noqa: ANN001

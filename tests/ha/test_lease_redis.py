@@ -59,8 +59,10 @@ def test_redis_restart_leaves_exactly_one_holder_with_a_higher_epoch(own_redis, 
     client = redis.Redis.from_url(own_redis.url, decode_responses=True)
     key = member_key(qs.settings("server1").cluster_secret, qs.cluster)
     wait_for(
-        lambda: all(m.seen_epoch >= epoch for m in membership.live_servers(client, qs.cluster, key))
-        and len(membership.live_servers(client, qs.cluster, key)) == 2,
+        lambda: (
+            all(m.seen_epoch >= epoch for m in membership.live_servers(client, qs.cluster, key))
+            and len(membership.live_servers(client, qs.cluster, key)) == 2
+        ),
         what="both servers to have seen the epoch",
     )
     client.close()

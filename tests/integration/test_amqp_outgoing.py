@@ -250,10 +250,12 @@ def test_the_broker_going_away_mid_stream_loses_nothing(env):
         proxy.stop()
         wait_for(lambda: "connection lost" in log_text(env["dir"]), timeout=30, what="the loss in the log")
         wait_for(
-            lambda: connector_stats.read(env["client"], env["cluster"], ["amqp-outgoing:cut"])
-            .get("amqp-outgoing:cut", {})
-            .get("state")
-            == "reconnecting",
+            lambda: (
+                connector_stats.read(env["client"], env["cluster"], ["amqp-outgoing:cut"])
+                .get("amqp-outgoing:cut", {})
+                .get("state")
+                == "reconnecting"
+            ),
             what="state reconnecting",
         )
         left = sum(q.depth())

@@ -33,9 +33,18 @@ def browser():
     profile = tempfile.mkdtemp(prefix="zato-chromium-")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--window-size=1280,1000"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={profile}",
+        "--window-size=1280,1000",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
     driver.implicitly_wait(0)
@@ -97,8 +106,11 @@ def test_dashboard_live_takeover_login_and_csrf(quickstart, browser):
         servers = rows(browser, "servers")
         return [s.split()[:2] for s in servers] == [["server1", "live"], ["server2", "live"]]
 
-    wait_for(lambda: both_live() and text(browser, "#lease-holder") not in ("-", "nobody"), 30,
-             what="both servers live and the holder on the page")
+    wait_for(
+        lambda: both_live() and text(browser, "#lease-holder") not in ("-", "nobody"),
+        30,
+        what="both servers live and the holder on the page",
+    )
     holder = text(browser, "#lease-holder")
     assert holder in ("server1", "server2")
     other = "server2" if holder == "server1" else "server1"
@@ -162,10 +174,36 @@ def test_actions_drain_ready_restart_and_resend(quickstart):
 
     qs = quickstart(servers=1)
     qs.start("server1", "load-balancer", "dashboard")
-    zato("conn", "create", "amqp-def", qs.path, "--name", "local", "--host", "127.0.0.1", "--port", "5672",
-         "--username", "guest", "--password", "guest")
-    zato("conn", "create", "amqp-outgoing", qs.path, "--name", "out1", "--def", "local",
-         "--exchange", "amq.topic", "--routing-key", "nobody.listens")
+    zato(
+        "conn",
+        "create",
+        "amqp-def",
+        qs.path,
+        "--name",
+        "local",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "5672",
+        "--username",
+        "guest",
+        "--password",
+        "guest",
+    )
+    zato(
+        "conn",
+        "create",
+        "amqp-outgoing",
+        qs.path,
+        "--name",
+        "out1",
+        "--def",
+        "local",
+        "--exchange",
+        "amq.topic",
+        "--routing-key",
+        "nobody.listens",
+    )
     op = Operator(f"http://127.0.0.1:{qs.dashboard_port}/", *qs.admin_auth)
 
     assert "drain" in op.act("api/servers/server1/drain")["result"]
@@ -187,9 +225,13 @@ def test_actions_drain_ready_restart_and_resend(quickstart):
     running = 'connector="amqp-outgoing:out1",kind="amqp-outgoing",state="RUNNING"'
     # The restarted connector is RUNNING once its startsecs passed: the new pid shows earlier.
     metrics = wait_for(
-        lambda: (m := requests.get(qs.server_url("server1") + "/metrics", timeout=10).text)
-        and f"zato_connector_state{{{running}}} 1.0" in m and m,
-        30, what="/metrics showing the restarted connector RUNNING",
+        lambda: (
+            (m := requests.get(qs.server_url("server1") + "/metrics", timeout=10).text)
+            and f"zato_connector_state{{{running}}} 1.0" in m
+            and m
+        ),
+        30,
+        what="/metrics showing the restarted connector RUNNING",
     )
     assert 'zato_outgoing_queue_depth{connection="out1",kind="amqp",list="parked"} 1.0' in metrics
     assert op.act("api/outgoing/amqp/out1/resend")["result"].endswith("1 parked message(s) queued again")
@@ -198,14 +240,20 @@ def test_actions_drain_ready_restart_and_resend(quickstart):
     source += "    def handle(self):\n        self.response.payload = {'up': True}\n"
     result = op.act("api/deploy", files={"module": ("dash_mod.py", source)})["result"]
     assert "dash.up" in result
-    wait_for(lambda: {"name": "dash.up", "module": "dash_mod"} in op.state()["services"], 10,
-             what="the uploaded service listed")
+    wait_for(
+        lambda: {"name": "dash.up", "module": "dash_mod"} in op.state()["services"],
+        10,
+        what="the uploaded service listed",
+    )
 
 
 def test_the_page_works_and_says_so_when_redis_is_down(quickstart):
     qs = quickstart(servers=1, lb=False)
-    qs._merge(os.path.join(qs.dashboard_dir, "config", "dashboard.conf"), "kvdb",
-              {"url": f"redis://127.0.0.1:{free_port()}/0"})  # nothing listens there
+    qs._merge(
+        os.path.join(qs.dashboard_dir, "config", "dashboard.conf"),
+        "kvdb",
+        {"url": f"redis://127.0.0.1:{free_port()}/0"},
+    )  # nothing listens there
     qs.start("dashboard")
     op = Operator(f"http://127.0.0.1:{qs.dashboard_port}/", *qs.admin_auth)
     wait_for(lambda: any(e.startswith("Redis") for e in op.state()["errors"]), 10, what="the Redis error")
@@ -216,10 +264,18 @@ def test_the_page_works_and_says_so_when_redis_is_down(quickstart):
     assert op.http.get(op.url, timeout=10).status_code == 200
 
     # Guessing the password: after 10 failures in a minute this address gets 429, even right.
-    guesses = [requests.post(op.url + "login", data={"username": "admin", "password": f"guess{i}"},
-                             timeout=10, allow_redirects=False).status_code for i in range(11)]
+    guesses = [
+        requests.post(
+            op.url + "login",
+            data={"username": "admin", "password": f"guess{i}"},
+            timeout=10,
+            allow_redirects=False,
+        ).status_code
+        for i in range(11)
+    ]
     assert guesses == [401] * 10 + [429]
     user, password = qs.admin_auth
-    right = requests.post(op.url + "login", data={"username": user, "password": password}, timeout=10,
-                          allow_redirects=False)
+    right = requests.post(
+        op.url + "login", data={"username": user, "password": password}, timeout=10, allow_redirects=False
+    )
     assert right.status_code == 429 and int(right.headers["Retry-After"]) > 50

@@ -33,8 +33,13 @@ class Count(Service):
 
 @pytest.fixture(scope="module")
 def qs(module_quickstart, tmp_path_factory):
-    limits = {"max_body": MAX_BODY, "body_timeout": "1.5", "max_headers": 30,
-              "max_header_size": MAX_HEADER_SIZE, "max_request_line": MAX_REQUEST_LINE}
+    limits = {
+        "max_body": MAX_BODY,
+        "body_timeout": "1.5",
+        "max_headers": 30,
+        "max_header_size": MAX_HEADER_SIZE,
+        "max_request_line": MAX_REQUEST_LINE,
+    }
     cluster = module_quickstart(servers=1, extra_conf={"limits": limits, "main": {"drain_seconds": "0.2"}})
     cluster.start()
     module = tmp_path_factory.mktemp("mod") / "edge_api.py"

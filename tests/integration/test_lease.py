@@ -25,8 +25,6 @@ from zato.coord.lease import (
 SETTINGS = LeaseSettings(ttl=1.5, renew_interval=0.3, renew_deadline=1.0, retry_interval=1.0)
 
 
-
-
 def test_only_one_of_many_acquires_and_the_epoch_goes_up(client, cluster) -> None:
     leases = [Lease(client, cluster, f"server{i}", SETTINGS) for i in range(5)]
     attempts = [lease.try_acquire() for lease in leases]

@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support import wait_for, zato
 
-MODULE = '''
+MODULE = """
 import os
 from zato.service import Service
 
@@ -31,7 +31,7 @@ class Fail(Service):
 
     def handle(self):
         raise ValueError("this service always fails")
-'''
+"""
 
 
 def samples(url: str) -> dict[tuple, float]:
@@ -53,8 +53,12 @@ def cluster(module_quickstart, tmp_path_factory):
     zato("deploy", qs.path, str(module))
     base = qs.server_url("server1")
     for name, service in (("pid", "test.pid"), ("fail", "test.fail")):
-        r = requests.post(f"{base}/zato/admin/channels", auth=qs.admin_auth, timeout=10,
-                          json={"name": name, "url_path": f"/test/{name}", "service": service})
+        r = requests.post(
+            f"{base}/zato/admin/channels",
+            auth=qs.admin_auth,
+            timeout=10,
+            json={"name": name, "url_path": f"/test/{name}", "service": service},
+        )
         assert r.status_code in (200, 201), r.text
     wait_for(lambda: requests.get(f"{base}/test/pid", timeout=5).ok, 30, what="channel served")
     return qs

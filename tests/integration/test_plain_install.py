@@ -63,14 +63,34 @@ def test_a_plain_install_starts_a_server(venv, tmp_path):
     cluster = cluster_name("plain")
     path = str(tmp_path / "qs")
     port = free_port_block(1)
-    run(zato, "quickstart", "create", path, "--servers", "1", "--workers", "1", "--cluster", cluster,
-        "--redis", REDIS_URL, "--base-port", str(port), "--lb-port", str(free_port()))
+    run(
+        zato,
+        "quickstart",
+        "create",
+        path,
+        "--servers",
+        "1",
+        "--workers",
+        "1",
+        "--cluster",
+        cluster,
+        "--redis",
+        REDIS_URL,
+        "--base-port",
+        str(port),
+        "--lb-port",
+        str(free_port()),
+    )
     server_dir = os.path.join(path, "server1")
     with open(os.path.join(server_dir, "config", "server.conf")) as f:
         assert "# [lease]" in f.read()  # from etc/server.conf as installed, not from a checkout
-    units = run(os.path.join(venv, "bin", "python"), "-c",
-                "from importlib import resources; print(sorted(p.name for p in "
-                "resources.files('zato.etc').joinpath('systemd').iterdir()))", cwd=str(tmp_path)).stdout
+    units = run(
+        os.path.join(venv, "bin", "python"),
+        "-c",
+        "from importlib import resources; print(sorted(p.name for p in "
+        "resources.files('zato.etc').joinpath('systemd').iterdir()))",
+        cwd=str(tmp_path),
+    ).stdout
     assert "zato-server@.service" in units and "zato-load-balancer@.service" in units
     try:
         out = run(zato, "start", server_dir, timeout=90).stdout

@@ -10,7 +10,7 @@ import requests
 
 from tests.support import wait_for, zato
 
-SLOW_MODULE = '''
+SLOW_MODULE = """
 import time
 from zato.service import Service
 
@@ -22,7 +22,7 @@ class Slow(Service):
 
     def handle(self):
         self.response.payload = {"loaded": True}
-'''
+"""
 
 
 def status(url: str) -> int:

@@ -136,4 +136,3 @@ def test_a_check_failing_in_one_server_starts_nothing_of_the_quickstart(quicksta
     out = zato("start", qs.path).stdout
     assert "server server1 started" in out and "server server2 started" in out, out
     assert "load balancer started" in out and "dashboard started" in out, out
-

@@ -43,8 +43,12 @@ def deploy_corpus(qs) -> None:  # noqa: ANN001
     """Half through `zato deploy` (in parallel), the rest dropped into server1's pickup folder."""
     server1 = qs.server_dir("server1")
     procs = [
-        subprocess.Popen([sys.executable, "-m", "zato", "deploy", server1, os.path.join(CORPUS, m + ".py")],
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        subprocess.Popen(
+            [sys.executable, "-m", "zato", "deploy", server1, os.path.join(CORPUS, m + ".py")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         for m in BY_CLI
     ]
     for p in procs:
@@ -63,14 +67,19 @@ def cluster(module_quickstart):
     admin = requests.Session()
     admin.auth = qs.admin_auth
     for name, url_path, service, method in CHANNELS:
-        r = admin.post(f"{qs.server_url('server1')}/zato/admin/channels",
-                       json={"name": name, "url_path": url_path, "service": service, "method": method})
+        r = admin.post(
+            f"{qs.server_url('server1')}/zato/admin/channels",
+            json={"name": name, "url_path": url_path, "service": service, "method": method},
+        )
         assert r.status_code in (200, 201), r.text
     qs.invoke_auth = (qs.settings("server1").invoke_username, qs.settings("server1").invoke_password)
     every = set(service_names())
     for url in (qs.server_url("server1"), qs.server_url("server2")):
-        wait_for(lambda u=url: every <= set(api(qs, u, "zato.service.list").json()), timeout=60,
-                 what=f"every corpus service on {url}")
+        wait_for(
+            lambda u=url: every <= set(api(qs, u, "zato.service.list").json()),
+            timeout=60,
+            what=f"every corpus service on {url}",
+        )
         wait_for(lambda u=url: requests.get(f"{u}/crm/clients/1").status_code == 200, what="channels loaded")
     yield qs
     client = redis.Redis.from_url(REDIS_URL)
@@ -89,8 +98,9 @@ def service_names() -> list[str]:
 
 
 def api(qs, base: str, service: str, payload=None, auth=None, **kw) -> requests.Response:  # noqa: ANN001
-    return requests.post(f"{base}/zato/api/invoke/{service}", data=json.dumps(payload),
-                         auth=auth or qs.invoke_auth, **kw)
+    return requests.post(
+        f"{base}/zato/api/invoke/{service}", data=json.dumps(payload), auth=auth or qs.invoke_auth, **kw
+    )
 
 
 def urls(qs) -> list[str]:  # noqa: ANN001
@@ -127,8 +137,13 @@ def test_deployed_both_ways_and_served_through_param_channels(cluster) -> None:
         ("GET", "/demo/fetch/1?conn_name=nope", None, 404, "no active http-outgoing connection named 'nope'"),
         ("POST", "/crm/clients", b"{not json", 400, "malformed JSON"),
         ("POST", "/orders", {"customer_id": 3}, 400, "missing input: sku"),
-        ("POST", "/orders", {"sku": "SKU-1", "customer_id": "three"}, 400,
-         "invalid input customer_id: 'three' is not an integer"),
+        (
+            "POST",
+            "/orders",
+            {"sku": "SKU-1", "customer_id": "three"},
+            400,
+            "invalid input customer_id: 'three' is not an integer",
+        ),
         ("GET", "/orders/x1", None, 400, "invalid input order_id: 'x1' is not an integer"),
     ],
 )
@@ -148,17 +163,31 @@ def test_bad_definitions_are_refused_naming_the_field(cluster) -> None:
     assert r.status_code == 400 and "'{id' is not a parameter" in r.json()["zato_env"]["details"]
     r = admin.post(f"{base}/conn/http-outgoing", json={"name": "bad", "address": "ftp://x"})
     assert r.status_code == 400 and "http-outgoing address: 'ftp://x' is not an http://" in r.text
-    r = admin.post(f"{base}/conn/http-outgoing",
-                   json={"name": "bad", "address": "http://x", "timeout": "soon"})
+    r = admin.post(
+        f"{base}/conn/http-outgoing", json={"name": "bad", "address": "http://x", "timeout": "soon"}
+    )
     assert r.status_code == 400 and "http-outgoing timeout: 'soon' is not a whole number" in r.text
-    out = zato("channel", "create", cluster.server_dir("server1"), "--name", "bad", "--url-path", "/a/{1}",
-               "--service", "demo.inspect", check=False)
+    out = zato(
+        "channel",
+        "create",
+        cluster.server_dir("server1"),
+        "--name",
+        "bad",
+        "--url-path",
+        "/a/{1}",
+        "--service",
+        "demo.inspect",
+        check=False,
+    )
     assert out.returncode == 1 and out.stderr.count("\n") == 1 and "'{1}' is not a parameter" in out.stderr
 
 
 def test_request_and_response_api(cluster) -> None:
-    r = requests.post(f"{cluster.server_url('server2')}/demo/inspect/it%C3%A9m?q=1", data="a=1&b=2",
-                      headers={"Content-Type": "application/x-www-form-urlencoded", "X-Custom": "c"})
+    r = requests.post(
+        f"{cluster.server_url('server2')}/demo/inspect/it%C3%A9m?q=1",
+        data="a=1&b=2",
+        headers={"Content-Type": "application/x-www-form-urlencoded", "X-Custom": "c"},
+    )
     assert r.status_code == 200, r.text
     assert r.headers["Content-Type"] == "application/vnd.demo+json" and r.headers["X-Demo"] == "yes"
     got = r.json()
@@ -168,7 +197,10 @@ def test_request_and_response_api(cluster) -> None:
     assert got["GET"] == {"q": "1"} and got["POST"] == {"a": "1", "b": "2"}
     assert got["params"] == {"q": "1", "item": "itém"}
     assert (got["content_type"], got["content_length"], got["x_custom"]) == (
-        "application/x-www-form-urlencoded", "7", "c")
+        "application/x-www-form-urlencoded",
+        "7",
+        "c",
+    )
     assert got["raw_request"] == "a=1&b=2" and got["before"] is True and got["server"] == "server2"
     assert got["utcnow"][:2] == "20" and "T" in got["utcnow"]
 
@@ -182,8 +214,10 @@ def test_zato41_class_io_in_and_out(cluster) -> None:
         r = requests.get(f"{base}/orders/7?needs_lines=true")
         assert r.json() == {"order_id": 7, "status": "open", "lines": [{"sku": "SKU-7", "quantity": 2}]}
         r = requests.post(f"{base}/orders", json={"customer_id": 3, "sku": "SKU-1", "note": "n", "x": 1})
-        assert (r.status_code, r.json()) == (200, {"order_id": 5003, "customer_id": 3, "sku": "SKU-1",
-                                                   "quantity": 1}), r.text
+        assert (r.status_code, r.json()) == (
+            200,
+            {"order_id": 5003, "customer_id": 3, "sku": "SKU-1", "quantity": 1},
+        ), r.text
     r = api(cluster, cluster.lb_url, "orders.create", {"customer_id": "4", "sku": "SKU-2", "quantity": 5})
     assert r.json() == {"order_id": 5004, "customer_id": 4, "sku": "SKU-2", "quantity": 5}
     r = api(cluster, cluster.lb_url, "orders.create", {"customer_id": 4})
@@ -204,9 +238,19 @@ def test_any_service_invoker_wire_format(cluster) -> None:
     """What zato-client's AnyServiceInvoker (3.2.1) posts and how it reads the answer."""
     for base in urls(cluster):
         payload = base64.b64encode(b'{"invoice_id": 2}').decode()
-        request = {"name": "billing.invoice.get", "payload": payload, "channel": "invoke",
-                   "data_format": "json", "transport": None, "is_async": False, "expiration": 15,
-                   "pid": None, "all_pids": False, "timeout": None, "skip_response_elem": True}
+        request = {
+            "name": "billing.invoice.get",
+            "payload": payload,
+            "channel": "invoke",
+            "data_format": "json",
+            "transport": None,
+            "is_async": False,
+            "expiration": 15,
+            "pid": None,
+            "all_pids": False,
+            "timeout": None,
+            "skip_response_elem": True,
+        }
         r = requests.post(f"{base}/zato/admin/invoke", data=json.dumps(request), auth=cluster.invoke_auth)
         assert r.status_code == 200, r.text
         body = r.json()
@@ -214,8 +258,9 @@ def test_any_service_invoker_wire_format(cluster) -> None:
         inner = json.loads(base64.b64decode(body["zato_service_invoke_response"]))
         assert inner == {"invoice_id": 2, "amount": 3.0, "currency": "EUR"}
     request["payload"] = base64.b64encode(b"{}").decode()
-    r = requests.post(f"{cluster.lb_url}/zato/admin/invoke", data=json.dumps(request),
-                      auth=cluster.invoke_auth)
+    r = requests.post(
+        f"{cluster.lb_url}/zato/admin/invoke", data=json.dumps(request), auth=cluster.invoke_auth
+    )
     assert r.status_code == 400 and r.json()["zato_env"]["details"] == "missing input: invoice_id"
 
 
@@ -258,22 +303,46 @@ def test_cache_and_kvdb_shared_by_the_cluster(cluster) -> None:
     assert got["value"] == "v1" and got["sets"] >= 1
     assert api(cluster, s1, "demo.cache.get", {"key": key}).json()["value"] is None
     api(cluster, s2, "demo.cache.set", {"key": key, "value": "short", "expiry": 0.3})
-    wait_for(lambda: api(cluster, s1, "demo.cache.get", {"key": key}).json()["value"] is None,
-             what="the cache entry to expire")
+    wait_for(
+        lambda: api(cluster, s1, "demo.cache.get", {"key": key}).json()["value"] is None,
+        what="the cache entry to expire",
+    )
 
 
 def test_outgoing_http_and_sql_live_and_masked(cluster) -> None:
     server1 = cluster.server_dir("server1")
-    zato("conn", "create", "http-outgoing", server1, "--name", "self-crm", "--address", cluster.lb_url,
-         "--url-path", "/crm/clients/{client_id}", "--username", "u", "--password", "http-secret-1")
+    zato(
+        "conn",
+        "create",
+        "http-outgoing",
+        server1,
+        "--name",
+        "self-crm",
+        "--address",
+        cluster.lb_url,
+        "--url-path",
+        "/crm/clients/{client_id}",
+        "--username",
+        "u",
+        "--password",
+        "http-secret-1",
+    )
     admin = requests.Session()
     admin.auth = cluster.admin_auth
-    r = admin.post(f"{cluster.lb_url}/zato/admin/conn/sql-outgoing",
-                   json={"name": "demo-db", "url": "postgresql://postgres@127.0.0.1:5432/test",
-                         "password": "sql-secret-1", "pool_size": 2})
+    r = admin.post(
+        f"{cluster.lb_url}/zato/admin/conn/sql-outgoing",
+        json={
+            "name": "demo-db",
+            "url": "postgresql://postgres@127.0.0.1:5432/test",
+            "password": "sql-secret-1",
+            "pool_size": 2,
+        },
+    )
     assert r.status_code == 201 and r.json()["password"] == "******"
-    bad = admin.post(f"{cluster.lb_url}/zato/admin/conn/sql-outgoing",
-                     json={"name": "bad-db", "url": "postgresql://a:pw@h/db"})
+    bad = admin.post(
+        f"{cluster.lb_url}/zato/admin/conn/sql-outgoing",
+        json={"name": "bad-db", "url": "postgresql://a:pw@h/db"},
+    )
     assert bad.status_code == 400 and "keep the password out of the URL" in bad.text
     listed = zato("conn", "list", server1).stdout
     assert "http-secret-1" not in listed and "sql-secret-1" not in listed and "password=******" in listed
@@ -284,8 +353,10 @@ def test_outgoing_http_and_sql_live_and_masked(cluster) -> None:
         r = api(cluster, base, "out.sql.sum", {"a_count": 2, "b_count": 40})
         assert r.status_code == 200 and r.json() == {"total": 42}, r.text
     zato("conn", "edit", "http-outgoing", server1, "--name", "self-crm", "--active", "false")
-    wait_for(lambda: requests.get(f"{cluster.lb_url}/demo/fetch/5?conn_name=self-crm").status_code == 404,
-             what="the deactivated connection to be refused without a restart")
+    wait_for(
+        lambda: requests.get(f"{cluster.lb_url}/demo/fetch/5?conn_name=self-crm").status_code == 404,
+        what="the deactivated connection to be refused without a restart",
+    )
 
 
 def test_amqp_send_with_zato_argument_names(cluster) -> None:
@@ -297,8 +368,12 @@ def test_amqp_send_with_zato_argument_names(cluster) -> None:
         server1 = cluster.server_dir("server1")
         zato("conn", "create", "amqp-def", server1, "--name", "rabbit", "--host", "127.0.0.1")
         zato("conn", "create", "amqp-outgoing", server1, "--name", "demo-out", "--def", "rabbit")
-        r = api(cluster, cluster.lb_url, "out.amqp.publish", {"msg": {"n": 1}, "out_name": "demo-out",
-                                                               "queue": queue})
+        r = api(
+            cluster,
+            cluster.lb_url,
+            "out.amqp.publish",
+            {"msg": {"n": 1}, "out_name": "demo-out", "queue": queue},
+        )
         assert r.status_code == 200, r.text
 
         def got():  # noqa: ANN202
@@ -339,7 +414,10 @@ def test_invoke_async_survives_the_death_of_the_server_running_it(cluster) -> No
     runner = started[0]
     os.killpg(cluster.pid(runner), signal.SIGKILL)  # the arbiter, its workers, its supervisor
     survivor = "server2" if runner == "server1" else "server1"
-    done = wait_for(lambda: client.lrange(f"demo:job-done:{slow}", 0, -1), timeout=30,
-                    what="the job to run again on the surviving server")
+    done = wait_for(
+        lambda: client.lrange(f"demo:job-done:{slow}", 0, -1),
+        timeout=30,
+        what="the job to run again on the surviving server",
+    )
     assert done == [f"{survivor} invoke-async"]
     assert client.lrange(f"demo:job-started:{slow}", 0, -1) == [runner, survivor]

@@ -171,17 +171,37 @@ def test_bind_every_interface_and_announce_one_address(tmp_path, zato):
 
 
 def test_create_dashboard_from_a_server_with_its_admin_credentials(qs_dir, tmp_path, zato):
-    out = zato("create", "dashboard", str(tmp_path / "dash"), "--server", str(qs_dir / "server1"),
-               "--lb", str(qs_dir / "load-balancer"), "--port", "18183")
+    out = zato(
+        "create",
+        "dashboard",
+        str(tmp_path / "dash"),
+        "--server",
+        str(qs_dir / "server1"),
+        "--lb",
+        str(qs_dir / "load-balancer"),
+        "--port",
+        "18183",
+    )
     assert "http://127.0.0.1:18183/" in out.stdout
     conf = (tmp_path / "dash/config/dashboard.conf").read_text()
     assert stat.S_IMODE(os.stat(tmp_path / "dash/config/dashboard.conf").st_mode) == 0o600
-    password = [x for x in (qs_dir / "server1/config/server.conf").read_text().splitlines()
-                if x.startswith("admin_password")]
+    password = [
+        x
+        for x in (qs_dir / "server1/config/server.conf").read_text().splitlines()
+        if x.startswith("admin_password")
+    ]
     assert password and password[0] in conf  # the cluster's admin credentials are the login
     info = json.loads(zato("info", "--json", str(tmp_path / "dash")).stdout)
     assert (info["kind"], info["port"], info["state"]) == ("dashboard", 18183, "stopped")
     assert (qs_dir / "dashboard/config/dashboard.conf").is_file()  # quickstart made one too
-    bad = zato("create", "dashboard", str(tmp_path / "d2"), "--server", str(qs_dir / "server1"),
-               "--lb", str(qs_dir / "server2"), check=False)
+    bad = zato(
+        "create",
+        "dashboard",
+        str(tmp_path / "d2"),
+        "--server",
+        str(qs_dir / "server1"),
+        "--lb",
+        str(qs_dir / "server2"),
+        check=False,
+    )
     one_line_error(bad, "lb.conf")

@@ -44,7 +44,10 @@ def test_values_replace_the_templates_and_comments_stay():
 def test_an_optional_section_is_uncommented_and_an_unknown_one_added():
     out = render_ini(TEMPLATE, {"tls": {"cert": "lb.pem"}, "lease": {"ttl": 2}})
     assert parse(out) == {
-        "main": {"name": "x"}, "logging": {"level": "INFO"}, "tls": {"cert": "lb.pem"}, "lease": {"ttl": "2"}
+        "main": {"name": "x"},
+        "logging": {"level": "INFO"},
+        "tls": {"cert": "lb.pem"},
+        "lease": {"ttl": "2"},
     }
 
 
@@ -107,11 +110,17 @@ def test_every_commented_default_can_be_uncommented_as_it_is(kind, tmp_path):
     loaded = LOADERS[kind](path)
     if kind == "server":
         assert (loaded.limits.max_body, loaded.lease.renew_deadline, loaded.announce_host) == (
-            4194304, 1.0, "10.0.0.5")
+            4194304,
+            1.0,
+            "10.0.0.5",
+        )
         assert loaded.redis.sentinels == (("host1", 26379), ("host2", 26379))
     if kind == "lb":
         assert (loaded.check_inter_ms, loaded.edge.admin_through_lb, loaded.edge.admin_max_failures) == (
-            300, True, 10)
+            300,
+            True,
+            10,
+        )
 
 
 def test_a_comment_after_a_number_is_named_in_the_error(tmp_path):

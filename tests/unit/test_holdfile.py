@@ -56,7 +56,9 @@ def test_a_connector_skips_the_redis_read_while_its_supervisor_vouches(tmp_path)
     assert not ctx.should_stop() and client.reads == 0
 
 
-def test_without_its_supervisor_vouching_a_connector_reads_the_epoch_and_stops_on_a_newer_one(tmp_path) -> None:  # noqa: ANN001, E501
+def test_without_its_supervisor_vouching_a_connector_reads_the_epoch_and_stops_on_a_newer_one(
+    tmp_path,
+) -> None:  # noqa: ANN001, E501
     os.makedirs(tmp_path / "work")
     client = CountingClient(epoch=6)  # another server took the lease
     ctx = connector(str(tmp_path), client)

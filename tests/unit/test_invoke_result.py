@@ -6,8 +6,14 @@ import pytest
 
 from zato.connector.invoke import Result
 
-CASES = [(200, True, False), (201, True, False), (204, True, False), (400, False, False), (409, False, True),
-         (500, False, False)]
+CASES = [
+    (200, True, False),
+    (201, True, False),
+    (204, True, False),
+    (400, False, False),
+    (409, False, True),
+    (500, False, False),
+]
 
 
 @pytest.mark.parametrize(("status", "ok", "stale"), CASES)

@@ -119,8 +119,14 @@ def test_a_takeover_reports_the_time_since_the_last_holder_renewal_it_saw() -> N
     clock = Clock()
     lease = StandbyLease(clock, free_at=1.2)  # the holder's last renewal was at 1.2 - ttl = -0.3
     seen: list = []
-    keeper = LeaseKeeper(lease, RedisHealth(), lambda: False, lambda s: None, clock=clock,
-                         on_acquired=lambda epoch, took: seen.append((epoch, took)))
+    keeper = LeaseKeeper(
+        lease,
+        RedisHealth(),
+        lambda: False,
+        lambda s: None,
+        clock=clock,
+        on_acquired=lambda epoch, took: seen.append((epoch, took)),
+    )
     keeper._sleep_standby = lambda until: None  # no pub/sub here
     keeper._standby_step()  # sees the lease held, expiring at 1.2
     clock.t = 1.25
@@ -132,11 +138,16 @@ def test_a_takeover_reports_the_time_since_the_last_holder_renewal_it_saw() -> N
 def test_the_first_holder_reports_no_duration() -> None:
     clock = Clock()
     seen: list = []
-    keeper = LeaseKeeper(StandbyLease(clock, free_at=0.0), RedisHealth(), lambda: False, lambda s: None,
-                         clock=clock, on_acquired=lambda epoch, took: seen.append((epoch, took)))
+    keeper = LeaseKeeper(
+        StandbyLease(clock, free_at=0.0),
+        RedisHealth(),
+        lambda: False,
+        lambda s: None,
+        clock=clock,
+        on_acquired=lambda epoch, took: seen.append((epoch, took)),
+    )
     keeper._standby_step()
     assert seen == [(9, None)]
-
 
 
 class FailingPubSub:

@@ -98,8 +98,13 @@ class SimKeeper(LeaseKeeper):
     def __init__(self, sim: LeaseProtocol, lease: SlowLease) -> None:
         # Built as the supervisor builds it, without a clock: it takes `time.monotonic` from its
         # module, where the simulation put this server's HostClock (see LeaseProtocol.on).
-        super().__init__(lease, RedisHealth(), lambda: False, self._wait,
-                         on_acquired=lambda epoch, gap: sim.issued(lease.server, epoch))
+        super().__init__(
+            lease,
+            RedisHealth(),
+            lambda: False,
+            self._wait,
+            on_acquired=lambda epoch, gap: sim.issued(lease.server, epoch),
+        )
 
     def _wait(self, seconds: float) -> None:
         """The simulation decides when a server runs next: a wait returns at once."""
@@ -160,8 +165,11 @@ class LeaseProtocol(RuleBasedStateMachine):
         """Nobody runs meanwhile: a pause of every process, or just quiet."""
         self.now += dt
 
-    @rule(i=st.integers(0, SERVERS - 1), before=st.sampled_from([0.0, 0.2, 0.9, 1.2, 2.0]),
-          after=st.sampled_from([0.0, 0.2, 0.9, 1.2, 2.0]))
+    @rule(
+        i=st.integers(0, SERVERS - 1),
+        before=st.sampled_from([0.0, 0.2, 0.9, 1.2, 2.0]),
+        after=st.sampled_from([0.0, 0.2, 0.9, 1.2, 2.0]),
+    )
     def slow_renewal(self, i: int, before: float, after: float) -> None:
         """Server i's next renewal reaches Redis `before` s late and its answer `after` s late."""
         self.keepers[i].lease.delay = (before, after)
@@ -248,8 +256,9 @@ class LeaseProtocolWithRedisClockSteps(LeaseProtocol):
     redis_clock = True
 
 
-FAST = settings(max_examples=EXAMPLES, stateful_step_count=30, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(
+    max_examples=EXAMPLES, stateful_step_count=30, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 TestLeaseProtocol = LeaseProtocol.TestCase
 TestLeaseProtocol.settings = FAST

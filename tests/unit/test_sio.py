@@ -149,7 +149,10 @@ def test_zato41_class_io_declarations() -> None:
         store.call(ClassIOModels, {"customer_id": "x", "sku": "A"})
     assert store.call(ClassIONames, path_params={"order_id": "7"}) == {"order_id": 7, "status": "open"}
     assert store.call(ClassIONames, query={"needs_lines": "yes"}, path_params={"order_id": "7"}) == {
-        "order_id": 7, "status": "open", "lines": [1, 2]}
+        "order_id": 7,
+        "status": "open",
+        "lines": [1, 2],
+    }
     with pytest.raises(InputError, match="missing input: order_id"):
         store.call(ClassIONames, {"needs_lines": True})
 

@@ -42,9 +42,16 @@ def test_messages_resubscription_and_backoff():
     script = ["ok", "a", redis.ConnectionError("gone"), redis.ConnectionError("refused"), "ok", "b", "stop"]
     got, subscribed, slept, errors = [], [], [], []
     client = FakeClient(script)
-    listen_forever(lambda: client, "ch", got.append, lambda: "stop" in got,
-                   on_subscribed=lambda: subscribed.append(1), on_error=errors.append,
-                   sleep=slept.append, backoff=Backoff())
+    listen_forever(
+        lambda: client,
+        "ch",
+        got.append,
+        lambda: "stop" in got,
+        on_subscribed=lambda: subscribed.append(1),
+        on_error=errors.append,
+        sleep=slept.append,
+        backoff=Backoff(),
+    )
     assert got == ["a", "b", "stop"] and len(subscribed) == 2
     assert slept == [0.5, 1.0]  # doubling while it fails; reset once subscribed
     assert all(isinstance(e, CoordUnavailable) for e in errors) and len(errors) == 2

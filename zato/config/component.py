@@ -1,10 +1,10 @@
 """Component directories: each one has a `.zato` marker naming what it is.
 
-    quickstart DIR/   .zato {"component": "quickstart"}  server1/ server2/ ... load-balancer/
-    server DIR/       .zato {"component": "server"}      config/server.conf logs/ pickup/ pidfile
-    load-balancer/    .zato {"component": "load-balancer"}
-                      config/lb.conf config/haproxy.cfg logs/ work/ pidfile
-    dashboard/        .zato {"component": "dashboard"}  config/dashboard.conf logs/ pidfile
+quickstart DIR/   .zato {"component": "quickstart"}  server1/ server2/ ... load-balancer/
+server DIR/       .zato {"component": "server"}      config/server.conf logs/ pickup/ pidfile
+load-balancer/    .zato {"component": "load-balancer"}
+                  config/lb.conf config/haproxy.cfg logs/ work/ pidfile
+dashboard/        .zato {"component": "dashboard"}  config/dashboard.conf logs/ pidfile
 """
 
 from __future__ import annotations

@@ -53,13 +53,16 @@ def load_definition(odb_url: str, cluster: str, kind: str, name: str) -> dict:
 
 
 ENTRY = Entry(
-    "zato-connector", f"python -m zato.connector.run SERVER_DIR {{{'|'.join(MODULES)}}} NAME", "connector",
+    "zato-connector",
+    f"python -m zato.connector.run SERVER_DIR {{{'|'.join(MODULES)}}} NAME",
+    "connector",
     usage_exit=EXIT_CONFIG,
 )
 
 
 def main(argv: list[str] | None = None, definition: dict | None = None) -> int:
     """`definition`: given by the zygote (what the supervisor read); None: read from the ODB."""
+
     def begin(args: list[str], _flags: frozenset[str]) -> int:
         server_dir, kind, name = args
         return start(server_dir, kind, name, definition)

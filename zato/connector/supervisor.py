@@ -231,7 +231,8 @@ class Supervisor:
                 if action.stale:
                     logger.warning(
                         "no read of the connector definitions ended within %.0f s of taking the lease: "
-                        "starting the connectors as last read", self.decider.fresh_wait,
+                        "starting the connectors as last read",
+                        self.decider.fresh_wait,
                     )
                 self._reconcile(action.epoch, desired)
             elif isinstance(action, decide.Restart):
@@ -371,9 +372,12 @@ class Supervisor:
 
         retry = self.settings.lease.retry_interval
         self.events.listen_forever(
-            on_event, self.stop_event.is_set, self.reconcile_now.set,
+            on_event,
+            self.stop_event.is_set,
+            self.reconcile_now.set,
             on_error=lambda e: self.health.failed("config events", e),
-            sleep=self.stop_event.wait, backoff=Backoff(retry, retry),
+            sleep=self.stop_event.wait,
+            backoff=Backoff(retry, retry),
         )
 
     # -- status ------------------------------------------------------------------------------

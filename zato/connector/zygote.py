@@ -245,7 +245,7 @@ class ZygoteOS:
         if (handle.orphaned_at is not None and handle.returncode is None) and (
             not pid_alive(handle.pid) or self.now() - handle.orphaned_at >= ORPHAN_GRACE
         ):
-                handle.returncode = -int(signal.SIGKILL)
+            handle.returncode = -int(signal.SIGKILL)
         if handle.returncode is not None:
             self.children.pop(handle.pid, None)
         return handle.returncode

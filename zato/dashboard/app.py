@@ -1,13 +1,13 @@
 """The dashboard's routes (bottle on gevent's WSGI server).
 
-    GET  /login, POST /login, POST /logout          session cookie; logout needs the CSRF token
-    GET  /                                          the overview page (login required)
-    GET  /api/state                                 the current snapshot as JSON
-    GET  /api/events                                server-sent events: a snapshot per change
-    POST /api/servers/NAME/drain|ready              actions: X-CSRF-Token header (or csrf field)
-    POST /api/connectors/NAME/restart
-    POST /api/deploy                                multipart, field "module" (a .py file)
-    POST /api/outgoing/KIND/NAME/resend
+GET  /login, POST /login, POST /logout          session cookie; logout needs the CSRF token
+GET  /                                          the overview page (login required)
+GET  /api/state                                 the current snapshot as JSON
+GET  /api/events                                server-sent events: a snapshot per change
+POST /api/servers/NAME/drain|ready              actions: X-CSRF-Token header (or csrf field)
+POST /api/connectors/NAME/restart
+POST /api/deploy                                multipart, field "module" (a .py file)
+POST /api/outgoing/KIND/NAME/resend
 """
 
 from __future__ import annotations
@@ -117,8 +117,9 @@ def build_app(ctx: Any) -> bottle.Bottle:
         s = api_login()
         given = bottle.request.get_header(CSRF_HEADER) or bottle.request.forms.get("csrf")
         if not csrf_ok(s, given):
-            logger.warning("dashboard: %s by %s from %s refused: missing or wrong CSRF token", name, s.user,
-                           _remote())
+            logger.warning(
+                "dashboard: %s by %s from %s refused: missing or wrong CSRF token", name, s.user, _remote()
+            )
             return _json(403, {"error": "missing or wrong CSRF token"})
         try:
             result = run()
@@ -131,18 +132,23 @@ def build_app(ctx: Any) -> bottle.Bottle:
 
     @app.post("/api/servers/<server>/<state:re:drain|ready>")
     def lb_state(server: str, state: str) -> Any:
-        return action(f"{state} server {server}",
-                      lambda: actions.set_lb_state(ctx.settings, ctx.client, server, state))
+        return action(
+            f"{state} server {server}", lambda: actions.set_lb_state(ctx.settings, ctx.client, server, state)
+        )
 
     @app.post("/api/connectors/<connector>/restart")
     def restart(connector: str) -> Any:
-        return action(f"restart connector {connector}",
-                      lambda: actions.restart_connector(ctx.settings, ctx.client, connector))
+        return action(
+            f"restart connector {connector}",
+            lambda: actions.restart_connector(ctx.settings, ctx.client, connector),
+        )
 
     @app.post("/api/outgoing/<kind>/<connection>/resend")
     def resend(kind: str, connection: str) -> Any:
-        return action(f"re-send parked {kind} {connection}",
-                      lambda: actions.resend_parked(ctx.settings, ctx.client, kind, connection))
+        return action(
+            f"re-send parked {kind} {connection}",
+            lambda: actions.resend_parked(ctx.settings, ctx.client, kind, connection),
+        )
 
     @app.post("/api/deploy")
     def deploy() -> Any:

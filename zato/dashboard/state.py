@@ -112,8 +112,13 @@ class Collector:
             "known": known,
             "services": [{"name": n, "module": m} for n, m in sorted(services.items())],
             "channels": [
-                {"name": c.name, "url_path": c.url_path, "method": c.method or "any", "service": c.service,
-                 "is_active": c.is_active}
+                {
+                    "name": c.name,
+                    "url_path": c.url_path,
+                    "method": c.method or "any",
+                    "service": c.service,
+                    "is_active": c.is_active,
+                }
                 for c in sorted(channels, key=lambda c: c.url_path)
             ],
             "odb_error": "",

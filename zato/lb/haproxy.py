@@ -189,4 +189,3 @@ class HAProxy:
                 return True
             time.sleep(0.05)
         return False
-

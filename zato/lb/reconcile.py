@@ -55,11 +55,15 @@ def for_member(b: Backend, member_state: str, cur: ServerState | None) -> list[C
         return cmds + ([Command("set_state", b.name, "drain")] if want == "drain" else [])
     cmds = []
     if cur.address != b.address:
-        cmds.append(Command("set_addr", b.name, backend=b, log=f"server {b.name} moved from {cur.address} "
-                            f"to {b.address}"))
+        cmds.append(
+            Command(
+                "set_addr", b.name, backend=b, log=f"server {b.name} moved from {cur.address} to {b.address}"
+            )
+        )
     if cur.admin_state != want:
-        cmds.append(Command("set_state", b.name, want, log=f"server {b.name} set to {want} "
-                            f"(was {cur.admin_state})"))
+        cmds.append(
+            Command("set_state", b.name, want, log=f"server {b.name} set to {want} (was {cur.admin_state})")
+        )
     return cmds
 
 
@@ -74,8 +78,15 @@ def for_leaver(cur: ServerState, drain_started: float, now: float) -> list[Comma
         return []
     cmds = [Command("set_state", name, "maint")]
     if overdue and cur.sessions:
-        cmds.append(Command("shutdown_sessions", name, warn=True, log=f"server {name} still has "
-                            f"{cur.sessions} sessions after {DRAIN_GRACE:.0f} s; shutting them"))
+        cmds.append(
+            Command(
+                "shutdown_sessions",
+                name,
+                warn=True,
+                log=f"server {name} still has "
+                f"{cur.sessions} sessions after {DRAIN_GRACE:.0f} s; shutting them",
+            )
+        )
     return cmds + [Command("del", name, log=f"server {name} removed")]
 
 
@@ -85,9 +96,16 @@ def for_hung(cur: ServerState, down_since: float, now: float) -> list[Command]:
     replays an idempotent request on another server; any other one ends without an answer."""
     if cur.up or not cur.sessions or now - down_since < HUNG_AFTER:
         return []
-    return [Command("shutdown_sessions", cur.name, warn=True, log=f"server {cur.name} has failed its "
-                    f"checks for {now - down_since:.0f} s with {cur.sessions} requests on it; shutting them "
-                    "(idempotent ones are replayed on another server)")]
+    return [
+        Command(
+            "shutdown_sessions",
+            cur.name,
+            warn=True,
+            log=f"server {cur.name} has failed its "
+            f"checks for {now - down_since:.0f} s with {cur.sessions} requests on it; shutting them "
+            "(idempotent ones are replayed on another server)",
+        )
+    ]
 
 
 def keep_when_empty(members: int, actual: dict[str, ServerState], empty_since: float, now: float) -> bool:

@@ -280,7 +280,10 @@ def create_quickstart(q: QuickstartSpec) -> list[str]:
     lb_dir = os.path.join(root, "load-balancer")
     lb = create_lb_dir(lb_dir, q.cluster, q.redis_url, q.lb_port, kvdb, tls_ca=ca, cluster_secret=secret)
     made.append(lb)
-    made.append(create_dashboard_dir(os.path.join(root, "dashboard"), load_server_settings(made[0]), lb_dir,
-                                     q.dashboard_port))
+    made.append(
+        create_dashboard_dir(
+            os.path.join(root, "dashboard"), load_server_settings(made[0]), lb_dir, q.dashboard_port
+        )
+    )
     component.write_marker(root, component.QUICKSTART)
     return made

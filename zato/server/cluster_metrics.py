@@ -68,8 +68,9 @@ class ClusterCollector:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
         labels = ["connector", "kind"]
-        state = GaugeMetricFamily("zato_connector_state", "1 for the state each connector is in",
-                                  labels=[*labels, "state"])
+        state = GaugeMetricFamily(
+            "zato_connector_state", "1 for the state each connector is in", labels=[*labels, "state"]
+        )
         restarts = GaugeMetricFamily("zato_connector_restarts", "Restarts of a connector", labels=labels)
         counters = {
             key: CounterMetricFamily(f"zato_connector_{key}", help_, labels=labels)
@@ -80,8 +81,11 @@ class ClusterCollector:
             )
         }
         parked = GaugeMetricFamily("zato_connector_parked", "Messages a connector parked", labels=labels)
-        depth = GaugeMetricFamily("zato_outgoing_queue_depth", "Messages in an outgoing connection's lists",
-                                  labels=["connection", "kind", "list"])
+        depth = GaugeMetricFamily(
+            "zato_outgoing_queue_depth",
+            "Messages in an outgoing connection's lists",
+            labels=["connection", "kind", "list"],
+        )
         for c in children:
             key = [str(c.get("name")), str(c.get("kind"))]
             state.add_metric([*key, str(c.get("state"))], 1)

@@ -50,9 +50,7 @@ class Instruments:
     def __init__(self) -> None:
         from prometheus_client import Counter, Gauge, Histogram
 
-        self.invocations = Counter(
-            "zato_service_invocations", "Service invocations, by service", ["service"]
-        )
+        self.invocations = Counter("zato_service_invocations", "Service invocations, by service", ["service"])
         self.duration = Histogram(
             "zato_service_duration_seconds", "Time a service took to run, by service", ["service"]
         )

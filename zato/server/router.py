@@ -60,6 +60,7 @@ class Router(Generic[T]):
         self._seen: dict[str, tuple[T, dict[str, str]] | None] = {}  # path -> last match
 
     CACHE_SIZE = 10000  # paths remembered; the cache starts over when full
+
     def __len__(self) -> int:
         return len(self.exact) + self._count(self._root)
 

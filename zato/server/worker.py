@@ -31,11 +31,12 @@ logger = logging.getLogger("zato.worker")
 _odd_events = LogOnce(logger)
 
 
-
 def _let_requests_run() -> None:
     import gevent
 
     gevent.sleep(0)
+
+
 WORKER_BOOT_ERROR = 3  # gunicorn's exit code for a worker that failed to boot: the arbiter halts
 
 
@@ -93,7 +94,9 @@ class Worker:
         except gevent.Timeout:
             logger.error(
                 "cannot load deployed module %s version %d: did not finish loading within %g s",
-                module.name, module.version, self.settings.deploy_timeout,
+                module.name,
+                module.version,
+                self.settings.deploy_timeout,
             )
             return
         except ZatoError:

@@ -45,7 +45,10 @@ class InvokeAPI:
         if not (self.password and user and ok_user and ok_password):
             logger.warning(
                 "cid %s: %s: rejected credentials for user %r from %s",
-                cid, environ.get("PATH_INFO"), user or "(none)", environ.get("REMOTE_ADDR"),
+                cid,
+                environ.get("PATH_INFO"),
+                user or "(none)",
+                environ.get("REMOTE_ADDR"),
             )
             raise HTTPError(401, "wrong or missing credentials", [("WWW-Authenticate", 'Basic realm="Zato"')])
 
@@ -73,8 +76,13 @@ class InvokeAPI:
             except ServiceNotFound:
                 raise HTTPError(404, f"no such service: {name}") from None
         else:
-            request = Request(payload=payload, raw=raw, path=environ.get("PATH_INFO", ""),
-                              environ=without_credentials(environ), channel=ChannelInfo("invoke", INVOKE))
+            request = Request(
+                payload=payload,
+                raw=raw,
+                path=environ.get("PATH_INFO", ""),
+                environ=without_credentials(environ),
+                channel=ChannelInfo("invoke", INVOKE),
+            )
             response = self.app._run(name, request, cid)
             result = response.payload
         body, _ = render(result, None)
@@ -114,4 +122,3 @@ def decode_b64(value: Any) -> bytes:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
         raise HTTPError(400, "payload is not valid base64") from None
-

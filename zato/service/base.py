@@ -41,6 +41,8 @@ DEFAULT_CHANNEL = ChannelInfo("invoke", INVOKE)
 def http_channel(name: str) -> ChannelInfo:
     """self.channel of an HTTP channel (made once per channel name)."""
     return ChannelInfo(name, HTTP_SOAP)
+
+
 _EMPTY: dict = {}
 
 
@@ -74,8 +76,18 @@ class HTTPData:
 class Request:
     """What a service receives: self.request.input / payload / raw_request / http."""
 
-    __slots__ = ("payload", "raw", "method", "path", "_headers", "params", "path_params", "environ",
-                 "channel", "input")
+    __slots__ = (
+        "payload",
+        "raw",
+        "method",
+        "path",
+        "_headers",
+        "params",
+        "path_params",
+        "environ",
+        "channel",
+        "input",
+    )
 
     def __init__(
         self,
@@ -127,8 +139,11 @@ def without_credentials(environ: dict) -> dict:
 
 def headers_of(environ: dict) -> dict[str, str]:
     """HTTP headers from a WSGI environ, Content-Type and Content-Length included."""
-    out = {k[5:].replace("_", "-").title(): v for k, v in environ.items()
-           if k.startswith("HTTP_") and k not in HIDDEN_ENV}
+    out = {
+        k[5:].replace("_", "-").title(): v
+        for k, v in environ.items()
+        if k.startswith("HTTP_") and k not in HIDDEN_ENV
+    }
     for key, name in (("CONTENT_TYPE", "Content-Type"), ("CONTENT_LENGTH", "Content-Length")):
         if environ.get(key):
             out[name] = environ[key]

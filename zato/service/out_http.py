@@ -28,8 +28,9 @@ _FORMATTER = string.Formatter()
 
 
 def _without_body(method: str) -> Any:
-    def call(self: HTTPConn, cid: str, params: dict | None = None, headers: dict | None = None,
-             **kw: Any) -> requests.Response:
+    def call(
+        self: HTTPConn, cid: str, params: dict | None = None, headers: dict | None = None, **kw: Any
+    ) -> requests.Response:
         return self._call(method, cid, None, params, headers)
 
     call.__name__ = method.lower()
@@ -37,8 +38,14 @@ def _without_body(method: str) -> Any:
 
 
 def _with_body(method: str) -> Any:
-    def call(self: HTTPConn, cid: str, data: Any = "", params: dict | None = None,
-             headers: dict | None = None, **kw: Any) -> requests.Response:
+    def call(
+        self: HTTPConn,
+        cid: str,
+        data: Any = "",
+        params: dict | None = None,
+        headers: dict | None = None,
+        **kw: Any,
+    ) -> requests.Response:
         return self._call(method, cid, data, params, headers)
 
     call.__name__ = method.lower()
@@ -70,8 +77,9 @@ class HTTPConn:
         path = self._path.format(**{n: quote(str(params.pop(n)), safe="") for n in names})
         return self._address + path, params
 
-    def _call(self, method: str, cid: str, data: Any, params: dict | None,
-              headers: dict | None) -> requests.Response:
+    def _call(
+        self, method: str, cid: str, data: Any, params: dict | None, headers: dict | None
+    ) -> requests.Response:
         import requests
 
         url, query = self._url(params)

@@ -117,8 +117,17 @@ class PerWorker:
 
 
 # Zato's send() keywords that are AMQP message properties.
-AMQP_KEYWORDS = ("headers", "priority", "expiration", "content_type", "content_encoding",
-                 "correlation_id", "reply_to", "message_id", "delivery_mode")
+AMQP_KEYWORDS = (
+    "headers",
+    "priority",
+    "expiration",
+    "content_type",
+    "content_encoding",
+    "correlation_id",
+    "reply_to",
+    "message_id",
+    "delivery_mode",
+)
 
 
 class AMQPOutgoing:
@@ -199,8 +208,12 @@ class IBMMQOutgoing:
             _one("queue_name", queue_name, "queue", queue) or None,
             priority,
             _one("expiration", ibmmq_outgoing.expiry_of_expiration(expiration), "expiry", expiry),
-            _one("delivery_mode", ibmmq_outgoing.persistence_of_delivery_mode(delivery_mode),
-                 "persistence", persistence),
+            _one(
+                "delivery_mode",
+                ibmmq_outgoing.persistence_of_delivery_mode(delivery_mode),
+                "persistence",
+                persistence,
+            ),
             correlation_id,
             reply_to,
             msg_id,

@@ -192,8 +192,15 @@ class UUID(Elem):
 
 
 _PY_TYPES: dict[Any, type[Elem]] = {
-    int: Integer, float: Float, bool: Boolean, str: Text, list: List, dict: Dict,
-    dt.date: Date, dt.datetime: DateTime, uuid.UUID: UUID,
+    int: Integer,
+    float: Float,
+    bool: Boolean,
+    str: Text,
+    list: List,
+    dict: Dict,
+    dt.date: Date,
+    dt.datetime: DateTime,
+    uuid.UUID: UUID,
 }
 
 
@@ -366,8 +373,10 @@ def _filter(fields: Fields, item: Any, service: str) -> dict:
     for elem in fields.elems:
         if elem.name in data and data[elem.name] is not None:
             value = data[elem.name]
-            out[elem.name] = value.isoformat() if isinstance(value, (dt.date, dt.datetime)) else (
-                str(value) if isinstance(value, uuid.UUID) else value
+            out[elem.name] = (
+                value.isoformat()
+                if isinstance(value, (dt.date, dt.datetime))
+                else (str(value) if isinstance(value, uuid.UUID) else value)
             )
         elif elem.required:
             missing.append(elem.name)

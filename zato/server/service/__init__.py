@@ -28,6 +28,25 @@ from zato.service.sio import (
 )
 
 __all__ = [
-    "UTF8", "UUID", "AsIs", "Bool", "Boolean", "Bunch", "Date", "DateTime", "Decimal", "Dict", "Float",
-    "Int", "Integer", "List", "Model", "Opaque", "Request", "Response", "Service", "Text", "Unicode",
+    "UTF8",
+    "UUID",
+    "AsIs",
+    "Bool",
+    "Boolean",
+    "Bunch",
+    "Date",
+    "DateTime",
+    "Decimal",
+    "Dict",
+    "Float",
+    "Int",
+    "Integer",
+    "List",
+    "Model",
+    "Opaque",
+    "Request",
+    "Response",
+    "Service",
+    "Text",
+    "Unicode",
 ]
