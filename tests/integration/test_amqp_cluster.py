@@ -172,6 +172,34 @@ def test_a_busy_channel_sends_messages_together_and_a_failing_one_is_parked_alon
         zato("conn", "delete", "amqp-channel", cluster.path, "--name", "batchy")
 
 
+def test_messages_over_the_body_limit_together_arrive_and_one_over_it_alone_is_parked(cluster):
+    # The servers take at most [limits] max_body (4 MiB) in one call. Six 1 MiB messages,
+    # delivered together, go in several batches within it and all reach the service; a 5 MiB
+    # one is parked at once with the reason (before: servers closed the connection on it, the
+    # connector took that for "no live server" and requeued it, uncounted, forever).
+    _clear(cluster)
+    queue = cluster.rabbit.queue(f"zt-cl-size-{uuid.uuid4().hex[:8]}")
+    mib = 1024 * 1024
+    for i in range(6):
+        cluster.rabbit.publish(queue, json.dumps({"z": i, "pad": "x" * mib}))
+    cluster.rabbit.publish(queue, json.dumps({"z": 99, "pad": "x" * (5 * mib)}))
+    create = ("conn", "create", "amqp-channel", cluster.path, "--name", "sized", "--def", "rabbit")
+    zato(*create, "--queue", queue, "--service", "conn.record", "--prefetch", "40")
+    try:
+        parked_q = queue + ".zato-parked"
+        wait_for(lambda: cluster.rabbit.count(parked_q) == 1, timeout=60, what="the 5 MiB message parked")
+        wait_for(lambda: {m.get("z") for m in received(cluster.cluster)} >= set(range(6)), timeout=60)
+        wait_for(lambda: cluster.rabbit.count(queue) == 0, timeout=60, what="the queue drained")
+        assert {m.get("z") for m in received(cluster.cluster)} == set(range(6))
+        [(props, body)] = cluster.rabbit.get_all(parked_q)
+        assert json.loads(body)["z"] == 99
+        reason = props.headers["x-zato-parked-reason"]
+        assert "over the servers' limit of 4194304 ([limits] max_body)" in reason, reason
+        assert props.headers["x-zato-deliveries"] == 1  # parked at its first delivery
+    finally:
+        zato("conn", "delete", "amqp-channel", cluster.path, "--name", "sized")
+
+
 def test_amqp_outgoing_round_trip_from_a_service(cluster):
     items = [{"o": i} for i in range(30)]
     for name in cluster.server_names:  # from every server

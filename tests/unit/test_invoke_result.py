@@ -1,10 +1,14 @@
-"""What a connector takes as the service's success: any 2xx; a 409 is a stale epoch."""
+"""What a connector takes as the service's success: any 2xx; a 409 is a stale epoch; a body
+over the servers' limit is never sent, and batches stay within it."""
 
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from zato.connector.invoke import Result
+from zato.common import batch
+from zato.connector.invoke import NOT_SENT, TOO_LARGE, Invoker, Result, within
 
 CASES = [
     (200, True, False),
@@ -20,3 +24,21 @@ CASES = [
 def test_a_service_answering_any_2xx_succeeded(status: int, ok: bool, stale: bool) -> None:
     result = Result(status, b"", "server1")
     assert (result.ok, result.stale) == (ok, stale)
+
+
+def test_a_body_over_the_servers_limit_is_answered_413_without_a_server() -> None:
+    invoker = Invoker(None, "c", b"k", 1, members=b"m", max_body=100)  # type: ignore[arg-type]
+    result = invoker.invoke("svc", b"x" * 101, "text/plain")  # no Redis, no server: never sent
+    assert (result.status, result.server) == (TOO_LARGE, NOT_SENT)
+    assert result.text == "the message of 101 bytes is over the servers' limit of 100 ([limits] max_body)"
+    assert invoker.invoke_many("svc", [b"y" * 101], "text/plain") == [result]
+
+
+@given(st.lists(st.binary(max_size=80), min_size=1, max_size=12), st.integers(1, 200))
+def test_batches_keep_order_and_stay_within_the_limit(bodies: list[bytes], limit: int) -> None:
+    parts = within(bodies, limit)
+    assert [body for part in parts for body in part] == bodies
+    for part in parts:
+        assert len(part) == 1 or len(batch.encode_items(part)) <= limit
+    for part, after in zip(parts, parts[1:], strict=False):  # each as large as the limit lets it be
+        assert len(batch.encode_items([*part, after[0]])) > limit

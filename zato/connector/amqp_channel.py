@@ -12,7 +12,8 @@
 - any other failure: the message is published again to the same queue with its delivery count
   (header x-zato-deliveries) plus one, then acked; after max_deliveries it goes to the parking
   queue "<queue>.zato-parked" instead, with the reason in header x-zato-parked-reason;
-- data format json and a body that is not JSON: parked at once (a poison message);
+- data format json and a body that is not JSON: parked at once (a poison message); so is a
+  body over the servers' [limits] max_body (413: no server would take it);
 - broker down: reconnect with back-off; unacked messages come back by themselves;
 - stop (SIGTERM, config change) and lease loss: no new invocation starts, the running ones
   get DRAIN seconds to answer and are settled; everything else stays unacked and comes back.
@@ -37,7 +38,7 @@ from zato.common.errors import EXIT_LEASE_LOST
 from zato.connector import amqp_common
 from zato.connector.amqp_common import AMQP_ERRORS
 from zato.connector.base import Context
-from zato.connector.invoke import UNAVAILABLE, Invoker, NoServer, Result
+from zato.connector.invoke import TOO_LARGE, UNAVAILABLE, Invoker, NoServer, Result
 from zato.odb.limits import in_flight_limit
 
 logger = logging.getLogger("zato.connector.amqp_channel")
@@ -208,6 +209,10 @@ class AMQPChannelConnector:
             self.ctx.stats.add("messages_out")
         elif result.stale:
             self.ctx.lease_lost(f"server {result.server} refused epoch {self.ctx.epoch} as stale")
+        elif result.status == TOO_LARGE:  # no server would take it: parked at once
+            self._park(
+                ch, method, properties, body, f"too large for service {self.d['service']!r}: {result.text}"
+            )
         else:
             self._failed(
                 ch,
@@ -267,6 +272,5 @@ class AMQPChannelConnector:
 
 
 def run(ctx: Context, definition: dict) -> int:
-    s = ctx.settings
-    invoker = Invoker(ctx.client, s.cluster, ctx.invoke_key, ctx.epoch, members=ctx.member_key)
+    invoker = ctx.invoker()
     return AMQPChannelConnector(ctx, definition, invoker).run()

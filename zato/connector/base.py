@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis
 
@@ -26,6 +26,9 @@ from zato.config.settings import ServerSettings
 from zato.connector import holdfile
 from zato.coord import connector_stats, lease
 from zato.coord.signing import member_key
+
+if TYPE_CHECKING:
+    from zato.connector.invoke import Invoker
 
 logger = logging.getLogger("zato.connector")
 
@@ -196,6 +199,21 @@ class Context:
         self._hold_file = holdfile.path(settings.path)
         self._vouched_until = 0.0  # monotonic: until then the supervisor's last record vouches
         self._signal_fd: int | None = None
+
+    def invoker(self) -> Invoker:
+        """The channel connectors' way to the services: this epoch's key, the live servers
+        whose membership entries verify, bodies within the servers' [limits] max_body."""
+        from zato.connector.invoke import Invoker  # only the channel connectors need it
+
+        s = self.settings
+        return Invoker(
+            self.client,
+            s.cluster,
+            self.invoke_key,
+            self.epoch,
+            members=self.member_key,
+            max_body=s.limits.max_body,
+        )
 
     @property
     def label(self) -> str:

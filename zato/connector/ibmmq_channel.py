@@ -27,7 +27,7 @@ from typing import Any
 
 from zato.connector import ibmmq_common
 from zato.connector.base import Context
-from zato.connector.invoke import Invoker, NoServer, Result
+from zato.connector.invoke import TOO_LARGE, Invoker, NoServer, Result
 
 logger = logging.getLogger("zato.connector.ibmmq_channel")
 
@@ -138,6 +138,10 @@ class IBMMQChannelConnector:
         elif result.stale:
             qm.backout()
             self.ctx.lease_lost(f"server {result.server} refused epoch {self.ctx.epoch} as stale")
+        elif result.status == TOO_LARGE:  # no server would take it: to the backout queue at once
+            self._to_backout_queue(
+                m, qm, body, md, f"too large for service {self.d['service']!r}: {result.text}"
+            )
         else:
             qm.backout()
             reason = (
@@ -208,6 +212,5 @@ class IBMMQChannelConnector:
 
 
 def run(ctx: Context, definition: dict) -> int:
-    s = ctx.settings
-    invoker = Invoker(ctx.client, s.cluster, ctx.invoke_key, ctx.epoch, members=ctx.member_key)
+    invoker = ctx.invoker()
     return IBMMQChannelConnector(ctx, definition, invoker).run()

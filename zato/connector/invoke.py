@@ -9,6 +9,11 @@ Servers are taken round-robin from the membership list; a server that cannot be 
 skipped and the next one tried. Connections are kept alive, pooled per server, and safe to
 use from several threads. Answers: 200 ok, 409 stale epoch (this holder was replaced),
 anything else a failure of the call.
+
+Bodies are kept within the servers' [limits] max_body: a server refuses a longer one from its
+Content-Length and closes the connection while it is still being sent, which would look like
+a server that cannot be reached. So a body over the limit is answered 413 here without being
+sent, and several bodies go in as many batches as keep each within the limit.
 """
 
 from __future__ import annotations
@@ -28,13 +33,16 @@ from zato.common import batch
 from zato.common.cid import new_cid
 from zato.common.errors import ConnectorError, CoordError
 from zato.common.signing import SIGNATURE_HEADER, sign
+from zato.config.settings import LimitSettings
 from zato.coord import membership
 
 logger = logging.getLogger("zato.connector.invoke")
 
 MEMBERS_REFRESH = 1.0  # seconds a membership list is reused
 STALE = 409
+TOO_LARGE = 413  # over the servers' [limits] max_body: no server takes it, however often sent
 UNAVAILABLE = 503  # the server cannot check the epoch now
+NOT_SENT = "no server (not sent)"  # Result.server of an answer given here
 
 
 class NoServer(ConnectorError):
@@ -56,6 +64,11 @@ class Result:
     def stale(self) -> bool:
         return self.status == STALE
 
+    @property
+    def text(self) -> str:
+        """The start of the answer, for a log line or a reason."""
+        return self.body[:200].decode(errors="replace")
+
 
 class Invoker:
     """Thread-safe: connectors call `invoke` from several threads at once. Each server has a
@@ -72,11 +85,13 @@ class Invoker:
         timeout: float = 30.0,
         *,
         members: bytes,
+        max_body: int = LimitSettings.max_body,
     ):
         """`key`: this epoch's key, `zato.common.signing.epoch_key(cluster_secret, epoch)`;
         `members`: `zato.coord.signing.member_key(cluster_secret, cluster)`: only servers whose
-        membership entries it verifies get calls."""
+        membership entries it verifies get calls; `max_body`: the servers' [limits] max_body."""
         self.client, self.cluster = client, cluster
+        self.max_body = max_body
         self._key, self.epoch, self.timeout = key, epoch, timeout
         self._lock = threading.Lock()
         self._member_key = members
@@ -98,7 +113,11 @@ class Invoker:
             return self._servers
 
     def invoke(self, service: str, body: bytes, content_type: str, cid: str | None = None) -> Result:
-        """Call `service` on one live server; NoServer when none could be reached."""
+        """Call `service` on one live server; NoServer when none could be reached. A body over
+        max_body is answered TOO_LARGE here, not sent."""
+        if len(body) > self.max_body:
+            limit = f"the servers' limit of {self.max_body} ([limits] max_body)"
+            return Result(TOO_LARGE, f"the message of {len(body)} bytes is over {limit}".encode(), NOT_SENT)
         headers = self._signed(service, cid or new_cid(), body, content_type)
         return self._call("/zato/internal/invoke/" + quote(service, safe=""), body, headers)
 
@@ -107,9 +126,14 @@ class Invoker:
         Result per body, in order. A 409 or 503 answers for every body. Any other answer that
         is not a batch's (an older server without the endpoint: 404; a body too large: 413)
         makes the calls again one body at a time, so a message is never failed for its
-        company. NoServer when no server could be reached."""
+        company. Bodies that together would be over max_body go in several calls, each within
+        it (a body over it alone is answered TOO_LARGE). NoServer when no server could be
+        reached."""
         if len(bodies) == 1:
             return [self.invoke(service, bodies[0], content_type)]
+        parts = within(bodies, self.max_body)
+        if len(parts) > 1:
+            return [result for part in parts for result in self.invoke_many(service, part, content_type)]
         cid, body = new_cid(), batch.encode_items(bodies)
         headers = self._signed(batch.batch_service(service), cid, body, "application/octet-stream")
         headers[batch.ITEMS_TYPE_HEADER] = content_type
@@ -202,3 +226,18 @@ class Invoker:
             addresses = list(self._idle)
         for address in addresses:
             self._forget(address)
+
+
+def within(bodies: Sequence[bytes], limit: int) -> list[list[bytes]]:
+    """`bodies` in order, cut into runs whose batch (zato.common.batch) is at most `limit`
+    bytes; a body whose item alone is over it makes a run of its own."""
+    parts: list[list[bytes]] = [[]]
+    size = 0
+    for body in bodies:
+        item = len(body) + len(str(len(body))) + 2  # b"<length>:<bytes>,"
+        if parts[-1] and size + item > limit:
+            parts.append([])
+            size = 0
+        parts[-1].append(body)
+        size += item
+    return parts

@@ -153,6 +153,5 @@ class ZMQChannelConnector:
 
 
 def run(ctx: Context, definition: dict) -> int:
-    s = ctx.settings
-    invoker = Invoker(ctx.client, s.cluster, ctx.invoke_key, ctx.epoch, members=ctx.member_key)
+    invoker = ctx.invoker()
     return ZMQChannelConnector(ctx, definition, invoker).run()
