@@ -85,10 +85,23 @@ def test_body_over_the_limit_is_refused_from_content_length_before_it_is_read(qs
         """
     before = calls(qs)
     with raw_request(qs.server_url("server1"), head) as sock:  # not a byte of the body is sent
-        answer = read_all(sock)  # the server answers and closes: it never waits for the body
+        answer = read_all(sock)  # answered before a byte of the body; closed after 1 s without one
     assert answer.startswith(b"HTTP/1.1 413 ")
     assert b'"result": "ZATO_ERROR"' in answer and b"over the limit of 1000 bytes" in answer
     assert calls(qs) == before
+
+
+def test_a_large_body_over_the_limit_gets_its_413_through_the_lb_and_directly(qs):
+    """A client that sends its whole body without waiting (no Expect: 100-continue, as
+    requests does) still reads the 413: the server reads and drops the rest after answering,
+    instead of closing on unread data (which the kernel answers with a reset that can take
+    the answer with it, in HAProxy or in the client)."""
+    body = b"b" * (8 * 1024 * 1024)
+    for url in (qs.lb_url + "/count", qs.server_url("server1") + "/count"):
+        for _ in range(3):
+            answer = requests.post(url, data=body, timeout=30)
+            assert answer.status_code == 413, (url, answer.status_code, answer.text[:200])
+            assert "over the limit of 1000 bytes" in answer.json()["zato_env"]["details"]
 
 
 def test_chunked_body_is_counted_while_read_and_a_small_one_passes(qs):

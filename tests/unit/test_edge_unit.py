@@ -17,7 +17,8 @@ from zato.common.signing import epoch_key, sign, verify
 from zato.config.settings import load_lb_settings
 from zato.lb import render
 from zato.lifecycle.layout import create_lb_dir
-from zato.server.body import BodyError, ClientGone, read_body
+from zato.server import body as bodies
+from zato.server.body import BodyError, ClientGone, Lingering, read_body
 
 SECRET = "cluster-secret-value"
 
@@ -67,6 +68,24 @@ def lb_dir(tmp_path):
 def set_lb_conf(lb_dir: str, text: str) -> None:
     with open(os.path.join(lb_dir, "config", "lb.conf"), "a") as f:
         f.write(text)
+
+
+class Gone(io.RawIOBase):
+    def read(self, size=-1):  # noqa: ANN001
+        raise ConnectionResetError
+
+
+def test_after_a_413_the_rest_of_the_body_is_read_and_dropped_within_bounds(monkeypatch):
+    rest = io.BytesIO(b"r" * 200_000)
+    answer = Lingering([b"413 answer"], rest, seconds=5)
+    assert list(answer) == [b"413 answer"]  # the answer first, as it was
+    answer.close()
+    assert rest.tell() == 200_000  # read to the end of what the client sent
+    monkeypatch.setattr(bodies, "LINGER_BYTES", 100_000)
+    endless = io.BytesIO(b"e" * 1_000_000)
+    Lingering([b""], endless, seconds=5).close()
+    assert 100_000 <= endless.tell() < 100_000 + bodies.CHUNK  # stops at LINGER_BYTES
+    Lingering([b""], Gone(), seconds=5).close()  # a client that went: nothing to drop, no error
 
 
 def test_default_edge_config_protects_the_public_port(lb_dir):

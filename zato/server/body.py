@@ -5,8 +5,11 @@
 - Slower than `body_timeout` for the whole body: 408.
 - The client went away mid-body (connection reset, or fewer bytes than it announced):
   `ClientGone`, which the server logs as one warning line; no service sees a partial body.
-After a 413 or 408 the connection is closed (`close_connection`), so the rest of an
-unwanted body is never read.
+After a 413 or 408 the connection is closed (`close_connection`). After a 413, once the
+answer is sent, what the client still sends of its body is read and dropped (`Lingering`,
+bounded in bytes and time, as nginx's lingering close): a socket closed with unread data is
+reset by the kernel, and the reset can destroy the answer on its way (HAProxy in front, or a
+client that sends its whole body before it reads, as Python's http.client does).
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import gevent
 from zato.common.errors import ZatoError
 
 CHUNK = 65536
+LINGER_BYTES = 64 * 1024 * 1024  # the most of a refused body read and dropped after its 413
+LINGER_IDLE = 1.0  # seconds without a byte from the client before lingering stops
 
 
 class BodyError(ZatoError):
@@ -90,3 +95,29 @@ def close_connection(start_response: Any) -> None:
     force_close = getattr(getattr(start_response, "__self__", None), "force_close", None)
     if callable(force_close):
         force_close()
+
+
+class Lingering:
+    """The answer to a refused body (a WSGI response iterable). The server calls close() after
+    sending it; close() then reads and drops what the client still sends, until the client
+    stops (EOF, or LINGER_IDLE without a byte), LINGER_BYTES were read or `seconds` passed."""
+
+    def __init__(self, answer: list[bytes], stream: Any, seconds: float):
+        self.answer, self.stream, self.seconds = answer, stream, seconds
+
+    def __iter__(self) -> Any:
+        return iter(self.answer)
+
+    def close(self) -> None:
+        read = 0
+        with gevent.Timeout(self.seconds, False):  # False: the time is up, silently
+            while read < LINGER_BYTES:
+                try:
+                    with gevent.Timeout(LINGER_IDLE, False):
+                        part = None
+                        part = self.stream.read(CHUNK)
+                except OSError:  # the client went: nothing left to drop
+                    return
+                if not part:  # EOF, the end of the declared body, or idle: done
+                    return
+                read += len(part)

@@ -169,7 +169,10 @@ class ServerApp:
             return self._send(start_response, e.status, error_body(cid, e.detail), JSON, cid, e.headers)
         except bodies.BodyError as e:
             bodies.close_connection(start_response)
-            return self._send(start_response, e.status, error_body(cid, e.detail), JSON, cid)
+            answer = self._send(start_response, e.status, error_body(cid, e.detail), JSON, cid)
+            if e.status == 413:  # the rest of the body is read and dropped after the answer
+                return bodies.Lingering(answer, environ["wsgi.input"], self.limits.body_timeout)
+            return answer
         except bodies.ClientGone as e:
             method = environ.get("REQUEST_METHOD", "")
             logger.warning("cid %s: client went away during %s %s: %s", cid, method, path, e)
