@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import signal
 import threading
+import time
 import uuid
 
 import pytest
@@ -24,7 +25,7 @@ from tests.conn_support import (
 from tests.support import REDIS_URL, cleanup_redis, cluster_name, free_port, wait_for
 from zato.common.errors import ConnectorError
 from zato.config.settings import load_server_settings
-from zato.connector.amqp_outgoing import HELD_BYTES, WINDOW
+from zato.connector.amqp_outgoing import HELD_BYTES, RECHECK, WINDOW
 from zato.coord import connector_stats
 from zato.coord.keys import Keys
 from zato.coord.queues import OutQueue, decode, encode
@@ -191,6 +192,39 @@ def test_an_unroutable_message_is_parked_in_redis_not_dropped(env):
         what="stats showing the parked message",
     )
     assert f"routing key {nowhere!r}" in stats["last_error"]
+
+
+def test_a_message_for_a_missing_exchange_is_parked_and_holds_nothing_back(env):
+    """A service names an exchange the broker does not have: that message is parked with the
+    broker's answer, and the messages around it, to the default exchange and to one that
+    exists, arrive in their order (before, publishing it closed the channel, and after every
+    reconnect it went first and closed it again: nothing else ever left). Once the exchange
+    has been made, the next message to it goes out (it is checked again after RECHECK)."""
+    named, nowhere = f"zt-ex-{uuid.uuid4().hex[:8]}", f"zt-nx-{uuid.uuid4().hex[:8]}"
+    env["rabbit"].ch.exchange_declare(named, "direct", auto_delete=True)
+    env["rabbit"].ch.queue_bind(env["queue"], named, routing_key="rk")
+    _start(env)
+    env["out"].amqp.send({"n": 0}, "orders")
+    env["out"].amqp.send({"n": -1}, "orders", exchange=nowhere, routing_key="rk")
+    env["out"].amqp.send({"n": 1}, "orders", exchange=named, routing_key="rk")
+    env["out"].amqp.send({"n": 2}, "orders")
+    seen: list = []
+    wait_for(lambda: _received(env, seen) == 3, timeout=60, what="the three deliverable messages")
+    assert [json.loads(body)["n"] for _, body in seen] == [0, 1, 2]
+    parked_key = Keys(env["cluster"]).out_parked("amqp", "orders")
+    wait_for(lambda: env["client"].llen(parked_key) == 1, timeout=30, what="the one for no exchange parked")
+    assert json.loads(decode(env["client"].lindex(parked_key, 0)).body) == {"n": -1}
+    log = log_text(env["dir"])
+    assert f"no exchange {nowhere!r} on the broker" in log
+    assert "reconnecting" not in log  # the publishing channel was never closed
+    env["rabbit"].ch.exchange_declare(nowhere, "direct", auto_delete=True)  # made now
+    env["rabbit"].ch.queue_bind(env["queue"], nowhere, routing_key="rk")
+    time.sleep(RECHECK)
+    env["out"].amqp.send({"n": 3}, "orders", exchange=nowhere, routing_key="rk")
+    wait_for(lambda: _received(env, seen) == 4, timeout=30, what="the message to the exchange made since")
+    q = OutQueue(env["client"], env["cluster"], "amqp", "orders")
+    wait_for(lambda: q.depth() == (0, 0), timeout=30, what="the queue and the processing list emptied")
+    assert env["client"].llen(parked_key) == 1
 
 
 def test_a_stored_message_that_is_not_ours_is_parked_the_others_go_out(env):

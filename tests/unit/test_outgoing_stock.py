@@ -6,8 +6,12 @@ for; the real broker and Redis paths are in tests/integration/test_amqp_outgoing
 
 from __future__ import annotations
 
+import json
+
+import pika.exceptions
+
 from zato.connector.amqp_outgoing import WINDOW, Session
-from zato.coord.queues import encode
+from zato.coord.queues import decode, encode
 
 
 class FakeStats:
@@ -61,6 +65,88 @@ def session_with_stock(n: int) -> tuple[Session, FakeContext, FakeChannel]:
     s.ch = ch  # type: ignore[assignment]
     s._stock.extend(encode({"n": i}) for i in range(n))  # taken, not published yet
     return s, ctx, ch
+
+
+class FakeProbe:
+    """The probe channel: records passive declares; answer() gives the broker's answer to the
+    last one (a 404 closes the channel, as the broker does)."""
+
+    def __init__(self, missing: set[str]) -> None:
+        self.missing, self.is_open, self.declared = missing, True, []
+        self.on_close = self.pending = None
+
+    def add_on_close_callback(self, callback) -> None:  # noqa: ANN001
+        self.on_close = callback
+
+    def exchange_declare(self, exchange: str, passive: bool, callback) -> None:  # noqa: ANN001
+        assert passive
+        self.declared.append(exchange)
+        self.pending = (exchange, callback)
+
+    def answer(self) -> None:
+        exchange, callback = self.pending
+        if exchange in self.missing:
+            self.is_open = False
+            self.on_close(
+                self, pika.exceptions.ChannelClosedByBroker(404, f"NOT_FOUND - no exchange '{exchange}'")
+            )
+        else:
+            callback(None)
+
+
+class FakeConnection:
+    def __init__(self, missing: set[str]) -> None:
+        self.missing, self.probes = missing, []
+
+    def channel(self, on_open_callback) -> None:  # noqa: ANN001
+        self.probes.append(FakeProbe(self.missing))
+        on_open_callback(self.probes[-1])
+
+
+def session_with_exchanges(
+    exchanges: list[str], missing: set[str]
+) -> tuple[Session, FakeContext, FakeChannel]:
+    """Stock messages to these exchanges ("": the default one); a Redis call is always on its
+    way, so no call starts (logic only)."""
+    s, ctx, ch = session_with_stock(0)
+    s._stock.extend(encode({"n": i}, exchange=ex, routing_key="k") for i, ex in enumerate(exchanges))
+    s.conn = FakeConnection(missing)  # type: ignore[assignment]
+    s._call = object()  # type: ignore[assignment]
+    return s, ctx, ch
+
+
+def test_a_message_for_an_unknown_exchange_waits_for_its_check_with_every_one_after_it() -> None:
+    s, ctx, ch = session_with_exchanges(["", "nope", "there", ""], missing={"nope"})
+    ctx.is_vouched = True
+    s._pump()
+    assert ch.published == [b'{"n": 0}']  # the next one names an exchange not checked yet
+    s._pump()
+    assert ch.published == [b'{"n": 0}'] and len(s._waiting) == 3  # still waiting, in order
+    s.conn.probes[0].answer()  # type: ignore[union-attr]
+    assert [json.loads(decode(raw).body) for raw in s.queue.parked] == [{"n": 1}]  # type: ignore[attr-defined]
+    s.conn.probes[1].answer()  # type: ignore[union-attr]  # a 404 closed the first probe
+    assert ch.published == [b'{"n": 0}', b'{"n": 2}', b'{"n": 3}']
+    assert [p.declared for p in s.conn.probes] == [["nope"], ["there"]]  # type: ignore[union-attr]
+    s._stock.append(encode({"n": 4}, exchange="there", routing_key="k"))
+    s._pump()
+    assert ch.published[-1] == b'{"n": 4}' and len(s.conn.probes) == 2  # type: ignore[union-attr]  # known now
+
+
+def test_messages_behind_a_check_go_out_only_while_the_epoch_is_vouched_for_or_fenced() -> None:
+    s, ctx, ch = session_with_exchanges(["there", ""], missing=set())
+    s._pump(fresh=True)  # taken just now
+    s.conn.probes[0].answer()  # type: ignore[union-attr]  # nobody vouches any more
+    assert ch.published == [] and s._fence  # the next Redis call must be a fenced take
+    s._pump(fresh=True)  # its answer
+    assert ch.published == [b'{"n": 0}', b'{"n": 1}'] and not s._fence
+
+
+def test_messages_waiting_for_a_check_count_against_the_window() -> None:
+    s, ctx, _ch = session_with_exchanges(["x"] * (WINDOW + 10), missing=set())
+    ctx.is_vouched = True
+    s._pump()
+    s._pump()
+    assert len(s._waiting) == WINDOW and len(s._stock) == 10
 
 
 def test_stock_waits_while_nobody_vouches_for_the_epoch_and_goes_once_someone_does() -> None:

@@ -6,7 +6,12 @@ fewer at a time (HELD_BYTES of stored messages in the window and the stock toget
 stops at the message that reaches it, so even one larger than that goes out). Confirms arrive
 asynchronously; a message leaves the processing list only when its own confirm arrived. A
 nack, or a message returned as unroutable (mandatory publish), is parked in Redis with the
-reason instead.
+reason instead. So is a message naming an exchange the broker does not have: publishing to it
+would close the channel, and after the reconnect the same message would close it again,
+holding back every other one for ever. So the first message for each exchange this session
+has not seen waits, with every one after it (the order holds), until a passive declare on a
+channel of its own (the probe) says whether the exchange exists; one found missing is checked
+again after RECHECK seconds, so messages go out once it has been made.
 
 The Redis calls run in a thread of their own, one at a time, so the broker's I/O loop never
 waits for Redis: up to STOCK messages are taken ahead of the window, and a confirm's room is
@@ -62,6 +67,7 @@ TAKE_TIMEOUT = 0.5  # seconds BLMOVE blocks when idle (how fast stop requests ar
 LEFTOVER_SCAN = 5.0  # seconds between looks for messages stranded in the processing list
 TICK = 0.2  # seconds between stop checks while busy
 DRAIN = 5.0  # seconds a stopping connector waits for the confirms of what it published
+RECHECK = 5.0  # seconds an exchange found missing is taken as missing before it is checked again
 
 
 class Ready(NamedTuple):
@@ -92,6 +98,13 @@ class Session:
         self._call: Future | None = None  # the Redis call on its way, if any
         self._handed: list[str] = []  # the confirmed ones the call on its way removes
         self._drained = False  # the last take found fewer messages than it asked for
+        self._waiting: deque[Ready] = deque()  # prepared, in order, behind an exchange check
+        self._waiting_bytes = 0
+        self._present: set[str] = {""}  # exchanges the broker has (the default one always)
+        self._missing: dict[str, tuple[str, float]] = {}  # exchanges it had not: its answer, when
+        self._probe: pika.channel.Channel | None = None  # passive declares, apart from publishing
+        self._checking: str | None = None  # the exchange being checked
+        self._fence = False  # waiting messages need a fenced take (or a vouch) to go out
 
     def run(self) -> None:
         self.conn = pika.SelectConnection(
@@ -183,12 +196,18 @@ class Session:
         """Publish from the stock what fits in the window, then ask Redis for more (and to
         remove what was confirmed) unless a call is on its way. fresh: the stock was just
         topped up by a fenced take."""
-        if self._stopping_until is None and self._stock and (fresh or self.ctx.vouched()):
-            n = min(self.window.room, len(self._stock))
+        if fresh:
+            self._fence = False  # this take was fenced
+        if self._stopping_until is None and (self._stock or self._waiting) and (fresh or self.ctx.vouched()):
+            n = max(0, min(self._room(), len(self._stock)))
             raws = [self._stock.popleft() for _ in range(n)]
             self._stock_bytes -= sum(map(len, raws))
             self._publish_all(self._prepare(raws))
         self._ask()
+
+    def _room(self) -> int:
+        """How many more the window takes, after those waiting for an exchange check."""
+        return self.window.room - len(self._waiting)
 
     def _ask(self) -> None:
         """Start the next Redis call unless one is on its way: the leftover scan when due,
@@ -200,10 +219,14 @@ class Session:
             self._handed = []
             self._submit(self.queue.leftovers, self._scanned)
             return
-        budget = HELD_BYTES - self.window.bytes - self._stock_bytes  # large messages: fewer held
-        want = 0 if stopping or budget <= 0 else WINDOW + STOCK - len(self.window) - len(self._stock)
-        idle = not stopping and not len(self.window) and not self._stock
-        if not self._confirmed and not (want > 0 and (idle or not self._drained)):
+        held = len(self.window) + len(self._stock) + len(self._waiting)
+        budget = HELD_BYTES - self.window.bytes - self._stock_bytes - self._waiting_bytes  # large: fewer held
+        want = 0 if stopping or budget <= 0 else WINDOW + STOCK - held
+        fence, self._fence = self._fence and not stopping, False
+        if fence:
+            want = max(want, 1)  # a take of at least one is fenced: its answer vouches for the epoch
+        idle = not stopping and not held
+        if not self._confirmed and not fence and not (want > 0 and (idle or not self._drained)):
             return  # nothing to remove, and Redis had nothing more: the next confirm asks again
         self._handed, self._confirmed = self._confirmed, []
         take = functools.partial(self._take, self._handed, max(want, 0), budget, idle)
@@ -274,18 +297,88 @@ class Session:
         return out
 
     def _publish_all(self, items: list[Ready]) -> None:
+        """Publish `items` in order, after those still waiting for an exchange check."""
+        self._waiting.extend(items)
+        self._waiting_bytes += sum(len(item.publish.raw) for item in items)
+        self._flush()
+
+    def _flush(self) -> None:
+        """Publish (or park) the waiting messages in order, up to the first one that names an
+        exchange not checked yet; that one starts the check."""
         if self.ch is None:  # publishing starts once the channel is open (_on_channel)
             raise ConnectorError("publishing before the AMQP channel is open")
         published = 0
-        for p, props, error in items:
-            if error:
-                self._park(p.raw, error)
+        while self._waiting:
+            p, props, error = self._waiting[0]
+            missing = "" if error or p.exchange in self._present else self._still_missing(p.exchange)
+            if missing is None:
+                self._check_exchange(p.exchange)
+                break
+            self._waiting.popleft()
+            self._waiting_bytes -= len(p.raw)
+            if error or missing:
+                self._park(p.raw, error or missing)
                 continue
             # mandatory: a message no queue would take comes back instead of vanishing in the broker
             self.ch.basic_publish(p.exchange, p.routing_key, p.body, props, mandatory=True)
             self.window.published(p)
             published += 1
-        self.ctx.stats.add("messages_in", published)
+        if published:
+            self.ctx.stats.add("messages_in", published)
+
+    def _still_missing(self, exchange: str) -> str | None:
+        """Why `exchange` was found missing less than RECHECK seconds ago; None: not checked (or
+        long ago: it may have been made since)."""
+        reason, at = self._missing.get(exchange, ("", 0.0))
+        return reason if reason and time.monotonic() - at < RECHECK else None
+
+    def _check_exchange(self, exchange: str) -> None:
+        """Ask the broker whether `exchange` exists (a passive declare on the probe channel,
+        opened the first time; a 404 closes it, and the next check opens another)."""
+        if self._checking is not None or self.conn is None:
+            return
+        self._checking = exchange
+        if self._probe is not None and self._probe.is_open:
+            self._declare(self._probe)
+        else:
+            self.conn.channel(on_open_callback=self._guard(self._declare))
+
+    def _declare(self, probe: pika.channel.Channel) -> None:
+        if probe is not self._probe:
+            self._probe = probe
+            probe.add_on_close_callback(self._on_probe_closed)
+        exchange = self._checking
+        assert exchange is not None  # noqa: S101 - set by _check_exchange before the probe opens
+        probe.exchange_declare(exchange, passive=True, callback=self._guard(lambda _f: self._checked("")))
+
+    def _on_probe_closed(self, probe: pika.channel.Channel, e: BaseException) -> None:
+        if probe is self._probe:
+            self._probe = None
+        if self._checking is None or isinstance(e, pika.exceptions.ChannelClosedByClient):
+            return
+        if isinstance(e, pika.exceptions.ChannelClosedByBroker) and e.reply_code == 404:
+            self._guard(self._checked)(f"no exchange {self._checking!r} on the broker ({e.reply_text})")
+        elif isinstance(e, pika.exceptions.ChannelClosedByBroker):  # it would not say: publish as before
+            logger.warning("%s: cannot check exchange %r: %s", self.ctx.label, self._checking, error_text(e))
+            self._guard(self._checked)("")
+        else:  # with the connection, whose error pika hands to every channel
+            self._fail(f"connection lost: {error_text(e)}")
+
+    def _checked(self, missing: str) -> None:
+        """The broker answered the check: `missing` is why the exchange cannot be used, or ""."""
+        exchange, self._checking = self._checking, None
+        assert exchange is not None  # noqa: S101 - a check was on its way
+        if missing:
+            self._missing[exchange] = (missing, time.monotonic())
+            logger.error("%s: %s; its messages are parked", self.ctx.label, missing)
+        else:
+            self._present.add(exchange)
+            self._missing.pop(exchange, None)
+        if self._stopping_until is None and self.ctx.vouched():
+            self._flush()
+        else:  # the next fenced take lets them go (as it does the stock)
+            self._fence = bool(self._waiting)
+        self._ask()
 
     def _publish_leftovers(self, stored: list[str], everything: bool = False) -> None:
         """Publish what is in the processing list (`stored`, read while no other Redis call
@@ -293,9 +386,10 @@ class Session:
         holder's connector that was paused while Redis moved a message for it (it stops at
         its next epoch check, leaving it there). everything: the run has just begun."""
         self._next_scan = time.monotonic() + LEFTOVER_SCAN
-        mine = set() if everything else self.window.raws() | set(self._confirmed) | set(self._stock)
+        waiting = {item.publish.raw for item in self._waiting}
+        mine = set() if everything else self.window.raws() | set(self._confirmed) | set(self._stock) | waiting
         leftovers = [raw for raw in stored if raw not in mine]
-        n, room, budget = 0, self.window.room, HELD_BYTES - self.window.bytes
+        n, room, budget = 0, self._room(), HELD_BYTES - self.window.bytes - self._waiting_bytes
         while n < min(room, len(leftovers)) and budget > 0:  # what the window takes: as a take does
             budget -= len(leftovers[n])
             n += 1
