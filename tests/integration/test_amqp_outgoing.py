@@ -96,6 +96,13 @@ def test_unknown_connection_and_bad_properties_are_clear_errors(env):
         env["out"].amqp.send({"n": 1}, "nope")
     with pytest.raises(ConnectorError, match="unknown AMQP message properties: colour"):
         env["out"].amqp.send({"n": 1}, "orders", properties={"colour": "red"})
+    with pytest.raises(
+        ConnectorError, match="AMQP message property priority: 300 is not an integer from 0 to 255"
+    ):
+        env["out"].amqp.send({"n": 1}, "orders", properties={"priority": 300})
+    with pytest.raises(ConnectorError, match="AMQP message property expiration: 5000 is not a string"):
+        env["out"].amqp.send({"n": 1}, "orders", properties={"expiration": 5000})
+    assert OutQueue(env["client"], env["cluster"], "amqp", "orders").depth() == (0, 0)  # nothing stored
 
 
 def test_nothing_is_lost_when_the_connector_is_killed_and_restarted(env):
@@ -242,6 +249,26 @@ def test_a_stored_message_that_is_not_ours_is_parked_the_others_go_out(env):
     assert set(env["client"].lrange(parked_key, 0, -1)) == {"{not json", '{"no": "body"}'}
     wait_for(lambda: q.depth() == (0, 0), timeout=30, what="the queue and the processing list emptied")
     assert "malformed outgoing message" in log_text(env["dir"])
+
+
+def test_a_stored_message_pika_cannot_frame_is_parked_and_holds_nothing_back(env):
+    """A message whose property AMQP cannot carry, stored by another producer (send refuses
+    it): parked with the reason; the messages around it go out, and the channel stays open
+    (before, the publish raised, the connector reconnected and tried it first again, for ever)."""
+    q = OutQueue(env["client"], env["cluster"], "amqp", "orders")
+    env["out"].amqp.send({"n": 0}, "orders")
+    bad = json.dumps({"id": "b" * 32, "ts": 0, "text": '{"n": -1}', "properties": {"priority": 300}})
+    env["client"].lpush(q.queue, bad)
+    env["out"].amqp.send({"n": 1}, "orders")
+    _start(env)
+    seen: list = []
+    wait_for(lambda: _received(env, seen) == 2, timeout=60, what="the two good messages in RabbitMQ")
+    assert [json.loads(body)["n"] for _, body in seen] == [0, 1]
+    parked_key = Keys(env["cluster"]).out_parked("amqp", "orders")
+    wait_for(lambda: env["client"].lrange(parked_key, 0, -1) == [bad], timeout=30, what="the bad one parked")
+    wait_for(lambda: q.depth() == (0, 0), timeout=30, what="the queue and the processing list emptied")
+    log = log_text(env["dir"])
+    assert "cannot be framed for the broker" in log and "reconnecting" not in log
 
 
 def test_messages_the_broker_refuses_are_parked_the_accepted_one_is_not(env):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 
 import pika
 import pytest
@@ -39,6 +40,28 @@ def test_outgoing_message_defaults_and_errors():
         decode("not json")
     with pytest.raises(ConnectorError, match="malformed outgoing message"):
         decode(json.dumps({"id": "x"}))
+
+
+@pytest.mark.parametrize(
+    ("props", "error"),
+    [
+        ({"priority": 256}, "priority: 256 is not an integer from 0 to 255"),
+        ({"priority": True}, "priority: True is not an integer"),
+        ({"delivery_mode": 3}, "delivery_mode: 3 is not 1 (transient) or 2 (persistent)"),
+        ({"timestamp": -1}, "timestamp: -1 is not a whole number of seconds"),
+        ({"expiration": 60000}, "expiration: 60000 is not a string of at most 255 bytes"),
+        ({"correlation_id": "ż" * 128}, "correlation_id: 'żżż"),  # 256 bytes in UTF-8
+        ({"headers": ["a"]}, "headers: ['a'] is not an object"),
+    ],
+)
+def test_amqp_property_values_amqp_cannot_carry_are_refused_at_send(props, error):
+    with pytest.raises(ConnectorError, match=re.escape(f"AMQP message property {error}")):
+        encode({"a": 1}, properties=props)
+
+
+def test_amqp_property_values_amqp_can_carry_pass():
+    props = {"priority": 0, "delivery_mode": 2, "timestamp": 1, "expiration": "1000", "headers": {"h": [1]}}
+    assert decode(encode({"a": 1}, properties={**props, "message_id": None})).properties["priority"] == 0
 
 
 def test_amqp_error_text_names_the_type_once():

@@ -6,9 +6,10 @@ fewer at a time (HELD_BYTES of stored messages in the window and the stock toget
 stops at the message that reaches it, so even one larger than that goes out). Confirms arrive
 asynchronously; a message leaves the processing list only when its own confirm arrived. A
 nack, or a message returned as unroutable (mandatory publish), is parked in Redis with the
-reason instead. So is a message naming an exchange the broker does not have: publishing to it
-would close the channel, and after the reconnect the same message would close it again,
-holding back every other one for ever. So the first message for each exchange this session
+reason instead, as is one pika cannot frame (a property's value out of type or range). So is
+a message naming an exchange the broker does not have: publishing to it would close the
+channel, and after the reconnect the same message would close it again, holding back every
+other one for ever. So the first message for each exchange this session
 has not seen waits, with every one after it (the order holds), until a passive declare on a
 channel of its own (the probe) says whether the exchange exists; one found missing is checked
 again after RECHECK seconds, so messages go out once it has been made.
@@ -40,6 +41,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import struct
 import time
 from collections import deque
 from collections.abc import Callable
@@ -67,6 +69,17 @@ TAKE_TIMEOUT = 0.5  # seconds BLMOVE blocks when idle (how fast stop requests ar
 LEFTOVER_SCAN = 5.0  # seconds between looks for messages stranded in the processing list
 TICK = 0.2  # seconds between stop checks while busy
 DRAIN = 5.0  # seconds a stopping connector waits for the confirms of what it published
+# What pika raises for a message it cannot frame (a property's value of the wrong type or range,
+# a string over 255 bytes): published again after a reconnect it would fail again, for ever.
+UNFRAMEABLE = (
+    struct.error,
+    AssertionError,
+    TypeError,
+    ValueError,
+    OverflowError,
+    pika.exceptions.ShortStringTooLong,
+    pika.exceptions.UnsupportedAMQPFieldException,
+)
 RECHECK = 5.0  # seconds an exchange found missing is taken as missing before it is checked again
 
 
@@ -319,8 +332,11 @@ class Session:
             if error or missing:
                 self._park(p.raw, error or missing)
                 continue
-            # mandatory: a message no queue would take comes back instead of vanishing in the broker
-            self.ch.basic_publish(p.exchange, p.routing_key, p.body, props, mandatory=True)
+            try:  # mandatory: a message no queue would take comes back instead of vanishing in the broker
+                self.ch.basic_publish(p.exchange, p.routing_key, p.body, props, mandatory=True)
+            except UNFRAMEABLE as e:  # nothing was sent: pika frames a message whole before writing it
+                self._park(p.raw, f"cannot be framed for the broker (a property's value): {error_text(e)}")
+                continue
             self.window.published(p)
             published += 1
         if published:

@@ -98,11 +98,38 @@ def encode(
     unknown = sorted(set(props) - set(AMQP_PROPERTIES))
     if unknown:
         raise ConnectorError(f"unknown AMQP message properties: {', '.join(unknown)}")
+    check_properties(props)
     msg = envelope(data, exchange=exchange, routing_key=routing_key, properties=props)
     try:
         return json.dumps(msg)
     except (TypeError, ValueError) as e:
         raise ConnectorError(f"AMQP message properties are not JSON-serialisable: {e}") from None
+
+
+_SHORT_STRINGS = frozenset(AMQP_PROPERTIES) - {"headers", "delivery_mode", "priority", "timestamp"}
+
+
+def check_properties(props: dict) -> None:
+    """ConnectorError naming the first AMQP property whose value AMQP cannot carry (None: not
+    set). Values inside headers are left to the connector, which parks what it cannot frame."""
+    for name, value in props.items():
+        if value is None:
+            continue
+        if name in _SHORT_STRINGS:
+            ok, need = (
+                isinstance(value, str) and len(value.encode("utf-8")) <= 255,
+                "a string of at most 255 bytes",
+            )
+        elif name == "delivery_mode":
+            ok, need = type(value) is int and value in (1, 2), "1 (transient) or 2 (persistent)"
+        elif name == "priority":
+            ok, need = type(value) is int and 0 <= value <= 255, "an integer from 0 to 255"
+        elif name == "timestamp":
+            ok, need = type(value) is int and 0 <= value < 2**64, "a whole number of seconds since 1970"
+        else:  # headers
+            ok, need = isinstance(value, dict), "an object (a dict)"
+        if not ok:
+            raise ConnectorError(f"AMQP message property {name}: {value!r:.60} is not {need}")
 
 
 def envelope(data: object, **fields: object) -> dict:
