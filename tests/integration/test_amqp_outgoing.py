@@ -234,6 +234,36 @@ def test_a_message_for_a_missing_exchange_is_parked_and_holds_nothing_back(env):
     assert env["client"].llen(parked_key) == 1
 
 
+def test_a_message_the_broker_closes_the_channel_on_is_found_and_parked(env):
+    """The broker closes the channel over a publish it refuses (here: to an internal exchange,
+    403). What awaited its confirm is then published one at a time; the one that closes the
+    channel alone is parked with the broker's answer, and everything else arrives (before,
+    it went first after every reconnect and closed the channel again, for ever)."""
+    internal = f"zt-int-{uuid.uuid4().hex[:8]}"
+    env["rabbit"].ch.exchange_declare(internal, "direct", auto_delete=True, internal=True)
+    _start(env)
+    env["out"].amqp.send({"n": 0}, "orders")
+    env["out"].amqp.send({"n": -1}, "orders", exchange=internal, routing_key="rk")
+    for i in range(1, 200):
+        env["out"].amqp.send({"n": i}, "orders")
+    seen: list = []
+
+    def ns() -> set:
+        _received(env, seen)
+        return {json.loads(body)["n"] for _, body in seen}
+
+    wait_for(lambda: ns() == set(range(200)), timeout=60, what="the 200 deliverable messages")
+    parked_key = Keys(env["cluster"]).out_parked("amqp", "orders")
+    wait_for(lambda: env["client"].llen(parked_key) == 1, timeout=30, what="the refused one parked")
+    assert json.loads(decode(env["client"].lindex(parked_key, 0)).body) == {"n": -1}
+    q = OutQueue(env["client"], env["cluster"], "amqp", "orders")
+    wait_for(lambda: q.depth() == (0, 0), timeout=30, what="the queue and the processing list emptied")
+    log = log_text(env["dir"])
+    assert "the broker closed the channel on it alone" in log and "ACCESS_REFUSED" in log
+    assert log.count("publishing one at a time") >= 1
+    print(f"{len(seen)} received for 200, {len(seen) - 200} twice")
+
+
 def test_a_stored_message_that_is_not_ours_is_parked_the_others_go_out(env):
     """Something other than our JSON in the connection's Redis queue (written by hand, or
     damaged) is parked with the reason; the messages around it are published."""

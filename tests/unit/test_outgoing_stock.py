@@ -11,6 +11,7 @@ import json
 import pika.exceptions
 
 from zato.connector.amqp_outgoing import WINDOW, Session
+from zato.connector.confirm_window import Publish
 from zato.coord.queues import decode, encode
 
 
@@ -185,3 +186,19 @@ def test_a_malformed_message_of_the_stock_is_parked_the_rest_published() -> None
     s._stock.insert(1, "not json")
     s._pump(fresh=True)
     assert len(ch.published) == 2 and s.queue.parked == ["not json"]  # type: ignore[attr-defined]
+
+
+def test_a_broker_close_makes_suspects_and_a_suspect_closing_it_alone_is_parked() -> None:
+    s, ctx, ch = session_with_stock(0)
+    for raw in ("a", "b"):
+        s.window.published(Publish(raw, "", "q", b""))
+    s._on_channel_closed(ch, pika.exceptions.ChannelClosedByBroker(403, "ACCESS_REFUSED"))  # type: ignore[arg-type]
+    assert s.suspects == {"a", "b"} and s.queue.parked == []  # type: ignore[attr-defined]
+    careful = Session(ctx, DEFINITION, FakeQueue(), frozenset(s.suspects))  # type: ignore[arg-type]
+    careful.ch = ch  # type: ignore[assignment]
+    assert careful._room() == 1  # one at a time
+    careful.window.published(Publish("b", "", "q", b""))
+    assert careful._room() == 0
+    careful._on_channel_closed(ch, pika.exceptions.ChannelClosedByBroker(403, "ACCESS_REFUSED"))  # type: ignore[arg-type]
+    assert careful.queue.parked == ["b"] and careful.suspects == {"a"}  # type: ignore[attr-defined]
+    assert "channel closed" in (careful.error or "")

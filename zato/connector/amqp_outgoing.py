@@ -95,8 +95,13 @@ class Session:
     """One connection to the broker: from open to close. Every callback runs in the
     connection's I/O loop; an error in one closes the connection (the caller reconnects)."""
 
-    def __init__(self, ctx: Context, definition: dict, queue: OutQueue):
+    def __init__(
+        self, ctx: Context, definition: dict, queue: OutQueue, suspects: frozenset[str] = frozenset()
+    ):
+        """suspects: what was awaiting its confirm when the broker closed the last session's
+        channel (see `careful`)."""
         self.ctx, self.d, self.queue = ctx, definition, queue
+        self.suspects = set(suspects)  # after the session: the next one's
         self.window = ConfirmWindow(WINDOW)
         self.conn: pika.SelectConnection | None = None
         self.ch: pika.channel.Channel | None = None
@@ -192,13 +197,41 @@ class Session:
 
     def _on_channel_closed(self, _ch: pika.channel.Channel, e: BaseException) -> None:
         """The channel alone closed (by the broker: pika.exceptions.ChannelClosed), or with the
-        connection, whose error pika hands to every channel first."""
+        connection, whose error pika hands to every channel first.
+
+        The broker closes a channel over one publish it refuses (an internal exchange, no write
+        access, a message over its size limit); that message, published again first after the
+        reconnect, would close it again, for ever. So what awaited its confirm at such a close
+        is suspect, and the next session publishes one message at a time until every suspect
+        is settled (`careful`): one that closes the channel when alone is parked."""
         alone = isinstance(e, pika.exceptions.ChannelClosed)
+        if isinstance(e, pika.exceptions.ChannelClosedByBroker):
+            published = self.window.raws()
+            if self.careful and len(published) == 1:
+                [raw] = published
+                self._guard(self._park)(raw, f"the broker closed the channel on it alone: {error_text(e)}")
+                self.suspects.discard(raw)
+            else:
+                self.suspects |= published
         self._fail(f"{'channel closed' if alone else 'connection lost'}: {error_text(e)}")
+
+    @property
+    def careful(self) -> bool:
+        """One message at a time while suspects of a broker's channel close are unsettled."""
+        return bool(self.suspects)
 
     def _on_confirm_mode(self, _frame: object) -> None:
         self.opened = True
-        self._publish_leftovers(self.queue.leftovers(), everything=True)  # no Redis call is on its way yet
+        stored = self.queue.leftovers()  # no Redis call is on its way yet
+        self.suspects &= set(stored)  # those gone meanwhile were settled by others
+        if self.suspects:
+            logger.warning(
+                "%s: the broker closed the channel with %d message(s) awaiting its confirm; "
+                "publishing one at a time until each is settled",
+                self.ctx.label,
+                len(self.suspects),
+            )
+        self._publish_leftovers(stored, everything=True)
         self.ctx.stats.state("running")
         self._pump()
         self._tick()
@@ -219,7 +252,10 @@ class Session:
         self._ask()
 
     def _room(self) -> int:
-        """How many more the window takes, after those waiting for an exchange check."""
+        """How many more the window takes, after those waiting for an exchange check (one in
+        all while careful)."""
+        if self.careful:
+            return 1 - len(self.window) - len(self._waiting)
         return self.window.room - len(self._waiting)
 
     def _ask(self) -> None:
@@ -228,7 +264,9 @@ class Session:
         if self._call is not None or self.conn is None:
             return
         stopping = self._stopping_until is not None
-        if not stopping and time.monotonic() >= self._next_scan:
+        # A scan only when what it finds could be published (no busy rescans while the window
+        # is full), and not before a fenced take that waiting messages need.
+        if not stopping and time.monotonic() >= self._next_scan and self._room() > 0 and not self._fence:
             self._handed = []
             self._submit(self.queue.leftovers, self._scanned)
             return
@@ -425,6 +463,8 @@ class Session:
         m = frame.method
         settled = self.window.confirmed(m.delivery_tag, m.multiple, isinstance(m, pika.spec.Basic.Ack))
         self._confirmed.extend(settled.done)  # removed from Redis by the pump this schedules
+        if self.suspects:
+            self.suspects.difference_update(settled.done, (raw for raw, _ in settled.park))
         self.ctx.stats.add("messages_out", len(settled.done))
         for raw, reason in settled.park:
             self._park(raw, reason)
@@ -481,9 +521,11 @@ class AMQPOutgoingConnector:
     def run(self) -> int:
         """Sessions until told to stop, with back-off between failed ones."""
         delays = RECONNECT.delays()
+        suspects: frozenset[str] = frozenset()
         while not self.ctx.should_stop():
-            session = Session(self.ctx, self.d, self.queue)
+            session = Session(self.ctx, self.d, self.queue, suspects)
             session.run()
+            suspects = frozenset(session.suspects)
             if session.opened:
                 delays = RECONNECT.delays()
             if session.error is None or self.ctx.should_stop():
