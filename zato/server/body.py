@@ -116,7 +116,7 @@ class Lingering:
                     with gevent.Timeout(LINGER_IDLE, False):
                         part = None
                         part = self.stream.read(CHUNK)
-                except OSError:  # the client went: nothing left to drop
+                except Exception:  # noqa: BLE001 - gone, or bytes gunicorn cannot parse: dropped anyway
                     return
                 if not part:  # EOF, the end of the declared body, or idle: done
                     return
