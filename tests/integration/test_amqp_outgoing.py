@@ -73,6 +73,14 @@ def _start(env):
     return proc
 
 
+def _parked_key(env) -> str:
+    return Keys(env["cluster"]).out_parked("amqp", "orders")
+
+
+def _emptied(q: OutQueue) -> None:
+    wait_for(lambda: q.depth() == (0, 0), timeout=30, what="the queue and the processing list emptied")
+
+
 def _received(env, seen: list) -> int:
     seen.extend(env["rabbit"].get_all(env["queue"]))
     return len({json.loads(body)["n"] for _, body in seen})
@@ -186,7 +194,7 @@ def test_an_unroutable_message_is_parked_in_redis_not_dropped(env):
     env["out"].amqp.send({"n": 0}, "orders")
     seen: list = []
     wait_for(lambda: _received(env, seen) == 1, timeout=60, what="the routable message in RabbitMQ")
-    parked_key = Keys(env["cluster"]).out_parked("amqp", "orders")
+    parked_key = _parked_key(env)
     wait_for(lambda: env["client"].llen(parked_key) == 1, timeout=30, what="the unroutable one parked")
     assert json.loads(decode(env["client"].lindex(parked_key, 0)).body) == {"n": -1}
     assert OutQueue(env["client"], env["cluster"], "amqp", "orders").depth() == (0, 0)
@@ -218,7 +226,7 @@ def test_a_message_for_a_missing_exchange_is_parked_and_holds_nothing_back(env):
     seen: list = []
     wait_for(lambda: _received(env, seen) == 3, timeout=60, what="the three deliverable messages")
     assert [json.loads(body)["n"] for _, body in seen] == [0, 1, 2]
-    parked_key = Keys(env["cluster"]).out_parked("amqp", "orders")
+    parked_key = _parked_key(env)
     wait_for(lambda: env["client"].llen(parked_key) == 1, timeout=30, what="the one for no exchange parked")
     assert json.loads(decode(env["client"].lindex(parked_key, 0)).body) == {"n": -1}
     log = log_text(env["dir"])
@@ -230,7 +238,7 @@ def test_a_message_for_a_missing_exchange_is_parked_and_holds_nothing_back(env):
     env["out"].amqp.send({"n": 3}, "orders", exchange=nowhere, routing_key="rk")
     wait_for(lambda: _received(env, seen) == 4, timeout=30, what="the message to the exchange made since")
     q = OutQueue(env["client"], env["cluster"], "amqp", "orders")
-    wait_for(lambda: q.depth() == (0, 0), timeout=30, what="the queue and the processing list emptied")
+    _emptied(q)
     assert env["client"].llen(parked_key) == 1
 
 
@@ -253,11 +261,11 @@ def test_a_message_the_broker_closes_the_channel_on_is_found_and_parked(env):
         return {json.loads(body)["n"] for _, body in seen}
 
     wait_for(lambda: ns() == set(range(200)), timeout=60, what="the 200 deliverable messages")
-    parked_key = Keys(env["cluster"]).out_parked("amqp", "orders")
+    parked_key = _parked_key(env)
     wait_for(lambda: env["client"].llen(parked_key) == 1, timeout=30, what="the refused one parked")
     assert json.loads(decode(env["client"].lindex(parked_key, 0)).body) == {"n": -1}
     q = OutQueue(env["client"], env["cluster"], "amqp", "orders")
-    wait_for(lambda: q.depth() == (0, 0), timeout=30, what="the queue and the processing list emptied")
+    _emptied(q)
     log = log_text(env["dir"])
     assert "the broker closed the channel on it alone" in log and "ACCESS_REFUSED" in log
     assert log.count("publishing one at a time") >= 1
@@ -274,10 +282,10 @@ def test_a_stored_message_that_is_not_ours_is_parked_the_others_go_out(env):
     _start(env)
     seen: list = []
     wait_for(lambda: _received(env, seen) == 2, timeout=60, what="the two good messages in RabbitMQ")
-    parked_key = Keys(env["cluster"]).out_parked("amqp", "orders")
+    parked_key = _parked_key(env)
     wait_for(lambda: env["client"].llen(parked_key) == 2, timeout=30, what="the two bad ones parked")
     assert set(env["client"].lrange(parked_key, 0, -1)) == {"{not json", '{"no": "body"}'}
-    wait_for(lambda: q.depth() == (0, 0), timeout=30, what="the queue and the processing list emptied")
+    _emptied(q)
     assert "malformed outgoing message" in log_text(env["dir"])
 
 
@@ -294,9 +302,9 @@ def test_a_stored_message_pika_cannot_frame_is_parked_and_holds_nothing_back(env
     seen: list = []
     wait_for(lambda: _received(env, seen) == 2, timeout=60, what="the two good messages in RabbitMQ")
     assert [json.loads(body)["n"] for _, body in seen] == [0, 1]
-    parked_key = Keys(env["cluster"]).out_parked("amqp", "orders")
+    parked_key = _parked_key(env)
     wait_for(lambda: env["client"].lrange(parked_key, 0, -1) == [bad], timeout=30, what="the bad one parked")
-    wait_for(lambda: q.depth() == (0, 0), timeout=30, what="the queue and the processing list emptied")
+    _emptied(q)
     log = log_text(env["dir"])
     assert "cannot be framed for the broker" in log and "reconnecting" not in log
 
@@ -308,7 +316,7 @@ def test_messages_the_broker_refuses_are_parked_the_accepted_one_is_not(env):
     for i in range(3):  # taken in one batch, published in one window: one fits, two are nacked
         env["out"].amqp.send({"n": i}, "orders", routing_key=full)
     _start(env)
-    parked_key = Keys(env["cluster"]).out_parked("amqp", "orders")
+    parked_key = _parked_key(env)
     wait_for(lambda: env["client"].llen(parked_key) == 2, timeout=60, what="two refused messages parked")
     assert env["rabbit"].count(full) == 1
     parked = {json.loads(decode(raw).body)["n"] for raw in env["client"].lrange(parked_key, 0, -1)}
@@ -360,5 +368,5 @@ def test_the_broker_going_away_mid_stream_loses_nothing(env):
     print(f"cut with {left} message(s) in Redis; received {len(ids)}, {len(ids) - len(set(ids))} duplicates")
     assert left > 0  # the cut came before the connector had published and settled everything
     assert set(ids) == set(range(5100))
-    wait_for(lambda: q.depth() == (0, 0), timeout=30, what="the queue and the processing list emptied")
+    _emptied(q)
     assert "channel closed" not in log_text(env["dir"])  # a lost connection is called that
