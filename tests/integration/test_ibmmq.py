@@ -1,7 +1,8 @@
 """IBM MQ connectors (channel and outgoing) as real processes against the stand-in queue manager
 (tests/ibmmq_standin), or a real one when ZATO_TEST_IBMMQ names it: round trips, the backout
-threshold, a connector SIGKILLed mid-message, broken connections and a queue manager restart,
-and what happens when the IBM MQ client is not installed."""
+threshold, a message over the servers' body limit, a connector SIGKILLed mid-message, broken
+connections and a queue manager restart, and what happens when the IBM MQ client is not
+installed."""
 
 from __future__ import annotations
 
@@ -161,6 +162,26 @@ def test_a_failing_service_sends_the_message_to_the_backout_queue_at_the_thresho
     assert s["backouts"] == 3 and s["failures"] == 3  # threshold 3: three tries, then moved
     assert "backout queue" in s["last_error"]
     assert "moved to backout queue" in log_text(env["dir"])
+
+
+def test_a_message_over_the_servers_body_limit_goes_to_the_backout_queue_at_once(env):
+    with open(os.path.join(env["dir"], "config", "server.conf"), "a") as f:
+        f.write("\n[limits]\nmax_body = 1000\n")
+    server = fake(env)
+    big = json.dumps({"n": 0, "pad": "x" * 2000}).encode()
+    put(env["qm"], env["qm"].queues["in"], [big, b'{"n": 1}'])
+    start(env, "ibm-mq-channel", "in")
+    moved: list = []
+    wait_for(
+        lambda: moved.extend(env["qm"].drain(env["qm"].queues["backout"])) or moved,
+        timeout=30,
+        what="the large message on the backout queue",
+    )
+    assert [b for b, _ in moved] == [big]  # whole, and alone
+    wait_for(lambda: numbers(server.bodies("conn.record")) == [1], what="the message behind it")
+    s = wait_for(lambda: (s := stats(env, "ibm-mq-channel:in")).get("parked") == 1 and s, what="stats")
+    assert s.get("backouts", 0) == 0  # at its first delivery, not after three tries
+    assert "max_body" in s["last_error"] and "moved to backout queue" in log_text(env["dir"])
 
 
 def test_the_queue_boqname_and_bothresh_come_first(env):
