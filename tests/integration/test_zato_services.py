@@ -155,6 +155,20 @@ def test_bad_input_is_a_4xx_in_zato_envelope(cluster, method, path, body, status
     assert env["result"] == "ZATO_ERROR" and detail in env["details"]
 
 
+def test_json_sent_as_curl_d_sends_it_is_read_as_json(cluster) -> None:
+    """`curl -d '{...}'` labels its body a form; a JSON channel still reads it as JSON, and
+    answers 400 for malformed JSON instead of running the service with empty input."""
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    r = requests.post(
+        f"{cluster.lb_url}/crm/clients", data=b' {"name": "Curl", "email": "c@x.test"}', headers=form
+    )
+    assert r.status_code == 201 and r.json()["name"] == "Curl", r.text
+    r = requests.post(f"{cluster.lb_url}/crm/clients", data=b'{"name": "Curl"', headers=form)
+    assert r.status_code == 400 and "malformed JSON" in r.json()["zato_env"]["details"]
+    r = requests.post(f"{cluster.lb_url}/crm/clients", data=b"name=Form&email=f%40x.test", headers=form)
+    assert r.status_code == 201 and r.json()["name"] == "Form", r.text  # a real form is still a form
+
+
 def test_bad_definitions_are_refused_naming_the_field(cluster) -> None:
     admin = requests.Session()
     admin.auth = cluster.admin_auth

@@ -101,10 +101,16 @@ FORM = "application/x-www-form-urlencoded"
 
 
 def channel_payload(raw: bytes, environ: dict, as_json: bool) -> Any:
-    """A channel's payload: form fields (a dict, so SimpleIO input reads them), else JSON or text."""
-    if raw and environ.get("CONTENT_TYPE", "").startswith(FORM):
+    """A channel's payload: form fields (a dict, so SimpleIO input reads them), else JSON or text.
+    On a JSON channel, a body that opens with { or [ is JSON whatever its Content-Type says:
+    `curl -d '{...}'` labels it a form, and a real form encoder escapes both characters."""
+    if raw and environ.get("CONTENT_TYPE", "").startswith(FORM) and not (as_json and _looks_json(raw)):
         return dict(parse_qsl(raw.decode("utf-8", "replace")))
     return parse_payload(raw, as_json)
+
+
+def _looks_json(raw: bytes) -> bool:
+    return raw.lstrip()[:1] in (b"{", b"[")
 
 
 def as_text(wsgi_str: str) -> str:
