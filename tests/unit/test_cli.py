@@ -205,3 +205,12 @@ def test_create_dashboard_from_a_server_with_its_admin_credentials(qs_dir, tmp_p
         check=False,
     )
     one_line_error(bad, "lb.conf")
+
+
+def test_conn_help_says_what_each_kind_is(zato):
+    from zato.cli.conn import KIND_HELP
+    from zato.odb.connectors import KINDS
+
+    out = zato("conn", "create", "--help").stdout
+    assert "create an AMQP broker definition" in out and "create an outgoing SQL connection" in out
+    assert set(KIND_HELP) == set(KINDS)  # every kind described, none made up

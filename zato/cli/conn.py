@@ -33,12 +33,27 @@ def _option(field: connectors.Field) -> str:
     return "--active" if field.name == "is_active" else "--" + field.name.replace("_", "-")
 
 
+# What each kind is, for --help
+KIND_HELP = {
+    "amqp-def": "an AMQP broker definition (address, credentials)",
+    "amqp-channel": "an AMQP channel (a queue consumed into a service)",
+    "amqp-outgoing": "an outgoing AMQP connection (services publish through it)",
+    "ibm-mq-def": "an IBM MQ queue manager definition",
+    "ibm-mq-channel": "an IBM MQ channel (a queue consumed into a service)",
+    "ibm-mq-outgoing": "an outgoing IBM MQ connection (services put messages through it)",
+    "zmq-channel": "a ZeroMQ channel (a socket whose messages go to a service)",
+    "zmq-outgoing": "an outgoing ZeroMQ connection",
+    "http-outgoing": "an outgoing HTTP connection",
+    "sql-outgoing": "an outgoing SQL connection",
+}
+
+
 def _add_kind_parsers(act: argparse._SubParsersAction, action: str, func) -> None:  # noqa: ANN001
     p = act.add_parser(action, help=f"{action} a connection definition")
     kinds = p.add_subparsers(dest="kind", metavar="KIND")
     kinds.required = True
     for kind, fields in connectors.FIELDS.items():
-        k = kinds.add_parser(kind, help=f"{action} a {kind}")
+        k = kinds.add_parser(kind, help=f"{action} {KIND_HELP.get(kind, kind)}")
         k.add_argument("path", metavar="DIR", help="a server or quickstart directory")
         for f in fields:
             if f.name == "name":
