@@ -214,3 +214,13 @@ def test_conn_help_says_what_each_kind_is(zato):
     out = zato("conn", "create", "--help").stdout
     assert "create an AMQP broker definition" in out and "create an outgoing SQL connection" in out
     assert set(KIND_HELP) == set(KINDS)  # every kind described, none made up
+
+
+def test_conn_create_help_gives_the_defaults(zato):
+    out = " ".join(zato("conn", "create", "amqp-channel", "--help").stdout.split())
+    assert (
+        "--prefetch PREFETCH default: 10" in out
+        and "--max-in-flight MAX-IN-FLIGHT default: the prefetch" in out
+    )
+    out = " ".join(zato("conn", "create", "amqp-def", "--help").stdout.split())
+    assert "--port PORT default: 5672" in out and "- reads it from stdin" in out

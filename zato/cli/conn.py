@@ -27,6 +27,7 @@ from zato.coord.client import connect
 from zato.lifecycle.control import cluster_settings
 from zato.odb import connectors
 from zato.odb.engine import ODB
+from zato.odb.limits import ZMQ_IN_FLIGHT
 
 
 def _option(field: connectors.Field) -> str:
@@ -48,12 +49,35 @@ KIND_HELP = {
 }
 
 
+# Defaults whose plain value would not say what it means
+DEFAULT_MEANING = {
+    ("amqp-channel", "max_in_flight"): "the prefetch",
+    ("zmq-channel", "max_in_flight"): str(ZMQ_IN_FLIGHT),
+    ("ibm-mq-outgoing", "priority"): "the queue's default",
+    ("ibm-mq-outgoing", "expiry"): "never expires",
+    ("ibm-mq-channel", "backout_threshold"): "the queue's BOTHRESH, else 5",
+    ("ibm-mq-channel", "backout_queue"): "the queue's BOQNAME, else none",
+}
+
+
+def _default_text(kind: str, name: str) -> str | None:
+    """'default: ...' for --help, from the ODB model's column default (None: no default)."""
+    if (kind, name) in DEFAULT_MEANING:
+        return f"default: {DEFAULT_MEANING[kind, name]}"
+    column = connectors.MODELS[kind].__table__.columns.get(name)
+    value = getattr(getattr(column, "default", None), "arg", None)
+    if value is None or value == "" or callable(value):
+        return None
+    return f"default: {str(value).lower() if isinstance(value, bool) else value}"
+
+
 def _add_kind_parsers(act: argparse._SubParsersAction, action: str, func) -> None:  # noqa: ANN001
     p = act.add_parser(action, help=f"{action} a connection definition")
     kinds = p.add_subparsers(dest="kind", metavar="KIND")
     kinds.required = True
     for kind, fields in connectors.FIELDS.items():
-        k = kinds.add_parser(kind, help=f"{action} {KIND_HELP.get(kind, kind)}")
+        about = KIND_HELP.get(kind, kind)
+        k = kinds.add_parser(kind, help=f"{action} {about}", description=f"{action.capitalize()} {about}.")
         k.add_argument("path", metavar="DIR", help="a server or quickstart directory")
         for f in fields:
             if f.name == "name":
@@ -62,7 +86,12 @@ def _add_kind_parsers(act: argparse._SubParsersAction, action: str, func) -> Non
             if action == "delete":
                 continue
             hint = "true|false" if f.type == "bool" else "|".join(f.choices) if f.choices else None
-            k.add_argument(_option(f), dest=f.name, metavar=hint or f.name.upper().replace("_", "-"))
+            text = "- reads it from stdin (not seen in ps or shell history)" if f.secret else None
+            if action == "create" and not f.secret:
+                text = _default_text(kind, f.name)
+            k.add_argument(
+                _option(f), dest=f.name, metavar=hint or f.name.upper().replace("_", "-"), help=text
+            )
         if action == "edit":
             k.add_argument("--new-name", help="rename it")
         k.set_defaults(func=func)
