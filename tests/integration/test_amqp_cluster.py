@@ -385,6 +385,30 @@ def test_cli_errors_are_one_clear_line(cluster):
     assert "password=******" in proc.stdout and "guest\n" not in proc.stdout
 
 
+def test_cli_warns_of_a_service_no_server_has(cluster):
+    """A typo in --service is saved (the module may be deployed later) but said at once:
+    otherwise the first sign is parked messages or failed requests."""
+    args = ("--def", "rabbit", "--queue", "zt-typo", "--service")
+    proc = zato("conn", "create", "amqp-channel", cluster.path, "--name", "typo", *args, "conn.recrod")
+    assert "created amqp-channel typo" in proc.stdout
+    assert proc.stderr.strip() == (
+        f"warning: no service named 'conn.recrod' is deployed in cluster {cluster.cluster}: "
+        "its messages fail until a module defining it is (zato deploy)"
+    )
+    proc = zato("conn", "edit", "amqp-channel", cluster.path, "--name", "typo", "--service", "conn.record")
+    assert "updated" in proc.stdout and proc.stderr == ""  # a deployed service: no warning
+    zato("conn", "delete", "amqp-channel", cluster.path, "--name", "typo")
+    proc = zato(
+        "channel", "create", cluster.path, "--name", "typo", "--url-path", "/typo", "--service", "nope"
+    )
+    assert "requests to it fail until a module defining it is" in proc.stderr
+    proc = zato(
+        "channel", "create", cluster.path, "--name", "typo", "--url-path", "/typo", "--service", "zato.ping"
+    )
+    assert proc.stderr == ""  # the servers' own services are known
+    zato("channel", "delete", cluster.path, "--name", "typo")
+
+
 def _rabbitmqctl(*args: str) -> None:
     subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=180)
 

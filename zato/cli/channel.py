@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from zato.cli.conn import warn_unknown_service
 from zato.common.errors import ConfigError
 from zato.coord.client import connect
 from zato.lifecycle.control import cluster_settings
@@ -55,7 +56,13 @@ def create(args: argparse.Namespace) -> int:
         not args.inactive,
         args.max_body,
     )
-    created = _change(args, lambda odb, client, cluster: channels.save(odb, client, cluster, ch))
+
+    def save(odb: ODB, client: object, cluster: str) -> bool:
+        saved = channels.save(odb, client, cluster, ch)
+        warn_unknown_service(odb, cluster, ch.service, "requests to it")
+        return saved
+
+    created = _change(args, save)
     print(
         f"channel {ch.name} {'created' if created else 'updated'}: {ch.method or 'any'} {ch.url_path} "
         f"-> {ch.service}"

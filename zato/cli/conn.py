@@ -25,6 +25,7 @@ from zato.common.errors import ConnectorError
 from zato.connector import definitions
 from zato.coord.client import connect
 from zato.lifecycle.control import cluster_settings
+from zato.odb import api as odb_api
 from zato.odb import connectors
 from zato.odb.engine import ODB
 from zato.odb.limits import ZMQ_IN_FLIGHT
@@ -139,10 +140,28 @@ def _run(args: argparse.Namespace, apply: Callable[[ODB, redis.Redis, str], T]) 
 def create(args: argparse.Namespace) -> int:
     values = {"name": args.name, **_values(args)}
     view = _run(
-        args, lambda odb, client, cluster: definitions.create(odb, client, cluster, args.kind, values)
+        args,
+        lambda odb, client, cluster: _saved(
+            odb, cluster, values, definitions.create(odb, client, cluster, args.kind, values)
+        ),
     )
     print("created " + definitions.describe(view))
     return 0
+
+
+def _saved(odb: ODB, cluster: str, values: dict, view: T) -> T:
+    """`view`, after a warning on stderr if the definition names a service no server has."""
+    warn_unknown_service(odb, cluster, values.get("service"), "its messages")
+    return view
+
+
+def warn_unknown_service(odb: ODB, cluster: str, service: str | None, what: str) -> None:
+    if service and not odb_api.service_known(odb, cluster, service):
+        print(
+            f"warning: no service named {service!r} is deployed in cluster {cluster}: {what} fail "
+            "until a module defining it is (zato deploy)",
+            file=sys.stderr,
+        )
 
 
 def edit(args: argparse.Namespace) -> int:
@@ -153,7 +172,9 @@ def edit(args: argparse.Namespace) -> int:
         raise ConnectorError(f"nothing to change in {args.kind} {args.name!r}: give at least one option")
     view = _run(
         args,
-        lambda odb, client, cluster: definitions.edit(odb, client, cluster, args.kind, args.name, values),
+        lambda odb, client, cluster: _saved(
+            odb, cluster, values, definitions.edit(odb, client, cluster, args.kind, args.name, values)
+        ),
     )
     print("updated " + definitions.describe(view))
     return 0

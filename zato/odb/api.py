@@ -175,6 +175,12 @@ def list_services(odb: ODB, cluster: str) -> dict[str, str]:
         return {name: module or "" for name, module in rows}
 
 
+def service_known(odb: ODB, cluster: str, name: str) -> bool:
+    """Whether a server would find service `name`: deployed in the cluster, or one of the
+    servers' own (every "zato." name is reserved for them)."""
+    return name.startswith("zato.") or name in list_services(odb, cluster)
+
+
 # HTTP channels
 
 
