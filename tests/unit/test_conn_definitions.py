@@ -167,3 +167,14 @@ def test_a_stored_heartbeat_outside_the_bound_is_brought_within_it():
     from zato.connector.amqp_common import heartbeat
 
     assert [heartbeat(v) for v in (0, 1, 10, 600, None)] == [1, 1, 10, 60, 10]
+
+
+def test_a_value_that_stands_for_something_else_is_explained_in_the_one_line_view():
+    from zato.connector.definitions import describe
+
+    view = {"kind": "amqp-channel", "name": "in", "prefetch": 10, "max_in_flight": 0}
+    assert describe(view) == "amqp-channel in: prefetch=10 max_in_flight=0 (the prefetch)"
+    assert describe({**view, "max_in_flight": 4}) == "amqp-channel in: prefetch=10 max_in_flight=4"
+    assert "priority=-1 (the queue's default)" in describe(
+        {"kind": "ibm-mq-outgoing", "name": "o", "priority": -1}
+    )

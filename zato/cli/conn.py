@@ -28,7 +28,6 @@ from zato.lifecycle.control import cluster_settings
 from zato.odb import api as odb_api
 from zato.odb import connectors
 from zato.odb.engine import ODB
-from zato.odb.limits import ZMQ_IN_FLIGHT
 
 
 def _option(field: connectors.Field) -> str:
@@ -50,21 +49,10 @@ KIND_HELP = {
 }
 
 
-# Defaults whose plain value would not say what it means
-DEFAULT_MEANING = {
-    ("amqp-channel", "max_in_flight"): "the prefetch",
-    ("zmq-channel", "max_in_flight"): str(ZMQ_IN_FLIGHT),
-    ("ibm-mq-outgoing", "priority"): "the queue's default",
-    ("ibm-mq-outgoing", "expiry"): "never expires",
-    ("ibm-mq-channel", "backout_threshold"): "the queue's BOTHRESH, else 5",
-    ("ibm-mq-channel", "backout_queue"): "the queue's BOQNAME, else none",
-}
-
-
 def _default_text(kind: str, name: str) -> str | None:
     """'default: ...' for --help, from the ODB model's column default (None: no default)."""
-    if (kind, name) in DEFAULT_MEANING:
-        return f"default: {DEFAULT_MEANING[kind, name]}"
+    if (kind, name) in connectors.MEANING:
+        return f"default: {connectors.MEANING[kind, name][1]}"
     column = connectors.MODELS[kind].__table__.columns.get(name)
     value = getattr(getattr(column, "default", None), "arg", None)
     if value is None or value == "" or callable(value):

@@ -34,6 +34,12 @@ def delete(odb: ODB, client: redis.Redis, cluster: str, kind: str, name: str) ->
 
 
 def describe(view: dict) -> str:
-    """One line for humans: `kind name: field=value ...` (password masked already)."""
-    fields = " ".join(f"{k}={v}" for k, v in view.items() if k not in ("kind", "name"))
+    """One line for humans: `kind name: field=value ...` (password masked already), with what
+    a value that stands for something else means: `max_in_flight=0 (the prefetch)`."""
+
+    def shown(k: str, v: object) -> str:
+        value, meaning = connectors.MEANING.get((view["kind"], k), (None, ""))
+        return f"{k}={v} ({meaning})" if meaning and v == value else f"{k}={v}"
+
+    fields = " ".join(shown(k, v) for k, v in view.items() if k not in ("kind", "name"))
     return f"{view['kind']} {view['name']}: {fields}"

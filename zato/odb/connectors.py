@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from zato.common.errors import ConnectorError
 from zato.odb.engine import ODB
-from zato.odb.limits import MAX_AMQP_HEARTBEAT, MAX_IN_FLIGHT
+from zato.odb.limits import MAX_AMQP_HEARTBEAT, MAX_IN_FLIGHT, ZMQ_IN_FLIGHT
 from zato.odb.models import (
     AMQPChannel,
     AMQPDefinition,
@@ -174,6 +174,16 @@ MODELS: dict[str, type[Any]] = {
     "http-outgoing": HTTPOutgoing,
     "sql-outgoing": SQLOutgoing,
 }
+# Values (all of them defaults) that stand for something else: (kind, field) -> (value, meaning)
+MEANING: dict[tuple[str, str], tuple[Any, str]] = {
+    ("amqp-channel", "max_in_flight"): (0, "the prefetch"),
+    ("zmq-channel", "max_in_flight"): (0, str(ZMQ_IN_FLIGHT)),
+    ("ibm-mq-outgoing", "priority"): (-1, "the queue's default"),
+    ("ibm-mq-outgoing", "expiry"): (0, "never expires"),
+    ("ibm-mq-channel", "backout_threshold"): (0, "the queue's BOTHRESH, else 5"),
+    ("ibm-mq-channel", "backout_queue"): ("", "the queue's BOQNAME, else none"),
+}
+
 KINDS = tuple(FIELDS)
 # Kinds that run as a connector process on the lease holder.
 CONNECTOR_KINDS = ("amqp-channel", "amqp-outgoing", "ibm-mq-channel", "ibm-mq-outgoing", "zmq-channel")
