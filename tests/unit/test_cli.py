@@ -224,3 +224,19 @@ def test_conn_create_help_gives_the_defaults(zato):
     )
     out = " ".join(zato("conn", "create", "amqp-def", "--help").stdout.split())
     assert "--port PORT default: 5672" in out and "- reads it from stdin" in out
+
+
+def test_output_into_a_closed_pipe_ends_quietly(qs_dir):
+    """`zato info DIR | head -1`: the reader may be gone before zato writes; no traceback."""
+    import subprocess
+    import sys
+
+    r, w = os.pipe()
+    os.close(r)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "zato", "info", str(qs_dir)], stdout=w, stderr=subprocess.PIPE, text=True
+        )
+    finally:
+        os.close(w)
+    assert (proc.returncode, proc.stderr) == (141, "")  # 128 + SIGPIPE, as a C tool's

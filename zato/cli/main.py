@@ -7,7 +7,10 @@ Each command module defines `add_parser(subparsers)`, which registers its parser
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
+import signal
 import sys
 
 from zato import __version__
@@ -63,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `zato ... | head` and the reader left: no traceback, as a C tool
+        with contextlib.suppress(OSError):  # nor another one when Python flushes stdout at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
 
 
 if __name__ == "__main__":
