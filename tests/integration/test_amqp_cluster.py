@@ -407,6 +407,18 @@ def test_cli_warns_of_a_service_no_server_has(cluster):
     )
     assert proc.stderr == ""  # the servers' own services are known
     zato("channel", "delete", cluster.path, "--name", "typo")
+    admin = requests.Session()
+    admin.auth = cluster.admin_auth
+    base = f"{cluster.server_url('server1')}/zato/admin"
+    body = {"name": "typo", "def": "rabbit", "queue": "zt-typo", "service": "conn.recrod"}
+    r = admin.post(f"{base}/conn/amqp-channel", json=body)
+    assert r.status_code == 201 and "'conn.recrod' is deployed" in r.json()["warnings"][0], r.text
+    r = admin.patch(f"{base}/conn/amqp-channel/typo", json={"service": "conn.record"})
+    assert r.status_code == 200 and "warnings" not in r.json(), r.text
+    admin.delete(f"{base}/conn/amqp-channel/typo")
+    r = admin.post(f"{base}/channels", json={"name": "typo", "url_path": "/typo", "service": "nope"})
+    assert r.status_code == 201 and "requests to it fail" in r.json()["warnings"][0], r.text
+    admin.delete(f"{base}/channels/typo")
 
 
 def _rabbitmqctl(*args: str) -> None:

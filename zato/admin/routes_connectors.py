@@ -8,7 +8,8 @@
 
 kind: amqp-def | amqp-channel | amqp-outgoing | ibm-mq-def | ibm-mq-channel | ibm-mq-outgoing |
 zmq-channel | zmq-outgoing | http-outgoing | sql-outgoing.
-Bad input answers 400 naming the field, an unknown name 404.
+Bad input answers 400 naming the field, an unknown name 404. A create or edit naming a service
+that no server has succeeds with "warnings": [...] in its answer.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import bottle
 from zato.admin.api import fail, json_body, worker
 from zato.common.errors import ConnectorError, ZatoError
 from zato.connector import definitions
+from zato.odb import api as odb_api
 from zato.odb import connectors
 from zato.odb.connectors import DefinitionNotFound
 
@@ -63,7 +65,7 @@ def create(kind: str) -> dict:
     data = json_body()
     view = _call(lambda: definitions.create(w.odb, w.redis, w.settings.cluster, kind, data))
     bottle.response.status = 201
-    return view
+    return _warned(view, data)
 
 
 def edit(kind: str, name: str) -> dict:
@@ -71,7 +73,17 @@ def edit(kind: str, name: str) -> dict:
     data = json_body()
     if not data:
         fail(400, f"nothing to change in {kind} {name!r}: the body names no field")
-    return _call(lambda: definitions.edit(w.odb, w.redis, w.settings.cluster, kind, name, data))
+    return _warned(
+        _call(lambda: definitions.edit(w.odb, w.redis, w.settings.cluster, kind, name, data)), data
+    )
+
+
+def _warned(view: dict, data: dict) -> dict:
+    """The definition, with "warnings" when the request named a service no server has."""
+    w = worker()
+    service = data.get("service") if isinstance(data.get("service"), str) else None
+    warning = odb_api.unknown_service(w.odb, w.settings.cluster, service, "its messages")
+    return {**view, "warnings": [warning]} if warning else view
 
 
 def delete(kind: str, name: str) -> dict:

@@ -87,7 +87,8 @@ def save_channel() -> dict:
     except ZatoError as e:
         fail(400, str(e))
     bottle.response.status = 201 if created else 200
-    return {"channel": _channel_dict(ch), "created": created}
+    warning = odb_api.unknown_service(w.odb, w.settings.cluster, ch.service, "requests to it")
+    return {"channel": _channel_dict(ch), "created": created, **({"warnings": [warning]} if warning else {})}
 
 
 def delete_channel(name: str) -> dict:

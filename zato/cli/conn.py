@@ -144,12 +144,9 @@ def _saved(odb: ODB, cluster: str, values: dict, view: T) -> T:
 
 
 def warn_unknown_service(odb: ODB, cluster: str, service: str | None, what: str) -> None:
-    if service and not odb_api.service_known(odb, cluster, service):
-        print(
-            f"warning: no service named {service!r} is deployed in cluster {cluster}: {what} fail "
-            "until a module defining it is (zato deploy)",
-            file=sys.stderr,
-        )
+    warning = odb_api.unknown_service(odb, cluster, service, what)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
 
 
 def edit(args: argparse.Namespace) -> int:

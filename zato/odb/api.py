@@ -175,10 +175,15 @@ def list_services(odb: ODB, cluster: str) -> dict[str, str]:
         return {name: module or "" for name, module in rows}
 
 
-def service_known(odb: ODB, cluster: str, name: str) -> bool:
-    """Whether a server would find service `name`: deployed in the cluster, or one of the
-    servers' own (every "zato." name is reserved for them)."""
-    return name.startswith("zato.") or name in list_services(odb, cluster)
+def unknown_service(odb: ODB, cluster: str, name: str | None, what: str) -> str | None:
+    """A warning if no server would find service `name` (not deployed in the cluster, and not
+    one of the servers' own: every "zato." name is reserved for them); `what` fails then."""
+    if not name or name.startswith("zato.") or name in list_services(odb, cluster):
+        return None
+    return (
+        f"no service named {name!r} is deployed in cluster {cluster}: {what} fail until a module "
+        "defining it is (zato deploy)"
+    )
 
 
 # HTTP channels
