@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+import redis
+
 from zato.cli.conn import warn_unknown_service
 from zato.common.errors import ConfigError
 from zato.coord.client import connect
@@ -57,7 +59,7 @@ def create(args: argparse.Namespace) -> int:
         args.max_body,
     )
 
-    def save(odb: ODB, client: object, cluster: str) -> bool:
+    def save(odb: ODB, client: redis.Redis, cluster: str) -> bool:
         saved = channels.save(odb, client, cluster, ch)
         warn_unknown_service(odb, cluster, ch.service, "requests to it")
         return saved
