@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import uuid
+from urllib.parse import unquote
 
 import pika
 import pytest
@@ -167,6 +168,27 @@ def test_json_sent_as_curl_d_sends_it_is_read_as_json(cluster) -> None:
     assert r.status_code == 400 and "malformed JSON" in r.json()["zato_env"]["details"]
     r = requests.post(f"{cluster.lb_url}/crm/clients", data=b"name=Form&email=f%40x.test", headers=form)
     assert r.status_code == 201 and r.json()["name"] == "Form", r.text  # a real form is still a form
+
+
+def test_a_channel_path_beyond_ascii_is_served_however_it_was_given(cluster) -> None:
+    """/zamówienia/{id}, created as text or %-escaped, answers the request a client sends
+    (%-escaped UTF-8); before, one was refused and the other never matched."""
+    for name, given in (
+        ("pl-text", "/zamówienia/{item}"),
+        ("pl-escaped", "/kraj/%C5%81%C3%B3d%C5%BA/{item}"),
+    ):
+        zato("channel", "create", cluster.server_dir("server1"), "--name", name, "--url-path", given,
+             "--service", "demo.inspect")  # fmt: skip
+    try:
+        for path, item in (("/zam%C3%B3wienia/z%C3%B3%C5%82w", "zółw"), ("/kraj/%C5%81%C3%B3d%C5%BA/7", "7")):
+            wait_for(lambda p=path: requests.get(cluster.lb_url + p).status_code == 200, what=path)
+            got = requests.get(cluster.lb_url + path).json()
+            assert got["params"] == {"item": item} and got["path"] == unquote(path), got
+        r = requests.get(cluster.lb_url + "/zam%C3%B3wienia")
+        assert r.status_code == 404 and "no channel serves /zamówienia" in r.json()["zato_env"]["details"]
+    finally:
+        for name in ("pl-text", "pl-escaped"):
+            zato("channel", "delete", cluster.server_dir("server1"), "--name", name)
 
 
 def test_bad_definitions_are_refused_naming_the_field(cluster) -> None:

@@ -129,6 +129,12 @@ def test_runtime_api_commands_cannot_carry_a_second_command(tmp_path):
         ("url_path", "/a b", "url_path"),
         ("url_path", "/a\x00b", "url_path"),
         ("url_path", "/" + "a" * 1000, "url_path"),
+        ("url_path", "/a%zz", "% only as %XX"),
+        ("url_path", "/a%2Fb", "%2F would read as a /"),
+        ("url_path", "/a%7Bid%7D", "as a {param}"),
+        ("url_path", "/caf%E9", "not UTF-8"),
+        ("url_path", "/a%0Ab", "control character"),
+        ("url_path", "/a\u0085b", "url_path"),
         ("method", "BREW", "method"),
         ("is_active", "false", "is_active"),
         ("service", "svc\n", "service"),
@@ -154,3 +160,18 @@ def test_deep_json_and_huge_integers_are_a_400(body):
     with pytest.raises(HTTPError) as e:
         parse_payload(body, as_json=True)
     assert e.value.status == 400
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        ("/zamówienia/{id}", "/zamówienia/{id}"),
+        ("/zam%C3%B3wienia/{id}", "/zamówienia/{id}"),  # the same channel, as requests are decoded
+        ("/a%20b", "/a b"),
+        ("/%41pi", "/Api"),
+        ("/plain/{x}", "/plain/{x}"),
+    ],
+)
+def test_channel_paths_are_kept_as_requests_are_matched(given, kept):
+    ch = make_channel("c", given, "demo.svc")
+    assert ch.url_path == kept

@@ -12,6 +12,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
+from urllib.parse import unquote
 
 from sqlalchemy import delete, or_, select, true
 from sqlalchemy.engine import CursorResult
@@ -259,7 +260,11 @@ def list_channels(odb: ODB, cluster: str, name: str | None = None) -> list[Chann
 
 
 CHANNEL_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # also deletable: /channels/{name}
-URL_PATH_RE = re.compile(r"/[A-Za-z0-9._~!$&'()*+,;=:@%/{}-]*")  # RFC 3986 path characters, {param}s
+# RFC 3986 path characters and {param}s, plus any other letter, digit or symbol as itself
+# (/zamówienia, or /zam%C3%B3wienia: the same channel)
+URL_PATH_RE = re.compile(r"/(?:[A-Za-z0-9._~!$&'()*+,;=:@/{}-]|%[0-9A-Fa-f]{2}|[^\x00-\x9f\s])*")
+ESCAPED_RE = re.compile(r"%[0-9A-Fa-f]{2}")
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 SERVICE_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]*")
 MAX_URL_PATH = 1000
 HTTP_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS")
@@ -283,11 +288,7 @@ def make_channel(
         raise ConfigError(f"channel name {name[:80]!r} must be 1-64 letters, digits, _ . - (not first)")
     if not url_path.startswith("/") or url_path.startswith("/zato/"):
         raise ConfigError(f"channel url_path {url_path[:80]!r} must start with / and not with /zato/")
-    if len(url_path) > MAX_URL_PATH or not URL_PATH_RE.fullmatch(url_path):
-        raise ConfigError(
-            f"channel url_path {url_path[:80]!r} must be a URL path of at most {MAX_URL_PATH} characters"
-            " (no spaces, NUL or control characters)"
-        )
+    url_path = canonical_url_path(url_path)
     param_names(url_path)
     if len(service) > 200 or not SERVICE_NAME_RE.fullmatch(service):
         raise ConfigError(f"channel service {service[:80]!r} is not a service name")
@@ -310,6 +311,31 @@ def make_channel(
         bool(is_active),
         _max_body(max_body),
     )
+
+
+def canonical_url_path(url_path: str) -> str:
+    """A channel's URL path as requests are matched against it: as text, %-escapes decoded
+    (the server decodes request paths the same way). ConfigError if it is not a URL path."""
+    if len(url_path) > MAX_URL_PATH or not URL_PATH_RE.fullmatch(url_path):
+        raise ConfigError(
+            f"channel url_path {url_path[:80]!r} must be a URL path of at most {MAX_URL_PATH} characters"
+            " (no spaces, NUL or control characters; % only as %XX)"
+        )
+    if "%" not in url_path:
+        return url_path
+    refused = {e.upper() for e in ESCAPED_RE.findall(url_path)} & {"%2F", "%7B", "%7D"}
+    if refused:
+        raise ConfigError(
+            f"channel url_path {url_path[:80]!r}: {', '.join(sorted(refused))} cannot be used "
+            "(%2F would read as a /, %7B and %7D as a {param})"
+        )
+    try:
+        text = unquote(url_path, errors="strict")
+    except UnicodeDecodeError:
+        raise ConfigError(f"channel url_path {url_path[:80]!r}: its %-escapes are not UTF-8") from None
+    if CONTROL_RE.search(text):
+        raise ConfigError(f"channel url_path {url_path[:80]!r}: its %-escapes stand for a control character")
+    return text
 
 
 def _max_body(value: object) -> int | None:

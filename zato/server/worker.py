@@ -130,8 +130,8 @@ class Worker:
     def _install(self, by_path: dict[str, dict[str | None, ChannelRecord]]) -> None:
         table: Router[dict[str | None, ChannelRecord]] = Router()
         for url_path, by_method in by_path.items():
-            try:
-                table.add(url_path, by_method)
+            try:  # rows saved before paths were kept decoded (%C3%B3 for ó) are decoded here
+                table.add(odb_api.canonical_url_path(url_path) if "%" in url_path else url_path, by_method)
             except ZatoError as e:
                 logger.error("HTTP channel %s skipped: %s", url_path, e)
         self._by_path = by_path

@@ -248,6 +248,7 @@ class ServerApp:
 
     def _channel(self, environ: dict, start_response: StartResponse, path: str, cid: str) -> list[bytes]:
         self._wait_loaded()
+        path = as_text(path)  # as channels' paths are kept (zato.odb.api.canonical_url_path)
         found = self.worker.channels.match(path)
         if found is None:
             raise HTTPError(404, f"no channel serves {path}")
@@ -266,9 +267,9 @@ class ServerApp:
                 payload=channel_payload(raw, environ, ch.data_format == "json"),
                 raw=raw,
                 method=method,
-                path=as_text(path),
+                path=path,
                 params=dict(parse_qsl(query)) if query else {},
-                path_params={k: as_text(v) for k, v in params.items()} if params else None,
+                path_params=params or None,
                 environ=environ,
                 channel=http_channel(ch.name),
             )
