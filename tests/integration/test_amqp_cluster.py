@@ -388,7 +388,8 @@ def test_cli_errors_are_one_clear_line(cluster):
 def test_cli_warns_of_a_service_no_server_has(cluster):
     """A typo in --service is saved (the module may be deployed later) but said at once:
     otherwise the first sign is parked messages or failed requests."""
-    args = ("--def", "rabbit", "--queue", "zt-typo", "--service")
+    queue = cluster.rabbit.queue(f"zt-cl-typo-{uuid.uuid4().hex[:8]}")  # deleted with its parked one
+    args = ("--def", "rabbit", "--queue", queue, "--service")
     proc = zato("conn", "create", "amqp-channel", cluster.path, "--name", "typo", *args, "conn.recrod")
     assert "created amqp-channel typo" in proc.stdout
     assert proc.stderr.strip() == (
@@ -410,7 +411,7 @@ def test_cli_warns_of_a_service_no_server_has(cluster):
     admin = requests.Session()
     admin.auth = cluster.admin_auth
     base = f"{cluster.server_url('server1')}/zato/admin"
-    body = {"name": "typo", "def": "rabbit", "queue": "zt-typo", "service": "conn.recrod"}
+    body = {"name": "typo", "def": "rabbit", "queue": queue, "service": "conn.recrod"}
     r = admin.post(f"{base}/conn/amqp-channel", json=body)
     assert r.status_code == 201 and "'conn.recrod' is deployed" in r.json()["warnings"][0], r.text
     r = admin.patch(f"{base}/conn/amqp-channel/typo", json={"service": "conn.record"})
