@@ -240,3 +240,12 @@ def test_output_into_a_closed_pipe_ends_quietly(qs_dir):
     finally:
         os.close(w)
     assert (proc.returncode, proc.stderr) == (141, "")  # 128 + SIGPIPE, as a C tool's
+
+
+def test_create_help_gives_ports_and_workers_defaults(zato):
+    out = " ".join(zato("create", "server", "--help").stdout.split())
+    assert (
+        "--port PORT port (default 17010)" in out and "--workers WORKERS gunicorn workers (default 2)" in out
+    )
+    out = " ".join(zato("create", "load-balancer", "--help").stdout.split())
+    assert "--port PORT port (default 11223)" in out

@@ -48,7 +48,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--cluster", help="cluster name")
     s.add_argument("--redis", help=f"Redis URL (default {DEFAULT_REDIS})")
     s.add_argument("--name", help="server name (default: the directory's name)")
-    s.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0: every interface)")
+    s.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (0.0.0.0: every interface; default 127.0.0.1)"
+    )
     s.add_argument(
         "--announce-host",
         default="",
@@ -56,8 +58,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="address the LB and the other servers reach this server at (default: --host; "
         "required with --host 0.0.0.0)",
     )
-    s.add_argument("--port", type=int, default=DEFAULT_SERVER_PORT)
-    s.add_argument("--workers", type=int, default=2)
+    s.add_argument(
+        "--port", type=int, default=DEFAULT_SERVER_PORT, help=f"port (default {DEFAULT_SERVER_PORT})"
+    )
+    s.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
     s.set_defaults(func=server)
 
     lb = what.add_parser("load-balancer", help="create a load-balancer directory")
@@ -69,8 +73,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     lb.add_argument("--cluster", help="cluster name (required without --join)")
     lb.add_argument("--redis", default=None, help=f"Redis URL (default {DEFAULT_REDIS})")
-    lb.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
-    lb.add_argument("--port", type=int, default=DEFAULT_LB_PORT)
+    lb.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (0.0.0.0: every interface; default 127.0.0.1)",
+    )
+    lb.add_argument("--port", type=int, default=DEFAULT_LB_PORT, help=f"port (default {DEFAULT_LB_PORT})")
     lb.set_defaults(func=load_balancer)
 
     d = what.add_parser(
@@ -82,7 +90,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     d.add_argument("path", metavar="DIR")
     d.add_argument("--server", required=True, metavar="SERVER_DIR", help="a server of the cluster")
     d.add_argument("--lb", default="", metavar="LB_DIR", help="the load balancer's directory on this host")
-    d.add_argument("--port", type=int, default=DEFAULT_DASHBOARD_PORT, help="port (default 8183)")
+    d.add_argument(
+        "--port", type=int, default=DEFAULT_DASHBOARD_PORT, help=f"port (default {DEFAULT_DASHBOARD_PORT})"
+    )
     d.set_defaults(func=dashboard)
 
 

@@ -34,8 +34,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     c.add_argument("--sentinel-master", default="", metavar="NAME", help="the master's name in Sentinel")
     c.add_argument("--cluster", default="quickstart", help="cluster name (default quickstart)")
-    c.add_argument("--base-port", type=int, default=DEFAULT_SERVER_PORT, help="first server's port")
-    c.add_argument("--lb-port", type=int, default=DEFAULT_LB_PORT, help="load balancer port")
+    c.add_argument(
+        "--base-port",
+        type=int,
+        default=DEFAULT_SERVER_PORT,
+        help=f"first server's port (default {DEFAULT_SERVER_PORT})",
+    )
+    c.add_argument(
+        "--lb-port", type=int, default=DEFAULT_LB_PORT, help=f"load balancer port (default {DEFAULT_LB_PORT})"
+    )
     c.add_argument("--workers", type=int, default=2, help="gunicorn workers per server (default 2)")
     c.add_argument(
         "--tls",
