@@ -191,6 +191,18 @@ def test_a_channel_path_beyond_ascii_is_served_however_it_was_given(cluster) -> 
             zato("channel", "delete", cluster.server_dir("server1"), "--name", name)
 
 
+def test_head_is_answered_wherever_get_is(cluster) -> None:
+    """A GET-only channel answers HEAD as GET, without a body (monitors and caches send it),
+    and its 405 lists HEAD among the methods it allows."""
+    url = f"{cluster.lb_url}/crm/clients/1001"
+    got, head = requests.get(url), requests.head(url)
+    assert got.status_code == 200 and got.content
+    assert (head.status_code, head.content) == (200, b"")
+    assert head.headers["Content-Type"] == got.headers["Content-Type"]
+    r = requests.delete(url)
+    assert r.status_code == 405 and r.headers["Allow"] == "GET, HEAD"
+
+
 def test_bad_definitions_are_refused_naming_the_field(cluster) -> None:
     admin = requests.Session()
     admin.auth = cluster.admin_auth
