@@ -258,10 +258,10 @@ class ServerApp:
         if ch is None and method == "HEAD":  # HEAD wherever GET is (RFC 9110); gunicorn sends no body
             ch = by_method.get("GET")
         if ch is None:
-            allowed = ", ".join(
-                sorted({m for m in by_method if m} | ({"HEAD"} if "GET" in by_method else set()))
+            allowed = {m for m in by_method if m} | ({"HEAD"} if "GET" in by_method else set())
+            raise HTTPError(
+                405, f"method {method} is not allowed for {path}", [("Allow", ", ".join(sorted(allowed)))]
             )
-            raise HTTPError(405, f"method {method} is not allowed for {path}", [("Allow", allowed)])
         instruments = metrics.instruments()
         counter = instruments.channel_requests
         try:
