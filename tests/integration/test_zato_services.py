@@ -37,6 +37,8 @@ CHANNELS = [
     ("dumped", "/demo/dumped", "demo.echo.dumped", None),
     ("orders-get", "/orders/{order_id}", "orders.get", "GET"),
     ("orders-create", "/orders", "orders.create", "POST"),
+    ("order-row", "/demo/order-row", "out.sql.order-row-io", "POST"),
+    ("not-json", "/demo/not-json", "demo.not-json", None),
 ]
 
 
@@ -357,6 +359,23 @@ def test_cache_and_kvdb_shared_by_the_cluster(cluster) -> None:
     )
 
 
+def test_a_payload_json_cannot_hold_is_the_services_500_named_in_the_log(cluster) -> None:
+    """A service that answers with a set: a 500 naming the service, and one log line saying
+    why (before: "internal server error", logged without the service's name)."""
+    for r in (requests.get(f"{cluster.lb_url}/demo/not-json"), api(cluster, cluster.lb_url, "demo.not-json")):
+        cid = r.headers["X-Zato-CID"]
+        assert r.status_code == 500, r.text
+        detail = r.json()["zato_env"]["details"]
+        assert detail == f"service demo.not-json failed; see the server log for cid {cid}"
+        line = f"cid {cid}: service demo.not-json answered with a payload that is not JSON: a set is not JSON"
+
+        def logged(line: str = line) -> bool:
+            return any(line in open(os.path.join(cluster.server_dir(s), "logs", "server.log")).read()
+                       for s in ("server1", "server2"))  # fmt: skip
+
+        wait_for(logged, 10, what="the log line")
+
+
 def test_outgoing_http_and_sql_live_and_masked(cluster) -> None:
     server1 = cluster.server_dir("server1")
     zato(
@@ -400,6 +419,16 @@ def test_outgoing_http_and_sql_live_and_masked(cluster) -> None:
         assert r.json() == {"status": 200, "remote": {"client_id": 5, "name": "Client 5", "lang": "pl"}}
         r = api(cluster, base, "out.sql.sum", {"a_count": 2, "b_count": 40})
         assert r.status_code == 200 and r.json() == {"total": 42}, r.text
+    # What PostgreSQL hands back (NUMERIC, DATE, TIMESTAMP, UUID) goes out as JSON text; a
+    # SimpleIO declaration gives Zato's forms (Int, Decimal as digits, UUID as hex). Before: 500.
+    when = {"due": "2026-01-02", "created": "2026-01-02T03:04:05"}
+    ref = "d011d054-db4b-4320-9e24-7f4c217af673"
+    r = api(cluster, cluster.lb_url, "out.sql.order-row", {"price": "12.5"})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"order": {"price": "12.50", "units": "3", **when, "ref": ref}}
+    r = requests.post(f"{cluster.lb_url}/demo/order-row", json={"price": 12.5})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"price": "12.50", "units": 3, **when, "ref": ref.replace("-", "")}
     zato("conn", "edit", "http-outgoing", server1, "--name", "self-crm", "--active", "false")
     wait_for(
         lambda: requests.get(f"{cluster.lb_url}/demo/fetch/5?conn_name=self-crm").status_code == 404,

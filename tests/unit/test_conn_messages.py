@@ -3,6 +3,8 @@ and frames, delivery counting."""
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
 import itertools
 import json
 import re
@@ -21,7 +23,13 @@ from zato.service.outgoing import to_bytes
 
 
 @pytest.mark.parametrize(
-    ("data", "body"), [(b"\x00\xff", b"\x00\xff"), ("zażółć", "zażółć".encode()), ({"a": 1}, b'{"a": 1}')]
+    ("data", "body"),
+    [
+        (b"\x00\xff", b"\x00\xff"),
+        ("zażółć", "zażółć".encode()),
+        ({"a": 1}, b'{"a": 1}'),
+        ({"at": dt.date(2026, 1, 2), "n": decimal.Decimal("1.10")}, b'{"at": "2026-01-02", "n": "1.10"}'),
+    ],
 )
 def test_outgoing_message_round_trip(data, body):
     msg = decode(encode(data, "ex", "rk", {"headers": {"h": 1}, "priority": 3}))

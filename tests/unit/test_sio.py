@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import collections
+import datetime as dt
+import decimal
+import json
+import uuid
 from dataclasses import dataclass, field
 from typing import Optional
 
 import pytest
 
+from zato.common import jsonenc
 from zato.common.errors import DeployError, InputError, ServiceError
-from zato.server.service import AsIs, Integer, Model, Service
+from zato.server.service import UUID, AsIs, Date, DateTime, Decimal, Float, Int, Integer, Model, Service
 from zato.service.base import Request
 from zato.service.store import ServiceStore, load_source
 
@@ -200,3 +206,74 @@ def test_integer_elem_rejects_bool_and_accepts_text_digits() -> None:
     assert elem.convert("42") == 42
     with pytest.raises(ValueError, match="not an integer"):
         elem.convert(True)
+
+
+class Typed(Service):
+    """Declared output types as Zato's SimpleIO sends them; the input's Decimal is exact."""
+
+    name = "t.typed"
+
+    class SimpleIO:
+        input_required = (Decimal("price"),)
+        output_required = (
+            Decimal("price"),
+            Int("units"),
+            Float("ratio"),
+            Date("due"),
+            DateTime("at"),
+            UUID("ref"),
+        )
+
+    def handle(self) -> None:
+        price = self.request.input.price
+        assert isinstance(price, decimal.Decimal)  # 0.1 stays 0.1: money adds up
+        row = collections.namedtuple("Row", "price units ratio due at ref")  # as a database row
+        self.response.payload = row(price * 3, decimal.Decimal("3"), "0.5", AT, AT, REF)
+
+
+AT = dt.datetime(2026, 1, 2, 3, 4, 5)
+REF = uuid.UUID("d011d054-db4b-4320-9e24-7f4c217af673")
+
+
+def test_declared_output_is_converted_to_its_type() -> None:
+    out = Store().call(Typed, {"price": "0.1"})
+    assert out == {
+        "price": "0.3",
+        "units": 3,
+        "ratio": 0.5,
+        "due": "2026-01-02",
+        "at": "2026-01-02T03:04:05",
+        "ref": "d011d054db4b43209e247f4c217af673",
+    }
+    with pytest.raises(InputError, match="invalid input price: 'NaN' is not a decimal number"):
+        Store().call(Typed, {"price": "NaN"})
+
+
+class BadUnits(Service):
+    name = "t.bad-units"
+    output = (Int("units"),)
+
+    def handle(self) -> None:
+        self.response.payload = {"units": 2.5}
+
+
+def test_output_that_is_not_its_declared_type_names_the_field() -> None:
+    with pytest.raises(
+        ServiceError, match=r"service t.bad-units produced invalid output units: 2.5 is not a whole"
+    ):
+        Store().call(BadUnits)
+
+
+def test_json_of_what_services_hand_over() -> None:
+    value = {"at": AT, "day": AT.date(), "t": AT.time(), "n": decimal.Decimal("1.10"), "ref": REF}
+    assert json.loads(jsonenc.dumps(value)) == {
+        "at": "2026-01-02T03:04:05",
+        "day": "2026-01-02",
+        "t": "03:04:05",
+        "n": "1.10",
+        "ref": str(REF),
+    }
+    with pytest.raises(TypeError, match="a set is not JSON"):
+        jsonenc.dumps({"tags": {1}})
+    with pytest.raises(ValueError, match="Out of range float"):
+        jsonenc.dumps(float("nan"))

@@ -19,6 +19,7 @@ from typing import Any
 
 import redis
 
+from zato.common import jsonenc
 from zato.common.errors import CoordError
 from zato.common.pidfile import pid_alive
 from zato.coord.client import blmove, texts, translate
@@ -35,7 +36,7 @@ class AsyncCall:
 
 def push(client: redis.Redis, cluster: str, service: str, payload: Any, cid: str) -> None:
     try:
-        raw = json.dumps({"service": service, "payload": payload, "cid": cid})
+        raw = jsonenc.dumps({"service": service, "payload": payload, "cid": cid})
     except (TypeError, ValueError) as e:
         raise CoordError(f"invoke_async {service}: the payload is not JSON-serialisable: {e}") from None
     with translate("invoke_async"):

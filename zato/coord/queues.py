@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import redis
 
+from zato.common import jsonenc
 from zato.common.errors import ConnectorError, LeaseLost
 from zato.coord.client import blmove, texts, translate
 from zato.coord.keys import Keys
@@ -142,7 +143,7 @@ def envelope(data: object, **fields: object) -> dict:
         msg["text"] = data
     else:
         try:
-            msg["text"] = json.dumps(data)
+            msg["text"] = jsonenc.dumps(data)
         except (TypeError, ValueError) as e:
             raise ConnectorError(f"cannot send {type(data).__name__}: {e}") from None
     return msg

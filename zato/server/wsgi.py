@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl
 
 import gevent
 
-from zato.common import batch
+from zato.common import batch, jsonenc
 from zato.common.cid import is_cid, new_cid
 from zato.common.errors import CoordError, InputError, OutgoingNotFound, ServiceNotFound, ZatoError
 from zato.common.exception import Reportable
@@ -78,7 +78,7 @@ def render(payload: Any, content_type: str | None) -> tuple[bytes, str]:
         return payload, content_type or "application/octet-stream"
     if isinstance(payload, str):
         return payload.encode("utf-8"), content_type or "text/plain; charset=utf-8"
-    return json.dumps(payload).encode("utf-8"), content_type or JSON
+    return jsonenc.dumps(payload).encode("utf-8"), content_type or JSON
 
 
 def parse_payload(raw: bytes, as_json: bool) -> Any:
@@ -226,8 +226,19 @@ class ServerApp:
             raise HTTPError(500, f"service {service} failed; see the server log for cid {cid}") from None
         return response
 
-    def _reply(self, start_response: StartResponse, response: Response, cid: str) -> list[bytes]:
-        body, ctype = render(response.payload, response.content_type)
+    @staticmethod
+    def _render(response: Response, service: str, cid: str) -> tuple[bytes, str]:
+        """The response's body and type; a payload JSON cannot hold (a set, an object, NaN) is
+        the service's failure: a 500, logged with the service's name and the reason."""
+        try:
+            return render(response.payload, response.content_type)
+        except (TypeError, ValueError) as e:
+            logger.error("cid %s: service %s answered with a payload that is not JSON: %s", cid, service, e)
+            raise HTTPError(500, f"service {service} failed; see the server log for cid {cid}") from None
+
+    def _reply(
+        self, start_response: StartResponse, response: Response, body: bytes, ctype: str, cid: str
+    ) -> list[bytes]:
         extra = [(k, str(v)) for k, v in response.headers.items()]
         return self._send(start_response, response.status_code, body, ctype, cid, extra)
 
@@ -281,18 +292,20 @@ class ServerApp:
             text = isinstance(response.payload, str)
             if text and ch.data_format == "json" and response.content_type is None:
                 response.content_type = JSON  # as Zato: a JSON channel answers JSON, dumps()'d text too
+            body, ctype = self._render(response, ch.service, cid)
         except HTTPError as e:
             instruments.child(counter, ch.name, method, str(e.status)).inc()
             raise
         instruments.child(counter, ch.name, method, str(response.status_code)).inc()
-        return self._reply(start_response, response, cid)
+        return self._reply(start_response, response, body, ctype, cid)
 
     # Connectors -> server
 
     def _internal(self, environ: dict, start_response: StartResponse, service: str, cid: str) -> list[bytes]:
         raw = self._checked_internal(environ, service, service, cid)
         request = self._internal_request(environ, raw, is_json(environ.get("CONTENT_TYPE", "")))
-        return self._reply(start_response, self._run(service, request, cid), cid)
+        response = self._run(service, request, cid)
+        return self._reply(start_response, response, *self._render(response, service, cid), cid)
 
     def _internal_batch(
         self, environ: dict, start_response: StartResponse, service: str, cid: str
@@ -315,7 +328,7 @@ class ServerApp:
                 response = self._run(service, request, item_cid)
                 detail = ""
                 if not 200 <= response.status_code < 300:  # the service set it: say what it answered
-                    body = render(response.payload, response.content_type)[0]
+                    body = self._render(response, service, item_cid)[0]
                     detail = body[:500].decode(errors="replace")
                 results[i] = (response.status_code, detail)
             except HTTPError as e:

@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from zato.common.errors import ServiceNotFound
-from zato.server.wsgi import JSON, HTTPError, ServerApp, basic_auth, parse_payload, render
+from zato.server.wsgi import JSON, HTTPError, ServerApp, basic_auth, parse_payload
 from zato.service.base import INVOKE, ChannelInfo, Request, without_credentials
 
 logger = logging.getLogger("zato.http")
@@ -72,7 +72,7 @@ class InvokeAPI:
         payload = parse_payload(raw, as_json)
         if msg.get("is_async"):
             try:
-                result: Any = self.app.worker.store.invoke_async(name, payload)
+                body = self.app.worker.store.invoke_async(name, payload).encode()  # the new CID
             except ServiceNotFound:
                 raise HTTPError(404, f"no such service: {name}") from None
         else:
@@ -84,8 +84,8 @@ class InvokeAPI:
                 channel=ChannelInfo("invoke", INVOKE),
             )
             response = self.app._run(name, request, cid)
-            result = response.payload
-        body, _ = render(result, None)
+            response.content_type = None  # the body alone travels, base64-encoded
+            body, _ = self.app._render(response, name, cid)
         out = {
             "zato_env": {"result": "ZATO_OK", "cid": cid, "details": ""},
             RESPONSE_KEY: base64.b64encode(body).decode("ascii"),
@@ -110,7 +110,8 @@ class InvokeAPI:
             environ=without_credentials(environ),
             channel=ChannelInfo("api-invoke", INVOKE),
         )
-        return self.app._reply(start_response, self.app._run(name, request, cid), cid)
+        response = self.app._run(name, request, cid)
+        return self.app._reply(start_response, response, *self.app._render(response, name, cid), cid)
 
 
 def decode_b64(value: Any) -> bytes:

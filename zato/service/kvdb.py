@@ -9,6 +9,7 @@ from typing import Any
 
 import redis
 
+from zato.common import jsonenc
 from zato.common.errors import CoordError
 from zato.coord.client import translate
 from zato.coord.keys import Keys
@@ -42,7 +43,7 @@ class CacheAPI:
     def set(self, key: str, value: Any, expiry: float = 0, *args: Any, **kwargs: Any) -> None:
         """Store `value` (anything JSON can hold); expiry in seconds, 0 = never."""
         try:
-            raw = json.dumps(value)
+            raw = jsonenc.dumps(value)
         except (TypeError, ValueError) as e:
             raise CoordError(f"cache {self.name}: cannot store {type(value).__name__}: {e}") from None
         with translate(f"cache {self.name}"):

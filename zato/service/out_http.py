@@ -13,11 +13,11 @@ the definition changes. Parameters the path does not name go to the query string
 
 from __future__ import annotations
 
-import json
 import string
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from zato.common import jsonenc
 from zato.common.errors import ConnectorError
 from zato.service.outgoing import PerWorker
 
@@ -86,7 +86,7 @@ class HTTPConn:
         sent_headers = {"X-Zato-CID": cid or ""}
         body = data
         if isinstance(data, (dict, list)) and self._json:
-            body = json.dumps(data)
+            body = jsonenc.dumps(data)
             sent_headers["Content-Type"] = "application/json"
         sent_headers.update(headers or {})
         try:

@@ -19,7 +19,6 @@ by default. Sockets are created lazily, one per connection per worker.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -28,6 +27,7 @@ from typing import Any
 
 import redis
 
+from zato.common import jsonenc
 from zato.common.errors import ConnectorError, CoordUnavailable, OutgoingNotFound
 from zato.config.settings import ServerSettings
 from zato.connector import ibmmq_outgoing
@@ -255,7 +255,7 @@ def to_bytes(data: object) -> bytes:
     if isinstance(data, str):
         return data.encode("utf-8")
     try:
-        return json.dumps(data).encode("utf-8")
+        return jsonenc.dumps(data).encode("utf-8")
     except (TypeError, ValueError) as e:
         raise ConnectorError(f"cannot send {type(data).__name__}: {e}") from None
 

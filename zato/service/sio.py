@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import decimal
 import typing
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from zato.common.errors import InputError, ServiceError
@@ -76,6 +77,11 @@ class Elem:
     def convert(self, value: Any) -> Any:
         return value
 
+    def output(self, value: Any) -> Any:
+        """The value as the response carries it (Zato's SimpleIO: the declared type, and
+        dates, Decimals and UUIDs as text); ValueError saying why it cannot be."""
+        return self.convert(value)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
 
@@ -111,6 +117,17 @@ class Integer(Elem):
             return int(value)
         raise ValueError("is not an integer")
 
+    def output(self, value: Any) -> Any:
+        if isinstance(value, (float, decimal.Decimal)):  # a database's NUMERIC or a computed 3.0
+            try:
+                whole = int(value)
+            except (OverflowError, ValueError):
+                raise ValueError("is not an integer") from None
+            if whole != value:
+                raise ValueError("is not a whole number")
+            return whole
+        return self.convert(value)
+
 
 Int = Integer
 
@@ -127,7 +144,26 @@ class Float(Elem):
             raise ValueError("is not a number") from None
 
 
-Decimal = Float
+class Decimal(Elem):
+    """decimal.Decimal in, its exact digits as text out (as Zato's SimpleIO)."""
+
+    kind = "a decimal number"
+
+    def convert(self, value: Any) -> Any:
+        if isinstance(value, decimal.Decimal):
+            return value
+        if isinstance(value, (bool, dict, list)) or value is None:
+            raise ValueError("is not a decimal number")
+        try:
+            number = decimal.Decimal(str(value).strip())  # str: 0.1 stays 0.1, not its binary double
+        except decimal.InvalidOperation:
+            raise ValueError("is not a decimal number") from None
+        if not number.is_finite():
+            raise ValueError("is not a decimal number")
+        return number
+
+    def output(self, value: Any) -> Any:
+        return str(self.convert(value))
 
 
 class Boolean(Elem):
@@ -174,6 +210,10 @@ class Date(Elem):
         except ValueError:
             raise ValueError("is not a date (YYYY-MM-DD)") from None
 
+    def output(self, value: Any) -> Any:
+        day = self.convert(value)
+        return (day.date() if isinstance(day, dt.datetime) else day).isoformat()
+
 
 class DateTime(Elem):
     def convert(self, value: Any) -> Any:
@@ -182,6 +222,9 @@ class DateTime(Elem):
         except ValueError:
             raise ValueError("is not an ISO 8601 date and time") from None
 
+    def output(self, value: Any) -> Any:
+        return self.convert(value).isoformat()
+
 
 class UUID(Elem):
     def convert(self, value: Any) -> Any:
@@ -189,6 +232,9 @@ class UUID(Elem):
             return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
         except ValueError:
             raise ValueError("is not a UUID") from None
+
+    def output(self, value: Any) -> Any:
+        return self.convert(value).hex  # Zato's form: 32 hex digits
 
 
 _PY_TYPES: dict[Any, type[Elem]] = {
@@ -201,6 +247,7 @@ _PY_TYPES: dict[Any, type[Elem]] = {
     dt.date: Date,
     dt.datetime: DateTime,
     uuid.UUID: UUID,
+    decimal.Decimal: Decimal,
 }
 
 
@@ -358,9 +405,17 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _item_dict(item: Any) -> dict:
-    if isinstance(item, dict):
+def _one_item(payload: Any) -> bool:
+    """A payload that is one record although it iterates: a mapping, or a named tuple such as
+    a database row (SQLAlchemy's Row and RowMapping, collections.namedtuple)."""
+    return isinstance(payload, Mapping) or callable(getattr(payload, "_asdict", None))
+
+
+def _item_dict(item: Any) -> Any:
+    if isinstance(item, Mapping):
         return item
+    if callable(getattr(item, "_asdict", None)):
+        return item._asdict()
     if dataclasses.is_dataclass(item) and not isinstance(item, type):
         return {f.name: getattr(item, f.name) for f in dataclasses.fields(item) if hasattr(item, f.name)}
     return {k: v for k, v in vars(item).items() if not k.startswith("_")}
@@ -373,11 +428,11 @@ def _filter(fields: Fields, item: Any, service: str) -> dict:
     for elem in fields.elems:
         if elem.name in data and data[elem.name] is not None:
             value = data[elem.name]
-            out[elem.name] = (
-                value.isoformat()
-                if isinstance(value, (dt.date, dt.datetime))
-                else (str(value) if isinstance(value, uuid.UUID) else value)
-            )
+            try:
+                out[elem.name] = elem.output(value)
+            except ValueError as e:
+                bad = f"{elem.name}: {_short(value)} {e}"
+                raise ServiceError(f"service {service} produced invalid output {bad}") from None
         elif elem.required:
             missing.append(elem.name)
     if missing:
@@ -391,7 +446,7 @@ def render_output(decl: IODecl, payload: Any, service: str) -> Any:
     fields = decl.output
     if not fields.elems or payload is None or isinstance(payload, (str, bytes)):
         return payload
-    if isinstance(payload, dict):
+    if _one_item(payload):
         out: Any = _filter(fields, payload, service)
     elif isinstance(payload, (list, tuple, Iterable)):  # list, tuple checked before the ABC
         out = [_filter(fields, item, service) for item in payload]

@@ -1,0 +1,35 @@
+"""JSON of what services hand over (responses, messages, async calls, outgoing HTTP bodies).
+
+The standard library's encoder, plus the values a service commonly holds after reading a
+database: datetimes, dates and times become ISO 8601 text, Decimals their exact digits as text
+(as Zato's SimpleIO sends a Decimal), UUIDs their usual 36-character form, any other mapping
+(a database row's RowMapping) an object. NaN and infinities are refused, as no JSON parser
+reads them back. Anything else still raises TypeError naming its type, for the caller to
+report with the service's name.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, (dt.date, dt.time)):  # datetime is a date
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"a {type(value).__name__} is not JSON (give a dict, list, str, number, bool or None)")
+
+
+def dumps(value: Any) -> str:
+    """json.dumps with dates, Decimals and UUIDs as text; raises TypeError or ValueError."""
+    return json.dumps(value, default=_default, allow_nan=False)
