@@ -1,4 +1,5 @@
-"""Admin API core routes: deploy a module; list, save and delete HTTP channels; services."""
+"""Admin API core routes: deploy and undeploy a module; list, save and delete HTTP channels;
+services."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ from zato.common.errors import DeployError, ODBError, ZatoError
 from zato.odb import api as odb_api
 from zato.odb.api import ChannelRecord
 from zato.service import channels
-from zato.service.deploy import deploy
+from zato.service.deploy import deploy, undeploy
 
 
 def register(app: bottle.Bottle) -> None:
     app.route("/deploy", "POST", deploy_module)
+    app.route("/deploy/<name>", "DELETE", undeploy_module)
     app.route("/services", "GET", list_services)
     app.route("/channels", "GET", list_channels)
     app.route("/channels", "POST", save_channel)
@@ -47,6 +49,17 @@ def deploy_module() -> dict:
         "changed": result.changed,
         "services": list(result.services),
     }
+
+
+def undeploy_module(name: str) -> dict:
+    w = worker()
+    try:
+        result = undeploy(w.odb, w.redis, w.settings.cluster, name)
+    except DeployError as e:
+        fail(404, str(e))
+    answer: dict = {"module": result.module, "services": list(result.services)}
+    warnings = result.warnings()
+    return {**answer, "warnings": warnings} if warnings else answer
 
 
 def list_services() -> dict:

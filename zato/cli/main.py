@@ -25,6 +25,7 @@ COMMANDS = [
     "info",
     "cluster",
     "deploy",
+    "undeploy",
     "channel",
     "conn",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
@@ -19,6 +20,7 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from zato.common.errors import ConfigError, ODBError
+from zato.odb import connectors
 from zato.odb.engine import ODB
 from zato.odb.models import Cluster, DeployedModule, HTTPChannel, Server, Service, utcnow
 from zato.server.router import param_names, shape
@@ -144,6 +146,34 @@ def _check_service_names(s: Session, cid: int, module: str, services: dict[str, 
     for service, owner in rows:
         if owner != module:
             raise ODBError(f"service {service!r} is already defined by module {owner!r}")
+
+
+def delete_module(odb: ODB, cluster: str, name: str) -> list[str] | None:
+    """Remove a deployed module and its services; the names of the services it defined, or
+    None if no module of that name is deployed."""
+    with odb.session() as s:
+        cid = _cluster_id(s, cluster)
+        row = s.scalar(
+            select(DeployedModule).where(DeployedModule.cluster_id == cid, DeployedModule.name == name)
+        )
+        if row is None:
+            return None
+        where = (Service.cluster_id == cid, Service.module_name == name)
+        services = sorted(s.scalars(select(Service.name).where(*where)))
+        s.execute(delete(Service).where(*where))
+        s.delete(row)
+        return services
+
+
+def users_of_services(odb: ODB, cluster: str, services: Iterable[str]) -> list[str]:
+    """The HTTP channels and connector channels that invoke one of `services`, as "KIND NAME"."""
+    wanted = set(services)
+    users = [f"HTTP channel {ch.name}" for ch in list_channels(odb, cluster) if ch.service in wanted]
+    for kind, fields in connectors.FIELDS.items():
+        if any(f.name == "service" for f in fields):
+            found = connectors.list_all(odb, cluster, kind)
+            users += [f"{kind} {d['name']}" for d in found if d["service"] in wanted]
+    return users
 
 
 def get_module(odb: ODB, cluster: str, name: str) -> ModuleRecord | None:

@@ -68,10 +68,18 @@ class Worker:
     # Reconciling with the ODB
 
     def reconcile(self) -> None:
-        """Load every deployed module that changed and the full channel table."""
-        for module in odb_api.list_modules(self.odb, self.settings.cluster):
+        """Load every deployed module that changed, drop those undeployed, and load the full
+        channel table."""
+        deployed = odb_api.list_modules(self.odb, self.settings.cluster)
+        for module in deployed:
             self._load(module)
+        for gone in set(self.store.modules) - {m.name for m in deployed}:
+            self._unload(gone)
         self.reload_channels()
+
+    def _unload(self, module: str) -> None:
+        names = self.store.unload_module(module)
+        logger.info("unloaded undeployed module %s: %s", module, ", ".join(names) or "no services")
 
     def _load_in_turn(self, module: odb_api.ModuleRecord) -> None:
         """A hot deploy: load when it is this worker's turn in the cluster (one worker loading
@@ -144,6 +152,13 @@ class Worker:
                 module = odb_api.get_module(self.odb, self.settings.cluster, str(event.get("module")))
                 if module is not None:
                     self._load_in_turn(module)
+            elif kind == "undeploy":
+                module_name = str(event.get("module"))
+                if (
+                    module_name in self.store.modules
+                    and odb_api.get_module(self.odb, self.settings.cluster, module_name) is None
+                ):
+                    self._unload(module_name)  # still gone: a deploy since then would have it back
             elif kind == "channel":
                 name = event.get("name")
                 if isinstance(name, str) and odb_api.CHANNEL_NAME_RE.fullmatch(name):

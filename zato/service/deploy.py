@@ -168,6 +168,42 @@ def deploy(
     return store(odb, client, cluster, module, source, impls)
 
 
+@dataclass(frozen=True)
+class UndeployResult:
+    module: str
+    services: tuple[str, ...]  # the services it defined, gone from every worker
+    users: tuple[str, ...]  # channels still naming one of them ("HTTP channel NAME", ...)
+
+    def describe(self) -> str:
+        return f"undeployed module {self.module}: {', '.join(self.services) or 'no services'}"
+
+    def warnings(self) -> list[str]:
+        if not self.users:
+            return []
+        one = len(self.users) == 1
+        return [
+            f"{', '.join(self.users)} still {'invokes' if one else 'invoke'} a service of module "
+            f"{self.module}: {'it fails' if one else 'they fail'} until a module defining it is deployed"
+        ]
+
+
+def undeploy(odb: ODB, client: redis.Redis, cluster: str, module: str) -> UndeployResult:
+    """Remove a deployed module and its services from the ODB and tell every worker to drop
+    them; DeployError if no such module is deployed, ODBError/CoordError on failure."""
+    from zato.coord import events
+    from zato.odb import api as odb_api
+
+    services = odb_api.delete_module(odb, cluster, module)
+    if services is None:
+        deployed = ", ".join(m.name for m in odb_api.list_modules(odb, cluster)) or "none"
+        raise DeployError(
+            f"no module named {module!r} is deployed in cluster {cluster} (deployed: {deployed})"
+        )
+    events.publish(client, cluster, {"kind": "undeploy", "module": module})
+    logger.info("undeployed module %s: %s", module, ", ".join(services))
+    return UndeployResult(module, tuple(services), tuple(odb_api.users_of_services(odb, cluster, services)))
+
+
 def _over_budget(signum: int, frame: object) -> None:
     raise _OverBudget
 

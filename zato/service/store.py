@@ -153,6 +153,13 @@ class ServiceStore:
         self.modules[module] = (digest, tuple(found))
         return list(found)
 
+    def unload_module(self, module: str) -> list[str]:
+        """Drop an undeployed module's services; the names dropped (none if it was not loaded)."""
+        _, names = self.modules.pop(module, ("", ()))
+        for name in names:
+            self.services.pop(name, None)
+        return list(names)
+
     def get(self, name: str) -> type[Service]:
         try:
             return self.services[name]

@@ -1,0 +1,40 @@
+"""`zato undeploy DIR MODULE`: remove a deployed service module; every server drops its services."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from zato.coord.client import connect
+from zato.lifecycle.control import cluster_settings
+from zato.odb.engine import ODB
+from zato.service.deploy import module_name_of, undeploy
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "undeploy",
+        help="remove a deployed service module from the whole cluster",
+        description="Remove a deployed module and its services from every server of the cluster. "
+        "Channels that invoke its services are kept, and a warning names them: they fail "
+        "(an HTTP channel answers 404) until a module defining those services is deployed "
+        "again. A file in a server's pickup/processed folder is left where it is.",
+    )
+    p.add_argument("path", metavar="DIR", help="a server or quickstart directory")
+    p.add_argument("module", metavar="MODULE", help="the module's name, or the .py file it was deployed from")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = cluster_settings(args.path)
+    module = module_name_of(args.module) if args.module.endswith(".py") else args.module
+    odb, client = ODB(settings.odb_url), connect(settings.redis)
+    try:
+        result = undeploy(odb, client, settings.cluster, module)
+    finally:
+        odb.dispose()
+        client.close()
+    print(result.describe())
+    for warning in result.warnings():
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0
