@@ -422,6 +422,68 @@ def supervisor_pid(arbiter: int) -> int | None:
     return None
 
 
+BYE = "from zato.service import Service\n\nclass Bye(Service):\n    name = 'bye.one'\n\n" \
+    "    def handle(self):\n        self.response.payload = {'from': MODULE}\n"  # fmt: skip
+
+
+def test_undeploy_removes_a_module_from_every_server(cluster, tmp_path):
+    """`zato undeploy` (and DELETE /zato/admin/deploy/NAME) takes a module's services off
+    every server, names the channels left pointing at them, and frees the service names for
+    another module. Before, a deployed module could not be removed at all."""
+    first, second = tmp_path / "bye_api.py", tmp_path / "bye_two.py"
+    first.write_text(BYE.replace("MODULE", "'first'"))
+    second.write_text(BYE.replace("MODULE", "'second'"))
+    zato("deploy", cluster.path, str(first))
+    zato("channel", "create", cluster.path, "--name", "bye", "--url-path", "/bye", "--service", "bye.one")
+
+    def answers(name: str, status: int, text: str) -> bool:
+        r = requests.get(cluster.server_url(name) + "/bye", timeout=10)
+        return r.status_code == status and text in r.text
+
+    try:
+        for name in cluster.server_names:
+            wait_for(lambda n=name: answers(n, 200, "first"), timeout=20, what=f"bye.one on {name}")
+        refused = zato("deploy", cluster.path, str(second), check=False)
+        assert refused.returncode == 1 and "already defined by module 'bye_api'" in refused.stderr
+        out = zato("undeploy", cluster.path, str(first))
+        assert out.stdout == "undeployed module bye_api: bye.one\n"
+        assert out.stderr == (
+            "warning: HTTP channel bye still invokes a service module bye_api defined: it fails until"
+            " a module defining it is deployed\n"
+        )
+        for name in cluster.server_names:
+            wait_for(
+                lambda n=name: answers(n, 404, "no such service: bye.one"), timeout=20, what=f"gone on {name}"
+            )
+        again = zato("undeploy", cluster.path, "bye_api", check=False)
+        assert again.returncode == 1 and "no module named 'bye_api' is deployed" in again.stderr
+        zato("deploy", cluster.path, str(second))  # the name is free again
+        for name in cluster.server_names:
+            wait_for(lambda n=name: answers(n, 200, "second"), timeout=20, what=f"bye_two on {name}")
+        url = cluster.server_url("server2") + "/zato/admin/deploy/bye_two"
+        r = requests.delete(url, auth=cluster.admin_auth, timeout=10)
+        assert r.status_code == 200 and r.json()["services"] == ["bye.one"], r.text
+        assert "HTTP channel bye" in r.json()["warnings"][0]
+        for name in cluster.server_names:
+            wait_for(
+                lambda n=name: answers(n, 404, "no such service"), timeout=20, what=f"gone again on {name}"
+            )
+        r = requests.delete(url, auth=cluster.admin_auth, timeout=10)
+        assert r.status_code == 404 and "no module named 'bye_two'" in r.json()["zato_env"]["details"]
+        # A new version that drops a service a channel invokes: deployed, with a warning.
+        zato("deploy", cluster.path, str(second))
+        second.write_text(BYE.replace("MODULE", "'renamed'").replace("bye.one", "bye.renamed"))
+        out = zato("deploy", cluster.path, str(second))
+        assert out.stdout.startswith("deployed module bye_two version 2: bye.renamed")
+        assert out.stderr == (
+            "warning: HTTP channel bye still invokes a service module bye_two no longer defines: it"
+            " fails until a module defining it is deployed\n"
+        )
+        zato("undeploy", cluster.path, "bye_two")
+    finally:
+        zato("channel", "delete", cluster.path, "--name", "bye")
+
+
 def test_a_killed_supervisor_is_started_again(cluster):
     if cluster.odb:
         pytest.skip("the sidecar does not depend on the ODB backend: once is enough")
@@ -477,55 +539,3 @@ def test_up_status_and_graceful_stop(cluster):
         assert status["server1"] == status["server2"] == "clean-down"
     finally:
         odb.dispose()
-
-
-BYE = "from zato.service import Service\n\nclass Bye(Service):\n    name = 'bye.one'\n\n" \
-    "    def handle(self):\n        self.response.payload = {'from': MODULE}\n"  # fmt: skip
-
-
-def test_undeploy_removes_a_module_from_every_server(cluster, tmp_path):
-    """`zato undeploy` (and DELETE /zato/admin/deploy/NAME) takes a module's services off
-    every server, names the channels left pointing at them, and frees the service names for
-    another module. Before, a deployed module could not be removed at all."""
-    first, second = tmp_path / "bye_api.py", tmp_path / "bye_two.py"
-    first.write_text(BYE.replace("MODULE", "'first'"))
-    second.write_text(BYE.replace("MODULE", "'second'"))
-    zato("deploy", cluster.path, str(first))
-    zato("channel", "create", cluster.path, "--name", "bye", "--url-path", "/bye", "--service", "bye.one")
-
-    def answers(name: str, status: int, text: str) -> bool:
-        r = requests.get(cluster.server_url(name) + "/bye", timeout=10)
-        return r.status_code == status and text in r.text
-
-    try:
-        for name in cluster.server_names:
-            wait_for(lambda n=name: answers(n, 200, "first"), timeout=20, what=f"bye.one on {name}")
-        refused = zato("deploy", cluster.path, str(second), check=False)
-        assert refused.returncode == 1 and "already defined by module 'bye_api'" in refused.stderr
-        out = zato("undeploy", cluster.path, str(first))
-        assert out.stdout == "undeployed module bye_api: bye.one\n"
-        assert out.stderr == (
-            "warning: HTTP channel bye still invokes a service of module bye_api: it fails until a"
-            " module defining it is deployed\n"
-        )
-        for name in cluster.server_names:
-            wait_for(
-                lambda n=name: answers(n, 404, "no such service: bye.one"), timeout=20, what=f"gone on {name}"
-            )
-        again = zato("undeploy", cluster.path, "bye_api", check=False)
-        assert again.returncode == 1 and "no module named 'bye_api' is deployed" in again.stderr
-        zato("deploy", cluster.path, str(second))  # the name is free again
-        for name in cluster.server_names:
-            wait_for(lambda n=name: answers(n, 200, "second"), timeout=20, what=f"bye_two on {name}")
-        url = cluster.server_url("server2") + "/zato/admin/deploy/bye_two"
-        r = requests.delete(url, auth=cluster.admin_auth, timeout=10)
-        assert r.status_code == 200 and r.json()["services"] == ["bye.one"], r.text
-        assert "HTTP channel bye" in r.json()["warnings"][0]
-        for name in cluster.server_names:
-            wait_for(
-                lambda n=name: answers(n, 404, "no such service"), timeout=20, what=f"gone again on {name}"
-            )
-        r = requests.delete(url, auth=cluster.admin_auth, timeout=10)
-        assert r.status_code == 404 and "no module named 'bye_two'" in r.json()["zato_env"]["details"]
-    finally:
-        zato("channel", "delete", cluster.path, "--name", "bye")

@@ -43,12 +43,14 @@ def deploy_module() -> dict:
         )
     except (DeployError, ODBError) as e:
         fail(400, str(e))
-    return {
+    answer = {
         "module": result.module,
         "version": result.version,
         "changed": result.changed,
         "services": list(result.services),
     }
+    warnings = result.warnings()
+    return {**answer, "warnings": warnings} if warnings else answer
 
 
 def undeploy_module(name: str) -> dict:

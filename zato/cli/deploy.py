@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from zato.common.errors import DeployError
 from zato.coord.client import connect
@@ -43,4 +44,6 @@ def run(args: argparse.Namespace) -> int:
         odb.dispose()
         client.close()
     print(result.describe())
+    for warning in result.warnings():
+        print(f"warning: {warning}", file=sys.stderr)
     return 0

@@ -75,7 +75,7 @@ def deploy_module(settings: DashboardSettings, odb: Any, client: Any, filename: 
     except UnicodeDecodeError:
         raise ActionError(f"{filename!r} is not UTF-8 text") from None
     result = deploy(odb, client, settings.cluster, module_name_of(filename), text, 10.0)
-    return str(result.describe())
+    return "; warning: ".join([result.describe(), *result.warnings()])
 
 
 def resend_parked(settings: DashboardSettings, client: Any, kind: str, connection: str) -> str:

@@ -117,6 +117,8 @@ class PickupDir:
         os.makedirs(processed, exist_ok=True)
         os.replace(job.path, os.path.join(processed, os.path.basename(job.path)))
         logger.info("pickup: %s: %s", os.path.basename(job.path), result.describe())
+        for warning in result.warnings():
+            logger.warning("pickup: %s: %s", os.path.basename(job.path), warning)
 
     def _broken(self, path: str, mtime: float, error: ZatoError) -> None:
         self.reported[path] = mtime

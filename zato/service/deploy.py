@@ -51,6 +51,7 @@ class DeployResult:
     version: int
     changed: bool
     services: tuple[str, ...]
+    users: tuple[str, ...] = ()  # channels invoking a service this version no longer defines
 
     def describe(self) -> str:
         what = f"module {self.module} version {self.version}"
@@ -58,6 +59,9 @@ class DeployResult:
         if not self.changed:
             return f"{what} is already deployed (unchanged): {names}"
         return f"deployed {what}: {names}"
+
+    def warnings(self) -> list[str]:
+        return _left_behind(self.users, self.module, "no longer defines")
 
 
 def module_name_of(path: str) -> str:
@@ -137,11 +141,15 @@ def store(
     from zato.coord import events
     from zato.odb import api as odb_api
 
+    before = {name for name, owner in odb_api.list_services(odb, cluster).items() if owner == module}
     version, changed = odb_api.store_module(odb, cluster, module, source, impls)
+    users: tuple[str, ...] = ()
     if changed:
         events.publish(client, cluster, {"kind": "deploy", "module": module, "version": version})
         logger.info("deployed module %s version %d: %s", module, version, ", ".join(sorted(impls)))
-    return DeployResult(module, version, changed, tuple(sorted(impls)))
+        dropped = before - set(impls)
+        users = tuple(odb_api.users_of_services(odb, cluster, dropped)) if dropped else ()
+    return DeployResult(module, version, changed, tuple(sorted(impls)), users)
 
 
 def deploy(
@@ -178,13 +186,18 @@ class UndeployResult:
         return f"undeployed module {self.module}: {', '.join(self.services) or 'no services'}"
 
     def warnings(self) -> list[str]:
-        if not self.users:
-            return []
-        one = len(self.users) == 1
-        return [
-            f"{', '.join(self.users)} still {'invokes' if one else 'invoke'} a service of module "
-            f"{self.module}: {'it fails' if one else 'they fail'} until a module defining it is deployed"
-        ]
+        return _left_behind(self.users, self.module, "defined")
+
+
+def _left_behind(users: tuple[str, ...], module: str, how: str) -> list[str]:
+    """A warning naming the channels that invoke a service module `module` {how}."""
+    if not users:
+        return []
+    one = len(users) == 1
+    return [
+        f"{', '.join(users)} still {'invokes' if one else 'invoke'} a service module {module} {how}: "
+        f"{'it fails' if one else 'they fail'} until a module defining it is deployed"
+    ]
 
 
 def undeploy(odb: ODB, client: redis.Redis, cluster: str, module: str) -> UndeployResult:
