@@ -39,6 +39,7 @@ CHANNELS = [
     ("orders-create", "/orders", "orders.create", "POST"),
     ("order-row", "/demo/order-row", "out.sql.order-row-io", "POST"),
     ("not-json", "/demo/not-json", "demo.not-json", None),
+    ("crm-list", "/crm/list", "crm.client.get-list", "GET"),
 ]
 
 
@@ -125,6 +126,15 @@ def test_deployed_both_ways_and_served_through_param_channels(cluster) -> None:
         assert r.json() == {"client_id": 1004, "name": "Acme", "email": "a@acme.test"}
         r = requests.get(f"{base}/billing/invoices/10?currency=PLN")
         assert r.json() == {"invoice_id": 10, "amount": 15.0, "currency": "PLN"}
+
+
+def test_a_list_response_given_as_payload_slice(cluster) -> None:
+    """Zato's `self.response.payload[:] = records` (a generator of objects): a list of the
+    declared fields under response_elem; before, a 500 (TypeError: unhashable type: 'slice')."""
+    for base in urls(cluster):
+        r = requests.get(f"{base}/crm/list?count=3")
+        assert r.status_code == 200, r.text
+        assert r.json() == {"clients": [{"client_id": i, "name": f"Client {i}"} for i in (1, 2, 3)]}
 
 
 @pytest.mark.parametrize(

@@ -277,3 +277,16 @@ def test_json_of_what_services_hand_over() -> None:
         jsonenc.dumps({"tags": {1}})
     with pytest.raises(ValueError, match="Out of range float"):
         jsonenc.dumps(float("nan"))
+
+
+class Sliced(Service):
+    name = "t.sliced"
+    output = "id", "-name"
+
+    def handle(self) -> None:
+        self.response.payload.name = "ignored: the list given next wins"
+        self.response.payload[:] = ({"id": i, "secret": "x"} for i in (1, 2))
+
+
+def test_payload_slice_assignment_gives_a_list_of_declared_fields() -> None:
+    assert Store().call(Sliced) == [{"id": 1}, {"id": 2}]

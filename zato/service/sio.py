@@ -49,6 +49,31 @@ class Bunch(dict):
             raise AttributeError(name) from None
 
 
+class Payload(Bunch):
+    """self.response.payload of a service that declares output: fields set as attributes or
+    keys (`payload.name = ...`), or a list of records given at once, Zato's
+    `self.response.payload[:] = rows` (any iterable: a list, a generator, query results)."""
+
+    _items: list | None = None
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        if isinstance(key, slice):
+            if key != slice(None):
+                raise TypeError("only payload[:] = records is supported, not a part of a list")
+            object.__setattr__(self, "_items", list(value))
+            return
+        super().__setitem__(key, value)
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, slice):
+            return (self._items or [])[key]
+        return super().__getitem__(key)
+
+    def records(self) -> Any:
+        """What the service gave: the list when it assigned one, else the fields (self)."""
+        return self if self._items is None else self._items
+
+
 class Model:
     """Base of Zato 4.1 dataclass models: `@dataclass(init=False) class Req(Model): id: int`."""
 

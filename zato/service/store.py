@@ -17,7 +17,7 @@ from typing import Any
 from zato.common.cid import new_cid
 from zato.common.errors import DeployError, ServiceError, ServiceNotFound
 from zato.service.base import Request, Response, Service
-from zato.service.sio import Bunch, io_of, parse_input, render_output
+from zato.service.sio import Payload, io_of, parse_input, render_output
 
 logger = logging.getLogger(__name__)
 
@@ -179,13 +179,16 @@ class ServiceStore:
             req.input = parse_input(decl, req.payload, req.params, req.path_params)
             service = cls(self, cid or new_cid(), req)
             if decl.output:
-                service.response.payload = Bunch()
+                service.response.payload = Payload()
             service.before_handle()
             service.handle()
             service.after_handle()
             response = service.response
             if decl.output:
-                response.payload = render_output(decl, response.payload, name)
+                given = response.payload
+                response.payload = render_output(
+                    decl, given.records() if isinstance(given, Payload) else given, name
+                )
             return response
         finally:
             if self.observe is not None:
