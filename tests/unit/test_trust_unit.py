@@ -135,6 +135,11 @@ def test_runtime_api_commands_cannot_carry_a_second_command(tmp_path):
         ("url_path", "/caf%E9", "not UTF-8"),
         ("url_path", "/a%0Ab", "control character"),
         ("url_path", "/a\u0085b", "url_path"),
+        ("url_path", "/orders?status=new", "without a query string"),
+        ("url_path", "/orders#top", "or fragment"),
+        ("url_path", "/metrics", "the server's Prometheus metrics, answered before any channel"),
+        ("url_path", "/%6Detrics", "the server's Prometheus metrics"),
+        ("url_path", "/zato-lb-alive", "the load balancer's health check"),
         ("method", "BREW", "method"),
         ("is_active", "false", "is_active"),
         ("service", "svc\n", "service"),
@@ -175,3 +180,12 @@ def test_deep_json_and_huge_integers_are_a_400(body):
 def test_channel_paths_are_kept_as_requests_are_matched(given, kept):
     ch = make_channel("c", given, "demo.svc")
     assert ch.url_path == kept
+
+
+def test_reserved_channel_paths_are_the_ones_the_server_and_the_lb_answer():
+    from zato.lb import render
+    from zato.odb.api import RESERVED_PATHS
+    from zato.server import metrics
+
+    answered = {metrics.METRICS_PATH, render.ALIVE_URI, render.STATS_URI, render.METRICS_URI}
+    assert set(RESERVED_PATHS) == answered

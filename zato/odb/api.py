@@ -298,6 +298,15 @@ CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 SERVICE_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]*")
 MAX_URL_PATH = 1000
 HTTP_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS")
+# Paths answered before any channel: a channel there would never be reached. The server's
+# Prometheus metrics (zato.server.metrics.METRICS_PATH) and HAProxy's own URIs (zato.lb.render);
+# tests/unit/test_trust_unit.py keeps them equal.
+RESERVED_PATHS = {
+    "/metrics": "the server's Prometheus metrics",
+    "/zato-lb-alive": "the load balancer's health check",
+    "/zato-lb-stats": "the load balancer's stats page",
+    "/zato-lb-metrics": "the load balancer's Prometheus metrics",
+}
 
 
 def make_channel(
@@ -318,7 +327,16 @@ def make_channel(
         raise ConfigError(f"channel name {name[:80]!r} must be 1-64 letters, digits, _ . - (not first)")
     if not url_path.startswith("/") or url_path.startswith("/zato/"):
         raise ConfigError(f"channel url_path {url_path[:80]!r} must start with / and not with /zato/")
+    if "?" in url_path or "#" in url_path:
+        raise ConfigError(
+            f"channel url_path {url_path[:80]!r} must be the path alone, without a query string (?)"
+            " or fragment (#): a request's query string reaches the service as input whatever it is"
+        )
     url_path = canonical_url_path(url_path)
+    if url_path in RESERVED_PATHS:
+        raise ConfigError(
+            f"channel url_path {url_path!r} is {RESERVED_PATHS[url_path]}, answered before any channel"
+        )
     param_names(url_path)
     if len(service) > 200 or not SERVICE_NAME_RE.fullmatch(service):
         raise ConfigError(f"channel service {service[:80]!r} is not a service name")
