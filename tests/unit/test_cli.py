@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from dataclasses import dataclass
 
@@ -219,11 +220,34 @@ def test_conn_help_says_what_each_kind_is(zato):
 def test_conn_create_help_gives_the_defaults(zato):
     out = " ".join(zato("conn", "create", "amqp-channel", "--help").stdout.split())
     assert (
-        "--prefetch PREFETCH default: 10" in out
-        and "--max-in-flight MAX-IN-FLIGHT default: the prefetch" in out
+        "--prefetch PREFETCH messages the broker delivers ahead of acknowledgements; default: 10" in out
+        and "--max-in-flight MAX-IN-FLIGHT invocations of the service running at once; default: the prefetch"
+        in out
     )
     out = " ".join(zato("conn", "create", "amqp-def", "--help").stdout.split())
-    assert "--port PORT default: 5672" in out and "- reads it from stdin" in out
+    assert "--port PORT the broker's port; default: 5672" in out and "- reads it from stdin" in out
+
+
+def test_every_conn_and_channel_option_says_what_it_is(zato):
+    """No bare `--queue QUEUE` in any --help: each option and argument has a line of help."""
+    from zato.cli.conn import FIELD_HELP
+    from zato.odb.connectors import FIELDS
+
+    for kind, fields in FIELDS.items():
+        for f in fields:
+            assert (kind, f.name) in FIELD_HELP or (None, f.name) in FIELD_HELP, (kind, f.name)
+    for argv in (
+        ("conn", "edit", "ibm-mq-def"),
+        ("channel", "create"),
+        ("channel", "delete"),
+        ("conn", "list"),
+    ):
+        out = zato(*argv, "--help").stdout
+        lines = out.split("options:")[1].splitlines()[2:] + [""]  # after -h, --help
+        for line, after in zip(lines, lines[1:], strict=False):
+            if re.fullmatch(r"  --[a-z-]+( [A-Z_|a-z-]+)?", line):  # its help, if any, is on the next line
+                assert after.startswith(" " * 10), (argv, line)
+        assert "edit" not in argv or "Options not given keep their values." in " ".join(out.split())
 
 
 def test_output_into_a_closed_pipe_ends_quietly(qs_dir):

@@ -21,20 +21,35 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     act.required = True
     c = act.add_parser("create", help="create or replace an HTTP channel")
     c.add_argument("path", metavar="DIR", help="a server or quickstart directory")
-    c.add_argument("--name", required=True)
-    c.add_argument("--url-path", required=True, help="e.g. /api/clients")
-    c.add_argument("--service", required=True)
-    c.add_argument("--method", help="HTTP method (default: any)")
-    c.add_argument("--data-format", default="json", choices=odb_api.DATA_FORMATS)
+    c.add_argument(
+        "--name", required=True, help="its name (letters, digits, _ . -); an existing one is replaced"
+    )
+    c.add_argument(
+        "--url-path",
+        required=True,
+        help="e.g. /api/clients/{client_id}: a {param} is one path segment, given to the service as input",
+    )
+    c.add_argument("--service", required=True, help="the service it invokes")
+    c.add_argument("--method", help="HTTP method (default: any); a GET channel also answers HEAD")
+    c.add_argument(
+        "--data-format",
+        default="json",
+        choices=odb_api.DATA_FORMATS,
+        help="json: the body is parsed as JSON (malformed: 400); text: passed as text (default: json)",
+    )
     c.add_argument("--inactive", action="store_true", help="create it switched off")
-    c.add_argument("--max-body", metavar="BYTES", help="largest request body (else 413)")
+    c.add_argument(
+        "--max-body",
+        metavar="BYTES",
+        help="largest request body, else 413 (default: server.conf [limits] max_body)",
+    )
     c.set_defaults(func=create)
     ls = act.add_parser("list", help="list HTTP channels")
-    ls.add_argument("path", metavar="DIR")
+    ls.add_argument("path", metavar="DIR", help="a server or quickstart directory")
     ls.set_defaults(func=list_)
     d = act.add_parser("delete", help="delete an HTTP channel")
-    d.add_argument("path", metavar="DIR")
-    d.add_argument("--name", required=True)
+    d.add_argument("path", metavar="DIR", help="a server or quickstart directory")
+    d.add_argument("--name", required=True, help="the channel's name")
     d.set_defaults(func=delete)
 
 

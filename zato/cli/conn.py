@@ -49,6 +49,71 @@ KIND_HELP = {
 }
 
 
+# What each option means, for --help: by (kind, field), else by field. Defaults are added.
+FIELD_HELP: dict[tuple[str | None, str], str] = {
+    (None, "name"): "its name (letters, digits, _ . -)",
+    (None, "host"): "the broker's host name or address",
+    (None, "port"): "the broker's port",
+    (None, "vhost"): "the AMQP virtual host",
+    (None, "username"): "the user to log in as",
+    ("amqp-def", "heartbeat"): "seconds between AMQP heartbeats; a vanished holder's unacked messages go "
+    "back to the queue after about two missed",
+    ("ibm-mq-def", "heartbeat"): "seconds between MQ channel heartbeats (HeartbeatInterval)",
+    (None, "use_tls"): "connect with TLS (verified against server.conf [tls] ca_file)",
+    ("amqp-channel", "def"): "the amqp-def it connects through",
+    ("amqp-outgoing", "def"): "the amqp-def it connects through",
+    ("ibm-mq-channel", "def"): "the ibm-mq-def it connects through",
+    ("ibm-mq-outgoing", "def"): "the ibm-mq-def it connects through",
+    ("amqp-channel", "queue"): "the queue to consume (declared durable if it does not exist)",
+    ("ibm-mq-channel", "queue"): "the queue to get messages from",
+    ("ibm-mq-outgoing", "queue"): "the queue messages are put to (a send may name another)",
+    (None, "service"): "the service each message invokes",
+    (None, "prefetch"): "messages the broker delivers ahead of acknowledgements",
+    (None, "data_format"): "json: a body that is not JSON is parked as poison; text: any body",
+    (
+        "ibm-mq-channel",
+        "data_format",
+    ): "json: a body that is not JSON goes to the backout queue; text: any body",
+    ("zmq-channel", "data_format"): "json: a body that is not JSON is logged and dropped; text: any body",
+    ("http-outgoing", "data_format"): "json: a dict or list is sent as JSON; text: data as given",
+    (None, "max_deliveries"): "deliveries of a failing message before it is parked in QUEUE.zato-parked",
+    (None, "max_in_flight"): "invocations of the service running at once",
+    (None, "is_active"): "false: kept, but not running and not usable by services",
+    (None, "exchange"): "the exchange messages are published to ('' is the default exchange; a send may "
+    "name another)",
+    (None, "routing_key"): "the routing key (a send may give another)",
+    (None, "delivery_mode"): "1 transient, 2 persistent (a send may give another)",
+    (None, "content_type"): "the content type of the messages (a send may give another)",
+    (None, "queue_manager"): "the queue manager's name",
+    (None, "channel"): "the server-connection channel (SVRCONN)",
+    (None, "conn_name"): "host(port); several, comma-separated, for a multi-instance queue manager",
+    (None, "cipher_spec"): "the TLS CipherSpec, e.g. TLS_AES_256_GCM_SHA384 (with --key-repository)",
+    (None, "key_repository"): "the key repository's path without its extension, e.g. /var/mqm/ssl/key",
+    (None, "backout_threshold"): "backouts after which a message goes to the backout queue",
+    (None, "backout_queue"): "where messages that keep failing go",
+    (None, "persistence"): "persistent, non-persistent, or queue (the queue's own default)",
+    (None, "expiry"): "seconds a message lives on the queue",
+    (None, "priority"): "0 to 9",
+    ("zmq-channel", "address"): "@tcp://HOST:PORT binds, >tcp://HOST:PORT connects (bare: binds); several, "
+    "comma-separated",
+    ("zmq-outgoing", "address"): "@tcp://HOST:PORT binds, >tcp://HOST:PORT connects (bare: connects)",
+    (None, "socket_type"): "the ZeroMQ socket type",
+    (None, "sub_prefix"): "SUB only: the topic prefix subscribed to (stripped from one-frame messages)",
+    ("http-outgoing", "address"): "scheme, host and port, e.g. http://crm:8080",
+    ("http-outgoing", "url_path"): "the path; its {params} are filled from a call's params",
+    (None, "timeout"): "seconds a call may take",
+    (None, "url"): "an SQLAlchemy URL without the password, e.g. postgresql://crm@db:5432/crm",
+    (None, "pool_size"): "connections each server worker keeps open",
+    (None, "password"): "- reads it from stdin (not seen in ps or shell history)",
+}
+
+
+def _field_help(kind: str, name: str, action: str) -> str | None:
+    text = FIELD_HELP.get((kind, name)) or FIELD_HELP.get((None, name))
+    default = _default_text(kind, name) if action == "create" and name != "password" else None
+    return "; ".join(t for t in (text, default) if t) or None
+
+
 def _default_text(kind: str, name: str) -> str | None:
     """'default: ...' for --help, from the ODB model's column default (None: no default)."""
     if (kind, name) in connectors.MEANING:
@@ -66,20 +131,23 @@ def _add_kind_parsers(act: argparse._SubParsersAction, action: str, func) -> Non
     kinds.required = True
     for kind, fields in connectors.FIELDS.items():
         about = KIND_HELP.get(kind, kind)
-        k = kinds.add_parser(kind, help=f"{action} {about}", description=f"{action.capitalize()} {about}.")
+        keep = " Options not given keep their values." if action == "edit" else ""
+        k = kinds.add_parser(
+            kind, help=f"{action} {about}", description=f"{action.capitalize()} {about}.{keep}"
+        )
         k.add_argument("path", metavar="DIR", help="a server or quickstart directory")
         for f in fields:
             if f.name == "name":
-                k.add_argument("--name", required=True)
+                k.add_argument("--name", required=True, help=_field_help(kind, "name", action))
                 continue
             if action == "delete":
                 continue
             hint = "true|false" if f.type == "bool" else "|".join(f.choices) if f.choices else None
-            text = "- reads it from stdin (not seen in ps or shell history)" if f.secret else None
-            if action == "create" and not f.secret:
-                text = _default_text(kind, f.name)
             k.add_argument(
-                _option(f), dest=f.name, metavar=hint or f.name.upper().replace("_", "-"), help=text
+                _option(f),
+                dest=f.name,
+                metavar=hint or f.name.upper().replace("_", "-"),
+                help=_field_help(kind, f.name, action),
             )
         if action == "edit":
             k.add_argument("--new-name", help="rename it")
@@ -95,8 +163,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     _add_kind_parsers(act, "edit", edit)
     _add_kind_parsers(act, "delete", delete)
     ls = act.add_parser("list", help="list connection definitions (passwords masked)")
-    ls.add_argument("path", metavar="DIR")
-    ls.add_argument("--kind", choices=connectors.KINDS)
+    ls.add_argument("path", metavar="DIR", help="a server or quickstart directory")
+    ls.add_argument(
+        "--kind",
+        choices=connectors.KINDS,
+        metavar="KIND",
+        help="only this kind: " + ", ".join(connectors.KINDS),
+    )
     ls.set_defaults(func=list_)
 
 

@@ -22,6 +22,10 @@ from zato.lifecycle.layout import (
     register_server,
 )
 
+ODB_URL_HELP = (
+    "an SQLAlchemy URL, e.g. sqlite:////ABSOLUTE/PATH/odb.db or postgresql://USER:PASSWORD@HOST:5432/DB"
+)
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("create", help="create an ODB, a cluster, a server, a load balancer or a dashboard")
@@ -29,16 +33,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     what.required = True
 
     o = what.add_parser("odb", help="create the ODB schema (idempotent)")
-    o.add_argument("odb_url", metavar="ODB_URL")
+    o.add_argument("odb_url", metavar="ODB_URL", help=ODB_URL_HELP)
     o.set_defaults(func=odb)
 
     c = what.add_parser("cluster", help="add a cluster to an ODB")
-    c.add_argument("odb_url", metavar="ODB_URL")
-    c.add_argument("name", metavar="NAME")
+    c.add_argument("odb_url", metavar="ODB_URL", help=ODB_URL_HELP)
+    c.add_argument(
+        "name", metavar="NAME", help="the cluster's name (its servers' Redis keys start zato:NAME:)"
+    )
     c.set_defaults(func=cluster)
 
     s = what.add_parser("server", help="create a server directory and register it in the ODB")
-    s.add_argument("path", metavar="DIR")
+    s.add_argument("path", metavar="DIR", help="a new or empty directory for the server")
     s.add_argument(
         "--join",
         metavar="SERVER_DIR",
@@ -65,7 +71,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=server)
 
     lb = what.add_parser("load-balancer", help="create a load-balancer directory")
-    lb.add_argument("path", metavar="DIR")
+    lb.add_argument("path", metavar="DIR", help="a new or empty directory for the load balancer")
     lb.add_argument(
         "--join",
         metavar="SERVER_DIR",
@@ -87,7 +93,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="The dashboard reads the cluster's ODB and Redis and logs users in with the "
         "cluster's admin credentials, all taken from SERVER_DIR's server.conf.",
     )
-    d.add_argument("path", metavar="DIR")
+    d.add_argument("path", metavar="DIR", help="a new or empty directory for the dashboard")
     d.add_argument("--server", required=True, metavar="SERVER_DIR", help="a server of the cluster")
     d.add_argument("--lb", default="", metavar="LB_DIR", help="the load balancer's directory on this host")
     d.add_argument(
