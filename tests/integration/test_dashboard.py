@@ -136,6 +136,19 @@ def test_dashboard_live_takeover_login_and_csrf(quickstart, browser):
 
     from selenium.webdriver.common.by import By
 
+    # A deployed module's Undeploy button (asked to confirm) takes its services off the page.
+    module = tempfile.mkdtemp(prefix="zato-dash-") + "/bye_mod.py"
+    with open(module, "w") as f:
+        f.write("from zato.service import Service\n\nclass Bye(Service):\n    name = 'dash.bye'\n")
+    zato("deploy", qs.path, module)
+    wait_for(lambda: "dash.bye bye_mod Undeploy" in rows(browser, "services"), 15, what="the module's row")
+    browser.find_element(By.CSS_SELECTOR, "#services tbody button").click()
+    alert = browser.switch_to.alert
+    assert alert.text == "Remove module bye_mod and its services from every server?"
+    alert.accept()
+    wait_for(lambda: rows(browser, "services") == [], 15, what="the undeployed module gone from the page")
+    shutil.rmtree(os.path.dirname(module))
+
     browser.find_element(By.ID, "logout").click()
     wait_for(lambda: browser.current_url.endswith("/login"), 10, what="back at the login page")
     assert requests.get(url + "api/state", cookies=cookies, timeout=10).status_code == 401
@@ -245,6 +258,8 @@ def test_actions_drain_ready_restart_and_resend(quickstart):
         10,
         what="the uploaded service listed",
     )
+    assert op.act("api/modules/dash_mod/undeploy")["result"] == "undeployed module dash_mod: dash.up"
+    wait_for(lambda: op.state()["services"] == [], 10, what="the undeployed service gone")
 
 
 def test_the_page_works_and_says_so_when_redis_is_down(quickstart):

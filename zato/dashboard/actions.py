@@ -6,6 +6,7 @@ raises ActionError with a message for the page; the route logs it with the user.
   plus the Runtime API at once when the LB runs on this host.
 - restart one connector: an event the holder's supervisor acts on.
 - deploy a module: validated in a child process, stored in the ODB, loaded by every server.
+- undeploy a module: removed from the ODB, dropped by every server.
 - re-send parked outgoing messages: moved back to the connection's queue.
 """
 
@@ -84,3 +85,10 @@ def resend_parked(settings: DashboardSettings, client: Any, kind: str, connectio
     _name(connection, "connection")
     moved = OutQueue(client, settings.cluster, kind, connection).resend_parked()
     return f"outgoing {kind} {connection}: {moved} parked message(s) queued again"
+
+
+def undeploy_module(settings: DashboardSettings, odb: Any, client: Any, module: str) -> str:
+    from zato.service.deploy import undeploy
+
+    result = undeploy(odb, client, settings.cluster, _name(module, "module"))
+    return "; warning: ".join([result.describe(), *result.warnings()])

@@ -163,6 +163,13 @@ def build_app(ctx: Any) -> bottle.Bottle:
 
         return action("deploy", run)
 
+    @app.post("/api/modules/<module>/undeploy")
+    def undeploy(module: str) -> Any:
+        return action(
+            f"undeploy module {module}",
+            lambda: actions.undeploy_module(ctx.settings, ctx.odb, ctx.client, module),
+        )
+
     return app
 
 

@@ -61,7 +61,8 @@ since <span id="lease-since">-</span></p>
 </section>
 <section><h2>Deploy a service module</h2><input type="file" id="deploy-file" accept=".py">
 <button id="deploy">Deploy</button></section>
-<section><h2>Deployed services</h2><table id="services"><thead><tr><th>service</th><th>module</th></tr>
+<section><h2>Deployed services</h2><table id="services"><thead><tr><th>service</th><th>module</th>
+<th></th></tr>
 </thead><tbody></tbody></table></section>
 <section><h2>HTTP channels</h2><table id="channels"><thead><tr><th>name</th><th>path</th><th>method</th>
 <th>service</th><th>active</th></tr></thead><tbody></tbody></table></section>
@@ -149,7 +150,18 @@ function render(s) {
     cell(tr, b.state, (b.state || '').startsWith('UP') ? 'ok' : (b.state === 'DRAIN' ? 'warn' : 'bad'));
     cell(tr, b.check); cell(tr, b.sessions);
   });
-  rows('services', s.services || [], (tr, x) => { cell(tr, x.name); cell(tr, x.module); });
+  let shown = '';  // one Undeploy button per module, on its first service's row
+  const services = (s.services || []).slice().sort((a, b) => a.module.localeCompare(b.module));
+  rows('services', services, (tr, x) => {
+    cell(tr, x.name); cell(tr, x.module);
+    const span = document.createElement('span');
+    if (x.module && x.module !== shown) {
+      const question = 'Remove module ' + x.module + ' and its services from every server?';
+      span.appendChild(button('Undeploy', question,
+                              'api/modules/' + encodeURIComponent(x.module) + '/undeploy'));
+    }
+    shown = x.module; cell(tr, span);
+  });
   rows('channels', s.channels || [], (tr, c) => {
     cell(tr, c.name); cell(tr, c.url_path); cell(tr, c.method); cell(tr, c.service);
     cell(tr, c.is_active ? 'yes' : 'no');
