@@ -12,7 +12,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support import wait_for, zato
+from tests.support import free_port, wait_for, zato
 
 MODULE = """
 import os
@@ -122,3 +122,40 @@ def test_json_logs_parse_line_by_line_with_cid_and_no_secret(cluster):
     text = open(log).read()
     settings = cluster.settings("server1")
     assert settings.admin_password not in text and settings.cluster_secret not in text
+
+
+def test_every_process_writes_to_a_new_log_once_the_old_one_is_moved_away(cluster, tmp_path):
+    """logrotate's default (rename, then a new file): the arbiter, the workers, the connector
+    supervisor and a connector all go on in the new server.log, nothing more in the moved one.
+    Before, every process kept writing to the renamed file and server.log never came back."""
+    logs = os.path.join(cluster.server_dir("server1"), "logs")
+    os.rename(os.path.join(logs, "server.log"), os.path.join(logs, "server.log.1"))
+    moved_size = os.path.getsize(os.path.join(logs, "server.log.1"))
+    module = tmp_path / "after_rotation.py"
+    module.write_text("from zato.service import Service\n\nclass After(Service):\n    name = 'test.after'\n")
+    zato("deploy", cluster.path, str(module))  # each worker logs loading it
+    pickup = os.path.join(cluster.server_dir("server1"), "pickup", "picked_after.py")
+    with open(pickup, "w") as f:  # the arbiter logs deploying it
+        f.write("from zato.service import Service\n\nclass Picked(Service):\n    name = 'test.picked'\n")
+    zato("conn", "create", "zmq-channel", cluster.path, "--name", "rot", "--address",
+         f"@tcp://127.0.0.1:{free_port()}", "--service", "test.pid")  # fmt: skip
+    new_log = os.path.join(logs, "server.log")
+
+    def roles() -> set[str]:
+        if not os.path.exists(new_log):
+            return set()
+        with open(new_log) as f:
+            return {json.loads(line)["role"] for line in f if line.strip()}
+
+    try:
+        wait_for(
+            lambda: {"arbiter", "worker", "supervisor", "connector"} <= roles(),
+            30,
+            what="every role in the new server.log",
+        )
+        with open(new_log) as f:
+            pids = {r["pid"] for r in map(json.loads, f) if r["role"] == "worker"}
+        assert len(pids) == 2  # both workers
+        assert os.path.getsize(os.path.join(logs, "server.log.1")) == moved_size
+    finally:
+        zato("conn", "delete", "zmq-channel", cluster.path, "--name", "rot")

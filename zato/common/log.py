@@ -97,7 +97,11 @@ def setup_logging(
     handlers: list[logging.Handler] = []
     if logfile:
         os.makedirs(os.path.dirname(os.path.abspath(logfile)), exist_ok=True)
-        handlers.append(logging.FileHandler(logfile))
+        from logging.handlers import WatchedFileHandler  # socket, pickle...: file loggers only
+
+        # Reopened when logrotate (or anyone) moves the file away: every process of a server
+        # writes to it, so none may rotate it itself (README, "Logs").
+        handlers.append(WatchedFileHandler(logfile))
     if stream or not logfile:
         handlers.append(logging.StreamHandler(sys.stderr))
     for h in handlers:
