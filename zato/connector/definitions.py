@@ -12,25 +12,28 @@ from zato.odb import connectors
 from zato.odb.engine import ODB
 
 
-def _announce(client: redis.Redis, cluster: str, kind: str, name: str) -> None:
-    events.publish(client, cluster, {"kind": "connector", "type": kind, "name": name})
+def _announce(client: redis.Redis, cluster: str, kind: str, name: str, what: str) -> None:
+    events.announce(client, cluster, {"kind": "connector", "type": kind, "name": name}, what)
 
 
 def create(odb: ODB, client: redis.Redis, cluster: str, kind: str, values: dict) -> dict:
+    events.reachable(client)  # an unreachable Redis changes nothing
     view = connectors.create(odb, cluster, kind, values)
-    _announce(client, cluster, kind, view["name"])
+    _announce(client, cluster, kind, view["name"], f"{kind} {view['name']}")
     return view
 
 
 def edit(odb: ODB, client: redis.Redis, cluster: str, kind: str, name: str, values: dict) -> dict:
+    events.reachable(client)
     view = connectors.edit(odb, cluster, kind, name, values)
-    _announce(client, cluster, kind, view["name"])
+    _announce(client, cluster, kind, view["name"], f"the change to {kind} {name}")
     return view
 
 
 def delete(odb: ODB, client: redis.Redis, cluster: str, kind: str, name: str) -> None:
+    events.reachable(client)
     connectors.delete(odb, cluster, kind, name)
-    _announce(client, cluster, kind, name)
+    _announce(client, cluster, kind, name, f"the deletion of {kind} {name}")
 
 
 def describe(view: dict) -> str:

@@ -7,6 +7,8 @@ An event is a small JSON object with a "kind":
     {"kind": "connector", "type": TYPE, "name": NAME}       connector definition changed
 Pub/sub loses messages while a subscriber is disconnected, so every subscriber also
 reconciles from the ODB when it (re)subscribes: events are a prompt, the ODB is the truth.
+A change is written only once Redis answered (`reachable`), and `announce` says so when the
+event after it fails: the change is saved, and servers see it when they resubscribe.
 """
 
 from __future__ import annotations
@@ -33,6 +35,25 @@ def publish(client: redis.Redis, cluster: str, event: dict) -> int:
     check(event)
     with translate("publishing a config event"):
         return client.publish(Keys(cluster).events, json.dumps(event))
+
+
+def reachable(client: redis.Redis) -> None:
+    """CoordError unless Redis answers. Checked before a change the servers must hear of is
+    written to the ODB, so that an unreachable Redis leaves everything as it was."""
+    with translate("reaching Redis, which tells the servers of changes"):
+        client.ping()
+
+
+def announce(client: redis.Redis, cluster: str, event: dict, what: str) -> int:
+    """publish() of a change already written to the ODB; if it fails, the CoordError says
+    that `what` is saved and when the servers will see it (they reconcile on resubscribing)."""
+    try:
+        return publish(client, cluster, event)
+    except CoordError as e:
+        raise CoordError(
+            f"{what} is saved in the ODB, but the servers were not told ({e}); each applies it "
+            "once its own Redis connection comes back, or when it restarts"
+        ) from None
 
 
 def check(event: dict) -> None:

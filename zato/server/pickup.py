@@ -16,13 +16,15 @@ import stat
 import time
 from dataclasses import dataclass
 
-from zato.common.errors import DeployError, ZatoError
+from zato.common.errors import CoordError, DeployError, ZatoError
 from zato.config.settings import ServerSettings
 from zato.coord.client import connect
 from zato.odb.engine import ODB
 from zato.service.deploy import DeployResult, LoadCheck, module_name_of, store
 
 logger = logging.getLogger("zato.pickup")
+
+REDIS_RETRY = 10.0  # seconds before a file that could not be announced (Redis down) is tried again
 
 
 @dataclass
@@ -39,6 +41,7 @@ class PickupDir:
         self.interval = interval
         self.next_poll = 0.0
         self.reported: dict[str, float] = {}  # broken file -> mtime already reported
+        self.retry_at: dict[str, float] = {}  # file not deployed for want of Redis -> when to retry
         self.job: _Job | None = None  # the file being loaded in a child process
 
     @property
@@ -74,7 +77,7 @@ class PickupDir:
         except OSError:
             return False  # gone meanwhile
         mtime = info.st_mtime
-        if self.reported.get(path) == mtime:
+        if self.reported.get(path) == mtime or time.monotonic() < self.retry_at.get(path, 0.0):
             return False
         if not stat.S_ISREG(info.st_mode):  # a symlink could make us deploy any file we can read
             self._broken(path, mtime, DeployError("not a regular file (symlinks are refused)"))
@@ -108,11 +111,17 @@ class PickupDir:
                 return  # still loading; the arbiter comes back within a second
             self.job = None
             result = self._store(module_name_of(job.path), job.source, impls)
+        except CoordError as e:  # the module is fine; Redis is not: try it again later
+            self.job = None
+            self.retry_at[job.path] = time.monotonic() + REDIS_RETRY
+            logger.warning("pickup: %s not deployed yet: %s; trying again in %g s", job.path, e, REDIS_RETRY)
+            return
         except ZatoError as e:
             self.job = None
             self._broken(job.path, job.mtime, e)
             return
         self.reported.pop(job.path, None)
+        self.retry_at.pop(job.path, None)
         processed = os.path.join(self.path, "processed")
         os.makedirs(processed, exist_ok=True)
         os.replace(job.path, os.path.join(processed, os.path.basename(job.path)))

@@ -12,20 +12,22 @@ from zato.odb.api import ChannelRecord
 from zato.odb.engine import ODB
 
 
-def _announce(client: redis.Redis, cluster: str, name: str) -> None:
-    events.publish(client, cluster, {"kind": "channel", "name": name})
+def _announce(client: redis.Redis, cluster: str, name: str, what: str) -> None:
+    events.announce(client, cluster, {"kind": "channel", "name": name}, what)
 
 
 def save(odb: ODB, client: redis.Redis, cluster: str, ch: ChannelRecord) -> bool:
     """Create or replace channel ch.name and announce it; True if it was created."""
+    events.reachable(client)
     created = odb_api.save_channel(odb, cluster, ch)
-    _announce(client, cluster, ch.name)
+    _announce(client, cluster, ch.name, f"channel {ch.name}")
     return created
 
 
 def delete(odb: ODB, client: redis.Redis, cluster: str, name: str) -> bool:
     """Delete channel `name` and announce it; False (and nothing announced) if there was none."""
+    events.reachable(client)
     if not odb_api.delete_channel(odb, cluster, name):
         return False
-    _announce(client, cluster, name)
+    _announce(client, cluster, name, f"the deletion of channel {name}")
     return True

@@ -137,15 +137,19 @@ class LoadCheck:
 def store(
     odb: ODB, client: redis.Redis, cluster: str, module: str, source: str, impls: dict[str, str]
 ) -> DeployResult:
-    """Store a validated module and publish the deploy event; ODBError/CoordError on failure."""
+    """Store a validated module and publish the deploy event; ODBError/CoordError on failure.
+    An unchanged module is announced again (workers that have it skip it), so deploying once
+    more reaches servers an earlier announcement failed to reach."""
     from zato.coord import events
     from zato.odb import api as odb_api
 
+    events.reachable(client)  # an unreachable Redis changes nothing
     before = {name for name, owner in odb_api.list_services(odb, cluster).items() if owner == module}
     version, changed = odb_api.store_module(odb, cluster, module, source, impls)
+    event = {"kind": "deploy", "module": module, "version": version}
+    events.announce(client, cluster, event, f"module {module} version {version}")
     users: tuple[str, ...] = ()
     if changed:
-        events.publish(client, cluster, {"kind": "deploy", "module": module, "version": version})
         logger.info("deployed module %s version %d: %s", module, version, ", ".join(sorted(impls)))
         dropped = before - set(impls)
         users = tuple(odb_api.users_of_services(odb, cluster, dropped)) if dropped else ()
@@ -206,13 +210,16 @@ def undeploy(odb: ODB, client: redis.Redis, cluster: str, module: str) -> Undepl
     from zato.coord import events
     from zato.odb import api as odb_api
 
+    events.reachable(client)  # an unreachable Redis changes nothing
     services = odb_api.delete_module(odb, cluster, module)
     if services is None:
         deployed = ", ".join(m.name for m in odb_api.list_modules(odb, cluster)) or "none"
         raise DeployError(
             f"no module named {module!r} is deployed in cluster {cluster} (deployed: {deployed})"
         )
-    events.publish(client, cluster, {"kind": "undeploy", "module": module})
+    events.announce(
+        client, cluster, {"kind": "undeploy", "module": module}, f"the undeployment of module {module}"
+    )
     logger.info("undeployed module %s: %s", module, ", ".join(services))
     return UndeployResult(module, tuple(services), tuple(odb_api.users_of_services(odb, cluster, services)))
 
