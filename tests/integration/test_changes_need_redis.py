@@ -14,6 +14,7 @@ import time
 
 import pytest
 import redis
+import requests
 
 from tests.support import REDIS_URL, cluster_name, free_port, wait_for
 from zato.common.errors import CoordError
@@ -135,3 +136,29 @@ def test_pickup_tries_a_module_again_once_redis_answers(odb, tmp_path):
     processed = os.path.join(settings.pickup_dir, "processed", "later.py")
     ticked_until(lambda: os.path.exists(processed))
     assert os.path.exists(processed) and [m.name for m in odb_api.list_modules(db, cluster)] == ["later"]
+
+
+def test_the_admin_api_answers_503_naming_redis_when_it_cannot_announce(own_redis, quickstart):
+    """A server whose Redis went away: deploy, undeploy and channel changes through the admin
+    API are a 503 saying why, and nothing is changed (before: deploy was a bare 500)."""
+    port, admin = own_redis
+    url = f"redis://127.0.0.1:{port}/0"
+    qs = quickstart(servers=1, lb=False, extra_conf={"kvdb": {"url": url}})
+    qs.start("server1")
+    base = qs.server_url("server1") + "/zato/admin"
+    admin.shutdown(nosave=True)  # Redis goes away under the running server
+    for method, path, kw in (
+        ("POST", "/deploy?name=late", {"data": SOURCE.encode()}),
+        ("DELETE", "/deploy/late", {}),
+        ("POST", "/channels", {"json": {"name": "late", "url_path": "/late", "service": "redis.hi"}}),
+        ("DELETE", "/channels/late", {}),
+    ):
+        r = requests.request(method, base + path, auth=qs.admin_auth, timeout=30, **kw)
+        assert r.status_code == 503, (path, r.text)
+        assert "reaching Redis, which tells the servers of changes" in r.json()["zato_env"]["details"]
+    odb = ODB(qs.settings("server1").odb_url)
+    try:
+        assert odb_api.list_modules(odb, qs.cluster) == [] and odb_api.list_channels(odb, qs.cluster) == []
+    finally:
+        odb.dispose()
+    assert requests.get(qs.server_url("server1") + "/zato/ping", timeout=10).status_code == 200

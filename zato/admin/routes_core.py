@@ -6,7 +6,7 @@ from __future__ import annotations
 import bottle
 
 from zato.admin.api import fail, json_body, worker
-from zato.common.errors import DeployError, ODBError, ZatoError
+from zato.common.errors import CoordError, DeployError, ODBError, ZatoError
 from zato.odb import api as odb_api
 from zato.odb.api import ChannelRecord
 from zato.service import channels
@@ -41,6 +41,8 @@ def deploy_module() -> dict:
             w.settings.deploy_timeout,
             w.settings.import_budget,
         )
+    except CoordError as e:  # Redis: not the request's fault, and the message says what was saved
+        fail(503, str(e))
     except (DeployError, ODBError) as e:
         fail(400, str(e))
     answer = {
@@ -57,6 +59,8 @@ def undeploy_module(name: str) -> dict:
     w = worker()
     try:
         result = undeploy(w.odb, w.redis, w.settings.cluster, name)
+    except CoordError as e:
+        fail(503, str(e))
     except DeployError as e:
         fail(404, str(e))
     answer: dict = {"module": result.module, "services": list(result.services)}
@@ -99,6 +103,8 @@ def save_channel() -> dict:
             data.get("max_body"),
         )
         created = channels.save(w.odb, w.redis, w.settings.cluster, ch)
+    except CoordError as e:
+        fail(503, str(e))
     except ZatoError as e:
         fail(400, str(e))
     bottle.response.status = 201 if created else 200
@@ -108,6 +114,10 @@ def save_channel() -> dict:
 
 def delete_channel(name: str) -> dict:
     w = worker()
-    if not channels.delete(w.odb, w.redis, w.settings.cluster, name):
+    try:
+        deleted = channels.delete(w.odb, w.redis, w.settings.cluster, name)
+    except CoordError as e:
+        fail(503, str(e))
+    if not deleted:
         fail(404, f"no channel named {name!r}")
     return {"deleted": name}
