@@ -286,6 +286,28 @@ def test_third_server_started_later_has_every_service(cluster, tmp_path_factory)
         zato("stop", path)
 
 
+def test_a_server_taken_out_for_good_is_forgotten_once_stopped(cluster, tmp_path_factory):
+    """`zato cluster forget DIR NAME`: a running server is refused, a stopped one leaves the
+    cluster's list (status no longer shows it gone), an unknown name lists the servers. Before,
+    a removed server showed as gone for ever."""
+    path = str(tmp_path_factory.mktemp("s4") / "server4")
+    zato("create", "server", path, "--join", cluster.server_dir("server1"), "--name", "server4",
+         "--port", str(free_port()), "--workers", "1")  # fmt: skip
+    zato("start", path)
+    try:
+        refused = zato("cluster", "forget", cluster.path, "server4", check=False)
+        assert refused.returncode == 1 and "server server4 is running at 127.0.0.1:" in refused.stderr
+    finally:
+        zato("stop", path)
+    assert "server4  gone" in zato("cluster", "status", cluster.path).stdout
+    out = zato("cluster", "forget", cluster.path, "server4")
+    assert out.stdout == f"server server4 forgotten: no longer listed in cluster {cluster.cluster}\n"
+    assert "server4" not in zato("cluster", "status", cluster.path).stdout
+    unknown = zato("cluster", "forget", cluster.path, "server4", check=False)
+    assert unknown.returncode == 1 and "no server named 'server4'" in unknown.stderr
+    assert "(servers: server1, server2" in unknown.stderr
+
+
 def test_pickup_directory_deploys_to_the_cluster(cluster):
     pickup = os.path.join(cluster.server_dir("server2"), "pickup")
     with open(os.path.join(pickup, "picked.py"), "w") as f:

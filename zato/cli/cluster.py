@@ -29,6 +29,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("path", metavar="DIR", help="a quickstart directory or a server directory")
     s.add_argument("--json", action="store_true", help="print JSON")
     s.set_defaults(func=run_status)
+    f = csub.add_parser(
+        "forget",
+        help="remove a stopped server from the cluster's list (a server taken out for good)",
+        description="Remove a server that is not running from the cluster's list in the ODB, so "
+        "that zato cluster status and the dashboard stop showing it as gone. A live server is "
+        "refused: stop it first. Its directory, if any, is left as it is.",
+    )
+    f.add_argument("path", metavar="DIR", help="a quickstart directory or a server directory of the cluster")
+    f.add_argument("server", metavar="SERVER", help="the name of the server to forget")
+    f.set_defaults(func=run_forget)
 
 
 def run_status(args: argparse.Namespace) -> int:
@@ -37,6 +47,37 @@ def run_status(args: argparse.Namespace) -> int:
         print(json.dumps(data, indent=2, default=str))
     else:
         print(render(data))
+    return 0
+
+
+def run_forget(args: argparse.Namespace) -> int:
+    from zato.coord import membership
+    from zato.coord.client import translate
+    from zato.coord.keys import Keys
+    from zato.lifecycle.control import cluster_settings
+    from zato.odb import api as odb_api
+    from zato.odb.engine import ODB
+
+    settings = cluster_settings(args.path)
+    cluster, name = settings.cluster, args.server
+    client = connect(settings.redis, retry=Retry(NoBackoff(), 0))
+    odb = ODB(settings.odb_url)
+    try:
+        live = membership.live_servers(client, cluster, member_key(settings.cluster_secret, cluster))
+        running = next((m for m in live if m.name == name), None)
+        if running is not None:
+            raise ComponentError(
+                f"server {name} is running at {running.address} (pid {running.pid}): stop it first"
+            )
+        if not odb_api.delete_server(odb, cluster, name):
+            known = ", ".join(r.name for r in odb_api.list_servers(odb, cluster)) or "none"
+            raise ComponentError(f"no server named {name!r} in cluster {cluster} (servers: {known})")
+        with translate("removing the server's drain hold"):  # none left behind for the name
+            client.srem(Keys(cluster).operator_drained, name)
+    finally:
+        odb.dispose()
+        client.close()
+    print(f"server {name} forgotten: no longer listed in cluster {cluster}")
     return 0
 
 

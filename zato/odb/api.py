@@ -99,6 +99,14 @@ def set_up_status(odb: ODB, cluster: str, server: str, status: str) -> None:
         row.up_mod_date = utcnow()
 
 
+def delete_server(odb: ODB, cluster: str, name: str) -> bool:
+    """Remove a server from the cluster's list; False if it was not in it."""
+    with odb.session() as s:
+        cid = _cluster_id(s, cluster)
+        stmt = delete(Server).where(Server.cluster_id == cid, Server.name == name)
+        return bool(cast(CursorResult, s.execute(stmt)).rowcount)
+
+
 def list_servers(odb: ODB, cluster: str) -> list[ServerRecord]:
     with odb.session() as s:
         cid = _cluster_id(s, cluster)
