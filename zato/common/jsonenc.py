@@ -30,6 +30,9 @@ def _default(value: Any) -> Any:
     raise TypeError(f"a {type(value).__name__} is not JSON (give a dict, list, str, number, bool or None)")
 
 
+_ENCODER = json.JSONEncoder(default=_default, allow_nan=False)  # built once: dumps is per response
+
+
 def dumps(value: Any) -> str:
     """json.dumps with dates, Decimals and UUIDs as text; raises TypeError or ValueError."""
-    return json.dumps(value, default=_default, allow_nan=False)
+    return _ENCODER.encode(value)
