@@ -9,6 +9,7 @@ import base64
 import glob
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -40,6 +41,8 @@ CHANNELS = [
     ("order-row", "/demo/order-row", "out.sql.order-row-io", "POST"),
     ("not-json", "/demo/not-json", "demo.not-json", None),
     ("crm-list", "/crm/list", "crm.client.get-list", "GET"),
+    ("hooks", "/demo/hooks", "demo.hooks.audited", None),
+    ("hooks-off", "/demo/hooks-off", "demo.hooks.disabled", None),
 ]
 
 
@@ -126,6 +129,32 @@ def test_deployed_both_ways_and_served_through_param_channels(cluster) -> None:
         assert r.json() == {"client_id": 1004, "name": "Acme", "email": "a@acme.test"}
         r = requests.get(f"{base}/billing/invoices/10?currency=PLN")
         assert r.json() == {"invoice_id": 10, "amount": 15.0, "currency": "PLN"}
+
+
+def test_service_hooks_run_as_in_zato(cluster) -> None:
+    """accept, validate_input, before/after_handle and finalize_handle (with processing_time),
+    after_add_to_store in every worker, and before_add_to_store keeping a service out. Before,
+    only before/after_handle ran: a declined service was deployed and accept was ignored."""
+    r = requests.post(f"{cluster.lb_url}/demo/hooks", json={"amount": 5})
+    assert r.status_code == 200 and r.json() == {"steps": ["before_handle", "handle", "after_handle"]}, r.text
+    cid = r.headers["X-Zato-CID"]
+    r = requests.post(f"{cluster.lb_url}/demo/hooks", json={"amount": -1})
+    assert r.status_code == 400 and "amount must not be negative" in r.json()["zato_env"]["details"]
+    r = requests.post(f"{cluster.lb_url}/demo/hooks", json={"amount": 5}, headers={"X-Skip": "yes"})
+    assert (r.status_code, r.content) == (200, b"")  # not accepted: nothing ran
+    r = requests.get(f"{cluster.lb_url}/demo/hooks-off")
+    assert r.status_code == 404 and "no such service: demo.hooks.disabled" in r.text
+    assert "demo.hooks.disabled" not in api(cluster, cluster.lb_url, "zato.service.list").json()
+
+    def logs() -> str:
+        return "".join(
+            open(os.path.join(cluster.server_dir(s), "logs", "server.log")).read()
+            for s in ("server1", "server2")
+        )
+
+    wait_for(lambda: re.search(rf"finalized {cid} in \d+ ms \(0:00:00\.\d+\)", logs()), 10, what="finalize")
+    workers = sum(cluster.settings(s).workers for s in ("server1", "server2"))
+    assert logs().count("demo.hooks.audited is in the store") == workers  # in each worker, once
 
 
 def test_a_list_response_given_as_payload_slice(cluster) -> None:

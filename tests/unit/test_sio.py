@@ -290,3 +290,53 @@ class Sliced(Service):
 
 def test_payload_slice_assignment_gives_a_list_of_declared_fields() -> None:
     assert Store().call(Sliced) == [{"id": 1}, {"id": 2}]
+
+
+class Hooked(Service):
+    name = "t.hooked"
+    calls: list = []
+
+    def accept(self) -> bool:
+        return self.request.payload != "skip"
+
+    def before_handle(self) -> None:
+        self.calls.append("before_handle")
+
+    def validate_input(self) -> None:
+        self.calls.append("validate_input")
+
+    def handle(self) -> None:
+        self.calls.append("handle")
+        self.response.payload = {"ok": True}
+
+    def validate_output(self) -> None:
+        self.calls.append("validate_output")
+
+    def after_handle(self) -> None:
+        self.calls.append("after_handle")
+
+    def finalize_handle(self) -> None:
+        self.calls.append(f"finalize_handle {self.processing_time_raw.total_seconds() >= 0}")
+        raise RuntimeError("a failing last hook is logged; the answer stands")
+
+
+def test_zato_hooks_run_in_order_and_accept_can_skip_everything() -> None:
+    Hooked.calls = []
+    assert Store().call(Hooked) == {"ok": True}
+    assert Hooked.calls == [
+        "before_handle", "validate_input", "handle", "validate_output", "after_handle", "finalize_handle True"
+    ]  # fmt: skip
+    Hooked.calls = []
+    assert Store().call(Hooked, "skip") is None and Hooked.calls == []
+
+
+def test_before_add_to_store_keeps_a_service_out() -> None:
+    source = (
+        "from zato.server.service import Service\n"
+        "class On(Service):\n    name = 'h.on'\n    def handle(self): pass\n"
+        "class Off(Service):\n    name = 'h.off'\n"
+        "    @staticmethod\n    def before_add_to_store(logger): return False\n"
+        "class Broken(Service):\n    name = 'h.broken'\n"
+        "    @staticmethod\n    def before_add_to_store(logger): raise ValueError('no')\n"
+    )
+    assert list(load_source("hooks_mod", source)) == ["h.on"]

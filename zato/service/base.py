@@ -217,6 +217,8 @@ class Service:
         self.request = request
         self.response = Response()
         self.environ: dict = {}  # free for the service's own use during this invocation
+        self.processing_time = 0  # set before finalize_handle: whole milliseconds
+        self.processing_time_raw = dt.timedelta(0)  # ... and the exact time, as Zato gives it
 
     @classmethod
     def get_name(cls) -> str | None:
@@ -259,14 +261,41 @@ class Service:
         """The server this service runs on: name, cluster (never a secret)."""
         return self._store.server
 
+    # Zato's hooks, in the order they run: accept, before_handle, validate_input, handle,
+    # validate_output, after_handle, finalize_handle. An exception in any but the last ends the
+    # invocation as handle's own would; one in finalize_handle is logged (the answer stands).
+
+    @staticmethod
+    def before_add_to_store(logger: logging.Logger) -> bool:
+        """Zato's hook, when the module is loaded: a false answer (or an exception) keeps this
+        service out of the store."""
+        return True
+
+    @staticmethod
+    def after_add_to_store(logger: logging.Logger) -> None:
+        """Zato's hook: runs in each worker once the service is in its store."""
+
+    def accept(self) -> bool:
+        """Zato's hook: False and nothing else runs; the answer is empty (200)."""
+        return True
+
     def before_handle(self) -> None:
         """Zato's hook: runs before handle()."""
+
+    def validate_input(self) -> None:
+        """Zato's hook: runs right before handle(); raising (BadRequest...) stops it."""
 
     def handle(self) -> None:
         raise NotImplementedError(f"service {self.name} does not implement handle()")
 
+    def validate_output(self) -> None:
+        """Zato's hook: runs right after handle()."""
+
     def after_handle(self) -> None:
         """Zato's hook: runs after handle() succeeded."""
+
+    def finalize_handle(self) -> None:
+        """Zato's hook: runs last, with self.processing_time (ms) and processing_time_raw."""
 
     def invoke(self, name: Any, payload: Any = None, *args: Any, **kwargs: Any) -> Any:
         """Run another service (by name or class) in this process with the same CID; returns its

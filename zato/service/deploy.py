@@ -55,7 +55,7 @@ class DeployResult:
 
     def describe(self) -> str:
         what = f"module {self.module} version {self.version}"
-        names = ", ".join(self.services)
+        names = ", ".join(self.services) or "no services (before_add_to_store kept them out)"
         if not self.changed:
             return f"{what} is already deployed (unchanged): {names}"
         return f"deployed {what}: {names}"

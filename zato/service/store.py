@@ -6,6 +6,7 @@ and is also what `deploy` uses to validate a module before storing it.
 
 from __future__ import annotations
 
+import datetime
 import linecache
 import logging
 import re
@@ -94,6 +95,7 @@ def load_source(module: str, source: str) -> dict[str, type[Service]]:
             sys.modules.pop(qualified, None)
         raise DeployError(f"module {module}: fails on import: {type(e).__name__}: {e}") from None
     found: dict[str, type[Service]] = {}
+    declined: list[str] = []
     for obj in vars(mod).values():
         if isinstance(obj, type) and issubclass(obj, Service) and obj.__module__ == qualified:
             name = service_name(module, obj)
@@ -101,10 +103,35 @@ def load_source(module: str, source: str) -> dict[str, type[Service]]:
             if name in found:
                 raise DeployError(f"module {module}: service name {name!r} is defined twice")
             prepare(obj, name)
-            found[name] = obj
-    if not found:
+            if _wanted(obj, name):
+                found[name] = obj
+            else:
+                declined.append(name)
+    if not found and not declined:
         raise DeployError(f"module {module}: defines no Service subclass")
     return found
+
+
+def _wanted(cls: type[Service], name: str) -> bool:
+    """Zato's before_add_to_store: a false answer, or an exception, keeps the service out."""
+    try:
+        wanted = bool(cls.before_add_to_store(cls.logger))
+    except Exception:  # noqa: BLE001 - as in Zato: logged, and the service is not deployed
+        logger.exception("service %s: before_add_to_store failed; not deployed", name)
+        return False
+    if not wanted:
+        logger.info("service %s: before_add_to_store said no; not deployed", name)
+    return wanted
+
+
+def _finalize(service: Service, name: str, took: float) -> None:
+    """Zato's finalize_handle, with the processing time set; its failure is logged only."""
+    service.processing_time_raw = datetime.timedelta(seconds=took)
+    service.processing_time = int(took * 1000)
+    try:
+        service.finalize_handle()
+    except Exception:  # noqa: BLE001 - the answer is made: a failing last hook does not undo it
+        logger.exception("service %s: finalize_handle failed (the answer stands)", name)
 
 
 class ServerView:
@@ -151,6 +178,11 @@ class ServiceStore:
             self.services.pop(old, None)
         self.services.update(found)
         self.modules[module] = (digest, tuple(found))
+        for name, cls in found.items():
+            try:
+                cls.after_add_to_store(cls.logger)
+            except Exception:  # noqa: BLE001 - Zato's hook: logged, the service stays deployed
+                logger.exception("service %s: after_add_to_store failed", name)
         return list(found)
 
     def unload_module(self, module: str) -> list[str]:
@@ -178,10 +210,14 @@ class ServiceStore:
             decl = cls._zato_io
             req.input = parse_input(decl, req.payload, req.params, req.path_params)
             service = cls(self, cid or new_cid(), req)
+            if not service.accept():
+                return Response()  # as in Zato: nothing runs, an empty answer
             if decl.output:
                 service.response.payload = Payload()
             service.before_handle()
+            service.validate_input()
             service.handle()
+            service.validate_output()
             service.after_handle()
             response = service.response
             if decl.output:
@@ -189,6 +225,7 @@ class ServiceStore:
                 response.payload = render_output(
                     decl, given.records() if isinstance(given, Payload) else given, name
                 )
+            _finalize(service, name, time.perf_counter() - started)
             return response
         finally:
             if self.observe is not None:
