@@ -209,6 +209,7 @@ class Service:
     name: str | None = None  # set by the store to the service's cluster-wide name
     time = TIME
     _zato_io: IODecl = NO_IO  # parsed once by the store (zato.service.sio)
+    _zato_finalizes = False  # set by the store: the class has its own finalize_handle
     logger = logging.getLogger("zato.service")  # the store sets zato.service.<name> per class
 
     def __init__(self, store: Store, cid: str, request: Request):

@@ -93,6 +93,7 @@ class Elem:
 
     kind = "a value"
     default_factory: Any = None  # a dataclass field's default_factory, called per request
+    as_is = False
 
     def __init__(self, name: str, *args: Any, default: Any = None, **kwargs: Any):
         self.name = name
@@ -112,7 +113,7 @@ class Elem:
 
 
 class AsIs(Elem):
-    pass
+    as_is = True  # the response carries the value unchanged (no output() call per field)
 
 
 Opaque = AsIs
@@ -143,6 +144,8 @@ class Integer(Elem):
         raise ValueError("is not an integer")
 
     def output(self, value: Any) -> Any:
+        if type(value) is int:  # the usual case, first
+            return value
         if isinstance(value, (float, decimal.Decimal)):  # a database's NUMERIC or a computed 3.0
             try:
                 whole = int(value)
@@ -454,7 +457,7 @@ def _filter(fields: Fields, item: Any, service: str) -> dict:
         if elem.name in data and data[elem.name] is not None:
             value = data[elem.name]
             try:
-                out[elem.name] = elem.output(value)
+                out[elem.name] = value if elem.as_is else elem.output(value)
             except ValueError as e:
                 bad = f"{elem.name}: {_short(value)} {e}"
                 raise ServiceError(f"service {service} produced invalid output {bad}") from None

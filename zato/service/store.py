@@ -58,6 +58,7 @@ def prepare(cls: type[Service], name: str) -> None:
         raise DeployError(f"service {name}: bad I/O declaration: {e}") from None
     cls.name = name
     cls._zato_io = decl
+    cls._zato_finalizes = cls.finalize_handle is not Service.finalize_handle  # timed only if so
     cls.logger = logging.getLogger(f"zato.service.{name}")
 
 
@@ -225,7 +226,8 @@ class ServiceStore:
                 response.payload = render_output(
                     decl, given.records() if isinstance(given, Payload) else given, name
                 )
-            _finalize(service, name, time.perf_counter() - started)
+            if cls._zato_finalizes:
+                _finalize(service, name, time.perf_counter() - started)
             return response
         finally:
             if self.observe is not None:
