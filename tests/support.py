@@ -12,7 +12,8 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 REDIS_URL = os.environ.get("ZATO_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 PG_URL = os.environ.get("ZATO_TEST_PG_URL", "postgresql://postgres:postgres@127.0.0.1:5432/test")
@@ -138,6 +139,25 @@ def stop_process(proc: subprocess.Popen, timeout: float = 15) -> int:
     if proc.stderr:
         proc.stderr.close()
     return proc.returncode
+
+
+@contextlib.contextmanager
+def private_redis() -> Iterator[tuple[int, Any]]:
+    """A redis-server of the test's own on a free port (no persistence): (port, admin client).
+    For what cannot be done to the shared Redis: ACL users, shutting it down."""
+    import redis
+
+    port = free_port()
+    argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    admin = redis.Redis(port=port, socket_timeout=2)
+    try:
+        wait_for(admin.ping, 15, what="the test's redis-server")
+        yield port, admin
+    finally:
+        admin.close()
+        proc.kill()
+        proc.wait(10)
 
 
 def cleanup_redis(cluster: str) -> None:

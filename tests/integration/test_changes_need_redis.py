@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import subprocess
 import time
 
 import pytest
 import redis
 import requests
 
-from tests.support import REDIS_URL, cluster_name, free_port, wait_for
+from tests.support import REDIS_URL, cluster_name, free_port, private_redis, wait_for
 from zato.common.errors import CoordError
 from zato.config.settings import RedisSettings, ServerSettings
 from zato.connector import definitions
@@ -46,20 +45,11 @@ def odb(tmp_path):
 @pytest.fixture
 def own_redis():
     """A redis-server of this test's own, with a user that may do anything but PUBLISH."""
-    port = free_port()
-    argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    admin = redis.Redis(port=port, socket_timeout=2)
-    try:
-        wait_for(admin.ping, 15, what="the test's redis-server")
+    with private_redis() as (port, admin):
         admin.execute_command(
             "ACL", "SETUSER", "mute", "on", ">mute-password", "~*", "&*", "+@all", "-publish"
         )
         yield port, admin
-    finally:
-        admin.close()
-        proc.kill()
-        proc.wait(10)
 
 
 def unreachable() -> redis.Redis:

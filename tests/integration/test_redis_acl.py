@@ -4,13 +4,11 @@ start` does not warn (it does for a Redis that takes anonymous commands: test_tr
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 import redis
 import requests
 
-from tests.support import cluster_name, free_port, wait_for, zato
+from tests.support import cluster_name, private_redis, wait_for, zato
 from zato.coord.keys import Keys
 from zato.lb.status import describe
 
@@ -19,17 +17,8 @@ USER, PASSWORD = "zato-acl-test", "a-long-redis-password-for-the-test"
 
 @pytest.fixture
 def acl_redis():
-    port = free_port()
-    argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    admin = redis.Redis(port=port, socket_timeout=2)
-    try:
-        wait_for(admin.ping, 15, what="the test's redis-server")
+    with private_redis() as (port, admin):
         yield port, admin
-    finally:
-        admin.close()
-        proc.kill()
-        proc.wait(10)
 
 
 def test_a_cluster_runs_with_its_own_acl_user_and_no_default_user(acl_redis, quickstart):

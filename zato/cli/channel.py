@@ -6,9 +6,8 @@ import argparse
 
 import redis
 
-from zato.cli.conn import warn_unknown_service
+from zato.cli.conn import warn_unknown_service, with_cluster
 from zato.common.errors import ConfigError
-from zato.coord.client import connect
 from zato.lifecycle.control import cluster_settings
 from zato.odb import api as odb_api
 from zato.odb.engine import ODB
@@ -54,13 +53,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _change(args: argparse.Namespace, apply) -> object:  # noqa: ANN001
-    settings = cluster_settings(args.path)
-    odb, client = ODB(settings.odb_url), connect(settings.redis)
-    try:
-        return apply(odb, client, settings.cluster)
-    finally:
-        odb.dispose()
-        client.close()
+    return with_cluster(cluster_settings(args.path), apply)
 
 
 def create(args: argparse.Namespace) -> int:

@@ -17,11 +17,12 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import redis
 
 from zato.common.errors import ConnectorError
+from zato.config.settings import ServerSettings
 from zato.connector import definitions
 from zato.coord.client import connect
 from zato.lifecycle.control import cluster_settings
@@ -188,14 +189,26 @@ def _values(args: argparse.Namespace) -> dict:
 T = TypeVar("T")
 
 
-def _run(args: argparse.Namespace, apply: Callable[[ODB, redis.Redis, str], T]) -> T:
-    settings = cluster_settings(args.path)
+def with_cluster(settings: ServerSettings, apply: Callable[[ODB, redis.Redis, str], T]) -> T:
+    """apply(odb, redis client, cluster name) on the cluster of `settings`; both closed after."""
     odb, client = ODB(settings.odb_url), connect(settings.redis)
     try:
         return apply(odb, client, settings.cluster)
     finally:
         odb.dispose()
         client.close()
+
+
+def report(result: Any) -> int:
+    """Print a deploy's or undeploy's one line, and its warnings on stderr."""
+    print(result.describe())
+    for warning in result.warnings():
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0
+
+
+def _run(args: argparse.Namespace, apply: Callable[[ODB, redis.Redis, str], T]) -> T:
+    return with_cluster(cluster_settings(args.path), apply)
 
 
 def create(args: argparse.Namespace) -> int:

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
+from zato.cli.conn import report, with_cluster
 from zato.common.errors import DeployError
-from zato.coord.client import connect
 from zato.lifecycle.control import cluster_settings
-from zato.odb.engine import ODB
 from zato.service.deploy import deploy, module_name_of
 
 
@@ -36,14 +34,12 @@ def run(args: argparse.Namespace) -> int:
             source = f.read()
     except (OSError, UnicodeDecodeError) as e:
         raise DeployError(f"cannot read {args.module}: {e}") from None
-    odb, client = ODB(settings.odb_url), connect(settings.redis)
-    try:
-        module = args.name or module_name_of(args.module)
-        result = deploy(odb, client, settings.cluster, module, source, timeout, settings.import_budget)
-    finally:
-        odb.dispose()
-        client.close()
-    print(result.describe())
-    for warning in result.warnings():
-        print(f"warning: {warning}", file=sys.stderr)
-    return 0
+    module = args.name or module_name_of(args.module)
+    return report(
+        with_cluster(
+            settings,
+            lambda odb, client, cluster: deploy(
+                odb, client, cluster, module, source, timeout, settings.import_budget
+            ),
+        )
+    )

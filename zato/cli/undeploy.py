@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from zato.coord.client import connect
+from zato.cli.conn import report, with_cluster
 from zato.lifecycle.control import cluster_settings
-from zato.odb.engine import ODB
 from zato.service.deploy import module_name_of, undeploy
 
 
@@ -26,15 +24,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = cluster_settings(args.path)
     module = module_name_of(args.module) if args.module.endswith(".py") else args.module
-    odb, client = ODB(settings.odb_url), connect(settings.redis)
-    try:
-        result = undeploy(odb, client, settings.cluster, module)
-    finally:
-        odb.dispose()
-        client.close()
-    print(result.describe())
-    for warning in result.warnings():
-        print(f"warning: {warning}", file=sys.stderr)
-    return 0
+    return report(
+        with_cluster(
+            cluster_settings(args.path), lambda odb, client, cluster: undeploy(odb, client, cluster, module)
+        )
+    )
