@@ -273,3 +273,13 @@ def test_create_help_gives_ports_and_workers_defaults(zato):
     )
     out = " ".join(zato("create", "load-balancer", "--help").stdout.split())
     assert "--port PORT port (default 11223)" in out
+
+
+def test_deploy_names_a_module_for_a_file_whose_name_cannot_be_one(qs_dir, zato, tmp_path):
+    """`zato deploy DIR my-api.py`: told to give --name, with a name that would do (before: "module
+    name 'my-api' must be a Python identifier", and nothing about --name). Nothing is contacted."""
+    module = tmp_path / "my-api.py"
+    module.write_text("from zato.service import Service\n")
+    one_line_error(
+        zato("deploy", str(qs_dir), str(module), check=False), "give it one with --name, e.g. --name my_api"
+    )

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import re
 
 from zato.cli.conn import report, with_cluster
 from zato.common.errors import DeployError
 from zato.lifecycle.control import cluster_settings
 from zato.service.deploy import deploy, module_name_of
+from zato.service.store import MODULE_NAME_RE
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -35,6 +37,13 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, UnicodeDecodeError) as e:
         raise DeployError(f"cannot read {args.module}: {e}") from None
     module = args.name or module_name_of(args.module)
+    if not args.name and not MODULE_NAME_RE.match(module):
+        suggested = re.sub(r"\W", "_", module)
+        suggested = "_" + suggested if suggested[:1].isdigit() else suggested
+        raise DeployError(
+            f"{args.module}: {module!r} is not a Python identifier, so it cannot name the module; "
+            f"give it one with --name, e.g. --name {suggested}"
+        )
     return report(
         with_cluster(
             settings,
