@@ -294,6 +294,19 @@ def test_request_and_response_api(cluster) -> None:
     assert got["utcnow"][:2] == "20" and "T" in got["utcnow"]
 
 
+def test_empty_query_and_form_fields_arrive_empty(cluster) -> None:
+    """`?q=&r=1` and a form's empty field (`a=&b=2`, as a browser sends an empty input) reach
+    the service as "" (as a JSON body's "" does); before, they were dropped as if not sent."""
+    r = requests.post(
+        f"{cluster.lb_url}/demo/inspect/x?q=&r=1",
+        data="a=&b=2",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert r.status_code == 200, r.text
+    got = r.json()
+    assert got["GET"] == {"q": "", "r": "1"} and got["POST"] == {"a": "", "b": "2"}
+
+
 def test_zato41_class_io_in_and_out(cluster) -> None:
     """Corpus orders_io.py: `class IO` with dataclass models and with names; only the declared
     output is returned (no internal_cost), a missing optional output is left out."""

@@ -105,7 +105,7 @@ def channel_payload(raw: bytes, environ: dict, as_json: bool) -> Any:
     On a JSON channel, a body that opens with { or [ is JSON whatever its Content-Type says:
     `curl -d '{...}'` labels it a form, and a real form encoder escapes both characters."""
     if raw and environ.get("CONTENT_TYPE", "").startswith(FORM) and not (as_json and _looks_json(raw)):
-        return dict(parse_qsl(raw.decode("utf-8", "replace")))
+        return dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
     return parse_payload(raw, as_json)
 
 
@@ -283,7 +283,7 @@ class ServerApp:
                 raw=raw,
                 method=method,
                 path=path,
-                params=dict(parse_qsl(query)) if query else {},
+                params=dict(parse_qsl(query, keep_blank_values=True)) if query else {},
                 path_params=params or None,
                 environ=environ,
                 channel=http_channel(ch.name),

@@ -106,7 +106,7 @@ class InvokeAPI:
             raw=raw,
             method=environ.get("REQUEST_METHOD", "POST"),
             path=environ.get("PATH_INFO", ""),
-            params=dict(parse_qsl(query)) if query else {},
+            params=dict(parse_qsl(query, keep_blank_values=True)) if query else {},
             environ=without_credentials(environ),
             channel=ChannelInfo("api-invoke", INVOKE),
         )

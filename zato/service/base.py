@@ -65,7 +65,7 @@ class HTTPData:
         ctype = self._request.headers.get("Content-Type", "")
         if not ctype.startswith("application/x-www-form-urlencoded"):
             return {}
-        return dict(parse_qsl(self._request.raw.decode("utf-8", "replace")))
+        return dict(parse_qsl(self._request.raw.decode("utf-8", "replace"), keep_blank_values=True))
 
     @property
     def params(self) -> dict:
