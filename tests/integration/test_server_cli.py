@@ -88,6 +88,7 @@ def test_a_broken_module_is_not_deployed(qs, tmp_path):
     one_line_error(
         zato("deploy", qs.path, str(sleepy), "--timeout", "1.5", check=False),
         "module sleepy_api: did not finish loading within 1.5 s",
+        "zato deploy --timeout, or [main] deploy_timeout in server.conf, gives it longer",
     )
     one_line_error(zato("deploy", qs.path, str(sleepy), "--timeout", "0", check=False), "--timeout 0")
     one_line_error(

@@ -190,7 +190,8 @@ def test_a_slow_importing_module_is_refused_and_every_ping_is_answered(qs):
     thread.start()
     try:
         r = admin(qs, "POST", "/deploy?name=slow_import", data=SLOW_IMPORT.encode())
-        assert r.status_code == 400 and "import budget" in r.json()["zato_env"]["details"]
+        detail = r.json()["zato_env"]["details"]
+        assert r.status_code == 400 and "import budget" in detail and "raise [main] import_budget" in detail
     finally:
         done.set()
         thread.join(15)

@@ -101,7 +101,10 @@ class LoadCheck:
             if time.monotonic() < self.deadline:
                 return None
             self.kill()
-            raise DeployError(f"module {self.module}: did not finish loading within {self.timeout:g} s")
+            raise DeployError(
+                f"module {self.module}: did not finish loading within {self.timeout:g} s "
+                "(zato deploy --timeout, or [main] deploy_timeout in server.conf, gives it longer)"
+            )
         return self._result()
 
     def wait(self) -> dict[str, str]:
@@ -245,7 +248,10 @@ def _child(module: str, parent: int, budget: float) -> int:
     except DeployError as e:
         answer = {"error": str(e)}
     except _OverBudget:
-        answer = {"error": f"module {module}: its import took more than {budget:g} s (the import budget)"}
+        answer = {
+            "error": f"module {module}: its import took more than {budget:g} s (the import budget; "
+            "a module that needs longer: raise [main] import_budget in every server's server.conf)"
+        }
     result.write(json.dumps(answer))
     result.flush()
     return 0
