@@ -81,7 +81,7 @@ def set_epoch(cluster: str, epoch: int) -> None:
 class FakeServer:
     """A real HTTP server implementing POST /zato/internal/invoke/{service} the way servers do
     (secret, epoch against Redis), registered as a live member of the cluster. Each call is
-    recorded; `fail` makes a service answer 500; a service in `held` waits until `release` is
+    recorded; `fail` makes a service answer 500, `reject` 400; a service in `held` waits until `release` is
     set before answering, and `active`/`peak` count such calls running at once. It answers a
     batch of invocations (zato.common.batch) with 404, as a server from before batches would."""
 
@@ -89,6 +89,7 @@ class FakeServer:
         self.cluster, self.name = cluster, name
         self.calls: list[tuple[str, bytes]] = []
         self.fail: set[str] = set()
+        self.reject: set[str] = set()  # services that answer 400 (bad input)
         self.held: set[str] = set()
         self.release = threading.Event()
         self.active = self.peak = 0
@@ -149,6 +150,9 @@ class FakeServer:
                     status = 409
                 elif service in fake.fail:
                     status = 500
+                elif service in fake.reject:  # as a service answers bad input
+                    fake.calls.append((service, body))
+                    status = 400
                 elif service in fake.held:
                     fake.hold()
                     fake.calls.append((service, body))

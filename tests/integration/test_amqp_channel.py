@@ -109,6 +109,24 @@ def test_poison_and_failing_messages_are_parked(env):
     assert stats["messages_in"] == 4  # the poison message once, the failing one three times
 
 
+def test_a_message_the_service_refuses_as_bad_input_is_parked_at_once(env):
+    """A 400 (missing or malformed input) is the message's own fault: parked at its first
+    delivery with the service's reason, not retried max_deliveries times (before: 3 tries)."""
+    queue = env["rabbit"].queue(f"zt-{uuid.uuid4().hex[:8]}")
+    name = _channel(env, queue, service="demo.picky", max_deliveries=3)
+    env["fake"].reject.add("demo.picky")
+    _start(env, name)
+    env["rabbit"].publish(queue, json.dumps({"no": "name"}), message_id="bad-1")
+    parked_q = queue + ".zato-parked"
+    wait_for(lambda: env["rabbit"].count(parked_q) == 1, timeout=60, what="the message parked")
+    ((props, body),) = env["rabbit"].get_all(parked_q)
+    assert props.message_id == "bad-1" and json.loads(body) == {"no": "name"}
+    assert "refused it as bad input (400)" in props.headers["x-zato-parked-reason"]
+    assert len(env["fake"].bodies("demo.picky")) == 1  # one invocation, no retries
+    wait_for(lambda: _stats(env, name).get("parked") == 1, what="stats show 1 parked")
+    assert _stats(env, name)["messages_in"] == 1
+
+
 def test_stale_epoch_stops_the_connector_without_acking(env):
     queue = env["rabbit"].queue(f"zt-{uuid.uuid4().hex[:8]}")
     name = _channel(env, queue)

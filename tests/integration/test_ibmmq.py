@@ -184,6 +184,25 @@ def test_a_message_over_the_servers_body_limit_goes_to_the_backout_queue_at_once
     assert "max_body" in s["last_error"] and "moved to backout queue" in log_text(env["dir"])
 
 
+def test_a_message_the_service_refuses_as_bad_input_goes_to_the_backout_queue_at_once(env):
+    """A 400 (bad input) no retry would change: moved at its first delivery, not after the
+    threshold's three backouts (before: three tries)."""
+    server = fake(env)
+    server.reject.add("conn.record")
+    put(env["qm"], env["qm"].queues["in"], [b'{"n": 0}'])
+    start(env, "ibm-mq-channel", "in")
+    moved: list = []
+    wait_for(
+        lambda: moved.extend(env["qm"].drain(env["qm"].queues["backout"])) or moved,
+        timeout=30,
+        what="the refused message on the backout queue",
+    )
+    assert [b for b, _ in moved] == [b'{"n": 0}']
+    s = wait_for(lambda: (s := stats(env, "ibm-mq-channel:in")).get("parked") == 1 and s, what="stats")
+    assert s.get("backouts", 0) == 0 and "refused it as bad input (400)" in s["last_error"]
+    assert len(server.bodies("conn.record")) == 1  # one invocation
+
+
 def test_the_queue_boqname_and_bothresh_come_first(env):
     qm = env["qm"]
     qm.define(qm.queues["in"], boqname=qm.queues["backout"], bothresh=2)  # skipped on a real one

@@ -107,6 +107,21 @@ def test_a_message_over_the_body_limit_is_refused_at_the_socket(env):
     push.close(linger=0)
 
 
+def test_a_message_the_service_refuses_as_bad_input_is_not_retried(env):
+    """A 400 (bad input) is logged and dropped at once: one invocation, not ATTEMPTS (before:
+    five tries)."""
+    port = free_port()
+    env["fake"].reject.add("demo.picky")
+    _channel(env, "picky", address=f"tcp://127.0.0.1:{port}", service="demo.picky")
+    push = env["zctx"].socket(zmq.PUSH)
+    push.connect(f"tcp://127.0.0.1:{port}")
+    push.send_json({"n": 0})
+    wait_for(lambda: "refused it as bad input (400)" in log_text(env["dir"]), timeout=60, what="the log line")
+    time.sleep(1.5)  # more than the first retry's delay: a retry would have come by now
+    assert len(env["fake"].bodies("demo.picky")) == 1
+    push.close(linger=0)
+
+
 def test_sub_channel_takes_only_its_prefix(env):
     port = free_port()
     pub = env["zctx"].socket(zmq.PUB)

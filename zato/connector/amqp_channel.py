@@ -13,7 +13,9 @@
   (header x-zato-deliveries) plus one, then acked; after max_deliveries it goes to the parking
   queue "<queue>.zato-parked" instead, with the reason in header x-zato-parked-reason;
 - data format json and a body that is not JSON: parked at once (a poison message); so is a
-  body over the servers' [limits] max_body (413: no server would take it);
+  body over the servers' [limits] max_body (413: no server would take it), and one the
+  service refused as bad input (400: missing or malformed input, BadRequest), which no
+  retry would change;
 - broker down: reconnect with back-off; unacked messages come back by themselves;
 - stop (SIGTERM, config change) and lease loss: no new invocation starts, the running ones
   get DRAIN seconds to answer and are settled; everything else stays unacked and comes back.
@@ -213,6 +215,8 @@ class AMQPChannelConnector:
             self._park(
                 ch, method, properties, body, f"too large for service {self.d['service']!r}: {result.text}"
             )
+        elif result.refused:  # the message's own fault: parked at once
+            self._park(ch, method, properties, body, f"service {self.d['service']!r}: {result.refused}")
         else:
             self._failed(
                 ch,

@@ -142,6 +142,8 @@ class IBMMQChannelConnector:
             self._to_backout_queue(
                 m, qm, body, md, f"too large for service {self.d['service']!r}: {result.text}"
             )
+        elif result.refused:  # bad input, which no retry changes: to the backout queue at once
+            self._to_backout_queue(m, qm, body, md, f"service {self.d['service']!r}: {result.refused}")
         else:
             qm.backout()
             reason = (

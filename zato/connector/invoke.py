@@ -39,6 +39,7 @@ from zato.coord import membership
 logger = logging.getLogger("zato.connector.invoke")
 
 MEMBERS_REFRESH = 1.0  # seconds a membership list is reused
+BAD_INPUT = 400  # the service refused the message itself (missing or malformed input, BadRequest)
 STALE = 409
 TOO_LARGE = 413  # over the servers' [limits] max_body: no server takes it, however often sent
 UNAVAILABLE = 503  # the server cannot check the epoch now
@@ -59,6 +60,14 @@ class Result:
     def ok(self) -> bool:
         """The service succeeded: any 2xx (a service may answer 201 or 204)."""
         return 200 <= self.status < 300
+
+    @property
+    def refused(self) -> str | None:
+        """Why the service refused this message as bad input (400), which no retry changes;
+        None for any other answer."""
+        if self.status != BAD_INPUT:
+            return None
+        return f"the service refused it as bad input (400) on {self.server}: {self.body[:200]!r}"
 
     @property
     def stale(self) -> bool:

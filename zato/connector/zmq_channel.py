@@ -8,7 +8,8 @@ lease connects to them, so after a takeover no sender has to find the new holder
 channel is connected, a PUSH producer's send waits, up to its send timeout).
 A SUB socket subscribes to sub_prefix; a single-frame message has the prefix stripped, a
 multi-frame one gives its last frame.
-ZeroMQ has no acknowledgements: a failed invocation is retried a few times, then logged.
+ZeroMQ has no acknowledgements: a failed invocation is retried a few times, then logged; one
+the service refused as bad input (400) is logged at once, as no retry would change it.
 A frame longer than the servers' [limits] max_body, which no server would take, is refused
 by libzmq from its announced length (ZMQ_MAXMSGSIZE) before it is read into memory, and its
 sender is disconnected (a connecting sender reconnects by itself).
@@ -142,6 +143,11 @@ class ZMQChannelConnector:
                     return
                 if result.stale:
                     self.ctx.lease_lost(f"server {result.server} refused epoch {self.ctx.epoch} as stale")
+                    return
+                if result.refused:
+                    self.ctx.stats.add("parked")
+                    self.ctx.stats.error(result.refused)
+                    logger.error("%s: dropped a message %s", self.ctx.label, result.refused)
                     return
                 reason = f"service answered {result.status}: {result.body[:200]!r}"
             self.ctx.stats.add("failures")
