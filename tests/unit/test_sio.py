@@ -340,3 +340,17 @@ def test_before_add_to_store_keeps_a_service_out() -> None:
         "    @staticmethod\n    def before_add_to_store(logger): raise ValueError('no')\n"
     )
     assert list(load_source("hooks_mod", source)) == ["h.on"]
+
+
+def test_an_unloaded_module_leaves_nothing_behind() -> None:
+    import sys
+
+    from zato.service.store import DEPLOYED_PREFIX
+
+    store = ServiceStore()
+    source = "from zato.server.service import Service\nclass Gone(Service):\n    name = 'u.gone'\n"
+    assert store.load_module("gone_mod", source, "h1") == ["u.gone"]
+    assert DEPLOYED_PREFIX + "gone_mod" in sys.modules
+    assert store.unload_module("gone_mod") == ["u.gone"]
+    assert "u.gone" not in store.services and DEPLOYED_PREFIX + "gone_mod" not in sys.modules
+    assert store.unload_module("gone_mod") == []

@@ -191,6 +191,7 @@ class ServiceStore:
         _, names = self.modules.pop(module, ("", ()))
         for name in names:
             self.services.pop(name, None)
+        sys.modules.pop(DEPLOYED_PREFIX + module, None)  # nothing of it stays reachable
         return list(names)
 
     def get(self, name: str) -> type[Service]:
