@@ -1,8 +1,9 @@
 """The dashboard in a real headless browser (Debian's chromium through its chromedriver,
 driven by Selenium): login is required, a wrong password is refused, the overview lists
 both servers and the holder, SIGKILL of the holder changes the holder and adds a takeover
-on the open page without a reload, an action without its CSRF token is refused, logout ends
-the session. Set ZATO_SCREENSHOT=PATH to keep a PNG of the page taken after the takeover."""
+on the open page without a reload, an action without its CSRF token is refused, a gone
+server is forgotten and a module undeployed from their buttons, logout ends the session.
+Set ZATO_SCREENSHOT=PATH to keep a PNG of the page taken after the takeover."""
 
 from __future__ import annotations
 
@@ -135,6 +136,15 @@ def test_dashboard_live_takeover_login_and_csrf(quickstart, browser):
     assert wrong.status_code == 403
 
     from selenium.webdriver.common.by import By
+
+    # The killed server, gone, can be forgotten (asked to confirm): its row leaves the page.
+    forget = f"//tr[@data-name='{holder}']//button[text()='Forget']"
+    browser.find_element(By.XPATH, forget).click()
+    alert = browser.switch_to.alert
+    assert alert.text == f"Remove {holder} from the cluster's list for good?"
+    alert.accept()
+    wait_for(lambda: [r.split()[0] for r in rows(browser, "servers")] == [other], 15, what="the row gone")
+    assert not browser.find_elements(By.XPATH, f"//tr[@data-name='{other}']//button[text()='Forget']")
 
     # A deployed module's Undeploy button (asked to confirm) takes its services off the page.
     module = tempfile.mkdtemp(prefix="zato-dash-") + "/bye_mod.py"

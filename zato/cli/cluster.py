@@ -52,8 +52,6 @@ def run_status(args: argparse.Namespace) -> int:
 
 def run_forget(args: argparse.Namespace) -> int:
     from zato.coord import membership
-    from zato.coord.client import translate
-    from zato.coord.keys import Keys
     from zato.lifecycle.control import cluster_settings
     from zato.odb import api as odb_api
     from zato.odb.engine import ODB
@@ -63,17 +61,12 @@ def run_forget(args: argparse.Namespace) -> int:
     client = connect(settings.redis, retry=Retry(NoBackoff(), 0))
     odb = ODB(settings.odb_url)
     try:
-        live = membership.live_servers(client, cluster, member_key(settings.cluster_secret, cluster))
-        running = next((m for m in live if m.name == name), None)
-        if running is not None:
-            raise ComponentError(
-                f"server {name} is running at {running.address} (pid {running.pid}): stop it first"
-            )
-        if not odb_api.delete_server(odb, cluster, name):
+        key = member_key(settings.cluster_secret, cluster)
+        if not membership.forget(
+            client, cluster, key, name, lambda: odb_api.delete_server(odb, cluster, name)
+        ):
             known = ", ".join(r.name for r in odb_api.list_servers(odb, cluster)) or "none"
             raise ComponentError(f"no server named {name!r} in cluster {cluster} (servers: {known})")
-        with translate("removing the server's drain hold"):  # none left behind for the name
-            client.srem(Keys(cluster).operator_drained, name)
     finally:
         odb.dispose()
         client.close()

@@ -166,6 +166,25 @@ def name_free(live: list[Member], name: str, address: str) -> None:
             raise CoordError(f"server name {name!r} is taken by the live server at {m.address} (pid {m.pid})")
 
 
+def forget(
+    client: redis.Redis, cluster: str, key: bytes | None, name: str, remove: Callable[[], bool]
+) -> bool:
+    """Take server `name` off the cluster's list for good: ComponentError while it runs, else
+    remove() (its ODB row: False when there is none) and its operator drain hold."""
+    from zato.common.errors import ComponentError
+
+    running = next((m for m in live_servers(client, cluster, key) if m.name == name), None)
+    if running is not None:
+        raise ComponentError(
+            f"server {name} is running at {running.address} (pid {running.pid}): stop it first"
+        )
+    if not remove():
+        return False
+    with translate("removing the server's drain hold"):  # none left behind for the name
+        client.srem(Keys(cluster).operator_drained, name)
+    return True
+
+
 def set_operator_drain(client: redis.Redis, cluster: str, name: str, drained: bool) -> None:
     """An operator's hold: the LB keeps `name` drained (no new requests) until it is lifted,
     whatever the server itself reports. Listeners are woken at once."""

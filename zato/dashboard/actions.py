@@ -8,6 +8,7 @@ raises ActionError with a message for the page; the route logs it with the user.
 - deploy a module: validated in a child process, stored in the ODB, loaded by every server.
 - undeploy a module: removed from the ODB, dropped by every server.
 - re-send parked outgoing messages: moved back to the connection's queue.
+- forget a server that is gone for good: off the cluster's list (zato cluster forget).
 """
 
 from __future__ import annotations
@@ -92,3 +93,17 @@ def undeploy_module(settings: DashboardSettings, odb: Any, client: Any, module: 
 
     result = undeploy(odb, client, settings.cluster, _name(module, "module"))
     return "; warning: ".join([result.describe(), *result.warnings()])
+
+
+def forget_server(settings: DashboardSettings, odb: Any, client: Any, server: str) -> str:
+    from zato.coord.signing import member_key
+    from zato.odb import api as odb_api
+
+    _name(server, "server")
+    key = member_key(settings.cluster_secret, settings.cluster) if settings.cluster_secret else None
+    cluster = settings.cluster
+    if not membership.forget(
+        client, cluster, key, server, lambda: odb_api.delete_server(odb, cluster, server)
+    ):
+        raise ActionError(f"no server named {server!r} in cluster {cluster}")
+    return f"server {server} forgotten: no longer listed in cluster {cluster}"

@@ -136,6 +136,13 @@ def build_app(ctx: Any) -> bottle.Bottle:
             f"{state} server {server}", lambda: actions.set_lb_state(ctx.settings, ctx.client, server, state)
         )
 
+    @app.post("/api/servers/<server>/forget")
+    def forget(server: str) -> Any:
+        return action(
+            f"forget server {server}",
+            lambda: actions.forget_server(ctx.settings, ctx.odb, ctx.client, server),
+        )
+
     @app.post("/api/connectors/<connector>/restart")
     def restart(connector: str) -> Any:
         return action(

@@ -115,6 +115,10 @@ function render(s) {
                             'api/servers/' + encodeURIComponent(x.name) + '/drain'));
     span.appendChild(button('Ready', 'Make ' + x.name + ' ready in the load balancer?',
                             'api/servers/' + encodeURIComponent(x.name) + '/ready'));
+    if (x.live === false) {  // gone: taken out for good, the operator may drop it from the list
+      span.appendChild(button('Forget', 'Remove ' + x.name + ' from the cluster\'s list for good?',
+                              'api/servers/' + encodeURIComponent(x.name) + '/forget'));
+    }
     cell(tr, span);
   });
   const lease = s.lease || {};
