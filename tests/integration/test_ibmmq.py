@@ -66,6 +66,17 @@ def fake(env) -> FakeServer:
     return env["fake"]
 
 
+def backed_out(env, count: int, what: str) -> list:  # noqa: ANN001
+    """The messages on the backout queue, read until `count` arrived: [(body, descriptor)]."""
+    moved: list = []
+    wait_for(
+        lambda: moved.extend(env["qm"].drain(env["qm"].queues["backout"])) or len(moved) >= count,
+        30,
+        what=what,
+    )
+    return moved
+
+
 def numbers(bodies) -> list[int]:  # noqa: ANN001
     return [json.loads(b)["n"] for b in bodies]
 
@@ -151,12 +162,7 @@ def test_a_failing_service_sends_the_message_to_the_backout_queue_at_the_thresho
     server.fail.add("conn.record")
     put(env["qm"], env["qm"].queues["in"], [b'{"n": 1}', b"not json"])
     start(env, "ibm-mq-channel", "in")
-    moved: list = []
-    wait_for(
-        lambda: moved.extend(env["qm"].drain(env["qm"].queues["backout"])) or len(moved) == 2,
-        timeout=30,
-        what="both messages on the backout queue",
-    )
+    moved = backed_out(env, 2, "both messages on the backout queue")
     assert sorted(b for b, _ in moved) == sorted([b'{"n": 1}', b"not json"])
     s = wait_for(lambda: (s := stats(env, "ibm-mq-channel:in")).get("parked") == 2 and s, what="stats")
     assert s["backouts"] == 3 and s["failures"] == 3  # threshold 3: three tries, then moved
@@ -171,12 +177,7 @@ def test_a_message_over_the_servers_body_limit_goes_to_the_backout_queue_at_once
     big = json.dumps({"n": 0, "pad": "x" * 2000}).encode()
     put(env["qm"], env["qm"].queues["in"], [big, b'{"n": 1}'])
     start(env, "ibm-mq-channel", "in")
-    moved: list = []
-    wait_for(
-        lambda: moved.extend(env["qm"].drain(env["qm"].queues["backout"])) or moved,
-        timeout=30,
-        what="the large message on the backout queue",
-    )
+    moved = backed_out(env, 1, "the large message on the backout queue")
     assert [b for b, _ in moved] == [big]  # whole, and alone
     wait_for(lambda: numbers(server.bodies("conn.record")) == [1], what="the message behind it")
     s = wait_for(lambda: (s := stats(env, "ibm-mq-channel:in")).get("parked") == 1 and s, what="stats")
@@ -191,12 +192,7 @@ def test_a_message_the_service_refuses_as_bad_input_goes_to_the_backout_queue_at
     server.reject.add("conn.record")
     put(env["qm"], env["qm"].queues["in"], [b'{"n": 0}'])
     start(env, "ibm-mq-channel", "in")
-    moved: list = []
-    wait_for(
-        lambda: moved.extend(env["qm"].drain(env["qm"].queues["backout"])) or moved,
-        timeout=30,
-        what="the refused message on the backout queue",
-    )
+    moved = backed_out(env, 1, "the refused message on the backout queue")
     assert [b for b, _ in moved] == [b'{"n": 0}']
     s = wait_for(lambda: (s := stats(env, "ibm-mq-channel:in")).get("parked") == 1 and s, what="stats")
     assert s.get("backouts", 0) == 0 and "refused it as bad input (400)" in s["last_error"]
@@ -216,10 +212,7 @@ def test_the_queue_boqname_and_bothresh_come_first(env):
     fake(env).fail.add("conn.record")
     put(qm, qm.queues["in"], [b'{"n": 1}'])
     start(env, "ibm-mq-channel", "in")
-    moved: list = []
-    wait_for(
-        lambda: moved.extend(qm.drain(qm.queues["backout"])) or moved, timeout=30, what="the backout queue"
-    )
+    backed_out(env, 1, "the backout queue")
     s = wait_for(lambda: (s := stats(env, "ibm-mq-channel:in")).get("parked") == 1 and s, what="stats")
     assert s["backouts"] == 2  # the queue's BOTHRESH, not the default 5
 
