@@ -90,7 +90,7 @@ def login(driver, user: str, password: str) -> None:
 
 
 @needs_browser
-def test_dashboard_live_takeover_login_and_csrf(quickstart, browser):
+def test_dashboard_live_takeover_login_and_csrf(quickstart, browser, tmp_path):
     qs = quickstart(servers=2)
     qs.start("server1", "server2", "dashboard")
     url = f"http://127.0.0.1:{qs.dashboard_port}/"
@@ -147,17 +147,15 @@ def test_dashboard_live_takeover_login_and_csrf(quickstart, browser):
     assert not browser.find_elements(By.XPATH, f"//tr[@data-name='{other}']//button[text()='Forget']")
 
     # A deployed module's Undeploy button (asked to confirm) takes its services off the page.
-    module = tempfile.mkdtemp(prefix="zato-dash-") + "/bye_mod.py"
-    with open(module, "w") as f:
-        f.write("from zato.service import Service\n\nclass Bye(Service):\n    name = 'dash.bye'\n")
-    zato("deploy", qs.path, module)
+    module = tmp_path / "bye_mod.py"
+    module.write_text("from zato.service import Service\n\nclass Bye(Service):\n    name = 'dash.bye'\n")
+    zato("deploy", qs.path, str(module))
     wait_for(lambda: "dash.bye bye_mod Undeploy" in rows(browser, "services"), 15, what="the module's row")
     browser.find_element(By.CSS_SELECTOR, "#services tbody button").click()
     alert = browser.switch_to.alert
     assert alert.text == "Remove module bye_mod and its services from every server?"
     alert.accept()
     wait_for(lambda: rows(browser, "services") == [], 15, what="the undeployed module gone from the page")
-    shutil.rmtree(os.path.dirname(module))
 
     browser.find_element(By.ID, "logout").click()
     wait_for(lambda: browser.current_url.endswith("/login"), 10, what="back at the login page")
