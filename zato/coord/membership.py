@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 
 import redis
 
-from zato.common.errors import CoordError
+from zato.common.errors import ComponentError, CoordError
 from zato.config.settings import MAX_MEMBERSHIP_TTL
 from zato.coord import parse, subscribe
 from zato.coord.client import texts, translate
@@ -171,8 +171,6 @@ def forget(
 ) -> bool:
     """Take server `name` off the cluster's list for good: ComponentError while it runs, else
     remove() (its ODB row: False when there is none) and its operator drain hold."""
-    from zato.common.errors import ComponentError
-
     running = next((m for m in live_servers(client, cluster, key) if m.name == name), None)
     if running is not None:
         raise ComponentError(

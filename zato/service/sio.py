@@ -454,8 +454,8 @@ def _filter(fields: Fields, item: Any, service: str) -> dict:
     out = {}
     missing = []
     for elem in fields.elems:
-        if elem.name in data and data[elem.name] is not None:
-            value = data[elem.name]
+        value = data.get(elem.name)  # one lookup (a Payload's get is dict's own, in C)
+        if value is not None:
             try:
                 out[elem.name] = value if elem.as_is else elem.output(value)
             except ValueError as e:
