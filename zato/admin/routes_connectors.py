@@ -7,7 +7,8 @@
     DELETE /conn/<kind>/<name>   delete (its connector stops)
 
 kind: amqp-def | amqp-channel | amqp-outgoing | ibm-mq-def | ibm-mq-channel | ibm-mq-outgoing |
-zmq-channel | zmq-outgoing | http-outgoing | sql-outgoing.
+zmq-channel | zmq-outgoing | http-outgoing | sql-outgoing | security (what an HTTP channel's
+callers must present; its password or key is kept hashed and never shown).
 Bad input answers 400 naming the field, an unknown name 404. A create or edit naming a service
 that no server has succeeds with "warnings": [...] in its answer.
 """

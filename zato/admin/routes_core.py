@@ -81,6 +81,7 @@ def _channel_dict(ch: ChannelRecord) -> dict:
         "data_format": ch.data_format,
         "is_active": ch.is_active,
         "max_body": ch.max_body,
+        "security": ch.security,
     }
 
 
@@ -101,6 +102,7 @@ def save_channel() -> dict:
             data.get("data_format", "json"),
             data.get("is_active", True),
             data.get("max_body"),
+            data.get("security"),
         )
         created = channels.save(w.odb, w.redis, w.settings.cluster, ch)
     except CoordError as e:

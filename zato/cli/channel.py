@@ -42,6 +42,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="BYTES",
         help="largest request body, else 413 (default: server.conf [limits] max_body)",
     )
+    c.add_argument(
+        "--security",
+        metavar="NAME",
+        help="a security definition its callers must satisfy (HTTP Basic Auth or an API key, made with"
+        " zato conn create security); without it the channel is open to anyone who reaches it",
+    )
     c.set_defaults(func=create)
     ls = act.add_parser("list", help="list HTTP channels")
     ls.add_argument("path", metavar="DIR", help="a server or quickstart directory")
@@ -65,6 +71,7 @@ def create(args: argparse.Namespace) -> int:
         args.data_format,
         not args.inactive,
         args.max_body,
+        args.security,
     )
 
     def save(odb: ODB, client: redis.Redis, cluster: str) -> bool:
@@ -75,7 +82,7 @@ def create(args: argparse.Namespace) -> int:
     created = _change(args, save)
     print(
         f"channel {ch.name} {'created' if created else 'updated'}: {ch.method or 'any'} {ch.url_path} "
-        f"-> {ch.service}"
+        f"-> {ch.service}{f' (security: {ch.security})' if ch.security else ''}"
     )
     return 0
 
@@ -96,5 +103,7 @@ def list_(args: argparse.Namespace) -> int:
         odb.dispose()
     for ch in channels:
         state = "" if ch.is_active else "  (inactive)"
-        print(f"{ch.name}: {ch.method or 'any'} {ch.url_path} -> {ch.service} [{ch.data_format}]{state}")
+        secured = f" security={ch.security}" if ch.security else " open"
+        route = f"{ch.method or 'any'} {ch.url_path} -> {ch.service}"
+        print(f"{ch.name}: {route} [{ch.data_format}]{secured}{state}")
     return 0

@@ -1,5 +1,5 @@
 """`zato conn create|edit|delete|list`: AMQP, IBM MQ, ZeroMQ, outgoing HTTP and SQL connection
-definitions.
+definitions, and the security definitions HTTP channels are guarded by.
 
     zato conn create amqp-def DIR --name rabbit --host 127.0.0.1 --password -   (- reads stdin)
     zato conn create amqp-channel DIR --name orders --def rabbit --queue orders --service my.svc
@@ -8,6 +8,7 @@ definitions.
     zato conn list DIR [--kind amqp-channel]
     zato conn create http-outgoing DIR --name crm --address http://crm:8080 --url-path /clients/{id}
     zato conn create sql-outgoing DIR --name crm-db --url postgresql://crm@db/crm --password -
+    zato conn create security DIR --name crm-users --type basic_auth --username crm --password -
 
 DIR is a server or quickstart directory (its ODB and Redis are used). Changes apply live.
 """
@@ -47,6 +48,7 @@ KIND_HELP = {
     "zmq-outgoing": "an outgoing ZeroMQ connection",
     "http-outgoing": "an outgoing HTTP connection",
     "sql-outgoing": "an outgoing SQL connection",
+    "security": "a security definition (HTTP Basic Auth or an API key) for HTTP channels' callers",
 }
 
 
@@ -106,6 +108,13 @@ FIELD_HELP: dict[tuple[str | None, str], str] = {
     (None, "url"): "an SQLAlchemy URL without the password, e.g. postgresql://crm@db:5432/crm",
     (None, "pool_size"): "connections each server worker keeps open",
     (None, "password"): "- reads it from stdin (not seen in ps or shell history)",
+    ("security", "type"): "basic_auth: callers send HTTP Basic Auth; apikey: callers send a key in a header",
+    ("security", "username"): "basic_auth: the user name callers must send",
+    ("security", "realm"): "basic_auth: the realm named in the 401's WWW-Authenticate",
+    ("security", "header"): "apikey: the header that carries the key",
+    ("security", "is_active"): "false: kept, but every request to the channels that use it is refused",
+    ("security", "password"): "basic_auth: the password; apikey: the key. - reads it from stdin (not seen"
+    " in ps or shell history); kept as a salted hash",
 }
 
 
@@ -156,7 +165,7 @@ def _add_kind_parsers(act: argparse._SubParsersAction, action: str, func) -> Non
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    what = "AMQP, IBM MQ, ZeroMQ, outgoing HTTP and SQL connections"
+    what = "AMQP, IBM MQ, ZeroMQ, outgoing HTTP and SQL connections, and channels' security definitions"
     p = sub.add_parser("conn", help=f"create, edit, delete or list {what}")
     act = p.add_subparsers(dest="action", metavar="ACTION")
     act.required = True

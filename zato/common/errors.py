@@ -26,6 +26,8 @@ each a subclass of its parent here; import those from their own module.
      │          MethodNotAllowed 405, NotAcceptable 406, Conflict 409, TooManyRequests 429,
      │          InternalServerError 500, ServiceUnavailable 503   (zato.common.exception)
      ├─ HTTPError            (zato.server.wsgi) answer this request with a status and detail
+     ├─ Refused              (zato.server.channel_security) a secured HTTP channel's caller
+     │                       did not present its credentials (401)
      ├─ BodyError            (zato.server.body) a request body cannot be served (413, 400...)
      ├─ ClientGone           (zato.server.body) the client left before its whole body arrived
      ├─ BatchError           (zato.common.batch) a batch of internal invocations, or its

@@ -65,7 +65,7 @@ since <span id="lease-since">-</span></p>
 <th></th></tr>
 </thead><tbody></tbody></table></section>
 <section><h2>HTTP channels</h2><table id="channels"><thead><tr><th>name</th><th>path</th><th>method</th>
-<th>service</th><th>active</th></tr></thead><tbody></tbody></table></section>
+<th>service</th><th>security</th><th>active</th></tr></thead><tbody></tbody></table></section>
 </main>
 <script>{script}</script></body></html>"""
 
@@ -168,7 +168,7 @@ function render(s) {
   });
   rows('channels', s.channels || [], (tr, c) => {
     cell(tr, c.name); cell(tr, c.url_path); cell(tr, c.method); cell(tr, c.service);
-    cell(tr, c.is_active ? 'yes' : 'no');
+    cell(tr, c.security || 'open'); cell(tr, c.is_active ? 'yes' : 'no');
   });
   drawRates(s.rps_history || {}); drawTakeovers(s.takeovers || []);
 }

@@ -118,6 +118,7 @@ class Collector:
                     "method": c.method or "any",
                     "service": c.service,
                     "is_active": c.is_active,
+                    "security": c.security or "",
                 }
                 for c in sorted(channels, key=lambda c: c.url_path)
             ],

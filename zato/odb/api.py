@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from zato.common.errors import ConfigError, ODBError
 from zato.odb import connectors
 from zato.odb.engine import ODB
-from zato.odb.models import Cluster, DeployedModule, HTTPChannel, Server, Service, utcnow
+from zato.odb.models import Cluster, DeployedModule, HTTPChannel, HTTPSecurity, Server, Service, utcnow
 from zato.server.router import param_names, shape
 
 DATA_FORMATS = ("json", "text")
@@ -46,6 +46,7 @@ class ChannelRecord:
     data_format: str
     is_active: bool
     max_body: int | None = None  # bytes; None: the server's [limits] max_body
+    security: str | None = None  # the security definition callers must satisfy; None: open
 
 
 @dataclass(frozen=True)
@@ -248,6 +249,19 @@ def save_channel(odb: ODB, cluster: str, ch: ChannelRecord) -> bool:
             raise ODBError(f"channel {clash!r} already serves {ch.url_path}")
         if param_names(ch.url_path):
             _refuse_same_shape(s, cid, ch)
+        if (
+            ch.security is not None
+            and s.scalar(
+                select(HTTPSecurity.id).where(
+                    HTTPSecurity.cluster_id == cid, HTTPSecurity.name == ch.security
+                )
+            )
+            is None
+        ):
+            raise ODBError(
+                f"channel {ch.name}: no security definition named {ch.security!r}"
+                " (zato conn create security DIR --name ... --type basic_auth|apikey)"
+            )
         row = s.scalar(select(HTTPChannel).where(HTTPChannel.cluster_id == cid, HTTPChannel.name == ch.name))
         created = row is None
         if row is None:
@@ -255,6 +269,7 @@ def save_channel(odb: ODB, cluster: str, ch: ChannelRecord) -> bool:
             s.add(row)
         row.url_path, row.method, row.service = ch.url_path, ch.method, ch.service
         row.data_format, row.is_active, row.max_body = ch.data_format, ch.is_active, ch.max_body
+        row.security = ch.security
         return created
 
 
@@ -292,7 +307,16 @@ def list_channels(odb: ODB, cluster: str, name: str | None = None) -> list[Chann
             query = query.where(HTTPChannel.name == name)
         rows = s.scalars(query.order_by(HTTPChannel.name))
         return [
-            ChannelRecord(r.name, r.url_path, r.method, r.service, r.data_format, r.is_active, r.max_body)
+            ChannelRecord(
+                r.name,
+                r.url_path,
+                r.method,
+                r.service,
+                r.data_format,
+                r.is_active,
+                r.max_body,
+                r.security or None,
+            )
             for r in rows
         ]
 
@@ -325,6 +349,7 @@ def make_channel(
     data_format: object = "json",
     is_active: object = True,
     max_body: object = None,
+    security: object = None,
 ) -> ChannelRecord:
     """A ChannelRecord from user input; ConfigError naming the bad field."""
     for key, value in (("name", name), ("url_path", url_path), ("service", service)):
@@ -358,6 +383,12 @@ def make_channel(
         raise ConfigError(f"channel is_active {is_active!r} must be true or false (a JSON boolean)")
     if data_format not in DATA_FORMATS:
         raise ConfigError(f"channel data_format {data_format!r} is not one of {', '.join(DATA_FORMATS)}")
+    if (
+        security is not None
+        and security != ""
+        and (not isinstance(security, str) or not CHANNEL_NAME_RE.fullmatch(security))
+    ):
+        raise ConfigError(f"channel security {str(security)[:80]!r} is not the name of a security definition")
     return ChannelRecord(
         str(name),
         url_path,
@@ -366,6 +397,7 @@ def make_channel(
         str(data_format),
         bool(is_active),
         _max_body(max_body),
+        str(security) if security else None,
     )
 
 

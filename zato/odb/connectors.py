@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from zato.common.errors import ConnectorError
+from zato.common.passwords import hash_secret
 from zato.odb.engine import ODB
 from zato.odb.limits import MAX_AMQP_HEARTBEAT, MAX_IN_FLIGHT, ZMQ_IN_FLIGHT
 from zato.odb.models import (
@@ -23,7 +24,9 @@ from zato.odb.models import (
     AMQPDefinition,
     AMQPOutgoing,
     Cluster,
+    HTTPChannel,
     HTTPOutgoing,
+    HTTPSecurity,
     IBMMQChannel,
     IBMMQDefinition,
     IBMMQOutgoing,
@@ -40,6 +43,7 @@ class DefinitionNotFound(ConnectorError):
 
 
 DATA_FORMATS = ("json", "text")
+SECURITY_TYPES = ("basic_auth", "apikey")
 MQ_PERSISTENCE = ("persistent", "non-persistent", "queue")
 
 
@@ -52,6 +56,7 @@ class Field:
     lo: int = 0
     hi: int = 2**31 - 1
     secret: bool = False
+    hashed: bool = False  # kept as zato.common.passwords.hash_secret(value), never as given
 
 
 _NAME = Field("name", required=True)
@@ -157,6 +162,16 @@ FIELDS: dict[str, tuple[Field, ...]] = {
         Field("pool_size", "int", lo=1, hi=1000),
         _ACTIVE,
     ),
+    # What an HTTP channel's callers must present (the channel's `security` names one).
+    "security": (
+        _NAME,
+        Field("type", "choice", required=True, choices=SECURITY_TYPES),
+        Field("username"),  # basic_auth
+        Field("realm"),  # basic_auth
+        Field("header", "header"),  # apikey
+        Field("password", secret=True, hashed=True),  # the password or the API key
+        _ACTIVE,
+    ),
 }
 
 # The model of each kind. This module reads them by kind, through the columns they share (every
@@ -173,6 +188,7 @@ MODELS: dict[str, type[Any]] = {
     "zmq-outgoing": ZMQOutgoing,
     "http-outgoing": HTTPOutgoing,
     "sql-outgoing": SQLOutgoing,
+    "security": HTTPSecurity,
 }
 # Values (all of them defaults) that stand for something else: (kind, field) -> (value, meaning)
 MEANING: dict[tuple[str, str], tuple[Any, str]] = {
@@ -272,6 +288,14 @@ def _http_url(where: str, value: str) -> None:
         raise ConnectorError(f"{where}: {value!r} is not an http:// or https:// address")
 
 
+HEADER_RE = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")  # an HTTP field name (RFC 9110 token)
+
+
+def _header(where: str, value: str) -> None:
+    if not HEADER_RE.fullmatch(value):
+        raise ConnectorError(f"{where}: {value!r} is not an HTTP header name, e.g. X-API-Key")
+
+
 def _sql_url(where: str, value: str) -> None:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
@@ -285,7 +309,7 @@ def _sql_url(where: str, value: str) -> None:
         raise ConnectorError(f"{where}: keep the password out of the URL; give it as password")
 
 
-URL_CHECKS = {"http-url": _http_url, "sql-url": _sql_url}
+URL_CHECKS = {"http-url": _http_url, "sql-url": _sql_url, "header": _header}
 
 
 def validate(kind: str, values: dict, creating: bool) -> dict:
@@ -336,8 +360,32 @@ def _apply(s: Session, cid: int, kind: str, obj: Any, values: dict) -> None:
             if found is None:
                 raise ConnectorError(f"{kind} def: no {def_kind} named {value!r}")
             obj.def_id = found.id
+        elif key in HASHED.get(kind, ()):
+            setattr(obj, key, hash_secret(value) if value else "")
         else:
             setattr(obj, key, value)
+    if kind == "security":
+        _check_security(obj)
+
+
+# Fields of one security type only: a view of the other type leaves them out.
+SECURITY_ONLY = {"username": "basic_auth", "realm": "basic_auth", "header": "apikey"}
+HASHED = {kind: {f.name for f in fields if f.hashed} for kind, fields in FIELDS.items()}
+
+
+def _check_security(obj: HTTPSecurity) -> None:
+    where = f"security {obj.name!r}"
+    if obj.type == "basic_auth" and not obj.username:
+        raise ConnectorError(f"{where}: a basic_auth definition needs a username")
+    if not obj.password:
+        what = "an API key" if obj.type == "apikey" else "a password"
+        raise ConnectorError(f"{where}: {obj.type} needs {what} (password; - reads it from stdin)")
+
+
+def channels_using(s: Session, cid: int, security: str) -> list[str]:
+    """The HTTP channels whose callers must satisfy security definition `security`."""
+    query = select(HTTPChannel.name).where(HTTPChannel.cluster_id == cid, HTTPChannel.security == security)
+    return list(s.scalars(query.order_by(HTTPChannel.name)))
 
 
 def create(odb: ODB, cluster: str, kind: str, values: dict) -> dict:
@@ -361,6 +409,8 @@ def edit(odb: ODB, cluster: str, kind: str, name: str, values: dict) -> dict:
         new_name = clean.get("name")
         if new_name and new_name != name and _find(s, cid, kind, new_name) is not None:
             raise ConnectorError(f"{kind} {new_name!r} already exists")
+        if new_name and new_name != name and kind == "security":
+            _refuse_if_used(s, cid, name, "renamed")
         _apply(s, cid, kind, obj, clean)
         s.flush()
         return view(s, kind, obj)
@@ -371,6 +421,8 @@ def delete(odb: ODB, cluster: str, kind: str, name: str) -> None:
     with odb.session() as s:
         cid = cluster_id(s, cluster)
         obj = _get(s, cid, kind, name)
+        if kind == "security":
+            _refuse_if_used(s, cid, name, "deleted")
         if kind in DEF_KEYS:
             users = _users_of_def(s, kind, obj.id)
             if users:
@@ -378,6 +430,15 @@ def delete(odb: ODB, cluster: str, kind: str, name: str) -> None:
                     f"{kind} {name!r} is used by {', '.join(users)}; delete or move those first"
                 )
         s.delete(obj)
+
+
+def _refuse_if_used(s: Session, cid: int, name: str, what: str) -> None:
+    users = channels_using(s, cid, name)
+    if users:
+        raise ConnectorError(
+            f"security {name!r} cannot be {what}: HTTP channel(s) {', '.join(users)} use it;"
+            " give them another one first (zato channel create ... --security NAME)"
+        )
 
 
 def _users_of_def(s: Session, def_kind: str, def_id: int) -> list[str]:
@@ -393,6 +454,8 @@ def view(s: Session, kind: str, obj: Any) -> dict:
     """The public form of a definition: field names as in FIELDS, password masked."""
     out: dict[str, Any] = {"kind": kind}
     for f in FIELDS[kind]:
+        if kind == "security" and SECURITY_ONLY.get(f.name, obj.type) != obj.type:
+            continue  # a field of the other security type
         if f.name == "def":
             out["def"] = _definition(s, kind, obj).name
         elif f.secret:

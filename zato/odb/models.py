@@ -96,6 +96,26 @@ class HTTPChannel(Base):
     data_format: Mapped[str] = mapped_column(String(20), default="json")  # json | text
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     max_body: Mapped[int | None] = mapped_column(Integer, nullable=True)  # None: the server's [limits]
+    # The HTTPSecurity definition (by name) a request must satisfy; None: open to any caller
+    security: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+class HTTPSecurity(Base):
+    """Credentials a channel's callers must present: HTTP Basic Auth (a user name and password)
+    or an API key in a header. The password or key is kept as a salted PBKDF2 hash
+    (zato.common.passwords), never as given."""
+
+    __tablename__ = "zato_http_security"
+    __table_args__ = (UniqueConstraint("cluster_id", "name"),)
+    id: Mapped[int] = _pk()
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("zato_cluster.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    type: Mapped[str] = mapped_column(String(20))  # basic_auth | apikey
+    username: Mapped[str] = mapped_column(String(200), default="")  # basic_auth
+    realm: Mapped[str] = mapped_column(String(200), default="Zato")  # basic_auth
+    header: Mapped[str] = mapped_column(String(200), default="X-API-Key")  # apikey
+    password: Mapped[str] = mapped_column(String(200), default="")  # the hash
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
 # Connection definitions (AMQP, IBM MQ, ZeroMQ).

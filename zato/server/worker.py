@@ -18,9 +18,12 @@ from zato.coord.parse import LogOnce
 from zato.coord.port import ConfigEvents
 from zato.coord.turn import deploy_turn
 from zato.odb import api as odb_api
+from zato.odb import connectors
 from zato.odb.api import ChannelRecord
+from zato.odb.connectors import DefinitionNotFound
 from zato.odb.engine import ODB
 from zato.server import metrics
+from zato.server.channel_security import Guard
 from zato.server.router import Router
 from zato.service.internal import add_internal
 from zato.service.kvdb import KVDB, Cache
@@ -35,6 +38,14 @@ def _let_requests_run() -> None:
     import gevent
 
     gevent.sleep(0)
+
+
+def _in_thread(func: Any, args: tuple) -> Any:
+    """func(*args) in gevent's thread pool: a password hash (milliseconds of CPU, the GIL let
+    go) does not hold up the worker's other requests meanwhile."""
+    import gevent
+
+    return gevent.get_hub().threadpool.apply(func, args)
 
 
 WORKER_BOOT_ERROR = 3  # gunicorn's exit code for a worker that failed to boot: the arbiter halts
@@ -57,6 +68,7 @@ class Worker:
         )
         self.store.observe = metrics.observe_service  # every invocation, however it came
         add_internal(self.store)
+        self.guard = Guard(self._security_definition, _in_thread)  # who may call secured channels
         self.channels: Router[dict[str | None, ChannelRecord]] = Router()  # url_path -> method -> channel
         self._by_path: dict[str, dict[str | None, ChannelRecord]] = {}  # what `channels` was built from
         self.stopping = False
@@ -64,6 +76,12 @@ class Worker:
         self._loaded_event: Any = None
         self._listener: Any = None
         self._async: Any = None
+
+    def _security_definition(self, name: str) -> dict | None:
+        try:
+            return connectors.load(self.odb, self.settings.cluster, "security", name)
+        except DefinitionNotFound:
+            return None
 
     # Reconciling with the ODB
 
@@ -166,6 +184,8 @@ class Worker:
                     logger.info("HTTP channel %s reloaded", name)
                 else:  # not from this project: a real change always names its channel
                     _odd_events.warning("ignoring channel events without a valid channel name")
+            elif kind == "connector" and event.get("type") == "security":
+                self.guard.forget(str(event.get("name")))
         except ZatoError:
             logger.exception("cannot apply config event %s", event)
         finally:

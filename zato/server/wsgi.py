@@ -3,8 +3,6 @@ and user HTTP channels. Every response carries X-Zato-CID; errors use Zato's env
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hmac
 import io
 import json
@@ -24,12 +22,22 @@ from zato.common.log import CID
 from zato.common.signing import verify
 from zato.coord import lease
 from zato.coord.signing import member_key
+from zato.odb.api import ChannelRecord
 from zato.server import body as bodies
 from zato.server import metrics
+from zato.server.channel_security import Refused, basic_auth
 from zato.server.epoch_gate import EpochGate
 from zato.server.readiness import READY_PATH, DrainFlag, not_ready_reason, ready_body
 from zato.server.worker import Worker
-from zato.service.base import INTERNAL, ChannelInfo, Request, Response, http_channel, without_credentials
+from zato.service.base import (
+    INTERNAL,
+    ChannelInfo,
+    Request,
+    Response,
+    SecurityInfo,
+    http_channel,
+    without_credentials,
+)
 
 logger = logging.getLogger("zato.http")
 
@@ -276,6 +284,11 @@ class ServerApp:
         instruments = metrics.instruments()
         counter = instruments.channel_requests
         try:
+            security = None
+            if ch.security:
+                security, hidden = self._secured(ch, environ)
+                if hidden:  # an API key's header: not the service's to see
+                    environ = {k: v for k, v in environ.items() if k != hidden}
             raw = self._body(environ, ch.max_body)  # the channel's own limit when it has one
             query = environ.get("QUERY_STRING")
             request = Request(
@@ -286,7 +299,7 @@ class ServerApp:
                 params=dict(parse_qsl(query, keep_blank_values=True)) if query else {},
                 path_params=params or None,
                 environ=environ,
-                channel=http_channel(ch.name),
+                channel=http_channel(ch.name, security),
             )
             response = self._run(ch.service, request, cid)
             text = isinstance(response.payload, str)
@@ -298,6 +311,13 @@ class ServerApp:
             raise
         instruments.child(counter, ch.name, method, str(response.status_code)).inc()
         return self._reply(start_response, response, body, ctype, cid)
+
+    def _secured(self, ch: ChannelRecord, environ: dict) -> tuple[SecurityInfo, str | None]:
+        """What the caller of a secured channel authenticated as; a 401 if it did not."""
+        try:
+            return self.worker.guard.check(ch.name, str(ch.security), environ)
+        except Refused as e:
+            raise HTTPError(401, e.detail, e.headers) from None
 
     # Connectors -> server
 
@@ -434,15 +454,3 @@ class ServerApp:
                 401, "wrong or missing credentials", [("WWW-Authenticate", 'Basic realm="Zato admin API"')]
             )
         return user
-
-
-def basic_auth(header: str) -> tuple[str, str]:
-    """(user, password) from an Authorization header; ("", "") if absent or malformed."""
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "basic":
-        return "", ""
-    try:
-        user, _, password = base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")
-    except (binascii.Error, UnicodeDecodeError):
-        return "", ""
-    return user, password

@@ -22,7 +22,8 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from zato.common.errors import ServiceNotFound
-from zato.server.wsgi import JSON, HTTPError, ServerApp, basic_auth, parse_payload
+from zato.server.channel_security import basic_auth
+from zato.server.wsgi import JSON, HTTPError, ServerApp, parse_payload
 from zato.service.base import INVOKE, ChannelInfo, Request, without_credentials
 
 logger = logging.getLogger("zato.http")

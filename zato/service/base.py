@@ -29,18 +29,28 @@ HTTP_SOAP, INVOKE, INVOKE_ASYNC, INTERNAL = "http-soap", "invoke", "invoke-async
 
 
 @dataclass(frozen=True)
+class SecurityInfo:
+    """self.channel.security on a secured HTTP channel: what the caller was checked against."""
+
+    name: str  # the security definition
+    type: str  # basic_auth | apikey (Zato's names)
+    username: str | None = None  # basic_auth: the user the caller authenticated as
+
+
+@dataclass(frozen=True)
 class ChannelInfo:
     name: str
     type: str
+    security: SecurityInfo | None = None  # None: a channel open to any caller
 
 
 DEFAULT_CHANNEL = ChannelInfo("invoke", INVOKE)
 
 
 @functools.lru_cache(maxsize=4096)
-def http_channel(name: str) -> ChannelInfo:
-    """self.channel of an HTTP channel (made once per channel name)."""
-    return ChannelInfo(name, HTTP_SOAP)
+def http_channel(name: str, security: SecurityInfo | None = None) -> ChannelInfo:
+    """self.channel of an HTTP channel (made once per channel name and security)."""
+    return ChannelInfo(name, HTTP_SOAP, security)
 
 
 _EMPTY: dict = {}

@@ -1,0 +1,201 @@
+"""Secured HTTP channels on a real two-server cluster behind its LB: a channel names a security
+definition (HTTP Basic Auth or an API key), made through the CLI (the password from stdin) or
+the admin API, and every server answers 401 to a caller without its credentials, before any
+service runs. A change to the definition holds on every worker (a config event tells them;
+tests/unit/test_channel_security.py has the worker's side of it)."""
+
+from __future__ import annotations
+
+import glob
+import os
+import sqlite3
+
+import pytest
+import requests
+
+from tests.support import REDIS_URL, wait_for, zato
+from zato.config.settings import RedisSettings, ServerSettings
+from zato.odb import api as odb_api
+from zato.odb import connectors
+from zato.odb.engine import ODB, create_schema
+from zato.server.channel_security import Refused
+from zato.server.worker import Worker
+
+SOURCE = """
+from zato.server.service import Service
+
+
+class Who(Service):
+    name = "sec.who"
+
+    def handle(self):
+        counter = self.request.payload.get("counter") if self.request.payload else None
+        calls = self.kvdb.conn.incr(counter) if counter else 0
+        sec = self.channel.security
+        self.response.payload = {
+            "security": None if sec is None else [sec.name, sec.type, sec.username],
+            "headers": sorted(self.request.http.headers),
+            "environ": sorted(k for k in self.wsgi_environ if k.startswith("HTTP_")),
+            "calls": calls,
+        }
+"""
+
+
+@pytest.fixture(scope="module")
+def qs(module_quickstart, tmp_path_factory):
+    qs = module_quickstart(servers=2, workers=2)
+    qs.start()
+    module = tmp_path_factory.mktemp("secured") / "secured.py"
+    module.write_text(SOURCE)
+    zato("deploy", qs.path, str(module))
+    return qs
+
+
+def bases(qs) -> list[str]:  # noqa: ANN001
+    return [qs.server_url("server1"), qs.server_url("server2"), qs.lb_url]
+
+
+def logs(qs) -> str:  # noqa: ANN001
+    text = ""
+    for path in glob.glob(os.path.join(qs.path, "server*", "logs", "*.log")):
+        with open(path, errors="replace") as f:
+            text += f.read()
+    return text
+
+
+def stored_secret(qs, name: str) -> str:  # noqa: ANN001
+    odb = glob.glob(os.path.join(qs.path, "**", "*.db"), recursive=True)
+    assert odb, "the quickstart's SQLite ODB"
+    with sqlite3.connect(odb[0]) as conn:
+        return conn.execute("SELECT password FROM zato_http_security WHERE name = ?", (name,)).fetchone()[0]
+
+
+def test_basic_auth_channel_answers_401_without_its_credentials_and_tells_the_service_who_called(qs):
+    made = zato(
+        "conn", "create", "security", qs.path, "--name", "crm-users", "--type", "basic_auth",
+        "--username", "crm", "--realm", "CRM API", "--password", "-", input="pw-Tr0ub4dor\n",
+    )  # fmt: skip
+    assert "pw-Tr0ub4dor" not in made.stdout + made.stderr and "password=******" in made.stdout
+    zato("channel", "create", qs.path, "--name", "who", "--url-path", "/sec/who", "--service", "sec.who",
+         "--security", "crm-users")  # fmt: skip
+    counter = f"zato:{qs.cluster}:test:calls"
+    for base in bases(qs):
+        url = f"{base}/sec/who"
+        for auth in (None, ("crm", "wrong"), ("other", "pw-Tr0ub4dor"), ("crm", "")):
+            r = requests.post(url, json={"counter": counter}, auth=auth, timeout=10)
+            assert r.status_code == 401, (base, auth, r.text)
+            assert r.headers["WWW-Authenticate"] == 'Basic realm="CRM API"'
+            assert r.json()["zato_env"]["details"] == "wrong or missing credentials"
+        r = requests.post(url, json={}, auth=("crm", "pw-Tr0ub4dor"), headers={"X-Trace": "t1"}, timeout=10)
+        assert r.status_code == 200, r.text
+        assert r.json()["security"] == ["crm-users", "basic_auth", "crm"]
+        assert "X-Trace" in r.json()["headers"] and "Authorization" not in r.json()["headers"]
+        assert "HTTP_AUTHORIZATION" not in r.json()["environ"]
+    ok = requests.post(
+        f"{qs.lb_url}/sec/who", json={"counter": counter}, auth=("crm", "pw-Tr0ub4dor"), timeout=10
+    )
+    assert ok.json()["calls"] == 1  # the 12 refused requests never ran the service
+    stored = stored_secret(qs, "crm-users")
+    assert stored.startswith("pbkdf2_sha256$") and "pw-Tr0ub4dor" not in stored
+    text = logs(qs)
+    assert "HTTP channel who: rejected credentials (user 'crm')" in text
+    assert "pw-Tr0ub4dor" not in text
+
+
+def test_apikey_channel_made_through_the_admin_api_hides_the_key_from_the_service(qs):
+    admin = requests.Session()
+    admin.auth = qs.admin_auth
+    api = f"{qs.server_url('server1')}/zato/admin"
+    r = admin.post(
+        f"{api}/conn/security",
+        json={"name": "partner", "type": "apikey", "header": "X-Partner-Key", "password": "k-8f3a"},
+        timeout=10,
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["password"] == "******" and "username" not in r.json()
+    r = admin.post(
+        f"{api}/channels",
+        json={"name": "who-key", "url_path": "/sec/key", "service": "sec.who", "security": "partner"},
+        timeout=10,
+    )
+    assert r.status_code == 201 and r.json()["channel"]["security"] == "partner", r.text
+    for base in bases(qs):
+        for headers in ({}, {"X-Partner-Key": "k-8f3"}, {"X-API-Key": "k-8f3a"}):
+            r = requests.get(f"{base}/sec/key", headers=headers, timeout=10)
+            assert r.status_code == 401 and "WWW-Authenticate" not in r.headers, (base, headers)
+        r = requests.get(f"{base}/sec/key", headers={"X-Partner-Key": "k-8f3a"}, timeout=10)
+        assert r.status_code == 200, r.text
+        assert r.json()["security"] == ["partner", "apikey", None]
+        assert "X-Partner-Key" not in r.json()["headers"] and "HTTP_X_PARTNER_KEY" not in r.json()["environ"]
+    assert "HTTP channel who-key: rejected credentials (no X-Partner-Key header)" in logs(qs)
+    listed = admin.get(f"{api}/channels", timeout=10).json()["channels"]
+    assert {c["name"]: c["security"] for c in listed}["who-key"] == "partner"
+
+
+def test_a_changed_or_switched_off_definition_holds_on_every_worker(qs):
+    zato("conn", "create", "security", qs.path, "--name", "ops", "--type", "basic_auth", "--username", "ops",
+         "--password", "-", input="first\n")  # fmt: skip
+    zato("channel", "create", qs.path, "--name", "ops", "--url-path", "/sec/ops", "--service", "sec.who",
+         "--security", "ops")  # fmt: skip
+
+    def statuses(auth) -> set[int]:  # noqa: ANN001 - 8 calls: both workers of each server, likely
+        return {
+            requests.get(f"{b}/sec/ops", auth=auth, timeout=10).status_code
+            for b in bases(qs)
+            for _ in range(3)
+        }
+
+    assert statuses(("ops", "first")) == {200}  # every worker has read (and cached) the definition
+    zato("conn", "edit", "security", qs.path, "--name", "ops", "--password", "-", input="second\n")
+    wait_for(lambda: statuses(("ops", "first")) == {401}, what="the old password refused")
+    assert statuses(("ops", "second")) == {200}
+    zato("conn", "edit", "security", qs.path, "--name", "ops", "--active", "false")
+    wait_for(lambda: statuses(("ops", "second")) == {401}, what="an inactive definition refusing")
+    assert "HTTP channel ops: its security definition 'ops' is inactive" in logs(qs)
+    zato("conn", "edit", "security", qs.path, "--name", "ops", "--active", "true")
+    wait_for(lambda: statuses(("ops", "second")) == {200}, what="the definition active again")
+
+
+def test_a_definition_in_use_cannot_be_deleted_or_renamed_and_a_channel_needs_one_that_exists(qs):
+    zato("conn", "create", "security", qs.path, "--name", "temp", "--type", "apikey", "--password", "t")
+    zato("channel", "create", qs.path, "--name", "temp", "--url-path", "/sec/temp", "--service", "sec.who",
+         "--security", "temp")  # fmt: skip
+    for args in (("delete", "security", qs.path, "--name", "temp"),
+                 ("edit", "security", qs.path, "--name", "temp", "--new-name", "temp2")):  # fmt: skip
+        refused = zato("conn", *args, check=False)
+        assert refused.returncode != 0 and "HTTP channel(s) temp use it" in refused.stderr
+    assert requests.get(f"{qs.lb_url}/sec/temp", headers={"X-API-Key": "t"}, timeout=10).status_code == 200
+    missing = zato("channel", "create", qs.path, "--name", "x", "--url-path", "/sec/x",
+                   "--service", "sec.who", "--security", "nope", check=False)  # fmt: skip
+    assert missing.returncode != 0 and "no security definition named 'nope'" in missing.stderr
+    no_user = zato("conn", "create", "security", qs.path, "--name", "u", "--type", "basic_auth", "--password",
+                   "p", check=False)  # fmt: skip
+    assert no_user.returncode != 0 and "a basic_auth definition needs a username" in no_user.stderr
+    zato("channel", "create", qs.path, "--name", "temp", "--url-path", "/sec/temp", "--service", "sec.who")
+    wait_for(lambda: requests.get(f"{qs.lb_url}/sec/temp", timeout=10).status_code == 200, what="open again")
+    zato("conn", "delete", "security", qs.path, "--name", "temp")
+    listed = zato("channel", "list", qs.path).stdout
+    assert "temp: any /sec/temp -> sec.who [json] open" in listed and "who: any /sec/who" in listed
+
+
+def test_a_worker_rereads_a_definition_on_its_config_event(tmp_path, cluster):
+    url = f"sqlite:///{tmp_path / 'odb.db'}"
+    odb = ODB(url)
+    create_schema(odb.engine)
+    odb_api.ensure_cluster(odb, cluster)
+    settings = ServerSettings(
+        path=str(tmp_path), name="s1", cluster=cluster, host="127.0.0.1", port=1, workers=1, odb_url=url,
+        redis=RedisSettings(url=REDIS_URL), admin_username="admin", admin_password="pw", cluster_secret="s",
+    )  # fmt: skip
+    worker = Worker(settings)
+    try:
+        connectors.create(odb, cluster, "security", {"name": "k", "type": "apikey", "password": "one"})
+        assert worker.guard.check("ch", "k", {"HTTP_X_API_KEY": "one"})  # read, and kept RECHECK seconds
+        connectors.edit(odb, cluster, "security", "k", {"password": "two"})
+        worker.on_event({"kind": "connector", "type": "security", "name": "k"})
+        with pytest.raises(Refused):
+            worker.guard.check("ch", "k", {"HTTP_X_API_KEY": "one"})
+        assert worker.guard.check("ch", "k", {"HTTP_X_API_KEY": "two"})
+    finally:
+        worker.close()
+        odb.dispose()

@@ -1,0 +1,114 @@
+"""Who may call a secured HTTP channel: its `security` names a definition (kind "security" in
+zato.odb.connectors), HTTP Basic Auth or an API key in a header, and a request that does not
+present its credentials is answered 401 before its body is read or any service runs.
+
+A definition is read from the ODB when first needed and again after RECHECK seconds, or at
+once when a config event says it changed (`forget`). A definition that is gone or inactive
+refuses every caller (the channel stays closed, never open), and the log says why once.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import logging
+import time
+from collections.abc import Callable
+
+from zato.common.errors import ZatoError
+from zato.common.passwords import Verifier
+from zato.coord.parse import LogOnce
+from zato.service.base import SecurityInfo
+
+logger = logging.getLogger(__name__)
+_misconfigured = LogOnce(logger)
+
+RECHECK = 2.0  # seconds a definition read from the ODB is trusted without an event
+
+Loader = Callable[[str], "dict | None"]  # security definition name -> its full row, or None
+
+
+class Refused(ZatoError):
+    """The caller did not present the channel's credentials: a 401 with these headers."""
+
+    def __init__(self, detail: str, headers: list[tuple[str, str]]):
+        super().__init__(detail)
+        self.detail, self.headers = detail, headers
+
+
+def environ_key(header: str) -> str:
+    """The WSGI environ key of an HTTP header (X-API-Key -> HTTP_X_API_KEY)."""
+    return "HTTP_" + header.upper().replace("-", "_")
+
+
+class Guard:
+    def __init__(self, load: Loader, run: Callable[..., bool] | None = None):
+        self._load = load
+        self._defs: dict[str, tuple[float, dict | None]] = {}
+        self._verify = Verifier(run)
+
+    def forget(self, name: str) -> None:
+        """Definition `name` changed: read it again on its next use (and say again what is
+        wrong with it, if anything still is)."""
+        self._defs.pop(name, None)
+        _misconfigured.forget()
+
+    def _definition(self, name: str) -> dict | None:
+        now = time.monotonic()
+        hit = self._defs.get(name)
+        if hit is None or now - hit[0] > RECHECK:
+            hit = (now, self._load(name))
+            self._defs[name] = hit
+        return hit[1]
+
+    def check(self, channel: str, security: str, environ: dict) -> tuple[SecurityInfo, str | None]:
+        """What the caller authenticated as, and the environ key of the header that carried
+        an API key (None for Basic Auth, whose header services never see); Refused if the
+        request lacks the credentials."""
+        d = self._definition(security)
+        if d is None or not d.get("is_active"):
+            state = "does not exist" if d is None else "is inactive"
+            _misconfigured.warning(
+                f"HTTP channel {channel}: its security definition {security!r} {state}: "
+                "every request to it is refused (401)"
+            )
+            raise Refused("wrong or missing credentials", [])
+        if d["type"] == "basic_auth":
+            return self._basic_auth(channel, d, environ), None
+        key = environ_key(d.get("header") or "X-API-Key")
+        return self._apikey(channel, d, environ, key), key
+
+    def _basic_auth(self, channel: str, d: dict, environ: dict) -> SecurityInfo:
+        user, password = basic_auth(environ.get("HTTP_AUTHORIZATION", ""))
+        same_user = hmac.compare_digest(user.encode(), str(d["username"]).encode())
+        if not (user and same_user and self._verify(password, d["password"])):
+            _rejected(channel, environ, f"user {user or '(none)'!r}")
+            realm = str(d.get("realm") or "Zato").replace('"', "'")
+            raise Refused("wrong or missing credentials", [("WWW-Authenticate", f'Basic realm="{realm}"')])
+        return SecurityInfo(d["name"], "basic_auth", user)
+
+    def _apikey(self, channel: str, d: dict, environ: dict, env_key: str) -> SecurityInfo:
+        key = environ.get(env_key, "")
+        if not (key and self._verify(key, d["password"])):
+            _rejected(channel, environ, f"{'a wrong' if key else 'no'} {d.get('header')} header")
+            raise Refused("wrong or missing credentials", [])
+        return SecurityInfo(d["name"], "apikey")
+
+
+def _rejected(channel: str, environ: dict, what: str) -> None:
+    logger.warning(
+        "HTTP channel %s: rejected credentials (%s) from %s", channel, what, environ.get("REMOTE_ADDR")
+    )
+
+
+def basic_auth(header: str) -> tuple[str, str]:
+    """(user, password) from an Authorization header; ("", "") if absent or malformed."""
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        return "", ""
+    try:
+        user, _, password = base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return "", ""
+    return user, password
