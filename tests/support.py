@@ -160,6 +160,31 @@ def private_redis() -> Iterator[tuple[int, Any]]:
         proc.wait(10)
 
 
+@contextlib.contextmanager
+def sqlite_worker(tmp_path, cluster: str) -> Iterator[tuple[Any, Any]]:  # noqa: ANN001
+    """(ODB, Worker): one server worker, built in this process as gunicorn builds it after fork,
+    on an ODB in a SQLite file and the test Redis; both closed after."""
+    from zato.config.settings import RedisSettings, ServerSettings
+    from zato.odb import api as odb_api
+    from zato.odb.engine import ODB, create_schema
+    from zato.server.worker import Worker
+
+    url = f"sqlite:///{tmp_path / 'odb.db'}"
+    odb = ODB(url)
+    create_schema(odb.engine)
+    odb_api.ensure_cluster(odb, cluster)
+    settings = ServerSettings(
+        path=str(tmp_path), name="s1", cluster=cluster, host="127.0.0.1", port=1, workers=1, odb_url=url,
+        redis=RedisSettings(url=REDIS_URL), admin_username="admin", admin_password="pw", cluster_secret="s",
+    )  # fmt: skip
+    worker = Worker(settings)
+    try:
+        yield odb, worker
+    finally:
+        worker.close()
+        odb.dispose()
+
+
 def cleanup_redis(cluster: str) -> None:
     import redis
 

@@ -13,13 +13,9 @@ import sqlite3
 import pytest
 import requests
 
-from tests.support import REDIS_URL, wait_for, zato
-from zato.config.settings import RedisSettings, ServerSettings
-from zato.odb import api as odb_api
+from tests.support import sqlite_worker, wait_for, zato
 from zato.odb import connectors
-from zato.odb.engine import ODB, create_schema
 from zato.server.channel_security import Refused
-from zato.server.worker import Worker
 
 SOURCE = """
 from zato.server.service import Service
@@ -179,16 +175,7 @@ def test_a_definition_in_use_cannot_be_deleted_or_renamed_and_a_channel_needs_on
 
 
 def test_a_worker_rereads_a_definition_on_its_config_event(tmp_path, cluster):
-    url = f"sqlite:///{tmp_path / 'odb.db'}"
-    odb = ODB(url)
-    create_schema(odb.engine)
-    odb_api.ensure_cluster(odb, cluster)
-    settings = ServerSettings(
-        path=str(tmp_path), name="s1", cluster=cluster, host="127.0.0.1", port=1, workers=1, odb_url=url,
-        redis=RedisSettings(url=REDIS_URL), admin_username="admin", admin_password="pw", cluster_secret="s",
-    )  # fmt: skip
-    worker = Worker(settings)
-    try:
+    with sqlite_worker(tmp_path, cluster) as (odb, worker):
         connectors.create(odb, cluster, "security", {"name": "k", "type": "apikey", "password": "one"})
         assert worker.guard.check("ch", "k", {"HTTP_X_API_KEY": "one"})  # read, and kept RECHECK seconds
         connectors.edit(odb, cluster, "security", "k", {"password": "two"})
@@ -196,6 +183,3 @@ def test_a_worker_rereads_a_definition_on_its_config_event(tmp_path, cluster):
         with pytest.raises(Refused):
             worker.guard.check("ch", "k", {"HTTP_X_API_KEY": "one"})
         assert worker.guard.check("ch", "k", {"HTTP_X_API_KEY": "two"})
-    finally:
-        worker.close()
-        odb.dispose()
