@@ -1,4 +1,5 @@
-"""/metrics on a real two-worker server, HAProxy's exporter on the LB, and JSON logs.
+"""/metrics on a real two-worker server, HAProxy's exporter on the LB, and JSON logs (server.log
+and http_access.log).
 
 The service answers with its worker's pid: once both workers have served, a total equal to
 every request proves the scrape sums the workers, whichever of them answers it."""
@@ -122,6 +123,13 @@ def test_json_logs_parse_line_by_line_with_cid_and_no_secret(cluster):
     text = open(log).read()
     settings = cluster.settings("server1")
     assert settings.admin_password not in text and settings.cluster_secret not in text
+    access = os.path.join(cluster.server_dir("server1"), "logs", "http_access.log")
+    with open(access) as f:
+        lines = [json.loads(line) for line in f if line.strip()]  # every line is one object
+    answer = next(a for a in lines if a["cid"] == cid)  # the same request, by the same CID
+    assert answer["status"] == 500 and answer["target"] == "/test/fail" and answer["method"] == "GET"
+    assert answer["bytes"] == len(failed.content) and answer["duration_ms"] > 0 and answer["user"] == "-"
+    assert answer["time"].endswith("Z") and answer["remote"] == "127.0.0.1"
 
 
 def test_every_process_writes_to_a_new_log_once_the_old_one_is_moved_away(cluster, tmp_path):
@@ -131,6 +139,14 @@ def test_every_process_writes_to_a_new_log_once_the_old_one_is_moved_away(cluste
     logs = os.path.join(cluster.server_dir("server1"), "logs")
     os.rename(os.path.join(logs, "server.log"), os.path.join(logs, "server.log.1"))
     moved_size = os.path.getsize(os.path.join(logs, "server.log.1"))
+    os.rename(os.path.join(logs, "http_access.log"), os.path.join(logs, "http_access.log.1"))
+    moved_access = os.path.getsize(os.path.join(logs, "http_access.log.1"))
+    cids = {
+        requests.get(
+            cluster.server_url("server1") + "/test/pid", timeout=10, headers={"Connection": "close"}
+        ).headers["X-Zato-CID"]
+        for _ in range(10)
+    }
     module = tmp_path / "after_rotation.py"
     module.write_text("from zato.service import Service\n\nclass After(Service):\n    name = 'test.after'\n")
     zato("deploy", cluster.path, str(module))  # each worker logs loading it
@@ -157,5 +173,8 @@ def test_every_process_writes_to_a_new_log_once_the_old_one_is_moved_away(cluste
             pids = {r["pid"] for r in map(json.loads, f) if r["role"] == "worker"}
         assert len(pids) == 2  # both workers
         assert os.path.getsize(os.path.join(logs, "server.log.1")) == moved_size
+        with open(os.path.join(logs, "http_access.log")) as f:
+            assert cids <= {json.loads(line)["cid"] for line in f}
+        assert os.path.getsize(os.path.join(logs, "http_access.log.1")) == moved_access
     finally:
         zato("conn", "delete", "zmq-channel", cluster.path, "--name", "rot")

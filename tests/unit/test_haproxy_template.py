@@ -4,6 +4,7 @@ that was checked for its place, and template and code cannot drift apart silentl
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import pytest
@@ -59,3 +60,12 @@ def test_an_empty_block_takes_its_line_away():
 def test_the_templates_are_shipped_next_to_the_other_config_templates():
     for name in ("haproxy.cfg", "haproxy-external.cfg"):
         assert template(name).startswith("# ")
+
+
+def test_the_request_log_is_on_by_default_and_off_with_access_log_false():
+    on = render(SETTINGS, [])
+    assert "    log stdout format raw local0 info\n" in on and "    log global\n" in on
+    assert "%[capture.req.hdr(0)]" in on and "    http-request capture req.hdr(X-Zato-CID) len 28\n" in on
+    off = render(dataclasses.replace(SETTINGS, access_log=False), [])
+    assert not re.search(r"^\s*(log|log-format|http-request capture) ", off, re.M)
+    assert "http-request set-header X-Zato-CID %[unique-id]" in off  # one CID either way

@@ -72,6 +72,7 @@ class ServerSettings:
     lease: LeaseSettings = LeaseSettings()
     log_level: str = "INFO"
     log_format: str = "text"  # [logging] format: text | json (one JSON object per line)
+    access_log: bool = True  # [logging] access_log: a line per request in logs/http_access.log
     drain_seconds: float = 1.0  # graceful stop: keep serving this long after leaving the LB
     deploy_timeout: float = 10.0  # a deployed module must finish loading (validation) within this
     limits: LimitSettings = LimitSettings()
@@ -98,6 +99,10 @@ class ServerSettings:
     @property
     def logfile(self) -> str:
         return os.path.join(self.path, "logs", "server.log")
+
+    @property
+    def access_logfile(self) -> str:
+        return os.path.join(self.path, "logs", "http_access.log")
 
     @property
     def pickup_dir(self) -> str:
@@ -153,6 +158,7 @@ class LBSettings:
     log_level: str = "INFO"
     edge: EdgeSettings = EdgeSettings()
     log_format: str = "text"
+    access_log: bool = True  # [logging] access_log: HAProxy logs each request to logs/haproxy.log
     cluster_secret: str = field(default="", repr=False)  # verifies the servers' member entries
 
     @property
@@ -385,6 +391,7 @@ def load_server_settings(server_dir: str) -> ServerSettings:
         lease=lease,
         log_level=_log_level(r),
         log_format=_log_format(r),
+        access_log=r.bool("logging", "access_log", True),
         drain_seconds=r.float("main", "drain_seconds", 1.0, lo=-1e-9),
         deploy_timeout=r.float("main", "deploy_timeout", 10.0),
         limits=_limits(r),
@@ -521,6 +528,7 @@ def load_lb_settings(lb_dir: str) -> LBSettings:
         log_level=_log_level(r),
         edge=_edge(r),
         log_format=_log_format(r),
+        access_log=r.bool("logging", "access_log", True),
         cluster_secret=_secret(r, "cluster_secret", MIN_SECRET),
     )
 

@@ -244,8 +244,29 @@ def render(settings: LBSettings, servers: list[Backend]) -> str:
         "frontend_lines": edge.frontend_lines(s.edge),
         "servers": [f"    server {b.name} {b.address} {opts}" for b in sorted(servers, key=lambda b: b.name)],
         "tables": tables,
+        **_log_blocks(s),
     }
     return fill(skeleton(TEMPLATE), values, blocks)
+
+
+def _log_blocks(s: LBSettings) -> dict[str, list[str]]:
+    """HAProxy's request log (lb.conf [logging] access_log): to its standard output, which the
+    controller appends to logs/haproxy.log."""
+    if not s.access_log:
+        return {"log_global_lines": [], "log_defaults_lines": [], "log_frontend_lines": []}
+    return {
+        "log_global_lines": ["    log stdout format raw local0 info"],
+        "log_defaults_lines": ["    log global", f'    log-format "{LOG_FORMAT}"'],
+        "log_frontend_lines": ["    http-request capture req.hdr(X-Zato-CID) len 28"],
+    }
+
+
+# HAProxy's HTTP log format (option httplog) with the request's CID where httplog puts captured
+# headers: the client's own X-Zato-CID, else the LB's unique id (the frontend sets the header).
+LOG_FORMAT = (
+    "%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %CC %CS %tsc %ac/%fc/%bc/%sc/%rc %sq/%bq "
+    "%[capture.req.hdr(0)] %{+Q}r"
+)
 
 
 def _user_lines(s: LBSettings) -> list[str]:

@@ -32,6 +32,10 @@ def serve(args: list[str], flags: frozenset[str]) -> int:
         if not pass_gate(lambda say: check_server(settings, say)):
             return 1
         metrics.prepare(settings)  # before any worker exists or imports prometheus_client
+        if settings.access_log:  # opened here, inherited by the workers
+            from zato.server import access_log
+
+            access_log.setup(settings.access_logfile, settings.log_format)
         app = ZatoApplication(settings)
     except ConfigError as e:
         raise EntryExit(EXIT_CONFIG, str(e)) from None

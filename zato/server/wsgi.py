@@ -7,9 +7,10 @@ import hmac
 import io
 import json
 import logging
+import time
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl
 
 import gevent
@@ -23,8 +24,8 @@ from zato.common.signing import verify
 from zato.coord import lease
 from zato.coord.signing import member_key
 from zato.odb.api import ChannelRecord
+from zato.server import access_log, metrics
 from zato.server import body as bodies
-from zato.server import metrics
 from zato.server.channel_security import Refused, basic_auth
 from zato.server.epoch_gate import EpochGate
 from zato.server.readiness import READY_PATH, DrainFlag, not_ready_reason, ready_body
@@ -42,6 +43,7 @@ from zato.service.base import (
 logger = logging.getLogger("zato.http")
 
 PING_PATH = "/zato/ping"
+INTERNAL_PREFIX = "/zato/internal/"  # connectors -> servers
 INVOKE_PREFIX = "/zato/internal/invoke/"
 ADMIN_PREFIX = "/zato/admin"
 ADMIN_INVOKE = "/zato/admin/invoke"  # Zato's AnyServiceInvoker (zato/server/zato_invoke.py)
@@ -138,6 +140,7 @@ class ServerApp:
         self.draining = draining or DrainFlag()
         self.limits = worker.settings.limits
         self.invoke_api = InvokeAPI(self)
+        self.access_log = worker.settings.access_log
 
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO") or "/"
@@ -153,11 +156,24 @@ class ServerApp:
         token = CID.set(cid)  # log records of this request carry its CID
         in_flight = metrics.instruments().in_flight
         in_flight.inc()
+        if not self.access_log or path.startswith(INTERNAL_PREFIX):  # connectors' calls: not logged
+            try:
+                return self._serve(environ, start_response, path, cid)
+            finally:
+                in_flight.dec()
+                CID.reset(token)
+        started, answered = time.perf_counter(), cast(list[Any], ["", []])  # status, headers
+
+        def start(status: str, headers: list, exc_info: Any = None) -> Any:
+            answered[:] = status, headers
+            return start_response(status, headers, exc_info)
+
         try:
-            return self._serve(environ, start_response, path, cid)
+            return self._serve(environ, start, path, cid)
         finally:
             in_flight.dec()
             CID.reset(token)
+            access_log.write(environ, answered[0] or "500", answered[1], cid, started)
 
     def _serve(self, environ: dict, start_response: StartResponse, path: str, cid: str) -> Iterable[bytes]:
         instruments = metrics.instruments()
@@ -287,6 +303,7 @@ class ServerApp:
             security = None
             if ch.security:
                 security, hidden = self._secured(ch, environ)
+                environ["zato.user"] = security.username or security.name  # for the access log
                 if hidden:  # an API key's header: not the service's to see
                     environ = {k: v for k, v in environ.items() if k != hidden}
             raw = self._body(environ, ch.max_body)  # the channel's own limit when it has one
@@ -423,6 +440,7 @@ class ServerApp:
 
     def _admin(self, environ: dict, start_response: StartResponse, cid: str) -> Iterable[bytes]:
         user = self._check_admin(environ, cid)
+        environ["zato.user"] = user  # for the access log
         if self.admin_app is None:
             raise HTTPError(503, "the admin API is not available")
         environ = dict(environ)

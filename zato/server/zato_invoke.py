@@ -52,6 +52,7 @@ class InvokeAPI:
                 environ.get("REMOTE_ADDR"),
             )
             raise HTTPError(401, "wrong or missing credentials", [("WWW-Authenticate", 'Basic realm="Zato"')])
+        environ["zato.user"] = user  # for the access log
 
     # AnyServiceInvoker
 

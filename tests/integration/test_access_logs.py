@@ -1,0 +1,120 @@
+"""Access logs on a real server behind its LB: HAProxy writes a line per request to the LB's
+logs/haproxy.log and the server one to its logs/http_access.log, both with the request's CID
+(the LB makes it and the server uses it). tests/integration/test_metrics_logs.py has the JSON
+format's access lines."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import pytest
+import requests
+
+from tests.support import wait_for, zato
+
+MODULE = """
+from zato.server.service import Service
+
+
+class Echo(Service):
+    name = "log.echo"
+
+    def handle(self):
+        self.response.payload = {"echo": self.request.input.get("q") if self.request.input else None}
+"""
+
+
+@pytest.fixture(scope="module")
+def qs(module_quickstart, tmp_path_factory):
+    qs = module_quickstart(servers=1, workers=2)
+    qs.start()
+    module = tmp_path_factory.mktemp("logmod") / "logmod.py"
+    module.write_text(MODULE)
+    zato("deploy", qs.path, str(module))
+    zato("channel", "create", qs.path, "--name", "echo", "--url-path", "/log/echo", "--service", "log.echo")
+    zato("conn", "create", "security", qs.path, "--name", "ops", "--type", "basic_auth",
+         "--username", "ops-user", "--password", "-", input="ops-pw\n")  # fmt: skip
+    zato("channel", "create", qs.path, "--name", "ops", "--url-path", "/log/ops", "--service", "log.echo",
+         "--security", "ops")  # fmt: skip
+    wait_for(lambda: requests.get(f"{qs.lb_url}/log/echo", timeout=5).ok, 30, what="the channel served")
+    return qs
+
+
+def read(path: str) -> str:
+    with open(path, errors="replace") as f:
+        return f.read()
+
+
+def access_log(qs) -> str:  # noqa: ANN001
+    return read(os.path.join(qs.server_dir("server1"), "logs", "http_access.log"))
+
+
+def lb_log(qs) -> str:  # noqa: ANN001
+    return read(os.path.join(qs.lb_dir, "logs", "haproxy.log"))
+
+
+def line_with(text: str, needle: str) -> str:
+    found = [line for line in text.splitlines() if needle in line]
+    assert len(found) == 1, (needle, found)
+    return found[0]
+
+
+def test_one_request_is_one_line_in_each_log_under_the_same_cid(qs):
+    r = requests.get(
+        f"{qs.lb_url}/log/echo",
+        params={"q": "hi", "password": "hunter2"},
+        headers={
+            "User-Agent": 'probe "7"',
+            "X-Forwarded-For": "198.51.100.1",
+            "Referer": "http://x/?token=t0k",
+        },
+        timeout=10,
+    )
+    assert r.status_code == 200 and r.json() == {"echo": "hi"}
+    cid = r.headers["X-Zato-CID"]
+    wait_for(lambda: cid in access_log(qs) and cid in lb_log(qs), 10, what="both access lines")
+    server_line = line_with(access_log(qs), cid)
+    pattern = (
+        r"^127\.0\.0\.1 - - \[\d{2}/\w{3}/\d{4}:\d{2}:\d{2}:\d{2} \+0000\] "
+        r'"GET /log/echo\?q=hi&password=\*{6} HTTP/1\.1" 200 (\d+) "http://x/\?token=\*{6}" '
+        r'"probe \\"7\\"" [\d.]+ms ' + cid + r' "198\.51\.100\.1,127\.0\.0\.1"$'
+    )  # the client's own X-Forwarded-For, then the address the LB saw
+    m = re.match(pattern, server_line)
+    assert m, server_line
+    assert int(m.group(1)) == len(r.content)
+    lb_line = line_with(lb_log(qs), cid)
+    assert " zato_servers/server1 " in lb_line and " 200 " in lb_line and '"GET /log/echo?q=hi&' in lb_line
+    assert "hunter2" not in access_log(qs) and "t0k" not in access_log(qs)
+
+
+def test_the_user_is_logged_and_refusals_too(qs):
+    ok = requests.get(f"{qs.lb_url}/log/ops", auth=("ops-user", "ops-pw"), timeout=10)
+    refused = requests.get(f"{qs.lb_url}/log/ops", auth=("ops-user", "nope"), timeout=10)
+    admin = requests.get(f"{qs.lb_url}/zato/admin/channels", auth=qs.admin_auth, timeout=10)
+    assert (ok.status_code, refused.status_code, admin.status_code) == (200, 401, 200)
+    cids = [r.headers["X-Zato-CID"] for r in (ok, refused, admin)]
+    wait_for(lambda: all(c in access_log(qs) for c in cids), 10, what="three access lines")
+    text = access_log(qs)
+    ok_line, refused_line = line_with(text, cids[0]), line_with(text, cids[1])
+    assert " - ops-user [" in ok_line and '"GET /log/ops HTTP/1.1" 200 ' in ok_line
+    assert " - - [" in refused_line and '"GET /log/ops HTTP/1.1" 401 ' in refused_line
+    assert f" - {qs.admin_auth[0]} [" in line_with(text, cids[2])
+    assert "ops-pw" not in text and "nope" not in text
+
+
+def test_what_the_lb_answers_itself_is_in_its_log_and_health_checks_are_in_neither(qs):
+    refused = requests.get(f"{qs.lb_url}/zato/internal/invoke/log.echo", timeout=10)
+    assert refused.status_code == 403
+    cid = refused.json()["zato_env"]["cid"]
+    assert refused.headers["X-Zato-CID"] == cid
+    wait_for(lambda: cid in lb_log(qs), 10, what="the LB's line")
+    assert " 403 " in line_with(lb_log(qs), cid) and cid not in access_log(qs)
+    base = qs.server_url("server1")
+    for path in ("/zato/ping", "/zato/ready", "/metrics"):
+        assert requests.get(base + path, timeout=10).status_code == 200
+    marker = requests.get(f"{base}/log/echo", timeout=10).headers["X-Zato-CID"]  # logged after them
+    wait_for(lambda: marker in access_log(qs), 10, what="the marker line")
+    text = access_log(qs)
+    assert "/zato/ping" not in text and "/zato/ready" not in text and "/metrics" not in text
+    assert "/zato/ready" not in lb_log(qs)  # HAProxy's health checks, several a second

@@ -1,0 +1,49 @@
+"""zato.server.access_log's lines: one request stays one line whatever its headers hold, and the
+JSON format is one object a line (tests/integration/test_access_logs.py runs it in a server)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from zato.server import access_log
+
+
+@pytest.fixture
+def log_file(tmp_path):
+    path = tmp_path / "logs" / "http_access.log"
+    yield path
+    for h in list(access_log.logger.handlers):
+        access_log.logger.removeHandler(h)
+        h.close()
+
+
+ENVIRON = {
+    "REQUEST_METHOD": "POST",
+    "PATH_INFO": "/crm/clients",
+    "QUERY_STRING": "a=1&secret=s3",
+    "SERVER_PROTOCOL": "HTTP/1.1",
+    "REMOTE_ADDR": "10.0.0.5",
+    "HTTP_USER_AGENT": 'bad\x01agent\n"x"\\ ż',
+    "zato.user": "crm",
+}
+
+
+def test_text_lines_escape_what_could_break_a_line(log_file):
+    access_log.setup(str(log_file), "text")
+    access_log.write(ENVIRON, "201 Created", [("Content-Length", "57")], "KCID", time.perf_counter())
+    (line,) = log_file.read_text().splitlines()
+    assert line.startswith("10.0.0.5 - crm [")
+    assert '"POST /crm/clients?a=1&secret=****** HTTP/1.1" 201 57 "-" ' in line
+    assert '"bad\\x01agent\\x0a\\"x\\"\\\\ ż"' in line and line.endswith(' KCID "-"')
+
+
+def test_json_lines_are_one_object_each(log_file):
+    access_log.setup(str(log_file), "json")
+    access_log.write(ENVIRON, "500 Internal Server Error", [], "KCID", time.perf_counter())
+    (record,) = [json.loads(line) for line in log_file.read_text().splitlines()]
+    assert record["status"] == 500 and record["bytes"] is None and record["user"] == "crm"
+    assert record["target"] == "/crm/clients?a=1&secret=******"
+    assert record["user_agent"] == ENVIRON["HTTP_USER_AGENT"]
