@@ -37,7 +37,10 @@ def qs(module_quickstart, tmp_path_factory):
          "--username", "ops-user", "--password", "-", input="ops-pw\n")  # fmt: skip
     zato("channel", "create", qs.path, "--name", "ops", "--url-path", "/log/ops", "--service", "log.echo",
          "--security", "ops")  # fmt: skip
-    wait_for(lambda: requests.get(f"{qs.lb_url}/log/echo", timeout=5).ok, 30, what="the channel served")
+    for path in ("/log/echo", "/log/ops"):  # each worker applies a channel when its event arrives
+        for base in (qs.server_url("server1"), qs.lb_url):
+            url = base + path
+            wait_for(lambda u=url: requests.get(u, auth=("ops-user", "ops-pw"), timeout=5).ok, 30, what=url)
     return qs
 
 

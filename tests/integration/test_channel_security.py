@@ -39,7 +39,9 @@ class Who(Service):
 
 @pytest.fixture(scope="module")
 def qs(module_quickstart, tmp_path_factory):
-    qs = module_quickstart(servers=2, workers=2)
+    # Many wrong passwords from this one address below: the LB's throttle (tested on its own
+    # cluster at the end) would answer them 429
+    qs = module_quickstart(servers=2, workers=2, extra_conf={"lb:channels": {"max_failures": "0"}})
     qs.start()
     module = tmp_path_factory.mktemp("secured") / "secured.py"
     module.write_text(SOURCE)
@@ -49,6 +51,13 @@ def qs(module_quickstart, tmp_path_factory):
 
 def bases(qs) -> list[str]:  # noqa: ANN001
     return [qs.server_url("server1"), qs.server_url("server2"), qs.lb_url]
+
+
+def served(qs, path: str, status: int = 401, **kw) -> None:  # noqa: ANN001
+    """Wait until every server (and the LB) answers `path` so: each worker applies a new channel
+    when its config event arrives, moments after the command that made it returned."""
+    for base in bases(qs):
+        wait_for(lambda b=base: requests.get(b + path, timeout=5, **kw).status_code == status, what=path)
 
 
 def logs(qs) -> str:  # noqa: ANN001
@@ -74,6 +83,7 @@ def test_basic_auth_channel_answers_401_without_its_credentials_and_tells_the_se
     assert "pw-Tr0ub4dor" not in made.stdout + made.stderr and "password=******" in made.stdout
     zato("channel", "create", qs.path, "--name", "who", "--url-path", "/sec/who", "--service", "sec.who",
          "--security", "crm-users")  # fmt: skip
+    served(qs, "/sec/who")
     counter = f"zato:{qs.cluster}:test:calls"
     for base in bases(qs):
         url = f"{base}/sec/who"
@@ -115,6 +125,7 @@ def test_apikey_channel_made_through_the_admin_api_hides_the_key_from_the_servic
         timeout=10,
     )
     assert r.status_code == 201 and r.json()["channel"]["security"] == "partner", r.text
+    served(qs, "/sec/key")
     for base in bases(qs):
         for headers in ({}, {"X-Partner-Key": "k-8f3"}, {"X-API-Key": "k-8f3a"}):
             r = requests.get(f"{base}/sec/key", headers=headers, timeout=10)
@@ -133,6 +144,7 @@ def test_a_changed_or_switched_off_definition_holds_on_every_worker(qs):
          "--password", "-", input="first\n")  # fmt: skip
     zato("channel", "create", qs.path, "--name", "ops", "--url-path", "/sec/ops", "--service", "sec.who",
          "--security", "ops")  # fmt: skip
+    served(qs, "/sec/ops", 200, auth=("ops", "first"))
 
     def statuses(auth) -> set[int]:  # noqa: ANN001 - 8 calls: both workers of each server, likely
         return {
@@ -160,7 +172,7 @@ def test_a_definition_in_use_cannot_be_deleted_or_renamed_and_a_channel_needs_on
                  ("edit", "security", qs.path, "--name", "temp", "--new-name", "temp2")):  # fmt: skip
         refused = zato("conn", *args, check=False)
         assert refused.returncode != 0 and "HTTP channel(s) temp use it" in refused.stderr
-    assert requests.get(f"{qs.lb_url}/sec/temp", headers={"X-API-Key": "t"}, timeout=10).status_code == 200
+    served(qs, "/sec/temp", 200, headers={"X-API-Key": "t"})
     missing = zato("channel", "create", qs.path, "--name", "x", "--url-path", "/sec/x",
                    "--service", "sec.who", "--security", "nope", check=False)  # fmt: skip
     assert missing.returncode != 0 and "no security definition named 'nope'" in missing.stderr
@@ -183,3 +195,26 @@ def test_a_worker_rereads_a_definition_on_its_config_event(tmp_path, cluster):
         with pytest.raises(Refused):
             worker.guard.check("ch", "k", {"HTTP_X_API_KEY": "one"})
         assert worker.guard.check("ch", "k", {"HTTP_X_API_KEY": "two"})
+
+
+def test_an_address_guessing_passwords_through_the_lb_is_throttled(quickstart, tmp_path):
+    qs = quickstart(servers=1, workers=1)
+    qs.start()
+    module = tmp_path / "secured.py"
+    module.write_text(SOURCE)
+    zato("deploy", qs.path, str(module))
+    zato("conn", "create", "security", qs.path, "--name", "s", "--type", "basic_auth", "--username", "u",
+         "--password", "-", input="right\n")  # fmt: skip
+    zato("channel", "create", qs.path, "--name", "s", "--url-path", "/sec/s", "--service", "sec.who",
+         "--security", "s")  # fmt: skip
+    zato("channel", "create", qs.path, "--name", "o", "--url-path", "/sec/open", "--service", "sec.who")
+    url = f"{qs.lb_url}/sec/s"
+    wait_for(lambda: requests.get(url, auth=("u", "right"), timeout=5).status_code == 200, what="served")
+    codes = [requests.get(url, auth=("u", f"guess-{i}"), timeout=10).status_code for i in range(25)]
+    assert codes[:20] == [401] * 20 and set(codes[20:]) == {429}  # [channels] max_failures: 20 a minute
+    refused = requests.get(url, auth=("u", "right"), timeout=10)
+    assert refused.status_code == 429 and "too many failed logins" in refused.json()["zato_env"]["details"]
+    assert requests.get(f"{qs.lb_url}/sec/open", timeout=10).status_code == 429  # the whole address
+    direct = requests.get(f"{qs.server_url('server1')}/sec/s", auth=("u", "right"), timeout=10)
+    assert direct.status_code == 200  # the servers' own ports are not throttled
+    assert requests.get(f"{qs.lb_url}/zato/admin/channels", auth=qs.admin_auth, timeout=10).ok  # nor admin

@@ -95,6 +95,7 @@ def test_default_edge_config_protects_the_public_port(lb_dir):
     assert "maxconn 256 maxqueue 256" in text  # per server, with a bounded queue
     assert "http-request return status 403" in text and "if zato_internal" in text
     assert "sc1_gpc0_rate(admin_failures) ge 10" in text
+    assert "if !zato_admin { sc2_gpc0_rate(channel_failures) ge 20 }" in text  # secured channels' 401s
     assert "acl zato_admin path,url_dec -m beg /zato/api/invoke/" in text  # zato-client's path too
     assert "option httpchk GET /zato/ready" in text  # readiness, not liveness, decides traffic
     # A vanished host's requests: found by keep-alive probes, replayed or answered 504;
@@ -108,12 +109,15 @@ def test_default_edge_config_protects_the_public_port(lb_dir):
 
 def test_edge_settings_from_lb_conf(lb_dir):
     set_lb_conf(
-        lb_dir, "[admin]\nthrough_lb = off\n[tls]\ncert = lb.pem\n[haproxy]\nmax_conn_per_source = 0\n"
+        lb_dir,
+        "[admin]\nthrough_lb = off\n[tls]\ncert = lb.pem\n[haproxy]\nmax_conn_per_source = 0\n"
+        "[channels]\nmax_failures = 0\n",
     )
     s = load_lb_settings(lb_dir)
     assert s.edge.tls_cert == os.path.join(lb_dir, "config", "lb.pem")
     text = render.render(s, [])
     assert "are not served through the load balancer" in text and "admin_failures" not in text
+    assert "channel_failures" not in text and "track-sc2" not in text
     assert "tcp-request connection" not in text
     assert f"ssl crt {s.edge.tls_cert} alpn h2,http/1.1" in text
     assert "alpn h2" not in render.render(replace(s, edge=replace(s.edge, tls_cert="")), [])

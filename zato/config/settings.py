@@ -129,6 +129,7 @@ class EdgeSettings:
     server_maxqueue: int = 256  # [haproxy] requests queued per server; more go elsewhere or get 503
     admin_through_lb: bool = True  # [admin] through_lb: /zato/admin/ reachable through the LB
     admin_max_failures: int = 10  # [admin] max_failures: failed logins per address per minute; 0 = no limit
+    channel_max_failures: int = 20  # [channels] max_failures: the same on secured HTTP channels
     tls_cert: str = ""  # [tls] cert: PEM with certificate (chain) and key; empty = plain HTTP
     tls_alpn: str = "h2,http/1.1"  # [tls] alpn
 
@@ -439,6 +440,7 @@ def _edge(r: _Reader) -> EdgeSettings:
         server_maxqueue=haproxy("server_maxqueue", 0),
         admin_through_lb=r.bool("admin", "through_lb", d.admin_through_lb),
         admin_max_failures=r.int("admin", "max_failures", d.admin_max_failures, 0, 1000000),
+        channel_max_failures=r.int("channels", "max_failures", d.channel_max_failures, 0, 1000000),
         tls_cert=tls_cert,
         tls_alpn=_alpn(r, d.tls_alpn),
     )

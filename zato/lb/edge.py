@@ -27,6 +27,7 @@ from zato.config.settings import EdgeSettings
 
 SOURCE_TABLE = "per_source"
 ADMIN_TABLE = "admin_failures"
+CHANNEL_TABLE = "channel_failures"
 INTERNAL_PATH = "/zato/internal"
 ADMIN_PATH = "/zato/admin"
 API_INVOKE_PATH = "/zato/api/invoke"  # Zato's APIClient; /zato/admin/invoke is under ADMIN_PATH
@@ -66,15 +67,20 @@ def bind_line(host: str, port: int, e: EdgeSettings) -> str:
     return line
 
 
-def frontend_lines(e: EdgeSettings) -> list[str]:
-    """Rules of the public frontend, in the order HAProxy evaluates them."""
+def connection_lines(e: EdgeSettings) -> list[str]:
+    """The public frontend's limits on connections (evaluated before any HTTP rule)."""
     lines = [f"    maxconn {e.maxconn}", "    option http-buffer-request"]
     if e.max_conn_per_source:
         lines += [
             f"    tcp-request connection track-sc0 src table {SOURCE_TABLE}",
             f"    tcp-request connection reject if {{ sc0_conn_cur gt {e.max_conn_per_source} }}",
         ]
-    lines += [
+    return lines
+
+
+def frontend_lines(e: EdgeSettings) -> list[str]:
+    """HTTP rules of the public frontend, in the order HAProxy evaluates them."""
+    lines = [
         f"    acl zato_internal path,url_dec -m beg {INTERNAL_PATH}/",
         f"    acl zato_internal path,url_dec -m str {INTERNAL_PATH}",
         f"    acl zato_admin path,url_dec -m beg {ADMIN_PATH}/",
@@ -98,6 +104,16 @@ def frontend_lines(e: EdgeSettings) -> list[str]:
             ),
             "    http-response sc-inc-gpc0(1) if { status 401 }  # sc1 is tracked on admin paths only",
         ]
+    if e.channel_max_failures:  # callers of secured channels guessing passwords or keys
+        lines += [
+            f"    http-request track-sc2 src table {CHANNEL_TABLE} if !zato_admin",
+            _return(
+                429,
+                "too many failed logins from this address; try again later",
+                f"if !zato_admin {{ sc2_gpc0_rate({CHANNEL_TABLE}) ge {e.channel_max_failures} }}",
+            ),
+            "    http-response sc-inc-gpc0(2) if { status 401 }  # sc2 is tracked on other paths only",
+        ]
     return lines
 
 
@@ -109,6 +125,9 @@ def table_sections(e: EdgeSettings) -> list[str]:
     if e.admin_through_lb and e.admin_max_failures:
         store = "gpc0,gpc0_rate(60s)"
         out.append(f"backend {ADMIN_TABLE}\n    stick-table type ipv6 size 100k expire 60s store {store}\n")
+    if e.channel_max_failures:
+        store = "gpc0,gpc0_rate(60s)"
+        out.append(f"backend {CHANNEL_TABLE}\n    stick-table type ipv6 size 100k expire 60s store {store}\n")
     return out
 
 

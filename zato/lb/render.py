@@ -241,6 +241,7 @@ def render(settings: LBSettings, servers: list[Backend]) -> str:
         "global_lines": edge.global_lines(s.edge),
         "defaults_lines": edge.defaults_lines(s.edge),
         "bind_line": [edge.bind_line(s.host, s.port, s.edge)],
+        "connection_lines": edge.connection_lines(s.edge),
         "frontend_lines": edge.frontend_lines(s.edge),
         "servers": [f"    server {b.name} {b.address} {opts}" for b in sorted(servers, key=lambda b: b.name)],
         "tables": tables,
