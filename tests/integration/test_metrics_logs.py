@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import pytest
 import requests
@@ -140,13 +141,6 @@ def test_every_process_writes_to_a_new_log_once_the_old_one_is_moved_away(cluste
     os.rename(os.path.join(logs, "server.log"), os.path.join(logs, "server.log.1"))
     moved_size = os.path.getsize(os.path.join(logs, "server.log.1"))
     os.rename(os.path.join(logs, "http_access.log"), os.path.join(logs, "http_access.log.1"))
-    moved_access = os.path.getsize(os.path.join(logs, "http_access.log.1"))
-    cids = {
-        requests.get(
-            cluster.server_url("server1") + "/test/pid", timeout=10, headers={"Connection": "close"}
-        ).headers["X-Zato-CID"]
-        for _ in range(10)
-    }
     module = tmp_path / "after_rotation.py"
     module.write_text("from zato.service import Service\n\nclass After(Service):\n    name = 'test.after'\n")
     zato("deploy", cluster.path, str(module))  # each worker logs loading it
@@ -173,8 +167,19 @@ def test_every_process_writes_to_a_new_log_once_the_old_one_is_moved_away(cluste
             pids = {r["pid"] for r in map(json.loads, f) if r["role"] == "worker"}
         assert len(pids) == 2  # both workers
         assert os.path.getsize(os.path.join(logs, "server.log.1")) == moved_size
-        with open(os.path.join(logs, "http_access.log")) as f:
-            assert cids <= {json.loads(line)["cid"] for line in f}
-        assert os.path.getsize(os.path.join(logs, "http_access.log.1")) == moved_access
+
+        # The access log is checked once a second: within it, lines go on in the moved file
+        def access_cids(name: str) -> set[str]:
+            with open(os.path.join(logs, name)) as f:
+                return {json.loads(line)["cid"] for line in f}
+
+        def pid_cid() -> str:
+            url = cluster.server_url("server1") + "/test/pid"
+            return requests.get(url, timeout=10, headers={"Connection": "close"}).headers["X-Zato-CID"]
+
+        time.sleep(1.1)  # every worker's check is due: its next line opens the new file
+        moved = access_cids("http_access.log.1")
+        later = {pid_cid() for _ in range(10)}
+        assert later <= access_cids("http_access.log") and not later & moved
     finally:
         zato("conn", "delete", "zmq-channel", cluster.path, "--name", "rot")

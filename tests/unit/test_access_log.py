@@ -4,6 +4,7 @@ JSON format is one object a line (tests/integration/test_access_logs.py runs it 
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import pytest
@@ -15,9 +16,8 @@ from zato.server import access_log
 def log_file(tmp_path):
     path = tmp_path / "logs" / "http_access.log"
     yield path
-    for h in list(access_log.logger.handlers):
-        access_log.logger.removeHandler(h)
-        h.close()
+    os.close(access_log._file.fd)  # this process's: no other test writes an access log
+    access_log._file = None
 
 
 ENVIRON = {
@@ -47,3 +47,15 @@ def test_json_lines_are_one_object_each(log_file):
     assert record["status"] == 500 and record["bytes"] is None and record["user"] == "crm"
     assert record["target"] == "/crm/clients?a=1&secret=******"
     assert record["user_agent"] == ENVIRON["HTTP_USER_AGENT"]
+
+
+def test_a_moved_log_is_followed_within_a_second_and_nothing_is_lost(log_file, monkeypatch):
+    access_log.setup(str(log_file), "text")
+    access_log.write(ENVIRON, "200 OK", [], "K1", time.perf_counter())
+    os.rename(log_file, str(log_file) + ".1")  # logrotate
+    access_log.write(ENVIRON, "200 OK", [], "K2", time.perf_counter())  # within the second: the moved file
+    monkeypatch.setattr(access_log, "REOPEN_CHECK", 0.0)
+    access_log.write(ENVIRON, "200 OK", [], "K3", time.perf_counter())
+    moved = open(str(log_file) + ".1").read()
+    assert " K1 " in moved and " K2 " in moved and " K3 " not in moved
+    assert " K3 " in log_file.read_text() and oct(os.stat(log_file).st_mode & 0o777) == "0o600"
