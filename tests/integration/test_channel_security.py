@@ -137,6 +137,11 @@ def test_apikey_channel_made_through_the_admin_api_hides_the_key_from_the_servic
     assert "HTTP channel who-key: rejected credentials (no X-Partner-Key header)" in logs(qs)
     listed = admin.get(f"{api}/channels", timeout=10).json()["channels"]
     assert {c["name"]: c["security"] for c in listed}["who-key"] == "partner"
+    same = {"name": "who-key", "url_path": "/sec/key", "service": "sec.who"}
+    forgot = admin.post(f"{api}/channels", json=same, timeout=10)
+    assert forgot.status_code == 400 and "secured by 'partner'" in forgot.text, forgot.text
+    assert admin.post(f"{api}/channels", json={**same, "security": None}, timeout=10).status_code == 200
+    served(qs, "/sec/key", 200)  # opened on purpose
 
 
 def test_a_changed_or_switched_off_definition_holds_on_every_worker(qs):
@@ -179,7 +184,13 @@ def test_a_definition_in_use_cannot_be_deleted_or_renamed_and_a_channel_needs_on
     no_user = zato("conn", "create", "security", qs.path, "--name", "u", "--type", "basic_auth", "--password",
                    "p", check=False)  # fmt: skip
     assert no_user.returncode != 0 and "a basic_auth definition needs a username" in no_user.stderr
-    zato("channel", "create", qs.path, "--name", "temp", "--url-path", "/sec/temp", "--service", "sec.who")
+    forgot = zato("channel", "create", qs.path, "--name", "temp", "--url-path", "/sec/temp", "--service",
+                  "sec.who", check=False)  # fmt: skip
+    assert forgot.returncode != 0 and "channel temp is secured by 'temp'" in forgot.stderr
+    assert "--security temp" in forgot.stderr and "--open" in forgot.stderr
+    served(qs, "/sec/temp", 401)  # still secured
+    zato("channel", "create", qs.path, "--name", "temp", "--url-path", "/sec/temp", "--service", "sec.who",
+         "--open")  # fmt: skip
     wait_for(lambda: requests.get(f"{qs.lb_url}/sec/temp", timeout=10).status_code == 200, what="open again")
     zato("conn", "delete", "security", qs.path, "--name", "temp")
     listed = zato("channel", "list", qs.path).stdout

@@ -90,6 +90,12 @@ def test_a_channel_names_an_existing_definition(odb):
     odb_api.save_channel(odb, CLUSTER, channel)
     assert odb_api.list_channels(odb, CLUSTER)[0].security == "users"
     assert odb_api.make_channel("d", "/d", "svc", security="").security is None  # "" is open
+    moved = odb_api.make_channel("c", "/c2", "svc")  # the same channel, --security forgotten
+    with pytest.raises(ODBError, match="channel c is secured by 'users': without security it would be open"):
+        odb_api.save_channel(odb, CLUSTER, moved)
+    assert odb_api.list_channels(odb, CLUSTER)[0].url_path == "/c"  # unchanged
+    odb_api.save_channel(odb, CLUSTER, moved, opening=True)
+    assert odb_api.list_channels(odb, CLUSTER)[0].security is None
 
 
 def test_an_odb_made_before_channel_security_gets_the_column(tmp_path):

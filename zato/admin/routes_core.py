@@ -104,7 +104,8 @@ def save_channel() -> dict:
             data.get("max_body"),
             data.get("security"),
         )
-        created = channels.save(w.odb, w.redis, w.settings.cluster, ch)
+        opening = "security" in data and not data["security"]  # "security": null opens it on purpose
+        created = channels.save(w.odb, w.redis, w.settings.cluster, ch, opening)
     except CoordError as e:
         fail(503, str(e))
     except ZatoError as e:

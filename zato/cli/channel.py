@@ -48,6 +48,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="a security definition its callers must satisfy (HTTP Basic Auth or an API key, made with"
         " zato conn create security); without it the channel is open to anyone who reaches it",
     )
+    c.add_argument(
+        "--open",
+        action="store_true",
+        help="replace a secured channel with an open one (without it, leaving out --security is refused)",
+    )
     c.set_defaults(func=create)
     ls = act.add_parser("list", help="list HTTP channels")
     ls.add_argument("path", metavar="DIR", help="a server or quickstart directory")
@@ -63,6 +68,8 @@ def _change(args: argparse.Namespace, apply) -> object:  # noqa: ANN001
 
 
 def create(args: argparse.Namespace) -> int:
+    if args.open and args.security:
+        raise ConfigError("give --security NAME or --open, not both")
     ch = odb_api.make_channel(
         args.name,
         args.url_path,
@@ -75,7 +82,7 @@ def create(args: argparse.Namespace) -> int:
     )
 
     def save(odb: ODB, client: redis.Redis, cluster: str) -> bool:
-        saved = channels.save(odb, client, cluster, ch)
+        saved = channels.save(odb, client, cluster, ch, opening=args.open)
         warn_unknown_service(odb, cluster, ch.service, "requests to it")
         return saved
 

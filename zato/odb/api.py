@@ -229,8 +229,10 @@ def unknown_service(odb: ODB, cluster: str, name: str | None, what: str) -> str 
 # HTTP channels
 
 
-def save_channel(odb: ODB, cluster: str, ch: ChannelRecord) -> bool:
-    """Create or replace the channel named ch.name; True if it was created."""
+def save_channel(odb: ODB, cluster: str, ch: ChannelRecord, opening: bool = False) -> bool:
+    """Create or replace the channel named ch.name; True if it was created. Replacing a
+    secured channel with one without security is refused unless `opening` says so: a
+    forgotten --security must not open a channel to anyone."""
     if ch.data_format not in DATA_FORMATS:
         raise ODBError(f"data format {ch.data_format!r} is not one of {', '.join(DATA_FORMATS)}")
     with odb.session() as s:
@@ -263,6 +265,12 @@ def save_channel(odb: ODB, cluster: str, ch: ChannelRecord) -> bool:
                 " (zato conn create security DIR --name ... --type basic_auth|apikey)"
             )
         row = s.scalar(select(HTTPChannel).where(HTTPChannel.cluster_id == cid, HTTPChannel.name == ch.name))
+        if row is not None and row.security and ch.security is None and not opening:
+            raise ODBError(
+                f"channel {ch.name} is secured by {row.security!r}: without security it would be open to"
+                f" anyone; give its security again to keep it (--security {row.security}), or open it"
+                ' on purpose (--open; admin API: "security": null)'
+            )
         created = row is None
         if row is None:
             row = HTTPChannel(cluster_id=cid, name=ch.name)

@@ -16,10 +16,11 @@ def _announce(client: redis.Redis, cluster: str, name: str, what: str) -> None:
     events.announce(client, cluster, {"kind": "channel", "name": name}, what)
 
 
-def save(odb: ODB, client: redis.Redis, cluster: str, ch: ChannelRecord) -> bool:
-    """Create or replace channel ch.name and announce it; True if it was created."""
+def save(odb: ODB, client: redis.Redis, cluster: str, ch: ChannelRecord, opening: bool = False) -> bool:
+    """Create or replace channel ch.name and announce it; True if it was created (`opening`:
+    odb_api.save_channel)."""
     events.reachable(client)
-    created = odb_api.save_channel(odb, cluster, ch)
+    created = odb_api.save_channel(odb, cluster, ch, opening)
     _announce(client, cluster, ch.name, f"channel {ch.name}")
     return created
 
