@@ -9,11 +9,13 @@ from __future__ import annotations
 import glob
 import os
 import sqlite3
+import time
 
 import pytest
 import requests
 
-from tests.support import sqlite_worker, wait_for, zato
+from tests.conn_support import TCPProxy
+from tests.support import PG_URL, free_port, sqlite_worker, wait_for, zato
 from zato.odb import connectors
 from zato.server.channel_security import Refused
 
@@ -229,3 +231,33 @@ def test_an_address_guessing_passwords_through_the_lb_is_throttled(quickstart, t
     direct = requests.get(f"{qs.server_url('server1')}/sec/s", auth=("u", "right"), timeout=10)
     assert direct.status_code == 200  # the servers' own ports are not throttled
     assert requests.get(f"{qs.lb_url}/zato/admin/channels", auth=qs.admin_auth, timeout=10).ok  # nor admin
+
+
+def test_while_the_odb_is_away_a_secured_channel_goes_on_checking_callers(quickstart, tmp_path):
+    """PostgreSQL reached through a proxy the test stops: the server keeps the definitions it
+    read (as it keeps its channels), so callers are still told apart, none let in."""
+    proxy = TCPProxy(free_port(), ("127.0.0.1", 5432))
+    proxy.start()
+    try:
+        url = PG_URL.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+        qs = quickstart(servers=1, workers=1, odb=url)
+        qs.start()
+        module = tmp_path / "secured.py"
+        module.write_text(SOURCE)
+        zato("deploy", qs.path, str(module))
+        zato("conn", "create", "security", qs.path, "--name", "k", "--type", "apikey", "--password", "key-1")
+        zato("channel", "create", qs.path, "--name", "k", "--url-path", "/sec/odb", "--service", "sec.who",
+             "--security", "k")  # fmt: skip
+        urls = [qs.server_url("server1") + "/sec/odb", qs.lb_url + "/sec/odb"]
+        for url in urls:
+            wait_for(lambda u=url: requests.get(u, headers={"X-API-Key": "key-1"}, timeout=5).ok, what=url)
+        proxy.stop()  # the ODB is away
+        time.sleep(2.5)  # past the definition's RECHECK: the next request tries the ODB
+        for url in urls:
+            for key, status in (("key-1", 200), ("nope", 401), ("", 401)):
+                r = requests.get(url, headers={"X-API-Key": key}, timeout=10)
+                assert r.status_code == status, (url, key, r.text)
+        assert "cannot read security definition 'k' from the ODB" in logs(qs)
+    finally:
+        proxy.stop()
+        proxy.start()  # back, so the quickstart stops cleanly

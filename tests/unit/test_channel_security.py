@@ -149,3 +149,25 @@ def test_the_guard_checks_each_type_and_rereads_a_definition_it_is_told_changed(
     with pytest.raises(Refused):
         guard.check("ch", "b", basic("u", "p2"))
     assert reads.count("b") == 3
+
+
+def test_while_the_odb_is_away_callers_are_checked_against_the_definition_read_before(odb, monkeypatch):
+    connectors.create(odb, CLUSTER, "security", {"name": "k", "type": "apikey", "password": "k1"})
+    away = {"now": False}
+
+    def load(name: str) -> dict | None:
+        if away["now"]:
+            raise ODBError("ODB error: could not connect to server")
+        return connectors.load(odb, CLUSTER, "security", name)
+
+    guard = Guard(load)
+    with pytest.raises(ODBError):  # never read: the server answers 503, it cannot tell
+        away["now"] = True
+        guard.check("ch", "k", {"HTTP_X_API_KEY": "k1"})
+    away["now"] = False
+    assert guard.check("ch", "k", {"HTTP_X_API_KEY": "k1"})
+    away["now"] = True
+    monkeypatch.setattr("zato.server.channel_security.RECHECK", 0.0)  # due for a read at every call
+    assert guard.check("ch", "k", {"HTTP_X_API_KEY": "k1"})  # the ODB is away: as read before
+    with pytest.raises(Refused):
+        guard.check("ch", "k", {"HTTP_X_API_KEY": "wrong"})

@@ -5,6 +5,8 @@ present its credentials is answered 401 before its body is read or any service r
 A definition is read from the ODB when first needed and again after RECHECK seconds, or at
 once when a config event says it changed (`forget`). A definition that is gone or inactive
 refuses every caller (the channel stays closed, never open), and the log says why once.
+While the ODB cannot be read, callers are checked against the definition read before (as a
+worker's channels stay in memory); one never read is a 503 until the ODB answers.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from zato.common.errors import ZatoError
+from zato.common.errors import ODBError, ZatoError
 from zato.common.passwords import Verifier
 from zato.coord.parse import LogOnce
 from zato.service.base import SecurityInfo
@@ -58,7 +60,17 @@ class Guard:
         now = time.monotonic()
         hit = self._defs.get(name)
         if hit is None or now - hit[0] > RECHECK:
-            hit = (now, self._load(name))
+            try:
+                value = self._load(name)
+            except ODBError as e:  # the ODB is away: go on with what was read from it before
+                if hit is None:
+                    raise
+                _misconfigured.warning(
+                    f"cannot read security definition {name!r} from the ODB ({e}); callers are checked"
+                    " against the one read before until it can"
+                )
+                value = hit[1]
+            hit = (now, value)
             self._defs[name] = hit
         return hit[1]
 

@@ -17,7 +17,14 @@ import gevent
 
 from zato.common import batch, jsonenc
 from zato.common.cid import is_cid, new_cid
-from zato.common.errors import CoordError, InputError, OutgoingNotFound, ServiceNotFound, ZatoError
+from zato.common.errors import (
+    CoordError,
+    InputError,
+    ODBError,
+    OutgoingNotFound,
+    ServiceNotFound,
+    ZatoError,
+)
 from zato.common.exception import Reportable
 from zato.common.log import CID
 from zato.common.signing import verify
@@ -335,6 +342,10 @@ class ServerApp:
             return self.worker.guard.check(ch.name, str(ch.security), environ)
         except Refused as e:
             raise HTTPError(401, e.detail, e.headers) from None
+        except ODBError as e:
+            logger.error("HTTP channel %s: cannot read its security definition: %s", ch.name, e)
+            detail = "cannot check credentials now: the configuration database is not available"
+            raise HTTPError(503, detail) from None
 
     # Connectors -> server
 
