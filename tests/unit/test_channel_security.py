@@ -171,3 +171,20 @@ def test_while_the_odb_is_away_callers_are_checked_against_the_definition_read_b
     assert guard.check("ch", "k", {"HTTP_X_API_KEY": "k1"})  # the ODB is away: as read before
     with pytest.raises(Refused):
         guard.check("ch", "k", {"HTTP_X_API_KEY": "wrong"})
+
+
+def test_a_wrong_user_costs_the_same_password_check_as_a_wrong_password(odb):
+    """Else the time of a 401 tells which user names exist."""
+    values = {"name": "b", "type": "basic_auth", "username": "u", "password": "p"}
+    connectors.create(odb, CLUSTER, "security", values)
+    hashed = []
+
+    def run(func, args):  # noqa: ANN001, ANN202
+        hashed.append(args[0])
+        return func(*args)
+
+    guard = Guard(lambda name: connectors.load(odb, CLUSTER, "security", name), run)
+    for environ in (basic("nobody", "guess"), basic("u", "guess"), {}, {"HTTP_AUTHORIZATION": "Bearer x"}):
+        with pytest.raises(Refused):
+            guard.check("ch", "b", environ)
+    assert hashed == ["guess", "guess"]  # both named users hashed; no credentials, nothing hashed

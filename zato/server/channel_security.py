@@ -93,8 +93,11 @@ class Guard:
 
     def _basic_auth(self, channel: str, d: dict, environ: dict) -> SecurityInfo:
         user, password = basic_auth(environ.get("HTTP_AUTHORIZATION", ""))
+        # The password is checked whatever the user: a wrong user answered sooner than a wrong
+        # password would tell a caller which user names exist. No credentials: nothing to check.
+        password_ok = bool(user) and self._verify(password, d["password"])
         same_user = hmac.compare_digest(user.encode(), str(d["username"]).encode())
-        if not (user and same_user and self._verify(password, d["password"])):
+        if not (user and same_user and password_ok):
             _rejected(channel, environ, f"user {user or '(none)'!r}")
             realm = str(d.get("realm") or "Zato").replace('"', "'")
             raise Refused("wrong or missing credentials", [("WWW-Authenticate", f'Basic realm="{realm}"')])
