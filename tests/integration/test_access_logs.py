@@ -75,6 +75,7 @@ def test_one_request_is_one_line_in_each_log_under_the_same_cid(qs):
         timeout=10,
     )
     assert r.status_code == 200 and r.json() == {"echo": "hi"}
+    assert "Server" not in r.headers  # the LB drops gunicorn's
     cid = r.headers["X-Zato-CID"]
     wait_for(lambda: cid in access_log(qs) and cid in lb_log(qs), 10, what="both access lines")
     server_line = line_with(access_log(qs), cid)
