@@ -157,6 +157,14 @@ def test_dashboard_live_takeover_login_and_csrf(quickstart, browser, tmp_path):
     alert.accept()
     wait_for(lambda: rows(browser, "services") == [], 15, what="the undeployed module gone from the page")
 
+    # HTTP channels show who may call them: a security definition's name, or "open".
+    zato("conn", "create", "security", qs.path, "--name", "crm-users", "--type", "apikey", "--password", "k")
+    zato("channel", "create", qs.path, "--name", "crm", "--url-path", "/crm", "--service", "crm.get",
+         "--security", "crm-users")  # fmt: skip
+    zato("channel", "create", qs.path, "--name", "pub", "--url-path", "/pub", "--service", "pub.get")
+    want = ["crm /crm any crm.get crm-users yes", "pub /pub any pub.get open yes"]
+    wait_for(lambda: rows(browser, "channels") == want, 20, what="both channels with their security")
+
     browser.find_element(By.ID, "logout").click()
     wait_for(lambda: browser.current_url.endswith("/login"), 10, what="back at the login page")
     assert requests.get(url + "api/state", cookies=cookies, timeout=10).status_code == 401
