@@ -163,12 +163,7 @@ class ServerApp:
         token = CID.set(cid)  # log records of this request carry its CID
         in_flight = metrics.instruments().in_flight
         in_flight.inc()
-        if not self.access_log or path.startswith(INTERNAL_PREFIX):  # connectors' calls: not logged
-            try:
-                return self._serve(environ, start_response, path, cid)
-            finally:
-                in_flight.dec()
-                CID.reset(token)
+        logged = self.access_log and not path.startswith(INTERNAL_PREFIX)  # not the connectors' calls
         started, answered = time.perf_counter(), cast(list[Any], ["", []])  # status, headers
 
         def start(status: str, headers: list, exc_info: Any = None) -> Any:
@@ -176,11 +171,12 @@ class ServerApp:
             return start_response(status, headers, exc_info)
 
         try:
-            return self._serve(environ, start, path, cid)
+            return self._serve(environ, start if logged else start_response, path, cid)
         finally:
             in_flight.dec()
             CID.reset(token)
-            access_log.write(environ, answered[0] or "500", answered[1], cid, started)
+            if logged:
+                access_log.write(environ, answered[0] or "500", answered[1], cid, started)
 
     def _serve(self, environ: dict, start_response: StartResponse, path: str, cid: str) -> Iterable[bytes]:
         instruments = metrics.instruments()
