@@ -59,6 +59,8 @@ def test_the_verifier_hashes_a_credential_once_and_again_when_the_stored_hash_ch
         ({"name": "s", "type": "basic_auth", "username": "u"}, "basic_auth needs a password"),
         ({"name": "s", "type": "apikey"}, "apikey needs an API key"),
         ({"name": "s", "type": "apikey", "password": "k", "header": "X Key"}, "is not an HTTP header name"),
+        ({"name": "s", "type": "apikey", "password": "k", "header": "X_Key"}, "servers drop headers with _"),
+        ({"name": "s", "type": "apikey", "password": "k", "header": "Content-Type"}, "give the key its own"),
     ],
 )
 def test_bad_security_definitions_are_named(odb, values, message):

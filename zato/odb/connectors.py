@@ -294,6 +294,10 @@ HEADER_RE = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")  # an HTTP field name (RF
 def _header(where: str, value: str) -> None:
     if not HEADER_RE.fullmatch(value):
         raise ConnectorError(f"{where}: {value!r} is not an HTTP header name, e.g. X-API-Key")
+    if "_" in value:  # gunicorn drops such headers: the key would never arrive
+        raise ConnectorError(f"{where}: {value!r}: servers drop headers with _ in their names; use -")
+    if value.lower() in ("content-type", "content-length", "host"):
+        raise ConnectorError(f"{where}: {value!r} describes the request; give the key its own header")
 
 
 def _sql_url(where: str, value: str) -> None:
