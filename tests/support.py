@@ -261,6 +261,15 @@ class Quickstart:
     def cluster_secret(self) -> str:
         return self.settings(self.server_names[0]).cluster_secret
 
+    def deploy(self, name: str, source: str) -> None:
+        """`zato deploy` of a module `name` with `source` (written to the quickstart's folder)."""
+        folder = os.path.join(self.path, "modules")
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, name + ".py")
+        with open(path, "w") as f:
+            f.write(source)
+        zato("deploy", self.path, path)
+
     # Lifecycle
 
     def create(self) -> Quickstart:

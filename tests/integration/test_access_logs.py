@@ -26,12 +26,10 @@ class Echo(Service):
 
 
 @pytest.fixture(scope="module")
-def qs(module_quickstart, tmp_path_factory):
+def qs(module_quickstart):
     qs = module_quickstart(servers=1, workers=2)
     qs.start()
-    module = tmp_path_factory.mktemp("logmod") / "logmod.py"
-    module.write_text(MODULE)
-    zato("deploy", qs.path, str(module))
+    qs.deploy("logmod", MODULE)
     zato("channel", "create", qs.path, "--name", "echo", "--url-path", "/log/echo", "--service", "log.echo")
     zato("conn", "create", "security", qs.path, "--name", "ops", "--type", "basic_auth",
          "--username", "ops-user", "--password", "-", input="ops-pw\n")  # fmt: skip

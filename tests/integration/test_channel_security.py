@@ -40,14 +40,12 @@ class Who(Service):
 
 
 @pytest.fixture(scope="module")
-def qs(module_quickstart, tmp_path_factory):
+def qs(module_quickstart):
     # Many wrong passwords from this one address below: the LB's throttle (tested on its own
     # cluster at the end) would answer them 429
     qs = module_quickstart(servers=2, workers=2, extra_conf={"lb:channels": {"max_failures": "0"}})
     qs.start()
-    module = tmp_path_factory.mktemp("secured") / "secured.py"
-    module.write_text(SOURCE)
-    zato("deploy", qs.path, str(module))
+    qs.deploy("secured", SOURCE)
     return qs
 
 
@@ -210,12 +208,10 @@ def test_a_worker_rereads_a_definition_on_its_config_event(tmp_path, cluster):
         assert worker.guard.check("ch", "k", {"HTTP_X_API_KEY": "two"})
 
 
-def test_an_address_guessing_passwords_through_the_lb_is_throttled(quickstart, tmp_path):
+def test_an_address_guessing_passwords_through_the_lb_is_throttled(quickstart):
     qs = quickstart(servers=1, workers=1)
     qs.start()
-    module = tmp_path / "secured.py"
-    module.write_text(SOURCE)
-    zato("deploy", qs.path, str(module))
+    qs.deploy("secured", SOURCE)
     zato("conn", "create", "security", qs.path, "--name", "s", "--type", "basic_auth", "--username", "u",
          "--password", "-", input="right\n")  # fmt: skip
     zato("channel", "create", qs.path, "--name", "s", "--url-path", "/sec/s", "--service", "sec.who",
@@ -233,7 +229,7 @@ def test_an_address_guessing_passwords_through_the_lb_is_throttled(quickstart, t
     assert requests.get(f"{qs.lb_url}/zato/admin/channels", auth=qs.admin_auth, timeout=10).ok  # nor admin
 
 
-def test_while_the_odb_is_away_a_secured_channel_goes_on_checking_callers(quickstart, tmp_path):
+def test_while_the_odb_is_away_a_secured_channel_goes_on_checking_callers(quickstart):
     """PostgreSQL reached through a proxy the test stops: the server keeps the definitions it
     read (as it keeps its channels), so callers are still told apart, none let in."""
     proxy = TCPProxy(free_port(), ("127.0.0.1", 5432))
@@ -242,9 +238,7 @@ def test_while_the_odb_is_away_a_secured_channel_goes_on_checking_callers(quicks
         url = PG_URL.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
         qs = quickstart(servers=1, workers=1, odb=url)
         qs.start()
-        module = tmp_path / "secured.py"
-        module.write_text(SOURCE)
-        zato("deploy", qs.path, str(module))
+        qs.deploy("secured", SOURCE)
         zato("conn", "create", "security", qs.path, "--name", "k", "--type", "apikey", "--password", "key-1")
         zato("channel", "create", qs.path, "--name", "k", "--url-path", "/sec/odb", "--service", "sec.who",
              "--security", "k")  # fmt: skip

@@ -47,12 +47,10 @@ def samples(url: str) -> dict[tuple, float]:
 
 
 @pytest.fixture(scope="module")
-def cluster(module_quickstart, tmp_path_factory):
+def cluster(module_quickstart):
     qs = module_quickstart(servers=1, workers=2, extra_conf={"logging": {"format": "json"}})
     qs.start()
-    module = tmp_path_factory.mktemp("mod") / "pidmod.py"
-    module.write_text(MODULE)
-    zato("deploy", qs.path, str(module))
+    qs.deploy("pidmod", MODULE)
     base = qs.server_url("server1")
     for name, service in (("pid", "test.pid"), ("fail", "test.fail")):
         r = requests.post(
