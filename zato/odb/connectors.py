@@ -201,6 +201,10 @@ MEANING: dict[tuple[str, str], tuple[Any, str]] = {
 }
 
 KINDS = tuple(FIELDS)
+# Fields kept hashed (zato.common.passwords), by kind.
+HASHED = {kind: {f.name for f in fields if f.hashed} for kind, fields in FIELDS.items()}
+# Fields of one security type only: a view of the other type leaves them out.
+SECURITY_ONLY = {"username": "basic_auth", "realm": "basic_auth", "header": "apikey"}
 # Kinds that run as a connector process on the lease holder.
 CONNECTOR_KINDS = ("amqp-channel", "amqp-outgoing", "ibm-mq-channel", "ibm-mq-outgoing", "zmq-channel")
 # The definition kind each channel or outgoing kind refers to with its "def" field, and the key
@@ -370,11 +374,6 @@ def _apply(s: Session, cid: int, kind: str, obj: Any, values: dict) -> None:
             setattr(obj, key, value)
     if kind == "security":
         _check_security(obj)
-
-
-# Fields of one security type only: a view of the other type leaves them out.
-SECURITY_ONLY = {"username": "basic_auth", "realm": "basic_auth", "header": "apikey"}
-HASHED = {kind: {f.name for f in fields if f.hashed} for kind, fields in FIELDS.items()}
 
 
 def _check_security(obj: HTTPSecurity) -> None:

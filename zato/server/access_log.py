@@ -30,6 +30,8 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
+from typing import Any
 
 from zato.common.log import redact
 
@@ -99,6 +101,25 @@ def _quoted(value: str) -> str:
         else:
             out.append(ch)
     return "".join(out)
+
+
+class Answer:
+    """A request's start_response, remembering the status and headers it was given, so that
+    log() can write the request's line once it is answered."""
+
+    __slots__ = ("_start_response", "started", "status", "headers")
+
+    def __init__(self, start_response: Callable[..., Any]):
+        self._start_response, self.started = start_response, time.perf_counter()
+        self.status: str = ""
+        self.headers: list[tuple[str, str]] = []
+
+    def start(self, status: str, headers: list, exc_info: Any = None) -> Any:
+        self.status, self.headers = status, headers
+        return self._start_response(status, headers, exc_info)
+
+    def log(self, environ: dict, cid: str) -> None:
+        write(environ, self.status or "500", self.headers, cid, self.started)
 
 
 def write(environ: dict, status: str, headers: list[tuple[str, str]], cid: str, started: float) -> None:

@@ -7,10 +7,9 @@ import hmac
 import io
 import json
 import logging
-import time
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
-from typing import Any, cast
+from typing import Any
 from urllib.parse import parse_qsl
 
 import gevent
@@ -164,19 +163,14 @@ class ServerApp:
         in_flight = metrics.instruments().in_flight
         in_flight.inc()
         logged = self.access_log and not path.startswith(INTERNAL_PREFIX)  # not the connectors' calls
-        started, answered = time.perf_counter(), cast(list[Any], ["", []])  # status, headers
-
-        def start(status: str, headers: list, exc_info: Any = None) -> Any:
-            answered[:] = status, headers
-            return start_response(status, headers, exc_info)
-
+        answer = access_log.Answer(start_response) if logged else None
         try:
-            return self._serve(environ, start if logged else start_response, path, cid)
+            return self._serve(environ, answer.start if answer else start_response, path, cid)
         finally:
             in_flight.dec()
             CID.reset(token)
-            if logged:
-                access_log.write(environ, answered[0] or "500", answered[1], cid, started)
+            if answer is not None:
+                answer.log(environ, cid)
 
     def _serve(self, environ: dict, start_response: StartResponse, path: str, cid: str) -> Iterable[bytes]:
         instruments = metrics.instruments()
