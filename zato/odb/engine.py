@@ -41,6 +41,13 @@ PG_NETWORK = {
 }
 
 
+def is_sqlite(url: str) -> bool:
+    try:
+        return make_url(normalize_url(url)).get_backend_name() == "sqlite"
+    except ArgumentError:
+        return False
+
+
 def make_engine(url: str) -> Engine:
     url = normalize_url(url)
     try:

@@ -28,7 +28,7 @@ from zato.coord.client import connect
 from zato.lifecycle.process import python_module_argv
 from zato.odb import api as odb_api
 from zato.odb.engine import ODB
-from zato.server.fork import ForkedProcess, fork_main
+from zato.server.fork import ForkedProcess, fork_main, odb_work
 from zato.server.pickup import PickupDir
 from zato.server.readiness import DrainFlag
 from zato.server.sidecar import Sidecar
@@ -44,13 +44,17 @@ Views = Callable[[], "dict[str, set[str]] | None"]
 
 
 def record_up_status(settings: ServerSettings, status: str) -> None:
-    odb = ODB(settings.odb_url)
+    def work() -> None:
+        odb = ODB(settings.odb_url)
+        try:
+            odb_api.set_up_status(odb, settings.cluster, settings.name, status)
+        finally:
+            odb.dispose()
+
     try:
-        odb_api.set_up_status(odb, settings.cluster, settings.name, status)
+        odb_work(settings.odb_url, work, f"recording up_status {status}")
     except ZatoError as e:
         logger.error("cannot record up_status %s in the ODB: %s", status, e)
-    finally:
-        odb.dispose()
 
 
 def wait_drained(

@@ -7,6 +7,10 @@ instead of a fresh interpreter importing them again (tens of MB and a second or 
 while the workers boot). The child drops what is the arbiter's (signal handlers, listening
 sockets, the arbiter's wake-up pipe) before running main(), and leaves with os._exit so
 nothing of the arbiter's exit path (atexit, pidfile) runs in it.
+
+in_child(work) runs one function in such a child and hands back its result: the arbiter's
+work with a networked ODB runs there (odb_work), so that no database driver is imported into
+the arbiter and from it into the workers before their gevent monkey-patching.
 """
 
 from __future__ import annotations
@@ -15,15 +19,21 @@ import contextlib
 import importlib
 import logging
 import os
+import pickle
 import signal
 import socket
 import subprocess
 import sys
 import time
 import traceback
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from zato.common.errors import ZatoError
 
 logger = logging.getLogger("zato.arbiter")
+
+T = TypeVar("T")
 
 # Signals gunicorn's arbiter handles; the child starts from the defaults.
 ARBITER_SIGNALS = ("SIGHUP", "SIGQUIT", "SIGINT", "SIGTERM", "SIGTTIN", "SIGTTOU", "SIGUSR1", "SIGUSR2",
@@ -94,3 +104,54 @@ def fork_main(module: str, args: list[str], close: list[socket.socket | int], **
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code if isinstance(code, int) else 1)
+
+
+def odb_work(url: str, work: Callable[[], T], what: str) -> T:
+    """work(), which uses the ODB at `url`, for the arbiter. The arbiter must not import a
+    network database driver: its gevent workers are forked from it, and psycopg imported
+    before a worker's monkey-patching waits on the network without letting the worker's other
+    requests run (with the ODB's host cut off, a whole worker, /zato/ping included, stalls for
+    PostgreSQL's connect_timeout at every read). So the work runs in a child forked for it;
+    SQLite, a local file, is used here."""
+    from zato.odb.engine import is_sqlite
+
+    return work() if is_sqlite(url) else in_child(work, what)
+
+
+def in_child(work: Callable[[], T], what: str) -> T:
+    """work() in a child forked for it, its result (or the exception it raised) handed back
+    through a pipe; for what must not load a module into the arbiter, whose workers inherit
+    it (zato.server.odb_work). The child leaves with os._exit, so nothing of the arbiter's
+    exit path runs in it; ZatoError if it dies without an answer."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        try:
+            os.close(r)
+            for name in ARBITER_SIGNALS:
+                signal.signal(getattr(signal, name), signal.SIG_DFL)
+            signal.set_wakeup_fd(-1)
+            try:
+                answer: tuple = (True, work())
+            except BaseException as e:  # noqa: BLE001 - handed back to the arbiter, raised there
+                answer = (False, e)
+            try:
+                data = pickle.dumps(answer)
+                pickle.loads(data)  # noqa: S301 - what the arbiter will do with it
+            except Exception:  # noqa: BLE001 - what cannot travel goes as its text
+                data = pickle.dumps((False, ZatoError(f"{what}: {answer[1]}")))
+            with os.fdopen(w, "wb") as out:
+                out.write(data)
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as answer_pipe:
+        data = answer_pipe.read()
+    with contextlib.suppress(ChildProcessError):  # gunicorn's waitpid(-1) may have reaped it
+        os.waitpid(pid, 0)
+    if not data:
+        raise ZatoError(f"{what}: the process forked for it ended without an answer")
+    ok, value = pickle.loads(data)  # noqa: S301 - from our own child, through our own pipe
+    if not ok:
+        raise value
+    return value

@@ -20,6 +20,7 @@ from zato.common.errors import CoordError, DeployError, ZatoError
 from zato.config.settings import ServerSettings
 from zato.coord.client import connect
 from zato.odb.engine import ODB
+from zato.server.fork import odb_work
 from zato.service.deploy import DeployResult, LoadCheck, module_name_of, store
 
 logger = logging.getLogger("zato.pickup")
@@ -134,10 +135,13 @@ class PickupDir:
         logger.error("pickup: %s is broken, not deployed: %s", path, error)
 
     def _store(self, module: str, source: str, impls: dict[str, str]) -> DeployResult:
-        odb = ODB(self.settings.odb_url)
-        client = connect(self.settings.redis)
-        try:
-            return store(odb, client, self.settings.cluster, module, source, impls)
-        finally:
-            odb.dispose()
-            client.close()
+        def work() -> DeployResult:
+            odb = ODB(self.settings.odb_url)
+            client = connect(self.settings.redis)
+            try:
+                return store(odb, client, self.settings.cluster, module, source, impls)
+            finally:
+                odb.dispose()
+                client.close()
+
+        return odb_work(self.settings.odb_url, work, f"storing module {module}")

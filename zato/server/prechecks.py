@@ -20,14 +20,19 @@ def check_server(s: ServerSettings, say: Say) -> None:
     from zato.coord.client import check_redis
     from zato.odb.engine import check_odb, create_schema, make_engine
     from zato.server.app import check_gunicorn_settings
+    from zato.server.fork import odb_work
 
     check_gunicorn_settings(s)  # [gunicorn] in server.conf
-    engine = make_engine(s.odb_url)
-    try:
-        check_odb(engine)
-        create_schema(engine)  # what a newer version added (columns) to an older ODB
-    finally:
-        engine.dispose()
+
+    def odb() -> None:
+        engine = make_engine(s.odb_url)
+        try:
+            check_odb(engine)
+            create_schema(engine)  # what a newer version added (columns) to an older ODB
+        finally:
+            engine.dispose()
+
+    odb_work(s.odb_url, odb, "checking the ODB")  # not in the arbiter: zato.server.fork.odb_work
     check_redis(s.redis)
     check_cluster_membership(s, say)
 
