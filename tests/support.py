@@ -4,6 +4,7 @@ running the CLI, waiting for conditions. Real processes only; every test its own
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import random
 import signal
@@ -260,6 +261,14 @@ class Quickstart:
     @property
     def cluster_secret(self) -> str:
         return self.settings(self.server_names[0]).cluster_secret
+
+    def server_logs(self, pattern: str = "server.log") -> str:
+        """The text of every server's logs/`pattern` (a glob: "*.log" for all of them)."""
+        text = ""
+        for path in sorted(glob.glob(os.path.join(self.path, "server*", "logs", pattern))):
+            with open(path, errors="replace") as f:
+                text += f.read()
+        return text
 
     def deploy(self, name: str, source: str) -> None:
         """`zato deploy` of a module `name` with `source` (written to the quickstart's folder)."""

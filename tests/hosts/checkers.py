@@ -64,15 +64,18 @@ class ClientThreads:
 
 @dataclass
 class HttpChecker(ClientThreads):
-    """`clients` threads in the client host, each a keep-alive session GETting `url` in a loop."""
+    """`clients` threads in the client host, each a keep-alive session GETting `url` in a loop
+    (with `headers`)."""
 
     lab: object
     url: str
     clients: int = 4
     results: list[HttpResult] = field(default_factory=list)
+    headers: dict = field(default_factory=dict)
 
     def _loop(self) -> None:
         session = requests.Session()
+        session.headers.update(self.headers)
         while not self._stop.is_set():
             t0 = time.monotonic()
             try:

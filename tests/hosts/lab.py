@@ -66,6 +66,16 @@ class Send(Service):
             self.outgoing.amqp.send(item, "out")
 
 
+class Fetch(Service):
+    """GETs the LB's /zato/ping through the outgoing HTTP connection "lab-lb" (made by the test
+    that needs it): a service whose worker reads a definition from the ODB."""
+    name = "lab.fetch"
+
+    def handle(self):
+        r = self.outgoing.plain_http["lab-lb"].conn.get(self.cid)
+        self.response.payload = {"status": r.status_code, "server": self.server.name}
+
+
 class Slow(Service):
     """Answers after ?s= seconds: a slow but live service."""
     name = "lab.slow"

@@ -11,18 +11,24 @@
   holder's connectors, waking up, have no accepted call and take no outgoing message.
 - A host cut off from the ODB: a query on a connection opened before the cut fails within
   seconds (zato.odb.engine.PG_NETWORK), instead of waiting minutes for the kernel to give up.
+- Every server cut off from the ODB while clients call a secured channel whose service uses an
+  outgoing connection: every call is answered, none waits for the ODB (the workers use the
+  definitions they read before and try the ODB in the background), and they read it again once
+  it is back.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from urllib.parse import urlsplit
 
 import pytest
+import requests
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
-from tests.hosts.checkers import EpochWatch, amqp_counts, stale_accepted
+from tests.hosts.checkers import TIMEOUT, EpochWatch, HttpChecker, amqp_counts, stale_accepted
 from tests.support import wait_for
 from zato.coord import connector_stats
 
@@ -156,3 +162,58 @@ def test_a_query_over_a_dead_link_to_the_odb_fails_in_seconds(lab):
     print(f"ODB cut from {client.name}: {outcome}")
     assert not worker.is_alive(), "the query over the dead link was still waiting after 90 s"
     assert "failed" in outcome and outcome["seconds"] < 60, outcome
+
+
+def server_logs(lab) -> str:
+    text = ""
+    for name in lab.names:
+        with open(os.path.join(lab.server_dir(name), "logs", "server.log"), errors="replace") as f:
+            text += f.read()
+    return text
+
+
+def test_every_server_cut_off_from_the_odb_serves_on_without_waiting_for_it(lab):
+    """Before, a worker held every request while one read of the ODB waited for
+    connect_timeout (psycopg came from the arbiter, imported before gevent's patching), and a
+    service's outgoing connection failed (500) once its definition was 2 s old."""
+    odb_ip = urlsplit(lab.odb_url).hostname
+    lab.cli("conn create http-outgoing", "--name", "lab-lb", "--address", lab.lb_url,
+            "--url-path", "/zato/ping")  # fmt: skip
+    lab.cli("conn create security", "--name", "lab-key", "--type", "apikey", "--password", "k-1")
+    lab.cli("channel create", "--name", "lab-fetch", "--url-path", "/lab/fetch", "--service", "lab.fetch",
+            "--security", "lab-key")  # fmt: skip
+    url, headers = lab.lb_url + "/lab/fetch", {"X-API-Key": "k-1"}
+    try:
+        wait_for(
+            lambda: (
+                {requests.get(url, headers=headers, timeout=5).json().get("server") for _ in range(12)}
+                == set(lab.names)
+            ),
+            timeout=30,
+            what="every server serving /lab/fetch",
+        )
+        http = HttpChecker(lab, url, headers=headers).start()
+        time.sleep(1.0)
+        t0 = time.monotonic()
+        for name in lab.names:
+            lab.net.cut_port(lab.host(name), odb_ip, 5432)
+        try:
+            # past a dead pooled connection's keepalives (about 11 s) and a new connection's
+            # connect_timeout (10 s): each worker tried the ODB more than once meanwhile
+            wait_for(lambda: server_logs(lab).count("cannot read security definition")
+                     >= len(lab.names), timeout=40, what="every server noticing the ODB away")  # fmt: skip
+            time.sleep(25)
+        finally:
+            for name in lab.names:
+                lab.net.heal(lab.host(name))
+        time.sleep(2)
+        http.stop()
+        web = http.counts(since=t0)
+        print(f"ODB cut from every server: {web}")
+        assert web["failed"] == 0 and web["timeout"] == 0, web
+        assert web["worst"] < TIMEOUT and web["ok"] > 100, web
+        wait_for(lambda: "the ODB answers again" in server_logs(lab), timeout=30, what="the ODB read again")
+    finally:
+        lab.cli("channel delete", "--name", "lab-fetch")
+        lab.cli("conn delete security", "--name", "lab-key")
+        lab.cli("conn delete http-outgoing", "--name", "lab-lb")

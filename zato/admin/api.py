@@ -15,6 +15,8 @@ from typing import Any, NoReturn
 
 import bottle
 
+from zato.common.errors import ODBError
+
 logger = logging.getLogger("zato.admin")
 
 CORE = "zato.admin.routes_core"
@@ -68,7 +70,11 @@ def json_body() -> dict:
 
 
 def _error_page(res: bottle.HTTPError) -> str:
+    bottle.response.content_type = "application/json"
+    if isinstance(res.exception, ODBError):  # the ODB is away (down, its host cut off): try later
+        logger.error("cid %s: admin API: %s", cid(), res.exception)
+        bottle.response.status = 503
+        return envelope(str(res.exception))
     if res.exception is not None and res.status_code >= 500:
         logger.error("cid %s: admin API error: %r", cid(), res.exception)
-    bottle.response.content_type = "application/json"
     return envelope(str(res.body) if res.status_code < 500 else "internal server error")

@@ -2,11 +2,11 @@
 zato.odb.connectors), HTTP Basic Auth or an API key in a header, and a request that does not
 present its credentials is answered 401 before its body is read or any service runs.
 
-A definition is read from the ODB when first needed and again after RECHECK seconds, or at
-once when a config event says it changed (`forget`). A definition that is gone or inactive
-refuses every caller (the channel stays closed, never open), and the log says why once.
-While the ODB cannot be read, callers are checked against the definition read before (as a
-worker's channels stay in memory); one never read is a 503 until the ODB answers.
+A definition is read from the ODB when first needed and again after a few seconds, or at once
+when a config event says it changed (`forget`); zato.odb.cached keeps it. A definition that is
+gone or inactive refuses every caller (the channel stays closed, never open), and the log says
+why once. While the ODB cannot be read, callers are checked against the definition read before
+(as a worker's channels stay in memory); one never read is a 503 until the ODB answers.
 """
 
 from __future__ import annotations
@@ -15,18 +15,16 @@ import base64
 import binascii
 import hmac
 import logging
-import time
 from collections.abc import Callable
 
-from zato.common.errors import ODBError, ZatoError
+from zato.common.errors import ZatoError
 from zato.common.passwords import Verifier
 from zato.coord.parse import LogOnce
+from zato.odb.cached import Cached
 from zato.service.base import SecurityInfo
 
 logger = logging.getLogger(__name__)
 _misconfigured = LogOnce(logger)
-
-RECHECK = 2.0  # seconds a definition read from the ODB is trusted without an event
 
 Loader = Callable[[str], "dict | None"]  # security definition name -> its full row, or None
 
@@ -46,39 +44,20 @@ def environ_key(header: str) -> str:
 
 class Guard:
     def __init__(self, load: Loader, run: Callable[..., bool] | None = None):
-        self._load = load
-        self._defs: dict[str, tuple[float, dict | None]] = {}
+        self._defs = Cached(load, "security definition")
         self._verify = Verifier(run)
 
     def forget(self, name: str) -> None:
         """Definition `name` changed: read it again on its next use (and say again what is
         wrong with it, if anything still is)."""
-        self._defs.pop(name, None)
+        self._defs.forget(name)
         _misconfigured.forget()
-
-    def _definition(self, name: str) -> dict | None:
-        now = time.monotonic()
-        hit = self._defs.get(name)
-        if hit is None or now - hit[0] > RECHECK:
-            try:
-                value = self._load(name)
-            except ODBError as e:  # the ODB is away: go on with what was read from it before
-                if hit is None:
-                    raise
-                _misconfigured.warning(
-                    f"cannot read security definition {name!r} from the ODB ({e}); callers are checked"
-                    " against the one read before until it can"
-                )
-                value = hit[1]
-            hit = (now, value)
-            self._defs[name] = hit
-        return hit[1]
 
     def check(self, channel: str, security: str, environ: dict) -> tuple[SecurityInfo, str | None]:
         """What the caller authenticated as, and the environ key of the header that carried
         an API key (None for Basic Auth, whose header services never see); Refused if the
         request lacks the credentials."""
-        d = self._definition(security)
+        d = self._defs.get(security)
         if d is None or not d.get("is_active"):
             state = "does not exist" if d is None else "is inactive"
             _misconfigured.warning(

@@ -186,6 +186,8 @@ class Worker:
                     _odd_events.warning("ignoring channel events without a valid channel name")
             elif kind == "connector" and event.get("type") == "security":
                 self.guard.forget(str(event.get("name")))
+            elif kind == "connector":  # an outgoing connection's edit applies on its next use
+                self.store.outgoing.forget(str(event.get("type")), str(event.get("name")))
         except ZatoError:
             logger.exception("cannot apply config event %s", event)
         finally:

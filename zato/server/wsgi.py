@@ -238,6 +238,9 @@ class ServerApp:
             raise HTTPError(400, str(e)) from None
         except OutgoingNotFound as e:
             raise HTTPError(404, str(e)) from None
+        except ODBError as e:  # an outgoing connection never read before, while the ODB is away
+            logger.error("cid %s: service %s: %s", cid, service, e)
+            raise HTTPError(503, "the configuration database is not available; try again later") from None
         except Reportable as e:
             if e.status >= 500:
                 logger.exception("cid %s: service %s failed", cid, service)

@@ -19,9 +19,9 @@ by default. Sockets are created lazily, one per connection per worker.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -34,11 +34,11 @@ from zato.connector import ibmmq_outgoing
 from zato.connector.zmq_address import endpoint
 from zato.coord.queues import OutQueue, encode
 from zato.odb import connectors
+from zato.odb.cached import Cached
 from zato.odb.engine import ODB
 
 logger = logging.getLogger("zato.outgoing")
 
-RECHECK = 2.0  # seconds a definition read from the ODB is trusted
 ZMQ_SEND_TIMEOUT_MS = 5000
 
 
@@ -62,21 +62,21 @@ def odb_loader(settings: ServerSettings) -> Loader:
 
 
 class _Definitions:
-    """Definitions of one kind, read from the ODB on demand and cached for RECHECK seconds."""
+    """Definitions of one kind, read from the ODB on demand, kept for a few seconds, and kept
+    on while the ODB cannot be read (zato.odb.cached)."""
 
     def __init__(self, load: Loader, kind: str):
-        self._load, self.kind = load, kind
-        self._cache: dict[str, tuple[float, dict | None]] = {}
+        self.kind = kind
+        self._cached = Cached(functools.partial(load, kind), f"{kind} connection")
 
     def get(self, name: str) -> dict:
-        now = time.monotonic()
-        hit = self._cache.get(name)
-        if hit is None or now - hit[0] > RECHECK:
-            hit = (now, self._load(self.kind, name))
-            self._cache[name] = hit
-        if hit[1] is None or not hit[1]["is_active"]:
+        d = self._cached.get(name)
+        if d is None or not d["is_active"]:
             raise OutgoingNotFound(f"no active {self.kind} connection named {name!r}")
-        return hit[1]
+        return d
+
+    def forget(self, name: str) -> None:
+        self._cached.forget(name)
 
 
 class PerWorker:
@@ -84,7 +84,7 @@ class PerWorker:
     an unknown or inactive name is OutgoingNotFound (also a LookupError, as Zato's KeyError)."""
 
     def __init__(self, defs: _Definitions):
-        self._defs = defs
+        self.defs = defs
         self._conns: dict[str, tuple[tuple, object]] = {}
 
     def make(self, name: str, definition: dict) -> object:
@@ -94,7 +94,7 @@ class PerWorker:
         """Release what `make` built for a definition that changed."""
 
     def get(self, name: str) -> Any:
-        d = self._defs.get(name)
+        d = self.defs.get(name)
         shape = tuple(sorted((k, str(v)) for k, v in d.items()))
         known = self._conns.get(name)
         if known is not None and known[0] == shape:
@@ -323,6 +323,14 @@ class Outgoing:
         self.zmq = ZMQOutgoing(load)
         self.plain_http = PlainHTTP(_Definitions(load, "http-outgoing"))
         self.sql = SQL(_Definitions(load, "sql-outgoing"))
+        kinds = (self.amqp, self.ibm_mq, self.zmq, self.plain_http, self.sql)
+        self._by_kind = {o.defs.kind: o.defs for o in kinds}
+
+    def forget(self, kind: str, name: str) -> None:
+        """A config event said that connection `name` of `kind` changed: read it on its next use."""
+        defs = self._by_kind.get(kind)
+        if defs is not None:
+            defs.forget(name)
 
 
 def make_outgoing(settings: ServerSettings, redis_client: redis.Redis) -> Outgoing:

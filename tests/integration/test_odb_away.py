@@ -1,0 +1,118 @@
+"""The ODB (PostgreSQL, reached through a proxy the test cuts) going away while a server serves:
+services go on using the outgoing connections their worker read before, as its channels and
+services stay in memory; one never read is a 503 until the ODB is back. Secured channels do the
+same with their security definitions (tests/integration/test_channel_security.py).
+
+And the ODB's host cut off (a port that takes connections and never answers, as a host behind
+a dead link): a worker whose request waits for the ODB goes on serving its other requests."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import requests
+
+from tests.conn_support import TCPProxy
+from tests.support import PG_URL, free_port, wait_for, zato
+
+SOURCE = """
+from zato.server.service import Service
+
+
+class Out(Service):
+    name = "odb.out"
+
+    def handle(self):
+        conn = self.outgoing.plain_http[self.request.http.GET["conn"]].conn
+        r = conn.get(self.cid)
+        self.response.payload = {"status": r.status_code, "body": r.json()}
+"""
+
+
+def serving(quickstart, port: int):  # noqa: ANN001, ANN201
+    """One server (one worker) whose ODB is PostgreSQL through 127.0.0.1:port, a service calling
+    the outgoing connections "known" (used here, so its worker read it) and "later" (never used
+    yet); returns (quickstart, server URL, URL of a call through "known")."""
+    qs = quickstart(servers=1, workers=1, odb=PG_URL.replace("127.0.0.1:5432", f"127.0.0.1:{port}"))
+    qs.start()
+    qs.deploy("odb_out", SOURCE)
+    base = qs.server_url("server1")
+    for name in ("known", "later"):
+        zato("conn", "create", "http-outgoing", qs.path, "--name", name, "--address", base,
+             "--url-path", "/zato/ping")  # fmt: skip
+    zato("channel", "create", qs.path, "--name", "out", "--url-path", "/odb/out", "--service", "odb.out")
+    url = f"{base}/odb/out?conn=known"
+    wait_for(lambda: requests.get(url, timeout=10).ok, what=url)
+    return qs, base, url
+
+
+def test_outgoing_connections_read_before_serve_on_while_the_odb_is_away(quickstart):
+    proxy = TCPProxy(free_port(), ("127.0.0.1", 5432))
+    proxy.start()
+    try:
+        qs, base, url = serving(quickstart, proxy.port)
+        urls = [url, f"{qs.lb_url}/odb/out?conn=known"]
+        wait_for(lambda: requests.get(urls[1], timeout=10).ok, what=urls[1])
+
+        proxy.stop()  # the ODB is away
+        time.sleep(2.5)  # past the definition's recheck: the next use tries the ODB
+        for _ in range(3):
+            for u in urls:
+                r = requests.get(u, timeout=10)
+                assert r.status_code == 200, r.text  # before: 500, the service failed
+                assert r.json()["status"] == 200 and r.json()["body"]["zato_env"]["result"] == "ZATO_OK"
+            time.sleep(0.5)
+        r = requests.get(f"{base}/odb/out?conn=later", timeout=10)  # never read by this worker
+        assert r.status_code == 503, r.text
+        assert "the configuration database is not available" in r.json()["zato_env"]["details"]
+        assert "cannot read http-outgoing connections from the ODB" in qs.server_logs()
+        r = requests.get(f"{base}/zato/admin/channels", auth=qs.admin_auth, timeout=30)
+        assert r.status_code == 503, r.text  # what needs the ODB itself; before: 500
+        assert r.json()["zato_env"]["details"].startswith("ODB error: ")
+
+        proxy.start()  # back: read again, in the background at first
+        wait_for(lambda: requests.get(f"{base}/odb/out?conn=later", timeout=10).ok, 15, what="the ODB back")
+        assert "the ODB answers again: http-outgoing connections are read from it again" in qs.server_logs()
+    finally:
+        proxy.stop()
+        proxy.start()  # back, so the quickstart stops cleanly
+
+
+def test_a_worker_waiting_for_an_odb_host_that_does_not_answer_serves_its_other_requests(quickstart):
+    """Before, the arbiter had imported psycopg, so the workers forked from it had it from
+    before their gevent monkey-patching: a read of the ODB held the whole worker, /zato/ping
+    included, for PostgreSQL's connect_timeout (10 s), and again at every re-read."""
+    port = free_port()
+    proxy = TCPProxy(port, ("127.0.0.1", 5432))
+    proxy.start()
+    hole = None
+    try:
+        qs, base, url = serving(quickstart, port)
+        proxy.stop()
+        hole = socket.socket()  # the ODB's port now takes connections and never answers
+        hole.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        hole.bind(("127.0.0.1", port))
+        hole.listen(128)
+        time.sleep(2.5)  # past the definition's recheck: its next use has it read again
+        assert requests.get(url, timeout=5).status_code == 200  # at once; the read goes on behind
+        never_read: list = []
+        waiting = threading.Thread(
+            target=lambda: never_read.append(requests.get(f"{base}/odb/out?conn=later", timeout=60))
+        )
+        waiting.start()  # nothing to answer with but what the ODB says: waits up to connect_timeout
+        time.sleep(0.5)
+        assert requests.get(f"{base}/zato/ping", timeout=5).ok  # before: a read timeout
+        assert requests.get(url, timeout=5).status_code == 200
+        assert waiting.is_alive()  # both answered while that request still waited for the ODB
+        waiting.join()
+        assert never_read[0].status_code == 503, never_read[0].text
+        for _ in range(3):  # the ODB is tried in the background now, never on a request's path
+            assert requests.get(url, timeout=5).status_code == 200
+            time.sleep(1)
+    finally:
+        if hole is not None:
+            hole.close()
+        proxy.stop()
+        proxy.start()  # back, so the quickstart stops cleanly
