@@ -6,15 +6,18 @@ run in the arbiter. Real forks, real PostgreSQL."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 
 import pytest
 
 from tests.support import PG_URL
 from zato.common.errors import ODBError, ZatoError
-from zato.server.fork import in_child, odb_work
+from zato.server.fork import in_child, odb_work, start_child
 
 
 class Odd(Exception):
@@ -60,3 +63,43 @@ def test_the_arbiter_side_checks_leave_no_database_driver_in_the_process(tmp_pat
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.split() == ["True", "False"]
+
+
+@pytest.mark.parametrize("work", [lambda: "done", lambda: os._exit(3)], ids=["answer", "no-answer"])
+def test_the_answer_is_read_while_a_process_forked_meanwhile_holds_the_pipe(monkeypatch, work):
+    """gunicorn forks a worker from its own thread while the arbiter's ticker thread runs
+    odb_work: that worker holds a copy of the answer pipe's write end, so reading until EOF
+    would wait as long as the worker lives. Here the pipe is made, then a sleeper forked."""
+    real_pipe, sleepers = os.pipe, []
+
+    def pipe_and_fork():  # noqa: ANN202
+        r, w = real_pipe()
+        pid = os.fork()
+        if pid == 0:  # holds every fd of the parent's, as a forked gunicorn worker does
+            time.sleep(60)
+            os._exit(0)
+        sleepers.append(pid)
+        return r, w
+
+    monkeypatch.setattr(os, "pipe", pipe_and_fork)
+    pending = start_child(work, "storing module m")
+    monkeypatch.setattr(os, "pipe", real_pipe)
+    got: list = []
+
+    def read() -> None:
+        try:
+            got.append(pending.result())
+        except ZatoError as e:
+            got.append(e)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        reader.join(20)
+        assert not reader.is_alive(), "still waiting for EOF"
+        if got[0] != "done":
+            assert "storing module m: the process forked for it ended without an answer" in str(got[0])
+    finally:
+        for pid in sleepers:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)

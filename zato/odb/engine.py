@@ -48,6 +48,13 @@ def is_sqlite(url: str) -> bool:
         return False
 
 
+def load_dialect(url: str) -> None:
+    """Import SQLAlchemy's dialect of `url` (not its database driver, which it imports only
+    when an engine is made)."""
+    with contextlib.suppress(ArgumentError, ImportError):
+        make_url(normalize_url(url)).get_dialect()
+
+
 def make_engine(url: str) -> Engine:
     url = normalize_url(url)
     try:

@@ -20,6 +20,7 @@ import importlib
 import logging
 import os
 import pickle
+import select
 import signal
 import socket
 import subprocess
@@ -27,13 +28,14 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from zato.common.errors import ZatoError
 
 logger = logging.getLogger("zato.arbiter")
 
 T = TypeVar("T")
+ANSWER_HEAD = 8  # bytes of the length before a forked child's answer (in_child)
 
 # Signals gunicorn's arbiter handles; the child starts from the defaults.
 ARBITER_SIGNALS = ("SIGHUP", "SIGQUIT", "SIGINT", "SIGTERM", "SIGTTIN", "SIGTTOU", "SIGUSR1", "SIGUSR2",
@@ -113,16 +115,85 @@ def odb_work(url: str, work: Callable[[], T], what: str) -> T:
     requests run (with the ODB's host cut off, a whole worker, /zato/ping included, stalls for
     PostgreSQL's connect_timeout at every read). So the work runs in a child forked for it;
     SQLite, a local file, is used here."""
-    from zato.odb.engine import is_sqlite
+    return start_odb_work(url, work, what).result()
 
-    return work() if is_sqlite(url) else in_child(work, what)
+
+def start_odb_work(url: str, work: Callable[[], T], what: str) -> Pending[T]:
+    """odb_work started (in a child), so that the arbiter can do something else meanwhile;
+    .result() waits for it. With SQLite the work runs in .result()."""
+    from zato.odb.engine import is_sqlite, load_dialect
+
+    if is_sqlite(url):
+        return Pending(work, what)
+    load_dialect(url)  # SQLAlchemy's side, which imports no driver, is shared with the workers
+    return start_child(work, what)
 
 
 def in_child(work: Callable[[], T], what: str) -> T:
     """work() in a child forked for it, its result (or the exception it raised) handed back
     through a pipe; for what must not load a module into the arbiter, whose workers inherit
-    it (zato.server.odb_work). The child leaves with os._exit, so nothing of the arbiter's
-    exit path runs in it; ZatoError if it dies without an answer."""
+    it (odb_work). The child leaves with os._exit, so nothing of the arbiter's exit path runs
+    in it; ZatoError if it dies without an answer."""
+    return start_child(work, what).result()
+
+
+class Pending(Generic[T]):
+    """Work started in a child (pid and the read end of its answer pipe), or, without a pid,
+    work to run when its result is asked for."""
+
+    def __init__(self, work: Callable[[], T] | None, what: str, pid: int = 0, answer: int = -1):
+        self._work, self.what, self.pid, self._answer = work, what, pid, answer
+
+    def result(self) -> T:
+        if self._work is not None:
+            return self._work()
+        try:
+            data = self._read_answer()
+        finally:
+            os.close(self._answer)
+        if data is None:
+            raise ZatoError(f"{self.what}: the process forked for it ended without an answer")
+        ok, value = pickle.loads(data)  # noqa: S301 - from our own child, through our own pipe
+        if not ok:
+            raise value
+        return value
+
+    def _read_answer(self) -> bytes | None:
+        """The child's answer (its length first), or None if it ended without one. Not read
+        until EOF: a worker gunicorn forked meanwhile (from another thread) holds a copy of
+        the pipe's write end, so EOF may not come while that worker lives."""
+        data, gone = b"", False
+        while True:
+            if len(data) >= ANSWER_HEAD:
+                size = int.from_bytes(data[:ANSWER_HEAD], "big")
+                if len(data) >= ANSWER_HEAD + size:
+                    self._reap()
+                    return data[ANSWER_HEAD : ANSWER_HEAD + size]
+            readable, _, _ = select.select([self._answer], [], [], 0.0 if gone else 0.1)
+            if readable:
+                chunk = os.read(self._answer, 65536)
+                if chunk:
+                    data += chunk
+                    continue
+                gone = True  # EOF: every write end is closed
+            if gone:
+                self._reap()
+                return None
+            gone = self._ended()  # read once more what it may have written just before
+
+    def _ended(self) -> bool:
+        try:
+            pid, _ = os.waitpid(self.pid, os.WNOHANG)
+        except ChildProcessError:  # reaped by gunicorn's waitpid(-1)
+            return True
+        return pid != 0
+
+    def _reap(self) -> None:
+        with contextlib.suppress(ChildProcessError):  # gunicorn's waitpid(-1) may have reaped it
+            os.waitpid(self.pid, 0)
+
+
+def start_child(work: Callable[[], T], what: str) -> Pending[T]:
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child
@@ -141,17 +212,8 @@ def in_child(work: Callable[[], T], what: str) -> T:
             except Exception:  # noqa: BLE001 - what cannot travel goes as its text
                 data = pickle.dumps((False, ZatoError(f"{what}: {answer[1]}")))
             with os.fdopen(w, "wb") as out:
-                out.write(data)
+                out.write(len(data).to_bytes(ANSWER_HEAD, "big") + data)
         finally:
             os._exit(0)
     os.close(w)
-    with os.fdopen(r, "rb") as answer_pipe:
-        data = answer_pipe.read()
-    with contextlib.suppress(ChildProcessError):  # gunicorn's waitpid(-1) may have reaped it
-        os.waitpid(pid, 0)
-    if not data:
-        raise ZatoError(f"{what}: the process forked for it ended without an answer")
-    ok, value = pickle.loads(data)  # noqa: S301 - from our own child, through our own pipe
-    if not ok:
-        raise value
-    return value
+    return Pending(None, what, pid, r)

@@ -9,6 +9,7 @@ need not. `zato start --fg` runs them before it becomes the server.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 from zato.config.settings import ServerSettings
@@ -20,9 +21,7 @@ def check_server(s: ServerSettings, say: Say) -> None:
     from zato.coord.client import check_redis
     from zato.odb.engine import check_odb, create_schema, make_engine
     from zato.server.app import check_gunicorn_settings
-    from zato.server.fork import odb_work
-
-    check_gunicorn_settings(s)  # [gunicorn] in server.conf
+    from zato.server.fork import start_odb_work
 
     def odb() -> None:
         engine = make_engine(s.odb_url)
@@ -32,7 +31,15 @@ def check_server(s: ServerSettings, say: Say) -> None:
         finally:
             engine.dispose()
 
-    odb_work(s.odb_url, odb, "checking the ODB")  # not in the arbiter: zato.server.fork.odb_work
+    # Not in the arbiter (zato.server.fork.odb_work), and meanwhile [gunicorn] is checked
+    checking = start_odb_work(s.odb_url, odb, "checking the ODB")
+    try:
+        check_gunicorn_settings(s)  # [gunicorn] in server.conf
+    except BaseException:
+        with contextlib.suppress(Exception):  # said first, as before; the check is waited for
+            checking.result()
+        raise
+    checking.result()
     check_redis(s.redis)
     check_cluster_membership(s, say)
 
