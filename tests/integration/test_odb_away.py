@@ -4,7 +4,9 @@ services stay in memory; one never read is a 503 until the ODB is back. Secured 
 same with their security definitions (tests/integration/test_channel_security.py).
 
 And the ODB's host cut off (a port that takes connections and never answers, as a host behind
-a dead link): a worker whose request waits for the ODB goes on serving its other requests."""
+a dead link): a worker whose request waits for the ODB goes on serving its other requests.
+
+What a worker keeps, it reads again at once on the config event of a change."""
 
 from __future__ import annotations
 
@@ -15,7 +17,8 @@ import time
 import requests
 
 from tests.conn_support import TCPProxy
-from tests.support import PG_URL, free_port, wait_for, zato
+from tests.support import PG_URL, free_port, sqlite_worker, wait_for, zato
+from zato.odb import connectors
 
 SOURCE = """
 from zato.server.service import Service
@@ -116,3 +119,18 @@ def test_a_worker_waiting_for_an_odb_host_that_does_not_answer_serves_its_other_
             hole.close()
         proxy.stop()
         proxy.start()  # back, so the quickstart stops cleanly
+
+
+def test_a_worker_reads_an_outgoing_connection_again_on_its_config_event(tmp_path, cluster):
+    """Before, only security definitions were forgotten on their event: an edited outgoing
+    connection kept its old definition for up to 2 s on every worker."""
+    with sqlite_worker(tmp_path, cluster) as (odb, worker):
+        values = {"name": "crm", "address": "http://127.0.0.1:9", "url_path": "/a"}
+        connectors.create(odb, cluster, "http-outgoing", values)
+        plain_http = worker.store.outgoing.plain_http
+        assert plain_http.defs.get("crm")["url_path"] == "/a"
+        connectors.edit(odb, cluster, "http-outgoing", "crm", {"url_path": "/b"})
+        assert plain_http.defs.get("crm")["url_path"] == "/a"  # read a moment ago: kept
+        worker.on_event({"kind": "connector", "type": "http-outgoing", "name": "crm"})
+        assert plain_http.defs.get("crm")["url_path"] == "/b"
+        assert plain_http["crm"].conn  # the connection made from the new definition
