@@ -122,7 +122,7 @@ def test_pickup_tries_a_module_again_once_redis_answers(odb, tmp_path):
     assert os.path.exists(os.path.join(settings.pickup_dir, "later.py"))  # waiting, not "broken"
     assert pickup.reported == {} and odb_api.list_modules(db, cluster) == []
     pickup.settings = dataclasses.replace(settings, redis=RedisSettings(url=REDIS_URL))  # Redis is back
-    pickup.retry_at = dict.fromkeys(pickup.retry_at, 0.0)  # instead of waiting REDIS_RETRY
+    pickup.retry_at = dict.fromkeys(pickup.retry_at, 0.0)  # instead of waiting pickup.RETRY
     processed = os.path.join(settings.pickup_dir, "processed", "later.py")
     ticked_until(lambda: os.path.exists(processed))
     assert os.path.exists(processed) and [m.name for m in odb_api.list_modules(db, cluster)] == ["later"]

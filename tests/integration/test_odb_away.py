@@ -6,10 +6,13 @@ same with their security definitions (tests/integration/test_channel_security.py
 And the ODB's host cut off (a port that takes connections and never answers, as a host behind
 a dead link): a worker whose request waits for the ODB goes on serving its other requests.
 
-What a worker keeps, it reads again at once on the config event of a change."""
+What a worker keeps, it reads again at once on the config event of a change. A module dropped
+into the pickup folder while the ODB is away is deployed once it is back."""
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import socket
 import threading
 import time
@@ -17,8 +20,13 @@ import time
 import requests
 
 from tests.conn_support import TCPProxy
-from tests.support import PG_URL, free_port, sqlite_worker, wait_for, zato
+from tests.support import PG_URL, REDIS_URL, cluster_name, free_port, sqlite_worker, wait_for, zato
+from zato.config.settings import RedisSettings, ServerSettings
+from zato.odb import api as odb_api
 from zato.odb import connectors
+from zato.odb.engine import ODB, create_schema
+from zato.odb.models import Cluster
+from zato.server.pickup import PickupDir
 
 SOURCE = """
 from zato.server.service import Service
@@ -134,3 +142,48 @@ def test_a_worker_reads_an_outgoing_connection_again_on_its_config_event(tmp_pat
         worker.on_event({"kind": "connector", "type": "http-outgoing", "name": "crm"})
         assert plain_http.defs.get("crm")["url_path"] == "/b"
         assert plain_http["crm"].conn  # the connection made from the new definition
+
+
+def test_a_pickup_module_waits_for_the_odb_and_is_deployed_once_it_answers(tmp_path):
+    """The arbiter's pickup stores a module through a child forked for it (a PostgreSQL ODB).
+    Before, a module found while the ODB was away was reported broken and left there until
+    someone touched the file."""
+    proxy = TCPProxy(free_port(), ("127.0.0.1", 5432))
+    proxy.start()
+    url = PG_URL.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+    cluster = cluster_name("pickup")
+    odb = ODB(PG_URL)
+    try:
+        create_schema(odb.engine)
+        odb_api.ensure_cluster(odb, cluster)
+        settings = ServerSettings(
+            path=str(tmp_path), name="s1", cluster=cluster, host="127.0.0.1", port=1, workers=1, odb_url=url,
+            redis=RedisSettings(url=REDIS_URL), admin_username="admin", admin_password="pw",
+            cluster_secret="s",
+        )  # fmt: skip
+        os.makedirs(settings.pickup_dir)
+        with open(os.path.join(settings.pickup_dir, "later.py"), "w") as f:
+            f.write("from zato.service import Service\n\nclass Hi(Service):\n    name = 'odb.hi'\n")
+        pickup = PickupDir(dataclasses.replace(settings), interval=0.05)
+        proxy.stop()  # the ODB is away
+
+        def ticked_until(done) -> bool:  # noqa: ANN001
+            deadline = time.monotonic() + 30
+            while not done() and time.monotonic() < deadline:
+                pickup.tick()
+                time.sleep(0.05)
+            return done()
+
+        assert ticked_until(lambda: "later.py" in str(pickup.retry_at))
+        assert pickup.reported == {}  # waiting, not "broken"
+        assert os.path.exists(os.path.join(settings.pickup_dir, "later.py"))
+        proxy.start()  # back
+        pickup.retry_at = dict.fromkeys(pickup.retry_at, 0.0)  # instead of waiting pickup.RETRY
+        processed = os.path.join(settings.pickup_dir, "processed", "later.py")
+        assert ticked_until(lambda: os.path.exists(processed))
+        assert [m.name for m in odb_api.list_modules(odb, cluster)] == ["later"]
+    finally:
+        proxy.stop()
+        with odb.session() as s:
+            s.query(Cluster).filter(Cluster.name == cluster).delete()  # cascades to its modules
+        odb.dispose()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import bottle
 
 from zato.admin.api import fail, json_body, worker
-from zato.common.errors import CoordError, DeployError, ODBError, ZatoError
+from zato.common.errors import CoordError, DeployError, ODBError, ODBUnavailable, ZatoError
 from zato.odb import api as odb_api
 from zato.odb.api import ChannelRecord
 from zato.service import channels
@@ -41,7 +41,7 @@ def deploy_module() -> dict:
             w.settings.deploy_timeout,
             w.settings.import_budget,
         )
-    except CoordError as e:  # Redis: not the request's fault, and the message says what was saved
+    except (CoordError, ODBUnavailable) as e:  # not the request's fault; the message says what was saved
         fail(503, str(e))
     except (DeployError, ODBError) as e:
         fail(400, str(e))

@@ -6,6 +6,8 @@ each a subclass of its parent here; import those from their own module.
     ZatoError
      ├─ ConfigError          a config file or value is missing or malformed
      ├─ ODBError             the configuration database cannot be reached or used
+     │   └─ ODBUnavailable   it cannot be reached (refused, timed out, connection lost):
+     │                       retrying later may help
      ├─ CoordError           Redis (membership, lease, events, queues) failed
      │   ├─ CoordUnavailable Redis cannot be reached (connection refused, timeout, no master)
      │   ├─ CoordDataError   Redis answered with an error (WRONGTYPE, a script error): a bug
@@ -61,6 +63,10 @@ class ConfigError(ZatoError):
 
 class ODBError(ZatoError):
     pass
+
+
+class ODBUnavailable(ODBError):
+    """The ODB did not answer: retrying later may help."""
 
 
 class CoordError(ZatoError):

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 
 from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from zato.common.errors import ConfigError, ODBError
+from zato.common.errors import ConfigError, ODBError, ODBUnavailable
 from zato.common.log import redact
 from zato.odb.models import Base
 
@@ -116,7 +116,7 @@ def check_odb(engine: Engine) -> None:
             conn.execute(text("SELECT 1" if engine.dialect.name != "oracle" else "SELECT 1 FROM DUAL"))
     except SQLAlchemyError as e:
         reason = str(getattr(e, "orig", None) or e).splitlines()[0]
-        raise ODBError(f"ODB at {redact(str(engine.url))} does not answer: {reason}") from None
+        raise ODBUnavailable(f"ODB at {redact(str(engine.url))} does not answer: {reason}") from None
 
 
 class ODB:
@@ -134,6 +134,10 @@ class ODB:
         try:
             yield s
             s.commit()
+        except (OperationalError, InterfaceError) as e:  # the database's side, or the link to it
+            with contextlib.suppress(SQLAlchemyError):
+                s.rollback()
+            raise ODBUnavailable(f"ODB error: {str(e).splitlines()[0]}") from e
         except SQLAlchemyError as e:
             s.rollback()
             raise ODBError(f"ODB error: {str(e).splitlines()[0]}") from e

@@ -5,7 +5,9 @@ once (per modification) and left where it is.
 This runs in the gunicorn arbiter, so it never executes a module itself: each file is loaded
 in a child process (`zato.service.deploy.LoadCheck`) that the arbiter's loop polls without
 blocking, and a module that does not finish loading within [main] deploy_timeout is killed
-and reported as broken. One file is checked at a time.
+and reported as broken. One file is checked at a time. A module that could not be stored or
+announced because the ODB or Redis did not answer is not broken: it is tried again after RETRY
+seconds.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import stat
 import time
 from dataclasses import dataclass
 
-from zato.common.errors import CoordError, DeployError, ZatoError
+from zato.common.errors import CoordError, DeployError, ODBUnavailable, ZatoError
 from zato.config.settings import ServerSettings
 from zato.coord.client import connect
 from zato.odb.engine import ODB
@@ -25,7 +27,7 @@ from zato.service.deploy import DeployResult, LoadCheck, module_name_of, store
 
 logger = logging.getLogger("zato.pickup")
 
-REDIS_RETRY = 10.0  # seconds before a file that could not be announced (Redis down) is tried again
+RETRY = 10.0  # seconds before a file not stored or announced for want of the ODB or Redis is tried again
 
 
 @dataclass
@@ -42,7 +44,7 @@ class PickupDir:
         self.interval = interval
         self.next_poll = 0.0
         self.reported: dict[str, float] = {}  # broken file -> mtime already reported
-        self.retry_at: dict[str, float] = {}  # file not deployed for want of Redis -> when to retry
+        self.retry_at: dict[str, float] = {}  # file not deployed for want of Redis or the ODB -> when
         self.job: _Job | None = None  # the file being loaded in a child process
 
     @property
@@ -61,8 +63,12 @@ class PickupDir:
             names = sorted(n for n in os.listdir(self.path) if n.endswith(".py") and not n.startswith("."))
         except FileNotFoundError:
             return
-        for name in names:
-            if self._start(os.path.join(self.path, name)):
+        paths = [os.path.join(self.path, name) for name in names]
+        for known in (self.reported, self.retry_at):  # forget files that are gone
+            for gone in set(known).difference(paths):
+                del known[gone]
+        for path in paths:
+            if self._start(path):
                 return
 
     def close(self) -> None:
@@ -112,10 +118,10 @@ class PickupDir:
                 return  # still loading; the arbiter comes back within a second
             self.job = None
             result = self._store(module_name_of(job.path), job.source, impls)
-        except CoordError as e:  # the module is fine; Redis is not: try it again later
+        except (CoordError, ODBUnavailable) as e:  # the module is fine; Redis or the ODB is not: later
             self.job = None
-            self.retry_at[job.path] = time.monotonic() + REDIS_RETRY
-            logger.warning("pickup: %s not deployed yet: %s; trying again in %g s", job.path, e, REDIS_RETRY)
+            self.retry_at[job.path] = time.monotonic() + RETRY
+            logger.warning("pickup: %s not deployed yet: %s; trying again in %g s", job.path, e, RETRY)
             return
         except ZatoError as e:
             self.job = None
