@@ -7,20 +7,33 @@ And the ODB's host cut off (a port that takes connections and never answers, as 
 a dead link): a worker whose request waits for the ODB goes on serving its other requests.
 
 What a worker keeps, it reads again at once on the config event of a change. A module dropped
-into the pickup folder while the ODB is away is deployed once it is back."""
+into the pickup folder while the ODB is away is deployed once it is back. A worker that
+subscribes to config events again while the ODB is away reads the ODB once it is back (what
+changed meanwhile came with events it missed)."""
 
 from __future__ import annotations
 
 import dataclasses
 import os
 import socket
+import subprocess
 import threading
 import time
 
+import redis
 import requests
 
 from tests.conn_support import TCPProxy
-from tests.support import PG_URL, REDIS_URL, cluster_name, free_port, sqlite_worker, wait_for, zato
+from tests.support import (
+    PG_URL,
+    REDIS_URL,
+    cluster_name,
+    free_port,
+    process_table,
+    sqlite_worker,
+    wait_for,
+    zato,
+)
 from zato.config.settings import RedisSettings, ServerSettings
 from zato.odb import api as odb_api
 from zato.odb import connectors
@@ -187,3 +200,49 @@ def test_a_pickup_module_waits_for_the_odb_and_is_deployed_once_it_answers(tmp_p
         with odb.session() as s:
             s.query(Cluster).filter(Cluster.name == cluster).delete()  # cascades to its modules
         odb.dispose()
+
+
+def pubsub_clients_of(pid: int) -> list[str]:
+    """Redis CLIENT ids of the pub/sub connections that process `pid` holds (found by their
+    local ports through `ss`), so that a test can cut exactly those."""
+    out = subprocess.run(["ss", "-tnpH", "state", "established", "( dport = :6379 )"],
+                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    ports = {line.split()[2].rsplit(":", 1)[1] for line in out.splitlines() if f"pid={pid}," in line}
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        return [
+            str(c["id"]) for c in client.client_list(_type="pubsub") if c["addr"].rsplit(":", 1)[1] in ports
+        ]
+    finally:
+        client.close()
+
+
+def test_a_worker_resubscribed_while_the_odb_is_away_reads_it_once_it_is_back(quickstart):
+    """Before, the read of the ODB that follows a new subscription failed once and was not
+    tried again: a channel made while the worker was not subscribed stayed a 404 on it until
+    its next reconnection to Redis."""
+    proxy = TCPProxy(free_port(), ("127.0.0.1", 5432))
+    proxy.start()
+    direct = ODB(PG_URL)
+    try:
+        qs, base, url = serving(quickstart, proxy.port)
+        worker = [pid for pid, ppid, cmd in process_table() if ppid == qs.pid("server1") and b"worker" in cmd]
+        assert len(worker) == 1, worker
+        proxy.stop()  # the ODB is away for the server
+        ch = odb_api.make_channel("missed", "/odb/missed", "odb.out")
+        odb_api.save_channel(direct, qs.cluster, ch)  # made meanwhile, its event unheard
+        ids = pubsub_clients_of(worker[0])
+        assert ids, "the worker's subscription to config events"
+        admin = redis.Redis.from_url(REDIS_URL)
+        for client_id in ids:
+            admin.client_kill_filter(_id=client_id)  # the worker subscribes again at once
+        admin.close()
+        wait_for(lambda: "reconciling with the ODB failed" in qs.server_logs(), 30, what="a failed read")
+        assert requests.get(f"{base}/odb/missed?conn=known", timeout=5).status_code == 404
+        proxy.start()  # back
+        wait_for(lambda: requests.get(f"{base}/odb/missed?conn=known", timeout=5).ok, 20, what="the channel")
+        assert "is up to date again" in qs.server_logs()
+    finally:
+        proxy.stop()
+        proxy.start()
+        direct.dispose()

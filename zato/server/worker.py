@@ -48,6 +48,7 @@ def _in_thread(func: Any, args: tuple) -> Any:
     return gevent.get_hub().threadpool.apply(func, args)
 
 
+RECONCILE_RETRY = 2.0  # seconds between reads of the ODB after a (re)subscription could not read it
 WORKER_BOOT_ERROR = 3  # gunicorn's exit code for a worker that failed to boot: the arbiter halts
 
 
@@ -235,11 +236,30 @@ class Worker:
         )
 
     def _on_subscribed(self) -> None:
+        """Subscribed (again): what changed while this worker was not subscribed came with
+        events it missed, so the ODB is read in full. Until that works (the ODB away too, as
+        when the host's link came back for Redis first) it is tried again; events wait."""
+        import gevent
+
         logger.debug("worker %d subscribed to config events", os.getpid())
-        try:
-            self.reconcile()
-        except ZatoError:
-            logger.exception("reconciling with the ODB failed")
+        failed = False
+        while not self.stopping:
+            try:
+                self.reconcile()
+            except ZatoError as e:
+                if not failed:
+                    logger.error(
+                        "reconciling with the ODB failed: %s; changes made while this worker was"
+                        " not subscribed may be missing: trying again every %g s",
+                        e,
+                        RECONCILE_RETRY,
+                    )
+                failed = True
+                gevent.sleep(RECONCILE_RETRY)
+                continue
+            if failed:
+                logger.info("reconciled with the ODB: worker %d is up to date again", os.getpid())
+            return
 
     def close(self) -> None:
         self.stopping = True
