@@ -163,14 +163,15 @@ class Pending(Generic[T]):
         until EOF: a worker gunicorn forked meanwhile (from another thread) holds a copy of
         the pipe's write end, so EOF may not come while that worker lives."""
         data, gone = b"", False
+        poller = select.poll()  # not select.select: the arbiter may hold more than 1,024 fds
+        poller.register(self._answer, select.POLLIN)
         while True:
             if len(data) >= ANSWER_HEAD:
                 size = int.from_bytes(data[:ANSWER_HEAD], "big")
                 if len(data) >= ANSWER_HEAD + size:
                     self._reap()
                     return data[ANSWER_HEAD : ANSWER_HEAD + size]
-            readable, _, _ = select.select([self._answer], [], [], 0.0 if gone else 0.1)
-            if readable:
+            if poller.poll(0 if gone else 100):  # ms
                 chunk = os.read(self._answer, 65536)
                 if chunk:
                     data += chunk
