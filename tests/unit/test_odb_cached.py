@@ -103,3 +103,26 @@ def test_a_bug_in_a_read_behind_is_logged_and_the_reads_go_on(caplog):
     w.now += 3
     c.get("bug")
     assert len(w.pending) == 1  # tried again
+
+
+def test_a_read_behind_that_began_before_a_change_does_not_undo_it():
+    w = World()
+    c = w.cached()
+    c.get("crm")
+    w.now += 3
+    c.get("crm")  # a read behind is due; it reads the row as it is now, before the change
+    read_behind = w.pending.pop()
+    old_load = w.load
+
+    def slow_load(name: str) -> dict | None:  # the change lands while that read is on its way
+        value = old_load(name)
+        c._load = old_load
+        w.rows["crm"] = {"name": "crm", "v": 2}
+        c.forget("crm")
+        assert c.get("crm")["v"] == 2  # the event's read, on the request's path
+        return value
+
+    c._load = slow_load
+    read_behind()
+    assert w.loads == ["crm", "crm", "crm"]  # first, behind (v1), the event's (v2)
+    assert c.get("crm")["v"] == 2  # before: 1 again, for up to 2 s

@@ -56,9 +56,11 @@ class Cached:
         self._away: ODBError | None = None  # the last read failed
         self._next_try = 0.0  # while away: when the background may try the ODB again
         self._reading: set[str] = set()  # names read in the background now
+        self._forgotten: dict[str, int] = {}  # name -> how many times forget() was called
         self._lock = threading.Lock()
 
     def forget(self, name: str) -> None:
+        self._forgotten[name] = self._forgotten.get(name, 0) + 1  # a read begun before is stale
         hit = self._defs.pop(name, None)
         if hit is not None:
             self._before[name] = hit[1]
@@ -81,9 +83,11 @@ class Cached:
         raise ODBError(f"cannot read {self.what} {name!r}: {self._away}")
 
     def _read(self, name: str) -> dict | None:
+        forgotten = self._forgotten.get(name, 0)
         value = self._load(name)
-        self._defs[name] = (self._clock(), value)
-        self._before.pop(name, None)
+        if self._forgotten.get(name, 0) == forgotten:  # else a change came meanwhile: not kept
+            self._defs[name] = (self._clock(), value)
+            self._before.pop(name, None)
         return value
 
     def _went_away(self, e: ODBError, now: float) -> None:
