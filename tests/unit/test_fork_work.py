@@ -1,4 +1,4 @@
-"""zato.server.fork.in_child / odb_work: the arbiter's work with a networked ODB runs in a
+"""zato.server.fork.start_child / odb_work: the arbiter's work with a networked ODB runs in a
 child forked for it (so no database driver is imported into the arbiter, and from it into
 the gevent workers before their monkey-patching); its result or error comes back as if it had
 run in the arbiter. Real forks, real PostgreSQL."""
@@ -17,7 +17,11 @@ import pytest
 
 from tests.support import PG_URL
 from zato.common.errors import ODBError, ZatoError
-from zato.server.fork import in_child, odb_work, start_child
+from zato.server.fork import odb_work, start_child
+
+
+def in_child(work, what: str):  # noqa: ANN001, ANN201
+    return start_child(work, what).result()
 
 
 class Odd(Exception):

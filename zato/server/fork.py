@@ -8,7 +8,7 @@ while the workers boot). The child drops what is the arbiter's (signal handlers,
 sockets, the arbiter's wake-up pipe) before running main(), and leaves with os._exit so
 nothing of the arbiter's exit path (atexit, pidfile) runs in it.
 
-in_child(work) runs one function in such a child and hands back its result: the arbiter's
+start_child(work).result() runs one function in such a child and hands back its result: the arbiter's
 work with a networked ODB runs there (odb_work), so that no database driver is imported into
 the arbiter and from it into the workers before their gevent monkey-patching.
 """
@@ -35,7 +35,7 @@ from zato.common.errors import ZatoError
 logger = logging.getLogger("zato.arbiter")
 
 T = TypeVar("T")
-ANSWER_HEAD = 8  # bytes of the length before a forked child's answer (in_child)
+ANSWER_HEAD = 8  # bytes of the length before a forked child's answer (start_child)
 
 # Signals gunicorn's arbiter handles; the child starts from the defaults.
 ARBITER_SIGNALS = ("SIGHUP", "SIGQUIT", "SIGINT", "SIGTERM", "SIGTTIN", "SIGTTOU", "SIGUSR1", "SIGUSR2",
@@ -129,14 +129,6 @@ def start_odb_work(url: str, work: Callable[[], T], what: str) -> Pending[T]:
     return start_child(work, what)
 
 
-def in_child(work: Callable[[], T], what: str) -> T:
-    """work() in a child forked for it, its result (or the exception it raised) handed back
-    through a pipe; for what must not load a module into the arbiter, whose workers inherit
-    it (odb_work). The child leaves with os._exit, so nothing of the arbiter's exit path runs
-    in it; ZatoError if it dies without an answer."""
-    return start_child(work, what).result()
-
-
 class Pending(Generic[T]):
     """Work started in a child (pid and the read end of its answer pipe), or, without a pid,
     work to run when its result is asked for."""
@@ -195,6 +187,10 @@ class Pending(Generic[T]):
 
 
 def start_child(work: Callable[[], T], what: str) -> Pending[T]:
+    """work() in a child forked for it; .result() hands back its result (or raises the
+    exception it raised), ZatoError if it died without an answer. For what must not load a
+    module into the arbiter, whose workers inherit it (odb_work). The child leaves with
+    os._exit, so nothing of the arbiter's exit path runs in it."""
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child
