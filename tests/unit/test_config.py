@@ -93,3 +93,25 @@ def test_the_dashboard_refuses_an_empty_admin_password(server_dir, tmp_path):
     open(conf, "w").write(text.replace(line, "admin_password ="))
     with pytest.raises(ConfigError, match=r"\[auth\] admin_password is empty"):
         load_dashboard_settings(path)
+
+
+def test_user_conf_dir_names_the_folders_of_self_config(server_dir):
+    import os
+    import stat
+
+    own = os.path.join(server_dir, "config", "user-conf")
+    assert load_server_settings(server_dir).user_conf_dirs == (own,)
+    assert stat.S_IMODE(os.stat(own).st_mode) == 0o700  # its files may hold passwords too
+    edit(
+        server_dir,
+        "drain_seconds = 1.0",
+        "drain_seconds = 1.0\nuser_conf_dir = ../shared-conf, /etc/zato-conf",
+    )
+    parent = os.path.dirname(server_dir)
+    assert load_server_settings(server_dir).user_conf_dirs == (
+        os.path.join(parent, "shared-conf"),
+        "/etc/zato-conf",
+    )
+    edit(server_dir, "user_conf_dir = ../shared-conf, /etc/zato-conf", "user_conf_dir = ,")
+    with pytest.raises(ConfigError, match=r"\[main\] user_conf_dir: give at least one folder"):
+        load_server_settings(server_dir)

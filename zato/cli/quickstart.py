@@ -12,6 +12,7 @@ from zato.lifecycle.layout import (
     DEFAULT_LB_PORT,
     DEFAULT_REDIS,
     DEFAULT_SERVER_PORT,
+    QUICKSTART_USER_CONF,
     QuickstartSpec,
     create_quickstart,
 )
@@ -96,6 +97,10 @@ def create(args: argparse.Namespace) -> int:
         ca = os.path.join(spec.path, "tls", "ca.pem")
         print(f"  TLS: https://localhost:{args.lb_port}/ (trust {ca}, e.g. curl --cacert {ca})")
     print(f"  dashboard on http://127.0.0.1:{args.dashboard_port}/ (log in with the admin API credentials)")
+    user_conf = os.path.join(spec.path, QUICKSTART_USER_CONF)
+    print(
+        f"  your services' settings (self.config.FILE...): *.ini files in {user_conf}, read by every server"
+    )
     conf = os.path.join(spec.path, "server1", "config", "server.conf")
     print(f"  admin API and admin.invoke (Zato's invoke endpoints) credentials: {conf} [auth]")
     if "@" not in args.redis.partition("//")[2]:

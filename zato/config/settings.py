@@ -80,6 +80,7 @@ class ServerSettings:
     invoke_password: str = field(default="", repr=False)  # empty: those endpoints answer 401
     announce_host: str = ""  # the address others (LB, connectors) reach it at; "" = host
     tls_ca_file: str = ""  # [tls] ca_file: CA certificates to verify TLS peers (AMQP) against
+    user_conf_dirs: tuple[str, ...] = ()  # [main] user_conf_dir: services' self.config files (absolute)
 
     @property
     def announced_host(self) -> str:
@@ -401,7 +402,23 @@ def load_server_settings(server_dir: str) -> ServerSettings:
         invoke_username=r.str("auth", "invoke_username", "admin.invoke"),
         invoke_password=_secret(r, "invoke_password", MIN_PASSWORD, optional=True),
         import_budget=r.float("main", "import_budget", 2.0),
+        user_conf_dirs=_user_conf_dirs(r, path),
     )
+
+
+USER_CONF_DIR = os.path.join("config", "user-conf")
+
+
+def _user_conf_dirs(r: _Reader, server_dir: str) -> tuple[str, ...]:
+    """[main] user_conf_dir: folders (comma-separated; relative ones to the server directory)
+    whose *.ini and *.conf files services read as self.config. A folder may not exist yet."""
+    raw = r.str("main", "user_conf_dir", USER_CONF_DIR)
+    folders = tuple(
+        os.path.normpath(os.path.join(server_dir, p.strip())) for p in raw.split(",") if p.strip()
+    )
+    if not folders:
+        raise ConfigError(f"{r.path}: [main] user_conf_dir: give at least one folder")
+    return folders
 
 
 def _existing_file(r: _Reader, section: str, key: str) -> str:

@@ -19,6 +19,7 @@ from zato.config.settings import (
     DASHBOARD_CONF,
     LB_CONF,
     SERVER_CONF,
+    USER_CONF_DIR,
     ServerSettings,
     load_dashboard_settings,
     load_lb_settings,
@@ -36,6 +37,7 @@ DEFAULT_LB_PORT = 11223
 DEFAULT_DASHBOARD_PORT = 8183
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 TLS_DIR = "tls"  # in a quickstart folder: ca.pem (clients trust it) and ca-key.pem
+QUICKSTART_USER_CONF = "user-conf"  # in a quickstart folder: every server's self.config files
 LB_BUNDLE = "lb.pem"  # in the LB's config folder: certificate, CA, key (mode 0600)
 
 
@@ -55,6 +57,7 @@ class ServerSpec:
     sentinel_master: str = ""
     announce_host: str = ""  # what peers reach the server at, when host is 0.0.0.0 or differs
     invoke_password: str = ""  # of admin.invoke (Zato's invoke endpoints); generated when empty
+    user_conf_dir: str = USER_CONF_DIR  # services' self.config files; relative to the server directory
 
     @property
     def announced_host(self) -> str:
@@ -113,6 +116,7 @@ def create_server_dir(path: str, spec: ServerSpec) -> str:
     """Write a server directory (config, logs, pickup, work). Returns its absolute path."""
     path = ensure_empty_dir(path)
     private_dirs(path, ("config", "logs", "pickup", os.path.join("pickup", "processed"), "work"))
+    private_dirs(path, (os.path.normpath(os.path.join(path, spec.user_conf_dir)),))  # may hold secrets too
     conf: dict[str, Mapping[str, object]] = {
         "main": {
             "name": spec.name,
@@ -121,6 +125,7 @@ def create_server_dir(path: str, spec: ServerSpec) -> str:
             "port": spec.port,
             "workers": spec.workers,
             "drain_seconds": "1.0",
+            **({"user_conf_dir": spec.user_conf_dir} if spec.user_conf_dir != USER_CONF_DIR else {}),
         },
         "cluster": {"name": spec.cluster},
         "odb": {"url": spec.odb_url},
@@ -267,6 +272,7 @@ def create_quickstart(q: QuickstartSpec) -> list[str]:
             admin_password=admin_password,
             cluster_secret=secret,
             invoke_password=invoke_password,
+            user_conf_dir=os.path.join(os.pardir, QUICKSTART_USER_CONF),
         )
         made.append(create_server_dir(os.path.join(root, spec.name), spec))
         register_server(odb_url, spec)

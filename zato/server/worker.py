@@ -29,6 +29,7 @@ from zato.service.internal import add_internal
 from zato.service.kvdb import KVDB, Cache
 from zato.service.outgoing import make_outgoing
 from zato.service.store import ServiceStore
+from zato.service.user_config import UserConfig
 
 logger = logging.getLogger("zato.worker")
 _odd_events = LogOnce(logger)
@@ -66,6 +67,7 @@ class Worker:
             kvdb=KVDB(self.redis),
             cache=Cache(self.redis, settings.cluster),
             async_push=functools.partial(async_invoke.push, self.redis, settings.cluster),
+            config=UserConfig(settings.user_conf_dirs),
         )
         self.store.observe = metrics.observe_service  # every invocation, however it came
         add_internal(self.store)

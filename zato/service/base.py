@@ -203,6 +203,7 @@ class Store(Protocol):
     kvdb: Any
     cache: Any
     server: Any
+    config: Any  # zato.service.user_config.UserConfig
     services: dict[str, type[Service]]
     modules: dict[str, tuple[str, tuple[str, ...]]]
 
@@ -266,6 +267,12 @@ class Service:
     def cache(self) -> Any:
         """Zato's cache API (`self.cache.default.get/set/delete`), shared by the cluster."""
         return self._store.cache
+
+    @property
+    def config(self) -> Any:
+        """Zato's user config: `self.config.FILE.SECTION.KEY` from the server's user-config
+        files (zato.service.user_config); `self.config.user.FILE...` is the same."""
+        return self._store.config.current()
 
     @property
     def server(self) -> Any:

@@ -19,6 +19,7 @@ from zato.common.cid import new_cid
 from zato.common.errors import DeployError, ServiceError, ServiceNotFound
 from zato.service.base import Request, Response, Service
 from zato.service.sio import Payload, io_of, parse_input, render_output
+from zato.service.user_config import UserConfig
 
 logger = logging.getLogger(__name__)
 
@@ -155,10 +156,12 @@ class ServiceStore:
         kvdb: Any = None,
         cache: Any = None,
         async_push: Any = None,  # (service, payload, cid) -> None: hand over to the cluster
+        config: UserConfig | None = None,
     ):
         self.server = ServerView(getattr(settings, "name", None), getattr(settings, "cluster", None))
         self.outgoing = outgoing
         self.kvdb, self.cache = kvdb, cache
+        self.config = config or UserConfig()
         self._async_push = async_push
         self.observe: Any = None  # (service name, perf_counter at start) -> None: the worker's metrics
         self.services: dict[str, type[Service]] = {}

@@ -1,0 +1,136 @@
+"""Zato's user config on a real two-server quickstart behind its LB: services read
+`self.config.FILE.SECTION.KEY` from DIR/user-conf, an edit applies on every server without a
+restart, a broken edit keeps the last good one and is logged without its secret, and services
+cannot change what the others read."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import requests
+
+from tests.support import wait_for, zato
+
+SERVICES = """
+from zato.server.service import Service
+
+
+class Settings(Service):
+    name = "conf.settings"
+
+    def handle(self):
+        api = self.config.airports.api
+        self.response.payload = {
+            "base_url": api.base_url,
+            "timeout": int(api.timeout),
+            "t1": self.config.user.airports.terminals.gate_prefixes.T1,
+            "codes": self.config.airports.terminals.codes,
+        }
+
+
+class Typo(Service):
+    name = "conf.typo"
+
+    def handle(self):
+        self.response.payload = {"timeout": self.config.airports.api.timout}
+
+
+class Overwrite(Service):
+    name = "conf.overwrite"
+
+    def handle(self):
+        self.config.airports.api.timeout = "1"
+"""
+
+AIRPORTS = """\
+[api]
+base_url = https://api.airport-ops.example.com
+timeout = 30
+token = s3cret-token-1
+[terminals]
+codes = A, B
+[[gate_prefixes]]
+T1 = A
+"""
+
+
+@pytest.fixture(scope="module")
+def cluster(module_quickstart):
+    qs = module_quickstart(servers=2)
+    with open(os.path.join(qs.path, "user-conf", "airports.ini"), "w") as f:
+        f.write(AIRPORTS)
+    qs.start()
+    qs.deploy("conf_services", SERVICES)
+    for name in ("settings", "typo", "overwrite"):
+        zato(
+            "channel",
+            "create",
+            qs.path,
+            "--name",
+            name,
+            "--url-path",
+            f"/conf/{name}",
+            "--service",
+            f"conf.{name}",
+        )
+    return qs
+
+
+def urls(qs) -> list[str]:  # noqa: ANN001
+    return [qs.server_url(n) for n in qs.server_names] + [qs.lb_url]
+
+
+def edit(qs, text: str) -> None:  # noqa: ANN001
+    path = os.path.join(qs.path, "user-conf", "airports.ini")
+    with open(path, "w") as f:
+        f.write(text)
+    st = os.stat(path)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 2_000_000_000))  # a later edit, whatever the clock
+
+
+def timeouts(qs) -> set:  # noqa: ANN001
+    return {requests.get(f"{u}/conf/settings", timeout=5).json()["timeout"] for u in urls(qs)}
+
+
+def test_services_read_the_files_on_every_server(cluster):
+    for url in urls(cluster):
+        r = requests.get(f"{url}/conf/settings", timeout=5)
+        assert r.status_code == 200, r.text
+        assert r.json() == {
+            "base_url": "https://api.airport-ops.example.com",
+            "timeout": 30,
+            "t1": "A",
+            "codes": ["A", "B"],
+        }
+
+
+def test_an_edit_applies_on_every_server_without_a_restart(cluster):
+    pids = {n: cluster.pid(n) for n in cluster.server_names}
+    edit(cluster, AIRPORTS.replace("timeout = 30", "timeout = 45"))
+    wait_for(lambda: timeouts(cluster) == {45}, timeout=15, what="every server reads timeout 45")
+    assert {n: cluster.pid(n) for n in cluster.server_names} == pids
+
+
+def test_a_broken_edit_keeps_the_last_good_one_and_is_logged_without_its_secret(cluster):
+    edit(cluster, AIRPORTS.replace("timeout = 30", "timeout = 60") + "token s3cret-token-2 pasted here\n")
+    wait_for(  # a worker looks at the files when a service reads them
+        lambda: timeouts(cluster) == {45} and cluster.server_logs().count("line 9: neither a [section]") >= 2,
+        timeout=15,
+        what="each server logs the broken line",
+    )
+    assert timeouts(cluster) == {45}  # the last good file, not half of the broken one
+    assert "s3cret-token" not in cluster.server_logs("*.log")
+    edit(cluster, AIRPORTS.replace("timeout = 30", "timeout = 60"))
+    wait_for(lambda: timeouts(cluster) == {60}, timeout=15, what="the mended file applies")
+
+
+def test_a_missing_key_and_a_write_are_the_services_500_naming_what(cluster):
+    for name, said in (
+        ("typo", "user config airports.api has no 'timout'"),
+        ("overwrite", "user config is read-only: edit its file instead"),
+    ):
+        r = requests.get(f"{cluster.lb_url}/conf/{name}", timeout=5)
+        assert r.status_code == 500, r.text
+        wait_for(lambda: said in cluster.server_logs(), timeout=10, what=said)  # noqa: B023
+    assert requests.get(f"{cluster.lb_url}/conf/settings", timeout=5).status_code == 200

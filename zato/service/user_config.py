@@ -1,0 +1,207 @@
+"""Users' own settings for their services, as in Zato: `self.config`.
+
+Every `*.ini` or `*.conf` file in the server's user-config folders (`[main] user_conf_dir` in
+server.conf; default `config/user-conf`, and a quickstart's servers share `DIR/user-conf`) is
+`self.config.NAME`, NAME being the file's name without its suffix; its sections and keys are
+attributes. `[api]` with `timeout = 30` in airports.ini is `self.config.airports.api.timeout`,
+the text "30". Zato 3.2's spelling `self.config.user.airports` is the same object. The files
+are read with configobj, as Zato reads them: `[[sub]]` nests a section, `a, b` is a list,
+"quoted text" keeps its commas, and nothing is interpolated.
+
+A worker looks at its folders again when a service reads `self.config`, at most once a second:
+an edited file applies without a restart, and a removed one is gone. A file that does not parse
+keeps what was read of it before. The server log names the file and the line, never the line's
+text, which may hold a password. Sections are read-only: a service cannot change what other
+services read.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, NamedTuple
+
+import configobj
+
+logger = logging.getLogger(__name__)
+
+SUFFIXES = (".ini", ".conf")
+RECHECK = 1.0  # seconds: how often a worker may look at the folders again
+ZATO_32_ALIAS = "user"  # self.config.user.NAME, unless a file is itself called user.ini
+
+_WHY = {  # configobj's error classes, said without quoting the line (it may hold a secret)
+    "DuplicateError": "a section or a key given twice",
+    "NestingError": "a section nested deeper than the one around it",
+    "ParseError": "neither a [section], a key = value, nor a # comment",
+    "UnreprError": "a value that cannot be read",
+}
+
+
+def _frozen(*_: Any, **__: Any) -> None:
+    raise TypeError("user config is read-only: edit its file instead")
+
+
+class Section(dict):
+    """One file or one [section] of it: a read-only dict whose keys are also attributes."""
+
+    __slots__ = ("_where",)
+
+    def __init__(self, items: Iterable[tuple[str, Any]], where: str):
+        dict.__init__(self, items)
+        object.__setattr__(self, "_where", where)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            if name.startswith("__"):  # copy, pickle and friends probe for dunders
+                raise AttributeError(name) from None
+            has = ", ".join(sorted(self)) or "nothing"
+            raise AttributeError(f"user config {self._where} has no {name!r} (it has: {has})") from None
+
+    def __missing__(self, name: str) -> Any:
+        raise KeyError(f"user config {self._where} has no {name!r}")
+
+    __setattr__ = __delattr__ = __setitem__ = __delitem__ = _frozen
+    clear = pop = popitem = setdefault = update = __ior__ = _frozen  # type: ignore[assignment]
+
+    def __reduce__(self) -> tuple:
+        """A copy (copy.deepcopy, pickle) is a plain dict, the service's own to change."""
+        return (dict, (dict(self),))
+
+    def __copy__(self) -> dict:
+        return dict(self)
+
+    def __deepcopy__(self, memo: dict) -> dict:
+        import copy
+
+        return {k: copy.deepcopy(v, memo) for k, v in self.items()}
+
+
+class _Root(Section):
+    """name -> file; `.user` is the root itself unless a file is called user.ini."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        if name == ZATO_32_ALIAS and name not in self:
+            return self
+        if name.startswith("__") or name in self:
+            return Section.__getattr__(self, name)
+        raise AttributeError(self._no_file(name))
+
+    def __missing__(self, name: str) -> Any:
+        raise KeyError(self._no_file(name))
+
+    def _no_file(self, name: str) -> str:
+        has = ", ".join(sorted(self)) or "none"
+        return f"no user config file {name}.ini or {name}.conf (there are: {has})"
+
+
+def section_of(node: configobj.Section, where: str) -> Section:
+    items = []
+    for key, value in node.items():
+        if isinstance(value, configobj.Section):
+            value = section_of(value, f"{where}.{key}")
+        items.append((key, value))
+    return Section(items, where)
+
+
+def parse(path: str, name: str) -> Section:
+    """The file at `path` as a Section, or ValueError saying what is wrong and on which line."""
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"not UTF-8 text (byte {e.start})") from None
+    try:
+        parsed = configobj.ConfigObj(text.splitlines(), interpolation=False, list_values=True)
+    except configobj.ConfigObjError as e:
+        errors = getattr(e, "errors", None) or [e]
+        said = "; ".join(
+            f"line {getattr(x, 'line_number', '?')}: {_WHY.get(type(x).__name__, type(x).__name__)}"
+            for x in errors
+        )
+        raise ValueError(said) from None
+    return section_of(parsed, name)
+
+
+class _File(NamedTuple):
+    signature: tuple  # (mtime_ns, size, inode): a change means the file is read again
+    section: Section | None  # what was read of it; None while it never parsed
+
+
+class UserConfig:
+    """What one worker's services read as `self.config`, kept in step with the folders."""
+
+    def __init__(
+        self,
+        folders: Iterable[str] = (),
+        recheck: float = RECHECK,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.folders = tuple(folders)
+        self._recheck, self._clock = recheck, clock
+        self._files: dict[str, _File] = {}
+        self._root = _Root((), "")
+        self._next = clock() + recheck  # the first look is the one below
+        self._unreadable: set[str] = set()  # folders already reported
+        self._scan()
+
+    def current(self) -> Section:
+        """The root (file name -> Section); looks at the folders again if a second has passed."""
+        now = self._clock()
+        if now >= self._next:
+            self._next = now + self._recheck
+            self._scan()
+        return self._root
+
+    def _found(self) -> dict[str, tuple[str, tuple]]:
+        """name -> (path, signature) of every user-config file; a later folder wins."""
+        found: dict[str, tuple[str, tuple]] = {}
+        for folder in self.folders:
+            try:
+                entries = sorted(os.scandir(folder), key=lambda e: e.name)
+            except FileNotFoundError:
+                continue  # no folder, no user config: nothing to say
+            except OSError as e:
+                if folder not in self._unreadable:
+                    self._unreadable.add(folder)
+                    logger.error("user config: cannot read the folder %s: %s", folder, e.strerror)
+                continue
+            self._unreadable.discard(folder)
+            for entry in entries:
+                stem, suffix = os.path.splitext(entry.name)
+                if suffix.lower() not in SUFFIXES or stem.startswith(".") or not entry.is_file():
+                    continue
+                st = entry.stat()
+                found[stem] = (entry.path, (st.st_mtime_ns, st.st_size, st.st_ino))
+        return found
+
+    def _scan(self) -> None:
+        found = self._found()
+        if {n: s for n, (_, s) in found.items()} == {n: f.signature for n, f in self._files.items()}:
+            return
+        files: dict[str, _File] = {}
+        for name, (path, signature) in found.items():
+            old = self._files.get(name)
+            if old and old.signature == signature:
+                files[name] = old
+                continue
+            try:
+                section: Section | None = parse(path, name)
+            except (OSError, ValueError) as e:
+                why = e.strerror if isinstance(e, OSError) else str(e)
+                kept = "keeping what was read of it before" if old and old.section else "it is left out"
+                logger.error("user config %s: cannot read %s: %s; %s", name, path, why, kept)
+                section = old.section if old else None
+            else:
+                logger.info("user config %s: read %s", name, path)
+            files[name] = _File(signature, section)
+        for gone in self._files.keys() - files.keys():
+            logger.info("user config %s: its file is gone", gone)
+        self._files = files
+        self._root = _Root(((n, f.section) for n, f in sorted(files.items()) if f.section is not None), "")
