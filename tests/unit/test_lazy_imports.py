@@ -61,3 +61,13 @@ def test_zato_start_and_stop_leave_the_odb_redis_and_the_server_to_the_server() 
         code = f"from zato.cli.main import build_parser\n{parse}"
         assert loaded(code, heavy) == [""], command
     assert loaded("from zato.cli.main import build_parser\nbuild_parser()", ("sqlalchemy",)) == ["sqlalchemy"]
+
+
+def test_a_server_worker_imports_configobj_only_when_there_is_a_user_config_file(tmp_path) -> None:
+    code = (
+        f"{WORKER}\nfrom zato.service.user_config import UserConfig\n"
+        f"UserConfig([{str(tmp_path)!r}]).current()\n{LOADED.format(heavy=('configobj',))}\n"
+        f"open({str(tmp_path / 'crm.ini')!r}, 'w').write('[db]\\nname = crm\\n')\n"
+        f"assert UserConfig([{str(tmp_path)!r}]).current().crm.db.name == 'crm'"
+    )
+    assert loaded(code, ("configobj",)) == ["", "configobj"]

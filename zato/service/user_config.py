@@ -21,9 +21,10 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-import configobj
+if TYPE_CHECKING:
+    import configobj
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +102,8 @@ class _Root(Section):
 
 
 def section_of(node: configobj.Section, where: str) -> Section:
+    import configobj
+
     items = []
     for key, value in node.items():
         if isinstance(value, configobj.Section):
@@ -111,6 +114,8 @@ def section_of(node: configobj.Section, where: str) -> Section:
 
 def parse(path: str, name: str) -> Section:
     """The file at `path` as a Section, or ValueError saying what is wrong and on which line."""
+    import configobj  # here: a server without user-config files never loads it
+
     with open(path, "rb") as f:
         data = f.read()
     try:
