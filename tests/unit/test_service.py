@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from zato.common.errors import DeployError, ServiceNotFound
@@ -35,6 +37,7 @@ def test_zato_style_names():
         ("def broken(:\n", "does not compile"),
         ("import no_such_module_xyz\n", "fails on import: ModuleNotFoundError"),
         ("X = 1\n", "defines no Service subclass"),
+        ("import sys\nsys.exit(2)\n", "fails on import: SystemExit: 2"),
     ],
 )
 def test_bad_modules_are_rejected_with_a_reason(source, message):
@@ -69,3 +72,84 @@ def test_a_failing_reload_keeps_the_old_version():
     with pytest.raises(DeployError):
         store.load_module("my_api", "raise RuntimeError('no')\n", "h2")
     assert store.invoke("my-api.get-client", {"id": 1}).payload["id"] == 1
+
+
+FAULTY = """
+import sys
+import gevent
+from zato.service import Service
+
+class Exits(Service):
+    name = "faulty.exits"
+
+    def handle(self):
+        sys.exit(3)
+
+class Interrupted(Service):
+    name = "faulty.interrupted"
+
+    def handle(self):
+        raise KeyboardInterrupt
+
+class OwnTimeout(Service):
+    name = "faulty.own-timeout"
+
+    def handle(self):
+        with gevent.Timeout(0.01):  # not caught by the service: its own failure
+            gevent.sleep(1)
+
+class Slow(Service):
+    name = "faulty.slow"
+
+    def handle(self):
+        gevent.sleep(1)
+
+class Patient(Service):
+    name = "faulty.patient"
+
+    def handle(self):
+        try:
+            with gevent.Timeout(0.01):  # around a nested invoke: still the caller's to catch
+                self.invoke("faulty.slow")
+        except gevent.Timeout:
+            self.response.payload = {"gave_up": True}
+
+class Nested(Service):
+    name = "faulty.nested"
+
+    def handle(self):
+        self.invoke("faulty.exits")
+"""
+
+
+@pytest.mark.parametrize(
+    ("service", "said"),
+    [
+        ("faulty.exits", "service faulty.exits called sys.exit(3); the worker goes on"),
+        ("faulty.interrupted", "service faulty.interrupted raised KeyboardInterrupt; the worker goes on"),
+        ("faulty.own-timeout", "service faulty.own-timeout raised Timeout: 0.01 second"),
+        ("faulty.nested", "service faulty.nested called sys.exit(3)"),
+    ],
+)
+def test_what_would_end_a_worker_is_the_services_failure(service, said):
+    from zato.common.errors import ServiceError
+    from zato.service.base import Request
+
+    store = ServiceStore()
+    store.services.update(load_source("faulty", FAULTY))
+    with pytest.raises(ServiceError, match=re.escape(said)):
+        store.run(service, "K1", Request())
+
+
+def test_a_timeout_around_a_nested_invoke_stays_the_callers_and_greenlet_exit_ends_the_request():
+    import gevent
+
+    from zato.service.base import Request
+
+    store = ServiceStore()
+    store.services.update(load_source("faulty", FAULTY))
+    assert store.run("faulty.patient", "K1", Request()).payload == {"gave_up": True}
+    running = gevent.spawn(store.run, "faulty.slow", "K2", Request())
+    gevent.sleep(0)
+    running.kill(block=True)  # how a worker ends a request: not turned into the service's error
+    assert isinstance(running.value, gevent.GreenletExit) and running.successful()

@@ -83,7 +83,7 @@ class AsyncConsumer:
         else:
             request = Request(payload=call.payload, channel=ChannelInfo("invoke-async", INVOKE_ASYNC))
             try:
-                self.worker.store.invoke(call.service, cid=call.cid, request=request)
+                self.worker.store.run(call.service, call.cid, request)
             except Exception:  # noqa: BLE001 - a failing service is logged, not retried
                 logger.exception("cid %s: async service %s failed", call.cid, call.service)
         self.taker.ack(raw)

@@ -231,7 +231,7 @@ class ServerApp:
 
     def _run(self, service: str, request: Request, cid: str) -> Response:
         try:
-            response = self.worker.store.invoke(service, cid=cid, request=request)
+            response = self.worker.store.run(service, cid, request)
         except ServiceNotFound:
             raise HTTPError(404, f"no such service: {service}") from None
         except InputError as e:

@@ -23,6 +23,10 @@ from zato.service.user_config import UserConfig
 
 logger = logging.getLogger(__name__)
 
+# What users' code may raise that must not end the worker: also sys.exit() (SystemExit) and
+# KeyboardInterrupt. Not GreenletExit, nor a gevent.Timeout the server set around the code.
+USER_CODE_ERRORS = (Exception, SystemExit, KeyboardInterrupt)
+
 MODULE_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 DEPLOYED_PREFIX = "zato_deployed."  # sys.modules namespace of deployed modules
 INTERNAL_PREFIX = "zato."  # service names reserved for the server's own services (zato.ping...)
@@ -90,7 +94,7 @@ def load_source(module: str, source: str) -> dict[str, type[Service]]:
     sys.modules[qualified] = mod  # dataclasses and pickling look modules up by name
     try:
         exec(code, mod.__dict__)  # noqa: S102 - deploying code is what this does
-    except Exception as e:  # noqa: BLE001 - any import-time failure is a bad module
+    except USER_CODE_ERRORS as e:  # noqa: BLE001 - any import-time failure is a bad module
         if previous is not None:
             sys.modules[qualified] = previous
         else:
@@ -118,7 +122,7 @@ def _wanted(cls: type[Service], name: str) -> bool:
     """Zato's before_add_to_store: a false answer, or an exception, keeps the service out."""
     try:
         wanted = bool(cls.before_add_to_store(cls.logger))
-    except Exception:  # noqa: BLE001 - as in Zato: logged, and the service is not deployed
+    except USER_CODE_ERRORS:  # noqa: BLE001 - as in Zato: logged, and the service is not deployed
         logger.exception("service %s: before_add_to_store failed; not deployed", name)
         return False
     if not wanted:
@@ -132,7 +136,7 @@ def _finalize(service: Service, name: str, took: float) -> None:
     service.processing_time = int(took * 1000)
     try:
         service.finalize_handle()
-    except Exception:  # noqa: BLE001 - the answer is made: a failing last hook does not undo it
+    except USER_CODE_ERRORS:  # noqa: BLE001 - the answer is made: a failing last hook does not undo it
         logger.exception("service %s: finalize_handle failed (the answer stands)", name)
 
 
@@ -185,7 +189,7 @@ class ServiceStore:
         for name, cls in found.items():
             try:
                 cls.after_add_to_store(cls.logger)
-            except Exception:  # noqa: BLE001 - Zato's hook: logged, the service stays deployed
+            except USER_CODE_ERRORS:  # noqa: BLE001 - Zato's hook: logged, the service stays deployed
                 logger.exception("service %s: after_add_to_store failed", name)
         return list(found)
 
@@ -236,6 +240,26 @@ class ServiceStore:
         finally:
             if self.observe is not None:
                 self.observe(name, started)
+
+    def run(self, name: str, cid: str, request: Request) -> Response:
+        """invoke() for a caller with nothing above it: an HTTP request, an invoke_async call.
+        What a service raises that is not an Exception (sys.exit(), KeyboardInterrupt, a
+        gevent.Timeout of its own left uncaught) is that service's failure, a ServiceError:
+        it would otherwise end the worker, or the request outside our error handling."""
+        try:
+            return self.invoke(name, cid=cid, request=request)
+        except Exception:
+            raise
+        except BaseException as e:
+            from greenlet import GreenletExit  # here: the arbiter, which runs no service, has no greenlet
+
+            if isinstance(e, (GreenletExit, GeneratorExit)):  # the worker ends this request: let it
+                raise
+            if isinstance(e, SystemExit):
+                said = f"called sys.exit({e.code!r})"
+            else:
+                said = f"raised {type(e).__name__}" + (f": {e}" if str(e) else "")
+            raise ServiceError(f"service {name} {said}; the worker goes on") from e
 
     def invoke_async(self, name: str, payload: Any = None) -> str:
         """Queue `name` for some server of the cluster; returns the new invocation's CID."""

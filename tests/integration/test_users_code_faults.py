@@ -1,0 +1,91 @@
+"""Users' code that would end a worker does not: sys.exit() in a service, directly or through
+invoke_async, is that service's 500 (logged with its traceback) and the same worker goes on
+serving; a module that calls sys.exit() while loading is refused at deploy with the reason.
+A real one-server quickstart with one worker, so a restarted worker would show as a new pid."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from tests.support import wait_for, zato
+
+SERVICES = """
+import os
+import sys
+from zato.server.service import Service
+
+
+class Pid(Service):
+    name = "faults.pid"
+
+    def handle(self):
+        self.response.payload = {"pid": os.getpid()}
+
+
+class Exits(Service):
+    name = "faults.exits"
+
+    def handle(self):
+        sys.exit(3)
+
+
+class Later(Service):
+    name = "faults.later"
+
+    def handle(self):
+        self.response.payload = {"cid": self.invoke_async("faults.exits")}
+"""
+
+
+@pytest.fixture(scope="module")
+def server(module_quickstart):
+    qs = module_quickstart(servers=1, lb=False)
+    qs.start()
+    qs.deploy("faults", SERVICES)
+    for name in ("pid", "exits", "later"):
+        zato(
+            "channel",
+            "create",
+            qs.path,
+            "--name",
+            name,
+            "--url-path",
+            f"/faults/{name}",
+            "--service",
+            f"faults.{name}",
+        )
+    return qs
+
+
+def worker_pid(qs) -> int:  # noqa: ANN001
+    return requests.get(f"{qs.server_url('server1')}/faults/pid", timeout=5).json()["pid"]
+
+
+def test_sys_exit_in_a_service_is_its_500_and_the_worker_goes_on(server):
+    pid = worker_pid(server)
+    r = requests.get(f"{server.server_url('server1')}/faults/exits", timeout=5)
+    assert r.status_code == 500
+    assert r.json()["zato_env"]["result"] == "ZATO_ERROR"
+    assert "service faults.exits called sys.exit(3); the worker goes on" in server.server_logs()
+    assert worker_pid(server) == pid
+
+
+def test_sys_exit_in_an_async_service_is_logged_once_and_kills_nothing(server):
+    pid = worker_pid(server)
+    r = requests.get(f"{server.server_url('server1')}/faults/later", timeout=5)
+    assert r.status_code == 200, r.text
+    cid = r.json()["cid"]
+    said = f"cid {cid}: async service faults.exits failed"
+    wait_for(lambda: said in server.server_logs(), timeout=15, what=said)
+    assert worker_pid(server) == pid
+    assert server.server_logs().count(said) == 1
+
+
+def test_a_module_that_exits_while_loading_is_refused_with_the_reason(server, tmp_path):
+    path = tmp_path / "exits_on_import.py"
+    path.write_text("import sys\nsys.exit(0)\n")
+    proc = zato("deploy", server.path, str(path), check=False)
+    assert proc.returncode != 0
+    assert "module exits_on_import: fails on import: SystemExit: 0" in proc.stderr + proc.stdout
+    assert requests.get(f"{server.server_url('server1')}/faults/pid", timeout=5).status_code == 200
