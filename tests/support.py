@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 REDIS_URL = os.environ.get("ZATO_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -278,6 +278,19 @@ class Quickstart:
         with open(path, "w") as f:
             f.write(source)
         zato("deploy", self.path, path)
+
+    def open_channels(self, prefix: str, names: Iterable[str]) -> None:
+        """`zato channel create` of an open channel /PREFIX/NAME for service PREFIX.NAME, each."""
+        for name in names:
+            args = (
+                "--name",
+                f"{prefix}-{name}",
+                "--url-path",
+                f"/{prefix}/{name}",
+                "--service",
+                f"{prefix}.{name}",
+            )
+            zato("channel", "create", self.path, *args)
 
     # Lifecycle
 

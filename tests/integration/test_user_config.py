@@ -10,7 +10,7 @@ import os
 import pytest
 import requests
 
-from tests.support import wait_for, zato
+from tests.support import wait_for
 
 SERVICES = """
 from zato.server.service import Service
@@ -62,18 +62,7 @@ def cluster(module_quickstart):
         f.write(AIRPORTS)
     qs.start()
     qs.deploy("conf_services", SERVICES)
-    for name in ("settings", "typo", "overwrite"):
-        zato(
-            "channel",
-            "create",
-            qs.path,
-            "--name",
-            name,
-            "--url-path",
-            f"/conf/{name}",
-            "--service",
-            f"conf.{name}",
-        )
+    qs.open_channels("conf", ("settings", "typo", "overwrite"))
     return qs
 
 

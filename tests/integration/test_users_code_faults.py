@@ -43,18 +43,7 @@ def server(module_quickstart):
     qs = module_quickstart(servers=1, lb=False)
     qs.start()
     qs.deploy("faults", SERVICES)
-    for name in ("pid", "exits", "later"):
-        zato(
-            "channel",
-            "create",
-            qs.path,
-            "--name",
-            name,
-            "--url-path",
-            f"/faults/{name}",
-            "--service",
-            f"faults.{name}",
-        )
+    qs.open_channels("faults", ("pid", "exits", "later"))
     return qs
 
 
