@@ -4,15 +4,17 @@ a live worker's calls are left alone."""
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
+import threading
 
 import pytest
 import redis
 
 from tests.support import REDIS_URL, cleanup_redis, cluster_name
-from zato.coord.async_invoke import AsyncTaker, decode, push, worker_id
+from zato.coord.async_invoke import MAX_DEATHS, AsyncTaker, decode, push, worker_id
 from zato.coord.keys import Keys
 
 
@@ -113,3 +115,43 @@ def test_a_list_left_under_a_reused_pid_goes_back_to_the_queue(env) -> None:
     assert decode(taker.take(0.1)).cid == "K7"
     assert taker.register() == 0  # already known: what it took now stays its own
     assert client.llen(keys.async_processing(me)) == 1
+
+
+def test_a_call_under_which_workers_keep_dying_is_parked_not_run_for_ever(env, caplog) -> None:
+    """A service that ends its process (os._exit, a crash, the worker's timeout) would take
+    down one worker after another: its third dead worker parks it, whole, with its count."""
+    cluster, client = env
+    keys = Keys(cluster)
+    push(client, cluster, "jobs.crash", {"n": 1}, "K1")
+    reaper = AsyncTaker(client, cluster, worker_id("s3", os.getpid()))
+    for deaths in range(1, MAX_DEATHS + 1):
+        victim = AsyncTaker(client, cluster, worker_id("s3", _dead_pid()))
+        victim.register()
+        call = decode(victim.take(0.1))
+        assert (call.cid, call.deaths) == ("K1", deaths - 1)
+        with caplog.at_level(logging.ERROR, logger="zato.async"):
+            assert reaper.reap() == (0 if deaths == MAX_DEATHS else 1)
+    assert client.llen(keys.async_queue) == 0
+    parked = decode(client.lindex(keys.async_parked, 0))
+    assert (parked.service, parked.payload, parked.cid, parked.deaths) == ("jobs.crash", {"n": 1}, "K1", 3)
+    assert f"call K1 of service jobs.crash parked in {keys.async_parked}: 3 workers died" in caplog.text
+
+
+def test_two_reapers_of_one_dead_worker_hand_each_call_back_once(env) -> None:
+    cluster, client = env
+    keys = Keys(cluster)
+    for n in range(300):
+        push(client, cluster, "jobs.run", {"n": n}, f"K{n}")
+    dead = AsyncTaker(client, cluster, worker_id("s3", _dead_pid()))
+    dead.register()
+    for _ in range(300):
+        dead.take(0.1)
+    here = [AsyncTaker(client, cluster, worker_id("s3", pid)) for pid in (os.getpid(), os.getppid(), 1)]
+    threads = [threading.Thread(target=t.reap) for t in here]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    again = [decode(raw) for raw in client.lrange(keys.async_queue, 0, -1)]
+    assert sorted(c.cid for c in again) == sorted(f"K{n}" for n in range(300))  # each once
+    assert {c.deaths for c in again} == {1}

@@ -35,6 +35,20 @@ class Later(Service):
 
     def handle(self):
         self.response.payload = {"cid": self.invoke_async("faults.exits")}
+
+
+class Crash(Service):
+    name = "faults.crash"
+
+    def handle(self):
+        os._exit(9)  # what no handler can stop: its worker is gone
+
+
+class CrashLater(Service):
+    name = "faults.crash-later"
+
+    def handle(self):
+        self.response.payload = {"cid": self.invoke_async("faults.crash")}
 """
 
 
@@ -43,7 +57,7 @@ def server(module_quickstart):
     qs = module_quickstart(servers=1, lb=False)
     qs.start()
     qs.deploy("faults", SERVICES)
-    qs.open_channels("faults", ("pid", "exits", "later"))
+    qs.open_channels("faults", ("pid", "exits", "later", "crash-later"))
     return qs
 
 
@@ -77,4 +91,16 @@ def test_a_module_that_exits_while_loading_is_refused_with_the_reason(server, tm
     proc = zato("deploy", server.path, str(path), check=False)
     assert proc.returncode != 0
     assert "module exits_on_import: fails on import: SystemExit: 0" in proc.stderr + proc.stdout
+    assert requests.get(f"{server.server_url('server1')}/faults/pid", timeout=5).status_code == 200
+
+
+def test_an_async_call_that_ends_its_worker_is_parked_after_three_and_the_server_serves_on(server):
+    r = requests.get(f"{server.server_url('server1')}/faults/crash-later", timeout=5)
+    assert r.status_code == 200, r.text
+    cid = r.json()["cid"]
+    said = f"invoke_async: call {cid} of service faults.crash parked"
+    wait_for(lambda: said in server.server_logs(), timeout=90, interval=0.5, what=said)
+    assert "workers died while running it" in server.server_logs()
+    status = zato("cluster", "status", server.path).stdout
+    assert "invoke_async: 0 queued, 1 parked" in status
     assert requests.get(f"{server.server_url('server1')}/faults/pid", timeout=5).status_code == 200

@@ -177,6 +177,11 @@ def render(data: dict) -> str:
             if newest is None
             else f"Lease: not held (newest epoch {newest})"
         )
+    calls = data.get("async")
+    if calls:
+        out += ["", f"invoke_async: {calls['queued']} queued, {calls['parked']} parked"]
+        if calls["parked"]:
+            out.append(f"  parked calls (workers died while running them) are kept in {calls['parked_key']}")
     lb = data.get("load_balancer")
     if lb:
         out += ["", *render_lb(lb)]

@@ -5,7 +5,10 @@ Every worker of every server takes calls with BLMOVE into its own processing lis
 SERVER:PID) and removes each after the service ran. A worker is dead when its process is gone
 (checked on its own host, where the pid means something) or when its server left the cluster
 (its member key expired: killed, host gone). Any worker's reaper moves a dead worker's list back
-to the queue, so a call it had taken runs again elsewhere. Liveness comes from what the cluster
+to the queue, so a call it had taken runs again elsewhere; a call under which MAX_DEATHS workers
+died (its service ends its process: os._exit, a crash, the worker's timeout) is parked in
+`async:parked` instead, so that it does not take down one worker after another for ever.
+Liveness comes from what the cluster
 already keeps (membership, the process table): an idle worker sends one blocking BLMOVE every
 few seconds and a reap now and then, no heartbeat of its own.
 """
@@ -13,6 +16,7 @@ few seconds and a reap now and then, no heartbeat of its own.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +29,20 @@ from zato.common.pidfile import pid_alive
 from zato.coord.client import blmove, texts, translate
 from zato.coord.keys import Keys
 
+logger = logging.getLogger("zato.async")
+
+MAX_DEATHS = 3  # workers that may die under one call before it is parked instead of run again
+
+# KEYS: a dead worker's list, the queue, the parked list. ARGV: the call as it is at the list's
+# end, the call as it goes on (its deaths counted), "1" to park it. Nothing if another reaper
+# moved it first.
+_HAND_BACK = """
+if redis.call('LINDEX', KEYS[1], -1) ~= ARGV[1] then return 0 end
+redis.call('RPOP', KEYS[1])
+if ARGV[3] == '1' then redis.call('RPUSH', KEYS[3], ARGV[2]) else redis.call('LPUSH', KEYS[2], ARGV[2]) end
+return 1
+"""
+
 
 @dataclass(frozen=True)
 class AsyncCall:
@@ -32,6 +50,18 @@ class AsyncCall:
     service: str
     payload: Any
     cid: str
+    deaths: int = 0  # workers that died while running it
+
+
+def died_under(raw: str) -> tuple[str, int]:
+    """The call with one more death counted, and that count (0: not a call; it goes back as is)."""
+    try:
+        msg = json.loads(raw)
+        deaths = int(msg.get("deaths", 0)) + 1
+        msg["deaths"] = deaths
+    except (ValueError, TypeError, AttributeError):
+        return raw, 0
+    return json.dumps(msg), deaths
 
 
 def push(client: redis.Redis, cluster: str, service: str, payload: Any, cid: str) -> None:
@@ -46,8 +76,10 @@ def push(client: redis.Redis, cluster: str, service: str, payload: Any, cid: str
 def decode(raw: str) -> AsyncCall | None:
     try:
         msg = json.loads(raw)
-        return AsyncCall(raw, str(msg["service"]), msg.get("payload"), str(msg["cid"]))
-    except (ValueError, KeyError, TypeError):
+        return AsyncCall(
+            raw, str(msg["service"]), msg.get("payload"), str(msg["cid"]), int(msg.get("deaths", 0))
+        )
+    except (ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
@@ -85,17 +117,16 @@ class AsyncTaker:
         parts = _split(worker)
         self.server = parts[0] if parts else worker
         self.is_alive = is_alive
+        self._hand_back = self.take_client.register_script(_HAND_BACK)
 
     def register(self) -> int:
         """Be known to the reapers (once at start, again after Redis came back). A list left
         under this name by an earlier process with the same pid goes back to the queue first;
         returns how many calls that was."""
-        moved = 0
         with translate("invoke_async register"):
             if self.client.sadd(self.keys.async_workers, self.worker_id):  # new to the set
-                while self.client.lmove(self.processing, self.keys.async_queue, "RIGHT", "LEFT") is not None:
-                    moved += 1
-        return moved
+                return self._from_the_dead(self.processing)
+        return 0
 
     def take(self, timeout: float) -> str | None:
         with translate("invoke_async take"):
@@ -134,10 +165,32 @@ class AsyncTaker:
         moved, client = 0, self.take_client
         with translate("invoke_async reap"):
             for worker in self.dead_workers(set(texts(client.smembers(self.keys.async_workers)))):
-                key = self.keys.async_processing(worker)
-                while client.lmove(key, self.keys.async_queue, "RIGHT", "LEFT") is not None:
-                    moved += 1
+                moved += self._from_the_dead(self.keys.async_processing(worker))
                 client.srem(self.keys.async_workers, worker)
+        return moved
+
+    def _from_the_dead(self, key: str) -> int:
+        """Hand back a dead worker's calls, each with its death counted; park those under
+        which MAX_DEATHS workers died. Returns how many went back to the queue."""
+        moved = 0
+        keys = (key, self.keys.async_queue, self.keys.async_parked)
+        while (raw := self.take_client.lindex(key, -1)) is not None:
+            raw = raw.decode() if isinstance(raw, bytes) else raw
+            again, deaths = died_under(raw)
+            park = deaths >= MAX_DEATHS
+            if not self._hand_back(keys=keys, args=(raw, again, "1" if park else "0")):
+                continue  # another reaper took that one first: look again
+            if park:
+                call = decode(again)
+                logger.error(
+                    "invoke_async: call %s of service %s parked in %s: %d workers died while running it",
+                    call.cid if call else "?",
+                    call.service if call else "?",
+                    self.keys.async_parked,
+                    deaths,
+                )
+            else:
+                moved += 1
         return moved
 
     def close(self) -> None:

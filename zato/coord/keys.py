@@ -101,6 +101,11 @@ class Keys:
         return f"{self.prefix}async:processing:{worker}"
 
     @property
+    def async_parked(self) -> str:
+        """Calls whose workers died under them MAX_DEATHS times (coord.async_invoke): kept, not run."""
+        return f"{self.prefix}async:parked"
+
+    @property
     def async_workers(self) -> str:
         """Set of the workers that ever took calls (the reaper looks only at these)."""
         return f"{self.prefix}async:workers"

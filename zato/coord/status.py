@@ -15,6 +15,8 @@ import redis
 
 from zato.common.errors import CoordError, ZatoError
 from zato.coord import connector_stats, membership
+from zato.coord.client import translate
+from zato.coord.keys import Keys
 from zato.coord.lease import current_epoch, read_holder, read_supervisor_status
 
 
@@ -82,6 +84,7 @@ def _collect(client: redis.Redis, cluster: str, known: list[KnownServer], key: b
         holder = read_holder(client, cluster)
         newest = current_epoch(client, cluster)
         supervisor = read_supervisor_status(client, cluster)
+        result["async"] = _async_calls(client, cluster)
     except CoordError as e:
         result["errors"].append(f"Redis: {e}")
         live, holder, newest, supervisor = None, None, None, None
@@ -108,6 +111,14 @@ def _collect(client: redis.Redis, cluster: str, known: list[KnownServer], key: b
             "last_error": supervisor.get("last_error") or "",
         }
     return result
+
+
+def _async_calls(client: redis.Redis, cluster: str) -> dict:
+    """invoke_async: calls waiting in the queue, and calls parked because workers died under them."""
+    keys = Keys(cluster)
+    with translate("invoke_async queues"):
+        queued, parked = client.llen(keys.async_queue), client.llen(keys.async_parked)
+    return {"queued": queued, "parked": parked, "parked_key": keys.async_parked}
 
 
 def _servers(live: dict | None, known: list[KnownServer], holder: str | None) -> list[dict]:
