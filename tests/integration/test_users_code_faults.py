@@ -1,14 +1,18 @@
-"""Users' code that would end a worker does not: sys.exit() in a service, directly or through
-invoke_async, is that service's 500 (logged with its traceback) and the same worker goes on
-serving; a module that calls sys.exit() while loading is refused at deploy with the reason.
-A real one-server quickstart with one worker, so a restarted worker would show as a new pid."""
+"""Users' code that would end a worker, or its whole server, does not. sys.exit() in a service,
+directly or through invoke_async, is that service's 500 (logged with its traceback) and the same
+worker goes on serving. os._exit(3) in a service ends only its worker (gunicorn would halt the
+server on that code). An async call under which workers keep dying is parked after three. A
+module that calls sys.exit() while loading is refused at deploy with the reason. A real
+one-server quickstart with one worker, so a restarted worker shows as a new pid."""
 
 from __future__ import annotations
 
 import pytest
+import redis
 import requests
 
-from tests.support import wait_for, zato
+from tests.support import REDIS_URL, wait_for, zato
+from zato.coord.async_invoke import push
 
 SERVICES = """
 import os
@@ -44,11 +48,11 @@ class Crash(Service):
         os._exit(9)  # what no handler can stop: its worker is gone
 
 
-class CrashLater(Service):
-    name = "faults.crash-later"
+class ExitsThree(Service):
+    name = "faults.exits-three"
 
     def handle(self):
-        self.response.payload = {"cid": self.invoke_async("faults.crash")}
+        os._exit(3)  # gunicorn's code for a worker that failed to boot: it would halt the server
 """
 
 
@@ -57,7 +61,7 @@ def server(module_quickstart):
     qs = module_quickstart(servers=1, lb=False)
     qs.start()
     qs.deploy("faults", SERVICES)
-    qs.open_channels("faults", ("pid", "exits", "later", "crash-later"))
+    qs.open_channels("faults", ("pid", "exits", "later", "exits-three"))
     return qs
 
 
@@ -95,12 +99,21 @@ def test_a_module_that_exits_while_loading_is_refused_with_the_reason(server, tm
 
 
 def test_an_async_call_that_ends_its_worker_is_parked_after_three_and_the_server_serves_on(server):
-    r = requests.get(f"{server.server_url('server1')}/faults/crash-later", timeout=5)
-    assert r.status_code == 200, r.text
-    cid = r.json()["cid"]
-    said = f"invoke_async: call {cid} of service faults.crash parked"
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    push(client, server.cluster, "faults.crash", None, "KCRASH")  # as a service's invoke_async does
+    said = "invoke_async: call KCRASH of service faults.crash parked"
     wait_for(lambda: said in server.server_logs(), timeout=90, interval=0.5, what=said)
     assert "workers died while running it" in server.server_logs()
     status = zato("cluster", "status", server.path).stdout
     assert "invoke_async: 0 queued, 1 parked" in status
     assert requests.get(f"{server.server_url('server1')}/faults/pid", timeout=5).status_code == 200
+
+
+def test_os_exit_3_in_a_service_restarts_its_worker_and_does_not_halt_the_server(server):
+    arbiter, pid = server.pid("server1"), worker_pid(server)
+    with pytest.raises(requests.ConnectionError):  # its worker is gone under the request
+        requests.get(f"{server.server_url('server1')}/faults/exits-three", timeout=5)
+    wait_for(lambda: worker_pid(server) != pid, timeout=30, what="a new worker answers")
+    assert server.pid("server1") == arbiter
+    assert f"worker {pid}: os._exit(3) called while serving" in server.server_logs()
+    assert "Worker failed to boot" not in server.server_logs()

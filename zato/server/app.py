@@ -13,7 +13,7 @@ from gunicorn.glogging import Logger as GunicornLogger
 from zato.common.errors import ConfigError
 from zato.common.log import set_role
 from zato.config.settings import ServerSettings
-from zato.server import metrics
+from zato.server import exit_guard, metrics
 from zato.server.readiness import DrainFlag
 
 logger = logging.getLogger("zato.server")
@@ -96,6 +96,7 @@ class ZatoApplication(BaseApplication):
         from zato.server.wsgi import ServerApp
 
         set_role("worker")
+        exit_guard.install()  # a service's os._exit(3) must not halt the server
         worker = Worker(self.settings)
         worker.start()  # loads services and channels in the background; /zato/ready is 503 until then
         self.hooks.zato_worker = worker  # closed by the worker_exit hook

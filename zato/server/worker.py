@@ -22,7 +22,7 @@ from zato.odb import connectors
 from zato.odb.api import ChannelRecord
 from zato.odb.connectors import DefinitionNotFound
 from zato.odb.engine import ODB
-from zato.server import metrics
+from zato.server import exit_guard, metrics
 from zato.server.channel_security import Guard
 from zato.server.router import Router
 from zato.service.internal import add_internal
@@ -223,7 +223,7 @@ class Worker:
         except ZatoError as e:
             logger.error("cannot load services and channels from the ODB: %s", e)
             logging.shutdown()
-            os._exit(WORKER_BOOT_ERROR)
+            exit_guard.real_exit(WORKER_BOOT_ERROR)  # this one halts the server, on purpose
         self.loaded = True
         self._loaded_event.set()
         services, paths = len(self.store.services), len(self.channels)
