@@ -7,6 +7,7 @@ Set ZATO_SCREENSHOT=PATH to keep a PNG of the page taken after the takeover."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -114,6 +115,7 @@ def test_dashboard_live_takeover_login_and_csrf(quickstart, browser, tmp_path):
     )
     holder = text(browser, "#lease-holder")
     assert holder in ("server1", "server2")
+    assert text(browser, "#async") == "invoke_async: 0 queued, 0 parked"
     other = "server2" if holder == "server1" else "server1"
     takeovers_before = len(rows(browser, "takeovers"))
     assert takeovers_before >= 1
@@ -264,6 +266,16 @@ def test_actions_drain_ready_restart_and_resend(quickstart):
     )
     assert 'zato_outgoing_queue_depth{connection="out1",kind="amqp",list="parked"} 1.0' in metrics
     assert op.act("api/outgoing/amqp/out1/resend")["result"].endswith("1 parked message(s) queued again")
+
+    # An invoke_async call parked because workers died under it: shown, and run again on demand.
+    from zato.coord.keys import Keys
+
+    parked = json.dumps({"service": "dash.gone", "payload": None, "cid": "KPARKED", "deaths": 3})
+    queue.client.rpush(Keys(qs.cluster).async_parked, parked)
+    wait_for(lambda: op.state()["async"].get("parked") == 1, 10, what="the parked call counted")
+    assert op.act("api/async/requeue")["result"] == "invoke_async: 1 parked call(s) queued again"
+    wait_for(lambda: op.state()["async"].get("parked") == 0, 10, what="no parked call left")
+    wait_for(lambda: "cid KPARKED: async service dash.gone failed" in qs.server_logs(), 15, what="it ran")
 
     source = "from zato.service import Service\n\nclass Up(Service):\n    name = 'dash.up'\n"
     source += "    def handle(self):\n        self.response.payload = {'up': True}\n"

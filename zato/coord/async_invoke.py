@@ -83,6 +83,18 @@ def decode(raw: str) -> AsyncCall | None:
         return None
 
 
+def requeue_parked(client: redis.Redis, cluster: str, limit: int = 10000) -> int:
+    """Move the calls parked now back to the end of the queue (oldest first); returns how many.
+    Each keeps its count of deaths: one that ends its worker again is parked after one more."""
+    keys, moved = Keys(cluster), 0
+    with translate("invoke_async: queueing parked calls again"):
+        for _ in range(min(limit, int(client.llen(keys.async_parked)))):
+            if client.lmove(keys.async_parked, keys.async_queue, "LEFT", "RIGHT") is None:
+                break
+            moved += 1
+    return moved
+
+
 def worker_id(server: str, pid: int) -> str:
     return f"{server}:{pid}"
 

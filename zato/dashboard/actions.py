@@ -88,6 +88,12 @@ def resend_parked(settings: DashboardSettings, client: Any, kind: str, connectio
     return f"outgoing {kind} {connection}: {moved} parked message(s) queued again"
 
 
+def requeue_async(settings: DashboardSettings, client: Any) -> str:
+    from zato.coord.async_invoke import requeue_parked
+
+    return f"invoke_async: {requeue_parked(client, settings.cluster)} parked call(s) queued again"
+
+
 def undeploy_module(settings: DashboardSettings, odb: Any, client: Any, module: str) -> str:
     from zato.service.deploy import undeploy
 

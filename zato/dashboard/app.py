@@ -8,6 +8,7 @@ POST /api/servers/NAME/drain|ready              actions: X-CSRF-Token header (or
 POST /api/connectors/NAME/restart
 POST /api/deploy                                multipart, field "module" (a .py file)
 POST /api/outgoing/KIND/NAME/resend
+POST /api/async/requeue                         invoke_async calls parked (their workers died) run again
 """
 
 from __future__ import annotations
@@ -155,6 +156,12 @@ def build_app(ctx: Any) -> bottle.Bottle:
         return action(
             f"re-send parked {kind} {connection}",
             lambda: actions.resend_parked(ctx.settings, ctx.client, kind, connection),
+        )
+
+    @app.post("/api/async/requeue")
+    def requeue_async() -> Any:
+        return action(
+            "queue parked invoke_async calls again", lambda: actions.requeue_async(ctx.settings, ctx.client)
         )
 
     @app.post("/api/deploy")

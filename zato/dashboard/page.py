@@ -55,7 +55,9 @@ since <span id="lease-since">-</span></p>
 <div id="rps-legend"></div></section>
 <section class="wide"><h2>Connectors</h2><table id="connectors"><thead><tr><th>name</th><th>kind</th>
 <th>state</th><th>pid</th><th>restarts</th><th>in</th><th>out</th><th>parked</th><th>last error</th><th></th>
-</tr></thead><tbody></tbody></table></section>
+</tr></thead><tbody></tbody></table>
+<p id="async">invoke_async: <b id="async-queued">-</b> queued, <b id="async-parked">-</b> parked
+<span id="async-actions"></span></p></section>
 <section><h2>Load balancer backends</h2><p id="lb-note" class="muted"></p><table id="lb"><thead><tr>
 <th>server</th><th>address</th><th>state</th><th>check</th><th>sessions</th></tr></thead><tbody></tbody></table>
 </section>
@@ -145,6 +147,13 @@ function render(s) {
     }
     cell(tr, span);
   });
+  const calls = s.async || {};
+  $('async-queued').textContent = calls.queued == null ? '-' : calls.queued;
+  $('async-parked').textContent = calls.parked == null ? '-' : calls.parked;
+  $('async-parked').className = calls.parked ? 'bad' : '';
+  $('async-actions').replaceChildren(...(calls.parked ? [button('Run parked again',
+    'Queue the ' + calls.parked + ' parked invoke_async call(s) again? (workers died running them)',
+    'api/async/requeue')] : []));
   const lb = s.lb || {};
   $('lb-note').textContent = !lb.configured ? 'no load balancer on this host ([lb] dir)' :
     (lb.error ? 'HAProxy: ' + lb.error :

@@ -152,6 +152,7 @@ class Collector:
             "lease": view["lease"],
             "takeovers": recent,
             "connectors": view["children"],
+            "async": view.get("async") or {},
             "lb": self._lb(),
             "services": self._slow["services"],
             "channels": self._slow["channels"],
