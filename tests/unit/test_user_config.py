@@ -181,3 +181,30 @@ def test_a_service_reads_it_as_self_config(folder):
     store = ServiceStore(config=UserConfig([str(folder)]))
     store.add(ReadsConfig)
     assert store.invoke("reads.config").payload == {"timeout": "30"}
+
+
+def test_a_folder_that_cannot_be_read_is_said_once(folder, tmp_path, caplog):
+    not_a_folder = tmp_path / "file-not-folder"
+    not_a_folder.write_text("")
+    clock = Clock()
+    with caplog.at_level(logging.ERROR, logger="zato.service.user_config"):
+        user = UserConfig([str(not_a_folder), str(folder)], clock=clock)
+        for _ in range(3):
+            clock.now += RECHECK
+            assert user.current().airports.api.timeout == "30"  # the other folder still counts
+    said = [r.getMessage() for r in caplog.records]
+    assert said == [f"user config: cannot read the folder {not_a_folder}: Not a directory"]
+
+
+def test_zato_info_says_which_files_a_server_reads_and_which_do_not_parse(folder, tmp_path):
+    from zato.config.component import read_component
+    from zato.lifecycle.control import info
+    from zato.lifecycle.layout import ServerSpec, create_server_dir
+
+    spec = ServerSpec("server1", "c1", f"sqlite:///{tmp_path}/odb.db", user_conf_dir=str(folder))
+    path = create_server_dir(str(tmp_path / "server1"), spec)
+    (folder / "broken.conf").write_text("[a]\nb\n")
+    assert info(read_component(path))["user-conf"] == (
+        f"{folder}: airports.ini, broken.conf (cannot be read: line 2: neither a [section], "
+        "a key = value, nor a # comment)"
+    )

@@ -8,7 +8,7 @@ import json
 from zato.config.component import read_component
 from zato.lifecycle import control
 
-KEYS = ("kind", "name", "state", "pid", "cluster", "host", "port", "workers", "url")
+KEYS = ("kind", "name", "state", "pid", "cluster", "host", "port", "workers", "url", "user-conf")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -280,9 +280,12 @@ def info(comp: Component) -> dict:
     }
     if comp.kind == component.SERVER:
         s = load_server_settings(comp.path)
+        from zato.service.user_config import survey
+
         out.update(
             name=s.name, cluster=s.cluster, host=s.host, port=s.port, workers=s.workers, url=ping_url(s)
         )
+        out["user-conf"] = survey(s.user_conf_dirs)
     elif comp.kind == component.DASHBOARD:
         d = load_dashboard_settings(comp.path)
         out.update(cluster=d.cluster, host=d.host, port=d.port, url=d.url)

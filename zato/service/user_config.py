@@ -134,6 +134,45 @@ def parse(path: str, name: str) -> Section:
     return section_of(parsed, name)
 
 
+def files_in(folders: Iterable[str]) -> tuple[dict[str, tuple[str, tuple]], dict[str, OSError]]:
+    """name -> (path, signature) of every user-config file in `folders` (a later folder wins),
+    and the folders that cannot be read. A missing folder is no user config, not an error."""
+    found: dict[str, tuple[str, tuple]] = {}
+    failed: dict[str, OSError] = {}
+    for folder in folders:
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            failed[folder] = e
+            continue
+        for entry in entries:
+            stem, suffix = os.path.splitext(entry.name)
+            if suffix.lower() not in SUFFIXES or stem.startswith(".") or not entry.is_file():
+                continue
+            st = entry.stat()
+            found[stem] = (entry.path, (st.st_mtime_ns, st.st_size, st.st_ino))
+    return found, failed
+
+
+def survey(folders: Iterable[str]) -> str:
+    """One line for `zato info`: the folders, and each file read or why it cannot be."""
+    folders = tuple(folders)
+    found, failed = files_in(folders)
+    said = [f"{folder} (cannot be read: {e.strerror})" for folder, e in failed.items()]
+    for name, (path, _) in sorted(found.items()):
+        try:
+            parse(path, name)
+        except (OSError, ValueError) as e:
+            said.append(
+                f"{os.path.basename(path)} (cannot be read: {e.strerror if isinstance(e, OSError) else e})"
+            )
+        else:
+            said.append(os.path.basename(path))
+    return f"{', '.join(folders)}: {', '.join(said) or 'no files'}"
+
+
 class _File(NamedTuple):
     signature: tuple  # (mtime_ns, size, inode): a change means the file is read again
     section: Section | None  # what was read of it; None while it never parsed
@@ -165,25 +204,11 @@ class UserConfig:
         return self._root
 
     def _found(self) -> dict[str, tuple[str, tuple]]:
-        """name -> (path, signature) of every user-config file; a later folder wins."""
-        found: dict[str, tuple[str, tuple]] = {}
-        for folder in self.folders:
-            try:
-                entries = sorted(os.scandir(folder), key=lambda e: e.name)
-            except FileNotFoundError:
-                continue  # no folder, no user config: nothing to say
-            except OSError as e:
-                if folder not in self._unreadable:
-                    self._unreadable.add(folder)
-                    logger.error("user config: cannot read the folder %s: %s", folder, e.strerror)
-                continue
-            self._unreadable.discard(folder)
-            for entry in entries:
-                stem, suffix = os.path.splitext(entry.name)
-                if suffix.lower() not in SUFFIXES or stem.startswith(".") or not entry.is_file():
-                    continue
-                st = entry.stat()
-                found[stem] = (entry.path, (st.st_mtime_ns, st.st_size, st.st_ino))
+        found, failed = files_in(self.folders)
+        for folder, e in failed.items():
+            if folder not in self._unreadable:  # said once, until it can be read again
+                logger.error("user config: cannot read the folder %s: %s", folder, e.strerror)
+        self._unreadable = set(failed)
         return found
 
     def _scan(self) -> None:
