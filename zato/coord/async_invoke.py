@@ -5,12 +5,12 @@ Every worker of every server takes calls with BLMOVE into its own processing lis
 SERVER:PID) and removes each after the service ran. A worker is dead when its process is gone
 (checked on its own host, where the pid means something) or when its server left the cluster
 (its member key expired: killed, host gone). Any worker's reaper moves a dead worker's list back
-to the queue, so a call it had taken runs again elsewhere; a call under which MAX_DEATHS workers
+to the queue, so a call it had taken runs again elsewhere. A call under which MAX_DEATHS workers
 died (its service ends its process: os._exit, a crash, the worker's timeout) is parked in
 `async:parked` instead, so that it does not take down one worker after another for ever.
-Liveness comes from what the cluster
-already keeps (membership, the process table): an idle worker sends one blocking BLMOVE every
-few seconds and a reap now and then, no heartbeat of its own.
+Liveness comes from what the cluster already keeps (membership, the process table): an idle
+worker sends one blocking BLMOVE every few seconds and a reap now and then, no heartbeat of its
+own.
 """
 
 from __future__ import annotations
