@@ -208,3 +208,15 @@ def test_zato_info_says_which_files_a_server_reads_and_which_do_not_parse(folder
         f"{folder}: airports.ini, broken.conf (cannot be read: line 2: neither a [section], "
         "a key = value, nor a # comment)"
     )
+
+
+def test_a_file_removed_while_the_folder_is_read_is_simply_gone(folder, monkeypatch):
+    real = os.scandir
+
+    def listed_then_removed(path):  # the folder is listed, then the file goes before its stat
+        entries = list(real(path))
+        os.remove(folder / "airports.ini")
+        return iter(entries)
+
+    monkeypatch.setattr(os, "scandir", listed_then_removed)
+    assert dict(UserConfig([str(folder)]).current()) == {}

@@ -149,9 +149,14 @@ def files_in(folders: Iterable[str]) -> tuple[dict[str, tuple[str, tuple]], dict
             continue
         for entry in entries:
             stem, suffix = os.path.splitext(entry.name)
-            if suffix.lower() not in SUFFIXES or stem.startswith(".") or not entry.is_file():
+            if suffix.lower() not in SUFFIXES or stem.startswith("."):
                 continue
-            st = entry.stat()
+            try:
+                if not entry.is_file():
+                    continue
+                st = entry.stat()
+            except OSError:  # removed since the folder was listed: gone
+                continue
             found[stem] = (entry.path, (st.st_mtime_ns, st.st_size, st.st_ino))
     return found, failed
 
