@@ -21,7 +21,7 @@ run: deps
 	@echo "  dashboard      http://127.0.0.1:8183/   (user admin, password: [auth] in $(RUN_DIR)/server1/config/server.conf)"
 	@echo "  metrics        http://127.0.0.1:17010/metrics   (readiness: /zato/ready)"
 	@echo "  logs           $(RUN_DIR)/*/logs/"
-	@echo "  user config    $(RUN_DIR)/user-conf/*.ini   (self.config in services; edits apply at once)"
+	@if [ -d $(RUN_DIR)/user-conf ]; then echo "  user config    $(RUN_DIR)/user-conf/*.ini   (self.config in services; edits apply at once)"; fi
 	@echo "  status         $(ZATO) cluster status $(RUN_DIR)"
 	@echo "  stop           make stop   (or: $(ZATO) stop $(RUN_DIR))"
 
