@@ -153,3 +153,20 @@ def test_a_timeout_around_a_nested_invoke_stays_the_callers_and_greenlet_exit_en
     gevent.sleep(0)
     running.kill(block=True)  # how a worker ends a request: not turned into the service's error
     assert isinstance(running.value, gevent.GreenletExit) and running.successful()
+
+
+def test_request_bunchified_gives_attribute_access_to_a_copy_of_the_payload():
+    from zato.service.base import Request
+
+    source = (
+        "from zato.service import Service\n\nclass B(Service):\n    name = 'b.city'\n"
+        "    def handle(self):\n        req = self.request.bunchified()\n"
+        "        req.orders[0].qty = 5\n"
+        "        self.response.payload = {'city': req.customer.address.city, 'qty': req.orders[0].qty,\n"
+        "                                 'sent': self.request.payload['orders'][0]['qty']}\n"
+    )
+    store = ServiceStore()
+    store.services.update(load_source("bunchy", source))
+    payload = {"customer": {"address": {"city": "Kraków"}}, "orders": [{"qty": 1}]}
+    answer = store.run("b.city", "K1", Request(payload=payload)).payload
+    assert answer == {"city": "Kraków", "qty": 5, "sent": 1}  # the service's copy, not the request

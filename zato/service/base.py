@@ -22,7 +22,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from zato.service.sio import NO_IO, Bunch, IODecl
+from zato.service.sio import NO_IO, Bunch, IODecl, bunchify
 
 # Zato's channel type names (self.channel.type).
 HTTP_SOAP, INVOKE, INVOKE_ASYNC, INTERNAL = "http-soap", "invoke", "invoke-async", "internal"
@@ -136,6 +136,11 @@ class Request:
     @property
     def http(self) -> HTTPData:
         return HTTPData(self)
+
+    def bunchified(self) -> Any:
+        """Zato's self.request.bunchified(): the parsed payload with attribute access on every
+        dict in it (`.customer.address.city`), a copy the service may change."""
+        return bunchify(self.payload)
 
 
 # What the service sees of its request: never how the caller authenticated itself.

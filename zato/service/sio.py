@@ -49,6 +49,15 @@ class Bunch(dict):
             raise AttributeError(name) from None
 
 
+def bunchify(value: Any) -> Any:
+    """Zato's bunchify: every dict in `value`, however deep (in lists too), as a Bunch of its own."""
+    if isinstance(value, dict):
+        return Bunch((k, bunchify(v)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return type(value)(bunchify(v) for v in value)
+    return value
+
+
 class Payload(Bunch):
     """self.response.payload of a service that declares output: fields set as attributes or
     keys (`payload.name = ...`), or a list of records given at once, Zato's
