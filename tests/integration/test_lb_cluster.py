@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
+import time
 
 import pytest
+import requests
 
 from tests.integration.test_lb_support import Load
 from tests.support import Quickstart, wait_for, zato
@@ -75,3 +78,32 @@ def test_controller_crash_then_zato_start_adopts_haproxy_under_load(qs):
     info = describe(qs.lb_dir)
     assert info["controller"]["running"]
     assert info["haproxy"]["pid"] == haproxy_pid
+
+
+SLOW = """
+import gevent
+from zato.server.service import Service
+
+
+class Report(Service):
+    name = "slow.report"
+
+    def handle(self):
+        self.logger.info("slow report %s starts", self.cid)
+        gevent.sleep(2.5)
+"""
+
+
+def test_a_get_slower_than_timeout_server_runs_once_and_gets_zatos_504(quickstart):
+    """Before, HAProxy replayed it on each retry (response-timeout): it ran four times over both
+    servers, and its client waited four timeouts for HAProxy's HTML 504."""
+    qs = quickstart(servers=2, extra_conf={"lb:haproxy": {"timeout_server_ms": 1000}})
+    qs.start()
+    qs.deploy("slow", SLOW)
+    qs.open_channels("slow", ("report",))
+    r = requests.get(f"{qs.lb_url}/slow/report", timeout=30)
+    assert r.status_code == 504
+    assert r.json()["zato_env"]["details"] == "The server did not answer within 1 s; the request may have run"
+    assert r.headers["X-Zato-CID"] == r.json()["zato_env"]["cid"]
+    time.sleep(3.5)  # the replays, had there been any, would have started by now (one a second)
+    assert len(re.findall(r"slow report \S+ starts", qs.server_logs())) == 1

@@ -35,7 +35,8 @@ Facts this config relies on (HAProxy 2.6, measured on this machine, see issue #4
     1 s, the connection dead after 2 unanswered, about 3 s) and then retried elsewhere if it
     is idempotent, or answered 504 with Zato's envelope if not (ERROR_LOST): it may have
     run. A slow but live server's kernel answers the probes, so its requests keep their
-    full `timeout server`.
+    full `timeout server`, and are not replayed when it runs out (no `response-timeout` in
+  retry-on): they are answered 504 with Zato's envelope.
   * `option http-server-close`: a server connection is used for one request. With keep-alive
     to the servers, a request written on a kept connection to a host that had just vanished
     sits unacknowledged in the kernel: keep-alive probes do not run then, and it waited for
@@ -78,8 +79,17 @@ ERROR_503 = edge.envelope("No server available")
 ERROR_LOST = edge.envelope(
     "The server handling the request was lost before it answered; the request may have run"
 )
-# Everything HAProxy can safely retry; 500 is left out on purpose (see module docstring).
-RETRY_ON = "conn-failure empty-response junk-response response-timeout 0rtt-rejected 502 503 504"
+def error_timeout(timeout_server_ms: int) -> str:
+    """HAProxy's own 504 (no answer within timeout server), in Zato's envelope."""
+    return edge.envelope(
+        f"The server did not answer within {timeout_server_ms / 1000:g} s; the request may have run"
+    )
+
+
+# Everything HAProxy can safely retry; 500 is left out on purpose (see module docstring), and so
+# is response-timeout: a GET slower than timeout server (a long report) ran once more on each
+# retry, four times in all, and its client waited four timeouts for a 504.
+RETRY_ON = "conn-failure empty-response junk-response 0rtt-rejected 502 503 504"
 
 _NAME_RE = re.compile(r"[^A-Za-z0-9_.:-]")
 _SAFE_NAME_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
@@ -233,6 +243,7 @@ def render(settings: LBSettings, servers: list[Backend]) -> str:
         "backend": BACKEND,
         "error_503": ERROR_503,
         "error_lost": ERROR_LOST,
+        "error_timeout": error_timeout(s.timeout_server_ms),
         "server_connections": "http-keep-alive" if s.server_keep_alive is True else "http-server-close",
     }
     tables = [line for section in edge.table_sections(s.edge) for line in [*section.splitlines(), ""]]
