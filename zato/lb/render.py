@@ -79,6 +79,8 @@ ERROR_503 = edge.envelope("No server available")
 ERROR_LOST = edge.envelope(
     "The server handling the request was lost before it answered; the request may have run"
 )
+
+
 def error_timeout(timeout_server_ms: int) -> str:
     """HAProxy's own 504 (no answer within timeout server), in Zato's envelope."""
     return edge.envelope(
