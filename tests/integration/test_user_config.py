@@ -10,7 +10,7 @@ import os
 import pytest
 import requests
 
-from tests.support import wait_for
+from tests.support import wait_for, zato
 
 SERVICES = """
 from zato.server.service import Service
@@ -36,12 +36,22 @@ class Typo(Service):
         self.response.payload = {"timeout": self.config.airports.api.timout}
 
 
+class Read(Service):
+    name = "conf.read"
+
+    def handle(self):
+        p = self.request.http.params
+        self.response.payload = {"value": self.config[p["file"]][p["section"]][p["key"]]}
+
+
 class Overwrite(Service):
     name = "conf.overwrite"
 
     def handle(self):
         self.config.airports.api.timeout = "1"
 """
+
+READ = "/conf/read/{file}/{section}/{key}"
 
 AIRPORTS = """\
 [api]
@@ -63,6 +73,7 @@ def cluster(module_quickstart):
     qs.start()
     qs.deploy("conf_services", SERVICES)
     qs.open_channels("conf", ("settings", "typo", "overwrite"))
+    zato("channel", "create", qs.path, "--name", "conf-read", "--url-path", READ, "--service", "conf.read")
     return qs
 
 
@@ -123,3 +134,64 @@ def test_a_missing_key_and_a_write_are_the_services_500_naming_what(cluster):
         assert r.status_code == 500, r.text
         wait_for(lambda: said in cluster.server_logs(), timeout=10, what=said)  # noqa: B023
     assert requests.get(f"{cluster.lb_url}/conf/settings", timeout=5).status_code == 200
+
+
+def read(qs, url: str, file: str, section: str, key: str) -> object:  # noqa: ANN001
+    r = requests.get(f"{url}/conf/read/{file}/{section}/{key}", timeout=5)
+    return r.json()["value"] if r.status_code == 200 else r.status_code
+
+
+def everywhere(qs, file: str, section: str, key: str) -> set:  # noqa: ANN001
+    return {read(qs, u, file, section, key) for u in urls(qs)}
+
+
+def test_a_file_deployed_to_the_cluster_is_read_by_every_server_and_follows_its_redeploys(cluster, tmp_path):
+    crm = tmp_path / "crm.ini"
+    crm.write_text("[db]\nname = crm-1\n")
+    out = zato("deploy", cluster.path, str(crm)).stdout
+    assert "user config crm deployed: every server reads it as self.config.crm" in out
+    wait_for(
+        lambda: everywhere(cluster, "crm", "db", "name") == {"crm-1"}, timeout=10, what="crm-1 everywhere"
+    )
+    crm.write_text("[db]\nname = crm-2\n")
+    zato("deploy", cluster.path, str(crm))
+    wait_for(
+        lambda: everywhere(cluster, "crm", "db", "name") == {"crm-2"}, timeout=10, what="crm-2 everywhere"
+    )
+
+    # A server started later reads it at start.
+    cluster.stop("server2")
+    cluster.start("server2")
+    assert read(cluster, cluster.server_url("server2"), "crm", "db", "name") == "crm-2"
+
+    # A server's own file of that name wins on that server, and its log says so.
+    own = os.path.join(cluster.path, "user-conf", "crm.ini")
+    with open(own, "w") as f:
+        f.write("[db]\nname = crm-local\n")
+    wait_for(
+        lambda: everywhere(cluster, "crm", "db", "name") == {"crm-local"}, timeout=10, what="the own file"
+    )
+    assert "user config crm: this server's file" in cluster.server_logs()
+    os.remove(own)
+    wait_for(lambda: everywhere(cluster, "crm", "db", "name") == {"crm-2"}, timeout=10, what="deployed again")
+
+    assert zato("undeploy", cluster.path, "crm.ini").stdout.startswith("undeployed user config crm")
+    wait_for(
+        lambda: everywhere(cluster, "crm", "db", "name") == {500}, timeout=10, what="crm gone everywhere"
+    )
+
+
+def test_a_broken_file_is_refused_at_deploy_and_in_pickup_with_its_line(cluster, tmp_path):
+    bad = tmp_path / "erp.ini"
+    bad.write_text("[db]\nname = erp\nnot a line\n")
+    proc = zato("deploy", cluster.path, str(bad), check=False)
+    assert proc.returncode == 1
+    assert "user config erp: line 3: neither a [section], a key = value, nor a # comment" in proc.stderr
+    pickup = os.path.join(cluster.server_dir("server1"), "pickup")
+    with open(os.path.join(pickup, "erp.conf"), "w") as f:
+        f.write("[db]\nname = erp\nnot a line\n")
+    wait_for(lambda: "erp.conf is broken, not deployed" in cluster.server_logs(), timeout=15, what="reported")
+    with open(os.path.join(pickup, "erp.conf"), "w") as f:
+        f.write("[db]\nname = erp-picked\n")
+    wait_for(lambda: everywhere(cluster, "erp", "db", "name") == {"erp-picked"}, timeout=15, what="picked up")
+    assert os.path.exists(os.path.join(pickup, "processed", "erp.conf"))

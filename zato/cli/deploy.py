@@ -7,15 +7,23 @@ import re
 
 from zato.cli.conn import report, with_cluster
 from zato.common.errors import DeployError
+from zato.config.settings import ServerSettings
 from zato.lifecycle.control import cluster_settings
-from zato.service.deploy import deploy, module_name_of
+from zato.service.deploy import deploy, deploy_user_config, is_user_config, module_name_of, user_config_name
 from zato.service.store import MODULE_NAME_RE
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("deploy", help="deploy a service module to the whole cluster")
+    p = sub.add_parser(
+        "deploy",
+        help="deploy a service module, or a user-config file, to the whole cluster",
+        description="Deploy a Python module of services, or a user-config file (NAME.ini or NAME.conf: "
+        "services read it as self.config.NAME), to every server of the cluster.",
+    )
     p.add_argument("path", metavar="DIR", help="a server or quickstart directory")
-    p.add_argument("module", metavar="MODULE.py", help="the Python file defining the services")
+    p.add_argument(
+        "module", metavar="FILE", help="MODULE.py defining services, or NAME.ini / NAME.conf (user config)"
+    )
     p.add_argument("--name", help="module name (default: the file's name without .py)")
     p.add_argument(
         "--timeout",
@@ -28,6 +36,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = cluster_settings(args.path)
+    if is_user_config(args.module):
+        return _user_config(args, settings)
     timeout = settings.deploy_timeout if args.timeout is None else args.timeout
     if not timeout > 0:
         raise DeployError(f"--timeout {args.timeout:g}: must be more than 0 seconds")
@@ -50,5 +60,19 @@ def run(args: argparse.Namespace) -> int:
             lambda odb, client, cluster: deploy(
                 odb, client, cluster, module, source, timeout, settings.import_budget
             ),
+        )
+    )
+
+
+def _user_config(args: argparse.Namespace, settings: ServerSettings) -> int:
+    name = user_config_name(args.module, args.name)
+    try:
+        with open(args.module, encoding="utf-8-sig") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        raise DeployError(f"cannot read {args.module}: {e}") from None
+    return report(
+        with_cluster(
+            settings, lambda odb, client, cluster: deploy_user_config(odb, client, cluster, name, text)
         )
     )

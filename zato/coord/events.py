@@ -4,6 +4,7 @@ An event is a small JSON object with a "kind":
     {"kind": "deploy", "module": NAME, "version": N}
     {"kind": "undeploy", "module": NAME}                    a module and its services removed
     {"kind": "channel", "name": NAME}                       HTTP channel created/updated/deleted
+    {"kind": "user-config", "name": NAME}                   a user-config file (de)ployed
     {"kind": "connector", "type": TYPE, "name": NAME}       connector definition changed
 Pub/sub loses messages while a subscriber is disconnected, so every subscriber also
 reconciles from the ODB when it (re)subscribes: events are a prompt, the ODB is the truth.

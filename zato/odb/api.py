@@ -22,7 +22,16 @@ from sqlalchemy.orm import Session
 from zato.common.errors import ConfigError, ODBError
 from zato.odb import connectors
 from zato.odb.engine import ODB
-from zato.odb.models import Cluster, DeployedModule, HTTPChannel, HTTPSecurity, Server, Service, utcnow
+from zato.odb.models import (
+    Cluster,
+    DeployedModule,
+    HTTPChannel,
+    HTTPSecurity,
+    Server,
+    Service,
+    UserConfigFile,
+    utcnow,
+)
 from zato.server.router import param_names, shape
 
 DATA_FORMATS = ("json", "text")
@@ -205,6 +214,59 @@ def list_modules(odb: ODB, cluster: str) -> list[ModuleRecord]:
 
 def _module(r: DeployedModule) -> ModuleRecord:
     return ModuleRecord(r.name, r.source, r.hash, r.version, r.deployed_at)
+
+
+# User-config files deployed to the whole cluster (zato.service.user_config)
+
+
+@dataclass(frozen=True)
+class UserConfigRecord:
+    name: str
+    text: str
+    hash: str
+
+
+def store_user_config(odb: ODB, cluster: str, name: str, text: str) -> bool:
+    """Store a user-config file's text; False if it was deployed already, unchanged."""
+    digest = source_hash(text)
+    with odb.session() as s:
+        cid = _cluster_id(s, cluster)
+        row = s.scalar(
+            select(UserConfigFile).where(UserConfigFile.cluster_id == cid, UserConfigFile.name == name)
+        )
+        if row is not None and row.hash == digest:
+            return False
+        if row is None:
+            s.add(UserConfigFile(cluster_id=cid, name=name, text=text, hash=digest))
+        else:
+            row.text, row.hash, row.deployed_at = text, digest, utcnow()
+        return True
+
+
+def delete_user_config(odb: ODB, cluster: str, name: str) -> bool:
+    """Remove a deployed user-config file; False if none of that name is deployed."""
+    with odb.session() as s:
+        cid = _cluster_id(s, cluster)
+        stmt = delete(UserConfigFile).where(UserConfigFile.cluster_id == cid, UserConfigFile.name == name)
+        return bool(cast(CursorResult, s.execute(stmt)).rowcount)
+
+
+def get_user_config(odb: ODB, cluster: str, name: str) -> UserConfigRecord | None:
+    with odb.session() as s:
+        cid = _cluster_id(s, cluster)
+        row = s.scalar(
+            select(UserConfigFile).where(UserConfigFile.cluster_id == cid, UserConfigFile.name == name)
+        )
+        return None if row is None else UserConfigRecord(row.name, row.text, row.hash)
+
+
+def list_user_config(odb: ODB, cluster: str) -> list[UserConfigRecord]:
+    with odb.session() as s:
+        cid = _cluster_id(s, cluster)
+        rows = s.scalars(
+            select(UserConfigFile).where(UserConfigFile.cluster_id == cid).order_by(UserConfigFile.name)
+        )
+        return [UserConfigRecord(r.name, r.text, r.hash) for r in rows]
 
 
 def list_services(odb: ODB, cluster: str) -> dict[str, str]:

@@ -84,6 +84,19 @@ class DeployedModule(Base):
     deployed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class UserConfigFile(Base):
+    """A user-config file deployed to the whole cluster (services' self.config.NAME)."""
+
+    __tablename__ = "zato_user_config"
+    __table_args__ = (UniqueConstraint("cluster_id", "name"),)
+    id: Mapped[int] = _pk()
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("zato_cluster.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))  # file name without .ini / .conf
+    text: Mapped[str] = mapped_column(Text)
+    hash: Mapped[str] = mapped_column(String(64))  # sha256 hex of text
+    deployed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
 class HTTPChannel(Base):
     __tablename__ = "zato_http_channel"
     __table_args__ = (UniqueConstraint("cluster_id", "name"),)

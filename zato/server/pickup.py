@@ -1,6 +1,7 @@
 """The pickup directory of a server: a .py file dropped into SERVER_DIR/pickup is deployed
 to the whole cluster and moved to pickup/processed/; a broken one is reported in the log
-once (per modification) and left where it is.
+once (per modification) and left where it is. So is a user-config file (NAME.ini or
+NAME.conf): every server's services then read it as self.config.NAME.
 
 This runs in the gunicorn arbiter, so it never executes a module itself: each file is loaded
 in a child process (`zato.service.deploy.LoadCheck`) that the arbiter's loop polls without
@@ -23,7 +24,16 @@ from zato.config.settings import ServerSettings
 from zato.coord.client import connect
 from zato.odb.engine import ODB
 from zato.server.fork import odb_work
-from zato.service.deploy import DeployResult, LoadCheck, module_name_of, store
+from zato.service.deploy import (
+    ConfigResult,
+    DeployResult,
+    LoadCheck,
+    deploy_user_config,
+    is_user_config,
+    module_name_of,
+    store,
+    user_config_name,
+)
 
 logger = logging.getLogger("zato.pickup")
 
@@ -60,7 +70,11 @@ class PickupDir:
             return
         self.next_poll = now + self.interval
         try:
-            names = sorted(n for n in os.listdir(self.path) if n.endswith(".py") and not n.startswith("."))
+            names = sorted(
+                n
+                for n in os.listdir(self.path)
+                if (n.endswith(".py") or is_user_config(n)) and not n.startswith(".")
+            )
         except FileNotFoundError:
             return
         paths = [os.path.join(self.path, name) for name in names]
@@ -91,8 +105,10 @@ class PickupDir:
             return False
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-            with open(fd, encoding="utf-8") as f:
+            with open(fd, encoding="utf-8-sig" if is_user_config(path) else "utf-8") as f:
                 source = f.read()
+            if is_user_config(path):
+                return self._deploy_config(path, mtime, source)
             self.job = _Job(
                 path,
                 mtime,
@@ -127,14 +143,42 @@ class PickupDir:
             self.job = None
             self._broken(job.path, job.mtime, e)
             return
-        self.reported.pop(job.path, None)
-        self.retry_at.pop(job.path, None)
+        self._processed(job.path, result)
+
+    def _deploy_config(self, path: str, mtime: float, text: str) -> bool:
+        """Store a user-config file (no child needed: it is read, never run)."""
+        name = user_config_name(path)
+
+        def work() -> ConfigResult:
+            odb = ODB(self.settings.odb_url)
+            client = connect(self.settings.redis)
+            try:
+                return deploy_user_config(odb, client, self.settings.cluster, name, text)
+            finally:
+                odb.dispose()
+                client.close()
+
+        try:
+            result = odb_work(self.settings.odb_url, work, f"storing user config {name}")
+        except (CoordError, ODBUnavailable) as e:
+            self.retry_at[path] = time.monotonic() + RETRY
+            logger.warning("pickup: %s not deployed yet: %s; trying again in %g s", path, e, RETRY)
+            return False
+        except ZatoError as e:
+            self._broken(path, mtime, e)
+            return False
+        self._processed(path, result)
+        return False  # nothing left running: the next file may start in this tick
+
+    def _processed(self, path: str, result: DeployResult | ConfigResult) -> None:
+        self.reported.pop(path, None)
+        self.retry_at.pop(path, None)
         processed = os.path.join(self.path, "processed")
         os.makedirs(processed, exist_ok=True)
-        os.replace(job.path, os.path.join(processed, os.path.basename(job.path)))
-        logger.info("pickup: %s: %s", os.path.basename(job.path), result.describe())
+        os.replace(path, os.path.join(processed, os.path.basename(path)))
+        logger.info("pickup: %s: %s", os.path.basename(path), result.describe())
         for warning in result.warnings():
-            logger.warning("pickup: %s: %s", os.path.basename(job.path), warning)
+            logger.warning("pickup: %s: %s", os.path.basename(path), warning)
 
     def _broken(self, path: str, mtime: float, error: ZatoError) -> None:
         self.reported[path] = mtime

@@ -97,6 +97,8 @@ class Worker:
         for gone in set(self.store.modules) - {m.name for m in deployed}:
             self._unload(gone)
         self.reload_channels()
+        files = odb_api.list_user_config(self.odb, self.settings.cluster)
+        self.store.config.set_all_deployed({f.name: f.text for f in files})
 
     def _unload(self, module: str) -> None:
         names = self.store.unload_module(module)
@@ -180,6 +182,10 @@ class Worker:
                     and odb_api.get_module(self.odb, self.settings.cluster, module_name) is None
                 ):
                     self._unload(module_name)  # still gone: a deploy since then would have it back
+            elif kind == "user-config":
+                conf = str(event.get("name"))
+                found = odb_api.get_user_config(self.odb, self.settings.cluster, conf)
+                self.store.config.set_deployed(conf, found.text if found else None)
             elif kind == "channel":
                 name = event.get("name")
                 if isinstance(name, str) and odb_api.CHANNEL_NAME_RE.fullmatch(name):

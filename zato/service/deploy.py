@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -261,3 +262,68 @@ if __name__ == "__main__":
     sys.exit(
         _child(sys.argv[1], int(sys.argv[2]), float(sys.argv[3]) if len(sys.argv) > 3 else IMPORT_BUDGET)
     )
+
+
+# User-config files (services' self.config.NAME) deployed to the whole cluster
+
+USER_CONFIG_SUFFIXES = (".ini", ".conf")
+USER_CONFIG_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,199}$")
+
+
+def is_user_config(path: str) -> bool:
+    return path.lower().endswith(USER_CONFIG_SUFFIXES)
+
+
+@dataclass(frozen=True)
+class ConfigResult:
+    said: str
+
+    def describe(self) -> str:
+        return self.said
+
+    def warnings(self) -> list[str]:
+        return []
+
+
+def user_config_name(path: str, name: str | None = None) -> str:
+    """`/x/airports.ini` -> `airports` (or `name` if given), or DeployError if that cannot name
+    self.config.NAME."""
+    name = name or os.path.splitext(os.path.basename(path))[0]
+    if not USER_CONFIG_NAME_RE.match(name):
+        raise DeployError(
+            f"{path}: {name!r} cannot name a user-config file (up to 200 letters, digits, _ and -, "
+            "not starting with a digit or -)"
+        )
+    return name
+
+
+def deploy_user_config(odb: ODB, client: redis.Redis, cluster: str, name: str, text: str) -> ConfigResult:
+    """Check and store a user-config file, and tell every server; DeployError if it does not
+    parse (naming the line), ODBError/CoordError if storing or publishing fails."""
+    from zato.coord import events
+    from zato.odb import api as odb_api
+    from zato.service.user_config import parse_text
+
+    try:
+        parse_text(text, name)
+    except ValueError as e:
+        raise DeployError(f"user config {name}: {e}") from None
+    events.reachable(client)  # an unreachable Redis changes nothing
+    changed = odb_api.store_user_config(odb, cluster, name, text)
+    events.announce(client, cluster, {"kind": "user-config", "name": name}, f"user config {name}")
+    if changed:
+        logger.info("deployed user config %s", name)
+    how = "deployed" if changed else "already deployed (unchanged)"
+    return ConfigResult(f"user config {name} {how}: every server reads it as self.config.{name}")
+
+
+def undeploy_user_config(odb: ODB, client: redis.Redis, cluster: str, name: str) -> ConfigResult:
+    from zato.coord import events
+    from zato.odb import api as odb_api
+
+    events.reachable(client)
+    if not odb_api.delete_user_config(odb, cluster, name):
+        raise DeployError(f"no user config {name} is deployed to cluster {cluster}")
+    events.announce(client, cluster, {"kind": "user-config", "name": name}, f"user config {name}")
+    logger.info("undeployed user config %s", name)
+    return ConfigResult(f"undeployed user config {name} from every server")

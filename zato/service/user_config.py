@@ -114,14 +114,19 @@ def section_of(node: configobj.Section, where: str) -> Section:
 
 def parse(path: str, name: str) -> Section:
     """The file at `path` as a Section, or ValueError saying what is wrong and on which line."""
-    import configobj  # here: a server without user-config files never loads it
-
     with open(path, "rb") as f:
         data = f.read()
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise ValueError(f"not UTF-8 text (byte {e.start})") from None
+    return parse_text(text, name)
+
+
+def parse_text(text: str, name: str) -> Section:
+    """`text` (a user-config file's) as a Section, or ValueError saying on which line it is wrong."""
+    import configobj  # here: a server without user-config files never loads it
+
     try:
         parsed = configobj.ConfigObj(text.splitlines(), interpolation=False, list_values=True)
     except configobj.ConfigObjError as e:
@@ -181,6 +186,7 @@ def survey(folders: Iterable[str]) -> str:
 class _File(NamedTuple):
     signature: tuple  # (mtime_ns, size, inode): a change means the file is read again
     section: Section | None  # what was read of it; None while it never parsed
+    path: str
 
 
 class UserConfig:
@@ -195,6 +201,9 @@ class UserConfig:
         self.folders = tuple(folders)
         self._recheck, self._clock = recheck, clock
         self._files: dict[str, _File] = {}
+        self._deployed: dict[str, Section] = {}  # deployed to the cluster (zato deploy NAME.ini)
+        self._deployed_text: dict[str, str] = {}  # ... as read: the same text is not read again
+        self._shadowed: set[str] = set()  # deployed names a file of this server's is used for
         self._root = _Root((), "")
         self._next = clock() + recheck  # the first look is the one below
         self._unreadable: set[str] = set()  # folders already reported
@@ -235,8 +244,48 @@ class UserConfig:
                 section = old.section if old else None
             else:
                 logger.info("user config %s: read %s", name, path)
-            files[name] = _File(signature, section)
+            files[name] = _File(signature, section, path)
         for gone in self._files.keys() - files.keys():
             logger.info("user config %s: its file is gone", gone)
         self._files = files
-        self._root = _Root(((n, f.section) for n, f in sorted(files.items()) if f.section is not None), "")
+        self._rebuild()
+
+    def set_deployed(self, name: str, text: str | None) -> None:
+        """The cluster-wide file `name` as deployed now (None: undeployed). One that does not
+        parse (it was checked at deploy) keeps what was there before."""
+        if text is None:
+            self._deployed_text.pop(name, None)
+            if self._deployed.pop(name, None) is not None:
+                logger.info("user config %s: undeployed from the cluster", name)
+        elif self._deployed_text.get(name) == text:
+            return
+        else:
+            try:
+                self._deployed[name] = parse_text(text, name)
+            except ValueError as e:
+                logger.error("user config %s: the deployed file cannot be read: %s; not changed", name, e)
+                return
+            self._deployed_text[name] = text
+            logger.info("user config %s: deployed to the cluster, read", name)
+        self._rebuild()
+
+    def set_all_deployed(self, texts: dict[str, str]) -> None:
+        """Every cluster-wide file as deployed now (at start, and after missed events)."""
+        for gone in set(self._deployed) - set(texts):
+            self.set_deployed(gone, None)
+        for name, text in texts.items():
+            self.set_deployed(name, text)
+
+    def _rebuild(self) -> None:
+        """The root: the files deployed to the cluster, and this server's own files over them."""
+        own = {n: f.section for n, f in self._files.items() if f.section is not None}
+        shadowed = set(own) & set(self._deployed)
+        for name in sorted(shadowed - self._shadowed):
+            logger.warning(
+                "user config %s: this server's file %s is used, not the one deployed to the cluster",
+                name,
+                self._files[name].path,
+            )
+        self._shadowed = shadowed
+        merged = {**self._deployed, **own}
+        self._root = _Root(sorted(merged.items()), "")
