@@ -13,7 +13,7 @@ import time
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from zato.common.errors import ComponentError
+from zato.common.errors import ComponentError, ZatoError
 from zato.config.component import LOAD_BALANCER, QUICKSTART, SERVER, quickstart_members, read_component
 from zato.config.settings import ServerSettings, load_server_settings
 from zato.coord.client import connect, describe
@@ -96,6 +96,7 @@ def gather(path: str) -> dict:
     finally:
         client.close()
     data["redis"] = describe(first.redis)
+    data["user_config"] = _deployed_config(first, data["errors"])
     if lbs:
         data["load_balancer"] = _lb(lbs[0])
     return data
@@ -109,6 +110,21 @@ def _registered(settings: ServerSettings) -> list:
     odb = ODB(settings.odb_url)
     try:
         return odb_api.list_servers(odb, settings.cluster)
+    finally:
+        odb.dispose()
+
+
+def _deployed_config(settings: ServerSettings, errors: list[str]) -> list[str] | None:
+    """The names of the user-config files deployed to the cluster; None if the ODB did not say."""
+    from zato.odb import api as odb_api
+    from zato.odb.engine import ODB
+
+    odb = ODB(settings.odb_url)
+    try:
+        return [f.name for f in odb_api.list_user_config(odb, settings.cluster)]
+    except ZatoError as e:
+        errors.append(f"ODB: {e}")
+        return None
     finally:
         odb.dispose()
 
@@ -177,6 +193,12 @@ def render(data: dict) -> str:
             if newest is None
             else f"Lease: not held (newest epoch {newest})"
         )
+    deployed = data.get("user_config")
+    if deployed is not None:
+        out += [
+            "",
+            f"User config deployed to the cluster (self.config.NAME): {', '.join(deployed) or 'none'}",
+        ]
     calls = data.get("async")
     if calls:
         out += ["", f"invoke_async: {calls['queued']} queued, {calls['parked']} parked"]
