@@ -159,6 +159,13 @@ def test_dashboard_live_takeover_login_and_csrf(quickstart, browser, tmp_path):
     alert.accept()
     wait_for(lambda: rows(browser, "services") == [], 15, what="the undeployed module gone from the page")
 
+    # User-config files deployed to the cluster are named.
+    assert text(browser, "#user-config") == "none"
+    conf = tmp_path / "crm.ini"
+    conf.write_text("[db]\nname = crm\n")
+    zato("deploy", qs.path, str(conf))
+    wait_for(lambda: text(browser, "#user-config") == "crm", 15, what="the deployed user config on the page")
+
     # HTTP channels show who may call them: a security definition's name, or "open".
     zato("conn", "create", "security", qs.path, "--name", "crm-users", "--type", "apikey", "--password", "k")
     zato("channel", "create", qs.path, "--name", "crm", "--url-path", "/crm", "--service", "crm.get",

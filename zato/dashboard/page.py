@@ -65,7 +65,8 @@ since <span id="lease-since">-</span></p>
 <button id="deploy">Deploy</button></section>
 <section><h2>Deployed services</h2><table id="services"><thead><tr><th>service</th><th>module</th>
 <th></th></tr>
-</thead><tbody></tbody></table></section>
+</thead><tbody></tbody></table>
+<p>User config deployed to the cluster (self.config.NAME): <span id="user-config">-</span></p></section>
 <section><h2>HTTP channels</h2><table id="channels"><thead><tr><th>name</th><th>path</th><th>method</th>
 <th>service</th><th>security</th><th>active</th></tr></thead><tbody></tbody></table></section>
 </main>
@@ -175,6 +176,7 @@ function render(s) {
     }
     shown = x.module; cell(tr, span);
   });
+  $('user-config').textContent = (s.user_config || []).join(', ') || 'none';
   rows('channels', s.channels || [], (tr, c) => {
     cell(tr, c.name); cell(tr, c.url_path); cell(tr, c.method); cell(tr, c.service);
     cell(tr, c.security || 'open'); cell(tr, c.is_active ? 'yes' : 'no');

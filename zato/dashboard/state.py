@@ -74,7 +74,7 @@ class Collector:
         self.ticks = 0
         self.version = 0
         self.snapshot: dict = {"cluster": settings.cluster, "errors": ["starting"], "version": 0}
-        self._slow: dict = {"known": [], "services": [], "channels": [], "odb_error": ""}
+        self._slow: dict = {"known": [], "services": [], "channels": [], "user_config": [], "odb_error": ""}
         self._last_json = ""
         # Only members signed with the cluster's key are shown (a dashboard made before the
         # secret was in dashboard.conf parses entries strictly and says so once).
@@ -105,6 +105,7 @@ class Collector:
             known = odb_api.list_servers(odb, s.cluster)  # read with the services: status.collect's `known`
             services = odb_api.list_services(odb, s.cluster)
             channels = odb_api.list_channels(odb, s.cluster)
+            user_config = [f.name for f in odb_api.list_user_config(odb, s.cluster)]
         except ZatoError as e:
             self._slow["odb_error"] = f"ODB: {str(e).splitlines()[0]}"
             return
@@ -122,6 +123,7 @@ class Collector:
                 }
                 for c in sorted(channels, key=lambda c: c.url_path)
             ],
+            "user_config": user_config,
             "odb_error": "",
         }
 
@@ -155,6 +157,7 @@ class Collector:
             "async": view.get("async") or {},
             "lb": self._lb(),
             "services": self._slow["services"],
+            "user_config": self._slow["user_config"],
             "channels": self._slow["channels"],
             "rps_history": {name: list(points) for name, points in self.rates.history.items()},
         }
