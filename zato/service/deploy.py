@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from zato.common.errors import DeployError
 from zato.lifecycle.entry import parent_gone
 from zato.service.store import check_module_name, load_source
+from zato.service.user_config import SUFFIXES
 
 if TYPE_CHECKING:  # kept out of the child's imports: it starts for every deploy
     import redis
@@ -258,20 +259,13 @@ def _child(module: str, parent: int, budget: float) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(
-        _child(sys.argv[1], int(sys.argv[2]), float(sys.argv[3]) if len(sys.argv) > 3 else IMPORT_BUDGET)
-    )
-
-
 # User-config files (services' self.config.NAME) deployed to the whole cluster
 
-USER_CONFIG_SUFFIXES = (".ini", ".conf")
 USER_CONFIG_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,199}$")
 
 
 def is_user_config(path: str) -> bool:
-    return path.lower().endswith(USER_CONFIG_SUFFIXES)
+    return path.lower().endswith(SUFFIXES)
 
 
 @dataclass(frozen=True)
@@ -327,3 +321,9 @@ def undeploy_user_config(odb: ODB, client: redis.Redis, cluster: str, name: str)
     events.announce(client, cluster, {"kind": "user-config", "name": name}, f"user config {name}")
     logger.info("undeployed user config %s", name)
     return ConfigResult(f"undeployed user config {name} from every server")
+
+
+if __name__ == "__main__":
+    sys.exit(
+        _child(sys.argv[1], int(sys.argv[2]), float(sys.argv[3]) if len(sys.argv) > 3 else IMPORT_BUDGET)
+    )
