@@ -119,14 +119,16 @@ def _deployed_config(settings: ServerSettings, errors: list[str]) -> list[str] |
     from zato.odb import api as odb_api
     from zato.odb.engine import ODB
 
-    odb = ODB(settings.odb_url)
+    odb = None
     try:
+        odb = ODB(settings.odb_url)  # a URL it cannot use is said as an ODB that is down
         return [f.name for f in odb_api.list_user_config(odb, settings.cluster)]
     except ZatoError as e:
         errors.append(f"ODB: {e}")
         return None
     finally:
-        odb.dispose()
+        if odb is not None:
+            odb.dispose()
 
 
 def _lb(lb_dir: str) -> dict | None:

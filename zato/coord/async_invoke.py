@@ -26,7 +26,7 @@ import redis
 from zato.common import jsonenc
 from zato.common.errors import CoordError
 from zato.common.pidfile import pid_alive
-from zato.coord.client import blmove, texts, translate
+from zato.coord.client import blmove, move_now, text, texts, translate
 from zato.coord.keys import Keys
 
 logger = logging.getLogger("zato.async")
@@ -86,13 +86,9 @@ def decode(raw: str) -> AsyncCall | None:
 def requeue_parked(client: redis.Redis, cluster: str, limit: int = 10000) -> int:
     """Move the calls parked now back to the end of the queue (oldest first); returns how many.
     Each keeps its count of deaths: one that ends its worker again is parked after one more."""
-    keys, moved = Keys(cluster), 0
+    keys = Keys(cluster)
     with translate("invoke_async: queueing parked calls again"):
-        for _ in range(min(limit, int(client.llen(keys.async_parked)))):
-            if client.lmove(keys.async_parked, keys.async_queue, "LEFT", "RIGHT") is None:
-                break
-            moved += 1
-    return moved
+        return move_now(client, keys.async_parked, keys.async_queue, ("LEFT", "RIGHT"), limit)
 
 
 def worker_id(server: str, pid: int) -> str:
@@ -187,7 +183,7 @@ class AsyncTaker:
         moved = 0
         keys = (key, self.keys.async_queue, self.keys.async_parked)
         while (raw := self.take_client.lindex(key, -1)) is not None:
-            raw = raw.decode() if isinstance(raw, bytes) else raw
+            raw = text(raw)
             again, deaths = died_under(raw)
             park = deaths >= MAX_DEATHS
             if not self._hand_back(keys=keys, args=(raw, again, "1" if park else "0")):

@@ -91,6 +91,17 @@ def describe(settings: RedisSettings) -> str:
     return redact(settings.url)
 
 
+def move_now(client: redis.Redis, source: str, dest: str, ends: tuple[str, str], limit: int = 10**9) -> int:
+    """LMOVE what `source` holds now (at most `limit`) to `dest`; returns how many moved. What
+    comes into `source` meanwhile (a message parked again) is not moved twice."""
+    moved = 0
+    for _ in range(min(limit, int(client.llen(source)))):
+        if client.lmove(source, dest, *ends) is None:  # type: ignore[arg-type]
+            break
+        moved += 1
+    return moved
+
+
 def text(reply: bytes | str) -> str:
     """A reply as str: every client here decodes replies (connect()), but redis-py's types
     also allow bytes."""

@@ -29,7 +29,7 @@ import redis
 
 from zato.common import jsonenc
 from zato.common.errors import ConnectorError, LeaseLost
-from zato.coord.client import blmove, texts, translate
+from zato.coord.client import blmove, move_now, texts, translate
 from zato.coord.keys import Keys
 
 # Properties a service may set on an outgoing AMQP message (pika.BasicProperties names).
@@ -261,10 +261,5 @@ class OutQueue:
     def resend_parked(self, limit: int = 10000) -> int:
         """Move the messages parked now back to the queue (oldest first); returns how many
         moved. One that is parked again meanwhile (still undeliverable) is not moved twice."""
-        moved = 0
         with translate(f"re-sending parked messages of {self.what}"):
-            for _ in range(min(limit, int(self.client.llen(self.parked)))):
-                if self.client.lmove(self.parked, self.queue, "RIGHT", "LEFT") is None:
-                    break
-                moved += 1
-        return moved
+            return move_now(self.client, self.parked, self.queue, ("RIGHT", "LEFT"), limit)

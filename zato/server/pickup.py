@@ -17,7 +17,11 @@ import logging
 import os
 import stat
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
+
+import redis
 
 from zato.common.errors import CoordError, DeployError, ODBUnavailable, ZatoError
 from zato.config.settings import ServerSettings
@@ -36,6 +40,8 @@ from zato.service.deploy import (
 )
 
 logger = logging.getLogger("zato.pickup")
+
+T = TypeVar("T")
 
 RETRY = 10.0  # seconds before a file not stored or announced for want of the ODB or Redis is tried again
 
@@ -148,18 +154,11 @@ class PickupDir:
     def _deploy_config(self, path: str, mtime: float, text: str) -> bool:
         """Store a user-config file (no child needed: it is read, never run)."""
         name = user_config_name(path)
-
-        def work() -> ConfigResult:
-            odb = ODB(self.settings.odb_url)
-            client = connect(self.settings.redis)
-            try:
-                return deploy_user_config(odb, client, self.settings.cluster, name, text)
-            finally:
-                odb.dispose()
-                client.close()
-
         try:
-            result = odb_work(self.settings.odb_url, work, f"storing user config {name}")
+            result = self._cluster_work(
+                lambda odb, client, cluster: deploy_user_config(odb, client, cluster, name, text),
+                f"storing user config {name}",
+            )
         except (CoordError, ODBUnavailable) as e:
             self.retry_at[path] = time.monotonic() + RETRY
             logger.warning("pickup: %s not deployed yet: %s; trying again in %g s", path, e, RETRY)
@@ -185,13 +184,21 @@ class PickupDir:
         logger.error("pickup: %s is broken, not deployed: %s", path, error)
 
     def _store(self, module: str, source: str, impls: dict[str, str]) -> DeployResult:
-        def work() -> DeployResult:
-            odb = ODB(self.settings.odb_url)
-            client = connect(self.settings.redis)
+        return self._cluster_work(
+            lambda odb, client, cluster: store(odb, client, cluster, module, source, impls),
+            f"storing module {module}",
+        )
+
+    def _cluster_work(self, apply: Callable[[ODB, redis.Redis, str], T], what: str) -> T:
+        """apply(odb, redis client, cluster) in the ODB's own process (zato.server.fork.odb_work),
+        with both opened for it and closed after."""
+
+        def work() -> T:
+            odb, client = ODB(self.settings.odb_url), connect(self.settings.redis)
             try:
-                return store(odb, client, self.settings.cluster, module, source, impls)
+                return apply(odb, client, self.settings.cluster)
             finally:
                 odb.dispose()
                 client.close()
 
-        return odb_work(self.settings.odb_url, work, f"storing module {module}")
+        return odb_work(self.settings.odb_url, work, what)
