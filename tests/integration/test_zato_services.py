@@ -481,6 +481,17 @@ def test_outgoing_http_and_sql_live_and_masked(cluster) -> None:
     r = requests.post(f"{cluster.lb_url}/demo/order-row", json={"price": 12.5})
     assert r.status_code == 200, r.text
     assert r.json() == {"price": "12.50", "units": 3, **when, "ref": ref.replace("-", "")}
+    # Zato 3.2 and 4.1's names (tests/zato_corpus/rest_out.py): self.out.rest[name].conn,
+    # response.data (the parsed JSON), conn.http_request(method, cid, data) and conn.send.
+    zato("conn", "create", "http-outgoing", server1, "--name", "self-crm-new", "--address",
+         cluster.lb_url, "--url-path", "/crm/clients")  # fmt: skip
+    for base in urls(cluster):
+        r = api(cluster, base, "out.rest.client-name", {"client_id": 7, "conn_name": "self-crm"})
+        assert r.status_code == 200 and r.json() == {"name": "Client 7", "lang": "en"}, r.text
+        r = api(cluster, base, "out.rest.create-client", {"conn_name": "self-crm-new", "client_name": "Ann"})
+        assert r.status_code == 200, r.text
+        created = {"client_id": 1003, "name": "Ann"}
+        assert r.json() == {"status": 201, "location": "/crm/clients/1003", "created": created, "sent": 1001}
     zato("conn", "edit", "http-outgoing", server1, "--name", "self-crm", "--active", "false")
     wait_for(
         lambda: requests.get(f"{cluster.lb_url}/demo/fetch/5?conn_name=self-crm").status_code == 404,

@@ -3,7 +3,12 @@
     conn = self.outgoing.plain_http["CRM"].conn
     response = conn.get(self.cid, params={"id": 1})        # path "/clients/{id}" -> /clients/1
     response = conn.post(self.cid, {"name": "x"}, headers={"X-A": "b"})
-    response.status_code, response.text, response.json()
+    response.status_code, response.text, response.json(), response.data
+
+`self.outgoing.rest` (Zato 3.2 and 4.1's name) is the same object as `.plain_http`;
+`conn.http_request("PUT", self.cid, data, params)` names the method, and `conn.send` is `post`.
+`response.data` is the body parsed as JSON when it is JSON (its Content-Type says so, or the
+connection's data format is JSON and it parses), else its text, as in Zato 4.1.
 
 A definition (kind http-outgoing: address, url_path with {params}, timeout, username/password,
 data_format) lives in the ODB. Each worker keeps one requests.Session (a connection pool,
@@ -13,6 +18,7 @@ the definition changes. Parameters the path does not name go to the query string
 
 from __future__ import annotations
 
+import json
 import string
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -90,12 +96,27 @@ class HTTPConn:
             sent_headers["Content-Type"] = "application/json"
         sent_headers.update(headers or {})
         try:
-            return self._session.request(
+            response = self._session.request(
                 method, url, params=query or None, data=body, headers=sent_headers, timeout=self._timeout
             )
         except requests.RequestException as e:
             why = f"{type(e).__name__}: {e}"
             raise ConnectorError(f"outgoing HTTP {self.name!r}: {method} {url}: {why}") from None
+        parsed = response_data(response.text, response.headers.get("Content-Type"), self._json)
+        response.data = parsed  # type: ignore[attr-defined]  # Zato's extra attribute
+        return response
+
+    def http_request(
+        self,
+        method: str,
+        cid: str,
+        data: Any = "",
+        params: dict | None = None,
+        headers: dict | None = None,
+        **kw: Any,
+    ) -> requests.Response:
+        """Any method by its name, as Zato's `http_request(method, cid, data, params)`."""
+        return self._call(method.upper(), cid, data, params, headers)
 
     get = _without_body("GET")
     delete = _without_body("DELETE")
@@ -103,9 +124,22 @@ class HTTPConn:
     post = _with_body("POST")
     put = _with_body("PUT")
     patch = _with_body("PATCH")
+    send = post
 
     def close(self) -> None:
         self._session.close()
+
+
+def response_data(text: str, content_type: str | None, json_connection: bool) -> Any:
+    """Zato's `response.data`: the parsed JSON of a JSON body, else the body's text."""
+    kind = (content_type or "").split(";")[0].strip().lower()
+    says_json = kind == "application/json" or kind.endswith("+json")
+    if text and (says_json or (json_connection and not kind.startswith("text/"))):
+        try:
+            return json.loads(text)
+        except ValueError:
+            pass  # not JSON after all: its text, as for any other body
+    return text
 
 
 class HTTPConnection:
