@@ -326,6 +326,51 @@ def test_zato41_class_io_in_and_out(cluster) -> None:
     assert r.status_code == 400 and r.json()["zato_env"]["details"] == "missing input: sku"
 
 
+def test_nested_models_with_zato_typing_names(cluster) -> None:
+    """Zato's data-models example (tests/zato_corpus/phone_models.py): `list_[Phone]` from
+    zato.common.typing_, models nested in lists and as fields, in and out. Before: the module was
+    refused (no zato.common.typing_), and a nested model in the output was a 500."""
+    r = api(cluster, cluster.lb_url, "phones.get-list", {"client_id": 12})
+    assert r.status_code == 200, r.text
+    phone = {"owner_id": 12, "owner_name": "Jane Doe", "imei": "123"}
+    assert r.json() == {
+        "response_type": "RZH",
+        "phone_list": [phone, {**phone, "imei": "789", "owner_name": "John Doe"}],
+    }
+    given = {
+        "client_id": "3",
+        "phones": [{"imei": "1", "owner_id": "7", "owner_name": "A"}],
+        "address": {"city": "Oslo"},
+    }
+    r = api(cluster, cluster.lb_url, "phones.register", given)
+    assert r.status_code == 200, r.text
+    assert r.json() == {
+        "client_id": 3,
+        "imeis": ["1"],
+        "owners": [7],
+        "kinds": ["Phone"],
+        "city": "Oslo",
+        "zip_code": None,
+    }
+    r = api(cluster, cluster.lb_url, "phones.register", {"client_id": 3})
+    assert r.json() == {
+        "client_id": 3,
+        "imeis": [],
+        "owners": [],
+        "kinds": [],
+        "city": None,
+        "zip_code": None,
+    }
+    for bad, said in [
+        ({"client_id": 3, "phones": [{"imei": "1", "owner_id": 7}]}, "missing input: phones[0].owner_name"),
+        ({"client_id": 3, "phones": [{"imei": "1", "owner_id": "x", "owner_name": "A"}]},
+         "invalid input phones[0].owner_id: 'x' is not an integer"),
+        ({"client_id": 3, "address": "Oslo"}, "invalid input address: 'Oslo' is not an object"),
+    ]:  # fmt: skip
+        r = api(cluster, cluster.lb_url, "phones.register", bad)
+        assert (r.status_code, r.json()["zato_env"]["details"]) == (400, said)
+
+
 def test_invoke_and_get_name(cluster) -> None:
     r = api(cluster, cluster.lb_url, "demo.quadrupler", {"number_count": 3})
     assert r.status_code == 200 and r.json() == {"number_count": 12}

@@ -354,3 +354,60 @@ def test_an_unloaded_module_leaves_nothing_behind() -> None:
     assert store.unload_module("gone_mod") == ["u.gone"]
     assert "u.gone" not in store.services and DEPLOYED_PREFIX + "gone_mod" not in sys.modules
     assert store.unload_module("gone_mod") == []
+
+
+@dataclass(init=False)
+class Line(Model):
+    sku: str
+    units: int = 1
+
+
+@dataclass(init=False)
+class Basket(Model):
+    basket_id: int
+    lines: list[Line] = field(default_factory=list)
+    gift: Optional[Line] = None  # noqa: UP045 - Zato users write Optional
+
+
+class Baskets(Service):
+    name = "t.baskets"
+    input = Basket
+    output = Basket
+
+    def handle(self) -> None:
+        basket = self.request.input
+        assert all(isinstance(line, Line) for line in basket.lines)
+        basket.lines.append(Line(sku="extra"))  # one made in code: units is the class's default
+        self.response.payload = basket
+
+
+def test_nested_models_are_built_in_and_written_out() -> None:
+    given = {"basket_id": "9", "lines": [{"sku": "a", "units": "2"}, {"sku": "b"}], "gift": {"sku": "g"}}
+    out = json.loads(jsonenc.dumps(Store().call(Baskets, given)))
+    extra = {"sku": "extra", "units": 1}
+    assert out == {
+        "basket_id": 9,
+        "lines": [{"sku": "a", "units": 2}, {"sku": "b", "units": 1}, extra],
+        "gift": {"sku": "g", "units": 1},
+    }
+    out = json.loads(jsonenc.dumps(Store().call(Baskets, {"basket_id": 1})))
+    assert out == {"basket_id": 1, "lines": [extra]}  # no gift: an optional output not set
+
+
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        ({"basket_id": 1, "lines": [{"sku": "a"}, {"units": 3}]}, "missing input: lines[1].sku"),
+        (
+            {"basket_id": 1, "lines": [{"sku": "a", "units": "many"}]},
+            "invalid input lines[0].units: 'many' is not an integer",
+        ),
+        ({"basket_id": 1, "lines": {"sku": "a"}}, "invalid input lines: {'sku': 'a'} is not a list"),
+        ({"basket_id": 1, "lines": ["a"]}, "invalid input lines[0]: 'a' is not an object"),
+        ({"basket_id": 1, "gift": 5}, "invalid input gift: 5 is not an object"),
+    ],
+)
+def test_bad_nested_input_is_a_400_naming_where_it_is(given: dict, said: str) -> None:
+    with pytest.raises(InputError) as e:
+        Store().call(Baskets, given)
+    assert str(e.value) == said

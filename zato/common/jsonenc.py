@@ -3,13 +3,15 @@
 The standard library's encoder, plus the values a service commonly holds after reading a
 database: datetimes, dates and times become ISO 8601 text, Decimals their exact digits as text
 (as Zato's SimpleIO sends a Decimal), UUIDs their usual 36-character form, any other mapping
-(a database row's RowMapping) an object. NaN and infinities are refused, as no JSON parser
+(a database row's RowMapping) an object, and a dataclass instance (a Zato model, nested in
+another one's list) an object of the fields it has. NaN and infinities are refused, as no JSON parser
 reads them back. Anything else still raises TypeError naming its type, for the caller to
 report with the service's name.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import decimal
 import json
@@ -27,6 +29,8 @@ def _default(value: Any) -> Any:
         return str(value)
     if isinstance(value, Mapping):
         return dict(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):  # init=False: only fields set
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value) if hasattr(value, f.name)}
     raise TypeError(f"a {type(value).__name__} is not JSON (give a dict, list, str, number, bool or None)")
 
 

@@ -338,6 +338,53 @@ def _as_tuple(value: Any) -> tuple:
     return tuple(value)
 
 
+class ModelElem(Elem):
+    """A field whose type is itself a dataclass model (Zato 4.1's nested models): an object in
+    the input is built as that model, its own fields checked as the top level's are."""
+
+    kind = "an object"
+
+    def __init__(self, name: str, model: type):
+        super().__init__(name)
+        self.model = model
+        self._fields: Fields | None = None  # read at first use: a model may name itself
+
+    def convert(self, value: Any) -> Any:
+        return self.at(self.name, value)
+
+    def at(self, path: str, value: Any) -> Any:
+        if isinstance(value, self.model):
+            return value
+        if not isinstance(value, Mapping):
+            raise InputError(f"invalid input {path}: {_short(value)} is not an object")
+        if self._fields is None:
+            self._fields = _model_fields(self.model)
+        return _build(self._fields, value, None, f"{path}.")
+
+    def output(self, value: Any) -> Any:
+        return value  # a model or a dict: JSON as it is (zato.common.jsonenc writes a dataclass)
+
+
+class ModelList(List):
+    """`list_[Phone]`: a list whose items are built as the model."""
+
+    def __init__(self, name: str, item: ModelElem):
+        super().__init__(name)
+        self.item = item
+
+    def convert(self, value: Any) -> Any:
+        if not isinstance(value, (list, tuple)):
+            raise ValueError("is not a list")
+        return [self.item.at(f"{self.name}[{i}]", v) for i, v in enumerate(value)]
+
+    def output(self, value: Any) -> Any:
+        return super().convert(value)
+
+
+def _model_type(hint: Any) -> type | None:
+    return hint if isinstance(hint, type) and dataclasses.is_dataclass(hint) else None
+
+
 def _model_fields(model: type) -> Fields:
     hints = typing.get_type_hints(model)
     elems = []
@@ -346,7 +393,15 @@ def _model_fields(model: type) -> Fields:
         optional = type(None) in typing.get_args(hint)
         base = next((a for a in typing.get_args(hint) if a is not type(None)), hint) if optional else hint
         origin = typing.get_origin(base) or base
-        elem = _PY_TYPES.get(origin, AsIs)(f.name)
+        nested = _model_type(base)
+        items = typing.get_args(base) if origin is list else ()
+        item_model = _model_type(items[0]) if len(items) == 1 else None
+        if nested is not None:
+            elem: Elem = ModelElem(f.name, nested)
+        elif item_model is not None:
+            elem = ModelList(f.name, ModelElem(f.name, item_model))
+        else:
+            elem = _PY_TYPES.get(origin, AsIs)(f.name)
         if f.default is not dataclasses.MISSING:
             elem.default = f.default
         if f.default_factory is not dataclasses.MISSING:
@@ -404,20 +459,26 @@ def parse_input(decl: IODecl, payload: Any, query: dict, path_params: dict) -> A
     fields = decl.input
     if not fields.elems:
         return Bunch(sources)  # a copy: the service may change it
+    return _build(fields, sources, decl)
+
+
+def _build(fields: Fields, sources: Mapping, decl: IODecl | None, prefix: str = "") -> Any:
+    """The declared fields of `sources` (a Bunch, or the model's instance); prefix: where a
+    nested model's object is in the input (`phones[1].`), for the 400's text."""
     out = Bunch()
     missing = []
     for elem in fields.elems:
         value = sources.get(elem.name)
         if value is None or value == "" and not isinstance(elem, (AsIs, Text)):
             if elem.required:
-                missing.append(elem.name)
+                missing.append(prefix + elem.name)
             else:
                 out[elem.name] = _default(elem, decl)
             continue
         try:
             out[elem.name] = elem.convert(value)
         except ValueError as e:
-            raise InputError(f"invalid input {elem.name}: {_short(value)} {e}") from None
+            raise InputError(f"invalid input {prefix}{elem.name}: {_short(value)} {e}") from None
     if missing:
         raise InputError(f"missing input: {', '.join(missing)}")
     if fields.model is not None:
@@ -429,12 +490,14 @@ def parse_input(decl: IODecl, payload: Any, query: dict, path_params: dict) -> A
     return out
 
 
-def _default(elem: Elem, decl: IODecl) -> Any:
+def _default(elem: Elem, decl: IODecl | None) -> Any:
     """An optional input that was not given: the field's own default (a dataclass model's
     `quantity: int = 1`), else the declaration's default_value."""
     if elem.default_factory is not None:
         return elem.default_factory()
-    return elem.default if elem.default is not None else decl.default_value
+    if elem.default is not None or decl is None:
+        return elem.default
+    return decl.default_value
 
 
 def _short(value: Any) -> str:
