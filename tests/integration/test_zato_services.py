@@ -585,6 +585,23 @@ def test_service_code_sees_no_secret(cluster) -> None:
     assert s.invoke_password not in "\n".join(r.json()["strings"])
 
 
+def test_invoke_async_with_zato_keywords_cid_and_callbacks(cluster) -> None:
+    """invoke_async(..., cid=..., callback=[name, class]) and the `-async-callback` service by
+    name (tests/zato_corpus/async_jobs.py). Before: the CID was a new one and no callback ran."""
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    job = uuid.uuid4().hex[:8]
+    r = api(cluster, cluster.lb_url, "jobs.start-quote", {"job": job})
+    cid = "K" + job.upper().ljust(27, "0")
+    assert r.status_code == 200 and r.json() == {"cid": cid}, r.text
+    wait_for(lambda: len(client.lrange(f"demo:quote:{job}", 0, -1)) == 2, what="both callbacks")
+    got = sorted(client.lrange(f"demo:quote:{job}", 0, -1))
+    assert got == ["jobs.quote-logged", f"jobs.quote-received 42 {cid} invoke-async-callback"]
+    other = uuid.uuid4().hex[:8]
+    assert api(cluster, cluster.lb_url, "jobs.start-default", {"job": other}).status_code == 200
+    wait_for(lambda: client.lrange(f"demo:quote:{other}", 0, -1), what="the -async-callback service")
+    assert client.lrange(f"demo:quote:{other}", 0, -1) == ["jobs.start-default-async-callback"]
+
+
 def test_invoke_async_survives_the_death_of_the_server_running_it(cluster) -> None:
     """Last in this module: it kills a server."""
     client = redis.Redis.from_url(REDIS_URL, decode_responses=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
@@ -170,3 +171,83 @@ def test_request_bunchified_gives_attribute_access_to_a_copy_of_the_payload():
     payload = {"customer": {"address": {"city": "Kraków"}}, "orders": [{"qty": 1}]}
     answer = store.run("b.city", "K1", Request(payload=payload)).payload
     assert answer == {"city": "Kraków", "qty": 5, "sent": 1}  # the service's copy, not the request
+
+
+CALLER = """
+import gevent
+from zato.common.exception import BadRequest
+from zato.service import Service
+
+done = []  # what the slow service got to do
+
+class Echo(Service):
+    name = "t.echo"
+
+    def handle(self):
+        self.response.payload = {"got": self.request.payload, "cid": self.cid}
+
+class Slow(Service):
+    name = "t.slow"
+
+    def handle(self):
+        gevent.sleep(float(self.request.payload["seconds"]))
+        done.append(self.cid)
+        self.response.payload = {"slept": True}
+
+class Refuses(Service):
+    name = "t.refuses"
+
+    def handle(self):
+        gevent.sleep(0.01)
+        raise BadRequest(self.cid, "no such client")
+
+class Caller(Service):
+    name = "t.caller"
+
+    def handle(self):
+        how = self.request.payload
+        self.response.payload = self.invoke(how.pop("target"), **how)
+"""
+
+
+def caller_store():  # noqa: ANN201
+    store = ServiceStore()
+    store.services.update(load_source("caller", CALLER))
+    return store
+
+
+def call(store, **how):  # noqa: ANN001, ANN003, ANN201
+    from zato.service.base import Request
+
+    return store.run("t.caller", "K" + "0" * 27, Request(payload=how)).payload
+
+
+def test_invoke_takes_zato_keyword_arguments():
+    store = caller_store()
+    # No payload: the other keyword arguments are the input, as in Zato; cid= is the CID.
+    got = call(store, target="t.echo", client_id=5, name="Ann", cid="K" + "9" * 27)
+    assert got == {"got": {"client_id": 5, "name": "Ann"}, "cid": "K" + "9" * 27}
+    assert call(store, target="t.echo", payload={"a": 1}, b=2)["got"] == {"a": 1}  # a payload wins
+    assert call(store, target="t.echo")["cid"] == "K" + "0" * 27  # the caller's own CID
+    bunch = call(store, target="t.echo", payload={"a": {"b": 1}}, as_bunch=True, data_format="json")
+    assert bunch.got.a.b == 1
+
+
+def test_invoke_with_a_timeout_stops_the_other_service():
+    import gevent
+
+    from zato.common.errors import ServiceError
+
+    store = caller_store()
+    done = store.services["t.slow"].handle.__globals__["done"]
+    started = time.monotonic()
+    with pytest.raises(ServiceError, match="raised Timeout"):  # raise_timeout: the caller's 500
+        call(store, target="t.slow", payload={"seconds": 5}, timeout=0.2)
+    assert time.monotonic() - started < 2
+    assert call(store, target="t.slow", payload={"seconds": 5}, timeout=0.2, raise_timeout=False) is None
+    gevent.sleep(0.1)
+    assert done == []  # stopped, not left running
+    assert call(store, target="t.slow", payload={"seconds": 0.01}, timeout=2) == {"slept": True}
+    with pytest.raises(Exception, match="no such client") as e:  # the other one's error, as it was
+        call(store, target="t.refuses", timeout=2)
+    assert type(e.value).__name__ == "BadRequest"

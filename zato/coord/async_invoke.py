@@ -51,6 +51,7 @@ class AsyncCall:
     payload: Any
     cid: str
     deaths: int = 0  # workers that died while running it
+    callbacks: tuple[str, ...] = ()  # services given its response once it ran (Zato's callback=)
 
 
 def died_under(raw: str) -> tuple[str, int]:
@@ -64,9 +65,14 @@ def died_under(raw: str) -> tuple[str, int]:
     return json.dumps(msg), deaths
 
 
-def push(client: redis.Redis, cluster: str, service: str, payload: Any, cid: str) -> None:
+def push(
+    client: redis.Redis, cluster: str, service: str, payload: Any, cid: str, callbacks: tuple[str, ...] = ()
+) -> None:
+    call = {"service": service, "payload": payload, "cid": cid}
+    if callbacks:
+        call["callbacks"] = list(callbacks)
     try:
-        raw = jsonenc.dumps({"service": service, "payload": payload, "cid": cid})
+        raw = jsonenc.dumps(call)
     except (TypeError, ValueError) as e:
         raise CoordError(f"invoke_async {service}: the payload is not JSON-serialisable: {e}") from None
     with translate("invoke_async"):
@@ -76,8 +82,14 @@ def push(client: redis.Redis, cluster: str, service: str, payload: Any, cid: str
 def decode(raw: str) -> AsyncCall | None:
     try:
         msg = json.loads(raw)
+        callbacks = tuple(str(name) for name in msg.get("callbacks") or ())
         return AsyncCall(
-            raw, str(msg["service"]), msg.get("payload"), str(msg["cid"]), int(msg.get("deaths", 0))
+            raw,
+            str(msg["service"]),
+            msg.get("payload"),
+            str(msg["cid"]),
+            int(msg.get("deaths", 0)),
+            callbacks,
         )
     except (ValueError, KeyError, TypeError, AttributeError):
         return None

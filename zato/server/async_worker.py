@@ -12,11 +12,12 @@ import random
 import time
 from typing import Any
 
+from zato.common.cid import new_cid
 from zato.common.errors import CoordError
 from zato.common.retry import Backoff
 from zato.coord.async_invoke import AsyncTaker, decode, worker_id
 from zato.coord.client import connect
-from zato.service.base import INVOKE_ASYNC, ChannelInfo, Request
+from zato.service.base import INVOKE_ASYNC, INVOKE_ASYNC_CALLBACK, ChannelInfo, Request
 
 logger = logging.getLogger("zato.async")
 
@@ -83,10 +84,22 @@ class AsyncConsumer:
         else:
             request = Request(payload=call.payload, channel=ChannelInfo("invoke-async", INVOKE_ASYNC))
             try:
-                self.worker.store.run(call.service, call.cid, request)
+                response = self.worker.store.run(call.service, call.cid, request)
             except Exception:  # noqa: BLE001 - a failing service is logged, not retried
                 logger.exception("cid %s: async service %s failed", call.cid, call.service)
+            else:
+                for name in call.callbacks:
+                    self._callback(name, call.cid, response.payload)
         self.taker.ack(raw)
+
+    def _callback(self, name: str, cid: str, payload: Any) -> None:
+        """Zato's invoke_async callback: service `name` given the response of call `cid`."""
+        channel = ChannelInfo("invoke-async-callback", INVOKE_ASYNC_CALLBACK)
+        request = Request(payload=payload, channel=channel, in_reply_to=cid)
+        try:
+            self.worker.store.run(name, new_cid(), request)
+        except Exception:  # noqa: BLE001 - logged; the call itself ran
+            logger.exception("cid %s: callback service %s of async service failed", cid, name)
 
     def stop(self) -> None:
         # Blocked in BLMOVE: stop waiting now (a call it may just have moved is handed back

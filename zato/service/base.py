@@ -22,10 +22,12 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from zato.common import jsonenc
 from zato.service.sio import NO_IO, Bunch, IODecl, bunchify
 
 # Zato's channel type names (self.channel.type).
 HTTP_SOAP, INVOKE, INVOKE_ASYNC, INTERNAL = "http-soap", "invoke", "invoke-async", "internal"
+INVOKE_ASYNC_CALLBACK = "invoke-async-callback"
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,7 @@ class Request:
         "environ",
         "channel",
         "input",
+        "in_reply_to",
     )
 
     def __init__(
@@ -110,8 +113,10 @@ class Request:
         path_params: dict[str, str] | None = None,  # from a channel's /items/{id}
         environ: dict | None = None,
         channel: ChannelInfo = DEFAULT_CHANNEL,
+        in_reply_to: str | None = None,  # an invoke_async callback: the CID of the call it answers
     ):
         self.payload, self.raw, self.method, self.path = payload, raw, method, path
+        self.in_reply_to = in_reply_to
         self._headers = headers
         self.params = params if params is not None else {}
         self.path_params = path_params if path_params is not None else _EMPTY
@@ -216,7 +221,24 @@ class Store(Protocol):
         self, name: str, payload: Any = None, cid: str | None = None, request: Request | None = None
     ) -> Response: ...
 
-    def invoke_async(self, name: str, payload: Any = None) -> str: ...
+    def invoke_async(
+        self, name: str, payload: Any = None, cid: str | None = None, callbacks: tuple[str, ...] = ()
+    ) -> str: ...
+
+
+# Keyword arguments of Zato's invoke() that are never the other service's input.
+_INVOKE_KEYS = frozenset({"cid", "target", "set_response_func", "skip_response_elem"})
+
+
+def _service_name(given: Any) -> str:
+    """A service's name from its name, its class or an instance (`callback=self`)."""
+    if isinstance(given, str):
+        return given
+    get_name = getattr(given, "get_name", None)  # a class: its name (Zato's get_name() or `name`)
+    name = get_name() if isinstance(given, type) and callable(get_name) else getattr(given, "name", None)
+    if not isinstance(name, str):
+        raise TypeError(f"{given!r} is not a service nor a service's name")
+    return name
 
 
 class Service:
@@ -244,6 +266,11 @@ class Service:
     @property
     def channel(self) -> ChannelInfo:
         return self.request.channel
+
+    @property
+    def in_reply_to(self) -> str | None:
+        """In an invoke_async callback: the CID of the call whose response it was given."""
+        return self.request.in_reply_to
 
     @property
     def wsgi_environ(self) -> dict:
@@ -320,14 +347,93 @@ class Service:
     def finalize_handle(self) -> None:
         """Zato's hook: runs last, with self.processing_time (ms) and processing_time_raw."""
 
-    def invoke(self, name: Any, payload: Any = None, *args: Any, **kwargs: Any) -> Any:
-        """Run another service (by name or class) in this process with the same CID; returns its
-        response payload."""
-        target = name if isinstance(name, str) else name.get_name()
-        return self._store.invoke(target, payload, cid=self.cid).payload
+    def invoke(
+        self,
+        zato_name: Any,  # Zato's name for it: `name=` may be one of the other service's inputs
+        payload: Any = None,
+        channel: Any = None,
+        data_format: Any = None,
+        transport: Any = None,
+        serialize: bool = False,
+        as_bunch: bool = False,
+        timeout: float = 0,
+        raise_timeout: bool = True,
+        **kwargs: Any,
+    ) -> Any:
+        """Run another service (by name or class) in this process with the same CID (or
+        `cid=`); returns its response payload. As in Zato: without a payload, other keyword
+        arguments are the payload (`self.invoke("crm.get", client_id=1)`); `as_bunch=True`
+        gives attribute access to every dict in the response; `timeout=` seconds bounds the
+        call: past it the other service is stopped and gevent.Timeout raised (None returned
+        with `raise_timeout=False`). channel, data_format, transport and serialize are
+        accepted and change nothing (JSON only)."""
+        target = _service_name(zato_name)
+        if not payload:
+            payload = {k: v for k, v in kwargs.items() if k not in _INVOKE_KEYS} or payload
+        cid = kwargs.get("cid") or self.cid
+        if timeout:
+            response = self._invoke_within(target, payload, cid, timeout, raise_timeout)
+        else:
+            response = self._store.invoke(target, payload, cid=cid)
+        if response is None:
+            return None
+        return bunchify(response.payload) if as_bunch else response.payload
 
-    def invoke_async(self, name: Any, payload: Any = None, *args: Any, **kwargs: Any) -> str:
+    def _invoke_within(self, target: str, payload: Any, cid: str, timeout: float, raise_timeout: bool) -> Any:
+        """invoke() in a greenlet of its own, stopped after `timeout` seconds."""
+        import gevent
+
+        def call() -> tuple[bool, Any]:
+            try:
+                return True, self._store.invoke(target, payload, cid=cid)
+            except gevent.GreenletExit:  # stopped on the timeout: ends as asked
+                raise
+            except BaseException as e:  # noqa: BLE001 - handed to the caller below, not lost
+                return False, e  # (a greenlet that raises would print it on the worker's stderr too)
+
+        runner = gevent.spawn(call)
+        try:
+            done, result = runner.get(timeout=timeout)
+        except gevent.Timeout:
+            runner.kill()
+            self.logger.warning(
+                "cid %s: service %s did not answer within %s s; stopped", self.cid, target, timeout
+            )
+            if raise_timeout:
+                raise
+            return None
+        if not done:
+            raise result
+        return result
+
+    def invoke_async(
+        self,
+        name: Any,
+        payload: Any = None,
+        channel: Any = None,
+        data_format: Any = None,
+        transport: Any = None,
+        expiration: Any = None,
+        to_json_string: bool = False,
+        cid: str = "",
+        callback: Any = None,
+        zato_ctx: Any = None,
+        environ: Any = None,
+    ) -> str:
         """Run another service on some server of the cluster, at least once, even if this
-        server dies right after; returns the CID of that invocation."""
-        target = name if isinstance(name, str) else name.get_name()
-        return self._store.invoke_async(target, payload)
+        server dies right after; returns the CID of that invocation (`cid`, or a new one).
+        As in Zato, `callback` (a service's name or class, `self`, or a list of them) is
+        invoked with that service's response payload once it ran; without one, a service
+        named `<this service's name>-async-callback` is, if deployed. `to_json_string=True`
+        sends the payload as JSON text. channel, data_format, transport, expiration, zato_ctx
+        and environ are accepted and change nothing."""
+        target = _service_name(name)
+        if to_json_string:
+            payload = jsonenc.dumps(payload)
+        if callback is None:
+            sink = f"{self.name}-async-callback"
+            callbacks: tuple[str, ...] = (sink,) if sink in self._store.services else ()
+        else:
+            given = callback if isinstance(callback, (list, tuple)) else [callback]
+            callbacks = tuple(_service_name(c) for c in given)
+        return self._store.invoke_async(target, payload, cid or None, callbacks)

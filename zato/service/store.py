@@ -261,11 +261,15 @@ class ServiceStore:
                 said = f"raised {type(e).__name__}" + (f": {e}" if str(e) else "")
             raise ServiceError(f"service {name} {said}; the worker goes on") from e
 
-    def invoke_async(self, name: str, payload: Any = None) -> str:
-        """Queue `name` for some server of the cluster; returns the new invocation's CID."""
-        self.get(name)
+    def invoke_async(
+        self, name: str, payload: Any = None, cid: str | None = None, callbacks: tuple[str, ...] = ()
+    ) -> str:
+        """Queue `name` for some server of the cluster; returns the invocation's CID (`cid`, or
+        a new one). `callbacks`: services given its response payload once it ran."""
+        for known in (name, *callbacks):
+            self.get(known)
         if self._async_push is None:
             raise ServiceError("invoke_async needs the cluster's Redis (not available here)")
-        cid = new_cid()
-        self._async_push(name, payload, cid)
+        cid = cid or new_cid()
+        self._async_push(name, payload, cid, callbacks)
         return cid
