@@ -137,3 +137,8 @@ def test_a_check_failing_in_one_server_starts_nothing_of_the_quickstart(quicksta
     out = zato("start", qs.path).stdout
     assert "server server1 started" in out and "server server2 started" in out, out
     assert "load balancer started" in out and "dashboard started" in out, out
+
+
+def test_service_invoke_of_a_server_that_is_not_running_says_so(qs):
+    proc = zato("service", "invoke", qs.server_dir("server1"), "zato.ping", check=False)
+    one_line_error(proc, "server server1 at http://127.0.0.1:", "nothing listens there: is it running?")

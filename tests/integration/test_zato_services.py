@@ -585,6 +585,32 @@ def test_service_code_sees_no_secret(cluster) -> None:
     assert s.invoke_password not in "\n".join(r.json()["strings"])
 
 
+def test_zato_service_invoke_from_the_command_line(cluster) -> None:
+    """`zato service invoke DIR NAME --payload JSON` (Zato's command): the response printed,
+    exit 1 on an error answer, --async prints the CID and the job runs."""
+    out = zato(
+        "service", "invoke", cluster.path, "crm.client.get", "--payload", '{"client_id": 4, "lang": "pl"}'
+    )
+    assert json.loads(out.stdout) == {"client_id": 4, "name": "Client 4", "lang": "pl"}
+    piped = zato("service", "invoke", cluster.server_dir("server2"), "crm.client.get", "--payload", "-",
+                 input='{"client_id": 5}')  # fmt: skip
+    assert json.loads(piped.stdout)["name"] == "Client 5"
+    missing = zato("service", "invoke", cluster.path, "crm.client.get", check=False)
+    assert missing.returncode == 1 and "missing input: client_id" in missing.stdout
+    assert "service crm.client.get on server server1 answered 400" in missing.stderr
+    bad = zato(
+        "service", "invoke", cluster.path, "crm.client.get", "--payload", "{client_id: 1}", check=False
+    )
+    assert bad.returncode == 1 and bad.stderr.startswith("zato: error: --payload is not JSON")
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    job = uuid.uuid4().hex[:8]
+    cid = zato(
+        "service", "invoke", cluster.path, "jobs.run", "--async", "--payload", json.dumps({"job": job})
+    )
+    assert re.fullmatch(r"K[0-9A-Z]{27}\n", cid.stdout), cid.stdout
+    wait_for(lambda: client.lrange(f"demo:job-done:{job}", 0, -1), what="the job queued by the CLI")
+
+
 def test_invoke_async_with_zato_keywords_cid_and_callbacks(cluster) -> None:
     """invoke_async(..., cid=..., callback=[name, class]) and the `-async-callback` service by
     name (tests/zato_corpus/async_jobs.py). Before: the CID was a new one and no callback ran."""

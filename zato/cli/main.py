@@ -26,6 +26,7 @@ COMMANDS = [
     "cluster",
     "deploy",
     "undeploy",
+    "service",
     "channel",
     "conn",
 ]
