@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import unquote
 
 import pika
@@ -583,6 +584,42 @@ def test_service_code_sees_no_secret(cluster) -> None:
         assert secret not in text
     r = api(cluster, cluster.lb_url, "demo.secrets.probe")
     assert s.invoke_password not in "\n".join(r.json()["strings"])
+
+
+def test_a_distributed_lock_holds_across_the_cluster(cluster) -> None:
+    """`with self.lock(name, ttl, block)` (tests/zato_corpus/locks.py) on both servers at once:
+    the blocks never overlap; one that may not wait is a 409 or LockTimeout, caught or not."""
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    account = uuid.uuid4().hex[:8]
+    bases = [cluster.server_url("server1"), cluster.server_url("server2")] * 2
+
+    def update(base: str) -> int:
+        return api(cluster, base, "locks.update-account", {"account_no": account, "hold": 0.3}).status_code
+
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(update, bases)) == [200] * 4
+    steps = client.lrange(f"demo:lock:{account}", 0, -1)
+    assert [s.split()[0] for s in steps] == ["in", "out"] * 4, steps  # one at a time
+    assert steps[0::2] == [s.replace("out", "in") for s in steps[1::2]]  # each left where it entered
+    assert {s.split()[1] for s in steps} == {"server1", "server2"}
+    with ThreadPoolExecutor(1) as pool:
+        holding = pool.submit(
+            api, cluster, bases[0], "locks.update-account", {"account_no": account, "hold": 1.5}
+        )
+        wait_for(lambda: len(client.lrange(f"demo:lock:{account}", 0, -1)) == 9, what="the lock to be held")
+        r = api(cluster, bases[1], "locks.update-account", {"account_no": account, "block": 0})
+        assert r.status_code == 409, r.text
+        assert (
+            r.json()["zato_env"]["details"]
+            == f"lock 'account-{account}' is held by another service; not taken at once"
+        )
+        r = api(cluster, bases[1], "locks.try-account", {"account_no": account})
+        assert r.json() == {
+            "took": False,
+            "why": f"lock 'account-{account}' is held by another service; not taken at once",
+        }
+        assert holding.result().status_code == 200
+    assert api(cluster, bases[1], "locks.try-account", {"account_no": account}).json() == {"took": True}
 
 
 def test_zato_service_invoke_from_the_command_line(cluster) -> None:

@@ -33,3 +33,10 @@ Conflict = _status("Conflict", 409)
 TooManyRequests = _status("TooManyRequests", 429)
 InternalServerError = _status("InternalServerError", 500)
 ServiceUnavailable = _status("ServiceUnavailable", 503)
+
+
+class LockTimeout(Reportable):
+    """`self.lock(...)` could not take its lock within `block` seconds: another service of the
+    cluster holds it. Uncaught, the service answers 409."""
+
+    status = 409

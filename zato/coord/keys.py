@@ -91,6 +91,10 @@ class Keys:
     def cache(self, cache: str, key: str) -> str:
         return f"{self.prefix}cache:{cache}:{key}"
 
+    def lock(self, name: str) -> str:
+        """A service's distributed lock (`with self.lock(name):`)."""
+        return f"{self.prefix}lock:{name}"
+
     # invoke_async: a cluster-wide queue taken by every worker of every server; a worker moves
     # what it runs to its own processing list (named SERVER:PID, see coord.async_invoke).
     @property

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from zato.common import jsonenc
+from zato.common.errors import ServiceError
 from zato.service.sio import NO_IO, Bunch, IODecl, bunchify
 
 # Zato's channel type names (self.channel.type).
@@ -405,6 +406,44 @@ class Service:
         if not done:
             raise result
         return result
+
+    def lock(self, name: str = "", *args: Any, **kwargs: Any) -> Any:
+        """Zato's distributed lock: `with self.lock():` (named after the service) or
+        `with self.lock("account-" + no, ttl=30, block=5):` runs its block while no other
+        service of the cluster holds a lock of that name. It waits up to `block` seconds (default
+        10; 0: not at all) and raises LockTimeout (uncaught: 409) if it could not take it; the
+        lock expires after `ttl` seconds (default 20) whatever happens. Zato 2.0's names,
+        `expires` and `timeout`, are `ttl` and `block`; so are two positional arguments."""
+        ttl = args[0] if args else kwargs.get("ttl", kwargs.get("expires", 20))
+        block = args[1] if len(args) > 1 else kwargs.get("block", kwargs.get("timeout", 10))
+        kvdb, cluster = self._store.kvdb, getattr(self._store.server, "cluster", None)
+        if kvdb is None or not cluster:
+            raise ServiceError("self.lock needs the cluster's Redis (not available here)")
+        from zato.service.kvdb import ServiceLock
+
+        return ServiceLock(kvdb.conn, cluster, name or self.name or "", ttl, block)
+
+    def sleep(self, seconds: float = 1) -> None:
+        """Zato's self.sleep: wait without holding up the worker's other requests."""
+        import gevent
+
+        gevent.sleep(seconds)
+
+    def spawn(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Zato's self.spawn (also run_in_thread): fn(*args, **kwargs) in a greenlet of its own,
+        returned (`.get()` waits for its result). An exception in it is logged."""
+        import gevent
+
+        def run() -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except Exception:
+                self.logger.exception("cid %s: %r, spawned by service %s, failed", self.cid, fn, self.name)
+                raise
+
+        return gevent.spawn(run)
+
+    run_in_thread = spawn
 
     def invoke_async(
         self,

@@ -5,6 +5,7 @@ shared by every server of the cluster. Values are stored as JSON; expiry is in s
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import redis
@@ -15,6 +16,8 @@ from zato.coord.client import translate
 from zato.coord.keys import Keys
 
 DEFAULT_CACHE = "default"
+
+logger = logging.getLogger("zato.service.lock")
 
 
 class KVDB:
@@ -91,3 +94,38 @@ class Cache:
 
     def delete(self, key: str) -> bool:
         return self.default.delete(key)
+
+
+class ServiceLock:
+    """What `self.lock(name, ttl, block)` returns: a context manager holding a lock of the whole
+    cluster (a Redis key, redis-py's Lock) while its block runs. It waits up to `block` seconds
+    for it (0: not at all) and raises LockTimeout if another holds it then. The lock expires
+    after `ttl` seconds even if its holder died or still runs: a block that outlives it is
+    logged, as another may have taken the lock meanwhile."""
+
+    def __init__(self, conn: redis.Redis, cluster: str, name: str, ttl: float, block: float):
+        if not isinstance(name, str) or not name:
+            raise CoordError(f"a lock's name must be a non-empty string, not {name!r}")
+        self.name, self.ttl, self.block = name, float(ttl), float(block)
+        if self.ttl <= 0:
+            raise CoordError(f"lock {name!r}: ttl must be more than 0 seconds, not {ttl!r}")
+        self._lock = conn.lock(Keys(cluster).lock(name), timeout=self.ttl, blocking=self.block > 0,
+                               blocking_timeout=self.block if self.block > 0 else None)  # fmt: skip
+
+    def __enter__(self) -> ServiceLock:
+        from zato.common.exception import LockTimeout
+
+        with translate(f"lock {self.name!r}"):
+            taken = self._lock.acquire()
+        if not taken:
+            waited = f"within {self.block:g} s" if self.block > 0 else "at once"
+            raise LockTimeout("", f"lock {self.name!r} is held by another service; not taken {waited}")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with translate(f"lock {self.name!r}"):
+            try:
+                self._lock.release()
+            except redis.exceptions.LockNotOwnedError:
+                said = "held longer than its ttl of %g s; another may have taken it meanwhile"
+                logger.warning("lock %r: " + said, self.name, self.ttl)
