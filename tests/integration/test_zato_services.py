@@ -574,6 +574,42 @@ def test_amqp_send_with_zato_argument_names(cluster) -> None:
         conn.close()
 
 
+def test_a_channel_message_names_its_channel_with_zatos_constants(cluster) -> None:
+    """tests/zato_corpus/channel_info.py: a message of an AMQP channel reaches its service with
+    self.channel.name the channel's and .type Zato's CHANNEL.AMQP; `from zato.common import
+    DATA_FORMAT` imports. Before: the module was refused, and the channel was `internal`."""
+    queue = f"zato-channel-{uuid.uuid4().hex[:8]}"
+    server1 = cluster.server_dir("server1")
+    zato("conn", "create", "amqp-def", server1, "--name", "rabbit-in", "--host", "127.0.0.1")
+    zato("conn", "create", "amqp-channel", server1, "--name", "orders-in", "--def", "rabbit-in",
+         "--queue", queue, "--service", "channel.record")  # fmt: skip
+    conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    try:
+        tag = uuid.uuid4().hex[:8]
+        client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+
+        def published() -> bool:  # the connector declares the queue once it runs
+            try:
+                conn.channel().queue_declare(queue, passive=True)
+            except pika.exceptions.ChannelClosedByBroker:
+                return False
+            conn.channel().basic_publish("", queue, json.dumps({"tag": tag}).encode())
+            return True
+
+        wait_for(published, timeout=30, what="the AMQP channel's queue")
+        wait_for(
+            lambda: len(client.lrange(f"demo:channel:{tag}", 0, -1)) == 2, timeout=30, what="the message"
+        )
+        assert client.lrange(f"demo:channel:{tag}", 0, -1) == ["orders-in amqp AMQP", "invoke"]
+        r = api(cluster, cluster.lb_url, "channel.record", {"tag": tag + "-api"})
+        assert r.status_code == 200, r.text
+        assert client.lrange(f"demo:channel:{tag}-api", 0, -1) == ["api-invoke invoke invoke", "invoke"]
+    finally:
+        zato("conn", "delete", "amqp-channel", server1, "--name", "orders-in")
+        conn.channel().queue_delete(queue)
+        conn.close()
+
+
 def test_service_code_sees_no_secret(cluster) -> None:
     s = cluster.settings("server1")
     r = requests.get(f"{cluster.lb_url}/demo/probe", auth=("someone", "x"))

@@ -251,3 +251,22 @@ def test_invoke_with_a_timeout_stops_the_other_service():
     with pytest.raises(Exception, match="no such client") as e:  # the other one's error, as it was
         call(store, target="t.refuses", timeout=2)
     assert type(e.value).__name__ == "BadRequest"
+
+
+@pytest.mark.parametrize(
+    ("header", "channel"),
+    [
+        ("amqp-channel:orders-in", ("orders-in", "amqp")),
+        ("zmq-channel:pull.1", ("pull.1", "zmq")),
+        ("ibm-mq-channel:DEV.Q", ("DEV.Q", "websphere-mq")),
+        ("", ("internal", "internal")),  # no header: a call of the project's own
+        ("amqp-outgoing:x", ("internal", "internal")),  # not a channel connector
+        ("amqp-channel:", ("internal", "internal")),
+        ("amqp-channel:a\x00b", ("internal", "internal")),
+    ],
+)
+def test_a_channel_connectors_call_names_its_channel(header, channel):
+    from zato.server.wsgi import connector_channel
+
+    got = connector_channel(header)
+    assert (got.name, got.type) == channel

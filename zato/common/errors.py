@@ -24,9 +24,10 @@ each a subclass of its parent here; import those from their own module.
      │   ├─ DeployError      a deployed module does not compile or defines no service
      │   └─ Reportable       (zato.common.exception; Zato's ZatoException) a service's own
      │       │               error, answered with its HTTP status
-     │       └─ BadRequest 400, Unauthorized 401, Forbidden 403, NotFound 404,
-     │          MethodNotAllowed 405, NotAcceptable 406, Conflict 409, TooManyRequests 429,
-     │          InternalServerError 500, ServiceUnavailable 503   (zato.common.exception)
+     │       ├─ BadRequest 400, Unauthorized 401, Forbidden 403, NotFound 404,
+     │       │  MethodNotAllowed 405, NotAcceptable 406, Conflict 409, TooManyRequests 429,
+     │       │  InternalServerError 500, ServiceUnavailable 503   (zato.common.exception)
+     │       └─ LockTimeout  (zato.common.exception) self.lock(...) was not taken in time (409)
      ├─ HTTPError            (zato.server.wsgi) answer this request with a status and detail
      ├─ Refused              (zato.server.channel_security) a secured HTTP channel's caller
      │                       did not present its credentials (401)

@@ -213,6 +213,7 @@ class Context:
             self.epoch,
             members=self.member_key,
             max_body=s.limits.max_body,
+            channel=f"{self.kind}:{self.name}",
         )
 
     @property

@@ -4,6 +4,7 @@
     X-Zato-Epoch: <this holder's epoch>   X-Zato-CID: <cid>
     X-Zato-Signature: HMAC over epoch, service, CID and body with the epoch's key
                       (`zato.common.signing`; the cluster secret itself is never sent)
+    X-Zato-Channel: <kind>:<name> of the channel connector (the service's self.channel)
 
 Servers are taken round-robin from the membership list; a server that cannot be reached is
 skipped and the next one tried. Connections are kept alive, pooled per server, and safe to
@@ -95,10 +96,12 @@ class Invoker:
         *,
         members: bytes,
         max_body: int = LimitSettings.max_body,
+        channel: str = "",
     ):
         """`key`: this epoch's key, `zato.common.signing.epoch_key(cluster_secret, epoch)`;
         `members`: `zato.coord.signing.member_key(cluster_secret, cluster)`: only servers whose
-        membership entries it verifies get calls; `max_body`: the servers' [limits] max_body."""
+        membership entries it verifies get calls; `max_body`: the servers' [limits] max_body;
+        `channel`: KIND:NAME of the channel connector calling, the service's self.channel."""
         self.client, self.cluster = client, cluster
         self.max_body = max_body
         self._key, self.epoch, self.timeout = key, epoch, timeout
@@ -108,6 +111,7 @@ class Invoker:
         self._servers_at = -MEMBERS_REFRESH
         self._next = itertools.count()
         self._idle: dict[str, list[http.client.HTTPConnection]] = {}
+        self._channel = channel
 
     def servers(self) -> list[str]:
         with self._lock:
@@ -162,12 +166,15 @@ class Invoker:
 
     def _signed(self, signed_as: str, cid: str, body: bytes, content_type: str) -> dict[str, str]:
         """The headers of one internal call, signed with this epoch's key."""
-        return {
+        headers = {
             "X-Zato-Epoch": str(self.epoch),
             "X-Zato-CID": cid,
             SIGNATURE_HEADER: sign(self._key, self.epoch, signed_as, cid, body),
             "Content-Type": content_type,
         }
+        if self._channel:
+            headers["X-Zato-Channel"] = self._channel
+        return headers
 
     def _call(self, path: str, body: bytes, headers: dict) -> Result:
         """POST to one live server, the next one when it cannot be reached."""

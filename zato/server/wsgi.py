@@ -3,6 +3,7 @@ and user HTTP channels. Every response carries X-Zato-CID; errors use Zato's env
 
 from __future__ import annotations
 
+import functools
 import hmac
 import io
 import json
@@ -15,6 +16,7 @@ from urllib.parse import parse_qsl
 import gevent
 
 from zato.common import batch, jsonenc
+from zato.common.api import CHANNEL
 from zato.common.cid import is_cid, new_cid
 from zato.common.errors import (
     CoordError,
@@ -132,6 +134,26 @@ def _looks_json(raw: bytes) -> bool:
 def as_text(wsgi_str: str) -> str:
     """WSGI gives the path as latin-1 text of its bytes: the path as real (UTF-8) text."""
     return wsgi_str.encode("latin-1").decode("utf-8", "replace") if not wsgi_str.isascii() else wsgi_str
+
+
+# A channel connector's kind (X-Zato-Channel: KIND:NAME) as Zato's self.channel.type.
+CONNECTOR_CHANNEL_TYPES = {
+    "amqp-channel": CHANNEL.AMQP,
+    "zmq-channel": CHANNEL.ZMQ,
+    "ibm-mq-channel": CHANNEL.IBM_MQ,
+}
+_INTERNAL_CHANNEL = ChannelInfo("internal", INTERNAL)
+
+
+@functools.lru_cache(maxsize=1024)
+def connector_channel(header: str) -> ChannelInfo:
+    """self.channel of a message a channel connector hands over: its definition's name and
+    Zato's type for it (amqp, zmq, websphere-mq); anything else is the internal channel."""
+    kind, _, name = header.partition(":")
+    kind_type = CONNECTOR_CHANNEL_TYPES.get(kind)
+    if kind_type is None or not name or len(name) > 200 or not name.isprintable():
+        return _INTERNAL_CHANNEL
+    return ChannelInfo(name, kind_type)
 
 
 class ServerApp:
@@ -426,7 +448,7 @@ class ServerApp:
             method="POST",
             path=environ.get("PATH_INFO", ""),
             environ=without_credentials(environ),
-            channel=ChannelInfo("internal", INTERNAL),
+            channel=connector_channel(environ.get("HTTP_X_ZATO_CHANNEL", "")),
         )
 
     def _body(self, environ: dict, max_body: int | None = None) -> bytes:

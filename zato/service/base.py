@@ -23,12 +23,18 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from zato.common import jsonenc
+from zato.common.api import CHANNEL
 from zato.common.errors import ServiceError
 from zato.service.sio import NO_IO, Bunch, IODecl, bunchify
 
 # Zato's channel type names (self.channel.type).
-HTTP_SOAP, INVOKE, INVOKE_ASYNC, INTERNAL = "http-soap", "invoke", "invoke-async", "internal"
-INVOKE_ASYNC_CALLBACK = "invoke-async-callback"
+HTTP_SOAP, INVOKE, INVOKE_ASYNC, INTERNAL = (
+    CHANNEL.HTTP_SOAP,
+    CHANNEL.INVOKE,
+    CHANNEL.INVOKE_ASYNC,
+    CHANNEL.INTERNAL,
+)
+INVOKE_ASYNC_CALLBACK = CHANNEL.INVOKE_ASYNC_CALLBACK
 
 
 @dataclass(frozen=True)
