@@ -411,3 +411,34 @@ def test_bad_nested_input_is_a_400_naming_where_it_is(given: dict, said: str) ->
     with pytest.raises(InputError) as e:
         Store().call(Baskets, given)
     assert str(e.value) == said
+
+
+@dataclass(init=False)
+class Node(Model):
+    name: str
+    children: list[Node] = field(default_factory=list)
+
+
+class Tree(Service):
+    name = "t.tree"
+    input = Node
+
+    def handle(self) -> None:
+        depth, node = 0, self.request.input
+        while node.children:
+            depth, node = depth + 1, node.children[0]
+        self.response.payload = {"depth": depth}
+
+
+def test_a_model_that_holds_itself_is_built_to_any_depth_json_allows_or_refused() -> None:
+    def nested(depth: int) -> dict:
+        node: dict = {"name": "leaf"}
+        for _ in range(depth):
+            node = {"name": "n", "children": [node]}
+        return node
+
+    assert Store().call(Tree, nested(50)) == {"depth": 50}
+    depth = 450  # an object and a list a level: about as deep as the JSON parser takes
+    deep = json.loads('{"name": "n", "children": [' * depth + '{"name": "leaf"}' + "]}" * depth)
+    with pytest.raises(InputError, match="nested too deeply"):
+        Store().call(Tree, deep)

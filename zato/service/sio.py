@@ -459,7 +459,10 @@ def parse_input(decl: IODecl, payload: Any, query: dict, path_params: dict) -> A
     fields = decl.input
     if not fields.elems:
         return Bunch(sources)  # a copy: the service may change it
-    return _build(fields, sources, decl)
+    try:
+        return _build(fields, sources, decl)
+    except RecursionError:  # a model that holds itself (`children: list_[Node]`), given deep input
+        raise InputError("input nested too deeply for its model") from None
 
 
 def _build(fields: Fields, sources: Mapping, decl: IODecl | None, prefix: str = "") -> Any:
