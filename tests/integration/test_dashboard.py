@@ -280,6 +280,8 @@ def test_actions_drain_ready_restart_and_resend(quickstart):
     parked = json.dumps({"service": "dash.gone", "payload": None, "cid": "KPARKED", "deaths": 3})
     queue.client.rpush(Keys(qs.cluster).async_parked, parked)
     wait_for(lambda: op.state()["async"].get("parked") == 1, 10, what="the parked call counted")
+    metrics = requests.get(qs.server_url("server1") + "/metrics", timeout=10).text
+    assert 'zato_async_calls{list="parked"} 1.0' in metrics, metrics  # for an alert on parked calls
     assert op.act("api/async/requeue")["result"] == "invoke_async: 1 parked call(s) queued again"
     wait_for(lambda: op.state()["async"].get("parked") == 0, 10, what="no parked call left")
     wait_for(lambda: "cid KPARKED: async service dash.gone failed" in qs.server_logs(), 15, what="it ran")

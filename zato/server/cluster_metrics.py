@@ -1,5 +1,5 @@
 """Cluster-wide Prometheus metrics read from Redis at scrape time: the lease, the takeover
-log, membership, the holder's connectors and the outgoing queues. Redis down is a value
+log, membership, the holder's connectors, the outgoing queues and invoke_async's queue. Redis down is a value
 (`zato_redis_up 0`), never a failed scrape."""
 
 from __future__ import annotations
@@ -48,6 +48,12 @@ class ClusterCollector:
         yield CounterMetricFamily("zato_lease_takeovers", "Acquisitions of the lease", count)
         yield from self._members(view["servers"])
         yield from self._connectors(view["children"])
+        calls = GaugeMetricFamily(
+            "zato_async_calls", "invoke_async calls waiting in the queue, and parked", labels=["list"]
+        )
+        for which in ("queued", "parked"):
+            calls.add_metric([which], (view.get("async") or {}).get(which) or 0)
+        yield calls
 
     @staticmethod
     def _members(servers: list[dict]) -> Iterator[Any]:
