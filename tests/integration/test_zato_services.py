@@ -658,6 +658,24 @@ def test_a_distributed_lock_holds_across_the_cluster(cluster) -> None:
     assert api(cluster, bases[1], "locks.try-account", {"account_no": account}).json() == {"took": True}
 
 
+def test_self_crypto_works_across_the_cluster(cluster) -> None:
+    """tests/zato_corpus/crypto_use.py: encrypted or hashed on one server, decrypted or verified
+    on the other (the key comes from the cluster secret, which stays out of service code)."""
+    one, other = cluster.server_url("server1"), cluster.server_url("server2")
+    token = api(cluster, one, "crypto.encrypt", {"data": "zażółć 123"}).json()["token"]
+    assert api(cluster, other, "crypto.decrypt", {"token": token}).json() == {"data": "zażółć 123"}
+    forged = api(cluster, other, "crypto.decrypt", {"token": token[:-6] + "AAAAAA"})
+    assert forged.status_code == 500 and "zażółć" not in forged.text
+    hashed = api(cluster, one, "crypto.hash", {"password": "s3cret"}).json()["hashed"]
+    assert hashed.startswith("$pbkdf2-sha512$120000$")
+    assert api(cluster, other, "crypto.verify", {"password": "s3cret", "hashed": hashed}).json() == {
+        "ok": True
+    }
+    assert api(cluster, other, "crypto.verify", {"password": "S3cret", "hashed": hashed}).json() == {
+        "ok": False
+    }
+
+
 def test_zato_service_invoke_from_the_command_line(cluster) -> None:
     """`zato service invoke DIR NAME --payload JSON` (Zato's command): the response printed,
     exit 1 on an error answer, --async prints the CID and the job runs."""

@@ -25,6 +25,7 @@ from zato.odb.engine import ODB
 from zato.server import exit_guard, metrics
 from zato.server.channel_security import Guard
 from zato.server.router import Router
+from zato.service.crypto import CryptoAPI, service_key
 from zato.service.internal import add_internal
 from zato.service.kvdb import KVDB, Cache
 from zato.service.outgoing import make_outgoing
@@ -68,6 +69,7 @@ class Worker:
             cache=Cache(self.redis, settings.cluster),
             async_push=functools.partial(async_invoke.push, self.redis, settings.cluster),
             config=UserConfig(settings.user_conf_dirs),
+            crypto=CryptoAPI(service_key(settings.cluster_secret)),
         )
         self.store.observe = metrics.observe_service  # every invocation, however it came
         add_internal(self.store)

@@ -221,6 +221,7 @@ class Store(Protocol):
     cache: Any
     server: Any
     config: Any  # zato.service.user_config.UserConfig
+    crypto: Any  # zato.service.crypto.CryptoAPI, or None
     services: dict[str, type[Service]]
     modules: dict[str, tuple[str, tuple[str, ...]]]
 
@@ -306,6 +307,14 @@ class Service:
     def cache(self) -> Any:
         """Zato's cache API (`self.cache.default.get/set/delete`), shared by the cluster."""
         return self._store.cache
+
+    @property
+    def crypto(self) -> Any:
+        """Zato's self.crypto: encrypt/decrypt with the cluster's key, hash_secret/verify_hash,
+        generate_secret/generate_password (zato.service.crypto)."""
+        if self._store.crypto is None:
+            raise ServiceError("self.crypto needs the cluster's secret (not available here)")
+        return self._store.crypto
 
     @property
     def config(self) -> Any:

@@ -161,8 +161,10 @@ class ServiceStore:
         cache: Any = None,
         async_push: Any = None,  # (service, payload, cid) -> None: hand over to the cluster
         config: UserConfig | None = None,
+        crypto: Any = None,  # zato.service.crypto.CryptoAPI with the cluster's key
     ):
         self.server = ServerView(getattr(settings, "name", None), getattr(settings, "cluster", None))
+        self.crypto = crypto
         self.outgoing = outgoing
         self.kvdb, self.cache = kvdb, cache
         self.config = config or UserConfig()
