@@ -96,12 +96,18 @@ def cluster(module_quickstart):
 
 
 def service_names() -> list[str]:
-    from zato.service.store import load_source
+    from zato.service.store import ServiceStore
 
-    names = []
+    sources = {}
     for path in glob.glob(os.path.join(CORPUS, "*.py")):
         with open(path) as f:
-            names += list(load_source(os.path.basename(path)[:-3], f.read()))
+            sources[os.path.basename(path)[:-3]] = (f.read(), "corpus")
+    store = ServiceStore()
+    store.know(sources)  # crm_api imports crm_models
+    names = []
+    for module, (source, digest) in sources.items():
+        store.load_module(module, source, digest)
+        names += store.modules[module][1]
     return names
 
 
@@ -325,6 +331,34 @@ def test_zato41_class_io_in_and_out(cluster) -> None:
     assert r.json() == {"order_id": 5004, "customer_id": 4, "sku": "SKU-2", "quantity": 5}
     r = api(cluster, cluster.lb_url, "orders.create", {"customer_id": 4})
     assert r.status_code == 400 and r.json()["zato_env"]["details"] == "missing input: sku"
+
+
+def test_a_module_imports_another_deployed_one_which_changes_without_a_restart(cluster) -> None:
+    """tests/zato_corpus/crm_api.py imports crm_models.py (models and a helper, no services),
+    both dropped into the pickup folder, the importer first in name order. Before: crm_models
+    was refused ("defines no Service subclass") and crm_api could not import it."""
+    for base in urls(cluster):
+        r = api(cluster, base, "crm.api.get-client", {"client_id": 7})
+        assert r.status_code == 200 and r.json() == {"name": "Client 7", "segment": "RNZ"}, r.text
+    server1 = cluster.server_dir("server1")
+    with open(os.path.join(CORPUS, "crm_models.py")) as f:
+        changed = f.read().replace("'RNZ' if", "'VIP' if")
+    path = os.path.join(str(cluster.path), "crm_models.py")
+    with open(path, "w") as f:
+        f.write(changed)
+    out = zato("deploy", server1, path).stdout
+    assert "no services" in out, out
+    for base in (cluster.server_url("server1"), cluster.server_url("server2")):
+        wait_for(
+            lambda b=base: (
+                api(cluster, b, "crm.api.get-client", {"client_id": 7}).json().get("segment") == "VIP"
+            ),
+            what=f"crm_api on {base} to use the new crm_models",
+        )
+    log = open(os.path.join(server1, "logs", "server.log")).read()
+    assert "loaded module crm_api again, as it imports module crm_models" in log
+    assert "crm_api.py waits for crm_models.py, in the folder too" in log  # pickup: no false alarm
+    assert "crm_api.py is broken" not in log
 
 
 def test_nested_models_with_zato_typing_names(cluster) -> None:

@@ -37,7 +37,6 @@ def test_zato_style_names():
     [
         ("def broken(:\n", "does not compile"),
         ("import no_such_module_xyz\n", "fails on import: ModuleNotFoundError"),
-        ("X = 1\n", "defines no Service subclass"),
         ("import sys\nsys.exit(2)\n", "fails on import: SystemExit: 2"),
     ],
 )
@@ -270,3 +269,67 @@ def test_a_channel_connectors_call_names_its_channel(header, channel):
 
     got = connector_channel(header)
     assert (got.name, got.type) == channel
+
+
+SHARED = """
+from dataclasses import dataclass
+from zato.server.service import Model
+
+VAT = {vat}
+
+@dataclass(init=False)
+class Order(Model):
+    net: int
+
+def gross(order):
+    return order.net * (100 + VAT) // 100
+"""
+
+ORDERS = """
+import json  # the standard library's, even with a deployed module named json
+from shared_models import Order, gross
+from zato.server.service import Service
+
+class Price(Service):
+    name = "orders.price"
+    input = Order
+
+    def handle(self):
+        self.response.payload = {"gross": gross(self.request.input), "json": json.__name__}
+"""
+
+
+def test_deployed_modules_import_each_other_by_name_in_any_order_and_see_changes():
+    store = ServiceStore()
+    store.know(
+        {
+            "orders_api": (ORDERS, "o1"),
+            "shared_models": (SHARED.format(vat=23), "s1"),
+            "json": ("X = 1", "j1"),
+        }
+    )
+    assert store.load_module("orders_api", ORDERS, "o1") == ["orders.price"]  # before the module it imports
+    assert (
+        store.load_module("shared_models", SHARED.format(vat=23), "s1") == []
+    )  # loaded already: no services
+    assert store.invoke("orders.price", {"net": 100}).payload == {"gross": 123, "json": "json"}
+    assert store.modules["shared_models"] == ("s1", ())
+    store.load_module("shared_models", SHARED.format(vat=8), "s2")  # its importer is loaded again
+    assert store.invoke("orders.price", {"net": 100}).payload["gross"] == 108
+    with pytest.raises(DeployError, match="No module named 'nowhere'.*deploy it first"):
+        load_source("broken", "import nowhere\n")
+
+
+def test_a_module_of_shared_code_alone_deploys_and_one_importing_a_missing_one_does_not():
+    from zato.service.deploy import LoadCheck
+
+    assert LoadCheck("shared_models", SHARED.format(vat=23)).wait() == {}  # no services: not an error
+    assert LoadCheck("orders_api", ORDERS, others={"shared_models": SHARED.format(vat=23)}).wait() == {
+        "orders.price": "orders_api.Price"
+    }
+    with pytest.raises(DeployError, match="No module named 'shared_models'"):
+        LoadCheck("orders_api", ORDERS).wait()
+    with pytest.raises(
+        DeployError, match="deployed module shared_models cannot be imported.*ZeroDivisionError"
+    ):
+        LoadCheck("orders_api", ORDERS, others={"shared_models": "1 / 0"}).wait()

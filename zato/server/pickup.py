@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import stat
 import time
 from collections.abc import Callable
@@ -33,6 +34,7 @@ from zato.service.deploy import (
     DeployResult,
     LoadCheck,
     deploy_user_config,
+    deployed_sources,
     is_user_config,
     module_name_of,
     store,
@@ -40,6 +42,11 @@ from zato.service.deploy import (
 )
 
 logger = logging.getLogger("zato.pickup")
+
+# A module's import that failed for a module not deployed (yet): DeployError's text.
+MISSING_MODULE_RE = re.compile(
+    r"fails on import: ModuleNotFoundError: No module named '([A-Za-z_][A-Za-z0-9_]*)'"
+)
 
 T = TypeVar("T")
 
@@ -61,6 +68,7 @@ class PickupDir:
         self.next_poll = 0.0
         self.reported: dict[str, float] = {}  # broken file -> mtime already reported
         self.retry_at: dict[str, float] = {}  # file not deployed for want of Redis or the ODB -> when
+        self.missing: dict[str, str] = {}  # broken file -> the module it imports that is not deployed
         self.job: _Job | None = None  # the file being loaded in a child process
 
     @property
@@ -84,7 +92,7 @@ class PickupDir:
         except FileNotFoundError:
             return
         paths = [os.path.join(self.path, name) for name in names]
-        for known in (self.reported, self.retry_at):  # forget files that are gone
+        for known in (self.reported, self.retry_at, self.missing):  # forget files that are gone
             for gone in set(known).difference(paths):
                 del known[gone]
         for path in paths:
@@ -115,14 +123,25 @@ class PickupDir:
                 source = f.read()
             if is_user_config(path):
                 return self._deploy_config(path, mtime, source)
+            others = self._cluster_work(
+                lambda odb, _client, cluster: deployed_sources(odb, cluster), "reading the deployed modules"
+            )
             self.job = _Job(
                 path,
                 mtime,
                 source,
                 LoadCheck(
-                    module_name_of(path), source, self.settings.deploy_timeout, self.settings.import_budget
+                    module_name_of(path),
+                    source,
+                    self.settings.deploy_timeout,
+                    self.settings.import_budget,
+                    others,
                 ),
             )
+        except (CoordError, ODBUnavailable) as e:  # the ODB is away: this file later
+            self.retry_at[path] = time.monotonic() + RETRY
+            logger.warning("pickup: %s not deployed yet: %s; trying again in %g s", path, e, RETRY)
+            return False
         except (OSError, UnicodeDecodeError) as e:
             self._broken(path, mtime, DeployError(f"cannot read it: {e}"))
             return False
@@ -172,6 +191,11 @@ class PickupDir:
     def _processed(self, path: str, result: DeployResult | ConfigResult) -> None:
         self.reported.pop(path, None)
         self.retry_at.pop(path, None)
+        self.missing.pop(path, None)
+        if isinstance(result, DeployResult):  # files that import this module: try them again
+            for waiting in [p for p, name in self.missing.items() if name == result.module]:
+                self.reported.pop(waiting, None)
+                del self.missing[waiting]
         processed = os.path.join(self.path, "processed")
         os.makedirs(processed, exist_ok=True)
         os.replace(path, os.path.join(processed, os.path.basename(path)))
@@ -181,6 +205,14 @@ class PickupDir:
 
     def _broken(self, path: str, mtime: float, error: ZatoError) -> None:
         self.reported[path] = mtime
+        missing = MISSING_MODULE_RE.search(str(error))
+        if missing:
+            self.missing[path] = missing.group(1)
+            if os.path.exists(os.path.join(self.path, missing.group(1) + ".py")):  # it comes next
+                del self.reported[path]
+                self.retry_at[path] = time.monotonic() + self.interval
+                logger.info("pickup: %s waits for %s.py, in the folder too", path, missing.group(1))
+                return
         logger.error("pickup: %s is broken, not deployed: %s", path, error)
 
     def _store(self, module: str, source: str, impls: dict[str, str]) -> DeployResult:

@@ -94,6 +94,7 @@ class Worker:
         """Load every deployed module that changed, drop those undeployed, and load the full
         channel table."""
         deployed = odb_api.list_modules(self.odb, self.settings.cluster)
+        self.store.know({m.name: (m.source, m.hash) for m in deployed})  # what one may import of another
         for module in deployed:
             self._load(module)
         for gone in set(self.store.modules) - {m.name for m in deployed}:
@@ -117,6 +118,21 @@ class Worker:
         timeout = self.settings.deploy_timeout
         with deploy_turn(self.redis, self.settings.cluster, timeout, 4 * timeout, gevent.sleep):
             self._load(module)
+            self._load_waiting()
+
+    def _load_waiting(self) -> None:
+        """Deployed modules that did not load (say, they import one deployed only now): again."""
+        import gevent
+
+        for name in sorted(set(self.store.sources) - set(self.store.modules)):
+            source, digest = self.store.sources[name]
+            try:
+                with gevent.Timeout(self.settings.deploy_timeout):
+                    names = self.store.load_module(name, source, digest)
+            except (ZatoError, gevent.Timeout) as e:
+                logger.debug("deployed module %s still does not load: %s", name, e)
+                continue
+            logger.info("loaded module %s: %s", name, ", ".join(names) or "no services")
 
     def _load(self, module: odb_api.ModuleRecord) -> None:
         import gevent

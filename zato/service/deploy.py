@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from zato.common.errors import DeployError
 from zato.lifecycle.entry import parent_gone
-from zato.service.store import check_module_name, load_source
+from zato.service.store import ServiceStore, check_module_name, load_source
 from zato.service.user_config import SUFFIXES
 
 if TYPE_CHECKING:  # kept out of the child's imports: it starts for every deploy
@@ -57,7 +57,8 @@ class DeployResult:
 
     def describe(self) -> str:
         what = f"module {self.module} version {self.version}"
-        names = ", ".join(self.services) or "no services (before_add_to_store kept them out)"
+        none = "no services (code for other modules to import, or before_add_to_store said no)"
+        names = ", ".join(self.services) or none
         if not self.changed:
             return f"{what} is already deployed (unchanged): {names}"
         return f"deployed {what}: {names}"
@@ -79,14 +80,21 @@ class LoadCheck:
     """
 
     def __init__(
-        self, module: str, source: str, timeout: float = LOAD_TIMEOUT, budget: float = IMPORT_BUDGET
+        self,
+        module: str,
+        source: str,
+        timeout: float = LOAD_TIMEOUT,
+        budget: float = IMPORT_BUDGET,
+        others: dict[str, str] | None = None,
     ):
+        """others: the sources of the other deployed modules, which this one may import."""
         check_module_name(module)
         self.module, self.timeout = module, timeout
         self.deadline = time.monotonic() + timeout
         self._out = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close(); files, not pipes: nothing to drain while polling
+        given = {"source": source, "others": {k: v for k, v in (others or {}).items() if k != module}}
         with tempfile.TemporaryFile() as source_file:
-            source_file.write(source.encode("utf-8"))
+            source_file.write(json.dumps(given).encode("utf-8"))
             source_file.seek(0)
             # -P -s: nothing from the caller's current folder or user site (a json.py there)
             self.proc = subprocess.Popen(
@@ -179,10 +187,17 @@ def deploy(
             f"module {module}: {MAX_PARALLEL} other deploys still loading after {timeout:g} s; retry"
         )
     try:
-        impls = LoadCheck(module, source, timeout, budget).wait()
+        impls = LoadCheck(module, source, timeout, budget, deployed_sources(odb, cluster)).wait()
     finally:
         _slots.release()
     return store(odb, client, cluster, module, source, impls)
+
+
+def deployed_sources(odb: ODB, cluster: str) -> dict[str, str]:
+    """Every deployed module's source: what a module being checked may import."""
+    from zato.odb import api as odb_api
+
+    return {m.name: m.source for m in odb_api.list_modules(odb, cluster)}
 
 
 @dataclass(frozen=True)
@@ -240,7 +255,9 @@ def _child(module: str, parent: int, budget: float) -> int:
         os._exit(1)  # is not left running after, say, the server stopped; it went before prctl
     result = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # whatever the module prints must not mix with the answer
-    source = sys.stdin.buffer.read().decode("utf-8")
+    given = json.loads(sys.stdin.buffer.read().decode("utf-8"))
+    source, others = given["source"], given["others"]
+    ServiceStore().know({name: (text, f"deployed:{name}") for name, text in others.items()})
     signal.signal(signal.SIGALRM, _over_budget)
     signal.setitimer(signal.ITIMER_REAL, budget)
     try:

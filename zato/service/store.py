@@ -7,6 +7,8 @@ and is also what `deploy` uses to validate a module before storing it.
 from __future__ import annotations
 
 import datetime
+import importlib.abc
+import importlib.util
 import linecache
 import logging
 import re
@@ -72,9 +74,47 @@ def check_module_name(name: str) -> None:
         raise DeployError(f"module name {name!r} must be a Python identifier (letters, digits, _)")
 
 
+class DeployedImporter(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Makes deployed modules importable by their own names, as they are in Zato (`from model
+    import GetClientRequest` in one deployed module, `model.py` deployed as another). Last on
+    sys.meta_path: a deployed module never hides an installed one of the same name. `provider`,
+    set by the ServiceStore, gives a deployed module's loaded module object by name (loading
+    it first if need be) and says which names it has."""
+
+    provider: Any = None
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        if path is not None or "." in fullname or self.provider is None or not self.provider.has(fullname):
+            return None
+        return importlib.util.spec_from_loader(fullname, self)
+
+    def create_module(self, spec: Any) -> types.ModuleType:
+        return self.provider.module_of(spec.name)  # the deployed module itself, already run
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        return None  # load_source ran it
+
+
+IMPORTER = DeployedImporter()
+
+
+def _install_importer() -> None:
+    if IMPORTER not in sys.meta_path:
+        sys.meta_path.append(IMPORTER)
+
+
+def _forget_alias(module: str) -> None:
+    """Drop `import module`'s cached entry if it is a deployed module's, so the next import
+    finds the version loaded now (an installed module of that name is left alone)."""
+    cached = sys.modules.get(module)
+    if cached is not None and str(getattr(cached, "__name__", "")).startswith(DEPLOYED_PREFIX):
+        del sys.modules[module]
+
+
 def load_source(module: str, source: str) -> dict[str, type[Service]]:
-    """Execute a module's source; returns {service name: class}. DeployError naming what
-    is wrong if it does not compile, fails at import, or defines no service."""
+    """Execute a module's source; returns {service name: class}, empty for a module of shared
+    code only (models, helpers) that other deployed modules import. DeployError naming what
+    is wrong if it does not compile or fails at import."""
     check_module_name(module)
     qualified = DEPLOYED_PREFIX + module
     filename = f"<deployed {module}.py>"
@@ -99,7 +139,12 @@ def load_source(module: str, source: str) -> dict[str, type[Service]]:
             sys.modules[qualified] = previous
         else:
             sys.modules.pop(qualified, None)
-        raise DeployError(f"module {module}: fails on import: {type(e).__name__}: {e}") from None
+        hint = ""
+        if isinstance(e, ModuleNotFoundError) and e.name and MODULE_NAME_RE.match(e.name):
+            hint = (
+                " (if it is a module of yours, deploy it first: deployed modules import each other by name)"
+            )
+        raise DeployError(f"module {module}: fails on import: {type(e).__name__}: {e}{hint}") from None
     found: dict[str, type[Service]] = {}
     declined: list[str] = []
     for obj in vars(mod).values():
@@ -113,8 +158,6 @@ def load_source(module: str, source: str) -> dict[str, type[Service]]:
                 found[name] = obj
             else:
                 declined.append(name)
-    if not found and not declined:
-        raise DeployError(f"module {module}: defines no Service subclass")
     return found
 
 
@@ -172,6 +215,34 @@ class ServiceStore:
         self.observe: Any = None  # (service name, perf_counter at start) -> None: the worker's metrics
         self.services: dict[str, type[Service]] = {}
         self.modules: dict[str, tuple[str, tuple[str, ...]]] = {}  # module -> (hash, service names)
+        self.sources: dict[str, tuple[str, str]] = {}  # every deployed module: (source, hash)
+        self._importers: dict[str, set[str]] = {}  # module -> deployed modules that imported it
+        self._loading: list[str] = []  # modules being loaded now, the innermost last
+
+    def know(self, sources: dict[str, tuple[str, str]]) -> None:
+        """Every deployed module's (source, hash), so that one module can import another
+        whatever the order they are loaded in."""
+        self.sources = dict(sources)
+        IMPORTER.provider = self
+        _install_importer()
+
+    def has(self, module: str) -> bool:
+        return module in self.sources
+
+    def module_of(self, module: str) -> types.ModuleType:
+        """For `import module` in deployed code: the module, loaded first if need be; the
+        module being loaded is noted as its importer, to be loaded again when it changes."""
+        if self._loading and self._loading[-1] != module:
+            self._importers.setdefault(module, set()).add(self._loading[-1])
+        loaded = sys.modules.get(DEPLOYED_PREFIX + module)
+        if loaded is None or (module not in self.modules and module not in self._loading):
+            source, digest = self.sources[module]
+            try:
+                self.load_module(module, source, digest)
+            except DeployError as e:
+                raise ImportError(f"deployed module {module} cannot be imported: {e}", name=module) from None
+            loaded = sys.modules[DEPLOYED_PREFIX + module]
+        return loaded
 
     def add(self, cls: type[Service], name: str | None = None) -> None:
         name = name or cls.name or service_name(cls.__module__.rsplit(".", 1)[-1], cls)
@@ -179,11 +250,25 @@ class ServiceStore:
         self.services[name] = cls
 
     def load_module(self, module: str, source: str, digest: str) -> list[str]:
-        """(Re)load a deployed module unless this version is already loaded."""
+        """(Re)load a deployed module unless this version is already loaded; then the deployed
+        modules that imported its earlier version, so that they use this one."""
         current = self.modules.get(module)
         if current and current[0] == digest:
             return []
-        found = load_source(module, source)
+        found = self._load(module, source, digest)
+        if current:
+            self._load_importers_of(module, {module})
+        return list(found)
+
+    def _load(self, module: str, source: str, digest: str) -> dict[str, type[Service]]:
+        self.sources[module] = (source, digest)
+        _forget_alias(module)
+        self._loading.append(module)
+        try:
+            found = load_source(module, source)
+        finally:
+            self._loading.pop()
+        current = self.modules.get(module)
         for old in current[1] if current else ():
             self.services.pop(old, None)
         self.services.update(found)
@@ -193,13 +278,31 @@ class ServiceStore:
                 cls.after_add_to_store(cls.logger)
             except USER_CODE_ERRORS:  # noqa: BLE001 - Zato's hook: logged, the service stays deployed
                 logger.exception("service %s: after_add_to_store failed", name)
-        return list(found)
+        return found
+
+    def _load_importers_of(self, module: str, done: set[str]) -> None:
+        for importer in sorted(self._importers.get(module, set()) - done):
+            if importer not in self.modules or importer not in self.sources:
+                continue
+            done.add(importer)
+            source, digest = self.sources[importer]
+            try:
+                names = self._load(importer, source, digest)
+            except DeployError as e:
+                logger.error("module %s imports module %s, which changed; loading it again failed: %s",
+                             importer, module, e)  # fmt: skip
+                continue
+            logger.info("loaded module %s again, as it imports module %s: %s", importer, module,
+                        ", ".join(names) or "no services")  # fmt: skip
+            self._load_importers_of(importer, done)
 
     def unload_module(self, module: str) -> list[str]:
         """Drop an undeployed module's services; the names dropped (none if it was not loaded)."""
         _, names = self.modules.pop(module, ("", ()))
         for name in names:
             self.services.pop(name, None)
+        self.sources.pop(module, None)
+        _forget_alias(module)
         sys.modules.pop(DEPLOYED_PREFIX + module, None)  # nothing of it stays reachable
         return list(names)
 
