@@ -44,6 +44,7 @@ CHANNELS = [
     ("crm-list", "/crm/list", "crm.client.get-list", "GET"),
     ("hooks", "/demo/hooks", "demo.hooks.audited", None),
     ("hooks-off", "/demo/hooks-off", "demo.hooks.disabled", None),
+    ("no-content", "/demo/no-content", "demo.no-content", "DELETE"),
 ]
 
 
@@ -409,6 +410,16 @@ def test_nested_models_with_zato_typing_names(cluster) -> None:
 def test_invoke_and_get_name(cluster) -> None:
     r = api(cluster, cluster.lb_url, "demo.quadrupler", {"number_count": 3})
     assert r.status_code == 200 and r.json() == {"number_count": 12}
+
+
+def test_a_204_goes_without_a_body_or_its_headers(cluster) -> None:
+    """RFC 9110: a 204 has no content, so no Content-Type nor Content-Length either. Before: both
+    were sent (the Zato envelope's type, and the length of what was dropped)."""
+    for base in urls(cluster):
+        r = requests.delete(f"{base}/demo/no-content")
+        assert (r.status_code, r.content) == (204, b""), r.text
+        assert "Content-Type" not in r.headers and "Content-Length" not in r.headers, r.headers
+        assert r.headers["X-Zato-CID"].startswith("K")
 
 
 def test_text_dumped_by_the_service_is_json_on_a_json_channel(cluster) -> None:

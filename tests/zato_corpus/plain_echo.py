@@ -29,3 +29,12 @@ class Dumped(Service):
 
     def handle(self):
         self.response.payload = dumps({'echo': self.request.payload})
+
+
+class Delete(Service):
+    """A DELETE answered 204 No Content, as REST APIs do."""
+    name = 'demo.no-content'
+
+    def handle(self):
+        self.response.status_code = 204
+        self.response.payload = {'ignored': 'a 204 has no body'}

@@ -136,6 +136,8 @@ def as_text(wsgi_str: str) -> str:
     return wsgi_str.encode("latin-1").decode("utf-8", "replace") if not wsgi_str.isascii() else wsgi_str
 
 
+NO_BODY = (204, 304)  # statuses whose responses carry no content
+
 # A channel connector's kind (X-Zato-Channel: KIND:NAME) as Zato's self.channel.type.
 CONNECTOR_CHANNEL_TYPES = {
     "amqp-channel": CHANNEL.AMQP,
@@ -286,7 +288,11 @@ class ServerApp:
         self, start_response: StartResponse, response: Response, body: bytes, ctype: str, cid: str
     ) -> list[bytes]:
         extra = [(k, str(v)) for k, v in response.headers.items()]
-        return self._send(start_response, response.status_code, body, ctype, cid, extra)
+        status = response.status_code
+        if status in NO_BODY or 100 <= status < 200:  # RFC 9110: no content, so no Content-Type either
+            start_response(STATUS.get(status, f"{status} Unknown"), [("X-Zato-CID", cid), *extra])
+            return [b""]
+        return self._send(start_response, status, body, ctype, cid, extra)
 
     def _ready(self, start_response: StartResponse) -> list[bytes]:
         """Readiness: 200 once this worker loaded its services, 503 while starting or draining."""
