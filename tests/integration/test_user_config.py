@@ -197,3 +197,26 @@ def test_a_broken_file_is_refused_at_deploy_and_in_pickup_with_its_line(cluster,
         f.write("[db]\nname = erp-picked\n")
     wait_for(lambda: everywhere(cluster, "erp", "db", "name") == {"erp-picked"}, timeout=15, what="picked up")
     assert os.path.exists(os.path.join(pickup, "processed", "erp.conf"))
+
+
+def test_the_admin_api_deploys_and_undeploys_a_user_config_file(cluster):
+    """POST /zato/admin/deploy?name=NAME.ini with the file as the body, DELETE
+    /zato/admin/deploy/NAME.ini: as `zato deploy` / `zato undeploy`. Before: refused as a module."""
+    admin = requests.Session()
+    admin.auth = cluster.admin_auth
+    url = cluster.server_url("server1") + "/zato/admin/deploy"
+    r = admin.post(url, params={"name": "fx.ini"}, data="[rates]\neur = 4.31\n".encode(), timeout=10)
+    assert r.status_code == 200, r.text
+    assert r.json() == {
+        "user_config": "fx",
+        "result": "user config fx deployed: every server reads it as self.config.fx",
+    }
+    wait_for(lambda: everywhere(cluster, "fx", "rates", "eur") == {"4.31"}, timeout=10, what="fx everywhere")
+    bad = admin.post(url, params={"name": "fx.ini"}, data=b"[rates\neur = 1\n", timeout=10)
+    assert bad.status_code == 400 and "line 1" in bad.text, bad.text
+    assert admin.delete(url + "/fx.ini", timeout=10).status_code == 200
+    wait_for(
+        lambda: everywhere(cluster, "fx", "rates", "eur") == {500}, timeout=10, what="fx gone everywhere"
+    )
+    gone = admin.delete(url + "/fx.ini", timeout=10)
+    assert gone.status_code == 404 and "no user config fx is deployed" in gone.text

@@ -1,5 +1,5 @@
-"""Admin API core routes: deploy and undeploy a module; list, save and delete HTTP channels;
-services."""
+"""Admin API core routes: deploy and undeploy a module or a user-config file (?name=NAME.ini);
+list, save and delete HTTP channels; services."""
 
 from __future__ import annotations
 
@@ -10,7 +10,14 @@ from zato.common.errors import CoordError, DeployError, ODBError, ODBUnavailable
 from zato.odb import api as odb_api
 from zato.odb.api import ChannelRecord
 from zato.service import channels
-from zato.service.deploy import deploy, undeploy
+from zato.service.deploy import (
+    deploy,
+    deploy_user_config,
+    is_user_config,
+    undeploy,
+    undeploy_user_config,
+    user_config_name,
+)
 
 
 def register(app: bottle.Bottle) -> None:
@@ -28,9 +35,13 @@ def deploy_module() -> dict:
     if not name:
         fail(400, "the module name is required (?name=)")
     try:
-        source = bottle.request.body.read().decode("utf-8")
+        source = bottle.request.body.read().decode("utf-8-sig" if is_user_config(name) else "utf-8")
     except UnicodeDecodeError:
         fail(400, "the module source is not UTF-8 text")
+    if is_user_config(name):  # ?name=airports.ini: a user-config file, as `zato deploy` takes it
+        return _user_config(
+            lambda odb, client, cluster, conf: deploy_user_config(odb, client, cluster, conf, source), name
+        )
     try:
         result = deploy(
             w.odb,
@@ -55,7 +66,25 @@ def deploy_module() -> dict:
     return {**answer, "warnings": warnings} if warnings else answer
 
 
+def _user_config(apply, file_name: str, refused: int = 400) -> dict:  # noqa: ANN001
+    """Deploy or undeploy the user-config file `file_name` (NAME.ini or NAME.conf); `refused`:
+    the status of a DeployError (undeploy: the file is not deployed, 404)."""
+    w = worker()
+    try:
+        name = user_config_name(file_name)
+        result = apply(w.odb, w.redis, w.settings.cluster, name)
+    except (CoordError, ODBUnavailable) as e:
+        fail(503, str(e))
+    except DeployError as e:
+        fail(refused, str(e))
+    except ODBError as e:
+        fail(400, str(e))
+    return {"user_config": name, "result": result.describe()}
+
+
 def undeploy_module(name: str) -> dict:
+    if is_user_config(name):
+        return _user_config(undeploy_user_config, name, 404)
     w = worker()
     try:
         result = undeploy(w.odb, w.redis, w.settings.cluster, name)
