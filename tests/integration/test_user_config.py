@@ -205,7 +205,7 @@ def test_the_admin_api_deploys_and_undeploys_a_user_config_file(cluster):
     admin = requests.Session()
     admin.auth = cluster.admin_auth
     url = cluster.server_url("server1") + "/zato/admin/deploy"
-    r = admin.post(url, params={"name": "fx.ini"}, data="[rates]\neur = 4.31\n".encode(), timeout=10)
+    r = admin.post(url, params={"name": "fx.ini"}, data=b"[rates]\neur = 4.31\n", timeout=10)
     assert r.status_code == 200, r.text
     assert r.json() == {
         "user_config": "fx",

@@ -442,3 +442,26 @@ def test_a_model_that_holds_itself_is_built_to_any_depth_json_allows_or_refused(
     deep = json.loads('{"name": "n", "children": [' * depth + '{"name": "leaf"}' + "]}" * depth)
     with pytest.raises(InputError, match="nested too deeply"):
         Store().call(Tree, deep)
+
+
+class Tags(Service):
+    name = "t.tags"
+
+    class SimpleIO:
+        from zato.server.service import CSV, DictList
+
+        input_required = (CSV("tags"), DictList("lines"))
+        output_required = (CSV("tags"), DictList("lines"))
+
+    def handle(self) -> None:
+        given = self.request.input
+        assert given.lines[0].sku == "a"  # each object a Bunch
+        self.response.payload = {"tags": given.tags + ["new"], "lines": given.lines}
+
+
+def test_zatos_csv_and_dictlist_elements() -> None:
+    out = Store().call(Tags, {"tags": "x,y", "lines": [{"sku": "a"}]})
+    assert out == {"tags": "x,y,new", "lines": [{"sku": "a"}]}
+    assert Store().call(Tags, {"tags": ["x"], "lines": [{"sku": "a"}]})["tags"] == "x,new"
+    with pytest.raises(InputError, match="invalid input lines: \\[1\\] is not a list of objects"):
+        Store().call(Tags, {"tags": "x", "lines": [1]})

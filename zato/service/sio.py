@@ -231,6 +231,15 @@ class List(Elem):
         raise ValueError("is not a list")
 
 
+class CSV(List):
+    """Zato's CSV element: comma-separated text in (a list too), a list; out, its items joined
+    with commas."""
+
+    def output(self, value: Any) -> Any:
+        items = self.convert(value)
+        return ",".join("" if item is None else str(item) for item in items)
+
+
 class Dict(Elem):
     kind = "an object"
 
@@ -238,6 +247,17 @@ class Dict(Elem):
         if not isinstance(value, dict):
             raise ValueError("is not an object")
         return Bunch(value)
+
+
+class DictList(Elem):
+    """Zato's DictList element: a list of objects (each a Bunch in the input)."""
+
+    kind = "a list of objects"
+
+    def convert(self, value: Any) -> Any:
+        if not isinstance(value, (list, tuple)) or not all(isinstance(item, dict) for item in value):
+            raise ValueError("is not a list of objects")
+        return [Bunch(item) for item in value]
 
 
 class Date(Elem):

@@ -7,6 +7,7 @@ The same classes as `zato.service` (and `zato.service.sio` for the I/O field typ
 
 from zato.service.base import Request, Response, Service
 from zato.service.sio import (
+    CSV,
     UTF8,
     UUID,
     AsIs,
@@ -17,6 +18,7 @@ from zato.service.sio import (
     DateTime,
     Decimal,
     Dict,
+    DictList,
     Float,
     Int,
     Integer,
@@ -33,11 +35,13 @@ __all__ = [
     "AsIs",
     "Bool",
     "Boolean",
+    "CSV",
     "Bunch",
     "Date",
     "DateTime",
     "Decimal",
     "Dict",
+    "DictList",
     "Float",
     "Int",
     "Integer",
