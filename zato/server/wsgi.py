@@ -14,12 +14,14 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import gevent
+import redis
 
 from zato.common import batch, jsonenc
 from zato.common.api import CHANNEL
 from zato.common.cid import is_cid, new_cid
 from zato.common.errors import (
     CoordError,
+    CoordUnavailable,
     InputError,
     ODBError,
     OutgoingNotFound,
@@ -137,6 +139,9 @@ def as_text(wsgi_str: str) -> str:
 
 
 NO_BODY = (204, 304)  # statuses whose responses carry no content
+# What a service's use of Redis raises while Redis cannot be reached: through our own API
+# (zato.coord.client.translate), or through self.kvdb.conn, which is redis-py itself.
+REDIS_AWAY = (CoordUnavailable, redis.ConnectionError, redis.TimeoutError)
 
 # A channel connector's kind (X-Zato-Channel: KIND:NAME) as Zato's self.channel.type.
 CONNECTOR_CHANNEL_TYPES = {
@@ -265,6 +270,9 @@ class ServerApp:
         except ODBError as e:  # an outgoing connection never read before, while the ODB is away
             logger.error("cid %s: service %s: %s", cid, service, e)
             raise HTTPError(503, "the configuration database is not available; try again later") from None
+        except REDIS_AWAY as e:  # self.cache, self.lock, invoke_async or self.kvdb while Redis is away
+            logger.error("cid %s: service %s: the cluster's Redis is not available: %s", cid, service, e)
+            raise HTTPError(503, "the cluster's Redis is not available; try again later") from None
         except Reportable as e:
             if e.status >= 500:
                 logger.exception("cid %s: service %s failed", cid, service)

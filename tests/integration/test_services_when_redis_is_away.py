@@ -1,0 +1,68 @@
+"""A service that uses the cluster's Redis (self.cache, self.lock, invoke_async, self.kvdb.conn)
+while Redis cannot be reached: the caller gets a 503 saying so, a transient answer it may
+retry, and server.log says why. Before: a 500 "service failed". A real server whose Redis is
+a redis-server of the test's own, shut down mid-test."""
+
+from __future__ import annotations
+
+import requests
+
+from tests.support import private_redis, wait_for
+
+SOURCE = """
+from zato.server.service import Service
+
+class Cached(Service):
+    name = 'away.cached'
+
+    def handle(self):
+        self.cache.default.set('k', 1)
+        self.response.payload = {'k': self.cache.default.get('k')}
+
+class Locked(Service):
+    name = 'away.locked'
+
+    def handle(self):
+        with self.lock():
+            self.response.payload = {'locked': True}
+
+class Queued(Service):
+    name = 'away.queued'
+
+    def handle(self):
+        self.response.payload = {'cid': self.invoke_async('away.cached', {})}
+
+class Raw(Service):
+    name = 'away.raw'
+
+    def handle(self):
+        self.response.payload = {'pong': self.kvdb.conn.ping()}
+
+class Plain(Service):
+    name = 'away.plain'
+
+    def handle(self):
+        self.response.payload = {'ok': True}
+"""
+
+NAMES = ("cached", "locked", "queued", "raw", "plain")
+
+
+def test_a_service_using_redis_while_it_is_away_is_a_503_that_says_so(quickstart):
+    with private_redis() as (port, admin):
+        qs = quickstart(servers=1, lb=False, extra_conf={"kvdb": {"url": f"redis://127.0.0.1:{port}/0"}})
+        qs.start()
+        qs.deploy("away", SOURCE)
+        qs.open_channels("away", NAMES)
+        base = qs.server_url("server1")
+        for name in NAMES:
+            wait_for(lambda n=name: requests.get(f"{base}/away/{n}", timeout=10).status_code == 200, what=name)
+        admin.shutdown(nosave=True)
+        for name in NAMES[:-1]:
+            r = requests.get(f"{base}/away/{name}", timeout=30)
+            assert r.status_code == 503, (name, r.status_code, r.text)
+            assert r.json()["zato_env"]["details"] == "the cluster's Redis is not available; try again later"
+        assert requests.get(f"{base}/away/plain", timeout=10).json() == {"ok": True}  # the rest serves
+        log = qs.server_logs()
+        assert "service away.cached: the cluster's Redis is not available" in log
+        assert "service away.raw: the cluster's Redis is not available" in log
