@@ -56,7 +56,8 @@ def test_a_service_using_redis_while_it_is_away_is_a_503_that_says_so(quickstart
         qs.open_channels("away", NAMES)
         base = qs.server_url("server1")
         for name in NAMES:
-            wait_for(lambda n=name: requests.get(f"{base}/away/{n}", timeout=10).status_code == 200, what=name)
+            url = f"{base}/away/{name}"
+            wait_for(lambda u=url: requests.get(u, timeout=10).status_code == 200, what=name)
         admin.shutdown(nosave=True)
         for name in NAMES[:-1]:
             r = requests.get(f"{base}/away/{name}", timeout=30)

@@ -502,6 +502,28 @@ def test_cache_and_kvdb_shared_by_the_cluster(cluster) -> None:
     )
 
 
+def test_the_cache_by_prefix_as_zatos_api(cluster) -> None:
+    """get_by_prefix, delete_by_prefix(return_found=True), del, expire (tests/zato_corpus/cache_kvdb.py).
+    Before: AttributeError (a 500)."""
+    prefix = f"p-{uuid.uuid4().hex[:8]}-"
+    r = api(cluster, cluster.lb_url, "demo.cache.by-prefix", {"prefix": prefix})
+    assert r.status_code == 200, r.text
+    keys = [prefix + k for k in ("*odd", "0", "1", "2")]
+    assert r.json() == {
+        "found": keys, "values": {"n": 1}, "deleted": [keys[0], keys[2], keys[3]],
+        "left": {prefix + "short": 1}, "expire": True, "expire_missing": False,
+    }  # fmt: skip
+    wait_for(
+        lambda: (
+            api(cluster, cluster.server_url("server2"), "demo.cache.get", {"key": prefix + "short"}).json()[
+                "value"
+            ]
+            is None
+        ),
+        what="the expired entry gone",
+    )
+
+
 def test_a_payload_json_cannot_hold_is_the_services_500_named_in_the_log(cluster) -> None:
     """A service that answers with a set: a 500 naming the service, and one log line saying
     why (before: "internal server error", logged without the service's name)."""

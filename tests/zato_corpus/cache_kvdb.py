@@ -31,3 +31,24 @@ class CacheGet(Service):
         if self.request.input.delete:
             self.cache.default.delete(key)
         self.response.payload = {'key': key, 'value': value, 'sets': int(self.kvdb.conn.get('demo:cache-sets') or 0)}
+
+
+class CacheByPrefix(Service):
+    """Zato's cache API by prefix, and as a dict."""
+    name = 'demo.cache.by-prefix'
+
+    def handle(self):
+        prefix = self.request.payload['prefix']
+        cache = self.cache.get_cache('builtin', 'default')
+        for n in range(3):
+            cache[prefix + str(n)] = {'n': n}
+        cache.set(prefix + '*odd', 'star')  # a glob character in a key is only a character
+        found = cache.get_by_prefix(prefix)
+        del cache[prefix + '0']
+        deleted = cache.delete_by_prefix(prefix, return_found=True)
+        cache.set(prefix + 'short', 1)
+        self.response.payload = {
+            'found': sorted(found), 'values': found[prefix + '1'], 'deleted': sorted(deleted),
+            'left': cache.get_by_prefix(prefix), 'expire': cache.expire(prefix + 'short', 0.2),
+            'expire_missing': cache.expire(prefix + 'missing', 1),
+        }

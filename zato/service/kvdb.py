@@ -12,7 +12,7 @@ import redis
 
 from zato.common import jsonenc
 from zato.common.errors import CoordError
-from zato.coord.client import translate
+from zato.coord.client import text, translate
 from zato.coord.keys import Keys
 
 DEFAULT_CACHE = "default"
@@ -60,6 +60,64 @@ class CacheAPI:
         with translate(f"cache {self.name}"):
             return bool(self._conn.exists(self._key(key)))
 
+    def expire(self, key: str, expiry: float = 0) -> bool:
+        """Let `key` expire after `expiry` seconds (0: at once); False if there is no such key."""
+        with translate(f"cache {self.name}"):
+            return bool(self._conn.pexpire(self._key(key), max(int(expiry * 1000), 1)))
+
+    # By prefix, and the whole cache: SCAN over the cache's keys (never KEYS, which blocks Redis)
+
+    def _scan(self, prefix: str = "", limit: int = 0) -> list[str]:
+        """The cache's keys starting with `prefix` (its own keys, without the cache's prefix),
+        at most `limit` of them (0: all)."""
+        start = self._keys.cache(self.name, "")
+        pattern = start + _glob_escape(prefix) + "*"
+        found: list[str] = []
+        with translate(f"cache {self.name}"):
+            for full in self._conn.scan_iter(match=pattern, count=500):
+                found.append(text(full)[len(start) :])
+                if limit and len(found) >= limit:
+                    break
+        return found
+
+    def _values(self, keys: list[str]) -> dict[str, Any]:
+        if not keys:
+            return {}
+        with translate(f"cache {self.name}"):
+            raws = self._conn.mget([self._key(k) for k in keys])
+        return {k: json.loads(raw) for k, raw in zip(keys, raws, strict=True) if raw is not None}
+
+    def get_by_prefix(self, prefix: str, details: bool = False, limit: int = 0) -> dict[str, Any]:
+        """{key: value} of the keys starting with `prefix` (at most `limit`; 0: all)."""
+        return self._values(self._scan(prefix, limit))
+
+    def delete_by_prefix(self, prefix: str, return_found: bool = False, limit: int = 0) -> Any:
+        """Delete the keys starting with `prefix`; {key: value} of those deleted if `return_found`,
+        else how many."""
+        keys = self._scan(prefix, limit)
+        found = self._values(keys) if return_found else None
+        if keys:
+            with translate(f"cache {self.name}"):
+                deleted = self._conn.delete(*[self._key(k) for k in keys])
+        else:
+            deleted = 0
+        return found if return_found else deleted
+
+    def keys(self) -> list[str]:
+        return self._scan()
+
+    def values(self) -> list[Any]:
+        return list(self._values(self._scan()).values())
+
+    def items(self) -> list[tuple[str, Any]]:
+        return list(self._values(self._scan()).items())
+
+    def clear(self) -> None:
+        self.delete_by_prefix("")
+
+    def __len__(self) -> int:
+        return len(self._scan())
+
     def __getitem__(self, key: str) -> Any:
         value = self.get(key, _MISSING)
         if value is _MISSING:
@@ -69,8 +127,17 @@ class CacheAPI:
     def __setitem__(self, key: str, value: Any) -> None:
         self.set(key, value)
 
+    def __delitem__(self, key: str) -> None:
+        if not self.delete(key):
+            raise KeyError(key)
+
     def __contains__(self, key: str) -> bool:
         return self.has_key(key)
+
+
+def _glob_escape(text_: str) -> str:
+    """`text_` matched literally in a Redis MATCH pattern."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text_)
 
 
 _MISSING = object()
