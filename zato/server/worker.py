@@ -69,7 +69,7 @@ class Worker:
             cache=Cache(self.redis, settings.cluster),
             async_push=functools.partial(async_invoke.push, self.redis, settings.cluster),
             config=UserConfig(settings.user_conf_dirs),
-            crypto=CryptoAPI(service_key(settings.cluster_secret)),
+            crypto=CryptoAPI(service_key(settings.cluster_secret), _in_thread),
         )
         self.store.observe = metrics.observe_service  # every invocation, however it came
         add_internal(self.store)
@@ -118,14 +118,18 @@ class Worker:
         timeout = self.settings.deploy_timeout
         with deploy_turn(self.redis, self.settings.cluster, timeout, 4 * timeout, gevent.sleep):
             self._load(module)
-            self._load_waiting()
+            self._load_waiting(module.name)
 
-    def _load_waiting(self) -> None:
-        """Deployed modules that did not load (say, they import one deployed only now): again."""
+    def _load_waiting(self, loaded: str) -> None:
+        """Deployed modules that did not load and name module `loaded` (say, they import it and
+        it is deployed only now): again. Others are left as they are, so a module that fails
+        for another reason does not cost every later deploy its time."""
         import gevent
 
         for name in sorted(set(self.store.sources) - set(self.store.modules)):
             source, digest = self.store.sources[name]
+            if loaded not in source:
+                continue
             try:
                 with gevent.Timeout(self.settings.deploy_timeout):
                     names = self.store.load_module(name, source, digest)
