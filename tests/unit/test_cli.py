@@ -88,6 +88,15 @@ def test_usage_errors_exit_2(tmp_path, zato):
     assert zato("start", check=False).returncode == 2
 
 
+@pytest.mark.parametrize("command", [("start",), ("stop",), ("service", "invoke")])
+@pytest.mark.parametrize("value", ["nan", "-1", "0", "inf", "soon"])
+def test_a_timeout_that_is_no_duration_is_a_usage_error_not_a_traceback(qs_dir, zato, command, value):
+    """Before: `--timeout nan` (or -1) reached the socket and ended in a ValueError traceback."""
+    name = ("zato.ping",) if command[0] == "service" else ()
+    proc = zato(*command, str(qs_dir / "server1"), *name, "--timeout", value, check=False)
+    assert proc.returncode == 2 and "argument --timeout" in proc.stderr and "Traceback" not in proc.stderr
+
+
 def test_start_and_info_name_what_is_wrong_with_the_dir(tmp_path, zato):
     one_line_error(zato("start", str(tmp_path / "missing"), check=False), "no such directory")
     one_line_error(zato("info", str(tmp_path), check=False), "not a Zato component directory")

@@ -14,6 +14,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+from zato.cli.args import seconds
 from zato.common.errors import ConfigError, ZatoError
 from zato.config import component
 from zato.config.settings import ServerSettings, load_server_settings
@@ -42,7 +43,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="invoke_async: queue it for some server of the cluster and print the new CID",
     )
-    i.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the answer (default: 60)")
+    i.add_argument(
+        "--timeout", type=seconds, default=60.0, help="seconds to wait for the answer (default: 60)"
+    )
     i.set_defaults(func=invoke)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from zato.cli.args import seconds
 from zato.config.component import read_component
 from zato.lifecycle import control
 
@@ -12,7 +13,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("start", help="start a server, load balancer or quickstart cluster")
     p.add_argument("path", metavar="DIR", help="a component directory")
     p.add_argument("--fg", action="store_true", help="run in the foreground (one component only)")
-    p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait until ready (default 30)")
+    p.add_argument("--timeout", type=seconds, default=30.0, help="seconds to wait until ready (default 30)")
     p.add_argument(
         "--skip-running",
         action="store_true",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from zato.cli.args import seconds
 from zato.config.component import read_component
 from zato.lifecycle import control
 
@@ -11,7 +12,7 @@ from zato.lifecycle import control
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("stop", help="stop a server, load balancer or quickstart cluster")
     p.add_argument("path", metavar="DIR", help="a component directory")
-    p.add_argument("--timeout", type=float, default=30.0, help="seconds before SIGKILL (default 30)")
+    p.add_argument("--timeout", type=seconds, default=30.0, help="seconds before SIGKILL (default 30)")
     p.set_defaults(func=run)
 
 
