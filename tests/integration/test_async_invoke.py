@@ -4,6 +4,7 @@ a live worker's calls are left alone."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -155,3 +156,14 @@ def test_two_reapers_of_one_dead_worker_hand_each_call_back_once(env) -> None:
     again = [decode(raw) for raw in client.lrange(keys.async_queue, 0, -1)]
     assert sorted(c.cid for c in again) == sorted(f"K{n}" for n in range(300))  # each once
     assert {c.deaths for c in again} == {1}
+
+
+def test_a_call_with_callbacks_round_trips_and_odd_callbacks_make_it_malformed(env) -> None:
+    """What Redis holds is not trusted: `"callbacks": "abc"` must not become three callbacks."""
+    cluster, client = env
+    push(client, cluster, "jobs.run", {"n": 1}, "K1", ("jobs.done", "jobs.audit"))
+    call = decode(client.lpop(Keys(cluster).async_queue))
+    assert (call.service, call.cid, call.callbacks) == ("jobs.run", "K1", ("jobs.done", "jobs.audit"))
+    for odd in ("abc", [1], {"a": 1}):
+        raw = json.dumps({"service": "jobs.run", "payload": None, "cid": "K2", "callbacks": odd})
+        assert decode(raw) is None, odd

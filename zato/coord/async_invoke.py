@@ -82,7 +82,10 @@ def push(
 def decode(raw: str) -> AsyncCall | None:
     try:
         msg = json.loads(raw)
-        callbacks = tuple(str(name) for name in msg.get("callbacks") or ())
+        given = msg.get("callbacks") or []
+        if not isinstance(given, list) or not all(isinstance(name, str) for name in given):
+            return None  # not this project's: a call is never half-understood
+        callbacks = tuple(given)
         return AsyncCall(
             raw,
             str(msg["service"]),
