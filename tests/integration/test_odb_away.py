@@ -241,7 +241,8 @@ def test_a_worker_resubscribed_while_the_odb_is_away_reads_it_once_it_is_back(qu
         assert requests.get(f"{base}/odb/missed?conn=known", timeout=5).status_code == 404
         proxy.start()  # back
         wait_for(lambda: requests.get(f"{base}/odb/missed?conn=known", timeout=5).ok, 20, what="the channel")
-        assert "is up to date again" in qs.server_logs()
+        # the channel table is new before reconcile() reads the user-config files and logs
+        wait_for(lambda: "is up to date again" in qs.server_logs(), 10, what="the line saying so")
     finally:
         proxy.stop()
         proxy.start()
