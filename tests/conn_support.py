@@ -83,7 +83,8 @@ class FakeServer:
     (secret, epoch against Redis), registered as a live member of the cluster. Each call is
     recorded; `fail` makes a service answer 500, `reject` 400; a service in `held` waits until `release` is
     set before answering, and `active`/`peak` count such calls running at once. It answers a
-    batch of invocations (zato.common.batch) with 404, as a server from before batches would."""
+    batch of invocations and messages with their metadata (zato.common.batch) with 404, as a
+    server from before batches would."""
 
     def __init__(self, cluster: str, name: str = "fake1"):
         self.cluster, self.name = cluster, name
@@ -134,7 +135,7 @@ class FakeServer:
 
             def do_POST(self) -> None:  # noqa: N802
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                if self.path.startswith("/zato/internal/invoke-many/"):
+                if self.path.startswith(("/zato/internal/invoke-many/", "/zato/internal/invoke-messages/")):
                     fake.batches += 1  # as a server from before batches: no such path
                     self.send_response(404)
                     self.send_header("Content-Length", "0")

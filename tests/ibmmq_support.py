@@ -213,16 +213,16 @@ def client(qm: StandinQM | RealQM):  # noqa: ANN201 - a connected QueueManager o
     return conn
 
 
-def put(qm: StandinQM | RealQM, queue: str, bodies: list[bytes], batch: int = 0) -> None:
+def put(qm: StandinQM | RealQM, queue: str, bodies: list[bytes], batch: int = 0, **md: object) -> None:
     """Put each body under syncpoint through the queue manager's own client module, committing
-    every `batch` puts (0: once, at the end)."""
+    every `batch` puts (0: once, at the end); `md`: more MQMD fields (CorrelId, ReplyToQ...)."""
     m = qm.mq
     conn = client(qm)
     try:
         q = m.Queue(conn, queue, m.CMQC.MQOO_OUTPUT)
         for i, body in enumerate(bodies, 1):
             pmo = m.PMO(Options=m.CMQC.MQPMO_SYNCPOINT | m.CMQC.MQPMO_NEW_MSG_ID)
-            q.put(body, m.MD(Persistence=m.CMQC.MQPER_PERSISTENT), pmo)
+            q.put(body, m.MD(Persistence=m.CMQC.MQPER_PERSISTENT, **md), pmo)
             if batch and i % batch == 0:
                 conn.commit()
         conn.commit()

@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import unquote
@@ -24,6 +25,7 @@ import redis
 import requests
 
 from tests import zato_client
+from tests.ibmmq_support import QM_KINDS, make_qm, put
 from tests.support import AMQP_URL, PG_URL, REDIS_URL, wait_for, zato
 
 CORPUS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "zato_corpus")
@@ -675,6 +677,104 @@ def test_a_channel_message_names_its_channel_with_zatos_constants(cluster) -> No
         zato("conn", "delete", "amqp-channel", server1, "--name", "orders-in")
         conn.channel().queue_delete(queue)
         conn.close()
+
+
+def test_an_amqp_channels_service_reads_its_message_and_settles_it(cluster) -> None:
+    """tests/zato_corpus/amqp_in.py, as Zato 3's AMQP article writes it: the service reads the
+    message's properties, headers and delivery in self.request.amqp.msg, and ack()s or
+    reject()s it itself. A rejected message is parked with the reason, never run again; one
+    acked and then failed is not run again either. Before, self.request.amqp was an
+    AttributeError (the message was retried until parked as failed)."""
+    queue = f"zato-amqp-in-{uuid.uuid4().hex[:8]}"
+    server1 = cluster.server_dir("server1")
+    zato("conn", "create", "amqp-def", server1, "--name", "rabbit-meta", "--host", "127.0.0.1")
+    zato("conn", "create", "amqp-channel", server1, "--name", "meta-in", "--def", "rabbit-meta",
+         "--queue", queue, "--service", "amqp.orders-in", "--max-deliveries", "3")  # fmt: skip
+    conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    tag = uuid.uuid4().hex[:8]
+    actions = ["none", "ack", "reject", "ack-then-fail"]
+    try:
+        wait_for(lambda: _queue_exists(conn, queue), timeout=30, what="the AMQP channel's queue")
+        ch = conn.channel()
+        for i, action in enumerate(actions):
+            props = pika.BasicProperties(
+                content_type="application/json",
+                correlation_id=f"corr-{i}",
+                reply_to="replies",
+                priority=3,
+                headers={"x-order-no": 100 + i, "x-raw": b"\xff\x00"},
+            )
+            ch.basic_publish("", queue, json.dumps({"tag": tag, "action": action}).encode(), props)
+        key = f"demo:amqp-in:{tag}"
+        wait_for(lambda: client.llen(key) >= len(actions), timeout=30, what="the four messages")
+        time.sleep(2)  # a message run again would be recorded again meanwhile
+        seen = sorted((json.loads(r) for r in client.lrange(key, 0, -1)), key=lambda r: r["order_no"])
+        assert [r["action"] for r in seen] == actions  # each ran once: none retried
+        for i, r in enumerate(seen):
+            assert r["correlation_id"] == f"corr-{i}"
+            assert (r["reply_to"], r["priority"], r["content_type"]) == ("replies", 3, "application/json")
+            assert r["routing_key"] == queue and r["has_tag"]
+            assert json.loads(r["body"]) == {"tag": tag, "action": actions[i]}
+        parked = []
+        while (got := ch.basic_get(queue + ".zato-parked", auto_ack=True))[0] is not None:
+            parked.append(got)
+        assert len(parked) == 1, parked
+        _, props, body = parked[0]
+        assert json.loads(body)["action"] == "reject"
+        assert "rejected by service 'amqp.orders-in'" in props.headers["x-zato-parked-reason"]
+        assert props.correlation_id == "corr-2"  # parked as it came
+        assert ch.queue_declare(queue, passive=True).method.message_count == 0
+        r = api(cluster, cluster.lb_url, "amqp.message-kind")
+        assert r.json() == {"amqp": False, "ibm_mq": False}  # not a channel's message
+    finally:
+        zato("conn", "delete", "amqp-channel", server1, "--name", "meta-in")
+        conn.channel().queue_delete(queue)
+        conn.channel().queue_delete(queue + ".zato-parked")
+        conn.close()
+        client.delete(f"demo:amqp-in:{tag}")
+
+
+@pytest.mark.parametrize("qm_kind", QM_KINDS)
+def test_an_ibm_mq_channels_service_reads_the_mqmd(quickstart, monkeypatch, qm_kind) -> None:
+    """tests/zato_corpus/amqp_in.py's ibm-mq.orders-in, fed by an IBM MQ channel (the queue
+    manager STAND-IN of tests/ibmmq_standin, or a real one named by ZATO_TEST_IBMMQ): the
+    service reads the message's MQMD in self.request.ibm_mq (also .wmq), ids as hex text.
+    Before, self.request.ibm_mq was an AttributeError."""
+    qm = make_qm(qm_kind)
+    try:
+        monkeypatch.setenv("PYTHONPATH", qm.env().get("PYTHONPATH", ""))  # servers import the stand-in
+        qs = quickstart(servers=1, lb=False)
+        qs.start()
+        zato("deploy", qs.path, os.path.join(CORPUS, "amqp_in.py"))
+        zato("conn", "create", "ibm-mq-def", qs.path, "--name", "qm", "--queue-manager", qm.qmgr,
+             "--channel", qm.channel, "--conn-name", qm.conn_name, "--username", qm.user,
+             "--password", "-", input=qm.password + "\n")  # fmt: skip
+        zato("conn", "create", "ibm-mq-channel", qs.path, "--name", "mq-in", "--def", "qm",
+             "--queue", qm.queues["in"], "--service", "ibm-mq.orders-in",
+             "--backout-queue", qm.queues["backout"])  # fmt: skip
+        tag = uuid.uuid4().hex[:8]
+        correl = b"order-7".ljust(24, b"\x00")
+        body = json.dumps({"tag": tag}).encode()
+        put(qm, qm.queues["in"], [body], CorrelId=correl, ReplyToQ=b"REPLIES", Priority=4)
+        client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+        wait_for(lambda: client.llen(f"demo:mq-in:{tag}") == 1, timeout=60, what="the message")
+        got = json.loads(client.lindex(f"demo:mq-in:{tag}", 0))
+        client.delete(f"demo:mq-in:{tag}")
+        assert got["correlation_id"] == correl.hex()
+        assert len(bytes.fromhex(got["msg_id"])) == 24 and set(got["msg_id"]) != {"0"}
+        assert (got["reply_to"], got["priority"], got["backout_count"]) == ("REPLIES", 4, 0)
+        assert got["same_as_wmq"] and json.loads(got["data"]) == {"tag": tag}
+    finally:
+        qm.close()
+
+
+def _queue_exists(conn, queue: str) -> bool:  # noqa: ANN001
+    try:
+        conn.channel().queue_declare(queue, passive=True)
+    except pika.exceptions.ChannelClosedByBroker:
+        return False
+    return True
 
 
 def test_service_code_sees_no_secret(cluster) -> None:

@@ -44,13 +44,34 @@ def test_too_many_items_are_refused():
 
 
 def test_results_must_be_one_per_item():
-    body = batch.encode_results([(200, ""), (500, "boom")])
-    assert batch.decode_results(body, 2) == [(200, ""), (500, "boom")]
+    body = batch.encode_results([(200, "", ""), (500, "boom", "")])
+    assert body == b'{"results": [[200, ""], [500, "boom"]]}'  # as before, when no service settled
+    assert batch.decode_results(body, 2) == [(200, "", ""), (500, "boom", "")]
     with pytest.raises(batch.BatchError, match="2 results for 3 items"):
         batch.decode_results(body, 3)
-    for bad in (b"not json", b"{}", b'{"results": [[200]]}', b'{"results": [["x", ""]]}'):
+    bad_ones = (
+        b"not json",
+        b"{}",
+        b'{"results": [[200]]}',
+        b'{"results": [["x", ""]]}',
+        b'{"results": [[200, "", "drop"]]}',  # no such settle
+        b'{"results": [[200, "", "ack", "ack"]]}',
+    )
+    for bad in bad_ones:
         with pytest.raises(batch.BatchError, match="malformed"):
             batch.decode_results(bad, 1)
+
+
+def test_a_result_says_what_the_service_asked_of_its_message():
+    rows = [(200, "", "ack"), (500, "boom", "ack"), (200, "", "reject"), (200, "", "requeue"), (200, "", "")]
+    assert batch.decode_results(batch.encode_results(rows), 5) == rows
+
+
+def test_messages_come_back_as_metadata_and_body_pairs():
+    pairs = [(b'{"kind": "amqp"}', b"body 1"), (b"{}", b""), (b"x", b"3:a,b,")]
+    assert batch.decode_messages(batch.encode_messages(pairs)) == pairs
+    with pytest.raises(batch.BatchError, match="3 items: not metadata and body"):
+        batch.decode_messages(batch.encode_items([b"a", b"b", b"c"]))
 
 
 def test_a_batch_signature_does_not_verify_as_one_invocation_nor_the_reverse():
@@ -60,3 +81,6 @@ def test_a_batch_signature_does_not_verify_as_one_invocation_nor_the_reverse():
     assert not verify("s" * 32, as_batch, 7, "demo.echo", "K1", body)
     single = sign(key, 7, "demo.echo", "K1", body)
     assert not verify("s" * 32, single, 7, batch.batch_service("demo.echo"), "K1", body)
+    messages = sign(key, 7, batch.messages_service("demo.echo"), "K1", body)
+    assert not verify("s" * 32, messages, 7, batch.batch_service("demo.echo"), "K1", body)
+    assert not verify("s" * 32, as_batch, 7, batch.messages_service("demo.echo"), "K1", body)

@@ -14,6 +14,16 @@ The server checks the signature and the epoch once, runs every item as its own i
 Any other answer is about the call as a whole (401, 409 stale epoch, 503...). A channel
 connector sends what a broker delivered together, so a busy channel makes one HTTP call for
 many messages; a lone message still goes alone.
+
+Messages with what the broker said of them (AMQP's properties and delivery, IBM MQ's MQMD):
+
+    POST /zato/internal/invoke-messages/{service}   signed over messages_service(service)
+    body: per message two items, its metadata (JSON, zato.service.messages) then its body
+
+and a result may carry a third field, what the service asked of its message
+(self.request.amqp.ack() / reject()): [status, detail, "ack" | "reject" | "requeue"].
+A server that does not know this endpoint answers 404 and the connector sends the bodies
+alone.
 """
 
 from __future__ import annotations
@@ -24,6 +34,8 @@ from collections.abc import Sequence
 from zato.common.errors import ZatoError
 
 BATCH_PREFIX = "/zato/internal/invoke-many/"
+MESSAGES_PREFIX = "/zato/internal/invoke-messages/"
+SETTLES = ("ack", "reject", "requeue")  # what a service may ask of its message
 ITEMS_TYPE_HEADER = "X-Zato-Items-Content-Type"
 ITEMS_ENVIRON = "HTTP_" + ITEMS_TYPE_HEADER.upper().replace("-", "_")  # the header in a WSGI environ
 MAX_ITEMS = 256  # per call, whatever the body size
@@ -38,6 +50,24 @@ def batch_service(service: str) -> str:
     """What a batch is signed as: never a service name (no name holds a newline), so a
     batch's signature cannot stand for one invocation of any service, nor the reverse."""
     return f"{service}\nbatch"
+
+
+def messages_service(service: str) -> str:
+    """What a call of messages with their metadata is signed as (never a batch's nor a
+    service name)."""
+    return f"{service}\nmessages"
+
+
+def encode_messages(messages: Sequence[tuple[bytes, bytes]]) -> bytes:
+    """(metadata, body) pairs: two items each."""
+    return encode_items([item for pair in messages for item in pair])
+
+
+def decode_messages(body: bytes) -> list[tuple[bytes, bytes]]:
+    items = decode_items(body)
+    if len(items) % 2:
+        raise BatchError(f"{len(items)} items: not metadata and body for each message")
+    return list(zip(items[::2], items[1::2], strict=True))
 
 
 def encode_items(items: Sequence[bytes]) -> bytes:
@@ -65,17 +95,28 @@ def decode_items(body: bytes) -> list[bytes]:
     return items
 
 
-def encode_results(results: Sequence[tuple[int, str]]) -> bytes:
-    return json.dumps({"results": [[status, detail] for status, detail in results]}).encode()
+def encode_results(results: Sequence[tuple[int, str, str]]) -> bytes:
+    """(status, detail, settle) per item; settle "" (the service asked nothing) is left out."""
+    rows = [[status, detail, settle] if settle else [status, detail] for status, detail, settle in results]
+    return json.dumps({"results": rows}).encode()
 
 
-def decode_results(body: bytes, expected: int) -> list[tuple[int, str]]:
-    """The per-item results; BatchError unless there is exactly one well-formed result per item."""
+def decode_results(body: bytes, expected: int) -> list[tuple[int, str, str]]:
+    """The per-item results, each (status, detail, settle); BatchError unless there is
+    exactly one well-formed result per item."""
     try:
         rows = json.loads(body)["results"]
-        results = [(int(status), str(detail)) for status, detail in rows]
-    except (ValueError, KeyError, TypeError) as e:
+        results = [(int(row[0]), str(row[1]), _settle(row[2:])) for row in rows]
+    except (ValueError, KeyError, TypeError, IndexError) as e:
         raise BatchError(f"malformed batch answer: {type(e).__name__}: {e}") from None
     if len(results) != expected:
         raise BatchError(f"{len(results)} results for {expected} items")
     return results
+
+
+def _settle(rest: list) -> str:
+    if not rest:
+        return ""
+    if len(rest) > 1 or rest[0] not in SETTLES:
+        raise ValueError(f"unknown settle {rest!r}")
+    return rest[0]

@@ -22,6 +22,8 @@ each a subclass of its parent here; import those from their own module.
      │   ├─ ServiceNotFound
      │   ├─ InputError       a request lacks a declared input or gives a malformed one (400)
      │   ├─ DeployError      a deployed module does not compile or defines no service
+     │   ├─ MessageStateError (zato.service.messages) self.request.amqp.ack() after reject(),
+     │   │                   or the reverse
      │   └─ Reportable       (zato.common.exception; Zato's ZatoException) a service's own
      │       │               error, answered with its HTTP status
      │       ├─ BadRequest 400, Unauthorized 401, Forbidden 403, NotFound 404,

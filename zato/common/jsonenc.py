@@ -40,3 +40,23 @@ _ENCODER = json.JSONEncoder(default=_default, allow_nan=False)  # built once: du
 def dumps(value: Any) -> str:
     """json.dumps with dates, Decimals and UUIDs as text; raises TypeError or ValueError."""
     return _ENCODER.encode(value)
+
+
+def _lenient(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("utf-8", "replace")
+    try:
+        return _default(value)
+    except TypeError:
+        return repr(value)
+
+
+_LENIENT = json.JSONEncoder(default=_lenient, allow_nan=True)
+
+
+def dumps_lenient(value: Any) -> str:
+    """JSON of what a broker says of a message (its headers may hold bytes, timestamps,
+    Decimals, NaN): what is not JSON becomes text (bytes as UTF-8, invalid bytes replaced;
+    anything else its repr). Never raises for a value it can walk, so a message is never
+    failed for its metadata."""
+    return _LENIENT.encode(value)

@@ -12,6 +12,9 @@
 - any other failure: the message is published again to the same queue with its delivery count
   (header x-zato-deliveries) plus one, then acked; after max_deliveries it goes to the parking
   queue "<queue>.zato-parked" instead, with the reason in header x-zato-parked-reason;
+- the service may settle its message itself (self.request.amqp, zato.service.messages): ack()
+  acks it whatever the service does next, reject() parks it, reject(requeue=True) runs it again
+  (a delivery counted); each message goes with its properties and delivery, for .msg;
 - data format json and a body that is not JSON: parked at once (a poison message); so is a
   body over the servers' [limits] max_body (413: no server would take it), and one the
   service refused as bad input (400: missing or malformed input, BadRequest), which no
@@ -175,9 +178,8 @@ class AMQPChannelConnector:
         main thread."""
         results: list[Result] | Exception
         try:
-            results = self.invoker.invoke_many(
-                self.d["service"], [d.body for d in deliveries], self.content_type
-            )
+            messages = [(amqp_common.message_meta(d.method, d.properties), d.body) for d in deliveries]
+            results = self.invoker.invoke_messages(self.d["service"], messages, self.content_type)
         except NoServer as e:
             results = e
         except Exception as e:  # a bug must not leave the messages unsettled forever
@@ -204,6 +206,8 @@ class AMQPChannelConnector:
         method, properties, body = delivery.method, delivery.properties, delivery.body
         if isinstance(result, Exception):
             self._not_now(ch, method, str(result))
+        elif result.settle:  # the service said what to do with it (self.request.amqp)
+            self._as_asked(ch, delivery, result)
         elif result.status == UNAVAILABLE:  # the server cannot check the epoch: not the message's fault
             self._not_now(ch, method, f"server {result.server} is unavailable: {result.body[:200]!r}")
         elif result.ok:
@@ -226,6 +230,24 @@ class AMQPChannelConnector:
                 f"service {self.d['service']!r} answered "
                 f"{result.status} on {result.server}: {result.body[:200]!r}",
             )
+
+    def _as_asked(self, ch, delivery: Delivery, result: Result) -> None:  # noqa: ANN001
+        """self.request.amqp.ack(): acked, even if the service failed after it; reject(): parked,
+        never run again; reject(requeue=True): run again (a delivery counted)."""
+        method, properties, body = delivery.method, delivery.properties, delivery.body
+        service = self.d["service"]
+        after = "" if result.ok else f", then answered {result.status} on {result.server}: {result.text!r}"
+        if result.settle == "ack":
+            if after:
+                logger.warning("%s: service %r acknowledged a message%s", self.ctx.label, service, after)
+            ch.basic_ack(method.delivery_tag)
+            self.ctx.stats.add("messages_out")
+        elif result.settle == "reject":
+            reason = f"rejected by service {service!r} (self.request.amqp.reject()){after}"
+            self._park(ch, method, properties, body, reason)
+        else:
+            reason = f"service {service!r} asked for it again (reject(requeue=True)){after}"
+            self._failed(ch, method, properties, body, reason)
 
     def _not_now(self, ch, method, reason: str) -> None:  # noqa: ANN001
         """No server could take the message: give it back uncounted and pause a moment

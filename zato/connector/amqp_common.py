@@ -9,9 +9,12 @@ from collections.abc import Callable
 
 import pika
 import pika.exceptions
+import pika.spec
 
+from zato.common import jsonenc
 from zato.common.errors import EXIT_OK
 from zato.connector.base import Context, RetryPolicy, connect_with_backoff
+from zato.coord.queues import AMQP_PROPERTIES
 from zato.odb.limits import MAX_AMQP_HEARTBEAT
 
 logger = logging.getLogger("zato.connector.amqp")
@@ -113,3 +116,22 @@ def serve(
         finally:
             close_quietly(conn)
     return ctx.exit_code or EXIT_OK
+
+
+def message_meta(method: pika.spec.Basic.Deliver, properties: pika.BasicProperties) -> bytes:
+    """What the broker said of a delivery, as the service reads it in self.request.amqp.msg
+    (zato.service.messages): the properties set, and the delivery's exchange, routing key,
+    redelivered flag, consumer tag and delivery tag."""
+    props = {}
+    for name in AMQP_PROPERTIES:
+        value = getattr(properties, name, None)
+        if value is not None:
+            props[name] = value
+    delivery = {
+        "exchange": method.exchange,
+        "routing_key": method.routing_key,
+        "redelivered": method.redelivered,
+        "consumer_tag": method.consumer_tag,
+        "delivery_tag": method.delivery_tag,
+    }
+    return jsonenc.dumps_lenient({"kind": "amqp", "properties": props, "delivery_info": delivery}).encode()

@@ -12,6 +12,8 @@
   BOTHRESH, else DEFAULT_THRESHOLD), or that is not JSON for data format json, is put to the
   backout queue (the queue's BOQNAME, else the channel's) and the get committed in the same unit
   of work; without a backout queue it stays where it is and the error is shown in status;
+- each message goes with its MQMD's fields (ibmmq_common.message_meta), which the service
+  reads as self.request.ibm_mq (Zato's name; also .wmq);
 - connection-broken reason codes (2009, 2059, 2161, 2162, 2538...): reconnect with back-off;
 - max_in_flight N (default 1, which keeps the queue's order): N connections, each in its own
   thread with its own unit of work, get and invoke at once.
@@ -129,7 +131,7 @@ class IBMMQChannelConnector:
             except ValueError as e:
                 self._to_backout_queue(m, qm, body, md, f"poison message: body is not valid JSON ({e})")
                 return
-        result = self._invoke(body)
+        result = self._invoke(body, ibmmq_common.message_meta(md))
         if result is None:  # stopping while no server could take it
             qm.backout()
         elif result.ok:
@@ -161,12 +163,12 @@ class IBMMQChannelConnector:
                 reason,
             )
 
-    def _invoke(self, body: bytes) -> Result | None:
+    def _invoke(self, body: bytes, meta: bytes) -> Result | None:
         """The service's answer; while no server can take the message it is kept (under
         syncpoint, not backed out) and offered again; None when told to stop meanwhile."""
         while True:
             try:
-                result = self.invoker.invoke(self.d["service"], body, self.content_type)
+                result = self.invoker.invoke(self.d["service"], body, self.content_type, meta=meta)
             except NoServer as e:
                 reason = str(e)
             else:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
+from zato.common import jsonenc
 from zato.common.errors import EXIT_OK, CoordError, MissingDependency
 from zato.connector.base import Context, RetryPolicy, connect_with_backoff
 from zato.coord.queues import StaleEpoch
@@ -170,3 +171,40 @@ def serve(ctx: Context, mq: dict, session: Callable[[ModuleType, Any], None]) ->
         finally:
             close_quietly(m, qm)
     return ctx.exit_code or EXIT_OK
+
+
+# The MQMD's fields a service reads in self.request.ibm_mq (zato.service.messages), by MQMD name.
+_MD_IDS = {"msg_id": "MsgId", "correlation_id": "CorrelId"}  # binary: hex text
+_MD_TEXT = {
+    "reply_to": "ReplyToQ",
+    "reply_to_qmgr": "ReplyToQMgr",
+    "put_date": "PutDate",
+    "put_time": "PutTime",
+    "format": "Format",
+}
+_MD_NUMBERS = {
+    "priority": "Priority",
+    "expiry": "Expiry",
+    "persistence": "Persistence",
+    "backout_count": "BackoutCount",
+}
+
+
+def message_meta(md: Any) -> bytes:
+    """What the queue manager said of a message (its MQMD), as the service reads it: ids as
+    hex text, text fields without their padding; fields the driver's MD lacks are left out."""
+    out: dict[str, Any] = {}
+    for name, field in _MD_IDS.items():
+        value = getattr(md, field, None)
+        if value is not None:
+            out[name] = value.hex() if isinstance(value, (bytes, bytearray)) else str(value)
+    for name, field in _MD_TEXT.items():
+        value = getattr(md, field, None)
+        if value is not None:
+            text = value.decode("utf-8", "replace") if isinstance(value, (bytes, bytearray)) else str(value)
+            out[name] = text.strip(" \x00")
+    for name, field in _MD_NUMBERS.items():
+        value = getattr(md, field, None)
+        if value is not None:
+            out[name] = int(value)
+    return jsonenc.dumps_lenient({"kind": "ibm-mq", "mqmd": out}).encode()

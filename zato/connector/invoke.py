@@ -6,6 +6,9 @@
                       (`zato.common.signing`; the cluster secret itself is never sent)
     X-Zato-Channel: <kind>:<name> of the channel connector (the service's self.channel)
 
+A channel's messages go with their metadata (zato.common.batch, invoke-messages), so the
+service sees self.request.amqp / ibm_mq; a server without that endpoint gets the bodies alone.
+
 Servers are taken round-robin from the membership list; a server that cannot be reached is
 skipped and the next one tried. Connections are kept alive, pooled per server, and safe to
 use from several threads. Answers: 200 ok, 409 stale epoch (this holder was replaced),
@@ -24,8 +27,9 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import redis
@@ -38,6 +42,7 @@ from zato.config.settings import LimitSettings
 from zato.coord import membership
 
 logger = logging.getLogger("zato.connector.invoke")
+T = TypeVar("T")
 
 MEMBERS_REFRESH = 1.0  # seconds a membership list is reused
 BAD_INPUT = 400  # the service refused the message itself (missing or malformed input, BadRequest)
@@ -56,6 +61,7 @@ class Result:
     status: int
     body: bytes
     server: str
+    settle: str = ""  # what the service asked of its message: "", "ack", "reject", "requeue"
 
     @property
     def ok(self) -> bool:
@@ -125,9 +131,14 @@ class Invoker:
                     logger.warning("cannot read the live servers: %s", e)
             return self._servers
 
-    def invoke(self, service: str, body: bytes, content_type: str, cid: str | None = None) -> Result:
+    def invoke(
+        self, service: str, body: bytes, content_type: str, cid: str | None = None, meta: bytes | None = None
+    ) -> Result:
         """Call `service` on one live server; NoServer when none could be reached. A body over
-        max_body is answered TOO_LARGE here, not sent."""
+        max_body is answered TOO_LARGE here, not sent. `meta`: the message's metadata
+        (zato.service.messages), sent beside the body."""
+        if meta is not None:
+            return self.invoke_messages(service, [(meta, body)], content_type)[0]
         if len(body) > self.max_body:
             limit = f"the servers' limit of {self.max_body} ([limits] max_body)"
             return Result(TOO_LARGE, f"the message of {len(body)} bytes is over {limit}".encode(), NOT_SENT)
@@ -151,12 +162,40 @@ class Invoker:
         headers = self._signed(batch.batch_service(service), cid, body, "application/octet-stream")
         headers[batch.ITEMS_TYPE_HEADER] = content_type
         answer = self._call(batch.BATCH_PREFIX + quote(service, safe=""), body, headers)
+        return self._results(answer, cid, bodies, service, content_type)
+
+    def invoke_messages(
+        self, service: str, messages: Sequence[tuple[bytes, bytes]], content_type: str
+    ) -> list[Result]:
+        """invoke_many of (metadata, body) pairs: the service sees each message's metadata
+        (self.request.amqp / ibm_mq) and a Result says what it asked of its message (settle).
+        A message within max_body alone but over it with its metadata goes without it, as
+        does every message to a server that does not know this endpoint."""
+        parts = within(messages, self.max_body, size=lambda pair: item_size(pair[0]) + item_size(pair[1]))
+        if len(parts) > 1:
+            return [result for part in parts for result in self.invoke_messages(service, part, content_type)]
+        if len(messages) == 1 and item_size(messages[0][0]) + item_size(messages[0][1]) > self.max_body:
+            size = len(messages[0][1])
+            logger.info("a message of %d bytes goes without its metadata (over max_body with it)", size)
+            return [self.invoke(service, messages[0][1], content_type)]
+        cid, body = new_cid(), batch.encode_messages(messages)
+        headers = self._signed(batch.messages_service(service), cid, body, "application/octet-stream")
+        headers[batch.ITEMS_TYPE_HEADER] = content_type
+        answer = self._call(batch.MESSAGES_PREFIX + quote(service, safe=""), body, headers)
+        return self._results(answer, cid, [one for _, one in messages], service, content_type)
+
+    def _results(
+        self, answer: Result, cid: str, bodies: Sequence[bytes], service: str, content_type: str
+    ) -> list[Result]:
+        """The per-body results of a batch's answer; the bodies one by one when the server
+        did not answer as a batch."""
         if answer.stale or answer.status == UNAVAILABLE:
             return [answer] * len(bodies)
         if answer.status == 200:
             try:
                 rows = batch.decode_results(answer.body, len(bodies))
-                return [Result(status, detail.encode(), answer.server) for status, detail in rows]
+                server = answer.server
+                return [Result(status, detail.encode(), server, settle) for status, detail, settle in rows]
             except batch.BatchError as e:
                 logger.warning("cid %s: server %s: %s; invoking one by one", cid, answer.server, e)
         else:
@@ -244,16 +283,22 @@ class Invoker:
             self._forget(address)
 
 
-def within(bodies: Sequence[bytes], limit: int) -> list[list[bytes]]:
+def item_size(body: bytes) -> int:
+    """The bytes of `body` as an item of a batch: b"<length>:<bytes>,"."""
+    return len(body) + len(str(len(body))) + 2
+
+
+def within(bodies: Sequence[T], limit: int, size: Callable[[Any], int] = item_size) -> list[list[T]]:
     """`bodies` in order, cut into runs whose batch (zato.common.batch) is at most `limit`
-    bytes; a body whose item alone is over it makes a run of its own."""
-    parts: list[list[bytes]] = [[]]
-    size = 0
+    bytes; a body whose item alone is over it makes a run of its own. `size`: the bytes
+    one takes in the batch."""
+    parts: list[list[T]] = [[]]
+    total = 0
     for body in bodies:
-        item = len(body) + len(str(len(body))) + 2  # b"<length>:<bytes>,"
-        if parts[-1] and size + item > limit:
+        item = size(body)
+        if parts[-1] and total + item > limit:
             parts.append([])
-            size = 0
+            total = 0
         parts[-1].append(body)
-        size += item
+        total += item
     return parts

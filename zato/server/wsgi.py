@@ -211,6 +211,10 @@ class ServerApp:
             if path.startswith(batch.BATCH_PREFIX):
                 instruments.child(requests, "internal").inc()
                 return self._internal_batch(environ, start_response, path[len(batch.BATCH_PREFIX) :], cid)
+            if path.startswith(batch.MESSAGES_PREFIX):
+                instruments.child(requests, "internal").inc()
+                service = path[len(batch.MESSAGES_PREFIX) :]
+                return self._internal_batch(environ, start_response, service, cid, messages=True)
             if path == ADMIN_INVOKE:
                 return self.invoke_api.admin_invoke(environ, start_response, cid)
             if path.startswith(API_INVOKE_PREFIX):
@@ -385,34 +389,43 @@ class ServerApp:
         return self._reply(start_response, response, *self._render(response, service, cid), cid)
 
     def _internal_batch(
-        self, environ: dict, start_response: StartResponse, service: str, cid: str
+        self, environ: dict, start_response: StartResponse, service: str, cid: str, messages: bool = False
     ) -> list[bytes]:
         """Several invocations of `service` in one call (zato.common.batch): checked once,
-        each item run as its own invocation with its own CID, concurrently."""
-        raw = self._checked_internal(environ, service, batch.batch_service(service), cid)
+        each item run as its own invocation with its own CID, concurrently. `messages`: each
+        body comes after its message's metadata, and a result says what the service asked
+        of its message (self.request.amqp.ack() / reject())."""
+        signed_as = batch.messages_service(service) if messages else batch.batch_service(service)
+        raw = self._checked_internal(environ, service, signed_as, cid)
         try:
-            items = batch.decode_items(raw)
+            if messages:
+                items: list[tuple[bytes | None, bytes]] = list(batch.decode_messages(raw))
+            else:
+                items = [(None, item) for item in batch.decode_items(raw)]
         except batch.BatchError as e:
             raise HTTPError(400, f"malformed batch: {e}") from None
         as_json = is_json(environ.get(batch.ITEMS_ENVIRON, ""))
-        results: list[tuple[int, str]] = [(500, "not run")] * len(items)
+        results: list[tuple[int, str, str]] = [(500, "not run", "")] * len(items)
 
         def one(i: int) -> None:
             item_cid = new_cid()
             token = CID.set(item_cid)
+            meta, body = items[i]
+            request: Request | None = None
             try:
-                request = self._internal_request(environ, items[i], as_json)
+                request = self._internal_request(environ, body, as_json, meta)
                 response = self._run(service, request, item_cid)
                 detail = ""
                 if not 200 <= response.status_code < 300:  # the service set it: say what it answered
-                    body = self._render(response, service, item_cid)[0]
-                    detail = body[:500].decode(errors="replace")
-                results[i] = (response.status_code, detail)
-            except HTTPError as e:
-                results[i] = (e.status, e.detail)
+                    rendered = self._render(response, service, item_cid)[0]
+                    detail = rendered[:500].decode(errors="replace")
+                results[i] = (response.status_code, detail, request.settle)
+            except HTTPError as e:  # a service that acked its message and then failed: still acked
+                results[i] = (e.status, e.detail, request.settle if request else "")
             except Exception:  # noqa: BLE001 - one item's bug is that item's 500, the others stand
                 logger.exception("cid %s: item %d of a batch for %s failed", item_cid, i + 1, service)
-                results[i] = (500, f"internal server error; see the server log for cid {item_cid}")
+                detail = f"internal server error; see the server log for cid {item_cid}"
+                results[i] = (500, detail, request.settle if request else "")
             finally:
                 CID.reset(token)
 
@@ -455,7 +468,7 @@ class ServerApp:
         return raw
 
     @staticmethod
-    def _internal_request(environ: dict, raw: bytes, as_json: bool) -> Request:
+    def _internal_request(environ: dict, raw: bytes, as_json: bool, meta: bytes | None = None) -> Request:
         return Request(
             payload=parse_payload(raw, as_json),
             raw=raw,
@@ -463,6 +476,7 @@ class ServerApp:
             path=environ.get("PATH_INFO", ""),
             environ=without_credentials(environ),
             channel=connector_channel(environ.get("HTTP_X_ZATO_CHANNEL", "")),
+            meta=meta,
         )
 
     def _body(self, environ: dict, max_body: int | None = None) -> bytes:

@@ -107,6 +107,8 @@ class Request:
         "channel",
         "input",
         "in_reply_to",
+        "_meta",
+        "_message",
     )
 
     def __init__(
@@ -121,6 +123,7 @@ class Request:
         environ: dict | None = None,
         channel: ChannelInfo = DEFAULT_CHANNEL,
         in_reply_to: str | None = None,  # an invoke_async callback: the CID of the call it answers
+        meta: bytes | None = None,  # a channel connector's message: what the broker said of it
     ):
         self.payload, self.raw, self.method, self.path = payload, raw, method, path
         self.in_reply_to = in_reply_to
@@ -130,6 +133,41 @@ class Request:
         self.environ = environ
         self.channel = channel
         self.input: Any = Bunch()
+        self._meta = meta
+        self._message: Any = None
+
+    @property
+    def message(self) -> Any:
+        """The message's side (zato.service.messages), read from its metadata on first use."""
+        if self._message is None and self._meta is not None:
+            from zato.service.messages import parse
+
+            self._message, self._meta = parse(self._meta, self.raw), None
+        return self._message
+
+    @property
+    def amqp(self) -> Any:
+        """Zato's self.request.amqp on an AMQP channel: .msg, .ack(), .reject(); else None."""
+        from zato.service.messages import AMQPRequest
+
+        message = self.message
+        return message if isinstance(message, AMQPRequest) else None
+
+    @property
+    def ibm_mq(self) -> Any:
+        """Zato's self.request.ibm_mq (also .wmq) on an IBM MQ channel: the MQMD; else None."""
+        from zato.service.messages import IBMMQRequest
+
+        message = self.message
+        return message if isinstance(message, IBMMQRequest) else None
+
+    wmq = ibm_mq
+
+    @property
+    def settle(self) -> str:
+        """What the service asked of its AMQP message: "", "ack", "reject" or "requeue"."""
+        amqp = self.amqp if self._message is not None else None
+        return amqp.settle if amqp is not None else ""
 
     @property
     def headers(self) -> dict[str, str]:

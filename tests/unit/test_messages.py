@@ -1,0 +1,116 @@
+"""What a service sees of a channel's message (zato.service.messages): built from the metadata
+the connectors send (amqp_common.message_meta, ibmmq_common.message_meta), whatever the broker
+put in it; settling it once, and only one way; nothing for a message that is not a channel's."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+
+import pika
+import pika.spec
+import pytest
+
+from zato.common import jsonenc
+from zato.connector.amqp_common import message_meta
+from zato.connector.ibmmq_common import message_meta as mqmd_meta
+from zato.service.base import Request
+from zato.service.messages import AMQPRequest, MessageStateError
+
+
+def delivery(**props: object) -> tuple[pika.spec.Basic.Deliver, pika.BasicProperties]:
+    method = pika.spec.Basic.Deliver(consumer_tag="ctag", delivery_tag=7, redelivered=True,
+                                     exchange="orders", routing_key="eu.new")  # fmt: skip
+    return method, pika.BasicProperties(**props)
+
+
+def test_an_amqp_message_reads_as_kombus_message():
+    method, props = delivery(
+        content_type="application/json",
+        correlation_id="c-1",
+        reply_to="replies",
+        priority=5,
+        timestamp=1700000000,
+        headers={"x-no": 3, "x-bytes": b"\xff\x00ok", "x-when": dt.datetime(2026, 12, 5, 12, 0),
+                 "x-dec": decimal.Decimal("1.10"), "x-nested": {"a": [1, float("nan")]}},
+    )  # fmt: skip
+    request = Request(raw=b'{"n": 1}', meta=message_meta(method, props))
+    msg = request.amqp.msg
+    assert msg.body == b'{"n": 1}'
+    assert msg.properties == {
+        "content_type": "application/json",
+        "correlation_id": "c-1",
+        "reply_to": "replies",
+        "priority": 5,
+        "timestamp": 1700000000,
+    }
+    assert msg.headers["x-no"] == 3 and msg.headers["x-bytes"] == "\ufffd\x00ok"
+    assert msg.headers["x-when"] == "2026-12-05T12:00:00" and msg.headers["x-dec"] == "1.10"
+    assert msg.headers["x-nested"]["a"][0] == 1
+    assert msg.delivery_info == {"exchange": "orders", "routing_key": "eu.new", "redelivered": True,
+                                 "consumer_tag": "ctag", "delivery_tag": 7}  # fmt: skip
+    assert (msg.delivery_tag, msg.content_type) == (7, "application/json")
+    assert request.ibm_mq is None and request.wmq is None
+
+
+def test_settling_once_and_one_way():
+    method, props = delivery()
+    request = Request(meta=message_meta(method, props))
+    assert request.settle == ""
+    request.amqp.ack()
+    request.amqp.ack()  # again the same way: fine
+    assert request.settle == "ack"
+    with pytest.raises(MessageStateError, match="settled already: ack"):
+        request.amqp.reject()
+    other = Request(meta=message_meta(method, props))
+    other.amqp.reject(requeue=True)
+    assert other.settle == "requeue"
+    assert isinstance(other.amqp, AMQPRequest)
+
+
+@pytest.mark.parametrize(
+    "meta", [None, b"", b"not json", b"[]", b'{"kind": "kafka"}', b'{"kind": "amqp", "properties": 5}']
+)
+def test_no_message_side_without_well_formed_metadata(meta):
+    request = Request(raw=b"x", meta=meta)
+    assert request.amqp is None and request.ibm_mq is None and request.settle == ""
+
+
+def test_an_ibm_mq_message_reads_its_mqmd():
+    class MD:  # the fields an MQMD has, as the driver gives them
+        MsgId = bytes(range(24))
+        CorrelId = b"order-7".ljust(24, b"\x00")
+        ReplyToQ = b"REPLIES".ljust(48)
+        ReplyToQMgr = b"QM2".ljust(48)
+        PutDate = b"20261205"
+        PutTime = b"12000000"
+        Format = b"MQSTR   "
+        Priority = 4
+        Expiry = -1
+        Persistence = 1
+        BackoutCount = 2
+
+    request = Request(raw=b"hello", meta=mqmd_meta(MD()))
+    mq = request.ibm_mq
+    assert mq is request.wmq and request.amqp is None
+    assert mq.msg_id == bytes(range(24)).hex() and mq.correlation_id == MD.CorrelId.hex()
+    assert (mq.reply_to, mq.reply_to_qmgr, mq.format) == ("REPLIES", "QM2", "MQSTR")
+    assert (mq.put_date, mq.put_time, mq.priority, mq.expiry, mq.persistence) == (
+        "20261205",
+        "12000000",
+        4,
+        -1,
+        1,
+    )
+    assert mq.backout_count == 2 and mq.data == b"hello"
+
+    class Fewer:  # a driver whose MD lacks most fields
+        MsgId = b"\x01" * 24
+
+    assert Request(meta=mqmd_meta(Fewer())).ibm_mq.reply_to is None
+
+
+def test_lenient_json_never_fails_on_what_a_broker_holds():
+    out = json.loads(jsonenc.dumps_lenient({"b": bytearray(b"ab"), "o": object(), "n": float("inf")}))
+    assert out["b"] == "ab" and out["o"].startswith("<object object") and out["n"] == float("inf")

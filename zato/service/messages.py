@@ -1,0 +1,134 @@
+"""What a service fed by a channel connector sees of its message, under Zato's names.
+
+    self.request.amqp         on an AMQP channel (None elsewhere)
+        .msg                  the message, as kombu's Message names it: body, properties
+                              (content_type, correlation_id, reply_to, message_id, priority,
+                              timestamp...), headers, delivery_info (exchange, routing_key,
+                              redelivered, consumer_tag, delivery_tag), delivery_tag
+        .ack()                settle it as done, whatever the service does next
+        .reject()             do not run it again: it is parked in "<queue>.zato-parked"
+                              with the reason "rejected by the service" (where kombu's broker
+                              would drop it or dead-letter it, this server loses nothing)
+        .reject(requeue=True) run it again later (a delivery counted against max_deliveries)
+    self.request.ibm_mq       on an IBM MQ channel (also self.request.wmq): msg_id,
+                              correlation_id, reply_to, reply_to_qmgr, put_date, put_time,
+                              priority, expiry, persistence, format, backout_count, data
+
+The connector sends the metadata beside each body (zato.common.batch, invoke-messages); it is
+read from its JSON only when the service asks for it. Values that are not JSON (bytes in a
+header, an AMQP timestamp inside a header table) arrive as text (zato.common.jsonenc.dumps_lenient).
+A service that settles nothing has its message settled by its answer, as before: acked after a
+2xx, run again after a failure, parked after a 400.
+"""
+
+from __future__ import annotations
+
+import json
+
+from zato.common.errors import ServiceError
+
+AMQP_KIND = "amqp"
+IBM_MQ_KIND = "ibm-mq"
+
+
+class MessageStateError(ServiceError):
+    """ack() or reject() of a message the service has already settled the other way (kombu's
+    name for it)."""
+
+
+class AMQPMessage:
+    """self.request.amqp.msg."""
+
+    __slots__ = (
+        "body",
+        "properties",
+        "headers",
+        "delivery_info",
+        "delivery_tag",
+        "content_type",
+        "content_encoding",
+    )
+
+    def __init__(self, body: bytes, meta: dict):
+        props = dict(meta.get("properties") or {})
+        self.body = body
+        self.headers: dict = props.pop("headers", None) or {}
+        self.properties: dict = props
+        self.delivery_info: dict = dict(meta.get("delivery_info") or {})
+        self.delivery_tag = self.delivery_info.get("delivery_tag")
+        self.content_type = props.get("content_type")
+        self.content_encoding = props.get("content_encoding")
+
+    def __repr__(self) -> str:
+        tag, props, headers = self.delivery_tag, self.properties, self.headers
+        return f"<AMQPMessage delivery_tag={tag} properties={props!r} headers={headers!r}>"
+
+
+class AMQPRequest:
+    """self.request.amqp: the message and what the service asks of it."""
+
+    __slots__ = ("msg", "settle")
+
+    def __init__(self, msg: AMQPMessage):
+        self.msg = msg
+        self.settle = ""  # "", "ack", "reject" or "requeue" (zato.common.batch.SETTLES)
+
+    def ack(self) -> None:
+        self._settle("ack")
+
+    def reject(self, requeue: bool = False) -> None:
+        self._settle("requeue" if requeue else "reject")
+
+    def _settle(self, how: str) -> None:
+        if self.settle and self.settle != how:
+            raise MessageStateError(f"the message was settled already: {self.settle}")
+        self.settle = how
+
+
+IBM_MQ_FIELDS = (
+    "msg_id",
+    "correlation_id",
+    "reply_to",
+    "reply_to_qmgr",
+    "put_date",
+    "put_time",
+    "priority",
+    "expiry",
+    "persistence",
+    "format",
+    "backout_count",
+)
+
+
+class IBMMQRequest:
+    """self.request.ibm_mq: the MQMD's fields (ids as hex text), and the body as `data`."""
+
+    __slots__ = (*IBM_MQ_FIELDS, "data", "mqmd")
+
+    def __init__(self, body: bytes, meta: dict):
+        md = dict(meta.get("mqmd") or {})
+        for name in IBM_MQ_FIELDS:
+            setattr(self, name, md.get(name))
+        self.mqmd = md
+        self.data = body
+
+    def __repr__(self) -> str:
+        return f"<IBMMQRequest {self.mqmd!r}>"
+
+
+def parse(meta: bytes, body: bytes) -> AMQPRequest | IBMMQRequest | None:
+    """The message's side of a request from its metadata; None when it is not well formed
+    (the body still runs: a message is never failed for its metadata)."""
+    try:
+        data = json.loads(meta)
+        kind = data["kind"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    try:
+        if kind == AMQP_KIND:
+            return AMQPRequest(AMQPMessage(body, data))
+        if kind == IBM_MQ_KIND:
+            return IBMMQRequest(body, data)
+    except (TypeError, ValueError, AttributeError):
+        return None
+    return None
