@@ -526,6 +526,16 @@ def test_the_cache_by_prefix_as_zatos_api(cluster) -> None:
     )
 
 
+def test_the_cache_as_zato_41_writes_it(cluster) -> None:
+    """Zato 4.1's cache examples (tests/zato_corpus/cache_kvdb.py): get/set/delete/exists on
+    self.cache itself. Before: `self.cache.exists` was an AttributeError (a 500)."""
+    key = f"user:{uuid.uuid4().hex[:8]}"
+    r = api(cluster, cluster.lb_url, "demo.cache.zato41", {"key": key})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"roles": ["admin", "editor"], "present": True, "gone": True, "after": None,
+                        "same_as_default": True}  # fmt: skip
+
+
 def test_a_payload_json_cannot_hold_is_the_services_500_named_in_the_log(cluster) -> None:
     """A service that answers with a set: a 500 naming the service, and one log line saying
     why (before: "internal server error", logged without the service's name)."""

@@ -52,3 +52,19 @@ class CacheByPrefix(Service):
             'left': cache.get_by_prefix(prefix), 'expire': cache.expire(prefix + 'short', 0.2),
             'expire_missing': cache.expire(prefix + 'missing', 1),
         }
+
+
+class Cache41(Service):
+    """Zato 4.1's cache examples: the calls are on self.cache itself, with exists()."""
+    name = 'demo.cache.zato41'
+
+    def handle(self):
+        key = self.request.payload['key']
+        self.cache.set(key, {'username': 'joe', 'roles': ['admin', 'editor']}, expiry=300)
+        cached = self.cache.get(key)
+        present = self.cache.exists(key)
+        self.cache.delete(key)
+        self.response.payload = {
+            'roles': cached['roles'], 'present': present, 'gone': not self.cache.exists(key),
+            'after': self.cache.get(key), 'same_as_default': self.cache.default.get(key) is None,
+        }

@@ -1,6 +1,7 @@
 """What services reach of the cluster's Redis: `self.kvdb.conn` (a Redis client) and Zato's
-cache API `self.cache` (`self.cache.default.get/set/delete`, also `self.cache.get/set/delete`),
-shared by every server of the cluster. Values are stored as JSON; expiry is in seconds."""
+cache API `self.cache`: Zato 3's `self.cache.default.get/set/delete...` and Zato 4.1's
+`self.cache.get/set/delete/exists` (the default cache itself), shared by every server of the
+cluster. Values are stored as JSON; expiry is in seconds."""
 
 from __future__ import annotations
 
@@ -59,6 +60,8 @@ class CacheAPI:
     def has_key(self, key: str) -> bool:
         with translate(f"cache {self.name}"):
             return bool(self._conn.exists(self._key(key)))
+
+    exists = has_key  # Zato 4.1's name
 
     def expire(self, key: str, expiry: float = 0) -> bool:
         """Let `key` expire after `expiry` seconds (0: at once); False if there is no such key."""
@@ -134,6 +137,9 @@ class CacheAPI:
     def __contains__(self, key: str) -> bool:
         return self.has_key(key)
 
+    def __bool__(self) -> bool:
+        return True  # a cache, empty or not (never a SCAN through __len__)
+
 
 def _glob_escape(text_: str) -> str:
     """`text_` matched literally in a Redis MATCH pattern."""
@@ -143,24 +149,17 @@ def _glob_escape(text_: str) -> str:
 _MISSING = object()
 
 
-class Cache:
-    """`self.cache`: `default` and `get_cache(type, name)`; get/set/delete use `default`."""
+class Cache(CacheAPI):
+    """`self.cache`: the default cache itself (Zato 4.1: `self.cache.get/set/delete/exists`,
+    and every other call of a cache), also as `default` (Zato 3), and `get_cache(type, name)`."""
 
     def __init__(self, conn: redis.Redis, cluster: str):
-        self._conn, self._cluster = conn, cluster
-        self.default = CacheAPI(conn, cluster, DEFAULT_CACHE)
+        super().__init__(conn, cluster, DEFAULT_CACHE)
+        self._cluster = cluster
+        self.default: CacheAPI = self
 
     def get_cache(self, cache_type: str = "builtin", name: str = DEFAULT_CACHE) -> CacheAPI:
-        return self.default if name == DEFAULT_CACHE else CacheAPI(self._conn, self._cluster, name)
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.default.get(key, default)
-
-    def set(self, key: str, value: Any, expiry: float = 0, *args: Any, **kwargs: Any) -> None:
-        self.default.set(key, value, expiry)
-
-    def delete(self, key: str) -> bool:
-        return self.default.delete(key)
+        return self if name == DEFAULT_CACHE else CacheAPI(self._conn, self._cluster, name)
 
 
 class ServiceLock:
