@@ -616,7 +616,14 @@ def test_outgoing_http_and_sql_live_and_masked(cluster) -> None:
         r = api(cluster, base, "out.rest.create-client", {"conn_name": "self-crm-new", "client_name": "Ann"})
         assert r.status_code == 200, r.text
         created = {"client_id": 1003, "name": "Ann"}
-        assert r.json() == {"status": 201, "location": "/crm/clients/1003", "created": created, "sent": 1001}
+        answer = {
+            "status": 201,
+            "location": "/crm/clients/1003",
+            "created": created,
+            "sent": 1001,
+            "model": 1005,
+        }
+        assert r.json() == answer
     zato("conn", "edit", "http-outgoing", server1, "--name", "self-crm", "--active", "false")
     wait_for(
         lambda: requests.get(f"{cluster.lb_url}/demo/fetch/5?conn_name=self-crm").status_code == 404,

@@ -1,7 +1,15 @@
 # -*- coding: utf-8 -*-
 
-# Zato 3.2 / 4.1 outgoing REST: self.out.rest[name].conn, response.data, http_request and send.
-from zato.server.service import Service
+# Zato 3.2 / 4.1 outgoing REST: self.out.rest[name].conn, response.data, http_request and send;
+# a dataclass (a Zato model) given as the payload goes as JSON (Zato 4.1's docs).
+from dataclasses import dataclass
+
+from zato.server.service import Model, Service
+
+
+@dataclass(init=False)
+class NewClient(Model):
+    name: str
 
 
 class RESTClientName(Service):
@@ -26,7 +34,11 @@ class RESTCreateClient(Service):
         conn = self.out.rest[self.request.input.conn_name].conn
         created = conn.http_request('POST', self.cid, data={'name': self.request.input.client_name})
         sent = conn.send(self.cid, {'name': 'x'})
+        model = NewClient()
+        model.name = 'Bobby'
+        as_model = conn.post(self.cid, model)
         self.response.payload = {
+            'model': as_model.data['client_id'],
             'status': created.status_code,
             'location': created.headers['Location'],
             'created': created.data,

@@ -2,7 +2,7 @@
 
     conn = self.outgoing.plain_http["CRM"].conn
     response = conn.get(self.cid, params={"id": 1})        # path "/clients/{id}" -> /clients/1
-    response = conn.post(self.cid, {"name": "x"}, headers={"X-A": "b"})
+    response = conn.post(self.cid, {"name": "x"}, headers={"X-A": "b"})   # a dict, list or model: JSON
     response.status_code, response.text, response.json(), response.data
 
 `self.outgoing.rest` (Zato 3.2 and 4.1's name) is the same object as `.plain_http`;
@@ -18,6 +18,7 @@ the definition changes. Parameters the path does not name go to the query string
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import string
 from typing import TYPE_CHECKING, Any
@@ -91,7 +92,7 @@ class HTTPConn:
         url, query = self._url(params)
         sent_headers = {"X-Zato-CID": cid or ""}
         body = data
-        if isinstance(data, (dict, list)) and self._json:
+        if self._json and (isinstance(data, (dict, list)) or is_model(data)):
             body = jsonenc.dumps(data)
             sent_headers["Content-Type"] = "application/json"
         sent_headers.update(headers or {})
@@ -128,6 +129,11 @@ class HTTPConn:
 
     def close(self) -> None:
         self._session.close()
+
+
+def is_model(data: Any) -> bool:
+    """A dataclass instance (a Zato model): sent as JSON, as a dict is."""
+    return dataclasses.is_dataclass(data) and not isinstance(data, type)
 
 
 def response_data(text: str, content_type: str | None, json_connection: bool) -> Any:
