@@ -42,3 +42,26 @@ def test_batches_keep_order_and_stay_within_the_limit(bodies: list[bytes], limit
         assert len(part) == 1 or len(batch.encode_items(part)) <= limit
     for part, after in zip(parts, parts[1:], strict=False):  # each as large as the limit lets it be
         assert len(batch.encode_items([*part, after[0]])) > limit
+
+
+def test_a_message_over_the_limit_with_its_metadata_goes_without_it() -> None:
+    # Its body alone is within max_body: it is not refused for its metadata (the call without
+    # it is then answered here, as the body is over the limit too, or sent alone).
+    invoker = Invoker(None, "c", b"k", 1, members=b"m", max_body=100)  # type: ignore[arg-type]
+    [result] = invoker.invoke_messages("svc", [(b"m" * 50, b"y" * 101)], "text/plain")
+    assert (result.status, result.server) == (TOO_LARGE, NOT_SENT)
+    assert invoker.invoke("svc", b"y" * 101, "text/plain", meta=b"{}").status == TOO_LARGE
+
+
+@given(
+    st.lists(st.tuples(st.binary(max_size=40), st.binary(max_size=80)), min_size=1, max_size=12),
+    st.integers(1, 200),
+)
+def test_messages_with_metadata_keep_order_and_stay_within_the_limit(pairs: list, limit: int) -> None:
+    def size(pair: tuple[bytes, bytes]) -> int:
+        return len(batch.encode_items(list(pair)))
+
+    parts = within(pairs, limit, size=size)
+    assert [pair for part in parts for pair in part] == pairs
+    for part in parts:
+        assert len(part) == 1 or len(batch.encode_messages(part)) <= limit
