@@ -408,7 +408,7 @@ class ServerApp:
         results: list[tuple[int, str, str]] = [(500, "not run", "")] * len(items)
 
         def one(i: int) -> None:
-            item_cid = new_cid()
+            item_cid = cid if len(items) == 1 else new_cid()  # a lone message keeps the call's CID
             token = CID.set(item_cid)
             meta, body = items[i]
             request: Request | None = None
