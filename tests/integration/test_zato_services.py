@@ -603,6 +603,16 @@ def test_outgoing_http_and_sql_live_and_masked(cluster) -> None:
     r = api(cluster, cluster.lb_url, "out.sql.order-row", {"price": "12.5"})
     assert r.status_code == 200, r.text
     assert r.json() == {"order": {"price": "12.50", "units": "3", **when, "ref": ref}}
+    # Zato 3.2's plain-string query in a session, and 3.3 / 4.1's self.out.sql[name].execute,
+    # .one and .one_or_none (tests/zato_corpus/sql_out.py). Before: 500 (SQLAlchemy 2 refused
+    # the bare string; execute/one were AttributeErrors).
+    r = api(cluster, cluster.lb_url, "out.sql.zato32-raw")
+    assert r.status_code == 200 and r.json() == [["John Doe", "ABC"]], r.text
+    r = api(cluster, cluster.lb_url, "out.sql.zato41", {"wanted": "active"})
+    assert r.status_code == 200, r.text
+    active = [{"runway_id": 1, "status": "active"}, {"runway_id": 2, "status": "active"}]
+    assert r.json() == {"rows": active, "one": {"runway_id": 7, "status": "active"}, "none": None,
+                        "several": "MultipleResultsFound"}  # fmt: skip
     r = requests.post(f"{cluster.lb_url}/demo/order-row", json={"price": 12.5})
     assert r.status_code == 200, r.text
     assert r.json() == {"price": "12.50", "units": 3, **when, "ref": ref.replace("-", "")}

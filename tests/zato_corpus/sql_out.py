@@ -56,3 +56,34 @@ class NotJSON(Service):
 
     def handle(self):
         self.response.payload = {'tags': {'a', 'b'}}  # a set: JSON has no such thing
+
+
+class ClientsLegacy(Service):
+    """Zato 3.2's SQL example: a query as a plain string, with bind variables."""
+    name = 'out.sql.zato32-raw'
+
+    def handle(self):
+        template = 'SELECT :name AS name, :segment AS segment'
+        parameters = {'name': 'John Doe', 'segment': 'ABC'}
+        with closing(self.outgoing.sql.get('demo-db').session()) as session:
+            result = session.execute(template, parameters)
+            self.response.payload = [list(item) for item in result]
+
+
+class Runways(Service):
+    """Zato 3.3 / 4.1's SQL examples: self.out.sql[name].execute / one / one_or_none."""
+    name = 'out.sql.zato41'
+
+    def handle(self):
+        conn = self.out.sql['demo-db']
+        query = 'SELECT * FROM (VALUES (1, :status), (2, :status), (3, :other)) AS r(runway_id, status) WHERE status = :wanted'
+        params = {'status': 'active', 'other': 'closed', 'wanted': self.request.payload['wanted']}
+        rows = conn.execute(query, params)
+        one = conn.one('SELECT 7 AS runway_id, :s AS status', {'s': 'active'})
+        none = conn.one_or_none('SELECT 1 AS x WHERE 1 = 0')
+        try:
+            conn.one(query, params)
+            several = 'one row'
+        except Exception as e:
+            several = type(e).__name__
+        self.response.payload = {'rows': rows, 'one': one, 'none': none, 'several': several}
