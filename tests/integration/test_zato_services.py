@@ -766,7 +766,7 @@ def test_an_amqp_channels_service_reads_its_message_and_settles_it(cluster) -> N
 def test_an_ibm_mq_channels_service_reads_the_mqmd(quickstart, monkeypatch, qm_kind) -> None:
     """tests/zato_corpus/amqp_in.py's ibm-mq.orders-in, fed by an IBM MQ channel (the queue
     manager STAND-IN of tests/ibmmq_standin, or a real one named by ZATO_TEST_IBMMQ): the
-    service reads the message's MQMD in self.request.ibm_mq (also .wmq), ids as hex text.
+    service reads the message's MQMD in self.request.ibm_mq (also .wmq), ids as bytes.
     Before, self.request.ibm_mq was an AttributeError."""
     qm = make_qm(qm_kind)
     try:
@@ -788,7 +788,7 @@ def test_an_ibm_mq_channels_service_reads_the_mqmd(quickstart, monkeypatch, qm_k
         wait_for(lambda: client.llen(f"demo:mq-in:{tag}") == 1, timeout=60, what="the message")
         got = json.loads(client.lindex(f"demo:mq-in:{tag}", 0))
         client.delete(f"demo:mq-in:{tag}")
-        assert got["correlation_id"] == correl.hex()
+        assert got["correlation_id"] == "order-7"
         assert len(bytes.fromhex(got["msg_id"])) == 24 and set(got["msg_id"]) != {"0"}
         assert (got["reply_to"], got["priority"], got["backout_count"]) == ("REPLIES", 4, 0)
         assert got["same_as_wmq"] and json.loads(got["data"]) == {"tag": tag}

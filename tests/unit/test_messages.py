@@ -94,21 +94,23 @@ def test_an_ibm_mq_message_reads_its_mqmd():
     request = Request(raw=b"hello", meta=mqmd_meta(MD()))
     mq = request.ibm_mq
     assert mq is request.wmq and request.amqp is None
-    assert mq.msg_id == bytes(range(24)).hex() and mq.correlation_id == MD.CorrelId.hex()
+    assert mq.msg_id == bytes(range(24)) and mq.correlation_id == MD.CorrelId  # bytes, as in Zato
     assert (mq.reply_to, mq.reply_to_qmgr, mq.format) == ("REPLIES", "QM2", "MQSTR")
-    assert (mq.put_date, mq.put_time, mq.priority, mq.expiry, mq.persistence) == (
-        "20261205",
-        "12000000",
-        4,
-        -1,
-        1,
-    )
+    assert (mq.put_date, mq.put_time) == ("20261205", "12000000")
+    assert (mq.priority, mq.expiry, mq.persistence) == (4, -1, 1)
+    assert mq.timestamp == dt.datetime(2026, 12, 5, 12, 0)
     assert mq.backout_count == 2 and mq.data == b"hello"
+    assert mq.mqmd["msg_id"] == bytes(range(24)).hex()
 
-    class Fewer:  # a driver whose MD lacks most fields
+    class Fewer:  # a driver whose MD lacks most fields; no correlation id (MQCI_NONE)
         MsgId = b"\x01" * 24
+        CorrelId = b"\x00" * 24
+        PutDate = b"20261205"
+        PutTime = b"1203045"  # tenths only: 0.5 s
 
-    assert Request(meta=mqmd_meta(Fewer())).ibm_mq.reply_to is None
+    fewer = Request(meta=mqmd_meta(Fewer())).ibm_mq
+    assert fewer.reply_to is None and fewer.correlation_id == b"" and not fewer.correlation_id
+    assert fewer.timestamp == dt.datetime(2026, 12, 5, 12, 3, 4, 500000)
 
 
 def test_lenient_json_never_fails_on_what_a_broker_holds():

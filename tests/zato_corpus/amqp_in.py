@@ -49,9 +49,14 @@ class MQIn(Service):
 
     def handle(self):
         mq = self.request.ibm_mq
+        if mq.correlation_id:  # as Zato's own IBM MQ logger reads them: bytes
+            correlation_id = mq.correlation_id.rstrip(b'\x00').decode('ascii')
+        else:
+            correlation_id = 'n/a'
         self.kvdb.conn.rpush('demo:mq-in:' + self.request.payload['tag'], json.dumps({
-            'msg_id': mq.msg_id,
-            'correlation_id': mq.correlation_id,
+            'msg_id': mq.msg_id.hex(),
+            'correlation_id': correlation_id,
+            'timestamp': mq.timestamp.isoformat() if mq.timestamp else None,
             'reply_to': mq.reply_to,
             'priority': mq.priority,
             'backout_count': mq.backout_count,

@@ -10,9 +10,12 @@
                               with the reason "rejected by the service" (where kombu's broker
                               would drop it or dead-letter it, this server loses nothing)
         .reject(requeue=True) run it again later (a delivery counted against max_deliveries)
-    self.request.ibm_mq       on an IBM MQ channel (also self.request.wmq): msg_id,
-                              correlation_id, reply_to, reply_to_qmgr, put_date, put_time,
-                              priority, expiry, persistence, format, backout_count, data
+    self.request.ibm_mq       on an IBM MQ channel (also self.request.wmq): msg_id and
+                              correlation_id (bytes, as Zato gives them; b"" for no
+                              correlation id), reply_to, reply_to_qmgr, put_date, put_time,
+                              timestamp (a UTC datetime of the two), priority, expiry,
+                              persistence, format, backout_count, mqmd (every field, ids as
+                              hex text) and data (the body)
 
 The connector sends the metadata beside each body (zato.common.batch, invoke-messages); it is
 read from its JSON only when the service asks for it. Values that are not JSON (bytes in a
@@ -23,6 +26,7 @@ A service that settles nothing has its message settled by its answer, as before:
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 from zato.common.errors import ServiceError
@@ -86,8 +90,6 @@ class AMQPRequest:
 
 
 IBM_MQ_FIELDS = (
-    "msg_id",
-    "correlation_id",
     "reply_to",
     "reply_to_qmgr",
     "put_date",
@@ -101,19 +103,36 @@ IBM_MQ_FIELDS = (
 
 
 class IBMMQRequest:
-    """self.request.ibm_mq: the MQMD's fields (ids as hex text), and the body as `data`."""
+    """self.request.ibm_mq: the MQMD's fields, and the body as `data`."""
 
-    __slots__ = (*IBM_MQ_FIELDS, "data", "mqmd")
+    __slots__ = (*IBM_MQ_FIELDS, "msg_id", "correlation_id", "timestamp", "data", "mqmd")
 
     def __init__(self, body: bytes, meta: dict):
         md = dict(meta.get("mqmd") or {})
         for name in IBM_MQ_FIELDS:
             setattr(self, name, md.get(name))
+        self.msg_id = bytes.fromhex(md.get("msg_id") or "")
+        correl = bytes.fromhex(md.get("correlation_id") or "")
+        self.correlation_id = b"" if not correl.strip(b"\x00") else correl  # MQCI_NONE: none
+        self.timestamp = put_timestamp(md.get("put_date"), md.get("put_time"))
         self.mqmd = md
         self.data = body
 
     def __repr__(self) -> str:
         return f"<IBMMQRequest {self.mqmd!r}>"
+
+
+def put_timestamp(put_date: str | None, put_time: str | None) -> dt.datetime | None:
+    """The MQMD's PutDate (YYYYMMDD) and PutTime (HHMMSSTH, hundredths), both UTC, as one
+    datetime; None when either is missing or malformed."""
+    if not put_date or not put_time:
+        return None
+    try:
+        stamp = dt.datetime.strptime(put_date + put_time[:6], "%Y%m%d%H%M%S")
+        hundredths = int(put_time[6:8].ljust(2, "0"))  # T and H: tenths and hundredths
+        return stamp.replace(microsecond=hundredths * 10000)
+    except ValueError:
+        return None
 
 
 def parse(meta: bytes, body: bytes) -> AMQPRequest | IBMMQRequest | None:
