@@ -51,6 +51,9 @@ def test_an_amqp_message_reads_as_kombus_message():
     assert msg.delivery_info == {"exchange": "orders", "routing_key": "eu.new", "redelivered": True,
                                  "consumer_tag": "ctag", "delivery_tag": 7}  # fmt: skip
     assert (msg.delivery_tag, msg.content_type) == (7, "application/json")
+    assert msg.payload == {"n": 1} == msg.decode()  # kombu's decoded body
+    text = Request(raw=b"\xffraw", meta=message_meta(*delivery(content_type="text/plain"))).amqp.msg
+    assert text.payload == b"\xffraw"  # not UTF-8: the bytes
     assert request.ibm_mq is None and request.wmq is None
 
 
@@ -64,8 +67,11 @@ def test_settling_once_and_one_way():
     with pytest.raises(MessageStateError, match="settled already: ack"):
         request.amqp.reject()
     other = Request(meta=message_meta(method, props))
-    other.amqp.reject(requeue=True)
+    other.amqp.msg.requeue()  # kombu's name, on the message itself
     assert other.settle == "requeue"
+    on_msg = Request(meta=message_meta(method, props))
+    on_msg.amqp.msg.reject()
+    assert on_msg.settle == "reject"
     assert isinstance(other.amqp, AMQPRequest)
 
 

@@ -1,7 +1,8 @@
 """What a service fed by a channel connector sees of its message, under Zato's names.
 
     self.request.amqp         on an AMQP channel (None elsewhere)
-        .msg                  the message, as kombu's Message names it: body, properties
+        .msg                  the message, as kombu's Message names it: body, payload
+                              (decoded: JSON parsed for application/json), properties
                               (content_type, correlation_id, reply_to, message_id, priority,
                               timestamp...), headers, delivery_info (exchange, routing_key,
                               redelivered, consumer_tag, delivery_tag), delivery_tag
@@ -51,6 +52,7 @@ class AMQPMessage:
         "delivery_tag",
         "content_type",
         "content_encoding",
+        "_owner",
     )
 
     def __init__(self, body: bytes, meta: dict):
@@ -62,6 +64,37 @@ class AMQPMessage:
         self.delivery_tag = self.delivery_info.get("delivery_tag")
         self.content_type = props.get("content_type")
         self.content_encoding = props.get("content_encoding")
+        self._owner: AMQPRequest | None = None
+
+    # kombu's names on the message itself, the same as self.request.amqp's
+
+    def ack(self) -> None:
+        self._request().ack()
+
+    def reject(self, requeue: bool = False) -> None:
+        self._request().reject(requeue)
+
+    def requeue(self) -> None:
+        self._request().reject(requeue=True)
+
+    def _request(self) -> AMQPRequest:
+        if self._owner is None:
+            raise MessageStateError("this message is not a channel's: there is nothing to settle")
+        return self._owner
+
+    @property
+    def payload(self) -> object:
+        """kombu's decoded body: JSON parsed when the content type says JSON, else text (bytes
+        when it is not UTF-8)."""
+        if (self.content_type or "").split(";")[0].strip().lower() == "application/json":
+            return json.loads(self.body)
+        try:
+            return self.body.decode("utf-8")
+        except UnicodeDecodeError:
+            return self.body
+
+    def decode(self) -> object:
+        return self.payload
 
     def __repr__(self) -> str:
         tag, props, headers = self.delivery_tag, self.properties, self.headers
@@ -75,6 +108,7 @@ class AMQPRequest:
 
     def __init__(self, msg: AMQPMessage):
         self.msg = msg
+        msg._owner = self
         self.settle = ""  # "", "ack", "reject" or "requeue" (zato.common.batch.SETTLES)
 
     def ack(self) -> None:
