@@ -98,7 +98,8 @@ def test_outgoing_connections_read_before_serve_on_while_the_odb_is_away(quickst
 
         proxy.start()  # back: read again, in the background at first
         wait_for(lambda: requests.get(f"{base}/odb/out?conn=later", timeout=10).ok, 15, what="the ODB back")
-        assert "the ODB answers again: http-outgoing connections are read from it again" in qs.server_logs()
+        said = "the ODB answers again: http-outgoing connections are read from it again"
+        wait_for(lambda: said in qs.server_logs(), 10, what=said)  # logged just after the read is kept
     finally:
         proxy.stop()
         proxy.start()  # back, so the quickstart stops cleanly
