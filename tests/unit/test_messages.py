@@ -119,6 +119,17 @@ def test_an_ibm_mq_message_reads_its_mqmd():
     assert fewer.timestamp == dt.datetime(2026, 12, 5, 12, 3, 4, 500000)
 
 
+def test_headers_nested_deeper_than_json_writes_leave_the_message_without_them():
+    deep: dict = {}
+    cur = deep
+    for _ in range(5000):  # deeper than pika itself decodes; a message is never failed for it
+        cur["a"] = {}
+        cur = cur["a"]
+    method, props = delivery(headers=deep, correlation_id="c-9")
+    msg = Request(meta=message_meta(method, props)).amqp.msg
+    assert msg.headers == {} and msg.properties["correlation_id"] == "c-9"
+
+
 def test_lenient_json_never_fails_on_what_a_broker_holds():
     out = json.loads(jsonenc.dumps_lenient({"b": bytearray(b"ab"), "o": object(), "n": float("inf")}))
     assert out["b"] == "ab" and out["o"].startswith("<object object") and out["n"] == float("inf")

@@ -134,4 +134,12 @@ def message_meta(method: pika.spec.Basic.Deliver, properties: pika.BasicProperti
         "consumer_tag": method.consumer_tag,
         "delivery_tag": method.delivery_tag,
     }
-    return jsonenc.dumps_lenient({"kind": "amqp", "properties": props, "delivery_info": delivery}).encode()
+    try:
+        return jsonenc.dumps_lenient(
+            {"kind": "amqp", "properties": props, "delivery_info": delivery}
+        ).encode()
+    except RecursionError:  # headers nested deeper than JSON is written: the message goes without them
+        props.pop("headers", None)
+        return jsonenc.dumps_lenient(
+            {"kind": "amqp", "properties": props, "delivery_info": delivery}
+        ).encode()

@@ -175,7 +175,7 @@ def parse(meta: bytes, body: bytes) -> AMQPRequest | IBMMQRequest | None:
     try:
         data = json.loads(meta)
         kind = data["kind"]
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         return None
     try:
         if kind == AMQP_KIND:
