@@ -4,6 +4,7 @@ that stands in for the internal endpoint."""
 from __future__ import annotations
 
 import json
+import sys
 import uuid
 
 import pytest
@@ -190,3 +191,37 @@ def test_lease_loss_with_invocations_in_flight_leaves_the_rest_unacked(env):
     # The four answered ones were acked; the two never started came back for the new holder.
     assert len(env["fake"].bodies("demo.slow")) == 4
     wait_for(lambda: env["rabbit"].count(queue) == 2, what="two messages back in the queue")
+
+
+def test_a_message_pika_cannot_decode_is_named_as_the_reason_and_the_connector_stays_up(env):
+    """Headers nested deeper than pika decodes (another client published them; pika itself
+    only with a raised recursion limit): every connection dies reading that frame, so the
+    message holds the queue. The connector says so in its status and log and keeps trying,
+    slowly; it does not end. Before: logged as a lost connection ("Stream connection lost:
+    RecursionError...") and retried every 0.5 s, with nothing saying which way out."""
+    queue = env["rabbit"].queue(f"zt-{uuid.uuid4().hex[:8]}")
+    deep: dict = {}
+    cur = deep
+    for _ in range(3000):
+        cur["a"] = {}
+        cur = cur["a"]
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(20000)  # what a hostile publisher would do
+    try:
+        env["rabbit"].publish(queue, b"{}", headers=deep)
+    finally:
+        sys.setrecursionlimit(limit)
+    name = _channel(env, queue)
+    proc = _start(env, name)
+    wait_for(
+        lambda: "nest deeper than pika can decode" in (_stats(env, name).get("last_error") or ""),
+        timeout=30,
+        what="the reason in the connector's status",
+    )
+    assert proc.poll() is None  # still running, trying again
+    assert "holds the queue; move or delete it" in log_text(env["dir"])
+    assert env["fake"].bodies("demo.echo") == []  # nothing was invoked with it
+    env["rabbit"].ch.queue_purge(queue)  # the operator's way out
+    env["rabbit"].publish(queue, json.dumps({"n": 1}))
+    wait_for(lambda: len(env["fake"].bodies("demo.echo")) == 1, timeout=30, what="the next message")
+    assert stop_process(proc) == 0

@@ -89,6 +89,22 @@ def close_quietly(conn: pika.BlockingConnection | None) -> None:
         pass
 
 
+UNREADABLE = (
+    "a message's headers nest deeper than pika can decode (RecursionError while reading its"
+    " frame): it comes back on every connection and holds the queue; move or delete it with the"
+    " broker's own tools (e.g. the RabbitMQ management UI's Get messages with Reject requeue false)"
+)
+
+
+def unreadable(ctx: Context) -> None:
+    """A delivery pika cannot decode: say so, clearly, and try again after the longest pause."""
+    ctx.stats.error(UNREADABLE)
+    ctx.stats.state("reconnecting")
+    ctx.stats.add("reconnects")
+    logger.error("%s: %s", ctx.label, UNREADABLE)
+    ctx.wait(RECONNECT.max)
+
+
 def serve(
     ctx: Context,
     amqp: dict,
@@ -104,6 +120,9 @@ def serve(
         try:
             session(conn)
         except transient as e:
+            if "RecursionError" in error_text(e):  # pika could not decode a frame: the message comes again
+                unreadable(ctx)
+                continue
             ctx.stats.error(f"connection lost: {error_text(e)}")
             ctx.stats.state("reconnecting")
             ctx.stats.add("reconnects")
