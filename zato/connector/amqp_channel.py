@@ -20,6 +20,10 @@
   service refused as bad input (400: missing or malformed input, BadRequest), which no
   retry would change;
 - broker down: reconnect with back-off; unacked messages come back by themselves;
+- a delivery pika cannot decode at all (headers nested deeper than its decoder recurses) ends
+  every connection while its frame is read, so no code here ever sees it: the status and log
+  name it as the reason, with the way out (the broker's own tools), and the connector tries
+  again every 5 s (amqp_common.unreadable);
 - stop (SIGTERM, config change) and lease loss: no new invocation starts, the running ones
   get DRAIN seconds to answer and are settled; everything else stays unacked and comes back.
 """
