@@ -703,6 +703,7 @@ def test_a_channel_message_names_its_channel_with_zatos_constants(cluster) -> No
     finally:
         zato("conn", "delete", "amqp-channel", server1, "--name", "orders-in")
         conn.channel().queue_delete(queue)
+        conn.channel().queue_delete(queue + ".zato-parked")  # the connector declared it
         conn.close()
 
 

@@ -114,7 +114,10 @@ def test_an_ibm_mq_message_reads_its_mqmd():
         PutDate = b"20261205"
         PutTime = b"1203045"  # tenths only: 0.5 s
 
+        Priority = "high"  # not a number: kept as text, the message still goes
+
     fewer = Request(meta=mqmd_meta(Fewer())).ibm_mq
+    assert fewer.priority == "high"
     assert fewer.reply_to is None and fewer.correlation_id == b"" and not fewer.correlation_id
     assert fewer.timestamp == dt.datetime(2026, 12, 5, 12, 3, 4, 500000)
 

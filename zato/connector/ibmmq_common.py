@@ -205,6 +205,8 @@ def message_meta(md: Any) -> bytes:
             out[name] = text.strip(" \x00")
     for name, field in _MD_NUMBERS.items():
         value = getattr(md, field, None)
-        if value is not None:
-            out[name] = int(value)
+        try:
+            out[name] = None if value is None else int(value)
+        except (TypeError, ValueError):  # a driver's oddity: never the message's failure
+            out[name] = str(value)
     return jsonenc.dumps_lenient({"kind": "ibm-mq", "mqmd": out}).encode()
