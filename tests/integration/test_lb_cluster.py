@@ -23,6 +23,9 @@ LB_TIMINGS = {"lb:haproxy": {"check_inter_ms": 300}, "main": {"drain_seconds": 2
 def qs(tmp_path):
     cluster = Quickstart(tmp_path, servers=2, extra_conf=LB_TIMINGS).create()
     yield cluster
+    # Servers first, the LB last, as `zato stop` does: a server stopping after its LB has no one
+    # to report it drained and waits all its drain_seconds (20 here).
+    zato("stop", cluster.path, check=False)
     cluster.close()
 
 
