@@ -19,6 +19,18 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+JSON_TYPE = "application/json"
+
+
+def is_json(content_type: str | None) -> bool:
+    """A Content-Type value names JSON (its parameters, such as charset, aside)."""
+    return (content_type or "").split(";")[0].strip().lower() == JSON_TYPE
+
+
+def is_model(value: Any) -> bool:
+    """A dataclass instance (a Zato model, written as an object of its fields), not the class."""
+    return dataclasses.is_dataclass(value) and not isinstance(value, type)
+
 
 def _default(value: Any) -> Any:
     if isinstance(value, (dt.date, dt.time)):  # datetime is a date
@@ -29,7 +41,7 @@ def _default(value: Any) -> Any:
         return str(value)
     if isinstance(value, Mapping):
         return dict(value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):  # init=False: only fields set
+    if is_model(value):  # init=False: only fields set
         return {f.name: getattr(value, f.name) for f in dataclasses.fields(value) if hasattr(value, f.name)}
     raise TypeError(f"a {type(value).__name__} is not JSON (give a dict, list, str, number, bool or None)")
 

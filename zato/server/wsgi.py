@@ -29,6 +29,7 @@ from zato.common.errors import (
     ZatoError,
 )
 from zato.common.exception import Reportable
+from zato.common.jsonenc import is_json
 from zato.common.log import CID
 from zato.common.signing import verify
 from zato.coord import lease
@@ -83,11 +84,6 @@ def ping_body(cid: str) -> bytes:
 
 def error_body(cid: str, detail: str) -> bytes:
     return json.dumps({"zato_env": {"details": detail, "result": "ZATO_ERROR", "cid": cid}}).encode()
-
-
-def is_json(content_type: str) -> bool:
-    """A Content-Type value names JSON (its parameters, such as charset, aside)."""
-    return content_type.split(";")[0].strip().lower() == JSON
 
 
 def render(payload: Any, content_type: str | None) -> tuple[bytes, str]:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+from zato.common import jsonenc
 from zato.common.errors import ServiceError
 
 AMQP_KIND = "amqp"
@@ -86,7 +87,7 @@ class AMQPMessage:
     def payload(self) -> object:
         """kombu's decoded body: JSON parsed when the content type says JSON, else text (bytes
         when it is not UTF-8)."""
-        if (self.content_type or "").split(";")[0].strip().lower() == "application/json":
+        if jsonenc.is_json(self.content_type):
             return json.loads(self.body)
         try:
             return self.body.decode("utf-8")

@@ -18,7 +18,6 @@ the definition changes. Parameters the path does not name go to the query string
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import string
 from typing import TYPE_CHECKING, Any
@@ -92,7 +91,7 @@ class HTTPConn:
         url, query = self._url(params)
         sent_headers = {"X-Zato-CID": cid or ""}
         body = data
-        if self._json and (isinstance(data, (dict, list)) or is_model(data)):
+        if self._json and (isinstance(data, (dict, list)) or jsonenc.is_model(data)):
             body = jsonenc.dumps(data)
             sent_headers["Content-Type"] = "application/json"
         sent_headers.update(headers or {})
@@ -129,11 +128,6 @@ class HTTPConn:
 
     def close(self) -> None:
         self._session.close()
-
-
-def is_model(data: Any) -> bool:
-    """A dataclass instance (a Zato model): sent as JSON, as a dict is."""
-    return dataclasses.is_dataclass(data) and not isinstance(data, type)
 
 
 def response_data(text: str, content_type: str | None, json_connection: bool) -> Any:
