@@ -170,6 +170,20 @@ def test_a_failing_service_sends_the_message_to_the_backout_queue_at_the_thresho
     assert "moved to backout queue" in log_text(env["dir"])
 
 
+def test_a_body_nested_too_deeply_to_parse_goes_to_the_backout_queue_at_once(env):
+    """Poison like a body that is not JSON: moved at its first delivery, and the message behind
+    it runs. Before, the check raised RecursionError (not ValueError) out of the channel."""
+    server = fake(env)
+    deep = b"[" * 100_000 + b"]" * 100_000
+    put(env["qm"], env["qm"].queues["in"], [deep, b'{"n": 1}'])
+    start(env, "ibm-mq-channel", "in")
+    moved = backed_out(env, 1, "the deep message on the backout queue")
+    assert [b for b, _ in moved] == [deep]
+    wait_for(lambda: numbers(server.bodies("conn.record")) == [1], what="the message behind it")
+    s = wait_for(lambda: (s := stats(env, "ibm-mq-channel:in")).get("parked") == 1 and s, what="stats")
+    assert "nested too deeply to parse" in s["last_error"]
+
+
 def test_a_message_over_the_servers_body_limit_goes_to_the_backout_queue_at_once(env):
     with open(os.path.join(env["dir"], "config", "server.conf"), "a") as f:
         f.write("\n[limits]\nmax_body = 1000\n")

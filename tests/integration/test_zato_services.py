@@ -712,7 +712,8 @@ def test_an_amqp_channels_service_reads_its_message_and_settles_it(cluster) -> N
     message's properties, headers and delivery in self.request.amqp.msg, and ack()s or
     reject()s it itself. A rejected message is parked with the reason, never run again; one
     acked and then failed is not run again either. Before, self.request.amqp was an
-    AttributeError (the message was retried until parked as failed)."""
+    AttributeError (the message was retried until parked as failed). A header nested 3,000
+    levels deep is left out and the message runs; before, it held the queue."""
     queue = f"zato-amqp-in-{uuid.uuid4().hex[:8]}"
     server1 = cluster.server_dir("server1")
     zato("conn", "create", "amqp-def", server1, "--name", "rabbit-meta", "--host", "127.0.0.1")
@@ -721,21 +722,34 @@ def test_an_amqp_channels_service_reads_its_message_and_settles_it(cluster) -> N
     conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
     client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
     tag = uuid.uuid4().hex[:8]
-    actions = ["none", "ack", "reject", "ack-then-fail"]
+    actions = ["none", "ack", "reject", "ack-then-fail", "deep-headers"]
+    deep: dict = {}  # nested deeper than pika decodes under Python's default recursion limit
+    cur = deep
+    for _ in range(3000):
+        cur["a"] = {}
+        cur = cur["a"]
     try:
         wait_for(lambda: _queue_exists(conn, queue), timeout=30, what="the AMQP channel's queue")
         ch = conn.channel()
         for i, action in enumerate(actions):
+            headers = {"x-order-no": 100 + i, "x-raw": b"\xff\x00"}
+            if action == "deep-headers":
+                headers["x-deep"] = deep
             props = pika.BasicProperties(
                 content_type="application/json",
                 correlation_id=f"corr-{i}",
                 reply_to="replies",
                 priority=3,
-                headers={"x-order-no": 100 + i, "x-raw": b"\xff\x00"},
+                headers=headers,
             )
-            ch.basic_publish("", queue, json.dumps({"tag": tag, "action": action}).encode(), props)
+            limit = sys.getrecursionlimit()
+            sys.setrecursionlimit(20_000)  # pika encodes by recursion too
+            try:
+                ch.basic_publish("", queue, json.dumps({"tag": tag, "action": action}).encode(), props)
+            finally:
+                sys.setrecursionlimit(limit)
         key = f"demo:amqp-in:{tag}"
-        wait_for(lambda: client.llen(key) >= len(actions), timeout=30, what="the four messages")
+        wait_for(lambda: client.llen(key) >= len(actions), timeout=30, what="the five messages")
         time.sleep(2)  # a message run again would be recorded again meanwhile
         seen = sorted((json.loads(r) for r in client.lrange(key, 0, -1)), key=lambda r: r["order_no"])
         assert [r["action"] for r in seen] == actions  # each ran once: none retried
@@ -744,6 +758,7 @@ def test_an_amqp_channels_service_reads_its_message_and_settles_it(cluster) -> N
             assert (r["reply_to"], r["priority"], r["content_type"]) == ("replies", 3, "application/json")
             assert r["routing_key"] == queue and r["has_tag"]
             assert json.loads(r["body"]) == {"tag": tag, "action": actions[i]}
+            assert r["header_names"] == ["x-order-no", "x-raw"]  # x-deep: left out, the message ran
         parked = []
         while (got := ch.basic_get(queue + ".zato-parked", auto_ack=True))[0] is not None:
             parked.append(got)

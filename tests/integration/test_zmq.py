@@ -107,6 +107,22 @@ def test_a_message_over_the_body_limit_is_refused_at_the_socket(env):
     push.close(linger=0)
 
 
+def test_a_body_nested_too_deeply_to_parse_is_dropped_with_the_reason(env):
+    """A JSON body nested deeper than a parser goes is poison like one that is not JSON: dropped
+    at once with the reason in log and status, and the next message runs. Before, the check
+    raised RecursionError (not ValueError): a traceback, "a message could not be handled"."""
+    port = free_port()
+    _channel(env, "deep", address=f"tcp://127.0.0.1:{port}", service="demo.deep")
+    push = env["zctx"].socket(zmq.PUSH)
+    push.connect(f"tcp://127.0.0.1:{port}")
+    push.send(b"[" * 100_000 + b"]" * 100_000)
+    push.send_json({"n": 1})
+    wait_for(lambda: env["fake"].bodies("demo.deep") == [b'{"n": 1}'], timeout=60, what="the next message")
+    assert "dropped a message: body is JSON nested too deeply to parse" in log_text(env["dir"])
+    assert "Traceback" not in log_text(env["dir"])
+    push.close(linger=0)
+
+
 def test_a_message_the_service_refuses_as_bad_input_is_not_retried(env):
     """A 400 (bad input) is logged and dropped at once: one invocation, not ATTEMPTS (before:
     five tries)."""

@@ -13,7 +13,7 @@ import pika.spec
 import pytest
 
 from zato.common import jsonenc
-from zato.connector.amqp_common import message_meta
+from zato.connector.amqp_common import MAX_HEADER_DEPTH, message_meta, nests_deeper
 from zato.connector.ibmmq_common import message_meta as mqmd_meta
 from zato.service.base import Request
 from zato.service.messages import AMQPRequest, MessageStateError
@@ -122,15 +122,27 @@ def test_an_ibm_mq_message_reads_its_mqmd():
     assert fewer.timestamp == dt.datetime(2026, 12, 5, 12, 3, 4, 500000)
 
 
-def test_headers_nested_deeper_than_json_writes_leave_the_message_without_them():
-    deep: dict = {}
-    cur = deep
-    for _ in range(5000):  # deeper than pika itself decodes; a message is never failed for it
+def _nested(levels: int) -> dict:
+    top: dict = {}
+    cur = top
+    for _ in range(levels - 1):
         cur["a"] = {}
         cur = cur["a"]
+    return top
+
+
+def test_a_header_nested_too_deep_is_left_out_and_the_rest_reach_the_service():
+    deep = {"x-deep": _nested(5000), "x-edge": _nested(MAX_HEADER_DEPTH), "x-ok": [1, {"b": 2}]}
     method, props = delivery(headers=deep, correlation_id="c-9")
     msg = Request(meta=message_meta(method, props)).amqp.msg
-    assert msg.headers == {} and msg.properties["correlation_id"] == "c-9"
+    assert sorted(msg.headers) == ["x-edge", "x-ok"] and msg.properties["correlation_id"] == "c-9"
+    assert msg.headers["x-ok"] == [1, {"b": 2}]
+
+
+def test_nesting_is_counted_in_dicts_and_lists_alike():
+    assert not nests_deeper(_nested(100), 100) and nests_deeper(_nested(101), 100)
+    assert not nests_deeper("text", 0) and nests_deeper([[]], 1) and not nests_deeper([[]], 2)
+    assert nests_deeper([{"a": [1]}], 2) and not nests_deeper([{"a": 1}], 2)
 
 
 def test_lenient_json_never_fails_on_what_a_broker_holds():

@@ -21,6 +21,7 @@ class OrdersIn(Service):
             'priority': msg.properties.get('priority'),
             'content_type': msg.content_type,
             'order_no': msg.headers.get('x-order-no'),
+            'header_names': sorted(msg.headers),
             'routing_key': msg.delivery_info['routing_key'],
             'has_tag': msg.delivery_tag is not None,
             'body': msg.body.decode('utf-8'),

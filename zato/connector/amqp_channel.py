@@ -15,15 +15,14 @@
 - the service may settle its message itself (self.request.amqp, zato.service.messages): ack()
   acks it whatever the service does next, reject() parks it, reject(requeue=True) runs it again
   (a delivery counted); each message goes with its properties and delivery, for .msg;
-- data format json and a body that is not JSON: parked at once (a poison message); so is a
-  body over the servers' [limits] max_body (413: no server would take it), and one the
-  service refused as bad input (400: missing or malformed input, BadRequest), which no
-  retry would change;
+- data format json and a body that is not JSON, or JSON nested too deeply to parse: parked at
+  once (a poison message); so is a body over the servers' [limits] max_body (413: no server
+  would take it), and one the service refused as bad input (400: missing or malformed input,
+  BadRequest), which no retry would change;
 - broker down: reconnect with back-off; unacked messages come back by themselves;
-- a delivery pika cannot decode at all (headers nested deeper than its decoder recurses) ends
-  every connection while its frame is read, so no code here ever sees it: the status and log
-  name it as the reason, with the way out (the broker's own tools), and the connector tries
-  again every 5 s (amqp_common.unreadable);
+- headers nested as deep as a frame can carry are decoded (amqp_common.decode_any_delivery);
+  a header nested deeper than amqp_common.MAX_HEADER_DEPTH is left out of what the service
+  reads of the message, and the log says so;
 - stop (SIGTERM, config change) and lease loss: no new invocation starts, the running ones
   get DRAIN seconds to answer and are settled; everything else stays unacked and comes back.
 """
@@ -32,7 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import logging
 import time
 from collections import deque
@@ -46,7 +44,7 @@ import pika.spec
 from zato.common.errors import EXIT_LEASE_LOST
 from zato.connector import amqp_common
 from zato.connector.amqp_common import AMQP_ERRORS
-from zato.connector.base import Context
+from zato.connector.base import Context, not_json
 from zato.connector.invoke import TOO_LARGE, UNAVAILABLE, Invoker, NoServer, Result
 from zato.odb.limits import in_flight_limit
 
@@ -158,12 +156,9 @@ class AMQPChannelConnector:
         if self._stopping or self.ctx.stop_event.is_set():
             return  # left unacked: the broker gives it back when the channel closes
         self.ctx.stats.add("messages_in")  # every delivery taken, poison ones too
-        if self.d["data_format"] == "json":
-            try:
-                json.loads(body)
-            except ValueError as e:
-                self._park(ch, method, properties, body, f"poison message: body is not valid JSON ({e})")
-                return
+        if self.d["data_format"] == "json" and (reason := not_json(body)):
+            self._park(ch, method, properties, body, f"poison message: {reason}")
+            return
         self._pending.append(Delivery(method, properties, body))  # started after this round
 
     def _dispatch(self, conn, ch, pool: ThreadPoolExecutor) -> None:  # noqa: ANN001
@@ -182,7 +177,8 @@ class AMQPChannelConnector:
         main thread."""
         results: list[Result] | Exception
         try:
-            messages = [(amqp_common.message_meta(d.method, d.properties), d.body) for d in deliveries]
+            label = self.ctx.label
+            messages = [(amqp_common.message_meta(d.method, d.properties, label), d.body) for d in deliveries]
             results = self.invoker.invoke_messages(self.d["service"], messages, self.content_type)
         except NoServer as e:
             results = e
@@ -302,5 +298,6 @@ class AMQPChannelConnector:
 
 
 def run(ctx: Context, definition: dict) -> int:
+    amqp_common.decode_any_delivery()
     invoker = ctx.invoker()
     return AMQPChannelConnector(ctx, definition, invoker).run()

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterable
 
 import pika
 import pika.exceptions
@@ -22,6 +23,22 @@ logger = logging.getLogger("zato.connector.amqp")
 # Everything pika raises when the broker or the network fails (not our bugs).
 AMQP_ERRORS = (pika.exceptions.AMQPError, OSError)
 RECONNECT = RetryPolicy(start=0.5, step=1.0, max=5.0)
+
+# pika decodes a header table by recursion: two Python calls per level of a table in a table
+# (6 bytes of the frame at least), one per level of an array in an array (5 bytes). A frame
+# holds at most pika.spec.FRAME_MAX_SIZE bytes, so no delivery takes pika deeper than a third
+# of that. Under Python's default limit of 1,000, headers nested some 500 levels deep ended
+# every connection that read them, and the message held its queue for good.
+DECODE_RECURSION_LIMIT = pika.spec.FRAME_MAX_SIZE // 3 + 1_000
+MAX_HEADER_DEPTH = 100  # levels a header's value may nest and still reach the service
+
+
+def decode_any_delivery() -> None:
+    """Let pika decode every delivery a broker can send (a consuming connector's process only:
+    CPython 3.11 keeps Python-to-Python calls off the C stack, so the raised limit costs
+    only memory for as deep as a frame goes)."""
+    if sys.getrecursionlimit() < DECODE_RECURSION_LIMIT:
+        sys.setrecursionlimit(DECODE_RECURSION_LIMIT)
 
 
 def parameters(amqp: dict, ca_file: str = "") -> pika.ConnectionParameters:
@@ -89,22 +106,6 @@ def close_quietly(conn: pika.BlockingConnection | None) -> None:
         pass
 
 
-UNREADABLE = (
-    "a message's headers nest deeper than pika can decode (RecursionError while reading its"
-    " frame): it comes back on every connection and holds the queue; move or delete it with the"
-    " broker's own tools (e.g. the RabbitMQ management UI's Get messages with Reject requeue false)"
-)
-
-
-def unreadable(ctx: Context) -> None:
-    """A delivery pika cannot decode: say so, clearly, and try again after the longest pause."""
-    ctx.stats.error(UNREADABLE)
-    ctx.stats.state("reconnecting")
-    ctx.stats.add("reconnects")
-    logger.error("%s: %s", ctx.label, UNREADABLE)
-    ctx.wait(RECONNECT.max)
-
-
 def serve(
     ctx: Context,
     amqp: dict,
@@ -120,9 +121,6 @@ def serve(
         try:
             session(conn)
         except transient as e:
-            if "RecursionError" in error_text(e):  # pika could not decode a frame: the message comes again
-                unreadable(ctx)
-                continue
             ctx.stats.error(f"connection lost: {error_text(e)}")
             ctx.stats.state("reconnecting")
             ctx.stats.add("reconnects")
@@ -137,15 +135,28 @@ def serve(
     return ctx.exit_code or EXIT_OK
 
 
-def message_meta(method: pika.spec.Basic.Deliver, properties: pika.BasicProperties) -> bytes:
+def message_meta(method: pika.spec.Basic.Deliver, properties: pika.BasicProperties, label: str = "") -> bytes:
     """What the broker said of a delivery, as the service reads it in self.request.amqp.msg
     (zato.service.messages): the properties set, and the delivery's exchange, routing key,
-    redelivered flag, consumer tag and delivery tag."""
+    redelivered flag, consumer tag and delivery tag. A header whose value nests deeper than
+    MAX_HEADER_DEPTH is left out (said in the log): the message still reaches its service."""
     props = {}
     for name in AMQP_PROPERTIES:
         value = getattr(properties, name, None)
         if value is not None:
             props[name] = value
+    headers = props.get("headers")
+    if headers:
+        deep = [name for name, value in headers.items() if nests_deeper(value, MAX_HEADER_DEPTH)]
+        if deep:
+            props["headers"] = {k: v for k, v in headers.items() if k not in deep}
+            logger.warning(
+                "%s: message %s: header(s) %s nest deeper than %d levels; its service gets it without them",
+                label,
+                properties.message_id or f"#{method.delivery_tag}",
+                ", ".join(repr(name) for name in deep),
+                MAX_HEADER_DEPTH,
+            )
     delivery = {
         "exchange": method.exchange,
         "routing_key": method.routing_key,
@@ -153,12 +164,23 @@ def message_meta(method: pika.spec.Basic.Deliver, properties: pika.BasicProperti
         "consumer_tag": method.consumer_tag,
         "delivery_tag": method.delivery_tag,
     }
-    try:
-        return jsonenc.dumps_lenient(
-            {"kind": "amqp", "properties": props, "delivery_info": delivery}
-        ).encode()
-    except RecursionError:  # headers nested deeper than JSON is written: the message goes without them
-        props.pop("headers", None)
-        return jsonenc.dumps_lenient(
-            {"kind": "amqp", "properties": props, "delivery_info": delivery}
-        ).encode()
+    return jsonenc.dumps_lenient({"kind": "amqp", "properties": props, "delivery_info": delivery}).encode()
+
+
+def nests_deeper(value: object, limit: int) -> bool:
+    """Whether dicts and lists in `value` nest more than `limit` levels (walked without
+    recursion, so any depth is safe to ask about)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children: Iterable[object]
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, (list, tuple)):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False

@@ -9,6 +9,7 @@ every second unless its supervisor confirmed the lease just before (zato.connect
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -287,3 +288,15 @@ class Context:
                 return False
             self.stop_event.wait(min(left, 0.2))
         return True
+
+
+def not_json(body: bytes) -> str | None:
+    """Why a channel's message is not JSON a service could be given (a poison message, which
+    no retry would change), or None when it is JSON."""
+    try:
+        json.loads(body)
+    except ValueError as e:  # also bytes that are not UTF-8
+        return f"body is not valid JSON ({e})"
+    except RecursionError:  # json raises this, not ValueError, for deep nesting
+        return "body is JSON nested too deeply to parse"
+    return None

@@ -21,14 +21,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from types import ModuleType
 from typing import Any
 
 from zato.connector import ibmmq_common
-from zato.connector.base import Context
+from zato.connector.base import Context, not_json
 from zato.connector.invoke import TOO_LARGE, Invoker, NoServer, Result
 
 logger = logging.getLogger("zato.connector.ibmmq_channel")
@@ -125,12 +124,9 @@ class IBMMQChannelConnector:
         if count >= self.threshold:
             self._to_backout_queue(m, qm, body, md, f"backed out {count} times (threshold {self.threshold})")
             return
-        if self.d["data_format"] == "json":
-            try:
-                json.loads(body)
-            except ValueError as e:
-                self._to_backout_queue(m, qm, body, md, f"poison message: body is not valid JSON ({e})")
-                return
+        if self.d["data_format"] == "json" and (reason := not_json(body)):
+            self._to_backout_queue(m, qm, body, md, f"poison message: {reason}")
+            return
         result = self._invoke(body, ibmmq_common.message_meta(md))
         if result is None:  # stopping while no server could take it
             qm.backout()

@@ -19,7 +19,6 @@ busy no message is read, so ZeroMQ's own queue (high-water mark) holds the sende
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -28,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 import zmq
 
 from zato.common.errors import EXIT_DEPENDENCY, EXIT_OK
-from zato.connector.base import Context, RetryPolicy
+from zato.connector.base import Context, RetryPolicy, not_json
 from zato.connector.invoke import Invoker, NoServer
 from zato.connector.zmq_address import endpoints
 from zato.odb.limits import in_flight_limit
@@ -121,16 +120,11 @@ class ZMQChannelConnector:
 
     def _handle(self, body: bytes) -> None:
         self.ctx.stats.add("messages_in")
-        if self.d["data_format"] == "json":
-            try:
-                json.loads(body)
-            except ValueError as e:
-                self.ctx.stats.add("parked")
-                self.ctx.stats.error(f"message is not valid JSON: {e}")
-                logger.error(
-                    "%s: dropped a message that is not valid JSON (%s): %r", self.ctx.label, e, body[:200]
-                )
-                return
+        if self.d["data_format"] == "json" and (reason := not_json(body)):
+            self.ctx.stats.add("parked")
+            self.ctx.stats.error(f"dropped a message: {reason}")
+            logger.error("%s: dropped a message: %s: %r", self.ctx.label, reason, body[:200])
+            return
         delays = RETRY.delays()
         for attempt in range(1, ATTEMPTS + 1):
             try:
