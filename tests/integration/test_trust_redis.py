@@ -66,6 +66,9 @@ def lb_log(qs) -> str:
         return f.read()
 
 
+DEEP = "[" * 100_000 + "]" * 100_000  # JSON deeper than json.loads goes
+
+
 def forge(client: redis.Redis, cluster: str, name: str, entry: dict | str) -> None:
     """What an attacker with access to Redis writes: a member entry and its index, then the
     change notice that wakes the LB."""
@@ -134,6 +137,24 @@ def test_a_member_port_with_newlines_never_reaches_haproxy_cfg_nor_runs_code(qs,
         unforge(client, qs.cluster, "evil")
 
 
+def test_a_member_entry_nested_too_deeply_is_ignored_and_the_lb_keeps_its_servers(qs, client):
+    """A member entry of JSON nested deeper than a parser goes is skipped like any malformed
+    one. Before, json raised RecursionError (not ValueError) through every reader of the member
+    list: the LB controller could not read its servers while the entry was there."""
+    try:
+        forge(client, qs.cluster, "deep", DEEP)
+        wait_for(lambda: "'deep'" in lb_log(qs), 15, what="the LB to read the forged entry")
+        time.sleep(RECONCILE_SETTLE)
+        assert "ignoring member entry 'deep': not JSON" in lb_log(qs)
+        assert "RecursionError" not in lb_log(qs)
+        assert lb_servers(qs) == {"server1": "UP"}
+        assert requests.get(qs.lb_url + "/zato/ping", timeout=5).status_code == 200
+        out = zato("cluster", "status", qs.path).stdout
+        assert "server1" in out
+    finally:
+        unforge(client, qs.cluster, "deep")
+
+
 def test_an_unsigned_member_gets_no_traffic_and_no_credentials(qs, client):
     thief = Listener()
     try:
@@ -166,6 +187,7 @@ def test_connectors_call_only_signed_members_and_survive_odd_ones(client):
         forge(client, cluster, "stopped", old)  # a stopped server's real entry, written back
         forge(client, cluster, "notjson", "{")
         forge(client, cluster, "listy", "[1, 2]")
+        forge(client, cluster, "deep", DEEP)  # RecursionError, not ValueError, from json
         invoker = Invoker(client, cluster, b"epoch key", epoch=1, members=key)
         assert invoker.servers() == ["127.0.0.1:17010"]
         assert [m.name for m in membership.live_servers(client, cluster, key)] == ["server1"]
@@ -187,6 +209,12 @@ def test_odd_lease_values_leave_status_readable(client):
         view = status.collect(client, cluster, key=member_key("s", cluster))
         assert view["lease"]["holder"] is None and view["children"] == []
         assert any("lease epoch" in e for e in view["errors"])
+        client.set(keys.lease_info, DEEP)
+        client.set(keys.supervisor_status, DEEP)
+        client.set(keys.epoch, "7")
+        assert read_holder(client, cluster) is None
+        view = status.collect(client, cluster, key=member_key("s", cluster))
+        assert view["lease"]["holder"] is None and view["children"] == []
     finally:
         cleanup_redis(cluster)
 

@@ -183,9 +183,11 @@ def test_a_stopping_connector_publishes_nothing_more_of_its_stock() -> None:
 
 def test_a_malformed_message_of_the_stock_is_parked_the_rest_published() -> None:
     s, _ctx, ch = session_with_stock(2)
+    deep = "[" * 100_000 + "]" * 100_000  # json raises RecursionError for it, not ValueError
     s._stock.insert(1, "not json")
+    s._stock.insert(2, deep)
     s._pump(fresh=True)
-    assert len(ch.published) == 2 and s.queue.parked == ["not json"]  # type: ignore[attr-defined]
+    assert len(ch.published) == 2 and s.queue.parked == ["not json", deep]  # type: ignore[attr-defined]
 
 
 def test_a_broker_close_makes_suspects_and_a_suspect_closing_it_alone_is_parked() -> None:

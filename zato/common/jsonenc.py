@@ -22,6 +22,16 @@ from typing import Any
 JSON_TYPE = "application/json"
 
 
+def loads(raw: str | bytes) -> Any:
+    """json.loads for what another process wrote (Redis entries, notices, messages): a document
+    nested deeper than the parser goes raises ValueError like any other malformed one (json
+    raises RecursionError for it), so a reader that skips malformed entries skips that too."""
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply to parse") from None
+
+
 def is_json(content_type: str | None) -> bool:
     """A Content-Type value names JSON (its parameters, such as charset, aside)."""
     return (content_type or "").split(";")[0].strip().lower() == JSON_TYPE

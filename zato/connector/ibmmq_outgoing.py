@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
+from zato.common import jsonenc
 from zato.common.errors import ConnectorError
 from zato.connector import ibmmq_common
 from zato.connector.base import Context
@@ -132,7 +133,7 @@ def encode(
 
 def decode(raw: str) -> MQMessage:
     try:
-        msg = json.loads(raw)
+        msg = jsonenc.loads(raw)
         corr, mid = msg.get("correlation_id"), msg.get("msg_id")
         return MQMessage(
             body_of(msg),

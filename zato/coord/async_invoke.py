@@ -57,7 +57,7 @@ class AsyncCall:
 def died_under(raw: str) -> tuple[str, int]:
     """The call with one more death counted, and that count (0: not a call; it goes back as is)."""
     try:
-        msg = json.loads(raw)
+        msg = jsonenc.loads(raw)
         deaths = int(msg.get("deaths", 0)) + 1
         msg["deaths"] = deaths
     except (ValueError, TypeError, AttributeError):
@@ -81,7 +81,7 @@ def push(
 
 def decode(raw: str) -> AsyncCall | None:
     try:
-        msg = json.loads(raw)
+        msg = jsonenc.loads(raw)
         given = msg.get("callbacks") or []
         if not isinstance(given, list) or not all(isinstance(name, str) for name in given):
             return None  # not this project's: a call is never half-understood

@@ -11,6 +11,7 @@ import json
 
 import redis
 
+from zato.common import jsonenc
 from zato.coord.client import translate
 from zato.coord.keys import Keys
 
@@ -38,7 +39,7 @@ def parse_stats(names: list[str], values: list) -> dict[str, dict]:
         if raw is None:
             continue
         try:
-            doc = json.loads(raw)
+            doc = jsonenc.loads(raw)
         except ValueError:
             continue
         if isinstance(doc, dict):  # anything else was not written by a connector

@@ -22,6 +22,7 @@ from typing import Any
 
 import redis
 
+from zato.common import jsonenc
 from zato.common.errors import CoordError
 from zato.common.retry import Backoff
 from zato.coord import subscribe
@@ -65,7 +66,7 @@ def check(event: dict) -> None:
 
 def decode(raw: str | bytes) -> dict | None:
     try:
-        event = json.loads(raw)
+        event = jsonenc.loads(raw)
     except (TypeError, ValueError):
         logger.warning("ignoring a malformed config event: %r", raw[:200])
         return None

@@ -10,6 +10,7 @@ import json
 
 import redis
 
+from zato.common import jsonenc
 from zato.coord.client import translate
 from zato.coord.keys import Keys
 
@@ -32,7 +33,7 @@ def read(client: redis.Redis, cluster: str) -> dict[str, set[str]]:
     for lb_id, value in raw.items():
         lb_id = str(lb_id)
         try:
-            names = json.loads(value)
+            names = jsonenc.loads(value)
         except ValueError:
             names = []
         views[lb_id] = {n for n in names if isinstance(n, str)} if isinstance(names, list) else set()

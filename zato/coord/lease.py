@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING
 
 import redis
 
+from zato.common import jsonenc
 from zato.common.errors import CoordDataError, CoordError, LeaseLost
 from zato.config.settings import LeaseSettings
 from zato.coord import parse
@@ -160,7 +161,7 @@ def read_holder(client: redis.Redis, cluster: str) -> Holder | None:
     if ttl_ms is None or ttl_ms < 0 or not raw:
         return None
     try:
-        info = json.loads(raw)
+        info = jsonenc.loads(raw)
         if not isinstance(info, dict):
             raise parse.BadEntry("not a JSON object")
         return Holder(
@@ -179,7 +180,7 @@ def read_supervisor_status(client: redis.Redis, cluster: str) -> dict | None:
     with translate("reading the supervisor status"):
         raw = client.get(Keys(cluster).supervisor_status)
     try:
-        doc = json.loads(raw) if raw else None
+        doc = jsonenc.loads(raw) if raw else None
     except ValueError:
         doc = "not JSON"
     if doc is None:
@@ -566,7 +567,7 @@ class LeaseKeeper:
         if not msg or msg.get("type") != "message":
             return ""
         try:
-            body = json.loads(msg["data"])
+            body = jsonenc.loads(msg["data"])
             epoch = parse.integer(body.get("epoch", 0), "epoch", 0, parse.MAX_EPOCH)
             self.lease.highest_epoch = max(self.lease.highest_epoch, epoch)
             return str(body.get("event", "released"))

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 
 import redis
 
+from zato.common import jsonenc
 from zato.common.errors import ComponentError, CoordError
 from zato.config.settings import MAX_MEMBERSHIP_TTL
 from zato.coord import parse, subscribe
@@ -233,7 +234,7 @@ def read_entry(raw: str | bytes, index_name: str, key: bytes | None, now: float 
     """The member stored under `member:{index_name}`, verified, fresh at `now` (default: the
     wall clock) and parsed; BadEntry if not."""
     try:
-        data = json.loads(raw)
+        data = jsonenc.loads(raw)
     except (TypeError, ValueError):
         raise parse.BadEntry("not JSON") from None
     if key is None and isinstance(data, dict):
@@ -277,7 +278,7 @@ def notice(raw: str | bytes) -> dict | None:
     """A change notice {"name", "event"} as published by publish_change; None (logged once)
     for anything else."""
     try:
-        doc = json.loads(raw)
+        doc = jsonenc.loads(raw)
     except (TypeError, ValueError):
         doc = None
     if isinstance(doc, dict) and isinstance(doc.get("name"), str) and doc.get("event") in CHANGES:

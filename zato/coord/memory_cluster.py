@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from zato.common import jsonenc
 from zato.common.errors import CoordError, CoordUnavailable
 from zato.common.retry import Backoff
 from zato.coord import events, subscribe
@@ -198,7 +199,7 @@ class MemoryMembership:
 def _owned_by(raw: str, owner: Member) -> bool:
     """The withdraw script's test: the entry has the owner's pid, host and port."""
     try:
-        doc = json.loads(raw)
+        doc = jsonenc.loads(raw)
     except ValueError:
         return False
     if not isinstance(doc, dict):

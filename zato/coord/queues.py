@@ -159,7 +159,7 @@ def body_of(msg: dict) -> bytes:
 def decode(raw: str) -> OutMessage:
     """The message stored as `raw`; ConnectorError if it is not one of ours."""
     try:
-        msg = json.loads(raw)
+        msg = jsonenc.loads(raw)
         body = body_of(msg)
         props = msg.get("properties") or {}
         if not isinstance(props, dict):

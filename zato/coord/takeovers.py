@@ -11,6 +11,7 @@ import json
 
 import redis
 
+from zato.common import jsonenc
 from zato.coord.client import translate
 from zato.coord.keys import Keys
 
@@ -39,7 +40,7 @@ def recent(client: redis.Redis, cluster: str, limit: int = KEEP) -> list[dict]:
     out = []
     for item in raw:
         try:
-            entry = json.loads(item)
+            entry = jsonenc.loads(item)
         except ValueError:
             continue
         if isinstance(entry, dict) and isinstance(entry.get("epoch"), int):
