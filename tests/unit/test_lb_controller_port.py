@@ -60,3 +60,21 @@ def test_membership_unreadable_keeps_the_servers_and_says_so_once(caplog):
     assert len(warned) == 1
     store.coord.partition("lb", cut=False)
     assert lb._members() == []
+
+
+class BrokenMembership(MemoryMembership):
+    def live_servers(self):  # noqa: ANN201
+        raise KeyError("a bug in reading the members")
+
+
+def test_a_bug_in_reconciling_is_logged_once_and_the_controller_goes_on(caplog):
+    """An exception reconcile() did not expect (before: it ended the controller, and HAProxy
+    with it) is logged with its traceback once while it lasts; the loop goes on."""
+    _, store, key, lb = world()
+    lb.membership = BrokenMembership(store, key, server="lb")
+    with caplog.at_level(logging.ERROR, logger="zato.lb.controller"):
+        for _ in range(3):
+            lb._reconcile_safely()
+    said = [r for r in caplog.records if "HAProxy keeps the servers it has" in r.getMessage()]
+    assert len(said) == 1 and said[0].exc_info is not None
+    assert "KeyError" in said[0].getMessage()

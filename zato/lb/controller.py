@@ -225,6 +225,11 @@ class Controller:
             self.reconcile()
         except LBError as e:
             self._warn(f"reconcile: {e}")
+        except Exception as e:  # a bug here must not take HAProxy, and the traffic, down with it
+            message = f"reconcile failed; HAProxy keeps the servers it has: {type(e).__name__}: {e}"[:400]
+            if message not in self._warned:  # with its traceback, once while it lasts
+                logger.exception("%s", message)
+            self._seen.add(message)
         self._warned = self._seen
 
     def _warn(self, message: str) -> None:
