@@ -19,6 +19,7 @@ from tests.support import signed_headers, wait_for, zato
 MAX_BODY = 1000
 MAX_HEADER_SIZE = 1024  # [limits] max_header_size: bytes of one header line
 MAX_REQUEST_LINE = 512  # [limits] max_request_line: bytes of "GET /path?query HTTP/1.1"
+MAX_FORM_FIELDS = 20  # [limits] max_form_fields
 SERVICE = """
 from zato.service import Service
 
@@ -39,6 +40,7 @@ def qs(module_quickstart, tmp_path_factory):
         "max_headers": 30,
         "max_header_size": MAX_HEADER_SIZE,
         "max_request_line": MAX_REQUEST_LINE,
+        "max_form_fields": MAX_FORM_FIELDS,
     }
     cluster = module_quickstart(servers=1, extra_conf={"limits": limits, "main": {"drain_seconds": "0.2"}})
     cluster.start()
@@ -121,6 +123,22 @@ def test_a_channel_limit_replaces_the_servers(qs):
     assert over.status_code == 413 and "over the limit of 100 bytes" in over.json()["zato_env"]["details"]
     listed = requests.get(qs.server_url("server1") + "/zato/admin/channels", auth=qs.admin_auth, timeout=10)
     assert {c["name"]: c["max_body"] for c in listed.json()["channels"]} == {"count": None, "small": 100}
+
+
+def test_a_form_of_too_many_fields_is_refused_with_400_before_the_service(qs):
+    """Before, any number of fields within max_body was parsed: 4 MiB of `a&a&...` cost a
+    worker 1.3 s of CPU and 170 MB."""
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    fits = "&".join(f"f{i}=v" for i in range(MAX_FORM_FIELDS)).encode()
+    r = requests.post(qs.lb_url + "/count", data=fits, headers=form, timeout=5)
+    assert r.status_code == 200 and r.json()["size"] == len(fits)
+    over = fits + b"&one=more"
+    for url in (qs.lb_url, qs.server_url("server1")):
+        r = requests.post(url + "/count", data=over, headers=form, timeout=5)
+        assert r.status_code == 400, r.text
+        details = r.json()["zato_env"]["details"]
+        assert f"more than {MAX_FORM_FIELDS} fields ([limits] max_form_fields)" in details
+    assert server_log(qs).count(f"edge.count called with {len(over)} bytes") == 0
 
 
 def test_a_slow_body_times_out_with_408(qs):

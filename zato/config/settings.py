@@ -52,6 +52,7 @@ class LimitSettings:
     max_headers: int = 100  # gunicorn limit_request_fields
     max_header_size: int = 8190  # gunicorn limit_request_field_size (bytes per header line)
     max_request_line: int = 4094  # gunicorn limit_request_line
+    max_form_fields: int = 1000  # fields of a form-encoded body (as Django's default); over it: 400
 
 
 @dataclass(frozen=True)
@@ -436,6 +437,7 @@ def _limits(r: _Reader) -> LimitSettings:
         max_headers=r.int("limits", "max_headers", d.max_headers, 1, 32768),
         max_header_size=r.int("limits", "max_header_size", d.max_header_size, 64, 65536),
         max_request_line=r.int("limits", "max_request_line", d.max_request_line, 64, 65536),
+        max_form_fields=r.int("limits", "max_form_fields", d.max_form_fields, 1, 2**31),
     )
 
 
