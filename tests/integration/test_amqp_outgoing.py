@@ -67,6 +67,15 @@ def env(tmp_path):
     cleanup_redis(cluster)
 
 
+def _nested(levels: int) -> dict:
+    top: dict = {}
+    cur = top
+    for _ in range(levels - 1):
+        cur["a"] = {}
+        cur = cur["a"]
+    return top
+
+
 def _start(env):
     proc = start_connector(env["dir"], "amqp-outgoing", "orders")
     env["procs"].append(proc)
@@ -110,6 +119,8 @@ def test_unknown_connection_and_bad_properties_are_clear_errors(env):
         env["out"].amqp.send({"n": 1}, "orders", properties={"priority": 300})
     with pytest.raises(ConnectorError, match="AMQP message property expiration: 5000 is not a string"):
         env["out"].amqp.send({"n": 1}, "orders", properties={"expiration": 5000})
+    with pytest.raises(ConnectorError, match="property headers: .* is not nested at most 100 levels deep"):
+        env["out"].amqp.send({"n": 1}, "orders", headers={"x-deep": _nested(101)})
     assert OutQueue(env["client"], env["cluster"], "amqp", "orders").depth() == (0, 0)  # nothing stored
 
 
@@ -292,18 +303,24 @@ def test_a_stored_message_that_is_not_ours_is_parked_the_others_go_out(env):
 def test_a_stored_message_pika_cannot_frame_is_parked_and_holds_nothing_back(env):
     """A message whose property AMQP cannot carry, stored by another producer (send refuses
     it): parked with the reason; the messages around it go out, and the channel stays open
-    (before, the publish raised, the connector reconnected and tried it first again, for ever)."""
+    (before, the publish raised, the connector reconnected and tried it first again, for ever).
+    Headers nested deeper than pika's encoder recurses too: before, RecursionError ended the
+    connector, and every message behind it waited in Redis."""
     q = OutQueue(env["client"], env["cluster"], "amqp", "orders")
     env["out"].amqp.send({"n": 0}, "orders")
     bad = json.dumps({"id": "b" * 32, "ts": 0, "text": '{"n": -1}', "properties": {"priority": 300}})
     env["client"].lpush(q.queue, bad)
+    deep = json.dumps({"id": "d" * 32, "ts": 0, "text": '{"n": -2}', "properties": {"headers": _nested(600)}})
+    env["client"].lpush(q.queue, deep)
     env["out"].amqp.send({"n": 1}, "orders")
     _start(env)
     seen: list = []
     wait_for(lambda: _received(env, seen) == 2, timeout=60, what="the two good messages in RabbitMQ")
     assert [json.loads(body)["n"] for _, body in seen] == [0, 1]
     parked_key = _parked_key(env)
-    wait_for(lambda: env["client"].lrange(parked_key, 0, -1) == [bad], timeout=30, what="the bad one parked")
+    wait_for(
+        lambda: env["client"].lrange(parked_key, 0, -1) == [deep, bad], timeout=30, what="the bad ones parked"
+    )
     _emptied(q)
     log = log_text(env["dir"])
     assert "cannot be framed for the broker" in log and "reconnecting" not in log

@@ -13,8 +13,10 @@ import pika.spec
 import pytest
 
 from zato.common import jsonenc
-from zato.connector.amqp_common import MAX_HEADER_DEPTH, message_meta, nests_deeper
+from zato.common.jsonenc import nests_deeper
+from zato.connector.amqp_common import message_meta
 from zato.connector.ibmmq_common import message_meta as mqmd_meta
+from zato.coord.queues import MAX_HEADER_DEPTH
 from zato.service.base import Request
 from zato.service.messages import AMQPRequest, MessageStateError
 

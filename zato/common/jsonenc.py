@@ -16,7 +16,7 @@ import datetime as dt
 import decimal
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 JSON_TYPE = "application/json"
@@ -30,6 +30,25 @@ def loads(raw: str | bytes) -> Any:
         return json.loads(raw)
     except RecursionError:
         raise ValueError("JSON nested too deeply to parse") from None
+
+
+def nests_deeper(value: object, limit: int) -> bool:
+    """Whether dicts and lists (tuples) in `value` nest more than `limit` levels; walked without
+    recursion, so any depth is safe to ask about."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children: Iterable[object]
+        if isinstance(item, Mapping):
+            children = item.values()
+        elif isinstance(item, (list, tuple)):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def is_json(content_type: str | None) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import ssl
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 import pika
 import pika.exceptions
@@ -15,7 +15,7 @@ import pika.spec
 from zato.common import jsonenc
 from zato.common.errors import EXIT_OK
 from zato.connector.base import Context, RetryPolicy, connect_with_backoff
-from zato.coord.queues import AMQP_PROPERTIES
+from zato.coord.queues import AMQP_PROPERTIES, MAX_HEADER_DEPTH
 from zato.odb.limits import MAX_AMQP_HEARTBEAT
 
 logger = logging.getLogger("zato.connector.amqp")
@@ -30,7 +30,6 @@ RECONNECT = RetryPolicy(start=0.5, step=1.0, max=5.0)
 # of that. Under Python's default limit of 1,000, headers nested some 500 levels deep ended
 # every connection that read them, and the message held its queue for good.
 DECODE_RECURSION_LIMIT = pika.spec.FRAME_MAX_SIZE // 3 + 1_000
-MAX_HEADER_DEPTH = 100  # levels a header's value may nest and still reach the service
 
 
 def decode_any_delivery() -> None:
@@ -147,7 +146,7 @@ def message_meta(method: pika.spec.Basic.Deliver, properties: pika.BasicProperti
             props[name] = value
     headers = props.get("headers")
     if headers:
-        deep = [name for name, value in headers.items() if nests_deeper(value, MAX_HEADER_DEPTH)]
+        deep = [name for name, value in headers.items() if jsonenc.nests_deeper(value, MAX_HEADER_DEPTH)]
         if deep:
             props["headers"] = {k: v for k, v in headers.items() if k not in deep}
             logger.warning(
@@ -165,22 +164,3 @@ def message_meta(method: pika.spec.Basic.Deliver, properties: pika.BasicProperti
         "delivery_tag": method.delivery_tag,
     }
     return jsonenc.dumps_lenient({"kind": "amqp", "properties": props, "delivery_info": delivery}).encode()
-
-
-def nests_deeper(value: object, limit: int) -> bool:
-    """Whether dicts and lists in `value` nest more than `limit` levels (walked without
-    recursion, so any depth is safe to ask about)."""
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        children: Iterable[object]
-        if isinstance(item, dict):
-            children = item.values()
-        elif isinstance(item, (list, tuple)):
-            children = item
-        else:
-            continue
-        if depth > limit:
-            return True
-        stack.extend((child, depth + 1) for child in children)
-    return False

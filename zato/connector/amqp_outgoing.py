@@ -70,8 +70,10 @@ LEFTOVER_SCAN = 5.0  # seconds between looks for messages stranded in the proces
 TICK = 0.2  # seconds between stop checks while busy
 DRAIN = 5.0  # seconds a stopping connector waits for the confirms of what it published
 # What pika raises for a message it cannot frame (a property's value of the wrong type or range,
-# a string over 255 bytes): published again after a reconnect it would fail again, for ever.
+# a string over 255 bytes, headers nested deeper than its encoder recurses): published again
+# after a reconnect it would fail again, for ever.
 UNFRAMEABLE = (
+    RecursionError,
     struct.error,
     AssertionError,
     TypeError,

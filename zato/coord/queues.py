@@ -48,6 +48,10 @@ AMQP_PROPERTIES = (
     "user_id",
     "app_id",
 )
+# Levels a header's value may nest: deeper, send() refuses it, and a channel leaves it out of
+# what the service reads (pika's encoder and decoder recurse some 450 levels deep at most under
+# Python's default recursion limit).
+MAX_HEADER_DEPTH = 100
 
 
 # KEYS: epoch, queue, processing.  ARGV: my epoch, how many, how many bytes at most (0: no
@@ -129,6 +133,8 @@ def check_properties(props: dict) -> None:
             ok, need = type(value) is int and 0 <= value < 2**64, "a whole number of seconds since 1970"
         else:  # headers
             ok, need = isinstance(value, dict), "an object (a dict)"
+            if ok and jsonenc.nests_deeper(value, MAX_HEADER_DEPTH):
+                ok, need = False, f"nested at most {MAX_HEADER_DEPTH} levels deep"
         if not ok:
             raise ConnectorError(f"AMQP message property {name}: {value!r:.60} is not {need}")
 
