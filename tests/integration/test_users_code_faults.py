@@ -1,9 +1,10 @@
 """Users' code that would end a worker, or its whole server, does not. sys.exit() in a service,
 directly or through invoke_async, is that service's 500 (logged with its traceback) and the same
-worker goes on serving. os._exit(3) in a service ends only its worker (gunicorn would halt the
-server on that code). An async call under which workers keep dying is parked after three. A
-module that calls sys.exit() while loading is refused at deploy with the reason. A real
-one-server quickstart with one worker, so a restarted worker shows as a new pid."""
+worker goes on serving; so is a service that invokes itself, or a loop of services. os._exit(3)
+in a service ends only its worker (gunicorn would halt the server on that code). An async call
+under which workers keep dying is parked after three. A module that calls sys.exit() while
+loading is refused at deploy with the reason. A real one-server quickstart with one worker, so
+a restarted worker shows as a new pid."""
 
 from __future__ import annotations
 
@@ -48,6 +49,27 @@ class Crash(Service):
         os._exit(9)  # what no handler can stop: its worker is gone
 
 
+class Me(Service):
+    name = "faults.me"
+
+    def handle(self):
+        self.response.payload = self.invoke("faults.me")
+
+
+class Ping(Service):
+    name = "faults.ping"
+
+    def handle(self):
+        self.response.payload = self.invoke("faults.pong")
+
+
+class Pong(Service):
+    name = "faults.pong"
+
+    def handle(self):
+        self.response.payload = self.invoke("faults.ping")
+
+
 class ExitsThree(Service):
     name = "faults.exits-three"
 
@@ -61,7 +83,7 @@ def server(module_quickstart):
     qs = module_quickstart(servers=1, lb=False)
     qs.start()
     qs.deploy("faults", SERVICES)
-    qs.open_channels("faults", ("pid", "exits", "later", "exits-three"))
+    qs.open_channels("faults", ("pid", "exits", "later", "exits-three", "me", "ping"))
     return qs
 
 
@@ -75,6 +97,24 @@ def test_sys_exit_in_a_service_is_its_500_and_the_worker_goes_on(server):
     assert r.status_code == 500
     assert r.json()["zato_env"]["result"] == "ZATO_ERROR"
     assert "service faults.exits called sys.exit(3); the worker goes on" in server.server_logs()
+    assert worker_pid(server) == pid
+
+
+def test_a_service_invoking_itself_or_a_loop_of_services_is_stopped_with_their_names(server):
+    """Zato refuses a service that invokes itself; a loop of two is stopped once the chain is
+    50 deep. Before, both ran until Python's RecursionError, logged with a traceback of some
+    300 KB for the two requests (25 KB now)."""
+    pid = worker_pid(server)
+    before = len(server.server_logs())
+    for path in ("me", "ping"):
+        r = requests.get(f"{server.server_url('server1')}/faults/{path}", timeout=30)
+        assert r.status_code == 500 and r.json()["zato_env"]["result"] == "ZATO_ERROR"
+    logs = server.server_logs()
+    assert "service 'faults.me' cannot invoke itself" in logs
+    said = "invocation chain deeper than 50 services (a loop?): faults.ping -> faults.pong -> faults.ping"
+    assert said in logs
+    assert "RecursionError" not in logs[before:]
+    assert len(logs) - before < 100_000
     assert worker_pid(server) == pid
 
 

@@ -264,13 +264,23 @@ class Store(Protocol):
     modules: dict[str, tuple[str, tuple[str, ...]]]
 
     def invoke(
-        self, name: str, payload: Any = None, cid: str | None = None, request: Request | None = None
+        self,
+        name: str,
+        payload: Any = None,
+        cid: str | None = None,
+        request: Request | None = None,
+        chain: tuple[str, ...] = (),
     ) -> Response: ...
 
     def invoke_async(
         self, name: str, payload: Any = None, cid: str | None = None, callbacks: tuple[str, ...] = ()
     ) -> str: ...
 
+
+# Services one request may have running inside each other through invoke(): a chain deeper
+# than this is a loop (a -> b -> a ...) and stops with its names, not a RecursionError logged
+# with a traceback of some 300 KB.
+MAX_INVOKE_DEPTH = 50
 
 # Keyword arguments of Zato's invoke() that are never the other service's input.
 _INVOKE_KEYS = frozenset({"cid", "target", "set_response_func", "skip_response_elem"})
@@ -294,6 +304,7 @@ class Service:
     time = TIME
     _zato_io: IODecl = NO_IO  # parsed once by the store (zato.service.sio)
     _zato_finalizes = False  # set by the store: the class has its own finalize_handle
+    _zato_chain: tuple[str, ...] = ()  # set by the store: the services this one runs inside, and itself
     logger = logging.getLogger("zato.service")  # the store sets zato.service.<name> per class
 
     def __init__(self, store: Store, cid: str, request: Request):
@@ -422,16 +433,27 @@ class Service:
         with `raise_timeout=False`). channel, data_format, transport and serialize are
         accepted and change nothing (JSON only)."""
         target = _service_name(zato_name)
+        self._check_chain(target)
         if not payload:
             payload = {k: v for k, v in kwargs.items() if k not in _INVOKE_KEYS} or payload
         cid = kwargs.get("cid") or self.cid
         if timeout:
             response = self._invoke_within(target, payload, cid, timeout, raise_timeout)
         else:
-            response = self._store.invoke(target, payload, cid=cid)
+            response = self._store.invoke(target, payload, cid=cid, chain=self._zato_chain)
         if response is None:
             return None
         return bunchify(response.payload) if as_bunch else response.payload
+
+    def _check_chain(self, target: str) -> None:
+        """ServiceError for an invocation that would loop: the service itself (Zato refuses
+        that too), or a chain deeper than MAX_INVOKE_DEPTH."""
+        if target == self.name:
+            raise ServiceError(f"service {target!r} cannot invoke itself")
+        chain = self._zato_chain
+        if len(chain) >= MAX_INVOKE_DEPTH:
+            shown = " -> ".join((*chain[:4], "...", *chain[-2:], target))
+            raise ServiceError(f"invocation chain deeper than {MAX_INVOKE_DEPTH} services (a loop?): {shown}")
 
     def _invoke_within(self, target: str, payload: Any, cid: str, timeout: float, raise_timeout: bool) -> Any:
         """invoke() in a greenlet of its own, stopped after `timeout` seconds."""
@@ -439,7 +461,7 @@ class Service:
 
         def call() -> tuple[bool, Any]:
             try:
-                return True, self._store.invoke(target, payload, cid=cid)
+                return True, self._store.invoke(target, payload, cid=cid, chain=self._zato_chain)
             except gevent.GreenletExit:  # stopped on the timeout: ends as asked
                 raise
             except BaseException as e:  # noqa: BLE001 - handed to the caller below, not lost

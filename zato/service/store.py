@@ -313,10 +313,15 @@ class ServiceStore:
             raise ServiceNotFound(f"no such service: {name}") from None
 
     def invoke(
-        self, name: str, payload: Any = None, cid: str | None = None, request: Request | None = None
+        self,
+        name: str,
+        payload: Any = None,
+        cid: str | None = None,
+        request: Request | None = None,
+        chain: tuple[str, ...] = (),
     ) -> Response:
         """Run service `name`; exceptions from its handle() propagate to the caller, a bad
-        input is an InputError (400)."""
+        input is an InputError (400). `chain`: the services it runs inside (invoke())."""
         cls = self.get(name)
         started = time.perf_counter()
         try:
@@ -324,6 +329,7 @@ class ServiceStore:
             decl = cls._zato_io
             req.input = parse_input(decl, req.payload, req.params, req.path_params)
             service = cls(self, cid or new_cid(), req)
+            service._zato_chain = (*chain, name)
             if not service.accept():
                 return Response()  # as in Zato: nothing runs, an empty answer
             if decl.output:
