@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from tests.support import REDIS_URL, cleanup_redis, cluster_name
-from zato.coord.async_invoke import MAX_DEATHS, AsyncTaker, decode, push, worker_id
+from zato.coord.async_invoke import MAX_DEATHS, AsyncTaker, decode, died_under, push, worker_id
 from zato.coord.keys import Keys
 
 
@@ -167,3 +167,5 @@ def test_a_call_with_callbacks_round_trips_and_odd_callbacks_make_it_malformed(e
     for odd in ("abc", [1], {"a": 1}):
         raw = json.dumps({"service": "jobs.run", "payload": None, "cid": "K2", "callbacks": odd})
         assert decode(raw) is None, odd
+    endless = '{"service": "jobs.run", "payload": null, "cid": "K3", "deaths": Infinity}'
+    assert decode(endless) is None and died_under(endless) == (endless, 0)  # was OverflowError

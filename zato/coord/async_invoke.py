@@ -60,7 +60,7 @@ def died_under(raw: str) -> tuple[str, int]:
         msg = jsonenc.loads(raw)
         deaths = int(msg.get("deaths", 0)) + 1
         msg["deaths"] = deaths
-    except (ValueError, TypeError, AttributeError):
+    except (ValueError, TypeError, AttributeError, OverflowError):  # deaths: Infinity
         return raw, 0
     return json.dumps(msg), deaths
 
@@ -94,7 +94,7 @@ def decode(raw: str) -> AsyncCall | None:
             int(msg.get("deaths", 0)),
             callbacks,
         )
-    except (ValueError, KeyError, TypeError, AttributeError):
+    except (ValueError, KeyError, TypeError, AttributeError, OverflowError):  # deaths: Infinity
         return None
 
 
