@@ -3,10 +3,14 @@ that stands in for the internal endpoint."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import sys
+import time
 import uuid
 
+import pika
+import pika.spec
 import pytest
 import redis
 
@@ -22,6 +26,7 @@ from tests.conn_support import (
 )
 from tests.support import REDIS_URL, cleanup_redis, cluster_name, wait_for
 from zato.common.errors import EXIT_LEASE_LOST
+from zato.connector import amqp_rescue
 from zato.coord import connector_stats
 from zato.odb import connectors
 from zato.odb.engine import ODB
@@ -211,6 +216,51 @@ def test_lease_loss_with_invocations_in_flight_leaves_the_rest_unacked(env):
     # The four answered ones were acked; the two never started came back for the new holder.
     assert len(env["fake"].bodies("demo.slow")) == 4
     wait_for(lambda: env["rabbit"].count(queue) == 2, what="two messages back in the queue")
+
+
+class FarFuture(datetime.datetime):
+    """A header timestamp past the year 9999, as a client with 64-bit times sends for "never"
+    (Java's new Date(Long.MAX_VALUE)); pika encodes what utctimetuple() says, which a real
+    datetime cannot."""
+
+    def utctimetuple(self) -> time.struct_time:
+        return time.struct_time((9999, 12, 1000, 0, 0, 0, 0, 1, 0))  # day 1000 of December 9999
+
+
+def test_a_delivery_pika_cannot_decode_is_parked_as_sent_and_the_queue_flows(env):
+    """pika ends every connection that reads this delivery (ValueError: year 10002 is out of
+    range, while decoding its header frame), and the broker gives it back at the head of the
+    queue. Before, the channel reconnected every 0.5 s for good and nothing behind it ran. Now
+    it is parked with its properties as the broker sent them and the reason; the messages
+    before and after it run."""
+    queue = env["rabbit"].queue(f"zt-{uuid.uuid4().hex[:8]}")
+    env["rabbit"].publish(queue, json.dumps({"n": 0}))
+    headers = {"x-expires": FarFuture(2000, 1, 1), "x-order": 7}
+    env["rabbit"].publish(queue, b'{"n": -1}', headers=headers, message_id="far", correlation_id="c-far")
+    for i in (1, 2):
+        env["rabbit"].publish(queue, json.dumps({"n": i}))
+    name = _channel(env, queue, prefetch=3)
+    proc = _start(env, name)
+    parked_q = queue + ".zato-parked"
+    wait_for(lambda: env["rabbit"].count(parked_q) == 1, timeout=30, what="the undecodable delivery parked")
+    wait_for(lambda: len(env["fake"].bodies("demo.echo")) >= 3, timeout=30, what="the other three")
+    assert sorted(json.loads(b)["n"] for b in env["fake"].bodies("demo.echo")) == [0, 1, 2]
+    wait_for(lambda: env["rabbit"].count(queue) == 0, what="all settled")
+    stats = _stats(env, name)
+    assert stats["parked"] == 1 and "pika cannot decode its properties" in stats["last_error"]
+    assert "year 10002 is out of range" in log_text(env["dir"])
+    # Parked as sent: reading it back takes a reader that skips what pika cannot decode, so
+    # read the raw properties over a link of the same kind the connector used.
+    params = pika.ConnectionParameters("127.0.0.1", credentials=pika.PlainCredentials("guest", "guest"))
+    with amqp_rescue.Link(params) as link:
+        got = link.call(pika.spec.Basic.Get(queue=parked_q, no_ack=True), pika.spec.Basic.GetOk)
+        raw_props, body = link.content()
+    assert body == b'{"n": -1}' and got.routing_key == parked_q
+    for kept in (b"far", b"c-far", b"x-expires", b"x-order", b"x-zato-parked-reason"):
+        assert kept in raw_props
+    assert b"year 10002 is out of range" in raw_props
+    assert proc.poll() is None
+    assert stop_process(proc) == 0
 
 
 def test_headers_nested_as_deep_as_a_frame_holds_are_read_and_the_message_runs(env):

@@ -44,7 +44,9 @@ each a subclass of its parent here; import those from their own module.
      │   │   └─ MissingDriver  (zato.connector.ibmmq_common) neither ibmmq nor pymqi imports
      │   ├─ OutgoingNotFound   no active outgoing connection of that name (also a LookupError)
      │   ├─ DefinitionNotFound (zato.odb.connectors) no definition of that kind and name
-     │   └─ NoServer           (zato.connector.invoke) no live server answered a connector
+     │   ├─ NoServer           (zato.connector.invoke) no live server answered a connector
+     │   └─ RescueError        (zato.connector.amqp_rescue) parking a delivery pika cannot
+     │                         decode failed (nothing was acked)
      └─ ActionError          (zato.dashboard.actions) a dashboard action with a bad argument
 
 Outside the tree on purpose: zato.service.deploy._OverBudget, a BaseException raised inside

@@ -21,8 +21,11 @@
   BadRequest), which no retry would change;
 - broker down: reconnect with back-off; unacked messages come back by themselves;
 - headers nested as deep as a frame can carry are decoded (amqp_common.decode_any_delivery);
-  a header nested deeper than amqp_common.MAX_HEADER_DEPTH is left out of what the service
-  reads of the message, and the log says so;
+  a header nested deeper than MAX_HEADER_DEPTH is left out of what the service reads of the
+  message, and the log says so;
+- a delivery pika cannot decode at all (a header timestamp past the year 9999) ends every
+  connection that reads it: it is parked as the broker sent it, with the reason
+  (amqp_rescue); if that fails, the status and log say why and it is tried again every 5 s;
 - stop (SIGTERM, config change) and lease loss: no new invocation starts, the running ones
   get DRAIN seconds to answer and are settled; everything else stays unacked and comes back.
 """
@@ -42,7 +45,7 @@ import pika.exceptions
 import pika.spec
 
 from zato.common.errors import EXIT_LEASE_LOST
-from zato.connector import amqp_common
+from zato.connector import amqp_common, amqp_rescue
 from zato.connector.amqp_common import AMQP_ERRORS
 from zato.connector.base import Context, not_json
 from zato.connector.invoke import TOO_LARGE, UNAVAILABLE, Invoker, NoServer, Result
@@ -96,7 +99,7 @@ class AMQPChannelConnector:
     def run(self) -> int:
         """Consume until told to stop; returns the process exit code."""
         try:
-            return amqp_common.serve(self.ctx, self.d["amqp"], self._consume)
+            return amqp_common.serve(self.ctx, self.d["amqp"], self._consume, undecodable=self._undecodable)
         finally:
             self.invoker.close()
 
@@ -272,6 +275,26 @@ class AMQPChannelConnector:
             reason,
         )
         self._republish(ch, method, properties, body, self.queue, {DELIVERIES: count})
+
+    def _undecodable(self, cause: str) -> bool:
+        """pika ended the connection on a delivery it could not decode: park it as the broker
+        sent it (amqp_rescue). Looks at most a prefetch's worth deep: it was among those."""
+        target = parking_queue(self.queue)
+        reason = "pika cannot decode its properties"
+        params = amqp_common.parameters(self.d["amqp"], self.ctx.settings.tls_ca_file)
+        try:
+            parked = amqp_rescue.park_undecodable(params, self.queue, target, reason, self.d["prefetch"] + 1)
+        except (amqp_rescue.RescueError, OSError) as e:
+            logger.warning("%s: could not park the delivery pika cannot decode: %s", self.ctx.label, e)
+            return False
+        except Exception:  # a bug here must not end the connector: the reason is said instead
+            logger.exception("%s: could not park the delivery pika cannot decode", self.ctx.label)
+            return False
+        if parked:
+            self.ctx.stats.add("parked")
+            self.ctx.stats.error(f"parked a message in {target!r}: {reason} ({cause})")
+            logger.error("%s: a message parked in queue %r: %s (%s)", self.ctx.label, target, reason, cause)
+        return parked
 
     def _park(self, ch, method, properties, body: bytes, reason: str) -> None:  # noqa: ANN001
         target = parking_queue(self.queue)

@@ -3,7 +3,9 @@ definition, and connecting with back-off (the broker may be down; we say so and 
 
 from __future__ import annotations
 
+import builtins
 import logging
+import re
 import ssl
 import sys
 from collections.abc import Callable
@@ -105,14 +107,54 @@ def close_quietly(conn: pika.BlockingConnection | None) -> None:
         pass
 
 
+# How pika reports a connection it ended itself because it could not decode what the broker
+# sent: "Stream connection lost: ValueError('year 10002 is out of range')" (its own exceptions
+# print as "InvalidFieldTypeException: ..."). Network failures name an OSError there
+# (ConnectionResetError(104, ...)), or no exception at all ("Transport indicated EOF").
+_LOST = re.compile(r"Stream connection lost: (\w+)[(:]")
+_NETWORK = {
+    "SSLError",
+    "SSLEOFError",
+    "SSLZeroReturnError",
+    "SSLSyscallError",
+    "timeout",
+    "gaierror",
+    "herror",
+}
+
+
+def decode_failure(e: BaseException) -> str | None:
+    """What pika could not decode when it lost the connection to that (the cause's text), or
+    None for a broker or network failure."""
+    found = _LOST.search(str(e))
+    if found is None:
+        return None
+    name = found.group(1)
+    builtin = getattr(builtins, name, None)
+    if name in _NETWORK or (isinstance(builtin, type) and issubclass(builtin, OSError)):
+        return None
+    return str(e)[found.start(1) :][:300]
+
+
+UNREADABLE = (
+    "a delivery pika cannot decode ({cause}): it comes back on every connection and holds the"
+    " queue; move or delete it with the broker's own tools (e.g. the RabbitMQ management UI's"
+    " Get messages with Reject requeue false)"
+)
+
+
 def serve(
     ctx: Context,
     amqp: dict,
     session: Callable[[pika.BlockingConnection], None],
     transient: tuple[type[BaseException], ...] = AMQP_ERRORS,
+    undecodable: Callable[[str], bool] | None = None,
 ) -> int:
     """Connect, run `session` on the connection, and when the broker or network fails (an
-    exception in `transient`) say so and connect again; returns the process exit code."""
+    exception in `transient`) say so and connect again; returns the process exit code.
+    When pika ended the connection because it could not decode a delivery, `undecodable(cause)`
+    may take that delivery off the queue (True); else the reason is said and the connector
+    tries again after the longest pause (the delivery comes back on every connection)."""
     while not ctx.should_stop():
         conn = connect(ctx, amqp)
         if conn is None:
@@ -120,6 +162,18 @@ def serve(
         try:
             session(conn)
         except transient as e:
+            cause = decode_failure(e)
+            if cause is not None:
+                close_quietly(conn)
+                if undecodable is not None and undecodable(cause):
+                    continue
+                message = UNREADABLE.format(cause=cause)
+                ctx.stats.error(message)
+                ctx.stats.state("reconnecting")
+                ctx.stats.add("reconnects")
+                logger.error("%s: %s", ctx.label, message)
+                ctx.wait(RECONNECT.max)
+                continue
             ctx.stats.error(f"connection lost: {error_text(e)}")
             ctx.stats.state("reconnecting")
             ctx.stats.add("reconnects")
