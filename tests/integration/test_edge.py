@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import textwrap
+import threading
 
 import pytest
 import requests
@@ -114,6 +115,49 @@ def test_chunked_body_is_counted_while_read_and_a_small_one_passes(qs):
     assert small.status_code == 200 and small.json() == {"size": 600}
     through_lb = requests.post(qs.lb_url + "/count", data=b"z" * (MAX_BODY + 1), timeout=10)
     assert through_lb.status_code == 413
+
+
+def test_a_body_of_tiny_chunks_shares_the_worker_and_is_timed_out(qs):
+    """3 MB sent as 1-byte chunks (18 MB on the wire) to the server's own port: gunicorn
+    decodes chunks without waiting on the socket while the client keeps up. Before, that held
+    the (only) worker for seconds: a ping sent meanwhile was answered after the upload, and
+    body_timeout (1.5 s here) never fired. Now the worker takes turns between reads: the ping
+    is answered first, and the upload gets its 408."""
+    zato("channel", "create", qs.path, "--name", "big", "--url-path", "/big", "--service", "edge.count",
+         "--data-format", "text", "--max-body", "4000000")  # fmt: skip
+    host, port = "127.0.0.1", int(qs.server_url("server1").rsplit(":", 1)[1])
+    wait_for(lambda: requests.post(f"http://{host}:{port}/big", data=b"b", timeout=5).ok, 20, what="/big")
+    answered: list[str] = []
+    upload: dict = {}
+    sending = threading.Event()
+
+    def send_tiny_chunks() -> None:
+        with socket.create_connection((host, port), timeout=30) as s:
+            s.sendall(b"POST /big HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+            piece = b"1\r\nX\r\n" * 100_000
+            try:
+                for i in range(30):
+                    s.sendall(piece)
+                    if i == 1:
+                        sending.set()
+                s.sendall(b"0\r\n\r\n")
+            except OSError:  # the server answered 408 and closed while we sent
+                pass
+            upload["answer"] = s.recv(200)
+            answered.append("upload")
+
+    sender = threading.Thread(target=send_tiny_chunks)
+    try:
+        sender.start()
+        assert sending.wait(10)
+        assert requests.get(f"http://{host}:{port}/zato/ping", timeout=30).status_code == 200
+        answered.append("ping")
+        sender.join(60)
+        assert answered == ["ping", "upload"]
+        assert upload["answer"].startswith(b"HTTP/1.1 408")
+    finally:
+        sender.join(60)
+        zato("channel", "delete", qs.path, "--name", "big")
 
 
 def test_a_channel_limit_replaces_the_servers(qs):

@@ -21,6 +21,11 @@ import gevent
 from zato.common.errors import ZatoError
 
 CHUNK = 65536
+# A chunked body is read this much at a time, and the worker's other requests get their turn
+# between reads: gunicorn decodes the chunks in Python without waiting on the socket while the
+# client keeps up, so 4 MiB sent as 1-byte chunks held a worker for some 7 s with nothing else
+# served, and past body_timeout, which fires only at such a turn.
+CHUNKED_READ = 8192
 LINGER_BYTES = 64 * 1024 * 1024  # the most of a refused body read and dropped after its 413
 LINGER_IDLE = 1.0  # seconds without a byte from the client before lingering stops
 
@@ -65,7 +70,7 @@ def read_body(environ: dict, max_body: int, timeout: float) -> bytes:
     stream = environ["wsgi.input"]
     try:
         with gevent.Timeout(timeout, BodyError(408, f"the request body did not arrive within {timeout:g} s")):
-            data = _read_counted(stream, size, max_body)
+            data = _read_counted(stream, size, max_body, chunked and size is None)
     except OSError as e:  # ECONNRESET, and gunicorn's NoMoreData (an IOError)
         raise ClientGone(f"connection lost while reading the body: {type(e).__name__}") from None
     if size is not None and len(data) < size:
@@ -73,11 +78,12 @@ def read_body(environ: dict, max_body: int, timeout: float) -> bytes:
     return data
 
 
-def _read_counted(stream: Any, size: int | None, max_body: int) -> bytes:
+def _read_counted(stream: Any, size: int | None, max_body: int, chunked: bool = False) -> bytes:
     parts: list[bytes] = []
     total = 0
+    block = CHUNKED_READ if chunked else CHUNK
     while size is None or total < size:
-        want = CHUNK if size is None else min(CHUNK, size - total)
+        want = block if size is None else min(block, size - total)
         part = stream.read(want)
         if not part:
             break
@@ -85,6 +91,8 @@ def _read_counted(stream: Any, size: int | None, max_body: int) -> bytes:
         if total > max_body:
             raise BodyError(413, f"request body is over the limit of {max_body} bytes")
         parts.append(part)
+        if chunked:
+            gevent.sleep(0)  # the others' turn (and the body_timeout's)
     return b"".join(parts)
 
 
