@@ -14,6 +14,7 @@ client that sends its whole body before it reads, as Python's http.client does).
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import gevent
@@ -21,11 +22,14 @@ import gevent
 from zato.common.errors import ZatoError
 
 CHUNK = 65536
-# A chunked body is read this much at a time, and the worker's other requests get their turn
-# between reads: gunicorn decodes the chunks in Python without waiting on the socket while the
-# client keeps up. 2 MB sent as 1-byte chunks to a one-worker server made a ping wait 3.6 s,
-# the whole upload, and body_timeout fires only at such a turn; 1 KiB reads bring the ping
-# under 0.11 s (8 KiB: 0.8 s) and the upload takes as long as before.
+# gunicorn decodes a chunked body in Python and waits on the socket only when the client falls
+# behind, so a body of tiny chunks is CPU the worker spends with nothing else served (and
+# body_timeout fires only when it waits). 2 MB sent as 1-byte chunks to a one-worker server
+# made a ping wait 3.6 s, the whole upload. So a chunked body gives the worker's other requests
+# a turn every TURN seconds, and once one read took that long (tiny chunks), it is read
+# CHUNKED_READ bytes at a time with a turn after each read: the ping waited 0.22 s at most. A body
+# of large chunks stays at CHUNK-sized reads (1 KiB reads made a 4 MB upload 3 times slower).
+TURN = 0.005
 CHUNKED_READ = 1024
 LINGER_BYTES = 64 * 1024 * 1024  # the most of a refused body read and dropped after its 413
 LINGER_IDLE = 1.0  # seconds without a byte from the client before lingering stops
@@ -82,9 +86,11 @@ def read_body(environ: dict, max_body: int, timeout: float) -> bytes:
 def _read_counted(stream: Any, size: int | None, max_body: int, chunked: bool = False) -> bytes:
     parts: list[bytes] = []
     total = 0
-    block = CHUNKED_READ if chunked else CHUNK
+    block = CHUNK
+    turn = time.monotonic()
     while size is None or total < size:
         want = block if size is None else min(block, size - total)
+        started = time.monotonic()
         part = stream.read(want)
         if not part:
             break
@@ -93,7 +99,12 @@ def _read_counted(stream: Any, size: int | None, max_body: int, chunked: bool = 
             raise BodyError(413, f"request body is over the limit of {max_body} bytes")
         parts.append(part)
         if chunked:
-            gevent.sleep(0)  # the others' turn (and the body_timeout's)
+            now = time.monotonic()
+            if now - started > TURN:
+                block = CHUNKED_READ  # slow to decode: tiny chunks, a turn after each read
+            if block == CHUNKED_READ or now - turn > TURN:
+                gevent.sleep(0)  # the others' turn (and the body_timeout's)
+                turn = time.monotonic()
     return b"".join(parts)
 
 
