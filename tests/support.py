@@ -420,3 +420,14 @@ def signed_headers(secret: str, epoch: int, service: str, body: bytes, cid: str 
     cid = cid or new_cid()
     signature = sign(epoch_key(secret, epoch), epoch, service, cid, body)
     return {"X-Zato-Epoch": str(epoch), "X-Zato-CID": cid, SIGNATURE_HEADER: signature}
+
+
+def nested(levels: int, key: str = "a") -> dict:
+    """A dict nested `levels` deep ({"a": {"a": ... {}}}), built without recursion: what a
+    hostile client or another producer sends where JSON or AMQP headers are read."""
+    top: dict = {}
+    cur = top
+    for _ in range(levels - 1):
+        cur[key] = {}
+        cur = cur[key]
+    return top

@@ -24,7 +24,7 @@ from tests.conn_support import (
     stop_process,
     wait_exit,
 )
-from tests.support import REDIS_URL, cleanup_redis, cluster_name, wait_for
+from tests.support import REDIS_URL, cleanup_redis, cluster_name, nested, wait_for
 from zato.common.errors import EXIT_LEASE_LOST
 from zato.connector import amqp_rescue
 from zato.coord import connector_stats
@@ -270,11 +270,7 @@ def test_headers_nested_as_deep_as_a_frame_holds_are_read_and_the_message_runs(e
     Now the message runs and is acked; the deep header is left out of what its service reads
     (the log names it), and the messages behind it flow."""
     queue = env["rabbit"].queue(f"zt-{uuid.uuid4().hex[:8]}")
-    deep: dict = {}
-    cur = deep
-    for _ in range(21_000):  # 6 bytes a level: about all of a 128 KiB frame
-        cur[""] = {}
-        cur = cur[""]
+    deep = nested(21_000, key="")  # 6 bytes a level: about all of a 128 KiB frame
     limit = sys.getrecursionlimit()
     sys.setrecursionlimit(50_000)  # what a hostile publisher would do
     try:

@@ -22,7 +22,7 @@ from tests.conn_support import (
     stop_process,
     wait_exit,
 )
-from tests.support import REDIS_URL, cleanup_redis, cluster_name, free_port, wait_for
+from tests.support import REDIS_URL, cleanup_redis, cluster_name, free_port, nested, wait_for
 from zato.common.errors import ConnectorError
 from zato.config.settings import load_server_settings
 from zato.connector.amqp_outgoing import HELD_BYTES, RECHECK, WINDOW
@@ -65,15 +65,6 @@ def env(tmp_path):
     odb.dispose()
     client.close()
     cleanup_redis(cluster)
-
-
-def _nested(levels: int) -> dict:
-    top: dict = {}
-    cur = top
-    for _ in range(levels - 1):
-        cur["a"] = {}
-        cur = cur["a"]
-    return top
 
 
 def _start(env):
@@ -120,7 +111,7 @@ def test_unknown_connection_and_bad_properties_are_clear_errors(env):
     with pytest.raises(ConnectorError, match="AMQP message property expiration: 5000 is not a string"):
         env["out"].amqp.send({"n": 1}, "orders", properties={"expiration": 5000})
     with pytest.raises(ConnectorError, match="property headers: .* is not nested at most 100 levels deep"):
-        env["out"].amqp.send({"n": 1}, "orders", headers={"x-deep": _nested(101)})
+        env["out"].amqp.send({"n": 1}, "orders", headers={"x-deep": nested(101)})
     assert OutQueue(env["client"], env["cluster"], "amqp", "orders").depth() == (0, 0)  # nothing stored
 
 
@@ -310,7 +301,7 @@ def test_a_stored_message_pika_cannot_frame_is_parked_and_holds_nothing_back(env
     env["out"].amqp.send({"n": 0}, "orders")
     bad = json.dumps({"id": "b" * 32, "ts": 0, "text": '{"n": -1}', "properties": {"priority": 300}})
     env["client"].lpush(q.queue, bad)
-    deep = json.dumps({"id": "d" * 32, "ts": 0, "text": '{"n": -2}', "properties": {"headers": _nested(600)}})
+    deep = json.dumps({"id": "d" * 32, "ts": 0, "text": '{"n": -2}', "properties": {"headers": nested(600)}})
     env["client"].lpush(q.queue, deep)
     env["out"].amqp.send({"n": 1}, "orders")
     _start(env)

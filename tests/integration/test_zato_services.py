@@ -26,7 +26,7 @@ import requests
 
 from tests import zato_client
 from tests.ibmmq_support import QM_KINDS, make_qm, put
-from tests.support import AMQP_URL, PG_URL, REDIS_URL, wait_for, zato
+from tests.support import AMQP_URL, PG_URL, REDIS_URL, nested, wait_for, zato
 
 CORPUS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "zato_corpus")
 BY_CLI = ("crm_clients", "crm_create", "billing_models", "http_inspect", "cache_kvdb", "invoker")
@@ -723,11 +723,7 @@ def test_an_amqp_channels_service_reads_its_message_and_settles_it(cluster) -> N
     client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
     tag = uuid.uuid4().hex[:8]
     actions = ["none", "ack", "reject", "ack-then-fail", "deep-headers"]
-    deep: dict = {}  # nested deeper than pika decodes under Python's default recursion limit
-    cur = deep
-    for _ in range(3000):
-        cur["a"] = {}
-        cur = cur["a"]
+    deep = nested(3000)  # deeper than pika decodes under Python's default recursion limit
     try:
         wait_for(lambda: _queue_exists(conn, queue), timeout=30, what="the AMQP channel's queue")
         ch = conn.channel()

@@ -12,6 +12,7 @@ import pika
 import pika.spec
 import pytest
 
+from tests.support import nested
 from zato.common import jsonenc
 from zato.common.jsonenc import nests_deeper
 from zato.connector.amqp_common import message_meta
@@ -124,17 +125,8 @@ def test_an_ibm_mq_message_reads_its_mqmd():
     assert fewer.timestamp == dt.datetime(2026, 12, 5, 12, 3, 4, 500000)
 
 
-def _nested(levels: int) -> dict:
-    top: dict = {}
-    cur = top
-    for _ in range(levels - 1):
-        cur["a"] = {}
-        cur = cur["a"]
-    return top
-
-
 def test_a_header_nested_too_deep_is_left_out_and_the_rest_reach_the_service():
-    deep = {"x-deep": _nested(5000), "x-edge": _nested(MAX_HEADER_DEPTH), "x-ok": [1, {"b": 2}]}
+    deep = {"x-deep": nested(5000), "x-edge": nested(MAX_HEADER_DEPTH), "x-ok": [1, {"b": 2}]}
     method, props = delivery(headers=deep, correlation_id="c-9")
     msg = Request(meta=message_meta(method, props)).amqp.msg
     assert sorted(msg.headers) == ["x-edge", "x-ok"] and msg.properties["correlation_id"] == "c-9"
@@ -142,7 +134,7 @@ def test_a_header_nested_too_deep_is_left_out_and_the_rest_reach_the_service():
 
 
 def test_nesting_is_counted_in_dicts_and_lists_alike():
-    assert not nests_deeper(_nested(100), 100) and nests_deeper(_nested(101), 100)
+    assert not nests_deeper(nested(100), 100) and nests_deeper(nested(101), 100)
     assert not nests_deeper("text", 0) and nests_deeper([[]], 1) and not nests_deeper([[]], 2)
     assert nests_deeper([{"a": [1]}], 2) and not nests_deeper([{"a": 1}], 2)
 
