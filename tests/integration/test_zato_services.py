@@ -899,6 +899,12 @@ def test_zato_service_invoke_from_the_command_line(cluster) -> None:
         "service", "invoke", cluster.path, "crm.client.get", "--payload", "{client_id: 1}", check=False
     )
     assert bad.returncode == 1 and bad.stderr.startswith("zato: error: --payload is not JSON")
+    deep = zato(
+        "service", "invoke", cluster.path, "crm.client.get", "--payload", "-", input="[" * 5000, check=False
+    )
+    assert deep.returncode == 1 and deep.stderr.startswith(
+        "zato: error: --payload is not JSON: JSON nested too deeply"
+    )
     client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
     job = uuid.uuid4().hex[:8]
     cid = zato(

@@ -15,6 +15,7 @@ import urllib.parse
 import urllib.request
 
 from zato.cli.args import seconds
+from zato.common import jsonenc
 from zato.common.errors import ConfigError, ZatoError
 from zato.config import component
 from zato.config.settings import ServerSettings, load_server_settings
@@ -54,7 +55,7 @@ def invoke(args: argparse.Namespace) -> int:
     payload = None
     if text.strip():
         try:
-            payload = json.loads(text)
+            payload = jsonenc.loads(text)
         except ValueError as e:
             raise ConfigError(f"--payload is not JSON: {e}") from None
     servers = _servers(args.path)
@@ -121,7 +122,7 @@ def _call(
 
 def _show(name: str, settings: ServerSettings, status: int, body: bytes, is_async: bool) -> int:
     try:
-        answer: object = json.loads(body) if body else None
+        answer: object = jsonenc.loads(body) if body else None
     except ValueError:
         answer = None
     if is_async and 200 <= status < 300 and isinstance(answer, dict):
