@@ -92,6 +92,37 @@ def test_a_module_cannot_define_or_replace_an_internal_service(qs):
     assert ping["zato_ping_response"] == {"pong": "zato"}
 
 
+CROSS_SITE = [
+    {"Sec-Fetch-Site": "cross-site"},
+    {"Sec-Fetch-Site": "same-site"},
+    {"Origin": "http://evil.example"},
+]
+
+
+@pytest.mark.parametrize("headers", CROSS_SITE)
+def test_a_web_page_of_another_site_cannot_use_the_admin_credentials_of_a_browser(qs, headers):
+    """A browser that logged in to the admin API (HTTP Basic Auth) sends the credentials with
+    any request to it, also one a page of another site makes it send: a form posting a module
+    to /zato/admin/deploy would run code on every server. Such requests are refused (403), on a
+    server's port and through the LB; curl, the CLI and zato-client send no such headers."""
+    module = f"csrf_{abs(hash(str(headers))) % 10_000}"
+    source = f"from zato.server.service import Service\n\nclass C(Service):\n    name = '{module}.svc'\n"
+    for base in (qs.server_url("server1"), qs.lb_url):
+        r = requests.post(f"{base}/zato/admin/deploy?name={module}", data=source.encode(), auth=qs.admin_auth,
+                          headers=headers, timeout=30)  # fmt: skip
+        assert r.status_code == 403, r.text
+        assert "takes no requests from other sites' web pages" in r.json()["zato_env"]["details"]
+        settings = qs.settings("server1")
+        invoke_auth = (settings.invoke_username, settings.invoke_password)
+        r = requests.get(f"{base}/zato/api/invoke/zato.ping", auth=invoke_auth, headers=headers, timeout=30)
+        assert r.status_code == 403, r.text
+    services = admin(qs, "GET", "/services", headers=headers).json()  # reading is not refused
+    assert not any(s.startswith(module) for s in json.dumps(services).split('"'))
+    same = {"Sec-Fetch-Site": "same-origin", "Origin": qs.server_url("server1")}
+    assert admin(qs, "POST", f"/deploy?name={module}", data=source.encode(), headers=same).status_code == 200
+    assert admin(qs, "DELETE", f"/deploy/{module}").status_code == 200
+
+
 def test_service_code_sees_no_secret_and_no_internal_header(qs):
     assert admin(qs, "POST", "/deploy?name=peek", data=SECRET_PEEK.encode()).status_code == 200
     channel = {"name": "peek", "url_path": "/peek", "service": "peek.secrets"}

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 import gevent
 import redis
@@ -135,6 +135,39 @@ def channel_payload(raw: bytes, environ: dict, as_json: bool, max_fields: int = 
 
 def _looks_json(raw: bytes) -> bool:
     return raw.lstrip()[:1] in (b"{", b"[")
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def cross_site(environ: dict) -> str | None:
+    """Why a request comes from another site's web page, or None. A browser that once logged in
+    to the admin API with HTTP Basic Auth sends those credentials with any request to it, also
+    one a page of another site makes it send (a form posting a module's source to
+    /zato/admin/deploy: cross-site request forgery). Browsers say where a request comes from
+    (Sec-Fetch-Site; older ones send Origin with a POST); curl, the CLI and zato-client send
+    neither, so they are never refused."""
+    site = environ.get("HTTP_SEC_FETCH_SITE")
+    if site is not None:
+        return None if site in ("same-origin", "none") else f"Sec-Fetch-Site: {site}"
+    origin = environ.get("HTTP_ORIGIN")
+    if origin is None or urlsplit(origin).netloc.lower() == environ.get("HTTP_HOST", "").lower():
+        return None
+    return f"Origin: {origin[:100]}"
+
+
+def refuse_cross_site(environ: dict, cid: str, what: str) -> None:
+    """A 403 for a request from another site's web page (cross_site), logged."""
+    why = cross_site(environ)
+    if why is not None:
+        logger.warning(
+            "cid %s: %s: refused a request from another site's web page (%s) from %s",
+            cid,
+            what,
+            why,
+            environ.get("REMOTE_ADDR"),
+        )
+        raise HTTPError(403, f"{what} takes no requests from other sites' web pages ({why})")
 
 
 def as_text(wsgi_str: str) -> str:
@@ -498,6 +531,8 @@ class ServerApp:
 
     def _admin(self, environ: dict, start_response: StartResponse, cid: str) -> Iterable[bytes]:
         user = self._check_admin(environ, cid)
+        if environ.get("REQUEST_METHOD", "GET") not in SAFE_METHODS:
+            refuse_cross_site(environ, cid, "the admin API")
         environ["zato.user"] = user  # for the access log
         if self.admin_app is None:
             raise HTTPError(503, "the admin API is not available")

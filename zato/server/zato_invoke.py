@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl
 
 from zato.common.errors import ServiceNotFound
 from zato.server.channel_security import basic_auth
-from zato.server.wsgi import JSON, HTTPError, ServerApp, parse_payload
+from zato.server.wsgi import JSON, HTTPError, ServerApp, parse_payload, refuse_cross_site
 from zato.service.base import INVOKE, ChannelInfo, Request, without_credentials
 
 logger = logging.getLogger("zato.http")
@@ -52,6 +52,7 @@ class InvokeAPI:
                 environ.get("REMOTE_ADDR"),
             )
             raise HTTPError(401, "wrong or missing credentials", [("WWW-Authenticate", 'Basic realm="Zato"')])
+        refuse_cross_site(environ, cid, "the invoke API")  # whatever the method, it runs a service
         environ["zato.user"] = user  # for the access log
 
     # AnyServiceInvoker
