@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -179,13 +180,22 @@ class FakeServer:
         self.redis.close()
 
 
-def start_connector(server_dir: str, kind: str, name: str, epoch: int = 1) -> subprocess.Popen:
+def start_connector(
+    server_dir: str, kind: str, name: str, epoch: int = 1, stack_bytes: int | None = None
+) -> subprocess.Popen:
+    """The connector process; `stack_bytes`: its stack limit (ulimit -s), as a host may set it."""
     env = dict(os.environ, ZATO_EPOCH=str(epoch), ZATO_SERVER_DIR=server_dir)
+
+    def limit_stack() -> None:
+        if stack_bytes is not None:
+            resource.setrlimit(resource.RLIMIT_STACK, (stack_bytes, stack_bytes))
+
     return subprocess.Popen(
         [sys.executable, "-m", "zato.connector.run", server_dir, kind, name],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        preexec_fn=limit_stack if stack_bytes is not None else None,  # noqa: PLW1509 - setrlimit only
     )
 
 

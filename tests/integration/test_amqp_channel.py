@@ -63,8 +63,8 @@ def _channel(env, queue: str, service: str = "demo.echo", **extra) -> str:
     return name
 
 
-def _start(env, name: str, epoch: int = 1):
-    proc = start_connector(env["dir"], "amqp-channel", name, epoch)
+def _start(env, name: str, epoch: int = 1, stack_bytes: int | None = None):
+    proc = start_connector(env["dir"], "amqp-channel", name, epoch, stack_bytes)
     env["procs"].append(proc)
     return proc
 
@@ -131,6 +131,23 @@ def test_a_body_nested_too_deeply_to_parse_is_parked_as_poison(env):
     assert props.message_id == "deep-1" and len(body) == 200_000
     assert "nested too deeply" in props.headers["x-zato-parked-reason"]
     assert env["rabbit"].count(queue) == 0
+    assert proc.poll() is None
+    assert stop_process(proc) == 0
+
+
+def test_a_body_nested_as_deep_as_the_check_goes_runs_on_a_host_with_a_small_stack(env):
+    """The connector decodes as deep as a frame nests (decode_any_delivery), so its JSON check
+    goes some 44,000 levels deep too, which takes 4-6 MB of C stack. On a host whose stack
+    limit is 2 MB (ulimit -s 2048), before, that body killed the connector (SIGSEGV) on every
+    delivery; the consuming thread now has a stack of its own."""
+    queue = env["rabbit"].queue(f"zt-{uuid.uuid4().hex[:8]}")
+    deep = b'{"a":' * 43_000 + b"1" + b"}" * 43_000
+    env["rabbit"].publish(queue, deep)
+    env["rabbit"].publish(queue, json.dumps({"n": 1}))
+    name = _channel(env, queue)
+    proc = _start(env, name, stack_bytes=2 * 1024 * 1024)
+    wait_for(lambda: len(env["fake"].bodies("demo.echo")) == 2, timeout=30, what="both messages")
+    assert sorted(env["fake"].bodies("demo.echo"), key=len) == [b'{"n": 1}', deep]
     assert proc.poll() is None
     assert stop_process(proc) == 0
 

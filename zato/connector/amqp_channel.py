@@ -47,7 +47,7 @@ import pika.spec
 from zato.common.errors import EXIT_LEASE_LOST
 from zato.connector import amqp_common, amqp_rescue
 from zato.connector.amqp_common import AMQP_ERRORS
-from zato.connector.base import Context, not_json
+from zato.connector.base import Context, not_json, run_with_stack
 from zato.connector.invoke import TOO_LARGE, UNAVAILABLE, Invoker, NoServer, Result
 from zato.odb.limits import in_flight_limit
 
@@ -323,4 +323,5 @@ class AMQPChannelConnector:
 def run(ctx: Context, definition: dict) -> int:
     amqp_common.decode_any_delivery()
     invoker = ctx.invoker()
-    return AMQPChannelConnector(ctx, definition, invoker).run()
+    connector = AMQPChannelConnector(ctx, definition, invoker)
+    return run_with_stack(connector.run, amqp_common.DECODE_STACK, "consume")

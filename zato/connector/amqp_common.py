@@ -32,6 +32,10 @@ RECONNECT = RetryPolicy(start=0.5, step=1.0, max=5.0)
 # of that. Under Python's default limit of 1,000, headers nested some 500 levels deep ended
 # every connection that read them, and the message held its queue for good.
 DECODE_RECURSION_LIMIT = pika.spec.FRAME_MAX_SIZE // 3 + 1_000
+# ...and the JSON check of a body then goes as deep: json.loads of 43,000 nested objects takes
+# 4-6 MB of C stack, more than a host's `ulimit -s` may give the main thread (2 MB: SIGSEGV,
+# on every delivery of that body). So the consuming thread has a stack of its own.
+DECODE_STACK = 64 * 1024 * 1024
 
 
 def decode_any_delivery() -> None:

@@ -300,3 +300,29 @@ def not_json(body: bytes) -> str | None:
     except RecursionError:  # json raises this, not ValueError, for deep nesting
         return "body is JSON nested too deeply to parse"
     return None
+
+
+def run_with_stack(func: Callable[[], int], stack_bytes: int, name: str) -> int:
+    """func() in a thread with a C stack of `stack_bytes` (address space: only the pages it
+    touches cost memory), whatever the host's stack limit; its result, or its exception raised
+    here. The calling (main) thread keeps handling signals meanwhile."""
+    outcome: list = []
+
+    def call() -> None:
+        try:
+            outcome.append((True, func()))
+        except BaseException as e:  # noqa: BLE001 - raised again in the calling thread
+            outcome.append((False, e))
+
+    thread = threading.Thread(target=call, name=name)
+    previous = threading.stack_size(stack_bytes)  # taken when the thread starts
+    try:
+        thread.start()
+    finally:
+        threading.stack_size(previous)  # the threads it starts get the usual size
+    while thread.is_alive():
+        thread.join(0.5)
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value
