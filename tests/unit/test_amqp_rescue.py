@@ -5,6 +5,9 @@ tests/integration/test_amqp_channel.py."""
 
 from __future__ import annotations
 
+import socket
+import ssl
+
 import pika
 import pika.exceptions
 import pytest
@@ -26,6 +29,9 @@ def lost(cause: BaseException | str) -> pika.exceptions.StreamLostError:
         lost(ConnectionResetError(104, "Connection reset by peer")),
         lost(BrokenPipeError(32, "Broken pipe")),
         lost(TimeoutError("timed out")),
+        lost(ssl.SSLEOFError(8, "EOF occurred in violation of protocol")),
+        lost(ssl.SSLWantReadError(2, "The operation did not complete")),
+        lost(socket.gaierror(-2, "Name or service not known")),
         lost("Transport indicated EOF"),
         pika.exceptions.ConnectionClosedByBroker(320, "CONNECTION_FORCED"),
     ],

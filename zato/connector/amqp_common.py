@@ -6,6 +6,7 @@ from __future__ import annotations
 import builtins
 import logging
 import re
+import socket
 import ssl
 import sys
 from collections.abc import Callable
@@ -116,27 +117,19 @@ def close_quietly(conn: pika.BlockingConnection | None) -> None:
 # print as "InvalidFieldTypeException: ..."). Network failures name an OSError there
 # (ConnectionResetError(104, ...)), or no exception at all ("Transport indicated EOF").
 _LOST = re.compile(r"Stream connection lost: (\w+)[(:]")
-_NETWORK = {
-    "SSLError",
-    "SSLEOFError",
-    "SSLZeroReturnError",
-    "SSLSyscallError",
-    "timeout",
-    "gaierror",
-    "herror",
-}
 
 
 def decode_failure(e: BaseException) -> str | None:
     """What pika could not decode when it lost the connection to that (the cause's text), or
-    None for a broker or network failure."""
+    None for a broker or network failure (an OSError: builtins', ssl's or socket's)."""
     found = _LOST.search(str(e))
     if found is None:
         return None
     name = found.group(1)
-    builtin = getattr(builtins, name, None)
-    if name in _NETWORK or (isinstance(builtin, type) and issubclass(builtin, OSError)):
-        return None
+    for module in (builtins, ssl, socket):
+        cls = getattr(module, name, None)
+        if isinstance(cls, type) and issubclass(cls, OSError):
+            return None
     return str(e)[found.start(1) :][:300]
 
 
