@@ -189,6 +189,10 @@ def test_a_broken_file_is_refused_at_deploy_and_in_pickup_with_its_line(cluster,
     proc = zato("deploy", cluster.path, str(bad), check=False)
     assert proc.returncode == 1
     assert "user config erp: line 3: neither a [section], a key = value, nor a # comment" in proc.stderr
+    deep = tmp_path / "deep.ini"
+    deep.write_text("".join("[" * i + f"s{i}" + "]" * i + "\n" for i in range(1, 1500)))
+    proc = zato("deploy", cluster.path, str(deep), check=False)
+    assert proc.returncode == 1 and "user config deep: sections nested too deeply" in proc.stderr, proc.stderr
     pickup = os.path.join(cluster.server_dir("server1"), "pickup")
     with open(os.path.join(pickup, "erp.conf"), "w") as f:
         f.write("[db]\nname = erp\nnot a line\n")

@@ -156,9 +156,12 @@ def test_a_broken_edit_keeps_what_was_read_and_says_where_not_what(folder, caplo
 def test_a_new_file_that_does_not_parse_is_left_out(folder, caplog):
     (folder / "dup.ini").write_text("[a]\nx = 1\nx = 2\n")
     (folder / "latin.ini").write_bytes(b"[a]\nx = caf\xe9\n")
+    deep = "".join("[" * i + f"s{i}" + "]" * i + "\n" for i in range(1, 1500))  # 1,499 levels
+    (folder / "deep.ini").write_text(deep)
     with caplog.at_level(logging.ERROR, logger="zato.service.user_config"):
         config = UserConfig([str(folder)]).current()
     assert sorted(config) == ["airports"]
+    assert "deep: cannot read" in caplog.text and "sections nested too deeply" in caplog.text
     assert "dup: cannot read" in caplog.text and "line 3: a section or a key given twice" in caplog.text
     assert "latin: cannot read" in caplog.text and "not UTF-8 text" in caplog.text
 

@@ -136,7 +136,12 @@ def parse_text(text: str, name: str) -> Section:
             for x in errors
         )
         raise ValueError(said) from None
-    return section_of(parsed, name)
+    except RecursionError:  # configobj reads nested sections ([[[a]]]) by recursion
+        raise ValueError("sections nested too deeply") from None
+    try:
+        return section_of(parsed, name)
+    except RecursionError:
+        raise ValueError("sections nested too deeply") from None
 
 
 def files_in(folders: Iterable[str]) -> tuple[dict[str, tuple[str, tuple]], dict[str, OSError]]:
