@@ -174,9 +174,9 @@ def parse(meta: bytes, body: bytes) -> AMQPRequest | IBMMQRequest | None:
     """The message's side of a request from its metadata; None when it is not well formed
     (the body still runs: a message is never failed for its metadata)."""
     try:
-        data = json.loads(meta)
+        data = jsonenc.loads(meta)
         kind = data["kind"]
-    except (ValueError, KeyError, TypeError, RecursionError):
+    except (ValueError, KeyError, TypeError):
         return None
     try:
         if kind == AMQP_KIND:

@@ -129,6 +129,7 @@ def parse_text(text: str, name: str) -> Section:
 
     try:
         parsed = configobj.ConfigObj(text.splitlines(), interpolation=False, list_values=True)
+        return section_of(parsed, name)
     except configobj.ConfigObjError as e:
         errors = getattr(e, "errors", None) or [e]
         said = "; ".join(
@@ -136,11 +137,7 @@ def parse_text(text: str, name: str) -> Section:
             for x in errors
         )
         raise ValueError(said) from None
-    except RecursionError:  # configobj reads nested sections ([[[a]]]) by recursion
-        raise ValueError("sections nested too deeply") from None
-    try:
-        return section_of(parsed, name)
-    except RecursionError:
+    except RecursionError:  # configobj and section_of walk nested sections ([[[a]]]) by recursion
         raise ValueError("sections nested too deeply") from None
 
 
