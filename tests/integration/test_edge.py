@@ -6,6 +6,7 @@ admin brute force throttled, admin access through the LB turned off."""
 from __future__ import annotations
 
 import base64
+import json
 import os
 import signal
 import socket
@@ -30,6 +31,14 @@ class Count(Service):
     def handle(self):
         self.logger.info("edge.count called with %d bytes", len(self.request.raw or b""))
         self.response.payload = {"size": len(self.request.raw or b"")}
+
+
+class FormFields(Service):
+    name = "edge.form-fields"
+
+    def handle(self):
+        self.response.payload = {"fields": len(self.request.http.POST)}
+        self.logger.info("edge.form-fields read the form")
 """
 
 
@@ -52,6 +61,8 @@ def qs(module_quickstart, tmp_path_factory):
     zato("channel", "create", cluster.path, *channel)
     small = ["--name", "small", "--url-path", "/small", "--service", "edge.count", "--max-body", "100"]
     zato("channel", "create", cluster.path, *small, "--data-format", "text")
+    form = ["--name", "form", "--url-path", "/form", "--service", "edge.form-fields", "--data-format", "json"]
+    zato("channel", "create", cluster.path, *form)
     wait_for(lambda: requests.post(cluster.server_url("server1") + "/count", timeout=5).ok, 20, what="/count")
     return cluster
 
@@ -183,6 +194,23 @@ def test_a_form_of_too_many_fields_is_refused_with_400_before_the_service(qs):
         details = r.json()["zato_env"]["details"]
         assert f"more than {MAX_FORM_FIELDS} fields ([limits] max_form_fields)" in details
     assert server_log(qs).count(f"edge.count called with {len(over)} bytes") == 0
+
+
+def test_a_service_reading_the_form_of_a_json_body_gets_the_same_field_limit(qs):
+    """On a JSON channel a body that opens with { is JSON even when labelled a form, so the
+    channel does not parse it as a form; self.request.http.POST then did, without the limit."""
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    fits = json.dumps({"a": "&".join(f"f{i}" for i in range(MAX_FORM_FIELDS))}).encode()  # split at each &
+    r = requests.post(qs.server_url("server1") + "/form", data=fits, headers=form, timeout=5)
+    assert r.status_code == 200 and r.json() == {"fields": MAX_FORM_FIELDS}, r.text
+    over = json.dumps({"a": "&".join(f"f{i}" for i in range(MAX_FORM_FIELDS + 1))}).encode()
+    before = server_log(qs).count("edge.form-fields read the form")
+    for url in (qs.lb_url, qs.server_url("server1")):
+        r = requests.post(url + "/form", data=over, headers=form, timeout=5)
+        assert r.status_code == 400, r.text
+        details = r.json()["zato_env"]["details"]
+        assert f"more than {MAX_FORM_FIELDS} fields ([limits] max_form_fields)" in details
+    assert server_log(qs).count("edge.form-fields read the form") == before
 
 
 def test_a_slow_body_times_out_with_408(qs):

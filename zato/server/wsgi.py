@@ -43,6 +43,7 @@ from zato.server.readiness import READY_PATH, DrainFlag, not_ready_reason, ready
 from zato.server.worker import Worker
 from zato.service.base import (
     INTERNAL,
+    MAX_FORM_FIELDS_KEY,
     ChannelInfo,
     Request,
     Response,
@@ -225,6 +226,7 @@ class ServerApp:
             return self._metrics(start_response)
         supplied = environ.get("HTTP_X_ZATO_CID", "")
         cid = supplied if is_cid(supplied) else new_cid()
+        environ[MAX_FORM_FIELDS_KEY] = self.limits.max_form_fields  # self.request.http.POST's limit
         token = CID.set(cid)  # log records of this request carry its CID
         in_flight = metrics.instruments().in_flight
         in_flight.inc()

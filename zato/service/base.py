@@ -63,6 +63,8 @@ def http_channel(name: str, security: SecurityInfo | None = None) -> ChannelInfo
 
 
 _EMPTY: dict = {}
+MAX_FORM_FIELDS_KEY = "zato.max_form_fields"  # in the WSGI environ: the server's limit
+DEFAULT_MAX_FORM_FIELDS = 1000  # as [limits] max_form_fields
 
 
 class HTTPData:
@@ -78,13 +80,22 @@ class HTTPData:
 
     @property
     def POST(self) -> dict:  # noqa: N802 - Zato's name
-        """Form fields of an application/x-www-form-urlencoded body."""
+        """Form fields of an application/x-www-form-urlencoded body; more fields than the
+        server's `[limits] max_form_fields` are a BadRequest (400), as the channel's own parse."""
         from urllib.parse import parse_qsl
+
+        from zato.common.exception import BadRequest
 
         ctype = self._request.headers.get("Content-Type", "")
         if not ctype.startswith("application/x-www-form-urlencoded"):
             return {}
-        return dict(parse_qsl(self._request.raw.decode("utf-8", "replace"), keep_blank_values=True))
+        max_fields = (self._request.environ or _EMPTY).get(MAX_FORM_FIELDS_KEY, DEFAULT_MAX_FORM_FIELDS)
+        text = self._request.raw.decode("utf-8", "replace")
+        try:
+            return dict(parse_qsl(text, keep_blank_values=True, max_num_fields=max_fields))
+        except ValueError:  # counted from the separators, before parsing
+            msg = f"the form has more than {max_fields} fields ([limits] max_form_fields)"
+            raise BadRequest("", msg) from None
 
     @property
     def params(self) -> dict:
