@@ -177,7 +177,8 @@ def test_a_channel_limit_replaces_the_servers(qs):
     over = requests.post(url, data=b"s" * 101, timeout=10)
     assert over.status_code == 413 and "over the limit of 100 bytes" in over.json()["zato_env"]["details"]
     listed = requests.get(qs.server_url("server1") + "/zato/admin/channels", auth=qs.admin_auth, timeout=10)
-    assert {c["name"]: c["max_body"] for c in listed.json()["channels"]} == {"count": None, "small": 100}
+    limits = {c["name"]: c["max_body"] for c in listed.json()["channels"]}
+    assert limits == {"count": None, "small": 100, "form": None}
 
 
 def test_a_form_of_too_many_fields_is_refused_with_400_before_the_service(qs):
