@@ -4,23 +4,34 @@ prometheus-client's multiprocess mode: each worker writes its counters into file
 `work/metrics/` (PROMETHEUS_MULTIPROC_DIR, emptied by the arbiter before it forks, so the
 variable is set before any worker imports prometheus_client); a scrape, whichever worker
 answers it, sums them all. A worker that exits is marked dead (gunicorn's child_exit hook)
-so its live gauges stop counting. Cluster-wide values (lease, membership, connectors,
+so its live gauges stop counting. The files are memory-mapped and sparse: a page is allocated
+on the disk when a new value is first written into it, and on a full disk that write is a
+SIGBUS that ends the worker (so every request's first metric of a new service killed its
+worker). So a new value is created only while the folder's filesystem has RESERVE_BYTES free;
+meanwhile new services' metrics are not counted (logged), and values created before count on.
+Cluster-wide values (lease, membership, connectors,
 outgoing queues) are read from Redis at scrape time, so every worker and every server agree.
 Every metric is described in docs/metrics.md.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import time
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
 from zato.config.settings import ServerSettings
 
+logger = logging.getLogger("zato.metrics")
+
 METRICS_PATH = "/metrics"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+RESERVE_BYTES = 8 * 1024 * 1024  # free space below which no new value is written (a few pages each)
+NO_ROOM_LOG_EVERY = 60.0  # seconds between warnings while new values are left out
 
 
 def multiproc_dir(settings: ServerSettings) -> str:
@@ -44,11 +55,41 @@ def worker_exited(server: Any, worker: Any) -> None:
         multiprocess.mark_process_dead(worker.pid)
 
 
-class Instruments:
-    """The per-worker metrics (Zato 4.1's names), created once per worker process."""
+def free_bytes(path: str) -> int:
+    """Bytes an unprivileged writer may still use on the filesystem of `path` (0 if unknown)."""
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return 0
+    return st.f_bavail * st.f_frsize
 
-    def __init__(self) -> None:
-        from prometheus_client import Counter, Gauge, Histogram
+
+class _Idle:
+    """Stands for a metric value that could not be created: counts nothing."""
+
+    def inc(self, amount: float = 1) -> None:
+        pass
+
+    def dec(self, amount: float = 1) -> None:
+        pass
+
+    def observe(self, amount: float) -> None:
+        pass
+
+
+IDLE = _Idle()
+
+
+class Instruments:
+    """The per-worker metrics (Zato 4.1's names), created once per worker process.
+    `free` tells the bytes left where the values live (None: they live in memory)."""
+
+    def __init__(self, free: Callable[[], int] | None = None) -> None:
+        from prometheus_client import Counter, Histogram
+
+        self._free = free
+        self._no_room_logged = 0.0
+        self._in_flight: Any = None
 
         self.invocations = Counter("zato_service_invocations", "Service invocations, by service", ["service"])
         self.duration = Histogram(
@@ -57,9 +98,6 @@ class Instruments:
         self.channel_requests = Counter(
             "zato_rest_channel_requests", "Requests to REST (HTTP) channels", ["channel", "method", "status"]
         )
-        self.in_flight = Gauge(
-            "zato_server_requests_in_flight", "HTTP requests being served now", multiprocess_mode="livesum"
-        )
         self.requests = Counter("zato_server_requests", "HTTP requests served, every path", ["kind"])
         # labels() costs about as much as the inc() it precedes: the children are kept here
         # (a bounded cache, started over when full: label values come from requests).
@@ -67,19 +105,53 @@ class Instruments:
 
     CHILDREN = 10000
 
+    @property
+    def in_flight(self) -> Any:
+        """The gauge of requests being served (its value is written when it is created)."""
+        if self._in_flight is None:
+            if not self._room():
+                return IDLE
+            from prometheus_client import Gauge
+
+            name, doc = "zato_server_requests_in_flight", "HTTP requests being served now"
+            self._in_flight = Gauge(name, doc, multiprocess_mode="livesum")
+        return self._in_flight
+
     def child(self, metric: Any, *labels: str) -> Any:
         key = (id(metric), *labels)
         found = self._children.get(key)
         if found is None:
+            if not self._room():
+                return IDLE
             if len(self._children) >= self.CHILDREN:
                 self._children = {}
             found = self._children[key] = metric.labels(*labels)
         return found
 
+    def _room(self) -> bool:
+        """Whether a new value can be written without the disk's SIGBUS; logs when not."""
+        if self._free is None:
+            return True
+        free = self._free()
+        if free >= RESERVE_BYTES:
+            return True
+        now = time.monotonic()
+        if not self._no_room_logged or now - self._no_room_logged >= NO_ROOM_LOG_EVERY:
+            self._no_room_logged = now
+            logger.warning(
+                "metrics of services and channels not counted before are left out: %d bytes free "
+                "where the metrics files are (%s), under the %d kept free; those counted before go on",
+                free,
+                os.environ.get(MULTIPROC_ENV),
+                RESERVE_BYTES,
+            )
+        return False
+
 
 @lru_cache(maxsize=1)
 def instruments() -> Instruments:
-    return Instruments()
+    folder = os.environ.get(MULTIPROC_ENV)
+    return Instruments((lambda: free_bytes(folder)) if folder else None)
 
 
 def observe_service(service: str, started: float) -> None:
