@@ -4,7 +4,9 @@ that the test fills to the last byte. Requests go on being served by the same wo
 Before: prometheus-client's metrics files are memory-mapped and sparse, so the first request
 of a service not served before wrote into a page the full disk could not hold, and its worker
 died of SIGBUS; the one gunicorn started instead died on the same request (every request
-answered 504 through the LB, while /zato/ping still answered 200 and kept the server in it)."""
+answered 504 through the LB, while /zato/ping still answered 200 and kept the server in it).
+And `zato start` of a member on that disk said it exited with code 1, showing old log lines:
+the start had failed on its pidfile (ENOSPC) and could not write its log."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support import Quickstart, wait_for
+from tests.support import Quickstart, wait_for, zato
 
 MODULE = """
 from zato.service import Service
@@ -109,6 +111,10 @@ def test_a_server_whose_disk_is_full_serves_with_the_same_workers(small_disk):
             assert r.status_code == 200, f"{url}: {r.status_code} {r.text}"
         assert r.json() == {"served": "after"}
         assert workers(qs.pid("server1")) == serving, "a worker died on the full disk"
+        # a member started now could not write its pidfile, nor its log why: refused, saying so
+        started = zato("start", qs.dashboard_dir, check=False)
+        assert started.returncode == 1
+        assert f"dashboard: the disk of {qs.dashboard_dir} is full (0 bytes free)" in started.stderr
 
         os.remove(filler)
         assert requests.get(f"{base}/disk/after", timeout=10).json() == {"served": "after"}

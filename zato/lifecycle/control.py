@@ -28,6 +28,7 @@ from zato.config.settings import (
 from zato.lifecycle.process import (
     GATE_EXIT_WAIT,
     Gate,
+    check_disk_room,
     check_not_running,
     check_port_free,
     python_module_argv,
@@ -93,6 +94,7 @@ def precheck_server(comp: Component, say: Say) -> ServerSettings:
     stale = check_not_running(s.pidfile, f"server {s.name}")
     if stale:
         say(stale)
+    check_disk_room(comp.path, f"server {s.name}")
     check_port_free(s.host, s.port, f"server {s.name}")
     return s
 
@@ -107,6 +109,7 @@ def precheck_lb(comp: Component, say: Say) -> LBSettings:
     stale = check_not_running(s.pidfile, "load balancer")
     if stale:
         say(stale)
+    check_disk_room(comp.path, "load balancer")
     from zato.lb.status import haproxy_left_running  # a new controller adopts that HAProxy
 
     if not haproxy_left_running(comp.path):
@@ -119,6 +122,7 @@ def precheck_dashboard(comp: Component, say: Say) -> DashboardSettings:
     stale = check_not_running(s.pidfile, "dashboard")
     if stale:
         say(stale)
+    check_disk_room(comp.path, "dashboard")
     check_port_free(s.host, s.port, "dashboard")
     return s  # Redis or the ODB being down is something the dashboard shows, not a reason to refuse
 

@@ -173,6 +173,25 @@ def check_not_running(pidfile: str, what: str) -> str | None:
     return None
 
 
+MIN_FREE_BYTES = 1024 * 1024  # below it a component cannot write its pidfile, logs or SQLite ODB
+
+
+def check_disk_room(path: str, what: str) -> None:
+    """ComponentError if the filesystem of `path` is (nearly) full. Started anyway, a server
+    failed on its pidfile (ENOSPC), and its log, on the same disk, could not say why."""
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return  # the folder's own checks say what is wrong with it
+    blocks = st.f_bfree if os.geteuid() == 0 else st.f_bavail  # root may use the reserved blocks
+    free = blocks * st.f_frsize
+    if free < MIN_FREE_BYTES:
+        raise ComponentError(
+            f"{what}: the disk of {path} is full ({free} bytes free): it cannot write its "
+            "pidfile or logs; free some space, then start it again"
+        )
+
+
 def check_port_free(host: str, port: int, what: str) -> None:
     """ComponentError if something already listens on host:port."""
     with socket.socket() as s:
