@@ -70,6 +70,15 @@ class Pong(Service):
         self.response.payload = self.invoke("faults.ping")
 
 
+class Missing(Service):
+    name = "faults.missing"
+
+    def handle(self):
+        if self.request.payload == "async":
+            self.invoke_async("faults.not-deployed")
+        self.response.payload = self.invoke("faults.not-deployed")
+
+
 class ExitsThree(Service):
     name = "faults.exits-three"
 
@@ -83,7 +92,7 @@ def server(module_quickstart):
     qs = module_quickstart(servers=1, lb=False)
     qs.start()
     qs.deploy("faults", SERVICES)
-    qs.open_channels("faults", ("pid", "exits", "later", "exits-three", "me", "ping"))
+    qs.open_channels("faults", ("pid", "exits", "later", "exits-three", "me", "ping", "missing"))
     return qs
 
 
@@ -116,6 +125,21 @@ def test_a_service_invoking_itself_or_a_loop_of_services_is_stopped_with_their_n
     assert "RecursionError" not in logs[before:]
     assert len(logs) - before < 100_000
     assert worker_pid(server) == pid
+
+
+def test_a_service_invoking_one_not_deployed_is_its_500_not_a_404_of_its_own(server):
+    """Before: 404 `no such service: faults.missing`, the service that was called and runs,
+    as if it were the one not deployed."""
+    for body in ("sync", "async"):
+        r = requests.post(f"{server.server_url('server1')}/faults/missing", json=body, timeout=5)
+        assert r.status_code == 500, r.text
+        cid = r.json()["zato_env"]["cid"]
+        assert (
+            r.json()["zato_env"]["details"]
+            == f"service faults.missing failed; see the server log for cid {cid}"
+        )
+        assert f"cid {cid}: service faults.missing failed" in server.server_logs()
+    assert "ServiceNotFound: no such service: faults.not-deployed" in server.server_logs()
 
 
 def test_sys_exit_in_an_async_service_is_logged_once_and_kills_nothing(server):

@@ -305,6 +305,9 @@ class ServerApp:
         try:
             response = self.worker.store.run(service, cid, request)
         except ServiceNotFound:
+            if service in self.worker.store.services:  # the service asked for one that is not there
+                logger.exception("cid %s: service %s failed", cid, service)
+                raise HTTPError(500, f"service {service} failed; see the server log for cid {cid}") from None
             raise HTTPError(404, f"no such service: {service}") from None
         except InputError as e:
             raise HTTPError(400, str(e)) from None
