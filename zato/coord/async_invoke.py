@@ -28,6 +28,7 @@ from zato.common.errors import CoordError
 from zato.common.pidfile import pid_alive
 from zato.coord.client import blmove, move_now, text, texts, translate
 from zato.coord.keys import Keys
+from zato.coord.patterns import Step
 
 logger = logging.getLogger("zato.async")
 
@@ -52,6 +53,7 @@ class AsyncCall:
     cid: str
     deaths: int = 0  # workers that died while running it
     callbacks: tuple[str, ...] = ()  # services given its response once it ran (Zato's callback=)
+    step: Step | None = None  # a target of self.patterns' fanout or parallel (zato.coord.patterns)
 
 
 def died_under(raw: str) -> tuple[str, int]:
@@ -86,6 +88,11 @@ def decode(raw: str) -> AsyncCall | None:
         if not isinstance(given, list) or not all(isinstance(name, str) for name in given):
             return None  # not this project's: a call is never half-understood
         callbacks = tuple(given)
+        step = None
+        if "pattern" in msg:
+            step = Step.from_json(msg["pattern"])
+            if step is None:
+                return None
         return AsyncCall(
             raw,
             str(msg["service"]),
@@ -93,6 +100,7 @@ def decode(raw: str) -> AsyncCall | None:
             str(msg["cid"]),
             int(msg.get("deaths", 0)),
             callbacks,
+            step,
         )
     except (ValueError, KeyError, TypeError, AttributeError, OverflowError):  # deaths: Infinity
         return None

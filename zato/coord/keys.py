@@ -114,6 +114,14 @@ class Keys:
         """Set of the workers that ever took calls (the reaper looks only at these)."""
         return f"{self.prefix}async:workers"
 
+    # self.patterns.fanout / .parallel (coord.patterns): per run, the indexes of the targets
+    # recorded (a hash) and their outcomes in the order they came (a list).
+    def pattern_done(self, run: str) -> str:
+        return f"{self.prefix}pattern:{run}:done"
+
+    def pattern_outcomes(self, run: str) -> str:
+        return f"{self.prefix}pattern:{run}:outcomes"
+
     @property
     def deploy_turn(self) -> str:
         """Held by the one worker of the cluster loading a hot-deployed module right now."""

@@ -15,6 +15,7 @@ from typing import Any
 from zato.common.cid import new_cid
 from zato.common.errors import CoordError
 from zato.common.retry import Backoff
+from zato.coord import patterns
 from zato.coord.async_invoke import AsyncTaker, decode, worker_id
 from zato.coord.client import connect
 from zato.service.base import INVOKE_ASYNC, INVOKE_ASYNC_CALLBACK, ChannelInfo, Request
@@ -85,12 +86,37 @@ class AsyncConsumer:
             request = Request(payload=call.payload, channel=ChannelInfo("invoke-async", INVOKE_ASYNC))
             try:
                 response = self.worker.store.run(call.service, call.cid, request)
-            except Exception:  # noqa: BLE001 - a failing service is logged, not retried
+            except Exception as e:  # noqa: BLE001 - a failing service is logged, not retried
                 logger.exception("cid %s: async service %s failed", call.cid, call.service)
+                if call.step is not None:
+                    self._record(call, patterns.outcome(call.step, call.service, False, None, _said(e)))
             else:
                 for name in call.callbacks:
                     self._callback(name, call.cid, response.payload)
+                if call.step is not None:
+                    self._record(
+                        call, patterns.outcome(call.step, call.service, True, response.payload, None)
+                    )
         self.taker.ack(raw)
+
+    def _record(self, call: Any, done: dict) -> None:
+        """A pattern's target ran: record it, until Redis takes it (the call stays unacked
+        meanwhile; a worker stopped first leaves it to run again elsewhere)."""
+        import gevent
+
+        backoff = Backoff(RETRY, RETRY)
+        settings = self.worker.settings
+        while True:
+            try:
+                if patterns.record(self.worker.redis, settings.cluster, call.step, done) == 2:
+                    logger.info("cid %s: every target of %s %s ran", call.cid, call.step.kind, call.step.run)
+                return
+            except CoordError as e:
+                if self.worker.stopping:
+                    raise
+                delay = backoff.next()
+                logger.warning("%s of %s: %s; retrying in %.1f s", call.step.kind, call.service, e, delay)
+                gevent.sleep(delay)
 
     def _callback(self, name: str, cid: str, payload: Any) -> None:
         """Zato's invoke_async callback: service `name` given the response of call `cid`."""
@@ -111,3 +137,8 @@ class AsyncConsumer:
         except CoordError as e:
             logger.warning("invoke_async: could not hand back taken calls: %s", e)
         self._take_client.close()
+
+
+def _said(e: BaseException) -> str:
+    """An exception as a pattern's outcome gives it: its type and message."""
+    return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__

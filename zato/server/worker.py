@@ -11,7 +11,7 @@ from typing import Any
 
 from zato.common.errors import ZatoError
 from zato.config.settings import ServerSettings
-from zato.coord import async_invoke
+from zato.coord import async_invoke, patterns
 from zato.coord.client import connect
 from zato.coord.events import RedisConfigEvents
 from zato.coord.parse import LogOnce
@@ -68,6 +68,7 @@ class Worker:
             kvdb=KVDB(self.redis),
             cache=Cache(self.redis, settings.cluster),
             async_push=functools.partial(async_invoke.push, self.redis, settings.cluster),
+            pattern_start=functools.partial(patterns.start, self.redis, settings.cluster),
             config=UserConfig(settings.user_conf_dirs),
             crypto=CryptoAPI(service_key(settings.cluster_secret), _in_thread),
         )

@@ -383,6 +383,13 @@ class Service:
         return self._store.config.current()
 
     @property
+    def patterns(self) -> Any:
+        """Zato's patterns: fanout, parallel and invoke_retry (zato.service.patterns)."""
+        from zato.service.patterns import Patterns
+
+        return Patterns(self)
+
+    @property
     def server(self) -> Any:
         """The server this service runs on: name, cluster (never a secret)."""
         return self._store.server

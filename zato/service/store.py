@@ -205,6 +205,7 @@ class ServiceStore:
         async_push: Any = None,  # (service, payload, cid) -> None: hand over to the cluster
         config: UserConfig | None = None,
         crypto: Any = None,  # zato.service.crypto.CryptoAPI with the cluster's key
+        pattern_start: Any = None,  # zato.coord.patterns.start bound to the cluster's Redis
     ):
         self.server = ServerView(getattr(settings, "name", None), getattr(settings, "cluster", None))
         self.crypto = crypto
@@ -212,6 +213,7 @@ class ServiceStore:
         self.kvdb, self.cache = kvdb, cache
         self.config = config or UserConfig()
         self._async_push = async_push
+        self._pattern_start = pattern_start
         self.observe: Any = None  # (service name, perf_counter at start) -> None: the worker's metrics
         self.services: dict[str, type[Service]] = {}
         self.modules: dict[str, tuple[str, tuple[str, ...]]] = {}  # module -> (hash, service names)
@@ -371,6 +373,23 @@ class ServiceStore:
             else:
                 said = f"raised {type(e).__name__}" + (f": {e}" if str(e) else "")
             raise ServiceError(f"service {name} {said}; the worker goes on") from e
+
+    def start_pattern(
+        self,
+        kind: str,
+        source: str,
+        targets: list[tuple[str, Any]],
+        cid: str,
+        on_target: tuple[str, ...],
+        on_final: tuple[str, ...],
+    ) -> str:
+        """Queue the targets of a fan-out or parallel run (zato.coord.patterns); every service
+        named must be deployed. Returns the run's id."""
+        for known in (*(name for name, _ in targets), *on_target, *on_final):
+            self.get(known)
+        if self._pattern_start is None:
+            raise ServiceError(f"self.patterns.{kind} needs the cluster's Redis (not available here)")
+        return self._pattern_start(kind, source, targets, cid, on_target, on_final)
 
     def invoke_async(
         self, name: str, payload: Any = None, cid: str | None = None, callbacks: tuple[str, ...] = ()
