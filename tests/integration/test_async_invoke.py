@@ -169,3 +169,48 @@ def test_a_call_with_callbacks_round_trips_and_odd_callbacks_make_it_malformed(e
         assert decode(raw) is None, odd
     endless = '{"service": "jobs.run", "payload": null, "cid": "K3", "deaths": Infinity}'
     assert decode(endless) is None and died_under(endless) == (endless, 0)  # was OverflowError
+
+
+def test_a_pattern_target_recorded_twice_counts_once_and_its_final_is_queued_once(env) -> None:
+    """A target runs again when its worker died before it acked: its outcome, its on-target
+    callbacks and the run's final callbacks must not come twice (zato.coord.patterns)."""
+    from zato.coord import patterns
+
+    cluster, client = env
+    keys = Keys(cluster)
+    run = patterns.start(
+        client, cluster, patterns.FANOUT, "shop.ask", [("shop.a", {"n": 1}), ("shop.b", {"n": 2})], "KCID",
+        ("shop.each",), ("shop.all",),
+    )  # fmt: skip
+    calls = [decode(raw) for raw in client.lrange(keys.async_queue, 0, -1)]
+    assert [(c.service, c.payload, c.cid, c.step.index, c.step.total) for c in calls] == [
+        ("shop.a", {"n": 1}, "KCID", 0, 2),
+        ("shop.b", {"n": 2}, "KCID", 1, 2),
+    ]
+    assert {c.step.run for c in calls} == {run}
+    client.delete(keys.async_queue)
+    first, second = (c.step for c in calls)
+    a = patterns.outcome(first, "shop.a", True, {"price": 1}, None)
+    assert patterns.record(client, cluster, first, a) == 1
+    assert patterns.record(client, cluster, first, a) == 0  # run again: not counted
+    b = patterns.outcome(second, "shop.b", False, None, "ValueError: down")
+    assert patterns.record(client, cluster, second, b) == 2
+    assert patterns.record(client, cluster, second, b) == 0  # after the run ended too
+    queued = [decode(raw) for raw in client.lrange(keys.async_queue, 0, -1)]
+    assert [c.service for c in queued] == ["shop.each", "shop.each", "shop.all"]
+    assert [c.payload["target"] for c in queued[:2]] == ["shop.a", "shop.b"]
+    assert queued[0].payload["phase"] == "on-target" and queued[0].payload["response"] == {"price": 1}
+    assert [(o["target"], o["ok"], o["exception"]) for o in queued[2].payload] == [
+        ("shop.a", True, None),
+        ("shop.b", False, "ValueError: down"),
+    ]
+    assert client.exists(keys.pattern_outcomes(run)) == 0 and client.ttl(keys.pattern_done(run)) > 0
+
+
+def test_a_call_whose_pattern_this_project_did_not_write_is_malformed(env) -> None:
+    assert decode(json.dumps({"service": "a", "cid": "K", "pattern": {"run": "r"}})) is None
+    step = {"kind": "fanout", "run": "r", "index": 2, "total": 2, "source": "s", "cid": "K",
+            "req_ts_utc": "", "on_target": [], "on_final": ["f"]}  # fmt: skip
+    assert decode(json.dumps({"service": "a", "cid": "K", "pattern": step})) is None  # index past total
+    step["index"] = 1
+    assert decode(json.dumps({"service": "a", "cid": "K", "pattern": step})).step.index == 1

@@ -8,7 +8,9 @@ The worker that ran a target records its outcome with one script: the first reco
 index counts (a target run again after its worker died is not counted twice), and the same
 script queues the on-target callbacks, and after the last target the on-final ones with the
 list of every outcome. Those are ordinary invoke_async calls, so they too run at least once.
-A run's keys expire RUN_TTL after its last record.
+The outcomes go once the final callbacks are queued; the indexes recorded stay until RUN_TTL
+after the last record, so a target run again after that (its worker died before it acked)
+counts for nothing.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ for i = 1, n_target do redis.call('RPUSH', KEYS[3], ARGV[5 + i]) end
 if redis.call('LLEN', KEYS[2]) < tonumber(ARGV[3]) then return 1 end
 local outcomes = '[' .. table.concat(redis.call('LRANGE', KEYS[2], 0, -1), ',') .. ']'
 for i = 6 + n_target, #ARGV, 2 do redis.call('RPUSH', KEYS[3], ARGV[i] .. outcomes .. ARGV[i + 1]) end
-redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('DEL', KEYS[2])
 return 2
 """
 
