@@ -38,7 +38,7 @@ def test_status_shows_live_and_gone_servers_the_holder_and_no_secret() -> None:
 def test_status_with_redis_unreachable_says_so_in_one_line(tmp_path) -> None:
     path = write_server_dir(str(tmp_path), "server1", cluster_name(), 17010, "redis://127.0.0.1:1/0", {})
     out = zato("cluster", "status", path).stdout
-    assert "Lease: unknown (Redis unreachable)" in out
+    assert "Lease: unknown (Redis unreachable: see below)" in out
     assert "warning: Redis: membership read: ConnectionError" in out
     assert "Traceback" not in out
 

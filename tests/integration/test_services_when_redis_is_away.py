@@ -5,6 +5,8 @@ a redis-server of the test's own, shut down mid-test."""
 
 from __future__ import annotations
 
+import time
+
 import requests
 
 from tests.support import private_redis, wait_for
@@ -67,3 +69,41 @@ def test_a_service_using_redis_while_it_is_away_is_a_503_that_says_so(quickstart
         log = qs.server_logs()
         assert "service away.cached: the cluster's Redis is not available" in log
         assert "service away.raw: the cluster's Redis is not available" in log
+
+
+def test_a_redis_that_refuses_writes_is_an_outage_said_once_not_a_bug_logged_every_second(quickstart):
+    """A Redis that answers but refuses every write: a replica (READONLY; here the test's own
+    made a replica of a master that does not exist), or one whose snapshots fail (MISCONF: its
+    disk is full) or at its maxmemory (OOM). Before: the services using it answered 500, and
+    each process logged an ERROR line every second ("Redis refused lease check", "invoke_async:
+    ... retrying in 1.0 s") as if it were a bug, for as long as it lasted."""
+    with private_redis() as (port, admin):
+        qs = quickstart(servers=1, lb=False, extra_conf={"kvdb": {"url": f"redis://127.0.0.1:{port}/0"}})
+        qs.start()
+        qs.deploy("away", SOURCE)
+        qs.open_channels("away", NAMES)
+        base = qs.server_url("server1")
+        for name in NAMES:
+            url = f"{base}/away/{name}"
+            wait_for(lambda u=url: requests.get(u, timeout=10).status_code == 200, what=name)
+        before = len(qs.server_logs())
+        admin.replicaof("127.0.0.1", 1)  # a master that is not there: its replica refuses writes
+        for name in ("cached", "locked", "queued"):
+            r = requests.get(f"{base}/away/{name}", timeout=30)
+            assert r.status_code == 503, (name, r.status_code, r.text)
+            assert r.json()["zato_env"]["details"] == "the cluster's Redis is not available; try again later"
+        for name in ("raw", "plain"):  # a read, and a service without Redis
+            assert requests.get(f"{base}/away/{name}", timeout=10).status_code == 200
+        time.sleep(4)  # the lease and invoke_async's consumer retry every second meanwhile
+        log = qs.server_logs()[before:]
+        assert "Redis refuses writes (READONLY: it is a replica)" in log
+        assert "Redis refused" not in log  # the ERROR of a bug, each second
+        assert log.count("zato.async: invoke_async: ") == 1, log
+        assert log.count("Redis unreachable (") == 1 and "Redis back" not in log, log  # the supervisor's
+        admin.replicaof("NO", "ONE")
+        wait_for(
+            lambda: requests.get(f"{base}/away/cached", timeout=10).status_code == 200,
+            20,
+            what="writes again",
+        )
+        wait_for(lambda: "invoke_async: Redis back after" in qs.server_logs(), 20, what="the consumer's line")

@@ -190,8 +190,9 @@ def render(data: dict) -> str:
             out.append(f"Supervisor error: {last_error}")
     else:
         newest = lease.get("newest_epoch")
+        refusing = any("Redis refuses writes" in e for e in data["errors"])  # read with scripts
         out.append(
-            "Lease: unknown (Redis unreachable)"
+            f"Lease: unknown (Redis {'refuses writes' if refusing else 'unreachable'}: see below)"
             if newest is None
             else f"Lease: not held (newest epoch {newest})"
         )

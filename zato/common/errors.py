@@ -10,6 +10,7 @@ each a subclass of its parent here; import those from their own module.
      │                       retrying later may help
      ├─ CoordError           Redis (membership, lease, events, queues) failed
      │   ├─ CoordUnavailable Redis cannot be reached (connection refused, timeout, no master)
+     │   │   └─ CoordRefused  it answers but refuses every write (MISCONF, READONLY, OOM)
      │   ├─ CoordDataError   Redis answered with an error (WRONGTYPE, a script error): a bug
      │   │   └─ BadEntry     (zato.coord.parse) a value read from Redis has the wrong shape
      │   └─ LeaseLost        this process is no longer the connector-server lease holder
@@ -80,6 +81,11 @@ class CoordError(ZatoError):
 
 class CoordUnavailable(CoordError):
     """Redis did not answer: retrying later may help."""
+
+
+class CoordRefused(CoordUnavailable):
+    """Redis answers reads but refuses every write for now (MISCONF, READONLY, OOM): an outage
+    its operator mends, as one where it does not answer."""
 
 
 class CoordDataError(CoordError):

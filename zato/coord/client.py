@@ -8,10 +8,11 @@ from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
+from redis.exceptions import OutOfMemoryError, ReadOnlyError
 from redis.retry import Retry
 from redis.sentinel import MasterNotFoundError, Sentinel
 
-from zato.common.errors import CoordDataError, CoordUnavailable
+from zato.common.errors import CoordDataError, CoordRefused, CoordUnavailable
 from zato.common.log import redact
 from zato.config.settings import RedisSettings
 
@@ -119,6 +120,19 @@ def blmove(client: redis.Redis, source: str, dest: str, timeout: float, ends: tu
     return None if reply is None else text(reply)
 
 
+def refuses_writes(e: Exception) -> str:
+    """Why Redis refuses every write for now, if that is what `e` says ("" otherwise): its
+    snapshots fail (MISCONF: often its disk is full), it is a replica (READONLY: a failover
+    without Sentinel, or a URL naming a replica), or it is at its maxmemory (OOM)."""
+    if isinstance(e, ReadOnlyError):
+        return "READONLY: it is a replica"
+    if isinstance(e, OutOfMemoryError):
+        return "OOM: it is at its maxmemory"
+    if isinstance(e, redis.ResponseError) and str(e).startswith("MISCONF"):
+        return "MISCONF: it cannot save its snapshots; is its disk full?"
+    return ""
+
+
 @contextlib.contextmanager
 def translate(what: str) -> Iterator[None]:
     """Turn redis-py exceptions into CoordError('<what>: <reason>'): CoordUnavailable when Redis
@@ -131,6 +145,9 @@ def translate(what: str) -> Iterator[None]:
     except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as e:
         raise CoordUnavailable(f"{what}: {type(e).__name__}: {e}") from e
     except redis.RedisError as e:
+        refusal = refuses_writes(e)
+        if refusal:  # an outage of its own: it takes writes again once its operator mends it
+            raise CoordRefused(f"{what}: Redis refuses writes ({refusal}): {e}") from e
         raise CoordDataError(f"{what}: {type(e).__name__}: {e}") from e
     except OSError as e:
         raise CoordUnavailable(f"{what}: {e}") from e

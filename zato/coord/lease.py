@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING
 import redis
 
 from zato.common import jsonenc
-from zato.common.errors import CoordDataError, CoordError, LeaseLost
+from zato.common.errors import CoordDataError, CoordError, CoordRefused, LeaseLost
 from zato.config.settings import LeaseSettings
 from zato.coord import parse
 from zato.coord.client import translate
@@ -377,6 +377,7 @@ class RedisHealth:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.down_since: float | None = None
+        self.refusing = False  # the outage is Redis refusing writes: a read that works ends nothing
         self.last_error = ""
 
     def failed(self, what: str, error: Exception) -> None:
@@ -386,12 +387,14 @@ class RedisHealth:
             return
         with self._lock:
             self.last_error = str(error)
+            self.refusing = isinstance(error, CoordRefused)
             if self.down_since is None:
                 self.down_since = time.monotonic()
                 logger.warning("Redis unreachable (%s): %s", what, error)
 
-    def ok(self) -> None:
-        if self.down_since is None:
+    def ok(self, wrote: bool = True) -> None:
+        """Redis answered; `wrote`: what it answered included a write."""
+        if self.down_since is None or (self.refusing and not wrote):
             return
         with self._lock:
             if self.down_since is not None:
@@ -461,7 +464,8 @@ class LeaseKeeper:
             self._epoch_fresh = self._pubsub is not None
             if remaining >= 0:
                 self._seen_end = self.clock() + remaining / 1000.0
-            if remaining < 0:  # -2: nobody holds it (-1 cannot happen: we always set PX)
+            tried = remaining < 0  # its script ran: Redis took a write
+            if tried:  # -2: nobody holds it (-1 cannot happen: we always set PX)
                 started = self.clock()  # the key's TTL starts after this instant
                 attempt = self.lease.try_acquire()
                 if attempt.acquired:
@@ -469,7 +473,7 @@ class LeaseKeeper:
                     self._became_holder(attempt.epoch, started)
                     return
                 remaining = attempt.ttl_ms
-            self.health.ok()
+            self.health.ok(wrote=tried)
         except CoordError as e:
             self.health.failed("lease check", e)
             self._close_pubsub()

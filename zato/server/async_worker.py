@@ -25,6 +25,7 @@ logger = logging.getLogger("zato.async")
 TAKE_TIMEOUT = 5.0  # seconds one BLMOVE waits; a call pushed meanwhile is taken at once
 REAP_EVERY = 10.0  # a dead worker's calls run again within this (plus membership's TTL)
 RETRY = 1.0  # seconds between attempts while Redis fails: constant, so it resumes within 1 s of Redis
+SAY_EVERY = 60.0  # seconds between log lines while Redis keeps failing
 
 
 class AsyncConsumer:
@@ -38,6 +39,8 @@ class AsyncConsumer:
         self.taker = AsyncTaker(worker.redis, settings.cluster, me, take_client=self._take_client)
         self._greenlet: Any = None
         self._taking = False
+        self._failing_since: float | None = None  # monotonic: when Redis began to fail us
+        self._said_at = 0.0
 
     def start(self) -> None:
         import gevent
@@ -66,17 +69,33 @@ class AsyncConsumer:
                     raw = self.taker.take(TAKE_TIMEOUT)
                 finally:
                     self._taking = False
+                if self._failing_since is not None:  # Redis answered again
+                    logger.info(
+                        "invoke_async: Redis back after %.1f s", time.monotonic() - self._failing_since
+                    )
+                    self._failing_since = None
                 if raw is not None:
                     self._run_one(raw)
             except CoordError as e:
                 registered = False  # Redis may have lost the set meanwhile
                 delay = backoff.next()
-                logger.warning("invoke_async: %s; retrying in %.1f s", e, delay)
+                self._failing(e, delay)
                 gevent.sleep(delay)
             except Exception:  # noqa: BLE001 - the consumer must never die
                 delay = backoff.next()
                 logger.exception("invoke_async consumer failed; retrying in %.1f s", delay)
                 gevent.sleep(delay)
+
+    def _failing(self, error: CoordError, delay: float) -> None:
+        """Say that Redis fails when it starts, then once every SAY_EVERY seconds while it lasts
+        (the consumer retries every second: a line each time flooded the log in an outage)."""
+        now = time.monotonic()
+        if self._failing_since is None:
+            self._failing_since = self._said_at = now
+            logger.warning("invoke_async: %s; retrying every %.1f s", error, delay)
+        elif now - self._said_at >= SAY_EVERY:
+            self._said_at = now
+            logger.warning("invoke_async: still failing after %.0f s: %s", now - self._failing_since, error)
 
     def _run_one(self, raw: str) -> None:
         call = decode(raw)

@@ -33,6 +33,7 @@ from zato.common.jsonenc import is_json
 from zato.common.log import CID
 from zato.common.signing import verify
 from zato.coord import lease
+from zato.coord.client import refuses_writes
 from zato.coord.signing import member_key
 from zato.odb.api import ChannelRecord
 from zato.server import access_log, metrics
@@ -323,7 +324,13 @@ class ServerApp:
             if e.status >= 500:
                 logger.exception("cid %s: service %s failed", cid, service)
             raise HTTPError(e.status, e.msg or HTTPStatus(e.status).phrase) from None
-        except Exception:  # noqa: BLE001 - a failing service is a 500, logged with its traceback
+        except Exception as e:  # noqa: BLE001 - a failing service is a 500, logged with its traceback
+            refusal = refuses_writes(e)  # self.lock or self.kvdb.conn while Redis refuses writes
+            if refusal:
+                logger.error(
+                    "cid %s: service %s: the cluster's Redis refuses writes (%s)", cid, service, refusal
+                )
+                raise HTTPError(503, "the cluster's Redis is not available; try again later") from None
             logger.exception("cid %s: service %s failed", cid, service)
             raise HTTPError(500, f"service {service} failed; see the server log for cid {cid}") from None
         return response
