@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from zato.common.cid import new_cid
-from zato.common.errors import CoordError
+from zato.common.errors import CoordError, CoordUnavailable
 from zato.common.retry import Backoff
 from zato.coord import patterns
 from zato.coord.async_invoke import AsyncTaker, decode, worker_id
@@ -130,12 +130,16 @@ class AsyncConsumer:
                 if patterns.record(self.worker.redis, settings.cluster, call.step, done) == 2:
                     logger.info("cid %s: every target of %s %s ran", call.cid, call.step.kind, call.step.run)
                 return
-            except CoordError as e:
+            except CoordUnavailable as e:
                 if self.worker.stopping:
                     raise
                 delay = backoff.next()
-                logger.warning("%s of %s: %s; retrying in %.1f s", call.step.kind, call.service, e, delay)
+                self._failing(e, delay)
                 gevent.sleep(delay)
+            except CoordError as e:  # retrying will not help (an ACL without scripts...)
+                logger.error("cid %s: the outcome of %s in %s %s is lost: %s", call.cid, call.service,
+                             call.step.kind, call.step.run, e)  # fmt: skip
+                return
 
     def _callback(self, name: str, cid: str, payload: Any) -> None:
         """Zato's invoke_async callback: service `name` given the response of call `cid`."""
