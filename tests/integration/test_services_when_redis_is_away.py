@@ -50,16 +50,22 @@ class Plain(Service):
 NAMES = ("cached", "locked", "queued", "raw", "plain")
 
 
+def serving(quickstart, port: int):  # noqa: ANN001, ANN201 - (Quickstart, its server's URL)
+    """A one-server cluster on the test's own Redis at `port`, every service answering."""
+    qs = quickstart(servers=1, lb=False, extra_conf={"kvdb": {"url": f"redis://127.0.0.1:{port}/0"}})
+    qs.start()
+    qs.deploy("away", SOURCE)
+    qs.open_channels("away", NAMES)
+    base = qs.server_url("server1")
+    for name in NAMES:
+        url = f"{base}/away/{name}"
+        wait_for(lambda u=url: requests.get(u, timeout=10).status_code == 200, what=name)
+    return qs, base
+
+
 def test_a_service_using_redis_while_it_is_away_is_a_503_that_says_so(quickstart):
     with private_redis() as (port, admin):
-        qs = quickstart(servers=1, lb=False, extra_conf={"kvdb": {"url": f"redis://127.0.0.1:{port}/0"}})
-        qs.start()
-        qs.deploy("away", SOURCE)
-        qs.open_channels("away", NAMES)
-        base = qs.server_url("server1")
-        for name in NAMES:
-            url = f"{base}/away/{name}"
-            wait_for(lambda u=url: requests.get(u, timeout=10).status_code == 200, what=name)
+        qs, base = serving(quickstart, port)
         admin.shutdown(nosave=True)
         for name in NAMES[:-1]:
             r = requests.get(f"{base}/away/{name}", timeout=30)
@@ -78,14 +84,7 @@ def test_a_redis_that_refuses_writes_is_an_outage_said_once_not_a_bug_logged_eve
     each process logged an ERROR line every second ("Redis refused lease check", "invoke_async:
     ... retrying in 1.0 s") as if it were a bug, for as long as it lasted."""
     with private_redis() as (port, admin):
-        qs = quickstart(servers=1, lb=False, extra_conf={"kvdb": {"url": f"redis://127.0.0.1:{port}/0"}})
-        qs.start()
-        qs.deploy("away", SOURCE)
-        qs.open_channels("away", NAMES)
-        base = qs.server_url("server1")
-        for name in NAMES:
-            url = f"{base}/away/{name}"
-            wait_for(lambda u=url: requests.get(u, timeout=10).status_code == 200, what=name)
+        qs, base = serving(quickstart, port)
         before = len(qs.server_logs())
         admin.replicaof("127.0.0.1", 1)  # a master that is not there: its replica refuses writes
         for name in ("cached", "locked", "queued"):
