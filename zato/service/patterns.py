@@ -132,10 +132,11 @@ class InvokeRetry:
                 )
                 if attempt < attempts:
                     self._sleep(opts["seconds"])
+        # The message reaches the caller's client, uncaught: the errors themselves stay in the log.
         raise ZatoException(
             self._service.cid,
-            f"retry limit reached: {target} failed {attempts} time(s), {opts['seconds']:g} s apart; "
-            f"last error: {type(last).__name__}: {last}",
+            f"retry limit reached: {target} failed {attempts} time(s), {opts['seconds']:g} s apart "
+            f"(cid {kwargs['cid']}: the errors are in the server log)",
         ) from last
 
     def _in_background(
