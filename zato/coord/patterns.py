@@ -2,7 +2,7 @@
 invoke_async queue (zato.coord.async_invoke), so a pattern's targets run on any server of the
 cluster, at least once, and its callbacks run once every target has been recorded, wherever.
 
-A pattern is one run (a new id): its targets are queued together, in one transaction, each
+A pattern is one run (a new id): its targets are queued together, in one RPUSH, each
 call carrying what its completion needs (the run, its index, how many targets, the callbacks).
 The worker that ran a target records its outcome with one script: the first record of that
 index counts (a target run again after its worker died is not counted twice), and the same
@@ -109,7 +109,7 @@ def start(
     on_target: tuple[str, ...],
     on_final: tuple[str, ...],
 ) -> str:
-    """Queue every target of a new run in one transaction; returns the run's id."""
+    """Queue every target of a new run at once; returns the run's id."""
     run = new_cid()
     now = utcnow()
     raws = []
@@ -121,9 +121,7 @@ def start(
         except (TypeError, ValueError) as e:
             raise CoordError(f"{kind} target {service}: the payload is not JSON-serialisable: {e}") from None
     with translate(kind):
-        pipe = client.pipeline(transaction=True)
-        pipe.rpush(Keys(cluster).async_queue, *raws)
-        pipe.execute()
+        client.rpush(Keys(cluster).async_queue, *raws)  # one command: all of them or none
     return run
 
 
