@@ -8,6 +8,7 @@ import importlib.util
 import os
 import signal
 import socket
+import time
 
 import pytest
 
@@ -199,3 +200,31 @@ def test_a_forked_connector_runs_its_edited_definition_without_sqlalchemy(one) -
     wait_for(lambda: accepts(moved), timeout=30, what="the connector on its new address")
     wait_for(lambda: not accepts(port), timeout=30, what="the old address to be closed")
     assert again["pid"] in child_pids(zygote) and not maps_sqlalchemy(again["pid"])
+
+
+def test_a_hung_connector_is_killed_and_started_again(one) -> None:
+    """A connector that is alive but does nothing (SIGSTOP here; a deadlock, a client library
+    stuck in a call) was RUNNING for ever: only exits were restarted. Now one whose progress
+    file is not touched for [main] connector_hang_after seconds is killed and started again."""
+    conf = os.path.join(one.dirs["server1"], "config", "server.conf")
+    with open(conf) as f:
+        text = f.read()
+    with open(conf, "w") as f:
+        f.write(text.replace("[main]\n", "[main]\nconnector_hang_after = 3\n", 1))
+    started_with_zygote(one)
+    port = zmq_channel(one, "orders")
+    kid = wait_for(lambda: connector(one, "orders"), timeout=30, what="the connector running")
+    wait_for(lambda: accepts(port), timeout=30, what="the connector's ZeroMQ port")
+    time.sleep(4)  # longer than connector_hang_after: a working connector is left alone
+    assert connector(one, "orders")["pid"] == kid["pid"]
+    os.kill(kid["pid"], signal.SIGSTOP)
+    again = wait_for(
+        lambda: (k := connector(one, "orders")) and k["pid"] != kid["pid"] and k,
+        timeout=30,
+        what="the hung connector replaced",
+    )
+    assert again["restarts"] == 1
+    wait_for(lambda: not pid_alive(kid["pid"]), timeout=10, what="the hung one gone")
+    log = one.log("server1")
+    assert f"child zmq-channel:orders (pid {kid['pid']}) made no progress for 3 s" in log
+    wait_for(lambda: accepts(port), timeout=30, what="the new connector's ZeroMQ port")

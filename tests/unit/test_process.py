@@ -274,3 +274,57 @@ def test_a_changed_or_removed_child_may_finish_its_work_but_stop_all_does_not_wa
 
     assert manager.stop_all(timeout=0.3, sleep=sleep)
     assert new_a.signals == [signal.SIGTERM, signal.SIGKILL]
+
+
+class FakeBeats:
+    """Progress stamps by pid, as zato.connector.beat.Files gives them."""
+
+    def __init__(self) -> None:
+        self.stamps: dict[int, int] = {}
+        self.forgotten: list[int] = []
+
+    def stamp(self, pid: int) -> int | None:
+        return self.stamps.get(pid)
+
+    def forget(self, pid: int) -> None:
+        self.forgotten.append(pid)
+
+
+def test_a_running_child_without_progress_for_hang_after_is_killed_and_started_again() -> None:
+    policy = RestartPolicy(**{**POLICY.__dict__, "hang_after": 30.0})
+    os_, beats = FakeOS(), FakeBeats()
+    child = Child(spec(), policy, os_, beats)
+    child.start(ENV)
+    first = os_.last
+    os_.t += 1
+    child.tick()
+    assert child.state is State.RUNNING
+    for second in range(60):  # it beats: never hung, however long it runs
+        beats.stamps[first.pid] = second
+        os_.t += 1
+        child.tick()
+    assert first.signals == []
+    os_.t += 29  # its stamp stays the same from now on
+    child.tick()
+    assert first.signals == []
+    os_.t += 1.5
+    child.tick()
+    assert first.signals == [signal.SIGKILL]
+    assert child.last_error.startswith("hung: no progress for 30")
+    child.tick()  # its exit: started again at once (it ran longer than stable_after)
+    assert os_.last is not first and child.state is State.STARTING and child.restarts == 1
+    assert beats.forgotten == [first.pid]
+
+
+def test_a_child_without_a_stamp_or_with_hang_after_zero_is_never_taken_for_hung() -> None:
+    """No stamp: its file could not be made (a full disk). hang_after 0: the check is off."""
+    for hang_after, stamp in ((5.0, None), (0.0, 7)):
+        os_, beats = FakeOS(), FakeBeats()
+        child = Child(spec(), RestartPolicy(**{**POLICY.__dict__, "hang_after": hang_after}), os_, beats)
+        child.start(ENV)
+        if stamp is not None:
+            beats.stamps[os_.last.pid] = stamp  # and it never changes
+        for _ in range(100):
+            os_.t += 1
+            child.tick()
+        assert os_.last.signals == [] and child.state is State.RUNNING

@@ -76,6 +76,7 @@ class ServerSettings:
     access_log: bool = True  # [logging] access_log: a line per request in logs/http_access.log
     drain_seconds: float = 1.0  # graceful stop: keep serving this long after leaving the LB
     deploy_timeout: float = 10.0  # a deployed module must finish loading (validation) within this
+    connector_hang_after: float = 120.0  # a connector without progress this long is killed (0: never)
     limits: LimitSettings = LimitSettings()
     invoke_username: str = "admin.invoke"  # the only user of /zato/admin/invoke and /zato/api/invoke/
     invoke_password: str = field(default="", repr=False)  # empty: those endpoints answer 401
@@ -397,6 +398,7 @@ def load_server_settings(server_dir: str) -> ServerSettings:
         access_log=r.bool("logging", "access_log", True),
         drain_seconds=r.float("main", "drain_seconds", 1.0, lo=-1e-9),
         deploy_timeout=r.float("main", "deploy_timeout", 10.0),
+        connector_hang_after=r.float("main", "connector_hang_after", 120.0, lo=-1e-9),
         limits=_limits(r),
         announce_host=_announce_host(r),
         tls_ca_file=_existing_file(r, "tls", "ca_file"),

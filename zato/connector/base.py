@@ -24,7 +24,7 @@ import redis
 from zato.common.errors import EXIT_LEASE_LOST, EXIT_OK, CoordError
 from zato.common.signalflag import SignalFlag
 from zato.config.settings import ServerSettings
-from zato.connector import holdfile
+from zato.connector import beat, holdfile
 from zato.coord import connector_stats, lease
 from zato.coord.signing import member_key
 
@@ -200,6 +200,7 @@ class Context:
         self._hold_file = holdfile.path(settings.path)
         self._vouched_until = 0.0  # monotonic: until then the supervisor's last record vouches
         self._signal_fd: int | None = None
+        self._beat = beat.Beat(settings.path, os.getpid())  # progress, for the supervisor's hang check
 
     def invoker(self) -> Invoker:
         """The channel connectors' way to the services: this epoch's key, the live servers
@@ -237,6 +238,8 @@ class Context:
         return self._signal_fd
 
     def should_stop(self) -> bool:
+        """Asked by every connector's loop: it beats too (zato.connector.beat)."""
+        self._beat()
         if self.stop_event.is_set():
             return True
         if os.getppid() != self._parent:

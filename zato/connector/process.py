@@ -91,6 +91,10 @@ class RestartPolicy:
     # 5 s); killed sooner, an AMQP message it had run comes again (a duplicate) and a ZeroMQ
     # one is lost.
     drain_timeout: float = 6.0
+    # A RUNNING child whose progress stamp (zato.connector.beat) has not changed for this long
+    # is hung: SIGKILL, and started again. 0: never. Above the longest a connector's loop may
+    # wait on one call (a service answering within the invoke timeout, 30 s).
+    hang_after: float = 0.0
 
     def delay(self, failures: int) -> float:
         """Backoff before start attempt number failures+1 (failures >= 1)."""
@@ -150,13 +154,24 @@ def describe_exit(code: int) -> str:
     return f"exited with code {code}"
 
 
+class Beats(Protocol):
+    """The children's progress stamps (zato.connector.beat.Files), for the hang check."""
+
+    def stamp(self, pid: int) -> int | None: ...  # None: the child has none
+
+    def forget(self, pid: int) -> None: ...
+
+
 class Child:
     """One connector process and its state machine."""
 
-    def __init__(self, spec: ConnectorSpec, policy: RestartPolicy, os_: OS[Any]):
+    def __init__(self, spec: ConnectorSpec, policy: RestartPolicy, os_: OS[Any], beats: Beats | None = None):
         self.spec = spec
         self.policy = policy
         self.os = os_
+        self.beats = beats
+        self.stamp: int | None = None  # the progress stamp seen last
+        self.progressed_at = 0.0  # when it changed (our clock)
         self.state = State.STOPPED
         self.handle: Handle | None = None
         self.env: dict[str, str] = {}
@@ -219,6 +234,15 @@ class Child:
                 self._exited(code)
             elif self.state is State.STARTING and now - self.started_at >= self.policy.startsecs:
                 self._to(State.RUNNING)
+            elif self.state is State.RUNNING and self._hung(now):
+                stuck = now - self.progressed_at
+                self.last_error = f"hung: no progress for {stuck:.0f} s"
+                logger.warning(
+                    "child %s (pid %s) made no progress for %.0f s ([main] connector_hang_after): SIGKILL",
+                    self.name, self.handle.pid if self.handle else "?", stuck,
+                )  # fmt: skip
+                self.os.signal(self.handle, signal.SIGKILL)
+                self.progressed_at = now  # once: its exit is what comes next
             elif self.state is State.STOPPING and now >= self.kill_at and not self.killed:
                 logger.warning("child %s did not stop within %.2fs: SIGKILL", self.name, self.stop_timeout)
                 self.kill_now()
@@ -226,8 +250,19 @@ class Child:
             self._spawn()
         return self.state is not before
 
+    def _hung(self, now: float) -> bool:
+        if not self.policy.hang_after or self.beats is None or self.handle is None:
+            return False
+        stamp = self.beats.stamp(self.handle.pid)
+        if stamp is None or stamp != self.stamp:  # none to judge by, or progress
+            self.stamp, self.progressed_at = stamp, now
+            return False
+        return now - self.progressed_at >= self.policy.hang_after
+
     def _exited(self, code: int) -> None:
         how = describe_exit(code)
+        if self.beats is not None and self.handle is not None:
+            self.beats.forget(self.handle.pid)
         if self.state is State.STOPPING:
             self._to(State.STOPPED, how)
             return
@@ -264,7 +299,8 @@ class Child:
                 self.retry_at = self.os.now() + self.policy.delay(self.failures)
                 self._to(State.BACKOFF, self.last_error)
             return
-        self.started_at = self.os.now()
+        self.started_at = self.progressed_at = self.os.now()
+        self.stamp = None
         self._to(State.STARTING)
 
     def snapshot(self) -> dict:
@@ -281,9 +317,15 @@ class Child:
 class Manager:
     """The set of children the holder runs: reconcile to a desired set, tick, stop all."""
 
-    def __init__(self, policy: RestartPolicy | None = None, os_: OS[Any] | None = None):
+    def __init__(
+        self,
+        policy: RestartPolicy | None = None,
+        os_: OS[Any] | None = None,
+        beats: Beats | None = None,
+    ):
         self.policy = policy or RestartPolicy()
         self.os: OS[Any] = os_ or RealOS()
+        self.beats = beats  # for the children's hang check
         self.children: dict[str, Child] = {}
         self._retired: list[Child] = []  # removed or replaced, still stopping
         self._restarting: set[str] = set()  # stopping on request; started again once stopped
@@ -299,7 +341,7 @@ class Manager:
                 self._retired.append(self.children.pop(name))
         for name, spec in desired.items():
             if name not in self.children:
-                child = Child(spec, self.policy, self.os)
+                child = Child(spec, self.policy, self.os, self.beats)
                 self.children[name] = child
                 child.start(env)
 

@@ -36,7 +36,7 @@ from zato.common.signalflag import SignalFlag
 from zato.common.signing import INVOKE_KEY_ENV, epoch_key
 from zato.config import transfer
 from zato.config.settings import ServerSettings, load_server_settings
-from zato.connector import decide, holdfile, registry
+from zato.connector import beat, decide, holdfile, registry
 from zato.connector.process import MEMBERS_KEY_ENV, SETTINGS_ENV, Manager, RestartPolicy
 from zato.connector.zygote import ZygoteOS
 from zato.coord import takeovers
@@ -69,7 +69,10 @@ def lease_client_timeout(settings: ServerSettings) -> float:
 def restart_policy(settings: ServerSettings) -> RestartPolicy:
     """Children must be gone between the renew deadline and the lease expiry."""
     spare = settings.lease.ttl - settings.lease.renew_deadline
-    return RestartPolicy(stop_timeout=max(0.05, min(RestartPolicy.stop_timeout, spare * 0.6)))
+    return RestartPolicy(
+        stop_timeout=max(0.05, min(RestartPolicy.stop_timeout, spare * 0.6)),
+        hang_after=settings.connector_hang_after,
+    )
 
 
 class Supervisor:
@@ -95,7 +98,9 @@ class Supervisor:
         self.hold_file = holdfile.path(settings.path)
         self._hold_file_failing = False
         self.zygote = ZygoteOS(settings)  # started by the main loop, holder or standby
-        self.manager = Manager(restart_policy(settings), self.zygote)
+        self.beats = beat.Files(settings.path)  # the children's progress (hang check)
+        self.beats.clear()
+        self.manager = Manager(restart_policy(settings), self.zygote, self.beats)
         self.parent = os.getppid()
         self.started_at = time.time()
         self.member_key = member_key(settings.cluster_secret, settings.cluster)

@@ -1,0 +1,76 @@
+"""A connector's sign of progress, read by its supervisor: a hung connector is restarted.
+
+A connector process that is alive but no longer works (stopped with SIGSTOP, a deadlock, a
+client library stuck in a call that never returns) would otherwise hold its channel for ever:
+the supervisor restarts children that exit, not ones that hang. So every connector's main
+loop, each time it asks whether to stop (zato.connector.base.Context.should_stop), touches a
+file of its own, `work/connector-beats/PID`, at most once a second, as gunicorn's workers touch
+theirs. The supervisor kills a RUNNING child whose file it has not seen touched for `[main]
+connector_hang_after` seconds of its own monotonic clock (SIGKILL: a hung process does not
+answer SIGTERM either), and its state machine starts it again. A child whose file is missing
+(the disk was full when it started) is never taken for hung.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import time
+from collections.abc import Callable
+
+FOLDER = "connector-beats"
+EVERY = 1.0  # seconds between two touches of the file
+
+
+def path(server_dir: str, pid: int) -> str:
+    return os.path.join(server_dir, "work", FOLDER, str(pid))
+
+
+class Beat:
+    """The connector's side: call it from the main loop."""
+
+    def __init__(self, server_dir: str, pid: int, clock: Callable[[], float] = time.monotonic):
+        self.path = path(server_dir, pid)
+        self._clock = clock
+        self._next = 0.0
+        with contextlib.suppress(OSError):  # no file: never taken for hung (see above)
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            with open(self.path, "a"):
+                pass
+
+    def __call__(self) -> None:
+        now = self._clock()
+        if now >= self._next:
+            self._next = now + EVERY
+            with contextlib.suppress(OSError):
+                os.utime(self.path)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+
+
+class Files:
+    """The supervisor's side (zato.connector.process.Beats)."""
+
+    def __init__(self, server_dir: str):
+        self.server_dir = server_dir
+
+    def clear(self) -> None:
+        """At the supervisor's start: the files of children of a supervisor before it."""
+        with contextlib.suppress(OSError):
+            shutil.rmtree(os.path.join(self.server_dir, "work", FOLDER))
+
+    def stamp(self, pid: int) -> int | None:
+        """When child `pid` last touched its file (None: no file). Only compared with the
+        stamp read before: a change is progress, whatever the wall clock did meanwhile."""
+        try:
+            return os.stat(path(self.server_dir, pid)).st_mtime_ns
+        except OSError:
+            return None
+
+    def forget(self, pid: int) -> None:
+        """Remove the file of a child that ended (a killed one could not)."""
+        with contextlib.suppress(OSError):
+            os.unlink(path(self.server_dir, pid))
