@@ -3,6 +3,7 @@ joins later, module updates, the pickup directory, the admin API and error envel
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import textwrap
@@ -518,6 +519,33 @@ def test_a_killed_supervisor_is_started_again(cluster):
     assert second != first
     log = open(os.path.join(cluster.server_dir("server1"), "logs", "server.log")).read()
     assert f"connector supervisor (pid {first}) exited" in log and "connector supervisor restarted" in log
+
+
+def test_a_hung_supervisor_is_killed_and_started_again_and_its_server_rejoins(quickstart):
+    """A supervisor alive but stopped (SIGSTOP here; a deadlock) stopped the server's membership
+    heartbeats too: the server left the cluster, and the LB, while its workers served on, and
+    it stayed out. Now the arbiter kills a supervisor whose main loop shows no progress for
+    [main] connector_hang_after (at most 30 s) and starts it again."""
+    qs = quickstart(servers=1, lb=False, extra_conf={"main": {"connector_hang_after": "4"}})
+    qs.start()
+    arbiter = qs.pid("server1")
+    first = wait_for(lambda: supervisor_pid(arbiter), timeout=20, what="the supervisor")
+    wait_for(lambda: os.path.exists(os.path.join(qs.server_dir("server1"), "work", "supervisor-beat")), 20)
+    os.kill(first, signal.SIGSTOP)
+    second = wait_for(
+        lambda: (supervisor_pid(arbiter) or first) != first and supervisor_pid(arbiter),
+        timeout=30,
+        what="a new supervisor",
+    )
+    assert second != first and not pid_alive(first)
+    log = open(os.path.join(qs.server_dir("server1"), "logs", "server.log")).read()
+    assert f"connector supervisor (pid {first}) made no progress for 4 s: SIGKILL" in log
+
+    def live() -> bool:
+        out = zato("cluster", "status", qs.path, "--json").stdout
+        return json.loads(out)["servers"][0]["live"] is True
+
+    wait_for(live, timeout=30, what="server1 in the cluster again")
 
 
 def test_up_status_and_graceful_stop(cluster):

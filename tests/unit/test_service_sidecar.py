@@ -59,3 +59,49 @@ def test_stop_prevents_respawn():
     car.stop()
     car.tick()
     assert len(procs) == 1 and car.pid is None
+
+
+class KillableProc(FakeProc):
+    def kill(self):
+        self.returncode = -9
+
+
+def test_a_supervisor_without_progress_for_hang_after_is_killed_and_started_again():
+    clock, procs, stamps = Clock(), [], {"now": 5}  # the stamp left by a supervisor before
+
+    def spawn(argv):
+        procs.append(KillableProc(len(procs) + 1))
+        return procs[-1]
+
+    car = Sidecar(["x"], spawn=spawn, clock=clock, progress=lambda: stamps["now"], hang_after=30.0)
+    car.tick()
+    for beat in range(6, 100):  # the new one beats: never hung
+        stamps["now"] = beat
+        clock.now += 1
+        car.tick()
+    assert car.pid == 1 and procs[0].returncode is None
+    clock.now += 29.5  # then it stops beating
+    car.tick()
+    assert procs[0].returncode is None
+    clock.now += 1
+    car.tick()
+    assert procs[0].returncode == -9  # killed
+    clock.now += 0.5
+    car.tick()  # its exit noticed, restart due after the backoff
+    clock.now += 0.5
+    car.tick()
+    assert car.pid == 2
+
+
+def test_a_supervisor_that_never_beat_is_not_taken_for_hung():
+    """No file yet, or the one a supervisor before left: the check starts with the first
+    stamp the new one writes (it may take long to start: imports, the ODB)."""
+    for left in (None, 5):
+        procs, clock = [], Clock()
+        car = Sidecar(["x"], spawn=lambda argv, p=procs: p.append(KillableProc(1)) or p[-1], clock=clock,
+                      progress=lambda s=left: s, hang_after=5.0)  # fmt: skip
+        car.tick()
+        for _ in range(100):
+            clock.now += 1
+            car.tick()
+        assert procs[0].returncode is None

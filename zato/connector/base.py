@@ -200,7 +200,7 @@ class Context:
         self._hold_file = holdfile.path(settings.path)
         self._vouched_until = 0.0  # monotonic: until then the supervisor's last record vouches
         self._signal_fd: int | None = None
-        self._beat = beat.Beat(settings.path, os.getpid())  # progress, for the supervisor's hang check
+        self._beat = beat.Beat(beat.path(settings.path, os.getpid()))  # progress, for the hang check
 
     def invoker(self) -> Invoker:
         """The channel connectors' way to the services: this epoch's key, the live servers

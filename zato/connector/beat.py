@@ -2,7 +2,10 @@
 
 A connector process that is alive but no longer works (stopped with SIGSTOP, a deadlock, a
 client library stuck in a call that never returns) would otherwise hold its channel for ever:
-the supervisor restarts children that exit, not ones that hang. So every connector's main
+the supervisor restarts children that exit, not ones that hang. The same holds one level up:
+the server's arbiter restarts a connector supervisor whose main loop stopped (its file is
+`work/supervisor-beat`); stopped, it also stopped the server's membership heartbeats, so the
+load balancer had dropped a server whose workers served on. So every connector's main
 loop, each time it asks whether to stop (zato.connector.base.Context.should_stop), touches a
 file of its own, `work/connector-beats/PID`, at most once a second, as gunicorn's workers touch
 theirs. The supervisor kills a RUNNING child whose file it has not seen touched for `[main]
@@ -27,11 +30,17 @@ def path(server_dir: str, pid: int) -> str:
     return os.path.join(server_dir, "work", FOLDER, str(pid))
 
 
-class Beat:
-    """The connector's side: call it from the main loop."""
+def supervisor_path(server_dir: str) -> str:
+    """The connector supervisor's own file, read by the server's arbiter (zato.server.sidecar)."""
+    return os.path.join(server_dir, "work", "supervisor-beat")
 
-    def __init__(self, server_dir: str, pid: int, clock: Callable[[], float] = time.monotonic):
-        self.path = path(server_dir, pid)
+
+class Beat:
+    """The side that shows progress: call it from the main loop. `file`: path() or
+    supervisor_path()."""
+
+    def __init__(self, file: str, clock: Callable[[], float] = time.monotonic):
+        self.path = file
         self._clock = clock
         self._next = 0.0
         with contextlib.suppress(OSError):  # no file: never taken for hung (see above)
@@ -63,14 +72,18 @@ class Files:
             shutil.rmtree(os.path.join(self.server_dir, "work", FOLDER))
 
     def stamp(self, pid: int) -> int | None:
-        """When child `pid` last touched its file (None: no file). Only compared with the
-        stamp read before: a change is progress, whatever the wall clock did meanwhile."""
-        try:
-            return os.stat(path(self.server_dir, pid)).st_mtime_ns
-        except OSError:
-            return None
+        return stamp(path(self.server_dir, pid))
 
     def forget(self, pid: int) -> None:
         """Remove the file of a child that ended (a killed one could not)."""
         with contextlib.suppress(OSError):
             os.unlink(path(self.server_dir, pid))
+
+
+def stamp(file: str) -> int | None:
+    """When `file` was last touched (None: there is none). Only compared with the stamp read
+    before: a change is progress, whatever the wall clock did meanwhile."""
+    try:
+        return os.stat(file).st_mtime_ns
+    except OSError:
+        return None

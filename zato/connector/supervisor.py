@@ -189,7 +189,9 @@ class Supervisor:
 
     def _main_loop(self) -> None:
         """Gathers what it sees, lets the Decider decide (zato.connector.decide), acts."""
+        progress = beat.Beat(beat.supervisor_path(self.settings.path))  # the arbiter's hang check
         while True:
+            progress()
             seen, desired = self._observe()
             if not self._execute(self.decider.step(time.monotonic(), seen), desired):
                 break

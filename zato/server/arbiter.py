@@ -11,6 +11,7 @@ when no LB reports), and only then hands the signal to gunicorn, whose graceful 
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 import signal
@@ -23,6 +24,7 @@ from typing import Any
 from zato.common.errors import CoordError, ZatoError
 from zato.common.signalflag import SignalFlag
 from zato.config.settings import ServerSettings
+from zato.connector import beat
 from zato.coord import lb_view
 from zato.coord.client import connect
 from zato.lifecycle.process import python_module_argv
@@ -37,6 +39,9 @@ logger = logging.getLogger("zato.arbiter")
 
 SUPERVISOR_MODULE = "zato.connector.supervisor"
 SUPERVISOR_STOP_TIMEOUT = 5.0
+# A supervisor whose main loop (a pass every 20 ms) showed no progress this long is hung: killed
+# and started again (or sooner: [main] connector_hang_after when lower; 0 turns both off).
+SUPERVISOR_HANG_AFTER = 30.0
 TICK = 0.25  # seconds between sidecar / pickup checks
 DRAIN_POLL = 0.05  # seconds between reads of the LB views while draining
 
@@ -90,8 +95,12 @@ class ServerHooks:
     def __init__(self, settings: ServerSettings, draining: DrainFlag):
         self.zato = settings
         self.draining = draining
+        hang_after = min(settings.connector_hang_after, SUPERVISOR_HANG_AFTER)
         self.sidecar = Sidecar(
-            python_module_argv(SUPERVISOR_MODULE, settings.path), spawn=self._fork_supervisor
+            python_module_argv(SUPERVISOR_MODULE, settings.path),
+            spawn=self._fork_supervisor,
+            progress=functools.partial(beat.stamp, beat.supervisor_path(settings.path)),
+            hang_after=hang_after,
         )
         self.pickup = PickupDir(settings)
         self.server: Any = None  # gunicorn's arbiter, from when_ready on

@@ -3,7 +3,9 @@ spawned again with backoff (0.5 s doubling to 10 s) whenever it dies, stopped fi
 graceful stop. The arbiter calls tick() from its loop; nothing here blocks except stop().
 
 gunicorn's reap_workers() reaps every child with waitpid(-1), so the death of the sidecar is
-noticed through Popen.poll() (which reports 0 once someone else has reaped it)."""
+noticed through Popen.poll() (which reports 0 once someone else has reaped it). A sidecar alive
+but hung (its progress stamp, zato.connector.beat, unchanged for `hang_after`) is killed, and
+so started again like one that died."""
 
 from __future__ import annotations
 
@@ -42,10 +44,20 @@ class Sidecar:
         argv: list[str],
         spawn: Callable[[list[str]], Child] = subprocess.Popen,
         clock: Callable[[], float] = time.monotonic,
+        progress: Callable[[], int | None] | None = None,
+        hang_after: float = 0.0,
     ):
+        """`progress`: the supervisor's progress stamp (zato.connector.beat.stamp of its file;
+        None: none yet); one that has not changed for `hang_after` seconds (0: never checked)
+        means a hung supervisor, killed and started again."""
         self.argv = argv
         self._spawn = spawn
         self._clock = clock
+        self._progress = progress
+        self.hang_after = hang_after
+        self._stamp: int | None = None
+        self._progressed_at = 0.0
+        self._beating = False  # this supervisor has shown progress once: the check is on
         self.proc: Child | None = None
         self.started_at = 0.0
         self.next_start = 0.0
@@ -69,6 +81,7 @@ class Sidecar:
         if self.proc is not None:
             code = self.proc.poll()
             if code is None:
+                self._check_progress(now)
                 return
             ran = now - self.started_at
             if ran >= HEALTHY_AFTER:
@@ -86,6 +99,22 @@ class Sidecar:
         if now >= self.next_start:
             self._start(now)
 
+    def _check_progress(self, now: float) -> None:
+        if not self.hang_after or self._progress is None or self.proc is None:
+            return
+        stamp = self._progress()
+        if stamp != self._stamp:  # progress (the first: it runs its main loop)
+            self._stamp, self._progressed_at, self._beating = stamp, now, stamp is not None
+        elif self._beating and now - self._progressed_at >= self.hang_after:
+            logger.warning(
+                "connector supervisor (pid %d) made no progress for %.0f s: SIGKILL",
+                self.proc.pid,
+                now - self._progressed_at,
+            )
+            self._progressed_at = now  # once: its exit is what comes next
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+
     def _start(self, now: float) -> None:
         try:
             self.proc = self._spawn(self.argv)
@@ -93,7 +122,9 @@ class Sidecar:
             logger.error("cannot start the connector supervisor: %s", e)
             self.next_start = now + self.backoff.next()
             return
-        self.started_at = now
+        self.started_at = self._progressed_at = now
+        self._stamp = self._progress() if self._progress is not None else None  # the last one's file
+        self._beating = False
         self.spawns += 1
         verb = "started" if self.spawns == 1 else "restarted"
         logger.info("connector supervisor %s (pid %d)", verb, self.proc.pid)
