@@ -304,8 +304,9 @@ def test_a_running_child_without_progress_for_hang_after_is_killed_and_started_a
         os_.t += 1
         child.tick()
     assert first.signals == []
-    os_.t += 29  # its stamp stays the same from now on
-    child.tick()
+    for _ in range(29):  # its stamp stays the same from now on
+        os_.t += 1
+        child.tick()
     assert first.signals == []
     os_.t += 1.5
     child.tick()
@@ -328,3 +329,22 @@ def test_a_child_without_a_stamp_or_with_hang_after_zero_is_never_taken_for_hung
             os_.t += 1
             child.tick()
         assert os_.last.signals == [] and child.state is State.RUNNING
+
+
+def test_a_supervisor_that_was_stopped_itself_gives_no_verdict_on_its_children() -> None:
+    """A paused host (or a SIGSTOP of the whole server): when the supervisor runs again, its
+    children have not beaten either, for as long. That is not a hang of theirs."""
+    policy = RestartPolicy(**{**POLICY.__dict__, "hang_after": 30.0})
+    os_, beats = FakeOS(), FakeBeats()
+    child = Child(spec(), policy, os_, beats)
+    child.start(ENV)
+    beats.stamps[os_.last.pid] = 1
+    for _ in range(3):  # RUNNING, its stamp seen
+        os_.t += 1
+        child.tick()
+    os_.t += 300  # one tick five minutes after the one before
+    child.tick()
+    beats.stamps[os_.last.pid] = 2  # and the child beats again once it runs
+    os_.t += 1
+    child.tick()
+    assert os_.last.signals == [] and child.state is State.RUNNING

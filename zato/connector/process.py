@@ -60,6 +60,7 @@ class State(enum.Enum):
 
 
 LIVE = (State.STARTING, State.RUNNING, State.STOPPING)
+FROZEN_GAP = 5.0  # two ticks this far apart (they are 20 ms): the supervisor itself was stopped
 
 
 @dataclass(frozen=True)
@@ -172,6 +173,7 @@ class Child:
         self.beats = beats
         self.stamp: int | None = None  # the progress stamp seen last
         self.progressed_at = 0.0  # when it changed (our clock)
+        self.checked_at = 0.0  # the last check (a long gap: this process was stopped itself)
         self.state = State.STOPPED
         self.handle: Handle | None = None
         self.env: dict[str, str] = {}
@@ -254,7 +256,9 @@ class Child:
         if not self.policy.hang_after or self.beats is None or self.handle is None:
             return False
         stamp = self.beats.stamp(self.handle.pid)
-        if stamp is None or stamp != self.stamp:  # none to judge by, or progress
+        frozen = now - self.checked_at > FROZEN_GAP  # the supervisor was stopped too: no verdict
+        self.checked_at = now
+        if stamp is None or stamp != self.stamp or frozen:  # none to judge by, or progress
             self.stamp, self.progressed_at = stamp, now
             return False
         return now - self.progressed_at >= self.policy.hang_after
@@ -299,7 +303,7 @@ class Child:
                 self.retry_at = self.os.now() + self.policy.delay(self.failures)
                 self._to(State.BACKOFF, self.last_error)
             return
-        self.started_at = self.progressed_at = self.os.now()
+        self.started_at = self.progressed_at = self.checked_at = self.os.now()
         self.stamp = None
         self._to(State.STARTING)
 

@@ -22,6 +22,7 @@ from zato.common.retry import Backoff
 logger = logging.getLogger("zato.arbiter")
 
 HEALTHY_AFTER = 10.0  # a run this long resets the backoff
+FROZEN_GAP = 5.0  # two checks this far apart (ticks are 0.25 s): this process was stopped itself
 
 
 class Child(Protocol):
@@ -58,6 +59,7 @@ class Sidecar:
         self._stamp: int | None = None
         self._progressed_at = 0.0
         self._beating = False  # this supervisor has shown progress once: the check is on
+        self._checked_at = 0.0
         self.proc: Child | None = None
         self.started_at = 0.0
         self.next_start = 0.0
@@ -103,8 +105,11 @@ class Sidecar:
         if not self.hang_after or self._progress is None or self.proc is None:
             return
         stamp = self._progress()
-        if stamp != self._stamp:  # progress (the first: it runs its main loop)
-            self._stamp, self._progressed_at, self._beating = stamp, now, stamp is not None
+        frozen = now - self._checked_at > FROZEN_GAP  # we were stopped too (a paused host): no verdict
+        self._checked_at = now
+        if stamp != self._stamp or frozen:  # progress (the first: it runs its main loop)
+            self._stamp, self._progressed_at = stamp, now
+            self._beating = self._beating or (stamp is not None and not frozen)
         elif self._beating and now - self._progressed_at >= self.hang_after:
             logger.warning(
                 "connector supervisor (pid %d) made no progress for %.0f s: SIGKILL",
@@ -125,6 +130,7 @@ class Sidecar:
         self.started_at = self._progressed_at = now
         self._stamp = self._progress() if self._progress is not None else None  # the last one's file
         self._beating = False
+        self._checked_at = now
         self.spawns += 1
         verb = "started" if self.spawns == 1 else "restarted"
         logger.info("connector supervisor %s (pid %d)", verb, self.proc.pid)
