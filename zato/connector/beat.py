@@ -1,17 +1,19 @@
-"""A connector's sign of progress, read by its supervisor: a hung connector is restarted.
+"""Signs of progress: a hung connector, or a hung connector supervisor, is restarted.
 
 A connector process that is alive but no longer works (stopped with SIGSTOP, a deadlock, a
 client library stuck in a call that never returns) would otherwise hold its channel for ever:
-the supervisor restarts children that exit, not ones that hang. The same holds one level up:
-the server's arbiter restarts a connector supervisor whose main loop stopped (its file is
-`work/supervisor-beat`); stopped, it also stopped the server's membership heartbeats, so the
-load balancer had dropped a server whose workers served on. So every connector's main
+the supervisor restarts children that exit, not ones that hang. So every connector's main
 loop, each time it asks whether to stop (zato.connector.base.Context.should_stop), touches a
 file of its own, `work/connector-beats/PID`, at most once a second, as gunicorn's workers touch
 theirs. The supervisor kills a RUNNING child whose file it has not seen touched for `[main]
 connector_hang_after` seconds of its own monotonic clock (SIGKILL: a hung process does not
 answer SIGTERM either), and its state machine starts it again. A child whose file is missing
 (the disk was full when it started) is never taken for hung.
+
+One level up, the supervisor's main loop touches `work/supervisor-beat` and the server's
+arbiter restarts a supervisor that stopped touching it (zato.server.sidecar): a stopped
+supervisor also stopped the server's membership heartbeats, so the load balancer had dropped
+a server whose workers served on.
 """
 
 from __future__ import annotations
@@ -54,10 +56,6 @@ class Beat:
             self._next = now + EVERY
             with contextlib.suppress(OSError):
                 os.utime(self.path)
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            os.unlink(self.path)
 
 
 class Files:
