@@ -26,6 +26,7 @@ from collections.abc import Callable
 
 FOLDER = "connector-beats"
 EVERY = 1.0  # seconds between two touches of the file
+FROZEN_GAP = 5.0  # two checks this far apart (they come every 20-250 ms): the checker was stopped
 
 
 def path(server_dir: str, pid: int) -> str:
@@ -56,6 +57,39 @@ class Beat:
             self._next = now + EVERY
             with contextlib.suppress(OSError):
                 os.utime(self.path)
+
+
+class Watch:
+    """The checking side's verdict on one process, from its stamps (stamp() of its file).
+
+    Hung: its stamp has not changed for `hang_after` seconds of the checker's clock since it
+    first changed (before that the process is starting, or the stamp is a file left by the one
+    before it; no stamp at all: never). No verdict after a gap of over FROZEN_GAP between two
+    checks: the checker itself was stopped (a paused host), so the process could not be seen
+    beating either."""
+
+    def __init__(self, hang_after: float):
+        self.hang_after = hang_after  # 0: never hung
+        self.restart(0.0)
+
+    def restart(self, now: float, stamp: int | None = None) -> None:
+        """A new process to watch, whose file reads `stamp` now."""
+        self.stamp, self.progressed_at, self.checked_at, self.beating = stamp, now, now, False
+
+    def stuck_for(self, stamp: int | None, now: float) -> float | None:
+        """Seconds without progress if the process is hung (said once: the clock starts again),
+        else None."""
+        frozen = now - self.checked_at > FROZEN_GAP
+        self.checked_at = now
+        if stamp != self.stamp or frozen:  # progress, or no verdict
+            self.stamp, self.progressed_at = stamp, now
+            self.beating = stamp is not None and (self.beating or not frozen)  # no file: no verdict
+            return None
+        stuck = now - self.progressed_at
+        if not self.hang_after or not self.beating or stuck < self.hang_after:
+            return None
+        self.progressed_at = now  # once: its exit is what comes next
+        return stuck
 
 
 class Files:

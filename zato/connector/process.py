@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from zato.common.errors import EXIT_CONFIG
+from zato.connector import beat
 from zato.lifecycle.entry import die_with_parent
 
 logger = logging.getLogger("zato.supervisor.process")
@@ -60,7 +61,6 @@ class State(enum.Enum):
 
 
 LIVE = (State.STARTING, State.RUNNING, State.STOPPING)
-FROZEN_GAP = 5.0  # two ticks this far apart (they are 20 ms): the supervisor itself was stopped
 
 
 @dataclass(frozen=True)
@@ -171,9 +171,7 @@ class Child:
         self.policy = policy
         self.os = os_
         self.beats = beats
-        self.stamp: int | None = None  # the progress stamp seen last
-        self.progressed_at = 0.0  # when it changed (our clock)
-        self.checked_at = 0.0  # the last check (a long gap: this process was stopped itself)
+        self.watch = beat.Watch(policy.hang_after)  # the hang check, when there are beats
         self.state = State.STOPPED
         self.handle: Handle | None = None
         self.env: dict[str, str] = {}
@@ -236,15 +234,13 @@ class Child:
                 self._exited(code)
             elif self.state is State.STARTING and now - self.started_at >= self.policy.startsecs:
                 self._to(State.RUNNING)
-            elif self.state is State.RUNNING and self._hung(now):
-                stuck = now - self.progressed_at
+            elif self.state is State.RUNNING and (stuck := self._stuck_for(now)) is not None:
                 self.last_error = f"hung: no progress for {stuck:.0f} s"
                 logger.warning(
                     "child %s (pid %s) made no progress for %.0f s ([main] connector_hang_after): SIGKILL",
                     self.name, self.handle.pid if self.handle else "?", stuck,
                 )  # fmt: skip
                 self.os.signal(self.handle, signal.SIGKILL)
-                self.progressed_at = now  # once: its exit is what comes next
             elif self.state is State.STOPPING and now >= self.kill_at and not self.killed:
                 logger.warning("child %s did not stop within %.2fs: SIGKILL", self.name, self.stop_timeout)
                 self.kill_now()
@@ -252,16 +248,10 @@ class Child:
             self._spawn()
         return self.state is not before
 
-    def _hung(self, now: float) -> bool:
-        if not self.policy.hang_after or self.beats is None or self.handle is None:
-            return False
-        stamp = self.beats.stamp(self.handle.pid)
-        frozen = now - self.checked_at > FROZEN_GAP  # the supervisor was stopped too: no verdict
-        self.checked_at = now
-        if stamp is None or stamp != self.stamp or frozen:  # none to judge by, or progress
-            self.stamp, self.progressed_at = stamp, now
-            return False
-        return now - self.progressed_at >= self.policy.hang_after
+    def _stuck_for(self, now: float) -> float | None:
+        if self.beats is None or self.handle is None:
+            return None
+        return self.watch.stuck_for(self.beats.stamp(self.handle.pid), now)
 
     def _exited(self, code: int) -> None:
         how = describe_exit(code)
@@ -303,8 +293,8 @@ class Child:
                 self.retry_at = self.os.now() + self.policy.delay(self.failures)
                 self._to(State.BACKOFF, self.last_error)
             return
-        self.started_at = self.progressed_at = self.checked_at = self.os.now()
-        self.stamp = None
+        self.started_at = self.os.now()
+        self.watch.restart(self.started_at)  # its file is made by the new process
         self._to(State.STARTING)
 
     def snapshot(self) -> dict:

@@ -18,11 +18,11 @@ from collections.abc import Callable
 from typing import Protocol
 
 from zato.common.retry import Backoff
+from zato.connector import beat
 
 logger = logging.getLogger("zato.arbiter")
 
 HEALTHY_AFTER = 10.0  # a run this long resets the backoff
-FROZEN_GAP = 5.0  # two checks this far apart (ticks are 0.25 s): this process was stopped itself
 
 
 class Child(Protocol):
@@ -55,11 +55,7 @@ class Sidecar:
         self._spawn = spawn
         self._clock = clock
         self._progress = progress
-        self.hang_after = hang_after
-        self._stamp: int | None = None
-        self._progressed_at = 0.0
-        self._beating = False  # this supervisor has shown progress once: the check is on
-        self._checked_at = 0.0
+        self._watch = beat.Watch(hang_after)
         self.proc: Child | None = None
         self.started_at = 0.0
         self.next_start = 0.0
@@ -102,21 +98,13 @@ class Sidecar:
             self._start(now)
 
     def _check_progress(self, now: float) -> None:
-        if not self.hang_after or self._progress is None or self.proc is None:
+        if self._progress is None or self.proc is None:
             return
-        stamp = self._progress()
-        frozen = now - self._checked_at > FROZEN_GAP  # we were stopped too (a paused host): no verdict
-        self._checked_at = now
-        if stamp != self._stamp or frozen:  # progress (the first: it runs its main loop)
-            self._stamp, self._progressed_at = stamp, now
-            self._beating = self._beating or (stamp is not None and not frozen)
-        elif self._beating and now - self._progressed_at >= self.hang_after:
+        stuck = self._watch.stuck_for(self._progress(), now)
+        if stuck is not None:
             logger.warning(
-                "connector supervisor (pid %d) made no progress for %.0f s: SIGKILL",
-                self.proc.pid,
-                now - self._progressed_at,
+                "connector supervisor (pid %d) made no progress for %.0f s: SIGKILL", self.proc.pid, stuck
             )
-            self._progressed_at = now  # once: its exit is what comes next
             with contextlib.suppress(ProcessLookupError):
                 self.proc.kill()
 
@@ -127,10 +115,10 @@ class Sidecar:
             logger.error("cannot start the connector supervisor: %s", e)
             self.next_start = now + self.backoff.next()
             return
-        self.started_at = self._progressed_at = now
-        self._stamp = self._progress() if self._progress is not None else None  # the last one's file
-        self._beating = False
-        self._checked_at = now
+        self.started_at = now
+        self._watch.restart(
+            now, self._progress() if self._progress is not None else None
+        )  # the last one's file
         self.spawns += 1
         verb = "started" if self.spawns == 1 else "restarted"
         logger.info("connector supervisor %s (pid %d)", verb, self.proc.pid)
