@@ -16,7 +16,7 @@ from redis.retry import Retry
 from zato.common.errors import ComponentError, ZatoError
 from zato.config.component import LOAD_BALANCER, QUICKSTART, SERVER, quickstart_members, read_component
 from zato.config.settings import ServerSettings, load_server_settings
-from zato.coord.client import connect, describe
+from zato.coord.client import REFUSES_WRITES, connect, describe
 from zato.coord.signing import member_key
 from zato.coord.status import collect
 
@@ -190,7 +190,7 @@ def render(data: dict) -> str:
             out.append(f"Supervisor error: {last_error}")
     else:
         newest = lease.get("newest_epoch")
-        refusing = any("Redis refuses writes" in e for e in data["errors"])  # read with scripts
+        refusing = any(REFUSES_WRITES in e for e in data["errors"])  # membership is read with scripts
         out.append(
             f"Lease: unknown (Redis {'refuses writes' if refusing else 'unreachable'}: see below)"
             if newest is None

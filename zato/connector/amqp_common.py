@@ -165,15 +165,11 @@ def serve(
                 if undecodable is not None and undecodable(cause):
                     continue
                 message = UNREADABLE.format(cause=cause)
-                ctx.stats.error(message)
-                ctx.stats.state("reconnecting")
-                ctx.stats.add("reconnects")
+                _reconnecting(ctx, message)
                 logger.error("%s: %s", ctx.label, message)
                 ctx.wait(RECONNECT.max)
                 continue
-            ctx.stats.error(f"connection lost: {error_text(e)}")
-            ctx.stats.state("reconnecting")
-            ctx.stats.add("reconnects")
+            _reconnecting(ctx, f"connection lost: {error_text(e)}")
             logger.warning(
                 "%s: connection lost (%s); reconnecting, unconfirmed messages come again",
                 ctx.label,
@@ -183,6 +179,13 @@ def serve(
         finally:
             close_quietly(conn)
     return ctx.exit_code or EXIT_OK
+
+
+def _reconnecting(ctx: Context, error: str) -> None:
+    """The status of a connector about to connect again, and why."""
+    ctx.stats.error(error)
+    ctx.stats.state("reconnecting")
+    ctx.stats.add("reconnects")
 
 
 def message_meta(method: pika.spec.Basic.Deliver, properties: pika.BasicProperties, label: str = "") -> bytes:

@@ -120,6 +120,9 @@ def blmove(client: redis.Redis, source: str, dest: str, timeout: float, ends: tu
     return None if reply is None else text(reply)
 
 
+REFUSES_WRITES = "Redis refuses writes"  # in every CoordRefused's text
+
+
 def refuses_writes(e: Exception) -> str:
     """Why Redis refuses every write for now, if that is what `e` says ("" otherwise): its
     snapshots fail (MISCONF: often its disk is full), it is a replica (READONLY: a failover
@@ -147,7 +150,7 @@ def translate(what: str) -> Iterator[None]:
     except redis.RedisError as e:
         refusal = refuses_writes(e)
         if refusal:  # an outage of its own: it takes writes again once its operator mends it
-            raise CoordRefused(f"{what}: Redis refuses writes ({refusal}): {e}") from e
+            raise CoordRefused(f"{what}: {REFUSES_WRITES} ({refusal}): {e}") from e
         raise CoordDataError(f"{what}: {type(e).__name__}: {e}") from e
     except OSError as e:
         raise CoordUnavailable(f"{what}: {e}") from e

@@ -181,6 +181,14 @@ NO_BODY = (204, 304)  # statuses whose responses carry no content
 # What a service's use of Redis raises while Redis cannot be reached: through our own API
 # (zato.coord.client.translate), or through self.kvdb.conn, which is redis-py itself.
 REDIS_AWAY = (CoordUnavailable, redis.ConnectionError, redis.TimeoutError)
+REDIS_AWAY_SAID = "the cluster's Redis is not available; try again later"
+
+
+def _failed(service: str, cid: str) -> HTTPError:
+    """A failing service's 500, logged with the traceback being handled; the client learns no more."""
+    logger.exception("cid %s: service %s failed", cid, service)
+    return HTTPError(500, f"service {service} failed; see the server log for cid {cid}")
+
 
 # A channel connector's kind (X-Zato-Channel: KIND:NAME) as Zato's self.channel.type.
 CONNECTOR_CHANNEL_TYPES = {
@@ -307,8 +315,7 @@ class ServerApp:
             response = self.worker.store.run(service, cid, request)
         except ServiceNotFound:
             if service in self.worker.store.services:  # the service asked for one that is not there
-                logger.exception("cid %s: service %s failed", cid, service)
-                raise HTTPError(500, f"service {service} failed; see the server log for cid {cid}") from None
+                raise _failed(service, cid) from None
             raise HTTPError(404, f"no such service: {service}") from None
         except InputError as e:
             raise HTTPError(400, str(e)) from None
@@ -319,7 +326,7 @@ class ServerApp:
             raise HTTPError(503, "the configuration database is not available; try again later") from None
         except REDIS_AWAY as e:  # self.cache, self.lock, invoke_async or self.kvdb while Redis is away
             logger.error("cid %s: service %s: the cluster's Redis is not available: %s", cid, service, e)
-            raise HTTPError(503, "the cluster's Redis is not available; try again later") from None
+            raise HTTPError(503, REDIS_AWAY_SAID) from None
         except Reportable as e:
             if e.status >= 500:
                 logger.exception("cid %s: service %s failed", cid, service)
@@ -330,9 +337,8 @@ class ServerApp:
                 logger.error(
                     "cid %s: service %s: the cluster's Redis refuses writes (%s)", cid, service, refusal
                 )
-                raise HTTPError(503, "the cluster's Redis is not available; try again later") from None
-            logger.exception("cid %s: service %s failed", cid, service)
-            raise HTTPError(500, f"service {service} failed; see the server log for cid {cid}") from None
+                raise HTTPError(503, REDIS_AWAY_SAID) from None
+            raise _failed(service, cid) from None
         return response
 
     @staticmethod
