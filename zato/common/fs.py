@@ -1,4 +1,4 @@
-"""Filesystem helpers: atomic writes."""
+"""Filesystem helpers: atomic writes, free space."""
 
 from __future__ import annotations
 
@@ -23,3 +23,13 @@ def atomic_write(path: str, data: str | bytes, mode: int = 0o644) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def free_bytes(path: str) -> int | None:
+    """Bytes this process may still write on the filesystem of `path` (root may use the
+    blocks reserved for it); None when it cannot be told."""
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return None
+    return (st.f_bfree if os.geteuid() == 0 else st.f_bavail) * st.f_frsize

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from zato.common.errors import AlreadyRunning, ComponentError
+from zato.common.fs import free_bytes
 from zato.common.pidfile import pid_alive, read_pidfile
 from zato.lifecycle.entry import GATE_CHECKED, GATE_ENV, GATE_ERROR, GATE_GO, GATE_SAY
 
@@ -179,13 +180,8 @@ MIN_FREE_BYTES = 1024 * 1024  # below it a component cannot write its pidfile, l
 def check_disk_room(path: str, what: str) -> None:
     """ComponentError if the filesystem of `path` is (nearly) full. Started anyway, a server
     failed on its pidfile (ENOSPC), and its log, on the same disk, could not say why."""
-    try:
-        st = os.statvfs(path)
-    except OSError:
-        return  # the folder's own checks say what is wrong with it
-    blocks = st.f_bfree if os.geteuid() == 0 else st.f_bavail  # root may use the reserved blocks
-    free = blocks * st.f_frsize
-    if free < MIN_FREE_BYTES:
+    free = free_bytes(path)
+    if free is not None and free < MIN_FREE_BYTES:  # unknown: the folder's own checks say why
         raise ComponentError(
             f"{what}: the disk of {path} is full ({free} bytes free): it cannot write its "
             "pidfile or logs; free some space, then start it again"

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
+from zato.common.fs import free_bytes
 from zato.config.settings import ServerSettings
 
 logger = logging.getLogger("zato.metrics")
@@ -53,15 +54,6 @@ def worker_exited(server: Any, worker: Any) -> None:
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)
-
-
-def free_bytes(path: str) -> int:
-    """Bytes an unprivileged writer may still use on the filesystem of `path` (0 if unknown)."""
-    try:
-        st = os.statvfs(path)
-    except OSError:
-        return 0
-    return st.f_bavail * st.f_frsize
 
 
 class _Idle:
@@ -151,7 +143,7 @@ class Instruments:
 @lru_cache(maxsize=1)
 def instruments() -> Instruments:
     folder = os.environ.get(MULTIPROC_ENV)
-    return Instruments((lambda: free_bytes(folder)) if folder else None)
+    return Instruments((lambda: free_bytes(folder) or 0) if folder else None)  # unknown: no room
 
 
 def observe_service(service: str, started: float) -> None:
