@@ -31,9 +31,23 @@ stop:
 status:
 	$(ZATO) cluster status $(RUN_DIR)
 
-# pytest exits 5 when it collected no test: that must fail the run, and it does (non-zero).
+# The suite runs in TEST_JOBS processes (pytest-xdist; a test file stays in one of them, so its
+# module-wide clusters start once): most of a test's time is waiting for processes it started.
+# Then the tests marked `exclusive` (they restart a service the others share) run alone.
+# Both parts always run; either failing fails `make test`. pytest exits 5 when it collected no
+# test: that fails the run too (but for the exclusive part when PYTEST_ARGS chose other tests). TEST_JOBS=1 runs everything in one process, in order.
+TEST_JOBS ?= 3
 test: deps
-	$(PYTEST) -q -p no:cacheprovider -rfEs $(PYTEST_ARGS) tests
+	@rc=0; \
+	if [ "$(TEST_JOBS)" -gt 1 ]; then \
+		$(PYTEST) -q -p no:cacheprovider -rfEs -n $(TEST_JOBS) --dist loadfile -m "not exclusive" $(PYTEST_ARGS) tests || rc=$$?; \
+		echo "== the exclusive tests, alone"; \
+		$(PYTEST) -q -p no:cacheprovider -rfEs -m exclusive $(PYTEST_ARGS) tests; x=$$?; \
+		[ $$x = 0 ] || { [ $$x = 5 ] && [ -n "$(PYTEST_ARGS)" ]; } || rc=$$x; \
+	else \
+		$(PYTEST) -q -p no:cacheprovider -rfEs -p no:xdist $(PYTEST_ARGS) tests || rc=$$?; \
+	fi; \
+	exit $$rc
 
 test-unit: deps
 	$(PYTEST) -q tests/unit

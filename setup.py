@@ -27,7 +27,7 @@ setup(
         "cryptography>=42",  # quickstart --tls: private CA and certificates; the LB certificate check
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-timeout", "ruff", "requests", "selenium>=4.11", "hypothesis>=6", "mypy>=1.10"],
+        "test": ["pytest>=8", "pytest-timeout", "pytest-xdist>=3.5", "ruff", "requests", "selenium>=4.11", "hypothesis>=6", "mypy>=1.10"],
         # IBM MQ connectors; needs IBM's MQ redistributable client libraries on the machine
         "ibmmq": ["ibmmq>=2"],
     },

@@ -30,6 +30,18 @@ _PICK_LOW, _PICK_HIGH = 20000, 32000
 _rng = random.Random(os.getpid() ^ time.time_ns())
 
 
+def _worker_slice(low: int, high: int) -> tuple[int, int]:
+    """The part of [low, high) that this pytest-xdist worker picks from (`make test` runs the
+    suite in several processes): each worker has its own ports, so two tests running at once
+    cannot pick the same one between the pick and the bind. The whole range outside xdist."""
+    name, count = os.environ.get("PYTEST_XDIST_WORKER", ""), os.environ.get("PYTEST_XDIST_WORKER_COUNT", "")
+    if not (name.startswith("gw") and name[2:].isdigit() and count.isdigit() and int(count) > 1):
+        return low, high
+    width = (high - low) // int(count)
+    start = low + int(name[2:]) % int(count) * width
+    return start, start + width
+
+
 def _ephemeral_low() -> int:
     try:
         with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
@@ -38,17 +50,21 @@ def _ephemeral_low() -> int:
         return 32768
 
 
+def _pick_range() -> tuple[int, int]:
+    return _worker_slice(_PICK_LOW, min(_PICK_HIGH, _ephemeral_low() - 2))
+
+
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 now, outside the ephemeral range, never handed out twice
     in one test run."""
-    high = min(_PICK_HIGH, _ephemeral_low() - 2)
+    low, high = _pick_range()
     for _ in range(2000):
-        port = _rng.randrange(_PICK_LOW, high)
+        port = _rng.randrange(low, high - 1)
         if port in _used_ports or port + 1 in _used_ports or not _is_free(port):
             continue
         _used_ports.add(port)
         return port
-    raise RuntimeError(f"no free port in {_PICK_LOW}-{high}")
+    raise RuntimeError(f"no free port in {low}-{high}")
 
 
 def free_port_block(n: int) -> int:
@@ -56,7 +72,7 @@ def free_port_block(n: int) -> int:
     for _ in range(200):
         base = free_port()
         ports = range(base, base + n)
-        if all(_is_free(p) and p not in _used_ports for p in ports[1:]):
+        if base + n <= _pick_range()[1] and all(_is_free(p) and p not in _used_ports for p in ports[1:]):
             _used_ports.update(ports)
             return base
     raise RuntimeError(f"no block of {n} free ports")

@@ -426,6 +426,7 @@ def _rabbitmqctl(*args: str) -> None:
     subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=180)
 
 
+@pytest.mark.exclusive  # every other test's RabbitMQ connections would drop with it
 def test_amqp_channel_loses_nothing_across_a_rabbitmq_restart(cluster):
     """The broker application restarts (every connection drops; durable queues and persistent
     messages survive): the channel connector reconnects on its own and every message arrives."""

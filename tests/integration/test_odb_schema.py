@@ -3,7 +3,10 @@ schema and the CRUD the servers and CLI rely on."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
+from sqlalchemy import create_engine, text
 from sqlalchemy.dialects import oracle
 from sqlalchemy.schema import CreateIndex, CreateTable
 
@@ -100,3 +103,41 @@ def test_a_postgresql_odb_connection_gives_up_on_a_dead_link_in_seconds():
         finally:
             engine.dispose()
         assert {k: in_effect.get(k) for k in expected} == {k: str(v) for k, v in expected.items()}
+
+
+@pytest.fixture
+def new_pg_database():
+    """A PostgreSQL database of its own, empty, dropped at the end."""
+    name = cluster_name("odbnew").replace("-", "_")
+    admin = create_engine(normalize_url(PG_URL), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    yield PG_URL.rsplit("/", 1)[0] + "/" + name
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
+    admin.dispose()
+
+
+def test_servers_starting_at_once_on_a_new_postgresql_database_all_make_its_schema(new_pg_database):
+    """Each server makes what is missing of the schema as it starts. Before, servers starting
+    together on a new database each saw the tables missing and each created them: all but one
+    failed (`UniqueViolation` on PostgreSQL's catalogue) and did not start."""
+    odbs = [ODB(new_pg_database) for _ in range(4)]
+    start, errors = threading.Barrier(len(odbs)), []
+
+    def make(odb: ODB) -> None:
+        start.wait()
+        try:
+            create_schema(odb.engine)
+        except ODBError as e:
+            errors.append(str(e))
+
+    threads = [threading.Thread(target=make, args=(odb,)) for odb in odbs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert api.ensure_cluster(odbs[0], "made-at-once")
+    for odb in odbs:
+        odb.dispose()

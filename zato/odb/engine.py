@@ -83,11 +83,19 @@ def make_engine(url: str) -> Engine:
         raise ConfigError(f"ODB URL {redact(url)!r}: {e}") from None
 
 
+_SCHEMA_LOCK = 0x7A61_746F  # "zato": the PostgreSQL advisory lock held while the schema is made
+
+
 def create_schema(engine: Engine) -> None:
     """Create what is missing: tables, and nullable columns a newer version added to an
     existing table (an ODB made by an older version keeps working after an upgrade)."""
     try:
-        Base.metadata.create_all(engine)
+        with engine.begin() as conn:
+            if engine.dialect.name == "postgresql":
+                # Servers starting at once on a new database: without it, each sees a table
+                # missing, each creates it, and all but one fail on PostgreSQL's catalogue.
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
+            Base.metadata.create_all(conn)
         _add_missing_columns(engine)
     except SQLAlchemyError as e:
         raise ODBError(f"cannot create the ODB schema at {redact(str(engine.url))}: {e}") from None
