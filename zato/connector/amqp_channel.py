@@ -1,8 +1,9 @@
 """AMQP channel connector: consume a queue, invoke the channel's service, ack after success.
 
 - manual ack, prefetch from the channel definition;
-- up to max_in_flight invocations at once (default: the prefetch), each message acked by its
-  own delivery tag as soon as its service answered 200 (so acks come in any order);
+- up to max_in_flight invocations at once (default: the prefetch), each message acked as soon
+  as its service answered 200 (so acks come in any order); what a batch brought back is acked
+  in one frame (multiple=True) when every delivery before it is settled too (AckBook);
 - what the broker delivered together while every slot was busy goes to a server in one call
   (Invoker.invoke_many: each message still its own invocation, with its own result), so a
   busy channel pays one HTTP round trip for several messages; a lone message goes alone;
@@ -79,6 +80,46 @@ class Delivery:
     body: bytes
 
 
+class AckBook:
+    """The acks of one channel, sent together where AMQP allows it: an ack with multiple=True
+    for tag T acks every unsettled delivery up to T, so it is sent only while each one below
+    T has been answered 200 (or settled otherwise: nacked, republished), never for a delivery
+    still running, waiting, skipped or left for the broker to give back. The rest go one by one.
+    One frame, and one write, for what a batch brought back instead of one each."""
+
+    def __init__(self) -> None:
+        self._order: deque[int] = deque()  # tags as delivered (ascending), up to the oldest open one
+        self._settled: set[int] = set()  # settled tags still in _order
+        self._ok: list[int] = []  # answered 200, not acked yet (until send)
+
+    def delivered(self, tag: int) -> None:
+        self._order.append(tag)
+
+    def settled(self, tag: int) -> None:
+        """Acked, nacked or republished by the caller."""
+        self._settled.add(tag)
+
+    def ok(self, tag: int) -> None:
+        self._ok.append(tag)
+        self._settled.add(tag)
+
+    def oldest_open(self) -> int | None:
+        while self._order and self._order[0] in self._settled:
+            self._settled.discard(self._order.popleft())
+        return self._order[0] if self._order else None
+
+    def send(self, ch) -> None:  # noqa: ANN001 - pika's channel
+        if not self._ok:
+            return
+        ok, self._ok = sorted(self._ok), []
+        floor = self.oldest_open()
+        below = [t for t in ok if floor is None or t < floor]
+        if len(below) > 1:
+            ch.basic_ack(below[-1], multiple=True)
+        for tag in ok[len(below) if len(below) > 1 else 0 :]:
+            ch.basic_ack(tag)
+
+
 class AMQPChannelConnector:
     """Threads: the main thread owns the pika connection (BlockingConnection is not
     thread-safe) and does every ack, nack and publish; up to `limit` invocations run in a
@@ -92,6 +133,7 @@ class AMQPChannelConnector:
         self.limit = in_flight_limit(definition)
         self.batch = max(1, min(MAX_BATCH, self.limit // 4))  # several calls in flight, spread over servers
         self._pending: deque[Delivery] = deque()  # delivered, waiting for a free invocation slot
+        self._acks = AckBook()
         self._in_flight = 0
         self._paused_until = 0.0
         self._stopping = False
@@ -107,6 +149,7 @@ class AMQPChannelConnector:
         ch = self._open_channel(conn)
         ch.basic_qos(prefetch_count=self.d["prefetch"])
         self._pending.clear()
+        self._acks = AckBook()  # delivery tags start again at 1 on a new channel
         self._in_flight, self._stopping = 0, False
         pool = ThreadPoolExecutor(self.limit, thread_name_prefix="invoke")
         on_message = functools.partial(self._on_message, conn, pool)
@@ -156,6 +199,7 @@ class AMQPChannelConnector:
         return ch
 
     def _on_message(self, conn, pool, ch, method, properties, body: bytes) -> None:  # noqa: ANN001
+        self._acks.delivered(method.delivery_tag)
         if self._stopping or self.ctx.stop_event.is_set():
             return  # left unacked: the broker gives it back when the channel closes
         self.ctx.stats.add("messages_in")  # every delivery taken, poison ones too
@@ -201,6 +245,7 @@ class AMQPChannelConnector:
             if isinstance(result, Result) and result.stale and self.ctx.exit_code == EXIT_LEASE_LOST:
                 continue  # said once: the message stays unacked and comes back to the new holder
             self._outcome(ch, delivery, result)
+        self._acks.send(ch)
         # The freed slots take what waits now (together, as it piled up while they were busy):
         # an ack brings no new delivery once the queue is empty, so the round may not end soon.
         self._dispatch(conn, ch, pool)
@@ -214,7 +259,7 @@ class AMQPChannelConnector:
         elif result.status == UNAVAILABLE:  # the server cannot check the epoch: not the message's fault
             self._not_now(ch, method, f"server {result.server} is unavailable: {result.body[:200]!r}")
         elif result.ok:
-            ch.basic_ack(method.delivery_tag)
+            self._acks.ok(method.delivery_tag)
             self.ctx.stats.add("messages_out")
         elif result.stale:
             self.ctx.lease_lost(f"server {result.server} refused epoch {self.ctx.epoch} as stale")
@@ -243,7 +288,7 @@ class AMQPChannelConnector:
         if result.settle == "ack":
             if after:
                 logger.warning("%s: service %r acknowledged a message%s", self.ctx.label, service, after)
-            ch.basic_ack(method.delivery_tag)
+            self._acks.ok(method.delivery_tag)
             self.ctx.stats.add("messages_out")
         elif result.settle == "reject":
             reason = f"rejected by service {service!r} (self.request.amqp.reject()){after}"
@@ -258,6 +303,7 @@ class AMQPChannelConnector:
         self.ctx.stats.error(reason)
         logger.warning("%s: %s; message requeued", self.ctx.label, reason)
         ch.basic_nack(method.delivery_tag, requeue=True)
+        self._acks.settled(method.delivery_tag)
         self._paused_until = time.monotonic() + NO_SERVER_PAUSE
 
     def _failed(self, ch, method, properties, body: bytes, reason: str) -> None:  # noqa: ANN001
@@ -318,6 +364,7 @@ class AMQPChannelConnector:
             props.delivery_mode = 2
         ch.basic_publish("", queue, body, props)
         ch.basic_ack(method.delivery_tag)
+        self._acks.settled(method.delivery_tag)
 
 
 def run(ctx: Context, definition: dict) -> int:
