@@ -3,8 +3,10 @@ outgoing connector process publishes them with confirms; nothing is lost when it
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
+import subprocess
 import threading
 import time
 import uuid
@@ -378,3 +380,57 @@ def test_the_broker_going_away_mid_stream_loses_nothing(env):
     assert set(ids) == set(range(5100))
     _emptied(q)
     assert "channel closed" not in log_text(env["dir"])  # a lost connection is called that
+
+
+@contextlib.contextmanager
+def broker_memory_alarm():
+    """RabbitMQ's memory alarm, on the shared broker (so the test is `exclusive`): its memory
+    watermark set below what it uses, then set back to what it was."""
+    was = subprocess.run(
+        ["rabbitmqctl", "-q", "eval", "vm_memory_monitor:get_vm_memory_high_watermark()."],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout.strip()  # fmt: skip
+    subprocess.run(
+        ["rabbitmqctl", "-q", "set_vm_memory_high_watermark", "absolute", "1MB"], check=True, timeout=60
+    )
+    try:
+        yield
+    finally:
+        if was.startswith("{absolute,"):
+            argv = ["absolute", was.strip("{}").split(",", 1)[1]]
+        else:
+            argv = [was if was.replace(".", "", 1).isdigit() else "0.4"]
+        subprocess.run(["rabbitmqctl", "-q", "set_vm_memory_high_watermark", *argv], check=True, timeout=60)
+
+
+@pytest.mark.exclusive  # every other test's publishing connections would be blocked too
+def test_while_the_broker_blocks_publishing_the_status_says_why_and_nothing_is_lost(env):
+    """RabbitMQ blocks publishing connections while it is low on memory or disk. Before, the
+    status said RUNNING with no error while messages piled up in Redis, and the log had only
+    pika's own line (`Received <METHOD(... Connection.Blocked(['reason=low on memory'])>)`)."""
+    _start(env)
+    env["out"].amqp.send({"n": 0}, "orders")
+    seen: list = []
+    wait_for(lambda: _received(env, seen) == 1, timeout=60, what="the first message in RabbitMQ")
+
+    def stats() -> dict:
+        return connector_stats.read(env["client"], env["cluster"], ["amqp-outgoing:orders"])[
+            "amqp-outgoing:orders"
+        ]
+
+    with broker_memory_alarm():
+        for i in range(1, 21):
+            env["out"].amqp.send({"n": i}, "orders")
+        blocked = wait_for(
+            lambda: (s := stats())["state"] == "blocked" and s, timeout=30, what="state blocked"
+        )
+        assert "blocks this connection's publishes: low on memory" in blocked["last_error"]
+        assert "messages wait in Redis until it lifts" in blocked["last_error"]
+        assert _received(env, seen) == 1
+    wait_for(lambda: _received(env, seen) == 21, timeout=60, what="every message once the alarm lifted")
+    assert {json.loads(body)["n"] for _, body in seen} == set(range(21))
+    wait_for(lambda: stats()["state"] == "running", timeout=30, what="state running again")
+    log = log_text(env["dir"])
+    assert "the AMQP broker blocks this connection's publishes: low on memory" in log
+    assert "the AMQP broker takes this connection's publishes again after" in log
+    assert OutQueue(env["client"], env["cluster"], "amqp", "orders").depth() == (0, 0)

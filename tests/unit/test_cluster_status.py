@@ -50,3 +50,12 @@ def test_an_odb_that_fails_is_an_error_after_redis_and_the_rest_is_shown():
 def test_without_known_servers_the_view_has_only_the_live_ones():
     view = collect(Unreachable(), "c1")
     assert view["cluster"] == "c1" and view["servers"] == []
+
+
+def test_a_connector_the_broker_blocks_or_that_reconnects_shows_it_beside_running():
+    from zato.cli.cluster import _state
+
+    assert _state({"state": "RUNNING", "activity": "blocked"}) == "RUNNING/blocked"
+    assert _state({"state": "RUNNING", "activity": "reconnecting"}) == "RUNNING/reconnecting"
+    assert _state({"state": "RUNNING", "activity": "running"}) == "RUNNING"
+    assert _state({"state": "BACKOFF", "activity": "blocked"}) == "BACKOFF"  # the supervisor's word first

@@ -217,9 +217,11 @@ def render(data: dict) -> str:
 
 def _state(child: dict) -> str:
     """The supervisor's state of a connector, and what it says it is doing when that is not
-    plain work: RUNNING/reconnecting while its broker or queue manager is away."""
+    plain work: RUNNING/reconnecting while its broker or queue manager is away, RUNNING/blocked
+    while the broker blocks its publishes (a RabbitMQ resource alarm)."""
     state, activity = child.get("state"), child.get("activity")
-    return f"{state}/{activity}" if state == "RUNNING" and activity == "reconnecting" else str(state)
+    shown = state == "RUNNING" and activity in ("reconnecting", "blocked")
+    return f"{state}/{activity}" if shown else str(state)
 
 
 def render_lb(lb: dict) -> list[str]:

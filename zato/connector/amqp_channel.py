@@ -146,6 +146,9 @@ class AMQPChannelConnector:
             self.invoker.close()
 
     def _consume(self, conn: pika.BlockingConnection) -> None:
+        amqp_common.BlockWatch(self.ctx, "messages to park or retry, and the ones after them, wait").attach(
+            conn
+        )
         ch = self._open_channel(conn)
         ch.basic_qos(prefetch_count=self.d["prefetch"])
         self._pending.clear()

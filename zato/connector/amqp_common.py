@@ -9,10 +9,12 @@ import re
 import socket
 import ssl
 import sys
+import time
 from collections.abc import Callable
 
 import pika
 import pika.exceptions
+import pika.frame
 import pika.spec
 
 from zato.common import jsonenc
@@ -26,6 +28,10 @@ logger = logging.getLogger("zato.connector.amqp")
 # Everything pika raises when the broker or the network fails (not our bugs).
 AMQP_ERRORS = (pika.exceptions.AMQPError, OSError)
 RECONNECT = RetryPolicy(start=0.5, step=1.0, max=5.0)
+# Seconds the broker may block a connection's publishes before pika drops it and we connect
+# again: a consuming connector waiting for a publish's confirm (a parked message) beats again
+# well within the supervisor's hang check (connector_hang_after, 120 s by default).
+BLOCKED_TIMEOUT = 60
 
 # pika decodes a header table by recursion: two Python calls per level of a table in a table
 # (6 bytes of the frame at least), one per level of an array in an array (5 bytes). A frame
@@ -63,8 +69,41 @@ def parameters(amqp: dict, ca_file: str = "") -> pika.ConnectionParameters:
         ssl_options=ssl_options,
         connection_attempts=1,
         socket_timeout=5,
-        blocked_connection_timeout=60,
+        blocked_connection_timeout=BLOCKED_TIMEOUT,
     )
+
+
+class BlockWatch:
+    """Says when the broker blocks what a connection publishes (RabbitMQ's resource alarms: it is
+    low on memory or disk, and stops reading from publishing connections until that lifts) and
+    when it takes them again; meanwhile the connector's status is RUNNING/blocked with the
+    broker's reason. Nothing is lost: what waits for its confirm goes out again after a reconnect."""
+
+    def __init__(self, ctx: Context, waits: str):
+        self.ctx, self.waits = ctx, waits
+        self._since: float | None = None
+
+    def attach(self, conn: pika.BlockingConnection | pika.SelectConnection) -> None:
+        conn.add_on_connection_blocked_callback(self._blocked)
+        conn.add_on_connection_unblocked_callback(self._unblocked)
+
+    def _blocked(self, _conn: object, frame: pika.frame.Method) -> None:
+        reason = getattr(frame.method, "reason", "") or "no reason given"
+        self._since = time.monotonic()
+        text = (
+            f"the AMQP broker blocks this connection's publishes: {reason} (a RabbitMQ resource "
+            f"alarm: memory or disk); {self.waits} until it lifts (connecting again every "
+            f"{BLOCKED_TIMEOUT} s meanwhile)"
+        )
+        logger.warning("%s: %s", self.ctx.label, text)
+        self.ctx.stats.error(text)
+        self.ctx.stats.state("blocked")
+
+    def _unblocked(self, _conn: object, _frame: object) -> None:
+        took = "" if self._since is None else f" after {time.monotonic() - self._since:.1f} s"
+        self._since = None
+        logger.info("%s: the AMQP broker takes this connection's publishes again%s", self.ctx.label, took)
+        self.ctx.stats.state("running")
 
 
 def heartbeat(stored: object) -> int:

@@ -133,6 +133,7 @@ class Session:
             on_open_error_callback=self._on_open_error,
             on_close_callback=self._on_close,
         )
+        amqp_common.BlockWatch(self.ctx, "messages wait in Redis").attach(self.conn)
         try:
             self.conn.ioloop.start()
         finally:

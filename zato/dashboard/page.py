@@ -134,7 +134,9 @@ function render(s) {
   });
   rows('connectors', s.connectors || [], (tr, c) => {
     cell(tr, c.name); cell(tr, c.kind);
-    cell(tr, c.state, c.state === 'RUNNING' ? 'ok' : (c.state === 'FATAL' ? 'bad' : 'warn'));
+    const busy = c.state === 'RUNNING' && (c.activity === 'reconnecting' || c.activity === 'blocked');
+    cell(tr, busy ? c.state + '/' + c.activity : c.state,
+         c.state === 'RUNNING' && !busy ? 'ok' : (c.state === 'FATAL' ? 'bad' : 'warn'));
     cell(tr, c.pid); cell(tr, c.restarts); cell(tr, c.messages_in); cell(tr, c.messages_out);
     cell(tr, c.parked); cell(tr, c.last_error || '');
     const span = document.createElement('span');
