@@ -272,6 +272,15 @@ def test_actions_drain_ready_restart_and_resend(quickstart):
         what="/metrics showing the restarted connector RUNNING",
     )
     assert 'zato_outgoing_queue_depth{connection="out1",kind="amqp",list="parked"} 1.0' in metrics
+    doing = 'activity="running",connector="amqp-outgoing:out1",kind="amqp-outgoing"'  # names sorted
+    wait_for(
+        lambda: (
+            f"zato_connector_activity{{{doing}}} 1.0"
+            in requests.get(qs.server_url("server1") + "/metrics", timeout=10).text
+        ),
+        30,
+        what="/metrics showing what the connector says it does",
+    )
     assert op.act("api/outgoing/amqp/out1/resend")["result"].endswith("1 parked message(s) queued again")
 
     # An invoke_async call parked because workers died under it: shown, and run again on demand.

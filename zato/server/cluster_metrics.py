@@ -77,6 +77,11 @@ class ClusterCollector:
         state = GaugeMetricFamily(
             "zato_connector_state", "1 for the state each connector is in", labels=[*labels, "state"]
         )
+        activity = GaugeMetricFamily(
+            "zato_connector_activity",
+            "1 for what each connector says it is doing (running, reconnecting, blocked...)",
+            labels=[*labels, "activity"],
+        )
         restarts = GaugeMetricFamily("zato_connector_restarts", "Restarts of a connector", labels=labels)
         counters = {
             key: CounterMetricFamily(f"zato_connector_{key}", help_, labels=labels)
@@ -95,6 +100,8 @@ class ClusterCollector:
         for c in children:
             key = [str(c.get("name")), str(c.get("kind"))]
             state.add_metric([*key, str(c.get("state"))], 1)
+            if c.get("activity"):
+                activity.add_metric([*key, str(c["activity"])], 1)
             restarts.add_metric(key, c.get("restarts") or 0)
             for name, family in counters.items():
                 family.add_metric(key, c.get(name) or 0)
@@ -102,7 +109,7 @@ class ClusterCollector:
             out = outgoing_of(c)
             if out is not None:
                 self._depth(depth, *out)
-        yield from (state, restarts, *counters.values(), parked, depth)
+        yield from (state, activity, restarts, *counters.values(), parked, depth)
 
     def _depth(self, family: Any, kind: str, name: str) -> None:
         queue = OutQueue(self.client, self.cluster, kind, name)
