@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 
-from tests.support import cleanup_redis, cluster_name, wait_for
+import redis
+
+from tests.support import cleanup_redis, cluster_name, wait_for, zato
 from zato.coord import membership
 from zato.coord.keys import Keys
 from zato.coord.signing import member_key
@@ -73,3 +76,30 @@ def test_a_server_withdraws_only_its_own_entry(client, cluster) -> None:
     assert [m.port for m in membership.live_servers(client, cluster, key(cluster))] == [17010]
     assert membership.withdraw(client, cluster, "server1", owner=real) is True
     assert membership.live_servers(client, cluster, key(cluster)) == []
+
+
+def test_a_host_whose_clock_is_ten_minutes_off_stays_in_the_cluster(quickstart, monkeypatch) -> None:
+    """Entries are stamped and checked with Redis's clock. Before, with each host's own: a
+    server on a host 10 minutes ahead was refused by every other host ("its signed time 'at'
+    is more than 60 s ahead of this host's clock"), outside the LB and the cluster while it
+    served on, and it refused the others' entries as too old. Here this test's process is
+    that host (its time.time() 600 s ahead, for our code and the Redis client alike), writing
+    server2's heartbeat as its supervisor does; the real server1 and `zato cluster status`
+    run on the true clock."""
+    qs = quickstart(servers=2)
+    qs.start("server1")
+    client = redis.Redis.from_url(qs.settings("server1").redis.url)
+    secret = member_key(qs.cluster_secret, qs.cluster)
+    before = redis.Redis.from_url(qs.settings("server1").redis.url)  # its clock offset: the true one
+    wait_for(lambda: membership.live_servers(before, qs.cluster, secret), 30, what="server1 live")
+    before.close()
+    true_time = time.time
+    monkeypatch.setattr(time, "time", lambda: true_time() + 600)
+    server2 = membership.Member("server2", "127.0.0.1", qs.settings("server2").port, os.getpid(), time.time())
+    membership.announce(client, qs.cluster, server2, 10, secret)
+    # the skewed host reads server1's entry, written on the true clock
+    assert "server1" in {m.name for m in membership.live_servers(client, qs.cluster, secret)}
+    # a host on the true clock reads server2's
+    status = json.loads(zato("cluster", "status", qs.path, "--json").stdout)
+    assert {s["name"]: s["live"] for s in status["servers"]} == {"server1": True, "server2": True}
+    client.close()

@@ -41,3 +41,29 @@ def test_a_cluster_runs_with_its_own_acl_user_and_no_default_user(acl_redis, qui
     with pytest.raises(redis.exceptions.NoPermissionError):
         other.set("zato:another-cluster:member:x", "forged")
     other.close()
+
+
+def test_a_user_made_before_time_was_in_the_rules_still_heartbeats_on_this_hosts_clock(acl_redis, caplog):
+    """A user made from docs/redis-acl.md before `+time` was added: Redis refuses TIME to it
+    (NOPERM). Membership goes on with this host's clock, said once, instead of every heartbeat
+    failing."""
+    from zato.coord import membership, redis_clock
+    from zato.coord.signing import member_key
+
+    port, admin = acl_redis
+    cluster = cluster_name("acl")
+    old_rules = [r for r in Keys(cluster).acl_rules() if r != "+time"]
+    admin.execute_command("ACL", "SETUSER", USER, "on", f">{PASSWORD}", *old_rules)
+    client = redis.Redis(port=port, username=USER, password=PASSWORD)
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        client.time()
+    key = member_key("a secret", cluster)
+    me = membership.Member("server1", "127.0.0.1", 17010, 4242, 0.0)
+    with caplog.at_level("WARNING", logger=redis_clock.__name__):
+        membership.announce(client, cluster, me, 10, key)
+        for _ in range(3):
+            membership.refresh(client, cluster, me, 10, key)
+            assert [m.name for m in membership.live_servers(client, cluster, key)] == ["server1"]
+    refused = [r for r in caplog.records if "Redis refuses TIME to this user" in r.getMessage()]
+    assert len(refused) == 1 and "add +time to the user's ACL rules" in refused[0].getMessage()
+    client.close()

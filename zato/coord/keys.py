@@ -147,4 +147,5 @@ ACL_COMMANDS = [
     "+@connection",
     "+@transaction",
     "-@dangerous",
+    "+time",  # Redis's clock stamps and checks member entries (zato.coord.redis_clock)
 ]

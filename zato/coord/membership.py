@@ -8,11 +8,12 @@ parsed strictly (`zato.coord.parse`): readers get only members whose signature c
 whose every field has its shape, so a process without the secret cannot join the cluster,
 and a forged or odd entry is logged once and ignored.
 
-Every entry also carries its signed write time `at` (wall-clock epoch seconds, rewritten on
-every heartbeat) and its writer's `ttl`: a reader refuses an entry whose `at` is further than
-`max_age(ttl)` from its own clock, so a copy of a stopped server's entry, written back by
-anyone who can write to Redis, stops being a member after that bound. Hosts need synchronised
-clocks (NTP) for this; an entry without `at` (an older version's) is refused.
+Every entry also carries its signed write time `at` (epoch seconds, rewritten on every
+heartbeat) and its writer's `ttl`: a reader refuses an entry whose `at` is further than
+`max_age(ttl)` from now, so a copy of a stopped server's entry, written back by anyone who can
+write to Redis, stops being a member after that bound. Both times are Redis's clock
+(zato.coord.redis_clock), so the hosts' own clocks need not agree; an entry without `at` (an
+older version's) is refused.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import redis
 from zato.common import jsonenc
 from zato.common.errors import ComponentError, CoordError
 from zato.config.settings import MAX_MEMBERSHIP_TTL
-from zato.coord import parse, subscribe
+from zato.coord import parse, redis_clock, subscribe
 from zato.coord.client import texts, translate
 from zato.coord.keys import Keys
 from zato.coord.signing import sign, verified
@@ -91,7 +92,8 @@ def announce(client: redis.Redis, cluster: str, member: Member, ttl: float, key:
     keys = Keys(cluster)
     with translate("membership heartbeat"):
         pipe = client.pipeline(transaction=False)
-        pipe.set(keys.member(member.name), entry(member, key, ttl), px=int(ttl * 1000))
+        signed = entry(member, key, ttl, at=redis_clock.now(client))
+        pipe.set(keys.member(member.name), signed, px=int(ttl * 1000))
         pipe.sadd(keys.members, member.name)
         pipe.execute()
 
@@ -107,7 +109,7 @@ def refresh(client: redis.Redis, cluster: str, member: Member, ttl: float, key: 
     """Heartbeat in one command; True if the key was not there (the server (re)joined), in
     which case the caller should index() the name at once (it does now and then anyway)."""
     with translate("membership heartbeat"):
-        signed = entry(member, key, ttl)
+        signed = entry(member, key, ttl, at=redis_clock.now(client))
         old = client.set(Keys(cluster).member(member.name), signed, px=int(ttl * 1000), get=True)
     return old is None
 
@@ -214,7 +216,8 @@ def live_servers(client: redis.Redis, cluster: str, key: bytes | None) -> list[M
         gone = [n for n, v in zip(names, values, strict=True) if v is None]
         if gone:
             client.srem(keys.members, *gone)
-    return read_entries(cluster, names, values, key, time.time())
+        now = redis_clock.now(client)
+    return read_entries(cluster, names, values, key, now)
 
 
 def read_entries(cluster: str, names: list[str], values: list, key: bytes | None, now: float) -> list[Member]:

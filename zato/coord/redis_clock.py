@@ -1,0 +1,74 @@
+"""Redis's wall clock: the one clock every host of a cluster reads alike.
+
+Member entries carry their signed write time, and readers refuse one too far from now
+(zato.coord.membership): a copy of a stopped server's entry stops counting. Stamped and
+checked with each host's own clock, a host whose clock is off by more than that bound (no
+NTP, a VM resumed with its old time) had its servers refused by every other host while they
+served on, outside the load balancer and the cluster. Stamped and checked with Redis's
+clock, the hosts' own clocks do not matter.
+
+`now(client)` is this host's time.time() plus the offset to Redis's TIME, measured with one
+TIME round trip (the midpoint of the call taken as the moment Redis answered) at most every
+SYNC_EVERY seconds, and again after a failed measurement. A Redis whose ACL refuses TIME
+(a user made from an older docs/redis-acl.md): this host's clock instead, said once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import weakref
+
+import redis
+
+from zato.coord.client import translate
+
+logger = logging.getLogger(__name__)
+
+SYNC_EVERY = 30.0  # seconds between measurements of the offset (Redis's and our clock drift apart slowly)
+
+
+class _Offset:
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.measured_at: float | None = None  # monotonic; None: never measured
+        self.refused = False  # the ACL refuses TIME: offset 0 for good
+        self.lock = threading.Lock()
+
+
+_offsets: weakref.WeakKeyDictionary[redis.Redis, _Offset] = weakref.WeakKeyDictionary()
+_offsets_lock = threading.Lock()
+
+
+def now(client: redis.Redis) -> float:
+    """Redis's wall clock now (epoch seconds), as estimated here; CoordError when the offset
+    is due for a measurement and Redis cannot be reached."""
+    with _offsets_lock:
+        offset = _offsets.get(client)
+        if offset is None:
+            offset = _offsets[client] = _Offset()
+    with offset.lock:
+        due = offset.measured_at is None or time.monotonic() - offset.measured_at >= SYNC_EVERY
+        if due and not offset.refused:
+            _measure(client, offset)
+        return time.time() + offset.seconds
+
+
+def _measure(client: redis.Redis, offset: _Offset) -> None:
+    before = time.time()
+    with translate("reading Redis's clock (TIME)"):
+        try:
+            seconds, micros = client.time()
+        except redis.exceptions.NoPermissionError as e:
+            offset.refused = True
+            logger.warning(
+                "Redis refuses TIME to this user (%s): member entries are stamped and checked with "
+                "this host's clock, which must then be NTP-synchronised with the other hosts'; add "
+                "+time to the user's ACL rules (docs/redis-acl.md)",
+                e,
+            )
+            return
+    after = time.time()
+    offset.seconds = seconds + micros / 1e6 - (before + after) / 2
+    offset.measured_at = time.monotonic()
