@@ -92,6 +92,9 @@ def setup_logging(
     set_role(role, server)
     root = logging.getLogger()
     root.setLevel(level.upper())
+    # pika tells at INFO how it opens and tears down each connection (a dozen lines per close,
+    # transport states and socket reprs) beside the connectors' own one line: kept for DEBUG.
+    logging.getLogger("pika").setLevel(logging.NOTSET if level.upper() == "DEBUG" else logging.WARNING)
     for h in list(root.handlers):
         root.removeHandler(h)
     handlers: list[logging.Handler] = []
