@@ -35,17 +35,20 @@ status:
 # module-wide clusters start once): most of a test's time is waiting for processes it started.
 # Then the tests marked `exclusive` (they restart a service the others share) run alone.
 # Both parts always run; either failing fails `make test`. pytest exits 5 when it collected no
-# test: that fails the run too (but for the exclusive part when PYTEST_ARGS chose other tests). TEST_JOBS=1 runs everything in one process, in order.
+# test: that fails the run too (but for the exclusive part when PYTEST_ARGS chose other tests).
+# TEST_JOBS=1 runs everything in one process, in order.
 TEST_JOBS ?= 3
+RUN_PYTEST = $(PYTEST) -q -p no:cacheprovider -rfEs
 test: deps
-	@rc=0; \
+	@case "$(TEST_JOBS)" in ''|*[!0-9]*|0) echo "TEST_JOBS must be a whole number of processes, 1 or more (got '$(TEST_JOBS)')" >&2; exit 2;; esac; \
+	rc=0; \
 	if [ "$(TEST_JOBS)" -gt 1 ]; then \
-		$(PYTEST) -q -p no:cacheprovider -rfEs -n $(TEST_JOBS) --dist loadfile -m "not exclusive" $(PYTEST_ARGS) tests || rc=$$?; \
+		$(RUN_PYTEST) -n $(TEST_JOBS) --dist loadfile -m "not exclusive" $(PYTEST_ARGS) tests || rc=$$?; \
 		echo "== the exclusive tests, alone"; \
-		$(PYTEST) -q -p no:cacheprovider -rfEs -m exclusive $(PYTEST_ARGS) tests; x=$$?; \
+		$(RUN_PYTEST) -m exclusive $(PYTEST_ARGS) tests; x=$$?; \
 		[ $$x = 0 ] || { [ $$x = 5 ] && [ -n "$(PYTEST_ARGS)" ]; } || rc=$$x; \
 	else \
-		$(PYTEST) -q -p no:cacheprovider -rfEs -p no:xdist $(PYTEST_ARGS) tests || rc=$$?; \
+		$(RUN_PYTEST) -p no:xdist $(PYTEST_ARGS) tests || rc=$$?; \
 	fi; \
 	exit $$rc
 

@@ -207,6 +207,12 @@ def log_text(server_dir: str) -> str:
         return ""
 
 
+def rabbitmqctl(*args: str) -> str:
+    """Run rabbitmqctl against the local broker (the one every AMQP test shares); its output."""
+    argv = ["rabbitmqctl", "-q", *args]
+    return subprocess.run(argv, check=True, capture_output=True, text=True, timeout=180).stdout.strip()
+
+
 class Rabbit:
     """A blocking pika connection for tests; every queue declared through it is deleted on close."""
 

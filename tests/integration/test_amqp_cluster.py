@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import threading
 import time
 import uuid
@@ -17,7 +16,7 @@ import redis
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conn_support import Rabbit, services_source
+from tests.conn_support import Rabbit, rabbitmqctl, services_source
 from tests.support import REDIS_URL, free_port, wait_for, zato
 from zato.coord import connector_stats
 from zato.coord.keys import Keys
@@ -422,10 +421,6 @@ def test_cli_warns_of_a_service_no_server_has(cluster):
     admin.delete(f"{base}/channels/typo")
 
 
-def _rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=180)
-
-
 @pytest.mark.exclusive  # every other test's RabbitMQ connections would drop with it
 def test_amqp_channel_loses_nothing_across_a_rabbitmq_restart(cluster):
     """The broker application restarts (every connection drops; durable queues and persistent
@@ -436,7 +431,7 @@ def test_amqp_channel_loses_nothing_across_a_rabbitmq_restart(cluster):
     wait_for(lambda: len(received(cluster.cluster)) >= 20, timeout=60, what="20 messages before")
     lost = "amqp-channel 'in': connection lost"
     before = _log_tail(cluster).count(lost)
-    _rabbitmqctl("stop_app")
+    rabbitmqctl("stop_app")
     try:
         wait_for(
             lambda: _log_tail(cluster).count(lost) > before,
@@ -444,8 +439,8 @@ def test_amqp_channel_loses_nothing_across_a_rabbitmq_restart(cluster):
             what="the connector to log that the broker went away",
         )
     finally:
-        _rabbitmqctl("start_app")
-        _rabbitmqctl("await_startup")
+        rabbitmqctl("start_app")
+        rabbitmqctl("await_startup")
     queues = cluster.rabbit.queues
     cluster.rabbit = Rabbit()  # the test's own connection died with the broker
     cluster.rabbit.queues = queues

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
-import subprocess
 import threading
 import time
 import uuid
@@ -19,6 +18,7 @@ from tests.conn_support import (
     TCPProxy,
     log_text,
     make_server_dir,
+    rabbitmqctl,
     set_epoch,
     start_connector,
     stop_process,
@@ -386,13 +386,8 @@ def test_the_broker_going_away_mid_stream_loses_nothing(env):
 def broker_memory_alarm():
     """RabbitMQ's memory alarm, on the shared broker (so the test is `exclusive`): its memory
     watermark set below what it uses, then set back to what it was."""
-    was = subprocess.run(
-        ["rabbitmqctl", "-q", "eval", "vm_memory_monitor:get_vm_memory_high_watermark()."],
-        capture_output=True, text=True, check=True, timeout=60,
-    ).stdout.strip()  # fmt: skip
-    subprocess.run(
-        ["rabbitmqctl", "-q", "set_vm_memory_high_watermark", "absolute", "1MB"], check=True, timeout=60
-    )
+    was = rabbitmqctl("eval", "vm_memory_monitor:get_vm_memory_high_watermark().")
+    rabbitmqctl("set_vm_memory_high_watermark", "absolute", "1MB")
     try:
         yield
     finally:
@@ -400,7 +395,7 @@ def broker_memory_alarm():
             argv = ["absolute", was.strip("{}").split(",", 1)[1]]
         else:
             argv = [was if was.replace(".", "", 1).isdigit() else "0.4"]
-        subprocess.run(["rabbitmqctl", "-q", "set_vm_memory_high_watermark", *argv], check=True, timeout=60)
+        rabbitmqctl("set_vm_memory_high_watermark", *argv)
 
 
 @pytest.mark.exclusive  # every other test's publishing connections would be blocked too

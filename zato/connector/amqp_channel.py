@@ -116,7 +116,8 @@ class AckBook:
         below = [t for t in ok if floor is None or t < floor]
         if len(below) > 1:
             ch.basic_ack(below[-1], multiple=True)
-        for tag in ok[len(below) if len(below) > 1 else 0 :]:
+            ok = ok[len(below) :]
+        for tag in ok:
             ch.basic_ack(tag)
 
 

@@ -103,7 +103,8 @@ class BlockWatch:
         took = "" if self._since is None else f" after {time.monotonic() - self._since:.1f} s"
         self._since = None
         logger.info("%s: the AMQP broker takes this connection's publishes again%s", self.ctx.label, took)
-        self.ctx.stats.state("running")
+        if self.ctx.stats.data["state"] == "blocked":  # not over a stop begun meanwhile
+            self.ctx.stats.state("running")
 
 
 def heartbeat(stored: object) -> int:

@@ -34,21 +34,19 @@ class _Offset:
         self.seconds = 0.0
         self.measured_at: float | None = None  # monotonic; None: never measured
         self.refused = False  # the ACL refuses TIME: offset 0 for good
-        self.lock = threading.Lock()
 
 
 _offsets: weakref.WeakKeyDictionary[redis.Redis, _Offset] = weakref.WeakKeyDictionary()
-_offsets_lock = threading.Lock()
+_lock = threading.Lock()  # a measurement is one round trip every SYNC_EVERY s: one lock will do
 
 
 def now(client: redis.Redis) -> float:
     """Redis's wall clock now (epoch seconds), as estimated here; CoordError when the offset
     is due for a measurement and Redis cannot be reached."""
-    with _offsets_lock:
+    with _lock:
         offset = _offsets.get(client)
         if offset is None:
             offset = _offsets[client] = _Offset()
-    with offset.lock:
         due = offset.measured_at is None or time.monotonic() - offset.measured_at >= SYNC_EVERY
         if due and not offset.refused:
             _measure(client, offset)
