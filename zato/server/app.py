@@ -13,7 +13,7 @@ from gunicorn.glogging import Logger as GunicornLogger
 from zato.common.errors import ConfigError
 from zato.common.log import set_role
 from zato.config.settings import ServerSettings
-from zato.server import exit_guard, metrics
+from zato.server import exit_guard, fatal
 from zato.server.readiness import DrainFlag
 
 logger = logging.getLogger("zato.server")
@@ -45,7 +45,6 @@ def gunicorn_options(settings: ServerSettings) -> dict:
         "limit_request_fields": settings.limits.max_headers,
         "limit_request_field_size": settings.limits.max_header_size,
         "limit_request_line": settings.limits.max_request_line,
-        "child_exit": metrics.worker_exited,
         "logger_class": ZatoGunicornLogger,
     }
     options.update(settings.gunicorn)  # [gunicorn] in server.conf wins
@@ -72,7 +71,7 @@ class ZatoApplication(BaseApplication):
             if key in self.cfg.settings:
                 self.cfg.set(key, value)
         if self.hooked:
-            for key in ("when_ready", "pre_fork", "on_exit", "worker_exit"):
+            for key in ("when_ready", "pre_fork", "on_exit", "worker_exit", "worker_abort", "child_exit"):
                 self.cfg.set(key, getattr(self.hooks, key))
         for key, value in gunicorn_options(self.settings).items():
             if key not in self.cfg.settings:
@@ -100,7 +99,8 @@ class ZatoApplication(BaseApplication):
         worker = Worker(self.settings)
         worker.start()  # loads services and channels in the background; /zato/ready is 503 until then
         self.hooks.zato_worker = worker  # closed by the worker_exit hook
-        return ServerApp(worker, build_app(worker), self.draining)
+        running = fatal.Running(self.hooks.fatal)  # its slot names the request running now
+        return ServerApp(worker, build_app(worker), self.draining, running)
 
     def run(self) -> None:
         try:

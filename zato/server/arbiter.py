@@ -30,6 +30,7 @@ from zato.coord.client import connect
 from zato.lifecycle.process import python_module_argv
 from zato.odb import api as odb_api
 from zato.odb.engine import ODB
+from zato.server import fatal, metrics
 from zato.server.fork import ForkedProcess, fork_main, odb_work
 from zato.server.pickup import PickupDir
 from zato.server.readiness import DrainFlag
@@ -107,6 +108,7 @@ class ServerHooks:
         self.stopping = SignalFlag()  # set by SIGTERM's handler: no lock (zato.common.signalflag)
         self._lock = threading.Lock()  # the ticker thread and the stop path both touch the sidecar
         self.zato_worker: Any = None  # in a worker process: its zato.server.worker.Worker
+        self.fatal = fatal.Table()  # the request running in each worker, shared (zato.server.fatal)
 
     # gunicorn hooks
 
@@ -127,6 +129,7 @@ class ServerHooks:
         # (Worker modules are not pre-imported: bottle and others create thread-locals at
         # import, which must happen after the worker's gevent monkey-patching.)
         gc.freeze()
+        self.fatal.take(worker)  # its slot of the table of running requests
 
     def on_exit(self, server: Any) -> None:  # noqa: ARG002 - gunicorn's hook signature
         self.stopping.set()
@@ -135,6 +138,19 @@ class ServerHooks:
             self.pickup.close()
         record_up_status(self.zato, "clean-down")
         logger.info("server %s stopped", self.zato.name)
+
+    def child_exit(self, server: Any, worker: Any) -> None:
+        """In the arbiter, for each worker it reaped: its live gauges go, and the request that was
+        running when it ended, if any, is named and kept to be refused (zato.server.fatal)."""
+        metrics.worker_exited(server, worker)
+        self.fatal.release(worker, self.zato.name)
+
+    def worker_abort(self, worker: Any) -> None:
+        """In a worker the arbiter found hung (its timeout): the SystemExit gunicorn raises next,
+        in the service that held the worker, is said as that, not as the service's sys.exit()."""
+        from zato.service import store
+
+        store.worker_aborted(worker.cfg.timeout)
 
     def worker_exit(self, server: Any, worker: Any) -> None:  # noqa: ARG002 - gunicorn's hook signature
         """In the worker process, after its loop ends: close its ODB and Redis connections."""

@@ -36,7 +36,7 @@ from zato.coord import lease
 from zato.coord.client import refuses_writes
 from zato.coord.signing import member_key
 from zato.odb.api import ChannelRecord
-from zato.server import access_log, metrics
+from zato.server import access_log, fatal, metrics
 from zato.server import body as bodies
 from zato.server.channel_security import Refused, basic_auth
 from zato.server.epoch_gate import EpochGate
@@ -62,6 +62,7 @@ ADMIN_PREFIX = "/zato/admin"
 ADMIN_INVOKE = "/zato/admin/invoke"  # Zato's AnyServiceInvoker (zato/server/zato_invoke.py)
 API_INVOKE_PREFIX = "/zato/api/invoke/"  # Zato's APIClient
 JSON = "application/json"
+REPLAYED = frozenset(("GET", "HEAD", "OPTIONS", "PUT", "DELETE"))  # idempotent (RFC 9110)
 STATUS = {s.value: f"{s.value} {s.phrase}" for s in HTTPStatus}
 
 StartResponse = Callable[..., Any]
@@ -213,7 +214,13 @@ def connector_channel(header: str) -> ChannelInfo:
 class ServerApp:
     """The WSGI callable of one worker."""
 
-    def __init__(self, worker: Worker, admin_app: Any = None, draining: DrainFlag | None = None):
+    def __init__(
+        self,
+        worker: Worker,
+        admin_app: Any = None,
+        draining: DrainFlag | None = None,
+        running: fatal.Running | None = None,
+    ):
         from zato.server.zato_invoke import InvokeAPI  # it builds on this module
 
         self.worker = worker
@@ -223,6 +230,7 @@ class ServerApp:
         self.limits = worker.settings.limits
         self.invoke_api = InvokeAPI(self)
         self.access_log = worker.settings.access_log
+        self.running = running  # the requests in flight, for the arbiter if this worker ends
 
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO") or "/"
@@ -241,9 +249,19 @@ class ServerApp:
         in_flight.inc()
         logged = self.access_log and not path.startswith(INTERNAL_PREFIX)  # not the connectors' calls
         answer = access_log.Answer(start_response) if logged else None
+        running, begun = self.running, None
         try:
+            if running is not None:
+                method = environ.get("REQUEST_METHOD", "")
+                # a load balancer's replay of a request that ended a worker: only idempotent methods
+                # are replayed (etc/haproxy.cfg), so only they are looked up
+                if method in REPLAYED and cid == supplied and running.ended_a_worker(cid):
+                    return self._ended_a_worker(answer.start if answer else start_response, cid)
+                begun = running.begin(cid, method, path)
             return self._serve(environ, answer.start if answer else start_response, path, cid)
         finally:
+            if running is not None and begun is not None:
+                running.end(begun)
             in_flight.dec()
             CID.reset(token)
             if answer is not None:
@@ -289,6 +307,14 @@ class ServerApp:
         except Exception:  # noqa: BLE001 - never a traceback to the client
             logger.exception("cid %s: unexpected error serving %s", cid, path)
             return self._send(start_response, 500, error_body(cid, "internal server error"), JSON, cid)
+
+    def _ended_a_worker(self, start_response: StartResponse, cid: str) -> list[bytes]:
+        detail = (
+            f"this request was running, alone, when a worker of server {self.worker.settings.name} ended "
+            "(see that server's log for its CID); it is not run again"
+        )
+        logger.warning("cid %s: not run: it was running, alone, when a worker of this server ended", cid)
+        return self._send(start_response, 500, error_body(cid, detail), JSON, cid)
 
     def _metrics(self, start_response: StartResponse) -> list[bytes]:
         cid = new_cid()

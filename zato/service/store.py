@@ -23,6 +23,16 @@ from zato.service.base import Request, Response, Service
 from zato.service.sio import Payload, io_of, parse_input, render_output
 from zato.service.user_config import UserConfig
 
+_aborted: list[float] = []  # set by worker_aborted(): the worker's timeout, once gunicorn aborts it
+
+
+def worker_aborted(timeout: float) -> None:
+    """gunicorn's worker_abort hook, in the worker: the arbiter found it hung (a service ran past
+    `timeout` seconds without yielding) and the SystemExit coming next is gunicorn's, not the
+    service's own sys.exit()."""
+    _aborted[:] = [timeout]
+
+
 logger = logging.getLogger(__name__)
 
 # What users' code may raise that must not end the worker: also sys.exit() (SystemExit) and
@@ -368,6 +378,11 @@ class ServiceStore:
 
             if isinstance(e, (GreenletExit, GeneratorExit)):  # the worker ends this request: let it
                 raise
+            if isinstance(e, SystemExit) and _aborted:  # gunicorn's, from its worker timeout
+                raise ServiceError(
+                    f"service {name} held its worker past the worker timeout ([gunicorn] timeout, "
+                    f"{_aborted[0]:g} s) and was stopped; the worker restarts"
+                ) from e
             if isinstance(e, SystemExit):
                 said = f"called sys.exit({e.code!r})"
             else:
