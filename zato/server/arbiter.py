@@ -108,7 +108,7 @@ class ServerHooks:
         self.stopping = SignalFlag()  # set by SIGTERM's handler: no lock (zato.common.signalflag)
         self._lock = threading.Lock()  # the ticker thread and the stop path both touch the sidecar
         self.zato_worker: Any = None  # in a worker process: its zato.server.worker.Worker
-        self.fatal = fatal.Table()  # the request running in each worker, shared (zato.server.fatal)
+        self.fatal = fatal.Table()  # each worker's requests in flight, shared (zato.server.fatal)
 
     # gunicorn hooks
 
@@ -129,7 +129,7 @@ class ServerHooks:
         # (Worker modules are not pre-imported: bottle and others create thread-locals at
         # import, which must happen after the worker's gevent monkey-patching.)
         gc.freeze()
-        self.fatal.take(worker)  # its slot of the table of running requests
+        self.fatal.take(worker)  # its slot of the table of requests in flight
 
     def on_exit(self, server: Any) -> None:  # noqa: ARG002 - gunicorn's hook signature
         self.stopping.set()
@@ -140,8 +140,8 @@ class ServerHooks:
         logger.info("server %s stopped", self.zato.name)
 
     def child_exit(self, server: Any, worker: Any) -> None:
-        """In the arbiter, for each worker it reaped: its live gauges go, and the request that was
-        running when it ended, if any, is named and kept to be refused (zato.server.fatal)."""
+        """In the arbiter, for each worker it reaped: its live gauges go, and what it was serving
+        when it ended is logged; a request alone in it is kept to be refused (zato.server.fatal)."""
         metrics.worker_exited(server, worker)
         self.fatal.release(worker, self.zato.name)
 
