@@ -46,6 +46,8 @@ import struct
 import time
 from typing import Any, NamedTuple
 
+from zato.common.pidfile import pid_alive
+
 logger = logging.getLogger("zato.server")
 
 SLOT = 256  # bytes of one slot: the count of requests in flight, then a record
@@ -88,16 +90,6 @@ def decode(raw: bytes) -> Record | None:
         return Record(int(parts[0]), parts[1], parts[2], parts[3], float(parts[4]))
     except ValueError:
         return None
-
-
-def has_ended(pid: int) -> bool:
-    """Whether process `pid` is gone or a zombie (ended, not yet reaped)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return True
-    return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] == b"Z"
 
 
 class Table:
@@ -190,7 +182,7 @@ class Table:
                 if index >= self.slots:  # the ring: a worker ended while running it
                     if time.time() - record.at < KEEP:
                         return True
-                elif has_ended(record.pid):  # a slot whose worker ended, not yet reaped
+                elif not pid_alive(record.pid):  # a slot whose worker ended (gone or a zombie)
                     return True
         return False
 
