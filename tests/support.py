@@ -357,19 +357,22 @@ class Quickstart:
         with open(conf, "w") as f:
             cp.write(f)
 
-    def start(self, *names: str, timeout: float = 60) -> None:
-        """Start the named members (default: every server, then the LB if lb=True)."""
+    def start(self, *names: str, timeout: float = 60) -> str:
+        """Start the named members (default: every server, then the LB if lb=True); what the
+        `zato start` commands printed."""
         names = names or tuple(self.server_names) + (("load-balancer",) if self.lb else ())
         servers = [n for n in names if n != "load-balancer"]
         procs = [self._start_cli(self.member_dir(n)) for n in servers]
+        said = []
         if "load-balancer" in names:
-            self._wait_started(procs, timeout)
+            said += self._wait_started(procs, timeout)
             procs = [self._start_cli(self.lb_dir)]
-        self._wait_started(procs, timeout)
+        said += self._wait_started(procs, timeout)
         for n in names:
             pid = self.pid(n)
             if pid:
                 self._started.add(pid)
+        return "".join(said)
 
     @staticmethod
     def _start_cli(path: str) -> subprocess.Popen:
@@ -381,14 +384,16 @@ class Quickstart:
         )
 
     @staticmethod
-    def _wait_started(procs: list, timeout: float) -> None:
-        failures = []
+    def _wait_started(procs: list, timeout: float) -> list[str]:
+        failures, said = [], []
         for p in procs:
             out, _ = p.communicate(timeout=timeout)
+            said.append(out)
             if p.returncode != 0:
                 failures.append(f"{' '.join(p.args[3:])} exited {p.returncode}:\n{out}")
         if failures:
             raise AssertionError("\n".join(failures))
+        return said
 
     def stop(self, *names: str, timeout: float = 60) -> list[str]:
         names = names or tuple(self.server_names) + ("load-balancer",)

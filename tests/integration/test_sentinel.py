@@ -176,3 +176,43 @@ def test_cluster_follows_the_master_sentinel_promotes(quickstart, redis_group):
     assert requests.get(qs.lb_url + "/zato/ping", timeout=10).status_code == 200
     status = zato("cluster", "status", qs.path, "--json")
     assert "server2" in status.stdout and f"master {MASTER}" in status.stdout
+
+
+def test_a_server_started_during_a_failover_waits_for_the_new_master(quickstart, redis_group):
+    """Sentinel still names the master just killed (it takes its down-after-milliseconds to
+    see it down, then promotes the replica): `zato start` waits for the new master, saying
+    so, instead of failing with 'Connection refused'."""
+    kvdb = {"sentinels": f"127.0.0.1:{redis_group.sentinel_port}", "sentinel_master": MASTER}
+    qs = quickstart(servers=1, extra_conf={"kvdb": kvdb})
+    redis_group.kill("master")
+    said = qs.start("server1")
+    assert "waiting up to 20 s for Sentinel's master to answer" in said
+    assert f"master {MASTER} at 127.0.0.1:{redis_group.master_port}" in said
+    assert redis_group.master_address()[1] == redis_group.replica_port
+    ping = requests.get(qs.server_url("server1") + "/zato/ping", timeout=10)
+    assert ping.json()["zato_ping_response"] == {"pong": "zato"}
+    promoted = redis_group.client(redis_group.replica_port)
+    key = member_key(qs.settings("server1").cluster_secret, qs.cluster)
+    wait_for(
+        lambda: [m.name for m in live_servers(promoted, qs.cluster, key)] == ["server1"],
+        timeout=30,
+        what="server1 to be a live member on the promoted replica",
+    )
+
+
+def test_a_start_through_a_sentinel_that_monitors_no_such_master_fails_at_once(quickstart, redis_group):
+    """Nothing a wait would change: the Sentinel answers, but has no master of that name."""
+    kvdb = {"sentinels": f"127.0.0.1:{redis_group.sentinel_port}", "sentinel_master": "nosuchmaster"}
+    qs = quickstart(servers=1, extra_conf={"kvdb": kvdb})
+    out = zato("start", qs.member_dir("server1"), check=False)
+    said = out.stdout + out.stderr
+    assert out.returncode != 0
+    assert "No master found for 'nosuchmaster'" in said and "waiting" not in said, said
+    assert not requests_ok(qs.server_url("server1") + "/zato/ping")
+
+
+def requests_ok(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).ok
+    except requests.RequestException:
+        return False

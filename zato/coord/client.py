@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
-from typing import Any
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
 
 import redis
 from redis.backoff import NoBackoff
@@ -15,6 +16,8 @@ from redis.sentinel import MasterNotFoundError, Sentinel
 from zato.common.errors import CoordDataError, CoordRefused, CoordUnavailable
 from zato.common.log import redact
 from zato.config.settings import RedisSettings
+
+T = TypeVar("T")
 
 
 def connect(settings: RedisSettings, **kwargs: object) -> redis.Redis:
@@ -61,6 +64,63 @@ def check_redis(settings: RedisSettings) -> None:
             client.ping()
     finally:
         client.close()
+
+
+FAILOVER_WAIT = 20.0  # s: how long a start waits for Sentinel to name a master that answers
+
+
+def through_failover(
+    settings: RedisSettings,
+    check: Callable[[], T],
+    say: Callable[[str], None],
+    wait: float = FAILOVER_WAIT,
+    clock: Callable[[], float] = time.monotonic,
+) -> T:
+    """check(), retried for up to `wait` seconds while a Sentinel answers but the master it
+    names is down or does not answer yet (a failover under way: promoting a replica takes
+    Sentinel its down-after-milliseconds and more). Said once, through say(). Without
+    Sentinel, or when no Sentinel answers or none monitors the master, the first CoordUnavailable
+    is raised at once: waiting would not change it."""
+    deadline = clock() + wait
+    said = ""
+    while True:
+        try:
+            return check()
+        except CoordUnavailable as e:
+            seen = sentinel_sees(settings) if settings.sentinels else None
+            if seen is None or isinstance(e, CoordRefused):
+                raise
+            if clock() >= deadline:
+                raise CoordUnavailable(f"{e}; waited {wait:g} s for a failover ({seen})") from e
+            if not said:
+                said = seen
+                say(f"waiting up to {wait:g} s for Sentinel's master to answer ({seen})")
+            time.sleep(0.5)
+
+
+def sentinel_sees(settings: RedisSettings) -> str | None:
+    """What the first Sentinel that answers says of the master: its address and flags, or that
+    a failover is under way. None when no Sentinel answers or none monitors the master."""
+    for host, port in settings.sentinels:
+        one = redis.Redis(
+            host=host,
+            port=port,
+            socket_timeout=settings.socket_timeout,
+            socket_connect_timeout=settings.socket_timeout,
+            decode_responses=True,
+            retry=Retry(NoBackoff(), 0),
+        )
+        try:
+            state: dict = one.sentinel_master(settings.sentinel_master)  # type: ignore[assignment]
+        except redis.ResponseError:  # "No such master with that name"
+            return None
+        except (redis.RedisError, OSError):
+            continue
+        finally:
+            one.close()
+        where = f"{state['ip']}:{state['port']}"
+        return f"Sentinel {host}:{port}: master {settings.sentinel_master} at {where}, {state['flags']}"
+    return None
 
 
 def accepts_anonymous(settings: RedisSettings) -> bool:

@@ -63,9 +63,9 @@ def start(lb_dir: str) -> int:
     settings, binary = ENTRY.settings(None, load, lb_dir)
     ENTRY.start(settings)
     import zato.lb.controller  # noqa: F401 - imported while `zato start` waits
-    from zato.coord.client import check_redis
+    from zato.coord.client import check_redis, through_failover
 
-    if not pass_gate(lambda _say: check_redis(settings.redis)):
+    if not pass_gate(lambda say: through_failover(settings.redis, lambda: check_redis(settings.redis), say)):
         return EXIT_DEPENDENCY
     status = read_pidfile(settings.pidfile)
     if status.alive:

@@ -230,9 +230,10 @@ def run_foreground(comp: Component, say: Say) -> None:
         check_server(precheck_server(comp, say), say)
         argv = python_module_argv(SERVER_MODULE, comp.path, "--fg")
     elif comp.kind == component.LOAD_BALANCER:
-        from zato.coord.client import check_redis
+        from zato.coord.client import check_redis, through_failover
 
-        check_redis(precheck_lb(comp, say).redis)
+        redis_settings = precheck_lb(comp, say).redis
+        through_failover(redis_settings, lambda: check_redis(redis_settings), say)
         argv = python_module_argv(LB_MODULE, comp.path)
     elif comp.kind == component.DASHBOARD:
         precheck_dashboard(comp, say)

@@ -18,7 +18,7 @@ Say = Callable[[str], None]
 
 
 def check_server(s: ServerSettings, say: Say) -> None:
-    from zato.coord.client import check_redis
+    from zato.coord.client import check_redis, through_failover
     from zato.odb.engine import check_odb, create_schema, make_engine
     from zato.server.app import check_gunicorn_settings
     from zato.server.fork import start_odb_work
@@ -40,8 +40,14 @@ def check_server(s: ServerSettings, say: Say) -> None:
             checking.result()
         raise
     checking.result()
-    check_redis(s.redis)
-    check_cluster_membership(s, say)
+
+    def shared() -> None:
+        check_redis(s.redis)
+        check_cluster_membership(s, say)
+
+    # Behind Sentinel, a failover under way is waited for (it names no master, or one that does
+    # not answer yet) rather than failing the start.
+    through_failover(s.redis, shared, say)
 
 
 def check_cluster_membership(s: ServerSettings, say: Say) -> None:
