@@ -414,6 +414,19 @@ def test_invoke_and_get_name(cluster) -> None:
     assert r.status_code == 200 and r.json() == {"number_count": 12}
 
 
+def test_services_without_a_name_answer_to_zatos_names(cluster) -> None:
+    """Before: legacy-names.httpstatus, legacy-names.get-xmldata and legacy-names.get-client,
+    so a client calling Zato's names got 404 `no such service`; and Integer('-count') was a
+    required field named '-count' (400 `missing input: -count`)."""
+    for service in ("legacy-names.http-status", "legacy-names.get-xml-data"):
+        r = api(cluster, cluster.lb_url, service)
+        assert (r.status_code, r.json()) == (200, {"service": service})
+    r = api(cluster, cluster.lb_url, "legacy-names.get_client", {"name": "n"})
+    assert (r.status_code, r.json()) == (200, {"name": "n", "service": "legacy-names.get_client"})
+    r = api(cluster, cluster.lb_url, "legacy-names.get_client", {"name": "n", "count": "2"})
+    assert r.json()["count"] == 2
+
+
 def test_a_204_goes_without_a_body_or_its_headers(cluster) -> None:
     """RFC 9110: a 204 has no content, so no Content-Type nor Content-Length either. Before: both
     were sent (the Zato envelope's type, and the length of what was dropped)."""

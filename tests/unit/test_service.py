@@ -26,9 +26,32 @@ class Named(Service):
 """
 
 
+@pytest.mark.parametrize(
+    ("module", "cls", "name"),
+    [
+        ("my_api", "GetClientDetails", "my-api.get-client-details"),
+        ("my_crm_api", "HTTPThing", "my-crm-api.http-thing"),  # before: my-crm-api.httpthing
+        ("api", "GetXMLData", "api.get-xml-data"),  # before: api.get-xmldata
+        ("api", "get_client", "api.get_client"),  # before: api.get-client
+        ("api", "Get_Client", "api.get_client"),
+        ("api", "Get2Things", "api.get2-things"),
+        ("api", "V2API", "api.v2api"),  # before: api.v2-api
+        ("MyApi", "getClient", "my-api.get-client"),
+        # Zato's own example of its rule
+        (
+            "x",
+            "ILikeToReadWSDLDocsNotReallyNOPENotMeQ",
+            "x.i-like-to-read-wsdl-docs-not-really-nope-not-me-q",
+        ),
+    ],
+)
+def test_names_of_services_without_a_name_are_zatos(module: str, cls: str, name: str):
+    source = f"from zato.server.service import Service\n\nclass {cls}(Service):\n    pass\n"
+    assert list(load_source(module, source)) == [name]
+
+
 def test_zato_style_names():
     assert dashed("my_api") == "my-api"
-    assert dashed("GetClientDetails") == "get-client-details"
     assert sorted(load_source("my_api", MODULE)) == ["crm.named", "my-api.get-client"]
 
 

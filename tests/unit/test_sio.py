@@ -71,6 +71,22 @@ def test_short_form_and_attribute_payload() -> None:
     assert Store().call(Attrs, {"city": "oslo"}) == {"city": "OSLO"}
 
 
+class TypedOptional(Service):
+    input = "name", "-nick", Integer("-count")  # "-" in a typed element: optional too, as in Zato
+    output = "name", Integer("-count")
+
+    def handle(self) -> None:
+        self.response.payload = self.request.input
+
+
+def test_a_typed_element_with_a_dash_is_optional_and_named_without_it() -> None:
+    """Before: a required field named '-count' (400 'missing input: -count')."""
+    assert Store().call(TypedOptional, {"name": "n"}) == {"name": "n"}
+    assert Store().call(TypedOptional, {"name": "n", "count": "3"}) == {"name": "n", "count": 3}
+    with pytest.raises(InputError, match="invalid input count: 'x' is not an integer"):
+        Store().call(TypedOptional, {"name": "n", "count": "x"})
+
+
 @dataclass(init=False)
 class ClientReq(Model):
     client_id: int

@@ -309,8 +309,14 @@ _PY_TYPES: dict[Any, type[Elem]] = {
 
 
 def elem_of(item: Any) -> Elem:
-    """A declaration item ("name", "-name", Integer("id")) as an Elem with its required flag."""
+    """A declaration item ("name", "-name", Integer("id"), Integer("-id")) as an Elem with its
+    required flag."""
     if isinstance(item, Elem):
+        if item.name.startswith("-"):  # Integer("-count"): optional, as a plain "-count" is
+            if not item.name.strip("-").strip():
+                raise ServiceError(f"I/O declaration {item!r} is not a field name")
+            item.name = item.name.lstrip("-")
+            item.required = False
         return item
     if not isinstance(item, str) or not item.strip("-").strip():
         raise ServiceError(f"I/O declaration {item!r} is not a field name")

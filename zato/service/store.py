@@ -53,10 +53,27 @@ def check_not_internal(module: str, name: str) -> None:
         )
 
 
+# Where a new word begins in a CamelCase name, as Zato splits it: a capital after a lower-case
+# letter (getClient), or a capital followed by a lower-case letter (the end of an acronym:
+# HTTPThing -> HTTP Thing), but never the first letter. A digit does not end a word (V2API).
+_WORD_START = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<!^)(?=[A-Z][a-z])")
+
+
+def _words(identifier: str) -> str:
+    return "-".join(re.split(_WORD_START, identifier)).lower()
+
+
 def dashed(identifier: str) -> str:
-    """Zato-style name part: my_module -> my-module, GetClient -> get-client."""
-    text = re.sub(r"(?<=[a-z0-9])([A-Z])", r"-\1", identifier)
-    return text.replace("_", "-").lower()
+    """A module's part of a service name, as Zato makes it: my_crm_api -> my-crm-api,
+    MyModule -> my-module."""
+    return _words(identifier).replace("_", "-")
+
+
+def class_part(identifier: str) -> str:
+    """A class's part of a service name, as Zato makes it: HTTPThing -> http-thing,
+    GetXMLData -> get-xml-data; an underscore stays (get_client -> get_client, Get_Client ->
+    get_client)."""
+    return _words(identifier).replace("_-", "_")
 
 
 def service_name(module: str, cls: type[Service]) -> str:
@@ -64,7 +81,7 @@ def service_name(module: str, cls: type[Service]) -> str:
     own = cls.__dict__.get("name")
     if not (isinstance(own, str) and own) and "get_name" in cls.__dict__:
         own = cls.get_name()
-    return own if isinstance(own, str) and own else f"{dashed(module)}.{dashed(cls.__name__)}"
+    return own if isinstance(own, str) and own else f"{dashed(module)}.{class_part(cls.__name__)}"
 
 
 def prepare(cls: type[Service], name: str) -> None:
