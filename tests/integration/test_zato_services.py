@@ -427,6 +427,13 @@ def test_services_without_a_name_answer_to_zatos_names(cluster) -> None:
     assert r.json()["count"] == 2
 
 
+def test_zato32_import_paths_of_models_and_json(cluster) -> None:
+    """zato.common.ext.dataclasses, zato.common.marshal_.api, zato.common.json_internal and
+    typing_'s dict_field: before, the module was refused at deploy (ModuleNotFoundError)."""
+    r = api(cluster, cluster.lb_url, "zato32.order.echo", {"order_id": "5", "tags": ["a"]})
+    assert (r.status_code, r.json()) == (200, {"order_id": 5, "tags": ["a"], "extra": {}})
+
+
 def test_a_204_goes_without_a_body_or_its_headers(cluster) -> None:
     """RFC 9110: a 204 has no content, so no Content-Type nor Content-Length either. Before: both
     were sent (the Zato envelope's type, and the length of what was dropped)."""

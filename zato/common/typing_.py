@@ -77,6 +77,11 @@ def list_field() -> Any:
     return dataclasses.field(default_factory=list)
 
 
+def dict_field() -> Any:
+    """A model's dict that starts empty, its own per instance: `extra: anydict = dict_field()`."""
+    return dataclasses.field(default_factory=dict)
+
+
 def instance_from_dict(class_: type, data: dict) -> Any:
     """An instance of `class_` (made without arguments) with `data`'s keys set as attributes."""
     instance = class_()

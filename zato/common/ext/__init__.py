@@ -1,0 +1,1 @@
+"""Zato's zato.common.ext, for service modules that import what Zato kept there."""
