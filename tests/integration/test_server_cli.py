@@ -137,6 +137,8 @@ def test_a_check_failing_in_one_server_starts_nothing_of_the_quickstart(quicksta
     out = zato("start", qs.path).stdout
     assert "server server1 started" in out and "server server2 started" in out, out
     assert "load balancer started" in out and "dashboard started" in out, out
+    # both servers share the one Redis that takes commands without a password: said once
+    assert out.count("takes commands without a password") == 1, out
 
 
 def test_service_invoke_of_a_server_that_is_not_running_says_so(qs):

@@ -471,8 +471,8 @@ def test_undeploy_removes_a_module_from_every_server(cluster, tmp_path):
         out = zato("undeploy", cluster.path, str(first))
         assert out.stdout == "undeployed module bye_api: bye.one\n"
         assert out.stderr == (
-            "warning: HTTP channel bye still invokes a service module bye_api defined: it fails until"
-            " a module defining it is deployed\n"
+            "warning: HTTP channel bye still invokes a service that module bye_api defined: it fails"
+            " until a module defining it is deployed\n"
         )
         for name in cluster.server_names:
             wait_for(
@@ -499,8 +499,8 @@ def test_undeploy_removes_a_module_from_every_server(cluster, tmp_path):
         out = zato("deploy", cluster.path, str(second))
         assert out.stdout.startswith("deployed module bye_two version 2: bye.renamed")
         assert out.stderr == (
-            "warning: HTTP channel bye still invokes a service module bye_two no longer defines: it"
-            " fails until a module defining it is deployed\n"
+            "warning: HTTP channel bye still invokes a service that module bye_two no longer defines:"
+            " it fails until a module defining it is deployed\n"
         )
         zato("undeploy", cluster.path, "bye_two")
     finally:

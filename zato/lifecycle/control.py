@@ -165,6 +165,13 @@ def start(
         component.DASHBOARD: DASHBOARD_MODULE,
     }
     started: list[Spawned] = []
+    said: set[str] = set()
+
+    def say_once(line: str) -> None:  # the servers of a quickstart share their Redis and its warning
+        if line not in said:
+            said.add(line)
+            say(line)
+
     try:
         for m, s in checked:
             if m.kind in modules:
@@ -172,7 +179,7 @@ def start(
                 proc = spawn(m, modules[m.kind], gate)
                 started.append(Spawned(m, s, proc, gate, (s.logfile, stdout_log(m))))
         for m, _s, proc, gate, logs in started:
-            gate.wait_checked(say, proc, timeout, describe_name(m), logs)
+            gate.wait_checked(say_once, proc, timeout, describe_name(m), logs)
     except BaseException:
         turn_back(started)
         raise

@@ -219,7 +219,7 @@ def _left_behind(users: tuple[str, ...], module: str, how: str) -> list[str]:
         return []
     one = len(users) == 1
     return [
-        f"{', '.join(users)} still {'invokes' if one else 'invoke'} a service module {module} {how}: "
+        f"{', '.join(users)} still {'invokes' if one else 'invoke'} a service that module {module} {how}: "
         f"{'it fails' if one else 'they fail'} until a module defining it is deployed"
     ]
 
