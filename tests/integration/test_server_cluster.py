@@ -401,8 +401,10 @@ def test_admin_api_deploys_a_module(cluster):
     assert bad.status_code == 400 and "does not compile" in bad.json()["zato_env"]["details"]
     good_source = "from zato.service import Service\n\nclass Hi(Service):\n    name = 'admin.hi'\n"
     good_source += "    def handle(self):\n        self.response.payload = {'hi': self.server.name}\n"
-    good = post(url + "?name=admin_api", auth=cluster.admin_auth, data=good_source.encode())
-    assert good.status_code == 200 and good.json()["services"] == ["admin.hi"]
+    # ?name= the file's name, as `zato deploy` takes it: before, 400 'must be a Python identifier'
+    good = post(url + "?name=admin_api.py", auth=cluster.admin_auth, data=good_source.encode())
+    assert good.status_code == 200 and good.json()["services"] == ["admin.hi"], good.text
+    assert good.json()["module"] == "admin_api"
 
     def listed():
         r = requests.get(

@@ -31,7 +31,7 @@ def register(app: bottle.Bottle) -> None:
 
 def deploy_module() -> dict:
     w = worker()
-    name = bottle.request.query.get("name", "")
+    name = _module(bottle.request.query.get("name", ""))
     if not name:
         fail(400, "the module name is required (?name=)")
     try:
@@ -82,9 +82,16 @@ def _user_config(apply, file_name: str, refused: int = 400) -> dict:  # noqa: AN
     return {"user_config": name, "result": result.describe()}
 
 
+def _module(name: str) -> str:
+    """A module's name as given: `my_api`, or its file's name `my_api.py` (as `zato deploy`
+    and a pickup folder take it; before, `.py` was refused as not a Python identifier)."""
+    return name[: -len(".py")] if name.endswith(".py") and len(name) > len(".py") else name
+
+
 def undeploy_module(name: str) -> dict:
     if is_user_config(name):
         return _user_config(undeploy_user_config, name, 404)
+    name = _module(name)
     w = worker()
     try:
         result = undeploy(w.odb, w.redis, w.settings.cluster, name)
