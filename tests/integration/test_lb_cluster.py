@@ -110,3 +110,53 @@ def test_a_get_slower_than_timeout_server_runs_once_and_gets_zatos_504(quickstar
     assert r.headers["X-Zato-CID"] == r.json()["zato_env"]["cid"]
     time.sleep(3.5)  # the replays, had there been any, would have started by now (one a second)
     assert len(re.findall(r"slow report \S+ starts", qs.server_logs())) == 1
+
+
+LONG = """
+import gevent
+from zato.server.service import Service
+
+
+class Work(Service):
+    name = "long.work"
+
+    def handle(self):
+        self.logger.info("long work %s starts", self.cid)
+        gevent.sleep(float(self.request.http.GET.get("s", "8")))
+        self.response.payload = {"server": self.server.name}
+"""
+
+
+def test_a_graceful_stop_lets_requests_longer_than_the_hung_limit_finish(qs):
+    """A stopping server answers its health checks 503 while it drains: before, the LB took
+    that for a hung server after 5 s (HUNG_AFTER) and shut its sessions, so a POST in flight
+    got a 504 ('lost before it answered') though it ran to its end, and a GET was run once
+    more on the other server. Now a server that answers its checks is never taken for hung."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    qs.start()
+    wait_for(lambda: up_servers(qs) == {"server1", "server2"}, 30, what="both servers UP in HAProxy")
+    qs.deploy("long", LONG)
+    qs.open_channels("long", ("work",))
+    for name in ("server1", "server2"):  # one quick call each, once both have the channel
+        probe = f"{qs.server_url(name)}/long/work?s=0"
+        wait_for(
+            lambda u=probe: requests.get(u, timeout=10).status_code == 200, 30, what=f"the channel on {name}"
+        )
+    url = f"{qs.lb_url}/long/work?s=8"
+    calls = [("GET", n) for n in range(3)] + [("POST", n) for n in range(3)]
+    with ThreadPoolExecutor(len(calls)) as pool:
+        futures = [pool.submit(requests.request, method, url, json={}, timeout=60) for method, _ in calls]
+        wait_for(
+            lambda: len(re.findall(r"long work \S+ starts", qs.server_logs())) >= 2 + len(calls),
+            15,
+            what="every call running",
+        )
+        qs.stop("server1")  # withdraws, drains, stops once its requests are done
+        answers = [f.result() for f in futures]
+    assert [r.status_code for r in answers] == [200] * len(calls), [r.text for r in answers]
+    assert {r.json()["server"] for r in answers} == {"server1", "server2"}, qs.server_logs()[-6000:]
+    cids = re.findall(r"long work (\S+) starts", qs.server_logs())
+    assert len(cids) == 2 + len(calls), cids  # none ran twice (2: the probes)
+    with open(os.path.join(qs.lb_dir, "logs", "lb.log")) as f:
+        assert "shutting them" not in f.read()

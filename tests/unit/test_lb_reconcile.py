@@ -61,6 +61,13 @@ def test_a_member_down_with_requests_on_it_has_them_shut_only_once_it_looks_hung
     assert for_hung(idle, 100.0, 200.0) == []
     slow_but_live = ServerState("server1", "127.0.0.1:17010", "UP", 5, "L7OK")
     assert for_hung(slow_but_live, 100.0, 200.0) == []
+    # a graceful stop: it answers its checks 503 while its requests finish (before: shut at 5 s)
+    draining = ServerState("server1", "127.0.0.1:17010", "DOWN", 2, "L7STS", admin_state="drain")
+    assert for_hung(draining, 100.0, 200.0) == []
+    closed = ServerState("server1", "127.0.0.1:17010", "DOWN", 2, "L4CON", admin_state="drain")
+    assert for_hung(closed, 100.0, 200.0) == []  # then gunicorn closed its listener to stop
+    checking = ServerState("server1", "127.0.0.1:17010", "DOWN", 2, "* L7TOUT")  # a check under way
+    assert ops(for_hung(checking, 100.0, 200.0)) == [("shutdown_sessions", "")]
 
 
 def test_membership_that_lost_every_entry_is_not_followed_for_a_grace_period():

@@ -309,12 +309,13 @@ class Controller:
         self._apply(plan.for_member(b, member_state, cur))
 
     def _end_hung(self, actual: dict[str, ServerState]) -> None:
-        """Shut the sessions of a server (member or leaver) DOWN for HUNG_AFTER with requests on it."""
+        """Shut the sessions of a server (member or leaver) whose checks have gone unanswered
+        for HUNG_AFTER with requests on it."""
         now = time.monotonic()
-        for name in set(self._down_since) - {n for n, cur in actual.items() if not cur.up}:
+        for name in set(self._down_since) - {n for n, cur in actual.items() if plan.silent(cur)}:
             del self._down_since[name]
         for name, cur in actual.items():
-            if not cur.up:
+            if plan.silent(cur):
                 try:
                     self._apply(plan.for_hung(cur, self._down_since.setdefault(name, now), now))
                 except LBError as e:

@@ -12,7 +12,8 @@ the first one HAProxy refuses, for that server only).
     no member at all, while some   nothing for EMPTY_GRACE (see keep_when_empty)
       server is ready and UP
     member DOWN for HUNG_AFTER     shutdown sessions (a hung process: its kernel answers TCP,
-      with sessions                so only this ends its requests; render.py's docstring)
+      with sessions, its checks    so only this ends its requests; render.py's docstring);
+      timing out                   not a server that drains (503, then connection refused)
 """
 
 from __future__ import annotations
@@ -29,6 +30,13 @@ DRAIN_GRACE = 30.0  # a drained server still busy after this long has its sessio
 # by themselves (keep-alive: ~3 s; a connection being made: `timeout connect`), so those are
 # never cut, and than a lossy link makes a live server flap DOWN (one check, ~0.3 s).
 HUNG_AFTER = 5.0
+# A hung server's checks time out: its kernel takes the connection (the listening socket is
+# still open) and nothing answers, or its host is gone. Any other failure says the process is
+# alive and means to answer no more: /zato/ready's 503 while it drains (L7STS), then, once
+# gunicorn closed its listening socket to stop, a refused connection (L4CON) while its workers
+# finish their requests. Shutting those would fail a request that runs to its end (a 504 after
+# it ran) and replay a GET on another server; a dead process's own connections are reset.
+HUNG_CHECKS = ("L4TOUT", "L6TOUT", "L7TOUT")
 # Membership that suddenly lists no server while HAProxy has servers ready and passing their
 # checks is taken for lost entries (a Sentinel failover to a replica that was behind: its
 # entries had expired), not for every server leaving at once: a server that leaves says so
@@ -90,11 +98,18 @@ def for_leaver(cur: ServerState, drain_started: float, now: float) -> list[Comma
     return cmds + [Command("del", name, log=f"server {name} removed")]
 
 
+def silent(cur: ServerState) -> bool:
+    """DOWN with its last check timed out: what a hung or vanished server shows, unlike one
+    that drains (it answers 503, then refuses connections while its requests finish)."""
+    return not cur.up and cur.check.lstrip("* ") in HUNG_CHECKS
+
+
 def for_hung(cur: ServerState, down_since: float, now: float) -> list[Command]:
-    """Commands for a member HAProxy has seen DOWN (its checks failing) since `down_since`
-    (monotonic seconds): shut its sessions once that has lasted HUNG_AFTER. HAProxy then
-    replays an idempotent request on another server; any other one ends without an answer."""
-    if cur.up or not cur.sessions or now - down_since < HUNG_AFTER:
+    """Commands for a member HAProxy has seen DOWN, its checks unanswered (silent), since
+    `down_since` (monotonic seconds): shut its sessions once that has lasted HUNG_AFTER.
+    HAProxy then replays an idempotent request on another server; any other one ends without
+    an answer."""
+    if not silent(cur) or not cur.sessions or now - down_since < HUNG_AFTER:
         return []
     return [
         Command(
