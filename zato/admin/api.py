@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 
 import bottle
 
+from zato.common import jsonenc
 from zato.common.errors import ODBError
 
 logger = logging.getLogger("zato.admin")
@@ -59,7 +60,7 @@ def fail(status: int, detail: str) -> NoReturn:
 def json_body() -> dict:
     """The request body as a JSON object, or a 400 naming what is wrong."""
     try:
-        data = json.loads(bottle.request.body.read() or b"{}")
+        data = jsonenc.loads_strict(bottle.request.body.read() or b"{}")  # NaN too is malformed
     except (ValueError, UnicodeDecodeError) as e:  # also integers over 4300 digits
         fail(400, f"malformed JSON in the request body: {e}")
     except RecursionError:

@@ -15,6 +15,11 @@ class Reportable(ServiceError):
         super().__init__(msg or self.__class__.__name__)
         self.cid, self.msg = cid, msg
 
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        """Headers the answer carries besides the server's own."""
+        return []
+
 
 ZatoException = Reportable
 
@@ -24,7 +29,6 @@ def _status(name: str, status: int) -> type[Reportable]:
 
 
 BadRequest = _status("BadRequest", 400)
-Unauthorized = _status("Unauthorized", 401)
 Forbidden = _status("Forbidden", 403)
 NotFound = _status("NotFound", 404)
 MethodNotAllowed = _status("MethodNotAllowed", 405)
@@ -33,6 +37,21 @@ Conflict = _status("Conflict", 409)
 TooManyRequests = _status("TooManyRequests", 429)
 InternalServerError = _status("InternalServerError", 500)
 ServiceUnavailable = _status("ServiceUnavailable", 503)
+
+
+class Unauthorized(Reportable):
+    """Answered with HTTP 401 and, as in Zato, `challenge` (`'Basic realm="x"'`) as its
+    WWW-Authenticate header, which tells a browser or client how to authenticate."""
+
+    status = 401
+
+    def __init__(self, cid: str = "", msg: str = "", challenge: str = "", *args: object):
+        super().__init__(cid, msg, *args)
+        self.challenge = challenge
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        return [("WWW-Authenticate", self.challenge)] if self.challenge else []
 
 
 class LockTimeout(Reportable):

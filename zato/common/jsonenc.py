@@ -32,6 +32,24 @@ def loads(raw: str | bytes) -> Any:
         raise ValueError("JSON nested too deeply to parse") from None
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON (RFC 8259 has no NaN or infinities)")
+
+
+_STRICT = json.JSONDecoder(parse_constant=_no_constant)
+
+
+def loads_strict(raw: str | bytes) -> Any:
+    """json.loads of what a client sent, refusing NaN, Infinity and -Infinity with ValueError:
+    Python's parser takes them, no other JSON parser does, and dumps() refuses to write them
+    (a service answering with the payload it was given would fail after it ran)."""
+    if isinstance(raw, (bytes, bytearray)):
+        raw = raw.decode(json.detect_encoding(raw), "surrogatepass")  # as json.loads does
+    if raw.startswith("\ufeff"):
+        raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", raw, 0)
+    return _STRICT.decode(raw)
+
+
 def nests_deeper(value: object, limit: int) -> bool:
     """Whether dicts and lists (tuples) in `value` nest more than `limit` levels; walked without
     recursion, so any depth is safe to ask about."""

@@ -15,6 +15,7 @@ client that sends its whole body before it reads, as Python's http.client does).
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import gevent
@@ -115,6 +116,16 @@ def close_connection(start_response: Any) -> None:
     force_close = getattr(getattr(start_response, "__self__", None), "force_close", None)
     if callable(force_close):
         force_close()
+
+
+def without_body(answer: Iterable[bytes]) -> Iterable[bytes]:
+    """The answer to a HEAD request: its headers as they are, no body bytes (gunicorn drops
+    them anyway, logging a warning for each response that had some)."""
+    if isinstance(answer, list):
+        return []
+    if isinstance(answer, Lingering):  # still reads and drops the refused body after the headers
+        answer.answer = []
+    return answer  # the admin API's (bottle sends no body for HEAD itself)
 
 
 class Lingering:

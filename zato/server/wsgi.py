@@ -36,7 +36,7 @@ from zato.coord import lease
 from zato.coord.client import refuses_writes
 from zato.coord.signing import member_key
 from zato.odb.api import ChannelRecord
-from zato.server import access_log, fatal, metrics
+from zato.server import access_log, fatal, metrics, service_response
 from zato.server import body as bodies
 from zato.server.channel_security import Refused, basic_auth
 from zato.server.epoch_gate import EpochGate
@@ -100,12 +100,15 @@ def render(payload: Any, content_type: str | None) -> tuple[bytes, str]:
     return jsonenc.dumps(payload).encode("utf-8"), content_type or JSON
 
 
-def parse_payload(raw: bytes, as_json: bool) -> Any:
+def parse_payload(raw: bytes, as_json: bool, allow_nan: bool = False) -> Any:
+    """A request body as JSON (or text). A client's NaN or Infinity is malformed JSON (no JSON
+    parser reads it, and the service's answer holding it could not be written); `allow_nan`
+    is for connectors' messages, which their brokers' clients parse as Python does."""
     if as_json:
         if not raw.strip():
             return None
         try:
-            return json.loads(raw)
+            return json.loads(raw) if allow_nan else jsonenc.loads_strict(raw)
         except (ValueError, UnicodeDecodeError) as e:  # also integers over 4300 digits
             raise HTTPError(400, f"malformed JSON in the request body: {e}") from None
         except RecursionError:
@@ -231,8 +234,15 @@ class ServerApp:
         self.invoke_api = InvokeAPI(self)
         self.access_log = worker.settings.access_log
         self.running = running  # the requests in flight, for the arbiter if this worker ends
+        self.warned_headers: set[tuple[str, str]] = set()  # (service, header) said to be dropped
 
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
+        answer = self._answer(environ, start_response)
+        if environ.get("REQUEST_METHOD") == "HEAD":  # the headers a GET gets, with no body (RFC 9110)
+            return bodies.without_body(answer)
+        return answer
+
+    def _answer(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO") or "/"
         if path == PING_PATH:
             cid = new_cid()
@@ -356,7 +366,8 @@ class ServerApp:
         except Reportable as e:
             if e.status >= 500:
                 logger.exception("cid %s: service %s failed", cid, service)
-            raise HTTPError(e.status, e.msg or HTTPStatus(e.status).phrase) from None
+            headers = self._checked_headers(dict(e.headers), service, cid).send if e.headers else []
+            raise HTTPError(e.status, e.msg or HTTPStatus(e.status).phrase, headers) from None
         except Exception as e:  # noqa: BLE001 - a failing service is a 500, logged with its traceback
             refusal = refuses_writes(e)  # self.lock or self.kvdb.conn while Redis refuses writes
             if refusal:
@@ -365,7 +376,46 @@ class ServerApp:
                 )
                 raise HTTPError(503, REDIS_AWAY_SAID) from None
             raise _failed(service, cid) from None
+        status = service_response.status_of(response.status_code)
+        if status is None:
+            logger.error(
+                "cid %s: service %s set self.response.status_code to %.100r, not a whole number 100-599",
+                cid,
+                service,
+                response.status_code,
+            )
+            raise HTTPError(500, f"service {service} failed; see the server log for cid {cid}")
+        response.status_code = status
         return response
+
+    def _headers(self, response: Response, service: str, cid: str) -> list[tuple[str, str]]:
+        """The service's own headers to send; a Content-Type header becomes its content type."""
+        if not response.headers:
+            return []
+        checked = self._checked_headers(response.headers, service, cid)
+        if checked.content_type is not None:
+            response.content_type = checked.content_type
+        return checked.send
+
+    def _checked_headers(self, given: dict, service: str, cid: str) -> service_response.Headers:
+        """Headers a service gave, sorted out (zato.server.service_response): one HTTP cannot
+        carry is the service's 500; one the server sets itself is dropped, said once per
+        service and header in each worker."""
+        checked = service_response.service_headers(given)
+        if checked.problem:
+            logger.error("cid %s: service %s set %s", cid, service, checked.problem)
+            raise HTTPError(500, f"service {service} failed; see the server log for cid {cid}")
+        for name in checked.dropped:
+            said = (service, name.lower())
+            if said not in self.warned_headers:
+                self.warned_headers.add(said)
+                logger.warning(
+                    "service %s set response header %s, which the server sets itself; it is dropped "
+                    "(said once per service and header)",
+                    service,
+                    name,
+                )
+        return checked
 
     @staticmethod
     def _render(response: Response, service: str, cid: str) -> tuple[bytes, str]:
@@ -378,9 +428,15 @@ class ServerApp:
             raise HTTPError(500, f"service {service} failed; see the server log for cid {cid}") from None
 
     def _reply(
-        self, start_response: StartResponse, response: Response, body: bytes, ctype: str, cid: str
+        self,
+        start_response: StartResponse,
+        response: Response,
+        body: bytes,
+        ctype: str,
+        cid: str,
+        extra: list[tuple[str, str]],
     ) -> list[bytes]:
-        extra = [(k, str(v)) for k, v in response.headers.items()]
+        """The answer of a service, with `extra`, its own headers as _headers sorted them out."""
         status = response.status_code
         if status in NO_BODY or 100 <= status < 200:  # RFC 9110: no content, so no Content-Type either
             start_response(STATUS.get(status, f"{status} Unknown"), [("X-Zato-CID", cid), *extra])
@@ -440,6 +496,7 @@ class ServerApp:
                 channel=http_channel(ch.name, security),
             )
             response = self._run(ch.service, request, cid)
+            extra = self._headers(response, ch.service, cid)
             text = isinstance(response.payload, str)
             if text and ch.data_format == "json" and response.content_type is None:
                 response.content_type = JSON  # as Zato: a JSON channel answers JSON, dumps()'d text too
@@ -448,7 +505,7 @@ class ServerApp:
             instruments.child(counter, ch.name, method, str(e.status)).inc()
             raise
         instruments.child(counter, ch.name, method, str(response.status_code)).inc()
-        return self._reply(start_response, response, body, ctype, cid)
+        return self._reply(start_response, response, body, ctype, cid, extra)
 
     def _secured(self, ch: ChannelRecord, environ: dict) -> tuple[SecurityInfo, str | None]:
         """What the caller of a secured channel authenticated as; a 401 if it did not."""
@@ -467,7 +524,8 @@ class ServerApp:
         raw = self._checked_internal(environ, service, service, cid)
         request = self._internal_request(environ, raw, is_json(environ.get("CONTENT_TYPE", "")))
         response = self._run(service, request, cid)
-        return self._reply(start_response, response, *self._render(response, service, cid), cid)
+        extra = self._headers(response, service, cid)
+        return self._reply(start_response, response, *self._render(response, service, cid), cid, extra)
 
     def _internal_batch(
         self, environ: dict, start_response: StartResponse, service: str, cid: str, messages: bool = False
@@ -551,7 +609,7 @@ class ServerApp:
     @staticmethod
     def _internal_request(environ: dict, raw: bytes, as_json: bool, meta: bytes | None = None) -> Request:
         return Request(
-            payload=parse_payload(raw, as_json),
+            payload=parse_payload(raw, as_json, allow_nan=True),  # as the connector's own check took it
             raw=raw,
             method="POST",
             path=environ.get("PATH_INFO", ""),

@@ -114,7 +114,8 @@ class InvokeAPI:
             channel=ChannelInfo("api-invoke", INVOKE),
         )
         response = self.app._run(name, request, cid)
-        return self.app._reply(start_response, response, *self.app._render(response, name, cid), cid)
+        extra = self.app._headers(response, name, cid)
+        return self.app._reply(start_response, response, *self.app._render(response, name, cid), cid, extra)
 
 
 def decode_b64(value: Any) -> bytes:

@@ -1,0 +1,199 @@
+"""What a service sets on self.response reaches the client as one well-formed HTTP answer, or
+as a 500 in Zato's envelope naming the service in server.log, never as a broken response that
+the load balancer drops or gunicorn answers with its own HTML page. Also: HEAD answers without
+a body, JSON bodies with NaN are refused before the service runs, and Unauthorized's challenge
+is sent. A real one-server quickstart with its load balancer."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from tests.support import wait_for
+
+SERVICES = """
+from zato.common.exception import Unauthorized
+from zato.server.service import Service
+
+BAD_VALUES = {"zolw": "\\u017c\\u00f3\\u0142w", "crlf": "a\\r\\nX: y"}
+
+
+class Framing(Service):
+    name = "resp.framing"
+
+    def handle(self):
+        self.response.payload = {"ok": True, "text": "more than three bytes"}
+        self.response.headers["Content-Length"] = "3"
+        self.response.headers["transfer-encoding"] = "chunked"
+        self.response.headers["Keep-Alive"] = "timeout=5"
+        self.response.headers["X-Kept"] = "yes"
+
+
+class Csv(Service):
+    name = "resp.csv"
+
+    def handle(self):
+        self.response.payload = "a,b\\n1,2\\n"
+        header = self.request.http.GET.get("header", "Content-Type")
+        self.response.headers[header] = "text/csv"
+
+
+class BadHeader(Service):
+    name = "resp.bad-header"
+
+    def handle(self):
+        kind = self.request.payload["kind"]
+        if kind == "name":
+            self.response.headers["X Bad: y"] = "1"
+        else:
+            self.response.headers["X-Bad"] = BAD_VALUES[kind]
+        self.response.payload = {"ok": True}
+
+
+class Status(Service):
+    name = "resp.status"
+
+    def handle(self):
+        self.response.status_code = self.request.payload["status"]
+        self.response.payload = {"ok": True}
+
+
+class Ran(Service):
+    name = "resp.ran"
+
+    def handle(self):
+        self.logger.info("resp.ran ran with %r", self.request.payload)
+        self.response.payload = self.request.payload
+
+
+class WhoAreYou(Service):
+    name = "resp.who"
+
+    def handle(self):
+        raise Unauthorized(self.cid, "who are you", 'Basic realm="x"')
+"""
+
+
+@pytest.fixture(scope="module")
+def qs(module_quickstart):
+    qs = module_quickstart(servers=1)
+    qs.start()
+    qs.deploy("resp", SERVICES)
+    qs.open_channels("resp", ("framing", "csv", "bad-header", "status", "ran", "who"))
+    wait_for(lambda: requests.get(f"{qs.lb_url}/resp/framing", timeout=5).status_code != 404, what="channels")
+    return qs
+
+
+def _said_once(qs, text: str) -> None:  # noqa: ANN001
+    logs = qs.server_logs()
+    assert logs.count(text) == 1, f"{text!r} said {logs.count(text)} times"
+
+
+def test_a_service_content_length_or_other_framing_header_is_dropped_with_one_warning(qs):
+    """Before: two Content-Length headers (the service's 3 and the body's); HAProxy refused the
+    answer and the client got a 504 'The server handling the request was lost...'."""
+    for _ in range(3):
+        r = requests.get(f"{qs.lb_url}/resp/framing", timeout=10)
+        assert r.status_code == 200, r.text
+        assert r.json() == {"ok": True, "text": "more than three bytes"}
+        assert r.raw.headers.getlist("Content-Length") == [str(len(r.content))]
+        assert "Keep-Alive" not in r.headers
+        assert r.headers["X-Kept"] == "yes"
+    for header in ("Content-Length", "transfer-encoding", "Keep-Alive"):
+        _said_once(qs, f"service resp.framing set response header {header}, which the server sets itself")
+
+
+def test_a_service_content_type_header_wins_whatever_its_case(qs):
+    """Before: two Content-Type headers, application/json and text/csv."""
+    for header in ("Content-Type", "content-type", "CONTENT-TYPE"):
+        r = requests.get(f"{qs.server_url('server1')}/resp/csv", params={"header": header}, timeout=5)
+        assert r.status_code == 200, r.text
+        assert r.raw.headers.getlist("Content-Type") == ["text/csv"], header
+        assert r.text == "a,b\n1,2\n"
+
+
+def test_a_header_http_cannot_carry_is_the_service_500_in_zato_envelope(qs):
+    """Before: gunicorn's own HTML 'Internal Server Error', no X-Zato-CID, and a log saying
+    'Response headers already set!' without naming the service."""
+    why = {
+        "zolw": "response header X-Bad: its value is not latin-1 text",
+        "crlf": "response header X-Bad: its value contains a line break",
+        "name": "response header 'X Bad: y': the name is not an HTTP header name",
+    }
+    for kind, said in why.items():
+        r = requests.post(f"{qs.server_url('server1')}/resp/bad-header", json={"kind": kind}, timeout=5)
+        assert r.status_code == 500, r.text
+        env = r.json()["zato_env"]
+        cid = env["cid"]
+        assert r.headers["X-Zato-CID"] == cid
+        assert env["details"] == f"service resp.bad-header failed; see the server log for cid {cid}"
+        assert "X: y" not in r.headers and "X Bad: y" not in r.headers
+        assert f"cid {cid}: service resp.bad-header set {said}" in qs.server_logs()
+    assert "Response headers already set" not in qs.server_logs()
+
+
+def test_a_status_code_of_digits_is_taken_and_any_other_is_the_service_500(qs):
+    """Before: '202' was a 500 logged as 'unexpected error serving /resp/status' with a
+    TypeError of the server's own; 42 went out as '42 Unknown'."""
+    url = f"{qs.server_url('server1')}/resp/status"
+    r = requests.post(url, json={"status": "202"}, timeout=5)
+    assert (r.status_code, r.json()) == (202, {"ok": True})
+    for bad in (42, 200.5, "abc", True, 600):
+        r = requests.post(url, json={"status": bad}, timeout=5)
+        assert r.status_code == 500, (bad, r.text)
+        cid = r.json()["zato_env"]["cid"]
+        assert (
+            r.json()["zato_env"]["details"] == f"service resp.status failed; see the server log for cid {cid}"
+        )
+        said = f"cid {cid}: service resp.status set self.response.status_code to {bad!r}"
+        assert said in qs.server_logs(), bad
+    assert "unexpected error serving" not in qs.server_logs()
+
+
+def test_head_sends_no_body_and_gunicorn_warns_of_none(qs):
+    """Before: each HEAD made gunicorn log 'WSGI app sent body bytes on a no-body response'."""
+    for url in (f"{qs.server_url('server1')}/zato/ping", f"{qs.server_url('server1')}/resp/csv"):
+        got, head = requests.get(url, timeout=5), requests.head(url, timeout=5)
+        assert (head.status_code, head.content) == (200, b"")
+        assert head.headers["Content-Length"] == str(len(got.content))
+        assert head.headers["X-Zato-CID"]
+    requests.head(f"{qs.lb_url}/zato/ping", timeout=5)
+    assert "body bytes on a no-body response" not in qs.server_logs("*.log")
+
+
+def test_json_with_nan_or_infinity_is_a_400_before_the_service_runs(qs):
+    """Before: the service ran (with its side effects), then the answer was a 500 'Out of
+    range float values are not JSON compliant'."""
+    for i, constant in enumerate(("NaN", "Infinity", "-Infinity")):
+        body = f'{{"run": {i}, "a": {constant}}}'
+        r = requests.post(
+            f"{qs.server_url('server1')}/resp/ran",
+            data=body,
+            headers={"Content-Type": "application/json"},
+            timeout=5,
+        )
+        assert r.status_code == 400, r.text
+        assert r.json()["zato_env"]["details"].startswith("malformed JSON in the request body: "), r.text
+        assert constant in r.json()["zato_env"]["details"]
+        assert f"resp.ran ran with {{'run': {i}" not in qs.server_logs()
+
+
+def test_the_admin_api_refuses_json_with_nan_as_malformed(qs):
+    body = '{"name": "nan-ch", "url_path": "/nan", "service": "resp.ran", "is_active": NaN}'
+    r = requests.post(
+        f"{qs.server_url('server1')}/zato/admin/channels",
+        data=body,
+        auth=qs.admin_auth,
+        headers={"Content-Type": "application/json"},
+        timeout=5,
+    )
+    assert r.status_code == 400, r.text
+    assert r.json()["zato_env"]["details"].startswith("malformed JSON in the request body: "), r.text
+
+
+def test_unauthorized_with_a_challenge_sends_it_as_www_authenticate(qs):
+    """Zato's Unauthorized(cid, msg, challenge); before, the 401 had no WWW-Authenticate."""
+    r = requests.get(f"{qs.lb_url}/resp/who", timeout=5)
+    assert r.status_code == 401
+    assert r.headers["WWW-Authenticate"] == 'Basic realm="x"'
+    assert r.json()["zato_env"]["details"] == "who are you"

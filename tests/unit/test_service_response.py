@@ -1,0 +1,91 @@
+"""The pure rules behind a service's answer (zato.server.service_response), a client's JSON
+(zato.common.jsonenc.loads_strict) and Zato's Unauthorized challenge; the real server's
+behaviour is in tests/integration/test_service_response.py."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+import pytest
+
+from zato.common.exception import BadRequest, Unauthorized
+from zato.common.jsonenc import loads_strict
+from zato.server.service_response import service_headers, status_of
+
+
+@pytest.mark.parametrize(
+    ("given", "status"),
+    [
+        (200, 200),
+        ("202", 202),
+        (" 204 ", 204),
+        (HTTPStatus.CREATED, 201),
+        (599, 599),
+        (100, 100),
+        (42, None),
+        (600, None),
+        ("2O2", None),
+        ("٢٠٢", None),  # Arabic-Indic digits: isdigit() says yes, HTTP says no
+        ("-200", None),
+        (200.5, None),
+        (200.0, None),
+        (True, None),
+        (None, None),
+        (b"200", None),
+    ],
+)
+def test_a_status_is_a_whole_number_from_100_to_599_or_its_digits(given, status):
+    assert status_of(given) == status
+
+
+def test_framing_headers_are_dropped_and_content_type_taken_whatever_the_case():
+    got = service_headers(
+        {"content-length": "3", "Transfer-Encoding": "chunked", "CONTENT-TYPE": "text/csv", "X-A": 1}
+    )
+    assert got.send == [("X-A", "1")]
+    assert got.content_type == "text/csv"
+    assert got.dropped == ["content-length", "Transfer-Encoding"]
+    assert got.problem is None
+
+
+@pytest.mark.parametrize(
+    ("headers", "problem"),
+    [
+        ({"X-A": "żółw"}, "response header X-A: its value is not latin-1 text"),
+        ({"X-A": "a\r\nX: y"}, "response header X-A: its value contains a line break"),
+        ({"X-A": "a\nb"}, "response header X-A: its value contains a line break"),
+        ({"X-A": "a\x00b"}, "response header X-A: its value contains a control character"),
+        ({"X A": "1"}, "response header 'X A': the name is not an HTTP header name"),
+        ({"": "1"}, "response header '': the name is not an HTTP header name"),
+        ({1: "1"}, "response header 1: the name is not an HTTP header name"),
+    ],
+)
+def test_a_header_http_cannot_carry_is_named_with_why(headers, problem):
+    got = service_headers(headers)
+    assert got.problem is not None and got.problem.startswith(problem)
+    assert got.send == []
+
+
+def test_latin1_tabs_and_punctuation_are_sent_as_they_are():
+    value = 'café\tnaïve; q="1"'
+    assert service_headers({"X-A": value}).send == [("X-A", value)]
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_a_client_json_with_nan_or_infinity_is_malformed(constant):
+    with pytest.raises(ValueError, match=constant):
+        loads_strict(f'{{"a": [1, {constant}]}}'.encode())
+
+
+def test_strict_json_reads_what_json_loads_reads():
+    assert loads_strict(b'{"a": 1.5e308, "b": "\\u017c"}') == {"a": 1.5e308, "b": "ż"}
+    assert loads_strict('{"a": "NaN"}'.encode("utf-16")) == {"a": "NaN"}
+    with pytest.raises(ValueError, match="BOM"):
+        loads_strict("\ufeff{}")  # as json.loads: text must not start with one, bytes may
+
+
+def test_unauthorized_carries_zato_challenge_as_www_authenticate():
+    e = Unauthorized("CID", "who are you", 'Basic realm="x"')
+    assert (e.status, e.msg, e.headers) == (401, "who are you", [("WWW-Authenticate", 'Basic realm="x"')])
+    assert Unauthorized("CID", "who are you").headers == []
+    assert BadRequest("CID", "why").headers == []
