@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from tests.support import wait_for, zato
+from zato.common.cid import is_cid, new_cid
 
 MODULE = """
 from zato.server.service import Service
@@ -21,6 +22,7 @@ class Echo(Service):
     name = "log.echo"
 
     def handle(self):
+        self.logger.info("echo ran under cid %s", self.cid)
         self.response.payload = {"echo": self.request.input.get("q") if self.request.input else None}
 """
 
@@ -53,6 +55,10 @@ def access_log(qs) -> str:  # noqa: ANN001
 
 def lb_log(qs) -> str:  # noqa: ANN001
     return read(os.path.join(qs.lb_dir, "logs", "haproxy.log"))
+
+
+def server_log(qs) -> str:  # noqa: ANN001
+    return read(os.path.join(qs.server_dir("server1"), "logs", "server.log"))
 
 
 def line_with(text: str, needle: str) -> str:
@@ -120,3 +126,46 @@ def test_what_the_lb_answers_itself_is_in_its_log_and_health_checks_are_in_neith
     text = access_log(qs)
     assert "/zato/ping" not in text and "/zato/ready" not in text and "/metrics" not in text
     assert "/zato/ready" not in lb_log(qs)  # HAProxy's health checks, several a second
+
+
+@pytest.mark.parametrize("given", ["order-42", "0f5c9d6e-4b8a-4c21-9d3e-7a1b2c3d4e5f", "k" + "0" * 27])
+def test_a_clients_cid_that_is_not_a_cid_is_replaced_by_one_cid_in_every_log(qs, given):
+    """`curl -H 'X-Zato-CID: order-42' LB/...`: before, haproxy.log said order-42 (a UUID cut to
+    28 characters) while the server made its own CID for the answer, http_access.log and
+    server.log, so no grep found the request in both. Now the LB replaces it with a CID of its
+    own, and the answer and all three logs carry that one. A server asked directly still makes
+    its own CID for a malformed one (a CID must be well-formed and new for each request:
+    zato.server.fatal tells a replay by it) and answers with the one it used."""
+    r = requests.get(f"{qs.lb_url}/log/echo", params={"q": "x"}, headers={"X-Zato-CID": given}, timeout=10)
+    assert r.status_code == 200, r.text
+    cid = r.headers["X-Zato-CID"]
+    assert is_cid(cid) and cid != given
+    wait_for(lambda: cid in access_log(qs) and cid in lb_log(qs), 10, what="both access lines")
+    assert '"GET /log/echo?q=x ' in line_with(lb_log(qs), cid)
+    assert '"GET /log/echo?q=x ' in line_with(access_log(qs), cid)
+    wait_for(lambda: f"echo ran under cid {cid}" in server_log(qs), 10, what="the service's line")
+    assert given not in lb_log(qs) and given[:28] not in lb_log(qs)
+    r = requests.get(f"{qs.server_url('server1')}/log/echo", headers={"X-Zato-CID": given}, timeout=10)
+    direct = r.headers["X-Zato-CID"]
+    assert r.status_code == 200 and is_cid(direct) and direct != given
+    wait_for(lambda: f"echo ran under cid {direct}" in server_log(qs) and direct in access_log(qs), 10)
+    assert given not in server_log(qs) and given not in access_log(qs)
+
+
+def test_a_clients_own_well_formed_cid_is_the_requests_cid_also_in_what_the_lb_answers(qs):
+    """A client's well-formed X-Zato-CID is kept: served, it is in the answer and every log;
+    refused by the LB itself (403), it is in the LB's answer and log. Before, the LB's own
+    answers carried a CID of HAProxy's making instead of the client's."""
+    mine = new_cid()
+    r = requests.get(f"{qs.lb_url}/log/echo", headers={"X-Zato-CID": mine}, timeout=10)
+    assert (r.status_code, r.headers["X-Zato-CID"]) == (200, mine)
+    wait_for(lambda: mine in access_log(qs) and mine in lb_log(qs), 10, what="both access lines")
+    assert f"echo ran under cid {mine}" in server_log(qs)
+    theirs = new_cid()
+    refused = requests.get(
+        f"{qs.lb_url}/zato/internal/invoke/log.echo", headers={"X-Zato-CID": theirs}, timeout=10
+    )
+    assert refused.status_code == 403
+    assert refused.headers["X-Zato-CID"] == theirs == refused.json()["zato_env"]["cid"]
+    wait_for(lambda: theirs in lb_log(qs), 10, what="the LB's line")
+    assert " 403 " in line_with(lb_log(qs), theirs)

@@ -9,6 +9,7 @@ import re
 
 import pytest
 
+from zato.common.cid import CID_RE
 from zato.common.errors import LBError
 from zato.config.settings import LBSettings, RedisSettings
 from zato.lb.external import render_external
@@ -65,7 +66,26 @@ def test_the_templates_are_shipped_next_to_the_other_config_templates():
 def test_the_request_log_is_on_by_default_and_off_with_access_log_false():
     on = render(SETTINGS, [])
     assert "    log stdout format raw local0 info\n" in on and "    log global\n" in on
-    assert "%[capture.req.hdr(0)]" in on and "    http-request capture req.hdr(X-Zato-CID) len 28\n" in on
+    assert " %ID %{+Q}r" in on  # the request's CID: its unique id, the X-Zato-CID the server gets
     off = render(dataclasses.replace(SETTINGS, access_log=False), [])
     assert not re.search(r"^\s*(log|log-format|http-request capture) ", off, re.M)
-    assert "http-request set-header X-Zato-CID %[unique-id]" in off  # one CID either way
+    assert "    http-request set-header X-Zato-CID %[var(txn.zato_cid)]\n" in off  # one CID either way
+
+
+def test_a_clients_cid_is_kept_only_when_a_server_would_take_it():
+    """The LB keeps a client's X-Zato-CID only if it is one header matching the servers' own
+    test (zato.common.cid.CID_RE); else the request gets a new CID, its unique id."""
+    text = render(SETTINGS, [])
+    assert "    unique-id-format %[var(txn.zato_cid)]\n" in text
+    kept = re.search(
+        r"^    http-request set-var\(txn\.zato_cid\) req\.fhdr\(X-Zato-CID\) if (.*)$", text, re.M
+    )
+    assert kept, text
+    assert kept.group(1) == (
+        "{ req.fhdr_cnt(X-Zato-CID) eq 1 } { req.fhdr(X-Zato-CID) -m reg " + CID_RE.pattern + " }"
+    )
+    assert "    http-request set-var-fmt(txn.zato_cid) K%[uuid," in text
+    order = [
+        text.index(s) for s in ("set-var(txn.zato_cid)", "set-var-fmt(txn.zato_cid)", "set-header X-Zato-CID")
+    ]
+    assert order == sorted(order) and order[-1] < text.index("http-request return")  # before any refusal
