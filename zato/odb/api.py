@@ -19,6 +19,7 @@ from sqlalchemy import delete, or_, select, true
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
+from zato.common import service_name as service_name_rule
 from zato.common.errors import ConfigError, ODBError
 from zato.odb import connectors
 from zato.odb.engine import ODB
@@ -397,7 +398,6 @@ CHANNEL_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # also deletab
 URL_PATH_RE = re.compile(r"/(?:[A-Za-z0-9._~!$&'()*+,;=:@/{}-]|%[0-9A-Fa-f]{2}|[^\x00-\x9f\s])*")
 ESCAPED_RE = re.compile(r"%[0-9A-Fa-f]{2}")
 CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-SERVICE_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]*")
 MAX_URL_PATH = 1000
 HTTP_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS")
 # Paths answered before any channel: a channel there would never be reached. The server's
@@ -441,8 +441,9 @@ def make_channel(
             f"channel url_path {url_path!r} is {RESERVED_PATHS[url_path]}, answered before any channel"
         )
     param_names(url_path)
-    if len(service) > 200 or not SERVICE_NAME_RE.fullmatch(service):
-        raise ConfigError(f"channel service {service[:80]!r} is not a service name")
+    why = service_name_rule.why_not(service)  # whatever deploy accepts: ex.żółw, billing:invoice...
+    if why is not None:
+        raise ConfigError(f"channel service {service[:80]!r} is not a service name: {why}")
     if (
         method is not None
         and method != ""

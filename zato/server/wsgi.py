@@ -281,20 +281,22 @@ class ServerApp:
         instruments = metrics.instruments()
         requests = instruments.requests
         try:
+            # a service's name in a path: as_text, so ex.żółw (sent %-escaped UTF-8) is ex.żółw
             if path.startswith(INVOKE_PREFIX):
                 instruments.child(requests, "internal").inc()
-                return self._internal(environ, start_response, path[len(INVOKE_PREFIX) :], cid)
+                return self._internal(environ, start_response, as_text(path[len(INVOKE_PREFIX) :]), cid)
             if path.startswith(batch.BATCH_PREFIX):
                 instruments.child(requests, "internal").inc()
-                return self._internal_batch(environ, start_response, path[len(batch.BATCH_PREFIX) :], cid)
+                service = as_text(path[len(batch.BATCH_PREFIX) :])
+                return self._internal_batch(environ, start_response, service, cid)
             if path.startswith(batch.MESSAGES_PREFIX):
                 instruments.child(requests, "internal").inc()
-                service = path[len(batch.MESSAGES_PREFIX) :]
+                service = as_text(path[len(batch.MESSAGES_PREFIX) :])
                 return self._internal_batch(environ, start_response, service, cid, messages=True)
             if path == ADMIN_INVOKE:
                 return self.invoke_api.admin_invoke(environ, start_response, cid)
             if path.startswith(API_INVOKE_PREFIX):
-                name = path[len(API_INVOKE_PREFIX) :]
+                name = as_text(path[len(API_INVOKE_PREFIX) :])
                 return self.invoke_api.api_invoke(environ, start_response, name, cid)
             if path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/"):
                 instruments.child(requests, "admin").inc()

@@ -17,6 +17,7 @@ import time
 import types
 from typing import Any
 
+from zato.common import service_name as service_name_rule
 from zato.common.cid import new_cid
 from zato.common.errors import DeployError, ServiceError, ServiceNotFound
 from zato.service.base import Request, Response, Service
@@ -50,6 +51,19 @@ def check_not_internal(module: str, name: str) -> None:
         raise DeployError(
             f"module {module}: service {name!r} is in the internal namespace {INTERNAL_PREFIX}*,"
             " which deployed modules cannot use"
+        )
+
+
+def check_usable_name(module: str, name: str) -> None:
+    """DeployError, one line, for a service name nothing could ever invoke (a channel, zato
+    service invoke, /zato/api/invoke/{service}): whitespace, control characters, "/"... (the
+    rule: zato.common.service_name). Checked when a module is deployed, not when a server loads
+    one stored before."""
+    why = service_name_rule.why_not(name)
+    if why is not None:
+        raise DeployError(
+            f"module {module}: service name {name!r} cannot be used: {why}"
+            f" (a service name is {service_name_rule.RULE}; set the class's name = '...')"
         )
 
 
