@@ -133,7 +133,14 @@ class MissingDependency(ConnectorError):
 
 
 class OutgoingNotFound(ConnectorError, LookupError):
-    """A service asked for an outgoing connection that is not defined or not active."""
+    """A service asked for an outgoing connection that is not defined or not active: `kind`
+    (http-outgoing, amqp-outgoing...) and `name` of it, and `service`, the innermost service
+    it reached uncaught (set by the service store)."""
+
+    def __init__(self, msg: str, kind: str = "", name: str = "") -> None:
+        super().__init__(msg)
+        self.kind, self.name = kind, name
+        self.service: str | None = None
 
 
 # Named process exit codes (gunicorn style) so a supervisor can tell why a child ended.

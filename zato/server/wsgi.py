@@ -357,8 +357,14 @@ class ServerApp:
             raise HTTPError(404, f"no such service: {service}") from None
         except InputError as e:
             raise HTTPError(400, str(e)) from None
-        except OutgoingNotFound as e:
-            raise HTTPError(404, str(e)) from None
+        except OutgoingNotFound as e:  # the cluster's configuration, not the client's request: a 500
+            used_by = e.service or service
+            if used_by != service:
+                used_by += f" (invoked by {service})"
+            logger.warning(
+                "cid %s: service %s: %s (not defined, or not active); answered 500", cid, used_by, e
+            )
+            raise HTTPError(500, str(e)) from None
         except ODBError as e:  # an outgoing connection never read before, while the ODB is away
             logger.error("cid %s: service %s: %s", cid, service, e)
             raise HTTPError(503, "the configuration database is not available; try again later") from None

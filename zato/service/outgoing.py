@@ -72,7 +72,7 @@ class _Definitions:
     def get(self, name: str) -> dict:
         d = self._cached.get(name)
         if d is None or not d["is_active"]:
-            raise OutgoingNotFound(f"no active {self.kind} connection named {name!r}")
+            raise OutgoingNotFound(f"no active {self.kind} connection named {name!r}", self.kind, name)
         return d
 
     def forget(self, name: str) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 
 from zato.common import service_name as service_name_rule
 from zato.common.cid import new_cid
-from zato.common.errors import DeployError, ServiceError, ServiceNotFound
+from zato.common.errors import DeployError, OutgoingNotFound, ServiceError, ServiceNotFound
 from zato.service.base import Request, Response, Service
 from zato.service.sio import Payload, io_of, parse_input, render_output
 from zato.service.user_config import UserConfig
@@ -391,6 +391,10 @@ class ServiceStore:
             if cls._zato_finalizes:
                 _finalize(service, name, time.perf_counter() - started)
             return response
+        except OutgoingNotFound as e:
+            if e.service is None:  # the service that used it, not the ones that invoked that one
+                e.service = name
+            raise
         finally:
             if self.observe is not None:
                 self.observe(name, started)
