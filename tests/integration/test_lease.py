@@ -78,6 +78,28 @@ def test_the_epoch_never_goes_back_even_if_redis_loses_it(client, cluster) -> No
     assert a.epoch == 4 == current_epoch(client, cluster)
 
 
+def test_an_epoch_key_put_back_by_the_holder_is_logged(client, cluster, caplog) -> None:
+    """Before: put back without a word, so an operator never learnt that something wrote it."""
+    a = Lease(client, cluster, "a", SETTINGS)
+    assert a.try_acquire().acquired and a.epoch == 1
+    a.renew()
+    assert not [r for r in caplog.records if r.name == "zato.lease"]
+    key = Keys(cluster).epoch
+    client.set(key, "garbled")
+    a.renew()
+    assert client.get(key) == "1"
+    client.set(key, "0")  # older than the lease's
+    a.renew()
+    said = [r.getMessage() for r in caplog.records if r.name == "zato.lease" and r.levelname == "WARNING"]
+    assert said == [
+        f"the cluster's epoch key in Redis ({key}) was missing or not a number (written by hand, or a "
+        "failover to a replica that was behind?); put back to 1",
+        f"the cluster's epoch key in Redis ({key}) was older than the lease's (written by hand, or a "
+        "failover to a replica that was behind?); put back to 1",
+    ]
+    assert client.get(key) == "1" and read_holder(client, cluster).server == "a"
+
+
 def test_release_wakes_a_standby_keeper_which_takes_over(client, cluster) -> None:
     slow = LeaseSettings(ttl=30.0, renew_interval=0.3, renew_deadline=1.0, retry_interval=30.0)
     holder = Lease(client, cluster, "a", slow)

@@ -52,7 +52,7 @@ class Careful(Service):
     def handle(self):
         try:
             self.out.rest["nope"]
-        except LookupError:  # handled by the service itself: not the request's failure
+        except KeyError:  # as in Zato; handled by the service itself: not the request's failure
             self.response.payload = {"fallback": True}
 """
 

@@ -122,3 +122,28 @@ def test_an_arbiter_that_was_stopped_itself_gives_no_verdict():
     clock.now += 0.25
     car.tick()
     assert procs[0].returncode is None
+
+
+def test_the_log_says_how_the_supervisor_ended_and_never_makes_up_a_code(caplog):
+    """Before: 'exited with code 0' for a supervisor gunicorn's arbiter had reaped, SIGKILL or not."""
+    clock, procs = Clock(), []
+
+    def spawn(argv):
+        procs.append(FakeProc(len(procs) + 1))
+        return procs[-1]
+
+    car = Sidecar(["x"], spawn=spawn, clock=clock)
+    said = []
+    for code, lost in ((-9, False), (0, True), (3, False)):
+        car.tick()
+        procs[-1].returncode = code
+        procs[-1].status_lost = lost
+        caplog.clear()
+        car.tick()
+        said.append(caplog.records[-1].getMessage().split(") ", 1)[1].split(" after")[0])
+        clock.now += 20
+    assert said == [
+        "was killed by SIGKILL",
+        "ended (its exit status went to gunicorn's arbiter, which reaps every child)",
+        "exited with code 3",
+    ]

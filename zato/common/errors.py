@@ -132,15 +132,19 @@ class MissingDependency(ConnectorError):
     """An optional package (e.g. the IBM MQ client) is not installed: restarting will not help."""
 
 
-class OutgoingNotFound(ConnectorError, LookupError):
+class OutgoingNotFound(ConnectorError, KeyError):
     """A service asked for an outgoing connection that is not defined or not active: `kind`
     (http-outgoing, amqp-outgoing...) and `name` of it, and `service`, the innermost service
-    it reached uncaught (set by the service store)."""
+    it reached uncaught (set by the service store). A KeyError, as in Zato (whose services
+    catch `except KeyError:` around `self.out.rest[name]`), whose text is its message."""
 
     def __init__(self, msg: str, kind: str = "", name: str = "") -> None:
         super().__init__(msg)
         self.kind, self.name = kind, name
         self.service: str | None = None
+
+    def __str__(self) -> str:  # KeyError's own would quote it: 'no active ...'
+        return str(self.args[0]) if self.args else ""
 
 
 # Named process exit codes (gunicorn style) so a supervisor can tell why a child ended.

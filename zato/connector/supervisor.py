@@ -183,8 +183,10 @@ class Supervisor:
         self.stop_event.set()
 
     def request_stop(self, why: str) -> None:
+        """A stop nobody asked for (its parent, the server's arbiter, went away without
+        stopping it first: killed?): a WARNING, where a signal's stop is an INFO."""
         if not self.stop_event.is_set():
-            logger.info("stopping: %s", why)
+            logger.warning("stopping: %s; its connectors stop too", why)
         self.stop_event.set()
 
     def _main_loop(self) -> None:

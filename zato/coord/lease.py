@@ -92,7 +92,8 @@ return {0, redis.call('PTTL', KEYS[1]), read_epoch(KEYS[2]) or 0}
 
 # KEYS: lease, epoch.  ARGV: token, ttl_ms, my epoch.  Returns 1 renewed, 0 not my token,
 # -1 a newer epoch than mine is in the epoch key (set by hand or forged): this hold ends, so
-# the next acquisition issues an epoch above it. An epoch key that is not a number is put back.
+# the next acquisition issues an epoch above it. An epoch key that is missing or not a number
+# is put back (returns 2), and so is one older than mine (3): the caller logs it.
 # Both keys in one MGET: the holder renews twice a second, and every command a script runs
 # counts in Redis's load like one a client sends.
 _RENEW = (
@@ -103,12 +104,22 @@ if both[1] ~= ARGV[1] then
   return 0
 end
 local epoch = epoch_of(both[2])
-if epoch == nil or epoch < tonumber(ARGV[3]) then
-  redis.call('SET', KEYS[2], ARGV[3])
+local put_back = 0
+if epoch == nil then
+  put_back = 2
+elseif epoch < tonumber(ARGV[3]) then
+  put_back = 3
 elseif epoch > tonumber(ARGV[3]) then
   return -1
 end
-return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+if put_back > 0 then
+  redis.call('SET', KEYS[2], ARGV[3])
+end
+local renewed = redis.call('PEXPIRE', KEYS[1], ARGV[2])
+if renewed == 1 and put_back > 0 then
+  return put_back
+end
+return renewed
 """
 )
 
@@ -130,6 +141,9 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+
+
+REPAIRED_MISSING, REPAIRED_OLDER = 2, 3  # what _RENEW returns when it put the epoch key back
 
 
 def current_epoch(client: redis.Redis, cluster: str) -> int:
@@ -314,6 +328,16 @@ class Lease:
         args = [self.token, self.ttl_ms, self.epoch]
         with translate("renewing the lease"):
             ok = self._hedged_renew(args)
+        if ok in (REPAIRED_MISSING, REPAIRED_OLDER):
+            why = "missing or not a number" if ok == REPAIRED_MISSING else "older than the lease's"
+            logger.warning(
+                "the cluster's epoch key in Redis (%s) was %s (written by hand, or a failover to a "
+                "replica that was behind?); put back to %d",
+                self.keys.epoch,
+                why,
+                self.epoch,
+            )
+            ok = 1
         if ok != 1:
             self.token = ""
             why = "a newer epoch is in Redis" if ok == -1 else "the lease key holds another token"

@@ -48,14 +48,15 @@ class ForkedProcess:
     def __init__(self, pid: int, args: list[str]):
         self.pid, self.args = pid, args
         self.returncode: int | None = None
+        self.status_lost = False  # reaped by someone else: how it ended is not known here
 
     def poll(self) -> int | None:
         if self.returncode is not None:
             return self.returncode
         try:
             pid, status = os.waitpid(self.pid, os.WNOHANG)
-        except ChildProcessError:  # reaped by someone else (gunicorn's waitpid(-1)): as Popen
-            self.returncode = 0
+        except ChildProcessError:  # reaped by someone else (gunicorn's waitpid(-1)): 0, as Popen
+            self.returncode, self.status_lost = 0, True
             return 0
         if pid == 0:
             return None

@@ -3,7 +3,8 @@ spawned again with backoff (0.5 s doubling to 10 s) whenever it dies, stopped fi
 graceful stop. The arbiter calls tick() from its loop; nothing here blocks except stop().
 
 gunicorn's reap_workers() reaps every child with waitpid(-1), so the death of the sidecar is
-noticed through Popen.poll() (which reports 0 once someone else has reaped it). A sidecar alive
+noticed through poll(), which cannot tell how it ended once someone else reaped it (the log
+says so rather than a made-up code 0). A sidecar alive
 but hung (its progress stamp, zato.connector.beat, unchanged for `hang_after`) is killed, and
 so started again like one that died."""
 
@@ -37,6 +38,20 @@ class Child(Protocol):
     def send_signal(self, sig: int) -> None: ...
 
     def kill(self) -> None: ...
+
+
+def how_it_ended(proc: Child, code: int) -> str:
+    """'exited with code 1', 'was killed by SIGKILL', or, when gunicorn's arbiter reaped it
+    first (ForkedProcess.status_lost), that its exit status is not known: before, that was
+    logged as 'exited with code 0', also for a supervisor killed with SIGKILL."""
+    if getattr(proc, "status_lost", False):
+        return "ended (its exit status went to gunicorn's arbiter, which reaps every child)"
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with code {code}"
 
 
 class Sidecar:
@@ -87,9 +102,9 @@ class Sidecar:
             delay = self.backoff.next()
             self.next_start = now + delay
             logger.warning(
-                "connector supervisor (pid %d) exited with code %s after %.1f s; restarting in %.1f s",
+                "connector supervisor (pid %d) %s after %.1f s; restarting in %.1f s",
                 self.proc.pid,
-                code,
+                how_it_ended(self.proc, code),
                 ran,
                 delay,
             )
