@@ -7,8 +7,10 @@ Every bad value raises ConfigError naming the file, section and key.
 from __future__ import annotations
 
 import configparser
+import difflib
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from zato.common.errors import ConfigError
@@ -229,11 +231,118 @@ class DashboardSettings:
         return f"http://{host}:{self.port}/"
 
 
-class _Reader:
-    """Typed access to an INI file with error messages naming file, section and key."""
+# Every section and key each file may hold: anything else is refused when it is read (a typo
+# such as `prot = 42011` would otherwise leave the default in place, silently). None: a section
+# whose keys are someone else's to check ([gunicorn]: gunicorn's settings, checked at start).
+_KVDB = frozenset({"url", "sentinels", "sentinel_master", "socket_timeout"})
+_LOGGING = frozenset({"level", "format", "access_log"})
+Schema = Mapping[str, frozenset[str] | None]
+SERVER_SCHEMA: Schema = {
+    "main": frozenset(
+        {
+            "name",
+            "host",
+            "announce_host",
+            "port",
+            "workers",
+            "drain_seconds",
+            "deploy_timeout",
+            "connector_hang_after",
+            "import_budget",
+            "user_conf_dir",
+        }
+    ),
+    "cluster": frozenset({"name"}),
+    "odb": frozenset({"url"}),
+    "kvdb": _KVDB,
+    "auth": frozenset(
+        {"admin_username", "admin_password", "cluster_secret", "invoke_username", "invoke_password"}
+    ),
+    "membership": frozenset({"heartbeat", "ttl"}),
+    "lease": frozenset({"ttl", "renew_interval", "renew_deadline", "retry_interval"}),
+    "limits": frozenset(
+        {"max_body", "body_timeout", "max_headers", "max_header_size", "max_request_line", "max_form_fields"}
+    ),
+    "logging": _LOGGING,
+    "tls": frozenset({"ca_file"}),
+    "gunicorn": None,
+}
+LB_SCHEMA: Schema = {
+    "main": frozenset({"host", "port"}),
+    "cluster": frozenset({"name"}),
+    "kvdb": _KVDB,
+    "stats": frozenset({"username", "password"}),
+    "auth": frozenset({"cluster_secret"}),
+    "haproxy": frozenset(
+        {
+            "binary",
+            "user",
+            "check_inter_ms",
+            "check_fall",
+            "check_rise",
+            "timeout_connect_ms",
+            "timeout_client_ms",
+            "timeout_server_ms",
+            "retries",
+            "server_keep_alive",
+            "maxconn",
+            "max_conn_per_source",
+            "timeout_http_request_ms",
+            "timeout_keep_alive_ms",
+            "server_maxconn",
+            "server_maxqueue",
+        }
+    ),
+    "tls": frozenset({"cert", "alpn"}),
+    "admin": frozenset({"through_lb", "max_failures"}),
+    "channels": frozenset({"max_failures"}),
+    "logging": _LOGGING,
+}
+DASHBOARD_SCHEMA: Schema = {
+    "main": frozenset({"host", "port", "session_minutes"}),
+    "cluster": frozenset({"name"}),
+    "odb": frozenset({"url"}),
+    "kvdb": _KVDB,
+    "auth": frozenset({"admin_username", "admin_password", "cluster_secret"}),
+    "lb": frozenset({"dir"}),
+    "logging": frozenset({"level", "format"}),
+}
 
-    def __init__(self, path: str):
+
+def unknown_setting(path: str, schema: Schema, sections: Mapping[str, list[str]]) -> str | None:
+    """The line refusing the first section or key of `sections` (section -> its keys, in file
+    order) that `schema` does not have, with the known one it is closest to; None if all are known."""
+    name = os.path.basename(path)
+    for section, keys in sections.items():
+        if section not in schema:
+            close = difflib.get_close_matches(section, list(schema), n=1)
+            hint = f" (did you mean [{close[0]}]?)" if close else ""
+            return f"{path}: [{section}] is not a section of {name}{hint}"
+        known = schema[section]
+        if known is None:
+            continue
+        for key in keys:
+            if key in known:
+                continue
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            elsewhere = [s for s, k in schema.items() if k is not None and key in k and s != "DEFAULT"]
+            if close:
+                hint = f" (did you mean {close[0]!r}?)"
+            elif elsewhere:
+                hint = f" (it belongs in [{elsewhere[0]}])"
+            else:
+                hint = f" (known: {', '.join(sorted(known))})"
+            return f"{path}: [{section}] {key} is not a setting of {name}{hint}"
+    return None
+
+
+class _Reader:
+    """Typed access to an INI file with error messages naming file, section and key; a section
+    or key its `schema` does not have is refused at once."""
+
+    def __init__(self, path: str, schema: Schema):
         self.path = path
+        self.schema = schema
         self.cp = configparser.ConfigParser(interpolation=None)
         try:
             with open(path, encoding="utf-8") as f:
@@ -246,8 +355,17 @@ class _Reader:
             raise ConfigError(f"{path}: cannot read: {e.strerror or e}") from None
         except configparser.Error as e:
             raise ConfigError(f"{path}: cannot parse: {e}".replace("\n", " ")) from None
+        defaults = list(self.cp.defaults())
+        given = {s: [k for k in self.cp.options(s) if k not in defaults] for s in self.cp.sections()}
+        # [DEFAULT] fills every section: each of its keys must be known in some section
+        known = frozenset(k for keys in schema.values() for k in keys or ())
+        refused = unknown_setting(path, {"DEFAULT": known, **schema}, {"DEFAULT": defaults, **given})
+        if refused:
+            raise ConfigError(refused)
 
     def _raw(self, section: str, key: str, default: object) -> str | None:
+        if key not in (self.schema.get(section) or ()):  # a setting read here must be in the schema
+            raise KeyError(f"[{section}] {key} is not in the schema of {self.path}")
         if self.cp.has_option(section, key):
             return self.cp.get(section, key).strip()
         if default is _REQUIRED:
@@ -359,9 +477,28 @@ def _server_name(r: _Reader) -> str:
     return name
 
 
+def proc_name(cluster: str, name: str) -> str:
+    """gunicorn's proc_name for a server (its arbiter's title: "gunicorn: master [PROC_NAME]")."""
+    return f"zato-{cluster}-{name}"
+
+
+def server_title(server_dir: str) -> str | None:
+    """The process title of this server's running arbiter, read leniently (a stop must work
+    with a config that no longer loads): None when server.conf does not say."""
+    cp = configparser.ConfigParser(interpolation=None)
+    try:
+        with open(os.path.join(server_dir, "config", SERVER_CONF), encoding="utf-8") as f:
+            cp.read_file(f)
+        given = cp.get("gunicorn", "proc_name", fallback="").strip()
+        name = given or proc_name(cp.get("cluster", "name").strip(), cp.get("main", "name").strip())
+    except (OSError, UnicodeDecodeError, configparser.Error):
+        return None
+    return f"gunicorn: master [{name}]"
+
+
 def load_server_settings(server_dir: str) -> ServerSettings:
     path = os.path.abspath(server_dir)
-    r = _Reader(os.path.join(path, "config", SERVER_CONF))
+    r = _Reader(os.path.join(path, "config", SERVER_CONF), SERVER_SCHEMA)
     lease = LeaseSettings(
         ttl=r.float("lease", "ttl", LeaseSettings.ttl),
         renew_interval=r.float("lease", "renew_interval", LeaseSettings.renew_interval),
@@ -529,7 +666,7 @@ def _haproxy_user(r: _Reader) -> str:
 
 def load_lb_settings(lb_dir: str) -> LBSettings:
     path = os.path.abspath(lb_dir)
-    r = _Reader(os.path.join(path, "config", LB_CONF))
+    r = _Reader(os.path.join(path, "config", LB_CONF), LB_SCHEMA)
     return LBSettings(
         path=path,
         cluster=_cluster_name(r),
@@ -558,7 +695,7 @@ def load_lb_settings(lb_dir: str) -> LBSettings:
 
 def load_dashboard_settings(dashboard_dir: str) -> DashboardSettings:
     path = os.path.abspath(dashboard_dir)
-    r = _Reader(os.path.join(path, "config", DASHBOARD_CONF))
+    r = _Reader(os.path.join(path, "config", DASHBOARD_CONF), DASHBOARD_SCHEMA)
     lb_dir = r.str("lb", "dir", "")
     if lb_dir and not os.path.isabs(lb_dir):
         raise ConfigError(f"{r.path}: [lb] dir: {lb_dir!r} must be an absolute path")

@@ -162,6 +162,29 @@ def check_name_free(client: redis.Redis, cluster: str, key: bytes, name: str, ad
     name_free(live_servers(client, cluster, key), name, address)
 
 
+def signed_otherwise(client: redis.Redis, cluster: str, key: bytes, name: str) -> list[str]:
+    """The names of the live servers of `cluster` (other than `name`: its own entry, left by a
+    restart, may carry an old secret) when none
+    of their entries verifies with `key` but they are fresh and well-formed otherwise: they
+    sign with another cluster secret, so they, the LB and the connectors would ignore a server
+    with `key`. [] when there is no other live server or one of them verifies."""
+    keys = Keys(cluster)
+    with translate("membership read"):
+        names = sorted(texts(client.smembers(keys.members)))
+        if not names:
+            return []
+        values = client.mget([keys.member(n) for n in names])
+        now = redis_clock.now(client)
+
+    def others(members: list[Member]) -> list[Member]:
+        return [m for m in members if m.name != name]
+
+    unverified = others(read_entries(cluster, names, values, None, now))
+    if not unverified or others(read_entries(cluster, names, values, key, now)):
+        return []
+    return sorted({m.name for m in unverified})
+
+
 def name_free(live: list[Member], name: str, address: str) -> None:
     """CoordError if one of `live` other than the one at `address` has `name`."""
     for m in live:

@@ -23,7 +23,7 @@ from gevent.event import Event  # noqa: E402
 from gevent.pywsgi import WSGIServer  # noqa: E402
 
 from zato.common.errors import ConfigError  # noqa: E402
-from zato.common.pidfile import read_pidfile, remove_pidfile, write_pidfile  # noqa: E402
+from zato.common.pidfile import Owner, read_pidfile, remove_pidfile, write_pidfile  # noqa: E402
 from zato.config.settings import load_dashboard_settings  # noqa: E402
 from zato.lifecycle.entry import Entry, EntryExit, pass_gate  # noqa: E402
 
@@ -76,7 +76,7 @@ def serve(dashboard_dir: str) -> int:
     if not pass_gate():
         return 1
     log = logging.getLogger("zato.dashboard")
-    if read_pidfile(settings.pidfile).alive:
+    if read_pidfile(settings.pidfile, Owner("zato.dashboard.main", settings.path)).alive:
         raise EntryExit(1, f"already running ({settings.pidfile})")
     client, odb = connect(settings.redis), ODB(settings.odb_url)
     ctx = Context(

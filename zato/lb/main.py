@@ -16,7 +16,7 @@ import signal
 import sys
 
 from zato.common.errors import EXIT_CONFIG, EXIT_DEPENDENCY, EXIT_OK, ComponentError, ConfigError, ZatoError
-from zato.common.pidfile import read_pidfile, remove_pidfile, write_pidfile
+from zato.common.pidfile import Owner, read_pidfile, remove_pidfile, write_pidfile
 from zato.config.component import LOAD_BALANCER, read_component
 from zato.config.settings import LBSettings, load_lb_settings
 from zato.lb.edge import fit_maxconn
@@ -67,7 +67,7 @@ def start(lb_dir: str) -> int:
 
     if not pass_gate(lambda say: through_failover(settings.redis, lambda: check_redis(settings.redis), say)):
         return EXIT_DEPENDENCY
-    status = read_pidfile(settings.pidfile)
+    status = read_pidfile(settings.pidfile, Owner("zato.lb.main", settings.path))  # a reused pid is not us
     if status.alive:
         logger.error("the load balancer is already running (pid %s)", status.pid)
         raise EntryExit(EXIT_CONFIG, f"already running (pid {status.pid})")

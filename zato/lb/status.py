@@ -8,17 +8,22 @@ from __future__ import annotations
 import os
 
 from zato.common.errors import LBError, ZatoError
-from zato.common.pidfile import read_pidfile
+from zato.common.pidfile import Owner, read_pidfile
 from zato.config.settings import load_lb_settings
 from zato.lb.render import ALIVE_URI, BACKEND, STATS_URI
 from zato.lb.runtime import RuntimeAPI
+
+
+def controller_owner(lb_dir: str) -> Owner:
+    """What the process in the LB's pidfile must be: its controller (a reused pid is not)."""
+    return Owner("zato.lb.main", lb_dir)
 
 
 def haproxy_left_running(lb_dir: str) -> int | None:
     """The pid of this LB's HAProxy if it runs without its controller (which died): a new
     controller adopts it, so its port being busy is expected. None otherwise."""
     path = os.path.abspath(lb_dir)
-    if read_pidfile(os.path.join(path, "pidfile")).alive:
+    if read_pidfile(os.path.join(path, "pidfile"), controller_owner(path)).alive:
         return None
     haproxy = read_pidfile(os.path.join(path, "work", "haproxy.pid"))
     return haproxy.pid if haproxy.alive else None
@@ -31,7 +36,7 @@ def describe(lb_dir: str) -> dict:
         settings = load_lb_settings(path)
     except ZatoError as e:
         return {"path": path, "error": str(e)}
-    controller = read_pidfile(settings.pidfile)
+    controller = read_pidfile(settings.pidfile, controller_owner(path))
     haproxy = read_pidfile(os.path.join(settings.work_dir, "haproxy.pid"))
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
     base = f"{'https' if settings.edge.tls_cert else 'http'}://{host}:{settings.port}"

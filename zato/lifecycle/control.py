@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import signal
 import ssl
 import subprocess
 import sys
@@ -13,8 +14,8 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any, NamedTuple
 
-from zato.common.errors import ComponentError
-from zato.common.pidfile import read_pidfile
+from zato.common.errors import ComponentError, ZatoError
+from zato.common.pidfile import Owner, read_pidfile, remove_pidfile
 from zato.config import component
 from zato.config.component import Component
 from zato.config.settings import (
@@ -24,6 +25,7 @@ from zato.config.settings import (
     load_dashboard_settings,
     load_lb_settings,
     load_server_settings,
+    server_title,
 )
 from zato.lifecycle.process import (
     GATE_EXIT_WAIT,
@@ -42,6 +44,16 @@ SERVER_MODULE = "zato.server.main"
 LB_MODULE = "zato.lb.main"
 DASHBOARD_MODULE = "zato.dashboard.main"
 PRECHECKS: dict = {}  # kind -> precheck function, filled below
+
+
+def pid_owner(comp: Component) -> Owner:
+    """What the process in `comp`'s pidfile must be to count as that component (a pid left by a
+    stopped one may belong to any process now: zato.common.pidfile)."""
+    module = {component.SERVER: SERVER_MODULE, component.LOAD_BALANCER: LB_MODULE}.get(
+        comp.kind, DASHBOARD_MODULE
+    )
+    title = server_title(comp.path) if comp.kind == component.SERVER else None
+    return Owner(module, comp.path, (title,) if title else ())
 
 
 def local_host(host: str) -> str:
@@ -91,7 +103,7 @@ def lb_available() -> bool:
 
 def precheck_server(comp: Component, say: Say) -> ServerSettings:
     s = load_server_settings(comp.path)
-    stale = check_not_running(s.pidfile, f"server {s.name}")
+    stale = check_not_running(s.pidfile, f"server {s.name}", pid_owner(comp))
     if stale:
         say(stale)
     check_disk_room(comp.path, f"server {s.name}")
@@ -106,7 +118,7 @@ def precheck_lb(comp: Component, say: Say) -> LBSettings:
     from zato.lb.main import check_settings  # the TLS certificate and key too, before HAProxy is touched
 
     check_settings(s)
-    stale = check_not_running(s.pidfile, "load balancer")
+    stale = check_not_running(s.pidfile, "load balancer", pid_owner(comp))
     if stale:
         say(stale)
     check_disk_room(comp.path, "load balancer")
@@ -119,7 +131,7 @@ def precheck_lb(comp: Component, say: Say) -> LBSettings:
 
 def precheck_dashboard(comp: Component, say: Say) -> DashboardSettings:
     s = load_dashboard_settings(comp.path)
-    stale = check_not_running(s.pidfile, "dashboard")
+    stale = check_not_running(s.pidfile, "dashboard", pid_owner(comp))
     if stale:
         say(stale)
     check_disk_room(comp.path, "dashboard")
@@ -147,7 +159,7 @@ def start(
     members = component.quickstart_members(comp) if comp.kind == component.QUICKSTART else [comp]
     checked = []
     for m in members:
-        live = read_pidfile(m.pidfile)
+        live = read_pidfile(m.pidfile, pid_owner(m))
         if skip_running and live.alive:
             say(f"{describe_name(m)} is already running (pid {live.pid})")
             continue
@@ -185,17 +197,50 @@ def start(
         raise
     for one in started:
         one.gate.open()
-    for m, s, proc, _gate, logs in started:
-        if m.kind == component.SERVER:
-            # ready, not just alive: its services are loaded when `zato start` returns
-            wait_ready(partial(http_ok, ready_url(s)), proc, timeout, f"server {s.name}", logs)
-            say(f"server {s.name} started (pid {proc.pid}): {ping_url(s)}")
-        elif m.kind == component.LOAD_BALANCER:
-            wait_ready(partial(lb_ready, s, proc.pid), proc, timeout, "load balancer", logs)
-            say(f"load balancer started (pid {proc.pid}): {lb_scheme(s)}://{local_host(s.host)}:{s.port}/")
-        else:
-            wait_ready(partial(http_ok, s.url + "login"), proc, timeout, "dashboard", logs)
-            say(f"dashboard started (pid {proc.pid}): {s.url}")
+    try:
+        for one in started:
+            wait_started(one, timeout, say)
+    except ZatoError:
+        # A start that reports failure leaves nothing of its own running (a server that never
+        # became ready, e.g. listening where it is not looked for, would serve on unnoticed).
+        stop_started(started, say)
+        raise
+
+
+def wait_started(one: Spawned, timeout: float, say: Say) -> None:
+    m, s, proc, _gate, logs = one
+    if m.kind == component.SERVER:
+        # ready, not just alive: its services are loaded when `zato start` returns
+        wait_ready(partial(http_ok, ready_url(s)), proc, timeout, f"server {s.name}", logs)
+        say(f"server {s.name} started (pid {proc.pid}): {ping_url(s)}")
+    elif m.kind == component.LOAD_BALANCER:
+        wait_ready(partial(lb_ready, s, proc.pid), proc, timeout, "load balancer", logs)
+        say(f"load balancer started (pid {proc.pid}): {lb_scheme(s)}://{local_host(s.host)}:{s.port}/")
+    else:
+        wait_ready(partial(http_ok, s.url + "login"), proc, timeout, "dashboard", logs)
+        say(f"dashboard started (pid {proc.pid}): {s.url}")
+
+
+STOP_STARTED_WAIT = 30.0  # seconds a component this start stops has to exit (then SIGKILL)
+
+
+def stop_started(started: list[Spawned], say: Say) -> None:
+    """Stop (by the pid this command spawned) each component it started that still runs; the
+    pidfile of one that is gone goes too (gunicorn leaves its own when it cannot bind)."""
+    running = [one for one in started if one.proc.poll() is None]
+    for one in running:
+        one.proc.send_signal(signal.SIGTERM)
+    for one in running:
+        proc, what = one.proc, describe_name(one.comp)
+        try:
+            proc.wait(STOP_STARTED_WAIT)
+            say(f"{what} stopped (pid {proc.pid}): this start failed")
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            say(f"{what} did not stop in time and was killed (pid {proc.pid}): this start failed")
+    for one in started:
+        remove_pidfile(one.comp.pidfile, one.proc.pid)  # only if it still names that process
 
 
 def stdout_log(comp: Component) -> str:
@@ -258,10 +303,10 @@ def run_foreground(comp: Component, say: Say) -> None:
 
 def stop(comp: Component, say: Say, timeout: float = 30.0) -> None:
     if comp.kind != component.QUICKSTART:
-        say(stop_by_pidfile(comp.pidfile, timeout).describe(describe_name(comp)))
+        say(stop_by_pidfile(comp.pidfile, timeout, pid_owner(comp)).describe(describe_name(comp)))
         return
     for m in component.quickstart_members(comp):  # servers first, the LB last
-        say(stop_by_pidfile(m.pidfile, timeout).describe(describe_name(m)))
+        say(stop_by_pidfile(m.pidfile, timeout, pid_owner(m)).describe(describe_name(m)))
 
 
 def describe_name(comp: Component) -> str:
@@ -282,7 +327,7 @@ def info(comp: Component) -> dict:
             "path": comp.path,
             "members": [info(m) for m in component.quickstart_members(comp)],
         }
-    status = read_pidfile(comp.pidfile)
+    status = read_pidfile(comp.pidfile, pid_owner(comp))
     state = "running" if status.alive else ("stale" if status.pid is not None else "stopped")
     out: dict = {
         "kind": comp.kind,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from zato.common.errors import AlreadyRunning, ComponentError
 from zato.common.fs import free_bytes
-from zato.common.pidfile import pid_alive, read_pidfile
+from zato.common.pidfile import Owner, pid_alive, read_pidfile
 from zato.lifecycle.entry import GATE_CHECKED, GATE_ENV, GATE_ERROR, GATE_GO, GATE_SAY
 
 
@@ -162,15 +162,16 @@ def _log_tail(logfiles: tuple[str, ...]) -> str:
     return f"; last lines of {path}:\n" + "\n".join("    " + line for line in tail(path, 20))
 
 
-def check_not_running(pidfile: str, what: str) -> str | None:
-    """AlreadyRunning if the pidfile names a live process; a stale pidfile is removed and
-    a message saying so is returned (None if there was none)."""
-    status = read_pidfile(pidfile)
+def check_not_running(pidfile: str, what: str, owner: Owner | None = None) -> str | None:
+    """AlreadyRunning if the pidfile names the live component (`owner`); a stale pidfile (its
+    pid gone, or another process now) is removed and a message saying so is returned (None
+    if there was none)."""
+    status = read_pidfile(pidfile, owner)
     if status.alive:
         raise AlreadyRunning(f"{what} is already running (pid {status.pid}, pidfile {pidfile})")
     if status.pid is not None:
         _unlink(pidfile)
-        return f"{what}: removed a stale pidfile {pidfile} (pid {status.pid} is not running)"
+        return f"{what}: removed a stale pidfile {pidfile} ({status.why_stale()})"
     return None
 
 
@@ -202,8 +203,14 @@ def check_port_free(host: str, port: int, what: str) -> None:
 class StopResult:
     pid: int | None
     outcome: str  # stopped | killed | not-running | stale
+    other: str = ""  # stale: the pid is this other process now (left alone)
 
     def describe(self, what: str) -> str:
+        if self.outcome == "stale" and self.other:
+            return (
+                f"{what} is not running; removed a stale pidfile (pid {self.pid} is another process now,"
+                f" not signalled: {self.other})"
+            )
         return {
             "stopped": f"{what} stopped (pid {self.pid})",
             "killed": f"{what} did not stop in time and was killed (pid {self.pid})",
@@ -212,15 +219,16 @@ class StopResult:
         }[self.outcome]
 
 
-def stop_by_pidfile(pidfile: str, timeout: float = 30.0) -> StopResult:
+def stop_by_pidfile(pidfile: str, timeout: float = 30.0, owner: Owner | None = None) -> StopResult:
     """SIGTERM the process named by `pidfile` and wait for it to exit (SIGKILL after
-    `timeout`). The process removes its own pidfile; after a SIGKILL we remove it."""
-    status = read_pidfile(pidfile)
+    `timeout`). The process removes its own pidfile; after a SIGKILL we remove it. With
+    `owner`, a pid that is another process now is never signalled: the pidfile is stale."""
+    status = read_pidfile(pidfile, owner)
     if status.pid is None:
         return StopResult(None, "not-running")
     if not status.alive:
         _unlink(pidfile)
-        return StopResult(status.pid, "stale")
+        return StopResult(status.pid, "stale", status.other)
     pid = status.pid
     send_signal(pid, signal.SIGTERM)
     if wait_gone(pid, timeout):

@@ -6,6 +6,7 @@ ORM objects, so callers cannot keep sessions alive by accident.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import re
 import secrets
@@ -16,7 +17,7 @@ from typing import cast
 from urllib.parse import unquote
 
 from sqlalchemy import delete, or_, select, true
-from sqlalchemy.engine import CursorResult
+from sqlalchemy.engine import CursorResult, Engine
 from sqlalchemy.orm import Session
 
 from zato.common import service_name as service_name_rule
@@ -80,6 +81,23 @@ def _cluster_id(s: Session, cluster: str) -> int:
 
 
 # Clusters and servers
+
+
+def check_cluster(engine: Engine, cluster: str, where: str) -> None:
+    """ODBError in one line unless the ODB has `cluster` (`where` names the setting that named
+    it), with the cluster it has that is closest, if any: a server of a cluster the ODB lacks
+    would start and then have every worker fail."""
+    with Session(engine) as s:
+        if s.scalar(select(Cluster.id).where(Cluster.name == cluster)) is not None:
+            return
+        names = sorted(s.scalars(select(Cluster.name)).all())
+    close = difflib.get_close_matches(cluster, names, n=1)
+    hint = (
+        f" (did you mean {close[0]!r}?)"
+        if close
+        else (f" (it has {', '.join(map(repr, names[:5]))})" if names else "")
+    )
+    raise ODBError(f"{where}: cluster {cluster!r} does not exist in the ODB{hint}")
 
 
 def ensure_cluster(odb: ODB, cluster: str, description: str = "") -> bool:

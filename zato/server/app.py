@@ -4,6 +4,7 @@ app built in each worker after fork (so ODB/Redis connections are never shared).
 
 from __future__ import annotations
 
+import difflib
 import logging
 import sys
 
@@ -12,7 +13,7 @@ from gunicorn.glogging import Logger as GunicornLogger
 
 from zato.common.errors import ConfigError
 from zato.common.log import set_role
-from zato.config.settings import ServerSettings
+from zato.config.settings import ServerSettings, proc_name
 from zato.server import exit_guard, fatal
 from zato.server.readiness import DrainFlag
 
@@ -37,7 +38,7 @@ def gunicorn_options(settings: ServerSettings) -> dict:
         "pidfile": settings.pidfile,
         "errorlog": settings.logfile,
         "loglevel": settings.log_level.lower(),
-        "proc_name": f"zato-{settings.cluster}-{settings.name}",
+        "proc_name": proc_name(settings.cluster, settings.name),  # also settings.server_title
         "graceful_timeout": 30,
         "timeout": 30,
         "worker_tmp_dir": settings.work_dir,
@@ -73,10 +74,17 @@ class ZatoApplication(BaseApplication):
         if self.hooked:
             for key in ("when_ready", "pre_fork", "on_exit", "worker_exit", "worker_abort", "child_exit"):
                 self.cfg.set(key, getattr(self.hooks, key))
+        where = f"{self.settings.config_file}: [gunicorn]"
         for key, value in gunicorn_options(self.settings).items():
             if key not in self.cfg.settings:
-                raise ConfigError(f"{self.settings.config_file}: [gunicorn] {key} is not a gunicorn setting")
-            self.cfg.set(key, value)
+                close = difflib.get_close_matches(key, sorted(self.cfg.settings), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ConfigError(f"{where} {key} is not a gunicorn setting{hint}")
+            try:
+                self.cfg.set(key, value)  # gunicorn's own validator: `timeout = abc` raises here
+            except (ValueError, TypeError) as e:
+                reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+                raise ConfigError(f"{where} {key}: {value!r} is not valid ({reason})") from None
 
     def do_load_config(self) -> None:
         # gunicorn's version prints and exits on any error; we want our one-line ConfigError.

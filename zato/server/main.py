@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import warnings
 
 from zato.common.errors import EXIT_CONFIG, ConfigError, ZatoError
-from zato.config.settings import load_server_settings
+from zato.config.settings import ServerSettings, load_server_settings
 from zato.lifecycle.entry import Entry, EntryExit, pass_gate
 
 # The gevent workers monkey-patch after fork; the arbiter has imported ssl (via redis) by then,
@@ -31,6 +32,7 @@ def serve(args: list[str], flags: frozenset[str]) -> int:
 
         if not pass_gate(lambda say: check_server(settings, say)):
             return 1
+        stale_pidfile(settings)
         metrics.prepare(settings)  # before any worker exists or imports prometheus_client
         if settings.access_log:  # opened here, inherited by the workers
             from zato.server import access_log
@@ -43,6 +45,21 @@ def serve(args: list[str], flags: frozenset[str]) -> int:
         raise EntryExit(1, str(e)) from None
     app.run()
     return 0
+
+
+def stale_pidfile(settings: ServerSettings) -> None:
+    """gunicorn refuses to start while its pidfile names any live process: a pidfile left by
+    a server that is gone, whose pid is another process now, is removed (said in the log);
+    AlreadyRunning if it names this server running."""
+    from zato.config.component import SERVER, Component
+    from zato.lifecycle.control import pid_owner
+    from zato.lifecycle.process import check_not_running
+
+    said = check_not_running(
+        settings.pidfile, f"server {settings.name}", pid_owner(Component(SERVER, settings.path))
+    )
+    if said:
+        logging.getLogger("zato.server").warning(said)
 
 
 if __name__ == "__main__":

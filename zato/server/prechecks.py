@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 
+from zato.common.errors import ConfigError
 from zato.config.settings import ServerSettings
 
 Say = Callable[[str], None]
@@ -19,6 +20,7 @@ Say = Callable[[str], None]
 
 def check_server(s: ServerSettings, say: Say) -> None:
     from zato.coord.client import check_redis, through_failover
+    from zato.odb.api import check_cluster
     from zato.odb.engine import check_odb, create_schema, make_engine
     from zato.server.app import check_gunicorn_settings
     from zato.server.fork import start_odb_work
@@ -28,6 +30,7 @@ def check_server(s: ServerSettings, say: Say) -> None:
         try:
             check_odb(engine)
             create_schema(engine)  # what a newer version added (columns) to an older ODB
+            check_cluster(engine, s.cluster, f"{s.config_file}: [cluster] name")
         finally:
             engine.dispose()
 
@@ -61,6 +64,13 @@ def check_cluster_membership(s: ServerSettings, say: Say) -> None:
     try:
         key = member_key(s.cluster_secret, s.cluster)
         membership.check_name_free(client, s.cluster, key, s.name, s.address)
+        others = membership.signed_otherwise(client, s.cluster, key, s.name)
+        if others:  # started, it would get no traffic and `zato cluster status` would call it gone
+            raise ConfigError(
+                f"{s.config_file}: [auth] cluster_secret is not the one the live servers of cluster"
+                f" {s.cluster} sign their membership with ({', '.join(others[:5])}): the load balancer"
+                " and the other servers would ignore this server; give it their cluster_secret"
+            )
     finally:
         client.close()
     if accepts_anonymous(s.redis):

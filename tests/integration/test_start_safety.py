@@ -1,0 +1,125 @@
+"""`zato start/stop/info` against real processes: a pidfile naming another process, a typo in
+a config file, a bad [gunicorn] value, a server that never becomes ready, a cluster the ODB
+lacks, a cluster secret the live servers do not share: each is noticed, in one line."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+
+from tests.integration.test_server_cli import one_line_error, set_conf_of
+from tests.support import free_port, zato
+from zato.common.pidfile import pid_alive
+
+
+@contextlib.contextmanager
+def another_process():
+    proc = subprocess.Popen(["sleep", "1000"])
+    try:
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_pidfile_naming_another_process_is_stale(quickstart):
+    qs = quickstart(servers=1, lb=False)
+    server = qs.server_dir("server1")
+    pidfile = os.path.join(server, "pidfile")
+    with another_process() as sleep:
+        with open(pidfile, "w") as f:
+            f.write(f"{sleep.pid}\n")
+        info = zato("info", server).stdout
+        assert "state    stale" in info and "pid      -" in info, info
+        out = zato("stop", server).stdout
+        assert "server server1 is not running" in out and "not signalled" in out, out
+        assert sleep.poll() is None and not os.path.exists(pidfile)  # alive: never signalled
+        with open(pidfile, "w") as f:
+            f.write(f"{sleep.pid}\n")
+        out = zato("start", server).stdout
+        assert (
+            f"removed a stale pidfile {pidfile} (pid {sleep.pid} is another process now: sleep 1000)" in out
+        )
+        assert "server server1 started" in out, out
+        pid = qs.pid("server1")
+        assert pid != sleep.pid and "state    running" in zato("info", server).stdout
+        assert f"server server1 stopped (pid {pid})" in zato("stop", server).stdout
+        assert sleep.poll() is None and not pid_alive(pid)
+
+
+def test_a_typo_in_server_conf_or_lb_conf_is_refused_in_one_line(quickstart):
+    qs = quickstart(servers=1, lb=True)
+    conf = os.path.join(qs.server_dir("server1"), "config", "server.conf")
+    set_conf_of(qs, "server1", "main", "prot", "42011")
+    one_line_error(
+        zato("start", qs.server_dir("server1"), check=False),
+        f"{conf}: [main] prot is not a setting of server.conf (did you mean 'port'?)",
+    )
+    # the server's own entry point says the same
+    own = subprocess.run(
+        [sys.executable, "-m", "zato.server.main", qs.server_dir("server1")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert own.returncode == 3 and "[main] prot is not a setting of server.conf" in own.stderr, own.stderr
+    assert qs.pid("server1") is None
+    lb_conf = os.path.join(qs.lb_dir, "config", "lb.conf")
+    qs._merge(lb_conf, "haproxy", {"timeout_clinet_ms": "5"})
+    one_line_error(
+        zato("start", qs.lb_dir, check=False),
+        f"{lb_conf}: [haproxy] timeout_clinet_ms is not a setting of lb.conf",
+        "(did you mean 'timeout_client_ms'?)",
+    )
+    assert qs.pid("load-balancer") is None
+
+
+def test_a_bad_gunicorn_value_is_one_line(quickstart):
+    qs = quickstart(servers=1, lb=False)
+    set_conf_of(qs, "server1", "gunicorn", "timeout", "abc")
+    proc = zato("start", qs.server_dir("server1"), check=False)
+    one_line_error(proc, "[gunicorn] timeout: 'abc' is not valid")
+    assert "Traceback" not in proc.stdout + proc.stderr and qs.pid("server1") is None
+
+
+def test_a_server_that_never_becomes_ready_is_stopped_by_the_failed_start(quickstart):
+    qs = quickstart(servers=1, lb=False)
+    elsewhere = free_port()
+    set_conf_of(qs, "server1", "gunicorn", "bind", f"127.0.0.1:{elsewhere}")  # not where it is looked for
+    proc = zato("start", qs.server_dir("server1"), "--timeout", "5", check=False)
+    assert proc.returncode == 1 and "server server1 did not become ready within 5 s" in proc.stderr, (
+        proc.stderr
+    )
+    assert "server server1 stopped (pid " in proc.stdout and "this start failed" in proc.stdout, proc.stdout
+    pid = int(proc.stdout.split("server server1 stopped (pid ")[1].split(")")[0])
+    assert not pid_alive(pid) and qs.pid("server1") is None
+    with socket.socket() as s:  # nothing serves where it did bind
+        assert s.connect_ex(("127.0.0.1", elsewhere)) != 0
+
+
+def test_a_cluster_name_the_odb_lacks_is_one_line(quickstart):
+    qs = quickstart(servers=1, lb=False)
+    typo = qs.cluster + "x"
+    set_conf_of(qs, "server1", "cluster", "name", typo)
+    conf = os.path.join(qs.server_dir("server1"), "config", "server.conf")
+    one_line_error(
+        zato("start", qs.server_dir("server1"), check=False),
+        f"{conf}: [cluster] name: cluster '{typo}' does not exist in the ODB (did you mean '{qs.cluster}'?)",
+    )
+    assert qs.pid("server1") is None
+
+
+def test_a_cluster_secret_the_live_servers_do_not_share_is_refused(quickstart):
+    qs = quickstart(servers=2, lb=False)
+    qs.start("server1")
+    conf = os.path.join(qs.server_dir("server2"), "config", "server.conf")
+    set_conf_of(qs, "server2", "auth", "cluster_secret", "not-the-cluster-secret-at-all")
+    one_line_error(
+        zato("start", qs.server_dir("server2"), check=False),
+        f"{conf}: [auth] cluster_secret is not the one the live servers of cluster {qs.cluster} sign their"
+        " membership with (server1)",
+    )
+    assert qs.pid("server2") is None
