@@ -292,3 +292,10 @@ def test_deploy_names_a_module_for_a_file_whose_name_cannot_be_one(qs_dir, zato,
     one_line_error(
         zato("deploy", str(qs_dir), str(module), check=False), "give it one with --name, e.g. --name my_api"
     )
+
+
+def test_the_redis_acl_hint_keeps_the_database_the_user_gave(tmp_path, zato):
+    out = zato("quickstart", "create", str(tmp_path / "qs"), "--redis", "redis://127.0.0.1:6379/11").stdout
+    hint = [line.strip() for line in out.splitlines() if "[kvdb] url" in line]
+    url = "redis://zato-quickstart:PASSWORD@HOST:PORT/11"
+    assert hint == [f"then [kvdb] url = {url} in every server.conf and lb.conf"]

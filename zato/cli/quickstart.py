@@ -107,11 +107,25 @@ def create(args: argparse.Namespace) -> int:
         rules = " ".join(f"'{r}'" if r[0] in "~&>" else r for r in Keys(args.cluster).acl_rules())
         print("  Redis: no user or password in the URL; give the cluster its own (docs/redis-acl.md):")
         print(f"    redis-cli ACL SETUSER zato-{args.cluster} on '>PASSWORD' {rules}")
-        url = f"redis://zato-{args.cluster}:PASSWORD@HOST:PORT/0"
+        url = f"{acl_url_scheme(args.redis)}://zato-{args.cluster}:PASSWORD@HOST:PORT/{redis_db(args.redis)}"
         print(f"    then [kvdb] url = {url} in every server.conf and lb.conf")
     print(f"Start it with:  zato start {spec.path}")
     print(f"Stop it with:   zato stop {spec.path}")
     return 0
+
+
+def acl_url_scheme(url: str) -> str:
+    """redis or rediss, as the user gave it."""
+    return "rediss" if url.lower().startswith("rediss://") else "redis"
+
+
+def redis_db(url: str) -> str:
+    """The database number of a Redis URL (its path, or ?db=N), 0 when it gives none."""
+    from urllib.parse import parse_qs, urlsplit
+
+    parts = urlsplit(url)
+    db = parts.path.strip("/") or parse_qs(parts.query).get("db", ["0"])[0]
+    return db if db.isdigit() else "0"
 
 
 def check_sentinels(sentinels: str, master: str) -> str:
