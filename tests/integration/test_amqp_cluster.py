@@ -238,10 +238,10 @@ def test_stats_show_messages_and_no_password(cluster):
         )
 
     wait_for(counted, what="connector stats counting the messages")
-    status = zato("cluster", "status", cluster.path).stdout
+    status = zato("cluster", "status", cluster.path, check=False).stdout
     assert "amqp-channel:in" in status and "running" in status
     # The status view carries each connector's own counters next to the supervisor's state.
-    data = json.loads(zato("cluster", "status", cluster.path, "--json").stdout)
+    data = json.loads(zato("cluster", "status", cluster.path, "--json", check=False).stdout)
     by_name = {c["name"]: c for c in data["children"]}
     assert by_name["amqp-channel:in"]["messages_out"] >= 50
     assert by_name["amqp-outgoing:out"]["messages_out"] >= 60

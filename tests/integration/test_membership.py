@@ -100,6 +100,6 @@ def test_a_host_whose_clock_is_ten_minutes_off_stays_in_the_cluster(quickstart, 
     # the skewed host reads server1's entry, written on the true clock
     assert "server1" in {m.name for m in membership.live_servers(client, qs.cluster, secret)}
     # a host on the true clock reads server2's
-    status = json.loads(zato("cluster", "status", qs.path, "--json").stdout)
+    status = json.loads(zato("cluster", "status", qs.path, "--json", check=False).stdout)
     assert {s["name"]: s["live"] for s in status["servers"]} == {"server1": True, "server2": True}
     client.close()

@@ -15,18 +15,22 @@ def test_status_shows_live_and_gone_servers_the_holder_and_no_secret() -> None:
         wait_for(lambda: c.holder() and c.holder()["server"] == "server1", what="server1 to hold the lease")
 
         def both_listed() -> dict | None:
-            data = json.loads(zato("cluster", "status", c.dirs["server1"], "--json").stdout)
+            data = json.loads(zato("cluster", "status", c.dirs["server1"], "--json", check=False).stdout)
             return data if data["servers"] and data["servers"][0]["live"] else None
 
         data = wait_for(both_listed, timeout=20, what="server1 live in the status")
         assert data["lease"]["holder"] == "server1" and data["lease"]["epoch"] == 1
         assert [s["role"] for s in data["servers"]] == ["holder"]
-        table = zato("cluster", "status", c.dirs["server1"]).stdout
+        table = zato("cluster", "status", c.dirs["server1"], check=False).stdout
         assert "server1  live" in table and "Lease: held by server1, epoch 1" in table
         assert "s3cret-value" not in table and "admin-pw-123" not in table
         c.stop("server1")
         table = wait_for(
-            lambda: (t := zato("cluster", "status", c.dirs["server1"]).stdout) and "server1  gone" in t and t,
+            lambda: (
+                (t := zato("cluster", "status", c.dirs["server1"], check=False).stdout)
+                and "server1  gone" in t
+                and t
+            ),
             timeout=20,
             what="server1 to show as gone",
         )
@@ -37,7 +41,9 @@ def test_status_shows_live_and_gone_servers_the_holder_and_no_secret() -> None:
 
 def test_status_with_redis_unreachable_says_so_in_one_line(tmp_path) -> None:
     path = write_server_dir(str(tmp_path), "server1", cluster_name(), 17010, "redis://127.0.0.1:1/0", {})
-    out = zato("cluster", "status", path).stdout
+    proc = zato("cluster", "status", path, check=False)
+    assert proc.returncode == 1  # the cluster could not be read
+    out = proc.stdout
     assert "Lease: unknown (Redis unreachable: see below)" in out
     assert "warning: Redis: membership read: ConnectionError" in out
     assert "Traceback" not in out
@@ -47,3 +53,46 @@ def test_status_of_a_folder_that_is_not_a_component_is_a_one_line_error(tmp_path
     proc = zato("cluster", "status", str(tmp_path), check=False)
     assert proc.returncode == 1
     assert proc.stderr.strip() == f"zato: error: {tmp_path}: not a Zato component directory (no .zato file)"
+
+
+def test_status_exit_code_says_whether_the_cluster_is_well(quickstart) -> None:
+    """0 all well, 1 Redis cannot be read, 3 read but something is wrong (said on problem: lines)."""
+    qs = quickstart(servers=1)
+
+    def status() -> tuple[int, list[str]]:
+        proc = zato("cluster", "status", qs.path, check=False)
+        return proc.returncode, [line for line in proc.stdout.splitlines() if line.startswith("problem: ")]
+
+    assert status() == (
+        3,
+        ["problem: no live server", f"problem: load balancer {qs.lb_dir}: not running"],
+    )
+    qs.start()
+    wait_for(lambda: status() == (0, []), 30, what="exit 0 with the server and the LB running")
+
+    qs.stop("load-balancer")
+    assert status() == (3, [f"problem: load balancer {qs.lb_dir}: not running"])
+
+    qs.stop("server1")
+    zato("conn", "create", "amqp-def", qs.path, "--name", "local", "--host", "127.0.0.1", "--port", "5672",
+         "--username", "guest", "--password", "guest")  # fmt: skip
+    zato("conn", "create", "amqp-outgoing", qs.path, "--name", "out1", "--def", "local",
+         "--exchange", "amq.topic", "--routing-key", "nobody.listens")  # fmt: skip
+    want = [
+        "problem: no live server",
+        "problem: 1 connector(s) defined but no server holds the lease to run them",
+        f"problem: load balancer {qs.lb_dir}: not running",
+    ]
+    wait_for(lambda: status() == (3, want), 20, what="the server and the lease holder gone")
+    data = json.loads(zato("cluster", "status", qs.path, "--json", check=False).stdout)
+    assert data["problems"] == [p.removeprefix("problem: ") for p in want]
+
+    qs._merge(f"{qs.server_dir('server1')}/config/server.conf", "kvdb", {"url": "redis://127.0.0.1:1/0"})
+    proc = zato("cluster", "status", qs.path, check=False)
+    assert proc.returncode == 1 and "Lease: unknown (Redis unreachable: see below)" in proc.stdout
+
+
+def test_status_help_gives_the_exit_codes() -> None:
+    out = zato("cluster", "status", "--help", check=False).stdout
+    assert "0  all is well" in out and "1  the cluster could not be read" in out
+    assert "3  read, and something is wrong" in out

@@ -34,7 +34,7 @@ def test_a_cluster_runs_with_its_own_acl_user_and_no_default_user(acl_redis, qui
     qs.start("load-balancer")
     wait_for(lambda: [s["state"] for s in describe(qs.lb_dir)["servers"]] == ["UP"], 30, what="server1 UP")
     assert requests.get(qs.lb_url + "/zato/ping", timeout=5).json()["zato_ping_response"] == {"pong": "zato"}
-    status = zato("cluster", "status", qs.path, "--json").stdout
+    status = zato("cluster", "status", qs.path, "--json", check=False).stdout
     assert '"holder": "server1"' in status
     # The same user cannot touch another cluster's keys.
     other = redis.Redis(port=port, username=USER, password=PASSWORD)

@@ -174,7 +174,7 @@ def test_cluster_follows_the_master_sentinel_promotes(quickstart, redis_group):
     qs.start("server2")
     wait_for(lambda: lb_up(qs) == {"server1", "server2"}, timeout=60, what="server2 UP in the load balancer")
     assert requests.get(qs.lb_url + "/zato/ping", timeout=10).status_code == 200
-    status = zato("cluster", "status", qs.path, "--json")
+    status = zato("cluster", "status", qs.path, "--json", check=False)
     assert "server2" in status.stdout and f"master {MASTER}" in status.stdout
 
 

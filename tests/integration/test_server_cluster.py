@@ -301,10 +301,10 @@ def test_a_server_taken_out_for_good_is_forgotten_once_stopped(cluster, tmp_path
         assert refused.returncode == 1 and "server server4 is running at 127.0.0.1:" in refused.stderr
     finally:
         zato("stop", path)
-    assert "server4  gone" in zato("cluster", "status", cluster.path).stdout
+    assert "server4  gone" in zato("cluster", "status", cluster.path, check=False).stdout
     out = zato("cluster", "forget", cluster.path, "server4")
     assert out.stdout == f"server server4 forgotten: no longer listed in cluster {cluster.cluster}\n"
-    assert "server4" not in zato("cluster", "status", cluster.path).stdout
+    assert "server4" not in zato("cluster", "status", cluster.path, check=False).stdout
     unknown = zato("cluster", "forget", cluster.path, "server4", check=False)
     assert unknown.returncode == 1 and "no server named 'server4'" in unknown.stderr
     assert "(servers: server1, server2" in unknown.stderr
@@ -552,7 +552,7 @@ def test_a_hung_supervisor_is_killed_and_started_again_and_its_server_rejoins(qu
     assert f"connector supervisor (pid {first}) made no progress for 4 s: SIGKILL" in log
 
     def live() -> bool:
-        out = zato("cluster", "status", qs.path, "--json").stdout
+        out = zato("cluster", "status", qs.path, "--json", check=False).stdout
         return json.loads(out)["servers"][0]["live"] is True
 
     wait_for(live, timeout=30, what="server1 in the cluster again")

@@ -149,7 +149,7 @@ def test_a_member_entry_nested_too_deeply_is_ignored_and_the_lb_keeps_its_server
         assert "RecursionError" not in lb_log(qs)
         assert lb_servers(qs) == {"server1": "UP"}
         assert requests.get(qs.lb_url + "/zato/ping", timeout=5).status_code == 200
-        out = zato("cluster", "status", qs.path).stdout
+        out = zato("cluster", "status", qs.path, check=False).stdout
         assert "server1" in out
     finally:
         unforge(client, qs.cluster, "deep")

@@ -2,6 +2,11 @@
 
 DIR is a quickstart folder or any server folder of the cluster. Reads Redis (and the ODB for
 servers that are not running); never shows a secret.
+
+Exit codes, for scripts: 0 all is well; 1 the cluster could not be read (Redis unreachable or
+refusing, DIR not a cluster's folder); 3 it was read and something is wrong, each thing said
+on a `problem:` line (no live server, connectors defined but no lease holder to run them, a
+connector FATAL, the ODB unreachable, the quickstart's load balancer not running).
 """
 
 from __future__ import annotations
@@ -20,12 +25,28 @@ from zato.coord.client import REFUSES_WRITES, connect, describe
 from zato.coord.signing import member_key
 from zato.coord.status import collect
 
+EXIT_UNREADABLE = 1  # the cluster could not be read: Redis unreachable (or DIR is no cluster's)
+EXIT_PROBLEM = 3  # read, and something is wrong: the `problem:` lines say what
+STATUS_EXIT_CODES = """exit codes:
+  0  all is well
+  1  the cluster could not be read (Redis unreachable or refusing; DIR is no cluster's folder)
+  3  read, and something is wrong, each said on a "problem:" line: no live server,
+     connectors defined but no lease holder running them, a connector FATAL, the ODB
+     unreachable, the load balancer (of a quickstart DIR) not running"""
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("cluster", help="cluster-wide views")
     csub = p.add_subparsers(dest="cluster_command", metavar="SUBCOMMAND")
     csub.required = True
-    s = csub.add_parser("status", help="servers, lease holder, epoch and connector processes")
+    s = csub.add_parser(
+        "status",
+        help="servers, lease holder, epoch and connector processes",
+        description="Servers (live or gone), the connector-server lease, its connectors and the "
+        "load balancer of a quickstart.",
+        epilog=STATUS_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     s.add_argument("path", metavar="DIR", help="a quickstart directory or a server directory")
     s.add_argument("--json", action="store_true", help="print JSON")
     s.set_defaults(func=run_status)
@@ -47,7 +68,36 @@ def run_status(args: argparse.Namespace) -> int:
         print(json.dumps(data, indent=2, default=str))
     else:
         print(render(data))
-    return 0
+    return exit_code(data)
+
+
+def exit_code(data: dict) -> int:
+    if any(e.startswith("Redis") for e in data["errors"]):
+        return EXIT_UNREADABLE
+    return EXIT_PROBLEM if data["problems"] else 0
+
+
+def problems(data: dict) -> list[str]:
+    """What is wrong in a cluster status that Redis answered (exit code 3), one line each."""
+    out = []
+    if not any(s["live"] for s in data["servers"]):
+        out.append("no live server")
+    defined = data.get("connectors_defined") or []
+    holder = (data["lease"] or {}).get("holder")
+    if defined and not holder:
+        out.append(f"{len(defined)} connector(s) defined but no server holds the lease to run them")
+    fatal = [c["name"] for c in data["children"] if c.get("state") == "FATAL"]
+    if fatal:
+        out.append(f"connector(s) FATAL: {', '.join(fatal)}")
+    if any(e.startswith("ODB") for e in data["errors"]):
+        out.append("the ODB could not be read (the warning above says why)")
+    lb = data.get("load_balancer")
+    if lb is not None:
+        if lb.get("error"):
+            out.append(f"load balancer {lb.get('path')}: {lb['error']}")
+        elif not (lb.get("controller") or {}).get("running") or not (lb.get("haproxy") or {}).get("running"):
+            out.append(f"load balancer {lb.get('path')}: not running")
+    return out
 
 
 def run_forget(args: argparse.Namespace) -> int:
@@ -97,8 +147,11 @@ def gather(path: str) -> dict:
         client.close()
     data["redis"] = describe(first.redis)
     data["user_config"] = _deployed_config(first, data["errors"])
+    if data["user_config"] is not None:  # the ODB answered: which connectors it defines
+        data["connectors_defined"] = _connectors_defined(first, data["errors"])
     if lbs:
         data["load_balancer"] = _lb(lbs[0])
+    data["problems"] = problems(data)
     return data
 
 
@@ -123,6 +176,23 @@ def _deployed_config(settings: ServerSettings, errors: list[str]) -> list[str] |
     try:
         odb = ODB(settings.odb_url)  # a URL it cannot use is said as an ODB that is down
         return [f.name for f in odb_api.list_user_config(odb, settings.cluster)]
+    except ZatoError as e:
+        errors.append(f"ODB: {e}")
+        return None
+    finally:
+        if odb is not None:
+            odb.dispose()
+
+
+def _connectors_defined(settings: ServerSettings, errors: list[str]) -> list[str] | None:
+    """KIND:NAME of the cluster's active connector definitions; None if the ODB did not say."""
+    from zato.odb.connectors import active_connector_names
+    from zato.odb.engine import ODB
+
+    odb = None
+    try:
+        odb = ODB(settings.odb_url)
+        return active_connector_names(odb, settings.cluster)
     except ZatoError as e:
         errors.append(f"ODB: {e}")
         return None
@@ -212,6 +282,7 @@ def render(data: dict) -> str:
         out += ["", *render_lb(lb)]
     for error in data["errors"]:
         out.append(f"warning: {error}")
+    out += [f"problem: {p}" for p in data.get("problems", [])]
     return "\n".join(out)
 
 

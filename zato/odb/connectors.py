@@ -526,3 +526,16 @@ def load_connectors(odb: ODB, cluster: str) -> list[dict]:
             rows = s.scalars(select(model).where(model.cluster_id == cid, model.is_active.is_(True)))
             out.extend(_full(s, kind, obj) for obj in rows)
     return out
+
+
+def active_connector_names(odb: ODB, cluster: str) -> list[str]:
+    """KIND:NAME of every active definition that runs as a connector process (no secret read):
+    the connectors the lease holder's supervisor must run."""
+    out: list[str] = []
+    with odb.session() as s:
+        cid = cluster_id(s, cluster)
+        for kind in CONNECTOR_KINDS:
+            model = MODELS[kind]
+            names = s.scalars(select(model.name).where(model.cluster_id == cid, model.is_active.is_(True)))
+            out.extend(f"{kind}:{name}" for name in names)
+    return sorted(out)
