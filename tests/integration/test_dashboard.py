@@ -340,3 +340,45 @@ def test_the_page_works_and_says_so_when_redis_is_down(quickstart):
         op.url + "login", data={"username": user, "password": password}, timeout=10, allow_redirects=False
     )
     assert right.status_code == 429 and int(right.headers["Retry-After"]) > 50
+
+
+def test_actions_on_names_the_cluster_does_not_have_are_404_with_what_it_has(quickstart):
+    qs = quickstart(servers=1)
+    qs.start("server1", "load-balancer", "dashboard")
+    op = Operator(f"http://127.0.0.1:{qs.dashboard_port}/", *qs.admin_auth)
+    cluster = qs.cluster
+
+    def refused(path: str) -> tuple[int, str]:
+        r = op.http.post(op.url + path, headers={"X-CSRF-Token": op.csrf}, timeout=30)
+        return r.status_code, r.json().get("error", r.text)
+
+    assert refused("api/servers/nosuch/drain") == (
+        404,
+        f"drain server nosuch: no server named 'nosuch' in cluster {cluster} (servers: server1)",
+    )
+    assert refused("api/connectors/nosuch/restart") == (
+        404,
+        f"restart connector nosuch: no connector named 'nosuch' in cluster {cluster} (connectors: none)",
+    )
+    assert refused("api/outgoing/amqp/nosuch/resend") == (
+        404,
+        f"re-send parked amqp nosuch: no outgoing amqp connection named 'nosuch' in cluster {cluster}",
+    )
+    # The server that exists is as it was in the LB, and can still be drained.
+    wait_for(lambda: lb_state(op, "server1").startswith("UP"), 30, what="server1 UP in HAProxy")
+    assert "drain" in op.act("api/servers/server1/drain")["result"]
+
+
+@needs_browser
+def test_a_refused_action_is_shown_as_an_error_on_the_page(quickstart, browser):
+    qs = quickstart(servers=1, lb=False)
+    qs.start("server1", "dashboard")
+    browser.get(f"http://127.0.0.1:{qs.dashboard_port}/")
+    login(browser, *qs.admin_auth)
+    wait_for(lambda: rows(browser, "servers"), 30, what="the overview page")
+    browser.execute_script("window.confirm = () => true; act('api/servers/nosuch/drain', 'Drain nosuch?')")
+    wait_for(lambda: text(browser, "#message").startswith("refused: "), 10, what="the refusal on the page")
+    assert text(browser, "#message") == (
+        f"refused: drain server nosuch: no server named 'nosuch' in cluster {qs.cluster} (servers: server1)"
+    )
+    assert browser.execute_script("return document.getElementById('message').className") == "bad"

@@ -12,7 +12,7 @@ import zato
 from zato.common import errors, exception
 
 ROOT = Path(zato.__file__).parent
-OUTSIDE_ON_PURPOSE = {"_OverBudget"}  # a BaseException that never leaves the deploy child
+OUTSIDE_ON_PURPOSE = {"_OverBudget", "SlowClient"}  # BaseExceptions: the deploy child's, the dashboard's 408
 BUILTIN = {n for n, v in vars(builtins).items() if isinstance(v, type) and issubclass(v, BaseException)}
 
 

@@ -48,11 +48,16 @@ each a subclass of its parent here; import those from their own module.
      │   ├─ NoServer           (zato.connector.invoke) no live server answered a connector
      │   └─ RescueError        (zato.connector.amqp_rescue) parking a delivery pika cannot
      │                         decode failed (nothing was acked)
-     └─ ActionError          (zato.dashboard.actions) a dashboard action with a bad argument
+     └─ ActionError          (zato.dashboard.actions) a dashboard action with a bad argument (400)
+         └─ ActionNotFound   (zato.dashboard.actions) it names a server, connector or
+                             connection the cluster does not have (404)
 
 Outside the tree on purpose: zato.service.deploy._OverBudget, a BaseException raised inside
 the deploy validation child when a module's import overruns its budget, so that the module's
-own `except Exception` cannot swallow it; it never leaves that child.
+own `except Exception` cannot swallow it; it never leaves that child. And
+zato.dashboard.web.SlowClient, a BaseException a dashboard connection's time limit raises in
+its greenlet while it reads a request, so that bottle's catch-all cannot make it a 500; the
+handler answers it with 408 and closes the connection.
 tests/unit/test_errors_tree.py checks that every exception class in zato/ is listed here.
 """
 

@@ -26,7 +26,13 @@ OUTGOING_KINDS = ("amqp", "ibm-mq", "ibmmq")
 
 
 class ActionError(ZatoError):
-    pass
+    status = 400  # the HTTP status the route answers with
+
+
+class ActionNotFound(ActionError):
+    """The action names a server, connector or module the cluster does not have."""
+
+    status = 404
 
 
 def _name(value: str, what: str) -> str:
@@ -35,11 +41,30 @@ def _name(value: str, what: str) -> str:
     return value
 
 
-def set_lb_state(settings: DashboardSettings, client: Any, server: str, state: str) -> str:
+def _known_server(settings: DashboardSettings, odb: Any, client: Any, server: str) -> None:
+    """ActionNotFound unless `server` is registered in the ODB or a live member of the cluster."""
+    from zato.coord.signing import member_key
+    from zato.odb import api as odb_api
+
+    registered = [r.name for r in odb_api.list_servers(odb, settings.cluster)]
+    if server in registered:
+        return
+    key = member_key(settings.cluster_secret, settings.cluster) if settings.cluster_secret else None
+    try:
+        live = [m.name for m in membership.live_servers(client, settings.cluster, key)]
+    except ZatoError:  # Redis away: the ODB's list decides
+        live = []
+    if server not in live:
+        names = ", ".join(sorted({*registered, *live})) or "none"
+        raise ActionNotFound(f"no server named {server!r} in cluster {settings.cluster} (servers: {names})")
+
+
+def set_lb_state(settings: DashboardSettings, client: Any, odb: Any, server: str, state: str) -> str:
     """state "drain" or "ready"."""
     _name(server, "server")
     if state not in ("drain", "ready"):
         raise ActionError(f"unknown LB state {state!r}")
+    _known_server(settings, odb, client, server)
     membership.set_operator_drain(client, settings.cluster, server, state == "drain")
     note = ""
     if settings.lb_dir:
@@ -61,8 +86,21 @@ def _lb_settings(lb_dir: str) -> Any:
     return load_lb_settings(lb_dir)
 
 
-def restart_connector(settings: DashboardSettings, client: Any, connector: str) -> str:
+def restart_connector(settings: DashboardSettings, client: Any, odb: Any, connector: str) -> str:
+    from zato.coord.lease import read_supervisor_status
+    from zato.odb.connectors import active_connector_names
+
     _name(connector, "connector")
+    names = set(active_connector_names(odb, settings.cluster))  # what the holder must run
+    try:
+        running = read_supervisor_status(client, settings.cluster) or {}
+    except ZatoError:  # Redis away: the event below cannot be sent either, and says so
+        running = {}
+    names.update(str(c.get("name")) for c in running.get("children", []))
+    if connector not in names:
+        listed = ", ".join(sorted(names)) or "none"
+        cluster = settings.cluster
+        raise ActionNotFound(f"no connector named {connector!r} in cluster {cluster} (connectors: {listed})")
     events.publish(client, settings.cluster, {"kind": "connector-restart", "name": connector})
     return f"connector {connector}: restart requested from the lease holder"
 
@@ -80,11 +118,20 @@ def deploy_module(settings: DashboardSettings, odb: Any, client: Any, filename: 
     return "; warning: ".join([result.describe(), *result.warnings()])
 
 
-def resend_parked(settings: DashboardSettings, client: Any, kind: str, connection: str) -> str:
+def resend_parked(
+    settings: DashboardSettings, client: Any, kind: str, connection: str, odb: Any = None
+) -> str:
     if kind not in OUTGOING_KINDS:
         raise ActionError(f"unknown outgoing kind {kind!r}")
     _name(connection, "connection")
     moved = OutQueue(client, settings.cluster, kind, connection).resend_parked()
+    if not moved and odb is not None:  # nothing parked: say so if the connection does not exist
+        from zato.odb.connectors import list_all
+
+        outgoing = "ibm-mq-outgoing" if kind in ("ibm-mq", "ibmmq") else f"{kind}-outgoing"
+        if connection not in {c["name"] for c in list_all(odb, settings.cluster, outgoing)}:
+            where = f"in cluster {settings.cluster}"
+            raise ActionNotFound(f"no outgoing {kind} connection named {connection!r} {where}")
     return f"outgoing {kind} {connection}: {moved} parked message(s) queued again"
 
 

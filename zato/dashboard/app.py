@@ -126,7 +126,7 @@ def build_app(ctx: Any) -> bottle.Bottle:
             result = run()
         except ZatoError as e:
             logger.warning("dashboard: user %s: %s failed: %s", s.user, name, e)
-            return _json(400, {"error": f"{name}: {e}"})
+            return _json(getattr(e, "status", 400), {"error": f"{name}: {e}"})
         logger.info("dashboard: user %s: %s: %s", s.user, name, result)
         ctx.wake()
         return _json(200, {"result": result})
@@ -134,7 +134,8 @@ def build_app(ctx: Any) -> bottle.Bottle:
     @app.post("/api/servers/<server>/<state:re:drain|ready>")
     def lb_state(server: str, state: str) -> Any:
         return action(
-            f"{state} server {server}", lambda: actions.set_lb_state(ctx.settings, ctx.client, server, state)
+            f"{state} server {server}",
+            lambda: actions.set_lb_state(ctx.settings, ctx.client, ctx.odb, server, state),
         )
 
     @app.post("/api/servers/<server>/forget")
@@ -148,14 +149,14 @@ def build_app(ctx: Any) -> bottle.Bottle:
     def restart(connector: str) -> Any:
         return action(
             f"restart connector {connector}",
-            lambda: actions.restart_connector(ctx.settings, ctx.client, connector),
+            lambda: actions.restart_connector(ctx.settings, ctx.client, ctx.odb, connector),
         )
 
     @app.post("/api/outgoing/<kind>/<connection>/resend")
     def resend(kind: str, connection: str) -> Any:
         return action(
             f"re-send parked {kind} {connection}",
-            lambda: actions.resend_parked(ctx.settings, ctx.client, kind, connection),
+            lambda: actions.resend_parked(ctx.settings, ctx.client, kind, connection, ctx.odb),
         )
 
     @app.post("/api/async/requeue")

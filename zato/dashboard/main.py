@@ -1,7 +1,9 @@
 """`python -m zato.dashboard.main DASHBOARD_DIR`: the dashboard in the foreground.
 
 Writes DIR/pidfile, logs to DIR/logs/dashboard.log, serves on [main] host:port (8183) with
-gevent's WSGI server. One greenlet refreshes the cluster snapshot; SIGTERM stops it."""
+gevent's WSGI server (zato.dashboard.web: time limits for slow clients, bounded connections).
+One greenlet refreshes the cluster snapshot; SIGTERM stops it. Its config/ and logs/ folders
+are made owner-only (0700) and its logs 0600 at every start (docs/trust.md)."""
 
 import os
 
@@ -20,7 +22,6 @@ from types import SimpleNamespace  # noqa: E402
 
 import gevent  # noqa: E402
 from gevent.event import Event  # noqa: E402
-from gevent.pywsgi import WSGIServer  # noqa: E402
 
 from zato.common.errors import ConfigError  # noqa: E402
 from zato.common.pidfile import Owner, read_pidfile, remove_pidfile, write_pidfile  # noqa: E402
@@ -62,8 +63,32 @@ def main(argv: list[str] | None = None) -> int:
     return ENTRY.main(argv, 1, lambda args, _flags: serve(args[0]))
 
 
+def make_private(path: str) -> list[str]:
+    """config/ and logs/ of a dashboard directory owner-only (0700), its log files 0600, also
+    when an older version made them 0755 and 0644: dashboard.log names the users of failed
+    logins. What could not be changed, one line each (for the log)."""
+    failures = []
+    for sub in ("config", "logs"):
+        folder = os.path.join(path, sub)
+        try:
+            os.makedirs(folder, mode=0o700, exist_ok=True)
+            os.chmod(folder, 0o700)
+        except OSError as e:
+            failures.append(f"{folder}: cannot make it owner-only (0700): {e.strerror}")
+    for name in ("dashboard.log", "stdout.log"):
+        logfile = os.path.join(path, "logs", name)
+        try:
+            os.close(os.open(logfile, os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o600))
+            os.chmod(logfile, 0o600)
+        except OSError as e:
+            failures.append(f"{logfile}: cannot make it owner-only (0600): {e.strerror}")
+    return failures
+
+
 def serve(dashboard_dir: str) -> int:
     settings = ENTRY.settings(None, load_dashboard_settings, dashboard_dir, errors=(ConfigError,))
+    os.umask(0o077)  # what it writes is its owner's only: a log reopened after rotation too
+    not_private = make_private(settings.path)
     ENTRY.start(settings)
     import logging
 
@@ -71,11 +96,14 @@ def serve(dashboard_dir: str) -> int:
     from zato.dashboard.app import build_app
     from zato.dashboard.auth import Sessions
     from zato.dashboard.state import Collector
+    from zato.dashboard.web import DashboardServer, max_connections
     from zato.odb.engine import ODB
 
     if not pass_gate():
         return 1
     log = logging.getLogger("zato.dashboard")
+    for line in not_private:
+        log.warning("%s", line)
     if read_pidfile(settings.pidfile, Owner("zato.dashboard.main", settings.path)).alive:
         raise EntryExit(1, f"already running ({settings.pidfile})")
     client, odb = connect(settings.redis), ODB(settings.odb_url)
@@ -88,7 +116,10 @@ def serve(dashboard_dir: str) -> int:
         changed=Event(),
         kick=Event(),
     )
-    server = WSGIServer((settings.host, settings.port), build_app(ctx), log=None, error_log=log)
+    connections = max_connections()
+    server = DashboardServer(
+        (settings.host, settings.port), build_app(ctx), connections, log=None, error_log=log
+    )
     try:
         server.init_socket()
     except OSError as e:
@@ -98,7 +129,12 @@ def serve(dashboard_dir: str) -> int:
     gevent.spawn(refresh_forever, ctx)
     gevent.signal_handler(signal.SIGTERM, server.stop, 2)
     gevent.signal_handler(signal.SIGINT, server.stop, 2)
-    log.info("dashboard of cluster %s at %s", settings.cluster, settings.url)
+    log.info(
+        "dashboard of cluster %s at %s (at most %d connections at once)",
+        settings.cluster,
+        settings.url,
+        connections,
+    )
     try:
         server.serve_forever()
     finally:

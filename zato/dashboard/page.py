@@ -98,6 +98,7 @@ async function act(url, question, body) {
                               credentials: 'same-origin'});
   let text; try { const j = await r.json(); text = j.result || j.error; } catch (e) { text = r.statusText; }
   $('message').textContent = (r.ok ? '' : 'refused: ') + text;
+  $('message').className = r.ok ? '' : 'bad';
 }
 function lbState(s, lb) {
   const b = (lb.servers || []).find(x => x.name === s.name); return b ? b.state : '-';
