@@ -125,6 +125,8 @@ def test_a_flood_of_trickling_connections_neither_holds_nor_breaks_the_dashboard
 def test_config_and_logs_are_owner_only_also_when_an_older_version_left_them_open(quickstart):
     qs = quickstart(servers=1, lb=False)
     config, logs = (os.path.join(qs.dashboard_dir, sub) for sub in ("config", "logs"))
+    # as `zato quickstart create` made them (before: 0755 until the dashboard's first start)
+    assert {stat.S_IMODE(os.stat(p).st_mode) for p in (config, logs)} == {0o700}
     logfile = os.path.join(logs, "dashboard.log")
     for folder in (config, logs):  # as an older version left them
         os.chmod(folder, 0o755)  # noqa: S103 - what is tested is that it is made private

@@ -184,8 +184,7 @@ def create_dashboard_dir(
 ) -> str:
     """A dashboard directory for the cluster of `server` (its ODB, Redis and admin credentials)."""
     path = ensure_empty_dir(path)
-    for sub in ("config", "logs"):
-        os.makedirs(os.path.join(path, sub), exist_ok=True)
+    private_dirs(path, ("config", "logs"))  # its config holds the admin password, its log user names
     redis = server.redis
     conf: dict[str, Mapping[str, object]] = {
         "main": {"host": "127.0.0.1", "port": port},
