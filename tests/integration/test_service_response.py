@@ -12,7 +12,7 @@ import requests
 from tests.support import wait_for
 
 SERVICES = """
-from zato.common.exception import Unauthorized
+from zato.common.exception import Reportable, Unauthorized
 from zato.server.service import Service
 
 BAD_VALUES = {"zolw": "\\u017c\\u00f3\\u0142w", "crlf": "a\\r\\nX: y"}
@@ -71,6 +71,21 @@ class WhoAreYou(Service):
 
     def handle(self):
         raise Unauthorized(self.cid, "who are you", 'Basic realm="x"')
+
+
+class SetsCid(Service):
+    name = "resp.sets-cid"
+
+    def handle(self):
+        self.response.headers["X-Zato-CID"] = "MYOWNCID"
+        self.response.payload = {"ok": True}
+
+
+class Reports(Service):
+    name = "resp.reports"
+
+    def handle(self):
+        raise Reportable(self.cid, "I am a teapot", self.request.payload["status"])
 """
 
 
@@ -79,7 +94,7 @@ def qs(module_quickstart):
     qs = module_quickstart(servers=1)
     qs.start()
     qs.deploy("resp", SERVICES)
-    qs.open_channels("resp", ("framing", "csv", "bad-header", "status", "ran", "who"))
+    qs.open_channels("resp", ("framing", "csv", "bad-header", "status", "ran", "who", "sets-cid", "reports"))
     wait_for(lambda: requests.get(f"{qs.lb_url}/resp/framing", timeout=5).status_code != 404, what="channels")
     return qs
 
@@ -197,3 +212,35 @@ def test_unauthorized_with_a_challenge_sends_it_as_www_authenticate(qs):
     assert r.status_code == 401
     assert r.headers["WWW-Authenticate"] == 'Basic realm="x"'
     assert r.json()["zato_env"]["details"] == "who are you"
+
+
+def test_a_service_x_zato_cid_header_is_dropped_and_the_request_cid_sent_once(qs):
+    """Before: two X-Zato-CID headers, the request's and the service's MYOWNCID."""
+    for base in (qs.server_url("server1"), qs.lb_url):
+        r = requests.get(f"{base}/resp/sets-cid", headers={"X-Zato-CID": ""}, timeout=5)
+        assert r.status_code == 200, r.text
+        cids = r.raw.headers.getlist("X-Zato-CID")
+        assert len(cids) == 1 and cids[0] != "MYOWNCID", cids
+    _said_once(qs, "service resp.sets-cid set response header X-Zato-CID, which the server sets itself")
+
+
+def test_zatos_reportable_answers_with_the_status_it_was_given(qs):
+    """Zato's Reportable(cid, msg, status); before, the status was ignored and the answer a 500."""
+    url = f"{qs.server_url('server1')}/resp/reports"
+    for status in (418, "409", 503):
+        r = requests.post(url, json={"status": status}, timeout=5)
+        assert r.status_code == int(status), r.text
+        assert r.json()["zato_env"]["details"] == "I am a teapot"
+        assert r.headers["X-Zato-CID"] == r.json()["zato_env"]["cid"]
+    for bad in (42, 600, "abc"):
+        r = requests.post(url, json={"status": bad}, timeout=5)
+        assert r.status_code == 500, (bad, r.text)
+        cid = r.json()["zato_env"]["cid"]
+        assert (
+            r.json()["zato_env"]["details"]
+            == f"service resp.reports failed; see the server log for cid {cid}"
+        )
+        assert (
+            f"cid {cid}: service resp.reports raised Reportable with status {bad!r}, not a whole number"
+            in (qs.server_logs())
+        )

@@ -8,7 +8,7 @@ from http import HTTPStatus
 
 import pytest
 
-from zato.common.exception import BadRequest, Unauthorized
+from zato.common.exception import BadRequest, Reportable, Unauthorized, ZatoException
 from zato.common.jsonenc import loads_strict
 from zato.server.service_response import service_headers, status_of
 
@@ -89,3 +89,19 @@ def test_unauthorized_carries_zato_challenge_as_www_authenticate():
     assert (e.status, e.msg, e.headers) == (401, "who are you", [("WWW-Authenticate", 'Basic realm="x"')])
     assert Unauthorized("CID", "who are you").headers == []
     assert BadRequest("CID", "why").headers == []
+
+
+def test_zatos_reportable_takes_the_status_as_its_third_argument():
+    """Zato's Reportable(cid, msg, status); before, the third argument was dropped (a 500)."""
+    e = Reportable("CID", "I am a teapot", 418)
+    assert (e.cid, e.msg, e.status) == ("CID", "I am a teapot", 418)
+    assert Reportable("CID", "no status").status == 500
+    assert ZatoException("CID", "Zato's own: cid and msg only").status == 500
+    assert BadRequest("CID", "why").status == 400  # the fixed-status ones keep theirs
+
+
+def test_a_service_x_zato_cid_header_is_the_servers_own():
+    """Every answer carries the request's CID once; a service's is dropped, like Content-Length."""
+    checked = service_headers({"X-Zato-CID": "MINE", "x-zato-cid": "MINE2", "X-Other": "1"})
+    assert checked.send == [("X-Other", "1")]
+    assert checked.dropped == ["X-Zato-CID", "x-zato-cid"]

@@ -7,13 +7,19 @@ from zato.common.errors import ServiceError
 
 
 class Reportable(ServiceError):
-    """A service's own error with the HTTP status to answer with."""
+    """A service's own error with the HTTP status to answer with: Zato's
+    `Reportable(cid, msg, status)`, e.g. `raise Reportable(self.cid, "I am a teapot", 418)`.
+    The status is checked as self.response.status_code is (a whole number 100-599, or its
+    digits as text); anything else is the service's 500. Without one (Zato's ZatoException,
+    an alias, takes cid and msg only) it is 500; the subclasses below have their own."""
 
-    status = 500
+    status: object = 500
 
-    def __init__(self, cid: str = "", msg: str = "", *args: object):
+    def __init__(self, cid: str = "", msg: str = "", status: object = None, *args: object):
         super().__init__(msg or self.__class__.__name__)
         self.cid, self.msg = cid, msg
+        if status is not None:
+            self.status = status
 
     @property
     def headers(self) -> list[tuple[str, str]]:
@@ -24,8 +30,14 @@ class Reportable(ServiceError):
 ZatoException = Reportable
 
 
+def _fixed_init(self: Reportable, cid: str = "", msg: str = "", *args: object) -> None:
+    """Zato's BadRequest(cid, msg) and the others of a fixed status take no status."""
+    Reportable.__init__(self, cid, msg)
+
+
 def _status(name: str, status: int) -> type[Reportable]:
-    return type(name, (Reportable,), {"status": status, "__doc__": f"Answered with HTTP {status}."})
+    doc = f"Answered with HTTP {status}."
+    return type(name, (Reportable,), {"status": status, "__doc__": doc, "__init__": _fixed_init})
 
 
 BadRequest = _status("BadRequest", 400)
@@ -46,7 +58,7 @@ class Unauthorized(Reportable):
     status = 401
 
     def __init__(self, cid: str = "", msg: str = "", challenge: str = "", *args: object):
-        super().__init__(cid, msg, *args)
+        super().__init__(cid, msg)  # its third argument is the challenge, not a status
         self.challenge = challenge
 
     @property

@@ -5,7 +5,8 @@ load balancer drops or gunicorn replaces with its own HTML page.
 The status is a whole number from 100 to 599; a text of digits ('202', as Zato's users write
 it) is taken as that number. Headers the server frames the answer with (Content-Length,
 Transfer-Encoding, Connection...) are its own: a service's are dropped, since a second
-Content-Length makes HAProxy refuse the whole answer. A Content-Type header is the content
+Content-Length makes HAProxy refuse the whole answer; so is X-Zato-CID, which is always the
+request's CID (a second one left clients to pick either). A Content-Type header is the content
 type, as if set on self.response.content_type. A header HTTP cannot carry (a name that is not
 a token; a value with a line break, a control character, or a letter outside latin-1) is
 reported, never sent.
@@ -33,6 +34,7 @@ SERVER_OWN = frozenset(
         "upgrade",
         "server",
         "date",
+        "x-zato-cid",  # the request's CID, which every answer carries once
     )
 )
 TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 5.6.2

@@ -344,6 +344,9 @@ class ServerApp:
         cid: str,
         extra: list[tuple[str, str]] | None = None,
     ) -> list[bytes]:
+        if status in NO_BODY or 100 <= status < 200:  # RFC 9110: no content, so no Content-Type either
+            start_response(STATUS.get(status, f"{status} Unknown"), [("X-Zato-CID", cid), *(extra or [])])
+            return [b""]
         headers = [("Content-Type", ctype), ("Content-Length", str(len(body))), ("X-Zato-CID", cid)]
         start_response(STATUS.get(status, f"{status} Unknown"), headers + (extra or []))
         return [body]
@@ -371,11 +374,23 @@ class ServerApp:
         except REDIS_AWAY as e:  # self.cache, self.lock, invoke_async or self.kvdb while Redis is away
             logger.error("cid %s: service %s: the cluster's Redis is not available: %s", cid, service, e)
             raise HTTPError(503, REDIS_AWAY_SAID) from None
-        except Reportable as e:
-            if e.status >= 500:
+        except Reportable as e:  # Zato's Reportable(cid, msg, status) or a subclass of a fixed status
+            status = service_response.status_of(e.status)
+            if status is None:
+                logger.error(
+                    "cid %s: service %s raised %s with status %.100r, not a whole number 100-599",
+                    cid,
+                    service,
+                    type(e).__name__,
+                    e.status,
+                )
+                raise HTTPError(500, f"service {service} failed; see the server log for cid {cid}") from None
+            if status >= 500:
                 logger.exception("cid %s: service %s failed", cid, service)
             headers = self._checked_headers(dict(e.headers), service, cid).send if e.headers else []
-            raise HTTPError(e.status, e.msg or HTTPStatus(e.status).phrase, headers) from None
+            raise HTTPError(
+                status, e.msg or STATUS.get(status, f"{status} HTTP {status}")[4:], headers
+            ) from None
         except Exception as e:  # noqa: BLE001 - a failing service is a 500, logged with its traceback
             refusal = refuses_writes(e)  # self.lock or self.kvdb.conn while Redis refuses writes
             if refusal:
@@ -445,11 +460,7 @@ class ServerApp:
         extra: list[tuple[str, str]],
     ) -> list[bytes]:
         """The answer of a service, with `extra`, its own headers as _headers sorted them out."""
-        status = response.status_code
-        if status in NO_BODY or 100 <= status < 200:  # RFC 9110: no content, so no Content-Type either
-            start_response(STATUS.get(status, f"{status} Unknown"), [("X-Zato-CID", cid), *extra])
-            return [b""]
-        return self._send(start_response, status, body, ctype, cid, extra)
+        return self._send(start_response, response.status_code, body, ctype, cid, extra)
 
     def _ready(self, start_response: StartResponse) -> list[bytes]:
         """Readiness: 200 once this worker loaded its services, 503 while starting or draining."""
