@@ -1,7 +1,8 @@
 """The edge with a real HAProxy and a real server: body limits (413 before reading, chunked
 counted), slow bodies (408), header limits (count and size: 431, request line: 414), client
 disconnects (one warning line, no service call), /zato/internal/ refused on the public port,
-admin brute force throttled, admin access through the LB turned off."""
+admin brute force throttled (with Retry-After), admin access through the LB turned off,
+malformed chunked bodies (400, one warning line), what body refusals count in /metrics."""
 
 from __future__ import annotations
 
@@ -63,6 +64,19 @@ def qs(module_quickstart, tmp_path_factory):
     zato("channel", "create", cluster.path, *small, "--data-format", "text")
     form = ["--name", "form", "--url-path", "/form", "--service", "edge.form-fields", "--data-format", "json"]
     zato("channel", "create", cluster.path, *form)
+    zato("conn", "create", "security", cluster.path, "--name", "edge-users", "--type", "basic_auth",
+         "--username", "edge", "--password", "-", input="edge-pw-1234\n")  # fmt: skip
+    secured = [
+        "--name",
+        "secured",
+        "--url-path",
+        "/secured",
+        "--service",
+        "edge.count",
+        "--security",
+        "edge-users",
+    ]
+    zato("channel", "create", cluster.path, *secured)
     wait_for(lambda: requests.post(cluster.server_url("server1") + "/count", timeout=5).ok, 20, what="/count")
     return cluster
 
@@ -178,7 +192,7 @@ def test_a_channel_limit_replaces_the_servers(qs):
     assert over.status_code == 413 and "over the limit of 100 bytes" in over.json()["zato_env"]["details"]
     listed = requests.get(qs.server_url("server1") + "/zato/admin/channels", auth=qs.admin_auth, timeout=10)
     limits = {c["name"]: c["max_body"] for c in listed.json()["channels"]}
-    assert limits == {"count": None, "small": 100, "form": None}
+    assert limits == {"count": None, "small": 100, "form": None, "secured": None}
 
 
 def test_a_form_of_too_many_fields_is_refused_with_400_before_the_service(qs):
@@ -224,6 +238,97 @@ def test_a_slow_body_times_out_with_408(qs):
         answer = read_all(sock)
     assert answer.startswith(b"HTTP/1.1 408 ")
     assert b"did not arrive within 1.5 s" in answer
+
+
+def test_a_slow_body_408_says_connection_close_as_the_connection_is_closed(qs):
+    """Before: the 408 said `Connection: keep-alive`, then the server closed the connection."""
+    head = """\
+        POST /count HTTP/1.1
+        Host: x
+        Content-Length: 500
+        """
+    with raw_request(qs.server_url("server1"), head, b"only ten b") as sock:
+        answer = read_all(sock)  # read to EOF: the server did close it
+    head_lines = answer.split(b"\r\n\r\n")[0].lower().split(b"\r\n")
+    assert head_lines[0].startswith(b"http/1.1 408 ")
+    assert b"connection: close" in head_lines and b"connection: keep-alive" not in head_lines
+
+
+def metric(qs, name: str, **labels: str) -> float:
+    """A sample of the server's /metrics (0 when absent)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = requests.get(qs.server_url("server1") + "/metrics", timeout=10).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return sample.value
+    return 0.0
+
+
+MALFORMED = {  # body -> what the 400 says after "malformed chunked body: "
+    b"zz\r\n{}\r\n0\r\n\r\n": "Invalid chunk size",
+    b"2\r\n{}XX0\r\n\r\n": "Invalid chunk terminator",
+}
+
+
+def test_a_malformed_chunked_body_is_a_400_in_zato_envelope_with_one_warning_line(qs):
+    """Before: a 500 'internal server error' and an ERROR with a 30-line InvalidChunkSize
+    traceback in server.log for every such request, on any path, without credentials."""
+    auth = base64.b64encode(b"edge:edge-pw-1234").decode()
+    admin = base64.b64encode(":".join(qs.admin_auth).encode()).decode()
+    heads = {
+        "/count": "",
+        "/secured": f"Authorization: Basic {auth}\n",
+        "/zato/admin/channels": f"Authorization: Basic {admin}\n",
+        "/zato/internal/invoke/edge.count": "X-Zato-Epoch: 1000000000\n",  # no signature
+    }
+    log_before = server_log(qs)
+    before = calls(qs)
+    count_before = metric(
+        qs, "zato_rest_channel_requests_total", channel="count", method="POST", status="400"
+    )
+    answers = 0
+    for _ in range(3):
+        for path, extra in heads.items():
+            for body, said in MALFORMED.items():
+                head = f"POST {path} HTTP/1.1\nHost: x\nContent-Type: application/json\n{extra}"
+                head += "Transfer-Encoding: chunked\n"
+                with raw_request(qs.server_url("server1"), head, body) as sock:
+                    answer = read_all(sock)
+                status_line, _, rest = answer.partition(b"\r\n")
+                assert status_line.startswith(b"HTTP/1.1 400 "), (path, answer[:300])
+                assert b"\r\nconnection: close\r\n" in rest.lower(), path
+                env = json.loads(rest.partition(b"\r\n\r\n")[2])["zato_env"]
+                assert env["result"] == "ZATO_ERROR", path
+                assert env["details"].startswith(f"malformed chunked body: {said}"), (path, env)
+                answers += 1
+    assert calls(qs) == before
+    log = server_log(qs)[len(log_before) :]
+    assert "Traceback" not in log and "InvalidChunkSize" not in log and "internal server error" not in log
+    warnings = [line for line in log.splitlines() if "answered 400: malformed chunked body" in line]
+    assert len(warnings) == 1 and "WARNING" in warnings[0], warnings  # one a minute at most
+    access = open(os.path.join(qs.server_dir("server1"), "logs", "http_access.log")).read()
+    assert access.count('"POST /count HTTP/1.1" 400 ') >= 6
+    after = metric(qs, "zato_rest_channel_requests_total", channel="count", method="POST", status="400")
+    assert after == count_before + 6
+
+
+def test_body_refusals_on_a_channel_are_counted_with_their_status(qs):
+    """Before: 413 and 408 on a channel were in http_access.log but not in
+    zato_rest_channel_requests_total."""
+
+    def count(status: str) -> float:
+        return metric(qs, "zato_rest_channel_requests_total", channel="count", method="POST", status=status)
+
+    before = {status: count(status) for status in ("413", "408")}
+    assert requests.post(qs.server_url("server1") + "/count", data=b"b" * 2000, timeout=10).status_code == 413
+    with raw_request(
+        qs.server_url("server1"), "POST /count HTTP/1.1\nHost: x\nContent-Length: 50\n", b"a"
+    ) as s:
+        assert read_all(s).startswith(b"HTTP/1.1 408 ")
+    assert count("413") == before["413"] + 1
+    assert count("408") == before["408"] + 1
 
 
 def test_a_slow_request_head_is_dropped_by_the_server_too(qs):
@@ -342,6 +447,8 @@ def test_a_burst_of_wrong_admin_passwords_is_throttled(qs):
     assert set(codes[10:]) == {429}  # ... then this address is refused
     refused = _admin(qs, password)
     assert refused.status_code == 429 and "too many failed admin logins" in refused.text
+    # seconds until the rate of failures (a 60 s sliding window) is certainly under the limit
+    assert 60 < int(refused.headers["Retry-After"]) <= 121, refused.headers
     assert requests.get(qs.server_url("server1") + "/zato/admin/services", auth=qs.admin_auth, timeout=10).ok
 
 

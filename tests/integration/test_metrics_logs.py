@@ -89,6 +89,31 @@ def test_metrics_rise_with_traffic_and_sum_all_workers(cluster):
     assert after[("zato_redis_up", ())] == 1
 
 
+def test_made_up_methods_are_501_before_the_service_and_one_metric_series(cluster):
+    """Before: a channel made without --method ran its service for any method and counted each
+    method under its own label: 4,000 made-up methods grew /metrics from 8 KB to 178 KB."""
+    base = cluster.server_url("server1")
+    other = ("zato_rest_channel_requests_total", (("channel", "pid"), ("method", "other"), ("status", "501")))
+    ran = ("zato_service_invocations_total", (("service", "test.pid"),))
+    before = samples(base + "/metrics")
+    size = len(requests.get(base + "/metrics", timeout=10).content)
+    for i in range(200):
+        url = (cluster.lb_url if i % 2 else base) + "/test/pid"
+        r = requests.request(f"Q{i:08d}", url, timeout=10)
+        assert r.status_code == 501, r.text
+        env = r.json()["zato_env"]
+        assert env["result"] == "ZATO_ERROR" and env["details"].startswith(
+            f"method Q{i:08d} is not implemented"
+        )
+    assert requests.request("TRACE", base + "/test/pid", timeout=10).status_code == 501
+    after = samples(base + "/metrics")
+    assert after[other] == before.get(other, 0) + 201
+    assert after.get(ran, 0) == before.get(ran, 0)  # the service never ran
+    methods = {dict(labels).get("method") for _, labels in after}
+    assert not any(m and m.startswith("Q") for m in methods), methods
+    assert len(requests.get(base + "/metrics", timeout=10).content) < size + 1000
+
+
 def test_haproxy_exporter_needs_the_stats_credentials(cluster):
     url = cluster.lb_url + "/zato-lb-metrics"
     assert requests.get(url, timeout=10).status_code == 401

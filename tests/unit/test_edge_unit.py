@@ -219,3 +219,59 @@ def test_server_keep_alive_is_an_operators_choice(lb_dir):
     assert settings.server_keep_alive is False
     kept = render.render(replace(settings, server_keep_alive=True), [])
     assert "\n    option http-keep-alive\n" in kept and "\n    option http-server-close\n" not in kept
+
+
+def gunicorn_chunked(raw: bytes) -> dict:
+    """The environ of a chunked request whose wsgi.input is gunicorn's own chunked decoder."""
+    from gunicorn.http.body import Body, ChunkedReader
+    from gunicorn.http.unreader import IterUnreader
+
+    stream = Body(ChunkedReader(object(), IterUnreader([raw])))
+    return {"wsgi.input": stream, "HTTP_TRANSFER_ENCODING": "chunked"}
+
+
+@pytest.mark.parametrize(
+    ("raw", "said"),
+    [
+        (b"zz\r\n{}\r\n0\r\n\r\n", "malformed chunked body: Invalid chunk size: "),
+        (b"2\r\n{}XX0\r\n\r\n", "malformed chunked body: Invalid chunk terminator"),
+        (b"2;\x01\r\n{}\r\n0\r\n\r\n", "malformed chunked body: Invalid chunk extension"),
+    ],
+)
+def test_a_body_gunicorn_cannot_decode_is_a_400_saying_why(raw, said):
+    """Before: gunicorn's InvalidChunkSize went up as an unexpected error: a 500 and a traceback."""
+    assert read_body(gunicorn_chunked(b"2\r\n{}\r\n0\r\n\r\n"), 100, 5) == b"{}"
+    with pytest.raises(bodies.Malformed) as bad:
+        read_body(gunicorn_chunked(raw), 100, 5)
+    assert bad.value.status == 400 and bad.value.detail.startswith(said), bad.value.detail
+    assert bad.value.detail.isprintable()
+    with pytest.raises(ClientGone):  # the body just stops: the client went away
+        read_body(gunicorn_chunked(b"5\r\nab"), 100, 5)
+
+
+def test_what_any_client_can_cause_is_said_once_a_minute_with_how_often_it_was_not():
+    now = [0.0]
+    said = bodies.Throttled(60, clock=lambda: now[0])
+    assert said.due() == 0
+    for t in (1, 30, 59.9):
+        now[0] = t
+        assert said.due() is None
+    now[0] = 60.0
+    assert said.due() == 3
+    now[0] = 61.0
+    assert said.due() is None
+
+
+def test_the_429s_of_failed_logins_say_when_to_try_again():
+    """Before: the LB's 429 for admin logins (and channels' logins) had no Retry-After."""
+    from zato.config.settings import EdgeSettings
+    from zato.lb import edge
+
+    settings = EdgeSettings(admin_max_failures=10, channel_max_failures=20)
+    lines = "\n".join(edge.frontend_lines(settings))
+    for counter, table in ((1, edge.ADMIN_TABLE), (2, edge.CHANNEL_TABLE)):
+        assert f"set-var(txn.zato_failure_rate) sc{counter}_gpc0_rate({table})" in lines
+    returns = [ln for ln in lines.splitlines() if "return status 429" in ln]
+    assert len(returns) == 2 and all("hdr Retry-After %[var(txn.zato_retry_after)]" in ln for ln in returns)
+    limit = settings.admin_max_failures
+    assert f"int({60 * limit}),div(txn.zato_failure_rate),neg,add(121)" in lines

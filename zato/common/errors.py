@@ -35,6 +35,7 @@ each a subclass of its parent here; import those from their own module.
      ├─ Refused              (zato.server.channel_security) a secured HTTP channel's caller
      │                       did not present its credentials (401)
      ├─ BodyError            (zato.server.body) a request body cannot be served (413, 400...)
+     │   └─ Malformed        (zato.server.body) a body gunicorn cannot decode (400, logged once a minute)
      ├─ ClientGone           (zato.server.body) the client left before its whole body arrived
      ├─ BatchError           (zato.common.batch) a batch of internal invocations, or its
      │                       answer, is malformed

@@ -15,7 +15,8 @@ Pure functions over `EdgeSettings` (lb.conf), used by `zato.lb.render`. What eac
 - `/zato/admin/` and `/zato/api/invoke/` (Zato's invoke endpoints, for zato-client): reachable
   with their credentials unless `[admin] through_lb = false` (403); an address whose failed
   logins (401 answers) exceed `[admin] max_failures` in a minute gets 429 for those paths until
-  its rate falls (stick table `admin_failures`).
+  its rate falls (stick table `admin_failures`); the 429 says in Retry-After how many seconds
+  until it has certainly fallen (`retry_after_lines`). Callers of secured channels likewise.
 - TLS: `bind ... ssl crt PEM alpn h2,http/1.1` when `[tls] cert` is set.
 """
 
@@ -42,11 +43,32 @@ def envelope(detail: str) -> str:
     )
 
 
-def _return(status: int, detail: str, condition: str) -> str:
+def _return(status: int, detail: str, condition: str, retry_after: bool = False) -> str:
+    extra = f"hdr Retry-After %[var({RETRY_AFTER_VAR})] " if retry_after else ""
     return (
         f"    http-request return status {status} content-type application/json "
-        f'hdr X-Zato-CID %[unique-id] lf-string "{envelope(detail)}" {condition}'
+        f'hdr X-Zato-CID %[unique-id] {extra}lf-string "{envelope(detail)}" {condition}'
     )
+
+
+RATE_PERIOD = 60  # seconds: the stick tables' gpc0_rate(60s)
+RATE_VAR = "txn.zato_failure_rate"
+RETRY_AFTER_VAR = "txn.zato_retry_after"
+
+
+def retry_after_lines(counter: int, table: str, limit: int, condition: str) -> list[str]:
+    """Rules that set RETRY_AFTER_VAR to the seconds after which an address refused for its
+    rate of failures (sc<counter>_gpc0_rate >= `limit`) is certainly let through again.
+    HAProxy's rate r is the count of the current 60 s period plus the previous period's count
+    weighted by the time left in the current one; a refused address adds no failures, so its
+    rate is under `limit` within P * (2 - limit / r) seconds (P = 60): 60 s when it just
+    reached the limit, 120 s at most. Sent as 2P + 1 - floor(P * limit / r), never too soon."""
+    rate = f"sc{counter}_gpc0_rate({table})"
+    wait = f"int({RATE_PERIOD * limit}),div({RATE_VAR}),neg,add({2 * RATE_PERIOD + 1})"
+    return [
+        f"    http-request set-var({RATE_VAR}) {rate} {condition}",
+        f"    http-request set-var({RETRY_AFTER_VAR}) {wait} {condition}",
+    ]
 
 
 def global_lines(e: EdgeSettings) -> list[str]:
@@ -95,23 +117,19 @@ def frontend_lines(e: EdgeSettings) -> list[str]:
         detail = f"{ADMIN_PATH}/ and {API_INVOKE_PATH}/ are not served through the load balancer"
         lines.append(_return(403, detail, "if zato_admin"))
     elif e.admin_max_failures:
+        refused = f"if zato_admin {{ sc1_gpc0_rate({ADMIN_TABLE}) ge {e.admin_max_failures} }}"
         lines += [
             f"    http-request track-sc1 src table {ADMIN_TABLE} if zato_admin",
-            _return(
-                429,
-                "too many failed admin logins from this address; try again later",
-                f"if zato_admin {{ sc1_gpc0_rate({ADMIN_TABLE}) ge {e.admin_max_failures} }}",
-            ),
+            *retry_after_lines(1, ADMIN_TABLE, e.admin_max_failures, refused),
+            _return(429, "too many failed admin logins from this address; try again later", refused, True),
             "    http-response sc-inc-gpc0(1) if { status 401 }  # sc1 is tracked on admin paths only",
         ]
     if e.channel_max_failures:  # callers of secured channels guessing passwords or keys
+        refused = f"if !zato_admin {{ sc2_gpc0_rate({CHANNEL_TABLE}) ge {e.channel_max_failures} }}"
         lines += [
             f"    http-request track-sc2 src table {CHANNEL_TABLE} if !zato_admin",
-            _return(
-                429,
-                "too many failed logins from this address; try again later",
-                f"if !zato_admin {{ sc2_gpc0_rate({CHANNEL_TABLE}) ge {e.channel_max_failures} }}",
-            ),
+            *retry_after_lines(2, CHANNEL_TABLE, e.channel_max_failures, refused),
+            _return(429, "too many failed logins from this address; try again later", refused, True),
             "    http-response sc-inc-gpc0(2) if { status 401 }  # sc2 is tracked on other paths only",
         ]
     return lines

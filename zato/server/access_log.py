@@ -118,6 +118,13 @@ class Answer:
         self.status, self.headers = status, headers
         return self._start_response(status, headers, exc_info)
 
+    def force_close(self) -> None:
+        """Close the connection after this answer: forwarded to the server's own response, which
+        then says `Connection: close` (zato.server.body.close_connection finds this method)."""
+        force_close = getattr(getattr(self._start_response, "__self__", None), "force_close", None)
+        if callable(force_close):
+            force_close()
+
     def log(self, environ: dict, cid: str) -> None:
         write(environ, self.status or "500", self.headers, cid, self.started)
 

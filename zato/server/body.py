@@ -5,6 +5,9 @@
 - Slower than `body_timeout` for the whole body: 408.
 - The client went away mid-body (connection reset, or fewer bytes than it announced):
   `ClientGone`, which the server logs as one warning line; no service sees a partial body.
+- A body gunicorn cannot decode (a chunk size that is not hex, a chunk without its CRLF, bad
+  trailers): `Malformed`, a 400 "malformed chunked body: ...", which the server logs as one
+  warning line a minute at most (`Throttled`): any client can send it, before any credentials.
 After a 413 or 408 the connection is closed (`close_connection`). After a 413, once the
 answer is sent, what the client still sends of its body is read and dropped (`Lingering`,
 bounded in bytes and time, as nginx's lingering close): a socket closed with unread data is
@@ -19,6 +22,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import gevent
+from gunicorn.http.errors import ParseException
 
 from zato.common.errors import ZatoError
 
@@ -42,6 +46,14 @@ class BodyError(ZatoError):
     def __init__(self, status: int, detail: str):
         super().__init__(detail)
         self.status, self.detail = status, detail
+
+
+class Malformed(BodyError):
+    """A body that breaks HTTP's framing (gunicorn's InvalidChunkSize, ChunkMissingTerminator,
+    InvalidChunkExtension, a bad trailer...): 400, and the connection cannot be used again."""
+
+    def __init__(self, detail: str):
+        super().__init__(400, detail)
 
 
 class ClientGone(ZatoError):
@@ -79,9 +91,37 @@ def read_body(environ: dict, max_body: int, timeout: float) -> bytes:
             data = _read_counted(stream, size, max_body, chunked and size is None)
     except OSError as e:  # ECONNRESET, and gunicorn's NoMoreData (an IOError)
         raise ClientGone(f"connection lost while reading the body: {type(e).__name__}") from None
+    except ParseException as e:  # gunicorn could not decode the body's framing
+        what = "chunked body" if chunked else "request body"
+        raise Malformed(f"malformed {what}: {one_line(str(e))}") from None
     if size is not None and len(data) < size:
         raise ClientGone(f"the body ended after {len(data)} of {size} bytes")
     return data
+
+
+def one_line(text: str, limit: int = 200) -> str:
+    """An error's text for a log line and the envelope: printable, bounded."""
+    text = "".join(ch if ch.isprintable() else " " for ch in text)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+class Throttled:
+    """Says something a client can make happen at will at most once per `every` seconds (per
+    worker), with how many times it happened meanwhile, so a hostile client cannot fill the log."""
+
+    def __init__(self, every: float = 60.0, clock: Any = time.monotonic):
+        self.every, self._clock = every, clock
+        self._said_at: float | None = None
+        self.unsaid = 0
+
+    def due(self) -> int | None:
+        """None: stay quiet (counted); else say it now, with the number of times left unsaid."""
+        now = self._clock()
+        if self._said_at is not None and now - self._said_at < self.every:
+            self.unsaid += 1
+            return None
+        self._said_at, unsaid, self.unsaid = now, self.unsaid, 0
+        return unsaid
 
 
 def _read_counted(stream: Any, size: int | None, max_body: int, chunked: bool = False) -> bytes:

@@ -35,7 +35,7 @@ from zato.common.signing import verify
 from zato.coord import lease
 from zato.coord.client import refuses_writes
 from zato.coord.signing import member_key
-from zato.odb.api import ChannelRecord
+from zato.odb.api import HTTP_METHODS, ChannelRecord
 from zato.server import access_log, fatal, metrics, service_response
 from zato.server import body as bodies
 from zato.server.channel_security import Refused, basic_auth
@@ -64,6 +64,10 @@ API_INVOKE_PREFIX = "/zato/api/invoke/"  # Zato's APIClient
 JSON = "application/json"
 REPLAYED = frozenset(("GET", "HEAD", "OPTIONS", "PUT", "DELETE"))  # idempotent (RFC 9110)
 STATUS = {s.value: f"{s.value} {s.phrase}" for s in HTTPStatus}
+# A method outside HTTP_METHODS (what a channel can be created for) is answered 501 on channel
+# paths and labelled OTHER_METHOD in metrics: a label a client chose would make a new series
+# with every new method (4,000 made-up methods grew /metrics from 8 KB to 178 KB).
+OTHER_METHOD = "other"
 
 StartResponse = Callable[..., Any]
 
@@ -235,6 +239,7 @@ class ServerApp:
         self.access_log = worker.settings.access_log
         self.running = running  # the requests in flight, for the arbiter if this worker ends
         self.warned_headers: set[tuple[str, str]] = set()  # (service, header) said to be dropped
+        self.malformed_said = bodies.Throttled()  # malformed bodies: one warning a minute at most
 
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         answer = self._answer(environ, start_response)
@@ -306,6 +311,8 @@ class ServerApp:
         except HTTPError as e:
             return self._send(start_response, e.status, error_body(cid, e.detail), JSON, cid, e.headers)
         except bodies.BodyError as e:
+            if isinstance(e, bodies.Malformed):
+                self._said_malformed(environ, path, cid, e)
             bodies.close_connection(start_response)
             answer = self._send(start_response, e.status, error_body(cid, e.detail), JSON, cid)
             if e.status == 413:  # the rest of the body is read and dropped after the answer
@@ -319,6 +326,23 @@ class ServerApp:
         except Exception:  # noqa: BLE001 - never a traceback to the client
             logger.exception("cid %s: unexpected error serving %s", cid, path)
             return self._send(start_response, 500, error_body(cid, "internal server error"), JSON, cid)
+
+    def _said_malformed(self, environ: dict, path: str, cid: str, e: bodies.Malformed) -> None:
+        """One WARNING line a minute at most for bodies that break HTTP's framing: any client
+        can send them, before any credentials (each is in the access log with its 400)."""
+        unsaid = self.malformed_said.due()
+        if unsaid is None:
+            return
+        logger.warning(
+            "cid %s: %s %s from %s answered 400: %s (said once a minute at most in each worker; "
+            "%d more since the last time)",
+            cid,
+            bodies.one_line(environ.get("REQUEST_METHOD", ""), 40),
+            bodies.one_line(as_text(path)),
+            environ.get("REMOTE_ADDR"),
+            e.detail,
+            unsaid,
+        )
 
     def _ended_a_worker(self, start_response: StartResponse, cid: str) -> list[bytes]:
         detail = (
@@ -481,10 +505,18 @@ class ServerApp:
         self._wait_loaded()
         path = as_text(path)  # as channels' paths are kept (zato.odb.api.canonical_url_path)
         found = self.worker.channels.match(path)
+        method = environ.get("REQUEST_METHOD", "GET")
+        instruments = metrics.instruments()
+        counter = instruments.channel_requests
+        if method not in HTTP_METHODS:  # RFC 9110 15.6.2: a method the server does not implement
+            any_method = found[0].get(None) if found else None
+            if any_method is not None:  # the channel it would have run: counted, the method as "other"
+                instruments.child(counter, any_method.name, OTHER_METHOD, "501").inc()
+            said = bodies.one_line(method, 40)
+            raise HTTPError(501, f"method {said} is not implemented; channels take {' '.join(HTTP_METHODS)}")
         if found is None:
             raise HTTPError(404, f"no channel serves {path}")
         by_method, params = found
-        method = environ.get("REQUEST_METHOD", "GET")
         ch = by_method.get(method) or by_method.get(None)
         if ch is None and method == "HEAD":  # HEAD wherever GET is (RFC 9110); gunicorn sends no body
             ch = by_method.get("GET")
@@ -493,8 +525,6 @@ class ServerApp:
             raise HTTPError(
                 405, f"method {method} is not allowed for {path}", [("Allow", ", ".join(sorted(allowed)))]
             )
-        instruments = metrics.instruments()
-        counter = instruments.channel_requests
         try:
             security = None
             if ch.security:
@@ -520,8 +550,14 @@ class ServerApp:
             if text and ch.data_format == "json" and response.content_type is None:
                 response.content_type = JSON  # as Zato: a JSON channel answers JSON, dumps()'d text too
             body, ctype = self._render(response, ch.service, cid)
-        except HTTPError as e:
+        except (HTTPError, bodies.BodyError) as e:  # a refused body (413, 408, malformed) too
             instruments.child(counter, ch.name, method, str(e.status)).inc()
+            raise
+        except bodies.ClientGone:  # answered 400 (_serve), if the client is still there to read it
+            instruments.child(counter, ch.name, method, "400").inc()
+            raise
+        except Exception:  # answered 500 (_serve)
+            instruments.child(counter, ch.name, method, "500").inc()
             raise
         instruments.child(counter, ch.name, method, str(response.status_code)).inc()
         return self._reply(start_response, response, body, ctype, cid, extra)
