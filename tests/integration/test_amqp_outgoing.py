@@ -429,3 +429,28 @@ def test_while_the_broker_blocks_publishing_the_status_says_why_and_nothing_is_l
     assert "the AMQP broker blocks this connection's publishes: low on memory" in log
     assert "the AMQP broker takes this connection's publishes again after" in log
     assert OutQueue(env["client"], env["cluster"], "amqp", "orders").depth() == (0, 0)
+
+
+def test_an_outgoing_connection_with_messages_waiting_is_not_deleted_or_renamed_by_mistake(env):
+    """Before: `zato conn delete amqp-outgoing` said 'deleted' and its 3 waiting messages were
+    left in Redis, in no status and no metric, with nothing to send them."""
+    from tests.support import zato
+
+    for n in range(3):  # as a service's self.outgoing.amqp.send does, its connector not running
+        env["out"].amqp.send({"n": n}, "orders")
+    queue = Keys(env["cluster"]).out_queue("amqp", "orders")
+    refused = zato("conn", "delete", "amqp-outgoing", env["dir"], "--name", "orders", check=False)
+    assert refused.returncode == 1, refused.stdout
+    assert (
+        f"amqp-outgoing 'orders' cannot be deleted: 3 message(s) services sent through it have yet to go out"
+        f" (Redis list {queue}); let them go out first" in refused.stderr
+    ), refused.stderr
+    renamed = zato(
+        "conn", "edit", "amqp-outgoing", env["dir"], "--name", "orders", "--new-name", "o2", check=False
+    )
+    assert renamed.returncode == 1 and "cannot be renamed: 3 message(s)" in renamed.stderr, renamed.stderr
+    assert [v["name"] for v in connectors.list_all(env["odb"], env["cluster"], "amqp-outgoing")] == ["orders"]
+    forced = zato("conn", "delete", "amqp-outgoing", env["dir"], "--name", "orders", "--force")
+    assert forced.stdout == "deleted amqp-outgoing orders\n"
+    assert "3 message(s) sent through it stay in Redis" in forced.stderr
+    assert env["client"].llen(queue) == 3  # kept for a connection made again under that name

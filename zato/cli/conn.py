@@ -161,6 +161,13 @@ def _add_kind_parsers(act: argparse._SubParsersAction, action: str, func) -> Non
             )
         if action == "edit":
             k.add_argument("--new-name", help="rename it")
+        if action == "delete" and kind.endswith("-outgoing"):
+            k.add_argument(
+                "--force",
+                action="store_true",
+                help="delete it even while messages services sent through it have yet to go out"
+                " (they stay in Redis for a connection made again under this name)",
+            )
         k.set_defaults(func=func)
 
 
@@ -261,8 +268,18 @@ def edit(args: argparse.Namespace) -> int:
 
 
 def delete(args: argparse.Namespace) -> int:
-    _run(args, lambda odb, client, cluster: definitions.delete(odb, client, cluster, args.kind, args.name))
+    force = bool(getattr(args, "force", False))
+    left = _run(
+        args,
+        lambda odb, client, cluster: definitions.delete(odb, client, cluster, args.kind, args.name, force),
+    )
     print(f"deleted {args.kind} {args.name}")
+    if left:
+        print(
+            f"warning: {left} message(s) sent through it stay in Redis; they go out once a"
+            f" {args.kind} named {args.name} is made again",
+            file=sys.stderr,
+        )
     return 0
 
 

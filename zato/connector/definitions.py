@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import redis
 
+from zato.common.errors import ConnectorError
 from zato.coord import events
+from zato.coord.keys import Keys
+from zato.coord.queues import OutQueue
 from zato.odb import connectors
 from zato.odb.engine import ODB
 
@@ -25,15 +28,47 @@ def create(odb: ODB, client: redis.Redis, cluster: str, kind: str, values: dict)
 
 def edit(odb: ODB, client: redis.Redis, cluster: str, kind: str, name: str, values: dict) -> dict:
     events.reachable(client)
+    new_name = values.get("name")
+    if new_name and new_name != name:  # its queue is named after it: what waits would stay behind
+        refuse_if_waiting(client, cluster, kind, name, "renamed", force=False)
     view = connectors.edit(odb, cluster, kind, name, values)
     _announce(client, cluster, kind, view["name"], f"the change to {kind} {name}")
     return view
 
 
-def delete(odb: ODB, client: redis.Redis, cluster: str, kind: str, name: str) -> None:
+def waiting(client: redis.Redis, cluster: str, kind: str, name: str) -> int:
+    """How many messages services sent through outgoing connection `name` have yet to go out
+    (its Redis queue and what its connector was publishing); 0 for any other kind."""
+    if not kind.endswith("-outgoing"):
+        return 0
+    queued, processing = OutQueue(client, cluster, kind.removesuffix("-outgoing"), name).depth()
+    return queued + processing
+
+
+def refuse_if_waiting(client: redis.Redis, cluster: str, kind: str, name: str, what: str, force: bool) -> int:
+    """ConnectorError unless nothing waits to go out through `name` (or `force`): deleted or
+    renamed, its queued messages would be left in Redis with no connector to send them. The
+    number waiting."""
+    count = waiting(client, cluster, kind, name)
+    if count and not force:
+        hint = (
+            " (or pass --force: they stay in Redis, and go out once a connection of that name is made again)"
+        )
+        raise ConnectorError(
+            f"{kind} {name!r} cannot be {what}: {count} message(s) services sent through it have yet to"
+            f" go out (Redis list {Keys(cluster).out_queue(kind.removesuffix('-outgoing'), name)});"
+            " let them go out first" + (hint if what == "deleted" else "")
+        )
+    return count
+
+
+def delete(odb: ODB, client: redis.Redis, cluster: str, kind: str, name: str, force: bool = False) -> int:
+    """Delete a definition; the number of messages left waiting for it (only with `force`)."""
     events.reachable(client)
+    left = refuse_if_waiting(client, cluster, kind, name, "deleted", force)
     connectors.delete(odb, cluster, kind, name)
     _announce(client, cluster, kind, name, f"the deletion of {kind} {name}")
+    return left
 
 
 def describe(view: dict) -> str:
