@@ -60,6 +60,9 @@ def test_zato_info_shows_haproxy_and_its_servers(qs):
     lb = json.loads(out)["details"]
     assert lb["haproxy"]["running"] and lb["haproxy"]["version"][0].isdigit(), lb["haproxy"]
     assert {s["name"] for s in lb["servers"]} == {"server1", "server2"}, lb["servers"]
+    text = zato("info", qs.lb_dir).stdout  # for people: one line a server (before: raw JSON)
+    assert f"  haproxy  pid {lb['haproxy']['pid']}, running yes, version " in text, text
+    assert "  servers\n    name server1, address 127.0.0.1:" in text and "{" not in text, text
 
 
 def test_controller_crash_then_zato_start_adopts_haproxy_under_load(qs):

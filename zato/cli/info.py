@@ -38,4 +38,26 @@ def print_one(item: dict) -> None:
         for key, value in details.items():
             if key in item or key == "path":
                 continue  # already printed above
-            print(f"  {key:8} {json.dumps(value, default=str) if isinstance(value, (dict, list)) else value}")
+            if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+                print(f"  {key}")  # a table: one line each (the LB's servers)
+                for row in value:
+                    print(f"    {pairs(row)}")
+            elif isinstance(value, dict):
+                print(f"  {key:8} {pairs(value)}")
+            elif isinstance(value, list):
+                print(f"  {key:8} {', '.join(str(v) for v in value) or '-'}")
+            else:
+                print(f"  {key:8} {value if value is not None else '-'}")
+
+
+def pairs(d: dict) -> str:
+    """`{"pid": 61, "running": true}` as `pid 61, running yes` (before: raw JSON)."""
+
+    def shown(v: object) -> str:
+        if isinstance(v, bool):
+            return "yes" if v else "no"
+        if isinstance(v, (dict, list)):
+            return json.dumps(v, default=str)
+        return "-" if v is None else str(v)
+
+    return ", ".join(f"{k} {shown(v)}" for k, v in d.items())
