@@ -218,6 +218,13 @@ def test_json_sent_as_curl_d_sends_it_is_read_as_json(cluster) -> None:
     assert r.status_code == 400 and "malformed JSON" in r.json()["zato_env"]["details"]
     r = requests.post(f"{cluster.lb_url}/crm/clients", data=b"name=Form&email=f%40x.test", headers=form)
     assert r.status_code == 201 and r.json()["name"] == "Form", r.text  # a real form is still a form
+    # curl -F (multipart/form-data): before, 400 'malformed JSON in the request body'
+    r = requests.post(f"{cluster.lb_url}/crm/clients", files={"upload": ("a.csv", b"1,2\n")})
+    assert r.status_code == 415, r.text
+    assert r.json()["zato_env"]["details"] == (
+        "a multipart/form-data body is not taken here: send JSON, or a form as"
+        " application/x-www-form-urlencoded"
+    )
 
 
 def test_a_channel_path_beyond_ascii_is_served_however_it_was_given(cluster) -> None:
