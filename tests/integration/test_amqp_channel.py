@@ -303,3 +303,26 @@ def test_headers_nested_as_deep_as_a_frame_holds_are_read_and_the_message_runs(e
     assert "message deep-h: header(s) 'x-deep' nest deeper than 100 levels" in log_text(env["dir"])
     assert not _stats(env, name).get("last_error")
     assert stop_process(proc) == 0
+
+
+def test_a_service_slower_than_the_channel_timeout_is_a_failed_delivery_and_parked(env):
+    """A service that does not answer within the channel's timeout: before, the connector gave
+    up after a hard-coded 30 s, said "no live server answered (... TimeoutError: timed out)"
+    and gave the message back uncounted, so it ran again and again, never parked. Now the
+    channel's `timeout` says how long to wait; a delivery not answered in time counts as
+    failed and is parked after max_deliveries with the reason."""
+    queue = env["rabbit"].queue(f"zt-{uuid.uuid4().hex[:8]}")
+    name = _channel(env, queue, service="demo.slow", prefetch=1, max_deliveries=2, timeout="1")
+    env["fake"].held.add("demo.slow")  # never answers until the test ends
+    _start(env, name)
+    env["rabbit"].publish(queue, json.dumps({"n": 1}), message_id="slow-1")
+    parked_q = queue + ".zato-parked"
+    wait_for(lambda: env["rabbit"].count(parked_q) == 1, timeout=60, what="the slow message parked")
+    ((props, _),) = env["rabbit"].get_all(parked_q)
+    assert props.message_id == "slow-1" and props.headers["x-zato-deliveries"] == 2
+    assert "the service did not answer within 1 s" in props.headers["x-zato-parked-reason"]
+    wait_for(lambda: _stats(env, name).get("failures") == 2, what="two failed deliveries counted")
+    log = log_text(env["dir"])
+    assert "no live server" not in log
+    assert "did not answer within 1 s" in log
+    assert env["rabbit"].count(queue) == 0

@@ -105,6 +105,8 @@ FIELD_HELP: dict[tuple[str | None, str], str] = {
     ("http-outgoing", "address"): "scheme, host and port, e.g. http://crm:8080",
     ("http-outgoing", "url_path"): "the path; its {params} are filled from a call's params",
     (None, "timeout"): "seconds a call may take",
+    ("amqp-channel", "timeout"): "seconds the connector waits for the service's answer; a service slower than"
+    " that counts as a failed delivery (parked after max_deliveries)",
     (None, "url"): "an SQLAlchemy URL without the password, e.g. postgresql://crm@db:5432/crm",
     (None, "pool_size"): "connections each server worker keeps open",
     (None, "password"): "- reads it from stdin (not seen in ps or shell history)",

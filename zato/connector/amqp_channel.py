@@ -10,6 +10,8 @@
 - a message is acked only after the service answered 200;
 - 409 (stale epoch): another server holds the lease now: stop consuming and exit with
   EXIT_LEASE_LOST without acking (the broker gives the messages to the new holder);
+- the service did not answer within the channel's `timeout` (60 s by default): a failed
+  delivery like any other (it is not sent to another server at once: it may still run);
 - any other failure: the message is published again to the same queue with its delivery count
   (header x-zato-deliveries) plus one, then acked; after max_deliveries it goes to the parking
   queue "<queue>.zato-parked" instead, with the reason in header x-zato-parked-reason;
@@ -50,7 +52,7 @@ from zato.connector import amqp_common, amqp_rescue
 from zato.connector.amqp_common import AMQP_ERRORS
 from zato.connector.base import Context, not_json, run_with_stack
 from zato.connector.invoke import TOO_LARGE, UNAVAILABLE, Invoker, NoServer, Result
-from zato.odb.limits import in_flight_limit
+from zato.odb.limits import answer_timeout, in_flight_limit
 
 logger = logging.getLogger("zato.connector.amqp_channel")
 
@@ -267,6 +269,9 @@ class AMQPChannelConnector:
             self.ctx.stats.add("messages_out")
         elif result.stale:
             self.ctx.lease_lost(f"server {result.server} refused epoch {self.ctx.epoch} as stale")
+        elif result.timed_out:  # a failed delivery: counted, parked after max_deliveries
+            where = f"service {self.d['service']!r} on {result.server}"
+            self._failed(ch, method, properties, body, f"{result.text} ({where})")
         elif result.status == TOO_LARGE:  # no server would take it: parked at once
             self._park(
                 ch, method, properties, body, f"too large for service {self.d['service']!r}: {result.text}"
@@ -373,6 +378,6 @@ class AMQPChannelConnector:
 
 def run(ctx: Context, definition: dict) -> int:
     amqp_common.decode_any_delivery()
-    invoker = ctx.invoker()
+    invoker = ctx.invoker(answer_timeout(definition))
     connector = AMQPChannelConnector(ctx, definition, invoker)
     return run_with_stack(connector.run, amqp_common.DECODE_STACK, "consume")

@@ -202,10 +202,11 @@ class Context:
         self._signal_fd: int | None = None
         self._beat = beat.Beat(beat.path(settings.path, os.getpid()))  # progress, for the hang check
 
-    def invoker(self) -> Invoker:
+    def invoker(self, timeout: float | None = None) -> Invoker:
         """The channel connectors' way to the services: this epoch's key, the live servers
-        whose membership entries verify, bodies within the servers' [limits] max_body."""
-        from zato.connector.invoke import Invoker  # only the channel connectors need it
+        whose membership entries verify, bodies within the servers' [limits] max_body;
+        `timeout`: seconds to wait for a service's answer (None: invoke.DEFAULT_TIMEOUT)."""
+        from zato.connector.invoke import DEFAULT_TIMEOUT, Invoker  # only the channel connectors need it
 
         s = self.settings
         return Invoker(
@@ -213,6 +214,7 @@ class Context:
             s.cluster,
             self.invoke_key,
             self.epoch,
+            timeout or DEFAULT_TIMEOUT,
             members=self.member_key,
             max_body=s.limits.max_body,
             channel=f"{self.kind}:{self.name}",

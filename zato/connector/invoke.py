@@ -12,7 +12,9 @@ service sees self.request.amqp / ibm_mq; a server without that endpoint gets the
 Servers are taken round-robin from the membership list; a server that cannot be reached is
 skipped and the next one tried. Connections are kept alive, pooled per server, and safe to
 use from several threads. Answers: 200 ok, 409 stale epoch (this holder was replaced),
-anything else a failure of the call.
+anything else a failure of the call. A server that took the call but did not answer within the
+timeout (an AMQP channel's `timeout`, DEFAULT_TIMEOUT by default) is answered TIMED_OUT here: a
+failed call, not "no live server", and not made again on another server (it may still run).
 
 Bodies are kept within the servers' [limits] max_body: a server refuses a longer one from its
 Content-Length and closes the connection while it is still being sent, which would look like
@@ -45,15 +47,23 @@ logger = logging.getLogger("zato.connector.invoke")
 T = TypeVar("T")
 
 MEMBERS_REFRESH = 1.0  # seconds a membership list is reused
+DEFAULT_TIMEOUT = 60.0  # seconds a call waits for the service's answer (an AMQP channel's `timeout`)
+CONNECT_TIMEOUT = 5.0  # seconds a new connection to a server may take (then the next server)
 BAD_INPUT = 400  # the service refused the message itself (missing or malformed input, BadRequest)
 STALE = 409
 TOO_LARGE = 413  # over the servers' [limits] max_body: no server takes it, however often sent
 UNAVAILABLE = 503  # the server cannot check the epoch now
+TIMED_OUT = 504  # the server took the call and did not answer within the timeout (Result.timed_out)
 NOT_SENT = "no server (not sent)"  # Result.server of an answer given here
 
 
 class NoServer(ConnectorError):
     """No live server answered."""
+
+
+class NoAnswer(ConnectorError):
+    """A server took the call and did not answer within the timeout (the Invoker answers
+    TIMED_OUT for it)."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +72,7 @@ class Result:
     body: bytes
     server: str
     settle: str = ""  # what the service asked of its message: "", "ack", "reject", "requeue"
+    timed_out: bool = False  # no answer within the timeout: the service may still be running
 
     @property
     def ok(self) -> bool:
@@ -98,7 +109,7 @@ class Invoker:
         cluster: str,
         key: bytes,
         epoch: int,
-        timeout: float = 30.0,
+        timeout: float = DEFAULT_TIMEOUT,
         *,
         members: bytes,
         max_body: int = LimitSettings.max_body,
@@ -107,7 +118,8 @@ class Invoker:
         """`key`: this epoch's key, `zato.common.signing.epoch_key(cluster_secret, epoch)`;
         `members`: `zato.coord.signing.member_key(cluster_secret, cluster)`: only servers whose
         membership entries it verifies get calls; `max_body`: the servers' [limits] max_body;
-        `channel`: KIND:NAME of the channel connector calling, the service's self.channel."""
+        `channel`: KIND:NAME of the channel connector calling, the service's self.channel;
+        `timeout`: seconds to wait for a service's answer once a server took the call."""
         self.client, self.cluster = client, cluster
         self.max_body = max_body
         self._key, self.epoch, self.timeout = key, epoch, timeout
@@ -189,8 +201,8 @@ class Invoker:
     ) -> list[Result]:
         """The per-body results of a batch's answer; the bodies one by one when the server
         did not answer as a batch."""
-        if answer.stale or answer.status == UNAVAILABLE:
-            return [answer] * len(bodies)
+        if answer.stale or answer.status == UNAVAILABLE or answer.timed_out:
+            return [answer] * len(bodies)  # (timed out: they may still run; not sent again here)
         if answer.status == 200:
             try:
                 rows = batch.decode_results(answer.body, len(bodies))
@@ -216,7 +228,9 @@ class Invoker:
         return headers
 
     def _call(self, path: str, body: bytes, headers: dict) -> Result:
-        """POST to one live server, the next one when it cannot be reached."""
+        """POST to one live server, the next one when it cannot be reached. A server that took
+        the call and did not answer within the timeout is not "no live server": the answer is
+        TIMED_OUT (timed_out), and the call is not made again elsewhere (it may still run)."""
         servers = self.servers()
         if not servers:
             raise NoServer("no live server in the cluster")
@@ -226,6 +240,9 @@ class Invoker:
             address = servers[(first + i) % len(servers)]
             try:
                 return self._post(address, path, body, headers)
+            except NoAnswer:
+                text = f"the service did not answer within {self.timeout:g} s"
+                return Result(TIMED_OUT, text.encode(), address, timed_out=True)
             except (OSError, http.client.HTTPException) as e:
                 self._forget(address)
                 errors.append(f"{address}: {type(e).__name__}: {e}")
@@ -246,6 +263,9 @@ class Invoker:
                 if attempt == 2 or not reused:
                     raise
                 continue
+            except TimeoutError:
+                conn.close()  # connected: the server took the call and did not answer in time
+                raise NoAnswer from None
             except BaseException:
                 conn.close()
                 raise
@@ -263,7 +283,11 @@ class Invoker:
             if idle:
                 return idle.pop(), True
         host, _, port = address.rpartition(":")
-        return http.client.HTTPConnection(host, int(port), timeout=self.timeout), False
+        conn = http.client.HTTPConnection(host, int(port), timeout=min(CONNECT_TIMEOUT, self.timeout))
+        conn.connect()  # an OSError here: the server cannot be reached (the next one is tried)
+        if conn.sock is not None:
+            conn.sock.settimeout(self.timeout)  # from here on: how long the answer may take
+        return conn, False
 
     def _checkin(self, address: str, conn: http.client.HTTPConnection) -> None:
         with self._lock:

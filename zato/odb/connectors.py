@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from zato.common.errors import ConnectorError
 from zato.common.passwords import hash_secret
 from zato.odb.engine import ODB
-from zato.odb.limits import MAX_AMQP_HEARTBEAT, MAX_IN_FLIGHT, ZMQ_IN_FLIGHT
+from zato.odb.limits import MAX_AMQP_HEARTBEAT, MAX_AMQP_TIMEOUT, MAX_IN_FLIGHT, ZMQ_IN_FLIGHT
 from zato.odb.models import (
     AMQPChannel,
     AMQPDefinition,
@@ -87,6 +87,8 @@ FIELDS: dict[str, tuple[Field, ...]] = {
         Field("data_format", "choice", choices=DATA_FORMATS),
         Field("max_deliveries", "int", lo=1, hi=1000),
         _MAX_IN_FLIGHT,
+        # Seconds the connector waits for the service's answer; then the delivery counts as failed.
+        Field("timeout", "int", lo=1, hi=MAX_AMQP_TIMEOUT),
         _ACTIVE,
     ),
     "amqp-outgoing": (

@@ -9,6 +9,8 @@ from __future__ import annotations
 # prefetch, ZMQ_IN_FLIGHT for ZeroMQ), never more than MAX_IN_FLIGHT.
 MAX_IN_FLIGHT = 256
 ZMQ_IN_FLIGHT = 16
+AMQP_TIMEOUT = 60  # s an AMQP channel waits for its service's answer by default
+MAX_AMQP_TIMEOUT = 3600
 MAX_AMQP_HEARTBEAT = 60  # s: a vanished holder's unacked AMQP messages come back within ~2x this
 
 
@@ -21,3 +23,10 @@ def in_flight_limit(definition: dict) -> int:
     if prefetch:
         wanted = min(wanted, prefetch)
     return max(1, min(wanted, MAX_IN_FLIGHT))
+
+
+def answer_timeout(definition: dict) -> int:
+    """Seconds a channel waits for its service's answer: its `timeout`, AMQP_TIMEOUT when unset
+    (a row stored before the setting existed)."""
+    value = definition.get("timeout")
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else AMQP_TIMEOUT

@@ -162,6 +162,8 @@ class AMQPChannel(Base):
     data_format: Mapped[str] = mapped_column(String(20), default="json")
     max_deliveries: Mapped[int] = mapped_column(Integer, default=5)  # then parked
     max_in_flight: Mapped[int | None] = mapped_column(Integer, nullable=True, default=0)  # 0: prefetch
+    # seconds the connector waits for the service's answer (None, a row from before: 60)
+    timeout: Mapped[int | None] = mapped_column(Integer, nullable=True, default=60)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
