@@ -462,3 +462,42 @@ def _log_tail(cluster) -> str:  # noqa: ANN001
             f.seek(max(0, os.path.getsize(path) - 20000))
             out.append(f.read())
     return "\n".join(out)
+
+
+def _log_sizes(qs) -> dict[str, int]:  # noqa: ANN001
+    return {
+        name: os.path.getsize(os.path.join(qs.server_dir(name), "logs", "server.log"))
+        for name in qs.server_names
+    }
+
+
+def _log_since(qs, sizes: dict[str, int]) -> str:  # noqa: ANN001
+    out = []
+    for name in qs.server_names:
+        with open(os.path.join(qs.server_dir(name), "logs", "server.log"), errors="replace") as f:
+            f.seek(sizes[name])
+            out.append(f.read())
+    return "\n".join(out)
+
+
+def test_a_burst_after_the_channel_was_idle_reaches_the_service_without_no_live_server(cluster):
+    """The connector keeps connections to the servers alive; a server closes one idle for
+    longer than its keepalive (gunicorn's, 2 s). Before, a burst after a quiet spell took those
+    closed connections, and retried on another one just as closed: 'no live server answered
+    (...: BrokenPipeError ...); message requeued'. Now a stale connection is not reused, and
+    one found closed is replaced by a new connection to the same server."""
+    _clear(cluster)
+    sizes = _log_sizes(cluster)
+    for round_ in range(2):
+        for i in range(20):  # several calls at once: several pooled connections
+            cluster.rabbit.publish(cluster.queue_in, json.dumps({"n": round_ * 20 + i, "wait_ms": 300}))
+        expected = 20 * (round_ + 1)
+        wait_for(
+            lambda n=expected: len(received(cluster.cluster)) >= n, timeout=60, what=f"{expected} messages"
+        )
+        if round_ == 0:
+            time.sleep(4)  # idle for longer than the servers' keepalive: they close the connections
+    wait_for(lambda: cluster.rabbit.count(cluster.queue_in) == 0, what="all acked")
+    assert sorted(m["n"] for m in received(cluster.cluster)) == list(range(40))
+    log = _log_since(cluster, sizes)
+    assert "no live server" not in log

@@ -218,6 +218,7 @@ class Context:
             members=self.member_key,
             max_body=s.limits.max_body,
             channel=f"{self.kind}:{self.name}",
+            keepalive=server_keepalive(s.gunicorn),
         )
 
     @property
@@ -293,6 +294,18 @@ class Context:
                 return False
             self.stop_event.wait(min(left, 0.2))
         return True
+
+
+def server_keepalive(gunicorn: dict) -> float:
+    """Seconds a server keeps an idle keep-alive connection open: server.conf [gunicorn]
+    keepalive, else gunicorn's default (invoke.SERVER_KEEPALIVE)."""
+    from zato.connector.invoke import SERVER_KEEPALIVE
+
+    try:
+        value = float(gunicorn.get("keepalive", SERVER_KEEPALIVE))
+    except (TypeError, ValueError):
+        return SERVER_KEEPALIVE
+    return value if value >= 0 else SERVER_KEEPALIVE
 
 
 def not_json(body: bytes) -> str | None:

@@ -11,7 +11,10 @@ service sees self.request.amqp / ibm_mq; a server without that endpoint gets the
 
 Servers are taken round-robin from the membership list; a server that cannot be reached is
 skipped and the next one tried. Connections are kept alive, pooled per server, and safe to
-use from several threads. Answers: 200 ok, 409 stale epoch (this holder was replaced),
+use from several threads; one idle for longer than the servers' keep-alive (gunicorn's
+`keepalive`, 2 s unless server.conf [gunicorn] says otherwise) is closed instead of reused, and
+a call that finds a reused one closed by the server is made again on a new connection to the
+same server (never "no live server" for that). Answers: 200 ok, 409 stale epoch (this holder was replaced),
 anything else a failure of the call. A server that took the call but did not answer within the
 timeout (an AMQP channel's `timeout`, DEFAULT_TIMEOUT by default) is answered TIMED_OUT here: a
 failed call, not "no live server", and not made again on another server (it may still run).
@@ -48,6 +51,10 @@ T = TypeVar("T")
 
 MEMBERS_REFRESH = 1.0  # seconds a membership list is reused
 DEFAULT_TIMEOUT = 60.0  # seconds a call waits for the service's answer (an AMQP channel's `timeout`)
+# gunicorn's `keepalive` (its default; server.conf [gunicorn] keepalive sets another): seconds a
+# server keeps an idle connection open. An idle connection is reused only within it, less a margin.
+SERVER_KEEPALIVE = 2.0
+KEEPALIVE_MARGIN = 0.5
 CONNECT_TIMEOUT = 5.0  # seconds a new connection to a server may take (then the next server)
 BAD_INPUT = 400  # the service refused the message itself (missing or malformed input, BadRequest)
 STALE = 409
@@ -114,12 +121,14 @@ class Invoker:
         members: bytes,
         max_body: int = LimitSettings.max_body,
         channel: str = "",
+        keepalive: float = SERVER_KEEPALIVE,
     ):
         """`key`: this epoch's key, `zato.common.signing.epoch_key(cluster_secret, epoch)`;
         `members`: `zato.coord.signing.member_key(cluster_secret, cluster)`: only servers whose
         membership entries it verifies get calls; `max_body`: the servers' [limits] max_body;
         `channel`: KIND:NAME of the channel connector calling, the service's self.channel;
-        `timeout`: seconds to wait for a service's answer once a server took the call."""
+        `timeout`: seconds to wait for a service's answer once a server took the call;
+        `keepalive`: seconds the servers keep an idle connection open (gunicorn's keepalive)."""
         self.client, self.cluster = client, cluster
         self.max_body = max_body
         self._key, self.epoch, self.timeout = key, epoch, timeout
@@ -128,7 +137,9 @@ class Invoker:
         self._servers: list[str] = []
         self._servers_at = -MEMBERS_REFRESH
         self._next = itertools.count()
-        self._idle: dict[str, list[http.client.HTTPConnection]] = {}
+        # idle connections per server, each with when it was given back (monotonic)
+        self._idle: dict[str, list[tuple[http.client.HTTPConnection, float]]] = {}
+        self.keepalive = keepalive
         self._channel = channel
 
     def servers(self) -> list[str]:
@@ -251,53 +262,75 @@ class Invoker:
         raise NoServer("no live server answered (" + "; ".join(errors) + ")")
 
     def _post(self, address: str, path: str, body: bytes, headers: dict) -> Result:
-        for attempt in (1, 2):
-            conn, reused = self._checkout(address)
-            try:
-                conn.request("POST", path, body=body, headers=headers)
-                resp = conn.getresponse()
-                data = resp.read()
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
-                # A kept-alive connection the server closed meanwhile: one fresh try.
-                conn.close()
-                if attempt == 2 or not reused:
-                    raise
-                continue
-            except TimeoutError:
-                conn.close()  # connected: the server took the call and did not answer in time
-                raise NoAnswer from None
-            except BaseException:
-                conn.close()
+        """One call to `address`. A reused keep-alive connection the server closed meanwhile
+        (its keepalive ran out: BrokenPipe, ConnectionReset, RemoteDisconnected) is no sign of
+        a server gone: the call is made once more on a new connection to the same server."""
+        conn, reused = self._checkout(address)
+        try:
+            return self._send(address, conn, path, body, headers)
+        except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+            if not reused:
                 raise
-            if resp.will_close:
-                conn.close()
-            else:
-                self._checkin(address, conn)
-            return Result(resp.status, data, address)
-        raise AssertionError("unreachable")
+        conn = self._connect(address)
+        return self._send(address, conn, path, body, headers)
+
+    def _send(
+        self, address: str, conn: http.client.HTTPConnection, path: str, body: bytes, headers: dict
+    ) -> Result:
+        try:
+            conn.request("POST", path, body=body, headers=headers)
+            resp = conn.getresponse()
+            data = resp.read()
+        except TimeoutError:
+            conn.close()  # connected: the server took the call and did not answer in time
+            raise NoAnswer from None
+        except BaseException:
+            conn.close()
+            raise
+        if resp.will_close:
+            conn.close()
+        else:
+            self._checkin(address, conn)
+        return Result(resp.status, data, address)
 
     def _checkout(self, address: str) -> tuple[http.client.HTTPConnection, bool]:
-        """An idle connection to `address` (reused: True) or a new one."""
+        """An idle connection to `address` (reused: True) or a new one. Idle ones the server
+        may have closed by now (idle longer than its keep-alive, less a margin) are dropped."""
+        now = time.monotonic()
+        stale = []
+        found = None
         with self._lock:
-            idle = self._idle.get(address)
-            if idle:
-                return idle.pop(), True
+            idle = self._idle.get(address) or []
+            while idle:
+                conn, since = idle.pop()
+                if now - since < self.keepalive - KEEPALIVE_MARGIN:
+                    found = conn
+                    break
+                stale.append(conn)
+        for conn in stale:
+            conn.close()
+        if found is not None:
+            return found, True
+        return self._connect(address), False
+
+    def _connect(self, address: str) -> http.client.HTTPConnection:
+        """A new connection to `address`; an OSError when it cannot be reached."""
         host, _, port = address.rpartition(":")
         conn = http.client.HTTPConnection(host, int(port), timeout=min(CONNECT_TIMEOUT, self.timeout))
         conn.connect()  # an OSError here: the server cannot be reached (the next one is tried)
         if conn.sock is not None:
             conn.sock.settimeout(self.timeout)  # from here on: how long the answer may take
-        return conn, False
+        return conn
 
     def _checkin(self, address: str, conn: http.client.HTTPConnection) -> None:
         with self._lock:
-            self._idle.setdefault(address, []).append(conn)
+            self._idle.setdefault(address, []).append((conn, time.monotonic()))
 
     def _forget(self, address: str) -> None:
         """Close the idle connections to a server that failed."""
         with self._lock:
             idle = self._idle.pop(address, [])
-        for conn in idle:
+        for conn, _ in idle:
             conn.close()
 
     def close(self) -> None:
