@@ -326,3 +326,22 @@ def test_a_service_slower_than_the_channel_timeout_is_a_failed_delivery_and_park
     assert "no live server" not in log
     assert "did not answer within 1 s" in log
     assert env["rabbit"].count(queue) == 0
+
+
+def test_a_message_parked_after_its_parking_queue_was_deleted_is_not_lost(env):
+    """An operator deleted the parking queue (rabbitmqctl delete_queue Q.zato-parked). Before,
+    the next poison message was 'parked in queue Q.zato-parked', a queue that was gone: the
+    broker confirmed the unroutable copy, the original was acked, the message lost. Now the
+    copy is published mandatory: returned, the parking queue is declared again and the
+    message lands in it."""
+    queue = env["rabbit"].queue(f"zt-{uuid.uuid4().hex[:8]}")
+    name = _channel(env, queue)
+    _start(env, name)
+    parked_q = queue + ".zato-parked"
+    wait_for(lambda: _stats(env, name).get("state") == "running", timeout=30, what="channel running")
+    env["rabbit"].ch.queue_delete(parked_q)
+    env["rabbit"].publish(queue, b"{not json", message_id="poison-2")
+    wait_for(lambda: env["rabbit"].count(parked_q) == 1, timeout=30, what="the poison message parked")
+    ((props, body),) = env["rabbit"].get_all(parked_q)
+    assert props.message_id == "poison-2" and body == b"{not json"
+    assert env["rabbit"].count(queue) == 0

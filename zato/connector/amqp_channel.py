@@ -14,7 +14,9 @@
   delivery like any other (it is not sent to another server at once: it may still run);
 - any other failure: the message is published again to the same queue with its delivery count
   (header x-zato-deliveries) plus one, then acked; after max_deliveries it goes to the parking
-  queue "<queue>.zato-parked" instead, with the reason in header x-zato-parked-reason;
+  queue "<queue>.zato-parked" instead, with the reason in header x-zato-parked-reason; both
+  publishes are mandatory and confirmed: a parking queue deleted meanwhile is declared again,
+  and a copy the broker still returns or refuses leaves the original unacked (nack, requeue);
 - the service may settle its message itself (self.request.amqp, zato.service.messages): ack()
   acks it whatever the service does next, reject() parks it, reject(requeue=True) runs it again
   (a delivery counted); each message goes with its properties and delivery, for .msg;
@@ -354,7 +356,8 @@ class AMQPChannelConnector:
     def _park(self, ch, method, properties, body: bytes, reason: str) -> None:  # noqa: ANN001
         target = parking_queue(self.queue)
         headers = {DELIVERIES: deliveries_of(properties) + 1, PARKED_REASON: reason[:500]}
-        self._republish(ch, method, properties, body, target, headers)
+        if not self._republish(ch, method, properties, body, target, headers):
+            return
         self.ctx.stats.add("parked")
         self.ctx.stats.error(f"parked a message in {target!r}: {reason}")
         logger.error(
@@ -365,15 +368,43 @@ class AMQPChannelConnector:
             reason,
         )
 
-    def _republish(self, ch, method, properties, body: bytes, queue: str, headers: dict) -> None:  # noqa: ANN001
-        """Publish a copy (confirmed by the broker) with `headers` added, then ack the original."""
+    def _republish(self, ch, method, properties, body: bytes, queue: str, headers: dict) -> bool:  # noqa: ANN001
+        """Publish a copy with `headers` added, mandatory and confirmed by the broker, then ack
+        the original; True when done. A queue gone meanwhile (deleted by hand: the broker
+        returns the copy) is declared again and the copy published once more. A copy the broker
+        still returns or refuses leaves the original unacked: given back (nack, requeue) with
+        an ERROR, and no invocation starts for a moment; False."""
         props = pika.BasicProperties(**{k: v for k, v in vars(properties).items() if v is not None})
         props.headers = {**(properties.headers or {}), **headers}
         if props.delivery_mode is None:
             props.delivery_mode = 2
-        ch.basic_publish("", queue, body, props)
+        try:
+            try:
+                ch.basic_publish("", queue, body, props, mandatory=True)
+            except pika.exceptions.UnroutableError:
+                logger.warning("%s: queue %r is gone; declaring it again", self.ctx.label, queue)
+                ch.queue_declare(queue, durable=True)
+                ch.basic_publish("", queue, body, props, mandatory=True)
+        except (pika.exceptions.UnroutableError, pika.exceptions.NackError) as e:
+            what = (
+                "returned it as unroutable"
+                if isinstance(e, pika.exceptions.UnroutableError)
+                else "refused it"
+            )
+            message = properties.message_id or f"#{method.delivery_tag}"
+            reason = (
+                f"could not publish message {message} to queue {queue!r} (the broker {what}); "
+                f"it goes back to {self.queue!r} unacked"
+            )
+            logger.error("%s: %s", self.ctx.label, reason)
+            self.ctx.stats.error(reason)
+            ch.basic_nack(method.delivery_tag, requeue=True)
+            self._acks.settled(method.delivery_tag)
+            self._paused_until = time.monotonic() + NO_SERVER_PAUSE
+            return False
         ch.basic_ack(method.delivery_tag)
         self._acks.settled(method.delivery_tag)
+        return True
 
 
 def run(ctx: Context, definition: dict) -> int:
