@@ -345,3 +345,22 @@ def test_a_message_parked_after_its_parking_queue_was_deleted_is_not_lost(env):
     ((props, body),) = env["rabbit"].get_all(parked_q)
     assert props.message_id == "poison-2" and body == b"{not json"
     assert env["rabbit"].count(queue) == 0
+
+
+def test_a_channel_whose_queue_was_deleted_consumes_it_again(env):
+    """The channel's own queue deleted (rabbitmqctl delete_queue Q), then declared again and a
+    message published: before, the broker's consumer cancel was ignored and the message sat
+    there with no consumer while the status said RUNNING, no error. Now the channel says so
+    (WARNING, last_error) and reconnects, consuming the queue again."""
+    queue = env["rabbit"].queue(f"zt-{uuid.uuid4().hex[:8]}")
+    name = _channel(env, queue)
+    _start(env, name)
+    wait_for(lambda: _stats(env, name).get("state") == "running", timeout=30, what="channel running")
+    env["rabbit"].ch.queue_delete(queue)
+    env["rabbit"].queue(queue)
+    env["rabbit"].publish(queue, json.dumps({"n": 7}))
+    wait_for(
+        lambda: env["fake"].bodies("demo.echo") == [b'{"n": 7}'], timeout=30, what="the message consumed"
+    )
+    assert "cancelled the consumer" in (_stats(env, name).get("last_error") or "")
+    assert "cancelled the consumer of queue" in log_text(env["dir"])

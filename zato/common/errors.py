@@ -47,6 +47,8 @@ each a subclass of its parent here; import those from their own module.
      │   ├─ OutgoingNotFound   no active outgoing connection of that name (also a LookupError)
      │   ├─ DefinitionNotFound (zato.odb.connectors) no definition of that kind and name
      │   ├─ NoServer           (zato.connector.invoke) no live server answered a connector
+     │   ├─ Reconnect          (zato.connector.amqp_common) an AMQP session must start again
+     │   │                     on a new connection (e.g. the broker cancelled the consumer)
      │   ├─ NoAnswer           (zato.connector.invoke) a server took a call and did not answer
      │   │                     in time (inside the Invoker: a TIMED_OUT Result to its callers)
      │   └─ RescueError        (zato.connector.amqp_rescue) parking a delivery pika cannot

@@ -24,7 +24,9 @@
   once (a poison message); so is a body over the servers' [limits] max_body (413: no server
   would take it), and one the service refused as bad input (400: missing or malformed input,
   BadRequest), which no retry would change;
-- broker down: reconnect with back-off; unacked messages come back by themselves;
+- broker down: reconnect with back-off; unacked messages come back by themselves; so does a
+  consumer the broker cancelled (its queue deleted): WARNING, last_error, then the queue is
+  declared again and consumed;
 - headers nested as deep as a frame can carry are decoded (amqp_common.decode_any_delivery);
   a header nested deeper than MAX_HEADER_DEPTH is left out of what the service reads of the
   message, and the log says so;
@@ -161,6 +163,7 @@ class AMQPChannelConnector:
         self._in_flight, self._stopping = 0, False
         pool = ThreadPoolExecutor(self.limit, thread_name_prefix="invoke")
         on_message = functools.partial(self._on_message, conn, pool)
+        ch.add_on_cancel_callback(self._cancelled)
         ch.basic_consume(self.queue, on_message, auto_ack=False)
         self.ctx.stats.state("running")
         logger.info(
@@ -181,6 +184,14 @@ class AMQPChannelConnector:
             self._stopping = True
             pool.shutdown(wait=False, cancel_futures=True)
         # Closing the connection (caller) returns every unacked message to the queue.
+
+    def _cancelled(self, _frame: object) -> None:
+        """The broker cancelled our consumer (basic.cancel: the queue was deleted, or a node
+        holding it went away): no delivery comes any more on this channel. The session ends;
+        serve connects again, declares the queue again and consumes."""
+        raise amqp_common.Reconnect(
+            f"the broker cancelled the consumer of queue {self.queue!r} (deleted, or its node is gone)"
+        )
 
     def _drain(self, conn: pika.BlockingConnection) -> None:
         """Stop taking new work; settle the invocations already running (a bounded wait).

@@ -18,7 +18,7 @@ import pika.frame
 import pika.spec
 
 from zato.common import jsonenc
-from zato.common.errors import EXIT_OK
+from zato.common.errors import EXIT_OK, ConnectorError
 from zato.connector.base import Context, RetryPolicy, connect_with_backoff
 from zato.coord.queues import AMQP_PROPERTIES, MAX_HEADER_DEPTH
 from zato.odb.limits import MAX_AMQP_HEARTBEAT
@@ -43,6 +43,11 @@ DECODE_RECURSION_LIMIT = pika.spec.FRAME_MAX_SIZE // 3 + 1_000
 # 4-6 MB of C stack, more than a host's `ulimit -s` may give the main thread (2 MB: SIGSEGV,
 # on every delivery of that body). So the consuming thread has a stack of its own.
 DECODE_STACK = 64 * 1024 * 1024
+
+
+class Reconnect(ConnectorError):
+    """The session cannot go on and must start again on a new connection (the broker cancelled
+    the consumer: its queue was deleted); the text says why, for the log and the status."""
 
 
 def decode_any_delivery() -> None:
@@ -198,6 +203,10 @@ def serve(
             break
         try:
             session(conn)
+        except Reconnect as e:
+            _reconnecting(ctx, str(e))
+            logger.warning("%s: %s; reconnecting", ctx.label, e)
+            ctx.wait(RECONNECT.start)
         except transient as e:
             cause = decode_failure(e)
             if cause is not None:
