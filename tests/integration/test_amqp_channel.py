@@ -364,3 +364,18 @@ def test_a_channel_whose_queue_was_deleted_consumes_it_again(env):
     )
     assert "cancelled the consumer" in (_stats(env, name).get("last_error") or "")
     assert "cancelled the consumer of queue" in log_text(env["dir"])
+
+
+def test_a_queue_the_broker_refuses_is_retried_with_back_off_and_says_why(env):
+    """A queue named amq.* is refused by RabbitMQ (ACCESS_REFUSED). Before, the channel
+    connected again twice a second forever, two WARNING lines each time ('connection lost');
+    now each attempt says what failed and the pauses grow to the documented 5 s."""
+    queue = f"amq.zt-{uuid.uuid4().hex[:8]}"
+    name = _channel(env, queue)
+    _start(env, name)
+    wait_for(lambda: "reconnecting in 5.0s" in log_text(env["dir"]), timeout=60, what="the longest pause")
+    log = log_text(env["dir"])
+    assert f"cannot consume queue {queue!r}: (403) ACCESS_REFUSED" in log
+    assert "reconnecting in 0.5s" in log and "reconnecting in 2.5s" in log
+    assert "connection lost" not in log
+    assert "ACCESS_REFUSED" in (_stats(env, name).get("last_error") or "")

@@ -178,3 +178,14 @@ def test_a_value_that_stands_for_something_else_is_explained_in_the_one_line_vie
     assert "priority=-1 (the queue's default)" in describe(
         {"kind": "ibm-mq-outgoing", "name": "o", "priority": -1}
     )
+
+
+def test_an_amqp_channel_queue_name_its_parking_queue_could_not_have_is_refused_in_one_line(odb):
+    """AMQP names are at most 255 bytes and the parking queue adds ".zato-parked": before, a
+    251-character queue was taken and the channel reconnected twice a second forever."""
+    values = {"name": "long", "def": "rabbit", "service": "s", "queue": "q" * 244}
+    with pytest.raises(ConnectorError) as e:
+        connectors.validate("amqp-channel", values, creating=True)
+    assert str(e.value).startswith("amqp-channel queue is longer than 243 characters")
+    assert "\n" not in str(e.value)
+    assert connectors.validate("amqp-channel", {**values, "queue": "q" * 243}, creating=True)["queue"]

@@ -156,8 +156,13 @@ class AMQPChannelConnector:
         amqp_common.BlockWatch(self.ctx, "messages to park or retry, and the ones after them, wait").attach(
             conn
         )
-        ch = self._open_channel(conn)
-        ch.basic_qos(prefetch_count=self.d["prefetch"])
+        try:
+            ch = self._open_channel(conn)
+            ch.basic_qos(prefetch_count=self.d["prefetch"])
+        except pika.exceptions.ChannelClosedByBroker as e:  # our setup's fault: said as such, backed off
+            raise amqp_common.Reconnect(
+                f"cannot consume queue {self.queue!r}: ({e.reply_code}) {e.reply_text}"
+            ) from None
         self._pending.clear()
         self._acks = AckBook()  # delivery tags start again at 1 on a new channel
         self._in_flight, self._stopping = 0, False
@@ -211,10 +216,13 @@ class AMQPChannelConnector:
                 ch.queue_declare(name, durable=True)
             except pika.exceptions.ChannelClosedByBroker as e:
                 # It exists with other arguments (e.g. a quorum queue): use it as it is.
-                logger.info("%s: using queue %r as declared (%s)", self.ctx.label, name, e.reply_text)
                 ch = conn.channel()
                 ch.confirm_delivery()
-                ch.queue_declare(name, passive=True)
+                try:
+                    ch.queue_declare(name, passive=True)
+                except pika.exceptions.ChannelClosedByBroker:
+                    raise e from None  # it does not exist: the broker's first answer says why
+                logger.info("%s: using queue %r as declared (%s)", self.ctx.label, name, e.reply_text)
         return ch
 
     def _on_message(self, conn, pool, ch, method, properties, body: bytes) -> None:  # noqa: ANN001

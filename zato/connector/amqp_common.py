@@ -10,7 +10,7 @@ import socket
 import ssl
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pika
 import pika.exceptions
@@ -197,6 +197,7 @@ def serve(
     When pika ended the connection because it could not decode a delivery, `undecodable(cause)`
     may take that delivery off the queue (True); else the reason is said and the connector
     tries again after the longest pause (the delivery comes back on every connection)."""
+    delays = RECONNECT.delays()
     while not ctx.should_stop():
         conn = connect(ctx, amqp)
         if conn is None:
@@ -204,9 +205,10 @@ def serve(
         try:
             session(conn)
         except Reconnect as e:
+            delay, delays = _next_delay(ctx, delays)
             _reconnecting(ctx, str(e))
-            logger.warning("%s: %s; reconnecting", ctx.label, e)
-            ctx.wait(RECONNECT.start)
+            logger.warning("%s: %s; reconnecting in %.1fs", ctx.label, e, delay)
+            ctx.wait(delay)
         except transient as e:
             cause = decode_failure(e)
             if cause is not None:
@@ -218,16 +220,27 @@ def serve(
                 logger.error("%s: %s", ctx.label, message)
                 ctx.wait(RECONNECT.max)
                 continue
+            delay, delays = _next_delay(ctx, delays)
             _reconnecting(ctx, f"connection lost: {error_text(e)}")
             logger.warning(
-                "%s: connection lost (%s); reconnecting, unconfirmed messages come again",
+                "%s: connection lost (%s); reconnecting in %.1fs, unconfirmed messages come again",
                 ctx.label,
                 error_text(e),
+                delay,
             )
-            ctx.wait(RECONNECT.start)
+            ctx.wait(delay)
         finally:
             close_quietly(conn)
     return ctx.exit_code or EXIT_OK
+
+
+def _next_delay(ctx: Context, delays: Iterator[float]) -> tuple[float, Iterator[float]]:
+    """The pause before connecting again: RECONNECT's back-off, from its start again when the
+    session that just ended got as far as consuming (state running or blocked), growing while
+    sessions fail before that (a queue the broker refuses: ACCESS_REFUSED, a bad name)."""
+    if ctx.stats.data["state"] in ("running", "blocked"):
+        delays = RECONNECT.delays()
+    return next(delays), delays
 
 
 def _reconnecting(ctx: Context, error: str) -> None:

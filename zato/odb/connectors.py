@@ -36,6 +36,7 @@ from zato.odb.models import (
 )
 
 MASK = "******"
+AMQP_QUEUE_MAX = 255 - len(".zato-parked")  # 243: the channel's parking queue is QUEUE.zato-parked
 
 
 class DefinitionNotFound(ConnectorError):
@@ -57,6 +58,8 @@ class Field:
     hi: int = 2**31 - 1
     secret: bool = False
     hashed: bool = False  # kept as zato.common.passwords.hash_secret(value), never as given
+    max_len: int = 400  # characters (a string); `why`: what the bound is, for the error
+    why: str = ""
 
 
 _NAME = Field("name", required=True)
@@ -81,7 +84,13 @@ FIELDS: dict[str, tuple[Field, ...]] = {
     "amqp-channel": (
         _NAME,
         _DEF,
-        Field("queue", required=True),
+        # AMQP names are at most 255 bytes, and the parking queue adds ".zato-parked" (12)
+        Field(
+            "queue",
+            required=True,
+            max_len=AMQP_QUEUE_MAX,
+            why="255, AMQP's limit, less the .zato-parked suffix of its parking queue",
+        ),
         Field("service", required=True),
         Field("prefetch", "int", lo=1, hi=65535),
         Field("data_format", "choice", choices=DATA_FORMATS),
@@ -271,8 +280,11 @@ def coerce(kind: str, field: Field, value: Any) -> Any:
         return upper
     if field.required and not value:
         raise ConnectorError(f"{where} must not be empty")
-    if len(value) > 400:
-        raise ConnectorError(f"{where} is longer than 400 characters")
+    if len(value) > field.max_len:
+        why = f" ({field.why})" if field.why else ""
+        raise ConnectorError(f"{where} is longer than {field.max_len} characters{why}: {len(value)}")
+    if field.max_len < 400 and len(value.encode()) > field.max_len:
+        raise ConnectorError(f"{where} is longer than {field.max_len} bytes as UTF-8 ({field.why})")
     if field.type in URL_CHECKS:
         URL_CHECKS[field.type](where, value)
     return value
