@@ -379,3 +379,24 @@ def test_a_queue_the_broker_refuses_is_retried_with_back_off_and_says_why(env):
     assert "reconnecting in 0.5s" in log and "reconnecting in 2.5s" in log
     assert "connection lost" not in log
     assert "ACCESS_REFUSED" in (_stats(env, name).get("last_error") or "")
+
+
+def test_a_reconnecting_channel_logs_one_line_per_attempt_and_reasons_are_text(env):
+    """Before, every reconnect attempt added 5-6 pika ERROR lines and tracebacks to server.log,
+    and a parked message's reason embedded a Python bytes repr (answered 500 ...: b'...')."""
+    refused = _channel(env, f"amq.zt-{uuid.uuid4().hex[:8]}")
+    _start(env, refused)
+    queue = env["rabbit"].queue(f"zt-{uuid.uuid4().hex[:8]}")
+    failing = _channel(env, queue, service="demo.broken", max_deliveries=1)
+    env["fake"].fail.add("demo.broken")
+    _start(env, failing)
+    env["rabbit"].publish(queue, json.dumps({"n": 1}))
+    parked_q = queue + ".zato-parked"
+    wait_for(lambda: env["rabbit"].count(parked_q) == 1, timeout=30, what="the failing message parked")
+    ((props, _),) = env["rabbit"].get_all(parked_q)
+    assert props.headers["x-zato-parked-reason"].endswith(
+        "answered 500 on " + f"127.0.0.1:{env['fake'].port}" + ': {"status": 500}'
+    )
+    wait_for(lambda: log_text(env["dir"]).count("ACCESS_REFUSED") >= 3, timeout=30, what="three attempts")
+    log = log_text(env["dir"])
+    assert " pika." not in log and "Traceback" not in log

@@ -284,7 +284,7 @@ class AMQPChannelConnector:
         elif result.settle:  # the service said what to do with it (self.request.amqp)
             self._as_asked(ch, delivery, result)
         elif result.status == UNAVAILABLE:  # the server cannot check the epoch: not the message's fault
-            self._not_now(ch, method, f"server {result.server} is unavailable: {result.body[:200]!r}")
+            self._not_now(ch, method, f"server {result.server} is unavailable: {result.text}")
         elif result.ok:
             self._acks.ok(method.delivery_tag)
             self.ctx.stats.add("messages_out")
@@ -305,8 +305,7 @@ class AMQPChannelConnector:
                 method,
                 properties,
                 body,
-                f"service {self.d['service']!r} answered "
-                f"{result.status} on {result.server}: {result.body[:200]!r}",
+                f"service {self.d['service']!r} answered {result.status} on {result.server}: {result.text}",
             )
 
     def _as_asked(self, ch, delivery: Delivery, result: Result) -> None:  # noqa: ANN001
@@ -427,6 +426,7 @@ class AMQPChannelConnector:
 
 
 def run(ctx: Context, definition: dict) -> int:
+    amqp_common.pika_at_debug()
     amqp_common.decode_any_delivery()
     invoker = ctx.invoker(answer_timeout(definition))
     connector = AMQPChannelConnector(ctx, definition, invoker)

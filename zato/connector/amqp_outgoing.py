@@ -547,5 +547,6 @@ class AMQPOutgoingConnector:
 
 
 def run(ctx: Context, definition: dict) -> int:
+    amqp_common.pika_at_debug()
     queue = OutQueue(ctx.client, ctx.settings.cluster, "amqp", definition["name"], ctx.epoch)
     return AMQPOutgoingConnector(ctx, definition, queue).run()

@@ -145,8 +145,7 @@ class IBMMQChannelConnector:
         else:
             qm.backout()
             reason = (
-                f"service {self.d['service']!r} answered {result.status} "
-                f"on {result.server}: {result.body[:200]!r}"
+                f"service {self.d['service']!r} answered {result.status} on {result.server}: {result.text}"
             )
             self.ctx.stats.add("failures")
             self.ctx.stats.add("backouts")
@@ -170,7 +169,7 @@ class IBMMQChannelConnector:
             else:
                 if result.status != UNAVAILABLE:
                     return result
-                reason = f"server {result.server} is unavailable: {result.body[:200]!r}"
+                reason = f"server {result.server} is unavailable: {result.text}"
             self.ctx.stats.error(reason)
             logger.warning("%s: %s; the message waits", self.ctx.label, reason)
             if self.ctx.wait(NO_SERVER_PAUSE):

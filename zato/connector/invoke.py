@@ -92,7 +92,7 @@ class Result:
         None for any other answer."""
         if self.status != BAD_INPUT:
             return None
-        return f"the service refused it as bad input (400) on {self.server}: {self.body[:200]!r}"
+        return f"the service refused it as bad input (400) on {self.server}: {self.text}"
 
     @property
     def stale(self) -> bool:
