@@ -400,3 +400,20 @@ def test_a_reconnecting_channel_logs_one_line_per_attempt_and_reasons_are_text(e
     wait_for(lambda: log_text(env["dir"]).count("ACCESS_REFUSED") >= 3, timeout=30, what="three attempts")
     log = log_text(env["dir"])
     assert " pika." not in log and "Traceback" not in log
+
+
+def test_a_failed_delivery_runs_again_after_a_pause_so_a_service_back_soon_gets_it(env):
+    """Before: the five deliveries of a message whose service failed (a deploy under way, a
+    server restarting) ran within about 20 ms, and it was parked before the service was back."""
+    queue = env["rabbit"].queue(f"zt-{uuid.uuid4().hex[:8]}")
+    name = _channel(env, queue, service="demo.back-soon", max_deliveries=5)
+    env["fake"].fail.add("demo.back-soon")
+    _start(env, name)
+    env["rabbit"].publish(queue, json.dumps({"n": 1}), message_id="back-soon-1")
+    wait_for(lambda: "delivery 1 of 5 failed" in log_text(env["dir"]), timeout=30)
+    env["fake"].fail.discard("demo.back-soon")  # the service is back
+    wait_for(lambda: _stats(env, name).get("messages_out") == 1, timeout=30, what="the message served")
+    assert env["rabbit"].count(queue + ".zato-parked") == 0
+    assert env["rabbit"].count(queue) == 0
+    assert "parked" not in log_text(env["dir"])
+    assert "delivery 1 of 5 failed, runs again in 0.5 s" in log_text(env["dir"])
