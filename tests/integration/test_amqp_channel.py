@@ -417,3 +417,22 @@ def test_a_failed_delivery_runs_again_after_a_pause_so_a_service_back_soon_gets_
     assert env["rabbit"].count(queue) == 0
     assert "parked" not in log_text(env["dir"])
     assert "delivery 1 of 5 failed, runs again in 0.5 s" in log_text(env["dir"])
+
+
+def test_the_parking_queue_depth_is_the_brokers_and_outlives_a_restart(env):
+    """Before: only the process's own `parked` counter, 0 again after a restart or a takeover
+    while the parking queue still held the messages (an 'alert on parked > 0' missed them)."""
+    queue = env["rabbit"].queue(f"zt-{uuid.uuid4().hex[:8]}")
+    name = _channel(env, queue)
+    proc = _start(env, name)
+    for n in range(3):
+        env["rabbit"].publish(queue, b"{not json", message_id=f"poison-{n}")
+    wait_for(lambda: _stats(env, name).get("parking_queue") == 3, timeout=30, what="3 in the parking queue")
+    stop_process(proc)
+    env["procs"].remove(proc)
+    _start(env, name)
+    wait_for(
+        lambda: _stats(env, name).get("messages_in") == 0 and _stats(env, name).get("state") == "running", 30
+    )
+    stats = wait_for(lambda: (s := _stats(env, name)).get("parking_queue") == 3 and s, timeout=30)
+    assert stats["parked"] == 0  # the new process's own counter

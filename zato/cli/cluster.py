@@ -253,6 +253,12 @@ def render(data: dict) -> str:
                 + ("LAST ERROR",),
                 [tuple(_state(c) if k == "state" else c[k] for k in keys) for c in children],
             )
+            for c in children:  # the counter is the process's own; the queue outlives it
+                if c.get("parking_queue"):
+                    out.append(
+                        f"  {c['name']}: {c['parking_queue']} message(s) in its parking queue"
+                        " (the broker's count, whatever restarted meanwhile)"
+                    )
         else:
             out.append(f"Connectors on {lease['holder']}: none")
         last_error = (data.get("supervisor") or {}).get("last_error")

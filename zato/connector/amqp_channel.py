@@ -77,6 +77,7 @@ def retry_delay(count: int) -> float:
 
 DRAIN = 5.0  # seconds a stopping channel waits for the invocations already running
 POLL = 0.2  # seconds per process_data_events round (how fast stop requests are seen)
+PARKING_CHECK = 5.0  # seconds between readings of the parking queue's depth (for status, metrics)
 MAX_BATCH = 16  # messages per internal call (zato.common.batch), at most a quarter of the limit
 
 
@@ -192,16 +193,35 @@ class AMQPChannelConnector:
             self.limit,
             self.d["service"],
         )
+        counter: list = [None, 0.0]  # its own channel (a passive declare of a missing queue closes it), when
         try:
             while not self.ctx.should_stop():
                 conn.process_data_events(time_limit=POLL)
                 self._dispatch(conn, ch, pool)  # after a no-server pause
+                self._count_parked(conn, counter)
             self.ctx.stats.state("stopping")
             self._drain(conn)
         finally:
             self._stopping = True
             pool.shutdown(wait=False, cancel_futures=True)
         # Closing the connection (caller) returns every unacked message to the queue.
+
+    def _count_parked(self, conn: pika.BlockingConnection, counter: list) -> None:
+        """Every PARKING_CHECK s, how many messages the parking queue holds now, as the broker
+        says (stats' parking_queue): what an operator alerts on. The `parked` counter is this
+        process's own and starts again at 0 with it (a restart, a takeover)."""
+        now = time.monotonic()
+        if now < counter[1]:
+            return
+        counter[1] = now + PARKING_CHECK
+        try:
+            if counter[0] is None or not counter[0].is_open:
+                counter[0] = conn.channel()
+            ok = counter[0].queue_declare(parking_queue(self.queue), passive=True)
+            self.ctx.stats.data["parking_queue"] = ok.method.message_count
+        except pika.exceptions.ChannelClosedByBroker:  # deleted by hand: declared again when needed
+            counter[0] = None
+            self.ctx.stats.data["parking_queue"] = 0
 
     def _cancelled(self, _frame: object) -> None:
         """The broker cancelled our consumer (basic.cancel: the queue was deleted, or a node

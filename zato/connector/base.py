@@ -108,6 +108,7 @@ class Stats:
             "messages_out": 0,
             "failures": 0,
             "parked": 0,
+            "parking_queue": None,  # AMQP channel: messages in its parking queue now (the broker's count)
             "backouts": 0,  # IBM MQ: gets backed out after a failed service call
             "reconnects": 0,  # connection-broken errors after which it connected again
             "last_error": None,

@@ -151,7 +151,7 @@ def _child(c: dict, stats: dict) -> dict:
     """The supervisor's view of a connector plus the counters the connector keeps itself."""
     keep = ("name", "kind", "state", "pid", "restarts", "last_error")
     child = {k: c.get(k) for k in keep}
-    for k in ("messages_in", "messages_out", "failures", "parked", "backouts", "reconnects"):
+    for k in ("messages_in", "messages_out", "failures", "parked", "parking_queue", "backouts", "reconnects"):
         child[k] = stats.get(k)
     child["activity"] = stats.get("state")  # the connector's own: running, reconnecting, fatal...
     # The supervisor knows why a process died; the connector knows why its work failed, and

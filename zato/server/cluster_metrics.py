@@ -92,6 +92,11 @@ class ClusterCollector:
             )
         }
         parked = GaugeMetricFamily("zato_connector_parked", "Messages a connector parked", labels=labels)
+        parking = GaugeMetricFamily(
+            "zato_channel_parking_queue",
+            "Messages in an AMQP channel's parking queue now, as the broker counts them",
+            labels=labels,
+        )
         depth = GaugeMetricFamily(
             "zato_outgoing_queue_depth",
             "Messages in an outgoing connection's lists",
@@ -106,10 +111,12 @@ class ClusterCollector:
             for name, family in counters.items():
                 family.add_metric(key, c.get(name) or 0)
             parked.add_metric(key, c.get("parked") or 0)
+            if c.get("parking_queue") is not None:
+                parking.add_metric(key, c["parking_queue"])
             out = outgoing_of(c)
             if out is not None:
                 self._depth(depth, *out)
-        yield from (state, activity, restarts, *counters.values(), parked, depth)
+        yield from (state, activity, restarts, *counters.values(), parked, parking, depth)
 
     def _depth(self, family: Any, kind: str, name: str) -> None:
         queue = OutQueue(self.client, self.cluster, kind, name)
