@@ -189,3 +189,20 @@ def test_an_amqp_channel_queue_name_its_parking_queue_could_not_have_is_refused_
     assert str(e.value).startswith("amqp-channel queue is longer than 243 characters")
     assert "\n" not in str(e.value)
     assert connectors.validate("amqp-channel", {**values, "queue": "q" * 243}, creating=True)["queue"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "address", "says"),
+    [
+        ("zmq-channel", "tcp://999.1.1.1:5555", "999.1.1.1 is not an IPv4 address"),
+        ("zmq-channel", "@tcp://10.0.0:5555", "10.0.0 is not an IPv4 address"),
+        ("zmq-channel", "tcp://127.0.0.1:70000", "port '70000' is not in 1..65535"),
+        ("zmq-channel", "tcp://127.0.0.1", "host:port"),
+        ("zmq-channel", "127.0.0.1:5555", "transport://address"),
+        ("zmq-outgoing", "tcp://127.0.0.1:*", "port '*'"),  # connects: a port is needed
+    ],
+)
+def test_a_zmq_address_libzmq_would_refuse_is_refused_with_one_line(kind, address, says):
+    with pytest.raises(ConnectorError) as e:
+        connectors.validate(kind, {"address": address}, creating=False)
+    assert says in str(e.value) and "\n" not in str(e.value)

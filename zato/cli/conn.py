@@ -16,14 +16,22 @@ DIR is a server or quickstart directory (its ODB and Redis are used). Changes ap
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import redis
 
-from zato.common.errors import ConnectorError
-from zato.config.settings import ServerSettings
+from zato.common.errors import ConnectorError, ZatoError
+from zato.config import component
+from zato.config.settings import (
+    ServerSettings,
+    load_dashboard_settings,
+    load_lb_settings,
+    load_server_settings,
+)
 from zato.connector import definitions
 from zato.coord.client import connect
 from zato.lifecycle.control import cluster_settings
@@ -229,12 +237,39 @@ def _run(args: argparse.Namespace, apply: Callable[[ODB, redis.Redis, str], T]) 
     return with_cluster(cluster_settings(args.path), apply)
 
 
+def cluster_ports(path: str) -> dict[int, str]:
+    """The ports of the quickstart `path` is (or is a server of): its servers', load balancer's
+    and dashboard's, which no ZeroMQ socket may bind (the ODB knows only the servers')."""
+    comp = component.read_component(path)
+    if comp.kind != component.QUICKSTART:
+        parent = os.path.dirname(os.path.abspath(comp.path))
+        if not os.path.isfile(os.path.join(parent, component.MARKER)):
+            return {}
+        comp = component.read_component(parent)
+        if comp.kind != component.QUICKSTART:
+            return {}
+    loaders: dict[str, Callable[[str], Any]] = {
+        component.SERVER: load_server_settings,
+        component.LOAD_BALANCER: load_lb_settings,
+        component.DASHBOARD: load_dashboard_settings,
+    }
+    ports = {}
+    for member in component.quickstart_members(comp):
+        with contextlib.suppress(ZatoError, OSError):  # a member that cannot be read reserves nothing
+            port = loaders[member.kind](member.path).port
+            ports[port] = f"{member.kind} {os.path.basename(member.path)}"
+    return ports
+
+
 def create(args: argparse.Namespace) -> int:
     values = {"name": args.name, **_values(args)}
     view = _run(
         args,
         lambda odb, client, cluster: _saved(
-            odb, cluster, values, definitions.create(odb, client, cluster, args.kind, values)
+            odb,
+            cluster,
+            values,
+            definitions.create(odb, client, cluster, args.kind, values, cluster_ports(args.path)),
         ),
     )
     print("created " + definitions.describe(view))
@@ -262,7 +297,10 @@ def edit(args: argparse.Namespace) -> int:
     view = _run(
         args,
         lambda odb, client, cluster: _saved(
-            odb, cluster, values, definitions.edit(odb, client, cluster, args.kind, args.name, values)
+            odb,
+            cluster,
+            values,
+            definitions.edit(odb, client, cluster, args.kind, args.name, values, cluster_ports(args.path)),
         ),
     )
     print("updated " + definitions.describe(view))

@@ -19,19 +19,35 @@ def _announce(client: redis.Redis, cluster: str, kind: str, name: str, what: str
     events.announce(client, cluster, {"kind": "connector", "type": kind, "name": name}, what)
 
 
-def create(odb: ODB, client: redis.Redis, cluster: str, kind: str, values: dict) -> dict:
+def create(
+    odb: ODB,
+    client: redis.Redis,
+    cluster: str,
+    kind: str,
+    values: dict,
+    reserved: dict[int, str] | None = None,
+) -> dict:
+    """`reserved`: ports no ZeroMQ socket may bind besides the servers' (connectors.create)."""
     events.reachable(client)  # an unreachable Redis changes nothing
-    view = connectors.create(odb, cluster, kind, values)
+    view = connectors.create(odb, cluster, kind, values, reserved)
     _announce(client, cluster, kind, view["name"], f"{kind} {view['name']}")
     return view
 
 
-def edit(odb: ODB, client: redis.Redis, cluster: str, kind: str, name: str, values: dict) -> dict:
+def edit(  # noqa: PLR0913
+    odb: ODB,
+    client: redis.Redis,
+    cluster: str,
+    kind: str,
+    name: str,
+    values: dict,
+    reserved: dict[int, str] | None = None,
+) -> dict:
     events.reachable(client)
     new_name = values.get("name")
     if new_name and new_name != name:  # its queue is named after it: what waits would stay behind
         refuse_if_waiting(client, cluster, kind, name, "renamed", force=False)
-    view = connectors.edit(odb, cluster, kind, name, values)
+    view = connectors.edit(odb, cluster, kind, name, values, reserved)
     _announce(client, cluster, kind, view["name"], f"the change to {kind} {name}")
     return view
 

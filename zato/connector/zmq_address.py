@@ -16,3 +16,36 @@ def endpoint(address: str, bind_by_default: bool) -> tuple[str, bool]:
 def endpoints(address: str) -> list[tuple[str, bool]]:
     """Every (address, bind?) of a comma-separated channel address."""
     return [endpoint(a.strip(), bind_by_default=True) for a in address.split(",") if a.strip()]
+
+
+def check(address: str, bind_by_default: bool) -> list[tuple[str, bool, int | None]]:
+    """Every (endpoint, bind?, TCP port or None) of `address`, or ValueError with one line
+    saying what is wrong: libzmq would refuse it only when the connector starts (a bind to
+    tcp://999.1.1.1 fails "No such device" in the connector's log)."""
+    found: list[tuple[str, bool, int | None]] = []
+    for part in (a.strip() for a in address.split(",")):
+        if not part:
+            continue
+        where, bind = endpoint(part, bind_by_default)
+        transport, sep, rest = where.partition("://")
+        if not sep or not rest:
+            raise ValueError(f"{part!r} is not transport://address, e.g. tcp://127.0.0.1:5555")
+        if transport != "tcp":
+            found.append((where, bind, None))
+            continue
+        host, colon, port = rest.rpartition(":")
+        if not colon or not host:
+            raise ValueError(f"{part!r}: a tcp:// address is host:port, e.g. tcp://127.0.0.1:5555")
+        if port == "*" and bind:
+            found.append((where, bind, None))  # any free port
+        elif not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ValueError(f"{part!r}: port {port!r} is not in 1..65535")
+        else:
+            found.append((where, bind, int(port)))
+        name = host.split(";")[-1].strip("[]")  # tcp://source;host:port, tcp://[::1]:port
+        octets = name.split(".")
+        if all(o.isdigit() for o in octets) and (len(octets) != 4 or any(int(o) > 255 for o in octets)):
+            raise ValueError(f"{part!r}: {name} is not an IPv4 address (four numbers 0..255)")
+    if not found:
+        raise ValueError(f"{address!r} names no endpoint")
+    return found

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from zato.common.errors import ConnectorError
 from zato.common.passwords import hash_secret
+from zato.connector import zmq_address
 from zato.odb.engine import ODB
 from zato.odb.limits import MAX_AMQP_HEARTBEAT, MAX_AMQP_TIMEOUT, MAX_IN_FLIGHT, ZMQ_IN_FLIGHT
 from zato.odb.models import (
@@ -30,6 +31,7 @@ from zato.odb.models import (
     IBMMQChannel,
     IBMMQDefinition,
     IBMMQOutgoing,
+    Server,
     SQLOutgoing,
     ZMQChannel,
     ZMQOutgoing,
@@ -51,7 +53,8 @@ MQ_PERSISTENCE = ("persistent", "non-persistent", "queue")
 @dataclass(frozen=True)
 class Field:
     name: str
-    type: str = "str"  # str | int | bool | choice | def | conn_name | http-url | sql-url
+    # str | int | bool | choice | def | conn_name | http-url | sql-url | zmq-bind | zmq-connect
+    type: str = "str"
     required: bool = False
     choices: tuple[str, ...] = ()
     lo: int = 0
@@ -142,7 +145,7 @@ FIELDS: dict[str, tuple[Field, ...]] = {
     ),
     "zmq-channel": (
         _NAME,
-        Field("address", required=True),
+        Field("address", "zmq-bind", required=True),  # binds unless ">" says connect
         Field("socket_type", "choice", choices=("PULL", "SUB")),
         Field("sub_prefix"),
         Field("service", required=True),
@@ -152,7 +155,7 @@ FIELDS: dict[str, tuple[Field, ...]] = {
     ),
     "zmq-outgoing": (
         _NAME,
-        Field("address", required=True),
+        Field("address", "zmq-connect", required=True),  # connects unless "@" says bind
         Field("socket_type", "choice", choices=("PUSH", "PUB")),
         _ACTIVE,
     ),
@@ -331,7 +334,35 @@ def _sql_url(where: str, value: str) -> None:
         raise ConnectorError(f"{where}: keep the password out of the URL; give it as password")
 
 
-URL_CHECKS = {"http-url": _http_url, "sql-url": _sql_url, "header": _header}
+def _zmq_address(where: str, value: str, bind_by_default: bool) -> None:
+    try:
+        zmq_address.check(value, bind_by_default)
+    except ValueError as e:
+        raise ConnectorError(f"{where}: {e}") from None
+
+
+URL_CHECKS = {
+    "http-url": _http_url,
+    "sql-url": _sql_url,
+    "header": _header,
+    "zmq-bind": lambda where, value: _zmq_address(where, value, bind_by_default=True),
+    "zmq-connect": lambda where, value: _zmq_address(where, value, bind_by_default=False),
+}
+
+
+def _refuse_cluster_ports(s: Session, cid: int, kind: str, values: dict, reserved: dict[int, str]) -> None:
+    """A ZeroMQ socket must not bind a port the cluster's own servers (ODB rows), load balancer
+    or dashboard (`reserved`, from the quickstart's configs when the CLI knows them) listen on:
+    whichever starts second fails ("port is not free", or the connector's bind)."""
+    field = next((f for f in FIELDS[kind] if f.name == "address"), None)
+    if field is None or field.type not in ("zmq-bind", "zmq-connect") or "address" not in values:
+        return
+    taken = dict(reserved)
+    for name, server_port in s.execute(select(Server.name, Server.port).where(Server.cluster_id == cid)):
+        taken[server_port] = f"server {name}"
+    for where, bind, port in zmq_address.check(values["address"], field.type == "zmq-bind"):
+        if bind and port in taken:
+            raise ConnectorError(f"{kind} address: {where} would bind port {port}, the port of {taken[port]}")
 
 
 def validate(kind: str, values: dict, creating: bool) -> dict:
@@ -405,12 +436,14 @@ def channels_using(s: Session, cid: int, security: str) -> list[str]:
     return list(s.scalars(query.order_by(HTTPChannel.name)))
 
 
-def create(odb: ODB, cluster: str, kind: str, values: dict) -> dict:
+def create(odb: ODB, cluster: str, kind: str, values: dict, reserved: dict[int, str] | None = None) -> dict:
+    """`reserved`: ports (-> what uses them) besides the servers' that nothing may bind."""
     clean = validate(kind, values, creating=True)
     with odb.session() as s:
         cid = cluster_id(s, cluster, create=True)
         if _find(s, cid, kind, clean["name"]) is not None:
             raise ConnectorError(f"{kind} {clean['name']!r} already exists")
+        _refuse_cluster_ports(s, cid, kind, clean, reserved or {})
         obj = MODELS[kind](cluster_id=cid)
         _apply(s, cid, kind, obj, clean)
         s.add(obj)
@@ -418,11 +451,14 @@ def create(odb: ODB, cluster: str, kind: str, values: dict) -> dict:
         return view(s, kind, obj)
 
 
-def edit(odb: ODB, cluster: str, kind: str, name: str, values: dict) -> dict:
+def edit(
+    odb: ODB, cluster: str, kind: str, name: str, values: dict, reserved: dict[int, str] | None = None
+) -> dict:
     clean = validate(kind, values, creating=False)
     with odb.session() as s:
         cid = cluster_id(s, cluster)
         obj = _get(s, cid, kind, name)
+        _refuse_cluster_ports(s, cid, kind, clean, reserved or {})
         new_name = clean.get("name")
         if new_name and new_name != name and _find(s, cid, kind, new_name) is not None:
             raise ConnectorError(f"{kind} {new_name!r} already exists")
