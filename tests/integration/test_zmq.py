@@ -239,3 +239,47 @@ def test_pull_channel_connects_to_producers_that_bind_and_a_new_holder_needs_no_
     sender.join(10)
     for push in producers:
         push.close(linger=0)
+
+
+@pytest.mark.parametrize("mode", ["SUB bound", "PULL connected"])
+def test_what_a_stopping_channel_had_received_reaches_the_service_through_its_next_connector(env, mode):
+    """A stop (SIGTERM: an edit, a restart, the server stopping) while messages waited in the
+    channel's socket: before, the socket was closed with them (linger 0) and they were gone
+    without a word; now the next connector gets them."""
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    env["fake"].held.add("demo.handover")
+    if mode == "SUB bound":
+        sender = env["zctx"].socket(zmq.PUB)
+        sender.connect(address)
+        values = dict(address=address, socket_type="SUB")
+    else:
+        sender = env["zctx"].socket(zmq.PUSH)
+        sender.bind(address)
+        values = dict(address=f">{address}")
+    first = _channel(env, "handover", service="demo.handover", max_in_flight=1, **values)
+
+    def one_held() -> bool:  # SUB: PUB drops messages until the subscriber joined; keep sending
+        sender.send(b'{"warm": 1}')
+        time.sleep(0.05)
+        return env["fake"].active == 1
+
+    wait_for(one_held, timeout=60, what="an invocation held")
+    for i in range(50):
+        sender.send(json.dumps({"n": i}).encode())
+    time.sleep(0.5)  # in the channel's socket, its one slot busy
+    first.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    env["fake"].release.set()
+    stop_process(first)
+    env["procs"].append(start_connector(env["dir"], "zmq-channel", "handover"))
+
+    def numbers() -> list[int]:
+        return sorted(
+            n for b in env["fake"].bodies("demo.handover") if (n := json.loads(b).get("n")) is not None
+        )
+
+    wait_for(lambda: set(numbers()) == set(range(50)), timeout=60, what="all 50 at the service")
+    assert numbers() == list(range(50))  # once each
+    assert "were dropped" not in log_text(env["dir"])
+    sender.close(linger=0)

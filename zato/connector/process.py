@@ -89,8 +89,8 @@ class RestartPolicy:
     stop_timeout: float = 0.3  # SIGTERM, then SIGKILL after this long (lease lost, server stopping)
     # A child stopped because its definition changed or went, or on an operator's request: the
     # lease is still ours, so it gets the time to finish what it runs (a channel's own drain is
-    # 5 s); killed sooner, an AMQP message it had run comes again (a duplicate) and a ZeroMQ
-    # one is lost.
+    # 5 s); killed sooner, an AMQP message it had run comes again (a duplicate); a ZeroMQ
+    # channel hands what it had only queued to its next connector at once (zmq_channel).
     drain_timeout: float = 6.0
     # A RUNNING child whose progress stamp (zato.connector.beat) has not changed for this long
     # is hung: SIGKILL, and started again. 0: never. Above the longest a connector's loop may

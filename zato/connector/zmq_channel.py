@@ -15,21 +15,44 @@ by libzmq from its announced length (ZMQ_MAXMSGSIZE) before it is read into memo
 sender is disconnected (a connecting sender reconnects by itself).
 Up to max_in_flight invocations (default 16) run at once in a thread pool; while all are
 busy no message is read, so ZeroMQ's own queue (high-water mark) holds the senders back.
+
+Stopping (SIGTERM: a definition changed, a restart, the server stopping, the lease lost) loses
+nothing the socket took in. First no new message is taken from peers: each bound endpoint is
+unbound (the senders, which connect, keep what they have not sent and send it to whoever binds
+next) and each connected one is read empty, then disconnected (libzmq 4.3 discards a
+disconnected pipe's queue; an unbound one's stays readable). Then what the socket had queued
+(up to its receive high-water mark, 1000, and whatever the I/O thread had already taken from
+the kernel) is read out and handed to the channel's next connector, here or on the new holder,
+through a Redis list (Keys.channel_handoff): at the service's pace it would take far longer
+than the 0.3 s a stopping server gives its connectors (and an edit's 6 s). The next connector
+takes that list first, and looks at it again every HANDOFF_CHECK seconds. Invocations running
+at the stop get the rest of the grace; one the stop interrupted between attempts, or the
+server refused as from a stale epoch, is handed over too. Only when Redis refuses the hand-off
+are the messages processed here until DRAIN, and what is left is counted and logged as a
+WARNING: "N messages received but not processed were dropped".
+A bind the port is not free for yet (the connector this one replaces still stopping) is tried
+again for BIND_WAIT seconds; any other bind or connect error is a configuration error (FATAL),
+its reason (e.g. "No such device") in `zato cluster status`.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
+import redis
 import zmq
 
-from zato.common.errors import EXIT_DEPENDENCY, EXIT_OK
+from zato.common.errors import EXIT_CONFIG, EXIT_DEPENDENCY, EXIT_OK
 from zato.connector.base import Context, RetryPolicy, not_json
 from zato.connector.invoke import Invoker, NoServer
 from zato.connector.zmq_address import endpoints
+from zato.coord.client import connect
+from zato.coord.keys import Keys
 from zato.odb.limits import in_flight_limit
 
 logger = logging.getLogger("zato.connector.zmq_channel")
@@ -37,6 +60,11 @@ logger = logging.getLogger("zato.connector.zmq_channel")
 POLL_MS = 200
 ATTEMPTS = 5
 RETRY = RetryPolicy(start=0.2, step=0.5, max=2.0)
+BIND_WAIT = 5.0  # a port the connector this one replaces still holds: tried again this long
+BIND_RETRY = 0.05
+HANDOFF_CHECK = 1.0  # the hand-off list is read at start, then this often (and while it gives)
+STRAGGLERS_MS = 50  # after unbind/disconnect: what the I/O thread was still queuing
+DRAIN = 5.0  # processing here what could not be handed over (within the supervisor's 6 s)
 
 
 def payload(frames: list[bytes], socket_type: str, prefix: bytes) -> bytes:
@@ -55,6 +83,11 @@ class ZMQChannelConnector:
         self.content_type = "application/json" if definition["data_format"] == "json" else "text/plain"
         self.limit = in_flight_limit(definition)
         self._slots = threading.BoundedSemaphore(self.limit)
+        self.handoff_key = Keys(ctx.settings.cluster).channel_handoff(ctx.kind, ctx.name)
+        self._raw = connect(ctx.settings.redis, decode_responses=False)  # bodies are bytes
+        self._next_handoff_check = 0.0
+        self._lock = threading.Lock()
+        self._unfinished: list[bytes] = []  # the stop interrupted them: handed over too
 
     def run(self) -> int:
         zctx = zmq.Context()
@@ -64,15 +97,14 @@ class ZMQChannelConnector:
         sock.setsockopt(zmq.MAXMSGSIZE, max_size)
         if self.d["socket_type"] == "SUB":
             sock.setsockopt(zmq.SUBSCRIBE, self.prefix)
+        opened: list[tuple[str, bool]] = []  # as bound (the resolved endpoint) or connected
         for address, bind in endpoints(self.d["address"]):
-            try:
-                sock.bind(address) if bind else sock.connect(address)
-            except zmq.ZMQError as e:
-                self.ctx.stats.error(f"cannot {'bind' if bind else 'connect'} {address}: {e}")
-                what = "bind" if bind else "connect"
-                logger.error("%s: cannot %s %s: %s", self.ctx.label, what, address, e)
+            code = self._open(sock, address, bind)
+            if code is not None:
                 zctx.destroy(linger=0)
-                return EXIT_DEPENDENCY
+                self._raw.close()
+                return code
+            opened.append((sock.getsockopt_string(zmq.LAST_ENDPOINT) if bind else address, bind))
             logger.info(
                 "%s: %s %s %s, service %r, messages up to %d bytes ([limits] max_body)",
                 self.ctx.label,
@@ -94,6 +126,10 @@ class ZMQChannelConnector:
                 # queue (up to its high-water mark), not in this process.
                 if not self._slots.acquire(timeout=POLL_MS / 1000):
                     continue
+                handed = self._take_handed_over()
+                if handed is not None:
+                    pool.submit(self._handle_in_slot, handed)
+                    continue
                 ready = dict(poller.poll(POLL_MS))
                 if wakeup in ready:
                     os.read(wakeup, 512)
@@ -104,11 +140,114 @@ class ZMQChannelConnector:
                     self._slots.release()
         finally:
             self.ctx.stats.state("stopping")
+            self._stop(sock, opened, pool)
             sock.close(linger=0)
             zctx.term()
-            pool.shutdown(wait=True, cancel_futures=True)  # running ones end at their next wait
             self.invoker.close()
+            self._raw.close()
         return self.ctx.exit_code or EXIT_OK
+
+    def _open(self, sock: zmq.Socket, address: str, bind: bool) -> int | None:
+        """Bind or connect; None when done, else the exit code (the reason logged and in the
+        stats, where `zato cluster status` shows it). A port still in use is waited for."""
+        waited_until = time.monotonic() + BIND_WAIT
+        while True:
+            try:
+                sock.bind(address) if bind else sock.connect(address)
+                return None
+            except zmq.ZMQError as e:
+                busy = e.errno == errno.EADDRINUSE
+                if busy and time.monotonic() < waited_until and not self.ctx.stop_event.is_set():
+                    time.sleep(BIND_RETRY)  # the connector this one replaces is letting it go
+                    continue
+                what = "bind" if bind else "connect"
+                reason = f"cannot {what} {address}: {e}"
+                if busy:
+                    reason += f" (still, after {BIND_WAIT:.0f} s)"
+                self.ctx.stats.error(reason)
+                self.ctx.stats.state("fatal")  # its last words: the status view shows them
+                logger.error("%s: %s", self.ctx.label, reason)
+                return EXIT_DEPENDENCY if busy else EXIT_CONFIG
+
+    # -- the hand-over between a stopping connector and the next one -------------------------
+    def _take_handed_over(self) -> bytes | None:
+        """One message a connector of this channel handed over when it stopped, if due."""
+        now = time.monotonic()
+        if now < self._next_handoff_check:
+            return None
+        try:
+            raw = self._raw.lpop(self.handoff_key)
+        except redis.RedisError as e:
+            logger.warning("%s: cannot read the messages handed over: %s", self.ctx.label, e)
+            raw = None
+        if raw is None:  # looked again later: a connector stopping meanwhile may add some
+            self._next_handoff_check = now + HANDOFF_CHECK
+            return None
+        return bytes(raw)  # type: ignore[arg-type]
+
+    def _hand_over(self, bodies: list[bytes]) -> bool:
+        if not bodies:
+            return True
+        try:
+            self._raw.rpush(self.handoff_key, *bodies)
+        except redis.RedisError as e:
+            logger.warning("%s: cannot hand %d messages over: %s", self.ctx.label, len(bodies), e)
+            return False
+        logger.info(
+            "%s: %d messages received but not processed handed to the channel's next connector",
+            self.ctx.label,
+            len(bodies),
+        )
+        return True
+
+    def _stop(self, sock: zmq.Socket, opened: list[tuple[str, bool]], pool: ThreadPoolExecutor) -> None:
+        """Take no more, hand over what the socket holds, let the running invocations end."""
+        left = self._stop_taking(sock, opened)
+        dropped = 0
+        if not self._hand_over(left):
+            dropped = self._drain_here(left, pool)
+        pool.shutdown(wait=True, cancel_futures=True)  # running ones end at their next wait
+        with self._lock:
+            unfinished, self._unfinished = self._unfinished, []
+        if not self._hand_over(unfinished):
+            dropped += len(unfinished)
+        if dropped:
+            self.ctx.stats.error(f"{dropped} messages received but not processed were dropped")
+            logger.warning("%s: %d messages received but not processed were dropped", self.ctx.label, dropped)
+
+    def _stop_taking(self, sock: zmq.Socket, opened: list[tuple[str, bool]]) -> list[bytes]:
+        left: list[bytes] = []
+
+        def read_all() -> None:
+            while True:
+                try:
+                    frames = sock.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    return
+                left.append(payload(frames, self.d["socket_type"], self.prefix))
+
+        if any(not bind for _, bind in opened):
+            read_all()  # a disconnected pipe's queue is discarded: read it while connected
+        for address, bind in opened:
+            try:
+                sock.unbind(address) if bind else sock.disconnect(address)
+            except zmq.ZMQError as e:
+                logger.warning(
+                    "%s: cannot %s %s: %s", self.ctx.label, "unbind" if bind else "disconnect", address, e
+                )
+        read_all()
+        while sock.poll(STRAGGLERS_MS):
+            read_all()
+        return left
+
+    def _drain_here(self, bodies: list[bytes], pool: ThreadPoolExecutor) -> int:
+        """Process `bodies` here until DRAIN (Redis refused them); how many were left."""
+        deadline = time.monotonic() + DRAIN
+        for i, body in enumerate(bodies):
+            if not self._slots.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                return len(bodies) - i
+            pool.submit(self._handle_in_slot, body)
+        return 0
 
     def _handle_in_slot(self, body: bytes) -> None:
         try:
@@ -135,8 +274,9 @@ class ZMQChannelConnector:
                 if result.ok:
                     self.ctx.stats.add("messages_out")
                     return
-                if result.stale:
+                if result.stale:  # not run: the new holder's connector runs it
                     self.ctx.lease_lost(f"server {result.server} refused epoch {self.ctx.epoch} as stale")
+                    self._unfinish(body)
                     return
                 if result.refused:
                     self.ctx.stats.add("parked")
@@ -148,8 +288,13 @@ class ZMQChannelConnector:
             self.ctx.stats.error(reason)
             logger.warning("%s: attempt %d of %d failed: %s", self.ctx.label, attempt, ATTEMPTS, reason)
             if attempt < ATTEMPTS and self.ctx.wait(next(delays)):
-                break
+                self._unfinish(body)  # stopping between attempts: the next connector tries it
+                return
         logger.error("%s: message dropped after %d failed attempts: %r", self.ctx.label, ATTEMPTS, body[:200])
+
+    def _unfinish(self, body: bytes) -> None:
+        with self._lock:
+            self._unfinished.append(body)
 
 
 def run(ctx: Context, definition: dict) -> int:

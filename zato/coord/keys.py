@@ -84,6 +84,11 @@ class Keys:
         """Outgoing messages that could not be decoded: kept for a human, never retried."""
         return f"{self.prefix}out:{kind}:{name}:parked"
 
+    def channel_handoff(self, kind: str, name: str) -> str:
+        """List: messages a stopping channel connector had received but not processed (a
+        ZeroMQ channel's socket queue), for the channel's next connector, on any server."""
+        return f"{self.prefix}handoff:{kind}:{name}"
+
     def connector_stats(self, name: str) -> str:
         return f"{self.prefix}connector:stats:{name}"
 

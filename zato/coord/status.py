@@ -155,8 +155,9 @@ def _child(c: dict, stats: dict) -> dict:
         child[k] = stats.get(k)
     child["activity"] = stats.get("state")  # the connector's own: running, reconnecting, fatal...
     # The supervisor knows why a process died; the connector knows why its work failed, and
-    # why it cannot run at all (a missing package: FATAL), which says more than its exit code.
-    if c.get("state") == "FATAL" and stats.get("state") == "fatal" and stats.get("last_error"):
+    # why it cannot run at all (a missing package, an address it cannot bind: FATAL, or BACKOFF
+    # before it), which says more than its exit code. A process that runs again writes over it.
+    if c.get("state") in ("FATAL", "BACKOFF") and stats.get("state") == "fatal" and stats.get("last_error"):
         child["last_error"] = stats["last_error"]
     child["last_error"] = child["last_error"] or stats.get("last_error") or ""
     return child
