@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
+from typing import Any
 
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -167,38 +169,38 @@ def _registered(settings: ServerSettings) -> list:
         odb.dispose()
 
 
-def _deployed_config(settings: ServerSettings, errors: list[str]) -> list[str] | None:
-    """The names of the user-config files deployed to the cluster; None if the ODB did not say."""
-    from zato.odb import api as odb_api
+def _from_odb(
+    settings: ServerSettings, errors: list[str], read: Callable[[Any], list[str]]
+) -> list[str] | None:
+    """read(odb) with the cluster's ODB; None, and the reason in `errors`, if it did not say."""
     from zato.odb.engine import ODB
 
     odb = None
     try:
         odb = ODB(settings.odb_url)  # a URL it cannot use is said as an ODB that is down
-        return [f.name for f in odb_api.list_user_config(odb, settings.cluster)]
+        return read(odb)
     except ZatoError as e:
         errors.append(f"ODB: {e}")
         return None
     finally:
         if odb is not None:
             odb.dispose()
+
+
+def _deployed_config(settings: ServerSettings, errors: list[str]) -> list[str] | None:
+    """The names of the user-config files deployed to the cluster; None if the ODB did not say."""
+    from zato.odb import api as odb_api
+
+    return _from_odb(
+        settings, errors, lambda odb: [f.name for f in odb_api.list_user_config(odb, settings.cluster)]
+    )
 
 
 def _connectors_defined(settings: ServerSettings, errors: list[str]) -> list[str] | None:
     """KIND:NAME of the cluster's active connector definitions; None if the ODB did not say."""
     from zato.odb.connectors import active_connector_names
-    from zato.odb.engine import ODB
 
-    odb = None
-    try:
-        odb = ODB(settings.odb_url)
-        return active_connector_names(odb, settings.cluster)
-    except ZatoError as e:
-        errors.append(f"ODB: {e}")
-        return None
-    finally:
-        if odb is not None:
-            odb.dispose()
+    return _from_odb(settings, errors, lambda odb: active_connector_names(odb, settings.cluster))
 
 
 def _lb(lb_dir: str) -> dict | None:

@@ -168,13 +168,9 @@ def signed_otherwise(client: redis.Redis, cluster: str, key: bytes, name: str) -
     of their entries verifies with `key` but they are fresh and well-formed otherwise: they
     sign with another cluster secret, so they, the LB and the connectors would ignore a server
     with `key`. [] when there is no other live server or one of them verifies."""
-    keys = Keys(cluster)
-    with translate("membership read"):
-        names = sorted(texts(client.smembers(keys.members)))
-        if not names:
-            return []
-        values = client.mget([keys.member(n) for n in names])
-        now = redis_clock.now(client)
+    names, values, now = _raw_entries(client, cluster, prune=False)
+    if not names:
+        return []
 
     def others(members: list[Member]) -> list[Member]:
         return [m for m in members if m.name != name]
@@ -230,17 +226,23 @@ def live_servers(client: redis.Redis, cluster: str, key: bytes | None) -> list[M
     """The live servers of `cluster` whose entries are signed with `key` and fresh, by name.
     `key` None (only for a display that has no cluster secret): entries are parsed strictly
     but not verified. The LB and the connectors always pass the key."""
+    names, values, now = _raw_entries(client, cluster, prune=True)
+    return read_entries(cluster, names, values, key, now) if names else []
+
+
+def _raw_entries(client: redis.Redis, cluster: str, prune: bool) -> tuple[list[str], list, float]:
+    """The member names of `cluster`, their raw entries (None: expired) and Redis's clock now;
+    `prune`: names whose entry expired are taken off the set too."""
     keys = Keys(cluster)
     with translate("membership read"):
         names = sorted(texts(client.smembers(keys.members)))
         if not names:
-            return []
+            return [], [], 0.0
         values = client.mget([keys.member(n) for n in names])
         gone = [n for n, v in zip(names, values, strict=True) if v is None]
-        if gone:
+        if prune and gone:
             client.srem(keys.members, *gone)
-        now = redis_clock.now(client)
-    return read_entries(cluster, names, values, key, now)
+        return names, values, redis_clock.now(client)
 
 
 def read_entries(cluster: str, names: list[str], values: list, key: bytes | None, now: float) -> list[Member]:
