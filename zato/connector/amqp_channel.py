@@ -10,7 +10,7 @@
 - a message is acked only after the service answered 200;
 - 409 (stale epoch): another server holds the lease now: stop consuming and exit with
   EXIT_LEASE_LOST without acking (the broker gives the messages to the new holder);
-- the service did not answer within the channel's `timeout` (60 s by default): a failed
+- the service did not answer within the channel's `timeout` (30 s by default): a failed
   delivery like any other (it is not sent to another server at once: it may still run);
 - any other failure: the message is published again to the same queue with its delivery count
   (header x-zato-deliveries) plus one, then acked; after max_deliveries it goes to the parking

@@ -30,6 +30,7 @@ from __future__ import annotations
 import http.client
 import itertools
 import logging
+import select
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -45,17 +46,24 @@ from zato.common.errors import ConnectorError, CoordError
 from zato.common.signing import SIGNATURE_HEADER, sign
 from zato.config.settings import LimitSettings
 from zato.coord import membership
+from zato.odb.limits import AMQP_TIMEOUT
 
 logger = logging.getLogger("zato.connector.invoke")
 T = TypeVar("T")
 
 MEMBERS_REFRESH = 1.0  # seconds a membership list is reused
-DEFAULT_TIMEOUT = 60.0  # seconds a call waits for the service's answer (an AMQP channel's `timeout`)
+DEFAULT_TIMEOUT = float(AMQP_TIMEOUT)  # seconds a call waits for the answer (an AMQP channel: its `timeout`)
 # gunicorn's `keepalive` (its default; server.conf [gunicorn] keepalive sets another): seconds a
 # server keeps an idle connection open. An idle connection is reused only within it, less a margin.
 SERVER_KEEPALIVE = 2.0
 KEEPALIVE_MARGIN = 0.5
 CONNECT_TIMEOUT = 5.0  # seconds a new connection to a server may take (then the next server)
+# While a call waits for its answer, this often the Invoker looks whether its server is still a
+# live member: one that hung (SIGSTOP, a deadlock) or whose host vanished takes the connection
+# and never answers, and its membership entry expires within the ttl. Its calls then give up
+# (NoServer: the channel gives the message back uncounted, for a live server) instead of
+# waiting out the whole timeout, which held a takeover's messages for 30-60 s.
+LIVENESS_EVERY = 1.0
 BAD_INPUT = 400  # the service refused the message itself (missing or malformed input, BadRequest)
 STALE = 409
 TOO_LARGE = 413  # over the servers' [limits] max_body: no server takes it, however often sent
@@ -66,6 +74,10 @@ NOT_SENT = "no server (not sent)"  # Result.server of an answer given here
 
 class NoServer(ConnectorError):
     """No live server answered."""
+
+
+class ServerGone(ConnectorError):
+    """The server a call waits on left the cluster's live members (hung or gone)."""
 
 
 class NoAnswer(ConnectorError):
@@ -254,6 +266,13 @@ class Invoker:
             except NoAnswer:
                 text = f"the service did not answer within {self.timeout:g} s"
                 return Result(TIMED_OUT, text.encode(), address, timed_out=True)
+            except ServerGone:
+                with self._lock:
+                    self._servers_at = -MEMBERS_REFRESH
+                raise NoServer(
+                    f"server {address} left the cluster while the call waited for its answer (hung or"
+                    " gone: its membership entry expired)"
+                ) from None
             except (OSError, http.client.HTTPException) as e:
                 self._forget(address)
                 errors.append(f"{address}: {type(e).__name__}: {e}")
@@ -279,8 +298,12 @@ class Invoker:
     ) -> Result:
         try:
             conn.request("POST", path, body=body, headers=headers)
+            self._await_answer(address, conn)
             resp = conn.getresponse()
             data = resp.read()
+        except ServerGone:
+            conn.close()
+            raise
         except TimeoutError:
             conn.close()  # connected: the server took the call and did not answer in time
             raise NoAnswer from None
@@ -292,6 +315,24 @@ class Invoker:
         else:
             self._checkin(address, conn)
         return Result(resp.status, data, address)
+
+    def _await_answer(self, address: str, conn: http.client.HTTPConnection) -> None:
+        """Until the first byte of the answer is there: NoAnswer after the timeout, ServerGone
+        once `address` is no longer a live member (checked every LIVENESS_EVERY s)."""
+        sock = conn.sock
+        if sock is None:
+            return
+        deadline = time.monotonic() + self.timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise NoAnswer
+            readable, _, _ = select.select([sock], [], [], min(left, LIVENESS_EVERY))
+            if readable:
+                return
+            live = self.servers()  # none at all: entries lost by Redis, not every server gone
+            if live and address not in live:
+                raise ServerGone(address)
 
     def _checkout(self, address: str) -> tuple[http.client.HTTPConnection, bool]:
         """An idle connection to `address` (reused: True) or a new one. Idle ones the server

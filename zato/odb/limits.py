@@ -9,7 +9,7 @@ from __future__ import annotations
 # prefetch, ZMQ_IN_FLIGHT for ZeroMQ), never more than MAX_IN_FLIGHT.
 MAX_IN_FLIGHT = 256
 ZMQ_IN_FLIGHT = 16
-AMQP_TIMEOUT = 60  # s an AMQP channel waits for its service's answer by default
+AMQP_TIMEOUT = 30  # s an AMQP channel waits for its service's answer by default (as before it was a setting)
 MAX_AMQP_TIMEOUT = 3600
 MAX_AMQP_HEARTBEAT = 60  # s: a vanished holder's unacked AMQP messages come back within ~2x this
 
