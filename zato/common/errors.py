@@ -51,6 +51,8 @@ each a subclass of its parent here; import those from their own module.
      │   │                     on a new connection (e.g. the broker cancelled the consumer)
      │   ├─ NoAnswer           (zato.connector.invoke) a server took a call and did not answer
      │   │                     in time (inside the Invoker: a TIMED_OUT Result to its callers)
+     │   ├─ ServerGone         (zato.connector.invoke) the server a call waits on left the
+     │   │                     live members (inside the Invoker: NoServer to its callers)
      │   └─ RescueError        (zato.connector.amqp_rescue) parking a delivery pika cannot
      │                         decode failed (nothing was acked)
      └─ ActionError          (zato.dashboard.actions) a dashboard action with a bad argument (400)
