@@ -244,7 +244,9 @@ def test_a_garbled_epoch_is_no_crash_and_the_holder_puts_it_back(qs, client):
     answer = internal_ping(qs, str(epoch))
     assert answer.status_code in (200, 503)  # 503 while garbled, 200 once put back; never a 500
     out = zato("cluster", "status", qs.path, check=False)
-    assert out.returncode == 0 and "Traceback" not in out.stdout + out.stderr
+    assert "Traceback" not in out.stdout + out.stderr
+    # 1 (the cluster could not be read) while the epoch is garbled, saying why; 0 once put back
+    assert out.returncode == 0 or (out.returncode == 1 and "is not a whole number" in out.stdout), out
     wait_for(
         lambda: client.get(Keys(qs.cluster).epoch) == str(epoch), 10, what="the holder to restore the epoch"
     )
