@@ -29,21 +29,25 @@ from zato.odb.engine import ODB
 @pytest.fixture
 def env(tmp_path):
     cluster = cluster_name("amqprc")
-    server_dir = make_server_dir(str(tmp_path), cluster)
-    odb = ODB(f"sqlite:///{tmp_path}/odb.sqlite")
-    set_epoch(cluster, 1)
-    fake = FakeServer(cluster)
-    rabbit = Rabbit()
-    proxy = TCPProxy(free_port())
-    procs = []
-    yield dict(cluster=cluster, dir=server_dir, odb=odb, fake=fake, rabbit=rabbit, proxy=proxy, procs=procs)
-    for p in procs:
-        stop_process(p)
-    proxy.stop()
-    rabbit.close()
-    fake.close()
-    odb.dispose()
-    cleanup_redis(cluster)
+    try:  # a setup that fails half-way (once: under a loaded machine) leaves no Redis keys either
+        server_dir = make_server_dir(str(tmp_path), cluster)
+        odb = ODB(f"sqlite:///{tmp_path}/odb.sqlite")
+        set_epoch(cluster, 1)
+        fake = FakeServer(cluster)
+        rabbit = Rabbit()
+        proxy = TCPProxy(free_port())
+        procs = []
+        yield dict(
+            cluster=cluster, dir=server_dir, odb=odb, fake=fake, rabbit=rabbit, proxy=proxy, procs=procs
+        )
+        for p in procs:
+            stop_process(p)
+        proxy.stop()
+        rabbit.close()
+        fake.close()
+        odb.dispose()
+    finally:
+        cleanup_redis(cluster)
 
 
 def _stats(env, name: str) -> dict:
