@@ -46,6 +46,7 @@ import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import pika
 import pika.exceptions
@@ -157,6 +158,8 @@ class AMQPChannelConnector:
         self._paused_until = 0.0
         self._stopping = False
         self._conn: pika.BlockingConnection | None = None  # for call_later (retries)
+        self._count_ch: Any = None  # a channel of its own for the parking queue's depth
+        self._count_at = 0.0  # when it is read next (monotonic)
 
     def run(self) -> int:
         """Consume until told to stop; returns the process exit code."""
@@ -193,12 +196,12 @@ class AMQPChannelConnector:
             self.limit,
             self.d["service"],
         )
-        counter: list = [None, 0.0]  # its own channel (a passive declare of a missing queue closes it), when
+        self._count_ch, self._count_at = None, 0.0
         try:
             while not self.ctx.should_stop():
                 conn.process_data_events(time_limit=POLL)
                 self._dispatch(conn, ch, pool)  # after a no-server pause
-                self._count_parked(conn, counter)
+                self._count_parked(conn)
             self.ctx.stats.state("stopping")
             self._drain(conn)
         finally:
@@ -206,21 +209,21 @@ class AMQPChannelConnector:
             pool.shutdown(wait=False, cancel_futures=True)
         # Closing the connection (caller) returns every unacked message to the queue.
 
-    def _count_parked(self, conn: pika.BlockingConnection, counter: list) -> None:
+    def _count_parked(self, conn: pika.BlockingConnection) -> None:
         """Every PARKING_CHECK s, how many messages the parking queue holds now, as the broker
         says (stats' parking_queue): what an operator alerts on. The `parked` counter is this
         process's own and starts again at 0 with it (a restart, a takeover)."""
         now = time.monotonic()
-        if now < counter[1]:
+        if now < self._count_at:
             return
-        counter[1] = now + PARKING_CHECK
+        self._count_at = now + PARKING_CHECK
         try:
-            if counter[0] is None or not counter[0].is_open:
-                counter[0] = conn.channel()
-            ok = counter[0].queue_declare(parking_queue(self.queue), passive=True)
+            if self._count_ch is None or not self._count_ch.is_open:
+                self._count_ch = conn.channel()  # its own: a passive declare of a missing queue closes it
+            ok = self._count_ch.queue_declare(parking_queue(self.queue), passive=True)
             self.ctx.stats.data["parking_queue"] = ok.method.message_count
         except pika.exceptions.ChannelClosedByBroker:  # deleted by hand: declared again when needed
-            counter[0] = None
+            self._count_ch = None
             self.ctx.stats.data["parking_queue"] = 0
 
     def _cancelled(self, _frame: object) -> None:

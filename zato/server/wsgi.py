@@ -202,7 +202,22 @@ REDIS_AWAY_SAID = "the cluster's Redis is not available; try again later"
 def _failed(service: str, cid: str) -> HTTPError:
     """A failing service's 500, logged with the traceback being handled; the client learns no more."""
     logger.exception("cid %s: service %s failed", cid, service)
+    return _failed_answer(service, cid)
+
+
+def _failed_answer(service: str, cid: str) -> HTTPError:
+    """A failing service's 500, for a failure the caller has logged in its own words."""
     return HTTPError(500, f"service {service} failed; see the server log for cid {cid}")
+
+
+def _checked_status(value: object, service: str, cid: str, how: str) -> int:
+    """A status a service gave (service_response.status_of), else its 500, logged naming the
+    service, `how` it gave it and the value."""
+    status = service_response.status_of(value)
+    if status is None:
+        logger.error("cid %s: service %s %s %.100r, not a whole number 100-599", cid, service, how, value)
+        raise _failed_answer(service, cid)
+    return status
 
 
 # A channel connector's kind (X-Zato-Channel: KIND:NAME) as Zato's self.channel.type.
@@ -406,16 +421,7 @@ class ServerApp:
             logger.error("cid %s: service %s: the cluster's Redis is not available: %s", cid, service, e)
             raise HTTPError(503, REDIS_AWAY_SAID) from None
         except Reportable as e:  # Zato's Reportable(cid, msg, status) or a subclass of a fixed status
-            status = service_response.status_of(e.status)
-            if status is None:
-                logger.error(
-                    "cid %s: service %s raised %s with status %.100r, not a whole number 100-599",
-                    cid,
-                    service,
-                    type(e).__name__,
-                    e.status,
-                )
-                raise HTTPError(500, f"service {service} failed; see the server log for cid {cid}") from None
+            status = _checked_status(e.status, service, cid, f"raised {type(e).__name__} with status")
             if status >= 500:
                 logger.exception("cid %s: service %s failed", cid, service)
             headers = self._checked_headers(dict(e.headers), service, cid).send if e.headers else []
@@ -430,16 +436,9 @@ class ServerApp:
                 )
                 raise HTTPError(503, REDIS_AWAY_SAID) from None
             raise _failed(service, cid) from None
-        status = service_response.status_of(response.status_code)
-        if status is None:
-            logger.error(
-                "cid %s: service %s set self.response.status_code to %.100r, not a whole number 100-599",
-                cid,
-                service,
-                response.status_code,
-            )
-            raise HTTPError(500, f"service {service} failed; see the server log for cid {cid}")
-        response.status_code = status
+        response.status_code = _checked_status(
+            response.status_code, service, cid, "set self.response.status_code to"
+        )
         return response
 
     def _headers(self, response: Response, service: str, cid: str) -> list[tuple[str, str]]:
@@ -458,7 +457,7 @@ class ServerApp:
         checked = service_response.service_headers(given)
         if checked.problem:
             logger.error("cid %s: service %s set %s", cid, service, checked.problem)
-            raise HTTPError(500, f"service {service} failed; see the server log for cid {cid}")
+            raise _failed_answer(service, cid)
         for name in checked.dropped:
             said = (service, name.lower())
             if said not in self.warned_headers:
@@ -479,7 +478,7 @@ class ServerApp:
             return render(response.payload, response.content_type)
         except (TypeError, ValueError) as e:
             logger.error("cid %s: service %s answered with a payload that is not JSON: %s", cid, service, e)
-            raise HTTPError(500, f"service {service} failed; see the server log for cid {cid}") from None
+            raise _failed_answer(service, cid) from None
 
     def _reply(
         self,
