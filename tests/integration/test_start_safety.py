@@ -123,3 +123,17 @@ def test_a_cluster_secret_the_live_servers_do_not_share_is_refused(quickstart):
         " membership with (server1)",
     )
     assert qs.pid("server2") is None
+
+
+def test_a_load_balancer_with_a_cluster_secret_the_live_servers_do_not_share_is_refused(quickstart):
+    qs = quickstart(servers=1, lb=True)
+    qs.start("server1")
+    lb_conf = os.path.join(qs.lb_dir, "config", "lb.conf")
+    qs._merge(lb_conf, "auth", {"cluster_secret": "not-the-cluster-secret-at-all"})
+    one_line_error(
+        zato("start", qs.lb_dir, check=False),
+        f"{lb_conf}: [auth] cluster_secret is not the one the live servers of cluster {qs.cluster} sign their"
+        " membership with (server1)",
+        "the load balancer would send them no traffic",
+    )
+    assert qs.pid("load-balancer") is None

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 import redis
 
 from zato.common import jsonenc
-from zato.common.errors import ComponentError, CoordError
+from zato.common.errors import ComponentError, ConfigError, CoordError
 from zato.config.settings import MAX_MEMBERSHIP_TTL
 from zato.coord import parse, redis_clock, subscribe
 from zato.coord.client import texts, translate
@@ -179,6 +179,21 @@ def signed_otherwise(client: redis.Redis, cluster: str, key: bytes, name: str) -
     if not unverified or others(read_entries(cluster, names, values, key, now)):
         return []
     return sorted({m.name for m in unverified})
+
+
+def refuse_foreign_secret(
+    client: redis.Redis, cluster: str, key: bytes, name: str, config_file: str, consequence: str
+) -> None:
+    """ConfigError when the live servers of `cluster` sign their entries with another cluster
+    secret than `key` (signed_otherwise): a component started with it would ignore them, or be
+    ignored. `consequence` says what it would mean for the one starting."""
+    others = signed_otherwise(client, cluster, key, name)
+    if others:
+        raise ConfigError(
+            f"{config_file}: [auth] cluster_secret is not the one the live servers of cluster"
+            f" {cluster} sign their membership with ({', '.join(others[:5])}): {consequence};"
+            " give it their cluster_secret"
+        )
 
 
 def name_free(live: list[Member], name: str, address: str) -> None:

@@ -63,9 +63,9 @@ def start(lb_dir: str) -> int:
     settings, binary = ENTRY.settings(None, load, lb_dir)
     ENTRY.start(settings)
     import zato.lb.controller  # noqa: F401 - imported while `zato start` waits
-    from zato.coord.client import check_redis, through_failover
+    from zato.coord.client import through_failover
 
-    if not pass_gate(lambda say: through_failover(settings.redis, lambda: check_redis(settings.redis), say)):
+    if not pass_gate(lambda say: through_failover(settings.redis, lambda: check_shared(settings), say)):
         return EXIT_DEPENDENCY
     status = read_pidfile(settings.pidfile, Owner("zato.lb.main", settings.path))  # a reused pid is not us
     if status.alive:
@@ -76,6 +76,29 @@ def start(lb_dir: str) -> int:
         return run(settings, binary)
     finally:
         remove_pidfile(settings.pidfile)
+
+
+def check_shared(settings: LBSettings) -> None:
+    """Redis answers, and the live servers sign their member entries with this LB's cluster
+    secret (with another one, it would ignore every server and answer 503 to all)."""
+    from zato.coord import membership
+    from zato.coord.client import check_redis, connect
+    from zato.coord.signing import member_key
+
+    check_redis(settings.redis)
+    client = connect(settings.redis)
+    try:
+        key = member_key(settings.cluster_secret, settings.cluster)
+        membership.refuse_foreign_secret(
+            client,
+            settings.cluster,
+            key,
+            "",
+            settings.config_file,
+            "the load balancer would send them no traffic",
+        )
+    finally:
+        client.close()
 
 
 def run(settings: LBSettings, binary: str) -> int:

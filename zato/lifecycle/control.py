@@ -282,10 +282,11 @@ def run_foreground(comp: Component, say: Say) -> None:
         check_server(precheck_server(comp, say), say)
         argv = python_module_argv(SERVER_MODULE, comp.path, "--fg")
     elif comp.kind == component.LOAD_BALANCER:
-        from zato.coord.client import check_redis, through_failover
+        from zato.coord.client import through_failover
+        from zato.lb.main import check_shared
 
-        redis_settings = precheck_lb(comp, say).redis
-        through_failover(redis_settings, lambda: check_redis(redis_settings), say)
+        lb_settings = precheck_lb(comp, say)
+        through_failover(lb_settings.redis, lambda: check_shared(lb_settings), say)
         argv = python_module_argv(LB_MODULE, comp.path)
     elif comp.kind == component.DASHBOARD:
         precheck_dashboard(comp, say)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 
-from zato.common.errors import ConfigError
 from zato.config.settings import ServerSettings
 
 Say = Callable[[str], None]
@@ -64,13 +63,15 @@ def check_cluster_membership(s: ServerSettings, say: Say) -> None:
     try:
         key = member_key(s.cluster_secret, s.cluster)
         membership.check_name_free(client, s.cluster, key, s.name, s.address)
-        others = membership.signed_otherwise(client, s.cluster, key, s.name)
-        if others:  # started, it would get no traffic and `zato cluster status` would call it gone
-            raise ConfigError(
-                f"{s.config_file}: [auth] cluster_secret is not the one the live servers of cluster"
-                f" {s.cluster} sign their membership with ({', '.join(others[:5])}): the load balancer"
-                " and the other servers would ignore this server; give it their cluster_secret"
-            )
+        # started, it would get no traffic and `zato cluster status` would call it gone
+        membership.refuse_foreign_secret(
+            client,
+            s.cluster,
+            key,
+            s.name,
+            s.config_file,
+            "the load balancer and the other servers would ignore this server",
+        )
     finally:
         client.close()
     if accepts_anonymous(s.redis):
