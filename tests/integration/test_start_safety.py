@@ -94,6 +94,11 @@ def test_a_server_that_never_becomes_ready_is_stopped_by_the_failed_start(quicks
         proc.stderr
     )
     assert "server server1 stopped (pid " in proc.stdout and "this start failed" in proc.stdout, proc.stdout
+    s = qs.settings("server1")
+    assert (
+        f"warning: {s.config_file}: [gunicorn] bind = 127.0.0.1:{elsewhere} overrides [main] host and port,"
+        f" which `zato start`, the load balancer and the connectors use ({s.host}:{s.port})" in proc.stdout
+    ), proc.stdout
     pid = int(proc.stdout.split("server server1 stopped (pid ")[1].split(")")[0])
     assert not pid_alive(pid) and qs.pid("server1") is None
     with socket.socket() as s:  # nothing serves where it did bind

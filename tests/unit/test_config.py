@@ -115,3 +115,12 @@ def test_user_conf_dir_names_the_folders_of_self_config(server_dir):
     edit(server_dir, "user_conf_dir = ../shared-conf, /etc/zato-conf", "user_conf_dir = ,")
     with pytest.raises(ConfigError, match=r"\[main\] user_conf_dir: give at least one folder"):
         load_server_settings(server_dir)
+
+
+def test_gunicorn_keys_that_override_server_conf_are_named_unless_they_agree(server_dir):
+    from zato.server.app import overridden
+
+    with open(f"{server_dir}/config/server.conf", "a") as f:
+        f.write("\n[gunicorn]\ntimeout = 60\nworkers = 3\nloglevel = debug\nbind = 127.0.0.1:17099\n")
+    s = load_server_settings(server_dir)
+    assert overridden(s) == [f"{s.config_file}: [gunicorn] loglevel = debug overrides [logging] level (info)"]

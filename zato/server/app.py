@@ -4,6 +4,7 @@ app built in each worker after fork (so ODB/Redis connections are never shared).
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import logging
 import sys
@@ -50,6 +51,31 @@ def gunicorn_options(settings: ServerSettings) -> dict:
     }
     options.update(settings.gunicorn)  # [gunicorn] in server.conf wins
     return options
+
+
+# gunicorn settings that server.conf sets elsewhere: [gunicorn] still wins (it may be needed),
+# but `zato start` warns that the rest of the cluster goes by the other setting.
+MANAGED = {
+    "bind": "[main] host and port, which `zato start`, the load balancer and the connectors use",
+    "workers": "[main] workers, which `zato info` shows",
+    "worker_class": "gevent, which the server needs (its I/O is patched for it)",
+    "pidfile": "the server directory's pidfile, which `zato stop` and `zato info` read",
+    "errorlog": "logs/server.log",
+    "loglevel": "[logging] level",
+    "logger_class": "the server's own logging (secrets masked)",
+    "proc_name": "the process title `zato info` and the pidfile checks look for",
+}
+
+
+def overridden(settings: ServerSettings) -> list[str]:
+    """A warning for each [gunicorn] key that overrides what server.conf sets elsewhere with
+    another value (the same value is fine)."""
+    ours = {**gunicorn_options(dataclasses.replace(settings, gunicorn={})), "bind": settings.address}
+    return [
+        f"{settings.config_file}: [gunicorn] {key} = {value} overrides {MANAGED[key]} ({ours[key]})"
+        for key, value in settings.gunicorn.items()
+        if key in MANAGED and str(value) != str(ours[key])
+    ]
 
 
 # Settings only some supported gunicorn versions have: set when this gunicorn knows them.

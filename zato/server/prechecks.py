@@ -21,7 +21,7 @@ def check_server(s: ServerSettings, say: Say) -> None:
     from zato.coord.client import check_redis, through_failover
     from zato.odb.api import check_cluster
     from zato.odb.engine import check_odb, create_schema, make_engine
-    from zato.server.app import check_gunicorn_settings
+    from zato.server.app import check_gunicorn_settings, overridden
     from zato.server.fork import start_odb_work
 
     def odb() -> None:
@@ -37,6 +37,8 @@ def check_server(s: ServerSettings, say: Say) -> None:
     checking = start_odb_work(s.odb_url, odb, "checking the ODB")
     try:
         check_gunicorn_settings(s)  # [gunicorn] in server.conf
+        for warning in overridden(s):
+            say(f"warning: {warning}")
     except BaseException:
         with contextlib.suppress(Exception):  # said first, as before; the check is waited for
             checking.result()
