@@ -142,3 +142,29 @@ def test_a_check_failing_in_one_server_starts_nothing_of_the_quickstart(quicksta
 def test_service_invoke_of_a_server_that_is_not_running_says_so(qs):
     proc = zato("service", "invoke", qs.server_dir("server1"), "zato.ping", check=False)
     one_line_error(proc, "server server1 at http://127.0.0.1:", "nothing listens there: is it running?")
+
+
+def test_parked_invoke_async_calls_run_again_from_the_command_line(qs):
+    import json
+
+    from zato.coord.async_invoke import decode
+    from zato.coord.client import connect
+    from zato.coord.keys import Keys
+
+    keys = Keys(qs.cluster)
+    client = connect(qs.settings("server1").redis)
+    try:
+        client.rpush(keys.async_queue, json.dumps({"service": "jobs.waiting", "payload": 1, "cid": "KWAIT"}))
+        for n in (1, 2):
+            call = {"service": "jobs.crash", "payload": n, "cid": f"KPARK{n}", "deaths": 3}
+            client.rpush(keys.async_parked, json.dumps(call))
+        out = zato("cluster", "run-parked", qs.path).stdout
+        assert out == f"invoke_async: 2 parked call(s) of cluster {qs.cluster} queued again\n", out
+        queued = [decode(raw) for raw in client.lrange(keys.async_queue, 0, -1)]
+        assert [(c.cid, c.deaths) for c in queued] == [("KWAIT", 0), ("KPARK1", 3), ("KPARK2", 3)]
+        assert client.llen(keys.async_parked) == 0
+        again = zato("cluster", "run-parked", qs.server_dir("server1")).stdout
+        assert again.startswith("invoke_async: 0 parked call(s)"), again
+    finally:
+        client.delete(keys.async_queue, keys.async_parked)
+        client.close()

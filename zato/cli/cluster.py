@@ -1,4 +1,5 @@
 """`zato cluster status DIR [--json]`: servers, the connector-server lease and its connectors.
+`zato cluster forget DIR SERVER`, `zato cluster run-parked DIR`: see their --help.
 
 DIR is a quickstart folder or any server folder of the cluster. Reads Redis (and the ODB for
 servers that are not running); never shows a secret.
@@ -62,6 +63,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     f.add_argument("path", metavar="DIR", help="a quickstart directory or a server directory of the cluster")
     f.add_argument("server", metavar="SERVER", help="the name of the server to forget")
     f.set_defaults(func=run_forget)
+    r = csub.add_parser(
+        "run-parked",
+        help="queue the parked invoke_async calls again (workers died running them)",
+        description="An invoke_async call under which 3 workers died is parked, not run again "
+        "(zato cluster status counts them). Once its service is mended, this puts every call parked "
+        "now back on the queue, oldest first, as the dashboard's 'Run parked again' does. Each keeps "
+        "its count: one that ends its worker again is parked after one more.",
+    )
+    r.add_argument("path", metavar="DIR", help="a quickstart directory or a server directory of the cluster")
+    r.set_defaults(func=run_parked)
 
 
 def run_status(args: argparse.Namespace) -> int:
@@ -123,6 +134,20 @@ def run_forget(args: argparse.Namespace) -> int:
         odb.dispose()
         client.close()
     print(f"server {name} forgotten: no longer listed in cluster {cluster}")
+    return 0
+
+
+def run_parked(args: argparse.Namespace) -> int:
+    from zato.coord.async_invoke import requeue_parked
+    from zato.lifecycle.control import cluster_settings
+
+    settings = cluster_settings(args.path)
+    client = connect(settings.redis, retry=Retry(NoBackoff(), 0))
+    try:
+        moved = requeue_parked(client, settings.cluster)
+    finally:
+        client.close()
+    print(f"invoke_async: {moved} parked call(s) of cluster {settings.cluster} queued again")
     return 0
 
 
