@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import http.client
 import json
 import os
 import signal
 import stat
 import subprocess
 import sys
+from typing import NamedTuple
 
 import pytest
 import requests
@@ -82,6 +85,47 @@ def test_stats_socket_private_and_stats_page_needs_credentials(lb):
     assert PASSWORD not in json.dumps(info)
     with open(os.path.join(lb.lb_dir, "logs", "lb.log")) as f:
         assert PASSWORD not in f.read()
+
+
+class Answer(NamedTuple):
+    status: int
+    headers: http.client.HTTPMessage
+    text: str
+
+
+def stats_page(lb, source: str, password: str | None, path: str = "/zato-lb-stats") -> Answer:  # noqa: ANN001
+    """GET a stats page from the client address `source` (any 127.0.0.0/8 address reaches the LB),
+    with the stats user and `password` (None: no credentials)."""
+    conn = http.client.HTTPConnection("127.0.0.1", lb.port, timeout=10, source_address=(source, 0))
+    headers = {}
+    if password is not None:
+        headers["Authorization"] = "Basic " + base64.b64encode(f"admin:{password}".encode()).decode()
+    try:
+        conn.request("GET", path, headers=headers)
+        resp = conn.getresponse()
+        return Answer(resp.status, resp.headers, resp.read().decode(errors="replace"))
+    finally:
+        conn.close()
+
+
+def test_an_address_guessing_the_stats_password_is_throttled_and_no_other(lb):
+    """Before: nothing limited guessing the stats password (15 wrong ones, 15 answers 401, as
+    fast as the client liked). Now [stats] max_failures (10) wrong logins a minute from one
+    address, then 429 with Retry-After on both pages the stats credentials open, even with the
+    right password, while another address logs in."""
+    lb.start()
+    codes = [stats_page(lb, "127.0.0.1", f"guess-{i}").status for i in range(15)]
+    assert codes[:10] == [401] * 10 and set(codes[10:]) == {429}
+    refused = stats_page(lb, "127.0.0.1", PASSWORD)
+    assert refused.status == 429 and "too many failed logins" in refused.text
+    assert 60 < int(refused.headers["Retry-After"]) <= 121  # the rate is a 60 s sliding window
+    assert stats_page(lb, "127.0.0.1", PASSWORD, "/zato-lb-metrics").status == 429
+    assert stats_page(lb, "127.0.0.2", PASSWORD).status == 200
+    assert stats_page(lb, "127.0.0.2", PASSWORD, "/zato-lb-metrics").status == 200
+    # a request without credentials (what a browser sends before it asks for them) is no failed login
+    assert {stats_page(lb, "127.0.0.3", None).status for _ in range(12)} == {401}
+    assert stats_page(lb, "127.0.0.3", PASSWORD).status == 200
+    assert requests.get(lb.url + "/zato-lb-alive", timeout=5).ok
 
 
 @pytest.mark.parametrize(

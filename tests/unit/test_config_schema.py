@@ -134,5 +134,6 @@ def test_every_key_the_templates_document_is_known():
 
 def test_unknown_setting_without_a_close_key_lists_the_known_ones():
     said = unknown_setting("/x/lb.conf", LB_SCHEMA, {"stats": ["colour"]})
-    assert said == "/x/lb.conf: [stats] colour is not a setting of lb.conf (known: password, username)"
+    known = "(known: max_failures, password, username)"
+    assert said == f"/x/lb.conf: [stats] colour is not a setting of lb.conf {known}"
     assert unknown_setting("/x/lb.conf", LB_SCHEMA, {"main": ["host", "port"]}) is None

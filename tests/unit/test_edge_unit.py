@@ -275,3 +275,23 @@ def test_the_429s_of_failed_logins_say_when_to_try_again():
     assert len(returns) == 2 and all("hdr Retry-After %[var(txn.zato_retry_after)]" in ln for ln in returns)
     limit = settings.admin_max_failures
     assert f"int({60 * limit}),div(txn.zato_failure_rate),neg,add(121)" in lines
+
+
+def test_the_stats_pages_are_throttled_per_address_and_can_be_left_alone(lb_dir):
+    """Before: nothing limited guessing the stats password; any client could try as fast as it
+    liked on /zato-lb-stats or /zato-lb-metrics."""
+    text = render.render(load_lb_settings(lb_dir), [])
+    guard = text.index("sc1_gpc0_rate(stats_failures) ge 10")  # [stats] max_failures default
+    assert guard < text.index("http-request auth realm") < text.index("stats enable")  # before the 401s
+    assert "acl zato_lb_page path -m beg /zato-lb-stats" in text
+    assert "acl zato_lb_page path /zato-lb-metrics" in text
+    counted = "if zato_lb_page { req.hdr_cnt(authorization) gt 0 } !{ http_auth(zato_lb_stats) }"
+    assert "sc-inc-gpc0(1) " + counted in text
+    assert "backend stats_failures" in text
+    conf = os.path.join(lb_dir, "config", "lb.conf")
+    with open(conf) as f:
+        text = f.read().replace("[stats]\n", "[stats]\nmax_failures = 0\n", 1)
+    with open(conf, "w") as f:
+        f.write(text)
+    text = render.render(load_lb_settings(lb_dir), [])
+    assert "stats_failures" not in text and "zato_lb_page" not in text

@@ -135,6 +135,7 @@ class EdgeSettings:
     admin_through_lb: bool = True  # [admin] through_lb: /zato/admin/ reachable through the LB
     admin_max_failures: int = 10  # [admin] max_failures: failed logins per address per minute; 0 = no limit
     channel_max_failures: int = 20  # [channels] max_failures: the same on secured HTTP channels
+    stats_max_failures: int = 10  # [stats] max_failures: the same on the stats and HAProxy metrics pages
     tls_cert: str = ""  # [tls] cert: PEM with certificate (chain) and key; empty = plain HTTP
     tls_alpn: str = "h2,http/1.1"  # [tls] alpn
 
@@ -271,7 +272,7 @@ LB_SCHEMA: Schema = {
     "main": frozenset({"host", "port"}),
     "cluster": frozenset({"name"}),
     "kvdb": _KVDB,
-    "stats": frozenset({"username", "password"}),
+    "stats": frozenset({"username", "password", "max_failures"}),
     "auth": frozenset({"cluster_secret"}),
     "haproxy": frozenset(
         {
@@ -599,6 +600,7 @@ def _edge(r: _Reader) -> EdgeSettings:
         admin_through_lb=r.bool("admin", "through_lb", d.admin_through_lb),
         admin_max_failures=r.int("admin", "max_failures", d.admin_max_failures, 0, 1000000),
         channel_max_failures=r.int("channels", "max_failures", d.channel_max_failures, 0, 1000000),
+        stats_max_failures=r.int("stats", "max_failures", d.stats_max_failures, 0, 1000000),
         tls_cert=tls_cert,
         tls_alpn=_alpn(r, d.tls_alpn),
     )

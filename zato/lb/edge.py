@@ -17,6 +17,11 @@ Pure functions over `EdgeSettings` (lb.conf), used by `zato.lb.render`. What eac
   logins (401 answers) exceed `[admin] max_failures` in a minute gets 429 for those paths until
   its rate falls (stick table `admin_failures`); the 429 says in Retry-After how many seconds
   until it has certainly fallen (`retry_after_lines`). Callers of secured channels likewise.
+- The stats page and HAProxy's metrics page (behind `[stats] username/password`): an address
+  whose requests there carried wrong credentials `[stats] max_failures` times in a minute gets
+  429 on those pages until its rate falls (stick table `stats_failures`, `stats_lines`). HAProxy
+  answers their 401 itself, which `http-response` rules never see, so a failure is counted as
+  the request comes in: an Authorization header that `http_auth` does not accept.
 - TLS: `bind ... ssl crt PEM alpn h2,http/1.1` when `[tls] cert` is set.
 """
 
@@ -29,6 +34,7 @@ from zato.config.settings import EdgeSettings
 SOURCE_TABLE = "per_source"
 ADMIN_TABLE = "admin_failures"
 CHANNEL_TABLE = "channel_failures"
+STATS_TABLE = "stats_failures"
 INTERNAL_PATH = "/zato/internal"
 ADMIN_PATH = "/zato/admin"
 API_INVOKE_PATH = "/zato/api/invoke"  # Zato's APIClient; /zato/admin/invoke is under ADMIN_PATH
@@ -135,6 +141,29 @@ def frontend_lines(e: EdgeSettings) -> list[str]:
     return lines
 
 
+def stats_lines(e: EdgeSettings, pages: tuple[str, str], userlist: str) -> list[str]:
+    """Rules guarding the stats page (`pages[0]`, which HAProxy serves under any path it begins)
+    and the metrics page (`pages[1]`) against guessed passwords; to be evaluated before the
+    rules that ask for their credentials. Stick counter 1 is free on these paths (it is tracked
+    on the admin paths only)."""
+    if not e.stats_max_failures:
+        return []
+    stats_page, metrics_page = pages
+    refused = f"if zato_lb_page {{ sc1_gpc0_rate({STATS_TABLE}) ge {e.stats_max_failures} }}"
+    detail = "too many failed logins to the load balancer's pages from this address; try again later"
+    return [
+        f"    acl zato_lb_page path -m beg {stats_page}",
+        f"    acl zato_lb_page path {metrics_page}",
+        f"    http-request track-sc1 src table {STATS_TABLE} if zato_lb_page",
+        *retry_after_lines(1, STATS_TABLE, e.stats_max_failures, refused),
+        _return(429, detail, refused, True),
+        # a failed login: credentials sent and refused (a first request without any, as a
+        # browser sends before it asks for them, is not one)
+        f"    http-request sc-inc-gpc0(1) if zato_lb_page {{ req.hdr_cnt(authorization) gt 0 }} "
+        f"!{{ http_auth({userlist}) }}",
+    ]
+
+
 def table_sections(e: EdgeSettings) -> list[str]:
     """Backends that only hold stick tables (HAProxy 2.6 has no top-level `table`)."""
     out = []
@@ -146,6 +175,9 @@ def table_sections(e: EdgeSettings) -> list[str]:
     if e.channel_max_failures:
         store = "gpc0,gpc0_rate(60s)"
         out.append(f"backend {CHANNEL_TABLE}\n    stick-table type ipv6 size 100k expire 60s store {store}\n")
+    if e.stats_max_failures:
+        store = "gpc0,gpc0_rate(60s)"
+        out.append(f"backend {STATS_TABLE}\n    stick-table type ipv6 size 100k expire 60s store {store}\n")
     return out
 
 

@@ -264,6 +264,7 @@ def render(settings: LBSettings, servers: list[Backend]) -> str:
         "bind_line": [edge.bind_line(s.host, s.port, s.edge)],
         "connection_lines": edge.connection_lines(s.edge),
         "frontend_lines": edge.frontend_lines(s.edge),
+        "stats_lines": edge.stats_lines(s.edge, (STATS_URI, METRICS_URI), STATS_USERS),
         "servers": [f"    server {b.name} {b.address} {opts}" for b in sorted(servers, key=lambda b: b.name)],
         "tables": tables,
         **_log_blocks(s),
