@@ -260,6 +260,19 @@ def test_head_is_answered_wherever_get_is(cluster) -> None:
     assert r.status_code == 405 and r.headers["Allow"] == "GET, HEAD"
 
 
+def test_an_optional_output_that_is_none_is_null_unless_the_service_skips_empty_keys(cluster) -> None:
+    """Zato's SimpleIO returns an optional output element that is empty "unless skip_empty_keys is
+    True" (https://zato.io/docs/progguide/sio.html). Before: every optional output whose value was
+    None was left out; a client reading `is_vip` of /crm/clients/7 found no key at all."""
+    for base in urls(cluster):
+        r = requests.get(f"{base}/crm/clients/7")  # is_vip and lang left out: None, not False
+        assert r.json() == {"client_id": 7, "name": "Client 7", "is_vip": None, "lang": None}, r.text
+        r = api(cluster, base, "demo.profile.get", {"user_id": 1, "nick": ""})
+        assert r.json() == {"user_id": 1, "is_vip": None, "nick": "", "email": None}, r.text
+        r = api(cluster, base, "demo.profile.get-skip-empty", {"user_id": 1, "nick": ""})
+        assert r.json() == {"user_id": 1, "nick": ""}, r.text  # nick: in force_empty_keys
+
+
 def test_bad_definitions_are_refused_naming_the_field(cluster) -> None:
     admin = requests.Session()
     admin.auth = cluster.admin_auth
@@ -428,7 +441,9 @@ def test_services_without_a_name_answer_to_zatos_names(cluster) -> None:
         r = api(cluster, cluster.lb_url, service)
         assert (r.status_code, r.json()) == (200, {"service": service})
     r = api(cluster, cluster.lb_url, "legacy-names.get_client", {"name": "n"})
-    assert (r.status_code, r.json()) == (200, {"name": "n", "service": "legacy-names.get_client"})
+    # count, an optional output, None as the input left it out: null (SimpleIO's skip_empty_keys is off)
+    expected = {"name": "n", "service": "legacy-names.get_client", "count": None}
+    assert (r.status_code, r.json()) == (200, expected)
     r = api(cluster, cluster.lb_url, "legacy-names.get_client", {"name": "n", "count": "2"})
     assert r.json()["count"] == 2
 
@@ -500,7 +515,8 @@ def test_zato_client_unchanged(cluster) -> None:
     wait_for(lambda: done.lrange(f"demo:job-done:{job}", 0, -1), what="the job invoke_async queued")
     api_client = client.APIClient(cluster.lb_url, *cluster.invoke_auth)
     r = api_client.invoke("crm.client.get", {"client_id": 3, "lang": "en"})
-    assert r.is_ok and r.data == {"client_id": 3, "name": "Client 3", "lang": "en"} and r.cid.startswith("K")
+    assert r.is_ok and r.data == {"client_id": 3, "name": "Client 3", "is_vip": None, "lang": "en"}
+    assert r.cid.startswith("K")
     r = client.APIClient(cluster.lb_url, cluster.invoke_auth[0], "wrong").invoke("crm.client.get", {})
     assert not r.is_ok and "wrong or missing credentials" in r.details
 
@@ -619,7 +635,8 @@ def test_outgoing_http_and_sql_live_and_masked(cluster) -> None:
     for base in urls(cluster):
         r = requests.get(f"{base}/demo/fetch/5?conn_name=self-crm")
         assert r.status_code == 200, r.text
-        assert r.json() == {"status": 200, "remote": {"client_id": 5, "name": "Client 5", "lang": "pl"}}
+        remote = {"client_id": 5, "name": "Client 5", "is_vip": None, "lang": "pl"}
+        assert r.json() == {"status": 200, "remote": remote}
         r = api(cluster, base, "out.sql.sum", {"a_count": 2, "b_count": 40})
         assert r.status_code == 200 and r.json() == {"total": 42}, r.text
     # What PostgreSQL hands back (NUMERIC, DATE, TIMESTAMP, UUID) goes out as JSON text; a
@@ -651,7 +668,7 @@ def test_outgoing_http_and_sql_live_and_masked(cluster) -> None:
         assert r.status_code == 200 and r.json() == {"name": "Client 7", "lang": "en"}, r.text
         r = api(cluster, base, "out.rest.create-client", {"conn_name": "self-crm-new", "client_name": "Ann"})
         assert r.status_code == 200, r.text
-        created = {"client_id": 1003, "name": "Ann"}
+        created = {"client_id": 1003, "name": "Ann", "email": None}  # its optional output, None: null
         answer = {
             "status": 201,
             "location": "/crm/clients/1003",
@@ -914,7 +931,7 @@ def test_zato_service_invoke_from_the_command_line(cluster) -> None:
     out = zato(
         "service", "invoke", cluster.path, "crm.client.get", "--payload", '{"client_id": 4, "lang": "pl"}'
     )
-    assert json.loads(out.stdout) == {"client_id": 4, "name": "Client 4", "lang": "pl"}
+    assert json.loads(out.stdout) == {"client_id": 4, "name": "Client 4", "is_vip": None, "lang": "pl"}
     piped = zato("service", "invoke", cluster.server_dir("server2"), "crm.client.get", "--payload", "-",
                  input='{"client_id": 5}')  # fmt: skip
     assert json.loads(piped.stdout)["name"] == "Client 5"

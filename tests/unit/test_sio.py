@@ -14,7 +14,7 @@ import pytest
 
 from zato.common import jsonenc
 from zato.common.errors import DeployError, InputError, ServiceError
-from zato.server.service import UUID, AsIs, Date, DateTime, Decimal, Float, Int, Integer, Model, Service
+from zato.server.service import UUID, AsIs, Bool, Date, DateTime, Decimal, Float, Int, Integer, Model, Service
 from zato.service.base import Request
 from zato.service.store import ServiceStore, load_source
 
@@ -81,7 +81,7 @@ class TypedOptional(Service):
 
 def test_a_typed_element_with_a_dash_is_optional_and_named_without_it() -> None:
     """Before: a required field named '-count' (400 'missing input: -count')."""
-    assert Store().call(TypedOptional, {"name": "n"}) == {"name": "n"}
+    assert Store().call(TypedOptional, {"name": "n"}) == {"name": "n", "count": None}
     assert Store().call(TypedOptional, {"name": "n", "count": "3"}) == {"name": "n", "count": 3}
     with pytest.raises(InputError, match="invalid input count: 'x' is not an integer"):
         Store().call(TypedOptional, {"name": "n", "count": "x"})
@@ -481,3 +481,67 @@ def test_zatos_csv_and_dictlist_elements() -> None:
     assert Store().call(Tags, {"tags": ["x"], "lines": [{"sku": "a"}]})["tags"] == "x,new"
     with pytest.raises(InputError, match="invalid input lines: \\[1\\] is not a list of objects"):
         Store().call(Tags, {"tags": "x", "lines": [1]})
+
+
+class Profile(Service):
+    """Zato's documented SimpleIO example of defaults and empty output
+    (https://zato.io/docs/progguide/sio.html)."""
+
+    name = "t.profile"
+
+    class SimpleIO:
+        input_required = ("user_id",)
+        input_optional = ("is_vip", Bool("is_admin", default=False), "nick")
+        output_required = ("user_id",)
+        output_optional = ("is_vip", "is_admin", "nick", "email", Int("max_size", default=100))
+
+    def handle(self) -> None:
+        inp = self.request.input
+        self.response.payload = {**inp, "email": None}
+
+
+class ProfileSkipped(Profile):
+    name = "t.profile-skipped"
+
+    class SimpleIO(Profile.SimpleIO):
+        skip_empty_keys = True
+        force_empty_keys = ("nick",)
+
+
+class ProfileInput(Profile):
+    name = "t.profile-input"
+    seen: dict = {}
+
+    def handle(self) -> None:
+        ProfileInput.seen = dict(self.request.input)
+        self.response.payload = {"user_id": self.request.input.user_id}
+
+
+def test_optional_input_left_out_is_none_or_its_elements_default() -> None:
+    Store().call(ProfileInput, {"user_id": 1})
+    assert ProfileInput.seen["is_vip"] is None  # not False: default_value (None) unless the element has one
+    assert ProfileInput.seen["is_admin"] is False  # Bool("is_admin", default=False)
+
+
+def test_optional_output_that_is_none_is_returned_as_null_unless_skip_empty_keys() -> None:
+    """Before: every optional output whose value was None was left out, so a client never saw
+    `"email": null`; Zato returns it unless the service says skip_empty_keys = True."""
+    out = Store().call(Profile, {"user_id": 1, "nick": ""})
+    empty = {"is_vip": None, "nick": "", "email": None}
+    assert out == {"user_id": 1, "is_admin": False, "max_size": 100, **empty}
+    assert json.loads(jsonenc.dumps(out))["email"] is None  # JSON null
+    out = Store().call(ProfileSkipped, {"user_id": 1, "nick": ""})
+    assert out == {"user_id": 1, "is_admin": False, "nick": "", "max_size": 100}  # nick: force_empty_keys
+    assert Store().call(ProfileSkipped, {"user_id": 0, "is_vip": "no"})["is_vip"] is False  # not empty
+
+
+class ForcedAll(ProfileSkipped):
+    name = "t.profile-forced"
+
+    class SimpleIO(ProfileSkipped.SimpleIO):
+        force_empty_keys = True  # Zato 3.0's form: every optional output
+
+
+def test_force_empty_keys_true_keeps_every_optional_output() -> None:
+    out = Store().call(ForcedAll, {"user_id": 1})
+    assert out["email"] is None and out["is_vip"] is None and out["nick"] is None

@@ -8,6 +8,13 @@ service (`input = "id", "-name"`) or in a `class IO`, and Zato 4.1 dataclass mod
 A declaration is parsed once per service class (`io_of`); per request, `parse_input` builds
 `self.request.input` and `render_output` keeps only the declared output fields. A missing
 or malformed input raises InputError (a 400 naming the field).
+
+Empty output, as Zato's SimpleIO documents it (https://zato.io/docs/progguide/sio.html): an
+optional output element whose value is None is returned (JSON null) "unless skip_empty_keys is
+True"; then empty ones (None, "", an empty list or object) are left out, but those named in
+force_empty_keys (True: all). An output element's own default (`Int("max_size", default=100)`)
+is returned when the payload lacks the key. Dataclass models (Zato 4.1) leave out None fields,
+as before.
 """
 
 from __future__ import annotations
@@ -347,6 +354,14 @@ class IODecl:
     output: Fields = Fields()
     response_elem: str | None = None
     default_value: Any = None
+    skip_empty_keys: bool = False  # optional output that is empty is left out ...
+    force_empty_keys: frozenset[str] | bool = frozenset()  # ... but these (True: all of them)
+
+    def keeps_empty(self, name: str) -> bool:
+        """Whether an optional output element `name` whose value is empty is in the response."""
+        if not self.skip_empty_keys or self.force_empty_keys is True:
+            return True
+        return self.force_empty_keys is not False and name in self.force_empty_keys
 
     @property
     def declared(self) -> bool:
@@ -470,7 +485,19 @@ def io_of(cls: type) -> IODecl:
         _fields(source, "output"),
         getattr(source, "response_elem", None),
         getattr(source, "default_value", None),
+        bool(getattr(source, "skip_empty_keys", False)),
+        _force_empty_keys(getattr(source, "force_empty_keys", ())),
     )
+
+
+def _force_empty_keys(value: Any) -> frozenset[str] | bool:
+    """SimpleIO's force_empty_keys: names (one, or a list), or True / False for all or none."""
+    if isinstance(value, bool):
+        return value
+    names = _as_tuple(value)
+    if not all(isinstance(n, str) for n in names):
+        raise ServiceError(f"force_empty_keys {value!r} is not True, False or a list of output names")
+    return frozenset(n.lstrip("-") for n in names)
 
 
 # Per request
@@ -550,20 +577,34 @@ def _item_dict(item: Any) -> Any:
     return {k: v for k, v in vars(item).items() if not k.startswith("_")}
 
 
-def _filter(fields: Fields, item: Any, service: str) -> dict:
+def _empty(value: Any) -> bool:
+    """What skip_empty_keys leaves out: None, "", an empty list or object (not 0 or False)."""
+    return value is None or (not value and isinstance(value, (str, bytes, list, tuple, dict)))
+
+
+def _filter(decl: IODecl, item: Any, service: str) -> dict:
+    fields = decl.output
+    simple_io = fields.model is None  # a dataclass model leaves out its None fields
     data = _item_dict(item)
-    out = {}
+    out: dict[str, Any] = {}
     missing = []
     for elem in fields.elems:
         value = data.get(elem.name)  # one lookup (a Payload's get is dict's own, in C)
-        if value is not None:
-            try:
-                out[elem.name] = value if elem.as_is else elem.output(value)
-            except ValueError as e:
-                bad = f"{elem.name}: {_short(value)} {e}"
-                raise ServiceError(f"service {service} produced invalid output {bad}") from None
-        elif elem.required:
-            missing.append(elem.name)
+        if value is None and simple_io and elem.default is not None and elem.name not in data:
+            value = elem.default  # Int("max_size", default=100): when the payload lacks it
+        if value is None:
+            if elem.required:
+                missing.append(elem.name)
+            elif simple_io and elem.name in data and decl.keeps_empty(elem.name):
+                out[elem.name] = None  # set to None: returned; not set at all: left out
+            continue
+        if decl.skip_empty_keys and not elem.required and _empty(value) and not decl.keeps_empty(elem.name):
+            continue
+        try:
+            out[elem.name] = value if elem.as_is else elem.output(value)
+        except ValueError as e:
+            bad = f"{elem.name}: {_short(value)} {e}"
+            raise ServiceError(f"service {service} produced invalid output {bad}") from None
     if missing:
         raise ServiceError(f"service {service} did not produce required output: {', '.join(missing)}")
     return out
@@ -576,9 +617,9 @@ def render_output(decl: IODecl, payload: Any, service: str) -> Any:
     if not fields.elems or payload is None or isinstance(payload, (str, bytes)):
         return payload
     if _one_item(payload):
-        out: Any = _filter(fields, payload, service)
+        out: Any = _filter(decl, payload, service)
     elif isinstance(payload, (list, tuple, Iterable)):  # list, tuple checked before the ABC
-        out = [_filter(fields, item, service) for item in payload]
+        out = [_filter(decl, item, service) for item in payload]
     else:
-        out = _filter(fields, payload, service)
+        out = _filter(decl, payload, service)
     return {decl.response_elem: out} if decl.response_elem else out
