@@ -360,6 +360,21 @@ class Record(Service):
         client.rpush(received_key(self.server.cluster), json.dumps(payload))
 
 
+def broken_key(cluster):
+    return f"zato:{cluster}:test:broken"
+
+
+class Flaky(Service):
+    """Fails while the test's Redis flag is set (a bug), records its payload once it is not."""
+    name = "conn.flaky"
+
+    def handle(self):
+        client = _redis.get("c") or _redis.setdefault("c", redis.Redis.from_url(REDIS_URL))
+        if client.exists(broken_key(self.server.cluster)):
+            raise ValueError("broken until the test mends it")
+        client.rpush(received_key(self.server.cluster), json.dumps(self.request.payload))
+
+
 class SendAMQP(Service):
     name = "conn.send-amqp"
 
@@ -377,7 +392,13 @@ class SendZMQ(Service):
 '''
 
 
+def broken_key(cluster: str) -> str:
+    """While this Redis key exists, conn.flaky (services_source) fails every message."""
+    return f"zato:{cluster}:test:broken"
+
+
 def services_source() -> str:
     """A module of test services: conn.record (records payloads in Redis; fails on {"fail": true}),
+    conn.flaky (fails while Redis key zato:CLUSTER:test:broken exists, then records as conn.record),
     conn.send-amqp and conn.send-zmq (send their payload's items through outgoing connections)."""
     return f"REDIS_URL = {REDIS_URL!r}\n" + SERVICES

@@ -16,7 +16,7 @@ import redis
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conn_support import Rabbit, rabbitmqctl, services_source
+from tests.conn_support import Rabbit, broken_key, rabbitmqctl, services_source
 from tests.support import REDIS_URL, free_port, wait_for, zato
 from zato.coord import connector_stats
 from zato.coord.keys import Keys
@@ -197,6 +197,46 @@ def test_messages_over_the_body_limit_together_arrive_and_one_over_it_alone_is_p
         assert props.headers["x-zato-deliveries"] == 1  # parked at its first delivery
     finally:
         zato("conn", "delete", "amqp-channel", cluster.path, "--name", "sized")
+
+
+def test_parked_messages_replayed_once_the_service_is_mended_reach_it_once_more(cluster):
+    """A service with a bug parks every message; nothing put them back. Now `zato conn
+    replay-parked` does: while the service still fails, each message replayed is parked again
+    and the replay ends (it takes only what was parked when it started); once mended, every
+    one reaches the service and the parking queue is empty."""
+    _clear(cluster)
+    client = redis.Redis.from_url(REDIS_URL)
+    client.set(broken_key(cluster.cluster), 1)
+    queue = cluster.rabbit.queue(f"zt-cl-replay-{uuid.uuid4().hex[:8]}")
+    parked_q = queue + ".zato-parked"
+    create = ("conn", "create", "amqp-channel", cluster.path, "--name", "mended", "--def", "rabbit")
+    zato(*create, "--queue", queue, "--service", "conn.flaky", "--max-deliveries", "1")
+    replay = ("conn", "replay-parked", "amqp-channel", cluster.path, "--name", "mended")
+    try:
+        for i in range(5):
+            cluster.rabbit.publish(queue, json.dumps({"r": i}))
+        wait_for(lambda: cluster.rabbit.count(parked_q) == 5, timeout=60, what="five messages parked")
+        hint = (
+            "amqp-channel:mended: 5 message(s) in its parking queue (the broker's count, whatever restarted"
+            " meanwhile); once its service is mended: zato conn replay-parked amqp-channel DIR --name mended"
+        )
+        wait_for(lambda: hint in zato("cluster", "status", cluster.path, check=False).stdout, 30, what=hint)
+        assert zato(*replay).stdout.startswith(
+            f"amqp-channel mended: 5 parked message(s) moved back to queue {queue!r};"
+        )
+        wait_for(lambda: cluster.rabbit.count(parked_q) == 5, timeout=60, what="the five parked again")
+        assert received(cluster.cluster) == []
+
+        client.delete(broken_key(cluster.cluster))  # the service is mended
+        moved = f"amqp-channel mended: 5 parked message(s) moved back to queue {queue!r}"
+        assert zato(*replay).stdout == f"{moved}; 0 left in {parked_q!r}\n"
+        wait_for(lambda: len(received(cluster.cluster)) == 5, timeout=60, what="the five at the service")
+        assert sorted(m["r"] for m in received(cluster.cluster)) == list(range(5))
+        wait_for(lambda: cluster.rabbit.count(queue) == 0, timeout=30, what="all acked")
+        assert cluster.rabbit.count(parked_q) == 0
+    finally:
+        client.delete(broken_key(cluster.cluster))
+        zato("conn", "delete", "amqp-channel", cluster.path, "--name", "mended")
 
 
 def test_amqp_outgoing_round_trip_from_a_service(cluster):

@@ -282,9 +282,11 @@ def render(data: dict) -> str:
             )
             for c in children:  # the counter is the process's own; the queue outlives it
                 if c.get("parking_queue"):
+                    kind, _, name = str(c["name"]).partition(":")
                     out.append(
                         f"  {c['name']}: {c['parking_queue']} message(s) in its parking queue"
-                        " (the broker's count, whatever restarted meanwhile)"
+                        " (the broker's count, whatever restarted meanwhile); once its service is"
+                        f" mended: zato conn replay-parked {kind} DIR --name {name}"
                     )
         else:
             out.append(f"Connectors on {lease['holder']}: none")

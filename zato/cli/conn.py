@@ -1,11 +1,13 @@
 """`zato conn create|edit|delete|list`: AMQP, IBM MQ, ZeroMQ, outgoing HTTP and SQL connection
-definitions, and the security definitions HTTP channels are guarded by.
+definitions, and the security definitions HTTP channels are guarded by; `zato conn
+replay-parked`: an AMQP channel's parked messages back on its queue (zato.connector.amqp_replay).
 
     zato conn create amqp-def DIR --name rabbit --host 127.0.0.1 --password -   (- reads stdin)
     zato conn create amqp-channel DIR --name orders --def rabbit --queue orders --service my.svc
     zato conn edit amqp-channel DIR --name orders --prefetch 50
     zato conn delete amqp-channel DIR --name orders
     zato conn list DIR [--kind amqp-channel]
+    zato conn replay-parked amqp-channel DIR --name orders [--limit 100]
     zato conn create http-outgoing DIR --name crm --address http://crm:8080 --url-path /clients/{id}
     zato conn create sql-outgoing DIR --name crm-db --url postgresql://crm@db/crm --password -
     zato conn create security DIR --name crm-users --type basic_auth --username crm --password -
@@ -183,7 +185,7 @@ def _add_kind_parsers(act: argparse._SubParsersAction, action: str, func) -> Non
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     what = "AMQP, IBM MQ, ZeroMQ, outgoing HTTP and SQL connections, and channels' security definitions"
-    p = sub.add_parser("conn", help=f"create, edit, delete or list {what}")
+    p = sub.add_parser("conn", help=f"create, edit, delete or list {what}; replay parked AMQP messages")
     act = p.add_subparsers(dest="action", metavar="ACTION")
     act.required = True
     _add_kind_parsers(act, "create", create)
@@ -198,6 +200,41 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="only this kind: " + ", ".join(connectors.KINDS),
     )
     ls.set_defaults(func=list_)
+    replay = act.add_parser(
+        "replay-parked",
+        help="put an AMQP channel's parked messages back on its queue (once its service is mended)",
+        description="Put the messages an AMQP channel parked in QUEUE.zato-parked (failed max-deliveries"
+        " times, refused as bad input, rejected by the service, not JSON) back on QUEUE, for its service"
+        " to run again: each with its body and properties, its delivery count started again; its parked"
+        " copy is acked only once the broker confirmed the new one. At most the messages parked when it"
+        " starts are taken (one parked again meanwhile waits for the next replay). Prints how many were"
+        " moved and how many are left; exit code 1 with the reason if the broker failed or refused.",
+    )
+    replay.add_argument(
+        "kind",
+        metavar="KIND",
+        choices=("amqp-channel",),
+        help="amqp-channel (outgoing connections' parked messages: the dashboard's Re-send parked)",
+    )
+    replay.add_argument("path", metavar="DIR", help="a server or quickstart directory")
+    replay.add_argument("--name", required=True, help="the channel's name")
+    replay.add_argument(
+        "--limit",
+        type=_positive,
+        metavar="N",
+        help="move at most N messages, the oldest first (default: all that are parked when it starts)",
+    )
+    replay.set_defaults(func=replay_parked)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of 1 or more")
+    return value
 
 
 def _values(args: argparse.Namespace) -> dict:
@@ -335,3 +372,17 @@ def list_(args: argparse.Namespace) -> int:
     if not views:
         print("no connection definitions")
     return 0
+
+
+def replay_parked(args: argparse.Namespace) -> int:
+    from zato.connector import amqp_replay
+
+    settings = cluster_settings(args.path)
+    odb = ODB(settings.odb_url)
+    try:
+        result = amqp_replay.replay_channel(
+            odb, settings.cluster, args.name, settings.tls_ca_file, args.limit
+        )
+    finally:
+        odb.dispose()
+    return report(result)

@@ -53,8 +53,10 @@ each a subclass of its parent here; import those from their own module.
      │   │                     in time (inside the Invoker: a TIMED_OUT Result to its callers)
      │   ├─ ServerGone         (zato.connector.invoke) the server a call waits on left the
      │   │                     live members (inside the Invoker: NoServer to its callers)
-     │   └─ RescueError        (zato.connector.amqp_rescue) parking a delivery pika cannot
-     │                         decode failed (nothing was acked)
+     │   ├─ RescueError        (zato.connector.amqp_rescue) parking a delivery pika cannot
+     │   │                     decode failed (nothing was acked)
+     │   └─ ReplayError        (zato.connector.amqp_replay) replaying an AMQP channel's parked
+     │                         messages could not start or stopped (the broker failed or refused)
      └─ ActionError          (zato.dashboard.actions) a dashboard action with a bad argument (400)
          └─ ActionNotFound   (zato.dashboard.actions) it names a server, connector or
                              connection the cluster does not have (404)

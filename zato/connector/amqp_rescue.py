@@ -10,8 +10,9 @@ parking queue with its properties as the broker sent them (bytes), plus the head
 x-zato-parked-reason, confirmed by the broker, and only then acked. The good messages read
 before it are not acked: closing the channel gives them back, in their order.
 
-Only the AMQP channel connector uses it, after pika lost its connection to such a failure
-(amqp_common.serve).
+The AMQP channel connector uses it after pika lost its connection to such a failure
+(amqp_common.serve); a replay of parked messages (amqp_replay) to move such a message from
+the head of the parking queue to its tail, as sent, and go on with the others.
 """
 
 from __future__ import annotations
@@ -47,8 +48,26 @@ def park_undecodable(
     decode in `parking` (with x-zato-parked-reason: `reason` and the decoder's error), then ack
     it. True if one was parked; False if none of them was undecodable. RescueError or OSError
     when the broker or the network failed; then nothing was acked."""
+    return _move_undecodable(params, queue, parking, reason, look) is not None
+
+
+def skip_undecodable(params: pika.ConnectionParameters, queue: str) -> str | None:
+    """Move the message at the head of `queue` to its tail, its properties byte for byte as the
+    broker sent them, if pika cannot decode them (confirmed, then acked): a reader taking the
+    queue's messages one by one (amqp_replay) gets past it, and it stays in the queue. The
+    decoder's error, or None when the head decodes (it is given back, nothing was acked).
+    RescueError or OSError when the broker or the network failed; then nothing was acked."""
+    return _move_undecodable(params, queue, queue, None, 1)
+
+
+def _move_undecodable(
+    params: pika.ConnectionParameters, queue: str, target: str, reason: str | None, look: int
+) -> str | None:
+    """Publish the first of the `look` messages at the head of `queue` that pika cannot decode
+    to `target` (with x-zato-parked-reason: `reason` and the error, unless `reason` is None),
+    then ack it; the decoder's error, or None if none of them was undecodable."""
     with Link(params) as link:
-        link.call(pika.spec.Queue.Declare(queue=parking, passive=True), pika.spec.Queue.DeclareOk)
+        link.call(pika.spec.Queue.Declare(queue=target, passive=True), pika.spec.Queue.DeclareOk)
         link.call(pika.spec.Confirm.Select(), pika.spec.Confirm.SelectOk)
         for _ in range(look):
             got = link.call(
@@ -56,16 +75,18 @@ def park_undecodable(
                 (pika.spec.Basic.GetOk, pika.spec.Basic.GetEmpty),
             )
             if isinstance(got, pika.spec.Basic.GetEmpty):
-                return False
+                return None
             raw_props, body = link.content()
             try:
                 pika.spec.BasicProperties().decode(raw_props)
             except Exception as e:  # noqa: BLE001 - whatever the decoder raises is what we look for
-                why = f"{reason}: {type(e).__name__}: {e}"[:500]
-                link.publish(parking, with_header(raw_props, "x-zato-parked-reason", why), body)
+                error = f"{type(e).__name__}: {e}"
+                if reason is not None:
+                    raw_props = with_header(raw_props, "x-zato-parked-reason", f"{reason}: {error}"[:500])
+                link.publish(target, raw_props, body)
                 link.send(pika.spec.Basic.Ack(delivery_tag=got.delivery_tag))
-                return True
-        return False  # the good ones go back when the channel closes
+                return error[:300]
+        return None  # the good ones go back when the channel closes
 
 
 def with_header(raw_props: bytes, name: str, value: str) -> bytes:

@@ -1,0 +1,135 @@
+"""`zato conn replay-parked amqp-channel`: an AMQP channel's parked messages back on its queue,
+against real RabbitMQ (the channel's connector is not running: what lands in its queue stays
+there to be looked at). With a cluster and its service mended: tests/integration/
+test_amqp_cluster.py; from the dashboard: tests/integration/test_dashboard.py."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from tests.conn_support import free_port
+from tests.integration import test_amqp_channel as channel_tests
+from tests.support import zato
+from zato.odb import connectors
+
+env = channel_tests.env  # the fixture: a server dir, its ODB and cluster, RabbitMQ
+FarFuture = channel_tests.FarFuture
+
+
+def _parked(env, n: int, arguments: dict | None = None) -> tuple[str, str]:
+    """A channel's queue and its parking queue holding `n` messages parked as the channel
+    parks them (x-zato-deliveries, x-zato-parked-reason); the channel's name and its queue."""
+    queue = env["rabbit"].queue(f"zt-{uuid.uuid4().hex[:8]}", arguments)
+    env["rabbit"].ch.queue_declare(queue + ".zato-parked", durable=True)
+    for i in range(n):
+        headers = {"x-order": i, "x-zato-deliveries": 5, "x-zato-parked-reason": "failed 5 times, last: 500"}
+        env["rabbit"].publish(
+            queue + ".zato-parked",
+            json.dumps({"n": i}),
+            headers=headers,
+            message_id=f"p{i}",
+            correlation_id=f"c{i}",
+            content_type="application/json",
+        )
+    return channel_tests._channel(env, queue), queue
+
+
+def replay(env, name: str, *more: str):
+    return zato("conn", "replay-parked", "amqp-channel", env["dir"], "--name", name, *more, check=False)
+
+
+def one_line_error(proc) -> str:
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("zato: error: "), proc.stderr
+    return lines[0].removeprefix("zato: error: ")
+
+
+def test_replay_moves_the_oldest_first_with_body_and_properties_and_stops_at_the_limit(env):
+    name, queue = _parked(env, 5)
+    parked_q = queue + ".zato-parked"
+    proc = replay(env, name, "--limit", "2")
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert proc.stdout == (
+        f"amqp-channel {name}: 2 parked message(s) moved back to queue {queue!r}; 3 left in {parked_q!r}\n"
+    )
+    back = env["rabbit"].get_all(queue)
+    assert [json.loads(body) for _, body in back] == [{"n": 0}, {"n": 1}]
+    for i, (props, _) in enumerate(back):
+        # As published, less what parking added: the channel counts its deliveries from 0 again.
+        assert props.headers == {"x-order": i}
+        assert (props.message_id, props.correlation_id) == (f"p{i}", f"c{i}")
+        assert props.content_type == "application/json" and props.delivery_mode == 2
+
+    proc = replay(env, name)
+    assert proc.stdout == (
+        f"amqp-channel {name}: 3 parked message(s) moved back to queue {queue!r}; 0 left in {parked_q!r}\n"
+    )
+    assert [json.loads(body)["n"] for _, body in env["rabbit"].get_all(queue)] == [2, 3, 4]
+    assert env["rabbit"].count(parked_q) == 0
+
+
+def test_a_message_pika_cannot_decode_stays_parked_and_is_reported(env):
+    name, queue = _parked(env, 1)
+    parked_q = queue + ".zato-parked"
+    far = {"x-expires": FarFuture(2000, 1, 1), "x-zato-parked-reason": "pika cannot decode its properties"}
+    env["rabbit"].publish(parked_q, b'{"n": -1}', headers=far, message_id="far")
+    env["rabbit"].publish(parked_q, json.dumps({"n": 2}), message_id="p2")
+    proc = replay(env, name)
+    assert proc.returncode == 0
+    assert proc.stdout == (
+        f"amqp-channel {name}: 2 parked message(s) moved back to queue {queue!r}; 1 left in {parked_q!r}\n"
+    )
+    assert proc.stderr == (
+        "warning: 1 message(s) pika cannot decode (ValueError: year 10002 is out of range) stay in"
+        f" {parked_q!r}: move or delete them with the broker's own tools\n"
+    )
+    assert [json.loads(body)["n"] for _, body in env["rabbit"].get_all(queue)] == [0, 2]
+    assert env["rabbit"].count(parked_q) == 1
+
+
+def test_a_copy_the_broker_refuses_leaves_its_parked_message_and_stops_the_replay(env):
+    # The channel's queue takes one more message, then the broker nacks publishes to it.
+    name, queue = _parked(env, 3, {"x-max-length": 1, "x-overflow": "reject-publish"})
+    parked_q = queue + ".zato-parked"
+    error = one_line_error(replay(env, name))
+    assert error == (
+        f"amqp-channel {name}: stopped: the broker refused it when message p1 was published to queue"
+        f" {queue!r}; it stays parked; 1 moved back to {queue!r} before, the rest stay in {parked_q!r}"
+    )
+    assert [p.message_id for p, _ in env["rabbit"].get_all(parked_q)] == ["p1", "p2"]  # in their order
+    assert [p.message_id for p, _ in env["rabbit"].get_all(queue)] == ["p0"]
+
+
+def test_what_cannot_be_replayed_is_one_clear_line(env):
+    cluster, odb = env["cluster"], env["odb"]
+    name, queue = _parked(env, 1)
+    assert one_line_error(replay(env, "nosuch")) == f"no amqp-channel named 'nosuch' in cluster {cluster}"
+    assert one_line_error(replay(env, "rabbit")) == (
+        f"no amqp-channel named 'rabbit' in cluster {cluster}"
+        " ('rabbit' is an amqp-def: only AMQP channels park messages)"
+    )
+    port = free_port()  # nothing listens there: the broker is down
+    connectors.create(odb, cluster, "amqp-def", {"name": "down", "password": "guest", "port": port})
+    connectors.create(odb, cluster, "amqp-def", {"name": "wrong", "password": "not-guest"})
+    for definition in ("down", "wrong"):
+        connectors.create(
+            odb,
+            cluster,
+            "amqp-channel",
+            {"name": f"on-{definition}", "def": definition, "queue": "q", "service": "s"},
+        )
+    error = one_line_error(replay(env, "on-down"))
+    assert error.startswith(
+        f"amqp-channel on-down: cannot connect to the AMQP broker amqp://guest@127.0.0.1:{port}/"
+        " (definition 'down'): "
+    )
+    assert "nothing moved" in error
+    assert one_line_error(replay(env, "on-wrong")) == (
+        "amqp-channel on-wrong: the AMQP broker amqp://guest@127.0.0.1:5672/ (definition 'wrong') refused"
+        " the login: check the user name and password of amqp-def 'wrong'; nothing moved"
+    )
+    usage = replay(env, name, "--limit", "0")
+    assert usage.returncode == 2 and "--limit: '0': give a whole number of 1 or more" in usage.stderr
+    assert env["rabbit"].count(queue + ".zato-parked") == 1  # still parked
