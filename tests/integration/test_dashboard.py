@@ -13,6 +13,7 @@ import shutil
 import signal
 import tempfile
 import time
+import uuid
 
 import pytest
 import requests
@@ -364,6 +365,10 @@ def test_actions_on_names_the_cluster_does_not_have_are_404_with_what_it_has(qui
         404,
         f"re-send parked amqp nosuch: no outgoing amqp connection named 'nosuch' in cluster {cluster}",
     )
+    assert refused("api/channels/amqp/nosuch/replay") == (
+        404,
+        f"replay parked amqp-channel nosuch: no amqp-channel named 'nosuch' in cluster {cluster}",
+    )
     # The server that exists is as it was in the LB, and can still be drained.
     wait_for(lambda: lb_state(op, "server1").startswith("UP"), 30, what="server1 UP in HAProxy")
     assert "drain" in op.act("api/servers/server1/drain")["result"]
@@ -382,3 +387,65 @@ def test_a_refused_action_is_shown_as_an_error_on_the_page(quickstart, browser):
         f"refused: drain server nosuch: no server named 'nosuch' in cluster {qs.cluster} (servers: server1)"
     )
     assert browser.execute_script("return document.getElementById('message').className") == "bad"
+
+
+@needs_browser
+def test_replay_parked_puts_an_amqp_channels_parked_messages_back_from_its_row(quickstart, browser):
+    """An AMQP channel whose service failed has messages in its parking queue: its row says how
+    many and has a "Replay parked" button (asked to confirm, logged with the user). Once the
+    service is mended, they reach it and the button goes. Before, nothing put them back."""
+    import redis
+    from selenium.webdriver.common.by import By
+
+    from tests.conn_support import Rabbit, broken_key, services_source
+    from tests.support import REDIS_URL
+
+    qs = quickstart(servers=1, lb=False)
+    qs.start("server1", "dashboard")
+    qs.deploy("conn_services", services_source())
+    client = redis.Redis.from_url(REDIS_URL)
+    client.set(broken_key(qs.cluster), 1)  # conn.flaky fails every message
+    rabbit = Rabbit()
+    try:
+        queue = rabbit.queue(f"zt-dash-{uuid.uuid4().hex[:8]}")
+        parked = queue + ".zato-parked"
+        zato("conn", "create", "amqp-def", qs.path, "--name", "local", "--password", "guest")
+        create = ("conn", "create", "amqp-channel", qs.path, "--name", "orders", "--def", "local")
+        zato(*create, "--queue", queue, "--service", "conn.flaky", "--max-deliveries", "1")
+        for i in range(3):
+            rabbit.publish(queue, json.dumps({"d": i}))
+        browser.get(f"http://127.0.0.1:{qs.dashboard_port}/")
+        login(browser, *qs.admin_auth)
+        button = "//tr[td[1]='amqp-channel:orders']//button[text()='Replay parked']"
+        wait_for(
+            lambda: "3 (3 in its parking queue)" in " ".join(rows(browser, "connectors")),
+            60,
+            what="the three parked on the channel's row",
+        )
+        assert browser.find_elements(By.XPATH, button)
+
+        client.delete(broken_key(qs.cluster))  # the service is mended
+        browser.find_element(By.XPATH, button).click()
+        alert = browser.switch_to.alert
+        question = "Put the 3 message(s) parked by orders back on its queue, for its service to run again?"
+        assert alert.text == question
+        alert.accept()
+        result = (
+            f"amqp-channel orders: 3 parked message(s) moved back to queue {queue!r}; 0 left in {parked!r}"
+        )
+        wait_for(lambda: text(browser, "#message") == result, 30, what="the result on the page")
+        received = f"zato:{qs.cluster}:test:received"
+        wait_for(
+            lambda: sorted(json.loads(m)["d"] for m in client.lrange(received, 0, -1)) == [0, 1, 2],
+            30,
+            what="the three at the service",
+        )
+        wait_for(lambda: not browser.find_elements(By.XPATH, button), 30, what="the button gone")
+        with open(os.path.join(qs.dashboard_dir, "logs", "dashboard.log")) as f:
+            log = f.read()
+        user = qs.admin_auth[0]
+        assert f"dashboard: user {user}: replay parked amqp-channel orders: {result}" in log
+    finally:
+        client.delete(broken_key(qs.cluster))
+        client.close()
+        rabbit.close()

@@ -8,6 +8,8 @@ raises ActionError with a message for the page; the route logs it with the user.
 - deploy a module: validated in a child process, stored in the ODB, loaded by every server.
 - undeploy a module: removed from the ODB, dropped by every server.
 - re-send parked outgoing messages: moved back to the connection's queue.
+- replay an AMQP channel's parked messages: moved back to its queue, as `zato conn
+  replay-parked` (zato.connector.amqp_replay).
 - forget a server that is gone for good: off the cluster's list (zato cluster forget).
 """
 
@@ -133,6 +135,20 @@ def resend_parked(
             where = f"in cluster {settings.cluster}"
             raise ActionNotFound(f"no outgoing {kind} connection named {connection!r} {where}")
     return f"outgoing {kind} {connection}: {moved} parked message(s) queued again"
+
+
+def replay_parked(settings: DashboardSettings, odb: Any, channel: str) -> str:
+    """The parked messages of AMQP channel `channel` back on its queue (all parked now).
+    TLS brokers are verified against the system's CAs (dashboard.conf has no [tls] ca_file)."""
+    from zato.connector.amqp_replay import replay_channel
+    from zato.odb.connectors import DefinitionNotFound
+
+    _name(channel, "channel")
+    try:
+        result = replay_channel(odb, settings.cluster, channel)
+    except DefinitionNotFound as e:
+        raise ActionNotFound(str(e)) from None
+    return "; warning: ".join([result.describe(), *result.warnings()])
 
 
 def requeue_async(settings: DashboardSettings, client: Any) -> str:

@@ -8,6 +8,7 @@ POST /api/servers/NAME/drain|ready              actions: X-CSRF-Token header (or
 POST /api/connectors/NAME/restart
 POST /api/deploy                                multipart, field "module" (a .py file)
 POST /api/outgoing/KIND/NAME/resend
+POST /api/channels/amqp/NAME/replay             an AMQP channel's parked messages back on its queue
 POST /api/async/requeue                         invoke_async calls parked (their workers died) run again
 """
 
@@ -157,6 +158,13 @@ def build_app(ctx: Any) -> bottle.Bottle:
         return action(
             f"re-send parked {kind} {connection}",
             lambda: actions.resend_parked(ctx.settings, ctx.client, kind, connection, ctx.odb),
+        )
+
+    @app.post("/api/channels/amqp/<channel>/replay")
+    def replay(channel: str) -> Any:
+        return action(
+            f"replay parked amqp-channel {channel}",
+            lambda: actions.replay_parked(ctx.settings, ctx.odb, channel),
         )
 
     @app.post("/api/async/requeue")

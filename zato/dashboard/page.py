@@ -139,7 +139,9 @@ function render(s) {
     cell(tr, busy ? c.state + '/' + c.activity : c.state,
          c.state === 'RUNNING' && !busy ? 'ok' : (c.state === 'FATAL' ? 'bad' : 'warn'));
     cell(tr, c.pid); cell(tr, c.restarts); cell(tr, c.messages_in); cell(tr, c.messages_out);
-    cell(tr, c.parked); cell(tr, c.last_error || '');
+    cell(tr, c.parking_queue ? (c.parked == null ? '-' : c.parked) + ' (' + c.parking_queue +
+         ' in its parking queue)' : c.parked, c.parking_queue ? 'bad' : '');
+    cell(tr, c.last_error || '');
     const span = document.createElement('span');
     span.appendChild(button('Restart', 'Restart connector ' + c.name + '?',
                             'api/connectors/' + encodeURIComponent(c.name) + '/restart'));
@@ -148,6 +150,11 @@ function render(s) {
       const q = kind.slice(0, -'-outgoing'.length);
       span.appendChild(button('Re-send parked', 'Queue the parked messages of ' + name + ' again?',
                               'api/outgoing/' + q + '/' + encodeURIComponent(name) + '/resend'));
+    }
+    if (kind === 'amqp-channel' && c.parking_queue > 0) {
+      span.appendChild(button('Replay parked', 'Put the ' + c.parking_queue + ' message(s) parked by ' +
+                              name + ' back on its queue, for its service to run again?',
+                              'api/channels/amqp/' + encodeURIComponent(name) + '/replay'));
     }
     cell(tr, span);
   });
