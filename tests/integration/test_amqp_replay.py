@@ -6,6 +6,7 @@ test_amqp_cluster.py; from the dashboard: tests/integration/test_dashboard.py.""
 from __future__ import annotations
 
 import json
+import types
 import uuid
 
 from tests.conn_support import free_port
@@ -133,3 +134,57 @@ def test_what_cannot_be_replayed_is_one_clear_line(env):
     usage = replay(env, name, "--limit", "0")
     assert usage.returncode == 2 and "--limit: '0': give a whole number of 1 or more" in usage.stderr
     assert env["rabbit"].count(queue + ".zato-parked") == 1  # still parked
+
+
+def test_an_outgoing_connections_parked_messages_go_back_behind_those_waiting(env):
+    """The same command for outgoing connections, whose refused messages are parked in Redis:
+    before, only the dashboard's Re-send parked put them back."""
+    from zato.config.settings import load_server_settings
+    from zato.coord.client import connect
+    from zato.coord.queues import OutQueue
+
+    cluster, odb = env["cluster"], env["odb"]
+    if not connectors.list_all(odb, cluster, "amqp-def"):
+        connectors.create(odb, cluster, "amqp-def", {"name": "rabbit", "password": "guest"})
+    connectors.create(odb, cluster, "amqp-outgoing", {"name": "out1", "def": "rabbit"})
+    client = connect(load_server_settings(env["dir"]).redis)
+    queue = OutQueue(client, cluster, "amqp", "out1")
+    try:
+        queue.push('{"body": "waiting"}')
+        client.lpush(queue.parked, '{"body": "refused-1"}', '{"body": "refused-2"}')
+        proc = zato("conn", "replay-parked", "amqp-outgoing", env["dir"], "--name", "out1")
+        assert (
+            proc.stdout
+            == "amqp-outgoing out1: 2 parked message(s) queued again, behind those waiting to go out\n"
+        )
+        assert queue.depth() == (3, 0) and client.llen(queue.parked) == 0
+        # the dashboard's "ibmmq" alias of ibm-mq: it read a Redis list nothing writes
+        from zato.dashboard import actions
+
+        connectors.create(odb, cluster, "ibm-mq-def", {"name": "qm", "password": "hunter2"})
+        connectors.create(odb, cluster, "ibm-mq-outgoing", {"name": "mq1", "def": "qm", "queue": "Q"})
+        mq = OutQueue(client, cluster, "ibm-mq", "mq1")
+        client.lpush(mq.parked, '{"body": "refused"}')
+        settings = types.SimpleNamespace(cluster=cluster)
+        assert actions.resend_parked(settings, client, "ibmmq", "mq1", odb).endswith(
+            "1 parked message(s) queued again"
+        )
+        assert mq.depth() == (1, 0)
+        cmd = ("conn", "replay-parked", "ibm-mq-outgoing", env["dir"], "--name", "out1")
+        assert (
+            one_line_error(zato(*cmd, check=False)) == f"no ibm-mq-outgoing named 'out1' in cluster {cluster}"
+        )
+        limited = zato(
+            "conn",
+            "replay-parked",
+            "amqp-outgoing",
+            env["dir"],
+            "--name",
+            "out1",
+            "--limit",
+            "1",
+            check=False,
+        )
+        assert "--limit: amqp-outgoing puts back all its parked messages at once" in one_line_error(limited)
+    finally:
+        client.close()

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 import redis
 
-from zato.common.errors import ConnectorError, ZatoError
+from zato.common.errors import ConfigError, ConnectorError, ZatoError
 from zato.config import component
 from zato.config.settings import (
     ServerSettings,
@@ -213,11 +213,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     replay.add_argument(
         "kind",
         metavar="KIND",
-        choices=("amqp-channel",),
-        help="amqp-channel (outgoing connections' parked messages: the dashboard's Re-send parked)",
+        choices=("amqp-channel", "amqp-outgoing", "ibm-mq-outgoing"),
+        help="amqp-channel: its parking queue on the broker back to its queue; amqp-outgoing,"
+        " ibm-mq-outgoing: the messages the broker or queue manager refused (parked in Redis) back"
+        " behind those waiting to go out, as the dashboard's Re-send parked",
     )
     replay.add_argument("path", metavar="DIR", help="a server or quickstart directory")
-    replay.add_argument("--name", required=True, help="the channel's name")
+    replay.add_argument("--name", required=True, help="the channel's or outgoing connection's name")
     replay.add_argument(
         "--limit",
         type=_positive,
@@ -378,6 +380,18 @@ def replay_parked(args: argparse.Namespace) -> int:
     from zato.connector import amqp_replay
 
     settings = cluster_settings(args.path)
+    if args.kind != amqp_replay.KIND:
+        if args.limit is not None:
+            raise ConfigError(f"--limit: {args.kind} puts back all its parked messages at once")
+
+        def resend(odb: ODB, client: redis.Redis, cluster: str) -> int:
+            return definitions.resend_parked(odb, client, cluster, args.kind, args.name)
+
+        moved = with_cluster(settings, resend)
+        print(
+            f"{args.kind} {args.name}: {moved} parked message(s) queued again, behind those waiting to go out"
+        )
+        return 0
     odb = ODB(settings.odb_url)
     try:
         result = amqp_replay.replay_channel(

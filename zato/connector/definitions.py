@@ -61,6 +61,21 @@ def waiting(client: redis.Redis, cluster: str, kind: str, name: str) -> int:
     return queued + processing
 
 
+OUTGOING = ("amqp-outgoing", "ibm-mq-outgoing")  # the kinds whose messages wait in Redis
+
+
+def resend_parked(odb: ODB, client: redis.Redis, cluster: str, kind: str, name: str) -> int:
+    """Put the messages outgoing connection `name` of `kind` (amqp-outgoing, ibm-mq-outgoing)
+    parked (refused by the broker or the queue manager) back behind those waiting to go out; how
+    many. DefinitionNotFound when nothing was parked and the cluster has no such connection."""
+    if kind not in OUTGOING:
+        raise ConnectorError(f"{kind!r}: only {' and '.join(OUTGOING)} connections park messages in Redis")
+    moved = OutQueue(client, cluster, kind.removesuffix("-outgoing"), name).resend_parked()
+    if not moved and name not in {c["name"] for c in connectors.list_all(odb, cluster, kind)}:
+        raise connectors.DefinitionNotFound(f"no {kind} named {name!r} in cluster {cluster}")
+    return moved
+
+
 def refuse_if_waiting(client: redis.Redis, cluster: str, kind: str, name: str, what: str, force: bool) -> int:
     """ConnectorError unless nothing waits to go out through `name` (or `force`): deleted or
     renamed, its queued messages would be left in Redis with no connector to send them. The

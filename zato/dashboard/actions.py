@@ -21,7 +21,6 @@ from typing import Any
 from zato.common.errors import ZatoError
 from zato.config.settings import DashboardSettings
 from zato.coord import events, membership
-from zato.coord.queues import OutQueue
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,200}$")
 OUTGOING_KINDS = ("amqp", "ibm-mq", "ibmmq")
@@ -120,20 +119,19 @@ def deploy_module(settings: DashboardSettings, odb: Any, client: Any, filename: 
     return "; warning: ".join([result.describe(), *result.warnings()])
 
 
-def resend_parked(
-    settings: DashboardSettings, client: Any, kind: str, connection: str, odb: Any = None
-) -> str:
+def resend_parked(settings: DashboardSettings, client: Any, kind: str, connection: str, odb: Any) -> str:
+    from zato.connector import definitions
+    from zato.odb.connectors import DefinitionNotFound
+
     if kind not in OUTGOING_KINDS:
         raise ActionError(f"unknown outgoing kind {kind!r}")
     _name(connection, "connection")
-    moved = OutQueue(client, settings.cluster, kind, connection).resend_parked()
-    if not moved and odb is not None:  # nothing parked: say so if the connection does not exist
-        from zato.odb.connectors import list_all
-
-        outgoing = "ibm-mq-outgoing" if kind in ("ibm-mq", "ibmmq") else f"{kind}-outgoing"
-        if connection not in {c["name"] for c in list_all(odb, settings.cluster, outgoing)}:
-            where = f"in cluster {settings.cluster}"
-            raise ActionNotFound(f"no outgoing {kind} connection named {connection!r} {where}")
+    outgoing = "ibm-mq-outgoing" if kind in ("ibm-mq", "ibmmq") else f"{kind}-outgoing"
+    try:
+        moved = definitions.resend_parked(odb, client, settings.cluster, outgoing, connection)
+    except DefinitionNotFound:
+        where = f"in cluster {settings.cluster}"
+        raise ActionNotFound(f"no outgoing {kind} connection named {connection!r} {where}") from None
     return f"outgoing {kind} {connection}: {moved} parked message(s) queued again"
 
 
