@@ -188,3 +188,16 @@ def test_an_outgoing_connections_parked_messages_go_back_behind_those_waiting(en
         assert "--limit: amqp-outgoing puts back all its parked messages at once" in one_line_error(limited)
     finally:
         client.close()
+
+
+def test_the_dashboard_replays_at_most_its_limit_in_one_click_and_says_how_many_are_left(env):
+    from zato.dashboard import actions
+
+    name, queue = _parked(env, 3)
+    settings = types.SimpleNamespace(cluster=env["cluster"])
+    said = actions.replay_parked(settings, env["odb"], name, limit=2)
+    parked_q = queue + ".zato-parked"
+    assert (
+        said
+        == f"amqp-channel {name}: 2 parked message(s) moved back to queue {queue!r}; 1 left in {parked_q!r}"
+    )

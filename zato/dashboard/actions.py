@@ -135,15 +135,19 @@ def resend_parked(settings: DashboardSettings, client: Any, kind: str, connectio
     return f"outgoing {kind} {connection}: {moved} parked message(s) queued again"
 
 
-def replay_parked(settings: DashboardSettings, odb: Any, channel: str) -> str:
-    """The parked messages of AMQP channel `channel` back on its queue (all parked now).
-    TLS brokers are verified against the system's CAs (dashboard.conf has no [tls] ca_file)."""
+REPLAY_LIMIT = 10000  # messages one click replays (about 10 s here): the page then says how many are left
+
+
+def replay_parked(settings: DashboardSettings, odb: Any, channel: str, limit: int = REPLAY_LIMIT) -> str:
+    """The parked messages of AMQP channel `channel` back on its queue (all parked now, up to
+    `limit`: the answer says how many are left). TLS brokers are verified against the
+    system's CAs (dashboard.conf has no [tls] ca_file)."""
     from zato.connector.amqp_replay import replay_channel
     from zato.odb.connectors import DefinitionNotFound
 
     _name(channel, "channel")
     try:
-        result = replay_channel(odb, settings.cluster, channel)
+        result = replay_channel(odb, settings.cluster, channel, limit=limit)
     except DefinitionNotFound as e:
         raise ActionNotFound(str(e)) from None
     return "; warning: ".join([result.describe(), *result.warnings()])
