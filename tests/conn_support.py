@@ -357,6 +357,8 @@ class Record(Service):
         if isinstance(payload, dict) and payload.get("fail"):
             raise ValueError("told to fail")  # a message this service can never take
         client = _redis.get("c") or _redis.setdefault("c", redis.Redis.from_url(REDIS_URL))
+        if isinstance(payload, dict) and payload.get("fail_while") and client.exists(payload["fail_while"]):
+            raise ValueError("told to fail for now")  # as while a system it needs is away
         client.rpush(received_key(self.server.cluster), json.dumps(payload))
 
 
@@ -398,7 +400,8 @@ def broken_key(cluster: str) -> str:
 
 
 def services_source() -> str:
-    """A module of test services: conn.record (records payloads in Redis; fails on {"fail": true}),
+    """A module of test services: conn.record (records payloads in Redis; fails on {"fail": true},
+    and on {"fail_while": KEY} while Redis has KEY),
     conn.flaky (fails while Redis key zato:CLUSTER:test:broken exists, then records as conn.record),
     conn.send-amqp and conn.send-zmq (send their payload's items through outgoing connections)."""
     return f"REDIS_URL = {REDIS_URL!r}\n" + SERVICES

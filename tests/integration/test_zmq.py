@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -20,6 +21,8 @@ from tests.support import REDIS_URL, cleanup_redis, cluster_name, free_port, wai
 from zato.common.errors import ConnectorError
 from zato.common.pidfile import pid_alive
 from zato.config.settings import load_server_settings
+from zato.connector import definitions
+from zato.coord.keys import Keys
 from zato.odb import connectors
 from zato.odb.engine import ODB
 from zato.service.outgoing import make_outgoing
@@ -283,3 +286,30 @@ def test_what_a_stopping_channel_had_received_reaches_the_service_through_its_ne
     assert numbers() == list(range(50))  # once each
     assert "were dropped" not in log_text(env["dir"])
     sender.close(linger=0)
+
+
+def test_a_channel_deleted_while_it_stops_hands_nothing_over_and_says_how_many_it_dropped(env):
+    """The deletion and the stop of its connector race: the connector hands its socket's
+    messages over after the channel is gone. Before, they stayed in Redis for good; now the
+    connector drops them and says so, and no hand-off list is left."""
+    port = free_port()
+    env["fake"].held.add("demo.gone")
+    sender = env["zctx"].socket(zmq.PUSH)
+    sender.connect(f"tcp://127.0.0.1:{port}")
+    proc = _channel(env, "gone", address=f"tcp://127.0.0.1:{port}", service="demo.gone", max_in_flight=1)
+    for i in range(20):
+        sender.send(json.dumps({"n": i}).encode())
+    wait_for(lambda: env["fake"].active == 1, timeout=60, what="an invocation held")
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        definitions.delete(env["odb"], client, env["cluster"], "zmq-channel", "gone")  # none handed over yet
+        proc.send_signal(signal.SIGTERM)  # as the supervisor does once it heard of the deletion
+        env["fake"].release.set()
+        stop_process(proc)
+        assert not client.exists(Keys(env["cluster"]).channel_handoff("zmq-channel", "gone"))
+        said = re.search(r"(\d+) messages received but not processed were dropped: the channel was deleted",
+                         log_text(env["dir"]))  # fmt: skip
+        assert said and int(said.group(1)) >= 10  # what its socket held (a sender may keep some)
+    finally:
+        client.close()
+        sender.close(linger=0)

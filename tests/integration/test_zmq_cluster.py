@@ -1,11 +1,14 @@
-"""ZeroMQ channels in a real quickstart cluster: what a channel had received survives an edit
-and a graceful stop of the holder; bind problems are refused up front, waited out, or shown
-with their reason in `zato cluster status`."""
+"""ZeroMQ channels in a real quickstart cluster: what a channel had received survives an edit,
+a graceful stop of the holder and a connector SIGKILLed while it runs what was handed over;
+a deleted channel's hand-off goes with it; bind problems are refused up front, waited out, or
+shown with their reason in `zato cluster status`."""
 
 from __future__ import annotations
 
 import collections
 import json
+import os
+import signal
 import socket
 
 import pytest
@@ -14,6 +17,9 @@ import zmq
 
 from tests.conn_support import services_source
 from tests.support import REDIS_URL, free_port, wait_for, zato
+from zato.common.pidfile import pid_alive
+from zato.coord import connector_stats
+from zato.coord.keys import Keys
 from zato.coord.lease import read_supervisor_status
 
 MESSAGES = 300
@@ -52,39 +58,56 @@ def qs(module_quickstart, tmp_path_factory):
     return cluster
 
 
-def _slow_channel(qs, name: str) -> tuple[str, zmq.Context, zmq.Socket]:
+def _slow_channel(
+    qs, name: str, messages: int = MESSAGES, in_flight: int = 2, **extra
+) -> tuple[str, zmq.Context, zmq.Socket]:
     """The field report's channel: a service taking 0.2 s, --max-in-flight 2, bound; a pyzmq
-    PUSH connected to it that sent MESSAGES JSON messages; once some arrived."""
+    PUSH connected to it that sent MESSAGES JSON messages (with `extra` in each); once some
+    arrived."""
     _client().delete(f"zato:{qs.cluster}:test:received")
     address = f"tcp://127.0.0.1:{free_port()}"
     create = ("conn", "create", "zmq-channel", qs.path, "--name", name, "--address", address)
-    zato(*create, "--service", "conn.record", "--max-in-flight", "2")
+    zato(*create, "--service", "conn.record", "--max-in-flight", str(in_flight))
     wait_for(lambda: _running(qs.cluster, f"zmq-channel:{name}"), timeout=60, what=f"{name} running")
     zctx = zmq.Context()
     push = zctx.socket(zmq.PUSH)
     push.setsockopt(zmq.SNDTIMEO, 60000)
     push.connect(address)
-    for i in range(MESSAGES):
-        push.send(json.dumps({"n": i, "wait_ms": 200}).encode())
+    for i in range(messages):
+        push.send(json.dumps({"n": i, "wait_ms": 200, **extra}).encode())
     wait_for(lambda: sum(_received(qs).values()) >= 10, timeout=60, what="the first messages at the service")
     return address, zctx, push
 
 
-def _all_arrived(qs, what: str) -> collections.Counter:
+def _all_arrived(qs, what: str, messages: int = MESSAGES) -> collections.Counter:
     def done() -> collections.Counter | None:
         counts = _received(qs)
-        return counts if set(counts) == set(range(MESSAGES)) else None
+        return counts if set(counts) == set(range(messages)) else None
 
     try:
         counts = wait_for(done, timeout=180, interval=0.5, what=what)
     except AssertionError:
         counts = _received(qs)
         raise AssertionError(
-            f"{what}: {MESSAGES - len(counts)} of {MESSAGES} messages never arrived"
+            f"{what}: {messages - len(counts)} of {messages} messages never arrived"
         ) from None
-    duplicates = sum(counts.values()) - MESSAGES
-    print(f"{what}: {MESSAGES} of {MESSAGES} arrived, {duplicates} duplicates")
+    duplicates = sum(counts.values()) - messages
+    print(f"{what}: {messages} of {messages} arrived, {duplicates} duplicates")
     return counts
+
+
+def _stats(qs, name: str) -> dict:
+    return connector_stats.read(_client(), qs.cluster, [name]).get(name) or {}
+
+
+def _replaced(qs, name: str, pid: int) -> dict:
+    """The child `name` running again, in a process other than `pid`."""
+
+    def running_again() -> dict | None:
+        child = _running(qs.cluster, name)
+        return child if child and child["pid"] != pid else None
+
+    return wait_for(running_again, timeout=60, what=f"{name} running again")
 
 
 def test_an_edit_loses_nothing_the_channel_had_received_and_logs_no_bind_error(qs):
@@ -95,12 +118,7 @@ def test_an_edit_loses_nothing_the_channel_had_received_and_logs_no_bind_error(q
     _, zctx, push = _slow_channel(qs, "xzslow")
     pid = _child(qs.cluster, "zmq-channel:xzslow")["pid"]
     zato("conn", "edit", "zmq-channel", qs.path, "--name", "xzslow", "--max-in-flight", "4")
-
-    def replaced() -> dict | None:
-        child = _running(qs.cluster, "zmq-channel:xzslow")
-        return child if child and child["pid"] != pid else None
-
-    child = wait_for(replaced, timeout=30, what="xzslow running again")
+    child = _replaced(qs, "zmq-channel:xzslow", pid)
     assert "cannot bind" not in qs.server_logs("*.log")
     assert child["last_error"] == ""
     _all_arrived(qs, "an edit")
@@ -175,3 +193,64 @@ def test_a_graceful_stop_of_the_holder_loses_nothing_the_channel_had_received(qs
         zctx.term()
         qs.start(holder)
         zato("conn", "delete", "zmq-channel", qs.path, "--name", "xzstop")
+
+
+def test_a_connector_killed_while_it_runs_handed_over_messages_loses_none(qs):
+    """Before: the next connector took each handed-over message out of Redis (LPOP) before its
+    service answered, so one SIGKILLed while it tried them again (their service failing for a
+    moment) lost them. Now they stay in Redis until answered and its successor runs them."""
+    n, switch = 40, f"zato:{qs.cluster}:test:failing"
+    _, zctx, push = _slow_channel(qs, "xzkill", messages=n, in_flight=1, fail_while=switch)
+    name = "zmq-channel:xzkill"
+    try:
+        pid = _child(qs.cluster, name)["pid"]
+        zato("conn", "edit", "zmq-channel", qs.path, "--name", "xzkill", "--max-in-flight", "2")
+        _client().set(switch, 1)  # the service fails from now on: what is taken is held, retried
+        holder = _replaced(qs, name, pid)["pid"]
+
+        def retrying() -> bool:
+            stats = _stats(qs, name)
+            return stats.get("pid") == holder and stats.get("failures", 0) >= 1
+
+        wait_for(retrying, timeout=60, interval=0.05, what="the new connector retrying handed-over messages")
+        os.kill(holder, signal.SIGKILL)
+        _client().delete(switch)
+        _replaced(qs, name, holder)
+        _all_arrived(qs, "a connector SIGKILLed while it ran handed-over messages", messages=n)
+    finally:
+        _client().delete(switch)
+        push.close(linger=0)
+        zctx.term()
+        zato("conn", "delete", "zmq-channel", qs.path, "--name", "xzkill")
+
+
+def test_a_deleted_channel_takes_the_messages_handed_over_with_it(qs):
+    """Before: a channel deleted while its hand-off list held messages left that list in Redis
+    for good. Now `zato conn delete` deletes it and says how many messages went with it."""
+    n, switch = 20, f"zato:{qs.cluster}:test:failing-del"
+    _client().set(switch, 1)
+    handoff = Keys(qs.cluster).channel_handoff("zmq-channel", "xzdel")
+    address = f"tcp://127.0.0.1:{free_port()}"
+    zato("conn", "create", "zmq-channel", qs.path, "--name", "xzdel", "--address", address,
+         "--service", "conn.record", "--max-in-flight", "1")  # fmt: skip
+    zctx = zmq.Context()
+    push = zctx.socket(zmq.PUSH)
+    try:
+        wait_for(lambda: _running(qs.cluster, "zmq-channel:xzdel"), timeout=60, what="xzdel running")
+        push.connect(address)
+        for i in range(n):
+            push.send(json.dumps({"n": i, "fail_while": switch}).encode())
+        wait_for(lambda: _stats(qs, "zmq-channel:xzdel").get("failures", 0) >= 1, what="a failed attempt")
+        pid = _child(qs.cluster, "zmq-channel:xzdel")["pid"]
+        zato("conn", "edit", "zmq-channel", qs.path, "--name", "xzdel", "--active", "false")
+        wait_for(lambda: not pid_alive(pid), timeout=60, what="its connector stopped")
+        handed = _client().llen(handoff)
+        assert handed >= n - 2  # the one it was trying, and those in its socket
+        proc = zato("conn", "delete", "zmq-channel", qs.path, "--name", "xzdel")
+        said = "its connectors had received and handed over, not processed, were dropped with it"
+        assert f"warning: {handed} message(s) {said}" in proc.stderr
+        assert not _client().exists(handoff)
+    finally:
+        _client().delete(switch)
+        push.close(linger=0)
+        zctx.term()

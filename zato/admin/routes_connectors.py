@@ -89,8 +89,10 @@ def _warned(view: dict, data: dict) -> dict:
 
 def delete(kind: str, name: str) -> dict:
     """?force=true: an outgoing connection also while messages wait to go out through it (they
-    stay in Redis: `left`); without it, that is a 400 saying how many wait."""
+    stay in Redis: `left`); without it, that is a 400 saying how many wait. A ZeroMQ channel's
+    messages handed over between its connectors go with it (`dropped`, also in server.log)."""
     w = worker()
     force = bottle.request.query.get("force", "").lower() in ("1", "true", "yes")
-    left = _call(lambda: definitions.delete(w.odb, w.redis, w.settings.cluster, kind, name, force))
-    return {"deleted": f"{kind} {name}", "left": left} if left else {"deleted": f"{kind} {name}"}
+    gone = _call(lambda: definitions.delete(w.odb, w.redis, w.settings.cluster, kind, name, force))
+    counts = {k: v for k, v in gone._asdict().items() if v}
+    return {"deleted": f"{kind} {name}", **counts}

@@ -348,15 +348,21 @@ def edit(args: argparse.Namespace) -> int:
 
 def delete(args: argparse.Namespace) -> int:
     force = bool(getattr(args, "force", False))
-    left = _run(
+    gone = _run(
         args,
         lambda odb, client, cluster: definitions.delete(odb, client, cluster, args.kind, args.name, force),
     )
     print(f"deleted {args.kind} {args.name}")
-    if left:
+    if gone.left:
         print(
-            f"warning: {left} message(s) sent through it stay in Redis; they go out once a"
+            f"warning: {gone.left} message(s) sent through it stay in Redis; they go out once a"
             f" {args.kind} named {args.name} is made again",
+            file=sys.stderr,
+        )
+    if gone.dropped:
+        print(
+            f"warning: {gone.dropped} message(s) its connectors had received and handed over, not"
+            " processed, were dropped with it",
             file=sys.stderr,
         )
     return 0

@@ -1,18 +1,28 @@
 """Changing connection definitions the way the CLI and the admin API both do it: update the
 ODB, then publish a "connector" config event so the lease holder's supervisor restarts (or
 stops) exactly the connectors whose config_hash changed, and workers drop cached definitions.
+A deleted channel's hand-off (zato.coord.handoff: what its connectors handed to each other)
+goes with it; the number of messages dropped so is logged.
 """
 
 from __future__ import annotations
+
+import logging
+from typing import NamedTuple
 
 import redis
 
 from zato.common.errors import ConnectorError
 from zato.coord import events
+from zato.coord.handoff import Handoff
 from zato.coord.keys import Keys
 from zato.coord.queues import OutQueue
 from zato.odb import connectors
 from zato.odb.engine import ODB
+
+logger = logging.getLogger("zato.connector.definitions")
+
+HANDOFF_KINDS = ("zmq-channel",)  # channels whose stopping connector hands messages to the next one
 
 
 def _announce(client: redis.Redis, cluster: str, kind: str, name: str, what: str) -> None:
@@ -30,6 +40,8 @@ def create(
     """`reserved`: ports no ZeroMQ socket may bind besides the servers' (connectors.create)."""
     events.reachable(client)  # an unreachable Redis changes nothing
     view = connectors.create(odb, cluster, kind, values, reserved)
+    if kind in HANDOFF_KINDS:  # one of this name deleted not long ago said: hand nothing over
+        Handoff(client, cluster, kind, view["name"]).reopen()
     _announce(client, cluster, kind, view["name"], f"{kind} {view['name']}")
     return view
 
@@ -48,6 +60,8 @@ def edit(  # noqa: PLR0913
     if new_name and new_name != name:  # its queue is named after it: what waits would stay behind
         refuse_if_waiting(client, cluster, kind, name, "renamed", force=False)
     view = connectors.edit(odb, cluster, kind, name, values, reserved)
+    if kind in HANDOFF_KINDS and view["name"] != name:
+        Handoff(client, cluster, kind, view["name"]).reopen()
     _announce(client, cluster, kind, view["name"], f"the change to {kind} {name}")
     return view
 
@@ -93,13 +107,28 @@ def refuse_if_waiting(client: redis.Redis, cluster: str, kind: str, name: str, w
     return count
 
 
-def delete(odb: ODB, client: redis.Redis, cluster: str, kind: str, name: str, force: bool = False) -> int:
-    """Delete a definition; the number of messages left waiting for it (only with `force`)."""
+class Deleted(NamedTuple):
+    left: int  # messages services sent through an outgoing connection, left in Redis (--force)
+    dropped: int  # messages a channel's connectors had handed over, deleted with it
+
+
+def delete(odb: ODB, client: redis.Redis, cluster: str, kind: str, name: str, force: bool = False) -> Deleted:
+    """Delete a definition; how many messages were left waiting for it (only with `force`) and
+    how many its hand-off held (dropped with it: no connector would ever run them)."""
     events.reachable(client)
     left = refuse_if_waiting(client, cluster, kind, name, "deleted", force)
     connectors.delete(odb, cluster, kind, name)
+    dropped = Handoff(client, cluster, kind, name).drop() if kind in HANDOFF_KINDS else 0
+    if dropped:
+        logger.warning(
+            "%s %r deleted: %d messages its connectors had received and handed over, not processed,"
+            " were dropped with it",
+            kind,
+            name,
+            dropped,
+        )
     _announce(client, cluster, kind, name, f"the deletion of {kind} {name}")
-    return left
+    return Deleted(left, dropped)
 
 
 def describe(view: dict) -> str:

@@ -23,13 +23,18 @@ next) and each connected one is read empty, then disconnected (libzmq 4.3 discar
 disconnected pipe's queue; an unbound one's stays readable). Then what the socket had queued
 (up to its receive high-water mark, 1000, and whatever the I/O thread had already taken from
 the kernel) is read out and handed to the channel's next connector, here or on the new holder,
-through a Redis list (Keys.channel_handoff): at the service's pace it would take far longer
+through a Redis list (zato.coord.handoff): at the service's pace it would take far longer
 than the 0.3 s a stopping server gives its connectors (and an edit's 6 s). The next connector
-takes that list first, and looks at it again every HANDOFF_CHECK seconds. Invocations running
-at the stop get the rest of the grace; one the stop interrupted between attempts, or the
-server refused as from a stale epoch, is handed over too. Only when Redis refuses the hand-off
-are the messages processed here until DRAIN, and what is left is counted and logged as a
-WARNING: "N messages received but not processed were dropped".
+takes that list first, and looks at it again every HANDOFF_CHECK seconds; what it takes moves
+to the hand-off's processing list (fenced by its epoch) and leaves it only once the service
+answered or the message was given up on, so a connector killed meanwhile loses none of them:
+the next one runs what that list holds at its start and every LEFTOVER_SCAN seconds (at least
+once: duplicates, never loss). Invocations running at the stop get the rest of the grace; one
+the stop interrupted between attempts, or the server refused as from a stale epoch, is handed
+over too. Only when Redis refuses the hand-off are the messages processed here until DRAIN,
+and what is left is counted and logged as a WARNING: "N messages received but not processed
+were dropped". A deleted channel's hand-off goes with it (zato.connector.definitions), and its
+connector, stopping, says how many it dropped instead of handing them over.
 A bind the port is not free for yet (the connector this one replaces still stopping) is tried
 again for BIND_WAIT seconds; any other bind or connect error is a configuration error (FATAL),
 its reason (e.g. "No such device") in `zato cluster status`.
@@ -37,6 +42,7 @@ its reason (e.g. "No such device") in `zato cluster status`.
 
 from __future__ import annotations
 
+import collections
 import errno
 import logging
 import os
@@ -44,15 +50,15 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import redis
 import zmq
 
-from zato.common.errors import EXIT_CONFIG, EXIT_DEPENDENCY, EXIT_OK
+from zato.common.errors import EXIT_CONFIG, EXIT_DEPENDENCY, EXIT_OK, CoordError
 from zato.connector.base import Context, RetryPolicy, not_json
 from zato.connector.invoke import Invoker, NoServer
 from zato.connector.zmq_address import endpoints
+from zato.coord import handoff
 from zato.coord.client import connect
-from zato.coord.keys import Keys
+from zato.coord.queues import StaleEpoch
 from zato.odb.limits import in_flight_limit
 
 logger = logging.getLogger("zato.connector.zmq_channel")
@@ -63,6 +69,7 @@ RETRY = RetryPolicy(start=0.2, step=0.5, max=2.0)
 BIND_WAIT = 5.0  # a port the connector this one replaces still holds: tried again this long
 BIND_RETRY = 0.05
 HANDOFF_CHECK = 1.0  # the hand-off list is read at start, then this often (and while it gives)
+LEFTOVER_SCAN = 5.0  # the hand-off's processing list is read at start, then this often
 STRAGGLERS_MS = 50  # after unbind/disconnect: what the I/O thread was still queuing
 DRAIN = 5.0  # processing here what could not be handed over (within the supervisor's 6 s)
 
@@ -83,11 +90,14 @@ class ZMQChannelConnector:
         self.content_type = "application/json" if definition["data_format"] == "json" else "text/plain"
         self.limit = in_flight_limit(definition)
         self._slots = threading.BoundedSemaphore(self.limit)
-        self.handoff_key = Keys(ctx.settings.cluster).channel_handoff(ctx.kind, ctx.name)
-        self._raw = connect(ctx.settings.redis, decode_responses=False)  # bodies are bytes
+        client = connect(ctx.settings.redis, encoding=handoff.ENCODING)  # bodies are bytes
+        self.handoff = handoff.Handoff(client, ctx.settings.cluster, ctx.kind, ctx.name, ctx.epoch)
         self._next_handoff_check = 0.0
+        self._next_scan = 0.0  # of the hand-off's processing list, for what no connector runs
+        self._recovered: collections.deque[str] = collections.deque()  # found there: run next
         self._lock = threading.Lock()
-        self._unfinished: list[bytes] = []  # the stop interrupted them: handed over too
+        self._mine: collections.Counter[str] = collections.Counter()  # taken from the hand-off, running
+        self._unfinished: list[bytes] = []  # from the socket; the stop interrupted them: handed over too
 
     def run(self) -> int:
         zctx = zmq.Context()
@@ -102,7 +112,7 @@ class ZMQChannelConnector:
             code = self._open(sock, address, bind)
             if code is not None:
                 zctx.destroy(linger=0)
-                self._raw.close()
+                self.handoff.client.close()
                 return code
             opened.append((sock.getsockopt_string(zmq.LAST_ENDPOINT) if bind else address, bind))
             logger.info(
@@ -126,9 +136,9 @@ class ZMQChannelConnector:
                 # queue (up to its high-water mark), not in this process.
                 if not self._slots.acquire(timeout=POLL_MS / 1000):
                     continue
-                handed = self._take_handed_over()
+                handed = self._next_handed()
                 if handed is not None:
-                    pool.submit(self._handle_in_slot, handed)
+                    pool.submit(self._handle_handed, handed)
                     continue
                 ready = dict(poller.poll(POLL_MS))
                 if wakeup in ready:
@@ -144,7 +154,7 @@ class ZMQChannelConnector:
             sock.close(linger=0)
             zctx.term()
             self.invoker.close()
-            self._raw.close()
+            self.handoff.client.close()
         return self.ctx.exit_code or EXIT_OK
 
     def _open(self, sock: zmq.Socket, address: str, bind: bool) -> int | None:
@@ -170,50 +180,103 @@ class ZMQChannelConnector:
                 return EXIT_DEPENDENCY if busy else EXIT_CONFIG
 
     # -- the hand-over between a stopping connector and the next one -------------------------
-    def _take_handed_over(self) -> bytes | None:
-        """One message a connector of this channel handed over when it stopped, if due."""
+    def _next_handed(self) -> str | None:
+        """One message a connector of this channel handed over when it stopped, if due: first
+        what an earlier connector took and left unanswered (it was killed), then a fenced take
+        from the hand-off list. It stays in the hand-off's processing list until done."""
         now = time.monotonic()
+        if not self._recovered and now >= self._next_scan:
+            self._next_scan = now + LEFTOVER_SCAN
+            self._scan()
+        if self._recovered:
+            return self._recovered.popleft()
         if now < self._next_handoff_check:
             return None
         try:
-            raw = self._raw.lpop(self.handoff_key)
-        except redis.RedisError as e:
+            taken = self.handoff.take_many(1)
+        except StaleEpoch as e:  # a newer holder's connector takes them
+            self.ctx.lease_lost(str(e))
+            taken = []
+        except CoordError as e:
             logger.warning("%s: cannot read the messages handed over: %s", self.ctx.label, e)
-            raw = None
-        if raw is None:  # looked again later: a connector stopping meanwhile may add some
+            taken = []
+        if not taken:  # looked again later: a connector stopping meanwhile may add some
             self._next_handoff_check = now + HANDOFF_CHECK
             return None
-        return bytes(raw)  # type: ignore[arg-type]
+        with self._lock:
+            self._mine[taken[0]] += 1
+        return taken[0]
 
-    def _hand_over(self, bodies: list[bytes]) -> bool:
-        if not bodies:
-            return True
+    def _scan(self) -> None:
+        """Queue what the hand-off's processing list holds that is not running here: taken by
+        a connector of this channel that was killed before its service answered."""
+        with self._lock:  # before the read: one done meanwhile is not taken for a leftover
+            mine = collections.Counter(self._mine)
         try:
-            self._raw.rpush(self.handoff_key, *bodies)
-        except redis.RedisError as e:
+            stored = self.handoff.leftovers()
+        except CoordError as e:
+            logger.warning("%s: cannot read the hand-off's unanswered messages: %s", self.ctx.label, e)
+            return
+        left = []
+        for raw in stored:
+            if mine[raw] > 0:
+                mine[raw] -= 1
+            else:
+                left.append(raw)
+        if not left:
+            return
+        logger.info(
+            "%s: running %d handed-over messages a connector of this channel took and left unanswered",
+            self.ctx.label,
+            len(left),
+        )
+        with self._lock:
+            self._mine.update(left)
+        self._recovered.extend(left)
+
+    def _hand_over(self, bodies: list[bytes]) -> str:
+        """Where they went: "handed", "deleted" (the channel was: dropped) or "failed" (Redis refused)."""
+        if not bodies:
+            return "handed"
+        try:
+            if not self.handoff.hand_over([handoff.as_raw(b) for b in bodies]):
+                return "deleted"
+        except CoordError as e:
             logger.warning("%s: cannot hand %d messages over: %s", self.ctx.label, len(bodies), e)
-            return False
+            return "failed"
         logger.info(
             "%s: %d messages received but not processed handed to the channel's next connector",
             self.ctx.label,
             len(bodies),
         )
-        return True
+        return "handed"
 
     def _stop(self, sock: zmq.Socket, opened: list[tuple[str, bool]], pool: ThreadPoolExecutor) -> None:
         """Take no more, hand over what the socket holds, let the running invocations end."""
         left = self._stop_taking(sock, opened)
-        dropped = 0
-        if not self._hand_over(left):
+        dropped = deleted = 0
+        how = self._hand_over(left)
+        if how == "failed":
             dropped = self._drain_here(left, pool)
+        elif how == "deleted":
+            deleted = len(left)
         pool.shutdown(wait=True, cancel_futures=True)  # running ones end at their next wait
         with self._lock:
             unfinished, self._unfinished = self._unfinished, []
-        if not self._hand_over(unfinished):
+        how = self._hand_over(unfinished)
+        if how == "failed":
             dropped += len(unfinished)
+        elif how == "deleted":
+            deleted += len(unfinished)
         if dropped:
             self.ctx.stats.error(f"{dropped} messages received but not processed were dropped")
             logger.warning("%s: %d messages received but not processed were dropped", self.ctx.label, dropped)
+        if deleted:
+            logger.warning(
+                "%s: %d messages received but not processed were dropped: the channel was deleted",
+                self.ctx.label,
+                deleted,
+            )
 
     def _stop_taking(self, sock: zmq.Socket, opened: list[tuple[str, bool]]) -> list[bytes]:
         left: list[bytes] = []
@@ -250,20 +313,50 @@ class ZMQChannelConnector:
         return 0
 
     def _handle_in_slot(self, body: bytes) -> None:
+        """A message from the socket; one the stop interrupted is handed over at the end."""
         try:
-            self._handle(body)
+            if not self._handle(body):
+                with self._lock:
+                    self._unfinished.append(body)
         except Exception:
             logger.exception("%s: a message could not be handled", self.ctx.label)
         finally:
             self._slots.release()
 
-    def _handle(self, body: bytes) -> None:
+    def _handle_handed(self, raw: str) -> None:
+        """A message from the hand-off: out of its processing list once done, given back when
+        the stop interrupted it (or the epoch is stale: the new holder's connector runs it)."""
+        try:
+            finished = self._handle(handoff.as_body(raw))
+        except Exception:
+            logger.exception("%s: a message could not be handled", self.ctx.label)
+            finished = True  # as one from the socket: not run again
+        try:
+            if finished:
+                self.handoff.done([raw])
+            elif not self.handoff.give_back([raw]):
+                logger.warning(
+                    "%s: a message received but not processed was dropped: the channel was deleted",
+                    self.ctx.label,
+                )
+        except CoordError as e:  # left in the processing list: the next connector runs it again
+            logger.warning("%s: %s", self.ctx.label, e)
+        finally:
+            with self._lock:
+                self._mine[raw] -= 1
+                if self._mine[raw] <= 0:
+                    del self._mine[raw]
+            self._slots.release()
+
+    def _handle(self, body: bytes) -> bool:
+        """Invoke the service, again after a failure; False when it must run elsewhere (the
+        stop came between attempts, or a server refused this epoch as stale)."""
         self.ctx.stats.add("messages_in")
         if self.d["data_format"] == "json" and (reason := not_json(body)):
             self.ctx.stats.add("parked")
             self.ctx.stats.error(f"dropped a message: {reason}")
             logger.error("%s: dropped a message: %s: %r", self.ctx.label, reason, body[:200])
-            return
+            return True
         delays = RETRY.delays()
         for attempt in range(1, ATTEMPTS + 1):
             try:
@@ -273,28 +366,23 @@ class ZMQChannelConnector:
             else:
                 if result.ok:
                     self.ctx.stats.add("messages_out")
-                    return
+                    return True
                 if result.stale:  # not run: the new holder's connector runs it
                     self.ctx.lease_lost(f"server {result.server} refused epoch {self.ctx.epoch} as stale")
-                    self._unfinish(body)
-                    return
+                    return False
                 if result.refused:
                     self.ctx.stats.add("parked")
                     self.ctx.stats.error(result.refused)
                     logger.error("%s: dropped a message %s", self.ctx.label, result.refused)
-                    return
+                    return True
                 reason = f"service answered {result.status}: {result.body[:200]!r}"
             self.ctx.stats.add("failures")
             self.ctx.stats.error(reason)
             logger.warning("%s: attempt %d of %d failed: %s", self.ctx.label, attempt, ATTEMPTS, reason)
             if attempt < ATTEMPTS and self.ctx.wait(next(delays)):
-                self._unfinish(body)  # stopping between attempts: the next connector tries it
-                return
+                return False  # stopping between attempts: the next connector tries it
         logger.error("%s: message dropped after %d failed attempts: %r", self.ctx.label, ATTEMPTS, body[:200])
-
-    def _unfinish(self, body: bytes) -> None:
-        with self._lock:
-            self._unfinished.append(body)
+        return True
 
 
 def run(ctx: Context, definition: dict) -> int:

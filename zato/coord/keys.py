@@ -89,6 +89,16 @@ class Keys:
         ZeroMQ channel's socket queue), for the channel's next connector, on any server."""
         return f"{self.prefix}handoff:{kind}:{name}"
 
+    def channel_handoff_processing(self, kind: str, name: str) -> str:
+        """List: hand-off messages a connector took and whose service has not answered yet
+        (zato.coord.handoff): the next connector runs what a killed one left here."""
+        return f"{self.prefix}handoff:{kind}:{name}:processing"
+
+    def channel_handoff_deleted(self, kind: str, name: str) -> str:
+        """Set (with a TTL) when the channel is deleted: its stopping connector hands nothing
+        over any more (zato.coord.handoff.Handoff.drop)."""
+        return f"{self.prefix}handoff:{kind}:{name}:deleted"
+
     def connector_stats(self, name: str) -> str:
         return f"{self.prefix}connector:stats:{name}"
 

@@ -175,21 +175,24 @@ def decode(raw: str) -> OutMessage:
         raise ConnectorError(f"malformed outgoing message ({type(e).__name__}: {e})") from None
 
 
-class OutQueue:
-    """The Redis lists of one outgoing connection."""
+class TakenLists:
+    """A queue and its processing list in Redis, taken from at least once: what is taken moves
+    to the processing list (fenced by the taker's epoch) and leaves it once done; what a taker
+    that died left there is its leftovers, for the next one. The outgoing connections' lists
+    (OutQueue) and a channel connector's hand-off (zato.coord.handoff.Handoff) are two."""
 
-    def __init__(self, client: redis.Redis, cluster: str, kind: str, name: str, epoch: int = 0):
-        """epoch: the connector's fencing epoch (take and take_many refuse to move anything
-        once a newer one exists); 0 for the workers, which only push."""
-        keys = Keys(cluster)
+    def __init__(  # noqa: PLR0913 - the keys, what they are called in errors, and the taker's epoch
+        self, client: redis.Redis, epoch_key: str, queue: str, processing: str, what: str, epoch: int
+    ):
+        """epoch: the taker's fencing epoch (take and take_many refuse to move anything once a
+        newer one exists); 0 for those that only push."""
         self.client = client
         self.epoch = epoch
-        self.epoch_key = keys.epoch
+        self.epoch_key = epoch_key
         self._settle_move = client.register_script(_SETTLE_AND_MOVE)
-        self.what = f"outgoing {kind} {name!r}"
-        self.queue = keys.out_queue(kind, name)
-        self.processing = keys.out_processing(kind, name)
-        self.parked = keys.out_parked(kind, name)
+        self.what = what
+        self.queue = queue
+        self.processing = processing
 
     def push(self, raw: str) -> None:
         with translate(f"queueing a message for {self.what}"):
@@ -230,7 +233,7 @@ class OutQueue:
         return list(got)
 
     def done(self, raws: list[str]) -> None:
-        """The broker confirmed these: remove them from the processing list."""
+        """These were delivered: remove them from the processing list."""
         if not raws:
             return
         with translate(f"acknowledging messages of {self.what}"):
@@ -244,13 +247,6 @@ class OutQueue:
         with translate(f"reading unconfirmed messages of {self.what}"):
             return list(reversed(texts(self.client.lrange(self.processing, 0, -1))))
 
-    def park(self, raw: str) -> None:
-        with translate(f"parking a message of {self.what}"):
-            pipe = self.client.pipeline(transaction=True)
-            pipe.lpush(self.parked, raw)
-            pipe.lrem(self.processing, -1, raw)
-            pipe.execute()
-
     def depth(self) -> tuple[int, int]:
         """(waiting, in processing)."""
         with translate(f"reading the queue depth of {self.what}"):
@@ -259,6 +255,25 @@ class OutQueue:
             pipe.llen(self.processing)
             waiting, processing = pipe.execute()
         return int(waiting), int(processing)
+
+
+class OutQueue(TakenLists):
+    """The Redis lists of one outgoing connection."""
+
+    def __init__(self, client: redis.Redis, cluster: str, kind: str, name: str, epoch: int = 0):
+        """epoch: the connector's fencing epoch (take and take_many refuse to move anything
+        once a newer one exists); 0 for the workers, which only push."""
+        keys = Keys(cluster)
+        queue, processing = keys.out_queue(kind, name), keys.out_processing(kind, name)
+        super().__init__(client, keys.epoch, queue, processing, f"outgoing {kind} {name!r}", epoch)
+        self.parked = keys.out_parked(kind, name)
+
+    def park(self, raw: str) -> None:
+        with translate(f"parking a message of {self.what}"):
+            pipe = self.client.pipeline(transaction=True)
+            pipe.lpush(self.parked, raw)
+            pipe.lrem(self.processing, -1, raw)
+            pipe.execute()
 
     def parked_count(self) -> int:
         with translate(f"counting parked messages of {self.what}"):
