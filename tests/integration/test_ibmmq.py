@@ -170,6 +170,23 @@ def test_a_failing_service_sends_the_message_to_the_backout_queue_at_the_thresho
     assert "moved to backout queue" in log_text(env["dir"])
 
 
+def test_a_service_slower_than_the_channel_timeout_is_backed_out(env):
+    """Before: an IBM MQ channel had no timeout of its own (refused as an unknown field): its
+    service had 30 s, and a slower one was said to have "answered 504". Now the channel's
+    `timeout` says how long; a slower answer is a failed delivery, backed out, and moved to the
+    backout queue at the threshold."""
+    fake(env).held.add("conn.record")  # answers only when the test ends
+    connectors.edit(env["odb"], env["cluster"], "ibm-mq-channel", "in", {"timeout": 1})
+    put(env["qm"], env["qm"].queues["in"], [b'{"n": 1}'])
+    start(env, "ibm-mq-channel", "in")
+    moved = backed_out(env, 1, "the slow message on the backout queue")
+    assert [b for b, _ in moved] == [b'{"n": 1}']
+    s = wait_for(lambda: (s := stats(env, "ibm-mq-channel:in")).get("parked") == 1 and s, what="stats")
+    assert s["backouts"] == 3 and s["failures"] == 3  # threshold 3: three tries, then moved
+    said = "backed out: the service did not answer within 1 s (service 'conn.record' on 127.0.0.1:"
+    assert said in log_text(env["dir"])
+
+
 def test_a_body_nested_too_deeply_to_parse_goes_to_the_backout_queue_at_once(env):
     """Poison like a body that is not JSON: moved at its first delivery, and the message behind
     it runs. Before, the check raised RecursionError (not ValueError) out of the channel."""

@@ -141,3 +141,38 @@ def test_servers_starting_at_once_on_a_new_postgresql_database_all_make_its_sche
     assert api.ensure_cluster(odbs[0], "made-at-once")
     for odb in odbs:
         odb.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_an_odb_from_before_channel_timeouts_gets_them_and_keeps_its_channels(backend, tmp_path, request):
+    """An ODB made before ZeroMQ and IBM MQ channels had `timeout`: `zato start` adds the
+    column, a channel stored then waits the default 30 s, and new ones keep what they are given."""
+    from zato.odb import connectors
+    from zato.odb.limits import answer_timeout
+
+    url = (
+        request.getfixturevalue("new_pg_database")
+        if backend == "postgresql"
+        else f"sqlite:///{tmp_path}/o.db"
+    )
+    db = ODB(url)
+    try:
+        cluster = cluster_name("odbtimeout")
+        create_schema(db.engine)
+        connectors.create(db, cluster, "ibm-mq-def", {"name": "qm"})
+        old = {
+            "zmq-channel": {"address": "tcp://127.0.0.1:5555"},
+            "ibm-mq-channel": {"def": "qm", "queue": "Q"},
+        }
+        for kind, values in old.items():
+            connectors.create(db, cluster, kind, {"name": "old", "service": "s", **values})
+        with db.engine.begin() as conn:  # as an older version made them
+            for table in ("zato_zmq_channel", "zato_ibm_mq_channel"):
+                conn.exec_driver_sql(f"ALTER TABLE {table} DROP COLUMN timeout")
+        create_schema(db.engine)  # zato start does this
+        for kind, values in old.items():
+            assert answer_timeout(connectors.load(db, cluster, kind, "old")) == 30
+            connectors.create(db, cluster, kind, {"name": "new", "service": "s", "timeout": 5, **values})
+            assert answer_timeout(connectors.load(db, cluster, kind, "new")) == 5
+    finally:
+        db.dispose()

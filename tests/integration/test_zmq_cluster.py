@@ -1,7 +1,8 @@
 """ZeroMQ channels in a real quickstart cluster: what a channel had received survives an edit,
 a graceful stop of the holder and a connector SIGKILLed while it runs what was handed over;
-a deleted channel's hand-off goes with it; bind problems are refused up front, waited out, or
-shown with their reason in `zato cluster status`."""
+a deleted channel's hand-off goes with it; a service slower than the channel's timeout is a
+failed attempt; bind problems are refused up front, waited out, or shown with their reason in
+`zato cluster status`."""
 
 from __future__ import annotations
 
@@ -254,3 +255,32 @@ def test_a_deleted_channel_takes_the_messages_handed_over_with_it(qs):
         _client().delete(switch)
         push.close(linger=0)
         zctx.term()
+
+
+def test_a_service_slower_than_the_channel_timeout_is_a_failed_attempt(qs):
+    """Before: a ZeroMQ channel had no timeout of its own (`--timeout` was refused): its service
+    had 30 s. Now `--timeout S` says how long; a slower answer is a failed attempt, retried,
+    then logged as dropped."""
+    _client().delete(f"zato:{qs.cluster}:test:received")
+    address = f"tcp://127.0.0.1:{free_port()}"
+    out = zato("conn", "create", "zmq-channel", qs.path, "--name", "xztime", "--address", address,
+               "--service", "conn.record", "--timeout", "1").stdout  # fmt: skip
+    assert "timeout=1" in out
+    zctx = zmq.Context()
+    push = zctx.socket(zmq.PUSH)
+    try:
+        wait_for(lambda: _running(qs.cluster, "zmq-channel:xztime"), timeout=60, what="xztime running")
+        push.connect(address)
+        push.send(json.dumps({"n": 0, "wait_ms": 1500}).encode())
+        wait_for(
+            lambda: "'xztime': message dropped after 5 failed attempts" in qs.server_logs("*.log"),
+            timeout=60,
+            what="the message dropped after 5 attempts",
+        )
+        said = "'xztime': attempt 1 of 5 failed: the service did not answer within 1 s (service 'conn.record'"
+        assert said in qs.server_logs("*.log")
+        wait_for(lambda: _stats(qs, "zmq-channel:xztime").get("failures") == 5, what="5 failures counted")
+    finally:
+        push.close(linger=0)
+        zctx.term()
+        zato("conn", "delete", "zmq-channel", qs.path, "--name", "xztime")

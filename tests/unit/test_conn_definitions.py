@@ -11,7 +11,7 @@ from zato.connector import registry
 from zato.odb import connectors
 from zato.odb.connectors import DefinitionNotFound
 from zato.odb.engine import ODB, create_schema
-from zato.odb.limits import in_flight_limit
+from zato.odb.limits import answer_timeout, in_flight_limit
 
 CLUSTER = "unit"
 
@@ -144,6 +144,28 @@ def test_reading_an_unknown_cluster_finds_nothing_and_creates_nothing(odb):
 )
 def test_in_flight_limit(definition, limit):
     assert in_flight_limit(definition) == limit
+
+
+@pytest.mark.parametrize("kind", ["amqp-channel", "ibm-mq-channel", "zmq-channel"])
+def test_every_channel_has_an_answer_timeout_of_30_s_by_default_within_1_to_3600(odb, kind):
+    """Before, only AMQP channels had `timeout` (ZeroMQ and IBM MQ refused it as an unknown
+    field), and an AMQP channel made without one stored 60 while the docs and the connector's
+    default said 30."""
+    connectors.create(odb, CLUSTER, "amqp-def", {"name": "rabbit"})
+    connectors.create(odb, CLUSTER, "ibm-mq-def", {"name": "qm"})
+    values = {
+        "amqp-channel": {"def": "rabbit", "queue": "q"},
+        "ibm-mq-channel": {"def": "qm", "queue": "Q1"},
+        "zmq-channel": {"address": "tcp://127.0.0.1:5555"},
+    }[kind]
+    made = connectors.create(odb, CLUSTER, kind, {"name": "c", "service": "s", **values})
+    assert made["timeout"] == 30
+    assert connectors.edit(odb, CLUSTER, kind, "c", {"timeout": "3600"})["timeout"] == 3600
+    for bad in ("0", "3601"):
+        with pytest.raises(ConnectorError, match=f"{kind} timeout: {bad} is not in 1..3600"):
+            connectors.edit(odb, CLUSTER, kind, "c", {"timeout": bad})
+    assert answer_timeout(connectors.load(odb, CLUSTER, kind, "c")) == 3600
+    assert answer_timeout({"timeout": None}) == 30  # a row stored before the column existed
 
 
 def test_an_odb_made_before_max_in_flight_gets_the_column(tmp_path):

@@ -117,6 +117,10 @@ FIELD_HELP: dict[tuple[str | None, str], str] = {
     (None, "timeout"): "seconds a call may take",
     ("amqp-channel", "timeout"): "seconds the connector waits for the service's answer; a service slower than"
     " that counts as a failed delivery (parked after max_deliveries)",
+    ("ibm-mq-channel", "timeout"): "seconds the connector waits for the service's answer; a service slower"
+    " than that counts as a failed delivery: backed out (to the backout queue at the threshold)",
+    ("zmq-channel", "timeout"): "seconds the connector waits for the service's answer; a service slower than"
+    " that counts as a failed attempt: tried again, logged after 5",
     (None, "url"): "an SQLAlchemy URL without the password, e.g. postgresql://crm@db:5432/crm",
     (None, "pool_size"): "connections each server worker keeps open",
     (None, "password"): "- reads it from stdin (not seen in ps or shell history)",

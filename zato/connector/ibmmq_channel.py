@@ -5,7 +5,8 @@
   and it is delivered again (Zato 4.1 reads with NO_SYNCPOINT and loses it instead);
 - the service is invoked on a live server through the fenced internal endpoint with this
   holder's epoch; 200: MQCMIT; 409 (stale epoch): MQBACK and exit with EXIT_LEASE_LOST, so a
-  stale holder's get is never committed; any other answer: MQBACK (the backout count rises);
+  stale holder's get is never committed; any other answer: MQBACK (the backout count rises),
+  as for a service that did not answer within the channel's `timeout` (seconds, default 30);
 - no server answers (or 503): the message is kept under syncpoint and offered again after a
   pause, without counting as a backout;
 - a message whose BackoutCount reached the threshold (the channel's, else the queue's
@@ -29,6 +30,7 @@ from typing import Any
 from zato.connector import ibmmq_common
 from zato.connector.base import Context, not_json
 from zato.connector.invoke import TOO_LARGE, Invoker, NoServer, Result
+from zato.odb.limits import answer_timeout
 
 logger = logging.getLogger("zato.connector.ibmmq_channel")
 
@@ -144,9 +146,11 @@ class IBMMQChannelConnector:
             self._to_backout_queue(m, qm, body, md, f"service {self.d['service']!r}: {result.refused}")
         else:
             qm.backout()
-            reason = (
-                f"service {self.d['service']!r} answered {result.status} on {result.server}: {result.text}"
-            )
+            service = f"service {self.d['service']!r}"
+            if result.timed_out:  # it may still run there: a failed delivery all the same
+                reason = f"{result.text} ({service} on {result.server})"
+            else:
+                reason = f"{service} answered {result.status} on {result.server}: {result.text}"
             self.ctx.stats.add("failures")
             self.ctx.stats.add("backouts")
             self.ctx.stats.error(reason)
@@ -211,5 +215,5 @@ class IBMMQChannelConnector:
 
 
 def run(ctx: Context, definition: dict) -> int:
-    invoker = ctx.invoker()
+    invoker = ctx.invoker(answer_timeout(definition))
     return IBMMQChannelConnector(ctx, definition, invoker).run()

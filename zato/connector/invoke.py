@@ -16,7 +16,7 @@ use from several threads; one idle for longer than the servers' keep-alive (guni
 a call that finds a reused one closed by the server is made again on a new connection to the
 same server (never "no live server" for that). Answers: 200 ok, 409 stale epoch (this holder was replaced),
 anything else a failure of the call. A server that took the call but did not answer within the
-timeout (an AMQP channel's `timeout`, DEFAULT_TIMEOUT by default) is answered TIMED_OUT here: a
+timeout (a channel's `timeout`, DEFAULT_TIMEOUT by default) is answered TIMED_OUT here: a
 failed call, not "no live server", and not made again on another server (it may still run).
 
 Bodies are kept within the servers' [limits] max_body: a server refuses a longer one from its
@@ -46,13 +46,13 @@ from zato.common.errors import ConnectorError, CoordError
 from zato.common.signing import SIGNATURE_HEADER, sign
 from zato.config.settings import LimitSettings
 from zato.coord import membership
-from zato.odb.limits import AMQP_TIMEOUT
+from zato.odb.limits import CHANNEL_TIMEOUT
 
 logger = logging.getLogger("zato.connector.invoke")
 T = TypeVar("T")
 
 MEMBERS_REFRESH = 1.0  # seconds a membership list is reused
-DEFAULT_TIMEOUT = float(AMQP_TIMEOUT)  # seconds a call waits for the answer (an AMQP channel: its `timeout`)
+DEFAULT_TIMEOUT = float(CHANNEL_TIMEOUT)  # seconds a call waits for the answer (a channel: its `timeout`)
 # gunicorn's `keepalive` (its default; server.conf [gunicorn] keepalive sets another): seconds a
 # server keeps an idle connection open. An idle connection is reused only within it, less a margin.
 SERVER_KEEPALIVE = 2.0

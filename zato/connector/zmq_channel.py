@@ -9,7 +9,9 @@ channel is connected, a PUSH producer's send waits, up to its send timeout).
 A SUB socket subscribes to sub_prefix; a single-frame message has the prefix stripped, a
 multi-frame one gives its last frame.
 ZeroMQ has no acknowledgements: a failed invocation is retried a few times, then logged; one
-the service refused as bad input (400) is logged at once, as no retry would change it.
+the service refused as bad input (400) is logged at once, as no retry would change it. A
+service that does not answer within the channel's `timeout` (seconds, default 30) is such a
+failed attempt (it may still be running on its server).
 A frame longer than the servers' [limits] max_body, which no server would take, is refused
 by libzmq from its announced length (ZMQ_MAXMSGSIZE) before it is read into memory, and its
 sender is disconnected (a connecting sender reconnects by itself).
@@ -59,7 +61,7 @@ from zato.connector.zmq_address import endpoints
 from zato.coord import handoff
 from zato.coord.client import connect
 from zato.coord.queues import StaleEpoch
-from zato.odb.limits import in_flight_limit
+from zato.odb.limits import answer_timeout, in_flight_limit
 
 logger = logging.getLogger("zato.connector.zmq_channel")
 
@@ -375,7 +377,10 @@ class ZMQChannelConnector:
                     self.ctx.stats.error(result.refused)
                     logger.error("%s: dropped a message %s", self.ctx.label, result.refused)
                     return True
-                reason = f"service answered {result.status}: {result.body[:200]!r}"
+                if result.timed_out:  # it may still run there: a failed attempt all the same
+                    reason = f"{result.text} (service {self.d['service']!r} on {result.server})"
+                else:
+                    reason = f"service answered {result.status}: {result.body[:200]!r}"
             self.ctx.stats.add("failures")
             self.ctx.stats.error(reason)
             logger.warning("%s: attempt %d of %d failed: %s", self.ctx.label, attempt, ATTEMPTS, reason)
@@ -386,5 +391,5 @@ class ZMQChannelConnector:
 
 
 def run(ctx: Context, definition: dict) -> int:
-    invoker = ctx.invoker()
+    invoker = ctx.invoker(answer_timeout(definition))
     return ZMQChannelConnector(ctx, definition, invoker).run()

@@ -19,7 +19,7 @@ from zato.common.errors import ConnectorError
 from zato.common.passwords import hash_secret
 from zato.connector import zmq_address
 from zato.odb.engine import ODB
-from zato.odb.limits import MAX_AMQP_HEARTBEAT, MAX_AMQP_TIMEOUT, MAX_IN_FLIGHT, ZMQ_IN_FLIGHT
+from zato.odb.limits import MAX_AMQP_HEARTBEAT, MAX_CHANNEL_TIMEOUT, MAX_IN_FLIGHT, ZMQ_IN_FLIGHT
 from zato.odb.models import (
     AMQPChannel,
     AMQPDefinition,
@@ -69,6 +69,8 @@ _NAME = Field("name", required=True)
 _DEF = Field("def", "def", required=True)  # a connection definition, by name (stored as def_id)
 _ACTIVE = Field("is_active", "bool")
 _MAX_IN_FLIGHT = Field("max_in_flight", "int", lo=0, hi=MAX_IN_FLIGHT)
+# A channel's seconds to wait for its service's answer; a slower one is a failed delivery.
+_TIMEOUT = Field("timeout", "int", lo=1, hi=MAX_CHANNEL_TIMEOUT)
 
 
 FIELDS: dict[str, tuple[Field, ...]] = {
@@ -99,8 +101,7 @@ FIELDS: dict[str, tuple[Field, ...]] = {
         Field("data_format", "choice", choices=DATA_FORMATS),
         Field("max_deliveries", "int", lo=1, hi=1000),
         _MAX_IN_FLIGHT,
-        # Seconds the connector waits for the service's answer; then the delivery counts as failed.
-        Field("timeout", "int", lo=1, hi=MAX_AMQP_TIMEOUT),
+        _TIMEOUT,
         _ACTIVE,
     ),
     "amqp-outgoing": (
@@ -132,6 +133,7 @@ FIELDS: dict[str, tuple[Field, ...]] = {
         Field("backout_threshold", "int", hi=999999999),
         Field("backout_queue"),
         Field("max_in_flight", "int", lo=1, hi=MAX_IN_FLIGHT),
+        _TIMEOUT,
         _ACTIVE,
     ),
     "ibm-mq-outgoing": (
@@ -151,6 +153,7 @@ FIELDS: dict[str, tuple[Field, ...]] = {
         Field("service", required=True),
         Field("data_format", "choice", choices=DATA_FORMATS),
         _MAX_IN_FLIGHT,
+        _TIMEOUT,
         _ACTIVE,
     ),
     "zmq-outgoing": (

@@ -9,8 +9,11 @@ from __future__ import annotations
 # prefetch, ZMQ_IN_FLIGHT for ZeroMQ), never more than MAX_IN_FLIGHT.
 MAX_IN_FLIGHT = 256
 ZMQ_IN_FLIGHT = 16
-AMQP_TIMEOUT = 30  # s an AMQP channel waits for its service's answer by default (as before it was a setting)
-MAX_AMQP_TIMEOUT = 3600
+# s a channel (AMQP, IBM MQ, ZeroMQ) waits for its service's answer by default (as before it was
+# a setting), and at most
+CHANNEL_TIMEOUT = 30
+MAX_CHANNEL_TIMEOUT = 3600
+AMQP_TIMEOUT, MAX_AMQP_TIMEOUT = CHANNEL_TIMEOUT, MAX_CHANNEL_TIMEOUT  # their names when only AMQP had it
 MAX_AMQP_HEARTBEAT = 60  # s: a vanished holder's unacked AMQP messages come back within ~2x this
 
 
@@ -26,7 +29,7 @@ def in_flight_limit(definition: dict) -> int:
 
 
 def answer_timeout(definition: dict) -> int:
-    """Seconds a channel waits for its service's answer: its `timeout`, AMQP_TIMEOUT when unset
-    (a row stored before the setting existed)."""
+    """Seconds a channel waits for its service's answer: its `timeout`, CHANNEL_TIMEOUT when
+    unset (a row stored before the setting existed)."""
     value = definition.get("timeout")
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else AMQP_TIMEOUT
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else CHANNEL_TIMEOUT

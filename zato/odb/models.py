@@ -20,6 +20,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from zato.odb.limits import CHANNEL_TIMEOUT
+
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
@@ -162,8 +164,8 @@ class AMQPChannel(Base):
     data_format: Mapped[str] = mapped_column(String(20), default="json")
     max_deliveries: Mapped[int] = mapped_column(Integer, default=5)  # then parked
     max_in_flight: Mapped[int | None] = mapped_column(Integer, nullable=True, default=0)  # 0: prefetch
-    # seconds the connector waits for the service's answer (None, a row from before: 60)
-    timeout: Mapped[int | None] = mapped_column(Integer, nullable=True, default=60)
+    # seconds the connector waits for the service's answer (None, a row from before: CHANNEL_TIMEOUT)
+    timeout: Mapped[int | None] = mapped_column(Integer, nullable=True, default=CHANNEL_TIMEOUT)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
@@ -193,6 +195,8 @@ class ZMQChannel(Base):
     service: Mapped[str] = mapped_column(String(200))
     data_format: Mapped[str] = mapped_column(String(20), default="json")
     max_in_flight: Mapped[int | None] = mapped_column(Integer, nullable=True, default=0)  # 0: default
+    # seconds the connector waits for the service's answer (None, a row from before: CHANNEL_TIMEOUT)
+    timeout: Mapped[int | None] = mapped_column(Integer, nullable=True, default=CHANNEL_TIMEOUT)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
@@ -238,6 +242,8 @@ class IBMMQChannel(Base):
     backout_threshold: Mapped[int] = mapped_column(Integer, default=0)  # 0: the queue's BOTHRESH
     backout_queue: Mapped[str] = mapped_column(String(48), default="")  # used if the queue has no BOQNAME
     max_in_flight: Mapped[int | None] = mapped_column(Integer, nullable=True, default=1)  # connections
+    # seconds the connector waits for the service's answer (None, a row from before: CHANNEL_TIMEOUT)
+    timeout: Mapped[int | None] = mapped_column(Integer, nullable=True, default=CHANNEL_TIMEOUT)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
