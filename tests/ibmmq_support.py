@@ -18,6 +18,7 @@ import importlib.util
 import json
 import os
 import socket
+import struct
 import subprocess
 import sys
 import uuid
@@ -163,6 +164,8 @@ class RealQM:
                             "MsgId": md.MsgId.hex(),
                             "CorrelId": md.CorrelId.hex(),
                             "Persistence": md.Persistence,
+                            "Format": md.Format.hex(),
+                            "CodedCharSetId": md.CodedCharSetId,
                         },
                     )
                 )
@@ -229,6 +232,19 @@ def put(qm: StandinQM | RealQM, queue: str, bodies: list[bytes], batch: int = 0,
         q.close()
     finally:
         conn.disconnect()
+
+
+def jms_rfh2(folders: list[str], inner_format: bytes = b"MQSTR   ", ccsid: int = 1208) -> bytes:
+    """An MQRFH2 version 2 as a JMS sender puts it before the body (MQMD Format MQHRF2, native
+    x86-64 encoding 546): `folders` such as "<usr><shop>eu</shop></usr>", each padded to 4."""
+    data = b""
+    for f in folders:
+        raw = f.encode()
+        raw += b" " * (-len(raw) % 4)
+        data += struct.pack("<i", len(raw)) + raw
+    head = struct.pack("<4sii", b"RFH ", 2, 36 + len(data))
+    head += struct.pack("<ii8sii", 546, ccsid, inner_format, 0, 1208)
+    return head + data
 
 
 def definitions(odb, cluster: str, qm: StandinQM | RealQM, **channel) -> None:  # noqa: ANN001

@@ -10,6 +10,14 @@ calls the connectors use, with the semantics the connectors rely on:
   MQDISC commits (as IBM MQ does); a connection that ends without MQDISC (process killed,
   socket closed) is backed out;
 - queue attributes BOQNAME and BOTHRESH (MQINQ), MQGET wait intervals, expiry;
+- a get returns the first message whose MsgId/CorrelId match the MD's when those are set
+  (the real GMO's default MatchOptions), else the first one;
+- MQMD CodedCharSetId MQCCSI_Q_MGR (0) on a put becomes the client's CCSID (--ccsid, 819 as
+  for a client under the C locale), as IBM MQ fills it in "based on the locale of the client";
+- message properties as a queue with the default PROPCTL(COMPAT) gives them: a message put
+  with an MQRFH2 (Format MQHRF2) whose folders hold mcd/jms/usr/mqext properties comes back
+  with that MQRFH2 before its body unless the get says MQGMO_NO_PROPERTIES; then the body alone
+  comes, with the MQRFH2's Format, Encoding and CodedCharSetId in the MQMD;
 - on demand: every connection broken with a reason code (2009, 2161, 2162...), and a queue
   manager restart (connections broken, non-persistent messages gone, new connections refused
   with 2538 for a while).
@@ -28,6 +36,7 @@ import contextlib
 import json
 import os
 import socket
+import struct
 import sys
 import threading
 import time
@@ -46,6 +55,9 @@ UNKNOWN_CHANNEL_NAME = 2540
 BACKOUT_REQ_Q_NAME = 2019  # MQCA_BACKOUT_REQ_Q_NAME
 BACKOUT_THRESHOLD = 22  # MQIA_BACKOUT_THRESHOLD
 NOT_PERSISTENT = 0
+GMO_NO_PROPERTIES = 0x4000000
+FMT_RF_HEADER_2 = b"MQHRF2  ".hex()
+COMPAT_FOLDERS = (b"<mcd>", b"<jms>", b"<usr>", b"<mqext>")  # PROPCTL(COMPAT) returns these
 
 
 class MQFail(Exception):
@@ -73,8 +85,11 @@ class Conn:
 
 
 class QueueManagerState:
-    def __init__(self, name: str, channel: str | None, user: str | None, password: str | None):
+    def __init__(
+        self, name: str, channel: str | None, user: str | None, password: str | None, ccsid: int = 819
+    ):
         self.name, self.channel, self.user, self.password = name, channel, user, password
+        self.ccsid = ccsid
         self.cond = threading.Condition()
         self.queues: dict[str, deque[Message]] = {}
         self.attrs: dict[str, dict] = {}
@@ -151,24 +166,37 @@ class QueueManagerState:
             now = time.monotonic()
             while q and q[0].expires is not None and q[0].expires <= now:
                 q.popleft()
-            if q:
+            found = next((i for i, m in enumerate(q) if _matches(m, a) and not _expired(m, now)), None)
+            if found is not None:
                 break
             if now >= deadline:
                 raise MQFail(NO_MSG_AVAILABLE)
             self.cond.wait(deadline - now)
-        msg = q.popleft()
+        msg = q[found]
+        del q[found]
         self.counters["gets"] += 1
         if a.get("syncpoint"):
             conn.gets.append((a["queue"], msg))
-        return {"b64": base64.b64encode(msg.body).decode(), "md": msg.md}
+        body, md = msg.body, msg.md
+        if md.get("Format") == FMT_RF_HEADER_2:
+            body, md = _properties_as_q_def(body, md, int(a.get("options", 0)))
+        return {"b64": base64.b64encode(body).decode(), "md": md}
 
     def op_put(self, conn: Conn, a: dict) -> dict:
         self._queue(a["queue"])
         md = dict(a.get("md") or {})
         if a.get("new_msg_id") or not md.get("MsgId") or set(md["MsgId"]) == {"0"}:
             md["MsgId"] = os.urandom(24).hex()
-        md.setdefault("BackoutCount", 0)
         md["BackoutCount"] = 0
+        if not int(md.get("CodedCharSetId") or 0):  # MQCCSI_Q_MGR: the client's CCSID
+            md["CodedCharSetId"] = self.ccsid
+        now = time.time()  # default context: the queue manager sets the put date and time (UTC)
+        md["PutDate"] = time.strftime("%Y%m%d", time.gmtime(now)).encode().hex()
+        md["PutTime"] = (
+            (time.strftime("%H%M%S", time.gmtime(now)) + f"{int(now * 100) % 100:02d}").encode().hex()
+        )
+        if not _blank(md.get("ReplyToQ")) and _blank(md.get("ReplyToQMgr")):
+            md["ReplyToQMgr"] = self.name.encode().hex()  # a blank one names this queue manager
         msg = Message(base64.b64decode(a["b64"]), md)
         self.counters["puts"] += 1
         if a.get("syncpoint"):
@@ -250,6 +278,36 @@ class QueueManagerState:
         return {}
 
 
+def _matches(msg: Message, a: dict) -> bool:
+    """MQMO_MATCH_MSG_ID | MQMO_MATCH_CORREL_ID, the default MatchOptions: a set field must match."""
+    wanted = (("msg_id", "MsgId"), ("correl_id", "CorrelId"))
+    return all(not a.get(k) or msg.md.get(f) == a[k] for k, f in wanted)
+
+
+def _blank(hex_field: str | None) -> bool:
+    return not bytes.fromhex(hex_field or "").strip(b" \x00")
+
+
+def _expired(msg: Message, now: float) -> bool:
+    return msg.expires is not None and msg.expires <= now
+
+
+def _properties_as_q_def(body: bytes, md: dict, options: int) -> tuple[bytes, dict]:
+    """What a get of a message with an MQRFH2 returns under PROPCTL(COMPAT): the MQRFH2 as it
+    is when it holds mcd/jms/usr/mqext folders and the get did not say MQGMO_NO_PROPERTIES;
+    otherwise the properties stay behind and the body follows alone."""
+    if len(body) < 36 or body[:4] != b"RFH ":
+        return body, md
+    order = "<" if int(md.get("Encoding", 546)) & 2 else ">"  # MQENC_INTEGER_REVERSED
+    (length,) = struct.unpack(order + "i", body[8:12])
+    (encoding, ccsid) = struct.unpack(order + "ii", body[12:20])
+    folders = body[36:length]
+    if not options & GMO_NO_PROPERTIES and any(f in folders for f in COMPAT_FOLDERS):
+        return body, md
+    inner = dict(md, Format=body[20:28].hex(), Encoding=encoding, CodedCharSetId=ccsid)
+    return body[length:], inner
+
+
 def make_handler(state: QueueManagerState) -> type[StreamRequestHandler]:
     class Handler(StreamRequestHandler):
         def handle(self) -> None:
@@ -286,8 +344,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--channel", default=None, help="the only channel name accepted (default: any)")
     p.add_argument("--user")
     p.add_argument("--password")
+    p.add_argument("--ccsid", type=int, default=819, help="what MQCCSI_Q_MGR on a put becomes")
     args = p.parse_args(argv)
-    state = QueueManagerState(args.qmgr, args.channel, args.user, args.password)
+    state = QueueManagerState(args.qmgr, args.channel, args.user, args.password, args.ccsid)
     try:
         server = Server((args.host, args.port), make_handler(state))
     except OSError as e:

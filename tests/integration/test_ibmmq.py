@@ -16,7 +16,7 @@ import pytest
 import redis
 
 from tests.conn_support import FakeServer, log_text, make_server_dir, set_epoch, wait_exit
-from tests.ibmmq_support import QM_KINDS, definitions, make_qm, put
+from tests.ibmmq_support import QM_KINDS, client, definitions, make_qm, put
 from tests.support import REDIS_URL, cleanup_redis, cluster_name, stop_process, wait_for
 from zato.common.errors import EXIT_CONFIG, EXIT_LEASE_LOST, ConnectorError
 from zato.config.settings import load_server_settings
@@ -142,6 +142,26 @@ def test_a_zato_style_send_puts_queue_correlation_and_message_ids(env):
     if not qm.is_real:
         assert (md1["Priority"], md1["Expiry"], bytes.fromhex(md1["ReplyToQ"])) == (3, 6000, b"REPLY.Q")
     assert qm.drain(qm.queues["out"]) == []
+
+
+def test_a_get_matches_the_msg_id_of_the_md_it_is_given(env):
+    """The GMO's default MatchOptions match the MD's MsgId and CorrelId: an MD reused from a
+    get returns only that message (2033 once it is gone), which is why the channel makes a new
+    MD for every get."""
+    qm, m = env["qm"], env["qm"].mq
+    put(qm, qm.queues["in"], [b"first", b"second"])
+    conn = client(qm)
+    try:
+        q = m.Queue(conn, qm.queues["in"], m.CMQC.MQOO_INPUT_AS_Q_DEF)
+        md = m.MD()
+        assert q.get(None, md, m.GMO()) == b"first"
+        with pytest.raises(m.MQMIError) as e:
+            q.get(None, md, m.GMO())  # the same MD: first's MsgId, which is gone
+        assert e.value.reason == m.CMQC.MQRC_NO_MSG_AVAILABLE
+        assert q.get(None, m.MD(), m.GMO()) == b"second"
+        q.close()
+    finally:
+        conn.disconnect()
 
 
 def test_a_replaced_holders_outgoing_connector_never_commits(env):

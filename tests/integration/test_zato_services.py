@@ -846,6 +846,7 @@ def test_an_ibm_mq_channels_service_reads_the_mqmd(quickstart, monkeypatch, qm_k
         assert got["correlation_id"] == "order-7"
         assert len(bytes.fromhex(got["msg_id"])) == 24 and set(got["msg_id"]) != {"0"}
         assert (got["reply_to"], got["priority"], got["backout_count"]) == ("REPLIES", 4, 0)
+        assert got["timestamp"]  # from the PutDate/PutTime that the queue manager sets on a put
         assert got["same_as_wmq"] and json.loads(got["data"]) == {"tag": tag}
     finally:
         qm.close()

@@ -5,7 +5,12 @@ connectors make (QueueManager.connect_with_options/commit/backout/disconnect, Qu
 inquire/close, MD, GMO, PMO, CD, SCO, CMQC, CMQXC, MQMIError) and talks to the stand-in queue
 manager process (tests/ibmmq_standin/qmgr.py) over TCP, found through the MQCD ConnectionName
 `host(port)` as a real client would. Tests make it importable as `ibmmq` for the processes
-they start by putting tests/ibmmq_standin first on PYTHONPATH. Constants have IBM's values.
+they start by putting tests/ibmmq_standin first on PYTHONPATH. Constants have IBM's values
+(ibmmq 2.1's _CMQC_linux_x64.py / CMQXC.py), structures the real defaults (mqmd.py, mqcd.py...),
+and what the real one does on the client side is done here too: object names are encoded as
+ASCII and cut to 48 bytes (mqcommon.ensure_strings_are_bytes, MQOpts.pack), a str body goes as
+UTF-8 with Format MQSTR and CodedCharSetId 1208 (mqqueue.Queue.put), the MD's MsgId/CorrelId
+select the message a get returns (GMO MatchOptions MQMO_MATCH_MSG_ID | MQMO_MATCH_CORREL_ID).
 """
 
 from __future__ import annotations
@@ -33,25 +38,33 @@ class PYIFError(Exception):
 
 class CMQC:
     MQCC_OK, MQCC_WARNING, MQCC_FAILED = 0, 1, 2
-    MQCNO_NONE, MQCNO_CLIENT_BINDING = 0, 0x100
+    MQCNO_NONE, MQCNO_CLIENT_BINDING = 0, 0x800
     MQOO_INPUT_AS_Q_DEF, MQOO_INPUT_SHARED, MQOO_BROWSE, MQOO_OUTPUT, MQOO_INQUIRE = 1, 2, 8, 16, 32
     MQOO_FAIL_IF_QUIESCING = 0x2000
     MQGMO_NO_WAIT, MQGMO_WAIT, MQGMO_SYNCPOINT, MQGMO_NO_SYNCPOINT = 0, 1, 2, 4
     MQGMO_FAIL_IF_QUIESCING, MQGMO_CONVERT = 0x2000, 0x4000
+    MQGMO_PROPERTIES_AS_Q_DEF, MQGMO_NO_PROPERTIES = 0, 0x4000000
+    MQMO_NONE, MQMO_MATCH_MSG_ID, MQMO_MATCH_CORREL_ID = 0, 1, 2
     MQPMO_SYNCPOINT, MQPMO_NO_SYNCPOINT, MQPMO_NEW_MSG_ID, MQPMO_FAIL_IF_QUIESCING = 2, 4, 64, 0x2000
     MQPER_NOT_PERSISTENT, MQPER_PERSISTENT, MQPER_PERSISTENCE_AS_Q_DEF = 0, 1, 2
     MQEI_UNLIMITED = -1
     MQPRI_PRIORITY_AS_Q_DEF = -1
-    MQFMT_NONE, MQFMT_STRING = b"        ", b"MQSTR   "
+    MQFMT_NONE, MQFMT_STRING, MQFMT_RF_HEADER_2 = b"        ", b"MQSTR   ", b"MQHRF2  "
+    MQCCSI_Q_MGR = 0
+    MQENC_NATIVE = 546  # x86-64 Linux
+    MQMI_NONE = MQCI_NONE = b"\x00" * 24
     MQCA_BACKOUT_REQ_Q_NAME, MQIA_BACKOUT_THRESHOLD = 2019, 22
     MQRC_NONE = 0
     MQRC_BACKED_OUT = 2003
     MQRC_CONNECTION_BROKEN = 2009
+    MQRC_ENVIRONMENT_ERROR = 2012
     MQRC_HCONN_ERROR = 2018
     MQRC_NO_MSG_AVAILABLE = 2033
     MQRC_NOT_AUTHORIZED = 2035
     MQRC_Q_MGR_NAME_ERROR = 2058
     MQRC_Q_MGR_NOT_AVAILABLE = 2059
+    MQRC_SELECTOR_ERROR = 2067
+    MQRC_TRUNCATED_MSG_FAILED = 2080
     MQRC_UNKNOWN_OBJECT_NAME = 2085
     MQRC_Q_MGR_QUIESCING = 2161
     MQRC_Q_MGR_STOPPING = 2162
@@ -85,8 +98,8 @@ class CD(_Struct):
         "ChannelType": 0,
         "TransportType": 2,
         "SSLCipherSpec": b"",
-        "HeartbeatInterval": 1,
-        "Version": 6,
+        "HeartbeatInterval": 300,
+        "Version": 11,
     }
 
 
@@ -99,11 +112,16 @@ class MD(_Struct):
         "MsgId": b"\x00" * 24,
         "CorrelId": b"\x00" * 24,
         "Format": CMQC.MQFMT_NONE,
+        "Encoding": CMQC.MQENC_NATIVE,
+        "CodedCharSetId": CMQC.MQCCSI_Q_MGR,
         "Persistence": CMQC.MQPER_PERSISTENCE_AS_Q_DEF,
         "Priority": -1,
         "Expiry": -1,
         "BackoutCount": 0,
         "ReplyToQ": b"",
+        "ReplyToQMgr": b"",
+        "PutDate": b"",
+        "PutTime": b"",
     }
 
 
@@ -119,11 +137,22 @@ class OD(_Struct):
     _defaults = {"ObjectName": b""}
 
 
-_BYTES = ("MsgId", "CorrelId", "Format", "ReplyToQ")
+_BYTES = ("MsgId", "CorrelId", "Format", "ReplyToQ", "ReplyToQMgr", "PutDate", "PutTime")
 
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value or "")
+
+
+def _object_name(value: Any) -> str:
+    """An MQOD ObjectName as the real driver sends it: ASCII (UnicodeEncodeError otherwise, from
+    ensure_strings_are_bytes) and cut to 48 bytes without a word (MQOpts.pack)."""
+    raw = value.encode("ascii") if isinstance(value, str) else bytes(value or b"")
+    return raw[:48].decode("ascii", "replace").rstrip(" \x00")
+
+
+def _is_set(value: bytes) -> bool:
+    return bool(value.strip(b"\x00"))
 
 
 def _md_out(md: MD) -> dict:
@@ -228,7 +257,7 @@ class Queue:
         self, qmgr: QueueManager, q_desc: str | bytes | OD | None = None, open_opts: int | None = None
     ):
         self._qm = qmgr
-        self._name = _text(q_desc.ObjectName if isinstance(q_desc, OD) else q_desc).strip()
+        self._name = _object_name(q_desc.ObjectName if isinstance(q_desc, OD) else q_desc)
         if q_desc is not None and open_opts is not None:
             self._qm._call("open", queue=self._name, options=open_opts)
 
@@ -241,6 +270,9 @@ class Queue:
             queue=self._name,
             wait_ms=wait,
             syncpoint=bool(gmo.Options & CMQC.MQGMO_SYNCPOINT),
+            options=gmo.Options,
+            msg_id=md.MsgId.hex() if _is_set(md.MsgId) else None,
+            correl_id=md.CorrelId.hex() if _is_set(md.CorrelId) else None,
         )
         _md_in(md, reply["md"])
         return base64.b64decode(reply["b64"])
@@ -248,7 +280,9 @@ class Queue:
     def put(self, msg: str | bytes, md: MD | None = None, pmo: PMO | None = None) -> None:
         md, pmo = md or MD(), pmo or PMO()
         if isinstance(msg, str):
-            msg, md.Format = msg.encode("utf-8"), CMQC.MQFMT_STRING
+            msg, md.Format, md.CodedCharSetId = msg.encode("utf-8"), CMQC.MQFMT_STRING, 1208
+        elif not isinstance(msg, bytes):
+            raise TypeError(f"Message type is {type(msg)}. Convert to bytes.")
         reply = self._qm._call(
             "put",
             queue=self._name,
