@@ -144,6 +144,26 @@ def test_a_zato_style_send_puts_queue_correlation_and_message_ids(env):
     assert qm.drain(qm.queues["out"]) == []
 
 
+def test_outgoing_text_goes_as_utf8_mqstr_and_bytes_as_mqfmt_none(env):
+    """Text declares its character set (CCSID 1208, UTF-8), as ibmmq does for a str body: left at
+    MQCCSI_Q_MGR a client's put is labelled with the client locale's CCSID (819 under the C
+    locale), and a receiver that converts (JMS, MQGMO_CONVERT) garbles every non-ASCII letter.
+    Bytes go as they are, MQFMT_NONE, so that nobody converts them. Before: MQSTR, CCSID 819."""
+    qm = env["qm"]
+    out = make_outgoing(load_server_settings(env["dir"]), env["client"])
+    out.ibm_mq.send('{"city": "Łódź"}', "out")
+    out.ibm_mq.send({"city": "Zürich"}, "out")
+    out.ibm_mq.send(b"\x00\xffbinary", "out")
+    start(env, "ibm-mq-outgoing", "out")
+    seen: list = []
+    wait_for(lambda: seen.extend(qm.drain(qm.queues["out"])) or len(seen) == 3, timeout=30, what="3 puts")
+    got = {body: (bytes.fromhex(md["Format"]), md["CodedCharSetId"]) for body, md in seen}
+    binary = got.pop(b"\x00\xffbinary")
+    assert binary[0] in (b"        ", b"\x00" * 8)  # MQFMT_NONE
+    assert sorted(json.loads(b.decode("utf-8"))["city"] for b in got) == ["Zürich", "Łódź"]
+    assert set(got.values()) == {(b"MQSTR   ", 1208)}
+
+
 def test_a_get_matches_the_msg_id_of_the_md_it_is_given(env):
     """The GMO's default MatchOptions match the MD's MsgId and CorrelId: an MD reused from a
     get returns only that message (2033 once it is gone), which is why the channel makes a new

@@ -37,6 +37,7 @@ PERSISTENCE = ("persistent", "non-persistent", "queue")
 # Zato's send(..., delivery_mode=...) takes JMS delivery modes.
 DELIVERY_MODES = {1: "non-persistent", 2: "persistent"}
 MQ_ID_PREFIX = "ID:"  # how JMS and IBM MQ tools print a MsgId/CorrelId: ID: and 48 hex digits
+UTF8_CCSID = 1208  # the MQMD CodedCharSetId of UTF-8 text (what ibmmq itself sets for str bodies)
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class MQMessage:
     correlation_id: bytes | None = None
     reply_to: str | None = None
     msg_id: bytes | None = None  # None: the queue manager makes a new one
+    text: bool = True  # UTF-8 text (MQFMT_STRING, CCSID 1208); False: bytes as sent (MQFMT_NONE)
 
 
 def expiry_of_expiration(expiration: object) -> float | None:
@@ -145,6 +147,7 @@ def decode(raw: str) -> MQMessage:
             bytes.fromhex(corr) if corr else None,
             msg.get("reply_to"),
             bytes.fromhex(mid) if mid else None,
+            "b64" not in msg,
         )
     except (ValueError, TypeError, KeyError, AttributeError) as e:
         raise ConnectorError(f"malformed outgoing message ({type(e).__name__}: {e})") from None
@@ -214,7 +217,10 @@ class IBMMQOutgoingConnector:
         expiry = self.d["expiry"] if msg.expiry is None else msg.expiry
         md.Expiry = math.ceil(round(expiry * 10, 6)) if expiry else c.MQEI_UNLIMITED  # MQ counts tenths
         md.Priority = self.d["priority"] if msg.priority is None else msg.priority
-        md.Format = c.MQFMT_STRING
+        if msg.text:  # declare the body's CCSID: MQCCSI_Q_MGR would be the client locale's
+            md.Format, md.CodedCharSetId = c.MQFMT_STRING, UTF8_CCSID
+        else:
+            md.Format = c.MQFMT_NONE
         if msg.correlation_id:
             md.CorrelId = msg.correlation_id.ljust(24, b"\x00")
         if msg.reply_to:
