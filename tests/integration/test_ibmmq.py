@@ -16,7 +16,7 @@ import pytest
 import redis
 
 from tests.conn_support import FakeServer, log_text, make_server_dir, set_epoch, wait_exit
-from tests.ibmmq_support import QM_KINDS, client, definitions, make_qm, put
+from tests.ibmmq_support import QM_KINDS, client, definitions, jms_rfh2, make_qm, put
 from tests.support import REDIS_URL, cleanup_redis, cluster_name, stop_process, wait_for
 from zato.common.errors import EXIT_CONFIG, EXIT_LEASE_LOST, ConnectorError
 from zato.config.settings import load_server_settings
@@ -162,6 +162,26 @@ def test_outgoing_text_goes_as_utf8_mqstr_and_bytes_as_mqfmt_none(env):
     assert binary[0] in (b"        ", b"\x00" * 8)  # MQFMT_NONE
     assert sorted(json.loads(b.decode("utf-8"))["city"] for b in got) == ["Zürich", "Łódź"]
     assert set(got.values()) == {(b"MQSTR   ", 1208)}
+
+
+def test_a_jms_senders_message_reaches_the_service_as_its_body_alone(env):
+    """A JMS sender's properties travel in an MQRFH2; the queue's default PROPCTL(COMPAT) hands
+    them to a get in front of the body unless it says MQGMO_NO_PROPERTIES. Before, the channel
+    got "RFH ..." + the JSON and moved it to the backout queue as not JSON."""
+    qm = env["qm"]
+    server = fake(env)
+    rfh2 = jms_rfh2(["<mcd><Msd>jms_text</Msd></mcd>", "<usr><shop>eu</shop></usr>"])
+    put(qm, qm.queues["in"], [rfh2 + b'{"n": 1}'], Format=qm.mq.CMQC.MQFMT_RF_HEADER_2)
+    put(qm, qm.queues["in"], [b'{"n": 2}'])
+    start(env, "ibm-mq-channel", "in")
+    s = wait_for(
+        lambda: (s := stats(env, "ibm-mq-channel:in")).get("messages_in") == 2 and s,
+        timeout=30,
+        what="both messages taken",
+    )
+    wait_for(lambda: len(server.bodies("conn.record")) == 2 or s.get("parked"), what="both handled")
+    assert server.bodies("conn.record") == [b'{"n": 1}', b'{"n": 2}']
+    assert qm.drain(qm.queues["backout"]) == []
 
 
 def test_a_get_matches_the_msg_id_of_the_md_it_is_given(env):

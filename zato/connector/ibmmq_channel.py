@@ -2,7 +2,8 @@
 
 - MQGET with MQGMO_SYNCPOINT | MQGMO_WAIT (WAIT_MS, so a stop request is seen promptly): the
   message stays the queue manager's until MQCMIT; a crash or a broken connection backs it out
-  and it is delivered again (Zato 4.1 reads with NO_SYNCPOINT and loses it instead);
+  and it is delivered again (Zato 4.1 reads with NO_SYNCPOINT and loses it instead); with
+  MQGMO_NO_PROPERTIES, so a JMS sender's message is its body alone, not an MQRFH2 before it;
 - the service is invoked on a live server through the fenced internal endpoint with this
   holder's epoch; 200: MQCMIT; 409 (stale epoch): MQBACK and exit with EXIT_LEASE_LOST, so a
   stale holder's get is never committed; any other answer: MQBACK (the backout count rises),
@@ -90,7 +91,11 @@ class IBMMQChannelConnector:
             while not self.ctx.should_stop():
                 md = m.MD()
                 gmo = m.GMO()
-                gmo.Options = c.MQGMO_SYNCPOINT | c.MQGMO_WAIT | c.MQGMO_FAIL_IF_QUIESCING
+                # NO_PROPERTIES: a JMS sender's properties would come as an MQRFH2 header
+                # in front of the body (the queue's default PROPCTL(COMPAT))
+                gmo.Options = (
+                    c.MQGMO_SYNCPOINT | c.MQGMO_WAIT | c.MQGMO_FAIL_IF_QUIESCING | c.MQGMO_NO_PROPERTIES
+                )
                 gmo.WaitInterval = WAIT_MS
                 try:
                     body = queue.get(None, md, gmo)
