@@ -29,6 +29,21 @@ from zato.service.outgoing import IBMMQOutgoing
             "ibm-mq-outgoing persistence: 'forever' is not one of persistent, non-persistent, queue",
         ),
         ("ibm-mq-outgoing", {"name": "o", "def": "q", "queue": "Q", "priority": 10}, "10 is not in -1..9"),
+        (
+            "ibm-mq-channel",
+            {"name": "c", "def": "q", "queue": "ZAMÓWIENIA", "service": "s"},
+            "ibm-mq-channel queue: 'ZAMÓWIENIA' is not an IBM MQ queue name (at most 48 of",
+        ),
+        (
+            "ibm-mq-channel",
+            {"name": "c", "def": "q", "queue": "Q", "service": "s", "backout_queue": "BO Q"},
+            "ibm-mq-channel backout_queue: 'BO Q' is not an IBM MQ queue name",
+        ),
+        (
+            "ibm-mq-outgoing",
+            {"name": "o", "def": "q", "queue": "Q" * 49},
+            "is not an IBM MQ queue name (at most 48 of A-Z a-z 0-9 . / _ %)",
+        ),
     ],
 )
 def test_bad_values_are_named(odb, kind, values, message):
@@ -207,3 +222,17 @@ def test_cluster_status_shows_reconnects_backouts_and_why_a_connector_is_fatal()
     row = next(line for line in text.splitlines() if line.startswith("ibm-mq-outgoing:out"))
     assert "RUNNING/reconnecting" in row and row.split()[-2:] == ["2", "-"]  # RECONN, LAST ERROR
     assert "pip install 'zato-ha[ibmmq]'" in text
+
+
+def test_a_send_to_a_queue_name_mq_cannot_take_is_refused_at_once():
+    """ibmmq encodes object names as ASCII (UnicodeEncodeError, which the outgoing connector
+    took for a crash and met again on every restart) and cuts them to 48 bytes without a word
+    (a put to another queue); ReplyToQ alike. Refused at send now, naming the argument."""
+    for queue in ("ZAMÓWIENIA", "Q" * 49, "A QUEUE"):
+        with pytest.raises(ConnectorError, match="IBM MQ queue_name: .* is not an IBM MQ queue name"):
+            ibmmq_outgoing.encode({"n": 1}, queue=queue)
+    with pytest.raises(ConnectorError, match="IBM MQ reply_to: 'ODPOWIEDŹ' is not an IBM MQ queue name"):
+        ibmmq_outgoing.encode({"n": 1}, reply_to="ODPOWIEDŹ")
+    ok = ibmmq_outgoing.decode(ibmmq_outgoing.encode("x", queue="Q" * 48, reply_to="A.B/C_D%1"))
+    assert (ok.queue, ok.reply_to, ok.text) == ("Q" * 48, "A.B/C_D%1", True)
+    assert ibmmq_outgoing.decode(ibmmq_outgoing.encode(b"x")).text is False

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import time
 from dataclasses import dataclass
 from types import ModuleType
@@ -38,6 +39,18 @@ PERSISTENCE = ("persistent", "non-persistent", "queue")
 DELIVERY_MODES = {1: "non-persistent", 2: "persistent"}
 MQ_ID_PREFIX = "ID:"  # how JMS and IBM MQ tools print a MsgId/CorrelId: ID: and 48 hex digits
 UTF8_CCSID = 1208  # the MQMD CodedCharSetId of UTF-8 text (what ibmmq itself sets for str bodies)
+# IBM MQ object names: at most 48 of A-Z a-z 0-9 . / _ %. The driver encodes names as ASCII
+# (UnicodeEncodeError otherwise) and cuts longer ones to 48 without a word.
+MQ_NAME_RE = re.compile(r"[A-Za-z0-9._/%]{1,48}")
+
+
+def check_mq_name(where: str, value: str) -> str:
+    """`value` as an IBM MQ queue name; ConnectorError naming `where` when MQ would not take it."""
+    if not isinstance(value, str) or not MQ_NAME_RE.fullmatch(value):
+        raise ConnectorError(
+            f"{where}: {value!r} is not an IBM MQ queue name (at most 48 of A-Z a-z 0-9 . / _ %)"
+        )
+    return value
 
 
 @dataclass(frozen=True)
@@ -119,6 +132,10 @@ def encode(
         raise ConnectorError(
             f"IBM MQ persistence must be one of {', '.join(PERSISTENCE)}, not {persistence!r}"
         )
+    if queue:
+        check_mq_name("IBM MQ queue_name", queue)
+    if reply_to:
+        check_mq_name("IBM MQ reply_to", reply_to)
     corr, mid = mq_id("correlation_id", correlation_id), mq_id("msg_id", msg_id)
     msg = envelope(
         data,

@@ -127,11 +127,11 @@ FIELDS: dict[str, tuple[Field, ...]] = {
     "ibm-mq-channel": (
         _NAME,
         _DEF,
-        Field("queue", required=True),
+        Field("queue", "mq-name", required=True),
         Field("service", required=True),
         Field("data_format", "choice", choices=DATA_FORMATS),
         Field("backout_threshold", "int", hi=999999999),
-        Field("backout_queue"),
+        Field("backout_queue", "mq-name"),
         Field("max_in_flight", "int", lo=1, hi=MAX_IN_FLIGHT),
         _TIMEOUT,
         _ACTIVE,
@@ -139,7 +139,7 @@ FIELDS: dict[str, tuple[Field, ...]] = {
     "ibm-mq-outgoing": (
         _NAME,
         _DEF,
-        Field("queue", required=True),
+        Field("queue", "mq-name", required=True),
         Field("persistence", "choice", choices=MQ_PERSISTENCE),
         Field("expiry", "int", hi=99999999),
         Field("priority", "int", lo=-1, hi=9),
@@ -344,7 +344,15 @@ def _zmq_address(where: str, value: str, bind_by_default: bool) -> None:
         raise ConnectorError(f"{where}: {e}") from None
 
 
+def _mq_name(where: str, value: str) -> None:
+    from zato.connector.ibmmq_outgoing import check_mq_name  # no IBM MQ driver needed
+
+    if value:
+        check_mq_name(where, value)
+
+
 URL_CHECKS = {
+    "mq-name": _mq_name,
     "http-url": _http_url,
     "sql-url": _sql_url,
     "header": _header,
