@@ -47,6 +47,7 @@ CHANNELS = [
     ("hooks", "/demo/hooks", "demo.hooks.audited", None),
     ("hooks-off", "/demo/hooks-off", "demo.hooks.disabled", None),
     ("no-content", "/demo/no-content", "demo.no-content", "DELETE"),
+    ("hooks-failing", "/demo/hooks-failing", "docs.hooks.failing", None),
 ]
 
 
@@ -165,6 +166,30 @@ def test_service_hooks_run_as_in_zato(cluster) -> None:
     wait_for(lambda: re.search(rf"finalized {cid} in \d+ ms \(0:00:00\.\d+\)", logs()), 10, what="finalize")
     workers = sum(cluster.settings(s).workers for s in ("server1", "server2"))
     assert logs().count("demo.hooks.audited is in the store") == workers  # in each worker, once
+
+
+def test_an_exception_in_before_or_after_handle_is_logged_and_the_service_goes_on(cluster) -> None:
+    """Zato's hooks chapter: an exception in before_handle or after_handle is "caught by Zato,
+    logged, and the next method will be called as though there was no exception"
+    (tests/zato_corpus/docs_examples.py). Before: the caller got a 500 and handle never ran."""
+    for base in urls(cluster):
+        r = requests.get(f"{base}/demo/hooks-failing")
+        assert r.status_code == 200, r.text
+        assert r.json() == {"before": "ran", "handled": True}
+    r = api(cluster, cluster.lb_url, "docs.hooks.failing")
+    assert r.status_code == 200 and r.json() == {"before": "ran", "handled": True}, r.text
+    cid = r.headers["X-Zato-CID"]
+
+    def logs() -> str:
+        return "".join(
+            open(os.path.join(cluster.server_dir(s), "logs", "server.log")).read()
+            for s in ("server1", "server2")
+        )
+
+    for hook, why in (("before_handle", "ValueError"), ("after_handle", "KeyError")):
+        said = f"cid {cid}: service docs.hooks.failing: {hook} failed; the invocation goes on, as in Zato"
+        wait_for(lambda s=said: s in logs(), 10, what=f"{hook}'s failure logged")
+        assert f"{why}: " in logs().split(said, 1)[1][:2000]  # with its traceback
 
 
 def test_a_list_response_given_as_payload_slice(cluster) -> None:

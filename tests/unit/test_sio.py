@@ -346,6 +346,30 @@ def test_zato_hooks_run_in_order_and_accept_can_skip_everything() -> None:
     assert Store().call(Hooked, "skip") is None and Hooked.calls == []
 
 
+class BrokenHooks(Service):
+    name = "t.broken-hooks"
+
+    def before_handle(self) -> None:
+        self.environ["seen"] = "before"
+        raise ValueError("before_handle broke")
+
+    def handle(self) -> None:
+        self.response.payload = {"seen": self.environ["seen"]}
+
+    def after_handle(self) -> None:
+        raise RuntimeError("after_handle broke")
+
+
+def test_an_exception_in_before_or_after_handle_is_logged_and_the_answer_stands(caplog) -> None:
+    """As Zato documents (progguide/hooks/service) and does: caught, logged, the next step runs."""
+    assert Store().call(BrokenHooks) == {"seen": "before"}
+    failed = [r.getMessage() for r in caplog.records if "failed; the invocation goes on" in r.getMessage()]
+    assert [m.split(": ", 1)[1] for m in failed] == [
+        "service t.broken-hooks: before_handle failed; the invocation goes on, as in Zato",
+        "service t.broken-hooks: after_handle failed; the invocation goes on, as in Zato",
+    ]
+
+
 def test_before_add_to_store_keeps_a_service_out() -> None:
     source = (
         "from zato.server.service import Service\n"

@@ -395,8 +395,9 @@ class Service:
         return self._store.server
 
     # Zato's hooks, in the order they run: accept, before_handle, validate_input, handle,
-    # validate_output, after_handle, finalize_handle. An exception in any but the last ends the
-    # invocation as handle's own would; one in finalize_handle is logged (the answer stands).
+    # validate_output, after_handle, finalize_handle. As in Zato, an exception in before_handle,
+    # after_handle or finalize_handle is logged and the invocation goes on (the answer stands);
+    # one in accept, validate_input or validate_output ends it as handle's own would.
 
     @staticmethod
     def before_add_to_store(logger: logging.Logger) -> bool:
@@ -413,7 +414,7 @@ class Service:
         return True
 
     def before_handle(self) -> None:
-        """Zato's hook: runs before handle()."""
+        """Zato's hook: runs before handle(); an exception in it is logged, and handle() runs."""
 
     def validate_input(self) -> None:
         """Zato's hook: runs right before handle(); raising (BadRequest...) stops it."""
@@ -425,7 +426,8 @@ class Service:
         """Zato's hook: runs right after handle()."""
 
     def after_handle(self) -> None:
-        """Zato's hook: runs after handle() succeeded."""
+        """Zato's hook: runs after handle() succeeded; an exception in it is logged, and the
+        answer stands."""
 
     def finalize_handle(self) -> None:
         """Zato's hook: runs last, with self.processing_time (ms) and processing_time_raw."""

@@ -214,6 +214,18 @@ def _wanted(cls: type[Service], name: str) -> bool:
     return wanted
 
 
+def _hook(service: Service, hook: str, name: str) -> None:
+    """Zato's before_handle or after_handle: as Zato documents and does, an exception in it is
+    logged and the invocation goes on as if it had not been raised (validate_input and
+    validate_output are not hooks of that kind: theirs ends the invocation; so does sys.exit()
+    in any of them, as it is no Exception)."""
+    try:
+        getattr(service, hook)()
+    except Exception:  # noqa: BLE001 - Zato's rule for these two hooks: logged, then the next step
+        said = "cid %s: service %s: %s failed; the invocation goes on, as in Zato"
+        logger.exception(said, service.cid, name, hook)
+
+
 def _finalize(service: Service, name: str, took: float) -> None:
     """Zato's finalize_handle, with the processing time set; its failure is logged only."""
     service.processing_time_raw = datetime.timedelta(seconds=took)
@@ -377,11 +389,11 @@ class ServiceStore:
                 return Response()  # as in Zato: nothing runs, an empty answer
             if decl.output:
                 service.response.payload = Payload()
-            service.before_handle()
+            _hook(service, "before_handle", name)
             service.validate_input()
             service.handle()
             service.validate_output()
-            service.after_handle()
+            _hook(service, "after_handle", name)
             response = service.response
             if decl.output:
                 given = response.payload
