@@ -681,6 +681,21 @@ def test_outgoing_http_and_sql_live_and_masked(cluster) -> None:
     active = [{"runway_id": 1, "status": "active"}, {"runway_id": 2, "status": "active"}]
     assert r.json() == {"rows": active, "one": {"runway_id": 7, "status": "active"}, "none": None,
                         "several": "MultipleResultsFound"}  # fmt: skip
+    # Zato 4.1's SQL page reads rows by column name (`row['CompanyName']`) and Zato 3.2's code
+    # (SQLAlchemy 1.3) as dicts; SQLAlchemy 2's Row took neither. Before: 500, "TypeError: tuple
+    # indices must be integers or slices, not str" (tests/zato_corpus/docs_examples.py).
+    for base in urls(cluster):
+        r = api(cluster, base, "docs.sql.by-column", {"segment": "ABC"})
+        assert r.status_code == 200, r.text
+        assert r.json() == {"clients": [{"id": 1, "name": "John Doe", "segment": "ABC"},
+                                        {"id": 2, "name": "Jane Roe", "segment": "ABC"}]}  # fmt: skip
+    r = api(cluster, cluster.lb_url, "docs.sql.as-dicts")
+    assert r.status_code == 200, r.text
+    assert r.json() == {
+        "rows": [{"client_id": 1, "name": "John Doe", "segment": "ABC"},
+                 {"client_id": 2, "name": "Jane Roe", "segment": "ABC"}],
+        "first": {"client_id": 3, "name": "Max Poe", "segment": "XYZ"},
+    }  # fmt: skip
     r = requests.post(f"{cluster.lb_url}/demo/order-row", json={"price": 12.5})
     assert r.status_code == 200, r.text
     assert r.json() == {"price": "12.50", "units": 3, **when, "ref": ref.replace("-", "")}

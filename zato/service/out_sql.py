@@ -24,19 +24,114 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import CursorResult, Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.elements import TextClause
 
 from zato.common.errors import ConnectorError
 from zato.odb.engine import normalize_url
 from zato.service.outgoing import PerWorker
 
 
+class Record(tuple):
+    """A row of an SQL text query as Zato's examples read it (SQLAlchemy 1.3's RowProxy, which
+    Zato 3.2 ships): by position (`row[0]`), by column name (`row['name']`, as Zato 4.1's SQL
+    docs do), as an attribute (`row.name`), and as a dict (`dict(row)`, `row.items()`).
+    SQLAlchemy 2's own Row takes no column name in brackets (TypeError: tuple indices must be
+    integers or slices, not str). Like that Row it is a tuple of the values, with `_fields`,
+    `_mapping` and `_asdict()`. `_fields` is set on a subclass made for each result."""
+
+    __slots__ = ()
+    _fields: tuple[str, ...] = ()
+
+    def _index(self, name: str, error: type[LookupError] | type[AttributeError]) -> int:
+        try:
+            return self._fields.index(name)
+        except ValueError:
+            raise error(f"no column named {name!r} in this row (it has: {', '.join(self._fields)})") from None
+
+    def __getitem__(self, key: Any) -> Any:  # type: ignore[override]
+        if isinstance(key, str):
+            key = self._index(key, KeyError)
+        return tuple.__getitem__(self, key)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):  # copy, pickle and the like look for these
+            raise AttributeError(name)
+        return tuple.__getitem__(self, self._index(name, AttributeError))
+
+    def keys(self) -> list[str]:
+        return list(self._fields)
+
+    def values(self) -> list[Any]:
+        return list(self)
+
+    def items(self) -> list[tuple[str, Any]]:
+        return list(zip(self._fields, self, strict=True))
+
+    def _asdict(self) -> dict[str, Any]:
+        return dict(zip(self._fields, self, strict=True))
+
+    @property
+    def _mapping(self) -> dict[str, Any]:
+        return self._asdict()
+
+
+class Records:
+    """The result of a text query in a ZatoSession: SQLAlchemy's CursorResult whose rows come
+    as Records (iterating, fetchone/fetchmany/fetchall, first/one/one_or_none/all); everything
+    else (scalar, scalars, mappings, rowcount, keys, close...) is the result's own."""
+
+    def __init__(self, result: CursorResult):
+        self._result = result
+        fields = tuple(result.keys())
+        self._record = type("Record", (Record,), {"__slots__": (), "_fields": fields})
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._result, name)
+
+    def _one(self, row: Any) -> Any:
+        return None if row is None else self._record(row)
+
+    def _many(self, rows: Any) -> list[Record]:
+        return [self._record(row) for row in rows]
+
+    def __iter__(self) -> Any:
+        return (self._record(row) for row in self._result)
+
+    def __next__(self) -> Record:
+        return self._record(next(self._result))
+
+    def fetchone(self) -> Record | None:
+        return self._one(self._result.fetchone())
+
+    def fetchmany(self, size: int | None = None) -> list[Record]:
+        return self._many(self._result.fetchmany(size))
+
+    def fetchall(self) -> list[Record]:
+        return self._many(self._result.fetchall())
+
+    all = fetchall
+
+    def first(self) -> Record | None:
+        return self._one(self._result.first())
+
+    def one(self) -> Record:
+        return self._record(self._result.one())
+
+    def one_or_none(self) -> Record | None:
+        return self._one(self._result.one_or_none())
+
+
 class ZatoSession(Session):
-    """A Session whose execute() takes SQL as a string too, as Zato 3.2's examples pass it."""
+    """A Session whose execute() takes SQL as a string too, as Zato 3.2's examples pass it, and
+    gives the rows of a text query as Records: `row['name']` and `dict(row)` work as in Zato."""
 
     def execute(self, statement: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         if isinstance(statement, str):
             statement = text(statement)
-        return super().execute(statement, *args, **kwargs)
+        result = super().execute(statement, *args, **kwargs)
+        if isinstance(statement, TextClause) and isinstance(result, CursorResult) and result.returns_rows:
+            return Records(result)
+        return result
 
 
 def engine_of(name: str, d: dict) -> Engine:
@@ -68,7 +163,7 @@ class SQLConnection:
         """Every row as a dict (an empty list for a statement that returns none); committed."""
         with closing(self.session()) as session:
             result = session.execute(query, params or {})
-            returns_rows = not isinstance(result, CursorResult) or result.returns_rows  # UPDATE: none
+            returns_rows = getattr(result, "returns_rows", True)  # UPDATE: none
             rows = [dict(row) for row in result.mappings()] if returns_rows else []
             session.commit()
         return rows
