@@ -996,6 +996,15 @@ def test_zato_service_invoke_from_the_command_line(cluster) -> None:
     )
     assert re.fullmatch(r"K[0-9A-Z]{27}\n", cid.stdout), cid.stdout
     wait_for(lambda: client.lrange(f"demo:job-done:{job}", 0, -1), what="the job queued by the CLI")
+    # Zato 3.2's docs (admin/cli/service-invoke): `--is-async`, and "If a service produces no
+    # response, '(None)' will be returned." Before: argparse refused --is-async; nothing printed.
+    job = uuid.uuid4().hex[:8]
+    cid = zato(
+        "service", "invoke", cluster.path, "jobs.run", "--is-async", "--payload", json.dumps({"job": job})
+    )
+    assert re.fullmatch(r"K[0-9A-Z]{27}\n", cid.stdout), cid.stdout
+    wait_for(lambda: client.lrange(f"demo:job-done:{job}", 0, -1), what="the job queued with --is-async")
+    assert zato("service", "invoke", cluster.path, "docs.no-response").stdout == "(None)\n"
 
 
 def test_invoke_async_with_zato_keywords_cid_and_callbacks(cluster) -> None:

@@ -40,6 +40,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     i.add_argument(
         "--async",
+        "--is-async",  # Zato 3.2's name of it; Zato 2.0 and 3.0 called it --async
         dest="is_async",
         action="store_true",
         help="invoke_async: queue it for some server of the cluster and print the new CID",
@@ -133,6 +134,8 @@ def _show(name: str, settings: ServerSettings, status: int, body: bytes, is_asyn
         print(json.dumps(answer, indent=2, ensure_ascii=False))
     elif body:
         print(body.decode(errors="replace"))
+    elif 200 <= status < 300:
+        print("(None)")  # as Zato's command says of a service that produced no response
     if 200 <= status < 300:
         return 0
     print(f"zato: service {name} on server {settings.name} answered {status}", file=sys.stderr)
