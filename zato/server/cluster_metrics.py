@@ -82,16 +82,16 @@ class ClusterCollector:
             "1 for what each connector says it is doing (running, reconnecting, blocked...)",
             labels=[*labels, "activity"],
         )
-        restarts = GaugeMetricFamily("zato_connector_restarts", "Restarts of a connector", labels=labels)
         counters = {
             key: CounterMetricFamily(f"zato_connector_{key}", help_, labels=labels)
             for key, help_ in (
+                ("restarts", "Restarts of a connector process (from 0 after a takeover or an edit)"),
                 ("messages_in", "Messages a connector took in (since its process started)"),
                 ("messages_out", "Messages a connector delivered (since its process started)"),
                 ("failures", "Failed deliveries of a connector (since its process started)"),
+                ("parked", "Messages a connector parked (since its process started)"),
             )
         }
-        parked = GaugeMetricFamily("zato_connector_parked", "Messages a connector parked", labels=labels)
         parking = GaugeMetricFamily(
             "zato_channel_parking_queue",
             "Messages in an AMQP channel's parking queue now, as the broker counts them",
@@ -107,16 +107,14 @@ class ClusterCollector:
             state.add_metric([*key, str(c.get("state"))], 1)
             if c.get("activity"):
                 activity.add_metric([*key, str(c["activity"])], 1)
-            restarts.add_metric(key, c.get("restarts") or 0)
             for name, family in counters.items():
                 family.add_metric(key, c.get(name) or 0)
-            parked.add_metric(key, c.get("parked") or 0)
             if c.get("parking_queue") is not None:
                 parking.add_metric(key, c["parking_queue"])
             out = outgoing_of(c)
             if out is not None:
                 self._depth(depth, *out)
-        yield from (state, activity, restarts, *counters.values(), parked, parking, depth)
+        yield from (state, activity, *counters.values(), parking, depth)
 
     def _depth(self, family: Any, kind: str, name: str) -> None:
         queue = OutQueue(self.client, self.cluster, kind, name)
