@@ -6,15 +6,19 @@ every request proves the scrape sums the workers, whichever of them answers it."
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
+import threading
 import time
 
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support import free_port, wait_for, zato
+from tests.metrics_lint import documented, exposed_name, problems
+from tests.support import free_port, process_table, wait_for, zato
 
 MODULE = """
 import os
@@ -33,6 +37,17 @@ class Fail(Service):
 
     def handle(self):
         raise ValueError("this service always fails")
+
+
+class Slow(Service):
+    name = "test.slow"
+
+    def handle(self):  # says which worker runs it (its pid in the file named), then takes its time
+        import time
+
+        with open(self.request.payload["pid_file"], "w") as f:
+            f.write(str(os.getpid()))
+        time.sleep(30)
 """
 
 
@@ -52,7 +67,7 @@ def cluster(module_quickstart):
     qs.start()
     qs.deploy("pidmod", MODULE)
     base = qs.server_url("server1")
-    for name, service in (("pid", "test.pid"), ("fail", "test.fail")):
+    for name, service in (("pid", "test.pid"), ("fail", "test.fail"), ("slow", "test.slow")):
         r = requests.post(
             f"{base}/zato/admin/channels",
             auth=qs.admin_auth,
@@ -206,3 +221,67 @@ def test_every_process_writes_to_a_new_log_once_the_old_one_is_moved_away(cluste
         assert later <= access_cids("http_access.log") and not later & moved
     finally:
         zato("conn", "delete", "zmq-channel", cluster.path, "--name", "rot")
+
+
+DOCS = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "metrics.md")
+# HAProxy's own names that break the conventions (docs/metrics.md, HAProxy)
+HAPROXY_OWN = frozenset(("haproxy_process_failed_resolutions", "haproxy_process_idle_time_percent"))
+
+
+def test_every_metric_parses_follows_prometheus_conventions_and_is_documented(cluster):
+    """Every family the server and the LB expose parses with prometheus_client's parser and
+    passes promtool's naming rules; each of ours is in docs/metrics.md with its type."""
+    base = cluster.server_url("server1")
+    for path in ("/test/pid", "/test/fail", "/zato/admin/channels"):  # every per-server family has a value
+        requests.get(base + path, timeout=10, auth=cluster.admin_auth)
+    text = requests.get(base + "/metrics", timeout=10).text
+    assert problems(text) == []
+    exposed = {exposed_name(f): f.type for f in text_string_to_metric_families(text)}
+    assert exposed == {name: kind for name, (kind, _) in documented(DOCS).items()}
+    from zato.config.settings import load_lb_settings
+
+    lb = load_lb_settings(cluster.lb_dir)
+    url = cluster.lb_url + "/zato-lb-metrics"
+    lb_text = requests.get(url, auth=(lb.stats_username, lb.stats_password), timeout=10).text
+    assert problems(lb_text, allowed=HAPROXY_OWN) == []
+    assert {f.name for f in text_string_to_metric_families(lb_text)} >= HAPROXY_OWN  # still HAProxy's
+
+
+def _workers(cluster) -> set[int]:  # noqa: ANN001
+    arbiter = cluster.pid("server1")
+    return {pid for pid, ppid, cmd in process_table() if ppid == arbiter and b"worker" in cmd}
+
+
+def test_a_worker_killed_mid_request_keeps_what_it_counted_and_nothing_is_counted_twice(cluster, tmp_path):
+    """Multiprocess mode: a SIGKILLed worker's counts stay in the scrape's totals, its
+    replacement starts its own, and the request it was serving is no longer in flight."""
+    base = cluster.server_url("server1")
+    key = ("zato_rest_channel_requests_total", (("channel", "pid"), ("method", "GET"), ("status", "200")))
+    in_flight = ("zato_server_requests_in_flight", ())
+    before = samples(base + "/metrics").get(key, 0)
+    served: dict[int, int] = {}
+    while len(served) < 2:  # both workers count some
+        pid = requests.get(base + "/test/pid", timeout=10, headers={"Connection": "close"}).json()["pid"]
+        served[pid] = served.get(pid, 0) + 1
+    sent = sum(served.values())
+    pid_file = tmp_path / "slow.pid"
+    slow = threading.Thread(
+        target=_ignored, args=(base + "/test/slow", {"pid_file": str(pid_file)}), daemon=True
+    )
+    slow.start()
+    wait_for(lambda: pid_file.exists() and pid_file.read_text(), what="the slow request running")
+    assert samples(base + "/metrics")[in_flight] == 1
+    victim = int(pid_file.read_text())
+    assert victim in served and victim in _workers(cluster)
+    os.kill(victim, signal.SIGKILL)
+    wait_for(lambda: len(_workers(cluster) - {victim}) == 2, what="the replacement worker")
+    for _ in range(6):  # whichever worker answers: the dead one's counts once, nothing in flight
+        after = samples(base + "/metrics")
+        assert after[key] == before + sent
+        assert after[in_flight] == 0
+    slow.join(10)
+
+
+def _ignored(url: str, body: dict) -> None:
+    with contextlib.suppress(requests.RequestException):  # its worker was killed: no answer
+        requests.post(url, json=body, timeout=40)
