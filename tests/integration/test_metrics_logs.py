@@ -129,6 +129,35 @@ def test_made_up_methods_are_501_before_the_service_and_one_metric_series(cluste
     assert len(requests.get(base + "/metrics", timeout=10).content) < size + 1000
 
 
+def test_made_up_paths_service_names_and_cids_add_no_series(cluster):
+    """A client's made-up values (paths, service names in invoke paths, CIDs, admin calls with
+    or without credentials) never become label values: 1,000 of them add at most the one
+    series of each `kind` and nothing per value."""
+    base = cluster.server_url("server1")
+    before = set(samples(base + "/metrics"))
+    paths = (
+        "/made/up/{}",
+        "/test/pid/{}",
+        "/zato/api/invoke/{}",
+        "/zato/internal/invoke/{}",
+        "/zato/internal/invoke-many/{}",
+        "/zato/internal/invoke-messages/{}",
+        "/zato/admin/{}",
+    )
+    session = requests.Session()
+    for i in range(1000 // len(paths) + 1):
+        made_up = f"m{i:05d}x"
+        for path in paths:
+            session.get(base + path.format(made_up), headers={"X-Zato-CID": made_up}, timeout=10)
+        session.post(base + "/zato/admin/invoke", json={"name": made_up}, auth=cluster.admin_auth, timeout=10)
+        session.post(base + f"/zato/api/invoke/{made_up}", json={}, auth=cluster.admin_auth, timeout=10)
+    after = set(samples(base + "/metrics"))
+    values = {v for _, labels in after for _, v in labels}
+    assert not any("m0" in v for v in values), sorted(values)
+    new = {name for name, _ in after - before}
+    assert new <= {"zato_server_requests_total"}, sorted(after - before)  # kind="admin"/"internal" at most
+
+
 def test_haproxy_exporter_needs_the_stats_credentials(cluster):
     url = cluster.lb_url + "/zato-lb-metrics"
     assert requests.get(url, timeout=10).status_code == 401
