@@ -611,3 +611,57 @@ def _every_server_shows_the_same(qs) -> None:  # noqa: ANN001
             return
         time.sleep(0.5)
     raise AssertionError(f"cluster-wide metrics differ between servers: {differ}")
+
+
+STUCK_MODULE = """
+from zato.service import Service
+
+
+class SendStuck(Service):
+    name = "conn.send-stuck"
+
+    def handle(self):
+        self.outgoing.amqp.send({"stuck": True}, "stuck")
+"""
+
+
+def test_messages_waiting_for_an_inactive_outgoing_connection_stay_in_metrics(cluster, tmp_path):
+    """Before: zato_outgoing_queue_depth had a series only for the holder's running outgoing
+    connectors, so messages queued for a connection made inactive (its broker away, say) were
+    in no metric: an alert on the depth went quiet while they waited."""
+    module = tmp_path / "stuck_services.py"
+    module.write_text(STUCK_MODULE)
+    zato("deploy", cluster.path, str(module))
+    conn = ("conn", "create")
+    zato(
+        *conn,
+        "amqp-def",
+        cluster.path,
+        "--name",
+        "nowhere",
+        "--port",
+        str(free_port()),
+        "--password",
+        "guest",
+    )
+    zato(*conn, "amqp-outgoing", cluster.path, "--name", "stuck", "--def", "nowhere", "--routing-key", "x")
+    zato("channel", "create", cluster.path, "--name", "send-stuck", "--url-path", "/send-stuck",
+         "--service", "conn.send-stuck")  # fmt: skip
+    waiting = (("connection", "stuck"), ("kind", "amqp"), ("list", "waiting"))
+
+    def depth(server: str) -> float | None:
+        return _scrape(cluster.server_url(server)).get("zato_outgoing_queue_depth", ("", {}))[1].get(waiting)
+
+    try:
+        url = cluster.server_url("server1") + "/send-stuck"
+        wait_for(lambda: requests.post(url, json={}, timeout=10).ok, what="the channel served")
+        assert requests.post(url, json={}, timeout=10).ok
+        wait_for(lambda: depth("server1") == 2, what="two messages waiting (the broker is away)")
+        zato("conn", "edit", "amqp-outgoing", cluster.path, "--name", "stuck", "--active", "false")
+        wait_for(lambda: "amqp-outgoing:stuck" not in children(cluster.cluster), what="its connector stopped")
+        assert [depth(server) for server in cluster.server_names] == [2, 2]
+    finally:
+        zato("conn", "delete", "amqp-outgoing", cluster.path, "--name", "stuck", "--force")
+        zato("conn", "delete", "amqp-def", cluster.path, "--name", "nowhere")
+        zato("channel", "delete", cluster.path, "--name", "send-stuck")
+    assert depth("server1") is None  # deleted: its series goes (the messages left are in Redis)

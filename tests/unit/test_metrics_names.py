@@ -50,14 +50,21 @@ def test_each_broken_convention_is_named():
     assert problems("# TYPE haproxy_x counter\nhaproxy_x 1\n", allowed=frozenset({"haproxy_x"})) == []
 
 
+class _NoOutgoingQueues:
+    """Stands for Redis where no outgoing queue is listed (the children here have none)."""
+
+    def smembers(self, key: str) -> set:
+        return set()
+
+
 class _Connectors:
-    """The connector families ClusterCollector makes for a holder's children (no Redis)."""
+    """The connector families ClusterCollector makes for a holder's children."""
 
     def __init__(self, children: list[dict]):
         self.children = children
 
     def collect(self):  # noqa: ANN201 - prometheus_client's collector protocol
-        return ClusterCollector(None, "unit")._connectors(self.children)
+        return ClusterCollector(_NoOutgoingQueues(), "unit")._connectors(self.children)
 
 
 def test_connector_metrics_follow_the_conventions_and_restart_counts_are_counters():

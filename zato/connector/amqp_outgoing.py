@@ -56,7 +56,7 @@ import pika.spec
 from zato.common.errors import EXIT_OK, ConnectorError, CoordError
 from zato.connector import amqp_common
 from zato.connector.amqp_common import AMQP_ERRORS, RECONNECT, error_text
-from zato.connector.base import Context
+from zato.connector.base import Context, list_queue
 from zato.connector.confirm_window import ConfirmWindow, Publish
 from zato.coord.queues import OutMessage, OutQueue, StaleEpoch, decode
 
@@ -549,4 +549,5 @@ class AMQPOutgoingConnector:
 def run(ctx: Context, definition: dict) -> int:
     amqp_common.pika_at_debug()
     queue = OutQueue(ctx.client, ctx.settings.cluster, "amqp", definition["name"], ctx.epoch)
+    list_queue(ctx, queue)
     return AMQPOutgoingConnector(ctx, definition, queue).run()

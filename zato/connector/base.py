@@ -30,6 +30,7 @@ from zato.coord.signing import member_key
 
 if TYPE_CHECKING:
     from zato.connector.invoke import Invoker
+    from zato.coord.queues import OutQueue
 
 logger = logging.getLogger("zato.connector")
 
@@ -85,6 +86,16 @@ def connect_with_backoff(
         logger.info("%s: connected to %s", ctx.label, where)
         return conn
     return None
+
+
+def list_queue(ctx: Context, queue: OutQueue) -> None:
+    """An outgoing connector lists its Redis queue among the cluster's outgoing queues, so its
+    depth stays in /metrics once the connection is made inactive (connections created before
+    the list existed are listed this way). A Redis error is logged: the next start lists it."""
+    try:
+        queue.register()
+    except CoordError as e:
+        logger.warning("%s: its queue is not in the list of outgoing queues (/metrics): %s", ctx.label, e)
 
 
 def spec_name(kind: str, name: str) -> str:

@@ -22,11 +22,17 @@ from zato.odb.engine import ODB
 
 logger = logging.getLogger("zato.connector.definitions")
 
+OUTGOING = ("amqp-outgoing", "ibm-mq-outgoing")  # kinds whose messages wait in Redis (zato.coord.queues)
 HANDOFF_KINDS = ("zmq-channel",)  # channels whose stopping connector hands messages to the next one
 
 
 def _announce(client: redis.Redis, cluster: str, kind: str, name: str, what: str) -> None:
     events.announce(client, cluster, {"kind": "connector", "type": kind, "name": name}, what)
+
+
+def _queue(client: redis.Redis, cluster: str, kind: str, name: str) -> OutQueue | None:
+    """The Redis queue of an outgoing connection whose messages wait there; None for any other."""
+    return OutQueue(client, cluster, kind.removesuffix("-outgoing"), name) if kind in OUTGOING else None
 
 
 def create(
@@ -42,6 +48,9 @@ def create(
     view = connectors.create(odb, cluster, kind, values, reserved)
     if kind in HANDOFF_KINDS:  # one of this name deleted not long ago said: hand nothing over
         Handoff(client, cluster, kind, view["name"]).reopen()
+    queue = _queue(client, cluster, kind, view["name"])
+    if queue is not None:  # its depth in /metrics, even once it is made inactive
+        queue.register()
     _announce(client, cluster, kind, view["name"], f"{kind} {view['name']}")
     return view
 
@@ -62,6 +71,10 @@ def edit(  # noqa: PLR0913
     view = connectors.edit(odb, cluster, kind, name, values, reserved)
     if kind in HANDOFF_KINDS and view["name"] != name:
         Handoff(client, cluster, kind, view["name"]).reopen()
+    old, new = _queue(client, cluster, kind, name), _queue(client, cluster, kind, view["name"])
+    if old is not None and new is not None and view["name"] != name:
+        old.unregister()
+        new.register()
     _announce(client, cluster, kind, view["name"], f"the change to {kind} {name}")
     return view
 
@@ -73,9 +86,6 @@ def waiting(client: redis.Redis, cluster: str, kind: str, name: str) -> int:
         return 0
     queued, processing = OutQueue(client, cluster, kind.removesuffix("-outgoing"), name).depth()
     return queued + processing
-
-
-OUTGOING = ("amqp-outgoing", "ibm-mq-outgoing")  # the kinds whose messages wait in Redis
 
 
 def resend_parked(odb: ODB, client: redis.Redis, cluster: str, kind: str, name: str) -> int:
@@ -127,6 +137,9 @@ def delete(odb: ODB, client: redis.Redis, cluster: str, kind: str, name: str, fo
             name,
             dropped,
         )
+    queue = _queue(client, cluster, kind, name)
+    if queue is not None:
+        queue.unregister()
     _announce(client, cluster, kind, name, f"the deletion of {kind} {name}")
     return Deleted(left, dropped)
 

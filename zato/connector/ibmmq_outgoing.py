@@ -22,7 +22,7 @@ from typing import Any
 from zato.common import jsonenc
 from zato.common.errors import ConnectorError
 from zato.connector import ibmmq_common
-from zato.connector.base import Context
+from zato.connector.base import Context, list_queue
 from zato.coord import lease
 from zato.coord.queues import OutQueue, body_of, envelope
 
@@ -268,4 +268,5 @@ class IBMMQOutgoingConnector:
 
 def run(ctx: Context, definition: dict) -> int:
     queue = OutQueue(ctx.client, ctx.settings.cluster, KIND, definition["name"], ctx.epoch)
+    list_queue(ctx, queue)
     return IBMMQOutgoingConnector(ctx, definition, queue).run()

@@ -84,6 +84,12 @@ class Keys:
         """Outgoing messages that could not be decoded: kept for a human, never retried."""
         return f"{self.prefix}out:{kind}:{name}:parked"
 
+    @property
+    def out_names(self) -> str:
+        """Set of "kind:name": the outgoing connections whose queues /metrics shows, an
+        inactive one's included (its connector gone, what waits is still there)."""
+        return f"{self.prefix}out-names"
+
     def channel_handoff(self, kind: str, name: str) -> str:
         """List: messages a stopping channel connector had received but not processed (a
         ZeroMQ channel's socket queue), for the channel's next connector, on any server."""

@@ -267,6 +267,16 @@ class OutQueue(TakenLists):
         queue, processing = keys.out_queue(kind, name), keys.out_processing(kind, name)
         super().__init__(client, keys.epoch, queue, processing, f"outgoing {kind} {name!r}", epoch)
         self.parked = keys.out_parked(kind, name)
+        self.names, self.member = keys.out_names, f"{kind}:{name}"
+
+    def register(self) -> None:
+        """Listed among the cluster's outgoing queues (Keys.out_names: /metrics) from now on."""
+        with translate(f"listing {self.what} among the outgoing queues"):
+            self.client.sadd(self.names, self.member)
+
+    def unregister(self) -> None:
+        with translate(f"removing {self.what} from the outgoing queues"):
+            self.client.srem(self.names, self.member)
 
     def park(self, raw: str) -> None:
         with translate(f"parking a message of {self.what}"):
@@ -284,3 +294,12 @@ class OutQueue(TakenLists):
         moved. One that is parked again meanwhile (still undeliverable) is not moved twice."""
         with translate(f"re-sending parked messages of {self.what}"):
             return move_now(self.client, self.parked, self.queue, ("RIGHT", "LEFT"), limit)
+
+
+def registered(client: redis.Redis, cluster: str) -> list[tuple[str, str]]:
+    """(queue kind, connection name) of every outgoing connection created or started since
+    its queue was listed (OutQueue.register), active or not, sorted."""
+    with translate("listing the outgoing queues"):
+        members = texts(client.smembers(Keys(cluster).out_names))
+    pairs = (m.partition(":") for m in members)
+    return sorted((kind, name) for kind, _, name in pairs if kind and name)

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from zato.common.errors import CoordError
-from zato.coord import status, takeovers
+from zato.coord import queues, status, takeovers
 from zato.coord.queues import OutQueue
 
 
@@ -111,10 +111,19 @@ class ClusterCollector:
                 family.add_metric(key, c.get(name) or 0)
             if c.get("parking_queue") is not None:
                 parking.add_metric(key, c["parking_queue"])
-            out = outgoing_of(c)
-            if out is not None:
-                self._depth(depth, *out)
+        for out in self._outgoing(children):
+            self._depth(depth, *out)
         yield from (state, activity, *counters.values(), parking, depth)
+
+    def _outgoing(self, children: list[dict]) -> list[tuple[str, str]]:
+        """(queue kind, name) of the holder's outgoing connectors, then of every other listed
+        outgoing queue: an inactive connection's messages wait with no connector to show them."""
+        running = [out for out in map(outgoing_of, children) if out is not None]
+        try:
+            listed = queues.registered(self.client, self.cluster)
+        except CoordError:
+            listed = []
+        return running + [out for out in listed if out not in running]
 
     def _depth(self, family: Any, kind: str, name: str) -> None:
         queue = OutQueue(self.client, self.cluster, kind, name)
