@@ -10,7 +10,13 @@ A channel's messages go with their metadata (zato.common.batch, invoke-messages)
 service sees self.request.amqp / ibm_mq; a server without that endpoint gets the bodies alone.
 
 Servers are taken round-robin from the membership list; a server that cannot be reached is
-skipped and the next one tried. Connections are kept alive, pooled per server, and safe to
+skipped and the next one tried, and goes after the others for a while (zato.connector.reach:
+a live member the holder's host cannot reach, a partition between two hosts, cost every call
+that tried it first CONNECT_TIMEOUT). A kept connection whose host stops acknowledging what
+is sent (the link between the hosts lost meanwhile) fails after LINK_DEAD_AFTER (TCP
+keep-alive and TCP_USER_TIMEOUT), and the call is made on the next server (it may have run
+there, as a call whose server left the cluster); a slow but live server's host acknowledges,
+so its calls keep their whole timeout. Connections are kept alive, pooled per server, and safe to
 use from several threads; one idle for longer than the servers' keep-alive (gunicorn's
 `keepalive`, 2 s unless server.conf [gunicorn] says otherwise) is closed instead of reused, and
 a call that finds a reused one closed by the server is made again on a new connection to the
@@ -31,6 +37,7 @@ import http.client
 import itertools
 import logging
 import select
+import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -45,6 +52,7 @@ from zato.common.cid import new_cid
 from zato.common.errors import ConnectorError, CoordError
 from zato.common.signing import SIGNATURE_HEADER, sign
 from zato.config.settings import LimitSettings
+from zato.connector.reach import Reach
 from zato.coord import membership
 from zato.odb.limits import CHANNEL_TIMEOUT
 
@@ -58,6 +66,10 @@ DEFAULT_TIMEOUT = float(CHANNEL_TIMEOUT)  # seconds a call waits for the answer 
 SERVER_KEEPALIVE = 2.0
 KEEPALIVE_MARGIN = 0.5
 CONNECT_TIMEOUT = 5.0  # seconds a new connection to a server may take (then the next server)
+# Seconds what a call sent may stay unacknowledged by the server's host (TCP_USER_TIMEOUT), and
+# about how long an idle kept connection to a host that went away lives (keep-alive probes
+# after 1 s idle, every 1 s): the link to that host is lost, not the service slow.
+LINK_DEAD_AFTER = 3.0
 # While a call waits for its answer, this often the Invoker looks whether its server is still a
 # live member: one that hung (SIGSTOP, a deadlock) or whose host vanished takes the connection
 # and never answers, and its membership entry expires within the ttl. Its calls then give up
@@ -149,6 +161,7 @@ class Invoker:
         self._servers: list[str] = []
         self._servers_at = -MEMBERS_REFRESH
         self._next = itertools.count()
+        self.reach = Reach()
         # idle connections per server, each with when it was given back (monotonic)
         self._idle: dict[str, list[tuple[http.client.HTTPConnection, float]]] = {}
         self.keepalive = keepalive
@@ -258,11 +271,11 @@ class Invoker:
         if not servers:
             raise NoServer("no live server in the cluster")
         errors = []
-        first = next(self._next)
-        for i in range(len(servers)):
-            address = servers[(first + i) % len(servers)]
+        for address in self.reach.order(servers, next(self._next), time.monotonic()):
             try:
-                return self._post(address, path, body, headers)
+                result = self._post(address, path, body, headers)
+                self.reach.answered(address)
+                return result
             except NoAnswer:
                 text = f"the service did not answer within {self.timeout:g} s"
                 return Result(TIMED_OUT, text.encode(), address, timed_out=True)
@@ -276,6 +289,12 @@ class Invoker:
             except (OSError, http.client.HTTPException) as e:
                 self._forget(address)
                 errors.append(f"{address}: {type(e).__name__}: {e}")
+                pause = self.reach.failed(address, time.monotonic())
+                logger.warning(
+                    "server %s cannot be reached from here (%s: %s); the next server takes the call,"
+                    " and %s is tried after the others for %g s",
+                    address, type(e).__name__, e, address, pause,
+                )  # fmt: skip
         with self._lock:
             self._servers_at = -MEMBERS_REFRESH  # re-read membership before the next call
         raise NoServer("no live server answered (" + "; ".join(errors) + ")")
@@ -304,9 +323,11 @@ class Invoker:
         except ServerGone:
             conn.close()
             raise
-        except TimeoutError:
-            conn.close()  # connected: the server took the call and did not answer in time
-            raise NoAnswer from None
+        except TimeoutError as e:
+            conn.close()
+            if e.errno is None:  # the socket's timeout: the server took the call, no answer in time
+                raise NoAnswer from None
+            raise  # ETIMEDOUT: its host stopped acknowledging (LINK_DEAD_AFTER): the link is lost
         except BaseException:
             conn.close()
             raise
@@ -361,6 +382,7 @@ class Invoker:
         conn.connect()  # an OSError here: the server cannot be reached (the next one is tried)
         if conn.sock is not None:
             conn.sock.settimeout(self.timeout)  # from here on: how long the answer may take
+            watch_link(conn.sock)
         return conn
 
     def _checkin(self, address: str, conn: http.client.HTTPConnection) -> None:
@@ -379,6 +401,19 @@ class Invoker:
             addresses = list(self._idle)
         for address in addresses:
             self._forget(address)
+
+
+def watch_link(sock: socket.socket, dead_after: float = LINK_DEAD_AFTER) -> None:
+    """Make a connection fail once its peer's host stops acknowledging for `dead_after` s,
+    idle (keep-alive probes) or not (TCP_USER_TIMEOUT: data sent and never acknowledged);
+    without it a call on a kept connection to a host cut off meanwhile waited its whole
+    timeout. A live host acknowledges at once, however slow its service."""
+    idle = max(1, int(dead_after / 3))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, idle)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, idle)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 2)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(dead_after * 1000))
 
 
 def item_size(body: bytes) -> int:

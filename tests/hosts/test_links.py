@@ -1,0 +1,54 @@
+"""Links between hosts that fail while the hosts themselves keep running.
+
+- The lease holder cannot reach one other server (a partition between the two hosts), which
+  still reaches Redis, the broker and the LB, so it stays a live member. Every message is
+  consumed on the servers the holder reaches, none counted as a failed delivery (0 lost,
+  0 failures, 0 epoch changes). Before, every call that tried that server first waited for the
+  connection (5 s), and a call on a connection kept from before the cut waited its whole
+  answer timeout and was counted a failure: 200 messages took 66 s instead of 5 s.
+"""
+
+from __future__ import annotations
+
+import time
+
+from tests.hosts.checkers import EpochWatch, amqp_counts, stale_accepted
+from tests.hosts.test_partition import publish_and_settle
+from tests.support import wait_for
+from zato.coord import connector_stats
+
+
+def channel_stats(lab, channel) -> dict:
+    name = f"amqp-channel:{channel.channel}"
+    return connector_stats.read(lab.redis(), lab.cluster, [name]).get(name, {})
+
+
+def test_holder_cut_from_one_server_consumes_on_the_others_without_failures(lab, channel):
+    publish_and_settle(lab, channel, 0, 60)  # every server took calls: connections are kept
+    holder, epoch = lab.wait_holder()
+    other = next(n for n in lab.names if n != holder)
+    before = channel_stats(lab, channel).get("failures", 0)
+    watch = EpochWatch(lab).start()
+    for n in range(60, 90):  # calls in flight, and connections to `other` kept, as the cut comes
+        channel.publish(n)
+    lab.net.partition(lab.host(holder), lab.host(other))
+    try:
+        for n in range(90, 250):
+            channel.publish(n)
+            time.sleep(0.01)
+        wait_for(
+            lambda: amqp_counts(channel.published, lab.accepted())["lost"] == 0,
+            timeout=25,
+            what=f"every message consumed while {holder} cannot reach {other}",
+        )
+    finally:
+        lab.net.heal(lab.host(holder))
+    changes = watch.stop()
+    accepted = lab.accepted()
+    counts = amqp_counts(channel.published, accepted)
+    failures = channel_stats(lab, channel).get("failures", 0) - before
+    print(f"{holder} cut from {other}: {counts}, failures {failures}, epoch changes {changes}")
+    assert counts["lost"] == 0
+    assert failures == 0, channel_stats(lab, channel).get("last_error")
+    assert changes == 0 and lab.holder() == (holder, epoch)
+    assert stale_accepted(accepted) == 0
