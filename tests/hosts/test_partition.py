@@ -6,7 +6,10 @@
   before any other server can take the lease; nothing is lost, no stale call is accepted.
 - The holder cut off from the broker alone (it still reaches Redis): the lease stays where it
   is (it is about Redis, not the broker: 0 epoch changes), its AMQP channel connector notices
-  and reconnects by itself once the broker is back, and consumes everything (lost 0).
+  and reconnects by itself once the broker is back, and consumes everything (lost 0). Meanwhile
+  `zato cluster status` exits 3 with a `problem:` line naming the connector, how long it has
+  been reconnecting and why (before, it exited 0: all was well to a script), and 0 again once
+  the link is back.
 - The holder paused (SIGSTOP) past the lease TTL, then resumed: a standby took over, the old
   holder's connectors, waking up, have no accepted call and take no outgoing message.
 - A host cut off from the ODB: a query on a connection opened before the cut fails within
@@ -29,7 +32,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
 from tests.hosts.checkers import TIMEOUT, EpochWatch, HttpChecker, amqp_counts, stale_accepted
-from tests.support import wait_for
+from tests.support import wait_for, zato
 from zato.coord import connector_stats
 
 
@@ -117,9 +120,20 @@ def test_holder_cut_from_the_broker_keeps_the_lease_and_reconnects(lab, channel)
             timeout=30,
             what="the channel to notice the broker is gone",
         )
+        said = wait_for(
+            lambda: (s := cluster_status(lab)).returncode == 3 and s.stdout, timeout=30, interval=0.5,
+            what="zato cluster status to call the reconnecting connector a problem",
+        )  # fmt: skip
     finally:
         lab.net.heal(lab.host(old))
     wait_for(lambda: all_accepted(lab, channel), timeout=60, what="every message consumed after the cut")
+    wait_for(lambda: cluster_status(lab).returncode == 0, timeout=30, interval=0.5, what="status 0 again")
+    problem = [line for line in said.splitlines() if line.startswith("problem:")]
+    assert problem == [
+        f"problem: connector amqp-channel:{channel.channel} on {old} has been reconnecting for "
+        + problem[0].split("reconnecting for ")[1]
+    ], said
+    assert "nothing is consumed or sent meanwhile: " in problem[0] and "AMQP" in problem[0], said
     changes = watch.stop()
     accepted = lab.accepted()
     counts = amqp_counts(channel.published, accepted)
@@ -129,6 +143,10 @@ def test_holder_cut_from_the_broker_keeps_the_lease_and_reconnects(lab, channel)
     assert {a["epoch"] for a in accepted} == {epoch}  # nobody else consumed: the holder kept acting
     assert counts["lost"] == 0
     assert stale_accepted(accepted) == 0
+
+
+def cluster_status(lab):
+    return zato("cluster", "status", lab.server_dir(lab.names[0]), check=False)
 
 
 def test_a_query_over_a_dead_link_to_the_odb_fails_in_seconds(lab):

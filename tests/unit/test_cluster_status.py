@@ -59,3 +59,21 @@ def test_a_connector_the_broker_blocks_or_that_reconnects_shows_it_beside_runnin
     assert _state({"state": "RUNNING", "activity": "reconnecting"}) == "RUNNING/reconnecting"
     assert _state({"state": "RUNNING", "activity": "running"}) == "RUNNING"
     assert _state({"state": "BACKOFF", "activity": "blocked"}) == "BACKOFF"  # the supervisor's word first
+
+
+def test_a_connector_reconnecting_for_long_is_a_problem_with_how_long_and_why():
+    from zato.cli.cluster import RECONNECTING_PROBLEM, _state, problems
+    from zato.coord.status import _child
+
+    def view(seconds: float) -> dict:
+        stats = {"state": "reconnecting", "state_since": 1000.0, "updated": 1000.0 + seconds,
+                 "last_error": "cannot connect to AMQP broker: timed out"}  # fmt: skip
+        child = _child({"name": "amqp-channel:orders", "state": "RUNNING"}, stats)
+        return {"servers": [{"live": True}], "lease": {"holder": "s3"}, "children": [child], "errors": []}
+
+    assert problems(view(RECONNECTING_PROBLEM - 1)) == []  # one lost connection coming back
+    assert problems(view(45.6)) == [
+        "connector amqp-channel:orders on s3 has been reconnecting for 45 s, nothing is consumed"
+        " or sent meanwhile: cannot connect to AMQP broker: timed out"
+    ]
+    assert _state(view(45.6)["children"][0]) == "RUNNING/reconnecting 45 s"

@@ -7,7 +7,9 @@ servers that are not running); never shows a secret.
 Exit codes, for scripts: 0 all is well; 1 the cluster could not be read (Redis unreachable or
 refusing, DIR not a cluster's folder); 3 it was read and something is wrong, each thing said
 on a `problem:` line (no live server, connectors defined but no lease holder to run them, a
-connector FATAL, the ODB unreachable, the quickstart's load balancer not running).
+connector FATAL, a connector reconnecting for RECONNECTING_PROBLEM s or more (the holder
+cannot reach its broker or queue manager: the lease follows Redis, so nothing else takes its
+work), the ODB unreachable, the quickstart's load balancer not running).
 """
 
 from __future__ import annotations
@@ -30,12 +32,16 @@ from zato.coord.status import collect
 
 EXIT_UNREADABLE = 1  # the cluster could not be read: Redis unreachable (or DIR is no cluster's)
 EXIT_PROBLEM = 3  # read, and something is wrong: the `problem:` lines say what
+# Seconds a connector may be reconnecting before the status calls it a problem: longer than
+# one lost connection takes to come back (heartbeat, then back-off of at most 5 s).
+RECONNECTING_PROBLEM = 10
 STATUS_EXIT_CODES = """exit codes:
   0  all is well
   1  the cluster could not be read (Redis unreachable or refusing; DIR is no cluster's folder)
   3  read, and something is wrong, each said on a "problem:" line: no live server,
-     connectors defined but no lease holder running them, a connector FATAL, the ODB
-     unreachable, the load balancer (of a quickstart DIR) not running"""
+     connectors defined but no lease holder running them, a connector FATAL, a connector
+     reconnecting for 10 s or more (its broker or queue manager out of the holder's reach),
+     the ODB unreachable, the load balancer (of a quickstart DIR) not running"""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -102,6 +108,12 @@ def problems(data: dict) -> list[str]:
     fatal = [c["name"] for c in data["children"] if c.get("state") == "FATAL"]
     if fatal:
         out.append(f"connector(s) FATAL: {', '.join(fatal)}")
+    for c in data["children"]:
+        if c.get("activity") == "reconnecting" and (c.get("activity_for") or 0) >= RECONNECTING_PROBLEM:
+            out.append(
+                f"connector {c['name']} on {holder} has been reconnecting for {c['activity_for']} s,"
+                f" nothing is consumed or sent meanwhile: {c.get('last_error') or 'no error said'}"
+            )
     if any(e.startswith("ODB") for e in data["errors"]):
         out.append("the ODB could not be read (the warning above says why)")
     lb = data.get("load_balancer")
@@ -327,7 +339,10 @@ def _state(child: dict) -> str:
     while the broker blocks its publishes (a RabbitMQ resource alarm)."""
     state, activity = child.get("state"), child.get("activity")
     shown = state == "RUNNING" and activity in ("reconnecting", "blocked")
-    return f"{state}/{activity}" if shown else str(state)
+    if not shown:
+        return str(state)
+    took = child.get("activity_for")
+    return f"{state}/{activity} {took} s" if took else f"{state}/{activity}"
 
 
 def render_lb(lb: dict) -> list[str]:

@@ -115,6 +115,9 @@ class Stats:
             "pid": os.getpid(),
             "started": time.time(),
             "state": "starting",
+            # when the state last changed (this host's wall clock): `updated` - this is how long
+            # it has been in it, both read off the same clock (zato cluster status: "for 45 s")
+            "state_since": time.time(),
             "messages_in": 0,
             "messages_out": 0,
             "failures": 0,
@@ -143,6 +146,7 @@ class Stats:
     def state(self, state: str) -> None:
         if self.data["state"] != state:
             self.data["state"] = state
+            self.data["state_since"] = time.time()
             self.flush()
 
     def error(self, text: str) -> None:

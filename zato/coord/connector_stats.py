@@ -1,8 +1,9 @@
 """Connector statistics in Redis: each connector process writes its own JSON with a TTL, the
 supervisor and `zato cluster status` read them. A key that expired means the process is gone.
 
-Fields: kind, name, pid, started (wall clock, display only), state, messages_in, messages_out,
-failures, parked, last_error, last_error_at, updated. Never a password.
+Fields: kind, name, pid, started (wall clock, display only), state, state_since (when it
+last changed, the writer's wall clock), messages_in, messages_out, failures, parked,
+last_error, last_error_at, updated. Never a password.
 """
 
 from __future__ import annotations

@@ -147,6 +147,15 @@ def _servers(live: dict | None, known: list[KnownServer], holder: str | None) ->
     return [rows[name] for name in sorted(rows)]
 
 
+def _activity_for(stats: dict) -> int | None:
+    """Whole seconds the connector had been in its own state when it last wrote its stats: both
+    times are its host's clock, so a reader's clock (another host's) does not enter it."""
+    since, updated = stats.get("state_since"), stats.get("updated")
+    if not isinstance(since, (int, float)) or not isinstance(updated, (int, float)):
+        return None
+    return max(0, int(updated - since))
+
+
 def _child(c: dict, stats: dict) -> dict:
     """The supervisor's view of a connector plus the counters the connector keeps itself."""
     keep = ("name", "kind", "state", "pid", "restarts", "last_error")
@@ -154,6 +163,7 @@ def _child(c: dict, stats: dict) -> dict:
     for k in ("messages_in", "messages_out", "failures", "parked", "parking_queue", "backouts", "reconnects"):
         child[k] = stats.get(k)
     child["activity"] = stats.get("state")  # the connector's own: running, reconnecting, fatal...
+    child["activity_for"] = _activity_for(stats)
     # The supervisor knows why a process died; the connector knows why its work failed, and
     # why it cannot run at all (a missing package, an address it cannot bind: FATAL, or BACKOFF
     # before it), which says more than its exit code. A process that runs again writes over it.

@@ -136,7 +136,8 @@ function render(s) {
   rows('connectors', s.connectors || [], (tr, c) => {
     cell(tr, c.name); cell(tr, c.kind);
     const busy = c.state === 'RUNNING' && (c.activity === 'reconnecting' || c.activity === 'blocked');
-    cell(tr, busy ? c.state + '/' + c.activity : c.state,
+    const took = c.activity_for ? ' ' + c.activity_for + ' s' : '';  // how long, by its own clock
+    cell(tr, busy ? c.state + '/' + c.activity + took : c.state,
          c.state === 'RUNNING' && !busy ? 'ok' : (c.state === 'FATAL' ? 'bad' : 'warn'));
     cell(tr, c.pid); cell(tr, c.restarts); cell(tr, c.messages_in); cell(tr, c.messages_out);
     cell(tr, c.parking_queue ? (c.parked == null ? '-' : c.parked) + ' (' + c.parking_queue +
