@@ -8,12 +8,12 @@ live service is never cut. Without keep-alive probes these requests waited for H
 
 from __future__ import annotations
 
-import subprocess
 import time
+import uuid
 
 import requests
 
-from tests.hosts.lab import SERVER_PORT, wait_all_up
+from tests.hosts.lab import wait_all_up
 from tests.support import lb_up, wait_for
 
 CLIENT_TIMEOUT = 12.0  # well under `timeout server` (30 s): a request left hanging fails here
@@ -27,27 +27,43 @@ def test_requests_in_flight_to_a_vanished_host_are_replayed_or_answered_504(lab)
     wait_for(lambda: requests.get(f"{lab.lb_url}{PATH}?s=0", timeout=5).status_code == 200,
              timeout=30, what="the slow channel on the servers")  # fmt: skip
     holder, _ = lab.wait_holder()
-    victim = next(n for n in lab.names if n != holder)  # the lease is another test's matter
     # Every server UP in the LB first: one still DOWN after an earlier test's fault gets no
     # request, and the round robin below would not put a POST on the victim.
     wait_for(lambda: lb_up(lab) == set(lab.names), timeout=30, what="every server UP in the load balancer")
     results: dict[int, tuple[str, int, dict]] = {}
+    run = uuid.uuid4().hex[:6]  # lab.slow records each call's id and server (lab.slow_started)
 
     def call(i: int) -> None:
         method = "GET" if i % 2 == 0 else "POST"
         t0 = time.monotonic()
         try:
-            r = requests.request(method, url, json={} if method == "POST" else None, timeout=CLIENT_TIMEOUT)
+            r = requests.request(method, f"{url}&id={run}-{i}", json={} if method == "POST" else None,
+                                 timeout=CLIENT_TIMEOUT)  # fmt: skip
             results[i] = (method, r.status_code, {**r.json(), "took": round(time.monotonic() - t0, 2)})
         except requests.RequestException as e:
             results[i] = (method, 0, {"error": type(e).__name__})
 
-    # One after another, so HAProxy's round robin gives each server 2 GETs and 2 POSTs.
+    # One after another, so HAProxy's round robin spreads them over the servers.
     threads = []
     for i in range(12):
         threads.append(lab.net.in_host(lab.host("client"), lambda i=i: call(i)))
         time.sleep(0.05)
-    wait_for(lambda: in_flight(lab, victim) >= 4, timeout=5, what=f"4 requests in flight on {victim}")
+    started = wait_for(
+        lambda: (
+            len(s := {i: name for i, name in lab.slow_started().items() if i.startswith(run)}) == 12 and s
+        ),
+        timeout=5,
+        what="every request running on a server",
+    )
+    # The victim runs a GET and a POST (the round robin does not always give each server both:
+    # in one run one server got every GET); the lease is another test's matter.
+    both = [
+        n
+        for n in lab.names
+        if n != holder and {int(i.split("-")[1]) % 2 for i, s in started.items() if s == n} == {0, 1}
+    ]
+    assert both, f"no server but the holder runs a GET and a POST: {started}"
+    victim = both[0]
     lab.net.blackhole(lab.host(victim))
     try:
         for t in threads:
@@ -66,13 +82,3 @@ def test_requests_in_flight_to_a_vanished_host_are_replayed_or_answered_504(lab)
         assert body["zato_env"]["result"] == "ZATO_ERROR" and "lost" in body["zato_env"]["details"], body
     assert all(body["server"] != victim for _, status, body in posts if status == 200)
     wait_all_up(lab)
-
-
-def in_flight(lab, name: str) -> int:
-    """Established connections to the server's HTTP port on its host."""
-    out = subprocess.run(
-        ["ip", "netns", "exec", lab.host(name).ns,
-         "ss", "-Htn", "state", "established", "sport", "=", f":{SERVER_PORT}"],
-        capture_output=True, text=True, check=False,
-    ).stdout  # fmt: skip
-    return len(out.splitlines())
