@@ -233,6 +233,7 @@ def test_conn_create_help_gives_the_defaults(zato):
         and "--max-in-flight MAX-IN-FLIGHT invocations of the service running at once; default: the prefetch"
         in out
     )
+    assert "(parked after max_deliveries); default: 30" in out  # README: --timeout, default 30
     out = " ".join(zato("conn", "create", "amqp-def", "--help").stdout.split())
     assert "--port PORT the broker's port; default: 5672" in out and "- reads it from stdin" in out
 

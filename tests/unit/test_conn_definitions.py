@@ -185,6 +185,18 @@ def test_an_odb_made_before_max_in_flight_gets_the_column(tmp_path):
     db.dispose()
 
 
+def test_an_amqp_channel_made_without_a_timeout_waits_30_s_for_its_service(odb):
+    # README and zato-compat: "A channel waits --timeout seconds (default 30) for its service's
+    # answer"; a channel created without --timeout stored 60 and --help said "default: 60".
+    connectors.create(odb, CLUSTER, "amqp-def", {"name": "r"})
+    made = connectors.create(
+        odb, CLUSTER, "amqp-channel", {"name": "c", "def": "r", "queue": "q", "service": "s"}
+    )
+    assert made["timeout"] == 30
+    assert answer_timeout(connectors.load(odb, CLUSTER, "amqp-channel", "c")) == 30
+    assert answer_timeout({"timeout": None}) == 30  # a row from before the setting existed
+
+
 def test_a_stored_heartbeat_outside_the_bound_is_brought_within_it():
     from zato.connector.amqp_common import heartbeat
 
