@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 
 import redis
 
-from tests.support import cleanup_redis, cluster_name, wait_for, zato
+from tests.support import REDIS_URL, cleanup_redis, cluster_name, wait_for, zato
 from zato.coord import membership
 from zato.coord.keys import Keys
 from zato.coord.signing import member_key
@@ -103,3 +105,39 @@ def test_a_host_whose_clock_is_ten_minutes_off_stays_in_the_cluster(quickstart, 
     status = json.loads(zato("cluster", "status", qs.path, "--json", check=False).stdout)
     assert {s["name"]: s["live"] for s in status["servers"]} == {"server1": True, "server2": True}
     client.close()
+
+
+# A server worker as gunicorn makes it: zato imported by the arbiter, gevent's monkey-patching
+# after the fork; then several greenlets (requests: /metrics, a cluster status) read the
+# cluster's live servers at once while Redis's clock is due for a measurement.
+GEVENT_WORKER_READS = """
+import sys
+from zato.coord import membership
+from zato.coord.signing import member_key
+from gevent import monkey
+monkey.patch_all()
+import gevent, redis
+client = redis.Redis.from_url(sys.argv[1])
+key = member_key(sys.argv[3], sys.argv[2])
+reads = [gevent.spawn(membership.live_servers, client, sys.argv[2], key) for _ in range(5)]
+gevent.joinall(reads, timeout=10)
+print(sorted(len(r.value) for r in reads if r.successful()))
+"""
+
+
+def test_greenlets_of_a_server_worker_reading_the_live_servers_at_once_all_answer(client, cluster) -> None:
+    """Before, the second one blocked the worker's only thread on the clock's lock, a real one
+    (made at import, before the monkey-patching), held by the first while it waited on Redis:
+    the worker answered nothing more, and `zato stop` killed the arbiter after 30 s with that
+    worker left behind, holding the server's port."""
+    membership.announce(client, cluster, member("server1", 17010), 30, key(cluster))
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", GEVENT_WORKER_READS, REDIS_URL, cluster, "a test secret"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except subprocess.TimeoutExpired:
+        raise AssertionError("the worker hung: its greenlets never answered") from None
+    assert done.stdout.strip() == "[1, 1, 1, 1, 1]", done.stderr  # each read found server1

@@ -37,7 +37,12 @@ class _Offset:
 
 
 _offsets: weakref.WeakKeyDictionary[redis.Redis, _Offset] = weakref.WeakKeyDictionary()
-_lock = threading.Lock()  # a measurement is one round trip every SYNC_EVERY s: one lock will do
+# Guards _offsets only, never a call to Redis: in a server's gevent worker it is a real lock
+# (this module is imported by the arbiter, before the worker's monkey-patching), and a
+# greenlet waiting for TIME while holding it blocked every other greenlet that came to it,
+# and with them the whole worker, for good. Callers due at once each measure (one round trip
+# each, every SYNC_EVERY s): any of their measurements will do.
+_lock = threading.Lock()
 
 
 def now(client: redis.Redis) -> float:
@@ -47,10 +52,10 @@ def now(client: redis.Redis) -> float:
         offset = _offsets.get(client)
         if offset is None:
             offset = _offsets[client] = _Offset()
-        due = offset.measured_at is None or time.monotonic() - offset.measured_at >= SYNC_EVERY
-        if due and not offset.refused:
-            _measure(client, offset)
-        return time.time() + offset.seconds
+    due = offset.measured_at is None or time.monotonic() - offset.measured_at >= SYNC_EVERY
+    if due and not offset.refused:
+        _measure(client, offset)
+    return time.time() + offset.seconds
 
 
 def _measure(client: redis.Redis, offset: _Offset) -> None:
@@ -59,6 +64,8 @@ def _measure(client: redis.Redis, offset: _Offset) -> None:
         try:
             seconds, micros = client.time()
         except redis.exceptions.NoPermissionError as e:
+            if offset.refused:  # another caller measured at the same time, and said so
+                return
             offset.refused = True
             logger.warning(
                 "Redis refuses TIME to this user (%s): member entries are stamped and checked with "
