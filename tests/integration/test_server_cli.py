@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
+import subprocess
+import sys
 
 import pytest
 
@@ -168,3 +172,52 @@ def test_parked_invoke_async_calls_run_again_from_the_command_line(qs):
     finally:
         client.delete(keys.async_queue, keys.async_parked)
         client.close()
+
+
+HANGING_SERVICE = """
+from gevent import monkey
+from zato.service import Service
+
+class Hang(Service):
+    name = "hang.worker"
+    def handle(self):
+        self.logger.info("the worker hangs now")
+        monkey.get_original("time", "sleep")(600)  # blocks its worker, gevent's loop and all
+"""
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def test_a_server_killed_by_zato_stop_leaves_no_worker_holding_its_port(qs):
+    """A worker that never lets go (blocked in a system call, deadlocked) outlives gunicorn's
+    graceful stop, and `zato stop` SIGKILLs the server after --timeout. Before, only its
+    arbiter: the worker lived on, orphaned, listening on the server's port, so `zato info`
+    said stopped and `zato start` said the port was not free."""
+    zato("start", qs.server_dir("server1"))
+    pid = qs.pid("server1")
+    qs.deploy("hang_api", HANGING_SERVICE)
+    caller = subprocess.Popen(
+        [sys.executable, "-m", "zato", "service", "invoke", qs.path, "hang.worker"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: "the worker hangs now" in qs.server_logs(), 20, what="the worker to hang")
+        out = zato("stop", qs.server_dir("server1"), "--timeout", "3").stdout
+        assert f"server server1 did not stop in time and was killed (pid {pid})" in out, out
+        port = qs.settings("server1").port
+        wait_for(lambda: _bindable(port), 5, what=f"nothing of server1 listening on {port}")
+    finally:
+        caller.kill()
+        caller.wait()
+        with contextlib.suppress(ProcessLookupError):  # what is left of it, when this test fails
+            os.killpg(pid, signal.SIGKILL)
+    assert "server server1 started" in zato("start", qs.server_dir("server1")).stdout

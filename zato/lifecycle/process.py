@@ -221,8 +221,11 @@ class StopResult:
 
 def stop_by_pidfile(pidfile: str, timeout: float = 30.0, owner: Owner | None = None) -> StopResult:
     """SIGTERM the process named by `pidfile` and wait for it to exit (SIGKILL after
-    `timeout`). The process removes its own pidfile; after a SIGKILL we remove it. With
-    `owner`, a pid that is another process now is never signalled: the pidfile is stale."""
+    `timeout`, to its process group when it leads one, as `zato start` makes it: a server's
+    workers go too, which a hung worker would not otherwise, holding the server's port; HAProxy
+    runs in a session of its own and is left for the next controller to adopt). The process
+    removes its own pidfile; after a SIGKILL we remove it. With `owner`, a pid that is another
+    process now is never signalled: the pidfile is stale."""
     status = read_pidfile(pidfile, owner)
     if status.pid is None:
         return StopResult(None, "not-running")
@@ -233,10 +236,23 @@ def stop_by_pidfile(pidfile: str, timeout: float = 30.0, owner: Owner | None = N
     send_signal(pid, signal.SIGTERM)
     if wait_gone(pid, timeout):
         return StopResult(pid, "stopped")
-    send_signal(pid, signal.SIGKILL)
+    kill_group(pid)
     wait_gone(pid, 5.0)
     _unlink(pidfile)
     return StopResult(pid, "killed")
+
+
+def kill_group(pid: int) -> None:
+    """SIGKILL `pid` and, when it leads its process group, every process of that group."""
+    try:
+        leads = os.getpgid(pid) == pid
+    except ProcessLookupError:
+        return
+    if leads:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+    else:
+        send_signal(pid, signal.SIGKILL)
 
 
 def wait_gone(pid: int, timeout: float) -> bool:
