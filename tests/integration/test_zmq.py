@@ -22,6 +22,7 @@ from zato.common.errors import ConnectorError
 from zato.common.pidfile import pid_alive
 from zato.config.settings import load_server_settings
 from zato.connector import definitions
+from zato.coord.handoff import Handoff
 from zato.coord.keys import Keys
 from zato.odb import connectors
 from zato.odb.engine import ODB
@@ -313,3 +314,63 @@ def test_a_channel_deleted_while_it_stops_hands_nothing_over_and_says_how_many_i
     finally:
         client.close()
         sender.close(linger=0)
+
+
+@pytest.mark.parametrize("when", ["handed over before the rename", "handed over after the rename"])
+def test_a_renamed_channel_runs_what_its_old_connector_handed_over(env, when):
+    """`zato conn edit zmq-channel --name old --new-name new`: the hand-off lists were named after
+    the channel, so what its old connector handed over (before the rename, or while it stopped
+    after it) waited under the old name and never ran; now the new name's connector runs it all."""
+    port = free_port()
+    env["fake"].held.add("demo.renamed")
+    sender = env["zctx"].socket(zmq.PUSH)
+    sender.connect(f"tcp://127.0.0.1:{port}")
+    old = _channel(env, "before", address=f"tcp://127.0.0.1:{port}", service="demo.renamed", max_in_flight=1)
+    for i in range(20):
+        sender.send(json.dumps({"n": i}).encode())
+    wait_for(lambda: env["fake"].active == 1, timeout=60, what="an invocation held")
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        if when == "handed over before the rename":
+            old.send_signal(signal.SIGTERM)
+            env["fake"].release.set()
+            stop_process(old)
+            definitions.edit(env["odb"], client, env["cluster"], "zmq-channel", "before", {"name": "after"})
+        else:
+            definitions.edit(env["odb"], client, env["cluster"], "zmq-channel", "before", {"name": "after"})
+            old.send_signal(signal.SIGTERM)  # as the supervisor does once it heard of the rename
+            env["fake"].release.set()
+            stop_process(old)
+        assert "handed to the channel's next connector" in log_text(env["dir"])
+        env["procs"].append(start_connector(env["dir"], "zmq-channel", "after"))
+
+        def numbers() -> list[int]:
+            return sorted(json.loads(b)["n"] for b in env["fake"].bodies("demo.renamed"))
+
+        wait_for(lambda: set(numbers()) == set(range(20)), timeout=30, what="all 20 at the service")
+        assert numbers() == list(range(20))  # once each
+        assert not client.exists(Keys(env["cluster"]).channel_handoff("zmq-channel", "before"))
+    finally:
+        client.close()
+        sender.close(linger=0)
+
+
+def test_a_connector_stopping_after_two_renames_hands_over_to_the_channels_current_name(env):
+    """before -> middle -> after while the first connector still stops: what it hands over,
+    gives back and finishes lands in the lists the current name's connector reads."""
+    client = redis.Redis.from_url(REDIS_URL, encoding="latin-1", decode_responses=True)
+    try:
+        first = Handoff(client, env["cluster"], "zmq-channel", "before", epoch=1)
+        assert first.hand_over(["a", "b"])
+        assert first.take_many(1) == ["a"]
+        first.rename("middle")
+        Handoff(client, env["cluster"], "zmq-channel", "middle").rename("after")
+        assert first.hand_over(["c"])
+        first.give_back(["a"])
+        now = Handoff(client, env["cluster"], "zmq-channel", "after", epoch=1)
+        assert now.depth() == (3, 0)  # a given back out of processing, b moved, c handed late
+        assert now.take_many(3) == ["a", "b", "c"]
+        first.done(["b"])  # the old connector finished one the new one had taken: out of its list
+        assert sorted(now.leftovers()) == ["a", "c"]
+    finally:
+        client.close()

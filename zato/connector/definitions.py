@@ -2,7 +2,8 @@
 ODB, then publish a "connector" config event so the lease holder's supervisor restarts (or
 stops) exactly the connectors whose config_hash changed, and workers drop cached definitions.
 A deleted channel's hand-off (zato.coord.handoff: what its connectors handed to each other)
-goes with it; the number of messages dropped so is logged.
+goes with it; the number of messages dropped so is logged. A renamed one's moves to the new
+name, and its old connector, still stopping, hands over there (Handoff.rename).
 """
 
 from __future__ import annotations
@@ -69,8 +70,10 @@ def edit(  # noqa: PLR0913
     if new_name and new_name != name:  # its queue is named after it: what waits would stay behind
         refuse_if_waiting(client, cluster, kind, name, "renamed", force=False)
     view = connectors.edit(odb, cluster, kind, name, values, reserved)
-    if kind in HANDOFF_KINDS and view["name"] != name:
-        Handoff(client, cluster, kind, view["name"]).reopen()
+    if kind in HANDOFF_KINDS and view["name"] != name:  # before the old connector hears of it
+        moved = Handoff(client, cluster, kind, name).rename(view["name"])
+        if moved:
+            logger.info("%s %r renamed %r: %d handed-over messages moved", kind, name, view["name"], moved)
     old, new = _queue(client, cluster, kind, name), _queue(client, cluster, kind, view["name"])
     if old is not None and new is not None and view["name"] != name:
         old.unregister()

@@ -36,7 +36,8 @@ the stop interrupted between attempts, or the server refused as from a stale epo
 over too. Only when Redis refuses the hand-off are the messages processed here until DRAIN,
 and what is left is counted and logged as a WARNING: "N messages received but not processed
 were dropped". A deleted channel's hand-off goes with it (zato.connector.definitions), and its
-connector, stopping, says how many it dropped instead of handing them over.
+connector, stopping, says how many it dropped instead of handing them over. A renamed one's
+moves to the new name, where its connector, stopping after the rename, hands over too.
 A bind the port is not free for yet (the connector this one replaces still stopping) is tried
 again for BIND_WAIT seconds; any other bind or connect error is a configuration error (FATAL),
 its reason (e.g. "No such device") in `zato cluster status`.

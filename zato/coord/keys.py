@@ -105,6 +105,11 @@ class Keys:
         over any more (zato.coord.handoff.Handoff.drop)."""
         return f"{self.prefix}handoff:{kind}:{name}:deleted"
 
+    def channel_handoff_renamed(self, kind: str, name: str) -> str:
+        """String (with a TTL): the channel's new name once it was renamed; its stopping
+        connector hands over there (zato.coord.handoff.Handoff.rename)."""
+        return f"{self.prefix}handoff:{kind}:{name}:renamed"
+
     def connector_stats(self, name: str) -> str:
         return f"{self.prefix}connector:stats:{name}"
 
