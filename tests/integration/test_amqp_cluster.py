@@ -23,6 +23,7 @@ from tests.support import REDIS_URL, free_port, wait_for, zato
 from zato.coord import connector_stats
 from zato.coord.keys import Keys
 from zato.coord.lease import read_supervisor_status
+from zato.coord.queues import OutQueue, encode
 
 
 def received(cluster: str) -> list:
@@ -665,3 +666,33 @@ def test_messages_waiting_for_an_inactive_outgoing_connection_stay_in_metrics(cl
         zato("conn", "delete", "amqp-def", cluster.path, "--name", "nowhere")
         zato("channel", "delete", cluster.path, "--name", "send-stuck")
     assert depth("server1") is None  # deleted: its series goes (the messages left are in Redis)
+
+
+def test_an_outgoing_connection_made_inactive_says_how_many_messages_wait_for_it(cluster):
+    """Before: `--active false` (or the admin API's PATCH) on an outgoing connection with
+    messages waiting in Redis said only "updated", and `zato cluster status` showed nothing:
+    its connector stopped and the messages sat there with no word. Now the edit and the status
+    say how many wait and that they go out once it is active again."""
+    zato("conn", "create", "amqp-def", cluster.path, "--name", "paused-def", "--port", str(free_port()))
+    zato("conn", "create", "amqp-outgoing", cluster.path, "--name", "paused", "--def", "paused-def")
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    queue = OutQueue(client, cluster.cluster, "amqp", "paused")
+    url = cluster.server_url("server1") + "/zato/admin/conn/amqp-outgoing/paused"
+    try:
+        for n in range(2):  # as a service's self.outgoing.amqp.send does, its broker away
+            queue.push(encode({"n": n}, routing_key="x"))
+        said = "amqp-outgoing 'paused' is inactive: 2 message(s) services sent through it wait in Redis"
+        r = requests.patch(url, json={"is_active": False}, auth=cluster.admin_auth, timeout=10)
+        assert r.status_code == 200 and r.json()["warnings"] == [f"{said} and go out once it is active again"]
+        edited = zato("conn", "edit", "amqp-outgoing", cluster.path, "--name", "paused", "--active", "false")
+        assert edited.stderr == f"warning: {said} and go out once it is active again\n"
+        status = zato("cluster", "status", cluster.path, check=False).stdout
+        assert "amqp-outgoing:paused: 2 message(s) waiting; the connection is inactive" in status, status
+        edited = zato("conn", "edit", "amqp-outgoing", cluster.path, "--name", "paused", "--active", "true")
+        assert edited.stderr == ""
+        status = zato("cluster", "status", cluster.path, check=False).stdout
+        assert "the connection is inactive" not in status
+    finally:
+        zato("conn", "delete", "amqp-outgoing", cluster.path, "--name", "paused", "--force")
+        zato("conn", "delete", "amqp-def", cluster.path, "--name", "paused-def")
+        client.close()

@@ -74,17 +74,18 @@ def edit(kind: str, name: str) -> dict:
     data = json_body()
     if not data:
         fail(400, f"nothing to change in {kind} {name!r}: the body names no field")
-    return _warned(
-        _call(lambda: definitions.edit(w.odb, w.redis, w.settings.cluster, kind, name, data)), data
-    )
+    view = _call(lambda: definitions.edit(w.odb, w.redis, w.settings.cluster, kind, name, data))
+    return _warned(view, data, _call(lambda: definitions.inactive_note(w.redis, w.settings.cluster, view)))
 
 
-def _warned(view: dict, data: dict) -> dict:
-    """The definition, with "warnings" when the request named a service no server has."""
+def _warned(view: dict, data: dict, note: str = "") -> dict:
+    """The definition, with "warnings" when the request named a service no server has, or made
+    an outgoing connection inactive while messages wait to go out through it (`note`)."""
     w = worker()
     service = data.get("service") if isinstance(data.get("service"), str) else None
-    warning = odb_api.unknown_service(w.odb, w.settings.cluster, service, "its messages")
-    return {**view, "warnings": [warning]} if warning else view
+    warnings = [odb_api.unknown_service(w.odb, w.settings.cluster, service, "its messages"), note]
+    warnings = [x for x in warnings if x]
+    return {**view, "warnings": warnings} if warnings else view
 
 
 def delete(kind: str, name: str) -> dict:

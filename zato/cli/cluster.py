@@ -319,6 +319,7 @@ def render(data: dict) -> str:
             "",
             f"User config deployed to the cluster (self.config.NAME): {', '.join(deployed) or 'none'}",
         ]
+    out += _inactive_waiting(data)
     calls = data.get("async")
     if calls:
         out += ["", f"invoke_async: {calls['queued']} queued, {calls['parked']} parked"]
@@ -331,6 +332,22 @@ def render(data: dict) -> str:
         out.append(f"warning: {error}")
     out += [f"problem: {p}" for p in data.get("problems", [])]
     return "\n".join(out)
+
+
+def _inactive_waiting(data: dict) -> list[str]:
+    """A line for each inactive outgoing connection with messages waiting in Redis: its
+    connector is stopped, so they go out only once it is made active again."""
+    active = data.get("connectors_defined")
+    if active is None:  # the ODB did not say which are active
+        return []
+    lines = [
+        f"  {q['kind']}:{q['name']}: {q['waiting']} message(s) waiting; the connection is inactive"
+        f" (they go out once it is active again: zato conn edit {q['kind']} DIR --name {q['name']}"
+        " --active true)"
+        for q in data.get("outgoing_waiting", [])
+        if f"{q['kind']}:{q['name']}" not in active
+    ]
+    return ["", "Inactive outgoing connections:", *lines] if lines else []
 
 
 def _state(child: dict) -> str:

@@ -337,16 +337,15 @@ def edit(args: argparse.Namespace) -> int:
         values["name"] = args.new_name
     if not values:
         raise ConnectorError(f"nothing to change in {args.kind} {args.name!r}: give at least one option")
-    view = _run(
-        args,
-        lambda odb, client, cluster: _saved(
-            odb,
-            cluster,
-            values,
-            definitions.edit(odb, client, cluster, args.kind, args.name, values, cluster_ports(args.path)),
-        ),
-    )
+
+    def apply(odb: ODB, client: redis.Redis, cluster: str) -> tuple[dict, str]:
+        view = definitions.edit(odb, client, cluster, args.kind, args.name, values, cluster_ports(args.path))
+        return _saved(odb, cluster, values, view), definitions.inactive_note(client, cluster, view)
+
+    view, note = _run(args, apply)
     print("updated " + definitions.describe(view))
+    if note:
+        print(f"warning: {note}", file=sys.stderr)
     return 0
 
 

@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import redis
 
-from zato.common.errors import ConnectorError
+from zato.common.errors import ConnectorError, CoordError
 from zato.coord import events
 from zato.coord.handoff import Handoff
 from zato.coord.keys import Keys
@@ -80,6 +80,24 @@ def edit(  # noqa: PLR0913
         new.register()
     _announce(client, cluster, kind, view["name"], f"the change to {kind} {name}")
     return view
+
+
+def inactive_note(client: redis.Redis, cluster: str, view: dict) -> str:
+    """For an outgoing connection that is inactive (its connector stopped) while messages
+    services sent through it wait in Redis: one line saying how many and that they go out once
+    it is active again; "" otherwise."""
+    if view.get("is_active", True) or view["kind"] not in OUTGOING:
+        return ""
+    try:
+        count = waiting(client, cluster, view["kind"], view["name"])
+    except CoordError as e:  # the change was made all the same
+        return f"{view['kind']} {view['name']!r} is inactive; how many messages wait for it is unknown: {e}"
+    if not count:
+        return ""
+    return (
+        f"{view['kind']} {view['name']!r} is inactive: {count} message(s) services sent through it"
+        " wait in Redis and go out once it is active again"
+    )
 
 
 def waiting(client: redis.Redis, cluster: str, kind: str, name: str) -> int:

@@ -14,7 +14,7 @@ from typing import Protocol
 import redis
 
 from zato.common.errors import CoordError, ZatoError
-from zato.coord import connector_stats, membership
+from zato.coord import connector_stats, membership, queues
 from zato.coord.client import translate
 from zato.coord.keys import Keys
 from zato.coord.lease import current_epoch, read_holder, read_supervisor_status
@@ -88,6 +88,11 @@ def _collect(client: redis.Redis, cluster: str, known: list[KnownServer], key: b
     except CoordError as e:
         result["errors"].append(f"Redis: {e}")
         live, holder, newest, supervisor = None, None, None, None
+    if live is not None:  # Redis answered: the outgoing queues with messages waiting
+        try:
+            result["outgoing_waiting"] = _outgoing_waiting(client, cluster)
+        except CoordError as e:
+            result["errors"].append(f"Redis: {e}")
     result["servers"] = _servers(live, known, holder.server if holder else None)
     result["lease"] = {
         "holder": holder.server if holder else None,
@@ -119,6 +124,25 @@ def _async_calls(client: redis.Redis, cluster: str) -> dict:
     with translate("invoke_async queues"):
         queued, parked = client.llen(keys.async_queue), client.llen(keys.async_parked)
     return {"queued": queued, "parked": parked, "parked_key": keys.async_parked}
+
+
+def _outgoing_waiting(client: redis.Redis, cluster: str) -> list[dict]:
+    """Every listed outgoing queue (queues.registered: an inactive connection's too) that has
+    messages yet to go out: kind (amqp-outgoing, ibm-mq-outgoing), name, waiting (queued and
+    being sent). Whether the connection is active is the ODB's to say (zato cluster status)."""
+    listed = queues.registered(client, cluster)
+    with translate("reading the outgoing queues' depths"):
+        pipe = client.pipeline(transaction=False)
+        for kind, name in listed:
+            pipe.llen(Keys(cluster).out_queue(kind, name))
+            pipe.llen(Keys(cluster).out_processing(kind, name))
+        depths = pipe.execute()
+    out = []
+    for i, (kind, name) in enumerate(listed):
+        waiting = int(depths[2 * i]) + int(depths[2 * i + 1])
+        if waiting:
+            out.append({"kind": f"{kind}-outgoing", "name": name, "waiting": waiting})
+    return out
 
 
 def _servers(live: dict | None, known: list[KnownServer], holder: str | None) -> list[dict]:
