@@ -112,6 +112,10 @@ class StandinQM:
     def break_connections(self, reason: int = 2009) -> None:
         self.admin("break", reason=reason)
 
+    def warn_puts(self, queue: str, reason: int) -> None:
+        """Puts to `queue` are taken and complete with MQCC_WARNING and `reason` (0: no more)."""
+        self.admin("warn_puts", queue=queue, reason=reason)
+
     def restart(self, down_ms: int = 1500) -> None:
         self.admin("restart", down_ms=down_ms)
 
@@ -177,6 +181,9 @@ class RealQM:
 
     def break_connections(self, reason: int = 2009) -> None:
         pytest.skip("breaking connections on demand needs the stand-in queue manager")
+
+    def warn_puts(self, queue: str, reason: int) -> None:
+        pytest.skip("puts that complete with a warning on demand need the stand-in queue manager")
 
     def restart(self, down_ms: int = 1500) -> None:
         pytest.skip("restarting a real queue manager is not done by these tests")

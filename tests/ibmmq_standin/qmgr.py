@@ -18,9 +18,11 @@ calls the connectors use, with the semantics the connectors rely on:
   with an MQRFH2 (Format MQHRF2) whose folders hold mcd/jms/usr/mqext properties comes back
   with that MQRFH2 before its body unless the get says MQGMO_NO_PROPERTIES; then the body alone
   comes, with the MQRFH2's Format, Encoding and CodedCharSetId in the MQMD;
-- on demand: every connection broken with a reason code (2009, 2161, 2162...), and a queue
+- on demand: every connection broken with a reason code (2009, 2161, 2162...), a queue
   manager restart (connections broken, non-persistent messages gone, new connections refused
-  with 2538 for a while).
+  with 2538 for a while), and puts to a queue that complete with a warning (MQCC_WARNING and a
+  reason such as 2104 MQRC_UNKNOWN_REPORT_OPTION: the message is put all the same, as MQPUT
+  does; the client module raises MQMIError with comp 1 for it, as ibmmq does).
 
 Messages are kept in memory of this process, so they survive any client being SIGKILLed.
 Wire format: one JSON object per line each way (bodies in base64). Not a security boundary.
@@ -44,6 +46,7 @@ from collections import deque
 from socketserver import StreamRequestHandler, ThreadingTCPServer
 
 OK = 0
+WARNING = 1
 FAILED = 2
 NO_MSG_AVAILABLE = 2033
 CONNECTION_BROKEN = 2009
@@ -64,6 +67,14 @@ class MQFail(Exception):
     def __init__(self, reason: int):
         super().__init__(reason)
         self.reason = reason
+
+
+class MQWarn(Exception):
+    """The call did what it was asked and completes with MQCC_WARNING and `reason`."""
+
+    def __init__(self, reason: int, reply: dict):
+        super().__init__(reason)
+        self.reason, self.reply = reason, reply
 
 
 class Message:
@@ -95,6 +106,7 @@ class QueueManagerState:
         self.attrs: dict[str, dict] = {}
         self.conns: set[Conn] = set()
         self.down_until = 0.0
+        self.put_warnings: dict[str, int] = {}  # queue -> the warning reason its puts complete with
         self.counters = {"connects": 0, "commits": 0, "backouts": 0, "restarts": 0, "gets": 0, "puts": 0}
 
     # -- units of work (called with the lock held) --------------------------------------------
@@ -204,6 +216,8 @@ class QueueManagerState:
         else:
             self.queues[a["queue"]].append(msg)
             self.cond.notify_all()
+        if self.put_warnings.get(a["queue"]):
+            raise MQWarn(self.put_warnings[a["queue"]], {"md": md})
         return {"md": md}
 
     def op_commit(self, conn: Conn, a: dict) -> dict:
@@ -252,6 +266,11 @@ class QueueManagerState:
 
     def admin_counters(self, a: dict) -> dict:
         return dict(self.counters, connections=len(self.conns))
+
+    def admin_warn_puts(self, a: dict) -> dict:
+        """Puts to `queue` are taken and complete with MQCC_WARNING and `reason` (0: no more)."""
+        self.put_warnings[a["queue"]] = int(a.get("reason", 0))
+        return {}
 
     def admin_break(self, a: dict) -> dict:
         """Every open connection answers `reason` to its next call (also a get that waits) and
@@ -319,6 +338,8 @@ def make_handler(state: QueueManagerState) -> type[StreamRequestHandler]:
                         reply = {"comp": OK, "reason": 0, **state.call(conn, req["op"], req.get("args", {}))}
                     except MQFail as e:
                         reply = {"comp": FAILED, "reason": e.reason}
+                    except MQWarn as e:
+                        reply = {**e.reply, "comp": WARNING, "reason": e.reason}
                     self.wfile.write(json.dumps(reply).encode() + b"\n")
                     self.wfile.flush()
                     if conn.broken is not None and reply["comp"] == FAILED:

@@ -376,3 +376,28 @@ def test_without_the_mq_client_the_connector_fails_with_one_line_and_goes_fatal(
     assert len(lines) == 1 and "pip install 'zato-ha[ibmmq]'" in lines[0], lines
     s = stats(env, "ibm-mq-channel:in")
     assert s["state"] == "fatal" and "zato-ha[ibmmq]" in s["last_error"]
+
+
+def test_a_put_that_completes_with_a_warning_counts_as_sent_and_is_not_parked(env):
+    """MQPUT with MQCC_WARNING (2104 MQRC_UNKNOWN_REPORT_OPTION, 2049 MQRC_PRIORITY_EXCEEDS_MAXIMUM)
+    puts the message, yet the driver raises MQMIError (comp 1). Before, the connector parked it
+    in Redis too, so "Re-send parked" sent it a second time; now it counts as sent, the reason
+    said once in server.log."""
+    env["qm"].warn_puts(env["qm"].queues["out"], 2104)
+    out = make_outgoing(load_server_settings(env["dir"]), env["client"])
+    for i in range(5):
+        out.ibm_mq.send({"n": i}, "out")
+    start(env, "ibm-mq-outgoing", "out")
+    seen: list = []
+    wait_for(
+        lambda: seen.extend(env["qm"].drain(env["qm"].queues["out"])) or len(seen) == 5,
+        timeout=30,
+        what="5 messages on the out queue",
+    )
+    wait_for(lambda: stats(env, "ibm-mq-outgoing:out").get("messages_out") == 5, what="5 sent in stats")
+    assert sorted(numbers(b for b, _ in seen)) == list(range(5))
+    assert OutQueue(env["client"], env["cluster"], "ibm-mq", "out").depth() == (0, 0)
+    assert env["client"].llen(Keys(env["cluster"]).out_parked("ibm-mq", "out")) == 0
+    assert not stats(env, "ibm-mq-outgoing:out").get("parked")
+    log = log_text(env["dir"])
+    assert log.count("took a message with a warning, reason 2104 (MQRC_UNKNOWN_REPORT_OPTION)") == 1, log

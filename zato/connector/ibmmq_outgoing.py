@@ -6,6 +6,9 @@ cluster's epoch is still its own, MQCMITs, and only then removes the batch from 
 before the commit backs the puts out and leaves the batch in the processing list, published
 again by the next run (leftovers): at-least-once, nothing lost. A connector that finds its epoch
 replaced backs out instead of committing, so the new holder is the only one to put them.
+A put that completes with a warning (MQCC_WARNING, e.g. reason 2104 MQRC_UNKNOWN_REPORT_OPTION:
+the driver raises MQMIError with comp 1) put the message all the same: it counts as sent, and
+each such reason is logged once at WARNING; only a failure (MQCC_FAILED) parks it in Redis.
 """
 
 from __future__ import annotations
@@ -174,6 +177,7 @@ class IBMMQOutgoingConnector:
     def __init__(self, ctx: Context, definition: dict, queue: OutQueue):
         self.ctx, self.d, self.queue = ctx, definition, queue
         self._queues: dict[str, Any] = {}
+        self._warned: set[int] = set()  # reasons of puts that completed with a warning, logged once
 
     def run(self) -> int:
         return ibmmq_common.serve(self.ctx, self.d["ibm_mq"], self._pump)
@@ -207,6 +211,10 @@ class IBMMQOutgoingConnector:
             try:
                 self._put(m, qm, msg)
             except m.MQMIError as e:
+                if getattr(e, "comp", None) == m.CMQC.MQCC_WARNING:  # put all the same
+                    self._warning(msg, e)
+                    sent.append(raw)
+                    continue
                 if ibmmq_common.is_broken(e):
                     raise
                 self._park(raw, f"queue {msg.queue or self.d['queue']!r}: {ibmmq_common.error_text(e)}")
@@ -258,6 +266,19 @@ class IBMMQOutgoingConnector:
             queue = m.Queue(qm, name, c.MQOO_OUTPUT | c.MQOO_FAIL_IF_QUIESCING)
             self._queues[name] = queue
         return queue
+
+    def _warning(self, msg: MQMessage, e: BaseException) -> None:
+        reason = ibmmq_common.reason_of(e)
+        if reason in self._warned:
+            return
+        self._warned.add(reason)
+        logger.warning(
+            "%s: queue %r: the queue manager took a message with a warning, %s; it counts as sent"
+            " (said once for each reason)",
+            self.ctx.label,
+            msg.queue or self.d["queue"],
+            ibmmq_common.error_text(e),
+        )
 
     def _park(self, raw: str, reason: str) -> None:
         self.queue.park(raw)
