@@ -308,6 +308,19 @@ def test_a_server_taken_out_for_good_is_forgotten_once_stopped(cluster, tmp_path
     unknown = zato("cluster", "forget", cluster.path, "server4", check=False)
     assert unknown.returncode == 1 and "no server named 'server4'" in unknown.stderr
     assert "(servers: server1, server2" in unknown.stderr
+    # started again, it is listed again (once stopped, the status shows it gone, as any listed
+    # server), and its log says so instead of an ERROR
+    zato("start", path)
+    try:
+        log_path = os.path.join(path, "logs", "server.log")
+        wait_for(lambda: "listed again, as it runs" in open(log_path).read(), 20, what="server4 listed again")
+        log = open(log_path).read()
+        assert f"server server4 was not in the list of cluster {cluster.cluster}" in log
+        assert "cannot record up_status" not in log, log
+    finally:
+        zato("stop", path)
+    assert "server4  gone" in zato("cluster", "status", cluster.path, check=False).stdout
+    zato("cluster", "forget", cluster.path, "server4")
 
 
 def test_pickup_directory_deploys_to_the_cluster(cluster):

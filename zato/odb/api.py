@@ -118,14 +118,26 @@ def add_server(odb: ODB, cluster: str, name: str, host: str, port: int) -> None:
         s.add(Server(cluster_id=cid, name=name, host=host, port=port, token=secrets.token_hex(16)))
 
 
-def set_up_status(odb: ODB, cluster: str, server: str, status: str) -> None:
+def set_up_status(
+    odb: ODB, cluster: str, server: str, status: str, relist: tuple[str, int] | None = None
+) -> bool:
+    """Record the server's up_status. A server not in the cluster's list (taken off it with
+    `zato cluster forget`, then started again) is listed again at `relist` (host, port) and
+    True returned; without `relist`, ODBError."""
     with odb.session() as s:
         cid = _cluster_id(s, cluster)
         row = s.scalar(select(Server).where(Server.cluster_id == cid, Server.name == server))
+        listed_again = False
         if row is None:
-            raise ODBError(f"server {server!r} is not in cluster {cluster!r}")
+            if relist is None:
+                raise ODBError(f"server {server!r} is not in cluster {cluster!r}")
+            host, port = relist
+            row = Server(cluster_id=cid, name=server, host=host, port=port, token=secrets.token_hex(16))
+            s.add(row)
+            listed_again = True
         row.up_status = status
         row.up_mod_date = utcnow()
+    return listed_again
 
 
 def delete_server(odb: ODB, cluster: str, name: str) -> bool:

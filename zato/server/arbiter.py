@@ -50,10 +50,20 @@ Views = Callable[[], "dict[str, set[str]] | None"]
 
 
 def record_up_status(settings: ServerSettings, status: str) -> None:
+    """In the ODB's list of the cluster's servers; a server started again after `zato cluster
+    forget` took it off that list is listed again (said at WARNING)."""
+
     def work() -> None:
         odb = ODB(settings.odb_url)
         try:
-            odb_api.set_up_status(odb, settings.cluster, settings.name, status)
+            relist = (settings.host, settings.port) if status == "running" else None
+            if odb_api.set_up_status(odb, settings.cluster, settings.name, status, relist):
+                logger.warning(
+                    "server %s was not in the list of cluster %s (taken off it with zato cluster forget?):"
+                    " listed again, as it runs",
+                    settings.name,
+                    settings.cluster,
+                )
         finally:
             odb.dispose()
 
