@@ -212,7 +212,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         " to run again: each with its body and properties, its delivery count started again; its parked"
         " copy is acked only once the broker confirmed the new one. At most the messages parked when it"
         " starts are taken (one parked again meanwhile waits for the next replay). Prints how many were"
-        " moved and how many are left; exit code 1 with the reason if the broker failed or refused.",
+        " moved and how many are left; exit code 1 with the reason if the broker failed or refused."
+        " For an outgoing connection (amqp-outgoing, ibm-mq-outgoing), the messages its broker or queue"
+        " manager refused, parked in Redis, go back behind those waiting to go out (all at once: no"
+        " --limit).",
     )
     replay.add_argument(
         "kind",
