@@ -66,3 +66,13 @@ def test_statements_without_rows_and_the_connections_own_calls(conn: SQLConnecti
     assert conn.execute("INSERT INTO c VALUES (:i, :n)", {"i": 3, "n": "Max"}) == []
     assert conn.execute("SELECT * FROM c") == [{"client_id": 3, "name": "Max"}]
     assert conn.one("SELECT * FROM c") == {"client_id": 3, "name": "Max"}
+
+
+def test_a_text_querys_result_is_a_context_manager_as_sqlalchemys(conn: SQLConnection) -> None:
+    """Before, `with session.execute(...) as result:` (SQLAlchemy's own results allow it) was
+    TypeError: 'Records' object does not support the context manager protocol."""
+    with closing(conn.session()) as session:
+        with session.execute(QUERY) as result:
+            rows = result.fetchall()
+        assert [r["name"] for r in rows] == ["John Doe", "Jane Roe"]
+        assert result.closed

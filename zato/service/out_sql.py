@@ -88,6 +88,13 @@ class Records:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._result, name)
 
+    # Looked up on the type, never through __getattr__: `with session.execute(...) as result:`
+    def __enter__(self) -> Records:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._result.close()
+
     def _one(self, row: Any) -> Any:
         return None if row is None else self._record(row)
 
