@@ -218,7 +218,10 @@ class _Run:
                 if isinstance(e, pika.exceptions.UnroutableError)
                 else "refused it"
             )
-            self.ch.basic_nack(method.delivery_tag, requeue=True)
+            try:
+                self.ch.basic_nack(method.delivery_tag, requeue=True)
+            except AMQP_ERRORS as lost:  # the parked copy comes back unacked all the same
+                raise self._lost(lost) from None
             message = properties.message_id or "at the head of the parking queue"
             raise ReplayError(
                 f"{self.label}: stopped: the broker {what} when message {message} was published to queue"
@@ -226,7 +229,10 @@ class _Run:
             ) from None
         except AMQP_ERRORS as e:
             raise self._lost(e, unconfirmed=True) from None
-        self.ch.basic_ack(method.delivery_tag)
+        try:
+            self.ch.basic_ack(method.delivery_tag)
+        except AMQP_ERRORS as e:  # confirmed, not acked: the parked copy comes back, a duplicate
+            raise self._lost(e, unconfirmed=True) from None
         self.moved += 1
         return True
 
