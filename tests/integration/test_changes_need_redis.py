@@ -152,30 +152,3 @@ def test_the_admin_api_answers_503_naming_redis_when_it_cannot_announce(own_redi
     finally:
         odb.dispose()
     assert requests.get(qs.server_url("server1") + "/zato/ping", timeout=10).status_code == 200
-
-
-def test_redis_failing_after_a_connections_odb_write_says_it_is_saved_and_still_announces(odb, own_redis):
-    """Redis answers the check before the ODB write, then fails Redis's own part of the change
-    (here: an ACL user that may not SADD, as the outgoing queues' list needs). Before, the error
-    was that step's alone ('listing ... among the outgoing queues: NoPermissionError'), with no
-    word that the connection was created, and the servers were not told; running the command
-    again then said it exists already."""
-    db, cluster = odb
-    port, admin = own_redis
-    admin.execute_command("ACL", "SETUSER", "nosadd", "on", ">nosadd-pw", "~*", "&*", "+@all", "-sadd")
-    client = connect(RedisSettings(url=f"redis://nosadd:nosadd-pw@127.0.0.1:{port}/0"))
-    listener = admin.pubsub()
-    listener.subscribe(Keys(cluster).events)
-    wait_for(lambda: listener.get_message(timeout=0.1), 5, what="subscribed")
-    values = {"name": "out1", "def": "rabbit", "exchange": "ex"}
-    definitions.create(db, admin, cluster, "amqp-def", {"name": "rabbit", "host": "127.0.0.1"})
-    wait_for(lambda: listener.get_message(timeout=0.1), 5, what="the amqp-def event")
-    with pytest.raises(CoordError) as e:
-        definitions.create(db, client, cluster, "amqp-outgoing", values)
-    assert "amqp-outgoing out1 is saved in the ODB, but" in str(e.value), e.value
-    assert "listing" in str(e.value) and "among the outgoing queues" in str(e.value)
-    assert [c["name"] for c in connectors.list_all(db, cluster, "amqp-outgoing")] == ["out1"]
-    message = wait_for(lambda: listener.get_message(timeout=0.1), 5, what="the connector event")
-    assert b'"type": "amqp-outgoing"' in message["data"] and b'"name": "out1"' in message["data"]
-    listener.close()
-    client.close()

@@ -9,7 +9,6 @@ name, and its old connector, still stopping, hands over there (Handoff.rename).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import NamedTuple
 
 import redis
@@ -32,20 +31,6 @@ def _announce(client: redis.Redis, cluster: str, kind: str, name: str, what: str
     events.announce(client, cluster, {"kind": "connector", "type": kind, "name": name}, what)
 
 
-def _then_announce(
-    client: redis.Redis, cluster: str, kind: str, name: str, what: str, redis_part: Callable[[], None]
-) -> None:
-    """After the ODB write: Redis's own part of the change, then the announcement. When that
-    part fails (Redis went away after the check), the servers are told all the same and the
-    CoordError says the change is saved: running the command again would say it is done."""
-    try:
-        redis_part()
-    except CoordError as e:
-        _announce(client, cluster, kind, name, what)
-        raise CoordError(f"{what} is saved in the ODB, but Redis failed its part of it: {e}") from e
-    _announce(client, cluster, kind, name, what)
-
-
 def _queue(client: redis.Redis, cluster: str, kind: str, name: str) -> OutQueue | None:
     """The Redis queue of an outgoing connection whose messages wait there; None for any other."""
     return OutQueue(client, cluster, kind.removesuffix("-outgoing"), name) if kind in OUTGOING else None
@@ -62,15 +47,12 @@ def create(
     """`reserved`: ports no ZeroMQ socket may bind besides the servers' (connectors.create)."""
     events.reachable(client)  # an unreachable Redis changes nothing
     view = connectors.create(odb, cluster, kind, values, reserved)
-
-    def redis_part() -> None:
-        if kind in HANDOFF_KINDS:  # one of this name deleted not long ago said: hand nothing over
-            Handoff(client, cluster, kind, view["name"]).reopen()
-        queue = _queue(client, cluster, kind, view["name"])
-        if queue is not None:  # its depth in /metrics, even once it is made inactive
-            queue.register()
-
-    _then_announce(client, cluster, kind, view["name"], f"{kind} {view['name']}", redis_part)
+    if kind in HANDOFF_KINDS:  # one of this name deleted not long ago said: hand nothing over
+        Handoff(client, cluster, kind, view["name"]).reopen()
+    queue = _queue(client, cluster, kind, view["name"])
+    if queue is not None:  # its depth in /metrics, even once it is made inactive
+        queue.register()
+    _announce(client, cluster, kind, view["name"], f"{kind} {view['name']}")
     return view
 
 
@@ -88,19 +70,15 @@ def edit(  # noqa: PLR0913
     if new_name and new_name != name:  # its queue is named after it: what waits would stay behind
         refuse_if_waiting(client, cluster, kind, name, "renamed", force=False)
     view = connectors.edit(odb, cluster, kind, name, values, reserved)
-
-    def redis_part() -> None:
-        if kind in HANDOFF_KINDS and view["name"] != name:  # before the old connector hears of it
-            moved = Handoff(client, cluster, kind, name).rename(view["name"])
-            if moved:
-                what = "%s %r renamed %r: %d handed-over messages moved"
-                logger.info(what, kind, name, view["name"], moved)
-        old, new = _queue(client, cluster, kind, name), _queue(client, cluster, kind, view["name"])
-        if old is not None and new is not None and view["name"] != name:
-            old.unregister()
-            new.register()
-
-    _then_announce(client, cluster, kind, view["name"], f"the change to {kind} {name}", redis_part)
+    if kind in HANDOFF_KINDS and view["name"] != name:  # before the old connector hears of it
+        moved = Handoff(client, cluster, kind, name).rename(view["name"])
+        if moved:
+            logger.info("%s %r renamed %r: %d handed-over messages moved", kind, name, view["name"], moved)
+    old, new = _queue(client, cluster, kind, name), _queue(client, cluster, kind, view["name"])
+    if old is not None and new is not None and view["name"] != name:
+        old.unregister()
+        new.register()
+    _announce(client, cluster, kind, view["name"], f"the change to {kind} {name}")
     return view
 
 
@@ -171,24 +149,19 @@ def delete(odb: ODB, client: redis.Redis, cluster: str, kind: str, name: str, fo
     events.reachable(client)
     left = refuse_if_waiting(client, cluster, kind, name, "deleted", force)
     connectors.delete(odb, cluster, kind, name)
-    dropped = 0
-
-    def redis_part() -> None:
-        nonlocal dropped
-        dropped = Handoff(client, cluster, kind, name).drop() if kind in HANDOFF_KINDS else 0
-        if dropped:
-            logger.warning(
-                "%s %r deleted: %d messages its connectors had received and handed over, not processed,"
-                " were dropped with it",
-                kind,
-                name,
-                dropped,
-            )
-        queue = _queue(client, cluster, kind, name)
-        if queue is not None:
-            queue.unregister()
-
-    _then_announce(client, cluster, kind, name, f"the deletion of {kind} {name}", redis_part)
+    dropped = Handoff(client, cluster, kind, name).drop() if kind in HANDOFF_KINDS else 0
+    if dropped:
+        logger.warning(
+            "%s %r deleted: %d messages its connectors had received and handed over, not processed,"
+            " were dropped with it",
+            kind,
+            name,
+            dropped,
+        )
+    queue = _queue(client, cluster, kind, name)
+    if queue is not None:
+        queue.unregister()
+    _announce(client, cluster, kind, name, f"the deletion of {kind} {name}")
     return Deleted(left, dropped)
 
 
