@@ -8,12 +8,14 @@ name, and its old connector, still stopping, hands over there (Handoff.rename).
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 import redis
 
-from zato.common.errors import ConnectorError, CoordError
+from zato.common.errors import ConnectorError, CoordError, ZatoError
 from zato.coord import events
 from zato.coord.handoff import Handoff
 from zato.coord.keys import Keys
@@ -36,6 +38,21 @@ def _queue(client: redis.Redis, cluster: str, kind: str, name: str) -> OutQueue 
     return OutQueue(client, cluster, kind.removesuffix("-outgoing"), name) if kind in OUTGOING else None
 
 
+@contextlib.contextmanager
+def _undone_unless_redis_answers(undo: Callable[[], object], what: str) -> Iterator[None]:
+    """The Redis steps that go with a change just written to the ODB (a channel's hand-off, the
+    list of outgoing queues): when Redis fails half-way, the ODB change is undone, so nothing is
+    half-made and the same command, run again once Redis answers, does it all."""
+    try:
+        yield
+    except CoordError as e:
+        try:
+            undo()
+        except ZatoError as u:
+            raise type(e)(f"{e}; {what} is saved in the ODB all the same (undoing it failed: {u})") from None
+        raise type(e)(f"{e} (nothing changed: run it again once Redis answers)") from None
+
+
 def create(
     odb: ODB,
     client: redis.Redis,
@@ -47,11 +64,13 @@ def create(
     """`reserved`: ports no ZeroMQ socket may bind besides the servers' (connectors.create)."""
     events.reachable(client)  # an unreachable Redis changes nothing
     view = connectors.create(odb, cluster, kind, values, reserved)
-    if kind in HANDOFF_KINDS:  # one of this name deleted not long ago said: hand nothing over
-        Handoff(client, cluster, kind, view["name"]).reopen()
-    queue = _queue(client, cluster, kind, view["name"])
-    if queue is not None:  # its depth in /metrics, even once it is made inactive
-        queue.register()
+    name = view["name"]
+    with _undone_unless_redis_answers(lambda: connectors.delete(odb, cluster, kind, name), f"{kind} {name}"):
+        if kind in HANDOFF_KINDS:  # one of this name deleted not long ago said: hand nothing over
+            Handoff(client, cluster, kind, name).reopen()
+        queue = _queue(client, cluster, kind, name)
+        if queue is not None:  # its depth in /metrics, even once it is made inactive
+            queue.register()
     _announce(client, cluster, kind, view["name"], f"{kind} {view['name']}")
     return view
 
@@ -69,15 +88,25 @@ def edit(  # noqa: PLR0913
     new_name = values.get("name")
     if new_name and new_name != name:  # its queue is named after it: what waits would stay behind
         refuse_if_waiting(client, cluster, kind, name, "renamed", force=False)
+    before = connectors.get(odb, cluster, kind, name)
     view = connectors.edit(odb, cluster, kind, name, values, reserved)
-    if kind in HANDOFF_KINDS and view["name"] != name:  # before the old connector hears of it
-        moved = Handoff(client, cluster, kind, name).rename(view["name"])
-        if moved:
-            logger.info("%s %r renamed %r: %d handed-over messages moved", kind, name, view["name"], moved)
-    old, new = _queue(client, cluster, kind, name), _queue(client, cluster, kind, view["name"])
-    if old is not None and new is not None and view["name"] != name:
-        old.unregister()
-        new.register()
+    if view["name"] != name and (kind in HANDOFF_KINDS or kind in OUTGOING):
+        back = {k: before[k] for k in values if k in before}
+
+        def undo() -> None:
+            connectors.edit(odb, cluster, kind, view["name"], back)
+
+        with _undone_unless_redis_answers(undo, f"the change to {kind} {name}"):
+            if kind in HANDOFF_KINDS:  # before the old connector hears of it
+                moved = Handoff(client, cluster, kind, name).rename(view["name"])
+                if moved:
+                    logger.info(
+                        "%s %r renamed %r: %d handed-over messages moved", kind, name, view["name"], moved
+                    )
+            old, new = _queue(client, cluster, kind, name), _queue(client, cluster, kind, view["name"])
+            if old is not None and new is not None:
+                new.register()
+                old.unregister()
     _announce(client, cluster, kind, view["name"], f"the change to {kind} {name}")
     return view
 
@@ -148,8 +177,16 @@ def delete(odb: ODB, client: redis.Redis, cluster: str, kind: str, name: str, fo
     how many its hand-off held (dropped with it: no connector would ever run them)."""
     events.reachable(client)
     left = refuse_if_waiting(client, cluster, kind, name, "deleted", force)
+    before = connectors.get(odb, cluster, kind, name)
     connectors.delete(odb, cluster, kind, name)
-    dropped = Handoff(client, cluster, kind, name).drop() if kind in HANDOFF_KINDS else 0
+    made = {k: v for k, v in before.items() if k != "kind"}  # no secrets in these kinds (masked)
+    with _undone_unless_redis_answers(
+        lambda: connectors.create(odb, cluster, kind, made), f"the deletion of {kind} {name}"
+    ):
+        dropped = Handoff(client, cluster, kind, name).drop() if kind in HANDOFF_KINDS else 0
+        queue = _queue(client, cluster, kind, name)
+        if queue is not None:
+            queue.unregister()
     if dropped:
         logger.warning(
             "%s %r deleted: %d messages its connectors had received and handed over, not processed,"
@@ -158,9 +195,6 @@ def delete(odb: ODB, client: redis.Redis, cluster: str, kind: str, name: str, fo
             name,
             dropped,
         )
-    queue = _queue(client, cluster, kind, name)
-    if queue is not None:
-        queue.unregister()
     _announce(client, cluster, kind, name, f"the deletion of {kind} {name}")
     return Deleted(left, dropped)
 
