@@ -138,13 +138,16 @@ def waiting(client: redis.Redis, cluster: str, kind: str, name: str) -> int:
     return queued + processing
 
 
-def resend_parked(odb: ODB, client: redis.Redis, cluster: str, kind: str, name: str) -> int:
+def resend_parked(  # noqa: PLR0913
+    odb: ODB, client: redis.Redis, cluster: str, kind: str, name: str, limit: int | None = None
+) -> int:
     """Put the messages outgoing connection `name` of `kind` (amqp-outgoing, ibm-mq-outgoing)
-    parked (refused by the broker or the queue manager) back behind those waiting to go out; how
-    many. DefinitionNotFound when nothing was parked and the cluster has no such connection."""
+    parked (refused by the broker or the queue manager) back behind those waiting to go out (at
+    most `limit`; None: all parked now); how many. DefinitionNotFound when nothing was parked and
+    the cluster has no such connection."""
     if kind not in OUTGOING:
         raise ConnectorError(f"{kind!r}: only {' and '.join(OUTGOING)} connections park messages in Redis")
-    moved = OutQueue(client, cluster, kind.removesuffix("-outgoing"), name).resend_parked()
+    moved = OutQueue(client, cluster, kind.removesuffix("-outgoing"), name).resend_parked(limit)
     if not moved and name not in {c["name"] for c in connectors.list_all(odb, cluster, kind)}:
         raise connectors.DefinitionNotFound(f"no {kind} named {name!r} in cluster {cluster}")
     return moved

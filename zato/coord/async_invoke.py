@@ -106,12 +106,18 @@ def decode(raw: str) -> AsyncCall | None:
         return None
 
 
-def requeue_parked(client: redis.Redis, cluster: str, limit: int = 10000) -> int:
-    """Move the calls parked now back to the end of the queue (oldest first); returns how many.
+def requeue_parked(client: redis.Redis, cluster: str, limit: int | None = None) -> int:
+    """Move the calls parked now (at most `limit`; None: all) back to the end of the queue
+    (oldest first); returns how many.
     Each keeps its count of deaths: one that ends its worker again is parked after one more."""
     keys = Keys(cluster)
-    with translate("invoke_async: queueing parked calls again"):
-        return move_now(client, keys.async_parked, keys.async_queue, ("LEFT", "RIGHT"), limit)
+    what = "invoke_async: queueing parked calls again"
+    return move_now(client, keys.async_parked, keys.async_queue, ("LEFT", "RIGHT"), limit, what)
+
+
+def parked_count(client: redis.Redis, cluster: str) -> int:
+    with translate("invoke_async: counting parked calls"):
+        return int(client.llen(Keys(cluster).async_parked))
 
 
 def worker_id(server: str, pid: int) -> str:

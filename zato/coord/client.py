@@ -13,7 +13,7 @@ from redis.exceptions import OutOfMemoryError, ReadOnlyError
 from redis.retry import Retry
 from redis.sentinel import MasterNotFoundError, Sentinel
 
-from zato.common.errors import CoordDataError, CoordRefused, CoordUnavailable
+from zato.common.errors import CoordDataError, CoordError, CoordRefused, CoordUnavailable
 from zato.common.log import redact
 from zato.config.settings import RedisSettings
 
@@ -152,14 +152,27 @@ def describe(settings: RedisSettings) -> str:
     return redact(settings.url)
 
 
-def move_now(client: redis.Redis, source: str, dest: str, ends: tuple[str, str], limit: int = 10**9) -> int:
-    """LMOVE what `source` holds now (at most `limit`) to `dest`; returns how many moved. What
-    comes into `source` meanwhile (a message parked again) is not moved twice."""
+def move_now(  # noqa: PLR0913 - the lists, their ends, how many, and what it is called in errors
+    client: redis.Redis, source: str, dest: str, ends: tuple[str, str], limit: int | None, what: str
+) -> int:
+    """LMOVE what `source` holds now (at most `limit`; None: all) to `dest`; returns how many moved. What
+    comes into `source` meanwhile (a message parked again) is not moved twice. Each move is
+    whole, so Redis failing half-way loses nothing: the CoordError says how many moved before
+    (one more when Redis moved it but the connection broke before its answer) and that the rest
+    stay in `source` (running it again moves them)."""
     moved = 0
-    for _ in range(min(limit, int(client.llen(source)))):
-        if client.lmove(source, dest, *ends) is None:  # type: ignore[arg-type]
-            break
-        moved += 1
+    try:
+        with translate(what):
+            now = int(client.llen(source))
+            for _ in range(now if limit is None else min(limit, now)):
+                if client.lmove(source, dest, *ends) is None:  # type: ignore[arg-type]
+                    break
+                moved += 1
+    except CoordError as e:
+        if not moved:
+            raise
+        lost = f"or {moved + 1}: the last move's answer may have been lost"
+        raise type(e)(f"{e}; {moved} moved before ({lost}), the rest stay in {source}") from e
     return moved
 
 

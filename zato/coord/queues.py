@@ -289,11 +289,12 @@ class OutQueue(TakenLists):
         with translate(f"counting parked messages of {self.what}"):
             return int(self.client.llen(self.parked))
 
-    def resend_parked(self, limit: int = 10000) -> int:
-        """Move the messages parked now back to the queue (oldest first); returns how many
-        moved. One that is parked again meanwhile (still undeliverable) is not moved twice."""
-        with translate(f"re-sending parked messages of {self.what}"):
-            return move_now(self.client, self.parked, self.queue, ("RIGHT", "LEFT"), limit)
+    def resend_parked(self, limit: int | None = None) -> int:
+        """Move the messages parked now (at most `limit`; None: all) back to the queue (oldest
+        first); returns how many moved. One that is parked again meanwhile (still undeliverable)
+        is not moved twice."""
+        what = f"re-sending parked messages of {self.what}"
+        return move_now(self.client, self.parked, self.queue, ("RIGHT", "LEFT"), limit, what)
 
 
 def registered(client: redis.Redis, cluster: str) -> list[tuple[str, str]]:

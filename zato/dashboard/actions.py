@@ -119,6 +119,10 @@ def deploy_module(settings: DashboardSettings, odb: Any, client: Any, filename: 
     return "; warning: ".join([result.describe(), *result.warnings()])
 
 
+# messages one click moves (an AMQP channel's replay: about 10 s here); the answer says how many are left
+REPLAY_LIMIT = 10000
+
+
 def resend_parked(settings: DashboardSettings, client: Any, kind: str, connection: str, odb: Any) -> str:
     from zato.connector import definitions
     from zato.odb.connectors import DefinitionNotFound
@@ -128,14 +132,19 @@ def resend_parked(settings: DashboardSettings, client: Any, kind: str, connectio
     _name(connection, "connection")
     outgoing = "ibm-mq-outgoing" if kind in ("ibm-mq", "ibmmq") else f"{kind}-outgoing"
     try:
-        moved = definitions.resend_parked(odb, client, settings.cluster, outgoing, connection)
+        moved = definitions.resend_parked(odb, client, settings.cluster, outgoing, connection, REPLAY_LIMIT)
     except DefinitionNotFound:
         where = f"in cluster {settings.cluster}"
         raise ActionNotFound(f"no outgoing {kind} connection named {connection!r} {where}") from None
-    return f"outgoing {kind} {connection}: {moved} parked message(s) queued again"
+    from zato.coord.queues import OutQueue
+
+    left = OutQueue(client, settings.cluster, outgoing.removesuffix("-outgoing"), connection).parked_count()
+    return f"outgoing {kind} {connection}: {moved} parked message(s) queued again" + _left(moved, left)
 
 
-REPLAY_LIMIT = 10000  # messages one click replays (about 10 s here): the page then says how many are left
+def _left(moved: int, left: int) -> str:
+    """What a click that moved its most (REPLAY_LIMIT) left parked; "" after one that moved all."""
+    return f"; {left} still parked: click again to move them" if left and moved >= REPLAY_LIMIT else ""
 
 
 def replay_parked(settings: DashboardSettings, odb: Any, channel: str, limit: int = REPLAY_LIMIT) -> str:
@@ -154,9 +163,11 @@ def replay_parked(settings: DashboardSettings, odb: Any, channel: str, limit: in
 
 
 def requeue_async(settings: DashboardSettings, client: Any) -> str:
-    from zato.coord.async_invoke import requeue_parked
+    from zato.coord.async_invoke import parked_count, requeue_parked
 
-    return f"invoke_async: {requeue_parked(client, settings.cluster)} parked call(s) queued again"
+    moved = requeue_parked(client, settings.cluster, REPLAY_LIMIT)
+    left = parked_count(client, settings.cluster)
+    return f"invoke_async: {moved} parked call(s) queued again" + _left(moved, left)
 
 
 def undeploy_module(settings: DashboardSettings, odb: Any, client: Any, module: str) -> str:
