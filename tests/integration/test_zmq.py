@@ -16,7 +16,15 @@ import pytest
 import redis
 import zmq
 
-from tests.conn_support import FakeServer, log_text, make_server_dir, set_epoch, start_connector, stop_process
+from tests.conn_support import (
+    FakeServer,
+    TCPProxy,
+    log_text,
+    make_server_dir,
+    set_epoch,
+    start_connector,
+    stop_process,
+)
 from tests.support import REDIS_URL, cleanup_redis, cluster_name, free_port, wait_for
 from zato.common.errors import ConnectorError
 from zato.common.pidfile import pid_alive
@@ -374,3 +382,45 @@ def test_a_connector_stopping_after_two_renames_hands_over_to_the_channels_curre
         assert sorted(now.leftovers()) == ["a", "c"]
     finally:
         client.close()
+
+
+def test_a_stop_while_redis_is_away_runs_what_it_cannot_hand_over_every_one_of_them(env):
+    """The connector's Redis (a TCP forwarder of the test's own in front of it) goes away, then
+    the connector stops with 50 messages in its socket: it cannot hand them over and runs them
+    here (DRAIN). Before, the last one it queued to run was cancelled by the pool's shutdown and
+    never ran, without a word (49 of 50)."""
+    proxy = TCPProxy(free_port(), ("127.0.0.1", 6379))
+    proxy.start()
+    conf = os.path.join(env["dir"], "config", "server.conf")
+    with open(conf) as f:
+        text = f.read()
+    with open(conf, "w") as f:
+        f.write(text.replace(f"url = {REDIS_URL}", f"url = redis://127.0.0.1:{proxy.port}/0"))
+    address = f"tcp://127.0.0.1:{free_port()}"
+    env["fake"].held.add("demo.away")
+    sender = env["zctx"].socket(zmq.PUSH)
+    sender.bind(address)
+    proc = _channel(env, "away", service="demo.away", max_in_flight=1, address=f">{address}")
+
+    def one_held() -> bool:
+        sender.send(b'{"warm": 1}')
+        time.sleep(0.05)
+        return env["fake"].active == 1
+
+    try:
+        wait_for(one_held, timeout=60, what="an invocation held")
+        for i in range(50):
+            sender.send(json.dumps({"n": i}).encode())
+        time.sleep(0.5)  # in the channel's socket, its one slot busy
+        proxy.stop()  # Redis goes away for the connector
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        env["fake"].release.set()
+        stop_process(proc)
+    finally:
+        proxy.stop()
+        sender.close(linger=0)
+    numbers = sorted(n for b in env["fake"].bodies("demo.away") if (n := json.loads(b).get("n")) is not None)
+    assert numbers == list(range(50))
+    assert re.search(r"cannot hand \d+ messages over", log_text(env["dir"]))  # and the warm-up ones
+    assert "were dropped" not in log_text(env["dir"])

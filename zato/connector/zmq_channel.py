@@ -51,7 +51,7 @@ import logging
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import zmq
 
@@ -148,7 +148,7 @@ class ZMQChannelConnector:
                     os.read(wakeup, 512)
                 if sock in ready:
                     body = payload(sock.recv_multipart(), self.d["socket_type"], self.prefix)
-                    pool.submit(self._handle_in_slot, body)
+                    self._submit(pool, body)
                 else:
                     self._slots.release()
         finally:
@@ -263,7 +263,9 @@ class ZMQChannelConnector:
             dropped = self._drain_here(left, pool)
         elif how == "deleted":
             deleted = len(left)
-        pool.shutdown(wait=True, cancel_futures=True)  # running ones end at their next wait
+        # Running ones end at their next wait; those not started yet are handed over (_submit),
+        # unless Redis refused the hand-over: then they run here, as _drain_here means them to.
+        pool.shutdown(wait=True, cancel_futures=how != "failed")
         with self._lock:
             unfinished, self._unfinished = self._unfinished, []
         how = self._hand_over(unfinished)
@@ -312,8 +314,20 @@ class ZMQChannelConnector:
         for i, body in enumerate(bodies):
             if not self._slots.acquire(timeout=max(0.0, deadline - time.monotonic())):
                 return len(bodies) - i
-            pool.submit(self._handle_in_slot, body)
+            self._submit(pool, body)
         return 0
+
+    def _submit(self, pool: ThreadPoolExecutor, body: bytes) -> None:
+        """Run a message from the socket in the pool; one the stop cancels before it started is
+        handed over at the end with those the stop interrupted (it was lost without a word)."""
+
+        def cancelled(future: Future) -> None:
+            if future.cancelled():
+                with self._lock:
+                    self._unfinished.append(body)
+                self._slots.release()
+
+        pool.submit(self._handle_in_slot, body).add_done_callback(cancelled)
 
     def _handle_in_slot(self, body: bytes) -> None:
         """A message from the socket; one the stop interrupted is handed over at the end."""
