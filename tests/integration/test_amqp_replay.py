@@ -6,6 +6,7 @@ test_amqp_cluster.py; from the dashboard: tests/integration/test_dashboard.py.""
 from __future__ import annotations
 
 import json
+import sys
 import types
 import uuid
 
@@ -195,7 +196,9 @@ def test_the_dashboard_replays_at_most_its_limit_in_one_click_and_says_how_many_
 
     name, queue = _parked(env, 3)
     settings = types.SimpleNamespace(cluster=env["cluster"])
+    limit = sys.getrecursionlimit()
     said = actions.replay_parked(settings, env["odb"], name, limit=2)
+    assert sys.getrecursionlimit() == limit  # the dashboard's, raised for the replay alone
     parked_q = queue + ".zato-parked"
     assert (
         said

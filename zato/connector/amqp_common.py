@@ -4,6 +4,7 @@ definition, and connecting with back-off (the broker may be down; we say so and 
 from __future__ import annotations
 
 import builtins
+import contextlib
 import logging
 import re
 import socket
@@ -82,6 +83,27 @@ def decode_any_delivery() -> None:
     only memory for as deep as a frame goes)."""
     if sys.getrecursionlimit() < DECODE_RECURSION_LIMIT:
         sys.setrecursionlimit(DECODE_RECURSION_LIMIT)
+
+
+_deep_decoders = [0, 0]  # [replays running in this process with the limit raised, the limit before]
+
+
+@contextlib.contextmanager
+def decoding_any_delivery() -> Iterator[None]:
+    """decode_any_delivery for as long as the block runs, in a process that is not a consuming
+    connector (the CLI's or the dashboard's replay): the limit it had comes back after the
+    last of them (the dashboard, and the tests that call it in their own process, kept the
+    raised one for good)."""
+    if _deep_decoders[0] == 0:
+        _deep_decoders[1] = sys.getrecursionlimit()
+    _deep_decoders[0] += 1
+    decode_any_delivery()
+    try:
+        yield
+    finally:
+        _deep_decoders[0] -= 1
+        if _deep_decoders[0] == 0:
+            sys.setrecursionlimit(_deep_decoders[1])
 
 
 def parameters(amqp: dict, ca_file: str = "") -> pika.ConnectionParameters:

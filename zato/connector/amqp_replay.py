@@ -111,12 +111,12 @@ def replayed_properties(properties: pika.BasicProperties) -> pika.BasicPropertie
 
 def replay_parked(channel: dict, ca_file: str = "", limit: int | None = None) -> Replay:
     """Replay the parked messages of `channel` (a definition as connectors.load gives it)."""
-    amqp_common.decode_any_delivery()  # headers as deep as the channel itself reads them
     run = _Run(channel, amqp_common.parameters(channel["amqp"], ca_file))
-    try:
-        return run.replay(limit)
-    finally:
-        amqp_common.close_quietly(run.conn)
+    with amqp_common.decoding_any_delivery():  # headers as deep as the channel itself reads them
+        try:
+            return run.replay(limit)
+        finally:
+            amqp_common.close_quietly(run.conn)
 
 
 class _Run:
