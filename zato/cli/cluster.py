@@ -32,7 +32,6 @@ from zato.coord.status import collect
 
 EXIT_UNREADABLE = 1  # the cluster could not be read: Redis unreachable (or DIR is no cluster's)
 EXIT_PROBLEM = 3  # read, and something is wrong: the `problem:` lines say what
-RUN_PARKED_LIMIT = 10000  # parked invoke_async calls one `zato cluster run-parked` queues again
 # Seconds a connector may be reconnecting before the status calls it a problem: longer than
 # one lost connection takes to come back (heartbeat, then back-off of at most 5 s).
 RECONNECTING_PROBLEM = 10
@@ -74,8 +73,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "run-parked",
         help="queue the parked invoke_async calls again (workers died running them)",
         description="An invoke_async call under which 3 workers died is parked, not run again "
-        "(zato cluster status counts them). Once its service is mended, this puts the calls parked "
-        "now back on the queue (up to 10,000 a run), oldest first, as the dashboard's 'Run parked "
+        "(zato cluster status counts them). Once its service is mended, this puts every call parked "
+        "now back on the queue, oldest first, as the dashboard's 'Run parked "
         "again' does. Each keeps its count: one that ends its worker again is parked after one more.",
     )
     r.add_argument("path", metavar="DIR", help="a quickstart directory or a server directory of the cluster")
@@ -157,11 +156,10 @@ def run_parked(args: argparse.Namespace) -> int:
     settings = cluster_settings(args.path)
     client = connect(settings.redis, retry=Retry(NoBackoff(), 0))
     try:
-        moved = requeue_parked(client, settings.cluster, RUN_PARKED_LIMIT)
+        moved = requeue_parked(client, settings.cluster)  # all parked now
     finally:
         client.close()
-    more = " (at most that many at a time: run it again for the rest)" if moved >= RUN_PARKED_LIMIT else ""
-    print(f"invoke_async: {moved} parked call(s) of cluster {settings.cluster} queued again{more}")
+    print(f"invoke_async: {moved} parked call(s) of cluster {settings.cluster} queued again")
     return 0
 
 
