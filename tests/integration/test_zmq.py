@@ -297,18 +297,25 @@ def test_what_a_stopping_channel_had_received_reaches_the_service_through_its_ne
     sender.close(linger=0)
 
 
+def _held_with_twenty_sent(env, name: str, service: str):
+    """A channel `name` (max_in_flight 1) whose service is held, 20 messages sent to it and the
+    first one running: (the sender, the connector's process)."""
+    port = free_port()
+    env["fake"].held.add(service)
+    sender = env["zctx"].socket(zmq.PUSH)
+    sender.connect(f"tcp://127.0.0.1:{port}")
+    proc = _channel(env, name, address=f"tcp://127.0.0.1:{port}", service=service, max_in_flight=1)
+    for i in range(20):
+        sender.send(json.dumps({"n": i}).encode())
+    wait_for(lambda: env["fake"].active == 1, timeout=60, what="an invocation held")
+    return sender, proc
+
+
 def test_a_channel_deleted_while_it_stops_hands_nothing_over_and_says_how_many_it_dropped(env):
     """The deletion and the stop of its connector race: the connector hands its socket's
     messages over after the channel is gone. Before, they stayed in Redis for good; now the
     connector drops them and says so, and no hand-off list is left."""
-    port = free_port()
-    env["fake"].held.add("demo.gone")
-    sender = env["zctx"].socket(zmq.PUSH)
-    sender.connect(f"tcp://127.0.0.1:{port}")
-    proc = _channel(env, "gone", address=f"tcp://127.0.0.1:{port}", service="demo.gone", max_in_flight=1)
-    for i in range(20):
-        sender.send(json.dumps({"n": i}).encode())
-    wait_for(lambda: env["fake"].active == 1, timeout=60, what="an invocation held")
+    sender, proc = _held_with_twenty_sent(env, "gone", "demo.gone")
     client = redis.Redis.from_url(REDIS_URL)
     try:
         definitions.delete(env["odb"], client, env["cluster"], "zmq-channel", "gone")  # none handed over yet
@@ -329,14 +336,7 @@ def test_a_renamed_channel_runs_what_its_old_connector_handed_over(env, when):
     """`zato conn edit zmq-channel --name old --new-name new`: the hand-off lists were named after
     the channel, so what its old connector handed over (before the rename, or while it stopped
     after it) waited under the old name and never ran; now the new name's connector runs it all."""
-    port = free_port()
-    env["fake"].held.add("demo.renamed")
-    sender = env["zctx"].socket(zmq.PUSH)
-    sender.connect(f"tcp://127.0.0.1:{port}")
-    old = _channel(env, "before", address=f"tcp://127.0.0.1:{port}", service="demo.renamed", max_in_flight=1)
-    for i in range(20):
-        sender.send(json.dumps({"n": i}).encode())
-    wait_for(lambda: env["fake"].active == 1, timeout=60, what="an invocation held")
+    sender, old = _held_with_twenty_sent(env, "before", "demo.renamed")
     client = redis.Redis.from_url(REDIS_URL)
     try:
         if when == "handed over before the rename":
