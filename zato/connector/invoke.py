@@ -70,6 +70,9 @@ CONNECT_TIMEOUT = 5.0  # seconds a new connection to a server may take (then the
 # about how long an idle kept connection to a host that went away lives (keep-alive probes
 # after 1 s idle, every 1 s): the link to that host is lost, not the service slow.
 LINK_DEAD_AFTER = 3.0
+# While the live servers cannot be read (Redis away), every call tries again: the warning is
+# said at the first failure, then this often (with the count), and the recovery once (INFO).
+UNREAD_SAY_EVERY = 10.0
 # While a call waits for its answer, this often the Invoker looks whether its server is still a
 # live member: one that hung (SIGSTOP, a deadlock) or whose host vanished takes the connection
 # and never answers, and its membership entry expires within the ttl. Its calls then give up
@@ -160,6 +163,7 @@ class Invoker:
         self._member_key = members
         self._servers: list[str] = []
         self._servers_at = -MEMBERS_REFRESH
+        self._unread, self._unread_said = 0, -UNREAD_SAY_EVERY  # failed reads of the live servers
         self._next = itertools.count()
         self.reach = Reach()
         # idle connections per server, each with when it was given back (monotonic)
@@ -175,8 +179,15 @@ class Invoker:
                     members = membership.live_servers(self.client, self.cluster, self._member_key)
                     self._servers = [m.address for m in members]
                     self._servers_at = now
+                    if self._unread:
+                        logger.info("the live servers are read again (%d reads failed before)", self._unread)
+                        self._unread, self._unread_said = 0, -UNREAD_SAY_EVERY
                 except CoordError as e:
-                    logger.warning("cannot read the live servers: %s", e)
+                    self._unread += 1  # each call tries again: said once, then every UNREAD_SAY_EVERY s
+                    if now - self._unread_said >= UNREAD_SAY_EVERY:
+                        again = f" ({self._unread} failed reads so far)" if self._unread > 1 else ""
+                        logger.warning("cannot read the live servers: %s%s", e, again)
+                        self._unread_said = now
             return self._servers
 
     def invoke(
