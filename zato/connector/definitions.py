@@ -132,9 +132,10 @@ def inactive_note(client: redis.Redis, cluster: str, view: dict) -> str:
 def waiting(client: redis.Redis, cluster: str, kind: str, name: str) -> int:
     """How many messages services sent through outgoing connection `name` have yet to go out
     (its Redis queue and what its connector was publishing); 0 for any other kind."""
-    if not kind.endswith("-outgoing"):
+    queue = _queue(client, cluster, kind, name)  # http/sql outgoing queue nothing in Redis
+    if queue is None:
         return 0
-    queued, processing = OutQueue(client, cluster, kind.removesuffix("-outgoing"), name).depth()
+    queued, processing = queue.depth()
     return queued + processing
 
 
@@ -145,9 +146,10 @@ def resend_parked(  # noqa: PLR0913
     parked (refused by the broker or the queue manager) back behind those waiting to go out (at
     most `limit`; None: all parked now); how many. DefinitionNotFound when nothing was parked and
     the cluster has no such connection."""
-    if kind not in OUTGOING:
+    queue = _queue(client, cluster, kind, name)
+    if queue is None:
         raise ConnectorError(f"{kind!r}: only {' and '.join(OUTGOING)} connections park messages in Redis")
-    moved = OutQueue(client, cluster, kind.removesuffix("-outgoing"), name).resend_parked(limit)
+    moved = queue.resend_parked(limit)
     if not moved and name not in {c["name"] for c in connectors.list_all(odb, cluster, kind)}:
         raise connectors.DefinitionNotFound(f"no {kind} named {name!r} in cluster {cluster}")
     return moved
