@@ -98,8 +98,32 @@ class StandinQM:
             raise AssertionError(f"stand-in admin {op} failed: reason {reply['reason']}")
         return reply
 
-    def define(self, queue: str, boqname: str = "", bothresh: int = 0) -> None:
-        self.admin("define", queue=queue, boqname=boqname, bothresh=bothresh)
+    def define(
+        self, queue: str, boqname: str = "", bothresh: int = 0, share: bool = True, defsopt: str = "shared"
+    ) -> None:
+        """DEFINE/ALTER QLOCAL: BOQNAME, BOTHRESH, SHARE|NOSHARE, DEFSOPT(SHARED|EXCL)."""
+        self.admin("define", queue=queue, boqname=boqname, bothresh=bothresh, share=share, defsopt=defsopt)
+
+    def deny(self, queue: str, *what: str) -> None:
+        """The test user lacks these authorities on `queue` (inq, get, put, passall)."""
+        self.admin("deny", queue=queue, what=list(what))
+
+    def input_handles(self, queue: str) -> dict:
+        """{"shared": N, "exclusive": N}: the input handles open on `queue`."""
+        return {
+            k: v for k, v in self.admin("input_handles", queue=queue).items() if k in ("shared", "exclusive")
+        }
+
+    def browse(self, queue: str) -> list[tuple[bytes, dict]]:
+        return [(base64.b64decode(m["b64"]), m["md"]) for m in self.admin("browse", queue=queue)["messages"]]
+
+    def warn_gets(self, queue: str, reason: int, truncate: int | None = None) -> None:
+        """Gets from `queue` complete with MQCC_WARNING and `reason` (0: no more)."""
+        self.admin("warn_gets", queue=queue, reason=reason, truncate=truncate)
+
+    def warn_commits(self, reason: int) -> None:
+        """Every MQCMIT completes with MQCC_WARNING and `reason` (0: no more; 2003 backs out)."""
+        self.admin("warn_commits", reason=reason)
 
     def drain(self, queue: str) -> list[tuple[bytes, dict]]:
         return [(base64.b64decode(m["b64"]), m["md"]) for m in self.admin("drain", queue=queue)["messages"]]
@@ -145,8 +169,23 @@ class RealQM:
         for q in self.queues.values():
             self.drain(q)
 
-    def define(self, queue: str, boqname: str = "", bothresh: int = 0) -> None:
-        pytest.skip("setting BOQNAME/BOTHRESH needs administration rights on a real queue manager")
+    def define(self, queue: str, *args: object, **kw: object) -> None:
+        pytest.skip("setting queue attributes needs administration rights on a real queue manager")
+
+    def deny(self, queue: str, *what: str) -> None:
+        pytest.skip("taking authorities away needs administration rights on a real queue manager")
+
+    def input_handles(self, queue: str) -> dict:
+        pytest.skip("reading the queue's open handles (DISPLAY QSTATUS) is not done by these tests")
+
+    def browse(self, queue: str) -> list[tuple[bytes, dict]]:
+        pytest.skip("browsing a real queue is not done by these tests")
+
+    def warn_gets(self, queue: str, reason: int, truncate: int | None = None) -> None:
+        pytest.skip("gets that complete with a warning on demand need the stand-in queue manager")
+
+    def warn_commits(self, reason: int) -> None:
+        pytest.skip("commits that complete with a warning on demand need the stand-in queue manager")
 
     def drain(self, queue: str) -> list[tuple[bytes, dict]]:
         qm, out = client(self), []

@@ -18,11 +18,36 @@ calls the connectors use, with the semantics the connectors rely on:
   with an MQRFH2 (Format MQHRF2) whose folders hold mcd/jms/usr/mqext properties comes back
   with that MQRFH2 before its body unless the get says MQGMO_NO_PROPERTIES; then the body alone
   comes, with the MQRFH2's Format, Encoding and CodedCharSetId in the MQMD;
+- object handles (MQOPEN/MQCLOSE; a connection's handles end with it). Input opens follow the
+  MQOPEN reference and reason 2042's page: MQOO_INPUT_AS_Q_DEF is shared or exclusive as the
+  queue's DEFSOPT says, MQOO_INPUT_SHARED is shared, and a NOSHARE queue makes every input
+  handle exclusive ("Shareability": MQOO_INPUT_SHARED is treated as MQOO_INPUT_EXCLUSIVE); an
+  exclusive open while the queue is open for input, or a shared one while it is open
+  exclusively, fails with 2042 MQRC_OBJECT_IN_USE. A get, put or inquire on a handle not opened
+  for it fails with 2037/2039/2038 (MQRC_NOT_OPEN_FOR_INPUT/OUTPUT/INQUIRE);
+- authority as the object authority manager checks it at MQOPEN: a queue can deny the
+  connecting user inq, get, put or passall (setmqaut -inq...), and an open asking for what is
+  denied (MQOO_INQUIRE, MQOO_INPUT_*, MQOO_OUTPUT, MQOO_PASS_ALL_CONTEXT) fails with 2035
+  MQRC_NOT_AUTHORIZED;
+- message context (MQMD "Controlling message context information", MQPMO Context): a put with
+  the default context gets the queue manager's identity and origin context (UserIdentifier
+  the connecting user, PutApplName the client's application name, PutApplType MQAT_UNIX,
+  PutDate/PutTime now); a handle opened with MQOO_SAVE_ALL_CONTEXT keeps the context of the
+  last message it got, and a put with MQPMO_PASS_ALL_CONTEXT (Context = that handle) carries
+  it unchanged: 2093 MQRC_NOT_OPEN_FOR_PASS_ALL when the output handle was not opened with
+  MQOO_PASS_ALL_CONTEXT, 2097 MQRC_CONTEXT_HANDLE_ERROR when Context is no handle opened with
+  MQOO_SAVE_ALL_CONTEXT, 2098 MQRC_CONTEXT_NOT_AVAILABLE before its first get;
 - on demand: every connection broken with a reason code (2009, 2161, 2162...), a queue
   manager restart (connections broken, non-persistent messages gone, new connections refused
-  with 2538 for a while), and puts to a queue that complete with a warning (MQCC_WARNING and a
+  with 2538 for a while), puts to a queue that complete with a warning (MQCC_WARNING and a
   reason such as 2104 MQRC_UNKNOWN_REPORT_OPTION: the message is put all the same, as MQPUT
-  does; the client module raises MQMIError with comp 1 for it, as ibmmq does).
+  does; the client module raises MQMIError with comp 1 for it, as ibmmq does), gets from a
+  queue that complete with a warning (the message is taken, under syncpoint if asked, and
+  returned whole, as MQGET returns a message it could not convert, or cut to `truncate` bytes
+  with 2079 MQRC_TRUNCATED_MSG_ACCEPTED), and commits that complete with a warning: 2124
+  MQRC_OUTCOME_PENDING commits the unit of work (its outcome is decided later), 2003
+  MQRC_BACKED_OUT backs it out (MQ_CMIT_EXIT: "If a commit operation fails, and the
+  transaction is backed out, the MQCMIT call fails with MQCC_WARNING and MQRC_BACKED_OUT").
 
 Messages are kept in memory of this process, so they survive any client being SIGKILLed.
 Wire format: one JSON object per line each way (bodies in base64). Not a security boundary.
@@ -53,6 +78,21 @@ CONNECTION_BROKEN = 2009
 Q_MGR_NAME_ERROR = 2058
 UNKNOWN_OBJECT_NAME = 2085
 NOT_AUTHORIZED = 2035
+NOT_OPEN_FOR_INPUT, NOT_OPEN_FOR_INQUIRE, NOT_OPEN_FOR_OUTPUT = 2037, 2038, 2039
+OBJECT_IN_USE = 2042
+HOBJ_ERROR = 2019
+BACKED_OUT = 2003
+TRUNCATED_MSG_ACCEPTED = 2079
+NOT_OPEN_FOR_PASS_ALL, CONTEXT_HANDLE_ERROR, CONTEXT_NOT_AVAILABLE = 2093, 2097, 2098
+OO_INPUT_AS_Q_DEF, OO_INPUT_SHARED, OO_INPUT_EXCLUSIVE = 1, 2, 4
+OO_OUTPUT, OO_INQUIRE = 16, 32
+OO_SAVE_ALL_CONTEXT, OO_PASS_IDENTITY_CONTEXT, OO_PASS_ALL_CONTEXT = 0x80, 0x100, 0x200
+OO_INPUT = OO_INPUT_AS_Q_DEF | OO_INPUT_SHARED | OO_INPUT_EXCLUSIVE
+PMO_PASS_IDENTITY_CONTEXT, PMO_PASS_ALL_CONTEXT = 0x100, 0x200
+GMO_BROWSE_ANY = 0x10 | 0x20 | 0x800  # MQGMO_BROWSE_FIRST / _NEXT / _MSG_UNDER_CURSOR
+AT_UNIX = 6  # MQAT_UNIX: PutApplType of a client application on Linux
+IDENTITY = ("UserIdentifier", "AccountingToken", "ApplIdentityData")
+ORIGIN = ("PutApplType", "PutApplName", "PutDate", "PutTime", "ApplOriginData")
 HOST_NOT_AVAILABLE = 2538
 UNKNOWN_CHANNEL_NAME = 2540
 BACKOUT_REQ_Q_NAME = 2019  # MQCA_BACKOUT_REQ_Q_NAME
@@ -86,10 +126,20 @@ class Message:
         self.expires = time.monotonic() + expiry / 10 if expiry > 0 else None
 
 
+class Handle:
+    __slots__ = ("queue", "options", "exclusive", "saved")
+
+    def __init__(self, queue: str, options: int, exclusive: bool | None):
+        self.queue, self.options, self.exclusive = queue, options, exclusive  # exclusive None: no input
+        self.saved: dict | None = None  # MQOO_SAVE_ALL_CONTEXT: the context of the last message got
+
+
 class Conn:
     def __init__(self, handler: StreamRequestHandler):
         self.handler = handler
         self.connected = False
+        self.user, self.appl_name = "", ""
+        self.handles: dict[int, Handle] = {}
         self.gets: list[tuple[str, Message]] = []
         self.puts: list[tuple[str, Message]] = []
         self.broken: int | None = None  # reason code every next call answers
@@ -107,6 +157,10 @@ class QueueManagerState:
         self.conns: set[Conn] = set()
         self.down_until = 0.0
         self.put_warnings: dict[str, int] = {}  # queue -> the warning reason its puts complete with
+        self.get_warnings: dict[str, tuple[int, int | None]] = {}  # queue -> (reason, cut to bytes)
+        self.commit_warning = 0  # the warning reason commits complete with (0: none)
+        self.denied: dict[str, set[str]] = {}  # queue -> authorities the connecting user lacks
+        self.next_hobj = 100
         self.counters = {"connects": 0, "commits": 0, "backouts": 0, "restarts": 0, "gets": 0, "puts": 0}
 
     # -- units of work (called with the lock held) --------------------------------------------
@@ -130,6 +184,7 @@ class QueueManagerState:
         """The connection is gone without MQDISC: everything uncommitted is backed out."""
         with self.cond:
             self._backout(conn)
+            conn.handles.clear()
             self.conns.discard(conn)
 
     # -- MQI --------------------------------------------------------------------------------------
@@ -155,6 +210,8 @@ class QueueManagerState:
         if self.user and (a.get("user"), a.get("password")) != (self.user, self.password):
             raise MQFail(NOT_AUTHORIZED)
         conn.connected = True
+        conn.user = a.get("user") or "mqclient"
+        conn.appl_name = a.get("appl_name") or ""
         self.conns.add(conn)
         self.counters["connects"] += 1
         return {"qmgr": self.name}
@@ -166,10 +223,53 @@ class QueueManagerState:
             raise MQFail(UNKNOWN_OBJECT_NAME) from None
 
     def op_open(self, conn: Conn, a: dict) -> dict:
-        self._queue(a["queue"])
+        name, options = a["queue"], int(a.get("options", 0))
+        self._queue(name)
+        denied = self.denied.get(name, set())
+        needs = {
+            "inq": options & OO_INQUIRE,
+            "get": options & OO_INPUT,
+            "put": options & OO_OUTPUT,
+            "passall": options & OO_PASS_ALL_CONTEXT,
+        }
+        if any(needs[what] for what in denied if what in needs):
+            raise MQFail(NOT_AUTHORIZED)
+        exclusive = None
+        if options & OO_INPUT:
+            attrs = self.attrs.get(name, {})
+            exclusive = bool(
+                options & OO_INPUT_EXCLUSIVE
+                or (options & OO_INPUT_AS_Q_DEF and attrs.get("defsopt") == "excl")
+                or not attrs.get("share", True)
+            )
+            held = self._input_handles(name)
+            if held and (exclusive or any(h.exclusive for h in held)):
+                raise MQFail(OBJECT_IN_USE)
+        self.next_hobj += 1
+        conn.handles[self.next_hobj] = Handle(name, options, exclusive)
+        return {"hobj": self.next_hobj}
+
+    def _input_handles(self, name: str) -> list[Handle]:
+        handles = [h for c in self.conns for h in c.handles.values()]
+        return [h for h in handles if h.queue == name and h.exclusive is not None]
+
+    def op_close(self, conn: Conn, a: dict) -> dict:
+        if conn.handles.pop(int(a.get("hobj", 0)), None) is None:
+            raise MQFail(HOBJ_ERROR)
         return {}
 
+    def _handle(self, conn: Conn, a: dict, needs: int, refused: int) -> Handle:
+        handle = conn.handles.get(int(a.get("hobj", 0)))
+        if handle is None:
+            raise MQFail(HOBJ_ERROR)
+        if not handle.options & needs:
+            raise MQFail(refused)
+        self._queue(handle.queue)
+        return handle
+
     def op_get(self, conn: Conn, a: dict) -> dict:
+        handle = self._handle(conn, a, OO_INPUT, NOT_OPEN_FOR_INPUT)
+        a = dict(a, queue=handle.queue)
         q = self._queue(a["queue"])
         deadline = time.monotonic() + a.get("wait_ms", 0) / 1000
         while True:
@@ -189,14 +289,26 @@ class QueueManagerState:
         self.counters["gets"] += 1
         if a.get("syncpoint"):
             conn.gets.append((a["queue"], msg))
+        else:
+            self.cond.notify_all()
+        if handle.options & OO_SAVE_ALL_CONTEXT:
+            handle.saved = {k: msg.md.get(k) for k in IDENTITY + ORIGIN}
         body, md = msg.body, msg.md
         if md.get("Format") == FMT_RF_HEADER_2:
             body, md = _properties_as_q_def(body, md, int(a.get("options", 0)))
-        return {"b64": base64.b64encode(body).decode(), "md": md}
+        reply = {"b64": base64.b64encode(body).decode(), "md": md, "length": len(body)}
+        reason, cut = self.get_warnings.get(a["queue"], (0, None))
+        if reason:
+            if reason == TRUNCATED_MSG_ACCEPTED and cut is not None:
+                reply["b64"] = base64.b64encode(body[:cut]).decode()
+            raise MQWarn(reason, reply)
+        return reply
 
     def op_put(self, conn: Conn, a: dict) -> dict:
-        self._queue(a["queue"])
+        handle = self._handle(conn, a, OO_OUTPUT, NOT_OPEN_FOR_OUTPUT)
+        a = dict(a, queue=handle.queue)
         md = dict(a.get("md") or {})
+        passed = self._passed_context(conn, handle, int(a.get("options", 0)), int(a.get("context", 0)))
         if a.get("new_msg_id") or not md.get("MsgId") or set(md["MsgId"]) == {"0"}:
             md["MsgId"] = os.urandom(24).hex()
         md["BackoutCount"] = 0
@@ -207,6 +319,13 @@ class QueueManagerState:
         md["PutTime"] = (
             (time.strftime("%H%M%S", time.gmtime(now)) + f"{int(now * 100) % 100:02d}").encode().hex()
         )
+        md["UserIdentifier"] = conn.user[:12].encode().hex()
+        md["AccountingToken"] = (b"\x16" + conn.user.encode()[:31]).hex()
+        md["ApplIdentityData"] = ""
+        md["PutApplType"] = AT_UNIX
+        md["PutApplName"] = conn.appl_name[-28:].encode().hex()
+        md["ApplOriginData"] = ""
+        md.update(passed)
         if not _blank(md.get("ReplyToQ")) and _blank(md.get("ReplyToQMgr")):
             md["ReplyToQMgr"] = self.name.encode().hex()  # a blank one names this queue manager
         msg = Message(base64.b64decode(a["b64"]), md)
@@ -220,8 +339,28 @@ class QueueManagerState:
             raise MQWarn(self.put_warnings[a["queue"]], {"md": md})
         return {"md": md}
 
+    def _passed_context(self, conn: Conn, out: Handle, options: int, context: int) -> dict:
+        """The context fields a put passes from the input handle `context` (MQPMO Context)."""
+        if not options & (PMO_PASS_ALL_CONTEXT | PMO_PASS_IDENTITY_CONTEXT):
+            return {}
+        needs = OO_PASS_ALL_CONTEXT if options & PMO_PASS_ALL_CONTEXT else OO_PASS_IDENTITY_CONTEXT
+        if not out.options & (needs | OO_PASS_ALL_CONTEXT):  # PASS_ALL implies PASS_IDENTITY
+            raise MQFail(NOT_OPEN_FOR_PASS_ALL if needs == OO_PASS_ALL_CONTEXT else 2094)
+        source = conn.handles.get(context)
+        if source is None or not source.options & OO_SAVE_ALL_CONTEXT:
+            raise MQFail(CONTEXT_HANDLE_ERROR)
+        if source.saved is None:
+            raise MQFail(CONTEXT_NOT_AVAILABLE)
+        fields = IDENTITY + ORIGIN if options & PMO_PASS_ALL_CONTEXT else IDENTITY
+        return {k: source.saved[k] for k in fields if source.saved.get(k) is not None}
+
     def op_commit(self, conn: Conn, a: dict) -> dict:
+        if self.commit_warning == BACKED_OUT:
+            self._backout(conn)
+            raise MQWarn(BACKED_OUT, {})
         self._commit(conn)
+        if self.commit_warning:
+            raise MQWarn(self.commit_warning, {})
         return {}
 
     def op_backout(self, conn: Conn, a: dict) -> dict:
@@ -231,12 +370,13 @@ class QueueManagerState:
     def op_disc(self, conn: Conn, a: dict) -> dict:
         self._commit(conn)  # MQDISC commits the unit of work
         conn.connected = False
+        conn.handles.clear()
         self.conns.discard(conn)
         return {}
 
     def op_inquire(self, conn: Conn, a: dict) -> dict:
-        self._queue(a["queue"])
-        attrs = self.attrs.get(a["queue"], {})
+        handle = self._handle(conn, a, OO_INQUIRE, NOT_OPEN_FOR_INQUIRE)
+        attrs = self.attrs.get(handle.queue, {})
         if a["attr"] == BACKOUT_REQ_Q_NAME:
             return {"value": attrs.get("boqname", "").ljust(48)}
         if a["attr"] == BACKOUT_THRESHOLD:
@@ -245,8 +385,35 @@ class QueueManagerState:
 
     # -- test controls ----------------------------------------------------------------------------
     def admin_define(self, a: dict) -> dict:
+        """DEFINE/ALTER QLOCAL: BOQNAME, BOTHRESH, SHARE|NOSHARE (share), DEFSOPT(SHARED|EXCL)."""
         self.queues.setdefault(a["queue"], deque())
-        self.attrs[a["queue"]] = {"boqname": a.get("boqname", ""), "bothresh": a.get("bothresh", 0)}
+        self.attrs[a["queue"]] = {
+            "boqname": a.get("boqname", ""),
+            "bothresh": a.get("bothresh", 0),
+            "share": a.get("share", True),
+            "defsopt": a.get("defsopt", "shared"),
+        }
+        return {}
+
+    def admin_deny(self, a: dict) -> dict:
+        """setmqaut -inq / -get / -put / -passall for the connecting user on `queue`."""
+        self.denied[a["queue"]] = set(a.get("what") or [])
+        return {}
+
+    def admin_input_handles(self, a: dict) -> dict:
+        held = self._input_handles(a["queue"])
+        exclusive = sum(1 for h in held if h.exclusive)
+        return {"shared": len(held) - exclusive, "exclusive": exclusive}
+
+    def admin_warn_gets(self, a: dict) -> dict:
+        """Gets from `queue` complete with MQCC_WARNING and `reason` (0: no more); with 2079 the
+        data is cut to `truncate` bytes."""
+        self.get_warnings[a["queue"]] = (int(a.get("reason", 0)), a.get("truncate"))
+        return {}
+
+    def admin_warn_commits(self, a: dict) -> dict:
+        """Commits complete with MQCC_WARNING and `reason` (0: no more): 2003 backs out."""
+        self.commit_warning = int(a.get("reason", 0))
         return {}
 
     def admin_depth(self, a: dict) -> dict:
@@ -280,6 +447,7 @@ class QueueManagerState:
             conn.broken = reason
             self._backout(conn)
             conn.connected = False
+            conn.handles.clear()
         self.conns.clear()
         self.cond.notify_all()
         return {"broken": reason}

@@ -18,15 +18,22 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import os
 import socket
+import sys
 import threading
 from typing import Any
 
 
 class MQMIError(Exception):
-    def __init__(self, comp: int, reason: int):
+    """As ibmmq's (mqerrors.py): comp and reason, and any keyword as an attribute (a get that
+    completes with a warning carries the data as `message` and `original_length`)."""
+
+    def __init__(self, comp: int, reason: int, **kw: Any):
         super().__init__(comp, reason)
         self.comp, self.reason = comp, reason
+        for k, v in kw.items():
+            setattr(self, k, v)
 
     def __str__(self) -> str:
         return f"MQI Error. Comp: {self.comp}, Reason {self.reason}"
@@ -39,13 +46,18 @@ class PYIFError(Exception):
 class CMQC:
     MQCC_OK, MQCC_WARNING, MQCC_FAILED = 0, 1, 2
     MQCNO_NONE, MQCNO_CLIENT_BINDING = 0, 0x800
-    MQOO_INPUT_AS_Q_DEF, MQOO_INPUT_SHARED, MQOO_BROWSE, MQOO_OUTPUT, MQOO_INQUIRE = 1, 2, 8, 16, 32
+    MQOO_INPUT_AS_Q_DEF, MQOO_INPUT_SHARED, MQOO_INPUT_EXCLUSIVE, MQOO_BROWSE = 1, 2, 4, 8
+    MQOO_OUTPUT, MQOO_INQUIRE = 16, 32
+    MQOO_SAVE_ALL_CONTEXT, MQOO_PASS_IDENTITY_CONTEXT, MQOO_PASS_ALL_CONTEXT = 0x80, 0x100, 0x200
     MQOO_FAIL_IF_QUIESCING = 0x2000
+    MQCO_NONE = 0
     MQGMO_NO_WAIT, MQGMO_WAIT, MQGMO_SYNCPOINT, MQGMO_NO_SYNCPOINT = 0, 1, 2, 4
+    MQGMO_ACCEPT_TRUNCATED_MSG = 0x40
     MQGMO_FAIL_IF_QUIESCING, MQGMO_CONVERT = 0x2000, 0x4000
     MQGMO_PROPERTIES_AS_Q_DEF, MQGMO_NO_PROPERTIES = 0, 0x4000000
     MQMO_NONE, MQMO_MATCH_MSG_ID, MQMO_MATCH_CORREL_ID = 0, 1, 2
     MQPMO_SYNCPOINT, MQPMO_NO_SYNCPOINT, MQPMO_NEW_MSG_ID, MQPMO_FAIL_IF_QUIESCING = 2, 4, 64, 0x2000
+    MQPMO_DEFAULT_CONTEXT, MQPMO_PASS_IDENTITY_CONTEXT, MQPMO_PASS_ALL_CONTEXT = 0x20, 0x100, 0x200
     MQPER_NOT_PERSISTENT, MQPER_PERSISTENT, MQPER_PERSISTENCE_AS_Q_DEF = 0, 1, 2
     MQEI_UNLIMITED = -1
     MQPRI_PRIORITY_AS_Q_DEF = -1
@@ -61,10 +73,15 @@ class CMQC:
     MQRC_HCONN_ERROR = 2018
     MQRC_NO_MSG_AVAILABLE = 2033
     MQRC_NOT_AUTHORIZED = 2035
+    MQRC_NOT_OPEN_FOR_INPUT, MQRC_NOT_OPEN_FOR_INQUIRE, MQRC_NOT_OPEN_FOR_OUTPUT = 2037, 2038, 2039
+    MQRC_OBJECT_IN_USE = 2042
     MQRC_Q_MGR_NAME_ERROR = 2058
     MQRC_Q_MGR_NOT_AVAILABLE = 2059
     MQRC_SELECTOR_ERROR = 2067
-    MQRC_TRUNCATED_MSG_FAILED = 2080
+    MQRC_TRUNCATED_MSG_ACCEPTED, MQRC_TRUNCATED_MSG_FAILED = 2079, 2080
+    MQRC_NOT_OPEN_FOR_PASS_ALL, MQRC_CONTEXT_HANDLE_ERROR, MQRC_CONTEXT_NOT_AVAILABLE = 2093, 2097, 2098
+    MQRC_NOT_CONVERTED = 2119
+    MQRC_OUTCOME_PENDING = 2124
     MQRC_UNKNOWN_OBJECT_NAME = 2085
     MQRC_Q_MGR_QUIESCING = 2161
     MQRC_Q_MGR_STOPPING = 2162
@@ -120,8 +137,14 @@ class MD(_Struct):
         "BackoutCount": 0,
         "ReplyToQ": b"",
         "ReplyToQMgr": b"",
+        "UserIdentifier": b"",
+        "AccountingToken": b"",
+        "ApplIdentityData": b"",
+        "PutApplType": 0,
+        "PutApplName": b"",
         "PutDate": b"",
         "PutTime": b"",
+        "ApplOriginData": b"",
     }
 
 
@@ -130,14 +153,40 @@ class GMO(_Struct):
 
 
 class PMO(_Struct):
-    _defaults = {"Options": 0}
+    _defaults = {"Options": 0, "Context": 0}  # Context: the input queue's handle (MQHOBJ)
 
 
 class OD(_Struct):
     _defaults = {"ObjectName": b""}
 
 
-_BYTES = ("MsgId", "CorrelId", "Format", "ReplyToQ", "ReplyToQMgr", "PutDate", "PutTime")
+_BYTES = (
+    "MsgId",
+    "CorrelId",
+    "Format",
+    "ReplyToQ",
+    "ReplyToQMgr",
+    "UserIdentifier",
+    "AccountingToken",
+    "ApplIdentityData",
+    "PutApplName",
+    "PutDate",
+    "PutTime",
+    "ApplOriginData",
+)
+
+
+class _Warned(Exception):
+    def __init__(self, reply: dict):
+        super().__init__(reply["reason"])
+        self.comp, self.reason, self.reply = reply["comp"], reply["reason"], reply
+
+
+def _appl_name() -> str:
+    """The name a client gives the queue manager for PutApplName in the default context: the
+    MQAPPLNAME environment variable, else the program's name (last 28 characters)."""
+    name = os.environ.get("MQAPPLNAME") or os.path.basename(sys.argv[0] if sys.argv else "") or "python"
+    return name[-28:]
 
 
 def _text(value: Any) -> str:
@@ -191,6 +240,7 @@ class QueueManager:
                     channel=_text(cd.ChannelName),
                     user=kw.get("user"),
                     password=kw.get("password"),
+                    appl_name=_appl_name(),
                 )
                 return
             except MQMIError as e:
@@ -224,6 +274,8 @@ class QueueManager:
                 self._close()
                 raise MQMIError(CMQC.MQCC_FAILED, CMQC.MQRC_CONNECTION_BROKEN)
             reply = json.loads(line)
+            if reply["comp"] == CMQC.MQCC_WARNING and "md" in reply and "b64" in reply:
+                raise _Warned(reply)  # a get that completed with a warning: Queue.get raises
             if reply["comp"]:
                 raise MQMIError(reply["comp"], reply["reason"])
             return reply
@@ -237,7 +289,7 @@ class QueueManager:
     def is_connected(self) -> bool:
         return self._sock is not None
 
-    def commit(self) -> None:
+    def commit(self) -> None:  # MQCMIT: any completion but MQCC_OK raises (mqqmgr.py)
         self._call("commit")
 
     def backout(self) -> None:
@@ -253,27 +305,47 @@ class QueueManager:
 
 
 class Queue:
+    """As ibmmq's Queue (mqqueue.py): opened at once when given a name and options, else on the
+    first get (MQOO_INPUT_AS_Q_DEF), put (MQOO_OUTPUT) or inquire (MQOO_INQUIRE); the queue
+    manager gives a handle (get_handle(), what PMO.Context names); close() is MQCLOSE."""
+
     def __init__(
         self, qmgr: QueueManager, q_desc: str | bytes | OD | None = None, open_opts: int | None = None
     ):
         self._qm = qmgr
         self._name = _object_name(q_desc.ObjectName if isinstance(q_desc, OD) else q_desc)
+        self._hobj = 0
         if q_desc is not None and open_opts is not None:
-            self._qm._call("open", queue=self._name, options=open_opts)
+            self._open(open_opts)
+
+    def _open(self, options: int) -> None:
+        self._hobj = self._qm._call("open", queue=self._name, options=options)["hobj"]
+
+    def get_handle(self) -> int:
+        return self._hobj
 
     def get(self, max_length: int | None = None, md: MD | None = None, gmo: GMO | None = None) -> bytes:
         md, gmo = md or MD(), gmo or GMO()
+        if not self._hobj:
+            self._open(CMQC.MQOO_INPUT_AS_Q_DEF)
         wait = gmo.WaitInterval if gmo.Options & CMQC.MQGMO_WAIT else 0
-        reply = self._qm._call(
-            "get",
-            timeout=wait / 1000 + 10,
-            queue=self._name,
-            wait_ms=wait,
-            syncpoint=bool(gmo.Options & CMQC.MQGMO_SYNCPOINT),
-            options=gmo.Options,
-            msg_id=md.MsgId.hex() if _is_set(md.MsgId) else None,
-            correl_id=md.CorrelId.hex() if _is_set(md.CorrelId) else None,
-        )
+        try:
+            reply = self._qm._call(
+                "get",
+                timeout=wait / 1000 + 10,
+                hobj=self._hobj,
+                wait_ms=wait,
+                syncpoint=bool(gmo.Options & CMQC.MQGMO_SYNCPOINT),
+                options=gmo.Options,
+                msg_id=md.MsgId.hex() if _is_set(md.MsgId) else None,
+                correl_id=md.CorrelId.hex() if _is_set(md.CorrelId) else None,
+            )
+        except _Warned as w:  # mqqueue.Queue.get: on MQCC_WARNING the MD is filled, then it raises
+            _md_in(md, w.reply["md"])
+            body = base64.b64decode(w.reply["b64"])
+            raise MQMIError(
+                w.comp, w.reason, message=body, original_length=w.reply.get("length", len(body))
+            ) from None
         _md_in(md, reply["md"])
         return base64.b64decode(reply["b64"])
 
@@ -283,22 +355,31 @@ class Queue:
             msg, md.Format, md.CodedCharSetId = msg.encode("utf-8"), CMQC.MQFMT_STRING, 1208
         elif not isinstance(msg, bytes):
             raise TypeError(f"Message type is {type(msg)}. Convert to bytes.")
+        if not self._hobj:
+            self._open(CMQC.MQOO_OUTPUT)
         reply = self._qm._call(
             "put",
-            queue=self._name,
+            hobj=self._hobj,
             b64=base64.b64encode(msg).decode(),
             md=_md_out(md),
+            options=pmo.Options,
+            context=pmo.Context,
             syncpoint=bool(pmo.Options & CMQC.MQPMO_SYNCPOINT),
             new_msg_id=bool(pmo.Options & CMQC.MQPMO_NEW_MSG_ID),
         )
         _md_in(md, reply["md"])
 
     def inquire(self, attr: int) -> Any:
-        value = self._qm._call("inquire", queue=self._name, attr=attr)["value"]
+        if not self._hobj:
+            self._open(CMQC.MQOO_INQUIRE)
+        value = self._qm._call("inquire", hobj=self._hobj, attr=attr)["value"]
         return value.encode() if isinstance(value, str) else value
 
     def close(self, options: int = 0) -> None:
-        pass
+        if not self._hobj:
+            raise PYIFError("not open")
+        self._qm._call("close", hobj=self._hobj)
+        self._hobj = 0
 
 
 def connect(
