@@ -18,11 +18,28 @@
   reads as self.request.ibm_mq (Zato's name; also .wmq);
 - connection-broken reason codes (2009, 2059, 2161, 2162, 2538...): reconnect with back-off;
 - max_in_flight N (default 1, which keeps the queue's order): N connections, each in its own
-  thread with its own unit of work, get and invoke at once.
+  thread with its own unit of work, get and invoke at once; with N > 1 the queue is opened
+  MQOO_INPUT_SHARED (MQOO_INPUT_AS_Q_DEF would be exclusive on a DEFSOPT(EXCL) queue and
+  refuse the second handle with 2042); 2042 MQRC_OBJECT_IN_USE (a NOSHARE queue, another
+  application's exclusive handle) is said once with what to change and the open retried;
+- the queue is opened with MQOO_INQUIRE to read BOQNAME/BOTHRESH; a user without +inq gets
+  2035 for that open, so it is opened again without it (said once: the channel's own backout
+  queue and threshold apply);
+- a get that completes with a warning (MQCC_WARNING; the driver raises MQMIError with the data
+  attached) is never committed unsaid: 2079 MQRC_TRUNCATED_MSG_ACCEPTED (data cut) or no data
+  at all: backed out, counted and said; any other warning with the whole message (e.g. 2119
+  MQRC_NOT_CONVERTED: returned as it was put): to the backout queue at once, with the reason;
+- MQCMIT that completes with 2124 MQRC_OUTCOME_PENDING counts as committed
+  (ibmmq_common.commit);
+- the input handle saves context (MQOO_SAVE_ALL_CONTEXT) and a message moved to the backout
+  queue is put with MQPMO_PASS_ALL_CONTEXT, so it keeps its sender's put date and time, user
+  and application; without +passall on the backout queue (2035) it is put with this
+  connector's context instead (said once).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from types import ModuleType
@@ -39,6 +56,7 @@ WAIT_MS = 500  # MQGET wait interval
 DEFAULT_THRESHOLD = 5
 UNAVAILABLE = 503
 NO_SERVER_PAUSE = 1.0
+IN_USE_PAUSE = 2.0  # between opens refused with 2042 MQRC_OBJECT_IN_USE
 
 
 def _strip(value: Any) -> str:
@@ -53,6 +71,10 @@ class IBMMQChannelConnector:
         self.content_type = "application/json" if definition["data_format"] == "json" else "text/plain"
         self.threshold = DEFAULT_THRESHOLD
         self.backout_queue = ""
+        self.in_flight = max(1, definition.get("max_in_flight") or 1)
+        self.inquire = True  # MQOO_INQUIRE until the queue manager refuses it (no +inq)
+        self.pass_context = True  # MQOO_PASS_ALL_CONTEXT on the backout queue until refused
+        self.once = ibmmq_common.Once(ctx)
 
     def run(self) -> int:
         """Consume with max_in_flight connections until told to stop; the process exit code."""
@@ -60,7 +82,7 @@ class IBMMQChannelConnector:
         mq = self.d["ibm_mq"]
         extra = [
             threading.Thread(target=ibmmq_common.serve, args=(self.ctx, mq, self._consume), daemon=True)
-            for _ in range(max(1, self.d.get("max_in_flight") or 1) - 1)
+            for _ in range(self.in_flight - 1)
         ]
         try:
             for t in extra:
@@ -73,11 +95,65 @@ class IBMMQChannelConnector:
         finally:
             self.invoker.close()
 
+    def _open_input(self, m: ModuleType, qm: Any) -> tuple[Any, bool] | None:
+        """The input queue (and whether it is open for inquire); None when told to stop."""
+        c = m.CMQC
+        name = self.d["queue"]
+        # More than one handle: shared, whatever the queue's DEFSOPT (AS_Q_DEF can be exclusive).
+        mode = c.MQOO_INPUT_SHARED if self.in_flight > 1 else c.MQOO_INPUT_AS_Q_DEF
+        base = mode | c.MQOO_SAVE_ALL_CONTEXT | c.MQOO_FAIL_IF_QUIESCING
+        fell_back = False  # this call opened again without MQOO_INQUIRE after a 2035
+        while not self.ctx.should_stop():
+            inquire = self.inquire
+            try:
+                queue = m.Queue(qm, name, base | (c.MQOO_INQUIRE if inquire else 0))
+            except m.MQMIError as e:
+                reason = ibmmq_common.reason_of(e)
+                if reason == ibmmq_common.NOT_AUTHORIZED and inquire:
+                    self.inquire, fell_back = False, True  # for this connector's life, once it works
+                    continue
+                if reason == ibmmq_common.NOT_AUTHORIZED and fell_back:
+                    self.inquire = True  # refused without it too (no +get?): nothing learnt about +inq
+                    raise
+                if reason != ibmmq_common.OBJECT_IN_USE:
+                    raise
+                if self.in_flight > 1:
+                    what = (
+                        "the queue is NOSHARE (every input handle exclusive) or another application "
+                        f"has it open for exclusive input: ALTER QLOCAL({name}) SHARE, or set the "
+                        "channel's max_in_flight to 1"
+                    )
+                else:
+                    what = (
+                        "another application has it open for input, and this open (MQOO_INPUT_AS_Q_DEF) "
+                        "or that one is exclusive (the queue's DEFSOPT(EXCL) or NOSHARE): "
+                        f"DISPLAY QSTATUS({name}) TYPE(HANDLE) shows who"
+                    )
+                text = f"queue {name!r} refused an input handle ({ibmmq_common.error_text(e)}): {what}"
+                self.ctx.stats.error(text)
+                self.once("in-use", logging.ERROR, text + f"; trying again every {IN_USE_PAUSE:g} s")
+                if self.ctx.wait(IN_USE_PAUSE):
+                    return None
+                continue
+            if fell_back:
+                self.once(
+                    "inquire",
+                    logging.WARNING,
+                    f"queue {name!r}: not authorized to inquire (reason 2035 (MQRC_NOT_AUTHORIZED) "
+                    "for MQOO_INQUIRE): opened for input without it, so the queue's BOQNAME and "
+                    "BOTHRESH are not read and the channel's backout queue and threshold apply "
+                    "(grant the user +inq on the queue, then edit the channel, to use them)",
+                )
+            return queue, inquire
+        return None
+
     def _consume(self, m: ModuleType, qm: Any) -> None:
         c = m.CMQC
-        options = c.MQOO_INPUT_AS_Q_DEF | c.MQOO_INQUIRE | c.MQOO_FAIL_IF_QUIESCING
-        queue = m.Queue(qm, self.d["queue"], options)
-        self._backout_settings(m, queue)
+        opened = self._open_input(m, qm)
+        if opened is None:
+            return
+        queue, inquire = opened
+        self._backout_settings(m, queue, inquire)
         self.ctx.stats.state("running")
         logger.info(
             "%s: getting from queue %r under syncpoint, service %r, backout threshold %d, backout queue %r",
@@ -102,8 +178,11 @@ class IBMMQChannelConnector:
                 except m.MQMIError as e:
                     if ibmmq_common.reason_of(e) == ibmmq_common.NO_MSG_AVAILABLE:
                         continue
-                    raise
-                self._handle(m, qm, body, md)
+                    if not ibmmq_common.is_warning(m, e):
+                        raise
+                    self._get_warning(m, qm, queue, md, e)
+                    continue
+                self._handle(m, qm, queue, body, md)
         finally:
             self.ctx.stats.state("stopping")
             try:
@@ -111,13 +190,15 @@ class IBMMQChannelConnector:
             except ibmmq_common.mq_errors(m):
                 pass
 
-    def _backout_settings(self, m: ModuleType, queue: Any) -> None:
+    def _backout_settings(self, m: ModuleType, queue: Any, inquire: bool = True) -> None:
         """Threshold and backout queue: the channel's threshold, else the queue's BOTHRESH; the
-        queue's BOQNAME, else the channel's backout queue."""
+        queue's BOQNAME, else the channel's backout queue (only the channel's when the queue
+        could not be opened for inquire)."""
         boq, bothresh = "", 0
         try:
-            boq = _strip(queue.inquire(m.CMQC.MQCA_BACKOUT_REQ_Q_NAME))
-            bothresh = int(queue.inquire(m.CMQC.MQIA_BACKOUT_THRESHOLD))
+            if inquire:
+                boq = _strip(queue.inquire(m.CMQC.MQCA_BACKOUT_REQ_Q_NAME))
+                bothresh = int(queue.inquire(m.CMQC.MQIA_BACKOUT_THRESHOLD))
         except m.MQMIError as e:
             if ibmmq_common.is_broken(e):
                 raise
@@ -125,30 +206,52 @@ class IBMMQChannelConnector:
         self.threshold = self.d["backout_threshold"] or bothresh or DEFAULT_THRESHOLD
         self.backout_queue = boq or self.d["backout_queue"]
 
-    def _handle(self, m: ModuleType, qm: Any, body: bytes, md: Any) -> None:
+    def _get_warning(self, m: ModuleType, qm: Any, queue: Any, md: Any, e: BaseException) -> None:
+        """A get that completed with MQCC_WARNING: the message is ours under syncpoint. Data that
+        is not whole (2079 MQRC_TRUNCATED_MSG_ACCEPTED, or none came) is never passed on or
+        committed: backed out (BackoutCount + 1), said, a pause. A whole message with any other
+        warning (a conversion the queue manager could not do returns it as it was put) goes to
+        the backout queue with the reason, like a poison message."""
+        self.ctx.stats.add("messages_in")
+        why = f"MQGET completed with a warning, {ibmmq_common.error_text(e)}"
+        body = getattr(e, "message", None)
+        if ibmmq_common.reason_of(e) != ibmmq_common.TRUNCATED_MSG_ACCEPTED and isinstance(body, bytes):
+            self._to_backout_queue(m, qm, queue, body, md, why)
+            return
+        qm.backout()
+        text = f"{why}: the message's data is not whole, so it is backed out, not passed on"
+        self.ctx.stats.add("failures")
+        self.ctx.stats.add("backouts")
+        self.ctx.stats.error(text)
+        logger.error("%s: %s", self.ctx.label, text)
+        self.ctx.wait(NO_SERVER_PAUSE)
+
+    def _handle(self, m: ModuleType, qm: Any, queue: Any, body: bytes, md: Any) -> None:
         self.ctx.stats.add("messages_in")
         count = int(md.BackoutCount)
         if count >= self.threshold:
-            self._to_backout_queue(m, qm, body, md, f"backed out {count} times (threshold {self.threshold})")
+            why = f"backed out {count} times (threshold {self.threshold})"
+            self._to_backout_queue(m, qm, queue, body, md, why)
             return
         if self.d["data_format"] == "json" and (reason := not_json(body)):
-            self._to_backout_queue(m, qm, body, md, f"poison message: {reason}")
+            self._to_backout_queue(m, qm, queue, body, md, f"poison message: {reason}")
             return
         result = self._invoke(body, ibmmq_common.message_meta(md))
         if result is None:  # stopping while no server could take it
             qm.backout()
         elif result.ok:
-            qm.commit()
+            ibmmq_common.commit(m, qm, self.once)
             self.ctx.stats.add("messages_out")
         elif result.stale:
             qm.backout()
             self.ctx.lease_lost(f"server {result.server} refused epoch {self.ctx.epoch} as stale")
         elif result.status == TOO_LARGE:  # no server would take it: to the backout queue at once
             self._to_backout_queue(
-                m, qm, body, md, f"too large for service {self.d['service']!r}: {result.text}"
+                m, qm, queue, body, md, f"too large for service {self.d['service']!r}: {result.text}"
             )
         elif result.refused:  # bad input, which no retry changes: to the backout queue at once
-            self._to_backout_queue(m, qm, body, md, f"service {self.d['service']!r}: {result.refused}")
+            why = f"service {self.d['service']!r}: {result.refused}"
+            self._to_backout_queue(m, qm, queue, body, md, why)
         else:
             qm.backout()
             service = f"service {self.d['service']!r}"
@@ -184,32 +287,87 @@ class IBMMQChannelConnector:
             if self.ctx.wait(NO_SERVER_PAUSE):
                 return None
 
-    def _to_backout_queue(self, m: ModuleType, qm: Any, body: bytes, md: Any, reason: str) -> None:
-        """Put the message to the backout queue and commit its get with it (one unit of work)."""
+    def _to_backout_queue(
+        self, m: ModuleType, qm: Any, queue: Any, body: bytes, md: Any, reason: str
+    ) -> None:
+        """Put the message to the backout queue and commit its get with it (one unit of work),
+        passing its context (put date/time, user, application) from the input handle."""
         msg_id = md.MsgId.hex() if isinstance(md.MsgId, bytes) else str(md.MsgId)
         if not self.backout_queue:
             where = f"queue {self.d['queue']!r} has no BOQNAME and the channel no backout queue"
             self._stays(qm, f"message {msg_id} {reason}, but {where}")
             return
-        c = m.CMQC
-        pmo = m.PMO()
-        pmo.Options = c.MQPMO_SYNCPOINT | c.MQPMO_FAIL_IF_QUIESCING
         try:
-            target = m.Queue(qm, self.backout_queue, c.MQOO_OUTPUT | c.MQOO_FAIL_IF_QUIESCING)
-            target.put(body, md, pmo)  # same MsgId; the queue manager resets BackoutCount
-            target.close()
+            self._put_backout(m, qm, queue, body, md)
         except m.MQMIError as e:
             if ibmmq_common.is_broken(e):
                 raise
             why = ibmmq_common.error_text(e)
             self._stays(qm, f"message {msg_id} {reason}; cannot put it to {self.backout_queue!r}: {why}")
             return
-        qm.commit()
+        ibmmq_common.commit(m, qm, self.once)
         self.ctx.stats.add("parked")
         self.ctx.stats.error(f"moved message {msg_id} to backout queue {self.backout_queue!r}: {reason}")
         logger.error(
             "%s: message %s moved to backout queue %r: %s", self.ctx.label, msg_id, self.backout_queue, reason
         )
+
+    def _put_backout(self, m: ModuleType, qm: Any, queue: Any, body: bytes, md: Any) -> None:
+        """MQPUT to the backout queue under syncpoint, same MQMD (MsgId...; the queue manager
+        resets BackoutCount), with MQPMO_PASS_ALL_CONTEXT from the input handle (opened with
+        MQOO_SAVE_ALL_CONTEXT) while the user may pass context (+passall); else default context."""
+        c = m.CMQC
+        handle = queue.get_handle() if hasattr(queue, "get_handle") else None
+        base = c.MQOO_OUTPUT | c.MQOO_FAIL_IF_QUIESCING
+        refused = False  # this call was refused MQOO_PASS_ALL_CONTEXT with 2035
+        if self.pass_context and handle:
+            try:
+                target = m.Queue(qm, self.backout_queue, base | c.MQOO_PASS_ALL_CONTEXT)
+            except m.MQMIError as e:
+                if ibmmq_common.reason_of(e) != ibmmq_common.NOT_AUTHORIZED:
+                    raise
+                self.pass_context, refused = False, True  # for this connector's life, once it works
+            else:
+                pmo = m.PMO()
+                pmo.Options = c.MQPMO_SYNCPOINT | c.MQPMO_FAIL_IF_QUIESCING | c.MQPMO_PASS_ALL_CONTEXT
+                pmo.Context = handle
+                try:
+                    target.put(body, md, pmo)
+                    return
+                except m.MQMIError as e:
+                    if ibmmq_common.reason_of(e) not in ibmmq_common.CONTEXT_REFUSED:
+                        raise
+                    self.once(
+                        ("context", ibmmq_common.reason_of(e)),
+                        logging.WARNING,
+                        f"backout queue {self.backout_queue!r}: the context could not be passed "
+                        f"({ibmmq_common.error_text(e)}): put with this connector's context",
+                    )
+                finally:
+                    with contextlib.suppress(*ibmmq_common.mq_errors(m)):
+                        target.close()
+        pmo = m.PMO()
+        pmo.Options = c.MQPMO_SYNCPOINT | c.MQPMO_FAIL_IF_QUIESCING
+        try:
+            target = m.Queue(qm, self.backout_queue, base)
+        except m.MQMIError as e:
+            if refused and ibmmq_common.reason_of(e) == ibmmq_common.NOT_AUTHORIZED:
+                self.pass_context = True  # refused without it too (no +put?): nothing learnt of +passall
+            raise
+        if refused:
+            self.once(
+                "passall",
+                logging.WARNING,
+                f"backout queue {self.backout_queue!r}: not authorized to pass context (reason 2035 "
+                "(MQRC_NOT_AUTHORIZED) for MQOO_PASS_ALL_CONTEXT): messages moved there carry this "
+                "connector's put date, time, user and application, not their sender's (grant the "
+                "user +passall on that queue, then edit the channel, to keep them)",
+            )
+        try:
+            target.put(body, md, pmo)
+        finally:
+            with contextlib.suppress(*ibmmq_common.mq_errors(m)):
+                target.close()
 
     def _stays(self, qm: Any, text: str) -> None:
         """A message that cannot be moved: back it out (it stays on its queue), say why, pause."""

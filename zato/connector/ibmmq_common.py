@@ -43,13 +43,31 @@ BROKEN = {
     2538: "MQRC_HOST_NOT_AVAILABLE",
     2539: "MQRC_CHANNEL_CONFIG_ERROR",
 }
+NOT_AUTHORIZED = 2035
+OBJECT_IN_USE = 2042
+TRUNCATED_MSG_ACCEPTED = 2079
+CONTEXT_REFUSED = (2093, 2097, 2098)  # NOT_OPEN_FOR_PASS_ALL, CONTEXT_HANDLE_ERROR, CONTEXT_NOT_AVAILABLE
+OUTCOME_PENDING = 2124
 OTHER = {
     2003: "MQRC_BACKED_OUT",
-    2049: "MQRC_PRIORITY_EXCEEDS_MAXIMUM",
-    2104: "MQRC_UNKNOWN_REPORT_OPTION",
     2035: "MQRC_NOT_AUTHORIZED",
+    2038: "MQRC_NOT_OPEN_FOR_INQUIRE",
+    2042: "MQRC_OBJECT_IN_USE",
+    2049: "MQRC_PRIORITY_EXCEEDS_MAXIMUM",
     2058: "MQRC_Q_MGR_NAME_ERROR",
+    2079: "MQRC_TRUNCATED_MSG_ACCEPTED",
+    2080: "MQRC_TRUNCATED_MSG_FAILED",
     2085: "MQRC_UNKNOWN_OBJECT_NAME",
+    2093: "MQRC_NOT_OPEN_FOR_PASS_ALL",
+    2097: "MQRC_CONTEXT_HANDLE_ERROR",
+    2098: "MQRC_CONTEXT_NOT_AVAILABLE",
+    2104: "MQRC_UNKNOWN_REPORT_OPTION",
+    2110: "MQRC_FORMAT_ERROR",
+    2119: "MQRC_NOT_CONVERTED",
+    2120: "MQRC_CONVERTED_MSG_TOO_BIG",
+    2123: "MQRC_OUTCOME_MIXED",
+    2124: "MQRC_OUTCOME_PENDING",
+    2190: "MQRC_CONVERTED_STRING_TOO_BIG",
     2540: "MQRC_UNKNOWN_CHANNEL_NAME",
 }
 
@@ -84,6 +102,44 @@ def error_text(e: BaseException) -> str:
         name = BROKEN.get(reason) or OTHER.get(reason) or "see IBM MQ reason codes"
         return f"reason {reason} ({name})"
     return f"{type(e).__name__}: {e}"[:300]
+
+
+def is_warning(m: ModuleType, e: BaseException) -> bool:
+    """The call completed with MQCC_WARNING (the driver raises MQMIError for it all the same)."""
+    return getattr(e, "comp", None) == m.CMQC.MQCC_WARNING
+
+
+class Once:
+    """Says each key once (per connector process) at `level`; later times stay quiet."""
+
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
+        self.said: set[object] = set()
+
+    def __call__(self, key: object, level: int, text: str) -> None:
+        if key not in self.said:
+            self.said.add(key)
+            logger.log(level, "%s: %s", self.ctx.label, text)
+
+
+def commit(m: ModuleType, qm: Any, once: Once) -> None:
+    """MQCMIT. A commit that completes with 2124 MQRC_OUTCOME_PENDING is committed (IBM: "the
+    commit operation will complete at some point in the future"): it counts as done and is said
+    once at WARNING. Any other outcome raises, as before: 2003 MQRC_BACKED_OUT (a failure, or a
+    warning when the queue manager backed the unit of work out) and unknown warnings are handled
+    as not committed, so the work is done again (at least once, never lost)."""
+    try:
+        qm.commit()
+    except m.MQMIError as e:
+        if is_warning(m, e) and reason_of(e) == OUTCOME_PENDING:
+            once(
+                ("commit", OUTCOME_PENDING),
+                logging.WARNING,
+                f"MQCMIT completed with a warning, {error_text(e)}: the queue manager completes the "
+                "commit later; it counts as committed (said once)",
+            )
+            return
+        raise
 
 
 def describe(mq: dict) -> str:

@@ -9,6 +9,10 @@ replaced backs out instead of committing, so the new holder is the only one to p
 A put that completes with a warning (MQCC_WARNING, e.g. reason 2104 MQRC_UNKNOWN_REPORT_OPTION:
 the driver raises MQMIError with comp 1) put the message all the same: it counts as sent, and
 each such reason is logged once at WARNING; only a failure (MQCC_FAILED) parks it in Redis.
+An MQCMIT that completes with 2124 MQRC_OUTCOME_PENDING committed the batch (the queue manager
+completes it later): it counts as sent and leaves Redis (before, the connector reconnected and
+put the batch again, a duplicate of every message); 2003 MQRC_BACKED_OUT, as a failure or a
+warning, and unknown warnings leave the batch in Redis to be put again (ibmmq_common.commit).
 """
 
 from __future__ import annotations
@@ -178,6 +182,7 @@ class IBMMQOutgoingConnector:
         self.ctx, self.d, self.queue = ctx, definition, queue
         self._queues: dict[str, Any] = {}
         self._warned: set[int] = set()  # reasons of puts that completed with a warning, logged once
+        self.once = ibmmq_common.Once(ctx)
 
     def run(self) -> int:
         return ibmmq_common.serve(self.ctx, self.d["ibm_mq"], self._pump)
@@ -227,7 +232,7 @@ class IBMMQOutgoingConnector:
                 f"the cluster epoch is {newest} before a commit, this connector runs with {self.ctx.epoch}"
             )
             return
-        qm.commit()
+        ibmmq_common.commit(m, qm, self.once)
         self.queue.done(sent)
         self.ctx.stats.add("messages_out", len(sent))
 

@@ -1,0 +1,208 @@
+"""IBM MQ connectors against what a queue manager refuses or flags (tests/ibmmq_standin models each
+as IBM's MQI reference describes it; the "real" variants need a queue manager and admin rights):
+a user without +inq, max_in_flight on a DEFSOPT(EXCL) or NOSHARE queue, gets and commits that
+complete with a warning, and the put context of a message moved to the backout queue."""
+
+from __future__ import annotations
+
+import json
+
+from tests.conn_support import log_text
+from tests.ibmmq_support import put
+from tests.integration.test_ibmmq import backed_out, fake, numbers, start, stats
+from tests.integration.test_ibmmq import env as env  # noqa: F401 - the same fixture, both kinds
+from tests.support import wait_for
+from zato.config.settings import load_server_settings
+from zato.coord.keys import Keys
+from zato.coord.queues import OutQueue
+from zato.odb import connectors
+from zato.service.outgoing import make_outgoing
+
+
+def _hex(text: str) -> str:
+    return text.encode().hex()
+
+
+def test_a_user_without_inquire_authority_still_gets_messages(env):
+    """Before: the channel opened its queue with MQOO_INQUIRE, a user without +inq got 2035 for
+    that open, and the channel never ran (reconnecting for ever). Now it opens the queue again
+    without it, says once what that loses (the queue's BOQNAME/BOTHRESH), and uses the channel's
+    backout queue and threshold."""
+    qm = env["qm"]
+    qm.deny(qm.queues["in"], "inq")
+    server = fake(env)
+    server.fail.add("conn.record")
+    put(qm, qm.queues["in"], [b'{"n": 1}'])
+    start(env, "ibm-mq-channel", "in")
+    moved = backed_out(env, 1, "the message on the channel's backout queue")  # threshold 3, channel's
+    assert [b for b, _ in moved] == [b'{"n": 1}']
+    server.fail.discard("conn.record")
+    put(qm, qm.queues["in"], [json.dumps({"n": i}).encode() for i in range(2, 5)])
+    wait_for(lambda: sorted(numbers(server.bodies("conn.record")))[-3:] == [2, 3, 4], what="3 messages")
+    log = log_text(env["dir"])
+    assert log.count("not authorized to inquire (reason 2035 (MQRC_NOT_AUTHORIZED)") == 1, log
+    assert "IBM MQ call failed" not in log
+
+
+def test_max_in_flight_on_a_queue_exclusive_by_default_opens_shared_handles(env):
+    """Before: max_in_flight 4 opened MQOO_INPUT_AS_Q_DEF, exclusive on a DEFSOPT(EXCL) queue:
+    one handle, the other three refused with 2042 for ever. Now all four open MQOO_INPUT_SHARED."""
+    qm = env["qm"]
+    qm.define(qm.queues["in"], defsopt="excl")
+    connectors.edit(env["odb"], env["cluster"], "ibm-mq-channel", "in", {"max_in_flight": 4})
+    start(env, "ibm-mq-channel", "in")
+    wait_for(lambda: qm.input_handles(qm.queues["in"]) == {"shared": 4, "exclusive": 0}, what="4 handles")
+    server = fake(env)
+    put(qm, qm.queues["in"], [json.dumps({"n": i}).encode() for i in range(20)])
+    wait_for(lambda: set(numbers(server.bodies("conn.record"))) == set(range(20)), what="all 20")
+    assert "2042" not in log_text(env["dir"])
+
+
+def test_max_in_flight_on_a_noshare_queue_says_what_to_change(env):
+    """A NOSHARE queue makes every input handle exclusive: the second handle of max_in_flight 2
+    is refused with 2042. Before: 'IBM MQ call failed (reason 2042 (see IBM MQ reason codes));
+    reconnecting' twice a second; now one line naming the queue attribute or the setting to
+    change, the open tried again every 2 s, and the messages flow through the first handle."""
+    qm = env["qm"]
+    qm.define(qm.queues["in"], share=False)
+    connectors.edit(env["odb"], env["cluster"], "ibm-mq-channel", "in", {"max_in_flight": 2})
+    server = fake(env)
+    put(qm, qm.queues["in"], [json.dumps({"n": i}).encode() for i in range(10)])
+    start(env, "ibm-mq-channel", "in")
+    wait_for(lambda: set(numbers(server.bodies("conn.record"))) == set(range(10)), what="all 10")
+    hint = f"ALTER QLOCAL({qm.queues['in']}) SHARE, or set the channel's max_in_flight to 1"
+    wait_for(lambda: hint in log_text(env["dir"]), what="the hint in server.log")
+    assert log_text(env["dir"]).count("refused an input handle (reason 2042 (MQRC_OBJECT_IN_USE))") == 1
+    wait_for(lambda: hint in (stats(env, "ibm-mq-channel:in").get("last_error") or ""), what="the hint")
+    assert qm.input_handles(qm.queues["in"]) == {"shared": 0, "exclusive": 1}
+
+
+def test_a_whole_message_got_with_a_warning_goes_to_the_backout_queue(env):
+    """MQGET completing with MQCC_WARNING (here 2119 MQRC_NOT_CONVERTED: the message comes as it
+    was put) made the driver raise, and the channel reconnected for ever: the message was backed
+    out again and again and never reached the service or the backout queue. Now it is moved to
+    the backout queue at once, whole, with the reason."""
+    qm = env["qm"]
+    server = fake(env)
+    qm.warn_gets(qm.queues["in"], 2119)
+    put(qm, qm.queues["in"], [b'{"n": 1}'])
+    start(env, "ibm-mq-channel", "in")
+    moved = backed_out(env, 1, "the message on the backout queue")
+    assert [b for b, _ in moved] == [b'{"n": 1}']
+    s = wait_for(lambda: (s := stats(env, "ibm-mq-channel:in")).get("parked") == 1 and s, what="stats")
+    assert "MQGET completed with a warning, reason 2119 (MQRC_NOT_CONVERTED)" in s["last_error"]
+    assert server.bodies("conn.record") == []
+    assert not s.get("reconnects")
+
+
+def test_a_truncated_message_is_never_passed_on_or_committed(env):
+    """2079 MQRC_TRUNCATED_MSG_ACCEPTED: the data got is cut. It is backed out (the queue keeps
+    it whole), counted and said, never passed to the service; once gets are whole again the
+    service gets it whole."""
+    qm = env["qm"]
+    server = fake(env)
+    # a high threshold: the backouts below must not move it once gets are whole again
+    connectors.edit(env["odb"], env["cluster"], "ibm-mq-channel", "in", {"backout_threshold": 1000})
+    qm.warn_gets(qm.queues["in"], 2079, truncate=4)
+    body = json.dumps({"n": 7, "pad": "x" * 100}).encode()
+    put(qm, qm.queues["in"], [body])
+    start(env, "ibm-mq-channel", "in")
+    s = wait_for(
+        lambda: (s := stats(env, "ibm-mq-channel:in")).get("backouts", 0) >= 1 and s, what="a backout"
+    )
+    assert "reason 2079 (MQRC_TRUNCATED_MSG_ACCEPTED)" in s["last_error"] and "not whole" in s["last_error"]
+    assert server.bodies("conn.record") == []
+    qm.warn_gets(qm.queues["in"], 0)
+    wait_for(lambda: server.bodies("conn.record") == [body], what="the whole message at the service")
+    assert qm.drain(qm.queues["backout"]) == []
+
+
+def test_a_channel_commit_with_outcome_pending_counts_as_committed(env):
+    """MQCMIT completing with 2124 MQRC_OUTCOME_PENDING (the commit completes later) made the
+    channel log 'IBM MQ call failed' and reconnect after every message, not counting it. Now it
+    counts as committed, said once."""
+    qm = env["qm"]
+    server = fake(env)
+    put(qm, qm.queues["in"], [json.dumps({"n": i}).encode() for i in range(5)])
+    qm.warn_commits(2124)
+    start(env, "ibm-mq-channel", "in")
+    wait_for(lambda: stats(env, "ibm-mq-channel:in").get("messages_out") == 5, what="5 commits counted")
+    assert sorted(numbers(server.bodies("conn.record"))) == list(range(5))
+    log = log_text(env["dir"])
+    assert log.count("MQCMIT completed with a warning, reason 2124 (MQRC_OUTCOME_PENDING)") == 1, log
+    assert "IBM MQ call failed" not in log and not stats(env, "ibm-mq-channel:in").get("reconnects")
+
+
+def test_an_outgoing_commit_with_outcome_pending_puts_each_message_once(env):
+    """The outgoing connector took 2124 on MQCMIT for a failure: it reconnected and put the
+    committed batch again (every message twice, and again on each commit). Now the batch counts
+    as sent and leaves Redis."""
+    qm = env["qm"]
+    qm.warn_commits(2124)
+    out = make_outgoing(load_server_settings(env["dir"]), env["client"])
+    for i in range(5):
+        out.ibm_mq.send({"n": i}, "out")
+    start(env, "ibm-mq-outgoing", "out")
+    wait_for(lambda: stats(env, "ibm-mq-outgoing:out").get("messages_out") == 5, what="5 sent in stats")
+    assert OutQueue(env["client"], env["cluster"], "ibm-mq", "out").depth() == (0, 0)
+    assert sorted(numbers(b for b, _ in qm.drain(qm.queues["out"]))) == list(range(5))  # once each
+    assert env["client"].llen(Keys(env["cluster"]).out_parked("ibm-mq", "out")) == 0
+
+
+def test_an_outgoing_commit_backed_out_with_a_warning_puts_the_batch_again(env):
+    """2003 MQRC_BACKED_OUT as a warning: the unit of work was backed out, so the batch is put
+    again (it must not count as sent: its messages would be gone)."""
+    qm = env["qm"]
+    qm.warn_commits(2003)
+    out = make_outgoing(load_server_settings(env["dir"]), env["client"])
+    for i in range(3):
+        out.ibm_mq.send({"n": i}, "out")
+    start(env, "ibm-mq-outgoing", "out")
+    wait_for(lambda: "reason 2003 (MQRC_BACKED_OUT)" in log_text(env["dir"]), what="the backed-out commit")
+    assert qm.drain(qm.queues["out"]) == []
+    qm.warn_commits(0)
+    seen: list = []
+    wait_for(lambda: seen.extend(qm.drain(qm.queues["out"])) or len(seen) >= 3, what="3 messages")
+    assert sorted(set(numbers(b for b, _ in seen))) == [0, 1, 2]
+
+
+def test_a_message_moved_to_the_backout_queue_keeps_its_senders_context(env, monkeypatch):
+    """Before: the backout put used the default context, so the moved message carried the
+    connector's put date and time, user and application name instead of its sender's. Now the
+    input handle saves context (MQOO_SAVE_ALL_CONTEXT) and the put passes it
+    (MQOO_PASS_ALL_CONTEXT, MQPMO_PASS_ALL_CONTEXT with Context = the input handle)."""
+    qm = env["qm"]
+    with monkeypatch.context() as mp:
+        mp.setenv("MQAPPLNAME", "ZT.SENDER.APP")  # the sender's PutApplName
+        put(qm, qm.queues["in"], [b'{"n": 1}'])
+    [(_, sent)] = qm.browse(qm.queues["in"])
+    assert sent["PutApplName"] == _hex("ZT.SENDER.APP")
+    fake(env).fail.add("conn.record")
+    start(env, "ibm-mq-channel", "in")
+    [(body, md)] = backed_out(env, 1, "the message on the backout queue")
+    assert body == b'{"n": 1}'
+    for field in ("PutApplName", "PutApplType", "PutDate", "PutTime", "UserIdentifier", "AccountingToken"):
+        assert md[field] == sent[field], field
+    assert md["MsgId"] == sent["MsgId"] and md["BackoutCount"] == 0
+
+
+def test_without_passall_on_the_backout_queue_the_message_is_moved_with_default_context(env, monkeypatch):
+    qm = env["qm"]
+    qm.deny(qm.queues["backout"], "passall")
+    with monkeypatch.context() as mp:
+        mp.setenv("MQAPPLNAME", "ZT.SENDER.APP")
+        put(qm, qm.queues["in"], [b"not json"])
+    start(env, "ibm-mq-channel", "in")
+    [(body, md)] = backed_out(env, 1, "the poison message on the backout queue")
+    assert body == b"not json" and md["PutApplName"] != _hex("ZT.SENDER.APP")
+    log = log_text(env["dir"])
+    assert log.count("not authorized to pass context (reason 2035 (MQRC_NOT_AUTHORIZED)") == 1, log
+
+
+def test_a_user_without_get_authority_is_told_so_not_that_inquire_is_missing(env):
+    """The fallback without MQOO_INQUIRE must not blame +inq when the open is refused for +get."""
+    qm = env["qm"]
+    qm.deny(qm.queues["in"], "get")
+    start(env, "ibm-mq-channel", "in")
+    wait_for(lambda: "reason 2035 (MQRC_NOT_AUTHORIZED)" in log_text(env["dir"]), what="the refusal")
+    assert "not authorized to inquire" not in log_text(env["dir"])
