@@ -37,6 +37,13 @@ calls the connectors use, with the semantics the connectors rely on:
   it unchanged: 2093 MQRC_NOT_OPEN_FOR_PASS_ALL when the output handle was not opened with
   MQOO_PASS_ALL_CONTEXT, 2097 MQRC_CONTEXT_HANDLE_ERROR when Context is no handle opened with
   MQOO_SAVE_ALL_CONTEXT, 2098 MQRC_CONTEXT_NOT_AVAILABLE before its first get;
+- MQGMO_CONVERT as "Conversion processing" describes it: nothing to do when the message's
+  CodedCharSetId is the one the get's MQMD asks for (or there is no data); a message whose
+  Format is MQFMT_NONE comes unconverted with MQCC_WARNING 2110 MQRC_FORMAT_ERROR, as does
+  any format other than MQFMT_STRING (no data-conversion exit here); MQFMT_STRING is converted
+  between the CCSIDs below, else comes unconverted with 2111 MQRC_SOURCE_CCSID_ERROR / 2115
+  MQRC_TARGET_CCSID_ERROR, or 2119 MQRC_NOT_CONVERTED when its bytes are not valid in its CCSID
+  (IBM: "if conversion fails ... the unconverted message is returned ... with MQCC_WARNING");
 - on demand: every connection broken with a reason code (2009, 2161, 2162...), a queue
   manager restart (connections broken, non-persistent messages gone, new connections refused
   with 2538 for a while), puts to a queue that complete with a warning (MQCC_WARNING and a
@@ -99,6 +106,19 @@ BACKOUT_REQ_Q_NAME = 2019  # MQCA_BACKOUT_REQ_Q_NAME
 BACKOUT_THRESHOLD = 22  # MQIA_BACKOUT_THRESHOLD
 NOT_PERSISTENT = 0
 GMO_NO_PROPERTIES = 0x4000000
+GMO_CONVERT = 0x4000
+FMT_NONE, FMT_STRING = b"        ".hex(), b"MQSTR   ".hex()
+FORMAT_ERROR, SOURCE_CCSID_ERROR, TARGET_CCSID_ERROR, NOT_CONVERTED = 2110, 2111, 2115, 2119
+# CCSIDs this stand-in converts MQFMT_STRING data between (Python codecs of the same charsets)
+CODECS = {
+    1208: "utf-8",
+    819: "latin-1",
+    1252: "cp1252",
+    437: "cp437",
+    850: "cp850",
+    500: "cp500",
+    37: "cp037",
+}
 FMT_RF_HEADER_2 = b"MQHRF2  ".hex()
 COMPAT_FOLDERS = (b"<mcd>", b"<jms>", b"<usr>", b"<mqext>")  # PROPCTL(COMPAT) returns these
 
@@ -296,8 +316,12 @@ class QueueManagerState:
         body, md = msg.body, msg.md
         if md.get("Format") == FMT_RF_HEADER_2:
             body, md = _properties_as_q_def(body, md, int(a.get("options", 0)))
+        converted = 0
+        if int(a.get("options", 0)) & GMO_CONVERT:
+            body, md, converted = _convert(body, md, int(a.get("ccsid") or 0) or self.ccsid)
         reply = {"b64": base64.b64encode(body).decode(), "md": md, "length": len(body)}
         reason, cut = self.get_warnings.get(a["queue"], (0, None))
+        reason = reason or converted
         if reason:
             if reason == TRUNCATED_MSG_ACCEPTED and cut is not None:
                 reply["b64"] = base64.b64encode(body[:cut]).decode()
@@ -477,6 +501,25 @@ def _blank(hex_field: str | None) -> bool:
 
 def _expired(msg: Message, now: float) -> bool:
     return msg.expires is not None and msg.expires <= now
+
+
+def _convert(body: bytes, md: dict, target: int) -> tuple[bytes, dict, int]:
+    """MQGMO_CONVERT to CCSID `target`: (data, MQMD, 0) or, when it is returned unconverted,
+    (the data as put, its MQMD, the warning reason)."""
+    source = int(md.get("CodedCharSetId") or 0)
+    if source == target or not body:
+        return body, md, 0
+    if md.get("Format") != FMT_STRING:  # MQFMT_NONE, or a format with no conversion exit here
+        return body, md, FORMAT_ERROR
+    if source not in CODECS:
+        return body, md, SOURCE_CCSID_ERROR
+    if target not in CODECS:
+        return body, md, TARGET_CCSID_ERROR
+    try:
+        data = body.decode(CODECS[source]).encode(CODECS[target])
+    except (UnicodeDecodeError, UnicodeEncodeError):
+        return body, md, NOT_CONVERTED
+    return data, dict(md, CodedCharSetId=target), 0
 
 
 def _properties_as_q_def(body: bytes, md: dict, options: int) -> tuple[bytes, dict]:

@@ -206,3 +206,37 @@ def test_a_user_without_get_authority_is_told_so_not_that_inquire_is_missing(env
     start(env, "ibm-mq-channel", "in")
     wait_for(lambda: "reason 2035 (MQRC_NOT_AUTHORIZED)" in log_text(env["dir"]), what="the refusal")
     assert "not authorized to inquire" not in log_text(env["dir"])
+
+
+def test_a_channel_with_convert_gets_ebcdic_text_as_utf8(env):
+    """`convert`: each get says MQGMO_CONVERT with MQMD CodedCharSetId 1208, so JSON put as
+    EBCDIC text (MQFMT_STRING, CCSID 500) reaches the service as UTF-8 JSON. Before there was no
+    such setting (refused as an unknown field), and the EBCDIC bytes were poison to a JSON
+    channel."""
+    qm = env["qm"]
+    connectors.edit(env["odb"], env["cluster"], "ibm-mq-channel", "in", {"convert": True})
+    server = fake(env)
+    text = json.dumps({"n": 1, "greeting": "Grüße"}, ensure_ascii=False)
+    put(qm, qm.queues["in"], [text.encode("cp500")], Format=qm.mq.CMQC.MQFMT_STRING, CodedCharSetId=500)
+    start(env, "ibm-mq-channel", "in")
+    wait_for(lambda: server.bodies("conn.record") == [text.encode()], what="the message as UTF-8")
+    assert qm.drain(qm.queues["backout"]) == []
+
+
+def test_a_channel_with_convert_passes_binary_on_and_parks_what_cannot_be_converted(env):
+    """A binary message (MQFMT_NONE) comes unconverted with 2110 MQRC_FORMAT_ERROR: passed on as
+    put. Text in a CCSID the queue manager cannot convert comes unconverted with a warning: to
+    the backout queue, whole, with the reason."""
+    qm = env["qm"]
+    connectors.edit(
+        env["odb"], env["cluster"], "ibm-mq-channel", "in", {"convert": True, "data_format": "text"}
+    )
+    server = fake(env)
+    put(qm, qm.queues["in"], [b"\x00\x01\xfe\xff"], Format=qm.mq.CMQC.MQFMT_NONE, CodedCharSetId=819)
+    put(qm, qm.queues["in"], [b"text?"], Format=qm.mq.CMQC.MQFMT_STRING, CodedCharSetId=65000)
+    start(env, "ibm-mq-channel", "in")
+    wait_for(lambda: server.bodies("conn.record") == [b"\x00\x01\xfe\xff"], what="the binary message as put")
+    moved = backed_out(env, 1, "the unconvertible message on the backout queue")
+    assert [b for b, _ in moved] == [b"text?"]
+    s = wait_for(lambda: (s := stats(env, "ibm-mq-channel:in")).get("parked") == 1 and s, what="stats")
+    assert "MQGET completed with a warning, reason 2111" in s["last_error"]

@@ -104,6 +104,8 @@ FIELD_HELP: dict[tuple[str | None, str], str] = {
     (None, "key_repository"): "the key repository's path without its extension, e.g. /var/mqm/ssl/key",
     (None, "backout_threshold"): "backouts after which a message goes to the backout queue",
     (None, "backout_queue"): "where messages that keep failing go",
+    (None, "convert"): "true: the queue manager converts text (MQFMT_STRING) to UTF-8 on each get "
+    "(MQGMO_CONVERT)",
     (None, "persistence"): "persistent, non-persistent, or queue (the queue's own default)",
     (None, "expiry"): "seconds a message lives on the queue",
     (None, "priority"): "0 to 9",

@@ -31,6 +31,10 @@
   MQRC_NOT_CONVERTED: returned as it was put): to the backout queue at once, with the reason;
 - MQCMIT that completes with 2124 MQRC_OUTCOME_PENDING counts as committed
   (ibmmq_common.commit);
+- `convert` (off by default): each get says MQGMO_CONVERT with MQMD CodedCharSetId 1208, so the
+  queue manager converts text (MQFMT_STRING) to UTF-8; a binary message (MQFMT_NONE) comes as
+  it was put with 2110 MQRC_FORMAT_ERROR and is passed on; a conversion that fails returns
+  the message unconverted with a warning, and it goes to the backout queue (above);
 - the input handle saves context (MQOO_SAVE_ALL_CONTEXT) and a message moved to the backout
   queue is put with MQPMO_PASS_ALL_CONTEXT, so it keeps its sender's put date and time, user
   and application; without +passall on the backout queue (2035) it is put with this
@@ -57,6 +61,8 @@ DEFAULT_THRESHOLD = 5
 UNAVAILABLE = 503
 NO_SERVER_PAUSE = 1.0
 IN_USE_PAUSE = 2.0  # between opens refused with 2042 MQRC_OBJECT_IN_USE
+UTF8_CCSID = 1208  # what a channel with `convert` asks the queue manager for
+FORMAT_ERROR = 2110  # MQRC_FORMAT_ERROR: with MQGMO_CONVERT, an MQFMT_NONE message comes as put
 
 
 def _strip(value: Any) -> str:
@@ -75,6 +81,7 @@ class IBMMQChannelConnector:
         self.inquire = True  # MQOO_INQUIRE until the queue manager refuses it (no +inq)
         self.pass_context = True  # MQOO_PASS_ALL_CONTEXT on the backout queue until refused
         self.once = ibmmq_common.Once(ctx)
+        self.convert = bool(definition.get("convert"))
 
     def run(self) -> int:
         """Consume with max_in_flight connections until told to stop; the process exit code."""
@@ -173,6 +180,9 @@ class IBMMQChannelConnector:
                     c.MQGMO_SYNCPOINT | c.MQGMO_WAIT | c.MQGMO_FAIL_IF_QUIESCING | c.MQGMO_NO_PROPERTIES
                 )
                 gmo.WaitInterval = WAIT_MS
+                if self.convert:  # the queue manager converts MQFMT_STRING data to UTF-8
+                    gmo.Options |= c.MQGMO_CONVERT
+                    md.CodedCharSetId, md.Encoding = UTF8_CCSID, c.MQENC_NATIVE
                 try:
                     body = queue.get(None, md, gmo)
                 except m.MQMIError as e:
@@ -212,10 +222,17 @@ class IBMMQChannelConnector:
         committed: backed out (BackoutCount + 1), said, a pause. A whole message with any other
         warning (a conversion the queue manager could not do returns it as it was put) goes to
         the backout queue with the reason, like a poison message."""
+        body = getattr(e, "message", None)
+        reason = ibmmq_common.reason_of(e)
+        if reason == FORMAT_ERROR and self.convert and isinstance(body, bytes) and _strip(md.Format) == "":
+            # IBM's "Conversion processing": a message whose Format is MQFMT_NONE is returned
+            # unconverted with this warning. Its data is bytes, which no one converts: passed on
+            # as put (its MQMD says its CCSID).
+            self._handle(m, qm, queue, body, md)
+            return
         self.ctx.stats.add("messages_in")
         why = f"MQGET completed with a warning, {ibmmq_common.error_text(e)}"
-        body = getattr(e, "message", None)
-        if ibmmq_common.reason_of(e) != ibmmq_common.TRUNCATED_MSG_ACCEPTED and isinstance(body, bytes):
+        if reason != ibmmq_common.TRUNCATED_MSG_ACCEPTED and isinstance(body, bytes):
             self._to_backout_queue(m, qm, queue, body, md, why)
             return
         qm.backout()

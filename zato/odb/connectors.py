@@ -134,6 +134,7 @@ FIELDS: dict[str, tuple[Field, ...]] = {
         Field("backout_queue", "mq-name"),
         Field("max_in_flight", "int", lo=1, hi=MAX_IN_FLIGHT),
         _TIMEOUT,
+        Field("convert", "bool"),
         _ACTIVE,
     ),
     "ibm-mq-outgoing": (

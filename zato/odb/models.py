@@ -244,6 +244,8 @@ class IBMMQChannel(Base):
     max_in_flight: Mapped[int | None] = mapped_column(Integer, nullable=True, default=1)  # connections
     # seconds the connector waits for the service's answer (None, a row from before: CHANNEL_TIMEOUT)
     timeout: Mapped[int | None] = mapped_column(Integer, nullable=True, default=CHANNEL_TIMEOUT)
+    # MQGMO_CONVERT: the queue manager converts text (MQFMT_STRING) to UTF-8 on each get
+    convert: Mapped[bool | None] = mapped_column(Boolean, nullable=True, default=False)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 

@@ -80,6 +80,7 @@ class CMQC:
     MQRC_SELECTOR_ERROR = 2067
     MQRC_TRUNCATED_MSG_ACCEPTED, MQRC_TRUNCATED_MSG_FAILED = 2079, 2080
     MQRC_NOT_OPEN_FOR_PASS_ALL, MQRC_CONTEXT_HANDLE_ERROR, MQRC_CONTEXT_NOT_AVAILABLE = 2093, 2097, 2098
+    MQRC_FORMAT_ERROR, MQRC_SOURCE_CCSID_ERROR, MQRC_TARGET_CCSID_ERROR = 2110, 2111, 2115
     MQRC_NOT_CONVERTED = 2119
     MQRC_OUTCOME_PENDING = 2124
     MQRC_UNKNOWN_OBJECT_NAME = 2085
@@ -339,6 +340,7 @@ class Queue:
                 options=gmo.Options,
                 msg_id=md.MsgId.hex() if _is_set(md.MsgId) else None,
                 correl_id=md.CorrelId.hex() if _is_set(md.CorrelId) else None,
+                ccsid=md.CodedCharSetId,  # what MQGMO_CONVERT converts to
             )
         except _Warned as w:  # mqqueue.Queue.get: on MQCC_WARNING the MD is filled, then it raises
             _md_in(md, w.reply["md"])
