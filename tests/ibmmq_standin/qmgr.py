@@ -323,7 +323,7 @@ class QueueManagerState:
         reason, cut = self.get_warnings.get(a["queue"], (0, None))
         reason = reason or converted
         if reason:
-            if reason == TRUNCATED_MSG_ACCEPTED and cut is not None:
+            if cut is not None:  # the data cut, `length` still the whole message's
                 reply["b64"] = base64.b64encode(body[:cut]).decode()
             raise MQWarn(reason, reply)
         return reply
@@ -430,8 +430,8 @@ class QueueManagerState:
         return {"shared": len(held) - exclusive, "exclusive": exclusive}
 
     def admin_warn_gets(self, a: dict) -> dict:
-        """Gets from `queue` complete with MQCC_WARNING and `reason` (0: no more); with 2079 the
-        data is cut to `truncate` bytes."""
+        """Gets from `queue` complete with MQCC_WARNING and `reason` (0: no more), the data cut
+        to `truncate` bytes if given (2079; or a buffer shorter than the message)."""
         self.get_warnings[a["queue"]] = (int(a.get("reason", 0)), a.get("truncate"))
         return {}
 

@@ -240,3 +240,27 @@ def test_a_channel_with_convert_passes_binary_on_and_parks_what_cannot_be_conver
     assert [b for b, _ in moved] == [b"text?"]
     s = wait_for(lambda: (s := stats(env, "ibm-mq-channel:in")).get("parked") == 1 and s, what="stats")
     assert "MQGET completed with a warning, reason 2111" in s["last_error"]
+
+
+def test_data_cut_short_under_any_warning_is_never_passed_on(env):
+    """ibmmq attaches the message's whole length (original_length) to a get warning: data
+    shorter than that (a buffer too small for the message, here with 2110 on a binary message
+    of a `convert` channel) is backed out, never passed on as the whole message."""
+    qm = env["qm"]
+    connectors.edit(
+        env["odb"],
+        env["cluster"],
+        "ibm-mq-channel",
+        "in",
+        {"convert": True, "data_format": "text", "backout_threshold": 1000},
+    )
+    server = fake(env)
+    qm.warn_gets(qm.queues["in"], 2110, truncate=4)
+    body = bytes(range(20))
+    put(qm, qm.queues["in"], [body], Format=qm.mq.CMQC.MQFMT_NONE, CodedCharSetId=819)
+    start(env, "ibm-mq-channel", "in")
+    s = wait_for(lambda: (s := stats(env, "ibm-mq-channel:in")).get("backouts", 0) >= 1 and s, what="backout")
+    assert "(4 of its 20 bytes came)" in s["last_error"] and "not whole" in s["last_error"]
+    assert server.bodies("conn.record") == []
+    qm.warn_gets(qm.queues["in"], 0)
+    wait_for(lambda: server.bodies("conn.record") == [body], what="the whole message at the service")

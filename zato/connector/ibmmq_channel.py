@@ -26,9 +26,10 @@
   2035 for that open, so it is opened again without it (said once: the channel's own backout
   queue and threshold apply);
 - a get that completes with a warning (MQCC_WARNING; the driver raises MQMIError with the data
-  attached) is never committed unsaid: 2079 MQRC_TRUNCATED_MSG_ACCEPTED (data cut) or no data
-  at all: backed out, counted and said; any other warning with the whole message (e.g. 2119
-  MQRC_NOT_CONVERTED: returned as it was put): to the backout queue at once, with the reason;
+  attached) is never committed unsaid: data not whole (2079 MQRC_TRUNCATED_MSG_ACCEPTED, 2080,
+  shorter than the driver's original_length, or none): backed out, counted and said; any
+  other warning with the whole message (e.g. 2119 MQRC_NOT_CONVERTED: returned as it was
+  put): to the backout queue at once, with the reason;
 - MQCMIT that completes with 2124 MQRC_OUTCOME_PENDING counts as committed
   (ibmmq_common.commit);
 - `convert` (off by default): each get says MQGMO_CONVERT with MQMD CodedCharSetId 1208, so the
@@ -218,13 +219,22 @@ class IBMMQChannelConnector:
 
     def _get_warning(self, m: ModuleType, qm: Any, queue: Any, md: Any, e: BaseException) -> None:
         """A get that completed with MQCC_WARNING: the message is ours under syncpoint. Data that
-        is not whole (2079 MQRC_TRUNCATED_MSG_ACCEPTED, or none came) is never passed on or
-        committed: backed out (BackoutCount + 1), said, a pause. A whole message with any other
+        is not whole (2079 MQRC_TRUNCATED_MSG_ACCEPTED, 2080, cut short, or none came) is never
+        passed on or committed: backed out (BackoutCount + 1), said, a pause. A whole message with any other
         warning (a conversion the queue manager could not do returns it as it was put) goes to
         the backout queue with the reason, like a poison message."""
-        body = getattr(e, "message", None)
+        got = getattr(e, "message", None)
+        body = got if isinstance(got, bytes) else b""
         reason = ibmmq_common.reason_of(e)
-        if reason == FORMAT_ERROR and self.convert and isinstance(body, bytes) and _strip(md.Format) == "":
+        # whole: data came, not cut (2079 accepted cut, 2080 not taken), and as long as the
+        # message (ibmmq attaches original_length: a short buffer cuts data under any warning)
+        full = getattr(e, "original_length", None)
+        whole = (
+            isinstance(got, bytes)
+            and reason not in ibmmq_common.TRUNCATED
+            and not (isinstance(full, int) and full > len(body))
+        )
+        if reason == FORMAT_ERROR and self.convert and whole and _strip(md.Format) == "":
             # IBM's "Conversion processing": a message whose Format is MQFMT_NONE is returned
             # unconverted with this warning. Its data is bytes, which no one converts: passed on
             # as put (its MQMD says its CCSID).
@@ -232,7 +242,9 @@ class IBMMQChannelConnector:
             return
         self.ctx.stats.add("messages_in")
         why = f"MQGET completed with a warning, {ibmmq_common.error_text(e)}"
-        if reason != ibmmq_common.TRUNCATED_MSG_ACCEPTED and isinstance(body, bytes):
+        if isinstance(got, bytes) and isinstance(full, int) and full > len(body):
+            why += f" ({len(body)} of its {full} bytes came)"
+        if whole:
             self._to_backout_queue(m, qm, queue, body, md, why)
             return
         qm.backout()
