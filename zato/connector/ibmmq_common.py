@@ -124,9 +124,11 @@ class Once:
 
 
 def commit(m: ModuleType, qm: Any, once: Once) -> None:
-    """MQCMIT. A commit that completes with 2124 MQRC_OUTCOME_PENDING is committed (IBM: "the
-    commit operation will complete at some point in the future"): it counts as done and is said
-    once at WARNING. Any other outcome raises, as before: 2003 MQRC_BACKED_OUT (a failure, or a
+    """MQCMIT. A commit that completes with 2124 MQRC_OUTCOME_PENDING is committed: IBM's page
+    for 2124 says the commit completes later (a mixed outcome needs other resource managers in
+    the unit of work, which these connectors never have; on z/OS it completes once the queue
+    manager reaches its coupling facility structure again): it counts as done, said once at
+    WARNING. Any other outcome raises, as before: 2003 MQRC_BACKED_OUT (a failure, or a
     warning when the queue manager backed the unit of work out) and unknown warnings are handled
     as not committed, so the work is done again (at least once, never lost)."""
     try:
