@@ -10,7 +10,8 @@ kind: amqp-def | amqp-channel | amqp-outgoing | ibm-mq-def | ibm-mq-channel | ib
 zmq-channel | zmq-outgoing | http-outgoing | sql-outgoing | security (what an HTTP channel's
 callers must present; its password or key is kept hashed and never shown).
 Bad input answers 400 naming the field, an unknown name 404. A create or edit naming a service
-that no server has succeeds with "warnings": [...] in its answer.
+that no server has succeeds with "warnings": [...] in its answer; so does a create, edit or
+delete whose Redis step ran although Redis's answer to it was lost (zato.coord.changes).
 """
 
 from __future__ import annotations
@@ -64,9 +65,12 @@ def get_one(kind: str, name: str) -> dict:
 def create(kind: str) -> dict:
     w = worker()
     data = json_body()
-    view = _call(lambda: definitions.create(w.odb, w.redis, w.settings.cluster, kind, data))
+    lost: list[str] = []  # Redis's answer lost, its part made all the same
+    view = _call(
+        lambda: definitions.create(w.odb, w.redis, w.settings.cluster, kind, data, None, lost.append)
+    )
     bottle.response.status = 201
-    return _warned(view, data)
+    return _warned(view, data, *lost)
 
 
 def edit(kind: str, name: str) -> dict:
@@ -74,16 +78,19 @@ def edit(kind: str, name: str) -> dict:
     data = json_body()
     if not data:
         fail(400, f"nothing to change in {kind} {name!r}: the body names no field")
-    view = _call(lambda: definitions.edit(w.odb, w.redis, w.settings.cluster, kind, name, data))
-    return _warned(view, data, _call(lambda: definitions.inactive_note(w.redis, w.settings.cluster, view)))
+    lost: list[str] = []
+    cluster = w.settings.cluster
+    view = _call(lambda: definitions.edit(w.odb, w.redis, cluster, kind, name, data, None, lost.append))
+    return _warned(view, data, *lost, _call(lambda: definitions.inactive_note(w.redis, cluster, view)))
 
 
-def _warned(view: dict, data: dict, note: str = "") -> dict:
-    """The definition, with "warnings" when the request named a service no server has, or made
-    an outgoing connection inactive while messages wait to go out through it (`note`)."""
+def _warned(view: dict, data: dict, *notes: str) -> dict:
+    """The definition, with "warnings" when the request named a service no server has, made
+    an outgoing connection inactive while messages wait to go out through it, or went through
+    although Redis's answer was lost (`notes`)."""
     w = worker()
     service = data.get("service") if isinstance(data.get("service"), str) else None
-    warnings = [odb_api.unknown_service(w.odb, w.settings.cluster, service, "its messages"), note]
+    warnings = [odb_api.unknown_service(w.odb, w.settings.cluster, service, "its messages"), *notes]
     warnings = [x for x in warnings if x]
     return {**view, "warnings": warnings} if warnings else view
 
@@ -94,6 +101,9 @@ def delete(kind: str, name: str) -> dict:
     messages handed over between its connectors go with it (`dropped`, also in server.log)."""
     w = worker()
     force = bottle.request.query.get("force", "").lower() in ("1", "true", "yes")
-    gone = _call(lambda: definitions.delete(w.odb, w.redis, w.settings.cluster, kind, name, force))
+    lost: list[str] = []
+    gone = _call(
+        lambda: definitions.delete(w.odb, w.redis, w.settings.cluster, kind, name, force, lost.append)
+    )
     counts = {k: v for k, v in gone._asdict().items() if v}
-    return {"deleted": f"{kind} {name}", **counts}
+    return {"deleted": f"{kind} {name}", **counts, **({"warnings": lost} if lost else {})}

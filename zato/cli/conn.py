@@ -317,11 +317,15 @@ def create(args: argparse.Namespace) -> int:
             odb,
             cluster,
             values,
-            definitions.create(odb, client, cluster, args.kind, values, cluster_ports(args.path)),
+            definitions.create(odb, client, cluster, args.kind, values, cluster_ports(args.path), _warn),
         ),
     )
     print("created " + definitions.describe(view))
     return 0
+
+
+def _warn(line: str) -> None:
+    print(f"warning: {line}", file=sys.stderr)
 
 
 def _saved(odb: ODB, cluster: str, values: dict, view: T) -> T:
@@ -344,7 +348,8 @@ def edit(args: argparse.Namespace) -> int:
         raise ConnectorError(f"nothing to change in {args.kind} {args.name!r}: give at least one option")
 
     def apply(odb: ODB, client: redis.Redis, cluster: str) -> tuple[dict, str]:
-        view = definitions.edit(odb, client, cluster, args.kind, args.name, values, cluster_ports(args.path))
+        ports = cluster_ports(args.path)
+        view = definitions.edit(odb, client, cluster, args.kind, args.name, values, ports, _warn)
         return _saved(odb, cluster, values, view), definitions.inactive_note(client, cluster, view)
 
     view, note = _run(args, apply)
@@ -358,7 +363,9 @@ def delete(args: argparse.Namespace) -> int:
     force = bool(getattr(args, "force", False))
     gone = _run(
         args,
-        lambda odb, client, cluster: definitions.delete(odb, client, cluster, args.kind, args.name, force),
+        lambda odb, client, cluster: definitions.delete(
+            odb, client, cluster, args.kind, args.name, force, _warn
+        ),
     )
     print(f"deleted {args.kind} {args.name}")
     if gone.left:

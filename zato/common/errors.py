@@ -10,7 +10,9 @@ each a subclass of its parent here; import those from their own module.
      │                       retrying later may help
      ├─ CoordError           Redis (membership, lease, events, queues) failed
      │   ├─ CoordUnavailable Redis cannot be reached (connection refused, timeout, no master)
-     │   │   └─ CoordRefused  it answers but refuses every write (MISCONF, READONLY, OOM)
+     │   │   ├─ CoordRefused  it answers but refuses every write (MISCONF, READONLY, OOM)
+     │   │   └─ CoordNotSent  it could not be reached before a command was sent: the
+     │   │                    command did not run (zato.coord.changes)
      │   ├─ CoordDataError   Redis answered with an error (WRONGTYPE, a script error): a bug
      │   │   └─ BadEntry     (zato.coord.parse) a value read from Redis has the wrong shape
      │   └─ LeaseLost        this process is no longer the connector-server lease holder
@@ -100,6 +102,10 @@ class CoordUnavailable(CoordError):
 class CoordRefused(CoordUnavailable):
     """Redis answers reads but refuses every write for now (MISCONF, READONLY, OOM): an outage
     its operator mends, as one where it does not answer."""
+
+
+class CoordNotSent(CoordUnavailable):
+    """Redis could not be reached before a command was sent: the command did not run."""
 
 
 class CoordDataError(CoordError):

@@ -8,15 +8,22 @@ name, and its old connector, still stopping, hands over there (Handoff.rename).
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Callable, Iterator
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple, NoReturn
 
 import redis
 
-from zato.common.errors import ConnectorError, CoordError, ZatoError
-from zato.coord import events
+from zato.common.errors import (
+    ConnectorError,
+    CoordError,
+    CoordNotSent,
+    CoordRefused,
+    CoordUnavailable,
+    ZatoError,
+)
+from zato.coord import changes, events
+from zato.coord.changes import Change
 from zato.coord.handoff import Handoff
 from zato.coord.keys import Keys
 from zato.coord.queues import OutQueue
@@ -38,39 +45,80 @@ def _queue(client: redis.Redis, cluster: str, kind: str, name: str) -> OutQueue 
     return OutQueue(client, cluster, kind.removesuffix("-outgoing"), name) if kind in OUTGOING else None
 
 
-@contextlib.contextmanager
-def _undone_unless_redis_answers(undo: Callable[[], object], what: str) -> Iterator[None]:
-    """The Redis steps that go with a change just written to the ODB (a channel's hand-off, the
-    list of outgoing queues): when Redis fails half-way, the ODB change is undone, so nothing is
-    half-made and the same command, run again once Redis answers, does it all."""
+Say = Callable[[str], None]  # how a change that went through after all tells its user
+
+
+def _said(say: Say | None) -> Say:
+    return say or (lambda line: logger.warning("%s", line))
+
+
+def _redis_part(change: Change, part: Callable[[], int], undo: Callable[[], object], say: Say | None) -> int:
+    """part(): the Redis part (one script: a channel's hand-off, the list of outgoing queues)
+    of `change`, just written to the ODB; its result. When Redis fails, the ODB change is
+    undone so that nothing is half-made and the same command, run again once Redis answers,
+    does it all. When the answer was lost (the connection broke, Redis may have run it), the
+    change waits for Redis to answer again and reads back whether the part ran: it did -> the
+    change is complete, and say() tells so; it did not -> undone, as above (zato.coord.changes)."""
     try:
-        yield
-    except CoordError as e:
+        return part()
+    except CoordUnavailable as e:
+        if isinstance(e, (CoordRefused, CoordNotSent)):  # Redis refused the part, or never got it
+            _undo(undo, e, change.what, "nothing changed: run it again once Redis answers")
         try:
-            undo()
-        except ZatoError as u:
-            raise type(e)(f"{e}; {what} is saved in the ODB all the same (undoing it failed: {u})") from None
-        raise type(e)(f"{e} (nothing changed: run it again once Redis answers)") from None
+            got = change.settle()
+        except CoordError as s:
+            unknown = (
+                f"and Redis did not answer again within {changes.SETTLE_WAIT:g} s to say whether it"
+                f" made its part of it ({s}): the ODB change is undone; run it again once Redis"
+                " answers, which completes it whether or not Redis made its part"
+            )
+            _undo(undo, e, change.what, unknown)
+        if got is None:
+            _undo(undo, e, change.what, "nothing changed: Redis had not made its part; run it again")
+        _said(say)(
+            f"Redis's answer was lost ({e}), but Redis had made its part (read back once it answered):"
+            f" {change.what} is complete"
+        )
+        return got
+    except CoordError as e:
+        _undo(undo, e, change.what, "nothing changed: run it again once Redis answers")
 
 
-def create(
+def _undo(undo: Callable[[], object], e: CoordError, what: str, said: str) -> NoReturn:
+    try:
+        undo()
+    except ZatoError as u:
+        raise type(e)(f"{e}; {what} is saved in the ODB all the same (undoing it failed: {u})") from None
+    raise type(e)(f"{e} ({said})") from None
+
+
+def create(  # noqa: PLR0913
     odb: ODB,
     client: redis.Redis,
     cluster: str,
     kind: str,
     values: dict,
     reserved: dict[int, str] | None = None,
+    say: Say | None = None,
 ) -> dict:
-    """`reserved`: ports no ZeroMQ socket may bind besides the servers' (connectors.create)."""
+    """`reserved`: ports no ZeroMQ socket may bind besides the servers' (connectors.create).
+    `say`: tells the user of a change that went through although Redis's answer was lost
+    (default: a warning in the log)."""
     events.reachable(client)  # an unreachable Redis changes nothing
     view = connectors.create(odb, cluster, kind, values, reserved)
     name = view["name"]
-    with _undone_unless_redis_answers(lambda: connectors.delete(odb, cluster, kind, name), f"{kind} {name}"):
+    change = Change(client, cluster, f"{kind} {name}")
+    queue = _queue(client, cluster, kind, name)
+
+    def part() -> int:
         if kind in HANDOFF_KINDS:  # one of this name deleted not long ago said: hand nothing over
-            Handoff(client, cluster, kind, name).reopen()
-        queue = _queue(client, cluster, kind, name)
-        if queue is not None:  # its depth in /metrics, even once it is made inactive
-            queue.register()
+            Handoff(client, cluster, kind, name).reopen(change)
+        elif queue is not None:  # its depth in /metrics, even once it is made inactive
+            queue.listed(change)
+        return 1
+
+    if kind in HANDOFF_KINDS or queue is not None:
+        _redis_part(change, part, lambda: connectors.delete(odb, cluster, kind, name), say)
     _announce(client, cluster, kind, view["name"], f"{kind} {view['name']}")
     return view
 
@@ -83,6 +131,7 @@ def edit(  # noqa: PLR0913
     name: str,
     values: dict,
     reserved: dict[int, str] | None = None,
+    say: Say | None = None,
 ) -> dict:
     events.reachable(client)
     new_name = values.get("name")
@@ -90,23 +139,23 @@ def edit(  # noqa: PLR0913
         refuse_if_waiting(client, cluster, kind, name, "renamed", force=False)
     before = connectors.get(odb, cluster, kind, name)
     view = connectors.edit(odb, cluster, kind, name, values, reserved)
-    if view["name"] != name and (kind in HANDOFF_KINDS or kind in OUTGOING):
+    renamed = view["name"]
+    if renamed != name and (kind in HANDOFF_KINDS or kind in OUTGOING):
         back = {k: before[k] for k in values if k in before}
+        change = Change(client, cluster, f"the change to {kind} {name}")
 
-        def undo() -> None:
-            connectors.edit(odb, cluster, kind, view["name"], back)
-
-        with _undone_unless_redis_answers(undo, f"the change to {kind} {name}"):
+        def part() -> int:
             if kind in HANDOFF_KINDS:  # before the old connector hears of it
-                moved = Handoff(client, cluster, kind, name).rename(view["name"])
-                if moved:
-                    logger.info(
-                        "%s %r renamed %r: %d handed-over messages moved", kind, name, view["name"], moved
-                    )
-            old, new = _queue(client, cluster, kind, name), _queue(client, cluster, kind, view["name"])
+                return Handoff(client, cluster, kind, name).rename(renamed, change)
+            old, new = _queue(client, cluster, kind, name), _queue(client, cluster, kind, renamed)
             if old is not None and new is not None:
-                new.register()
-                old.unregister()
+                old.relisted(new, change)
+            return 0
+
+        undo = lambda: connectors.edit(odb, cluster, kind, renamed, back)  # noqa: E731
+        moved = _redis_part(change, part, undo, say)
+        if moved:
+            logger.info("%s %r renamed %r: %d handed-over messages moved", kind, name, renamed, moved)
     _announce(client, cluster, kind, view["name"], f"the change to {kind} {name}")
     return view
 
@@ -177,7 +226,15 @@ class Deleted(NamedTuple):
     dropped: int  # messages a channel's connectors had handed over, deleted with it
 
 
-def delete(odb: ODB, client: redis.Redis, cluster: str, kind: str, name: str, force: bool = False) -> Deleted:
+def delete(  # noqa: PLR0913
+    odb: ODB,
+    client: redis.Redis,
+    cluster: str,
+    kind: str,
+    name: str,
+    force: bool = False,
+    say: Say | None = None,
+) -> Deleted:
     """Delete a definition; how many messages were left waiting for it (only with `force`) and
     how many its hand-off held (dropped with it: no connector would ever run them)."""
     events.reachable(client)
@@ -185,13 +242,19 @@ def delete(odb: ODB, client: redis.Redis, cluster: str, kind: str, name: str, fo
     before = connectors.get(odb, cluster, kind, name)
     connectors.delete(odb, cluster, kind, name)
     made = {k: v for k, v in before.items() if k != "kind"}  # no secrets in these kinds (masked)
-    with _undone_unless_redis_answers(
-        lambda: connectors.create(odb, cluster, kind, made), f"the deletion of {kind} {name}"
-    ):
-        dropped = Handoff(client, cluster, kind, name).drop() if kind in HANDOFF_KINDS else 0
-        queue = _queue(client, cluster, kind, name)
+    change = Change(client, cluster, f"the deletion of {kind} {name}")
+    queue = _queue(client, cluster, kind, name)
+
+    def part() -> int:
+        if kind in HANDOFF_KINDS:
+            return Handoff(client, cluster, kind, name).drop(change)
         if queue is not None:
-            queue.unregister()
+            queue.unlisted(change)
+        return 0
+
+    dropped = 0
+    if kind in HANDOFF_KINDS or queue is not None:
+        dropped = _redis_part(change, part, lambda: connectors.create(odb, cluster, kind, made), say)
     if dropped:
         logger.warning(
             "%s %r deleted: %d messages its connectors had received and handed over, not processed,"

@@ -33,6 +33,7 @@ import redis
 from redis.commands.core import Script
 
 from zato.common.errors import CoordError
+from zato.coord.changes import Change
 from zato.coord.client import translate
 from zato.coord.keys import Keys
 from zato.coord.queues import TakenLists
@@ -89,6 +90,12 @@ redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[2])
 return n
 """
 
+# KEYS: deleted, renamed.  -> 1
+_REOPEN = """
+redis.call('DEL', KEYS[1], KEYS[2])
+return 1
+"""
+
 # KEYS: queue, processing, deleted.  ARGV: the TTL of deleted.  -> how many messages went
 _DROP = """
 local n = redis.call('LLEN', KEYS[1]) + redis.call('LLEN', KEYS[2])
@@ -121,8 +128,6 @@ class Handoff(TakenLists):
         self._hand_over = client.register_script(_HAND_OVER)
         self._give_back = client.register_script(_GIVE_BACK)
         self._done = client.register_script(_DONE)
-        self._drop = client.register_script(_DROP)
-        self._rename = client.register_script(_RENAME)
 
     def _current(self) -> list[str]:
         """The lists of the channel's current name (this one's, followed through its renames):
@@ -176,23 +181,28 @@ class Handoff(TakenLists):
         with translate(f"acknowledging messages of {self.what}"):
             self._followed(self._done, raws, own=True)
 
-    def drop(self) -> int:
+    def drop(self, change: Change | None = None) -> int:
         """The channel was deleted: both lists go, and for DELETED_TTL seconds a connector of
-        it still stopping hands nothing over. How many messages went."""
-        with translate(f"deleting {self.what}"):
-            return int(self._drop(keys=[self.queue, self.processing, self.deleted], args=[DELETED_TTL]))
+        it still stopping hands nothing over. How many messages went. Run as `change`'s Redis
+        part (at most once; found out by change.settle() when its answer was lost; None: a
+        change of its own)."""
+        keys, args = [self.queue, self.processing, self.deleted], [DELETED_TTL]
+        return self._change(change).run(_DROP, keys, args, f"deleting {self.what}")
 
-    def reopen(self) -> None:
-        """A channel of this name is made (again): its connectors hand over as usual."""
-        with translate(f"opening {self.what}"):
-            self.client.delete(self.deleted, self.renamed)
+    def reopen(self, change: Change | None = None) -> None:
+        """A channel of this name is made (again): its connectors hand over as usual. Run as
+        `change`'s Redis part."""
+        self._change(change).run(_REOPEN, [self.deleted, self.renamed], [], f"opening {self.what}")
 
-    def rename(self, new_name: str) -> int:
+    def rename(self, new_name: str, change: Change | None = None) -> int:
         """The channel is now called `new_name`: its lists move there in one script, and a
         connector of the old name, still stopping, hands over there (for DELETED_TTL seconds).
-        How many messages moved."""
+        How many messages moved. Run as `change`'s Redis part."""
         new = Handoff(self.client, self.keys.cluster, self.kind, new_name)
-        with translate(f"moving {self.what} to {new_name!r}"):
-            old = [self.queue, self.processing, self.renamed]
-            keys = [*old, new.queue, new.processing, new.deleted, new.renamed]
-            return int(self._rename(keys=keys, args=[new_name, DELETED_TTL]))
+        old = [self.queue, self.processing, self.renamed]
+        keys = [*old, new.queue, new.processing, new.deleted, new.renamed]
+        doing = f"moving {self.what} to {new_name!r}"
+        return self._change(change).run(_RENAME, keys, [new_name, DELETED_TTL], doing)
+
+    def _change(self, change: Change | None) -> Change:
+        return change or Change(self.client, self.keys.cluster, f"the change to {self.what}")

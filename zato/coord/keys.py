@@ -84,6 +84,12 @@ class Keys:
         """Outgoing messages that could not be decoded: kept for a human, never retried."""
         return f"{self.prefix}out:{kind}:{name}:parked"
 
+    def definition_change(self, change_id: str) -> str:
+        """String (with a TTL): what the Redis part of one connection definition change gave,
+        set by the script that made it, or "void" once the change gave up waiting for it
+        (zato.coord.changes): a change whose answer was lost is found out by reading it."""
+        return f"{self.prefix}definition-change:{change_id}"
+
     @property
     def out_names(self) -> str:
         """Set of "kind:name": the outgoing connections whose queues /metrics shows, an

@@ -29,6 +29,7 @@ import redis
 
 from zato.common import jsonenc
 from zato.common.errors import ConnectorError, LeaseLost
+from zato.coord.changes import Change
 from zato.coord.client import blmove, move_now, texts, translate
 from zato.coord.keys import Keys
 
@@ -75,6 +76,13 @@ for i = 1, tonumber(ARGV[2]) do
 end
 return out
 """
+
+
+# The Redis parts of definition changes (zato.coord.changes). KEYS: out_names.
+# ARGV: "kind:name" (_RELIST: the old one, then the new one).  -> 1
+_LIST = "redis.call('SADD', KEYS[1], ARGV[1])\nreturn 1"
+_UNLIST = "redis.call('SREM', KEYS[1], ARGV[1])\nreturn 1"
+_RELIST = "redis.call('SADD', KEYS[1], ARGV[2])\nredis.call('SREM', KEYS[1], ARGV[1])\nreturn 1"
 
 
 class StaleEpoch(LeaseLost):
@@ -274,9 +282,20 @@ class OutQueue(TakenLists):
         with translate(f"listing {self.what} among the outgoing queues"):
             self.client.sadd(self.names, self.member)
 
-    def unregister(self) -> None:
-        with translate(f"removing {self.what} from the outgoing queues"):
-            self.client.srem(self.names, self.member)
+    def listed(self, change: Change) -> None:
+        """register(), as `change`'s Redis part (zato.coord.changes: at most once, found out
+        when its answer was lost): a connection of this name was made."""
+        change.run(_LIST, [self.names], [self.member], f"listing {self.what} among the outgoing queues")
+
+    def unlisted(self, change: Change) -> None:
+        """Off the list of outgoing queues, as `change`'s Redis part: it was deleted."""
+        change.run(_UNLIST, [self.names], [self.member], f"removing {self.what} from the outgoing queues")
+
+    def relisted(self, new: OutQueue, change: Change) -> None:
+        """Listed under the new name `new` and no longer under this one, in one script, as
+        `change`'s Redis part: it was renamed."""
+        doing = f"listing {self.what} as {new.member!r} among the outgoing queues"
+        change.run(_RELIST, [self.names], [self.member, new.member], doing)
 
     def park(self, raw: str) -> None:
         with translate(f"parking a message of {self.what}"):
