@@ -207,17 +207,27 @@ def forget(
     client: redis.Redis, cluster: str, key: bytes | None, name: str, remove: Callable[[], bool]
 ) -> bool:
     """Take server `name` off the cluster's list for good: ComponentError while it runs, else
-    remove() (its ODB row: False when there is none) and its operator drain hold."""
+    remove() (its ODB row: False when there is none) and its operator drain hold. False when
+    there was neither. Redis failing after remove(): the CoordError says the row is gone and
+    the hold may stay, and the same call made again once Redis answers takes the hold off."""
     running = next((m for m in live_servers(client, cluster, key) if m.name == name), None)
     if running is not None:
         raise ComponentError(
             f"server {name} is running at {running.address} (pid {running.pid}): stop it first"
         )
-    if not remove():
-        return False
-    with translate("removing the server's drain hold"):  # none left behind for the name
-        client.srem(Keys(cluster).operator_drained, name)
-    return True
+    removed = remove()
+    try:
+        with translate("removing the server's drain hold"):  # none left behind for the name
+            held = bool(client.srem(Keys(cluster).operator_drained, name))
+    except CoordError as e:
+        if not removed:
+            raise
+        raise type(e)(
+            f"{e}: server {name} is off the cluster's list in the ODB, but an operator's drain hold"
+            " on its name may stay in Redis (a server of that name would be kept drained): run it"
+            " again once Redis answers"
+        ) from None
+    return removed or held
 
 
 def set_operator_drain(client: redis.Redis, cluster: str, name: str, drained: bool) -> None:
