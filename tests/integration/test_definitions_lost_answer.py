@@ -14,6 +14,7 @@ listed under both names or none."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -25,7 +26,7 @@ import redis
 
 from tests.conn_support import make_server_dir
 from tests.lost_reply_proxy import LostReplyProxy
-from tests.support import REDIS_URL, cleanup_redis, cluster_name, free_port
+from tests.support import REDIS_URL, cleanup_redis, cluster_name, free_port, wait_for
 from zato.config.settings import RedisSettings
 from zato.connector import definitions
 from zato.coord.client import connect
@@ -330,3 +331,33 @@ def test_a_part_that_reaches_redis_after_its_change_gave_up_on_it_changes_nothin
     ran = Change(env.up, env.cluster, "the deletion of zmq-channel a")
     assert env.handoff("a").drop(ran) == 2
     assert ran.settle(wait=0) == 2
+
+
+def test_a_zmq_deletion_interrupted_while_it_waits_for_redis_is_undone_and_said_so(env):
+    """Ctrl-C (SIGINT) while the command waits for Redis to say whether it made its part: the
+    ODB change is undone and the error says so; the same command run again completes it.
+    Before, KeyboardInterrupt left the ODB changed, Redis unknown, exit 130 without a word, and
+    running it again said 'no zmq-channel named'."""
+    definitions.create(env.odb, env.up, env.cluster, "zmq-channel", zmq(env))
+    assert env.handoff("a").hand_over(["m1", "m2"])
+    argv = ("delete", "zmq-channel", env.dir, "--name", "a")
+    proxy = env.proxy("handoff:zmq-channel:a", away=True)
+    proxy.start()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "zato", "conn", *argv],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        wait_for(proxy.cut.is_set, 60, what="the answer lost")
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proxy.stop()
+    assert proc.returncode == 1, err
+    assert "interrupted before Redis said whether it made its part of the deletion of zmq-channel a" in err
+    assert "the ODB change is undone; run it again once Redis answers, which completes it" in err
+    assert env.names("zmq-channel") == ["a"]
+    run_again(env, proxy, argv)
+    assert env.names("zmq-channel") == [] and env.up.exists(env.handoff("a").deleted)

@@ -61,6 +61,8 @@ def _redis_part(change: Change, part: Callable[[], int], undo: Callable[[], obje
     change is complete, and say() tells so; it did not -> undone, as above (zato.coord.changes)."""
     try:
         return part()
+    except KeyboardInterrupt:  # Ctrl-C: whether Redis made its part is unknown
+        _undo(undo, _interrupted(change), change.what, UNKNOWN)
     except CoordUnavailable as e:
         if isinstance(e, (CoordRefused, CoordNotSent)):  # Redis refused the part, or never got it
             _undo(undo, e, change.what, "nothing changed: run it again once Redis answers")
@@ -69,10 +71,11 @@ def _redis_part(change: Change, part: Callable[[], int], undo: Callable[[], obje
         except CoordError as s:
             unknown = (
                 f"and Redis did not answer again within {changes.SETTLE_WAIT:g} s to say whether it"
-                f" made its part of it ({s}): the ODB change is undone; run it again once Redis"
-                " answers, which completes it whether or not Redis made its part"
+                f" made its part of it ({s}): {UNKNOWN}"
             )
             _undo(undo, e, change.what, unknown)
+        except KeyboardInterrupt:
+            _undo(undo, _interrupted(change, e), change.what, UNKNOWN)
         if got is None:
             _undo(undo, e, change.what, "nothing changed: Redis had not made its part; run it again")
         _said(say)(
@@ -82,6 +85,18 @@ def _redis_part(change: Change, part: Callable[[], int], undo: Callable[[], obje
         return got
     except CoordError as e:
         _undo(undo, e, change.what, "nothing changed: run it again once Redis answers")
+
+
+UNKNOWN = (
+    "the ODB change is undone; run it again once Redis answers, which completes it whether or not"
+    " Redis made its part"
+)
+
+
+def _interrupted(change: Change, lost: CoordError | None = None) -> CoordUnavailable:
+    """The error of a change interrupted (Ctrl-C) before Redis said whether it made its part."""
+    why = f" (its answer was lost: {lost})" if lost else ""
+    return CoordUnavailable(f"interrupted before Redis said whether it made its part of {change.what}{why}")
 
 
 def _undo(undo: Callable[[], object], e: CoordError, what: str, said: str) -> NoReturn:
