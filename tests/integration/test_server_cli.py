@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -76,7 +77,7 @@ def test_stale_pidfile_start_twice_and_stop(qs):
     assert f"server server1 is already running (pid {pid})" in again.stdout
     assert qs.pid("server1") == pid
     info = zato("info", qs.server_dir("server1")).stdout
-    assert "state    running" in info and f"pid      {pid}" in info
+    assert re.search(rf"\n  state +running\n  pid +{pid}\n", info), info
     assert f"server server1 stopped (pid {pid})" in zato("stop", qs.path).stdout
     assert not os.path.exists(pidfile) and not pid_alive(pid)
 

@@ -115,8 +115,19 @@ def test_info_of_a_stopped_cluster(qs_dir, zato):
     assert kinds == ["server", "server", "dashboard", "load-balancer"]
     assert {m["state"] for m in data["members"]} == {"stopped"}
     text = zato("info", str(qs_dir / "server2")).stdout
-    assert "state    stopped" in text and "port     31011" in text
+    assert re.search(r"\n  state +stopped\n", text) and re.search(r"\n  port +31011\n", text), text
     assert "password" not in text and "secret" not in text
+
+
+def test_info_prints_every_value_in_one_column(qs_dir, zato):
+    """Keys longer than 8 characters (user-conf, alive_url, stats_username) pushed their values
+    out of line with the others."""
+    for path in (qs_dir, qs_dir / "server1", qs_dir / "load-balancer"):
+        text = zato("info", str(path)).stdout
+        rows = [re.match(r"  (\S+) +(\S.*)$", line) for line in text.splitlines() if line.startswith("  ")]
+        columns = {m.group(1): m.start(2) for m in rows if m and not m.group(0).startswith("    ")}
+        assert "state" in columns and ("user-conf" in columns or "stats_username" in columns), text
+        assert len(set(columns.values())) == 1, text
 
 
 def test_stop_reports_a_stale_pidfile(qs_dir, zato):
@@ -150,7 +161,7 @@ def test_build_a_cluster_by_hand(tmp_path, zato):
     ]
     assert secret[0] in s2 and "name = s2" in s2
     assert secret[0] in (tmp_path / "lb/config/lb.conf").read_text()  # it verifies the servers
-    assert "kind     load-balancer" in zato("info", str(tmp_path / "lb")).stdout
+    assert re.search(r"\n  kind +load-balancer\n", zato("info", str(tmp_path / "lb")).stdout)
     one_line_error(zato("create", "odb", "nonsense", check=False), "is not a database URL")
 
 

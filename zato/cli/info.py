@@ -23,31 +23,37 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(data, indent=2, default=str))
         return 0
-    for item in data.get("members", [data]):
-        print_one(item)
+    blocks = [rows_of(item) for item in data.get("members", [data])]
+    # One column for the values of every member (before: keys were padded to 8 characters, so
+    # user-conf, alive_url, stats_username pushed their values out of line).
+    width = max((len(key) for rows in blocks for key, _ in rows if key), default=0)
+    for rows in blocks:
+        for key, value in rows:
+            print(f"  {key:{width}} {value}".rstrip() if key else value)
     return 0
 
 
-def print_one(item: dict) -> None:
-    print(item["path"])
+def rows_of(item: dict) -> list[tuple[str, str]]:
+    """(key, value) lines of one component; ("", text) for a line printed as it is."""
+    rows = [("", item["path"])]
     for key in KEYS:
         if key in item:
-            print(f"  {key:8} {item[key] if item[key] is not None else '-'}")
+            rows.append((key, str(item[key]) if item[key] is not None else "-"))
     details = item.get("details")
     if isinstance(details, dict):
         for key, value in details.items():
             if key in item or key == "path":
                 continue  # already printed above
             if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-                print(f"  {key}")  # a table: one line each (the LB's servers)
-                for row in value:
-                    print(f"    {pairs(row)}")
+                rows.append((key, ""))  # a table: one line each (the LB's servers)
+                rows.extend(("", f"    {pairs(row)}") for row in value)
             elif isinstance(value, dict):
-                print(f"  {key:8} {pairs(value)}")
+                rows.append((key, pairs(value)))
             elif isinstance(value, list):
-                print(f"  {key:8} {', '.join(str(v) for v in value) or '-'}")
+                rows.append((key, ", ".join(str(v) for v in value) or "-"))
             else:
-                print(f"  {key:8} {value if value is not None else '-'}")
+                rows.append((key, str(value) if value is not None else "-"))
+    return rows
 
 
 def pairs(d: dict) -> str:
