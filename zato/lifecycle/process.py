@@ -221,9 +221,8 @@ class StopResult:
 
 def stop_by_pidfile(pidfile: str, timeout: float = 30.0, owner: Owner | None = None) -> StopResult:
     """SIGTERM the process named by `pidfile` and wait for it to exit (SIGKILL after
-    `timeout`, to its process group when it leads one, as `zato start` makes it: a server's
-    workers go too, which a hung worker would not otherwise, holding the server's port; HAProxy
-    runs in a session of its own and is left for the next controller to adopt). The process
+    `timeout`, with every process of its own, kill_group: a server's workers go too, which a
+    hung worker would not otherwise, holding the server's port). The process
     removes its own pidfile; after a SIGKILL we remove it. With `owner`, a pid that is another
     process now is never signalled: the pidfile is stale."""
     status = read_pidfile(pidfile, owner)
@@ -243,16 +242,58 @@ def stop_by_pidfile(pidfile: str, timeout: float = 30.0, owner: Owner | None = N
 
 
 def kill_group(pid: int) -> None:
-    """SIGKILL `pid` and, when it leads its process group, every process of that group."""
+    """SIGKILL `pid` with every process of its own: its whole process group when it leads its
+    own session (`zato start` spawns each component so: whatever is in that group is the
+    component's, a worker orphaned by its arbiter too); otherwise (`zato start --fg`, in the
+    session of the shell that ran it, maybe leading a pipeline's group with `tee` in it) it and
+    its descendants in its session, and nothing else. HAProxy, in a session of its own, is
+    left either way, for the next controller to adopt."""
     try:
-        leads = os.getpgid(pid) == pid
+        session = os.getsid(pid)
     except ProcessLookupError:
         return
-    if leads:
+    if session == pid:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
-    else:
-        send_signal(pid, signal.SIGKILL)
+        return
+    # Its descendants are stopped first, so that none forks a process missed here; `pid` itself
+    # is not (a shell with job control would say its job stopped): told to stop `timeout`
+    # seconds ago, a server's arbiter starts no new worker.
+    descendants = freeze_descendants(pid, session)
+    send_signal(pid, signal.SIGKILL)
+    for one in descendants:
+        send_signal(one, signal.SIGKILL)
+
+
+def freeze_descendants(pid: int, session: int) -> set[int]:
+    """SIGSTOP the descendants of `pid` in `session`, reading /proc until no new one appears (a
+    stopped process forks no more): their pids."""
+    frozen: set[int] = set()
+    while True:
+        new = {
+            p for p, (parent, sid) in _process_table().items() if parent in frozen | {pid} and sid == session
+        }
+        new -= frozen
+        if not new:
+            return frozen
+        for p in new:
+            send_signal(p, signal.SIGSTOP)
+        frozen |= new
+
+
+def _process_table() -> dict[int, tuple[int, int]]:
+    """pid -> (parent pid, session id) of every process in /proc now."""
+    table = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()  # after the command, which may hold anything
+        except OSError:  # gone meanwhile
+            continue
+        table[int(entry)] = (int(fields[1]), int(fields[3]))
+    return table
 
 
 def wait_gone(pid: int, timeout: float) -> bool:
