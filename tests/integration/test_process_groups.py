@@ -1,6 +1,6 @@
-"""What `zato stop` kills when a server's worker hangs: every process of that server and
-nothing else. A server run with `zato start --fg` in a shell pipeline is stopped without the
-commands it writes to."""
+"""What `zato start` and `zato stop` kill when a server's worker hangs: every process of that
+server and nothing else. A start that fails cleans up after itself; a server run with
+`zato start --fg` in a shell pipeline is stopped without the commands it writes to."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ import sys
 
 import pytest
 
-from tests.support import cluster_name, process_table, wait_for, zato
+from tests.integration.test_server_cli import set_conf_of
+from tests.support import cluster_name, free_port, process_table, wait_for, zato
 from zato.common.pidfile import pid_alive
 from zato.lifecycle.control import http_ok, ready_url
 
@@ -34,6 +35,38 @@ def hang_a_worker(qs) -> tuple[int, int]:  # noqa: ANN001 - a Quickstart
     worker = wait_for(lambda: workers_of(arbiter), 60, what="a worker of server1")[0]
     os.kill(worker, signal.SIGSTOP)
     return arbiter, worker
+
+
+def test_a_failed_start_leaves_no_process_of_the_server_behind_when_a_worker_hangs(quickstart):
+    """Before, the failed start's clean-up SIGKILLed the arbiter alone after 30 s: the hung worker
+    lived on, orphaned, listening on the port the server had bound."""
+    qs = quickstart(servers=1, lb=False, cluster=cluster_name("life"))
+    elsewhere = free_port()
+    set_conf_of(qs, "server1", "gunicorn", "bind", f"127.0.0.1:{elsewhere}")  # never ready where looked for
+    set_conf_of(qs, "server1", "gunicorn", "graceful_timeout", "120")  # the arbiter waits on the worker
+    start = subprocess.Popen(
+        [sys.executable, "-m", "zato", "start", qs.server_dir("server1"), "--timeout", "10"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    arbiter = worker = 0
+    try:
+        arbiter, worker = hang_a_worker(qs)
+        out, err = start.communicate(timeout=120)
+        assert start.returncode == 1 and "server server1 did not become ready within 10 s" in err, err
+        assert f"server server1 did not stop in time and was killed (pid {arbiter}): this start failed" in out
+        assert not pid_alive(arbiter), f"the arbiter {arbiter} still runs"
+        assert not pid_alive(worker), f"the hung worker {worker} still runs"
+        assert not listening(elsewhere)
+        assert qs.pid("server1") is None
+    finally:
+        start.kill()
+        start.wait()
+        for pid in (worker, arbiter):  # what is left of it, when this test fails
+            if pid:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
 
 
 @pytest.mark.parametrize("job_control", [True, False], ids=["interactive-shell", "script"])

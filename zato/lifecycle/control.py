@@ -3,6 +3,7 @@ command line. The CLI modules only parse arguments and print; the work is here."
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import signal
@@ -33,6 +34,7 @@ from zato.lifecycle.process import (
     check_disk_room,
     check_not_running,
     check_port_free,
+    kill_group,
     python_module_argv,
     spawn_detached,
     stop_by_pidfile,
@@ -225,8 +227,10 @@ STOP_STARTED_WAIT = 30.0  # seconds a component this start stops has to exit (th
 
 
 def stop_started(started: list[Spawned], say: Say) -> None:
-    """Stop (by the pid this command spawned) each component it started that still runs; the
-    pidfile of one that is gone goes too (gunicorn leaves its own when it cannot bind)."""
+    """Stop (by the pid this command spawned) each component it started that still runs, and
+    whatever is left in its process group once it is gone (killed if it has not stopped in
+    STOP_STARTED_WAIT: a worker that hangs outlived its arbiter, holding the port); the pidfile
+    of one that is gone goes too (gunicorn leaves its own when it cannot bind)."""
     running = [one for one in started if one.proc.poll() is None]
     for one in running:
         one.proc.send_signal(signal.SIGTERM)
@@ -236,11 +240,19 @@ def stop_started(started: list[Spawned], say: Say) -> None:
             proc.wait(STOP_STARTED_WAIT)
             say(f"{what} stopped (pid {proc.pid}): this start failed")
         except subprocess.TimeoutExpired:
-            proc.kill()
+            kill_group(proc.pid)
             proc.wait()
             say(f"{what} did not stop in time and was killed (pid {proc.pid}): this start failed")
     for one in started:
+        kill_leftovers(one.proc)
         remove_pidfile(one.comp.pidfile, one.proc.pid)  # only if it still names that process
+
+
+def kill_leftovers(proc: subprocess.Popen) -> None:
+    """SIGKILL what is left in the process group of `proc` (spawned leading its own session)
+    now that it has exited: nothing of a start that failed stays behind."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def stdout_log(comp: Component) -> str:
@@ -271,8 +283,9 @@ def turn_back(started: list[Spawned]) -> None:
         try:
             proc.wait(GATE_EXIT_WAIT)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            kill_group(proc.pid)
             proc.wait()
+        kill_leftovers(proc)
 
 
 def run_foreground(comp: Component, say: Say) -> None:
