@@ -15,11 +15,7 @@ run: deps
 	$(ZATO) start $(RUN_DIR) --skip-running
 	@echo
 	@echo "Cluster running from $(RUN_DIR):"
-	@echo "  load balancer  http://127.0.0.1:11223/zato/ping   (alive: /zato-lb-alive)"
-	@echo "  server1        http://127.0.0.1:17010/zato/ping"
-	@echo "  server2        http://127.0.0.1:17011/zato/ping"
-	@echo "  dashboard      http://127.0.0.1:8183/   (user admin, password: [auth] in $(RUN_DIR)/server1/config/server.conf)"
-	@echo "  metrics        http://127.0.0.1:17010/metrics   (readiness: /zato/ready)"
+	@$(ZATO) info $(RUN_DIR) --urls
 	@echo "  logs           $(RUN_DIR)/*/logs/"
 	@if [ -d $(RUN_DIR)/user-conf ]; then echo "  user config    $(RUN_DIR)/user-conf/*.ini   (self.config in services; edits apply at once)"; fi
 	@echo "  status         $(ZATO) cluster status $(RUN_DIR)"

@@ -14,11 +14,21 @@ KEYS = ("kind", "name", "state", "pid", "cluster", "host", "port", "workers", "u
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("info", help="show what a component directory is and whether it runs")
     p.add_argument("path", metavar="DIR", help="a component directory")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    shown = p.add_mutually_exclusive_group()
+    shown.add_argument("--json", action="store_true", help="print JSON")
+    shown.add_argument(
+        "--urls", action="store_true", help="print the URL to open of each component (what `make run` prints)"
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.urls:
+        found = control.urls(read_component(args.path))
+        width = max((len(one.what) for one in found), default=0)
+        for one in found:
+            print(f"  {one.what:{width}}  {one.url}   ({one.note})")
+        return 0
     data = control.info(read_component(args.path))
     if args.json:
         print(json.dumps(data, indent=2, default=str))

@@ -367,6 +367,38 @@ def info(comp: Component) -> dict:
     return out
 
 
+class Url(NamedTuple):
+    what: str  # "server1", "load balancer", "dashboard"
+    url: str
+    note: str  # what else is there, or whom to log in as; "not running" when it is not
+
+
+def urls(comp: Component) -> list[Url]:
+    """The URL a user opens of each component of `comp` (the load balancer, the servers, the
+    dashboard, in that order), from their own config files: what `make run` prints."""
+    members = component.quickstart_members(comp) if comp.kind == component.QUICKSTART else [comp]
+    order = (component.LOAD_BALANCER, component.SERVER, component.DASHBOARD)
+    out = []
+    for m in sorted(members, key=lambda c: order.index(c.kind)):
+        if m.kind == component.SERVER:
+            s = load_server_settings(m.path)
+            one = Url(s.name, ping_url(s), "also /metrics, /zato/ready")
+        elif m.kind == component.LOAD_BALANCER:
+            lb = load_lb_settings(m.path)
+            one = Url(
+                "load balancer",
+                f"{lb_scheme(lb)}://{local_host(lb.host)}:{lb.port}/zato/ping",
+                "alive: /zato-lb-alive",
+            )
+        else:
+            d = load_dashboard_settings(m.path)
+            one = Url("dashboard", d.url, f"user {d.admin_username}, password: [auth] in {d.config_file}")
+        if not read_pidfile(m.pidfile, pid_owner(m)).alive:
+            one = one._replace(note=f"{one.note}; not running")
+        out.append(one)
+    return out
+
+
 def lb_details(path: str) -> dict:
     if importlib.util.find_spec("zato.lb.status") is None:
         return {}
