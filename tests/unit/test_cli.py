@@ -102,6 +102,31 @@ def test_start_and_info_name_what_is_wrong_with_the_dir(tmp_path, zato):
     one_line_error(zato("info", str(tmp_path), check=False), "not a Zato component directory")
 
 
+def test_a_file_or_a_marker_that_cannot_be_read_is_named(tmp_path, zato):
+    """A file given for DIR was 'no such directory'; a .zato that is a directory was
+    IsADirectoryError's traceback."""
+    a_file = tmp_path / "server.conf"
+    a_file.write_text("[main]\n")
+    (tmp_path / "odd" / ".zato").mkdir(parents=True)
+    for command in ("start", "stop", "info"):
+        one_line_error(zato(command, str(a_file), check=False), f"{a_file}: not a directory")
+        one_line_error(
+            zato(command, str(tmp_path / "odd"), check=False), ".zato: cannot read: Is a directory"
+        )
+
+
+def test_a_quickstart_directory_holding_no_component_says_so(tmp_path, zato):
+    """One whose members are gone (or were never made): zato start, stop and info said nothing
+    and exited 0, as if it had started, stopped or shown a cluster."""
+    path = tmp_path / "qs"
+    path.mkdir()
+    (path / ".zato").write_text('{"component": "quickstart"}\n')
+    for command in (("start",), ("stop",), ("info",), ("info", "--urls")):
+        one_line_error(
+            zato(*command, str(path), check=False), f"{path}: a quickstart directory holding no component"
+        )
+
+
 def test_bad_config_value_is_named(qs_dir, zato):
     conf = qs_dir / "server1/config/server.conf"
     conf.write_text(conf.read_text().replace("port = 31010", "port = eleven"))

@@ -59,13 +59,15 @@ def read_component(path: str) -> Component:
     """The component at `path`, or ComponentError saying clearly what is wrong."""
     path = os.path.abspath(path)
     if not os.path.isdir(path):
-        raise ComponentError(f"{path}: no such directory")
+        raise ComponentError(f"{path}: {'not a directory' if os.path.exists(path) else 'no such directory'}")
     marker = os.path.join(path, MARKER)
     try:
         with open(marker) as f:
             kind = json.load(f)["component"]
     except FileNotFoundError:
         raise ComponentError(f"{path}: not a Zato component directory (no {MARKER} file)") from None
+    except OSError as e:  # a directory, unreadable
+        raise ComponentError(f"{marker}: cannot read: {e.strerror}") from None
     except (ValueError, KeyError, TypeError):
         raise ComponentError(f"{marker}: malformed marker file") from None
     if kind not in KINDS:

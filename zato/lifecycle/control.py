@@ -150,6 +150,20 @@ PRECHECKS.update(
 )
 
 
+def members(comp: Component) -> list[Component]:
+    """`comp`, or the components of a quickstart directory: ComponentError if it holds none
+    (before, `zato start|stop|info` of one said nothing and exited 0)."""
+    if comp.kind != component.QUICKSTART:
+        return [comp]
+    found = component.quickstart_members(comp)
+    if not found:
+        raise ComponentError(
+            f"{comp.path}: a quickstart directory holding no component (no server, load-balancer or"
+            f" dashboard directory with a {component.MARKER} file in it)"
+        )
+    return found
+
+
 # Start
 
 
@@ -158,9 +172,8 @@ def start(
 ) -> None:
     if foreground:
         run_foreground(comp, say)
-    members = component.quickstart_members(comp) if comp.kind == component.QUICKSTART else [comp]
     checked = []
-    for m in members:
+    for m in members(comp):
         live = read_pidfile(m.pidfile, pid_owner(m))
         if skip_running and live.alive:
             say(f"{describe_name(m)} is already running (pid {live.pid})")
@@ -319,7 +332,7 @@ def stop(comp: Component, say: Say, timeout: float = 30.0) -> None:
     if comp.kind != component.QUICKSTART:
         say(stop_by_pidfile(comp.pidfile, timeout, pid_owner(comp)).describe(describe_name(comp)))
         return
-    for m in component.quickstart_members(comp):  # servers first, the LB last
+    for m in members(comp):  # servers first, the LB last
         say(stop_by_pidfile(m.pidfile, timeout, pid_owner(m)).describe(describe_name(m)))
 
 
@@ -339,7 +352,7 @@ def info(comp: Component) -> dict:
         return {
             "kind": comp.kind,
             "path": comp.path,
-            "members": [info(m) for m in component.quickstart_members(comp)],
+            "members": [info(m) for m in members(comp)],
         }
     status = read_pidfile(comp.pidfile, pid_owner(comp))
     state = "running" if status.alive else ("stale" if status.pid is not None else "stopped")
@@ -376,10 +389,9 @@ class Url(NamedTuple):
 def urls(comp: Component) -> list[Url]:
     """The URL a user opens of each component of `comp` (the load balancer, the servers, the
     dashboard, in that order), from their own config files: what `make run` prints."""
-    members = component.quickstart_members(comp) if comp.kind == component.QUICKSTART else [comp]
     order = (component.LOAD_BALANCER, component.SERVER, component.DASHBOARD)
     out = []
-    for m in sorted(members, key=lambda c: order.index(c.kind)):
+    for m in sorted(members(comp), key=lambda c: order.index(c.kind)):
         if m.kind == component.SERVER:
             s = load_server_settings(m.path)
             one = Url(s.name, ping_url(s), "also /metrics, /zato/ready")
