@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import stat
 from dataclasses import dataclass
 
@@ -125,6 +126,31 @@ def test_a_quickstart_directory_holding_no_component_says_so(tmp_path, zato):
         one_line_error(
             zato(*command, str(path), check=False), f"{path}: a quickstart directory holding no component"
         )
+
+
+def test_a_pidfile_holding_no_pid_is_called_so(qs_dir, zato):
+    """An empty pidfile, or one that is not a number, was 'pid -1' ('pid -1 is not running')."""
+    pidfile = qs_dir / "server1/pidfile"
+    pidfile.write_text("garbage\n")
+    out = zato("stop", str(qs_dir / "server1")).stdout
+    assert "server server1 was not running; removed a stale pidfile (it held no pid)" in out, out
+    conf = qs_dir / "server1/config/server.conf"
+    with socket.socket() as taken:  # zato start stops at its port, after it has removed the pidfile
+        taken.bind(("127.0.0.1", 0))
+        conf.write_text(conf.read_text().replace("port = 31010", f"port = {taken.getsockname()[1]}"))
+        pidfile.write_text("")
+        proc = zato("start", str(qs_dir / "server1"), check=False)
+    one_line_error(proc, "is not free")
+    assert f"removed a stale pidfile {pidfile} (it holds no pid)" in proc.stdout, proc.stdout
+    assert "pid -1" not in proc.stdout and not pidfile.exists()
+
+
+def test_start_fg_of_a_quickstart_names_what_it_runs(qs_dir, zato):
+    """It said 'give a server or load-balancer directory': a dashboard runs in the foreground too."""
+    one_line_error(
+        zato("start", str(qs_dir), "--fg", check=False),
+        "--fg runs one component; give a server, load-balancer or dashboard directory",
+    )
 
 
 def test_bad_config_value_is_named(qs_dir, zato):

@@ -81,7 +81,10 @@ class PidStatus:
         return self.pid is not None and not self.alive
 
     def why_stale(self) -> str:
-        """'pid N is not running' or 'pid N is another process now: CMDLINE'."""
+        """'pid N is not running', 'pid N is another process now: CMDLINE', or 'it holds no
+        pid' (empty, or not a number: before, 'pid -1 is not running')."""
+        if self.pid is not None and self.pid <= 0:
+            return "it holds no pid"
         if self.other:
             return f"pid {self.pid} is another process now: {self.other}"
         return f"pid {self.pid} is not running"

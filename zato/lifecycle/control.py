@@ -319,7 +319,7 @@ def run_foreground(comp: Component, say: Say) -> None:
         argv = python_module_argv(DASHBOARD_MODULE, comp.path)
     else:
         raise ComponentError(
-            f"{comp.path}: --fg runs one component; give a server or load-balancer directory"
+            f"{comp.path}: --fg runs one component; give a server, load-balancer or dashboard directory"
         )
     sys.stdout.flush()
     os.execv(argv[0], argv)  # noqa: S606 - our own interpreter and module, no shell wanted

@@ -215,7 +215,8 @@ class StopResult:
             "stopped": f"{what} stopped (pid {self.pid})",
             "killed": f"{what} did not stop in time and was killed (pid {self.pid})",
             "not-running": f"{what} is not running",
-            "stale": f"{what} was not running; removed a stale pidfile (pid {self.pid})",
+            "stale": f"{what} was not running; removed a stale pidfile ("
+            + (f"pid {self.pid})" if self.pid and self.pid > 0 else "it held no pid)"),
         }[self.outcome]
 
 
