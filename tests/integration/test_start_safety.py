@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 from tests.integration.test_server_cli import one_line_error, set_conf_of
-from tests.support import free_port, zato
+from tests.support import cluster_name, free_port, zato
 from zato.common.pidfile import pid_alive
 
 
@@ -116,6 +116,21 @@ def test_a_cluster_name_the_odb_lacks_is_one_line(quickstart):
         f"{conf}: [cluster] name: cluster '{typo}' does not exist in the ODB (did you mean '{qs.cluster}'?)",
     )
     assert qs.pid("server1") is None
+
+
+def test_a_sqlite_odb_file_gone_is_named_not_made_anew(quickstart):
+    """Before, the server's checks made an empty SQLite ODB where the cluster's had been (moved or
+    deleted) and said the cluster did not exist in it."""
+    qs = quickstart(servers=1, lb=False, cluster=cluster_name("life"))
+    odb = os.path.join(qs.path, "odb.db")
+    os.rename(odb, odb + ".moved")
+    one_line_error(
+        zato("start", qs.server_dir("server1"), check=False),
+        f"the SQLite file {odb} does not exist (moved or deleted?)",
+    )
+    assert not os.path.exists(odb) and qs.pid("server1") is None
+    os.rename(odb + ".moved", odb)
+    assert "server server1 started" in zato("start", qs.server_dir("server1")).stdout
 
 
 def test_a_cluster_secret_the_live_servers_do_not_share_is_refused(quickstart):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 
 from sqlalchemy import create_engine, event, inspect, text
@@ -118,7 +119,18 @@ def _add_missing_columns(engine: Engine) -> None:
 
 
 def check_odb(engine: Engine) -> None:
-    """Raise ODBError with one clear line unless the ODB answers."""
+    """Raise ODBError with one clear line unless the ODB answers. A SQLite file that does not
+    exist is not made here: a server started on an empty one said its cluster did not exist."""
+    database = engine.url.database
+    if (
+        engine.dialect.name == "sqlite"
+        and database
+        and database != ":memory:"
+        and not os.path.exists(database)
+    ):
+        raise ODBUnavailable(
+            f"ODB at {redact(str(engine.url))}: the SQLite file {database} does not exist (moved or deleted?)"
+        )
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1" if engine.dialect.name != "oracle" else "SELECT 1 FROM DUAL"))
