@@ -7,13 +7,15 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
 
 from tests.integration.test_server_cli import one_line_error, set_conf_of
-from tests.support import cluster_name, free_port, zato
+from tests.support import cluster_name, free_port, wait_for, zato
 from zato.common.pidfile import pid_alive
+from zato.lifecycle.control import http_ok
 
 
 @contextlib.contextmanager
@@ -104,6 +106,45 @@ def test_a_server_that_never_becomes_ready_is_stopped_by_the_failed_start(quicks
     assert not pid_alive(pid) and qs.pid("server1") is None
     with socket.socket() as s:  # nothing serves where it did bind
         assert s.connect_ex(("127.0.0.1", elsewhere)) != 0
+
+
+def test_a_start_interrupted_while_it_waits_stops_what_it_started(quickstart):
+    """Ctrl-C while `zato start` waited for a server to become ready: before, it exited 130 without
+    a word and the server went on starting (here: serving where it is not looked for)."""
+    qs = quickstart(servers=1, lb=False, cluster=cluster_name("life"))
+    elsewhere = free_port()
+    set_conf_of(qs, "server1", "gunicorn", "bind", f"127.0.0.1:{elsewhere}")  # never ready: it waits
+    start = subprocess.Popen(
+        [sys.executable, "-m", "zato", "start", qs.server_dir("server1"), "--timeout", "120"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    pid = 0
+    try:
+        pid = wait_for(lambda: qs.pid("server1"), 60, what="server1's pidfile (past its gate)")
+        # ready where it serves (its workers booted; a stop while they boot is another test)
+        wait_for(
+            lambda: http_ok(f"http://127.0.0.1:{elsewhere}/zato/ready"),
+            60,
+            what="server1 ready where it serves",
+        )
+        start.send_signal(signal.SIGINT)
+        out, err = start.communicate(timeout=60)
+    finally:
+        start.kill()
+        start.wait()
+        if pid:  # what is left of it, when this test fails
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+    assert start.returncode == 130 and "Traceback" not in err, err
+    assert f"server server1 stopped (pid {pid}): this start was interrupted" in out, out
+    assert not pid_alive(pid) and qs.pid("server1") is None and not serves(elsewhere)
+
+
+def serves(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def test_a_cluster_name_the_odb_lacks_is_one_line(quickstart):

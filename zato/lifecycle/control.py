@@ -220,6 +220,9 @@ def start(
         # became ready, e.g. listening where it is not looked for, would serve on unnoticed).
         stop_started(started, say)
         raise
+    except KeyboardInterrupt:  # Ctrl-C: as before the gate, what it started does not go on
+        stop_started(started, say, "this start was interrupted")
+        raise
 
 
 def wait_started(one: Spawned, timeout: float, say: Say) -> None:
@@ -239,7 +242,7 @@ def wait_started(one: Spawned, timeout: float, say: Say) -> None:
 STOP_STARTED_WAIT = 30.0  # seconds a component this start stops has to exit (then SIGKILL)
 
 
-def stop_started(started: list[Spawned], say: Say) -> None:
+def stop_started(started: list[Spawned], say: Say, why: str = "this start failed") -> None:
     """Stop (by the pid this command spawned) each component it started that still runs, and
     whatever is left in its process group once it is gone (killed if it has not stopped in
     STOP_STARTED_WAIT: a worker that hangs outlived its arbiter, holding the port); the pidfile
@@ -251,11 +254,11 @@ def stop_started(started: list[Spawned], say: Say) -> None:
         proc, what = one.proc, describe_name(one.comp)
         try:
             proc.wait(STOP_STARTED_WAIT)
-            say(f"{what} stopped (pid {proc.pid}): this start failed")
+            say(f"{what} stopped (pid {proc.pid}): {why}")
         except subprocess.TimeoutExpired:
             kill_group(proc.pid)
             proc.wait()
-            say(f"{what} did not stop in time and was killed (pid {proc.pid}): this start failed")
+            say(f"{what} did not stop in time and was killed (pid {proc.pid}): {why}")
     for one in started:
         kill_leftovers(one.proc)
         remove_pidfile(one.comp.pidfile, one.proc.pid)  # only if it still names that process
