@@ -1,6 +1,7 @@
 """What `zato start` and `zato stop` kill when a server's worker hangs: every process of that
 server and nothing else. A start that fails cleans up after itself; a server run with
-`zato start --fg` in a shell pipeline is stopped without the commands it writes to."""
+`zato start --fg` in a shell pipeline is stopped without the commands it writes to; a server
+told to stop as it starts stops at once."""
 
 from __future__ import annotations
 
@@ -111,3 +112,32 @@ def test_zato_stop_of_a_foreground_server_kills_it_and_its_workers_not_its_pipel
         with contextlib.suppress(ProcessLookupError):
             os.killpg(shell.pid, signal.SIGKILL)
         shell.wait()
+
+
+def test_a_server_told_to_stop_as_it_starts_stops_at_once(quickstart):
+    """SIGTERM as soon as the server's pidfile names it (systemd stopping it right after its
+    start, `zato stop` while `zato start` waits): before, a worker forked meanwhile ran the
+    arbiter's handler and lost the signal, and the arbiter waited for it the whole
+    graceful_timeout (30 s by default) before killing it; `zato stop` gave up first and said
+    'did not stop in time and was killed'."""
+    qs = quickstart(servers=1, lb=False, cluster=cluster_name("life"))
+    set_conf_of(qs, "server1", "gunicorn", "graceful_timeout", "300")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "zato.server.main", qs.server_dir("server1")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_for(lambda: qs.pid("server1") == server.pid, 60, interval=0.001, what="server1's pidfile")
+        os.kill(server.pid, signal.SIGTERM)
+        try:
+            server.wait(60)
+        except subprocess.TimeoutExpired:
+            pytest.fail("the server told to stop as it started still runs after 60 s")
+        with pytest.raises(ProcessLookupError):  # nothing of it is left either
+            os.killpg(server.pid, 0)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)
+        server.wait()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import gc
 import logging
+import os
 import signal
 import threading
 import time
@@ -191,7 +192,17 @@ class ServerHooks:
                     logger.exception("pickup directory poll failed")
 
     def _term_handler(self, gunicorn_term: Callable[[int, FrameType | None], Any]) -> Callable:
+        arbiter = os.getpid()
+
         def on_term(signum: int, frame: FrameType | None) -> None:
+            if os.getpid() != arbiter:
+                # A worker forked after this was installed, told to stop before it set up its own
+                # handlers (a server stopped as it starts): it ends as SIGTERM ends a process.
+                # Before, it ran the arbiter's stop here and lost the signal, and the arbiter
+                # waited for it the whole graceful_timeout (30 s) before killing it.
+                signal.signal(signum, signal.SIG_DFL)
+                os.kill(os.getpid(), signum)
+                return
             if self.stopping.is_set():
                 return  # a stop is under way already
             self.stopping.set()
