@@ -384,6 +384,58 @@ def test_a_connector_stopping_after_two_renames_hands_over_to_the_channels_curre
         client.close()
 
 
+def _an_hour_passes(client: redis.Redis, cluster: str) -> None:
+    """What an hour does to the cluster's hand-off keys: each with a TTL of up to one hour
+    expires (a connector's alive key, a marker)."""
+    for key in client.scan_iter(f"zato:{cluster}:handoff*", count=1000):
+        if 0 < client.ttl(key) <= 3600:
+            client.pexpire(key, 1)
+    time.sleep(0.05)
+
+
+@pytest.mark.parametrize("change", ["deleted", "renamed"])
+def test_a_connector_stopping_an_hour_after_its_channel_was_deleted_or_renamed_still_follows(env, change):
+    """Before: the marker a delete or a rename leaves for the channel's stopping connector
+    lived one hour; a connector whose stop came later (paused: SIGSTOP, a frozen VM) found
+    none, so it handed its socket's messages to a list under the old name: a deleted channel's
+    list was made again, for good, and a renamed one's messages waited where no connector reads.
+    Now the marker lives until every connector registered under that name has exited (then one
+    hour more, for a connector started from a definition read just before)."""
+    sender, old = _held_with_twenty_sent(env, "late", "demo.late")
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = Keys(env["cluster"])
+    try:
+        time.sleep(0.5)  # the connector registered (its first beat) and read the 19 in its socket
+        old.send_signal(signal.SIGSTOP)
+        if change == "deleted":
+            definitions.delete(env["odb"], client, env["cluster"], "zmq-channel", "late")
+        else:
+            definitions.edit(env["odb"], client, env["cluster"], "zmq-channel", "late", {"name": "later"})
+        _an_hour_passes(client, env["cluster"])
+        old.send_signal(signal.SIGCONT)
+        old.send_signal(signal.SIGTERM)  # as the supervisor does once it heard of the change
+        env["fake"].release.set()
+        stop_process(old)
+        assert not client.exists(keys.channel_handoff("zmq-channel", "late"))
+        marker = keys.channel_handoff_deleted if change == "deleted" else keys.channel_handoff_renamed
+        assert 0 < client.ttl(marker("zmq-channel", "late")) <= 3600  # one hour more, not for good
+        if change == "deleted":
+            dropped = r"(\d+) messages received but not processed were dropped: the channel was deleted"
+            said = re.search(dropped, log_text(env["dir"]))
+            assert said and int(said.group(1)) >= 10
+            return
+        env["procs"].append(start_connector(env["dir"], "zmq-channel", "later"))
+
+        def numbers() -> list[int]:
+            return sorted(json.loads(b)["n"] for b in env["fake"].bodies("demo.late"))
+
+        wait_for(lambda: set(numbers()) == set(range(20)), timeout=30, what="all 20 at the service")
+        assert numbers() == list(range(20))  # once each
+    finally:
+        client.close()
+        sender.close(linger=0)
+
+
 def test_a_stop_while_redis_is_away_runs_what_it_cannot_hand_over_every_one_of_them(env):
     """The connector's Redis (a TCP forwarder of the test's own in front of it) goes away, then
     the connector stops with 50 messages in its socket: it cannot hand them over and runs them

@@ -31,13 +31,19 @@ takes that list first, and looks at it again every HANDOFF_CHECK seconds; what i
 to the hand-off's processing list (fenced by its epoch) and leaves it only once the service
 answered or the message was given up on, so a connector killed meanwhile loses none of them:
 the next one runs what that list holds at its start and every LEFTOVER_SCAN seconds (at least
-once: duplicates, never loss). Invocations running at the stop get the rest of the grace; one
-the stop interrupted between attempts, or the server refused as from a stale epoch, is handed
-over too. Only when Redis refuses the hand-off are the messages processed here until DRAIN,
-and what is left is counted and logged as a WARNING: "N messages received but not processed
-were dropped". A deleted channel's hand-off goes with it (zato.connector.definitions), and its
-connector, stopping, says how many it dropped instead of handing them over. A renamed one's
-moves to the new name, where its connector, stopping after the rename, hands over too.
+once: duplicates, never loss), but only while no other connector of the channel is alive
+(handoff.Handoff.beat): an edit's old connector, still running what it took, is, so an edit
+runs each message once; a killed one is taken for gone once its alive key lapsed (LIVE_TTL).
+Invocations running at the stop get the rest of the grace; one the stop interrupted between
+attempts, or the server refused as from a stale epoch, is handed over too. Only when Redis
+refuses the hand-off are the messages processed here until DRAIN, and what is left is counted
+and logged as a WARNING: "N messages received but not processed were dropped". A deleted
+channel's hand-off goes with it (zato.connector.definitions), and its connector, stopping
+however late, says how many it dropped instead of handing them over. A renamed one's moves to
+the new name, where its connector, stopping after the rename, hands over too.
+SIGKILLed (past its grace, or a crash), a connector loses what its socket had taken in and not
+yet read (ZeroMQ has no acknowledgements): up to its receive high-water mark and what the
+kernel buffered (bench/zmq_kill counts it). Its running invocations run on their servers.
 A bind the port is not free for yet (the connector this one replaces still stopping) is tried
 again for BIND_WAIT seconds; any other bind or connect error is a configuration error (FATAL),
 its reason (e.g. "No such device") in `zato cluster status`.
@@ -96,6 +102,8 @@ class ZMQChannelConnector:
         client = connect(ctx.settings.redis, encoding=handoff.ENCODING)  # bodies are bytes
         self.handoff = handoff.Handoff(client, ctx.settings.cluster, ctx.kind, ctx.name, ctx.epoch)
         self._next_handoff_check = 0.0
+        self._next_beat = 0.0  # of this connector's alive key (handoff.Handoff.beat)
+        self._others: int | None = None  # other connectors of the channel alive at the last beat
         self._next_scan = 0.0  # of the hand-off's processing list, for what no connector runs
         self._recovered: collections.deque[str] = collections.deque()  # found there: run next
         self._lock = threading.Lock()
@@ -135,6 +143,7 @@ class ZMQChannelConnector:
         pool = ThreadPoolExecutor(self.limit, thread_name_prefix="invoke")
         try:
             while not self.ctx.should_stop():
+                self._beat()
                 # A free slot first: while `limit` invocations run, messages wait in ZeroMQ's
                 # queue (up to its high-water mark), not in this process.
                 if not self._slots.acquire(timeout=POLL_MS / 1000):
@@ -153,10 +162,12 @@ class ZMQChannelConnector:
                     self._slots.release()
         finally:
             self.ctx.stats.state("stopping")
+            self._beat(force=True)  # alive through the stop (LIVE_TTL: longer than its drain)
             self._stop(sock, opened, pool)
             sock.close(linger=0)
             zctx.term()
             self.invoker.close()
+            self._leave()
             self.handoff.client.close()
         return self.ctx.exit_code or EXIT_OK
 
@@ -183,12 +194,36 @@ class ZMQChannelConnector:
                 return EXIT_DEPENDENCY if busy else EXIT_CONFIG
 
     # -- the hand-over between a stopping connector and the next one -------------------------
+    def _beat(self, force: bool = False) -> None:
+        """Every BEAT seconds: alive for LIVE_TTL more, and how many other connectors of the
+        channel are (an edit's old one still stopping): their messages are not leftovers."""
+        now = time.monotonic()
+        if not force and now < self._next_beat:
+            return
+        self._next_beat = now + handoff.BEAT
+        try:
+            self._others = self.handoff.beat()
+        except CoordError as e:
+            if self._others is not None:
+                logger.warning("%s: cannot say in Redis that it is alive: %s", self.ctx.label, e)
+            self._others = None
+
+    def _leave(self) -> None:
+        """Its last word in Redis: gone (the next connector runs what it left at once; a
+        deleted or renamed channel's marker lives DELETED_TTL more if it was the last)."""
+        try:
+            self.handoff.leave()
+        except CoordError as e:
+            logger.warning("%s: cannot say in Redis that it exited: %s", self.ctx.label, e)
+
     def _next_handed(self) -> str | None:
         """One message a connector of this channel handed over when it stopped, if due: first
         what an earlier connector took and left unanswered (it was killed), then a fenced take
         from the hand-off list. It stays in the hand-off's processing list until done."""
         now = time.monotonic()
-        if not self._recovered and now >= self._next_scan:
+        # Only alone: while another connector of the channel is alive (an edit's old one, still
+        # running what it took), what the processing list holds may be its, not leftovers.
+        if not self._recovered and now >= self._next_scan and self._others == 0:
             self._next_scan = now + LEFTOVER_SCAN
             self._scan()
         if self._recovered:

@@ -12,15 +12,34 @@ once the way the outgoing connectors take their messages (zato.coord.queues.Take
     start, and now and then: what is in handoff:processing and not its own is run again
                          (leftovers): a connector killed (SIGKILL, its host gone) between the
                          take and the answer loses nothing; duplicates, never loss.
-    channel deleted:     both lists deleted and handoff:deleted set for DELETED_TTL (drop): a
-                         connector still stopping then hands nothing over (hand_over and
-                         give_back answer False) and says how many it dropped.
+    channel deleted:     both lists deleted and handoff:deleted set (drop): a connector still
+                         stopping then hands nothing over (hand_over and give_back answer
+                         False) and says how many it dropped.
     channel renamed:     in one script, both lists move to the new name (taking end first)
-                         and handoff:OLD:renamed = NEW is set for DELETED_TTL (rename): the old
-                         connector, still stopping, follows it (and on through later renames)
-                         and hands over, gives back and acknowledges where the new one reads.
-                         Each of its scripts refuses (-1, resolved again) when the name it was
-                         given was renamed meanwhile, so none lands under a name nobody reads.
+                         and handoff:OLD:renamed = NEW is set (rename): the old connector,
+                         still stopping, follows it (and on through later renames) and hands
+                         over, gives back and acknowledges where the new one reads. Each of its
+                         scripts refuses (-1, resolved again) when the name it was given was
+                         renamed meanwhile, so none lands under a name nobody reads.
+    who is alive:        each connector adds its token ("EPOCH:ID") to handoff:NAME:takers and
+                         keeps handoff-alive:TOKEN for LIVE_TTL, refreshed every BEAT seconds
+                         (beat), and at its exit takes both away (leave); a rename adds the old
+                         name's takers to the new name's. The processing list is the channel's,
+                         not one connector's: a connector runs what it holds that is not its
+                         own only while no other connector of the channel of its epoch or a
+                         newer one is alive, so an edit's old connector, still running what it
+                         took, is not run twice by the new one (older epochs: the lease says
+                         they are gone or fenced).
+    how long a marker lives: handoff:NAME:deleted and :renamed have no TTL while a connector
+                         registered under NAME has not left (a stop however late still finds
+                         them); once the last one left, or when none had registered, they live
+                         DELETED_TTL more (a connector started from a definition read just
+                         before the change). One killed (it never leaves) keeps them until a
+                         channel of that name is made again (reopen). Tokens of an older epoch
+                         whose alive key lapsed are forgotten by the beats of the channel's
+                         current name: a connector paused past its lease and then DELETED_TTL
+                         past its channel's deletion can still recreate its list (its own
+                         token gone, nothing remembers it).
 
 Bodies are bytes. The client given decodes replies as latin-1 (`connect(..., encoding=
 "latin-1")`), which maps each byte to one character and back: a body is stored as its own
@@ -28,6 +47,8 @@ bytes (as before this module existed) and comes back unchanged (as_raw, as_body)
 """
 
 from __future__ import annotations
+
+import uuid
 
 import redis
 from redis.commands.core import Script
@@ -39,7 +60,9 @@ from zato.coord.keys import Keys
 from zato.coord.queues import TakenLists
 
 ENCODING = "latin-1"  # the hand-off client's: one character per byte, both ways
-DELETED_TTL = 3600  # s a deleted (renamed) channel's connector, still stopping, hands nothing over (follows)
+DELETED_TTL = 3600  # s a marker lives once no connector of its name is left (see the module)
+LIVE_TTL = 10  # s a connector's alive key lives unrefreshed: above a stop's drain (6 s)
+BEAT = 1.0  # s between a connector's refreshes of its alive key
 MAX_HOPS = 16  # renames followed from a connector's own name to the channel's current one
 
 # The channel's current name's lists are KEYS 1-4: queue, processing, deleted, renamed; a
@@ -79,14 +102,20 @@ return 1
 """
 
 # KEYS: old queue, old processing, old renamed, new queue, new processing, new deleted, new
-# renamed.  ARGV: the new name, the TTL of old renamed.  -> how many messages moved
+# renamed, old takers, new takers.  ARGV: the new name, the marker's TTL once no connector of
+# the old name is left.  -> how many messages moved
 _RENAME = """
 local n = 0
 for _, pair in ipairs({{KEYS[1], KEYS[4]}, {KEYS[2], KEYS[5]}}) do
   while redis.call('LMOVE', pair[1], pair[2], 'RIGHT', 'LEFT') do n = n + 1 end
 end
 redis.call('DEL', KEYS[6], KEYS[7])
-redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[2])
+if redis.call('SCARD', KEYS[8]) > 0 then
+  redis.call('SUNIONSTORE', KEYS[9], KEYS[9], KEYS[8])
+  redis.call('SET', KEYS[3], ARGV[1])
+else
+  redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[2])
+end
 return n
 """
 
@@ -96,12 +125,60 @@ redis.call('DEL', KEYS[1], KEYS[2])
 return 1
 """
 
-# KEYS: queue, processing, deleted.  ARGV: the TTL of deleted.  -> how many messages went
+# KEYS: queue, processing, deleted, takers.  ARGV: the marker's TTL once no connector is left.
+# -> how many messages went
 _DROP = """
 local n = redis.call('LLEN', KEYS[1]) + redis.call('LLEN', KEYS[2])
 redis.call('DEL', KEYS[1], KEYS[2])
-redis.call('SET', KEYS[3], '1', 'EX', ARGV[1])
+if redis.call('SCARD', KEYS[4]) > 0 then
+  redis.call('SET', KEYS[3], '1')
+else
+  redis.call('SET', KEYS[3], '1', 'EX', ARGV[1])
+end
 return n
+"""
+
+# KEYS: own alive, own takers, current takers.  ARGV: LIVE_TTL, the alive keys' prefix, own
+# token, own epoch.  -> how many other connectors of the channel, of this epoch or a newer
+# one, are alive (an older one's token whose alive key lapsed is forgotten)
+_BEAT = """
+redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])
+redis.call('SADD', KEYS[2], ARGV[3])
+redis.call('SADD', KEYS[3], ARGV[3])
+local n, mine = 0, tonumber(ARGV[4])
+for _, t in ipairs(redis.call('SMEMBERS', KEYS[3])) do
+  if t ~= ARGV[3] then
+    local epoch = tonumber(string.match(t, '^(%d+):') or '0')
+    local alive = redis.call('EXISTS', ARGV[2] .. t) == 1
+    if alive and epoch >= mine then
+      n = n + 1
+    elseif not alive and epoch < mine then
+      redis.call('SREM', KEYS[3], t)
+    end
+  end
+end
+return n
+"""
+
+# KEYS: own alive.  ARGV: own token, the markers' TTL, the prefix of the channels' hand-off
+# keys, own name, MAX_HOPS.  Out of every takers set from its name through its renames; a
+# marker whose name has no connector left lives the TTL from now.
+_LEAVE = """
+redis.call('DEL', KEYS[1])
+local name = ARGV[4]
+for _ = 1, tonumber(ARGV[5]) do
+  local base = ARGV[3] .. name
+  redis.call('SREM', base .. ':takers', ARGV[1])
+  if redis.call('SCARD', base .. ':takers') == 0 then
+    for _, marker in ipairs({base .. ':deleted', base .. ':renamed'}) do
+      if redis.call('TTL', marker) == -1 then redis.call('EXPIRE', marker, ARGV[2]) end
+    end
+  end
+  local renamed = redis.call('GET', base .. ':renamed')
+  if not renamed then break end
+  name = renamed
+end
+return 1
 """
 
 
@@ -125,6 +202,11 @@ class Handoff(TakenLists):
         super().__init__(client, k.epoch, queue, processing, f"the hand-off of {kind} {name!r}", epoch)
         self.deleted = k.channel_handoff_deleted(kind, name)
         self.renamed = k.channel_handoff_renamed(kind, name)
+        self.takers = k.channel_handoff_takers(kind, name)
+        self.token = f"{epoch}:{uuid.uuid4().hex[:12]}"  # this connector's, among the takers
+        self.alive = k.channel_handoff_alive(kind, self.token)
+        self._beat = client.register_script(_BEAT)
+        self._leave = client.register_script(_LEAVE)
         self._hand_over = client.register_script(_HAND_OVER)
         self._give_back = client.register_script(_GIVE_BACK)
         self._done = client.register_script(_DONE)
@@ -182,12 +264,12 @@ class Handoff(TakenLists):
             self._followed(self._done, raws, own=True)
 
     def drop(self, change: Change | None = None) -> int:
-        """The channel was deleted: both lists go, and for DELETED_TTL seconds a connector of
-        it still stopping hands nothing over. How many messages went. Run as `change`'s Redis
-        part (at most once; found out by change.settle() when its answer was lost; None: a
-        change of its own)."""
-        keys, args = [self.queue, self.processing, self.deleted], [DELETED_TTL]
-        return self._change(change).run(_DROP, keys, args, f"deleting {self.what}")
+        """The channel was deleted: both lists go, and a connector of it still stopping hands
+        nothing over (the marker lives while one may stop; see the module). How many went.
+        Run as `change`'s Redis part (at most once; found out by change.settle() when its
+        answer was lost; None: a change of its own)."""
+        keys = [self.queue, self.processing, self.deleted, self.takers]
+        return self._change(change).run(_DROP, keys, [DELETED_TTL], f"deleting {self.what}")
 
     def reopen(self, change: Change | None = None) -> None:
         """A channel of this name is made (again): its connectors hand over as usual. Run as
@@ -196,13 +278,36 @@ class Handoff(TakenLists):
 
     def rename(self, new_name: str, change: Change | None = None) -> int:
         """The channel is now called `new_name`: its lists move there in one script, and a
-        connector of the old name, still stopping, hands over there (for DELETED_TTL seconds).
-        How many messages moved. Run as `change`'s Redis part."""
+        connector of the old name, still stopping, hands over there (the marker lives while
+        one may stop; see the module). How many messages moved. Run as `change`'s Redis part."""
         new = Handoff(self.client, self.keys.cluster, self.kind, new_name)
         old = [self.queue, self.processing, self.renamed]
-        keys = [*old, new.queue, new.processing, new.deleted, new.renamed]
+        keys = [*old, new.queue, new.processing, new.deleted, new.renamed, self.takers, new.takers]
         doing = f"moving {self.what} to {new_name!r}"
         return self._change(change).run(_RENAME, keys, [new_name, DELETED_TTL], doing)
 
     def _change(self, change: Change | None) -> Change:
         return change or Change(self.client, self.keys.cluster, f"the change to {self.what}")
+
+    def beat(self) -> int:
+        """This connector is alive for LIVE_TTL more seconds (registered under its name and its
+        channel's current one); how many other connectors of the channel, of its epoch or a
+        newer one, are alive. CoordError when Redis refuses."""
+        with translate(f"refreshing this connector's alive key in {self.what}"):
+            current = self._current()
+            keys = [self.alive, self.takers, current[0] + ":takers"]
+            args: list[str | int] = [
+                LIVE_TTL,
+                self.keys.channel_handoff_alive(self.kind),
+                self.token,
+                self.epoch,
+            ]
+            return int(self._beat(keys=keys, args=args))
+
+    def leave(self) -> None:
+        """This connector exits: no longer alive, nor among the takers of its name and of the
+        names it was renamed to; a marker no connector is left for lives DELETED_TTL more."""
+        with translate(f"leaving {self.what}"):
+            prefix = self.keys.channel_handoff(self.kind, "")
+            args: list[str | int] = [self.token, DELETED_TTL, prefix, self.name, MAX_HOPS]
+            self._leave(keys=[self.alive], args=args)

@@ -107,14 +107,24 @@ class Keys:
         return f"{self.prefix}handoff:{kind}:{name}:processing"
 
     def channel_handoff_deleted(self, kind: str, name: str) -> str:
-        """Set (with a TTL) when the channel is deleted: its stopping connector hands nothing
-        over any more (zato.coord.handoff.Handoff.drop)."""
+        """Set when the channel is deleted: its stopping connector hands nothing over any more
+        (zato.coord.handoff.Handoff.drop); kept while a connector of it may still stop."""
         return f"{self.prefix}handoff:{kind}:{name}:deleted"
 
     def channel_handoff_renamed(self, kind: str, name: str) -> str:
-        """String (with a TTL): the channel's new name once it was renamed; its stopping
-        connector hands over there (zato.coord.handoff.Handoff.rename)."""
+        """String: the channel's new name once it was renamed; its stopping connector hands
+        over there (zato.coord.handoff.Handoff.rename); kept while one of it may still stop."""
         return f"{self.prefix}handoff:{kind}:{name}:renamed"
+
+    def channel_handoff_takers(self, kind: str, name: str) -> str:
+        """Set: the connectors of the channel (their tokens, "EPOCH:ID") that registered under
+        this name, or under a name renamed to it, and have not said they exited (Handoff)."""
+        return f"{self.prefix}handoff:{kind}:{name}:takers"
+
+    def channel_handoff_alive(self, kind: str, token: str = "") -> str:
+        """String with a short TTL, refreshed by the connector `token` while it runs (Handoff.beat);
+        without a token: the prefix of these keys."""
+        return f"{self.prefix}handoff-alive:{kind}:{token}"
 
     def connector_stats(self, name: str) -> str:
         return f"{self.prefix}connector:stats:{name}"
