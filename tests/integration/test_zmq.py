@@ -384,6 +384,30 @@ def test_a_connector_stopping_after_two_renames_hands_over_to_the_channels_curre
         client.close()
 
 
+def test_a_connector_waits_for_the_other_connectors_of_its_channel_before_it_runs_their_leftovers(env):
+    """What decides whether the processing list holds leftovers: another connector of the
+    channel, of the same epoch or a newer one, alive (not exited, its alive key not lapsed), and
+    through a rename too; one of an older epoch is not waited for."""
+    client = redis.Redis.from_url(REDIS_URL, encoding="latin-1", decode_responses=True)
+    try:
+        old = Handoff(client, env["cluster"], "zmq-channel", "ch", epoch=5)
+        new = Handoff(client, env["cluster"], "zmq-channel", "ch", epoch=5)
+        assert old.beat() == 0
+        assert new.beat() == 1  # the edit's old connector, still stopping
+        old.leave()
+        assert new.beat() == 0  # it exited: what it left is leftovers
+        stale = Handoff(client, env["cluster"], "zmq-channel", "ch", epoch=4)
+        assert stale.beat() == 1  # a newer holder's connector is alive: not its leftovers
+        assert new.beat() == 0  # an older epoch's connector is gone or fenced
+        renamed = Handoff(client, env["cluster"], "zmq-channel", "ch2", epoch=5)
+        new.rename("ch2")
+        assert renamed.beat() == 1  # the old name's connector, still stopping
+        new.leave()
+        assert renamed.beat() == 0
+    finally:
+        client.close()
+
+
 def _an_hour_passes(client: redis.Redis, cluster: str) -> None:
     """What an hour does to the cluster's hand-off keys: each with a TTL of up to one hour
     expires (a connector's alive key, a marker)."""
