@@ -408,6 +408,29 @@ def test_a_connector_waits_for_the_other_connectors_of_its_channel_before_it_run
         client.close()
 
 
+def test_a_deleted_channels_marker_waits_for_a_killed_connector_of_its_epoch_not_of_an_older_one(env):
+    """A connector SIGKILLed never says it exited. One of the holder's epoch may be a paused
+    process that comes back: the marker stays (until the name is used again). One of an older
+    epoch whose alive key lapsed is gone or fenced by the lease: the delete forgets it, and the
+    marker lives one hour, not for good."""
+    client = redis.Redis.from_url(REDIS_URL, encoding="latin-1", decode_responses=True)
+    keys = Keys(env["cluster"])
+    try:
+        older = Handoff(client, env["cluster"], "zmq-channel", "old-epoch", epoch=1)
+        same = Handoff(client, env["cluster"], "zmq-channel", "same-epoch", epoch=2)
+        older.beat()
+        same.beat()
+        set_epoch(env["cluster"], 2)  # a takeover after the first was killed
+        lapsed = lambda: not client.exists(older.alive) and not client.exists(same.alive)  # noqa: E731
+        wait_for(lapsed, timeout=30, what="both alive keys lapsed (LIVE_TTL after their last beat)")
+        older.drop()
+        same.drop()
+        assert 0 < client.ttl(keys.channel_handoff_deleted("zmq-channel", "old-epoch")) <= 3600
+        assert client.ttl(keys.channel_handoff_deleted("zmq-channel", "same-epoch")) == -1  # no expiry
+    finally:
+        client.close()
+
+
 def _an_hour_passes(client: redis.Redis, cluster: str) -> None:
     """What an hour does to the cluster's hand-off keys: each with a TTL of up to one hour
     expires (a connector's alive key, a marker)."""

@@ -36,10 +36,10 @@ once the way the outgoing connectors take their messages (zato.coord.queues.Take
                          DELETED_TTL more (a connector started from a definition read just
                          before the change). One killed (it never leaves) keeps them until a
                          channel of that name is made again (reopen). Tokens of an older epoch
-                         whose alive key lapsed are forgotten by the beats of the channel's
-                         current name: a connector paused past its lease and then DELETED_TTL
-                         past its channel's deletion can still recreate its list (its own
-                         token gone, nothing remembers it).
+                         whose alive key lapsed are forgotten (by the beats of the channel's
+                         current name, and by drop and rename): a connector paused past its
+                         lease and then DELETED_TTL past its channel's deletion can still
+                         recreate its list (its own token gone, nothing remembers it).
 
 Bodies are bytes. The client given decodes replies as latin-1 (`connect(..., encoding=
 "latin-1")`), which maps each byte to one character and back: a body is stored as its own
@@ -101,10 +101,28 @@ end
 return 1
 """
 
+
+def _forget_gone(epoch: int, takers: int, prefix: int) -> str:
+    """Lua that forgets the takers (KEYS[takers]) of an epoch older than the newest
+    (KEYS[epoch]) whose alive key (prefix ARGV[prefix]) lapsed: killed, or paused past their
+    lease (see the module)."""
+    return f"""
+local newest = tonumber(redis.call('GET', KEYS[{epoch}]) or '0')
+for _, t in ipairs(redis.call('SMEMBERS', KEYS[{takers}])) do
+  local epoch = tonumber(string.match(t, '^(%d+):') or '0')
+  if epoch < newest and redis.call('EXISTS', ARGV[{prefix}] .. t) == 0 then
+    redis.call('SREM', KEYS[{takers}], t)
+  end
+end
+"""
+
+
 # KEYS: old queue, old processing, old renamed, new queue, new processing, new deleted, new
-# renamed, old takers, new takers.  ARGV: the new name, the marker's TTL once no connector of
-# the old name is left.  -> how many messages moved
-_RENAME = """
+# renamed, old takers, new takers, epoch.  ARGV: the new name, the marker's TTL once no
+# connector of the old name is left, the alive keys' prefix.  -> how many messages moved
+_RENAME = (
+    _forget_gone(epoch=10, takers=8, prefix=3)
+    + """
 local n = 0
 for _, pair in ipairs({{KEYS[1], KEYS[4]}, {KEYS[2], KEYS[5]}}) do
   while redis.call('LMOVE', pair[1], pair[2], 'RIGHT', 'LEFT') do n = n + 1 end
@@ -118,6 +136,7 @@ else
 end
 return n
 """
+)
 
 # KEYS: deleted, renamed.  -> 1
 _REOPEN = """
@@ -125,9 +144,11 @@ redis.call('DEL', KEYS[1], KEYS[2])
 return 1
 """
 
-# KEYS: queue, processing, deleted, takers.  ARGV: the marker's TTL once no connector is left.
-# -> how many messages went
-_DROP = """
+# KEYS: queue, processing, deleted, takers, epoch.  ARGV: the marker's TTL once no connector
+# is left, the alive keys' prefix.  -> how many messages went
+_DROP = (
+    _forget_gone(epoch=5, takers=4, prefix=2)
+    + """
 local n = redis.call('LLEN', KEYS[1]) + redis.call('LLEN', KEYS[2])
 redis.call('DEL', KEYS[1], KEYS[2])
 if redis.call('SCARD', KEYS[4]) > 0 then
@@ -137,6 +158,7 @@ else
 end
 return n
 """
+)
 
 # KEYS: own alive, own takers, current takers.  ARGV: LIVE_TTL, the alive keys' prefix, own
 # token, own epoch.  -> how many other connectors of the channel, of this epoch or a newer
@@ -268,8 +290,9 @@ class Handoff(TakenLists):
         nothing over (the marker lives while one may stop; see the module). How many went.
         Run as `change`'s Redis part (at most once; found out by change.settle() when its
         answer was lost; None: a change of its own)."""
-        keys = [self.queue, self.processing, self.deleted, self.takers]
-        return self._change(change).run(_DROP, keys, [DELETED_TTL], f"deleting {self.what}")
+        keys = [self.queue, self.processing, self.deleted, self.takers, self.epoch_key]
+        args: list[str | int] = [DELETED_TTL, self.keys.channel_handoff_alive(self.kind)]
+        return self._change(change).run(_DROP, keys, args, f"deleting {self.what}")
 
     def reopen(self, change: Change | None = None) -> None:
         """A channel of this name is made (again): its connectors hand over as usual. Run as
@@ -283,8 +306,9 @@ class Handoff(TakenLists):
         new = Handoff(self.client, self.keys.cluster, self.kind, new_name)
         old = [self.queue, self.processing, self.renamed]
         keys = [*old, new.queue, new.processing, new.deleted, new.renamed, self.takers, new.takers]
+        args: list[str | int] = [new_name, DELETED_TTL, self.keys.channel_handoff_alive(self.kind)]
         doing = f"moving {self.what} to {new_name!r}"
-        return self._change(change).run(_RENAME, keys, [new_name, DELETED_TTL], doing)
+        return self._change(change).run(_RENAME, [*keys, self.epoch_key], args, doing)
 
     def _change(self, change: Change | None) -> Change:
         return change or Change(self.client, self.keys.cluster, f"the change to {self.what}")
