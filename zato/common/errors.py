@@ -58,7 +58,9 @@ each a subclass of its parent here; import those from their own module.
      │   ├─ RescueError        (zato.connector.amqp_rescue) parking a delivery pika cannot
      │   │                     decode failed (nothing was acked)
      │   └─ ReplayError        (zato.connector.amqp_replay) replaying an AMQP channel's parked
-     │                         messages could not start or stopped (the broker failed or refused)
+     │       │                 messages could not start or stopped (the broker failed or refused)
+     │       └─ BrokerUnreachable (zato.connector.amqp_replay) the broker could not be reached
+     │                         or the connection to it was lost (the dashboard answers 503)
      └─ ActionError          (zato.dashboard.actions) a dashboard action with a bad argument (400)
          └─ ActionNotFound   (zato.dashboard.actions) it names a server, connector or
                              connection the cluster does not have (404)

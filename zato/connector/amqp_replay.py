@@ -44,6 +44,11 @@ class ReplayError(ConnectorError):
     """The replay could not start, or stopped (the text says how many were moved before)."""
 
 
+class BrokerUnreachable(ReplayError):
+    """The broker could not be reached, or the connection to it was lost: trying again once it
+    answers may help (the dashboard answers 503)."""
+
+
 @dataclass(frozen=True)
 class Replay:
     """What a replay did: messages moved back, messages pika cannot decode left parked (and
@@ -180,7 +185,7 @@ class _Run:
                 f" password of amqp-def {self.d['def']!r}{self._so_far()}"
             ) from None
         except AMQP_ERRORS as e:
-            raise ReplayError(
+            raise BrokerUnreachable(
                 f"{self.label}: cannot connect to the AMQP broker {self.broker}: {_why(e)}{self._so_far()}"
             ) from None
 
@@ -263,9 +268,9 @@ class _Run:
         )
         self._open()
 
-    def _lost(self, e: BaseException, unconfirmed: bool = False) -> ReplayError:
+    def _lost(self, e: BaseException, unconfirmed: bool = False) -> BrokerUnreachable:
         twice = " (the last one, unconfirmed, may reach the channel twice)" if unconfirmed else ""
-        return ReplayError(
+        return BrokerUnreachable(
             f"{self.label}: stopped on the AMQP broker {self.broker}: {_why(e)}{self._so_far()}{twice}"
         )
 

@@ -10,6 +10,10 @@ POST /api/deploy                                multipart, field "module" (a .py
 POST /api/outgoing/KIND/NAME/resend
 POST /api/channels/amqp/NAME/replay             an AMQP channel's parked messages back on its queue
 POST /api/async/requeue                         invoke_async calls parked (their workers died) run again
+
+An action answers 200 with its result, or an error: 400 (a bad argument), 403 (CSRF), 404 (a
+name the cluster does not have), 502 (the AMQP broker refused), 503 (Redis, the ODB or the AMQP
+broker could not be reached: try again once it answers).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any
 
 import bottle
 
-from zato.common.errors import ZatoError
+from zato.common.errors import ConnectorError, CoordRefused, CoordUnavailable, ODBUnavailable, ZatoError
 from zato.dashboard import actions
 from zato.dashboard.auth import COOKIE, CSRF_HEADER, LoginThrottle, Session, Sessions, csrf_ok
 from zato.dashboard.page import login_page, overview_page
@@ -38,6 +42,24 @@ def _json(status: int, doc: dict) -> bottle.HTTPResponse:
 
 def _remote() -> str:
     return bottle.request.environ.get("REMOTE_ADDR", "?")
+
+
+def failure(name: str, e: ZatoError) -> tuple[int, str]:
+    """The HTTP status and error text of action `name` that raised `e`: 503 when something it
+    needs could not be reached (it was not the request's fault, and may work later)."""
+    if isinstance(e, CoordUnavailable) and not isinstance(e, CoordRefused):
+        said = str(e)
+        return 503, f"{name}: {said}" if "Redis" in said else f"{name}: Redis could not be reached: {said}"
+    if isinstance(e, (CoordUnavailable, ODBUnavailable)):
+        return 503, f"{name}: {e}"
+    if isinstance(e, ConnectorError):
+        from zato.connector.amqp_replay import BrokerUnreachable, ReplayError
+
+        if isinstance(e, BrokerUnreachable):
+            return 503, f"{name}: {e}"
+        if isinstance(e, ReplayError):
+            return 502, f"{name}: {e}"  # the broker answered, and refused
+    return getattr(e, "status", 400), f"{name}: {e}"
 
 
 def build_app(ctx: Any) -> bottle.Bottle:
@@ -127,7 +149,8 @@ def build_app(ctx: Any) -> bottle.Bottle:
             result = run()
         except ZatoError as e:
             logger.warning("dashboard: user %s: %s failed: %s", s.user, name, e)
-            return _json(getattr(e, "status", 400), {"error": f"{name}: {e}"})
+            status, error = failure(name, e)
+            return _json(status, {"error": error})
         logger.info("dashboard: user %s: %s: %s", s.user, name, result)
         ctx.wake()
         return _json(200, {"result": result})
@@ -170,7 +193,8 @@ def build_app(ctx: Any) -> bottle.Bottle:
     @app.post("/api/async/requeue")
     def requeue_async() -> Any:
         return action(
-            "queue parked invoke_async calls again", lambda: actions.requeue_async(ctx.settings, ctx.client)
+            "queue parked invoke_async calls again",
+            lambda: actions.requeue_async(ctx.settings, ctx.client),
         )
 
     @app.post("/api/deploy")

@@ -1,0 +1,138 @@
+"""Dashboard actions when what they need is away, over HTTP to a real dashboard process: the
+AMQP broker (a TCP proxy in front of the shared RabbitMQ, stopped; the shared broker is never
+touched) or Redis cannot be reached -> 503 saying so (was 400, "your request was wrong"); the
+broker refusing -> 502."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+
+import pytest
+
+from tests.conn_support import Rabbit, TCPProxy
+from tests.integration.test_dashboard import Operator
+from tests.support import free_port, zato
+
+
+@pytest.fixture
+def rabbit():
+    r = Rabbit()
+    yield r
+    r.close()
+
+
+def parked(rabbit: Rabbit, n: int) -> str:
+    """A new queue (deleted at the end) with `n` messages in its parking queue; its name."""
+    queue = rabbit.queue(f"zt-dash-{uuid.uuid4().hex[:8]}")
+    rabbit.ch.queue_declare(queue + ".zato-parked", durable=True)
+    for i in range(n):
+        rabbit.publish(queue + ".zato-parked", json.dumps({"n": i}), headers={"x-zato-deliveries": 5})
+    return queue
+
+
+def amqp_def(qs, name: str, port: int, *more: str) -> None:
+    zato("conn", "create", "amqp-def", qs.path, "--name", name, "--port", str(port), *more)
+
+
+def channel(qs, name: str, definition: str, queue: str) -> None:
+    zato("conn", "create", "amqp-channel", qs.path, "--name", name, "--def", definition, "--queue", queue,
+         "--service", "dash.nobody")  # fmt: skip
+
+
+def post(op: Operator, path: str) -> tuple[int, str]:
+    r = op.http.post(op.url + path, headers={"X-CSRF-Token": op.csrf}, timeout=60)
+    doc = r.json()
+    return r.status_code, doc.get("result") or doc.get("error", r.text)
+
+
+def dashboard_only(quickstart, **conf: dict) -> tuple:
+    """A quickstart whose dashboard alone runs (nothing consumes the channels' queues), with
+    `conf` sections merged into dashboard.conf; the cluster and an operator logged in."""
+    qs = quickstart(servers=1, lb=False)
+    for section, values in conf.items():
+        qs._merge(os.path.join(qs.dashboard_dir, "config", "dashboard.conf"), section, values)
+    qs.start("dashboard")
+    return qs, Operator(f"http://127.0.0.1:{qs.dashboard_port}/", *qs.admin_auth)
+
+
+def test_replay_with_the_broker_away_is_503_saying_it_could_not_be_reached(quickstart, rabbit):
+    qs, op = dashboard_only(quickstart)
+    proxy = TCPProxy(free_port())
+    proxy.start()
+    try:
+        amqp_def(qs, "local", proxy.port, "--password", "guest")
+        queue = parked(rabbit, 2)
+        channel(qs, "orders", "local", queue)
+        assert post(op, "api/channels/amqp/orders/replay") == (
+            200,
+            f"amqp-channel orders: 2 parked message(s) moved back to queue {queue!r};"
+            f" 0 left in '{queue}.zato-parked'",
+        )
+        rabbit.publish(queue + ".zato-parked", "again")
+    finally:
+        proxy.stop()  # the broker goes away
+    status, error = post(op, "api/channels/amqp/orders/replay")
+    assert status == 503, error
+    assert error.startswith(
+        "replay parked amqp-channel orders: amqp-channel orders: cannot connect to the AMQP broker"
+        f" amqp://guest@127.0.0.1:{proxy.port}/ (definition 'local'): "
+    )
+    assert error.endswith("; nothing moved")
+    assert rabbit.count(queue + ".zato-parked") == 1  # still parked
+
+    # The broker answers, and refuses: that is not the request's fault either (502), nor an outage.
+    amqp_def(qs, "wrong", 5672, "--password", "not-guest")
+    channel(qs, "refused", "wrong", queue)
+    assert post(op, "api/channels/amqp/refused/replay") == (
+        502,
+        "replay parked amqp-channel refused: amqp-channel refused: the AMQP broker amqp://guest@127.0.0.1:5672/"
+        " (definition 'wrong') refused the login: check the user name and password of amqp-def 'wrong';"
+        " nothing moved",
+    )
+
+
+def test_actions_with_redis_away_are_503_saying_redis_could_not_be_reached(quickstart):
+    redis_port = free_port()  # nothing listens there
+    qs, op = dashboard_only(quickstart, kvdb={"url": f"redis://127.0.0.1:{redis_port}/0"})
+    zato("conn", "create", "amqp-def", qs.path, "--name", "local", "--password", "guest")
+    zato("conn", "create", "amqp-outgoing", qs.path, "--name", "out1", "--def", "local",
+         "--exchange", "amq.topic", "--routing-key", "dash.nobody")  # fmt: skip
+    answers = {
+        path: post(op, path)
+        for path in (
+            "api/servers/server1/drain",
+            "api/connectors/amqp-outgoing:out1/restart",
+            "api/outgoing/amqp/out1/resend",
+            "api/async/requeue",
+            "api/modules/dash_mod/undeploy",
+        )
+    }
+    refused = f"Error 111 connecting to 127.0.0.1:{redis_port}. Connection refused."
+    assert answers == {
+        "api/servers/server1/drain": (
+            503,
+            f"drain server server1: Redis could not be reached: operator drain: ConnectionError: {refused}",
+        ),
+        "api/connectors/amqp-outgoing:out1/restart": (
+            503,
+            "restart connector amqp-outgoing:out1: Redis could not be reached: publishing a config event:"
+            f" ConnectionError: {refused}",
+        ),
+        "api/outgoing/amqp/out1/resend": (
+            503,
+            "re-send parked amqp out1: Redis could not be reached: re-sending parked messages of outgoing"
+            f" amqp 'out1': ConnectionError: {refused}",
+        ),
+        "api/async/requeue": (
+            503,
+            "queue parked invoke_async calls again: Redis could not be reached: invoke_async: queueing parked"
+            f" calls again: ConnectionError: {refused}",
+        ),
+        "api/modules/dash_mod/undeploy": (
+            503,
+            "undeploy module dash_mod: reaching Redis, which tells the servers of changes: ConnectionError:"
+            f" {refused}",
+        ),
+    }
