@@ -1,19 +1,21 @@
 """Dashboard actions when what they need is away, over HTTP to a real dashboard process: the
 AMQP broker (a TCP proxy in front of the shared RabbitMQ, stopped; the shared broker is never
 touched) or Redis cannot be reached -> 503 saying so (was 400, "your request was wrong"); the
-broker refusing -> 502."""
+broker refusing -> 502; a second replay of a channel while one runs -> 409."""
 
 from __future__ import annotations
 
 import json
 import os
+import threading
 import uuid
 
 import pytest
+import requests
 
 from tests.conn_support import Rabbit, TCPProxy
 from tests.integration.test_dashboard import Operator
-from tests.support import free_port, zato
+from tests.support import free_port, wait_for, zato
 
 
 @pytest.fixture
@@ -136,3 +138,75 @@ def test_actions_with_redis_away_are_503_saying_redis_could_not_be_reached(quick
             f" {refused}",
         ),
     }
+
+
+class HeldProxy(TCPProxy):
+    """A TCP proxy to RabbitMQ that accepts connections at once but forwards nothing until
+    released: a replay through it waits in its connection handshake."""
+
+    def __init__(self, port: int):
+        super().__init__(port)
+        self.accepted = 0
+        self.released = threading.Event()
+
+    def wrap(self, client):  # noqa: ANN001, ANN201 - a socket
+        self.accepted += 1
+        return client
+
+    def _pipe(self, src, dst) -> None:  # noqa: ANN001 - sockets
+        self.released.wait(60)
+        TCPProxy._pipe(src, dst)
+
+
+def test_a_second_replay_of_a_channel_while_one_runs_is_409_and_others_go_on(quickstart, rabbit):
+    """A double click on Replay parked (or a second tab): the second is refused with a clear
+    message while the first runs; another channel's replay is not held up; once the first
+    ended, the channel can be replayed again. Before, both ran at once."""
+    qs, op = dashboard_only(quickstart)
+    held = HeldProxy(free_port())
+    held.start()
+    try:
+        amqp_def(qs, "held", held.port, "--password", "guest")
+        amqp_def(qs, "local", 5672, "--password", "guest")
+        queue, other = parked(rabbit, 3), parked(rabbit, 1)
+        channel(qs, "orders", "held", queue)
+        channel(qs, "other", "local", other)
+        first: dict = {}
+
+        def replay_orders() -> None:
+            r = requests.post(
+                op.url + "api/channels/amqp/orders/replay",
+                headers={"X-CSRF-Token": op.csrf},
+                cookies=op.http.cookies,
+                timeout=60,
+            )
+            first.update(status=r.status_code, doc=r.json())
+
+        click = threading.Thread(target=replay_orders)
+        click.start()
+        wait_for(lambda: held.accepted, 30, what="the first replay connecting to the broker")
+        status, error = post(op, "api/channels/amqp/orders/replay")
+        assert status == 409, error
+        assert error.startswith("replay parked amqp-channel orders: already running (started ")
+        assert error.endswith(
+            "s ago): try again once it has ended (its result is shown on the page that started it and in"
+            " logs/dashboard.log)"
+        )
+        assert post(op, "api/channels/amqp/other/replay")[0] == 200  # another channel goes on
+        held.released.set()
+        click.join(60)
+        assert first == {
+            "status": 200,
+            "doc": {
+                "result": f"amqp-channel orders: 3 parked message(s) moved back to queue {queue!r};"
+                f" 0 left in '{queue}.zato-parked'"
+            },
+        }
+        assert held.accepted == 1  # the refused click never reached the broker
+        assert rabbit.count(queue) == 3
+        rabbit.publish(queue + ".zato-parked", "again")
+        assert post(op, "api/channels/amqp/orders/replay")[0] == 200  # the first one's hold is gone
+        assert rabbit.count(queue) == 4
+    finally:
+        held.released.set()
+        held.stop()

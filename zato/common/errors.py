@@ -62,8 +62,10 @@ each a subclass of its parent here; import those from their own module.
      │       └─ BrokerUnreachable (zato.connector.amqp_replay) the broker could not be reached
      │                         or the connection to it was lost (the dashboard answers 503)
      └─ ActionError          (zato.dashboard.actions) a dashboard action with a bad argument (400)
-         └─ ActionNotFound   (zato.dashboard.actions) it names a server, connector or
-                             connection the cluster does not have (404)
+         ├─ ActionNotFound   (zato.dashboard.actions) it names a server, connector or
+         │                   connection the cluster does not have (404)
+         └─ ActionConflict   (zato.dashboard.actions) the same action is already running in
+                             this dashboard (409: a second click on Replay parked)
 
 Outside the tree on purpose: zato.service.deploy._OverBudget, a BaseException raised inside
 the deploy validation child when a module's import overruns its budget, so that the module's

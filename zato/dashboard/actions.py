@@ -15,7 +15,10 @@ raises ActionError with a message for the page; the route logs it with the user.
 
 from __future__ import annotations
 
+import contextlib
 import re
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from zato.common.errors import ZatoError
@@ -34,6 +37,40 @@ class ActionNotFound(ActionError):
     """The action names a server, connector or module the cluster does not have."""
 
     status = 404
+
+
+class ActionConflict(ActionError):
+    """The same action is already running in this dashboard (a second click, another tab)."""
+
+    status = 409
+
+
+class Running:
+    """The actions running in this dashboard process, by name: one of each at a time. Two
+    replays of one channel at once would each count the parked messages and take them in
+    turns: one parked again meanwhile would be taken round again, and each click would say
+    half of what moved."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._since: dict[str, float] = {}
+        self._clock = clock
+
+    @contextlib.contextmanager
+    def only_one(self, name: str) -> Iterator[None]:
+        """ActionConflict while an action of this name runs; no switch between the check and
+        the mark (one gevent thread), so two requests cannot both pass."""
+        started = self._since.get(name)
+        if started is not None:
+            ago = max(0, round(self._clock() - started))
+            raise ActionConflict(
+                f"already running (started {ago} s ago): try again once it has ended"
+                " (its result is shown on the page that started it and in logs/dashboard.log)"
+            )
+        self._since[name] = self._clock()
+        try:
+            yield
+        finally:
+            del self._since[name]
 
 
 def _name(value: str, what: str) -> str:

@@ -12,8 +12,9 @@ POST /api/channels/amqp/NAME/replay             an AMQP channel's parked message
 POST /api/async/requeue                         invoke_async calls parked (their workers died) run again
 
 An action answers 200 with its result, or an error: 400 (a bad argument), 403 (CSRF), 404 (a
-name the cluster does not have), 502 (the AMQP broker refused), 503 (Redis, the ODB or the AMQP
-broker could not be reached: try again once it answers).
+name the cluster does not have), 409 (the same replay or re-send already running in this
+dashboard), 502 (the AMQP broker refused), 503 (Redis, the ODB or the AMQP broker could not be
+reached: try again once it answers).
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ def build_app(ctx: Any) -> bottle.Bottle:
     """ctx: settings, sessions (Sessions), collector (state.Collector), client, odb, changed()."""
     app = bottle.Bottle(catchall=True)
     sessions: Sessions = ctx.sessions
+    running = actions.Running()  # replays and re-sends: one of each at a time
     throttle = LoginThrottle()  # 10 failed logins a minute per address, as [admin] max_failures
 
     def session() -> Session | None:
@@ -137,7 +139,8 @@ def build_app(ctx: Any) -> bottle.Bottle:
         bottle.response.set_header("X-Accel-Buffering", "no")
         return _events(ctx, lambda: sessions.get(token) is not None)
 
-    def action(name: str, run: Callable[[], str]) -> Any:
+    def action(name: str, run: Callable[[], str], alone: bool = False) -> Any:
+        """alone: refused (409) while an action of the same name runs (a second click)."""
         s = api_login()
         given = bottle.request.get_header(CSRF_HEADER) or bottle.request.forms.get("csrf")
         if not csrf_ok(s, given):
@@ -146,7 +149,11 @@ def build_app(ctx: Any) -> bottle.Bottle:
             )
             return _json(403, {"error": "missing or wrong CSRF token"})
         try:
-            result = run()
+            if alone:
+                with running.only_one(name):
+                    result = run()
+            else:
+                result = run()
         except ZatoError as e:
             logger.warning("dashboard: user %s: %s failed: %s", s.user, name, e)
             status, error = failure(name, e)
@@ -181,6 +188,7 @@ def build_app(ctx: Any) -> bottle.Bottle:
         return action(
             f"re-send parked {kind} {connection}",
             lambda: actions.resend_parked(ctx.settings, ctx.client, kind, connection, ctx.odb),
+            alone=True,
         )
 
     @app.post("/api/channels/amqp/<channel>/replay")
@@ -188,6 +196,7 @@ def build_app(ctx: Any) -> bottle.Bottle:
         return action(
             f"replay parked amqp-channel {channel}",
             lambda: actions.replay_parked(ctx.settings, ctx.odb, channel),
+            alone=True,
         )
 
     @app.post("/api/async/requeue")
@@ -195,6 +204,7 @@ def build_app(ctx: Any) -> bottle.Bottle:
         return action(
             "queue parked invoke_async calls again",
             lambda: actions.requeue_async(ctx.settings, ctx.client),
+            alone=True,
         )
 
     @app.post("/api/deploy")
