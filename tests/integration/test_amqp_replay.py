@@ -195,7 +195,7 @@ def test_the_dashboard_replays_at_most_its_limit_in_one_click_and_says_how_many_
     from zato.dashboard import actions
 
     name, queue = _parked(env, 3)
-    settings = types.SimpleNamespace(cluster=env["cluster"])
+    settings = types.SimpleNamespace(cluster=env["cluster"], tls_ca_file="")
     limit = sys.getrecursionlimit()
     said = actions.replay_parked(settings, env["odb"], name, limit=2)
     assert sys.getrecursionlimit() == limit  # the dashboard's, raised for the replay alone

@@ -1,7 +1,8 @@
 """Dashboard actions when what they need is away, over HTTP to a real dashboard process: the
 AMQP broker (a TCP proxy in front of the shared RabbitMQ, stopped; the shared broker is never
 touched) or Redis cannot be reached -> 503 saying so (was 400, "your request was wrong"); the
-broker refusing -> 502; a second replay of a channel while one runs -> 409."""
+broker refusing -> 502; a second replay of a channel while one runs -> 409; a TLS broker with a
+private CA reached through dashboard.conf's [tls] ca_file (the dashboard had none)."""
 
 from __future__ import annotations
 
@@ -210,3 +211,36 @@ def test_a_second_replay_of_a_channel_while_one_runs_is_409_and_others_go_on(qui
     finally:
         held.released.set()
         held.stop()
+
+
+def test_replay_reaches_a_tls_broker_with_a_private_ca_given_in_dashboard_conf(quickstart, rabbit, tmp_path):
+    from tests.tls_proxy import tls_broker
+
+    with tls_broker(str(tmp_path)) as (port, ca_file):
+        qs, op = dashboard_only(quickstart)
+        amqp_def(qs, "tls", port, "--host", "localhost", "--use-tls", "true", "--password", "guest")
+        queue = parked(rabbit, 2)
+        channel(qs, "orders", "tls", queue)
+        # Without it the broker is not trusted: said so (502: it answered), not "unreachable".
+        status, error = post(op, "api/channels/amqp/orders/replay")
+        assert status == 502, error
+        assert error.startswith(
+            f"replay parked amqp-channel orders: amqp-channel orders: the AMQP broker amqps://guest@localhost:{port}/"
+            " (definition 'tls') is not trusted: SSLCertVerificationError: "
+        )
+        assert error.endswith(
+            "(the CA that signed its certificate goes in [tls] ca_file: server.conf's for the CLI,"
+            " dashboard.conf's for the dashboard); nothing moved"
+        )
+
+        qs.stop("dashboard")
+        conf = os.path.join(qs.dashboard_dir, "config", "dashboard.conf")
+        qs._merge(conf, "tls", {"ca_file": ca_file})
+        qs.start("dashboard")
+        op = Operator(op.url, *qs.admin_auth)
+        assert post(op, "api/channels/amqp/orders/replay") == (
+            200,
+            f"amqp-channel orders: 2 parked message(s) moved back to queue {queue!r};"
+            f" 0 left in '{queue}.zato-parked'",
+        )
+        assert rabbit.count(queue) == 2

@@ -129,3 +129,18 @@ def test_a_comment_after_a_number_is_named_in_the_error(tmp_path):
         f.write("\n[limits]\nmax_body = 4194304   # bytes\n")
     with pytest.raises(ConfigError, match=r"'4194304   # bytes' is not a whole number \(a comment must be"):
         load_server_settings(path)
+
+
+def test_a_dashboard_made_for_a_server_takes_its_tls_ca_file(tmp_path):
+    """The private CA of TLS AMQP brokers (server.conf [tls] ca_file) reaches dashboard.conf, so
+    its Replay parked verifies them as the connectors and the CLI do; a missing file is refused."""
+    server, conf = created("server", tmp_path)
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not checked when loading\n")
+    with open(conf, "a") as f:
+        f.write(f"\n[tls]\nca_file = {ca}\n")
+    dashboard = create_dashboard_dir(str(tmp_path / "d"), load_server_settings(server))
+    assert load_dashboard_settings(dashboard).tls_ca_file == str(ca)
+    ca.unlink()
+    with pytest.raises(ConfigError, match=rf"dashboard.conf: \[tls\] ca_file: '{ca}' is not a file"):
+        load_dashboard_settings(dashboard)

@@ -213,6 +213,7 @@ class DashboardSettings:
     session_minutes: int = 480
     log_level: str = "INFO"
     log_format: str = "text"
+    tls_ca_file: str = ""  # [tls] ca_file: CA certificates to verify TLS AMQP brokers against (Replay parked)
 
     @property
     def config_file(self) -> str:
@@ -307,6 +308,7 @@ DASHBOARD_SCHEMA: Schema = {
     "auth": frozenset({"admin_username", "admin_password", "cluster_secret"}),
     "lb": frozenset({"dir"}),
     "logging": frozenset({"level", "format"}),
+    "tls": frozenset({"ca_file"}),
 }
 
 
@@ -715,4 +717,5 @@ def load_dashboard_settings(dashboard_dir: str) -> DashboardSettings:
         session_minutes=r.int("main", "session_minutes", 480, 1, 60 * 24 * 30),
         log_level=r.str("logging", "level", "INFO"),
         log_format=_log_format(r),
+        tls_ca_file=_existing_file(r, "tls", "ca_file"),
     )

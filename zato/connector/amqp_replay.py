@@ -20,6 +20,7 @@ At least once, nothing lost:
 from __future__ import annotations
 
 import logging
+import ssl
 from dataclasses import dataclass
 from typing import Any
 
@@ -183,6 +184,12 @@ class _Run:
             raise ReplayError(
                 f"{self.label}: the AMQP broker {self.broker} refused the login: check the user name and"
                 f" password of amqp-def {self.d['def']!r}{self._so_far()}"
+            ) from None
+        except ssl.SSLCertVerificationError as e:  # it answered: with a certificate not trusted here
+            raise ReplayError(
+                f"{self.label}: the AMQP broker {self.broker} is not trusted: {_why(e)} (the CA that signed"
+                " its certificate goes in [tls] ca_file: server.conf's for the CLI, dashboard.conf's for"
+                f" the dashboard){self._so_far()}"
             ) from None
         except AMQP_ERRORS as e:
             raise BrokerUnreachable(

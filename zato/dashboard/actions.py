@@ -186,14 +186,14 @@ def _left(moved: int, left: int) -> str:
 
 def replay_parked(settings: DashboardSettings, odb: Any, channel: str, limit: int = REPLAY_LIMIT) -> str:
     """The parked messages of AMQP channel `channel` back on its queue (all parked now, up to
-    `limit`: the answer says how many are left). TLS brokers are verified against the
-    system's CAs (dashboard.conf has no [tls] ca_file)."""
+    `limit`: the answer says how many are left). A TLS broker is verified against
+    dashboard.conf's [tls] ca_file when set, else against the system's CAs."""
     from zato.connector.amqp_replay import replay_channel
     from zato.odb.connectors import DefinitionNotFound
 
     _name(channel, "channel")
     try:
-        result = replay_channel(odb, settings.cluster, channel, limit=limit)
+        result = replay_channel(odb, settings.cluster, channel, settings.tls_ca_file, limit)
     except DefinitionNotFound as e:
         raise ActionNotFound(str(e)) from None
     return "; warning: ".join([result.describe(), *result.warnings()])

@@ -201,6 +201,8 @@ def create_dashboard_dir(
         "lb": {"dir": os.path.abspath(lb_dir) if lb_dir else ""},
         "logging": {"level": "INFO"},
     }
+    if server.tls_ca_file:  # the server's private CA of TLS AMQP brokers: Replay parked reaches them too
+        conf["tls"] = {"ca_file": os.path.abspath(server.tls_ca_file)}
     write_conf(path, DASHBOARD_CONF, conf)
     component.write_marker(path, component.DASHBOARD)
     load_dashboard_settings(path)
