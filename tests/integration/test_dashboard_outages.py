@@ -213,6 +213,35 @@ def test_a_second_replay_of_a_channel_while_one_runs_is_409_and_others_go_on(qui
         held.stop()
 
 
+def test_replay_against_a_broker_that_never_answers_is_503_not_an_internal_error(quickstart, rabbit):
+    """Something accepts the connection and never answers the AMQP handshake (a hung broker):
+    pika gives up after its 15 s and says so. Before, its timeout was not among the broker
+    errors: 500 with bottle's HTML page, and dashboard.log had pika's ERROR lines and traceback
+    (each failed click with the broker down too) besides the dashboard's own line."""
+    qs, op = dashboard_only(quickstart)
+    hung = HeldProxy(free_port())  # never released
+    hung.start()
+    try:
+        amqp_def(qs, "hung", hung.port, "--password", "guest")
+        channel(qs, "orders", "hung", parked(rabbit, 1))
+        status, error = post(op, "api/channels/amqp/orders/replay")
+    finally:
+        hung.released.set()
+        hung.stop()
+    assert status == 503, error
+    assert error.startswith(
+        "replay parked amqp-channel orders: amqp-channel orders: cannot connect to the AMQP broker"
+        f" amqp://guest@127.0.0.1:{hung.port}/ (definition 'hung'): AMQPConnectorStackTimeout: Timeout during"
+        " AMQP handshake"
+    )
+    assert error.endswith("; nothing moved")
+    with open(os.path.join(qs.dashboard_dir, "logs", "dashboard.log")) as f:
+        log = f.read()
+    assert "Traceback" not in log and " pika." not in log, log
+    said = error.removeprefix("replay parked amqp-channel orders: ")
+    assert f"dashboard: user {qs.admin_auth[0]}: replay parked amqp-channel orders failed: {said}" in log
+
+
 def test_replay_reaches_a_tls_broker_with_a_private_ca_given_in_dashboard_conf(quickstart, rabbit, tmp_path):
     from tests.tls_proxy import tls_broker
 

@@ -113,6 +113,32 @@ def setup_logging(
         root.addHandler(h)
 
 
+class _PikaAtDebug(logging.Handler):
+    """pika's own records, as DEBUG records of the root logger without their tracebacks: a
+    reconnecting connector says what failed in one line of its own per attempt, where pika
+    logged 5-6 ERROR lines and tracebacks (120 lines a minute for 4 misconfigured connectors)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        root = logging.getLogger()
+        if not root.isEnabledFor(logging.DEBUG):
+            return
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        record.exc_info, record.exc_text, record.stack_info = None, None, None
+        root.handle(record)
+
+
+def pika_at_debug() -> None:
+    """Route pika's log records at DEBUG (seen only when the process logs DEBUG): an AMQP
+    connector's process calls this once, and the dashboard (its Replay parked) at start."""
+    pika_logger = logging.getLogger("pika")
+    if not any(isinstance(h, _PikaAtDebug) for h in pika_logger.handlers):
+        pika_logger.addHandler(_PikaAtDebug())
+    pika_logger.propagate = False
+    pika_logger.setLevel(
+        logging.DEBUG if logging.getLogger().isEnabledFor(logging.DEBUG) else logging.CRITICAL
+    )
+
+
 def setup_component_logging(settings: Any, role: str, stream: bool = False) -> None:
     """setup_logging from a component's settings ([logging] level and format)."""
     server = getattr(settings, "name", "")

@@ -20,6 +20,7 @@ import pika.spec
 
 from zato.common import jsonenc
 from zato.common.errors import EXIT_OK, ConnectorError
+from zato.common.log import pika_at_debug  # noqa: F401 - the connectors call it from here
 from zato.connector.base import Context, RetryPolicy, connect_with_backoff
 from zato.coord.queues import AMQP_PROPERTIES, MAX_HEADER_DEPTH
 from zato.odb.limits import MAX_AMQP_HEARTBEAT
@@ -49,32 +50,6 @@ DECODE_STACK = 64 * 1024 * 1024
 class Reconnect(ConnectorError):
     """The session cannot go on and must start again on a new connection (the broker cancelled
     the consumer: its queue was deleted); the text says why, for the log and the status."""
-
-
-class _PikaAtDebug(logging.Handler):
-    """pika's own records, as DEBUG records of the root logger without their tracebacks: a
-    reconnecting connector says what failed in one line of its own per attempt, where pika
-    logged 5-6 ERROR lines and tracebacks (120 lines a minute for 4 misconfigured connectors)."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        root = logging.getLogger()
-        if not root.isEnabledFor(logging.DEBUG):
-            return
-        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
-        record.exc_info, record.exc_text, record.stack_info = None, None, None
-        root.handle(record)
-
-
-def pika_at_debug() -> None:
-    """Route pika's log records at DEBUG (seen only when the server logs DEBUG): an AMQP
-    connector's process calls this once."""
-    pika_logger = logging.getLogger("pika")
-    if not any(isinstance(h, _PikaAtDebug) for h in pika_logger.handlers):
-        pika_logger.addHandler(_PikaAtDebug())
-    pika_logger.propagate = False
-    pika_logger.setLevel(
-        logging.DEBUG if logging.getLogger().isEnabledFor(logging.DEBUG) else logging.CRITICAL
-    )
 
 
 def decode_any_delivery() -> None:

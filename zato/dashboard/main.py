@@ -92,6 +92,10 @@ def serve(dashboard_dir: str) -> int:
     ENTRY.start(settings)
     import logging
 
+    from zato.common.log import pika_at_debug
+
+    pika_at_debug()  # a failed Replay parked: its one line in dashboard.log, not pika's ERRORs and traceback
+
     from zato.coord.client import connect
     from zato.dashboard.app import build_app
     from zato.dashboard.auth import Sessions
