@@ -2,7 +2,8 @@
 AMQP broker (a TCP proxy in front of the shared RabbitMQ, stopped; the shared broker is never
 touched) or Redis cannot be reached -> 503 saying so (was 400, "your request was wrong"); the
 broker refusing -> 502; a second replay of a channel while one runs -> 409; a TLS broker with a
-private CA reached through dashboard.conf's [tls] ca_file (the dashboard had none)."""
+private CA reached through dashboard.conf's [tls] ca_file (the dashboard had none); and what the
+page says of each (Debian's chromium through Selenium)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pytest
 import requests
 
 from tests.conn_support import Rabbit, TCPProxy
-from tests.integration.test_dashboard import Operator
+from tests.integration.test_dashboard import Operator, browser, login, needs_browser, text  # noqa: F401 - browser: a fixture
 from tests.support import free_port, wait_for, zato
 
 
@@ -273,3 +274,52 @@ def test_replay_reaches_a_tls_broker_with_a_private_ca_given_in_dashboard_conf(q
             f" 0 left in '{queue}.zato-parked'",
         )
         assert rabbit.count(queue) == 2
+
+
+@needs_browser
+def test_the_page_says_what_runs_and_that_it_failed_not_refused(quickstart, rabbit, browser):  # noqa: F811
+    """In the browser: a click's action shows as working until its answer comes (a replay takes
+    a while: before, the page said nothing meanwhile, and a second click looked needed); an
+    action that could not reach what it needs reads 'failed: ...' (was 'refused: ...', as for a
+    bad request); a dashboard that does not answer says so (before: nothing at all)."""
+    qs, _op = dashboard_only(quickstart)
+    held = HeldProxy(free_port())
+    held.start()
+    try:
+        amqp_def(qs, "held", held.port, "--password", "guest")
+        queue = parked(rabbit, 1)
+        channel(qs, "orders", "held", queue)
+        browser.get(f"http://127.0.0.1:{qs.dashboard_port}/")
+        login(browser, *qs.admin_auth)
+        wait_for(lambda: text(browser, "#cluster") == qs.cluster, 30, what="the overview page")
+        question = "Put the 1 message(s) parked by orders back on its queue, for its service to run again"
+        click = f"window.confirm = () => true; act('api/channels/amqp/orders/replay', '{question}?')"
+        browser.execute_script(click)
+        wait_for(lambda: held.accepted, 30, what="the replay connecting to the broker")
+        working = text(browser, "#message")
+        assert working.startswith("working (sent ") and working.endswith(f" UTC): {question}"), working
+        assert browser.execute_script("return document.getElementById('message').className") == "warn"
+        held.released.set()
+        result = (
+            f"amqp-channel orders: 1 parked message(s) moved back to queue {queue!r};"
+            f" 0 left in '{queue}.zato-parked'"
+        )
+        wait_for(lambda: text(browser, "#message") == result, 30, what="the result on the page")
+    finally:
+        held.released.set()
+        held.stop()  # the broker goes away
+
+    browser.execute_script(click)
+    wait_for(lambda: text(browser, "#message").startswith("failed: "), 30, what="the failure on the page")
+    assert text(browser, "#message").startswith(
+        "failed: replay parked amqp-channel orders: amqp-channel orders: cannot connect to the AMQP broker"
+    )
+    assert browser.execute_script("return document.getElementById('message').className") == "bad"
+
+    qs.stop("dashboard")
+    browser.execute_script(click)
+    wait_for(
+        lambda: text(browser, "#message") == "failed: no answer from the dashboard (Failed to fetch)",
+        30,
+        what="the dashboard's silence on the page",
+    )

@@ -94,11 +94,21 @@ function rows(id, items, build) {
 }
 async function act(url, question, body) {
   if (!confirm(question)) return;
-  const r = await fetch(url, {method: 'POST', headers: {'X-CSRF-Token': csrf}, body: body,
-                              credentials: 'same-origin'});
+  const message = $('message');  // what runs now (a replay may take a while), then its result
+  message.textContent = 'working (sent ' + when(Date.now() / 1000) + ' UTC): ' + question.replace(/\?$/, '');
+  message.className = 'warn';
+  let r;
+  try {
+    r = await fetch(url, {method: 'POST', headers: {'X-CSRF-Token': csrf}, body: body,
+                          credentials: 'same-origin'});
+  } catch (e) {  // the dashboard or the network is away: nothing was said before
+    message.textContent = 'failed: no answer from the dashboard (' + e.message + ')';
+    message.className = 'bad'; return;
+  }
   let text; try { const j = await r.json(); text = j.result || j.error; } catch (e) { text = r.statusText; }
-  $('message').textContent = (r.ok ? '' : 'refused: ') + text;
-  $('message').className = r.ok ? '' : 'bad';
+  // 4xx: the request was refused; 5xx: something it needs could not be reached, or refused it
+  message.textContent = (r.ok ? '' : (r.status >= 500 ? 'failed: ' : 'refused: ')) + text;
+  message.className = r.ok ? '' : 'bad';
 }
 function lbState(s, lb) {
   const b = (lb.servers || []).find(x => x.name === s.name); return b ? b.state : '-';
