@@ -323,3 +323,21 @@ def test_the_page_says_what_runs_and_that_it_failed_not_refused(quickstart, rabb
         30,
         what="the dashboard's silence on the page",
     )
+
+
+@needs_browser
+def test_an_open_page_whose_session_ended_goes_back_to_the_login_form(quickstart, browser):  # noqa: F811
+    """Sessions live in the dashboard's memory: after it restarted (or a session expired, or a
+    logout in another tab) an open page said 'reconnecting...' for good, its actions answered
+    'refused: log in first'. Now it goes back to the login form once the dashboard answers."""
+    qs, _op = dashboard_only(quickstart)
+    url = f"http://127.0.0.1:{qs.dashboard_port}/"
+    browser.get(url)
+    login(browser, *qs.admin_auth)
+    wait_for(lambda: text(browser, "#live").startswith("live"), 30, what="the page live")
+    qs.stop("dashboard")
+    wait_for(lambda: text(browser, "#live") == "reconnecting...", 30, what="the page saying it reconnects")
+    qs.start("dashboard")
+    wait_for(lambda: browser.current_url == url + "login", 60, what="the login form")
+    login(browser, *qs.admin_auth)
+    wait_for(lambda: text(browser, "#live").startswith("live"), 30, what="the page live again")

@@ -250,7 +250,13 @@ $('deploy').onclick = () => {
 fetch('api/state', {credentials: 'same-origin'}).then(r => r.json()).then(render);
 const events = new EventSource('api/events');
 events.onmessage = e => render(JSON.parse(e.data));
-events.onerror = () => { $('live').textContent = 'reconnecting...'; $('live').className = 'bad'; };
+events.onerror = () => {
+  $('live').textContent = 'reconnecting...'; $('live').className = 'bad';
+  // The session may be gone (the dashboard restarted, the session expired, a logout in another
+  // tab): the stream then answers 401 and the browser stops trying; back to the login form.
+  fetch('api/state', {credentials: 'same-origin'})
+    .then(r => { if (r.status === 401) location.href = 'login'; }).catch(() => {});
+};
 """
 
 
