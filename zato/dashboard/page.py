@@ -84,13 +84,25 @@ function cell(tr, value, cls) {
 }
 function button(label, question, url) {
   const b = document.createElement('button'); b.textContent = label;
+  b.title = question;  // also what tells two buttons apart in rows() below
   b.onclick = () => act(url, question, null); return b;
 }
 function rows(id, items, build) {
-  const body = document.querySelector('#' + id + ' tbody'); body.replaceChildren();
-  for (const item of items) {
-    const tr = document.createElement('tr'); build(tr, item); body.appendChild(tr);
-  }
+  // Only the cells that changed are replaced: a row rebuilt at every snapshot (twice a second
+  // under traffic) took its buttons from under the mouse, and a click between the press and the
+  // release was lost.
+  const body = document.querySelector('#' + id + ' tbody'), old = Array.from(body.children);
+  const fresh = items.map((item, i) => {
+    const tr = document.createElement('tr'); build(tr, item);
+    const was = old[i];
+    if (!was || was.cells.length !== tr.cells.length || was.dataset.name !== tr.dataset.name) return tr;
+    Array.from(tr.cells).forEach((td, j) => {
+      if (was.cells[j].outerHTML !== td.outerHTML) was.replaceChild(td, was.cells[j]);
+    });
+    return was;
+  });
+  fresh.forEach((tr, i) => { if (body.children[i] !== tr) body.insertBefore(tr, body.children[i] || null); });
+  while (body.children.length > fresh.length) body.lastChild.remove();
 }
 async function act(url, question, body) {
   if (!confirm(question)) return;
