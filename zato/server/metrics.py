@@ -152,9 +152,11 @@ def observe_service(service: str, started: float) -> None:
     i.child(i.duration, service).observe(time.perf_counter() - started)
 
 
-def exposition(client: Any, cluster: str, key: bytes | None = None) -> tuple[bytes, str]:
-    """(body, content type) of one scrape: every worker's metrics plus the cluster's."""
-    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
+def exposition(client: Any, cluster: str, key: bytes | None = None, accept: str = "") -> tuple[bytes, str]:
+    """(body, content type) of one scrape: every worker's metrics plus the cluster's, in the
+    format the scraper's Accept header asks for (OpenMetrics, or Prometheus' text format)."""
+    from prometheus_client import CollectorRegistry, multiprocess
+    from prometheus_client.exposition import choose_encoder
 
     from zato.server.cluster_metrics import ClusterCollector
 
@@ -162,4 +164,5 @@ def exposition(client: Any, cluster: str, key: bytes | None = None) -> tuple[byt
     if os.environ.get(MULTIPROC_ENV):  # set by our arbiter; absent only when the app runs bare
         multiprocess.MultiProcessCollector(registry)
     registry.register(ClusterCollector(client, cluster, key))
-    return generate_latest(registry), CONTENT_TYPE_LATEST
+    encoder, content_type = choose_encoder(accept)
+    return encoder(registry), content_type

@@ -277,7 +277,7 @@ class ServerApp:
         if path == READY_PATH:
             return self._ready(start_response)
         if path == metrics.METRICS_PATH:
-            return self._metrics(start_response)
+            return self._metrics(environ, start_response)
         supplied = environ.get("HTTP_X_ZATO_CID", "")
         cid = supplied if is_cid(supplied) else new_cid()
         environ[MAX_FORM_FIELDS_KEY] = self.limits.max_form_fields  # self.request.http.POST's limit
@@ -374,11 +374,11 @@ class ServerApp:
         logger.warning("cid %s: not run: it was running, alone, when a worker of this server ended", cid)
         return self._send(start_response, 500, error_body(cid, detail), JSON, cid)
 
-    def _metrics(self, start_response: StartResponse) -> list[bytes]:
+    def _metrics(self, environ: dict, start_response: StartResponse) -> list[bytes]:
         cid = new_cid()
         s = self.worker.settings
         key = member_key(s.cluster_secret, s.cluster)  # count only members signed for this cluster
-        body, ctype = metrics.exposition(self.worker.redis, s.cluster, key)
+        body, ctype = metrics.exposition(self.worker.redis, s.cluster, key, environ.get("HTTP_ACCEPT", ""))
         return self._send(start_response, 200, body, ctype, cid)
 
     @staticmethod
