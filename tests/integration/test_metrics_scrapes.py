@@ -1,13 +1,18 @@
-"""/metrics as a scraper sees it on a real two-worker server: the format it asks for."""
+"""/metrics as a scraper sees it on a real two-worker server: the format it asks for, and
+totals that hold while workers are killed and re-forked, with a bounded metrics folder."""
 
 from __future__ import annotations
+
+import os
+import re
+import signal
 
 import pytest
 import requests
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support import cluster_name, wait_for
+from tests.support import cluster_name, process_table, wait_for
 
 MODULE = """
 import os
@@ -29,6 +34,8 @@ PROMETHEUS_ACCEPT = (
     "text/plain;version=0.0.4;q=0.3,*/*;q=0.2"
 )
 REQUESTS = ("zato_server_requests_total", (("kind", "channel"),))
+INVOKED = ("zato_service_invocations_total", (("service", "test.metrics.pid"),))
+TIMED = ("zato_service_duration_seconds_count", (("service", "test.metrics.pid"),))
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +63,26 @@ def _samples(families) -> dict[tuple, float]:  # noqa: ANN001
     return out
 
 
+def scrape(base: str) -> dict[tuple, float]:
+    text = requests.get(base + "/metrics", timeout=10, headers={"Connection": "close"}).text
+    return _samples(text_string_to_metric_families(text))
+
+
+def _workers(qs) -> set[int]:  # noqa: ANN001
+    arbiter = qs.pid("server1")
+    return {pid for pid, ppid, cmd in process_table() if ppid == arbiter and b"worker" in cmd}
+
+
+def _metrics_dir(qs) -> str:  # noqa: ANN001
+    return os.path.join(qs.server_dir("server1"), "work", "metrics")
+
+
+def _file_pids(qs) -> set[int]:  # noqa: ANN001
+    """The pids of the metrics files in the folder (counter_PID.db, gauge_livesum_PID.db...)."""
+    names = os.listdir(_metrics_dir(qs))
+    return {int(m.group(1)) for m in map(re.compile(r".*_(\d+)\.db$").match, names) if m}
+
+
 def test_prometheus_gets_openmetrics_that_parses_and_ends_with_eof(server):
     """Before: every scrape was Prometheus' text format 0.0.4 whatever the scraper asked for."""
     base = server.server_url("server1")
@@ -74,3 +101,34 @@ def test_prometheus_gets_openmetrics_that_parses_and_ends_with_eof(server):
     assert plain.headers["Content-Type"].startswith("text/plain; version=0.0.4"), plain.headers
     assert "# EOF" not in plain.text
     assert {f.name for f in text_string_to_metric_families(plain.text)} >= {"zato_server_requests"}
+
+
+def test_killed_workers_keep_their_counts_and_leave_no_files_behind(server):
+    """A worker killed 6 times: every scrape's totals hold what the killed workers counted
+    (a counter never goes back) and the metrics folder keeps files of the live workers only.
+    Before: each killed worker left its counter and histogram files, read by every scrape."""
+    base = server.server_url("server1")
+    sent = 0
+    before = scrape(base)
+    for round_ in range(6):
+        served: dict[int, int] = {}
+        while len(served) < 2:  # both workers count some, the one to be killed included
+            r = requests.get(base + "/test/pid", timeout=10, headers={"Connection": "close"})
+            served[r.json()["pid"]] = served.get(r.json()["pid"], 0) + 1
+            sent += 1
+            assert len(served) == 2 or sum(served.values()) < 400, "one worker served everything"
+        live = _workers(server)
+        victim = sorted(served)[round_ % 2]
+        assert victim in live
+        os.kill(victim, signal.SIGKILL)
+        wait_for(lambda v=victim: len(_workers(server) - {v}) == 2, what="the replacement worker")
+        gone = f"the files of killed worker {victim} gone"
+        wait_for(lambda v=victim: v not in _file_pids(server), 10, what=gone)
+        for _ in range(4):  # whichever worker answers: every request once, killed workers' included
+            after = scrape(base)
+            assert after[REQUESTS] == before.get(REQUESTS, 0) + sent
+            assert after[INVOKED] == before.get(INVOKED, 0) + sent
+            assert after[TIMED] == after[INVOKED]
+    assert _file_pids(server) <= _workers(server)
+    r = requests.get(base + "/metrics", timeout=10, headers={"Accept": PROMETHEUS_ACCEPT})
+    assert _samples(openmetrics_families(r.text))[REQUESTS] == before.get(REQUESTS, 0) + sent

@@ -4,13 +4,15 @@ prometheus-client's multiprocess mode: each worker writes its counters into file
 `work/metrics/` (PROMETHEUS_MULTIPROC_DIR, emptied by the arbiter before it forks, so the
 variable is set before any worker imports prometheus_client); a scrape, whichever worker
 answers it, sums them all. A worker that exits is marked dead (gunicorn's child_exit hook)
-so its live gauges stop counting. The files are memory-mapped and sparse: a page is allocated
-on the disk when a new value is first written into it, and on a full disk that write is a
-SIGBUS that ends the worker (so every request's first metric of a new service killed its
-worker). So a new value is created only while the folder's filesystem has RESERVE_BYTES free;
-meanwhile new services' metrics are not counted (logged), and values created before count on.
-Cluster-wide values (lease, membership, connectors,
-outgoing queues) are read from Redis at scrape time, so every worker and every server agree.
+so its live gauges stop counting, and its counters are folded into one file of the ended
+workers' totals (zato.server.metrics_files): files do not pile up as workers restart.
+The files are memory-mapped and sparse: a page is allocated on the disk when a new value is
+first written into it, and on a full disk that write is a SIGBUS that ends the worker (so every
+request's first metric of a new service killed its worker). So a new value is created only
+while the folder's filesystem has RESERVE_BYTES free; meanwhile new services' metrics are not
+counted (logged), and values created before count on. Cluster-wide values (lease,
+membership, connectors, outgoing queues) are read from Redis at scrape time, so every worker
+and every server agree.
 Every metric is described in docs/metrics.md.
 """
 
@@ -48,12 +50,28 @@ def prepare(settings: ServerSettings) -> str:
     return path
 
 
-def worker_exited(server: Any, worker: Any) -> None:
-    """gunicorn's child_exit hook: the dead worker's live gauges no longer count."""
-    if os.environ.get(MULTIPROC_ENV):
-        from prometheus_client import multiprocess
+_unfolded: set[int] = set()  # in the arbiter: ended workers whose files could not be folded yet
 
-        multiprocess.mark_process_dead(worker.pid)
+
+def worker_exited(server: Any, worker: Any) -> None:  # noqa: ARG001 - gunicorn's hook signature
+    """gunicorn's child_exit hook: the ended worker's live gauges no longer count, and its
+    counters and histograms are folded into the ended workers' totals (metrics_files)."""
+    folder = os.environ.get(MULTIPROC_ENV)
+    if not folder:
+        return
+    from prometheus_client import multiprocess
+
+    from zato.server import metrics_files
+
+    multiprocess.mark_process_dead(worker.pid)
+    _unfolded.add(worker.pid)
+    for pid in sorted(_unfolded):
+        try:
+            metrics_files.fold(folder, pid)
+        except (OSError, ValueError) as e:  # its files stay, and count as before
+            logger.warning("metrics of ended worker %d not folded, its files stay in %s: %s", pid, folder, e)
+        else:
+            _unfolded.discard(pid)
 
 
 class _Idle:
@@ -155,14 +173,16 @@ def observe_service(service: str, started: float) -> None:
 def exposition(client: Any, cluster: str, key: bytes | None = None, accept: str = "") -> tuple[bytes, str]:
     """(body, content type) of one scrape: every worker's metrics plus the cluster's, in the
     format the scraper's Accept header asks for (OpenMetrics, or Prometheus' text format)."""
-    from prometheus_client import CollectorRegistry, multiprocess
+    from prometheus_client import CollectorRegistry
     from prometheus_client.exposition import choose_encoder
 
     from zato.server.cluster_metrics import ClusterCollector
+    from zato.server.metrics_files import WorkersCollector
 
     registry = CollectorRegistry()
-    if os.environ.get(MULTIPROC_ENV):  # set by our arbiter; absent only when the app runs bare
-        multiprocess.MultiProcessCollector(registry)
+    folder = os.environ.get(MULTIPROC_ENV)
+    if folder:  # set by our arbiter; absent only when the app runs bare
+        registry.register(WorkersCollector(folder))
     registry.register(ClusterCollector(client, cluster, key))
     encoder, content_type = choose_encoder(accept)
     return encoder(registry), content_type
