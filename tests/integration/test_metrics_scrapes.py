@@ -12,7 +12,7 @@ import requests
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support import cluster_name, process_table, wait_for
+from tests.support import cluster_name, free_port, process_table, wait_for, zato
 
 MODULE = """
 import os
@@ -132,3 +132,49 @@ def test_killed_workers_keep_their_counts_and_leave_no_files_behind(server):
     assert _file_pids(server) <= _workers(server)
     r = requests.get(base + "/metrics", timeout=10, headers={"Accept": PROMETHEUS_ACCEPT})
     assert _samples(openmetrics_families(r.text))[REQUESTS] == before.get(REQUESTS, 0) + sent
+
+
+def _supervisor(qs) -> int | None:  # noqa: ANN001
+    arbiter = qs.pid("server1")
+    found = [pid for pid, ppid, cmd in process_table() if ppid == arbiter and b"supervisor" in cmd]
+    return found[0] if found else None
+
+
+def _connector_states(base: str, name: str) -> dict[tuple[str, str], float]:
+    """{(kind, state): value} of zato_connector_state for connector `name` in one scrape."""
+    return {
+        (dict(labels)["kind"], dict(labels)["state"]): value
+        for (sample, labels), value in scrape(base).items()
+        if sample == "zato_connector_state" and dict(labels)["connector"] == name
+    }
+
+
+def test_a_connector_keeps_its_state_series_while_no_server_holds_the_lease(server):
+    """Before: while no server held the lease (a takeover under way) every connector series was
+    gone, so `zato_connector_state{state!="RUNNING"}` said nothing. Now each active connector of
+    the ODB is there, NOT_RUNNING. The lease is left to lapse by stopping the only supervisor."""
+    base = server.server_url("server1")
+    name = "zmq-channel:scraped"
+    address = f"tcp://127.0.0.1:{free_port()}"
+    create = ("conn", "create", "zmq-channel", server.path, "--name", "scraped", "--address", address)
+    zato(*create, "--service", "test.metrics.pid")
+    wait_for(
+        lambda: _connector_states(base, name) == {("zmq-channel", "RUNNING"): 1},
+        60,
+        what="the connector running",
+    )
+    supervisor = wait_for(lambda: _supervisor(server), what="the supervisor")
+    assert isinstance(supervisor, int)
+    os.kill(supervisor, signal.SIGSTOP)
+    try:
+        holder = ("zato_lease_holder", (("server", "server1"),))
+        wait_for(lambda: holder not in scrape(base), 20, what="the lease lapsed")
+        for _ in range(4):  # whichever worker answers
+            assert _connector_states(base, name) == {("zmq-channel", "NOT_RUNNING"): 1}
+    finally:
+        os.kill(supervisor, signal.SIGCONT)
+    wait_for(
+        lambda: _connector_states(base, name) == {("zmq-channel", "RUNNING"): 1},
+        60,
+        what="the connector running again",
+    )

@@ -1,10 +1,11 @@
 """Cluster-wide Prometheus metrics read from Redis at scrape time: the lease, the takeover
-log, membership, the holder's connectors, the outgoing queues and invoke_async's queue. Redis down is a value
-(`zato_redis_up 0`), never a failed scrape."""
+log, membership, the holder's connectors, the outgoing queues and invoke_async's queue. Redis down
+is a value (`zato_redis_up 0`), never a failed scrape. Every active connector of the ODB has a
+`zato_connector_state` series, NOT_RUNNING while no holder runs it (during a takeover)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from zato.common.errors import CoordError
@@ -20,9 +21,19 @@ def outgoing_of(child: dict) -> tuple[str, str] | None:
     return kind[: -len("-outgoing")], name
 
 
+NOT_RUNNING = "NOT_RUNNING"  # the state of an active connector no holder runs (a takeover under way)
+
+
 class ClusterCollector:
-    def __init__(self, client: Any, cluster: str, key: bytes | None = None):
+    def __init__(
+        self,
+        client: Any,
+        cluster: str,
+        key: bytes | None = None,
+        defined: Callable[[], list[str]] | None = None,
+    ):
         self.client, self.cluster, self.key = client, cluster, key  # key: verifies member entries
+        self.defined = defined  # KIND:NAME of every active connector definition in the ODB
 
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -111,6 +122,10 @@ class ClusterCollector:
                 family.add_metric(key, c.get(name) or 0)
             if c.get("parking_queue") is not None:
                 parking.add_metric(key, c["parking_queue"])
+        running = {str(c.get("name")) for c in children}
+        for name in self.defined() if self.defined else ():
+            if name not in running:  # no holder runs it now: it has a state all the same
+                state.add_metric([name, name.partition(":")[0], NOT_RUNNING], 1)
         for out in self._outgoing(children):
             self._depth(depth, *out)
         yield from (state, activity, *counters.values(), parking, depth)

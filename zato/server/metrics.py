@@ -170,9 +170,16 @@ def observe_service(service: str, started: float) -> None:
     i.child(i.duration, service).observe(time.perf_counter() - started)
 
 
-def exposition(client: Any, cluster: str, key: bytes | None = None, accept: str = "") -> tuple[bytes, str]:
+def exposition(
+    client: Any,
+    cluster: str,
+    key: bytes | None = None,
+    accept: str = "",
+    defined: Callable[[], list[str]] | None = None,
+) -> tuple[bytes, str]:
     """(body, content type) of one scrape: every worker's metrics plus the cluster's, in the
-    format the scraper's Accept header asks for (OpenMetrics, or Prometheus' text format)."""
+    format the scraper's Accept header asks for (OpenMetrics, or Prometheus' text format).
+    `defined`: KIND:NAME of the active connectors (ClusterCollector)."""
     from prometheus_client import CollectorRegistry
     from prometheus_client.exposition import choose_encoder
 
@@ -183,6 +190,6 @@ def exposition(client: Any, cluster: str, key: bytes | None = None, accept: str 
     folder = os.environ.get(MULTIPROC_ENV)
     if folder:  # set by our arbiter; absent only when the app runs bare
         registry.register(WorkersCollector(folder))
-    registry.register(ClusterCollector(client, cluster, key))
+    registry.register(ClusterCollector(client, cluster, key, defined))
     encoder, content_type = choose_encoder(accept)
     return encoder(registry), content_type

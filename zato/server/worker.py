@@ -20,6 +20,7 @@ from zato.coord.turn import deploy_turn
 from zato.odb import api as odb_api
 from zato.odb import connectors
 from zato.odb.api import ChannelRecord
+from zato.odb.cached import Cached
 from zato.odb.connectors import DefinitionNotFound
 from zato.odb.engine import ODB
 from zato.server import exit_guard, metrics
@@ -50,6 +51,7 @@ def _in_thread(func: Any, args: tuple) -> Any:
     return gevent.get_hub().threadpool.apply(func, args)
 
 
+ALL_CONNECTORS = "*"  # the one entry of Worker._connectors: every active connector's name
 RECONCILE_RETRY = 2.0  # seconds between reads of the ODB after a (re)subscription could not read it
 WORKER_BOOT_ERROR = 3  # gunicorn's exit code for a worker that failed to boot: the arbiter halts
 
@@ -75,6 +77,7 @@ class Worker:
         self.store.observe = metrics.observe_service  # every invocation, however it came
         add_internal(self.store)
         self.guard = Guard(self._security_definition, _in_thread)  # who may call secured channels
+        self._connectors = Cached(self._active_connectors, "connector definition")  # for /metrics
         self.channels: Router[dict[str | None, ChannelRecord]] = Router()  # url_path -> method -> channel
         self._by_path: dict[str, dict[str | None, ChannelRecord]] = {}  # what `channels` was built from
         self.stopping = False
@@ -88,6 +91,18 @@ class Worker:
             return connectors.load(self.odb, self.settings.cluster, "security", name)
         except DefinitionNotFound:
             return None
+
+    def _active_connectors(self, _all: str) -> dict:
+        return {"names": connectors.active_connector_names(self.odb, self.settings.cluster)}
+
+    def defined_connectors(self) -> list[str]:
+        """KIND:NAME of every active connector definition (/metrics gives each a state, a
+        takeover's included), read again at most every few seconds ([] if never read)."""
+        try:
+            found = self._connectors.get(ALL_CONNECTORS)
+        except ZatoError:
+            return []
+        return list(found["names"]) if found else []
 
     # Reconciling with the ODB
 
@@ -220,6 +235,7 @@ class Worker:
                 self.guard.forget(str(event.get("name")))
             elif kind == "connector":  # an outgoing connection's edit applies on its next use
                 self.store.outgoing.forget(str(event.get("type")), str(event.get("name")))
+                self._connectors.forget(ALL_CONNECTORS)
         except ZatoError:
             logger.exception("cannot apply config event %s", event)
         finally:

@@ -378,7 +378,10 @@ class ServerApp:
         cid = new_cid()
         s = self.worker.settings
         key = member_key(s.cluster_secret, s.cluster)  # count only members signed for this cluster
-        body, ctype = metrics.exposition(self.worker.redis, s.cluster, key, environ.get("HTTP_ACCEPT", ""))
+        accept = environ.get("HTTP_ACCEPT", "")
+        body, ctype = metrics.exposition(
+            self.worker.redis, s.cluster, key, accept, self.worker.defined_connectors
+        )
         return self._send(start_response, 200, body, ctype, cid)
 
     @staticmethod
