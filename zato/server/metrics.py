@@ -28,6 +28,7 @@ from typing import Any
 
 from zato.common.fs import free_bytes
 from zato.config.settings import ServerSettings
+from zato.server import metrics_files
 
 logger = logging.getLogger("zato.metrics")
 
@@ -46,6 +47,8 @@ def prepare(settings: ServerSettings) -> str:
     path = multiproc_dir(settings)
     shutil.rmtree(path, ignore_errors=True)
     os.makedirs(path, mode=0o700, exist_ok=True)
+    with open(os.path.join(path, metrics_files.LOCK), "w"):  # made now, while the disk has room
+        pass
     os.environ[MULTIPROC_ENV] = path
     return path
 
@@ -61,10 +64,11 @@ def worker_exited(server: Any, worker: Any) -> None:  # noqa: ARG001 - gunicorn'
         return
     from prometheus_client import multiprocess
 
-    from zato.server import metrics_files
-
     multiprocess.mark_process_dead(worker.pid)
     _unfolded.add(worker.pid)
+    # a pid that a new worker has again: it counts on in the files it found (prometheus-client
+    # reads a file it opens), so they are its own now
+    _unfolded.difference_update(getattr(server, "WORKERS", None) or ())
     for pid in sorted(_unfolded):
         try:
             metrics_files.fold(folder, pid)
@@ -184,12 +188,11 @@ def exposition(
     from prometheus_client.exposition import choose_encoder
 
     from zato.server.cluster_metrics import ClusterCollector
-    from zato.server.metrics_files import WorkersCollector
 
     registry = CollectorRegistry()
     folder = os.environ.get(MULTIPROC_ENV)
     if folder:  # set by our arbiter; absent only when the app runs bare
-        registry.register(WorkersCollector(folder))
+        registry.register(metrics_files.WorkersCollector(folder))
     registry.register(ClusterCollector(client, cluster, key, defined))
     encoder, content_type = choose_encoder(accept)
     return encoder(registry), content_type
