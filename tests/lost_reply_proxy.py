@@ -91,10 +91,10 @@ class LostReplyProxy:
             _close(client, upstream)
 
     def _lose(self, client: socket.socket, upstream: socket.socket) -> None:
+        self.cut.set()  # first: once cut, the client may return and the test look at this at once
         if self.away:  # before the client, once cut, can connect again
             self.stop()
         _close(client, upstream)
-        self.cut.set()
 
     def stop(self) -> None:
         """Stop listening and cut every open connection."""

@@ -67,7 +67,7 @@ def test_a_forget_cut_from_redis_after_the_odb_says_so_and_running_it_again_take
     try:
         proxy.start()
         code, said = forget()
-        assert proxy.cut.is_set(), "the forwarder cut nothing"
+        assert proxy.cut.is_set(), f"the forwarder cut nothing: {code} {said}"
         assert code == 1 and said.rstrip().endswith(SAID), said
         assert [s.name for s in odb_api.list_servers(odb, cluster)] == []
         assert up.sismember(held, "gone1")  # the hold stayed
