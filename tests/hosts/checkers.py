@@ -4,6 +4,8 @@ HttpChecker   steady GETs through the LB from the client host (5 s timeout each)
               timed out, and the worst latency of the window the test cares about.
 AmqpChecker   numbered messages published with confirms into the channel's queue; lost = the
               numbers no server's lab.record accepted, duplicates counted.
+MixedLoad     GETs and POSTs through the LB, each with its own id, to a service that records
+              every run: what each client got, and (with lab.slow_runs) how often each ran.
 OutgoingSender  numbered items POSTed through the LB to lab.send (self.outgoing.amqp.send each);
               lost = the numbers of requests answered 200 that never reached the queue.
 stale_accepted  fencing: calls accepted under an epoch older than one already accepted anywhere.
@@ -105,6 +107,73 @@ class HttpChecker(ClientThreads):
             "worst": max((r.latency for r in window), default=0.0),
             "errors": sorted({r.outcome for r in window if r.outcome != "ok"}),
         }
+
+
+@dataclass
+class MixedLoad(ClientThreads):
+    """`clients` threads in the client host, each a keep-alive session calling `url` (lab.slow
+    with s=0, which records each run's id) in a loop; every `post_every`-th call is a POST.
+    Each call has its own id (`run`-n); results[id] = (method, outcome), outcome one of ok,
+    status:N (another answer), closed (the connection closed without any answer), timeout,
+    cut (the body broke off), failed:Exception. A GET that ends closed, cut or timeout is sent
+    again, up to `get_tries` in all (what a browser or curl does with an idempotent request on
+    a closed connection); its outcome is the last one."""
+
+    lab: object
+    url: str
+    run: str
+    clients: int = 4
+    post_every: int = 2
+    get_tries: int = 1
+    results: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._next = itertools.count()
+
+    def _loop(self) -> None:
+        session = requests.Session()
+        while not self._stop.is_set():
+            n = next(self._next)
+            method = "POST" if n % self.post_every == self.post_every - 1 else "GET"
+            call_id = f"{self.run}-{n}"
+            for _ in range(self.get_tries if method == "GET" else 1):
+                outcome = self._call(session, method, f"{self.url}&id={call_id}")
+                if outcome not in ("closed", "cut", "timeout"):
+                    break
+            self.results[call_id] = (method, outcome)
+
+    @staticmethod
+    def _call(session: requests.Session, method: str, url: str) -> str:
+        try:
+            r = session.request(method, url, json={} if method == "POST" else None, timeout=TIMEOUT)
+            return "ok" if r.status_code == 200 else f"status:{r.status_code}"
+        except requests.Timeout:
+            return "timeout"
+        except requests.exceptions.ChunkedEncodingError:
+            return "cut"
+        except requests.ConnectionError as e:
+            # http.client's RemoteDisconnected: HAProxy closed a kept-alive connection instead of
+            # answering (it does so when a request's server connection failed: the client may
+            # send it again).
+            return "closed" if "RemoteDisconnected" in repr(e) else f"failed:{type(e).__name__}"
+        except requests.RequestException as e:
+            return f"failed:{type(e).__name__}"
+
+    def counts(self, runs: Counter) -> dict:
+        """What the clients saw, by method, and `runs` (id -> times run, lab.slow_runs): POSTs
+        that ran more than once (twice_run) and the extra runs of GETs (replayed)."""
+        out: dict = {}
+        for method in ("GET", "POST"):
+            mine = {i: o for i, (m, o) in self.results.items() if m == method}
+            kinds = Counter(o for o in mine.values())
+            out[method] = {
+                "sent": len(mine),
+                "ok": kinds["ok"],
+                "not_ok": dict(sorted((k, v) for k, v in kinds.items() if k != "ok")),
+                "twice_run": sum(1 for i in mine if runs[i] > 1),
+                "extra_runs": sum(max(0, runs[i] - 1) for i in mine),
+            }
+        return out
 
 
 class AmqpPublisher:

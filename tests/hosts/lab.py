@@ -25,6 +25,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections import Counter
 
 import redis
 
@@ -322,6 +323,17 @@ class Lab:
             ):
                 out.update((d["id"], d["server"]) for d in map(json.loads, f) if d)
         return out
+
+    def slow_runs(self, prefix: str) -> Counter:
+        """id -> how many times lab.slow ran it, on every server, for the ids starting with `prefix`."""
+        runs: Counter = Counter()
+        for name in self.names:
+            with (
+                contextlib.suppress(FileNotFoundError),
+                open(os.path.join(self.root, f"slow-{name}.jsonl")) as f,
+            ):
+                runs.update(d["id"] for d in map(json.loads, f) if d["id"].startswith(prefix))
+        return runs
 
     def connectors(self, name: str) -> list[int]:
         """Pids of the connector processes running on the host (by their process title)."""

@@ -1,7 +1,8 @@
 """Hosts on one machine: Linux network namespaces joined by a bridge, and the faults a real
 network has (tests/hosts, bench/faults).
 
-Every name starts with a prefix unique to this process (`zl<pid>`), so a lab never touches
+Every name starts with a prefix unique to this process (`zl<pid>`; `$ZATO_LAB_PREFIX<pid>` when
+set, the pid then cut to fit interface names: `links42`), so a lab never touches
 anything it did not create; close() removes the namespaces (which takes their veths and
 nftables tables with them), the bridge and every process started in a namespace.
 
@@ -57,7 +58,8 @@ class Net:
 
     def __init__(self, prefix: str = ""):
         pid = os.getpid()
-        self.prefix = prefix or f"zl{pid % 100000}"
+        base = os.environ.get("ZATO_LAB_PREFIX", "zl")
+        self.prefix = prefix or f"{base}{pid % 10 ** max(2, 7 - len(base))}"
         self.subnet = f"10.{200 + pid % 50}.{pid // 50 % 250}"
         self.bridge = f"{self.prefix}br"
         self.gateway = f"{self.subnet}.1"
@@ -143,12 +145,16 @@ class Net:
         }
         self._rules(a, *(rule for way, rule in rules.items() if only in ("", way)))
 
-    def loss(self, host: Host, percent: int) -> None:
-        """Drop `percent` % of the host's packets at random, each way."""
+    def loss(self, host: Host, percent: int, peer: Host | None = None) -> None:
+        """Drop `percent` % of the host's packets at random, each way; with `peer`, only those
+        between the two (the host's other links stay clean)."""
+        into, out = ('iifname != "lo"', 'oifname != "lo"')
+        if peer:
+            into, out = f"ip saddr {peer.ip}", f"ip daddr {peer.ip}"
         self._rules(
             host,
-            f'input iifname != "lo" numgen random mod 100 < {percent} drop',
-            f'output oifname != "lo" numgen random mod 100 < {percent} drop',
+            f"input {into} numgen random mod 100 < {percent} drop",
+            f"output {out} numgen random mod 100 < {percent} drop",
         )
 
     def heal(self, host: Host) -> None:
