@@ -17,6 +17,7 @@ namespace, veth, rule and the bridge, even after a failure.
 
 from __future__ import annotations
 
+import configparser
 import contextlib
 import json
 import os
@@ -25,13 +26,14 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections import Counter
 
 import redis
 
 from tests.hosts.net import Host, LabError, Net
 from tests.hosts.redis_host import MASTER_NAME, PORTS, SENTINEL_PORT, RedisHost
-from tests.support import AMQP_URL, PG_URL, Quickstart, cluster_name, wait_for, zato
+from tests.support import AMQP_URL, PG_URL, Quickstart, cluster_name, lb_up, wait_for, zato
 from zato.coord.lease import current_epoch, read_holder
 from zato.lb.haproxy import remove_stale_checks
 
@@ -274,6 +276,27 @@ class Lab:
         """`zato COMMAND DIR ARGS` on the first server's directory, e.g. cli("conn create
         amqp-def", "--name", "rabbit")."""
         return zato(*command.split(), self.server_dir(self.names[0]), *args)
+
+    def set_lb_haproxy(self, values: dict) -> None:
+        """lb.conf [haproxy] becomes `values` alone (empty: every default), applied as an operator
+        does: SIGHUP to the LB controller, which re-reads lb.conf and reloads HAProxy. Returns
+        once the rewritten haproxy.cfg runs with every server UP."""
+        conf = os.path.join(self.lb_dir, "config", "lb.conf")
+        cp = configparser.ConfigParser(interpolation=None)
+        cp.read(conf)
+        cp.remove_section("haproxy")
+        if values:
+            cp.add_section("haproxy")
+            for key, value in values.items():
+                cp.set("haproxy", key, str(value))
+        with open(conf, "w") as f:
+            cp.write(f)
+        cfg = os.path.join(self.lb_dir, "config", "haproxy.cfg")
+        before = os.stat(cfg).st_mtime_ns
+        os.kill(self.pid("lb"), signal.SIGHUP)
+        wait_for(lambda: os.stat(cfg).st_mtime_ns != before, timeout=15, what="haproxy.cfg rewritten")
+        time.sleep(1.0)  # the reload: the new HAProxy checks the servers
+        wait_for(lambda: lb_up(self) == set(self.names), timeout=30, what="every server UP in the LB")
 
     # -- who does what -----------------------------------------------------------------------
     def pid(self, name: str) -> int | None:

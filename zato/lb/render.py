@@ -20,6 +20,16 @@ Facts this config relies on (HAProxy 2.6, measured on this machine, see issue #4
   a dead one (connection refused) after at most inter + fastinter. A live server goes DOWN
   only if /zato/ready takes over 500 ms twice in a row: the slowest check measured under wrk
   load on 2 cores was 14 ms (32 connections) and 178 to 467 ms (128). bench/lb part (d).
+  A check must *connect* within min(inter, `timeout connect`) (HAProxy's rule when `timeout
+  check` is set): 300 ms by default, less than TCP's first SYN retransmission (1 s), so on
+  links that lose packets two lost SYNs in a row mark a live server DOWN (at 25% loss
+  between the LB and the servers, now and then all at once: 503s; bench/lb-loss 91.2%
+  answered). The opt-in for such links, lb.conf check_inter_ms = 1500 and
+  timeout_connect_ms = 1500, waits out one lost SYN (97.5%; tests/hosts/test_lossy_lb_links.py)
+  at a price: a hung server DOWN within ~2.8 s, a server the LB cannot reach within ~4.8 s
+  (inter + 2 x 1.5 s + fastinter; 3.7 to 4.6 s measured in tests/hosts' lab), a dead one
+  within ~1.8 s (inter + fastinter). So it is not the default: a killed or hung server must
+  be DOWN within 1.5 s (the design's targets, bench/lb part (d)).
 - the health check asks /zato/ready (readiness), not /zato/ping (liveness): a server that
   is starting (services not loaded) or draining (SIGTERM) answers 503 and gets no traffic.
 - a host that vanishes (no RST, no FIN) under a request in flight (measured in network
