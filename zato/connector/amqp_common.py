@@ -17,6 +17,7 @@ import pika
 import pika.exceptions
 import pika.frame
 import pika.spec
+from pika.adapters.utils.connection_workflow import AMQPConnectorException
 
 from zato.common import jsonenc
 from zato.common.errors import EXIT_OK, ConnectorError
@@ -27,13 +28,19 @@ from zato.odb.limits import MAX_AMQP_HEARTBEAT
 
 logger = logging.getLogger("zato.connector.amqp")
 
-# Everything pika raises when the broker or the network fails (not our bugs).
-AMQP_ERRORS = (pika.exceptions.AMQPError, OSError)
+# Everything pika raises when the broker or the network fails (not our bugs). A connection that
+# gets no AMQP handshake in time (stack_timeout: the broker is hung, or something else listens
+# on its port) ends in AMQPConnectorStackTimeout, an AMQPConnectorException, not an AMQPError.
+AMQP_ERRORS = (pika.exceptions.AMQPError, AMQPConnectorException, OSError)
 RECONNECT = RetryPolicy(start=0.5, step=1.0, max=5.0)
 # Seconds the broker may block a connection's publishes before pika drops it and we connect
 # again: a consuming connector waiting for a publish's confirm (a parked message) beats again
 # well within the supervisor's hang check (connector_hang_after, 120 s by default).
 BLOCKED_TIMEOUT = 60
+# Seconds pika gives a connection to get through TCP, TLS and the AMQP handshake (its
+# stack_timeout; socket_timeout bounds the TCP connect alone): a port that takes the connection
+# and never answers (a hung broker, another service on it) fails after this and is tried again.
+HANDSHAKE_TIMEOUT = 15
 
 # pika decodes a header table by recursion: two Python calls per level of a table in a table
 # (6 bytes of the frame at least), one per level of an array in an array (5 bytes). A frame
@@ -97,6 +104,7 @@ def parameters(amqp: dict, ca_file: str = "") -> pika.ConnectionParameters:
         ssl_options=ssl_options,
         connection_attempts=1,
         socket_timeout=5,
+        stack_timeout=HANDSHAKE_TIMEOUT,
         blocked_connection_timeout=BLOCKED_TIMEOUT,
     )
 
@@ -152,8 +160,15 @@ def describe(amqp: dict) -> str:
 
 def error_text(e: BaseException) -> str:
     """The error's type and text, the type once (pika's connection errors start their text
-    with it), at most 300 characters."""
+    with it), at most 300 characters. No AMQP handshake in time says what that means, without
+    pika's address record (a tuple of socket constants)."""
     text, name = str(e) or repr(e), type(e).__name__
+    if "Timeout during AMQP handshake" in text or "Timeout while setting up AMQP" in text:
+        text = (
+            f"Timeout during AMQP handshake (none within {HANDSHAKE_TIMEOUT} s: the port takes the"
+            " connection but nothing answers as an AMQP broker; a hung broker, or another service"
+            " on that port)"
+        )
     return (text if text.startswith(name) else f"{name}: {text}")[:300]
 
 

@@ -26,7 +26,6 @@ from typing import Any
 
 import pika
 import pika.exceptions
-from pika.adapters.utils.connection_workflow import AMQPConnectorException
 
 from zato.common.errors import ConnectorError
 from zato.connector import amqp_common, amqp_rescue
@@ -192,7 +191,7 @@ class _Run:
                 " its certificate goes in [tls] ca_file: server.conf's for the CLI, dashboard.conf's for"
                 f" the dashboard){self._so_far()}"
             ) from None
-        except (*AMQP_ERRORS, AMQPConnectorException) as e:  # the latter: no AMQP handshake in time
+        except AMQP_ERRORS as e:
             raise BrokerUnreachable(
                 f"{self.label}: cannot connect to the AMQP broker {self.broker}: {_why(e)}{self._so_far()}"
             ) from None
