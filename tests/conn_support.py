@@ -299,8 +299,12 @@ class TCPProxy:
                 continue
             with self._lock:
                 self._conns += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+            self.forward(client, upstream)
+
+    def forward(self, client: socket.socket, upstream: socket.socket) -> None:
+        """Start copying both ways (LostReplyProxy: looking at what goes by)."""
+        for a, b in ((client, upstream), (upstream, client)):
+            threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
     def wrap(self, client: socket.socket) -> socket.socket:
         """The accepted client socket as the proxy talks to it (TLSProxy: wrapped in TLS)."""

@@ -12,8 +12,10 @@ import contextlib
 import socket
 import threading
 
+from tests.conn_support import TCPProxy
 
-class LostReplyProxy:
+
+class LostReplyProxy(TCPProxy):
     def __init__(  # noqa: PLR0913
         self,
         port: int,
@@ -22,42 +24,16 @@ class LostReplyProxy:
         away: bool = False,
         target: tuple[str, int] = ("127.0.0.1", 6379),
     ):
-        self.port, self.marker, self.deliver, self.away, self.target = port, marker, deliver, away, target
+        super().__init__(port, target)
+        self.marker, self.deliver, self.away = marker, deliver, away
         self.cut = threading.Event()  # set once the answer was lost (or the command cut)
         self._armed = True
-        self._listener: socket.socket | None = None
-        self._conns: list[socket.socket] = []
-        self._lock = threading.Lock()
 
-    def start(self) -> None:
-        ls = socket.socket()
-        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        ls.bind(("127.0.0.1", self.port))
-        ls.listen(16)
-        ls.settimeout(0.1)
-        self._listener = ls
-        threading.Thread(target=self._accept, args=(ls,), daemon=True).start()
-
-    def _accept(self, ls: socket.socket) -> None:
-        while self._listener is ls:
-            try:
-                client, _ = ls.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            client.settimeout(None)
-            try:
-                upstream = socket.create_connection(self.target, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            upstream.settimeout(None)
-            with self._lock:
-                self._conns += [client, upstream]
-            victim = threading.Event()  # this connection carries the command whose answer goes
-            threading.Thread(target=self._to_redis, args=(client, upstream, victim), daemon=True).start()
-            threading.Thread(target=self._to_client, args=(upstream, client, victim), daemon=True).start()
+    def forward(self, client: socket.socket, upstream: socket.socket) -> None:
+        upstream.settimeout(None)
+        victim = threading.Event()  # this connection carries the command whose answer goes
+        threading.Thread(target=self._to_redis, args=(client, upstream, victim), daemon=True).start()
+        threading.Thread(target=self._to_client, args=(upstream, client, victim), daemon=True).start()
 
     def _to_redis(self, client: socket.socket, upstream: socket.socket, victim: threading.Event) -> None:
         try:
@@ -95,20 +71,6 @@ class LostReplyProxy:
         if self.away:  # before the client, once cut, can connect again
             self.stop()
         _close(client, upstream)
-
-    def stop(self) -> None:
-        """Stop listening and cut every open connection."""
-        if self._listener is not None:
-            ls, self._listener = self._listener, None
-            with contextlib.suppress(OSError):
-                ls.shutdown(socket.SHUT_RDWR)
-            ls.close()
-        with self._lock:
-            conns, self._conns = self._conns, []
-        for s in conns:
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-            s.close()
 
 
 def _close(*socks: socket.socket) -> None:
