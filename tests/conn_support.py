@@ -51,8 +51,11 @@ cluster_secret = {secret}
 """
 
 
-def make_server_dir(base: str, cluster: str, name: str = "server1", port: int | None = None) -> str:
-    """A server directory (config and a SQLite ODB with its schema) for connector processes."""
+def make_server_dir(
+    base: str, cluster: str, name: str = "server1", port: int | None = None, redis_url: str = REDIS_URL
+) -> str:
+    """A server directory (config and a SQLite ODB with its schema) for connector processes;
+    `redis_url`: where its Redis is (a proxy in front of the real one)."""
     path = os.path.join(base, name)
     os.makedirs(os.path.join(path, "config"), exist_ok=True)
     os.makedirs(os.path.join(path, "logs"), exist_ok=True)
@@ -64,7 +67,7 @@ def make_server_dir(base: str, cluster: str, name: str = "server1", port: int | 
                 port=port or free_port(),
                 cluster=cluster,
                 odb_url=odb_url,
-                redis_url=REDIS_URL,
+                redis_url=redis_url,
                 secret=SECRET,
             )
         )

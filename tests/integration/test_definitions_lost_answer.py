@@ -13,7 +13,6 @@ listed under both names or none."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -70,13 +69,8 @@ class Env:
 @pytest.fixture
 def env(tmp_path) -> Iterator[Env]:
     cluster = cluster_name("connwin")
-    server_dir = make_server_dir(str(tmp_path), cluster)
     port = free_port()
-    conf = os.path.join(server_dir, "config", "server.conf")
-    with open(conf) as f:
-        text = f.read()
-    with open(conf, "w") as f:
-        f.write(text.replace(f"url = {REDIS_URL}", f"url = redis://127.0.0.1:{port}/0"))
+    server_dir = make_server_dir(str(tmp_path), cluster, redis_url=f"redis://127.0.0.1:{port}/0")
     odb = ODB(f"sqlite:///{tmp_path / 'odb.sqlite'}")
     odb_api.ensure_cluster(odb, cluster)
     up = connect(RedisSettings(url=REDIS_URL))

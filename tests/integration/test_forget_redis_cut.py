@@ -8,7 +8,6 @@ for good and a server made again under that name was kept drained by the load ba
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import types
@@ -36,12 +35,7 @@ SAID = (
 def test_a_forget_cut_from_redis_after_the_odb_says_so_and_running_it_again_takes_the_hold_off(tmp_path, via):
     cluster = cluster_name("connwin-fg")
     port = free_port()
-    server_dir = make_server_dir(str(tmp_path), cluster)
-    conf = os.path.join(server_dir, "config", "server.conf")
-    with open(conf) as f:
-        text = f.read()
-    with open(conf, "w") as f:
-        f.write(text.replace(f"url = {REDIS_URL}", f"url = redis://127.0.0.1:{port}/0"))
+    server_dir = make_server_dir(str(tmp_path), cluster, redis_url=f"redis://127.0.0.1:{port}/0")
     odb = ODB(f"sqlite:///{tmp_path / 'odb.sqlite'}")
     odb_api.ensure_cluster(odb, cluster)
     odb_api.add_server(odb, cluster, "gone1", "127.0.0.1", free_port())

@@ -7,7 +7,6 @@ without a word of the rest."""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -39,12 +38,7 @@ def lists(cluster: str, command: str) -> tuple[str, str, tuple[str, ...]]:
 def test_a_cut_mid_move_says_how_many_moved_loses_none_and_a_rerun_moves_the_rest(tmp_path, command):
     cluster = cluster_name("pcut")
     port = free_port()
-    server_dir = make_server_dir(str(tmp_path), cluster)
-    conf = os.path.join(server_dir, "config", "server.conf")
-    with open(conf) as f:
-        text = f.read()
-    with open(conf, "w") as f:
-        f.write(text.replace(f"url = {REDIS_URL}", f"url = redis://127.0.0.1:{port}/0"))
+    server_dir = make_server_dir(str(tmp_path), cluster, redis_url=f"redis://127.0.0.1:{port}/0")
     argv = ["cluster", "run-parked", server_dir] if command == "run-parked" else []
     parked, queue, more = lists(cluster, command)
     if command == "replay-parked":
