@@ -401,3 +401,42 @@ def test_a_put_that_completes_with_a_warning_counts_as_sent_and_is_not_parked(en
     assert not stats(env, "ibm-mq-outgoing:out").get("parked")
     log = log_text(env["dir"])
     assert log.count("took a message with a warning, reason 2104 (MQRC_UNKNOWN_REPORT_OPTION)") == 1, log
+
+
+def test_a_queued_message_with_fields_mq_cannot_take_is_parked_not_a_crash_loop(env):
+    """The outgoing queue is plain JSON in Redis (docs/trust.md): a Redis writer, or a message
+    queued by another version, may hold a field send() would have refused. Before, decode took
+    them as they came and the put raised UnicodeEncodeError, KeyError or TypeError out of the
+    connector: it died, restarted, took the same message from its processing list and died
+    again, for good, nothing after it put. Now each is parked with its reason and the rest go."""
+    queue = OutQueue(env["client"], env["cluster"], "ibm-mq", "out")
+    bad = [
+        {"id": "q", "text": "x", "queue": "caf\u00e9"},
+        {"id": "per", "text": "x", "persistence": {"a": 1}},
+        {"id": "pri", "text": "x", "priority": "high"},
+        {"id": "exp", "text": "x", "expiry": "soon"},
+        {"id": "rep", "text": "x", "reply_to": ["R"]},
+        {"id": "cor", "text": "x", "correlation_id": "zz"},
+    ]
+    for msg in bad:
+        queue.push(json.dumps(msg))
+    queue.push(json.dumps({"id": "good", "text": json.dumps({"n": 1})}))
+    proc = start(env, "ibm-mq-outgoing", "out")
+    seen: list = []
+    wait_for(
+        lambda: seen.extend(env["qm"].drain(env["qm"].queues["out"])) or seen or proc.poll() is not None,
+        timeout=30,
+        what="the good message on the out queue, or the connector's exit",
+    )
+    assert proc.poll() is None, f"the connector exited: {proc.stderr.read().decode()[-2000:]}"
+    assert numbers(b for b, _ in seen) == [1]
+    parked = wait_for(
+        lambda: (n := env["client"].llen(Keys(env["cluster"]).out_parked("ibm-mq", "out"))) == len(bad) and n,
+        what="every bad message parked",
+    )
+    assert parked == len(bad)
+    s = wait_for(
+        lambda: (s := stats(env, "ibm-mq-outgoing:out")).get("parked") == len(bad) and s, what="stats"
+    )
+    assert "malformed outgoing message" in s["last_error"]
+    assert proc.poll() is None

@@ -51,7 +51,7 @@ UTF8_CCSID = 1208  # the MQMD CodedCharSetId of UTF-8 text (what ibmmq itself se
 MQ_NAME_RE = re.compile(r"[A-Za-z0-9._/%]{1,48}")
 
 
-def check_mq_name(where: str, value: str) -> str:
+def check_mq_name(where: str, value: object) -> str:
     """`value` as an IBM MQ queue name; ConnectorError naming `where` when MQ would not take it."""
     if not isinstance(value, str) or not MQ_NAME_RE.fullmatch(value):
         raise ConnectorError(
@@ -116,6 +116,31 @@ def mq_id(field: str, value: str | bytes | None) -> bytes | None:
     return value
 
 
+def check_fields(
+    queue: object, priority: object, expiry: object, persistence: object, reply_to: object
+) -> None:
+    """ConnectorError naming the first field the queue manager (or the driver) would not take:
+    checked as a service sends, and again as the connector reads the message back from Redis,
+    which holds plain JSON (a Redis writer's, or another version's): a put that raised anything
+    but MQMIError ended the connector, and every restart took the same message again."""
+    if priority is not None and (
+        isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 9
+    ):
+        raise ConnectorError(f"IBM MQ priority must be a whole number 0..9, not {priority!r}")
+    if expiry is not None and (
+        isinstance(expiry, bool) or not isinstance(expiry, (int, float)) or not 0 <= expiry < 2**31 / 10
+    ):
+        raise ConnectorError(f"IBM MQ expiry must be seconds >= 0, not {expiry!r}")
+    if persistence is not None and (not isinstance(persistence, str) or persistence not in PERSISTENCE):
+        raise ConnectorError(
+            f"IBM MQ persistence must be one of {', '.join(PERSISTENCE)}, not {persistence!r}"
+        )
+    if queue:
+        check_mq_name("IBM MQ queue_name", queue)
+    if reply_to:
+        check_mq_name("IBM MQ reply_to", reply_to)
+
+
 def encode(
     data: object,
     queue: str | None = None,
@@ -127,22 +152,7 @@ def encode(
     msg_id: str | bytes | None = None,
 ) -> str:
     """One outgoing IBM MQ message as stored in Redis; ConnectorError naming a bad argument."""
-    if priority is not None and (
-        isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 9
-    ):
-        raise ConnectorError(f"IBM MQ priority must be a whole number 0..9, not {priority!r}")
-    if expiry is not None and (
-        isinstance(expiry, bool) or not isinstance(expiry, (int, float)) or not 0 <= expiry < 2**31 / 10
-    ):
-        raise ConnectorError(f"IBM MQ expiry must be seconds >= 0, not {expiry!r}")
-    if persistence is not None and persistence not in PERSISTENCE:
-        raise ConnectorError(
-            f"IBM MQ persistence must be one of {', '.join(PERSISTENCE)}, not {persistence!r}"
-        )
-    if queue:
-        check_mq_name("IBM MQ queue_name", queue)
-    if reply_to:
-        check_mq_name("IBM MQ reply_to", reply_to)
+    check_fields(queue, priority, expiry, persistence, reply_to)
     corr, mid = mq_id("correlation_id", correlation_id), mq_id("msg_id", msg_id)
     msg = envelope(
         data,
@@ -161,6 +171,16 @@ def decode(raw: str) -> MQMessage:
     try:
         msg = jsonenc.loads(raw)
         corr, mid = msg.get("correlation_id"), msg.get("msg_id")
+        check_fields(
+            msg.get("queue"),
+            msg.get("priority"),
+            msg.get("expiry"),
+            msg.get("persistence"),
+            msg.get("reply_to"),
+        )
+        for field, value in (("correlation_id", corr), ("msg_id", mid)):
+            if value and (not isinstance(value, str) or len(value) > 48):
+                raise ConnectorError(f"IBM MQ {field} must be at most 24 bytes as hex digits, not {value!r}")
         return MQMessage(
             body_of(msg),
             msg.get("id", ""),
@@ -173,6 +193,8 @@ def decode(raw: str) -> MQMessage:
             bytes.fromhex(mid) if mid else None,
             "b64" not in msg,
         )
+    except ConnectorError as e:
+        raise ConnectorError(f"malformed outgoing message ({e})") from None
     except (ValueError, TypeError, KeyError, AttributeError) as e:
         raise ConnectorError(f"malformed outgoing message ({type(e).__name__}: {e})") from None
 
