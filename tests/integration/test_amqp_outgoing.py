@@ -454,3 +454,36 @@ def test_an_outgoing_connection_with_messages_waiting_is_not_deleted_or_renamed_
     assert forced.stdout == "deleted amqp-outgoing orders\n"
     assert "3 message(s) sent through it stay in Redis" in forced.stderr
     assert env["client"].llen(queue) == 3  # kept for a connection made again under that name
+
+
+def test_a_stored_message_with_a_property_or_route_pika_does_not_take_is_parked(env):
+    """The outgoing queue is plain JSON in Redis (docs/trust.md): a Redis writer, or another
+    producer, may store a property pika has no field for, or an exchange or routing key that is
+    not text. Before, making the message ready raised TypeError out of the connector: it died,
+    and every restart took the same message again from its processing list (a crash loop, every
+    message behind it held). Now each is parked with its reason and the others go out."""
+    q = OutQueue(env["client"], env["cluster"], "amqp", "orders")
+    env["out"].amqp.send({"n": 0}, "orders")
+    bad = [
+        json.dumps({"id": "p" * 32, "ts": 0, "text": '{"n": -1}', "properties": {"no_such_property": 1}}),
+        json.dumps({"id": "e" * 32, "ts": 0, "text": '{"n": -2}', "exchange": 5}),
+        json.dumps({"id": "r" * 32, "ts": 0, "text": '{"n": -3}', "routing_key": ["a"]}),
+    ]
+    for raw in bad:
+        env["client"].lpush(q.queue, raw)
+    env["out"].amqp.send({"n": 1}, "orders")
+    proc = _start(env)
+    seen: list = []
+    wait_for(
+        lambda: _received(env, seen) == 2 or proc.poll() is not None,
+        timeout=60,
+        what="the two good messages in RabbitMQ, or the connector's exit",
+    )
+    assert proc.poll() is None, f"the connector exited: {log_text(env['dir'])[-2000:]}"
+    assert [json.loads(body)["n"] for _, body in seen] == [0, 1]
+    parked_key = _parked_key(env)
+    wait_for(lambda: env["client"].llen(parked_key) == len(bad), timeout=30, what="the bad ones parked")
+    assert set(env["client"].lrange(parked_key, 0, -1)) == set(bad)
+    _emptied(q)
+    assert "malformed outgoing message" in log_text(env["dir"])
+    assert proc.poll() is None

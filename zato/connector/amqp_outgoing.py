@@ -347,7 +347,21 @@ class Session:
             props.setdefault("content_type", self.d["content_type"])
             props.setdefault("message_id", msg.id or None)
             exchange, routing_key = route(self.d, msg)
-            out.append(Ready(Publish(raw, exchange, routing_key, msg.body), pika.BasicProperties(**props)))
+            # Redis holds plain JSON (a Redis writer's, another producer's): a property pika has
+            # no field for, or a route that is not text, raised out of the connector, which
+            # reconnected and took the same message first again, for ever
+            try:
+                if not (isinstance(exchange, str) and isinstance(routing_key, str)):
+                    raise TypeError(
+                        f"exchange and routing_key must be text, not {exchange!r}, {routing_key!r}"
+                    )
+                properties = pika.BasicProperties(**props)
+            except TypeError as e:
+                out.append(
+                    Ready(Publish(raw, "", "", b""), None, f"malformed outgoing message (TypeError: {e})")
+                )
+                continue
+            out.append(Ready(Publish(raw, exchange, routing_key, msg.body), properties))
         return out
 
     def _publish_all(self, items: list[Ready]) -> None:
