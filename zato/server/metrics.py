@@ -47,8 +47,9 @@ def prepare(settings: ServerSettings) -> str:
     path = multiproc_dir(settings)
     shutil.rmtree(path, ignore_errors=True)
     os.makedirs(path, mode=0o700, exist_ok=True)
-    with open(os.path.join(path, metrics_files.LOCK), "w"):  # made now, while the disk has room
-        pass
+    os.close(
+        os.open(os.path.join(path, metrics_files.LOCK), os.O_RDWR | os.O_CREAT, 0o600)
+    )  # now: the disk has room
     os.environ[MULTIPROC_ENV] = path
     return path
 

@@ -20,14 +20,23 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
+import re
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from zato.common import jsonenc
 from zato.common.fs import atomic_write
 
+logger = logging.getLogger("zato.metrics")
+
 FOLDED = "ended-workers.json"  # not *.db: prometheus-client reads *.db files only
+SET_ASIDE = FOLDED + ".bad"  # a FOLDED the arbiter did not write (see read_folded)
+BAD_LOG_EVERY = 60.0  # s between a worker's warnings that scrapes leave a bad FOLDED out
+METRIC_TYPES = ("counter", "gauge", "summary", "histogram", "gaugehistogram", "unknown", "info", "stateset")
+_NAME_RE = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 LOCK = "lock"
 FOLDING = "folding"  # a sub-folder: the files of the worker being folded, out of the scrapes' way
 FOLDED_KINDS = ("counter", "histogram", "summary")  # one file per process; gauges are marked dead
@@ -80,7 +89,12 @@ def fold(path: str, pid: int) -> int:
             for name in names:
                 os.replace(os.path.join(path, name), os.path.join(scratch, name))
                 moved.append(name)
-            sums = read_folded(path)
+            try:
+                sums = read_folded(path)
+            except ValueError as e:  # not the arbiter's: set aside, the ended workers count again from 0
+                os.replace(os.path.join(path, FOLDED), os.path.join(path, SET_ASIDE))
+                logger.warning("%s; set aside as %s, ended workers are counted from now on", e, SET_ASIDE)
+                sums = {}
             add(sums, MultiProcessCollector(None, path=scratch).collect())
             atomic_write(os.path.join(path, FOLDED), json.dumps(sums, separators=(",", ":")), 0o600)
         except BaseException:
@@ -93,11 +107,51 @@ def fold(path: str, pid: int) -> int:
 
 
 def read_folded(path: str) -> Sums:
+    """FOLDED's sums ({} if there is none); ValueError naming the file when it is not what
+    fold() writes (written by hand, by another version, damaged): before, its first value of
+    another shape failed every scrape (a 500) and every fold (the ended workers' files piled up
+    again)."""
+    where = os.path.join(path, FOLDED)
     try:
-        with open(os.path.join(path, FOLDED), encoding="utf-8") as f:
-            return json.load(f)
+        with open(where, encoding="utf-8") as f:
+            sums = jsonenc.loads(f.read())
     except FileNotFoundError:
         return {}
+    except (UnicodeDecodeError, ValueError) as e:
+        raise ValueError(f"{where} is not the ended workers' totals: {e}") from None
+    why = _malformed(sums)
+    if why:
+        raise ValueError(f"{where} is not the ended workers' totals: {why}")
+    return sums
+
+
+def _malformed(sums: Any) -> str:
+    """Why `sums` is not what fold() writes ({name: {"type", "help", "samples": [[sample name,
+    {label: value}, number]...]}}); "" if it is."""
+    if not isinstance(sums, dict):
+        return f"a {type(sums).__name__}, not an object"
+    for name, entry in sums.items():
+        if not (
+            _NAME_RE.fullmatch(name)
+            and isinstance(entry, dict)
+            and entry.get("type") in METRIC_TYPES
+            and isinstance(entry.get("help"), str)
+            and isinstance(entry.get("samples"), list)
+        ):
+            return f"metric {name!r} is not a name with its type, help and samples"
+        for row in entry["samples"]:
+            if not (
+                isinstance(row, list)
+                and len(row) == 3
+                and isinstance(row[0], str)
+                and _NAME_RE.fullmatch(row[0])
+                and isinstance(row[1], dict)
+                and all(_NAME_RE.fullmatch(k) and isinstance(v, str) for k, v in row[1].items())
+                and isinstance(row[2], (int, float))
+                and not isinstance(row[2], bool)
+            ):
+                return f"a sample of {name!r} is not [name, labels, number]: {str(row)[:100]}"
+    return ""
 
 
 def _key(name: str, labels: dict) -> tuple:
@@ -129,6 +183,7 @@ class WorkersCollector:
 
     def __init__(self, path: str) -> None:
         self.path = path
+        self._bad_logged = 0.0
 
     def collect(self) -> list[Any]:
         from prometheus_client.metrics_core import Metric
@@ -136,7 +191,13 @@ class WorkersCollector:
 
         with locked(self.path, fcntl.LOCK_SH):
             live = MultiProcessCollector(None, path=self.path).collect()
-            folded = read_folded(self.path)
+            try:
+                folded = read_folded(self.path)
+            except ValueError as e:  # left out: the next fold sets it aside
+                folded = {}
+                if time.monotonic() - self._bad_logged >= BAD_LOG_EVERY:
+                    self._bad_logged = time.monotonic()
+                    logger.warning("%s; scrapes leave it out until a worker ends and it is set aside", e)
         sums: Sums = {}
         add(sums, live)
         for name, entry in folded.items():
