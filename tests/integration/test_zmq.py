@@ -523,3 +523,27 @@ def test_a_stop_while_redis_is_away_runs_what_it_cannot_hand_over_every_one_of_t
     assert numbers == list(range(50))
     assert re.search(r"cannot hand \d+ messages over", log_text(env["dir"]))  # and the warm-up ones
     assert "were dropped" not in log_text(env["dir"])
+
+
+def test_a_hand_off_that_cannot_be_read_is_said_once_then_every_10_s_with_the_count(env):
+    """The hand-off lists are plain keys in Redis: a Redis writer (or Redis away) can make every
+    read of them fail. Before, the connector said so once a second for as long as it lasted
+    (each line some 300 bytes, for good); now at the first failure, then every 10 s with the
+    count of failed reads, and once at INFO when the lists read again."""
+    port = free_port()
+    _channel(env, "in", address=f"tcp://127.0.0.1:{port}", service="demo.zmq")
+    wait_for(lambda: "service 'demo.zmq'" in log_text(env["dir"]), 30, what="the channel running")
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    keys = Keys(env["cluster"])
+    queue = keys.channel_handoff("zmq-channel", "in")
+    client.set(queue, "not a list")
+    said = "cannot read the messages handed over"
+    wait_for(
+        lambda: re.search(f"{said}: .*WRONGTYPE.*failed reads so far", log_text(env["dir"])), 30, what="again"
+    )
+    lines = [line for line in log_text(env["dir"]).splitlines() if said in line]
+    assert len(lines) == 2, lines  # the first failure, and 10 s on with the count
+    assert int(re.search(r"\((\d+) failed reads so far\)", lines[1]).group(1)) >= 5
+    client.delete(queue)
+    wait_for(lambda: "the messages handed over read again" in log_text(env["dir"]), 30, what="the recovery")
+    client.close()

@@ -81,6 +81,32 @@ HANDOFF_CHECK = 1.0  # the hand-off list is read at start, then this often (and 
 LEFTOVER_SCAN = 5.0  # the hand-off's processing list is read at start, then this often
 STRAGGLERS_MS = 50  # after unbind/disconnect: what the I/O thread was still queuing
 DRAIN = 5.0  # processing here what could not be handed over (within the supervisor's 6 s)
+# A read of the hand-off that fails (Redis away, or a key a Redis writer gave another type) is
+# tried again every HANDOFF_CHECK: said at the first failure, then this often with the count,
+# and the recovery once (INFO). Before, one warning a second for as long as it lasted.
+FAILED_SAY_EVERY = 10.0
+
+
+class _Repeating:
+    """One read tried again and again: its failures said at the first, then every
+    FAILED_SAY_EVERY seconds with the count; its recovery once."""
+
+    def __init__(self, label: str, what: str):
+        self.label, self.what = label, what
+        self.failed, self._said = 0, -FAILED_SAY_EVERY
+
+    def failure(self, e: CoordError) -> None:
+        self.failed += 1
+        now = time.monotonic()
+        if now - self._said >= FAILED_SAY_EVERY:
+            again = f" ({self.failed} failed reads so far)" if self.failed > 1 else ""
+            logger.warning("%s: cannot read %s: %s%s", self.label, self.what, e, again)
+            self._said = now
+
+    def success(self) -> None:
+        if self.failed:
+            logger.info("%s: %s read again (%d reads failed before)", self.label, self.what, self.failed)
+            self.failed, self._said = 0, -FAILED_SAY_EVERY
 
 
 def payload(frames: list[bytes], socket_type: str, prefix: bytes) -> bytes:
@@ -109,6 +135,8 @@ class ZMQChannelConnector:
         self._lock = threading.Lock()
         self._mine: collections.Counter[str] = collections.Counter()  # taken from the hand-off, running
         self._unfinished: list[bytes] = []  # from the socket; the stop interrupted them: handed over too
+        self._take_failed = _Repeating(ctx.label, "the messages handed over")
+        self._scan_failed = _Repeating(ctx.label, "the hand-off's unanswered messages")
 
     def run(self) -> int:
         zctx = zmq.Context()
@@ -236,8 +264,10 @@ class ZMQChannelConnector:
             self.ctx.lease_lost(str(e))
             taken = []
         except CoordError as e:
-            logger.warning("%s: cannot read the messages handed over: %s", self.ctx.label, e)
+            self._take_failed.failure(e)
             taken = []
+        else:
+            self._take_failed.success()
         if not taken:  # looked again later: a connector stopping meanwhile may add some
             self._next_handoff_check = now + HANDOFF_CHECK
             return None
@@ -253,8 +283,9 @@ class ZMQChannelConnector:
         try:
             stored = self.handoff.leftovers()
         except CoordError as e:
-            logger.warning("%s: cannot read the hand-off's unanswered messages: %s", self.ctx.label, e)
+            self._scan_failed.failure(e)
             return
+        self._scan_failed.success()
         left = []
         for raw in stored:
             if mine[raw] > 0:
