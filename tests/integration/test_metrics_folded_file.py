@@ -1,16 +1,21 @@
-"""The ended workers' metrics file (work/metrics/ended-workers.json) and the lock file beside it,
-on a real two-worker server: their modes, and what a file that is not the arbiter's own (written
-by hand, by another version, damaged) does to a scrape and to the arbiter (docs/trust.md)."""
+"""What /metrics makes of what it reads that another process wrote, on a real server: the ended
+workers' metrics file (work/metrics/ended-workers.json) and the lock file beside it (their
+modes; one that is not the arbiter's own: by hand, another version, damaged), and the connector
+counters that are plain JSON in Redis (docs/trust.md)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import stat
 
+import redis
 import requests
 
-from tests.support import cluster_name, process_table, wait_for
+from tests.support import REDIS_URL, cluster_name, process_table, wait_for
+from zato.coord import connector_stats
+from zato.coord.keys import Keys
 
 
 def _workers(qs) -> set[int]:  # noqa: ANN001
@@ -61,3 +66,30 @@ def test_a_folded_file_not_of_the_arbiters_making_is_set_aside_and_scrapes_answe
     folded = stat.S_IMODE(os.stat(os.path.join(folder, "ended-workers.json")).st_mode)  # the arbiter's own
     assert folded == 0o600, oct(folded)
     assert lock_mode == 0o600, oct(lock_mode)
+
+
+def test_connector_counters_of_another_type_in_redis_do_not_fail_a_scrape(quickstart):
+    """The holder's supervisor status and each connector's stats are plain JSON in Redis (a
+    Redis writer's, or damaged). Before, a counter there that was not a number ("restarts":
+    "many") made the exposition raise: every scrape was a 500 until the holder wrote its status
+    again (15 s), for as long as someone kept writing it. Now such a value counts as 0 (a
+    parking queue's is left out) and the connector's other series are there."""
+    qs = quickstart(servers=1, workers=1, cluster=cluster_name("trustcounters"))
+    qs.start()
+    base = qs.server_url("server1")
+    keys = Keys(qs.cluster)
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        wait_for(lambda: client.get(keys.supervisor_status), 30, what="the holder's supervisor status")
+        name = "amqp-channel:trust"
+        child = {"name": name, "kind": "amqp-channel", "state": "RUNNING", "pid": 1, "restarts": "many"}
+        doc = json.loads(client.get(keys.supervisor_status))  # the holder's, with its epoch
+        client.set(keys.supervisor_status, json.dumps({**doc, "children": [child]}))
+        connector_stats.write(client, qs.cluster, name, {"messages_in": "lots", "parking_queue": [1]}, 60)
+        r = _metrics(base)
+        assert r.status_code == 200, r.text[:300]
+        assert f'zato_connector_state{{connector="{name}",kind="amqp-channel",state="RUNNING"}} 1.0' in r.text
+        assert f'zato_connector_restarts_total{{connector="{name}",kind="amqp-channel"}} 0.0' in r.text
+        assert f'zato_channel_parking_queue{{connector="{name}"' not in r.text
+    finally:
+        client.close()

@@ -24,6 +24,15 @@ def outgoing_of(child: dict) -> tuple[str, str] | None:
 NOT_RUNNING = "NOT_RUNNING"  # the state of an active connector no holder runs (a takeover under way)
 
 
+def number(value: object) -> float | None:
+    """`value` if it is a number (not a bool), else None. The supervisor status and the
+    connectors' stats are plain JSON in Redis: a counter of another type (a Redis writer's, a
+    damaged entry) made the exposition raise, and every scrape was a 500 while it stayed."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return value
+
+
 class ClusterCollector:
     def __init__(
         self,
@@ -119,8 +128,8 @@ class ClusterCollector:
             if c.get("activity"):
                 activity.add_metric([*key, str(c["activity"])], 1)
             for name, family in counters.items():
-                family.add_metric(key, c.get(name) or 0)
-            if c.get("parking_queue") is not None:
+                family.add_metric(key, number(c.get(name)) or 0)
+            if number(c.get("parking_queue")) is not None:
                 parking.add_metric(key, c["parking_queue"])
         running = {str(c.get("name")) for c in children}
         for name in self.defined() if self.defined else ():
