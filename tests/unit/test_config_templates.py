@@ -4,10 +4,13 @@ filled in, optional sections are uncommented when given, what the template lacks
 from __future__ import annotations
 
 import configparser
+import functools
+import os
 import re
 
 import pytest
 
+from zato.common import tls
 from zato.common.errors import ConfigError
 from zato.config.settings import load_dashboard_settings, load_lb_settings, load_server_settings
 from zato.lifecycle.layout import ServerSpec, create_dashboard_dir, create_lb_dir, create_server_dir
@@ -136,7 +139,7 @@ def test_a_dashboard_made_for_a_server_takes_its_tls_ca_file(tmp_path):
     its Replay parked verifies them as the connectors and the CLI do; a missing file is refused."""
     server, conf = created("server", tmp_path)
     ca = tmp_path / "ca.pem"
-    ca.write_text("not checked when loading\n")
+    ca.write_bytes(tls.cert_pem(tls.new_ca("test CA").cert))
     with open(conf, "a") as f:
         f.write(f"\n[tls]\nca_file = {ca}\n")
     dashboard = create_dashboard_dir(str(tmp_path / "d"), load_server_settings(server))
@@ -144,3 +147,29 @@ def test_a_dashboard_made_for_a_server_takes_its_tls_ca_file(tmp_path):
     ca.unlink()
     with pytest.raises(ConfigError, match=rf"dashboard.conf: \[tls\] ca_file: '{ca}' is not a file"):
         load_dashboard_settings(dashboard)
+
+
+@pytest.mark.parametrize("kind", ["server", "dashboard"])
+@pytest.mark.parametrize("content", ["key", "text"])
+def test_a_tls_ca_file_holding_no_ca_certificate_is_a_config_error(tmp_path, kind, content):
+    """A [tls] ca_file that exists but holds no CA certificate (the key file given by mistake,
+    some text) is one line at load, naming the file; before, the first TLS connection to a
+    broker raised ssl.SSLError: a traceback in the CLI, bottle's 500 page in the dashboard."""
+    server, conf = created("server", tmp_path)
+    bad = tmp_path / "ca.pem"
+    if content == "key":
+        bad.write_bytes(tls.key_pem(tls.new_ca("test CA").key))
+    else:
+        bad.write_text("not a certificate\n")
+    if kind == "server":
+        with open(conf, "a") as f:
+            f.write(f"\n[tls]\nca_file = {bad}\n")
+        load = functools.partial(load_server_settings, server)
+    else:
+        dashboard = create_dashboard_dir(str(tmp_path / "d"), load_server_settings(server))
+        with open(os.path.join(dashboard, "config", "dashboard.conf"), "a") as f:
+            f.write(f"\n[tls]\nca_file = {bad}\n")
+        load = functools.partial(load_dashboard_settings, dashboard)
+    said = rf"\[tls\] ca_file: '{bad}' holds no CA certificate that can be read"
+    with pytest.raises(ConfigError, match=said):
+        load()

@@ -10,6 +10,7 @@ import configparser
 import difflib
 import os
 import re
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -541,7 +542,7 @@ def load_server_settings(server_dir: str) -> ServerSettings:
         connector_hang_after=r.float("main", "connector_hang_after", 120.0, lo=-1e-9),
         limits=_limits(r),
         announce_host=_announce_host(r),
-        tls_ca_file=_existing_file(r, "tls", "ca_file"),
+        tls_ca_file=_ca_file(r),
         invoke_username=r.str("auth", "invoke_username", "admin.invoke"),
         invoke_password=_secret(r, "invoke_password", MIN_PASSWORD, optional=True),
         import_budget=r.float("main", "import_budget", 2.0),
@@ -568,6 +569,21 @@ def _existing_file(r: _Reader, section: str, key: str) -> str:
     value = r.str(section, key, "")
     if value and not os.path.isfile(value):
         raise ConfigError(f"{r.path}: [{section}] {key}: {value!r} is not a file")
+    return value
+
+
+def _ca_file(r: _Reader) -> str:
+    """[tls] ca_file: a file of PEM CA certificates that OpenSSL can load (a key file given by
+    mistake was a traceback at the first TLS connection, not a config error)."""
+    value = _existing_file(r, "tls", "ca_file")
+    if value:
+        try:
+            ssl.create_default_context(cafile=value)
+        except (ssl.SSLError, OSError, ValueError) as e:
+            raise ConfigError(
+                f"{r.path}: [tls] ca_file: {value!r} holds no CA certificate that can be read (PEM): "
+                f"{getattr(e, 'reason', None) or e}"
+            ) from None
     return value
 
 
@@ -717,5 +733,5 @@ def load_dashboard_settings(dashboard_dir: str) -> DashboardSettings:
         session_minutes=r.int("main", "session_minutes", 480, 1, 60 * 24 * 30),
         log_level=r.str("logging", "level", "INFO"),
         log_format=_log_format(r),
-        tls_ca_file=_existing_file(r, "tls", "ca_file"),
+        tls_ca_file=_ca_file(r),
     )
