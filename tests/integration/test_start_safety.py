@@ -53,6 +53,25 @@ def test_a_pidfile_naming_another_process_is_stale(quickstart):
         assert sleep.poll() is None and not pid_alive(pid)
 
 
+def test_a_pidfile_that_is_a_directory_is_one_line(quickstart):
+    """Before: a traceback ending in IsADirectoryError from start, stop and info alike."""
+    qs = quickstart(servers=1, lb=False, cluster=cluster_name("polish-piddir"))
+    server = qs.server_dir("server1")
+    pidfile = os.path.join(server, "pidfile")
+    os.mkdir(pidfile)
+    for args in (("start", server), ("stop", server), ("info", server), ("info", qs.path), ("stop", qs.path)):
+        proc = zato(*args, check=False)
+        one_line_error(proc, f"pidfile {pidfile} is a directory, not a file: remove it")
+        assert "Traceback" not in proc.stdout + proc.stderr
+    assert os.path.isdir(pidfile) and not os.listdir(pidfile)  # nothing started, nothing removed
+    os.rmdir(pidfile)
+    with open(pidfile, "wb") as f:  # bytes that are no text: no pid (before, UnicodeDecodeError)
+        f.write(b"\xff\xfe\n")
+    assert re.search(r"\n  state +stale\n", zato("info", server).stdout)
+    out = zato("start", server).stdout
+    assert f"removed a stale pidfile {pidfile} (it holds no pid)" in out and "server server1 started" in out
+
+
 def test_a_typo_in_server_conf_or_lb_conf_is_refused_in_one_line(quickstart):
     qs = quickstart(servers=1, lb=True)
     conf = os.path.join(qs.server_dir("server1"), "config", "server.conf")

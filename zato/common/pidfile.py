@@ -14,6 +14,7 @@ import contextlib
 import os
 from dataclasses import dataclass
 
+from zato.common.errors import ComponentError
 from zato.common.fs import atomic_write
 
 
@@ -107,12 +108,23 @@ def pid_alive(pid: int) -> bool:
 
 
 def read_pidfile(path: str, owner: Owner | None = None) -> PidStatus:
-    """What `path` names; with `owner`, a live pid that is not that component is stale."""
+    """What `path` names; with `owner`, a live pid that is not that component is stale.
+    ComponentError, one line saying what to do, when `path` cannot be read as a file (a
+    directory there, no permission): it cannot tell whether the component runs."""
     try:
-        with open(path) as f:
+        with open(path, errors="replace") as f:  # bytes that are no text: no pid, as "abc"
             text = f.read().strip()
     except FileNotFoundError:
         return PidStatus(path, None, False)
+    except IsADirectoryError:
+        raise ComponentError(
+            f"pidfile {path} is a directory, not a file: remove it (nothing writes a directory"
+            " there), then try again"
+        ) from None
+    except OSError as e:
+        raise ComponentError(
+            f"pidfile {path} cannot be read ({e.strerror or e}): mend or remove it, then try again"
+        ) from None
     try:
         pid = int(text)
     except ValueError:
