@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from zato.common.errors import ComponentError
 from zato.common.fs import atomic_write
+from zato.common.order import natural_key
 
 MARKER = ".zato"
 SERVER = "server"
@@ -76,10 +77,11 @@ def read_component(path: str) -> Component:
 
 
 def quickstart_members(qs: Component) -> list[Component]:
-    """Servers first (in name order), then the dashboard and the load balancer."""
+    """Servers first (in natural name order: server2 before server10), then the dashboard and
+    the load balancer."""
     found = []
-    for name in sorted(os.listdir(qs.path)):
+    for name in sorted(os.listdir(qs.path), key=natural_key):
         sub = os.path.join(qs.path, name)
         if os.path.isfile(os.path.join(sub, MARKER)):
             found.append(read_component(sub))
-    return sorted(found, key=lambda c: (c.kind != SERVER, c.path))
+    return sorted(found, key=lambda c: (c.kind != SERVER, natural_key(c.path)))

@@ -14,6 +14,7 @@ from typing import Protocol
 import redis
 
 from zato.common.errors import CoordError, ZatoError
+from zato.common.order import natural_key
 from zato.coord import connector_stats, membership, queues
 from zato.coord.client import translate
 from zato.coord.keys import Keys
@@ -168,7 +169,7 @@ def _servers(live: dict | None, known: list[KnownServer], holder: str | None) ->
             "state": m.state,
             "role": "holder" if name == holder else (m.role or "standby"),
         }
-    return [rows[name] for name in sorted(rows)]
+    return [rows[name] for name in sorted(rows, key=natural_key)]  # server2 before server10
 
 
 def _activity_for(stats: dict) -> int | None:

@@ -222,7 +222,7 @@ function svgEl(tag, attrs) {
 }
 function drawRates(history) {
   const svg = $('rps-chart'), w = svg.clientWidth || 400, h = 140; svg.replaceChildren();
-  const names = Object.keys(history).sort();
+  const names = Object.keys(history).sort((a, b) => a.localeCompare(b, undefined, {numeric: true}));
   let max = 1; for (const n of names) for (const v of history[n]) if (v != null && v > max) max = v;
   const legend = $('rps-legend'); legend.replaceChildren();
   names.forEach((n, i) => {

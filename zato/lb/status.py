@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 
 from zato.common.errors import LBError, ZatoError
+from zato.common.order import natural_key
 from zato.common.pidfile import Owner, read_pidfile
 from zato.config.settings import load_lb_settings
 from zato.lb.render import ALIVE_URI, BACKEND, STATS_URI
@@ -62,6 +63,6 @@ def describe(lb_dir: str) -> dict:
         return result
     result["servers"] = [
         {"name": s.name, "address": s.address, "state": s.status, "check": s.check, "sessions": s.sessions}
-        for s in sorted(servers.values(), key=lambda s: s.name)
+        for s in sorted(servers.values(), key=lambda s: natural_key(s.name))
     ]
     return result
