@@ -355,3 +355,50 @@ def test_a_zmq_deletion_interrupted_while_it_waits_for_redis_is_undone_and_said_
     assert env.names("zmq-channel") == ["a"]
     run_again(env, proxy, argv)
     assert env.names("zmq-channel") == [] and env.up.exists(env.handoff("a").deleted)
+
+
+# --- the last step, the event that tells the servers: its answer lost ----------------------
+
+
+def test_an_event_sent_whose_answer_was_lost_says_whether_the_servers_were_told_is_unknown(env):
+    """Before: 'the servers were not told' while they had been (the event was published) and
+    'each applies it once its own Redis connection comes back, or when it restarts', which a
+    server whose connection never broke would wait for; a server reads changed definitions
+    again within seconds all the same."""
+    proc = run_cut(env, env.proxy("events"), "create", "amqp-def", env.dir, "--name", "other")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert env.names("amqp-def") == ["other", "rabbit"]  # saved: the servers need no more
+    assert proc.events, "the event reached Redis's subscribers"  # type: ignore[attr-defined]
+    error = proc.stderr.strip()
+    assert error.startswith(
+        "zato: error: amqp-def other is saved in the ODB, but whether the servers were"
+    ), error
+    assert "told is unknown: the event was sent and Redis's answer lost (" in error
+    assert "not told" not in error and "when it restarts" not in error
+    assert error.endswith(
+        "told or not, they apply it within seconds: the lease holder reads the connection"
+        " definitions again every 5 s, and each worker a definition it uses 2 s after it"
+        " last read it; nothing to do"
+    ), error
+
+
+def test_an_event_redis_refused_says_the_servers_were_not_told(env):
+    """Redis answered the event with an error (an ACL without PUBLISH): it was not published."""
+    user = f"zato-{env.cluster}"
+    env.up.acl_setuser(
+        user, enabled=True, passwords=["+pw-polish"], keys=["*"], commands=["+@all", "-publish"]
+    )
+    try:
+        conf = os.path.join(env.dir, "config", "server.conf")
+        with open(conf) as f:
+            text = f.read()
+        with open(conf, "w") as f:
+            f.write(
+                text.replace(f"redis://127.0.0.1:{env.port}/0", f"redis://{user}:pw-polish@127.0.0.1:6379/0")
+            )
+        proc = env.zato("create", "amqp-def", env.dir, "--name", "other")
+    finally:
+        env.up.acl_deluser(user)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "amqp-def other is saved in the ODB, but the servers were not told (" in proc.stderr, proc.stderr
+    assert "unknown" not in proc.stderr and "pw-polish" not in proc.stderr

@@ -28,6 +28,7 @@ from zato.coord.handoff import Handoff
 from zato.coord.keys import Keys
 from zato.coord.queues import OutQueue
 from zato.odb import connectors
+from zato.odb.cached import RECHECK
 from zato.odb.engine import ODB
 
 logger = logging.getLogger("zato.connector.definitions")
@@ -36,8 +37,18 @@ OUTGOING = ("amqp-outgoing", "ibm-mq-outgoing")  # kinds whose messages wait in 
 HANDOFF_KINDS = ("zmq-channel",)  # channels whose stopping connector hands messages to the next one
 
 
+# Without the event the servers read a changed definition all the same, only later: the lease
+# holder's supervisor reads the definitions every RECONCILE_EVERY (zato.connector.supervisor),
+# a worker one it uses RECHECK after it last read it (zato.odb.cached).
+UNTOLD = (
+    "told or not, they apply it within seconds: the lease holder reads the connection definitions"
+    f" again every 5 s, and each worker a definition it uses {RECHECK:g} s after it last read it;"
+    " nothing to do"
+)
+
+
 def _announce(client: redis.Redis, cluster: str, kind: str, name: str, what: str) -> None:
-    events.announce(client, cluster, {"kind": "connector", "type": kind, "name": name}, what)
+    events.announce(client, cluster, {"kind": "connector", "type": kind, "name": name}, what, UNTOLD)
 
 
 def _queue(client: redis.Redis, cluster: str, kind: str, name: str) -> OutQueue | None:

@@ -9,7 +9,9 @@ An event is a small JSON object with a "kind":
 Pub/sub loses messages while a subscriber is disconnected, so every subscriber also
 reconciles from the ODB when it (re)subscribes: events are a prompt, the ODB is the truth.
 A change is written only once Redis answered (`reachable`), and `announce` says so when the
-event after it fails: the change is saved, and servers see it when they resubscribe.
+event after it fails: the change is saved, and servers see it when they resubscribe. When
+Redis's answer to the event is lost (the connection broke once it was sent) whether the
+servers got it is unknown, and `announce` says that, not that they were not told.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 import redis
 
 from zato.common import jsonenc
-from zato.common.errors import CoordError
+from zato.common.errors import CoordDataError, CoordError, CoordRefused
 from zato.common.retry import Backoff
 from zato.coord import subscribe
 from zato.coord.client import translate
@@ -46,15 +48,33 @@ def reachable(client: redis.Redis) -> None:
         client.ping()
 
 
-def announce(client: redis.Redis, cluster: str, event: dict, what: str) -> int:
+RESUBSCRIBED = "each applies it once its own Redis connection comes back, or when it restarts"
+
+
+def announce(client: redis.Redis, cluster: str, event: dict, what: str, anyway: str = RESUBSCRIBED) -> int:
     """publish() of a change already written to the ODB; if it fails, the CoordError says
-    that `what` is saved and when the servers will see it (they reconcile on resubscribing)."""
-    try:
-        return publish(client, cluster, event)
+    that `what` is saved, whether the servers were told (not told: Redis could not be reached
+    before the event was sent, or refused it; unknown: it was sent and the answer lost), and
+    `anyway`: when they see it without the event (they reconcile on resubscribing)."""
+    check(event)
+    pool = client.connection_pool
+    try:  # connected (again) before anything is sent: failing here, nothing was sent
+        with translate("publishing a config event"):
+            pool.release(pool.get_connection())
     except CoordError as e:
         raise CoordError(
-            f"{what} is saved in the ODB, but the servers were not told ({e}); each applies it "
-            "once its own Redis connection comes back, or when it restarts"
+            f"{what} is saved in the ODB, but the servers were not told ({e}); {anyway}"
+        ) from None
+    try:
+        return publish(client, cluster, event)
+    except (CoordDataError, CoordRefused) as e:  # Redis answered: it did not publish the event
+        raise CoordError(
+            f"{what} is saved in the ODB, but the servers were not told ({e}); {anyway}"
+        ) from None
+    except CoordError as e:
+        raise CoordError(
+            f"{what} is saved in the ODB, but whether the servers were told is unknown: the event was"
+            f" sent and Redis's answer lost ({e}); {anyway}"
         ) from None
 
 
