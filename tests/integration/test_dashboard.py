@@ -83,6 +83,29 @@ def rows(driver, table: str) -> list[str]:
     return texts(driver, f"#{table} tbody tr")
 
 
+_ROW = """const [table, first] = arguments;
+const heads = Array.from(document.querySelectorAll('#' + table + ' thead th')).map(th => th.innerText);
+const tr = Array.from(document.querySelectorAll('#' + table + ' tbody tr'))
+  .find(r => r.cells[0] && r.cells[0].innerText === first);
+return tr ? Object.fromEntries(heads.map((h, i) => [h, tr.cells[i] ? tr.cells[i].innerText : null]))
+  : null;"""
+
+
+def row(driver, table: str, first: str) -> dict:
+    """The row of `table` whose first cell is `first`, as {column heading: cell text}; {} if none."""
+    return driver.execute_script(_ROW, table, first) or {}
+
+
+def in_view(driver, css: str) -> bool:
+    """Whether the element is shown, all of it within the window as it is scrolled now."""
+    return driver.execute_script(
+        "const e = document.querySelector(arguments[0]); if (!e) return false;"
+        "const r = e.getBoundingClientRect();"
+        "return r.height > 0 && r.top >= 0 && r.bottom <= window.innerHeight;",
+        css,
+    )
+
+
 def login(driver, user: str, password: str) -> None:
     from selenium.webdriver.common.by import By
 
@@ -418,7 +441,10 @@ def test_replay_parked_puts_an_amqp_channels_parked_messages_back_from_its_row(q
         login(browser, *qs.admin_auth)
         button = "//tr[td[1]='amqp-channel:orders']//button[text()='Replay parked']"
         wait_for(
-            lambda: "3 (3 in its parking queue)" in " ".join(rows(browser, "connectors")),
+            lambda: (
+                {k: v for k, v in row(browser, "connectors", "amqp-channel:orders").items() if "parked" in k}
+                == {"parked since start": "3", "parked now": "3"}
+            ),
             60,
             what="the three parked on the channel's row",
         )
@@ -469,3 +495,59 @@ def test_a_rows_buttons_stay_under_the_mouse_while_its_other_cells_change(quicks
         True,
         "Drain server1 in the load balancer?",
     ]
+
+
+@needs_browser
+def test_re_send_parked_shows_while_some_wait_and_its_result_is_in_view(quickstart, browser):
+    """An outgoing connection's row: "parked since start" (its process's count) apart from
+    "parked now" (its parked list in Redis), "Re-send parked" only while some wait, and the
+    result of a click far down the page in view. Before: the button on every outgoing row,
+    parked shown only as the process's count, and the result at the top of the page, out of view."""
+    import redis
+    from selenium.webdriver.common.by import By
+
+    from tests.support import REDIS_URL, cluster_name
+    from zato.coord.queues import OutQueue
+
+    qs = quickstart(servers=1, lb=False, cluster=cluster_name("polish-dash"))
+    qs.start("server1", "dashboard")
+    zato("conn", "create", "amqp-def", qs.path, "--name", "local", "--password", "guest")
+    out = ("--def", "local", "--exchange", "amq.topic", "--routing-key", "nobody.listens")
+    zato("conn", "create", "amqp-outgoing", qs.path, "--name", "out1", *out)
+    browser.set_window_size(1280, 500)  # the connectors' table below the fold
+    browser.get(f"http://127.0.0.1:{qs.dashboard_port}/")
+    login(browser, *qs.admin_auth)
+    name = "amqp-outgoing:out1"
+    wait_for(lambda: row(browser, "connectors", name).get("state") == "RUNNING", 60, what="the connector")
+    wait_for(lambda: row(browser, "connectors", name).get("parked now") == "0", 10, what="none parked now")
+    button = f"//tr[td[1]='{name}']//button[text()='Re-send parked']"
+    assert not browser.find_elements(By.XPATH, button)  # nothing to re-send
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        queue = OutQueue(client, qs.cluster, "amqp", "out1")
+        client.lpush(queue.parked, '{"body": "x"}', '{"body": "y"}')
+        wait_for(lambda: browser.find_elements(By.XPATH, button), 10, what="the button, 2 parked")
+        assert row(browser, "connectors", name)["parked now"] == "2"
+        assert row(browser, "connectors", name)["parked since start"] == "0"  # parked by hand here
+        browser.execute_script("window.scrollTo(0, document.body.scrollHeight)")
+        browser.find_element(By.XPATH, button).click()
+        alert = browser.switch_to.alert
+        assert alert.text == "Queue the 2 parked message(s) of out1 again?"
+        alert.accept()
+        result = "outgoing amqp out1: 2 parked message(s) queued again"
+        wait_for(lambda: text(browser, "#message") == result, 30, what="the result on the page")
+        assert browser.execute_script("return window.scrollY") > 0  # still down the page
+        assert in_view(browser, "#message")
+        # No queue takes them (nobody.listens): the broker returns them and the connector parks
+        # them again, now counted by its process too.
+        wait_for(
+            lambda: (
+                {k: v for k, v in row(browser, "connectors", name).items() if "parked" in k}
+                == {"parked since start": "2", "parked now": "2"}
+            ),
+            30,
+            what="both parked again by the connector",
+        )
+    finally:
+        client.close()

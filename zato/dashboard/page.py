@@ -16,7 +16,9 @@ table{border-collapse:collapse;width:100%} th,td{text-align:left;padding:3px 6px
 th{font-weight:600;color:#555} .ok{color:#137333;font-weight:600} .bad{color:#b3261e;font-weight:600}
 .warn{color:#a56300;font-weight:600}
 #errors{background:#fce8e6;color:#b3261e;padding:8px 16px;display:none}
-#message{padding:6px 16px;color:#1f3a5f} .muted{color:#888} svg{background:#fafbfc;border:1px solid #eee}
+#message{padding:6px 16px;color:#1f3a5f;position:sticky;top:0;z-index:1;background:#fff;
+box-shadow:0 1px 2px #0002} #message:empty{display:none}
+.muted{color:#888} svg{background:#fafbfc;border:1px solid #eee}
 form.login{max-width:320px;margin:80px auto;background:#fff;padding:24px;border-radius:6px;
 box-shadow:0 1px 3px #0003}
 form.login input{display:block;width:100%;margin:6px 0 12px;padding:6px;box-sizing:border-box}
@@ -54,7 +56,11 @@ since <span id="lease-since">-</span></p>
 <section><h2>Requests/s per server (last minute)</h2><svg id="rps-chart" width="100%" height="140"></svg>
 <div id="rps-legend"></div></section>
 <section class="wide"><h2>Connectors</h2><table id="connectors"><thead><tr><th>name</th><th>kind</th>
-<th>state</th><th>pid</th><th>restarts</th><th>in</th><th>out</th><th>parked</th><th>last error</th><th></th>
+<th>state</th><th>pid</th><th>restarts</th><th>in</th><th>out</th>
+<th title="messages its process parked since it started">parked since start</th>
+<th title="messages that wait parked now: an AMQP channel's parking queue, an outgoing
+connection's parked list in Redis">parked now</th>
+<th>last error</th><th></th>
 </tr></thead><tbody></tbody></table>
 <p id="async">invoke_async: <b id="async-queued">-</b> queued, <b id="async-parked">-</b> parked
 <span id="async-actions"></span></p></section>
@@ -106,7 +112,9 @@ function rows(id, items, build) {
 }
 async function act(url, question, body) {
   if (!confirm(question)) return;
-  const message = $('message');  // what runs now (a replay may take a while), then its result
+  // What runs now (a replay may take a while), then its result: sticky at the top of the window,
+  // in view however far down the button was (before, at the top of the page, out of view).
+  const message = $('message');
   message.textContent = 'working (sent ' + when(Date.now() / 1000) + ' UTC): ' + question.replace(/\?$/, '');
   message.className = 'warn';
   let r;
@@ -162,20 +170,20 @@ function render(s) {
     cell(tr, busy ? c.state + '/' + c.activity + took : c.state,
          c.state === 'RUNNING' && !busy ? 'ok' : (c.state === 'FATAL' ? 'bad' : 'warn'));
     cell(tr, c.pid); cell(tr, c.restarts); cell(tr, c.messages_in); cell(tr, c.messages_out);
-    cell(tr, c.parking_queue ? (c.parked == null ? '-' : c.parked) + ' (' + c.parking_queue +
-         ' in its parking queue)' : c.parked, c.parking_queue ? 'bad' : '');
+    cell(tr, c.parked); cell(tr, c.parked_now, c.parked_now ? 'bad' : '');
     cell(tr, c.last_error || '');
     const span = document.createElement('span');
     span.appendChild(button('Restart', 'Restart connector ' + c.name + '?',
                             'api/connectors/' + encodeURIComponent(c.name) + '/restart'));
     const [kind, name] = c.name.split(/:(.*)/s);
-    if (kind.endsWith('-outgoing')) {
+    if (kind.endsWith('-outgoing') && c.parked_now > 0) {  // only while some wait parked
       const q = kind.slice(0, -'-outgoing'.length);
-      span.appendChild(button('Re-send parked', 'Queue the parked messages of ' + name + ' again?',
+      span.appendChild(button('Re-send parked', 'Queue the ' + c.parked_now + ' parked message(s) of ' +
+                              name + ' again?',
                               'api/outgoing/' + q + '/' + encodeURIComponent(name) + '/resend'));
     }
-    if (kind === 'amqp-channel' && c.parking_queue > 0) {
-      span.appendChild(button('Replay parked', 'Put the ' + c.parking_queue + ' message(s) parked by ' +
+    if (kind === 'amqp-channel' && c.parked_now > 0) {
+      span.appendChild(button('Replay parked', 'Put the ' + c.parked_now + ' message(s) parked by ' +
                               name + ' back on its queue, for its service to run again?',
                               'api/channels/amqp/' + encodeURIComponent(name) + '/replay'));
     }

@@ -153,7 +153,7 @@ class Collector:
             "servers": view["servers"],
             "lease": view["lease"],
             "takeovers": recent,
-            "connectors": view["children"],
+            "connectors": self._parked_now(view["children"]) if redis_ok else view["children"],
             "async": view.get("async") or {},
             "lb": self._lb(),
             "services": self._slow["services"],
@@ -161,6 +161,25 @@ class Collector:
             "channels": self._slow["channels"],
             "rps_history": {name: list(points) for name, points in self.rates.history.items()},
         }
+
+    def _parked_now(self, connectors: list[dict]) -> list[dict]:
+        """Each connector with `parked_now`: the messages that wait parked now, which a button
+        puts back (an AMQP channel's parking queue, the broker's count; an outgoing connection's
+        parked list in Redis), apart from `parked`, what its process parked since it started;
+        None where nothing is parked apart or it cannot be read now."""
+        from zato.coord.queues import OutQueue
+
+        for c in connectors:
+            kind, _, name = str(c.get("name") or "").partition(":")
+            c["parked_now"] = c.get("parking_queue")
+            if kind.endswith("-outgoing") and name:
+                try:
+                    c["parked_now"] = OutQueue(
+                        self.client, self.settings.cluster, kind.removesuffix("-outgoing"), name
+                    ).parked_count()
+                except ZatoError:
+                    c["parked_now"] = None
+        return connectors
 
     def _lb(self) -> dict:
         if not self.settings.lb_dir:
