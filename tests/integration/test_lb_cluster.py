@@ -61,7 +61,8 @@ def test_zato_info_shows_haproxy_and_its_servers(qs):
     assert lb["haproxy"]["running"] and lb["haproxy"]["version"][0].isdigit(), lb["haproxy"]
     assert {s["name"] for s in lb["servers"]} == {"server1", "server2"}, lb["servers"]
     text = zato("info", qs.lb_dir).stdout  # for people: one line a server (before: raw JSON)
-    assert f"  haproxy  pid {lb['haproxy']['pid']}, running yes, version " in text, text
+    haproxy_line = rf"\n  haproxy +pid {lb['haproxy']['pid']}, running yes, version "  # values in one column
+    assert re.search(haproxy_line, text), text
     assert "  servers\n    name server1, address 127.0.0.1:" in text and "{" not in text, text
 
 
