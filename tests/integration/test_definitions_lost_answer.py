@@ -13,6 +13,7 @@ listed under both names or none."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
