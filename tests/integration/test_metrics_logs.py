@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import threading
 import time
 
@@ -263,6 +264,11 @@ def test_every_metric_parses_follows_prometheus_conventions_and_is_documented(cl
     base = cluster.server_url("server1")
     for path in ("/test/pid", "/test/fail", "/zato/admin/channels"):  # every per-server family has a value
         requests.get(base + path, timeout=10, auth=cluster.admin_auth)
+    host, port = base.split("//")[1].split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as s:  # a client gone mid-body
+        s.sendall(b"POST /zato/internal/invoke/x HTTP/1.1\r\nX-Zato-Epoch: 1\r\nContent-Length: 9\r\n\r\n{")
+    gone = "zato_server_clients_gone_total"
+    wait_for(lambda: gone in requests.get(base + "/metrics", timeout=10).text, 10, what=gone)
     text = requests.get(base + "/metrics", timeout=10).text
     assert problems(text) == []
     exposed = {exposed_name(f): f.type for f in text_string_to_metric_families(text)}

@@ -105,6 +105,7 @@ class Instruments:
         self._free = free
         self._no_room_logged = 0.0
         self._in_flight: Any = None
+        self._clients_gone: Any = None
 
         self.invocations = Counter("zato_service_invocations", "Service invocations, by service", ["service"])
         self.duration = Histogram(
@@ -131,6 +132,19 @@ class Instruments:
             name, doc = "zato_server_requests_in_flight", "HTTP requests being served now"
             self._in_flight = Gauge(name, doc, multiprocess_mode="livesum")
         return self._in_flight
+
+    @property
+    def clients_gone(self) -> Any:
+        """The counter of requests whose client left before its whole body arrived (created,
+        and so written, on the first one)."""
+        if self._clients_gone is None:
+            if not self._room():
+                return IDLE
+            from prometheus_client import Counter
+
+            doc = "Requests whose client disconnected before its whole body arrived"
+            self._clients_gone = Counter("zato_server_clients_gone", doc)
+        return self._clients_gone
 
     def child(self, metric: Any, *labels: str) -> Any:
         key = (id(metric), *labels)

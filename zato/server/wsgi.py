@@ -262,6 +262,7 @@ class ServerApp:
         self.running = running  # the requests in flight, for the arbiter if this worker ends
         self.warned_headers: set[tuple[str, str]] = set()  # (service, header) said to be dropped
         self.malformed_said = bodies.Throttled()  # malformed bodies: one warning a minute at most
+        self.gone_said = bodies.Throttled()  # clients gone mid-body: the same
 
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         answer = self._answer(environ, start_response)
@@ -341,8 +342,8 @@ class ServerApp:
                 return bodies.Lingering(answer, environ["wsgi.input"], self.limits.body_timeout)
             return answer
         except bodies.ClientGone as e:
-            method = environ.get("REQUEST_METHOD", "")
-            logger.warning("cid %s: client went away during %s %s: %s", cid, method, path, e)
+            self._said_gone(environ, path, cid, e)
+            instruments.clients_gone.inc()  # after its line: a count read says that line was written
             bodies.close_connection(start_response)
             return self._send(start_response, 400, error_body(cid, "incomplete request body"), JSON, cid)
         except Exception:  # noqa: BLE001 - never a traceback to the client
@@ -363,6 +364,22 @@ class ServerApp:
             bodies.one_line(as_text(path)),
             environ.get("REMOTE_ADDR"),
             e.detail,
+            unsaid,
+        )
+
+    def _said_gone(self, environ: dict, path: str, cid: str, e: bodies.ClientGone) -> None:
+        """One WARNING line a minute at most for clients that left mid-body: any client can
+        open and drop connections in a loop (each is counted in zato_server_clients_gone_total)."""
+        unsaid = self.gone_said.due()
+        if unsaid is None:
+            return
+        logger.warning(
+            "cid %s: client went away during %s %s: %s (said once a minute at most in each worker; "
+            "%d more since the last time)",
+            cid,
+            bodies.one_line(environ.get("REQUEST_METHOD", ""), 40),
+            bodies.one_line(as_text(path)),
+            e,
             unsaid,
         )
 

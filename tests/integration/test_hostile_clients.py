@@ -1,0 +1,90 @@
+"""Hostile and broken HTTP clients against a real server's own port: clients that drop their
+connections mid-body in a loop. Each makes a WARNING line once a minute at most per worker, the
+next one saying how many went unsaid (each test waits that minute)."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+
+import pytest
+import requests
+
+from tests.support import wait_for, zato
+
+WORKERS = 1  # one worker: one Throttled, so the lines are known
+DROPPED = 2000
+
+
+@pytest.fixture(scope="module")
+def qs(module_quickstart):
+    cluster = module_quickstart(servers=1, workers=WORKERS)
+    cluster.start()
+    zato(
+        "channel", "create", cluster.path, "--name", "hping", "--url-path", "/hping", "--service", "zato.ping"
+    )
+    url = cluster.server_url("server1") + "/hping"
+    wait_for(lambda: requests.post(url, json={}, timeout=5).ok, 20, what="/hping")
+    return cluster
+
+
+def server_log(qs) -> str:
+    with open(os.path.join(qs.server_dir("server1"), "logs", "server.log")) as f:
+        return f.read()
+
+
+def clients_gone(qs) -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = requests.get(qs.server_url("server1") + "/metrics", timeout=10).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "zato_server_clients_gone_total":
+                return sample.value
+    return 0.0
+
+
+def drop_mid_body(port: int, path: str = "/hping") -> None:
+    """A POST that announces 900 bytes, sends 100 and closes its socket. The internal path
+    reads the body before it checks the signature (signed with it): no credentials needed."""
+    head = f"POST {path} HTTP/1.1\r\nHost: x\r\nX-Zato-Epoch: 1\r\nContent-Length: 900\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(head.encode() + b"a" * 100)
+
+
+def test_clients_dropping_connections_mid_body_in_a_loop_do_not_flood_the_log(qs):
+    """Before: one WARNING line per dropped request (2,000 requests, 2,000 lines). Now one line
+    a minute at most in the (one) worker, the next one saying how many went unsaid, and every
+    one counted in /metrics."""
+    port = int(qs.server_url("server1").rsplit(":", 1)[1])
+    before = len(server_log(qs))
+
+    def said() -> list[str]:
+        return [ln for ln in server_log(qs)[before:].splitlines() if "client went away" in ln]
+
+    for i in range(DROPPED):
+        drop_mid_body(port, "/hping" if i % 2 else "/zato/internal/invoke/zato.ping")
+    wait_for(lambda: clients_gone(qs) >= DROPPED, 30, what="every dropped request counted")
+    assert clients_gone(qs) == DROPPED
+    assert len(said()) == 1, said()[:5]
+    assert requests.post(qs.server_url("server1") + "/hping", json={}, timeout=10).ok
+    dropped = DROPPED
+
+    def one_more_said() -> bool:  # a dropped request every 2 s until the minute is over
+        nonlocal dropped
+        drop_mid_body(port)
+        dropped += 1
+        wait_for(lambda: clients_gone(qs) >= dropped, 30, what="the dropped request counted")
+        return len(said()) >= 2  # the line is written before the request is counted
+
+    wait_for(one_more_said, 90, interval=2, what="the next line, a minute later")
+    wait_for(lambda: clients_gone(qs) >= dropped, 30, what="every dropped request counted")
+    assert clients_gone(qs) == dropped
+    lines = said()
+    assert len(lines) == 2, lines
+    assert all("WARNING" in ln and "said once a minute at most in each worker" in ln for ln in lines)
+    counts = [int(re.search(r"; (\d+) more since the last time\)$", ln).group(1)) for ln in lines]
+    assert counts[0] == 0 and counts[1] >= DROPPED - 1, lines
+    assert len(lines) + sum(counts) == dropped  # every one said or counted in the next line
+    assert "Traceback" not in server_log(qs)[before:]
