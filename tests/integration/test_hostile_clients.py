@@ -1,6 +1,7 @@
 """Hostile and broken HTTP clients against a real server's own port: clients that drop their
-connections mid-body in a loop. Each makes a WARNING line once a minute at most per worker, the
-next one saying how many went unsaid (each test waits that minute)."""
+connections mid-body in a loop, and clients that send requests gunicorn cannot parse in a loop.
+Each makes a WARNING line once a minute at most per worker, the next one saying how many went
+unsaid (each test waits that minute)."""
 
 from __future__ import annotations
 
@@ -88,3 +89,49 @@ def test_clients_dropping_connections_mid_body_in_a_loop_do_not_flood_the_log(qs
     assert counts[0] == 0 and counts[1] >= DROPPED - 1, lines
     assert len(lines) + sum(counts) == dropped  # every one said or counted in the next line
     assert "Traceback" not in server_log(qs)[before:]
+
+
+BAD_REQUESTS = [  # what gunicorn refuses before the app sees it, and the status it answers
+    (b"GARBAGE\r\n\r\n", b"400"),
+    (b"GET /hping HTTP/1.1\r\nHost: x\r\nNoColon\r\n\r\n", b"400"),
+    (b"GET /hping?q=" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", b"414"),
+    (b"GET /hping HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 9000 + b"\r\n\r\n", b"431"),
+]
+
+
+def send_bad(port: int, i: int) -> None:
+    request, status = BAD_REQUESTS[i % len(BAD_REQUESTS)]
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(request)
+        answer = s.recv(100)
+    assert answer.startswith(b"HTTP/1.1 " + status + b" "), answer  # still answered
+
+
+def test_requests_gunicorn_cannot_parse_sent_in_a_loop_do_not_flood_the_log(qs):
+    """Before: gunicorn's 'Invalid request from ip=...' WARNING for every one (2,000 requests,
+    2,000 lines). Now once a minute at most in the (one) worker, the next one with the count."""
+    port = int(qs.server_url("server1").rsplit(":", 1)[1])
+    before = len(server_log(qs))
+
+    def said() -> list[str]:
+        return [ln for ln in server_log(qs)[before:].splitlines() if "Invalid request from ip=" in ln]
+
+    for i in range(DROPPED):
+        send_bad(port, i)
+    assert len(said()) == 1, said()[:5]
+    assert requests.post(qs.server_url("server1") + "/hping", json={}, timeout=10).ok
+    sent = DROPPED
+
+    def one_more_said() -> bool:  # a bad request every 2 s until the minute is over
+        nonlocal sent
+        send_bad(port, sent)  # answered: its line, if any, was written before
+        sent += 1
+        return len(said()) >= 2
+
+    wait_for(one_more_said, 90, interval=2, what="the next line, a minute later")
+    lines = said()
+    assert len(lines) == 2, lines
+    assert all("WARNING" in ln and "said once a minute at most in each worker" in ln for ln in lines)
+    counts = [int(re.search(r"; (\d+) more since the last time\)$", ln).group(1)) for ln in lines]
+    assert counts[0] == 0 and counts[1] >= DROPPED - 1, lines
+    assert len(lines) + sum(counts) == sent

@@ -16,19 +16,38 @@ from zato.common.errors import ConfigError
 from zato.common.log import set_role
 from zato.config.settings import ServerSettings, proc_name
 from zato.server import exit_guard, fatal
+from zato.server.body import Throttled
 from zato.server.readiness import DrainFlag
 
 logger = logging.getLogger("zato.server")
 
 
+# The start of gunicorn's WARNING for each request it cannot parse, before the app sees it (a
+# bad request line or header, one over [limits]): "Invalid request from ip=ADDR: ERROR".
+INVALID_REQUEST = "Invalid request from ip="
+
+
 class ZatoGunicornLogger(GunicornLogger):
-    """gunicorn's own messages go through our handlers (text or JSON, secrets masked)."""
+    """gunicorn's own messages go through our handlers (text or JSON, secrets masked). Its
+    warning for a request it could not parse is said once a minute at most per worker, with
+    how many went unsaid: any client of a server's own port can send them in a loop (before,
+    2,000 such requests were 2,000 lines in server.log). Should gunicorn word it otherwise,
+    each is said again, as before."""
 
     def setup(self, cfg) -> None:  # noqa: ANN001 - gunicorn's Config
         super().setup(cfg)
         for handler in list(self.error_log.handlers):
             self.error_log.removeHandler(handler)
         self.error_log.propagate = True
+        self.invalid_said = Throttled()
+
+    def warning(self, msg, *args, **kwargs) -> None:  # noqa: ANN001, ANN002, ANN003 - gunicorn's
+        if isinstance(msg, str) and msg.startswith(INVALID_REQUEST):
+            unsaid = self.invalid_said.due()
+            if unsaid is None:
+                return
+            msg += f" (said once a minute at most in each worker; {unsaid} more since the last time)"
+        super().warning(msg, *args, **kwargs)
 
 
 def gunicorn_options(settings: ServerSettings) -> dict:
