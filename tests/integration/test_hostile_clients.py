@@ -1,7 +1,8 @@
 """Hostile and broken HTTP clients against a real server's own port: clients that drop their
-connections mid-body in a loop, and clients that send requests gunicorn cannot parse in a loop.
-Each makes a WARNING line once a minute at most per worker, the next one saying how many went
-unsaid (each test waits that minute)."""
+connections mid-body in a loop, and clients that send requests gunicorn cannot parse in a loop
+(each makes a WARNING line once a minute at most per worker, the next one saying how many went
+unsaid: each test waits that minute); and, through the LB, requests framed ambiguously (request
+smuggling: HAProxy and gunicorn must agree where each request ends)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,17 @@ def qs(module_quickstart):
         "channel", "create", cluster.path, "--name", "hping", "--url-path", "/hping", "--service", "zato.ping"
     )
     url = cluster.server_url("server1") + "/hping"
+    zato(
+        "channel",
+        "create",
+        cluster.path,
+        "--name",
+        "hidden",
+        "--url-path",
+        "/hidden",
+        "--service",
+        "zato.ping",
+    )
     wait_for(lambda: requests.post(url, json={}, timeout=5).ok, 20, what="/hping")
     return cluster
 
@@ -135,3 +147,79 @@ def test_requests_gunicorn_cannot_parse_sent_in_a_loop_do_not_flood_the_log(qs):
     counts = [int(re.search(r"; (\d+) more since the last time\)$", ln).group(1)) for ln in lines]
     assert counts[0] == 0 and counts[1] >= DROPPED - 1, lines
     assert len(lines) + sum(counts) == sent
+
+
+HIDDEN = b"GET /hidden HTTP/1.1\r\nHost: x\r\n\r\n"
+POST = b"POST /hping HTTP/1.1\r\nHost: x\r\n"
+AMBIGUOUS = {  # each with a second request after what one parser or the other may take as its end
+    "none (pipelining)": POST + b"Content-Length: 2\r\n\r\n{}" + HIDDEN,  # both answered and run
+    "CL then TE": POST + b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + HIDDEN,
+    "TE then CL": POST + b"Transfer-Encoding: chunked\r\nContent-Length: 60\r\n\r\n0\r\n\r\n" + HIDDEN,
+    "TE chunked, identity": POST
+    + b"Transfer-Encoding: chunked, identity\r\nContent-Length: 5\r\n\r\n0\r\n\r\n"
+    + HIDDEN,
+    "TE identity, chunked": POST + b"Transfer-Encoding: identity, chunked\r\n\r\n0\r\n\r\n" + HIDDEN,
+    "two TE": POST
+    + b"Transfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\nContent-Length: 5\r\n\r\n0\r\n\r\n"
+    + HIDDEN,
+    "TE folded": POST + b"Transfer-Encoding:\r\n chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n" + HIDDEN,
+    "TE after a tab": POST + b"Transfer-Encoding:\tchunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n" + HIDDEN,
+    "TE after a VT": POST + b"Transfer-Encoding: \x0bchunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n" + HIDDEN,
+    "TE name with a space": POST
+    + b"Transfer-Encoding : chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n"
+    + HIDDEN,
+    "two CL": POST + b"Content-Length: 2\r\nContent-Length: 40\r\n\r\n{}" + HIDDEN,
+    "CL list": POST + b"Content-Length: 2, 40\r\n\r\n{}" + HIDDEN,
+    "CL +": POST + b"Content-Length: +2\r\n\r\n{}" + HIDDEN,
+    "chunk size 0x": POST + b"Transfer-Encoding: chunked\r\n\r\n0x2\r\n{}\r\n0\r\n\r\n" + HIDDEN,
+    "chunk size overflow": POST
+    + b"Transfer-Encoding: chunked\r\n\r\n10000000000000002\r\n{}\r\n0\r\n\r\n"
+    + HIDDEN,
+    "chunk ext with LF": POST + b"Transfer-Encoding: chunked\r\n\r\n2;x\ny\r\n{}\r\n0\r\n\r\n" + HIDDEN,
+    "bare LF chunks": POST + b"Transfer-Encoding: chunked\r\n\r\n2\n{}\n0\n\n" + HIDDEN,
+    "bare CR in a header": POST + b"X: a\rTransfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n{}" + HIDDEN,
+    "bare LF heads": b"POST /hping HTTP/1.1\nHost: x\nContent-Length: 2\nTransfer-Encoding: chunked\n\n"
+    + b"0\r\n\r\n"
+    + HIDDEN,
+    "HTTP/1.0 TE and CL": b"POST /hping HTTP/1.0\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+    + b"Content-Length: 5\r\n\r\n0\r\n\r\n"
+    + HIDDEN,
+}
+
+
+def exchange(port: int, data: bytes) -> bytes:
+    """What the LB answers to `data`, until it closes (or 3 s of silence)."""
+    out = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=3) as s:
+        s.sendall(data)
+        try:
+            while chunk := s.recv(65536):
+                out += chunk
+        except (TimeoutError, ConnectionResetError):
+            pass
+    return out
+
+
+def test_no_request_hides_in_another_through_the_lb(qs):
+    """HAProxy in front of gunicorn: for each ambiguous framing, the server runs /hidden only
+    when the LB took it as a request of its own (and answered it to the client), never inside
+    the first one's body. Checked with HAProxy 2.6 and gunicorn 27 (no change was needed)."""
+    port = int(qs.lb_url.rsplit(":", 1)[1])
+    access = os.path.join(qs.server_dir("server1"), "logs", "http_access.log")
+
+    def hidden_run() -> int:
+        with open(access) as f:
+            return f.read().count('"GET /hidden HTTP/1.1" 200 ')
+
+    checked: dict[str, int] = {}
+    for name, data in AMBIGUOUS.items():
+        ran = hidden_run()
+        answer = exchange(port, data)
+        answered = answer.count(b'{"pong": "zato"}') - (1 if answer.startswith(b"HTTP/1.1 200 ") else 0)
+        # then a request of its own, on a new connection: once it is in the access log, so is
+        # any hidden request the server ran before it (one worker, requests in order)
+        assert requests.get(qs.lb_url + "/hidden", timeout=10).ok
+        wait_for(lambda: hidden_run() >= ran + 1 + answered, 10, what=name)  # noqa: B023
+        assert hidden_run() == ran + 1 + answered, (name, answer[:500])
+        checked[name] = answered
+    assert checked["none (pipelining)"] == 1, checked  # the count is right: a request run is seen
