@@ -149,7 +149,9 @@ def test_a_start_interrupted_while_it_waits_stops_what_it_started(quickstart):
             what="server1 ready where it serves",
         )
         start.send_signal(signal.SIGINT)
-        out, err = start.communicate(timeout=60)
+        # it stops the server: up to STOP_STARTED_WAIT (30 s) for a graceful stop, then a kill;
+        # a run under heavy load (load average 10 on 2 cores) took over 60 s
+        out, err = start.communicate(timeout=120)
     finally:
         start.kill()
         start.wait()
