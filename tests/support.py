@@ -103,6 +103,22 @@ def zato(*args: str, check: bool = True, timeout: float = 120, **kw) -> subproce
     return proc
 
 
+def popen_interruptible(argv: list[str], **kw: Any) -> subprocess.Popen:
+    """A process that Ctrl-C (SIGINT) interrupts as it would in a terminal. A child inherits an
+    ignored SIGINT, and Python then installs no KeyboardInterrupt for it: pytest run in the
+    background of a shell without job control (`make test &`, CI runners) ignores it, so a test
+    sending SIGINT would find its process deaf to it. A handled signal is reset to its default
+    at exec, so the child gets Python's own handler."""
+    ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    if ignored:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return subprocess.Popen(argv, **kw)
+    finally:
+        if ignored:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def wait_for(
     pred: Callable[[], object], timeout: float = 15.0, interval: float = 0.05, what: str = ""
 ) -> object:

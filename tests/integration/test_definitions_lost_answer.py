@@ -26,7 +26,7 @@ import redis
 
 from tests.conn_support import make_server_dir
 from tests.lost_reply_proxy import LostReplyProxy
-from tests.support import REDIS_URL, cleanup_redis, cluster_name, free_port, wait_for
+from tests.support import REDIS_URL, cleanup_redis, cluster_name, free_port, popen_interruptible, wait_for
 from zato.config.settings import RedisSettings
 from zato.connector import definitions
 from zato.coord.client import connect
@@ -339,7 +339,7 @@ def test_a_zmq_deletion_interrupted_while_it_waits_for_redis_is_undone_and_said_
     proxy = env.proxy("handoff:zmq-channel:a", away=True)
     proxy.start()
     try:
-        proc = subprocess.Popen(
+        proc = popen_interruptible(
             [sys.executable, "-m", "zato", "conn", *argv],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
