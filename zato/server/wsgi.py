@@ -351,35 +351,34 @@ class ServerApp:
             return self._send(start_response, 500, error_body(cid, "internal server error"), JSON, cid)
 
     def _said_malformed(self, environ: dict, path: str, cid: str, e: bodies.Malformed) -> None:
-        """One WARNING line a minute at most for bodies that break HTTP's framing: any client
-        can send them, before any credentials (each is in the access log with its 400)."""
-        unsaid = self.malformed_said.due()
-        if unsaid is None:
-            return
-        logger.warning(
-            "cid %s: %s %s from %s answered 400: %s (said once a minute at most in each worker; "
-            "%d more since the last time)",
-            cid,
-            bodies.one_line(environ.get("REQUEST_METHOD", ""), 40),
-            bodies.one_line(as_text(path)),
-            environ.get("REMOTE_ADDR"),
-            e.detail,
-            unsaid,
+        """Bodies that break HTTP's framing: any client can send them, before any credentials
+        (each is in the access log with its 400)."""
+        addr = environ.get("REMOTE_ADDR")
+        self._say_throttled(
+            self.malformed_said, cid, "%s %s from %s answered 400: %s", environ, path, addr, e.detail
         )
 
     def _said_gone(self, environ: dict, path: str, cid: str, e: bodies.ClientGone) -> None:
-        """One WARNING line a minute at most for clients that left mid-body: any client can
-        open and drop connections in a loop (each is counted in zato_server_clients_gone_total)."""
-        unsaid = self.gone_said.due()
+        """Clients that left mid-body: any client can open and drop connections in a loop (each
+        is counted in zato_server_clients_gone_total)."""
+        self._say_throttled(self.gone_said, cid, "client went away during %s %s: %s", environ, path, e)
+
+    @staticmethod
+    def _say_throttled(
+        said: bodies.Throttled, cid: str, what: str, environ: dict, path: str, *args: object
+    ) -> None:
+        """One WARNING line a minute at most of `what` (its first two %s: the request's method
+        and path), the next one saying how many went unsaid; nothing is formatted meanwhile."""
+        unsaid = said.due()
         if unsaid is None:
             return
+        method = bodies.one_line(environ.get("REQUEST_METHOD", ""), 40)
         logger.warning(
-            "cid %s: client went away during %s %s: %s (said once a minute at most in each worker; "
-            "%d more since the last time)",
+            f"cid %s: {what} (said once a minute at most in each worker; %d more since the last time)",
             cid,
-            bodies.one_line(environ.get("REQUEST_METHOD", ""), 40),
+            method,
             bodies.one_line(as_text(path)),
-            e,
+            *args,
             unsaid,
         )
 
