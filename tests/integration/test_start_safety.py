@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 
+from tests.integration.test_process_groups import workers_of
 from tests.integration.test_server_cli import one_line_error, set_conf_of
 from tests.support import cluster_name, free_port, popen_interruptible, wait_for, zato
 from zato.common.pidfile import pid_alive
@@ -159,6 +160,63 @@ def test_a_start_interrupted_while_it_waits_stops_what_it_started(quickstart):
     assert start.returncode == 130 and "Traceback" not in err, err
     assert f"server server1 stopped (pid {pid}): this start was interrupted" in out, out
     assert not pid_alive(pid) and qs.pid("server1") is None and not serves(elsewhere)
+
+
+def test_a_second_ctrl_c_while_a_start_stops_what_it_started_does_not_cut_that_short(quickstart, tmp_path):
+    """Ctrl-C, then Ctrl-C again while `zato start` stops the server it had started (held up
+    here: a worker is SIGSTOPped, so the server's stop waits on it): the second one is said and
+    ignored, the stop finishes, exit 130. Before, the second one aborted the clean-up: exit 130
+    at once, the server neither waited for nor said stopped, its process group never swept."""
+    qs = quickstart(servers=1, lb=False, cluster=cluster_name("clifix-int2"))
+    elsewhere = free_port()
+    set_conf_of(qs, "server1", "gunicorn", "bind", f"127.0.0.1:{elsewhere}")  # never ready: it waits
+    set_conf_of(qs, "server1", "gunicorn", "graceful_timeout", "120")  # the arbiter waits on its worker
+    err_path = tmp_path / "start.err"
+    with open(err_path, "w") as err_file:
+        start = popen_interruptible(
+            [sys.executable, "-m", "zato", "start", qs.server_dir("server1"), "--timeout", "120"],
+            stdout=subprocess.PIPE,
+            stderr=err_file,
+            text=True,
+        )
+    pid = worker = 0
+    try:
+        pid = wait_for(lambda: qs.pid("server1"), 60, what="server1's pidfile (past its gate)")
+        wait_for(lambda: http_ok(f"http://127.0.0.1:{elsewhere}/zato/ready"), 60, what="server1 ready")
+        worker = workers_of(pid)[0]
+        os.kill(worker, signal.SIGSTOP)  # the server's stop waits until it goes on
+        start.send_signal(signal.SIGINT)
+        wait_for(lambda: sigterm_pending(worker), 60, what="the server stopping its (stopped) worker")
+        start.send_signal(signal.SIGINT)  # the second Ctrl-C, while it waits for the server to stop
+
+        def said_or_gone() -> bool:
+            return "still stopping" in err_path.read_text() or start.poll() is not None
+
+        wait_for(said_or_gone, 30, what="the second Ctrl-C answered")
+        assert start.poll() is None, "zato start exited before what it started had stopped"
+        os.kill(worker, signal.SIGCONT)
+        out, _ = start.communicate(timeout=60)
+    finally:
+        start.kill()
+        start.wait()
+        with contextlib.suppress(ProcessLookupError):  # what is left of it, when this test fails
+            if worker:
+                os.kill(worker, signal.SIGKILL)
+            if pid:
+                os.killpg(pid, signal.SIGKILL)
+    err = err_path.read_text()
+    assert start.returncode == 130 and "Traceback" not in err, err
+    assert err == "zato: still stopping what this start began; wait (it exits once that is done)\n", err
+    assert f"server server1 stopped (pid {pid}): this start was interrupted" in out, out
+    assert not pid_alive(pid) and not pid_alive(worker) and qs.pid("server1") is None
+    assert not serves(elsewhere)
+
+
+def sigterm_pending(pid: int) -> bool:
+    """A SIGTERM waits, not yet handled, for process `pid` (stopped)."""
+    with open(f"/proc/{pid}/status") as f:
+        pending = [int(line.split()[1], 16) for line in f if line.startswith(("SigPnd:", "ShdPnd:"))]
+    return any(mask & (1 << (signal.SIGTERM - 1)) for mask in pending)
 
 
 def serves(port: int) -> bool:

@@ -16,6 +16,7 @@ from functools import partial
 from typing import Any, NamedTuple
 
 from zato.common.errors import ComponentError, ZatoError
+from zato.common.interrupts import Interrupts
 from zato.common.pidfile import Owner, read_pidfile, remove_pidfile
 from zato.config import component
 from zato.config.component import Component
@@ -199,30 +200,40 @@ def start(
             said.add(line)
             say(line)
 
-    try:
-        for m, s in checked:
-            if m.kind in modules:
-                gate = Gate()
-                proc = spawn(m, modules[m.kind], gate)
-                started.append(Spawned(m, s, proc, gate, (s.logfile, stdout_log(m))))
-        for m, _s, proc, gate, logs in started:
-            gate.wait_checked(say_once, proc, timeout, describe_name(m), logs)
-    except BaseException:
-        turn_back(started)
-        raise
-    for one in started:
-        one.gate.open()
-    try:
+    # A Ctrl-C interrupts; once what this start began is being stopped (after a Ctrl-C or a
+    # failure), further ones are said and ignored: before, a second one aborted the clean-up
+    # and left what it had started running.
+    with Interrupts(STILL_STOPPING) as ctrl_c:
+        try:
+            for m, s in checked:
+                if m.kind in modules:
+                    gate = Gate()
+                    proc = spawn(m, modules[m.kind], gate)
+                    started.append(Spawned(m, s, proc, gate, (s.logfile, stdout_log(m))))
+            for m, _s, proc, gate, logs in started:
+                gate.wait_checked(say_once, proc, timeout, describe_name(m), logs)
+        except BaseException:
+            ctrl_c.hold()
+            turn_back(started)
+            raise
         for one in started:
-            wait_started(one, timeout, say)
-    except ZatoError:
-        # A start that reports failure leaves nothing of its own running (a server that never
-        # became ready, e.g. listening where it is not looked for, would serve on unnoticed).
-        stop_started(started, say)
-        raise
-    except KeyboardInterrupt:  # Ctrl-C: as before the gate, what it started does not go on
-        stop_started(started, say, "this start was interrupted")
-        raise
+            one.gate.open()
+        try:
+            for one in started:
+                wait_started(one, timeout, say)
+        except ZatoError:
+            # A start that reports failure leaves nothing of its own running (a server that never
+            # became ready, e.g. listening where it is not looked for, would serve on unnoticed).
+            ctrl_c.hold()
+            stop_started(started, say)
+            raise
+        except KeyboardInterrupt:  # Ctrl-C: as before the gate, what it started does not go on
+            ctrl_c.hold()
+            stop_started(started, say, "this start was interrupted")
+            raise
+
+
+STILL_STOPPING = "still stopping what this start began; wait (it exits once that is done)"
 
 
 def wait_started(one: Spawned, timeout: float, say: Say) -> None:

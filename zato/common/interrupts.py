@@ -1,0 +1,72 @@
+"""Ctrl-C (SIGINT) in a command that must not stop half-way: `zato start` stopping what it
+started, `zato conn` between its ODB write and its Redis step.
+
+    with Interrupts(notice) as ctrl_c:
+        ...                 # a Ctrl-C raises KeyboardInterrupt, as Python's own handler does,
+                            # and from then on the stretch is held: the clean-up it starts goes on
+        ctrl_c.hold()       # from here a Ctrl-C is only noted (and `notice` said on stderr)
+        ...
+        if ctrl_c.release():  # a Ctrl-C came while held; from here one raises again
+            ...
+
+Only where a SIGINT raises KeyboardInterrupt: Python's own handler, in the main thread (the
+`zato` command line). A server's worker, the dashboard and the like keep their own handlers,
+and there this is a no-op (release() answers False). The notice is written straight to the
+stderr descriptor: a handler that printed could find the main thread inside print() already.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import threading
+from types import FrameType, TracebackType
+
+
+def _ours() -> bool:
+    return (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    )
+
+
+class Interrupts:
+    def __init__(self, notice: str):
+        """`notice`: what a Ctrl-C that came while held is told (one line, without "zato: ")."""
+        self.notice = notice
+        self.holding = False
+        self.came = False  # a Ctrl-C came while held, since the last release()
+        self._installed = False
+
+    def __enter__(self) -> Interrupts:
+        if _ours():
+            signal.signal(signal.SIGINT, self._on_sigint)
+            self._installed = True
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._installed:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            self._installed = False
+
+    def hold(self) -> None:
+        self.holding = True
+
+    def release(self) -> bool:
+        """Ctrl-C raises again from here; whether one came while held."""
+        self.holding = False
+        came, self.came = self.came, False
+        return came
+
+    def _on_sigint(self, signum: int, frame: FrameType | None) -> None:
+        if self.holding:
+            self.came = True
+            with contextlib.suppress(OSError, ValueError):
+                os.write(sys.stderr.fileno(), f"zato: {self.notice}\n".encode())
+            return
+        self.holding = True  # what this one interrupts cleans up, and that goes on
+        raise KeyboardInterrupt
