@@ -5,6 +5,7 @@ lacks, a cluster secret the live servers do not share: each is noticed, in one l
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -60,7 +61,7 @@ def test_a_pidfile_that_is_a_directory_is_one_line(quickstart):
     server = qs.server_dir("server1")
     pidfile = os.path.join(server, "pidfile")
     os.mkdir(pidfile)
-    for args in (("start", server), ("stop", server), ("info", server), ("info", qs.path), ("stop", qs.path)):
+    for args in (("start", server), ("stop", server), ("info", server), ("stop", qs.path)):
         proc = zato(*args, check=False)
         one_line_error(proc, f"pidfile {pidfile} is a directory, not a file: remove it")
         assert "Traceback" not in proc.stdout + proc.stderr
@@ -71,6 +72,28 @@ def test_a_pidfile_that_is_a_directory_is_one_line(quickstart):
     assert re.search(r"\n  state +stale\n", zato("info", server).stdout)
     out = zato("start", server).stdout
     assert f"removed a stale pidfile {pidfile} (it holds no pid)" in out and "server server1 started" in out
+
+
+def test_zato_info_of_a_quickstart_shows_a_member_whose_pidfile_is_a_directory_and_the_others(quickstart):
+    """Before: `zato info QUICKSTART` stopped at that member with its one-line error, and showed
+    none of the others (here server2, running)."""
+    qs = quickstart(servers=2, lb=False, cluster=cluster_name("clifix-infodir"))
+    qs.start("server2")
+    pid2 = qs.pid("server2")
+    pidfile = os.path.join(qs.server_dir("server1"), "pidfile")
+    os.mkdir(pidfile)
+    problem = f"pidfile {pidfile} is a directory, not a file: remove it"
+    proc = zato("info", qs.path, check=False)
+    assert proc.returncode == 1 and proc.stderr == "" and "Traceback" not in proc.stdout, proc.stderr
+    one, two = proc.stdout.split(qs.server_dir("server2") + "\n")
+    assert re.search(r"\n  state +unknown\n  problem +" + re.escape(problem), one), one
+    assert re.search(rf"\n  state +running\n  pid +{pid2}\n", two), two
+    info = json.loads(zato("info", qs.path, "--json", check=False).stdout)
+    assert [(m["state"], m["pid"]) for m in info["members"][:2]] == [("unknown", None), ("running", pid2)]
+    assert info["members"][0]["problem"].startswith(problem)
+    urls = zato("info", qs.path, "--urls").stdout
+    [server1] = [line for line in urls.splitlines() if line.startswith("  server1 ")]
+    assert f"whether it runs is unknown: {problem}" in server1 and "not running" not in server1, urls
 
 
 def test_a_typo_in_server_conf_or_lb_conf_is_refused_in_one_line(quickstart):

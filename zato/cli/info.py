@@ -8,7 +8,7 @@ import json
 from zato.config.component import read_component
 from zato.lifecycle import control
 
-KEYS = ("kind", "name", "state", "pid", "cluster", "host", "port", "workers", "url", "user-conf")
+KEYS = ("kind", "name", "state", "problem", "pid", "cluster", "host", "port", "workers", "url", "user-conf")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -30,9 +30,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {one.what:{width}}  {one.url}   ({one.note})")
         return 0
     data = control.info(read_component(args.path))
+    # A quickstart member that could not be described has its problem in its row; the others
+    # are shown all the same, and the exit status says that one was not.
+    failed = int(any("problem" in item for item in data.get("members", [])))
     if args.json:
         print(json.dumps(data, indent=2, default=str))
-        return 0
+        return failed
     blocks = [rows_of(item) for item in data.get("members", [data])]
     # One column for the values of every member (before: keys were padded to 8 characters, so
     # user-conf, alive_url, stats_username pushed their values out of line).
@@ -40,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     for rows in blocks:
         for key, value in rows:
             print(f"  {key:{width}} {value}".rstrip() if key else value)
-    return 0
+    return failed
 
 
 def rows_of(item: dict) -> list[tuple[str, str]]:

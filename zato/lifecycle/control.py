@@ -366,7 +366,7 @@ def info(comp: Component) -> dict:
         return {
             "kind": comp.kind,
             "path": comp.path,
-            "members": [info(m) for m in members(comp)],
+            "members": [member_info(m) for m in members(comp)],
         }
     status = read_pidfile(comp.pidfile, pid_owner(comp))
     state = "running" if status.alive else ("stale" if status.pid is not None else "stopped")
@@ -394,6 +394,17 @@ def info(comp: Component) -> dict:
     return out
 
 
+def member_info(comp: Component) -> dict:
+    """info() of one member of a quickstart; one that cannot be described (its pidfile a
+    directory, its config file unreadable) gets its state unknown and its problem, one line,
+    in its own row, and the others are described all the same (before, the first such member
+    ended the whole `zato info`)."""
+    try:
+        return info(comp)
+    except ZatoError as e:
+        return {"kind": comp.kind, "path": comp.path, "pid": None, "state": "unknown", "problem": str(e)}
+
+
 class Url(NamedTuple):
     what: str  # "server1", "load balancer", "dashboard"
     url: str
@@ -419,8 +430,11 @@ def urls(comp: Component) -> list[Url]:
         else:
             d = load_dashboard_settings(m.path)
             one = Url("dashboard", d.url, f"user {d.admin_username}, password: [auth] in {d.config_file}")
-        if not read_pidfile(m.pidfile, pid_owner(m)).alive:
-            one = one._replace(note=f"{one.note}; not running")
+        try:
+            if not read_pidfile(m.pidfile, pid_owner(m)).alive:
+                one = one._replace(note=f"{one.note}; not running")
+        except ComponentError as e:  # its pidfile a directory: said in its row, the others shown
+            one = one._replace(note=f"{one.note}; whether it runs is unknown: {e}")
         out.append(one)
     return out
 
