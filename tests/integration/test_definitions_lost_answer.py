@@ -256,6 +256,47 @@ def test_a_zmq_change_whose_redis_went_away_is_undone_said_so_and_completed_by_r
         assert env.names("zmq-channel") == ["b"] and (env.held("a"), env.held("b")) == (0, 2)
 
 
+def test_a_change_key_a_redis_writer_overwrote_with_text_is_unknown_undone_and_said_so(env):
+    """Redis made the part of a deletion, its answer was lost, and before the command read back
+    whether it ran another Redis client overwrote the change's key with text: before, settle()
+    raised ValueError (int() of it), a traceback, the channel gone from the ODB while nothing
+    said whether Redis had made its part. Now: unknown, said so in one line, the ODB change
+    undone as when Redis stays away; the same command run again completes it."""
+    definitions.create(env.odb, env.up, env.cluster, "zmq-channel", zmq(env))
+    assert env.handoff("a").hand_over(["m1", "m2"])
+    argv = ("delete", "zmq-channel", env.dir, "--name", "a")
+    changes = Keys(env.cluster).definition_change("*")
+    before = set(env.up.keys(changes))
+    proxy = env.proxy("handoff:zmq-channel:a", away=True)
+    proxy.start()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "zato", "conn", *argv],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        wait_for(proxy.cut.is_set, 60, what="the answer lost")
+        [key] = set(env.up.keys(changes)) - before  # what the part set
+        env.up.set(key, "clifix was here", ex=60)
+        proxy.start()  # Redis answers again: the command reads the key back
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        proxy.stop()
+    assert proc.returncode == 1 and "Traceback" not in err, err
+    [line] = err.splitlines()
+    assert line.startswith("zato: error: deleting the hand-off of zmq-channel 'a': "), line
+    assert line.endswith(
+        "(and whether Redis made its part of it is unknown: the key of the deletion of zmq-channel a"
+        f" in Redis, {key}, holds 'clifix was here', which no change writes (another Redis client's?);"
+        " the ODB change is undone; run it again, which completes it whether or not Redis made its part)"
+    ), line
+    assert env.names("zmq-channel") == ["a"]  # undone: the ODB keeps it
+    run_again(env, proxy, argv)
+    assert env.names("zmq-channel") == [] and env.up.exists(env.handoff("a").deleted)
+
+
 # --- the admin API (the dashboard's and scripts' way) ---------------------------------------
 
 

@@ -16,6 +16,7 @@ import redis
 
 from zato.common.errors import (
     ConnectorError,
+    CoordDataError,
     CoordError,
     CoordNotSent,
     CoordRefused,
@@ -79,6 +80,8 @@ def _redis_part(change: Change, part: Callable[[], int], undo: Callable[[], obje
             _undo(undo, e, change.what, "nothing changed: run it again once Redis answers")
         try:
             got = change.settle()
+        except CoordDataError as s:  # Redis answered with what no change writes
+            _undo(undo, e, change.what, f"and whether Redis made its part of it is unknown: {s}; {REDO}")
         except CoordError as s:
             unknown = (
                 f"and Redis did not answer again within {changes.SETTLE_WAIT:g} s to say whether it"
@@ -102,6 +105,7 @@ UNKNOWN = (
     "the ODB change is undone; run it again once Redis answers, which completes it whether or not"
     " Redis made its part"
 )
+REDO = "the ODB change is undone; run it again, which completes it whether or not Redis made its part"
 
 
 def _interrupted(change: Change, lost: CoordError | None = None) -> CoordUnavailable:

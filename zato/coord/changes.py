@@ -11,7 +11,9 @@ checks, then sets, a key of the change's own (Keys.definition_change):
              SET key "void" (in one script), and the part, still on its way, can never run
 
 settle() answers the part's result (it ran) or None (it did not and never will), or raises
-CoordError when Redis did not answer again within its wait (unknown). The key expires after
+CoordError when Redis did not answer again within its wait (unknown), CoordDataError when the
+key holds what no change writes (another Redis client's text: unknown too; the part, if still
+on its way, finds the key there and does nothing). The key expires after
 CHANGE_TTL seconds, far beyond any command still on its way to Redis.
 """
 
@@ -101,4 +103,12 @@ class Change:
                     raise
                 sleep(SETTLE_PAUSE)
                 continue
-            return None if got == VOID else int(got)
+            if got == VOID:
+                return None
+            try:
+                return int(got)
+            except (TypeError, ValueError):  # no change writes that: another Redis client did
+                raise CoordDataError(
+                    f"the key of {self.what} in Redis, {self.key}, holds {str(got)[:40]!r}, which no"
+                    " change writes (another Redis client's?)"
+                ) from None
