@@ -399,6 +399,102 @@ def test_a_zmq_deletion_interrupted_while_it_waits_for_redis_is_undone_and_said_
     assert env.names("zmq-channel") == [] and env.up.exists(env.handoff("a").deleted)
 
 
+# A `zato conn` whose ODB write, once it returns, is followed at once by a Ctrl-C (SIGINT to
+# itself): the instant between the ODB write and the Redis step, which no signal from outside
+# can be timed to hit. ODB and Redis are the real ones.
+CTRL_C_AFTER_THE_ODB_WRITE = """
+import os, signal, sys
+from zato.cli.main import main
+from zato.odb import connectors
+write = getattr(connectors, sys.argv[1])
+def then_ctrl_c(*args, **kwargs):  # the first time: an undo may call it again
+    setattr(connectors, sys.argv[1], write)
+    done = write(*args, **kwargs)
+    os.kill(os.getpid(), signal.SIGINT)
+    return done
+setattr(connectors, sys.argv[1], then_ctrl_c)
+sys.exit(main(sys.argv[2:]))
+"""
+
+HELD = (
+    "zato: interrupted: finishing this change first (undone if Redis has not been asked yet, else"
+    " completed); wait"
+)
+
+
+def run_ctrl_c_after_the_odb_write(env: Env, write: str, *argv: str) -> subprocess.CompletedProcess:
+    """`zato conn argv` (Redis straight through the forwarder), Ctrl-C once `write` returned;
+    the events the servers were sent meanwhile."""
+    sub = env.up.pubsub()
+    sub.subscribe(Keys(env.cluster).events)
+    sub.get_message(timeout=5)
+    proxy = env.proxy("no command holds this")
+    proxy.start()
+    try:
+        proc = popen_interruptible(
+            [sys.executable, "-c", CTRL_C_AFTER_THE_ODB_WRITE, write, "conn", *argv],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        proxy.stop()
+    events = []
+    while (msg := sub.get_message(timeout=0.5)) is not None:
+        events.append(msg["data"])
+    sub.close()
+    done = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    done.events = events  # type: ignore[attr-defined]
+    return done
+
+
+@pytest.mark.parametrize("command", ["create", "rename", "delete"])
+def test_a_ctrl_c_between_the_odb_write_and_the_redis_step_undoes_the_change_and_says_so(env, command):
+    """Before: exit 130 without a word, the ODB changed and Redis never told: an amqp-outgoing
+    created or renamed missing from the queues /metrics reads (or listed under its old name), one
+    deleted still listed; the servers not told either."""
+    if command != "create":
+        definitions.create(env.odb, env.up, env.cluster, "amqp-outgoing", {"name": "a", "def": "rabbit"})
+    kind, name = "amqp-outgoing", ("--name", "a")
+    write, argv, what = {
+        "create": ("create", ("create", kind, env.dir, *name, "--def", "rabbit"), f"{kind} a"),
+        "rename": ("edit", ("edit", kind, env.dir, *name, "--new-name", "b"), f"the change to {kind} a"),
+        "delete": ("delete", ("delete", kind, env.dir, *name), f"the deletion of {kind} a"),
+    }[command]
+    names, listed = env.names("amqp-outgoing"), registered(env.up, env.cluster)
+    proc = run_ctrl_c_after_the_odb_write(env, write, *argv)
+    assert (env.names("amqp-outgoing"), registered(env.up, env.cluster)) == (names, listed)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.stderr.splitlines() == [
+        HELD,
+        f"zato: error: {what} interrupted (Ctrl-C) before its Redis part was sent (nothing changed:"
+        " the ODB change is undone)",
+    ], proc.stderr
+    assert not proc.events  # type: ignore[attr-defined]
+    run_again(env, env.proxy("no command holds this"), argv)  # not interrupted: done
+    assert registered(env.up, env.cluster) == (
+        [] if command == "delete" else [("amqp", "b" if command == "rename" else "a")]
+    )
+
+
+def test_a_ctrl_c_after_the_odb_write_of_a_change_without_a_redis_part_completes_it_and_says_so(env):
+    """An amqp-def has no Redis part: once it is in the ODB the event follows and the command
+    says it went through. Before: exit 130 without a word, saved in the ODB, the servers not told."""
+    argv = ("create", "amqp-def", env.dir, "--name", "other")
+    proc = run_ctrl_c_after_the_odb_write(env, "create", *argv)
+    assert proc.events, "the servers were not told"  # type: ignore[attr-defined]
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.startswith("created amqp-def other:")
+    assert proc.stderr.splitlines() == [
+        HELD,
+        "warning: interrupted (Ctrl-C) once amqp-def other was saved: completed all the same, not left"
+        " half-made",
+    ], proc.stderr
+    assert env.names("amqp-def") == ["other", "rabbit"]
+
+
 # --- the last step, the event that tells the servers: its answer lost ----------------------
 
 

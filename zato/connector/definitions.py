@@ -23,6 +23,7 @@ from zato.common.errors import (
     CoordUnavailable,
     ZatoError,
 )
+from zato.common.interrupts import Interrupts
 from zato.coord import changes, events
 from zato.coord.changes import Change
 from zato.coord.handoff import Handoff
@@ -64,13 +65,30 @@ def _said(say: Say | None) -> Say:
     return say or (lambda line: logger.warning("%s", line))
 
 
-def _redis_part(change: Change, part: Callable[[], int], undo: Callable[[], object], say: Say | None) -> int:
+def _redis_part(  # noqa: PLR0913
+    change: Change, part: Callable[[], int], undo: Callable[[], object], say: Say | None, ctrl_c: Interrupts
+) -> int:
     """part(): the Redis part (one script: a channel's hand-off, the list of outgoing queues)
     of `change`, just written to the ODB; its result. When Redis fails, the ODB change is
     undone so that nothing is half-made and the same command, run again once Redis answers,
     does it all. When the answer was lost (the connection broke, Redis may have run it), the
     change waits for Redis to answer again and reads back whether the part ran: it did -> the
-    change is complete, and say() tells so; it did not -> undone, as above (zato.coord.changes)."""
+    change is complete, and say() tells so; it did not -> undone, as above (zato.coord.changes).
+    A Ctrl-C held since the ODB write (`ctrl_c`): undone before Redis is asked; during the part
+    one interrupts it (undone, as when its answer is lost); after it, held again."""
+    if ctrl_c.release():
+        _undo(
+            undo,
+            ConnectorError(f"{change.what} interrupted (Ctrl-C) before its Redis part was sent"),
+            change.what,
+            "nothing changed: the ODB change is undone",
+        )
+    got = _run_part(change, part, undo, say)
+    ctrl_c.hold()  # what follows, the event, is not cut short either
+    return got
+
+
+def _run_part(change: Change, part: Callable[[], int], undo: Callable[[], object], say: Say | None) -> int:
     try:
         return part()
     except KeyboardInterrupt:  # Ctrl-C: whether Redis made its part is unknown
@@ -108,13 +126,26 @@ UNKNOWN = (
 REDO = "the ODB change is undone; run it again, which completes it whether or not Redis made its part"
 
 
+# A Ctrl-C from the ODB write on is held (zato.common.interrupts): before, one in the instant
+# between the ODB write and the Redis part left the ODB changed and Redis never told.
+HELD = (
+    "interrupted: finishing this change first (undone if Redis has not been asked yet, else completed); wait"
+)
+
+
+def _completed(ctrl_c: Interrupts, what: str, say: Say | None) -> None:
+    """Says so when a Ctrl-C came (held) once Redis had made its part, or with no Redis part."""
+    if ctrl_c.release():
+        _said(say)(f"interrupted (Ctrl-C) once {what} was saved: completed all the same, not left half-made")
+
+
 def _interrupted(change: Change, lost: CoordError | None = None) -> CoordUnavailable:
     """The error of a change interrupted (Ctrl-C) before Redis said whether it made its part."""
     why = f" (its answer was lost: {lost})" if lost else ""
     return CoordUnavailable(f"interrupted before Redis said whether it made its part of {change.what}{why}")
 
 
-def _undo(undo: Callable[[], object], e: CoordError, what: str, said: str) -> NoReturn:
+def _undo(undo: Callable[[], object], e: ZatoError, what: str, said: str) -> NoReturn:
     try:
         undo()
     except ZatoError as u:
@@ -135,21 +166,24 @@ def create(  # noqa: PLR0913
     `say`: tells the user of a change that went through although Redis's answer was lost
     (default: a warning in the log)."""
     events.reachable(client)  # an unreachable Redis changes nothing
-    view = connectors.create(odb, cluster, kind, values, reserved)
-    name = view["name"]
-    change = Change(client, cluster, f"{kind} {name}")
-    queue = _queue(client, cluster, kind, name)
+    with Interrupts(HELD) as ctrl_c:
+        ctrl_c.hold()
+        view = connectors.create(odb, cluster, kind, values, reserved)
+        name = view["name"]
+        change = Change(client, cluster, f"{kind} {name}")
+        queue = _queue(client, cluster, kind, name)
 
-    def part() -> int:
-        if kind in HANDOFF_KINDS:  # one of this name deleted not long ago said: hand nothing over
-            Handoff(client, cluster, kind, name).reopen(change)
-        elif queue is not None:  # its depth in /metrics, even once it is made inactive
-            queue.listed(change)
-        return 1
+        def part() -> int:
+            if kind in HANDOFF_KINDS:  # one of this name deleted not long ago said: hand nothing over
+                Handoff(client, cluster, kind, name).reopen(change)
+            elif queue is not None:  # its depth in /metrics, even once it is made inactive
+                queue.listed(change)
+            return 1
 
-    if kind in HANDOFF_KINDS or queue is not None:
-        _redis_part(change, part, lambda: connectors.delete(odb, cluster, kind, name), say)
-    _announce(client, cluster, kind, view["name"], f"{kind} {view['name']}")
+        if kind in HANDOFF_KINDS or queue is not None:
+            _redis_part(change, part, lambda: connectors.delete(odb, cluster, kind, name), say, ctrl_c)
+        _announce(client, cluster, kind, view["name"], f"{kind} {view['name']}")
+        _completed(ctrl_c, f"{kind} {name}", say)
     return view
 
 
@@ -168,25 +202,28 @@ def edit(  # noqa: PLR0913
     if new_name and new_name != name:  # its queue is named after it: what waits would stay behind
         refuse_if_waiting(client, cluster, kind, name, "renamed", force=False)
     before = connectors.get(odb, cluster, kind, name)
-    view = connectors.edit(odb, cluster, kind, name, values, reserved)
-    renamed = view["name"]
-    if renamed != name and (kind in HANDOFF_KINDS or kind in OUTGOING):
-        back = {k: before[k] for k in values if k in before}
-        change = Change(client, cluster, f"the change to {kind} {name}")
+    with Interrupts(HELD) as ctrl_c:
+        ctrl_c.hold()
+        view = connectors.edit(odb, cluster, kind, name, values, reserved)
+        renamed = view["name"]
+        if renamed != name and (kind in HANDOFF_KINDS or kind in OUTGOING):
+            back = {k: before[k] for k in values if k in before}
+            change = Change(client, cluster, f"the change to {kind} {name}")
 
-        def part() -> int:
-            if kind in HANDOFF_KINDS:  # before the old connector hears of it
-                return Handoff(client, cluster, kind, name).rename(renamed, change)
-            old, new = _queue(client, cluster, kind, name), _queue(client, cluster, kind, renamed)
-            if old is not None and new is not None:
-                old.relisted(new, change)
-            return 0
+            def part() -> int:
+                if kind in HANDOFF_KINDS:  # before the old connector hears of it
+                    return Handoff(client, cluster, kind, name).rename(renamed, change)
+                old, new = _queue(client, cluster, kind, name), _queue(client, cluster, kind, renamed)
+                if old is not None and new is not None:
+                    old.relisted(new, change)
+                return 0
 
-        undo = lambda: connectors.edit(odb, cluster, kind, renamed, back)  # noqa: E731
-        moved = _redis_part(change, part, undo, say)
-        if moved:
-            logger.info("%s %r renamed %r: %d handed-over messages moved", kind, name, renamed, moved)
-    _announce(client, cluster, kind, view["name"], f"the change to {kind} {name}")
+            undo = lambda: connectors.edit(odb, cluster, kind, renamed, back)  # noqa: E731
+            moved = _redis_part(change, part, undo, say, ctrl_c)
+            if moved:
+                logger.info("%s %r renamed %r: %d handed-over messages moved", kind, name, renamed, moved)
+        _announce(client, cluster, kind, view["name"], f"the change to {kind} {name}")
+        _completed(ctrl_c, f"the change to {kind} {name}", say)
     return view
 
 
@@ -270,7 +307,6 @@ def delete(  # noqa: PLR0913
     events.reachable(client)
     left = refuse_if_waiting(client, cluster, kind, name, "deleted", force)
     before = connectors.get(odb, cluster, kind, name)
-    connectors.delete(odb, cluster, kind, name)
     made = {k: v for k, v in before.items() if k != "kind"}  # no secrets in these kinds (masked)
     change = Change(client, cluster, f"the deletion of {kind} {name}")
     queue = _queue(client, cluster, kind, name)
@@ -283,17 +319,22 @@ def delete(  # noqa: PLR0913
         return 0
 
     dropped = 0
-    if kind in HANDOFF_KINDS or queue is not None:
-        dropped = _redis_part(change, part, lambda: connectors.create(odb, cluster, kind, made), say)
-    if dropped:
-        logger.warning(
-            "%s %r deleted: %d messages its connectors had received and handed over, not processed,"
-            " were dropped with it",
-            kind,
-            name,
-            dropped,
-        )
-    _announce(client, cluster, kind, name, f"the deletion of {kind} {name}")
+    with Interrupts(HELD) as ctrl_c:
+        ctrl_c.hold()
+        connectors.delete(odb, cluster, kind, name)
+        if kind in HANDOFF_KINDS or queue is not None:
+            undo = lambda: connectors.create(odb, cluster, kind, made)  # noqa: E731
+            dropped = _redis_part(change, part, undo, say, ctrl_c)
+        if dropped:
+            logger.warning(
+                "%s %r deleted: %d messages its connectors had received and handed over, not processed,"
+                " were dropped with it",
+                kind,
+                name,
+                dropped,
+            )
+        _announce(client, cluster, kind, name, f"the deletion of {kind} {name}")
+        _completed(ctrl_c, f"the deletion of {kind} {name}", say)
     return Deleted(left, dropped)
 
 
