@@ -704,9 +704,14 @@ class ServerApp:
 
     @staticmethod
     def _epoch(environ: dict) -> int:
+        """The epoch a call is signed under: part of its credentials (the signature's key is
+        derived from it), so one missing or not a whole number is a 401, as a missing signature
+        is (before: 400, which a connector takes for the service refusing the message itself)."""
         raw = environ.get("HTTP_X_ZATO_EPOCH", "").strip()
         if not (raw.isascii() and raw.isdigit() and len(raw) <= 15):
-            raise HTTPError(400, "missing or invalid X-Zato-Epoch (a whole number is required)")
+            raise HTTPError(
+                401, "bad or missing X-Zato-Epoch (the lease epoch the call is signed under: a whole number)"
+            )
         return int(raw)
 
     # Admin API
