@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from zato.common.errors import ConfigError
@@ -124,3 +126,33 @@ def test_gunicorn_keys_that_override_server_conf_are_named_unless_they_agree(ser
         f.write("\n[gunicorn]\ntimeout = 60\nworkers = 3\nloglevel = debug\nbind = 127.0.0.1:17099\n")
     s = load_server_settings(server_dir)
     assert overridden(s) == [f"{s.config_file}: [gunicorn] loglevel = debug overrides [logging] level (info)"]
+
+
+def test_client_warning_interval_sets_how_often_a_worker_warns_of_what_clients_cause(server_dir):
+    """[logging] client_warning_interval (seconds; 60 by default, as before): how often a
+    worker says gunicorn's 'Invalid request', a malformed body or a client gone mid-body.
+    Before, the key was refused (not a setting of server.conf) and the interval was fixed."""
+    default = ZatoApplication(load_server_settings(server_dir))
+    edit(server_dir, "level = INFO", "level = INFO\nclient_warning_interval = 2.5")
+    s = load_server_settings(server_dir)
+    assert s.client_warning_interval == 2.5
+    assert default.cfg.logger_class(default.cfg).invalid_said.how_often == "once a minute"
+    app = ZatoApplication(s)
+    assert app.cfg.logger_class(app.cfg).invalid_said.how_often == "once every 2.5 s"
+    for bad, said in (
+        ("0", "0.0 must be greater than 0"),
+        ("-1", "-1.0 must be greater than 0"),
+        ("soon", "'soon' is not a number"),
+        ("nan", "nan must be more than 0 and at most 86400"),
+        ("86401", "86401.0 must be more than 0 and at most 86400"),
+    ):
+        edit(
+            server_dir,
+            f"client_warning_interval = {s.client_warning_interval:g}",
+            f"client_warning_interval = {bad}",
+        )
+        with pytest.raises(
+            ConfigError, match=rf"server.conf: \[logging\] client_warning_interval: {re.escape(said)}"
+        ):
+            load_server_settings(server_dir)
+        edit(server_dir, f"client_warning_interval = {bad}", "client_warning_interval = 2.5")

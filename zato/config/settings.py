@@ -77,6 +77,9 @@ class ServerSettings:
     log_level: str = "INFO"
     log_format: str = "text"  # [logging] format: text | json (one JSON object per line)
     access_log: bool = True  # [logging] access_log: a line per request in logs/http_access.log
+    # [logging] client_warning_interval: seconds between a worker's WARNING lines of one kind
+    # that any client can cause at will (dropped mid-body, malformed body, unparsable request)
+    client_warning_interval: float = 60.0
     drain_seconds: float = 1.0  # graceful stop: keep serving this long after leaving the LB
     deploy_timeout: float = 10.0  # a deployed module must finish loading (validation) within this
     connector_hang_after: float = 120.0  # a connector without progress this long is killed (0: never)
@@ -239,6 +242,7 @@ class DashboardSettings:
 # whose keys are someone else's to check ([gunicorn]: gunicorn's settings, checked at start).
 _KVDB = frozenset({"url", "sentinels", "sentinel_master", "socket_timeout"})
 _LOGGING = frozenset({"level", "format", "access_log"})
+_SERVER_LOGGING = _LOGGING | {"client_warning_interval"}
 Schema = Mapping[str, frozenset[str] | None]
 SERVER_SCHEMA: Schema = {
     "main": frozenset(
@@ -266,7 +270,7 @@ SERVER_SCHEMA: Schema = {
     "limits": frozenset(
         {"max_body", "body_timeout", "max_headers", "max_header_size", "max_request_line", "max_form_fields"}
     ),
-    "logging": _LOGGING,
+    "logging": _SERVER_LOGGING,
     "tls": frozenset({"ca_file"}),
     "gunicorn": None,
 }
@@ -537,6 +541,7 @@ def load_server_settings(server_dir: str) -> ServerSettings:
         log_level=_log_level(r),
         log_format=_log_format(r),
         access_log=r.bool("logging", "access_log", True),
+        client_warning_interval=_client_warning_interval(r),
         drain_seconds=r.float("main", "drain_seconds", 1.0, lo=-1e-9),
         deploy_timeout=r.float("main", "deploy_timeout", 10.0),
         connector_hang_after=r.float("main", "connector_hang_after", 120.0, lo=-1e-9),
@@ -650,6 +655,21 @@ def _announce_host(r: _Reader) -> str:
             "to the address the LB and the other servers reach this server at"
         )
     return announce
+
+
+MAX_CLIENT_WARNING_INTERVAL = 86400.0  # a day
+
+
+def _client_warning_interval(r: _Reader) -> float:
+    """[logging] client_warning_interval: seconds, more than 0 (0 would say every one: the
+    flood it is there to prevent) and at most a day; nan is refused (it would say every one)."""
+    value = r.float("logging", "client_warning_interval", ServerSettings.client_warning_interval)
+    if not value <= MAX_CLIENT_WARNING_INTERVAL:  # nan too
+        raise ConfigError(
+            f"{r.path}: [logging] client_warning_interval: {value} must be more than 0 and at most "
+            f"{MAX_CLIENT_WARNING_INTERVAL:g} (seconds)"
+        )
+    return value
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")

@@ -29,25 +29,38 @@ INVALID_REQUEST = "Invalid request from ip="
 
 class ZatoGunicornLogger(GunicornLogger):
     """gunicorn's own messages go through our handlers (text or JSON, secrets masked). Its
-    warning for a request it could not parse is said once a minute at most per worker, with
+    warning for a request it could not parse is said once per `every` seconds at most per
+    worker ([logging] client_warning_interval: `logger_class` gives a subclass with it), with
     how many went unsaid: any client of a server's own port can send them in a loop (before,
     2,000 such requests were 2,000 lines in server.log). Should gunicorn word it otherwise,
     each is said again, as before."""
+
+    every = ServerSettings.client_warning_interval
 
     def setup(self, cfg) -> None:  # noqa: ANN001 - gunicorn's Config
         super().setup(cfg)
         for handler in list(self.error_log.handlers):
             self.error_log.removeHandler(handler)
         self.error_log.propagate = True
-        self.invalid_said = Throttled()
+        self.invalid_said = Throttled(self.every)
 
     def warning(self, msg, *args, **kwargs) -> None:  # noqa: ANN001, ANN002, ANN003 - gunicorn's
         if isinstance(msg, str) and msg.startswith(INVALID_REQUEST):
-            unsaid = self.invalid_said.due()
+            said = self.invalid_said
+            unsaid = said.due()
             if unsaid is None:
                 return
-            msg += f" (said once a minute at most in each worker; {unsaid} more since the last time)"
+            msg += f" (said {said.how_often} at most in each worker; {unsaid} more since the last time)"
         super().warning(msg, *args, **kwargs)
+
+
+def logger_class(settings: ServerSettings) -> type[ZatoGunicornLogger]:
+    """ZatoGunicornLogger with this server's [logging] client_warning_interval (gunicorn makes
+    the logger from its class, with gunicorn's own settings only)."""
+    if settings.client_warning_interval == ZatoGunicornLogger.every:
+        return ZatoGunicornLogger
+    every = settings.client_warning_interval
+    return type(ZatoGunicornLogger.__name__, (ZatoGunicornLogger,), {"every": every})
 
 
 def gunicorn_options(settings: ServerSettings) -> dict:
@@ -66,7 +79,7 @@ def gunicorn_options(settings: ServerSettings) -> dict:
         "limit_request_fields": settings.limits.max_headers,
         "limit_request_field_size": settings.limits.max_header_size,
         "limit_request_line": settings.limits.max_request_line,
-        "logger_class": ZatoGunicornLogger,
+        "logger_class": logger_class(settings),
     }
     options.update(settings.gunicorn)  # [gunicorn] in server.conf wins
     return options

@@ -123,6 +123,12 @@ class Throttled:
         self._said_at, unsaid, self.unsaid = now, self.unsaid, 0
         return unsaid
 
+    @property
+    def how_often(self) -> str:
+        """How often it is said at most, for the line itself: 'once a minute' (the default),
+        else 'once every 2 s' ([logging] client_warning_interval)."""
+        return "once a minute" if self.every == 60 else f"once every {self.every:g} s"
+
 
 def _read_counted(stream: Any, size: int | None, max_body: int, chunked: bool = False) -> bytes:
     parts: list[bytes] = []

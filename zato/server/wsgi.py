@@ -261,8 +261,9 @@ class ServerApp:
         self.access_log = worker.settings.access_log
         self.running = running  # the requests in flight, for the arbiter if this worker ends
         self.warned_headers: set[tuple[str, str]] = set()  # (service, header) said to be dropped
-        self.malformed_said = bodies.Throttled()  # malformed bodies: one warning a minute at most
-        self.gone_said = bodies.Throttled()  # clients gone mid-body: the same
+        every = worker.settings.client_warning_interval  # [logging], 60 s by default
+        self.malformed_said = bodies.Throttled(every)  # malformed bodies: one warning per `every` at most
+        self.gone_said = bodies.Throttled(every)  # clients gone mid-body: the same
 
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         answer = self._answer(environ, start_response)
@@ -367,14 +368,15 @@ class ServerApp:
     def _say_throttled(
         said: bodies.Throttled, cid: str, what: str, environ: dict, path: str, *args: object
     ) -> None:
-        """One WARNING line a minute at most of `what` (its first two %s: the request's method
-        and path), the next one saying how many went unsaid; nothing is formatted meanwhile."""
+        """One WARNING line per `said.every` seconds at most of `what` (its first two %s: the
+        request's method and path), the next one saying how many went unsaid; nothing is
+        formatted meanwhile."""
         unsaid = said.due()
         if unsaid is None:
             return
         method = bodies.one_line(environ.get("REQUEST_METHOD", ""), 40)
         logger.warning(
-            f"cid %s: {what} (said once a minute at most in each worker; %d more since the last time)",
+            f"cid %s: {what} (said {said.how_often} at most in each worker; %d more since the last time)",
             cid,
             method,
             bodies.one_line(as_text(path)),
