@@ -40,13 +40,24 @@ def hang_a_worker(qs) -> tuple[int, int]:  # noqa: ANN001 - a Quickstart
 
 def test_a_failed_start_leaves_no_process_of_the_server_behind_when_a_worker_hangs(quickstart):
     """Before, the failed start's clean-up SIGKILLed the arbiter alone after 30 s: the hung worker
-    lived on, orphaned, listening on the port the server had bound."""
+    lived on, orphaned, listening on the port the server had bound. The clean-up gives the
+    server --stop-timeout (3 s here, 30 by default) before it kills the server and its workers."""
     qs = quickstart(servers=1, lb=False, cluster=cluster_name("life"))
     elsewhere = free_port()
     set_conf_of(qs, "server1", "gunicorn", "bind", f"127.0.0.1:{elsewhere}")  # never ready where looked for
     set_conf_of(qs, "server1", "gunicorn", "graceful_timeout", "120")  # the arbiter waits on the worker
     start = subprocess.Popen(
-        [sys.executable, "-m", "zato", "start", qs.server_dir("server1"), "--timeout", "10"],
+        [
+            sys.executable,
+            "-m",
+            "zato",
+            "start",
+            qs.server_dir("server1"),
+            "--timeout",
+            "10",
+            "--stop-timeout",
+            "3",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

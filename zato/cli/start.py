@@ -15,6 +15,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fg", action="store_true", help="run in the foreground (one component only)")
     p.add_argument("--timeout", type=seconds, default=30.0, help="seconds to wait until ready (default 30)")
     p.add_argument(
+        "--stop-timeout",
+        type=seconds,
+        default=control.STOP_STARTED_WAIT,
+        help="when the start fails or is interrupted: seconds each component it started has to stop"
+        f" before it is killed with its workers (default {control.STOP_STARTED_WAIT:g})",
+    )
+    p.add_argument(
         "--skip-running",
         action="store_true",
         help="leave components that already run alone instead of failing (make run uses it)",
@@ -27,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
         read_component(args.path),
         print,
         timeout=args.timeout,
+        stop_timeout=args.stop_timeout,
         foreground=args.fg,
         skip_running=args.skip_running,
     )

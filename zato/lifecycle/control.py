@@ -169,8 +169,15 @@ def members(comp: Component) -> list[Component]:
 
 
 def start(
-    comp: Component, say: Say, timeout: float = 30.0, foreground: bool = False, skip_running: bool = False
+    comp: Component,
+    say: Say,
+    timeout: float = 30.0,
+    foreground: bool = False,
+    skip_running: bool = False,
+    stop_timeout: float | None = None,
 ) -> None:
+    """`stop_timeout`: what a component this start stops again (it failed, or was interrupted)
+    has to exit before it is killed (STOP_STARTED_WAIT by default)."""
     if foreground:
         run_foreground(comp, say)
     checked = []
@@ -225,11 +232,11 @@ def start(
             # A start that reports failure leaves nothing of its own running (a server that never
             # became ready, e.g. listening where it is not looked for, would serve on unnoticed).
             ctrl_c.hold()
-            stop_started(started, say)
+            stop_started(started, say, wait=stop_timeout)
             raise
         except KeyboardInterrupt:  # Ctrl-C: as before the gate, what it started does not go on
             ctrl_c.hold()
-            stop_started(started, say, "this start was interrupted")
+            stop_started(started, say, "this start was interrupted", stop_timeout)
             raise
 
 
@@ -250,21 +257,25 @@ def wait_started(one: Spawned, timeout: float, say: Say) -> None:
         say(f"dashboard started (pid {proc.pid}): {s.url}")
 
 
-STOP_STARTED_WAIT = 30.0  # seconds a component this start stops has to exit (then SIGKILL)
+STOP_STARTED_WAIT = 30.0  # seconds a component this start stops has to exit (then SIGKILL); --stop-timeout
 
 
-def stop_started(started: list[Spawned], say: Say, why: str = "this start failed") -> None:
+def stop_started(
+    started: list[Spawned], say: Say, why: str = "this start failed", wait: float | None = None
+) -> None:
     """Stop (by the pid this command spawned) each component it started that still runs, and
     whatever is left in its process group once it is gone (killed if it has not stopped in
-    STOP_STARTED_WAIT: a worker that hangs outlived its arbiter, holding the port); the pidfile
-    of one that is gone goes too (gunicorn leaves its own when it cannot bind)."""
+    `wait` seconds, STOP_STARTED_WAIT by default: a worker that hangs outlived its arbiter,
+    holding the port); the pidfile of one that is gone goes too (gunicorn leaves its own when
+    it cannot bind)."""
+    wait = STOP_STARTED_WAIT if wait is None else wait
     running = [one for one in started if one.proc.poll() is None]
     for one in running:
         one.proc.send_signal(signal.SIGTERM)
     for one in running:
         proc, what = one.proc, describe_name(one.comp)
         try:
-            proc.wait(STOP_STARTED_WAIT)
+            proc.wait(wait)
             say(f"{what} stopped (pid {proc.pid}): {why}")
         except subprocess.TimeoutExpired:
             kill_group(proc.pid)
