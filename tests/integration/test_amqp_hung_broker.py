@@ -18,8 +18,9 @@ from zato.coord import connector_stats
 from zato.coord.lease import read_supervisor_status
 
 CONNECTORS = ("amqp-channel:in", "amqp-outgoing:out")
+HANDSHAKE = 2  # the amqp-def's handshake_timeout (seconds; 15 by default): each wait for it is this
 SAID = (
-    "Timeout during AMQP handshake (none within 15 s: the port takes the connection but nothing"
+    f"Timeout during AMQP handshake (none within {HANDSHAKE} s: the port takes the connection but nothing"
     " answers as an AMQP broker; a hung broker, or another service on that port)"
 )
 
@@ -77,7 +78,8 @@ def received(cluster: str) -> list:
 def test_connectors_retry_a_broker_that_never_answers_and_flow_once_pointed_at_one(quickstart, tmp_path):
     """Before, the channel's handshake timeout (pika's AMQPConnectorStackTimeout, not an
     AMQPError) ended its process: a traceback in stdout.log and a restart by the supervisor
-    every 15 s, `zato cluster status` saying only 'exited with code 1'."""
+    every 15 s, `zato cluster status` saying only 'exited with code 1'. The definition's
+    handshake_timeout is HANDSHAKE here, so the test waits seconds for each timeout, not 15."""
     qs = quickstart(servers=1, lb=False, cluster=cluster_name("hung"))
     silent = SilentPort()
     rabbit = Rabbit()
@@ -91,7 +93,8 @@ def test_connectors_retry_a_broker_that_never_answers_and_flow_once_pointed_at_o
         zato("channel", "create", qs.path, "--name", "send-amqp", "--url-path", "/send-amqp",
              "--service", "conn.send-amqp")  # fmt: skip
         conn = ("conn", "create")
-        zato(*conn, "amqp-def", qs.path, "--name", "hung", "--port", str(silent.port), "--password", "guest")
+        zato(*conn, "amqp-def", qs.path, "--name", "hung", "--port", str(silent.port), "--password", "guest",
+             "--handshake-timeout", str(HANDSHAKE))  # fmt: skip
         zato(*conn, "amqp-channel", qs.path, "--name", "in", "--def", "hung", "--queue", queue_in,
              "--service", "conn.record")  # fmt: skip
         zato(*conn, "amqp-outgoing", qs.path, "--name", "out", "--def", "hung", "--routing-key", queue_out)

@@ -66,6 +66,29 @@ def test_bad_values_are_named(odb, kind, values, message):
     assert message in str(e.value)
 
 
+def test_an_amqp_def_has_a_handshake_timeout_its_connections_go_by(odb):
+    """Before, every AMQP connection had 15 s for TCP, TLS and the AMQP handshake, fixed; an
+    amqp-def with handshake_timeout was refused ('unknown field(s) handshake_timeout')."""
+    from pika.adapters.utils.connection_workflow import AMQPConnectorStackTimeout
+
+    from zato.connector import amqp_common
+
+    made = connectors.create(odb, CLUSTER, "amqp-def", {"name": "h", "handshake_timeout": "2"})
+    assert made["handshake_timeout"] == 2
+    full = connectors.load(odb, CLUSTER, "amqp-def", "h")
+    assert amqp_common.parameters(full).stack_timeout == 2
+    hung = AMQPConnectorStackTimeout("Timeout during AMQP handshake'127.0.0.1'/(...); ssl=False")
+    assert "Timeout during AMQP handshake (none within 2 s: the port takes" in amqp_common.error_text(
+        hung, full
+    )
+    assert connectors.create(odb, CLUSTER, "amqp-def", {"name": "d"})["handshake_timeout"] == 15
+    before = {**full, "handshake_timeout": None}  # a row from before the field: the old 15 s
+    assert amqp_common.parameters(before).stack_timeout == 15
+    for bad in ("0", "301"):
+        with pytest.raises(ConnectorError, match=f"amqp-def handshake_timeout: {bad} is not in 1..300"):
+            connectors.edit(odb, CLUSTER, "amqp-def", "h", {"handshake_timeout": bad})
+
+
 def test_crud_and_masked_password(odb):
     d = connectors.create(odb, CLUSTER, "amqp-def", {"name": "rabbit", "password": "hunter2", "port": "5673"})
     assert d["password"] == "******" and d["port"] == 5673

@@ -72,6 +72,8 @@ FIELD_HELP: dict[tuple[str | None, str], str] = {
     ("amqp-def", "heartbeat"): "seconds between AMQP heartbeats; a vanished holder's unacked messages go "
     "back to the queue after about two missed",
     ("ibm-mq-def", "heartbeat"): "seconds between MQ channel heartbeats (HeartbeatInterval)",
+    ("amqp-def", "handshake_timeout"): "seconds a connection has to get through TCP, TLS and the AMQP "
+    "handshake; a port that takes it and never answers (a hung broker) fails after this, and is tried again",
     (None, "use_tls"): "connect with TLS (verified against server.conf [tls] ca_file)",
     ("amqp-channel", "def"): "the amqp-def it connects through",
     ("amqp-outgoing", "def"): "the amqp-def it connects through",

@@ -24,7 +24,7 @@ from zato.common.errors import EXIT_OK, ConnectorError
 from zato.common.log import pika_at_debug  # noqa: F401 - the connectors call it from here
 from zato.connector.base import Context, RetryPolicy, connect_with_backoff
 from zato.coord.queues import AMQP_PROPERTIES, MAX_HEADER_DEPTH
-from zato.odb.limits import MAX_AMQP_HEARTBEAT
+from zato.odb.limits import AMQP_HANDSHAKE_TIMEOUT, MAX_AMQP_HEARTBEAT
 
 logger = logging.getLogger("zato.connector.amqp")
 
@@ -40,7 +40,8 @@ BLOCKED_TIMEOUT = 60
 # Seconds pika gives a connection to get through TCP, TLS and the AMQP handshake (its
 # stack_timeout; socket_timeout bounds the TCP connect alone): a port that takes the connection
 # and never answers (a hung broker, another service on it) fails after this and is tried again.
-HANDSHAKE_TIMEOUT = 15
+# An amqp-def's handshake_timeout; this for a row from before it had one.
+HANDSHAKE_TIMEOUT = AMQP_HANDSHAKE_TIMEOUT
 
 # pika decodes a header table by recursion: two Python calls per level of a table in a table
 # (6 bytes of the frame at least), one per level of an array in an array (5 bytes). A frame
@@ -104,7 +105,7 @@ def parameters(amqp: dict, ca_file: str = "") -> pika.ConnectionParameters:
         ssl_options=ssl_options,
         connection_attempts=1,
         socket_timeout=5,
-        stack_timeout=HANDSHAKE_TIMEOUT,
+        stack_timeout=handshake_timeout(amqp),
         blocked_connection_timeout=BLOCKED_TIMEOUT,
     )
 
@@ -151,6 +152,14 @@ def heartbeat(stored: object) -> int:
     return max(1, min(value, MAX_AMQP_HEARTBEAT))
 
 
+def handshake_timeout(amqp: dict | None) -> int:
+    """The definition's handshake_timeout in seconds (none, a row from before: HANDSHAKE_TIMEOUT)."""
+    value = (amqp or {}).get("handshake_timeout")
+    return (
+        value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else HANDSHAKE_TIMEOUT
+    )
+
+
 def describe(amqp: dict) -> str:
     """Where a definition points, for logs: never the password."""
     scheme = "amqps" if amqp["use_tls"] else "amqp"
@@ -158,14 +167,15 @@ def describe(amqp: dict) -> str:
     return f"{scheme}://{where} (definition {amqp['name']!r})"
 
 
-def error_text(e: BaseException) -> str:
+def error_text(e: BaseException, amqp: dict | None = None) -> str:
     """The error's type and text, the type once (pika's connection errors start their text
     with it), at most 300 characters. No AMQP handshake in time says what that means, without
-    pika's address record (a tuple of socket constants)."""
+    pika's address record (a tuple of socket constants), with the handshake_timeout of `amqp`
+    (the definition connected to)."""
     text, name = str(e) or repr(e), type(e).__name__
     if "Timeout during AMQP handshake" in text or "Timeout while setting up AMQP" in text:
         text = (
-            f"Timeout during AMQP handshake (none within {HANDSHAKE_TIMEOUT} s: the port takes the"
+            f"Timeout during AMQP handshake (none within {handshake_timeout(amqp)} s: the port takes the"
             " connection but nothing answers as an AMQP broker; a hung broker, or another service"
             " on that port)"
         )
@@ -180,7 +190,7 @@ def connect(ctx: Context, amqp: dict, policy: RetryPolicy = RECONNECT) -> pika.B
         lambda: pika.BlockingConnection(params),
         AMQP_ERRORS,
         f"AMQP broker {describe(amqp)}",
-        error_text,
+        lambda e: error_text(e, amqp),
         policy,
     )
 

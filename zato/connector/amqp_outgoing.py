@@ -184,7 +184,9 @@ class Session:
         conn.channel(on_open_callback=self._guard(self._on_channel))
 
     def _on_open_error(self, conn: pika.SelectConnection, e: BaseException) -> None:
-        self.error = f"cannot connect to {amqp_common.describe(self.d['amqp'])}: {error_text(e)}"
+        self.error = (
+            f"cannot connect to {amqp_common.describe(self.d['amqp'])}: {error_text(e, self.d['amqp'])}"
+        )
         conn.ioloop.stop()
 
     def _on_close(self, conn: pika.SelectConnection, e: BaseException) -> None:

@@ -193,7 +193,8 @@ class _Run:
             ) from None
         except AMQP_ERRORS as e:
             raise BrokerUnreachable(
-                f"{self.label}: cannot connect to the AMQP broker {self.broker}: {_why(e)}{self._so_far()}"
+                f"{self.label}: cannot connect to the AMQP broker {self.broker}: "
+                f"{_why(e, self.d['amqp'])}{self._so_far()}"
             ) from None
 
     def _count(self, queue: str) -> int | None:
@@ -293,8 +294,9 @@ def _confirming(conn: pika.BlockingConnection) -> Any:
     return ch
 
 
-def _why(e: BaseException) -> str:
-    """pika's connection errors in one line: AMQPConnectionError wraps the cause it names."""
+def _why(e: BaseException, amqp: dict | None = None) -> str:
+    """pika's connection errors in one line: AMQPConnectionError wraps the cause it names
+    (`amqp`: the definition connected to, for its handshake_timeout)."""
     if isinstance(e, pika.exceptions.AMQPConnectionError) and e.args and isinstance(e.args[0], BaseException):
         e = e.args[0]
-    return amqp_common.error_text(e)
+    return amqp_common.error_text(e, amqp)

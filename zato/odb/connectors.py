@@ -19,7 +19,13 @@ from zato.common.errors import ConnectorError
 from zato.common.passwords import hash_secret
 from zato.connector import zmq_address
 from zato.odb.engine import ODB
-from zato.odb.limits import MAX_AMQP_HEARTBEAT, MAX_CHANNEL_TIMEOUT, MAX_IN_FLIGHT, ZMQ_IN_FLIGHT
+from zato.odb.limits import (
+    MAX_AMQP_HANDSHAKE_TIMEOUT,
+    MAX_AMQP_HEARTBEAT,
+    MAX_CHANNEL_TIMEOUT,
+    MAX_IN_FLIGHT,
+    ZMQ_IN_FLIGHT,
+)
 from zato.odb.models import (
     AMQPChannel,
     AMQPDefinition,
@@ -85,6 +91,9 @@ FIELDS: dict[str, tuple[Field, ...]] = {
         # missed heartbeats, so this bounds how long they wait (0 would be never: refused).
         Field("heartbeat", "int", lo=1, hi=MAX_AMQP_HEARTBEAT),
         Field("use_tls", "bool"),
+        # Seconds a connection has to get through TCP, TLS and the AMQP handshake: a port that
+        # takes it and never answers (a hung broker, another service) fails after this.
+        Field("handshake_timeout", "int", lo=1, hi=MAX_AMQP_HANDSHAKE_TIMEOUT),
     ),
     "amqp-channel": (
         _NAME,

@@ -15,6 +15,10 @@ CHANNEL_TIMEOUT = 30
 MAX_CHANNEL_TIMEOUT = 3600
 AMQP_TIMEOUT, MAX_AMQP_TIMEOUT = CHANNEL_TIMEOUT, MAX_CHANNEL_TIMEOUT  # their names when only AMQP had it
 MAX_AMQP_HEARTBEAT = 60  # s: a vanished holder's unacked AMQP messages come back within ~2x this
+# s a connection to an AMQP broker has to get through TCP, TLS and the AMQP handshake (pika's
+# stack_timeout): an amqp-def's handshake_timeout, this when it has none (a row from before)
+AMQP_HANDSHAKE_TIMEOUT = 15
+MAX_AMQP_HANDSHAKE_TIMEOUT = 300
 
 
 def in_flight_limit(definition: dict) -> int:

@@ -20,7 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from zato.odb.limits import CHANNEL_TIMEOUT
+from zato.odb.limits import AMQP_HANDSHAKE_TIMEOUT, CHANNEL_TIMEOUT
 
 
 def utcnow() -> datetime:
@@ -149,6 +149,10 @@ class AMQPDefinition(Base):
     password: Mapped[str] = mapped_column(String(200), default="guest")
     heartbeat: Mapped[int] = mapped_column(Integer, default=10)  # seconds (1-60, odb.connectors)
     use_tls: Mapped[bool] = mapped_column(Boolean, default=False)
+    # seconds to get through TCP, TLS and the AMQP handshake (None, a row from before: the default)
+    handshake_timeout: Mapped[int | None] = mapped_column(
+        Integer, nullable=True, default=AMQP_HANDSHAKE_TIMEOUT
+    )
 
 
 class AMQPChannel(Base):
