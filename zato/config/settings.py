@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import configparser
 import difflib
+import math
 import os
 import re
 import ssl
@@ -410,6 +411,8 @@ class _Reader:
         except ValueError:
             what = f"{raw!r} is not a number{_hint(raw)}"
             raise ConfigError(f"{self.path}: [{section}] {key}: {what}") from None
+        if not math.isfinite(value):  # float() takes nan and inf: a ttl or timeout never reached
+            raise ConfigError(f"{self.path}: [{section}] {key}: {raw!r} is not a finite number")
         if value <= lo:
             raise ConfigError(f"{self.path}: [{section}] {key}: {value} must be greater than {lo}")
         return value
@@ -662,9 +665,9 @@ MAX_CLIENT_WARNING_INTERVAL = 86400.0  # a day
 
 def _client_warning_interval(r: _Reader) -> float:
     """[logging] client_warning_interval: seconds, more than 0 (0 would say every one: the
-    flood it is there to prevent) and at most a day; nan is refused (it would say every one)."""
+    flood it is there to prevent) and at most a day."""
     value = r.float("logging", "client_warning_interval", ServerSettings.client_warning_interval)
-    if not value <= MAX_CLIENT_WARNING_INTERVAL:  # nan too
+    if value > MAX_CLIENT_WARNING_INTERVAL:
         raise ConfigError(
             f"{r.path}: [logging] client_warning_interval: {value} must be more than 0 and at most "
             f"{MAX_CLIENT_WARNING_INTERVAL:g} (seconds)"
