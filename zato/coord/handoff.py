@@ -48,16 +48,20 @@ bytes (as before this module existed) and comes back unchanged (as_raw, as_body)
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 import redis
 from redis.commands.core import Script
 
 from zato.common.errors import CoordError
+from zato.coord import parse
 from zato.coord.changes import Change
 from zato.coord.client import translate
 from zato.coord.keys import Keys
 from zato.coord.queues import TakenLists
+
+logger = logging.getLogger("zato.coord.handoff")
 
 ENCODING = "latin-1"  # the hand-off client's: one character per byte, both ways
 DELETED_TTL = 3600  # s a marker lives once no connector of its name is left (see the module)
@@ -105,16 +109,22 @@ return 1
 def _forget_gone(epoch: int, takers: int, prefix: int) -> str:
     """Lua that forgets the takers (KEYS[takers]) of an epoch older than the newest
     (KEYS[epoch]) whose alive key (prefix ARGV[prefix]) lapsed: killed, or paused past their
-    lease (see the module)."""
-    return f"""
-local newest = tonumber(redis.call('GET', KEYS[{epoch}]) or '0')
-for _, t in ipairs(redis.call('SMEMBERS', KEYS[{takers}])) do
-  local epoch = tonumber(string.match(t, '^(%d+):') or '0')
-  if epoch < newest and redis.call('EXISTS', ARGV[{prefix}] .. t) == 0 then
-    redis.call('SREM', KEYS[{takers}], t)
+    lease (see the module). An epoch key that is not a number (a Redis writer's, damaged) is
+    taken as unknown: none is forgotten (the caller says so; the holder puts it back)."""
+    return (
+        parse.EPOCH_LUA
+        + f"""
+local newest = read_epoch(KEYS[{epoch}])
+if newest then
+  for _, t in ipairs(redis.call('SMEMBERS', KEYS[{takers}])) do
+    local epoch = tonumber(string.match(t, '^(%d+):') or '0')
+    if epoch < newest and redis.call('EXISTS', ARGV[{prefix}] .. t) == 0 then
+      redis.call('SREM', KEYS[{takers}], t)
+    end
   end
 end
 """
+    )
 
 
 # KEYS: old queue, old processing, old renamed, new queue, new processing, new deleted, new
@@ -292,7 +302,9 @@ class Handoff(TakenLists):
         answer was lost; None: a change of its own)."""
         keys = [self.queue, self.processing, self.deleted, self.takers, self.epoch_key]
         args: list[str | int] = [DELETED_TTL, self.keys.channel_handoff_alive(self.kind)]
-        return self._change(change).run(_DROP, keys, args, f"deleting {self.what}")
+        dropped = self._change(change).run(_DROP, keys, args, f"deleting {self.what}")
+        self._say_if_epoch_unknown(f"deleting {self.what}")
+        return dropped
 
     def reopen(self, change: Change | None = None) -> None:
         """A channel of this name is made (again): its connectors hand over as usual. Run as
@@ -308,7 +320,26 @@ class Handoff(TakenLists):
         keys = [*old, new.queue, new.processing, new.deleted, new.renamed, self.takers, new.takers]
         args: list[str | int] = [new_name, DELETED_TTL, self.keys.channel_handoff_alive(self.kind)]
         doing = f"moving {self.what} to {new_name!r}"
-        return self._change(change).run(_RENAME, [*keys, self.epoch_key], args, doing)
+        moved = self._change(change).run(_RENAME, [*keys, self.epoch_key], args, doing)
+        self._say_if_epoch_unknown(doing)
+        return moved
+
+    def _say_if_epoch_unknown(self, doing: str) -> None:
+        """After a drop or a rename: a lease epoch in Redis that is not a number (a Redis
+        writer's, damaged) made it forget no connector of an older epoch. Before, the script
+        failed on it (a Lua comparison with nil) until the holder put the epoch back."""
+        try:
+            with translate("reading the lease epoch"):
+                parse.epoch(self.client.get(self.epoch_key))
+        except parse.BadEntry as e:
+            logger.warning(
+                "%s: %s: taken as unknown, so no connector of an older epoch was forgotten"
+                " (the lease holder puts the epoch back at its next renewal)",
+                doing,
+                e,
+            )
+        except CoordError:
+            pass  # the change is made; this was only to say so
 
     def _change(self, change: Change | None) -> Change:
         return change or Change(self.client, self.keys.cluster, f"the change to {self.what}")

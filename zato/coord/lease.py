@@ -60,16 +60,7 @@ _bad = parse.LogOnce(logger)
 
 # The epoch key as a number, or nil when it holds anything but 1-15 decimal digits (Redis is
 # shared: a value someone else wrote is not trusted, see zato/coord/parse.py).
-_READ_EPOCH = """
-local function epoch_of(raw)
-  if raw and string.match(raw, '^%d+$') and string.len(raw) <= 15 then return tonumber(raw) end
-  if raw then return nil end
-  return 0
-end
-local function read_epoch(key)
-  return epoch_of(redis.call('GET', key))
-end
-"""
+_READ_EPOCH = parse.EPOCH_LUA
 
 # KEYS: lease, epoch, info, channel.  ARGV: token, ttl_ms, server, since, min_epoch
 _ACQUIRE = (

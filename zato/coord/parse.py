@@ -22,6 +22,18 @@ _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 HOSTNAME_RE = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*")
 EPOCH_RE = re.compile(r"[0-9]{1,15}")  # below 2**53: exact in Lua's numbers and in JSON
 MAX_EPOCH = 10**15 - 1
+# The same rule in Lua, for scripts: read_epoch(key) is the epoch key as a number, 0 when it is
+# missing, nil when it holds anything but 1-15 decimal digits (a Redis writer's, damaged).
+EPOCH_LUA = """
+local function epoch_of(raw)
+  if raw and string.match(raw, '^%d+$') and string.len(raw) <= 15 then return tonumber(raw) end
+  if raw then return nil end
+  return 0
+end
+local function read_epoch(key)
+  return epoch_of(redis.call('GET', key))
+end
+"""
 MAX_PID = 2**22
 MAX_TEXT = 1000
 
