@@ -32,8 +32,9 @@ to the hand-off's processing list (fenced by its epoch) and leaves it only once 
 answered or the message was given up on, so a connector killed meanwhile loses none of them:
 the next one runs what that list holds at its start and every LEFTOVER_SCAN seconds (at least
 once: duplicates, never loss), but only while no other connector of the channel is alive
-(handoff.Handoff.beat): an edit's old connector, still running what it took, is, so an edit
-runs each message once; a killed one is taken for gone once its alive key lapsed (LIVE_TTL).
+(zato.connector.zmq_alive): an edit's old connector, still running what it took, is, so an edit
+runs each message once, and so is the old holder's after a takeover (waited for within a
+bound); a killed one is taken for gone once its alive key lapsed (LIVE_TTL).
 Invocations running at the stop get the rest of the grace; one the stop interrupted between
 attempts, or the server refused as from a stale epoch, is handed over too. Only when Redis
 refuses the hand-off are the messages processed here until DRAIN, and what is left is counted
@@ -65,6 +66,7 @@ from zato.common.errors import EXIT_CONFIG, EXIT_DEPENDENCY, EXIT_OK, CoordError
 from zato.connector.base import Context, RetryPolicy, not_json
 from zato.connector.invoke import Invoker, NoServer
 from zato.connector.zmq_address import endpoints
+from zato.connector.zmq_alive import Alive
 from zato.coord import handoff
 from zato.coord.client import connect
 from zato.coord.queues import StaleEpoch
@@ -85,6 +87,12 @@ DRAIN = 5.0  # processing here what could not be handed over (within the supervi
 # tried again every HANDOFF_CHECK: said at the first failure, then this often with the count,
 # and the recovery once (INFO). Before, one warning a second for as long as it lasted.
 FAILED_SAY_EVERY = 10.0
+# Its alive key (zato.connector.zmq_alive): refreshed while the main loop came round within the
+# supervisor's connector_hang_after (this when that is 0: never killed); once it stops, within
+# its answer timeout + DRAIN + STOP_MARGIN. One of an older epoch is waited for up to that and
+# LIVE_TTL more (it may be killed mid-stop) before running what the processing list holds.
+STUCK_AFTER = 120.0
+STOP_MARGIN = 5.0
 
 
 class _Repeating:
@@ -128,8 +136,14 @@ class ZMQChannelConnector:
         client = connect(ctx.settings.redis, encoding=handoff.ENCODING)  # bodies are bytes
         self.handoff = handoff.Handoff(client, ctx.settings.cluster, ctx.kind, ctx.name, ctx.epoch)
         self._next_handoff_check = 0.0
-        self._next_beat = 0.0  # of this connector's alive key (handoff.Handoff.beat)
-        self._others: int | None = None  # other connectors of the channel alive at the last beat
+        stop_bound = answer_timeout(definition) + DRAIN + STOP_MARGIN
+        self.alive = Alive(
+            self.handoff,
+            ctx.label,
+            stuck_after=ctx.settings.connector_hang_after or STUCK_AFTER,
+            stop_bound=stop_bound,
+            older_wait=stop_bound + handoff.LIVE_TTL,
+        )
         self._next_scan = 0.0  # of the hand-off's processing list, for what no connector runs
         self._recovered: collections.deque[str] = collections.deque()  # found there: run next
         self._lock = threading.Lock()
@@ -164,6 +178,7 @@ class ZMQChannelConnector:
                 max_size,
             )
         self.ctx.stats.state("running")
+        self.alive.start()  # alive in Redis until it exits, by a thread of its own
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)
         wakeup = self.ctx.signal_fd()  # SIGTERM ends the poll at once, not after POLL_MS
@@ -171,7 +186,7 @@ class ZMQChannelConnector:
         pool = ThreadPoolExecutor(self.limit, thread_name_prefix="invoke")
         try:
             while not self.ctx.should_stop():
-                self._beat()
+                self.alive.progress()
                 # A free slot first: while `limit` invocations run, messages wait in ZeroMQ's
                 # queue (up to its high-water mark), not in this process.
                 if not self._slots.acquire(timeout=POLL_MS / 1000):
@@ -190,11 +205,12 @@ class ZMQChannelConnector:
                     self._slots.release()
         finally:
             self.ctx.stats.state("stopping")
-            self._beat(force=True)  # alive through the stop (LIVE_TTL: longer than its drain)
+            self.alive.stopping()  # alive through the stop: its calls may still answer
             self._stop(sock, opened, pool)
             sock.close(linger=0)
             zctx.term()
             self.invoker.close()
+            self.alive.close()
             self._leave()
             self.handoff.client.close()
         return self.ctx.exit_code or EXIT_OK
@@ -222,20 +238,6 @@ class ZMQChannelConnector:
                 return EXIT_DEPENDENCY if busy else EXIT_CONFIG
 
     # -- the hand-over between a stopping connector and the next one -------------------------
-    def _beat(self, force: bool = False) -> None:
-        """Every BEAT seconds: alive for LIVE_TTL more, and how many other connectors of the
-        channel are (an edit's old one still stopping): their messages are not leftovers."""
-        now = time.monotonic()
-        if not force and now < self._next_beat:
-            return
-        self._next_beat = now + handoff.BEAT
-        try:
-            self._others = self.handoff.beat()
-        except CoordError as e:
-            if self._others is not None:
-                logger.warning("%s: cannot say in Redis that it is alive: %s", self.ctx.label, e)
-            self._others = None
-
     def _leave(self) -> None:
         """Its last word in Redis: gone (the next connector runs what it left at once; a
         deleted or renamed channel's marker lives DELETED_TTL more if it was the last)."""
@@ -249,9 +251,9 @@ class ZMQChannelConnector:
         what an earlier connector took and left unanswered (it was killed), then a fenced take
         from the hand-off list. It stays in the hand-off's processing list until done."""
         now = time.monotonic()
-        # Only alone: while another connector of the channel is alive (an edit's old one, still
-        # running what it took), what the processing list holds may be its, not leftovers.
-        if not self._recovered and now >= self._next_scan and self._others == 0:
+        # Only alone: while another connector of the channel is alive (an edit's old one, or the
+        # old holder's, still running what it took), what the processing list holds may be its.
+        if not self._recovered and now >= self._next_scan and self.alive.alone():
             self._next_scan = now + LEFTOVER_SCAN
             self._scan()
         if self._recovered:

@@ -28,8 +28,12 @@ once the way the outgoing connectors take their messages (zato.coord.queues.Take
                          not one connector's: a connector runs what it holds that is not its
                          own only while no other connector of the channel of its epoch or a
                          newer one is alive, so an edit's old connector, still running what it
-                         took, is not run twice by the new one (older epochs: the lease says
-                         they are gone or fenced).
+                         took, is not run twice by the new one. Older epochs: the lease says
+                         they are gone or fenced, but the old holder's may still wait for
+                         calls its servers accepted before the epoch moved: beat_counts counts
+                         them apart, and a ZeroMQ channel's connector waits for them within a
+                         bound (zato.connector.zmq_alive, whose thread beats, not the main
+                         loop).
     how long a marker lives: handoff:NAME:deleted and :renamed have no TTL while a connector
                          registered under NAME has not left (a stop however late still finds
                          them); once the last one left, or when none had registered, they live
@@ -50,6 +54,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from typing import NamedTuple
 
 import redis
 from redis.commands.core import Script
@@ -65,7 +70,7 @@ logger = logging.getLogger("zato.coord.handoff")
 
 ENCODING = "latin-1"  # the hand-off client's: one character per byte, both ways
 DELETED_TTL = 3600  # s a marker lives once no connector of its name is left (see the module)
-LIVE_TTL = 10  # s a connector's alive key lives unrefreshed: above a stop's drain (6 s)
+LIVE_TTL = 10  # s a connector's alive key lives unrefreshed (its own thread beats, zmq_alive)
 BEAT = 1.0  # s between a connector's refreshes of its alive key
 MAX_HOPS = 16  # renames followed from a connector's own name to the channel's current one
 
@@ -171,25 +176,27 @@ return n
 )
 
 # KEYS: own alive, own takers, current takers.  ARGV: LIVE_TTL, the alive keys' prefix, own
-# token, own epoch.  -> how many other connectors of the channel, of this epoch or a newer
-# one, are alive (an older one's token whose alive key lapsed is forgotten)
+# token, own epoch.  -> how many other connectors of the channel are alive: of this epoch or a
+# newer one, of an older one (an older one's token whose alive key lapsed is forgotten)
 _BEAT = """
 redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])
 redis.call('SADD', KEYS[2], ARGV[3])
 redis.call('SADD', KEYS[3], ARGV[3])
-local n, mine = 0, tonumber(ARGV[4])
+local newer, older, mine = 0, 0, tonumber(ARGV[4])
 for _, t in ipairs(redis.call('SMEMBERS', KEYS[3])) do
   if t ~= ARGV[3] then
     local epoch = tonumber(string.match(t, '^(%d+):') or '0')
     local alive = redis.call('EXISTS', ARGV[2] .. t) == 1
     if alive and epoch >= mine then
-      n = n + 1
-    elseif not alive and epoch < mine then
+      newer = newer + 1
+    elseif alive then
+      older = older + 1
+    elseif epoch < mine then
       redis.call('SREM', KEYS[3], t)
     end
   end
 end
-return n
+return {newer, older}
 """
 
 # KEYS: own alive.  ARGV: own token, the markers' TTL, the prefix of the channels' hand-off
@@ -212,6 +219,13 @@ for _ = 1, tonumber(ARGV[5]) do
 end
 return 1
 """
+
+
+class Others(NamedTuple):
+    """The other connectors of a channel alive at a beat."""
+
+    newer: int  # of the beating one's epoch or a newer one
+    older: int  # of an older epoch (the old holder's, finishing what it runs)
 
 
 def as_raw(body: bytes) -> str:
@@ -348,6 +362,10 @@ class Handoff(TakenLists):
         """This connector is alive for LIVE_TTL more seconds (registered under its name and its
         channel's current one); how many other connectors of the channel, of its epoch or a
         newer one, are alive. CoordError when Redis refuses."""
+        return self.beat_counts().newer
+
+    def beat_counts(self) -> Others:
+        """beat(), with the other connectors of the channel alive of an older epoch too."""
         with translate(f"refreshing this connector's alive key in {self.what}"):
             current = self._current()
             keys = [self.alive, self.takers, current[0] + ":takers"]
@@ -357,7 +375,8 @@ class Handoff(TakenLists):
                 self.token,
                 self.epoch,
             ]
-            return int(self._beat(keys=keys, args=args))
+            newer, older = self._beat(keys=keys, args=args)
+            return Others(int(newer), int(older))
 
     def leave(self) -> None:
         """This connector exits: no longer alive, nor among the takers of its name and of the
