@@ -222,3 +222,26 @@ def test_a_server_killed_by_zato_stop_leaves_no_worker_holding_its_port(qs):
         with contextlib.suppress(ProcessLookupError):  # what is left of it, when this test fails
             os.killpg(pid, signal.SIGKILL)
     assert "server server1 started" in zato("start", qs.server_dir("server1")).stdout
+
+
+def _log_times(server_dir: str, text: str) -> list[str]:
+    """The timestamps (to the millisecond, sortable as text) of server.log lines holding `text`."""
+    with open(os.path.join(server_dir, "logs", "server.log")) as f:
+        return [line[:23] for line in f if text in line]
+
+
+def test_stop_of_a_quickstart_stops_its_servers_side_by_side(quickstart):
+    # Before, one after another: each server's drain and its workers' exit came before the next
+    # one was even told, so `zato stop` of ten servers took 12 s (and each stopped holder handed
+    # the lease to a server about to stop).
+    qs = quickstart(servers=3, lb=False)
+    zato("start", qs.path)
+    out = zato("stop", qs.path).stdout
+    assert order_of(out) == qs.server_names, out
+    told = [_log_times(qs.server_dir(n), "graceful stop of server")[-1] for n in qs.server_names]
+    gone = [_log_times(qs.server_dir(n), f"server {n} stopped")[-1] for n in qs.server_names]
+    assert max(told) < min(gone), f"told to stop at {told}, stopped at {gone}"
+
+
+def order_of(out: str) -> list[str]:
+    return re.findall(r"^server (server\d+) stopped", out, re.MULTILINE)

@@ -39,6 +39,7 @@ from zato.lifecycle.process import (
     python_module_argv,
     spawn_detached,
     stop_by_pidfile,
+    stop_side_by_side,
     wait_ready,
 )
 
@@ -357,8 +358,16 @@ def stop(comp: Component, say: Say, timeout: float = 30.0) -> None:
     if comp.kind != component.QUICKSTART:
         say(stop_by_pidfile(comp.pidfile, timeout, pid_owner(comp)).describe(describe_name(comp)))
         return
-    for m in members(comp):  # servers first, the LB last
-        say(stop_by_pidfile(m.pidfile, timeout, pid_owner(m)).describe(describe_name(m)))
+    # The servers (and the dashboard) side by side: one after another, each server's drain and
+    # its workers' exit made `zato stop` of ten servers take 12 s, and each server stopped
+    # handed the lease to one about to stop too. The LB last: it follows them out.
+    found = members(comp)
+    first = [m for m in found if m.kind != component.LOAD_BALANCER]
+    last = [m for m in found if m.kind == component.LOAD_BALANCER]
+    for group in (first, last):
+        results = stop_side_by_side([(m.pidfile, pid_owner(m)) for m in group], timeout)
+        for m, result in zip(group, results, strict=True):
+            say(result.describe(describe_name(m)))
 
 
 def describe_name(comp: Component) -> str:

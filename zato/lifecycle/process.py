@@ -226,20 +226,36 @@ def stop_by_pidfile(pidfile: str, timeout: float = 30.0, owner: Owner | None = N
     hung worker would not otherwise, holding the server's port). The process
     removes its own pidfile; after a SIGKILL we remove it. With `owner`, a pid that is another
     process now is never signalled: the pidfile is stale."""
-    status = read_pidfile(pidfile, owner)
-    if status.pid is None:
-        return StopResult(None, "not-running")
-    if not status.alive:
+    return stop_side_by_side([(pidfile, owner)], timeout)[0]
+
+
+def stop_side_by_side(targets: list[tuple[str, Owner | None]], timeout: float = 30.0) -> list[StopResult]:
+    """stop_by_pidfile of each (pidfile, owner), all told at once and each given the same
+    `timeout` from then: the servers of a quickstart drain side by side, not one after
+    another. Results in the order given."""
+    results: list[StopResult | None] = []
+    told: list[tuple[int, int, str]] = []  # (index, pid, pidfile)
+    for pidfile, owner in targets:
+        status = read_pidfile(pidfile, owner)
+        if status.pid is None:
+            results.append(StopResult(None, "not-running"))
+        elif not status.alive:
+            _unlink(pidfile)
+            results.append(StopResult(status.pid, "stale", status.other))
+        else:
+            send_signal(status.pid, signal.SIGTERM)
+            told.append((len(results), status.pid, pidfile))
+            results.append(None)
+    deadline = time.monotonic() + timeout
+    for i, pid, pidfile in told:
+        if wait_gone(pid, max(0.0, deadline - time.monotonic())):
+            results[i] = StopResult(pid, "stopped")
+            continue
+        kill_group(pid)
+        wait_gone(pid, 5.0)
         _unlink(pidfile)
-        return StopResult(status.pid, "stale", status.other)
-    pid = status.pid
-    send_signal(pid, signal.SIGTERM)
-    if wait_gone(pid, timeout):
-        return StopResult(pid, "stopped")
-    kill_group(pid)
-    wait_gone(pid, 5.0)
-    _unlink(pidfile)
-    return StopResult(pid, "killed")
+        results[i] = StopResult(pid, "killed")
+    return [r for r in results if r is not None]
 
 
 def kill_group(pid: int) -> None:
