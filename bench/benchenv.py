@@ -13,6 +13,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def enter() -> str:
     """Re-exec into the virtualenv unless already in it; then put the project on sys.path and
     return its root."""
+    # Every process the bench starts (`python -m zato ...`, servers, connectors) imports the
+    # zato of this tree: PYTHONPATH names it first, and PYTHONSAFEPATH keeps `python -m` from
+    # putting the working directory before it (run from another checkout, the `zato` commands
+    # measured that checkout's code).
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if not paths or os.path.realpath(paths[0]) != os.path.realpath(ROOT):
+        os.environ["PYTHONPATH"] = os.pathsep.join([ROOT, *paths])
+    os.environ["PYTHONSAFEPATH"] = "1"
     venv = os.environ.get("VENV", os.path.join(ROOT, ".venv"))
     python = os.path.join(venv, "bin", "python")
     if os.path.realpath(sys.prefix) != os.path.realpath(venv):
