@@ -9,7 +9,12 @@
 A channel's messages go with their metadata (zato.common.batch, invoke-messages), so the
 service sees self.request.amqp / ibm_mq; a server without that endpoint gets the bodies alone.
 
-Servers are taken round-robin from the membership list; a server that cannot be reached is
+Servers are taken round-robin from the membership list, except that calls made one at a time
+(none other in flight as each starts: an AMQP channel at prefetch 1, an IBM MQ channel with
+max_in_flight 1) stay on one server for STAY seconds, then go to the next: a call to the server
+that answered the one before costs about 0.1 ms less than one to a server idle meanwhile (its
+worker woken, its caches cold), 5-10% of a serial channel's time per message; calls that
+overlap go round-robin as before. A server that cannot be reached is
 skipped and the next one tried, and goes after the others for a while (zato.connector.reach:
 a live member the holder's host cannot reach, a partition between two hosts, cost every call
 that tried it first CONNECT_TIMEOUT). A kept connection whose host stops acknowledging what
@@ -60,6 +65,7 @@ logger = logging.getLogger("zato.connector.invoke")
 T = TypeVar("T")
 
 MEMBERS_REFRESH = 1.0  # seconds a membership list is reused
+STAY = 1.0  # seconds calls made one at a time stay on one server before the next takes them
 DEFAULT_TIMEOUT = float(CHANNEL_TIMEOUT)  # seconds a call waits for the answer (a channel: its `timeout`)
 # gunicorn's `keepalive` (its default; server.conf [gunicorn] keepalive sets another): seconds a
 # server keeps an idle connection open. An idle connection is reused only within it, less a margin.
@@ -165,6 +171,8 @@ class Invoker:
         self._servers_at = -MEMBERS_REFRESH
         self._unread, self._unread_said = 0, -UNREAD_SAY_EVERY  # failed reads of the live servers
         self._next = itertools.count()
+        self._busy = 0  # calls in flight
+        self._stay, self._stay_until = "", 0.0  # where calls made one at a time go, until when
         self.reach = Reach()
         # idle connections per server, each with when it was given back (monotonic)
         self._idle: dict[str, list[tuple[http.client.HTTPConnection, float]]] = {}
@@ -281,8 +289,32 @@ class Invoker:
         servers = self.servers()
         if not servers:
             raise NoServer("no live server in the cluster")
+        now = time.monotonic()
+        with self._lock:
+            start = self._first(servers, now)
+            self._busy += 1
+        try:
+            return self._call_from(path, body, headers, servers, start, now)
+        finally:
+            with self._lock:
+                self._busy -= 1
+
+    def _first(self, servers: list[str], now: float) -> int:
+        """Where a call starts in `servers` (under the lock): the next in turn, or, for a call
+        with no other in flight, the server calls made one at a time stay on (STAY)."""
+        alone = self._busy == 0
+        if alone and now < self._stay_until and self._stay in servers:
+            return servers.index(self._stay)
+        start = next(self._next)
+        if alone:
+            self._stay, self._stay_until = servers[start % len(servers)], now + STAY
+        return start
+
+    def _call_from(
+        self, path: str, body: bytes, headers: dict, servers: list[str], start: int, now: float
+    ) -> Result:
         errors = []
-        for address in self.reach.order(servers, next(self._next), time.monotonic()):
+        for address in self.reach.order(servers, start, now):
             try:
                 result = self._post(address, path, body, headers)
                 self.reach.answered(address)
