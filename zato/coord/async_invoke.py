@@ -26,23 +26,30 @@ import redis
 from zato.common import jsonenc
 from zato.common.errors import CoordError
 from zato.common.pidfile import pid_alive
+from zato.coord import parse
 from zato.coord.client import blmove, move_now, text, texts, translate
 from zato.coord.keys import Keys
 from zato.coord.patterns import Step
 
 logger = logging.getLogger("zato.async")
+_refused = parse.LogOnce(logger)
 
 MAX_DEATHS = 3  # workers that may die under one call before it is parked instead of run again
 
 # KEYS: a dead worker's list, the queue, the parked list. ARGV: the call as it is at the list's
 # end, the call as it goes on (its deaths counted), "1" to park it. Nothing if another reaper
-# moved it first.
-_HAND_BACK = """
+# moved it first. Where it goes checked before the RPOP: a queue or parked list of another
+# type (a Redis writer's) failed the push after the pop, and the call was lost.
+_HAND_BACK = (
+    parse.TYPES_LUA
+    + """
 if redis.call('LINDEX', KEYS[1], -1) ~= ARGV[1] then return 0 end
+if ARGV[3] == '1' then want(KEYS[3], 'list') else want(KEYS[2], 'list') end
 redis.call('RPOP', KEYS[1])
 if ARGV[3] == '1' then redis.call('RPUSH', KEYS[3], ARGV[2]) else redis.call('LPUSH', KEYS[2], ARGV[2]) end
 return 1
 """
+)
 
 
 @dataclass(frozen=True)
@@ -202,21 +209,34 @@ class AsyncTaker:
         moved, client = 0, self.take_client
         with translate("invoke_async reap"):
             for worker in self.dead_workers(set(texts(client.smembers(self.keys.async_workers)))):
-                moved += self._from_the_dead(self.keys.async_processing(worker))
-                client.srem(self.keys.async_workers, worker)
+                back, whole = self._handed_back(self.keys.async_processing(worker))
+                moved += back
+                if whole:  # else the worker stays known: its list is looked at again next time
+                    client.srem(self.keys.async_workers, worker)
         return moved
 
     def _from_the_dead(self, key: str) -> int:
+        return self._handed_back(key)[0]
+
+    def _handed_back(self, key: str) -> tuple[int, bool]:
         """Hand back a dead worker's calls, each with its death counted; park those under
-        which MAX_DEATHS workers died. Returns how many went back to the queue."""
+        which MAX_DEATHS workers died. Returns how many went back to the queue, and False
+        when one could not go where it goes (the queue or parked list is of another type: a
+        Redis writer's); that call and those before it stay in `key`, said once."""
         moved = 0
         keys = (key, self.keys.async_queue, self.keys.async_parked)
         while (raw := self.take_client.lindex(key, -1)) is not None:
             raw = text(raw)
             again, deaths = died_under(raw)
             park = deaths >= MAX_DEATHS
-            if not self._hand_back(keys=keys, args=(raw, again, "1" if park else "0")):
-                continue  # another reaper took that one first: look again
+            try:
+                if not self._hand_back(keys=keys, args=(raw, again, "1" if park else "0")):
+                    continue  # another reaper took that one first: look again
+            except redis.ResponseError as e:
+                if not str(e).startswith("WRONGTYPE"):
+                    raise
+                _refused.warning(f"invoke_async: the calls of a dead worker stay in {key}: {e}")
+                return moved, False
             if park:
                 call = decode(again)
                 logger.error(
@@ -228,7 +248,7 @@ class AsyncTaker:
                 )
             else:
                 moved += 1
-        return moved
+        return moved, True
 
     def close(self) -> None:
         """A clean stop: hand back what was taken and not run, then forget this worker."""

@@ -59,7 +59,7 @@ from typing import NamedTuple
 import redis
 from redis.commands.core import Script
 
-from zato.common.errors import CoordError
+from zato.common.errors import CoordDataError, CoordError
 from zato.coord import parse
 from zato.coord.changes import Change
 from zato.coord.client import translate
@@ -88,18 +88,26 @@ return 1
 """
 
 # KEYS: queue, processing, deleted, renamed, own processing.  ARGV: the messages.
-# -> 1 given back, 0 dropped (deleted)
-_GIVE_BACK = """
+# -> 1 given back, 0 dropped (deleted). The lists' types are checked before the first LREM: a
+# queue of another type (a Redis writer's) failed the RPUSH after the LREMs, and they were lost.
+_GIVE_BACK = (
+    parse.TYPES_LUA
+    + """
 if redis.call('EXISTS', KEYS[4]) == 1 then return -1 end
+local deleted = redis.call('EXISTS', KEYS[3]) == 1
+want(KEYS[5], 'list')
+want(KEYS[2], 'list')
+if not deleted then want(KEYS[1], 'list') end
 for i = 1, #ARGV do
   if redis.call('LREM', KEYS[5], -1, ARGV[i]) == 0 then redis.call('LREM', KEYS[2], -1, ARGV[i]) end
 end
-if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
+if deleted then return 0 end
 for i = 1, #ARGV do
   redis.call('RPUSH', KEYS[1], ARGV[i])
 end
 return 1
 """
+)
 
 # KEYS: queue, processing, deleted, renamed, own processing.  ARGV: the messages.  -> 1
 _DONE = """
@@ -114,8 +122,9 @@ return 1
 def _forget_gone(epoch: int, takers: int, prefix: int) -> str:
     """Lua that forgets the takers (KEYS[takers]) of an epoch older than the newest
     (KEYS[epoch]) whose alive key (prefix ARGV[prefix]) lapsed: killed, or paused past their
-    lease (see the module). An epoch key that is not a number (a Redis writer's, damaged) is
-    taken as unknown: none is forgotten (the caller says so; the holder puts it back)."""
+    lease (see the module). An epoch key that is not a number, or not a string (a Redis
+    writer's, damaged), is taken as unknown: none is forgotten (the caller says so; the
+    holder puts it back)."""
     return (
         parse.EPOCH_LUA
         + f"""
@@ -135,8 +144,17 @@ end
 # KEYS: old queue, old processing, old renamed, new queue, new processing, new deleted, new
 # renamed, old takers, new takers, epoch.  ARGV: the new name, the marker's TTL once no
 # connector of the old name is left, the alive keys' prefix.  -> how many messages moved
+# Every list and set checked first: one of another type (a Redis writer's) failed the script
+# after the queue had moved, the change was undone in the ODB and the messages sat under a
+# name no connector reads.
 _RENAME = (
-    _forget_gone(epoch=10, takers=8, prefix=3)
+    parse.TYPES_LUA
+    + """
+for _, k in ipairs({KEYS[1], KEYS[2], KEYS[4], KEYS[5]}) do want(k, 'list') end
+want(KEYS[8], 'set')
+want(KEYS[9], 'set')
+"""
+    + _forget_gone(epoch=10, takers=8, prefix=3)
     + """
 local n = 0
 for _, pair in ipairs({{KEYS[1], KEYS[4]}, {KEYS[2], KEYS[5]}}) do
@@ -162,7 +180,13 @@ return 1
 # KEYS: queue, processing, deleted, takers, epoch.  ARGV: the marker's TTL once no connector
 # is left, the alive keys' prefix.  -> how many messages went
 _DROP = (
-    _forget_gone(epoch=5, takers=4, prefix=2)
+    parse.TYPES_LUA
+    + """
+want(KEYS[1], 'list')
+want(KEYS[2], 'list')
+want(KEYS[4], 'set')
+"""
+    + _forget_gone(epoch=5, takers=4, prefix=2)
     + """
 local n = redis.call('LLEN', KEYS[1]) + redis.call('LLEN', KEYS[2])
 redis.call('DEL', KEYS[1], KEYS[2])
@@ -345,7 +369,7 @@ class Handoff(TakenLists):
         try:
             with translate("reading the lease epoch"):
                 parse.epoch(self.client.get(self.epoch_key))
-        except parse.BadEntry as e:
+        except CoordDataError as e:  # not a number, or not a string at all (WRONGTYPE)
             logger.warning(
                 "%s: %s: taken as unknown, so no connector of an older epoch was forgotten"
                 " (the lease holder puts the epoch back at its next renewal)",

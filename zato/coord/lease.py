@@ -58,8 +58,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger("zato.lease")
 _bad = parse.LogOnce(logger)
 
-# The epoch key as a number, or nil when it holds anything but 1-15 decimal digits (Redis is
-# shared: a value someone else wrote is not trusted, see zato/coord/parse.py).
+# The epoch key as a number, or nil when it holds anything but 1-15 decimal digits or is not a
+# string (Redis is shared: a value someone else wrote is not trusted, see zato/coord/parse.py).
+# Read so, an epoch key of another type no longer fails _ACQUIRE after its SET of the lease key
+# (a lease nobody held, for its TTL, again at every try): it is taken as unknown and written.
 _READ_EPOCH = parse.EPOCH_LUA
 
 # KEYS: lease, epoch, info, channel.  ARGV: token, ttl_ms, server, since, min_epoch
@@ -250,8 +252,12 @@ class Lease:
             pipe = self.client.pipeline(transaction=False)
             pipe.pttl(self.keys.lease)
             pipe.get(self.keys.epoch)
-            ttl_ms, epoch = pipe.execute()
+            ttl_ms, epoch = pipe.execute(raise_on_error=False)
+            if isinstance(ttl_ms, Exception):
+                raise ttl_ms
         try:
+            if isinstance(epoch, redis.ResponseError):  # WRONGTYPE: not a string at all
+                raise parse.BadEntry(f"the lease epoch in Redis ({self.keys.epoch}) cannot be read: {epoch}")
             self.highest_epoch = max(self.highest_epoch, parse.epoch(epoch))
         except parse.BadEntry as e:
             _bad.warning(str(e))

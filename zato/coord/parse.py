@@ -23,7 +23,8 @@ HOSTNAME_RE = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*")
 EPOCH_RE = re.compile(r"[0-9]{1,15}")  # below 2**53: exact in Lua's numbers and in JSON
 MAX_EPOCH = 10**15 - 1
 # The same rule in Lua, for scripts: read_epoch(key) is the epoch key as a number, 0 when it is
-# missing, nil when it holds anything but 1-15 decimal digits (a Redis writer's, damaged).
+# missing, nil when it holds anything but 1-15 decimal digits or is not a string at all (a
+# Redis writer's, damaged: a GET of a hash would fail the script after its first writes).
 EPOCH_LUA = """
 local function epoch_of(raw)
   if raw and string.match(raw, '^%d+$') and string.len(raw) <= 15 then return tonumber(raw) end
@@ -31,7 +32,24 @@ local function epoch_of(raw)
   return 0
 end
 local function read_epoch(key)
+  local kind = redis.call('TYPE', key)['ok']
+  if kind == 'none' then return 0 end
+  if kind ~= 'string' then return nil end
   return epoch_of(redis.call('GET', key))
+end
+"""
+# Lua for a script that writes more than one key: Redis keeps the writes a script made before
+# one of its commands failed (WRONGTYPE: another Redis client replaced a list with a string),
+# so such a script calls want(key, kind) for every key a later command could fail on, before
+# its first write. A key of another type (missing is fine) stops it there with an error naming
+# the key: nothing changed.
+TYPES_LUA = """
+local function want(key, kind)
+  local got = redis.call('TYPE', key)['ok']
+  if got ~= 'none' and got ~= kind then
+    error({err = 'WRONGTYPE ' .. key .. ' holds a ' .. got .. ', not a ' .. kind
+      .. ' (written by another Redis client?): nothing changed'})
+  end
 end
 """
 MAX_PID = 2**22
