@@ -186,3 +186,28 @@ def test_redis_holding_the_wrong_type_is_a_data_error_not_an_outage():
             queue.take_many(1)
     finally:
         world.close()
+
+
+@pytest.mark.parametrize("garbled", ["1e300", "0x10", "soon"])
+def test_an_epoch_that_is_not_a_whole_number_moves_nothing_and_is_named(garbled):
+    """An epoch key another Redis client wrote: before, '1e300' read as a newer epoch (the
+    connector took itself for stale and stopped) and text failed on a Lua comparison. Now
+    unknown: nothing moved, an error naming the key; the confirmed ones still leave."""
+    world = RedisClusterWorld()
+    try:
+        keys = Keys(world.cluster)
+        worker, epoch = world.queue("out"), holder(world)
+        for i in range(3):
+            worker.push(f"m{i}")
+        queue = world.queue("out", epoch)
+        assert queue.take_many(1) == ["m0"]
+        world.client.set(keys.epoch, garbled)
+        with pytest.raises(
+            CoordDataError, match=rf"lease epoch in Redis \({keys.epoch}\) is not a whole number"
+        ):
+            queue.settle_and_take(["m0"], 2)
+        assert queue.depth() == (2, 0)  # m0 confirmed and gone, m1 and m2 still waiting
+        world.client.set(keys.epoch, str(epoch))  # the holder puts it back
+        assert queue.take_many(2) == ["m1", "m2"]
+    finally:
+        world.close()

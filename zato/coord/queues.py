@@ -29,6 +29,7 @@ import redis
 
 from zato.common import jsonenc
 from zato.common.errors import ConnectorError, LeaseLost
+from zato.coord import parse
 from zato.coord.changes import Change
 from zato.coord.client import blmove, move_now, texts, translate
 from zato.coord.keys import Keys
@@ -59,11 +60,20 @@ MAX_HEADER_DEPTH = 100
 # bound; the message that reaches it is the last, so one is always taken), then any messages
 # the broker confirmed (removed from processing whatever the epoch: they were sent).
 # -> the moved messages, or -1 (stale: nothing moved)
-_SETTLE_AND_MOVE = """
+# An epoch key that is not 1-15 digits (another Redis client's: '1e300' would read as a newer
+# epoch, text failed on a Lua comparison) is unknown: an error naming it, nothing moved.
+_SETTLE_AND_MOVE = (
+    parse.EPOCH_LUA
+    + """
 for i = 4, #ARGV do
   redis.call('LREM', KEYS[3], -1, ARGV[i])
 end
-if tonumber(ARGV[1]) < tonumber(redis.call('GET', KEYS[1]) or '0') then
+local newest = read_epoch(KEYS[1])
+if newest == nil then
+  return redis.error_reply('the lease epoch in Redis (' .. KEYS[1] .. ') is not a whole number'
+    .. ' (written by another Redis client?): nothing moved until the lease holder puts it back')
+end
+if tonumber(ARGV[1]) < newest then
   return -1
 end
 local out, size, cap = {}, 0, tonumber(ARGV[3])
@@ -76,6 +86,7 @@ for i = 1, tonumber(ARGV[2]) do
 end
 return out
 """
+)
 
 
 # The Redis parts of definition changes (zato.coord.changes). KEYS: out_names.
