@@ -2,8 +2,9 @@
 connections mid-body in a loop, and clients that send requests gunicorn cannot parse in a loop
 (each makes a WARNING line once per [logging] client_warning_interval at most per worker, 60 s
 by default, the next one saying how many went unsaid: here the interval is INTERVAL, so each
-test waits seconds, not a minute); and, through the LB, requests framed ambiguously (request
-smuggling: HAProxy and gunicorn must agree where each request ends)."""
+test waits seconds, not a minute); clients that send wrong credentials in a loop (said in full
+a few times per interval per kind, counted in /metrics); and, through the LB, requests framed
+ambiguously (request smuggling: HAProxy and gunicorn must agree where each request ends)."""
 
 from __future__ import annotations
 
@@ -244,3 +245,123 @@ def test_no_request_hides_in_another_through_the_lb(qs):
         assert hidden_run() == ran + 1 + answered, (name, answer[:500])
         checked[name] = answered
     assert checked["none (pipelining)"] == 1, checked  # the count is right: a request run is seen
+
+
+BURST = 5  # zato.server.rejections.BURST: rejections said in full per interval and kind
+REJECTED_SAID = f"(said {BURST} times every {INTERVAL:g} s at most in each worker; "
+FLOOD = 200  # bad requests of each kind
+
+
+def rejected_counts(qs) -> dict[str, float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = requests.get(qs.server_url("server1") + "/metrics", timeout=10).text
+    return {
+        s.labels["kind"]: s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "zato_server_rejected_credentials_total"
+    }
+
+
+def check_rejections_said(lines: list[str], events: int) -> None:
+    """What `events` rejections of one kind left in server.log, the last one said: at most
+    BURST lines in any INTERVAL (by their own log times), each saying how many went unsaid
+    since the one before, and every rejection said or counted."""
+    assert lines and all("WARNING" in ln and REJECTED_SAID in ln for ln in lines), lines[:5]
+    times = [datetime.strptime(ln[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp() for ln in lines]
+    assert all(b - a > INTERVAL - SLACK for a, b in zip(times, times[BURST:], strict=False)), lines
+    counts = [int(re.search(r"; (\d+) more since the last time\)$", ln).group(1)) for ln in lines]
+    assert len(lines) + sum(counts) == events, (len(lines), sum(counts), events)
+    assert len(lines) < events // 4, len(lines)  # bounded: the flood was not said line by line
+
+
+def test_rejected_credentials_sent_in_a_loop_are_said_a_few_times_an_interval_and_counted(qs):
+    """Before: a WARNING line per request with wrong credentials (an internal call with a bad
+    signature or epoch, the admin API's, the invoke endpoints', a secured channel's Basic
+    Auth), so any client of a server's own port could fill its log at request rate, and
+    nothing counted them. Now each kind is said in full BURST times per interval at most in
+    the (one) worker, with the address and what was wrong; the next line says how many went
+    unsaid; zato_server_rejected_credentials_total counts every one."""
+    base = qs.server_url("server1")
+    admin = requests.Session()
+    admin.auth = qs.admin_auth
+    sec = {
+        "name": "credflood-sec",
+        "type": "basic_auth",
+        "username": "credflood",
+        "password": "pw-credflood-9",
+    }
+    r = admin.post(f"{base}/zato/admin/conn/security", json=sec, timeout=10)
+    assert r.status_code == 201, r.text
+    channel = {
+        "name": "credflood-ch",
+        "url_path": "/credflood",
+        "service": "zato.ping",
+        "security": "credflood-sec",
+    }
+    r = admin.post(f"{base}/zato/admin/channels", json=channel, timeout=10)
+    assert r.status_code == 201, r.text
+    client = requests.Session()
+    wait_for(
+        lambda: client.get(f"{base}/credflood", auth=("credflood", "pw-credflood-9"), timeout=5).ok,
+        20,
+        what="/credflood",
+    )
+    bad_signature = {"X-Zato-Epoch": "1", "X-Zato-Signature": "ab" * 32}
+    kinds = {  # kind: (a request with wrong credentials, what its lines say)
+        "internal": (
+            lambda i: client.post(
+                f"{base}/zato/internal/invoke/zato.ping",
+                data=b"{}",
+                headers=bad_signature if i % 2 else {"X-Zato-Epoch": "soon"},
+                timeout=10,
+            ),
+            "internal invoke of zato.ping refused: bad or missing X-Zato-",
+        ),
+        "admin": (
+            lambda i: client.get(
+                f"{base}/zato/admin/channels", auth=(qs.admin_auth[0], f"no-{i}"), timeout=10
+            ),
+            "admin API: rejected credentials for user ",
+        ),
+        "invoke": (
+            lambda i: client.post(
+                f"{base}/zato/api/invoke/zato.ping", auth=("admin.invoke", f"no-{i}"), timeout=10
+            ),
+            "/zato/api/invoke/zato.ping: rejected credentials for user 'admin.invoke' from 127.0.0.1",
+        ),
+        "channel": (
+            lambda i: client.get(f"{base}/credflood", auth=("credflood", f"no-{i}"), timeout=10),
+            "HTTP channel credflood-ch: rejected credentials (user 'credflood') from 127.0.0.1",
+        ),
+    }
+    before = len(server_log(qs))
+    counted = rejected_counts(qs)
+
+    def said(what: str) -> list[str]:
+        return [ln for ln in server_log(qs)[before:].splitlines() if what in ln]
+
+    for i in range(FLOOD):
+        for send, _ in kinds.values():
+            assert send(i).status_code == 401
+    for kind, (send, what) in kinds.items():
+        flood = said(what)
+        assert len(flood) < FLOOD // 4, (kind, len(flood))
+
+        def one_more_said(send=send, what=what, flood=flood) -> bool:  # every 0.2 s until it is said
+            assert send(0).status_code == 401
+            return len(said(what)) > len(flood)
+
+        wait_for(one_more_said, 15 * INTERVAL, interval=0.2, what=f"the next {kind} line")
+    after = rejected_counts(qs)
+    for kind, (_, what) in kinds.items():
+        lines = said(what)
+        sent = int(after[kind] - counted.get(kind, 0))
+        assert sent > FLOOD, (kind, sent)  # every request counted (the flood and what followed)
+        check_rejections_said(lines, sent)
+    log = server_log(qs)[before:]
+    assert "bad or missing X-Zato-Signature for epoch 1 from 127.0.0.1" in log
+    assert "bad or missing X-Zato-Epoch from 127.0.0.1" in log
+    assert "pw-credflood-9" not in log and qs.admin_auth[1] not in log and "ab" * 32 not in log
+    assert "Traceback" not in log

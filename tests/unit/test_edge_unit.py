@@ -262,6 +262,25 @@ def test_what_any_client_can_cause_is_said_once_a_minute_with_how_often_it_was_n
     assert said.due() is None
 
 
+def test_a_burst_is_said_in_full_then_counted_until_the_oldest_said_is_an_interval_old():
+    now = [0.0]
+    said = bodies.Throttled(60, clock=lambda: now[0], burst=3)
+    assert said.how_often == "3 times a minute"
+    for t in (0, 1, 2):
+        now[0] = t
+        assert said.due() == 0
+    for t in (3, 59.9):
+        now[0] = t
+        assert said.due() is None
+    now[0] = 60.0  # the first one said is a minute old: one more may be said, with the count
+    assert said.due() == 2
+    now[0] = 60.5
+    assert said.due() is None
+    now[0] = 61.0
+    assert said.due() == 1
+    assert bodies.Throttled(2, burst=5).how_often == "5 times every 2 s"
+
+
 def test_the_429s_of_failed_logins_say_when_to_try_again():
     """Before: the LB's 429 for admin logins (and channels' logins) had no Retry-After."""
     from zato.config.settings import EdgeSettings

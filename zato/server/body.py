@@ -18,6 +18,7 @@ client that sends its whole body before it reads, as Python's http.client does).
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
@@ -106,28 +107,32 @@ def one_line(text: str, limit: int = 200) -> str:
 
 
 class Throttled:
-    """Says something a client can make happen at will at most once per `every` seconds (per
-    worker), with how many times it happened meanwhile, so a hostile client cannot fill the log."""
+    """Says something a client can make happen at will at most `burst` times per `every`
+    seconds (per worker; in any window that long), with how many times it happened meanwhile,
+    so a hostile client cannot fill the log."""
 
-    def __init__(self, every: float = 60.0, clock: Any = time.monotonic):
-        self.every, self._clock = every, clock
-        self._said_at: float | None = None
+    def __init__(self, every: float = 60.0, clock: Any = time.monotonic, burst: int = 1):
+        self.every, self._clock, self.burst = every, clock, burst
+        self._said_at: deque[float] = deque(maxlen=burst)  # the last `burst` times it was said
         self.unsaid = 0
 
     def due(self) -> int | None:
         """None: stay quiet (counted); else say it now, with the number of times left unsaid."""
         now = self._clock()
-        if self._said_at is not None and now - self._said_at < self.every:
+        if len(self._said_at) == self.burst and now - self._said_at[0] < self.every:
             self.unsaid += 1
             return None
-        self._said_at, unsaid, self.unsaid = now, self.unsaid, 0
+        self._said_at.append(now)
+        unsaid, self.unsaid = self.unsaid, 0
         return unsaid
 
     @property
     def how_often(self) -> str:
         """How often it is said at most, for the line itself: 'once a minute' (the default),
-        else 'once every 2 s' ([logging] client_warning_interval)."""
-        return "once a minute" if self.every == 60 else f"once every {self.every:g} s"
+        else 'once every 2 s' ([logging] client_warning_interval); '5 times a minute' for a
+        burst of 5."""
+        times = "once" if self.burst == 1 else f"{self.burst} times"
+        return f"{times} a minute" if self.every == 60 else f"{times} every {self.every:g} s"
 
 
 def _read_counted(stream: Any, size: int | None, max_body: int, chunked: bool = False) -> bytes:

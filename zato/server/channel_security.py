@@ -30,11 +30,13 @@ Loader = Callable[[str], "dict | None"]  # security definition name -> its full 
 
 
 class Refused(ZatoError):
-    """The caller did not present the channel's credentials: a 401 with these headers."""
+    """The caller did not present the channel's credentials: a 401 with these headers.
+    `reason`: what was wrong with what it presented, for the log (zato.server.rejections;
+    never the secret); "" when the channel refuses everyone (already said once)."""
 
-    def __init__(self, detail: str, headers: list[tuple[str, str]]):
+    def __init__(self, detail: str, headers: list[tuple[str, str]], reason: str = ""):
         super().__init__(detail)
-        self.detail, self.headers = detail, headers
+        self.detail, self.headers, self.reason = detail, headers, reason
 
 
 def environ_key(header: str) -> str:
@@ -66,34 +68,35 @@ class Guard:
             )
             raise Refused("wrong or missing credentials", [])
         if d["type"] == "basic_auth":
-            return self._basic_auth(channel, d, environ), None
+            return self._basic_auth(d, environ), None
         key = environ_key(d.get("header") or "X-API-Key")
-        return self._apikey(channel, d, environ, key), key
+        return self._apikey(d, environ, key), key
 
-    def _basic_auth(self, channel: str, d: dict, environ: dict) -> SecurityInfo:
+    def _basic_auth(self, d: dict, environ: dict) -> SecurityInfo:
         user, password = basic_auth(environ.get("HTTP_AUTHORIZATION", ""))
         # The password is checked whatever the user: a wrong user answered sooner than a wrong
         # password would tell a caller which user names exist. No credentials: nothing to check.
         password_ok = bool(user) and self._verify(password, d["password"])
         same_user = hmac.compare_digest(user.encode(), str(d["username"]).encode())
         if not (user and same_user and password_ok):
-            _rejected(channel, environ, f"user {user or '(none)'!r}")
             realm = str(d.get("realm") or "Zato").replace('"', "'")
-            raise Refused("wrong or missing credentials", [("WWW-Authenticate", f'Basic realm="{realm}"')])
+            challenge = [("WWW-Authenticate", f'Basic realm="{realm}"')]
+            raise Refused("wrong or missing credentials", challenge, f"user {said_user(user)!r}")
         return SecurityInfo(d["name"], "basic_auth", user)
 
-    def _apikey(self, channel: str, d: dict, environ: dict, env_key: str) -> SecurityInfo:
+    def _apikey(self, d: dict, environ: dict, env_key: str) -> SecurityInfo:
         key = environ.get(env_key, "")
         if not (key and self._verify(key, d["password"])):
-            _rejected(channel, environ, f"{'a wrong' if key else 'no'} {d.get('header')} header")
-            raise Refused("wrong or missing credentials", [])
+            header = d.get("header") or "X-API-Key"
+            raise Refused("wrong or missing credentials", [], f"{'a wrong' if key else 'no'} {header} header")
         return SecurityInfo(d["name"], "apikey")
 
 
-def _rejected(channel: str, environ: dict, what: str) -> None:
-    logger.warning(
-        "HTTP channel %s: rejected credentials (%s) from %s", channel, what, environ.get("REMOTE_ADDR")
-    )
+def said_user(user: str) -> str:
+    """A user name a client sent, as a log line says it: '(none)', else at most 100 characters."""
+    if not user:
+        return "(none)"
+    return user if len(user) <= 100 else user[:100] + "..."
 
 
 def basic_auth(header: str) -> tuple[str, str]:

@@ -115,6 +115,11 @@ class Instruments:
             "zato_rest_channel_requests", "Requests to REST (HTTP) channels", ["channel", "method", "status"]
         )
         self.requests = Counter("zato_server_requests", "HTTP requests served, every path", ["kind"])
+        self.rejected = Counter(
+            "zato_server_rejected_credentials",
+            "Requests refused for wrong or missing credentials, by kind",
+            ["kind"],
+        )
         # labels() costs about as much as the inc() it precedes: the children are kept here
         # (a bounded cache, started over when full: label values come from requests).
         self._children: dict[tuple, Any] = {}

@@ -36,9 +36,9 @@ from zato.coord import lease
 from zato.coord.client import refuses_writes
 from zato.coord.signing import member_key
 from zato.odb.api import HTTP_METHODS, ChannelRecord
-from zato.server import access_log, fatal, metrics, service_response
+from zato.server import access_log, fatal, metrics, rejections, service_response
 from zato.server import body as bodies
-from zato.server.channel_security import Refused, basic_auth
+from zato.server.channel_security import Refused, basic_auth, said_user
 from zato.server.epoch_gate import EpochGate
 from zato.server.readiness import READY_PATH, DrainFlag, not_ready_reason, ready_body
 from zato.server.worker import Worker
@@ -264,6 +264,7 @@ class ServerApp:
         every = worker.settings.client_warning_interval  # [logging], 60 s by default
         self.malformed_said = bodies.Throttled(every)  # malformed bodies: one warning per `every` at most
         self.gone_said = bodies.Throttled(every)  # clients gone mid-body: the same
+        self.rejections = rejections.Rejections(every)  # rejected credentials: a few per `every`
 
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         answer = self._answer(environ, start_response)
@@ -555,7 +556,7 @@ class ServerApp:
         try:
             security = None
             if ch.security:
-                security, hidden = self._secured(ch, environ)
+                security, hidden = self._secured(ch, environ, cid)
                 environ["zato.user"] = security.username or security.name  # for the access log
                 if hidden:  # an API key's header: not the service's to see
                     environ = {k: v for k, v in environ.items() if k != hidden}
@@ -589,11 +590,15 @@ class ServerApp:
         instruments.child(counter, ch.name, method, str(response.status_code)).inc()
         return self._reply(start_response, response, body, ctype, cid, extra)
 
-    def _secured(self, ch: ChannelRecord, environ: dict) -> tuple[SecurityInfo, str | None]:
+    def _secured(self, ch: ChannelRecord, environ: dict, cid: str) -> tuple[SecurityInfo, str | None]:
         """What the caller of a secured channel authenticated as; a 401 if it did not."""
         try:
             return self.worker.guard.check(ch.name, str(ch.security), environ)
         except Refused as e:
+            if e.reason:  # else the channel refuses everyone, which was said once
+                addr = environ.get("REMOTE_ADDR")
+                what = "HTTP channel %s: rejected credentials (%s) from %s"
+                self.rejections.say(rejections.CHANNEL, cid, what, ch.name, e.reason, addr, channel=ch.name)
             raise HTTPError(401, e.detail, e.headers) from None
         except ODBError as e:
             logger.error("HTTP channel %s: cannot read its security definition: %s", ch.name, e)
@@ -660,19 +665,20 @@ class ServerApp:
         """The body of an internal call whose signature and epoch hold; HTTPError otherwise."""
         if environ.get("REQUEST_METHOD") != "POST":
             raise HTTPError(405, "the internal invoke endpoint accepts POST only", [("Allow", "POST")])
-        epoch = self._epoch(environ)
+        addr, said_service = environ.get("REMOTE_ADDR"), bodies.one_line(service)
+        try:
+            epoch = self._epoch(environ)
+        except HTTPError:
+            what = "internal invoke of %s refused: bad or missing X-Zato-Epoch from %s"
+            self.rejections.say(rejections.INTERNAL, cid, what, said_service, addr)
+            raise
         raw = self._body(environ)
         signature = environ.get("HTTP_X_ZATO_SIGNATURE", "")
         call_cid = environ.get("HTTP_X_ZATO_CID", "")
         secret = self.worker.settings.cluster_secret
         if not signature or not verify(secret, signature, epoch, signed_as, call_cid, raw):
-            logger.warning(
-                "cid %s: internal invoke of %s refused: bad or missing X-Zato-Signature for epoch %d from %s",
-                cid,
-                service,
-                epoch,
-                environ.get("REMOTE_ADDR"),
-            )
+            what = "internal invoke of %s refused: bad or missing X-Zato-Signature for epoch %d from %s"
+            self.rejections.say(rejections.INTERNAL, cid, what, said_service, epoch, addr)
             raise HTTPError(401, "bad or missing X-Zato-Signature")
         self._wait_loaded()
         try:
@@ -744,12 +750,8 @@ class ServerApp:
         ok_user = hmac.compare_digest(user.encode(), settings.admin_username.encode())
         ok_password = hmac.compare_digest(password.encode(), settings.admin_password.encode())
         if not (user and ok_user and ok_password):
-            logger.warning(
-                "cid %s: admin API: rejected credentials for user %r from %s",
-                cid,
-                user or "(none)",
-                environ.get("REMOTE_ADDR"),
-            )
+            what = "admin API: rejected credentials for user %r from %s"
+            self.rejections.say(rejections.ADMIN, cid, what, said_user(user), environ.get("REMOTE_ADDR"))
             raise HTTPError(
                 401, "wrong or missing credentials", [("WWW-Authenticate", 'Basic realm="Zato admin API"')]
             )

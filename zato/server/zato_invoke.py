@@ -16,17 +16,16 @@ import base64
 import binascii
 import hmac
 import json
-import logging
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
 from zato.common.errors import ServiceNotFound
-from zato.server.channel_security import basic_auth
-from zato.server.wsgi import JSON, HTTPError, ServerApp, parse_payload, refuse_cross_site
+from zato.server import body as bodies
+from zato.server import rejections
+from zato.server.channel_security import basic_auth, said_user
+from zato.server.wsgi import JSON, HTTPError, ServerApp, as_text, parse_payload, refuse_cross_site
 from zato.service.base import INVOKE, ChannelInfo, Request, without_credentials
-
-logger = logging.getLogger("zato.http")
 
 RESPONSE_KEY = "zato_service_invoke_response"
 StartResponse = Callable[..., Any]
@@ -44,12 +43,10 @@ class InvokeAPI:
         ok_user = hmac.compare_digest(user.encode(), self.username)
         ok_password = hmac.compare_digest(password.encode(), self.password)
         if not (self.password and user and ok_user and ok_password):
-            logger.warning(
-                "cid %s: %s: rejected credentials for user %r from %s",
-                cid,
-                environ.get("PATH_INFO"),
-                user or "(none)",
-                environ.get("REMOTE_ADDR"),
+            path = bodies.one_line(as_text(environ.get("PATH_INFO", "")))  # a path the client chose
+            what = "%s: rejected credentials for user %r from %s"
+            self.app.rejections.say(
+                rejections.INVOKE, cid, what, path, said_user(user), environ.get("REMOTE_ADDR")
             )
             raise HTTPError(401, "wrong or missing credentials", [("WWW-Authenticate", 'Basic realm="Zato"')])
         refuse_cross_site(environ, cid, "the invoke API")  # whatever the method, it runs a service
