@@ -19,12 +19,15 @@ from urllib.parse import unquote
 import pika
 import redis
 
-from tests.support import REDIS_URL, free_port, stop_process, wait_for  # noqa: F401 - re-exported
+from tests.support import REDIS_URL, cleanup_redis, cluster_name, free_port, stop_process, wait_for  # noqa: F401 - re-exported
 from zato.common.signing import SIGNATURE_HEADER, verify
 from zato.config.component import SERVER, write_marker
+from zato.config.settings import RedisSettings
 from zato.coord import membership
+from zato.coord.client import connect
 from zato.coord.keys import Keys
 from zato.coord.signing import member_key
+from zato.odb import api as odb_api
 from zato.odb.engine import ODB, create_schema
 
 SECRET = "s3cret-for-tests"
@@ -412,3 +415,20 @@ def services_source() -> str:
     conn.flaky (fails while Redis key zato:CLUSTER:test:broken exists, then records as conn.record),
     conn.send-amqp and conn.send-zmq (send their payload's items through outgoing connections)."""
     return f"REDIS_URL = {REDIS_URL!r}\n" + SERVICES
+
+
+@contextlib.contextmanager
+def sqlite_odb_and_redis(tmp_path, prefix: str):  # noqa: ANN001, ANN201 - a pytest tmp_path; yields a tuple
+    """(ODB, cluster, Redis client): a real SQLite ODB under tmp_path holding a cluster of its
+    own (named after `prefix`) and a client of the shared Redis; its keys go at the end."""
+    db = ODB(f"sqlite:///{tmp_path / 'odb.db'}")
+    create_schema(db.engine)
+    cluster = cluster_name(prefix)
+    odb_api.ensure_cluster(db, cluster)
+    client = connect(RedisSettings(url=REDIS_URL))
+    try:
+        yield db, cluster, client
+    finally:
+        client.close()
+        db.dispose()
+        cleanup_redis(cluster)

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support import REDIS_URL, cleanup_redis, cluster_name, private_redis
+from tests.conn_support import sqlite_odb_and_redis
+from tests.support import private_redis
 from zato.common.errors import CoordError
 from zato.config.settings import RedisSettings
 from zato.connector import definitions
 from zato.coord.client import connect
 from zato.coord.handoff import Handoff
 from zato.coord.queues import registered
-from zato.odb import api as odb_api
 from zato.odb import connectors
-from zato.odb.engine import ODB, create_schema
 
 ZMQ = {"name": "a", "address": "tcp://127.0.0.1:45993", "service": "s"}
 OUT = {"name": "a", "def": "rabbit"}
@@ -26,16 +25,9 @@ OUT = {"name": "a", "def": "rabbit"}
 
 @pytest.fixture
 def env(tmp_path):
-    db = ODB(f"sqlite:///{tmp_path / 'odb.db'}")
-    create_schema(db.engine)
-    cluster = cluster_name("cut")
-    odb_api.ensure_cluster(db, cluster)
-    up = connect(RedisSettings(url=REDIS_URL))
-    definitions.create(db, up, cluster, "amqp-def", {"name": "rabbit"})
-    yield db, cluster, up
-    up.close()
-    db.dispose()
-    cleanup_redis(cluster)
+    with sqlite_odb_and_redis(tmp_path, "cut") as (db, cluster, up):
+        definitions.create(db, up, cluster, "amqp-def", {"name": "rabbit"})
+        yield db, cluster, up
 
 
 def cut_after(monkeypatch, step: str, admin) -> None:  # noqa: ANN001

@@ -14,33 +14,23 @@ import sys
 
 import pytest
 
-from tests.support import REDIS_URL, cleanup_redis, cluster_name
+from tests.conn_support import sqlite_odb_and_redis
 from zato.common.errors import CoordError
-from zato.config.settings import LeaseSettings, RedisSettings
+from zato.config.settings import LeaseSettings
 from zato.connector import definitions
 from zato.coord.async_invoke import MAX_DEATHS, AsyncTaker, decode, worker_id
-from zato.coord.client import connect
 from zato.coord.handoff import Handoff
 from zato.coord.keys import Keys
 from zato.coord.lease import Lease, read_holder
-from zato.odb import api as odb_api
 from zato.odb import connectors
-from zato.odb.engine import ODB, create_schema
 
 SETTINGS = LeaseSettings(ttl=1.5, renew_interval=0.3, renew_deadline=1.0, retry_interval=1.0)
 
 
 @pytest.fixture
 def env(tmp_path):
-    db = ODB(f"sqlite:///{tmp_path / 'odb.db'}")
-    create_schema(db.engine)
-    cluster = cluster_name("luapart")
-    odb_api.ensure_cluster(db, cluster)
-    client = connect(RedisSettings(url=REDIS_URL))
-    yield db, cluster, client
-    client.close()
-    db.dispose()
-    cleanup_redis(cluster)
+    with sqlite_odb_and_redis(tmp_path, "luapart") as made:
+        yield made
 
 
 def _dead_pid() -> int:

@@ -10,30 +10,19 @@ import logging
 
 import pytest
 
-from tests.support import REDIS_URL, cleanup_redis, cluster_name
-from zato.config.settings import RedisSettings
+from tests.conn_support import sqlite_odb_and_redis
 from zato.connector import definitions
-from zato.coord.client import connect
 from zato.coord.handoff import Handoff
 from zato.coord.keys import Keys
-from zato.odb import api as odb_api
 from zato.odb import connectors
-from zato.odb.engine import ODB, create_schema
 
 GARBLED = ["garbage", "1e5", "-3", "0x10", " 7", ""]
 
 
 @pytest.fixture
 def env(tmp_path):
-    db = ODB(f"sqlite:///{tmp_path / 'odb.db'}")
-    create_schema(db.engine)
-    cluster = cluster_name("zmqrob-epoch")
-    odb_api.ensure_cluster(db, cluster)
-    client = connect(RedisSettings(url=REDIS_URL))
-    yield db, cluster, client
-    client.close()
-    db.dispose()
-    cleanup_redis(cluster)
+    with sqlite_odb_and_redis(tmp_path, "zmqrob-epoch") as made:
+        yield made
 
 
 def _channel(db, client, cluster: str, name: str) -> Handoff:  # noqa: ANN001
