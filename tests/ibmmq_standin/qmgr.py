@@ -182,6 +182,7 @@ class QueueManagerState:
         self.denied: dict[str, set[str]] = {}  # queue -> authorities the connecting user lacks
         self.next_hobj = 100
         self.counters = {"connects": 0, "commits": 0, "backouts": 0, "restarts": 0, "gets": 0, "puts": 0}
+        self.counters["opens_refused"] = 0  # MQOPENs refused with 2035 or 2085 (a test counts tries)
 
     # -- units of work (called with the lock held) --------------------------------------------
     def _commit(self, conn: Conn) -> None:
@@ -244,7 +245,9 @@ class QueueManagerState:
 
     def op_open(self, conn: Conn, a: dict) -> dict:
         name, options = a["queue"], int(a.get("options", 0))
-        self._queue(name)
+        if name not in self.queues:
+            self.counters["opens_refused"] += 1
+            raise MQFail(UNKNOWN_OBJECT_NAME)
         denied = self.denied.get(name, set())
         needs = {
             "inq": options & OO_INQUIRE,
@@ -253,6 +256,7 @@ class QueueManagerState:
             "passall": options & OO_PASS_ALL_CONTEXT,
         }
         if any(needs[what] for what in denied if what in needs):
+            self.counters["opens_refused"] += 1
             raise MQFail(NOT_AUTHORIZED)
         exclusive = None
         if options & OO_INPUT:
@@ -420,7 +424,8 @@ class QueueManagerState:
         return {}
 
     def admin_deny(self, a: dict) -> dict:
-        """setmqaut -inq / -get / -put / -passall for the connecting user on `queue`."""
+        """setmqaut -inq / -get / -put / -passall for the connecting user on `queue` (an empty
+        list grants them all again: what a later setmqaut +get does)."""
         self.denied[a["queue"]] = set(a.get("what") or [])
         return {}
 

@@ -208,6 +208,53 @@ def test_a_user_without_get_authority_is_told_so_not_that_inquire_is_missing(env
     assert "not authorized to inquire" not in log_text(env["dir"])
 
 
+def _refusal_lines(env) -> list[str]:
+    return [line for line in log_text(env["dir"]).splitlines() if "refused" in line or "(reason 20" in line]
+
+
+def test_a_user_without_get_authority_backs_off_says_what_to_do_and_takes_up_a_grant(env):
+    """Before: a channel whose user lacked +get on its queue logged "IBM MQ call failed (reason
+    2035 (MQRC_NOT_AUTHORIZED)); reconnecting" and connected again every 0.5 s, for ever. Now the
+    open is tried again less and less often on the one connection, said once with what to do,
+    shown in status, and the grant is taken up without a restart."""
+    qm = env["qm"]
+    qm.deny(qm.queues["in"], "get")
+    server = fake(env)
+    put(qm, qm.queues["in"], [b'{"n": 1}'])
+    connects = qm.counters()["connects"]
+    start(env, "ibm-mq-channel", "in")
+    # each try opens twice (with MQOO_INQUIRE, then without): 4 tries refused
+    wait_for(lambda: qm.counters()["opens_refused"] >= 8, what="4 tries refused")
+    lines = _refusal_lines(env)
+    assert len(lines) == 1, lines
+    assert f"grant +get on {qm.queues['in']} to app" in lines[0], lines
+    assert qm.counters()["connects"] - connects == 1  # one connection, no reconnect loop
+    wait_for(lambda: stats(env, "ibm-mq-channel:in").get("state") == "refused", what="state refused")
+    assert "grant +get" in stats(env, "ibm-mq-channel:in")["last_error"]
+    qm.deny(qm.queues["in"])  # setmqaut ... +get
+    wait_for(lambda: numbers(server.bodies("conn.record")) == [1], timeout=30, what="it, once granted")
+    wait_for(lambda: stats(env, "ibm-mq-channel:in").get("state") == "running", what="state running")
+    assert "opened for input after" in log_text(env["dir"])
+    assert "not authorized to inquire" not in log_text(env["dir"])
+
+
+def test_a_channel_on_a_queue_not_defined_backs_off_and_takes_it_up_once_defined(env):
+    """Before: 2085 MQRC_UNKNOWN_OBJECT_NAME for the channel's queue was a reconnect every 0.5 s
+    with a line each time. Now: said once with what to do, tried less and less often."""
+    qm = env["qm"]
+    missing = qm.queues["in"] + ".NEW"
+    connectors.edit(env["odb"], env["cluster"], "ibm-mq-channel", "in", {"queue": missing})
+    server = fake(env)
+    start(env, "ibm-mq-channel", "in")
+    wait_for(lambda: qm.counters()["opens_refused"] >= 4, what="4 tries refused")
+    lines = _refusal_lines(env)
+    assert len(lines) == 1, lines
+    assert f"define it (DEFINE QLOCAL({missing}))" in lines[0], lines
+    qm.define(missing)
+    put(qm, missing, [b'{"n": 7}'])
+    wait_for(lambda: numbers(server.bodies("conn.record")) == [7], timeout=30, what="it, once defined")
+
+
 def test_a_channel_with_convert_gets_ebcdic_text_as_utf8(env):
     """`convert`: each get says MQGMO_CONVERT with MQMD CodedCharSetId 1208, so JSON put as
     EBCDIC text (MQFMT_STRING, CCSID 500) reaches the service as UTF-8 JSON. Before there was no

@@ -58,6 +58,7 @@ def test_a_connector_the_broker_blocks_or_that_reconnects_shows_it_beside_runnin
     assert _state({"state": "RUNNING", "activity": "blocked"}) == "RUNNING/blocked"
     assert _state({"state": "RUNNING", "activity": "reconnecting"}) == "RUNNING/reconnecting"
     assert _state({"state": "RUNNING", "activity": "running"}) == "RUNNING"
+    assert _state({"state": "RUNNING", "activity": "refused"}) == "RUNNING/refused"
     assert _state({"state": "BACKOFF", "activity": "blocked"}) == "BACKOFF"  # the supervisor's word first
 
 
@@ -77,3 +78,17 @@ def test_a_connector_reconnecting_for_long_is_a_problem_with_how_long_and_why():
         " or sent meanwhile: cannot connect to AMQP broker: timed out"
     ]
     assert _state(view(45.6)["children"][0]) == "RUNNING/reconnecting 45 s"
+
+
+def test_a_connector_its_queue_manager_refuses_is_a_problem_at_once_saying_what_to_do():
+    from zato.cli.cluster import problems
+    from zato.coord.status import _child
+
+    stats = {"state": "refused", "state_since": 1000.0, "updated": 1003.0,
+             "last_error": "user 'app' may not get from queue 'Q': grant +get on Q to app"}  # fmt: skip
+    child = _child({"name": "ibm-mq-channel:in", "state": "RUNNING"}, stats)
+    view = {"servers": [{"live": True}], "lease": {"holder": "s1"}, "children": [child], "errors": []}
+    assert problems(view) == [
+        "connector ibm-mq-channel:in on s1 is refused by its queue manager (for 3 s), nothing is"
+        " consumed meanwhile: user 'app' may not get from queue 'Q': grant +get on Q to app"
+    ]

@@ -4,6 +4,7 @@ reason-code classification and the one-line error when the MQ client is not inst
 
 from __future__ import annotations
 
+import itertools
 import re
 import sys
 
@@ -236,3 +237,23 @@ def test_a_send_to_a_queue_name_mq_cannot_take_is_refused_at_once():
     ok = ibmmq_outgoing.decode(ibmmq_outgoing.encode("x", queue="Q" * 48, reply_to="A.B/C_D%1"))
     assert (ok.queue, ok.reply_to, ok.text) == ("Q" * 48, "A.B/C_D%1", True)
     assert ibmmq_outgoing.decode(ibmmq_outgoing.encode(b"x")).text is False
+
+
+def test_a_refusal_only_configuration_ends_waits_longer_each_time_up_to_30_s():
+    """2035/2085 for the channel's queue: tried again after 0.5, 1, 2... s, at most every 30 s
+    (before: every 0.5 s for ever, a reconnect and a line each time)."""
+    delays = list(itertools.islice(ibmmq_common.REFUSED.delays(), 9))
+    assert delays == [0.5, 1, 2, 4, 8, 16, 30, 30, 30]
+
+
+def test_a_refusal_is_said_once_then_once_a_minute_with_a_count_and_when_it_works():
+    r = ibmmq_common.Refusals()
+    assert r.worked(0.0) is None  # never refused: nothing to say
+    key = (2035, "Q")
+    assert r.refused(10.0, key) == 0  # the first: said in full
+    assert [r.refused(10.0 + t, key) for t in (0.5, 1.5, 3.5, 7.5, 15.5, 31.5)] == [None] * 6
+    assert r.refused(70.0, key) == 7  # a minute on: 7 more since said
+    assert r.refused(100.0, key) is None
+    assert r.refused(101.0, (2085, "Q")) == 0  # another refusal: said in full at once
+    assert r.worked(131.0) == (1, 30.0)
+    assert r.refused(132.0, (2085, "Q")) == 0  # refused again after it worked: said again

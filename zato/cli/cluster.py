@@ -41,6 +41,7 @@ STATUS_EXIT_CODES = """exit codes:
   3  read, and something is wrong, each said on a "problem:" line: no live server,
      connectors defined but no lease holder running them, a connector FATAL, a connector
      reconnecting for 10 s or more (its broker or queue manager out of the holder's reach),
+     a connector its queue manager refuses (not authorized, no such queue),
      the ODB unreachable, the load balancer (of a quickstart DIR) not running"""
 
 
@@ -113,6 +114,12 @@ def problems(data: dict) -> list[str]:
             out.append(
                 f"connector {c['name']} on {holder} has been reconnecting for {c['activity_for']} s,"
                 f" nothing is consumed or sent meanwhile: {c.get('last_error') or 'no error said'}"
+            )
+        if c.get("state") == "RUNNING" and c.get("activity") == "refused":  # a configuration error
+            out.append(
+                f"connector {c['name']} on {holder} is refused by its queue manager (for"
+                f" {c.get('activity_for') or 0} s), nothing is consumed meanwhile:"
+                f" {c.get('last_error') or 'no error said'}"
             )
     if any(e.startswith("ODB") for e in data["errors"]):
         out.append("the ODB could not be read (the warning above says why)")
@@ -353,9 +360,11 @@ def _inactive_waiting(data: dict) -> list[str]:
 def _state(child: dict) -> str:
     """The supervisor's state of a connector, and what it says it is doing when that is not
     plain work: RUNNING/reconnecting while its broker or queue manager is away, RUNNING/blocked
-    while the broker blocks its publishes (a RabbitMQ resource alarm)."""
+    while the broker blocks its publishes (a RabbitMQ resource alarm), RUNNING/refused while
+    the queue manager refuses what it needs (not authorized, no such queue: a configuration
+    error, tried again less and less often)."""
     state, activity = child.get("state"), child.get("activity")
-    shown = state == "RUNNING" and activity in ("reconnecting", "blocked")
+    shown = state == "RUNNING" and activity in ("reconnecting", "blocked", "refused")
     if not shown:
         return str(state)
     took = child.get("activity_for")

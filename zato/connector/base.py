@@ -43,17 +43,19 @@ EPOCH_CHECK_INTERVAL = 1.0
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Reconnect back-off as a value: start, then +step each attempt, never above max."""
+    """Reconnect back-off as a value: start, then times factor plus step each attempt, never
+    above max."""
 
     start: float = 0.5
     step: float = 1.0
     max: float = 5.0
+    factor: float = 1.0
 
     def delays(self) -> Iterator[float]:
         delay = self.start
         while True:
             yield delay
-            delay = min(delay + self.step, self.max)
+            delay = min(delay * self.factor + self.step, self.max)
 
 
 T = TypeVar("T")

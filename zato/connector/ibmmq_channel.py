@@ -22,6 +22,10 @@
   MQOO_INPUT_SHARED (MQOO_INPUT_AS_Q_DEF would be exclusive on a DEFSOPT(EXCL) queue and
   refuse the second handle with 2042); 2042 MQRC_OBJECT_IN_USE (a NOSHARE queue, another
   application's exclusive handle) is said once with what to change and the open retried;
+- an input open refused with what only a configuration change ends (2035 MQRC_NOT_AUTHORIZED:
+  no +get; 2085 MQRC_UNKNOWN_OBJECT_NAME: no such queue) is tried again on the same connection
+  after ibmmq_common.REFUSED's growing waits (0.5 s... 30 s), said once with what to do, then
+  at most once a minute with a count (ibmmq_common.Refusals), the stats state `refused`;
 - the queue is opened with MQOO_INQUIRE to read BOQNAME/BOTHRESH; a user without +inq gets
   2035 for that open, so it is opened again without it (said once: the channel's own backout
   queue and threshold apply);
@@ -47,6 +51,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
+from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
@@ -82,6 +88,7 @@ class IBMMQChannelConnector:
         self.inquire = True  # MQOO_INQUIRE until the queue manager refuses it (no +inq)
         self.pass_context = True  # MQOO_PASS_ALL_CONTEXT on the backout queue until refused
         self.once = ibmmq_common.Once(ctx)
+        self.refusals = ibmmq_common.Refusals()  # the input open's 2035/2085, said for all threads
         self.convert = bool(definition.get("convert"))
 
     def run(self) -> int:
@@ -111,6 +118,7 @@ class IBMMQChannelConnector:
         mode = c.MQOO_INPUT_SHARED if self.in_flight > 1 else c.MQOO_INPUT_AS_Q_DEF
         base = mode | c.MQOO_SAVE_ALL_CONTEXT | c.MQOO_FAIL_IF_QUIESCING
         fell_back = False  # this call opened again without MQOO_INQUIRE after a 2035
+        delays: Iterator[float] | None = None  # the waits after refusals (2035, 2085) in this call
         while not self.ctx.should_stop():
             inquire = self.inquire
             try:
@@ -120,9 +128,13 @@ class IBMMQChannelConnector:
                 if reason == ibmmq_common.NOT_AUTHORIZED and inquire:
                     self.inquire, fell_back = False, True  # for this connector's life, once it works
                     continue
-                if reason == ibmmq_common.NOT_AUTHORIZED and fell_back:
-                    self.inquire = True  # refused without it too (no +get?): nothing learnt about +inq
-                    raise
+                if reason in (ibmmq_common.NOT_AUTHORIZED, ibmmq_common.UNKNOWN_OBJECT_NAME):
+                    if fell_back:  # refused without it too (no +get): nothing learnt about +inq
+                        self.inquire, fell_back = True, False
+                    delays = delays or ibmmq_common.REFUSED.delays()
+                    if self._refused(e, next(delays)):
+                        return None
+                    continue
                 if reason != ibmmq_common.OBJECT_IN_USE:
                     raise
                 if self.in_flight > 1:
@@ -143,6 +155,8 @@ class IBMMQChannelConnector:
                 if self.ctx.wait(IN_USE_PAUSE):
                     return None
                 continue
+            if delays is not None:
+                self._works_again()
             if fell_back:
                 self.once(
                     "inquire",
@@ -154,6 +168,59 @@ class IBMMQChannelConnector:
                 )
             return queue, inquire
         return None
+
+    def _refused(self, e: BaseException, delay: float) -> bool:
+        """The queue manager refused the input open with what only a configuration change ends
+        (2035: no +get; 2085: no such queue): say what to do (once, then at most once a minute
+        with a count), show it in status (`refused`, LAST ERROR), wait `delay`; True: stop."""
+        mq, name = self.d["ibm_mq"], self.d["queue"]
+        qmgr = mq["queue_manager"] or "QMGR"
+        reason = ibmmq_common.reason_of(e)
+        if reason == ibmmq_common.NOT_AUTHORIZED:
+            user = mq["username"] or "USER"
+            who = f"user {user!r}" if mq["username"] else f"the user channel {mq['channel']!r} runs as"
+            what = (
+                f"{who} may not get from queue {name!r} ({ibmmq_common.error_text(e)}): grant +get on "
+                f"{name} to {user} (setmqaut -m {qmgr} -n {name} -t queue -p {user} +get; +inq too, "
+                "to use the queue's BOQNAME and BOTHRESH)"
+            )
+        else:
+            what = (
+                f"queue {name!r} does not exist on queue manager {qmgr} ({ibmmq_common.error_text(e)}): "
+                f"define it (DEFINE QLOCAL({name})) or edit the channel's queue"
+            )
+        said = self.refusals.refused(time.monotonic(), (reason, name))
+        self.ctx.stats.error(f"{what}; refused {self.refusals.count} time(s), next try in {delay:g} s")
+        self.ctx.stats.state("refused")
+        if said == 0:
+            logger.error(
+                "%s: %s; trying again in %g s, less and less often (every %g s at most), taken up "
+                "once it works (said again at most once every %g s)",
+                self.ctx.label,
+                what,
+                delay,
+                ibmmq_common.REFUSED.max,
+                ibmmq_common.SAY_REFUSED_EVERY,
+            )
+        elif said:
+            logger.error(
+                "%s: still refused, %d more time(s) since said: %s; next try in %g s",
+                self.ctx.label,
+                said,
+                what,
+                delay,
+            )
+        return self.ctx.wait(delay)
+
+    def _works_again(self) -> None:
+        worked = self.refusals.worked(time.monotonic())
+        if worked:
+            logger.warning(
+                "%s: queue %r opened for input after %d refusal(s) over %.0f s",
+                self.ctx.label,
+                self.d["queue"],
+                *worked,
+            )
 
     def _consume(self, m: ModuleType, qm: Any) -> None:
         c = m.CMQC
