@@ -108,6 +108,10 @@ class StandinQM:
         """The test user lacks these authorities on `queue` (inq, get, put, passall)."""
         self.admin("deny", queue=queue, what=list(what))
 
+    def deny_connect(self, deny: bool = True) -> None:
+        """The test user lacks +connect on the queue manager (False: granted again)."""
+        self.admin("deny_connect", deny=deny)
+
     def input_handles(self, queue: str) -> dict:
         """{"shared": N, "exclusive": N}: the input handles open on `queue`."""
         return {
@@ -174,6 +178,9 @@ class RealQM:
 
     def deny(self, queue: str, *what: str) -> None:
         pytest.skip("taking authorities away needs administration rights on a real queue manager")
+
+    def deny_connect(self, deny: bool = True) -> None:
+        pytest.skip("taking +connect away needs administration rights on a real queue manager")
 
     def input_handles(self, queue: str) -> dict:
         pytest.skip("reading the queue's open handles (DISPLAY QSTATUS) is not done by these tests")

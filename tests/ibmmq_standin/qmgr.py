@@ -25,7 +25,8 @@ calls the connectors use, with the semantics the connectors rely on:
   exclusive open while the queue is open for input, or a shared one while it is open
   exclusively, fails with 2042 MQRC_OBJECT_IN_USE. A get, put or inquire on a handle not opened
   for it fails with 2037/2039/2038 (MQRC_NOT_OPEN_FOR_INPUT/OUTPUT/INQUIRE);
-- authority as the object authority manager checks it at MQOPEN: a queue can deny the
+- authority to connect (setmqaut -t qmgr -connect: MQCONNX fails with 2035, as a wrong
+  password does), and authority as the object authority manager checks it at MQOPEN: a queue can deny the
   connecting user inq, get, put or passall (setmqaut -inq...), and an open asking for what is
   denied (MQOO_INQUIRE, MQOO_INPUT_*, MQOO_OUTPUT, MQOO_PASS_ALL_CONTEXT) fails with 2035
   MQRC_NOT_AUTHORIZED;
@@ -183,6 +184,8 @@ class QueueManagerState:
         self.next_hobj = 100
         self.counters = {"connects": 0, "commits": 0, "backouts": 0, "restarts": 0, "gets": 0, "puts": 0}
         self.counters["opens_refused"] = 0  # MQOPENs refused with 2035 or 2085 (a test counts tries)
+        self.counters["connects_refused"] = 0  # MQCONNXs refused with 2035, 2058 or 2540
+        self.connect_denied = False
 
     # -- units of work (called with the lock held) --------------------------------------------
     def _commit(self, conn: Conn) -> None:
@@ -224,12 +227,18 @@ class QueueManagerState:
     def _connect(self, conn: Conn, a: dict) -> dict:
         if time.monotonic() < self.down_until:
             raise MQFail(HOST_NOT_AVAILABLE)
+        refused = 0
         if a.get("qmgr") and a["qmgr"] != self.name:
-            raise MQFail(Q_MGR_NAME_ERROR)
-        if self.channel and a.get("channel") != self.channel:
-            raise MQFail(UNKNOWN_CHANNEL_NAME)
-        if self.user and (a.get("user"), a.get("password")) != (self.user, self.password):
-            raise MQFail(NOT_AUTHORIZED)
+            refused = Q_MGR_NAME_ERROR
+        elif self.channel and a.get("channel") != self.channel:
+            refused = UNKNOWN_CHANNEL_NAME
+        elif self.connect_denied or (  # the user lacks +connect, or the password is wrong
+            self.user and (a.get("user"), a.get("password")) != (self.user, self.password)
+        ):
+            refused = NOT_AUTHORIZED
+        if refused:
+            self.counters["connects_refused"] += 1
+            raise MQFail(refused)
         conn.connected = True
         conn.user = a.get("user") or "mqclient"
         conn.appl_name = a.get("appl_name") or ""
@@ -427,6 +436,11 @@ class QueueManagerState:
         """setmqaut -inq / -get / -put / -passall for the connecting user on `queue` (an empty
         list grants them all again: what a later setmqaut +get does)."""
         self.denied[a["queue"]] = set(a.get("what") or [])
+        return {}
+
+    def admin_deny_connect(self, a: dict) -> dict:
+        """setmqaut -t qmgr -connect (deny true) or +connect (deny false) for the test user."""
+        self.connect_denied = bool(a.get("deny", True))
         return {}
 
     def admin_input_handles(self, a: dict) -> dict:

@@ -6,6 +6,7 @@ complete with a warning, and the put context of a message moved to the backout q
 from __future__ import annotations
 
 import json
+import re
 
 from tests.conn_support import log_text
 from tests.ibmmq_support import put
@@ -209,7 +210,7 @@ def test_a_user_without_get_authority_is_told_so_not_that_inquire_is_missing(env
 
 
 def _refusal_lines(env) -> list[str]:
-    return [line for line in log_text(env["dir"]).splitlines() if "refused" in line or "(reason 20" in line]
+    return [line for line in log_text(env["dir"]).splitlines() if "refused" in line or "reason 20" in line]
 
 
 def test_a_user_without_get_authority_backs_off_says_what_to_do_and_takes_up_a_grant(env):
@@ -253,6 +254,27 @@ def test_a_channel_on_a_queue_not_defined_backs_off_and_takes_it_up_once_defined
     qm.define(missing)
     put(qm, missing, [b'{"n": 7}'])
     wait_for(lambda: numbers(server.bodies("conn.record")) == [7], timeout=30, what="it, once defined")
+
+
+def test_an_outgoing_connection_refused_at_connect_backs_off_and_sends_once_granted(env):
+    """Before: 2035 for MQCONNX (a user without +connect, a wrong password) was tried again every
+    5 s at most, a warning line each time, for ever. Now: said once with what to check, tried
+    less and less often (at most every 30 s), state refused; the message goes once granted."""
+    qm = env["qm"]
+    qm.deny_connect()
+    out = make_outgoing(load_server_settings(env["dir"]), env["client"])
+    out.ibm_mq.send({"n": 5}, "out")
+    start(env, "ibm-mq-outgoing", "out")
+    wait_for(lambda: qm.counters()["connects_refused"] >= 4, what="4 connects refused")
+    lines = _refusal_lines(env)
+    assert len(lines) == 1, lines
+    assert "grant +connect to app (setmqaut -m QM1 -t qmgr -p app +connect +inq)" in lines[0], lines
+    wait_for(lambda: stats(env, "ibm-mq-outgoing:out").get("state") == "refused", what="state refused")
+    qm.deny_connect(False)
+    seen: list = []
+    wait_for(lambda: seen.extend(qm.drain(qm.queues["out"])) or seen, timeout=40, what="the message, granted")
+    assert numbers(b for b, _ in seen) == [5]
+    assert re.search(r"connected to IBM MQ .* after \d refusal\(s\) over", log_text(env["dir"]))
 
 
 def test_a_channel_with_convert_gets_ebcdic_text_as_utf8(env):

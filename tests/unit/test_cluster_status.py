@@ -90,5 +90,5 @@ def test_a_connector_its_queue_manager_refuses_is_a_problem_at_once_saying_what_
     view = {"servers": [{"live": True}], "lease": {"holder": "s1"}, "children": [child], "errors": []}
     assert problems(view) == [
         "connector ibm-mq-channel:in on s1 is refused by its queue manager (for 3 s), nothing is"
-        " consumed meanwhile: user 'app' may not get from queue 'Q': grant +get on Q to app"
+        " consumed or sent meanwhile: user 'app' may not get from queue 'Q': grant +get on Q to app"
     ]

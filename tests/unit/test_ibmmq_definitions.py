@@ -257,3 +257,15 @@ def test_a_refusal_is_said_once_then_once_a_minute_with_a_count_and_when_it_work
     assert r.refused(101.0, (2085, "Q")) == 0  # another refusal: said in full at once
     assert r.worked(131.0) == (1, 30.0)
     assert r.refused(132.0, (2085, "Q")) == 0  # refused again after it worked: said again
+
+
+def test_connects_refused_for_a_configuration_error_say_what_to_check_others_are_retried_as_before():
+    mq = {"name": "qm", "queue_manager": "QM1", "channel": "CH", "conn_name": "h(1414)", "username": "app"}
+
+    def refused(reason: int) -> str | None:
+        return ibmmq_common.connect_refusal(mq, type("E", (Exception,), {"reason": reason})())
+
+    assert "grant +connect to app (setmqaut -m QM1 -t qmgr -p app +connect +inq)" in (refused(2035) or "")
+    assert "fix the definition's queue_manager" in (refused(2058) or "")
+    assert "DEFINE CHANNEL(CH) CHLTYPE(SVRCONN)" in (refused(2540) or "")
+    assert refused(2009) is None and refused(2538) is None  # the network, a restart: RECONNECT

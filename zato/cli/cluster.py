@@ -118,7 +118,7 @@ def problems(data: dict) -> list[str]:
         if c.get("state") == "RUNNING" and c.get("activity") == "refused":  # a configuration error
             out.append(
                 f"connector {c['name']} on {holder} is refused by its queue manager (for"
-                f" {c.get('activity_for') or 0} s), nothing is consumed meanwhile:"
+                f" {c.get('activity_for') or 0} s), nothing is consumed or sent meanwhile:"
                 f" {c.get('last_error') or 'no error said'}"
             )
     if any(e.startswith("ODB") for e in data["errors"]):

@@ -89,6 +89,7 @@ class IBMMQChannelConnector:
         self.pass_context = True  # MQOO_PASS_ALL_CONTEXT on the backout queue until refused
         self.once = ibmmq_common.Once(ctx)
         self.refusals = ibmmq_common.Refusals()  # the input open's 2035/2085, said for all threads
+        self.connect_refusals = ibmmq_common.Refusals()  # MQCONNX's (ibmmq_common.connect_refusal)
         self.convert = bool(definition.get("convert"))
 
     def run(self) -> int:
@@ -96,13 +97,18 @@ class IBMMQChannelConnector:
         ibmmq_common.driver()  # MissingDriver here, once, rather than in every thread
         mq = self.d["ibm_mq"]
         extra = [
-            threading.Thread(target=ibmmq_common.serve, args=(self.ctx, mq, self._consume), daemon=True)
+            threading.Thread(
+                target=ibmmq_common.serve,
+                args=(self.ctx, mq, self._consume, self.connect_refusals),
+                daemon=True,
+            )
             for _ in range(self.in_flight - 1)
         ]
         try:
             for t in extra:
                 t.start()
-            code = ibmmq_common.serve(self.ctx, mq, self._consume)  # signals reach the main thread
+            # in the main thread, which signals reach
+            code = ibmmq_common.serve(self.ctx, mq, self._consume, self.connect_refusals)
             self.ctx.stop_event.set()
             for t in extra:
                 t.join()
@@ -189,27 +195,7 @@ class IBMMQChannelConnector:
                 f"queue {name!r} does not exist on queue manager {qmgr} ({ibmmq_common.error_text(e)}): "
                 f"define it (DEFINE QLOCAL({name})) or edit the channel's queue"
             )
-        said = self.refusals.refused(time.monotonic(), (reason, name))
-        self.ctx.stats.error(f"{what}; refused {self.refusals.count} time(s), next try in {delay:g} s")
-        self.ctx.stats.state("refused")
-        if said == 0:
-            logger.error(
-                "%s: %s; trying again in %g s, less and less often (every %g s at most), taken up "
-                "once it works (said again at most once every %g s)",
-                self.ctx.label,
-                what,
-                delay,
-                ibmmq_common.REFUSED.max,
-                ibmmq_common.SAY_REFUSED_EVERY,
-            )
-        elif said:
-            logger.error(
-                "%s: still refused, %d more time(s) since said: %s; next try in %g s",
-                self.ctx.label,
-                said,
-                what,
-                delay,
-            )
+        ibmmq_common.say_refused(self.ctx, self.refusals, (reason, name), what, delay)
         return self.ctx.wait(delay)
 
     def _works_again(self) -> None:

@@ -12,13 +12,14 @@ from __future__ import annotations
 import importlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
 from zato.common import jsonenc
 from zato.common.errors import EXIT_OK, CoordError, MissingDependency
-from zato.connector.base import Context, RetryPolicy, connect_with_backoff
+from zato.connector.base import Context, RetryPolicy
 from zato.coord.queues import StaleEpoch
 
 logger = logging.getLogger("zato.connector.ibmmq")
@@ -51,6 +52,8 @@ BROKEN = {
 NOT_AUTHORIZED = 2035
 OBJECT_IN_USE = 2042
 UNKNOWN_OBJECT_NAME = 2085
+Q_MGR_NAME_ERROR = 2058
+UNKNOWN_CHANNEL_NAME = 2540
 # MQRC_TRUNCATED_MSG_ACCEPTED (the data got is cut), MQRC_TRUNCATED_MSG_FAILED (it did not fit)
 TRUNCATED = (2079, 2080)
 CONTEXT_REFUSED = (2093, 2097, 2098)  # NOT_OPEN_FOR_PASS_ALL, CONTEXT_HANDLE_ERROR, CONTEXT_NOT_AVAILABLE
@@ -224,10 +227,91 @@ def connect_once(m: ModuleType, mq: dict) -> Any:
     return qm
 
 
-def connect(ctx: Context, m: ModuleType, mq: dict, policy: RetryPolicy = RECONNECT) -> Any:
-    """A connected QueueManager, retrying with back-off; None when the connector must stop."""
+def connect_refusal(mq: dict, e: BaseException) -> str | None:
+    """What to do when MQCONNX was refused with what only a configuration change ends (2035:
+    the user or password, or +connect; 2058: the queue manager's name; 2540: the channel's
+    name); None for any other failure."""
+    reason, why = reason_of(e), error_text(e)
+    qmgr, channel, where = mq["queue_manager"] or "(default)", mq["channel"], mq["conn_name"]
+    if reason == NOT_AUTHORIZED:
+        user = mq["username"] or "USER"
+        who = f"user {user!r}" if mq["username"] else f"the user channel {channel!r} runs as"
+        return (
+            f"queue manager {qmgr} refuses {who} on channel {channel!r} ({why}): check the "
+            f"definition's username and password (zato conn edit ibm-mq-def DIR --name {mq['name']} "
+            f"--password -), grant +connect to {user} (setmqaut -m {qmgr} -t qmgr -p {user} +connect "
+            "+inq) and check the channel's CHLAUTH rules"
+        )
+    if reason == Q_MGR_NAME_ERROR:
+        return (
+            f"no queue manager named {qmgr!r} answers at {where} ({why}): fix the definition's "
+            f"queue_manager (zato conn edit ibm-mq-def DIR --name {mq['name']} --queue-manager NAME)"
+        )
+    if reason == UNKNOWN_CHANNEL_NAME:
+        return (
+            f"the queue manager at {where} has no channel {channel!r} ({why}): fix the definition's "
+            f"channel, or DEFINE CHANNEL({channel}) CHLTYPE(SVRCONN) there"
+        )
+    return None
+
+
+def say_refused(ctx: Context, refusals: Refusals, key: object, what: str, delay: float) -> None:
+    """A refusal only a configuration change ends: in status (state `refused`, last error with
+    the count and the next try) and in the log once, then at most once every
+    SAY_REFUSED_EVERY s with how many came since."""
+    said = refusals.refused(time.monotonic(), key)
+    ctx.stats.error(f"{what}; refused {refusals.count} time(s), next try in {delay:g} s")
+    ctx.stats.state("refused")
+    if said == 0:
+        logger.error(
+            "%s: %s; trying again in %g s, less and less often (every %g s at most), taken up once "
+            "it works (said again at most once every %g s)",
+            ctx.label,
+            what,
+            delay,
+            REFUSED.max,
+            refusals.every,
+        )
+    elif said:
+        logger.error(
+            "%s: still refused, %d more time(s) since said: %s; next try in %g s",
+            ctx.label,
+            said,
+            what,
+            delay,
+        )
+
+
+def connect(ctx: Context, m: ModuleType, mq: dict, refusals: Refusals) -> Any:
+    """A connected QueueManager, retrying with back-off (RECONNECT; REFUSED, said through
+    `refusals`, for what connect_refusal names); None when the connector must stop."""
     where = f"IBM MQ {describe(mq)}"
-    return connect_with_backoff(ctx, lambda: connect_once(m, mq), (m.MQMIError,), where, error_text, policy)
+    delays, refused = RECONNECT.delays(), REFUSED.delays()
+    while not ctx.should_stop():
+        try:
+            qm = connect_once(m, mq)
+        except m.MQMIError as e:
+            what = connect_refusal(mq, e)
+            if what is not None:
+                delay = next(refused)
+                say_refused(ctx, refusals, ("connect", reason_of(e)), what, delay)
+            else:
+                delay = next(delays)
+                ctx.stats.error(f"cannot connect to {where}: {error_text(e)}")
+                ctx.stats.state("reconnecting")
+                logger.warning(
+                    "%s: cannot connect to %s: %s; retrying in %.1fs", ctx.label, where, error_text(e), delay
+                )
+            if ctx.wait(delay):
+                return None
+            continue
+        worked = refusals.worked(time.monotonic())
+        if worked:
+            logger.warning("%s: connected to %s after %d refusal(s) over %.0f s", ctx.label, where, *worked)
+        else:
+            logger.info("%s: connected to %s", ctx.label, where)
+        return qm
+    return None
 
 
 def close_quietly(m: ModuleType, qm: Any) -> None:
@@ -246,12 +330,16 @@ def mq_errors(m: ModuleType) -> tuple[type[BaseException], ...]:
     return (m.MQMIError, OSError) + ((m.PYIFError,) if hasattr(m, "PYIFError") else ())
 
 
-def serve(ctx: Context, mq: dict, session: Callable[[ModuleType, Any], None]) -> int:
+def serve(
+    ctx: Context, mq: dict, session: Callable[[ModuleType, Any], None], refusals: Refusals | None = None
+) -> int:
     """Connect, run `session(driver, queue_manager)`, and when the queue manager or the network
-    fails say so (log, stats) and connect again; returns the process exit code."""
+    fails say so (log, stats) and connect again; returns the process exit code. `refusals`
+    says refused connects (one for all of a connector's threads)."""
     m = driver()
+    refusals = refusals or Refusals()
     while not ctx.should_stop():
-        qm = connect(ctx, m, mq)
+        qm = connect(ctx, m, mq, refusals)
         if qm is None:
             break
         try:
