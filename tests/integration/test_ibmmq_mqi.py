@@ -256,6 +256,26 @@ def test_a_channel_on_a_queue_not_defined_backs_off_and_takes_it_up_once_defined
     wait_for(lambda: numbers(server.bodies("conn.record")) == [7], timeout=30, what="it, once defined")
 
 
+def test_a_backout_queue_without_put_authority_backs_off_and_takes_the_message_once_granted(env):
+    """Before: a message for the backout queue, whose user lacked +put on it, was backed out and
+    tried again every second with an ERROR line each time, for ever. Now: said once with what
+    to do, tried less and less often, and moved once the grant is made."""
+    qm = env["qm"]
+    qm.deny(qm.queues["backout"], "put", "passall")
+    put(qm, qm.queues["in"], [b"not json"])
+    start(env, "ibm-mq-channel", "in")
+    # each try opens twice (with MQOO_PASS_ALL_CONTEXT, then without): 4 tries refused
+    wait_for(lambda: qm.counters()["opens_refused"] >= 8, what="4 tries refused")
+    lines = _refusal_lines(env)
+    assert len(lines) == 1, lines
+    assert f"grant +put on {qm.queues['backout']} to app" in lines[0], lines
+    wait_for(lambda: stats(env, "ibm-mq-channel:in").get("state") == "refused", what="state refused")
+    qm.deny(qm.queues["backout"])
+    [(body, _)] = backed_out(env, 1, "the poison message, once granted")
+    assert body == b"not json"
+    assert "takes messages again, after" in log_text(env["dir"])
+
+
 def test_an_outgoing_connection_refused_at_connect_backs_off_and_sends_once_granted(env):
     """Before: 2035 for MQCONNX (a user without +connect, a wrong password) was tried again every
     5 s at most, a warning line each time, for ever. Now: said once with what to check, tried

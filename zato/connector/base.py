@@ -51,11 +51,15 @@ class RetryPolicy:
     max: float = 5.0
     factor: float = 1.0
 
+    def after(self, previous: float) -> float:
+        """The wait that follows `previous` (0: the first wait)."""
+        return self.start if previous <= 0 else min(previous * self.factor + self.step, self.max)
+
     def delays(self) -> Iterator[float]:
         delay = self.start
         while True:
             yield delay
-            delay = min(delay * self.factor + self.step, self.max)
+            delay = self.after(delay)
 
 
 T = TypeVar("T")

@@ -25,7 +25,8 @@
 - an input open refused with what only a configuration change ends (2035 MQRC_NOT_AUTHORIZED:
   no +get; 2085 MQRC_UNKNOWN_OBJECT_NAME: no such queue) is tried again on the same connection
   after ibmmq_common.REFUSED's growing waits (0.5 s... 30 s), said once with what to do, then
-  at most once a minute with a count (ibmmq_common.Refusals), the stats state `refused`;
+  at most once a minute with a count (ibmmq_common.Refusals), the stats state `refused`; so is
+  a backout queue that refuses a message so (2035: no +put; 2085), the message backed out;
 - the queue is opened with MQOO_INQUIRE to read BOQNAME/BOTHRESH; a user without +inq gets
   2035 for that open, so it is opened again without it (said once: the channel's own backout
   queue and threshold apply);
@@ -90,6 +91,8 @@ class IBMMQChannelConnector:
         self.once = ibmmq_common.Once(ctx)
         self.refusals = ibmmq_common.Refusals()  # the input open's 2035/2085, said for all threads
         self.connect_refusals = ibmmq_common.Refusals()  # MQCONNX's (ibmmq_common.connect_refusal)
+        self.backout_refusals = ibmmq_common.Refusals()  # the backout queue's 2035/2085
+        self.backout_wait = 0.0  # the wait after its last refusal (0: none since it took one)
         self.convert = bool(definition.get("convert"))
 
     def run(self) -> int:
@@ -179,22 +182,10 @@ class IBMMQChannelConnector:
         """The queue manager refused the input open with what only a configuration change ends
         (2035: no +get; 2085: no such queue): say what to do (once, then at most once a minute
         with a count), show it in status (`refused`, LAST ERROR), wait `delay`; True: stop."""
-        mq, name = self.d["ibm_mq"], self.d["queue"]
-        qmgr = mq["queue_manager"] or "QMGR"
-        reason = ibmmq_common.reason_of(e)
+        reason, name = ibmmq_common.reason_of(e), self.d["queue"]
+        what = ibmmq_common.queue_refusal(self.d["ibm_mq"], name, e, "+get", "edit the channel's queue")
         if reason == ibmmq_common.NOT_AUTHORIZED:
-            user = mq["username"] or "USER"
-            who = f"user {user!r}" if mq["username"] else f"the user channel {mq['channel']!r} runs as"
-            what = (
-                f"{who} may not get from queue {name!r} ({ibmmq_common.error_text(e)}): grant +get on "
-                f"{name} to {user} (setmqaut -m {qmgr} -n {name} -t queue -p {user} +get; +inq too, "
-                "to use the queue's BOQNAME and BOTHRESH)"
-            )
-        else:
-            what = (
-                f"queue {name!r} does not exist on queue manager {qmgr} ({ibmmq_common.error_text(e)}): "
-                f"define it (DEFINE QLOCAL({name})) or edit the channel's queue"
-            )
+            what += " (+inq too, to use the queue's BOQNAME and BOTHRESH)"
         ibmmq_common.say_refused(self.ctx, self.refusals, (reason, name), what, delay)
         return self.ctx.wait(delay)
 
@@ -384,9 +375,23 @@ class IBMMQChannelConnector:
         except m.MQMIError as e:
             if ibmmq_common.is_broken(e):
                 raise
+            if ibmmq_common.reason_of(e) in (ibmmq_common.NOT_AUTHORIZED, ibmmq_common.UNKNOWN_OBJECT_NAME):
+                self._backout_refused(qm, e, f"message {msg_id} {reason}")
+                return
             why = ibmmq_common.error_text(e)
             self._stays(qm, f"message {msg_id} {reason}; cannot put it to {self.backout_queue!r}: {why}")
             return
+        if self.backout_wait:  # the backout queue takes messages again
+            self.backout_wait = 0.0
+            worked = self.backout_refusals.worked(time.monotonic())
+            if worked:
+                logger.warning(
+                    "%s: backout queue %r takes messages again, after %d refusal(s) over %.0f s",
+                    self.ctx.label,
+                    self.backout_queue,
+                    *worked,
+                )
+            self.ctx.stats.state("running")
         ibmmq_common.commit(m, qm, self.once)
         self.ctx.stats.add("parked")
         self.ctx.stats.error(f"moved message {msg_id} to backout queue {self.backout_queue!r}: {reason}")
@@ -450,6 +455,27 @@ class IBMMQChannelConnector:
         finally:
             with contextlib.suppress(*ibmmq_common.mq_errors(m)):
                 target.close()
+
+    def _backout_refused(self, qm: Any, e: BaseException, text: str) -> None:
+        """The backout queue refused the message with what only a configuration change ends
+        (2035: no +put; 2085: no such queue): back it out (it comes again), say what to do as
+        the input open's refusals are said, wait longer each time (REFUSED), up to 30 s."""
+        qm.backout()
+        self.backout_wait = ibmmq_common.REFUSED.after(self.backout_wait)
+        what = f"{text}, but it cannot be moved: " + ibmmq_common.queue_refusal(
+            self.d["ibm_mq"],
+            self.backout_queue,
+            e,
+            "+put",
+            "set the queue's BOQNAME or the channel's backout queue to one that exists",
+        )
+        if ibmmq_common.reason_of(e) == ibmmq_common.NOT_AUTHORIZED:
+            what += " (+passall too, to keep its sender's context)"
+        key = (ibmmq_common.reason_of(e), self.backout_queue)
+        ibmmq_common.say_refused(
+            self.ctx, self.backout_refusals, key, what + "; it stays on its queue", self.backout_wait
+        )
+        self.ctx.wait(self.backout_wait)
 
     def _stays(self, qm: Any, text: str) -> None:
         """A message that cannot be moved: back it out (it stays on its queue), say why, pause."""

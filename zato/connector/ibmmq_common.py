@@ -255,6 +255,23 @@ def connect_refusal(mq: dict, e: BaseException) -> str | None:
     return None
 
 
+def queue_refusal(mq: dict, queue: str, e: BaseException, needs: str, then: str) -> str:
+    """What to do when MQOPEN of `queue` was refused with 2035 (the user lacks `needs`, e.g.
+    "+get") or 2085 (no such queue; `then`: what else would mend it)."""
+    qmgr, why = mq["queue_manager"] or "QMGR", error_text(e)
+    if reason_of(e) == NOT_AUTHORIZED:
+        user = mq["username"] or "USER"
+        who = f"user {user!r}" if mq["username"] else f"the user channel {mq['channel']!r} runs as"
+        return (
+            f"{who} may not open queue {queue!r} ({why}): grant {needs} on {queue} to {user} "
+            f"(setmqaut -m {qmgr} -n {queue} -t queue -p {user} {needs})"
+        )
+    return (
+        f"queue {queue!r} does not exist on queue manager {qmgr} ({why}): "
+        f"define it (DEFINE QLOCAL({queue})) or {then}"
+    )
+
+
 def say_refused(ctx: Context, refusals: Refusals, key: object, what: str, delay: float) -> None:
     """A refusal only a configuration change ends: in status (state `refused`, last error with
     the count and the next try) and in the log once, then at most once every
