@@ -10,9 +10,11 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 from tests.hosts.checkers import EpochWatch, amqp_counts, stale_accepted
+from tests.hosts.lab import SERVER_PORT
 from tests.hosts.test_partition import publish_and_settle
 from tests.support import wait_for
 from zato.coord import connector_stats
@@ -23,10 +25,18 @@ def channel_stats(lab, channel) -> dict:
     return connector_stats.read(lab.redis(), lab.cluster, [name]).get(name, {})
 
 
+def holder_log(lab, name: str) -> str:
+    """The server's log, where its connectors log too."""
+    with open(os.path.join(lab.server_dir(name), "logs", "server.log"), errors="replace") as f:
+        return f.read()
+
+
 def test_holder_cut_from_one_server_consumes_on_the_others_without_failures(lab, channel):
     publish_and_settle(lab, channel, 0, 60)  # every server took calls: connections are kept
+    assert {a["server"] for a in lab.accepted()} == set(lab.names), "the premise: every server took calls"
     holder, epoch = lab.wait_holder()
     other = next(n for n in lab.names if n != holder)
+    said_before = len(holder_log(lab, holder))
     before = channel_stats(lab, channel).get("failures", 0)
     watch = EpochWatch(lab).start()
     for n in range(60, 90):  # calls in flight, and connections to `other` kept, as the cut comes
@@ -35,7 +45,8 @@ def test_holder_cut_from_one_server_consumes_on_the_others_without_failures(lab,
     try:
         for n in range(90, 250):
             channel.publish(n)
-            time.sleep(0.01)
+            if n >= 120:  # 90..119 at once: overlapping calls go round-robin, so one takes a
+                time.sleep(0.01)  # connection to `other` kept from the burst before the cut
         wait_for(
             lambda: amqp_counts(channel.published, lab.accepted())["lost"] == 0,
             timeout=25,
@@ -45,6 +56,18 @@ def test_holder_cut_from_one_server_consumes_on_the_others_without_failures(lab,
         lab.net.heal(lab.host(holder))
     changes = watch.stop()
     accepted = lab.accepted()
+    # The premise: calls went to `other` as the cut came, and one on a connection kept from
+    # before the cut (data or keep-alive probes unacknowledged: ETIMEDOUT, errno 110) failed and
+    # went on. Calls made one at a time stay on one server (invoke.STAY): only overlapping
+    # ones (the bursts of 60..89 and 90..119) go round-robin over every server.
+    near_cut = sorted(a["item"]["n"] for a in accepted if a["server"] == other and 60 <= a["item"]["n"] < 90)
+    dead_link = (
+        f"server {lab.host(other).ip}:{SERVER_PORT} cannot be reached from here (TimeoutError: [Errno 110]"
+    )
+    kept = [line for line in holder_log(lab, holder)[said_before:].splitlines() if dead_link in line]
+    print(f"{other} took {near_cut} of 60..89; calls on kept connections to it failed {len(kept)} times")
+    assert near_cut, f"the premise: {other} took calls as the cut came"
+    assert kept, f"the premise: a call on a connection to {other} kept from before the cut"
     counts = amqp_counts(channel.published, accepted)
     failures = channel_stats(lab, channel).get("failures", 0) - before
     print(f"{holder} cut from {other}: {counts}, failures {failures}, epoch changes {changes}")
