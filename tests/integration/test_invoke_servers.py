@@ -7,6 +7,7 @@ members in Redis (conn_support.FakeServer)."""
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 import redis
@@ -14,6 +15,7 @@ import redis
 from tests.conn_support import SECRET, FakeServer, set_epoch
 from tests.support import REDIS_URL, cleanup_redis, cluster_name, wait_for
 from zato.common.signing import epoch_key
+from zato.connector import invoke
 from zato.connector.invoke import Invoker
 from zato.coord.signing import member_key
 
@@ -61,3 +63,28 @@ def test_calls_that_overlap_go_to_both_servers(two):
             fake.release.set()
         for call in calls:
             call.join(10)
+
+
+def test_a_server_that_fails_mid_stay_loses_the_calls_at_once(two, monkeypatch, caplog):
+    """The server calls made one at a time stay on stops taking connections (its process gone,
+    its membership entry not expired yet): the call that finds it so goes to the other server,
+    and so do the calls after it, without waiting for STAY to run out (30 s here, so every
+    call below is made within it however slow the machine)."""
+    monkeypatch.setattr(invoke, "STAY", 30.0)
+    invoker, fakes = two
+    first = [invoker.invoke("demo.one", b"before", "text/plain") for _ in range(3)]
+    assert all(r.ok for r in first) and len({r.server for r in first}) == 1, first
+    stay = next(fake for fake in fakes if f"127.0.0.1:{fake.port}" == first[-1].server)
+    other = next(fake for fake in fakes if fake is not stay)
+    stay.httpd.shutdown()  # no more connections; its heartbeat goes on: still a live member
+    stay.httpd.server_close()
+    assert f"127.0.0.1:{stay.port}" in invoker.servers()
+    after = [invoker.invoke("demo.one", b"after", "text/plain") for _ in range(5)]
+    assert [(r.ok, r.server) for r in after] == [(True, f"127.0.0.1:{other.port}")] * 5
+    assert stay.bodies("demo.one").count(b"after") == 0
+    # tried once, by the first call after it failed; the later calls went to the other first
+    tried = [
+        r for r in caplog.records if r.getMessage().startswith(f"server 127.0.0.1:{stay.port} cannot be")
+    ]
+    assert len(tried) == 1, [r.getMessage() for r in tried]
+    assert invoker.reach.late(time.monotonic()) == [f"127.0.0.1:{stay.port}"]
