@@ -88,3 +88,19 @@ def test_a_server_that_fails_mid_stay_loses_the_calls_at_once(two, monkeypatch, 
     ]
     assert len(tried) == 1, [r.getMessage() for r in tried]
     assert invoker.reach.late(time.monotonic()) == [f"127.0.0.1:{stay.port}"]
+
+
+def test_a_call_that_fails_ends_the_stay_so_its_retry_goes_to_the_other_server(two):
+    """One server's service fails (500: a bad deployment there) and the other's works: a
+    message retried at once after the failure (a channel's requeue) goes to the other server,
+    as round-robin sent it, not back to the failing one for the rest of STAY (which would take
+    every try and park the message)."""
+    invoker, fakes = two
+    first = invoker.invoke("demo.one", b"warm", "text/plain")
+    bad = next(fake for fake in fakes if f"127.0.0.1:{fake.port}" == first.server)
+    good = next(fake for fake in fakes if fake is not bad)
+    bad.fail.add("demo.one")
+    tries = [invoker.invoke("demo.one", b"again", "text/plain") for _ in range(4)]
+    assert tries[0].server == f"127.0.0.1:{bad.port}" and not tries[0].ok
+    assert tries[1].ok and tries[1].server == f"127.0.0.1:{good.port}", tries
+    assert sum(not r.ok for r in tries) <= 2, [(r.status, r.server) for r in tries]

@@ -310,6 +310,15 @@ class Invoker:
             self._stay, self._stay_until = servers[start % len(servers)], now + STAY
         return start
 
+    def _move_on(self, address: str) -> None:
+        """A call to `address` failed (an error answer, no answer in time): calls made one at a
+        time stay there no longer. Else a server whose services fail (a bad deployment) would
+        take every try of a message redelivered at once, and park it, where round-robin gives
+        the next try to another server."""
+        with self._lock:
+            if self._stay == address:
+                self._stay_until = 0.0
+
     def _call_from(
         self, path: str, body: bytes, headers: dict, servers: list[str], start: int, now: float
     ) -> Result:
@@ -318,8 +327,11 @@ class Invoker:
             try:
                 result = self._post(address, path, body, headers)
                 self.reach.answered(address)
+                if not result.ok:
+                    self._move_on(address)
                 return result
             except NoAnswer:
+                self._move_on(address)
                 text = f"the service did not answer within {self.timeout:g} s"
                 return Result(TIMED_OUT, text.encode(), address, timed_out=True)
             except ServerGone:
