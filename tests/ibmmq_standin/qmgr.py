@@ -45,6 +45,12 @@ calls the connectors use, with the semantics the connectors rely on:
   between the CCSIDs below, else comes unconverted with 2111 MQRC_SOURCE_CCSID_ERROR / 2115
   MQRC_TARGET_CCSID_ERROR, or 2119 MQRC_NOT_CONVERTED when its bytes are not valid in its CCSID
   (IBM: "if conversion fails ... the unconverted message is returned ... with MQCC_WARNING");
+- MQGET's BufferLength: a message longer than the buffer stays on the queue with MQCC_WARNING
+  2080 MQRC_TRUNCATED_MSG_FAILED (the MD filled, the data cut to the buffer, DataLength its
+  whole length before conversion), as 2080's page and "Conversion processing" step 4 say; one
+  that fits but grows beyond the buffer in conversion is removed and returned unconverted with
+  MQCC_WARNING 2120 MQRC_CONVERTED_MSG_TOO_BIG (2120's page). The client module does what
+  ibmmq's Queue.get does with that (a 4 KB buffer first, then one more get: see its get());
 - on demand: every connection broken with a reason code (2009, 2161, 2162...), a queue
   manager restart (connections broken, non-persistent messages gone, new connections refused
   with 2538 for a while), puts to a queue that complete with a warning (MQCC_WARNING and a
@@ -90,7 +96,9 @@ NOT_OPEN_FOR_INPUT, NOT_OPEN_FOR_INQUIRE, NOT_OPEN_FOR_OUTPUT = 2037, 2038, 2039
 OBJECT_IN_USE = 2042
 HOBJ_ERROR = 2019
 BACKED_OUT = 2003
-TRUNCATED_MSG_ACCEPTED = 2079
+TRUNCATED_MSG_ACCEPTED, TRUNCATED_MSG_FAILED = 2079, 2080
+CONVERTED_MSG_TOO_BIG = 2120
+GMO_ACCEPT_TRUNCATED_MSG = 0x40
 NOT_OPEN_FOR_PASS_ALL, CONTEXT_HANDLE_ERROR, CONTEXT_NOT_AVAILABLE = 2093, 2097, 2098
 OO_INPUT_AS_Q_DEF, OO_INPUT_SHARED, OO_INPUT_EXCLUSIVE = 1, 2, 4
 OO_OUTPUT, OO_INQUIRE = 16, 32
@@ -185,6 +193,7 @@ class QueueManagerState:
         self.counters = {"connects": 0, "commits": 0, "backouts": 0, "restarts": 0, "gets": 0, "puts": 0}
         self.counters["opens_refused"] = 0  # MQOPENs refused with 2035 or 2085 (a test counts tries)
         self.counters["connects_refused"] = 0  # MQCONNXs refused with 2035, 2058 or 2540
+        self.counters["truncated_gets"] = 0  # gets that left a message longer than their buffer (2080)
         self.connect_denied = False
 
     # -- units of work (called with the lock held) --------------------------------------------
@@ -318,6 +327,19 @@ class QueueManagerState:
                 raise MQFail(NO_MSG_AVAILABLE)
             self.cond.wait(deadline - now)
         msg = q[found]
+        options = int(a.get("options", 0))
+        body, md = msg.body, msg.md
+        if md.get("Format") == FMT_RF_HEADER_2:
+            body, md = _properties_as_q_def(body, md, options)
+        # BufferLength (None: an admin read, any length). MQGET: a message longer than the buffer
+        # without MQGMO_ACCEPT_TRUNCATED_MSG stays on the queue (2080's page: "the message has not
+        # been removed"), the MD filled, DataLength its whole length before any conversion;
+        # MQCC_WARNING as "Conversion processing" (its table 1 and step 4) gives it.
+        buffer = a.get("buffer")
+        if buffer is not None and len(body) > int(buffer) and not options & GMO_ACCEPT_TRUNCATED_MSG:
+            cut = {"b64": base64.b64encode(body[: int(buffer)]).decode(), "md": md, "length": len(body)}
+            self.counters["truncated_gets"] += 1
+            raise MQWarn(TRUNCATED_MSG_FAILED, cut)
         del q[found]
         self.counters["gets"] += 1
         if a.get("syncpoint"):
@@ -326,12 +348,15 @@ class QueueManagerState:
             self.cond.notify_all()
         if handle.options & OO_SAVE_ALL_CONTEXT:
             handle.saved = {k: msg.md.get(k) for k in IDENTITY + ORIGIN}
-        body, md = msg.body, msg.md
-        if md.get("Format") == FMT_RF_HEADER_2:
-            body, md = _properties_as_q_def(body, md, int(a.get("options", 0)))
         converted = 0
-        if int(a.get("options", 0)) & GMO_CONVERT:
-            body, md, converted = _convert(body, md, int(a.get("ccsid") or 0) or self.ccsid)
+        if options & GMO_CONVERT:
+            data, new_md, converted = _convert(body, md, int(a.get("ccsid") or 0) or self.ccsid)
+            if buffer is not None and len(data) > int(buffer):
+                # 2120's page: the data grew in conversion beyond the buffer, but the message
+                # was removed already (it fitted before): returned unconverted, MQCC_WARNING
+                converted = CONVERTED_MSG_TOO_BIG
+            else:
+                body, md = data, new_md
         reply = {"b64": base64.b64encode(body).decode(), "md": md, "length": len(body)}
         reason, cut = self.get_warnings.get(a["queue"], (0, None))
         reason = reason or converted

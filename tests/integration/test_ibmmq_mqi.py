@@ -312,10 +312,11 @@ def test_a_channel_with_convert_gets_ebcdic_text_as_utf8(env):
     assert qm.drain(qm.queues["backout"]) == []
 
 
-def test_a_channel_with_convert_passes_binary_on_and_parks_what_cannot_be_converted(env):
-    """A binary message (MQFMT_NONE) comes unconverted with 2110 MQRC_FORMAT_ERROR: passed on as
-    put. Text in a CCSID the queue manager cannot convert comes unconverted with a warning: to
-    the backout queue, whole, with the reason."""
+def test_a_channel_with_convert_passes_binary_and_unconvertible_text_on_as_put(env):
+    """A binary message (MQFMT_NONE) comes unconverted with 2110 MQRC_FORMAT_ERROR, text in a
+    CCSID the queue manager cannot convert with 2111 MQRC_SOURCE_CCSID_ERROR: each the whole
+    message as it was put, which is passed on once and committed, said once for the text.
+    Before, the text went to the backout queue."""
     qm = env["qm"]
     connectors.edit(
         env["odb"], env["cluster"], "ibm-mq-channel", "in", {"convert": True, "data_format": "text"}
@@ -324,11 +325,47 @@ def test_a_channel_with_convert_passes_binary_on_and_parks_what_cannot_be_conver
     put(qm, qm.queues["in"], [b"\x00\x01\xfe\xff"], Format=qm.mq.CMQC.MQFMT_NONE, CodedCharSetId=819)
     put(qm, qm.queues["in"], [b"text?"], Format=qm.mq.CMQC.MQFMT_STRING, CodedCharSetId=65000)
     start(env, "ibm-mq-channel", "in")
-    wait_for(lambda: server.bodies("conn.record") == [b"\x00\x01\xfe\xff"], what="the binary message as put")
-    moved = backed_out(env, 1, "the unconvertible message on the backout queue")
-    assert [b for b, _ in moved] == [b"text?"]
-    s = wait_for(lambda: (s := stats(env, "ibm-mq-channel:in")).get("parked") == 1 and s, what="stats")
-    assert "MQGET completed with a warning, reason 2111" in s["last_error"]
+    wanted = [b"\x00\x01\xfe\xff", b"text?"]
+    wait_for(lambda: server.bodies("conn.record") == wanted, what="both messages as put")
+    wait_for(lambda: stats(env, "ibm-mq-channel:in").get("messages_out") == 2, what="2 commits")
+    log = log_text(env["dir"])
+    assert log.count("came unconverted (reason 2111") == 1, log
+    assert qm.drain(qm.queues["backout"]) == []
+
+
+def test_a_large_message_with_convert_reaches_the_service_once(env):
+    """Before: ibmmq gets into a 4 KB buffer first and, for a longer message, again with its
+    length (doubled with MQGMO_CONVERT); a warning on that second get raises without the data,
+    so a 100 KB binary message (2110), text in an unknown CCSID (2111) or text that more than
+    doubles in conversion (2120) was backed out and got again for ever, never reaching the
+    service. Now the channel sizes MQGET's buffer itself from the 2080's data length (3 times
+    it with `convert`): each comes once, converted where it can be, and is committed."""
+    qm = env["qm"]
+    connectors.edit(
+        env["odb"], env["cluster"], "ibm-mq-channel", "in", {"convert": True, "data_format": "text"}
+    )
+    server = fake(env)
+    size = 100_000
+    binary = (bytes(range(256)) * (size // 256 + 1))[:size]
+    euros = "€" * size  # one byte each in CCSID 1252, three in UTF-8
+    ebcdic = ("Grüße " * (size // 6 + 1))[:size]
+    unknown = b"unknown?" * (size // 8)
+    mqstr = qm.mq.CMQC.MQFMT_STRING
+    put(qm, qm.queues["in"], [binary], Format=qm.mq.CMQC.MQFMT_NONE, CodedCharSetId=819)
+    put(qm, qm.queues["in"], [euros.encode("cp1252")], Format=mqstr, CodedCharSetId=1252)
+    put(qm, qm.queues["in"], [ebcdic.encode("cp500")], Format=mqstr, CodedCharSetId=500)
+    put(qm, qm.queues["in"], [unknown], Format=mqstr, CodedCharSetId=65000)
+    start(env, "ibm-mq-channel", "in")
+    wanted = [binary, euros.encode(), ebcdic.encode(), unknown]
+    wait_for(lambda: len(server.bodies("conn.record")) >= 4, timeout=30, what="the 4 large messages")
+    wait_for(lambda: stats(env, "ibm-mq-channel:in").get("messages_out") == 4, what="4 commits")
+    assert server.bodies("conn.record") == wanted  # each once, in order, whole
+    s = stats(env, "ibm-mq-channel:in")
+    assert not s.get("backouts") and not s.get("parked"), s
+    assert qm.drain(qm.queues["backout"]) == []
+    if not qm.is_real:
+        assert qm.depth(qm.queues["in"]) == (0, 0)
+        assert qm.counters()["truncated_gets"] == 1  # the buffer grew once, for the first
 
 
 def test_data_cut_short_under_any_warning_is_never_passed_on(env):

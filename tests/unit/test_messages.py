@@ -120,7 +120,10 @@ def test_an_ibm_mq_message_reads_its_mqmd():
         Priority = "high"  # not a number: kept as text, the message still goes
 
     fewer = Request(meta=mqmd_meta(Fewer())).ibm_mq
-    assert fewer.priority == "high"
+    assert fewer.priority == "high" and fewer.not_converted == ""
+    # a channel with `convert`, a message the queue manager returned as it was put
+    as_put = Request(raw=b"text?", meta=mqmd_meta(Fewer(), "reason 2111 (MQRC_SOURCE_CCSID_ERROR)")).ibm_mq
+    assert as_put.not_converted == "reason 2111 (MQRC_SOURCE_CCSID_ERROR)" and as_put.data == b"text?"
     assert fewer.reply_to is None and fewer.correlation_id == b"" and not fewer.correlation_id
     assert fewer.timestamp == dt.datetime(2026, 12, 5, 12, 3, 4, 500000)
 

@@ -32,15 +32,20 @@
   queue and threshold apply);
 - a get that completes with a warning (MQCC_WARNING; the driver raises MQMIError with the data
   attached) is never committed unsaid: data not whole (2079 MQRC_TRUNCATED_MSG_ACCEPTED, 2080,
-  shorter than the driver's original_length, or none): backed out, counted and said; any
-  other warning with the whole message (e.g. 2119 MQRC_NOT_CONVERTED: returned as it was
-  put): to the backout queue at once, with the reason;
+  shorter than the driver's original_length, or none): backed out, counted and said; with
+  `convert`, a conversion warning with the whole message (2110..2120, 2150, 2190: returned as
+  it was put) passes it on so, its metadata saying why (not_converted), said once per reason
+  and CCSID; any other warning with the whole message: to the backout queue, with the reason;
+- MQGET's buffer is given (FIRST_BUFFER at first): a message longer than it stays on the queue
+  with 2080, and the buffer grows to its length (CONVERT_GROWTH times it with `convert`) for
+  the next get, which takes it. (Without a length, ibmmq gets again itself and a warning on
+  that second get raises without the data: such a message was backed out for ever);
 - MQCMIT that completes with 2124 MQRC_OUTCOME_PENDING counts as committed
   (ibmmq_common.commit);
 - `convert` (off by default): each get says MQGMO_CONVERT with MQMD CodedCharSetId 1208, so the
   queue manager converts text (MQFMT_STRING) to UTF-8; a binary message (MQFMT_NONE) comes as
   it was put with 2110 MQRC_FORMAT_ERROR and is passed on; a conversion that fails returns
-  the message unconverted with a warning, and it goes to the backout queue (above);
+  the message unconverted with a warning, and it is passed on as put (above);
 - the input handle saves context (MQOO_SAVE_ALL_CONTEXT) and a message moved to the backout
   queue is put with MQPMO_PASS_ALL_CONTEXT, so it keeps its sender's put date and time, user
   and application; without +passall on the backout queue (2035) it is put with this
@@ -71,6 +76,16 @@ NO_SERVER_PAUSE = 1.0
 IN_USE_PAUSE = 2.0  # between opens refused with 2042 MQRC_OBJECT_IN_USE
 UTF8_CCSID = 1208  # what a channel with `convert` asks the queue manager for
 FORMAT_ERROR = 2110  # MQRC_FORMAT_ERROR: with MQGMO_CONVERT, an MQFMT_NONE message comes as put
+TRUNCATED_MSG_FAILED = 2080  # the message did not fit the buffer and stays on the queue
+FIRST_BUFFER = 4096  # MQGET's first buffer (ibmmq's own default), grown to the longest message
+# UTF-8 takes at most 3 bytes for a character that any single- or double-byte CCSID holds in
+# 1 or 2 (4 for 4 in UTF-16 or GB18030): a buffer 3 times the message's length before
+# conversion holds it after, so no message is got unconverted for its buffer (2120)
+CONVERT_GROWTH = 3
+# MQGMO_CONVERT warnings that return the whole message as it was put ("Conversion processing",
+# each reason's page): 2110 MQRC_FORMAT_ERROR ... 2119 MQRC_NOT_CONVERTED, 2120
+# MQRC_CONVERTED_MSG_TOO_BIG, 2150 MQRC_DBCS_ERROR, 2190 MQRC_CONVERTED_STRING_TOO_BIG
+NOT_CONVERTED = frozenset((*range(2110, 2121), 2150, 2190))
 
 
 def _strip(value: Any) -> str:
@@ -215,6 +230,10 @@ class IBMMQChannelConnector:
             self.threshold,
             self.backout_queue,
         )
+        # MQGET's buffer: given, so that a warning always comes with the data (ibmmq's own
+        # second get, after 2080 with no length given, raises a warning without it: a message
+        # got under syncpoint whose data never came); grown to fit a longer message
+        buffer = FIRST_BUFFER
         try:
             while not self.ctx.should_stop():
                 md = m.MD()
@@ -229,9 +248,13 @@ class IBMMQChannelConnector:
                     gmo.Options |= c.MQGMO_CONVERT
                     md.CodedCharSetId, md.Encoding = UTF8_CCSID, c.MQENC_NATIVE
                 try:
-                    body = queue.get(None, md, gmo)
+                    body = queue.get(buffer, md, gmo)
                 except m.MQMIError as e:
                     if ibmmq_common.reason_of(e) == ibmmq_common.NO_MSG_AVAILABLE:
+                        continue
+                    grown = self._grown(qm, buffer, e)
+                    if grown:
+                        buffer = grown
                         continue
                     if not ibmmq_common.is_warning(m, e):
                         raise
@@ -244,6 +267,21 @@ class IBMMQChannelConnector:
                 queue.close()
             except ibmmq_common.mq_errors(m):
                 pass
+
+    def _grown(self, qm: Any, buffer: int, e: BaseException) -> int:
+        """After 2080 MQRC_TRUNCATED_MSG_FAILED (the message longer than `buffer` stays on the
+        queue), the buffer for the next get: the message's length (ibmmq's original_length, its
+        DataLength), times CONVERT_GROWTH with `convert`; 0: not that (or no longer length)."""
+        full = getattr(e, "original_length", None)
+        if ibmmq_common.reason_of(e) != TRUNCATED_MSG_FAILED or not isinstance(full, int) or full <= buffer:
+            return 0
+        # nothing is ours to lose here; should a queue manager have taken the message into this
+        # unit of work all the same ("Conversion processing" step 3), this gives it back rather
+        # than commit its removal with the next message
+        qm.backout()
+        grown = max(full * (CONVERT_GROWTH if self.convert else 1), buffer)
+        logger.info("%s: a message of %d bytes: MQGET's buffer is now %d bytes", self.ctx.label, full, grown)
+        return grown
 
     def _backout_settings(self, m: ModuleType, queue: Any, inquire: bool = True) -> None:
         """Threshold and backout queue: the channel's threshold, else the queue's BOTHRESH; the
@@ -278,11 +316,21 @@ class IBMMQChannelConnector:
             and reason not in ibmmq_common.TRUNCATED
             and not (isinstance(full, int) and full > len(body))
         )
-        if reason == FORMAT_ERROR and self.convert and whole and _strip(md.Format) == "":
-            # IBM's "Conversion processing": a message whose Format is MQFMT_NONE is returned
-            # unconverted with this warning. Its data is bytes, which no one converts: passed on
-            # as put (its MQMD says its CCSID).
-            self._handle(m, qm, queue, body, md)
+        if reason in NOT_CONVERTED and self.convert and whole:
+            # IBM's "Conversion processing": the message is returned whole, as it was put, its
+            # MQMD saying its CodedCharSetId and Format. Passed on so, its metadata saying it was
+            # not converted (self.request.ibm_mq.not_converted); said once per reason and CCSID,
+            # but for a binary message (MQFMT_NONE: 2110), which no one converts.
+            not_converted = ibmmq_common.error_text(e)
+            if not (reason == FORMAT_ERROR and _strip(md.Format) == ""):
+                self.once(
+                    ("not-converted", reason, int(md.CodedCharSetId)),
+                    logging.WARNING,
+                    f"a message in CCSID {int(md.CodedCharSetId)}, Format {_strip(md.Format)!r} came "
+                    f"unconverted ({not_converted}): passed on as it was put, its metadata saying "
+                    "so (not_converted); said once for this reason and CCSID",
+                )
+            self._handle(m, qm, queue, body, md, not_converted)
             return
         self.ctx.stats.add("messages_in")
         why = f"MQGET completed with a warning, {ibmmq_common.error_text(e)}"
@@ -299,7 +347,9 @@ class IBMMQChannelConnector:
         logger.error("%s: %s", self.ctx.label, text)
         self.ctx.wait(NO_SERVER_PAUSE)
 
-    def _handle(self, m: ModuleType, qm: Any, queue: Any, body: bytes, md: Any) -> None:
+    def _handle(
+        self, m: ModuleType, qm: Any, queue: Any, body: bytes, md: Any, not_converted: str = ""
+    ) -> None:
         self.ctx.stats.add("messages_in")
         count = int(md.BackoutCount)
         if count >= self.threshold:
@@ -309,7 +359,7 @@ class IBMMQChannelConnector:
         if self.d["data_format"] == "json" and (reason := not_json(body)):
             self._to_backout_queue(m, qm, queue, body, md, f"poison message: {reason}")
             return
-        result = self._invoke(body, ibmmq_common.message_meta(md))
+        result = self._invoke(body, ibmmq_common.message_meta(md, not_converted))
         if result is None:  # stopping while no server could take it
             qm.backout()
         elif result.ok:

@@ -73,10 +73,19 @@ OTHER = {
     2098: "MQRC_CONTEXT_NOT_AVAILABLE",
     2104: "MQRC_UNKNOWN_REPORT_OPTION",
     2110: "MQRC_FORMAT_ERROR",
+    2111: "MQRC_SOURCE_CCSID_ERROR",
+    2112: "MQRC_SOURCE_INTEGER_ENC_ERROR",
+    2113: "MQRC_SOURCE_DECIMAL_ENC_ERROR",
+    2114: "MQRC_SOURCE_FLOAT_ENC_ERROR",
+    2115: "MQRC_TARGET_CCSID_ERROR",
+    2116: "MQRC_TARGET_INTEGER_ENC_ERROR",
+    2117: "MQRC_TARGET_DECIMAL_ENC_ERROR",
+    2118: "MQRC_TARGET_FLOAT_ENC_ERROR",
     2119: "MQRC_NOT_CONVERTED",
     2120: "MQRC_CONVERTED_MSG_TOO_BIG",
     2123: "MQRC_OUTCOME_MIXED",
     2124: "MQRC_OUTCOME_PENDING",
+    2150: "MQRC_DBCS_ERROR",
     2190: "MQRC_CONVERTED_STRING_TOO_BIG",
     2540: "MQRC_UNKNOWN_CHANNEL_NAME",
 }
@@ -402,9 +411,10 @@ _MD_NUMBERS = {
 }
 
 
-def message_meta(md: Any) -> bytes:
+def message_meta(md: Any, not_converted: str = "") -> bytes:
     """What the queue manager said of a message (its MQMD), as the service reads it: ids as
-    hex text, text fields without their padding; fields the driver's MD lacks are left out."""
+    hex text, text fields without their padding; fields the driver's MD lacks are left out.
+    `not_converted`: why a get with MQGMO_CONVERT returned it as it was put (the reason)."""
     out: dict[str, Any] = {}
     for name, field in _MD_IDS.items():
         value = getattr(md, field, None)
@@ -421,4 +431,7 @@ def message_meta(md: Any) -> bytes:
             out[name] = None if value is None else int(value)
         except (TypeError, ValueError):  # a driver's oddity: never the message's failure
             out[name] = str(value)
-    return jsonenc.dumps_lenient({"kind": "ibm-mq", "mqmd": out}).encode()
+    meta: dict[str, Any] = {"kind": "ibm-mq", "mqmd": out}
+    if not_converted:
+        meta["not_converted"] = not_converted
+    return jsonenc.dumps_lenient(meta).encode()

@@ -16,7 +16,9 @@
                               correlation id), reply_to, reply_to_qmgr, put_date, put_time,
                               timestamp (a UTC datetime of the two), priority, expiry,
                               persistence, format, backout_count, mqmd (every field, ids as
-                              hex text) and data (the body)
+                              hex text), data (the body) and not_converted (a channel
+                              with `convert`: why the queue manager returned the body as
+                              it was put, e.g. "reason 2119 (MQRC_NOT_CONVERTED)"; "" if not)
 
 The connector sends the metadata beside each body (zato.common.batch, invoke-messages); it is
 read from its JSON only when the service asks for it. Values that are not JSON (bytes in a
@@ -140,7 +142,7 @@ IBM_MQ_FIELDS = (
 class IBMMQRequest:
     """self.request.ibm_mq: the MQMD's fields, and the body as `data`."""
 
-    __slots__ = (*IBM_MQ_FIELDS, "msg_id", "correlation_id", "timestamp", "data", "mqmd")
+    __slots__ = (*IBM_MQ_FIELDS, "msg_id", "correlation_id", "timestamp", "data", "mqmd", "not_converted")
 
     def __init__(self, body: bytes, meta: dict):
         md = dict(meta.get("mqmd") or {})
@@ -152,6 +154,8 @@ class IBMMQRequest:
         self.timestamp = put_timestamp(md.get("put_date"), md.get("put_time"))
         self.mqmd = md
         self.data = body
+        # a channel with `convert`: why the queue manager returned it as it was put ('' if not)
+        self.not_converted = str(meta.get("not_converted") or "")
 
     def __repr__(self) -> str:
         return f"<IBMMQRequest {self.mqmd!r}>"

@@ -316,6 +316,7 @@ class Queue:
         self._qm = qmgr
         self._name = _object_name(q_desc.ObjectName if isinstance(q_desc, OD) else q_desc)
         self._hobj = 0
+        self._prev_length = 4096  # mqqueue.Queue: "Set a default length for MQGET buffer"
         if q_desc is not None and open_opts is not None:
             self._open(open_opts)
 
@@ -326,9 +327,52 @@ class Queue:
         return self._hobj
 
     def get(self, max_length: int | None = None, md: MD | None = None, gmo: GMO | None = None) -> bytes:
+        """As ibmmq 2.1's Queue.get (mqqueue.py), step for step: the buffer is max_length, else
+        (None) the last length this Queue needed (4096 at first; 0 with ACCEPT_TRUNCATED_MSG).
+        MQCC_OK: the data. Any other outcome but 2080 with max_length None (2079, 2080 with a
+        max_length, any warning or failure): the MD filled on a warning, then MQMIError(comp,
+        reason, message=data, original_length=DataLength). 2080 with max_length None: the MD
+        filled (its MsgId/CorrelId select the same message again), its Encoding and
+        CodedCharSetId put back, a second MQGET with DataLength (doubled with MQGMO_CONVERT),
+        kept as this Queue's length; any warning or failure of that one raises MQMIError(comp,
+        reason) WITHOUT the data and leaves the MD as it was before it."""
         md, gmo = md or MD(), gmo or GMO()
         if not self._hobj:
             self._open(CMQC.MQOO_INPUT_AS_Q_DEF)
+        if max_length is None:
+            length = 0 if gmo.Options & CMQC.MQGMO_ACCEPT_TRUNCATED_MSG else self._prev_length
+        else:
+            length = max_length
+        encoding, ccsid = md.Encoding, md.CodedCharSetId
+        comp, reason, data, got_md, data_length = self._mqget(md, gmo, length)
+        if not comp:
+            _md_in(md, got_md)
+            return data
+        if (
+            reason == CMQC.MQRC_TRUNCATED_MSG_ACCEPTED
+            or (reason == CMQC.MQRC_TRUNCATED_MSG_FAILED and max_length is not None)
+            or reason != CMQC.MQRC_TRUNCATED_MSG_FAILED
+        ):
+            if comp == CMQC.MQCC_WARNING and got_md is not None:
+                _md_in(md, got_md)
+            raise MQMIError(comp, reason, message=data, original_length=data_length)
+        original_length = data_length
+        if got_md is not None:
+            _md_in(md, got_md)
+        md.Encoding, md.CodedCharSetId = encoding, ccsid
+        if gmo.Options & CMQC.MQGMO_CONVERT:
+            original_length *= 2
+        self._prev_length = original_length
+        comp, reason, data, got_md, _ = self._mqget(md, gmo, original_length)
+        if comp:
+            raise MQMIError(comp, reason)
+        _md_in(md, got_md)
+        return data
+
+    def _mqget(self, md: MD, gmo: GMO, length: int) -> tuple[int, int, bytes, dict | None, int]:
+        """One MQGET into a buffer of `length`: (comp, reason, data, the MD got or None,
+        DataLength). A failure without a message (2033, a broken connection) raises MQMIError
+        from _call, as ibmmqc's return of it makes Queue.get raise."""
         wait = gmo.WaitInterval if gmo.Options & CMQC.MQGMO_WAIT else 0
         try:
             reply = self._qm._call(
@@ -341,15 +385,13 @@ class Queue:
                 msg_id=md.MsgId.hex() if _is_set(md.MsgId) else None,
                 correl_id=md.CorrelId.hex() if _is_set(md.CorrelId) else None,
                 ccsid=md.CodedCharSetId,  # what MQGMO_CONVERT converts to
+                buffer=length,
             )
-        except _Warned as w:  # mqqueue.Queue.get: on MQCC_WARNING the MD is filled, then it raises
-            _md_in(md, w.reply["md"])
+        except _Warned as w:  # completed with a warning, the message's MD and data with it
             body = base64.b64decode(w.reply["b64"])
-            raise MQMIError(
-                w.comp, w.reason, message=body, original_length=w.reply.get("length", len(body))
-            ) from None
-        _md_in(md, reply["md"])
-        return base64.b64decode(reply["b64"])
+            return w.comp, w.reason, body, w.reply["md"], int(w.reply.get("length", len(body)))
+        body = base64.b64decode(reply["b64"])
+        return 0, 0, body, reply["md"], int(reply.get("length", len(body)))
 
     def put(self, msg: str | bytes, md: MD | None = None, pmo: PMO | None = None) -> None:
         md, pmo = md or MD(), pmo or PMO()
