@@ -14,6 +14,8 @@ each a subclass of its parent here; import those from their own module.
      │   │   └─ CoordNotSent  it could not be reached before a command was sent: the
      │   │                    command did not run (zato.coord.changes)
      │   ├─ CoordDataError   Redis answered with an error (WRONGTYPE, a script error): a bug
+     │   │   ├─ CoordForbidden its ACL refuses the command or key to the URL's user (NOPERM):
+     │   │   │                an outage its operator mends (docs/redis-acl.md)
      │   │   └─ BadEntry     (zato.coord.parse) a value read from Redis has the wrong shape
      │   └─ LeaseLost        this process is no longer the connector-server lease holder
      │       └─ StaleEpoch   (zato.coord.queues) Redis refused a move under an older epoch
@@ -114,6 +116,11 @@ class CoordNotSent(CoordUnavailable):
 
 class CoordDataError(CoordError):
     """Redis answered with an error (WRONGTYPE, a failing script...): retrying will not help."""
+
+
+class CoordForbidden(CoordDataError):
+    """Redis's ACL refuses a command or key to the user of [kvdb] url (NOPERM): not a bug of
+    ours, and retrying does not help until its operator grants it (docs/redis-acl.md)."""
 
 
 class LeaseLost(CoordError):

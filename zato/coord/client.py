@@ -9,11 +9,11 @@ from typing import Any, TypeVar
 
 import redis
 from redis.backoff import NoBackoff
-from redis.exceptions import OutOfMemoryError, ReadOnlyError
+from redis.exceptions import NoPermissionError, OutOfMemoryError, ReadOnlyError
 from redis.retry import Retry
 from redis.sentinel import MasterNotFoundError, Sentinel
 
-from zato.common.errors import CoordDataError, CoordError, CoordRefused, CoordUnavailable
+from zato.common.errors import CoordDataError, CoordError, CoordForbidden, CoordRefused, CoordUnavailable
 from zato.common.log import redact
 from zato.config.settings import RedisSettings
 
@@ -194,6 +194,7 @@ def blmove(client: redis.Redis, source: str, dest: str, timeout: float, ends: tu
 
 
 REFUSES_WRITES = "Redis refuses writes"  # in every CoordRefused's text
+ACL_REFUSES = "Redis's ACL refuses it to the user of [kvdb] url"  # in every CoordForbidden's text
 
 
 def refuses_writes(e: Exception) -> str:
@@ -212,7 +213,9 @@ def refuses_writes(e: Exception) -> str:
 @contextlib.contextmanager
 def translate(what: str) -> Iterator[None]:
     """Turn redis-py exceptions into CoordError('<what>: <reason>'): CoordUnavailable when Redis
-    cannot be reached, CoordDataError when it answered with an error (a bug, not an outage)."""
+    cannot be reached, CoordRefused when it refuses every write, CoordForbidden when its ACL
+    refuses the command or key to this user, CoordDataError when it answered with another error
+    (a bug, not an outage)."""
     try:
         yield
     except MasterNotFoundError as e:  # its text embeds a whole client repr: keep the line short
@@ -220,6 +223,8 @@ def translate(what: str) -> Iterator[None]:
         raise CoordUnavailable(f"{what}: {reason} (no Sentinel reachable, or none monitors it)") from e
     except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as e:
         raise CoordUnavailable(f"{what}: {type(e).__name__}: {e}") from e
+    except NoPermissionError as e:
+        raise CoordForbidden(f"{what}: {ACL_REFUSES} (NOPERM: {e}); grant it (docs/redis-acl.md)") from e
     except redis.RedisError as e:
         refusal = refuses_writes(e)
         if refusal:  # an outage of its own: it takes writes again once its operator mends it

@@ -14,7 +14,7 @@ POST /api/async/requeue                         invoke_async calls parked (their
 An action answers 200 with its result, or an error: 400 (a bad argument), 403 (CSRF), 404 (a
 name the cluster does not have), 409 (the same replay or re-send already running in this
 dashboard), 502 (the AMQP broker refused), 503 (Redis, the ODB or the AMQP broker could not be
-reached: try again once it answers).
+reached, or Redis refused the command: a replica, its ACL; try again once it answers or takes it).
 """
 
 from __future__ import annotations
@@ -26,7 +26,15 @@ from typing import Any
 
 import bottle
 
-from zato.common.errors import ConnectorError, CoordRefused, CoordUnavailable, ODBUnavailable, ZatoError
+from zato.common.errors import (
+    ConnectorError,
+    CoordError,
+    CoordForbidden,
+    CoordRefused,
+    CoordUnavailable,
+    ODBUnavailable,
+    ZatoError,
+)
 from zato.dashboard import actions
 from zato.dashboard.auth import COOKIE, CSRF_HEADER, LoginThrottle, Session, Sessions, csrf_ok
 from zato.dashboard.page import login_page, overview_page
@@ -45,13 +53,23 @@ def _remote() -> str:
     return bottle.request.environ.get("REMOTE_ADDR", "?")
 
 
+def _why(e: ZatoError) -> BaseException:
+    """What made `e`: a plain CoordError says what was saved before Redis failed to tell the
+    servers (zato.coord.events.announce, raised from None): its context is the failure."""
+    if type(e) is CoordError and e.__context__ is not None:
+        return e.__context__
+    return e
+
+
 def failure(name: str, e: ZatoError) -> tuple[int, str]:
     """The HTTP status and error text of action `name` that raised `e`: 503 when something it
-    needs could not be reached (it was not the request's fault, and may work later)."""
-    if isinstance(e, CoordUnavailable) and not isinstance(e, CoordRefused):
+    needs could not be reached or refused it for now (a replica, its ACL: it was not the
+    request's fault, and may work later)."""
+    why = _why(e)
+    if isinstance(why, CoordUnavailable) and not isinstance(why, CoordRefused):
         said = str(e)
         return 503, f"{name}: {said}" if "Redis" in said else f"{name}: Redis could not be reached: {said}"
-    if isinstance(e, (CoordUnavailable, ODBUnavailable)):
+    if isinstance(why, (CoordUnavailable, CoordForbidden, ODBUnavailable)):
         return 503, f"{name}: {e}"
     if isinstance(e, ConnectorError):
         from zato.connector.amqp_replay import BrokerUnreachable, ReplayError
