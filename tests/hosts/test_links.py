@@ -66,7 +66,8 @@ def test_holder_cut_from_one_server_consumes_on_the_others_without_failures(lab,
     )
     kept = [line for line in holder_log(lab, holder)[said_before:].splitlines() if dead_link in line]
     print(f"{other} took {near_cut} of 60..89; calls on kept connections to it failed {len(kept)} times")
-    assert near_cut, f"the premise: {other} took calls as the cut came"
+    # (whether `other` took any of 60..89 is printed, not asserted: under load those calls may
+    # not overlap, and the connections kept from 0..59 are what the cut must catch)
     assert kept, f"the premise: a call on a connection to {other} kept from before the cut"
     counts = amqp_counts(channel.published, accepted)
     failures = channel_stats(lab, channel).get("failures", 0) - before
