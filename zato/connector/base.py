@@ -81,17 +81,20 @@ def connect_with_backoff(
         try:
             conn = open_()
         except errors as e:
-            ctx.stats.error(f"cannot connect to {where}: {explain(e)}")
-            ctx.stats.state("reconnecting")
-            logger.warning(
-                "%s: cannot connect to %s: %s; retrying in %.1fs", ctx.label, where, explain(e), delay
-            )
+            say_reconnecting(ctx, where, explain(e), delay)
             if ctx.wait(delay):
                 return None
             continue
         logger.info("%s: connected to %s", ctx.label, where)
         return conn
     return None
+
+
+def say_reconnecting(ctx: Context, where: str, why: str, delay: float, log: logging.Logger = logger) -> None:
+    """A connection attempt failed: the status says why and "reconnecting", `log` when next."""
+    ctx.stats.error(f"cannot connect to {where}: {why}")
+    ctx.stats.state("reconnecting")
+    log.warning("%s: cannot connect to %s: %s; retrying in %.1fs", ctx.label, where, why, delay)
 
 
 def list_queue(ctx: Context, queue: OutQueue) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 
 from zato.common import jsonenc
 from zato.common.errors import EXIT_OK, CoordError, MissingDependency
-from zato.connector.base import Context, RetryPolicy
+from zato.connector.base import Context, RetryPolicy, say_reconnecting
 from zato.coord.queues import StaleEpoch
 
 logger = logging.getLogger("zato.connector.ibmmq")
@@ -323,11 +323,7 @@ def connect(ctx: Context, m: ModuleType, mq: dict, refusals: Refusals) -> Any:
                 say_refused(ctx, refusals, ("connect", reason_of(e)), what, delay)
             else:
                 delay = next(delays)
-                ctx.stats.error(f"cannot connect to {where}: {error_text(e)}")
-                ctx.stats.state("reconnecting")
-                logger.warning(
-                    "%s: cannot connect to %s: %s; retrying in %.1fs", ctx.label, where, error_text(e), delay
-                )
+                say_reconnecting(ctx, where, error_text(e), delay, logger)
             if ctx.wait(delay):
                 return None
             continue
