@@ -125,7 +125,7 @@ def test_actions_with_the_odb_away_are_503_naming_the_odb_and_work_again_once_it
         assert {path: status for path, (status, _) in said.items()} == {
             **{path: 200 for path in ACTIONS},
             "api/deploy": 200,
-            "api/servers/gone1/forget": 400,  # no such server: the ODB answered
+            "api/servers/gone1/forget": 404,  # no such server: the ODB answered (400 before)
         }, said
     finally:
         proxy.stop()
@@ -232,7 +232,7 @@ def test_actions_with_redis_refusing_are_503_saying_so_and_work_again_once_it_ta
             "api/modules/dash503_mod/undeploy",
             "api/deploy",
         )
-        said.pop("api/servers/gone1/forget")  # no such server (400): the ACL does not come into it
+        said.pop("api/servers/gone1/forget")  # no such server (404): the ACL does not come into it
         assert refused(said, publishing, f"{acl} 'publish' command); grant it (docs/redis-acl.md)") == {}, (
             said
         )

@@ -224,5 +224,5 @@ def forget_server(settings: DashboardSettings, odb: Any, client: Any, server: st
     if not membership.forget(
         client, cluster, key, server, lambda: odb_api.delete_server(odb, cluster, server)
     ):
-        raise ActionError(f"no server named {server!r} in cluster {cluster}")
+        raise ActionNotFound(f"no server named {server!r} in cluster {cluster}")
     return f"server {server} forgotten: no longer listed in cluster {cluster}"
