@@ -4,6 +4,7 @@ passwords masked, and the registry's specs (no secret in argv, hash follows the 
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import text
 
 from zato.common.errors import ConnectorError
 from zato.config.settings import RedisSettings, ServerSettings
@@ -84,6 +85,11 @@ def test_an_amqp_def_has_a_handshake_timeout_its_connections_go_by(odb):
     assert connectors.create(odb, CLUSTER, "amqp-def", {"name": "d"})["handshake_timeout"] == 15
     before = {**full, "handshake_timeout": None}  # a row from before the field: the old 15 s
     assert amqp_common.parameters(before).stack_timeout == 15
+    # ... and `zato conn list`, the admin API and the dashboard show those 15 s, not None
+    with odb.session() as s:
+        s.execute(text("UPDATE zato_amqp_def SET handshake_timeout = NULL WHERE name = 'h'"))
+        s.commit()
+    assert connectors.get(odb, CLUSTER, "amqp-def", "h")["handshake_timeout"] == 15
     for bad in ("0", "301"):
         with pytest.raises(ConnectorError, match=f"amqp-def handshake_timeout: {bad} is not in 1..300"):
             connectors.edit(odb, CLUSTER, "amqp-def", "h", {"handshake_timeout": bad})

@@ -20,6 +20,8 @@ from zato.common.passwords import hash_secret
 from zato.connector import zmq_address
 from zato.odb.engine import ODB
 from zato.odb.limits import (
+    AMQP_HANDSHAKE_TIMEOUT,
+    CHANNEL_TIMEOUT,
     MAX_AMQP_HANDSHAKE_TIMEOUT,
     MAX_AMQP_HEARTBEAT,
     MAX_CHANNEL_TIMEOUT,
@@ -69,6 +71,8 @@ class Field:
     hashed: bool = False  # kept as zato.common.passwords.hash_secret(value), never as given
     max_len: int = 400  # characters (a string); `why`: what the bound is, for the error
     why: str = ""
+    # what a row stored before the field's column existed (NULL) goes by, and its view shows
+    unset: Any = None
 
 
 _NAME = Field("name", required=True)
@@ -76,7 +80,7 @@ _DEF = Field("def", "def", required=True)  # a connection definition, by name (s
 _ACTIVE = Field("is_active", "bool")
 _MAX_IN_FLIGHT = Field("max_in_flight", "int", lo=0, hi=MAX_IN_FLIGHT)
 # A channel's seconds to wait for its service's answer; a slower one is a failed delivery.
-_TIMEOUT = Field("timeout", "int", lo=1, hi=MAX_CHANNEL_TIMEOUT)
+_TIMEOUT = Field("timeout", "int", lo=1, hi=MAX_CHANNEL_TIMEOUT, unset=CHANNEL_TIMEOUT)
 
 
 FIELDS: dict[str, tuple[Field, ...]] = {
@@ -93,7 +97,7 @@ FIELDS: dict[str, tuple[Field, ...]] = {
         Field("use_tls", "bool"),
         # Seconds a connection has to get through TCP, TLS and the AMQP handshake: a port that
         # takes it and never answers (a hung broker, another service) fails after this.
-        Field("handshake_timeout", "int", lo=1, hi=MAX_AMQP_HANDSHAKE_TIMEOUT),
+        Field("handshake_timeout", "int", lo=1, hi=MAX_AMQP_HANDSHAKE_TIMEOUT, unset=AMQP_HANDSHAKE_TIMEOUT),
     ),
     "amqp-channel": (
         _NAME,
@@ -535,7 +539,8 @@ def view(s: Session, kind: str, obj: Any) -> dict:
         elif f.secret:
             out[f.name] = MASK
         else:
-            out[f.name] = getattr(obj, f.name)
+            value = getattr(obj, f.name)
+            out[f.name] = f.unset if value is None else value  # a row from before: what it goes by
     return out
 
 
