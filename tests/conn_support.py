@@ -432,3 +432,19 @@ def sqlite_odb_and_redis(tmp_path, prefix: str):  # noqa: ANN001, ANN201 - a pyt
         client.close()
         db.dispose()
         cleanup_redis(cluster)
+
+
+def zmq_channel_handed_over(db, client, cluster: str, name: str, port: int, take: int = 0):  # noqa: ANN001, ANN201 - an ODB, a client; a Handoff
+    """A ZeroMQ channel `name` in the ODB and Redis, a connector of epoch 3 registered, m1 and
+    m2 handed over, and the first `take` of them taken (moved to processing)."""
+    from zato.connector import definitions  # noqa: PLC0415 - only the ZeroMQ tests need it
+    from zato.coord.handoff import Handoff  # noqa: PLC0415
+
+    values = {"name": name, "address": f"tcp://127.0.0.1:{port}", "service": "s"}
+    definitions.create(db, client, cluster, "zmq-channel", values)
+    handoff = Handoff(client, cluster, "zmq-channel", name, epoch=3)
+    handoff.beat()  # a connector of it registered
+    assert handoff.hand_over(["m1", "m2"])
+    if take:
+        assert handoff.take_many(take) == ["m1", "m2"][:take]
+    return handoff

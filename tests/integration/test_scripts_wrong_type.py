@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from tests.conn_support import sqlite_odb_and_redis
+from tests.conn_support import sqlite_odb_and_redis, zmq_channel_handed_over
 from zato.common.errors import CoordError
 from zato.config.settings import LeaseSettings
 from zato.connector import definitions
@@ -76,13 +76,7 @@ def test_a_message_given_back_stays_when_the_hand_off_queue_is_of_another_type(e
 
 
 def _channel(db, client, cluster: str, name: str) -> Handoff:  # noqa: ANN001
-    values = {"name": name, "address": "tcp://127.0.0.1:45995", "service": "s"}
-    definitions.create(db, client, cluster, "zmq-channel", values)
-    handoff = Handoff(client, cluster, "zmq-channel", name, epoch=3)
-    handoff.beat()  # a connector of it registered
-    assert handoff.hand_over(["m1", "m2"])
-    assert handoff.take_many(1) == ["m1"]  # one taken, one waiting
-    return handoff
+    return zmq_channel_handed_over(db, client, cluster, name, 45995, take=1)  # one taken, one waiting
 
 
 def _names(db, cluster: str) -> list[str]:  # noqa: ANN001

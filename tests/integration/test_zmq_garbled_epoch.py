@@ -10,7 +10,7 @@ import logging
 
 import pytest
 
-from tests.conn_support import sqlite_odb_and_redis
+from tests.conn_support import sqlite_odb_and_redis, zmq_channel_handed_over
 from zato.connector import definitions
 from zato.coord.handoff import Handoff
 from zato.coord.keys import Keys
@@ -26,12 +26,7 @@ def env(tmp_path):
 
 
 def _channel(db, client, cluster: str, name: str) -> Handoff:  # noqa: ANN001
-    values = {"name": name, "address": "tcp://127.0.0.1:45994", "service": "s"}
-    definitions.create(db, client, cluster, "zmq-channel", values)
-    handoff = Handoff(client, cluster, "zmq-channel", name, epoch=3)
-    handoff.beat()  # a connector of it registered
-    assert handoff.hand_over(["m1", "m2"])
-    return handoff
+    return zmq_channel_handed_over(db, client, cluster, name, 45994)
 
 
 def _names(db, cluster: str) -> list[str]:  # noqa: ANN001
