@@ -92,3 +92,19 @@ def test_a_connector_its_queue_manager_refuses_is_a_problem_at_once_saying_what_
         "connector ibm-mq-channel:in on s1 is refused by its queue manager (for 3 s), nothing is"
         " consumed or sent meanwhile: user 'app' may not get from queue 'Q': grant +get on Q to app"
     ]
+
+
+def test_an_amqp_connector_its_broker_refuses_names_the_broker():
+    """Before, an AMQP connector whose login the broker refused was said to be refused by its
+    queue manager."""
+    from zato.cli.cluster import problems
+    from zato.coord.status import _child
+
+    stats = {"state": "refused", "state_since": 1000.0, "updated": 1005.0,
+             "last_error": "the AMQP broker at h:5672 refuses the login of user 'app'"}  # fmt: skip
+    child = _child({"name": "amqp-outgoing:out", "state": "RUNNING"}, stats)
+    view = {"servers": [{"live": True}], "lease": {"holder": "s1"}, "children": [child], "errors": []}
+    assert problems(view) == [
+        "connector amqp-outgoing:out on s1 is refused by its AMQP broker (for 5 s), nothing is"
+        " consumed or sent meanwhile: the AMQP broker at h:5672 refuses the login of user 'app'"
+    ]

@@ -41,7 +41,8 @@ STATUS_EXIT_CODES = """exit codes:
   3  read, and something is wrong, each said on a "problem:" line: no live server,
      connectors defined but no lease holder running them, a connector FATAL, a connector
      reconnecting for 10 s or more (its broker or queue manager out of the holder's reach),
-     a connector its queue manager refuses (not authorized, no such queue),
+     a connector its queue manager or AMQP broker refuses (not authorized, no such queue,
+     a login or virtual host refused),
      the ODB unreachable, the load balancer (of a quickstart DIR) not running"""
 
 
@@ -117,7 +118,7 @@ def problems(data: dict) -> list[str]:
             )
         if c.get("state") == "RUNNING" and c.get("activity") == "refused":  # a configuration error
             out.append(
-                f"connector {c['name']} on {holder} is refused by its queue manager (for"
+                f"connector {c['name']} on {holder} is refused by its {_refuser(c['name'])} (for"
                 f" {c.get('activity_for') or 0} s), nothing is consumed or sent meanwhile:"
                 f" {c.get('last_error') or 'no error said'}"
             )
@@ -357,12 +358,17 @@ def _inactive_waiting(data: dict) -> list[str]:
     return ["", "Inactive outgoing connections:", *lines] if lines else []
 
 
+def _refuser(connector: str) -> str:
+    """Who refuses a connector in state refused: an AMQP one's broker, an IBM MQ one's queue manager."""
+    return "AMQP broker" if connector.startswith("amqp-") else "queue manager"
+
+
 def _state(child: dict) -> str:
     """The supervisor's state of a connector, and what it says it is doing when that is not
     plain work: RUNNING/reconnecting while its broker or queue manager is away, RUNNING/blocked
     while the broker blocks its publishes (a RabbitMQ resource alarm), RUNNING/refused while
-    the queue manager refuses what it needs (not authorized, no such queue: a configuration
-    error, tried again less and less often)."""
+    the queue manager or AMQP broker refuses what it needs (not authorized, no such queue, a
+    login or virtual host: a configuration error, tried again less and less often)."""
     state, activity = child.get("state"), child.get("activity")
     shown = state == "RUNNING" and activity in ("reconnecting", "blocked", "refused")
     if not shown:

@@ -1,5 +1,7 @@
 """AMQP pieces shared by the channel and outgoing connectors: connection parameters from a
-definition, and connecting with back-off (the broker may be down; we say so and retry)."""
+definition, and connecting with back-off (the broker may be down; we say so and retry). A
+login or virtual host the broker refuses is tried again less and less often and said once
+with what to do (zato.connector.refusals), as IBM MQ's refusals are."""
 
 from __future__ import annotations
 
@@ -22,7 +24,8 @@ from pika.adapters.utils.connection_workflow import AMQPConnectorException
 from zato.common import jsonenc
 from zato.common.errors import EXIT_OK, ConnectorError
 from zato.common.log import pika_at_debug  # noqa: F401 - the connectors call it from here
-from zato.connector.base import Context, RetryPolicy, connect_with_backoff
+from zato.connector.base import Context, RetryPolicy, say_reconnecting
+from zato.connector.refusals import REFUSED, Refusals, say_refused
 from zato.coord.queues import AMQP_PROPERTIES, MAX_HEADER_DEPTH
 from zato.odb.limits import AMQP_HANDSHAKE_TIMEOUT, MAX_AMQP_HEARTBEAT
 
@@ -182,17 +185,61 @@ def error_text(e: BaseException, amqp: dict | None = None) -> str:
     return (text if text.startswith(name) else f"{name}: {text}")[:300]
 
 
+def login_refusal(amqp: dict, e: BaseException) -> str | None:
+    """What to do when the broker refused the definition's login (403 ACCESS_REFUSED: no such
+    user, a wrong password) or its virtual host (530 NOT_ALLOWED: no such vhost, or the user has
+    no permission on it): what only a change of configuration ends; None for any other failure."""
+    why, user, vhost, name = error_text(e, amqp), amqp["username"], amqp["vhost"], amqp["name"]
+    broker = f"the AMQP broker at {amqp['host']}:{amqp['port']}"
+    if isinstance(e, (pika.exceptions.ProbableAuthenticationError, pika.exceptions.AuthenticationError)):
+        return (
+            f"{broker} refuses the login of user {user!r} ({why}): check the definition's username and "
+            f"password (zato conn edit amqp-def DIR --name {name} --username USER --password -) and that "
+            "the broker has that user (rabbitmqctl list_users)"
+        )
+    if isinstance(e, pika.exceptions.ProbableAccessDeniedError):
+        return (
+            f"{broker} refuses user {user!r} the virtual host {vhost!r} ({why}): fix the definition's "
+            f"vhost (zato conn edit amqp-def DIR --name {name} --vhost VHOST), or create it and grant "
+            f"the user on it (rabbitmqctl add_vhost {vhost}; rabbitmqctl set_permissions -p {vhost} "
+            f"{user} '.*' '.*' '.*')"
+        )
+    return None
+
+
+def say_connected(ctx: Context, amqp: dict, refusals: Refusals) -> None:
+    """Connected: said at INFO, or at WARNING with how many refusals came before (once)."""
+    where = f"AMQP broker {describe(amqp)}"
+    worked = refusals.worked(time.monotonic())
+    if worked:
+        logger.warning("%s: connected to %s after %d refusal(s) over %.0f s", ctx.label, where, *worked)
+    else:
+        logger.info("%s: connected to %s", ctx.label, where)
+
+
 def connect(ctx: Context, amqp: dict, policy: RetryPolicy = RECONNECT) -> pika.BlockingConnection | None:
-    """A connection to the broker, retrying with back-off; None when the connector must stop."""
+    """A connection to the broker, retrying with back-off (`policy`; REFUSED, said once, for a
+    login or virtual host the broker refuses); None when the connector must stop."""
     params = parameters(amqp, ctx.settings.tls_ca_file)
-    return connect_with_backoff(
-        ctx,
-        lambda: pika.BlockingConnection(params),
-        AMQP_ERRORS,
-        f"AMQP broker {describe(amqp)}",
-        lambda e: error_text(e, amqp),
-        policy,
-    )
+    where = f"AMQP broker {describe(amqp)}"
+    refusals, delays, refused = Refusals(), policy.delays(), REFUSED.delays()
+    while not ctx.should_stop():
+        try:
+            conn = pika.BlockingConnection(params)
+        except AMQP_ERRORS as e:
+            what = login_refusal(amqp, e)
+            if what is not None:
+                delay = next(refused)
+                say_refused(ctx, refusals, ("login", type(e).__name__), what, delay, logger)
+            else:
+                delay = next(delays)
+                say_reconnecting(ctx, where, error_text(e, amqp), delay)
+            if ctx.wait(delay):
+                return None
+            continue
+        say_connected(ctx, amqp, refusals)
+        return conn
+    return None
 
 
 def close_quietly(conn: pika.BlockingConnection | None) -> None:

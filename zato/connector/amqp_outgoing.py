@@ -58,6 +58,7 @@ from zato.connector import amqp_common
 from zato.connector.amqp_common import AMQP_ERRORS, RECONNECT, error_text
 from zato.connector.base import Context, list_queue
 from zato.connector.confirm_window import ConfirmWindow, Publish
+from zato.connector.refusals import REFUSED, Refusals, say_refused
 from zato.coord.queues import OutMessage, OutQueue, StaleEpoch, decode
 
 logger = logging.getLogger("zato.connector.amqp_outgoing")
@@ -98,11 +99,18 @@ class Session:
     connection's I/O loop; an error in one closes the connection (the caller reconnects)."""
 
     def __init__(
-        self, ctx: Context, definition: dict, queue: OutQueue, suspects: frozenset[str] = frozenset()
+        self,
+        ctx: Context,
+        definition: dict,
+        queue: OutQueue,
+        suspects: frozenset[str] = frozenset(),
+        refusals: Refusals | None = None,
     ):
         """suspects: what was awaiting its confirm when the broker closed the last session's
-        channel (see `careful`)."""
+        channel (see `careful`); refusals: the connector's, said by the one that connects."""
         self.ctx, self.d, self.queue = ctx, definition, queue
+        self.refusals = refusals or Refusals()
+        self.refused: str | None = None  # what to do: the broker refused the login or vhost
         self.suspects = set(suspects)  # after the session: the next one's
         self.window = ConfirmWindow(WINDOW)
         self.conn: pika.SelectConnection | None = None
@@ -180,10 +188,11 @@ class Session:
             self.conn.ioloop.stop()
 
     def _on_open(self, conn: pika.SelectConnection) -> None:
-        logger.info("%s: connected to AMQP broker %s", self.ctx.label, amqp_common.describe(self.d["amqp"]))
+        amqp_common.say_connected(self.ctx, self.d["amqp"], self.refusals)
         conn.channel(on_open_callback=self._guard(self._on_channel))
 
     def _on_open_error(self, conn: pika.SelectConnection, e: BaseException) -> None:
+        self.refused = amqp_common.login_refusal(self.d["amqp"], e)
         self.error = (
             f"cannot connect to {amqp_common.describe(self.d['amqp'])}: {error_text(e, self.d['amqp'])}"
         )
@@ -539,15 +548,20 @@ class AMQPOutgoingConnector:
 
     def run(self) -> int:
         """Sessions until told to stop, with back-off between failed ones."""
-        delays = RECONNECT.delays()
+        delays, refused, refusals = RECONNECT.delays(), REFUSED.delays(), Refusals()
         suspects: frozenset[str] = frozenset()
         while not self.ctx.should_stop():
-            session = Session(self.ctx, self.d, self.queue, suspects)
+            session = Session(self.ctx, self.d, self.queue, suspects, refusals)
             session.run()
             suspects = frozenset(session.suspects)
             if session.opened:
-                delays = RECONNECT.delays()
+                delays, refused = RECONNECT.delays(), REFUSED.delays()
             if session.error is None or self.ctx.should_stop():
+                continue
+            if session.refused is not None:  # the login or vhost: less and less often, said once
+                delay = next(refused)
+                say_refused(self.ctx, refusals, ("login", session.refused), session.refused, delay, logger)
+                self.ctx.wait(delay)
                 continue
             delay = next(delays)
             self.ctx.stats.error(session.error)

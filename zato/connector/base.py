@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import redis
 
@@ -60,34 +60,6 @@ class RetryPolicy:
         while True:
             yield delay
             delay = self.after(delay)
-
-
-T = TypeVar("T")
-
-
-def connect_with_backoff(
-    ctx: Context,
-    open_: Callable[[], T],
-    errors: tuple[type[BaseException], ...],
-    where: str,
-    explain: Callable[[BaseException], str],
-    policy: RetryPolicy,
-) -> T | None:
-    """open_() until it works, saying why not (log, stats) and waiting per `policy` between
-    tries; None when the connector must stop meanwhile."""
-    for delay in policy.delays():
-        if ctx.should_stop():
-            return None
-        try:
-            conn = open_()
-        except errors as e:
-            say_reconnecting(ctx, where, explain(e), delay)
-            if ctx.wait(delay):
-                return None
-            continue
-        logger.info("%s: connected to %s", ctx.label, where)
-        return conn
-    return None
 
 
 def say_reconnecting(ctx: Context, where: str, why: str, delay: float, log: logging.Logger = logger) -> None:
