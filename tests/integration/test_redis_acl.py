@@ -67,3 +67,21 @@ def test_a_user_made_before_time_was_in_the_rules_still_heartbeats_on_this_hosts
     refused = [r for r in caplog.records if "Redis refuses TIME to this user" in r.getMessage()]
     assert len(refused) == 1 and "add +time to the user's ACL rules" in refused[0].getMessage()
     client.close()
+
+
+def test_start_says_it_is_the_default_user_that_takes_commands_without_a_password(acl_redis, quickstart):
+    """[kvdb] url with the cluster's own ACL user, and Redis's default user left on (as
+    docs/redis-acl.md's first command alone leaves it). Before, `zato start` said 'warning: Redis
+    at redis://zato-acl-test:******@... takes commands without a password', as if the password
+    in the URL were not used; now it names the default user and how to close it."""
+    port, admin = acl_redis
+    cluster = cluster_name("acl")
+    rules = ["on", f">{PASSWORD}", *Keys(cluster).acl_rules()]
+    admin.execute_command("ACL", "SETUSER", USER, *rules)
+    url = f"redis://{USER}:{PASSWORD}@127.0.0.1:{port}/0"
+    qs = quickstart(servers=1, cluster=cluster, lb=False, extra_conf={"kvdb": {"url": url}})
+    out = zato("start", qs.server_dir("server1"))
+    said = [line for line in (out.stdout + out.stderr).splitlines() if "without a password" in line]
+    assert len(said) == 1, out.stdout + out.stderr
+    assert "also takes commands without a password, as its default user" in said[0]
+    assert "ACL SETUSER default off" in said[0] and PASSWORD not in said[0]

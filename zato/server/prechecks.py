@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 
-from zato.config.settings import ServerSettings
+from zato.config.settings import RedisSettings, ServerSettings
 
 Say = Callable[[str], None]
 
@@ -77,4 +77,20 @@ def check_cluster_membership(s: ServerSettings, say: Say) -> None:
     finally:
         client.close()
     if accepts_anonymous(s.redis):
-        say(f"warning: Redis at {describe(s.redis)} takes commands without a password (docs/redis-acl.md)")
+        say(anonymous_warning(s.redis, describe(s.redis)))
+
+
+def anonymous_warning(redis: RedisSettings, where: str) -> str:
+    """The one line `zato start` says of a Redis that takes commands without a password. With a
+    user or password in [kvdb] url, that is Redis's default user, not the URL's (before, the line
+    read as if the configured password were not used)."""
+    from redis.connection import parse_url
+
+    given = parse_url(redis.url)
+    if given.get("username") or given.get("password"):
+        return (
+            f"warning: Redis at {where} also takes commands without a password, as its default user:"
+            " anyone who reaches it can read and change every cluster's keys; turn that user off"
+            " (redis-cli ACL SETUSER default off) or give it a password (docs/redis-acl.md)"
+        )
+    return f"warning: Redis at {where} takes commands without a password (docs/redis-acl.md)"
