@@ -506,25 +506,38 @@ class LeaseKeeper:
     def _became_holder(self, epoch: int, started: float) -> None:
         with self._lock:
             self._epoch, self._confirmed_at = epoch, started
-        logger.info("acquired lease epoch %d", epoch)
+        gap, why = self._takeover_gap()
+        logger.info("acquired lease epoch %d: %s", epoch, why)
         self._confirmed(epoch, started)
-        self._report_takeover(epoch)
+        self._report_takeover(epoch, gap)
+
+    def _takeover_gap(self) -> tuple[float | None, str]:
+        """How long the cluster had no holder, as this standby saw it, and why it had none (for
+        the log): from the release it heard, else from the last renewal it saw (the expiry it
+        saw minus the TTL); None when it saw no holder before."""
+        released, seen_end = self._released_at, self._seen_end
+        self._released_at = self._seen_end = None
+        if released is not None:
+            gap = max(0.0, self.clock() - released)
+            return gap, f"its holder released it (a graceful stop), {gap:.2f} s without a holder"
+        if seen_end is not None:
+            gap = max(0.0, self.clock() - (seen_end - self.settings.ttl))
+            return gap, (
+                f"its holder stopped renewing it (killed, paused, or cut off from Redis) and it expired,"
+                f" {gap:.2f} s without a holder since the last renewal seen"
+            )
+        return None, "nobody held it when this server looked"
 
     def _confirmed(self, epoch: int, started: float) -> None:
         if self.on_confirmed is not None:
             self.on_confirmed(epoch, started)
 
-    def _report_takeover(self, epoch: int) -> None:
-        """How long the cluster had no holder, as this standby saw it: from the release it
-        heard, else from the last renewal it saw (the expiry it saw minus the TTL)."""
-        gap_from = self._released_at
-        if gap_from is None and self._seen_end is not None:
-            gap_from = self._seen_end - self.settings.ttl
-        self._released_at = self._seen_end = None
+    def _report_takeover(self, epoch: int, gap: float | None) -> None:
+        """The takeover log (on_acquired): `gap`, seconds without a holder (_takeover_gap)."""
         if self.on_acquired is None:
             return
         try:
-            self.on_acquired(epoch, None if gap_from is None else max(0.0, self.clock() - gap_from))
+            self.on_acquired(epoch, gap)
         except CoordError as e:
             logger.warning("cannot record the takeover of epoch %d: %s", epoch, e)
 
