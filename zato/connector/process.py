@@ -329,7 +329,11 @@ class Manager:
         for name, child in list(self.children.items()):
             spec = desired.get(name)
             if spec is None or spec.config_hash != child.spec.config_hash:
-                why = "removed" if spec is None else "configuration changed"
+                # desired holds the ODB's active connectors only: one not in it was deleted or
+                # made inactive (before, both were said as "removed")
+                why = (
+                    "no longer active (deleted or made inactive)" if spec is None else "configuration changed"
+                )
                 logger.info("child %s: %s, stopping it", name, why)
                 child.stop(self.policy.drain_timeout)
                 self._retired.append(self.children.pop(name))
