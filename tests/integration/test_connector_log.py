@@ -5,6 +5,7 @@ reads it. Before, a connector made inactive (`zato conn edit ... --active false`
 from __future__ import annotations
 
 import os
+import signal
 
 from tests.support import free_port, wait_for, zato
 
@@ -31,3 +32,31 @@ def test_a_connector_made_inactive_is_not_said_to_be_removed(quickstart):
     assert len(why) == 1 and why[0].endswith(
         "child zmq-channel:clog: no longer active (deleted or made inactive), stopping it"
     ), why
+
+
+def test_a_connector_that_dies_unasked_is_a_warning_in_server_log(quickstart):
+    """A connector process killed (OOM killer, a crash): the supervisor starts it again and says
+    so. Before, that line was an INFO like every other transition, so an alert on WARNING and
+    above (a log shipper's usual rule) never saw a connector die."""
+    qs = quickstart(servers=1, lb=False)
+    qs.start()
+    qs.deploy("clog", MODULE)
+    address = f"@tcp://127.0.0.1:{free_port()}"
+    zato("conn", "create", "zmq-channel", qs.path, "--name", "cdie", "--address", address,
+         "--service", "clog.sink")  # fmt: skip
+    log = os.path.join(qs.server_dir("server1"), "logs", "server.log")
+
+    def lines(part: str) -> list[str]:
+        with open(log, errors="replace") as f:
+            return [line for line in f if part in line]
+
+    running = "child zmq-channel:cdie STARTING->RUNNING pid"
+    started = wait_for(lambda: lines(running), 60, what="the channel running")
+    os.kill(int(started[0].rsplit("pid", 1)[1]), signal.SIGKILL)
+    # RUNNING->EXITED, or RUNNING->BACKOFF when it had run for less than the policy's stable_after
+    wait_for(lambda: lines("killed by SIGKILL"), 30, what="the exit said")
+    died = lines("killed by SIGKILL")
+    assert len(died) == 1 and "child zmq-channel:cdie RUNNING->" in died[0], died
+    assert " WARNING " in died[0], died  # before: INFO
+    wait_for(lambda: len(lines(running)) == 2, 60, what="started again")
+    assert all(" INFO " in line for line in lines(running))

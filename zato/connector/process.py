@@ -61,6 +61,8 @@ class State(enum.Enum):
 
 
 LIVE = (State.STARTING, State.RUNNING, State.STOPPING)
+# What an unrequested exit and giving up are logged at (the other transitions: INFO)
+_LEVELS = {State.EXITED: logging.WARNING, State.BACKOFF: logging.WARNING, State.FATAL: logging.ERROR}
 
 
 @dataclass(frozen=True)
@@ -194,11 +196,14 @@ class Child:
         return self.handle.pid if self.handle is not None and self.state in LIVE else None
 
     def _to(self, new: State, detail: str = "") -> None:
+        """Every transition, logged: an exit nobody asked for (EXITED, BACKOFF) at WARNING and
+        giving up (FATAL) at ERROR, so a log shipper's alert on WARNING and above sees them
+        (before, every transition was an INFO); the rest at INFO."""
         old, self.state = self.state, new
         pid = f" pid {self.handle.pid}" if self.handle is not None and new in LIVE else ""
-        logger.info(
-            "child %s %s->%s%s%s", self.name, old.value, new.value, pid, f": {detail}" if detail else ""
-        )
+        detail = f": {detail}" if detail else ""
+        level = _LEVELS.get(new, logging.INFO)
+        logger.log(level, "child %s %s->%s%s%s", self.name, old.value, new.value, pid, detail)
 
     # -- commands -----------------------------------------------------------------------------
     def start(self, env: dict[str, str]) -> None:
