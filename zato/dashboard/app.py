@@ -36,7 +36,7 @@ from zato.common.errors import (
     ZatoError,
 )
 from zato.dashboard import actions
-from zato.dashboard.auth import COOKIE, CSRF_HEADER, LoginThrottle, Session, Sessions, csrf_ok
+from zato.dashboard.auth import CSRF_HEADER, LoginThrottle, Session, Sessions, cookie_name, csrf_ok
 from zato.dashboard.page import login_page, overview_page
 
 logger = logging.getLogger("zato.dashboard")
@@ -87,9 +87,10 @@ def build_app(ctx: Any) -> bottle.Bottle:
     sessions: Sessions = ctx.sessions
     running = actions.Running()  # replays and re-sends: one of each at a time
     throttle = LoginThrottle()  # 10 failed logins a minute per address, as [admin] max_failures
+    cookie = cookie_name(ctx.settings.port)
 
     def session() -> Session | None:
-        return sessions.get(bottle.request.get_cookie(COOKIE))
+        return sessions.get(bottle.request.get_cookie(cookie))
 
     def page_login() -> Session:
         s = session()
@@ -124,7 +125,7 @@ def build_app(ctx: Any) -> bottle.Bottle:
             bottle.response.status = 401
             return login_page(ctx.settings.cluster, "Wrong user or password.")
         logger.info("dashboard: user %s logged in from %s", user, _remote())
-        bottle.response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/")
+        bottle.response.set_cookie(cookie, token, httponly=True, samesite="strict", path="/")
         bottle.redirect("./", 303)
 
     @app.post("/logout")
@@ -133,9 +134,9 @@ def build_app(ctx: Any) -> bottle.Bottle:
         if not csrf_ok(s, bottle.request.forms.get("csrf") or bottle.request.get_header(CSRF_HEADER)):
             logger.warning("dashboard: logout of %s refused: missing or wrong CSRF token", s.user)
             raise _json(403, {"error": "missing or wrong CSRF token"})
-        sessions.logout(bottle.request.get_cookie(COOKIE))
+        sessions.logout(bottle.request.get_cookie(cookie))
         logger.info("dashboard: user %s logged out", s.user)
-        bottle.response.delete_cookie(COOKIE, path="/")
+        bottle.response.delete_cookie(cookie, path="/")
         bottle.redirect("login", 303)
 
     @app.get("/")
@@ -151,7 +152,7 @@ def build_app(ctx: Any) -> bottle.Bottle:
     @app.get("/api/events")
     def stream() -> Iterator[str]:
         api_login()
-        token = bottle.request.get_cookie(COOKIE)
+        token = bottle.request.get_cookie(cookie)
         bottle.response.content_type = "text/event-stream"
         bottle.response.set_header("Cache-Control", "no-cache")
         bottle.response.set_header("X-Accel-Buffering", "no")

@@ -11,6 +11,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 COOKIE = "zato_dashboard_session"
+
+
+def cookie_name(port: int) -> str:
+    """The session cookie of the dashboard on `port`. A browser sends a host's cookies to every
+    port of it, so one name for all would let the login to a second dashboard on the host (the
+    next cluster's) replace the first one's session: its page kept updating while each of its
+    actions answered "log in first"."""
+    return f"{COOKIE}_{port}"
+
+
 CSRF_HEADER = "X-CSRF-Token"
 
 

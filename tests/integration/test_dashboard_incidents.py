@@ -1,0 +1,46 @@
+"""The dashboard as an operator uses it during an incident, in a real headless browser (Debian's
+chromium through Selenium) against real dashboard processes: two clusters' dashboards on one
+host open in one browser, and a dashboard that cannot reach Redis."""
+
+from __future__ import annotations
+
+import os
+
+from tests.integration.test_dashboard import browser, login, needs_browser, row, text  # noqa: F401 - browser: a fixture
+from tests.support import wait_for
+
+
+def dashboard_only(quickstart, **conf: dict):  # noqa: ANN201 - Quickstart
+    """A quickstart of one server (not started) whose dashboard alone runs, with `conf`
+    sections merged into dashboard.conf."""
+    qs = quickstart(servers=1, lb=False)
+    for section, values in conf.items():
+        qs._merge(os.path.join(qs.dashboard_dir, "config", "dashboard.conf"), section, values)
+    qs.start("dashboard")
+    return qs
+
+
+@needs_browser
+def test_two_clusters_dashboards_on_one_host_keep_their_own_sessions(quickstart, browser):  # noqa: F811 - the fixture
+    """An operator watching two clusters' dashboards (one host, two ports) in one browser: the
+    login to the second replaced the first one's session cookie (a browser sends a host's cookies
+    to every port of it), so the first page went on updating while its every button answered
+    "refused: log in first". Now each dashboard has its own cookie."""
+    first, second = dashboard_only(quickstart), dashboard_only(quickstart)
+    browser.get(f"http://127.0.0.1:{first.dashboard_port}/")
+    login(browser, *first.admin_auth)
+    wait_for(lambda: row(browser, "servers", "server1"), 30, what="the first cluster's page")
+    tab = browser.current_window_handle
+    browser.switch_to.new_window("tab")
+    browser.get(f"http://127.0.0.1:{second.dashboard_port}/")
+    login(browser, *second.admin_auth)
+    wait_for(lambda: row(browser, "servers", "server1"), 30, what="the second cluster's page")
+    assert text(browser, "#cluster") == second.cluster
+
+    browser.switch_to.window(tab)
+    assert text(browser, "#cluster") == first.cluster
+    browser.execute_script(
+        "window.confirm = () => true; act('api/servers/server1/drain', 'Drain server1 in the load balancer?')"
+    )
+    wait_for(lambda: not text(browser, "#message").startswith("working"), 30, what="the drain's answer")
+    assert text(browser, "#message").startswith("server server1 set to drain in the load balancer")
