@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 
 from tests.integration.test_dashboard import browser, login, needs_browser, row, text  # noqa: F401 - browser: a fixture
-from tests.support import wait_for
+from tests.support import free_port, wait_for
 
 
 def dashboard_only(quickstart, **conf: dict):  # noqa: ANN201 - Quickstart
@@ -18,6 +18,11 @@ def dashboard_only(quickstart, **conf: dict):  # noqa: ANN201 - Quickstart
         qs._merge(os.path.join(qs.dashboard_dir, "config", "dashboard.conf"), section, values)
     qs.start("dashboard")
     return qs
+
+
+def console_errors(driver) -> list[str]:  # noqa: ANN001 - a WebDriver
+    """The page's console lines at level SEVERE (a script error, a resource that failed)."""
+    return [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
 
 
 @needs_browser
@@ -44,3 +49,18 @@ def test_two_clusters_dashboards_on_one_host_keep_their_own_sessions(quickstart,
     )
     wait_for(lambda: not text(browser, "#message").startswith("working"), 30, what="the drain's answer")
     assert text(browser, "#message").startswith("server server1 set to drain in the load balancer")
+
+
+@needs_browser
+def test_with_redis_away_the_page_says_the_holder_and_connectors_are_unknown(quickstart, browser):  # noqa: F811 - the fixture
+    """The dashboard cannot reach Redis (a closed port): the page said "holder nobody", with no
+    connectors, as if the cluster had stopped all of them; now it says neither is known. Nor
+    does the page leave an error in the browser's console (a favicon it did not have: 404)."""
+    qs = dashboard_only(quickstart, kvdb={"url": f"redis://127.0.0.1:{free_port()}/0"})
+    browser.get(f"http://127.0.0.1:{qs.dashboard_port}/")
+    login(browser, *qs.admin_auth)
+    wait_for(lambda: text(browser, "#errors").startswith("Redis: "), 30, what="the Redis error on the page")
+    assert row(browser, "servers", "server1")["state"] == "unknown"
+    assert text(browser, "#lease-holder") == "unknown (Redis could not be read)"
+    assert text(browser, "#connectors-note") == "not known while Redis cannot be read"
+    assert console_errors(browser) == []

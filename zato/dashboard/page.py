@@ -24,7 +24,8 @@ box-shadow:0 1px 3px #0003}
 form.login input{display:block;width:100%;margin:6px 0 12px;padding:6px;box-sizing:border-box}
 """
 
-LOGIN = """<!doctype html><html><head><meta charset="utf-8"><title>Zato dashboard: log in</title>
+LOGIN = """<!doctype html><html><head><meta charset="utf-8">
+<link rel="icon" href="data:,"><title>Zato dashboard: log in</title>
 <style>{style}</style></head><body>
 <form class="login" method="post" action="login"><h2>Zato cluster {cluster}</h2>
 <p class="bad" id="login-error">{error}</p>
@@ -37,7 +38,8 @@ def login_page(cluster: str, error: str = "") -> str:
     return LOGIN.format(style=STYLE, cluster=html.escape(cluster), error=html.escape(error))
 
 
-OVERVIEW = """<!doctype html><html><head><meta charset="utf-8"><title>Zato dashboard: {cluster}</title>
+OVERVIEW = """<!doctype html><html><head><meta charset="utf-8">
+<link rel="icon" href="data:,"><title>Zato dashboard: {cluster}</title>
 <meta name="csrf" content="{csrf}"><style>{style}</style></head><body>
 <header><h1>Zato cluster <span id="cluster">{cluster}</span></h1>
 <span id="live" class="muted">connecting...</span><span>{user}</span>
@@ -62,6 +64,7 @@ since <span id="lease-since">-</span></p>
 connection's parked list in Redis">parked now</th>
 <th>last error</th><th></th>
 </tr></thead><tbody></tbody></table>
+<p id="connectors-note" class="bad"></p>
 <p id="async">invoke_async: <b id="async-queued">-</b> queued, <b id="async-parked">-</b> parked
 <span id="async-actions"></span></p></section>
 <section><h2>Load balancer backends</h2><p id="lb-note" class="muted"></p><table id="lb"><thead><tr>
@@ -156,7 +159,11 @@ function render(s) {
     cell(tr, span);
   });
   const lease = s.lease || {};
-  $('lease-holder').textContent = lease.holder || 'nobody';
+  // Redis could not be read: who holds the lease, and which connectors run, is not known (before,
+  // "holder nobody" and no connectors: as if the cluster had stopped all its connectors)
+  const unread = s.redis_ok === false;
+  $('lease-holder').textContent = lease.holder || (unread ? 'unknown (Redis could not be read)' : 'nobody');
+  $('connectors-note').textContent = unread ? 'not known while Redis cannot be read' : '';
   $('lease-epoch').textContent = lease.epoch == null ? '-' : lease.epoch;
   $('lease-since').textContent = when(lease.since);
   rows('takeovers', s.takeovers || [], (tr, t) => {
