@@ -238,14 +238,14 @@ def test_actions_with_redis_refusing_are_503_saying_so_and_work_again_once_it_ta
         )
         assert said["api/servers/server1/drain"] == (
             503,
-            f"drain server server1: membership change notice: {acl} 'publish' command); grant it"
-            " (docs/redis-acl.md)",
+            f"drain server server1: operator drain: {acl} 'publish' command); grant it (docs/redis-acl.md)",
         )
         assert said["api/deploy"] == (
             503,
             "deploy: module dash503_mod version 1 is saved in the ODB, but the servers were not told"
-            f" (publishing a config event: {acl} 'publish' command); grant it (docs/redis-acl.md)); each"
-            " applies it once its own Redis connection comes back, or when it restarts",
+            f" (publishing a config event: {acl} 'publish' command); grant it (docs/redis-acl.md)); their"
+            " own Redis connections are fine, so each applies it only when it restarts: restart them once"
+            " the event can be published",
         )
         assert op.state()["cluster"] == cluster
 

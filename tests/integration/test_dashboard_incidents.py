@@ -64,3 +64,30 @@ def test_with_redis_away_the_page_says_the_holder_and_connectors_are_unknown(qui
     assert text(browser, "#lease-holder") == "unknown (Redis could not be read)"
     assert text(browser, "#connectors-note") == "not known while Redis cannot be read"
     assert console_errors(browser) == []
+
+
+def test_a_drain_redis_refuses_leaves_no_hold_behind(quickstart):
+    """Redis's ACL refuses PUBLISH to the dashboard's user: Drain answered 503 "refused", and yet
+    its hold was in Redis (written before the refused notice), so the LB drained the server at
+    its next reconcile while the operator had been told it failed. Now neither is made."""
+    from tests.integration.test_dashboard import Operator
+    from tests.integration.test_dashboard_outages import post
+    from tests.support import private_redis
+    from zato.coord.keys import Keys
+
+    with private_redis() as (port, admin):
+        qs = quickstart(servers=1, lb=False)
+        keys, user = Keys(qs.cluster), "h-dash-user"
+        admin.execute_command("ACL", "SETUSER", user, "on", ">h-dash-pw", *keys.acl_rules(), "-publish")
+        url = f"redis://{user}:h-dash-pw@127.0.0.1:{port}/0"
+        qs._merge(os.path.join(qs.dashboard_dir, "config", "dashboard.conf"), "kvdb", {"url": url})
+        qs.start("dashboard")
+        op = Operator(f"http://127.0.0.1:{qs.dashboard_port}/", *qs.admin_auth)
+        status, error = post(op, "api/servers/server1/drain")
+        assert status == 503, error
+        assert "NOPERM: this user has no permissions to run the 'publish' command" in error
+        assert not admin.sismember(keys.operator_drained, "server1")  # nothing for the LB to apply
+
+        admin.execute_command("ACL", "SETUSER", user, "+publish")  # granted: the same click works
+        assert post(op, "api/servers/server1/drain")[0] == 200
+        assert admin.sismember(keys.operator_drained, "server1")

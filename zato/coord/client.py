@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
@@ -210,6 +211,15 @@ def refuses_writes(e: Exception) -> str:
     return ""
 
 
+_PIPELINE_NOTE = re.compile(r"^Command # \d+ \(.*\) of pipeline caused error: ", re.DOTALL)
+
+
+def _unannotated(e: Exception) -> str:
+    """Redis's own words: redis-py puts "Command # N (COMMAND ARGS...) of pipeline caused
+    error: " before an error in a transaction, which repeats the arguments (a whole entry)."""
+    return _PIPELINE_NOTE.sub("", str(e))
+
+
 @contextlib.contextmanager
 def translate(what: str) -> Iterator[None]:
     """Turn redis-py exceptions into CoordError('<what>: <reason>'): CoordUnavailable when Redis
@@ -224,11 +234,12 @@ def translate(what: str) -> Iterator[None]:
     except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as e:
         raise CoordUnavailable(f"{what}: {type(e).__name__}: {e}") from e
     except NoPermissionError as e:
-        raise CoordForbidden(f"{what}: {ACL_REFUSES} (NOPERM: {e}); grant it (docs/redis-acl.md)") from e
+        said = _unannotated(e)
+        raise CoordForbidden(f"{what}: {ACL_REFUSES} (NOPERM: {said}); grant it (docs/redis-acl.md)") from e
     except redis.RedisError as e:
         refusal = refuses_writes(e)
         if refusal:  # an outage of its own: it takes writes again once its operator mends it
-            raise CoordRefused(f"{what}: {REFUSES_WRITES} ({refusal}): {e}") from e
-        raise CoordDataError(f"{what}: {type(e).__name__}: {e}") from e
+            raise CoordRefused(f"{what}: {REFUSES_WRITES} ({refusal}): {_unannotated(e)}") from e
+        raise CoordDataError(f"{what}: {type(e).__name__}: {_unannotated(e)}") from e
     except OSError as e:
         raise CoordUnavailable(f"{what}: {e}") from e

@@ -49,6 +49,12 @@ def reachable(client: redis.Redis) -> None:
 
 
 RESUBSCRIBED = "each applies it once its own Redis connection comes back, or when it restarts"
+# Redis answered and did not publish (its ACL, an error): the servers' own connections are fine,
+# so nothing makes them resubscribe and read the ODB again
+NOT_PUBLISHED = (
+    "their own Redis connections are fine, so each applies it only when it restarts: restart them"
+    " once the event can be published"
+)
 
 
 def announce(client: redis.Redis, cluster: str, event: dict, what: str, anyway: str = RESUBSCRIBED) -> int:
@@ -68,6 +74,8 @@ def announce(client: redis.Redis, cluster: str, event: dict, what: str, anyway: 
     try:
         return publish(client, cluster, event)
     except (CoordDataError, CoordRefused) as e:  # Redis answered: it did not publish the event
+        if anyway == RESUBSCRIBED and isinstance(e, CoordDataError):  # no connection comes back
+            anyway = NOT_PUBLISHED
         raise CoordError(
             f"{what} is saved in the ODB, but the servers were not told ({e}); {anyway}"
         ) from None

@@ -232,14 +232,20 @@ def forget(
 
 def set_operator_drain(client: redis.Redis, cluster: str, name: str, drained: bool) -> None:
     """An operator's hold: the LB keeps `name` drained (no new requests) until it is lifted,
-    whatever the server itself reports. Listeners are woken at once."""
+    whatever the server itself reports. Listeners are woken at once. The hold and its notice
+    go in one transaction: a Redis that refuses either (its ACL, a replica) makes neither, so an
+    action answered "refused" has changed nothing (before, the hold stayed and the LB applied
+    it at its next reconcile)."""
     keys = Keys(cluster)
+    notice = json.dumps({"name": name, "event": "draining" if drained else "joined"})
     with translate("operator drain"):
+        pipe = client.pipeline(transaction=True)
         if drained:
-            client.sadd(keys.operator_drained, name)
+            pipe.sadd(keys.operator_drained, name)
         else:
-            client.srem(keys.operator_drained, name)
-    publish_change(client, cluster, name, "draining" if drained else "joined")
+            pipe.srem(keys.operator_drained, name)
+        pipe.publish(keys.members_channel, notice)
+        pipe.execute()
 
 
 def operator_drained(client: redis.Redis, cluster: str) -> set[str]:
