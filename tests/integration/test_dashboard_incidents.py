@@ -91,3 +91,46 @@ def test_a_drain_redis_refuses_leaves_no_hold_behind(quickstart):
         admin.execute_command("ACL", "SETUSER", user, "+publish")  # granted: the same click works
         assert post(op, "api/servers/server1/drain")[0] == 200
         assert admin.sismember(keys.operator_drained, "server1")
+
+
+@needs_browser
+def test_a_redis_that_refuses_the_actions_is_an_error_on_the_page(quickstart, browser):  # noqa: F811 - the fixture
+    """Redis reads fine but refuses what the actions send: its ACL refuses PUBLISH, or it is a
+    replica. The page only read, so it showed no error while every button failed; now it says
+    so, and the error goes once Redis takes them again."""
+    from tests.support import private_redis
+    from zato.coord.keys import Keys
+
+    with private_redis() as (port, admin):
+        qs = quickstart(servers=1, lb=False)
+        keys, user = Keys(qs.cluster), "h-dash-user"
+        admin.execute_command("ACL", "SETUSER", user, "on", ">h-dash-pw", *keys.acl_rules())
+        url = f"redis://{user}:h-dash-pw@127.0.0.1:{port}/0"
+        qs._merge(os.path.join(qs.dashboard_dir, "config", "dashboard.conf"), "kvdb", {"url": url})
+        qs.start("dashboard")
+        browser.get(f"http://127.0.0.1:{qs.dashboard_port}/")
+        login(browser, *qs.admin_auth)
+        wait_for(lambda: row(browser, "servers", "server1").get("state") == "gone", 30, what="the page")
+        assert text(browser, "#errors") == ""
+
+        admin.execute_command("ACL", "SETUSER", user, "-publish")
+        wait_for(lambda: text(browser, "#errors"), 30, what="the ACL's refusal on the page")
+        assert text(browser, "#errors") == (
+            "Redis: the page's actions will fail: Redis's ACL refuses it to the user of [kvdb] url"
+            " (NOPERM: this user has no permissions to run the 'publish' command); grant it"
+            " (docs/redis-acl.md)"
+        )
+        admin.execute_command("ACL", "SETUSER", user, "+publish")
+        wait_for(lambda: text(browser, "#errors") == "", 30, what="the error gone once granted")
+
+        admin.replicaof("127.0.0.1", free_port())
+        try:
+            wait_for(lambda: text(browser, "#errors"), 30, what="the replica's refusal on the page")
+            assert text(browser, "#errors") == (
+                "Redis: the page's actions will fail: Redis refuses writes (READONLY: it is a replica):"
+                " You can't write against a read only replica."
+            )
+            assert text(browser, "#lease-holder") == "nobody"  # read: known (none holds it here)
+        finally:
+            admin.replicaof("NO", "ONE")
+        wait_for(lambda: text(browser, "#errors") == "", 30, what="the error gone once a master again")

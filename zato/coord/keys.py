@@ -30,6 +30,12 @@ class Keys:
         return f"{self.prefix}members:changed"
 
     @property
+    def dashboard_probe(self) -> str:
+        """A key (short-lived) and a channel (nobody listens) the dashboard writes and publishes
+        to, to show on its page whether Redis takes what its actions send."""
+        return f"{self.prefix}dashboard:probe"
+
+    @property
     def lb_views(self) -> str:
         """Hash: load balancer id -> JSON list of the member names it sends new requests to."""
         return f"{self.prefix}lb:views"

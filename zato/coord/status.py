@@ -172,6 +172,22 @@ def _servers(live: dict | None, known: list[KnownServer], holder: str | None) ->
     return [rows[name] for name in sorted(rows, key=natural_key)]  # server2 before server10
 
 
+PROBE_TTL_MS = 10000
+
+
+def check_writes(client: redis.Redis, cluster: str) -> None:
+    """CoordError unless Redis takes a write and a PUBLISH from this client, as the dashboard's
+    actions need (one transaction on a key and channel of the cluster's own that nothing reads).
+    Reads alone work with Redis a replica, or an ACL that refuses PUBLISH: a status view that
+    only read said nothing while every action failed."""
+    probe = Keys(cluster).dashboard_probe
+    with translate("the page's actions will fail"):
+        pipe = client.pipeline(transaction=True)
+        pipe.set(probe, "1", px=PROBE_TTL_MS)
+        pipe.publish(probe, "1")
+        pipe.execute()
+
+
 def _activity_for(stats: dict) -> int | None:
     """Whole seconds the connector had been in its own state when it last wrote its stats: both
     times are its host's clock, so a reader's clock (another host's) does not enter it."""

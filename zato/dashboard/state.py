@@ -1,6 +1,7 @@
 """One snapshot of the cluster for every open page, refreshed by one greenlet.
 
-Sources: Redis (membership, lease, takeovers, connectors: `zato.coord.status`), the ODB
+Sources: Redis (membership, lease, takeovers, connectors: `zato.coord.status`; whether it takes
+the actions' writes: `status.check_writes`), the ODB
 (known servers, deployed services, channels), HAProxy's Runtime API on this host (LB
 backends) and each live server's /metrics (requests/s). Each source may fail on its own:
 the snapshot then says so in `errors` and keeps the rest, so the page works with Redis down.
@@ -76,6 +77,7 @@ class Collector:
         self.snapshot: dict = {"cluster": settings.cluster, "errors": ["starting"], "version": 0}
         self._slow: dict = {"known": [], "services": [], "channels": [], "user_config": [], "odb_error": ""}
         self._last_json = ""
+        self._writes_refused = ""  # why Redis refuses what the actions send, checked every SLOW_EVERY
         # Only members signed with the cluster's key are shown (a dashboard made before the
         # secret was in dashboard.conf parses entries strictly and says so once).
         secret = settings.cluster_secret
@@ -137,6 +139,10 @@ class Collector:
                 recent = takeovers.recent(self.client, self.settings.cluster, 20)
             except ZatoError as e:
                 errors.append(f"Redis: {e}")
+            if self.ticks % SLOW_EVERY == 1:
+                self._writes_refused = self._check_writes()
+            if self._writes_refused:
+                errors.append(self._writes_refused)
         if self._slow["odb_error"]:
             errors.append(self._slow["odb_error"])
         now = time.monotonic()
@@ -161,6 +167,15 @@ class Collector:
             "channels": self._slow["channels"],
             "rps_history": {name: list(points) for name, points in self.rates.history.items()},
         }
+
+    def _check_writes(self) -> str:
+        """The error to show when Redis refuses the actions' writes or PUBLISH ("" if it takes
+        them): reads alone succeed with Redis a replica, or an ACL that refuses PUBLISH."""
+        try:
+            status.check_writes(self.client, self.settings.cluster)
+        except ZatoError as e:
+            return f"Redis: {e}"
+        return ""
 
     def _parked_now(self, connectors: list[dict]) -> list[dict]:
         """Each connector with `parked_now`: the messages that wait parked now, which a button
