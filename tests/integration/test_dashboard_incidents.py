@@ -5,6 +5,7 @@ host open in one browser, and a dashboard that cannot reach Redis."""
 from __future__ import annotations
 
 import os
+import time
 
 from tests.integration.test_dashboard import browser, login, needs_browser, row, text  # noqa: F401 - browser: a fixture
 from tests.support import free_port, wait_for
@@ -134,3 +135,23 @@ def test_a_redis_that_refuses_the_actions_is_an_error_on_the_page(quickstart, br
         finally:
             admin.replicaof("NO", "ONE")
         wait_for(lambda: text(browser, "#errors") == "", 30, what="the error gone once a master again")
+
+
+@needs_browser
+def test_the_dashboard_gone_the_page_says_as_of_when_it_shows_the_cluster(quickstart, browser):  # noqa: F811 - the fixture
+    """The dashboard process is killed while its page is open: the page kept every row "live"
+    and said only "reconnecting...", the time of what it shows gone. Now it says as of when."""
+    import signal
+
+    qs = dashboard_only(quickstart)
+    browser.get(f"http://127.0.0.1:{qs.dashboard_port}/")
+    login(browser, *qs.admin_auth)
+    wait_for(lambda: text(browser, "#live").startswith("live, updated "), 30, what="the live page")
+    browser.execute_script("window.zatoNoReload = 1")
+    qs.kill("dashboard", signal.SIGKILL)
+    wait_for(lambda: text(browser, "#live").startswith("reconnecting"), 30, what="the page reconnecting")
+    said = text(browser, "#live")
+    assert said.startswith("reconnecting... (the page shows the cluster as of "), said
+    at = time.strftime("%H:%M:%S", time.gmtime(browser.execute_script("return shownAt")))
+    assert said == f"reconnecting... (the page shows the cluster as of {at} UTC)"
+    assert browser.execute_script("return window.zatoNoReload") == 1  # still the page it was

@@ -136,7 +136,9 @@ async function act(url, question, body) {
 function lbState(s, lb) {
   const b = (lb.servers || []).find(x => x.name === s.name); return b ? b.state : '-';
 }
+let shownAt = null;  // the time of the snapshot on the page
 function render(s) {
+  shownAt = s.time;
   $('live').textContent = 'live, updated ' + when(s.time); $('live').className = 'ok';
   const errs = $('errors'); errs.textContent = (s.errors || []).join(' | ');
   errs.style.display = (s.errors || []).length ? 'block' : 'none';
@@ -278,7 +280,10 @@ fetch('api/state', {credentials: 'same-origin'}).then(r => r.json()).then(render
 const events = new EventSource('api/events');
 events.onmessage = e => render(JSON.parse(e.data));
 events.onerror = () => {
-  $('live').textContent = 'reconnecting...'; $('live').className = 'bad';
+  // what the page shows stays, and may be old: say as of when (before, "reconnecting..." alone
+  // hid the time, and every row still read "live")
+  $('live').textContent = 'reconnecting... (the page shows the cluster as of ' + when(shownAt) + ' UTC)';
+  $('live').className = 'bad';
   // The session may be gone (the dashboard restarted, the session expired, a logout in another
   // tab): the stream then answers 401 and the browser stops trying; back to the login form.
   fetch('api/state', {credentials: 'same-origin'})
