@@ -336,7 +336,11 @@ def test_an_open_page_whose_session_ended_goes_back_to_the_login_form(quickstart
     login(browser, *qs.admin_auth)
     wait_for(lambda: text(browser, "#live").startswith("live"), 30, what="the page live")
     qs.stop("dashboard")
-    wait_for(lambda: text(browser, "#live") == "reconnecting...", 30, what="the page saying it reconnects")
+    wait_for(
+        lambda: text(browser, "#live").startswith("reconnecting... "),
+        30,
+        what="the page saying it reconnects",
+    )
     qs.start("dashboard")
     wait_for(lambda: browser.current_url == url + "login", 60, what="the login form")
     login(browser, *qs.admin_auth)
