@@ -155,3 +155,28 @@ def test_the_dashboard_gone_the_page_says_as_of_when_it_shows_the_cluster(quicks
     at = time.strftime("%H:%M:%S", time.gmtime(browser.execute_script("return shownAt")))
     assert said == f"reconnecting... (the page shows the cluster as of {at} UTC)"
     assert browser.execute_script("return window.zatoNoReload") == 1  # still the page it was
+
+
+def test_draining_a_stopped_server_says_it_applies_once_the_server_is_back(quickstart):
+    """An operator drains a stopped server so that it gets no traffic when it comes back: the
+    answer was "set to drain (the LB controller applies it; the Runtime API said: HAProxy refused
+    `set server zato_servers/server1 state drain`: No such server.)", which read as a failure.
+    Now it says the server is not running and what happens once it is back, which it does."""
+    from tests.integration.test_dashboard import Operator, lb_state
+    from tests.integration.test_dashboard_outages import post
+
+    qs = quickstart(servers=1)
+    qs.start("server1", "load-balancer", "dashboard")
+    op = Operator(f"http://127.0.0.1:{qs.dashboard_port}/", *qs.admin_auth)
+    wait_for(lambda: lb_state(op, "server1").startswith("UP"), 30, what="server1 UP in HAProxy")
+    qs.stop("server1")
+    wait_for(lambda: lb_state(op, "server1") == "", 30, what="server1 out of HAProxy")
+    assert post(op, "api/servers/server1/drain") == (
+        200,
+        "server server1 set to drain in the load balancer; it is not running now: once back, it gets no"
+        " new requests until made ready",
+    )
+    qs.start("server1")
+    wait_for(lambda: lb_state(op, "server1") == "DRAIN", 30, what="server1 back, drained")
+    assert post(op, "api/servers/server1/ready") == (200, "server server1 set to ready in the load balancer")
+    wait_for(lambda: lb_state(op, "server1").startswith("UP"), 30, what="server1 ready again")

@@ -79,22 +79,22 @@ def _name(value: str, what: str) -> str:
     return value
 
 
-def _known_server(settings: DashboardSettings, odb: Any, client: Any, server: str) -> None:
-    """ActionNotFound unless `server` is registered in the ODB or a live member of the cluster."""
+def _known_server(settings: DashboardSettings, odb: Any, client: Any, server: str) -> bool | None:
+    """ActionNotFound unless `server` is registered in the ODB or a live member of the cluster;
+    whether it runs now (None: Redis could not say)."""
     from zato.coord.signing import member_key
     from zato.odb import api as odb_api
 
     registered = [r.name for r in odb_api.list_servers(odb, settings.cluster)]
-    if server in registered:
-        return
     key = member_key(settings.cluster_secret, settings.cluster) if settings.cluster_secret else None
     try:
-        live = [m.name for m in membership.live_servers(client, settings.cluster, key)]
+        live: list[str] | None = [m.name for m in membership.live_servers(client, settings.cluster, key)]
     except ZatoError:  # Redis away: the ODB's list decides
-        live = []
-    if server not in live:
-        names = ", ".join(sorted({*registered, *live})) or "none"
+        live = None
+    if server not in registered and server not in (live or []):
+        names = ", ".join(sorted({*registered, *(live or [])})) or "none"
         raise ActionNotFound(f"no server named {server!r} in cluster {settings.cluster} (servers: {names})")
+    return None if live is None else server in live
 
 
 def set_lb_state(settings: DashboardSettings, client: Any, odb: Any, server: str, state: str) -> str:
@@ -102,8 +102,12 @@ def set_lb_state(settings: DashboardSettings, client: Any, odb: Any, server: str
     _name(server, "server")
     if state not in ("drain", "ready"):
         raise ActionError(f"unknown LB state {state!r}")
-    _known_server(settings, odb, client, server)
+    running = _known_server(settings, odb, client, server)
     membership.set_operator_drain(client, settings.cluster, server, state == "drain")
+    if running is False:  # not in HAProxy now: the LB controller applies the hold when it is back
+        then = "no new requests until made ready" if state == "drain" else "requests as usual"
+        said = f"server {server} set to {state} in the load balancer"
+        return f"{said}; it is not running now: once back, it gets {then}"
     note = ""
     if settings.lb_dir:
         from zato.lb import render
