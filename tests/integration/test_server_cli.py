@@ -44,8 +44,12 @@ def test_port_in_use(qs):
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", port))
         s.listen()
+        # ... and where to give it another port (a second quickstart on one host stopped here)
+        conf = os.path.join(qs.server_dir("server1"), "config", "server.conf")
         one_line_error(
-            zato("start", qs.server_dir("server1"), check=False), f"port 127.0.0.1:{port} is not free"
+            zato("start", qs.server_dir("server1"), check=False),
+            f"port 127.0.0.1:{port} is not free",
+            f"set another [main] port in {conf}",
         )
 
 

@@ -111,7 +111,7 @@ def precheck_server(comp: Component, say: Say) -> ServerSettings:
     if stale:
         say(stale)
     check_disk_room(comp.path, f"server {s.name}")
-    check_port_free(s.host, s.port, f"server {s.name}")
+    check_port_free(s.host, s.port, f"server {s.name}", s.config_file)
     return s
 
 
@@ -129,7 +129,7 @@ def precheck_lb(comp: Component, say: Say) -> LBSettings:
     from zato.lb.status import haproxy_left_running  # a new controller adopts that HAProxy
 
     if not haproxy_left_running(comp.path):
-        check_port_free(s.host, s.port, "load balancer")
+        check_port_free(s.host, s.port, "load balancer", s.config_file)
     return s
 
 
@@ -139,7 +139,7 @@ def precheck_dashboard(comp: Component, say: Say) -> DashboardSettings:
     if stale:
         say(stale)
     check_disk_room(comp.path, "dashboard")
-    check_port_free(s.host, s.port, "dashboard")
+    check_port_free(s.host, s.port, "dashboard", s.config_file)
     return s  # Redis or the ODB being down is something the dashboard shows, not a reason to refuse
 
 

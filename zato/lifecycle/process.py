@@ -189,14 +189,19 @@ def check_disk_room(path: str, what: str) -> None:
         )
 
 
-def check_port_free(host: str, port: int, what: str) -> None:
-    """ComponentError if something already listens on host:port."""
+def check_port_free(host: str, port: int, what: str, config_file: str) -> None:
+    """ComponentError if something already listens on host:port. The line says where the port
+    is set: a second quickstart or cluster on the same host stopped here without saying how
+    to give it other ports."""
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError as e:
-            raise ComponentError(f"{what}: port {host}:{port} is not free ({e.strerror})") from None
+            raise ComponentError(
+                f"{what}: port {host}:{port} is not free ({e.strerror}); stop what listens there,"
+                f" or set another [main] port in {config_file}"
+            ) from None
 
 
 @dataclass(frozen=True)
