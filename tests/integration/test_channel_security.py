@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import glob
 import os
+import pty
+import select
+import signal
 import sqlite3
+import sys
 import time
 
 import pytest
@@ -98,6 +102,56 @@ def test_basic_auth_channel_answers_401_without_its_credentials_and_tells_the_se
     text = qs.server_logs("*.log")
     assert "HTTP channel who: rejected credentials (user 'crm')" in text
     assert "pw-Tr0ub4dor" not in text
+
+
+def at_a_terminal(argv: list[str], typed: str, timeout: float = 60) -> tuple[int, str]:
+    """Run argv with a pseudo-terminal as its controlling terminal (stdin, stdout, stderr), as
+    someone typing it in a shell; `typed` is typed once the terminal has shown some output.
+    Returns the exit code and everything the terminal showed."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: exec at once, nothing of pytest's runs here
+        os.execv(argv[0], argv)  # noqa: S606 - argv is this test's own, no shell
+    shown, sent = b"", False
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(fd, 4096)
+                except OSError:  # EIO: the child closed the terminal (exited)
+                    break
+                if not chunk:
+                    break
+                shown += chunk
+            if shown and not sent:
+                os.write(fd, typed.encode())
+                sent = True
+        else:
+            os.kill(pid, signal.SIGKILL)
+            raise AssertionError(f"{argv[3:]} did not end within {timeout} s at a terminal; showed {shown!r}")
+    finally:
+        os.close(fd)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), shown.decode(errors="replace")
+
+
+def test_a_password_dash_typed_at_a_terminal_is_asked_for_and_not_shown(qs):
+    """README's `zato conn create ... --password -` typed as shown: it read stdin with no word,
+    so at a terminal the command sat there as if it hung; the password typed was echoed."""
+    code, shown = at_a_terminal(
+        [sys.executable, "-m", "zato", "conn", "create", "security", qs.path, "--name", "typed",
+         "--type", "basic_auth", "--username", "tty-user", "--password", "-"],
+        "pw-typed-9\n",
+    )  # fmt: skip
+    assert code == 0, shown
+    assert "password of security typed (not shown" in shown, shown
+    assert "pw-typed-9" not in shown and "created security typed" in shown, shown
+    zato("channel", "create", qs.path, "--name", "typed", "--url-path", "/sec/typed", "--service", "sec.who",
+         "--security", "typed")  # fmt: skip
+    served(qs, "/sec/typed")
+    r = requests.post(f"{qs.lb_url}/sec/typed", json={}, auth=("tty-user", "pw-typed-9"), timeout=10)
+    assert r.status_code == 200, r.text
 
 
 def test_apikey_channel_made_through_the_admin_api_hides_the_key_from_the_service(qs):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import getpass
 import os
 import sys
 from collections.abc import Callable
@@ -127,14 +128,15 @@ FIELD_HELP: dict[tuple[str | None, str], str] = {
     " that counts as a failed attempt: tried again, logged after 5",
     (None, "url"): "an SQLAlchemy URL without the password, e.g. postgresql://crm@db:5432/crm",
     (None, "pool_size"): "connections each server worker keeps open",
-    (None, "password"): "- reads it from stdin (not seen in ps or shell history)",
+    (None, "password"): "- reads it from stdin (not seen in ps or shell history); at a terminal it is"
+    " asked for",
     ("security", "type"): "basic_auth: callers send HTTP Basic Auth; apikey: callers send a key in a header",
     ("security", "username"): "basic_auth: the user name callers must send",
     ("security", "realm"): "basic_auth: the realm named in the 401's WWW-Authenticate",
     ("security", "header"): "apikey: the header that carries the key",
     ("security", "is_active"): "false: kept, but every request to the channels that use it is refused",
     ("security", "password"): "basic_auth: the password; apikey: the key. - reads it from stdin (not seen"
-    " in ps or shell history); kept as a salted hash",
+    " in ps or shell history; at a terminal it is asked for); kept as a salted hash",
 }
 
 
@@ -250,6 +252,17 @@ def _positive(text: str) -> int:
     return value
 
 
+def _read_secret(args: argparse.Namespace, field: str) -> str:
+    """A `-` value: the first line of stdin. Typed at a terminal, it is asked for, unechoed (the
+    README's `--password -` typed as shown sat there silently, as if the command hung)."""
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\n")
+    try:
+        return getpass.getpass(f"{field} of {args.kind} {args.name} (not shown; Enter ends it): ")
+    except EOFError:  # Ctrl-D at the prompt
+        raise ZatoError(f"no {field} given for {args.kind} {args.name}: nothing changed") from None
+
+
 def _values(args: argparse.Namespace) -> dict:
     values = {}
     for f in connectors.FIELDS[args.kind]:
@@ -257,7 +270,7 @@ def _values(args: argparse.Namespace) -> dict:
         if value is None or f.name == "name":
             continue
         if f.secret and value == "-":
-            value = sys.stdin.readline().rstrip("\n")
+            value = _read_secret(args, f.name)
         values[f.name] = value
     return values
 
