@@ -4,6 +4,8 @@ ZATO      := $(VENV)/bin/zato
 PYTEST    := $(VENV)/bin/pytest
 RUN_DIR   ?= run/quickstart
 PYTEST_ARGS ?=
+# What `make stop` needs to stop this RUN_DIR and not the default one (in run's summary).
+RUN_DIR_ARG = $(if $(filter-out run/quickstart,$(RUN_DIR)), RUN_DIR=$(RUN_DIR))
 
 .PHONY: deps run stop status test test-unit check-protocol lint bench clean
 
@@ -19,7 +21,7 @@ run: deps
 	@echo "  logs           $(RUN_DIR)/*/logs/"
 	@if [ -d $(RUN_DIR)/user-conf ]; then echo "  user config    $(RUN_DIR)/user-conf/*.ini   (self.config in services; edits apply at once)"; fi
 	@echo "  status         $(ZATO) cluster status $(RUN_DIR)"
-	@echo "  stop           make stop   (or: $(ZATO) stop $(RUN_DIR))"
+	@echo "  stop           make stop$(RUN_DIR_ARG)   (or: $(ZATO) stop $(RUN_DIR))"
 
 stop:
 	$(ZATO) stop $(RUN_DIR)
