@@ -76,7 +76,9 @@ def test_stale_pidfile_start_twice_and_stop(qs):
     ], out
     pid = qs.pid("server1")
     assert pid and pid_alive(pid)
-    one_line_error(zato("start", qs.path, check=False), "already running", str(pid))
+    # a quickstart's member running: the line says how to start the others (not a bare refusal)
+    hint = f"`zato start {qs.path} --skip-running` starts those that are not"
+    one_line_error(zato("start", qs.path, check=False), "already running", str(pid), hint)
     again = zato("start", qs.path, "--skip-running")  # what `make run` does the second time
     assert f"server server1 is already running (pid {pid})" in again.stdout
     assert qs.pid("server1") == pid

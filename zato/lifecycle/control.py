@@ -15,7 +15,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any, NamedTuple
 
-from zato.common.errors import ComponentError, ZatoError
+from zato.common.errors import AlreadyRunning, ComponentError, ZatoError
 from zato.common.interrupts import Interrupts
 from zato.common.pidfile import Owner, read_pidfile, remove_pidfile
 from zato.config import component
@@ -190,7 +190,15 @@ def start(
         if m.kind == component.LOAD_BALANCER and comp.kind == component.QUICKSTART and not lb_available():
             say(f"load balancer not started: {LB_MODULE} does not exist yet (servers only)")
             continue
-        checked.append((m, PRECHECKS[m.kind](m, say)))
+        try:
+            checked.append((m, PRECHECKS[m.kind](m, say)))
+        except AlreadyRunning as e:
+            if comp.kind != component.QUICKSTART:
+                raise
+            # One member stopped by hand (to try a failover) and `zato start DIR` again: say
+            # how to start the rest, which `make run` does
+            hint = f"`zato start {comp.path} --skip-running` starts those that are not"
+            raise AlreadyRunning(f"{e}; {hint}") from None
     # Everything starts side by side: the LB follows membership (it adds each server as it
     # joins), the dashboard shows what is there; then each is waited for in turn. Each one
     # imports, checks what it shares (relaying its warnings here) and waits at its gate until
