@@ -15,7 +15,7 @@ import sys
 
 from tests.integration.test_process_groups import workers_of
 from tests.integration.test_server_cli import one_line_error, set_conf_of
-from tests.support import cluster_name, free_port, popen_interruptible, wait_for, zato
+from tests.support import Quickstart, cluster_name, free_port, popen_interruptible, wait_for, zato
 from zato.common.pidfile import pid_alive
 from zato.lifecycle.control import http_ok
 
@@ -285,6 +285,26 @@ def test_a_cluster_secret_the_live_servers_do_not_share_is_refused(quickstart):
         " membership with (server1)",
     )
     assert qs.pid("server2") is None
+
+
+def test_a_second_quickstart_of_the_same_cluster_name_is_told_to_take_a_name_of_its_own(quickstart, tmp_path):
+    """Two quickstarts on one Redis, the second made without --cluster (README: 'with a name of
+    its own'): the refusal said only 'give it their cluster_secret', which would join the two."""
+    name = cluster_name("twin")
+    first = quickstart(servers=1, lb=False, cluster=name)
+    first.start("server1")
+    os.makedirs(tmp_path / "second")
+    second = Quickstart(tmp_path / "second", servers=1, lb=False, cluster=name).create()
+    try:
+        one_line_error(  # its server's or its LB's, whichever checked first
+            zato("start", second.path, check=False),
+            f"[auth] cluster_secret is not the one the live servers of cluster {name} sign their",
+            "or, if it is another cluster on the same Redis, a name of its own",
+            "`zato quickstart create DIR --cluster NAME`",
+        )
+        assert second.pid("server1") is None and first.pid("server1")
+    finally:
+        second.close()
 
 
 def test_a_load_balancer_with_a_cluster_secret_the_live_servers_do_not_share_is_refused(quickstart):

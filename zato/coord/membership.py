@@ -192,7 +192,8 @@ def refuse_foreign_secret(
         raise ConfigError(
             f"{config_file}: [auth] cluster_secret is not the one the live servers of cluster"
             f" {cluster} sign their membership with ({', '.join(others[:5])}): {consequence};"
-            " give it their cluster_secret"
+            " give it their cluster_secret, or, if it is another cluster on the same Redis, a name of"
+            " its own (a quickstart: create it again with `zato quickstart create DIR --cluster NAME`)"
         )
 
 
