@@ -193,6 +193,27 @@ def test_create_server_needs_a_cluster(tmp_path, zato):
     one_line_error(zato("create", "server", str(tmp_path / "s"), check=False), "--odb and --cluster")
 
 
+def test_create_server_before_its_cluster_says_to_make_the_cluster(tmp_path, zato):
+    """docs/multi-host.md's `zato create cluster` step left out: the ODB not made yet was
+    'ODB error: (sqlite3.OperationalError) no such table: zato_cluster', leaving an empty SQLite
+    file; an ODB without that cluster said it did not exist, and not how to make it."""
+    db = tmp_path / "odb.db"
+    url = f"sqlite:///{db}"
+
+    def create() -> Result:
+        return zato("create", "server", str(tmp_path / "s"), "--odb", url, "--cluster", "hosts", check=False)
+
+    make_it = "make it first: zato create cluster ODB_URL hosts"
+    one_line_error(create(), f"the ODB at {url} does not exist yet", make_it)
+    assert not db.exists()
+    db.touch()  # a database with no tables (PostgreSQL's CREATE DATABASE, or an empty file)
+    one_line_error(create(), "holds no cluster yet", make_it)
+    zato("create", "cluster", url, "other")
+    one_line_error(create(), "cluster 'hosts' does not exist in the ODB (it has 'other')", make_it)
+    zato("create", "cluster", url, "hosts")
+    assert "server s of cluster hosts created" in create().stdout
+
+
 def test_build_a_cluster_by_hand(tmp_path, zato):
     url = f"sqlite:///{tmp_path}/db/odb.db"
     assert "ODB schema ready" in zato("create", "odb", url).stdout

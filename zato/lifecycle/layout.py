@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from zato.common.errors import ComponentError, ODBError
 from zato.common.fs import atomic_write
+from zato.common.log import redact
 from zato.config import component
 from zato.config.settings import (
     DASHBOARD_CONF,
@@ -27,7 +28,7 @@ from zato.config.settings import (
 )
 from zato.lifecycle.templates import render_ini, template
 from zato.odb import api as odb_api
-from zato.odb.engine import ODB, create_schema
+from zato.odb.engine import ODB, check_odb, create_schema
 
 if TYPE_CHECKING:
     from zato.common.tls import CA
@@ -230,8 +231,23 @@ def create_odb(url: str, cluster: str | None = None) -> bool:
 
 
 def register_server(url: str, spec: ServerSpec) -> None:
+    """The server's row in the ODB. An ODB with no cluster yet (docs/multi-host.md's `zato create
+    cluster` step left out) said 'ODB error: (sqlite3.OperationalError) no such table:
+    zato_cluster' (and made an empty SQLite file), or 'cluster ... does not exist in the ODB'."""
     odb = ODB(url)
+    make_it = f"make it first: zato create cluster ODB_URL {spec.cluster}"
     try:
+        database = odb.engine.url.database
+        sqlite_file = odb.engine.dialect.name == "sqlite" and database and database != ":memory:"
+        if sqlite_file and not os.path.exists(database or ""):
+            raise ODBError(f"the ODB at {redact(url)} does not exist yet (no file {database}): {make_it}")
+        check_odb(odb.engine)
+        if not odb_api.has_schema(odb.engine):
+            raise ODBError(f"the ODB at {redact(url)} holds no cluster yet (no Zato tables): {make_it}")
+        try:
+            odb_api.check_cluster(odb.engine, spec.cluster, "--cluster")
+        except ODBError as e:
+            raise ODBError(f"{e}; {make_it}") from None
         odb_api.add_server(odb, spec.cluster, spec.name, spec.announced_host, spec.port)
     finally:
         odb.dispose()

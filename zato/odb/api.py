@@ -16,8 +16,9 @@ from datetime import datetime
 from typing import cast
 from urllib.parse import unquote
 
-from sqlalchemy import delete, or_, select, true
+from sqlalchemy import delete, inspect, or_, select, true
 from sqlalchemy.engine import CursorResult, Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from zato.common import service_name as service_name_rule
@@ -98,6 +99,14 @@ def check_cluster(engine: Engine, cluster: str, where: str) -> None:
         else (f" (it has {', '.join(map(repr, names[:5]))})" if names else "")
     )
     raise ODBError(f"{where}: cluster {cluster!r} does not exist in the ODB{hint}")
+
+
+def has_schema(engine: Engine) -> bool:
+    """Whether the ODB has Zato's tables (its cluster table) at all."""
+    try:
+        return inspect(engine).has_table(Cluster.__tablename__)
+    except SQLAlchemyError as e:
+        raise ODBError(f"ODB error: {str(e).splitlines()[0]}") from None
 
 
 def ensure_cluster(odb: ODB, cluster: str, description: str = "") -> bool:
