@@ -132,7 +132,7 @@ class AsIs(Elem):
     as_is = True  # the response carries the value unchanged (no output() call per field)
 
 
-Opaque = AsIs
+Opaque = Nested = AsIs  # Nested: Zato 2.0 and 3.0's name for the same pass-through
 
 
 class Text(Elem):
@@ -267,6 +267,9 @@ class DictList(Elem):
         return [Bunch(item) for item in value]
 
 
+ListOfDicts = DictList  # Zato 2.0 and 3.0's name for it
+
+
 class Date(Elem):
     def convert(self, value: Any) -> Any:
         try:
@@ -288,6 +291,20 @@ class DateTime(Elem):
 
     def output(self, value: Any) -> Any:
         return self.convert(value).isoformat()
+
+
+class UTC(Elem):
+    """Zato 2.0's UTC element: a date and time in UTC as text, its "+00:00" left out, in and
+    out (a datetime given to the output is written in ISO 8601 first)."""
+
+    kind = "a date and time"
+
+    def convert(self, value: Any) -> Any:
+        if isinstance(value, dt.datetime):
+            value = value.isoformat()
+        if not isinstance(value, str):
+            raise ValueError("is not a date and time")
+        return value.replace("+00:00", "")
 
 
 class UUID(Elem):

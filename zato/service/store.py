@@ -41,6 +41,12 @@ logger = logging.getLogger(__name__)
 USER_CODE_ERRORS = (Exception, SystemExit, KeyboardInterrupt)
 
 MODULE_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Packages a Zato server has installed and Zato's docs import in services, which this one has not:
+# what to use instead, said when a module importing one is refused.
+NOT_INSTALLED = {
+    "bunch": "Zato installs the bunch package, this server does not: use self.request.bunchified() "
+    "for the payload with attribute access, or Bunch from zato.server.service",
+}
 DEPLOYED_PREFIX = "zato_deployed."  # sys.modules namespace of deployed modules
 INTERNAL_PREFIX = "zato."  # service names reserved for the server's own services (zato.ping...)
 
@@ -181,7 +187,9 @@ def load_source(module: str, source: str) -> dict[str, type[Service]]:
         else:
             sys.modules.pop(qualified, None)
         hint = ""
-        if isinstance(e, ModuleNotFoundError) and e.name and MODULE_NAME_RE.match(e.name):
+        if isinstance(e, ModuleNotFoundError) and e.name in NOT_INSTALLED:
+            hint = f" ({NOT_INSTALLED[e.name]})"
+        elif isinstance(e, ModuleNotFoundError) and e.name and MODULE_NAME_RE.match(e.name):
             hint = (
                 " (if it is a module of yours, deploy it first: deployed modules import each other by name)"
             )

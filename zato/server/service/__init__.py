@@ -1,4 +1,5 @@
-"""Zato's import path for services, so modules written for Zato 3.2 and 4.1 deploy unchanged:
+"""Zato's import path for services, so modules written for Zato 3.2 and 4.1 deploy unchanged
+(Zato 2.0's type names too: ListOfDicts, Nested, UTC):
 
     from zato.server.service import Service, AsIs, Integer, Model
 
@@ -8,6 +9,7 @@ The same classes as `zato.service` (and `zato.service.sio` for the I/O field typ
 from zato.service.base import Request, Response, Service
 from zato.service.sio import (
     CSV,
+    UTC,
     UTF8,
     UUID,
     AsIs,
@@ -23,13 +25,16 @@ from zato.service.sio import (
     Int,
     Integer,
     List,
+    ListOfDicts,
     Model,
+    Nested,
     Opaque,
     Text,
     Unicode,
 )
 
 __all__ = [
+    "UTC",
     "UTF8",
     "UUID",
     "AsIs",
@@ -46,7 +51,9 @@ __all__ = [
     "Int",
     "Integer",
     "List",
+    "ListOfDicts",
     "Model",
+    "Nested",
     "Opaque",
     "Request",
     "Response",

@@ -1,0 +1,76 @@
+"""Services written as Zato 2.0's docs write them (tests/zato_corpus/zato20_types.py), deployed
+with `zato deploy` to a one-server quickstart and called directly and through the load balancer."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import requests
+
+from tests.support import wait_for, zato
+
+CORPUS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "zato_corpus")
+
+
+@pytest.fixture(scope="module")
+def cluster(module_quickstart):
+    qs = module_quickstart(servers=1)
+    qs.start()
+    yield qs
+
+
+def deploy(qs, module: str) -> subprocess.CompletedProcess:  # noqa: ANN001
+    """`zato deploy` of a corpus module by its name, or of a file by its path."""
+    path = module if os.path.isabs(module) else os.path.join(CORPUS, module + ".py")
+    return subprocess.run(
+        [sys.executable, "-m", "zato", "deploy", qs.path, path], capture_output=True, text=True, timeout=60
+    )
+
+
+def channel(qs, url_path: str, service: str) -> None:  # noqa: ANN001
+    zato("channel", "create", qs.path, "--name", service, "--url-path", url_path, "--service", service)
+    base = qs.server_url("server1")
+    wait_for(lambda: requests.get(f"{base}{url_path}").status_code != 404, what=f"channel {url_path}")
+
+
+def test_zato20_type_names_deploy_and_convert(cluster) -> None:
+    """ListOfDicts, Nested and UTC, imported from zato.server.service as Zato 2.0 (and 3.0)
+    services do. Before: the module was refused at deploy, `ImportError: cannot import name
+    'ListOfDicts' from 'zato.server.service'`."""
+    done = deploy(cluster, "zato20_types")
+    assert done.returncode == 0, done.stdout + done.stderr
+    channel(cluster, "/z20/orders", "zato20.customer.orders")
+    body = {"cust_name": "Jane", "since": "2013-05-01T00:00:00+00:00", "filters": [{"status": "paid"}]}
+    body["extra"] = {"any": ["thing", 1]}
+    for base in (cluster.server_url("server1"), cluster.lb_url):
+        r = requests.post(f"{base}/z20/orders", json=body)
+        assert r.status_code == 200, r.text
+        assert r.json() == {
+            "cust_id": 1,
+            "orders": [{"id": 1, "status": "new"}, {"status": "paid"}],
+            "last_seen": "2014-01-01T12:00:00",  # UTC: its +00:00 left out, as in Zato 2.0
+            "extra": {"any": ["thing", 1]},  # Nested: passed through
+            "since": "2013-05-01T00:00:00",
+        }
+        r = requests.post(f"{base}/z20/orders", json=dict(body, filters=[1, 2]))
+        assert r.status_code == 400, r.text
+        assert r.json()["zato_env"]["details"] == "invalid input filters: [1, 2] is not a list of objects"
+
+
+def test_a_module_importing_bunch_is_refused_saying_what_to_use(cluster, tmp_path) -> None:
+    """Zato 2.0's JSON docs parse a payload with `from bunch import bunchify`; the bunch package
+    (Python 2 only) is not installed here. Before, the refusal said to deploy 'bunch' first, as
+    if it were one of the user's modules."""
+    path = tmp_path / "uses_bunch.py"
+    path.write_text(
+        "from bunch import bunchify\nfrom zato.server.service import Service\n\n\n"
+        "class Deep(Service):\n    def handle(self):\n"
+        "        self.response.payload = {'id': bunchify(self.request.payload).cust.id}\n"
+    )
+    done = deploy(cluster, str(path))
+    assert done.returncode != 0
+    assert "No module named 'bunch' (Zato installs the bunch package, this server does not: " in done.stderr
+    assert "use self.request.bunchified()" in done.stderr and "deploy it first" not in done.stderr
