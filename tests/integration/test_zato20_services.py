@@ -1,8 +1,10 @@
-"""Services written as Zato 2.0's docs write them (tests/zato_corpus/zato20_types.py), deployed
-with `zato deploy` to a one-server quickstart and called directly and through the load balancer."""
+"""Services written as Zato 2.0's and 3.2's docs write them (tests/zato_corpus/zato20_types.py,
+zato_dev_aids.py), deployed with `zato deploy` to a one-server quickstart and called directly
+and through the load balancer."""
 
 from __future__ import annotations
 
+import gzip
 import os
 import subprocess
 import sys
@@ -58,6 +60,47 @@ def test_zato20_type_names_deploy_and_convert(cluster) -> None:
         r = requests.post(f"{base}/z20/orders", json=dict(body, filters=[1, 2]))
         assert r.status_code == 400, r.text
         assert r.json()["zato_env"]["details"] == "invalid input filters: [1, 2] is not a list of objects"
+
+
+def test_log_input_and_log_output_write_to_the_server_log(cluster) -> None:
+    """Zato's request/response docs: `self.log_input(user_msg)` and `self.log_output()` log what
+    came in and what goes out (keys in `suppress_keys` as "(suppressed)") and return it. Before:
+    the service's 500, `AttributeError: 'Logged' object has no attribute 'log_input'`."""
+    done = deploy(cluster, "zato_dev_aids")
+    assert done.returncode == 0, done.stdout + done.stderr
+    channel(cluster, "/aids/logged", "aids.logged")
+    r = requests.post(f"{cluster.lb_url}/aids/logged", json={"cust_id": 7})
+    assert r.status_code == 200, r.text
+    keys = ["channel", "cid", "environ", "name", "request.payload", "wsgi_environ"]
+    assert r.json() == {"cust_id": 7, "logged": keys}
+    cid = r.headers["X-Zato-CID"]
+    said_in = (
+        "Before processing {'request.payload': {'cust_id': 7}, 'channel': 'http-soap', "
+        f"'cid': '{cid}', 'name': 'aids.logged', 'environ': {{}}, 'wsgi_environ': {{"
+    )
+    said_out = (
+        "{'response.payload': {'cust_id': 7, 'logged': [" + ", ".join(repr(k) for k in keys) + "]}, "
+        f"'channel': 'http-soap', 'cid': '{cid}', 'name': 'aids.logged', 'environ': '(suppressed)', "
+        "'wsgi_environ': '(suppressed)', 'status_code': 200, 'headers': {}}"
+    )
+    wait_for(
+        lambda: said_in in cluster.server_logs() and said_out in cluster.server_logs(), 10, what="logged"
+    )
+
+
+def test_content_encoding_is_sent_as_the_header(cluster) -> None:
+    """Zato 3.2's `self.response.content_encoding` (its response docs): the body the service
+    compressed goes out with `Content-Encoding: gzip`, which a client decodes. Before: the
+    service's 500, `AttributeError: 'Response' object has no attribute 'content_encoding'`."""
+    done = deploy(cluster, "zato_dev_aids")
+    assert done.returncode == 0, done.stdout + done.stderr
+    channel(cluster, "/aids/gz", "aids.compressed")
+    for url in (cluster.server_url("server1"), cluster.lb_url):
+        r = requests.get(f"{url}/aids/gz")  # requests decodes gzip as any client does
+        assert r.status_code == 200, r.text
+        assert r.headers["Content-Encoding"] == "gzip" and r.json() == {"compressed": True}
+        raw = requests.get(f"{url}/aids/gz", stream=True).raw.read(decode_content=False)
+        assert gzip.decompress(raw) == b'{"compressed": true}'
 
 
 def test_a_module_importing_bunch_is_refused_saying_what_to_use(cluster, tmp_path) -> None:

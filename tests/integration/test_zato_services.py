@@ -37,6 +37,7 @@ BY_CLI = (
     "cache_kvdb",
     "invoker",
     "zato20_types",
+    "zato_dev_aids",
 )
 CHANNELS = [
     ("crm-get", "/crm/clients/{client_id}", "crm.client.get", "GET"),

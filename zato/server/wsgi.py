@@ -464,10 +464,14 @@ class ServerApp:
         return response
 
     def _headers(self, response: Response, service: str, cid: str) -> list[tuple[str, str]]:
-        """The service's own headers to send; a Content-Type header becomes its content type."""
-        if not response.headers:
+        """The service's own headers to send; a Content-Type header becomes its content type,
+        and self.response.content_encoding is a Content-Encoding header (checked as the others)."""
+        given = response.headers
+        if response.content_encoding is not None:
+            given = {**given, "Content-Encoding": response.content_encoding}
+        if not given:
             return []
-        checked = self._checked_headers(response.headers, service, cid)
+        checked = self._checked_headers(given, service, cid)
         if checked.content_type is not None:
             response.content_type = checked.content_type
         return checked.send

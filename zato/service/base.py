@@ -227,12 +227,13 @@ def headers_of(environ: dict) -> dict[str, str]:
 
 
 class Response:
-    __slots__ = ("payload", "status_code", "content_type", "headers")
+    __slots__ = ("payload", "status_code", "content_type", "content_encoding", "headers")
 
     def __init__(self, payload: Any = None):
         self.payload = payload  # dict/list -> JSON, str -> text, bytes -> as is, None -> empty
         self.status_code = 200
         self.content_type: str | None = None  # derived from the payload when None
+        self.content_encoding: str | None = None  # Zato's shorthand for a Content-Encoding header
         self.headers: dict[str, str] = {}
 
 
@@ -431,6 +432,33 @@ class Service:
 
     def finalize_handle(self) -> None:
         """Zato's hook: runs last, with self.processing_time (ms) and processing_time_raw."""
+
+    # Zato's aids for development (its request and response docs): what came in and what goes
+    # out, in the server log, as a dict; keys in `suppress_keys` show as "(suppressed)".
+
+    def log_input(self, user_msg: str = "", level: int = logging.INFO, suppress_keys: Any = None) -> dict:
+        """Logs the request's payload, cid, name, channel type and environ; returns what it logged."""
+        return self._log_io(user_msg, level, suppress_keys, "request", {})
+
+    def log_output(
+        self, user_msg: str = "", level: int = logging.INFO, suppress_keys: Any = ("wsgi_environ",)
+    ) -> dict:
+        """Logs the response's payload, status and headers so far, with what log_input logs."""
+        r = self.response
+        return self._log_io(
+            user_msg, level, suppress_keys, "response", {"status_code": r.status_code, "headers": r.headers}
+        )
+
+    def _log_io(self, user_msg: str, level: int, suppress_keys: Any, container: str, extra: dict) -> dict:
+        msg = {f"{container}.payload": getattr(self, container).payload, "channel": self.request.channel.type}
+        msg.update(
+            cid=self.cid, name=self.name, environ=self.environ, wsgi_environ=self.wsgi_environ, **extra
+        )
+        for key in suppress_keys or ():
+            if key in msg:
+                msg[key] = "(suppressed)"
+        self.logger.log(level, "%s%s", f"{user_msg} " if user_msg else "", msg)
+        return msg
 
     def invoke(
         self,
