@@ -98,7 +98,7 @@ def cluster(module_quickstart):
     for url in (qs.server_url("server1"), qs.server_url("server2")):
         wait_for(
             lambda u=url: every <= set(api(qs, u, "zato.service.list").json()),
-            timeout=60,
+            timeout=180,  # the pickup folder deploys one module after another: ~3 s each on a busy host
             what=f"every corpus service on {url}",
         )
         wait_for(lambda u=url: requests.get(f"{u}/crm/clients/1").status_code == 200, what="channels loaded")
