@@ -1,6 +1,6 @@
-"""Services written as Zato 2.0's and 3.2's docs write them (tests/zato_corpus/zato20_types.py,
-zato_dev_aids.py), deployed with `zato deploy` to a one-server quickstart and called directly
-and through the load balancer."""
+"""Services written as Zato 2.0's and 3.x's docs write them (tests/zato_corpus/zato20_types.py,
+zato_dev_aids.py, rest_verbs.py), deployed with `zato deploy` to a one-server quickstart and
+called directly and through the load balancer."""
 
 from __future__ import annotations
 
@@ -32,10 +32,12 @@ def deploy(qs, module: str) -> subprocess.CompletedProcess:  # noqa: ANN001
     )
 
 
-def channel(qs, url_path: str, service: str) -> None:  # noqa: ANN001
+def channel(qs, url_path: str, service: str, probe: str = "") -> None:  # noqa: ANN001
+    """A channel for `service`, once the server serves it (at `probe`, a path it matches)."""
     zato("channel", "create", qs.path, "--name", service, "--url-path", url_path, "--service", service)
     base = qs.server_url("server1")
-    wait_for(lambda: requests.get(f"{base}{url_path}").status_code != 404, what=f"channel {url_path}")
+    path = probe or url_path
+    wait_for(lambda: requests.options(f"{base}{path}").status_code != 404, what=f"channel {url_path}")
 
 
 def test_zato20_type_names_deploy_and_convert(cluster) -> None:
@@ -117,3 +119,33 @@ def test_a_module_importing_bunch_is_refused_saying_what_to_use(cluster, tmp_pat
     assert done.returncode != 0
     assert "No module named 'bunch' (Zato installs the bunch package, this server does not: " in done.stderr
     assert "use self.request.bunchified()" in done.stderr and "deploy it first" not in done.stderr
+
+
+def test_rest_verb_methods_answer_their_methods(cluster) -> None:
+    """Zato 3.x's handle_GET, handle_POST... (its REST services page; Zato 3.1's blog: "will
+    continue to work in all future Zato versions"): each runs for its method on an HTTP channel,
+    a method without one is a 405 with Allow, and handle() takes the methods without their own.
+    Before: the service's 500, `NotImplementedError: service rest.customer does not implement
+    handle()`, and handle_POST never ran beside a handle()."""
+    done = deploy(cluster, "rest_verbs")
+    assert done.returncode == 0, done.stdout + done.stderr
+    channel(cluster, "/rest/customers/{cust_id}", "rest.customer", probe="/rest/customers/1")
+    channel(cluster, "/rest/orders", "rest.order")
+    for base in (cluster.server_url("server1"), cluster.lb_url):
+        r = requests.get(f"{base}/rest/customers/7")
+        assert (r.status_code, r.json()) == (200, {"cust_id": 7, "name": "Jane", "by": "handle_GET"}), r.text
+        r = requests.post(f"{base}/rest/customers/8", json={"name": "Bob"})
+        assert (r.status_code, r.json()) == (201, {"name": "Bob", "by": "handle_POST"}), r.text
+        r = requests.delete(f"{base}/rest/customers/8")
+        assert (r.status_code, r.content) == (204, b""), r.text
+        r = requests.head(f"{base}/rest/customers/7")
+        assert (r.status_code, r.content) == (200, b""), r.text
+        r = requests.put(f"{base}/rest/customers/7", json={"name": "Bob"})
+        assert r.status_code == 405, r.text
+        assert r.headers["Allow"] == "DELETE, GET, HEAD, POST"
+        said = "service rest.customer has no handle_PUT (it takes DELETE, GET, HEAD, POST)"
+        assert r.json()["zato_env"]["details"] == said
+        r = requests.post(f"{base}/rest/orders", json={})
+        assert (r.status_code, r.json()) == (200, {"by": "handle_POST"}), r.text
+        r = requests.patch(f"{base}/rest/orders", json={})
+        assert (r.status_code, r.json()) == (200, {"by": "handle", "method": "PATCH"}), r.text

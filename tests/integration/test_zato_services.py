@@ -29,16 +29,7 @@ from tests.ibmmq_support import QM_KINDS, make_qm, put
 from tests.support import AMQP_URL, PG_URL, REDIS_URL, nested, wait_for, zato
 
 CORPUS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "zato_corpus")
-BY_CLI = (
-    "crm_clients",
-    "crm_create",
-    "billing_models",
-    "http_inspect",
-    "cache_kvdb",
-    "invoker",
-    "zato20_types",
-    "zato_dev_aids",
-)
+BY_CLI = ("crm_clients", "crm_create", "billing_models", "http_inspect", "cache_kvdb", "invoker")
 CHANNELS = [
     ("crm-get", "/crm/clients/{client_id}", "crm.client.get", "GET"),
     ("crm-create", "/crm/clients", "crm.client.create", "POST"),

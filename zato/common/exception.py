@@ -43,7 +43,6 @@ def _status(name: str, status: int) -> type[Reportable]:
 BadRequest = _status("BadRequest", 400)
 Forbidden = _status("Forbidden", 403)
 NotFound = _status("NotFound", 404)
-MethodNotAllowed = _status("MethodNotAllowed", 405)
 NotAcceptable = _status("NotAcceptable", 406)
 Conflict = _status("Conflict", 409)
 TooManyRequests = _status("TooManyRequests", 429)
@@ -64,6 +63,21 @@ class Unauthorized(Reportable):
     @property
     def headers(self) -> list[tuple[str, str]]:
         return [("WWW-Authenticate", self.challenge)] if self.challenge else []
+
+
+class MethodNotAllowed(Reportable):
+    """Answered with HTTP 405 and, given `allow` (the methods there are), its Allow header
+    (RFC 9110 15.5.6); Zato's MethodNotAllowed(cid, msg) too."""
+
+    status = 405
+
+    def __init__(self, cid: str = "", msg: str = "", *args: object, allow: tuple[str, ...] = ()):
+        super().__init__(cid, msg)
+        self.allow = allow
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        return [("Allow", ", ".join(self.allow))] if self.allow else []
 
 
 class LockTimeout(Reportable):

@@ -316,6 +316,7 @@ class Service:
     time = TIME
     _zato_io: IODecl = NO_IO  # parsed once by the store (zato.service.sio)
     _zato_finalizes = False  # set by the store: the class has its own finalize_handle
+    _zato_verbs: frozenset[str] = frozenset()  # set by the store: X of its handle_X methods
     _zato_chain: tuple[str, ...] = ()  # set by the store: the services this one runs inside, and itself
     logger = logging.getLogger("zato.service")  # the store sets zato.service.<name> per class
 

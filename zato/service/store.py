@@ -20,7 +20,8 @@ from typing import Any
 from zato.common import service_name as service_name_rule
 from zato.common.cid import new_cid
 from zato.common.errors import DeployError, OutgoingNotFound, ServiceError, ServiceNotFound
-from zato.service.base import Request, Response, Service
+from zato.common.exception import MethodNotAllowed
+from zato.service.base import HTTP_SOAP, Request, Response, Service
 from zato.service.sio import Payload, io_of, parse_input, render_output
 from zato.service.user_config import UserConfig
 
@@ -41,6 +42,7 @@ logger = logging.getLogger(__name__)
 USER_CODE_ERRORS = (Exception, SystemExit, KeyboardInterrupt)
 
 MODULE_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+VERB_PREFIX = "handle_"  # Zato's REST verb methods: handle_GET, handle_POST...
 # Packages a Zato server has installed and Zato's docs import in services, which this one has not:
 # what to use instead, said when a module importing one is refused.
 NOT_INSTALLED = {
@@ -113,7 +115,33 @@ def prepare(cls: type[Service], name: str) -> None:
     cls.name = name
     cls._zato_io = decl
     cls._zato_finalizes = cls.finalize_handle is not Service.finalize_handle  # timed only if so
+    cls._zato_verbs = verbs_of(cls)
     cls.logger = logging.getLogger(f"zato.service.{name}")
+
+
+def verbs_of(cls: type[Service]) -> frozenset[str]:
+    """The HTTP methods a service has Zato's REST verb methods for (handle_GET, handle_POST...)."""
+    names = (n for n in dir(cls) if n.startswith(VERB_PREFIX) and n[len(VERB_PREFIX) :].isupper())
+    return frozenset(n[len(VERB_PREFIX) :] for n in names if callable(getattr(cls, n)))
+
+
+def handler_of(service: Service, request: Request) -> Any:
+    """What runs a request: handle(), or on an HTTP channel the service's REST verb method for
+    the request's method (HEAD: handle_HEAD, else handle_GET), as in Zato 3.x. A service with
+    verb methods but neither one for the method nor its own handle() answers 405, naming the
+    methods it takes."""
+    verbs = type(service)._zato_verbs
+    if not verbs or request.channel.type != HTTP_SOAP:
+        return service.handle
+    method = request.method.upper()
+    for verb in (method, "GET") if method == "HEAD" else (method,):
+        if verb in verbs:
+            return getattr(service, VERB_PREFIX + verb)
+    if type(service).handle is not Service.handle:
+        return service.handle
+    allow = tuple(sorted(verbs | ({"HEAD"} if "GET" in verbs else set())))
+    said = f"service {service.name} has no handle_{method} (it takes {', '.join(allow)})"
+    raise MethodNotAllowed(service.cid, said, allow=allow)
 
 
 def check_module_name(name: str) -> None:
@@ -399,7 +427,7 @@ class ServiceStore:
                 service.response.payload = Payload()
             _hook(service, "before_handle", name)
             service.validate_input()
-            service.handle()
+            handler_of(service, req)()
             service.validate_output()
             _hook(service, "after_handle", name)
             response = service.response
