@@ -4,12 +4,7 @@
   both ways, or one way (Redis gets what it sends, so its renewals may still extend the
   lease, but no answer comes back): it stops its connectors by itself within renew_deadline,
   before any other server can take the lease; nothing is lost, no stale call is accepted.
-- The holder cut off from the broker alone (it still reaches Redis): the lease stays where it
-  is (it is about Redis, not the broker: 0 epoch changes), its AMQP channel connector notices
-  and reconnects by itself once the broker is back, and consumes everything (lost 0). Meanwhile
-  `zato cluster status` exits 3 with a `problem:` line naming the connector, how long it has
-  been reconnecting and why (before, it exited 0: all was well to a script), and 0 again once
-  the link is back.
+- The holder cut off from the broker alone (it still reaches Redis): tests/hosts/test_broker_reach.py.
 - The holder paused (SIGSTOP) past the lease TTL, then resumed: a standby took over, the old
   holder's connectors, waking up, have no accepted call and take no outgoing message.
 - A host cut off from the ODB: a query on a connection opened before the cut fails within
@@ -31,9 +26,8 @@ import requests
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
-from tests.hosts.checkers import TIMEOUT, EpochWatch, HttpChecker, amqp_counts, stale_accepted
-from tests.support import wait_for, zato
-from zato.coord import connector_stats
+from tests.hosts.checkers import TIMEOUT, HttpChecker, amqp_counts, stale_accepted
+from tests.support import wait_for
 
 
 def all_accepted(lab, pub) -> bool:
@@ -99,54 +93,6 @@ def test_paused_holder_resumes_without_acting(lab, channel):
     assert new_epoch > old_epoch
     assert stale_accepted(accepted) == 0
     assert lab.holder()[0] == new
-
-
-def reconnects(lab, channel) -> int:
-    name = f"amqp-channel:{channel.channel}"
-    return connector_stats.read(lab.redis(), lab.cluster, [name])[name].get("reconnects", 0)
-
-
-def test_holder_cut_from_the_broker_keeps_the_lease_and_reconnects(lab, channel):
-    publish_and_settle(lab, channel, 0, 50)
-    old, epoch = lab.wait_holder()
-    before = reconnects(lab, channel)
-    watch = EpochWatch(lab).start()
-    lab.cut_broker(old)
-    try:
-        for n in range(50, 150):
-            channel.publish(n)
-        wait_for(
-            lambda: reconnects(lab, channel) > before,
-            timeout=30,
-            what="the channel to notice the broker is gone",
-        )
-        said = wait_for(
-            lambda: (s := cluster_status(lab)).returncode == 3 and s.stdout, timeout=30, interval=0.5,
-            what="zato cluster status to call the reconnecting connector a problem",
-        )  # fmt: skip
-    finally:
-        lab.net.heal(lab.host(old))
-    wait_for(lambda: all_accepted(lab, channel), timeout=60, what="every message consumed after the cut")
-    wait_for(lambda: cluster_status(lab).returncode == 0, timeout=30, interval=0.5, what="status 0 again")
-    problem = [line for line in said.splitlines() if line.startswith("problem:")]
-    assert problem == [
-        f"problem: connector amqp-channel:{channel.channel} on {old} has been reconnecting for "
-        + problem[0].split("reconnecting for ")[1]
-    ], said
-    assert "nothing is consumed or sent meanwhile: " in problem[0] and "AMQP" in problem[0], said
-    changes = watch.stop()
-    accepted = lab.accepted()
-    counts = amqp_counts(channel.published, accepted)
-    again = reconnects(lab, channel)
-    print(f"broker cut {old} ({epoch}): epoch changes {changes}, reconnects {before} -> {again}; {counts}")
-    assert changes == 0 and lab.holder() == (old, epoch)
-    assert {a["epoch"] for a in accepted} == {epoch}  # nobody else consumed: the holder kept acting
-    assert counts["lost"] == 0
-    assert stale_accepted(accepted) == 0
-
-
-def cluster_status(lab):
-    return zato("cluster", "status", lab.server_dir(lab.names[0]), check=False)
 
 
 def test_a_query_over_a_dead_link_to_the_odb_fails_in_seconds(lab):

@@ -8,8 +8,9 @@ Exit codes, for scripts: 0 all is well; 1 the cluster could not be read (Redis u
 refusing, DIR not a cluster's folder); 3 it was read and something is wrong, each thing said
 on a `problem:` line (no live server, connectors defined but no lease holder to run them, a
 connector FATAL, a connector reconnecting for RECONNECTING_PROBLEM s or more (the holder
-cannot reach its broker or queue manager: the lease follows Redis, so nothing else takes its
-work), the ODB unreachable, the quickstart's load balancer not running).
+cannot reach its broker or queue manager; it hands the lease to another live server then,
+zato.connector.handover, so this stays a problem when none is left that might reach it), the
+ODB unreachable, the quickstart's load balancer not running).
 """
 
 from __future__ import annotations

@@ -37,6 +37,7 @@ from zato.common.signing import INVOKE_KEY_ENV, epoch_key
 from zato.config import transfer
 from zato.config.settings import ServerSettings, load_server_settings
 from zato.connector import beat, decide, holdfile, registry
+from zato.connector.handover import Handover
 from zato.connector.process import MEMBERS_KEY_ENV, SETTINGS_ENV, Manager, RestartPolicy
 from zato.connector.zygote import ZygoteOS
 from zato.coord import takeovers
@@ -93,7 +94,7 @@ class Supervisor:
         )  # fmt: skip
         self.keeper = LeaseKeeper(
             self.lease, self.health, self.stop_event.is_set, self.stop_event.wait,
-            on_acquired=self._took_over, on_confirmed=self._confirmed,
+            on_acquired=self._took_over, on_confirmed=self._confirmed, yields=lambda: self.handover.noted(),
         )  # fmt: skip
         self.hold_file = holdfile.path(settings.path)
         self._hold_file_failing = False
@@ -107,6 +108,7 @@ class Supervisor:
         # What the cluster shares besides the lease, through the coordination port
         self.membership: Membership = RedisMembership(self.client, settings.cluster, self.member_key)
         self.events: ConfigEvents = RedisConfigEvents(self.client, settings.cluster)
+        self.handover = Handover(self.client, settings.cluster, settings.name, self.membership)
         # What every connector gets instead of reading server.conf again (zato.connector.run)
         self.child_env = {SETTINGS_ENV: transfer.dumps(transfer.without_secrets(settings)),
                           MEMBERS_KEY_ENV: self.member_key.hex()}  # fmt: skip
@@ -199,9 +201,18 @@ class Supervisor:
                 break
             if self.manager.tick():
                 self._status_changed()
+            self._hand_over_if_stuck()
             self.stop_event.wait(TICK)
         if self.stop_reason:
             logger.info("stopping: %s received", self.stop_reason)
+
+    def _hand_over_if_stuck(self) -> None:
+        """A connector that cannot reach its broker for a while: let a server that may hold
+        the lease (zato.connector.handover). The Decider steps down on the next tick."""
+        if self.acting_epoch is None or self.keeper.handing_over:
+            return
+        if self.handover.due(time.monotonic(), list(self.manager.children)):
+            self.keeper.hand_over()
 
     def _observe(self) -> tuple[decide.Observations, dict[str, registry.ConnectorSpec]]:
         requests = []
@@ -273,6 +284,8 @@ class Supervisor:
         self.acting_epoch = None
         self._status_doc = None
         self.heartbeat_now.set()
+        self.handover.reset()
+        self.keeper.release_now()  # after a hand-over: the standbys need not wait for the TTL
         note = "" if all_gone else " (some children did not exit even after SIGKILL)"
         logger.warning("stepped down from lease epoch %s%s", epoch, note)
 

@@ -63,6 +63,11 @@ class Keys:
     def takeovers_count(self) -> str:
         return f"{self.prefix}lease:takeovers:count"
 
+    def lease_yield(self, server: str) -> str:
+        """Set with a TTL by a holder that handed the lease over because a connector could not
+        reach its broker (zato.connector.handover): the others do not hand it back to it."""
+        return f"{self.prefix}lease:yield:{server}"
+
     @property
     def supervisor_status(self) -> str:
         """JSON written by the holder's supervisor: its children and their states."""

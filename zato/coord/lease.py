@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from zato.odb.epoch import EpochFloor
 
 logger = logging.getLogger("zato.lease")
+YIELD_POLL = 0.05  # seconds between looks at a free lease a standby lets the others take first
 _bad = parse.LogOnce(logger)
 
 # The epoch key as a number, or nil when it holds anything but 1-15 decimal digits or is not a
@@ -440,10 +441,12 @@ class LeaseKeeper:
         clock: Callable[[], float] | None = None,  # None: time.monotonic (the protocol tests fake it)
         on_acquired: Callable[[int, float | None], None] | None = None,
         on_confirmed: Callable[[int, float], None] | None = None,
+        yields: Callable[[], bool] | None = None,  # True: let the others take a free lease first
     ):
         self.lease = lease
         self.on_acquired = on_acquired  # (epoch, seconds without a holder or None): the takeover log
         self.on_confirmed = on_confirmed  # (epoch, start of the confirmed renewal), after each one
+        self.yields = yields or (lambda: False)  # asked when the lease is free (it may ask Redis)
         self.settings = lease.settings
         self.health = health
         self.should_stop = should_stop
@@ -456,15 +459,51 @@ class LeaseKeeper:
         self._epoch_fresh = False  # subscribed, then read the epoch: acquisitions arrive as messages
         self._seen_end: float | None = None  # when the lease this standby last saw would expire
         self._released_at: float | None = None  # when this standby heard the holder release it
+        # A hand-over (zato.connector.handover): valid_epoch() says None at once, so the
+        # supervisor stops its connectors; then release_now(), and the next step releases.
+        self._handing_over = False
+        self._release_due = False
+        self._free_since: float | None = None  # when this standby first saw the lease free
 
     # -- what the supervisor reads -------------------------------------------------------
     def valid_epoch(self) -> int | None:
         with self._lock:
-            if self._epoch is None:
+            if self._epoch is None or self._handing_over:
                 return None
             if self.clock() - self._confirmed_at >= self.settings.renew_deadline:
                 return None
             return self._epoch
+
+    # -- handing the lease over (zato.connector.handover) ---------------------------------------
+    def hand_over(self) -> bool:
+        """Stop acting on the lease (valid_epoch() says None from now on) but keep renewing it
+        until release_now(): nobody else acts while this server stops its connectors. False if
+        this keeper holds nothing."""
+        with self._lock:
+            if self._epoch is None:
+                return False
+            self._handing_over = True
+        return True
+
+    @property
+    def handing_over(self) -> bool:
+        return self._handing_over
+
+    def release_now(self) -> None:
+        """The connectors stopped after hand_over(): release the lease at the next step, which
+        wakes the standbys at once (nothing if the hold ended meanwhile)."""
+        with self._lock:
+            self._release_due = self._handing_over
+
+    def _yielding(self, now: float) -> bool:
+        """Seeing the lease free: True while this standby is to let the others take it first
+        (`yields()`, for the lease's TTL after it first saw it free; then it competes too)."""
+        if not self.yields():
+            self._free_since = None
+            return False
+        if self._free_since is None:
+            self._free_since = now
+        return now - self._free_since < self.settings.ttl
 
     # -- the loop ----------------------------------------------------------------------------
     def run(self) -> None:
@@ -485,6 +524,11 @@ class LeaseKeeper:
             self._epoch_fresh = self._pubsub is not None
             if remaining >= 0:
                 self._seen_end = self.clock() + remaining / 1000.0
+                self._free_since = None
+            elif self._yielding(self.clock()):
+                self.health.ok(wrote=False)
+                self.wait(YIELD_POLL)
+                return
             tried = remaining < 0  # its script ran: Redis took a write
             if tried:  # -2: nobody holds it (-1 cannot happen: we always set PX)
                 started = self.clock()  # the key's TTL starts after this instant
@@ -506,6 +550,8 @@ class LeaseKeeper:
     def _became_holder(self, epoch: int, started: float) -> None:
         with self._lock:
             self._epoch, self._confirmed_at = epoch, started
+            self._handing_over = self._release_due = False
+        self._free_since = None
         gap, why = self._takeover_gap()
         logger.info("acquired lease epoch %d: %s", epoch, why)
         self._confirmed(epoch, started)
@@ -519,7 +565,7 @@ class LeaseKeeper:
         self._released_at = self._seen_end = None
         if released is not None:
             gap = max(0.0, self.clock() - released)
-            return gap, f"its holder released it (a graceful stop), {gap:.2f} s without a holder"
+            return gap, f"its holder released it (a graceful stop or a hand-over), {gap:.2f} s without a holder"
         if seen_end is not None:
             gap = max(0.0, self.clock() - (seen_end - self.settings.ttl))
             return gap, (
@@ -543,6 +589,9 @@ class LeaseKeeper:
 
     def _holder_step(self) -> None:
         epoch = self._epoch
+        if self._release_due:
+            self._release_handed_over(epoch)
+            return
         if self.clock() - self._confirmed_at >= self.settings.renew_deadline:
             logger.warning(
                 "no renewal of lease epoch %s confirmed within %.2fs: stepping down",
@@ -572,11 +621,23 @@ class LeaseKeeper:
             self._confirmed(epoch, started)
         self.wait(max(0.0, self.settings.renew_interval - (self.clock() - started)))
 
+    def _release_handed_over(self, epoch: int | None) -> None:
+        try:
+            released = self.lease.release()
+        except CoordError as e:
+            self.health.failed("lease release", e)
+            released = False
+        self._drop()
+        self._free_since = None
+        how = "released it" if released else "it expires by itself"
+        logger.warning("handed lease epoch %s over (%s): the standbys compete now", epoch, how)
+
     def _drop(self) -> None:
         """Stop holding without touching Redis: the key expires on its own after the TTL,
         which leaves the supervisor time to stop its children before anyone else starts."""
         with self._lock:
             self._epoch = None
+            self._handing_over = self._release_due = False
         self.lease.forget()
 
     def _sleep_standby(self, until_expiry: float) -> None:
