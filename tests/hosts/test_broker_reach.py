@@ -8,9 +8,9 @@ ways, every other link clean), on the lab's hosts (zato.connector.handover):
 - A standby cut off from the broker wins the lease (the holder's host vanished, the healthy
   standby was paused): it hands the lease on, and a server that reaches the broker consumes
   every message while the cut lasts (before: not one of 100 in 60 s).
-- Every server cut off from the broker: the lease moves at most once per server and then
-  stays (no server is handed the lease twice), `zato cluster status` exits 3 naming the
-  connector, and every message is consumed once the links are back.
+- Every server cut off from the broker: the lease moves once and then stays (the next holder
+  fails the same broker, so the broker is away, not one server's link), `zato cluster status`
+  exits 3 naming the connector, and every message is consumed once the links are back.
 
 Lost 0 and stale 0 (no call accepted under an older epoch after a newer one) in each.
 """
@@ -113,7 +113,7 @@ def test_a_standby_cut_from_the_broker_that_wins_the_lease_hands_it_on(lab, chan
     assert HANDED_OVER in logs.of(cut)
 
 
-def test_every_server_cut_from_the_broker_moves_the_lease_once_per_server_at_most(lab, channel):
+def test_every_server_cut_from_the_broker_moves_the_lease_once_at_most(lab, channel):
     logs = forget_hand_overs(lab)
     for n in range(20):
         channel.publish(n)
@@ -126,7 +126,7 @@ def test_every_server_cut_from_the_broker_moves_the_lease_once_per_server_at_mos
         for n in range(20, 70):
             channel.publish(n)
         said = wait_for(
-            lambda: "no other live server to hand the lease to" in logs.all(),
+            lambda: "keeping the lease" in logs.all(),
             timeout=120,
             what="the last holder to keep the lease",
         )
@@ -149,5 +149,5 @@ def test_every_server_cut_from_the_broker_moves_the_lease_once_per_server_at_mos
     assert len(problem) == 1 and f"connector amqp-channel:{channel.channel} on " in problem[0], status
     assert "has been reconnecting for" in problem[0], status
     assert "nothing is consumed or sent meanwhile: " in problem[0], status
-    assert changes <= len(lab.names) - 1
+    assert changes <= 1
     assert stale_accepted(accepted) == 0

@@ -13,10 +13,15 @@ and releases the lease (the standbys wake at once, as after `zato stop`), and no
 for YIELD_FOR seconds, that it did so. For that long it lets the others take the lease first
 (it takes it back when nobody has within the lease's TTL), and no holder hands the lease to it.
 
-When the broker is away for every server, each live server tries once (the lease moves at
-most once per server, HANDOVER_AFTER seconds of reconnecting apart), then the last one keeps
-it, saying so once: every other server has a note. Nothing is lost by a hand-over: unacked
-messages go back to their queue and outgoing messages wait in Redis (DESIGN flows 5 and 6).
+A hand-over also notes the connector (`lease:handover:CONNECTOR`, naming the server that
+handed over). A holder whose same connector cannot reach its broker either, within YIELD_FOR
+seconds of that note, keeps the lease: two servers failing the same broker say the broker (or
+the definition) is away, not one server's link, and moving the lease again would only restart
+every connector once more. It renews the note while its connector stays stuck, so the lease
+moves once for such an outage however long it lasts (a definition pointing at a broker that
+is down for good would otherwise move it around the cluster every YIELD_FOR seconds, for
+ever). Nothing is lost by a hand-over: unacked messages go back to their queue and outgoing
+messages wait in Redis (DESIGN flows 5 and 6).
 
 `Stuck` decides on the monotonic clock alone (tests/unit/test_handover.py); `Handover` is the
 edge that reads Redis for it.
@@ -101,16 +106,29 @@ class Handover:
             name, seconds = found
             last = stats[name].get("last_error")
             why = f"connector {name} has been reconnecting for {seconds:.0f} s ({last})"
-            others = self._candidates()
+            before = self._handed_over_for(name)
+            others = [] if before else self._candidates()
             if others:
-                self._note(why)
+                self._note(name, why)
         except CoordError:
             return None  # Redis away: the lease keeper decides then
+        if before:
+            if not self._said_alone:
+                logger.warning(
+                    "%s; %s handed the lease over for the same connector within %.0f s, so its broker "
+                    "looks away for more than one server, not cut off from this one: keeping the lease "
+                    "(its connectors retry)",
+                    why,
+                    before,
+                    self.yield_for,
+                )
+            self._said_alone = True
+            return None
         if not others:
             if not self._said_alone:
                 logger.warning(
                     "%s; no other live server to hand the lease to (none, or each handed it over "
-                    "within %.0f s): keeping it",
+                    "within %.0f s): keeping the lease",
                     why,
                     self.yield_for,
                 )
@@ -143,6 +161,23 @@ class Handover:
             notes = self.client.mget([self.keys.lease_yield(n) for n in names])
         return [n for n, note in zip(names, notes, strict=True) if note is None]
 
-    def _note(self, why: str) -> None:
+    def _handed_over_for(self, connector: str) -> str | None:
+        """The other server that handed the lease over because of `connector` within yield_for
+        (its note renewed for as long again: the outage goes on here too), else None."""
+        key = self.keys.lease_handover(connector)
+        with translate("reading the lease hand-over note of the connector"):
+            server = self.client.get(key)
+            if isinstance(server, bytes):
+                server = server.decode("utf-8", "replace")
+            if not server or server == self.server:
+                return None
+            self.client.pexpire(key, int(self.yield_for * 1000))
+        return server
+
+    def _note(self, connector: str, why: str) -> None:
+        ttl = int(self.yield_for * 1000)
         with translate("noting the lease hand-over"):
-            self.client.set(self.keys.lease_yield(self.server), why[:500], px=int(self.yield_for * 1000))
+            pipe = self.client.pipeline(transaction=True)
+            pipe.set(self.keys.lease_yield(self.server), why[:500], px=ttl)
+            pipe.set(self.keys.lease_handover(connector), self.server, px=ttl)
+            pipe.execute()

@@ -68,6 +68,12 @@ class Keys:
         reach its broker (zato.connector.handover): the others do not hand it back to it."""
         return f"{self.prefix}lease:yield:{server}"
 
+    def lease_handover(self, connector: str) -> str:
+        """Set with a TTL, naming the server, by a holder that handed the lease over because
+        `connector` could not reach its broker: a holder whose same connector fails too keeps
+        the lease (zato.connector.handover), renewing it while that lasts."""
+        return f"{self.prefix}lease:handover:{connector}"
+
     @property
     def supervisor_status(self) -> str:
         """JSON written by the holder's supervisor: its children and their states."""

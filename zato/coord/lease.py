@@ -565,7 +565,8 @@ class LeaseKeeper:
         self._released_at = self._seen_end = None
         if released is not None:
             gap = max(0.0, self.clock() - released)
-            return gap, f"its holder released it (a graceful stop or a hand-over), {gap:.2f} s without a holder"
+            why = "its holder released it (a graceful stop or a hand-over)"
+            return gap, f"{why}, {gap:.2f} s without a holder"
         if seen_end is not None:
             gap = max(0.0, self.clock() - (seen_end - self.settings.ttl))
             return gap, (
