@@ -115,6 +115,30 @@ def test_poison_and_failing_messages_are_parked(env):
     assert stats["messages_in"] == 4  # the poison message once, the failing one three times
 
 
+def test_a_message_id_of_the_publishers_choosing_cannot_forge_a_log_line(env):
+    """Any publisher chooses a message's id, which the log line of its parking quotes. Before,
+    an id with a newline wrote a second line of its choosing into logs/server.log (here a
+    forged CRITICAL), and an escape sequence went to the terminal as is. Now the id is said on
+    its line, escaped, and the parked message keeps its id as sent."""
+    queue = env["rabbit"].queue(f"zt-{uuid.uuid4().hex[:8]}")
+    name = _channel(env, queue)
+    _start(env, name)
+    forged = "2026-12-06 00:00:00,000 CRITICAL 1 zato.server: forged"
+    evil = f"poison\n{forged}\x1b[31m"
+    env["rabbit"].publish(queue, b"{not json", message_id=evil)
+    env["rabbit"].publish(queue, json.dumps({"n": 1}), message_id="next-1")
+    parked_q = queue + ".zato-parked"
+    wait_for(lambda: env["rabbit"].count(parked_q) == 1, timeout=30, what="the poison message parked")
+    wait_for(lambda: env["fake"].bodies("demo.echo") == [b'{"n": 1}'], timeout=30, what="the next message")
+    ((props, body),) = env["rabbit"].get_all(parked_q)
+    assert props.message_id == evil and body == b"{not json"
+    lines = log_text(env["dir"]).splitlines()
+    assert not [ln for ln in lines if ln.startswith(forged[:23])], "a line of the publisher's making"
+    assert "\x1b" not in log_text(env["dir"])
+    (said,) = [ln for ln in lines if "parked in queue" in ln]
+    assert f"message poison\\n{forged}\\x1b[31m parked in queue {parked_q!r}" in said
+
+
 def test_a_body_nested_too_deeply_to_parse_is_parked_as_poison(env):
     """A JSON body nested deeper than a parser goes is poison like a malformed one: parked at
     once, and the messages behind it flow. Before, the check raised RecursionError, not

@@ -37,6 +37,15 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+def printable(text: str, limit: int = 200) -> str:
+    """Text a client chose (an AMQP message id) for a log line: on one line, with control and
+    other unprintable characters escaped (a newline would start a line of the sender's
+    choosing, an escape sequence would recolour a terminal), and at most `limit` characters."""
+    if not text.isprintable():
+        text = "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def redact(text: str) -> str:
     text = _SECRET_RE.sub(lambda m: m.group(1) + m.group(2) + "******", text)
     return re.sub(r"(://[^:/@\s]+:)([^@\s]+)@", r"\1******@", text)

@@ -432,7 +432,7 @@ class AMQPChannelConnector:
         logger.error(
             "%s: message %s parked in queue %r: %s",
             self.ctx.label,
-            properties.message_id or f"#{method.delivery_tag}",
+            amqp_common.message_label(method, properties),
             target,
             reason,
         )
@@ -460,7 +460,7 @@ class AMQPChannelConnector:
                 if isinstance(e, pika.exceptions.UnroutableError)
                 else "refused it"
             )
-            message = properties.message_id or f"#{method.delivery_tag}"
+            message = amqp_common.message_label(method, properties)
             reason = (
                 f"could not publish message {message} to queue {queue!r} (the broker {what}); "
                 f"it goes back to {self.queue!r} unacked"

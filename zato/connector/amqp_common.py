@@ -23,7 +23,10 @@ from pika.adapters.utils.connection_workflow import AMQPConnectorException
 
 from zato.common import jsonenc
 from zato.common.errors import EXIT_OK, ConnectorError
-from zato.common.log import pika_at_debug  # noqa: F401 - the connectors call it from here
+from zato.common.log import (
+    pika_at_debug,  # noqa: F401 - the connectors call it from here
+    printable,
+)
 from zato.connector.base import Context, RetryPolicy, say_reconnecting
 from zato.connector.refusals import REFUSED, Refusals, say_refused
 from zato.coord.queues import AMQP_PROPERTIES, MAX_HEADER_DEPTH
@@ -345,6 +348,14 @@ def _reconnecting(ctx: Context, error: str) -> None:
     ctx.stats.add("reconnects")
 
 
+def message_label(method: pika.spec.Basic.Deliver, properties: pika.BasicProperties) -> str:
+    """A delivery as log lines and status name it: its message id (any publisher chooses it, a
+    newline included: printable() keeps it on its line), or its delivery tag."""
+    if properties.message_id:
+        return printable(properties.message_id, 120)
+    return f"#{method.delivery_tag}"
+
+
 def message_meta(method: pika.spec.Basic.Deliver, properties: pika.BasicProperties, label: str = "") -> bytes:
     """What the broker said of a delivery, as the service reads it in self.request.amqp.msg
     (zato.service.messages): the properties set, and the delivery's exchange, routing key,
@@ -363,7 +374,7 @@ def message_meta(method: pika.spec.Basic.Deliver, properties: pika.BasicProperti
             logger.warning(
                 "%s: message %s: header(s) %s nest deeper than %d levels; its service gets it without them",
                 label,
-                properties.message_id or f"#{method.delivery_tag}",
+                message_label(method, properties),
                 ", ".join(repr(name) for name in deep),
                 MAX_HEADER_DEPTH,
             )

@@ -28,6 +28,7 @@ import pika
 import pika.exceptions
 
 from zato.common.errors import ConnectorError
+from zato.common.log import printable
 from zato.connector import amqp_common, amqp_rescue
 from zato.connector.amqp_channel import DELIVERIES, PARKED_REASON, parking_queue
 from zato.connector.amqp_common import AMQP_ERRORS
@@ -235,7 +236,7 @@ class _Run:
                 self.ch.basic_nack(method.delivery_tag, requeue=True)
             except AMQP_ERRORS as lost:  # the parked copy comes back unacked all the same
                 raise self._lost(lost) from None
-            message = properties.message_id or "at the head of the parking queue"
+            message = printable(properties.message_id or "", 120) or "at the head of the parking queue"
             raise ReplayError(
                 f"{self.label}: stopped: the broker {what} when message {message} was published to queue"
                 f" {self.queue!r}; it stays parked{self._so_far()}"
