@@ -195,6 +195,23 @@ def test_a_channel_limit_replaces_the_servers(qs):
     assert limits == {"count": None, "small": 100, "form": None, "secured": None}
 
 
+@pytest.mark.parametrize("size", [2**31, 2**70])
+def test_a_channel_limit_the_odb_cannot_hold_is_refused_with_400_and_one_cli_line(qs, size):
+    """Before, 2**70 reached SQLite: the admin API answered 500 "internal server error" and the
+    CLI printed a 60-line OverflowError traceback (PostgreSQL's INTEGER overflowed from 2**31)."""
+    body = {"name": "huge", "url_path": "/huge", "service": "edge.count", "max_body": size}
+    answer = requests.post(
+        qs.server_url("server1") + "/zato/admin/channels", json=body, auth=qs.admin_auth, timeout=10
+    )
+    said = f"channel max_body {size} is over 2147483647 bytes (2 GiB), the most a channel can have"
+    assert (answer.status_code, answer.json()["zato_env"]["details"]) == (400, said)
+    args = ["--name", "huge", "--url-path", "/huge", "--service", "edge.count", "--max-body", str(size)]
+    cli = zato("channel", "create", qs.path, *args, check=False)
+    assert (cli.returncode, cli.stderr.strip()) == (1, f"zato: error: {said}")
+    listed = requests.get(qs.server_url("server1") + "/zato/admin/channels", auth=qs.admin_auth, timeout=10)
+    assert "huge" not in {c["name"] for c in listed.json()["channels"]}
+
+
 def test_a_form_of_too_many_fields_is_refused_with_400_before_the_service(qs):
     """Before, any number of fields within max_body was parsed: 4 MiB of `a&a&...` cost a
     worker 1.3 s of CPU and 170 MB."""

@@ -536,10 +536,20 @@ def canonical_url_path(url_path: str) -> str:
     return text
 
 
+MAX_CHANNEL_BODY = 2**31 - 1  # what the ODB's INTEGER column holds on PostgreSQL and Oracle too
+
+
 def _max_body(value: object) -> int | None:
-    """A channel's body limit from user input: None (the server's), or whole bytes >= 0."""
+    """A channel's body limit from user input: None (the server's), or whole bytes >= 0 that
+    the ODB can store. Before, a larger one reached the database: OverflowError (SQLite) or
+    NumericValueOutOfRange (PostgreSQL), a 500 from the admin API and a traceback from the CLI."""
     if value is None or value == "":
         return None
     if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).strip().isdigit():
         raise ConfigError(f"channel max_body {value!r} is not a whole number of bytes")
-    return int(value)
+    size = int(value)
+    if size > MAX_CHANNEL_BODY:
+        raise ConfigError(
+            f"channel max_body {size} is over {MAX_CHANNEL_BODY} bytes (2 GiB), the most a channel can have"
+        )
+    return size
