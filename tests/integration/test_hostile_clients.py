@@ -365,3 +365,22 @@ def test_rejected_credentials_sent_in_a_loop_are_said_a_few_times_an_interval_an
     assert "bad or missing X-Zato-Epoch from 127.0.0.1" in log
     assert "pw-credflood-9" not in log and qs.admin_auth[1] not in log and "ab" * 32 not in log
     assert "Traceback" not in log
+
+
+def test_a_number_too_long_to_read_is_a_400_that_says_what_the_client_can_do(qs):
+    """Before, the 400 passed on Python's advice to the server's own code ("use
+    sys.set_int_max_str_digits() to increase the limit"), which no client can follow."""
+    body = b'{"n": ' + b"9" * 5000 + b"}"
+    said = (
+        "malformed JSON in the request body: a number of 5000 digits"
+        " (at most 4300 are read: send a longer one as a string)"
+    )
+    for url in (
+        qs.server_url("server1") + "/hping",
+        qs.server_url("server1") + "/zato/admin/channels",
+        qs.lb_url + "/hping",
+    ):
+        answer = requests.post(
+            url, data=body, auth=qs.admin_auth, headers={"Content-Type": "application/json"}, timeout=10
+        )
+        assert (answer.status_code, answer.json()["zato_env"]["details"]) == (400, said), url

@@ -62,7 +62,7 @@ def json_body() -> dict:
     try:
         data = jsonenc.loads_strict(bottle.request.body.read() or b"{}")  # NaN too is malformed
     except (ValueError, UnicodeDecodeError) as e:  # also integers over 4300 digits
-        fail(400, f"malformed JSON in the request body: {e}")
+        fail(400, f"malformed JSON in the request body: {jsonenc.error_text(e)}")
     except RecursionError:
         fail(400, "JSON in the request body is nested too deeply")
     if not isinstance(data, dict):

@@ -15,6 +15,7 @@ import dataclasses
 import datetime as dt
 import decimal
 import json
+import re
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -30,6 +31,18 @@ def loads(raw: str | bytes) -> Any:
         return json.loads(raw)
     except RecursionError:
         raise ValueError("JSON nested too deeply to parse") from None
+
+
+_DIGITS = re.compile(r"^Exceeds the limit \((\d+) digits\) for integer string conversion: value has (\d+)")
+
+
+def error_text(e: ValueError) -> str:
+    """Why a JSON document could not be read, for whoever sent it. Python's refusal of a long
+    integer says to call sys.set_int_max_str_digits(), which only the server's code could do:
+    it says what the sender can do instead."""
+    if m := _DIGITS.match(str(e)):
+        return f"a number of {m[2]} digits (at most {m[1]} are read: send a longer one as a string)"
+    return str(e)
 
 
 def _no_constant(name: str) -> Any:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
+from zato.common import jsonenc
 from zato.common.errors import EXIT_LEASE_LOST, EXIT_OK, CoordError
 from zato.common.signalflag import SignalFlag
 from zato.config.settings import ServerSettings
@@ -311,7 +312,7 @@ def not_json(body: bytes) -> str | None:
     try:
         json.loads(body)
     except ValueError as e:  # also bytes that are not UTF-8
-        return f"body is not valid JSON ({e})"
+        return f"body is not valid JSON ({jsonenc.error_text(e)})"
     except RecursionError:  # json raises this, not ValueError, for deep nesting
         return "body is JSON nested too deeply to parse"
     return None

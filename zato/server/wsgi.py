@@ -114,7 +114,7 @@ def parse_payload(raw: bytes, as_json: bool, allow_nan: bool = False) -> Any:
         try:
             return json.loads(raw) if allow_nan else jsonenc.loads_strict(raw)
         except (ValueError, UnicodeDecodeError) as e:  # also integers over 4300 digits
-            raise HTTPError(400, f"malformed JSON in the request body: {e}") from None
+            raise HTTPError(400, f"malformed JSON in the request body: {jsonenc.error_text(e)}") from None
         except RecursionError:
             raise HTTPError(400, "JSON in the request body is nested too deeply") from None
     try:
