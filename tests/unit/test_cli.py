@@ -297,7 +297,7 @@ def test_create_dashboard_from_a_server_with_its_admin_credentials(qs_dir, tmp_p
         str(qs_dir / "server2"),
         check=False,
     )
-    one_line_error(bad, "lb.conf")
+    one_line_error(bad, "--lb", "a server directory; give a load-balancer directory")
 
 
 def test_conn_help_says_what_each_kind_is(zato):

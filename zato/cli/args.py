@@ -15,3 +15,23 @@ def seconds(text: str) -> float:
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"{text!r}: must be a number of seconds above 0")
     return value
+
+
+def check_cluster(flag: str, name: str) -> None:
+    """A cluster name given on the command line, refused before anything is written."""
+    from zato.common.errors import ConfigError
+    from zato.config.settings import cluster_name_problem
+
+    problem = cluster_name_problem(name)
+    if problem:
+        raise ConfigError(f"{flag} {problem}")
+
+
+def check_redis(flag: str, url: str) -> None:
+    """A Redis URL given on the command line, refused before anything is written."""
+    from zato.common.errors import ConfigError
+    from zato.config.settings import redis_url_problem
+
+    problem = redis_url_problem(url)
+    if problem:
+        raise ConfigError(f"{flag} {problem}")

@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import os
 
-from zato.common.errors import ConfigError
-from zato.config.settings import WILDCARDS, ServerSettings, load_lb_settings, load_server_settings
+from zato.cli.args import check_cluster, check_redis
+from zato.common.errors import ComponentError, ConfigError
+from zato.config import component
+from zato.config.settings import WILDCARDS, ServerSettings
+from zato.lifecycle.control import cluster_settings
 from zato.lifecycle.layout import (
     DEFAULT_DASHBOARD_PORT,
     DEFAULT_LB_PORT,
@@ -17,8 +20,8 @@ from zato.lifecycle.layout import (
     create_lb_dir,
     create_odb,
     create_server_dir,
-    ensure_empty_dir,
     kvdb_section,
+    new_dir,
     register_server,
 )
 
@@ -48,7 +51,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument(
         "--join",
         metavar="SERVER_DIR",
-        help="copy cluster, ODB, Redis and credentials from an existing server",
+        help="copy cluster, ODB, Redis and credentials from an existing server "
+        "(a quickstart directory: its first)",
     )
     s.add_argument("--odb", help="ODB URL")
     s.add_argument("--cluster", help="cluster name")
@@ -75,7 +79,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     lb.add_argument(
         "--join",
         metavar="SERVER_DIR",
-        help="take cluster, Redis and the cluster secret (which verifies the servers) from a server",
+        help="take cluster, Redis and the cluster secret (which verifies the servers) from a server "
+        "(a quickstart directory: its first)",
     )
     lb.add_argument("--cluster", help="cluster name (required without --join)")
     lb.add_argument("--redis", default=None, help=f"Redis URL (default {DEFAULT_REDIS})")
@@ -94,7 +99,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "cluster's admin credentials, all taken from SERVER_DIR's server.conf.",
     )
     d.add_argument("path", metavar="DIR", help="a new or empty directory for the dashboard")
-    d.add_argument("--server", required=True, metavar="SERVER_DIR", help="a server of the cluster")
+    d.add_argument(
+        "--server",
+        required=True,
+        metavar="SERVER_DIR",
+        help="a server of the cluster (or its quickstart directory)",
+    )
     d.add_argument("--lb", default="", metavar="LB_DIR", help="the load balancer's directory on this host")
     d.add_argument(
         "--port", type=int, default=DEFAULT_DASHBOARD_PORT, help=f"port (default {DEFAULT_DASHBOARD_PORT})"
@@ -109,6 +119,7 @@ def odb(args: argparse.Namespace) -> int:
 
 
 def cluster(args: argparse.Namespace) -> int:
+    check_cluster("cluster name", args.name)
     created = create_odb(args.odb_url, args.name)
     print(f"cluster {args.name} {'created' if created else 'already exists'}")
     return 0
@@ -118,8 +129,9 @@ def server(args: argparse.Namespace) -> int:
     if not 1 <= args.port <= 65535:
         raise ConfigError(f"--port {args.port}: not a usable port")
     name = args.name or os.path.basename(os.path.abspath(args.path))
+    _check_names(args)
     if args.join:
-        base = load_server_settings(args.join)
+        base = _server_of(args.join, "--join")
         spec = ServerSpec(
             name,
             args.cluster or base.cluster,
@@ -154,17 +166,22 @@ def server(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"--host {args.host} binds every interface: say where peers reach it with --announce-host ADDR"
         )
-    ensure_empty_dir(args.path)  # before the ODB row, so a taken directory leaves no row behind
-    register_server(spec.odb_url, spec)
-    path = create_server_dir(args.path, spec)
+    # the directory first (its config checked as written), then the ODB row: a value the config
+    # refuses leaves no row behind, and a row the ODB refuses no directory
+    with new_dir(args.path) as path:
+        create_server_dir(path, spec)
+        register_server(spec.odb_url, spec)
     print(f"server {name} of cluster {spec.cluster} created in {path} (port {spec.port})")
     print(f"Start it with:  zato start {path}")
     return 0
 
 
 def load_balancer(args: argparse.Namespace) -> int:
+    if not 1 <= args.port <= 65535:
+        raise ConfigError(f"--port {args.port}: not a usable port")
+    _check_names(args)
     if args.join:
-        base = load_server_settings(args.join)
+        base = _server_of(args.join, "--join")
         redis = base.redis
         kvdb = None if args.redis else kvdb_section(redis.url, _sentinels(base), redis.sentinel_master)
         cluster, secret = args.cluster or base.cluster, base.cluster_secret
@@ -191,9 +208,15 @@ def load_balancer(args: argparse.Namespace) -> int:
 def dashboard(args: argparse.Namespace) -> int:
     if not 1 <= args.port <= 65535:
         raise ConfigError(f"--port {args.port}: not a usable port")
-    if args.lb:
-        load_lb_settings(args.lb)  # a wrong directory is one clear line now, not a blank page later
-    path = create_dashboard_dir(args.path, load_server_settings(args.server), args.lb, args.port)
+    server = _server_of(args.server, "--server")
+    if args.lb:  # a wrong directory is one clear line now, not a blank page later
+        try:
+            lb = component.read_component(args.lb)
+        except ComponentError as e:
+            raise ComponentError(f"--lb {e}") from None
+        if lb.kind != component.LOAD_BALANCER:
+            raise ConfigError(f"--lb {lb.path}: a {lb.kind} directory; give a load-balancer directory")
+    path = create_dashboard_dir(args.path, server, args.lb, args.port)
     print(f"dashboard created in {path}: http://127.0.0.1:{args.port}/")
     print(f"Start it with:  zato start {path}")
     return 0
@@ -201,3 +224,24 @@ def dashboard(args: argparse.Namespace) -> int:
 
 def _sentinels(settings: ServerSettings) -> str:
     return ",".join(f"{h}:{p}" for h, p in settings.redis.sentinels)
+
+
+def _check_names(args: argparse.Namespace) -> None:
+    """--cluster and --redis, before a directory or an ODB row is made."""
+    if args.cluster is not None:
+        check_cluster("--cluster", args.cluster)
+    if args.redis is not None:
+        check_redis("--redis", args.redis)
+
+
+def _server_of(path: str, flag: str) -> ServerSettings:
+    """The settings of the server (or a quickstart's first server) that --join or --server names."""
+    try:
+        comp = component.read_component(path)
+    except ComponentError as e:
+        raise ComponentError(f"{flag} {e}") from None
+    if comp.kind not in (component.SERVER, component.QUICKSTART):
+        raise ConfigError(
+            f"{flag} {comp.path}: a {comp.kind} directory; give a server directory (or a quickstart's)"
+        )
+    return cluster_settings(comp.path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from zato.cli.args import check_cluster, check_redis
 from zato.common.errors import ConfigError
 from zato.coord.keys import Keys
 from zato.lifecycle.layout import (
@@ -26,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument("path", metavar="DIR", help="an empty or new directory")
     c.add_argument("--servers", type=int, default=2, help="how many servers (default 2)")
     c.add_argument("--odb", default="", help="ODB URL (default: SQLite at DIR/odb.db)")
-    c.add_argument("--redis", default=DEFAULT_REDIS, help=f"Redis URL (default {DEFAULT_REDIS})")
+    c.add_argument("--redis", default="", help=f"Redis URL (default {DEFAULT_REDIS})")
     c.add_argument(
         "--sentinels",
         default="",
@@ -71,6 +72,11 @@ def create(args: argparse.Namespace) -> int:
         if not 1 <= port <= 65535 - args.servers:
             raise ConfigError(f"{flag} {port}: not a usable port")
     sentinels = check_sentinels(args.sentinels, args.sentinel_master)
+    if sentinels and args.redis:
+        raise ConfigError("give --redis URL or --sentinels HOST:PORT,... (the master they name), not both")
+    args.redis = args.redis or DEFAULT_REDIS
+    check_redis("--redis", args.redis)
+    check_cluster("--cluster", args.cluster)
     spec = QuickstartSpec(
         os.path.abspath(args.path),
         args.servers,

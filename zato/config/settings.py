@@ -436,6 +436,21 @@ _BOOLS = {**dict.fromkeys(("true", "yes", "on", "1"), True)}
 _BOOLS.update(dict.fromkeys(("false", "no", "off", "0"), False))
 
 
+def cluster_name_problem(name: str) -> str | None:
+    """What is wrong with a cluster's name (it starts every Redis key and the arbiters' process
+    titles), None when nothing is."""
+    if not name or not all(c.isalnum() or c in "-_." for c in name):
+        return f"{name!r} may hold only letters, digits, - _ ."
+    return None
+
+
+def redis_url_problem(url: str) -> str | None:
+    """What is wrong with a [kvdb] url, None when nothing is."""
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        return f"{url!r} is not a redis:// URL"
+    return None
+
+
 def _redis(r: _Reader) -> RedisSettings:
     sentinels = []
     for item in filter(None, (s.strip() for s in r.str("kvdb", "sentinels", "").split(","))):
@@ -447,8 +462,9 @@ def _redis(r: _Reader) -> RedisSettings:
     if sentinels and not master:
         raise ConfigError(f"{r.path}: [kvdb] sentinel_master is required when sentinels are set")
     url = r.str("kvdb", "url", RedisSettings.url)
-    if not url.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigError(f"{r.path}: [kvdb] url: {url!r} is not a redis:// URL")
+    problem = redis_url_problem(url)
+    if problem:
+        raise ConfigError(f"{r.path}: [kvdb] url: {problem}")
     return RedisSettings(url, tuple(sentinels), master, r.float("kvdb", "socket_timeout", 1.0))
 
 
@@ -461,8 +477,9 @@ def _log_format(r: _Reader) -> str:
 
 def _cluster_name(r: _Reader) -> str:
     name = r.str("cluster", "name", _REQUIRED)
-    if not name or not all(c.isalnum() or c in "-_." for c in name):
-        raise ConfigError(f"{r.path}: [cluster] name: {name!r} may hold only letters, digits, - _ .")
+    problem = cluster_name_problem(name)
+    if problem:
+        raise ConfigError(f"{r.path}: [cluster] name: {problem}")
     return name
 
 

@@ -5,10 +5,12 @@ Config files hold secrets, so they are written atomically with mode 0600.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import shutil
 import socket
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -96,6 +98,29 @@ def ensure_empty_dir(path: str) -> str:
     return path
 
 
+@contextlib.contextmanager
+def new_dir(path: str) -> Iterator[str]:
+    """`path` as an empty directory for a component (ensure_empty_dir); when the block fails (a
+    value its config refuses, the ODB refusing the server), what it made there is removed again,
+    so that the same command, mended, can be run again and not find a half-made directory."""
+    existed = os.path.isdir(path)
+    path = ensure_empty_dir(path)
+    try:
+        yield path
+    except BaseException:
+        if existed:  # it was empty: leave it so
+            for name in os.listdir(path):
+                sub = os.path.join(path, name)
+                if os.path.isdir(sub) and not os.path.islink(sub):
+                    shutil.rmtree(sub, ignore_errors=True)
+                else:
+                    with contextlib.suppress(OSError):
+                        os.remove(sub)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+        raise
+
+
 def private_dirs(path: str, subs: tuple[str, ...]) -> None:
     """Create sub-folders of `path` readable by the owner only (logs, pickup and work hold
     module sources, messages and the HAProxy socket), whatever the umask."""
@@ -115,34 +140,36 @@ def private_sqlite_file(database: str) -> None:
 
 def create_server_dir(path: str, spec: ServerSpec) -> str:
     """Write a server directory (config, logs, pickup, work). Returns its absolute path."""
-    path = ensure_empty_dir(path)
-    private_dirs(path, ("config", "logs", "pickup", os.path.join("pickup", "processed"), "work"))
-    private_dirs(path, (os.path.normpath(os.path.join(path, spec.user_conf_dir)),))  # may hold secrets too
-    conf: dict[str, Mapping[str, object]] = {
-        "main": {
-            "name": spec.name,
-            "host": spec.host,
-            **({"announce_host": spec.announce_host} if spec.announce_host else {}),
-            "port": spec.port,
-            "workers": spec.workers,
-            "drain_seconds": "1.0",
-            **({"user_conf_dir": spec.user_conf_dir} if spec.user_conf_dir != USER_CONF_DIR else {}),
-        },
-        "cluster": {"name": spec.cluster},
-        "odb": {"url": spec.odb_url},
-        "kvdb": kvdb_section(spec.redis_url, spec.sentinels, spec.sentinel_master),
-        "auth": {
-            "admin_username": spec.admin_username,
-            "admin_password": spec.admin_password or new_secret(),
-            "cluster_secret": spec.cluster_secret or new_secret(),
-            "invoke_username": INVOKE_USERNAME,
-            "invoke_password": spec.invoke_password or new_secret(),
-        },
-        "logging": {"level": "INFO"},
-    }
-    write_conf(path, SERVER_CONF, conf)
-    component.write_marker(path, component.SERVER)
-    load_server_settings(path)  # what we wrote must load
+    with new_dir(path) as path:
+        private_dirs(path, ("config", "logs", "pickup", os.path.join("pickup", "processed"), "work"))
+        private_dirs(
+            path, (os.path.normpath(os.path.join(path, spec.user_conf_dir)),)
+        )  # may hold secrets too
+        conf: dict[str, Mapping[str, object]] = {
+            "main": {
+                "name": spec.name,
+                "host": spec.host,
+                **({"announce_host": spec.announce_host} if spec.announce_host else {}),
+                "port": spec.port,
+                "workers": spec.workers,
+                "drain_seconds": "1.0",
+                **({"user_conf_dir": spec.user_conf_dir} if spec.user_conf_dir != USER_CONF_DIR else {}),
+            },
+            "cluster": {"name": spec.cluster},
+            "odb": {"url": spec.odb_url},
+            "kvdb": kvdb_section(spec.redis_url, spec.sentinels, spec.sentinel_master),
+            "auth": {
+                "admin_username": spec.admin_username,
+                "admin_password": spec.admin_password or new_secret(),
+                "cluster_secret": spec.cluster_secret or new_secret(),
+                "invoke_username": INVOKE_USERNAME,
+                "invoke_password": spec.invoke_password or new_secret(),
+            },
+            "logging": {"level": "INFO"},
+        }
+        write_conf(path, SERVER_CONF, conf)
+        component.write_marker(path, component.SERVER)
+        load_server_settings(path)  # what we wrote must load
     return path
 
 
@@ -156,27 +183,27 @@ def create_lb_dir(
     tls_ca: CA | None = None,  # terminate TLS with a certificate this CA issues (config/lb.pem)
     cluster_secret: str = "",  # the servers' [auth] cluster_secret: only members signed with it get traffic
 ) -> str:
-    path = ensure_empty_dir(path)
-    private_dirs(path, ("config", "logs", "work"))
-    conf: dict[str, Mapping[str, object]] = {
-        "main": {"host": host, "port": port},
-        "cluster": {"name": cluster},
-        "kvdb": kvdb or {"url": redis_url},
-        "stats": {"username": "admin", "password": new_secret()},
-        "auth": {"cluster_secret": cluster_secret or new_secret()},
-        "logging": {"level": "INFO"},
-    }
-    if tls_ca is not None:
-        from zato.common import tls  # cryptography is imported only when TLS is asked for
+    with new_dir(path) as path:
+        private_dirs(path, ("config", "logs", "work"))
+        conf: dict[str, Mapping[str, object]] = {
+            "main": {"host": host, "port": port},
+            "cluster": {"name": cluster},
+            "kvdb": kvdb or {"url": redis_url},
+            "stats": {"username": "admin", "password": new_secret()},
+            "auth": {"cluster_secret": cluster_secret or new_secret()},
+            "logging": {"level": "INFO"},
+        }
+        if tls_ca is not None:
+            from zato.common import tls  # cryptography is imported only when TLS is asked for
 
-        names = ["localhost", "127.0.0.1", "::1", socket.gethostname()]
-        names += [host] if host not in names and host not in ("0.0.0.0", "::", "") else []
-        cert, key = tls.issue(tls_ca, "localhost", names)
-        tls.write_bundle(os.path.join(path, "config", LB_BUNDLE), cert, key, [tls_ca.cert])
-        conf["tls"] = {"cert": LB_BUNDLE}
-    write_conf(path, LB_CONF, conf)
-    component.write_marker(path, component.LOAD_BALANCER)
-    load_lb_settings(path)
+            names = ["localhost", "127.0.0.1", "::1", socket.gethostname()]
+            names += [host] if host not in names and host not in ("0.0.0.0", "::", "") else []
+            cert, key = tls.issue(tls_ca, "localhost", names)
+            tls.write_bundle(os.path.join(path, "config", LB_BUNDLE), cert, key, [tls_ca.cert])
+            conf["tls"] = {"cert": LB_BUNDLE}
+        write_conf(path, LB_CONF, conf)
+        component.write_marker(path, component.LOAD_BALANCER)
+        load_lb_settings(path)
     return path
 
 
@@ -184,29 +211,29 @@ def create_dashboard_dir(
     path: str, server: ServerSettings, lb_dir: str = "", port: int = DEFAULT_DASHBOARD_PORT
 ) -> str:
     """A dashboard directory for the cluster of `server` (its ODB, Redis and admin credentials)."""
-    path = ensure_empty_dir(path)
-    private_dirs(path, ("config", "logs"))  # its config holds the admin password, its log user names
-    redis = server.redis
-    conf: dict[str, Mapping[str, object]] = {
-        "main": {"host": "127.0.0.1", "port": port},
-        "cluster": {"name": server.cluster},
-        "odb": {"url": server.odb_url},
-        "kvdb": kvdb_section(
-            redis.url, ",".join(f"{h}:{p}" for h, p in redis.sentinels), redis.sentinel_master
-        ),
-        "auth": {
-            "admin_username": server.admin_username,
-            "admin_password": server.admin_password,
-            "cluster_secret": server.cluster_secret,
-        },
-        "lb": {"dir": os.path.abspath(lb_dir) if lb_dir else ""},
-        "logging": {"level": "INFO"},
-    }
-    if server.tls_ca_file:  # the server's private CA of TLS AMQP brokers: Replay parked reaches them too
-        conf["tls"] = {"ca_file": os.path.abspath(server.tls_ca_file)}
-    write_conf(path, DASHBOARD_CONF, conf)
-    component.write_marker(path, component.DASHBOARD)
-    load_dashboard_settings(path)
+    with new_dir(path) as path:
+        private_dirs(path, ("config", "logs"))  # its config holds the admin password, its log user names
+        redis = server.redis
+        conf: dict[str, Mapping[str, object]] = {
+            "main": {"host": "127.0.0.1", "port": port},
+            "cluster": {"name": server.cluster},
+            "odb": {"url": server.odb_url},
+            "kvdb": kvdb_section(
+                redis.url, ",".join(f"{h}:{p}" for h, p in redis.sentinels), redis.sentinel_master
+            ),
+            "auth": {
+                "admin_username": server.admin_username,
+                "admin_password": server.admin_password,
+                "cluster_secret": server.cluster_secret,
+            },
+            "lb": {"dir": os.path.abspath(lb_dir) if lb_dir else ""},
+            "logging": {"level": "INFO"},
+        }
+        if server.tls_ca_file:  # the server's private CA of TLS AMQP brokers: Replay parked reaches them too
+            conf["tls"] = {"ca_file": os.path.abspath(server.tls_ca_file)}
+        write_conf(path, DASHBOARD_CONF, conf)
+        component.write_marker(path, component.DASHBOARD)
+        load_dashboard_settings(path)
     return path
 
 
@@ -270,12 +297,24 @@ class QuickstartSpec:
 
 
 def create_quickstart(q: QuickstartSpec) -> list[str]:
-    """Write DIR/server1..N, DIR/load-balancer and the ODB. Returns the member paths."""
-    root = ensure_empty_dir(q.path)
+    """Write DIR/server1..N, DIR/load-balancer, DIR/dashboard and the ODB. Returns the member
+    paths. The directories come first, each config checked as it is written, and the ODB last:
+    a value one of them refuses leaves no cluster or server row in an ODB given with --odb, and
+    a failure removes what was made in DIR (new_dir)."""
+    with new_dir(q.path) as root:
+        made, specs = _write_quickstart(root, q)
+        odb_url = specs[0].odb_url
+        create_odb(odb_url, q.cluster)
+        for spec in specs:
+            register_server(odb_url, spec)
+        component.write_marker(root, component.QUICKSTART)
+    return made
+
+
+def _write_quickstart(root: str, q: QuickstartSpec) -> tuple[list[str], list[ServerSpec]]:
     odb_url = q.odb_url or f"sqlite:///{os.path.join(root, 'odb.db')}"
-    create_odb(odb_url, q.cluster)
     admin_password, secret, invoke_password = new_secret(), new_secret(), new_secret()
-    made = []
+    made, specs = [], []
     for i in range(1, q.servers + 1):
         spec = ServerSpec(
             name=f"server{i}",
@@ -292,7 +331,7 @@ def create_quickstart(q: QuickstartSpec) -> list[str]:
             user_conf_dir=os.path.join(os.pardir, QUICKSTART_USER_CONF),
         )
         made.append(create_server_dir(os.path.join(root, spec.name), spec))
-        register_server(odb_url, spec)
+        specs.append(spec)
     kvdb = kvdb_section(q.redis_url, q.sentinels, q.sentinel_master)
     ca = None
     if q.tls:
@@ -308,5 +347,4 @@ def create_quickstart(q: QuickstartSpec) -> list[str]:
             os.path.join(root, "dashboard"), load_server_settings(made[0]), lb_dir, q.dashboard_port
         )
     )
-    component.write_marker(root, component.QUICKSTART)
-    return made
+    return made, specs
