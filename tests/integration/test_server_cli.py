@@ -17,12 +17,13 @@ from zato.common.pidfile import pid_alive
 from zato.coord.client import describe
 
 
-def one_line_error(proc, *fragments: str) -> None:
+def one_line_error(proc, *fragments: str) -> str:
     assert proc.returncode == 1, proc.stdout + proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("zato: error: "), proc.stderr
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
+    return lines[0]
 
 
 @pytest.fixture
@@ -251,3 +252,36 @@ def test_stop_of_a_quickstart_stops_its_servers_side_by_side(quickstart):
 
 def order_of(out: str) -> list[str]:
     return re.findall(r"^server (server\d+) stopped", out, re.MULTILINE)
+
+
+def _break(text: str, how: str) -> tuple[str, str]:
+    """server.conf's text made broken in one way, and what `zato` is to say of it."""
+    main = text.index("[main]\n") + len("[main]\n")
+    after_main = text[:main].count("\n") + 1  # the number of the line after [main]
+    if how == "before any section":
+        return "this line is broken\n" + text, "line 1: 'this line is broken' comes before any [section]"
+    if how == "no key = value":
+        broken = text[:main] + "this line is broken\n" + text[main:]
+        return broken, f"line {after_main}: 'this line is broken' is neither a [section] nor key = value"
+    if how == "a key twice":
+        return text[:main] + "port = 1\n" + text[main:], "[main] port is set a second time: keep one"
+    return (
+        text + "[odb]\n",
+        f"line {text.count(chr(10)) + 1}: [odb] comes a second time: keep one, with all its keys",
+    )
+
+
+@pytest.mark.parametrize("how", ["before any section", "no key = value", "a key twice", "a section twice"])
+def test_a_broken_line_of_server_conf_is_named_with_what_to_do(qs, how):
+    """Before: configparser's own text, naming the file twice and showing the line as Python's
+    repr with a tab and '\\n' ("cannot parse: Source contains parsing errors: '/.../server.conf'
+    \\t[line  6]: 'this line is broken\\n'"), and no word of what to do."""
+    conf = os.path.join(qs.server_dir("server1"), "config", "server.conf")
+    with open(conf) as f:
+        broken, said = _break(f.read(), how)
+    with open(conf, "w") as f:
+        f.write(broken)
+    for command in (("start", qs.path), ("info", qs.server_dir("server1")), ("channel", "list", qs.path)):
+        line = one_line_error(zato(*command, check=False), f"{conf}: ", said)
+        assert line.count(conf) == 1 and "\\n" not in line and "\t" not in line, line
+    assert qs.pid("server1") is None

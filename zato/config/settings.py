@@ -353,9 +353,11 @@ class _Reader:
         self.path = path
         self.schema = schema
         self.cp = configparser.ConfigParser(interpolation=None)
+        text = ""
         try:
             with open(path, encoding="utf-8") as f:
-                self.cp.read_file(f)
+                text = f.read()
+            self.cp.read_string(text, source=path)
         except FileNotFoundError:
             raise ConfigError(f"{path}: config file not found") from None
         except UnicodeDecodeError as e:
@@ -363,7 +365,7 @@ class _Reader:
         except OSError as e:  # a directory in its place, no permission...
             raise ConfigError(f"{path}: cannot read: {e.strerror or e}") from None
         except configparser.Error as e:
-            raise ConfigError(f"{path}: cannot parse: {e}".replace("\n", " ")) from None
+            raise ConfigError(f"{path}: {parse_problem(e, text)}") from None
         defaults = list(self.cp.defaults())
         given = {s: [k for k in self.cp.options(s) if k not in defaults] for s in self.cp.sections()}
         # [DEFAULT] fills every section: each of its keys must be known in some section
@@ -424,6 +426,28 @@ class _Reader:
     def str(self, section: str, key: str, default: object = None) -> str:
         raw = self._raw(section, key, default)
         return default if raw is None else raw  # type: ignore[return-value]
+
+
+def parse_problem(e: configparser.Error, text: str) -> str:
+    """configparser's error for an INI file as one line that says what to do (its own text
+    names the file again, and shows the line as Python's repr across several lines)."""
+    lines = text.splitlines()
+
+    def line(number: int) -> str:
+        return repr(lines[number - 1].strip()[:120]) if 0 < number <= len(lines) else "?"
+
+    if isinstance(e, configparser.MissingSectionHeaderError):
+        where = f"line {e.lineno}: {line(e.lineno)}"
+        return f"{where} comes before any [section]: move it under one, or start it with #"
+    if isinstance(e, configparser.ParsingError) and e.errors:
+        number = e.errors[0][0]
+        where = f"line {number}: {line(number)}"
+        return f"{where} is neither a [section] nor key = value: mend it, or start it with #"
+    if isinstance(e, configparser.DuplicateOptionError):
+        return f"line {e.lineno}: [{e.section}] {e.option} is set a second time: keep one"
+    if isinstance(e, configparser.DuplicateSectionError):
+        return f"line {e.lineno}: [{e.section}] comes a second time: keep one, with all its keys"
+    return f"cannot parse: {e}".replace("\n", " ")
 
 
 def _hint(raw: str) -> str:
