@@ -101,7 +101,8 @@ def test_a_broken_module_is_not_deployed(qs, tmp_path):
         "module sleepy_api: did not finish loading within 1.5 s",
         "zato deploy --timeout, or [main] deploy_timeout in server.conf, gives it longer",
     )
-    one_line_error(zato("deploy", qs.path, str(sleepy), "--timeout", "0", check=False), "--timeout 0")
+    no_duration = zato("deploy", qs.path, str(sleepy), "--timeout", "0", check=False)
+    assert no_duration.returncode == 2 and "argument --timeout: '0'" in no_duration.stderr  # as zato start's
     one_line_error(
         zato(
             "channel", "create", qs.path, "--name", "a", "--url-path", "nope", "--service", "s", check=False
@@ -284,4 +285,29 @@ def test_a_broken_line_of_server_conf_is_named_with_what_to_do(qs, how):
     for command in (("start", qs.path), ("info", qs.server_dir("server1")), ("channel", "list", qs.path)):
         line = one_line_error(zato(*command, check=False), f"{conf}: ", said)
         assert line.count(conf) == 1 and "\\n" not in line and "\t" not in line, line
+    assert qs.pid("server1") is None
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("start", "{qs}"),
+        ("stop", "{qs}"),
+        ("service", "invoke", "{qs}", "zato.ping"),
+        ("deploy", "{qs}", "{module}"),
+    ],
+)
+def test_a_timeout_too_long_for_a_socket_is_a_usage_error(qs, command):
+    """Before: `zato start DIR --timeout 1e300` (or service invoke's) ended in 'OverflowError:
+    timestamp out of range for platform time_t' and its traceback, `zato deploy --timeout 1e300`
+    or inf was taken, and deploy's --timeout 0 exited 1 where start's, stop's and invoke's exit 2."""
+    module = os.path.join(os.path.dirname(qs.path), "waiting_api.py")
+    with open(module, "w") as f:
+        f.write("from zato.server.service import Service\n")
+    argv = [part.format(qs=qs.path, module=module) for part in command]
+    for value in ("1e300", "86401", "inf"):
+        proc = zato(*argv, "--timeout", value, check=False)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+        said = f"argument --timeout: '{value}': must be a number of seconds above 0, at most 86400"
+        assert said in proc.stderr.splitlines()[-1], proc.stderr
     assert qs.pid("server1") is None

@@ -90,7 +90,7 @@ def test_usage_errors_exit_2(tmp_path, zato):
 
 
 @pytest.mark.parametrize("command", [("start",), ("stop",), ("service", "invoke")])
-@pytest.mark.parametrize("value", ["nan", "-1", "0", "inf", "soon"])
+@pytest.mark.parametrize("value", ["nan", "-1", "0", "inf", "soon", "1e300"])
 def test_a_timeout_that_is_no_duration_is_a_usage_error_not_a_traceback(qs_dir, zato, command, value):
     """Before: `--timeout nan` (or -1) reached the socket and ended in a ValueError traceback."""
     name = ("zato.ping",) if command[0] == "service" else ()

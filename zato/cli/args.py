@@ -5,15 +5,20 @@ from __future__ import annotations
 import argparse
 import math
 
+MAX_SECONDS = 86400.0  # a day: far beyond any wait these commands make, and within what a socket takes
+
 
 def seconds(text: str) -> float:
-    """A duration given on the command line: a number of seconds above 0 (not nan or inf)."""
+    """A duration given on the command line: a number of seconds above 0 and at most a day (not
+    nan or inf; a socket's timeout of 1e10 s is an OverflowError)."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: must be a number of seconds above 0")
+    if not math.isfinite(value) or not 0 < value <= MAX_SECONDS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: must be a number of seconds above 0, at most {MAX_SECONDS:g}"
+        )
     return value
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 
+from zato.cli.args import seconds
 from zato.cli.conn import report, with_cluster
 from zato.common.errors import DeployError
 from zato.config.settings import ServerSettings
@@ -27,7 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", help="module name (default: the file's name without .py)")
     p.add_argument(
         "--timeout",
-        type=float,
+        type=seconds,
         metavar="SECONDS",
         help="how long the module may take to load (default: [main] deploy_timeout, 10)",
     )
@@ -39,8 +40,6 @@ def run(args: argparse.Namespace) -> int:
     if is_user_config(args.module):
         return _user_config(args, settings)
     timeout = settings.deploy_timeout if args.timeout is None else args.timeout
-    if not timeout > 0:
-        raise DeployError(f"--timeout {args.timeout:g}: must be more than 0 seconds")
     try:
         with open(args.module, encoding="utf-8") as f:
             source = f.read()
