@@ -383,3 +383,20 @@ def test_the_redis_acl_hint_keeps_the_database_the_user_gave(tmp_path, zato):
     hint = [line.strip() for line in out.splitlines() if "[kvdb] url" in line]
     url = "redis://zato-quickstart:PASSWORD@HOST:PORT/11"
     assert hint == [f"then [kvdb] url = {url} in every server.conf and lb.conf"]
+
+
+def test_the_list_of_commands_says_what_each_takes_and_does(zato):
+    """It said start and stop took 'a server, load balancer or quickstart cluster' (a dashboard
+    too), 'cluster: cluster-wide views' (forget and run-parked change things), undeploy removed
+    a service module (a user-config file too) and conn replayed 'parked AMQP messages' (an
+    outgoing IBM MQ connection's too)."""
+    out = " ".join(zato("--help").stdout.split())
+    assert "start start a server, load balancer, dashboard or quickstart cluster" in out
+    assert "stop stop a server, load balancer, dashboard or quickstart cluster" in out
+    assert "cluster the cluster's status; forget a server; run parked invoke_async calls again" in out
+    assert "undeploy remove a deployed service module, or a user-config file, from the whole cluster" in out
+    assert "put parked messages back" in out and "AMQP messages" not in out
+    conn = " ".join(zato("conn", "--help").stdout.split())
+    assert "or an outgoing connection's behind those waiting to go out" in conn
+    stop = " ".join(zato("stop", "--help").stdout.split())
+    assert "DIR a server, load-balancer, dashboard or quickstart directory" in stop

@@ -48,7 +48,9 @@ STATUS_EXIT_CODES = """exit codes:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("cluster", help="cluster-wide views")
+    p = sub.add_parser(
+        "cluster", help="the cluster's status; forget a server; run parked invoke_async calls again"
+    )
     csub = p.add_subparsers(dest="cluster_command", metavar="SUBCOMMAND")
     csub.required = True
     s = csub.add_parser(

@@ -195,7 +195,7 @@ def _add_kind_parsers(act: argparse._SubParsersAction, action: str, func) -> Non
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     what = "AMQP, IBM MQ, ZeroMQ, outgoing HTTP and SQL connections, and channels' security definitions"
-    p = sub.add_parser("conn", help=f"create, edit, delete or list {what}; replay parked AMQP messages")
+    p = sub.add_parser("conn", help=f"create, edit, delete or list {what}; put parked messages back")
     act = p.add_subparsers(dest="action", metavar="ACTION")
     act.required = True
     _add_kind_parsers(act, "create", create)
@@ -212,7 +212,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     ls.set_defaults(func=list_)
     replay = act.add_parser(
         "replay-parked",
-        help="put an AMQP channel's parked messages back on its queue (once its service is mended)",
+        help="put an AMQP channel's parked messages back on its queue, or an outgoing connection's "
+        "behind those waiting to go out (once the cause is mended)",
         description="Put the messages an AMQP channel parked in QUEUE.zato-parked (failed max-deliveries"
         " times, refused as bad input, rejected by the service, not JSON) back on QUEUE, for its service"
         " to run again: each with its body and properties, its delivery count started again; its parked"

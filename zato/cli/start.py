@@ -10,8 +10,8 @@ from zato.lifecycle import control
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("start", help="start a server, load balancer or quickstart cluster")
-    p.add_argument("path", metavar="DIR", help="a component directory")
+    p = sub.add_parser("start", help="start a server, load balancer, dashboard or quickstart cluster")
+    p.add_argument("path", metavar="DIR", help="a server, load-balancer, dashboard or quickstart directory")
     p.add_argument("--fg", action="store_true", help="run in the foreground (one component only)")
     p.add_argument("--timeout", type=seconds, default=30.0, help="seconds to wait until ready (default 30)")
     p.add_argument(

@@ -10,9 +10,14 @@ from zato.lifecycle import control
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("stop", help="stop a server, load balancer or quickstart cluster")
-    p.add_argument("path", metavar="DIR", help="a component directory")
-    p.add_argument("--timeout", type=seconds, default=30.0, help="seconds before SIGKILL (default 30)")
+    p = sub.add_parser("stop", help="stop a server, load balancer, dashboard or quickstart cluster")
+    p.add_argument("path", metavar="DIR", help="a server, load-balancer, dashboard or quickstart directory")
+    p.add_argument(
+        "--timeout",
+        type=seconds,
+        default=30.0,
+        help="seconds each component has to stop before SIGKILL (default 30)",
+    )
     p.set_defaults(func=run)
 
 

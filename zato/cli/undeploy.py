@@ -18,7 +18,7 @@ from zato.service.deploy import (
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "undeploy",
-        help="remove a deployed service module from the whole cluster",
+        help="remove a deployed service module, or a user-config file, from the whole cluster",
         description="Remove a deployed module and its services from every server of the cluster. "
         "Channels that invoke its services are kept, and a warning names them: they fail "
         "(an HTTP channel answers 404) until a module defining those services is deployed "
