@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from tests.support import wait_for, zato
+from tests.support import free_port, wait_for, zato
 from zato.common.pidfile import pid_alive
 from zato.coord.client import describe
 
@@ -311,3 +311,29 @@ def test_a_timeout_too_long_for_a_socket_is_a_usage_error(qs, command):
         said = f"argument --timeout: '{value}': must be a number of seconds above 0, at most 86400"
         assert said in proc.stderr.splitlines()[-1], proc.stderr
     assert qs.pid("server1") is None
+
+
+def test_a_command_whose_redis_does_not_answer_says_what_to_do_and_changes_nothing(qs, tmp_path):
+    """Before: '... ConnectionError: Error 111 connecting to 127.0.0.1:PORT. Connection refused.'
+    and no word of what to do. Redis is pointed at a free port, as an operator would meet a
+    stopped one ([kvdb] url); nothing listens there."""
+    url = qs.settings("server1").redis.url
+    port = free_port()
+    set_conf(qs, "kvdb", "url", f"redis://127.0.0.1:{port}/0")
+    module = tmp_path / "unheard_api.py"
+    module.write_text("from zato.server.service import Service\n")
+    commands = [
+        ("deploy", qs.path, str(module)),
+        ("channel", "create", qs.path, "--name", "unheard", "--url-path", "/unheard", "--service", "x.y"),
+        ("conn", "create", "amqp-def", qs.path, "--name", "unheard"),
+        ("cluster", "run-parked", qs.path),
+    ]
+    for argv in commands:
+        line = one_line_error(zato(*argv, check=False), f"connecting to 127.0.0.1:{port}")
+        assert line.endswith(
+            "Connection refused: is Redis running there? ([kvdb] in the cluster's server.conf says where)"
+        ), line
+    set_conf(qs, "kvdb", "url", url)
+    assert zato("channel", "list", qs.path).stdout == ""
+    assert zato("conn", "list", qs.path).stdout == "no connection definitions\n"
+    one_line_error(zato("undeploy", qs.path, "unheard_api", check=False), "no module named 'unheard_api'")

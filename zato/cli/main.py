@@ -14,7 +14,7 @@ import signal
 import sys
 
 from zato import __version__
-from zato.common.errors import ZatoError
+from zato.common.errors import CoordNotSent, CoordUnavailable, ZatoError
 
 # Order is the order of `zato --help`.
 COMMANDS = [
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except ZatoError as e:
-        print(f"zato: error: {e}", file=sys.stderr)
+        print(f"zato: error: {say(e)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
@@ -72,6 +72,27 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.suppress(OSError):  # nor another one when Python flushes stdout at exit
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 128 + signal.SIGPIPE
+
+
+def say(e: ZatoError) -> str:
+    """The error's one line; when it ends with redis-py's own words for a Redis that did not
+    answer at all, what to do (one that answered with a refusal, READONLY or NOPERM, says its
+    own; a message that goes on after them says what to do itself)."""
+    text = str(e)
+    if type(e) in (CoordUnavailable, CoordNotSent) and text.endswith(_not_answering(e)):
+        return f"{text.rstrip('.')}: is Redis running there? ([kvdb] in the cluster's server.conf says where)"
+    return text
+
+
+def _not_answering(e: BaseException) -> str:
+    """redis-py's text of the ConnectionError or TimeoutError under `e`, or a text no message ends with."""
+    cause = e.__cause__
+    while cause is not None:
+        kind = type(cause)
+        if kind.__module__.startswith("redis") and kind.__name__ in ("ConnectionError", "TimeoutError"):
+            return f"{kind.__name__}: {cause}"
+        cause = cause.__cause__
+    return "\0"
 
 
 if __name__ == "__main__":
