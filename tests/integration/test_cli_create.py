@@ -115,3 +115,26 @@ def test_create_names_the_directory_of_the_wrong_kind(quickstart, tmp_path):
         zato("create", "cluster", f"sqlite:///{tmp_path}/odb.db", "", check=False),
         "cluster name '' may hold only letters, digits, - _ .",
     )
+
+
+def test_a_server_of_an_odb_not_made_yet_says_which_create_makes_it(tmp_path):
+    """Before: 'ODB error: (sqlite3.OperationalError) no such table: zato_cluster', an empty
+    odb.db made where the URL pointed, and 'cluster 'c1' does not exist in the ODB' with no
+    word of how to make it."""
+    url = f"sqlite:///{tmp_path}/odb.db"
+    cluster = cluster_name("hcli")
+    argv = ("create", "server", str(tmp_path / "s1"), "--odb", url, "--cluster", cluster, "--port", "17099")
+    one_line_error(
+        zato(*argv, check=False),
+        "does not exist yet (no file",
+        f"make it first: zato create cluster ODB_URL {cluster}",
+    )
+    assert not (tmp_path / "odb.db").exists() and not (tmp_path / "s1").exists()
+    zato("create", "odb", url)
+    one_line_error(
+        zato(*argv, check=False),
+        f"cluster {cluster!r} does not exist in the ODB",
+        f"make it first: zato create cluster ODB_URL {cluster}",
+    )
+    zato("create", "cluster", url, cluster)
+    assert f"server s1 of cluster {cluster} created" in zato(*argv).stdout
