@@ -337,3 +337,18 @@ def test_a_command_whose_redis_does_not_answer_says_what_to_do_and_changes_nothi
     assert zato("channel", "list", qs.path).stdout == ""
     assert zato("conn", "list", qs.path).stdout == "no connection definitions\n"
     one_line_error(zato("undeploy", qs.path, "unheard_api", check=False), "no module named 'unheard_api'")
+
+
+def test_a_server_announcing_no_host_is_refused_at_start(qs, tmp_path):
+    """Before: [main] announce_host = 'server one' (or --announce-host with a space) was taken; the
+    server started, and every reader of its membership entry ignored it ('host 'server one' is
+    neither an IP address nor a host name'): no traffic from the load balancer, 'gone' in zato
+    cluster status, while it could hold the connector lease."""
+    set_conf(qs, "main", "announce_host", "server one")
+    said = "[main] announce_host: 'server one' is neither an IP address nor a host name"
+    one_line_error(zato("start", qs.server_dir("server1"), check=False), said)
+    assert qs.pid("server1") is None
+    set_conf(qs, "main", "announce_host", "localhost")  # a host name is one: --join copies it
+    new = ("create", "server", str(tmp_path / "s2"), "--join", qs.server_dir("server1"), "--port", "17099")
+    one_line_error(zato(*new, "--announce-host", "server one", check=False), said)
+    assert not (tmp_path / "s2").exists()

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from zato.common.errors import ConfigError
+from zato.coord import parse
 
 SERVER_CONF = "server.conf"
 LB_CONF = "lb.conf"
@@ -693,6 +694,16 @@ def _announce_host(r: _Reader) -> str:
     announce = r.str("main", "announce_host", "")
     if announce in WILDCARDS[:2]:
         raise ConfigError(f"{r.path}: [main] announce_host: {announce} is not an address peers can reach")
+    # what the server announces is checked by every reader of its membership entry (the load
+    # balancer, the connectors, zato cluster status), which ignore one that is no host
+    key, value = ("announce_host", announce) if announce else ("host", host)
+    if value not in WILDCARDS:
+        try:
+            parse.host(value)
+        except parse.BadEntry:
+            raise ConfigError(
+                f"{r.path}: [main] {key}: {value[:80]!r} is neither an IP address nor a host name"
+            ) from None
     if host in WILDCARDS and not announce:
         raise ConfigError(
             f"{r.path}: [main] host {host or '(empty)'} binds every interface: set [main] announce_host "
