@@ -138,3 +138,24 @@ def test_a_server_of_an_odb_not_made_yet_says_which_create_makes_it(tmp_path):
     )
     zato("create", "cluster", url, cluster)
     assert f"server s1 of cluster {cluster} created" in zato(*argv).stdout
+
+
+def test_a_load_balancer_listening_on_no_host_is_refused_when_made(tmp_path):
+    """Before: `zato create load-balancer DIR --host 'a b'` made it, and `zato start DIR` then
+    said 'port a b:PORT is not free (Name or service not known)': the port was never the matter."""
+    port = str(free_port())
+    argv = (
+        "create",
+        "load-balancer",
+        str(tmp_path / "lb"),
+        "--cluster",
+        cluster_name("hcli"),
+        "--port",
+        port,
+    )
+    one_line_error(
+        zato(*argv, "--host", "a b", check=False),
+        "[main] host: 'a b' is neither an IP address nor a host name",
+    )
+    assert not (tmp_path / "lb").exists()
+    assert "load balancer of cluster" in zato(*argv, "--host", "localhost").stdout

@@ -687,6 +687,19 @@ def _alpn(r: _Reader, default: str) -> str:
 WILDCARDS = ("0.0.0.0", "::", "")
 
 
+def _check_host(r: _Reader, key: str, value: str) -> str:
+    """[main] host or announce_host: an IP address or a host name (or a wildcard that binds every
+    interface); 'a b' would fail only later, as a port 'not free' or a server nobody reaches."""
+    if value not in WILDCARDS:
+        try:
+            parse.host(value)
+        except parse.BadEntry:
+            raise ConfigError(
+                f"{r.path}: [main] {key}: {value[:80]!r} is neither an IP address nor a host name"
+            ) from None
+    return value
+
+
 def _announce_host(r: _Reader) -> str:
     """[main] announce_host: required when [main] host binds every interface (peers cannot
     reach 0.0.0.0), never itself a wildcard."""
@@ -697,13 +710,7 @@ def _announce_host(r: _Reader) -> str:
     # what the server announces is checked by every reader of its membership entry (the load
     # balancer, the connectors, zato cluster status), which ignore one that is no host
     key, value = ("announce_host", announce) if announce else ("host", host)
-    if value not in WILDCARDS:
-        try:
-            parse.host(value)
-        except parse.BadEntry:
-            raise ConfigError(
-                f"{r.path}: [main] {key}: {value[:80]!r} is neither an IP address nor a host name"
-            ) from None
+    _check_host(r, key, value)
     if host in WILDCARDS and not announce:
         raise ConfigError(
             f"{r.path}: [main] host {host or '(empty)'} binds every interface: set [main] announce_host "
@@ -765,7 +772,7 @@ def load_lb_settings(lb_dir: str) -> LBSettings:
     return LBSettings(
         path=path,
         cluster=_cluster_name(r),
-        host=r.str("main", "host", "0.0.0.0"),
+        host=_check_host(r, "host", r.str("main", "host", "0.0.0.0")),
         port=r.int("main", "port", 11223, 1, 65535),
         redis=_redis(r),
         stats_username=r.str("stats", "username", _REQUIRED),
@@ -797,7 +804,7 @@ def load_dashboard_settings(dashboard_dir: str) -> DashboardSettings:
     return DashboardSettings(
         path=path,
         cluster=_cluster_name(r),
-        host=r.str("main", "host", "127.0.0.1"),
+        host=_check_host(r, "host", r.str("main", "host", "127.0.0.1")),
         port=r.int("main", "port", 8183, 1, 65535),
         odb_url=r.str("odb", "url", _REQUIRED),
         redis=_redis(r),
