@@ -103,6 +103,17 @@ def zato(*args: str, check: bool = True, timeout: float = 120, **kw) -> subproce
     return proc
 
 
+def one_line_error(proc: subprocess.CompletedProcess, *fragments: str) -> str:
+    """The CLI's failure as a user reads it: exit 1 and one `zato: error:` line holding each
+    of `fragments`; that line."""
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("zato: error: "), proc.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
 def popen_interruptible(argv: list[str], **kw: Any) -> subprocess.Popen:
     """A process that Ctrl-C (SIGINT) interrupts as it would in a terminal. A child inherits an
     ignored SIGINT, and Python then installs no KeyboardInterrupt for it: pytest run in the

@@ -50,9 +50,18 @@ class Logs:
 
 
 def forget_hand_overs(lab) -> Logs:
-    """Each test starts with no server noted as having handed the lease over."""
-    lab.redis().delete(*[Keys(lab.cluster).lease_yield(name) for name in lab.names])
+    """Each test starts with no server, and no connector, noted for a hand-over of the lease."""
+    client = lab.redis()
+    client.delete(*[Keys(lab.cluster).lease_yield(name) for name in lab.names])
+    for key in client.scan_iter(match=Keys(lab.cluster).lease_handover("*")):
+        client.delete(key)
     return Logs(lab)
+
+
+def consumed_first(lab, channel, n: int) -> None:
+    for i in range(n):
+        channel.publish(i)
+    wait_for(lambda: all_accepted(lab, channel), timeout=60, what=f"the first {n} messages consumed")
 
 
 def cluster_status(lab):
@@ -61,9 +70,7 @@ def cluster_status(lab):
 
 def test_a_holder_cut_from_the_broker_hands_the_lease_to_a_server_that_reaches_it(lab, channel):
     logs = forget_hand_overs(lab)
-    for n in range(50):
-        channel.publish(n)
-    wait_for(lambda: all_accepted(lab, channel), timeout=60, what="the first 50 messages consumed")
+    consumed_first(lab, channel, 50)
     old, old_epoch = lab.wait_holder()
     lab.cut_broker(old)
     try:
@@ -84,9 +91,7 @@ def test_a_holder_cut_from_the_broker_hands_the_lease_to_a_server_that_reaches_i
 
 def test_a_standby_cut_from_the_broker_that_wins_the_lease_hands_it_on(lab, channel):
     logs = forget_hand_overs(lab)
-    for n in range(50):
-        channel.publish(n)
-    wait_for(lambda: all_accepted(lab, channel), timeout=60, what="the first 50 messages consumed")
+    consumed_first(lab, channel, 50)
     old, old_epoch = lab.wait_holder()
     cut, healthy = [name for name in lab.names if name != old]
     lab.cut_broker(cut)
@@ -115,9 +120,7 @@ def test_a_standby_cut_from_the_broker_that_wins_the_lease_hands_it_on(lab, chan
 
 def test_every_server_cut_from_the_broker_moves_the_lease_once_at_most(lab, channel):
     logs = forget_hand_overs(lab)
-    for n in range(20):
-        channel.publish(n)
-    wait_for(lambda: all_accepted(lab, channel), timeout=60, what="the first 20 messages consumed")
+    consumed_first(lab, channel, 20)
     first, epoch = lab.wait_holder()
     watch = EpochWatch(lab).start()
     for name in lab.names:

@@ -7,18 +7,9 @@ import os
 
 import sqlalchemy as sa
 
-from tests.support import PG_URL, cluster_name, free_port, zato
+from tests.support import PG_URL, cluster_name, free_port, one_line_error, zato
 from zato.odb import api as odb_api
 from zato.odb.engine import ODB
-
-
-def one_line_error(proc, *fragments: str) -> str:
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("zato: error: "), proc.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
 
 
 def test_a_server_refused_for_a_bad_value_can_be_created_again_once_mended(tmp_path):

@@ -12,18 +12,9 @@ import sys
 
 import pytest
 
-from tests.support import free_port, wait_for, zato
+from tests.support import free_port, one_line_error, wait_for, zato
 from zato.common.pidfile import pid_alive
 from zato.coord.client import describe
-
-
-def one_line_error(proc, *fragments: str) -> str:
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("zato: error: "), proc.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
 
 
 @pytest.fixture

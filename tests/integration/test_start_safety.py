@@ -14,8 +14,16 @@ import subprocess
 import sys
 
 from tests.integration.test_process_groups import workers_of
-from tests.integration.test_server_cli import one_line_error, set_conf_of
-from tests.support import Quickstart, cluster_name, free_port, popen_interruptible, wait_for, zato
+from tests.integration.test_server_cli import set_conf_of
+from tests.support import (
+    Quickstart,
+    cluster_name,
+    free_port,
+    one_line_error,
+    popen_interruptible,
+    wait_for,
+    zato,
+)
 from zato.common.pidfile import pid_alive
 from zato.lifecycle.control import http_ok
 
