@@ -569,3 +569,45 @@ class ForcedAll(ProfileSkipped):
 def test_force_empty_keys_true_keeps_every_optional_output() -> None:
     out = Store().call(ForcedAll, {"user_id": 1})
     assert out["email"] is None and out["is_vip"] is None and out["nick"] is None
+
+
+def test_a_forcetype_of_ones_own_that_fails_names_itself_and_the_field() -> None:
+    """A from_json that breaks on anything but bad input (a TypeError: a bug in the service's
+    code) and a to_json that breaks: the service's 500, naming the type's hook and the field;
+    a subclass of such a type inherits its hooks; "" on input is the default, as in Zato."""
+    from zato.server.service import ForceType
+
+    class Upper(ForceType):
+        def from_json(self, value, *ignored):  # noqa: ANN001, ANN202
+            return value.upper()
+
+        def to_json(self, value, *ignored):  # noqa: ANN001, ANN202
+            return value.lower()
+
+    class Shout(Upper):
+        pass
+
+    class Svc(Service):
+        name = "t.hooks"
+
+        class SimpleIO:
+            input_optional = (Shout("word"),)
+            output_optional = (Upper("word"),)
+
+        def handle(self) -> None:
+            self.response.payload.word = self.request.input.word
+
+    store = Store()
+    assert store.call(Svc, {"word": "Ab"}) == {"word": "ab"}
+    assert store.call(Svc, {"word": ""}) == {"word": None}
+    with pytest.raises(ServiceError, match=r"^Shout.from_json failed on input word: AttributeError: 'int'"):
+        store.call(Svc, {"word": 1})
+
+    class Bad(Svc):
+        name = "t.hooks-bad"
+
+        def handle(self) -> None:
+            self.response.payload.word = 7
+
+    with pytest.raises(ServiceError, match=r"output word: 7 is refused by Upper.to_json: AttributeError"):
+        Store().call(Bad, {})

@@ -26,6 +26,8 @@ each a subclass of its parent here; import those from their own module.
      ├─ ServiceError         a service cannot be found, loaded or invoked
      │   ├─ ServiceNotFound
      │   ├─ InputError       a request lacks a declared input or gives a malformed one (400)
+     │   │   └─ NoneOfInputs (zato.service.sio) self.request.input.require_any(...) found
+     │   │                   none of them; also a ValueError, as Zato raises
      │   ├─ DeployError      a deployed module does not compile or defines no service
      │   ├─ MessageStateError (zato.service.messages) self.request.amqp.ack() after reject(),
      │   │                   or the reverse

@@ -19,6 +19,7 @@ as before.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime as dt
 import decimal
@@ -54,6 +55,29 @@ class Bunch(dict):
             del self[name]
         except KeyError:
             raise AttributeError(name) from None
+
+
+class NoneOfInputs(InputError, ValueError):
+    """require_any found none of its inputs: a 400 naming them. A ValueError too, as Zato's is,
+    so a service's own `except ValueError:` around the call still catches it."""
+
+
+class Input(Bunch):
+    """self.request.input of a SimpleIO service (a Bunch), with Zato 2.0's helpers on it."""
+
+    def require_any(self, *names: str) -> None:
+        """Zato's `self.request.input.require_any("email", "phone")`: at least one of these
+        inputs must be given, else the request is a 400 naming them all. Given means present
+        and not None, "" or an empty list or object (0 and false count as given)."""
+        if not names or not all(isinstance(n, str) and n for n in names):
+            raise TypeError(f"require_any takes one or more input names, not {names!r}")
+        if not any(not _empty(self.get(name)) for name in names):
+            raise NoneOfInputs(f"missing input: at least one of {', '.join(names)} is required")
+
+    def deepcopy(self) -> Input:
+        """Zato's `self.request.input.deepcopy()`: a copy of the input, however deep, that the
+        service may change without changing self.request.input."""
+        return copy.deepcopy(self)
 
 
 def bunchify(value: Any) -> Any:
@@ -105,7 +129,17 @@ class Model:
 
 
 class Elem:
-    """One declared field; subclasses convert a value or raise ValueError saying why."""
+    """One declared field; subclasses convert a value or raise ValueError saying why.
+
+    Zato 2.0 calls this class ForceType, and a type of one's own subclasses it (or one of the
+    types below) with `from_json(self, value, *ignored)`, which makes an input value what the
+    service gets, and `to_json(self, value, *ignored)`, which makes an output value what the
+    response carries (both are given the value and the field's name, as in Zato). Either hook
+    runs only for a value that is there: not None, and on input not "" either (an optional
+    input sent as "" gets its default, as in Zato). A ValueError from from_json is the
+    client's 400 naming the field and the reason; Zato's BadRequest(cid, msg) (any Reportable)
+    answers as raised; anything else is the service's 500, logged naming the type and the field.
+    """
 
     kind = "a value"
     default_factory: Any = None  # a dataclass field's default_factory, called per request
@@ -115,6 +149,18 @@ class Elem:
         self.name = name
         self.default = default
         self.required = True
+        self.args, self.kwargs = args, kwargs  # Zato's ForceType keeps them for its subclasses
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__
+        if "from_json" in own:  # a ForceType of the user's: its hook converts the input
+            cls.convert = _input_hook  # type: ignore[method-assign]
+            if "to_json" not in own and "output" not in own:
+                cls.output = _output_as_given  # type: ignore[method-assign]
+        if "to_json" in own:
+            cls.output = _output_hook  # type: ignore[method-assign]
+            cls.as_is = False  # its hook runs on output, even on an AsIs subclass
 
     def convert(self, value: Any) -> Any:
         return value
@@ -126,6 +172,40 @@ class Elem:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
+
+
+ForceType = Elem  # Zato 2.0's name of the base of every SimpleIO type
+
+
+def _input_hook(self: Elem, value: Any) -> Any:
+    """convert() of a type with its own from_json: ValueError stays a 400 (with the hook's
+    name in it); any other failure is a bug in the service's code, a 500."""
+    hook = f"{type(self).__name__}.from_json"
+    try:
+        return self.from_json(value, self.name)  # type: ignore[attr-defined]
+    except ServiceError:  # BadRequest and the other Reportables: answered as raised
+        raise
+    except (ValueError, decimal.InvalidOperation) as e:  # int("x"), Decimal("x"): the client's
+        raise ValueError(f"is refused by {hook}: {e}" if str(e) else f"is refused by {hook}") from None
+    except Exception as e:
+        raise ServiceError(f"{hook} failed on input {self.name}: {type(e).__name__}: {e}") from e
+
+
+def _output_hook(self: Elem, value: Any) -> Any:
+    """output() of a type with its own to_json: any failure is the service's (a 500 naming
+    the field and the hook)."""
+    hook = f"{type(self).__name__}.to_json"
+    try:
+        return self.to_json(value, self.name)  # type: ignore[attr-defined]
+    except ServiceError:
+        raise
+    except Exception as e:  # noqa: BLE001 - the caller answers it as the service's invalid output (500)
+        raise ValueError(f"is refused by {hook}: {type(e).__name__}: {e}") from None
+
+
+def _output_as_given(self: Elem, value: Any) -> Any:
+    """output() of a type with from_json but no to_json of its own: the value as it is."""
+    return value
 
 
 class AsIs(Elem):
@@ -528,7 +608,7 @@ def parse_input(decl: IODecl, payload: Any, query: dict, path_params: dict) -> A
         sources = {**sources, **query, **path_params}
     fields = decl.input
     if not fields.elems:
-        return Bunch(sources)  # a copy: the service may change it
+        return Input(sources)  # a copy: the service may change it
     try:
         return _build(fields, sources, decl)
     except RecursionError:  # a model that holds itself (`children: list_[Node]`), given deep input
@@ -538,7 +618,7 @@ def parse_input(decl: IODecl, payload: Any, query: dict, path_params: dict) -> A
 def _build(fields: Fields, sources: Mapping, decl: IODecl | None, prefix: str = "") -> Any:
     """The declared fields of `sources` (a Bunch, or the model's instance); prefix: where a
     nested model's object is in the input (`phones[1].`), for the 400's text."""
-    out = Bunch()
+    out = Input() if not prefix else Bunch()
     missing = []
     for elem in fields.elems:
         value = sources.get(elem.name)

@@ -1,5 +1,5 @@
 """Zato's import path for services, so modules written for Zato 3.2 and 4.1 deploy unchanged
-(Zato 2.0's type names too: ListOfDicts, Nested, UTC):
+(Zato 2.0's type names too: ListOfDicts, Nested, UTC, and ForceType to subclass):
 
     from zato.server.service import Service, AsIs, Integer, Model
 
@@ -22,6 +22,7 @@ from zato.service.sio import (
     Dict,
     DictList,
     Float,
+    ForceType,
     Int,
     Integer,
     List,
@@ -48,6 +49,7 @@ __all__ = [
     "Dict",
     "DictList",
     "Float",
+    "ForceType",
     "Int",
     "Integer",
     "List",

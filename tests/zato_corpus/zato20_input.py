@@ -1,0 +1,45 @@
+# -*- coding: utf-8 -*-
+
+# Zato 2.0's helpers on self.request.input: require_any(...) and deepcopy().
+from __future__ import absolute_import, division, print_function, unicode_literals
+
+from zato.server.service import Dict, Service
+
+
+class Register(Service):
+    name = 'zato20.customer.register'
+
+    class SimpleIO:
+        input_optional = ('email', 'phone', 'customer_id', Dict('address'))
+        output_required = ('contact', 'city_sent', 'city_used')
+
+    def handle(self):
+        self.request.input.require_any('email', 'phone', 'customer_id')
+
+        sent = self.request.input.deepcopy()
+        address = self.request.input.address
+        address['city'] = address['city'].upper()  # the copy keeps what the client sent
+
+        self.response.payload.contact = self.request.input.email or self.request.input.phone or \
+            self.request.input.customer_id
+        self.response.payload.city_sent = sent.address['city']
+        self.response.payload.city_used = address['city']
+
+
+class Subscribe(Service):
+    """ A service that maps require_any's error to its own, as Zato users do.
+    """
+    name = 'zato20.subscribe'
+
+    class SimpleIO:
+        input_optional = ('email', 'phone')
+        output_required = ('via',)
+
+    def handle(self):
+        try:
+            self.request.input.require_any('email', 'phone')
+        except ValueError:
+            self.response.status_code = 422
+            self.response.payload.via = 'nothing'
+        else:
+            self.response.payload.via = 'email' if self.request.input.email else 'phone'
