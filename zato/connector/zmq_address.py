@@ -3,6 +3,12 @@ without importing pyzmq: server workers use them for outgoing sockets they may n
 
 from __future__ import annotations
 
+import re
+
+from zato.coord import parse
+
+IFNAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,15}")  # a network interface a bind may name (eth0, br_0)
+
 
 def endpoint(address: str, bind_by_default: bool) -> tuple[str, bool]:
     """(address without prefix, bind?) for a CZMQ-style address."""
@@ -46,6 +52,24 @@ def check(address: str, bind_by_default: bool) -> list[tuple[str, bool, int | No
         octets = name.split(".")
         if all(o.isdigit() for o in octets) and (len(octets) != 4 or any(int(o) > 255 for o in octets)):
             raise ValueError(f"{part!r}: {name} is not an IPv4 address (four numbers 0..255)")
+        _check_host(part, name, bind)
     if not found:
         raise ValueError(f"{address!r} names no endpoint")
     return found
+
+
+def _check_host(part: str, name: str, bind: bool) -> None:
+    """The host of a tcp:// endpoint: an IP address or a host name, and for a bind also * (every
+    interface) or an interface's name. Any other ('a b') was stored, and its connector failed to
+    bind or connect at every start, for ever."""
+    if bind and (name == "*" or IFNAME_RE.fullmatch(name)):
+        return
+    try:
+        parse.host(name)
+    except parse.BadEntry:
+        what = (
+            "an IP address, a host name, an interface name nor *" if bind else "an IP address nor a host name"
+        )
+        raise ValueError(
+            f"{part!r}: {name[:80]!r} is neither {what}: give one such as tcp://127.0.0.1:5555"
+        ) from None

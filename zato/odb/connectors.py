@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from zato.common.errors import ConnectorError
 from zato.common.passwords import hash_secret
 from zato.connector import zmq_address
+from zato.coord import parse
 from zato.odb.engine import ODB
 from zato.odb.limits import (
     AMQP_HANDSHAKE_TIMEOUT,
@@ -61,7 +62,7 @@ MQ_PERSISTENCE = ("persistent", "non-persistent", "queue")
 @dataclass(frozen=True)
 class Field:
     name: str
-    # str | int | bool | choice | def | conn_name | http-url | sql-url | zmq-bind | zmq-connect
+    # str | int | bool | choice | def | host | conn_name | http-url | sql-url | zmq-bind | zmq-connect
     type: str = "str"
     required: bool = False
     choices: tuple[str, ...] = ()
@@ -86,7 +87,7 @@ _TIMEOUT = Field("timeout", "int", lo=1, hi=MAX_CHANNEL_TIMEOUT, unset=CHANNEL_T
 FIELDS: dict[str, tuple[Field, ...]] = {
     "amqp-def": (
         _NAME,
-        Field("host"),
+        Field("host", "host"),
         Field("port", "int", lo=1, hi=65535),
         Field("vhost"),
         Field("username"),
@@ -291,6 +292,8 @@ def coerce(kind: str, field: Field, value: Any) -> Any:
         raise ConnectorError(f"{where}: control characters (NUL, line breaks...) are not allowed")
     if field.name == "name" and not NAME_RE.fullmatch(value):
         raise ConnectorError(f"{where}: {value!r} must be 1-64 letters, digits, _ . - (not first)")
+    if field.type == "host":
+        return check_host(where, value)
     if field.type == "conn_name":
         return check_conn_name(where, value)
     if field.type == "choice":
@@ -310,6 +313,18 @@ def coerce(kind: str, field: Field, value: Any) -> Any:
     return value
 
 
+def check_host(where: str, value: str, hint: str = "give one such as broker.example.com or 10.0.0.5") -> str:
+    """A host to connect to: an IP address or a DNS host name (zato.coord.parse.host). Any other
+    ('a b', '') was stored, and its connector failed to resolve it at every retry, for ever."""
+    try:
+        parse.host(value)
+    except parse.BadEntry:
+        raise ConnectorError(
+            f"{where}: {value[:80]!r} is neither an IP address nor a host name; {hint}"
+        ) from None
+    return value
+
+
 def check_conn_name(where: str, value: str) -> str:
     """IBM MQ connection names: `host(port)`, comma-separated for a multi-instance queue manager."""
     parts = [p.strip() for p in value.split(",")]
@@ -318,12 +333,20 @@ def check_conn_name(where: str, value: str) -> str:
         port = rest[:-1] if rest.endswith(")") else ""
         if not host.strip() or not port.isdigit() or not 1 <= int(port) <= 65535:
             raise ConnectorError(f"{where}: {part!r} is not host(port), e.g. mq.example.com(1414)")
+        check_host(where, host.strip(), "give host(port), e.g. mq.example.com(1414)")
     return ",".join(parts)
 
 
 def _http_url(where: str, value: str) -> None:
+    from urllib.parse import urlsplit
+
     if not value.startswith(("http://", "https://")) or len(value.split("://", 1)[1]) == 0:
         raise ConnectorError(f"{where}: {value!r} is not an http:// or https:// address")
+    try:
+        host = urlsplit(value).hostname or ""
+    except ValueError:  # an unclosed [ of an IPv6 address
+        host = ""
+    check_host(where, host, "give scheme, host and port, e.g. http://crm.example.com:8080")
 
 
 HEADER_RE = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")  # an HTTP field name (RFC 9110 token)
@@ -349,6 +372,8 @@ def _sql_url(where: str, value: str) -> None:
         raise ConnectorError(f"{where}: {value!r} is not an SQLAlchemy URL ({hint})") from None
     if url.password:
         raise ConnectorError(f"{where}: keep the password out of the URL; give it as password")
+    if url.host:  # none: SQLite, or a socket given in the query
+        check_host(where, url.host, "give dialect://user@host/db, e.g. postgresql://crm@db.example.com/crm")
 
 
 def _zmq_address(where: str, value: str, bind_by_default: bool) -> None:

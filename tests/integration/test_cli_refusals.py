@@ -1,0 +1,53 @@
+"""What the CLI must refuse at once, with one line saying what to do, rather than take and
+fail later (a connector retrying for ever, a module named by its file, a stop that kills)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support import Quickstart, cleanup_redis, one_line_error, zato
+
+
+@pytest.fixture(scope="module")
+def qs(tmp_path_factory):
+    """A quickstart of one server, made and not started (the CLI reads its ODB and Redis)."""
+    cluster = Quickstart(tmp_path_factory.mktemp("refusals"), servers=1, lb=False).create()
+    yield cluster
+    cleanup_redis(cluster.cluster)
+
+
+def test_a_connection_host_that_is_no_host_is_refused(qs):
+    """Before: `zato conn create amqp-def DIR --host 'a b'` (and edit) answered 'created amqp-def
+    ...: host=a b', and its connectors failed to resolve it at every retry, for ever; the same
+    for an IBM MQ conn_name, a ZeroMQ address, an HTTP or SQL outgoing's host."""
+    path = qs.server_dir("server1")
+    refused = [
+        (("amqp-def", "--name", "rabbit", "--host", "a b"), "amqp-def host: 'a b' is neither an IP"),
+        (
+            ("ibm-mq-def", "--name", "mq", "--conn-name", "a b(1414)"),
+            "ibm-mq-def conn_name: 'a b' is neither",
+        ),
+        (
+            ("zmq-channel", "--name", "zc", "--address", "tcp://a b:5555", "--service", "x"),
+            "'a b' is neither",
+        ),
+        (
+            ("zmq-outgoing", "--name", "zo", "--address", "tcp://a b:5555"),
+            "zmq-outgoing address: 'tcp://a b:5555'",
+        ),
+        (("http-outgoing", "--name", "crm", "--address", "http://a b:8080"), "http-outgoing address: 'a b'"),
+        (("sql-outgoing", "--name", "db", "--url", "postgresql://u@a b/crm"), "sql-outgoing url: 'a b'"),
+    ]
+    for argv, said in refused:
+        kind, *rest = argv
+        line = one_line_error(zato("conn", "create", kind, path, *rest, check=False), said)
+        assert "give" in line, line  # and what to give instead
+    assert zato("conn", "list", path).stdout.strip() == "no connection definitions"
+    made = zato("conn", "create", "amqp-def", path, "--name", "rabbit", "--host", "rabbit.example.com")
+    assert "host=rabbit.example.com" in made.stdout
+    one_line_error(
+        zato("conn", "edit", "amqp-def", path, "--name", "rabbit", "--host", "c d", check=False),
+        "amqp-def host: 'c d' is neither an IP address nor a host name",
+    )
+    assert "host=rabbit.example.com" in zato("conn", "list", path, "--kind", "amqp-def").stdout
+    zato("conn", "delete", "amqp-def", path, "--name", "rabbit")
