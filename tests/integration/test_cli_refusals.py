@@ -51,3 +51,24 @@ def test_a_connection_host_that_is_no_host_is_refused(qs):
     )
     assert "host=rabbit.example.com" in zato("conn", "list", path, "--kind", "amqp-def").stdout
     zato("conn", "delete", "amqp-def", path, "--name", "rabbit")
+
+
+def test_deploy_refuses_an_empty_name(qs, tmp_path):
+    """Before: `zato deploy DIR FILE --name ''` deployed the module under the file's name, unsaid
+    (an empty --name was taken as none); a user-config file likewise."""
+    module = tmp_path / "hello_api.py"
+    module.write_text("VALUE = 1\n")
+    conf = tmp_path / "airports.ini"
+    conf.write_text("[main]\nx = 1\n")
+    path = qs.server_dir("server1")
+    for name in ("", " "):
+        one_line_error(
+            zato("deploy", path, str(module), "--name", name, check=False),
+            "--name is empty: give the module a name, or leave --name out",
+        )
+    one_line_error(
+        zato("deploy", path, str(conf), "--name", "", check=False), "give the user-config file a name"
+    )
+    # nothing was deployed: undeploy finds neither
+    assert zato("undeploy", path, "hello_api", check=False).returncode == 1
+    assert zato("undeploy", path, "airports.ini", check=False).returncode == 1

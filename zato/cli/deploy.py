@@ -25,7 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "module", metavar="FILE", help="MODULE.py defining services, or NAME.ini / NAME.conf (user config)"
     )
-    p.add_argument("--name", help="module name (default: the file's name without .py)")
+    p.add_argument("--name", help="module name (default: the file's name without .py); not empty")
     p.add_argument(
         "--timeout",
         type=seconds,
@@ -35,7 +35,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _check_args(args: argparse.Namespace) -> None:
+    """An empty --name is refused (it was taken as no --name: the module named after its file,
+    unsaid)."""
+    if args.name is not None and not args.name.strip():
+        raise DeployError(
+            f"--name is empty: give the {'user-config file' if is_user_config(args.module) else 'module'} a"
+            " name, or leave --name out to name it after its file"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
+    _check_args(args)
     settings = cluster_settings(args.path)
     if is_user_config(args.module):
         return _user_config(args, settings)
