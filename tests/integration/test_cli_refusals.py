@@ -72,3 +72,21 @@ def test_deploy_refuses_an_empty_name(qs, tmp_path):
     # nothing was deployed: undeploy finds neither
     assert zato("undeploy", path, "hello_api", check=False).returncode == 1
     assert zato("undeploy", path, "airports.ini", check=False).returncode == 1
+
+
+def test_deploy_with_the_directory_forgotten_says_it_comes_first(qs, tmp_path):
+    """Before: `zato deploy hello_api.py` said 'the following arguments are required: FILE',
+    as if the file were what was missing."""
+    module = tmp_path / "hello_api.py"
+    module.write_text("VALUE = 1\n")
+    for given in (str(module), "hello_api.py"):  # there, or not in the folder it is run in
+        proc = zato("deploy", given, check=False, cwd=str(tmp_path))
+        assert proc.returncode == 2, proc.stdout + proc.stderr  # a usage error, as any missing argument
+        last = proc.stderr.strip().splitlines()[-1]
+        assert last == (
+            f"zato deploy: error: {given} is not a directory: the first argument must be the server's"
+            f" (or quickstart's) directory, then the file: zato deploy DIR {given}"
+        ), proc.stderr
+        assert "usage: zato deploy [-h] [--name NAME] [--timeout SECONDS] DIR FILE" in proc.stderr
+    proc = zato("deploy", qs.server_dir("server1"), check=False)
+    assert proc.returncode == 2 and "error: FILE is required after" in proc.stderr, proc.stderr

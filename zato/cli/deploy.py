@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 
 from zato.cli.args import seconds
@@ -17,13 +18,17 @@ from zato.service.store import MODULE_NAME_RE
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "deploy",
+        usage="%(prog)s [-h] [--name NAME] [--timeout SECONDS] DIR FILE",
         help="deploy a service module, or a user-config file, to the whole cluster",
         description="Deploy a Python module of services, or a user-config file (NAME.ini or NAME.conf: "
         "services read it as self.config.NAME), to every server of the cluster.",
     )
     p.add_argument("path", metavar="DIR", help="a server or quickstart directory")
     p.add_argument(
-        "module", metavar="FILE", help="MODULE.py defining services, or NAME.ini / NAME.conf (user config)"
+        "module",
+        metavar="FILE",
+        nargs="?",  # missing: _check_args says which argument was forgotten
+        help="MODULE.py defining services, or NAME.ini / NAME.conf (user config)",
     )
     p.add_argument("--name", help="module name (default: the file's name without .py); not empty")
     p.add_argument(
@@ -32,12 +37,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="SECONDS",
         help="how long the module may take to load (default: [main] deploy_timeout, 10)",
     )
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, usage_error=p.error)
+
+
+FILE_ENDINGS = (".py", ".ini", ".conf")
 
 
 def _check_args(args: argparse.Namespace) -> None:
-    """An empty --name is refused (it was taken as no --name: the module named after its file,
-    unsaid)."""
+    """A forgotten FILE is a usage error (exit 2) saying which argument is which: `zato deploy
+    hello_api.py` said only 'the following arguments are required: FILE'. An empty --name is
+    refused (it was taken as no --name: the module named after its file, unsaid)."""
+    if args.module is None:
+        if not os.path.isdir(args.path) and (os.path.isfile(args.path) or args.path.endswith(FILE_ENDINGS)):
+            args.usage_error(
+                f"{args.path} is not a directory: the first argument must be the server's (or"
+                f" quickstart's) directory, then the file: zato deploy DIR {args.path}"
+            )
+        args.usage_error(
+            f"FILE is required after {args.path}: the module (MODULE.py) or user-config file (NAME.ini,"
+            " NAME.conf) to deploy"
+        )
     if args.name is not None and not args.name.strip():
         raise DeployError(
             f"--name is empty: give the {'user-config file' if is_user_config(args.module) else 'module'} a"
