@@ -90,3 +90,16 @@ def test_deploy_with_the_directory_forgotten_says_it_comes_first(qs, tmp_path):
         assert "usage: zato deploy [-h] [--name NAME] [--timeout SECONDS] DIR FILE" in proc.stderr
     proc = zato("deploy", qs.server_dir("server1"), check=False)
     assert proc.returncode == 2 and "error: FILE is required after" in proc.stderr, proc.stderr
+
+
+def test_every_empty_list_says_it_is_empty(qs):
+    """Before: an empty `zato channel list` printed nothing (a script or a user could not tell it
+    from a command that did not run), while `zato conn list` said 'no connection definitions'."""
+    path = qs.server_dir("server1")
+    assert zato("channel", "list", path).stdout == "no HTTP channels\n"
+    assert zato("conn", "list", path).stdout == "no connection definitions\n"
+    assert zato("conn", "list", path, "--kind", "amqp-channel").stdout == "no amqp-channel definitions\n"
+    zato("channel", "create", path, "--name", "listed", "--url-path", "/listed", "--service", "x.y")
+    listed = zato("channel", "list", path).stdout
+    assert listed.startswith("listed: any /listed -> x.y") and "no HTTP channels" not in listed, listed
+    zato("channel", "delete", path, "--name", "listed")

@@ -325,7 +325,7 @@ def test_a_command_whose_redis_does_not_answer_says_what_to_do_and_changes_nothi
             "Connection refused: is Redis running there? ([kvdb] in the cluster's server.conf says where)"
         ), line
     set_conf(qs, "kvdb", "url", url)
-    assert zato("channel", "list", qs.path).stdout == ""
+    assert zato("channel", "list", qs.path).stdout == "no HTTP channels\n"
     assert zato("conn", "list", qs.path).stdout == "no connection definitions\n"
     one_line_error(zato("undeploy", qs.path, "unheard_api", check=False), "no module named 'unheard_api'")
 

@@ -113,4 +113,6 @@ def list_(args: argparse.Namespace) -> int:
         secured = f" security={ch.security}" if ch.security else " open"
         route = f"{ch.method or 'any'} {ch.url_path} -> {ch.service}"
         print(f"{ch.name}: {route} [{ch.data_format}]{secured}{state}")
+    if not channels:  # as conn list: an empty answer says so (it printed nothing)
+        print("no HTTP channels")
     return 0

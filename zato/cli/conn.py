@@ -409,7 +409,7 @@ def list_(args: argparse.Namespace) -> int:
     for view in views:
         print(definitions.describe(view))
     if not views:
-        print("no connection definitions")
+        print(f"no {args.kind} definitions" if args.kind else "no connection definitions")
     return 0
 
 
