@@ -3,6 +3,8 @@ fail later (a connector retrying for ever, a module named by its file, a stop th
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from tests.support import Quickstart, cleanup_redis, one_line_error, zato
@@ -103,3 +105,32 @@ def test_every_empty_list_says_it_is_empty(qs):
     listed = zato("channel", "list", path).stdout
     assert listed.startswith("listed: any /listed -> x.y") and "no HTTP channels" not in listed, listed
     zato("channel", "delete", path, "--name", "listed")
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "said"),
+    [
+        ("main", "drain_seconds", "must be 0 or more and at most 600 (seconds)"),
+        ("main", "deploy_timeout", "must be more than 0 and at most 3600 (seconds)"),
+        ("limits", "body_timeout", "must be more than 0 and at most 3600 (seconds)"),
+        ("lease", "retry_interval", "must be more than 0 and at most 3600 (seconds)"),
+        ("kvdb", "socket_timeout", "must be more than 0 and at most 300 (seconds)"),
+    ],
+)
+def test_an_absurd_duration_in_server_conf_is_refused_at_start(qs, section, key, said):
+    """Before: drain_seconds = 1e12 was taken: the server started, and `zato stop` waited its
+    whole --timeout for the drain and then killed it (a body, a deploy, a lease's retry, a Redis
+    call likewise waited for ever, in effect)."""
+    conf = os.path.join(qs.server_dir("server1"), "config", "server.conf")
+    with open(conf, encoding="utf-8") as f:
+        before = f.read()
+    try:
+        Quickstart._merge(conf, section, {key: "1e12"})
+        line = one_line_error(zato("start", qs.server_dir("server1"), check=False))
+        assert line == f"zato: error: {conf}: [{section}] {key}: 1e12 {said}", line
+        assert qs.pid("server1") is None  # nothing started
+    finally:
+        if qs.pid("server1") is not None:  # it started after all (before the fix): stopped again
+            zato("stop", qs.server_dir("server1"), "--timeout", "5", check=False)
+        with open(conf, "w", encoding="utf-8") as f:
+            f.write(before)

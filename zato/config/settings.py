@@ -6,6 +6,7 @@ Every bad value raises ConfigError naming the file, section and key.
 
 from __future__ import annotations
 
+import builtins
 import configparser
 import difflib
 import math
@@ -32,6 +33,14 @@ class RedisSettings:
 
 
 MAX_MEMBERSHIP_TTL = 3600.0  # seconds; readers refuse a member entry that says more
+# Upper bounds of the other durations (seconds), refused at start above them: a value such as
+# 1e12 was taken, and a server then never ended its drain (zato stop killed it at its --timeout),
+# never timed a body or a deploy out, or held a lease no other server could ever take over.
+MAX_HOUR = 3600.0  # [lease] *, [membership] heartbeat, [limits] body_timeout, [main] deploy_timeout
+MAX_DRAIN_SECONDS = 600.0  # [main] drain_seconds: zato stop --timeout must be longer than the drain
+MAX_IMPORT_BUDGET = 600.0  # [main] import_budget
+MAX_HANG_AFTER = 86400.0  # [main] connector_hang_after (0: never)
+MAX_SOCKET_TIMEOUT = 300.0  # [kvdb] socket_timeout: each Redis call waits at most this
 
 
 @dataclass(frozen=True)
@@ -405,7 +414,10 @@ class _Reader:
             raise ConfigError(f"{self.path}: [{section}] {key}: {raw!r} is not true or false{_hint(raw)}")
         return _BOOLS[raw.lower()]
 
-    def float(self, section: str, key: str, default: float, lo: float = 0.0) -> float:
+    def float(
+        self, section: str, key: str, default: float, hi: float = math.inf, zero: builtins.bool = False
+    ) -> float:
+        """A number of seconds, more than 0 (with `zero`: 0 or more) and at most `hi`."""
         raw = self._raw(section, key, default)
         if raw is None:
             return default
@@ -416,8 +428,14 @@ class _Reader:
             raise ConfigError(f"{self.path}: [{section}] {key}: {what}") from None
         if not math.isfinite(value):  # float() takes nan and inf: a ttl or timeout never reached
             raise ConfigError(f"{self.path}: [{section}] {key}: {raw!r} is not a finite number")
-        if value <= lo:
-            raise ConfigError(f"{self.path}: [{section}] {key}: {value} must be greater than {lo}")
+        if value < 0 if zero else value <= 0:
+            least = "0 or more" if zero else "greater than 0"
+            raise ConfigError(f"{self.path}: [{section}] {key}: {value} must be {least}")
+        if value > hi:  # 1e12: a drain, a timeout or a lease that never ends, in effect
+            least = "0 or more" if zero else "more than 0"
+            raise ConfigError(
+                f"{self.path}: [{section}] {key}: {raw} must be {least} and at most {hi:g} (seconds)"
+            )
         return value
 
     def section(self, name: str) -> dict:
@@ -490,7 +508,8 @@ def _redis(r: _Reader) -> RedisSettings:
     problem = redis_url_problem(url)
     if problem:
         raise ConfigError(f"{r.path}: [kvdb] url: {problem}")
-    return RedisSettings(url, tuple(sentinels), master, r.float("kvdb", "socket_timeout", 1.0))
+    timeout = r.float("kvdb", "socket_timeout", 1.0, hi=MAX_SOCKET_TIMEOUT)
+    return RedisSettings(url, tuple(sentinels), master, timeout)
 
 
 def _log_format(r: _Reader) -> str:
@@ -553,21 +572,19 @@ def load_server_settings(server_dir: str) -> ServerSettings:
     path = os.path.abspath(server_dir)
     r = _Reader(os.path.join(path, "config", SERVER_CONF), SERVER_SCHEMA)
     lease = LeaseSettings(
-        ttl=r.float("lease", "ttl", LeaseSettings.ttl),
-        renew_interval=r.float("lease", "renew_interval", LeaseSettings.renew_interval),
-        renew_deadline=r.float("lease", "renew_deadline", LeaseSettings.renew_deadline),
-        retry_interval=r.float("lease", "retry_interval", LeaseSettings.retry_interval),
+        ttl=r.float("lease", "ttl", LeaseSettings.ttl, hi=MAX_HOUR),
+        renew_interval=r.float("lease", "renew_interval", LeaseSettings.renew_interval, hi=MAX_HOUR),
+        renew_deadline=r.float("lease", "renew_deadline", LeaseSettings.renew_deadline, hi=MAX_HOUR),
+        retry_interval=r.float("lease", "retry_interval", LeaseSettings.retry_interval, hi=MAX_HOUR),
     )
     if not lease.renew_interval < lease.renew_deadline < lease.ttl:
         raise ConfigError(f"{r.path}: [lease] needs renew_interval < renew_deadline < ttl")
     membership = MembershipSettings(
-        heartbeat=r.float("membership", "heartbeat", MembershipSettings.heartbeat),
-        ttl=r.float("membership", "ttl", MembershipSettings.ttl),
+        heartbeat=r.float("membership", "heartbeat", MembershipSettings.heartbeat, hi=MAX_HOUR),
+        ttl=r.float("membership", "ttl", MembershipSettings.ttl, hi=MAX_MEMBERSHIP_TTL),
     )
     if membership.heartbeat >= membership.ttl:
         raise ConfigError(f"{r.path}: [membership] heartbeat must be shorter than ttl")
-    if membership.ttl > MAX_MEMBERSHIP_TTL:
-        raise ConfigError(f"{r.path}: [membership] ttl must be at most {MAX_MEMBERSHIP_TTL:g} s")
     return ServerSettings(
         path=path,
         name=_server_name(r),
@@ -587,15 +604,15 @@ def load_server_settings(server_dir: str) -> ServerSettings:
         log_format=_log_format(r),
         access_log=r.bool("logging", "access_log", True),
         client_warning_interval=_client_warning_interval(r),
-        drain_seconds=r.float("main", "drain_seconds", 1.0, lo=-1e-9),
-        deploy_timeout=r.float("main", "deploy_timeout", 10.0),
-        connector_hang_after=r.float("main", "connector_hang_after", 120.0, lo=-1e-9),
+        drain_seconds=r.float("main", "drain_seconds", 1.0, hi=MAX_DRAIN_SECONDS, zero=True),
+        deploy_timeout=r.float("main", "deploy_timeout", 10.0, hi=MAX_HOUR),
+        connector_hang_after=r.float("main", "connector_hang_after", 120.0, hi=MAX_HANG_AFTER, zero=True),
         limits=_limits(r),
         announce_host=_announce_host(r),
         tls_ca_file=_ca_file(r),
         invoke_username=r.str("auth", "invoke_username", "admin.invoke"),
         invoke_password=_secret(r, "invoke_password", MIN_PASSWORD, optional=True),
-        import_budget=r.float("main", "import_budget", 2.0),
+        import_budget=r.float("main", "import_budget", 2.0, hi=MAX_IMPORT_BUDGET),
         user_conf_dirs=_user_conf_dirs(r, path),
     )
 
@@ -641,7 +658,7 @@ def _limits(r: _Reader) -> LimitSettings:
     d = LimitSettings()
     return LimitSettings(
         max_body=r.int("limits", "max_body", d.max_body, 0, 2**40),
-        body_timeout=r.float("limits", "body_timeout", d.body_timeout),
+        body_timeout=r.float("limits", "body_timeout", d.body_timeout, hi=MAX_HOUR),
         max_headers=r.int("limits", "max_headers", d.max_headers, 1, 32768),
         max_header_size=r.int("limits", "max_header_size", d.max_header_size, 64, 65536),
         max_request_line=r.int("limits", "max_request_line", d.max_request_line, 64, 65536),
@@ -725,13 +742,8 @@ MAX_CLIENT_WARNING_INTERVAL = 86400.0  # a day
 def _client_warning_interval(r: _Reader) -> float:
     """[logging] client_warning_interval: seconds, more than 0 (0 would say every one: the
     flood it is there to prevent) and at most a day."""
-    value = r.float("logging", "client_warning_interval", ServerSettings.client_warning_interval)
-    if value > MAX_CLIENT_WARNING_INTERVAL:
-        raise ConfigError(
-            f"{r.path}: [logging] client_warning_interval: {value} must be more than 0 and at most "
-            f"{MAX_CLIENT_WARNING_INTERVAL:g} (seconds)"
-        )
-    return value
+    default = ServerSettings.client_warning_interval
+    return r.float("logging", "client_warning_interval", default, hi=MAX_CLIENT_WARNING_INTERVAL)
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
