@@ -13,6 +13,8 @@ each a subclass of its parent here; import those from their own module.
      │   │   ├─ CoordRefused  it answers but refuses every write (MISCONF, READONLY, OOM)
      │   │   └─ CoordNotSent  it could not be reached before a command was sent: the
      │   │                    command did not run (zato.coord.changes)
+     │   ├─ CoordODBUnavailable the ODB, not Redis, did not answer the lease's epoch floor
+     │   │                    (zato.odb.epoch): retried as an outage, said as the ODB's
      │   ├─ CoordDataError   Redis answered with an error (WRONGTYPE, a script error): a bug
      │   │   ├─ CoordForbidden its ACL refuses the command or key to the URL's user (NOPERM):
      │   │   │                an outage its operator mends (docs/redis-acl.md)
@@ -114,6 +116,11 @@ class CoordRefused(CoordUnavailable):
 
 class CoordNotSent(CoordUnavailable):
     """Redis could not be reached before a command was sent: the command did not run."""
+
+
+class CoordODBUnavailable(CoordError):
+    """The ODB, not Redis, did not answer a coordination step (the lease's epoch floor,
+    zato.odb.epoch): retried as a Redis outage is, but said as the ODB's."""
 
 
 class CoordDataError(CoordError):

@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING
 import redis
 
 from zato.common import jsonenc
-from zato.common.errors import CoordDataError, CoordError, CoordRefused, LeaseLost
+from zato.common.errors import CoordDataError, CoordError, CoordODBUnavailable, CoordRefused, LeaseLost
 from zato.config.settings import LeaseSettings
 from zato.coord import parse
 from zato.coord.client import translate
@@ -394,9 +394,11 @@ class Lease:
 
 
 class RedisHealth:
-    """Logs "Redis unreachable" and "Redis back" once per outage, whichever thread sees it."""
+    """Logs "Redis unreachable" and "Redis back" once per outage, whichever thread sees it
+    (`system`: "ODB" for the lease keeper's epoch floor)."""
 
-    def __init__(self) -> None:
+    def __init__(self, system: str = "Redis") -> None:
+        self.system = system
         self._lock = threading.Lock()
         self.down_since: float | None = None
         self.refusing = False  # the outage is Redis refusing writes: a read that works ends nothing
@@ -404,7 +406,7 @@ class RedisHealth:
 
     def failed(self, what: str, error: Exception) -> None:
         if isinstance(error, CoordDataError):  # Redis answered: a bug, not an outage
-            logger.error("Redis refused %s: %s", what, error)
+            logger.error("%s refused %s: %s", self.system, what, error)
             self.last_error = str(error)
             return
         with self._lock:
@@ -412,7 +414,7 @@ class RedisHealth:
             self.refusing = isinstance(error, CoordRefused)
             if self.down_since is None:
                 self.down_since = time.monotonic()
-                logger.warning("Redis unreachable (%s): %s", what, error)
+                logger.warning("%s unreachable (%s): %s", self.system, what, error)
 
     def ok(self, wrote: bool = True) -> None:
         """Redis answered; `wrote`: what it answered included a write."""
@@ -420,7 +422,7 @@ class RedisHealth:
             return
         with self._lock:
             if self.down_since is not None:
-                logger.info("Redis back after %.1fs", time.monotonic() - self.down_since)
+                logger.info("%s back after %.1fs", self.system, time.monotonic() - self.down_since)
                 self.down_since = None
 
 
@@ -449,6 +451,8 @@ class LeaseKeeper:
         self.yields = yields or (lambda: False)  # asked when the lease is free (it may ask Redis)
         self.settings = lease.settings
         self.health = health
+        # the epoch floor's (zato.odb.epoch): an ODB that does not answer is not a Redis outage
+        self.odb_health = RedisHealth("ODB")
         self.should_stop = should_stop
         self.wait = wait  # sleeps, returns early when the supervisor stops
         self.clock = time.monotonic if clock is None else clock  # never the wall clock: it steps
@@ -535,10 +539,17 @@ class LeaseKeeper:
                 attempt = self.lease.try_acquire()
                 if attempt.acquired:
                     self.health.ok()
+                    self.odb_health.ok()
                     self._became_holder(attempt.epoch, started)
                     return
                 remaining = attempt.ttl_ms
             self.health.ok(wrote=tried)
+            if tried:  # the floor was read (or there is none)
+                self.odb_health.ok()
+        except CoordODBUnavailable as e:  # Redis answered; the ODB did not (before: "Redis unreachable")
+            self.odb_health.failed("lease check: this server takes no lease over until it answers", e)
+            self.wait(self.settings.retry_interval)
+            return
         except CoordError as e:
             self.health.failed("lease check", e)
             self._close_pubsub()

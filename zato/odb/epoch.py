@@ -19,7 +19,7 @@ import logging
 from sqlalchemy import inspect, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from zato.common.errors import CoordError
+from zato.common.errors import CoordODBUnavailable
 from zato.odb.engine import ODB
 from zato.odb.models import Cluster
 
@@ -27,8 +27,9 @@ logger = logging.getLogger("zato.lease")
 
 
 class EpochFloor:
-    """read() and claim() of one cluster's floor; ODB errors become CoordError (the lease
-    keeper retries those like a Redis outage: no holder acts on an unclaimed epoch)."""
+    """read() and claim() of one cluster's floor; ODB errors become CoordODBUnavailable, a
+    CoordError (the lease keeper retries those like a Redis outage: no holder acts on an
+    unclaimed epoch), logged as the ODB's (before, as 'Redis unreachable')."""
 
     def __init__(self, odb_url: str, cluster: str):
         self.odb_url, self.cluster = odb_url, cluster
@@ -50,7 +51,9 @@ class EpochFloor:
                     with engine.connect() as conn:
                         row = conn.execute(select(Cluster.id).where(Cluster.name == self.cluster)).first()
             except SQLAlchemyError as e:
-                raise CoordError(f"reading the epoch floor from the ODB: {str(e).splitlines()[0]}") from None
+                raise CoordODBUnavailable(
+                    f"reading the epoch floor from the ODB: {str(e).splitlines()[0]}"
+                ) from None
             self._available = row is not None
             if not self._available:
                 logger.warning(
@@ -71,7 +74,9 @@ class EpochFloor:
             with self._engine().engine.connect() as conn:
                 value = conn.execute(select(Cluster.lease_epoch).where(Cluster.name == self.cluster)).scalar()
         except SQLAlchemyError as e:
-            raise CoordError(f"reading the epoch floor from the ODB: {str(e).splitlines()[0]}") from None
+            raise CoordODBUnavailable(
+                f"reading the epoch floor from the ODB: {str(e).splitlines()[0]}"
+            ) from None
         return int(value or 0)
 
     def claim(self, epoch: int) -> bool:
@@ -86,7 +91,9 @@ class EpochFloor:
             with self._engine().engine.begin() as conn:
                 return conn.execute(stmt).rowcount == 1
         except SQLAlchemyError as e:
-            raise CoordError(f"claiming epoch {epoch} in the ODB: {str(e).splitlines()[0]}") from None
+            raise CoordODBUnavailable(
+                f"claiming epoch {epoch} in the ODB: {str(e).splitlines()[0]}"
+            ) from None
 
     def close(self) -> None:
         if self._odb is not None:
