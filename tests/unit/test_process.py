@@ -113,7 +113,9 @@ def test_fast_failures_back_off_then_give_up_into_fatal(caplog) -> None:  # noqa
     child.tick()
     assert child.state is State.FATAL
     assert "STARTING->FATAL pid" not in caplog.text
-    line = "child zmq-channel:orders STARTING->FATAL: exited with code 2; gave up after 3 failed starts"
+    line = (
+        "child zmq-channel:orders STARTING->FATAL: pid 1002 exited with code 2; gave up after 3 failed starts"
+    )
     assert line in caplog.text
     os_.t += 100
     child.tick()
@@ -348,3 +350,34 @@ def test_a_supervisor_that_was_stopped_itself_gives_no_verdict_on_its_children()
     os_.t += 1
     child.tick()
     assert os_.last.signals == [] and child.state is State.RUNNING
+
+
+def _outgoing(config_hash: str) -> ConnectorSpec:
+    name = "amqp-outgoing:out"
+    return ConnectorSpec(name, "amqp-outgoing", ("python", "-m", "conn", name), config_hash, {"name": "out"})
+
+
+def test_an_edited_outgoing_connection_starts_its_new_process_once_the_old_one_exited() -> None:
+    """Both at once would publish the old one's unconfirmed messages twice (test_outgoing_edit)."""
+    os_ = FakeOS()
+    manager = Manager(POLICY, os_)
+    manager.reconcile({"amqp-outgoing:out": _outgoing("h1")}, ENV)
+    old = os_.last
+    old.dies_on_term = False  # it waits for its broker's confirms
+    manager.reconcile({"amqp-outgoing:out": _outgoing("h2")}, ENV)
+    manager.reconcile({"amqp-outgoing:out": _outgoing("h3")}, ENV)  # edited again meanwhile
+    manager.tick()
+    assert len(os_.procs) == 1 and manager.children["amqp-outgoing:out"].state is State.STOPPED
+    old.code = 0
+    manager.tick()
+    assert len(os_.procs) == 2 and manager.children["amqp-outgoing:out"].spec.config_hash == "h3"
+    assert manager.children["amqp-outgoing:out"].state is State.STARTING
+
+
+def test_an_edited_channel_starts_its_new_process_at_once() -> None:
+    os_ = FakeOS()
+    manager = Manager(POLICY, os_)
+    manager.reconcile({"zmq-channel:orders": spec(config_hash="h1")}, ENV)
+    os_.last.dies_on_term = False
+    manager.reconcile({"zmq-channel:orders": spec(config_hash="h2")}, ENV)
+    assert len(os_.procs) == 2 and manager.children["zmq-channel:orders"].state is State.STARTING

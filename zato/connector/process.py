@@ -10,6 +10,14 @@ States (supervisor style):
     (drain_timeout instead of stop_timeout when the definition changed or went, or an operator
     asked for a restart: the child may finish what it runs; stop_all still kills at its own.)
 
+An edited definition (a new config_hash) retires the old child (STOPPING) and adds a new one.
+A channel's new child starts at once, while the old one still finishes what it runs: the broker
+gives each message to one consumer (AMQP, IBM MQ), and a ZeroMQ channel unbinds first and hands
+over what it had queued. An outgoing connection's new child (WAITS_FOR_OLD) starts only once the
+old one has exited: at start it publishes whatever the processing list holds, which while the old
+one lives includes what that one published and awaits the broker's confirm for, so both would
+send it (the messages wait in Redis meanwhile, nothing is lost).
+
 An exit with EXIT_CONFIG (bad configuration: restarting will not help) goes to FATAL at once.
 A FATAL child is tried again when its definition changes. Every transition goes through
 Child._to() and is logged as one line. The OS calls (spawn,
@@ -45,6 +53,9 @@ from zato.connector import beat
 from zato.lifecycle.entry import die_with_parent
 
 logger = logging.getLogger("zato.supervisor.process")
+
+# Kinds whose new child starts only once the old one has exited (see the module's docstring)
+WAITS_FOR_OLD = frozenset({"amqp-outgoing", "ibm-mq-outgoing"})
 
 SETTINGS_ENV = "ZATO_SETTINGS"  # never in argv or a log line: it holds the ODB URL's password
 MEMBERS_KEY_ENV = "ZATO_MEMBERS_KEY"
@@ -201,6 +212,9 @@ class Child:
         (before, every transition was an INFO); the rest at INFO."""
         old, self.state = self.state, new
         pid = f" pid {self.handle.pid}" if self.handle is not None and new in LIVE else ""
+        if self.handle is not None and old in LIVE and new not in LIVE:
+            # whose exit it was: an edit starts the new child while the old one still stops
+            detail = f"pid {self.handle.pid} {detail}" if detail else f"pid {self.handle.pid}"
         detail = f": {detail}" if detail else ""
         level = _LEVELS.get(new, logging.INFO)
         logger.log(level, "child %s %s->%s%s%s", self.name, old.value, new.value, pid, detail)
@@ -328,25 +342,47 @@ class Manager:
         self.children: dict[str, Child] = {}
         self._retired: list[Child] = []  # removed or replaced, still stopping
         self._restarting: set[str] = set()  # stopping on request; started again once stopped
+        self._after_old: dict[str, dict[str, str]] = {}  # name -> env: starts once the old one exited
 
     def reconcile(self, desired: dict[str, ConnectorSpec], env: dict[str, str]) -> None:
         """Start what is missing, stop what was removed, restart only what changed."""
         for name, child in list(self.children.items()):
             spec = desired.get(name)
             if spec is None or spec.config_hash != child.spec.config_hash:
-                # desired holds the ODB's active connectors only: one not in it was deleted or
-                # made inactive (before, both were said as "removed")
-                why = (
-                    "no longer active (deleted or made inactive)" if spec is None else "configuration changed"
-                )
-                logger.info("child %s: %s, stopping it", name, why)
-                child.stop(self.policy.drain_timeout)
-                self._retired.append(self.children.pop(name))
+                self._retire(child, spec)
         for name, spec in desired.items():
             if name not in self.children:
                 child = Child(spec, self.policy, self.os, self.beats)
                 self.children[name] = child
-                child.start(env)
+                if spec.kind in WAITS_FOR_OLD and self._old_alive(name):
+                    self._after_old[name] = dict(env)  # said by _retire
+                else:
+                    child.start(env)
+
+    def _retire(self, child: Child, spec: ConnectorSpec | None) -> None:
+        """Stop a child whose definition changed or went; it stays among the retired until it exited."""
+        name, pid = child.name, child.pid
+        self._after_old.pop(name, None)  # a replacement that never started: nothing to wait for
+        # desired holds the ODB's active connectors only: one not in it was deleted or made
+        # inactive (before, both were said as "removed")
+        why = "no longer active (deleted or made inactive)" if spec is None else "configuration changed"
+        if pid is None or spec is None:
+            logger.info("child %s: %s, stopping it", name, why)
+        elif spec.kind in WAITS_FOR_OLD:
+            logger.info(
+                "child %s: %s, stopping pid %d (its messages wait in Redis; "
+                "the new one starts once it has exited)", name, why, pid,
+            )  # fmt: skip
+        else:
+            logger.info(
+                "child %s: %s, stopping pid %d (it finishes what it runs, up to %.0f s) "
+                "and starting the new one now", name, why, pid, self.policy.drain_timeout,
+            )  # fmt: skip
+        child.stop(self.policy.drain_timeout)
+        self._retired.append(self.children.pop(name))
+
+    def _old_alive(self, name: str) -> bool:
+        return any(c.name == name and c.state in LIVE for c in self._retired)
 
     def restart(self, name: str) -> bool:
         """Stop one child and start it again once it has stopped (an operator's request).
@@ -367,16 +403,24 @@ class Manager:
             again = self.children.get(name)
             if again is None or again.state not in LIVE:
                 self._restarting.discard(name)
-                if again is not None:
+                if again is not None and name not in self._after_old:  # else it starts below
                     again.start(again.env)
                     changed = True
         self._retired = [c for c in self._retired if c.state in LIVE]
+        for name in list(self._after_old):
+            if not self._old_alive(name):
+                env = self._after_old.pop(name)
+                new = self.children.get(name)
+                if new is not None:
+                    new.start(env)
+                    changed = True
         return changed
 
     def stop_all(self, timeout: float, sleep=time.sleep) -> bool:  # noqa: ANN001
         """Stop every child: SIGTERM, SIGKILL whatever is left after `timeout`, reap.
         Returns True if all are gone. Forgets the children afterwards."""
         everyone = list(self.children.values()) + self._retired
+        self._after_old.clear()
         for child in everyone:
             child.stop()
         deadline = self.os.now() + timeout
