@@ -86,7 +86,7 @@ def test_redis_restart_leaves_exactly_one_holder_with_a_higher_epoch(own_redis, 
         return [s["role"] for s in servers].count("holder") == 1 and all(s["live"] for s in servers)
 
     wait_for(one_holder, timeout=30, what="exactly one server acting as holder")
-    assert any("Redis back" in log_of(qs, n) for n in qs.server_names)
+    assert any("Redis answers again" in log_of(qs, n) for n in qs.server_names)
 
 
 def test_two_clusters_sharing_one_redis_do_not_see_each_other() -> None:

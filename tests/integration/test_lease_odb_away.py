@@ -31,7 +31,7 @@ def test_a_standby_whose_odb_is_away_blames_the_odb_not_redis(quickstart):
         assert "Redis unreachable" not in qs.server_logs()
         assert said in qs.server_logs()
         proxy.start()
-        wait_for(lambda: "ODB back after" in qs.server_logs(), 60, what="the ODB said back")
+        wait_for(lambda: "ODB answers again after" in qs.server_logs(), 60, what="the ODB said back")
         wait_for(
             lambda: qs.server_logs().count("acquired lease epoch") == 2, 60, what="the lease taken again"
         )

@@ -7,54 +7,16 @@ connectors (ibmmq_common, amqp_common)."""
 from __future__ import annotations
 
 import logging
-import threading
 import time
 
+from zato.common.refusals import SAY_AGAIN_EVERY, Refusals
 from zato.connector.base import Context, RetryPolicy
+
+__all__ = ["REFUSED", "SAY_REFUSED_EVERY", "Refusals", "say_refused"]
 
 # Tried again after 0.5, 1, 2, 4, 8, 16, then every 30 s, so a grant is taken up within 30 s.
 REFUSED = RetryPolicy(start=0.5, step=0.0, max=30.0, factor=2.0)
-SAY_REFUSED_EVERY = 60.0  # the same refusal is said again at most this often, with a count
-
-
-class Refusals:
-    """What to say of refusals that only a configuration change ends (a user without +get, a
-    queue that does not exist): the first in full, with what to do; the same one again at most
-    once every `every` seconds, with how many came meanwhile; and when it works again. A pure
-    decision over `now` (monotonic seconds); one object serves all of a connector's threads,
-    so N connections say it once. Each caller keeps its own waits (REFUSED.delays())."""
-
-    def __init__(self, every: float = SAY_REFUSED_EVERY):
-        self.every = every
-        self._lock = threading.Lock()
-        self.key: object = None  # the refusal being said (None: none since it last worked)
-        self.since = 0.0  # when it was first refused
-        self.said_at = 0.0
-        self.unsaid = 0  # refusals since it was last said
-        self.count = 0  # refusals since it was first refused
-
-    def refused(self, now: float, key: object) -> int | None:
-        """A refusal `key` at `now`: how many came since it was last said when it is to be said
-        now (0: the first of this refusal, say it in full), None when it stays unsaid."""
-        with self._lock:
-            self.count += 1
-            if key != self.key:
-                self.key, self.since, self.said_at, self.unsaid, self.count = key, now, now, 0, 1
-                return 0
-            self.unsaid += 1
-            if now - self.said_at < self.every:
-                return None
-            said, self.unsaid, self.said_at = self.unsaid, 0, now
-            return said
-
-    def worked(self, now: float) -> tuple[int, float] | None:
-        """It works again: (refusals, seconds since the first) to say once, None when none."""
-        with self._lock:
-            if self.key is None:
-                return None
-            out = (self.count, now - self.since)
-            self.key, self.count, self.unsaid = None, 0, 0
-            return out
+SAY_REFUSED_EVERY = SAY_AGAIN_EVERY  # the same refusal is said again at most this often, with a count
 
 
 def say_refused(

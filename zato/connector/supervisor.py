@@ -41,7 +41,7 @@ from zato.connector.handover import Handover
 from zato.connector.process import MEMBERS_KEY_ENV, SETTINGS_ENV, Manager, RestartPolicy
 from zato.connector.zygote import ZygoteOS
 from zato.coord import takeovers
-from zato.coord.client import connect
+from zato.coord.client import connect, describe
 from zato.coord.events import RedisConfigEvents
 from zato.coord.lease import Lease, LeaseKeeper, RedisHealth
 from zato.coord.membership import Member, RedisMembership
@@ -80,7 +80,7 @@ class Supervisor:
     def __init__(self, settings: ServerSettings):
         self.settings = settings
         self.stop_event = SignalFlag()  # set by the signal handler: no lock (zato.common.signalflag)
-        self.health = RedisHealth()
+        self.health = RedisHealth(describe(settings.redis))
         no_retry = Retry(NoBackoff(), 0)
         self.client = connect(settings.redis, retry=no_retry)
         timeout = lease_client_timeout(settings)

@@ -46,10 +46,11 @@ from typing import TYPE_CHECKING
 import redis
 
 from zato.common import jsonenc
-from zato.common.errors import CoordDataError, CoordError, CoordODBUnavailable, CoordRefused, LeaseLost
+from zato.common.errors import CoordError, CoordODBUnavailable, LeaseLost
 from zato.config.settings import LeaseSettings
 from zato.coord import parse
 from zato.coord.client import translate
+from zato.coord.health import RedisHealth
 from zato.coord.keys import Keys
 
 if TYPE_CHECKING:
@@ -393,39 +394,6 @@ class Lease:
         self.token = ""
 
 
-class RedisHealth:
-    """Logs "Redis unreachable" and "Redis back" once per outage, whichever thread sees it
-    (`system`: "ODB" for the lease keeper's epoch floor)."""
-
-    def __init__(self, system: str = "Redis") -> None:
-        self.system = system
-        self._lock = threading.Lock()
-        self.down_since: float | None = None
-        self.refusing = False  # the outage is Redis refusing writes: a read that works ends nothing
-        self.last_error = ""
-
-    def failed(self, what: str, error: Exception) -> None:
-        if isinstance(error, CoordDataError):  # Redis answered: a bug, not an outage
-            logger.error("%s refused %s: %s", self.system, what, error)
-            self.last_error = str(error)
-            return
-        with self._lock:
-            self.last_error = str(error)
-            self.refusing = isinstance(error, CoordRefused)
-            if self.down_since is None:
-                self.down_since = time.monotonic()
-                logger.warning("%s unreachable (%s): %s", self.system, what, error)
-
-    def ok(self, wrote: bool = True) -> None:
-        """Redis answered; `wrote`: what it answered included a write."""
-        if self.down_since is None or (self.refusing and not wrote):
-            return
-        with self._lock:
-            if self.down_since is not None:
-                logger.info("%s back after %.1fs", self.system, time.monotonic() - self.down_since)
-                self.down_since = None
-
-
 class LeaseKeeper:
     """Competes for the lease and, once it holds it, keeps renewing it (run() in a thread).
 
@@ -452,7 +420,7 @@ class LeaseKeeper:
         self.settings = lease.settings
         self.health = health
         # the epoch floor's (zato.odb.epoch): an ODB that does not answer is not a Redis outage
-        self.odb_health = RedisHealth("ODB")
+        self.odb_health = RedisHealth(system="ODB")
         self.should_stop = should_stop
         self.wait = wait  # sleeps, returns early when the supervisor stops
         self.clock = time.monotonic if clock is None else clock  # never the wall clock: it steps

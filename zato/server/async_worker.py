@@ -25,7 +25,6 @@ logger = logging.getLogger("zato.async")
 TAKE_TIMEOUT = 5.0  # seconds one BLMOVE waits; a call pushed meanwhile is taken at once
 REAP_EVERY = 10.0  # a dead worker's calls run again within this (plus membership's TTL)
 RETRY = 1.0  # seconds between attempts while Redis fails: constant, so it resumes within 1 s of Redis
-SAY_EVERY = 60.0  # seconds between log lines while Redis keeps failing
 
 
 class AsyncConsumer:
@@ -39,8 +38,6 @@ class AsyncConsumer:
         self.taker = AsyncTaker(worker.redis, settings.cluster, me, take_client=self._take_client)
         self._greenlet: Any = None
         self._taking = False
-        self._failing_since: float | None = None  # monotonic: when Redis began to fail us
-        self._said_at = 0.0
 
     def start(self) -> None:
         import gevent
@@ -59,6 +56,7 @@ class AsyncConsumer:
                     if self.taker.register():
                         logger.warning("invoke_async: calls left under this worker's name were queued again")
                     registered = True
+                    self.worker.health.ok()  # a write: Redis answers again, if it was away
                 if time.monotonic() >= next_reap:
                     moved = self.taker.reap()
                     if moved:
@@ -69,33 +67,18 @@ class AsyncConsumer:
                     raw = self.taker.take(TAKE_TIMEOUT)
                 finally:
                     self._taking = False
-                if self._failing_since is not None:  # Redis answered again
-                    logger.info(
-                        "invoke_async: Redis back after %.1f s", time.monotonic() - self._failing_since
-                    )
-                    self._failing_since = None
+                self.worker.health.ok()  # Redis answered a write (BLMOVE)
                 if raw is not None:
                     self._run_one(raw)
             except CoordError as e:
                 registered = False  # Redis may have lost the set meanwhile
-                delay = backoff.next()
-                self._failing(e, delay)
-                gevent.sleep(delay)
+                # once, then once a minute, for the process; an UNBLOCKED take (Redis made a replica) too
+                self.worker.health.failed("invoke_async", e, answered_is_bug=False)
+                gevent.sleep(backoff.next())
             except Exception:  # noqa: BLE001 - the consumer must never die
                 delay = backoff.next()
                 logger.exception("invoke_async consumer failed; retrying in %.1f s", delay)
                 gevent.sleep(delay)
-
-    def _failing(self, error: CoordError, delay: float) -> None:
-        """Say that Redis fails when it starts, then once every SAY_EVERY seconds while it lasts
-        (the consumer retries every second: a line each time flooded the log in an outage)."""
-        now = time.monotonic()
-        if self._failing_since is None:
-            self._failing_since = self._said_at = now
-            logger.warning("invoke_async: %s; retrying every %.1f s", error, delay)
-        elif now - self._said_at >= SAY_EVERY:
-            self._said_at = now
-            logger.warning("invoke_async: still failing after %.0f s: %s", now - self._failing_since, error)
 
     def _run_one(self, raw: str) -> None:
         call = decode(raw)
@@ -129,13 +112,13 @@ class AsyncConsumer:
             try:
                 if patterns.record(self.worker.redis, settings.cluster, call.step, done) == 2:
                     logger.info("cid %s: every target of %s %s ran", call.cid, call.step.kind, call.step.run)
+                self.worker.health.ok()
                 return
             except CoordUnavailable as e:
                 if self.worker.stopping:
                     raise
-                delay = backoff.next()
-                self._failing(e, delay)
-                gevent.sleep(delay)
+                self.worker.health.failed(f"invoke_async: recording cid {call.cid} of {call.step.kind}", e)
+                gevent.sleep(backoff.next())
             except CoordError as e:  # retrying will not help (an ACL without scripts...)
                 logger.error("cid %s: the outcome of %s in %s %s is lost: %s", call.cid, call.service,
                              call.step.kind, call.step.run, e)  # fmt: skip

@@ -12,8 +12,9 @@ from typing import Any
 from zato.common.errors import ZatoError
 from zato.config.settings import ServerSettings
 from zato.coord import async_invoke, patterns
-from zato.coord.client import connect
+from zato.coord.client import connect, describe
 from zato.coord.events import RedisConfigEvents
+from zato.coord.health import RedisHealth
 from zato.coord.parse import LogOnce
 from zato.coord.port import ConfigEvents
 from zato.coord.turn import deploy_turn
@@ -63,6 +64,7 @@ class Worker:
         self.settings = settings
         self.odb = ODB(settings.odb_url)
         self.redis = connect(settings.redis)
+        self.health = RedisHealth(describe(settings.redis))  # this process's Redis outages, said once
         self.events: ConfigEvents = RedisConfigEvents(self.redis, settings.cluster)
         self.store = ServiceStore(
             settings,
@@ -279,7 +281,11 @@ class Worker:
         import gevent
 
         self.events.listen_forever(
-            self.on_event, lambda: self.stopping, self._on_subscribed, sleep=gevent.sleep
+            self.on_event,
+            lambda: self.stopping,
+            self._on_subscribed,
+            on_error=lambda e: self.health.failed("config events", e),
+            sleep=gevent.sleep,
         )
 
     def _on_subscribed(self) -> None:
@@ -289,6 +295,7 @@ class Worker:
         import gevent
 
         logger.debug("worker %d subscribed to config events", os.getpid())
+        self.health.ok(wrote=False)
         failed = False
         while not self.stopping:
             try:

@@ -1,0 +1,96 @@
+"""What a server's log says while its Redis is away (a redis-server of the test's own, stopped
+and started again on its port; never the shared one): each process (the supervisor, every
+worker) one line when it starts, naming the Redis and what to do, at most one a minute with a
+count while it lasts, and one when Redis answers again. Before: every worker wrote a line at
+each re-subscription (0.5, 1, 2, 4, 8, then every 10 s) and its invoke_async consumer one a
+minute more: 14 lines a minute for a server of two workers, none saying what to do."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Iterator
+
+import redis
+
+from tests.support import free_port, wait_for
+
+LINE = re.compile(r"^\S+ \S+ +[A-Z]+ +(\d+) ")
+
+
+class Restartable:
+    """A redis-server of the test's own on a free port, that stop() and start() take away and
+    bring back on that port."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        argv = [
+            "redis-server",
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        admin = redis.Redis(port=self.port, socket_timeout=2)
+        try:
+            wait_for(admin.ping, 15, what="the test's redis-server")
+        finally:
+            admin.close()
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
+
+
+@contextlib.contextmanager
+def restartable_redis() -> Iterator[Restartable]:
+    r = Restartable()
+    r.start()
+    try:
+        yield r
+    finally:
+        if r.proc is not None:
+            r.proc.kill()
+            r.proc.wait(10)
+
+
+def by_process(text: str, fragment: str) -> Counter:
+    """How many lines of `text` holding `fragment` each process (pid) wrote."""
+    return Counter(m.group(1) for line in text.splitlines() if fragment in line and (m := LINE.match(line)))
+
+
+def test_redis_stopped_is_one_line_per_process_then_one_when_it_answers_again(quickstart):
+    with restartable_redis() as r:
+        url = f"redis://127.0.0.1:{r.port}/0"
+        qs = quickstart(servers=1, lb=False, workers=2, extra_conf={"kvdb": {"url": url}})
+        qs.start()
+        wait_for(lambda: qs.server_logs().count("ready:") == 2, 60, what="both workers ready")
+        before = len(qs.server_logs())
+        r.stop()
+        time.sleep(25)  # the workers re-subscribe at 0.5, 1, 2, 4, 8, then every 10 s: six tries or more
+        log = qs.server_logs()[before:]
+        failing = by_process(log, "ConnectionError")  # each line that says Redis failed, by process
+        assert len(failing) == 3 and set(failing.values()) == {1}, log  # the supervisor, two workers
+        first = [line for line in log.splitlines() if "Redis unreachable (" in line]
+        assert len(first) == 3, log
+        assert all(url in line and "is Redis running there" in line for line in first), first
+        r.start()
+        wait_for(lambda: len(by_process(qs.server_logs()[before:], "Redis answers again at")) == 3, 60,
+                 what="each process's line that Redis answers again")  # fmt: skip
+        back = [line for line in qs.server_logs()[before:].splitlines() if "Redis answers again" in line]
+        assert all(
+            re.search(rf"Redis answers again at {url} after \d+\.\d s \(\d+ failure", b) for b in back
+        ), back
