@@ -94,3 +94,37 @@ def test_redis_stopped_is_one_line_per_process_then_one_when_it_answers_again(qu
         assert all(
             re.search(rf"Redis answers again at {url} after \d+\.\d s \(\d+ failure", b) for b in back
         ), back
+
+
+def test_redis_refusing_the_password_is_one_line_per_process_saying_to_mend_it(quickstart):
+    """An ACL password changed under the running cluster (its connections killed, as a restart
+    of Redis would): before, 64 lines in the first 65 s, then about 12 a minute."""
+    from zato.coord.keys import Keys
+
+    user, password = "zato-outage-test", "a-long-redis-password-for-the-test"
+    with restartable_redis() as r:
+        admin = redis.Redis(port=r.port, socket_timeout=5)
+        qs = quickstart(servers=1, lb=False, workers=2)
+        rules = ["on", f">{password}", *Keys(qs.cluster).acl_rules()]
+        admin.execute_command("ACL", "SETUSER", user, *rules)
+        url = f"redis://{user}:{password}@127.0.0.1:{r.port}/0"
+        for name in qs.server_names:
+            qs._merge(f"{qs.server_dir(name)}/config/server.conf", "kvdb", {"url": url})
+        qs.start()
+        wait_for(lambda: qs.server_logs().count("ready:") == 2, 60, what="both workers ready")
+        before = len(qs.server_logs())
+        admin.execute_command("ACL", "SETUSER", user, "resetpass", ">another-password")
+        admin.execute_command("CLIENT", "KILL", "USER", user)
+        time.sleep(25)
+        log = qs.server_logs()[before:]
+        refused = by_process(log, "AuthenticationError")
+        assert len(refused) == 3 and set(refused.values()) == {1}, log  # the supervisor, two workers
+        mend = by_process(log, "Redis refuses the user or password of [kvdb] url: make them agree")
+        assert len(mend) == 3 and set(mend.values()) == {1}, log
+        # a worker's first failure may be its connection killed (a broken pipe): said too, once
+        assert max(by_process(log, "Redis unreachable (").values()) <= 2, log
+        assert "another-password" not in log and password not in log
+        admin.execute_command("ACL", "SETUSER", user, "resetpass", f">{password}")
+        wait_for(lambda: len(by_process(qs.server_logs()[before:], "Redis answers again at")) == 3, 60,
+                 what="each process's line that Redis answers again")  # fmt: skip
+        admin.close()
