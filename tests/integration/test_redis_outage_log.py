@@ -8,6 +8,7 @@ minute more: 14 lines a minute for a server of two workers, none saying what to 
 from __future__ import annotations
 
 import contextlib
+import pathlib
 import re
 import subprocess
 import time
@@ -94,6 +95,27 @@ def test_redis_stopped_is_one_line_per_process_then_one_when_it_answers_again(qu
         assert all(
             re.search(rf"Redis answers again at {url} after \d+\.\d s \(\d+ failure", b) for b in back
         ), back
+
+
+def test_the_load_balancer_says_once_which_redis_and_what_to_do_then_how_long_it_was_away(quickstart):
+    """Before: 'cannot read membership, keeping the current servers: ...' naming neither the
+    Redis of lb.conf nor what to do, and 'membership readable again' without how long."""
+    with restartable_redis() as r:
+        url = f"redis://127.0.0.1:{r.port}/0"
+        qs = quickstart(servers=1, workers=1, extra_conf={"kvdb": {"url": url}, "lb:kvdb": {"url": url}})
+        qs.start()
+        r.stop()
+        lb_log = pathlib.Path(qs.lb_dir, "logs", "lb.log")
+        wait_for(lambda: "cannot read membership" in lb_log.read_text(), 30, what="the LB's first line")
+        time.sleep(5)  # the controller reads membership 4 times a second
+        r.start()
+        (lb_first,) = [line for line in lb_log.read_text().splitlines() if "cannot read membership" in line]
+        assert f"Redis at {url}: is Redis running there" in lb_first, lb_first  # once, saying what to do
+        wait_for(
+            lambda: "membership readable again: Redis answers again at" in lb_log.read_text(),
+            30,
+            what="the LB",
+        )
 
 
 def test_redis_refusing_the_password_is_one_line_per_process_saying_to_mend_it(quickstart):

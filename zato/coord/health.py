@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from zato.common.errors import CoordDataError, CoordRefused
+from zato.common.errors import CoordDataError, CoordForbidden, CoordRefused
 from zato.common.refusals import SAY_AGAIN_EVERY, Refusals
 
 logger = logging.getLogger("zato.redis")  # every process role says its Redis outages under this name
@@ -34,6 +34,8 @@ def what_to_do(error: Exception, system: str = "Redis") -> str:
     said = str(error)
     if system != "Redis":
         return ODB_UNREACHABLE
+    if isinstance(error, CoordForbidden):
+        return "grant it to that user in Redis's ACL (docs/redis-acl.md)"
     if isinstance(error, (CoordRefused, CoordDataError)):  # it answered: a replica, its disk full...
         return REFUSING
     if "WRONGPASS" in said or "AuthenticationError" in said or "NOAUTH" in said or "invalid username" in said:

@@ -34,7 +34,8 @@ from zato.common.retry import Backoff
 from zato.common.signalflag import SignalFlag, Wakeup
 from zato.config.settings import LBSettings
 from zato.coord import lb_view, subscribe
-from zato.coord.client import connect
+from zato.coord.client import connect, describe
+from zato.coord.health import what_to_do
 from zato.coord.keys import Keys
 from zato.coord.membership import Member, RedisMembership
 from zato.coord.port import Membership
@@ -81,6 +82,7 @@ class Controller:
         self._restart = Backoff(RESTART_START, RESTART_MAX)
         self._started_at = 0.0
         self._redis_ok = True
+        self._redis_failed_at = 0.0  # monotonic: when membership became unreadable
         self._last_reload = -RELOAD_MIN_INTERVAL
         self._warned: set[str] = set()  # warnings of the last tick, not repeated
         self._seen: set[str] = set()
@@ -179,12 +181,16 @@ class Controller:
             members = self.membership.live_servers()
             held = self.membership.operator_drained()
         except CoordError as e:
-            if self._redis_ok:
-                logger.warning("cannot read membership, keeping the current servers: %s", e)
+            if self._redis_ok:  # once while it lasts: the loop reads it 4 times a second
+                self._redis_failed_at = time.monotonic()
+                where = describe(self.settings.redis)
+                logger.warning("cannot read membership, keeping the current servers: %s; Redis at %s: %s",
+                               e, where, what_to_do(e))  # fmt: skip
             self._redis_ok = False
             return None
         if not self._redis_ok:
-            logger.info("membership readable again")
+            logger.info("membership readable again: Redis answers again at %s after %.1f s",
+                        describe(self.settings.redis), time.monotonic() - self._redis_failed_at)  # fmt: skip
         self._redis_ok = True
         return [replace(m, state="draining") if m.name in held else m for m in members]
 
