@@ -15,6 +15,7 @@ import base64
 import binascii
 import hmac
 import logging
+import time
 from collections.abc import Callable
 
 from zato.common.errors import ZatoError
@@ -45,8 +46,13 @@ def environ_key(header: str) -> str:
 
 
 class Guard:
-    def __init__(self, load: Loader, run: Callable[..., bool] | None = None):
-        self._defs = Cached(load, "security definition")
+    def __init__(
+        self,
+        load: Loader,
+        run: Callable[..., bool] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self._defs = Cached(load, "security definition", clock=clock)
         self._verify = Verifier(run)
 
     def forget(self, name: str) -> None:
