@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import time
 from datetime import datetime
 from itertools import pairwise
 
@@ -273,7 +274,7 @@ def check_rejections_said(lines: list[str], events: int) -> None:
     assert all(b - a > INTERVAL - SLACK for a, b in zip(times, times[BURST:], strict=False)), lines
     counts = [int(re.search(r"; (\d+) more since the last time\)$", ln).group(1)) for ln in lines]
     assert len(lines) + sum(counts) == events, (len(lines), sum(counts), events)
-    assert len(lines) < events // 4, len(lines)  # bounded: the flood was not said line by line
+    assert len(lines) < events, len(lines)  # the flood was not said line by line (the rate: above)
 
 
 def test_rejected_credentials_sent_in_a_loop_are_said_a_few_times_an_interval_and_counted(qs):
@@ -342,12 +343,16 @@ def test_rejected_credentials_sent_in_a_loop_are_said_a_few_times_an_interval_an
     def said(what: str) -> list[str]:
         return [ln for ln in server_log(qs)[before:].splitlines() if what in ln]
 
+    started = time.monotonic()
     for i in range(FLOOD):
         for send, _ in kinds.values():
             assert send(i).status_code == 401
+    # at most BURST lines an interval while it lasted (each hashes a password: on a loaded
+    # machine the flood takes longer, and more lines are its due)
+    allowed = BURST * (int((time.monotonic() - started) / INTERVAL) + 2)
     for kind, (send, what) in kinds.items():
         flood = said(what)
-        assert len(flood) < FLOOD // 4, (kind, len(flood))
+        assert len(flood) <= allowed and len(flood) < FLOOD, (kind, len(flood), allowed)
 
         def one_more_said(send=send, what=what, flood=flood) -> bool:  # every 0.2 s until it is said
             assert send(0).status_code == 401
