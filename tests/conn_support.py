@@ -317,9 +317,12 @@ class TCPProxy:
         return client
 
     @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+    def _pipe(src: socket.socket, dst: socket.socket, gate: threading.Event | None = None) -> None:
+        """Copy src to dst until either ends; with `gate`, each chunk waits until it is set."""
         try:
             while data := src.recv(65536):
+                if gate is not None:
+                    gate.wait()
                 dst.sendall(data)
         except OSError:
             pass

@@ -12,14 +12,19 @@ from tests.support import free_port, wait_for, zato
 MODULE = "from zato.service import Service\n\nclass Sink(Service):\n    name = 'clog.sink'\n"
 
 
-def test_a_connector_made_inactive_is_not_said_to_be_removed(quickstart):
+def zmq_channel_on_one_server(quickstart, name: str):  # noqa: ANN001, ANN201 - the fixture, a Quickstart
+    """A started one-server quickstart with a ZeroMQ channel NAME: (it, the path of its server.log)."""
     qs = quickstart(servers=1, lb=False)
     qs.start()
     qs.deploy("clog", MODULE)
     address = f"@tcp://127.0.0.1:{free_port()}"
-    zato("conn", "create", "zmq-channel", qs.path, "--name", "clog", "--address", address,
+    zato("conn", "create", "zmq-channel", qs.path, "--name", name, "--address", address,
          "--service", "clog.sink")  # fmt: skip
-    log = os.path.join(qs.server_dir("server1"), "logs", "server.log")
+    return qs, os.path.join(qs.server_dir("server1"), "logs", "server.log")
+
+
+def test_a_connector_made_inactive_is_not_said_to_be_removed(quickstart):
+    qs, log = zmq_channel_on_one_server(quickstart, "clog")
 
     def text() -> str:
         with open(log, errors="replace") as f:
@@ -38,13 +43,7 @@ def test_a_connector_that_dies_unasked_is_a_warning_in_server_log(quickstart):
     """A connector process killed (OOM killer, a crash): the supervisor starts it again and says
     so. Before, that line was an INFO like every other transition, so an alert on WARNING and
     above (a log shipper's usual rule) never saw a connector die."""
-    qs = quickstart(servers=1, lb=False)
-    qs.start()
-    qs.deploy("clog", MODULE)
-    address = f"@tcp://127.0.0.1:{free_port()}"
-    zato("conn", "create", "zmq-channel", qs.path, "--name", "cdie", "--address", address,
-         "--service", "clog.sink")  # fmt: skip
-    log = os.path.join(qs.server_dir("server1"), "logs", "server.log")
+    _, log = zmq_channel_on_one_server(quickstart, "cdie")
 
     def lines(part: str) -> list[str]:
         with open(log, errors="replace") as f:

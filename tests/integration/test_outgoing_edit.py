@@ -11,7 +11,6 @@ WAITS_FOR_OLD); what is sent meanwhile waits in Redis."""
 from __future__ import annotations
 
 import collections
-import contextlib
 import json
 import os
 import socket
@@ -43,20 +42,7 @@ class HoldingProxy(TCPProxy):
         gate.set()
         self.gates.append(gate)
         threading.Thread(target=self._pipe, args=(client, upstream), daemon=True).start()
-        threading.Thread(target=self._gated, args=(upstream, client, gate), daemon=True).start()
-
-    @staticmethod
-    def _gated(src: socket.socket, dst: socket.socket, gate: threading.Event) -> None:
-        try:
-            while data := src.recv(65536):
-                gate.wait()
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
+        threading.Thread(target=self._pipe, args=(upstream, client, gate), daemon=True).start()
 
     def hold(self) -> list[threading.Event]:
         held = list(self.gates)
