@@ -247,6 +247,9 @@ def test_a_channel_on_a_queue_not_defined_backs_off_and_takes_it_up_once_defined
     connectors.edit(env["odb"], env["cluster"], "ibm-mq-channel", "in", {"queue": missing})
     server = fake(env)
     start(env, "ibm-mq-channel", "in")
+    # the first try waits for the connector's start (slow on a loaded machine); the next three
+    # for the back-off alone (0.5 + 1 + 2 s)
+    wait_for(lambda: qm.counters()["opens_refused"] >= 1, 60, what="the first try refused")
     wait_for(lambda: qm.counters()["opens_refused"] >= 4, what="4 tries refused")
     lines = _refusal_lines(env)
     assert len(lines) == 1, lines
@@ -264,7 +267,9 @@ def test_a_backout_queue_without_put_authority_backs_off_and_takes_the_message_o
     qm.deny(qm.queues["backout"], "put", "passall")
     put(qm, qm.queues["in"], [b"not json"])
     start(env, "ibm-mq-channel", "in")
-    # each try opens twice (with MQOO_PASS_ALL_CONTEXT, then without): 4 tries refused
+    # each try opens twice (with MQOO_PASS_ALL_CONTEXT, then without): 4 tries refused, the
+    # first once the connector has started
+    wait_for(lambda: qm.counters()["opens_refused"] >= 2, 60, what="the first try refused")
     wait_for(lambda: qm.counters()["opens_refused"] >= 8, what="4 tries refused")
     lines = _refusal_lines(env)
     assert len(lines) == 1, lines
