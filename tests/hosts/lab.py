@@ -34,6 +34,7 @@ import redis
 from tests.hosts.net import Host, LabError, Net
 from tests.hosts.redis_host import MASTER_NAME, PORTS, SENTINEL_PORT, RedisHost
 from tests.support import AMQP_URL, PG_URL, Quickstart, cluster_name, lb_up, wait_for, zato
+from zato.coord.keys import Keys
 from zato.coord.lease import current_epoch, read_holder
 from zato.lb.haproxy import remove_stale_checks
 
@@ -401,6 +402,14 @@ class Lab:
     def cut_broker(self, name: str) -> None:
         """Cut the host from RabbitMQ alone (lab.net.heal undoes it)."""
         self.net.cut_port(self.host(name), self.broker_ip, 5672)
+
+    def forget_hand_overs(self) -> None:
+        """No server and no connector noted for a hand-over of the lease (zato.connector.handover):
+        the next broker cut is handled as a first one."""
+        client, keys = self.redis(), Keys(self.cluster)
+        client.delete(*[keys.lease_yield(name) for name in self.names])
+        for key in client.scan_iter(match=keys.lease_handover("*")):
+            client.delete(key)
 
     # -- teardown ----------------------------------------------------------------------------
     def close(self) -> list[str]:

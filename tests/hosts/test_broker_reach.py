@@ -22,7 +22,6 @@ import time
 
 from tests.hosts.checkers import EpochWatch, amqp_counts, stale_accepted
 from tests.support import wait_for, zato
-from zato.coord.keys import Keys
 
 HANDED_OVER = "handing the lease over to"
 
@@ -51,10 +50,7 @@ class Logs:
 
 def forget_hand_overs(lab) -> Logs:
     """Each test starts with no server, and no connector, noted for a hand-over of the lease."""
-    client = lab.redis()
-    client.delete(*[Keys(lab.cluster).lease_yield(name) for name in lab.names])
-    for key in client.scan_iter(match=Keys(lab.cluster).lease_handover("*")):
-        client.delete(key)
+    lab.forget_hand_overs()
     return Logs(lab)
 
 
