@@ -9,7 +9,8 @@ import time
 from zato.config.settings import LeaseSettings, RedisSettings, ServerSettings
 from zato.connector import holdfile
 from zato.connector.base import Context
-from zato.coord.lease import LeaseKeeper, RedisHealth
+from zato.coord.health import RedisHealth
+from zato.coord.lease import LeaseKeeper
 
 
 def test_a_record_vouches_for_its_epoch_until_the_renew_deadline(tmp_path) -> None:  # noqa: ANN001

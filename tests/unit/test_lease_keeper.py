@@ -6,8 +6,9 @@ import redis
 
 from zato.common.errors import CoordError, LeaseLost
 from zato.config.settings import LeaseSettings
+from zato.coord.health import RedisHealth
 from zato.coord.keys import Keys
-from zato.coord.lease import LeaseKeeper, RedisHealth
+from zato.coord.lease import LeaseKeeper
 
 SETTINGS = LeaseSettings(ttl=1.5, renew_interval=0.3, renew_deadline=1.0, retry_interval=1.0)
 

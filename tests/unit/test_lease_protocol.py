@@ -33,7 +33,8 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from zato.config.settings import LeaseSettings
 from zato.coord import lease as lease_module
-from zato.coord.lease import LeaseKeeper, RedisHealth
+from zato.coord.health import RedisHealth
+from zato.coord.lease import LeaseKeeper
 from zato.coord.memory import MemoryCoord, MemoryFloor, MemoryLease
 
 LEASE = LeaseSettings()  # the defaults a quickstart server runs with

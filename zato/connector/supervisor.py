@@ -43,7 +43,8 @@ from zato.connector.zygote import ZygoteOS
 from zato.coord import takeovers
 from zato.coord.client import connect, describe
 from zato.coord.events import RedisConfigEvents
-from zato.coord.lease import Lease, LeaseKeeper, RedisHealth
+from zato.coord.health import RedisHealth
+from zato.coord.lease import Lease, LeaseKeeper
 from zato.coord.membership import Member, RedisMembership
 from zato.coord.port import ConfigEvents, Membership
 from zato.coord.signing import member_key
