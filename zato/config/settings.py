@@ -41,6 +41,7 @@ MAX_DRAIN_SECONDS = 600.0  # [main] drain_seconds: zato stop --timeout must be l
 MAX_IMPORT_BUDGET = 600.0  # [main] import_budget
 MAX_HANG_AFTER = 86400.0  # [main] connector_hang_after (0: never)
 MAX_SOCKET_TIMEOUT = 300.0  # [kvdb] socket_timeout: each Redis call waits at most this
+MAX_YIELD_FOR = 86400.0  # [lease] yield_for
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,10 @@ class LeaseSettings:
     renew_interval: float = 0.5  # holder renews this often (3 Redis commands per renewal)
     renew_deadline: float = 1.0  # holder steps down if no renewal confirmed for this long (< ttl)
     retry_interval: float = 1.5  # standby re-check ceiling; standbys also wake on expiry and on release
+    # A holder one of whose connectors has been reconnecting this long hands the lease over
+    # (zato.connector.handover), and is not handed it again for yield_for (>= 2 * handover_after)
+    handover_after: float = 10.0
+    yield_for: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -277,7 +282,9 @@ SERVER_SCHEMA: Schema = {
         {"admin_username", "admin_password", "cluster_secret", "invoke_username", "invoke_password"}
     ),
     "membership": frozenset({"heartbeat", "ttl"}),
-    "lease": frozenset({"ttl", "renew_interval", "renew_deadline", "retry_interval"}),
+    "lease": frozenset(
+        {"ttl", "renew_interval", "renew_deadline", "retry_interval", "handover_after", "yield_for"}
+    ),
     "limits": frozenset(
         {"max_body", "body_timeout", "max_headers", "max_header_size", "max_request_line", "max_form_fields"}
     ),
@@ -576,9 +583,17 @@ def load_server_settings(server_dir: str) -> ServerSettings:
         renew_interval=r.float("lease", "renew_interval", LeaseSettings.renew_interval, hi=MAX_HOUR),
         renew_deadline=r.float("lease", "renew_deadline", LeaseSettings.renew_deadline, hi=MAX_HOUR),
         retry_interval=r.float("lease", "retry_interval", LeaseSettings.retry_interval, hi=MAX_HOUR),
+        handover_after=r.float("lease", "handover_after", LeaseSettings.handover_after, hi=MAX_HOUR),
+        yield_for=r.float("lease", "yield_for", LeaseSettings.yield_for, hi=MAX_YIELD_FOR),
     )
     if not lease.renew_interval < lease.renew_deadline < lease.ttl:
         raise ConfigError(f"{r.path}: [lease] needs renew_interval < renew_deadline < ttl")
+    if lease.yield_for < 2 * lease.handover_after:
+        raise ConfigError(
+            f"{r.path}: [lease] yield_for ({lease.yield_for:g} s) must be at least twice handover_after "
+            f"({lease.handover_after:g} s): shorter, a next holder failing the same broker would not see "
+            "that this one handed the lease over for it, and the lease would move around the cluster"
+        )
     membership = MembershipSettings(
         heartbeat=r.float("membership", "heartbeat", MembershipSettings.heartbeat, hi=MAX_HOUR),
         ttl=r.float("membership", "ttl", MembershipSettings.ttl, hi=MAX_MEMBERSHIP_TTL),

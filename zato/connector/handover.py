@@ -7,11 +7,12 @@ on the multi-host lab, a standby cut off from the broker won the lease when the 
 vanished, and not one of 100 messages was consumed in 40 s (tests/hosts/test_broker_reach.py).
 
 So while it acts, the supervisor looks at its connectors' own state once a second (their
-stats in Redis). When one has been reconnecting for HANDOVER_AFTER seconds in a row and
-another live server has not handed the lease over lately, the holder stops its connectors
-and releases the lease (the standbys wake at once, as after `zato stop`), and notes in Redis,
-for YIELD_FOR seconds, that it did so. For that long it lets the others take the lease first
-(it takes it back when nobody has within the lease's TTL), and no holder hands the lease to it.
+stats in Redis). When one has been reconnecting for HANDOVER_AFTER seconds in a row (server.conf
+[lease] handover_after) and another live server has not handed the lease over lately, the
+holder stops its connectors and releases the lease (the standbys wake at once, as after `zato
+stop`), and notes in Redis, for YIELD_FOR seconds ([lease] yield_for), that it did so. For that
+long it lets the others take the lease first (it takes it back when nobody has within the
+lease's TTL), and no holder hands the lease to it.
 
 A hand-over also notes the connector (`lease:handover:CONNECTOR`, naming the server that
 handed over). A holder whose same connector cannot reach its broker either, within YIELD_FOR
@@ -35,6 +36,7 @@ from collections.abc import Mapping
 import redis
 
 from zato.common.errors import CoordError
+from zato.config.settings import LeaseSettings
 from zato.coord import connector_stats
 from zato.coord.client import translate
 from zato.coord.keys import Keys
@@ -42,8 +44,8 @@ from zato.coord.port import Membership
 
 logger = logging.getLogger("zato.supervisor")
 
-HANDOVER_AFTER = 10.0  # seconds one connector has been reconnecting before the holder hands over
-YIELD_FOR = 300.0  # seconds a server that handed over is not handed the lease again
+HANDOVER_AFTER = LeaseSettings.handover_after  # seconds one connector reconnects before a hand-over
+YIELD_FOR = LeaseSettings.yield_for  # seconds a server that handed over is not handed the lease again
 CHECK_EVERY = 1.0  # seconds between looks at the connectors' state
 
 
@@ -83,6 +85,7 @@ class Handover:
         self.keys = Keys(cluster)
         self.cluster = cluster
         self.yield_for = yield_for
+        self.after = after
         self.stuck = Stuck(after)
         self._next = 0.0
         self._said_alone = False
@@ -135,9 +138,11 @@ class Handover:
             self._said_alone = True
             return None
         logger.warning(
-            "%s: handing the lease over to %s, which may reach it; %s lets them take it first for %.0f s",
+            "%s: handing the lease over to %s, which may reach it ([lease] handover_after %g s); "
+            "%s lets them take it first for %g s ([lease] yield_for)",
             why,
             " or ".join(others),
+            self.after,
             self.server,
             self.yield_for,
         )

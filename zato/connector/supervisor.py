@@ -109,7 +109,10 @@ class Supervisor:
         # What the cluster shares besides the lease, through the coordination port
         self.membership: Membership = RedisMembership(self.client, settings.cluster, self.member_key)
         self.events: ConfigEvents = RedisConfigEvents(self.client, settings.cluster)
-        self.handover = Handover(self.client, settings.cluster, settings.name, self.membership)
+        self.handover = Handover(
+            self.client, settings.cluster, settings.name, self.membership,
+            after=settings.lease.handover_after, yield_for=settings.lease.yield_for,
+        )  # fmt: skip
         # What every connector gets instead of reading server.conf again (zato.connector.run)
         self.child_env = {SETTINGS_ENV: transfer.dumps(transfer.without_secrets(settings)),
                           MEMBERS_KEY_ENV: self.member_key.hex()}  # fmt: skip
