@@ -5,6 +5,8 @@ from __future__ import annotations
 import signal
 from dataclasses import dataclass, field
 
+import pytest
+
 from zato.common.errors import EXIT_CONFIG
 from zato.connector.process import Child, Manager, RestartPolicy, State
 from zato.connector.registry import ConnectorSpec
@@ -372,6 +374,44 @@ def test_an_edited_outgoing_connection_starts_its_new_process_once_the_old_one_e
     manager.tick()
     assert len(os_.procs) == 2 and manager.children["amqp-outgoing:out"].spec.config_hash == "h3"
     assert manager.children["amqp-outgoing:out"].state is State.STARTING
+
+
+def _renamed(name: str, config_hash: str, ident: int = 7) -> ConnectorSpec:
+    full = f"amqp-outgoing:{name}"
+    definition = {"id": ident, "name": name}
+    return ConnectorSpec(full, "amqp-outgoing", ("python", "-m", "conn", full), config_hash, definition)
+
+
+def test_a_renamed_outgoing_connection_starts_its_new_process_once_the_old_one_exited() -> None:
+    """Before, a rename started the new name's process at once, beside the old name's (the same
+    definition): two publishers, and what was left under the old name stayed there."""
+    os_ = FakeOS()
+    manager = Manager(POLICY, os_)
+    handed: list[tuple[str, str]] = []
+    manager.on_renamed = lambda old, new: handed.append((old.name, new.name))
+    manager.reconcile({"amqp-outgoing:out": _renamed("out", "h1")}, ENV)
+    old = os_.last
+    old.dies_on_term = False  # it waits for its broker's confirms
+    manager.reconcile({"amqp-outgoing:out2": _renamed("out2", "h2")}, ENV)
+    manager.reconcile({"amqp-outgoing:out3": _renamed("out3", "h3")}, ENV)  # renamed again meanwhile
+    manager.tick()
+    assert len(os_.procs) == 1 and old.signals == [signal.SIGTERM] and handed == []
+    assert list(manager.children) == ["amqp-outgoing:out3"]
+    old.code = 0
+    manager.tick()
+    assert len(os_.procs) == 2 and manager.children["amqp-outgoing:out3"].state is State.STARTING
+    out3 = "amqp-outgoing:out3"
+    assert handed == [("amqp-outgoing:out", out3), ("amqp-outgoing:out2", out3)]
+
+
+def test_another_definition_under_a_new_name_starts_at_once() -> None:
+    os_ = FakeOS()
+    manager = Manager(POLICY, os_)
+    manager.on_renamed = lambda old, new: pytest.fail("not a rename")
+    manager.reconcile({"amqp-outgoing:out": _renamed("out", "h1", ident=1)}, ENV)
+    os_.last.dies_on_term = False
+    manager.reconcile({"amqp-outgoing:other": _renamed("other", "h2", ident=2)}, ENV)
+    assert len(os_.procs) == 2 and manager.children["amqp-outgoing:other"].state is State.STARTING
 
 
 def test_an_edited_channel_starts_its_new_process_at_once() -> None:

@@ -49,8 +49,11 @@ UNTOLD = (
 )
 
 
-def _announce(client: redis.Redis, cluster: str, kind: str, name: str, what: str) -> None:
-    events.announce(client, cluster, {"kind": "connector", "type": kind, "name": name}, what, UNTOLD)
+def _announce(client: redis.Redis, cluster: str, kind: str, name: str, what: str, was: str = "") -> None:
+    """`was`: the name it had before it was renamed (the workers forget that one too: kept, a
+    service could send through it for seconds more, and that would wait in Redis for ever)."""
+    event = {"kind": "connector", "type": kind, "name": name, **({"was": was} if was else {})}
+    events.announce(client, cluster, event, what, UNTOLD)
 
 
 def _queue(client: redis.Redis, cluster: str, kind: str, name: str) -> OutQueue | None:
@@ -222,7 +225,8 @@ def edit(  # noqa: PLR0913
             moved = _redis_part(change, part, undo, say, ctrl_c)
             if moved:
                 logger.info("%s %r renamed %r: %d handed-over messages moved", kind, name, renamed, moved)
-        _announce(client, cluster, kind, view["name"], f"the change to {kind} {name}")
+        was = name if view["name"] != name else ""
+        _announce(client, cluster, kind, view["name"], f"the change to {kind} {name}", was)
         _completed(ctrl_c, f"the change to {kind} {name}", say)
     return view
 

@@ -16,7 +16,10 @@ gives each message to one consumer (AMQP, IBM MQ), and a ZeroMQ channel unbinds 
 over what it had queued. An outgoing connection's new child (WAITS_FOR_OLD) starts only once the
 old one has exited: at start it publishes whatever the processing list holds, which while the old
 one lives includes what that one published and awaits the broker's confirm for, so both would
-send it (the messages wait in Redis meanwhile, nothing is lost).
+send it (the messages wait in Redis meanwhile, nothing is lost). A renamed one's too (the same
+definition, by its ODB id, under a new name): its new child starts once the old one, still named
+after the old name, has exited, and `on_renamed` first hands what the old name's lists hold over
+to the new name (zato.connector.supervisor).
 
 An exit with EXIT_CONFIG (bad configuration: restarting will not help) goes to FATAL at once.
 A FATAL child is tried again when its definition changes. Every transition goes through
@@ -45,6 +48,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -343,26 +347,58 @@ class Manager:
         self._retired: list[Child] = []  # removed or replaced, still stopping
         self._restarting: set[str] = set()  # stopping on request; started again once stopped
         self._after_old: dict[str, dict[str, str]] = {}  # name -> env: starts once the old one exited
+        self._renamed: dict[str, list[ConnectorSpec]] = {}  # new name -> what it was before (WAITS_FOR_OLD)
+        # Called with (old spec, new spec) right before a renamed connection's new child starts
+        self.on_renamed: Callable[[ConnectorSpec, ConnectorSpec], None] | None = None
 
     def reconcile(self, desired: dict[str, ConnectorSpec], env: dict[str, str]) -> None:
         """Start what is missing, stop what was removed, restart only what changed."""
+        renames = self._renames(desired)
         for name, child in list(self.children.items()):
             spec = desired.get(name)
             if spec is None or spec.config_hash != child.spec.config_hash:
-                self._retire(child, spec)
+                self._retire(child, spec, renames.get(name))
         for name, spec in desired.items():
             if name not in self.children:
                 child = Child(spec, self.policy, self.os, self.beats)
                 self.children[name] = child
-                if spec.kind in WAITS_FOR_OLD and self._old_alive(name):
+                if spec.kind in WAITS_FOR_OLD and self._old_alive(spec):
                     self._after_old[name] = dict(env)  # said by _retire
                 else:
-                    child.start(env)
+                    self._start(child, env)
 
-    def _retire(self, child: Child, spec: ConnectorSpec | None) -> None:
+    def _renames(self, desired: dict[str, ConnectorSpec]) -> dict[str, ConnectorSpec]:
+        """Old name -> new spec of each running outgoing connection that `desired` has under
+        another name (the same ODB row): it was renamed."""
+        out = {}
+        for name, child in self.children.items():
+            if name not in desired and child.spec.kind in WAITS_FOR_OLD:
+                found = [s for s in desired.values() if s.name not in self.children and _same(child.spec, s)]
+                if found:
+                    out[name] = found[0]
+        return out
+
+    def _start(self, child: Child, env: dict[str, str]) -> None:
+        for old in self._renamed.pop(child.name, []):
+            if self.on_renamed is not None:
+                self.on_renamed(old, child.spec)
+        child.start(env)
+
+    def _retire(self, child: Child, spec: ConnectorSpec | None, renamed: ConnectorSpec | None = None) -> None:
         """Stop a child whose definition changed or went; it stays among the retired until it exited."""
         name, pid = child.name, child.pid
         self._after_old.pop(name, None)  # a replacement that never started: nothing to wait for
+        earlier = self._renamed.pop(name, [])  # renamed again before it started
+        if renamed is not None:
+            self._renamed[renamed.name] = [*earlier, child.spec]
+            now = "stopping it" if pid is None else f"stopping pid {pid} (its messages wait in Redis)"
+            logger.info("child %s: renamed %s, %s; %s starts once it has exited", name, renamed.name, now,
+                        renamed.name)  # fmt: skip
+            child.stop(self.policy.drain_timeout)
+            self._retired.append(self.children.pop(name))
+            return
+        if spec is not None and earlier:  # edited before it started: still renamed from those
+            self._renamed[name] = earlier
         # desired holds the ODB's active connectors only: one not in it was deleted or made
         # inactive (before, both were said as "removed")
         why = "no longer active (deleted or made inactive)" if spec is None else "configuration changed"
@@ -381,8 +417,9 @@ class Manager:
         child.stop(self.policy.drain_timeout)
         self._retired.append(self.children.pop(name))
 
-    def _old_alive(self, name: str) -> bool:
-        return any(c.name == name and c.state in LIVE for c in self._retired)
+    def _old_alive(self, spec: ConnectorSpec) -> bool:
+        """An old child of `spec`'s (its name, or the same definition renamed) is still live."""
+        return any(c.state in LIVE and (c.name == spec.name or _same(c.spec, spec)) for c in self._retired)
 
     def restart(self, name: str) -> bool:
         """Stop one child and start it again once it has stopped (an operator's request).
@@ -408,12 +445,12 @@ class Manager:
                     changed = True
         self._retired = [c for c in self._retired if c.state in LIVE]
         for name in list(self._after_old):
-            if not self._old_alive(name):
-                env = self._after_old.pop(name)
-                new = self.children.get(name)
-                if new is not None:
-                    new.start(env)
-                    changed = True
+            new = self.children.get(name)
+            if new is None:
+                self._after_old.pop(name)
+            elif not self._old_alive(new.spec):
+                self._start(new, self._after_old.pop(name))
+                changed = True
         return changed
 
     def stop_all(self, timeout: float, sleep=time.sleep) -> bool:  # noqa: ANN001
@@ -421,6 +458,7 @@ class Manager:
         Returns True if all are gone. Forgets the children afterwards."""
         everyone = list(self.children.values()) + self._retired
         self._after_old.clear()
+        self._renamed.clear()
         for child in everyone:
             child.stop()
         deadline = self.os.now() + timeout
@@ -442,3 +480,9 @@ class Manager:
     @property
     def active(self) -> bool:
         return bool(self.children) or bool(self._retired)
+
+
+def _same(a: ConnectorSpec, b: ConnectorSpec) -> bool:
+    """The same definition (kind and ODB id), whatever its name."""
+    ident = a.definition.get("id")
+    return a.kind == b.kind and ident is not None and ident == b.definition.get("id")

@@ -47,6 +47,7 @@ from zato.coord.health import RedisHealth
 from zato.coord.lease import Lease, LeaseKeeper
 from zato.coord.membership import Member, RedisMembership
 from zato.coord.port import ConfigEvents, Membership
+from zato.coord.queues import OutQueue
 from zato.coord.signing import member_key
 from zato.lifecycle.entry import Entry
 from zato.odb.epoch import EpochFloor
@@ -103,6 +104,7 @@ class Supervisor:
         self.beats = beat.Files(settings.path)  # the children's progress (hang check)
         self.beats.clear()
         self.manager = Manager(restart_policy(settings), self.zygote, self.beats)
+        self.manager.on_renamed = self._renamed
         self.parent = os.getppid()
         self.started_at = time.time()
         self.member_key = member_key(settings.cluster_secret, settings.cluster)
@@ -280,6 +282,22 @@ class Supervisor:
         }
         self.manager.reconcile(desired, env)
         self._status_changed()
+
+    def _renamed(self, old: registry.ConnectorSpec, new: registry.ConnectorSpec) -> None:
+        """A renamed outgoing connection's new connector is about to start, its old one has
+        exited: what waits under the old name (sent by a service before it heard of the
+        rename, or left unconfirmed by the old connector) goes out through the new one."""
+        kind, was, now = new.kind.removesuffix("-outgoing"), old.definition["name"], new.definition["name"]
+        try:
+            moved = OutQueue(self.client, self.settings.cluster, kind, was).moved_to(
+                OutQueue(self.client, self.settings.cluster, kind, now)
+            )
+        except CoordError as e:
+            logger.warning("child %s: what waits under its old name %r stays there: %s", new.name, was, e)
+            return
+        if moved:
+            logger.info("child %s: %d message(s) left under its old name %r go out through it", new.name,
+                        moved, was)  # fmt: skip
 
     def _step_down(self, epoch: int) -> None:
         count = len(self.manager.children)

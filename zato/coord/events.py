@@ -6,6 +6,7 @@ An event is a small JSON object with a "kind":
     {"kind": "channel", "name": NAME}                       HTTP channel created/updated/deleted
     {"kind": "user-config", "name": NAME}                   a user-config file (de)ployed
     {"kind": "connector", "type": TYPE, "name": NAME}       connector definition changed
+                                                            ("was": OLD_NAME too, when renamed)
 Pub/sub loses messages while a subscriber is disconnected, so every subscriber also
 reconciles from the ODB when it (re)subscribes: events are a prompt, the ODB is the truth.
 A change is written only once Redis answered (`reachable`), and `announce` says so when the

@@ -308,6 +308,16 @@ class OutQueue(TakenLists):
         doing = f"listing {self.what} as {new.member!r} among the outgoing queues"
         change.run(_RELIST, [self.names], [self.member, new.member], doing)
 
+    def moved_to(self, new: OutQueue) -> int:
+        """What waits here, what a stopped connector left in processing and what it parked,
+        moved to `new` (the connection was renamed and its old connector has exited), taken
+        there before what `new` holds already and in the order it was sent; how many moved."""
+        moved, what = 0, f"moving the messages of {self.what} to {new.what}"
+        pairs = ((self.queue, new.queue), (self.processing, new.queue), (self.parked, new.parked))
+        for source, dest in pairs:
+            moved += move_now(self.client, source, dest, ("LEFT", "RIGHT"), None, what)
+        return moved
+
     def park(self, raw: str) -> None:
         with translate(f"parking a message of {self.what}"):
             pipe = self.client.pipeline(transaction=True)

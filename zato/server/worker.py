@@ -236,7 +236,9 @@ class Worker:
             elif kind == "connector" and event.get("type") == "security":
                 self.guard.forget(str(event.get("name")))
             elif kind == "connector":  # an outgoing connection's edit applies on its next use
-                self.store.outgoing.forget(str(event.get("type")), str(event.get("name")))
+                for name in (event.get("name"), event.get("was")):  # was: its name before a rename
+                    if name is not None:
+                        self.store.outgoing.forget(str(event.get("type")), str(name))
                 self._connectors.forget(ALL_CONNECTORS)
         except ZatoError:
             logger.exception("cannot apply config event %s", event)
