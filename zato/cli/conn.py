@@ -35,7 +35,7 @@ from zato.config.settings import (
     load_lb_settings,
     load_server_settings,
 )
-from zato.connector import definitions
+from zato.connector import applied, definitions
 from zato.coord.client import connect
 from zato.lifecycle.control import cluster_settings
 from zato.odb import api as odb_api
@@ -183,6 +183,14 @@ def _add_kind_parsers(act: argparse._SubParsersAction, action: str, func) -> Non
             )
         if action == "edit":
             k.add_argument("--new-name", help="rename it")
+        if action == "edit" and kind in connectors.CONNECTOR_KINDS:
+            k.add_argument(
+                "--wait",
+                type=_wait_seconds,
+                metavar="SECONDS",
+                help="wait (at most SECONDS, up to 3600) until the lease holder runs the connector with"
+                " the change, and say how long that took; exit 1 if it does not within SECONDS",
+            )
         if action == "delete" and kind.endswith("-outgoing"):
             k.add_argument(
                 "--force",
@@ -251,6 +259,19 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of 1 or more")
     return value
+
+
+def _wait_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= MAX_WAIT:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of seconds, more than 0 and at most 3600")
+    return value
+
+
+MAX_WAIT = 3600.0  # --wait
 
 
 def _read_secret(args: argparse.Namespace, field: str) -> str:
@@ -363,15 +384,40 @@ def edit(args: argparse.Namespace) -> int:
     if not values:
         raise ConnectorError(f"nothing to change in {args.kind} {args.name!r}: give at least one option")
 
-    def apply(odb: ODB, client: redis.Redis, cluster: str) -> tuple[dict, str]:
-        ports = cluster_ports(args.path)
-        view = definitions.edit(odb, client, cluster, args.kind, args.name, values, ports, _warn)
-        return _saved(odb, cluster, values, view), definitions.inactive_note(client, cluster, view)
+    wait = getattr(args, "wait", None)
 
-    view, note = _run(args, apply)
+    def apply(odb: ODB, client: redis.Redis, cluster: str) -> tuple[dict, str, applied.Expect | None]:
+        ports = cluster_ports(args.path)
+        # with --wait: what ran before (the holder's status) and whether the edit changes anything
+        before = applied.before_edit(odb, client, cluster, args.kind, args.name) if wait else None
+        view = definitions.edit(odb, client, cluster, args.kind, args.name, values, ports, _warn)
+        expect = applied.Expect.of_edit(args.kind, args.name, view, values, before) if before else None
+        return _saved(odb, cluster, values, view), definitions.inactive_note(client, cluster, view), expect
+
+    view, note, expect = _run(args, apply)
     print("updated " + definitions.describe(view))
     if note:
         print(f"warning: {note}", file=sys.stderr)
+    if wait is None:
+        return 0
+    if expect is None:
+        print(f"nothing changed: the lease holder runs {args.kind} {view['name']!r} as before")
+        return 0
+    return _wait_applied(args, expect, wait)
+
+
+def _wait_applied(args: argparse.Namespace, expect: applied.Expect, timeout: float) -> int:
+    """`zato conn edit --wait`: until the lease holder runs the edited connector (zato.connector.applied)."""
+
+    def waited(_odb: ODB, client: redis.Redis, cluster: str) -> tuple[str | None, str, float]:
+        return applied.wait(client, cluster, expect, timeout)
+
+    how, said, seconds = _run(args, waited)
+    if how is None:
+        late = f"the change is saved, but not applied within {timeout:g} s: {said}"
+        print(f"zato: error: {late}", file=sys.stderr)
+        return 1
+    print(f"applied in {seconds:.2f} s: {how}")
     return 0
 
 

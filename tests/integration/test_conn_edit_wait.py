@@ -1,0 +1,68 @@
+"""`zato conn edit ... --wait SECONDS` in a real one-server cluster (it holds the lease) with the
+real RabbitMQ: the command returns once the lease holder runs the connector with the change and
+says how long that took, or says that it did not within SECONDS (exit 1).
+
+Before, `zato conn edit` returned once the ODB had the change and the event was published: a
+script could not tell when the holder ran the new configuration (a message sent right after
+could still go out under the old one), and had to poll `zato cluster status` for a new pid."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import redis
+
+from tests.conn_support import Rabbit
+from tests.support import REDIS_URL, wait_for, zato
+from zato.coord.lease import read_supervisor_status
+
+APPLIED = re.compile(r"^applied in (\d+\.\d\d) s: server1 runs (\S+) with it \(pid (\d+)\)$", re.M)
+
+
+def _running(cluster: str) -> dict[str, int]:
+    status = read_supervisor_status(redis.Redis.from_url(REDIS_URL, decode_responses=True), cluster) or {}
+    return {c["name"]: c["pid"] for c in status.get("children", []) if c.get("state") == "RUNNING"}
+
+
+def test_edit_wait_returns_once_the_holder_runs_the_change(quickstart):
+    qs = quickstart(servers=1, lb=False)
+    rabbit = Rabbit()
+    try:
+        qs.start()
+        zato("conn", "create", "amqp-def", qs.path, "--name", "rabbit", "--password", "guest")
+        queue = rabbit.queue(f"zt-ewait-{uuid.uuid4().hex[:8]}")
+        zato("conn", "create", "amqp-outgoing", qs.path, "--name", "out", "--def", "rabbit",
+             "--routing-key", queue)  # fmt: skip
+        before = wait_for(lambda: _running(qs.cluster).get("amqp-outgoing:out"), 60, what="the connector")
+        edit = ("conn", "edit", "amqp-outgoing", qs.path)
+
+        said = zato(*edit, "--name", "out", "--content-type", "text/plain", "--wait", "60").stdout
+        found = APPLIED.search(said)
+        assert found and found.group(2) == "amqp-outgoing:out", said
+        pid = int(found.group(3))
+        assert pid != before and _running(qs.cluster)["amqp-outgoing:out"] == pid  # it runs when it says so
+
+        said = zato(*edit, "--name", "out", "--content-type", "text/plain", "--wait", "60").stdout
+        assert "nothing changed: the lease holder runs amqp-outgoing 'out' as before" in said, said
+
+        said = zato(*edit, "--name", "out", "--new-name", "out2", "--wait", "60").stdout
+        found = APPLIED.search(said)
+        assert found and found.group(2) == "amqp-outgoing:out2", said
+        assert "amqp-outgoing:out" not in _running(qs.cluster)
+
+        said = zato(*edit, "--name", "out2", "--active", "false", "--wait", "60").stdout
+        assert re.search(r"^applied in \d+\.\d\d s: server1 stopped amqp-outgoing:out2$", said, re.M), said
+
+        qs.stop("server1")  # nobody holds the lease: nothing applies it
+        late = zato(*edit, "--name", "out2", "--active", "true", "--wait", "1", check=False)
+        assert late.returncode == 1, late
+        saved = "zato: error: the change is saved, but not applied within 1 s: "
+        assert late.stderr.startswith(saved), late.stderr
+
+        refused = zato("conn", "edit", "amqp-def", qs.path, "--name", "rabbit", "--port", "5673",
+                       "--wait", "5", check=False)  # fmt: skip
+        assert refused.returncode == 2 and "unrecognized arguments: --wait" in refused.stderr, refused.stderr
+    finally:
+        rabbit.close()
+        qs.close()
