@@ -59,3 +59,20 @@ def test_a_moved_log_is_followed_within_a_second_and_nothing_is_lost(log_file, m
     moved = open(str(log_file) + ".1").read()
     assert " K1 " in moved and " K2 " in moved and " K3 " not in moved
     assert " K3 " in log_file.read_text() and oct(os.stat(log_file).st_mode & 0o777) == "0o600"
+
+
+def test_a_log_whose_folder_is_renamed_or_deleted_never_raises(log_file, monkeypatch, caplog):
+    """Before, the OSError of opening it again ended the request (connection closed unanswered)."""
+    access_log.setup(str(log_file), "text")
+    monkeypatch.setattr(access_log, "REOPEN_CHECK", 0.0)
+    moved = log_file.parent.parent / "moved"
+    os.rename(log_file.parent, moved)
+    for cid in ("K1", "K2"):
+        access_log.write(ENVIRON, "200 OK", [], cid, time.perf_counter())
+    text = (moved / "http_access.log").read_text()
+    assert " K1 " in text and " K2 " in text and not log_file.parent.exists()
+    said = [r.getMessage() for r in caplog.records]
+    assert said == [
+        f"cannot open the access log {log_file} again (No such file or directory): writing on"
+        " to the file it had open (moved or deleted) until it can"
+    ]

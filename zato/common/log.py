@@ -109,11 +109,12 @@ def setup_logging(
     handlers: list[logging.Handler] = []
     if logfile:
         os.makedirs(os.path.dirname(os.path.abspath(logfile)), exist_ok=True)
-        from logging.handlers import WatchedFileHandler  # socket, pickle...: file loggers only
+        from zato.common.logfile import LogFileHandler  # socket, pickle...: file loggers only
 
         # Reopened when logrotate (or anyone) moves the file away: every process of a server
-        # writes to it, so none may rotate it itself (README, "Logs").
-        handlers.append(WatchedFileHandler(logfile))
+        # writes to it, so none may rotate it itself (README, "Logs"). Never raises into the
+        # thread that logs (its folder deleted, the disk full).
+        handlers.append(LogFileHandler(logfile))
     if stream or not logfile:
         handlers.append(logging.StreamHandler(sys.stderr))
     for h in handlers:

@@ -28,6 +28,7 @@ moved file, none is lost.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -35,16 +36,23 @@ from typing import Any
 
 from zato.common.log import redact
 
+logger = logging.getLogger("zato.access_log")
+
 REOPEN_CHECK = 1.0  # seconds between checks that the file is still the one at its path
 
 
 class _File:
-    """An append-only file that follows its path when the file there is replaced."""
+    """An append-only file that follows its path when the file there is replaced. One that
+    cannot be opened again (its folder renamed or deleted) leaves the old one in use; a line
+    that cannot be written (the disk full) is dropped. Each is said once in server.log: before,
+    the OSError ended the request the line was for (its connection closed unanswered)."""
 
     def __init__(self, path: str, as_json: bool):
         self.path, self.as_json = path, as_json
         self.fd = -1
         self.checked = 0.0
+        self.astray = False  # the file at `path` cannot be opened: writing to the old one
+        self.failing = False  # a line could not be written (said); until one is
         self._open()
 
     def _open(self) -> None:
@@ -57,13 +65,39 @@ class _File:
         now = time.monotonic()
         if now - self.checked >= REOPEN_CHECK:
             self.checked = now
-            try:
-                same = os.path.samestat(os.stat(self.path), os.fstat(self.fd))
-            except OSError:  # moved away and not made again yet
-                same = False
-            if not same:
-                self._open()
-        os.write(self.fd, (line + "\n").encode("utf-8", "backslashreplace"))
+            self._follow()
+        try:
+            os.write(self.fd, (line + "\n").encode("utf-8", "backslashreplace"))
+        except OSError as e:
+            if not self.failing:
+                self.failing = True
+                logger.warning(
+                    "cannot write the access log %s (%s): its lines are dropped until it can be",
+                    self.path,
+                    e.strerror or e,
+                )
+            return
+        self.failing = False
+
+    def _follow(self) -> None:
+        try:
+            if os.path.samestat(os.stat(self.path), os.fstat(self.fd)):
+                return
+        except OSError:  # moved away and not made again yet
+            pass
+        try:
+            self._open()
+        except OSError as e:
+            if not self.astray:
+                self.astray = True
+                logger.warning(
+                    "cannot open the access log %s again (%s): writing on to the file it had open (moved or"
+                    " deleted) until it can",
+                    self.path,
+                    e.strerror or e,
+                )
+            return
+        self.astray = False
 
 
 _file: _File | None = None
