@@ -343,3 +343,30 @@ def test_a_server_announcing_no_host_is_refused_at_start(qs, tmp_path):
     new = ("create", "server", str(tmp_path / "s2"), "--join", qs.server_dir("server1"), "--port", "17099")
     one_line_error(zato(*new, "--announce-host", "server one", check=False), said)
     assert not (tmp_path / "s2").exists()
+
+
+def test_stop_waits_for_a_drain_longer_than_30_s_unless_told_otherwise(quickstart):
+    """Before: `zato stop` waited 30 s whatever the server's drain, and killed a server whose
+    [main] drain_seconds was longer in the middle of it ('did not stop in time and was
+    killed'), its workers with it. Now it waits the drain and 30 s more; an explicit --timeout
+    still wins, and one the drain does not fit in is said before the wait."""
+    qs = quickstart(servers=2, lb=False, extra_conf={"main": {"drain_seconds": "35"}})
+    qs.start()  # no load balancer reports on them: each drains the whole 35 s
+    pids = {name: qs.pid(name) for name in qs.server_names}
+
+    conf = os.path.join(qs.server_dir("server2"), "config", "server.conf")
+    out = zato("stop", qs.server_dir("server2"), "--timeout", "2").stdout.splitlines()
+    assert out == [
+        f"warning: --timeout 2 s is not longer than the drain of server server2 ([main] drain_seconds = 35"
+        f" in {conf}): it is killed if its load balancers have not let it go by then; leave --timeout"
+        " out to wait for its drain",
+        f"server server2 did not stop in time and was killed (pid {pids['server2']})",
+    ]
+
+    out = zato("stop", qs.server_dir("server1"), timeout=180).stdout
+    assert out == f"server server1 stopped (pid {pids['server1']})\n"
+    assert not pid_alive(pids["server1"])
+    with open(os.path.join(qs.server_dir("server1"), "logs", "server.log")) as f:
+        log = f.read()
+    assert "no load balancer reports; waited the drain bound of 35.0 s" in log
+    assert "zato.arbiter: server server1 stopped" in log

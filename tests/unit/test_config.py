@@ -7,7 +7,7 @@ import re
 import pytest
 
 from zato.common.errors import ConfigError
-from zato.config.settings import load_server_settings
+from zato.config.settings import load_server_settings, server_drain
 from zato.lifecycle.layout import ServerSpec, create_server_dir
 from zato.server.app import ZatoApplication, gunicorn_options
 
@@ -170,3 +170,16 @@ def test_client_warning_interval_sets_how_often_a_worker_warns_of_what_clients_c
         ):
             load_server_settings(server_dir)
         edit(server_dir, f"client_warning_interval = {bad}", "client_warning_interval = 2.5")
+
+
+def test_zato_stop_reads_the_drain_leniently(server_dir, tmp_path):
+    """`zato stop` waits a server's drain (and 30 s more): read from server.conf even when the
+    rest of it no longer loads; None (30 s alone) when it cannot be read."""
+    assert server_drain(server_dir) == 1.0
+    edit(server_dir, "drain_seconds = 1.0\n", "drain_seconds = 45\nprot = 1\n")
+    with pytest.raises(ConfigError):
+        load_server_settings(server_dir)  # a typo: a server would not start so, but one may run
+    assert server_drain(server_dir) == 45.0
+    edit(server_dir, "drain_seconds = 45\n", "drain_seconds = 1e12\n")
+    assert server_drain(server_dir) is None
+    assert server_drain(str(tmp_path / "gone")) is None

@@ -1,4 +1,5 @@
-"""`zato stop DIR`: SIGTERM by pidfile, wait, SIGKILL after the timeout."""
+"""`zato stop DIR`: SIGTERM by pidfile, wait (by default the component's drain and 30 s more),
+SIGKILL after that."""
 
 from __future__ import annotations
 
@@ -15,8 +16,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--timeout",
         type=seconds,
-        default=30.0,
-        help="seconds each component has to stop before SIGKILL (default 30)",
+        default=None,
+        help=(
+            f"seconds each component has to stop before SIGKILL (default: its drain, a server's [main]"
+            f" drain_seconds, and {control.STOP_WAIT:g} more)"
+        ),
     )
     p.set_defaults(func=run)
 

@@ -37,7 +37,7 @@ MAX_MEMBERSHIP_TTL = 3600.0  # seconds; readers refuse a member entry that says 
 # 1e12 was taken, and a server then never ended its drain (zato stop killed it at its --timeout),
 # never timed a body or a deploy out, or held a lease no other server could ever take over.
 MAX_HOUR = 3600.0  # [lease] *, [membership] heartbeat, [limits] body_timeout, [main] deploy_timeout
-MAX_DRAIN_SECONDS = 600.0  # [main] drain_seconds: zato stop --timeout must be longer than the drain
+MAX_DRAIN_SECONDS = 600.0  # [main] drain_seconds: zato stop waits it out by default (server_drain)
 MAX_IMPORT_BUDGET = 600.0  # [main] import_budget
 MAX_HANG_AFTER = 86400.0  # [main] connector_hang_after (0: never)
 MAX_SOCKET_TIMEOUT = 300.0  # [kvdb] socket_timeout: each Redis call waits at most this
@@ -573,6 +573,20 @@ def server_title(server_dir: str) -> str | None:
     except (OSError, UnicodeDecodeError, configparser.Error):
         return None
     return f"gunicorn: master [{name}]"
+
+
+def server_drain(server_dir: str) -> float | None:
+    """This server's [main] drain_seconds, read leniently as server_title is (a stop must work
+    with a config that no longer loads): the default when server.conf does not set it; None
+    when the file cannot be read or the value is none a server would start with."""
+    cp = configparser.ConfigParser(interpolation=None)
+    try:
+        with open(os.path.join(server_dir, "config", SERVER_CONF), encoding="utf-8") as f:
+            cp.read_file(f)
+        drain = float(cp.get("main", "drain_seconds", fallback=str(ServerSettings.drain_seconds)))
+    except (OSError, UnicodeDecodeError, configparser.Error, ValueError):
+        return None
+    return drain if 0.0 <= drain <= MAX_DRAIN_SECONDS else None
 
 
 def load_server_settings(server_dir: str) -> ServerSettings:

@@ -21,12 +21,14 @@ from zato.common.pidfile import Owner, read_pidfile, remove_pidfile
 from zato.config import component
 from zato.config.component import Component
 from zato.config.settings import (
+    SERVER_CONF,
     DashboardSettings,
     LBSettings,
     ServerSettings,
     load_dashboard_settings,
     load_lb_settings,
     load_server_settings,
+    server_drain,
     server_title,
 )
 from zato.lifecycle.process import (
@@ -361,21 +363,58 @@ def run_foreground(comp: Component, say: Say) -> None:
 
 # Stop
 
+STOP_WAIT = 30.0  # seconds a component has to exit past its own drain before SIGKILL (--timeout)
 
-def stop(comp: Component, say: Say, timeout: float = 30.0) -> None:
+
+def stop(comp: Component, say: Say, timeout: float | None = None) -> None:
+    """`timeout`: what each component has to exit before it is killed; by default its own
+    drain (a server's [main] drain_seconds) and STOP_WAIT more. Before, 30 s whatever the
+    drain: a server draining longer was killed mid-drain."""
+    found = members(comp)
+    if timeout is not None:
+        for m in found:
+            warn_short_timeout(m, timeout, say)
     if comp.kind != component.QUICKSTART:
-        say(stop_by_pidfile(comp.pidfile, timeout, pid_owner(comp)).describe(describe_name(comp)))
+        wait = stop_wait(comp) if timeout is None else timeout
+        say(stop_by_pidfile(comp.pidfile, wait, pid_owner(comp)).describe(describe_name(comp)))
         return
     # The servers (and the dashboard) side by side: one after another, each server's drain and
     # its workers' exit made `zato stop` of ten servers take 12 s, and each server stopped
     # handed the lease to one about to stop too. The LB last: it follows them out.
-    found = members(comp)
     first = [m for m in found if m.kind != component.LOAD_BALANCER]
     last = [m for m in found if m.kind == component.LOAD_BALANCER]
     for group in (first, last):
-        results = stop_side_by_side([(m.pidfile, pid_owner(m)) for m in group], timeout)
+        wait = max((stop_wait(m) for m in group), default=STOP_WAIT) if timeout is None else timeout
+        results = stop_side_by_side([(m.pidfile, pid_owner(m)) for m in group], wait)
         for m, result in zip(group, results, strict=True):
             say(result.describe(describe_name(m)))
+
+
+def stop_drain(comp: Component) -> float | None:
+    """How long `comp` drains when stopped: a server's [main] drain_seconds (None when its
+    config cannot be read); None for the others, which do not drain."""
+    return server_drain(comp.path) if comp.kind == component.SERVER else None
+
+
+def warn_short_timeout(comp: Component, timeout: float, say: Say) -> None:
+    """Say, before waiting, that an explicit --timeout may cut a running server's drain short."""
+    drain = stop_drain(comp)
+    if drain is None or timeout > drain:
+        return
+    with contextlib.suppress(ZatoError):  # its pidfile unreadable: stop says so
+        if not read_pidfile(comp.pidfile, pid_owner(comp)).alive:
+            return
+        conf = os.path.join(comp.config_dir, SERVER_CONF)
+        say(
+            f"warning: --timeout {timeout:g} s is not longer than the drain of {describe_name(comp)}"
+            f" ([main] drain_seconds = {drain:g} in {conf}): it is killed if its load balancers have"
+            " not let it go by then; leave --timeout out to wait for its drain"
+        )
+
+
+def stop_wait(comp: Component) -> float:
+    """What `zato stop` gives `comp` to exit by default: its drain and STOP_WAIT more."""
+    return (stop_drain(comp) or 0.0) + STOP_WAIT
 
 
 def describe_name(comp: Component) -> str:
