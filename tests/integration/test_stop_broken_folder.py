@@ -6,8 +6,9 @@ own error handling, so the first log line after the folder went raised FileNotFo
 the thread that logged. A server's drain thread died on its first line ("graceful stop of
 server ..."), gunicorn never got the signal, and the server served on: `zato stop` killed it
 after its timeout, and a SIGTERM alone never stopped it. The load balancer's controller
-crashed on its next line (its HAProxy stopped with it), and every request that a server
-wrote an access line for had its connection closed unanswered."""
+crashed on its next line (its HAProxy stopped with it), every request that a server
+wrote an access line for had its connection closed unanswered, and the dashboard answered a
+failed login with a 500 (its warning raised)."""
 
 from __future__ import annotations
 
@@ -117,3 +118,21 @@ def test_a_load_balancer_whose_logs_folder_is_deleted_serves_and_stops(quickstar
     out = zato("stop", qs.lb_dir).stdout
     assert out.strip() == f"load balancer stopped (pid {pid})"
     wait_for(lambda: gone(processes), 60, what="the controller and its HAProxy gone")
+
+
+def test_a_dashboard_whose_logs_folder_is_deleted_answers_and_stops(quickstart):
+    from zato.config.settings import load_dashboard_settings
+
+    qs = quickstart(servers=1, lb=False)
+    qs.start()
+    zato("start", qs.dashboard_dir)
+    pid = qs.pid("dashboard")
+    qs._started.add(pid)
+    url = load_dashboard_settings(qs.dashboard_dir).url
+
+    shutil.rmtree(os.path.join(qs.dashboard_dir, "logs"))
+    r = requests.post(f"{url}login", data={"username": "admin", "password": "wrong"}, timeout=10)
+    assert r.status_code == 401 and "Wrong user or password." in r.text  # said in its log, which is gone
+    out = zato("stop", qs.dashboard_dir).stdout
+    assert out.strip() == f"dashboard stopped (pid {pid})"
+    wait_for(lambda: not pid_alive(pid), 60, what="the dashboard gone")
