@@ -49,3 +49,27 @@ def test_no_lb_report_or_unreadable_redis_waits_the_whole_bound():
         said = wait_drained("s1", 1.5, views, clock, clock.sleep)
         assert said == "no load balancer reports; waited the drain bound of 1.5 s"
         assert clock.now == 101.5
+
+
+def test_a_drain_that_fails_still_stops_the_server(caplog):
+    """Whatever fails in the drain thread (here the supervisor's stop), gunicorn is still told to
+    stop: before, the thread died with the exception and the server never stopped."""
+    import threading
+    import types
+
+    from zato.server.arbiter import ServerHooks
+
+    class BrokenSidecar:
+        def stop(self, timeout: float) -> None:
+            raise OSError("no such process")
+
+    hooks = object.__new__(ServerHooks)
+    hooks.zato = types.SimpleNamespace(name="s1", drain_seconds=5.0, redis=None)
+    hooks.sidecar = BrokenSidecar()
+    hooks._lock = threading.Lock()
+    told: list[int] = []
+    with caplog.at_level("ERROR", logger="zato.arbiter"):
+        hooks._drain(lambda signum, frame: told.append(signum), 15)
+    assert told == [15]
+    assert "graceful stop of server s1: the drain failed; stopping without it" in caplog.text
+    assert "no such process" in caplog.text

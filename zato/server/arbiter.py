@@ -215,15 +215,23 @@ class ServerHooks:
 
     def _drain(self, gunicorn_term: Callable[[int, FrameType | None], Any], signum: int) -> None:
         logger.info("graceful stop of server %s", self.zato.name)
-        with self._lock:
-            self.sidecar.stop(SUPERVISOR_STOP_TIMEOUT)
-        if self.zato.drain_seconds > 0:
-            client = connect(self.zato.redis, socket_timeout=1.0)
-            try:
-                logger.info("%s", wait_drained(self.zato.name, self.zato.drain_seconds, self._views(client)))
-            finally:
-                client.close()
-        gunicorn_term(signum, None)  # gunicorn's own graceful stop from here
+        try:
+            with self._lock:
+                self.sidecar.stop(SUPERVISOR_STOP_TIMEOUT)
+            if self.zato.drain_seconds > 0:
+                client = connect(self.zato.redis, socket_timeout=1.0)
+                try:
+                    logger.info(
+                        "%s", wait_drained(self.zato.name, self.zato.drain_seconds, self._views(client))
+                    )
+                finally:
+                    client.close()
+        except Exception:  # noqa: BLE001 - whatever failed, the server was told to stop and stops
+            logger.exception(
+                "graceful stop of server %s: the drain failed; stopping without it", self.zato.name
+            )
+        finally:
+            gunicorn_term(signum, None)  # gunicorn's own graceful stop from here
 
     def _views(self, client: Any) -> Views:
         def views() -> dict[str, set[str]] | None:
