@@ -3,7 +3,8 @@
 # Zato 2.0's helpers on self.request.input: require_any(...) and deepcopy().
 from __future__ import absolute_import, division, print_function, unicode_literals
 
-from zato.server.service import Dict, Service
+from zato.common.exception import BadRequest
+from zato.server.service import Bool, Dict, Service
 
 
 class Register(Service):
@@ -43,3 +44,25 @@ class Subscribe(Service):
             self.response.payload.via = 'nothing'
         else:
             self.response.payload.via = 'email' if self.request.input.email else 'phone'
+
+
+class Settle(Service):
+    """ Acknowledges or rejects a message, as Zato's own pub/sub services check their flags:
+    require_any first, then the values themselves.
+    """
+    name = 'zato20.message.settle'
+
+    class SimpleIO:
+        input_required = ('msg_id',)
+        input_optional = (Bool('ack'), Bool('reject'))
+        output_required = ('msg_id', 'state')
+
+    def handle(self):
+        input = self.request.input
+        input.require_any('ack', 'reject')
+
+        if input.ack and input.reject:
+            raise BadRequest(self.cid, 'Cannot both acknowledge and reject a message')
+
+        self.response.payload.msg_id = input.msg_id
+        self.response.payload.state = 'acknowledged' if input.ack else 'rejected'

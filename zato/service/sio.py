@@ -67,11 +67,12 @@ class Input(Bunch):
 
     def require_any(self, *names: str) -> None:
         """Zato's `self.request.input.require_any("email", "phone")`: at least one of these
-        inputs must be given, else the request is a 400 naming them all. Given means present
-        and not None, "" or an empty list or object (0 and false count as given)."""
+        inputs must be given, else the request is a 400 naming them all. As in Zato, given
+        means a true value: one that is missing, None, "", 0, false or an empty list or object
+        does not count (Zato's own services test what they got the same way right after)."""
         if not names or not all(isinstance(n, str) and n for n in names):
             raise TypeError(f"require_any takes one or more input names, not {names!r}")
-        if not any(not _empty(self.get(name)) for name in names):
+        if not any(self.get(name) for name in names):
             raise NoneOfInputs(f"missing input: at least one of {', '.join(names)} is required")
 
     def deepcopy(self) -> Input:
