@@ -44,6 +44,26 @@ class Read(Service):
         self.response.payload = {"value": self.config[p["file"]][p["section"]][p["key"]]}
 
 
+class Legacy(Service):
+    # Zato's older accessor, as its docs show it: self.user_config.LABEL.FILE.SECTION.KEY
+    name = "conf.legacy"
+
+    def handle(self):
+        hello = self.user_config.data1.my1.hello
+        self.response.payload = {
+            "a_string": hello.a_string,
+            "a_list": hello.a_list,
+            "level": self.user_config["Ops"].ops.main.level,
+        }
+
+
+class LegacyRead(Service):
+    name = "conf.legacy-read"
+
+    def handle(self):
+        self.response.payload = {"value": getattr(self.user_config, self.request.http.params["label"])}
+
+
 class Overwrite(Service):
     name = "conf.overwrite"
 
@@ -65,14 +85,37 @@ T1 = A
 """
 
 
+MY1 = """\
+[hello]
+a_string=My string
+a_list=sample,list,with,elements
+"""
+
+
+def user_config_stanza(qs) -> None:  # noqa: ANN001
+    """Zato's [user_config] stanza in each server.conf: a file next to it by a relative path,
+    a shared one by an absolute path (its label in capitals), and one that is not there."""
+    os.makedirs(os.path.join(qs.path, "legacy"))
+    ops = os.path.join(qs.path, "legacy", "ops.ini")
+    with open(ops, "w") as f:
+        f.write("[main]\nlevel = high\n")
+    for name in qs.server_names:
+        config = os.path.join(qs.server_dir(name), "config")
+        with open(os.path.join(config, "my1.ini"), "w") as f:
+            f.write(MY1)
+        with open(os.path.join(config, "server.conf"), "a") as f:
+            f.write(f"\n[user_config]\ndata1 = ./my1.ini\nOps = {ops}\nmissing = ./nowhere.ini\n")
+
+
 @pytest.fixture(scope="module")
 def cluster(module_quickstart):
     qs = module_quickstart(servers=2)
     with open(os.path.join(qs.path, "user-conf", "airports.ini"), "w") as f:
         f.write(AIRPORTS)
+    user_config_stanza(qs)
     qs.start()
     qs.deploy("conf_services", SERVICES)
-    qs.open_channels("conf", ("settings", "typo", "overwrite"))
+    qs.open_channels("conf", ("settings", "typo", "overwrite", "legacy", "legacy-read"))
     zato("channel", "create", qs.path, "--name", "conf-read", "--url-path", READ, "--service", "conf.read")
     return qs
 
@@ -134,6 +177,32 @@ def test_a_missing_key_and_a_write_are_the_services_500_naming_what(cluster):
         assert r.status_code == 500, r.text
         wait_for(lambda: said in cluster.server_logs(), timeout=10, what=said)  # noqa: B023
     assert requests.get(f"{cluster.lb_url}/conf/settings", timeout=5).status_code == 200
+
+
+def test_zatos_user_config_stanza_is_self_user_config(cluster):
+    """Zato's docs ("Where to keep configuration"): server.conf's [user_config] maps labels to
+    INI files, which services read as self.user_config.LABEL.FILE.SECTION.KEY, a
+    comma-separated value as a list. Before: the service's 500, `'Legacy' object has no
+    attribute 'user_config'`."""
+    for url in urls(cluster):
+        r = requests.get(f"{url}/conf/legacy", timeout=5)
+        assert r.status_code == 200, r.text
+        assert r.json() == {
+            "a_string": "My string",
+            "a_list": ["sample", "list", "with", "elements"],
+            "level": "high",
+        }
+
+
+def test_a_label_not_given_or_whose_file_is_missing_is_named_in_the_log(cluster):
+    for label, said in (
+        ("nothing", "self.user_config has no 'nothing': server.conf's [user_config] gives no such label"),
+        ("missing", "self.user_config.missing: its file "),
+    ):
+        r = requests.get(f"{cluster.lb_url}/conf/legacy-read", params={"label": label}, timeout=5)
+        assert r.status_code == 500, r.text
+        wait_for(lambda: said in cluster.server_logs(), timeout=10, what=said)  # noqa: B023
+    assert "nowhere.ini cannot be read: No such file or directory" in cluster.server_logs()
 
 
 def read(qs, url: str, file: str, section: str, key: str) -> object:  # noqa: ANN001

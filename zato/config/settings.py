@@ -105,6 +105,8 @@ class ServerSettings:
     announce_host: str = ""  # the address others (LB, connectors) reach it at; "" = host
     tls_ca_file: str = ""  # [tls] ca_file: CA certificates to verify TLS peers (AMQP) against
     user_conf_dirs: tuple[str, ...] = ()  # [main] user_conf_dir: services' self.config files (absolute)
+    # [user_config] LABEL = path: services' self.user_config.LABEL files (Zato's stanza; absolute)
+    user_config_files: tuple[tuple[str, str], ...] = ()
 
     @property
     def announced_host(self) -> str:
@@ -291,6 +293,7 @@ SERVER_SCHEMA: Schema = {
     "logging": _SERVER_LOGGING,
     "tls": frozenset({"ca_file"}),
     "gunicorn": None,
+    "user_config": None,  # labels of the user's choosing (zato.service.user_config)
 }
 LB_SCHEMA: Schema = {
     "main": frozenset({"host", "port"}),
@@ -643,6 +646,7 @@ def load_server_settings(server_dir: str) -> ServerSettings:
         invoke_password=_secret(r, "invoke_password", MIN_PASSWORD, optional=True),
         import_budget=r.float("main", "import_budget", 2.0, hi=MAX_IMPORT_BUDGET),
         user_conf_dirs=_user_conf_dirs(r, path),
+        user_config_files=_user_config_files(r),
     )
 
 
@@ -659,6 +663,27 @@ def _user_conf_dirs(r: _Reader, server_dir: str) -> tuple[str, ...]:
     if not folders:
         raise ConfigError(f"{r.path}: [main] user_conf_dir: give at least one folder")
     return folders
+
+
+def _user_config_files(r: _Reader) -> tuple[tuple[str, str], ...]:
+    """[user_config] LABEL = path, as Zato's server.conf gives them: each file is a service's
+    self.user_config.LABEL. A relative path is to the folder server.conf is in; a label keeps
+    its case (configparser would lower it). A file may not exist yet: it is read when it does."""
+    if not r.cp.has_section("user_config"):
+        return ()
+    cased = configparser.ConfigParser(interpolation=None)
+    cased.optionxform = str  # type: ignore[assignment,method-assign]
+    cased.read(r.path, encoding="utf-8")  # read once already: it parses
+    folder = os.path.dirname(r.path)
+    files = []
+    for label, value in cased.items("user_config"):
+        if label in cased.defaults():
+            continue
+        value = value.strip()
+        if not value:
+            raise ConfigError(f"{r.path}: [user_config] {label}: give the path of an .ini file")
+        files.append((label, os.path.normpath(os.path.join(folder, os.path.expanduser(value)))))
+    return tuple(files)
 
 
 def _existing_file(r: _Reader, section: str, key: str) -> str:

@@ -73,7 +73,7 @@ class Worker:
             cache=Cache(self.redis, settings.cluster),
             async_push=functools.partial(async_invoke.push, self.redis, settings.cluster),
             pattern_start=functools.partial(patterns.start, self.redis, settings.cluster),
-            config=UserConfig(settings.user_conf_dirs),
+            config=UserConfig(settings.user_conf_dirs, labelled=settings.user_config_files),
             crypto=CryptoAPI(service_key(settings.cluster_secret), _in_thread),
         )
         self.store.observe = metrics.observe_service  # every invocation, however it came

@@ -385,6 +385,12 @@ class Service:
         return self._store.config.current()
 
     @property
+    def user_config(self) -> Any:
+        """Zato's older accessor: `self.user_config.LABEL.FILE.SECTION.KEY` from the files
+        server.conf's [user_config] stanza names (LABEL = path; zato.service.user_config)."""
+        return self._store.config.labelled()
+
+    @property
     def patterns(self) -> Any:
         """Zato's patterns: fanout, parallel and invoke_retry (zato.service.patterns)."""
         from zato.service.patterns import Patterns

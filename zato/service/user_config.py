@@ -8,6 +8,10 @@ the text "30". Zato 3.2's spelling `self.config.user.airports` is the same objec
 are read with configobj, as Zato reads them: `[[sub]]` nests a section, `a, b` is a list,
 "quoted text" keeps its commas, and nothing is interpolated.
 
+Zato's older spelling, `self.user_config.LABEL.FILE.SECTION.KEY`, reads the files that
+server.conf names in its `[user_config]` stanza (`data1 = ./my1.ini`: self.user_config.data1.my1,
+a relative path being to the folder server.conf is in), read the same way.
+
 A worker looks at its folders again when a service reads `self.config`, at most once a second:
 an edited file applies without a restart, and a removed one is gone. A file that does not parse
 keeps what was read of it before. The server log names the file and the line, never the line's
@@ -191,16 +195,101 @@ class _File(NamedTuple):
     path: str
 
 
+class _Labels(Section):
+    """label -> {file name -> Section}: what `self.user_config` gives; a label whose file
+    cannot be read says why when it is used."""
+
+    __slots__ = ("_why",)
+
+    def __init__(self, items: Iterable[tuple[str, Any]], why: dict[str, str]):
+        Section.__init__(self, items, "")
+        object.__setattr__(self, "_why", why)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in self:
+            return Section.__getattr__(self, name)
+        raise AttributeError(self._no_label(name))
+
+    def __missing__(self, name: str) -> Any:
+        raise KeyError(self._no_label(name))
+
+    def _no_label(self, name: str) -> str:
+        if name in self._why:
+            return f"self.user_config.{name}: {self._why[name]}"
+        has = ", ".join(sorted({*self, *self._why})) or "none"
+        return (
+            f"self.user_config has no {name!r}: server.conf's [user_config] gives no such label"
+            f" (it gives: {has}); a file in the user-config folder is self.config.{name}"
+        )
+
+
+class LabelledFiles:
+    """Zato's `[user_config]` stanza: LABEL = path of a file that services read as
+    self.user_config.LABEL.FILE (FILE: its name without the suffix), kept in step with the files."""
+
+    def __init__(self, files: Iterable[tuple[str, str]] = ()):
+        self.files = tuple(files)
+        self._read: dict[str, _File] = {}
+        self._why: dict[str, str] = {}
+        self.root = _Labels((), {})
+        self.scan()
+
+    def scan(self) -> None:
+        read: dict[str, _File] = {}
+        why: dict[str, str] = {}
+        for label, path in self.files:
+            try:
+                read[label] = self._read_one(label, path)
+            except (OSError, ValueError) as e:
+                said = (e.strerror or str(e)) if isinstance(e, OSError) else str(e)
+                old = self._read.get(label)
+                keep = old is not None and old.section is not None and not isinstance(e, FileNotFoundError)
+                if self._why.get(label) != said:  # said once, until it changes
+                    kept = "; keeping what was read of it before" if keep else ""
+                    logger.error("user config label %s: cannot read %s: %s%s", label, path, said, kept)
+                self._why[label] = said
+                if keep and old is not None:
+                    read[label] = old  # a broken edit keeps what was read before
+                else:
+                    why[label] = f"its file {path} cannot be read: {said}"
+        if read != self._read or why != self.root._why:
+            self._read = read
+            self.root = _Labels(sorted((label, self._section(label, f)) for label, f in read.items()), why)
+
+    def _read_one(self, label: str, path: str) -> _File:
+        st = os.stat(path)
+        signature = (st.st_mtime_ns, st.st_size, st.st_ino)
+        old = self._read.get(label)
+        if old and old.signature == signature:
+            return old
+        section = parse(path, f"{label}.{_stem(path)}")
+        self._why.pop(label, None)
+        logger.info("user config label %s: read %s", label, path)
+        return _File(signature, section, path)
+
+    @staticmethod
+    def _section(label: str, f: _File) -> Section:
+        return Section([(_stem(f.path), f.section)], label)
+
+
+def _stem(path: str) -> str:
+    return os.path.splitext(os.path.basename(path))[0]
+
+
 class UserConfig:
-    """What one worker's services read as `self.config`, kept in step with the folders."""
+    """What one worker's services read as `self.config` (and `self.user_config`), kept in step
+    with the folders and files."""
 
     def __init__(
         self,
         folders: Iterable[str] = (),
         recheck: float = RECHECK,
         clock: Callable[[], float] = time.monotonic,
+        labelled: Iterable[tuple[str, str]] = (),
     ):
         self.folders = tuple(folders)
+        self._labelled = LabelledFiles(labelled)
+        self._next_labelled = clock() + recheck
         self._recheck, self._clock = recheck, clock
         self._files: dict[str, _File] = {}
         self._deployed: dict[str, Section] = {}  # deployed to the cluster (zato deploy NAME.ini)
@@ -218,6 +307,15 @@ class UserConfig:
             self._next = now + self._recheck
             self._scan()
         return self._root
+
+    def labelled(self) -> Section:
+        """label -> {file name -> Section}: Zato's self.user_config; looks at the files again if
+        a second has passed."""
+        now = self._clock()
+        if now >= self._next_labelled:
+            self._next_labelled = now + self._recheck
+            self._labelled.scan()
+        return self._labelled.root
 
     def _found(self) -> dict[str, tuple[str, tuple]]:
         found, failed = files_in(self.folders)
