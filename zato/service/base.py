@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from zato.common import jsonenc
 from zato.common.api import CHANNEL
 from zato.common.errors import ServiceError
+from zato.service.logger import service_logger
 from zato.service.sio import NO_IO, Bunch, IODecl, bunchify
 
 # Zato's channel type names (self.channel.type).
@@ -237,6 +238,11 @@ class Response:
         self.headers: dict[str, str] = {}
 
 
+def utcnow() -> dt.datetime:
+    """Now in UTC, without a tzinfo, as Zato's datetimes are."""
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
 class TimeUtil:
     """self.time: Zato's helpers (utcnow() is an ISO 8601 string unless needs_format=False)."""
 
@@ -318,7 +324,8 @@ class Service:
     _zato_finalizes = False  # set by the store: the class has its own finalize_handle
     _zato_verbs: frozenset[str] = frozenset()  # set by the store: X of its handle_X methods
     _zato_chain: tuple[str, ...] = ()  # set by the store: the services this one runs inside, and itself
-    logger = logging.getLogger("zato.service")  # the store sets zato.service.<name> per class
+    impl_name = ""  # set by the store: Zato's module.ClassName of the service
+    logger: Any = service_logger("zato.service")  # the store sets zato.service.<name> per class
 
     def __init__(self, store: Store, cid: str, request: Request):
         self._store = store
@@ -326,6 +333,8 @@ class Service:
         self.request = request
         self.response = Response()
         self.environ: dict = {}  # free for the service's own use during this invocation
+        self.invocation_time = utcnow()  # Zato's: when it was invoked, in UTC (naive, as Zato's)
+        self.handle_return_time: dt.datetime | None = None  # set when handle() returned (UTC)
         self.processing_time = 0  # set before finalize_handle: whole milliseconds
         self.processing_time_raw = dt.timedelta(0)  # ... and the exact time, as Zato gives it
 

@@ -21,7 +21,8 @@ from zato.common import service_name as service_name_rule
 from zato.common.cid import new_cid
 from zato.common.errors import DeployError, OutgoingNotFound, ServiceError, ServiceNotFound
 from zato.common.exception import MethodNotAllowed
-from zato.service.base import HTTP_SOAP, Request, Response, Service
+from zato.service.base import HTTP_SOAP, Request, Response, Service, utcnow
+from zato.service.logger import service_logger
 from zato.service.sio import Payload, io_of, parse_input, render_output
 from zato.service.user_config import UserConfig
 
@@ -116,7 +117,8 @@ def prepare(cls: type[Service], name: str) -> None:
     cls._zato_io = decl
     cls._zato_finalizes = cls.finalize_handle is not Service.finalize_handle  # timed only if so
     cls._zato_verbs = verbs_of(cls)
-    cls.logger = logging.getLogger(f"zato.service.{name}")
+    cls.logger = service_logger(f"zato.service.{name}")
+    cls.impl_name = f"{cls.__module__.removeprefix(DEPLOYED_PREFIX)}.{cls.__qualname__}"
 
 
 def verbs_of(cls: type[Service]) -> frozenset[str]:
@@ -428,6 +430,7 @@ class ServiceStore:
             _hook(service, "before_handle", name)
             service.validate_input()
             handler_of(service, req)()
+            service.handle_return_time = utcnow()
             service.validate_output()
             _hook(service, "after_handle", name)
             response = service.response

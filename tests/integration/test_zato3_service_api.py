@@ -1,0 +1,116 @@
+"""The service API as Zato 3.x's programming guide shows it (tests/zato_corpus/zato3_service_api.py),
+deployed with `zato deploy` to a one-server quickstart and called on the server and through the
+load balancer."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+
+import pytest
+import requests
+
+from tests.support import wait_for, zato
+
+CORPUS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "zato_corpus")
+CHANNELS = (
+    ("/zato3/about", "zato3.api.about"),
+    ("/zato3/export", "zato3.api.csv-export"),
+    ("/zato3/customer", "zato3.crm.customer.create"),
+    ("/api/billing/{phone_no}", "zato3.billing.endpoint"),
+    ("/zato3/billing", "zato3.billing.set-info"),
+)
+
+
+@pytest.fixture(scope="module")
+def cluster(module_quickstart):
+    qs = module_quickstart(servers=1)
+    qs.start()
+    path = os.path.join(CORPUS, "zato3_service_api.py")
+    done = subprocess.run(
+        [sys.executable, "-m", "zato", "deploy", qs.path, path], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    base = qs.server_url("server1")
+    for url_path, service in CHANNELS:
+        zato("channel", "create", qs.path, "--name", service, "--url-path", url_path, "--service", service)
+    probe = "/api/billing/1"
+    wait_for(lambda: requests.options(f"{base}{probe}").status_code != 404, what="channels")
+    wait_for(lambda: requests.options(f"{base}/zato3/billing").status_code != 404, what="channels")
+    yield qs
+
+
+def urls(qs) -> list[str]:  # noqa: ANN001
+    return [qs.server_url("server1"), qs.lb_url]
+
+
+def test_service_attributes_hooks_and_simple_io_defaults(cluster) -> None:
+    """Zato's service attributes as its "Writing a service" chapter shows them: impl_name,
+    invocation_time (UTC), environ shared by the hooks, processing_time and handle_return_time
+    in finalize_handle, and `self.logger.info("Hello!", cid=self.cid)`. Before: the service's
+    500, `TypeError: Logger._log() got an unexpected keyword argument 'cid'` (and without the
+    cid: `'ServiceAPI' object has no attribute 'impl_name'`, then 'invocation_time')."""
+    cids = []
+    for base in urls(cluster):
+        before = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        r = requests.post(f"{base}/zato3/about", json={"is_active": True})
+        assert r.status_code == 200, cluster.server_logs()[-2500:]
+        got = r.json()
+        assert got["cid"] == r.headers["X-Zato-CID"]
+        cids.append(got["cid"])
+        assert got["name"] == "zato3.api.about"
+        assert got["impl_name"] == "zato3_service_api.ServiceAPI"
+        invoked = dt.datetime.fromisoformat(got["invoked_at"])
+        assert before - dt.timedelta(seconds=60) <= invoked <= before + dt.timedelta(seconds=60)  # UTC
+        assert got["page"] == 1 and got["cust_name"] == "anonymous" and got["is_active"] is True
+        assert (got["channel_name"], got["channel_type"]) == ("zato3.api.about", "http-soap")
+        assert got["seen"] == ["seen_before_handle", "seen_handle"]
+    wait_for(lambda: "zato3.api.about took" in cluster.server_logs(), what="finalize_handle's line")
+    logs = cluster.server_logs()
+    for cid in cids:
+        assert f"cid {cid}: Hello!" in logs
+    assert "Traceback" not in logs, logs[-3000:]
+
+
+def test_a_response_of_the_services_own(cluster) -> None:
+    for base in urls(cluster):
+        r = requests.get(f"{base}/zato3/export")
+        assert r.status_code == 200, r.text
+        assert r.text == "welcome,to,Zato"
+        assert r.headers["Content-Type"].startswith("text/csv")
+        assert r.headers["X-Welcome"] == "Happy coding!"
+        assert r.headers["Content-Disposition"] == "attachment; filename=info.csv"
+
+
+def test_invoke_as_bunch_and_inline(cluster) -> None:
+    for base in urls(cluster):
+        r = requests.post(f"{base}/zato3/customer", json={"cust_id": "7"})
+        assert r.status_code == 201, r.text
+        assert r.headers["Location"] == "/crm/customer/7"
+        assert r.json() == {"summary": "Customer 7 (ABC)", "segment": "ABC", "name": "Customer 7"}
+
+
+def test_outgoing_rest_as_zatos_example(cluster) -> None:
+    zato(
+        "conn",
+        "create",
+        "http-outgoing",
+        cluster.path,
+        "--name",
+        "Billing",
+        "--address",
+        cluster.lb_url,
+        "--url-path",
+        "/api/billing/{phone_no}",
+    )
+    for base in urls(cluster):
+        r = requests.get(f"{base}/zato3/billing")
+        assert r.status_code == 200, r.text
+        assert r.json() == {
+            "payload": {"billing": "395.7", "currency": "EUR"},
+            "params": {"cust_id": "39175", "priority": "normal", "phone_no": "271637517"},
+            "app_name": "Zato",
+            "environment": "Production",
+        }

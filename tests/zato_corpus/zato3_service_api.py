@@ -1,0 +1,142 @@
+# -*- coding: utf-8 -*-
+
+# The service API as Zato 3.x's programming guide shows it ("Writing a service", "Request and
+# response objects", "Invoking other services", outgoing REST): service attributes (cid, name,
+# impl_name, invocation_time, environ between hooks, processing_time in finalize_handle),
+# self.logger with a cid, SimpleIO defaults, an HTTP response of one's own (status, headers,
+# content type), self.invoke with as_bunch, and self.out.rest with path, query and headers.
+from __future__ import absolute_import, division, print_function, unicode_literals
+
+# stdlib
+from datetime import datetime
+from http.client import CREATED, OK
+
+# Zato
+from zato.server.service import Bool, Int, Service
+
+
+class ServiceAPI(Service):
+    """ Tells what the service API says about this invocation.
+    """
+    name = 'zato3.api.about'
+
+    class SimpleIO:
+        input_optional = ('cust_name', Int('page', default=1), Bool('is_active'))
+        output_required = ('cid', 'name', 'impl_name', 'invoked_at', 'page', 'cust_name', 'is_active',
+                           'channel_name', 'channel_type', 'seen', 'utcnow')
+        default_value = 'anonymous'
+
+    def before_handle(self):
+        self.environ['seen_before_handle'] = True
+
+    def handle(self):
+        self.environ['seen_handle'] = True
+        self.logger.info('Hello!', cid=self.cid)
+        self.logger.info('invocation_time:[{}]'.format(self.invocation_time))
+
+        out = self.response.payload
+        out.cid = self.cid
+        out.name = self.name
+        out.impl_name = self.impl_name
+        out.invoked_at = self.invocation_time.isoformat()
+        out.page = self.request.input.page
+        out.cust_name = self.request.input.cust_name
+        out.is_active = self.request.input.is_active
+        out.channel_name = self.channel.name
+        out.channel_type = self.channel.type
+        out.seen = sorted(self.environ)
+        out.utcnow = self.time.utcnow()
+
+    def finalize_handle(self):
+        self.logger.info('zato3.api.about took {} ms ({}), handle returned at {}, invoked at {}'.format(
+            self.processing_time, self.processing_time_raw, self.handle_return_time.isoformat(),
+            self.invocation_time.isoformat()))
+
+
+class CSVExport(Service):
+    """ The response a service makes of its own: status, content type and headers.
+    """
+    name = 'zato3.api.csv-export'
+
+    def handle(self):
+        self.log_input()
+        self.response.status_code = OK  # Same as default
+        self.response.payload = 'welcome,to,Zato'
+        self.response.content_type = 'text/csv'
+        self.response.headers['X-Welcome'] = 'Happy coding!'
+        self.response.headers['Content-Disposition'] = 'attachment; filename=info.csv'
+
+
+class GetCustomer(Service):
+    name = 'zato3.crm.customer.get'
+
+    class SimpleIO:
+        input_required = ('cust_id',)
+        output_required = ('cust_id', 'name', 'segment')
+        output_optional = ('last_seen',)
+
+    def handle(self):
+        self.response.payload.cust_id = self.request.input.cust_id
+        self.response.payload.name = 'Customer {}'.format(self.request.input.cust_id)
+        self.response.payload.segment = 'ABC'
+        self.response.payload.last_seen = datetime(2019, 3, 1, 12, 0).isoformat()
+
+
+class CreateCustomer(Service):
+    """ Invokes another service twice, as Zato's docs do, and answers 201 with a Location.
+    """
+    name = 'zato3.crm.customer.create'
+
+    class SimpleIO:
+        input_required = ('cust_id',)
+        output_required = ('summary', 'segment', 'name')
+
+    def handle(self):
+        customer = self.invoke(GetCustomer.get_name(), {'cust_id': self.request.input.cust_id}, as_bunch=True)
+        inline = self.invoke('zato3.crm.customer.get', cust_id=self.request.input.cust_id)
+
+        self.response.status_code = CREATED
+        self.response.headers['Location'] = '/crm/customer/{}'.format(customer.cust_id)
+        self.response.payload.summary = '{} ({})'.format(customer.name, customer.segment)
+        self.response.payload.segment = customer.segment
+        self.response.payload.name = inline['name']
+
+
+class BillingEndpoint(Service):
+    """ The remote end of SetBillingInfo below: tells what it was sent.
+    """
+    name = 'zato3.billing.endpoint'
+
+    def handle(self):
+        self.response.payload = {
+            'payload': self.request.payload,
+            'params': self.request.http.params,
+            'app_name': self.request.http.headers.get('X-App-Name'),
+            'environment': self.request.http.headers.get('X-Environment'),
+        }
+
+
+class SetBillingInfo(Service):
+    """ Updates billing information for customer (Zato's outgoing REST example).
+    """
+    name = 'zato3.billing.set-info'
+
+    def handle(self):
+        # Python dict representing the payload we want to send across
+        payload = {'billing': '395.7', 'currency': 'EUR'}
+
+        # Python dict with all the query parameters, including path and query string
+        params = {'cust_id': '39175', 'phone_no': '271637517', 'priority': 'normal'}
+
+        # Headers the endpoint expects
+        headers = {'X-App-Name': 'Zato', 'X-Environment': 'Production'}
+
+        # Obtains a connection object
+        conn = self.out.rest['Billing'].conn
+
+        # Invoke the resource providing all the information on input
+        response = conn.post(self.cid, payload, params, headers=headers)
+
+        # The response is auto-deserialised for us to a Python dict
+        self.response.payload = response.data
+
