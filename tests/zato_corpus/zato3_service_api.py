@@ -140,3 +140,39 @@ class SetBillingInfo(Service):
         # The response is auto-deserialised for us to a Python dict
         self.response.payload = response.data
 
+
+class PublishOrder(Service):
+    """ Zato's pub/sub, which this server leaves out: the error must say so.
+    """
+    name = 'zato3.orders.publish'
+
+    def handle(self):
+        self.pubsub.publish('/orders/new', data=self.request.payload)
+
+
+class UploadReport(Service):
+    """ An outgoing SFTP connection, which this server leaves out.
+    """
+    name = 'zato3.reports.upload'
+
+    def handle(self):
+        conn = self.out.sftp['Reports'].conn
+        conn.write('report', '/tmp/report.csv')
+
+
+class NotifyCustomer(Service):
+    """ Keeps its own `email` (a name Zato also uses, for its e-mail connections) and invokes
+    the publishing service above, which fails.
+    """
+    name = 'zato3.crm.customer.notify'
+
+    class SimpleIO:
+        input_required = ('email',)
+        output_optional = ('email', 'has_pubsub')
+
+    def handle(self):
+        self.email = self.request.input.email
+        self.response.payload.email = self.email
+        self.response.payload.has_pubsub = hasattr(self, 'pubsub')
+        if self.email.endswith('.invalid'):
+            self.invoke('zato3.orders.publish', {'order_id': 1})

@@ -31,6 +31,8 @@ each a subclass of its parent here; import those from their own module.
      │   │   └─ NoneOfInputs (zato.service.sio) self.request.input.require_any(...) found
      │   │                   none of them; also a ValueError, as Zato raises
      │   ├─ DeployError      a deployed module does not compile or defines no service
+     │   ├─ NotSupported     (zato.service.unsupported) a service used a Zato API this server
+     │   │                   leaves out (self.pubsub, self.out.sftp...); also an AttributeError
      │   ├─ MessageStateError (zato.service.messages) self.request.amqp.ack() after reject(),
      │   │                   or the reverse
      │   └─ Reportable       (zato.common.exception; Zato's ZatoException) a service's own

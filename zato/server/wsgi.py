@@ -52,6 +52,7 @@ from zato.service.base import (
     http_channel,
     without_credentials,
 )
+from zato.service.unsupported import NotSupported
 
 logger = logging.getLogger("zato.http")
 
@@ -435,6 +436,12 @@ class ServerApp:
             logger.warning(
                 "cid %s: service %s: %s (not defined, or not active); answered 500", cid, used_by, e
             )
+            raise HTTPError(500, str(e)) from None
+        except NotSupported as e:  # a Zato API left out on purpose: the service's 500, naming it
+            used_by = e.service or service
+            if used_by != service:
+                used_by += f" (invoked by {service})"
+            logger.warning("cid %s: service %s: %s; answered 500", cid, used_by, e)
             raise HTTPError(500, str(e)) from None
         except ODBError as e:  # an outgoing connection never read before, while the ODB is away
             logger.error("cid %s: service %s: %s", cid, service, e)

@@ -27,6 +27,8 @@ from zato.common.api import CHANNEL
 from zato.common.errors import ServiceError
 from zato.service.logger import service_logger
 from zato.service.sio import NO_IO, Bunch, IODecl, bunchify
+from zato.service.unsupported import SERVICE as UNSUPPORTED_ATTRS
+from zato.service.unsupported import refuse_on
 
 # Zato's channel type names (self.channel.type).
 HTTP_SOAP, INVOKE, INVOKE_ASYNC, INTERNAL = (
@@ -615,3 +617,6 @@ class Service:
             given = callback if isinstance(callback, (list, tuple)) else [callback]
             callbacks = tuple(_service_name(c) for c in given)
         return self._store.invoke_async(target, payload, cid or None, callbacks)
+
+
+refuse_on(Service, "self", UNSUPPORTED_ATTRS)  # self.pubsub and the like: NotSupported naming them

@@ -36,6 +36,8 @@ from zato.coord.queues import OutQueue, encode
 from zato.odb import connectors
 from zato.odb.cached import Cached
 from zato.odb.engine import ODB
+from zato.service.unsupported import OUTGOING as UNSUPPORTED_KINDS
+from zato.service.unsupported import refuse_on
 
 logger = logging.getLogger("zato.outgoing")
 
@@ -331,6 +333,9 @@ class Outgoing:
         defs = self._by_kind.get(kind)
         if defs is not None:
             defs.forget(name)
+
+
+refuse_on(Outgoing, "self.out", UNSUPPORTED_KINDS)  # self.out.sftp and the like: NotSupported
 
 
 def make_outgoing(settings: ServerSettings, redis_client: redis.Redis) -> Outgoing:

@@ -24,6 +24,7 @@ from zato.common.exception import MethodNotAllowed
 from zato.service.base import HTTP_SOAP, Request, Response, Service, utcnow
 from zato.service.logger import service_logger
 from zato.service.sio import Payload, io_of, parse_input, render_output
+from zato.service.unsupported import NotSupported
 from zato.service.user_config import UserConfig
 
 _aborted: list[float] = []  # set by worker_aborted(): the worker's timeout, once gunicorn aborts it
@@ -442,7 +443,7 @@ class ServiceStore:
             if cls._zato_finalizes:
                 _finalize(service, name, time.perf_counter() - started)
             return response
-        except OutgoingNotFound as e:
+        except (OutgoingNotFound, NotSupported) as e:
             if e.service is None:  # the service that used it, not the ones that invoked that one
                 e.service = name
             raise
