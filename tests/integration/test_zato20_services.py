@@ -1,5 +1,5 @@
 """Services written as Zato 2.0's and 3.x's docs write them (tests/zato_corpus/zato20_types.py,
-zato20_sio_hooks.py, zato20_input.py, zato_dev_aids.py, rest_verbs.py), deployed with
+zato20_sio_hooks.py, zato20_input.py, zato20_result.py, zato_dev_aids.py, rest_verbs.py), deployed with
 `zato deploy` to a one-server quickstart and called directly and through the load balancer."""
 
 from __future__ import annotations
@@ -207,3 +207,26 @@ def test_require_any_is_a_400_naming_the_inputs_and_deepcopy_is_deep(cluster) ->
         assert r.json()["zato_env"]["details"] == "missing input: at least one of ack, reject is required"
         r = requests.post(f"{base}/z20/settle", json={"msg_id": 17, "ack": False, "reject": True})
         assert (r.status_code, r.json()) == (200, {"msg_id": 17, "state": "rejected"}), r.text
+
+
+def test_a_response_result_of_zato_error_is_an_error_for_the_caller(cluster) -> None:
+    """Zato 2.0's `self.response.result = ZATO_ERROR` with `result_details`, instead of an
+    exception: the client gets Zato's error envelope with the details (500, or the service's own
+    error status), and a service that invoked it an exception it can catch. Before: the module
+    was refused at deploy, `cannot import name 'ZATO_ERROR' from 'zato.common'` (and
+    `self.response.result` was an AttributeError)."""
+    done = deploy(cluster, "zato20_result")
+    assert done.returncode == 0, done.stdout + done.stderr
+    channel(cluster, "/z20/check", "zato20.customer.check")
+    channel(cluster, "/z20/check-many", "zato20.customer.check-many")
+    for base in (cluster.server_url("server1"), cluster.lb_url):
+        r = requests.post(f"{base}/z20/check", json={"cust_id": 7})
+        assert (r.status_code, r.json()) == (200, {"status": "active"}), r.text
+        for cust_id, status in ((101, 500), (1001, 404)):
+            r = requests.post(f"{base}/z20/check", json={"cust_id": cust_id})
+            assert r.status_code == status, r.text
+            env = r.json()["zato_env"]
+            assert (env["result"], env["details"]) == ("ZATO_ERROR", f"No such customer: {cust_id}")
+        r = requests.post(f"{base}/z20/check-many", json={"ids": [1, 101]})
+        assert r.status_code == 200, r.text
+        assert r.json() == {"1": "ok", "101": "error: No such customer: 101"}

@@ -4,6 +4,9 @@ compare `self.channel.type == CHANNEL.AMQP` or pass `data_format=DATA_FORMAT.JSO
 
 from __future__ import annotations
 
+ZATO_OK = "ZATO_OK"  # self.response.result of a service that succeeded (the default)
+ZATO_ERROR = "ZATO_ERROR"  # ... of one that failed: its caller gets an error (zato.service.store)
+
 
 class DATA_FORMAT:  # noqa: N801 - Zato's name
     CSV = "csv"

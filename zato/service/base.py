@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from zato.common import jsonenc
-from zato.common.api import CHANNEL
+from zato.common.api import CHANNEL, ZATO_OK
 from zato.common.errors import ServiceError
 from zato.service.logger import service_logger
 from zato.service.sio import NO_IO, Bunch, IODecl, bunchify
@@ -230,7 +230,15 @@ def headers_of(environ: dict) -> dict[str, str]:
 
 
 class Response:
-    __slots__ = ("payload", "status_code", "content_type", "content_encoding", "headers")
+    __slots__ = (
+        "payload",
+        "status_code",
+        "content_type",
+        "content_encoding",
+        "headers",
+        "result",
+        "result_details",
+    )
 
     def __init__(self, payload: Any = None):
         self.payload = payload  # dict/list -> JSON, str -> text, bytes -> as is, None -> empty
@@ -238,6 +246,8 @@ class Response:
         self.content_type: str | None = None  # derived from the payload when None
         self.content_encoding: str | None = None  # Zato's shorthand for a Content-Encoding header
         self.headers: dict[str, str] = {}
+        self.result = ZATO_OK  # Zato's: ZATO_ERROR makes the answer an error (zato.service.store)
+        self.result_details = ""  # ... whose details the caller gets
 
 
 def utcnow() -> dt.datetime:

@@ -18,9 +18,10 @@ import types
 from typing import Any
 
 from zato.common import service_name as service_name_rule
+from zato.common.api import ZATO_ERROR, ZATO_OK
 from zato.common.cid import new_cid
 from zato.common.errors import DeployError, OutgoingNotFound, ServiceError, ServiceNotFound
-from zato.common.exception import MethodNotAllowed
+from zato.common.exception import MethodNotAllowed, Reportable
 from zato.service.base import HTTP_SOAP, Request, Response, Service, utcnow
 from zato.service.logger import service_logger
 from zato.service.sio import Payload, io_of, parse_input, render_output
@@ -265,6 +266,20 @@ def _hook(service: Service, hook: str, name: str) -> None:
         logger.exception(said, service.cid, name, hook)
 
 
+def _result_error(name: str, cid: str, response: Response) -> ServiceError:
+    """Zato's `self.response.result = ZATO_ERROR`: the caller gets an error (Reportable) with
+    result_details, and the service's own status if it set an error one (else 500)."""
+    if response.result != ZATO_ERROR:
+        return ServiceError(
+            f"service {name} set self.response.result to {response.result!r}, not ZATO_OK or ZATO_ERROR"
+        )
+    try:
+        status = int(response.status_code)
+    except (TypeError, ValueError):
+        status = 500
+    return Reportable(cid, str(response.result_details or ""), status if 400 <= status <= 599 else 500)
+
+
 def _finalize(service: Service, name: str, took: float) -> None:
     """Zato's finalize_handle, with the processing time set; its failure is logged only."""
     service.processing_time_raw = datetime.timedelta(seconds=took)
@@ -442,6 +457,8 @@ class ServiceStore:
                 )
             if cls._zato_finalizes:
                 _finalize(service, name, time.perf_counter() - started)
+            if response.result != ZATO_OK:
+                raise _result_error(name, service.cid, response)
             return response
         except (OutgoingNotFound, NotSupported) as e:
             if e.service is None:  # the service that used it, not the ones that invoked that one
