@@ -19,6 +19,7 @@ CHANNELS = (
     ("/zato3/about", "zato3.api.about"),
     ("/zato3/export", "zato3.api.csv-export"),
     ("/zato3/customer", "zato3.crm.customer.create"),
+    ("/zato3/lookup", "zato3.crm.customer.lookup"),
     ("/api/billing/{phone_no}", "zato3.billing.endpoint"),
     ("/zato3/billing", "zato3.billing.set-info"),
     ("/zato3/publish", "zato3.orders.publish"),
@@ -93,6 +94,17 @@ def test_invoke_as_bunch_and_inline(cluster) -> None:
         assert r.status_code == 201, r.text
         assert r.headers["Location"] == "/crm/customer/7"
         assert r.json() == {"summary": "Customer 7 (ABC)", "segment": "ABC", "name": "Customer 7"}
+
+
+def test_invoke_with_json_text_and_data_format_json(cluster) -> None:
+    """`self.invoke(name, dumps(input_data), data_format=DATA_FORMAT.JSON)`, as Zato's
+    "Invoking other services" page writes it: the SimpleIO service gets the JSON parsed.
+    Before: the service's 400, `missing input: cust_id` (it got the text)."""
+    for base in urls(cluster):
+        r = requests.post(f"{base}/zato3/lookup", json={"cust_id": 5})
+        assert r.status_code == 200, r.text
+        want = {"cust_id": 5, "name": "Customer 5", "segment": "ABC", "last_seen": "2019-03-01T12:00:00"}
+        assert r.json() == want
 
 
 def test_outgoing_rest_as_zatos_example(cluster) -> None:

@@ -10,8 +10,10 @@ from __future__ import absolute_import, division, print_function, unicode_litera
 # stdlib
 from datetime import datetime
 from http.client import CREATED, OK
+from json import dumps
 
 # Zato
+from zato.common import DATA_FORMAT
 from zato.server.service import Bool, Int, Service
 
 
@@ -100,6 +102,20 @@ class CreateCustomer(Service):
         self.response.payload.summary = '{} ({})'.format(customer.name, customer.segment)
         self.response.payload.segment = customer.segment
         self.response.payload.name = inline['name']
+
+
+class LookupCustomer(Service):
+    """ Invokes a SimpleIO service with its input as JSON text, as Zato's "Invoking other
+    services" page does with data_format.
+    """
+    name = 'zato3.crm.customer.lookup'
+
+    def handle(self):
+        input_data = {'cust_id': self.request.payload['cust_id']}
+        service_name = 'zato3.crm.customer.get'
+        response = self.invoke(service_name, dumps(input_data), data_format=DATA_FORMAT.JSON)
+        self.logger.info(response)
+        self.response.payload = response
 
 
 class BillingEndpoint(Service):

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from zato.common import jsonenc
-from zato.common.api import CHANNEL, ZATO_OK
+from zato.common.api import CHANNEL, DATA_FORMAT, ZATO_OK
 from zato.common.errors import ServiceError
 from zato.service.logger import service_logger
 from zato.service.sio import NO_IO, Bunch, IODecl, bunchify
@@ -327,6 +327,22 @@ def _service_name(given: Any) -> str:
     return name
 
 
+def _as_data_format(payload: Any, data_format: Any, target: str) -> Any:
+    """Zato's `self.invoke(name, dumps(data), data_format=DATA_FORMAT.JSON)`: JSON text is
+    parsed for the other service, as a JSON channel parses a body; any other payload is as given."""
+    if data_format != DATA_FORMAT.JSON or not isinstance(payload, (str, bytes, bytearray)):
+        return payload
+    if not payload.strip():
+        return None
+    try:
+        return jsonenc.loads_strict(bytes(payload) if isinstance(payload, bytearray) else payload)
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        said = "nested too deeply" if isinstance(e, RecursionError) else jsonenc.error_text(e)
+        raise ServiceError(
+            f"invoke of {target} with data_format='json': the payload is not JSON: {said}"
+        ) from None
+
+
 class Service:
     """Base of every service. One instance per invocation."""
 
@@ -506,12 +522,14 @@ class Service:
         arguments are the payload (`self.invoke("crm.get", client_id=1)`); `as_bunch=True`
         gives attribute access to every dict in the response; `timeout=` seconds bounds the
         call: past it the other service is stopped and gevent.Timeout raised (None returned
-        with `raise_timeout=False`). channel, data_format, transport and serialize are
-        accepted and change nothing (JSON only)."""
+        with `raise_timeout=False`). `data_format=DATA_FORMAT.JSON` with a payload given as
+        JSON text (`dumps(...)`) gives the other service that JSON parsed, as a JSON channel
+        would; channel, transport and serialize are accepted and change nothing (JSON only)."""
         target = _service_name(zato_name)
         self._check_chain(target)
         if not payload:
             payload = {k: v for k, v in kwargs.items() if k not in _INVOKE_KEYS} or payload
+        payload = _as_data_format(payload, data_format, target)
         cid = kwargs.get("cid") or self.cid
         if timeout:
             response = self._invoke_within(target, payload, cid, timeout, raise_timeout)
