@@ -18,6 +18,7 @@ CORPUS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "zato_corpus")
 CHANNELS = (
     ("/zato3/about", "zato3.api.about"),
     ("/zato3/export", "zato3.api.csv-export"),
+    ("/zato3/request-info", "zato3.api.request-info"),
     ("/zato3/customer", "zato3.crm.customer.create"),
     ("/zato3/lookup", "zato3.crm.customer.lookup"),
     ("/api/billing/{phone_no}", "zato3.billing.endpoint"),
@@ -76,6 +77,21 @@ def test_service_attributes_hooks_and_simple_io_defaults(cluster) -> None:
     for cid in cids:
         assert f"cid {cid}: Hello!" in logs
     assert "Traceback" not in logs, logs[-3000:]
+
+
+def test_request_cid_data_format_and_transport(cluster) -> None:
+    """Zato 4.1's request docs list self.request.cid, .data_format and .transport. Before:
+    the service's 500, `AttributeError: 'Request' object has no attribute 'cid'`."""
+    for base in urls(cluster):
+        r = requests.get(f"{base}/zato3/request-info")
+        assert r.status_code == 200, r.text
+        assert r.json() == {
+            "cid": r.headers["X-Zato-CID"],
+            "same_cid": True,
+            "data_format": "json",
+            "transport": "plain_http",
+            "invoked": {"same_cid": True, "transport": None},
+        }
 
 
 def test_a_response_of_the_services_own(cluster) -> None:

@@ -55,6 +55,28 @@ class ServiceAPI(Service):
             self.invocation_time.isoformat()))
 
 
+class RequestInfo(Service):
+    """ Zato 4.1's request attributes: cid, data_format and transport.
+    """
+    name = 'zato3.api.request-info'
+
+    def handle(self):
+        self.response.payload = {
+            'cid': self.request.cid,
+            'same_cid': self.request.cid == self.cid,
+            'data_format': self.request.data_format,
+            'transport': self.request.transport,
+            'invoked': self.invoke('zato3.api.request-info-inner'),
+        }
+
+
+class RequestInfoInner(Service):
+    name = 'zato3.api.request-info-inner'
+
+    def handle(self):
+        self.response.payload = {'same_cid': self.request.cid == self.cid, 'transport': self.request.transport}
+
+
 class CSVExport(Service):
     """ The response a service makes of its own: status, content type and headers.
     """

@@ -18,6 +18,11 @@ class DATA_FORMAT:  # noqa: N801 - Zato's name
     XML = "xml"
 
 
+class URL_TYPE:  # noqa: N801 - Zato's name: self.request.transport of an HTTP channel's request
+    PLAIN_HTTP = "plain_http"
+    SOAP = "soap"  # Zato's, never seen here
+
+
 class CHANNEL:  # noqa: N801 - Zato's name; the types self.channel.type has here are marked
     AMQP = "amqp"  # an AMQP channel's message
     HTTP_SOAP = "http-soap"  # an HTTP channel

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from zato.common import jsonenc
-from zato.common.api import CHANNEL, DATA_FORMAT, ZATO_OK
+from zato.common.api import CHANNEL, DATA_FORMAT, URL_TYPE, ZATO_OK
 from zato.common.errors import ServiceError
 from zato.service.logger import service_logger
 from zato.service.sio import NO_IO, Bunch, IODecl, bunchify
@@ -123,6 +123,7 @@ class Request:
         "in_reply_to",
         "_meta",
         "_message",
+        "cid",
     )
 
     def __init__(
@@ -149,6 +150,17 @@ class Request:
         self.input: Any = Bunch()
         self._meta = meta
         self._message: Any = None
+        self.cid = ""  # Zato 4.1's self.request.cid: the invocation's CID, set by the store
+
+    @property
+    def data_format(self) -> str:
+        """Zato 4.1's self.request.data_format: always JSON here (XML and the others are not)."""
+        return DATA_FORMAT.JSON
+
+    @property
+    def transport(self) -> str | None:
+        """Zato 4.1's self.request.transport: Zato's `plain_http` on an HTTP channel, else None."""
+        return URL_TYPE.PLAIN_HTTP if self.channel.type == HTTP_SOAP else None
 
     @property
     def message(self) -> Any:

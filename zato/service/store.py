@@ -438,6 +438,7 @@ class ServiceStore:
             decl = cls._zato_io
             req.input = parse_input(decl, req.payload, req.params, req.path_params)
             service = cls(self, cid or new_cid(), req)
+            req.cid = service.cid
             service._zato_chain = (*chain, name)
             if not service.accept():
                 return Response()  # as in Zato: nothing runs, an empty answer
