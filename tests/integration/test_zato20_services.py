@@ -230,3 +230,19 @@ def test_a_response_result_of_zato_error_is_an_error_for_the_caller(cluster) -> 
         r = requests.post(f"{base}/z20/check-many", json={"ids": [1, 101]})
         assert r.status_code == 200, r.text
         assert r.json() == {"1": "ok", "101": "error: No such customer: 101"}
+
+
+def test_the_raw_request_of_a_service_invoked_directly_is_what_it_was_given(cluster) -> None:
+    """Zato 2.0's request docs: "If a service was invoked directly, it will be a Python object
+    received on input, such as a list or dict." Before: "" (no body came over HTTP)."""
+    done = deploy(cluster, "zato20_input")
+    assert done.returncode == 0, done.stdout + done.stderr
+    channel(cluster, "/z20/raw", "zato20.invoke-for-raw")
+    r = requests.post(f"{cluster.lb_url}/z20/raw", data='{"a": 1}')
+    assert r.status_code == 200, r.text
+    assert r.json() == {
+        "dict": {"type": "dict", "raw": {"cust_id": 1}},
+        "list": {"type": "list", "raw": [1, 2]},
+        "nothing": {"type": "str", "raw": ""},
+        "http": '{"a": 1}',
+    }

@@ -66,3 +66,26 @@ class Settle(Service):
 
         self.response.payload.msg_id = input.msg_id
         self.response.payload.state = 'acknowledged' if input.ack else 'rejected'
+
+
+class RawOfInvoked(Service):
+    """ Zato 2.0's docs: a service invoked directly gets the Python object it was given as
+    its raw_request.
+    """
+    name = 'zato20.raw-of-invoked'
+
+    def handle(self):
+        raw = self.request.raw_request
+        self.response.payload = {'type': type(raw).__name__, 'raw': raw}
+
+
+class InvokeForRaw(Service):
+    name = 'zato20.invoke-for-raw'
+
+    def handle(self):
+        self.response.payload = {
+            'dict': self.invoke('zato20.raw-of-invoked', {'cust_id': 1}),
+            'list': self.invoke('zato20.raw-of-invoked', [1, 2]),
+            'nothing': self.invoke('zato20.raw-of-invoked'),
+            'http': self.request.raw_request,
+        }

@@ -66,6 +66,7 @@ def http_channel(name: str, security: SecurityInfo | None = None) -> ChannelInfo
 
 
 _EMPTY: dict = {}
+DIRECT = frozenset({INVOKE, INVOKE_ASYNC, INVOKE_ASYNC_CALLBACK})  # invoked by another service
 MAX_FORM_FIELDS_KEY = "zato.max_form_fields"  # in the WSGI environ: the server's limit
 DEFAULT_MAX_FORM_FIELDS = 1000  # as [limits] max_form_fields
 
@@ -203,7 +204,10 @@ class Request:
 
     @property
     def raw_request(self) -> Any:
-        """The request body as received (text when it is UTF-8)."""
+        """The request body as received (text when it is UTF-8); for a service invoked directly
+        (self.invoke, invoke_async), the Python object it was given, as Zato 2.0's docs say."""
+        if not self.raw and self.environ is None and self.channel.type in DIRECT:
+            return "" if self.payload is None else self.payload
         try:
             return self.raw.decode("utf-8")
         except UnicodeDecodeError:
