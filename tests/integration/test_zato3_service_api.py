@@ -76,6 +76,7 @@ def test_service_attributes_hooks_and_simple_io_defaults(cluster) -> None:
     logs = cluster.server_logs()
     for cid in cids:
         assert f"cid {cid}: Hello!" in logs
+        assert f"cid {cid}: Zato 2.0 spelling, level 20" in logs
     assert "Traceback" not in logs, logs[-3000:]
 
 

@@ -34,6 +34,7 @@ class ServiceAPI(Service):
     def handle(self):
         self.environ['seen_handle'] = True
         self.logger.info('Hello!', cid=self.cid)
+        self.logger.warn('Zato 2.0 spelling, level %s', self.logger.getEffectiveLevel(), cid=self.cid)
         self.logger.info('invocation_time:[{}]'.format(self.invocation_time))
 
         out = self.response.payload

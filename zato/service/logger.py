@@ -24,6 +24,16 @@ class ServiceLogger(logging.LoggerAdapter):
             msg = f"cid {cid}: {msg}"
         return msg, kwargs
 
+    def warn(self, msg: Any, *args: Any, **kwargs: Any) -> None:
+        """Zato 2.0's services write self.logger.warn (Python 3.13's LoggerAdapter has it no more)."""
+        self.warning(msg, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        """The rest of a Logger (handlers, level, propagate...) is the logger's own."""
+        if name.startswith("__") or name == "logger":
+            raise AttributeError(name)
+        return getattr(self.logger, name)
+
 
 def service_logger(name: str) -> ServiceLogger:
     return ServiceLogger(logging.getLogger(name))
