@@ -223,3 +223,40 @@ def test_a_file_removed_while_the_folder_is_read_is_simply_gone(folder, monkeypa
 
     monkeypatch.setattr(os, "scandir", listed_then_removed)
     assert dict(UserConfig([str(folder)]).current()) == {}
+
+
+def test_zatos_user_config_labels_follow_their_files(tmp_path, caplog):
+    """server.conf's [user_config] LABEL = path: self.user_config.LABEL.FILE...; an edit applies
+    at the next look, a broken one keeps what was read (said once, without the line's text), and
+    a file that is gone or never was is named when the label is used."""
+    my1 = tmp_path / "my1.ini"
+    my1.write_text("[hello]\na_string = My string\na_list = sample,list\n")
+    clock = Clock()
+    config = UserConfig(labelled=[("data1", str(my1)), ("data2", str(tmp_path / "none.ini"))], clock=clock)
+    labels = config.labelled()
+    assert labels.data1.my1.hello.a_list == ["sample", "list"]
+    with pytest.raises(AttributeError, match=r"self.user_config.data2: its file .*none.ini cannot be read"):
+        getattr(labels, "data2")  # noqa: B009
+    with pytest.raises(AttributeError, match=r"no such label \(it gives: data1, data2\)"):
+        getattr(labels, "data3")  # noqa: B009
+    with pytest.raises(KeyError):
+        labels["data3"]
+    write(my1, "[hello]\na_string = s3cret edited\n")
+    clock.now += RECHECK
+    assert config.labelled().data1.my1.hello.a_string == "s3cret edited"
+    with caplog.at_level(logging.ERROR):
+        for _ in range(3):
+            write(my1, "[hello]\nno equals sign s3cret\n")
+            clock.now += RECHECK
+            assert config.labelled().data1.my1.hello.a_string == "s3cret edited"
+    said = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno >= logging.ERROR and "label data1" in r.getMessage()
+    ]
+    assert len(said) == 1 and "keeping what was read of it before" in said[0], said
+    assert "s3cret" not in caplog.text
+    my1.unlink()
+    clock.now += RECHECK
+    with pytest.raises(AttributeError, match="No such file or directory"):
+        getattr(config.labelled(), "data1")  # noqa: B009
