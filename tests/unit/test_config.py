@@ -183,3 +183,30 @@ def test_zato_stop_reads_the_drain_leniently(server_dir, tmp_path):
     edit(server_dir, "drain_seconds = 45\n", "drain_seconds = 1e12\n")
     assert server_drain(server_dir) is None
     assert server_drain(str(tmp_path / "gone")) is None
+
+
+def test_zatos_user_config_stanza_gives_labels_and_their_files(server_dir):
+    """Zato's server.conf [user_config] LABEL = path: a relative path is to the folder
+    server.conf is in, a label keeps its case, an empty path is refused; `zato info` names each
+    label's file and says which cannot be read."""
+    import os
+
+    from zato.config.component import read_component
+    from zato.lifecycle.control import info
+
+    config = os.path.join(server_dir, "config")
+    with open(os.path.join(config, "my1.ini"), "w") as f:
+        f.write("[hello]\na_string = My string\n")
+    with open(os.path.join(config, "server.conf"), "a") as f:
+        f.write("\n[user_config]\ndata1 = ./my1.ini\nOps = /nowhere/ops.ini\n")
+    settings = load_server_settings(server_dir)
+    assert settings.user_config_files == (
+        ("data1", os.path.join(config, "my1.ini")),
+        ("Ops", "/nowhere/ops.ini"),
+    )
+    assert info(read_component(server_dir))["user_config"] == (
+        f"data1 = {config}/my1.ini, Ops = /nowhere/ops.ini (cannot be read: No such file or directory)"
+    )
+    edit(server_dir, "Ops = /nowhere/ops.ini", "Ops =")
+    with pytest.raises(ConfigError, match=r"\[user_config\] Ops: give the path of an .ini file"):
+        load_server_settings(server_dir)

@@ -445,12 +445,14 @@ def info(comp: Component) -> dict:
     }
     if comp.kind == component.SERVER:
         s = load_server_settings(comp.path)
-        from zato.service.user_config import survey
+        from zato.service.user_config import survey, survey_labels
 
         out.update(
             name=s.name, cluster=s.cluster, host=s.host, port=s.port, workers=s.workers, url=ping_url(s)
         )
         out["user-conf"] = survey(s.user_conf_dirs)
+        if s.user_config_files:  # Zato's [user_config] stanza: self.user_config.LABEL
+            out["user_config"] = survey_labels(s.user_config_files)
     elif comp.kind == component.DASHBOARD:
         d = load_dashboard_settings(comp.path)
         out.update(cluster=d.cluster, host=d.host, port=d.port, url=d.url)

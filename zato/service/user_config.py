@@ -189,6 +189,20 @@ def survey(folders: Iterable[str]) -> str:
     return f"{', '.join(folders)}: {', '.join(said) or 'no files'}"
 
 
+def survey_labels(files: Iterable[tuple[str, str]]) -> str:
+    """One line for `zato info`: each [user_config] label, its file, and why it cannot be read."""
+    said = []
+    for label, path in files:
+        try:
+            parse(path, label)
+        except (OSError, ValueError) as e:
+            why = (e.strerror or str(e)) if isinstance(e, OSError) else str(e)
+            said.append(f"{label} = {path} (cannot be read: {why})")
+        else:
+            said.append(f"{label} = {path}")
+    return ", ".join(said)
+
+
 class _File(NamedTuple):
     signature: tuple  # (mtime_ns, size, inode): a change means the file is read again
     section: Section | None  # what was read of it; None while it never parsed
