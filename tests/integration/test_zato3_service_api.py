@@ -25,6 +25,7 @@ CHANNELS = (
     ("/zato3/billing", "zato3.billing.set-info"),
     ("/zato3/publish", "zato3.orders.publish"),
     ("/zato3/upload", "zato3.reports.upload"),
+    ("/zato3/reports", "zato3.reports.list"),
     ("/zato3/notify", "zato3.crm.customer.notify"),
 )
 
@@ -156,6 +157,7 @@ def test_a_zato_api_left_out_is_named_and_a_services_own_attribute_of_its_name_w
     cases = (
         ("/zato3/publish", "self.pubsub: Zato's publish/subscribe"),
         ("/zato3/upload", "self.out.sftp: outgoing SFTP connections"),
+        ("/zato3/reports", "self.commands: running shell commands"),
     )
     for path, said in cases:
         r = requests.post(f"{cluster.lb_url}{path}", json={"order_id": 1})

@@ -199,6 +199,16 @@ class UploadReport(Service):
         conn.write('report', '/tmp/report.csv')
 
 
+class ListReports(Service):
+    """ Zato 3.2's shell commands, which this server leaves out.
+    """
+    name = 'zato3.reports.list'
+
+    def handle(self):
+        result = self.commands.invoke('ls -la /tmp')
+        self.response.payload = result.stdout
+
+
 class NotifyCustomer(Service):
     """ Keeps its own `email` (a name Zato also uses, for its e-mail connections) and invokes
     the publishing service above, which fails.

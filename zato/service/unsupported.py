@@ -27,6 +27,8 @@ SERVICE: dict[str, str] = {
     "email": "e-mail connections (self.email.smtp, self.email.imap)",
     "cloud": "cloud connections (self.cloud.aws.s3 and others)",
     "search": "search connections (self.search.es, self.search.solr)",
+    "commands": "running shell commands (self.commands.invoke)",
+    "sso": "Zato's single sign-on API (self.sso)",
 }
 
 # self.out.NAME (self.outgoing.NAME) -> what it is in Zato
