@@ -113,6 +113,7 @@ def test_every_empty_list_says_it_is_empty(qs):
         ("main", "drain_seconds", "must be 0 or more and at most 600 (seconds)"),
         ("main", "deploy_timeout", "must be more than 0 and at most 3600 (seconds)"),
         ("limits", "body_timeout", "must be more than 0 and at most 3600 (seconds)"),
+        ("limits", "send_timeout", "must be more than 0 and at most 3600 (seconds)"),
         ("lease", "retry_interval", "must be more than 0 and at most 3600 (seconds)"),
         ("kvdb", "socket_timeout", "must be more than 0 and at most 300 (seconds)"),
     ],

@@ -36,7 +36,7 @@ MAX_MEMBERSHIP_TTL = 3600.0  # seconds; readers refuse a member entry that says 
 # Upper bounds of the other durations (seconds), refused at start above them: a value such as
 # 1e12 was taken, and a server then never ended its drain (zato stop killed it at its --timeout),
 # never timed a body or a deploy out, or held a lease no other server could ever take over.
-MAX_HOUR = 3600.0  # [lease] *, [membership] heartbeat, [limits] body_timeout, [main] deploy_timeout
+MAX_HOUR = 3600.0  # [lease] *, [membership] heartbeat, [limits] *_timeout, [main] deploy_timeout
 MAX_DRAIN_SECONDS = 600.0  # [main] drain_seconds: zato stop waits it out by default (server_drain)
 MAX_IMPORT_BUDGET = 600.0  # [main] import_budget
 MAX_HANG_AFTER = 86400.0  # [main] connector_hang_after (0: never)
@@ -68,6 +68,7 @@ class LimitSettings:
 
     max_body: int = 4 * 1024 * 1024  # bytes; over it: 413, from Content-Length before reading
     body_timeout: float = 10.0  # seconds a client may take to send its whole body (then 408)
+    send_timeout: float = 30.0  # seconds an answer may wait for the client to take a byte (then closed)
     max_headers: int = 100  # gunicorn limit_request_fields
     max_header_size: int = 8190  # gunicorn limit_request_field_size (bytes per header line)
     max_request_line: int = 4094  # gunicorn limit_request_line
@@ -288,7 +289,15 @@ SERVER_SCHEMA: Schema = {
         {"ttl", "renew_interval", "renew_deadline", "retry_interval", "handover_after", "yield_for"}
     ),
     "limits": frozenset(
-        {"max_body", "body_timeout", "max_headers", "max_header_size", "max_request_line", "max_form_fields"}
+        {
+            "max_body",
+            "body_timeout",
+            "send_timeout",
+            "max_headers",
+            "max_header_size",
+            "max_request_line",
+            "max_form_fields",
+        }
     ),
     "logging": _SERVER_LOGGING,
     "tls": frozenset({"ca_file"}),
@@ -713,6 +722,7 @@ def _limits(r: _Reader) -> LimitSettings:
     return LimitSettings(
         max_body=r.int("limits", "max_body", d.max_body, 0, 2**40),
         body_timeout=r.float("limits", "body_timeout", d.body_timeout, hi=MAX_HOUR),
+        send_timeout=r.float("limits", "send_timeout", d.send_timeout, hi=MAX_HOUR),
         max_headers=r.int("limits", "max_headers", d.max_headers, 1, 32768),
         max_header_size=r.int("limits", "max_header_size", d.max_header_size, 64, 65536),
         max_request_line=r.int("limits", "max_request_line", d.max_request_line, 64, 65536),

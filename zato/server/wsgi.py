@@ -41,6 +41,7 @@ from zato.server import body as bodies
 from zato.server.channel_security import Refused, basic_auth, said_user
 from zato.server.epoch_gate import EpochGate
 from zato.server.readiness import READY_PATH, DrainFlag, not_ready_reason, ready_body
+from zato.server.slow_readers import SlowReaders
 from zato.server.worker import Worker
 from zato.service.base import (
     INTERNAL,
@@ -266,8 +267,10 @@ class ServerApp:
         self.malformed_said = bodies.Throttled(every)  # malformed bodies: one warning per `every` at most
         self.gone_said = bodies.Throttled(every)  # clients gone mid-body: the same
         self.rejections = rejections.Rejections(every)  # rejected credentials: a few per `every`
+        self.slow_readers = SlowReaders(self.limits.send_timeout, every)  # answers never taken: closed
 
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
+        self.slow_readers.guard(environ, start_response)
         answer = self._answer(environ, start_response)
         if environ.get("REQUEST_METHOD") == "HEAD":  # the headers a GET gets, with no body (RFC 9110)
             return bodies.without_body(answer)
