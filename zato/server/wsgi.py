@@ -266,6 +266,7 @@ class ServerApp:
         every = worker.settings.client_warning_interval  # [logging], 60 s by default
         self.malformed_said = bodies.Throttled(every)  # malformed bodies: one warning per `every` at most
         self.gone_said = bodies.Throttled(every)  # clients gone mid-body: the same
+        self.slow_said = bodies.Throttled(every)  # bodies slower than body_timeout (408): the same
         self.rejections = rejections.Rejections(every)  # rejected credentials: a few per `every`
         self.slow_readers = SlowReaders(self.limits.send_timeout, every)  # answers never taken: closed
 
@@ -342,6 +343,8 @@ class ServerApp:
         except bodies.BodyError as e:
             if isinstance(e, bodies.Malformed):
                 self._said_malformed(environ, path, cid, e)
+            elif e.status == 408:
+                self._said_slow(environ, path, cid, e)
             bodies.close_connection(start_response)
             answer = self._send(start_response, e.status, error_body(cid, e.detail), JSON, cid)
             if e.status == 413:  # the rest of the body is read and dropped after the answer
@@ -363,6 +366,13 @@ class ServerApp:
         self._say_throttled(
             self.malformed_said, cid, "%s %s from %s answered 400: %s", environ, path, addr, e.detail
         )
+
+    def _said_slow(self, environ: dict, path: str, cid: str, e: bodies.BodyError) -> None:
+        """Bodies that did not arrive within body_timeout: any client can send a body slowly,
+        a byte at a time, and hold a connection of the worker until then."""
+        addr = environ.get("REMOTE_ADDR")
+        what = "%s %s from %s answered 408: %s ([limits] body_timeout); connection closed"
+        self._say_throttled(self.slow_said, cid, what, environ, path, addr, e.detail)
 
     def _said_gone(self, environ: dict, path: str, cid: str, e: bodies.ClientGone) -> None:
         """Clients that left mid-body: any client can open and drop connections in a loop (each
