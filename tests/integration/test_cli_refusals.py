@@ -135,3 +135,23 @@ def test_an_absurd_duration_in_server_conf_is_refused_at_start(qs, section, key,
             zato("stop", qs.server_dir("server1"), "--timeout", "5", check=False)
         with open(conf, "w", encoding="utf-8") as f:
             f.write(before)
+
+
+def test_a_max_body_over_2_gib_is_refused_at_start(qs):
+    """Before: [limits] max_body was taken up to 1 TiB, though a body is read whole into a
+    worker's memory (and a channel's own limit cannot be over 2 GiB)."""
+    conf = os.path.join(qs.server_dir("server1"), "config", "server.conf")
+    with open(conf, encoding="utf-8") as f:
+        before = f.read()
+    try:
+        Quickstart._merge(conf, "limits", {"max_body": str(2**40)})
+        line = one_line_error(zato("start", qs.server_dir("server1"), check=False))
+        said = "1099511627776 is over 2147483647 bytes (2 GiB), the most it can be"
+        said += " (a body is read whole into a worker's memory)"
+        assert line == f"zato: error: {conf}: [limits] max_body: {said}", line
+        assert qs.pid("server1") is None  # nothing started
+    finally:
+        if qs.pid("server1") is not None:  # it started after all (before the fix): stopped again
+            zato("stop", qs.server_dir("server1"), "--timeout", "5", check=False)
+        with open(conf, "w", encoding="utf-8") as f:
+            f.write(before)

@@ -37,6 +37,10 @@ MAX_MEMBERSHIP_TTL = 3600.0  # seconds; readers refuse a member entry that says 
 # 1e12 was taken, and a server then never ended its drain (zato stop killed it at its --timeout),
 # never timed a body or a deploy out, or held a lease no other server could ever take over.
 MAX_HOUR = 3600.0  # [lease] *, [membership] heartbeat, [limits] *_timeout, [main] deploy_timeout
+# [limits] max_body: a body is read whole into a worker's memory, so 1 TiB (the bound before)
+# was a worker killed for its memory, not a limit; 2 GiB is also the most a channel's own
+# max_body can be (zato.odb.api.MAX_CHANNEL_BODY: what the ODB's column holds).
+MAX_BODY = 2**31 - 1
 MAX_DRAIN_SECONDS = 600.0  # [main] drain_seconds: zato stop waits it out by default (server_drain)
 MAX_IMPORT_BUDGET = 600.0  # [main] import_budget
 MAX_HANG_AFTER = 86400.0  # [main] connector_hang_after (0: never)
@@ -719,8 +723,14 @@ def _ca_file(r: _Reader) -> str:
 
 def _limits(r: _Reader) -> LimitSettings:
     d = LimitSettings()
+    max_body = r.int("limits", "max_body", d.max_body, 0, 2**63)
+    if max_body > MAX_BODY:
+        raise ConfigError(
+            f"{r.path}: [limits] max_body: {max_body} is over {MAX_BODY} bytes (2 GiB), the most it can be "
+            "(a body is read whole into a worker's memory)"
+        )
     return LimitSettings(
-        max_body=r.int("limits", "max_body", d.max_body, 0, 2**40),
+        max_body=max_body,
         body_timeout=r.float("limits", "body_timeout", d.body_timeout, hi=MAX_HOUR),
         send_timeout=r.float("limits", "send_timeout", d.send_timeout, hi=MAX_HOUR),
         max_headers=r.int("limits", "max_headers", d.max_headers, 1, 32768),
