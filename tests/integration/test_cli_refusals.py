@@ -123,33 +123,44 @@ def test_an_absurd_duration_in_server_conf_is_refused_at_start(qs, section, key,
     whole --timeout for the drain and then killed it (a body, a deploy, a lease's retry, a Redis
     call likewise waited for ever, in effect)."""
     conf = os.path.join(qs.server_dir("server1"), "config", "server.conf")
-    with open(conf, encoding="utf-8") as f:
-        before = f.read()
-    try:
-        Quickstart._merge(conf, section, {key: "1e12"})
-        line = one_line_error(zato("start", qs.server_dir("server1"), check=False))
-        assert line == f"zato: error: {conf}: [{section}] {key}: 1e12 {said}", line
-        assert qs.pid("server1") is None  # nothing started
-    finally:
-        if qs.pid("server1") is not None:  # it started after all (before the fix): stopped again
-            zato("stop", qs.server_dir("server1"), "--timeout", "5", check=False)
-        with open(conf, "w", encoding="utf-8") as f:
-            f.write(before)
+    line = refused_at_start(qs, section, {key: "1e12"})
+    assert line == f"zato: error: {conf}: [{section}] {key}: 1e12 {said}", line
 
 
 def test_a_max_body_over_2_gib_is_refused_at_start(qs):
     """Before: [limits] max_body was taken up to 1 TiB, though a body is read whole into a
     worker's memory (and a channel's own limit cannot be over 2 GiB)."""
     conf = os.path.join(qs.server_dir("server1"), "config", "server.conf")
+    line = refused_at_start(qs, "limits", {"max_body": str(2**40)})
+    said = "1099511627776 is over 2147483647 bytes (2 GiB), the most it can be"
+    said += " (a body is read whole into a worker's memory)"
+    assert line == f"zato: error: {conf}: [limits] max_body: {said}", line
+
+
+def test_gunicorn_keepalive_0_is_refused_at_start(qs):
+    """Before: taken, and gunicorn then read a request's head with no time limit (it times the
+    head with keepalive, and with 0 not at all): 40 clients sending a header a byte at a time
+    held every connection of a worker of worker_connections = 20, and /zato/ping timed out for
+    as long as they stayed (3 minutes, until they stopped)."""
+    conf = os.path.join(qs.server_dir("server1"), "config", "server.conf")
+    line = refused_at_start(qs, "gunicorn", {"keepalive": "0"})
+    said = "0 would give a request's head no time limit (gunicorn times the head with keepalive, and"
+    said += " with 0 not at all): slow clients of the server's own port would hold its connections for"
+    said += " ever; 1 or more (seconds)"
+    assert line == f"zato: error: {conf}: [gunicorn] keepalive: {said}", line
+
+
+def refused_at_start(qs, section: str, values: dict) -> str:
+    """The one line `zato start` says with `values` in server.conf's [section] (then put back),
+    having started nothing."""
+    conf = os.path.join(qs.server_dir("server1"), "config", "server.conf")
     with open(conf, encoding="utf-8") as f:
         before = f.read()
     try:
-        Quickstart._merge(conf, "limits", {"max_body": str(2**40)})
+        Quickstart._merge(conf, section, values)
         line = one_line_error(zato("start", qs.server_dir("server1"), check=False))
-        said = "1099511627776 is over 2147483647 bytes (2 GiB), the most it can be"
-        said += " (a body is read whole into a worker's memory)"
-        assert line == f"zato: error: {conf}: [limits] max_body: {said}", line
-        assert qs.pid("server1") is None  # nothing started
+        assert qs.pid("server1") is None, line  # nothing started
+        return line
     finally:
         if qs.pid("server1") is not None:  # it started after all (before the fix): stopped again
             zato("stop", qs.server_dir("server1"), "--timeout", "5", check=False)

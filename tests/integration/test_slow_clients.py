@@ -1,7 +1,8 @@
 """Hostile clients on a server's own port (not through the LB, which has timeouts of its own),
 with a real server of one worker whose gunicorn worker_connections is small (20), so that a
 few dozen sockets could take every connection it has: clients that never read their answers
-(send_timeout), bodies sent a byte at a time (body_timeout). In each case /zato/ping (the
+(send_timeout), bodies sent a byte at a time (body_timeout), heads sent a byte at a time
+(gunicorn's keepalive, 2 s). In each case /zato/ping (the
 LB's health check) and a service are still answered, the hostile sockets are closed, and
 server.log says so in one line."""
 
@@ -75,6 +76,16 @@ def connect(qs) -> socket.socket:
     return socket.create_connection(("127.0.0.1", port), timeout=5)
 
 
+def trickle(socks: list[socket.socket], stop: threading.Event) -> None:
+    """A byte every half second on every socket, until `stop`."""
+    while not stop.wait(0.5):
+        for s in socks:
+            try:  # noqa: SIM105 - the comment says why the error is expected
+                s.send(b"a")
+            except OSError:
+                pass  # answered and closed by the server: what should happen
+
+
 def test_clients_that_never_read_their_answers_are_closed_and_the_server_still_answers(qs):
     """Before: gunicorn's write of an answer to a client that did not read it waited for ever.
     40 such sockets held every connection of the worker for good: /zato/ping timed out (the
@@ -109,21 +120,13 @@ def test_bodies_sent_a_byte_at_a_time_get_408_and_the_server_still_answers(qs):
     socks = []
     stop = threading.Event()
 
-    def trickle() -> None:
-        while not stop.wait(0.5):
-            for s in socks:
-                try:  # noqa: SIM105 - the comment says why the error is expected
-                    s.send(b"a")
-                except OSError:
-                    pass  # answered 408 and closed: what should happen
-
     try:
         for _ in range(ATTACKERS):
             s = connect(qs)
             s.sendall(b"POST /count HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\na")
             s.setblocking(False)
             socks.append(s)
-        trickler = threading.Thread(target=trickle, daemon=True)
+        trickler = threading.Thread(target=trickle, args=(socks, stop), daemon=True)
         trickler.start()
         wait_for(lambda: server_answers(qs), 90, what="/zato/ping and /count answered")
         answers = {s: b"" for s in socks}
@@ -149,3 +152,26 @@ def test_bodies_sent_a_byte_at_a_time_get_408_and_the_server_still_answers(qs):
     assert len(said) == 1, said  # once a minute at most, not a line per socket
     assert "WARNING" in said[0] and "POST /count from 127.0.0.1 answered 408" in said[0]
     assert "did not arrive within 2 s ([limits] body_timeout); connection closed" in said[0]
+
+
+def test_heads_sent_a_byte_at_a_time_are_closed_and_the_server_still_answers(qs):
+    """Request heads a byte every half second (slowloris), from twice as many sockets as the
+    worker takes at once: each is closed without an answer after gunicorn's keepalive (2 s,
+    which times a request's head), and pings and services are answered meanwhile."""
+    socks = []
+    stop = threading.Event()
+
+    try:
+        for _ in range(ATTACKERS):
+            s = connect(qs)
+            s.sendall(b"GET /count HTTP/1.1\r\nHost: x\r\nX-Slow: a")
+            s.setblocking(False)
+            socks.append(s)
+        trickler = threading.Thread(target=trickle, args=(socks, stop), daemon=True)
+        trickler.start()
+        wait_for(lambda: server_answers(qs), 90, what="/zato/ping and /count answered")
+        wait_for(lambda: all(closed_by_peer(s) for s in socks), 90, what="the server closed every socket")
+    finally:
+        stop.set()
+        for s in socks:
+            s.close()

@@ -143,6 +143,12 @@ class ZatoApplication(BaseApplication):
             except (ValueError, TypeError) as e:
                 reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
                 raise ConfigError(f"{where} {key}: {value!r} is not valid ({reason})") from None
+        if self.cfg.keepalive < 1:
+            raise ConfigError(
+                f"{where} keepalive: {self.cfg.keepalive} would give a request's head no time limit "
+                "(gunicorn times the head with keepalive, and with 0 not at all): slow clients of the "
+                "server's own port would hold its connections for ever; 1 or more (seconds)"
+            )
 
     def do_load_config(self) -> None:
         # gunicorn's version prints and exits on any error; we want our one-line ConfigError.
