@@ -21,8 +21,6 @@ import errno
 import logging
 from typing import Any
 
-import gevent
-
 from zato.server.body import Throttled, one_line
 
 logger = logging.getLogger("zato.server")
@@ -41,15 +39,21 @@ class SendGuard:
         self._sock, self._timeout, self._on_timeout = sock, timeout, on_timeout
 
     def sendall(self, data: Any) -> None:
+        sock = self._sock
         view = memoryview(data).cast("B")
-        while view:
-            sent = 0
-            with gevent.Timeout(self._timeout, False):  # False: the time is up, sent stays 0
-                sent = self._sock.send(view)
-            if not sent:
-                self._on_timeout()
-                raise NotReading(errno.EPIPE, f"the client took no byte of its answer in {self._timeout:g} s")
-            view = view[sent:]
+        before = sock.gettimeout()
+        sock.settimeout(self._timeout)  # for these sends only: gunicorn's reads keep their own
+        try:
+            while view:
+                try:
+                    sent = sock.send(view)
+                except TimeoutError:
+                    self._on_timeout()
+                    what = f"the client took no byte of its answer in {self._timeout:g} s"
+                    raise NotReading(errno.EPIPE, what) from None
+                view = view[sent:]
+        finally:
+            sock.settimeout(before)
 
     def send(self, data: Any) -> int:
         self.sendall(data)
