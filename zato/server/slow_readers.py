@@ -56,6 +56,7 @@ class SendGuard:
             sock.settimeout(before)
 
     def send(self, data: Any) -> int:
+        """All of `data` (a short send is allowed to send more), within the same limit."""
         self.sendall(data)
         return len(data)
 
