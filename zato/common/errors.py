@@ -47,6 +47,9 @@ each a subclass of its parent here; import those from their own module.
      ├─ BodyError            (zato.server.body) a request body cannot be served (413, 400...)
      │   └─ Malformed        (zato.server.body) a body gunicorn cannot decode (400, logged once a minute)
      ├─ ClientGone           (zato.server.body) the client left before its whole body arrived
+     ├─ NotReading           (zato.server.slow_readers) the client took no byte of its answer
+     │                       for [limits] send_timeout; also a BrokenPipeError (EPIPE), so
+     │                       gunicorn closes the connection as for a client gone
      ├─ BatchError           (zato.common.batch) a batch of internal invocations, or its
      │                       answer, is malformed
      ├─ LBError              HAProxy config or Runtime API failure

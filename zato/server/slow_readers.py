@@ -21,14 +21,15 @@ import errno
 import logging
 from typing import Any
 
+from zato.common.errors import ZatoError
 from zato.server.body import Throttled, one_line
 
 logger = logging.getLogger("zato.server")
 
 
-class NotReading(BrokenPipeError):
+class NotReading(ZatoError, BrokenPipeError):
     """The client took no byte of its answer for `send_timeout` seconds: the connection is
-    closed (gunicorn ignores EPIPE, as for a client that went away)."""
+    closed (a BrokenPipeError with EPIPE, which gunicorn takes for a client that went away)."""
 
 
 class SendGuard:
