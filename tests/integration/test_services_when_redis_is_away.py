@@ -98,8 +98,9 @@ def test_a_redis_that_refuses_writes_is_an_outage_said_once_not_a_bug_logged_eve
         assert "Redis refuses writes (READONLY: it is a replica)" in log
         assert "Redis refused" not in log  # the ERROR of a bug, each second
         assert "zato.async: invoke_async: " not in log, log  # said as the worker's outage, below
-        # the supervisor's and the worker's (its invoke_async consumer), once each
-        assert log.count("Redis unreachable (") == 2 and "Redis answers again" not in log, log
+        # the supervisor's and the worker's (its invoke_async consumer), once each, saying what it is
+        assert log.count("is a read-only replica (") == 2 and "Redis answers again" not in log, log
+        assert "Redis unreachable (" not in log, log
         admin.replicaof("NO", "ONE")
         wait_for(
             lambda: requests.get(f"{base}/away/cached", timeout=10).status_code == 200,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 
-from zato.common.errors import CoordDataError, CoordUnavailable
+from zato.common.errors import CoordDataError, CoordForbidden, CoordUnavailable
 from zato.coord.health import RedisHealth
 
 REFUSED = CoordUnavailable(
@@ -71,7 +71,8 @@ def test_a_read_that_works_ends_no_outage_of_writes_and_a_bug_is_no_outage(caplo
         health.failed("status write", CoordDataError("status write: WRONGTYPE"))
     said = lines(caplog)
     assert len(said) == 3 and said[1].startswith("Redis answers again after"), said
-    assert said[2] == "Redis refused status write: status write: WRONGTYPE"
+    assert said[0].startswith("Redis is a read-only replica (lease check): "), said
+    assert said[2].startswith("Redis refused status write: status write: WRONGTYPE; a key of the"), said
     assert health.down_since is None
 
 
@@ -84,6 +85,74 @@ def test_an_unblocked_take_in_a_failover_is_part_of_the_outage_not_a_bug(caplog)
     )
     with caplog.at_level(logging.INFO, logger="zato.redis"):
         health.failed("invoke_async", unblocked, answered_is_bug=False)
-        health.failed("invoke_async", CoordRefused("invoke_async register: Redis refuses writes"), False)
+        health.failed(
+            "invoke_async",
+            CoordRefused("invoke_async register: Redis refuses writes (READONLY: it is a replica)"),
+            False,
+        )
     (said,) = lines(caplog)
-    assert said.startswith("Redis unreachable (invoke_async): ") and "Redis takes writes again" in said
+    assert said.startswith("Redis is a read-only replica (invoke_async): ") and "check [kvdb] url" in said
+
+
+NOPERM = CoordForbidden(
+    "acquiring the lease: Redis's ACL refuses it to the user of [kvdb] url (NOPERM: this user has no"
+    " permissions to run the 'evalsha' command); grant it (docs/redis-acl.md)"
+)
+NOPERM_KEY = CoordForbidden(
+    "membership heartbeat: Redis's ACL refuses it to the user of [kvdb] url (NOPERM: this user has no"
+    " permissions to access one of the keys used as arguments); grant it (docs/redis-acl.md)"
+)
+
+
+def test_refusals_of_commands_are_said_once_each_then_once_a_minute_and_no_answer_ends_them(caplog):
+    """NOPERM (its ACL) and WRONGTYPE (a key of another type): before, one ERROR line at every
+    retry; a success of another command (the heartbeat, each second) must not end them."""
+    clock = Clock()
+    health = RedisHealth("redis://zato-x:******@127.0.0.1:1/0", clock=clock, cluster="prod")
+    wrongtype = CoordDataError(
+        "membership heartbeat: ResponseError: WRONGTYPE Operation against a key holding the wrong kind"
+        " of value (the key: zato:prod:member:server1)"
+    )
+    with caplog.at_level(logging.INFO, logger="zato.redis"):
+        for _ in range(130):  # every half second: 130 of each in 65 s
+            health.failed("lease check", NOPERM)
+            health.ok()  # the heartbeat works meanwhile
+            health.failed("membership heartbeat", NOPERM_KEY)
+            health.failed("membership heartbeat", wrongtype)
+            clock.now += 0.5
+    said = lines(caplog)
+    assert len(said) == 6, said  # each in full, then each once more after 60 s with its count
+    first = [s for s in said if "(retried as before" in s]
+    assert len(first) == 3, said
+    assert "'evalsha' command); add +evalsha to the ACL rules of [kvdb] url's user" in first[0]
+    assert "one of the keys used as arguments); add ~zato:prod:* to the ACL rules" in first[1]
+    assert first[0].startswith("Redis at redis://zato-x:******@127.0.0.1:1/0 refused lease check: ")
+    assert "redis-cli DEL zato:prod:member:server1" in first[2]
+    again = [s for s in said if s not in first]
+    assert all(" still refuses " in s and "120 more time(s)" in s for s in again), again
+    assert health.down_since is None  # no outage: no 'answers again' line
+
+
+def test_a_refusal_that_comes_back_after_a_quiet_minute_is_said_in_full_again(caplog):
+    clock = Clock()
+    health = RedisHealth(clock=clock)
+    with caplog.at_level(logging.INFO, logger="zato.redis"):
+        health.failed("lease check", NOPERM)
+        clock.now += 61  # mended meanwhile, then refused again
+        health.failed("lease check", NOPERM)
+    said = lines(caplog)
+    assert len(said) == 2 and all("add +evalsha" in s for s in said), said
+
+
+def test_every_role_reads_the_same_hint_from_what_to_do():
+    from zato.common.errors import CoordRefused
+    from zato.coord.health import REPLICA, what_to_do
+
+    readonly = CoordRefused("membership read: Redis refuses writes (READONLY: it is a replica): ...")
+    assert what_to_do(readonly) == REPLICA
+    channel = CoordForbidden(
+        "x: (NOPERM: this user has no permissions to access one of the channels used as arguments)"
+    )
+    assert what_to_do(channel, cluster="prod").startswith("add &zato:prod:* to the ACL rules")
+    assert what_to_do(REFUSED).startswith("is Redis running there")
+    assert what_to_do(WRONGPASS).startswith("Redis refuses the user or password")

@@ -82,7 +82,7 @@ class Supervisor:
     def __init__(self, settings: ServerSettings):
         self.settings = settings
         self.stop_event = SignalFlag()  # set by the signal handler: no lock (zato.common.signalflag)
-        self.health = RedisHealth(describe(settings.redis))
+        self.health = RedisHealth(describe(settings.redis), cluster=settings.cluster)
         no_retry = Retry(NoBackoff(), 0)
         self.client = connect(settings.redis, retry=no_retry)
         timeout = lease_client_timeout(settings)

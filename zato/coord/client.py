@@ -221,11 +221,12 @@ def _unannotated(e: Exception) -> str:
 
 
 @contextlib.contextmanager
-def translate(what: str) -> Iterator[None]:
+def translate(what: str, key: str = "") -> Iterator[None]:
     """Turn redis-py exceptions into CoordError('<what>: <reason>'): CoordUnavailable when Redis
     cannot be reached, CoordRefused when it refuses every write, CoordForbidden when its ACL
     refuses the command or key to this user, CoordDataError when it answered with another error
-    (a bug, not an outage)."""
+    (a bug, not an outage). `key`: the one key the commands inside touch, named in a WRONGTYPE's
+    text ("(the key: KEY)"), which Redis's own does not name (zato.coord.health.wrong_key)."""
     try:
         yield
     except MasterNotFoundError as e:  # its text embeds a whole client repr: keep the line short
@@ -240,6 +241,7 @@ def translate(what: str) -> Iterator[None]:
         refusal = refuses_writes(e)
         if refusal:  # an outage of its own: it takes writes again once its operator mends it
             raise CoordRefused(f"{what}: {REFUSES_WRITES} ({refusal}): {_unannotated(e)}") from e
-        raise CoordDataError(f"{what}: {type(e).__name__}: {_unannotated(e)}") from e
+        named = f" (the key: {key})" if key and str(e).startswith("WRONGTYPE") else ""
+        raise CoordDataError(f"{what}: {type(e).__name__}: {_unannotated(e)}{named}") from e
     except OSError as e:
         raise CoordUnavailable(f"{what}: {e}") from e

@@ -2,14 +2,23 @@
 (what failed, which Redis, what to do), then at most one a minute with how many failures came
 meanwhile, and one when Redis answers again ('Redis answers again after N s'), whichever of the
 process's threads or greenlets saw it. The retries themselves are the callers' and keep their
-pace: this only decides what is logged (zato.common.refusals)."""
+pace: this only decides what is logged (zato.common.refusals).
+
+Every process role (supervisor, workers, LB controller) reads what a failure is through kind()
+and what_to_do() here, so each says the same of the same Redis: unreachable, refusing the
+user's password, a read-only replica, refusing writes (MISCONF, OOM), or refusing one command:
+its ACL (NOPERM), a key of another type (WRONGTYPE), another error. Those last three are said
+per command and key, throttled the same way, since a success elsewhere does not end them."""
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
+
+from redis.exceptions import ReadOnlyError
 
 from zato.common.errors import CoordDataError, CoordForbidden, CoordRefused
 from zato.common.refusals import SAY_AGAIN_EVERY, Refusals
@@ -22,54 +31,162 @@ CREDENTIALS = (
     " (docs/redis-acl.md) in server.conf, lb.conf and dashboard.conf, or restore the password in Redis"
 )
 UNREACHABLE = "is Redis running there, and reachable from this host? ([kvdb] url says where)"
-REFUSING = "Redis takes writes again once its operator mends it (a replica, a full disk, its maxmemory)"
-
-
+REFUSING = "Redis takes writes again once its operator mends it (a full disk, its maxmemory)"
+REPLICA = (
+    "check [kvdb] url: it must name the master, not a replica (behind Sentinel: a failover may be"
+    " under way; [kvdb] sentinels and sentinel_master say which master the Sentinels give)"
+)
 ODB_UNREACHABLE = (
     "is the ODB running there, and reachable from this host? ([odb] url in server.conf says where)"
 )
 
+# Kinds of failure (kind()): the first four are outages of the whole Redis, ended by any
+# answer (a write's, for those that refuse writes); the last three refuse one command or key.
+UNREACHABLE_KIND, CREDENTIALS_KIND = "unreachable", "credentials"
+REPLICA_KIND, REFUSING_KIND = "replica", "refusing"
+FORBIDDEN_KIND, WRONGTYPE_KIND, ERROR_KIND = "forbidden", "wrongtype", "error"
 
-def what_to_do(error: Exception, system: str = "Redis") -> str:
+ACL_DOC = "docs/redis-acl.md"
+GRANT = f"grant it ({ACL_DOC})"  # how every CoordForbidden's text ends (zato.coord.client)
+_COMMAND = re.compile(r"permissions to run the '([^']+)' command")
+_NOPERM = re.compile(r"\(NOPERM: ([^)]*)\)")
+_WRONGTYPE_KEY = re.compile(r"WRONGTYPE (\S+) holds a|\(the key: ([^)]+)\)")
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    while error is not None and error not in seen and len(seen) < 10:
+        seen.append(error)
+        error = error.__cause__ or error.__context__  # type: ignore[assignment]
+    return seen
+
+
+def is_replica(error: Exception) -> bool:
+    """Redis answered that it is a replica: READONLY on a write, or a blocking take unblocked
+    because its instance became one (a failover)."""
+    if any(isinstance(e, ReadOnlyError) for e in _chain(error)):
+        return True
+    said = str(error)
+    return "READONLY" in said or "-> replica" in said
+
+
+def kind(error: Exception, system: str = "Redis") -> str:
+    """What `error` (a CoordError, as translate() makes them) says of Redis: one of the *_KIND."""
     said = str(error)
     if system != "Redis":
-        return ODB_UNREACHABLE
+        return UNREACHABLE_KIND
     if isinstance(error, CoordForbidden):
-        return "grant it to that user in Redis's ACL (docs/redis-acl.md)"
-    if isinstance(error, (CoordRefused, CoordDataError)):  # it answered: a replica, its disk full...
-        return REFUSING
+        return FORBIDDEN_KIND
+    if isinstance(error, (CoordRefused, CoordDataError)) and is_replica(error):
+        return REPLICA_KIND
+    if isinstance(error, CoordRefused):  # MISCONF, OOM
+        return REFUSING_KIND
+    if isinstance(error, CoordDataError):
+        return WRONGTYPE_KIND if "WRONGTYPE" in said else ERROR_KIND
     if "WRONGPASS" in said or "AuthenticationError" in said or "NOAUTH" in said or "invalid username" in said:
+        return CREDENTIALS_KIND
+    return UNREACHABLE_KIND
+
+
+def wrong_key(error: Exception) -> str:
+    """The key a WRONGTYPE error names ("" when Redis's own text does not say which)."""
+    found = _WRONGTYPE_KEY.search(str(error))
+    return (found.group(1) or found.group(2)) if found else ""
+
+
+def noperm(error: Exception) -> str:
+    """Redis's own words of a NOPERM ("" when `error` does not carry them)."""
+    found = _NOPERM.search(str(error))
+    return found.group(1) if found else ""
+
+
+def what_to_do(error: Exception, system: str = "Redis", cluster: str = "") -> str:
+    """One clause saying what mends `error`; `cluster`: its name, to name its keys (zato:NAME:*)."""
+    found = kind(error, system)
+    if system != "Redis":
+        return ODB_UNREACHABLE
+    keys = f"~zato:{cluster}:*" if cluster else "~zato:CLUSTER:* (the cluster's keys)"
+    if found == FORBIDDEN_KIND:
+        said = noperm(error)
+        command = _COMMAND.search(said)
+        if command:
+            rule = f"+{command.group(1)}"
+        elif "channel" in said:
+            rule = keys.replace("~", "&", 1).replace("keys", "channels")
+        elif "key" in said:
+            rule = keys
+        else:
+            rule = "the rules"
+        return f"add {rule} to the ACL rules of [kvdb] url's user ({ACL_DOC} lists the rules a cluster needs)"
+    if found == WRONGTYPE_KIND:
+        key = wrong_key(error)
+        if key:
+            return (
+                f"{key} holds another type than the cluster keeps there (written by another Redis"
+                f" client?): see what wrote it, then delete it (redis-cli DEL {key}; docs/trust.md)"
+            )
+        pattern = keys.split(" ")[0].lstrip("~")
+        return (
+            "a key of the cluster holds another type than the cluster keeps there (written by another"
+            f" Redis client?): find it (redis-cli --scan --pattern '{pattern}', then TYPE), see what"
+            " wrote it, then delete it (docs/trust.md)"
+        )
+    if found == ERROR_KIND:
+        return "a bug, or a key of the cluster written by another Redis client (docs/trust.md)"
+    if found == REPLICA_KIND:
+        return REPLICA
+    if found == REFUSING_KIND:
+        return REFUSING
+    if found == CREDENTIALS_KIND:
         return CREDENTIALS
     return UNREACHABLE
+
+
+# The first line of an outage by kind: "Redis unreachable (WHAT at WHERE)", "Redis at WHERE is a
+# read-only replica (WHAT)"...; and what the line a minute says it still is
+_STILL = {REPLICA_KIND: "still a read-only replica", REFUSING_KIND: "still refuses writes"}
+
+
+class _Refused:
+    """One refused command or key: when first and last refused, last said, how many since."""
+
+    def __init__(self, now: float) -> None:
+        self.since = self.said_at = self.last = now
+        self.unsaid = 0
 
 
 class RedisHealth:
     """One per process: its threads and greenlets say Redis failing through it (failed) and
     answering (ok). `where`: which Redis (its URL without the password, or its Sentinels).
-    `system`: "ODB" for the lease keeper's epoch floor, whose outages are the ODB's, not Redis's."""
+    `system`: "ODB" for the lease keeper's epoch floor, whose outages are the ODB's, not Redis's.
+    `cluster`: its name, for the ACL rule or key pattern a refusal's line names."""
 
-    def __init__(
+    MAX_REFUSALS = 32  # refused commands and keys remembered at once (the oldest forgotten)
+
+    def __init__(  # noqa: PLR0913 - each has its default; the tests give the clock and the log
         self,
         where: str = "",
         every: float = SAY_AGAIN_EVERY,
         clock: Callable[[], float] = time.monotonic,
         log: logging.Logger = logger,
         system: str = "Redis",
+        cluster: str = "",
     ) -> None:
-        self.where, self.clock, self.log, self.system = where, clock, log, system
+        self.where, self.clock, self.log, self.system, self.cluster = where, clock, log, system, cluster
         self._lock = threading.Lock()
         self._said = Refusals(every)
+        self._refused: dict[tuple[str, str], _Refused] = {}
         self.down_since: float | None = None
         self.refusing = False  # the outage is Redis refusing writes: a read that works ends nothing
         self.last_error = ""
 
     def failed(self, what: str, error: Exception, answered_is_bug: bool = True) -> None:
-        """`answered_is_bug`: an error Redis answered (CoordDataError) is a bug of ours, logged
-        each time; False where it is part of an outage (a blocking take that a failover
-        unblocked: UNBLOCKED), said as one."""
-        if answered_is_bug and isinstance(error, CoordDataError):  # Redis answered: a bug, not an outage
-            self.log.error("%s refused %s: %s", self.system, what, error)
-            self.last_error = str(error)
+        """`answered_is_bug`: an error Redis answered (CoordDataError, but its ACL's or a key of
+        another type) is a refusal of that command, said apart from outages; False where it is
+        part of an outage (a blocking take that a failover unblocked: UNBLOCKED), said as one."""
+        found = kind(error, self.system)
+        if found in (FORBIDDEN_KIND, WRONGTYPE_KIND) or (found == ERROR_KIND and answered_is_bug):
+            self._refusal(what, error, found)
             return
         now = self.clock()
         with self._lock:
@@ -78,19 +195,61 @@ class RedisHealth:
             if self.down_since is None:
                 self.down_since = now
             since = self.down_since
-        hint = what_to_do(error, self.system)
-        said = self._said.refused(now, hint)
+        said = self._said.refused(now, found)
         if said == 0:
-            self.log.warning(
-                "%s unreachable (%s%s): %s; %s (retried as before; said again at most once every %g s"
-                " with a count, and when it answers)",
-                self.system, what, self._at, error, hint, self._said.every,
-            )  # fmt: skip
+            self.log.warning("%s (retried as before; %s, and when it answers)",
+                             self._first(found, what, error), self._again)  # fmt: skip
         elif said:
             self.log.warning(
-                "%s still unreachable after %.0f s%s: %d more failure(s) since the last line, the latest"
-                " (%s): %s",
-                self.system, now - since, self._at, said, what, error,
+                "%s %s after %.0f s%s: %d more failure(s) since the last line, the latest (%s): %s",
+                self.system, _STILL.get(found, "still unreachable"), now - since, self._at, said, what, error,
+            )  # fmt: skip
+
+    def _first(self, found: str, what: str, error: Exception) -> str:
+        hint = what_to_do(error, self.system, self.cluster)
+        if found == REPLICA_KIND:
+            return f"{self.system}{self._at} is a read-only replica ({what}): {error}; {hint}"
+        if found == REFUSING_KIND:
+            return f"{self.system}{self._at} refuses writes ({what}): {error}; {hint}"
+        return f"{self.system} unreachable ({what}{self._at}): {error}; {hint}"
+
+    def _refusal(self, what: str, error: Exception, found: str) -> None:
+        """Redis refused one command or key (NOPERM, WRONGTYPE, another error): said once in
+        full, then at most once every `every` seconds with a count, per command or key; said in
+        full again when it comes back after a quiet `every` (it was mended, then broken again)."""
+        now, every = self.clock(), self._said.every
+        key = (found, noperm(error) if found == FORBIDDEN_KIND else wrong_key(error))
+        with self._lock:
+            self.last_error = str(error)
+            one = self._refused.get(key)
+            if one is None or now - one.last >= every:
+                if len(self._refused) >= self.MAX_REFUSALS:
+                    del self._refused[min(self._refused, key=lambda k: self._refused[k].last)]
+                self._refused[key] = _Refused(now)
+                said: int | None = 0
+            else:
+                one.unsaid += 1
+                said = None
+                if now - one.said_at >= every:
+                    said, one.unsaid, one.said_at = one.unsaid, 0, now
+                one.last = now
+            since = self._refused[key].since
+        if said == 0:
+            hint = what_to_do(error, self.system, self.cluster)  # what to grant, not the error's "grant it"
+            text = str(error).removesuffix(f"; {GRANT}")
+            self.log.error(
+                "%s%s refused %s: %s; %s (retried as before; %s)",
+                self.system,
+                self._at,
+                what,
+                text,
+                hint,
+                self._again,
+            )
+        elif said:
+            self.log.error(
+                "%s%s still refuses %s after %.0f s: %d more time(s) since the last line, the latest: %s",
+                self.system, self._at, what, now - since, said, error,
             )  # fmt: skip
 
     def ok(self, wrote: bool = True) -> None:
@@ -111,6 +270,10 @@ class RedisHealth:
             now - since,
             failures,
         )
+
+    @property
+    def _again(self) -> str:
+        return f"said again at most once every {self._said.every:g} s with a count"
 
     @property
     def _at(self) -> str:

@@ -101,16 +101,18 @@ def announce(client: redis.Redis, cluster: str, member: Member, ttl: float, key:
 def index(client: redis.Redis, cluster: str, name: str) -> None:
     """Put `name` in the index set readers list members from (after a refresh() wrote its
     key: the set may have lost it, e.g. to a reader that saw the key expire)."""
-    with translate("membership index"):
-        client.sadd(Keys(cluster).members, name)
+    members = Keys(cluster).members
+    with translate("membership index", key=members):
+        client.sadd(members, name)
 
 
 def refresh(client: redis.Redis, cluster: str, member: Member, ttl: float, key: bytes) -> bool:
     """Heartbeat in one command; True if the key was not there (the server (re)joined), in
     which case the caller should index() the name at once (it does now and then anyway)."""
-    with translate("membership heartbeat"):
+    mine = Keys(cluster).member(member.name)
+    with translate("membership heartbeat", key=mine):
         signed = entry(member, key, ttl, at=redis_clock.now(client))
-        old = client.set(Keys(cluster).member(member.name), signed, px=int(ttl * 1000), get=True)
+        old = client.set(mine, signed, px=int(ttl * 1000), get=True)
     return old is None
 
 

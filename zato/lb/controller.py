@@ -185,7 +185,7 @@ class Controller:
                 self._redis_failed_at = time.monotonic()
                 where = describe(self.settings.redis)
                 logger.warning("cannot read membership, keeping the current servers: %s; Redis at %s: %s",
-                               e, where, what_to_do(e))  # fmt: skip
+                               e, where, what_to_do(e, cluster=self.settings.cluster))  # fmt: skip
             self._redis_ok = False
             return None
         if not self._redis_ok:
@@ -294,7 +294,8 @@ class Controller:
             lb_view.publish(self.client, self.settings.cluster, self.lb_id, serving)
             self._view = serving
         except CoordError as e:
-            self._warn(f"cannot publish the load-balancer view: {e}")
+            where, hint = describe(self.settings.redis), what_to_do(e, cluster=self.settings.cluster)
+            self._warn(f"cannot publish the load-balancer view: {e}; Redis at {where}: {hint}")
 
     def _withdraw_view(self) -> None:
         try:

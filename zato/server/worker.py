@@ -64,7 +64,8 @@ class Worker:
         self.settings = settings
         self.odb = ODB(settings.odb_url)
         self.redis = connect(settings.redis)
-        self.health = RedisHealth(describe(settings.redis))  # this process's Redis outages, said once
+        # this process's Redis outages, said once
+        self.health = RedisHealth(describe(settings.redis), cluster=settings.cluster)
         self.events: ConfigEvents = RedisConfigEvents(self.redis, settings.cluster)
         self.store = ServiceStore(
             settings,
