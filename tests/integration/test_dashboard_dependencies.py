@@ -271,8 +271,11 @@ def test_actions_with_redis_refusing_are_503_saying_so_and_work_again_once_it_ta
         )  # the rest only read, or PUBLISH (a replica takes it)
         assert said["api/outgoing/amqp/out1/resend"] == (
             503,
-            f"re-send parked amqp out1: re-sending parked messages of outgoing amqp 'out1': {readonly}",
+            f"re-send parked amqp out1: re-sending parked messages of outgoing amqp 'out1': {readonly};"
+            " check [kvdb] url: it must name the master, not a replica (behind Sentinel: a failover may"
+            " be under way; [kvdb] sentinels and sentinel_master say which master the Sentinels give)",
         )
+        assert all("check [kvdb] url: it must name the master" in said[p][1] for p in writing), said
         assert op.state()["cluster"] == cluster
         log = dashboard_log(qs)
         assert "Traceback" not in log, log

@@ -129,7 +129,9 @@ def test_a_redis_that_refuses_the_actions_is_an_error_on_the_page(quickstart, br
             wait_for(lambda: text(browser, "#errors"), 30, what="the replica's refusal on the page")
             assert text(browser, "#errors") == (
                 "Redis: the page's actions will fail: Redis refuses writes (READONLY: it is a replica):"
-                " You can't write against a read only replica."
+                " You can't write against a read only replica.; check [kvdb] url: it must name the master,"
+                " not a replica (behind Sentinel: a failover may be under way; [kvdb] sentinels and"
+                " sentinel_master say which master the Sentinels give)"
             )
             assert text(browser, "#lease-holder") == "nobody"  # read: known (none holds it here)
         finally:

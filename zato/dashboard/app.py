@@ -35,6 +35,7 @@ from zato.common.errors import (
     ODBUnavailable,
     ZatoError,
 )
+from zato.coord import health
 from zato.dashboard import actions
 from zato.dashboard.auth import CSRF_HEADER, LoginThrottle, Session, Sessions, cookie_name, csrf_ok
 from zato.dashboard.page import login_page, overview_page
@@ -69,6 +70,8 @@ def failure(name: str, e: ZatoError) -> tuple[int, str]:
     if isinstance(why, CoordUnavailable) and not isinstance(why, CoordRefused):
         said = str(e)
         return 503, f"{name}: {said}" if "Redis" in said else f"{name}: Redis could not be reached: {said}"
+    if isinstance(why, CoordRefused) and health.is_replica(why):  # what to do, as the servers' logs say
+        return 503, f"{name}: {e}; {health.REPLICA}"
     if isinstance(why, (CoordUnavailable, CoordForbidden, ODBUnavailable)):
         return 503, f"{name}: {e}"
     if isinstance(e, ConnectorError):

@@ -16,9 +16,9 @@ import urllib.request
 from collections import deque
 from typing import Any
 
-from zato.common.errors import ZatoError
+from zato.common.errors import CoordRefused, ZatoError
 from zato.config.settings import DashboardSettings
-from zato.coord import status, takeovers
+from zato.coord import health, status, takeovers
 from zato.coord.signing import member_key
 from zato.odb import api as odb_api
 
@@ -173,6 +173,8 @@ class Collector:
         them): reads alone succeed with Redis a replica, or an ACL that refuses PUBLISH."""
         try:
             status.check_writes(self.client, self.settings.cluster)
+        except CoordRefused as e:  # what to do, as the servers' logs say
+            return f"Redis: {e}; {health.REPLICA}" if health.is_replica(e) else f"Redis: {e}"
         except ZatoError as e:
             return f"Redis: {e}"
         return ""
