@@ -490,3 +490,23 @@ def test_a_stored_message_with_a_property_or_route_pika_does_not_take_is_parked(
     _emptied(q)
     assert "malformed outgoing message" in log_text(env["dir"])
     assert proc.poll() is None
+
+
+def test_a_queue_key_of_another_type_is_said_once_with_what_to_do_and_taken_up_once_mended(env):
+    """Its Redis queue replaced by a string (another Redis client's): Redis answers each take
+    WRONGTYPE. Before: a WARNING, and a new connection to the broker, every 0.5 s for as long as
+    it lasted; now one line saying how to find the key, tries less and less often, and the
+    messages go out once it is mended."""
+    key = Keys(env["cluster"]).out_queue("amqp", "orders")
+    env["client"].set(key, "not a list")
+    _start(env)
+    wait_for(lambda: "WRONGTYPE" in log_text(env["dir"]), 30, what="the connector's line")
+    time.sleep(8)  # tries after 0.5, 1, 2 and 4 s: before, 16 more lines
+    refused = [line for line in log_text(env["dir"]).splitlines() if "WRONGTYPE" in line]
+    assert len(refused) == 1, refused
+    assert "Redis refused it: taking messages for outgoing amqp 'orders'" in refused[0], refused[0]
+    assert f"find it (redis-cli --scan --pattern 'zato:{env['cluster']}:*', then TYPE)" in refused[0]
+    env["client"].delete(key)  # mended
+    env["out"].amqp.send({"n": 1}, "orders")
+    seen: list = []
+    wait_for(lambda: _received(env, seen) == 1, timeout=60, what="the message in RabbitMQ once mended")

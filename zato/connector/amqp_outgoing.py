@@ -59,6 +59,7 @@ from zato.connector.amqp_common import AMQP_ERRORS, RECONNECT, error_text
 from zato.connector.base import Context, list_queue
 from zato.connector.confirm_window import ConfirmWindow, Publish
 from zato.connector.refusals import REFUSED, Refusals, say_refused
+from zato.coord import health
 from zato.coord.queues import OutMessage, OutQueue, StaleEpoch, decode
 
 logger = logging.getLogger("zato.connector.amqp_outgoing")
@@ -111,6 +112,9 @@ class Session:
         self.ctx, self.d, self.queue = ctx, definition, queue
         self.refusals = refusals or Refusals()
         self.refused: str | None = None  # what to do: the broker refused the login or vhost
+        # Redis answered a take or move with an error (a key of another type, its ACL, a replica):
+        # no new connection to the broker mends it, so the next comes less and less often
+        self.redis_refused: CoordError | None = None
         self.suspects = set(suspects)  # after the session: the next one's
         self.window = ConfirmWindow(WINDOW)
         self.conn: pika.SelectConnection | None = None
@@ -168,6 +172,8 @@ class Session:
                 self.ctx.lease_lost(str(e))
                 self._close()
             except (CoordError, *AMQP_ERRORS) as e:
+                if isinstance(e, CoordError) and health.answered(e):
+                    self.redis_refused = self.redis_refused or e
                 self._fail(error_text(e))
             except Exception as e:
                 logger.exception("%s: unexpected error", self.ctx.label)
@@ -549,6 +555,7 @@ class AMQPOutgoingConnector:
     def run(self) -> int:
         """Sessions until told to stop, with back-off between failed ones."""
         delays, refused, refusals = RECONNECT.delays(), REFUSED.delays(), Refusals()
+        redis_refused, redis_refusals = REFUSED.delays(), Refusals()  # apart: a session opens each time
         suspects: frozenset[str] = frozenset()
         while not self.ctx.should_stop():
             session = Session(self.ctx, self.d, self.queue, suspects, refusals)
@@ -556,7 +563,17 @@ class AMQPOutgoingConnector:
             suspects = frozenset(session.suspects)
             if session.opened:
                 delays, refused = RECONNECT.delays(), REFUSED.delays()
+            if session.redis_refused is None:
+                redis_refused = REFUSED.delays()
+                redis_refusals.worked(time.monotonic())
             if session.error is None or self.ctx.should_stop():
+                continue
+            if session.redis_refused is not None:  # said as the servers' logs say it, once a minute
+                e, delay = session.redis_refused, next(redis_refused)
+                hint = health.what_to_do(e, cluster=self.ctx.settings.cluster)
+                key = ("redis", health.kind(e))
+                say_refused(self.ctx, redis_refusals, key, f"Redis refused it: {e}; {hint}", delay, logger)
+                self.ctx.wait(delay)
                 continue
             if session.refused is not None:  # the login or vhost: less and less often, said once
                 delay = next(refused)

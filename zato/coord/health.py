@@ -88,6 +88,12 @@ def kind(error: Exception, system: str = "Redis") -> str:
     return UNREACHABLE_KIND
 
 
+def answered(error: Exception) -> bool:
+    """Redis answered with `error` (a refusal, a replica, refusing writes): reconnecting does
+    not mend it, as it does a lost connection."""
+    return kind(error) not in (UNREACHABLE_KIND, CREDENTIALS_KIND)
+
+
 def wrong_key(error: Exception) -> str:
     """The key a WRONGTYPE error names ("" when Redis's own text does not say which)."""
     found = _WRONGTYPE_KEY.search(str(error))
