@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 from tests.conn_support import log_text
 from tests.ibmmq_support import put
@@ -395,3 +396,24 @@ def test_data_cut_short_under_any_warning_is_never_passed_on(env):
     assert server.bodies("conn.record") == []
     qm.warn_gets(qm.queues["in"], 0)
     wait_for(lambda: server.bodies("conn.record") == [body], what="the whole message at the service")
+
+
+def test_an_outgoing_queue_key_of_another_type_is_said_once_and_sends_once_mended(env):
+    """Its Redis queue replaced by a string (another Redis client's): each take Redis answers
+    WRONGTYPE. Before: 'Redis failed (...); starting over', and a new connection to the queue
+    manager, every 0.5 s; now one line saying how to find the key, tries less and less often."""
+    qm = env["qm"]
+    key = Keys(env["cluster"]).out_queue("ibm-mq", "out")
+    env["client"].set(key, "not a list")
+    start(env, "ibm-mq-outgoing", "out")
+    wait_for(lambda: "WRONGTYPE" in log_text(env["dir"]), 30, what="the connector's line")
+    time.sleep(8)  # tries after 0.5, 1, 2 and 4 s: before, 16 more lines
+    refused = [line for line in log_text(env["dir"]).splitlines() if "WRONGTYPE" in line]
+    assert len(refused) == 1, refused
+    assert "Redis refused it: " in refused[0], refused[0]
+    assert f"find it (redis-cli --scan --pattern 'zato:{env['cluster']}:*', then TYPE)" in refused[0]
+    env["client"].delete(key)  # mended
+    make_outgoing(load_server_settings(env["dir"]), env["client"]).ibm_mq.send({"n": 7}, "out")
+    seen: list = []
+    wait_for(lambda: seen.extend(qm.drain(qm.queues["out"])) or seen, timeout=60, what="the message, mended")
+    assert numbers(b for b, _ in seen) == [7]

@@ -21,6 +21,7 @@ from zato.common.errors import EXIT_OK, CoordError, MissingDependency
 from zato.connector.base import Context, RetryPolicy, say_reconnecting
 from zato.connector.refusals import REFUSED, SAY_REFUSED_EVERY, Refusals  # noqa: F401 - used as ibmmq_common.*
 from zato.connector.refusals import say_refused as say_refused_to
+from zato.coord import health
 from zato.coord.queues import StaleEpoch
 
 logger = logging.getLogger("zato.connector.ibmmq")
@@ -295,10 +296,12 @@ def serve(
     says refused connects (one for all of a connector's threads)."""
     m = driver()
     refusals = refusals or Refusals()
+    redis_refused, redis_refusals = REFUSED.delays(), Refusals()  # apart: each try connects again
     while not ctx.should_stop():
         qm = connect(ctx, m, mq, refusals)
         if qm is None:
             break
+        answered: CoordError | None = None
         try:
             session(m, qm)
         except m.MQMIError as e:
@@ -317,11 +320,22 @@ def serve(
         except StaleEpoch as e:  # paused past a takeover: Redis refused to hand over messages
             ctx.lease_lost(str(e))
         except CoordError as e:  # Redis (outgoing hand-off, epoch check): uncommitted work is backed out
-            ctx.stats.error(f"Redis failed: {e}")
-            logger.warning("%s: Redis failed (%s); starting over", ctx.label, e)
-            ctx.wait(RECONNECT.start)
+            if health.answered(e):  # a key of another type, its ACL, a replica: said once, tried less often
+                answered = e
+            else:
+                ctx.stats.error(f"Redis failed: {e}")
+                logger.warning("%s: Redis failed (%s); starting over", ctx.label, e)
+                ctx.wait(RECONNECT.start)
         finally:
             close_quietly(m, qm)
+        if answered is None:
+            redis_refused = REFUSED.delays()
+            redis_refusals.worked(time.monotonic())
+            continue
+        delay, hint = next(redis_refused), health.what_to_do(answered, cluster=ctx.settings.cluster)
+        key = ("redis", health.kind(answered))
+        say_refused(ctx, redis_refusals, key, f"Redis refused it: {answered}; {hint}", delay)
+        ctx.wait(delay)
     return ctx.exit_code or EXIT_OK
 
 
