@@ -156,3 +156,15 @@ def test_every_role_reads_the_same_hint_from_what_to_do():
     assert what_to_do(channel, cluster="prod").startswith("add &zato:prod:* to the ACL rules")
     assert what_to_do(REFUSED).startswith("is Redis running there")
     assert what_to_do(WRONGPASS).startswith("Redis refuses the user or password")
+
+
+def test_two_different_errors_of_two_calls_are_each_said(caplog):
+    """Errors Redis answered that name no command or key (a failing script: a bug) are told
+    apart by the call that met them: neither hides the other's first line."""
+    health = RedisHealth(clock=Clock())
+    with caplog.at_level(logging.INFO, logger="zato.redis"):
+        for _ in range(3):
+            health.failed("lease renewal", CoordDataError("renewing the lease: ResponseError: ERR script"))
+            health.failed("status write", CoordDataError("status write: ResponseError: ERR another"))
+    said = lines(caplog)
+    assert len(said) == 2 and "lease renewal" in said[0] and "status write" in said[1], said

@@ -224,7 +224,9 @@ class RedisHealth:
         full, then at most once every `every` seconds with a count, per command or key; said in
         full again when it comes back after a quiet `every` (it was mended, then broken again)."""
         now, every = self.clock(), self._said.every
-        key = (found, noperm(error) if found == FORBIDDEN_KIND else wrong_key(error))
+        # per ACL refusal (Redis's words name the command), key of another type, or else per call
+        detail = noperm(error) if found == FORBIDDEN_KIND else wrong_key(error)
+        key = (found, detail or what)
         with self._lock:
             self.last_error = str(error)
             one = self._refused.get(key)
