@@ -168,3 +168,17 @@ def test_two_different_errors_of_two_calls_are_each_said(caplog):
             health.failed("status write", CoordDataError("status write: ResponseError: ERR another"))
     said = lines(caplog)
     assert len(said) == 2 and "lease renewal" in said[0] and "status write" in said[1], said
+
+
+def test_a_master_demoted_behind_sentinel_is_said_as_a_replica_not_as_redis_unreachable(caplog):
+    """redis-py behind Sentinel turns READONLY from a demoted master into a ConnectionError
+    ('The previous master is now a slave'): before, 'Redis unreachable (...): ...; is Redis
+    running there'."""
+    health = RedisHealth("sentinel 127.0.0.1:26379 master m", clock=Clock())
+    demoted = CoordUnavailable("lease renewal: ConnectionError: The previous master is now a slave")
+    with caplog.at_level(logging.INFO, logger="zato.redis"):
+        health.failed("lease renewal", demoted)
+        health.ok(wrote=False)  # it asked the Sentinels again: the new master answers
+    said = lines(caplog)
+    assert said[0].startswith("Redis at sentinel 127.0.0.1:26379 master m is a read-only replica ("), said
+    assert "a failover may be under way" in said[0] and len(said) == 2, said

@@ -48,6 +48,9 @@ FORBIDDEN_KIND, WRONGTYPE_KIND, ERROR_KIND = "forbidden", "wrongtype", "error"
 
 ACL_DOC = "docs/redis-acl.md"
 GRANT = f"grant it ({ACL_DOC})"  # how every CoordForbidden's text ends (zato.coord.client)
+# redis-py's ConnectionError behind Sentinel for a master that answered READONLY or UNBLOCKED:
+# demoted by a failover; the next command asks the Sentinels again which is the master
+DEMOTED = "The previous master is now a slave"
 _COMMAND = re.compile(r"permissions to run the '([^']+)' command")
 _NOPERM = re.compile(r"\(NOPERM: ([^)]*)\)")
 _WRONGTYPE_KEY = re.compile(r"WRONGTYPE (\S+) holds a|\(the key: ([^)]+)\)")
@@ -67,7 +70,7 @@ def is_replica(error: Exception) -> bool:
     if any(isinstance(e, ReadOnlyError) for e in _chain(error)):
         return True
     said = str(error)
-    return "READONLY" in said or "-> replica" in said
+    return "READONLY" in said or "-> replica" in said or DEMOTED in said
 
 
 def kind(error: Exception, system: str = "Redis") -> str:
@@ -77,7 +80,7 @@ def kind(error: Exception, system: str = "Redis") -> str:
         return UNREACHABLE_KIND
     if isinstance(error, CoordForbidden):
         return FORBIDDEN_KIND
-    if isinstance(error, (CoordRefused, CoordDataError)) and is_replica(error):
+    if is_replica(error):
         return REPLICA_KIND
     if isinstance(error, CoordRefused):  # MISCONF, OOM
         return REFUSING_KIND
@@ -91,7 +94,7 @@ def kind(error: Exception, system: str = "Redis") -> str:
 def answered(error: Exception) -> bool:
     """Redis answered with `error` (a refusal, a replica, refusing writes): reconnecting does
     not mend it, as it does a lost connection."""
-    return kind(error) not in (UNREACHABLE_KIND, CREDENTIALS_KIND)
+    return isinstance(error, (CoordRefused, CoordDataError))  # CoordForbidden too
 
 
 def wrong_key(error: Exception) -> str:
