@@ -120,3 +120,22 @@ def documented(path: str) -> dict[str, tuple[str, str]]:
 def exposed_name(family) -> str:  # noqa: ANN001 - prometheus_client's Metric
     """The name a family is documented and queried by (the parser drops a counter's _total)."""
     return family.name + "_total" if family.type == "counter" else family.name
+
+
+def documented_labels(path: str) -> dict[str, dict[str, tuple[str, ...] | None]]:
+    """{metric: {label: its documented values, or None where the docs list none}} from the
+    labels column of docs/metrics.md's tables: "`kind` = a, b", "`list` (a, b)", "`server`"."""
+    row = re.compile(r"^\| `([a-z_]+)` \| (?:counter|gauge|histogram|summary) \|\s*([^|]*?)\s*\|")
+    label = re.compile(r"`([a-z_]+)`\s*(?:=\s*([a-z0-9, -]+?)\s*(?=,\s*`|$)|\(([^)]*)\))?")
+    out = {}
+    with open(path) as f:
+        for line in f:
+            m = row.match(line)
+            if m:
+                out[m[1]] = {
+                    name: tuple(v.strip() for v in (listed or paren).split(","))
+                    if (listed or paren)
+                    else None
+                    for name, listed, paren in label.findall(m[2].strip())
+                }
+    return out

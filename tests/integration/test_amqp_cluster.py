@@ -648,7 +648,12 @@ def test_messages_waiting_for_an_inactive_outgoing_connection_stay_in_metrics(cl
     zato(*conn, "amqp-outgoing", cluster.path, "--name", "stuck", "--def", "nowhere", "--routing-key", "x")
     zato("channel", "create", cluster.path, "--name", "send-stuck", "--url-path", "/send-stuck",
          "--service", "conn.send-stuck")  # fmt: skip
-    waiting = (("connection", "stuck"), ("kind", "amqp"), ("list", "waiting"))
+    waiting = (
+        ("connection", "stuck"),
+        ("connector", "amqp-outgoing:stuck"),
+        ("kind", "amqp-outgoing"),
+        ("list", "waiting"),
+    )
 
     def depth(server: str) -> float | None:
         return _scrape(cluster.server_url(server)).get("zato_outgoing_queue_depth", ("", {}))[1].get(waiting)

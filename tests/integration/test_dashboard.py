@@ -296,7 +296,8 @@ def test_actions_drain_ready_restart_and_resend(quickstart):
         30,
         what="/metrics showing the restarted connector RUNNING",
     )
-    assert 'zato_outgoing_queue_depth{connection="out1",kind="amqp",list="parked"} 1.0' in metrics
+    parked = 'connection="out1",connector="amqp-outgoing:out1",kind="amqp-outgoing",list="parked"'
+    assert f"zato_outgoing_queue_depth{{{parked}}} 1.0" in metrics
     doing = 'activity="running",connector="amqp-outgoing:out1",kind="amqp-outgoing"'  # names sorted
     wait_for(
         lambda: (

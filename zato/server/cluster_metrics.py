@@ -14,7 +14,8 @@ from zato.coord.queues import OutQueue
 
 
 def outgoing_of(child: dict) -> tuple[str, str] | None:
-    """(queue kind, connection name) of an outgoing connector child ("amqp-outgoing:orders")."""
+    """(queue kind, connection name) of an outgoing connector child ("amqp-outgoing:orders"):
+    ("amqp", "orders"), as zato.coord.queues names the queue."""
     kind, _, name = str(child.get("name") or "").partition(":")
     if not kind.endswith("-outgoing") or not name:
         return None
@@ -117,10 +118,13 @@ class ClusterCollector:
             "Messages in an AMQP channel's parking queue now, as the broker counts them",
             labels=labels,
         )
+        # The connector's own `connector` and `kind` ("amqp-outgoing:orders", "amqp-outgoing"),
+        # as every connector metric has them, so a query joins them on (connector, kind); the
+        # queue's kind ("amqp") before made no join possible. `connection`: the name alone.
         depth = GaugeMetricFamily(
             "zato_outgoing_queue_depth",
-            "Messages in an outgoing connection's lists",
-            labels=["connection", "kind", "list"],
+            "Messages in an outgoing connection's Redis lists",
+            labels=[*labels, "connection", "list"],
         )
         for c in children:
             key = [str(c.get("name")), str(c.get("kind"))]
@@ -150,6 +154,7 @@ class ClusterCollector:
         return running + [out for out in listed if out not in running]
 
     def _depth(self, family: Any, kind: str, name: str) -> None:
+        """The lists of queue kind `kind` ("amqp"), labelled with its connector's kind."""
         queue = OutQueue(self.client, self.cluster, kind, name)
         try:
             waiting, processing = queue.depth()
@@ -157,4 +162,4 @@ class ClusterCollector:
         except CoordError:
             return
         for which, value in (("waiting", waiting), ("processing", processing), ("parked", parked)):
-            family.add_metric([name, kind, which], value)
+            family.add_metric([f"{kind}-outgoing:{name}", f"{kind}-outgoing", name, which], value)

@@ -1,0 +1,195 @@
+"""What an operator reads of a quickstart-like cluster (two servers, the LB, the dashboard, an
+AMQP channel and two AMQP outgoing connections on RabbitMQ, one of them with a broker that is
+not there so its messages wait) is the same in every view: each server's /metrics, the labels
+docs/metrics.md gives, and the dashboard's numbers for the same things."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conn_support import Rabbit, services_source
+from tests.metrics_lint import documented_labels, exposed_name
+from tests.support import free_port, wait_for, zato
+from zato.odb.connectors import CONNECTOR_KINDS
+
+DOCS = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "metrics.md")
+
+SENDER = """
+from zato.service import Service
+
+
+class SendTo(Service):
+    name = "ops.send-to"
+
+    def handle(self):
+        for item in self.request.payload["items"]:
+            self.outgoing.amqp.send(item, self.request.payload["to"])
+"""
+
+Series = dict[tuple[str, tuple], float]  # (documented name, sorted labels) -> value
+
+
+def scrape(url: str) -> tuple[Series, dict[str, str]]:
+    """({(family, labels): value}, {family: type}) of one /metrics answer; a histogram's
+    samples under their own names."""
+    text = requests.get(url + "/metrics", timeout=10, headers={"Connection": "close"}).text
+    series: Series = {}
+    types = {}
+    for family in text_string_to_metric_families(text):
+        name = exposed_name(family)
+        types[name] = family.type
+        for s in family.samples:
+            key = name if family.type != "histogram" else s.name
+            series[(key, tuple(sorted(s.labels.items())))] = s.value
+    return series, types
+
+
+def of(series: Series, name: str, **match: str) -> dict[tuple, float]:
+    """The samples of `name` whose labels include `match`."""
+    return {
+        labels: value
+        for (n, labels), value in series.items()
+        if n == name and match.items() <= dict(labels).items()
+    }
+
+
+@pytest.fixture(scope="module")
+def cluster(module_quickstart, tmp_path_factory):
+    qs = module_quickstart(servers=2)
+    qs.start()
+    qs.start("dashboard")
+    folder = tmp_path_factory.mktemp("mod")
+    (folder / "conn_services.py").write_text(services_source())
+    (folder / "ops_sender.py").write_text(SENDER)
+    zato("deploy", qs.path, str(folder / "conn_services.py"))
+    zato("deploy", qs.path, str(folder / "ops_sender.py"))
+    rabbit = Rabbit()
+    qs.queue_in = rabbit.queue(f"zt-ov-in-{uuid.uuid4().hex[:8]}")
+    qs.queue_out = rabbit.queue(f"zt-ov-out-{uuid.uuid4().hex[:8]}")
+    create = ("conn", "create")
+    try:
+        zato(*create, "amqp-def", qs.path, "--name", "rabbit", "--password", "guest")
+        zato(
+            *create,
+            "amqp-def",
+            qs.path,
+            "--name",
+            "nowhere",
+            "--port",
+            str(free_port()),
+            "--password",
+            "guest",
+        )
+        zato(*create, "amqp-channel", qs.path, "--name", "in", "--def", "rabbit", "--queue", qs.queue_in,
+             "--service", "conn.record")  # fmt: skip
+        zato(
+            *create,
+            "amqp-outgoing",
+            qs.path,
+            "--name",
+            "out",
+            "--def",
+            "rabbit",
+            "--routing-key",
+            qs.queue_out,
+        )
+        zato(*create, "amqp-outgoing", qs.path, "--name", "stuck", "--def", "nowhere", "--routing-key", "x")
+        zato("channel", "create", qs.path, "--name", "send-to", "--url-path", "/ops/send-to",
+             "--service", "ops.send-to")  # fmt: skip
+        send = qs.lb_url + "/ops/send-to"
+        wait_for(
+            lambda: requests.post(send, json={"to": "out", "items": []}, timeout=10).ok, 30, what="channel"
+        )
+        for to, n in (("out", 5), ("stuck", 3)):  # through the LB: both servers' workers send
+            for i in range(n):
+                assert requests.post(send, json={"to": to, "items": [{"i": i}]}, timeout=10).ok
+        for i in range(7):
+            rabbit.publish(qs.queue_in, f'{{"i": {i}}}')
+        yield qs
+    finally:
+        rabbit.close()
+
+
+def settled(qs) -> Series:  # noqa: ANN001
+    """server1's scrape once the traffic sent in the fixture shows in the connectors' counters."""
+
+    def done() -> Series | None:
+        series, _ = scrape(qs.server_url("server1"))
+        taken = of(series, "zato_connector_messages_in_total", connector="amqp-channel:in")
+        sent = of(series, "zato_connector_messages_out_total", connector="amqp-outgoing:out")
+        waiting = of(series, "zato_outgoing_queue_depth", connection="stuck", list="waiting")
+        ok = list(taken.values()) == [7] and list(sent.values()) == [5] and sum(waiting.values()) >= 1
+        return series if ok else None
+
+    return wait_for(done, 60, interval=0.5, what="the connectors' counters showing the traffic")
+
+
+def test_outgoing_queue_depth_joins_the_connector_metrics_on_connector_and_kind(cluster):
+    """Before: zato_outgoing_queue_depth said kind="amqp" and connection="out" where every
+    connector metric says kind="amqp-outgoing" and connector="amqp-outgoing:out", so no PromQL
+    join (`... * on (connector, kind) ...`) matched a queue with its connector's state."""
+    series = settled(cluster)
+    depth = of(series, "zato_outgoing_queue_depth")
+    running = {
+        (dict(labels)["connector"], dict(labels)["kind"])
+        for labels in of(series, "zato_connector_state", state="RUNNING")
+    }
+    joined = {(dict(labels).get("connector"), dict(labels)["kind"]) for labels in depth}
+    assert joined == {("amqp-outgoing:out", "amqp-outgoing"), ("amqp-outgoing:stuck", "amqp-outgoing")}
+    assert joined <= running  # every queue has its connector's state, on (connector, kind)
+    for labels in depth:  # and its connection's name, as before
+        assert dict(labels)["connection"] == dict(labels)["connector"].partition(":")[2]
+    # Every series with a connector: its kind is the connector's own, one of the documented ones
+    with open(DOCS) as f:
+        docs = f.read()
+    for (name, labels), _ in series.items():
+        found = dict(labels)
+        if "connector" in found:
+            assert found["kind"] == found["connector"].partition(":")[0], (name, found)
+            assert found["kind"] in CONNECTOR_KINDS and f"`{found['kind']}`" in docs, (name, found)
+
+
+def _client_gone(url: str) -> None:
+    """A request whose client leaves before its whole body arrived (zato_server_clients_gone_total)."""
+    host, port = url.split("//")[1].split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(b"POST /zato/internal/invoke/x HTTP/1.1\r\nX-Zato-Epoch: 1\r\nContent-Length: 9\r\n\r\n{")
+
+
+def test_every_series_has_the_labels_and_label_values_the_docs_give(cluster):
+    """Each family both servers expose carries exactly the labels of its row in docs/metrics.md,
+    and a label whose values the row lists takes no other value."""
+    settled(cluster)
+    docs = documented_labels(DOCS)
+    for server in cluster.server_names:
+        url = cluster.server_url(server)
+        requests.get(
+            url + "/zato/admin/channels", auth=("admin", "wrong"), timeout=10
+        )  # a rejected credential
+        _client_gone(url)
+        wait_for(
+            lambda url=url: of(scrape(url)[0], "zato_server_clients_gone_total"),
+            15,
+            what="a client gone counted",
+        )
+        series, types = scrape(url)
+        assert set(types) == set(docs), f"exposed but undocumented or documented but not exposed on {server}"
+        for name, labels in docs.items():
+            mine = (
+                (name,)
+                if types[name] != "histogram"
+                else tuple(name + x for x in ("_bucket", "_sum", "_count"))
+            )
+            samples = [dict(found) for n, found in series if n in mine]
+            assert samples, f"{name}: no sample on {server}"
+            for found in samples:
+                found.pop("le", None)  # a histogram's buckets
+                assert set(found) == set(labels), (server, name, found)
+                for label, values in labels.items():
+                    assert values is None or found[label] in values, (server, name, found)
