@@ -14,6 +14,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conn_support import Rabbit, services_source
+from tests.integration.test_dashboard import browser, login, needs_browser, row  # noqa: F401 - browser: a fixture
 from tests.metrics_lint import documented_labels, exposed_name
 from tests.support import free_port, wait_for, zato
 from zato.odb.connectors import CONNECTOR_KINDS
@@ -123,8 +124,9 @@ def settled(qs) -> Series:  # noqa: ANN001
         series, _ = scrape(qs.server_url("server1"))
         taken = of(series, "zato_connector_messages_in_total", connector="amqp-channel:in")
         sent = of(series, "zato_connector_messages_out_total", connector="amqp-outgoing:out")
-        waiting = of(series, "zato_outgoing_queue_depth", connection="stuck", list="waiting")
-        ok = list(taken.values()) == [7] and list(sent.values()) == [5] and sum(waiting.values()) >= 1
+        stuck = of(series, "zato_outgoing_queue_depth", connection="stuck")  # its broker is away
+        waiting = sum(v for labels, v in stuck.items() if dict(labels)["list"] != "parked")
+        ok = list(taken.values()) == [7] and list(sent.values()) == [5] and waiting == 3
         return series if ok else None
 
     return wait_for(done, 60, interval=0.5, what="the connectors' counters showing the traffic")
@@ -193,3 +195,96 @@ def test_every_series_has_the_labels_and_label_values_the_docs_give(cluster):
                 assert set(found) == set(labels), (server, name, found)
                 for label, values in labels.items():
                     assert values is None or found[label] in values, (server, name, found)
+
+
+def test_the_dashboard_shows_the_numbers_the_metrics_show(cluster):
+    """The dashboard's servers, lease holder, takeovers, invoke_async calls and, for each
+    connector, its state, counters, messages parked now and (outgoing) waiting to go out are
+    the values of /metrics for the same things. Before, the dashboard showed no messages
+    waiting to go out: an outgoing connection whose broker is away kept them in Redis, in
+    zato_outgoing_queue_depth, and its row said nothing of them."""
+    from tests.integration.test_dashboard import Operator
+
+    settled(cluster)
+    op = Operator(f"http://127.0.0.1:{cluster.dashboard_port}/", *cluster.admin_auth)
+
+    def differences() -> list[str]:
+        series, _ = scrape(cluster.server_url("server1"))
+        state = op.state()
+        out = []
+
+        def same(what: str, shown: object, metric: object) -> None:
+            if shown != metric:
+                out.append(f"{what}: the dashboard shows {shown!r}, /metrics {metric!r}")
+
+        live = [s["name"] for s in state["servers"] if s["live"]]
+        same("live servers", len(live), of(series, "zato_cluster_servers_live").get(()))
+        holders = [dict(labels)["server"] for labels in of(series, "zato_lease_holder")]
+        same("lease holder", [state["lease"]["holder"]], holders)
+        same("takeovers", len(state["takeovers"]), of(series, "zato_lease_takeovers_total").get(()))
+        for which in ("queued", "parked"):
+            same(
+                f"async {which}",
+                state["async"][which],
+                of(series, "zato_async_calls", list=which).get((("list", which),)),
+            )
+        counters = {
+            "restarts": "zato_connector_restarts_total",
+            "messages_in": "zato_connector_messages_in_total",
+            "messages_out": "zato_connector_messages_out_total",
+            "failures": "zato_connector_failures_total",
+            "parked": "zato_connector_parked_total",
+        }
+        for c in state["connectors"]:
+            labels = {"connector": c["name"], "kind": c["kind"]}
+            metric_state = [dict(k)["state"] for k in of(series, "zato_connector_state", **labels)]
+            same(f"{c['name']} state", [c["state"]], metric_state)
+            for key, name in counters.items():
+                same(f"{c['name']} {key}", c[key], sum(of(series, name, **labels).values()))
+            if c["kind"].endswith("-outgoing"):
+                depth = {
+                    dict(k)["list"]: v for k, v in of(series, "zato_outgoing_queue_depth", **labels).items()
+                }
+                same(
+                    f"{c['name']} waiting",
+                    c.get("waiting"),
+                    depth.get("waiting", 0) + depth.get("processing", 0),
+                )
+                same(f"{c['name']} parked now", c["parked_now"], depth.get("parked"))
+            else:
+                parking = of(series, "zato_channel_parking_queue", **labels)
+                same(f"{c['name']} parked now", c["parked_now"], sum(parking.values()))
+        shown = {c["name"] for c in state["connectors"]}
+        same("connectors", shown, {dict(k)["connector"] for k in of(series, "zato_connector_state")})
+        return out
+
+    last: list[list[str]] = []
+
+    def agree() -> bool:  # the page refreshes twice a second, a connector's stats once a second
+        last.append(differences())
+        return not last[-1]
+
+    try:
+        wait_for(agree, 30, interval=0.5, what="the dashboard and /metrics agreeing")
+    except AssertionError:
+        raise AssertionError("\n".join(last[-1])) from None
+    stuck = next(c for c in op.state()["connectors"] if c["name"] == "amqp-outgoing:stuck")
+    assert stuck["waiting"] == 3  # what the page's "waiting" column shows
+
+
+@needs_browser
+def test_the_page_shows_what_waits_to_go_out_as_the_metrics_count_it(cluster, browser):  # noqa: F811 - the fixture
+    """In a real browser, the connectors' table has a "waiting" column: the outgoing connection
+    whose broker is away shows its 3 messages, the one that sent everything 0, the channel none;
+    /metrics says the same (waiting and processing lists)."""
+    series = settled(cluster)
+    browser.get(f"http://127.0.0.1:{cluster.dashboard_port}/")
+    login(browser, *cluster.admin_auth)
+
+    def waiting(connector: str) -> str | None:
+        return row(browser, "connectors", connector).get("waiting")
+
+    wait_for(lambda: waiting("amqp-outgoing:stuck") == "3", 30, what="the page showing 3 waiting")
+    assert waiting("amqp-outgoing:out") == "0" and waiting("amqp-channel:in") == "-"
+    depth = of(series, "zato_outgoing_queue_depth", connector="amqp-outgoing:stuck")
+    assert sum(v for labels, v in depth.items() if dict(labels)["list"] != "parked") == 3

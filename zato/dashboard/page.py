@@ -59,6 +59,8 @@ since <span id="lease-since">-</span></p>
 <div id="rps-legend"></div></section>
 <section class="wide"><h2>Connectors</h2><table id="connectors"><thead><tr><th>name</th><th>kind</th>
 <th>state</th><th>pid</th><th>restarts</th><th>in</th><th>out</th>
+<th title="an outgoing connection's messages yet to go out: waiting in Redis and being sent
+(zato_outgoing_queue_depth, list waiting and processing)">waiting</th>
 <th title="messages its process parked since it started">parked since start</th>
 <th title="messages that wait parked now: an AMQP channel's parking queue, an outgoing
 connection's parked list in Redis">parked now</th>
@@ -179,6 +181,7 @@ function render(s) {
     cell(tr, busy ? c.state + '/' + c.activity + took : c.state,
          c.state === 'RUNNING' && !busy ? 'ok' : (c.state === 'FATAL' ? 'bad' : 'warn'));
     cell(tr, c.pid); cell(tr, c.restarts); cell(tr, c.messages_in); cell(tr, c.messages_out);
+    cell(tr, c.waiting);
     cell(tr, c.parked); cell(tr, c.parked_now, c.parked_now ? 'bad' : '');
     cell(tr, c.last_error || '');
     const span = document.createElement('span');

@@ -183,17 +183,19 @@ class Collector:
         """Each connector with `parked_now`: the messages that wait parked now, which a button
         puts back (an AMQP channel's parking queue, the broker's count; an outgoing connection's
         parked list in Redis), apart from `parked`, what its process parked since it started;
-        None where nothing is parked apart or it cannot be read now."""
+        and an outgoing one's `waiting`: the messages yet to go out (its Redis lists waiting and
+        processing, zato_outgoing_queue_depth; `zato cluster status` counts them so). None where
+        a number does not apply or cannot be read now."""
         from zato.coord.queues import OutQueue
 
         for c in connectors:
             kind, _, name = str(c.get("name") or "").partition(":")
-            c["parked_now"] = c.get("parking_queue")
+            c["parked_now"], c["waiting"] = c.get("parking_queue"), None
             if kind.endswith("-outgoing") and name:
+                queue = OutQueue(self.client, self.settings.cluster, kind.removesuffix("-outgoing"), name)
                 try:
-                    c["parked_now"] = OutQueue(
-                        self.client, self.settings.cluster, kind.removesuffix("-outgoing"), name
-                    ).parked_count()
+                    c["waiting"] = sum(queue.depth())
+                    c["parked_now"] = queue.parked_count()
                 except ZatoError:
                     c["parked_now"] = None
         return connectors
