@@ -5,7 +5,9 @@ docs/metrics.md gives, and the dashboard's numbers for the same things."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import uuid
 
@@ -16,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.conn_support import Rabbit, services_source
 from tests.integration.test_dashboard import browser, login, needs_browser, row  # noqa: F401 - browser: a fixture
 from tests.metrics_lint import documented_labels, exposed_name
-from tests.support import free_port, wait_for, zato
+from tests.support import free_port, process_table, wait_for, zato
 from zato.odb.connectors import CONNECTOR_KINDS
 
 DOCS = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "metrics.md")
@@ -62,7 +64,7 @@ def of(series: Series, name: str, **match: str) -> dict[tuple, float]:
 
 @pytest.fixture(scope="module")
 def cluster(module_quickstart, tmp_path_factory):
-    qs = module_quickstart(servers=2)
+    qs = module_quickstart(servers=2, extra_conf={"main": {"connector_hang_after": 0}})  # stopped, not killed
     qs.start()
     qs.start("dashboard")
     folder = tmp_path_factory.mktemp("mod")
@@ -197,6 +199,70 @@ def test_every_series_has_the_labels_and_label_values_the_docs_give(cluster):
                     assert values is None or found[label] in values, (server, name, found)
 
 
+COUNTERS = {
+    "restarts": "zato_connector_restarts_total",
+    "messages_in": "zato_connector_messages_in_total",
+    "messages_out": "zato_connector_messages_out_total",
+    "failures": "zato_connector_failures_total",
+    "parked": "zato_connector_parked_total",
+}
+
+
+def differences(qs, op) -> list[str]:  # noqa: ANN001 - a Quickstart, an Operator
+    """Where the dashboard's state and server1's /metrics, read now, disagree (one line each).
+    A series /metrics leaves out is None, as the dashboard shows a number it has not ("-")."""
+    series, _ = scrape(qs.server_url("server1"))
+    state = op.state()
+    out = []
+
+    def same(what: str, shown: object, metric: object) -> None:
+        if shown != metric:
+            out.append(f"{what}: the dashboard shows {shown!r}, /metrics {metric!r}")
+
+    def total(name: str, **labels: str) -> float | None:
+        found = of(series, name, **labels)
+        return sum(found.values()) if found else None
+
+    live = [s["name"] for s in state["servers"] if s["live"]]
+    same("live servers", len(live), total("zato_cluster_servers_live"))
+    holders = [dict(labels)["server"] for labels in of(series, "zato_lease_holder")]
+    same("lease holder", [state["lease"]["holder"]] if state["lease"]["holder"] else [], holders)
+    same("takeovers", len(state["takeovers"]), total("zato_lease_takeovers_total"))
+    for which in ("queued", "parked"):
+        same(f"async {which}", state["async"][which], total("zato_async_calls", list=which))
+    for c in state["connectors"]:
+        labels = {"connector": c["name"], "kind": c["kind"]}
+        metric_state = [dict(k)["state"] for k in of(series, "zato_connector_state", **labels)]
+        same(f"{c['name']} state", [c["state"]], metric_state)
+        for key, name in COUNTERS.items():
+            same(f"{c['name']} {key}", c.get(key), total(name, **labels))
+        if c["kind"].endswith("-outgoing"):
+            depth = {dict(k)["list"]: v for k, v in of(series, "zato_outgoing_queue_depth", **labels).items()}
+            yet = depth.get("waiting", 0) + depth.get("processing", 0) if depth else None
+            same(f"{c['name']} waiting", c.get("waiting"), yet)
+            same(f"{c['name']} parked now", c["parked_now"], depth.get("parked"))
+        else:
+            same(f"{c['name']} parked now", c["parked_now"], total("zato_channel_parking_queue", **labels))
+    shown = {c["name"] for c in state["connectors"]}
+    same("connectors", shown, {dict(k)["connector"] for k in of(series, "zato_connector_state")})
+    return out
+
+
+def agreeing(qs, op, what: str) -> None:  # noqa: ANN001 - a Quickstart, an Operator
+    """Wait until the dashboard and /metrics agree (the page refreshes twice a second, a
+    connector's stats once a second); the last differences as the error if they never do."""
+    last: list[list[str]] = []
+
+    def agree() -> bool:
+        last.append(differences(qs, op))
+        return not last[-1]
+
+    try:
+        wait_for(agree, 30, interval=0.5, what=what)
+    except AssertionError:
+        raise AssertionError(f"{what}:\n" + "\n".join(last[-1])) from None
+
+
 def test_the_dashboard_shows_the_numbers_the_metrics_show(cluster):
     """The dashboard's servers, lease holder, takeovers, invoke_async calls and, for each
     connector, its state, counters, messages parked now and (outgoing) waiting to go out are
@@ -207,67 +273,7 @@ def test_the_dashboard_shows_the_numbers_the_metrics_show(cluster):
 
     settled(cluster)
     op = Operator(f"http://127.0.0.1:{cluster.dashboard_port}/", *cluster.admin_auth)
-
-    def differences() -> list[str]:
-        series, _ = scrape(cluster.server_url("server1"))
-        state = op.state()
-        out = []
-
-        def same(what: str, shown: object, metric: object) -> None:
-            if shown != metric:
-                out.append(f"{what}: the dashboard shows {shown!r}, /metrics {metric!r}")
-
-        live = [s["name"] for s in state["servers"] if s["live"]]
-        same("live servers", len(live), of(series, "zato_cluster_servers_live").get(()))
-        holders = [dict(labels)["server"] for labels in of(series, "zato_lease_holder")]
-        same("lease holder", [state["lease"]["holder"]], holders)
-        same("takeovers", len(state["takeovers"]), of(series, "zato_lease_takeovers_total").get(()))
-        for which in ("queued", "parked"):
-            same(
-                f"async {which}",
-                state["async"][which],
-                of(series, "zato_async_calls", list=which).get((("list", which),)),
-            )
-        counters = {
-            "restarts": "zato_connector_restarts_total",
-            "messages_in": "zato_connector_messages_in_total",
-            "messages_out": "zato_connector_messages_out_total",
-            "failures": "zato_connector_failures_total",
-            "parked": "zato_connector_parked_total",
-        }
-        for c in state["connectors"]:
-            labels = {"connector": c["name"], "kind": c["kind"]}
-            metric_state = [dict(k)["state"] for k in of(series, "zato_connector_state", **labels)]
-            same(f"{c['name']} state", [c["state"]], metric_state)
-            for key, name in counters.items():
-                same(f"{c['name']} {key}", c[key], sum(of(series, name, **labels).values()))
-            if c["kind"].endswith("-outgoing"):
-                depth = {
-                    dict(k)["list"]: v for k, v in of(series, "zato_outgoing_queue_depth", **labels).items()
-                }
-                same(
-                    f"{c['name']} waiting",
-                    c.get("waiting"),
-                    depth.get("waiting", 0) + depth.get("processing", 0),
-                )
-                same(f"{c['name']} parked now", c["parked_now"], depth.get("parked"))
-            else:
-                parking = of(series, "zato_channel_parking_queue", **labels)
-                same(f"{c['name']} parked now", c["parked_now"], sum(parking.values()))
-        shown = {c["name"] for c in state["connectors"]}
-        same("connectors", shown, {dict(k)["connector"] for k in of(series, "zato_connector_state")})
-        return out
-
-    last: list[list[str]] = []
-
-    def agree() -> bool:  # the page refreshes twice a second, a connector's stats once a second
-        last.append(differences())
-        return not last[-1]
-
-    try:
-        wait_for(agree, 30, interval=0.5, what="the dashboard and /metrics agreeing")
-    except AssertionError:
-        raise AssertionError("\n".join(last[-1])) from None
+    agreeing(cluster, op, "the dashboard and /metrics agreeing")
     stuck = next(c for c in op.state()["connectors"] if c["name"] == "amqp-outgoing:stuck")
     assert stuck["waiting"] == 3  # what the page's "waiting" column shows
 
@@ -288,3 +294,48 @@ def test_the_page_shows_what_waits_to_go_out_as_the_metrics_count_it(cluster, br
     assert waiting("amqp-outgoing:out") == "0" and waiting("amqp-channel:in") == "-"
     depth = of(series, "zato_outgoing_queue_depth", connector="amqp-outgoing:stuck")
     assert sum(v for labels, v in depth.items() if dict(labels)["list"] != "parked") == 3
+
+
+def _supervisors(qs) -> list[int]:  # noqa: ANN001
+    """The connector supervisor of each server (a child of its arbiter)."""
+    arbiters = {qs.pid(name) for name in qs.server_names}
+    return [pid for pid, ppid, cmd in process_table() if ppid in arbiters and b"supervisor" in cmd]
+
+
+def test_while_no_server_holds_the_lease_the_dashboard_lists_the_connectors_not_running(cluster):
+    """Before: while no server held the lease (a takeover under way; here both supervisors
+    stopped, so the lease lapses) /metrics said each active connector NOT_RUNNING and the
+    dashboard's Connectors table was empty, as if the cluster had none. Now the page lists each
+    NOT_RUNNING, saying why, with the numbers /metrics has for it; once a server holds the lease
+    again they are RUNNING on both."""
+    from tests.integration.test_dashboard import Operator
+
+    settled(cluster)
+    op = Operator(f"http://127.0.0.1:{cluster.dashboard_port}/", *cluster.admin_auth)
+    names = {"amqp-channel:in", "amqp-outgoing:out", "amqp-outgoing:stuck"}
+    stopped = wait_for(
+        lambda: len(found := _supervisors(cluster)) == 2 and found, 30, what="both supervisors"
+    )
+    assert isinstance(stopped, list)
+    for pid in stopped:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        wait_for(lambda: not op.state()["lease"]["holder"], 30, what="the lease lapsed")
+        agreeing(cluster, op, "the dashboard and /metrics agreeing while no server holds the lease")
+        rows = {c["name"]: c for c in op.state()["connectors"]}
+        assert set(rows) == names
+        assert {(c["state"], c["last_error"]) for c in rows.values()} == {
+            ("NOT_RUNNING", "no server holds the lease to run it")
+        }
+        assert rows["amqp-outgoing:stuck"]["waiting"] == 3  # what waits is still said
+    finally:
+        for pid in stopped:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+
+    def running() -> bool:
+        shown = {c["name"]: c["state"] for c in op.state()["connectors"]}
+        return shown == dict.fromkeys(names, "RUNNING")
+
+    wait_for(running, 90, interval=0.5, what="every connector running again")
+    agreeing(cluster, op, "the dashboard and /metrics agreeing once a server holds the lease again")

@@ -197,6 +197,18 @@ def _activity_for(stats: dict) -> int | None:
     return max(0, int(updated - since))
 
 
+NOT_RUNNING = "NOT_RUNNING"  # the state of an active connector no holder runs (a takeover under way)
+
+
+def not_running(children: list[dict], defined: Iterable[str]) -> list[str]:
+    """KIND:NAME of the active connectors (`defined`, from the ODB) that are not among the
+    holder's `children`: no holder runs them now (a takeover, no server holding the lease, or
+    one just created that the holder has not started yet). The metrics and the dashboard show
+    each in state NOT_RUNNING."""
+    running = {str(c.get("name")) for c in children}
+    return [name for name in defined if name not in running]
+
+
 def _child(c: dict, stats: dict) -> dict:
     """The supervisor's view of a connector plus the counters the connector keeps itself."""
     keep = ("name", "kind", "state", "pid", "restarts", "last_error")

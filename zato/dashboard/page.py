@@ -185,8 +185,10 @@ function render(s) {
     cell(tr, c.parked); cell(tr, c.parked_now, c.parked_now ? 'bad' : '');
     cell(tr, c.last_error || '');
     const span = document.createElement('span');
-    span.appendChild(button('Restart', 'Restart connector ' + c.name + '?',
-                            'api/connectors/' + encodeURIComponent(c.name) + '/restart'));
+    if (c.state !== 'NOT_RUNNING') {  // no holder runs it: there is no process to restart
+      span.appendChild(button('Restart', 'Restart connector ' + c.name + '?',
+                              'api/connectors/' + encodeURIComponent(c.name) + '/restart'));
+    }
     const [kind, name] = c.name.split(/:(.*)/s);
     if (kind.endsWith('-outgoing') && c.parked_now > 0) {  // only while some wait parked
       const q = kind.slice(0, -'-outgoing'.length);

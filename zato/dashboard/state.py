@@ -21,6 +21,7 @@ from zato.config.settings import DashboardSettings
 from zato.coord import health, status, takeovers
 from zato.coord.signing import member_key
 from zato.odb import api as odb_api
+from zato.odb.connectors import active_connector_names
 
 logger = logging.getLogger("zato.dashboard")
 
@@ -75,7 +76,14 @@ class Collector:
         self.ticks = 0
         self.version = 0
         self.snapshot: dict = {"cluster": settings.cluster, "errors": ["starting"], "version": 0}
-        self._slow: dict = {"known": [], "services": [], "channels": [], "user_config": [], "odb_error": ""}
+        self._slow: dict = {
+            "known": [],
+            "services": [],
+            "channels": [],
+            "user_config": [],
+            "connectors_defined": [],  # KIND:NAME of the active connectors
+            "odb_error": "",
+        }
         self._last_json = ""
         self._writes_refused = ""  # why Redis refuses what the actions send, checked every SLOW_EVERY
         # Only members signed with the cluster's key are shown (a dashboard made before the
@@ -108,6 +116,7 @@ class Collector:
             services = odb_api.list_services(odb, s.cluster)
             channels = odb_api.list_channels(odb, s.cluster)
             user_config = [f.name for f in odb_api.list_user_config(odb, s.cluster)]
+            defined = active_connector_names(odb, s.cluster)
         except ZatoError as e:
             self._slow["odb_error"] = f"ODB: {str(e).splitlines()[0]}"
             return
@@ -126,6 +135,7 @@ class Collector:
                 for c in sorted(channels, key=lambda c: c.url_path)
             ],
             "user_config": user_config,
+            "connectors_defined": defined,
             "odb_error": "",
         }
 
@@ -159,7 +169,7 @@ class Collector:
             "servers": view["servers"],
             "lease": view["lease"],
             "takeovers": recent,
-            "connectors": self._parked_now(view["children"]) if redis_ok else view["children"],
+            "connectors": self._parked_now(self._connectors(view)) if redis_ok else view["children"],
             "async": view.get("async") or {},
             "lb": self._lb(),
             "services": self._slow["services"],
@@ -178,6 +188,19 @@ class Collector:
         except ZatoError as e:
             return f"Redis: {e}"
         return ""
+
+    def _connectors(self, view: dict) -> list[dict]:
+        """The holder's connectors, then a row in state NOT_RUNNING for each active one of the
+        ODB that no holder runs now, as zato_connector_state shows them (before, the table was
+        empty during a takeover, or while no server held the lease, when /metrics listed them)."""
+        children = view["children"]
+        holder = (view.get("lease") or {}).get("holder")
+        why = f"not started by {holder} yet" if holder else "no server holds the lease to run it"
+        rows = [
+            {"name": name, "kind": name.partition(":")[0], "state": status.NOT_RUNNING, "last_error": why}
+            for name in status.not_running(children, self._slow["connectors_defined"])
+        ]
+        return children + rows
 
     def _parked_now(self, connectors: list[dict]) -> list[dict]:
         """Each connector with `parked_now`: the messages that wait parked now, which a button

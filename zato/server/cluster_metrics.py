@@ -11,6 +11,7 @@ from typing import Any
 from zato.common.errors import CoordError
 from zato.coord import queues, status, takeovers
 from zato.coord.queues import OutQueue
+from zato.coord.status import NOT_RUNNING, not_running
 
 
 def outgoing_of(child: dict) -> tuple[str, str] | None:
@@ -20,9 +21,6 @@ def outgoing_of(child: dict) -> tuple[str, str] | None:
     if not kind.endswith("-outgoing") or not name:
         return None
     return kind[: -len("-outgoing")], name
-
-
-NOT_RUNNING = "NOT_RUNNING"  # the state of an active connector no holder runs (a takeover under way)
 
 
 def number(value: object) -> float | None:
@@ -135,10 +133,8 @@ class ClusterCollector:
                 family.add_metric(key, number(c.get(name)) or 0)
             if number(c.get("parking_queue")) is not None:
                 parking.add_metric(key, c["parking_queue"])
-        running = {str(c.get("name")) for c in children}
-        for name in self.defined() if self.defined else ():
-            if name not in running:  # no holder runs it now: it has a state all the same
-                state.add_metric([name, name.partition(":")[0], NOT_RUNNING], 1)
+        for name in not_running(children, self.defined() if self.defined else ()):
+            state.add_metric([name, name.partition(":")[0], NOT_RUNNING], 1)  # a state all the same
         for out in self._outgoing(children):
             self._depth(depth, *out)
         yield from (state, activity, *counters.values(), parking, depth)
