@@ -114,7 +114,11 @@ class Instruments:
         self.channel_requests = Counter(
             "zato_rest_channel_requests", "Requests to REST (HTTP) channels", ["channel", "method", "status"]
         )
-        self.requests = Counter("zato_server_requests", "HTTP requests served, every path", ["kind"])
+        self.requests = Counter(
+            "zato_server_requests",
+            "HTTP requests served, by kind (health checks and scrapes are not counted)",
+            ["kind"],
+        )
         self.rejected = Counter(
             "zato_server_rejected_credentials",
             "Requests refused for wrong or missing credentials, by kind",
