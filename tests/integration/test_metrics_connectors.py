@@ -6,6 +6,7 @@ docs/metrics.md gives, and the dashboard's numbers for the same things."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -212,6 +213,36 @@ def test_requests_total_leaves_out_health_checks_and_scrapes_as_its_help_says(cl
     for path in ("/zato/ping", "/zato/ready", "/metrics") * 5:
         assert requests.get(url + path, timeout=10).status_code == 200
     assert of(scrape(url)[0], "zato_server_requests_total") == before
+
+
+def test_cluster_status_says_what_waits_to_go_out_as_the_metrics_count_it(cluster):
+    """Before: `zato cluster status` said nothing of an active outgoing connection's messages
+    yet to go out (only an inactive one's), where /metrics and the dashboard count them: its
+    connectors' table has a WAITING column now, and --json each connector's `waiting`."""
+    series = settled(cluster)
+    depth = of(series, "zato_outgoing_queue_depth", connector="amqp-outgoing:stuck")
+    assert sum(v for labels, v in depth.items() if dict(labels)["list"] != "parked") == 3
+    lines = zato("cluster", "status", cluster.path, check=False).stdout.splitlines()
+    header = next(line.split() for line in lines if line.startswith("NAME "))
+    rows = {
+        line.split()[0]: line.split()
+        for line in lines
+        if line.startswith(("amqp-channel:", "amqp-outgoing:"))
+    }
+    column = header.index("WAITING")
+    assert [
+        rows[name][column] for name in ("amqp-outgoing:stuck", "amqp-outgoing:out", "amqp-channel:in")
+    ] == [
+        "3",
+        "0",
+        "-",
+    ]
+    data = json.loads(zato("cluster", "status", cluster.path, "--json", check=False).stdout)
+    assert {c["name"]: c["waiting"] for c in data["children"]} == {
+        "amqp-outgoing:stuck": 3,
+        "amqp-outgoing:out": 0,
+        "amqp-channel:in": None,
+    }
 
 
 COUNTERS = {

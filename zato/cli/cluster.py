@@ -196,6 +196,7 @@ def gather(path: str) -> dict:
     finally:
         client.close()
     data["redis"] = describe(first.redis)
+    _add_waiting(data)
     data["user_config"] = _deployed_config(first, data["errors"])
     if data["user_config"] is not None:  # the ODB answered: which connectors it defines
         data["connectors_defined"] = _connectors_defined(first, data["errors"])
@@ -203,6 +204,17 @@ def gather(path: str) -> dict:
         data["load_balancer"] = _lb(lbs[0])
     data["problems"] = problems(data)
     return data
+
+
+def _add_waiting(data: dict) -> None:
+    """Each outgoing connector's `waiting`: its messages yet to go out (its Redis lists waiting
+    and processing, as zato_outgoing_queue_depth and the dashboard count them); None for a
+    channel, and while the queues could not be read."""
+    depths = data.get("outgoing_waiting")
+    waiting = {f"{q['kind']}:{q['name']}": q["waiting"] for q in depths or ()}
+    for c in data["children"]:
+        outgoing = str(c.get("kind") or "").endswith("-outgoing") and depths is not None
+        c["waiting"] = waiting.get(str(c.get("name")), 0) if outgoing else None
 
 
 def _registered(settings: ServerSettings) -> list:
@@ -295,13 +307,13 @@ def render(data: dict) -> str:
         if children:
             out.append(f"Connectors on {lease['holder']}:")
             keys = (
-                "name", "state", "pid", "restarts", "messages_in", "messages_out", "parked",
+                "name", "state", "pid", "restarts", "messages_in", "messages_out", "waiting", "parked",
                 "backouts", "reconnects", "last_error",
             )  # fmt: skip
             out += table(
-                ("NAME", "STATE", "PID", "RESTARTS", "IN", "OUT", "PARKED", "BACKOUTS", "RECONN")
+                ("NAME", "STATE", "PID", "RESTARTS", "IN", "OUT", "WAITING", "PARKED", "BACKOUTS", "RECONN")
                 + ("LAST ERROR",),
-                [tuple(_state(c) if k == "state" else c[k] for k in keys) for c in children],
+                [tuple(_state(c) if k == "state" else c.get(k) for k in keys) for c in children],
             )
             for c in children:  # the counter is the process's own; the queue outlives it
                 if c.get("parking_queue"):
