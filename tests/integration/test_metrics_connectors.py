@@ -338,6 +338,39 @@ def test_the_page_shows_what_waits_to_go_out_as_the_metrics_count_it(cluster, br
     assert sum(v for labels, v in depth.items() if dict(labels)["list"] != "parked") == 3
 
 
+def test_a_message_parked_by_an_outgoing_connection_is_said_alike_everywhere(cluster):
+    """A message in an outgoing connection's parked list in Redis: /metrics (list="parked"), the
+    dashboard's "parked now" and `zato cluster status` (--json `parked_now`, and a line saying
+    how to send it again) say 1. Before, `zato cluster status` said nothing of it: its PARKED
+    column is what the process parked since it started (0 here)."""
+    from tests.integration.test_dashboard import Operator
+    from zato.coord.client import connect
+    from zato.coord.queues import OutQueue
+
+    settled(cluster)
+    queue = OutQueue(connect(cluster.settings("server1").redis), cluster.cluster, "amqp", "out")
+    queue.client.lpush(queue.parked, '{"body": "refused"}')
+    try:
+        op = Operator(f"http://127.0.0.1:{cluster.dashboard_port}/", *cluster.admin_auth)
+        agreeing(cluster, op, "the dashboard and /metrics agreeing on the parked message")
+        series, _ = scrape(cluster.server_url("server1"))
+        assert list(
+            of(series, "zato_outgoing_queue_depth", connector="amqp-outgoing:out", list="parked").values()
+        ) == [1]
+        data = json.loads(zato("cluster", "status", cluster.path, "--json", check=False).stdout)
+        out = next(c for c in data["children"] if c["name"] == "amqp-outgoing:out")
+        assert (out["parked_now"], out["parked"]) == (1, 0)
+        said = zato("cluster", "status", cluster.path, check=False).stdout
+        assert (
+            "  amqp-outgoing:out: 1 message(s) in its parked list in Redis (refused by its broker or queue"
+            " manager, whatever restarted meanwhile); once the cause is mended: zato conn replay-parked"
+            " amqp-outgoing DIR --name out"
+        ) in said, said
+    finally:
+        queue.client.delete(queue.parked)
+        queue.client.close()
+
+
 def _supervisors(qs) -> list[int]:  # noqa: ANN001
     """The connector supervisor of each server (a child of its arbiter)."""
     arbiters = {qs.pid(name) for name in qs.server_names}

@@ -208,13 +208,17 @@ def gather(path: str) -> dict:
 
 def _add_waiting(data: dict) -> None:
     """Each outgoing connector's `waiting`: its messages yet to go out (its Redis lists waiting
-    and processing, as zato_outgoing_queue_depth and the dashboard count them); None for a
-    channel, and while the queues could not be read."""
+    and processing), and `parked_now`: its parked list, as zato_outgoing_queue_depth and the
+    dashboard count them; a channel's `parked_now` is its parking queue. None where a number
+    does not apply, or while the queues could not be read."""
     depths = data.get("outgoing_waiting")
-    waiting = {f"{q['kind']}:{q['name']}": q["waiting"] for q in depths or ()}
+    found = {f"{q['kind']}:{q['name']}": q for q in depths or ()}
     for c in data["children"]:
-        outgoing = str(c.get("kind") or "").endswith("-outgoing") and depths is not None
-        c["waiting"] = waiting.get(str(c.get("name")), 0) if outgoing else None
+        if str(c.get("kind") or "").endswith("-outgoing") and depths is not None:
+            q = found.get(str(c.get("name")), {})
+            c["waiting"], c["parked_now"] = q.get("waiting", 0), q.get("parked", 0)
+        else:
+            c["waiting"], c["parked_now"] = None, c.get("parking_queue")
 
 
 def _registered(settings: ServerSettings) -> list:
@@ -316,12 +320,18 @@ def render(data: dict) -> str:
                 [tuple(_state(c) if k == "state" else c.get(k) for k in keys) for c in children],
             )
             for c in children:  # the counter is the process's own; the queue outlives it
+                kind, _, name = str(c["name"]).partition(":")
                 if c.get("parking_queue"):
-                    kind, _, name = str(c["name"]).partition(":")
                     out.append(
                         f"  {c['name']}: {c['parking_queue']} message(s) in its parking queue"
                         " (the broker's count, whatever restarted meanwhile); once its service is"
                         f" mended: zato conn replay-parked {kind} DIR --name {name}"
+                    )
+                elif c.get("parked_now") and kind.endswith("-outgoing"):
+                    out.append(
+                        f"  {c['name']}: {c['parked_now']} message(s) in its parked list in Redis"
+                        " (refused by its broker or queue manager, whatever restarted meanwhile);"
+                        f" once the cause is mended: zato conn replay-parked {kind} DIR --name {name}"
                     )
         else:
             out.append(f"Connectors on {lease['holder']}: none")
@@ -368,7 +378,7 @@ def _inactive_waiting(data: dict) -> list[str]:
         f" (they go out once it is active again: zato conn edit {q['kind']} DIR --name {q['name']}"
         " --active true)"
         for q in data.get("outgoing_waiting", [])
-        if f"{q['kind']}:{q['name']}" not in active
+        if q["waiting"] and f"{q['kind']}:{q['name']}" not in active
     ]
     return ["", "Inactive outgoing connections:", *lines] if lines else []
 

@@ -129,20 +129,25 @@ def _async_calls(client: redis.Redis, cluster: str) -> dict:
 
 def _outgoing_waiting(client: redis.Redis, cluster: str) -> list[dict]:
     """Every listed outgoing queue (queues.registered: an inactive connection's too) that has
-    messages yet to go out: kind (amqp-outgoing, ibm-mq-outgoing), name, waiting (queued and
-    being sent). Whether the connection is active is the ODB's to say (zato cluster status)."""
+    messages yet to go out or parked: kind (amqp-outgoing, ibm-mq-outgoing), name, waiting
+    (queued and being sent), parked (refused by the broker, kept for a human), as
+    zato_outgoing_queue_depth counts them. Whether the connection is active is the ODB's to say
+    (zato cluster status)."""
     listed = queues.registered(client, cluster)
+    keys = Keys(cluster)
     with translate("reading the outgoing queues' depths"):
         pipe = client.pipeline(transaction=False)
         for kind, name in listed:
-            pipe.llen(Keys(cluster).out_queue(kind, name))
-            pipe.llen(Keys(cluster).out_processing(kind, name))
+            pipe.llen(keys.out_queue(kind, name))
+            pipe.llen(keys.out_processing(kind, name))
+            pipe.llen(keys.out_parked(kind, name))
         depths = pipe.execute()
     out = []
     for i, (kind, name) in enumerate(listed):
-        waiting = int(depths[2 * i]) + int(depths[2 * i + 1])
-        if waiting:
-            out.append({"kind": f"{kind}-outgoing", "name": name, "waiting": waiting})
+        waiting = int(depths[3 * i]) + int(depths[3 * i + 1])
+        parked = int(depths[3 * i + 2])
+        if waiting or parked:
+            out.append({"kind": f"{kind}-outgoing", "name": name, "waiting": waiting, "parked": parked})
     return out
 
 
