@@ -15,13 +15,15 @@ import socket
 import uuid
 
 import pytest
+import redis
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conn_support import Rabbit, services_source
 from tests.integration.test_dashboard import browser, login, needs_browser, row  # noqa: F401 - browser: a fixture
 from tests.metrics_lint import documented_labels, exposed_name
-from tests.support import process_table, wait_for, zato
+from tests.support import REDIS_URL, process_table, wait_for, zato
+from zato.coord.lease import read_supervisor_status
 from zato.odb.connectors import CONNECTOR_KINDS
 
 DOCS = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "metrics.md")
@@ -63,6 +65,15 @@ def of(series: Series, name: str, **match: str) -> dict[tuple, float]:
         for (n, labels), value in series.items()
         if n == name and match.items() <= dict(labels).items()
     }
+
+
+def _children(qs) -> set[str]:  # noqa: ANN001
+    """The connectors the holder's supervisor runs now (its status in Redis)."""
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        return {c["name"] for c in (read_supervisor_status(client, qs.cluster) or {}).get("children", [])}
+    finally:
+        client.close()
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +127,9 @@ def cluster(module_quickstart, tmp_path_factory):
         for i in range(7):
             rabbit.publish(qs.queue_in, f'{{"i": {i}}}')
         yield qs
-    finally:
+    finally:  # the channel's connector stopped first: running, it would declare its queues again
+        zato("conn", "delete", "amqp-channel", qs.path, "--name", "in", check=False)
+        wait_for(lambda: "amqp-channel:in" not in _children(qs), 30, what="the channel's connector stopped")
         rabbit.close()
 
 
