@@ -5,15 +5,17 @@ it), and the seconds the cluster went without a holder were in Redis's takeover 
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import signal
 
-from tests.support import REDIS_URL, wait_for, zato
-from zato.config.settings import RedisSettings
+from tests.support import REDIS_URL, cleanup_redis, cluster_name, wait_for, zato
+from zato.config.settings import LeaseSettings, RedisSettings
 from zato.coord.client import connect
+from zato.coord.health import RedisHealth
 from zato.coord.keys import Keys
-from zato.coord.lease import read_holder
+from zato.coord.lease import Lease, LeaseKeeper, read_holder
 
 
 def _log(qs, name: str) -> str:  # noqa: ANN001 - a Quickstart
@@ -55,3 +57,35 @@ def test_each_takeover_says_why_the_lease_was_free_and_for_how_long(quickstart):
         assert re.fullmatch(released, _acquired(qs, first, 3)), _acquired(qs, first, 3)
     finally:
         client.close()
+
+
+def test_a_release_that_comes_as_the_standby_stops_waiting_is_logged_as_a_release(caplog):
+    """The standby's wait on the lease channel ends (its look at the lease is due) just before
+    the holder releases it: it hears the release at its next look, and its takeover says so.
+    Before: 'its holder stopped renewing it (...) and it expired', after a hand-over, on the lab."""
+    cluster = cluster_name("leaselog")
+    clients = [connect(RedisSettings(url=REDIS_URL)) for _ in range(2)]
+    try:
+        holder = Lease(clients[0], cluster, "server1", LeaseSettings())
+        assert holder.try_acquire().acquired
+        standby = Lease(clients[1], cluster, "server2", LeaseSettings())
+        keeper = LeaseKeeper(standby, RedisHealth(), lambda: False, lambda s: None)
+        keeper._sleep_standby = lambda until: keeper._subscribe()  # noqa: SLF001 - its wait ended at once
+        with caplog.at_level(logging.INFO, logger="zato.lease"):
+            keeper._standby_step()  # noqa: SLF001 - the lease is held: it waits on the channel
+            pubsub = keeper._pubsub  # noqa: SLF001
+            channel = Keys(cluster).lease_channel
+            wait_for(lambda: clients[0].pubsub_numsub(channel)[0][1] >= 1, 10, what="the standby subscribed")
+            pubsub.get_message(timeout=1)  # the subscription's confirmation (not a message it reads)
+            assert holder.release()  # as that wait ends
+            wait_for(lambda: pubsub.connection.can_read(timeout=0.1), 10, what="the release on the channel")
+            keeper._standby_step()  # noqa: SLF001 - its next look
+        said = re.search(r"acquired lease epoch (\d+): (.*)", caplog.text)
+        assert said and keeper.valid_epoch() == int(said[1]), caplog.text
+        released = r"its holder released it \(a graceful stop or a hand-over\), \d+\.\d\d s without a holder"
+        assert re.fullmatch(released, said[2]), said[2]
+    finally:
+        keeper._close_pubsub()  # noqa: SLF001
+        cleanup_redis(cluster)
+        for client in clients:
+            client.close()

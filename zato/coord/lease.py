@@ -494,9 +494,9 @@ class LeaseKeeper:
             fresh = self._pubsub is not None and self._epoch_fresh
             remaining = self.lease.remaining_ms(with_epoch=not fresh)
             self._epoch_fresh = self._pubsub is not None
-            if remaining >= 0:
+            if remaining >= 0:  # held (again, after any release heard): not what a takeover follows
                 self._seen_end = self.clock() + remaining / 1000.0
-                self._free_since = None
+                self._free_since = self._released_at = None
             elif self._yielding(self.clock()):
                 self.health.ok(wrote=False)
                 self.wait(YIELD_POLL)
@@ -661,12 +661,16 @@ class LeaseKeeper:
         return self._pubsub
 
     def _drain_releases(self) -> None:
+        """What came on the lease channel since the last wait on it: a release that came just as
+        that wait ended is heard here (before, the takeover that followed, moments after the
+        release, was logged and recorded as an expiry since the last renewal seen)."""
         if self._pubsub is None:
             return
         try:
             with translate("reading the lease release channel"):
                 while msg := self._pubsub.get_message(ignore_subscribe_messages=True, timeout=0):
-                    self._heard(msg)
+                    if self._heard(msg) == "released":
+                        self._released_at = self.clock()
         except CoordError:  # the lease check that follows reports Redis's state
             self._close_pubsub()
 
