@@ -21,6 +21,7 @@ from zato.odb import connectors
 from zato.odb.engine import ODB
 
 MESSAGES = 3
+WAITING = "of an older epoch (the old holder's) still alive: waiting up to 140 s"
 
 
 @pytest.fixture
@@ -72,6 +73,10 @@ def test_a_takeovers_connector_waits_for_the_old_holders_one_still_running_hande
     new = start_connector(env["dir"], "zmq-channel", name, epoch=2)
     env["procs"].append(new)
     wait_for(lambda: "lease lost" in log_text(env["dir"]), timeout=30, what="the old connector stopping")
+    # The new one started (a loaded machine may take seconds to start a process) and saw the
+    # old one alive: before, the three were let answer on a fixed delay, and a new connector
+    # that started only after the old one had exited proved nothing (nor said it waited).
+    wait_for(lambda: WAITING in log_text(env["dir"]), timeout=60, what="the new one waiting for the old one")
     time.sleep(held)  # the three still running at their server
     fake.release.set()
     wait_for(lambda: old.poll() is not None, timeout=60, what="the old connector's exit")
@@ -82,4 +87,4 @@ def test_a_takeovers_connector_waits_for_the_old_holders_one_still_running_hande
     counts = _numbers(fake)
     assert counts == collections.Counter(range(MESSAGES + 1)), f"ran more than once: {counts}"
     assert new.poll() is None
-    assert "of an older epoch (the old holder's) still alive: waiting up to 140 s" in log_text(env["dir"])
+    assert "left unanswered" not in log_text(env["dir"])  # it took none of the three for a killed one's
