@@ -365,12 +365,17 @@ class Record(Service):
 
     def handle(self):
         payload = self.request.payload
+        client = _redis.get("c") or _redis.setdefault("c", redis.Redis.from_url(REDIS_URL))
+        # Decided as the call starts: one a test's connector left running (killed) fails even
+        # if the switch is gone by the time it would record.
+        switch = payload.get("fail_while") if isinstance(payload, dict) else None
+        failing = bool(switch) and client.exists(switch)
         if isinstance(payload, dict) and payload.get("wait_ms"):
             time.sleep(payload["wait_ms"] / 1000)  # bench/amqp --service-wait-ms: a service doing I/O
         if isinstance(payload, dict) and payload.get("fail"):
             raise ValueError("told to fail")  # a message this service can never take
-        client = _redis.get("c") or _redis.setdefault("c", redis.Redis.from_url(REDIS_URL))
-        if isinstance(payload, dict) and payload.get("fail_while") and client.exists(payload["fail_while"]):
+        if failing:
+            time.sleep(payload.get("fail_after_ms", 0) / 1000)  # as a system away that times out
             raise ValueError("told to fail for now")  # as while a system it needs is away
         client.rpush(received_key(self.server.cluster), json.dumps(payload))
 
@@ -414,7 +419,7 @@ def broken_key(cluster: str) -> str:
 
 def services_source() -> str:
     """A module of test services: conn.record (records payloads in Redis; fails on {"fail": true},
-    and on {"fail_while": KEY} while Redis has KEY),
+    and on {"fail_while": KEY} when Redis has KEY as the call starts, after "fail_after_ms"),
     conn.flaky (fails while Redis key zato:CLUSTER:test:broken exists, then records as conn.record),
     conn.send-amqp and conn.send-zmq (send their payload's items through outgoing connections)."""
     return f"REDIS_URL = {REDIS_URL!r}\n" + SERVICES

@@ -24,6 +24,10 @@ from zato.coord.keys import Keys
 from zato.coord.lease import read_supervisor_status
 
 MESSAGES = 300
+# A failing call of the killed-connector test takes this long: its five attempts (the retry
+# delays between them about 4 s) take about 30 s, the time the test has to kill the connector
+# once it saw one fail, a few seconds on a quiet machine.
+FAIL_AFTER_MS = 5000
 
 
 def _client() -> redis.Redis:
@@ -199,9 +203,15 @@ def test_a_graceful_stop_of_the_holder_loses_nothing_the_channel_had_received(qs
 def test_a_connector_killed_while_it_runs_handed_over_messages_loses_none(qs):
     """Before: the next connector took each handed-over message out of Redis (LPOP) before its
     service answered, so one SIGKILLed while it tried them again (their service failing for a
-    moment) lost them. Now they stay in Redis until answered and its successor runs them."""
-    n, switch = 40, f"zato:{qs.cluster}:test:failing"
-    _, zctx, push = _slow_channel(qs, "xzkill", messages=n, in_flight=1, fail_while=switch)
+    moment) lost them. Now they stay in Redis until answered and its successor runs them.
+    The edit hands over what the first connector had not run yet, and the service fails only
+    from then on; each failing call takes FAIL_AFTER_MS, so the killed connector is still
+    trying them, far from giving them up. Before, 40 messages (8 s of work) could all be done
+    before a slow `zato conn edit` came, leaving none to hand over and no failure to wait for;
+    and a call the kill left running recorded its message once the service mended."""
+    n, switch = 200, f"zato:{qs.cluster}:test:failing"
+    fail = {"fail_while": switch, "fail_after_ms": FAIL_AFTER_MS}
+    _, zctx, push = _slow_channel(qs, "xzkill", messages=n, in_flight=1, **fail)
     name = "zmq-channel:xzkill"
     try:
         pid = _child(qs.cluster, name)["pid"]
