@@ -1,10 +1,13 @@
 """A lease holder that reaches Redis but not the broker (one host's link to RabbitMQ cut, both
 ways, every other link clean), on the lab's hosts (zato.connector.handover):
 
-- The holder's own link cut: its AMQP channel notices (heartbeat), reconnects in vain, and
-  after 10 s of that the holder hands the lease over; another server consumes every message
-  while the link is still cut (before, the holder kept the lease and nothing was consumed
-  until the link came back).
+- The holder's own link cut: its AMQP channel notices once the broker's host acknowledged
+  nothing sent for twice the heartbeat (2 x 2 s, TCP_USER_TIMEOUT: the connection ends with
+  ETIMEDOUT, and the log says what that means; before, pika's heartbeat check noticed, 7-14 s
+  after the cut, and the hand-over came that much later), reconnects in vain, and after 10 s
+  of that the holder hands the lease over; another server consumes every message while the
+  link is still cut (before, the holder kept the lease and nothing was consumed until the
+  link came back).
 - A standby cut off from the broker wins the lease (the holder's host vanished, the healthy
   standby was paused): it hands the lease on, and a server that reaches the broker consumes
   every message while the cut lasts (before: not one of 100 in 60 s).
@@ -17,6 +20,7 @@ Lost 0 and stale 0 (no call accepted under an older epoch after a newer one) in 
 
 from __future__ import annotations
 
+import datetime
 import os
 import time
 
@@ -68,6 +72,7 @@ def test_a_holder_cut_from_the_broker_hands_the_lease_to_a_server_that_reaches_i
     logs = forget_hand_overs(lab)
     consumed_first(lab, channel, 50)
     old, old_epoch = lab.wait_holder()
+    cut_at = datetime.datetime.now()
     lab.cut_broker(old)
     try:
         for n in range(50, 150):
@@ -83,6 +88,17 @@ def test_a_holder_cut_from_the_broker_hands_the_lease_to_a_server_that_reaches_i
     assert stale_accepted(accepted) == 0
     assert f"connector amqp-channel:{channel.channel} has been reconnecting for" in logs.of(old)
     assert HANDED_OVER in logs.of(old)
+    lost = f"amqp-channel {channel.channel!r}: connection lost ("
+    noticed = [line for line in logs.of(old).splitlines() if lost in line]
+    assert noticed, logs.of(old)[-3000:]
+    print(f"{old} noticed the cut {seconds_after(cut_at, noticed[0]):.1f} s after it: {noticed[0]}")
+    assert "Connection timed out" in noticed[0], noticed[0]
+    assert "(the broker's host acknowledged nothing sent for 4 s, twice the heartbeat: the link" in noticed[0]
+
+
+def seconds_after(then: datetime.datetime, line: str) -> float:
+    """Seconds from `then` to a server.log line's time (its first 23 characters)."""
+    return (datetime.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f") - then).total_seconds()
 
 
 def test_a_standby_cut_from_the_broker_that_wins_the_lease_hands_it_on(lab, channel):

@@ -14,7 +14,7 @@ import pytest
 
 from zato.common.errors import ConnectorError
 from zato.connector.amqp_channel import deliveries_of, parking_queue
-from zato.connector.amqp_common import error_text
+from zato.connector.amqp_common import error_text, parameters
 from zato.connector.base import RetryPolicy
 from zato.connector.zmq_address import endpoint
 from zato.connector.zmq_channel import payload
@@ -80,6 +80,29 @@ def test_amqp_error_text_names_the_type_once():
     )
     assert error_text(ValueError()) == "ValueError()"  # no text: its repr
     assert len(error_text(OSError("x" * 1000))) == 300
+
+
+def test_an_amqp_link_that_stopped_acknowledging_is_said_so():
+    """The kernel ended the connection (TCP_USER_TIMEOUT: twice the heartbeat with nothing sent
+    acknowledged); before, the log had pika's text alone."""
+    timed_out = TimeoutError(110, "Connection timed out")  # ETIMEDOUT, as pika names it
+    lost = pika.exceptions.StreamLostError(f"Stream connection lost: {timed_out!r}")
+    assert error_text(lost, {"heartbeat": 2}) == (
+        "StreamLostError: Stream connection lost: TimeoutError(110, 'Connection timed out') (the broker's"
+        " host acknowledged nothing sent for 4 s, twice the heartbeat: the link to it is lost)"
+    )
+    assert "nothing sent for twice the heartbeat" in error_text(lost)
+    reset = pika.exceptions.StreamLostError(f"Stream connection lost: {ConnectionResetError(104, 'reset')!r}")
+    assert "acknowledged" not in error_text(reset, {"heartbeat": 2})
+
+
+def test_an_amqp_connection_fails_after_twice_the_heartbeat_unacknowledged():
+    amqp = {"host": "h", "port": 5672, "vhost": "/", "username": "u", "password": "p", "use_tls": False}
+    assert parameters({**amqp, "heartbeat": 2}).tcp_options == {
+        "TCP_USER_TIMEOUT": 4000, "TCP_KEEPIDLE": 1, "TCP_KEEPINTVL": 1, "TCP_KEEPCNT": 2,
+    }  # fmt: skip
+    assert parameters({**amqp, "heartbeat": 30}).tcp_options["TCP_USER_TIMEOUT"] == 60_000
+    assert parameters({**amqp, "heartbeat": 0}).tcp_options["TCP_USER_TIMEOUT"] == 2000  # at least 1 s
 
 
 def test_retry_policy_grows_to_its_ceiling():

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import errno
 import logging
 import re
 import socket
@@ -48,6 +49,9 @@ BLOCKED_TIMEOUT = 60
 # and never answers (a hung broker, another service on it) fails after this and is tried again.
 # An amqp-def's handshake_timeout; this for a row from before it had one.
 HANDSHAKE_TIMEOUT = AMQP_HANDSHAKE_TIMEOUT
+# A connection fails once the broker's host acknowledged nothing sent for this many heartbeats
+# (TCP_USER_TIMEOUT: link_options); pika's own heartbeat check took 7-14 s with a heartbeat of 2.
+LINK_DEAD_AFTER_BEATS = 2
 
 # pika decodes a header table by recursion: two Python calls per level of a table in a table
 # (6 bytes of the frame at least), one per level of an array in an array (5 bytes). A frame
@@ -113,7 +117,46 @@ def parameters(amqp: dict, ca_file: str = "") -> pika.ConnectionParameters:
         socket_timeout=5,
         stack_timeout=handshake_timeout(amqp),
         blocked_connection_timeout=BLOCKED_TIMEOUT,
+        tcp_options=link_options(heartbeat(amqp["heartbeat"])),
     )
+
+
+def link_dead_after(beat: int) -> int:
+    """Seconds what a connection sent may stay unacknowledged by the broker's host before the
+    connection fails (TCP_USER_TIMEOUT): twice the heartbeat (`beat`, as negotiated: pika asks
+    for the definition's and the broker takes it), as RabbitMQ itself gives up on a client it
+    heard nothing from for two heartbeats."""
+    return LINK_DEAD_AFTER_BEATS * beat
+
+
+def link_options(beat: int) -> dict[str, int]:
+    """pika's tcp_options for a connection with heartbeat `beat`: it fails once the broker's
+    host stops acknowledging for link_dead_after(beat) s, with data sent (TCP_USER_TIMEOUT) or
+    idle (keep-alive probes), as zato.connector.invoke.watch_link does for the calls to servers.
+
+    Without it a link cut with no RST (a cable, a partition: packets dropped) was noticed only
+    by pika's heartbeat check, which looks every heartbeat + 5 s at whether anything came since
+    its last look: 7-14 s after the cut with a heartbeat of 2 s (12.5 s on the multi-host lab),
+    and a lease holder's hand-over (zato.connector.handover), which counts from there, came that
+    much later. pika sends a heartbeat every heartbeat / 2 whatever else it sends, so within
+    that of a cut something waits for an acknowledgement that never comes, and the kernel ends
+    the connection 2 x heartbeat later (ETIMEDOUT: pika's "Stream connection lost:
+    TimeoutError(110, 'Connection timed out')"): 4-5 s with a heartbeat of 2 s.
+
+    A broker that is merely slow or busy is not cut: its host acknowledges what arrives however
+    late its process reads it. What is: a link losing so many packets that one segment goes
+    unacknowledged for 2 x heartbeat, and (Linux 5.11 on) a broker that keeps its receive window
+    shut for that long while more waits to go (RabbitMQ stops reading a connection it blocks
+    for a resource alarm; an outgoing connector with megabytes in flight then connects again,
+    which BLOCKED_TIMEOUT did after 60 s before)."""
+    dead_after = link_dead_after(beat)
+    idle = max(1, dead_after // 3)
+    return {
+        "TCP_USER_TIMEOUT": dead_after * 1000,
+        "TCP_KEEPIDLE": idle,
+        "TCP_KEEPINTVL": idle,
+        "TCP_KEEPCNT": 2,
+    }
 
 
 class BlockWatch:
@@ -177,13 +220,21 @@ def error_text(e: BaseException, amqp: dict | None = None) -> str:
     """The error's type and text, the type once (pika's connection errors start their text
     with it), at most 300 characters. No AMQP handshake in time says what that means, without
     pika's address record (a tuple of socket constants), with the handshake_timeout of `amqp`
-    (the definition connected to)."""
+    (the definition connected to). A connection the kernel ended because the broker's host
+    stopped acknowledging (link_options) says so, with that definition's seconds."""
     text, name = str(e) or repr(e), type(e).__name__
     if "Timeout during AMQP handshake" in text or "Timeout while setting up AMQP" in text:
         text = (
             f"Timeout during AMQP handshake (none within {handshake_timeout(amqp)} s: the port takes the"
             " connection but nothing answers as an AMQP broker; a hung broker, or another service"
             " on that port)"
+        )
+    elif f"Stream connection lost: TimeoutError({errno.ETIMEDOUT}," in text:
+        beat = (amqp or {}).get("heartbeat")
+        after = f"{link_dead_after(heartbeat(beat))} s, " if beat is not None else ""
+        text += (
+            f" (the broker's host acknowledged nothing sent for {after}twice the heartbeat: the link to"
+            " it is lost)"
         )
     return (text if text.startswith(name) else f"{name}: {text}")[:300]
 
@@ -319,11 +370,11 @@ def serve(
                 ctx.wait(RECONNECT.max)
                 continue
             delay, delays = _next_delay(ctx, delays)
-            _reconnecting(ctx, f"connection lost: {error_text(e)}")
+            _reconnecting(ctx, f"connection lost: {error_text(e, amqp)}")
             logger.warning(
                 "%s: connection lost (%s); reconnecting in %.1fs, unconfirmed messages come again",
                 ctx.label,
-                error_text(e),
+                error_text(e, amqp),
                 delay,
             )
             ctx.wait(delay)

@@ -206,7 +206,7 @@ class Session:
 
     def _on_close(self, conn: pika.SelectConnection, e: BaseException) -> None:
         if self._stopping_until is None and self.error is None:
-            self.error = f"connection lost: {error_text(e)}"
+            self.error = f"connection lost: {error_text(e, self.d['amqp'])}"
         conn.ioloop.stop()
 
     def _on_channel(self, ch: pika.channel.Channel) -> None:
@@ -233,7 +233,7 @@ class Session:
                 self.suspects.discard(raw)
             else:
                 self.suspects |= published
-        self._fail(f"{'channel closed' if alone else 'connection lost'}: {error_text(e)}")
+        self._fail(f"{'channel closed' if alone else 'connection lost'}: {error_text(e, self.d['amqp'])}")
 
     @property
     def careful(self) -> bool:
@@ -450,7 +450,7 @@ class Session:
             logger.warning("%s: cannot check exchange %r: %s", self.ctx.label, self._checking, error_text(e))
             self._guard(self._checked)("")
         else:  # with the connection, whose error pika hands to every channel
-            self._fail(f"connection lost: {error_text(e)}")
+            self._fail(f"connection lost: {error_text(e, self.d['amqp'])}")
 
     def _checked(self, missing: str) -> None:
         """The broker answered the check: `missing` is why the exchange cannot be used, or ""."""
