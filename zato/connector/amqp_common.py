@@ -136,7 +136,7 @@ def link_options(beat: int) -> dict[str, int]:
 
     Without it a link cut with no RST (a cable, a partition: packets dropped) was noticed only
     by pika's heartbeat check, which looks every heartbeat + 5 s at whether anything came since
-    its last look: 7-14 s after the cut with a heartbeat of 2 s (12.5 s on the multi-host lab),
+    its last look: 7-14 s after the cut with a heartbeat of 2 s (13.4 s on the multi-host lab),
     and a lease holder's hand-over (zato.connector.handover), which counts from there, came that
     much later. pika sends a heartbeat every heartbeat / 2 whatever else it sends, so within
     that of a cut something waits for an acknowledgement that never comes, and the kernel ends
