@@ -99,10 +99,13 @@ def decoding_any_delivery() -> Iterator[None]:
             sys.setrecursionlimit(_deep_decoders[1])
 
 
-def parameters(amqp: dict, ca_file: str = "") -> pika.ConnectionParameters:
+def parameters(amqp: dict, ca_file: str = "", watch_link: bool = True) -> pika.ConnectionParameters:
     """Connection parameters for an AMQP definition (the "amqp" part of a loaded channel).
     With use_tls the broker is verified against `ca_file` (server.conf [tls] ca_file) when
-    given, else against the system's CAs."""
+    given, else against the system's CAs. `watch_link`: a link that stops acknowledging ends
+    the connection after 2 x heartbeat (link_options); False for a connection that publishes
+    in bulk (the outgoing connector, a replay), which a broker's resource alarm would then cut
+    (link_options says why), and which keeps pika's heartbeat check and BLOCKED_TIMEOUT."""
     ssl_options = None
     if amqp["use_tls"]:
         ssl_options = pika.SSLOptions(ssl.create_default_context(cafile=ca_file or None), amqp["host"])
@@ -117,7 +120,7 @@ def parameters(amqp: dict, ca_file: str = "") -> pika.ConnectionParameters:
         socket_timeout=5,
         stack_timeout=handshake_timeout(amqp),
         blocked_connection_timeout=BLOCKED_TIMEOUT,
-        tcp_options=link_options(heartbeat(amqp["heartbeat"])),
+        tcp_options=link_options(heartbeat(amqp["heartbeat"])) if watch_link else None,
     )
 
 
@@ -147,8 +150,10 @@ def link_options(beat: int) -> dict[str, int]:
     late its process reads it. What is: a link losing so many packets that one segment goes
     unacknowledged for 2 x heartbeat, and (Linux 5.11 on) a broker that keeps its receive window
     shut for that long while more waits to go (RabbitMQ stops reading a connection it blocks
-    for a resource alarm; an outgoing connector with megabytes in flight then connects again,
-    which BLOCKED_TIMEOUT did after 60 s before)."""
+    for a resource alarm: a connection with megabytes in flight would connect again every
+    2 x heartbeat of the alarm, where BLOCKED_TIMEOUT waits 60 s). So only the channels'
+    connections have it (parameters' watch_link): what they send is acks and heartbeats, which
+    never fill a window; the outgoing connector and a replay publish in bulk and do without."""
     dead_after = link_dead_after(beat)
     idle = max(1, dead_after // 3)
     return {
@@ -216,12 +221,13 @@ def describe(amqp: dict) -> str:
     return f"{scheme}://{where} (definition {amqp['name']!r})"
 
 
-def error_text(e: BaseException, amqp: dict | None = None) -> str:
+def error_text(e: BaseException, amqp: dict | None = None, watched: bool = True) -> str:
     """The error's type and text, the type once (pika's connection errors start their text
     with it), at most 300 characters. No AMQP handshake in time says what that means, without
     pika's address record (a tuple of socket constants), with the handshake_timeout of `amqp`
     (the definition connected to). A connection the kernel ended because the broker's host
-    stopped acknowledging (link_options) says so, with that definition's seconds."""
+    stopped acknowledging (link_options) says so, with that definition's seconds; not for a
+    connection without link_options (`watched` False: parameters' watch_link)."""
     text, name = str(e) or repr(e), type(e).__name__
     if "Timeout during AMQP handshake" in text or "Timeout while setting up AMQP" in text:
         text = (
@@ -229,7 +235,7 @@ def error_text(e: BaseException, amqp: dict | None = None) -> str:
             " connection but nothing answers as an AMQP broker; a hung broker, or another service"
             " on that port)"
         )
-    elif f"Stream connection lost: TimeoutError({errno.ETIMEDOUT}," in text:
+    elif watched and f"Stream connection lost: TimeoutError({errno.ETIMEDOUT}," in text:
         beat = (amqp or {}).get("heartbeat")
         after = f"{link_dead_after(heartbeat(beat))} s, " if beat is not None else ""
         text += (

@@ -140,7 +140,7 @@ class Session:
 
     def run(self) -> None:
         self.conn = pika.SelectConnection(
-            amqp_common.parameters(self.d["amqp"], self.ctx.settings.tls_ca_file),
+            amqp_common.parameters(self.d["amqp"], self.ctx.settings.tls_ca_file, watch_link=False),
             on_open_callback=self._guard(self._on_open),
             on_open_error_callback=self._on_open_error,
             on_close_callback=self._on_close,
@@ -199,14 +199,13 @@ class Session:
 
     def _on_open_error(self, conn: pika.SelectConnection, e: BaseException) -> None:
         self.refused = amqp_common.login_refusal(self.d["amqp"], e)
-        self.error = (
-            f"cannot connect to {amqp_common.describe(self.d['amqp'])}: {error_text(e, self.d['amqp'])}"
-        )
+        why = error_text(e, self.d["amqp"], watched=False)
+        self.error = f"cannot connect to {amqp_common.describe(self.d['amqp'])}: {why}"
         conn.ioloop.stop()
 
     def _on_close(self, conn: pika.SelectConnection, e: BaseException) -> None:
         if self._stopping_until is None and self.error is None:
-            self.error = f"connection lost: {error_text(e, self.d['amqp'])}"
+            self.error = f"connection lost: {error_text(e, self.d['amqp'], watched=False)}"
         conn.ioloop.stop()
 
     def _on_channel(self, ch: pika.channel.Channel) -> None:
@@ -233,7 +232,7 @@ class Session:
                 self.suspects.discard(raw)
             else:
                 self.suspects |= published
-        self._fail(f"{'channel closed' if alone else 'connection lost'}: {error_text(e, self.d['amqp'])}")
+        self._fail(f"{'channel closed' if alone else 'connection lost'}: {error_text(e)}")
 
     @property
     def careful(self) -> bool:
@@ -450,7 +449,7 @@ class Session:
             logger.warning("%s: cannot check exchange %r: %s", self.ctx.label, self._checking, error_text(e))
             self._guard(self._checked)("")
         else:  # with the connection, whose error pika hands to every channel
-            self._fail(f"connection lost: {error_text(e, self.d['amqp'])}")
+            self._fail(f"connection lost: {error_text(e, self.d['amqp'], watched=False)}")
 
     def _checked(self, missing: str) -> None:
         """The broker answered the check: `missing` is why the exchange cannot be used, or ""."""

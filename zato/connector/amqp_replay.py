@@ -118,7 +118,7 @@ def replayed_properties(properties: pika.BasicProperties) -> pika.BasicPropertie
 
 def replay_parked(channel: dict, ca_file: str = "", limit: int | None = None) -> Replay:
     """Replay the parked messages of `channel` (a definition as connectors.load gives it)."""
-    run = _Run(channel, amqp_common.parameters(channel["amqp"], ca_file))
+    run = _Run(channel, amqp_common.parameters(channel["amqp"], ca_file, watch_link=False))
     with amqp_common.decoding_any_delivery():  # headers as deep as the channel itself reads them
         try:
             return run.replay(limit)
