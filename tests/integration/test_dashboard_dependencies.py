@@ -287,3 +287,32 @@ def test_actions_with_redis_refusing_are_503_saying_so_and_work_again_once_it_ta
         said.pop("api/servers/gone1/forget")
         assert {path: status for path, (status, _) in said.items() if status != 200} == {}, said
         assert "Traceback" not in dashboard_log(qs)
+
+
+def test_an_action_refused_for_a_key_of_another_type_is_503_naming_the_key(quickstart):
+    """The operators' drain holds (a set) replaced by a string, as another Redis client might:
+    Redis answers the drain WRONGTYPE. Before: 400, as if the request were bad, naming no key."""
+    import redis
+
+    from tests.support import REDIS_URL
+
+    qs = quickstart(servers=1, lb=False)
+    qs.start("server1")
+    qs.start("dashboard")
+    op = Operator(f"http://127.0.0.1:{qs.dashboard_port}/", *qs.admin_auth)
+    held = Keys(qs.cluster).operator_drained
+    admin = redis.Redis.from_url(REDIS_URL)
+    try:
+        admin.set(held, "written by another client")
+        status, error = post(op, "api/servers/server1/drain")
+        assert status == 503, (status, error)
+        assert error.startswith("drain server server1: operator drain: ResponseError: WRONGTYPE "), error
+        assert error.endswith(
+            f"{held} holds another type than the cluster keeps there (written by another Redis client?): see"
+            f" what wrote it, then delete it (redis-cli DEL {held}; docs/trust.md)"
+        ), error
+        admin.delete(held)  # mended: the same click works
+        assert post(op, "api/servers/server1/drain")[0] == 200
+        assert "Traceback" not in dashboard_log(qs)
+    finally:
+        admin.close()

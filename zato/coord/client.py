@@ -241,7 +241,8 @@ def translate(what: str, key: str = "") -> Iterator[None]:
         refusal = refuses_writes(e)
         if refusal:  # an outage of its own: it takes writes again once its operator mends it
             raise CoordRefused(f"{what}: {REFUSES_WRITES} ({refusal}): {_unannotated(e)}") from e
-        named = f" (the key: {key})" if key and str(e).startswith("WRONGTYPE") else ""
-        raise CoordDataError(f"{what}: {type(e).__name__}: {_unannotated(e)}{named}") from e
+        said = _unannotated(e)  # in a transaction too
+        named = f" (the key: {key})" if key and said.startswith("WRONGTYPE") else ""
+        raise CoordDataError(f"{what}: {type(e).__name__}: {said}{named}") from e
     except OSError as e:
         raise CoordUnavailable(f"{what}: {e}") from e

@@ -241,7 +241,7 @@ def set_operator_drain(client: redis.Redis, cluster: str, name: str, drained: bo
     it at its next reconcile)."""
     keys = Keys(cluster)
     notice = json.dumps({"name": name, "event": "draining" if drained else "joined"})
-    with translate("operator drain"):
+    with translate("operator drain", key=keys.operator_drained):  # named if it holds another type
         pipe = client.pipeline(transaction=True)
         if drained:
             pipe.sadd(keys.operator_drained, name)

@@ -28,6 +28,7 @@ import bottle
 
 from zato.common.errors import (
     ConnectorError,
+    CoordDataError,
     CoordError,
     CoordForbidden,
     CoordRefused,
@@ -62,18 +63,23 @@ def _why(e: ZatoError) -> BaseException:
     return e
 
 
-def failure(name: str, e: ZatoError) -> tuple[int, str]:
+def failure(name: str, e: ZatoError, cluster: str = "") -> tuple[int, str]:
     """The HTTP status and error text of action `name` that raised `e`: 503 when something it
-    needs could not be reached or refused it for now (a replica, its ACL: it was not the
-    request's fault, and may work later)."""
+    needs could not be reached or refused it for now (a replica, its ACL, a key of the cluster
+    holding another type: it was not the request's fault, and works once that is mended), 500
+    when Redis answered another error (a bug, or a key another client wrote), with what to do."""
     why = _why(e)
     if isinstance(why, CoordUnavailable) and not isinstance(why, CoordRefused):
         said = str(e)
         return 503, f"{name}: {said}" if "Redis" in said else f"{name}: Redis could not be reached: {said}"
     if isinstance(why, CoordRefused) and health.is_replica(why):  # what to do, as the servers' logs say
-        return 503, f"{name}: {e}; {health.REPLICA}"
+        said = str(e)  # a change refused by zato.coord.events.reachable says it already
+        return 503, f"{name}: {said}" if health.REPLICA in said else f"{name}: {said}; {health.REPLICA}"
     if isinstance(why, (CoordUnavailable, CoordForbidden, ODBUnavailable)):
         return 503, f"{name}: {e}"
+    if isinstance(why, CoordDataError):  # a key of another type, or another error Redis answered
+        hint = health.what_to_do(why, cluster=cluster)
+        return (503 if health.kind(why) == health.WRONGTYPE_KIND else 500), f"{name}: {e}; {hint}"
     if isinstance(e, ConnectorError):
         from zato.connector.amqp_replay import BrokerUnreachable, ReplayError
 
@@ -178,7 +184,7 @@ def build_app(ctx: Any) -> bottle.Bottle:
                 result = run()
         except ZatoError as e:
             logger.warning("dashboard: user %s: %s failed: %s", s.user, name, e)
-            status, error = failure(name, e)
+            status, error = failure(name, e, ctx.settings.cluster)
             return _json(status, {"error": error})
         logger.info("dashboard: user %s: %s: %s", s.user, name, result)
         ctx.wake()
