@@ -266,9 +266,17 @@ def test_actions_with_redis_refusing_are_503_saying_so_and_work_again_once_it_ta
         readonly = (
             "Redis refuses writes (READONLY: it is a replica): You can't write against a read only replica."
         )
-        assert refused(said, writing, readonly) == {}, (
+        # a change or a restart: refused before anything is done, since a replica takes PUBLISH
+        # and tells none of the servers (before: 200, and no server ever heard of it)
+        told = ("api/connectors/amqp-outgoing:out1/restart", "api/modules/dash503_mod/undeploy", "api/deploy")
+        replica = (
+            f"Redis at {url.replace(PASSWORD, '******')} is a read-only replica (READONLY: You can't write"
+        )
+        assert refused({p: said[p] for p in told}, told, replica) == {}, said
+        assert all(said[p][1].count("check [kvdb] url: it must name the master") == 1 for p in told), said
+        assert refused({p: a for p, a in said.items() if p not in told}, writing, readonly) == {}, (
             said
-        )  # the rest only read, or PUBLISH (a replica takes it)
+        )  # the rest only read
         assert said["api/outgoing/amqp/out1/resend"] == (
             503,
             f"re-send parked amqp out1: re-sending parked messages of outgoing amqp 'out1': {readonly};"

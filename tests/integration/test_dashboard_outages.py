@@ -121,7 +121,7 @@ def test_actions_with_redis_away_are_503_saying_redis_could_not_be_reached(quick
         ),
         "api/connectors/amqp-outgoing:out1/restart": (
             503,
-            "restart connector amqp-outgoing:out1: Redis could not be reached: publishing a config event:"
+            "restart connector amqp-outgoing:out1: reaching Redis, which tells the servers of changes:"
             f" ConnectionError: {refused}",
         ),
         "api/outgoing/amqp/out1/resend": (

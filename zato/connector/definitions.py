@@ -168,7 +168,7 @@ def create(  # noqa: PLR0913
     """`reserved`: ports no ZeroMQ socket may bind besides the servers' (connectors.create).
     `say`: tells the user of a change that went through although Redis's answer was lost
     (default: a warning in the log)."""
-    events.reachable(client)  # an unreachable Redis changes nothing
+    events.reachable(client, cluster)  # an unreachable Redis changes nothing
     with Interrupts(HELD) as ctrl_c:
         ctrl_c.hold()
         view = connectors.create(odb, cluster, kind, values, reserved)
@@ -200,7 +200,7 @@ def edit(  # noqa: PLR0913
     reserved: dict[int, str] | None = None,
     say: Say | None = None,
 ) -> dict:
-    events.reachable(client)
+    events.reachable(client, cluster)
     new_name = values.get("name")
     if new_name and new_name != name:  # its queue is named after it: what waits would stay behind
         refuse_if_waiting(client, cluster, kind, name, "renamed", force=False)
@@ -308,7 +308,7 @@ def delete(  # noqa: PLR0913
 ) -> Deleted:
     """Delete a definition; how many messages were left waiting for it (only with `force`) and
     how many its hand-off held (dropped with it: no connector would ever run them)."""
-    events.reachable(client)
+    events.reachable(client, cluster)
     left = refuse_if_waiting(client, cluster, kind, name, "deleted", force)
     before = connectors.get(odb, cluster, kind, name)
     made = {k: v for k, v in before.items() if k != "kind"}  # no secrets in these kinds (masked)

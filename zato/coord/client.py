@@ -153,6 +153,21 @@ def describe(settings: RedisSettings) -> str:
     return redact(settings.url)
 
 
+def where(client: redis.Redis) -> str:
+    """The Redis `client` talks to, as describe() says it: its URL without the password."""
+    pool = client.connection_pool
+    service = getattr(pool, "service_name", None)
+    if service:  # behind Sentinel: the master they give now
+        return f"the master the Sentinels give for {service}"
+    kw = pool.connection_kwargs
+    if kw.get("path"):
+        return f"unix://{kw['path']}"
+    scheme = "rediss" if issubclass(pool.connection_class, redis.SSLConnection) else "redis"
+    user = kw.get("username") or ""
+    auth = f"{user}:******@" if kw.get("password") else (f"{user}@" if user else "")
+    return f"{scheme}://{auth}{kw.get('host')}:{kw.get('port')}/{kw.get('db') or 0}"
+
+
 def move_now(  # noqa: PLR0913 - the lists, their ends, how many, and what it is called in errors
     client: redis.Redis, source: str, dest: str, ends: tuple[str, str], limit: int | None, what: str
 ) -> int:

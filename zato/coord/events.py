@@ -9,8 +9,10 @@ An event is a small JSON object with a "kind":
                                                             ("was": OLD_NAME too, when renamed)
 Pub/sub loses messages while a subscriber is disconnected, so every subscriber also
 reconciles from the ODB when it (re)subscribes: events are a prompt, the ODB is the truth.
-A change is written only once Redis answered (`reachable`), and `announce` says so when the
-event after it fails: the change is saved, and servers see it when they resubscribe. When
+A change is written only once Redis answered and took a write (`reachable`): a read-only
+replica takes PUBLISH, and tells it to none of the servers, which listen on its master, so a
+change made through one is refused before anything is written. `announce` says when the event
+after the change fails: the change is saved, and servers see it when they resubscribe. When
 Redis's answer to the event is lost (the connection broke once it was sent) whether the
 servers got it is unknown, and `announce` says that, not that they were not told.
 """
@@ -28,8 +30,8 @@ import redis
 from zato.common import jsonenc
 from zato.common.errors import CoordDataError, CoordError, CoordRefused
 from zato.common.retry import Backoff
-from zato.coord import subscribe
-from zato.coord.client import translate
+from zato.coord import health, subscribe
+from zato.coord.client import translate, where
 from zato.coord.keys import Keys
 
 logger = logging.getLogger(__name__)
@@ -42,11 +44,63 @@ def publish(client: redis.Redis, cluster: str, event: dict) -> int:
         return client.publish(Keys(cluster).events, json.dumps(event))
 
 
-def reachable(client: redis.Redis) -> None:
-    """CoordError unless Redis answers. Checked before a change the servers must hear of is
-    written to the ODB, so that an unreachable Redis leaves everything as it was."""
-    with translate("reaching Redis, which tells the servers of changes"):
-        client.ping()
+PROBE_TTL_MS = 10000  # how long the key reachable() writes stays (nothing reads it)
+
+
+def reachable(client: redis.Redis, cluster: str) -> None:
+    """CoordError unless Redis answers and takes a write. Checked before a change the servers
+    must hear of is written to the ODB, so that an unreachable Redis leaves everything as it
+    was, and so does a read-only replica (CoordRefused saying so and what to do): PUBLISH works
+    there and reaches none of the servers, which listen on its master, so the change would be
+    saved and never applied until each server restarts."""
+    try:
+        with translate("reaching Redis, which tells the servers of changes"):
+            client.set(Keys(cluster).writes_probe, "1", px=PROBE_TTL_MS)
+    except CoordRefused as e:
+        if health.is_replica(e):
+            raise CoordRefused(
+                f"{_replica(client, e)}: the servers listen on its master and would hear of no change"
+                f" published there, so nothing was changed; {health.REPLICA}"
+            ) from e
+        raise
+
+
+def replica(client: redis.Redis, cluster: str) -> str:
+    """What Redis is when it is a read-only replica ("Redis at URL is a read-only replica
+    (READONLY: ...): ..."); "" when it takes a write, or could not be asked (a status view reads
+    a replica as it would the master, and every change made through it is refused)."""
+    try:
+        reachable(client, cluster)
+    except CoordRefused as e:
+        if health.is_replica(e) and isinstance(e.__cause__, CoordRefused):
+            return _replica(client, e.__cause__)
+    except CoordError:
+        pass
+    return ""
+
+
+def _replica(client: redis.Redis, error: CoordRefused) -> str:
+    said = error.__cause__ or error
+    return f"Redis at {where(client)} is a read-only replica (READONLY: {said})"
+
+
+def _told_none(client: redis.Redis, cluster: str, what: str, anyway: str) -> None:
+    """PUBLISH reached no subscriber: no server runs, or Redis became a replica since
+    reachable() (a failover), where no server listens. CoordError saying so in the second case."""
+    try:
+        with translate("finding out why no server heard of the change"):
+            client.set(Keys(cluster).writes_probe, "1", px=PROBE_TTL_MS)
+    except CoordRefused as e:
+        if not health.is_replica(e):
+            return
+        if anyway == RESUBSCRIBED:  # their own connections, to the master, are fine
+            anyway = NOT_PUBLISHED
+        raise CoordError(
+            f"{what} is saved in the ODB, but the servers were not told: {_replica(client, e)}, where"
+            f" the event reached none of them (they listen on its master); {health.REPLICA}; {anyway}"
+        ) from None
+    except CoordError:  # Redis away now: whether it is a replica cannot be told; none listened
+        return
 
 
 RESUBSCRIBED = "each applies it once its own Redis connection comes back, or when it restarts"
@@ -61,7 +115,8 @@ NOT_PUBLISHED = (
 def announce(client: redis.Redis, cluster: str, event: dict, what: str, anyway: str = RESUBSCRIBED) -> int:
     """publish() of a change already written to the ODB; if it fails, the CoordError says
     that `what` is saved, whether the servers were told (not told: Redis could not be reached
-    before the event was sent, or refused it; unknown: it was sent and the answer lost), and
+    before the event was sent, or refused it, or took it as a replica, where no server listens;
+    unknown: it was sent and the answer lost), and
     `anyway`: when they see it without the event (they reconcile on resubscribing)."""
     check(event)
     pool = client.connection_pool
@@ -73,7 +128,7 @@ def announce(client: redis.Redis, cluster: str, event: dict, what: str, anyway: 
             f"{what} is saved in the ODB, but the servers were not told ({e}); {anyway}"
         ) from None
     try:
-        return publish(client, cluster, event)
+        told = publish(client, cluster, event)
     except (CoordDataError, CoordRefused) as e:  # Redis answered: it did not publish the event
         if anyway == RESUBSCRIBED and isinstance(e, CoordDataError):  # no connection comes back
             anyway = NOT_PUBLISHED
@@ -85,6 +140,9 @@ def announce(client: redis.Redis, cluster: str, event: dict, what: str, anyway: 
             f"{what} is saved in the ODB, but whether the servers were told is unknown: the event was"
             f" sent and Redis's answer lost ({e}); {anyway}"
         ) from None
+    if not told:
+        _told_none(client, cluster, what, anyway)
+    return told
 
 
 def check(event: dict) -> None:

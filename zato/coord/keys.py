@@ -86,6 +86,13 @@ class Keys:
         return f"{self.prefix}events"
 
     @property
+    def writes_probe(self) -> str:
+        """A key (short-lived, nothing reads it) written before a change is made, to find out
+        whether Redis takes writes: a replica takes the change's event (PUBLISH) but tells it
+        to none of the servers, which listen on its master (zato.coord.events.reachable)."""
+        return f"{self.prefix}writes:probe"
+
+    @property
     def lease_channel(self) -> str:
         """Lease released: standbys wake and compete at once."""
         return f"{self.prefix}lease:released"

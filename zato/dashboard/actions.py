@@ -143,6 +143,7 @@ def restart_connector(settings: DashboardSettings, client: Any, odb: Any, connec
         listed = ", ".join(sorted(names)) or "none"
         cluster = settings.cluster
         raise ActionNotFound(f"no connector named {connector!r} in cluster {cluster} (connectors: {listed})")
+    events.reachable(client, settings.cluster)  # a replica takes the event and tells no holder
     events.publish(client, settings.cluster, {"kind": "connector-restart", "name": connector})
     return f"connector {connector}: restart requested from the lease holder"
 

@@ -19,7 +19,7 @@ def _announce(client: redis.Redis, cluster: str, name: str, what: str) -> None:
 def save(odb: ODB, client: redis.Redis, cluster: str, ch: ChannelRecord, opening: bool = False) -> bool:
     """Create or replace channel ch.name and announce it; True if it was created (`opening`:
     odb_api.save_channel)."""
-    events.reachable(client)
+    events.reachable(client, cluster)
     created = odb_api.save_channel(odb, cluster, ch, opening)
     _announce(client, cluster, ch.name, f"channel {ch.name}")
     return created
@@ -27,7 +27,7 @@ def save(odb: ODB, client: redis.Redis, cluster: str, ch: ChannelRecord, opening
 
 def delete(odb: ODB, client: redis.Redis, cluster: str, name: str) -> bool:
     """Delete channel `name` and announce it; False (and nothing announced) if there was none."""
-    events.reachable(client)
+    events.reachable(client, cluster)
     if not odb_api.delete_channel(odb, cluster, name):
         return False
     _announce(client, cluster, name, f"the deletion of channel {name}")

@@ -156,7 +156,7 @@ def store(
     from zato.coord import events
     from zato.odb import api as odb_api
 
-    events.reachable(client)  # an unreachable Redis changes nothing
+    events.reachable(client, cluster)  # an unreachable Redis changes nothing
     before = {name for name, owner in odb_api.list_services(odb, cluster).items() if owner == module}
     version, changed = odb_api.store_module(odb, cluster, module, source, impls)
     event = {"kind": "deploy", "module": module, "version": version}
@@ -230,7 +230,7 @@ def undeploy(odb: ODB, client: redis.Redis, cluster: str, module: str) -> Undepl
     from zato.coord import events
     from zato.odb import api as odb_api
 
-    events.reachable(client)  # an unreachable Redis changes nothing
+    events.reachable(client, cluster)  # an unreachable Redis changes nothing
     services = odb_api.delete_module(odb, cluster, module)
     if services is None:
         deployed = ", ".join(m.name for m in odb_api.list_modules(odb, cluster)) or "none"
@@ -321,7 +321,7 @@ def deploy_user_config(odb: ODB, client: redis.Redis, cluster: str, name: str, t
         parse_text(text, name)
     except ValueError as e:
         raise DeployError(f"user config {name}: {e}") from None
-    events.reachable(client)  # an unreachable Redis changes nothing
+    events.reachable(client, cluster)  # an unreachable Redis changes nothing
     changed = odb_api.store_user_config(odb, cluster, name, text)
     events.announce(client, cluster, {"kind": "user-config", "name": name}, f"user config {name}")
     if changed:
@@ -334,7 +334,7 @@ def undeploy_user_config(odb: ODB, client: redis.Redis, cluster: str, name: str)
     from zato.coord import events
     from zato.odb import api as odb_api
 
-    events.reachable(client)
+    events.reachable(client, cluster)
     if not odb_api.delete_user_config(odb, cluster, name):
         raise DeployError(f"no user config {name} is deployed to cluster {cluster}")
     events.announce(client, cluster, {"kind": "user-config", "name": name}, f"user config {name}")
