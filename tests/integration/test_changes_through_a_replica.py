@@ -140,3 +140,29 @@ def test_an_event_a_replica_took_after_the_change_says_no_server_was_told(tmp_pa
     assert said.endswith(
         "each applies it only when it restarts: restart them once the event can be published"
     )
+
+
+def test_cluster_status_and_cli_errors_name_a_replica_with_what_to_do(quickstart, tmp_path):
+    with master_and_replica(tmp_path) as (master, replica):
+        qs = served_on_the_master(quickstart, master, servers=2)  # server2 stopped: one to forget
+        through(qs, replica)
+        status = zato("cluster", "status", qs.path, check=False)
+        assert status.returncode == 3, status.stdout + status.stderr
+        (problem,) = [line for line in status.stdout.splitlines() if "read-only replica" in line]
+        assert problem.startswith(f"problem: Redis at {replica} is a read-only replica (READONLY: "), problem
+        assert "each change made through it (zato deploy, channel, conn) is refused; " + HINT in problem
+        rows = {
+            line.split()[0]: line.split()[1]
+            for line in status.stdout.splitlines()
+            if line.startswith("server")
+        }
+        assert rows == {"server1": "live", "server2": "gone"}, (
+            status.stdout
+        )  # what it read: the master's copy
+        forget = zato("cluster", "forget", qs.path, "server2", check=False)
+        line = one_line_error(forget, "READONLY", HINT)
+        assert line.endswith("Sentinels give)"), line
+
+        through(qs, master)
+        mended = zato("cluster", "status", qs.path, check=False)
+        assert "read-only replica" not in mended.stdout, mended.stdout

@@ -27,6 +27,7 @@ from redis.retry import Retry
 from zato.common.errors import ComponentError, ZatoError
 from zato.config.component import LOAD_BALANCER, QUICKSTART, SERVER, quickstart_members, read_component
 from zato.config.settings import ServerSettings, load_server_settings
+from zato.coord import events, health
 from zato.coord.client import REFUSES_WRITES, connect, describe
 from zato.coord.signing import member_key
 from zato.coord.status import collect
@@ -104,6 +105,11 @@ def exit_code(data: dict) -> int:
 def problems(data: dict) -> list[str]:
     """What is wrong in a cluster status that Redis answered (exit code 3), one line each."""
     out = []
+    if data.get("redis_replica"):  # what it read is the master's copy, and changes through it are refused
+        out.append(
+            f"{data['redis_replica']}: what this shows is as its master last sent it, and each change"
+            f" made through it (zato deploy, channel, conn) is refused; {health.REPLICA}"
+        )
     if not any(s["live"] for s in data["servers"]):
         out.append("no live server")
     defined = data.get("connectors_defined") or []
@@ -193,6 +199,7 @@ def gather(path: str) -> dict:
     try:
         key = member_key(first.cluster_secret, first.cluster)
         data = collect(client, first.cluster, servers, key=key, registered=lambda: _registered(first))
+        data["redis_replica"] = events.replica(client, first.cluster) or None
     finally:
         client.close()
     data["redis"] = describe(first.redis)

@@ -14,7 +14,7 @@ import signal
 import sys
 
 from zato import __version__
-from zato.common.errors import CoordNotSent, CoordUnavailable, ZatoError
+from zato.common.errors import CoordError, CoordNotSent, CoordUnavailable, ZatoError
 
 # Order is the order of `zato --help`.
 COMMANDS = [
@@ -76,11 +76,16 @@ def main(argv: list[str] | None = None) -> int:
 
 def say(e: ZatoError) -> str:
     """The error's one line; when it ends with redis-py's own words for a Redis that did not
-    answer at all, what to do (one that answered with a refusal, READONLY or NOPERM, says its
-    own; a message that goes on after them says what to do itself)."""
+    answer at all, what to do (one that answered with a refusal, NOPERM, says its own; a
+    message that goes on after them says what to do itself); when Redis is a read-only replica,
+    what to do as the servers' logs say it (zato.coord.health.REPLICA)."""
+    from zato.coord import health
+
     text = str(e)
     if type(e) in (CoordUnavailable, CoordNotSent) and text.endswith(_not_answering(e)):
         return f"{text.rstrip('.')}: is Redis running there? ([kvdb] in the cluster's server.conf says where)"
+    if isinstance(e, CoordError) and health.is_replica(e) and health.REPLICA not in text:
+        return f"{text.rstrip('.')}; {health.REPLICA}"
     return text
 
 
