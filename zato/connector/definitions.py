@@ -205,6 +205,7 @@ def edit(  # noqa: PLR0913
     if new_name and new_name != name:  # its queue is named after it: what waits would stay behind
         refuse_if_waiting(client, cluster, kind, name, "renamed", force=False)
     before = connectors.get(odb, cluster, kind, name)
+    ident = connectors.row_id(odb, cluster, kind, name) if kind in OUTGOING else 0  # kept by a rename
     with Interrupts(HELD) as ctrl_c:
         ctrl_c.hold()
         view = connectors.edit(odb, cluster, kind, name, values, reserved)
@@ -217,8 +218,8 @@ def edit(  # noqa: PLR0913
                 if kind in HANDOFF_KINDS:  # before the old connector hears of it
                     return Handoff(client, cluster, kind, name).rename(renamed, change)
                 old, new = _queue(client, cluster, kind, name), _queue(client, cluster, kind, renamed)
-                if old is not None and new is not None:
-                    old.relisted(new, change)
+                if old is not None and new is not None:  # recorded: the holder moves what comes there
+                    old.relisted(new, change, ident)
                 return 0
 
             undo = lambda: connectors.edit(odb, cluster, kind, renamed, back)  # noqa: E731

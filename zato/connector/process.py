@@ -481,6 +481,10 @@ class Manager:
     def active(self) -> bool:
         return bool(self.children) or bool(self._retired)
 
+    def runs(self, name: str) -> bool:
+        """A connector of this name is desired here, or one retired has yet to exit."""
+        return name in self.children or any(c.name == name and c.state in LIVE for c in self._retired)
+
 
 def _same(a: ConnectorSpec, b: ConnectorSpec) -> bool:
     """The same definition (kind and ODB id), whatever its name."""

@@ -51,3 +51,10 @@ def desired(settings: ServerSettings) -> dict[str, ConnectorSpec]:
         spec_for(settings, d) for d in connectors.load_connectors(_odb(settings.odb_url), settings.cluster)
     )
     return {spec.name: spec for spec in specs}
+
+
+def outgoing_names(settings: ServerSettings) -> dict[tuple[str, int], str]:
+    """(kind, ODB id) -> name of every outgoing AMQP / IBM MQ definition, active or not
+    (zato.connector.renames). Raises ODBError when the ODB cannot be read."""
+    kinds = ("amqp-outgoing", "ibm-mq-outgoing")
+    return connectors.names_by_id(_odb(settings.odb_url), settings.cluster, kinds)

@@ -36,7 +36,7 @@ from zato.common.signalflag import SignalFlag
 from zato.common.signing import INVOKE_KEY_ENV, epoch_key
 from zato.config import transfer
 from zato.config.settings import ServerSettings, load_server_settings
-from zato.connector import beat, decide, holdfile, registry
+from zato.connector import beat, decide, holdfile, registry, renames
 from zato.connector.handover import Handover
 from zato.connector.process import MEMBERS_KEY_ENV, SETTINGS_ENV, Manager, RestartPolicy
 from zato.connector.zygote import ZygoteOS
@@ -47,7 +47,6 @@ from zato.coord.health import RedisHealth
 from zato.coord.lease import Lease, LeaseKeeper
 from zato.coord.membership import Member, RedisMembership
 from zato.coord.port import ConfigEvents, Membership
-from zato.coord.queues import OutQueue
 from zato.coord.signing import member_key
 from zato.lifecycle.entry import Entry
 from zato.odb.epoch import EpochFloor
@@ -125,6 +124,9 @@ class Supervisor:
         self._desired_version = 0
         self._reads_started = self._reads_ended = 0  # reads of the definitions (decide, rule 4)
         self._desired_lock = threading.Lock()
+        self._renames: list[renames.Pending] = []  # read with the definitions (zato.connector.renames)
+        self._renames_version = self._renames_seen = 0
+        self._watched = renames.Watched()
         self.desired_error = ""
         self.reconcile_now = threading.Event()
         self.restart_requests: queue.SimpleQueue[str] = queue.SimpleQueue()  # the main loop acts on them
@@ -207,6 +209,7 @@ class Supervisor:
                 break
             if self.manager.tick():
                 self._status_changed()
+            self._settle_renames()
             self._hand_over_if_stuck()
             self.stop_event.wait(TICK)
         if self.stop_reason:
@@ -287,17 +290,29 @@ class Supervisor:
         """A renamed outgoing connection's new connector is about to start, its old one has
         exited: what waits under the old name (sent by a service before it heard of the
         rename, or left unconfirmed by the old connector) goes out through the new one."""
-        kind, was, now = new.kind.removesuffix("-outgoing"), old.definition["name"], new.definition["name"]
+        was, now, epoch = old.definition["name"], new.definition["name"], self.acting_epoch or 0
         try:
-            moved = OutQueue(self.client, self.settings.cluster, kind, was).moved_to(
-                OutQueue(self.client, self.settings.cluster, kind, now)
+            moved = renames.move(self.client, self.settings.cluster, epoch, new.kind, was, now)
+        except CoordError as e:  # the renames are read again within RECONCILE_EVERY: moved then
+            logger.warning(
+                "child %s: what waits under its old name %r stays there for now: %s", new.name, was, e
             )
-        except CoordError as e:
-            logger.warning("child %s: what waits under its old name %r stays there: %s", new.name, was, e)
             return
-        if moved:
+        if moved.count:
             logger.info("child %s: %d message(s) left under its old name %r go out through it", new.name,
-                        moved, was)  # fmt: skip
+                        moved.count, was)  # fmt: skip
+
+    def _settle_renames(self) -> None:
+        """After each read of the renamed outgoing connections, while acting: what came to an old
+        name goes to the current one (zato.connector.renames)."""
+        with self._desired_lock:
+            version, pending = self._renames_version, self._renames
+        if version == self._renames_seen or self.acting_epoch is None:
+            return
+        self._renames_seen = version
+        if pending:
+            epoch, runs, now = self.acting_epoch, self.manager.runs, time.monotonic()
+            renames.settle(self.client, self.settings.cluster, epoch, pending, runs, self._watched, now)
 
     def _step_down(self, epoch: int) -> None:
         count = len(self.manager.children)
@@ -400,7 +415,25 @@ class Supervisor:
                         self._desired_version += 1
             with self._desired_lock:  # after the set: the main loop never sees this read ended without it
                 self._reads_ended = number
+            if not self.desired_error:  # after: a slow Redis does not hold up the read's end
+                self._read_renames()
             self.reconcile_now.wait(RECONCILE_EVERY)
+
+    def _read_renames(self) -> None:
+        """The renamed outgoing connections, for the main loop (_settle_renames)."""
+        try:
+            pending = renames.read(
+                self.client, self.settings.cluster, lambda: registry.outgoing_names(self.settings)
+            )
+        except CoordError as e:
+            self.health.failed("reading the renamed outgoing connections", e)
+            return
+        except ZatoError as e:
+            logger.warning("renamed outgoing connections: cannot read their definitions: %s", e)
+            return
+        with self._desired_lock:
+            self._renames = pending
+            self._renames_version += 1
 
     def _desired_failed(self, error: str) -> None:
         if error != self.desired_error:

@@ -120,6 +120,13 @@ class Keys:
         inactive one's included (its connector gone, what waits is still there)."""
         return f"{self.prefix}out-names"
 
+    @property
+    def out_renamed(self) -> str:
+        """Hash "kind:old name" -> JSON {"id": ODB id}: an outgoing connection renamed (written
+        with the rename). The lease holder moves what comes to the old name's
+        lists to the connection's current name (zato.connector.renames), then forgets it."""
+        return f"{self.prefix}out-renamed"
+
     def channel_handoff(self, kind: str, name: str) -> str:
         """List: messages a stopping channel connector had received but not processed (a
         ZeroMQ channel's socket queue), for the channel's next connector, on any server."""

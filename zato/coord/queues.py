@@ -31,7 +31,7 @@ from zato.common import jsonenc
 from zato.common.errors import ConnectorError, LeaseLost
 from zato.coord import parse
 from zato.coord.changes import Change
-from zato.coord.client import blmove, move_now, texts, translate
+from zato.coord.client import blmove, move_now, text, texts, translate
 from zato.coord.keys import Keys
 
 # Properties a service may set on an outgoing AMQP message (pika.BasicProperties names).
@@ -89,11 +89,57 @@ return out
 )
 
 
-# The Redis parts of definition changes (zato.coord.changes). KEYS: out_names.
-# ARGV: "kind:name" (_RELIST: the old one, then the new one).  -> 1
-_LIST = "redis.call('SADD', KEYS[1], ARGV[1])\nreturn 1"
+# The Redis parts of definition changes (zato.coord.changes). KEYS: out_names (_LIST,
+# _RELIST: then out_renamed). ARGV: "kind:name" (_RELIST: the old one, the new one, the ODB id).
+# -> 1. A name made (created, or renamed to) is no longer a renamed one's old name: its lists
+# are its own. A rename is recorded (Keys.out_renamed) with the relisting, in one script: once
+# it is saved, nothing can forget that the old name's lists belong to the new one.
+_LIST = "redis.call('SADD', KEYS[1], ARGV[1])\nredis.call('HDEL', KEYS[2], ARGV[1])\nreturn 1"
 _UNLIST = "redis.call('SREM', KEYS[1], ARGV[1])\nreturn 1"
-_RELIST = "redis.call('SADD', KEYS[1], ARGV[2])\nredis.call('SREM', KEYS[1], ARGV[1])\nreturn 1"
+_RELIST = """
+redis.call('SADD', KEYS[1], ARGV[2])
+redis.call('SREM', KEYS[1], ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], cjson.encode({id = tonumber(ARGV[3])}))
+redis.call('HDEL', KEYS[2], ARGV[2])
+return 1
+"""
+
+# What waits under a renamed connection's old name, moved to its current name, fenced.
+# KEYS: epoch, out_renamed, then the old queue, processing and parked lists, then the new queue
+# and parked lists.  ARGV: the mover's epoch, "kind:old name", how many to move at most, 1 to
+# forget the rename if nothing is left under the old name.  -> {moved, 1 if the rename was
+# forgotten else 0}, or -1 (stale: nothing moved). Oldest first: each is pushed to the end the
+# new connector takes from.
+_MOVE_RENAMED = (
+    parse.EPOCH_LUA
+    + """
+local newest = read_epoch(KEYS[1])
+if newest == nil then
+  return redis.error_reply('the lease epoch in Redis (' .. KEYS[1] .. ') is not a whole number'
+    .. ' (written by another Redis client?): nothing moved until the lease holder puts it back')
+end
+if tonumber(ARGV[1]) < newest then
+  return -1
+end
+local moved, cap = 0, tonumber(ARGV[3])
+for _, pair in ipairs({{KEYS[3], KEYS[6]}, {KEYS[4], KEYS[6]}, {KEYS[5], KEYS[7]}}) do
+  while moved < cap and redis.call('LMOVE', pair[1], pair[2], 'LEFT', 'RIGHT') do
+    moved = moved + 1
+  end
+end
+local forgotten = 0
+local record = redis.call('HGET', KEYS[2], ARGV[2])
+if record and moved < cap and ARGV[4] == '1' then
+  local left = redis.call('LLEN', KEYS[3]) + redis.call('LLEN', KEYS[4]) + redis.call('LLEN', KEYS[5])
+  if left == 0 then
+    redis.call('HDEL', KEYS[2], ARGV[2])
+    forgotten = 1
+  end
+end
+return {moved, forgotten}
+"""
+)
+MOVE_AT_ONCE = 5000  # messages moved by one script (Redis does nothing else meanwhile)
 
 
 class StaleEpoch(LeaseLost):
@@ -276,6 +322,21 @@ class TakenLists:
         return int(waiting), int(processing)
 
 
+@dataclass(frozen=True)
+class Moved:
+    count: int  # messages moved
+    forgotten: bool  # the rename's record went (asked to, and nothing was left)
+
+
+@dataclass(frozen=True)
+class Renamed:
+    """A rename of an outgoing connection, as recorded with it (Keys.out_renamed)."""
+
+    kind: str  # the queue kind: amqp, ibm-mq
+    name: str  # the name it had
+    ident: int | None  # its ODB id; None: the record is not one of ours
+
+
 class OutQueue(TakenLists):
     """The Redis lists of one outgoing connection."""
 
@@ -287,6 +348,8 @@ class OutQueue(TakenLists):
         super().__init__(client, keys.epoch, queue, processing, f"outgoing {kind} {name!r}", epoch)
         self.parked = keys.out_parked(kind, name)
         self.names, self.member = keys.out_names, f"{kind}:{name}"
+        self.renamed = keys.out_renamed
+        self._move_renamed = client.register_script(_MOVE_RENAMED)
 
     def register(self) -> None:
         """Listed among the cluster's outgoing queues (Keys.out_names: /metrics) from now on."""
@@ -295,28 +358,38 @@ class OutQueue(TakenLists):
 
     def listed(self, change: Change) -> None:
         """register(), as `change`'s Redis part (zato.coord.changes: at most once, found out
-        when its answer was lost): a connection of this name was made."""
-        change.run(_LIST, [self.names], [self.member], f"listing {self.what} among the outgoing queues")
+        when its answer was lost): a connection of this name was made (no longer a renamed
+        one's old name, if it was)."""
+        doing = f"listing {self.what} among the outgoing queues"
+        change.run(_LIST, [self.names, self.renamed], [self.member], doing)
 
     def unlisted(self, change: Change) -> None:
         """Off the list of outgoing queues, as `change`'s Redis part: it was deleted."""
         change.run(_UNLIST, [self.names], [self.member], f"removing {self.what} from the outgoing queues")
 
-    def relisted(self, new: OutQueue, change: Change) -> None:
-        """Listed under the new name `new` and no longer under this one, in one script, as
-        `change`'s Redis part: it was renamed."""
+    def relisted(self, new: OutQueue, change: Change, ident: int) -> None:
+        """Listed under the new name `new` and no longer under this one, and the rename of
+        definition `ident` (its ODB id) recorded (renames()), in one script, as `change`'s Redis
+        part: it was renamed."""
         doing = f"listing {self.what} as {new.member!r} among the outgoing queues"
-        change.run(_RELIST, [self.names], [self.member, new.member], doing)
+        change.run(_RELIST, [self.names, self.renamed], [self.member, new.member, ident], doing)
 
-    def moved_to(self, new: OutQueue) -> int:
+    def moved_to(self, new: OutQueue, forget: bool = False) -> Moved:
         """What waits here, what a stopped connector left in processing and what it parked,
-        moved to `new` (the connection was renamed and its old connector has exited), taken
-        there before what `new` holds already and in the order it was sent; how many moved."""
+        moved to `new` (the connection was renamed and no connector of this name runs), taken
+        there before what `new` holds already and in the order it was sent. Fenced: StaleEpoch
+        (nothing moved) unless this queue's epoch is the newest. `forget`: the rename's record
+        (renames()) goes too once nothing is left here."""
         moved, what = 0, f"moving the messages of {self.what} to {new.what}"
-        pairs = ((self.queue, new.queue), (self.processing, new.queue), (self.parked, new.parked))
-        for source, dest in pairs:
-            moved += move_now(self.client, source, dest, ("LEFT", "RIGHT"), None, what)
-        return moved
+        keys = [self.epoch_key, self.renamed, self.queue, self.processing, self.parked, new.queue, new.parked]
+        while True:
+            with translate(what):
+                got = self._move_renamed(keys=keys, args=[self.epoch, self.member, MOVE_AT_ONCE, int(forget)])
+            if got == -1:
+                raise stale(what, self.epoch)
+            moved += int(got[0])
+            if int(got[0]) < MOVE_AT_ONCE:
+                return Moved(moved, bool(got[1]))
 
     def park(self, raw: str) -> None:
         with translate(f"parking a message of {self.what}"):
@@ -344,3 +417,25 @@ def registered(client: redis.Redis, cluster: str) -> list[tuple[str, str]]:
         members = texts(client.smembers(Keys(cluster).out_names))
     pairs = (m.partition(":") for m in members)
     return sorted((kind, name) for kind, _, name in pairs if kind and name)
+
+
+def renames(client: redis.Redis, cluster: str) -> list[Renamed]:
+    """The outgoing connections renamed and still watched (OutQueue.relisted), sorted."""
+    with translate("reading the renamed outgoing connections"):
+        records = client.hgetall(Keys(cluster).out_renamed)
+    out = []
+    for member, raw in records.items():
+        kind, _, name = text(member).partition(":")
+        try:
+            ident = json.loads(text(raw))["id"]
+        except (ValueError, TypeError, KeyError):
+            ident = None
+        out.append(Renamed(kind, name, ident if type(ident) is int else None))
+    return sorted(out, key=lambda r: (r.kind, r.name))
+
+
+def forget_rename(client: redis.Redis, cluster: str, kind: str, name: str) -> None:
+    """No longer watch the old name `name` (a connection of that name exists again, or the
+    renamed one was deleted)."""
+    with translate(f"forgetting the rename of outgoing {kind} {name!r}"):
+        client.hdel(Keys(cluster).out_renamed, f"{kind}:{name}")

@@ -640,3 +640,22 @@ def active_connector_names(odb: ODB, cluster: str) -> list[str]:
             names = s.scalars(select(model.name).where(model.cluster_id == cid, model.is_active.is_(True)))
             out.extend(f"{kind}:{name}" for name in names)
     return sorted(out)
+
+
+def row_id(odb: ODB, cluster: str, kind: str, name: str) -> int:
+    """The ODB id of one definition (what stays when it is renamed)."""
+    check_kind(kind)
+    with odb.session() as s:
+        return int(_get(s, cluster_id(s, cluster), kind, name).id)
+
+
+def names_by_id(odb: ODB, cluster: str, kinds: tuple[str, ...]) -> dict[tuple[str, int], str]:
+    """(kind, ODB id) -> name of every definition of `kinds`, active or not (no secret read)."""
+    out: dict[tuple[str, int], str] = {}
+    with odb.session() as s:
+        cid = cluster_id(s, cluster)
+        for kind in kinds:
+            model = MODELS[kind]
+            for ident, name in s.execute(select(model.id, model.name).where(model.cluster_id == cid)):
+                out[(kind, int(ident))] = name
+    return out
