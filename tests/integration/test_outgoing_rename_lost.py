@@ -40,6 +40,10 @@ def _running(client: redis.Redis, cluster: str, name: str) -> bool:
     return str(child.get("state")).lower() == "running"
 
 
+def _running_of(client: redis.Redis, cluster: str, name: str):  # noqa: ANN202
+    return lambda: _running(client, cluster, name)
+
+
 def _connection(qs, rabbit: Rabbit, name: str) -> str:  # noqa: ANN001 - a Quickstart
     """An AMQP outgoing connection `name` publishing to a queue of the test's own; the queue."""
     zato("conn", "create", "amqp-def", qs.path, "--name", "rabbit", "--password", "guest")
@@ -83,9 +87,7 @@ def test_a_holder_killed_between_the_rename_and_the_move_leaves_the_next_holder_
     try:
         qs.start("server1")  # the only one: the holder
         queue = _connection(qs, rabbit, "before")
-        wait_for(
-            lambda: _running(client, qs.cluster, "amqp-outgoing:before"), 60, what="the connector running"
-        )
+        wait_for(_running_of(client, qs.cluster, "amqp-outgoing:before"), 60, what="the connector running")
         holder = qs.pid("server1")
         assert holder is not None
         os.killpg(holder, signal.SIGSTOP)  # the holder, its supervisor and connectors: frozen
@@ -101,9 +103,7 @@ def test_a_holder_killed_between_the_rename_and_the_move_leaves_the_next_holder_
             60,
             what="server2 holding",
         )
-        wait_for(
-            lambda: _running(client, qs.cluster, "amqp-outgoing:after"), 60, what="the renamed connector"
-        )
+        wait_for(_running_of(client, qs.cluster, "amqp-outgoing:after"), 60, what="the renamed connector")
         gone = lambda: _left(client, qs.cluster, "before") + _left(client, qs.cluster, "after") == 0  # noqa: E731
         wait_for(gone, 90, what="nothing left in Redis under either name")
         _each_once(rabbit, queue, sent)
@@ -121,19 +121,25 @@ def test_what_a_worker_pushes_under_the_old_name_after_the_rename_goes_out_under
     try:
         qs.start()
         queue = _connection(qs, rabbit, "first")
-        wait_for(
-            lambda: _running(client, qs.cluster, "amqp-outgoing:first"), 60, what="the connector running"
-        )
+        wait_for(_running_of(client, qs.cluster, "amqp-outgoing:first"), 60, what="the connector running")
         zato("conn", "edit", "amqp-outgoing", qs.path, "--name", "first", "--new-name", "second")
-        wait_for(
-            lambda: _running(client, qs.cluster, "amqp-outgoing:second"), 60, what="the renamed connector"
-        )
+        wait_for(_running_of(client, qs.cluster, "amqp-outgoing:second"), 60, what="the renamed connector")
         assert "child amqp-outgoing:first: renamed amqp-outgoing:second" in _log(qs, "server1")
         sent = _push_under(client, qs.cluster, "first", "after-move")  # its lists were moved already
         gone = lambda: _left(client, qs.cluster, "first") + _left(client, qs.cluster, "second") == 0  # noqa: E731
         wait_for(gone, 90, what="nothing left in Redis under either name")
         _each_once(rabbit, queue, sent)
         assert f"{MESSAGES} message(s) had come to its old name 'first'" in _log(qs, "server1")
+
+        # a new connection by the old name: what is sent through it is its own, not moved
+        other = rabbit.queue(f"zt-orlost-{uuid.uuid4().hex[:8]}")
+        zato("conn", "create", "amqp-outgoing", qs.path, "--name", "first", "--def", "rabbit",
+             "--routing-key", other)  # fmt: skip
+        assert not client.hexists(Keys(qs.cluster).out_renamed, "amqp:first"), "still the renamed one's"
+        wait_for(_running_of(client, qs.cluster, "amqp-outgoing:first"), 60, what="the new 'first' running")
+        own = _push_under(client, qs.cluster, "first", "own")
+        _each_once(rabbit, other, own)
+        assert rabbit.count(queue) == 0, "a message of the new 'first' went out through 'second'"
     finally:
         rabbit.close()
         qs.close()
