@@ -370,3 +370,28 @@ def test_stop_waits_for_a_drain_longer_than_30_s_unless_told_otherwise(quickstar
         log = f.read()
     assert "no load balancer reports; waited the drain bound of 35.0 s" in log
     assert "zato.arbiter: server server1 stopped" in log
+
+
+def test_stop_of_a_server_whose_conf_no_longer_parses(qs):
+    """Before: server.conf edited while the server ran, so that it no longer parsed (a key
+    given twice: the file has drain_seconds = 1.0 under [main] already, and one added
+    `drain_seconds = 5` after `[main]`; a line that is no key = value), `zato stop` said
+    'server server1 is not running; removed a stale pidfile (pid N is another process now, not
+    signalled: gunicorn: master [zato-...-server1])' and left the server running with no
+    pidfile. Now it stops it: the arbiter's title is read from what of the file parses."""
+    qs.start()
+    pid = qs.pid("server1")
+    conf = os.path.join(qs.server_dir("server1"), "config", "server.conf")
+    with open(conf) as f:
+        text = f.read()
+    assert "\ndrain_seconds = " in text  # the key the edit gives a second time
+    with open(conf, "w") as f:
+        f.write(text.replace("[main]\n", "[main]\ndrain_seconds = 5\n", 1) + "\na line with no equals sign\n")
+    try:
+        out = zato("stop", qs.server_dir("server1")).stdout
+        assert out == f"server server1 stopped (pid {pid})\n"
+        assert not pid_alive(pid)
+    finally:
+        if pid_alive(pid):  # the failure before: the server left running, unknown to zato stop
+            os.kill(pid, signal.SIGTERM)
+            wait_for(lambda: not pid_alive(pid), timeout=60)

@@ -577,16 +577,34 @@ def proc_name(cluster: str, name: str) -> str:
     return f"zato-{cluster}-{name}"
 
 
-def server_title(server_dir: str) -> str | None:
-    """The process title of this server's running arbiter, read leniently (a stop must work
-    with a config that no longer loads): None when server.conf does not say."""
-    cp = configparser.ConfigParser(interpolation=None)
+def _lenient_server_conf(server_dir: str) -> configparser.ConfigParser | None:
+    """This server's server.conf as far as it parses, for what a stop needs of it: a key set
+    twice (its last value) or a line that is no key = value (left out) does not hide the rest,
+    as they would if read strictly (the running server started with a file that parsed; an
+    edit since may not). None when the file cannot be read or has no section before a key."""
+    cp = configparser.ConfigParser(interpolation=None, strict=False)
     try:
         with open(os.path.join(server_dir, "config", SERVER_CONF), encoding="utf-8") as f:
             cp.read_file(f)
+    except configparser.MissingSectionHeaderError:
+        return None
+    except configparser.ParsingError:
+        pass  # raised once the whole file was read: every line that parsed is in cp
+    except (OSError, UnicodeDecodeError, configparser.Error):
+        return None
+    return cp
+
+
+def server_title(server_dir: str) -> str | None:
+    """The process title of this server's running arbiter, read leniently (a stop must work
+    with a config that no longer loads): None when server.conf does not say."""
+    cp = _lenient_server_conf(server_dir)
+    try:
+        if cp is None:
+            return None
         given = cp.get("gunicorn", "proc_name", fallback="").strip()
         name = given or proc_name(cp.get("cluster", "name").strip(), cp.get("main", "name").strip())
-    except (OSError, UnicodeDecodeError, configparser.Error):
+    except configparser.Error:
         return None
     return f"gunicorn: master [{name}]"
 
@@ -595,12 +613,12 @@ def server_drain(server_dir: str) -> float | None:
     """This server's [main] drain_seconds, read leniently as server_title is (a stop must work
     with a config that no longer loads): the default when server.conf does not set it; None
     when the file cannot be read or the value is none a server would start with."""
-    cp = configparser.ConfigParser(interpolation=None)
+    cp = _lenient_server_conf(server_dir)
     try:
-        with open(os.path.join(server_dir, "config", SERVER_CONF), encoding="utf-8") as f:
-            cp.read_file(f)
+        if cp is None:
+            return None
         drain = float(cp.get("main", "drain_seconds", fallback=str(ServerSettings.drain_seconds)))
-    except (OSError, UnicodeDecodeError, configparser.Error, ValueError):
+    except (configparser.Error, ValueError):
         return None
     return drain if 0.0 <= drain <= MAX_DRAIN_SECONDS else None
 
