@@ -395,3 +395,25 @@ def test_stop_of_a_server_whose_conf_no_longer_parses(qs):
         if pid_alive(pid):  # the failure before: the server left running, unknown to zato stop
             os.kill(pid, signal.SIGTERM)
             wait_for(lambda: not pid_alive(pid), timeout=60)
+
+
+def test_info_names_the_files_of_user_config_labels(qs):
+    """Before: `zato info SERVER_DIR` showed Zato's [user_config] labels with --json only; its
+    text, which docs/zato-compat.md quotes, left them out. Now a line names each label's file
+    and why it cannot be read."""
+    server = qs.server_dir("server1")
+    conf = os.path.join(server, "config", "server.conf")
+    with open(os.path.join(server, "config", "my1.ini"), "w") as f:
+        f.write("[hello]\na_string = My string\n")
+    with open(conf, "a") as f:
+        f.write("\n[user_config]\n# relative to the folder server.conf is in\ndata1 = ./my1.ini\n")
+        f.write(f"data2 = {server}/config/no-such.ini\n")
+    lines = zato("info", server).stdout.splitlines()
+    shown = [line.split(None, 1) for line in lines if line.split(None, 1)[:1] == ["user_config"]]
+    assert shown == [
+        [
+            "user_config",
+            f"data1 = {server}/config/my1.ini, data2 = {server}/config/no-such.ini"
+            " (cannot be read: No such file or directory)",
+        ]
+    ], lines

@@ -8,7 +8,21 @@ import json
 from zato.config.component import read_component
 from zato.lifecycle import control
 
-KEYS = ("kind", "name", "state", "problem", "pid", "cluster", "host", "port", "workers", "url", "user-conf")
+# user_config: the labels of Zato's [user_config] stanza (before, only `--json` showed them).
+KEYS = (
+    "kind",
+    "name",
+    "state",
+    "problem",
+    "pid",
+    "cluster",
+    "host",
+    "port",
+    "workers",
+    "url",
+    "user-conf",
+    "user_config",
+)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
