@@ -66,7 +66,7 @@ def one_server(tmp_path_factory):
 @pytest.mark.parametrize(
     ("values", "said"),
     [
-        ({"handover_after": "0"}, "[lease] handover_after: 0.0 must be greater than 0"),
+        ({"handover_after": "0"}, "[lease] handover_after: 0 must be more than 0 and at most 3600 (seconds)"),
         ({"yield_for": "1e12"}, "[lease] yield_for: 1e12 must be more than 0 and at most 86400 (seconds)"),
         ({"handover_after": "later"}, "[lease] handover_after: 'later' is not a number"),
         (

@@ -154,8 +154,8 @@ def test_client_warning_interval_sets_how_often_a_worker_warns_of_what_clients_c
     app = ZatoApplication(s)
     assert app.cfg.logger_class(app.cfg).invalid_said.how_often == "once every 2.5 s"
     for bad, said in (
-        ("0", "0.0 must be greater than 0"),
-        ("-1", "-1.0 must be greater than 0"),
+        ("0", "0 must be more than 0 and at most 86400 (seconds)"),
+        ("-1", "-1 must be more than 0 and at most 86400 (seconds)"),
         ("soon", "'soon' is not a number"),
         ("nan", "'nan' is not a finite number"),
         ("86401", "86401 must be more than 0 and at most 86400 (seconds)"),

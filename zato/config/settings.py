@@ -451,14 +451,11 @@ class _Reader:
             raise ConfigError(f"{self.path}: [{section}] {key}: {what}") from None
         if not math.isfinite(value):  # float() takes nan and inf: a ttl or timeout never reached
             raise ConfigError(f"{self.path}: [{section}] {key}: {raw!r} is not a finite number")
-        if value < 0 if zero else value <= 0:
-            least = "0 or more" if zero else "greater than 0"
-            raise ConfigError(f"{self.path}: [{section}] {key}: {value} must be {least}")
-        if value > hi:  # 1e12: a drain, a timeout or a lease that never ends, in effect
-            least = "0 or more" if zero else "more than 0"
-            raise ConfigError(
-                f"{self.path}: [{section}] {key}: {raw} must be {least} and at most {hi:g} (seconds)"
-            )
+        # Said as written, with the whole range (before, a 0 was '0.0 must be greater than 0')
+        least = "0 or more" if zero else "more than 0"
+        most = f" and at most {hi:g}" if math.isfinite(hi) else ""
+        if (value < 0 if zero else value <= 0) or value > hi:  # 1e12: a drain that never ends
+            raise ConfigError(f"{self.path}: [{section}] {key}: {raw} must be {least}{most} (seconds)")
         return value
 
     def section(self, name: str) -> dict:
