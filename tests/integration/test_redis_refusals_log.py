@@ -107,6 +107,34 @@ def test_an_acl_user_refused_a_command_is_said_once_with_the_rule_to_add_not_at_
             admin.execute_command("ACL", "DELUSER", user)
 
 
+def test_an_acl_user_refused_a_command_inside_a_script_is_said_as_noperm(quickstart):
+    """A user whose rules lack +publish (docs/redis-acl.md's, pared down): the lease's script
+    publishes, and Redis refuses it inside the script in words of its own, no NOPERM and no
+    command named. Before: 'refused lease check: acquiring the lease: ResponseError: The user
+    executing the script can't run this command ...; a bug, or a key of the cluster written by
+    another Redis client (docs/trust.md)'. Now as the ACL refusal it is, with where to read
+    the command (redis-cli ACL LOG)."""
+    user, password = f"zato-rediserr-{secrets.token_hex(4)}", secrets.token_hex(16)
+    with private_redis() as (port, admin):
+        qs = quickstart(servers=1, lb=False, workers=1)
+        rules = ["on", f">{password}", *Keys(qs.cluster).acl_rules(), "-publish"]
+        admin.execute_command("ACL", "SETUSER", user, *rules)
+        try:
+            url = f"redis://{user}:{password}@127.0.0.1:{port}/0"
+            qs._merge(f"{qs.server_dir('server1')}/config/server.conf", "kvdb", {"url": url})
+            qs.start()
+            wait_for(lambda: "refused lease check: " in qs.server_logs(), 60, what="the lease check's line")
+            (lease,) = [line for line in qs.server_logs().splitlines() if "refused lease check: " in line]
+            assert (
+                "acquiring the lease: Redis's ACL refuses it to the user of [kvdb] url (NOPERM: a script's"
+                " command: this user can't run this command or subcommand); add the command `redis-cli"
+                " ACL LOG 1` names to the ACL rules of [kvdb] url's user" in lease
+            ), lease
+            assert "a bug" not in lease
+        finally:
+            admin.execute_command("ACL", "DELUSER", user)
+
+
 def test_a_key_of_another_type_is_said_once_naming_it_not_at_every_heartbeat(quickstart):
     """The server's own member key replaced by a hash (another Redis client's): each heartbeat
     (every second) fails on it. Before: 'Redis refused membership heartbeat: ... WRONGTYPE ...'

@@ -226,6 +226,18 @@ def refuses_writes(e: Exception) -> str:
     return ""
 
 
+# Redis's words when its ACL refuses a command, key or channel to a Lua script (no NOPERM, and
+# the command not named: redis-cli ACL LOG names it), e.g. "The user executing the script can't
+# run this command or subcommand script: SHA, on @user_script:22."
+_SCRIPT_ACL = re.compile(r"The user executing the script (can't [^.]*?)(?: script: .*)?\.?$", re.DOTALL)
+
+
+def _script_acl(e: Exception) -> str:
+    """What Redis's ACL refused a script of ours ("" when `e` is not that), as a NOPERM says it."""
+    found = _SCRIPT_ACL.search(str(e)) if isinstance(e, redis.ResponseError) else None
+    return f"a script's command: this user {found.group(1)}" if found else ""
+
+
 _PIPELINE_NOTE = re.compile(r"^Command # \d+ \(.*\) of pipeline caused error: ", re.DOTALL)
 
 
@@ -253,6 +265,10 @@ def translate(what: str, key: str = "") -> Iterator[None]:
         said = _unannotated(e)
         raise CoordForbidden(f"{what}: {ACL_REFUSES} (NOPERM: {said}); grant it (docs/redis-acl.md)") from e
     except redis.RedisError as e:
+        script_acl = _script_acl(e)
+        if script_acl:
+            grant = f"{ACL_REFUSES} (NOPERM: {script_acl}); grant it (docs/redis-acl.md)"
+            raise CoordForbidden(f"{what}: {grant}") from e
         refusal = refuses_writes(e)
         if refusal:  # an outage of its own: it takes writes again once its operator mends it
             raise CoordRefused(f"{what}: {REFUSES_WRITES} ({refusal}): {_unannotated(e)}") from e

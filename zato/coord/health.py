@@ -124,8 +124,8 @@ def what_to_do(error: Exception, system: str = "Redis", cluster: str = "") -> st
             rule = keys.replace("~", "&", 1).replace("keys", "channels")
         elif "key" in said:
             rule = keys
-        else:
-            rule = "the rules"
+        else:  # a script's command: Redis does not name it here
+            rule = "the command `redis-cli ACL LOG 1` names"
         return f"add {rule} to the ACL rules of [kvdb] url's user ({ACL_DOC} lists the rules a cluster needs)"
     if found == WRONGTYPE_KIND:
         key = wrong_key(error)
