@@ -203,6 +203,7 @@ def _activity_for(stats: dict) -> int | None:
 
 
 NOT_RUNNING = "NOT_RUNNING"  # the state of an active connector no holder runs (a takeover under way)
+INACTIVE = "INACTIVE"  # the dashboard's state of an inactive outgoing connection holding messages
 
 
 def not_running(children: list[dict], defined: Iterable[str]) -> list[str]:

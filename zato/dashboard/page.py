@@ -185,7 +185,7 @@ function render(s) {
     cell(tr, c.parked); cell(tr, c.parked_now, c.parked_now ? 'bad' : '');
     cell(tr, c.last_error || '');
     const span = document.createElement('span');
-    if (c.state !== 'NOT_RUNNING') {  // no holder runs it: there is no process to restart
+    if (c.state !== 'NOT_RUNNING' && c.state !== 'INACTIVE') {  // no process to restart
       span.appendChild(button('Restart', 'Restart connector ' + c.name + '?',
                               'api/connectors/' + encodeURIComponent(c.name) + '/restart'));
     }

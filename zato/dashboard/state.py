@@ -83,6 +83,7 @@ class Collector:
             "user_config": [],
             "connectors_defined": [],  # KIND:NAME of the active connectors
             "odb_error": "",
+            "odb_read": False,  # the ODB was read once: connectors_defined says which are active
         }
         self._last_json = ""
         self._writes_refused = ""  # why Redis refuses what the actions send, checked every SLOW_EVERY
@@ -137,6 +138,7 @@ class Collector:
             "user_config": user_config,
             "connectors_defined": defined,
             "odb_error": "",
+            "odb_read": True,
         }
 
     def _build(self) -> dict:
@@ -200,7 +202,23 @@ class Collector:
             {"name": name, "kind": name.partition(":")[0], "state": status.NOT_RUNNING, "last_error": why}
             for name in status.not_running(children, self._slow["connectors_defined"])
         ]
-        return children + rows
+        return children + rows + self._inactive(view, children + rows)
+
+    def _inactive(self, view: dict, shown: list[dict]) -> list[dict]:
+        """A row in state INACTIVE for each outgoing connection made inactive whose messages
+        wait in Redis (or wait parked), as `zato cluster status` lists them: before, such
+        messages were on no row of the page (while /metrics counted them)."""
+        if not self._slow["odb_read"]:  # which are active is not known yet
+            return []
+        names = {str(c.get("name")) for c in shown} | set(self._slow["connectors_defined"])
+        rows = []
+        for q in view.get("outgoing_waiting") or ():
+            name = f"{q['kind']}:{q['name']}"
+            if name not in names:
+                on = f"zato conn edit {q['kind']} DIR --name {q['name']} --active true"
+                why = f"the connection is inactive: its messages go out once it is active again ({on})"
+                rows.append({"name": name, "kind": q["kind"], "state": status.INACTIVE, "last_error": why})
+        return rows
 
     def _parked_now(self, connectors: list[dict]) -> list[dict]:
         """Each connector with `parked_now`: the messages that wait parked now, which a button
