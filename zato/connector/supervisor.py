@@ -54,6 +54,7 @@ from zato.odb.epoch import EpochFloor
 logger = logging.getLogger("zato.supervisor")
 
 TICK = 0.02  # main loop period: how fast the holder reacts to its own lease state
+HANDOVER_TICK = 0.1  # the hand-over thread's period (it reads Redis once a second: CHECK_EVERY)
 RECONCILE_EVERY = 5.0  # re-read the desired connectors this often even without events
 STATUS_EVERY = 15.0  # refresh the holder's status key this often (it is also written on every change)
 STATUS_TTL = 45.0
@@ -165,6 +166,7 @@ class Supervisor:
         self._start_thread("desired", self._desired_loop)
         self._start_thread("events", self._events_loop)
         self._start_thread("status", self._status_loop)
+        self._start_thread("handover", self._handover_loop)
         try:
             self._main_loop()
         finally:
@@ -210,18 +212,32 @@ class Supervisor:
             if self.manager.tick():
                 self._status_changed()
             self._settle_renames()
-            self._hand_over_if_stuck()
             self.stop_event.wait(TICK)
         if self.stop_reason:
             logger.info("stopping: %s received", self.stop_reason)
 
-    def _hand_over_if_stuck(self) -> None:
+    def _handover_loop(self) -> None:
         """A connector that cannot reach its broker for a while: let a server that may hold
-        the lease (zato.connector.handover). The Decider steps down on the next tick."""
-        if self.acting_epoch is None or self.keeper.handing_over:
-            return
-        if self.handover.due(time.monotonic(), list(self.manager.children)):
-            self.keeper.hand_over()
+        the lease (zato.connector.handover); the Decider steps down on the main loop's next tick.
+
+        Its own thread, not the main loop: due() reads the connectors' stats from Redis, which
+        may take up to [kvdb] socket_timeout (1 s) when Redis is cut off, and the main loop must
+        step down within the room between the renew deadline and the lease's expiry (0.5 s by
+        default) whatever Redis does. In the main loop, the holder cut from Redis stopped its
+        connectors after the next holder had taken the lease (tests/hosts/test_partition.py)."""
+        seen: int | None = None
+        while not self.stop_event.wait(HANDOVER_TICK):
+            epoch = self.acting_epoch
+            if epoch != seen:  # stepped down, or acting under a new lease: start afresh
+                self.handover.reset()
+                seen = epoch
+            if epoch is None or self.keeper.handing_over:
+                continue
+            if (
+                self.handover.due(time.monotonic(), list(self.manager.children))
+                and self.acting_epoch == epoch
+            ):
+                self.keeper.hand_over()
 
     def _observe(self) -> tuple[decide.Observations, dict[str, registry.ConnectorSpec]]:
         requests = []
@@ -321,7 +337,6 @@ class Supervisor:
         self.acting_epoch = None
         self._status_doc = None
         self.heartbeat_now.set()
-        self.handover.reset()
         self.keeper.release_now()  # after a hand-over: the standbys need not wait for the TTL
         note = "" if all_gone else " (some children did not exit even after SIGKILL)"
         logger.warning("stepped down from lease epoch %s%s", epoch, note)
