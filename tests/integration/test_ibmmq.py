@@ -436,7 +436,13 @@ def test_a_queued_message_with_fields_mq_cannot_take_is_parked_not_a_crash_loop(
     )
     assert parked == len(bad)
     s = wait_for(
-        lambda: (s := stats(env, "ibm-mq-outgoing:out")).get("parked") == len(bad) and s, what="stats"
+        lambda: (
+            (s := stats(env, "ibm-mq-outgoing:out")).get("parked") == len(bad) and s.get("messages_out") and s
+        ),
+        what="stats",
     )
     assert "malformed outgoing message" in s["last_error"]
+    # IN counts every message taken, parked ones too (docs/metrics.md): before, those parked
+    # before their put were left out, IN 1 next to PARKED 6
+    assert (s["messages_in"], s["messages_out"], s["parked"]) == (len(bad) + 1, 1, len(bad))
     assert proc.poll() is None

@@ -381,7 +381,9 @@ class Session:
         return out
 
     def _publish_all(self, items: list[Ready]) -> None:
-        """Publish `items` in order, after those still waiting for an exchange check."""
+        """Publish `items` in order, after those still waiting for an exchange check. Each is
+        counted in here, those to be parked included: IN = OUT + PARKED + in flight."""
+        self.ctx.stats.add("messages_in", len(items))
         self._waiting.extend(items)
         self._waiting_bytes += sum(len(item.publish.raw) for item in items)
         self._flush()
@@ -391,7 +393,6 @@ class Session:
         exchange not checked yet; that one starts the check."""
         if self.ch is None:  # publishing starts once the channel is open (_on_channel)
             raise ConnectorError("publishing before the AMQP channel is open")
-        published = 0
         while self._waiting:
             p, props, error = self._waiting[0]
             missing = "" if error or p.exchange in self._present else self._still_missing(p.exchange)
@@ -409,9 +410,6 @@ class Session:
                 self._park(p.raw, f"cannot be framed for the broker (a property's value): {error_text(e)}")
                 continue
             self.window.published(p)
-            published += 1
-        if published:
-            self.ctx.stats.add("messages_in", published)
 
     def _still_missing(self, exchange: str) -> str | None:
         """Why `exchange` was found missing less than RECHECK seconds ago; None: not checked (or

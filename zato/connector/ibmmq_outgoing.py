@@ -230,6 +230,7 @@ class IBMMQOutgoingConnector:
             return
         sent = []
         for raw in raws:
+            self.ctx.stats.add("messages_in")  # those parked too: IN = OUT + PARKED + in flight
             try:
                 msg = decode(raw)
             except ConnectorError as e:
@@ -283,7 +284,6 @@ class IBMMQOutgoingConnector:
             md.MsgId = msg.msg_id.ljust(24, b"\x00")
         else:
             pmo.Options |= c.MQPMO_NEW_MSG_ID
-        self.ctx.stats.add("messages_in")
         self._open(m, qm, msg.queue or self.d["queue"]).put(msg.body, md, pmo)
 
     def _open(self, m: ModuleType, qm: Any, name: str) -> Any:
