@@ -5,6 +5,7 @@ load balancer."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import subprocess
 import sys
@@ -27,6 +28,9 @@ CHANNELS = (
     ("/zato3/upload", "zato3.reports.upload"),
     ("/zato3/reports", "zato3.reports.list"),
     ("/zato3/notify", "zato3.crm.customer.notify"),
+    ("/zato3/lookup-later", "zato3.crm.customer.lookup-later"),
+    ("/zato3/remembered", "zato3.crm.customer.remembered"),
+    ("/zato3/server-config", "zato3.api.server-config"),
 )
 
 
@@ -125,6 +129,20 @@ def test_invoke_with_json_text_and_data_format_json(cluster) -> None:
         assert r.json() == want
 
 
+def test_invoke_async_with_json_text_and_data_format_json(cluster) -> None:
+    """`self.invoke_async(name, dumps(input_data), data_format=DATA_FORMAT.JSON)`: the other
+    service gets the JSON parsed, as with self.invoke. Before: it got the text."""
+    for n, base in enumerate(urls(cluster), 41):  # one cust_id for each: what the call gave is told apart
+        r = requests.post(f"{base}/zato3/lookup-later", json={"cust_id": n})
+        assert r.status_code == 200, r.text
+        url = f"{base}/zato3/remembered"
+        given = wait_for(
+            lambda n=n, url=url: (g := requests.get(url).json()["given"]) and str(n) in g and g,
+            what="the async service's input",
+        )
+        assert json.loads(given) == {"cust_id": n}, given
+
+
 def test_outgoing_rest_as_zatos_example(cluster) -> None:
     zato(
         "conn",
@@ -169,4 +187,22 @@ def test_a_zato_api_left_out_is_named_and_a_services_own_attribute_of_its_name_w
     r = requests.post(f"{cluster.lb_url}/zato3/notify", json={"email": "jane@example.invalid"})
     assert r.status_code == 500 and "self.pubsub" in r.json()["zato_env"]["details"], r.text
     said = "service zato3.orders.publish (invoked by zato3.crm.customer.notify): self.pubsub:"
+    wait_for(lambda: said in cluster.server_logs(), what=said)
+
+
+def test_zatos_server_cluster_id_and_fs_server_config_are_named_as_left_out(cluster) -> None:
+    """Zato's self.server.cluster_id (an id in its own configuration database) and
+    self.server.fs_server_config (server.conf, with its passwords) are left out: the client's
+    500 and the server log name them. Before: `AttributeError: 'ServerView' object has no
+    attribute 'cluster_id'`, which reads as a typo in the service."""
+    server_cases = (
+        ("cluster_id", "self.server.cluster_id: the cluster's id in Zato's own configuration database"),
+        ("fs_server_config", "self.server.fs_server_config: the server's own configuration"),
+    )
+    for what, said in server_cases:
+        r = requests.post(f"{cluster.lb_url}/zato3/server-config", json={"what": what})
+        assert r.status_code == 500, r.text
+        details = r.json()["zato_env"]["details"]
+        assert details.startswith(said) and "is not supported by this server" in details, details
+    said = "service zato3.api.server-config: self.server.fs_server_config:"
     wait_for(lambda: said in cluster.server_logs(), what=said)

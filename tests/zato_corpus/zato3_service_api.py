@@ -141,6 +141,47 @@ class LookupCustomer(Service):
         self.response.payload = response
 
 
+class LookupCustomerLater(Service):
+    """ The same with invoke_async: the other service gets the JSON parsed, as with invoke.
+    """
+    name = 'zato3.crm.customer.lookup-later'
+
+    def handle(self):
+        input_data = {'cust_id': self.request.payload['cust_id']}
+        cid = self.invoke_async('zato3.crm.customer.remember', dumps(input_data), data_format=DATA_FORMAT.JSON)
+        self.response.payload = {'cid': cid}
+
+
+class RememberCustomer(Service):
+    """ Keeps what it was given, for RememberedCustomer to tell.
+    """
+    name = 'zato3.crm.customer.remember'
+
+    def handle(self):
+        self.cache.default.set('remembered', dumps(self.request.payload))
+
+
+class RememberedCustomer(Service):
+    """ Tells what RememberCustomer was given.
+    """
+    name = 'zato3.crm.customer.remembered'
+
+    def handle(self):
+        self.response.payload = {'given': self.cache.default.get('remembered')}
+
+
+class ServerConfig(Service):
+    """ Zato's self.server.cluster_id and fs_server_config, which this server leaves out.
+    """
+    name = 'zato3.api.server-config'
+
+    def handle(self):
+        if self.request.payload.get('what') == 'cluster_id':
+            self.response.payload = {'cluster_id': self.server.cluster_id}
+        else:
+            self.response.payload = {'main': dict(self.server.fs_server_config.main)}
+
+
 class BillingEndpoint(Service):
     """ The remote end of SetBillingInfo below: tells what it was sent.
     """

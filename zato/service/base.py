@@ -649,11 +649,14 @@ class Service:
         As in Zato, `callback` (a service's name or class, `self`, or a list of them) is
         invoked with that service's response payload once it ran; without one, a service
         named `<this service's name>-async-callback` is, if deployed. `to_json_string=True`
-        sends the payload as JSON text. channel, data_format, transport, expiration, zato_ctx
-        and environ are accepted and change nothing."""
+        sends the payload as JSON text. `data_format=DATA_FORMAT.JSON` with a payload given as
+        JSON text gives the other service that JSON parsed, as self.invoke does (text that is
+        not JSON is this service's error, before anything is queued). channel, transport,
+        expiration, zato_ctx and environ are accepted and change nothing."""
         target = _service_name(name)
         if to_json_string:
             payload = jsonenc.dumps(payload)
+        payload = _as_data_format(payload, data_format, target)
         if callback is None:
             sink = f"{self.name}-async-callback"
             callbacks: tuple[str, ...] = (sink,) if sink in self._store.services else ()

@@ -25,7 +25,8 @@ from zato.common.exception import MethodNotAllowed, Reportable
 from zato.service.base import HTTP_SOAP, Request, Response, Service, utcnow
 from zato.service.logger import service_logger
 from zato.service.sio import Payload, io_of, parse_input, render_output
-from zato.service.unsupported import NotSupported
+from zato.service.unsupported import SERVER as UNSUPPORTED_SERVER
+from zato.service.unsupported import NotSupported, refuse_on
 from zato.service.user_config import UserConfig
 
 _aborted: list[float] = []  # set by worker_aborted(): the worker's timeout, once gunicorn aborts it
@@ -297,6 +298,9 @@ class ServerView:
 
     def __init__(self, name: str | None, cluster: str | None):
         self.name, self.cluster = name, cluster
+
+
+refuse_on(ServerView, "self.server", UNSUPPORTED_SERVER)  # Zato's cluster_id and the like: NotSupported
 
 
 class ServiceStore:

@@ -31,6 +31,13 @@ SERVICE: dict[str, str] = {
     "sso": "Zato's single sign-on API (self.sso)",
 }
 
+# self.server.NAME -> what it is in Zato (self.server has only name and cluster here)
+SERVER: dict[str, str] = {
+    "cluster_id": "the cluster's id in Zato's own configuration database (its name is self.server.cluster)",
+    "fs_server_config": "the server's own configuration (server.conf holds passwords: a service gets"
+    " its settings from self.config, the user config)",
+}
+
 # self.out.NAME (self.outgoing.NAME) -> what it is in Zato
 OUTGOING: dict[str, str] = {
     "ftp": "outgoing FTP connections",
@@ -59,15 +66,17 @@ def _refusal(where: str, name: str, feature: str) -> property:
 
     def get(obj: Any) -> Any:
         try:
-            return obj.__dict__[name]
-        except KeyError:
+            return vars(obj)[name]
+        except (KeyError, TypeError):  # TypeError: no __dict__ (a class with __slots__)
             raise NotSupported(f"{where}.{name}: {feature} is {WHERE}") from None
 
     def put(obj: Any, value: Any) -> None:
+        if not hasattr(obj, "__dict__"):
+            raise NotSupported(f"{where}.{name} cannot be set: {feature} is {WHERE}")
         obj.__dict__[name] = value
 
     def delete(obj: Any) -> None:
-        obj.__dict__.pop(name, None)
+        getattr(obj, "__dict__", {}).pop(name, None)
 
     return property(get, put, delete, doc=f"{feature}: {WHERE}")
 
