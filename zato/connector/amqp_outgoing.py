@@ -31,6 +31,13 @@ few seconds the processing list is looked at again for messages that are not thi
 so one that a replaced holder's connector took while it was paused (Redis moves it anyway) is
 published too.
 
+When only Redis fails a call (unreachable, or answering WRONGTYPE, NOPERM, READONLY), the
+broker connection is kept with what awaits its confirm: confirms still settle the window, the
+confirmed messages stay in the processing list until Redis answers again (they are removed by
+the next call that goes through, as are the parks that Redis failed), and the call is tried
+again after a wait (zato.connector.refusals.RedisFailures: said once, then once a minute). Only
+a broker failure opens a new connection.
+
 Design: pika's SelectConnection (one thread, callbacks on its I/O loop) and one thread for
 Redis, whose answers come back to the loop through add_callback_threadsafe. When nothing
 awaits a confirm and the stock is empty, that thread waits for a message (BLMOVE with
@@ -58,8 +65,7 @@ from zato.connector import amqp_common
 from zato.connector.amqp_common import AMQP_ERRORS, RECONNECT, error_text
 from zato.connector.base import Context, list_queue
 from zato.connector.confirm_window import ConfirmWindow, Publish
-from zato.connector.refusals import REFUSED, Refusals, say_refused
-from zato.coord import health
+from zato.connector.refusals import REFUSED, RedisFailures, Refusals, say_refused
 from zato.coord.queues import OutMessage, OutQueue, StaleEpoch, decode
 
 logger = logging.getLogger("zato.connector.amqp_outgoing")
@@ -106,15 +112,21 @@ class Session:
         queue: OutQueue,
         suspects: frozenset[str] = frozenset(),
         refusals: Refusals | None = None,
+        redis_failures: RedisFailures | None = None,
     ):
         """suspects: what was awaiting its confirm when the broker closed the last session's
-        channel (see `careful`); refusals: the connector's, said by the one that connects."""
+        channel (see `careful`); refusals: the connector's, said by the one that connects;
+        redis_failures: the connector's, saying Redis's failures across sessions."""
         self.ctx, self.d, self.queue = ctx, definition, queue
         self.refusals = refusals or Refusals()
         self.refused: str | None = None  # what to do: the broker refused the login or vhost
-        # Redis answered a take or move with an error (a key of another type, its ACL, a replica):
-        # no new connection to the broker mends it, so the next comes less and less often
-        self.redis_refused: CoordError | None = None
+        # Redis failing a call (unreachable, or answering WRONGTYPE, NOPERM, READONLY): no new
+        # connection to the broker mends it, so the connection is kept and the call tried again
+        self.redis = redis_failures or RedisFailures(ctx, logger, "the broker connection")
+        self._redis_paused = False  # a Redis call failed: the next waits for _redis_again
+        self._begun = False  # the processing list was read at the start (_begin)
+        self._unparked: list[tuple[str, str]] = []  # to park, when Redis failed the park
+        self._parking: list[tuple[str, str]] = []  # those the call on its way parks
         self.suspects = set(suspects)  # after the session: the next one's
         self.window = ConfirmWindow(WINDOW)
         self.conn: pika.SelectConnection | None = None
@@ -172,8 +184,6 @@ class Session:
                 self.ctx.lease_lost(str(e))
                 self._close()
             except (CoordError, *AMQP_ERRORS) as e:
-                if isinstance(e, CoordError) and health.answered(e):
-                    self.redis_refused = self.redis_refused or e
                 self._fail(error_text(e))
             except Exception as e:
                 logger.exception("%s: unexpected error", self.ctx.label)
@@ -241,7 +251,14 @@ class Session:
 
     def _on_confirm_mode(self, _frame: object) -> None:
         self.opened = True
-        stored = self.queue.leftovers()  # no Redis call is on its way yet
+        self._pump()  # its first Redis call reads the processing list: _begin
+        self._tick()
+
+    def _begin(self, call: Future) -> None:
+        """The processing list as the session starts (read while no other Redis call was on
+        its way): published first."""
+        stored = call.result()
+        self._begun = True
         self.suspects &= set(stored)  # those gone meanwhile were settled by others
         if self.suspects:
             logger.warning(
@@ -253,7 +270,6 @@ class Session:
         self._publish_leftovers(stored, everything=True)
         self.ctx.stats.state("running")
         self._pump()
-        self._tick()
 
     # -- taking and publishing
 
@@ -280,9 +296,13 @@ class Session:
     def _ask(self) -> None:
         """Start the next Redis call unless one is on its way: the leftover scan when due,
         else the removal of what was confirmed and a take that tops up the stock."""
-        if self._call is not None or self.conn is None:
+        if self._call is not None or self.conn is None or self._redis_paused:
             return
         stopping = self._stopping_until is not None
+        if not self._begun:
+            if not stopping:
+                self._submit(self.queue.leftovers, self._begin)
+            return
         # A scan only when what it finds could be published (no busy rescans while the window
         # is full), and not before a fenced take that waiting messages need.
         if not stopping and time.monotonic() >= self._next_scan and self._room() > 0 and not self._fence:
@@ -296,10 +316,11 @@ class Session:
         if fence:
             want = max(want, 1)  # a take of at least one is fenced: its answer vouches for the epoch
         idle = not stopping and not held
-        if not self._confirmed and not fence and not (want > 0 and (idle or not self._drained)):
+        if not (self._confirmed or self._unparked or fence or (want > 0 and (idle or not self._drained))):
             return  # nothing to remove, and Redis had nothing more: the next confirm asks again
         self._handed, self._confirmed = self._confirmed, []
-        take = functools.partial(self._take, self._handed, max(want, 0), budget, idle)
+        self._parking, self._unparked = self._unparked, []
+        take = functools.partial(self._take, self._handed, self._parking, max(want, 0), budget, idle)
         self._submit(take, functools.partial(self._taken, want, budget))
 
     def _submit(self, fn: Callable[[], object], then: Callable[[Future], None]) -> None:
@@ -311,13 +332,37 @@ class Session:
         call.add_done_callback(lambda _call: ioloop.add_callback_threadsafe(back))
 
     def _back(self, call: Future, then: Callable[[Future], None]) -> None:
+        """A Redis call ended: `then` hears how, unless Redis failed it (not a stale epoch:
+        that stops the connector). Then the broker connection is kept, with what awaits its
+        confirm, and the call is tried again after a wait (RedisFailures)."""
         self._call = None
+        error = call.exception()
+        if isinstance(error, CoordError) and not isinstance(error, StaleEpoch):
+            self._give_back(call)
+            self._redis_failed(error)
+            return
         then(call)
 
-    def _take(self, confirmed: list[str], want: int, budget: int, idle: bool) -> list[str]:
-        """In the Redis thread: remove `confirmed`, then take up to `want` messages, the last
-        one the one that fills `budget` bytes; when idle and nothing waits, wait up to
-        TAKE_TIMEOUT for a message first."""
+    def _redis_failed(self, e: CoordError) -> None:
+        """Redis failed a call: said, and no call until the wait is over (_redis_again)."""
+        if self._redis_paused or self.conn is None:
+            return
+        self._redis_paused = True
+        self.conn.ioloop.call_later(self.redis.failed(e), self._guard(self._redis_again))
+
+    def _redis_again(self) -> None:
+        self._redis_paused = False
+        self._pump()
+
+    def _take(
+        self, confirmed: list[str], parks: list[tuple[str, str]], want: int, budget: int, idle: bool
+    ) -> list[str]:
+        """In the Redis thread: park `parks` (each leaves the list once parked), remove
+        `confirmed`, then take up to `want` messages, the last one the one that fills `budget`
+        bytes; when idle and nothing waits, wait up to TAKE_TIMEOUT for a message first."""
+        while parks:
+            self.queue.park(parks[0][0])
+            parks.pop(0)
         got = self.queue.settle_and_take(confirmed, want, budget)
         if got or not idle:
             return got
@@ -334,10 +379,14 @@ class Session:
         error = call.exception()
         if error is not None and not isinstance(error, StaleEpoch):
             self._confirmed[:0] = self._handed
+        if error is not None:
+            self._unparked[:0] = self._parking  # those it did not park yet
+        self._handed, self._parking = [], []
 
     def _taken(self, want: int, budget: int, call: Future) -> None:
         self._give_back(call)
         got = call.result()  # raises the call's error, for the guard
+        self.redis.worked()
         size = sum(map(len, got))
         self._drained = len(got) < want and size < budget  # not drained: stopped by the size
         self._stock.extend(got)
@@ -473,6 +522,7 @@ class Session:
         self._next_scan = time.monotonic() + LEFTOVER_SCAN
         waiting = {item.publish.raw for item in self._waiting}
         mine = set() if everything else self.window.raws() | set(self._confirmed) | set(self._stock) | waiting
+        mine |= {raw for raw, _ in self._unparked}
         leftovers = [raw for raw in stored if raw not in mine]
         n, room, budget = 0, self._room(), HELD_BYTES - self.window.bytes - self._waiting_bytes
         while n < min(room, len(leftovers)) and budget > 0:  # what the window takes: as a take does
@@ -515,10 +565,21 @@ class Session:
         self.queue.done(confirmed)
 
     def _park(self, raw: str, reason: str) -> None:
-        self.queue.park(raw)
+        """Park `raw` in Redis for inspection; while Redis fails, with the next Redis call that
+        goes through (_take), the broker connection kept."""
+        later = bool(self._unparked or self._redis_paused)  # after those waiting for Redis
+        if not later:
+            try:
+                self.queue.park(raw)
+            except CoordError as e:
+                later = True
+                self._redis_failed(e)
+        if later:
+            self._unparked.append((raw, reason))
         self.ctx.stats.add("parked")
         self.ctx.stats.error(f"parked a message in Redis: {reason}")
-        logger.error("%s: message parked in Redis for inspection: %s", self.ctx.label, reason)
+        where = "to be parked in Redis once it answers" if later else "parked in Redis for inspection"
+        logger.error("%s: message %s: %s", self.ctx.label, where, reason)
 
     # -- time
 
@@ -552,25 +613,15 @@ class AMQPOutgoingConnector:
     def run(self) -> int:
         """Sessions until told to stop, with back-off between failed ones."""
         delays, refused, refusals = RECONNECT.delays(), REFUSED.delays(), Refusals()
-        redis_refused, redis_refusals = REFUSED.delays(), Refusals()  # apart: a session opens each time
+        redis = RedisFailures(self.ctx, logger, "the broker connection")  # said once across sessions
         suspects: frozenset[str] = frozenset()
         while not self.ctx.should_stop():
-            session = Session(self.ctx, self.d, self.queue, suspects, refusals)
+            session = Session(self.ctx, self.d, self.queue, suspects, refusals, redis)
             session.run()
             suspects = frozenset(session.suspects)
             if session.opened:
                 delays, refused = RECONNECT.delays(), REFUSED.delays()
-            if session.redis_refused is None:
-                redis_refused = REFUSED.delays()
-                redis_refusals.worked(time.monotonic())
             if session.error is None or self.ctx.should_stop():
-                continue
-            if session.redis_refused is not None:  # said as the servers' logs say it, once a minute
-                e, delay = session.redis_refused, next(redis_refused)
-                hint = health.what_to_do(e, cluster=self.ctx.settings.cluster)
-                key = ("redis", health.kind(e))
-                say_refused(self.ctx, redis_refusals, key, f"Redis refused it: {e}; {hint}", delay, logger)
-                self.ctx.wait(delay)
                 continue
             if session.refused is not None:  # the login or vhost: less and less often, said once
                 delay = next(refused)

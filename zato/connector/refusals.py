@@ -8,15 +8,20 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 
+from zato.common.errors import CoordError
 from zato.common.refusals import SAY_AGAIN_EVERY, Refusals
 from zato.connector.base import Context, RetryPolicy
+from zato.coord import health
 
-__all__ = ["REFUSED", "SAY_REFUSED_EVERY", "Refusals", "say_refused"]
+__all__ = ["REDIS_AWAY", "REFUSED", "SAY_REFUSED_EVERY", "RedisFailures", "Refusals", "say_refused"]
 
 # Tried again after 0.5, 1, 2, 4, 8, 16, then every 30 s, so a grant is taken up within 30 s.
 REFUSED = RetryPolicy(start=0.5, step=0.0, max=30.0, factor=2.0)
 SAY_REFUSED_EVERY = SAY_AGAIN_EVERY  # the same refusal is said again at most this often, with a count
+# Redis unreachable (an outage, a restart): tried again after 0.5, 1, 2, 4, then every 5 s.
+REDIS_AWAY = RetryPolicy(start=0.5, step=0.0, max=5.0, factor=2.0)
 
 
 def say_refused(
@@ -46,3 +51,71 @@ def say_refused(
             what,
             delay,
         )
+
+
+class RedisFailures:
+    """Redis failing a connector's calls while its broker (or queue manager) is fine: the
+    connector keeps that connection and tries the Redis call again, which is all that mends.
+    An error Redis answered (health.answered: a key of another type, its ACL, a replica) is
+    said as a refusal (say_refused) with the servers' hint and tried 0.5 s doubling to 30 s
+    (REFUSED); an unreachable Redis is said at WARNING and tried 0.5 s doubling to 5 s
+    (REDIS_AWAY). Each once in full, then at most once a minute with a count, and once when
+    Redis answers again. One object for all of a connector's sessions, so a reconnect to the
+    broker does not say it again."""
+
+    def __init__(self, ctx: Context, log: logging.Logger, kept: str):
+        """kept: the connection kept meanwhile, as the log names it ("the broker connection")."""
+        self.ctx, self.log, self.kept = ctx, log, kept
+        self.refusals = Refusals()
+        self._delays: Iterator[float] | None = None
+        self._kind = ""
+
+    def failed(self, e: CoordError) -> float:
+        """Redis failed a call with `e`: said (or counted), and the seconds to wait before the
+        next try."""
+        kind = health.kind(e)
+        if self._delays is None or kind != self._kind:
+            self._delays, self._kind = (REFUSED if health.answered(e) else REDIS_AWAY).delays(), kind
+        delay = next(self._delays)
+        if health.answered(e):
+            hint = health.what_to_do(e, cluster=self.ctx.settings.cluster)
+            say_refused(
+                self.ctx, self.refusals, ("redis", kind), f"Redis refused it: {e}; {hint}", delay, self.log
+            )
+            return delay
+        said = self.refusals.refused(time.monotonic(), ("redis", kind))
+        self.ctx.stats.error(f"Redis failed: {e}; next try in {delay:g} s")
+        self.ctx.stats.state("reconnecting")
+        if said == 0:
+            self.log.warning(
+                "%s: Redis failed (%s); %s is kept, trying Redis again in %g s, less and less often "
+                "(every %g s at most; said again at most once every %g s)",
+                self.ctx.label,
+                e,
+                self.kept,
+                delay,
+                REDIS_AWAY.max,
+                self.refusals.every,
+            )
+        elif said:
+            self.log.warning(
+                "%s: Redis still fails, %d more time(s) since said: %s; next try in %g s",
+                self.ctx.label,
+                said,
+                e,
+                delay,
+            )
+        return delay
+
+    def worked(self) -> None:
+        """A call Redis failed before went through: from the first wait again, said once."""
+        self._delays, self._kind = None, ""
+        done = self.refusals.worked(time.monotonic())
+        if done is not None:
+            self.ctx.stats.state("running")
+            self.log.warning(
+                "%s: Redis answers again after %d failed try(s) over %.0f s; %s was kept",
+                self.ctx.label,
+                *done,
+                self.kept,
+            )
