@@ -9,11 +9,11 @@ import json
 import re
 import time
 
-from tests.conn_support import log_text
+from tests.conn_support import TCPProxy, log_text, make_server_dir
 from tests.ibmmq_support import put
 from tests.integration.test_ibmmq import backed_out, fake, numbers, start, stats
 from tests.integration.test_ibmmq import env as env  # noqa: F401 - the same fixture, both kinds
-from tests.support import wait_for
+from tests.support import free_port, wait_for
 from zato.config.settings import load_server_settings
 from zato.coord.keys import Keys
 from zato.coord.queues import OutQueue
@@ -417,3 +417,42 @@ def test_an_outgoing_queue_key_of_another_type_is_said_once_and_sends_once_mende
     seen: list = []
     wait_for(lambda: seen.extend(qm.drain(qm.queues["out"])) or seen, timeout=60, what="the message, mended")
     assert numbers(b for b, _ in seen) == [7]
+    assert len(_connected_lines(env)) == 1, _connected_lines(env)  # before: one a try
+
+
+def _connected_lines(env) -> list[str]:
+    return [line for line in log_text(env["dir"]).splitlines() if "connected to IBM MQ" in line]
+
+
+def test_an_outgoing_connector_keeps_its_queue_manager_connection_while_redis_is_away(env, tmp_path):
+    """Redis unreachable for some seconds (its connections cut, new ones refused) while messages
+    are sent: before, 'Redis failed (...); starting over' and a new connection to the queue
+    manager every 0.5 s; now one connection throughout, and each message put once Redis is
+    back."""
+    qm = env["qm"]
+    proxy = TCPProxy(free_port(), ("127.0.0.1", 6379))
+    proxy.start()
+    try:
+        # the connector reaches Redis through the proxy; the test sends straight to Redis
+        redis_url = f"redis://127.0.0.1:{proxy.port}/0"
+        cut = dict(env, dir=make_server_dir(str(tmp_path), env["cluster"], "server2", redis_url=redis_url))
+        start(cut, "ibm-mq-outgoing", "out")
+        out = make_outgoing(load_server_settings(env["dir"]), env["client"]).ibm_mq
+        out.send({"n": 0}, "out")
+        seen: list = []
+        wait_for(lambda: seen.extend(qm.drain(qm.queues["out"])) or seen, 60, what="the first message")
+        proxy.stop()
+        for i in range(1, 6):  # they wait in Redis: the connector cannot reach it
+            out.send({"n": i}, "out")
+        failed = re.compile(r"outgoing ibm-mq 'out': \w*(Connection|Timeout)")
+        wait_for(lambda: failed.search(log_text(cut["dir"])), 30, what="the connector's line")
+        time.sleep(6)  # tries after 0.5, 1, 2 s...: before, a new connection every 0.5 s
+        proxy.start()
+        wait_for(
+            lambda: seen.extend(qm.drain(qm.queues["out"])) or len(seen) >= 6, 60, what="the messages, back"
+        )
+        assert sorted(numbers(b for b, _ in seen)) == list(range(6))
+        assert len(_connected_lines(cut)) == 1, _connected_lines(cut)
+        assert "Redis answers again" in log_text(cut["dir"])
+    finally:
+        proxy.stop()

@@ -19,9 +19,8 @@ from typing import Any
 from zato.common import jsonenc
 from zato.common.errors import EXIT_OK, CoordError, MissingDependency
 from zato.connector.base import Context, RetryPolicy, say_reconnecting
-from zato.connector.refusals import REFUSED, SAY_REFUSED_EVERY, Refusals  # noqa: F401 - used as ibmmq_common.*
+from zato.connector.refusals import REFUSED, SAY_REFUSED_EVERY, RedisFailures, Refusals  # noqa: F401 - used as ibmmq_common.*
 from zato.connector.refusals import say_refused as say_refused_to
-from zato.coord import health
 from zato.coord.queues import StaleEpoch
 
 logger = logging.getLogger("zato.connector.ibmmq")
@@ -289,19 +288,27 @@ def mq_errors(m: ModuleType) -> tuple[type[BaseException], ...]:
 
 
 def serve(
-    ctx: Context, mq: dict, session: Callable[[ModuleType, Any], None], refusals: Refusals | None = None
+    ctx: Context,
+    mq: dict,
+    session: Callable[[ModuleType, Any], None],
+    refusals: Refusals | None = None,
+    redis: RedisFailures | None = None,
 ) -> int:
     """Connect, run `session(driver, queue_manager)`, and when the queue manager or the network
     fails say so (log, stats) and connect again; returns the process exit code. `refusals`
-    says refused connects (one for all of a connector's threads)."""
+    says refused connects (one for all of a connector's threads). When only Redis fails the
+    session (CoordError: unreachable, or WRONGTYPE, NOPERM, READONLY), its uncommitted work is
+    backed out and the session runs again on the same connection after `redis`'s wait (said
+    once, then once a minute; the session says `redis.worked()` once Redis answers again)."""
     m = driver()
     refusals = refusals or Refusals()
-    redis_refused, redis_refusals = REFUSED.delays(), Refusals()  # apart: each try connects again
+    redis = redis or RedisFailures(ctx, logger, "the queue manager connection")
+    qm: Any = None
     while not ctx.should_stop():
-        qm = connect(ctx, m, mq, refusals)
+        qm = qm or connect(ctx, m, mq, refusals)
         if qm is None:
             break
-        answered: CoordError | None = None
+        failed: CoordError | None = None
         try:
             session(m, qm)
         except m.MQMIError as e:
@@ -319,24 +326,28 @@ def serve(
             ctx.wait(RECONNECT.start)
         except StaleEpoch as e:  # paused past a takeover: Redis refused to hand over messages
             ctx.lease_lost(str(e))
-        except CoordError as e:  # Redis (outgoing hand-off, epoch check): uncommitted work is backed out
-            if health.answered(e):  # a key of another type, its ACL, a replica: said once, tried less often
-                answered = e
-            else:
-                ctx.stats.error(f"Redis failed: {e}")
-                logger.warning("%s: Redis failed (%s); starting over", ctx.label, e)
-                ctx.wait(RECONNECT.start)
+        except CoordError as e:  # Redis (outgoing hand-off, epoch check): the connection is kept
+            failed = e
         finally:
-            close_quietly(m, qm)
-        if answered is None:
-            redis_refused = REFUSED.delays()
-            redis_refusals.worked(time.monotonic())
+            if failed is None or not backed_out(m, qm):  # what is not committed comes again
+                close_quietly(m, qm)
+                qm = None
+        if failed is None:
+            redis.worked()
             continue
-        delay, hint = next(redis_refused), health.what_to_do(answered, cluster=ctx.settings.cluster)
-        key = ("redis", health.kind(answered))
-        say_refused(ctx, redis_refusals, key, f"Redis refused it: {answered}; {hint}", delay)
-        ctx.wait(delay)
+        ctx.wait(redis.failed(failed))
+    close_quietly(m, qm)
     return ctx.exit_code or EXIT_OK
+
+
+def backed_out(m: ModuleType, qm: Any) -> bool:
+    """MQBACK of what `qm` has not committed; False when the connection failed it (it is closed
+    and a new one made)."""
+    try:
+        qm.backout()
+    except mq_errors(m):
+        return False
+    return True
 
 
 # The MQMD's fields a service reads in self.request.ibm_mq (zato.service.messages), by MQMD name.

@@ -205,12 +205,16 @@ class IBMMQOutgoingConnector:
         self._queues: dict[str, Any] = {}
         self._warned: set[int] = set()  # reasons of puts that completed with a warning, logged once
         self.once = ibmmq_common.Once(ctx)
+        self._qm: Any = None  # the connection self._queues were opened on
+        # Redis failing a take or a hand-off: the connection is kept and _pump runs again on it
+        self.redis = ibmmq_common.RedisFailures(ctx, logger, "the queue manager connection")
 
     def run(self) -> int:
-        return ibmmq_common.serve(self.ctx, self.d["ibm_mq"], self._pump)
+        return ibmmq_common.serve(self.ctx, self.d["ibm_mq"], self._pump, redis=self.redis)
 
     def _pump(self, m: ModuleType, qm: Any) -> None:
-        self._queues = {}
+        if qm is not self._qm:  # a new connection: the handles of the last one ended with it
+            self._queues, self._qm = {}, qm
         self._put_all(m, qm, self.queue.leftovers())
         self.ctx.stats.state("running")
         next_scan = time.monotonic() + LEFTOVER_SCAN
@@ -219,6 +223,7 @@ class IBMMQOutgoingConnector:
                 self._put_all(m, qm, self.queue.leftovers())
                 next_scan = time.monotonic() + LEFTOVER_SCAN
             first = self.queue.take(TAKE_TIMEOUT)
+            self.redis.worked()
             if first is not None:
                 self._put_all(m, qm, [first] + self.queue.take_many(BATCH - 1))
         self.ctx.stats.state("stopping")

@@ -7,6 +7,7 @@ connectors (ibmmq_common, amqp_common)."""
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator
 
@@ -69,14 +70,16 @@ class RedisFailures:
         self.refusals = Refusals()
         self._delays: Iterator[float] | None = None
         self._kind = ""
+        self._lock = threading.Lock()  # a connector's threads (an IBM MQ channel's) share it
 
     def failed(self, e: CoordError) -> float:
         """Redis failed a call with `e`: said (or counted), and the seconds to wait before the
         next try."""
         kind = health.kind(e)
-        if self._delays is None or kind != self._kind:
-            self._delays, self._kind = (REFUSED if health.answered(e) else REDIS_AWAY).delays(), kind
-        delay = next(self._delays)
+        with self._lock:
+            if self._delays is None or kind != self._kind:
+                self._delays, self._kind = (REFUSED if health.answered(e) else REDIS_AWAY).delays(), kind
+            delay = next(self._delays)
         if health.answered(e):
             hint = health.what_to_do(e, cluster=self.ctx.settings.cluster)
             say_refused(
@@ -109,7 +112,8 @@ class RedisFailures:
 
     def worked(self) -> None:
         """A call Redis failed before went through: from the first wait again, said once."""
-        self._delays, self._kind = None, ""
+        with self._lock:
+            self._delays, self._kind = None, ""
         done = self.refusals.worked(time.monotonic())
         if done is not None:
             self.ctx.stats.state("running")
