@@ -127,6 +127,7 @@ class Session:
         self._begun = False  # the processing list was read at the start (_begin)
         self._unparked: list[tuple[str, str]] = []  # to park, when Redis failed the park
         self._parking: list[tuple[str, str]] = []  # those the call on its way parks
+        self._fencing = False  # the call on its way is the fenced take waiting messages need
         self.suspects = set(suspects)  # after the session: the next one's
         self.window = ConfirmWindow(WINDOW)
         self.conn: pika.SelectConnection | None = None
@@ -320,6 +321,7 @@ class Session:
             return  # nothing to remove, and Redis had nothing more: the next confirm asks again
         self._handed, self._confirmed = self._confirmed, []
         self._parking, self._unparked = self._unparked, []
+        self._fencing = fence
         take = functools.partial(self._take, self._handed, self._parking, max(want, 0), budget, idle)
         self._submit(take, functools.partial(self._taken, want, budget))
 
@@ -381,7 +383,8 @@ class Session:
             self._confirmed[:0] = self._handed
         if error is not None:
             self._unparked[:0] = self._parking  # those it did not park yet
-        self._handed, self._parking = [], []
+            self._fence = self._fence or self._fencing  # the next take is fenced in its place
+        self._handed, self._parking, self._fencing = [], [], False
 
     def _taken(self, want: int, budget: int, call: Future) -> None:
         self._give_back(call)
