@@ -74,13 +74,15 @@ def env(tmp_path):
         procs=[],
     )
     yield env
-    for p in env["procs"]:
-        stop_process(p)
-    proxy.stop()
-    rabbit.close()
-    odb.dispose()
-    client.close()
-    cleanup_redis(cluster)
+    try:
+        for p in env["procs"]:
+            stop_process(p)
+        proxy.stop()
+        rabbit.close()  # raises when the shared broker dropped it (another test's stop_app)
+    finally:
+        odb.dispose()
+        client.close()
+        cleanup_redis(cluster)
 
 
 def _start(env) -> subprocess.Popen:
