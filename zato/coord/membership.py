@@ -29,7 +29,7 @@ import redis
 from zato.common import jsonenc
 from zato.common.errors import ComponentError, ConfigError, CoordError
 from zato.config.settings import MAX_MEMBERSHIP_TTL
-from zato.coord import parse, redis_clock, subscribe
+from zato.coord import events, parse, redis_clock, subscribe
 from zato.coord.client import texts, translate
 from zato.coord.keys import Keys
 from zato.coord.signing import sign, verified
@@ -212,12 +212,15 @@ def forget(
     """Take server `name` off the cluster's list for good: ComponentError while it runs, else
     remove() (its ODB row: False when there is none) and its operator drain hold. False when
     there was neither. Redis failing after remove(): the CoordError says the row is gone and
-    the hold may stay, and the same call made again once Redis answers takes the hold off."""
+    the hold may stay, and the same call made again once Redis answers takes the hold off.
+    A Redis that takes no write (a read-only replica) is found before remove(): nothing is
+    removed then (events.reachable's CoordError says why)."""
     running = next((m for m in live_servers(client, cluster, key) if m.name == name), None)
     if running is not None:
         raise ComponentError(
             f"server {name} is running at {running.address} (pid {running.pid}): stop it first"
         )
+    events.reachable(client, cluster)  # the hold's removal would be refused after the row's
     removed = remove()
     try:
         with translate("removing the server's drain hold"):  # none left behind for the name
