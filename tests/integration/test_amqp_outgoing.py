@@ -495,7 +495,7 @@ def test_a_stored_message_with_a_property_or_route_pika_does_not_take_is_parked(
 def test_a_queue_key_of_another_type_is_said_once_with_what_to_do_and_taken_up_once_mended(env):
     """Its Redis queue replaced by a string (another Redis client's): Redis answers each take
     WRONGTYPE. Before: a WARNING, and a new connection to the broker, every 0.5 s for as long as
-    it lasted; now one line saying how to find the key, tries less and less often, and the
+    it lasted; now one line naming the key and how to delete it, tries less and less often, and the
     messages go out once it is mended."""
     key = Keys(env["cluster"]).out_queue("amqp", "orders")
     env["client"].set(key, "not a list")
@@ -505,8 +505,30 @@ def test_a_queue_key_of_another_type_is_said_once_with_what_to_do_and_taken_up_o
     refused = [line for line in log_text(env["dir"]).splitlines() if "WRONGTYPE" in line]
     assert len(refused) == 1, refused
     assert "Redis refused it: taking messages for outgoing amqp 'orders'" in refused[0], refused[0]
-    assert f"find it (redis-cli --scan --pattern 'zato:{env['cluster']}:*', then TYPE)" in refused[0]
+    assert f"{key} holds another type than the cluster keeps there" in refused[0], refused[0]
+    assert f"then delete it (redis-cli DEL {key}; docs/trust.md)" in refused[0], refused[0]
     env["client"].delete(key)  # mended
     env["out"].amqp.send({"n": 1}, "orders")
     seen: list = []
     wait_for(lambda: _received(env, seen) == 1, timeout=60, what="the message in RabbitMQ once mended")
+
+
+def test_a_queue_key_turned_string_while_the_connector_runs_is_named_with_how_to_delete_it(env):
+    """The take script answering WRONGTYPE said only 'find it (redis-cli --scan --pattern
+    zato:CLUSTER:*, then TYPE)', where other WRONGTYPE paths name the key: now the connector's
+    line names the queue key and the DEL that mends it, and nothing was lost of what it held."""
+    proc = _start(env)
+    env["out"].amqp.send({"n": 1}, "orders")
+    seen: list = []
+    wait_for(lambda: _received(env, seen) == 1, timeout=60, what="the first message in RabbitMQ")
+    key = Keys(env["cluster"]).out_queue("amqp", "orders")
+    env["client"].set(key, "not a list")  # another Redis client's, while the connector waits on it
+    wait_for(lambda: "WRONGTYPE" in log_text(env["dir"]), 60, what="the connector's line")
+    (refused,) = [line for line in log_text(env["dir"]).splitlines() if "WRONGTYPE" in line]
+    assert f"{key} holds another type than the cluster keeps there" in refused, refused
+    assert f"then delete it (redis-cli DEL {key}; docs/trust.md)" in refused, refused
+    assert "redis-cli --scan" not in refused, refused
+    assert proc.poll() is None  # it keeps running, and takes up the queue once it is mended
+    env["client"].delete(key)
+    env["out"].amqp.send({"n": 2}, "orders")
+    wait_for(lambda: _received(env, seen) == 2, timeout=60, what="the message sent once mended")

@@ -401,7 +401,7 @@ def test_data_cut_short_under_any_warning_is_never_passed_on(env):
 def test_an_outgoing_queue_key_of_another_type_is_said_once_and_sends_once_mended(env):
     """Its Redis queue replaced by a string (another Redis client's): each take Redis answers
     WRONGTYPE. Before: 'Redis failed (...); starting over', and a new connection to the queue
-    manager, every 0.5 s; now one line saying how to find the key, tries less and less often."""
+    manager, every 0.5 s; now one line naming the key and how to delete it, tries less and less often."""
     qm = env["qm"]
     key = Keys(env["cluster"]).out_queue("ibm-mq", "out")
     env["client"].set(key, "not a list")
@@ -411,7 +411,7 @@ def test_an_outgoing_queue_key_of_another_type_is_said_once_and_sends_once_mende
     refused = [line for line in log_text(env["dir"]).splitlines() if "WRONGTYPE" in line]
     assert len(refused) == 1, refused
     assert "Redis refused it: " in refused[0], refused[0]
-    assert f"find it (redis-cli --scan --pattern 'zato:{env['cluster']}:*', then TYPE)" in refused[0]
+    assert f"then delete it (redis-cli DEL {key}; docs/trust.md)" in refused[0], refused[0]
     env["client"].delete(key)  # mended
     make_outgoing(load_server_settings(env["dir"]), env["client"]).ibm_mq.send({"n": 7}, "out")
     seen: list = []

@@ -61,10 +61,14 @@ MAX_HEADER_DEPTH = 100
 # the broker confirmed (removed from processing whatever the epoch: they were sent).
 # -> the moved messages, or -1 (stale: nothing moved)
 # An epoch key that is not 1-15 digits (another Redis client's: '1e300' would read as a newer
-# epoch, text failed on a Lua comparison) is unknown: an error naming it, nothing moved.
+# epoch, text failed on a Lua comparison) is unknown: an error naming it, nothing moved. So is
+# a queue or processing list of another type (want: WRONGTYPE KEY holds a ..., health.wrong_key).
 _SETTLE_AND_MOVE = (
     parse.EPOCH_LUA
+    + parse.TYPES_LUA
     + """
+want(KEYS[2], 'list')
+want(KEYS[3], 'list')
 for i = 4, #ARGV do
   redis.call('LREM', KEYS[3], -1, ARGV[i])
 end
@@ -266,7 +270,7 @@ class TakenLists:
     def take(self, timeout: float) -> str | None:
         """The oldest waiting message, moved to the processing list; None after `timeout`.
         StaleEpoch if a newer epoch exists."""
-        with translate(f"waiting for a message for {self.what}"):
+        with translate(f"waiting for a message for {self.what}", key=self.queue):
             waiting = blmove(self.client, self.queue, self.queue, timeout, ("RIGHT", "RIGHT"))
         if waiting is None:
             return None
@@ -301,7 +305,7 @@ class TakenLists:
         """These were delivered: remove them from the processing list."""
         if not raws:
             return
-        with translate(f"acknowledging messages of {self.what}"):
+        with translate(f"acknowledging messages of {self.what}", key=self.processing):
             pipe = self.client.pipeline(transaction=False)
             for raw in raws:
                 pipe.lrem(self.processing, -1, raw)
