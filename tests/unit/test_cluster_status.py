@@ -74,9 +74,12 @@ def test_a_connector_reconnecting_for_long_is_a_problem_with_how_long_and_why():
 
     assert problems(view(RECONNECTING_PROBLEM - 1)) == []  # one lost connection coming back
     assert problems(view(45.6)) == [
-        "connector amqp-channel:orders on s3 has been reconnecting for 45 s, nothing is consumed"
+        "connector amqp-channel:orders on s3 has been reconnecting for 45 s (s3 does not say its"
+        " [lease] handover_after: 10 s, the default, assumed), nothing is consumed"
         " or sent meanwhile: cannot connect to AMQP broker: timed out"
     ]
+    published = {**view(45.6), "supervisor": {"handover_after": 60.0}}  # the holder's own setting
+    assert problems(published) == []
     assert _state(view(45.6)["children"][0]) == "RUNNING/reconnecting 45 s"
 
 

@@ -7,8 +7,8 @@ servers that are not running); never shows a secret.
 Exit codes, for scripts: 0 all is well; 1 the cluster could not be read (Redis unreachable or
 refusing, DIR not a cluster's folder); 3 it was read and something is wrong, each thing said
 on a `problem:` line (no live server, connectors defined but no lease holder to run them, a
-connector FATAL, a connector reconnecting for RECONNECTING_PROBLEM s or more (the holder
-cannot reach its broker or queue manager; it hands the lease to another live server then,
+connector FATAL, a connector reconnecting for the holder's [lease] handover_after or more (the
+holder cannot reach its broker or queue manager; it hands the lease to another live server then,
 zato.connector.handover, so this stays a problem when none is left that might reach it), the
 ODB unreachable, the quickstart's load balancer not running).
 """
@@ -26,7 +26,7 @@ from redis.retry import Retry
 
 from zato.common.errors import ComponentError, ZatoError
 from zato.config.component import LOAD_BALANCER, QUICKSTART, SERVER, quickstart_members, read_component
-from zato.config.settings import ServerSettings, load_server_settings
+from zato.config.settings import LeaseSettings, ServerSettings, load_server_settings
 from zato.coord import events, health
 from zato.coord.client import REFUSES_WRITES, connect, describe
 from zato.coord.signing import member_key
@@ -34,15 +34,17 @@ from zato.coord.status import collect
 
 EXIT_UNREADABLE = 1  # the cluster could not be read: Redis unreachable (or DIR is no cluster's)
 EXIT_PROBLEM = 3  # read, and something is wrong: the `problem:` lines say what
-# Seconds a connector may be reconnecting before the status calls it a problem: longer than
-# one lost connection takes to come back (heartbeat, then back-off of at most 5 s).
-RECONNECTING_PROBLEM = 10
+# Seconds a connector may be reconnecting before the status calls it a problem: the holder's
+# [lease] handover_after, after which it hands the lease over (its supervisor publishes it with
+# its status); this default for a holder that does not (an older version).
+RECONNECTING_PROBLEM = LeaseSettings.handover_after
 STATUS_EXIT_CODES = """exit codes:
   0  all is well
   1  the cluster could not be read (Redis unreachable or refusing; DIR is no cluster's folder)
   3  read, and something is wrong, each said on a "problem:" line: no live server,
      connectors defined but no lease holder running them, a connector FATAL, a connector
-     reconnecting for 10 s or more (its broker or queue manager out of the holder's reach),
+     reconnecting for the holder's [lease] handover_after (10 s by default) or more (its
+     broker or queue manager out of the holder's reach),
      a connector its queue manager or AMQP broker refuses (not authorized, no such queue,
      a login or virtual host refused),
      the ODB unreachable, the load balancer (of a quickstart DIR) not running"""
@@ -119,12 +121,8 @@ def problems(data: dict) -> list[str]:
     fatal = [c["name"] for c in data["children"] if c.get("state") == "FATAL"]
     if fatal:
         out.append(f"connector(s) FATAL: {', '.join(fatal)}")
+    out += _reconnecting(data, holder)
     for c in data["children"]:
-        if c.get("activity") == "reconnecting" and (c.get("activity_for") or 0) >= RECONNECTING_PROBLEM:
-            out.append(
-                f"connector {c['name']} on {holder} has been reconnecting for {c['activity_for']} s,"
-                f" nothing is consumed or sent meanwhile: {c.get('last_error') or 'no error said'}"
-            )
         if c.get("state") == "RUNNING" and c.get("activity") == "refused":  # a configuration error
             out.append(
                 f"connector {c['name']} on {holder} is refused by its {_refuser(c['name'])} (for"
@@ -388,6 +386,24 @@ def _inactive_waiting(data: dict) -> list[str]:
         if q["waiting"] and f"{q['kind']}:{q['name']}" not in active
     ]
     return ["", "Inactive outgoing connections:", *lines] if lines else []
+
+
+def _reconnecting(data: dict, holder: str | None) -> list[str]:
+    """A problem line for each connector reconnecting for the holder's [lease] handover_after
+    or more (RECONNECTING_PROBLEM when the holder does not publish it), naming the setting."""
+    after = (data.get("supervisor") or {}).get("handover_after")
+    threshold = after or RECONNECTING_PROBLEM
+    setting = (
+        f"[lease] handover_after of {holder}: {after:g} s"
+        if after
+        else f"{holder} does not say its [lease] handover_after: {threshold:g} s, the default, assumed"
+    )
+    return [
+        f"connector {c['name']} on {holder} has been reconnecting for {c['activity_for']} s"
+        f" ({setting}), nothing is consumed or sent meanwhile: {c.get('last_error') or 'no error said'}"
+        for c in data["children"]
+        if c.get("activity") == "reconnecting" and (c.get("activity_for") or 0) >= threshold
+    ]
 
 
 def _refuser(connector: str) -> str:

@@ -483,6 +483,8 @@ class Supervisor:
             "since": self.acting_since,
             "children": self.manager.snapshot(),
             "last_error": self.desired_error,
+            # when a reconnecting connector is a problem (zato cluster status): the hand-over's
+            "handover_after": self.settings.lease.handover_after,
         }
         self.status_dirty.set()
 

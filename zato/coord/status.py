@@ -15,7 +15,7 @@ import redis
 
 from zato.common.errors import CoordError, ZatoError
 from zato.common.order import natural_key
-from zato.coord import connector_stats, membership, queues
+from zato.coord import connector_stats, membership, parse, queues
 from zato.coord.client import translate
 from zato.coord.keys import Keys
 from zato.coord.lease import current_epoch, read_holder, read_supervisor_status
@@ -115,8 +115,19 @@ def _collect(client: redis.Redis, cluster: str, known: list[KnownServer], key: b
             "pid": supervisor.get("pid"),
             "updated_at": supervisor.get("updated_at"),
             "last_error": supervisor.get("last_error") or "",
+            "handover_after": _handover_after(supervisor),
         }
     return result
+
+
+def _handover_after(supervisor: dict) -> float | None:
+    """The holder's [lease] handover_after, as its supervisor published it; None from one that
+    does not (an older version) or a value that is no number of seconds."""
+    try:
+        value = parse.number(supervisor.get("handover_after"), "handover_after")
+    except parse.BadEntry:
+        return None
+    return value if value > 0 else None
 
 
 def _async_calls(client: redis.Redis, cluster: str) -> dict:
