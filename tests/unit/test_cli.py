@@ -400,3 +400,20 @@ def test_the_list_of_commands_says_what_each_takes_and_does(zato):
     assert "or an outgoing connection's behind those waiting to go out" in conn
     stop = " ".join(zato("stop", "--help").stdout.split())
     assert "DIR a server, load-balancer, dashboard or quickstart directory" in stop
+
+
+def test_status_help_names_the_waiting_column_and_the_parked_lines(zato):
+    """`zato cluster status --help` said nothing of its WAITING column or of the lines under
+    the table for messages parked now."""
+    status = " ".join(zato("cluster", "status", "--help").stdout.split())
+    assert "WAITING, an outgoing connection's messages yet to go out" in status, status
+    assert "a line for each connector with messages parked now" in status, status
+    assert "zato conn replay-parked" in status, status
+    assert "reconnecting for the holder's [lease] handover_after (10 s by default)" in status, status
+
+
+def test_stop_help_says_what_it_does(zato):
+    """`zato stop --help` had no description line, only its usage and options."""
+    stop = " ".join(zato("stop", "--help").stdout.split())
+    assert "Send SIGTERM to the component of DIR (by its pidfile) and wait for it to exit" in stop, stop
+    assert "killed (SIGKILL)" in stop and "drain_seconds" in stop, stop

@@ -59,8 +59,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s = csub.add_parser(
         "status",
         help="servers, lease holder, epoch and connector processes",
-        description="Servers (live or gone), the connector-server lease, its connectors and the "
-        "load balancer of a quickstart.",
+        description="Servers (live or gone), the connector-server lease, its connectors and the\n"
+        "load balancer of a quickstart.\n\n"
+        "Each connector's row: IN and OUT, messages it took and sent since its process started;\n"
+        "WAITING, an outgoing connection's messages yet to go out (its waiting and processing\n"
+        "lists in Redis, as /metrics and the dashboard count them); PARKED, what the process\n"
+        "parked since it started; BACKOUTS, an IBM MQ channel's gets backed out after a failed\n"
+        "service call; RECONN, its reconnects.\n"
+        "Under the table, a line for each connector with messages parked now, whatever restarted\n"
+        "meanwhile: a channel's parking queue (the broker's count), an outgoing connection's\n"
+        "parked list in Redis (refused by its broker or queue manager), each with the zato conn\n"
+        "replay-parked command that puts them back once the cause is mended. An inactive outgoing\n"
+        "connection with messages waiting, and parked invoke_async calls, have lines of their own.",
         epilog=STATUS_EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
