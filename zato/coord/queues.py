@@ -56,6 +56,21 @@ AMQP_PROPERTIES = (
 MAX_HEADER_DEPTH = 100
 
 
+# A move's fence (after parse.EPOCH_LUA): KEYS[1] the epoch key, ARGV[1] the mover's epoch;
+# -1 (stale: nothing moved) under an older epoch than Redis holds, an error for an epoch key that
+# is not a whole number.
+_FENCE = """
+local newest = read_epoch(KEYS[1])
+if newest == nil then
+  return redis.error_reply('the lease epoch in Redis (' .. KEYS[1] .. ') is not a whole number'
+    .. ' (written by another Redis client?): nothing moved until the lease holder puts it back')
+end
+if tonumber(ARGV[1]) < newest then
+  return -1
+end
+"""
+
+
 # KEYS: epoch, queue, processing.  ARGV: my epoch, how many, how many bytes at most (0: no
 # bound; the message that reaches it is the last, so one is always taken), then any messages
 # the broker confirmed (removed from processing whatever the epoch: they were sent).
@@ -72,14 +87,9 @@ want(KEYS[3], 'list')
 for i = 4, #ARGV do
   redis.call('LREM', KEYS[3], -1, ARGV[i])
 end
-local newest = read_epoch(KEYS[1])
-if newest == nil then
-  return redis.error_reply('the lease epoch in Redis (' .. KEYS[1] .. ') is not a whole number'
-    .. ' (written by another Redis client?): nothing moved until the lease holder puts it back')
-end
-if tonumber(ARGV[1]) < newest then
-  return -1
-end
+"""
+    + _FENCE
+    + """
 local out, size, cap = {}, 0, tonumber(ARGV[3])
 for i = 1, tonumber(ARGV[2]) do
   local raw = redis.call('LMOVE', KEYS[2], KEYS[3], 'RIGHT', 'LEFT')
@@ -116,15 +126,8 @@ return 1
 # new connector takes from.
 _MOVE_RENAMED = (
     parse.EPOCH_LUA
+    + _FENCE
     + """
-local newest = read_epoch(KEYS[1])
-if newest == nil then
-  return redis.error_reply('the lease epoch in Redis (' .. KEYS[1] .. ') is not a whole number'
-    .. ' (written by another Redis client?): nothing moved until the lease holder puts it back')
-end
-if tonumber(ARGV[1]) < newest then
-  return -1
-end
 local moved, cap = 0, tonumber(ARGV[3])
 for _, pair in ipairs({{KEYS[3], KEYS[6]}, {KEYS[4], KEYS[6]}, {KEYS[5], KEYS[7]}}) do
   while moved < cap and redis.call('LMOVE', pair[1], pair[2], 'LEFT', 'RIGHT') do
