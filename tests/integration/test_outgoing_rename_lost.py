@@ -162,3 +162,21 @@ def test_only_the_newest_epoch_moves_a_renamed_connections_messages(client):
         assert OutQueue(client, cluster, "amqp", "new").depth() == (1, 0)
     finally:
         cleanup_redis(cluster)
+
+
+def test_a_move_for_a_recorded_rename_moves_nothing_once_the_name_is_made_again(client):
+    """The lease holder settles renames off its main loop, so a connection made again under the
+    old name (its script takes the rename's record away) may meet a move read before: that move
+    finds no record and leaves the new connection's messages where they are."""
+    cluster = cluster_name("orl")
+    try:
+        client.set(Keys(cluster).epoch, 3)
+        old = OutQueue(client, cluster, "amqp", "old", epoch=3)
+        old.push(encode("its own"))
+        moved = old.moved_to(OutQueue(client, cluster, "amqp", "new"), recorded_only=True)
+        assert (moved.count, old.depth()) == (0, (1, 0))  # no record: made again, or never renamed
+        client.hset(Keys(cluster).out_renamed, "amqp:old", '{"id": 1}')
+        moved = old.moved_to(OutQueue(client, cluster, "amqp", "new"), recorded_only=True)
+        assert (moved.count, OutQueue(client, cluster, "amqp", "new").depth()) == (1, (1, 0))
+    finally:
+        cleanup_redis(cluster)

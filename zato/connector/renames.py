@@ -105,12 +105,19 @@ class Watched:
 
 
 def move(  # noqa: PLR0913
-    client: redis.Redis, cluster: str, epoch: int, kind: str, was: str, now: str, forget: bool = False
+    client: redis.Redis,
+    cluster: str,
+    epoch: int,
+    kind: str,
+    was: str,
+    now: str,
+    forget: bool = False,
+    recorded_only: bool = False,
 ) -> queues.Moved:
     """What waits under `was` moved to `now` (fenced by `epoch`; OutQueue.moved_to)."""
     qkind = kind.removesuffix("-outgoing")
     return OutQueue(client, cluster, qkind, was, epoch).moved_to(
-        OutQueue(client, cluster, qkind, now), forget
+        OutQueue(client, cluster, qkind, now), forget, recorded_only
     )
 
 
@@ -135,7 +142,7 @@ def settle(  # noqa: PLR0913
                 _forgotten(p)
             elif what is Step.MOVE and p.now is not None:
                 forget = watched.long_enough(p, now)
-                moved = move(client, cluster, epoch, p.kind, p.was, p.now, forget)
+                moved = move(client, cluster, epoch, p.kind, p.was, p.now, forget, recorded_only=True)
                 if moved.count:
                     logger.info(
                         "child %s: %d message(s) had come to its old name %r after it was renamed"

@@ -211,7 +211,6 @@ class Supervisor:
                 break
             if self.manager.tick():
                 self._status_changed()
-            self._settle_renames()
             self.stop_event.wait(TICK)
         if self.stop_reason:
             logger.info("stopping: %s received", self.stop_reason)
@@ -320,14 +319,22 @@ class Supervisor:
 
     def _settle_renames(self) -> None:
         """After each read of the renamed outgoing connections, while acting: what came to an old
-        name goes to the current one (zato.connector.renames)."""
+        name goes to the current one (zato.connector.renames).
+
+        In the thread that reads them, not the main loop: these Redis calls may wait up to
+        [kvdb] socket_timeout when Redis is cut off, and the main loop must step down within the
+        room between the renew deadline and the lease's expiry (_handover_loop says the same).
+        The main loop may start a connector meanwhile: one of an old name is started only once
+        that name is made again, and the script that makes it takes the rename's record away,
+        so a move made after it moves nothing (recorded_only); the epoch read here fences it."""
         with self._desired_lock:
             version, pending = self._renames_version, self._renames
-        if version == self._renames_seen or self.acting_epoch is None:
+        epoch = self.acting_epoch  # once: the main loop may step down meanwhile
+        if version == self._renames_seen or epoch is None:
             return
         self._renames_seen = version
         if pending:
-            epoch, runs, now = self.acting_epoch, self.manager.runs, time.monotonic()
+            runs, now = self.manager.runs, time.monotonic()
             renames.settle(self.client, self.settings.cluster, epoch, pending, runs, self._watched, now)
 
     def _step_down(self, epoch: int) -> None:
@@ -432,10 +439,11 @@ class Supervisor:
                 self._reads_ended = number
             if not self.desired_error:  # after: a slow Redis does not hold up the read's end
                 self._read_renames()
+                self._settle_renames()
             self.reconcile_now.wait(RECONCILE_EVERY)
 
     def _read_renames(self) -> None:
-        """The renamed outgoing connections, for the main loop (_settle_renames)."""
+        """The renamed outgoing connections (_settle_renames)."""
         try:
             pending = renames.read(
                 self.client, self.settings.cluster, lambda: registry.outgoing_names(self.settings)

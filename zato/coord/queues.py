@@ -121,13 +121,17 @@ return 1
 # What waits under a renamed connection's old name, moved to its current name, fenced.
 # KEYS: epoch, out_renamed, then the old queue, processing and parked lists, then the new queue
 # and parked lists.  ARGV: the mover's epoch, "kind:old name", how many to move at most, 1 to
-# forget the rename if nothing is left under the old name.  -> {moved, 1 if the rename was
-# forgotten else 0}, or -1 (stale: nothing moved). Oldest first: each is pushed to the end the
-# new connector takes from.
+# forget the rename if nothing is left under the old name, 1 to move only while the rename is
+# recorded (a connection made again under the old name took its record away in the script that
+# made it: what comes there is its own).  -> {moved, 1 if the rename was forgotten else 0}, or
+# -1 (stale: nothing moved). Oldest first: each is pushed to the end the new connector takes from.
 _MOVE_RENAMED = (
     parse.EPOCH_LUA
     + _FENCE
     + """
+if ARGV[5] == '1' and redis.call('HEXISTS', KEYS[2], ARGV[2]) == 0 then
+  return {0, 0}
+end
 local moved, cap = 0, tonumber(ARGV[3])
 for _, pair in ipairs({{KEYS[3], KEYS[6]}, {KEYS[4], KEYS[6]}, {KEYS[5], KEYS[7]}}) do
   while moved < cap and redis.call('LMOVE', pair[1], pair[2], 'LEFT', 'RIGHT') do
@@ -381,17 +385,25 @@ class OutQueue(TakenLists):
         doing = f"listing {self.what} as {new.member!r} among the outgoing queues"
         change.run(_RELIST, [self.names, self.renamed], [self.member, new.member, ident], doing)
 
-    def moved_to(self, new: OutQueue, forget: bool = False) -> Moved:
+    def moved_to(self, new: OutQueue, forget: bool = False, recorded_only: bool = False) -> Moved:
         """What waits here, what a stopped connector left in processing and what it parked,
         moved to `new` (the connection was renamed and no connector of this name runs), taken
         there before what `new` holds already and in the order it was sent. Fenced: StaleEpoch
         (nothing moved) unless this queue's epoch is the newest. `forget`: the rename's record
-        (renames()) goes too once nothing is left here."""
+        (renames()) goes too once nothing is left here. `recorded_only`: nothing moves once the
+        record is gone (a connection made again under this name: what comes here is its own)."""
         moved, what = 0, f"moving the messages of {self.what} to {new.what}"
         keys = [self.epoch_key, self.renamed, self.queue, self.processing, self.parked, new.queue, new.parked]
         while True:
             with translate(what):
-                got = self._move_renamed(keys=keys, args=[self.epoch, self.member, MOVE_AT_ONCE, int(forget)])
+                args: list[str | int] = [
+                    self.epoch,
+                    self.member,
+                    MOVE_AT_ONCE,
+                    int(forget),
+                    int(recorded_only),
+                ]
+                got = self._move_renamed(keys=keys, args=args)
             if got == -1:
                 raise stale(what, self.epoch)
             moved += int(got[0])
