@@ -117,8 +117,16 @@ def cluster(module_quickstart, tmp_path_factory):
         timeout=60,
         what="three connectors running",
     )
-    yield qs
-    qs.rabbit.close()  # the RabbitMQ restart test replaces the connection
+    try:
+        yield qs
+    finally:  # the channel's connector stopped first: running, it would declare its queue again
+        try:
+            zato("conn", "delete", "amqp-channel", qs.path, "--name", "in", check=False)
+            wait_for(
+                lambda: "amqp-channel:in" not in children(qs.cluster), 60, what="the channel's connector gone"
+            )
+        finally:
+            qs.rabbit.close()  # the RabbitMQ restart test replaces the connection
 
 
 def _clear(qs) -> None:
