@@ -10,6 +10,7 @@ import signal
 import ssl
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Callable
 from functools import partial
@@ -239,6 +240,8 @@ def start(
         try:
             for one in started:
                 wait_started(one, timeout, say)
+            if comp.kind == component.QUICKSTART:
+                wait_routed(started, min(timeout, LB_ROUTES_WAIT), say)
         except ZatoError:
             # A start that reports failure leaves nothing of its own running (a server that never
             # became ready, e.g. listening where it is not looked for, would serve on unnoticed).
@@ -252,6 +255,29 @@ def start(
 
 
 STILL_STOPPING = "still stopping what this start began; wait (it exits once that is done)"
+LB_ROUTES_WAIT = 15.0  # seconds a quickstart's start waits for its LB to route /zato/ping
+
+
+def wait_routed(started: list[Spawned], timeout: float, say: Say) -> None:
+    """A quickstart whose LB this start began: return once the LB routes /zato/ping to a
+    server. HAProxy answers its own /zato-lb-alive first, and the controller adds each server
+    once it joins, checked before it is sent traffic: `make run` returned in that gap, and a
+    user's first request through the LB got 503 (tests/integration/test_make_run.py). Not
+    within `timeout`: said, not a failure (each component did start)."""
+    lbs = [one for one in started if one.comp.kind == component.LOAD_BALANCER]
+    if not lbs:
+        return
+    s = lbs[0].settings
+    url = f"{lb_scheme(s)}://{local_host(s.host)}:{s.port}/zato/ping"
+    deadline = time.monotonic() + timeout
+    while not http_ok(url):
+        if time.monotonic() >= deadline:
+            say(
+                f"warning: the load balancer routed no /zato/ping to a server within {timeout:g} s "
+                f"({url}); `zato cluster status` and the LB's logs/ say why"
+            )
+            return
+        time.sleep(0.05)
 
 
 def wait_started(one: Spawned, timeout: float, say: Say) -> None:
