@@ -26,11 +26,24 @@ def test_a_slow_service_answers_through_the_lb_while_another_host_vanishes(lab):
         except requests.RequestException as e:
             outcomes[i] = type(e).__name__
 
+    def served(n: int) -> bool:
+        r = requests.get(lab.lb_url + "/lab/slow", params={"s": 0, "id": f"warm-{n}"}, timeout=5)
+        return r.ok
+
+    def slow_ones() -> dict[str, str]:
+        return {i: server for i, server in lab.slow_started().items() if not i.startswith("warm-")}
+
+    # Each server applies the new channel once it hears of it: a slow call sent before that got
+    # a 404, never started, and the test waited in vain (seen once in a whole-suite run).
+    rounds = 2 * len(lab.names)
+    wait_for(lambda: all(served(n) for n in range(rounds)), timeout=30, what="the channel on every server")
     victim = None
     try:
         threads = [lab.net.in_host(lab.host("client"), lambda i=str(i): call(i)) for i in range(CALLS)]
         started = wait_for(
-            lambda: len(s := lab.slow_started()) == CALLS and s, timeout=15, what="every slow call started"
+            lambda: len(s := slow_ones()) == CALLS and s,
+            timeout=15,
+            what="every slow call started",
         )
         victim = min(lab.names, key=lambda name: list(started.values()).count(name))
         lab.net.blackhole(lab.host(victim))
