@@ -204,6 +204,35 @@ def private_redis() -> Iterator[tuple[int, Any]]:
         proc.wait(10)
 
 
+def redis_server(port: int, folder: Any, *extra: str) -> subprocess.Popen:
+    """A redis-server on `port` (no persistence); `folder`: its working folder, where a replica
+    writes the copy its master sends."""
+    argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    argv += ["--dir", str(folder)]
+    return subprocess.Popen([*argv, *extra], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+@contextlib.contextmanager
+def master_and_replica(folder: Any) -> Iterator[tuple[int, int, Any]]:
+    """A redis-server of the test's own and a replica of it, each on a free port, working in
+    `folder`: (the master's port, the replica's, an admin client of the replica). Both stopped
+    by their pids."""
+    import redis
+
+    master_port, replica_port = free_port(), free_port()
+    procs = [redis_server(master_port, folder)]
+    procs.append(redis_server(replica_port, folder, "--replicaof", "127.0.0.1", str(master_port)))
+    admin = redis.Redis(port=replica_port, socket_timeout=2, decode_responses=True)
+    try:
+        wait_for(lambda: admin.info("replication").get("master_link_status") == "up", 30,
+                 what="the replica linked to its master")  # fmt: skip
+        yield master_port, replica_port, admin
+    finally:
+        admin.close()
+        for proc in procs:
+            stop_process(proc)
+
+
 @contextlib.contextmanager
 def sqlite_worker(tmp_path, cluster: str) -> Iterator[tuple[Any, Any]]:  # noqa: ANN001
     """(ODB, Worker): one server worker, built in this process as gunicorn builds it after fork,

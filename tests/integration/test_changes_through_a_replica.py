@@ -15,11 +15,9 @@ import pathlib
 from collections.abc import Iterator
 
 import pytest
-import redis
 import requests
 
-from tests.integration.test_redis_refusals_log import _redis_server
-from tests.support import cluster_name, free_port, one_line_error, stop_process, wait_for, zato
+from tests.support import cluster_name, master_and_replica, one_line_error, wait_for, zato
 from zato.common.errors import CoordError
 from zato.config.settings import RedisSettings
 from zato.coord import events
@@ -39,21 +37,10 @@ HINT = "check [kvdb] url: it must name the master, not a replica (behind Sentine
 
 
 @contextlib.contextmanager
-def master_and_replica(folder: pathlib.Path) -> Iterator[tuple[str, str]]:
-    """A redis-server of the test's own and a replica of it, each on a free port, working in
-    `folder`: (the master's URL, the replica's). Both stopped by their pids."""
-    master_port, replica_port = free_port(), free_port()
-    procs = [_redis_server(master_port, folder)]
-    procs.append(_redis_server(replica_port, folder, "--replicaof", "127.0.0.1", str(master_port)))
-    admin = redis.Redis(port=replica_port, socket_timeout=2, decode_responses=True)
-    try:
-        wait_for(lambda: admin.info("replication").get("master_link_status") == "up", 30,
-                 what="the replica linked to its master")  # fmt: skip
+def replica_urls(folder: pathlib.Path) -> Iterator[tuple[str, str]]:
+    """tests.support.master_and_replica as URLs: (the master's, the replica's)."""
+    with master_and_replica(folder) as (master_port, replica_port, _):
         yield f"redis://127.0.0.1:{master_port}/0", f"redis://127.0.0.1:{replica_port}/0"
-    finally:
-        admin.close()
-        for proc in procs:
-            stop_process(proc)
 
 
 def answers(url: str) -> int:
@@ -80,7 +67,7 @@ def through(qs, url: str) -> None:  # noqa: ANN001
 
 
 def test_a_change_made_through_a_replica_changes_nothing_and_says_redis_is_a_replica(quickstart, tmp_path):
-    with master_and_replica(tmp_path) as (master, replica):
+    with replica_urls(tmp_path) as (master, replica):
         qs = served_on_the_master(quickstart, master)
         through(qs, replica)
         said = f"Redis at {replica} is a read-only replica (READONLY: "
@@ -122,7 +109,7 @@ def test_a_change_made_through_a_replica_changes_nothing_and_says_redis_is_a_rep
 def test_an_event_a_replica_took_after_the_change_says_no_server_was_told(tmp_path):
     """Redis became a replica between the check and the event (a failover): PUBLISH answers
     that it reached no subscriber, and the error says the change is saved and not told."""
-    with master_and_replica(tmp_path) as (_, replica):
+    with replica_urls(tmp_path) as (_, replica):
         client = connect(RedisSettings(url=replica))
         try:
             with pytest.raises(CoordError) as e:
@@ -143,7 +130,7 @@ def test_an_event_a_replica_took_after_the_change_says_no_server_was_told(tmp_pa
 
 
 def test_cluster_status_and_cli_errors_name_a_replica_with_what_to_do(quickstart, tmp_path):
-    with master_and_replica(tmp_path) as (master, replica):
+    with replica_urls(tmp_path) as (master, replica):
         qs = served_on_the_master(quickstart, master, servers=2)  # server2 stopped: one to forget
         through(qs, replica)
         status = zato("cluster", "status", qs.path, check=False)

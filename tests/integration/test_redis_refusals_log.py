@@ -8,48 +8,20 @@ retry (each second or so, for as long as it lasted)."""
 
 from __future__ import annotations
 
-import contextlib
 import pathlib
 import secrets
-import subprocess
 import time
 from collections import Counter
-from collections.abc import Iterator
 
 import redis
 
 from tests.integration.test_redis_outage_log import LINE, by_process
-from tests.support import REDIS_URL, free_port, private_redis, stop_process, wait_for
+from tests.support import REDIS_URL, master_and_replica, private_redis, wait_for
 from zato.coord.keys import Keys
 
 
-def _redis_server(port: int, folder: pathlib.Path, *extra: str) -> subprocess.Popen:
-    """`folder`: its working folder, where a replica writes the copy its master sends."""
-    argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    argv += ["--dir", str(folder)]
-    return subprocess.Popen([*argv, *extra], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-@contextlib.contextmanager
-def master_and_replica(folder: pathlib.Path) -> Iterator[tuple[int, redis.Redis]]:
-    """A redis-server of the test's own and a replica of it, each on a free port, working in
-    `folder`: (the replica's port, an admin client of the replica). Both stopped by their pids."""
-    master_port, replica_port = free_port(), free_port()
-    procs = [_redis_server(master_port, folder)]
-    procs.append(_redis_server(replica_port, folder, "--replicaof", "127.0.0.1", str(master_port)))
-    admin = redis.Redis(port=replica_port, socket_timeout=2, decode_responses=True)
-    try:
-        wait_for(lambda: admin.info("replication").get("master_link_status") == "up", 30,
-                 what="the replica linked to its master")  # fmt: skip
-        yield replica_port, admin
-    finally:
-        admin.close()
-        for proc in procs:
-            stop_process(proc)
-
-
 def test_a_server_and_lb_pointed_at_a_replica_say_it_is_a_read_only_replica_once(quickstart, tmp_path):
-    with master_and_replica(tmp_path) as (port, replica):
+    with master_and_replica(tmp_path) as (_, port, replica):
         url = f"redis://127.0.0.1:{port}/0"
         qs = quickstart(servers=1, workers=2, extra_conf={"kvdb": {"url": url}, "lb:kvdb": {"url": url}})
         qs.start()
