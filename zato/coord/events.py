@@ -44,7 +44,13 @@ def publish(client: redis.Redis, cluster: str, event: dict) -> int:
         return client.publish(Keys(cluster).events, json.dumps(event))
 
 
-PROBE_TTL_MS = 10000  # how long the key reachable() writes stays (nothing reads it)
+PROBE_TTL_MS = 10000  # how long a probe's key stays (nothing reads it; the dashboard's too)
+
+
+def _write_probe(client: redis.Redis, cluster: str, what: str) -> None:
+    """A write Redis takes or refuses (CoordRefused, READONLY, on a replica), on a key nothing reads."""
+    with translate(what):
+        client.set(Keys(cluster).writes_probe, "1", px=PROBE_TTL_MS)
 
 
 def reachable(client: redis.Redis, cluster: str) -> None:
@@ -54,8 +60,7 @@ def reachable(client: redis.Redis, cluster: str) -> None:
     there and reaches none of the servers, which listen on its master, so the change would be
     saved and never applied until each server restarts."""
     try:
-        with translate("reaching Redis, which tells the servers of changes"):
-            client.set(Keys(cluster).writes_probe, "1", px=PROBE_TTL_MS)
+        _write_probe(client, cluster, "reaching Redis, which tells the servers of changes")
     except CoordRefused as e:
         if health.is_replica(e):
             raise CoordRefused(
@@ -88,8 +93,7 @@ def _told_none(client: redis.Redis, cluster: str, what: str, anyway: str) -> Non
     """PUBLISH reached no subscriber: no server runs, or Redis became a replica since
     reachable() (a failover), where no server listens. CoordError saying so in the second case."""
     try:
-        with translate("finding out why no server heard of the change"):
-            client.set(Keys(cluster).writes_probe, "1", px=PROBE_TTL_MS)
+        _write_probe(client, cluster, "finding out why no server heard of the change")
     except CoordRefused as e:
         if not health.is_replica(e):
             return

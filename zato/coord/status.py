@@ -17,6 +17,7 @@ from zato.common.errors import CoordError, ZatoError
 from zato.common.order import natural_key
 from zato.coord import connector_stats, membership, parse, queues
 from zato.coord.client import translate
+from zato.coord.events import PROBE_TTL_MS
 from zato.coord.keys import Keys
 from zato.coord.lease import current_epoch, read_holder, read_supervisor_status
 
@@ -186,9 +187,6 @@ def _servers(live: dict | None, known: list[KnownServer], holder: str | None) ->
             "role": "holder" if name == holder else (m.role or "standby"),
         }
     return [rows[name] for name in sorted(rows, key=natural_key)]  # server2 before server10
-
-
-PROBE_TTL_MS = 10000
 
 
 def check_writes(client: redis.Redis, cluster: str) -> None:
