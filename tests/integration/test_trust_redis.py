@@ -35,6 +35,7 @@ from zato.coord.lease import current_epoch, read_holder
 from zato.coord.parse import BadEntry
 from zato.coord.signing import member_key
 from zato.coord.turn import deploy_turn
+from zato.lb.controller import servers_in_file
 from zato.lb.haproxy import find_binary, validate
 from zato.lb.render import render
 from zato.lb.status import describe
@@ -47,6 +48,14 @@ def qs(module_quickstart):
     cluster = module_quickstart(servers=1)
     cluster.start()
     wait_for(lambda: lb_servers(cluster) == {"server1": "UP"}, 30, what="server1 UP in the LB")
+    # HAProxy gets a server through its Runtime API first and haproxy.cfg a moment later (after
+    # haproxy -c): tests that compare the file before and after wait for it to list server1 too
+    cfg = os.path.join(cluster.lb_dir, "config", "haproxy.cfg")
+    wait_for(
+        lambda: [b.name for b in servers_in_file(open(cfg).read())] == ["server1"],
+        30,
+        what="server1 in haproxy.cfg",
+    )
     return cluster
 
 
