@@ -1,6 +1,7 @@
 """Services written as Zato 2.0's and 3.x's docs write them (tests/zato_corpus/zato20_types.py,
-zato20_sio_hooks.py, zato20_input.py, zato20_result.py, zato_dev_aids.py, rest_verbs.py), deployed with
-`zato deploy` to a one-server quickstart and called directly and through the load balancer."""
+zato20_sio_hooks.py, zato20_input.py, zato20_result.py, zato20_lists.py,
+zato_dev_aids.py, rest_verbs.py), deployed with `zato deploy` to a one-server quickstart and
+called directly and through the load balancer."""
 
 from __future__ import annotations
 
@@ -246,3 +247,28 @@ def test_the_raw_request_of_a_service_invoked_directly_is_what_it_was_given(clus
         "nothing": {"type": "str", "raw": ""},
         "http": '{"a": 1}',
     }
+
+
+def test_a_list_answer_built_with_append_and_output_repeated(cluster) -> None:
+    """Zato 2.0's list services (tests/zato_corpus/zato20_lists.py): SimpleIO's
+    `output_repeated = True` and `self.response.payload.append(record)` for each record, dicts
+    or objects, only the declared fields answered, under `response_elem`; none appended is an
+    empty list. Before: the service's 500, `AttributeError: append` (and with nothing appended,
+    `did not produce required output: provider, rate, ts`)."""
+    done = deploy(cluster, "zato20_lists")
+    assert done.returncode == 0, done.stdout + done.stderr
+    channel(cluster, "/z20/rates", "zato20.rates.get-list")
+    channel(cluster, "/z20/rates/count", "zato20.rates.count")
+    rates = [
+        {"provider": "ECB", "rate": "4.2840", "ts": "2014-01-01T12:00:00"},
+        {"provider": "NBP", "rate": "4.2851", "ts": "2014-01-01T12:00:00"},  # Broken Bank: skipped
+        {"provider": "Fixed", "rate": "4.30", "ts": "2014-01-02T00:00:00"},
+    ]
+    for base in (cluster.server_url("server1"), cluster.lb_url):
+        r = requests.post(f"{base}/z20/rates", json={"from": "EUR", "to": "PLN"})
+        assert r.status_code == 200, r.text
+        assert r.json() == {"rates": rates}
+        r = requests.get(f"{base}/z20/rates?from=EUR&to=USD")
+        assert (r.status_code, r.json()) == (200, {"rates": []})
+        r = requests.post(f"{base}/z20/rates/count", json={"from": "EUR", "to": "PLN"})
+        assert (r.status_code, r.json()) == (200, {"count": 3}), r.text

@@ -93,7 +93,8 @@ def bunchify(value: Any) -> Any:
 class Payload(Bunch):
     """self.response.payload of a service that declares output: fields set as attributes or
     keys (`payload.name = ...`), or a list of records given at once, Zato's
-    `self.response.payload[:] = rows` (any iterable: a list, a generator, query results)."""
+    `self.response.payload[:] = rows` (any iterable: a list, a generator, query results), or
+    one by one, `self.response.payload.append(row)`."""
 
     _items: list | None = None
 
@@ -110,9 +111,23 @@ class Payload(Bunch):
             return (self._items or [])[key]
         return super().__getitem__(key)
 
-    def records(self) -> Any:
-        """What the service gave: the list when it assigned one, else the fields (self)."""
-        return self if self._items is None else self._items
+    def append(self, record: Any) -> None:
+        """Zato's `self.response.payload.append(record)` (a service whose SimpleIO says
+        `output_repeated = True` adds its records one by one): the answer is the list of
+        them, after any given with `payload[:] = ...`."""
+        items = self._items
+        if items is None:
+            items = []
+            object.__setattr__(self, "_items", items)
+        items.append(record)
+
+    def records(self, repeated: bool = False) -> Any:
+        """What the service gave: the list when it assigned or appended one, else the fields
+        (self); for a `repeated` output (SimpleIO's output_repeated) given nothing, an empty
+        list, as Zato answers."""
+        if self._items is None:
+            return [] if repeated and not self else self
+        return self._items
 
 
 class Model:
@@ -454,6 +469,7 @@ class IODecl:
     default_value: Any = None
     skip_empty_keys: bool = False  # optional output that is empty is left out ...
     force_empty_keys: frozenset[str] | bool = frozenset()  # ... but these (True: all of them)
+    repeated: bool = False  # Zato 2.0's output_repeated: the output is a list of records
 
     def keeps_empty(self, name: str) -> bool:
         """Whether an optional output element `name` whose value is empty is in the response."""
@@ -585,6 +601,7 @@ def io_of(cls: type) -> IODecl:
         getattr(source, "default_value", None),
         bool(getattr(source, "skip_empty_keys", False)),
         _force_empty_keys(getattr(source, "force_empty_keys", ())),
+        bool(getattr(source, "output_repeated", False)),
     )
 
 

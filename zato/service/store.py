@@ -458,7 +458,7 @@ class ServiceStore:
             if decl.output:
                 given = response.payload
                 response.payload = render_output(
-                    decl, given.records() if isinstance(given, Payload) else given, name
+                    decl, given.records(decl.repeated) if isinstance(given, Payload) else given, name
                 )
             if cls._zato_finalizes:
                 _finalize(service, name, time.perf_counter() - started)
