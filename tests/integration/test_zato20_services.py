@@ -1,5 +1,5 @@
 """Services written as Zato 2.0's and 3.x's docs write them (tests/zato_corpus/zato20_types.py,
-zato20_sio_hooks.py, zato20_input.py, zato20_result.py, zato20_lists.py,
+zato20_sio_hooks.py, zato20_input.py, zato20_result.py, zato20_lists.py, zato20_errors.py,
 zato_dev_aids.py, rest_verbs.py), deployed with `zato deploy` to a one-server quickstart and
 called directly and through the load balancer."""
 
@@ -272,3 +272,25 @@ def test_a_list_answer_built_with_append_and_output_repeated(cluster) -> None:
         assert (r.status_code, r.json()) == (200, {"rates": []})
         r = requests.post(f"{base}/z20/rates/count", json={"from": "EUR", "to": "PLN"})
         assert (r.status_code, r.json()) == (200, {"count": 3}), r.text
+
+
+def test_zato_exception_imported_from_zato_common(cluster) -> None:
+    """Zato 2.0's services import ZatoException from zato.common
+    (tests/zato_corpus/zato20_errors.py): raised, it is the client's 500 with its message;
+    a service that invokes the failing one catches it by that name. Before: the module was
+    refused at deploy, `ImportError: cannot import name 'ZatoException' from 'zato.common'`."""
+    done = deploy(cluster, "zato20_errors")
+    assert done.returncode == 0, done.stdout + done.stderr
+    channel(cluster, "/z20/account", "zato20.account.get")
+    channel(cluster, "/z20/accounts/check", "zato20.account.check-many")
+    good, bad = "PL61109010140000071219812874", "PL00000000000000000000000000"
+    for base in (cluster.server_url("server1"), cluster.lb_url):
+        r = requests.post(f"{base}/z20/account", json={"iban": good})
+        assert (r.status_code, r.json()) == (200, {"iban": good, "status": "active"}), r.text
+        r = requests.post(f"{base}/z20/account", json={"iban": bad})
+        assert r.status_code == 500, r.text
+        assert r.json()["zato_env"]["details"] == f"No such account: {bad}"
+        r = requests.post(f"{base}/z20/accounts/check", json={"ibans": [good, bad]})
+        assert r.status_code == 200, r.text
+        failed = {"iban": bad, "error": f"No such account: {bad}"}
+        assert r.json() == [{"iban": good, "status": "active"}, failed]

@@ -1,6 +1,9 @@
 """Code shared by every part of the project. Zato's services import constants from here
-(`from zato.common import DATA_FORMAT, ZATO_OK`), so they are here too (zato.common.api)."""
+(`from zato.common import DATA_FORMAT, ZATO_OK`), so they are here too (zato.common.api), and
+so is Zato 2.0's place for its exception (`from zato.common import ZatoException`; Zato 3.x
+moved it to zato.common.exception, where it is too)."""
 
 from zato.common.api import CHANNEL, DATA_FORMAT, ZATO_ERROR, ZATO_OK
+from zato.common.exception import ZatoException
 
-__all__ = ["CHANNEL", "DATA_FORMAT", "ZATO_ERROR", "ZATO_OK"]
+__all__ = ["CHANNEL", "DATA_FORMAT", "ZATO_ERROR", "ZATO_OK", "ZatoException"]
