@@ -1,7 +1,7 @@
 """Services written as Zato 2.0's and 3.x's docs write them (tests/zato_corpus/zato20_types.py,
 zato20_sio_hooks.py, zato20_input.py, zato20_result.py, zato20_lists.py, zato20_errors.py,
-zato_dev_aids.py, rest_verbs.py), deployed with `zato deploy` to a one-server quickstart and
-called directly and through the load balancer."""
+zato20_job_aware.py, zato_dev_aids.py, rest_verbs.py), deployed with `zato deploy` to a
+one-server quickstart and called directly and through the load balancer."""
 
 from __future__ import annotations
 
@@ -294,3 +294,22 @@ def test_zato_exception_imported_from_zato_common(cluster) -> None:
         assert r.status_code == 200, r.text
         failed = {"iban": bad, "error": f"No such account: {bad}"}
         assert r.json() == [{"iban": good, "status": "active"}, failed]
+
+
+def test_job_type_data_format_and_transport_of_a_service(cluster) -> None:
+    """Zato's scheduler docs say to check `self.channel` and `self.job_type` to tell whether a
+    job invoked a service; `self.data_format` and `self.transport` are among its service
+    attributes (tests/zato_corpus/zato20_job_aware.py). There is no scheduler here, so
+    job_type is None. Before: the service's 500, `AttributeError: 'SyncBillings' object has
+    no attribute 'job_type'`."""
+    done = deploy(cluster, "zato20_job_aware")
+    assert done.returncode == 0, done.stdout + done.stderr
+    channel(cluster, "/z20/billings/sync", "zato20.billings.sync")
+    channel(cluster, "/z20/billings/sync-all", "zato20.billings.sync-all")
+    for base in (cluster.server_url("server1"), cluster.lb_url):
+        r = requests.post(f"{base}/z20/billings/sync")
+        assert r.status_code == 200, r.text
+        assert r.json() == {"invoked_by": "http-soap", "is_json": True, "transport": "plain_http"}
+        r = requests.get(f"{base}/z20/billings/sync-all")
+        assert r.status_code == 200, r.text
+        assert r.json() == {"invoked_by": "invoke", "is_json": True, "transport": None}

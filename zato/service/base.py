@@ -369,6 +369,9 @@ class Service:
     _zato_verbs: frozenset[str] = frozenset()  # set by the store: X of its handle_X methods
     _zato_chain: tuple[str, ...] = ()  # set by the store: the services this one runs inside, and itself
     impl_name = ""  # set by the store: Zato's module.ClassName of the service
+    # Zato's scheduler job type (one_time, interval_based, cron_style) of a service a job
+    # invoked, else None; its docs say to check it: there is no scheduler here, so never a job.
+    job_type: str | None = None
     logger: Any = service_logger("zato.service")  # the store sets zato.service.<name> per class
 
     def __init__(self, store: Store, cid: str, request: Request):
@@ -389,6 +392,16 @@ class Service:
     @property
     def channel(self) -> ChannelInfo:
         return self.request.channel
+
+    @property
+    def data_format(self) -> str:
+        """Zato's self.data_format, the invocation's data format: JSON here (as the request's)."""
+        return self.request.data_format
+
+    @property
+    def transport(self) -> str | None:
+        """Zato's self.transport: `plain_http` on an HTTP channel, else None (as the request's)."""
+        return self.request.transport
 
     @property
     def in_reply_to(self) -> str | None:
