@@ -1,7 +1,7 @@
 """Services written as Zato 2.0's and 3.x's docs write them (tests/zato_corpus/zato20_types.py,
 zato20_sio_hooks.py, zato20_input.py, zato20_result.py, zato20_lists.py, zato20_errors.py,
-zato20_job_aware.py, zato_dev_aids.py, rest_verbs.py), deployed with `zato deploy` to a
-one-server quickstart and called directly and through the load balancer."""
+zato20_job_aware.py, zato32_mail.py, zato_dev_aids.py, rest_verbs.py), deployed with `zato deploy`
+to a one-server quickstart and called directly and through the load balancer."""
 
 from __future__ import annotations
 
@@ -313,3 +313,28 @@ def test_job_type_data_format_and_transport_of_a_service(cluster) -> None:
         r = requests.get(f"{base}/z20/billings/sync-all")
         assert r.status_code == 200, r.text
         assert r.json() == {"invoked_by": "invoke", "is_json": True, "transport": None}
+
+
+def test_a_module_using_smtp_message_deploys_and_its_mail_says_what_is_left_out(cluster) -> None:
+    """Zato's e-mail docs build an `SMTPMessage` (`from zato.common.api import SMTPMessage`)
+    and send it through `self.email.smtp`, which is not here (tests/zato_corpus/zato32_mail.py):
+    the module deploys, its other service answers, and each mailing one is a 500 naming the
+    left-out feature, whichever of the two it reaches first. Before: the whole module was
+    refused at deploy, `ImportError: cannot import name 'SMTPMessage' from 'zato.common.api'`."""
+    done = deploy(cluster, "zato32_mail")
+    assert done.returncode == 0, done.stdout + done.stderr
+    channel(cluster, "/z32/report", "zato32.report.daily")
+    channel(cluster, "/z32/report/mail", "zato32.report.mail")
+    channel(cluster, "/z32/report/mail2", "zato32.report.mail-conn-first")
+    left_out = "e-mail connections (self.email.smtp, self.email.imap) is not supported by this server"
+    for base in (cluster.server_url("server1"), cluster.lb_url):
+        r = requests.get(f"{base}/z32/report")
+        assert (r.status_code, r.json()) == (200, {"orders": 12, "returns": 1}), r.text
+        r = requests.post(f"{base}/z32/report/mail")
+        assert r.status_code == 500, r.text
+        assert r.json()["zato_env"]["details"].startswith(f"SMTPMessage: {left_out}")
+        r = requests.post(f"{base}/z32/report/mail2")
+        assert r.status_code == 500, r.text
+        assert r.json()["zato_env"]["details"].startswith(f"self.email: {left_out}")
+    logs = cluster.server_logs()
+    assert "zato32.report.mail: SMTPMessage: e-mail connections" in logs

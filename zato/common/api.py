@@ -46,3 +46,15 @@ class CHANNEL:  # noqa: N801 - Zato's name; the types self.channel.type has here
 
 
 Data_Format = DATA_FORMAT
+
+
+class SMTPMessage:
+    """Zato's e-mail message (`from zato.common.api import SMTPMessage`, Zato 3.0's `from
+    zato.common import SMTPMessage`). E-mail connections are not here: a module importing it
+    deploys, so its other services run, and making one raises NotSupported, as `self.email`
+    does (zato.service.unsupported)."""
+
+    def __init__(self, *args: object, **kwargs: object):
+        from zato.service.unsupported import SERVICE, WHERE, NotSupported  # not at import: a cycle
+
+        raise NotSupported(f"SMTPMessage: {SERVICE['email']} is {WHERE}")
