@@ -1,7 +1,8 @@
 """Services written as Zato 2.0's and 3.x's docs write them (tests/zato_corpus/zato20_types.py,
 zato20_sio_hooks.py, zato20_input.py, zato20_result.py, zato20_lists.py, zato20_errors.py,
-zato20_job_aware.py, zato32_mail.py, zato_dev_aids.py, rest_verbs.py), deployed with `zato deploy`
-to a one-server quickstart and called directly and through the load balancer."""
+zato20_job_aware.py, zato32_mail.py, zato32_new_instance.py,
+zato_dev_aids.py, rest_verbs.py), deployed with `zato deploy` to a one-server quickstart and
+called directly and through the load balancer."""
 
 from __future__ import annotations
 
@@ -338,3 +339,23 @@ def test_a_module_using_smtp_message_deploys_and_its_mail_says_what_is_left_out(
         assert r.json()["zato_env"]["details"].startswith(f"self.email: {left_out}")
     logs = cluster.server_logs()
     assert "zato32.report.mail: SMTPMessage: e-mail connections" in logs
+
+
+def test_new_instance_gives_another_service_to_call_methods_on(cluster) -> None:
+    """Zato 3.2's `self.new_instance(name)` (tests/zato_corpus/zato32_new_instance.py): the
+    other service as an object whose methods run with this request and CID, channel type
+    `new-instance`, sharing `self.environ`; its handle() does not run. Before: the service's
+    500, `AttributeError: 'AccountAPI' object has no attribute 'new_instance'`."""
+    done = deploy(cluster, "zato32_new_instance")
+    assert done.returncode == 0, done.stdout + done.stderr
+    channel(cluster, "/z32/accounts", "zato32.customer.account-api")
+    for base in (cluster.server_url("server1"), cluster.lb_url):
+        r = requests.post(f"{base}/z32/accounts", json={"username": "my.user"})
+        assert r.status_code == 200, r.text
+        assert r.json() == {
+            "created": {"created": "my.user", "channel": "new-instance"},
+            "deleted": {"deleted": "my.user"},
+            "same_cid": True,
+            "name": "zato32.customer.account",
+            "environ": {"created": "my.user"},
+        }

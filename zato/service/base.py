@@ -38,6 +38,7 @@ HTTP_SOAP, INVOKE, INVOKE_ASYNC, INTERNAL = (
     CHANNEL.INTERNAL,
 )
 INVOKE_ASYNC_CALLBACK = CHANNEL.INVOKE_ASYNC_CALLBACK
+NEW_INSTANCE = CHANNEL.NEW_INSTANCE
 
 
 @dataclass(frozen=True)
@@ -309,6 +310,8 @@ class Store(Protocol):
     services: dict[str, type[Service]]
     modules: dict[str, tuple[str, tuple[str, ...]]]
 
+    def get(self, name: str) -> type[Service]: ...
+
     def invoke(
         self,
         name: str,
@@ -567,6 +570,25 @@ class Service:
         if response is None:
             return None
         return bunchify(response.payload) if as_bunch else response.payload
+
+    def new_instance(self, service_name: Any, *args: Any, **kwargs: Any) -> Service:
+        """Zato 3.2's: another service (by name or class) as an object whose own methods this
+        one calls (`self.new_instance("customer.account").create_account()`), in this worker,
+        with this invocation's CID, request (payload, input, HTTP side) and self.environ; its
+        handle() and hooks do not run, and its self.channel.type is Zato's `new-instance`.
+        An unknown name is ServiceNotFound, as for self.invoke. Other arguments are Zato's,
+        accepted and ignored."""
+        target = _service_name(service_name)
+        cls = self._store.get(target)
+        req = self.request
+        channel = ChannelInfo(req.channel.name, NEW_INSTANCE, req.channel.security)
+        http = (req.method, req.path, req._headers, req.params, req.path_params, req.environ)
+        request = Request(req.payload, req.raw, *http, channel)
+        request.input, request.cid, request.in_reply_to = req.input, self.cid, req.in_reply_to
+        other = cls(self._store, self.cid, request)
+        other.environ = self.environ
+        other._zato_chain = (*self._zato_chain, target)
+        return other
 
     def _check_chain(self, target: str) -> None:
         """ServiceError for an invocation that would loop: the service itself (Zato refuses
