@@ -1,6 +1,6 @@
 """Services written as Zato 2.0's and 3.x's docs write them (tests/zato_corpus/zato20_types.py,
 zato20_sio_hooks.py, zato20_input.py, zato20_result.py, zato20_lists.py, zato20_errors.py,
-zato20_job_aware.py, zato32_mail.py, zato32_new_instance.py,
+zato20_job_aware.py, zato20_translate.py, zato32_mail.py, zato32_new_instance.py,
 zato_dev_aids.py, rest_verbs.py), deployed with `zato deploy` to a one-server quickstart and
 called directly and through the load balancer."""
 
@@ -359,3 +359,18 @@ def test_new_instance_gives_another_service_to_call_methods_on(cluster) -> None:
             "name": "zato32.customer.account",
             "environ": {"created": "my.user"},
         }
+
+
+def test_translate_is_named_as_left_out(cluster) -> None:
+    """Zato 2.0's `self.translate(...)` (KVDB translations) is left out: the client's 500 and
+    the server log name it (tests/zato_corpus/zato20_translate.py). Before: Python's
+    `'GetCustomerType' object has no attribute 'translate'`, in the server log only."""
+    done = deploy(cluster, "zato20_translate")
+    assert done.returncode == 0, done.stdout + done.stderr
+    channel(cluster, "/z20/customer/type", "zato20.customer.type")
+    for base in (cluster.server_url("server1"), cluster.lb_url):
+        r = requests.get(f"{base}/z20/customer/type")
+        assert r.status_code == 500, r.text
+        details = r.json()["zato_env"]["details"]
+        assert details.startswith("self.translate: Zato's KVDB translations between systems' codes"), details
+        assert "is not supported by this server" in details

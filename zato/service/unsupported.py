@@ -29,6 +29,9 @@ SERVICE: dict[str, str] = {
     "search": "search connections (self.search.es, self.search.solr)",
     "commands": "running shell commands (self.commands.invoke)",
     "sso": "Zato's single sign-on API (self.sso)",
+    "translate": "Zato's KVDB translations between systems' codes (self.translate; keep a mapping in"
+    " self.cache or the user config, self.config)",
+    "worker_store": "Zato's worker store (the server's internal configuration objects)",
 }
 
 # self.server.NAME -> what it is in Zato (self.server has only name and cluster here)
