@@ -1,6 +1,6 @@
 """Services written as Zato 2.0's and 3.x's docs write them (tests/zato_corpus/zato20_types.py,
 zato20_sio_hooks.py, zato20_input.py, zato20_result.py, zato20_lists.py, zato20_errors.py,
-zato20_job_aware.py, zato20_translate.py, zato32_mail.py, zato32_new_instance.py,
+zato20_job_aware.py, zato20_translate.py, zato20_slow.py, zato32_mail.py, zato32_new_instance.py,
 zato_dev_aids.py, rest_verbs.py), deployed with `zato deploy` to a one-server quickstart and
 called directly and through the load balancer."""
 
@@ -374,3 +374,25 @@ def test_translate_is_named_as_left_out(cluster) -> None:
         details = r.json()["zato_env"]["details"]
         assert details.startswith("self.translate: Zato's KVDB translations between systems' codes"), details
         assert "is not supported by this server" in details
+
+
+def test_slow_threshold_logs_a_slow_invocation(cluster) -> None:
+    """Zato's `slow_threshold` (ms, default 99999) on a service class
+    (tests/zato_corpus/zato20_slow.py): an invocation slower than it is named in server.log with
+    its CID and time; a service that does not set it reads Zato's default. Before: reading it
+    was the service's 500 (`AttributeError: ... has no attribute 'slow_threshold'`), and a
+    slow invocation went unsaid."""
+    done = deploy(cluster, "zato20_slow")
+    assert done.returncode == 0, done.stdout + done.stderr
+    channel(cluster, "/z20/report/monthly", "zato20.report.monthly")
+    channel(cluster, "/z20/report/daily", "zato20.report.daily")
+    for base in (cluster.server_url("server1"), cluster.lb_url):
+        r = requests.get(f"{base}/z20/report/daily")
+        assert (r.status_code, r.json()) == (200, {"rows": 1, "slow_threshold": 99999}), r.text
+        r = requests.get(f"{base}/z20/report/monthly")
+        assert (r.status_code, r.json()) == (200, {"rows": 3, "slow_threshold": 100}), r.text
+        said = f"cid {r.headers['X-Zato-CID']}: service zato20.report.monthly took "
+        wait_for(lambda s=said: s in cluster.server_logs(), 10, what="the slow invocation logged")
+        line = next(x for x in cluster.server_logs().splitlines() if said in x)
+        assert line.endswith("ms, more than its slow_threshold of 100 ms"), line
+    assert "service zato20.report.daily took" not in cluster.server_logs()

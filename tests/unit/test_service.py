@@ -356,3 +356,12 @@ def test_a_module_of_shared_code_alone_deploys_and_one_importing_a_missing_one_d
         DeployError, match="deployed module shared_models cannot be imported.*ZeroDivisionError"
     ):
         LoadCheck("orders_api", ORDERS, others={"shared_models": "1 / 0"}).wait()
+
+
+@pytest.mark.parametrize("value", ["'fast'", "None", "True", "-1"])
+def test_a_slow_threshold_that_is_no_number_of_milliseconds_is_refused_at_deploy(value):
+    source = "from zato.server.service import Service\n\nclass Report(Service):\n"
+    source += f"    slow_threshold = {value}\n"
+    refusal = r"service m\.report: slow_threshold .* is not a number of milliseconds"
+    with pytest.raises(DeployError, match=refusal):
+        load_source("m", source)

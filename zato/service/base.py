@@ -375,6 +375,9 @@ class Service:
     # Zato's scheduler job type (one_time, interval_based, cron_style) of a service a job
     # invoked, else None; its docs say to check it: there is no scheduler here, so never a job.
     job_type: str | None = None
+    # Zato's: milliseconds past which an invocation is slow (Zato keeps those for its
+    # web-admin's statistics; here server.log gets a WARNING naming the service and the time).
+    slow_threshold: float = 99999
     logger: Any = service_logger("zato.service")  # the store sets zato.service.<name> per class
 
     def __init__(self, store: Store, cid: str, request: Request):

@@ -120,6 +120,9 @@ def prepare(cls: type[Service], name: str) -> None:
     cls._zato_io = decl
     cls._zato_finalizes = cls.finalize_handle is not Service.finalize_handle  # timed only if so
     cls._zato_verbs = verbs_of(cls)
+    threshold = cls.slow_threshold
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or threshold < 0:
+        raise DeployError(f"service {name}: slow_threshold {threshold!r} is not a number of milliseconds")
     cls.logger = service_logger(f"zato.service.{name}")
     cls.impl_name = f"{cls.__module__.removeprefix(DEPLOYED_PREFIX)}.{cls.__qualname__}"
 
@@ -460,8 +463,17 @@ class ServiceStore:
                 response.payload = render_output(
                     decl, given.records(decl.repeated) if isinstance(given, Payload) else given, name
                 )
+            took = time.perf_counter() - started
+            if took * 1000 > cls.slow_threshold:
+                logger.warning(
+                    "cid %s: service %s took %d ms, more than its slow_threshold of %s ms",
+                    service.cid,
+                    name,
+                    took * 1000,
+                    cls.slow_threshold,
+                )
             if cls._zato_finalizes:
-                _finalize(service, name, time.perf_counter() - started)
+                _finalize(service, name, took)
             if response.result != ZATO_OK:
                 raise _result_error(name, service.cid, response)
             return response
