@@ -46,9 +46,15 @@ def printable(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
+# A URL's password: after "SCHEME://USER:" (USER may be empty: redis://:PASSWORD@host, Redis's
+# own form for a password alone) up to the last "@" before the host's "/" (a password with an
+# "@" of its own is hidden whole)
+_URL_PASSWORD_RE = re.compile(r"(://[^:/@\s]*:)([^/\s]*)@")
+
+
 def redact(text: str) -> str:
     text = _SECRET_RE.sub(lambda m: m.group(1) + m.group(2) + "******", text)
-    return re.sub(r"(://[^:/@\s]+:)([^@\s]+)@", r"\1******@", text)
+    return _URL_PASSWORD_RE.sub(r"\1******@", text)
 
 
 class TextFormatter(logging.Formatter):
