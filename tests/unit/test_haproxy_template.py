@@ -66,7 +66,7 @@ def test_the_templates_are_shipped_next_to_the_other_config_templates():
 def test_the_request_log_is_on_by_default_and_off_with_access_log_false():
     on = render(SETTINGS, [])
     assert "    log stdout format raw local0 info\n" in on and "    log global\n" in on
-    assert " %ID %{+Q}r" in on  # the request's CID: its unique id, the X-Zato-CID the server gets
+    assert ' %ID \\"%HM %[capture.req.uri,' in on  # the CID: its unique id, the X-Zato-CID the server gets
     off = render(dataclasses.replace(SETTINGS, access_log=False), [])
     assert not re.search(r"^\s*(log|log-format|http-request capture) ", off, re.M)
     assert "    http-request set-header X-Zato-CID %[var(txn.zato_cid)]\n" in off  # one CID either way

@@ -295,9 +295,13 @@ def _log_blocks(s: LBSettings) -> dict[str, list[str]]:
 
 # HAProxy's HTTP log format (option httplog) with the request's CID (%ID, its unique id: the
 # X-Zato-CID the server gets) where httplog puts captured headers; "-" for what HAProxy answered
-# before reading a whole request (a 400, a 408).
+# before reading a whole request (a 400, a 408). The request line's query string is redacted as
+# the server's access log redacts it (zato.common.log.redact: the value after password, passwd,
+# secret or token and "=" or ":" is ******): before, `?password=...` was in haproxy.log whole.
+_REDACTED_URI = "%[capture.req.uri,regsub('(password|passwd|secret|token)([=:])[^&;]*','\\1\\2******','gi')]"
 LOG_FORMAT = (
-    "%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %CC %CS %tsc %ac/%fc/%bc/%sc/%rc %sq/%bq %ID %{+Q}r"
+    "%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %CC %CS %tsc %ac/%fc/%bc/%sc/%rc %sq/%bq %ID "
+    f'\\"%HM {_REDACTED_URI} %HV\\"'
 )
 
 
