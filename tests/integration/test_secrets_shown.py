@@ -1,9 +1,12 @@
 """Secrets in what the cluster shows: `zato cluster status` and the logs name the Redis a
-cluster uses by its URL, and never with its password (docs/trust.md)."""
+cluster uses by its URL, and never with its password; an outgoing connection's address, shown
+in every view, never holds one (docs/trust.md)."""
 
 from __future__ import annotations
 
-from tests.support import cluster_name, free_port, redis_server, stop_process, wait_for, zato
+import requests
+
+from tests.support import cluster_name, free_port, one_line_error, redis_server, stop_process, wait_for, zato
 
 PASSWORD = "secaudit-redis-password-4711"
 
@@ -30,3 +33,25 @@ def test_a_redis_password_given_without_a_user_is_not_shown_nor_logged(quickstar
     logs = qs.server_logs("*.log")
     assert f"redis://:******@127.0.0.1:{port}/0" in logs
     assert PASSWORD not in logs
+
+
+def test_an_outgoing_http_address_with_a_password_is_refused_without_saying_it(quickstart):
+    """An outgoing HTTP connection's address is shown in every view (`zato conn list`, the admin
+    API, the logs). Before, https://USER:PASSWORD@host was taken and shown whole next to
+    `password=******`; now it is refused as an SQL URL with a password is, and the error does not
+    repeat it."""
+    qs = quickstart(servers=1, cluster=cluster_name("secaudit"), lb=False)
+    qs.start()
+    address = f"https://crm:{PASSWORD}@crm.example.com:8443"
+    cli = zato("conn", "create", "http-outgoing", qs.path, "--name", "crm", "--address", address, check=False)
+    one_line_error(cli, "keep the password out of the address", "username and password")
+    assert PASSWORD not in cli.stdout + cli.stderr
+    url = f"{qs.server_url('server1')}/zato/admin/conn/http-outgoing"
+    r = requests.post(url, json={"name": "crm", "address": address}, auth=qs.admin_auth, timeout=30)
+    assert r.status_code == 400 and "keep the password out of the address" in r.text, r.text
+    assert PASSWORD not in r.text
+    listed = zato("conn", "list", qs.path).stdout
+    assert "crm" not in listed and PASSWORD not in listed
+    ok = zato("conn", "create", "http-outgoing", qs.path, "--name", "crm", "--address", "https://crm.example.com",
+              "--username", "crm", "--password", "-", input=PASSWORD + "\n")  # fmt: skip
+    assert "password=******" in ok.stdout and PASSWORD not in ok.stdout + zato("conn", "list", qs.path).stdout

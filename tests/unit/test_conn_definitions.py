@@ -269,3 +269,21 @@ def test_a_zmq_address_libzmq_would_refuse_is_refused_with_one_line(kind, addres
     with pytest.raises(ConnectorError) as e:
         connectors.validate(kind, {"address": address}, creating=False)
     assert says in str(e.value) and "\n" not in str(e.value)
+
+
+def test_an_address_with_a_password_is_refused_and_one_stored_before_is_shown_redacted(odb):
+    """tests/integration/test_secrets_shown.py has the refusal on a real cluster."""
+    for bad in ("https://crm:pw-in-url@crm.example.com", "http://:pw-in-url@10.0.0.1:8080"):
+        with pytest.raises(ConnectorError, match="keep the password out of the address") as e:
+            connectors.create(odb, CLUSTER, "http-outgoing", {"name": "crm", "address": bad})
+        assert "pw-in-url" not in str(e.value)
+    connectors.create(
+        odb, CLUSTER, "http-outgoing", {"name": "crm", "address": "https://crm@crm.example.com"}
+    )
+    with pytest.raises(ConnectorError, match="keep the password out of the address"):
+        connectors.edit(odb, CLUSTER, "http-outgoing", "crm", {"address": "https://crm:pw-in-url@h"})
+    with odb.session() as s:  # a row stored before the refusal
+        s.execute(text("UPDATE zato_http_outgoing SET address = 'https://crm:pw-in-url@h' WHERE name='crm'"))
+        s.commit()
+    assert connectors.get(odb, CLUSTER, "http-outgoing", "crm")["address"] == "https://crm:******@h"
+    assert "pw-in-url" not in str(connectors.list_all(odb, CLUSTER))

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from zato.common.errors import ConnectorError
+from zato.common.log import redact
 from zato.common.passwords import hash_secret
 from zato.connector import zmq_address
 from zato.coord import parse
@@ -47,6 +48,7 @@ from zato.odb.models import (
 )
 
 MASK = "******"
+URL_TYPES = ("http-url", "sql-url")  # fields whose value may have held a password: shown redacted
 AMQP_QUEUE_MAX = 255 - len(".zato-parked")  # 243: the channel's parking queue is QUEUE.zato-parked
 
 
@@ -343,9 +345,14 @@ def _http_url(where: str, value: str) -> None:
     if not value.startswith(("http://", "https://")) or len(value.split("://", 1)[1]) == 0:
         raise ConnectorError(f"{where}: {value!r} is not an http:// or https:// address")
     try:
-        host = urlsplit(value).hostname or ""
+        parts = urlsplit(value)
+        host, password = parts.hostname or "", parts.password
     except ValueError:  # an unclosed [ of an IPv6 address
-        host = ""
+        host, password = "", None
+    if password is not None:  # the address is shown in every view: the value is not said either
+        raise ConnectorError(
+            f"{where}: keep the password out of the address; give it as username and password"
+        )
     check_host(where, host, "give scheme, host and port, e.g. http://crm.example.com:8080")
 
 
@@ -565,6 +572,8 @@ def view(s: Session, kind: str, obj: Any) -> dict:
             out[f.name] = MASK
         else:
             value = getattr(obj, f.name)
+            if f.type in URL_TYPES and value:  # a row from before its password was refused there
+                value = redact(value)
             out[f.name] = f.unset if value is None else value  # a row from before: what it goes by
     return out
 
