@@ -55,3 +55,16 @@ def test_an_outgoing_http_address_with_a_password_is_refused_without_saying_it(q
     ok = zato("conn", "create", "http-outgoing", qs.path, "--name", "crm", "--address", "https://crm.example.com",
               "--username", "crm", "--password", "-", input=PASSWORD + "\n")  # fmt: skip
     assert "password=******" in ok.stdout and PASSWORD not in ok.stdout + zato("conn", "list", qs.path).stdout
+
+
+def test_a_mistyped_redis_url_is_refused_without_its_password(quickstart, tmp_path):
+    """A scheme mistyped (reddis://) in --redis or [kvdb] url: before, the one-line error
+    repeated the URL whole, password included, in the terminal and the CI log."""
+    url = f"reddis://:{PASSWORD}@127.0.0.1:6379/0"
+    made = zato("quickstart", "create", str(tmp_path / "never"), "--redis", url, check=False)
+    one_line_error(made, "reddis://:******@127.0.0.1:6379/0", "is not a redis:// URL")
+    assert PASSWORD not in made.stdout + made.stderr
+    qs = quickstart(servers=1, cluster=cluster_name("secaudit"), lb=False, extra_conf={"kvdb": {"url": url}})
+    started = zato("start", qs.server_dir("server1"), check=False)
+    assert started.returncode != 0 and "is not a redis:// URL" in started.stdout + started.stderr
+    assert PASSWORD not in started.stdout + started.stderr

@@ -510,7 +510,9 @@ def cluster_name_problem(name: str) -> str | None:
 def redis_url_problem(url: str) -> str | None:
     """What is wrong with a [kvdb] url, None when nothing is."""
     if not url.startswith(("redis://", "rediss://", "unix://")):
-        return f"{url!r} is not a redis:// URL"
+        from zato.common.log import redact
+
+        return f"{redact(url)!r} is not a redis:// URL"  # a mistyped scheme: its password not said
     return None
 
 
