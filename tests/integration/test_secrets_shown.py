@@ -4,9 +4,24 @@ in every view, never holds one (docs/trust.md)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import requests
 
-from tests.support import cluster_name, free_port, one_line_error, redis_server, stop_process, wait_for, zato
+from tests.support import (
+    PG_URL,
+    REDIS_URL,
+    cleanup_redis,
+    cluster_name,
+    free_port,
+    one_line_error,
+    redis_server,
+    stop_process,
+    wait_for,
+    zato,
+)
 
 PASSWORD = "secaudit-redis-password-4711"
 
@@ -68,3 +83,39 @@ def test_a_mistyped_redis_url_is_refused_without_its_password(quickstart, tmp_pa
     started = zato("start", qs.server_dir("server1"), check=False)
     assert started.returncode != 0 and "is not a redis:// URL" in started.stdout + started.stderr
     assert PASSWORD not in started.stdout + started.stderr
+
+
+def test_the_odb_and_redis_urls_can_come_from_stdin_so_ps_never_shows_them(tmp_path):
+    """`zato quickstart create` / `zato create ...` took the ODB and Redis URLs only as
+    arguments: while the command ran, every user of the host saw the passwords in `ps`
+    (/proc/PID/cmdline), and the shell's history kept them. Now "-" reads each from stdin (a
+    line each, --odb first), as `zato conn ... --password -` does."""
+    from sqlalchemy.engine import make_url
+
+    from zato.config.settings import load_server_settings
+
+    odb = make_url(PG_URL).set(password=PASSWORD).render_as_string(hide_password=False)
+    cluster, path = cluster_name("secaudit"), str(tmp_path / "qs")
+    base, lb, dashboard = (str(free_port()) for _ in range(3))
+    argv = [sys.executable, "-m", "zato", "quickstart", "create", path, "--servers", "1", "--cluster"]
+    argv += [cluster, "--base-port", base, "--lb-port", lb, "--dashboard-port", dashboard]
+    proc = subprocess.Popen([*argv, "--odb", "-", "--redis", "-"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    try:
+
+        def cmdline() -> str:  # what `ps` shows, while it waits for stdin
+            with open(f"/proc/{proc.pid}/cmdline", "rb") as f:
+                return f.read().decode(errors="replace")
+
+        shown = str(wait_for(lambda: "quickstart" in cmdline() and cmdline(), 30, what="the command's exec"))
+        out, _ = proc.communicate(f"{odb}\n{REDIS_URL}\n", timeout=120)
+        assert proc.returncode == 0, out
+        assert PASSWORD not in shown + out
+        settings = load_server_settings(os.path.join(path, "server1"))
+        assert make_url(settings.odb_url).password == PASSWORD and settings.redis.url == REDIS_URL
+        listed = zato("cluster", "status", path, check=False)  # the cluster is there, in PostgreSQL
+        assert f"Cluster {cluster}" in listed.stdout and PASSWORD not in listed.stdout + listed.stderr
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        cleanup_redis(cluster)

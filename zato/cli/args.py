@@ -40,3 +40,33 @@ def check_redis(flag: str, url: str) -> None:
     problem = redis_url_problem(url)
     if problem:
         raise ConfigError(f"{flag} {problem}")
+
+
+STDIN = "-"  # a URL given as "-": read from stdin (a line each, in the order the flags are named)
+STDIN_HELP = "; - reads it from stdin (not seen in ps or shell history)"
+
+
+def urls_from_stdin(args: argparse.Namespace, *flags: tuple[str, str]) -> None:
+    """Each (attribute, flag) of `args` given as "-" is replaced by a line of stdin: a URL with
+    a password (the ODB's, Redis's) given on the command line is seen by every user of the host
+    in `ps` (/proc/PID/cmdline) while the command runs, and stays in the shell's history, as
+    `zato conn ... --password -` avoids for a connection's password. At a terminal each is
+    asked for, unechoed."""
+    import getpass
+    import sys
+
+    from zato.common.errors import ConfigError
+
+    for attr, flag in flags:
+        if getattr(args, attr, None) != STDIN:
+            continue
+        if sys.stdin.isatty():
+            try:
+                value = getpass.getpass(f"{flag} (not shown; Enter ends it): ")
+            except EOFError:  # Ctrl-D at the prompt
+                raise ConfigError(f"{flag} -: nothing given") from None
+        else:
+            value = sys.stdin.readline().rstrip("\r\n")
+        if not value.strip():
+            raise ConfigError(f"{flag} -: stdin gave no URL (one line each, in the order {flag} came)")
+        setattr(args, attr, value.strip())

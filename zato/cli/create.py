@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from zato.cli.args import check_cluster, check_redis
+from zato.cli.args import STDIN_HELP, check_cluster, check_redis, urls_from_stdin
 from zato.common.errors import ComponentError, ConfigError
 from zato.config import component
 from zato.config.settings import WILDCARDS, ServerSettings
@@ -26,7 +26,8 @@ from zato.lifecycle.layout import (
 )
 
 ODB_URL_HELP = (
-    "an SQLAlchemy URL, e.g. sqlite:////ABSOLUTE/PATH/odb.db or postgresql://USER:PASSWORD@HOST:5432/DB"
+    "an SQLAlchemy URL, e.g. sqlite:////ABSOLUTE/PATH/odb.db or postgresql://USER:PASSWORD@HOST:5432/DB;"
+    " - reads it from stdin (not seen in ps or shell history)"
 )
 
 
@@ -54,9 +55,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="copy cluster, ODB, Redis and credentials from an existing server "
         "(a quickstart directory: its first)",
     )
-    s.add_argument("--odb", help="ODB URL")
+    s.add_argument("--odb", help="ODB URL" + STDIN_HELP)
     s.add_argument("--cluster", help="cluster name")
-    s.add_argument("--redis", help=f"Redis URL (default {DEFAULT_REDIS})")
+    s.add_argument("--redis", help=f"Redis URL (default {DEFAULT_REDIS}){STDIN_HELP}")
     s.add_argument("--name", help="server name (default: the directory's name)")
     s.add_argument(
         "--host", default="127.0.0.1", help="address to bind (0.0.0.0: every interface; default 127.0.0.1)"
@@ -83,7 +84,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "(a quickstart directory: its first)",
     )
     lb.add_argument("--cluster", help="cluster name (required without --join)")
-    lb.add_argument("--redis", default=None, help=f"Redis URL (default {DEFAULT_REDIS})")
+    lb.add_argument("--redis", default=None, help=f"Redis URL (default {DEFAULT_REDIS}){STDIN_HELP}")
     lb.add_argument(
         "--host",
         default="127.0.0.1",
@@ -113,6 +114,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def odb(args: argparse.Namespace) -> int:
+    urls_from_stdin(args, ("odb_url", "ODB_URL"))
     create_odb(args.odb_url)
     print("ODB schema ready")
     return 0
@@ -120,6 +122,7 @@ def odb(args: argparse.Namespace) -> int:
 
 def cluster(args: argparse.Namespace) -> int:
     check_cluster("cluster name", args.name)
+    urls_from_stdin(args, ("odb_url", "ODB_URL"))
     created = create_odb(args.odb_url, args.name)
     print(f"cluster {args.name} {'created' if created else 'already exists'}")
     return 0
@@ -129,6 +132,7 @@ def server(args: argparse.Namespace) -> int:
     if not 1 <= args.port <= 65535:
         raise ConfigError(f"--port {args.port}: not a usable port")
     name = args.name or os.path.basename(os.path.abspath(args.path))
+    urls_from_stdin(args, ("odb", "--odb"), ("redis", "--redis"))
     _check_names(args)
     if args.join:
         base = _server_of(args.join, "--join")
@@ -179,6 +183,7 @@ def server(args: argparse.Namespace) -> int:
 def load_balancer(args: argparse.Namespace) -> int:
     if not 1 <= args.port <= 65535:
         raise ConfigError(f"--port {args.port}: not a usable port")
+    urls_from_stdin(args, ("redis", "--redis"))
     _check_names(args)
     if args.join:
         base = _server_of(args.join, "--join")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from zato.cli.args import check_cluster, check_redis
+from zato.cli.args import STDIN_HELP, check_cluster, check_redis, urls_from_stdin
 from zato.common.errors import ConfigError
 from zato.coord.keys import Keys
 from zato.lifecycle.layout import (
@@ -26,8 +26,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     c = qs.add_parser("create", help="create DIR with N servers, a load balancer and the ODB")
     c.add_argument("path", metavar="DIR", help="an empty or new directory")
     c.add_argument("--servers", type=int, default=2, help="how many servers (default 2)")
-    c.add_argument("--odb", default="", help="ODB URL (default: SQLite at DIR/odb.db)")
-    c.add_argument("--redis", default="", help=f"Redis URL (default {DEFAULT_REDIS})")
+    c.add_argument("--odb", default="", help=f"ODB URL (default: SQLite at DIR/odb.db){STDIN_HELP}")
+    c.add_argument("--redis", default="", help=f"Redis URL (default {DEFAULT_REDIS}){STDIN_HELP}")
     c.add_argument(
         "--sentinels",
         default="",
@@ -71,6 +71,7 @@ def create(args: argparse.Namespace) -> int:
     for flag, port in ports:
         if not 1 <= port <= 65535 - args.servers:
             raise ConfigError(f"{flag} {port}: not a usable port")
+    urls_from_stdin(args, ("odb", "--odb"), ("redis", "--redis"))
     sentinels = check_sentinels(args.sentinels, args.sentinel_master)
     if sentinels and args.redis:
         raise ConfigError("give --redis URL or --sentinels HOST:PORT,... (the master they name), not both")
