@@ -119,3 +119,61 @@ def test_the_odb_and_redis_urls_can_come_from_stdin_so_ps_never_shows_them(tmp_p
         if proc.poll() is None:
             proc.kill()
         cleanup_redis(cluster)
+
+
+OUT_MODULE = """
+from zato.server.service import Service
+
+
+class Statement(Service):
+    name = "secout.statement"
+
+    def handle(self):
+        self.response.payload = {"statement_of": self.request.http.params.get("acct")}
+
+
+class Everyone(Service):
+    name = "secout.everyone"
+
+    def handle(self):
+        self.response.payload = {"statement_of": "every account"}
+
+
+class Proxy(Service):
+    name = "secout.proxy"
+
+    def handle(self):
+        acct = self.request.http.GET.get("acct", "")
+        conn = self.out.rest["bank"].conn
+        self.response.payload = conn.get(self.cid, params={"acct": acct}).data
+"""
+
+
+def test_a_callers_dot_dot_in_an_outgoing_path_parameter_never_moves_the_call(quickstart):
+    """A service filling an outgoing connection's path parameter from its caller's input, as
+    Zato's services do (`/accounts/{acct}/statement`). Before, acct=".." made the server call
+    /statement instead, with the connection's credentials: quote() keeps dots and
+    requests removes dot segments; a hostile client chose which endpoint of the remote API the
+    server called for it. Now such a value is refused and nothing is called."""
+    qs = quickstart(servers=1, cluster=cluster_name("secaudit"), lb=False)
+    qs.start()
+    qs.deploy("secout", OUT_MODULE)
+    server = qs.server_url("server1")
+    routes = [
+        ("/sec/accounts/{acct}/statement", "secout.statement"),
+        ("/sec/statement", "secout.everyone"),
+        ("/sec/proxy", "secout.proxy"),
+    ]
+    for i, (path, service) in enumerate(routes):
+        zato("channel", "create", qs.path, "--name", f"sec-{i}", "--url-path", path, "--service", service)
+    zato("conn", "create", "http-outgoing", qs.path, "--name", "bank", "--address", server,
+         "--url-path", "/sec/accounts/{acct}/statement")  # fmt: skip
+    ok = wait_for(lambda: requests.get(f"{server}/sec/proxy", params={"acct": "42"}, timeout=10), 30,
+                  what="the proxy channel")  # fmt: skip
+    assert ok.json() == {"statement_of": "42"}, ok.text
+    for hostile in ("..", "."):
+        r = requests.get(f"{server}/sec/proxy", params={"acct": hostile}, timeout=10)
+        assert "every account" not in r.text, (hostile, r.text)
+        assert r.status_code == 500, (hostile, r.status_code, r.text)
+    logs = qs.server_logs()
+    assert "path parameter acct is '..', which would make the request go to another path" in logs

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from zato.service.out_http import response_data
+from zato.common.errors import ConnectorError
+from zato.service.out_http import HTTPConn, response_data
 
 
 @pytest.mark.parametrize(
@@ -25,3 +26,13 @@ from zato.service.out_http import response_data
 )
 def test_response_data(body: str, content_type: str | None, json_connection: bool, data: object) -> None:
     assert response_data(body, content_type, json_connection) == data
+
+
+@pytest.mark.parametrize("value", [".", ".."])
+def test_a_dot_segment_as_a_path_parameter_is_refused(value: str) -> None:
+    """tests/integration/test_secrets_shown.py: on a real server, through a caller's input."""
+    conn = HTTPConn("bank", {"address": "http://bank", "url_path": "/accounts/{acct}/statement"})
+    with pytest.raises(ConnectorError, match=f"path parameter acct is '{value}'"):
+        conn._url({"acct": value})
+    assert conn._url({"acct": "..."}) == ("http://bank/accounts/.../statement", {})
+    assert conn._url({"acct": "a/../b", "x": 1}) == ("http://bank/accounts/a%2F..%2Fb/statement", {"x": 1})

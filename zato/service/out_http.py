@@ -58,6 +58,9 @@ def _with_body(method: str) -> Any:
     return call
 
 
+DOT_SEGMENTS = (".", "..")  # path parameters that would move a request's path (RFC 3986 5.2.4)
+
+
 class HTTPConn:
     """`.conn` of one outgoing connection: get/post/put/patch/delete/options(cid, ...)."""
 
@@ -80,7 +83,16 @@ class HTTPConn:
         if missing:
             given = ", ".join(missing)
             raise ConnectorError(f"outgoing HTTP {self.name!r}: path parameter(s) {given} not given")
-        path = self._path.format(**{n: quote(str(params.pop(n)), safe="") for n in names})
+        values = {n: str(params.pop(n)) for n in names}
+        for n, value in values.items():
+            # quote() keeps them, and requests removes dot segments: /clients/{id}/orders with
+            # id ".." would call /orders, with this connection's credentials
+            if value in DOT_SEGMENTS:
+                raise ConnectorError(
+                    f"outgoing HTTP {self.name!r}: path parameter {n} is {value!r}, which would make"
+                    " the request go to another path; refused"
+                )
+        path = self._path.format(**{n: quote(v, safe="") for n, v in values.items()})
         return self._address + path, params
 
     def _call(
