@@ -81,3 +81,61 @@ def test_a_page_of_another_site_cannot_deploy_with_the_browsers_admin_login(qs, 
     services = requests.get(base + "/zato/admin/services", auth=qs.admin_auth, timeout=10).json()["services"]
     assert f"{MODULE}.svc" not in services  # before: deployed, {"module": "csrf_probe", ...}
     assert "takes no requests from other sites' web pages (Sec-Fetch-Site: cross-site)" in answer
+
+
+class FramingSite:
+    """A page of the dashboard's own site (127.0.0.1, another port: SameSite looks at the host,
+    not the port; in production, any host of the dashboard's domain) that shows `target` in a
+    frame and says in its title when the frame has loaded."""
+
+    def __init__(self, target: str) -> None:
+        page = (
+            f'<html><body><iframe id="f" src="{target}" width="1000" height="800"'
+            " onload=\"document.title='frame loaded'\"></iframe></body></html>"
+        ).encode()
+
+        class Page(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(page)))
+                self.end_headers()
+                self.wfile.write(page)
+
+            def log_message(self, *args) -> None:  # noqa: ANN002
+                pass
+
+        self.port = free_port()
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Page)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_a_page_of_the_same_site_cannot_show_the_logged_in_dashboard_in_a_frame(quickstart, browser):  # noqa: F811
+    """Clickjacking: before, a page on another port of the dashboard's host framed the
+    dashboard logged in (the SameSite=Strict cookie goes to same-site frames), its buttons
+    under the page's own for the operator to click. Now the browser refuses to show it framed
+    (X-Frame-Options DENY, CSP frame-ancestors 'none')."""
+    from selenium.webdriver.common.by import By
+
+    from tests.integration.test_dashboard import login
+
+    qs = quickstart(servers=1, lb=False)
+    qs.start("server1", "dashboard")
+    url = f"http://127.0.0.1:{qs.dashboard_port}/"
+    browser.get(url)
+    login(browser, *qs.admin_auth)
+    wait_for(lambda: browser.find_elements(By.ID, "logout"), 15, what="the dashboard, logged in")
+    site = FramingSite(url)
+    try:
+        browser.get(f"http://127.0.0.1:{site.port}/")
+        wait_for(lambda: browser.title == "frame loaded", 15, what="the frame's load")
+        browser.switch_to.frame("f")
+        framed = browser.page_source
+        browser.switch_to.default_content()
+    finally:
+        site.close()
+    assert 'id="logout"' not in framed and qs.cluster not in framed, framed[:500]

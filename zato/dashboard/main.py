@@ -100,7 +100,7 @@ def serve(dashboard_dir: str) -> int:
     from zato.dashboard.app import build_app
     from zato.dashboard.auth import Sessions
     from zato.dashboard.state import Collector
-    from zato.dashboard.web import DashboardServer, max_connections
+    from zato.dashboard.web import DashboardServer, max_connections, not_framed
     from zato.odb.engine import ODB
 
     if not pass_gate():
@@ -122,7 +122,7 @@ def serve(dashboard_dir: str) -> int:
     )
     connections = max_connections()
     server = DashboardServer(
-        (settings.host, settings.port), build_app(ctx), connections, log=None, error_log=log
+        (settings.host, settings.port), not_framed(build_app(ctx)), connections, log=None, error_log=log
     )
     try:
         server.init_socket()

@@ -45,6 +45,29 @@ REQUEST_TIMEOUT = (
 )
 
 
+# Every answer: no page of another origin may show the dashboard in a frame. Its session cookie
+# is SameSite=Strict, but a browser sends it to frames of any page of the same site (any port
+# of the host, any subdomain of its domain): such a page could lay the dashboard, logged in,
+# under its own and have the operator click its buttons (clickjacking).
+PAGE_HEADERS = (
+    ("X-Frame-Options", "DENY"),
+    ("Content-Security-Policy", "frame-ancestors 'none'"),
+    ("X-Content-Type-Options", "nosniff"),
+)
+
+
+def not_framed(app: Any) -> Any:
+    """`app` (WSGI) with PAGE_HEADERS on every answer."""
+
+    def wrapped(environ: dict, start_response: Any) -> Any:
+        def start(status: str, headers: list, exc_info: Any = None) -> Any:
+            return start_response(status, [*headers, *PAGE_HEADERS], exc_info)
+
+        return app(environ, start)
+
+    return wrapped
+
+
 class SlowClient(BaseException):  # noqa: N818 - BaseException: bottle's catch-all must not make it a 500
     """The client did not send its request headers or body in time."""
 
