@@ -235,6 +235,9 @@ def test_build_a_cluster_by_hand(tmp_path, zato):
     assert secret[0] in (tmp_path / "lb/config/lb.conf").read_text()  # it verifies the servers
     assert re.search(r"\n  kind +load-balancer\n", zato("info", str(tmp_path / "lb")).stdout)
     one_line_error(zato("create", "odb", "nonsense", check=False), "is not a database URL")
+    refused = zato("create", "odb", "zato:s3cret-pw@db.example.com/zato", check=False)  # no scheme
+    one_line_error(refused, "ODB URL '******@db.example.com/zato' is not a database URL")
+    assert "s3cret-pw" not in refused.stdout + refused.stderr
 
 
 def test_bind_every_interface_and_announce_one_address(tmp_path, zato):

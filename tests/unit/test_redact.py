@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from zato.common.log import redact
+from zato.common.log import redact, redact_url
 
 
 @pytest.mark.parametrize(
@@ -24,3 +24,17 @@ from zato.common.log import redact
 )
 def test_a_urls_password_is_hidden_in_every_form(text, shown):
     assert redact(text) == shown
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("user:s3cret@db.example.com/zato", "******@db.example.com/zato"),  # before: shown whole
+        ("postgresql//zato:s3cret@db/zato", "******@db/zato"),  # before: shown whole
+        ("postgresql://zato:s3cret@db/zato", "postgresql://zato:******@db/zato"),
+        ("nonsense", "nonsense"),
+        ("user@host/db", "user@host/db"),  # no password to hide
+    ],
+)
+def test_a_url_without_its_scheme_still_hides_its_password(url, shown):
+    assert redact_url(url) == shown

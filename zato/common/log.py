@@ -57,6 +57,16 @@ def redact(text: str) -> str:
     return _URL_PASSWORD_RE.sub(r"\1******@", text)
 
 
+def redact_url(url: str) -> str:
+    """A text given as a URL, for the error that refuses it: as redact, and one without "://"
+    (user:PASSWORD@host/db, postgresql//user:PASSWORD@host) shows nothing before its last "@"
+    when a ":" (a password's) may be there."""
+    if "://" in url:
+        return redact(url)
+    head, at, tail = url.rpartition("@")
+    return redact(url) if not at or ":" not in head else "******@" + tail
+
+
 class TextFormatter(logging.Formatter):
     """FORMAT, with tracebacks redacted too (an exception's text may carry a URL or a secret)."""
 

@@ -12,7 +12,7 @@ from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError, SQLA
 from sqlalchemy.orm import Session, sessionmaker
 
 from zato.common.errors import ConfigError, ODBError, ODBUnavailable
-from zato.common.log import redact
+from zato.common.log import redact, redact_url
 from zato.odb.models import Base
 
 
@@ -61,7 +61,7 @@ def make_engine(url: str) -> Engine:
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise ConfigError(f"ODB URL {redact(url)!r} is not a database URL") from None
+        raise ConfigError(f"ODB URL {redact_url(url)!r} is not a database URL") from None
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(url, connect_args={"timeout": 30})
 
@@ -81,7 +81,7 @@ def make_engine(url: str) -> Engine:
     try:
         return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args=connect_args)
     except (ArgumentError, ImportError, SQLAlchemyError) as e:
-        raise ConfigError(f"ODB URL {redact(url)!r}: {e}") from None
+        raise ConfigError(f"ODB URL {redact_url(url)!r}: {e}") from None
 
 
 _SCHEMA_LOCK = 0x7A61_746F  # "zato": the PostgreSQL advisory lock held while the schema is made
