@@ -135,6 +135,7 @@ def test_an_address_guessing_the_stats_password_is_throttled_and_no_other(lb):
         ("haproxy", "retries", "-1", "[haproxy] retries: -1 is not in 0..100"),
         ("haproxy", "binary", "no-such-haproxy", "[haproxy] binary: 'no-such-haproxy' not found"),
         ("stats", "username", "ad:min", "[stats] username"),
+        ("stats", "password", "1234", "[stats] password: is shorter than 8 characters"),
     ],
 )
 def test_bad_config_value_is_one_clear_line_before_haproxy_starts(tmp_path, section, key, value, expected):

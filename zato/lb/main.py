@@ -18,7 +18,7 @@ import sys
 from zato.common.errors import EXIT_CONFIG, EXIT_DEPENDENCY, EXIT_OK, ComponentError, ConfigError, ZatoError
 from zato.common.pidfile import Owner, read_pidfile, remove_pidfile, write_pidfile
 from zato.config.component import LOAD_BALANCER, read_component
-from zato.config.settings import LBSettings, load_lb_settings
+from zato.config.settings import MIN_PASSWORD, LBSettings, load_lb_settings
 from zato.lb.edge import fit_maxconn
 from zato.lb.haproxy import find_binary
 from zato.lifecycle.entry import Entry, EntryExit, pass_gate
@@ -30,8 +30,13 @@ def check_settings(settings: LBSettings) -> str:
     """Checks the loader cannot make; returns the haproxy binary. ConfigError otherwise."""
     if ":" in settings.stats_username or not settings.stats_username:
         raise ConfigError(f"{settings.config_file}: [stats] username: must be non-empty and without ':'")
-    if not settings.stats_password:
-        raise ConfigError(f"{settings.config_file}: [stats] password: must not be empty")
+    if len(settings.stats_password) < MIN_PASSWORD:  # the stats page is open to the LB's port
+        what = (
+            "must not be empty"
+            if not settings.stats_password
+            else f"is shorter than {MIN_PASSWORD} characters"
+        )
+        raise ConfigError(f"{settings.config_file}: [stats] password: {what}; set a long random value")
     if settings.check_fall * settings.check_inter_ms > 60000:
         raise ConfigError(f"{settings.config_file}: [haproxy] check_fall x check_inter_ms exceeds 60 s")
     if settings.edge.tls_cert:
