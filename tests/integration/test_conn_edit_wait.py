@@ -25,6 +25,11 @@ def _running(cluster: str) -> dict[str, int]:
     return {c["name"]: c["pid"] for c in status.get("children", []) if c.get("state") == "RUNNING"}
 
 
+def _all_running(cluster: str, names: tuple[str, ...]) -> dict[str, int] | None:
+    running = _running(cluster)
+    return running if all(name in running for name in names) else None
+
+
 def test_edit_wait_returns_once_the_holder_runs_the_change(quickstart):
     qs = quickstart(servers=1, lb=False)
     rabbit = Rabbit()
@@ -59,10 +64,49 @@ def test_edit_wait_returns_once_the_holder_runs_the_change(quickstart):
         assert late.returncode == 1, late
         saved = "zato: error: the change is saved, but not applied within 1 s: "
         assert late.stderr.startswith(saved), late.stderr
+    finally:
+        rabbit.close()
+        qs.close()
 
-        refused = zato("conn", "edit", "amqp-def", qs.path, "--name", "rabbit", "--port", "5673",
-                       "--wait", "5", check=False)  # fmt: skip
-        assert refused.returncode == 2 and "unrecognized arguments: --wait" in refused.stderr, refused.stderr
+
+def test_def_edit_wait_returns_once_every_connector_through_it_runs_the_change(quickstart):
+    """An edit of an amqp-def restarts every active connector that connects through it; before,
+    `zato conn edit amqp-def ... --wait` was refused (exit 2: unrecognized arguments: --wait),
+    so a script changing the broker's address could not tell when the connectors used it."""
+    qs = quickstart(servers=1, lb=False)
+    rabbit = Rabbit()
+    try:
+        qs.start()
+        zato("conn", "create", "amqp-def", qs.path, "--name", "rabbit", "--password", "guest")
+        queue = rabbit.queue(f"cliux-dwait-{uuid.uuid4().hex[:8]}")
+        zato("conn", "create", "amqp-channel", qs.path, "--name", "in", "--def", "rabbit", "--queue", queue,
+             "--service", "dwait.none")  # fmt: skip
+        zato("conn", "create", "amqp-outgoing", qs.path, "--name", "out", "--def", "rabbit",
+             "--routing-key", queue)  # fmt: skip
+        users = ("amqp-channel:in", "amqp-outgoing:out")
+        before = wait_for(lambda: _all_running(qs.cluster, users), 60, what="the connectors")
+        edit = ("conn", "edit", "amqp-def", qs.path, "--name", "rabbit")
+
+        said = zato(*edit, "--heartbeat", "40", "--wait", "60").stdout
+        lines = [line for line in said.splitlines() if line.startswith("applied in ")]
+        assert len(lines) == 1, said
+        pids = dict(re.findall(r"server1 runs (\S+) with it \(pid (\d+)\)", lines[0]))
+        assert sorted(pids) == list(users), said
+        now = _running(qs.cluster)
+        for user in users:  # each one restarted, and runs when it says so
+            assert int(pids[user]) != before[user] and now[user] == int(pids[user]), (said, before, now)
+
+        said = zato(*edit, "--heartbeat", "40", "--wait", "60").stdout
+        assert (
+            "nothing changed: the lease holder runs the connectors that connect through amqp-def 'rabbit'"
+            in said
+        ), said
+
+        for user in users:
+            kind, _, name = user.partition(":")
+            zato("conn", "edit", kind, qs.path, "--name", name, "--active", "false", "--wait", "60")
+        said = zato(*edit, "--heartbeat", "50", "--wait", "60").stdout
+        assert "nothing to wait for: no active connector connects through amqp-def 'rabbit'" in said, said
     finally:
         rabbit.close()
         qs.close()

@@ -183,12 +183,17 @@ def _add_kind_parsers(act: argparse._SubParsersAction, action: str, func) -> Non
             )
         if action == "edit":
             k.add_argument("--new-name", help="rename it")
-        if action == "edit" and kind in connectors.CONNECTOR_KINDS:
+        if action == "edit" and kind in connectors.CONNECTOR_KINDS + tuple(connectors.DEF_KEYS):
+            what = (
+                "every active connector that connects through it (each is restarted)"
+                if kind in connectors.DEF_KEYS
+                else "the connector"
+            )
             k.add_argument(
                 "--wait",
                 type=_wait_seconds,
                 metavar="SECONDS",
-                help="wait (at most SECONDS, up to 3600) until the lease holder runs the connector with"
+                help=f"wait (at most SECONDS, up to 3600) until the lease holder runs {what} with"
                 " the change, and say how long that took; exit 1 if it does not within SECONDS",
             )
         if action == "delete" and kind.endswith("-outgoing"):
@@ -377,6 +382,9 @@ def warn_unknown_service(odb: ODB, cluster: str, service: str | None, what: str)
         print(f"warning: {warning}", file=sys.stderr)
 
 
+Expected = applied.Expect | tuple[applied.Expect, ...] | None  # what --wait waits for
+
+
 def edit(args: argparse.Namespace) -> int:
     values = _values(args)
     if args.new_name:
@@ -386,12 +394,17 @@ def edit(args: argparse.Namespace) -> int:
 
     wait = getattr(args, "wait", None)
 
-    def apply(odb: ODB, client: redis.Redis, cluster: str) -> tuple[dict, str, applied.Expect | None]:
+    def apply(odb: ODB, client: redis.Redis, cluster: str) -> tuple[dict, str, Expected]:
         ports = cluster_ports(args.path)
         # with --wait: what ran before (the holder's status) and whether the edit changes anything
         before = applied.before_edit(odb, client, cluster, args.kind, args.name) if wait else None
+        users = _def_users(odb, cluster, args.kind, args.name) if wait else []
         view = definitions.edit(odb, client, cluster, args.kind, args.name, values, ports, _warn)
-        expect = applied.Expect.of_edit(args.kind, args.name, view, values, before) if before else None
+        expect: Expected = None
+        if before and args.kind in connectors.DEF_KEYS:
+            expect = applied.Expect.of_def_edit(args.kind, view, values, before, users)
+        elif before:
+            expect = applied.Expect.of_edit(args.kind, args.name, view, values, before)
         return _saved(odb, cluster, values, view), definitions.inactive_note(client, cluster, view), expect
 
     view, note, expect = _run(args, apply)
@@ -401,12 +414,23 @@ def edit(args: argparse.Namespace) -> int:
     if wait is None:
         return 0
     if expect is None:
-        print(f"nothing changed: the lease holder runs {args.kind} {view['name']!r} as before")
+        users = "the connectors that connect through " if args.kind in connectors.DEF_KEYS else ""
+        print(f"nothing changed: the lease holder runs {users}{args.kind} {view['name']!r} as before")
+        return 0
+    if expect == ():
+        print(f"nothing to wait for: no active connector connects through {args.kind} {view['name']!r}")
         return 0
     return _wait_applied(args, expect, wait)
 
 
-def _wait_applied(args: argparse.Namespace, expect: applied.Expect, timeout: float) -> int:
+def _def_users(odb: ODB, cluster: str, kind: str, name: str) -> list[str]:
+    """The active connectors an edit of definition `kind` `name` restarts (none for other kinds)."""
+    return connectors.active_users_of_def(odb, cluster, kind, name) if kind in connectors.DEF_KEYS else []
+
+
+def _wait_applied(
+    args: argparse.Namespace, expect: applied.Expect | tuple[applied.Expect, ...], timeout: float
+) -> int:
     """`zato conn edit --wait`: until the lease holder runs the edited connector (zato.connector.applied)."""
 
     def waited(_odb: ODB, client: redis.Redis, cluster: str) -> tuple[str | None, str, float]:

@@ -8,6 +8,9 @@ once the holder lists, under the connector's name after the edit, a RUNNING chil
 not the one that ran it before the edit (or no child at all, for one made inactive), and no
 child under its old name. A new holder (a takeover meanwhile) runs what the ODB says, so that
 counts too. `verdict` decides from one status; `wait` polls it.
+
+An edit of a connection definition (amqp-def, ibm-mq-def) restarts every active connector that
+connects through it: it is applied once each of them is, as above (`Expect.of_def_edit`).
 """
 
 from __future__ import annotations
@@ -47,6 +50,18 @@ class Expect:
         pid_before = pid if isinstance(pid, int) else None
         return cls(new, bool(view.get("is_active", True)), pid_before, old if old != new else "")
 
+    @classmethod
+    def of_def_edit(
+        cls, kind: str, view: dict, values: dict, before: Before, users: list[str]
+    ) -> tuple[Expect, ...] | None:
+        """One Expect for each of `users` (KIND:NAME of the active connectors connecting through
+        the definition) after an edit of definition `kind`; None when the edit changed nothing."""
+        if view == before.view and not any(f.secret for f in connectors.FIELDS[kind] if f.name in values):
+            return None
+        children = _children(before.status)
+        pids = {user: children.get(user, {}).get("pid") for user in users}
+        return tuple(cls(user, True, pid if isinstance(pid, int) else None) for user, pid in pids.items())
+
 
 @dataclass(frozen=True)
 class Before:
@@ -84,6 +99,20 @@ def verdict(expect: Expect, doc: dict | None) -> str | None:
     return f"{server} runs {expect.name} with it (pid {pid})"
 
 
+def verdict_all(expects: tuple[Expect, ...], doc: dict | None) -> str | None:
+    """How the holder applied the edit to each connector of `expects`, after `doc`; None while
+    one of them has not."""
+    said = [verdict(expect, doc) for expect in expects]
+    return None if any(v is None for v in said) else "; ".join(v for v in said if v)
+
+
+def seen_all(expects: tuple[Expect, ...], doc: dict | None) -> str:
+    """What the holder's status says of the connectors of `expects` it has not applied the edit to."""
+    if doc is None:
+        return seen(expects[0], doc)
+    return "; ".join(seen(e, doc) for e in expects if verdict(e, doc) is None)
+
+
 def seen(expect: Expect, doc: dict | None) -> str:
     """What the holder's status says of the connector, for a wait that ran out."""
     if doc is None:
@@ -104,23 +133,25 @@ def seen(expect: Expect, doc: dict | None) -> str:
 def wait(  # noqa: PLR0913 - the cluster, what to expect, how long, and the clock's seams
     client: redis.Redis,
     cluster: str,
-    expect: Expect,
+    expect: Expect | tuple[Expect, ...],
     timeout: float,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> tuple[str | None, str, float]:
-    """(how it was applied or None, what the status said last, seconds waited)."""
+    """(how it was applied or None, what the status said last, seconds waited); `expect` may
+    be several connectors' (a definition's edit): applied once each of them is."""
+    expects = expect if isinstance(expect, tuple) else (expect,)
     start = clock()
     doc: dict | None = None
     said = ""
     while True:
         try:
             doc = read_supervisor_status(client, cluster)
-            said = seen(expect, doc)
+            said = seen_all(expects, doc)
         except CoordError as e:
             said = f"cannot read the lease holder's status: {e}"
         else:
-            done = verdict(expect, doc)
+            done = verdict_all(expects, doc)
             if done is not None:
                 return done, said, clock() - start
         if clock() - start >= timeout:

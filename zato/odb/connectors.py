@@ -651,6 +651,20 @@ def active_connector_names(odb: ODB, cluster: str) -> list[str]:
     return sorted(out)
 
 
+def active_users_of_def(odb: ODB, cluster: str, def_kind: str, name: str) -> list[str]:
+    """KIND:NAME of the active connectors that connect through definition `name` of `def_kind`
+    (amqp-def, ibm-mq-def): those the lease holder restarts when it is edited."""
+    with odb.session() as s:
+        cid = cluster_id(s, cluster)
+        d = _get(s, cid, def_kind, name)
+        out: list[str] = []
+        for kind in (k for k, dk in DEF_KINDS.items() if dk == def_kind):
+            model = MODELS[kind]
+            where = (model.def_id == d.id, model.is_active.is_(True))
+            out.extend(f"{kind}:{n}" for n in s.scalars(select(model.name).where(*where)))
+    return sorted(out)
+
+
 def row_id(odb: ODB, cluster: str, kind: str, name: str) -> int:
     """The ODB id of one definition (what stays when it is renamed)."""
     check_kind(kind)
