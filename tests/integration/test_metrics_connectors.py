@@ -375,6 +375,9 @@ def test_a_message_parked_by_an_outgoing_connection_is_said_alike_everywhere(clu
         out = next(c for c in data["children"] if c["name"] == "amqp-outgoing:out")
         assert (out["parked_now"], out["parked"]) == (1, 0)
         said = zato("cluster", "status", cluster.path, check=False).stdout
+        # the table says which is which, as the dashboard's "parked since start" and "parked now";
+        # before, its one PARKED column said 0 with a message parked
+        assert _cells(said, "amqp-outgoing:out", "PARKED-SINCE-START", "PARKED-NOW") == ["0", "1"], said
         assert (
             "  amqp-outgoing:out: 1 message(s) in its parked list in Redis (refused by its broker or queue"
             " manager, whatever restarted meanwhile); once the cause is mended: zato conn replay-parked"
@@ -383,6 +386,14 @@ def test_a_message_parked_by_an_outgoing_connection_is_said_alike_everywhere(clu
     finally:
         queue.client.delete(queue.parked)
         queue.client.close()
+
+
+def _cells(status: str, connector: str, *columns: str) -> list[str | None]:
+    """The cells of `columns` in the row of `connector` of `zato cluster status`'s table."""
+    lines = status.splitlines()
+    header = next(line for line in lines if line.startswith("NAME "))
+    row = next(line for line in lines if line.startswith(connector + " "))
+    return [row[header.index(c) :].split()[0] if f" {c} " in header else None for c in columns]
 
 
 def _supervisors(qs) -> list[int]:  # noqa: ANN001

@@ -63,12 +63,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "load balancer of a quickstart.\n\n"
         "Each connector's row: IN and OUT, messages it took and sent since its process started;\n"
         "WAITING, an outgoing connection's messages yet to go out (its waiting and processing\n"
-        "lists in Redis, as /metrics and the dashboard count them); PARKED, what the process\n"
-        "parked since it started; BACKOUTS, an IBM MQ channel's gets backed out after a failed\n"
-        "service call; RECONN, its reconnects.\n"
-        "Under the table, a line for each connector with messages parked now, whatever restarted\n"
-        "meanwhile: a channel's parking queue (the broker's count), an outgoing connection's\n"
-        "parked list in Redis (refused by its broker or queue manager), each with the zato conn\n"
+        "lists in Redis, as /metrics and the dashboard count them); PARKED-SINCE-START, what the\n"
+        "process parked since it started (the dashboard's \"parked since start\", /metrics'\n"
+        "zato_connector_parked_total): it starts again at 0 when the process restarts;\n"
+        "PARKED-NOW, what waits parked now, whatever restarted meanwhile (the dashboard's\n"
+        "\"parked now\"): an AMQP channel's parking queue (the broker's count,\n"
+        "zato_channel_parking_queue), an outgoing connection's parked list in Redis (refused by\n"
+        'its broker or queue manager, zato_outgoing_queue_depth{list="parked"}); - for kinds\n'
+        "that park elsewhere (an IBM MQ channel's backout queue); BACKOUTS, an IBM MQ channel's\n"
+        "gets backed out after a failed service call; RECONN, its reconnects.\n"
+        "Under the table, a line for each connector with messages parked now, with the zato conn\n"
         "replay-parked command that puts them back once the cause is mended. An inactive outgoing\n"
         "connection with messages waiting, and parked invoke_async calls, have lines of their own.",
         epilog=STATUS_EXIT_CODES,
@@ -327,11 +331,11 @@ def render(data: dict) -> str:
             out.append(f"Connectors on {lease['holder']}:")
             keys = (
                 "name", "state", "pid", "restarts", "messages_in", "messages_out", "waiting", "parked",
-                "backouts", "reconnects", "last_error",
+                "parked_now", "backouts", "reconnects", "last_error",
             )  # fmt: skip
             out += table(
-                ("NAME", "STATE", "PID", "RESTARTS", "IN", "OUT", "WAITING", "PARKED", "BACKOUTS", "RECONN")
-                + ("LAST ERROR",),
+                ("NAME", "STATE", "PID", "RESTARTS", "IN", "OUT", "WAITING", "PARKED-SINCE-START")
+                + ("PARKED-NOW", "BACKOUTS", "RECONN", "LAST ERROR"),
                 [tuple(_state(c) if k == "state" else c.get(k) for k in keys) for c in children],
             )
             for c in children:  # the counter is the process's own; the queue outlives it
