@@ -60,3 +60,9 @@ def test_a_reconnecting_connector_is_a_problem_from_the_holders_handover_after(q
     text = zato("cluster", "status", qs.server_dir("server1"), check=False)  # no LB problem there
     assert text.returncode == 3, text.stdout
     assert f"problem: connector {NAME} on server1 has been reconnecting for " in text.stdout, text.stdout
+    # which server's setting that is: before, the text said it only in that problem line
+    hand_over = (
+        f"Hand-over: after a connector reconnects {HANDOVER_AFTER} s in a row (the holder server1's"
+        " [lease] handover_after; each server has its own)"
+    )
+    assert hand_over in text.stdout.splitlines(), text.stdout

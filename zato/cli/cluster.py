@@ -325,6 +325,8 @@ def render(data: dict) -> str:
             f"Lease: held by {lease['holder']}, epoch {lease['epoch']}, since {when(lease['since'])} "
             f"(newest epoch {lease['newest_epoch']})"
         )
+        if data.get("supervisor"):  # its supervisor said its status (not yet just after a takeover)
+            out.append(_handover_line(data["supervisor"].get("handover_after"), lease["holder"]))
         out.append("")
         children = data["children"]
         if children:
@@ -400,6 +402,20 @@ def _inactive_waiting(data: dict) -> list[str]:
         if q["waiting"] and f"{q['kind']}:{q['name']}" not in active
     ]
     return ["", "Inactive outgoing connections:", *lines] if lines else []
+
+
+def _handover_line(after: float | None, holder: str) -> str:
+    """When the holder hands the lease over: its own [lease] handover_after (each server has its
+    own; the holder's is the one in force), as its supervisor published it (None: it did not)."""
+    if not after:
+        return (
+            f"Hand-over: {holder} does not say its [lease] handover_after"
+            f" ({RECONNECTING_PROBLEM:g} s, the default, assumed)"
+        )
+    return (
+        f"Hand-over: after a connector reconnects {after:g} s in a row (the holder {holder}'s"
+        " [lease] handover_after; each server has its own)"
+    )
 
 
 def _reconnecting(data: dict, holder: str | None) -> list[str]:
