@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from tests.ha.supervised import SupervisedCluster, write_server_dir
 from tests.support import cluster_name, wait_for, zato
@@ -90,6 +91,12 @@ def test_status_exit_code_says_whether_the_cluster_is_well(quickstart) -> None:
     qs._merge(f"{qs.server_dir('server1')}/config/server.conf", "kvdb", {"url": "redis://127.0.0.1:1/0"})
     proc = zato("cluster", "status", qs.path, check=False)
     assert proc.returncode == 1 and "Lease: unknown (Redis unreachable: see below)" in proc.stdout
+    # who is live and who holds the lease are unknown, not absent: before, with Redis unreachable
+    # from where it ran, it said "problem: no live server" and "1 connector(s) defined but no
+    # server holds the lease to run them" of a cluster it could not see
+    problems = [line for line in proc.stdout.splitlines() if line.startswith("problem: ")]
+    assert problems == [f"problem: load balancer {qs.lb_dir}: not running"], proc.stdout
+    assert re.search(r"^server1 +\? ", proc.stdout, re.M), proc.stdout
 
 
 def test_status_help_gives_the_exit_codes() -> None:

@@ -126,11 +126,12 @@ def problems(data: dict) -> list[str]:
             f"{data['redis_replica']}: what this shows is as its master last sent it, and each change"
             f" made through it (zato deploy, channel, conn) is refused; {health.REPLICA}"
         )
-    if not any(s["live"] for s in data["servers"]):
-        out.append("no live server")
+    if not any(s["live"] for s in data["servers"]) and all(s["live"] is False for s in data["servers"]):
+        out.append("no live server")  # not while Redis, which says who is live, did not answer (live None)
     defined = data.get("connectors_defined") or []
-    holder = (data["lease"] or {}).get("holder")
-    if defined and not holder:
+    lease = data["lease"] or {}
+    holder = lease.get("holder")
+    if defined and not holder and lease.get("newest_epoch") is not None:  # None: Redis did not say
         out.append(f"{len(defined)} connector(s) defined but no server holds the lease to run them")
     fatal = [c["name"] for c in data["children"] if c.get("state") == "FATAL"]
     if fatal:
