@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from tests.support import Quickstart, cleanup_redis, one_line_error, zato
+from tests.support import Quickstart, cleanup_redis, free_port, one_line_error, zato
 
 
 @pytest.fixture(scope="module")
@@ -166,3 +166,28 @@ def refused_at_start(qs, section: str, values: dict) -> str:
             zato("stop", qs.server_dir("server1"), "--timeout", "5", check=False)
         with open(conf, "w", encoding="utf-8") as f:
             f.write(before)
+
+
+def test_an_odb_that_does_not_answer_is_named(tmp_path):
+    """Before: with the cluster's PostgreSQL down, `zato conn list` (deploy, channel, undeploy,
+    cluster forget...) said only 'ODB error: (psycopg.OperationalError) connection failed: ...',
+    naming no ODB nor where it is set, and `zato cluster status` said that warning twice. Now
+    the line names the ODB (password masked) and [odb] url, and the status says it once."""
+    qs = Quickstart(tmp_path, servers=1, lb=False).create()
+    try:
+        port = free_port()  # nothing listens there
+        url = f"postgresql://zato:secret-pw@127.0.0.1:{port}/zato"
+        Quickstart._merge(f"{qs.server_dir('server1')}/config/server.conf", "odb", {"url": url})
+        named = f"(the ODB at postgresql+psycopg://zato:******@127.0.0.1:{port}/zato: [odb] url in the"
+        for command in (
+            ("conn", "list", qs.path),
+            ("channel", "list", qs.path),
+            ("cluster", "forget", qs.path, "x"),
+        ):
+            line = one_line_error(zato(*command, check=False), "ODB error: ", named)
+            assert "secret-pw" not in line, line
+        status = zato("cluster", "status", qs.path, check=False)
+        warnings = [line for line in status.stdout.splitlines() if line.startswith("warning: ODB: ")]
+        assert len(warnings) == 1 and named in warnings[0], status.stdout
+    finally:
+        cleanup_redis(qs.cluster)

@@ -222,6 +222,7 @@ def gather(path: str) -> dict:
         data["connectors_defined"] = _connectors_defined(first, data["errors"])
     if lbs:
         data["load_balancer"] = _lb(lbs[0])
+    data["errors"] = list(dict.fromkeys(data["errors"]))  # an ODB that is down failed each read alike
     data["problems"] = problems(data)
     return data
 
@@ -249,8 +250,16 @@ def _registered(settings: ServerSettings) -> list:
     odb = ODB(settings.odb_url)
     try:
         return odb_api.list_servers(odb, settings.cluster)
+    except ZatoError as e:  # said as the other reads of the ODB say it, which ODB included
+        raise ZatoError(_said(e)) from e
     finally:
         odb.dispose()
+
+
+def _said(e: ZatoError) -> str:
+    from zato.cli.main import say
+
+    return say(e)
 
 
 def _from_odb(
@@ -264,7 +273,7 @@ def _from_odb(
         odb = ODB(settings.odb_url)  # a URL it cannot use is said as an ODB that is down
         return read(odb)
     except ZatoError as e:
-        errors.append(f"ODB: {e}")
+        errors.append(f"ODB: {_said(e)}")
         return None
     finally:
         if odb is not None:

@@ -14,7 +14,7 @@ import signal
 import sys
 
 from zato import __version__
-from zato.common.errors import CoordError, CoordNotSent, CoordUnavailable, ZatoError
+from zato.common.errors import CoordError, CoordNotSent, CoordUnavailable, ODBError, ZatoError
 
 # Order is the order of `zato --help`.
 COMMANDS = [
@@ -78,7 +78,7 @@ def say(e: ZatoError) -> str:
     """The error's one line; when it ends with redis-py's own words for a Redis that did not
     answer at all, what to do (one that answered with a refusal, NOPERM, says its own; a
     message that goes on after them says what to do itself); when Redis is a read-only replica,
-    what to do as the servers' logs say it (zato.coord.health.REPLICA)."""
+    what to do as the servers' logs say it (zato.coord.health.REPLICA); an ODB error, which ODB."""
     from zato.coord import health
 
     text = str(e)
@@ -86,6 +86,8 @@ def say(e: ZatoError) -> str:
         return f"{text.rstrip('.')}: is Redis running there? ([kvdb] in the cluster's server.conf says where)"
     if isinstance(e, CoordError) and health.is_replica(e) and health.REPLICA not in text:
         return f"{text.rstrip('.')}; {health.REPLICA}"
+    if isinstance(e, ODBError) and e.where and e.where not in text:  # which ODB, and where that is set
+        return f"{text.rstrip('.')} (the ODB at {e.where}: [odb] url in the cluster's server.conf)"
     return text
 
 

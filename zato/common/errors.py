@@ -99,7 +99,7 @@ class ConfigError(ZatoError):
 
 
 class ODBError(ZatoError):
-    pass
+    where = ""  # the ODB's URL (password masked) when known: the CLI says it after the error
 
 
 class ODBUnavailable(ODBError):

@@ -157,15 +157,20 @@ class ODB:
         except (OperationalError, InterfaceError) as e:  # the database's side, or the link to it
             with contextlib.suppress(SQLAlchemyError):
                 s.rollback()
-            raise ODBUnavailable(f"ODB error: {str(e).splitlines()[0]}") from e
+            raise self._error(ODBUnavailable, e) from e
         except SQLAlchemyError as e:
             s.rollback()
-            raise ODBError(f"ODB error: {str(e).splitlines()[0]}") from e
+            raise self._error(ODBError, e) from e
         except BaseException:
             s.rollback()
             raise
         finally:
             s.close()
+
+    def _error(self, kind: type[ODBError], e: SQLAlchemyError) -> ODBError:
+        error = kind(f"ODB error: {str(e).splitlines()[0]}")
+        error.where = redact(str(self.engine.url))
+        return error
 
     def dispose(self) -> None:
         self.engine.dispose()
