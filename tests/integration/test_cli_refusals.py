@@ -191,3 +191,21 @@ def test_an_odb_that_does_not_answer_is_named(tmp_path):
         assert len(warnings) == 1 and named in warnings[0], status.stdout
     finally:
         cleanup_redis(qs.cluster)
+
+
+def test_a_secret_read_from_an_empty_stdin_is_refused(qs):
+    """Before: `zato conn create amqp-def DIR --name rabbit --password -` with nothing on stdin
+    (a pipe whose writer failed, `< /dev/null`) said 'created amqp-def ...' (exit 0) with an
+    empty password, and its connectors' logins were refused later. Now it is one line, exit 1,
+    and nothing is saved; an empty line still gives an empty value on purpose."""
+    path = qs.server_dir("server1")
+    for action in ("create", "edit"):
+        if action == "edit":
+            zato("conn", "create", "amqp-def", path, "--name", "empty-in", "--password", "guest")
+        proc = zato(
+            "conn", action, "amqp-def", path, "--name", "empty-in", "--password", "-", input="", check=False
+        )
+        one_line_error(proc, "no password given for amqp-def empty-in: stdin ended before a line was read")
+        listed = zato("conn", "list", path, "--kind", "amqp-def").stdout
+        assert ("empty-in:" in listed) == (action == "edit"), listed
+    zato("conn", "delete", "amqp-def", path, "--name", "empty-in")

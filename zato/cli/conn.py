@@ -281,9 +281,17 @@ MAX_WAIT = 3600.0  # --wait
 
 def _read_secret(args: argparse.Namespace, field: str) -> str:
     """A `-` value: the first line of stdin. Typed at a terminal, it is asked for, unechoed (the
-    README's `--password -` typed as shown sat there silently, as if the command hung)."""
+    README's `--password -` typed as shown sat there silently, as if the command hung). A stdin
+    that ends before a line (empty: a pipe whose writer failed, </dev/null) is refused: taken
+    as an empty password, it was saved and every connection was refused later."""
     if not sys.stdin.isatty():
-        return sys.stdin.readline().rstrip("\n")
+        line = sys.stdin.readline()
+        if not line:  # an empty line ("\n") is an empty value given on purpose
+            raise ZatoError(
+                f"no {field} given for {args.kind} {args.name}: stdin ended before a line was read"
+                f" (--{field.replace('_', '-')} - reads its first line): nothing changed"
+            )
+        return line.rstrip("\n")
     try:
         return getpass.getpass(f"{field} of {args.kind} {args.name} (not shown; Enter ends it): ")
     except EOFError:  # Ctrl-D at the prompt
