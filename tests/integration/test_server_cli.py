@@ -47,7 +47,13 @@ def test_port_in_use(qs):
 
 def test_odb_and_redis_must_answer(qs):
     set_conf(qs, "kvdb", "url", "redis://127.0.0.1:1/0")
-    one_line_error(zato("start", qs.server_dir("server1"), check=False), "Redis at redis://127.0.0.1:1/0")
+    # what to do, as every other command says of a Redis that does not answer (before: the
+    # line ended at redis-py's 'Connection refused.')
+    one_line_error(
+        zato("start", qs.server_dir("server1"), check=False),
+        "Redis at redis://127.0.0.1:1/0",
+        "Connection refused: is Redis running there? ([kvdb] in its server.conf or lb.conf says where)",
+    )
     set_conf(qs, "odb", "url", "postgresql://nobody:pw-xyz@127.0.0.1:1/none")
     proc = zato("start", qs.server_dir("server1"), check=False)
     one_line_error(proc, "ODB at", "does not answer")

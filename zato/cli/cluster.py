@@ -257,7 +257,7 @@ def _registered(settings: ServerSettings) -> list:
 
 
 def _said(e: ZatoError) -> str:
-    from zato.cli.main import say
+    from zato.common.said import say
 
     return say(e)
 

@@ -14,7 +14,8 @@ import signal
 import sys
 
 from zato import __version__
-from zato.common.errors import CoordError, CoordNotSent, CoordUnavailable, ODBError, ZatoError
+from zato.common.errors import ZatoError
+from zato.common.said import say
 
 # Order is the order of `zato --help`.
 COMMANDS = [
@@ -72,34 +73,6 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.suppress(OSError):  # nor another one when Python flushes stdout at exit
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 128 + signal.SIGPIPE
-
-
-def say(e: ZatoError) -> str:
-    """The error's one line; when it ends with redis-py's own words for a Redis that did not
-    answer at all, what to do (one that answered with a refusal, NOPERM, says its own; a
-    message that goes on after them says what to do itself); when Redis is a read-only replica,
-    what to do as the servers' logs say it (zato.coord.health.REPLICA); an ODB error, which ODB."""
-    from zato.coord import health
-
-    text = str(e)
-    if type(e) in (CoordUnavailable, CoordNotSent) and text.endswith(_not_answering(e)):
-        return f"{text.rstrip('.')}: is Redis running there? ([kvdb] in the cluster's server.conf says where)"
-    if isinstance(e, CoordError) and health.is_replica(e) and health.REPLICA not in text:
-        return f"{text.rstrip('.')}; {health.REPLICA}"
-    if isinstance(e, ODBError) and e.where and e.where not in text:  # which ODB, and where that is set
-        return f"{text.rstrip('.')} (the ODB at {e.where}: [odb] url in the cluster's server.conf)"
-    return text
-
-
-def _not_answering(e: BaseException) -> str:
-    """redis-py's text of the ConnectionError or TimeoutError under `e`, or a text no message ends with."""
-    cause = e.__cause__
-    while cause is not None:
-        kind = type(cause)
-        if kind.__module__.startswith("redis") and kind.__name__ in ("ConnectionError", "TimeoutError"):
-            return f"{kind.__name__}: {cause}"
-        cause = cause.__cause__
-    return "\0"
 
 
 if __name__ == "__main__":

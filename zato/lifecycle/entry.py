@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 
 from zato.common.errors import EXIT_CONFIG, ComponentError, ZatoError
 from zato.common.log import setup_component_logging
+from zato.common.said import say
 
 S = TypeVar("S")
 P = TypeVar("P")
@@ -101,7 +102,7 @@ def pass_gate(check: Callable[[Callable[[str], None]], None] | None = None) -> b
                     check(lambda line: tell(GATE_SAY, line))
             except ZatoError as e:
                 logging.getLogger("zato").error("not started: %s", e)
-                tell(GATE_ERROR, str(e))
+                tell(GATE_ERROR, say(e, "its server.conf or lb.conf"))  # what to do too, as the CLI says
                 return False
             tell(GATE_CHECKED)
             if f.readline().strip() == GATE_GO:
