@@ -14,7 +14,7 @@ import uuid
 import redis
 
 from tests.conn_support import Rabbit
-from tests.support import REDIS_URL, wait_for, zato
+from tests.support import REDIS_URL, free_port, wait_for, zato
 from zato.coord.lease import read_supervisor_status
 
 APPLIED = re.compile(r"^applied in (\d+\.\d\d) s: server1 runs (\S+) with it \(pid (\d+)\)$", re.M)
@@ -107,6 +107,38 @@ def test_def_edit_wait_returns_once_every_connector_through_it_runs_the_change(q
             zato("conn", "edit", kind, qs.path, "--name", name, "--active", "false", "--wait", "60")
         said = zato(*edit, "--heartbeat", "50", "--wait", "60").stdout
         assert "nothing to wait for: no active connector connects through amqp-def 'rabbit'" in said, said
+    finally:
+        rabbit.close()
+        qs.close()
+
+
+def test_def_edit_wait_says_when_the_connectors_cannot_reach_the_new_broker(quickstart):
+    """An edit that points an amqp-def at a broker nobody answers at restarts its connectors,
+    whose new processes run but keep reconnecting. Before, `--wait` said 'applied' as soon as
+    the new process ran, as though the new address worked; now it waits until each connector
+    says it connected, and says why not when the time runs out (exit 1)."""
+    qs = quickstart(servers=1, lb=False)
+    rabbit = Rabbit()
+    try:
+        qs.start()
+        zato("conn", "create", "amqp-def", qs.path, "--name", "rabbit", "--password", "guest")
+        queue = rabbit.queue(f"zt-ewait-away-{uuid.uuid4().hex[:8]}")
+        zato("conn", "create", "amqp-channel", qs.path, "--name", "in", "--def", "rabbit", "--queue", queue,
+             "--service", "dwait.none")  # fmt: skip
+        before = wait_for(lambda: _all_running(qs.cluster, ("amqp-channel:in",)), 60, what="the connector")
+        edit = ("conn", "edit", "amqp-def", qs.path, "--name", "rabbit")
+
+        late = zato(*edit, "--port", str(free_port()), "--wait", "8", check=False)
+        assert late.returncode == 1 and "applied in" not in late.stdout, late.stdout + late.stderr
+        assert (
+            "the change is saved, but not applied within 8 s: server1 has amqp-channel:in RUNNING, pid"
+            in (late.stderr)
+        ), late.stderr
+        assert ", not working: reconnecting" in late.stderr, late.stderr
+        assert _running(qs.cluster)["amqp-channel:in"] != before["amqp-channel:in"]  # it did restart
+
+        said = zato(*edit, "--port", "5672", "--wait", "60").stdout  # back to the broker that answers
+        assert APPLIED.search(said) and "amqp-channel:in" in said, said
     finally:
         rabbit.close()
         qs.close()

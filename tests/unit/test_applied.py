@@ -14,16 +14,40 @@ def test_a_restart_is_applied_once_a_new_pid_runs() -> None:
     assert verdict(expect, status(("amqp-outgoing:out", "RUNNING", 100))) is None  # not yet restarted
     assert verdict(expect, status(("amqp-outgoing:out", "STOPPED", None))) is None  # waits for the old one
     assert verdict(expect, status(("amqp-outgoing:out", "STARTING", 101))) is None
-    assert verdict(expect, status(("amqp-outgoing:out", "RUNNING", 101))) == (
+    new = status(("amqp-outgoing:out", "RUNNING", 101))
+    assert verdict(expect, new) is None  # it has not said it works yet
+    assert verdict(expect, new, own("amqp-outgoing:out", 101, "running")) == (
         "server2 runs amqp-outgoing:out with it (pid 101)"
     )
+
+
+def test_a_new_process_that_cannot_reach_its_broker_is_not_applied() -> None:
+    """The edit pointed the connector at a broker it cannot reach: its process RUNS, but it is
+    still reconnecting, and --wait says so instead of 'applied'."""
+    expect = Expect("amqp-channel:in", active=True, pid_before=100)
+    new = status(("amqp-channel:in", "RUNNING", 101))
+    cannot = {"amqp-channel:in": {"pid": 101, "state": "reconnecting", "last_error": "connection refused"}}
+    assert verdict(expect, new, cannot) is None
+    assert seen(expect, new, cannot) == (
+        "server2 has amqp-channel:in RUNNING, pid 101, not working: reconnecting: connection refused"
+    )
+    assert verdict(expect, new, own("amqp-channel:in", 100, "running")) is None  # the old process's
+    assert seen(expect, new, own("amqp-channel:in", 100, "running")).endswith("has not said how it works yet")
+    assert verdict(expect, new, own("amqp-channel:in", 101, "blocked")) is not None  # connected, held back
+
+
+def own(name: str, pid: int, state: str) -> dict[str, dict]:
+    """The connectors' own statistics (zato.coord.connector_stats) of one connector."""
+    return {name: {"pid": pid, "state": state}}
 
 
 def test_a_rename_is_applied_once_the_old_name_is_gone() -> None:
     expect = Expect("amqp-outgoing:new", active=True, pid_before=100, old="amqp-outgoing:out")
     both = status(("amqp-outgoing:out", "STOPPING", 100), ("amqp-outgoing:new", "RUNNING", 101))
     assert verdict(expect, both) is None
-    assert verdict(expect, status(("amqp-outgoing:new", "RUNNING", 101))) is not None
+    assert verdict(
+        expect, status(("amqp-outgoing:new", "RUNNING", 101)), own("amqp-outgoing:new", 101, "running")
+    )
 
 
 def test_made_inactive_is_applied_once_its_child_is_gone_and_no_holder_is_said() -> None:

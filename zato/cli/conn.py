@@ -194,7 +194,8 @@ def _add_kind_parsers(act: argparse._SubParsersAction, action: str, func) -> Non
                 type=_wait_seconds,
                 metavar="SECONDS",
                 help=f"wait (at most SECONDS, up to 3600) until the lease holder runs {what} with"
-                " the change, and say how long that took; exit 1 if it does not within SECONDS",
+                " the change, connected (or bound), and say how long that took; exit 1 if it does"
+                " not within SECONDS",
             )
         if action == "delete" and kind.endswith("-outgoing"):
             k.add_argument(

@@ -7,7 +7,11 @@ goes, the new name's comes), or makes it inactive (its child goes). So the chang
 once the holder lists, under the connector's name after the edit, a RUNNING child whose pid is
 not the one that ran it before the edit (or no child at all, for one made inactive), and no
 child under its old name. A new holder (a takeover meanwhile) runs what the ODB says, so that
-counts too. `verdict` decides from one status; `wait` polls it.
+counts too. That process must also say itself (its statistics, zato.coord.connector_stats)
+that it works with the new settings: connected to its broker or bound (state running, or
+blocked: connected, the broker holding publishes back), not still reconnecting or refused,
+so an edit that points a connector at a broker it cannot reach is not said to be applied.
+`verdict` decides from one status; `wait` polls it.
 
 An edit of a connection definition (amqp-def, ibm-mq-def) restarts every active connector that
 connects through it: it is applied once each of them is, as above (`Expect.of_def_edit`).
@@ -23,11 +27,13 @@ import redis
 
 from zato.common.errors import CoordError
 from zato.connector.base import spec_name
+from zato.coord import connector_stats
 from zato.coord.lease import read_supervisor_status
 from zato.odb import connectors
 from zato.odb.engine import ODB
 
 POLL = 0.1  # seconds between two reads of the holder's status
+WORKING = ("running", "blocked")  # a connector's own states once it connected (or bound)
 
 
 @dataclass(frozen=True)
@@ -81,8 +87,9 @@ def _children(doc: dict | None) -> dict[str, dict]:
     return {c["name"]: c for c in (doc or {}).get("children", [])}
 
 
-def verdict(expect: Expect, doc: dict | None) -> str | None:
-    """How the holder applied the edit, after `doc` (its status); None while it has not."""
+def verdict(expect: Expect, doc: dict | None, stats: dict[str, dict] | None = None) -> str | None:
+    """How the holder applied the edit, after `doc` (its status) and `stats` (the connectors'
+    own, by KIND:NAME); None while it has not."""
     if doc is None:
         return None
     children, server = _children(doc), doc.get("server", "the lease holder")
@@ -96,24 +103,29 @@ def verdict(expect: Expect, doc: dict | None) -> str | None:
     pid = child.get("pid")
     if pid is None or pid == expect.pid_before:
         return None
+    own = (stats or {}).get(expect.name, {})
+    if own.get("pid") != pid or own.get("state") not in WORKING:
+        return None
     return f"{server} runs {expect.name} with it (pid {pid})"
 
 
-def verdict_all(expects: tuple[Expect, ...], doc: dict | None) -> str | None:
-    """How the holder applied the edit to each connector of `expects`, after `doc`; None while
-    one of them has not."""
-    said = [verdict(expect, doc) for expect in expects]
+def verdict_all(
+    expects: tuple[Expect, ...], doc: dict | None, stats: dict[str, dict] | None = None
+) -> str | None:
+    """How the holder applied the edit to each connector of `expects`, after `doc` and
+    `stats`; None while one of them has not."""
+    said = [verdict(expect, doc, stats) for expect in expects]
     return None if any(v is None for v in said) else "; ".join(v for v in said if v)
 
 
-def seen_all(expects: tuple[Expect, ...], doc: dict | None) -> str:
+def seen_all(expects: tuple[Expect, ...], doc: dict | None, stats: dict[str, dict] | None = None) -> str:
     """What the holder's status says of the connectors of `expects` it has not applied the edit to."""
     if doc is None:
         return seen(expects[0], doc)
-    return "; ".join(seen(e, doc) for e in expects if verdict(e, doc) is None)
+    return "; ".join(seen(e, doc, stats) for e in expects if verdict(e, doc, stats) is None)
 
 
-def seen(expect: Expect, doc: dict | None) -> str:
+def seen(expect: Expect, doc: dict | None, stats: dict[str, dict] | None = None) -> str:
     """What the holder's status says of the connector, for a wait that ran out."""
     if doc is None:
         return "no server holds the lease (none runs connectors): it applies once one takes it"
@@ -126,6 +138,13 @@ def seen(expect: Expect, doc: dict | None) -> str:
     said = f"{server} has {expect.name} {child.get('state')}, pid {pid}"
     if pid is not None and pid == expect.pid_before:
         said += " (the one from before the edit)"
+    elif str(child.get("state")).upper() == "RUNNING" and pid is not None:
+        own = (stats or {}).get(expect.name, {})
+        if own.get("pid") != pid:
+            said += ", which has not said how it works yet"
+        elif own.get("state") not in WORKING:
+            said += f", not working: {own.get('state')}"
+            return f"{said}: {own['last_error']}" if own.get("last_error") else said
     error = child.get("last_error")
     return f"{said}: {error}" if error else said
 
@@ -147,11 +166,12 @@ def wait(  # noqa: PLR0913 - the cluster, what to expect, how long, and the cloc
     while True:
         try:
             doc = read_supervisor_status(client, cluster)
-            said = seen_all(expects, doc)
+            stats = connector_stats.read(client, cluster, [e.name for e in expects if e.active])
+            said = seen_all(expects, doc, stats)
         except CoordError as e:
             said = f"cannot read the lease holder's status: {e}"
         else:
-            done = verdict_all(expects, doc)
+            done = verdict_all(expects, doc, stats)
             if done is not None:
                 return done, said, clock() - start
         if clock() - start >= timeout:
