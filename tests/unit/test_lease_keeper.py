@@ -251,3 +251,17 @@ def test_an_odb_that_fails_ahead_of_an_acquisition_is_left_for_the_acquisition()
     lease = Lease(redis.Redis(port=1), "c", "s1", SETTINGS, floor=floor)
     lease.prepare()  # no exception: the supervisor's lease thread goes on to compete
     assert floor.checks == 1 and lease.highest_epoch == 0
+
+
+def test_the_renew_deadline_at_moves_with_each_confirmed_renewal_and_stays_after_a_step_down() -> None:
+    """What the supervisor times its step-down from (zato.connector.stepdown)."""
+    keeper, lease, clock = keeper_holding()
+    assert keeper.renew_deadline_at() == 1.0
+    clock.t = 0.3
+    lease.renew_takes = 0.2
+    keeper._holder_step()
+    assert keeper.renew_deadline_at() == 1.3  # from the start of the renewal, not its answer
+    lease.renew_error = CoordError("renewing the lease: TimeoutError")
+    clock.t = 1.3
+    keeper._holder_step()  # steps down: the deadline it stepped down at is still the one said
+    assert keeper.valid_epoch() is None and keeper.renew_deadline_at() == 1.3

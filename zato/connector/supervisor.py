@@ -36,7 +36,7 @@ from zato.common.signalflag import SignalFlag
 from zato.common.signing import INVOKE_KEY_ENV, epoch_key
 from zato.config import transfer
 from zato.config.settings import ServerSettings, load_server_settings
-from zato.connector import beat, decide, holdfile, registry, renames
+from zato.connector import beat, decide, holdfile, registry, renames, stepdown
 from zato.connector.handover import Handover
 from zato.connector.process import MEMBERS_KEY_ENV, SETTINGS_ENV, Manager, RestartPolicy
 from zato.connector.zygote import ZygoteOS
@@ -338,15 +338,20 @@ class Supervisor:
             renames.settle(self.client, self.settings.cluster, epoch, pending, runs, self._watched, now)
 
     def _step_down(self, epoch: int) -> None:
-        count = len(self.manager.children)
-        logger.warning("lease epoch %s no longer held: stopping %d children", epoch, count)
-        all_gone = self.manager.stop_all(self.manager.policy.stop_timeout)
+        """SIGKILL is timed from the renew deadline, however late this began (zato.connector.stepdown)."""
+        count, began = len(self.manager.children), time.monotonic()
+        grace = stepdown.stop_grace(began, self.keeper.renew_deadline_at(), self.manager.policy.stop_timeout)
+        logger.warning("lease epoch %s no longer held: stopping %d children (SIGKILL after %.2f s)",
+                       epoch, count, grace)  # fmt: skip
+        all_gone = self.manager.stop_all(grace)
+        ended = time.monotonic()
         self.acting_epoch = None
         self._status_doc = None
         self.heartbeat_now.set()
         self.keeper.release_now()  # after a hand-over: the standbys need not wait for the TTL
-        note = "" if all_gone else " (some children did not exit even after SIGKILL)"
-        logger.warning("stepped down from lease epoch %s%s", epoch, note)
+        lease = self.settings.lease
+        left = self.keeper.renew_deadline_at() + lease.ttl - lease.renew_deadline - ended
+        logger.log(*stepdown.stepped_down(epoch, count, ended - began, left, all_gone))
 
     def _shutdown(self) -> None:
         for event in (self.stop_event, self.heartbeat_now, self.reconcile_now, self.status_dirty):

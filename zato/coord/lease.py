@@ -446,6 +446,14 @@ class LeaseKeeper:
                 return None
             return self._epoch
 
+    def renew_deadline_at(self) -> float:
+        """When (this clock) the hold acted on ends unless a renewal started before then is
+        confirmed: the start of the last confirmed renewal plus renew_deadline. Redis set the
+        key's TTL after that start, so the lease cannot expire before this plus ttl -
+        renew_deadline: the room the supervisor has to stop its connectors."""
+        with self._lock:
+            return self._confirmed_at + self.settings.renew_deadline
+
     # -- handing the lease over (zato.connector.handover) ---------------------------------------
     def hand_over(self) -> bool:
         """Stop acting on the lease (valid_epoch() says None from now on) but keep renewing it
