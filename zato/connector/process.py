@@ -18,8 +18,8 @@ old one has exited: at start it publishes whatever the processing list holds, wh
 one lives includes what that one published and awaits the broker's confirm for, so both would
 send it (the messages wait in Redis meanwhile, nothing is lost). A renamed one's too (the same
 definition, by its ODB id, under a new name): its new child starts once the old one, still named
-after the old name, has exited, and `on_renamed` first hands what the old name's lists hold over
-to the new name (zato.connector.supervisor).
+after the old name, has exited, and `on_renamed` is told first: the supervisor's renames thread
+hands what the old name's lists hold over to the new name (zato.connector.supervisor).
 
 An exit with EXIT_CONFIG (bad configuration: restarting will not help) goes to FATAL at once.
 A FATAL child is tried again when its definition changes. Every transition goes through

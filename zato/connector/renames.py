@@ -3,10 +3,11 @@ under the new name, whoever holds the lease and whenever it comes.
 
 A rename is recorded in Redis with the rename itself (OutQueue.relisted: the old name and the
 definition's ODB id, Keys.out_renamed). The lease holder's supervisor reads the records with the
-definitions (`read`, its desired thread) and, on its main loop (the thread that starts and stops
-the connectors), moves what waits under each old name to the definition's current name
-(`settle`): right before the new name's connector starts (Manager.on_renamed), and again after
-every read while the rename is watched: until this holder has seen it for RENAME_WATCH seconds
+definitions (`read`, its desired thread) and, never on its main loop (the thread that starts
+and stops the connectors, which makes no Redis call), moves what waits under each old name to
+the definition's current name: as the new name's connector starts (Manager.on_renamed, moved by
+the supervisor's renames thread), and again after every read while the rename is watched
+(`settle`, in the desired thread): until this holder has seen it for RENAME_WATCH seconds
 (its own monotonic clock: no clock is shared) and nothing is left under the old name. So
 neither of these is left in Redis for ever:
 

@@ -128,6 +128,10 @@ class Supervisor:
         self._renames: list[renames.Pending] = []  # read with the definitions (zato.connector.renames)
         self._renames_version = self._renames_seen = 0
         self._watched = renames.Watched()
+        # (epoch, old spec, new spec) of each renamed connector started: the renames thread moves
+        self._moves: queue.SimpleQueue[tuple[int, registry.ConnectorSpec, registry.ConnectorSpec]] = (
+            queue.SimpleQueue()
+        )
         self.desired_error = ""
         self.reconcile_now = threading.Event()
         self.restart_requests: queue.SimpleQueue[str] = queue.SimpleQueue()  # the main loop acts on them
@@ -167,6 +171,7 @@ class Supervisor:
         self._start_thread("events", self._events_loop)
         self._start_thread("status", self._status_loop)
         self._start_thread("handover", self._handover_loop)
+        self._start_thread("renames", self._renames_loop)
         try:
             self._main_loop()
         finally:
@@ -304,18 +309,36 @@ class Supervisor:
     def _renamed(self, old: registry.ConnectorSpec, new: registry.ConnectorSpec) -> None:
         """A renamed outgoing connection's new connector is about to start, its old one has
         exited: what waits under the old name (sent by a service before it heard of the
-        rename, or left unconfirmed by the old connector) goes out through the new one."""
-        was, now, epoch = old.definition["name"], new.definition["name"], self.acting_epoch or 0
-        try:
-            moved = renames.move(self.client, self.settings.cluster, epoch, new.kind, was, now)
-        except CoordError as e:  # the renames are read again within RECONCILE_EVERY: moved then
-            logger.warning(
-                "child %s: what waits under its old name %r stays there for now: %s", new.name, was, e
-            )
-            return
-        if moved.count:
-            logger.info("child %s: %d message(s) left under its old name %r go out through it", new.name,
-                        moved.count, was)  # fmt: skip
+        rename, or left unconfirmed by the old connector) goes out through the new one, moved
+        by the renames thread (_renames_loop): the main loop makes no Redis call."""
+        self._moves.put((self.acting_epoch or 0, old, new))
+
+    def _renames_loop(self) -> None:
+        """Moves what waits under a renamed connection's old name (_renamed).
+
+        Its own thread, not the main loop: the move may wait up to [kvdb] socket_timeout when
+        Redis hangs, and the main loop must step down within the room between the renew
+        deadline and the lease's expiry whatever Redis does (_handover_loop says the same).
+        The new connector may have started by then; the old name's cannot start again before
+        that name is made again, whose script takes the rename's record away, so the move,
+        recorded_only, then moves nothing; the epoch taken when it was asked for fences it."""
+        while not self.stop_event.is_set():
+            try:
+                epoch, old, new = self._moves.get(timeout=0.25)
+            except queue.Empty:
+                continue
+            was, now = old.definition["name"], new.definition["name"]
+            try:
+                moved = renames.move(self.client, self.settings.cluster, epoch, new.kind, was, now,
+                                     recorded_only=True)  # fmt: skip
+            except CoordError as e:  # the renames are read again within RECONCILE_EVERY: moved then
+                logger.warning(
+                    "child %s: what waits under its old name %r stays there for now: %s", new.name, was, e
+                )
+                continue
+            if moved.count:
+                logger.info("child %s: %d message(s) left under its old name %r go out through it", new.name,
+                            moved.count, was)  # fmt: skip
 
     def _settle_renames(self) -> None:
         """After each read of the renamed outgoing connections, while acting: what came to an old
