@@ -227,6 +227,11 @@ def test_build_a_cluster_by_hand(tmp_path, zato):
         zato("create", "server", str(tmp_path / "s3"), "--join", s1, "--name", "alpha", check=False),
         "server 'alpha' already exists",
     )
+    clash = zato("create", "server", str(tmp_path / "s4"), "--join", s1, "--port", "31100", check=False)
+    one_line_error(
+        clash, "server 'alpha' of cluster 'hand' is already at 127.0.0.1:31100: choose another --port"
+    )
+    assert not (tmp_path / "s4").exists()  # nothing left to clean up
     s2 = (tmp_path / "s2/config/server.conf").read_text()
     secret = [
         line for line in (tmp_path / "s1/config/server.conf").read_text().splitlines() if "secret" in line
