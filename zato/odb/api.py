@@ -124,8 +124,7 @@ def add_server(odb: ODB, cluster: str, name: str, host: str, port: int) -> None:
         exists = s.scalar(select(Server.id).where(Server.cluster_id == cid, Server.name == name))
         if exists is not None:
             raise ODBError(f"server {name!r} already exists in cluster {cluster!r}")
-        # two servers at one address: the second could never start (its port taken), and the
-        # LB would send the first one's traffic under both names meanwhile
+        # two servers at one address: the second could never start beside the first (its port taken)
         there = s.scalar(
             select(Server.name).where(Server.cluster_id == cid, Server.host == host, Server.port == port)
         )
