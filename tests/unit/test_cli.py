@@ -425,3 +425,16 @@ def test_stop_help_says_what_it_does(zato):
     stop = " ".join(zato("stop", "--help").stdout.split())
     assert "Send SIGTERM to the component of DIR (by its pidfile) and wait for it to exit" in stop, stop
     assert "killed (SIGKILL)" in stop and "drain_seconds" in stop, stop
+
+
+def test_start_and_info_help_say_what_they_do(zato):
+    """`zato start --help` and `zato info --help` had no description, only usage and options:
+    not what 'ready' means for start, nor where the whole cluster's view is for info."""
+    start = " ".join(zato("start", "--help").stdout.split())
+    assert "a server answers /zato/ready (its services loaded)" in start, start
+    assert "A start that fails stops what it started and says why (exit 1)" in start, start
+    info = " ".join(zato("info", "--help").stdout.split())
+    assert (
+        "whether it runs" in info
+        and "For the whole cluster as Redis sees it: zato cluster status DIR" in info
+    )

@@ -26,7 +26,14 @@ KEYS = (
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("info", help="show what a component directory is and whether it runs")
+    p = sub.add_parser(
+        "info",
+        help="show what a component directory is and whether it runs",
+        description="Show what DIR holds (a server, load balancer, dashboard or quickstart), its"
+        " cluster, address, pid and whether it runs, and what it says of itself while it runs (a"
+        " load balancer: its servers and their states). Exit 1 when a quickstart member could not"
+        " be described. For the whole cluster as Redis sees it: zato cluster status DIR.",
+    )
     p.add_argument("path", metavar="DIR", help="a component directory")
     shown = p.add_mutually_exclusive_group()
     shown.add_argument("--json", action="store_true", help="print JSON")

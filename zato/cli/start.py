@@ -10,7 +10,16 @@ from zato.lifecycle import control
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("start", help="start a server, load balancer, dashboard or quickstart cluster")
+    p = sub.add_parser(
+        "start",
+        help="start a server, load balancer, dashboard or quickstart cluster",
+        description="Start the component of DIR in the background and wait, at most --timeout, until it"
+        " is ready: a server answers /zato/ready (its services loaded), a load balancer its"
+        " /zato-lb-alive, a dashboard its login page. Each first checks what it shares (its config,"
+        " the ODB, Redis) and none starts unless all of a quickstart's passed; a quickstart's start"
+        " then waits for its load balancer to route /zato/ping. A start that fails stops what it"
+        " started and says why (exit 1); its log files say more.",
+    )
     p.add_argument("path", metavar="DIR", help="a server, load-balancer, dashboard or quickstart directory")
     p.add_argument("--fg", action="store_true", help="run in the foreground (one component only)")
     p.add_argument("--timeout", type=seconds, default=30.0, help="seconds to wait until ready (default 30)")
