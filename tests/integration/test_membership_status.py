@@ -47,6 +47,8 @@ def test_status_with_redis_unreachable_says_so_in_one_line(tmp_path) -> None:
     out = proc.stdout
     assert "Lease: unknown (Redis unreachable: see below)" in out
     assert "warning: Redis: membership read: ConnectionError" in out
+    # what to do, as the servers' own logs say (before: the error alone)
+    assert "; is Redis running there, and reachable from this host? ([kvdb] url says where)" in out, out
     assert "Traceback" not in out
 
 

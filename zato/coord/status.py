@@ -18,6 +18,7 @@ from zato.common.order import natural_key
 from zato.coord import connector_stats, membership, parse, queues
 from zato.coord.client import translate
 from zato.coord.events import PROBE_TTL_MS
+from zato.coord.health import what_to_do
 from zato.coord.keys import Keys
 from zato.coord.lease import current_epoch, read_holder, read_supervisor_status
 
@@ -79,6 +80,12 @@ def _known(known: Iterable[Known], registered: Callable[[], Iterable[Known]] | N
     return list(rows.values()), ""
 
 
+def _redis_error(error: CoordError, cluster: str) -> str:
+    """An "errors" entry for Redis: what failed and what mends it (zato.coord.health.what_to_do),
+    the same words the components' own logs use."""
+    return f"Redis: {error}; {what_to_do(error, cluster=cluster)}"
+
+
 def _collect(client: redis.Redis, cluster: str, known: list[KnownServer], key: bytes | None) -> dict:
     result: dict = {"cluster": cluster, "servers": [], "lease": None, "children": [], "errors": []}
     try:
@@ -88,13 +95,13 @@ def _collect(client: redis.Redis, cluster: str, known: list[KnownServer], key: b
         supervisor = read_supervisor_status(client, cluster)
         result["async"] = _async_calls(client, cluster)
     except CoordError as e:
-        result["errors"].append(f"Redis: {e}")
+        result["errors"].append(_redis_error(e, cluster))
         live, holder, newest, supervisor = None, None, None, None
     if live is not None:  # Redis answered: the outgoing queues with messages waiting
         try:
             result["outgoing_waiting"] = _outgoing_waiting(client, cluster)
         except CoordError as e:
-            result["errors"].append(f"Redis: {e}")
+            result["errors"].append(_redis_error(e, cluster))
     result["servers"] = _servers(live, known, holder.server if holder else None)
     result["lease"] = {
         "holder": holder.server if holder else None,
@@ -108,7 +115,7 @@ def _collect(client: redis.Redis, cluster: str, known: list[KnownServer], key: b
         try:
             stats = connector_stats.read(client, cluster, [c.get("name") for c in children])
         except CoordError as e:
-            result["errors"].append(f"Redis: {e}")
+            result["errors"].append(_redis_error(e, cluster))
             stats = {}
         result["children"] = [_child(c, stats.get(c.get("name"), {})) for c in children]
         result["supervisor"] = {
