@@ -1,20 +1,23 @@
 """Services written as Zato 2.0's and 3.x's docs write them (tests/zato_corpus/zato20_types.py,
 zato20_sio_hooks.py, zato20_input.py, zato20_result.py, zato20_lists.py, zato20_errors.py,
-zato20_job_aware.py, zato20_translate.py, zato20_slow.py, zato32_mail.py, zato32_new_instance.py,
-zato_dev_aids.py, rest_verbs.py), deployed with `zato deploy` to a one-server quickstart and
-called directly and through the load balancer."""
+zato20_job_aware.py, zato20_translate.py, zato20_slow.py, zato20_request_extras.py, zato32_mail.py,
+zato32_new_instance.py, zato_dev_aids.py, rest_verbs.py), deployed with `zato deploy` to a
+one-server quickstart and called directly and through the load balancer."""
 
 from __future__ import annotations
 
 import gzip
+import http.client
+import json
 import os
 import subprocess
 import sys
+import urllib.parse
 
 import pytest
 import requests
 
-from tests.support import wait_for, zato
+from tests.support import process_table, wait_for, zato
 
 CORPUS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "zato_corpus")
 
@@ -396,3 +399,41 @@ def test_slow_threshold_logs_a_slow_invocation(cluster) -> None:
         line = next(x for x in cluster.server_logs().splitlines() if said in x)
         assert line.endswith("ms, more than its slow_threshold of 100 ms"), line
     assert "service zato20.report.daily took" not in cluster.server_logs()
+
+
+def test_the_http_side_of_a_request_and_the_server_pid(cluster) -> None:
+    """Zato's `self.request.http` (method, path, GET, POST / get_form_data(), params, headers,
+    user_agent) and `self.server.pid` (tests/zato_corpus/zato20_request_extras.py). Before:
+    the service's 500, `AttributeError: 'HTTPData' object has no attribute 'user_agent'` (then
+    `'ServerView' object has no attribute 'pid'`)."""
+    done = deploy(cluster, "zato20_request_extras")
+    assert done.returncode == 0, done.stdout + done.stderr
+    channel(cluster, "/z20/audit/{acct}", "zato20.audit.request", "/z20/audit/x")
+    arbiter = cluster.pid("server1")
+    for base in (cluster.server_url("server1"), cluster.lb_url):
+        r = requests.post(
+            f"{base}/z20/audit/PL-7?q=late",
+            data={"note": "called twice"},
+            headers={"User-Agent": "billing-app/2.1"},
+        )
+        assert r.status_code == 200, r.text
+        got = r.json()
+        pid = got.pop("pid")
+        assert got == {
+            "user_agent": "billing-app/2.1",
+            "method": "POST",
+            "path": "/z20/audit/PL-7",
+            "query": {"q": "late"},
+            "params": {"q": "late", "acct": "PL-7"},
+            "form": {"note": "called twice"},
+            "pid_is_int": True,
+        }
+        parents = {p: ppid for p, ppid, _ in process_table()}
+        assert parents.get(pid) == arbiter, (pid, arbiter)  # a worker of server1
+        where = urllib.parse.urlsplit(base)  # http.client sends no User-Agent of its own
+        conn = http.client.HTTPConnection(where.hostname, where.port, timeout=30)
+        conn.request("GET", "/z20/audit/PL-7")
+        answer = conn.getresponse()
+        assert answer.status == 200
+        assert json.loads(answer.read())["user_agent"] is None
+        conn.close()

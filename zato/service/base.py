@@ -84,6 +84,11 @@ class HTTPData:
     GET = property(lambda self: self._request.params)  # the query string
 
     @property
+    def user_agent(self) -> str | None:
+        """The User-Agent header the caller sent, None without one (as in Zato)."""
+        return (self._request.environ or _EMPTY).get("HTTP_USER_AGENT")
+
+    @property
     def POST(self) -> dict:  # noqa: N802 - Zato's name
         """Form fields of an application/x-www-form-urlencoded body; more fields than the
         server's `[limits] max_form_fields` are a BadRequest (400), as the channel's own parse."""
@@ -106,6 +111,10 @@ class HTTPData:
     def params(self) -> dict:
         """URL path parameters, then the query string."""
         return {**self._request.params, **self._request.path_params}
+
+    def get_form_data(self) -> dict:
+        """Zato 3.2's: the form fields of the body, as POST."""
+        return self.POST
 
 
 class Request:

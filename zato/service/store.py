@@ -11,6 +11,7 @@ import importlib.abc
 import importlib.util
 import linecache
 import logging
+import os
 import re
 import sys
 import time
@@ -301,6 +302,11 @@ class ServerView:
 
     def __init__(self, name: str | None, cluster: str | None):
         self.name, self.cluster = name, cluster
+
+    @property
+    def pid(self) -> int:
+        """Zato's self.server.pid: the process the service runs in (this worker's)."""
+        return os.getpid()
 
 
 refuse_on(ServerView, "self.server", UNSUPPORTED_SERVER)  # Zato's cluster_id and the like: NotSupported
