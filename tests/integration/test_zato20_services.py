@@ -6,6 +6,7 @@ one-server quickstart and called directly and through the load balancer."""
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 import http.client
 import json
@@ -437,3 +438,31 @@ def test_the_http_side_of_a_request_and_the_server_pid(cluster) -> None:
         assert answer.status == 200
         assert json.loads(answer.read())["user_agent"] is None
         conn.close()
+
+
+def test_time_helpers_write_and_reformat_in_arrow_formats(cluster) -> None:
+    """Zato's `self.time` takes Arrow's formats (tests/zato_corpus/zato20_request_extras.py):
+    `reformat(value, 'DD-MM-YYYY', 'MM/DD/YY')`, `utcnow()` ('YYYY-MM-DDTHH:mm:ss'), `today()`
+    and `today('DD.MM.YYYY')`, `one_day_from(date)`; a value that does not match its format is
+    the service's 500 with the reason in server.log. Before: the service's 500,
+    `AttributeError: 'TimeUtil' object has no attribute 'reformat'` (and `today('DD.MM.YYYY')`
+    was a TypeError, utcnow's format strftime's)."""
+    done = deploy(cluster, "zato20_request_extras")
+    assert done.returncode == 0, done.stdout + done.stderr
+    channel(cluster, "/z20/dates", "zato20.dates.convert")
+    for base in (cluster.server_url("server1"), cluster.lb_url):
+        before = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
+        r = requests.post(f"{base}/z20/dates", json={"date": "23-03-2013"})
+        after = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        assert r.status_code == 200, r.text
+        got = r.json()
+        assert got["backend_date"] == "03/23/13"
+        assert got["long_date"] == "Saturday, March 23rd 2013"
+        assert got["due"] == "2014-01-01"
+        assert before <= dt.datetime.strptime(got["utcnow"], "%Y-%m-%dT%H:%M:%S") <= after
+        today = dt.date.fromisoformat(got["today"])
+        assert dt.date.today() - dt.timedelta(days=1) <= today <= dt.date.today()  # the server's day
+        assert got["today_eu"] == today.strftime("%d.%m.%Y")
+        r = requests.post(f"{base}/z20/dates", json={"date": "2013-03-23"})
+        assert r.status_code == 500, r.text
+    assert "'2013-03-23' does not match the format 'DD-MM-YYYY'" in cluster.server_logs()

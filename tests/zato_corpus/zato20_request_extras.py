@@ -25,3 +25,19 @@ class AuditRequest(Service):
             'pid_is_int': isinstance(self.server.pid, int),
             'pid': self.server.pid,
         }
+
+
+class ConvertDates(Service):
+    """ A partner sends dates as DD-MM-YYYY; the backend wants MM/DD/YY.
+    """
+    name = 'zato20.dates.convert'
+
+    def handle(self):
+        self.response.payload = {
+            'backend_date': self.time.reformat(self.request.payload['date'], 'DD-MM-YYYY', 'MM/DD/YY'),
+            'long_date': self.time.reformat(self.request.payload['date'], 'DD-MM-YYYY', 'dddd, MMMM Do YYYY'),
+            'utcnow': self.time.utcnow(),
+            'today': self.time.today(),
+            'today_eu': self.time.today('DD.MM.YYYY'),
+            'due': self.time.one_day_from('2013-12-31'),
+        }

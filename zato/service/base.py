@@ -27,6 +27,7 @@ from zato.common.api import CHANNEL, DATA_FORMAT, URL_TYPE, ZATO_OK
 from zato.common.errors import ServiceError
 from zato.service.logger import service_logger
 from zato.service.sio import NO_IO, Bunch, IODecl, bunchify
+from zato.service.timeutil import TIME
 from zato.service.unsupported import SERVICE as UNSUPPORTED_ATTRS
 from zato.service.unsupported import refuse_on
 
@@ -279,31 +280,6 @@ class Response:
 def utcnow() -> dt.datetime:
     """Now in UTC, without a tzinfo, as Zato's datetimes are."""
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-
-
-class TimeUtil:
-    """self.time: Zato's helpers (utcnow() is an ISO 8601 string unless needs_format=False)."""
-
-    @staticmethod
-    def utcnow(format: str | None = None, needs_format: bool = True) -> Any:  # noqa: A002
-        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-        if not needs_format:
-            return now
-        return now.strftime(format) if format else now.isoformat()
-
-    @staticmethod
-    def now(format: str | None = None, needs_format: bool = True) -> Any:  # noqa: A002
-        now = dt.datetime.now()
-        if not needs_format:
-            return now
-        return now.strftime(format) if format else now.isoformat()
-
-    @staticmethod
-    def today() -> dt.date:
-        return dt.date.today()
-
-
-TIME = TimeUtil()
 
 
 class Store(Protocol):
