@@ -466,3 +466,16 @@ def test_time_helpers_write_and_reformat_in_arrow_formats(cluster) -> None:
         r = requests.post(f"{base}/z20/dates", json={"date": "2013-03-23"})
         assert r.status_code == 500, r.text
     assert "'2013-03-23' does not match the format 'DD-MM-YYYY'" in cluster.server_logs()
+
+
+def test_invoke_with_serialize_gives_json_text(cluster) -> None:
+    """Zato 2.0's `self.invoke(name, payload, serialize=True)` returns the other service's
+    response as JSON text (tests/zato_corpus/zato20_request_extras.py). Before: the dict, as
+    without it (`is_text` was false)."""
+    done = deploy(cluster, "zato20_request_extras")
+    assert done.returncode == 0, done.stdout + done.stderr
+    channel(cluster, "/z20/customer/json", "zato20.customer.get-json")
+    for base in (cluster.server_url("server1"), cluster.lb_url):
+        r = requests.get(f"{base}/z20/customer/json")
+        assert r.status_code == 200, r.text
+        assert r.json() == {"is_text": True, "parsed": {"cust_id": 7, "name": "Jane"}}

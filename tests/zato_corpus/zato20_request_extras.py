@@ -5,6 +5,8 @@
 # service's answer passed on as JSON text, a count of invocations.
 from __future__ import absolute_import, division, print_function, unicode_literals
 
+from json import loads
+
 from zato.server.service import Service
 
 
@@ -40,4 +42,25 @@ class ConvertDates(Service):
             'today': self.time.today(),
             'today_eu': self.time.today('DD.MM.YYYY'),
             'due': self.time.one_day_from('2013-12-31'),
+        }
+
+
+class GetCustomer(Service):
+    name = 'zato20.customer.get'
+
+    def handle(self):
+        self.response.payload = {'cust_id': self.request.payload['cust_id'], 'name': 'Jane'}
+
+
+class GetCustomerJSON(Service):
+    """ Passes another service's answer on as the JSON text it is, as Zato 2.0's docs show
+    self.invoke(..., serialize=True).
+    """
+    name = 'zato20.customer.get-json'
+
+    def handle(self):
+        response = self.invoke('zato20.customer.get', {'cust_id': 7}, serialize=True)
+        self.response.payload = {
+            'is_text': isinstance(response, str),
+            'parsed': loads(response) if isinstance(response, str) else None,
         }

@@ -347,6 +347,14 @@ def _as_data_format(payload: Any, data_format: Any, target: str) -> Any:
         ) from None
 
 
+def _serialized(payload: Any) -> Any:
+    """Zato 2.0's invoke(..., serialize=True): the response as the JSON text its caller over
+    HTTP would get (a dict, a list, a model...); text or bytes as they are, None as None."""
+    if payload is None or isinstance(payload, (str, bytes)):
+        return payload
+    return jsonenc.dumps(payload)
+
+
 class Service:
     """Base of every service. One instance per invocation."""
 
@@ -544,7 +552,8 @@ class Service:
         call: past it the other service is stopped and gevent.Timeout raised (None returned
         with `raise_timeout=False`). `data_format=DATA_FORMAT.JSON` with a payload given as
         JSON text (`dumps(...)`) gives the other service that JSON parsed, as a JSON channel
-        would; channel, transport and serialize are accepted and change nothing (JSON only)."""
+        would; `serialize=True` returns the response as JSON text, as Zato 2.0 does (a text
+        response as it is); channel and transport are accepted and change nothing (JSON only)."""
         target = _service_name(zato_name)
         self._check_chain(target)
         if not payload:
@@ -557,6 +566,8 @@ class Service:
             response = self._store.invoke(target, payload, cid=cid, chain=self._zato_chain)
         if response is None:
             return None
+        if serialize:
+            return _serialized(response.payload)
         return bunchify(response.payload) if as_bunch else response.payload
 
     def new_instance(self, service_name: Any, *args: Any, **kwargs: Any) -> Service:
