@@ -479,3 +479,18 @@ def test_invoke_with_serialize_gives_json_text(cluster) -> None:
         r = requests.get(f"{base}/z20/customer/json")
         assert r.status_code == 200, r.text
         assert r.json() == {"is_text": True, "parsed": {"cust_id": 7, "name": "Jane"}}
+
+
+def test_usage_is_named_as_left_out(cluster) -> None:
+    """Zato's `self.usage` (its count of a service's invocations) is left out: the client's 500
+    names it and where this server counts invocations. Before: the service's 500 without a
+    word of why, `AttributeError: 'UsageCount' object has no attribute 'usage'` in the log."""
+    done = deploy(cluster, "zato20_request_extras")
+    assert done.returncode == 0, done.stdout + done.stderr
+    channel(cluster, "/z20/stats/usage", "zato20.stats.usage")
+    for base in (cluster.server_url("server1"), cluster.lb_url):
+        r = requests.get(f"{base}/z20/stats/usage")
+        assert r.status_code == 500, r.text
+        details = r.json()["zato_env"]["details"]
+        assert details.startswith("self.usage: Zato's count of a service's invocations"), details
+        assert "zato_service_invocations" in details and "is not supported by this server" in details

@@ -64,3 +64,10 @@ class GetCustomerJSON(Service):
             'is_text': isinstance(response, str),
             'parsed': loads(response) if isinstance(response, str) else None,
         }
+
+
+class UsageCount(Service):
+    name = 'zato20.stats.usage'
+
+    def handle(self):
+        self.response.payload = {'invoked': self.usage}

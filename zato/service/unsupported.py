@@ -32,6 +32,8 @@ SERVICE: dict[str, str] = {
     "translate": "Zato's KVDB translations between systems' codes (self.translate; keep a mapping in"
     " self.cache or the user config, self.config)",
     "worker_store": "Zato's worker store (the server's internal configuration objects)",
+    "usage": "Zato's count of a service's invocations (self.usage; this server counts them per service"
+    " in /metrics, zato_service_invocations)",
 }
 
 # self.server.NAME -> what it is in Zato (self.server has only name and cluster here)
