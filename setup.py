@@ -23,6 +23,7 @@ setup(
         "setproctitle>=1.3",
         "requests>=2.31",  # outgoing plain HTTP (zato/service/out_http.py), imported by every worker
         "prometheus-client>=0.17",
+        "arrow>=1.3",  # services' self.time: Zato's date helpers take Arrow's format tokens
         "configobj>=5.0.9",  # services' self.config: Zato's user-config files, read as Zato reads them
         "cryptography>=42",  # quickstart --tls: private CA and certificates; the LB certificate check
     ],
