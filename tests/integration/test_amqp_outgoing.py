@@ -38,35 +38,37 @@ from zato.service.outgoing import make_outgoing
 
 @pytest.fixture
 def env(tmp_path):
+    """Each thing made is undone even when a test (or an earlier undo) fails: the processes
+    stopped, the test's RabbitMQ queues deleted, its Redis keys removed."""
     cluster = cluster_name("amqpout")
-    server_dir = make_server_dir(str(tmp_path), cluster)
-    odb = ODB(f"sqlite:///{tmp_path}/odb.sqlite")
-    set_epoch(cluster, 1)
-    rabbit = Rabbit()
-    queue = rabbit.queue(f"zt-out-{uuid.uuid4().hex[:8]}")
-    connectors.create(odb, cluster, "amqp-def", {"name": "rabbit"})
-    connectors.create(
-        odb, cluster, "amqp-outgoing", {"name": "orders", "def": "rabbit", "routing_key": queue}
-    )
-    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
-    outgoing = make_outgoing(load_server_settings(server_dir), client)
-    procs = []
-    yield dict(
-        cluster=cluster,
-        dir=server_dir,
-        odb=odb,
-        rabbit=rabbit,
-        queue=queue,
-        out=outgoing,
-        client=client,
-        procs=procs,
-    )
-    for p in procs:
-        stop_process(p)
-    rabbit.close()
-    odb.dispose()
-    client.close()
-    cleanup_redis(cluster)
+    with contextlib.ExitStack() as undo:
+        undo.callback(cleanup_redis, cluster)
+        server_dir = make_server_dir(str(tmp_path), cluster)
+        odb = ODB(f"sqlite:///{tmp_path}/odb.sqlite")
+        undo.callback(odb.dispose)
+        set_epoch(cluster, 1)
+        rabbit = Rabbit()
+        undo.callback(rabbit.close)
+        queue = rabbit.queue(f"zt-out-{uuid.uuid4().hex[:8]}")
+        connectors.create(odb, cluster, "amqp-def", {"name": "rabbit"})
+        connectors.create(
+            odb, cluster, "amqp-outgoing", {"name": "orders", "def": "rabbit", "routing_key": queue}
+        )
+        client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+        undo.callback(client.close)
+        outgoing = make_outgoing(load_server_settings(server_dir), client)
+        procs: list = []
+        undo.callback(lambda: [stop_process(p) for p in procs])  # first undone: they use the rest
+        yield dict(
+            cluster=cluster,
+            dir=server_dir,
+            odb=odb,
+            rabbit=rabbit,
+            queue=queue,
+            out=outgoing,
+            client=client,
+            procs=procs,
+        )
 
 
 def _start(env):
@@ -238,12 +240,28 @@ def test_a_message_for_a_missing_exchange_is_parked_and_holds_nothing_back(env):
     assert "reconnecting" not in log  # the publishing channel was never closed
     env["rabbit"].ch.exchange_declare(nowhere, "direct", auto_delete=True)  # made now
     env["rabbit"].ch.queue_bind(env["queue"], nowhere, routing_key="rk")
-    time.sleep(RECHECK)
-    env["out"].amqp.send({"n": 3}, "orders", exchange=nowhere, routing_key="rk")
-    wait_for(lambda: _received(env, seen) == 4, timeout=30, what="the message to the exchange made since")
+    # Within RECHECK of the check the exchange is still taken as missing, and a message to it
+    # is parked: each try waits to see its message arrive or be parked, the next comes later.
+    tries = iter(range(3, 1000))
+
+    def one_arrives() -> bool:
+        n, parked = next(tries), env["client"].llen(parked_key)
+        env["out"].amqp.send({"n": n}, "orders", exchange=nowhere, routing_key="rk")
+        wait_for(
+            lambda: _received(env, seen) > 3 or env["client"].llen(parked_key) > parked,
+            timeout=30,
+            what=f"message {n} to the exchange made since to arrive or be parked",
+        )
+        return _received(env, seen) > 3
+
+    wait_for(one_arrives, timeout=RECHECK + 60, interval=1.0, what="a message to the exchange made since")
     q = OutQueue(env["client"], env["cluster"], "amqp", "orders")
     _emptied(q)
-    assert env["client"].llen(parked_key) == 1
+    arrived = min(n for _, body in seen if (n := json.loads(body)["n"]) >= 3)  # the first not parked
+    parked = [json.loads(decode(m).body)["n"] for m in env["client"].lrange(parked_key, 0, -1)]
+    assert sorted(parked) == [-1, *range(3, arrived)]  # only those sent before it was checked again
+    stats = lambda: connector_stats.read(env["client"], env["cluster"], ["amqp-outgoing:orders"])  # noqa: E731
+    wait_for(lambda: stats()["amqp-outgoing:orders"]["parked"] == len(parked), what="stats of the parked")
 
 
 def test_a_message_the_broker_closes_the_channel_on_is_found_and_parked(env):
