@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import redis
@@ -181,11 +182,28 @@ def test_cluster_follows_the_master_sentinel_promotes(quickstart, redis_group):
 def test_a_server_started_during_a_failover_waits_for_the_new_master(quickstart, redis_group):
     """Sentinel still names the master just killed (it takes its down-after-milliseconds to
     see it down, then promotes the replica): `zato start` waits for the new master, saying
-    so, instead of failing with 'Connection refused'."""
+    so, instead of failing with 'Connection refused'.
+
+    The replica is made one Sentinel cannot promote until the server has asked Sentinel twice
+    (each ask a connection to it): before, a start slowed past down-after-milliseconds (a
+    loaded machine) could find the replica promoted already and say nothing, or name it."""
     kvdb = {"sentinels": f"127.0.0.1:{redis_group.sentinel_port}", "sentinel_master": MASTER}
     qs = quickstart(servers=1, extra_conf={"kvdb": kvdb})
+    replica = redis_group.client(redis_group.replica_port)
+    sentinel = redis_group.client(redis_group.sentinel_port)
+    replica.config_set("replica-priority", 0)  # not promoted while 0
+    sentinel.sentinel_set(MASTER, "failover-timeout", 1000)  # tried again 2 s after the aborted one
+    asked = sentinel.info("stats")["total_connections_received"]  # this client's included
     redis_group.kill("master")
-    said = qs.start("server1")
+    with ThreadPoolExecutor(1) as pool:
+        starting = pool.submit(qs.start, "server1")
+        wait_for(
+            lambda: starting.done() or sentinel.info("stats")["total_connections_received"] >= asked + 3,
+            timeout=60,
+            what="the starting server to ask Sentinel again (it has said what it waits for)",
+        )
+        replica.config_set("replica-priority", 100)
+        said = starting.result()
     assert "waiting up to 20 s for Sentinel's master to answer" in said
     assert f"master {MASTER} at 127.0.0.1:{redis_group.master_port}" in said
     assert redis_group.master_address()[1] == redis_group.replica_port
