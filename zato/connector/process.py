@@ -201,6 +201,7 @@ class Child:
         self.kill_at = 0.0
         self.killed = False
         self.stop_timeout = policy.stop_timeout  # of the stop under way
+        self.pid_known = False  # the OS seam said its pid (a zygote may answer on a later tick)
 
     @property
     def name(self) -> str:
@@ -208,15 +209,16 @@ class Child:
 
     @property
     def pid(self) -> int | None:
-        return self.handle.pid if self.handle is not None and self.state in LIVE else None
+        """None also while its OS seam has not said it yet (a zygote that has not answered)."""
+        return (self.handle.pid or None) if self.handle is not None and self.state in LIVE else None
 
     def _to(self, new: State, detail: str = "") -> None:
         """Every transition, logged: an exit nobody asked for (EXITED, BACKOFF) at WARNING and
         giving up (FATAL) at ERROR, so a log shipper's alert on WARNING and above sees them
         (before, every transition was an INFO); the rest at INFO."""
         old, self.state = self.state, new
-        pid = f" pid {self.handle.pid}" if self.handle is not None and new in LIVE else ""
-        if self.handle is not None and old in LIVE and new not in LIVE:
+        pid = f" pid {self.handle.pid}" if self.handle is not None and new in LIVE and self.handle.pid else ""
+        if self.handle is not None and old in LIVE and new not in LIVE and self.handle.pid:
             # whose exit it was: an edit starts the new child while the old one still stops
             detail = f"pid {self.handle.pid} {detail}" if detail else f"pid {self.handle.pid}"
         detail = f": {detail}" if detail else ""
@@ -252,9 +254,19 @@ class Child:
         before = self.state
         now = self.os.now()
         if self.state in LIVE:
-            code = self.os.poll(self.handle)
+            try:
+                code = self.os.poll(self.handle)
+            except OSError as e:  # its start failed after all (the zygote answered it late)
+                if self.state is State.STOPPING:  # stopped before: nothing to start again
+                    self.handle = None
+                    self._to(State.STOPPED, f"it never started: {e.strerror or e}")
+                else:
+                    self._spawn_failed(e)
+                return self.state is not before
             if code is not None:
                 self._exited(code)
+            elif self.state is State.STARTING and not self.pid_known:
+                self._pid_came(now)
             elif self.state is State.STARTING and now - self.started_at >= self.policy.startsecs:
                 self._to(State.RUNNING)
             elif self.state is State.RUNNING and (stuck := self._stuck_for(now)) is not None:
@@ -277,8 +289,9 @@ class Child:
         return self.watch.stuck_for(self.beats.stamp(self.handle.pid), now)
 
     def _exited(self, code: int) -> None:
-        how = describe_exit(code)
-        if self.beats is not None and self.handle is not None:
+        # pid 0: its OS seam never said one (a zygote lost before it answered the spawn)
+        how = describe_exit(code) if self.handle is None or self.handle.pid else "it never started"
+        if self.beats is not None and self.handle is not None and self.handle.pid:
             self.beats.forget(self.handle.pid)
         if self.state is State.STOPPING:
             self._to(State.STOPPED, how)
@@ -307,18 +320,34 @@ class Child:
         try:
             self.handle = self.os.spawn(self.spec.argv, self.env, self.spec.definition)
         except OSError as e:
-            self.handle = None
-            self.last_error = f"cannot start {self.spec.argv[0]!r}: {e.strerror or e}"
-            self.failures += 1
-            if self.failures >= self.policy.fatal_after:
-                self._to(State.FATAL, self.last_error)
-            else:
-                self.retry_at = self.os.now() + self.policy.delay(self.failures)
-                self._to(State.BACKOFF, self.last_error)
+            self._spawn_failed(e)
             return
         self.started_at = self.os.now()
         self.watch.restart(self.started_at)  # its file is made by the new process
+        self.pid_known = bool(self.handle.pid)
         self._to(State.STARTING)
+
+    def _pid_came(self, now: float) -> None:
+        """The OS seam says the pid of a start it had not answered at once (the zygote answered
+        late, or started it as a plain process instead): up from now."""
+        if self.handle is None or not self.handle.pid:
+            return
+        self.pid_known, took = True, now - self.started_at
+        self.started_at = now
+        self.watch.restart(now)
+        logger.info(
+            "child %s STARTING pid %d (%.2f s after it was asked for)", self.name, self.handle.pid, took
+        )
+
+    def _spawn_failed(self, e: OSError) -> None:
+        self.handle = None
+        self.last_error = f"cannot start {self.spec.argv[0]!r}: {e.strerror or e}"
+        self.failures += 1
+        if self.failures >= self.policy.fatal_after:
+            self._to(State.FATAL, self.last_error)
+        else:
+            self.retry_at = self.os.now() + self.policy.delay(self.failures)
+            self._to(State.BACKOFF, self.last_error)
 
     def snapshot(self) -> dict:
         return {

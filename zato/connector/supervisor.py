@@ -78,6 +78,15 @@ def restart_policy(settings: ServerSettings) -> RestartPolicy:
     )
 
 
+def zygote_kill_answer(settings: ServerSettings) -> float:
+    """How long the zygote may take to report a SIGKILL done while the supervisor stops every
+    child (ZygoteOS.stopping_all) before it counts as lost (and is killed, its connectors with
+    it): half of what the step-down's room keeps after its SIGKILL, so a stuck zygote's
+    connectors still end before the lease can expire."""
+    spare = settings.lease.ttl - settings.lease.renew_deadline
+    return max(0.02, (spare - restart_policy(settings).stop_timeout) / 2)
+
+
 class Supervisor:
     def __init__(self, settings: ServerSettings):
         self.settings = settings
@@ -100,7 +109,8 @@ class Supervisor:
         )  # fmt: skip
         self.hold_file = holdfile.path(settings.path)
         self._hold_file_failing = False
-        self.zygote = ZygoteOS(settings)  # started by the main loop, holder or standby
+        # started by the main loop, holder or standby; never waited on longer than it can afford
+        self.zygote = ZygoteOS(settings, kill_answer=zygote_kill_answer(settings))
         self.beats = beat.Files(settings.path)  # the children's progress (hang check)
         self.beats.clear()
         self.manager = Manager(restart_policy(settings), self.zygote, self.beats)
@@ -366,7 +376,8 @@ class Supervisor:
         grace = stepdown.stop_grace(began, self.keeper.renew_deadline_at(), self.manager.policy.stop_timeout)
         logger.warning("lease epoch %s no longer held: stopping %d children (SIGKILL after %.2f s)",
                        epoch, count, grace)  # fmt: skip
-        all_gone = self.manager.stop_all(grace)
+        with self.zygote.stopping_all():
+            all_gone = self.manager.stop_all(grace)
         ended = time.monotonic()
         self.acting_epoch = None
         self._status_doc = None
@@ -382,7 +393,8 @@ class Supervisor:
         self._join("heartbeat")  # so no heartbeat can bring the key back after withdraw
         self._withdraw()
         if self.manager.active:
-            self.manager.stop_all(self.manager.policy.stop_timeout)
+            with self.zygote.stopping_all():  # before the release: gone when a standby takes over
+                self.manager.stop_all(self.manager.policy.stop_timeout)
         self._join("lease")  # no renewal in flight while we release
         epoch = self.lease.epoch
         try:

@@ -31,6 +31,20 @@ parent changes; every child has PR_SET_PDEATHSIG on the zygote and checks os.get
 
 ZygoteOS is the supervisor side: the process.OS seam, with plain Popen (RealOS) as the
 fallback while the zygote is starting, restarting, or cannot be used.
+
+The supervisor's main loop never waits on the zygote for longer than it can afford: it must
+step down within the room between the renew deadline and the lease's expiry, whatever the
+zygote does. A spawn waits SPAWN_WAIT for its answer at most (none while an earlier one is
+still unanswered); a later answer is read on a later tick, the child STARTING meanwhile without
+a pid. Requests go out without blocking (queued while the socket is full). A zygote that does
+not answer (stuck, SIGSTOPped, starved) is lost (killed, so its connectors die with it, and
+restarted after a delay): a spawn unanswered for REPLY_TIMEOUT (its connector then starts as a
+plain process), or a SIGKILL not reported done within REPLY_TIMEOUT, or within `kill_answer`
+while the supervisor stops them all (`stopping_all`: its lease is gone, or it stops), so the
+step-down's SIGKILL still ends its connectors before the lease can expire. Before, the main loop waited up
+to REPLY_TIMEOUT for each spawn's answer: a holder whose renewals stopped meanwhile stepped
+down late, its connectors still running when another server had taken the lease
+(tests/integration/test_zygote_stall.py).
 """
 
 from __future__ import annotations
@@ -48,7 +62,9 @@ import subprocess
 import sys
 import time
 import traceback
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 from zato.common.errors import ConnectorError
 from zato.common.pidfile import pid_alive
@@ -73,6 +89,8 @@ PRELOAD = (
 )
 RESTART_DELAY, RESTART_DELAY_MAX = 1.0, 30.0  # doubling while it dies before it is ready
 REPLY_TIMEOUT = 2.0  # a spawn answer later than this: give up on this zygote
+SPAWN_WAIT = 0.05  # what the main loop waits for a spawn's answer at most (later: read on a later tick)
+KILL_ANSWER = 0.1  # a SIGKILL not reported done this long after: the zygote is lost (supervisor: its room)
 ORPHAN_GRACE = 2.0  # children of a dead zygote (SIGKILLed by the kernel) are gone by then
 MAX_MESSAGE = 1 << 20
 SETTINGS_TIMEOUT = 10.0  # the supervisor sends them right after starting us
@@ -196,17 +214,28 @@ def _read_some(fd: int) -> bool:
 class ZygoteChild:
     """Handle of a connector forked by the zygote (the Handle of the OS seam)."""
 
-    pid: int
+    pid: int  # 0 until the zygote answered the spawn
     returncode: int | None = None
     orphaned_at: float | None = None  # the zygote died: the kernel SIGKILLed this child
+    asked_at: float = 0.0
+    # (argv, env, definition) until answered: started as a plain process if the zygote is lost
+    request: tuple | None = field(default=None, repr=False)
+    error: OSError | None = None  # the zygote could not fork it (raised once by poll)
+    signal_asked: int | None = None  # a signal asked for before the answer: sent with it
+    kill_asked_at: float | None = None  # when SIGKILL was asked for
+    plain: subprocess.Popen | None = None  # started as a plain process instead (zygote lost)
 
 
 class ZygoteOS:
     """The OS seam through the zygote; RealOS (plain Popen) whenever the zygote is not ready.
     Main thread only (spawn, poll, signal and tick), like RealOS."""
 
-    def __init__(self, settings: ServerSettings, fallback: RealOS | None = None):
+    def __init__(
+        self, settings: ServerSettings, fallback: RealOS | None = None, kill_answer: float = KILL_ANSWER
+    ):
         self.server_dir = settings.path
+        self.kill_answer = kill_answer
+        self._stopping_all = False
         given = transfer.to_dict(transfer.without_secrets(settings))
         self.settings_message = {"op": "settings", "settings": given}
         self.fallback = fallback or RealOS()
@@ -217,6 +246,9 @@ class ZygoteOS:
         self.backoff = Backoff(RESTART_DELAY, RESTART_DELAY_MAX)
         self.starts = 0
         self.children: dict[int, ZygoteChild] = {}
+        self.pending: deque[ZygoteChild] = deque()  # spawns asked for, in the order it answers them
+        self.outbox: deque[bytes] = deque()  # requests its full socket did not take yet
+        self.heard_at = 0.0  # when it last said anything
 
     # -- the OS seam ---------------------------------------------------------------------------
     def spawn(
@@ -225,23 +257,39 @@ class ZygoteOS:
         args = run_args(argv)
         if args is None or not self._usable():
             return self.fallback.spawn(argv, env, definition)
+        waits = not self.pending  # an earlier spawn unanswered: the zygote is slow, do not wait
+        child = ZygoteChild(0, asked_at=self.now(), request=(argv, env, definition))
         try:
             self._send({"op": "spawn", "argv": args, "env": env, "definition": definition})
-            reply = self._await_reply()
         except ConnectorError as e:
             self._lost(str(e))
             return self.fallback.spawn(argv, env, definition)
-        if "error" in reply:
-            raise OSError(reply.get("errno") or 0, reply["error"])
-        child = ZygoteChild(reply["spawned"])
-        self.children[child.pid] = child
+        self.pending.append(child)
+        deadline = child.asked_at + SPAWN_WAIT
+        while waits and child.pid == 0 and child.request is not None and self.sock is not None:
+            left = deadline - self.now()
+            if left <= 0 or not select.select([self.sock], [], [], left)[0]:
+                break
+            self._pump()
+        if child.error is not None and child.plain is None:
+            error, child.error = child.error, None
+            raise error
         return child
 
     def poll(self, handle: ZygoteChild | subprocess.Popen) -> int | None:
         if not isinstance(handle, ZygoteChild):
             return self.fallback.poll(handle)
+        if handle.plain is not None:
+            handle.returncode = self.fallback.poll(handle.plain)
+            return handle.returncode
         if handle.returncode is None:
-            self._drain()
+            self._pump()
+            self._check()
+        if handle.error is not None:  # the zygote could not fork it
+            error, handle.error = handle.error, None
+            raise error
+        if handle.plain is not None:  # the zygote was lost before it answered
+            return self.poll(handle)
         if (handle.orphaned_at is not None and handle.returncode is None) and (
             not pid_alive(handle.pid) or self.now() - handle.orphaned_at >= ORPHAN_GRACE
         ):
@@ -253,7 +301,18 @@ class ZygoteOS:
     def signal(self, handle: ZygoteChild | subprocess.Popen, sig: int) -> None:
         if not isinstance(handle, ZygoteChild):
             self.fallback.signal(handle, sig)
+        elif handle.plain is not None:
+            self.fallback.signal(handle.plain, sig)
         elif handle.returncode is None and handle.orphaned_at is None:
+            if sig == signal.SIGKILL and handle.kill_asked_at is None:
+                handle.kill_asked_at = self.now()
+            if handle.pid == 0:  # not answered yet: sent with the answer
+                if handle.signal_asked != signal.SIGKILL:
+                    handle.signal_asked = int(sig)
+                if sig == signal.SIGKILL and self._silent_for() >= self._kill_limit():
+                    self._lost(f"it has not answered a spawn request for {self._silent_for():.2f} s,"
+                               " and a connector it may be forking is to be killed")  # fmt: skip
+                return
             try:
                 self._send({"op": "signal", "pid": handle.pid, "sig": int(sig)})
             except ConnectorError as e:
@@ -261,6 +320,21 @@ class ZygoteOS:
 
     def now(self) -> float:
         return time.monotonic()
+
+    @contextlib.contextmanager
+    def stopping_all(self) -> Iterator[None]:
+        """While the supervisor stops every child (a step-down, its own stop): a SIGKILL the
+        zygote has not reported done within kill_answer loses it (its connectors die with it),
+        so they are gone before the lease can expire. Else it has REPLY_TIMEOUT: losing it ends
+        every connector it forked, not only the one being killed."""
+        self._stopping_all = True
+        try:
+            yield
+        finally:
+            self._stopping_all = False
+
+    def _kill_limit(self) -> float:
+        return self.kill_answer if self._stopping_all else REPLY_TIMEOUT
 
     # -- the zygote's life ---------------------------------------------------------------------
     def tick(self) -> None:
@@ -270,7 +344,8 @@ class ZygoteOS:
             self._lost(describe_exit(self.proc.returncode))
         if self.proc is None and self.now() >= self.next_start:
             self._start()
-        self._drain()
+        self._pump()
+        self._check()
 
     def close(self) -> None:
         """Supervisor shutdown: the zygote exits on EOF (any child left gets SIGKILL)."""
@@ -287,7 +362,7 @@ class ZygoteOS:
 
     def _usable(self) -> bool:
         if self.sock is not None and not self.ready:
-            self._drain()
+            self._pump()
         return self.sock is not None and self.ready
 
     def _start(self) -> None:
@@ -309,14 +384,15 @@ class ZygoteOS:
         except OSError as e:
             logger.error("cannot send the settings to the connector zygote: %s", e)
         ours.setblocking(False)
-        self.sock, self.ready = ours, False
+        self.sock, self.ready, self.heard_at = ours, False, self.now()
         self.starts += 1
         logger.info(
             "connector zygote %s (pid %d)", "restarted" if self.starts > 1 else "started", self.proc.pid
         )
 
     def _lost(self, why: str) -> None:
-        """The zygote is unusable: kill it, orphan its children, restart it after a delay."""
+        """The zygote is unusable: kill it, orphan its children, restart it after a delay; the
+        spawns it did not answer start as plain processes (but those already to be stopped)."""
         if self.proc is None:
             return
         pid = self.proc.pid
@@ -329,44 +405,71 @@ class ZygoteOS:
         live = [c for c in self.children.values() if c.returncode is None]
         for child in live:
             child.orphaned_at = now
+        pending, self.pending = list(self.pending), deque()
+        self.outbox.clear()
         delay = self.backoff.next()
+        plain = sum(1 for child in pending if child.signal_asked is None)
+        instead = f"; {plain} connector(s) it did not fork start as plain processes" if plain else ""
         logger.warning(
-            "connector zygote (pid %d) lost: %s; %d connector(s) died with it; restarting it in %.1f s",
+            "connector zygote (pid %d) lost: %s; %d connector(s) died with it%s; restarting it in %.1f s",
             pid,
             why,
             len(live),
+            instead,
             delay,
         )
         self.proc, self.sock, self.ready = None, None, False
         self.next_start = now + delay
+        for child in pending:
+            request, child.request = child.request, None
+            if child.signal_asked is not None or request is None:  # stopped before it started
+                child.returncode = -(child.signal_asked or int(signal.SIGKILL))
+                continue
+            try:
+                child.plain = self.fallback.spawn(*request)
+            except OSError as e:
+                child.error = e
+            else:
+                child.pid = child.plain.pid
+
+    def _silent_for(self) -> float:
+        """How long the oldest unanswered spawn has waited since the zygote last said anything."""
+        if not self.pending:
+            return 0.0
+        return self.now() - max(self.pending[0].asked_at, self.heard_at)
+
+    def _check(self) -> None:
+        """A zygote that does not answer is lost: a spawn unanswered for REPLY_TIMEOUT, or a
+        SIGKILL not reported done within _kill_limit()."""
+        if self.proc is None:
+            return
+        if self._silent_for() >= REPLY_TIMEOUT:
+            self._lost(f"it did not answer a spawn request within {REPLY_TIMEOUT:g} s")
+            return
+        now, limit = self.now(), self._kill_limit()
+        for child in (*self.children.values(), *self.pending):
+            asked = child.kill_asked_at
+            if asked is not None and child.returncode is None and now - asked >= limit:
+                which = f"connector pid {child.pid}" if child.pid else "a connector it had not forked yet"
+                self._lost(f"it did not report {which} killed within {limit:.2f} s of its SIGKILL")
+                return
 
     def _send(self, message: dict) -> None:
+        """Queued, and sent as far as its socket takes it (never blocking)."""
         if self.sock is None:
             raise ConnectorError("the zygote is not running")
-        try:
-            self.sock.setblocking(True)
-            self.sock.settimeout(REPLY_TIMEOUT)
-            self.sock.send(json.dumps(message).encode("utf-8"))
-        except OSError as e:
-            raise ConnectorError(f"cannot send to the zygote: {e}") from e
-        finally:
-            if self.sock is not None and self.sock.fileno() >= 0:
-                self.sock.setblocking(False)
+        self.outbox.append(json.dumps(message).encode("utf-8"))
+        self._flush()
 
-    def _await_reply(self) -> dict:
-        deadline = self.now() + REPLY_TIMEOUT
-        while True:
-            left = deadline - self.now()
-            if self.sock is None:
-                raise ConnectorError("the zygote closed its socket")
-            if left <= 0 or not select.select([self.sock], [], [], left)[0]:
-                raise ConnectorError(f"the zygote did not answer a spawn request within {REPLY_TIMEOUT:g} s")
-            message = self._receive()
-            if message is None:
-                raise ConnectorError("the zygote closed its socket")
-            if "spawned" in message or "error" in message:
-                return message
-            self._on_news(message)
+    def _flush(self) -> None:
+        while self.outbox and self.sock is not None:
+            try:
+                self.sock.send(self.outbox[0])
+            except BlockingIOError:
+                return
+            except OSError as e:
+                raise ConnectorError(f"cannot send to the zygote: {e}") from e
+            self.outbox.popleft()
 
     def _receive(self) -> dict | None:
         """One message; None at EOF (or no socket); {} if nothing is waiting."""
@@ -380,7 +483,13 @@ class ZygoteOS:
             return None
         return json.loads(data) if data else None
 
-    def _drain(self) -> None:
+    def _pump(self) -> None:
+        """Sends what waits to be sent, reads what the zygote said."""
+        try:
+            self._flush()
+        except ConnectorError as e:
+            self._lost(str(e))
+            return
         while self.sock is not None:
             message = self._receive()
             if message is None:
@@ -388,6 +497,7 @@ class ZygoteOS:
                 return
             if not message:
                 return
+            self.heard_at = self.now()
             self._on_news(message)
 
     def _on_news(self, message: dict) -> None:
@@ -399,6 +509,21 @@ class ZygoteOS:
             child = self.children.get(message["exit"])
             if child is not None:
                 child.returncode = message["code"]
+        elif ("spawned" in message or "error" in message) and self.pending:
+            self._answered(self.pending.popleft(), message)
+
+    def _answered(self, child: ZygoteChild, message: dict) -> None:
+        child.request = None
+        if "error" in message:
+            child.error = OSError(message.get("errno") or 0, message["error"])
+            return
+        child.pid = message["spawned"]
+        self.children[child.pid] = child
+        if child.signal_asked is not None:
+            try:
+                self._send({"op": "signal", "pid": child.pid, "sig": child.signal_asked})
+            except ConnectorError as e:
+                self._lost(str(e))
 
 
 def run_args(argv: tuple[str, ...]) -> list[str] | None:

@@ -1,0 +1,136 @@
+"""A lease holder whose connector zygote does not answer (SIGSTOPped: a stuck or starved fork
+server), as real supervisor processes of a two-server cluster.
+
+Before, the supervisor's main loop asked the zygote for a new connector and waited for its
+answer (up to 2 s), so a holder whose lease renewals stopped meanwhile could not step down: its
+connectors still ran when the other server had taken the lease and started them too. Now the
+main loop asks without waiting (zato.connector.zygote.ZygoteOS), steps down on time, and kills
+a zygote that does not answer, its connectors with it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import threading
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from tests.conn_support import TCPProxy
+from tests.ha.supervised import SupervisedCluster
+from tests.integration.test_zygote import connector, started_with_zygote, zmq_channel
+from tests.support import REDIS_URL, free_port, wait_for
+from zato.common.pidfile import pid_alive
+from zato.coord.keys import Keys
+from zato.odb import api as odb_api
+from zato.odb.engine import ODB, create_schema
+
+
+class LeaseCut(TCPProxy):
+    """server1's way to Redis. Once armed, when Redis has handed server1 a config event of a
+    connector, every command naming the lease (its renewals) and all after it on that connection wait
+    until release: the holder's renewals hang from then on, everything else goes through."""
+
+    def __init__(self, port: int, cluster: str):
+        super().__init__(port, _redis_address())
+        keys = Keys(cluster)
+        self.lease_marker, self.events_marker = keys.lease.encode(), keys.events.encode()
+        self.armed = threading.Event()
+        self.cut = threading.Event()
+        self.release = threading.Event()
+
+    def forward(self, client: socket.socket, upstream: socket.socket) -> None:
+        threading.Thread(target=self._to_redis, args=(client, upstream), daemon=True).start()
+        threading.Thread(target=self._from_redis, args=(upstream, client), daemon=True).start()
+
+    def _to_redis(self, client: socket.socket, upstream: socket.socket) -> None:
+        try:
+            while data := client.recv(65536):
+                if self.cut.is_set() and self.lease_marker in data:
+                    self.release.wait()
+                    return
+                upstream.sendall(data)
+        except OSError:
+            pass
+        finally:
+            _shut(client, upstream)
+
+    def _from_redis(self, upstream: socket.socket, client: socket.socket) -> None:
+        try:
+            while data := upstream.recv(65536):
+                client.sendall(data)
+                if self.armed.is_set() and self.events_marker in data and b"connector" in data:
+                    self.cut.set()
+        except OSError:
+            pass
+        finally:
+            _shut(client, upstream)
+
+
+def _shut(*sockets: socket.socket) -> None:
+    for s in sockets:
+        with contextlib.suppress(OSError):
+            s.shutdown(socket.SHUT_RDWR)
+
+
+def _redis_address() -> tuple[str, int]:
+    url = urlsplit(REDIS_URL)
+    return url.hostname or "127.0.0.1", url.port or 6379
+
+
+def _through(port: int) -> str:
+    url = urlsplit(REDIS_URL)
+    netloc = url.netloc.rsplit("@", 1)[0] + "@" if "@" in url.netloc else ""
+    return urlunsplit((url.scheme, f"{netloc}127.0.0.1:{port}", url.path, url.query, url.fragment))
+
+
+@pytest.fixture
+def two():
+    c = SupervisedCluster(size=2)
+    odb = ODB(f"sqlite:///{c.root}/odb.db")
+    create_schema(odb.engine)
+    odb_api.ensure_cluster(odb, c.cluster)
+    c.odb = odb
+    yield c
+    c.close()
+    odb.dispose()
+
+
+def test_a_holder_whose_zygote_does_not_answer_stops_its_connectors_before_the_lease_goes(two) -> None:
+    c, port = two, free_port()
+    conf = os.path.join(c.dirs["server1"], "config", "server.conf")
+    with open(conf) as f:
+        text = f.read()
+    with open(conf, "w") as f:
+        f.write(text.replace(f"url = {REDIS_URL}\n", f"url = {_through(port)}\n"))
+    proxy = LeaseCut(port, c.cluster)
+    proxy.start()
+    zygote = 0
+    try:
+        zygote = started_with_zygote(c)
+        assert c.wait_holder()["server"] == "server1"
+        zmq_channel(c, "orders")
+        first = wait_for(lambda: connector(c, "orders"), timeout=30, what="server1 running the connector")
+        c.start("server2")
+        wait_for(lambda: "joined cluster" in c.log("server2"), timeout=30, what="server2 a standby")
+        os.kill(zygote, signal.SIGSTOP)  # it answers nothing from now on
+        proxy.armed.set()
+        zmq_channel(c, "more")  # server1 asks its zygote for a new connector
+        wait_for(proxy.cut.is_set, timeout=30, what="server1 told of the new connector")
+        # server1's renewals hang from here: its lease runs out and server2 takes it
+        taken = c.wait_holder(exclude=("server1",), timeout=30)
+        assert not pid_alive(first["pid"]), (
+            f"server1's connector (pid {first['pid']}) still ran when server2 took the lease"
+            f" (epoch {taken['epoch']})"
+        )
+        log = wait_for(lambda: (t := c.log("server1")) and f"(pid {zygote}) lost" in t and t, timeout=30,
+                       what="server1 saying its zygote was lost")  # fmt: skip
+        assert f"connector zygote (pid {zygote}) lost: " in log
+    finally:
+        if zygote:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(zygote, signal.SIGCONT)
+        proxy.release.set()
+        proxy.stop()
