@@ -5,7 +5,11 @@ Before, the supervisor's main loop asked the zygote for a new connector and wait
 answer (up to 2 s), so a holder whose lease renewals stopped meanwhile could not step down: its
 connectors still ran when the other server had taken the lease and started them too. Now the
 main loop asks without waiting (zato.connector.zygote.ZygoteOS), steps down on time, and kills
-a zygote that does not answer, its connectors with it."""
+a zygote that does not answer, its connectors with it.
+
+A zygote that does not answer cannot report its connectors' exits either: a connector killed
+meanwhile was never started again. Now the supervisor pings a zygote that has said nothing for
+a second, and one that does not answer the ping is lost too."""
 
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ import pytest
 
 from tests.conn_support import TCPProxy
 from tests.ha.supervised import SupervisedCluster
+from tests.integration import test_lease_supervisor as lease_tests
 from tests.integration.test_zygote import connector, started_with_zygote, zmq_channel
 from tests.support import REDIS_URL, free_port, wait_for
 from zato.common.pidfile import pid_alive
@@ -86,6 +91,9 @@ def _through(port: int) -> str:
     return urlunsplit((url.scheme, f"{netloc}127.0.0.1:{port}", url.path, url.query, url.fragment))
 
 
+one = lease_tests.one  # the fixture: one supervisor of its own cluster, with an ODB
+
+
 @pytest.fixture
 def two():
     c = SupervisedCluster(size=2)
@@ -134,3 +142,24 @@ def test_a_holder_whose_zygote_does_not_answer_stops_its_connectors_before_the_l
                 os.kill(zygote, signal.SIGCONT)
         proxy.release.set()
         proxy.stop()
+
+
+def test_a_connector_killed_while_its_zygote_does_not_answer_is_started_again(one) -> None:
+    zygote = started_with_zygote(one)
+    try:
+        zmq_channel(one, "orders")
+        first = wait_for(lambda: connector(one, "orders"), timeout=30, what="the connector running")["pid"]
+        os.kill(zygote, signal.SIGSTOP)  # it answers nothing from now on, nor reaps
+        os.kill(first, signal.SIGKILL)
+        again = wait_for(
+            lambda: (k := connector(one, "orders")) and k["pid"] != first and k,
+            timeout=30,
+            what="the killed connector running again",
+        )
+        assert pid_alive(again["pid"]) and not pid_alive(first)
+        assert f"connector zygote (pid {zygote}) lost: it did not answer a ping within 2 s" in one.log(
+            "server1"
+        )
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(zygote, signal.SIGCONT)

@@ -3,6 +3,7 @@ main loop never waits for a zygote that does not answer: it is lost (killed) ins
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import socket
@@ -233,3 +234,27 @@ def test_a_fork_that_failed_late_backs_off(monkeypatch) -> None:  # noqa: ANN001
     child.tick()
     assert child.state is State.BACKOFF
     assert "Resource temporarily unavailable" in child.last_error
+
+
+def test_a_zygote_silent_for_a_while_is_pinged_and_lost_if_it_does_not_answer(monkeypatch, caplog) -> None:  # noqa: ANN001
+    os_, theirs, _ = ready_zygote(monkeypatch)
+    proc = os_.proc
+    os_.tick()
+    theirs.setblocking(False)
+    with contextlib.suppress(BlockingIOError):
+        theirs.recv(1 << 20)
+        raise AssertionError("pinged a zygote that has just spoken")
+    os_.clock += zygote.PING_EVERY
+    os_.tick()
+    assert asked(theirs) == {"op": "ping"}
+    say(theirs, {"pong": 4242})
+    os_.clock += zygote.REPLY_TIMEOUT
+    os_.tick()  # answered: not lost
+    assert not proc.killed
+    os_.clock += zygote.PING_EVERY
+    os_.tick()
+    assert asked(theirs) == {"op": "ping"}
+    os_.clock += zygote.REPLY_TIMEOUT
+    os_.tick()
+    assert proc.killed
+    assert "connector zygote (pid 4242) lost: it did not answer a ping within 2 s" in caplog.text

@@ -21,8 +21,10 @@ Wire protocol: one JSON object per SOCK_SEQPACKET message.
                            {"op": "spawn", "argv": [SERVER_DIR, KIND, NAME], "env": {...},
                             "definition": {...}}      (never logged)
                            {"op": "signal", "pid": P, "sig": S}   (only while P is unreaped)
+                           {"op": "ping"}             when it has said nothing for PING_EVERY
     zygote -> supervisor   {"ready": PID}                          once, after the imports
                            {"spawned": P} or {"error": TEXT, "errno": N}   answers a spawn
+                           {"pong": PID}                           answers a ping
                            {"exit": P, "code": C}                  C as Popen.returncode
 
 The zygote is the children's parent and reaps them. Death chain: the zygote has
@@ -39,7 +41,9 @@ still unanswered); a later answer is read on a later tick, the child STARTING me
 a pid. Requests go out without blocking (queued while the socket is full). A zygote that does
 not answer (stuck, SIGSTOPped, starved) is lost (killed, so its connectors die with it, and
 restarted after a delay): a spawn unanswered for REPLY_TIMEOUT (its connector then starts as a
-plain process), or a SIGKILL not reported done within REPLY_TIMEOUT, or within `kill_answer`
+plain process), a ping unanswered for REPLY_TIMEOUT (a zygote that cannot report its
+children's exits: a connector killed meanwhile would never be started again), or a SIGKILL not
+reported done within REPLY_TIMEOUT, or within `kill_answer`
 while the supervisor stops them all (`stopping_all`: its lease is gone, or it stops), so the
 step-down's SIGKILL still ends its connectors before the lease can expire. Before, the main loop waited up
 to REPLY_TIMEOUT for each spawn's answer: a holder whose renewals stopped meanwhile stepped
@@ -89,6 +93,7 @@ PRELOAD = (
 )
 RESTART_DELAY, RESTART_DELAY_MAX = 1.0, 30.0  # doubling while it dies before it is ready
 REPLY_TIMEOUT = 2.0  # a spawn answer later than this: give up on this zygote
+PING_EVERY = 1.0  # a ready zygote silent this long is asked whether it still answers (REPLY_TIMEOUT)
 SPAWN_WAIT = 0.05  # what the main loop waits for a spawn's answer at most (later: read on a later tick)
 KILL_ANSWER = 0.1  # a SIGKILL not reported done this long after: the zygote is lost (supervisor: its room)
 ORPHAN_GRACE = 2.0  # children of a dead zygote (SIGKILLed by the kernel) are gone by then
@@ -157,6 +162,9 @@ class Zygote:
             self._send({"exit": pid, "code": os.waitstatus_to_exitcode(status)})
 
     def _handle(self, request: dict) -> None:
+        if request.get("op") == "ping":
+            self._send({"pong": os.getpid()})
+            return
         if request.get("op") == "signal":
             if request["pid"] in self.children:  # unreaped: the pid is still our child
                 os.kill(request["pid"], request["sig"])
@@ -249,6 +257,7 @@ class ZygoteOS:
         self.pending: deque[ZygoteChild] = deque()  # spawns asked for, in the order it answers them
         self.outbox: deque[bytes] = deque()  # requests its full socket did not take yet
         self.heard_at = 0.0  # when it last said anything
+        self.pinged_at: float | None = None  # a ping it has not answered yet
 
     # -- the OS seam ---------------------------------------------------------------------------
     def spawn(
@@ -346,6 +355,12 @@ class ZygoteOS:
             self._start()
         self._pump()
         self._check()
+        if self.ready and self.pinged_at is None and self.now() - self.heard_at >= PING_EVERY:
+            self.pinged_at = self.now()
+            try:
+                self._send({"op": "ping"})
+            except ConnectorError as e:
+                self._lost(str(e))
 
     def close(self) -> None:
         """Supervisor shutdown: the zygote exits on EOF (any child left gets SIGKILL)."""
@@ -418,7 +433,7 @@ class ZygoteOS:
             instead,
             delay,
         )
-        self.proc, self.sock, self.ready = None, None, False
+        self.proc, self.sock, self.ready, self.pinged_at = None, None, False, None
         self.next_start = now + delay
         for child in pending:
             request, child.request = child.request, None
@@ -445,6 +460,9 @@ class ZygoteOS:
             return
         if self._silent_for() >= REPLY_TIMEOUT:
             self._lost(f"it did not answer a spawn request within {REPLY_TIMEOUT:g} s")
+            return
+        if self.pinged_at is not None and self.now() - max(self.pinged_at, self.heard_at) >= REPLY_TIMEOUT:
+            self._lost(f"it did not answer a ping within {REPLY_TIMEOUT:g} s")
             return
         now, limit = self.now(), self._kill_limit()
         for child in (*self.children.values(), *self.pending):
@@ -505,6 +523,8 @@ class ZygoteOS:
             self.ready = True
             self.backoff.reset()
             logger.info("connector zygote ready (pid %d)", message["ready"])
+        elif "pong" in message:
+            self.pinged_at = None
         elif "exit" in message:
             child = self.children.get(message["exit"])
             if child is not None:
