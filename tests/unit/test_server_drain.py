@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from zato.coord.lb_view import Views
 from zato.server.arbiter import wait_drained
 
 
@@ -17,11 +18,11 @@ class Clock:
         self.now += seconds
 
 
-def scripted(*steps: dict | None):
-    """views() answering each step in turn, then the last one for ever."""
-    answers = list(steps)
+def scripted(*steps: dict | Views | None):
+    """views() answering each step in turn, then the last one for ever; a dict is the live views."""
+    answers = [Views(s) if isinstance(s, dict) else s for s in steps]
 
-    def views() -> dict | None:
+    def views() -> Views | None:
         return answers.pop(0) if len(answers) > 1 else answers[0]
 
     return views
@@ -41,6 +42,39 @@ def test_an_lb_that_never_drains_is_named_when_the_bound_is_reached():
     said = wait_drained("s1", 2.0, scripted({"lb1": {"s1"}, "lb2": set()}), clock, clock.sleep)
     assert said == "drain bound of 2.0 s reached; still served by lb1"
     assert clock.now == 102.0
+
+
+def test_a_stale_view_is_ignored_and_said_once_and_the_live_lb_ends_the_drain():
+    """An LB killed without withdrawing its view: once its liveness expired its view is
+    ignored (before, it kept the server waiting its whole bound), and the log names it."""
+    clock, said = Clock(), []
+    views = scripted(
+        {"lb1": {"s1"}, "dead": {"s1"}},
+        Views({"lb1": set()}, ("dead",)),
+    )
+    end = wait_drained("s1", 60.0, views, clock, clock.sleep, said.append)
+    assert end == "drained by 1 load balancer(s); ignored the stale view of dead"
+    assert said == [
+        "drain of server s1: ignoring the view of load balancer dead: not refreshed for over 10 s"
+        " (its controller stopped without withdrawing it: killed, or its host lost?)"
+    ]
+
+
+def test_only_stale_views_wait_the_bound_and_say_why():
+    clock, said = Clock(), []
+    end = wait_drained("s1", 2.0, scripted(Views({}, ("dead",))), clock, clock.sleep, said.append)
+    assert end == "no load balancer reports; waited the drain bound of 2.0 s; ignored the stale view of dead"
+    assert len(said) == 1 and "ignoring the view of load balancer dead" in said[0]
+
+
+def test_a_live_lb_slow_to_drain_is_named_while_waiting():
+    clock, said = Clock(), []
+    end = wait_drained("s1", 5.0, scripted({"lb1": {"s1"}}), clock, clock.sleep, said.append)
+    assert end == "drain bound of 5.0 s reached; still served by lb1"
+    assert said == [
+        "drain of server s1: load balancer(s) lb1 still send new requests here after 1.0 s;"
+        " waiting for them up to 4.0 s more"
+    ]
 
 
 def test_no_lb_report_or_unreadable_redis_waits_the_whole_bound():

@@ -37,8 +37,14 @@ class Keys:
 
     @property
     def lb_views(self) -> str:
-        """Hash: load balancer id -> JSON list of the member names it sends new requests to."""
+        """Hash: load balancer id -> JSON list of the member names it sends new requests to
+        (expires with the last controller renewing it)."""
         return f"{self.prefix}lb:views"
+
+    def lb_alive(self, lb_id: str) -> str:
+        """Short-lived key a load balancer's controller renews while it runs: its view in
+        `lb_views` counts only while this key exists."""
+        return f"{self.prefix}lb:alive:{lb_id}"
 
     # Connector-server lease and its fencing epoch.
     @property

@@ -88,6 +88,7 @@ class Controller:
         self._seen: set[str] = set()
         self.lb_id = f"{socket.gethostname()}:{settings.port}"
         self._view: list[str] | None = None  # what lb_view last published
+        self._view_at = 0.0  # monotonic: when it was last published or renewed
 
     # Signals only set flags; the loop does the work (gunicorn arbiter style).
     def request_stop(self) -> None:
@@ -287,12 +288,14 @@ class Controller:
         self._publish_view(sorted(serving))
 
     def _publish_view(self, serving: list[str]) -> None:
-        """Tell stopping servers (lb_view) once they no longer get new requests from here."""
-        if serving == self._view:
+        """Tell stopping servers (lb_view) once they no longer get new requests from here; an
+        unchanged view is renewed every lb_view.REFRESH s, so theirs ignore it once we are gone."""
+        now = time.monotonic()
+        if serving == self._view and now - self._view_at < lb_view.REFRESH:
             return
         try:
             lb_view.publish(self.client, self.settings.cluster, self.lb_id, serving)
-            self._view = serving
+            self._view, self._view_at = serving, now
         except CoordError as e:
             where, hint = describe(self.settings.redis), what_to_do(e, cluster=self.settings.cluster)
             self._warn(f"cannot publish the load-balancer view: {e}; Redis at {where}: {hint}")

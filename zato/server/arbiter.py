@@ -7,7 +7,8 @@ Graceful stop: when_ready chains a handler in front of the one gunicorn installe
 SIGTERM. It stops the supervisor (which withdraws membership and releases the lease), marks
 the server draining (/zato/ready answers 503), waits until every load balancer reports that
 it no longer sends new requests here (lb_view; at most [main] drain_seconds, the whole of it
-when no LB reports), and only then hands the signal to gunicorn, whose graceful stop follows."""
+when no LB reports; the view of an LB that stopped renewing it is ignored, and said so), and
+only then hands the signal to gunicorn, whose graceful stop follows."""
 
 from __future__ import annotations
 
@@ -47,7 +48,9 @@ SUPERVISOR_HANG_AFTER = 30.0
 TICK = 0.25  # seconds between sidecar / pickup checks
 DRAIN_POLL = 0.05  # seconds between reads of the LB views while draining
 
-Views = Callable[[], "dict[str, set[str]] | None"]
+SLOW_DRAIN = 1.0  # seconds: a drain still waiting on a live LB this long says which one
+
+ViewSource = Callable[[], "lb_view.Views | None"]
 
 
 def record_up_status(settings: ServerSettings, status: str) -> None:
@@ -77,27 +80,48 @@ def record_up_status(settings: ServerSettings, status: str) -> None:
 def wait_drained(
     name: str,
     bound: float,
-    views: Views,
+    views: ViewSource,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    say: Callable[[str], None] = logger.warning,
 ) -> str:
-    """Wait until no LB view lists `name` (at most `bound` seconds); says how it ended.
+    """Wait until no live LB's view lists `name` (at most `bound` seconds); says how it ended.
 
-    `views()` returns the LB views, {} when no LB reports, None when they cannot be read. With
-    nothing to go by (no LB, or Redis unreadable) the whole bound is waited: an LB we do not
-    hear from learns of the drain from its health check only."""
-    deadline = clock() + bound
+    `views()` returns the LB views, None when they cannot be read. With nothing to go by (no
+    live LB, or Redis unreadable) the whole bound is waited: an LB we do not hear from learns
+    of the drain from its health check only. A view left by an LB that stopped renewing it is
+    ignored, and `say` tells so once per LB; so it does when live LBs still send new requests
+    here after SLOW_DRAIN seconds, naming them."""
+    start = clock()
+    deadline = start + bound
+    ignored: list[str] = []
+    slow_told = False
     while True:
         current = views()
-        if current:
-            serving = lb_view.still_serving(current, name)
-            if not serving:
-                return f"drained by {len(current)} load balancer(s)"
+        live = current.live if current else {}
+        for lb_id in current.stale if current else ():
+            if lb_id not in ignored:
+                ignored.append(lb_id)
+                say(
+                    f"drain of server {name}: ignoring the view of load balancer {lb_id}: not refreshed for"
+                    f" over {lb_view.ALIVE_TTL:g} s (its controller stopped without withdrawing it:"
+                    " killed, or its host lost?)"
+                )
+        note = f"; ignored the stale view of {', '.join(ignored)}" if ignored else ""
+        serving = lb_view.still_serving(live, name)
+        if live and not serving:
+            return f"drained by {len(live)} load balancer(s){note}"
         now = clock()
         if now >= deadline:
-            if current:
-                return f"drain bound of {bound:.1f} s reached; still served by {', '.join(serving)}"
-            return f"no load balancer reports; waited the drain bound of {bound:.1f} s"
+            if serving:
+                return f"drain bound of {bound:.1f} s reached; still served by {', '.join(serving)}{note}"
+            return f"no load balancer reports; waited the drain bound of {bound:.1f} s{note}"
+        if serving and not slow_told and now - start >= SLOW_DRAIN:
+            slow_told = True
+            say(
+                f"drain of server {name}: load balancer(s) {', '.join(serving)} still send new requests here"
+                f" after {now - start:.1f} s; waiting for them up to {deadline - now:.1f} s more"
+            )
         sleep(min(DRAIN_POLL, deadline - now))
 
 
@@ -233,8 +257,8 @@ class ServerHooks:
         finally:
             gunicorn_term(signum, None)  # gunicorn's own graceful stop from here
 
-    def _views(self, client: Any) -> Views:
-        def views() -> dict[str, set[str]] | None:
+    def _views(self, client: Any) -> ViewSource:
+        def views() -> lb_view.Views | None:
             try:
                 return lb_view.read(client, self.zato.cluster)
             except CoordError:
