@@ -347,6 +347,57 @@ class TCPProxy:
             s.close()
 
 
+class HoldingProxy(TCPProxy):
+    """A forwarder (to Redis, say) that holds a client's chunk for which `holds(data)` is true,
+    and all after it on that connection, until `release` is set (`hung` says one was held);
+    `heard(data)` sees each chunk coming back. What Redis does for that one call alone: hang."""
+
+    def __init__(self, port: int, target: tuple[str, int]):
+        super().__init__(port, target)
+        self.hung = threading.Event()
+        self.release = threading.Event()
+
+    def holds(self, data: bytes) -> bool:
+        return False
+
+    def heard(self, data: bytes) -> None:
+        """A chunk from upstream, on its way to the client."""
+
+    def forward(self, client: socket.socket, upstream: socket.socket) -> None:
+        upstream.settimeout(None)
+        threading.Thread(target=self._to_upstream, args=(client, upstream), daemon=True).start()
+        threading.Thread(target=self._to_client, args=(upstream, client), daemon=True).start()
+
+    def _to_upstream(self, client: socket.socket, upstream: socket.socket) -> None:
+        try:
+            while data := client.recv(65536):
+                if self.holds(data):
+                    self.hung.set()
+                    self.release.wait()
+                    return
+                upstream.sendall(data)
+        except OSError:
+            pass
+        finally:
+            _shut(client, upstream)
+
+    def _to_client(self, upstream: socket.socket, client: socket.socket) -> None:
+        try:
+            while data := upstream.recv(65536):
+                client.sendall(data)
+                self.heard(data)
+        except OSError:
+            pass
+        finally:
+            _shut(client, upstream)
+
+
+def _shut(*sockets: socket.socket) -> None:
+    for s in sockets:
+        with contextlib.suppress(OSError):
+            s.shutdown(socket.SHUT_RDWR)
+
+
 SERVICES = '''
 import json
 import time

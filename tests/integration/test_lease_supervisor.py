@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import pytest
 
@@ -20,9 +21,9 @@ from zato.odb import api as odb_api
 from zato.odb.engine import ODB, create_schema
 
 
-@pytest.fixture
-def one():
-    c = SupervisedCluster(size=1)
+def with_odb(size: int) -> Iterator[SupervisedCluster]:
+    """`size` supervisors of a cluster of their own, with a SQLite ODB (c.odb)."""
+    c = SupervisedCluster(size=size)
     odb = ODB(f"sqlite:///{c.root}/odb.db")
     create_schema(odb.engine)
     odb_api.ensure_cluster(odb, c.cluster)
@@ -30,6 +31,11 @@ def one():
     yield c
     c.close()
     odb.dispose()
+
+
+@pytest.fixture
+def one():
+    yield from with_odb(1)
 
 
 def children(c: SupervisedCluster) -> dict[str, dict]:

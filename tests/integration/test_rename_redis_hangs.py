@@ -9,22 +9,19 @@ Redis could not step down before its lease expired. Now the renames thread moves
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
-import socket
-import threading
 import uuid
 
 import redis
 
-from tests.conn_support import Rabbit, TCPProxy
+from tests.conn_support import HoldingProxy, Rabbit
 from tests.support import REDIS_URL, free_port, wait_for, zato
 from zato.coord.keys import Keys
 from zato.coord.lease import read_supervisor_status
 
 
-class HangingProxy(TCPProxy):
+class HangingProxy(HoldingProxy):
     """A TCP forwarder to Redis that never forwards a command whose bytes hold every one of
     `markers` (nor anything after it on that connection) until release: Redis hangs for that
     call alone, every other one is answered."""
@@ -32,28 +29,9 @@ class HangingProxy(TCPProxy):
     def __init__(self, port: int, markers: list[bytes]):
         super().__init__(port, ("127.0.0.1", 6379))
         self.markers = markers
-        self.hung = threading.Event()  # a command was held
-        self.release = threading.Event()
 
-    def forward(self, client: socket.socket, upstream: socket.socket) -> None:
-        upstream.settimeout(None)
-        threading.Thread(target=self._to_redis, args=(client, upstream), daemon=True).start()
-        threading.Thread(target=self._pipe, args=(upstream, client), daemon=True).start()
-
-    def _to_redis(self, client: socket.socket, upstream: socket.socket) -> None:
-        try:
-            while data := client.recv(65536):
-                if all(m in data for m in self.markers):
-                    self.hung.set()
-                    self.release.wait()
-                    return
-                upstream.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (client, upstream):
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
+    def holds(self, data: bytes) -> bool:
+        return all(m in data for m in self.markers)
 
 
 def _child(cluster: str, name: str) -> dict:

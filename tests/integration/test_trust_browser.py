@@ -31,16 +31,10 @@ def qs(module_quickstart):
     return cluster
 
 
-class OtherSite:
-    """A page on another origin (localhost, not 127.0.0.1) that posts the form at once."""
+class ServedPage:
+    """One HTML page, answered to every GET on a port of its own."""
 
-    def __init__(self, target: str) -> None:
-        page = (
-            f'<html><body><form id="f" method="POST" enctype="text/plain" action="{target}">'
-            f'<textarea name="{html.escape(SOURCE)}"></textarea></form>'
-            "<script>document.getElementById('f').submit()</script></body></html>"
-        ).encode()
-
+    def __init__(self, page: bytes) -> None:
         class Page(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 - http.server's name
                 self.send_response(200)
@@ -59,6 +53,23 @@ class OtherSite:
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+class OtherSite:
+    """A page on another origin (localhost, not 127.0.0.1) that posts the form at once."""
+
+    def __init__(self, target: str) -> None:
+        page = (
+            f'<html><body><form id="f" method="POST" enctype="text/plain" action="{target}">'
+            f'<textarea name="{html.escape(SOURCE)}"></textarea></form>'
+            "<script>document.getElementById('f').submit()</script></body></html>"
+        ).encode()
+
+        self.served = ServedPage(page)
+        self.port = self.served.port
+
+    def close(self) -> None:
+        self.served.close()
 
 
 def _answer(page: str) -> str | None:
@@ -94,24 +105,11 @@ class FramingSite:
             " onload=\"document.title='frame loaded'\"></iframe></body></html>"
         ).encode()
 
-        class Page(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
-                self.send_response(200)
-                self.send_header("Content-Type", "text/html")
-                self.send_header("Content-Length", str(len(page)))
-                self.end_headers()
-                self.wfile.write(page)
-
-            def log_message(self, *args) -> None:  # noqa: ANN002
-                pass
-
-        self.port = free_port()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Page)
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.served = ServedPage(page)
+        self.port = self.served.port
 
     def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.served.close()
 
 
 def test_a_page_of_the_same_site_cannot_show_the_logged_in_dashboard_in_a_frame(quickstart, browser):  # noqa: F811

@@ -16,24 +16,20 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import threading
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from tests.conn_support import TCPProxy
-from tests.ha.supervised import SupervisedCluster
+from tests.conn_support import HoldingProxy
 from tests.integration import test_lease_supervisor as lease_tests
 from tests.integration.test_zygote import connector, started_with_zygote, zmq_channel
 from tests.support import REDIS_URL, free_port, wait_for
 from zato.common.pidfile import pid_alive
 from zato.coord.keys import Keys
-from zato.odb import api as odb_api
-from zato.odb.engine import ODB, create_schema
 
 
-class LeaseCut(TCPProxy):
+class LeaseCut(HoldingProxy):
     """server1's way to Redis. Once armed, when Redis has handed server1 a config event of a
     connector, every command naming the lease (its renewals) and all after it on that connection wait
     until release: the holder's renewals hang from then on, everything else goes through."""
@@ -44,40 +40,13 @@ class LeaseCut(TCPProxy):
         self.lease_marker, self.events_marker = keys.lease.encode(), keys.events.encode()
         self.armed = threading.Event()
         self.cut = threading.Event()
-        self.release = threading.Event()
 
-    def forward(self, client: socket.socket, upstream: socket.socket) -> None:
-        threading.Thread(target=self._to_redis, args=(client, upstream), daemon=True).start()
-        threading.Thread(target=self._from_redis, args=(upstream, client), daemon=True).start()
+    def holds(self, data: bytes) -> bool:
+        return self.cut.is_set() and self.lease_marker in data
 
-    def _to_redis(self, client: socket.socket, upstream: socket.socket) -> None:
-        try:
-            while data := client.recv(65536):
-                if self.cut.is_set() and self.lease_marker in data:
-                    self.release.wait()
-                    return
-                upstream.sendall(data)
-        except OSError:
-            pass
-        finally:
-            _shut(client, upstream)
-
-    def _from_redis(self, upstream: socket.socket, client: socket.socket) -> None:
-        try:
-            while data := upstream.recv(65536):
-                client.sendall(data)
-                if self.armed.is_set() and self.events_marker in data and b"connector" in data:
-                    self.cut.set()
-        except OSError:
-            pass
-        finally:
-            _shut(client, upstream)
-
-
-def _shut(*sockets: socket.socket) -> None:
-    for s in sockets:
-        with contextlib.suppress(OSError):
-            s.shutdown(socket.SHUT_RDWR)
+    def heard(self, data: bytes) -> None:
+        if self.armed.is_set() and self.events_marker in data and b"connector" in data:
+            self.cut.set()
 
 
 def _redis_address() -> tuple[str, int]:
@@ -96,14 +65,7 @@ one = lease_tests.one  # the fixture: one supervisor of its own cluster, with an
 
 @pytest.fixture
 def two():
-    c = SupervisedCluster(size=2)
-    odb = ODB(f"sqlite:///{c.root}/odb.db")
-    create_schema(odb.engine)
-    odb_api.ensure_cluster(odb, c.cluster)
-    c.odb = odb
-    yield c
-    c.close()
-    odb.dispose()
+    yield from lease_tests.with_odb(2)
 
 
 def test_a_holder_whose_zygote_does_not_answer_stops_its_connectors_before_the_lease_goes(two) -> None:
