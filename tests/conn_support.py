@@ -26,6 +26,7 @@ from zato.config.settings import RedisSettings
 from zato.coord import membership
 from zato.coord.client import connect
 from zato.coord.keys import Keys
+from zato.coord.lease import read_supervisor_status
 from zato.coord.signing import member_key
 from zato.odb import api as odb_api
 from zato.odb.engine import ODB, create_schema
@@ -508,3 +509,16 @@ def zmq_channel_handed_over(db, client, cluster: str, name: str, port: int, take
     if take:
         assert handoff.take_many(take) == ["m1", "m2"][:take]
     return handoff
+
+
+def running_pids(cluster: str) -> dict[str, int]:
+    """KIND:NAME -> pid of each connector the lease holder's supervisor runs now (RUNNING in
+    the status it keeps in Redis); {} when no server holds the lease."""
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        status = read_supervisor_status(client, cluster) or {}
+    finally:
+        client.close()
+    return {
+        c["name"]: c["pid"] for c in status.get("children", []) if str(c.get("state")).upper() == "RUNNING"
+    }

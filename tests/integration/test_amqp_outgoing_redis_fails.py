@@ -144,14 +144,19 @@ def test_a_queue_key_of_another_type_mid_stream_keeps_the_broker_connection_and_
         _watch_for(env, proc.pid, 8, seen)
     finally:
         client.eval(_MEND, 2, q.queue, stash)
-    got: list = []
+    _each_sent_once_over_one_connection(env, proc, n, seen, [])
+
+
+def _each_sent_once_over_one_connection(env, proc, n: int, seen: set[str], got: list) -> None:  # noqa: ANN001
+    """Messages 0..n-1 all received once, the queue and its processing list empty, and one
+    broker connection (`seen`, watched meanwhile) from start to end; the connector runs on."""
     wait_for(
         lambda: _watching(proc.pid, seen, lambda: _received(env, got) >= n),
         120,
         what=f"all {n} messages",
         interval=0.2,
     )
-    wait_for(lambda: q.depth() == (0, 0), 30, what="the queue and the processing list emptied")
+    wait_for(lambda: env["q"].depth() == (0, 0), 30, what="the queue and the processing list emptied")
     _received(env, got)
     assert len(seen) == 1, f"{len(seen)} broker connections: {_connected_lines(env)}"
     assert len(_connected_lines(env)) == 1, _connected_lines(env)
@@ -164,7 +169,7 @@ def test_redis_unreachable_keeps_the_broker_connection_and_sends_once_it_is_back
     """Redis away (its connections cut, connections refused) for some seconds while messages
     are sent: one broker connection throughout, each message out once after Redis is back."""
     proc = _start(env)
-    q, n = env["q"], 400
+    n = 400
     for i in range(n // 2):
         env["out"].amqp.send({"n": i}, "orders")
     got: list = []
@@ -179,20 +184,8 @@ def test_redis_unreachable_keeps_the_broker_connection_and_sends_once_it_is_back
         _watch_for(env, proc.pid, 8, seen)
     finally:
         env["proxy"].start()
-    wait_for(
-        lambda: _watching(proc.pid, seen, lambda: _received(env, got) >= n),
-        120,
-        what=f"all {n} messages",
-        interval=0.2,
-    )
-    wait_for(lambda: q.depth() == (0, 0), 30, what="the queue and the processing list emptied")
-    _received(env, got)
-    assert len(seen) == 1, f"{len(seen)} broker connections: {_connected_lines(env)}"
-    assert len(_connected_lines(env)) == 1, _connected_lines(env)
-    assert len(got) - len(set(got)) == 0, f"{len(got) - len(set(got))} duplicates"
-    assert sorted(got) == list(range(n))
+    _each_sent_once_over_one_connection(env, proc, n, seen, got)
     assert "Redis answers again" in log_text(env["dir"])
-    assert proc.poll() is None
 
 
 def test_a_park_redis_refuses_keeps_the_broker_connection_and_parks_it_once_mended(env):

@@ -11,18 +11,13 @@ from __future__ import annotations
 import re
 import uuid
 
-import redis
-
-from tests.conn_support import Rabbit
-from tests.support import REDIS_URL, free_port, wait_for, zato
-from zato.coord.lease import read_supervisor_status
+from tests.conn_support import Rabbit, running_pids
+from tests.support import free_port, wait_for, zato
 
 APPLIED = re.compile(r"^applied in (\d+\.\d\d) s: server1 runs (\S+) with it \(pid (\d+)\)$", re.M)
 
 
-def _running(cluster: str) -> dict[str, int]:
-    status = read_supervisor_status(redis.Redis.from_url(REDIS_URL, decode_responses=True), cluster) or {}
-    return {c["name"]: c["pid"] for c in status.get("children", []) if c.get("state") == "RUNNING"}
+_running = running_pids
 
 
 def _all_running(cluster: str, names: tuple[str, ...]) -> dict[str, int] | None:

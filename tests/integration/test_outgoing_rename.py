@@ -20,9 +20,8 @@ import uuid
 import redis
 import requests
 
-from tests.conn_support import Rabbit
+from tests.conn_support import Rabbit, running_pids
 from tests.support import REDIS_URL, wait_for, zato
-from zato.coord.lease import read_supervisor_status
 from zato.coord.queues import OutQueue
 
 RENAMES = 3
@@ -30,9 +29,7 @@ PAUSE = 0.02  # seconds between two messages a service sends (50 a second)
 
 
 def _running_pid(cluster: str, name: str) -> int | None:
-    status = read_supervisor_status(redis.Redis.from_url(REDIS_URL, decode_responses=True), cluster) or {}
-    child = {c["name"]: c for c in status.get("children", [])}.get(name, {})
-    return child["pid"] if str(child.get("state")).lower() == "running" else None
+    return running_pids(cluster).get(name)
 
 
 SERVICE = """

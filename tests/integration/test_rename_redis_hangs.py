@@ -13,12 +13,9 @@ import os
 import signal
 import uuid
 
-import redis
-
-from tests.conn_support import HoldingProxy, Rabbit
-from tests.support import REDIS_URL, free_port, wait_for, zato
+from tests.conn_support import HoldingProxy, Rabbit, running_pids
+from tests.support import free_port, wait_for, zato
 from zato.coord.keys import Keys
-from zato.coord.lease import read_supervisor_status
 
 
 class HangingProxy(HoldingProxy):
@@ -34,14 +31,8 @@ class HangingProxy(HoldingProxy):
         return all(m in data for m in self.markers)
 
 
-def _child(cluster: str, name: str) -> dict:
-    status = read_supervisor_status(redis.Redis.from_url(REDIS_URL, decode_responses=True), cluster) or {}
-    return {c["name"]: c for c in status.get("children", [])}.get(name, {})
-
-
 def _running_pid(cluster: str, name: str) -> int | None:
-    child = _child(cluster, name)
-    return child["pid"] if str(child.get("state")).lower() == "running" else None
+    return running_pids(cluster).get(name)
 
 
 def test_a_connector_that_dies_is_started_again_while_redis_hangs_on_a_renames_move(quickstart):
