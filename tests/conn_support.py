@@ -20,7 +20,7 @@ import pika
 import redis
 
 from tests.support import REDIS_URL, cleanup_redis, cluster_name, free_port, stop_process, wait_for  # noqa: F401 - re-exported
-from zato.common.signing import SIGNATURE_HEADER, verify
+from zato.common.signing import SIGNATURE_HEADER, STAMP_HEADER, verify
 from zato.config.component import SERVER, write_marker
 from zato.config.settings import RedisSettings
 from zato.coord import membership
@@ -153,7 +153,10 @@ class FakeServer:
                 epoch = int(fake.redis.get(Keys(fake.cluster).epoch) or 0)
                 given = self.headers.get(SIGNATURE_HEADER, "")
                 claimed = int(self.headers.get("X-Zato-Epoch", -1))
-                if not verify(SECRET, given, claimed, service, self.headers.get("X-Zato-CID", ""), body):
+                stamp = self.headers.get(STAMP_HEADER, "")
+                if not verify(
+                    SECRET, given, claimed, service, self.headers.get("X-Zato-CID", ""), stamp, body
+                ):
                     status = 401
                 elif int(self.headers.get("X-Zato-Epoch", -1)) < epoch:
                     status = 409

@@ -489,14 +489,18 @@ class Quickstart:
         cleanup_redis(self.cluster)
 
 
-def signed_headers(secret: str, epoch: int, service: str, body: bytes, cid: str | None = None) -> dict:
-    """Headers of an internal invoke call signed as a connector of `epoch` signs it."""
+def signed_headers(
+    secret: str, epoch: int, service: str, body: bytes, cid: str | None = None, at: float | None = None
+) -> dict:
+    """Headers of an internal invoke call signed as a connector of `epoch` signs it, stamped
+    `at` (epoch seconds; now by default: the test's host reads the same clock as Redis's)."""
     from zato.common.cid import new_cid
-    from zato.common.signing import SIGNATURE_HEADER, epoch_key, sign
+    from zato.common.signing import SIGNATURE_HEADER, STAMP_HEADER, epoch_key, new_stamp, sign
 
     cid = cid or new_cid()
-    signature = sign(epoch_key(secret, epoch), epoch, service, cid, body)
-    return {"X-Zato-Epoch": str(epoch), "X-Zato-CID": cid, SIGNATURE_HEADER: signature}
+    stamp = new_stamp(time.time() if at is None else at)
+    signature = sign(epoch_key(secret, epoch), epoch, service, cid, stamp, body)
+    return {"X-Zato-Epoch": str(epoch), "X-Zato-CID": cid, STAMP_HEADER: stamp, SIGNATURE_HEADER: signature}
 
 
 def nested(levels: int, key: str = "a") -> dict:

@@ -220,6 +220,55 @@ def test_internal_invoke_checks_signature_and_epoch(cluster):
     assert secret not in log
 
 
+def test_a_captured_internal_call_is_refused_when_sent_again(cluster):
+    """An internal call travels between hosts over plain HTTP: one captured and sent again (to
+    the same server, another one, or later) is refused, and the log says why. Before, it ran
+    again every time for as long as its epoch lasted."""
+    import redis
+
+    from tests.support import REDIS_URL
+    from zato.common.signing import STAMP_WINDOW
+    from zato.coord.keys import Keys
+
+    secret, client = cluster.cluster_secret, redis.Redis.from_url(REDIS_URL)
+    epoch_key = Keys(cluster.cluster).epoch
+    newest = int(client.get(epoch_key) or 0) + 1000  # far ahead of anything the supervisors do
+    client.set(epoch_key, newest)
+
+    def call(headers: dict, server: str = "server2", body: bytes = b'{"a": 1}') -> requests.Response:
+        url = cluster.server_url(server) + "/zato/internal/invoke/demo.echo"
+        return post(url, data=body, headers={"Content-Type": "application/json", **headers})
+
+    try:
+        captured = signed_headers(secret, newest, "demo.echo", b'{"a": 1}')
+        first = call(captured)
+        assert first.status_code == 200 and first.json()["got"] == {"a": 1}, first.text
+        for server in ("server2", "server1"):
+            again = call(captured, server)
+            assert again.status_code == 401, again.text
+            assert "its nonce was used before: a replayed call" in again.text
+        old = call(
+            signed_headers(secret, newest, "demo.echo", b'{"a": 1}', at=time.time() - 2 * STAMP_WINDOW)
+        )
+        assert old.status_code == 401 and "s old (over the" in old.text, old.text
+        ahead = call(
+            signed_headers(secret, newest, "demo.echo", b'{"a": 1}', at=time.time() + 2 * STAMP_WINDOW)
+        )
+        assert ahead.status_code == 401 and "ahead of Redis's clock" in ahead.text, ahead.text
+        # A stamp cannot be swapped for a fresh one: it is signed with the call.
+        fresh = signed_headers(secret, newest, "demo.echo", b'{"a": 1}')
+        swapped = call({**captured, "X-Zato-Stamp": fresh["X-Zato-Stamp"]})
+        assert swapped.status_code == 401 and "X-Zato-Signature" in swapped.text
+        unstamped = call({k: v for k, v in fresh.items() if k != "X-Zato-Stamp"})
+        assert unstamped.status_code == 401
+        assert call(fresh).status_code == 200  # each call of its own still runs, once
+    finally:
+        client.delete(epoch_key)
+        client.close()
+    log = open(os.path.join(cluster.server_dir("server1"), "logs", "server.log")).read()
+    assert "internal invoke of demo.echo refused: its nonce was used before: a replayed call" in log
+
+
 def test_internal_batch_is_checked_once_and_answers_each_item(cluster):
     import redis
 

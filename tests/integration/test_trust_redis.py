@@ -21,11 +21,9 @@ import pytest
 import redis
 import requests
 
-from tests.support import REDIS_URL, cleanup_redis, cluster_name, free_port, wait_for, zato
-from zato.common.cid import new_cid
+from tests.support import REDIS_URL, cleanup_redis, cluster_name, free_port, signed_headers, wait_for, zato
 from zato.common.errors import LBError
 from zato.common.pidfile import pid_alive
-from zato.common.signing import SIGNATURE_HEADER, epoch_key, sign
 from zato.config.settings import RedisSettings, load_lb_settings
 from zato.connector.invoke import Invoker
 from zato.coord import membership, status
@@ -230,14 +228,8 @@ def test_odd_lease_values_leave_status_readable(client):
 
 def internal_ping(qs, epoch: str) -> requests.Response:
     """What a connector of `epoch` sends (signed with its epoch's key)."""
-    cid = new_cid()
-    signature = sign(epoch_key(qs.cluster_secret, int(epoch)), int(epoch), "zato.ping", cid, b"{}")
-    headers = {
-        SIGNATURE_HEADER: signature,
-        "X-Zato-Epoch": epoch,
-        "X-Zato-CID": cid,
-        "Content-Type": "application/json",
-    }
+    headers = {**signed_headers(qs.cluster_secret, int(epoch), "zato.ping", b"{}"), "X-Zato-Epoch": epoch}
+    headers["Content-Type"] = "application/json"
     url = qs.server_url("server1") + "/zato/internal/invoke/zato.ping"
     return requests.post(url, data=b"{}", headers=headers, timeout=5)
 

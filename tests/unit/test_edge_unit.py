@@ -13,7 +13,7 @@ import pytest
 
 from zato.common import tls
 from zato.common.errors import ConfigError
-from zato.common.signing import epoch_key, sign, verify
+from zato.common.signing import epoch_key, new_stamp, parse_stamp, sign, verify
 from zato.config.settings import load_lb_settings
 from zato.lb import render
 from zato.lifecycle.layout import create_lb_dir
@@ -23,15 +23,26 @@ from zato.server.body import BodyError, ClientGone, Lingering, read_body
 SECRET = "cluster-secret-value"
 
 
-def test_a_signature_fits_only_its_epoch_service_cid_and_body():
-    sig = sign(epoch_key(SECRET, 7), 7, "svc", "K1", b"body")
-    assert verify(SECRET, sig, 7, "svc", "K1", b"body")
-    assert not verify(SECRET, sig, 8, "svc", "K1", b"body")  # replayed with a raised epoch
-    assert not verify(SECRET, sig, 7, "other", "K1", b"body")
-    assert not verify(SECRET, sig, 7, "svc", "K2", b"body")
-    assert not verify(SECRET, sig, 7, "svc", "K1", b"body!")
-    assert not verify("another-secret", sig, 7, "svc", "K1", b"body")
+def test_a_signature_fits_only_its_epoch_service_cid_stamp_and_body():
+    stamp = new_stamp(1_800_000_000.5)
+    sig = sign(epoch_key(SECRET, 7), 7, "svc", "K1", stamp, b"body")
+    assert verify(SECRET, sig, 7, "svc", "K1", stamp, b"body")
+    assert not verify(SECRET, sig, 8, "svc", "K1", stamp, b"body")  # replayed with a raised epoch
+    assert not verify(SECRET, sig, 7, "other", "K1", stamp, b"body")
+    assert not verify(SECRET, sig, 7, "svc", "K2", stamp, b"body")
+    assert not verify(SECRET, sig, 7, "svc", "K1", new_stamp(1_800_000_000.5), b"body")  # another nonce
+    assert not verify(SECRET, sig, 7, "svc", "K1", "", b"body")
+    assert not verify(SECRET, sig, 7, "svc", "K1", stamp, b"body!")
+    assert not verify("another-secret", sig, 7, "svc", "K1", stamp, b"body")
     assert epoch_key(SECRET, 7) != epoch_key(SECRET, 8)
+
+
+def test_a_stamp_says_its_time_and_a_nonce_of_its_own():
+    at, nonce = parse_stamp(new_stamp(1_800_000_000.25)) or (0.0, "")
+    assert at == 1_800_000_000.25 and len(nonce) == 32
+    assert parse_stamp(new_stamp(1.0))[1] != nonce  # type: ignore[index]
+    for bad in ("", "1800000000250", "-" + "a" * 32, "12-" + "A" * 32, "12-" + "a" * 31, "1 2-" + "a" * 32):
+        assert parse_stamp(bad) is None, bad
 
 
 def env(body: bytes, length: str | None = None, chunked: bool = False) -> dict:

@@ -2,7 +2,9 @@
 
     POST /zato/internal/invoke/{service}        (several at once: zato.common.batch)
     X-Zato-Epoch: <this holder's epoch>   X-Zato-CID: <cid>
-    X-Zato-Signature: HMAC over epoch, service, CID and body with the epoch's key
+    X-Zato-Stamp: <ms on Redis's clock>-<nonce>   (a new one at each sending: a server takes
+                      each nonce once and each stamp within zato.common.signing.STAMP_WINDOW)
+    X-Zato-Signature: HMAC over epoch, service, CID, stamp and body with the epoch's key
                       (`zato.common.signing`; the cluster secret itself is never sent)
     X-Zato-Channel: <kind>:<name> of the channel connector (the service's self.channel)
 
@@ -55,10 +57,10 @@ import redis
 from zato.common import batch
 from zato.common.cid import new_cid
 from zato.common.errors import ConnectorError, CoordError
-from zato.common.signing import SIGNATURE_HEADER, sign
+from zato.common.signing import SIGNATURE_HEADER, STAMP_HEADER, new_stamp, sign
 from zato.config.settings import LimitSettings
 from zato.connector.reach import Reach
-from zato.coord import membership
+from zato.coord import membership, redis_clock
 from zato.odb.limits import CHANNEL_TIMEOUT
 
 logger = logging.getLogger("zato.connector.invoke")
@@ -137,6 +139,15 @@ class Result:
         return self.body[:200].decode(errors="replace")
 
 
+@dataclass(frozen=True)
+class Call:
+    """What one internal call signs and sends, but its stamp and signature (Invoker._stamped)."""
+
+    signed_as: str
+    cid: str
+    headers: dict[str, str]
+
+
 class Invoker:
     """Thread-safe: connectors call `invoke` from several threads at once. Each server has a
     pool of idle keep-alive connections; a call takes one (or opens one), gives it back after
@@ -209,8 +220,8 @@ class Invoker:
         if len(body) > self.max_body:
             limit = f"the servers' limit of {self.max_body} ([limits] max_body)"
             return Result(TOO_LARGE, f"the message of {len(body)} bytes is over {limit}".encode(), NOT_SENT)
-        headers = self._signed(service, cid or new_cid(), body, content_type)
-        return self._call("/zato/internal/invoke/" + quote(service, safe=""), body, headers)
+        call = self._signed(service, cid or new_cid(), content_type)
+        return self._call("/zato/internal/invoke/" + quote(service, safe=""), body, call)
 
     def invoke_many(self, service: str, bodies: Sequence[bytes], content_type: str) -> list[Result]:
         """Invoke `service` once per body, in one call to one server (zato.common.batch); a
@@ -226,9 +237,9 @@ class Invoker:
         if len(parts) > 1:
             return [result for part in parts for result in self.invoke_many(service, part, content_type)]
         cid, body = new_cid(), batch.encode_items(bodies)
-        headers = self._signed(batch.batch_service(service), cid, body, "application/octet-stream")
-        headers[batch.ITEMS_TYPE_HEADER] = content_type
-        answer = self._call(batch.BATCH_PREFIX + quote(service, safe=""), body, headers)
+        call = self._signed(batch.batch_service(service), cid, "application/octet-stream")
+        call.headers[batch.ITEMS_TYPE_HEADER] = content_type
+        answer = self._call(batch.BATCH_PREFIX + quote(service, safe=""), body, call)
         return self._results(answer, cid, bodies, service, content_type)
 
     def invoke_messages(
@@ -246,9 +257,9 @@ class Invoker:
             logger.info("a message of %d bytes goes without its metadata (over max_body with it)", size)
             return [self.invoke(service, messages[0][1], content_type)]
         cid, body = new_cid(), batch.encode_messages(messages)
-        headers = self._signed(batch.messages_service(service), cid, body, "application/octet-stream")
-        headers[batch.ITEMS_TYPE_HEADER] = content_type
-        answer = self._call(batch.MESSAGES_PREFIX + quote(service, safe=""), body, headers)
+        call = self._signed(batch.messages_service(service), cid, "application/octet-stream")
+        call.headers[batch.ITEMS_TYPE_HEADER] = content_type
+        answer = self._call(batch.MESSAGES_PREFIX + quote(service, safe=""), body, call)
         return self._results(answer, cid, [one for _, one in messages], service, content_type)
 
     def _results(
@@ -270,19 +281,22 @@ class Invoker:
             logger.info("cid %s: %s; invoking one by one", cid, what)
         return [self.invoke(service, one, content_type) for one in bodies]
 
-    def _signed(self, signed_as: str, cid: str, body: bytes, content_type: str) -> dict[str, str]:
-        """The headers of one internal call, signed with this epoch's key."""
-        headers = {
-            "X-Zato-Epoch": str(self.epoch),
-            "X-Zato-CID": cid,
-            SIGNATURE_HEADER: sign(self._key, self.epoch, signed_as, cid, body),
-            "Content-Type": content_type,
-        }
+    def _signed(self, signed_as: str, cid: str, content_type: str) -> Call:
+        """A call signed as `signed_as` under this epoch: stamped and signed at each sending."""
+        headers = {"X-Zato-Epoch": str(self.epoch), "X-Zato-CID": cid, "Content-Type": content_type}
         if self._channel:
             headers["X-Zato-Channel"] = self._channel
-        return headers
+        return Call(signed_as, cid, headers)
 
-    def _call(self, path: str, body: bytes, headers: dict) -> Result:
+    def _stamped(self, call: Call, body: bytes) -> dict[str, str]:
+        """The headers of one sending of `call`: a stamp of its own (its time on Redis's clock
+        and a new nonce), signed with this epoch's key. A server takes a stamp once, so a call
+        made again (on a new connection, on another server) is stamped again."""
+        stamp = new_stamp(redis_clock.estimate(self.client))
+        signature = sign(self._key, self.epoch, call.signed_as, call.cid, stamp, body)
+        return {**call.headers, STAMP_HEADER: stamp, SIGNATURE_HEADER: signature}
+
+    def _call(self, path: str, body: bytes, call: Call) -> Result:
         """POST to one live server, the next one when it cannot be reached. A server that took
         the call and did not answer within the timeout is not "no live server": the answer is
         TIMED_OUT (timed_out), and the call is not made again elsewhere (it may still run)."""
@@ -294,7 +308,7 @@ class Invoker:
             start = self._first(servers, now)
             self._busy += 1
         try:
-            return self._call_from(path, body, headers, servers, start, now)
+            return self._call_from(path, body, call, servers, start, now)
         finally:
             with self._lock:
                 self._busy -= 1
@@ -320,12 +334,12 @@ class Invoker:
                 self._stay_until = 0.0
 
     def _call_from(
-        self, path: str, body: bytes, headers: dict, servers: list[str], start: int, now: float
+        self, path: str, body: bytes, call: Call, servers: list[str], start: int, now: float
     ) -> Result:
         errors = []
         for address in self.reach.order(servers, start, now):
             try:
-                result = self._post(address, path, body, headers)
+                result = self._post(address, path, body, call)
                 self.reach.answered(address)
                 if not result.ok:
                     self._move_on(address)
@@ -354,24 +368,24 @@ class Invoker:
             self._servers_at = -MEMBERS_REFRESH  # re-read membership before the next call
         raise NoServer("no live server answered (" + "; ".join(errors) + ")")
 
-    def _post(self, address: str, path: str, body: bytes, headers: dict) -> Result:
+    def _post(self, address: str, path: str, body: bytes, call: Call) -> Result:
         """One call to `address`. A reused keep-alive connection the server closed meanwhile
         (its keepalive ran out: BrokenPipe, ConnectionReset, RemoteDisconnected) is no sign of
         a server gone: the call is made once more on a new connection to the same server."""
         conn, reused = self._checkout(address)
         try:
-            return self._send(address, conn, path, body, headers)
+            return self._send(address, conn, path, body, call)
         except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
             if not reused:
                 raise
         conn = self._connect(address)
-        return self._send(address, conn, path, body, headers)
+        return self._send(address, conn, path, body, call)
 
     def _send(
-        self, address: str, conn: http.client.HTTPConnection, path: str, body: bytes, headers: dict
+        self, address: str, conn: http.client.HTTPConnection, path: str, body: bytes, call: Call
     ) -> Result:
         try:
-            conn.request("POST", path, body=body, headers=headers)
+            conn.request("POST", path, body=body, headers=self._stamped(call, body))
             self._await_answer(address, conn)
             resp = conn.getresponse()
             data = resp.read()

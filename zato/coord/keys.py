@@ -46,6 +46,11 @@ class Keys:
         `lb_views` counts only while this key exists."""
         return f"{self.prefix}lb:alive:{lb_id}"
 
+    def internal_nonce(self, nonce: str) -> str:
+        """Short-lived: an internal call with this nonce was taken (zato.server.replay); a
+        second one is a replay."""
+        return f"{self.prefix}internal:nonce:{nonce}"
+
     # Connector-server lease and its fencing epoch.
     @property
     def lease(self) -> str:

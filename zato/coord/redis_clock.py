@@ -22,6 +22,7 @@ import weakref
 
 import redis
 
+from zato.common.errors import CoordError
 from zato.coord.client import translate
 
 logger = logging.getLogger(__name__)
@@ -56,6 +57,17 @@ def now(client: redis.Redis) -> float:
     if due and not offset.refused:
         _measure(client, offset)
     return time.time() + offset.seconds
+
+
+def estimate(client: redis.Redis) -> float:
+    """now(), but never an error: while Redis cannot be reached, this host's clock plus the
+    last offset measured (none: this host's clock)."""
+    try:
+        return now(client)
+    except CoordError:
+        with _lock:
+            offset = _offsets.get(client)
+        return time.time() + (offset.seconds if offset is not None else 0.0)
 
 
 def _measure(client: redis.Redis, offset: _Offset) -> None:

@@ -31,7 +31,7 @@ from zato.common.errors import (
 from zato.common.exception import Reportable
 from zato.common.jsonenc import is_json
 from zato.common.log import CID
-from zato.common.signing import verify
+from zato.common.signing import parse_stamp, verify
 from zato.coord import lease
 from zato.coord.client import refuses_writes
 from zato.coord.signing import member_key
@@ -41,6 +41,7 @@ from zato.server import body as bodies
 from zato.server.channel_security import Refused, basic_auth, said_user
 from zato.server.epoch_gate import EpochGate
 from zato.server.readiness import READY_PATH, DrainFlag, not_ready_reason, ready_body
+from zato.server.replay import ReplayGuard
 from zato.server.slow_readers import SlowReaders
 from zato.server.worker import Worker
 from zato.service.base import (
@@ -257,6 +258,7 @@ class ServerApp:
         self.worker = worker
         self.admin_app = admin_app
         self.epoch_gate = EpochGate(lambda: lease.current_epoch(worker.redis, worker.settings.cluster))
+        self.replay_guard = ReplayGuard(worker.redis, worker.settings.cluster)
         self.draining = draining or DrainFlag()
         self.limits = worker.settings.limits
         self.invoke_api = InvokeAPI(self)
@@ -699,12 +701,27 @@ class ServerApp:
         raw = self._body(environ)
         signature = environ.get("HTTP_X_ZATO_SIGNATURE", "")
         call_cid = environ.get("HTTP_X_ZATO_CID", "")
+        stamp = environ.get("HTTP_X_ZATO_STAMP", "")
         secret = self.worker.settings.cluster_secret
-        if not signature or not verify(secret, signature, epoch, signed_as, call_cid, raw):
+        if not signature or not verify(secret, signature, epoch, signed_as, call_cid, stamp, raw):
             what = "internal invoke of %s refused: bad or missing X-Zato-Signature for epoch %d from %s"
             self.rejections.say(rejections.INTERNAL, cid, what, said_service, epoch, addr)
             raise HTTPError(401, "bad or missing X-Zato-Signature")
+        parsed = parse_stamp(stamp)
+        if parsed is None:  # signed, so from a connector of another version (v1 signs no stamp)
+            what = "internal invoke of %s refused: bad or missing X-Zato-Stamp from %s"
+            self.rejections.say(rejections.INTERNAL, cid, what, said_service, addr)
+            raise HTTPError(401, "bad or missing X-Zato-Stamp (MILLISECONDS-NONCE, signed with the call)")
         self._wait_loaded()
+        try:
+            refusal = self.replay_guard.refusal(*parsed)
+        except CoordError as e:
+            logger.error("cid %s: cannot check the internal call's stamp: %s", cid, e)
+            raise HTTPError(503, "cannot check the call's stamp (Redis unavailable)") from None
+        if refusal:
+            what = "internal invoke of %s refused: %s (from %s)"
+            self.rejections.say(rejections.INTERNAL, cid, what, said_service, refusal, addr)
+            raise HTTPError(401, f"call refused: {refusal}")
         try:
             verdict = self.epoch_gate.check(epoch)
         except CoordError as e:
