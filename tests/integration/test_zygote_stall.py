@@ -9,12 +9,17 @@ a zygote that does not answer, its connectors with it.
 
 A zygote that does not answer cannot report its connectors' exits either: a connector killed
 meanwhile was never started again. Now the supervisor pings a zygote that has said nothing for
-a second, and one that does not answer the ping is lost too."""
+a second, and one that does not answer the ping is lost too.
+
+A zygote that hung before it said ready (here: in a test-only sitecustomize.py) was neither
+pinged nor restarted: every connector started as a plain process for good. Now one that does
+not say ready within READY_TIMEOUT of its start is lost too."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import threading
 from urllib.parse import urlsplit, urlunsplit
@@ -22,10 +27,12 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from tests.conn_support import HoldingProxy
+from tests.ha.cluster_view import child_pids
 from tests.integration import test_lease_supervisor as lease_tests
-from tests.integration.test_zygote import connector, started_with_zygote, zmq_channel
+from tests.integration.test_zygote import connector, started_with_zygote, zmq_channel, zygote_of
 from tests.support import REDIS_URL, free_port, wait_for
 from zato.common.pidfile import pid_alive
+from zato.connector.zygote import READY_TIMEOUT
 from zato.coord.keys import Keys
 
 
@@ -125,3 +132,35 @@ def test_a_connector_killed_while_its_zygote_does_not_answer_is_started_again(on
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(zygote, signal.SIGCONT)
+
+
+HANG = os.path.join(os.path.dirname(__file__), "zygote_hang")  # its sitecustomize.py hangs a zygote
+
+
+def test_a_zygote_that_never_says_ready_is_replaced(one, monkeypatch) -> None:  # noqa: ANN001
+    marker = os.path.join(one.root, "hang-zygote")
+    open(marker, "w").close()  # noqa: SIM115 - the first zygote to start removes it and hangs
+    monkeypatch.setenv("ZATO_TEST_HANG_ZYGOTE", marker)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (HANG, os.environ.get("PYTHONPATH")) if p))
+    zmq_channel(one, "early")
+    one.start("server1")
+    started = wait_for(
+        lambda: re.search(r"connector zygote started \(pid (\d+)\)", one.log("server1")),
+        timeout=30,
+        what="the first zygote started",
+    )
+    hung = int(started.group(1))
+    early = wait_for(lambda: connector(one, "early"), timeout=30, what="a connector running meanwhile")
+    assert early["pid"] in child_pids(one.procs["server1"].pid)  # a plain process: no zygote is ready
+    second = wait_for(lambda: zygote_of(one, exclude=hung), timeout=30, what="a new zygote ready")
+    assert not os.path.exists(marker)  # the first one did hang
+    log = one.log("server1")
+    assert f"connector zygote (pid {hung}) lost: it did not say ready within {READY_TIMEOUT:g} s" in log
+    assert f"connector zygote ready (pid {hung})" not in log
+    assert f"connector zygote restarted (pid {second})" in log
+    wait_for(lambda: not pid_alive(hung), timeout=10, what="the hung zygote gone")
+    zmq_channel(one, "late")
+    kid = wait_for(
+        lambda: connector(one, "late"), timeout=30, what="a connector after the new zygote is ready"
+    )
+    assert kid["pid"] in child_pids(second)  # forked by the new zygote

@@ -258,3 +258,41 @@ def test_a_zygote_silent_for_a_while_is_pinged_and_lost_if_it_does_not_answer(mo
     os_.tick()
     assert proc.killed
     assert "connector zygote (pid 4242) lost: it did not answer a ping within 2 s" in caplog.text
+
+
+def starting_zygote(monkeypatch) -> tuple[ClockedZygoteOS, socket.socket]:  # noqa: ANN001
+    """A zygote just started (as by _start): it has not said ready yet."""
+    os_, theirs, _ = ready_zygote(monkeypatch)
+    os_.ready, os_.started_at = False, os_.clock
+    return os_, theirs
+
+
+def test_a_zygote_that_does_not_say_ready_in_time_is_lost(monkeypatch, caplog) -> None:  # noqa: ANN001
+    os_, theirs = starting_zygote(monkeypatch)
+    proc = os_.proc
+    os_.clock += zygote.READY_TIMEOUT - 0.1
+    os_.tick()
+    assert not proc.killed and os_.proc is proc  # still importing: waited for
+    theirs.setblocking(False)
+    with contextlib.suppress(BlockingIOError):
+        theirs.recv(1 << 20)
+        raise AssertionError("pinged a zygote that has not said ready")
+    os_.clock += 0.1
+    os_.tick()
+    assert proc.killed and os_.proc is None
+    assert os_.next_start == os_.clock + zygote.RESTART_DELAY  # restarted after the backoff
+    why = f"it did not say ready within {zygote.READY_TIMEOUT:g} s of its start"
+    assert f"connector zygote (pid 4242) lost: {why}; 0 connector(s) died with it" in caplog.text
+
+
+def test_a_zygote_that_says_ready_in_time_is_kept_past_the_ready_timeout(monkeypatch) -> None:  # noqa: ANN001
+    os_, theirs = starting_zygote(monkeypatch)
+    proc = os_.proc
+    os_.clock += zygote.READY_TIMEOUT - 0.1
+    say(theirs, {"ready": 4242})
+    os_.clock += 0.2  # read late (a busy main loop): it said ready in time all the same
+    os_.tick()
+    assert os_.ready and not proc.killed
+    os_.clock += zygote.READY_TIMEOUT
+    os_.tick()
+    assert not proc.killed and asked(theirs) == {"op": "ping"}  # ready: answers pings from now on

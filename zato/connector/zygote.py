@@ -22,7 +22,9 @@ Wire protocol: one JSON object per SOCK_SEQPACKET message.
                             "definition": {...}}      (never logged)
                            {"op": "signal", "pid": P, "sig": S}   (only while P is unreaped)
                            {"op": "ping"}             when it has said nothing for PING_EVERY
+                                                      (once it is ready)
     zygote -> supervisor   {"ready": PID}                          once, after the imports
+                                            (within READY_TIMEOUT of its start)
                            {"spawned": P} or {"error": TEXT, "errno": N}   answers a spawn
                            {"pong": PID}                           answers a ping
                            {"exit": P, "code": C}                  C as Popen.returncode
@@ -34,21 +36,22 @@ parent changes; every child has PR_SET_PDEATHSIG on the zygote and checks os.get
 ZygoteOS is the supervisor side: the process.OS seam, with plain Popen (RealOS) as the
 fallback while the zygote is starting, restarting, or cannot be used.
 
-The supervisor's main loop never waits on the zygote for longer than it can afford: it must
-step down within the room between the renew deadline and the lease's expiry, whatever the
-zygote does. A spawn waits SPAWN_WAIT for its answer at most (none while an earlier one is
-still unanswered); a later answer is read on a later tick, the child STARTING meanwhile without
-a pid. Requests go out without blocking (queued while the socket is full). A zygote that does
-not answer (stuck, SIGSTOPped, starved) is lost (killed, so its connectors die with it, and
-restarted after a delay): a spawn unanswered for REPLY_TIMEOUT (its connector then starts as a
-plain process), a ping unanswered for REPLY_TIMEOUT (a zygote that cannot report its
-children's exits: a connector killed meanwhile would never be started again), or a SIGKILL not
-reported done within REPLY_TIMEOUT, or within `kill_answer`
-while the supervisor stops them all (`stopping_all`: its lease is gone, or it stops), so the
-step-down's SIGKILL still ends its connectors before the lease can expire. Before, the main loop waited up
-to REPLY_TIMEOUT for each spawn's answer: a holder whose renewals stopped meanwhile stepped
-down late, its connectors still running when another server had taken the lease
-(tests/integration/test_zygote_stall.py).
+The supervisor's main loop never waits on the zygote for longer than it can afford: it must step
+down within the room between the renew deadline and the lease's expiry, whatever the zygote
+does. A spawn waits SPAWN_WAIT for its answer at most (none while an earlier one is still
+unanswered); a later answer is read on a later tick, the child STARTING meanwhile without a pid.
+Requests go out without blocking (queued while the socket is full). A zygote that does not
+answer (stuck, SIGSTOPped, starved) is lost (killed, so its connectors die with it, and
+restarted after a delay): one that has not said ready within READY_TIMEOUT of its start (else it
+would never be replaced, and every connector would start as a plain process for good), a spawn
+unanswered for REPLY_TIMEOUT (its connector then starts as a plain process), a ping unanswered
+for REPLY_TIMEOUT (a zygote that cannot report its children's exits: a connector killed
+meanwhile would never be started again), or a SIGKILL not reported done within REPLY_TIMEOUT, or
+within `kill_answer` while the supervisor stops them all (`stopping_all`: its lease is gone, or
+it stops), so the step-down's SIGKILL still ends its connectors before the lease can expire.
+Before, the main loop waited up to REPLY_TIMEOUT for each spawn's answer: a holder whose
+renewals stopped meanwhile stepped down late, its connectors still running when another server
+had taken the lease (tests/integration/test_zygote_stall.py).
 """
 
 from __future__ import annotations
@@ -93,6 +96,10 @@ PRELOAD = (
 )
 RESTART_DELAY, RESTART_DELAY_MAX = 1.0, 30.0  # doubling while it dies before it is ready
 REPLY_TIMEOUT = 2.0  # a spawn answer later than this: give up on this zygote
+# Its imports take about 0.3 s, a few seconds on a loaded host (CI, every server of a box
+# starting at once); a zygote lost by mistake only costs a restart (connectors start as plain
+# processes meanwhile), one that never says ready costs every connector's start for good.
+READY_TIMEOUT = 5.0  # a zygote not ready this long after its start: give up on it
 PING_EVERY = 1.0  # a ready zygote silent this long is asked whether it still answers (REPLY_TIMEOUT)
 SPAWN_WAIT = 0.05  # what the main loop waits for a spawn's answer at most (later: read on a later tick)
 KILL_ANSWER = 0.1  # a SIGKILL not reported done this long after: the zygote is lost (supervisor: its room)
@@ -251,6 +258,7 @@ class ZygoteOS:
         self.sock: socket.socket | None = None
         self.ready = False
         self.next_start = 0.0
+        self.started_at = 0.0  # when the running zygote was started: it has READY_TIMEOUT to say ready
         self.backoff = Backoff(RESTART_DELAY, RESTART_DELAY_MAX)
         self.starts = 0
         self.children: dict[int, ZygoteChild] = {}
@@ -399,7 +407,8 @@ class ZygoteOS:
         except OSError as e:
             logger.error("cannot send the settings to the connector zygote: %s", e)
         ours.setblocking(False)
-        self.sock, self.ready, self.heard_at = ours, False, self.now()
+        self.sock, self.ready = ours, False
+        self.started_at = self.heard_at = self.now()
         self.starts += 1
         logger.info(
             "connector zygote %s (pid %d)", "restarted" if self.starts > 1 else "started", self.proc.pid
@@ -454,9 +463,12 @@ class ZygoteOS:
         return self.now() - max(self.pending[0].asked_at, self.heard_at)
 
     def _check(self) -> None:
-        """A zygote that does not answer is lost: a spawn unanswered for REPLY_TIMEOUT, or a
-        SIGKILL not reported done within _kill_limit()."""
+        """A zygote that does not answer is lost: not ready READY_TIMEOUT after its start, a spawn
+        unanswered for REPLY_TIMEOUT, or a SIGKILL not reported done within _kill_limit()."""
         if self.proc is None:
+            return
+        if not self.ready and self.now() - self.started_at >= READY_TIMEOUT:
+            self._lost(f"it did not say ready within {READY_TIMEOUT:g} s of its start")
             return
         if self._silent_for() >= REPLY_TIMEOUT:
             self._lost(f"it did not answer a spawn request within {REPLY_TIMEOUT:g} s")
