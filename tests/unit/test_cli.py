@@ -438,3 +438,17 @@ def test_start_and_info_help_say_what_they_do(zato):
         "whether it runs" in info
         and "For the whole cluster as Redis sees it: zato cluster status DIR" in info
     )
+
+
+def test_a_server_joining_another_takes_its_metrics_credentials(tmp_path, zato):
+    url = f"sqlite:///{tmp_path}/odb.db"
+    zato("create", "cluster", url, "scrape")
+    s1 = str(tmp_path / "s1")
+    zato("create", "server", s1, "--odb", url, "--cluster", "scrape", "--port", "31110")
+    with open(f"{s1}/config/server.conf", "a") as f:
+        f.write("\n[metrics]\nusername = prom\npassword = scrape-pw-123\n")
+    zato("create", "server", str(tmp_path / "s2"), "--join", s1, "--port", "31111")
+    zato("create", "dashboard", str(tmp_path / "d"), "--server", str(tmp_path / "s2"), "--port", "31119")
+    for conf in ("s2/config/server.conf", "d/config/dashboard.conf"):
+        text = (tmp_path / conf).read_text()
+        assert "[metrics]\nusername = prom\npassword = scrape-pw-123\n" in text, conf

@@ -210,3 +210,65 @@ def test_zatos_user_config_stanza_gives_labels_and_their_files(server_dir):
     edit(server_dir, "Ops = /nowhere/ops.ini", "Ops =")
     with pytest.raises(ConfigError, match=r"\[user_config\] Ops: give the path of an .ini file"):
         load_server_settings(server_dir)
+
+
+def test_metrics_credentials_are_optional_and_a_short_password_is_refused_unshown(server_dir):
+    from zato.config.transfer import without_secrets
+
+    s = load_server_settings(server_dir)
+    assert (s.metrics_username, s.metrics_password) == ("metrics", "")  # as written: /metrics open
+    conf = f"{server_dir}/config/server.conf"
+    text = open(conf).read()
+    open(conf, "w").write(text + "\n[metrics]\nusername = prom\npassword = scrape-pw-123\n")
+    s = load_server_settings(server_dir)
+    assert (s.metrics_username, s.metrics_password) == ("prom", "scrape-pw-123")
+    assert "scrape-pw-123" not in repr(s)
+    assert without_secrets(s).metrics_password == ""  # never handed to a connector or the zygote
+    open(conf, "w").write(text + "\n[metrics]\npassword = pw-7chr\n")
+    with pytest.raises(ConfigError, match=r"\[metrics\] password is shorter than 8 characters") as e:
+        load_server_settings(server_dir)
+    assert "pw-7chr" not in str(e.value)
+    open(conf, "w").write(text + "\n[metrics]\nusername = a:b\npassword = scrape-pw-123\n")
+    with pytest.raises(ConfigError, match=r"\[metrics\] username: 'a:b' must be a name without ':'"):
+        load_server_settings(server_dir)
+    open(conf, "w").write(text + "\n[metrics]\npasword = scrape-pw-123\n")
+    with pytest.raises(ConfigError, match=r"\[metrics\] pasword is not a setting .*did you mean 'password'"):
+        load_server_settings(server_dir)
+
+
+def test_a_dashboard_made_for_a_server_sends_its_metrics_credentials(tmp_path):
+    from zato.config.settings import load_dashboard_settings
+    from zato.lifecycle.layout import create_dashboard_dir
+
+    spec = ServerSpec(
+        "s1", "c1", f"sqlite:///{tmp_path}/odb.db", metrics_username="prom", metrics_password="pw-1234567"
+    )
+    server = load_server_settings(create_server_dir(str(tmp_path / "s1"), spec))
+    assert (server.metrics_username, server.metrics_password) == ("prom", "pw-1234567")
+    dashboard = load_dashboard_settings(create_dashboard_dir(str(tmp_path / "d"), server))
+    assert (dashboard.metrics_username, dashboard.metrics_password) == ("prom", "pw-1234567")
+    assert "pw-1234567" not in repr(dashboard)
+
+
+@pytest.mark.parametrize(
+    ("host", "password", "said"),
+    [
+        ("0.0.0.0", "", "port 17099 at any address of this host"),
+        ("10.1.2.3", "", "10.1.2.3:17099"),
+        ("10.1.2.3", "scrape-pw-123", None),
+        ("127.0.0.1", "", None),
+        ("::1", "", None),
+    ],
+)
+def test_a_server_bound_beyond_loopback_without_a_metrics_password_is_told(server_dir, host, password, said):
+    import dataclasses
+
+    from zato.server.metrics import open_warning
+
+    s = dataclasses.replace(load_server_settings(server_dir), host=host, metrics_password=password)
+    line = open_warning(s)
+    if said is None:
+        assert line is None
+    else:
+        assert line is not None and f"/metrics of server server1 is open to anyone who reaches {said}" in line
+        assert f"set [metrics] password (and username, default metrics) in {s.config_file}" in line

@@ -152,6 +152,9 @@ def server(args: argparse.Namespace) -> int:
             "" if args.redis else base.redis.sentinel_master,
             args.announce_host,
             base.invoke_password,
+            # one scrape config (and the dashboard's [metrics]) for every server of the cluster
+            metrics_username=base.metrics_username,
+            metrics_password=base.metrics_password,
         )
     else:
         if not args.odb or not args.cluster:

@@ -46,6 +46,7 @@ MAX_IMPORT_BUDGET = 600.0  # [main] import_budget
 MAX_HANG_AFTER = 86400.0  # [main] connector_hang_after (0: never)
 MAX_SOCKET_TIMEOUT = 300.0  # [kvdb] socket_timeout: each Redis call waits at most this
 MAX_YIELD_FOR = 86400.0  # [lease] yield_for
+METRICS_USERNAME = "metrics"  # [metrics] username: who a scrape of /metrics authenticates as
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,10 @@ class ServerSettings:
     user_conf_dirs: tuple[str, ...] = ()  # [main] user_conf_dir: services' self.config files (absolute)
     # [user_config] LABEL = path: services' self.user_config.LABEL files (Zato's stanza; absolute)
     user_config_files: tuple[tuple[str, str], ...] = ()
+    # [metrics] username and password: the HTTP Basic credentials GET /metrics needs (empty
+    # password: none, /metrics answers anyone who reaches [main] host)
+    metrics_username: str = METRICS_USERNAME
+    metrics_password: str = field(default="", repr=False)
 
     @property
     def announced_host(self) -> str:
@@ -241,6 +246,9 @@ class DashboardSettings:
     log_level: str = "INFO"
     log_format: str = "text"
     tls_ca_file: str = ""  # [tls] ca_file: CA certificates to verify TLS AMQP brokers against (Replay parked)
+    # [metrics]: the servers' [metrics] credentials, sent with each scrape of their /metrics
+    metrics_username: str = METRICS_USERNAME
+    metrics_password: str = field(default="", repr=False)
 
     @property
     def config_file(self) -> str:
@@ -305,6 +313,7 @@ SERVER_SCHEMA: Schema = {
     ),
     "logging": _SERVER_LOGGING,
     "tls": frozenset({"ca_file"}),
+    "metrics": frozenset({"username", "password"}),
     "gunicorn": None,
     "user_config": None,  # labels of the user's choosing (zato.service.user_config)
 }
@@ -348,6 +357,7 @@ DASHBOARD_SCHEMA: Schema = {
     "lb": frozenset({"dir"}),
     "logging": frozenset({"level", "format"}),
     "tls": frozenset({"ca_file"}),
+    "metrics": frozenset({"username", "password"}),
 }
 
 
@@ -553,14 +563,28 @@ MIN_PASSWORD = 8  # [auth] admin_password (generated ones have 32 characters)
 MIN_SECRET = 12  # [auth] cluster_secret, which also signs membership entries
 
 
-def _secret(r: _Reader, key: str, minimum: int, optional: bool = False) -> str:
+def _secret(r: _Reader, key: str, minimum: int, optional: bool = False, section: str = "auth") -> str:
     """A password or secret: refused (one line, the value not shown) if empty or short.
     `optional`: empty turns the feature off; set, it must be as long as any other."""
-    value = r.str("auth", key, "" if optional else _REQUIRED)
+    value = r.str(section, key, "" if optional else _REQUIRED)
     if len(value) < minimum and not (optional and not value):
         what = "is empty" if not value else f"is shorter than {minimum} characters"
-        raise ConfigError(f"{r.path}: [auth] {key} {what}; set a long random value")
+        raise ConfigError(f"{r.path}: [{section}] {key} {what}; set a long random value")
     return value
+
+
+def _metrics_credentials(r: _Reader) -> tuple[str, str]:
+    """[metrics] username and password (server.conf: what a scrape of /metrics must send;
+    dashboard.conf: what its scrapes send). No password: /metrics is open, as before. A user
+    name holding ':' could never be sent in HTTP Basic (the first ':' ends it)."""
+    password = _secret(r, "password", MIN_PASSWORD, optional=True, section="metrics")
+    username = r.str("metrics", "username", METRICS_USERNAME)
+    if not username or ":" in username or not username.isprintable():
+        raise ConfigError(
+            f"{r.path}: [metrics] username: {username[:80]!r} must be a name without ':' "
+            "(HTTP Basic's separator)"
+        )
+    return username, password
 
 
 def _server_name(r: _Reader) -> str:
@@ -647,6 +671,7 @@ def load_server_settings(server_dir: str) -> ServerSettings:
     )
     if membership.heartbeat >= membership.ttl:
         raise ConfigError(f"{r.path}: [membership] heartbeat must be shorter than ttl")
+    metrics_username, metrics_password = _metrics_credentials(r)
     return ServerSettings(
         path=path,
         name=_server_name(r),
@@ -677,6 +702,8 @@ def load_server_settings(server_dir: str) -> ServerSettings:
         import_budget=r.float("main", "import_budget", 2.0, hi=MAX_IMPORT_BUDGET),
         user_conf_dirs=_user_conf_dirs(r, path),
         user_config_files=_user_config_files(r),
+        metrics_username=metrics_username,
+        metrics_password=metrics_password,
     )
 
 
@@ -904,6 +931,7 @@ def load_dashboard_settings(dashboard_dir: str) -> DashboardSettings:
     lb_dir = r.str("lb", "dir", "")
     if lb_dir and not os.path.isabs(lb_dir):
         raise ConfigError(f"{r.path}: [lb] dir: {lb_dir!r} must be an absolute path")
+    metrics_username, metrics_password = _metrics_credentials(r)
     return DashboardSettings(
         path=path,
         cluster=_cluster_name(r),
@@ -919,4 +947,6 @@ def load_dashboard_settings(dashboard_dir: str) -> DashboardSettings:
         log_level=r.str("logging", "level", "INFO"),
         log_format=_log_format(r),
         tls_ca_file=_ca_file(r),
+        metrics_username=metrics_username,
+        metrics_password=metrics_password,
     )

@@ -20,8 +20,8 @@ from zato.common.errors import ConfigError
 T = TypeVar("T")
 
 # What a connector process or the zygote never needs: the cluster secret (a connector holds
-# its epoch's key only) and the admin API's passwords.
-SECRETS = ("cluster_secret", "admin_password", "invoke_password")
+# its epoch's key only), the admin API's passwords and the one of /metrics.
+SECRETS = ("cluster_secret", "admin_password", "invoke_password", "metrics_password")
 
 
 def without_secrets(settings: T) -> T:

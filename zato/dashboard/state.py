@@ -9,9 +9,11 @@ the snapshot then says so in `errors` and keeps the rest, so the page works with
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import time
+import urllib.error
 import urllib.request
 from collections import deque
 from typing import Any
@@ -61,12 +63,26 @@ class Rates:
         return rate
 
 
-def fetch_text(url: str, timeout: float = 0.5) -> str | None:
+def fetch_text(url: str, timeout: float = 0.5, authorization: str = "") -> tuple[str | None, int | None]:
+    """(the body, None) of a GET of `url`; (None, status) when it was answered with an error
+    status; (None, None) when it was not answered. `authorization`: the Authorization header."""
+    headers = {"Authorization": authorization} if authorization else {}
+    request = urllib.request.Request(url, headers=headers)  # noqa: S310 - http:// of a cluster member
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:  # noqa: S310 - a cluster member
-            return r.read().decode("utf-8", "replace")
+        with urllib.request.urlopen(request, timeout=timeout) as r:  # noqa: S310 - a cluster member
+            return r.read().decode("utf-8", "replace"), None
+    except urllib.error.HTTPError as e:
+        e.close()
+        return None, e.code
     except (OSError, ValueError):
-        return None
+        return None, None
+
+
+def basic_authorization(username: str, password: str) -> str:
+    """The Authorization header of HTTP Basic; "" without a password (nothing is sent)."""
+    if not password:
+        return ""
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
 
 
 class Collector:
@@ -87,6 +103,8 @@ class Collector:
         }
         self._last_json = ""
         self._writes_refused = ""  # why Redis refuses what the actions send, checked every SLOW_EVERY
+        # the servers' [metrics] credentials, sent with every scrape ("": none set, none sent)
+        self._scrape_auth = basic_authorization(settings.metrics_username, settings.metrics_password)
         # Only members signed with the cluster's key are shown (a dashboard made before the
         # secret was in dashboard.conf parses entries strictly and says so once).
         secret = settings.cluster_secret
@@ -161,8 +179,12 @@ class Collector:
         for server in view["servers"]:
             total = None
             if server.get("live"):
-                text = fetch_text(f"http://{server['address']}/metrics")
+                text, answered = fetch_text(
+                    f"http://{server['address']}/metrics", authorization=self._scrape_auth
+                )
                 total = requests_total(text) if text is not None else None
+                if answered == 401:
+                    errors.append(self._refused_scrape(server["name"]))
             server["rps"] = self.rates.add(server["name"], now, total)
         return {
             "cluster": self.settings.cluster,
@@ -179,6 +201,20 @@ class Collector:
             "channels": self._slow["channels"],
             "rps_history": {name: list(points) for name, points in self.rates.history.items()},
         }
+
+    def _refused_scrape(self, server: str) -> str:
+        """What the page says of a server whose /metrics refused this dashboard's scrape."""
+        conf = self.settings.config_file
+        if self.settings.metrics_password:
+            return (
+                f"server {server}: its /metrics refused the [metrics] credentials of {conf}, so its "
+                "requests/s are not shown: set them to the servers' and restart the dashboard"
+            )
+        return (
+            f"server {server}: its /metrics needs credentials (its [metrics] password), so its requests/s "
+            f"are not shown: set [metrics] username and password in {conf} to the servers' and restart "
+            "the dashboard"
+        )
 
     def _check_writes(self) -> str:
         """The error to show when Redis refuses the actions' writes or PUBLISH ("" if it takes

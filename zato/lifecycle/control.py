@@ -514,7 +514,12 @@ def urls(comp: Component) -> list[Url]:
     for m in sorted(members(comp), key=lambda c: order.index(c.kind)):
         if m.kind == component.SERVER:
             s = load_server_settings(m.path)
-            one = Url(s.name, ping_url(s), "also /metrics, /zato/ready")
+            scrape = (
+                f" (user {s.metrics_username}, password: [metrics] in {s.config_file})"
+                if s.metrics_password
+                else ""
+            )
+            one = Url(s.name, ping_url(s), f"also /metrics{scrape}, /zato/ready")
         elif m.kind == component.LOAD_BALANCER:
             lb = load_lb_settings(m.path)
             one = Url(

@@ -21,6 +21,7 @@ from zato.config import component
 from zato.config.settings import (
     DASHBOARD_CONF,
     LB_CONF,
+    METRICS_USERNAME,
     SERVER_CONF,
     USER_CONF_DIR,
     ServerSettings,
@@ -61,6 +62,9 @@ class ServerSpec:
     announce_host: str = ""  # what peers reach the server at, when host is 0.0.0.0 or differs
     invoke_password: str = ""  # of admin.invoke (Zato's invoke endpoints); generated when empty
     user_conf_dir: str = USER_CONF_DIR  # services' self.config files; relative to the server directory
+    # [metrics]: the credentials /metrics needs; no password (quickstart's, bound to 127.0.0.1): open
+    metrics_username: str = METRICS_USERNAME
+    metrics_password: str = ""
 
     @property
     def announced_host(self) -> str:
@@ -167,6 +171,8 @@ def create_server_dir(path: str, spec: ServerSpec) -> str:
             },
             "logging": {"level": "INFO"},
         }
+        if spec.metrics_password:
+            conf["metrics"] = {"username": spec.metrics_username, "password": spec.metrics_password}
         write_conf(path, SERVER_CONF, conf)
         component.write_marker(path, component.SERVER)
         load_server_settings(path)  # what we wrote must load
@@ -229,6 +235,8 @@ def create_dashboard_dir(
             "lb": {"dir": os.path.abspath(lb_dir) if lb_dir else ""},
             "logging": {"level": "INFO"},
         }
+        if server.metrics_password:  # its scrapes of the servers' /metrics (requests/s) send them
+            conf["metrics"] = {"username": server.metrics_username, "password": server.metrics_password}
         if server.tls_ca_file:  # the server's private CA of TLS AMQP brokers: Replay parked reaches them too
             conf["tls"] = {"ca_file": os.path.abspath(server.tls_ca_file)}
         write_conf(path, DASHBOARD_CONF, conf)

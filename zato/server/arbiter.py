@@ -153,6 +153,9 @@ class ServerHooks:
         logger.info(
             "server %s of cluster %s listening at %s", self.zato.name, self.zato.cluster, self.zato.address
         )
+        exposed = metrics.open_warning(self.zato)
+        if exposed:
+            logger.warning("%s", exposed)
         gunicorn_term = signal.getsignal(signal.SIGTERM)
         if callable(gunicorn_term):
             signal.signal(signal.SIGTERM, self._term_handler(gunicorn_term))

@@ -13,21 +13,25 @@ while the folder's filesystem has RESERVE_BYTES free; meanwhile new services' me
 counted (logged), and values created before count on. Cluster-wide values (lease,
 membership, connectors, outgoing queues) are read from Redis at scrape time, so every worker
 and every server agree.
-Every metric is described in docs/metrics.md.
+With a [metrics] password in server.conf a scrape must send those credentials (HTTP Basic,
+zato.server.wsgi); without one, a server bound beyond loopback says at start that its /metrics
+answers anyone (open_warning). Every metric is described in docs/metrics.md.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import shutil
+import socket
 import time
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
 from zato.common.fs import free_bytes
-from zato.config.settings import ServerSettings
+from zato.config.settings import WILDCARDS, ServerSettings
 from zato.server import metrics_files
 
 logger = logging.getLogger("zato.metrics")
@@ -52,6 +56,45 @@ def prepare(settings: ServerSettings) -> str:
     )  # now: the disk has room
     os.environ[MULTIPROC_ENV] = path
     return path
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` ([main] host) binds only this machine's loopback: a loopback address, or
+    a name every address of which is one (localhost). A wildcard, another address, or a name
+    that does not resolve: False."""
+    if host in WILDCARDS:
+        return False
+    try:
+        return _loopback_address(host)
+    except ValueError:
+        pass
+    try:
+        found = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return False
+    return bool(found) and all(_loopback_address(str(a[4][0]).split("%")[0]) for a in found)
+
+
+def _loopback_address(text: str) -> bool:
+    """ValueError if `text` is no IP address; ::ffff:127.0.0.1 is 127.0.0.1."""
+    address = ipaddress.ip_address(text)
+    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+    return (mapped or address).is_loopback
+
+
+def open_warning(settings: ServerSettings) -> str | None:
+    """The line a server bound beyond loopback with no [metrics] password logs once at start:
+    its /metrics answers anyone who reaches it, and how to close it. None when it need not."""
+    if settings.metrics_password or is_loopback(settings.host):
+        return None
+    wildcard = settings.host in WILDCARDS
+    where = f"port {settings.port} at any address of this host" if wildcard else settings.address
+    return (
+        f"{METRICS_PATH} of server {settings.name} is open to anyone who reaches {where} "
+        "(it names the cluster's services, channels and connectors, with their counts): set [metrics] "
+        f"password (and username, default {settings.metrics_username}) in {settings.config_file}, and the "
+        "same credentials in Prometheus' basic_auth (docs/metrics.md), or bind [main] host to 127.0.0.1"
+    )
 
 
 _unfolded: set[int] = set()  # in the arbiter: ended workers whose files could not be folded yet

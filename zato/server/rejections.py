@@ -1,8 +1,8 @@
 """Rejected credentials on a server's own port: security events, said but bounded.
 
 Any client can send wrong credentials in a loop: an internal call with a bad or missing
-X-Zato-Signature or X-Zato-Epoch, the admin API's or Zato's invoke endpoints' HTTP Basic, a
-secured channel's Basic or API key. Each was a WARNING line (before: 2,000 bad calls, 2,000
+X-Zato-Signature or X-Zato-Epoch, the admin API's, Zato's invoke endpoints' or /metrics' HTTP
+Basic, a secured channel's Basic or API key. Each was a WARNING line (before: 2,000 bad calls, 2,000
 lines). Now each kind (each channel apart) is said in full, with the client's address and
 what was wrong, BURST times per [logging] client_warning_interval at most in each worker, the
 next line saying how many went unsaid meanwhile; every one is counted in
@@ -19,6 +19,7 @@ from zato.server.body import Throttled
 logger = logging.getLogger("zato.http")
 
 INTERNAL, ADMIN, INVOKE, CHANNEL = "internal", "admin", "invoke", "channel"  # the metric's kinds
+METRICS = "metrics"  # a scrape of /metrics without the [metrics] credentials
 BURST = 5  # lines in full per interval and kind: a few mistakes are each seen, a flood is not
 MAX_KEYS = 1000  # channels' throttles kept; started over when full (channels are the cluster's own)
 

@@ -71,6 +71,7 @@ STATUS = {s.value: f"{s.value} {s.phrase}" for s in HTTPStatus}
 # paths and labelled OTHER_METHOD in metrics: a label a client chose would make a new series
 # with every new method (4,000 made-up methods grew /metrics from 8 KB to 178 KB).
 OTHER_METHOD = "other"
+METRICS_REALM = 'Basic realm="Zato metrics"'  # a scrape without [metrics] credentials is asked for them
 
 StartResponse = Callable[..., Any]
 
@@ -412,12 +413,29 @@ class ServerApp:
     def _metrics(self, environ: dict, start_response: StartResponse) -> list[bytes]:
         cid = new_cid()
         s = self.worker.settings
+        if s.metrics_password and not self._scrape_allowed(environ, cid):
+            body = error_body(cid, "wrong or missing credentials ([metrics] in the server's server.conf)")
+            return self._send(start_response, 401, body, JSON, cid, [("WWW-Authenticate", METRICS_REALM)])
         key = member_key(s.cluster_secret, s.cluster)  # count only members signed for this cluster
         accept = environ.get("HTTP_ACCEPT", "")
         body, ctype = metrics.exposition(
             self.worker.redis, s.cluster, key, accept, self.worker.defined_connectors
         )
         return self._send(start_response, 200, body, ctype, cid)
+
+    def _scrape_allowed(self, environ: dict, cid: str) -> bool:
+        """A scrape of a server with a [metrics] password must send [metrics] username and
+        password (HTTP Basic); other credentials are rejected as the admin API's are: said a
+        few times an interval, each counted."""
+        s = self.worker.settings
+        user, password = basic_auth(environ.get("HTTP_AUTHORIZATION", ""))
+        ok_user = hmac.compare_digest(user.encode(), s.metrics_username.encode())
+        ok_password = hmac.compare_digest(password.encode(), s.metrics_password.encode())
+        if user and ok_user and ok_password:
+            return True
+        what = "/metrics: rejected credentials for user %r from %s"
+        self.rejections.say(rejections.METRICS, cid, what, said_user(user), environ.get("REMOTE_ADDR"))
+        return False
 
     @staticmethod
     def _send(
