@@ -282,7 +282,30 @@ def test_a_zygote_that_does_not_say_ready_in_time_is_lost(monkeypatch, caplog) -
     assert proc.killed and os_.proc is None
     assert os_.next_start == os_.clock + zygote.RESTART_DELAY  # restarted after the backoff
     why = f"it did not say ready within {zygote.READY_TIMEOUT:g} s of its start"
-    assert f"connector zygote (pid 4242) lost: {why}; 0 connector(s) died with it" in caplog.text
+    doubled = f"(the next gets {2 * zygote.READY_TIMEOUT:g} s)"
+    assert f"connector zygote (pid 4242) lost: {why} {doubled}; 0 connector(s) died with it" in caplog.text
+    assert os_.ready_limit == 2 * zygote.READY_TIMEOUT  # a host too slow for it gets its zygote later
+
+
+def test_the_ready_limit_doubles_while_zygotes_are_lost_unready_and_resets_once_one_is_ready(
+    monkeypatch,  # noqa: ANN001
+) -> None:
+    os_, theirs = starting_zygote(monkeypatch)
+    limits = []
+    for _ in range(6):  # each a zygote that never says ready, started again (as _start does)
+        ours, _theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        ours.setblocking(False)
+        os_.proc, os_.sock, os_.ready, os_.started_at = FakeZygoteProc(), ours, False, os_.clock
+        limits.append(os_.ready_limit)
+        os_.clock += os_.ready_limit
+        os_.tick()
+        assert os_.proc is None  # lost
+    assert limits == [5.0, 10.0, 20.0, 40.0, 60.0, 60.0]
+    os_, theirs = starting_zygote(monkeypatch)
+    os_.ready_limit = 40.0
+    say(theirs, {"ready": 4242})
+    os_.tick()
+    assert os_.ready and os_.ready_limit == zygote.READY_TIMEOUT
 
 
 def test_a_zygote_that_says_ready_in_time_is_kept_past_the_ready_timeout(monkeypatch) -> None:  # noqa: ANN001

@@ -100,6 +100,9 @@ REPLY_TIMEOUT = 2.0  # a spawn answer later than this: give up on this zygote
 # starting at once); a zygote lost by mistake only costs a restart (connectors start as plain
 # processes meanwhile), one that never says ready costs every connector's start for good.
 READY_TIMEOUT = 5.0  # a zygote not ready this long after its start: give up on it
+# ... doubled after each zygote lost so, up to this: a host too slow for READY_TIMEOUT (each
+# zygote would be killed just before it gets ready) gets its zygote after a few tries.
+READY_TIMEOUT_MAX = 60.0
 PING_EVERY = 1.0  # a ready zygote silent this long is asked whether it still answers (REPLY_TIMEOUT)
 SPAWN_WAIT = 0.05  # what the main loop waits for a spawn's answer at most (later: read on a later tick)
 KILL_ANSWER = 0.1  # a SIGKILL not reported done this long after: the zygote is lost (supervisor: its room)
@@ -258,7 +261,8 @@ class ZygoteOS:
         self.sock: socket.socket | None = None
         self.ready = False
         self.next_start = 0.0
-        self.started_at = 0.0  # when the running zygote was started: it has READY_TIMEOUT to say ready
+        self.started_at = 0.0  # when the running zygote was started: it has ready_limit to say ready
+        self.ready_limit = READY_TIMEOUT  # doubled by each zygote lost before it said ready
         self.backoff = Backoff(RESTART_DELAY, RESTART_DELAY_MAX)
         self.starts = 0
         self.children: dict[int, ZygoteChild] = {}
@@ -467,8 +471,11 @@ class ZygoteOS:
         unanswered for REPLY_TIMEOUT, or a SIGKILL not reported done within _kill_limit()."""
         if self.proc is None:
             return
-        if not self.ready and self.now() - self.started_at >= READY_TIMEOUT:
-            self._lost(f"it did not say ready within {READY_TIMEOUT:g} s of its start")
+        if not self.ready and self.now() - self.started_at >= self.ready_limit:
+            limit, self.ready_limit = self.ready_limit, min(self.ready_limit * 2, READY_TIMEOUT_MAX)
+            self._lost(
+                f"it did not say ready within {limit:g} s of its start (the next gets {self.ready_limit:g} s)"
+            )
             return
         if self._silent_for() >= REPLY_TIMEOUT:
             self._lost(f"it did not answer a spawn request within {REPLY_TIMEOUT:g} s")
@@ -534,6 +541,7 @@ class ZygoteOS:
         if "ready" in message:
             self.ready = True
             self.backoff.reset()
+            self.ready_limit = READY_TIMEOUT
             logger.info("connector zygote ready (pid %d)", message["ready"])
         elif "pong" in message:
             self.pinged_at = None
