@@ -11,7 +11,7 @@ cluster secret.
 The stamp (header `X-Zato-Stamp`, `MILLISECONDS-NONCE`) is the time the call was sent, on
 Redis's clock (zato.coord.redis_clock, so the hosts' own clocks need not agree), and a random
 nonce made for that one sending. A server takes a call only within STAMP_WINDOW of its stamp,
-and only once per nonce (zato.server.replay): a captured call sent again, to the same server
+and only once per nonce (zato.server.internal_gate): a captured call sent again, to the same server
 or another, is refused (401), at once or hours later. Before, one call captured between hosts
 (the internal calls travel over plain HTTP) could be replayed for as long as its epoch lasted.
 A connector stamps each sending anew, so its own retry of a call on another server is a call of

@@ -32,16 +32,14 @@ from zato.common.exception import Reportable
 from zato.common.jsonenc import is_json
 from zato.common.log import CID
 from zato.common.signing import parse_stamp, verify
-from zato.coord import lease
 from zato.coord.client import refuses_writes
 from zato.coord.signing import member_key
 from zato.odb.api import HTTP_METHODS, ChannelRecord
 from zato.server import access_log, fatal, metrics, rejections, service_response
 from zato.server import body as bodies
 from zato.server.channel_security import Refused, basic_auth, said_user
-from zato.server.epoch_gate import EpochGate
+from zato.server.internal_gate import InternalGate
 from zato.server.readiness import READY_PATH, DrainFlag, not_ready_reason, ready_body
-from zato.server.replay import ReplayGuard
 from zato.server.slow_readers import SlowReaders
 from zato.server.worker import Worker
 from zato.service.base import (
@@ -258,8 +256,7 @@ class ServerApp:
 
         self.worker = worker
         self.admin_app = admin_app
-        self.epoch_gate = EpochGate(lambda: lease.current_epoch(worker.redis, worker.settings.cluster))
-        self.replay_guard = ReplayGuard(worker.redis, worker.settings.cluster)
+        self.internal_gate = InternalGate(worker.redis, worker.settings.cluster)  # stamps and epochs
         self.draining = draining or DrainFlag()
         self.limits = worker.settings.limits
         self.invoke_api = InvokeAPI(self)
@@ -732,23 +729,19 @@ class ServerApp:
             raise HTTPError(401, "bad or missing X-Zato-Stamp (MILLISECONDS-NONCE, signed with the call)")
         self._wait_loaded()
         try:
-            refusal = self.replay_guard.refusal(*parsed)
+            admission = self.internal_gate.admit(*parsed)
         except CoordError as e:
-            logger.error("cid %s: cannot check the internal call's stamp: %s", cid, e)
-            raise HTTPError(503, "cannot check the call's stamp (Redis unavailable)") from None
-        if refusal:
-            what = "internal invoke of %s refused: %s (from %s)"
-            self.rejections.say(rejections.INTERNAL, cid, what, said_service, refusal, addr)
-            raise HTTPError(401, f"call refused: {refusal}")
-        try:
-            verdict = self.epoch_gate.check(epoch)
-        except CoordError as e:
-            logger.error("cid %s: cannot check the epoch: %s", cid, e)
+            logger.error("cid %s: cannot check the call's stamp and epoch: %s", cid, e)
             raise HTTPError(
-                503, "cannot check the lease epoch (Redis unavailable or its epoch unreadable)"
+                503,
+                "cannot check the call's stamp and the lease epoch (Redis away, or its epoch unreadable)",
             ) from None
-        if not verdict.accepted:
-            newest = verdict.newest
+        if admission.refusal:
+            what = "internal invoke of %s refused: %s (from %s)"
+            self.rejections.say(rejections.INTERNAL, cid, what, said_service, admission.refusal, addr)
+            raise HTTPError(401, f"call refused: {admission.refusal}")
+        if epoch < admission.newest:
+            newest = admission.newest
             logger.warning("cid %s: refused stale action %s: epoch %d < %d", cid, service, epoch, newest)
             raise HTTPError(409, f"stale epoch {epoch}; the newest is {newest}")
         return raw
