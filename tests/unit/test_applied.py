@@ -33,7 +33,9 @@ def test_a_new_process_that_cannot_reach_its_broker_is_not_applied() -> None:
     )
     assert verdict(expect, new, own("amqp-channel:in", 100, "running")) is None  # the old process's
     assert seen(expect, new, own("amqp-channel:in", 100, "running")).endswith("has not said how it works yet")
-    assert verdict(expect, new, own("amqp-channel:in", 101, "blocked")) is not None  # connected, held back
+    blocked = verdict(expect, new, own("amqp-channel:in", 101, "blocked"))  # connected, held back
+    assert blocked is not None and "the broker holds its publishes back (a resource alarm)" in blocked
+    assert "holds" not in (verdict(expect, new, own("amqp-channel:in", 101, "running")) or "")
 
 
 def own(name: str, pid: int, state: str) -> dict[str, dict]:

@@ -106,6 +106,9 @@ def verdict(expect: Expect, doc: dict | None, stats: dict[str, dict] | None = No
     own = (stats or {}).get(expect.name, {})
     if own.get("pid") != pid or own.get("state") not in WORKING:
         return None
+    if own.get("state") == "blocked":  # applied, and connected: what it sends waits for the broker
+        held = "connected, but the broker holds its publishes back (a resource alarm) until the alarm ends"
+        return f"{server} runs {expect.name} with it (pid {pid}), {held}"
     return f"{server} runs {expect.name} with it (pid {pid})"
 
 
