@@ -99,6 +99,7 @@ class FakeServer:
         self.calls: list[tuple[str, bytes]] = []
         self.fail: set[str] = set()
         self.reject: set[str] = set()  # services that answer 400 (bad input)
+        self.secret = SECRET  # what it checks calls with (another: as a server of another release)
         self.held: set[str] = set()
         self.release = threading.Event()
         self.active = self.peak = 0
@@ -155,7 +156,7 @@ class FakeServer:
                 claimed = int(self.headers.get("X-Zato-Epoch", -1))
                 stamp = self.headers.get(STAMP_HEADER, "")
                 if not verify(
-                    SECRET, given, claimed, service, self.headers.get("X-Zato-CID", ""), stamp, body
+                    fake.secret, given, claimed, service, self.headers.get("X-Zato-CID", ""), stamp, body
                 ):
                     status = 401
                 elif int(self.headers.get("X-Zato-Epoch", -1)) < epoch:

@@ -104,3 +104,21 @@ def test_a_call_that_fails_ends_the_stay_so_its_retry_goes_to_the_other_server(t
     assert tries[0].server == f"127.0.0.1:{bad.port}" and not tries[0].ok
     assert tries[1].ok and tries[1].server == f"127.0.0.1:{good.port}", tries
     assert sum(not r.ok for r in tries) <= 2, [(r.status, r.server) for r in tries]
+
+
+def test_a_server_that_refuses_the_credentials_is_passed_over_and_never_fails_a_message(two, caplog):
+    """A live server that answers 401 (of another release, whose calls are signed otherwise, or
+    of another cluster secret) runs nothing: the next server takes the call, and when every
+    server refuses, the call is NoServer (a channel gives its message back uncounted) instead
+    of a failed delivery that would count towards parking the message."""
+    invoker, (stranger, fake) = two
+    stranger.secret = "another-release-or-secret"
+    results = [invoker.invoke("demo.one", str(n).encode(), "text/plain") for n in range(10)]
+    assert all(r.ok for r in results), results
+    assert len(fake.bodies("demo.one")) == 10 and stranger.bodies("demo.one") == []
+    said = f"server 127.0.0.1:{stranger.port} refused this connector's credentials (401"
+    assert said in caplog.text
+    fake.secret = "another-release-or-secret"
+    with pytest.raises(invoke.NoServer, match=r"refused the call's credentials \(401"):
+        invoker.invoke("demo.one", b"none takes it", "text/plain")
+    assert stranger.bodies("demo.one") == [] and len(fake.bodies("demo.one")) == 10

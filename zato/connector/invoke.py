@@ -28,6 +28,7 @@ use from several threads; one idle for longer than the servers' keep-alive (guni
 `keepalive`, 2 s unless server.conf [gunicorn] says otherwise) is closed instead of reused, and
 a call that finds a reused one closed by the server is made again on a new connection to the
 same server (never "no live server" for that). Answers: 200 ok, 409 stale epoch (this holder was replaced),
+401 (the server refused the call's credentials: the next server is tried, see REFUSED),
 anything else a failure of the call. A server that took the call but did not answer within the
 timeout (a channel's `timeout`, DEFAULT_TIMEOUT by default) is answered TIMED_OUT here: a
 failed call, not "no live server", and not made again on another server (it may still run).
@@ -88,6 +89,11 @@ UNREAD_SAY_EVERY = 10.0
 # waiting out the whole timeout, which held a takeover's messages for 30-60 s.
 LIVENESS_EVERY = 1.0
 BAD_INPUT = 400  # the service refused the message itself (missing or malformed input, BadRequest)
+# The server refused the call's credentials (signature, epoch or stamp) before running anything:
+# a server of another release or cluster secret, or a call that waited past the stamp's window.
+# Not the message's fault, so the next server takes it (stamped anew), and when none does the
+# channel gets NoServer: its message goes back uncounted instead of towards being parked.
+REFUSED = 401
 STALE = 409
 TOO_LARGE = 413  # over the servers' [limits] max_body: no server takes it, however often sent
 UNAVAILABLE = 503  # the server cannot check the epoch now
@@ -340,6 +346,16 @@ class Invoker:
         for address in self.reach.order(servers, start, now):
             try:
                 result = self._post(address, path, body, call)
+                if result.status == REFUSED:  # before the service ran: no server for this call
+                    errors.append(f"{address}: refused the call's credentials (401: {result.text})")
+                    pause = self.reach.failed(address, time.monotonic())
+                    logger.warning(
+                        "server %s refused this connector's credentials (401: %s): a server of another"
+                        " release or cluster secret, or a call delayed past the stamp's window; the next"
+                        " server takes the call, and %s is tried after the others for %g s",
+                        address, result.text, address, pause,
+                    )  # fmt: skip
+                    continue
                 self.reach.answered(address)
                 if not result.ok:
                     self._move_on(address)
