@@ -79,6 +79,9 @@ def test_redis_stopped_is_one_line_per_process_then_one_when_it_answers_again(qu
         qs = quickstart(servers=1, lb=False, workers=2, extra_conf={"kvdb": {"url": url}})
         qs.start()
         wait_for(lambda: qs.server_logs().count("ready:") == 2, 60, what="both workers ready")
+        # and the supervisor holding the lease: an outage that began while it took the lease, one of
+        # its connections still working, is two outages in its log ("answers again" between them)
+        wait_for(lambda: "acting as connector server" in qs.server_logs(), 60, what="the lease held")
         before = len(qs.server_logs())
         r.stop()
         time.sleep(25)  # the workers re-subscribe at 0.5, 1, 2, 4, 8, then every 10 s: six tries or more
@@ -134,6 +137,9 @@ def test_redis_refusing_the_password_is_one_line_per_process_saying_to_mend_it(q
             qs._merge(f"{qs.server_dir(name)}/config/server.conf", "kvdb", {"url": url})
         qs.start()
         wait_for(lambda: qs.server_logs().count("ready:") == 2, 60, what="both workers ready")
+        # and the supervisor holding the lease: an outage that began while it took the lease, one of
+        # its connections still working, is two outages in its log ("answers again" between them)
+        wait_for(lambda: "acting as connector server" in qs.server_logs(), 60, what="the lease held")
         before = len(qs.server_logs())
         admin.execute_command("ACL", "SETUSER", user, "resetpass", ">another-password")
         admin.execute_command("CLIENT", "KILL", "USER", user)
