@@ -47,7 +47,7 @@ class Keys:
         return f"{self.prefix}lb:alive:{lb_id}"
 
     def internal_nonce(self, nonce: str) -> str:
-        """Short-lived: an internal call with this nonce was taken (zato.server.replay); a
+        """Short-lived: an internal call with this nonce was taken (zato.server.internal_gate); a
         second one is a replay."""
         return f"{self.prefix}internal:nonce:{nonce}"
 
