@@ -20,7 +20,7 @@ import pika
 import redis
 
 from tests.support import REDIS_URL, cleanup_redis, cluster_name, free_port, stop_process, wait_for  # noqa: F401 - re-exported
-from zato.common.signing import SIGNATURE_HEADER, STAMP_HEADER, verify
+from zato.common.signing import REFUSED_HEADER, SIGNATURE_HEADER, STAMP_HEADER, verify
 from zato.config.component import SERVER, write_marker
 from zato.config.settings import RedisSettings
 from zato.coord import membership
@@ -100,6 +100,7 @@ class FakeServer:
         self.fail: set[str] = set()
         self.reject: set[str] = set()  # services that answer 400 (bad input)
         self.secret = SECRET  # what it checks calls with (another: as a server of another release)
+        self.old_release = False  # refuses as servers did before REFUSED_HEADER (their 401's details)
         self.held: set[str] = set()
         self.release = threading.Event()
         self.active = self.peak = 0
@@ -174,7 +175,12 @@ class FakeServer:
                     fake.calls.append((service, body))
                     status = 200
                 out = json.dumps({"status": status}).encode()
+                if status == 401 and fake.old_release:
+                    env = {"details": "bad or missing X-Zato-Signature", "result": "ZATO_ERROR", "cid": "K1"}
+                    out = json.dumps({"zato_env": env}).encode()
                 self.send_response(status)
+                if status == 401 and not fake.old_release:  # as a server says it refused the call
+                    self.send_header(REFUSED_HEADER, "credentials")
                 self.send_header("Content-Length", str(len(out)))
                 self.end_headers()
                 self.wfile.write(out)

@@ -122,3 +122,15 @@ def test_a_server_that_refuses_the_credentials_is_passed_over_and_never_fails_a_
     with pytest.raises(invoke.NoServer, match=r"refused the call's credentials \(401"):
         invoker.invoke("demo.one", b"none takes it", "text/plain")
     assert stranger.bodies("demo.one") == [] and len(fake.bodies("demo.one")) == 10
+
+
+def test_a_server_of_the_release_before_that_refuses_the_credentials_is_passed_over_too(two, caplog):
+    """A server of the release before the refusals said so (no X-Zato-Call-Refused; a rolling
+    upgrade) answers 401 with its envelope's 'bad or missing X-Zato-Signature': it ran nothing,
+    so the call goes to the next server, as with a server of this release."""
+    invoker, (stranger, fake) = two
+    stranger.secret, stranger.old_release = "another-release-or-secret", True
+    results = [invoker.invoke("demo.one", str(n).encode(), "text/plain") for n in range(10)]
+    assert all(r.ok for r in results), results
+    assert len(fake.bodies("demo.one")) == 10 and stranger.bodies("demo.one") == []
+    assert f"server 127.0.0.1:{stranger.port} refused this connector's credentials (401" in caplog.text

@@ -244,3 +244,34 @@ def test_zatos_reportable_answers_with_the_status_it_was_given(qs):
             f"cid {cid}: service resp.reports raised Reportable with status {bad!r}, not a whole number"
             in (qs.server_logs())
         )
+
+
+def test_a_service_own_401_to_a_connector_is_the_call_answer_not_a_refused_call(qs):
+    """A service a channel connector invokes that raises Zato's Unauthorized (or sets status
+    401) ran: its 401 is the call's failed answer, counted towards parking the message as any
+    failure. Before, the connector took it for the server refusing its credentials: it ran the
+    service again on every other server, then got NoServer, which gives the message back
+    uncounted, so the service ran again and again and the message was never parked."""
+    import redis
+
+    from tests.support import REDIS_URL
+    from zato.common.signing import epoch_key
+    from zato.connector.invoke import Invoker
+    from zato.coord.lease import current_epoch
+    from zato.coord.signing import member_key
+
+    s = qs.settings("server1")
+    client = redis.Redis.from_url(REDIS_URL)
+    epoch = current_epoch(client, s.cluster)
+    key, members = epoch_key(s.cluster_secret, epoch), member_key(s.cluster_secret, s.cluster)
+    invoker = Invoker(client, s.cluster, key, epoch, members=members)
+    try:
+        who = invoker.invoke("resp.who", b"{}", "application/json")
+        assert (who.status, who.credentials_refused) == (401, False), who
+        assert "who are you" in who.text
+        status = invoker.invoke("resp.status", b'{"status": 401}', "application/json")
+        assert (status.status, status.credentials_refused) == (401, False), status
+        assert invoker.invoke("resp.ran", b'{"n": 1}', "application/json").ok
+    finally:
+        invoker.close()
+        client.close()

@@ -27,6 +27,10 @@ import secrets
 
 SIGNATURE_HEADER = "X-Zato-Signature"
 STAMP_HEADER = "X-Zato-Stamp"
+# On a server's 401 to an internal call whose credentials (epoch, signature, stamp) it refused,
+# before running anything: a connector passes the call to the next server. A service's own 401
+# (Zato's Unauthorized) has no such header: the service ran, and its answer is the call's.
+REFUSED_HEADER = "X-Zato-Call-Refused"
 INVOKE_KEY_ENV = "ZATO_INVOKE_KEY"  # the epoch's key (hex), given by the supervisor to its connectors
 # How far a call's stamp may be from the server's reading of Redis's clock: both read the same
 # clock, so this covers the call's time on the wire and a body read slowly, not clock skew.

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import http.client
 import itertools
+import json
 import logging
 import select
 import socket
@@ -58,7 +59,7 @@ import redis
 from zato.common import batch
 from zato.common.cid import new_cid
 from zato.common.errors import ConnectorError, CoordError
-from zato.common.signing import SIGNATURE_HEADER, STAMP_HEADER, new_stamp, sign
+from zato.common.signing import REFUSED_HEADER, SIGNATURE_HEADER, STAMP_HEADER, new_stamp, sign
 from zato.config.settings import LimitSettings
 from zato.connector.reach import Reach
 from zato.coord import membership, redis_clock
@@ -93,7 +94,10 @@ BAD_INPUT = 400  # the service refused the message itself (missing or malformed 
 # a server of another release or cluster secret, or a call that waited past the stamp's window.
 # Not the message's fault, so the next server takes it (stamped anew), and when none does the
 # channel gets NoServer: its message goes back uncounted instead of towards being parked.
+# Only a 401 a server says is its own (REFUSED_HEADER; a release before it: OLD_REFUSALS) is one:
+# a service's own 401 (Zato's Unauthorized) ran, and is the call's failed answer as any other.
 REFUSED = 401
+OLD_REFUSALS = ("bad or missing X-Zato-Signature", "bad or missing X-Zato-Epoch")  # their 401s' details
 STALE = 409
 TOO_LARGE = 413  # over the servers' [limits] max_body: no server takes it, however often sent
 UNAVAILABLE = 503  # the server cannot check the epoch now
@@ -121,6 +125,7 @@ class Result:
     server: str
     settle: str = ""  # what the service asked of its message: "", "ack", "reject", "requeue"
     timed_out: bool = False  # no answer within the timeout: the service may still be running
+    credentials_refused: bool = False  # the server refused the call before running it (REFUSED)
 
     @property
     def ok(self) -> bool:
@@ -346,7 +351,7 @@ class Invoker:
         for address in self.reach.order(servers, start, now):
             try:
                 result = self._post(address, path, body, call)
-                if result.status == REFUSED:  # before the service ran: no server for this call
+                if result.credentials_refused:  # before the service ran: no server for this call
                     errors.append(f"{address}: refused the call's credentials (401: {result.text})")
                     pause = self.reach.failed(address, time.monotonic())
                     logger.warning(
@@ -420,7 +425,9 @@ class Invoker:
             conn.close()
         else:
             self._checkin(address, conn)
-        return Result(resp.status, data, address)
+        said = resp.getheader(REFUSED_HEADER) is not None
+        refused = resp.status == REFUSED and (said or _old_refusal(data))
+        return Result(resp.status, data, address, credentials_refused=refused)
 
     def _await_answer(self, address: str, conn: http.client.HTTPConnection) -> None:
         """Until the first byte of the answer is there: NoAnswer after the timeout, ServerGone
@@ -486,6 +493,16 @@ class Invoker:
             addresses = list(self._idle)
         for address in addresses:
             self._forget(address)
+
+
+def _old_refusal(body: bytes) -> bool:
+    """Whether a 401 without REFUSED_HEADER is a server of a release before it refusing the
+    call's credentials (a rolling upgrade): its envelope's details say so (OLD_REFUSALS)."""
+    try:
+        details = json.loads(body)["zato_env"]["details"]
+    except (ValueError, TypeError, KeyError):
+        return False
+    return isinstance(details, str) and details.startswith(OLD_REFUSALS)
 
 
 def watch_link(sock: socket.socket, dead_after: float = LINK_DEAD_AFTER) -> None:

@@ -35,6 +35,7 @@ SERVER_OWN = frozenset(
         "server",
         "date",
         "x-zato-cid",  # the request's CID, which every answer carries once
+        "x-zato-call-refused",  # zato.common.signing.REFUSED_HEADER: a server's refusal, not a service's
     )
 )
 TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 5.6.2

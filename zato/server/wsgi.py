@@ -31,7 +31,7 @@ from zato.common.errors import (
 from zato.common.exception import Reportable
 from zato.common.jsonenc import is_json
 from zato.common.log import CID
-from zato.common.signing import parse_stamp, verify
+from zato.common.signing import REFUSED_HEADER, parse_stamp, verify
 from zato.coord.client import refuses_writes
 from zato.coord.signing import member_key
 from zato.odb.api import HTTP_METHODS, ChannelRecord
@@ -70,6 +70,8 @@ STATUS = {s.value: f"{s.value} {s.phrase}" for s in HTTPStatus}
 # with every new method (4,000 made-up methods grew /metrics from 8 KB to 178 KB).
 OTHER_METHOD = "other"
 METRICS_REALM = 'Basic realm="Zato metrics"'  # a scrape without [metrics] credentials is asked for them
+# On the 401s of internal calls refused before anything ran, unlike a service's own 401
+CALL_REFUSED = [(REFUSED_HEADER, "credentials")]
 
 StartResponse = Callable[..., Any]
 
@@ -721,12 +723,13 @@ class ServerApp:
         if not signature or not verify(secret, signature, epoch, signed_as, call_cid, stamp, raw):
             what = "internal invoke of %s refused: bad or missing X-Zato-Signature for epoch %d from %s"
             self.rejections.say(rejections.INTERNAL, cid, what, said_service, epoch, addr)
-            raise HTTPError(401, "bad or missing X-Zato-Signature")
+            raise HTTPError(401, "bad or missing X-Zato-Signature", CALL_REFUSED)
         parsed = parse_stamp(stamp)
         if parsed is None:  # signed, so from a connector of another version (v1 signs no stamp)
             what = "internal invoke of %s refused: bad or missing X-Zato-Stamp from %s"
             self.rejections.say(rejections.INTERNAL, cid, what, said_service, addr)
-            raise HTTPError(401, "bad or missing X-Zato-Stamp (MILLISECONDS-NONCE, signed with the call)")
+            detail = "bad or missing X-Zato-Stamp (MILLISECONDS-NONCE, signed with the call)"
+            raise HTTPError(401, detail, CALL_REFUSED)
         self._wait_loaded()
         try:
             admission = self.internal_gate.admit(*parsed)
@@ -739,7 +742,7 @@ class ServerApp:
         if admission.refusal:
             what = "internal invoke of %s refused: %s (from %s)"
             self.rejections.say(rejections.INTERNAL, cid, what, said_service, admission.refusal, addr)
-            raise HTTPError(401, f"call refused: {admission.refusal}")
+            raise HTTPError(401, f"call refused: {admission.refusal}", CALL_REFUSED)
         if epoch < admission.newest:
             newest = admission.newest
             logger.warning("cid %s: refused stale action %s: epoch %d < %d", cid, service, epoch, newest)
@@ -770,7 +773,9 @@ class ServerApp:
         raw = environ.get("HTTP_X_ZATO_EPOCH", "").strip()
         if not (raw.isascii() and raw.isdigit() and len(raw) <= 15):
             raise HTTPError(
-                401, "bad or missing X-Zato-Epoch (the lease epoch the call is signed under: a whole number)"
+                401,
+                "bad or missing X-Zato-Epoch (the lease epoch the call is signed under: a whole number)",
+                CALL_REFUSED,
             )
         return int(raw)
 
