@@ -179,8 +179,8 @@ class FakeServer:
                     env = {"details": "bad or missing X-Zato-Signature", "result": "ZATO_ERROR", "cid": "K1"}
                     out = json.dumps({"zato_env": env}).encode()
                 self.send_response(status)
-                if status == 401 and not fake.old_release:  # as a server says it refused the call
-                    self.send_header(REFUSED_HEADER, "credentials")
+                if status in (401, 409) and not fake.old_release:  # as a server says it refused the call
+                    self.send_header(REFUSED_HEADER, "credentials" if status == 401 else "stale")
                 self.send_header("Content-Length", str(len(out)))
                 self.end_headers()
                 self.wfile.write(out)

@@ -6,6 +6,8 @@ is sent. A real one-server quickstart with its load balancer."""
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import requests
 
@@ -252,6 +254,35 @@ def test_a_service_own_401_to_a_connector_is_the_call_answer_not_a_refused_call(
     failure. Before, the connector took it for the server refusing its credentials: it ran the
     service again on every other server, then got NoServer, which gives the message back
     uncounted, so the service ran again and again and the message was never parked."""
+    with connector_invoker(qs) as invoker:
+        who = invoker.invoke("resp.who", b"{}", "application/json")
+        assert (who.status, who.credentials_refused) == (401, False), who
+        assert "who are you" in who.text
+        status = invoker.invoke("resp.status", b'{"status": 401}', "application/json")
+        assert (status.status, status.credentials_refused) == (401, False), status
+        assert invoker.invoke("resp.ran", b'{"n": 1}', "application/json").ok
+
+
+def test_a_service_own_409_to_a_connector_is_the_call_answer_not_a_stale_epoch(qs):
+    """A service a channel connector invokes that answers 409 (a Conflict: Reportable or
+    self.response.status_code) ran and failed. Before, the connector took it for the server
+    refusing its epoch as stale: it stopped as if its lease were lost ('lease lost ... refused
+    epoch N as stale'), and the message, given back, stopped the next one too."""
+    with connector_invoker(qs) as invoker:
+        conflict = invoker.invoke("resp.reports", b'{"status": 409}', "application/json")
+        assert (conflict.status, conflict.stale) == (409, False), conflict
+        assert "I am a teapot" in conflict.text
+        status = invoker.invoke("resp.status", b'{"status": 409}', "application/json")
+        assert (status.status, status.stale) == (409, False), status
+        # the server's own refusal of an epoch older than the newest is still stale
+        with connector_invoker(qs, epoch_offset=-1) as old:
+            refused = old.invoke("resp.ran", b'{"n": 2}', "application/json")
+        assert (refused.status, refused.stale) == (409, True), refused
+
+
+@contextlib.contextmanager
+def connector_invoker(qs, epoch_offset: int = 0):  # noqa: ANN001, ANN201
+    """An Invoker as server1's channel connectors have, under the newest epoch (+ offset)."""
     import redis
 
     from tests.support import REDIS_URL
@@ -262,16 +293,11 @@ def test_a_service_own_401_to_a_connector_is_the_call_answer_not_a_refused_call(
 
     s = qs.settings("server1")
     client = redis.Redis.from_url(REDIS_URL)
-    epoch = current_epoch(client, s.cluster)
+    epoch = current_epoch(client, s.cluster) + epoch_offset
     key, members = epoch_key(s.cluster_secret, epoch), member_key(s.cluster_secret, s.cluster)
     invoker = Invoker(client, s.cluster, key, epoch, members=members)
     try:
-        who = invoker.invoke("resp.who", b"{}", "application/json")
-        assert (who.status, who.credentials_refused) == (401, False), who
-        assert "who are you" in who.text
-        status = invoker.invoke("resp.status", b'{"status": 401}', "application/json")
-        assert (status.status, status.credentials_refused) == (401, False), status
-        assert invoker.invoke("resp.ran", b'{"n": 1}', "application/json").ok
+        yield invoker
     finally:
         invoker.close()
         client.close()

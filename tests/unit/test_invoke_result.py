@@ -8,21 +8,22 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from zato.common import batch
-from zato.connector.invoke import NOT_SENT, TOO_LARGE, Invoker, Result, within
+from zato.connector.invoke import NOT_SENT, STALE_EPOCH, TOO_LARGE, Invoker, Result, within
 
 CASES = [
-    (200, True, False),
-    (201, True, False),
-    (204, True, False),
-    (400, False, False),
-    (409, False, True),
-    (500, False, False),
+    (200, "", True, False),
+    (201, "", True, False),
+    (204, "", True, False),
+    (400, "", False, False),
+    (409, STALE_EPOCH, False, True),  # the server refused the holder's epoch
+    (409, "", False, False),  # the service's own 409 (Conflict): it ran and failed
+    (500, "", False, False),
 ]
 
 
-@pytest.mark.parametrize(("status", "ok", "stale"), CASES)
-def test_a_service_answering_any_2xx_succeeded(status: int, ok: bool, stale: bool) -> None:
-    result = Result(status, b"", "server1")
+@pytest.mark.parametrize(("status", "refusal", "ok", "stale"), CASES)
+def test_a_service_answering_any_2xx_succeeded(status: int, refusal: str, ok: bool, stale: bool) -> None:
+    result = Result(status, b"", "server1", refusal=refusal)
     assert (result.ok, result.stale) == (ok, stale)
 
 

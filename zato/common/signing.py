@@ -27,9 +27,10 @@ import secrets
 
 SIGNATURE_HEADER = "X-Zato-Signature"
 STAMP_HEADER = "X-Zato-Stamp"
-# On a server's 401 to an internal call whose credentials (epoch, signature, stamp) it refused,
-# before running anything: a connector passes the call to the next server. A service's own 401
-# (Zato's Unauthorized) has no such header: the service ran, and its answer is the call's.
+# On a server's refusal of an internal call, before running anything: "credentials" on a 401
+# (epoch, signature or stamp refused: a connector passes the call to the next server), "stale"
+# on a 409 (a newer lease holder exists: the connector stops). A service's own 401 or 409 (Zato's
+# Unauthorized, a Conflict) has no such header: the service ran, and its answer is the call's.
 REFUSED_HEADER = "X-Zato-Call-Refused"
 INVOKE_KEY_ENV = "ZATO_INVOKE_KEY"  # the epoch's key (hex), given by the supervisor to its connectors
 # How far a call's stamp may be from the server's reading of Redis's clock: both read the same

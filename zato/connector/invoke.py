@@ -28,7 +28,8 @@ use from several threads; one idle for longer than the servers' keep-alive (guni
 `keepalive`, 2 s unless server.conf [gunicorn] says otherwise) is closed instead of reused, and
 a call that finds a reused one closed by the server is made again on a new connection to the
 same server (never "no live server" for that). Answers: 200 ok, 409 stale epoch (this holder was replaced),
-401 (the server refused the call's credentials: the next server is tried, see REFUSED),
+401 (the server refused the call's credentials: the next server is tried, see REFUSED), each
+only with the server's X-Zato-Call-Refused (a service's own 401 or 409 is its answer),
 anything else a failure of the call. A server that took the call but did not answer within the
 timeout (a channel's `timeout`, DEFAULT_TIMEOUT by default) is answered TIMED_OUT here: a
 failed call, not "no live server", and not made again on another server (it may still run).
@@ -97,8 +98,14 @@ BAD_INPUT = 400  # the service refused the message itself (missing or malformed 
 # Only a 401 a server says is its own (REFUSED_HEADER; a release before it: OLD_REFUSALS) is one:
 # a service's own 401 (Zato's Unauthorized) ran, and is the call's failed answer as any other.
 REFUSED = 401
-OLD_REFUSALS = ("bad or missing X-Zato-Signature", "bad or missing X-Zato-Epoch")  # their 401s' details
+# The server refused the call's epoch as stale: a newer holder exists, so this one stops. Only a
+# 409 the server says is its own, as above: a service's own 409 (Conflict) is its failed answer.
 STALE = 409
+CREDENTIALS, STALE_EPOCH = "credentials", "stale"  # REFUSED_HEADER's values (Result.refusal)
+# The details of a 401 of a server of a release before REFUSED_HEADER (a rolling upgrade). Such
+# a server checks a call's signature first, which this release's never passes there, so it
+# never answers this release's connectors with its 409.
+OLD_REFUSALS = ("bad or missing X-Zato-Signature", "bad or missing X-Zato-Epoch")
 TOO_LARGE = 413  # over the servers' [limits] max_body: no server takes it, however often sent
 UNAVAILABLE = 503  # the server cannot check the epoch now
 TIMED_OUT = 504  # the server took the call and did not answer within the timeout (Result.timed_out)
@@ -125,7 +132,9 @@ class Result:
     server: str
     settle: str = ""  # what the service asked of its message: "", "ack", "reject", "requeue"
     timed_out: bool = False  # no answer within the timeout: the service may still be running
-    credentials_refused: bool = False  # the server refused the call before running it (REFUSED)
+    # The server's refusal of the call, before running it: CREDENTIALS (REFUSED) or STALE_EPOCH
+    # (STALE); "" for an answer of the service (its own 401 or 409 too)
+    refusal: str = ""
 
     @property
     def ok(self) -> bool:
@@ -142,7 +151,13 @@ class Result:
 
     @property
     def stale(self) -> bool:
-        return self.status == STALE
+        """The server refused this holder's epoch: a newer one exists (not a service's 409)."""
+        return self.refusal == STALE_EPOCH
+
+    @property
+    def credentials_refused(self) -> bool:
+        """The server refused the call's credentials (not a service's 401): it ran nothing."""
+        return self.refusal == CREDENTIALS
 
     @property
     def text(self) -> str:
@@ -425,9 +440,8 @@ class Invoker:
             conn.close()
         else:
             self._checkin(address, conn)
-        said = resp.getheader(REFUSED_HEADER) is not None
-        refused = resp.status == REFUSED and (said or _old_refusal(data))
-        return Result(resp.status, data, address, credentials_refused=refused)
+        refusal = _refusal(resp.status, resp.getheader(REFUSED_HEADER), data)
+        return Result(resp.status, data, address, refusal=refusal)
 
     def _await_answer(self, address: str, conn: http.client.HTTPConnection) -> None:
         """Until the first byte of the answer is there: NoAnswer after the timeout, ServerGone
@@ -495,14 +509,21 @@ class Invoker:
             self._forget(address)
 
 
-def _old_refusal(body: bytes) -> bool:
-    """Whether a 401 without REFUSED_HEADER is a server of a release before it refusing the
-    call's credentials (a rolling upgrade): its envelope's details say so (OLD_REFUSALS)."""
+def _refusal(status: int, said: str | None, body: bytes) -> str:
+    """Result.refusal of an answer: what REFUSED_HEADER says on a 401 or 409; a 401 without
+    it is a server of a release before it (a rolling upgrade) refusing the credentials when
+    its envelope's details say so (OLD_REFUSALS); else "": the service's own answer."""
+    if status == STALE:
+        return STALE_EPOCH if said == STALE_EPOCH else ""
+    if status != REFUSED:
+        return ""
+    if said is not None:
+        return CREDENTIALS if said == CREDENTIALS else ""
     try:
         details = json.loads(body)["zato_env"]["details"]
     except (ValueError, TypeError, KeyError):
-        return False
-    return isinstance(details, str) and details.startswith(OLD_REFUSALS)
+        return ""
+    return CREDENTIALS if isinstance(details, str) and details.startswith(OLD_REFUSALS) else ""
 
 
 def watch_link(sock: socket.socket, dead_after: float = LINK_DEAD_AFTER) -> None:

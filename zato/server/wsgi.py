@@ -70,8 +70,8 @@ STATUS = {s.value: f"{s.value} {s.phrase}" for s in HTTPStatus}
 # with every new method (4,000 made-up methods grew /metrics from 8 KB to 178 KB).
 OTHER_METHOD = "other"
 METRICS_REALM = 'Basic realm="Zato metrics"'  # a scrape without [metrics] credentials is asked for them
-# On the 401s of internal calls refused before anything ran, unlike a service's own 401
-CALL_REFUSED = [(REFUSED_HEADER, "credentials")]
+# On the 401s and 409s of internal calls refused before anything ran, unlike a service's own
+CALL_REFUSED, CALL_STALE = [(REFUSED_HEADER, "credentials")], [(REFUSED_HEADER, "stale")]
 
 StartResponse = Callable[..., Any]
 
@@ -746,7 +746,7 @@ class ServerApp:
         if epoch < admission.newest:
             newest = admission.newest
             logger.warning("cid %s: refused stale action %s: epoch %d < %d", cid, service, epoch, newest)
-            raise HTTPError(409, f"stale epoch {epoch}; the newest is {newest}")
+            raise HTTPError(409, f"stale epoch {epoch}; the newest is {newest}", CALL_STALE)
         return raw
 
     @staticmethod
