@@ -267,13 +267,24 @@ class Rabbit:
 
     def close(self) -> None:
         """Delete every queue declared through it, on a fresh channel if the broker closed the
-        test's one (a refused declare or publish), then close the connection."""
+        test's one (a refused declare or publish), or on a new connection if the broker dropped
+        this one (a restart of RabbitMQ meanwhile), then close the connection."""
+        try:
+            self._delete_queues()
+        except pika.exceptions.AMQPConnectionError:
+            self.conn = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", 5672, heartbeat=0))
+            self.ch = self.conn.channel()
+            self._delete_queues()
+        with contextlib.suppress(pika.exceptions.AMQPConnectionError):  # dropped since: closed all the same
+            if self.conn.is_open:
+                self.conn.close()
+
+    def _delete_queues(self) -> None:
         for q in self.queues:
             if not self.ch.is_open:
                 self.ch = self.conn.channel()
             with contextlib.suppress(pika.exceptions.ChannelClosedByBroker):  # replaced for the next
                 self.ch.queue_delete(q)
-        self.conn.close()
 
 
 def wait_exit(proc: subprocess.Popen, timeout: float = 30) -> int:

@@ -41,13 +41,17 @@ def env(tmp_path):
     fake = FakeServer(cluster)
     rabbit = Rabbit()
     procs = []
-    yield dict(cluster=cluster, dir=server_dir, odb=odb, fake=fake, rabbit=rabbit, procs=procs)
-    for p in procs:
-        stop_process(p)
-    rabbit.close()
-    fake.close()
-    odb.dispose()
-    cleanup_redis(cluster)
+    try:
+        yield dict(cluster=cluster, dir=server_dir, odb=odb, fake=fake, rabbit=rabbit, procs=procs)
+    finally:
+        try:
+            for p in procs:
+                stop_process(p)
+            rabbit.close()
+        finally:  # the cluster's keys go whatever the broker did meanwhile
+            fake.close()
+            odb.dispose()
+            cleanup_redis(cluster)
 
 
 def _channel(env, queue: str, service: str = "demo.echo", **extra) -> str:
