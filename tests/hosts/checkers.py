@@ -155,7 +155,9 @@ class MixedLoad(ClientThreads):
             # http.client's RemoteDisconnected: HAProxy closed a kept-alive connection instead of
             # answering (it does so when a request's server connection failed: the client may
             # send it again).
-            return "closed" if "RemoteDisconnected" in repr(e) else f"failed:{type(e).__name__}"
+            if "RemoteDisconnected" in repr(e):
+                return "closed"
+            return f"failed:{type(e).__name__}:{_cause(e)}"  # which one: a reset, a refusal, ...
         except requests.RequestException as e:
             return f"failed:{type(e).__name__}"
 
@@ -174,6 +176,19 @@ class MixedLoad(ClientThreads):
                 "extra_runs": sum(max(0, runs[i] - 1) for i in mine),
             }
         return out
+
+
+def _cause(e: BaseException) -> str:
+    """The innermost exception's type under requests' and urllib3's wrappers (ConnectionResetError,
+    NewConnectionError, ...), or of `e` itself."""
+    seen = e
+    for _ in range(20):  # a chain is short; bounded all the same
+        inner = seen.__cause__ or seen.__context__
+        inner = inner or next((a for a in seen.args if isinstance(a, BaseException)), None)
+        if inner is None or inner is seen:
+            break
+        seen = inner
+    return type(seen).__name__
 
 
 class AmqpPublisher:
