@@ -31,6 +31,7 @@ def parked(rabbit: Rabbit, n: int) -> str:
     """A new queue (deleted at the end) with `n` messages in its parking queue; its name."""
     queue = rabbit.queue(f"zt-dash-{uuid.uuid4().hex[:8]}")
     rabbit.ch.queue_declare(queue + ".zato-parked", durable=True)
+    rabbit.queues.append(queue + ".zato-parked")  # deleted at the end too
     for i in range(n):
         rabbit.publish(queue + ".zato-parked", json.dumps({"n": i}), headers={"x-zato-deliveries": 5})
     return queue
