@@ -28,6 +28,7 @@ from zato.coord.client import translate
 logger = logging.getLogger(__name__)
 
 SYNC_EVERY = 30.0  # seconds between measurements of the offset (Redis's and our clock drift apart slowly)
+RETRY_AFTER = 5.0  # estimate(): seconds after a failed measurement before the next try
 
 
 class _Offset:
@@ -35,6 +36,7 @@ class _Offset:
         self.seconds = 0.0
         self.measured_at: float | None = None  # monotonic; None: never measured
         self.refused = False  # the ACL refuses TIME: offset 0 for good
+        self.failed_at: float | None = None  # monotonic: estimate()'s last failed measurement
 
 
 _offsets: weakref.WeakKeyDictionary[redis.Redis, _Offset] = weakref.WeakKeyDictionary()
@@ -61,13 +63,25 @@ def now(client: redis.Redis) -> float:
 
 def estimate(client: redis.Redis) -> float:
     """now(), but never an error: while Redis cannot be reached, this host's clock plus the
-    last offset measured (none: this host's clock)."""
-    try:
-        return now(client)
-    except CoordError:
-        with _lock:
+    last offset measured (none: this host's clock). A failed measurement is tried again after
+    RETRY_AFTER, not at every call: a connector stamps every call it makes with this, and each
+    try waits for Redis's socket timeout."""
+    with _lock:
+        offset = _offsets.get(client)
+    failed_at = offset.failed_at if offset is not None else None
+    if offset is None or failed_at is None or time.monotonic() - failed_at >= RETRY_AFTER:
+        try:
+            value = now(client)
+        except CoordError:
+            with _lock:
+                offset = _offsets.setdefault(client, _Offset())
+                offset.failed_at = time.monotonic()
+        else:
             offset = _offsets.get(client)
-        return time.time() + (offset.seconds if offset is not None else 0.0)
+            if offset is not None:
+                offset.failed_at = None
+            return value
+    return time.time() + offset.seconds
 
 
 def _measure(client: redis.Redis, offset: _Offset) -> None:
