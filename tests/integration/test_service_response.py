@@ -195,6 +195,25 @@ def test_json_with_nan_or_infinity_is_a_400_before_the_service_runs(qs):
         assert f"resp.ran ran with {{'run': {i}" not in qs.server_logs()
 
 
+def test_json_with_a_number_out_of_a_doubles_range_is_a_400_before_the_service_runs(qs):
+    """1e400 is read as infinity. Before: the service ran (with its side effects), then the
+    answer was a 500 'service resp.ran failed', as with NaN before."""
+    for i, number in enumerate(("1e400", "-1E+999", "1" + "0" * 400 + ".5")):
+        r = requests.post(
+            f"{qs.server_url('server1')}/resp/ran",
+            data=f'{{"run": "big-{i}", "a": [{number}]}}',
+            headers={"Content-Type": "application/json"},
+            timeout=5,
+        )
+        assert r.status_code == 400, r.text
+        details = r.json()["zato_env"]["details"]
+        assert details.startswith("malformed JSON in the request body: the number "), details
+        assert "out of range" in details and len(details) < 200
+        assert f"resp.ran ran with {{'run': 'big-{i}'" not in qs.server_logs()
+    r = requests.post(f"{qs.server_url('server1')}/resp/ran", json={"run": "max", "a": 1.7e308}, timeout=5)
+    assert r.status_code == 200 and r.json() == {"run": "max", "a": 1.7e308}
+
+
 def test_the_admin_api_refuses_json_with_nan_as_malformed(qs):
     body = '{"name": "nan-ch", "url_path": "/nan", "service": "resp.ran", "is_active": NaN}'
     r = requests.post(

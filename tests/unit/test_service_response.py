@@ -77,6 +77,12 @@ def test_a_client_json_with_nan_or_infinity_is_malformed(constant):
         loads_strict(f'{{"a": [1, {constant}]}}'.encode())
 
 
+@pytest.mark.parametrize("number", ["1e400", "-1E+999", "1" + "0" * 400 + ".0"])
+def test_a_client_json_number_a_double_cannot_hold_is_malformed(number):
+    with pytest.raises(ValueError, match="is out of range"):
+        loads_strict(f'{{"a": [1, {number}]}}'.encode())
+
+
 def test_strict_json_reads_what_json_loads_reads():
     assert loads_strict(b'{"a": 1.5e308, "b": "\\u017c"}') == {"a": 1.5e308, "b": "ż"}
     assert loads_strict('{"a": "NaN"}'.encode("utf-16")) == {"a": "NaN"}

@@ -49,13 +49,27 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON (RFC 8259 has no NaN or infinities)")
 
 
-_STRICT = json.JSONDecoder(parse_constant=_no_constant)
+_INF = float("inf")
+
+
+def _finite(text: str) -> float:
+    """A number with a fraction or exponent, refused when a double cannot hold it: Python reads
+    1e400 as infinity, which dumps() refuses to write, as it does NaN."""
+    value = float(text)
+    if value in (_INF, -_INF):
+        said = text if len(text) <= 40 else text[:37] + "..."
+        raise ValueError(f"the number {said} is out of range: more than a double holds (send it as a string)")
+    return value
+
+
+_STRICT = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite)
 
 
 def loads_strict(raw: str | bytes) -> Any:
     """json.loads of what a client sent, refusing NaN, Infinity and -Infinity with ValueError:
     Python's parser takes them, no other JSON parser does, and dumps() refuses to write them
-    (a service answering with the payload it was given would fail after it ran)."""
+    (a service answering with the payload it was given would fail after it ran). So is a
+    number out of a double's range (1e400), which Python reads as infinity."""
     if isinstance(raw, (bytes, bytearray)):
         raw = raw.decode(json.detect_encoding(raw), "surrogatepass")  # as json.loads does
     if raw.startswith("\ufeff"):
