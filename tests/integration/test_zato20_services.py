@@ -494,3 +494,44 @@ def test_usage_is_named_as_left_out(cluster) -> None:
         details = r.json()["zato_env"]["details"]
         assert details.startswith("self.usage: Zato's count of a service's invocations"), details
         assert "zato_service_invocations" in details and "is not supported by this server" in details
+
+
+PRICED = """
+from zato.server.service import Float, Service
+
+
+class Priced(Service):
+    name = 'edge.priced'
+
+    class SimpleIO:
+        input_required = (Float('amount'),)
+
+    def handle(self):
+        self.logger.info('edge.priced ran with %r', self.request.input.amount)
+        self.response.payload = {'amount': self.request.input.amount}
+"""
+
+
+def test_a_float_input_a_double_cannot_hold_is_a_400_naming_it(cluster, tmp_path) -> None:
+    """Before: a JSON integer too large for a double was a 500 'service edge.priced failed' with
+    an OverflowError traceback in server.log; nan and inf in a query string reached the service
+    as NaN and infinity (NaN passes any `amount > limit` check; the answer holding it was a 500)."""
+    module = tmp_path / "edge_priced.py"
+    module.write_text(PRICED)
+    done = deploy(cluster, str(module))
+    assert done.returncode == 0, done.stdout + done.stderr
+    channel(cluster, "/edge/priced", "edge.priced")
+    url = f"{cluster.server_url('server1')}/edge/priced"
+    r = requests.post(url, json={"amount": 10**400}, timeout=10)
+    assert r.status_code == 400, r.text
+    assert r.json()["zato_env"]["details"].endswith("is out of range: more than a double holds"), r.text
+    for given in ("nan", "inf", "-Infinity"):
+        r = requests.get(url, params={"amount": given}, timeout=10)
+        assert r.status_code == 400, r.text
+        assert r.json()["zato_env"]["details"] == f"invalid input amount: {given!r} is not a finite number"
+    assert (
+        "edge.priced ran with"
+        not in open(os.path.join(cluster.server_dir("server1"), "logs", "server.log")).read()
+    )
+    r = requests.get(url, params={"amount": "2.5"}, timeout=10)
+    assert (r.status_code, r.json()) == (200, {"amount": 2.5})

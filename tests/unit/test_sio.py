@@ -265,6 +265,24 @@ def test_declared_output_is_converted_to_its_type() -> None:
         Store().call(Typed, {"price": "NaN"})
 
 
+@pytest.mark.parametrize(
+    ("given", "why"),
+    [(10**400, "is out of range: more than a double holds"), ("nan", "is not a finite number"),
+     ("-inf", "is not a finite number"), ("1e400", "is not a finite number")],
+)  # fmt: skip
+def test_a_float_input_a_double_cannot_hold_is_an_input_error(given, why) -> None:
+    with pytest.raises(InputError, match=f"invalid input ratio: .* {why}$"):
+        Store().call(Ratio, {"ratio": given})
+
+
+class Ratio(Service):
+    name = "t.ratio"
+    input = (Float("ratio"),)
+
+    def handle(self) -> None:
+        self.response.payload = {"ratio": self.request.input.ratio}
+
+
 class BadUnits(Service):
     name = "t.bad-units"
     output = (Int("units"),)

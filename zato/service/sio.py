@@ -23,6 +23,7 @@ import copy
 import dataclasses
 import datetime as dt
 import decimal
+import math
 import typing
 import uuid
 from collections.abc import Iterable, Mapping
@@ -273,15 +274,24 @@ Int = Integer
 
 
 class Float(Elem):
+    """A double. NaN and infinities are refused, as Decimal refuses them: `?amount=nan` would
+    pass every check a service makes (`if amount > limit` is false), and JSON cannot carry
+    them back; so is a JSON integer too large for a double (10**400)."""
+
     kind = "a number"
 
     def convert(self, value: Any) -> Any:
         if isinstance(value, (bool, dict, list)):
             raise ValueError("is not a number")
         try:
-            return float(value)
+            number = float(value)
         except (TypeError, ValueError):
             raise ValueError("is not a number") from None
+        except OverflowError:
+            raise ValueError("is out of range: more than a double holds") from None
+        if not math.isfinite(number):
+            raise ValueError("is not a finite number")
+        return number
 
 
 class Decimal(Elem):
