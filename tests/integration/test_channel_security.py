@@ -104,6 +104,24 @@ def test_basic_auth_channel_answers_401_without_its_credentials_and_tells_the_se
     assert "pw-Tr0ub4dor" not in text
 
 
+def test_credentials_of_bytes_beyond_ascii_are_a_401_on_every_secured_path(qs):
+    """An Authorization header whose Basic credentials hold a byte beyond ASCII (WSGI gives it as
+    a latin-1 character). Before: a 500 'internal server error' and a traceback in server.log for
+    each such request, from any client, before any credentials were checked."""
+    zato("conn", "create", "security", qs.path, "--name", "latin-users", "--type", "basic_auth",
+         "--username", "latin", "--password", "-", input="pw-latin-1234\n")  # fmt: skip
+    zato("channel", "create", qs.path, "--name", "latin", "--url-path", "/sec/latin", "--service", "sec.who",
+         "--security", "latin-users")  # fmt: skip
+    served(qs, "/sec/latin")
+    for base in bases(qs):
+        for path in ("/sec/latin", "/zato/admin/services", "/zato/api/invoke/sec.who"):
+            for value in ("Basic \xff\xfe==", "Basic caf\xe9"):
+                r = requests.get(base + path, headers={"Authorization": value}, timeout=10)
+                assert r.status_code == 401, (base, path, value, r.text)
+                assert r.json()["zato_env"]["details"] == "wrong or missing credentials"
+    assert "unexpected error serving" not in qs.server_logs()
+
+
 def at_a_terminal(argv: list[str], typed: str, timeout: float = 60) -> tuple[int, str]:
     """Run argv with a pseudo-terminal as its controlling terminal (stdin, stdout, stderr), as
     someone typing it in a shell; `typed` is typed once the terminal has shown some output.

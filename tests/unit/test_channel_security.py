@@ -13,7 +13,7 @@ from zato.common.errors import ConfigError, ConnectorError, ODBError
 from zato.odb import api as odb_api
 from zato.odb import connectors
 from zato.odb.engine import ODB, create_schema
-from zato.server.channel_security import Guard, Refused
+from zato.server.channel_security import Guard, Refused, basic_auth
 
 CLUSTER = "unit"
 
@@ -189,3 +189,8 @@ def test_a_wrong_user_costs_the_same_password_check_as_a_wrong_password(odb):
         with pytest.raises(Refused):
             guard.check("ch", "b", environ)
     assert hashed == ["guess", "guess"]  # both named users hashed; no credentials, nothing hashed
+
+
+@pytest.mark.parametrize("header", ["Basic \xff\xfe==", "Basic caf\xe9", "Basic /w==", "Basic !!", "Digest"])
+def test_credentials_that_are_not_base64_of_utf8_are_none(header):
+    assert basic_auth(header) == ("", "")

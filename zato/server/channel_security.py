@@ -12,7 +12,6 @@ why once. While the ODB cannot be read, callers are checked against the definiti
 from __future__ import annotations
 
 import base64
-import binascii
 import hmac
 import logging
 import time
@@ -112,6 +111,6 @@ def basic_auth(header: str) -> tuple[str, str]:
         return "", ""
     try:
         user, _, password = base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # binascii.Error; a character beyond ASCII (a byte WSGI gives as latin-1); not UTF-8
         return "", ""
     return user, password
