@@ -103,6 +103,7 @@ CROSS_SITE = [
     {"Sec-Fetch-Site": "cross-site"},
     {"Sec-Fetch-Site": "same-site"},
     {"Origin": "http://evil.example"},
+    {"Origin": "http://[::1"},  # not readable as an address (before: a 500 and a traceback in server.log)
 ]
 
 

@@ -172,9 +172,18 @@ def cross_site(environ: dict) -> str | None:
     if site is not None:
         return None if site in ("same-origin", "none") else f"Sec-Fetch-Site: {site}"
     origin = environ.get("HTTP_ORIGIN")
-    if origin is None or urlsplit(origin).netloc.lower() == environ.get("HTTP_HOST", "").lower():
+    if origin is None or _origin_host(origin) == environ.get("HTTP_HOST", "").lower():
         return None
     return f"Origin: {origin[:100]}"
+
+
+def _origin_host(origin: str) -> str | None:
+    """An Origin's host and port, lower-case; None for one that cannot be read (an unclosed [ of
+    an IPv6 address: urlsplit raises ValueError), which is then no site of ours."""
+    try:
+        return urlsplit(origin).netloc.lower()
+    except ValueError:
+        return None
 
 
 def refuse_cross_site(environ: dict, cid: str, what: str) -> None:
