@@ -119,6 +119,27 @@ def test_body_over_the_limit_is_refused_from_content_length_before_it_is_read(qs
     assert calls(qs) == before
 
 
+def test_a_client_that_waits_for_100_continue_gets_its_413_without_sending_the_body(qs):
+    """Expect: 100-continue with a Content-Length over the limit, to a server's own port: gunicorn
+    writes its 100 Continue before the application sees the request (no setting or documented
+    hook stops it), and the 413 follows at once, decided from Content-Length: a client that
+    reads on after the 100 (as curl does) sends no byte of its body (curl: 0 of 200 MB)."""
+    head = f"""\
+        POST /count HTTP/1.1
+        Host: x
+        Expect: 100-continue
+        Content-Type: application/json
+        Content-Length: {50 * 1024 * 1024}
+        """
+    before = calls(qs)
+    with raw_request(qs.server_url("server1"), head) as sock:  # not a byte of the body is sent
+        answer = read_all(sock)
+    final = answer.removeprefix(b"HTTP/1.1 100 Continue\r\n\r\n")
+    assert final.startswith(b"HTTP/1.1 413 "), answer[:200]
+    assert b"over the limit of 1000 bytes" in final
+    assert calls(qs) == before
+
+
 def test_a_large_body_over_the_limit_gets_its_413_through_the_lb_and_directly(qs):
     """A client that sends its whole body without waiting (no Expect: 100-continue, as
     requests does) still reads the 413: the server reads and drops the rest after answering,
