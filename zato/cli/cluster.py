@@ -10,7 +10,9 @@ on a `problem:` line (no live server, connectors defined but no lease holder to 
 connector FATAL, a connector reconnecting for the holder's [lease] handover_after or more (the
 holder cannot reach its broker or queue manager; it hands the lease to another live server then,
 zato.connector.handover, so this stays a problem when none is left that might reach it), the
-ODB unreachable, the quickstart's load balancer not running).
+ODB unreachable, the quickstart's load balancer not running, a Redis that may evict the
+cluster's keys: zato.coord.eviction). A Redis whose maxmemory-policy this user may not read is
+a `warning:` line saying how to check it by hand.
 """
 
 from __future__ import annotations
@@ -21,13 +23,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from redis import Redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from zato.common.errors import ComponentError, ZatoError
 from zato.config.component import LOAD_BALANCER, QUICKSTART, SERVER, quickstart_members, read_component
 from zato.config.settings import LeaseSettings, ServerSettings, load_server_settings
-from zato.coord import events, health
+from zato.coord import events, eviction, health
 from zato.coord.client import REFUSES_WRITES, connect, describe
 from zato.coord.signing import member_key
 from zato.coord.status import collect
@@ -47,7 +50,9 @@ STATUS_EXIT_CODES = """exit codes:
      broker or queue manager out of the holder's reach),
      a connector its queue manager or AMQP broker refuses (not authorized, no such queue,
      a login or virtual host refused),
-     the ODB unreachable, the load balancer (of a quickstart DIR) not running"""
+     the ODB unreachable, the load balancer (of a quickstart DIR) not running,
+     a Redis that may evict the cluster's keys (a maxmemory and a maxmemory-policy
+     other than noeviction)"""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -121,6 +126,9 @@ def exit_code(data: dict) -> int:
 def problems(data: dict) -> list[str]:
     """What is wrong in a cluster status that Redis answered (exit code 3), one line each."""
     out = []
+    evicting = (data.get("redis_eviction") or {}).get("warning")
+    if evicting:  # messages, the lease, nonces may go without an error (zato.coord.eviction)
+        out.append(evicting)
     if data.get("redis_replica"):  # what it read is the master's copy, and changes through it are refused
         out.append(
             f"{data['redis_replica']}: what this shows is as its master last sent it, and each change"
@@ -213,9 +221,17 @@ def gather(path: str) -> dict:
         key = member_key(first.cluster_secret, first.cluster)
         data = collect(client, first.cluster, servers, key=key, registered=lambda: _registered(first))
         data["redis_replica"] = events.replica(client, first.cluster) or None
+        redis_read = not any(e.startswith("Redis") for e in data["errors"])
+        found = _eviction(client) if redis_read else None  # not another wait for a Redis away
     finally:
         client.close()
     data["redis"] = describe(first.redis)
+    if found is not None:
+        data["redis_eviction"] = {
+            **found.as_dict(),
+            "warning": eviction.warning(found, data["redis"]) or None,
+            "unchecked": eviction.unchecked(found, data["redis"]) or None,
+        }
     _add_waiting(data)
     data["user_config"] = _deployed_config(first, data["errors"])
     if data["user_config"] is not None:  # the ODB answered: which connectors it defines
@@ -225,6 +241,14 @@ def gather(path: str) -> dict:
     data["errors"] = list(dict.fromkeys(data["errors"]))  # an ODB that is down failed each read alike
     data["problems"] = problems(data)
     return data
+
+
+def _eviction(client: Redis) -> eviction.Eviction | None:
+    """Whether Redis may evict the cluster's keys; None when it did not answer (said already)."""
+    try:
+        return eviction.read(client)
+    except ZatoError:
+        return None
 
 
 def _add_waiting(data: dict) -> None:
@@ -394,6 +418,9 @@ def render(data: dict) -> str:
         out += ["", *render_lb(lb)]
     for error in data["errors"]:
         out.append(f"warning: {error}")
+    unchecked = (data.get("redis_eviction") or {}).get("unchecked")
+    if unchecked:
+        out.append(f"warning: {unchecked}")
     out += [f"problem: {p}" for p in data.get("problems", [])]
     return "\n".join(out)
 

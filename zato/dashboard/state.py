@@ -1,7 +1,7 @@
 """One snapshot of the cluster for every open page, refreshed by one greenlet.
 
 Sources: Redis (membership, lease, takeovers, connectors: `zato.coord.status`; whether it takes
-the actions' writes: `status.check_writes`), the ODB
+the actions' writes: `status.check_writes`; whether it may evict keys: `zato.coord.eviction`), the ODB
 (known servers, deployed services, channels), HAProxy's Runtime API on this host (LB
 backends) and each live server's /metrics (requests/s). Each source may fail on its own:
 the snapshot then says so in `errors` and keeps the rest, so the page works with Redis down.
@@ -20,7 +20,8 @@ from typing import Any
 
 from zato.common.errors import CoordRefused, ZatoError
 from zato.config.settings import DashboardSettings
-from zato.coord import health, status, takeovers
+from zato.coord import eviction, health, status, takeovers
+from zato.coord.client import describe
 from zato.coord.signing import member_key
 from zato.odb import api as odb_api
 from zato.odb.connectors import active_connector_names
@@ -103,6 +104,7 @@ class Collector:
         }
         self._last_json = ""
         self._writes_refused = ""  # why Redis refuses what the actions send, checked every SLOW_EVERY
+        self._evicting = ""  # that Redis may evict the cluster's keys, checked every SLOW_EVERY
         # the servers' [metrics] credentials, sent with every scrape ("": none set, none sent)
         self._scrape_auth = basic_authorization(settings.metrics_username, settings.metrics_password)
         # Only members signed with the cluster's key are shown (a dashboard made before the
@@ -171,8 +173,11 @@ class Collector:
                 errors.append(f"Redis: {e}")
             if self.ticks % SLOW_EVERY == 1:
                 self._writes_refused = self._check_writes()
+                self._evicting = self._check_eviction()
             if self._writes_refused:
                 errors.append(self._writes_refused)
+            if self._evicting:
+                errors.append(self._evicting)
         if self._slow["odb_error"]:
             errors.append(self._slow["odb_error"])
         now = time.monotonic()
@@ -226,6 +231,16 @@ class Collector:
         except ZatoError as e:
             return f"Redis: {e}"
         return ""
+
+    def _check_eviction(self) -> str:
+        """The error to show when Redis may evict the cluster's keys (zato.coord.eviction; ""
+        when it keeps them, or when this user may not read its policy: zato start and zato
+        cluster status say that, not every page)."""
+        try:
+            found = eviction.read(self.client)
+        except ZatoError:  # Redis away: said by the reads above
+            return ""
+        return eviction.warning(found, describe(self.settings.redis))
 
     def _connectors(self, view: dict) -> list[dict]:
         """The holder's connectors, then a row in state NOT_RUNNING for each active one of the

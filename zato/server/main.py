@@ -28,10 +28,13 @@ def serve(args: list[str], flags: frozenset[str]) -> int:
         ENTRY.start(settings, stream="--fg" in flags)
         from zato.server import arbiter, metrics  # noqa: F401 - imported while `zato start` waits
         from zato.server.app import ZatoApplication
-        from zato.server.prechecks import check_server
+        from zato.server.prechecks import check_server, eviction_line
 
         if not pass_gate(lambda say: check_server(settings, say)):
             return 1
+        evicting = eviction_line(settings.redis)  # in server.log once, whoever started it
+        if evicting:
+            logging.getLogger("zato.redis").warning(evicting)
         stale_pidfile(settings)
         metrics.prepare(settings)  # before any worker exists or imports prometheus_client
         if settings.access_log:  # opened here, inherited by the workers

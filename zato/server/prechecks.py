@@ -48,6 +48,9 @@ def check_server(s: ServerSettings, say: Say) -> None:
     def shared() -> None:
         check_redis(s.redis)
         check_cluster_membership(s, say)
+        evicting = eviction_line(s.redis)
+        if evicting:
+            say(f"warning: {evicting}")
 
     # Behind Sentinel, a failover under way is waited for (it names no master, or one that does
     # not answer yet) rather than failing the start.
@@ -94,3 +97,21 @@ def anonymous_warning(redis: RedisSettings, where: str) -> str:
             " (redis-cli ACL SETUSER default off) or give it a password (docs/redis-acl.md)"
         )
     return f"warning: Redis at {where} takes commands without a password (docs/redis-acl.md)"
+
+
+def eviction_line(redis: RedisSettings) -> str:
+    """The one line saying Redis may evict the cluster's keys, or that its policy could not be
+    checked ("" when it keeps every key): zato.coord.eviction. Never a failure: Redis failing
+    now is said as a policy not checked."""
+    from zato.common.errors import CoordError
+    from zato.coord import eviction
+    from zato.coord.client import connect, describe
+
+    client = connect(redis)
+    try:
+        found = eviction.read(client)
+    except CoordError as e:
+        found = eviction.Eviction(unread=str(e))
+    finally:
+        client.close()
+    return eviction.said(found, describe(redis))
