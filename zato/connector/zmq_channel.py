@@ -36,7 +36,8 @@ once: duplicates, never loss), but only while no other connector of the channel 
 runs each message once, and so is the old holder's after a takeover (waited for within a
 bound); a killed one is taken for gone once its alive key lapsed (LIVE_TTL).
 Invocations running at the stop get the rest of the grace; one the stop interrupted between
-attempts, or the server refused as from a stale epoch, is handed over too. Only when Redis
+attempts, or the server refused as from a stale epoch, is handed over too. Redis at its
+maxmemory takes the hand-off all the same (zato.coord.handoff: allow-oom). Only when Redis
 refuses the hand-off are the messages processed here until DRAIN, and what is left is counted
 and logged as a WARNING: "N messages received but not processed were dropped". A deleted
 channel's hand-off goes with it (zato.connector.definitions), and its connector, stopping

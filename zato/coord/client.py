@@ -209,6 +209,32 @@ def blmove(client: redis.Redis, source: str, dest: str, timeout: float, ends: tu
     return None if reply is None else text(reply)
 
 
+ALLOW_OOM = "#!lua flags=allow-oom\n"  # Redis 7 and later: the script runs at maxmemory too
+
+
+class OomScript:
+    """A Lua script Redis runs at its maxmemory too (noeviction refuses every other write then:
+    OOM), for a write that must not be refused there: a stopping ZeroMQ channel's hand-over,
+    whose messages have no other copy. Redis 7's allow-oom flag; a Redis before 7 knows no
+    flags (it cannot compile the script's first line): there the script runs without it, as
+    before (refused at maxmemory), from the first refusal on."""
+
+    def __init__(self, client: redis.Redis, body: str):
+        self._flagged = client.register_script(ALLOW_OOM + body)
+        self._plain = client.register_script(body)
+        self._flags_known = True
+
+    def __call__(self, keys: list, args: list) -> Any:
+        if self._flags_known:
+            try:
+                return self._flagged(keys=keys, args=args)
+            except redis.ResponseError as e:
+                if "Error compiling script" not in str(e):
+                    raise
+                self._flags_known = False
+        return self._plain(keys=keys, args=args)
+
+
 REFUSES_WRITES = "Redis refuses writes"  # in every CoordRefused's text
 ACL_REFUSES = "Redis's ACL refuses it to the user of [kvdb] url"  # in every CoordForbidden's text
 

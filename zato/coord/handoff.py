@@ -62,7 +62,7 @@ from redis.commands.core import Script
 from zato.common.errors import CoordDataError, CoordError
 from zato.coord import parse
 from zato.coord.changes import Change
-from zato.coord.client import translate
+from zato.coord.client import OomScript, translate
 from zato.coord.keys import Keys
 from zato.coord.queues import TakenLists
 
@@ -277,7 +277,7 @@ class Handoff(TakenLists):
         self.alive = k.channel_handoff_alive(kind, self.token)
         self._beat = client.register_script(_BEAT)
         self._leave = client.register_script(_LEAVE)
-        self._hand_over = client.register_script(_HAND_OVER)
+        self._hand_over = OomScript(client, _HAND_OVER)  # at Redis's maxmemory too: no other copy
         self._give_back = client.register_script(_GIVE_BACK)
         self._done = client.register_script(_DONE)
 
@@ -298,7 +298,7 @@ class Handoff(TakenLists):
             k.channel_handoff_renamed(self.kind, name),
         ]
 
-    def _followed(self, script: Script, raws: list[str], own: bool) -> bool:
+    def _followed(self, script: Script | OomScript, raws: list[str], own: bool) -> bool:
         """Run `script` on the current name's lists (and this one's processing list, `own`);
         again when a rename came between the look-up and the script."""
         for _ in range(MAX_HOPS):
@@ -310,7 +310,9 @@ class Handoff(TakenLists):
 
     def hand_over(self, raws: list[str]) -> bool:
         """Queue `raws` (oldest first) for the channel's next connector; False when the channel
-        was deleted (nothing queued). CoordError when Redis refuses."""
+        was deleted (nothing queued). CoordError when Redis refuses. Taken at Redis's maxmemory
+        too (noeviction refuses other writes there, OOM; a Redis 7 or later): what the stopping
+        connector holds has no other copy, and would be dropped after DRAIN."""
         if not raws:
             return True
         with translate(f"handing {len(raws)} messages over through {self.what}"):
