@@ -11,25 +11,30 @@ from __future__ import annotations
 import pytest
 import redis
 
-from tests.support import cluster_name, private_redis
+from tests.conn_support import Rabbit, log_text, make_server_dir, start_connector, stop_process
+from tests.support import cluster_name, private_redis, wait_for
 from zato.common.errors import CoordRefused
-from zato.config.settings import RedisSettings
+from zato.config.settings import RedisSettings, load_server_settings
 from zato.coord import handoff
 from zato.coord.client import connect
 from zato.coord.keys import Keys
 from zato.coord.queues import OutQueue
+from zato.odb import connectors
+from zato.odb.engine import ODB
+from zato.service.outgoing import make_outgoing
 
 FILLER = "not-the-cluster:filler"  # a key of the test's own that fills Redis
 
 
 def fill(admin) -> None:  # noqa: ANN001 - redis.Redis
-    """Redis at its maxmemory: writes are refused (OOM) from now on."""
+    """Redis at its maxmemory: writes are refused (OOM) from now on. Filled in smaller and
+    smaller pieces, so that what a refused piece's buffer gives back leaves no room."""
     admin.config_set("maxmemory-policy", "noeviction")
     admin.config_set("maxmemory", int(admin.info("memory")["used_memory"]) + (2 << 20))
-    chunk = b"x" * 50_000
-    with pytest.raises(redis.exceptions.OutOfMemoryError):
-        for _ in range(1000):
-            admin.rpush(FILLER, chunk)
+    for size in (50_000, 1000, 10):
+        with pytest.raises(redis.exceptions.OutOfMemoryError):
+            for _ in range(1_000_000):
+                admin.rpush(FILLER, b"x" * size)
 
 
 def test_a_zeromq_hand_over_at_redis_maxmemory_is_kept_for_the_next_connector():
@@ -51,3 +56,45 @@ def test_a_zeromq_hand_over_at_redis_maxmemory_is_kept_for_the_next_connector():
             assert [handoff.as_body(raw) for raw in taken] == bodies  # all, oldest first
         finally:
             client.close()
+
+
+def test_amqp_outgoing_messages_at_redis_maxmemory_are_refused_with_a_clear_error_or_sent_none_lost(tmp_path):
+    """A regression test (it passed before too): messages a service queued before Redis filled
+    up go out once it has room, each once; one sent while it is full is refused to the service
+    with a clear error (its caller gets 503), not taken and lost. A real outgoing connector."""
+    cluster = cluster_name("evict")
+    rabbit = Rabbit()
+    with private_redis() as (port, admin):
+        url = f"redis://127.0.0.1:{port}/0"
+        server_dir = make_server_dir(str(tmp_path), cluster, redis_url=url)
+        odb = ODB(f"sqlite:///{tmp_path}/odb.sqlite")
+        client = connect(RedisSettings(url=url))
+        proc = None
+        try:
+            admin.set(Keys(cluster).epoch, 1)
+            queue = rabbit.queue(f"zt-evict-{cluster}")
+            connectors.create(odb, cluster, "amqp-def", {"name": "rabbit"})
+            connectors.create(
+                odb, cluster, "amqp-outgoing", {"name": "orders", "def": "rabbit", "routing_key": queue}
+            )
+            out = make_outgoing(load_server_settings(server_dir), client).amqp
+            for i in range(20):
+                out.send(f"before-{i}", "orders")
+            fill(admin)
+            with pytest.raises(CoordRefused, match=r"Redis refuses writes \(OOM: it is at its maxmemory\)"):
+                out.send("while-full", "orders")
+            proc = start_connector(server_dir, "amqp-outgoing", "orders")
+            wait_for(lambda: "OOM" in log_text(server_dir), 30, what="the connector's line on Redis full")
+            assert proc.poll() is None, log_text(server_dir)  # it waits for room, it does not give up
+            admin.delete(FILLER)
+            got: list[bytes] = []
+            wait_for(lambda: got.extend(b for _, b in rabbit.get_all(queue)) or len(got) >= 20, 60,
+                     what="the 20 messages at the broker")  # fmt: skip
+            assert sorted(got) == sorted(f"before-{i}".encode() for i in range(20)), got  # each once
+            assert OutQueue(client, cluster, "amqp", "orders").depth() == (0, 0)
+        finally:
+            if proc is not None:
+                stop_process(proc)
+            client.close()
+            odb.dispose()
+            rabbit.close()
