@@ -92,12 +92,31 @@ def test_a_redis_that_evicts_is_said_at_start_in_server_log_and_in_the_status(ow
     wait_for(lambda: not lines(" | ".join(op.state()["errors"]), "maxmemory-policy"), 20, what="no line")
 
 
+def test_the_acl_users_own_rules_read_the_policy(own_redis, quickstart):
+    """The cluster's own ACL user (docs/redis-acl.md: -@dangerous takes CONFIG away, +info gives
+    INFO back) sees an evicting policy: the warning, not "could not check" at every start."""
+    port, admin = own_redis
+    admin.config_set("maxmemory-policy", "allkeys-lru")
+    cluster = cluster_name("evict")
+    admin.execute_command("ACL", "SETUSER", USER, "on", f">{PASSWORD}", *Keys(cluster).acl_rules())
+    url = f"redis://{USER}:{PASSWORD}@127.0.0.1:{port}/0"
+    qs = quickstart(servers=1, lb=False, cluster=cluster, extra_conf={"kvdb": {"url": url}})
+    out = qs.start()
+    assert not lines(out, UNCHECKED), out
+    said = lines(out, "has maxmemory-policy allkeys-lru")
+    assert len(said) == 1 and said[0].startswith("warning: ") and PASSWORD not in out, out
+    code, text, doc = status(qs)
+    assert code == 3 and doc["redis_eviction"]["policy"] == "allkeys-lru", text
+
+
 def test_a_policy_the_acl_user_may_not_read_is_said_unchecked_and_the_server_starts(own_redis, quickstart):
-    """The cluster's own ACL user (docs/redis-acl.md: -@dangerous takes CONFIG and INFO away)."""
+    """An ACL user made from docs/redis-acl.md before +info was in it: -@dangerous takes
+    CONFIG and INFO away."""
     port, admin = own_redis
     admin.config_set("maxmemory-policy", "allkeys-lru")  # what it cannot see
     cluster = cluster_name("evict")
-    admin.execute_command("ACL", "SETUSER", USER, "on", f">{PASSWORD}", *Keys(cluster).acl_rules())
+    old_rules = [r for r in Keys(cluster).acl_rules() if r != "+info"]
+    admin.execute_command("ACL", "SETUSER", USER, "on", f">{PASSWORD}", *old_rules)
     url = f"redis://{USER}:{PASSWORD}@127.0.0.1:{port}/0"
     qs = quickstart(servers=1, lb=False, cluster=cluster, extra_conf={"kvdb": {"url": url}})
     out = qs.start()

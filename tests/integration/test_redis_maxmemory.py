@@ -58,10 +58,32 @@ def test_a_zeromq_hand_over_at_redis_maxmemory_is_kept_for_the_next_connector():
             client.close()
 
 
-def test_amqp_outgoing_messages_at_redis_maxmemory_are_refused_with_a_clear_error_or_sent_none_lost(tmp_path):
-    """A regression test (it passed before too): messages a service queued before Redis filled
-    up go out once it has room, each once; one sent while it is full is refused to the service
-    with a clear error (its caller gets 503), not taken and lost. A real outgoing connector."""
+def test_an_outgoing_queue_at_redis_maxmemory_gives_its_waiting_messages_one_by_one():
+    """The IBM MQ outgoing connector takes one message at a time (OutQueue.take): before, it
+    waited with BLMOVE first, which Redis refuses at its maxmemory (a write), so a full Redis
+    kept every waiting message until an operator made room; now a waiting one is taken at once."""
+    cluster = cluster_name("evict")
+    with private_redis() as (port, admin):
+        admin.set(Keys(cluster).epoch, 1)
+        client = connect(RedisSettings(url=f"redis://127.0.0.1:{port}/0"))
+        try:
+            for i in range(3):
+                OutQueue(client, cluster, "ibm-mq", "orders").push(f"m{i}")
+            fill(admin)
+            taker = OutQueue(client, cluster, "ibm-mq", "orders", epoch=1)
+            assert [taker.take(1.0) for _ in range(3)] == ["m0", "m1", "m2"]
+            taker.done(["m0", "m1", "m2"])
+            assert taker.depth() == (0, 0)
+        finally:
+            client.close()
+
+
+def test_amqp_outgoing_messages_at_redis_maxmemory_go_out_and_a_send_is_refused_with_a_clear_error(tmp_path):
+    """Messages a service queued before Redis filled up go out while it is still full, each
+    once: taking them moves them between two lists and removing the sent ones frees memory,
+    so a full Redis is emptied by its connectors (before: refused with OOM until an operator made
+    room). One sent while it is full is refused to the service with a clear error (its caller
+    gets 503), not taken and lost. A real outgoing connector."""
     cluster = cluster_name("evict")
     rabbit = Rabbit()
     with private_redis() as (port, admin):
@@ -84,14 +106,15 @@ def test_amqp_outgoing_messages_at_redis_maxmemory_are_refused_with_a_clear_erro
             with pytest.raises(CoordRefused, match=r"Redis refuses writes \(OOM: it is at its maxmemory\)"):
                 out.send("while-full", "orders")
             proc = start_connector(server_dir, "amqp-outgoing", "orders")
-            wait_for(lambda: "OOM" in log_text(server_dir), 30, what="the connector's line on Redis full")
-            assert proc.poll() is None, log_text(server_dir)  # it waits for room, it does not give up
-            admin.delete(FILLER)
             got: list[bytes] = []
             wait_for(lambda: got.extend(b for _, b in rabbit.get_all(queue)) or len(got) >= 20, 60,
-                     what="the 20 messages at the broker")  # fmt: skip
+                     what="the 20 messages at the broker, Redis still full")  # fmt: skip
             assert sorted(got) == sorted(f"before-{i}".encode() for i in range(20)), got  # each once
-            assert OutQueue(client, cluster, "amqp", "orders").depth() == (0, 0)
+            wait_for(lambda: OutQueue(client, cluster, "amqp", "orders").depth() == (0, 0), 10,
+                     what="the sent messages gone from Redis")  # fmt: skip
+            with pytest.raises(redis.exceptions.OutOfMemoryError):  # still full: nothing else made room
+                admin.rpush(FILLER, b"x" * 100_000)
+            assert proc.poll() is None, log_text(server_dir)
         finally:
             if proc is not None:
                 stop_process(proc)

@@ -17,8 +17,9 @@ Without a TTL (only allkeys-* evicts them): the messages waiting in the outgoing
 their processing and parked lists, ZeroMQ hand-overs, invoke_async calls, the fencing epoch,
 the live server index, the outgoing queues' index and renamed connections' records.
 
-The user of a cluster's ACL (docs/redis-acl.md: -@dangerous) may not run CONFIG, nor INFO:
-then the policy is said to be unchecked, with how to check it by hand; never a failure.
+The user of a cluster's ACL (docs/redis-acl.md: -@dangerous, then +info) may not run CONFIG,
+so it reads INFO memory. One made before +info was in the rules may run neither: then the
+policy is said to be unchecked, with how to check it by hand; never a failure.
 """
 
 from __future__ import annotations

@@ -232,4 +232,5 @@ ACL_COMMANDS = [
     "+@transaction",
     "-@dangerous",
     "+time",  # Redis's clock stamps and checks member entries (zato.coord.redis_clock)
+    "+info",  # INFO memory: whether Redis may evict the cluster's keys (zato.coord.eviction)
 ]

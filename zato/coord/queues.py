@@ -31,7 +31,7 @@ from zato.common import jsonenc
 from zato.common.errors import ConnectorError, LeaseLost
 from zato.coord import parse
 from zato.coord.changes import Change
-from zato.coord.client import blmove, move_now, text, texts, translate
+from zato.coord.client import OomScript, blmove, move_now, text, texts, translate
 from zato.coord.keys import Keys
 
 # Properties a service may set on an outgoing AMQP message (pika.BasicProperties names).
@@ -265,7 +265,7 @@ class TakenLists:
         self.client = client
         self.epoch = epoch
         self.epoch_key = epoch_key
-        self._settle_move = client.register_script(_SETTLE_AND_MOVE)
+        self._settle_move = OomScript(client, _SETTLE_AND_MOVE)  # it frees memory: it runs at maxmemory too
         self.what = what
         self.queue = queue
         self.processing = processing
@@ -276,7 +276,11 @@ class TakenLists:
 
     def take(self, timeout: float) -> str | None:
         """The oldest waiting message, moved to the processing list; None after `timeout`.
-        StaleEpoch if a newer epoch exists."""
+        StaleEpoch if a newer epoch exists. One waiting is taken at once, without BLMOVE (a
+        write, so refused at Redis's maxmemory, where taking is what frees memory)."""
+        got = self.take_many(1)
+        if got:
+            return got[0]
         with translate(f"waiting for a message for {self.what}", key=self.queue):
             waiting = blmove(self.client, self.queue, self.queue, timeout, ("RIGHT", "RIGHT"))
         if waiting is None:
