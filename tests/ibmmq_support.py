@@ -98,11 +98,28 @@ class StandinQM:
             raise AssertionError(f"stand-in admin {op} failed: reason {reply['reason']}")
         return reply
 
-    def define(
-        self, queue: str, boqname: str = "", bothresh: int = 0, share: bool = True, defsopt: str = "shared"
+    def define(  # noqa: PLR0913 - one keyword per queue attribute
+        self,
+        queue: str,
+        boqname: str = "",
+        bothresh: int = 0,
+        share: bool = True,
+        defsopt: str = "shared",
+        maxdepth: int = 0,
+        put: bool = True,
     ) -> None:
-        """DEFINE/ALTER QLOCAL: BOQNAME, BOTHRESH, SHARE|NOSHARE, DEFSOPT(SHARED|EXCL)."""
-        self.admin("define", queue=queue, boqname=boqname, bothresh=bothresh, share=share, defsopt=defsopt)
+        """DEFINE/ALTER QLOCAL: BOQNAME, BOTHRESH, SHARE|NOSHARE, DEFSOPT(SHARED|EXCL), MAXDEPTH
+        (0: no limit), PUT(ENABLED|DISABLED)."""
+        self.admin(
+            "define",
+            queue=queue,
+            boqname=boqname,
+            bothresh=bothresh,
+            share=share,
+            defsopt=defsopt,
+            maxdepth=maxdepth,
+            put=put,
+        )
 
     def deny(self, queue: str, *what: str) -> None:
         """The test user lacks these authorities on `queue` (inq, get, put, passall)."""

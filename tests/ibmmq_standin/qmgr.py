@@ -9,7 +9,9 @@ calls the connectors use, with the semantics the connectors rely on:
   MQCMIT; MQBACK returns the gets to the queue with BackoutCount + 1 and drops the puts;
   MQDISC commits (as IBM MQ does); a connection that ends without MQDISC (process killed,
   socket closed) is backed out;
-- queue attributes BOQNAME and BOTHRESH (MQINQ), MQGET wait intervals, expiry;
+- queue attributes BOQNAME and BOTHRESH (MQINQ), MQGET wait intervals, expiry; MAXDEPTH
+  (a put that would pass it, uncommitted puts counted, fails with 2053 MQRC_Q_FULL) and
+  PUT(DISABLED) (a put fails with 2051 MQRC_PUT_INHIBITED; the open for output still works);
 - a get returns the first message whose MsgId/CorrelId match the MD's when those are set
   (the real GMO's default MatchOptions), else the first one;
 - MQMD CodedCharSetId MQCCSI_Q_MGR (0) on a put becomes the client's CCSID (--ccsid, 819 as
@@ -94,6 +96,7 @@ UNKNOWN_OBJECT_NAME = 2085
 NOT_AUTHORIZED = 2035
 NOT_OPEN_FOR_INPUT, NOT_OPEN_FOR_INQUIRE, NOT_OPEN_FOR_OUTPUT = 2037, 2038, 2039
 OBJECT_IN_USE = 2042
+PUT_INHIBITED, Q_FULL = 2051, 2053
 HOBJ_ERROR = 2019
 BACKED_OUT = 2003
 TRUNCATED_MSG_ACCEPTED, TRUNCATED_MSG_FAILED = 2079, 2080
@@ -369,6 +372,7 @@ class QueueManagerState:
     def op_put(self, conn: Conn, a: dict) -> dict:
         handle = self._handle(conn, a, OO_OUTPUT, NOT_OPEN_FOR_OUTPUT)
         a = dict(a, queue=handle.queue)
+        self._put_allowed(handle.queue)
         md = dict(a.get("md") or {})
         passed = self._passed_context(conn, handle, int(a.get("options", 0)), int(a.get("context", 0)))
         if a.get("new_msg_id") or not md.get("MsgId") or set(md["MsgId"]) == {"0"}:
@@ -400,6 +404,17 @@ class QueueManagerState:
         if self.put_warnings.get(a["queue"]):
             raise MQWarn(self.put_warnings[a["queue"]], {"md": md})
         return {"md": md}
+
+    def _put_allowed(self, name: str) -> None:
+        """PUT(DISABLED): 2051 MQRC_PUT_INHIBITED; MAXDEPTH reached, counting the puts not yet
+        committed (CURDEPTH rises at MQPUT, "MaxQDepth"): 2053 MQRC_Q_FULL. Both MQCC_FAILED."""
+        attrs = self.attrs.get(name, {})
+        if not attrs.get("put", True):
+            raise MQFail(PUT_INHIBITED)
+        maxdepth = int(attrs.get("maxdepth") or 0)
+        uncommitted = sum(1 for c in self.conns for qn, _ in c.puts if qn == name)
+        if maxdepth and len(self.queues[name]) + uncommitted >= maxdepth:
+            raise MQFail(Q_FULL)
 
     def _passed_context(self, conn: Conn, out: Handle, options: int, context: int) -> dict:
         """The context fields a put passes from the input handle `context` (MQPMO Context)."""
@@ -447,13 +462,16 @@ class QueueManagerState:
 
     # -- test controls ----------------------------------------------------------------------------
     def admin_define(self, a: dict) -> dict:
-        """DEFINE/ALTER QLOCAL: BOQNAME, BOTHRESH, SHARE|NOSHARE (share), DEFSOPT(SHARED|EXCL)."""
+        """DEFINE/ALTER QLOCAL: BOQNAME, BOTHRESH, SHARE|NOSHARE (share), DEFSOPT(SHARED|EXCL),
+        MAXDEPTH (maxdepth; 0 here: no limit), PUT(ENABLED|DISABLED) (put: true or false)."""
         self.queues.setdefault(a["queue"], deque())
         self.attrs[a["queue"]] = {
             "boqname": a.get("boqname", ""),
             "bothresh": a.get("bothresh", 0),
             "share": a.get("share", True),
             "defsopt": a.get("defsopt", "shared"),
+            "maxdepth": int(a.get("maxdepth") or 0),
+            "put": bool(a.get("put", True)),
         }
         return {}
 

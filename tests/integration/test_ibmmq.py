@@ -451,3 +451,44 @@ def test_a_queued_message_with_fields_mq_cannot_take_is_parked_not_a_crash_loop(
     # before their put were left out, IN 1 next to PARKED 6
     assert (s["messages_in"], s["messages_out"], s["parked"]) == (len(bad) + 1, 1, len(bad))
     assert proc.poll() is None
+
+
+@pytest.mark.parametrize("full", [True, False], ids=["q-full", "put-inhibited"])
+def test_a_put_the_queue_manager_says_to_try_later_waits_in_redis_and_is_not_parked(env, full):
+    """2053 MQRC_Q_FULL (the queue at its MAXDEPTH) and 2051 MQRC_PUT_INHIBITED (PUT(DISABLED))
+    say "retry the operation later" (IBM's pages; a channel's MCA retries them too). Before, the
+    outgoing connector parked every message the queue did not take meanwhile, so once the
+    queue's consumer had caught up they had to be re-sent by hand; now they wait in Redis, in
+    order, and go once the queue takes them again."""
+    target = env["qm"].queues["out"]
+    if full:
+        env["qm"].define(target, maxdepth=3)
+    else:
+        env["qm"].define(target, put=False)
+    out = make_outgoing(load_server_settings(env["dir"]), env["client"])
+    for i in range(6):
+        out.ibm_mq.send({"n": i}, "out")
+    start(env, "ibm-mq-outgoing", "out")
+    s = wait_for(
+        lambda: (s := stats(env, "ibm-mq-outgoing:out")).get("last_error") and s, what="the refusal in stats"
+    )
+    reason = "reason 2053 (MQRC_Q_FULL)" if full else "reason 2051 (MQRC_PUT_INHIBITED)"
+    assert reason[:11] in s["last_error"], s
+    seen: list = []
+    if full:
+        wait_for(lambda: env["qm"].depth(target)[0] == 3, what="the queue full")
+    env["qm"].define(target)  # the consumer caught up, or PUT(ENABLED)
+    queue = OutQueue(env["client"], env["cluster"], "ibm-mq", "out")
+    wait_for(
+        lambda: seen.extend(env["qm"].drain(target)) or (len(seen) >= 6 and queue.depth() == (0, 0)),
+        timeout=30,
+        what="every message on the queue and none left in Redis",
+    )
+    seen.extend(env["qm"].drain(target))
+    assert numbers(b for b, _ in seen) == list(range(6))  # each once, in the order sent
+    assert env["client"].llen(Keys(env["cluster"]).out_parked("ibm-mq", "out")) == 0
+    s = wait_for(
+        lambda: (s := stats(env, "ibm-mq-outgoing:out")).get("messages_out") == 6 and s, what="OUT 6"
+    )
+    assert (s["messages_in"], s["parked"]) == (6, 0), s
+    assert f"queue {target!r} refused a message for now ({reason})" in log_text(env["dir"])

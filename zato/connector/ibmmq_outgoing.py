@@ -13,6 +13,10 @@ An MQCMIT that completes with 2124 MQRC_OUTCOME_PENDING committed the batch (the
 completes it later): it counts as sent and leaves Redis (before, the connector reconnected and
 put the batch again, a duplicate of every message); 2003 MQRC_BACKED_OUT, as a failure or a
 warning, and unknown warnings leave the batch in Redis to be put again (ibmmq_common.commit).
+A put refused for now (ibmmq_common.PUT_LATER: 2053 MQRC_Q_FULL, 2051 MQRC_PUT_INHIBITED, 2192
+MQRC_PAGESET_FULL) is not parked: the puts before it are committed, and it and the messages
+after it stay in the processing list, put again after a growing wait (Later), nothing new taken
+meanwhile (before, each was parked, to be re-sent by hand once the queue took messages again).
 """
 
 from __future__ import annotations
@@ -208,6 +212,7 @@ class IBMMQOutgoingConnector:
         self._qm: Any = None  # the connection self._queues were opened on
         # Redis failing a take or a hand-off: the connection is kept and _pump runs again on it
         self.redis = ibmmq_common.RedisFailures(ctx, logger, "the queue manager connection")
+        self._later = Later(ctx)
 
     def run(self) -> int:
         return ibmmq_common.serve(self.ctx, self.d["ibm_mq"], self._pump, redis=self.redis)
@@ -215,26 +220,36 @@ class IBMMQOutgoingConnector:
     def _pump(self, m: ModuleType, qm: Any) -> None:
         if qm is not self._qm:  # a new connection: the handles of the last one ended with it
             self._queues, self._qm = {}, qm
-        self._put_all(m, qm, self.queue.leftovers())
+        waits = self._put_all(m, qm, self.queue.leftovers())
         self.ctx.stats.state("running")
         next_scan = time.monotonic() + LEFTOVER_SCAN
         while not self.ctx.should_stop():
-            if time.monotonic() >= next_scan:
-                self._put_all(m, qm, self.queue.leftovers())
+            if waits:  # a put refused for now: nothing new is taken until what waits goes
+                if self.ctx.wait(self._later.wait()):
+                    break
+                waits = self._put_all(m, qm, self.queue.leftovers())
                 next_scan = time.monotonic() + LEFTOVER_SCAN
+                continue
+            if time.monotonic() >= next_scan:
+                waits = self._put_all(m, qm, self.queue.leftovers())
+                next_scan = time.monotonic() + LEFTOVER_SCAN
+                continue
             first = self.queue.take(TAKE_TIMEOUT)
             self.redis.worked()
             if first is not None:
-                self._put_all(m, qm, [first] + self.queue.take_many(BATCH - 1))
+                waits = self._put_all(m, qm, [first] + self.queue.take_many(BATCH - 1))
         self.ctx.stats.state("stopping")
 
-    def _put_all(self, m: ModuleType, qm: Any, raws: list[str]) -> None:
+    def _put_all(self, m: ModuleType, qm: Any, raws: list[str]) -> bool:
         """MQPUT each under syncpoint, commit if the epoch is still ours, then drop them from
-        the processing list in one round trip."""
+        the processing list in one round trip. True: a put was refused for now (PUT_LATER):
+        that message and those after it stay in the processing list, put again after a wait."""
         if not raws:
-            return
+            self._later.worked()  # what waited went meanwhile (moved, or put by another run)
+            return False
         sent = []
-        for raw in raws:
+        waits = False
+        for i, raw in enumerate(raws):
             self.ctx.stats.add("messages_in")  # those parked too: IN = OUT + PARKED + in flight
             try:
                 msg = decode(raw)
@@ -250,7 +265,13 @@ class IBMMQOutgoingConnector:
                     continue
                 if ibmmq_common.is_broken(e):
                     raise
-                self._park(raw, f"queue {msg.queue or self.d['queue']!r}: {ibmmq_common.error_text(e)}")
+                where = f"queue {msg.queue or self.d['queue']!r}"
+                if ibmmq_common.reason_of(e) in ibmmq_common.PUT_LATER:
+                    self.ctx.stats.add("messages_in", -1)  # counted when it is put (or parked)
+                    self._later.refused(where, e, len(raws) - i)
+                    waits = True
+                    break
+                self._park(raw, f"{where}: {ibmmq_common.error_text(e)}")
                 continue
             sent.append(raw)
         newest = lease.current_epoch(self.ctx.client, self.ctx.settings.cluster)
@@ -259,10 +280,13 @@ class IBMMQOutgoingConnector:
             self.ctx.lease_lost(
                 f"the cluster epoch is {newest} before a commit, this connector runs with {self.ctx.epoch}"
             )
-            return
+            return False
         ibmmq_common.commit(m, qm, self.once)
         self.queue.done(sent)
         self.ctx.stats.add("messages_out", len(sent))
+        if not waits:
+            self._later.worked()
+        return waits
 
     def _put(self, m: ModuleType, qm: Any, msg: MQMessage) -> None:
         c = m.CMQC
@@ -317,6 +341,49 @@ class IBMMQOutgoingConnector:
         self.ctx.stats.add("parked")
         self.ctx.stats.error(f"parked a message in Redis: {reason}")
         logger.error("%s: %s; message parked in Redis for inspection", self.ctx.label, reason)
+
+
+class Later:
+    """Puts a queue refused for now (ibmmq_common.PUT_LATER: full, PUT(DISABLED)): the message
+    and those after it wait in Redis, in order, and are put again after waits growing to
+    RECONNECT.max (parking them meant re-sending them by hand once the queue took messages
+    again). Said at the first refusal and once it takes them again, at WARNING; in status
+    (LAST ERROR) meanwhile."""
+
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
+        self.delay = 0.0  # the last wait (0: no put refused since the last that went)
+        self.tries, self.since = 0, 0.0
+
+    def refused(self, where: str, e: BaseException, waiting: int) -> None:
+        why = ibmmq_common.error_text(e)
+        self.ctx.stats.error(f"{where} refused a message for now ({why}): {waiting} wait in Redis")
+        if not self.tries:
+            self.since = time.monotonic()
+            logger.warning(
+                "%s: %s refused a message for now (%s): it and the %d after it wait in Redis, in order,"
+                " and are put again every %g s at most, until it takes them",
+                self.ctx.label,
+                where,
+                why,
+                waiting - 1,
+                ibmmq_common.RECONNECT.max,
+            )
+        self.tries += 1
+
+    def wait(self) -> float:
+        self.delay = ibmmq_common.RECONNECT.after(self.delay)
+        return self.delay
+
+    def worked(self) -> None:
+        if self.tries:
+            logger.warning(
+                "%s: the queue took the messages that waited, after %d refused put(s) over %.0f s",
+                self.ctx.label,
+                self.tries,
+                time.monotonic() - self.since,
+            )
+        self.delay, self.tries = 0.0, 0
 
 
 def run(ctx: Context, definition: dict) -> int:
