@@ -107,9 +107,10 @@ class StandinQM:
         defsopt: str = "shared",
         maxdepth: int = 0,
         put: bool = True,
+        get: bool = True,
     ) -> None:
         """DEFINE/ALTER QLOCAL: BOQNAME, BOTHRESH, SHARE|NOSHARE, DEFSOPT(SHARED|EXCL), MAXDEPTH
-        (0: no limit), PUT(ENABLED|DISABLED)."""
+        (0: no limit), PUT(ENABLED|DISABLED), GET(ENABLED|DISABLED)."""
         self.admin(
             "define",
             queue=queue,
@@ -119,6 +120,7 @@ class StandinQM:
             defsopt=defsopt,
             maxdepth=maxdepth,
             put=put,
+            get=get,
         )
 
     def deny(self, queue: str, *what: str) -> None:

@@ -12,6 +12,7 @@ calls the connectors use, with the semantics the connectors rely on:
 - queue attributes BOQNAME and BOTHRESH (MQINQ), MQGET wait intervals, expiry; MAXDEPTH
   (a put that would pass it, uncommitted puts counted, fails with 2053 MQRC_Q_FULL) and
   PUT(DISABLED) (a put fails with 2051 MQRC_PUT_INHIBITED; the open for output still works);
+  GET(DISABLED) (a get fails with 2016 MQRC_GET_INHIBITED, one waiting too; the open works);
 - a get returns the first message whose MsgId/CorrelId match the MD's when those are set
   (the real GMO's default MatchOptions), else the first one;
 - MQMD CodedCharSetId MQCCSI_Q_MGR (0) on a put becomes the client's CCSID (--ccsid, 819 as
@@ -97,6 +98,7 @@ NOT_AUTHORIZED = 2035
 NOT_OPEN_FOR_INPUT, NOT_OPEN_FOR_INQUIRE, NOT_OPEN_FOR_OUTPUT = 2037, 2038, 2039
 OBJECT_IN_USE = 2042
 PUT_INHIBITED, Q_FULL = 2051, 2053
+GET_INHIBITED = 2016
 HOBJ_ERROR = 2019
 BACKED_OUT = 2003
 TRUNCATED_MSG_ACCEPTED, TRUNCATED_MSG_FAILED = 2079, 2080
@@ -197,6 +199,7 @@ class QueueManagerState:
         self.counters["opens_refused"] = 0  # MQOPENs refused with 2035 or 2085 (a test counts tries)
         self.counters["connects_refused"] = 0  # MQCONNXs refused with 2035, 2058 or 2540
         self.counters["truncated_gets"] = 0  # gets that left a message longer than their buffer (2080)
+        self.counters["gets_inhibited"] = 0  # gets refused with 2016 (GET(DISABLED))
         self.connect_denied = False
 
     # -- units of work (called with the lock held) --------------------------------------------
@@ -320,6 +323,9 @@ class QueueManagerState:
         while True:
             if conn.broken is not None:
                 raise MQFail(conn.broken)
+            if not self.attrs.get(a["queue"], {}).get("get", True):  # also ends a get that waits
+                self.counters["gets_inhibited"] += 1
+                raise MQFail(GET_INHIBITED)
             now = time.monotonic()
             while q and q[0].expires is not None and q[0].expires <= now:
                 q.popleft()
@@ -463,7 +469,8 @@ class QueueManagerState:
     # -- test controls ----------------------------------------------------------------------------
     def admin_define(self, a: dict) -> dict:
         """DEFINE/ALTER QLOCAL: BOQNAME, BOTHRESH, SHARE|NOSHARE (share), DEFSOPT(SHARED|EXCL),
-        MAXDEPTH (maxdepth; 0 here: no limit), PUT(ENABLED|DISABLED) (put: true or false)."""
+        MAXDEPTH (maxdepth; 0 here: no limit), PUT(ENABLED|DISABLED) (put: true or false),
+        GET(ENABLED|DISABLED) (get: true or false)."""
         self.queues.setdefault(a["queue"], deque())
         self.attrs[a["queue"]] = {
             "boqname": a.get("boqname", ""),
@@ -472,6 +479,7 @@ class QueueManagerState:
             "defsopt": a.get("defsopt", "shared"),
             "maxdepth": int(a.get("maxdepth") or 0),
             "put": bool(a.get("put", True)),
+            "get": bool(a.get("get", True)),
         }
         return {}
 

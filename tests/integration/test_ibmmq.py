@@ -492,3 +492,29 @@ def test_a_put_the_queue_manager_says_to_try_later_waits_in_redis_and_is_not_par
     )
     assert (s["messages_in"], s["parked"]) == (6, 0), s
     assert f"queue {target!r} refused a message for now ({reason})" in log_text(env["dir"])
+
+
+def test_a_get_inhibited_queue_keeps_the_connection_and_says_what_to_do(env):
+    """GET(DISABLED) (an operator pausing a queue's consumers): every MQGET fails with 2016
+    MQRC_GET_INHIBITED, a waiting one too, and IBM says to retry later. Before, the channel
+    logged "IBM MQ call failed (reason 2016 (see IBM MQ reason codes)); reconnecting" and made a
+    new connection twice a second for as long as it lasted; now it keeps its connection, says
+    once what ends it, gets again less and less often (every 5 s at most), and goes on once
+    gets are allowed again."""
+    qm, server = env["qm"], fake(env)
+    qm.define(qm.queues["in"], get=False)
+    put(qm, qm.queues["in"], [json.dumps({"n": 1}).encode()])
+    before = qm.counters()["connects"]  # the test's own put's
+    start(env, "ibm-mq-channel", "in")
+    wait_for(lambda: qm.counters()["gets_inhibited"] >= 3, timeout=30, what="3 gets refused with 2016")
+    assert qm.counters()["connects"] - before == 1  # before: a new connection after each refused get
+    s = stats(env, "ibm-mq-channel:in")
+    assert "reason 2016 (MQRC_GET_INHIBITED)" in s["last_error"], s
+    log = log_text(env["dir"])
+    assert f"ALTER QLOCAL({qm.queues['in']}) GET(ENABLED)" in log, log
+    assert "IBM MQ call failed" not in log, log
+    qm.define(qm.queues["in"])  # GET(ENABLED)
+    wait_for(lambda: len(server.bodies("conn.record")) == 1, timeout=30, what="the message, once gets work")
+    assert numbers(server.bodies("conn.record")) == [1]
+    wait_for(lambda: "gets work again" in log_text(env["dir"]), what="its recovery said")
+    assert qm.counters()["connects"] - before == 1

@@ -17,6 +17,8 @@
 - each message goes with its MQMD's fields (ibmmq_common.message_meta), which the service
   reads as self.request.ibm_mq (Zato's name; also .wmq);
 - connection-broken reason codes (2009, 2059, 2161, 2162, 2538...): reconnect with back-off;
+- a get refused with 2016 MQRC_GET_INHIBITED (GET(DISABLED)) keeps the connection: said once
+  with what ends it (state `refused`), got again after RECONNECT's waits (5 s at most);
 - max_in_flight N (default 1, which keeps the queue's order): N connections, each in its own
   thread with its own unit of work, get and invoke at once; with N > 1 the queue is opened
   MQOO_INPUT_SHARED (MQOO_INPUT_AS_Q_DEF would be exclusive on a DEFSOPT(EXCL) queue and
@@ -108,6 +110,7 @@ class IBMMQChannelConnector:
         self.connect_refusals = ibmmq_common.Refusals()  # MQCONNX's (ibmmq_common.connect_refusal)
         self.backout_refusals = ibmmq_common.Refusals()  # the backout queue's 2035/2085
         self.backout_wait = 0.0  # the wait after its last refusal (0: none since it took one)
+        self.inhibited = ibmmq_common.Refusals()  # gets refused with 2016 (GET(DISABLED)), all threads
         self.convert = bool(definition.get("convert"))
 
     def run(self) -> int:
@@ -234,6 +237,7 @@ class IBMMQChannelConnector:
         # second get, after 2080 with no length given, raises a warning without it: a message
         # got under syncpoint whose data never came); grown to fit a longer message
         buffer = FIRST_BUFFER
+        inhibited = 0.0  # the wait after the last get refused with 2016 (0: gets work)
         try:
             while not self.ctx.should_stop():
                 md = m.MD()
@@ -250,6 +254,12 @@ class IBMMQChannelConnector:
                 try:
                     body = queue.get(buffer, md, gmo)
                 except m.MQMIError as e:
+                    if ibmmq_common.reason_of(e) == ibmmq_common.GET_INHIBITED:
+                        inhibited = ibmmq_common.RECONNECT.after(inhibited)
+                        self._get_inhibited(e, inhibited)
+                        self.ctx.wait(inhibited)
+                        continue
+                    inhibited = self._gets_work(inhibited)
                     if ibmmq_common.reason_of(e) == ibmmq_common.NO_MSG_AVAILABLE:
                         continue
                     grown = self._grown(qm, buffer, e)
@@ -260,6 +270,7 @@ class IBMMQChannelConnector:
                         raise
                     self._get_warning(m, qm, queue, md, e)
                     continue
+                inhibited = self._gets_work(inhibited)
                 self._handle(m, qm, queue, body, md)
         finally:
             self.ctx.stats.state("stopping")
@@ -267,6 +278,47 @@ class IBMMQChannelConnector:
                 queue.close()
             except ibmmq_common.mq_errors(m):
                 pass
+
+    def _get_inhibited(self, e: BaseException, delay: float) -> None:
+        """A get refused with 2016 MQRC_GET_INHIBITED (GET(DISABLED)): the connection is kept
+        and the get made again after `delay` (RECONNECT: every 5 s at most); said once with what
+        ends it, then at most once a minute with a count; status `refused` meanwhile. Before,
+        it was an MQ error like any other: a new connection twice a second, an ERROR each."""
+        name = self.d["queue"]
+        text = (
+            f"queue {name!r} is get-inhibited ({ibmmq_common.error_text(e)}): no message is got "
+            f"until ALTER QLOCAL({name}) GET(ENABLED)"
+        )
+        said = self.inhibited.refused(time.monotonic(), ibmmq_common.GET_INHIBITED)
+        self.ctx.stats.error(f"{text}; next try in {delay:g} s")
+        self.ctx.stats.state("refused")
+        if said == 0:
+            logger.warning(
+                "%s: %s; the connection is kept and gets tried again every %g s at most (said again"
+                " at most once a minute)",
+                self.ctx.label,
+                text,
+                ibmmq_common.RECONNECT.max,
+            )
+        elif said:
+            label = self.ctx.label
+            logger.warning("%s: still get-inhibited, %d more time(s) since said: %s", label, said, text)
+
+    def _gets_work(self, inhibited: float) -> float:
+        """A get not refused with 2016: 0.0, the waits from the start again; said once after
+        gets were refused so."""
+        if not inhibited:
+            return 0.0
+        worked = self.inhibited.worked(time.monotonic())
+        if worked:
+            self.ctx.stats.state("running")
+            logger.warning(
+                "%s: queue %r: gets work again, after %d refused with 2016 (MQRC_GET_INHIBITED) over %.0f s",
+                self.ctx.label,
+                self.d["queue"],
+                *worked,
+            )
+        return 0.0
 
     def _grown(self, qm: Any, buffer: int, e: BaseException) -> int:
         """After 2080 MQRC_TRUNCATED_MSG_FAILED (the message longer than `buffer` stays on the
