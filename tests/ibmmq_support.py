@@ -123,6 +123,10 @@ class StandinQM:
             get=get,
         )
 
+    def alter_force(self, queue: str) -> None:
+        """ALTER ... FORCE of `queue` while open: each handle on it answers 2041 from now on."""
+        self.admin("alter_force", queue=queue)
+
     def deny(self, queue: str, *what: str) -> None:
         """The test user lacks these authorities on `queue` (inq, get, put, passall)."""
         self.admin("deny", queue=queue, what=list(what))
@@ -197,6 +201,9 @@ class RealQM:
 
     def deny(self, queue: str, *what: str) -> None:
         pytest.skip("taking authorities away needs administration rights on a real queue manager")
+
+    def alter_force(self, queue: str) -> None:
+        pytest.skip("ALTER ... FORCE needs administration rights on a real queue manager")
 
     def deny_connect(self, deny: bool = True) -> None:
         pytest.skip("taking +connect away needs administration rights on a real queue manager")

@@ -13,6 +13,7 @@ calls the connectors use, with the semantics the connectors rely on:
   (a put that would pass it, uncommitted puts counted, fails with 2053 MQRC_Q_FULL) and
   PUT(DISABLED) (a put fails with 2051 MQRC_PUT_INHIBITED; the open for output still works);
   GET(DISABLED) (a get fails with 2016 MQRC_GET_INHIBITED, one waiting too; the open works);
+  ALTER ... FORCE of an open queue (a handle open on it answers 2041 MQRC_OBJECT_CHANGED);
 - a get returns the first message whose MsgId/CorrelId match the MD's when those are set
   (the real GMO's default MatchOptions), else the first one;
 - MQMD CodedCharSetId MQCCSI_Q_MGR (0) on a put becomes the client's CCSID (--ccsid, 819 as
@@ -98,6 +99,7 @@ NOT_AUTHORIZED = 2035
 NOT_OPEN_FOR_INPUT, NOT_OPEN_FOR_INQUIRE, NOT_OPEN_FOR_OUTPUT = 2037, 2038, 2039
 OBJECT_IN_USE = 2042
 PUT_INHIBITED, Q_FULL = 2051, 2053
+OBJECT_CHANGED = 2041
 GET_INHIBITED = 2016
 HOBJ_ERROR = 2019
 BACKED_OUT = 2003
@@ -161,11 +163,12 @@ class Message:
 
 
 class Handle:
-    __slots__ = ("queue", "options", "exclusive", "saved")
+    __slots__ = ("queue", "options", "exclusive", "saved", "changed")
 
     def __init__(self, queue: str, options: int, exclusive: bool | None):
         self.queue, self.options, self.exclusive = queue, options, exclusive  # exclusive None: no input
         self.saved: dict | None = None  # MQOO_SAVE_ALL_CONTEXT: the context of the last message got
+        self.changed = False  # its queue was ALTERed with FORCE since it was opened (2041)
 
 
 class Conn:
@@ -310,6 +313,8 @@ class QueueManagerState:
         handle = conn.handles.get(int(a.get("hobj", 0)))
         if handle is None:
             raise MQFail(HOBJ_ERROR)
+        if handle.changed:
+            raise MQFail(OBJECT_CHANGED)
         if not handle.options & needs:
             raise MQFail(refused)
         self._queue(handle.queue)
@@ -481,6 +486,17 @@ class QueueManagerState:
             "put": bool(a.get("put", True)),
             "get": bool(a.get("get", True)),
         }
+        return {}
+
+    def admin_alter_force(self, a: dict) -> dict:
+        """ALTER ... FORCE of `queue` (an alias retargeted, REFRESH CLUSTER) while it is open:
+        every handle open on it answers its next get, put or inquire with 2041
+        MQRC_OBJECT_CHANGED ("the queue manager marks the object handle as being no longer
+        valid"); MQCLOSE takes it back, and a new MQOPEN works."""
+        for conn in self.conns:
+            for handle in conn.handles.values():
+                if handle.queue == a["queue"]:
+                    handle.changed = True
         return {}
 
     def admin_deny(self, a: dict) -> dict:

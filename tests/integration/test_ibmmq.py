@@ -518,3 +518,30 @@ def test_a_get_inhibited_queue_keeps_the_connection_and_says_what_to_do(env):
     assert numbers(server.bodies("conn.record")) == [1]
     wait_for(lambda: "gets work again" in log_text(env["dir"]), what="its recovery said")
     assert qm.counters()["connects"] - before == 1
+
+
+def test_an_output_handle_the_queue_manager_invalidated_is_opened_again_not_parked_for(env):
+    """ALTER ... FORCE of a queue the outgoing connector has open (an alias retargeted, REFRESH
+    CLUSTER) makes the queue manager mark its handle no longer valid: every put on it fails
+    with 2041 MQRC_OBJECT_CHANGED, and IBM says to close it, open it again and put again.
+    Before, the connector kept the handle for as long as its connection lived and parked every
+    message for that queue; now it opens the queue again and the message goes."""
+    qm = env["qm"]
+    out = make_outgoing(load_server_settings(env["dir"]), env["client"])
+    queue = OutQueue(env["client"], env["cluster"], "ibm-mq", "out")
+    seen: list = []
+    out.ibm_mq.send({"n": 0}, "out")
+    start(env, "ibm-mq-outgoing", "out")
+    wait_for(lambda: seen.extend(qm.drain(qm.queues["out"])) or seen, timeout=30, what="the first message")
+    qm.alter_force(qm.queues["out"])
+    for i in range(1, 4):
+        out.ibm_mq.send({"n": i}, "out")
+    parked = Keys(env["cluster"]).out_parked("ibm-mq", "out")
+    wait_for(
+        lambda: seen.extend(qm.drain(qm.queues["out"])) or queue.depth() == (0, 0),
+        timeout=30,
+        what="nothing left waiting or in processing",
+    )
+    seen.extend(qm.drain(qm.queues["out"]))
+    assert env["client"].llen(parked) == 0, env["client"].lrange(parked, 0, -1)
+    assert numbers(b for b, _ in seen) == [0, 1, 2, 3]

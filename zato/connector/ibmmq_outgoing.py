@@ -17,10 +17,14 @@ A put refused for now (ibmmq_common.PUT_LATER: 2053 MQRC_Q_FULL, 2051 MQRC_PUT_I
 MQRC_PAGESET_FULL) is not parked: the puts before it are committed, and it and the messages
 after it stay in the processing list, put again after a growing wait (Later), nothing new taken
 meanwhile (before, each was parked, to be re-sent by hand once the queue took messages again).
+Output handles are kept per queue for the connection's life; one the queue manager invalidated
+(ibmmq_common.STALE_HANDLE: 2041 MQRC_OBJECT_CHANGED after an ALTER ... FORCE or REFRESH
+CLUSTER, 2052 MQRC_Q_DELETED) is closed and the queue opened again for the put.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -313,7 +317,22 @@ class IBMMQOutgoingConnector:
             md.MsgId = msg.msg_id.ljust(24, b"\x00")
         else:
             pmo.Options |= c.MQPMO_NEW_MSG_ID
-        self._open(m, qm, msg.queue or self.d["queue"]).put(msg.body, md, pmo)
+        name = msg.queue or self.d["queue"]
+        try:
+            self._open(m, qm, name).put(msg.body, md, pmo)
+        except m.MQMIError as e:
+            if ibmmq_common.reason_of(e) not in ibmmq_common.STALE_HANDLE:
+                raise
+            # IBM: close the handle, open the queue again, put again. Before, the handle stayed
+            # cached for the connection's life and every message for that queue was parked.
+            self._forget(m, name)
+            logger.info(
+                "%s: queue %r: its handle is no longer valid (%s): opened again",
+                self.ctx.label,
+                name,
+                ibmmq_common.error_text(e),
+            )
+            self._open(m, qm, name).put(msg.body, md, pmo)
 
     def _open(self, m: ModuleType, qm: Any, name: str) -> Any:
         queue = self._queues.get(name)
@@ -322,6 +341,13 @@ class IBMMQOutgoingConnector:
             queue = m.Queue(qm, name, c.MQOO_OUTPUT | c.MQOO_FAIL_IF_QUIESCING)
             self._queues[name] = queue
         return queue
+
+    def _forget(self, m: ModuleType, name: str) -> None:
+        """MQCLOSE of the cached handle of `name` (the queue manager invalidated it)."""
+        queue = self._queues.pop(name, None)
+        if queue is not None:
+            with contextlib.suppress(*ibmmq_common.mq_errors(m)):
+                queue.close()
 
     def _warning(self, msg: MQMessage, e: BaseException) -> None:
         reason = ibmmq_common.reason_of(e)
