@@ -89,8 +89,9 @@ def set_epoch(cluster: str, epoch: int) -> None:
 class FakeServer:
     """A real HTTP server implementing POST /zato/internal/invoke/{service} the way servers do
     (secret, epoch against Redis), registered as a live member of the cluster. Each call is
-    recorded; `fail` makes a service answer 500, `reject` 400; a service in `held` waits until `release` is
-    set before answering, and `active`/`peak` count such calls running at once. It answers a
+    recorded; `fail` makes a service answer 500, `reject` 400, `unavailable` 503; a service in
+    `held` waits until `release` is set before answering, and `active`/`peak` count such calls
+    running at once. It answers a
     batch of invocations and messages with their metadata (zato.common.batch) with 404, as a
     server from before batches would."""
 
@@ -99,6 +100,9 @@ class FakeServer:
         self.calls: list[tuple[str, bytes]] = []
         self.fail: set[str] = set()
         self.reject: set[str] = set()  # services that answer 400 (bad input)
+        # services answered 503, as a server whose Redis is away answers (unavailable_calls: how many)
+        self.unavailable: set[str] = set()
+        self.unavailable_calls = 0
         self.secret = SECRET  # what it checks calls with (another: as a server of another release)
         self.old_release = False  # refuses as servers did before REFUSED_HEADER (their 401's details)
         self.held: set[str] = set()
@@ -162,6 +166,9 @@ class FakeServer:
                     status = 401
                 elif int(self.headers.get("X-Zato-Epoch", -1)) < epoch:
                     status = 409
+                elif service in fake.unavailable:
+                    fake.unavailable_calls += 1
+                    status = 503
                 elif service in fake.fail:
                     status = 500
                 elif service in fake.reject:  # as a service answers bad input

@@ -150,6 +150,28 @@ def test_a_message_the_service_refuses_as_bad_input_is_not_retried(env):
     push.close(linger=0)
 
 
+def test_a_message_no_server_can_take_yet_waits_and_is_not_dropped(env):
+    """While every server answers 503 (it cannot check the call's epoch: its Redis away) the
+    message waits, uncounted, and goes once a server takes it, as an AMQP or IBM MQ channel's
+    does. Before, each 503 was a failed attempt: after 5 of them, about 4 s, the message was
+    dropped ("message dropped after 5 failed attempts")."""
+    port = free_port()
+    fake = env["fake"]
+    fake.unavailable.add("demo.later")
+    _channel(env, "later", address=f"tcp://127.0.0.1:{port}", service="demo.later")
+    push = env["zctx"].socket(zmq.PUSH)
+    push.connect(f"tcp://127.0.0.1:{port}")
+    push.send_json({"n": 1})
+    wait_for(lambda: fake.unavailable_calls > 6, timeout=60, what="more 503s than ATTEMPTS")
+    fake.unavailable.discard("demo.later")  # its Redis is back
+    wait_for(lambda: fake.bodies("demo.later"), timeout=30, what="the message, once a server takes it")
+    assert fake.bodies("demo.later") == [b'{"n": 1}']
+    log = log_text(env["dir"])
+    assert "dropped" not in log, log
+    assert "is unavailable" in log and "the message waits" in log, log
+    push.close(linger=0)
+
+
 def test_sub_channel_takes_only_its_prefix(env):
     port = free_port()
     pub = env["zctx"].socket(zmq.PUB)

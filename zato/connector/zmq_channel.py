@@ -9,7 +9,10 @@ channel is connected, a PUSH producer's send waits, up to its send timeout).
 A SUB socket subscribes to sub_prefix; a single-frame message has the prefix stripped, a
 multi-frame one gives its last frame.
 ZeroMQ has no acknowledgements: a failed invocation is retried a few times, then logged; one
-the service refused as bad input (400) is logged at once, as no retry would change it. A
+the service refused as bad input (400) is logged at once, as no retry would change it. While
+no server can take a message (none answers, or one answers 503: it cannot check the epoch
+now) it waits, uncounted, tried again every NO_SERVER_PAUSE, as an AMQP or IBM MQ channel's
+does (before, each was a failed attempt and the message was dropped after about 4 s). A
 service that does not answer within the channel's `timeout` (seconds, default 30) is such a
 failed attempt (it may still be running on its server).
 A frame longer than the servers' [limits] max_body, which no server would take, is refused
@@ -65,7 +68,7 @@ import zmq
 
 from zato.common.errors import EXIT_CONFIG, EXIT_DEPENDENCY, EXIT_OK, CoordError
 from zato.connector.base import Context, RetryPolicy, not_json
-from zato.connector.invoke import Invoker, NoServer
+from zato.connector.invoke import UNAVAILABLE, Invoker, NoServer
 from zato.connector.zmq_address import endpoints
 from zato.connector.zmq_alive import Alive
 from zato.coord import handoff
@@ -84,6 +87,7 @@ HANDOFF_CHECK = 1.0  # the hand-off list is read at start, then this often (and 
 LEFTOVER_SCAN = 5.0  # the hand-off's processing list is read at start, then this often
 STRAGGLERS_MS = 50  # after unbind/disconnect: what the I/O thread was still queuing
 DRAIN = 5.0  # processing here what could not be handed over (within the supervisor's 6 s)
+NO_SERVER_PAUSE = 1.0  # a message no server could take (none answered, or 503) is tried again after it
 # A read of the hand-off that fails (Redis away, or a key a Redis writer gave another type) is
 # tried again every HANDOFF_CHECK: said at the first failure, then this often with the count,
 # and the recovery once (INFO). Before, one warning a second for as long as it lasted.
@@ -444,27 +448,36 @@ class ZMQChannelConnector:
             logger.error("%s: dropped a message: %s: %r", self.ctx.label, reason, body[:200])
             return True
         delays = RETRY.delays()
-        for attempt in range(1, ATTEMPTS + 1):
+        attempt, waited = 0, False
+        while attempt < ATTEMPTS:
             try:
                 result = self.invoker.invoke(self.d["service"], body, self.content_type)
             except NoServer as e:
-                reason = str(e)
-            else:
-                if result.ok:
-                    self.ctx.stats.add("messages_out")
-                    return True
-                if result.stale:  # not run: the new holder's connector runs it
-                    self.ctx.lease_lost(f"server {result.server} refused epoch {self.ctx.epoch} as stale")
+                if self._waits(str(e), waited):
+                    return False  # stopping: the next connector tries it
+                waited = True
+                continue
+            if result.status == UNAVAILABLE:
+                if self._waits(f"server {result.server} is unavailable: {result.text}", waited):
                     return False
-                if result.refused:
-                    self.ctx.stats.add("parked")
-                    self.ctx.stats.error(result.refused)
-                    logger.error("%s: dropped a message %s", self.ctx.label, result.refused)
-                    return True
-                if result.timed_out:  # it may still run there: a failed attempt all the same
-                    reason = f"{result.text} (service {self.d['service']!r} on {result.server})"
-                else:
-                    reason = f"service answered {result.status}: {result.body[:200]!r}"
+                waited = True
+                continue
+            attempt += 1
+            if result.ok:
+                self.ctx.stats.add("messages_out")
+                return True
+            if result.stale:  # not run: the new holder's connector runs it
+                self.ctx.lease_lost(f"server {result.server} refused epoch {self.ctx.epoch} as stale")
+                return False
+            if result.refused:
+                self.ctx.stats.add("parked")
+                self.ctx.stats.error(result.refused)
+                logger.error("%s: dropped a message %s", self.ctx.label, result.refused)
+                return True
+            if result.timed_out:  # it may still run there: a failed attempt all the same
+                reason = f"{result.text} (service {self.d['service']!r} on {result.server})"
+            else:
+                reason = f"service answered {result.status}: {result.body[:200]!r}"
             self.ctx.stats.add("failures")
             self.ctx.stats.error(reason)
             logger.warning("%s: attempt %d of %d failed: %s", self.ctx.label, attempt, ATTEMPTS, reason)
@@ -472,6 +485,19 @@ class ZMQChannelConnector:
                 return False  # stopping between attempts: the next connector tries it
         logger.error("%s: message dropped after %d failed attempts: %r", self.ctx.label, ATTEMPTS, body[:200])
         return True
+
+    def _waits(self, reason: str, said: bool) -> bool:
+        """No server could take the message (none answered, or 503: it cannot check the epoch
+        now): it waits, uncounted, as an AMQP or IBM MQ channel's does, and is tried again after
+        NO_SERVER_PAUSE; said once per message (`said`: already). True when the connector stops
+        meanwhile (the message is handed over). Before, each was a failed attempt, and after
+        ATTEMPTS (about 4 s) the message was dropped."""
+        self.ctx.stats.error(reason)
+        if not said:
+            logger.warning(
+                "%s: %s; the message waits, tried again every %g s", self.ctx.label, reason, NO_SERVER_PAUSE
+            )
+        return self.ctx.wait(NO_SERVER_PAUSE)
 
 
 def run(ctx: Context, definition: dict) -> int:
