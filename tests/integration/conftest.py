@@ -22,3 +22,17 @@ def client():
     c = connect(RedisSettings(url=REDIS_URL))
     yield c
     c.close()
+
+
+@pytest.fixture
+def redis_group(tmp_path):
+    """A Redis master, its replica and Sentinels of the test's own (test_sentinel.RedisGroup),
+    started, and stopped by their pids after the test."""
+    from tests.integration.test_sentinel import RedisGroup
+
+    group = RedisGroup(tmp_path)
+    try:
+        group.start()
+        yield group
+    finally:
+        group.stop()

@@ -13,7 +13,7 @@ import os
 import pytest
 
 from tests.integration.test_dashboard import Operator
-from tests.integration.test_sentinel import MASTER, RedisGroup
+from tests.integration.test_sentinel import MASTER
 from tests.support import cluster_name, private_redis, wait_for, zato
 from zato.config.settings import RedisSettings
 from zato.coord.client import describe
@@ -29,16 +29,6 @@ def own_redis():
     with private_redis() as (port, admin):
         admin.config_set("maxmemory", "50mb")
         yield port, admin
-
-
-@pytest.fixture
-def sentinel_group(tmp_path):
-    group = RedisGroup(tmp_path)
-    try:
-        group.start()
-        yield group
-    finally:
-        group.stop()
 
 
 def status(qs) -> tuple[int, str, dict]:  # noqa: ANN001 - a Quickstart
@@ -132,12 +122,12 @@ def test_a_policy_the_acl_user_may_not_read_is_said_unchecked_and_the_server_sta
     assert doc["redis_eviction"]["policy"] is None and "NOPERM" in doc["redis_eviction"]["unread"]
 
 
-def test_behind_sentinel_the_master_is_checked(sentinel_group):
+def test_behind_sentinel_the_master_is_checked(redis_group):
     """The master the Sentinels give is the one whose policy counts (a replica does not evict
     by itself: it deletes what its master evicts)."""
     from zato.server.prechecks import eviction_line
 
-    group = sentinel_group
+    group = redis_group
     settings = RedisSettings(
         url="redis://127.0.0.1:1/0",  # its host is not used behind Sentinel
         sentinels=(("127.0.0.1", group.sentinel_port),),

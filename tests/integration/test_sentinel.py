@@ -8,7 +8,6 @@ import signal
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
 import redis
 import requests
 
@@ -90,16 +89,6 @@ class RedisGroup:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.kill(name)
-
-
-@pytest.fixture
-def redis_group(tmp_path):
-    group = RedisGroup(tmp_path)
-    try:
-        group.start()
-        yield group
-    finally:
-        group.stop()
 
 
 def test_quickstart_writes_sentinels(tmp_path):
