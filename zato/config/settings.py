@@ -41,6 +41,7 @@ MAX_HOUR = 3600.0  # [lease] *, [membership] heartbeat, [limits] *_timeout, [mai
 # was a worker killed for its memory, not a limit; 2 GiB is also the most a channel's own
 # max_body can be (zato.odb.api.MAX_CHANNEL_BODY: what the ODB's column holds).
 MAX_BODY = 2**31 - 1
+MAX_PICKUP_QUIET = 600.0  # [main] pickup_quiet
 MAX_DRAIN_SECONDS = 600.0  # [main] drain_seconds: zato stop waits it out by default (server_drain)
 MAX_IMPORT_BUDGET = 600.0  # [main] import_budget
 MAX_HANG_AFTER = 86400.0  # [main] connector_hang_after (0: never)
@@ -104,6 +105,9 @@ class ServerSettings:
     client_warning_interval: float = 60.0
     drain_seconds: float = 1.0  # graceful stop: keep serving this long after leaving the LB
     deploy_timeout: float = 10.0  # a deployed module must finish loading (validation) within this
+    # [main] pickup_quiet: a file in pickup/ is deployed once it stayed unchanged this long
+    # (one still being written, by cp or scp, is not read half-written)
+    pickup_quiet: float = 1.0
     connector_hang_after: float = 120.0  # a connector without progress this long is killed (0: never)
     limits: LimitSettings = LimitSettings()
     invoke_username: str = "admin.invoke"  # the only user of /zato/admin/invoke and /zato/api/invoke/
@@ -285,6 +289,7 @@ SERVER_SCHEMA: Schema = {
             "workers",
             "drain_seconds",
             "deploy_timeout",
+            "pickup_quiet",
             "connector_hang_after",
             "import_budget",
             "user_conf_dir",
@@ -693,6 +698,7 @@ def load_server_settings(server_dir: str) -> ServerSettings:
         client_warning_interval=_client_warning_interval(r),
         drain_seconds=r.float("main", "drain_seconds", 1.0, hi=MAX_DRAIN_SECONDS, zero=True),
         deploy_timeout=r.float("main", "deploy_timeout", 10.0, hi=MAX_HOUR),
+        pickup_quiet=r.float("main", "pickup_quiet", 1.0, hi=MAX_PICKUP_QUIET, zero=True),
         connector_hang_after=r.float("main", "connector_hang_after", 120.0, hi=MAX_HANG_AFTER, zero=True),
         limits=_limits(r),
         announce_host=_announce_host(r),

@@ -3,6 +3,13 @@ to the whole cluster and moved to pickup/processed/; a broken one is reported in
 once (per modification) and left where it is. So is a user-config file (NAME.ini or
 NAME.conf): every server's services then read it as self.config.NAME.
 
+A file is read only once it has stayed unchanged (inode, size, modification and change times)
+for [main] pickup_quiet seconds, so one still being written (cp of a large file, scp, an
+editor's save) is not deployed half-written; one that changes while it is checked or stored is
+left in the folder and deployed again once it is quiet. The folder is polled (no inotify: it
+works on any file system); a writer that pauses longer than pickup_quiet mid-file can still be
+read early, which writing elsewhere and renaming the file in (atomic) rules out.
+
 This runs in the gunicorn arbiter, so it never executes a module itself: each file is loaded
 in a child process (`zato.service.deploy.LoadCheck`) that the arbiter's loop polls without
 blocking, and a module that does not finish loading within [main] deploy_timeout is killed
@@ -53,10 +60,19 @@ T = TypeVar("T")
 RETRY = 10.0  # seconds before a file not stored or announced for want of the ODB or Redis is tried again
 
 
+# What any write to a file changes: inode (a rename over it), size, modification time and the
+# change time, which a writer cannot set back (cp -p and scp -p keep the source's mtime).
+Signature = tuple[int, int, int, int]
+
+
+def signature(info: os.stat_result) -> Signature:
+    return (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+
+
 @dataclass
 class _Job:
     path: str
-    mtime: float
+    seen: Signature  # the file as it was read
     source: str
     check: LoadCheck
 
@@ -66,7 +82,8 @@ class PickupDir:
         self.settings = settings
         self.interval = interval
         self.next_poll = 0.0
-        self.reported: dict[str, float] = {}  # broken file -> mtime already reported
+        self.reported: dict[str, Signature] = {}  # broken file -> the version already reported
+        self.quiet_since: dict[str, tuple[Signature, float]] = {}  # file -> as last seen, since when
         self.retry_at: dict[str, float] = {}  # file not deployed for want of Redis or the ODB -> when
         self.missing: dict[str, str] = {}  # broken file -> the module it imports that is not deployed
         self.job: _Job | None = None  # the file being loaded in a child process
@@ -92,7 +109,8 @@ class PickupDir:
         except FileNotFoundError:
             return
         paths = [os.path.join(self.path, name) for name in names]
-        for known in (self.reported, self.retry_at, self.missing):  # forget files that are gone
+        # forget files that are gone
+        for known in (self.reported, self.retry_at, self.missing, self.quiet_since):
             for gone in set(known).difference(paths):
                 del known[gone]
         for path in paths:
@@ -106,29 +124,35 @@ class PickupDir:
             self.job = None
 
     def _start(self, path: str) -> bool:
-        """Start loading `path` in a child unless it is unreadable or already reported."""
+        """Start loading `path` in a child unless it is unreadable, already reported or still
+        being written."""
         try:
             info = os.lstat(path)
         except OSError:
             return False  # gone meanwhile
-        mtime = info.st_mtime
-        if self.reported.get(path) == mtime or time.monotonic() < self.retry_at.get(path, 0.0):
+        seen = signature(info)
+        if self.reported.get(path) == seen or time.monotonic() < self.retry_at.get(path, 0.0):
             return False
         if not stat.S_ISREG(info.st_mode):  # a symlink could make us deploy any file we can read
-            self._broken(path, mtime, DeployError("not a regular file (symlinks are refused)"))
+            self._broken(path, seen, DeployError("not a regular file (symlinks are refused)"))
+            return False
+        if not self._quiet(path, seen):
             return False
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
             with open(fd, encoding="utf-8-sig" if is_user_config(path) else "utf-8") as f:
                 source = f.read()
+                if signature(os.fstat(f.fileno())) != seen:  # written to (or replaced) meanwhile
+                    self.quiet_since.pop(path, None)
+                    return False
             if is_user_config(path):
-                return self._deploy_config(path, mtime, source)
+                return self._deploy_config(path, seen, source)
             others = self._cluster_work(
                 lambda odb, _client, cluster: deployed_sources(odb, cluster), "reading the deployed modules"
             )
             self.job = _Job(
                 path,
-                mtime,
+                seen,
                 source,
                 LoadCheck(
                     module_name_of(path),
@@ -143,11 +167,36 @@ class PickupDir:
             logger.warning("pickup: %s not deployed yet: %s; trying again in %g s", path, e, RETRY)
             return False
         except (OSError, UnicodeDecodeError) as e:
-            self._broken(path, mtime, DeployError(f"cannot read it: {e}"))
+            self._broken(path, seen, DeployError(f"cannot read it: {e}"))
             return False
         except ZatoError as e:  # e.g. a file name that is no module name
-            self._broken(path, mtime, e)
+            self._broken(path, seen, e)
             return False
+        return True
+
+    def _quiet(self, path: str, seen: Signature) -> bool:
+        """Whether `path` has been as `seen` for [main] pickup_quiet seconds, by this poll and
+        the earlier ones (a file still being written keeps changing)."""
+        now = time.monotonic()
+        last = self.quiet_since.get(path)
+        if last is None or last[0] != seen:
+            self.quiet_since[path] = (seen, now)
+            return self.settings.pickup_quiet == 0
+        return now - last[1] >= self.settings.pickup_quiet
+
+    def _changed(self, path: str, seen: Signature) -> bool:
+        """Whether `path` was written to since it was read as `seen`; if so, it is deployed
+        again once it is quiet. A file gone meanwhile has not changed."""
+        try:
+            now = signature(os.lstat(path))
+        except OSError:
+            return False
+        if now == seen:
+            return False
+        self.quiet_since.pop(path, None)
+        logger.info(
+            "pickup: %s changed while it was deployed; deploying it again once it stays unchanged", path
+        )
         return True
 
     def _poll_job(self) -> None:
@@ -158,6 +207,8 @@ class PickupDir:
             if impls is None:
                 return  # still loading; the arbiter comes back within a second
             self.job = None
+            if self._changed(job.path, job.seen):  # what was checked is not what is there now
+                return
             result = self._store(module_name_of(job.path), job.source, impls)
         except (CoordError, ODBUnavailable) as e:  # the module is fine; Redis or the ODB is not: later
             self.job = None
@@ -166,11 +217,12 @@ class PickupDir:
             return
         except ZatoError as e:
             self.job = None
-            self._broken(job.path, job.mtime, e)
+            if not self._changed(job.path, job.seen):  # else a half-written file: not reported
+                self._broken(job.path, job.seen, e)
             return
-        self._processed(job.path, result)
+        self._processed(job.path, job.seen, result)
 
-    def _deploy_config(self, path: str, mtime: float, text: str) -> bool:
+    def _deploy_config(self, path: str, seen: Signature, text: str) -> bool:
         """Store a user-config file (no child needed: it is read, never run)."""
         name = user_config_name(path)
         try:
@@ -183,15 +235,17 @@ class PickupDir:
             logger.warning("pickup: %s not deployed yet: %s; trying again in %g s", path, e, RETRY)
             return False
         except ZatoError as e:
-            self._broken(path, mtime, e)
+            self._broken(path, seen, e)
             return False
-        self._processed(path, result)
+        self._processed(path, seen, result)
         return False  # nothing left running: the next file may start in this tick
 
-    def _processed(self, path: str, result: DeployResult | ConfigResult) -> None:
+    def _processed(self, path: str, seen: Signature, result: DeployResult | ConfigResult) -> None:
         self.reported.pop(path, None)
         self.retry_at.pop(path, None)
         self.missing.pop(path, None)
+        if self._changed(path, seen):  # written to while it was stored: left here, deployed again
+            return
         if isinstance(result, DeployResult):  # files that import this module: try them again
             for waiting in [p for p, name in self.missing.items() if name == result.module]:
                 self.reported.pop(waiting, None)
@@ -203,8 +257,8 @@ class PickupDir:
         for warning in result.warnings():
             logger.warning("pickup: %s: %s", os.path.basename(path), warning)
 
-    def _broken(self, path: str, mtime: float, error: ZatoError) -> None:
-        self.reported[path] = mtime
+    def _broken(self, path: str, seen: Signature, error: ZatoError) -> None:
+        self.reported[path] = seen
         missing = MISSING_MODULE_RE.search(str(error))
         if missing:
             self.missing[path] = missing.group(1)
