@@ -5,6 +5,7 @@ a redis-server of the test's own, shut down mid-test."""
 
 from __future__ import annotations
 
+import base64
 import time
 
 import requests
@@ -108,3 +109,33 @@ def test_a_redis_that_refuses_writes_is_an_outage_said_once_not_a_bug_logged_eve
             what="writes again",
         )
         wait_for(lambda: qs.server_logs().count("Redis answers again") == 2, 20, what="the processes' lines")
+
+
+def test_an_async_invoke_through_the_invoke_endpoint_while_redis_is_away_is_a_503(quickstart):
+    """Zato's AnyServiceInvoker with is_async (POST /zato/admin/invoke): the call is queued in
+    the cluster's Redis. Before, with that Redis refusing writes or gone, the caller got a 500
+    'internal server error' and server.log a traceback per call; now a 503 saying so, as a
+    service's own invoke_async gets."""
+    with private_redis() as (port, admin):
+        qs, base = serving(quickstart, port)
+        s = qs.settings("server1")
+        auth = (s.invoke_username, s.invoke_password)
+        call = {"name": "away.plain", "payload": base64.b64encode(b"{}").decode(), "is_async": True}
+
+        def invoke() -> requests.Response:
+            return requests.post(f"{base}/zato/admin/invoke", json=call, auth=auth, timeout=30)
+
+        assert invoke().status_code == 200  # queued
+        for outage in ("refuses writes", "gone"):
+            if outage == "gone":
+                admin.replicaof("NO", "ONE")
+                wait_for(lambda: invoke().status_code == 200, 20, what="writes again")
+                admin.shutdown(nosave=True)
+            else:
+                admin.replicaof("127.0.0.1", 1)  # a replica of a master that is not there
+            r = invoke()
+            assert r.status_code == 503, (outage, r.status_code, r.text)
+            assert r.json()["zato_env"]["details"] == "the cluster's Redis is not available; try again later"
+        log = qs.server_logs()
+        assert "unexpected error serving /zato/admin/invoke" not in log, log
+        assert "invoke_async away.plain: the cluster's Redis is not available" in log, log

@@ -5,7 +5,8 @@ invoke_password); anything else is a 401. The wire format is in docs/zato-compat
 POST /zato/admin/invoke (AnyServiceInvoker): a JSON object {"name", "payload": base64 of the
     JSON (or text) payload, "data_format", "is_async", ...}; the answer is {"zato_env":
     {"result", "cid", "details"}, "zato_service_invoke_response": base64 of the service's
-    response}; with is_async the response is the new invocation's CID.
+    response}; with is_async the response is the new invocation's CID (a 503 while the
+    cluster's Redis, which queues it, is gone or refuses writes).
 ANY /zato/api/invoke/{service} (APIClient): the JSON body is the payload, the query string
     adds input; the answer is the service's own response.
 """
@@ -16,6 +17,7 @@ import base64
 import binascii
 import hmac
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
@@ -24,8 +26,19 @@ from zato.common.errors import ServiceNotFound
 from zato.server import body as bodies
 from zato.server import rejections
 from zato.server.channel_security import basic_auth, said_user
-from zato.server.wsgi import JSON, HTTPError, ServerApp, as_text, parse_payload, refuse_cross_site
+from zato.server.wsgi import (
+    JSON,
+    REDIS_AWAY,
+    REDIS_AWAY_SAID,
+    HTTPError,
+    ServerApp,
+    as_text,
+    parse_payload,
+    refuse_cross_site,
+)
 from zato.service.base import INVOKE, ChannelInfo, Request, without_credentials
+
+logger = logging.getLogger("zato.http")
 
 RESPONSE_KEY = "zato_service_invoke_response"
 StartResponse = Callable[..., Any]
@@ -75,6 +88,11 @@ class InvokeAPI:
                 body = self.app.worker.store.invoke_async(name, payload).encode()  # the new CID
             except ServiceNotFound:
                 raise HTTPError(404, f"no such service: {name}") from None
+            except REDIS_AWAY as e:  # the queue is in the cluster's Redis: gone, or refusing writes
+                logger.error(
+                    "cid %s: invoke_async %s: the cluster's Redis is not available: %s", cid, name, e
+                )
+                raise HTTPError(503, REDIS_AWAY_SAID) from None
         else:
             request = Request(
                 payload=payload,
