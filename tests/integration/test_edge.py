@@ -272,6 +272,16 @@ def test_a_service_reading_the_form_of_a_json_body_gets_the_same_field_limit(qs)
     assert server_log(qs).count("edge.form-fields read the form") == before
 
 
+def test_a_form_is_a_form_whatever_the_case_of_its_content_type(qs):
+    """Media types are case-insensitive (RFC 9110 8.3.1). Before, a form sent as
+    `Application/x-www-form-urlencoded` was parsed as JSON: a 400 'malformed JSON in the
+    request body', and self.request.http.POST was empty."""
+    for ctype in ("Application/X-WWW-Form-Urlencoded", "APPLICATION/X-WWW-FORM-URLENCODED; Charset=UTF-8"):
+        for url in (qs.lb_url, qs.server_url("server1")):
+            r = requests.post(url + "/form", data=b"a=1&b=2", headers={"Content-Type": ctype}, timeout=5)
+            assert (r.status_code, r.json()) == (200, {"fields": 2}), (ctype, url, r.text)
+
+
 def test_a_slow_body_times_out_with_408(qs):
     head = """\
         POST /count HTTP/1.1

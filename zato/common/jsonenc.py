@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 JSON_TYPE = "application/json"
+FORM_TYPE = "application/x-www-form-urlencoded"
 
 
 def loads(raw: str | bytes) -> Any:
@@ -96,9 +97,21 @@ def nests_deeper(value: object, limit: int) -> bool:
     return False
 
 
+def media_type(content_type: str | None) -> str:
+    """A Content-Type value's media type, lower-case (media types are case-insensitive, RFC
+    9110 8.3.1), its parameters (charset) aside."""
+    return (content_type or "").split(";")[0].strip().lower()
+
+
 def is_json(content_type: str | None) -> bool:
     """A Content-Type value names JSON (its parameters, such as charset, aside)."""
-    return (content_type or "").split(";")[0].strip().lower() == JSON_TYPE
+    return media_type(content_type) == JSON_TYPE
+
+
+def is_form(content_type: str | None) -> bool:
+    """A Content-Type value names a URL-encoded form, whatever its case (before, only the
+    lower-case spelling was one: `Application/x-www-form-urlencoded` was read as JSON)."""
+    return media_type(content_type) == FORM_TYPE
 
 
 def is_model(value: Any) -> bool:

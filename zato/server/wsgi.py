@@ -29,7 +29,7 @@ from zato.common.errors import (
     ZatoError,
 )
 from zato.common.exception import Reportable
-from zato.common.jsonenc import is_json
+from zato.common.jsonenc import is_form, is_json
 from zato.common.log import CID
 from zato.common.signing import REFUSED_HEADER, parse_stamp, verify
 from zato.coord.client import refuses_writes
@@ -127,7 +127,7 @@ def parse_payload(raw: bytes, as_json: bool, allow_nan: bool = False) -> Any:
         return raw
 
 
-FORM = "application/x-www-form-urlencoded"
+FORM = jsonenc.FORM_TYPE
 
 
 def channel_payload(raw: bytes, environ: dict, as_json: bool, max_fields: int = 1000) -> Any:
@@ -143,7 +143,7 @@ def channel_payload(raw: bytes, environ: dict, as_json: bool, max_fields: int = 
             415,
             f"a {content_type.split(';')[0].strip()} body is not taken here: send JSON, or a form as {FORM}",
         )
-    if raw and content_type.startswith(FORM) and not (as_json and _looks_json(raw)):
+    if raw and is_form(content_type) and not (as_json and _looks_json(raw)):
         text = raw.decode("utf-8", "replace")
         try:
             return dict(parse_qsl(text, keep_blank_values=True, max_num_fields=max_fields))

@@ -97,8 +97,7 @@ class HTTPData:
 
         from zato.common.exception import BadRequest
 
-        ctype = self._request.headers.get("Content-Type", "")
-        if not ctype.startswith("application/x-www-form-urlencoded"):
+        if not jsonenc.is_form(self._request.headers.get("Content-Type")):
             return {}
         max_fields = (self._request.environ or _EMPTY).get(MAX_FORM_FIELDS_KEY, DEFAULT_MAX_FORM_FIELDS)
         text = self._request.raw.decode("utf-8", "replace")
