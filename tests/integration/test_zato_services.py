@@ -221,6 +221,18 @@ def test_a_list_response_given_as_payload_slice(cluster) -> None:
             "invalid input customer_id: 'three' is not an integer",
         ),
         ("GET", "/orders/x1", None, 400, "invalid input order_id: 'x1' is not an integer"),
+        # before, Python's own words: "Exceeds the limit (4300 digits) for integer string
+        # conversion ...; use sys.set_int_max_str_digits() to increase the limit", and
+        # "invalid literal for int() with base 10: '+-5'"
+        (
+            "POST",
+            "/orders",
+            {"sku": "SKU-1", "customer_id": "7" * 5000},
+            400,
+            "is too long for an integer: 5000 digits (at most 4300)",
+        ),
+        ("POST", "/orders", {"sku": "SKU-1", "customer_id": "+-5"}, 400, "'+-5' is not an integer"),
+        ("POST", "/orders", {"sku": "SKU-1", "customer_id": "\u00b2"}, 400, "'\u00b2' is not an integer"),
     ],
 )
 def test_bad_input_is_a_4xx_in_zato_envelope(cluster, method, path, body, status, detail) -> None:

@@ -24,6 +24,7 @@ import dataclasses
 import datetime as dt
 import decimal
 import math
+import sys
 import typing
 import uuid
 from collections.abc import Iterable, Mapping
@@ -252,8 +253,16 @@ class Integer(Elem):
             raise ValueError("is not an integer")
         if isinstance(value, int):
             return value
-        if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
-            return int(value)
+        if isinstance(value, str):
+            text = value.strip()
+            digits = text[1:] if text[:1] in ("+", "-") else text
+            # isdecimal: the digits int() reads (isdigit took '²' and a second sign, '+-5', and
+            # the client got int()'s own words)
+            if digits.isdecimal():
+                most = sys.get_int_max_str_digits()  # 4300 unless the interpreter was told otherwise
+                if most and len(digits) > most:  # before, Python's advice to raise that limit
+                    raise ValueError(f"is too long for an integer: {len(digits)} digits (at most {most})")
+                return int(text)
         raise ValueError("is not an integer")
 
     def output(self, value: Any) -> Any:
