@@ -2,16 +2,23 @@
 a large file, scp over a slow link): before, the part written so far, if it compiled, was
 deployed at the next poll and the file moved to processed/ under the writer, so the rest of
 the write landed there and never reached the cluster. Now a file is deployed once it stayed
-unchanged for [main] pickup_quiet seconds."""
+unchanged for [main] pickup_quiet seconds, and one written to while it is checked is deployed
+again once it is quiet."""
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import os
 import time
 
 import requests
 
-from tests.support import cluster_name, wait_for
+from tests.support import REDIS_URL, cleanup_redis, cluster_name, wait_for
+from zato.config.settings import RedisSettings, ServerSettings
+from zato.odb import api as odb_api
+from zato.odb.engine import ODB, create_schema
+from zato.server.pickup import PickupDir
 
 QUIET = 10  # [main] pickup_quiet of the test's server: longer than the writer's pause below
 PAUSE = 5  # at most; before, the partial file was deployed and moved within it
@@ -61,3 +68,43 @@ def test_a_module_still_being_written_is_deployed_whole(quickstart):
     assert (r.status_code, r.json()) == (200, {"part": 2}), r.text
     log = qs.server_logs()
     assert log.count("pickup: halves.py: ") == 1, log  # deployed once: the whole file
+
+
+def test_a_module_written_to_while_it_is_checked_is_deployed_as_it_ends(tmp_path, caplog):
+    """The arbiter's pickup on a real ODB (SQLite) and Redis, with no quiet period: a module
+    grows while its load check runs (the writer paused longer than pickup_quiet). Before, the
+    version read was stored and the file, grown since, moved to processed/ as deployed."""
+    url = f"sqlite:///{tmp_path / 'odb.db'}"
+    odb, cluster = ODB(url), cluster_name("grown")
+    create_schema(odb.engine)
+    odb_api.ensure_cluster(odb, cluster)
+    settings = ServerSettings(
+        path=str(tmp_path), name="s1", cluster=cluster, host="127.0.0.1", port=1, workers=1, odb_url=url,
+        redis=RedisSettings(url=REDIS_URL), admin_username="admin", admin_password="pw", cluster_secret="s",
+    )  # fmt: skip
+    pickup = PickupDir(dataclasses.replace(settings, pickup_quiet=0.0), interval=0.05)
+    written = os.path.join(settings.pickup_dir, "halves.py")
+    processed = os.path.join(settings.pickup_dir, "processed", "halves.py")
+    os.makedirs(settings.pickup_dir)
+    try:
+        with open(written, "w") as f:
+            f.write(FIRST)
+        deadline = time.monotonic() + 30
+        while pickup.job is None and time.monotonic() < deadline:
+            pickup.tick()
+            time.sleep(0.05)
+        assert pickup.job is not None  # its load check runs in a child
+        with open(written, "a") as f:
+            f.write(SECOND)
+        caplog.set_level(logging.INFO, "zato.pickup")
+        while not os.path.exists(processed) and time.monotonic() < deadline:
+            pickup.tick()
+            time.sleep(0.05)
+        assert [(m.name, m.source) for m in odb_api.list_modules(odb, cluster)] == [
+            ("halves", FIRST + SECOND)
+        ]
+        assert "halves.py changed while it was deployed; deploying it again" in caplog.text
+    finally:
+        pickup.close()
+        odb.dispose()
+        cleanup_redis(cluster)
