@@ -20,6 +20,7 @@ import pika
 import redis
 
 from tests.support import REDIS_URL, cleanup_redis, cluster_name, free_port, stop_process, wait_for  # noqa: F401 - re-exported
+from zato.common import batch
 from zato.common.signing import REFUSED_HEADER, SIGNATURE_HEADER, STAMP_HEADER, verify
 from zato.config.component import SERVER, write_marker
 from zato.config.settings import RedisSettings
@@ -93,7 +94,10 @@ class FakeServer:
     `held` waits until `release` is set before answering, and `active`/`peak` count such calls
     running at once. It answers a
     batch of invocations and messages with their metadata (zato.common.batch) with 404, as a
-    server from before batches would."""
+    server from before batches would; with `serves_messages` it runs each message of a call to
+    invoke-messages as a server does (recorded in `calls`, its metadata in `metas`) and answers
+    with their results, or with the next of `unusable_answers` (status, body) while any is left
+    (a server whose answer cannot be used after its services ran)."""
 
     def __init__(self, cluster: str, name: str = "fake1"):
         self.cluster, self.name = cluster, name
@@ -109,6 +113,9 @@ class FakeServer:
         self.release = threading.Event()
         self.active = self.peak = 0
         self.batches = 0  # calls to the batch endpoint, which this stand-in does not have
+        self.serves_messages = False
+        self.metas: list[bytes] = []  # the metadata of each message run through invoke-messages
+        self.unusable_answers: list[tuple[int, bytes]] = []
         self._count = threading.Lock()
         self.redis = redis.Redis.from_url(REDIS_URL, decode_responses=True)
         self.port = free_port()
@@ -149,6 +156,9 @@ class FakeServer:
 
             def do_POST(self) -> None:  # noqa: N802
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if fake.serves_messages and self.path.startswith(batch.MESSAGES_PREFIX):
+                    self._messages(body)
+                    return
                 if self.path.startswith(("/zato/internal/invoke-many/", "/zato/internal/invoke-messages/")):
                     fake.batches += 1  # as a server from before batches: no such path
                     self.send_response(404)
@@ -188,6 +198,27 @@ class FakeServer:
                 self.send_response(status)
                 if status in (401, 409) and not fake.old_release:  # as a server says it refused the call
                     self.send_header(REFUSED_HEADER, "credentials" if status == 401 else "stale")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            def _messages(self, body: bytes) -> None:
+                service = unquote(self.path.rsplit("/", 1)[-1])
+                given, stamp = self.headers.get(SIGNATURE_HEADER, ""), self.headers.get(STAMP_HEADER, "")
+                claimed, cid = int(self.headers.get("X-Zato-Epoch", -1)), self.headers.get("X-Zato-CID", "")
+                if not verify(fake.secret, given, claimed, batch.messages_service(service), cid, stamp, body):
+                    status, out = 401, b"{}"
+                else:
+                    messages = batch.decode_messages(body)
+                    for meta, one in messages:
+                        fake.calls.append((service, one))
+                        fake.metas.append(meta)
+                    status, out = 200, batch.encode_results([(200, "", "")] * len(messages))
+                    if fake.unusable_answers:
+                        status, out = fake.unusable_answers.pop(0)
+                self.send_response(status)
+                if status == 401:
+                    self.send_header(REFUSED_HEADER, "credentials")
                 self.send_header("Content-Length", str(len(out)))
                 self.end_headers()
                 self.wfile.write(out)

@@ -247,6 +247,48 @@ def test_a_server_without_batches_gets_the_messages_one_by_one(env):
     assert "answered a batch with 404; invoking one by one" in log_text(env["dir"])
 
 
+def test_a_batch_answer_unusable_after_the_service_ran_does_not_run_it_again_without_its_metadata(env):
+    """Before: a server that ran a message and then gave no usable answer (a 200 whose results
+    are malformed: a server of another release, an answer cut) made the connector invoke it
+    again at once, alone and without its metadata (self.request.amqp, so ack()/reject() did not
+    apply): it ran twice. Now it is a failed delivery: at max_deliveries 1 it is parked, run once."""
+    queue = env["rabbit"].queue(f"zt-{uuid.uuid4().hex[:8]}")
+    env["fake"].serves_messages = True
+    env["fake"].unusable_answers.append((200, b'{"results": [[200, "", "defer-for-now"]]}'))
+    name = _channel(env, queue, service="demo.once", max_deliveries=1)
+    _start(env, name)
+    env["rabbit"].publish(queue, json.dumps({"n": 1}), message_id="once-1")
+    parked = queue + ".zato-parked"
+    settled = lambda: env["rabbit"].count(parked) == 1 or _stats(env, name).get("messages_out") == 1  # noqa: E731
+    wait_for(settled, timeout=30, what="the message settled")
+    assert env["fake"].bodies("demo.once") == [b'{"n": 1}']  # run once, not twice
+    assert env["rabbit"].count(parked) == 1
+    assert env["rabbit"].count(queue) == 0
+    ((props, _),) = env["rabbit"].get_all(parked)
+    assert "it may have run there, so not run again at once" in props.headers["x-zato-parked-reason"]
+    assert "gave no usable answer to a batch of 1" in log_text(env["dir"])
+
+
+def test_a_500_to_a_batch_after_its_service_ran_is_a_failed_delivery_that_keeps_its_metadata(env):
+    """Before: a 500 to a batch of messages (which may come after they ran) made the connector
+    invoke each again at once without its metadata. Now each is a failed delivery: run again
+    after the channel's pause, with its metadata (its delivery count among it), then acked."""
+    queue = env["rabbit"].queue(f"zt-{uuid.uuid4().hex[:8]}")
+    env["fake"].serves_messages = True
+    env["fake"].unusable_answers.append((500, b'{"zato_env": {"details": "internal server error"}}'))
+    name = _channel(env, queue, service="demo.again")
+    _start(env, name)
+    env["rabbit"].publish(queue, json.dumps({"n": 2}), message_id="again-2")
+    wait_for(lambda: _stats(env, name).get("messages_out") == 1, timeout=30, what="the message served")
+    assert env["fake"].bodies("demo.again") == [b'{"n": 2}', b'{"n": 2}']
+    metas = [json.loads(meta) for meta in env["fake"].metas]
+    assert [meta["properties"]["message_id"] for meta in metas] == ["again-2", "again-2"]
+    assert metas[1]["properties"]["headers"]["x-zato-deliveries"] == 1
+    assert env["rabbit"].count(queue) == 0
+    assert env["rabbit"].count(queue + ".zato-parked") == 0
+    assert "delivery 1 of 5 failed, runs again in 0.5 s" in log_text(env["dir"])
+
+
 def test_lease_loss_with_invocations_in_flight_leaves_the_rest_unacked(env):
     queue = env["rabbit"].queue(f"zt-{uuid.uuid4().hex[:8]}")
     name = _channel(env, queue, service="demo.slow", prefetch=6, max_in_flight=4)

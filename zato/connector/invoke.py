@@ -106,6 +106,12 @@ CREDENTIALS, STALE_EPOCH = "credentials", "stale"  # REFUSED_HEADER's values (Re
 # a server checks a call's signature first, which this release's never passes there, so it
 # never answers this release's connectors with its 409.
 OLD_REFUSALS = ("bad or missing X-Zato-Signature", "bad or missing X-Zato-Epoch")
+# A 4xx answer to a batch: the server refused the call itself before running any item (an item's
+# own answer is inside a 200), so its bodies can go one by one without any running twice.
+REFUSED_BEFORE_RUN = 400
+# What a batch's 200 answer unusable as a batch's (malformed results, too few) gives each item:
+# the server may have run it, so it is a failed delivery, not run again at once.
+UNUSABLE = 502
 TOO_LARGE = 413  # over the servers' [limits] max_body: no server takes it, however often sent
 UNAVAILABLE = 503  # the server cannot check the epoch now
 TIMED_OUT = 504  # the server took the call and did not answer within the timeout (Result.timed_out)
@@ -251,10 +257,12 @@ class Invoker:
 
     def invoke_many(self, service: str, bodies: Sequence[bytes], content_type: str) -> list[Result]:
         """Invoke `service` once per body, in one call to one server (zato.common.batch); a
-        Result per body, in order. A 409 or 503 answers for every body. Any other answer that
-        is not a batch's (an older server without the endpoint: 404; a body too large: 413)
-        makes the calls again one body at a time, so a message is never failed for its
-        company. Bodies that together would be over max_body go in several calls, each within
+        Result per body, in order. A 409 or 503 answers for every body. A 4xx, the server's
+        refusal of the call before running any item (an older server without the endpoint:
+        404; a body too large: 413), makes the calls again one body at a time, so a message is
+        never failed for its company; an answer that may come after the items ran (a 500, a
+        malformed batch answer) is a failure of each body's own, never run again at once.
+        Bodies that together would be over max_body go in several calls, each within
         it (a body over it alone is answered TOO_LARGE). NoServer when no server could be
         reached."""
         if len(bodies) == 1:
@@ -291,8 +299,12 @@ class Invoker:
     def _results(
         self, answer: Result, cid: str, bodies: Sequence[bytes], service: str, content_type: str
     ) -> list[Result]:
-        """The per-body results of a batch's answer; the bodies one by one when the server
-        did not answer as a batch."""
+        """The per-body results of a batch's answer. A 4xx is the server's refusal of the call
+        before it ran any item (404: a server older than the endpoint; 400 "malformed batch",
+        405, 408, 413: the call itself): the bodies go one by one. Any other answer that is not
+        a batch's (a 500, a 200 whose results are malformed or missing) may come after the items
+        ran: each body's Result is a failure of its own (UNUSABLE for a 200), which its channel
+        counts and retries with its message's metadata, instead of running it again at once."""
         if answer.stale or answer.status == UNAVAILABLE or answer.timed_out:
             return [answer] * len(bodies)  # (timed out: they may still run; not sent again here)
         if answer.status == 200:
@@ -301,11 +313,25 @@ class Invoker:
                 server = answer.server
                 return [Result(status, detail.encode(), server, settle) for status, detail, settle in rows]
             except batch.BatchError as e:
-                logger.warning("cid %s: server %s: %s; invoking one by one", cid, answer.server, e)
-        else:
-            what = f"server {answer.server} answered a batch with {answer.status}"
-            logger.info("cid %s: %s; invoking one by one", cid, what)
+                return self._may_have_run(answer, cid, len(bodies), f"a batch answer it sent: {e}")
+        if not REFUSED_BEFORE_RUN <= answer.status < REFUSED_BEFORE_RUN + 100:
+            return self._may_have_run(answer, cid, len(bodies), f"{answer.status}: {answer.text}")
+        what = f"server {answer.server} answered a batch with {answer.status}"
+        logger.info("cid %s: %s; invoking one by one", cid, what)
         return [self.invoke(service, one, content_type) for one in bodies]
+
+    @staticmethod
+    def _may_have_run(answer: Result, cid: str, n: int, what: str) -> list[Result]:
+        """A failed Result for each of `n` bodies whose batch `answer` cannot be used, though
+        the server may have run them: not run again here."""
+        status = answer.status if answer.status >= 500 else UNUSABLE  # never an ok one
+        text = f"no usable answer to its batch ({what}); it may have run there, so not run again at once"
+        logger.warning(
+            "cid %s: server %s gave no usable answer to a batch of %d (%s): they may have run there, so"
+            " each is a failed delivery of its own, not run again at once",
+            cid, answer.server, n, what,
+        )  # fmt: skip
+        return [Result(status, text.encode(), answer.server)] * n
 
     def _signed(self, signed_as: str, cid: str, content_type: str) -> Call:
         """A call signed as `signed_as` under this epoch: stamped and signed at each sending."""
