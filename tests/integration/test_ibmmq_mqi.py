@@ -168,6 +168,29 @@ def test_an_outgoing_commit_backed_out_with_a_warning_puts_the_batch_again(env):
     assert sorted(set(numbers(b for b, _ in seen))) == [0, 1, 2]
 
 
+def test_an_mq_error_that_keeps_coming_is_tried_less_and_less_often_and_said_once(env):
+    """Before: an MQ error a session got again at once after each reconnect (here every commit
+    backed out, 2003) was logged at ERROR, 'IBM MQ call failed ...; reconnecting', with a new
+    connection every 0.5 s for as long as it lasted. Now the waits grow as documented (0.5 s,
+    +1 s, 5 s at most), it is said once in full (then at most once a minute with a count), and
+    once sessions work again for a while, said so."""
+    qm = env["qm"]
+    qm.warn_commits(2003)
+    out = make_outgoing(load_server_settings(env["dir"]), env["client"])
+    out.ibm_mq.send({"n": 1}, "out")
+    start(env, "ibm-mq-outgoing", "out")
+    wait_for(lambda: qm.counters()["connects"] >= 4, what="3 failed sessions, a 4th connection")
+    log = log_text(env["dir"])
+    assert log.count("IBM MQ call failed (reason 2003 (MQRC_BACKED_OUT))") == 1, log
+    assert "reconnecting in 0.5 s, then after a growing wait (every 5 s at most)" in log
+    last = stats(env, "ibm-mq-outgoing:out")["last_error"]
+    assert re.search(r"reason 2003 .*; next try in (2\.5|3\.5|4\.5|5) s$", last), last
+    qm.warn_commits(0)
+    wait_for(lambda: numbers(b for b, _ in qm.drain(qm.queues["out"])) == [1], what="the message put")
+    wait_for(lambda: "IBM MQ calls work again, after" in log_text(env["dir"]), what="'work again' said")
+    assert log_text(env["dir"]).count("IBM MQ call failed") == 1
+
+
 def test_a_message_moved_to_the_backout_queue_keeps_its_senders_context(env, monkeypatch):
     """Before: the backout put used the default context, so the moved message carried the
     connector's put date and time, user and application name instead of its sender's. Now the

@@ -108,6 +108,7 @@ class IBMMQChannelConnector:
         self.once = ibmmq_common.Once(ctx)
         self.refusals = ibmmq_common.Refusals()  # the input open's 2035/2085, said for all threads
         self.connect_refusals = ibmmq_common.Refusals()  # MQCONNX's (ibmmq_common.connect_refusal)
+        self.session_failures = ibmmq_common.SessionFailures()  # MQ calls failing a session, all threads
         self.backout_refusals = ibmmq_common.Refusals()  # the backout queue's 2035/2085
         self.backout_wait = 0.0  # the wait after its last refusal (0: none since it took one)
         self.inhibited = ibmmq_common.Refusals()  # gets refused with 2016 (GET(DISABLED)), all threads
@@ -120,7 +121,7 @@ class IBMMQChannelConnector:
         extra = [
             threading.Thread(
                 target=ibmmq_common.serve,
-                args=(self.ctx, mq, self._consume, self.connect_refusals),
+                args=(self.ctx, mq, self._consume, self.connect_refusals, None, self.session_failures),
                 daemon=True,
             )
             for _ in range(self.in_flight - 1)
@@ -129,7 +130,9 @@ class IBMMQChannelConnector:
             for t in extra:
                 t.start()
             # in the main thread, which signals reach
-            code = ibmmq_common.serve(self.ctx, mq, self._consume, self.connect_refusals)
+            code = ibmmq_common.serve(
+                self.ctx, mq, self._consume, self.connect_refusals, failures=self.session_failures
+            )
             self.ctx.stop_event.set()
             for t in extra:
                 t.join()

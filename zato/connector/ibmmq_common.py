@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import threading
 import time
 from collections.abc import Callable
 from types import ModuleType
@@ -301,48 +302,123 @@ def mq_errors(m: ModuleType) -> tuple[type[BaseException], ...]:
     return (m.MQMIError, OSError) + ((m.PYIFError,) if hasattr(m, "PYIFError") else ())
 
 
-def serve(
+# A session that ran this long before an MQ call failed it had worked: the wait before the
+# next connection starts again from RECONNECT.start, and its failure is said as a new one.
+STEADY = RECONNECT.max
+
+
+class SessionFailures:
+    """MQ calls failing a session (a broken connection, any reason not handled where it
+    happens): each ends the connection, and a new one is made after RECONNECT's waits (0.5 s,
+    +1 s, 5 s at most), for as long as they fail one after the other. A failure other than a
+    broken connection is said at ERROR once in full, then at most once a minute with how many
+    came since (refusals.Refusals), and "work again" once a session lasts STEADY s; before,
+    an error the queue manager kept giving made a new connection and an ERROR line twice a
+    second. One object for all of a connector's threads, so N connections say it once."""
+
+    def __init__(self) -> None:
+        self.refusals = Refusals()
+
+    def failed(self, ctx: Context, e: BaseException, delay: float) -> None:
+        """An MQ call failed the session with `e`; the next connection comes in `delay` s."""
+        ctx.stats.error(f"IBM MQ call failed: {error_text(e)}; next try in {delay:g} s")
+        ctx.stats.state("reconnecting")
+        if is_broken(e):
+            ctx.stats.add("reconnects")
+            logger.warning(
+                "%s: connection to IBM MQ broken (%s); reconnecting in %g s, uncommitted messages come again",
+                ctx.label,
+                error_text(e),
+                delay,
+            )
+            return
+        said = self.refusals.refused(time.monotonic(), ("session", reason_of(e)))
+        if said == 0:
+            logger.error(
+                "%s: IBM MQ call failed (%s); reconnecting in %g s, then after a growing wait (every %g s"
+                " at most) while it fails again at once (said again at most once every %g s, with a count)",
+                ctx.label,
+                error_text(e),
+                delay,
+                RECONNECT.max,
+                self.refusals.every,
+            )
+        elif said:
+            logger.error(
+                "%s: IBM MQ call still fails, %d more time(s) since said (%s); reconnecting in %g s",
+                ctx.label,
+                said,
+                error_text(e),
+                delay,
+            )
+
+    def worked(self, ctx: Context) -> None:
+        """A session has run STEADY s: failures said before are over (said once)."""
+        worked = self.refusals.worked(time.monotonic())
+        if worked:
+            logger.warning("%s: IBM MQ calls work again, after %d failure(s) over %.0f s", ctx.label, *worked)
+            ctx.stats.state("running")
+
+
+class Steady:
+    """Whether a session has run STEADY s: then its failures are over (SessionFailures.worked,
+    said as it happens, from a timer thread) and the next failure waits RECONNECT.start again."""
+
+    def __init__(self, ctx: Context, failures: SessionFailures):
+        self.reached = threading.Event()
+        self._timer = threading.Timer(STEADY, self._reach, (ctx, failures))
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _reach(self, ctx: Context, failures: SessionFailures) -> None:
+        self.reached.set()
+        failures.worked(ctx)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
+def serve(  # noqa: PLR0913
     ctx: Context,
     mq: dict,
     session: Callable[[ModuleType, Any], None],
     refusals: Refusals | None = None,
     redis: RedisFailures | None = None,
+    failures: SessionFailures | None = None,
 ) -> int:
     """Connect, run `session(driver, queue_manager)`, and when the queue manager or the network
     fails say so (log, stats) and connect again; returns the process exit code. `refusals`
-    says refused connects (one for all of a connector's threads). When only Redis fails the
+    says refused connects, `failures` MQ calls failing sessions (each one for all of a
+    connector's threads). When only Redis fails the
     session (CoordError: unreachable, or WRONGTYPE, NOPERM, READONLY), its uncommitted work is
     backed out and the session runs again on the same connection after `redis`'s wait (said
     once, then once a minute; the session says `redis.worked()` once Redis answers again)."""
     m = driver()
     refusals = refusals or Refusals()
     redis = redis or RedisFailures(ctx, logger, "the queue manager connection")
+    failures = failures or SessionFailures()
     qm: Any = None
+    delay = 0.0  # the last wait after a failed session (0: none failed at once since)
     while not ctx.should_stop():
         qm = qm or connect(ctx, m, mq, refusals)
         if qm is None:
             break
         failed: CoordError | None = None
+        steady = Steady(ctx, failures)
         try:
             session(m, qm)
         except m.MQMIError as e:
-            ctx.stats.error(f"IBM MQ call failed: {error_text(e)}")
-            ctx.stats.state("reconnecting")
-            if is_broken(e):
-                ctx.stats.add("reconnects")
-                logger.warning(
-                    "%s: connection to IBM MQ broken (%s); reconnecting, uncommitted messages come again",
-                    ctx.label,
-                    error_text(e),
-                )
-            else:
-                logger.error("%s: IBM MQ call failed (%s); reconnecting", ctx.label, error_text(e))
-            ctx.wait(RECONNECT.start)
+            steady.cancel()
+            # after a session that worked: a new failure, not one more of the last
+            delay = RECONNECT.after(0.0 if steady.reached.is_set() else delay)
+            failures.failed(ctx, e, delay)
+            ctx.wait(delay)
         except StaleEpoch as e:  # paused past a takeover: Redis refused to hand over messages
             ctx.lease_lost(str(e))
         except CoordError as e:  # Redis (outgoing hand-off, epoch check): the connection is kept
             failed = e
         finally:
+            steady.cancel()
             if failed is None or not backed_out(m, qm):  # what is not committed comes again
                 close_quietly(m, qm)
                 qm = None
