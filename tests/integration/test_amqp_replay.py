@@ -10,9 +10,13 @@ import sys
 import types
 import uuid
 
-from tests.conn_support import free_port
+import pytest
+
+from tests.conn_support import free_port, rabbitmqctl
 from tests.integration import test_amqp_channel as channel_tests
 from tests.support import zato
+from zato.connector.amqp_replay import BrokerUnreachable, ReplayError, replay_channel
+from zato.dashboard import app as dashboard_app
 from zato.odb import connectors
 
 env = channel_tests.env  # the fixture: a server dir, its ODB and cluster, RabbitMQ
@@ -102,6 +106,53 @@ def test_a_copy_the_broker_refuses_leaves_its_parked_message_and_stops_the_repla
     )
     assert [p.message_id for p, _ in env["rabbit"].get_all(parked_q)] == ["p1", "p2"]  # in their order
     assert [p.message_id for p, _ in env["rabbit"].get_all(queue)] == ["p0"]
+
+
+@pytest.mark.parametrize("denied", ["write", "read"])
+def test_a_replay_the_broker_refuses_permission_for_is_a_refusal_not_a_broker_away(env, denied):
+    """Before: a publish (or get) the broker closed the channel over, 403 ACCESS_REFUSED for a
+    user without write permission on the channel's queue (or read on the parking queue), was
+    'stopped on the AMQP broker ...' (BrokerUnreachable: the dashboard's 503, as if the broker
+    were down; '... may reach the channel twice'). Now it is the broker's refusal (ReplayError,
+    the dashboard's 502) naming what it refused, and the parked messages stay, in their order."""
+    user, password = f"zt-mq2-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    rabbitmqctl("add_user", user, password)
+    try:
+        write, read = ("^$", ".*") if denied == "write" else (".*", "^$")
+        rabbitmqctl("set_permissions", "-p", "/", user, ".*", write, read)
+        connectors.create(
+            env["odb"],
+            env["cluster"],
+            "amqp-def",
+            {"name": "limited", "username": user, "password": password},
+        )
+        queue = env["rabbit"].queue(f"zt-mq2-{uuid.uuid4().hex[:8]}")
+        parked_q = queue + ".zato-parked"
+        env["rabbit"].ch.queue_declare(parked_q, durable=True)
+        for i in range(2):
+            env["rabbit"].publish(parked_q, json.dumps({"n": i}), message_id=f"p{i}")
+        name = f"ch-{uuid.uuid4().hex[:6]}"
+        definition = {"name": name, "def": "limited", "queue": queue, "service": "demo.echo"}
+        connectors.create(env["odb"], env["cluster"], "amqp-channel", definition)
+        with pytest.raises(ReplayError) as caught:
+            replay_channel(env["odb"], env["cluster"], name)
+        assert not isinstance(caught.value, BrokerUnreachable), caught.value
+        assert dashboard_app.failure("replay", caught.value, env["cluster"])[0] == 502
+        error = str(caught.value)
+        what = (
+            f"the publish of message p0 to queue {queue!r}"
+            if denied == "write"
+            else f"a get from {parked_q!r}"
+        )
+        assert (
+            f"stopped: the broker amqp://{user}@127.0.0.1:5672/ (definition 'limited') refused {what}: (403)"
+            in error
+        )
+        assert "ACCESS_REFUSED" in error and error.endswith("; it stays parked; nothing moved"), error
+        assert [p.message_id for p, _ in env["rabbit"].get_all(parked_q)] == ["p0", "p1"]
+        assert env["rabbit"].count(queue) == 0
+    finally:
+        rabbitmqctl("delete_user", user)
 
 
 def test_what_cannot_be_replayed_is_one_clear_line(env):

@@ -10,7 +10,10 @@ At least once, nothing lost:
   x-zato-deliveries (its delivery count starts again); the parked copy is acked only after
   the broker confirmed the new one;
 - a copy the broker returns or refuses leaves its parked copy where it was (nack, requeue) and
-  the replay stops, saying so; a lost connection stops it too (a copy whose confirm was lost
+  the replay stops, saying so; so does a get or publish the broker closes the channel over (403
+  ACCESS_REFUSED: the definition's user may not read the parking queue or write to the
+  channel's queue), a refusal (ReplayError: the dashboard answers 502), not a broker away
+  (BrokerUnreachable, 503); a lost connection stops it too (a copy whose confirm was lost
   with it may reach the channel twice: at least once);
 - a message pika cannot decode (a header timestamp past the year 9999) ends the connection
   that reads it: it is moved to the parking queue's tail as the broker sent it
@@ -216,6 +219,8 @@ class _Run:
         """Move the message at the parking queue's head; False if the queue is empty."""
         try:
             method, properties, body = self.ch.basic_get(self.parking, auto_ack=False)
+        except pika.exceptions.ChannelClosedByBroker as e:  # it answered: a refusal (403: no read)
+            raise self._refused(e, f"a get from {self.parking!r}") from None
         except AMQP_ERRORS as e:
             cause = amqp_common.decode_failure(e)
             if cause is None:
@@ -241,6 +246,10 @@ class _Run:
                 f"{self.label}: stopped: the broker {what} when message {message} was published to queue"
                 f" {self.queue!r}; it stays parked{self._so_far()}"
             ) from None
+        except pika.exceptions.ChannelClosedByBroker as e:  # 403: the user may not write there
+            # the channel is closed: the parked copy, unacked, is back where it was
+            message = printable(properties.message_id or "", 120) or "at the head of the parking queue"
+            raise self._refused(e, f"the publish of message {message} to queue {self.queue!r}") from None
         except AMQP_ERRORS as e:
             raise self._lost(e, unconfirmed=True) from None
         try:
@@ -276,6 +285,14 @@ class _Run:
             self.parking,
         )
         self._open()
+
+    def _refused(self, e: pika.exceptions.ChannelClosedByBroker, what: str) -> ReplayError:
+        """The broker closed the channel over `what` (its answer, not a broker away): a refusal
+        no retry mends until its permissions or the queue change; what was got stays parked."""
+        return ReplayError(
+            f"{self.label}: stopped: the broker {self.broker} refused {what}: ({e.reply_code})"
+            f" {e.reply_text}; it stays parked{self._so_far()}"
+        )
 
     def _lost(self, e: BaseException, unconfirmed: bool = False) -> BrokerUnreachable:
         twice = " (the last one, unconfirmed, may reach the channel twice)" if unconfirmed else ""
