@@ -95,6 +95,46 @@ def test_a_message_pika_cannot_decode_stays_parked_and_is_reported(env):
     assert env["rabbit"].count(parked_q) == 1
 
 
+def test_a_message_pika_cannot_decode_that_comes_round_again_is_counted_once(env):
+    """A parked message that expires (its publisher's per-message TTL, kept when parked) leaves
+    the parking queue once it reaches the head, so the one pika cannot decode, moved to the tail
+    behind it, came round to the same replay again. Before: it was moved and counted again, and
+    the replay said '2 message(s) pika cannot decode' of one. Now the replay sees it came round
+    (the parking queue holds only what it moved past) and stops there, counting it once."""
+    name, queue = _parked(env, 0)
+    parked_q = queue + ".zato-parked"
+    far = {"x-expires": FarFuture(2000, 1, 1)}
+    env["rabbit"].publish(parked_q, b'{"n": -1}', headers=far, message_id="far")
+    env["rabbit"].publish(parked_q, json.dumps({"n": 1}), message_id="gone", expiration="1")
+    proc = replay(env, name)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == (
+        f"amqp-channel {name}: 0 parked message(s) moved back to queue {queue!r}; 1 left in {parked_q!r}\n"
+    )
+    assert proc.stderr == (
+        "warning: 1 message(s) pika cannot decode (ValueError: year 10002 is out of range) stay in"
+        f" {parked_q!r}: move or delete them with the broker's own tools\n"
+    )
+    assert env["rabbit"].count(parked_q) == 1
+
+
+def test_two_alike_messages_pika_cannot_decode_are_two(env):
+    """Two parked messages alike byte for byte, which pika cannot decode, are two (not one that
+    came round), and the message behind them is moved back."""
+    name, queue = _parked(env, 0)
+    parked_q = queue + ".zato-parked"
+    far = {"x-expires": FarFuture(2000, 1, 1)}
+    for _ in range(2):
+        env["rabbit"].publish(parked_q, b'{"n": -1}', headers=far, message_id="far")
+    env["rabbit"].publish(parked_q, json.dumps({"n": 1}), message_id="p1")
+    proc = replay(env, name)
+    assert proc.stdout == (
+        f"amqp-channel {name}: 1 parked message(s) moved back to queue {queue!r}; 2 left in {parked_q!r}\n"
+    )
+    assert proc.stderr.startswith("warning: 2 message(s) pika cannot decode"), proc.stderr
+    assert [json.loads(body)["n"] for _, body in env["rabbit"].get_all(queue)] == [1]
+
+
 def test_a_copy_the_broker_refuses_leaves_its_parked_message_and_stops_the_replay(env):
     # The channel's queue takes one more message, then the broker nacks publishes to it.
     name, queue = _parked(env, 3, {"x-max-length": 1, "x-overflow": "reject-publish"})

@@ -17,7 +17,9 @@ At least once, nothing lost:
   with it may reach the channel twice: at least once);
 - a message pika cannot decode (a header timestamp past the year 9999) ends the connection
   that reads it: it is moved to the parking queue's tail as the broker sent it
-  (amqp_rescue.skip_undecodable), counted, and the replay goes on with the next one.
+  (amqp_rescue.skip_undecodable), counted, and the replay goes on with the next one; when it
+  comes to the head again (what was ahead of it expired, or another replay took it), the
+  replay stops there without counting it twice.
 """
 
 from __future__ import annotations
@@ -141,6 +143,7 @@ class _Run:
         self.conn: pika.BlockingConnection | None = None
         self.ch: Any = None  # pika's BlockingChannel, confirming
         self.moved = self.undecodable = 0
+        self.skipped: set[str] = set()  # the digests of the messages pika cannot decode moved past
         self.cause = ""
 
     def replay(self, limit: int | None) -> Replay:
@@ -159,7 +162,7 @@ class _Run:
         )
         for _ in range(todo):
             if not self._one():
-                break  # emptied meanwhile (another replay)
+                break  # emptied meanwhile (another replay), or come round to what it moved past
         left = self._count(self.parking) or 0
         result = self._result(left)
         logger.info("%s", result.describe())
@@ -225,8 +228,7 @@ class _Run:
             cause = amqp_common.decode_failure(e)
             if cause is None:
                 raise self._lost(e) from None
-            self._skip(cause)
-            return True
+            return self._skip(cause)
         if method is None:
             return False
         try:
@@ -259,32 +261,46 @@ class _Run:
         self.moved += 1
         return True
 
-    def _skip(self, cause: str) -> None:
+    def _skip(self, cause: str) -> bool:
         """pika could not decode the message at the head: move it to the tail as sent, then
-        go on over a new connection."""
+        go on over a new connection (True). False when it came round: one alike (byte for byte)
+        was moved past before, and the parking queue holds no more than what was moved past
+        (what was ahead of it is gone: expired, taken by another replay), so it is not counted
+        again and the replay has taken all it could."""
         amqp_common.close_quietly(self.conn)
         self.conn = None
         try:
-            error = amqp_rescue.skip_undecodable(self.params, self.parking)
+            moved = amqp_rescue.skip_undecodable(self.params, self.parking)
         except (amqp_rescue.RescueError, OSError) as e:
             raise ReplayError(
                 f"{self.label}: stopped at a message pika cannot decode ({cause}), which could not be moved"
                 f" past: {e}{self._so_far()}"
             ) from None
-        if error is None:
+        if moved is None:
             raise ReplayError(
                 f"{self.label}: stopped: the connection ended on a message pika cannot decode ({cause}), but"
                 f" the message at the head of {self.parking!r} decodes now{self._so_far()}"
             )
+        self._open()
+        if moved.digest in self.skipped and (self._count(self.parking) or 0) <= self.undecodable:
+            logger.info(
+                "%s: the message pika cannot decode (%s) came round again: %r holds only what this replay"
+                " moved past",
+                self.label,
+                moved.error,
+                self.parking,
+            )
+            return False
+        self.skipped.add(moved.digest)
         self.undecodable += 1
-        self.cause = error
+        self.cause = moved.error
         logger.info(
             "%s: a message pika cannot decode (%s) stays in %r, moved to its tail",
             self.label,
-            error,
+            moved.error,
             self.parking,
         )
-        self._open()
+        return True
 
     def _refused(self, e: pika.exceptions.ChannelClosedByBroker, what: str) -> ReplayError:
         """The broker closed the channel over `what` (its answer, not a broker away): a refusal

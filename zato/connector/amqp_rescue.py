@@ -17,8 +17,10 @@ the head of the parking queue to its tail, as sent, and go on with the others.
 
 from __future__ import annotations
 
+import hashlib
 import socket
 import struct
+from dataclasses import dataclass
 
 import pika
 import pika.credentials
@@ -51,21 +53,29 @@ def park_undecodable(
     return _move_undecodable(params, queue, parking, reason, look) is not None
 
 
-def skip_undecodable(params: pika.ConnectionParameters, queue: str) -> str | None:
+@dataclass(frozen=True)
+class Undecodable:
+    """A message moved because pika cannot decode its properties."""
+
+    error: str  # the decoder's error
+    digest: str  # of its properties as sent and its body: messages alike byte for byte share it
+
+
+def skip_undecodable(params: pika.ConnectionParameters, queue: str) -> Undecodable | None:
     """Move the message at the head of `queue` to its tail, its properties byte for byte as the
     broker sent them, if pika cannot decode them (confirmed, then acked): a reader taking the
-    queue's messages one by one (amqp_replay) gets past it, and it stays in the queue. The
-    decoder's error, or None when the head decodes (it is given back, nothing was acked).
+    queue's messages one by one (amqp_replay) gets past it, and it stays in the queue. What was
+    moved, or None when the head decodes (it is given back, nothing was acked).
     RescueError or OSError when the broker or the network failed; then nothing was acked."""
     return _move_undecodable(params, queue, queue, None, 1)
 
 
 def _move_undecodable(
     params: pika.ConnectionParameters, queue: str, target: str, reason: str | None, look: int
-) -> str | None:
+) -> Undecodable | None:
     """Publish the first of the `look` messages at the head of `queue` that pika cannot decode
     to `target` (with x-zato-parked-reason: `reason` and the error, unless `reason` is None),
-    then ack it; the decoder's error, or None if none of them was undecodable."""
+    then ack it; what was moved, or None if none of them was undecodable."""
     with Link(params) as link:
         link.call(pika.spec.Queue.Declare(queue=target, passive=True), pika.spec.Queue.DeclareOk)
         link.call(pika.spec.Confirm.Select(), pika.spec.Confirm.SelectOk)
@@ -81,11 +91,12 @@ def _move_undecodable(
                 pika.spec.BasicProperties().decode(raw_props)
             except Exception as e:  # noqa: BLE001 - whatever the decoder raises is what we look for
                 error = f"{type(e).__name__}: {e}"
+                digest = hashlib.sha256(struct.pack(">I", len(raw_props)) + raw_props + body).hexdigest()
                 if reason is not None:
                     raw_props = with_header(raw_props, "x-zato-parked-reason", f"{reason}: {error}"[:500])
                 link.publish(target, raw_props, body)
                 link.send(pika.spec.Basic.Ack(delivery_tag=got.delivery_tag))
-                return error[:300]
+                return Undecodable(error[:300], digest)
         return None  # the good ones go back when the channel closes
 
 
