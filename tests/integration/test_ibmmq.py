@@ -235,6 +235,24 @@ def test_a_failing_service_sends_the_message_to_the_backout_queue_at_the_thresho
     assert "moved to backout queue" in log_text(env["dir"])
 
 
+def test_a_500_after_the_service_ran_is_a_backout_and_the_message_runs_again_with_its_mqmd(env):
+    """Before: a server that ran the message and answered its call 500 (which may come after
+    the service ran) made the channel invoke it again at once without its MQMD (no
+    self.request.ibm_mq), and commit: two runs, the second blind. Now it is a failed delivery,
+    backed out, and its next run has its MQMD (BackoutCount 1)."""
+    server = fake(env)
+    server.serves_messages = True
+    server.unusable_answers.append((500, b'{"zato_env": {"details": "internal server error"}}'))
+    put(env["qm"], env["qm"].queues["in"], [b'{"n": 1}'])
+    start(env, "ibm-mq-channel", "in")
+    wait_for(lambda: stats(env, "ibm-mq-channel:in").get("messages_out") == 1, what="the message committed")
+    assert server.bodies("conn.record") == [b'{"n": 1}', b'{"n": 1}']
+    assert [json.loads(meta)["mqmd"]["backout_count"] for meta in server.metas] == [0, 1]
+    s = stats(env, "ibm-mq-channel:in")
+    assert s["backouts"] == 1 and s["failures"] == 1
+    assert "it may have run there, so not run again at once" in log_text(env["dir"])
+
+
 def test_a_service_slower_than_the_channel_timeout_is_backed_out(env):
     """Before: an IBM MQ channel had no timeout of its own (refused as an unknown field): its
     service had 30 s, and a slower one was said to have "answered 504". Now the channel's
