@@ -356,8 +356,8 @@ class SessionFailures:
         """A session has run STEADY s: failures said before are over (said once)."""
         worked = self.refusals.worked(time.monotonic())
         if worked:
+            # (the state is the session's own: "running", or "refused" while it waits on a refusal)
             logger.warning("%s: IBM MQ calls work again, after %d failure(s) over %.0f s", ctx.label, *worked)
-            ctx.stats.state("running")
 
 
 class Steady:
