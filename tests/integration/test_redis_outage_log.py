@@ -156,3 +156,61 @@ def test_redis_refusing_the_password_is_one_line_per_process_saying_to_mend_it(q
         wait_for(lambda: len(by_process(qs.server_logs()[before:], "Redis answers again at")) == 3, 60,
                  what="each process's line that Redis answers again")  # fmt: skip
         admin.close()
+
+
+def test_a_connection_redis_kills_after_it_refused_the_password_is_no_second_outage(caplog):
+    """The order the test above met now and then in a whole run (1 in about 10): a worker's
+    subscription met the new password (its connection reopened at once) before its invoke_async
+    take met the connection Redis killed under it. Before: 'Redis refuses the user or password'
+    said twice, 'Redis unreachable (... Connection closed by server.)' between, all within a few
+    milliseconds. Here with a real Redis, the worker's clients and its RedisHealth, that order
+    on purpose: one line, the refusal."""
+    import logging
+    import threading
+
+    from zato.common.errors import CoordError
+    from zato.config.settings import RedisSettings
+    from zato.coord import subscribe
+    from zato.coord.client import blmove, connect, describe, translate
+    from zato.coord.health import CREDENTIALS, RedisHealth
+
+    user, password = "zato-outage-order", "a-long-redis-password-for-the-order"
+    with restartable_redis() as r:
+        admin = redis.Redis(port=r.port, socket_timeout=5)
+        admin.execute_command("ACL", "SETUSER", user, "on", f">{password}", "~*", "&*", "+@all")
+        settings = RedisSettings(url=f"redis://{user}:{password}@127.0.0.1:{r.port}/0")
+        health = RedisHealth(describe(settings))
+        take_client = connect(settings, socket_timeout=30)  # as the worker's invoke_async makes it
+        failed: list[CoordError] = []
+
+        def take() -> None:
+            try:
+                with translate("invoke_async take"):
+                    blmove(take_client, "zt-order:queue", "zt-order:processing", 20, ("LEFT", "RIGHT"))
+            except CoordError as e:
+                failed.append(e)
+
+        with caplog.at_level(logging.INFO, logger="zato.redis"):
+            taking = threading.Thread(target=take)
+            taking.start()
+            wait_for(
+                lambda: b"cmd=blmove" in admin.execute_command("CLIENT", "LIST"), 15, what="the take blocked"
+            )
+            admin.execute_command("ACL", "SETUSER", user, "resetpass", ">another-password")
+            try:  # the worker's subscription, on a new connection: refused first
+                subscribe.listen(connect(settings), "zt-order:events", print, lambda: True)
+            except CoordError as e:
+                health.failed("config events", e)
+            admin.execute_command("CLIENT", "KILL", "USER", user)
+            taking.join(30)
+            assert len(failed) == 1 and "Connection closed by server" in str(failed[0]), failed
+            health.failed("invoke_async", failed[0])
+            try:  # the take again, after its backoff: refused too
+                with translate("invoke_async take"):
+                    blmove(take_client, "zt-order:queue", "zt-order:processing", 1, ("LEFT", "RIGHT"))
+            except CoordError as e:
+                health.failed("invoke_async", e)
+        take_client.close()
+        admin.close()
+    said = [rec.getMessage() for rec in caplog.records if rec.name == "zato.redis"]
+    assert len(said) == 1 and CREDENTIALS in said[0] and "AuthenticationError" in said[0], said

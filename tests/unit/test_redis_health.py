@@ -182,3 +182,20 @@ def test_a_master_demoted_behind_sentinel_is_said_as_a_replica_not_as_redis_unre
     said = lines(caplog)
     assert said[0].startswith("Redis at sentinel 127.0.0.1:26379 master m is a read-only replica ("), said
     assert "a failover may be under way" in said[0] and len(said) == 2, said
+
+
+def test_a_connection_closed_while_redis_refuses_the_password_is_part_of_that_outage(caplog):
+    """A password change is followed by CLIENT KILL: a worker's subscription may meet the new
+    password before its invoke_async take meets its killed connection. Before, that connection
+    was said as 'Redis unreachable' and the refusal after it in full again; a connection that
+    cannot be made (Redis stopped meanwhile) is still said."""
+    health = RedisHealth(clock=Clock())
+    closed = CoordUnavailable("invoke_async take: ConnectionError: Connection closed by server.")
+    with caplog.at_level(logging.INFO, logger="zato.redis"):
+        health.failed("config events", WRONGPASS)
+        health.failed("invoke_async", closed)
+        health.failed("invoke_async", WRONGPASS)
+        health.failed("config events", REFUSED)
+    said = lines(caplog)
+    assert len(said) == 2, said
+    assert "Redis refuses the user or password" in said[0] and "Connection refused" in said[1], said

@@ -91,6 +91,22 @@ def kind(error: Exception, system: str = "Redis") -> str:
     return UNREACHABLE_KIND
 
 
+# Outages in which Redis answers and refuses (the user's password, a replica, refusing writes): the
+# connections it closes meanwhile are that outage's doing (a password change is followed by CLIENT
+# KILL USER; a demoted master drops its clients), not news that it went away.
+ANSWERED_KINDS = (CREDENTIALS_KIND, REPLICA_KIND, REFUSING_KIND)
+# redis-py's words for an established connection that ended (closed by Redis, reset, a broken
+# pipe), as opposed to one it could not make ("Error 111 connecting to ...", "Timeout
+# connecting to server"): only the next attempt to connect says whether Redis went away.
+_DROPPED = ("Connection closed by server", "while writing to socket", "Error while reading from")
+
+
+def dropped(error: Exception) -> bool:
+    """`error` is a connection to Redis that ended under a command, not one that could not be made."""
+    said = str(error)
+    return any(words in said for words in _DROPPED)
+
+
 def answered(error: Exception) -> bool:
     """Redis answered with `error` (a refusal, a replica, refusing writes): reconnecting does
     not mend it, as it does a lost connection."""
@@ -199,8 +215,17 @@ class RedisHealth:
             return
         now = self.clock()
         with self._lock:
+            under_way = self._said.key if self.down_since is not None else None
+            # A connection Redis closed while it refuses us: counted under that outage. Before, it
+            # was said as 'Redis unreachable', and the next refusal said in full again (two lines
+            # 'refuses the user or password' when a worker's subscription met the new password
+            # before its invoke_async take met its killed connection).
+            if found == UNREACHABLE_KIND and under_way in ANSWERED_KINDS and dropped(error):
+                found = under_way
+            else:
+                # Redis answered: a read that works ends nothing
+                self.refusing = isinstance(error, (CoordRefused, CoordDataError))
             self.last_error = str(error)
-            self.refusing = isinstance(error, (CoordRefused, CoordDataError))  # it answers: reads end nothing
             if self.down_since is None:
                 self.down_since = now
             since = self.down_since
