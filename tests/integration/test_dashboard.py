@@ -7,6 +7,7 @@ Set ZATO_SCREENSHOT=PATH to keep a PNG of the page taken after the takeover."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -478,10 +479,14 @@ def test_replay_parked_puts_an_amqp_channels_parked_messages_back_from_its_row(q
         user = qs.admin_auth[0]
         assert f"dashboard: user {user}: replay parked amqp-channel orders: {result}" in log
     finally:
-        client.delete(broken_key(qs.cluster))
-        client.close()
-        qs.stop("server1")  # first: its channel declared the queue again once deleted, left behind
-        rabbit.close()
+        # Every step runs whatever failed before it (ExitStack: last registered, first run), and the
+        # queues go last: a running channel connector declares its queue again once it is deleted
+        # under it. Before, a failed `zato stop` skipped rabbit.close(): zt-dash-* was left behind.
+        with contextlib.ExitStack() as cleanup:
+            cleanup.callback(rabbit.close)
+            cleanup.callback(qs.close)  # every process of the cluster gone (SIGTERM, then SIGKILL)
+            cleanup.callback(client.close)
+            cleanup.callback(client.delete, broken_key(qs.cluster))
 
 
 @needs_browser

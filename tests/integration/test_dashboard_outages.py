@@ -22,6 +22,9 @@ from tests.support import free_port, wait_for, zato
 
 @pytest.fixture
 def rabbit():
+    """Deletes the queues it declared at the end. Tests ask for it before `quickstart`: pytest
+    tears fixtures down in reverse, so the cluster's processes are gone first (a channel
+    connector declares its queue again once it is deleted under it)."""
     r = Rabbit()
     yield r
     r.close()
@@ -62,7 +65,7 @@ def dashboard_only(quickstart, **conf: dict) -> tuple:
     return qs, Operator(f"http://127.0.0.1:{qs.dashboard_port}/", *qs.admin_auth)
 
 
-def test_replay_with_the_broker_away_is_503_saying_it_could_not_be_reached(quickstart, rabbit):
+def test_replay_with_the_broker_away_is_503_saying_it_could_not_be_reached(rabbit, quickstart):
     qs, op = dashboard_only(quickstart)
     proxy = TCPProxy(free_port())
     proxy.start()
@@ -161,7 +164,7 @@ class HeldProxy(TCPProxy):
         TCPProxy._pipe(src, dst)
 
 
-def test_a_second_replay_of_a_channel_while_one_runs_is_409_and_others_go_on(quickstart, rabbit):
+def test_a_second_replay_of_a_channel_while_one_runs_is_409_and_others_go_on(rabbit, quickstart):
     """A double click on Replay parked (or a second tab): the second is refused with a clear
     message while the first runs; another channel's replay is not held up; once the first
     ended, the channel can be replayed again. Before, both ran at once."""
@@ -215,7 +218,7 @@ def test_a_second_replay_of_a_channel_while_one_runs_is_409_and_others_go_on(qui
         held.stop()
 
 
-def test_replay_against_a_broker_that_never_answers_is_503_not_an_internal_error(quickstart, rabbit):
+def test_replay_against_a_broker_that_never_answers_is_503_not_an_internal_error(rabbit, quickstart):
     """Something accepts the connection and never answers the AMQP handshake (a hung broker):
     pika gives up after its 15 s and says so. Before, its timeout was not among the broker
     errors: 500 with bottle's HTML page, and dashboard.log had pika's ERROR lines and traceback
@@ -244,7 +247,7 @@ def test_replay_against_a_broker_that_never_answers_is_503_not_an_internal_error
     assert f"dashboard: user {qs.admin_auth[0]}: replay parked amqp-channel orders failed: {said}" in log
 
 
-def test_replay_reaches_a_tls_broker_with_a_private_ca_given_in_dashboard_conf(quickstart, rabbit, tmp_path):
+def test_replay_reaches_a_tls_broker_with_a_private_ca_given_in_dashboard_conf(rabbit, quickstart, tmp_path):
     from tests.tls_proxy import tls_broker
 
     with tls_broker(str(tmp_path)) as (port, ca_file):
@@ -278,7 +281,7 @@ def test_replay_reaches_a_tls_broker_with_a_private_ca_given_in_dashboard_conf(q
 
 
 @needs_browser
-def test_the_page_says_what_runs_and_that_it_failed_not_refused(quickstart, rabbit, browser):  # noqa: F811
+def test_the_page_says_what_runs_and_that_it_failed_not_refused(rabbit, quickstart, browser):  # noqa: F811
     """In the browser: a click's action shows as working until its answer comes (a replay takes
     a while: before, the page said nothing meanwhile, and a second click looked needed); an
     action that could not reach what it needs reads 'failed: ...' (was 'refused: ...', as for a
