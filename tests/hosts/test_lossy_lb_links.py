@@ -62,21 +62,23 @@ def test_lossy_lb_links_with_the_lossy_link_setting_answer_every_get_and_run_no_
         with open(os.path.join(lab.lb_dir, "config", "haproxy.cfg")) as f:
             running = f.read()
         assert "timeout connect 1500ms" in running and " check inter 1500 " in running, running
-        counts, downs = lossy_load(lab)
+        counts, downs, failed_gets = lossy_load(lab)
     finally:
         lab.set_lb_haproxy({})  # the defaults again, for the tests after this one
     print(f"{LOSS}% loss between the LB and every server: {counts}; live servers marked DOWN {downs} times")
     gets, posts = counts["GET"], counts["POST"]
     assert gets["sent"] > 0 and posts["sent"] > 0, counts
     assert downs <= SECONDS // DOWN_EVERY, f"live servers marked DOWN {downs} times in {SECONDS} s; {counts}"
-    assert gets["ok"] == gets["sent"], counts
+    assert gets["ok"] == gets["sent"], f"{counts}; what the LB logged of each GET not answered: {failed_gets}"
     assert posts["twice_run"] == 0, counts
     assert "status:503" not in posts["not_ok"], counts  # No server available: none of them DOWN
 
 
-def lossy_load(lab) -> tuple[dict, int]:
+def lossy_load(lab) -> tuple[dict, int, dict]:
     """MixedLoad through the LB for SECONDS with LOSS% loss between it and every server: what
-    each method got, and how many times HAProxy marked a server DOWN meanwhile."""
+    each method got, how many times HAProxy marked a server DOWN meanwhile, and for each GET
+    not answered its outcome with HAProxy's log lines of it (none: HAProxy closed the client's
+    connection without logging it, its way with a request whose server connection failed)."""
     run = uuid.uuid4().hex[:8]  # lab.slow records each call's id (lab.slow_runs)
     load = MixedLoad(lab, f"{lab.lb_url}{PATH}?s=0", run, clients=4, get_tries=GET_TRIES)
     log_at = os.path.getsize(os.path.join(lab.lb_dir, "logs", "haproxy.log"))
@@ -89,4 +91,14 @@ def lossy_load(lab) -> tuple[dict, int]:
     finally:
         for name in lab.names:
             lab.net.heal(lab.host(name))
-    return load.counts(lab.slow_runs(run)), marked_down(lab, log_at)
+    failed = {i: o for i, (method, o) in load.results.items() if method == "GET" and o != "ok"}
+    return load.counts(lab.slow_runs(run)), marked_down(lab, log_at), logged(lab, log_at, failed)
+
+
+def logged(lab, since: int, outcomes: dict[str, str]) -> dict[str, tuple[str, list[str]]]:
+    """Each call id of `outcomes` -> (its outcome, the LB's haproxy.log lines from byte `since` of
+    requests with that id: one per try HAProxy logged, with its termination state)."""
+    with open(os.path.join(lab.lb_dir, "logs", "haproxy.log"), errors="replace") as f:
+        f.seek(since)
+        lines = f.read().splitlines()
+    return {i: (o, [line for line in lines if f"&id={i} " in line]) for i, o in outcomes.items()}
