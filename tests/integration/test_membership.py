@@ -107,6 +107,31 @@ def test_a_host_whose_clock_is_ten_minutes_off_stays_in_the_cluster(quickstart, 
     client.close()
 
 
+def test_a_host_whose_clock_steps_keeps_the_cluster_in_sight(quickstart, monkeypatch) -> None:
+    """A host's clock stepped after its processes measured their offset to Redis's clock (an NTP
+    step, a VM resumed with its old time, then set right). Before, each process went on adding
+    the offset it measured before the step for up to redis_clock.SYNC_EVERY (30 s): an LB
+    controller on that host refused every server's entry ("its signed time 'at' is more than
+    60 s old") and, after EMPTY_GRACE, drained them all (its frontend answered 503), and the
+    host's own servers, stamped so, were refused by every other host. Now a step of the wall
+    clock against the monotonic one has the offset measured again before it is used. This test's
+    process is that host: it reads the real server1's entry and writes server2's heartbeat with
+    one client, before and after its clock steps 10 minutes ahead."""
+    qs = quickstart(servers=2, cluster=cluster_name("reviewha-step"))
+    qs.start("server1")
+    client = redis.Redis.from_url(qs.settings("server1").redis.url)
+    secret = member_key(qs.cluster_secret, qs.cluster)
+    wait_for(lambda: membership.live_servers(client, qs.cluster, secret), 30, what="server1 live")
+    true_time = time.time
+    monkeypatch.setattr(time, "time", lambda: true_time() + 600)  # the step, after the measurement
+    assert "server1" in {m.name for m in membership.live_servers(client, qs.cluster, secret)}
+    server2 = membership.Member("server2", "127.0.0.1", qs.settings("server2").port, os.getpid(), time.time())
+    membership.announce(client, qs.cluster, server2, 10, secret)
+    status = json.loads(zato("cluster", "status", qs.path, "--json", check=False).stdout)
+    assert {s["name"]: s["live"] for s in status["servers"]} == {"server1": True, "server2": True}
+    client.close()
+
+
 # A server worker as gunicorn makes it: zato imported by the arbiter, gevent's monkey-patching
 # after the fork; then several greenlets (requests: /metrics, a cluster status) read the
 # cluster's live servers at once while Redis's clock is due for a measurement.

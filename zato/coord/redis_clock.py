@@ -11,6 +11,14 @@ clock, the hosts' own clocks do not matter.
 TIME round trip (the midpoint of the call taken as the moment Redis answered) at most every
 SYNC_EVERY seconds, and again after a failed measurement. A Redis whose ACL refuses TIME
 (a user made from an older docs/redis-acl.md): this host's clock instead, said once.
+
+The offset is also measured again as soon as this host's wall clock has moved more than STEP
+apart from its monotonic clock since the last measurement: the wall clock was stepped (an NTP
+step, a VM resumed with its old time and set right, a suspend), and the offset measured before
+is off by the step. Before, it was used until SYNC_EVERY had passed: after a step of 10 minutes
+an LB controller on that host refused every member entry as more than 60 s old and drained
+every server, and the host's own entries and internal calls were refused by the other hosts,
+for up to 30 s.
 """
 
 from __future__ import annotations
@@ -29,12 +37,17 @@ logger = logging.getLogger(__name__)
 
 SYNC_EVERY = 30.0  # seconds between measurements of the offset (Redis's and our clock drift apart slowly)
 RETRY_AFTER = 5.0  # estimate(): seconds after a failed measurement before the next try
+# How far this host's wall clock may move apart from its monotonic one between measurements
+# before the offset is measured again. Slewing (NTP, chrony) moves both alike; a step moves the
+# wall clock alone, and so does a suspend (the monotonic clock stops meanwhile).
+STEP = 1.0
 
 
 class _Offset:
     def __init__(self) -> None:
         self.seconds = 0.0
         self.measured_at: float | None = None  # monotonic; None: never measured
+        self.wall_at = 0.0  # time.time() at that measurement: a step of the wall clock is seen
         self.refused = False  # the ACL refuses TIME: offset 0 for good
         self.failed_at: float | None = None  # monotonic: estimate()'s last failed measurement
 
@@ -55,10 +68,17 @@ def now(client: redis.Redis) -> float:
         offset = _offsets.get(client)
         if offset is None:
             offset = _offsets[client] = _Offset()
-    due = offset.measured_at is None or time.monotonic() - offset.measured_at >= SYNC_EVERY
-    if due and not offset.refused:
+    if _due(offset) and not offset.refused:
         _measure(client, offset)
     return time.time() + offset.seconds
+
+
+def _due(offset: _Offset) -> bool:
+    """Never measured, measured SYNC_EVERY ago, or this host's wall clock stepped since."""
+    if offset.measured_at is None:
+        return True
+    elapsed = time.monotonic() - offset.measured_at
+    return elapsed >= SYNC_EVERY or abs(time.time() - offset.wall_at - elapsed) > STEP
 
 
 def estimate(client: redis.Redis) -> float:
@@ -102,4 +122,4 @@ def _measure(client: redis.Redis, offset: _Offset) -> None:
             return
     after = time.time()
     offset.seconds = seconds + micros / 1e6 - (before + after) / 2
-    offset.measured_at = time.monotonic()
+    offset.wall_at, offset.measured_at = after, time.monotonic()

@@ -33,8 +33,8 @@ from zato.coord.keys import Keys
 
 # How much later than the admitting server's estimate says its stamp leaves the window a nonce
 # is kept: what the servers' estimates of Redis's clock may disagree by (the measurement's round
-# trip, a step of a host's clock within redis_clock.SYNC_EVERY), at the cost of keeping each
-# nonce that much longer in Redis.
+# trip, a step of a host's clock too small to be measured again at once: redis_clock.STEP), at
+# the cost of keeping each nonce that much longer in Redis.
 NONCE_MARGIN = 10.0
 
 
