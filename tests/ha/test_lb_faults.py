@@ -19,7 +19,10 @@ from tests.integration.test_lb_support import (  # noqa: F401 - lb_fixture provi
 )
 from tests.support import wait_for
 from zato.common.pidfile import pid_alive
+from zato.config.settings import load_lb_settings
 from zato.lb.haproxy import CHECK_PREFIX
+from zato.lb.render import BACKEND, server_options
+from zato.lb.runtime import RuntimeAPI
 from zato.lb.status import describe
 
 
@@ -127,3 +130,30 @@ def test_lost_heartbeats_of_a_live_server_fail_no_request(lb):
         wait_for(lambda: len(backend_pids(lb)) == 2, 20, what="traffic on server2 again")
         load.wait_requests(100)
     assert load.failed == []
+
+
+def test_a_server_half_added_by_a_killed_controller_is_health_checked(lb):
+    """The controller adds a server with three Runtime API commands: `add server` (a dynamic
+    server starts in maintenance with its checks off), `enable health`, `set server ... state
+    ready`. Killed (or refused) between the first two, it left the server without checks, and
+    the next controller only set it ready: HAProxy showed it 'no check' and sent it requests
+    for good, hung or dead (a SIGSTOPped one held each of them for `timeout server`), until
+    HAProxy was restarted by hand. Now the checks of such a server are turned on."""
+    lb.start()
+    add_server(lb, "server1")
+    wait_for(lambda: server_states(lb).get("server1", "").startswith("UP"), 20, what="server1 added")
+    lb.kill()
+    second = BareServer(lb.cluster, "server2").start(announce_it=False)
+    lb.servers.append(second)
+    settings = load_lb_settings(lb.lb_dir)
+    half = f"add server {BACKEND}/server2 127.0.0.1:{second.port} {server_options(settings)}"
+    assert "New server registered" in RuntimeAPI(settings.stats_socket).command(half)  # then killed
+    second.join()
+    lb.start()
+    wait_for(lambda: len(backend_pids(lb)) == 2, 20, what="traffic on both servers")
+    os.killpg(second.proc.pid, signal.SIGSTOP)  # hung: its kernel still takes connections
+    try:
+        wait_for(lambda: server_states(lb)["server2"].startswith("DOWN"), 20,
+                 what=f"hung server2 DOWN (it was {server_states(lb)['server2']!r} as it hung)")  # fmt: skip
+    finally:
+        os.killpg(second.proc.pid, signal.SIGCONT)

@@ -40,6 +40,17 @@ def test_a_member_in_place_needs_nothing_and_a_moved_or_draining_one_is_changed(
     assert ops(for_member(B, "running", state(admin="drain"))) == [("set_state", "ready")]
 
 
+def test_a_member_whose_checks_are_off_gets_them_turned_on_after_its_state():
+    """A dynamic server starts with its checks off: a controller cut short after `add server`
+    left it so (tests/ha/test_lb_faults.py has it against a real HAProxy)."""
+    half_added = ServerState("server1", "127.0.0.1:17010", "MAINT", 0, "", "maint")
+    assert ops(for_member(B, "running", half_added)) == [("set_state", "ready"), ("enable_health", "")]
+    unchecked = ServerState("server1", "127.0.0.1:17010", "no check", 0, "")
+    assert ops(for_member(B, "running", unchecked)) == [("enable_health", "")]
+    first_check_to_come = ServerState("server1", "127.0.0.1:17010", "UP", 0, "* INI")
+    assert for_member(B, "running", first_check_to_come) == []
+
+
 def test_a_leaver_is_drained_then_removed_once_idle():
     assert ops(for_leaver(state(), 100.0, 100.0)) == [("set_state", "drain")]
     assert for_leaver(state(admin="drain", sessions=3), 100.0, 101.0) == []  # requests in flight finish

@@ -6,6 +6,7 @@ net) the controller reconciles: it reads the members from Redis and the servers 
 (`show stat`), and applies the difference through the Runtime API, with no reload:
 
     member appears                 add server, enable health checks, state ready
+    member without health checks   enable health (an add cut short: killed between commands)
     member says "draining"         state drain (no new requests; requests in flight finish)
     member's key is gone           state drain, then del server once it has no sessions
                                    (or after DRAIN_GRACE), so a missed heartbeat never fails
@@ -347,6 +348,8 @@ class Controller:
                 runtime.add_server(
                     r.BACKEND, c.server, c.backend.ip, c.backend.port, r.server_options(self.settings)
                 )
+            elif c.op == "enable_health":
+                runtime.enable_health(r.BACKEND, c.server)
             elif c.op == "set_addr" and c.backend:
                 runtime.set_addr(r.BACKEND, c.server, c.backend.ip, c.backend.port)
             elif c.op == "set_state":

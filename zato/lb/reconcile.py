@@ -4,6 +4,8 @@ controller reads both sides, calls these, and applies the commands in order (sto
 the first one HAProxy refuses, for that server only).
 
     member appears                 add server, then state drain if it says "draining"
+    member without health checks   enable health (an add cut short after `add server`: a
+                                   dynamic server starts with its checks off)
     member moved                   set addr
     member state differs           set state ready / drain
     member's key is gone           state drain; once it has no sessions (or DRAIN_GRACE
@@ -47,7 +49,7 @@ EMPTY_GRACE = 3.0
 
 @dataclass(frozen=True)
 class Command:
-    op: str  # add | set_addr | set_state | shutdown_sessions | del
+    op: str  # add | enable_health | set_addr | set_state | shutdown_sessions | del
     server: str  # HAProxy server name
     state: str = ""  # set_state: ready, drain or maint
     backend: Backend | None = None  # add, set_addr: where the server is
@@ -72,7 +74,18 @@ def for_member(b: Backend, member_state: str, cur: ServerState | None) -> list[C
         cmds.append(
             Command("set_state", b.name, want, log=f"server {b.name} set to {want} (was {cur.admin_state})")
         )
+    if not cur.check:  # its checks are off (HAProxy shows no check status): see unchecked()
+        # last: a refusal stops the commands after it, and the state above matters more
+        cmds.append(Command("enable_health", b.name, log=unchecked(b.name), warn=True))
     return cmds
+
+
+def unchecked(name: str) -> str:
+    """The line said when a member's health checks are turned on: HAProxy's dynamic servers
+    start with their checks off, and a controller killed (or refused) between `add server` and
+    `enable health` left one so. Before, the next controller only set it ready: a server
+    HAProxy showed 'no check' and sent requests to for good, hung or dead."""
+    return f"server {name} had its health checks off (an add cut short?); turned them on"
 
 
 def for_leaver(cur: ServerState, drain_started: float, now: float) -> list[Command]:

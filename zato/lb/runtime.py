@@ -122,8 +122,11 @@ class RuntimeAPI:
         """Add a server and put it in service (dynamic servers start in maintenance)."""
         self._expect(f"add server {backend}/{name} {ip}:{port} {options}", "New server registered")
         if "check" in options.split():
-            self._expect(f"enable health {backend}/{name}")
+            self.enable_health(backend, name)
         self.set_state(backend, name, "ready")
+
+    def enable_health(self, backend: str, name: str) -> None:
+        self._expect(f"enable health {backend}/{name}")
 
     def set_state(self, backend: str, name: str, state: str) -> None:
         if state not in ("ready", "drain", "maint"):
