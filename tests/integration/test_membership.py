@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 
 import redis
 
-from tests.support import REDIS_URL, cleanup_redis, cluster_name, wait_for, zato
+from tests.conn_support import TCPProxy
+from tests.ha.cluster_view import supervisor_pid
+from tests.support import REDIS_URL, cleanup_redis, cluster_name, free_port, wait_for, zato
 from zato.coord import membership
 from zato.coord.keys import Keys
 from zato.coord.signing import member_key
@@ -130,6 +136,80 @@ def test_a_host_whose_clock_steps_keeps_the_cluster_in_sight(quickstart, monkeyp
     status = json.loads(zato("cluster", "status", qs.path, "--json", check=False).stdout)
     assert {s["name"]: s["live"] for s in status["servers"]} == {"server1": True, "server2": True}
     client.close()
+
+
+class PruneHeld(TCPProxy):
+    """A way to Redis that holds a reader's command after its MGET of the member entries (the
+    prune of those it saw gone) until `release` is set, then sends it on: what a slow link does
+    to the reader's last round trip."""
+
+    def __init__(self, port: int, target: tuple[str, int]):
+        super().__init__(port, target)
+        self.hung, self.release = threading.Event(), threading.Event()
+        self._after_mget = False
+
+    def forward(self, client: socket.socket, upstream: socket.socket) -> None:
+        upstream.settimeout(None)
+        threading.Thread(target=self._up, args=(client, upstream), daemon=True).start()
+        threading.Thread(target=self._pipe, args=(upstream, client), daemon=True).start()
+
+    def _up(self, client: socket.socket, upstream: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := client.recv(65536):
+                if self._after_mget and not self.release.is_set():
+                    self.hung.set()
+                    self.release.wait()
+                self._after_mget = self._after_mget or b"MGET" in data
+                upstream.sendall(data)
+
+
+def test_a_server_that_rejoins_while_a_reader_prunes_it_stays_listed(quickstart) -> None:
+    """A reader of the members (the LB, every connector) takes the names whose entries it saw
+    gone off the index set. A server whose heartbeat writes its entry again in between (its
+    supervisor paused past the ttl, then resumed; back from a partition) put its name back
+    first, and the reader's late prune took it off again: listed nowhere while it heartbeats,
+    out of the LB (drained) and of the connectors' servers until its 10th heartbeat re-indexed
+    it. Here the reader's prune comes through a link that holds it until the heartbeat is done.
+    Now a name is pruned only while its entry is still gone."""
+    qs = quickstart(servers=1, lb=False, cluster=cluster_name("reviewha-prune"))
+    qs.start("server1")
+    s = qs.settings("server1")
+    client = redis.Redis.from_url(s.redis.url, decode_responses=True)
+    secret, keys = member_key(qs.cluster_secret, qs.cluster), Keys(qs.cluster)
+    wait_for(lambda: membership.live_servers(client, qs.cluster, secret), 30, what="server1 live")
+    supervisor = supervisor_pid(qs, "server1")
+    proxy = PruneHeld(free_port(), (client.connection_pool.connection_kwargs["host"],
+                                    client.connection_pool.connection_kwargs["port"]))  # fmt: skip
+    proxy.start()
+    reader = redis.Redis(host="127.0.0.1", port=proxy.port, db=client.connection_pool.connection_kwargs["db"])
+    read: list = []
+    notices = client.pubsub(ignore_subscribe_messages=True)
+    notices.subscribe(keys.members_channel)  # "joined": its heartbeat wrote its entry and its name
+    os.kill(supervisor, signal.SIGSTOP)  # paused past its membership ttl
+    try:
+        wait_for(lambda: not client.exists(keys.member("server1")), 30, what="server1's entry expired")
+        pruning = threading.Thread(
+            target=lambda: read.append(membership.live_servers(reader, qs.cluster, secret))
+        )
+        pruning.start()
+        wait_for(proxy.hung.is_set, 30, what="the reader's prune on its way")
+    finally:
+        os.kill(supervisor, signal.SIGCONT)
+
+    def joined() -> bool:
+        msg = notices.get_message(timeout=0.2)
+        return bool(msg) and membership.notice(msg["data"]) == {"name": "server1", "event": "joined"}
+
+    wait_for(joined, 30, what="server1 back (its heartbeat)")
+    notices.close()
+    proxy.release.set()
+    pruning.join(30)
+    assert read == [[]]  # the reader saw it gone
+    assert client.exists(keys.member("server1"))  # it heartbeats
+    assert [m.name for m in membership.live_servers(client, qs.cluster, secret)] == ["server1"]
+    reader.close()
+    client.close()
+    proxy.stop()
 
 
 # A server worker as gunicorn makes it: zato imported by the arbiter, gevent's monkey-patching

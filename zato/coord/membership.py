@@ -267,9 +267,25 @@ def live_servers(client: redis.Redis, cluster: str, key: bytes | None) -> list[M
     return read_entries(cluster, names, values, key, now) if names else []
 
 
+# KEYS: the index set, then the entries of the names in ARGV (in order). Takes a name off the
+# index only while its entry is still gone: a server whose heartbeat wrote it again since the
+# reader's MGET (and put its name back, refresh() then index()) stays listed.
+_PRUNE = """
+local removed = 0
+for i, name in ipairs(ARGV) do
+  if redis.call('EXISTS', KEYS[i + 1]) == 0 then
+    removed = removed + redis.call('SREM', KEYS[1], name)
+  end
+end
+return removed
+"""
+
+
 def _raw_entries(client: redis.Redis, cluster: str, prune: bool) -> tuple[list[str], list, float]:
     """The member names of `cluster`, their raw entries (None: expired) and Redis's clock now;
-    `prune`: names whose entry expired are taken off the set too."""
+    `prune`: names whose entry expired are taken off the set too, unless written again since
+    (_PRUNE: before, a plain SREM, and a server that rejoined between this read and it was
+    listed nowhere until its heartbeat indexed it again, up to 10 heartbeats later)."""
     keys = Keys(cluster)
     with translate("membership read"):
         names = sorted(texts(client.smembers(keys.members)))
@@ -278,7 +294,7 @@ def _raw_entries(client: redis.Redis, cluster: str, prune: bool) -> tuple[list[s
         values = client.mget([keys.member(n) for n in names])
         gone = [n for n, v in zip(names, values, strict=True) if v is None]
         if prune and gone:
-            client.srem(keys.members, *gone)
+            client.eval(_PRUNE, 1 + len(gone), keys.members, *(keys.member(n) for n in gone), *gone)
         return names, values, redis_clock.now(client)
 
 
