@@ -233,14 +233,12 @@ def master_and_replica(folder: Any) -> Iterator[tuple[int, int, Any]]:
             stop_process(proc)
 
 
-@contextlib.contextmanager
-def sqlite_worker(tmp_path, cluster: str) -> Iterator[tuple[Any, Any]]:  # noqa: ANN001
-    """(ODB, Worker): one server worker, built in this process as gunicorn builds it after fork,
-    on an ODB in a SQLite file and the test Redis; both closed after."""
+def sqlite_server(tmp_path, cluster: str) -> tuple[Any, Any]:  # noqa: ANN001
+    """(ODB, ServerSettings) of a server `s1` of `cluster` in tmp_path: an ODB in a SQLite file
+    (schema and cluster made) and the test Redis. The caller disposes of the ODB."""
     from zato.config.settings import RedisSettings, ServerSettings
     from zato.odb import api as odb_api
     from zato.odb.engine import ODB, create_schema
-    from zato.server.worker import Worker
 
     url = f"sqlite:///{tmp_path / 'odb.db'}"
     odb = ODB(url)
@@ -250,6 +248,16 @@ def sqlite_worker(tmp_path, cluster: str) -> Iterator[tuple[Any, Any]]:  # noqa:
         path=str(tmp_path), name="s1", cluster=cluster, host="127.0.0.1", port=1, workers=1, odb_url=url,
         redis=RedisSettings(url=REDIS_URL), admin_username="admin", admin_password="pw", cluster_secret="s",
     )  # fmt: skip
+    return odb, settings
+
+
+@contextlib.contextmanager
+def sqlite_worker(tmp_path, cluster: str) -> Iterator[tuple[Any, Any]]:  # noqa: ANN001
+    """(ODB, Worker): one server worker, built in this process as gunicorn builds it after fork,
+    on an ODB in a SQLite file and the test Redis; both closed after."""
+    from zato.server.worker import Worker
+
+    odb, settings = sqlite_server(tmp_path, cluster)
     worker = Worker(settings)
     try:
         yield odb, worker

@@ -14,10 +14,8 @@ import time
 
 import requests
 
-from tests.support import REDIS_URL, cleanup_redis, cluster_name, wait_for
-from zato.config.settings import RedisSettings, ServerSettings
+from tests.support import cleanup_redis, cluster_name, sqlite_server, wait_for
 from zato.odb import api as odb_api
-from zato.odb.engine import ODB, create_schema
 from zato.server.pickup import PickupDir
 
 QUIET = 10  # [main] pickup_quiet of the test's server: longer than the writer's pause below
@@ -74,14 +72,8 @@ def test_a_module_written_to_while_it_is_checked_is_deployed_as_it_ends(tmp_path
     """The arbiter's pickup on a real ODB (SQLite) and Redis, with no quiet period: a module
     grows while its load check runs (the writer paused longer than pickup_quiet). Before, the
     version read was stored and the file, grown since, moved to processed/ as deployed."""
-    url = f"sqlite:///{tmp_path / 'odb.db'}"
-    odb, cluster = ODB(url), cluster_name("grown")
-    create_schema(odb.engine)
-    odb_api.ensure_cluster(odb, cluster)
-    settings = ServerSettings(
-        path=str(tmp_path), name="s1", cluster=cluster, host="127.0.0.1", port=1, workers=1, odb_url=url,
-        redis=RedisSettings(url=REDIS_URL), admin_username="admin", admin_password="pw", cluster_secret="s",
-    )  # fmt: skip
+    cluster = cluster_name("grown")
+    odb, settings = sqlite_server(tmp_path, cluster)
     pickup = PickupDir(dataclasses.replace(settings, pickup_quiet=0.0), interval=0.05)
     written = os.path.join(settings.pickup_dir, "halves.py")
     processed = os.path.join(settings.pickup_dir, "processed", "halves.py")
