@@ -97,7 +97,9 @@ class FakeServer:
     server from before batches would; with `serves_messages` it runs each message of a call to
     invoke-messages as a server does (recorded in `calls`, its metadata in `metas`) and answers
     with their results, or with the next of `unusable_answers` (status, body) while any is left
-    (a server whose answer cannot be used after its services ran)."""
+    (a server whose answer cannot be used after its services ran). A service in `cut` runs,
+    then its answer's headers and half its body are sent and the connection closed (the
+    server's worker killed after the service ran); `cut` applies to invoke-messages too."""
 
     def __init__(self, cluster: str, name: str = "fake1"):
         self.cluster, self.name = cluster, name
@@ -116,6 +118,7 @@ class FakeServer:
         self.serves_messages = False
         self.metas: list[bytes] = []  # the metadata of each message run through invoke-messages
         self.unusable_answers: list[tuple[int, bytes]] = []
+        self.cut: set[str] = set()  # services whose answer is cut after the headers
         self._count = threading.Lock()
         self.redis = redis.Redis.from_url(REDIS_URL, decode_responses=True)
         self.port = free_port()
@@ -200,7 +203,15 @@ class FakeServer:
                     self.send_header(REFUSED_HEADER, "credentials" if status == 401 else "stale")
                 self.send_header("Content-Length", str(len(out)))
                 self.end_headers()
-                self.wfile.write(out)
+                self._write(service, out)
+
+            def _write(self, service: str, out: bytes) -> None:
+                if service not in fake.cut:
+                    self.wfile.write(out)
+                    return
+                self.wfile.write(out[: len(out) // 2])
+                self.wfile.flush()
+                self.close_connection = True  # the rest never comes: the connection is closed
 
             def _messages(self, body: bytes) -> None:
                 service = unquote(self.path.rsplit("/", 1)[-1])
@@ -221,7 +232,7 @@ class FakeServer:
                     self.send_header(REFUSED_HEADER, "credentials")
                 self.send_header("Content-Length", str(len(out)))
                 self.end_headers()
-                self.wfile.write(out)
+                self._write(service, out)
 
         return Handler
 

@@ -269,6 +269,27 @@ def test_a_batch_answer_unusable_after_the_service_ran_does_not_run_it_again_wit
     assert "gave no usable answer to a batch of 1" in log_text(env["dir"])
 
 
+def test_an_answer_cut_after_the_service_ran_is_a_failed_delivery_not_run_again_at_once(env):
+    """The server runs the message, sends its answer's headers and half its body, then closes the
+    connection (its worker killed after the service ran). Before: 'server cannot be reached', so
+    the message went back uncounted (no live server) and ran again at once, for as long as the
+    server did so. Now it is a failed delivery: at max_deliveries 1 it is parked, run once."""
+    queue = env["rabbit"].queue(f"zt-{uuid.uuid4().hex[:8]}")
+    env["fake"].serves_messages = True
+    env["fake"].cut.add("demo.cut")
+    name = _channel(env, queue, service="demo.cut", max_deliveries=1)
+    _start(env, name)
+    env["rabbit"].publish(queue, json.dumps({"n": 3}), message_id="cut-3")
+    parked = queue + ".zato-parked"
+    settled = lambda: env["rabbit"].count(parked) == 1 or len(env["fake"].bodies("demo.cut")) > 1  # noqa: E731
+    wait_for(settled, timeout=30, what="the message parked or run again")
+    assert env["fake"].bodies("demo.cut") == [b'{"n": 3}']  # run once, not again at once
+    assert env["rabbit"].count(parked) == 1
+    ((props, _),) = env["rabbit"].get_all(parked)
+    assert "the answer was cut (IncompleteRead" in props.headers["x-zato-parked-reason"]
+    assert "began its answer and the connection failed before its end" in log_text(env["dir"])
+
+
 def test_a_500_to_a_batch_after_its_service_ran_is_a_failed_delivery_that_keeps_its_metadata(env):
     """Before: a 500 to a batch of messages (which may come after they ran) made the connector
     invoke each again at once without its metadata. Now each is a failed delivery: run again

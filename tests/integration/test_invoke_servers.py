@@ -134,3 +134,26 @@ def test_a_server_of_the_release_before_that_refuses_the_credentials_is_passed_o
     assert all(r.ok for r in results), results
     assert len(fake.bodies("demo.one")) == 10 and stranger.bodies("demo.one") == []
     assert f"server 127.0.0.1:{stranger.port} refused this connector's credentials (401" in caplog.text
+
+
+def test_a_call_whose_answer_is_cut_after_the_service_ran_is_a_failed_call_not_run_again(two, caplog):
+    """Both servers run the service, send the answer's headers and half its body, then close
+    the connection (a worker killed after the service ran: its timeout, a crash). Before: the
+    cut answer (IncompleteRead) was 'server cannot be reached', so the call went to the other
+    server and ran there too, and then was NoServer (a channel gives its message back
+    uncounted, to run a third time). Now the call is a failed one (UNUSABLE), run once."""
+    invoker, fakes = two
+    for fake in fakes:
+        fake.cut.add("demo.cut")
+    results = []
+    for body in (b"first", b"second"):
+        assert invoker.invoke("demo.one", b"warm", "text/plain").ok
+        try:
+            results.append(invoker.invoke("demo.cut", body, "text/plain"))
+        except invoke.NoServer as e:
+            results.append(e)
+        runs = [len(fake.bodies("demo.cut")) for fake in fakes]
+        assert sum(runs) == len(results), (body, runs, results)
+    assert all(isinstance(r, invoke.Result) and r.status == invoke.UNUSABLE for r in results), results
+    assert "it may have run there, so not run again at once" in results[0].text
+    assert "began its answer and the connection failed before its end (IncompleteRead" in caplog.text

@@ -7,6 +7,9 @@ is sent. A real one-server quickstart with its load balancer."""
 from __future__ import annotations
 
 import contextlib
+import json
+import time
+import uuid
 
 import pytest
 import requests
@@ -297,6 +300,23 @@ def test_a_service_own_409_to_a_connector_is_the_call_answer_not_a_stale_epoch(q
         with connector_invoker(qs, epoch_offset=-1) as old:
             refused = old.invoke("resp.ran", b'{"n": 2}', "application/json")
         assert (refused.status, refused.stale) == (409, True), refused
+
+
+def test_a_kept_connection_the_server_closed_as_idle_is_made_again_there_and_runs_once(qs):
+    """gunicorn closes a kept connection idle for its keepalive (2 s) while it waits for the next
+    request's head, so before it read one: a call sent on it meanwhile (here a connector that
+    takes the keepalive for longer) is made again on a new connection to the same server, and
+    the service runs once. (An answer that began and was cut is not made again:
+    test_invoke_servers.)"""
+    mark = uuid.uuid4().hex[:8]
+    with connector_invoker(qs) as invoker:
+        invoker.keepalive = 60.0  # the connection is reused past the server's keepalive
+        assert invoker.invoke("resp.ran", json.dumps({"n": f"{mark}-1"}).encode(), "application/json").ok
+        time.sleep(3)  # idle past the server's keepalive: gunicorn closes the connection
+        again = invoker.invoke("resp.ran", json.dumps({"n": f"{mark}-2"}).encode(), "application/json")
+    assert again.ok, again
+    wait_for(lambda: f"{mark}-2" in qs.server_logs(), what="the service's log line")
+    _said_once(qs, f"resp.ran ran with {{'n': '{mark}-2'}}")
 
 
 @contextlib.contextmanager

@@ -66,6 +66,8 @@ each a subclass of its parent here; import those from their own module.
      │   │                     in time (inside the Invoker: a TIMED_OUT Result to its callers)
      │   ├─ ServerGone         (zato.connector.invoke) the server a call waits on left the
      │   │                     live members (inside the Invoker: NoServer to its callers)
+     │   ├─ AnswerCut          (zato.connector.invoke) a server's answer began and was cut
+     │   │                     (inside the Invoker: an UNUSABLE Result to its callers)
      │   ├─ RescueError        (zato.connector.amqp_rescue) parking a delivery pika cannot
      │   │                     decode failed (nothing was acked)
      │   └─ ReplayError        (zato.connector.amqp_replay) replaying an AMQP channel's parked

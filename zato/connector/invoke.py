@@ -27,7 +27,12 @@ so its calls keep their whole timeout. Connections are kept alive, pooled per se
 use from several threads; one idle for longer than the servers' keep-alive (gunicorn's
 `keepalive`, 2 s unless server.conf [gunicorn] says otherwise) is closed instead of reused, and
 a call that finds a reused one closed by the server is made again on a new connection to the
-same server (never "no live server" for that). Answers: 200 ok, 409 stale epoch (this holder was replaced),
+same server (never "no live server" for that). A call is made again (on the next server,
+on a new connection) only while no byte of its answer came: an answer that began and was cut
+(its headers, or part of its body, then the connection closed or reset: the server's worker
+killed after the service ran, by its timeout or a crash) shows the server took the call and
+may have run it, so it is UNUSABLE here, a failed call, made again on neither server.
+Answers: 200 ok, 409 stale epoch (this holder was replaced),
 401 (the server refused the call's credentials: the next server is tried, see REFUSED), each
 only with the server's X-Zato-Call-Refused (a service's own 401 or 409 is its answer),
 anything else a failure of the call. A server that took the call but did not answer within the
@@ -109,8 +114,9 @@ OLD_REFUSALS = ("bad or missing X-Zato-Signature", "bad or missing X-Zato-Epoch"
 # A 4xx answer to a batch: the server refused the call itself before running any item (an item's
 # own answer is inside a 200), so its bodies can go one by one without any running twice.
 REFUSED_BEFORE_RUN = 400
-# What a batch's 200 answer unusable as a batch's (malformed results, too few) gives each item:
-# the server may have run it, so it is a failed delivery, not run again at once.
+# What a batch's 200 answer unusable as a batch's (malformed results, too few) gives each item,
+# and what an answer cut after it began (AnswerCut) gives its call: the server may have run it,
+# so it is a failed delivery, not run again at once.
 UNUSABLE = 502
 TOO_LARGE = 413  # over the servers' [limits] max_body: no server takes it, however often sent
 UNAVAILABLE = 503  # the server cannot check the epoch now
@@ -124,6 +130,12 @@ class NoServer(ConnectorError):
 
 class ServerGone(ConnectorError):
     """The server a call waits on left the cluster's live members (hung or gone)."""
+
+
+class AnswerCut(ConnectorError):
+    """A server began its answer (its first bytes came) and the connection failed before the
+    answer was whole: it took the call and may have run the service (the Invoker answers
+    UNUSABLE for it, never makes it again)."""
 
 
 class NoAnswer(ConnectorError):
@@ -406,6 +418,17 @@ class Invoker:
                 if not result.ok:
                     self._move_on(address)
                 return result
+            except AnswerCut as e:
+                self.reach.answered(address)
+                self._move_on(address)
+                logger.warning(
+                    "cid %s: server %s began its answer and the connection failed before its end (%s):"
+                    " the server took the call and may have run it, so it is a failed delivery, not"
+                    " made again on another server",
+                    call.cid, address, e,
+                )  # fmt: skip
+                text = f"the answer was cut ({e}); it may have run there, so not run again at once"
+                return Result(UNUSABLE, text.encode(), address)
             except NoAnswer:
                 self._move_on(address)
                 text = f"the service did not answer within {self.timeout:g} s"
@@ -433,7 +456,8 @@ class Invoker:
     def _post(self, address: str, path: str, body: bytes, call: Call) -> Result:
         """One call to `address`. A reused keep-alive connection the server closed meanwhile
         (its keepalive ran out: BrokenPipe, ConnectionReset, RemoteDisconnected) is no sign of
-        a server gone: the call is made once more on a new connection to the same server."""
+        a server gone: the call is made once more on a new connection to the same server. Not
+        so once the answer began (AnswerCut): the server took the call."""
         conn, reused = self._checkout(address)
         try:
             return self._send(address, conn, path, body, call)
@@ -446,9 +470,14 @@ class Invoker:
     def _send(
         self, address: str, conn: http.client.HTTPConnection, path: str, body: bytes, call: Call
     ) -> Result:
+        """One sending of `call` on `conn`. Once the first bytes of the answer came, a failure
+        before its end (a body cut: IncompleteRead, a reset; its headers cut) is AnswerCut:
+        the server took the call and may have run it (its worker killed after the service ran,
+        by its timeout or a crash)."""
+        began = False
         try:
             conn.request("POST", path, body=body, headers=self._stamped(call, body))
-            self._await_answer(address, conn)
+            began = self._await_answer(address, conn)
             resp = conn.getresponse()
             data = resp.read()
         except ServerGone:
@@ -458,7 +487,14 @@ class Invoker:
             conn.close()
             if e.errno is None:  # the socket's timeout: the server took the call, no answer in time
                 raise NoAnswer from None
+            if began:
+                raise AnswerCut(f"{type(e).__name__}: {e}") from e
             raise  # ETIMEDOUT: its host stopped acknowledging (LINK_DEAD_AFTER): the link is lost
+        except (OSError, http.client.HTTPException) as e:
+            conn.close()
+            if began:
+                raise AnswerCut(f"{type(e).__name__}: {e}") from e
+            raise
         except BaseException:
             conn.close()
             raise
@@ -469,20 +505,21 @@ class Invoker:
         refusal = _refusal(resp.status, resp.getheader(REFUSED_HEADER), data)
         return Result(resp.status, data, address, refusal=refusal)
 
-    def _await_answer(self, address: str, conn: http.client.HTTPConnection) -> None:
-        """Until the first byte of the answer is there: NoAnswer after the timeout, ServerGone
-        once `address` is no longer a live member (checked every LIVENESS_EVERY s)."""
+    def _await_answer(self, address: str, conn: http.client.HTTPConnection) -> bool:
+        """Until the first byte of the answer is there (True) or the server closed the
+        connection without one (False): NoAnswer after the timeout, ServerGone once `address`
+        is no longer a live member (checked every LIVENESS_EVERY s)."""
         sock = conn.sock
         if sock is None:
-            return
+            return False
         deadline = time.monotonic() + self.timeout
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise NoAnswer
             readable, _, _ = select.select([sock], [], [], min(left, LIVENESS_EVERY))
-            if readable:
-                return
+            if readable:  # a byte of the answer, or the end of the connection (b"")
+                return bool(sock.recv(1, socket.MSG_PEEK))
             live = self.servers()  # none at all: entries lost by Redis, not every server gone
             if live and address not in live:
                 raise ServerGone(address)
