@@ -253,6 +253,28 @@ def test_a_500_after_the_service_ran_is_a_backout_and_the_message_runs_again_wit
     assert "it may have run there, so not run again at once" in log_text(env["dir"])
 
 
+def test_an_answer_cut_after_the_service_ran_is_a_backout_not_a_wait_for_a_server(env):
+    """The server runs the message, sends its answer's headers and half its body, then closes the
+    connection, each time (its worker killed after the service ran). Before: 'cannot be
+    reached', so the message waited for a server, uncounted, and ran again and again, never
+    moved. Now each is a failed delivery, backed out: three runs with their MQMD (threshold 3),
+    then the backout queue."""
+    server = fake(env)
+    server.serves_messages = True
+    server.cut.add("conn.record")
+    put(env["qm"], env["qm"].queues["in"], [b'{"n": 1}'])
+    start(env, "ibm-mq-channel", "in")
+    moved: list = []
+    wait_for(
+        lambda: moved.extend(env["qm"].drain(env["qm"].queues["backout"])) or moved or len(server.metas) > 3,
+        30,
+        what="the message moved or run a fourth time",
+    )
+    assert [b for b, _ in moved] == [b'{"n": 1}']
+    assert [json.loads(meta)["mqmd"]["backout_count"] for meta in server.metas] == [0, 1, 2]
+    assert "the answer was cut (IncompleteRead" in log_text(env["dir"])
+
+
 def test_a_service_slower_than_the_channel_timeout_is_backed_out(env):
     """Before: an IBM MQ channel had no timeout of its own (refused as an unknown field): its
     service had 30 s, and a slower one was said to have "answered 504". Now the channel's
