@@ -157,3 +157,53 @@ def test_a_server_half_added_by_a_killed_controller_is_health_checked(lb):
                  what=f"hung server2 DOWN (it was {server_states(lb)['server2']!r} as it hung)")  # fmt: skip
     finally:
         os.killpg(second.proc.pid, signal.SIGCONT)
+
+
+def test_a_hung_haproxy_left_running_is_replaced_at_restart(lb):
+    """The controller restarts while the HAProxy an earlier one left running is hung (here its
+    whole process group SIGSTOPped): its runtime socket does not answer. Before, the new
+    controller started a second HAProxy, which could not bind the port, and exited: the hung
+    one was left holding the port, unmanaged, until someone killed it by hand. Now it is
+    stopped (it is ours: its pid is in work/haproxy.pid) and a new one serves and is managed."""
+    lb.start()
+    add_server(lb, "server1")
+    wait_for(lambda: server_states(lb).get("server1", "").startswith("UP"), 20, what="server1 added")
+    lb.kill()
+    hung = lb.haproxy_pid()
+    os.killpg(hung, signal.SIGSTOP)
+    try:
+        lb.start()  # waits until the LB answers again
+        wait_for(lambda: lb.haproxy_pid() != hung, 20, what="a new HAProxy's pidfile")
+        wait_for(lambda: not pid_alive(hung), 20, what="the hung HAProxy stopped")
+        second = add_server(lb, "server2")
+        wait_for(lambda: server_states(lb).get(second.name, "").startswith("UP"), 20, what="server2 added")
+        wait_for(lambda: len(backend_pids(lb)) == 2, 20, what="traffic on both servers")
+        assert "does not answer on its runtime socket" in controller_log(lb)
+        assert "stopped the HAProxy that did not answer" in controller_log(lb)
+    finally:
+        if pid_alive(hung):
+            os.killpg(hung, signal.SIGKILL)
+            os.killpg(hung, signal.SIGCONT)
+
+
+def test_haproxy_left_running_without_its_socket_is_replaced(lb):
+    """The runtime socket file of a serving HAProxy was removed (a clean-up of work/, say)
+    while no controller ran. Before, the next controller started a second HAProxy beside it
+    (both bound the port: it took part of the connections) and lost track of the first, for
+    good. Now the first is stopped once a new one serves, and the new one is managed."""
+    lb.start()
+    add_server(lb, "server1")
+    wait_for(lambda: server_states(lb).get("server1", "").startswith("UP"), 20, what="server1 added")
+    lb.kill()
+    running = lb.haproxy_pid()
+    os.rename(load_lb_settings(lb.lb_dir).stats_socket, os.path.join(lb.lb_dir, "work", "moved.sock"))
+    try:
+        lb.start()
+        wait_for(lambda: lb.haproxy_pid() != running, 20, what="a new HAProxy's pidfile")
+        wait_for(lambda: not pid_alive(running), 20, what="the HAProxy without its socket stopped")
+        second = add_server(lb, "server2")
+        wait_for(lambda: server_states(lb).get(second.name, "").startswith("UP"), 30, what="server2 added")
+        wait_for(lambda: len(backend_pids(lb)) == 2, 20, what="traffic on both servers")
+    finally:
+        if pid_alive(running):
+            os.killpg(running, signal.SIGKILL)

@@ -30,6 +30,7 @@ STOP_TIMEOUT = 5.0
 CHECK_PREFIX = "zato-haproxy-check-"  # + the controller's pid: the temporary folders of `haproxy -c`
 CHECK_TIMEOUT = 30.0
 LEGACY_CHECK_AGE = 600.0  # seconds after which a check folder without a pid is surely abandoned
+ADOPT_WAIT = 5.0  # seconds a running HAProxy of ours gets to answer on its runtime socket
 
 
 def find_binary(settings: LBSettings) -> str:
@@ -111,6 +112,7 @@ class HAProxy:
         self.runtime = RuntimeAPI(settings.stats_socket)
         self.proc: subprocess.Popen | None = None
         self.pid: int | None = None
+        self._unmanaged: int | None = None  # a HAProxy of ours that adopt() found not answering
 
     def alive(self) -> bool:
         if self.proc is not None:
@@ -118,13 +120,55 @@ class HAProxy:
         return self.pid is not None and pid_alive(self.pid)
 
     def adopt(self) -> bool:
-        """Take over a HAProxy left running by an earlier controller; False if there is none."""
+        """Take over a HAProxy left running by an earlier controller; False if there is none.
+
+        One that runs but does not answer on its runtime socket within ADOPT_WAIT s (hung,
+        stopped, its socket file removed: a reload would not bind it again, the master hands
+        the same socket to the new workers) cannot be managed: the next start() starts a new
+        one beside it (both bind the port), then stops it. Before, it was left running,
+        unmanaged, and took part of the connections."""
         status = read_pidfile(self.pidfile)
-        if status.pid is None or not status.alive or not self._is_ours(status.pid) or not self.runtime.ping():
+        if status.pid is None or not status.alive or not self._is_ours(status.pid):
+            return False
+        if not self._answers(ADOPT_WAIT):
+            logger.error("the running HAProxy (master pid %s) does not answer on its runtime socket %s "
+                         "within %g s (hung, stopped by SIGSTOP, or the socket file removed?); starting a "
+                         "new one and then stopping it",
+                         status.pid, self.runtime.path, ADOPT_WAIT)  # fmt: skip
+            self._unmanaged = status.pid
             return False
         self.proc, self.pid = None, status.pid
         logger.info("adopted the running HAProxy (master pid %s)", self.pid)
         return True
+
+    def _answers(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not self.runtime.ping():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.2)
+        return True
+
+    def _stop_unmanaged(self, pid: int) -> None:
+        """Stop a HAProxy we did not start, workers too: its own session (start), so its
+        process group; SIGCONT after each signal, so a stopped one acts on it."""
+        try:
+            group = os.getpgid(pid) == pid
+        except ProcessLookupError:
+            return
+        send = os.killpg if group else os.kill
+        for sig, wait in ((signal.SIGUSR1, STOP_TIMEOUT), (signal.SIGTERM, 2.0), (signal.SIGKILL, 2.0)):
+            try:
+                send(pid, sig)
+                send(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                break
+            if _wait_gone(pid, wait):
+                break
+        if group:  # a worker left behind by its master would hold the port
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+        logger.info("stopped the HAProxy that did not answer (master pid %s)", pid)
 
     def _is_ours(self, pid: int) -> bool:
         try:
@@ -150,12 +194,26 @@ class HAProxy:
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise LBError(f"HAProxy exited with code {self.proc.returncode} at start; see {self.logfile}")
+                raise LBError(
+                    f"HAProxy exited with code {self.proc.returncode} at start; see {self.logfile}"
+                    f"{self._still_running()}"
+                )
             if self.runtime.ping():
                 logger.info("HAProxy started (master pid %s)", self.pid)
+                if self._unmanaged is not None:
+                    self._stop_unmanaged(self._unmanaged)
+                    self._unmanaged = None
                 return
             time.sleep(0.05)
-        raise LBError(f"HAProxy did not answer on {self.runtime.path} within {START_TIMEOUT:g} s")
+        raise LBError(
+            f"HAProxy did not answer on {self.runtime.path} within {START_TIMEOUT:g} s{self._still_running()}"
+        )
+
+    def _still_running(self) -> str:
+        if self._unmanaged is None or not pid_alive(self._unmanaged):
+            return ""
+        pid = self._unmanaged
+        return f"; the HAProxy that did not answer (master pid {pid}) is left running: stop it by its pid"
 
     def reload(self) -> None:
         """Master-worker reload: new workers read the file, old ones finish their requests."""
@@ -189,3 +247,12 @@ class HAProxy:
                 return True
             time.sleep(0.05)
         return False
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            return True
+        time.sleep(0.05)
+    return False
