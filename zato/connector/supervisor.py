@@ -440,15 +440,17 @@ class Supervisor:
 
     def _heartbeat_loop(self) -> None:
         s, beats = self.settings, 0
+        joining = False  # a join whose index or notice failed: done again at the next beat
         while not self.stop_event.is_set():
             try:
                 member = self._member()
-                joined = self.membership.refresh(member, s.membership.ttl)
-                if joined or beats % 10 == 0:  # the key was just written: only the index set
+                joining = self.membership.refresh(member, s.membership.ttl) or joining
+                if joining or beats % 10 == 0:  # the key was just written: only the index set
                     self.membership.index(s.name)
-                if joined:
+                if joining:
                     self.membership.publish_change(s.name, "joined")
                     logger.info("joined cluster %s as %s", s.cluster, member.address)
+                    joining = False
                 self.health.ok()
                 beats += 1
             except CoordError as e:
