@@ -117,6 +117,7 @@ class Supervisor:
         self.manager.on_renamed = self._renamed
         self.parent = os.getppid()
         self.started_at = time.time()
+        self._shared_with: set[str] = set()  # addresses of other servers seen using our name
         self.member_key = member_key(settings.cluster_secret, settings.cluster)
         # What the cluster shares besides the lease, through the coordination port
         self.membership: Membership = RedisMembership(self.client, settings.cluster, self.member_key)
@@ -444,7 +445,7 @@ class Supervisor:
         while not self.stop_event.is_set():
             try:
                 member = self._member()
-                joining = self.membership.refresh(member, s.membership.ttl) or joining
+                joining = self.membership.refresh(member, s.membership.ttl, self._name_shared) or joining
                 if joining or beats % 10 == 0:  # the key was just written: only the index set
                     self.membership.index(s.name)
                 if joining:
@@ -457,6 +458,20 @@ class Supervisor:
                 self.health.failed("membership heartbeat", e)
             self.heartbeat_now.wait(s.membership.heartbeat)
             self.heartbeat_now.clear()
+
+    def _name_shared(self, other: Member) -> None:
+        """Our heartbeat replaced the live entry of another server of the same name: both
+        passed `zato start`'s check at once (it cannot lock), and each heartbeat replaces the
+        other's, so the LB moves the name between the two addresses every second."""
+        if other.address in self._shared_with:
+            return
+        self._shared_with.add(other.address)
+        s = self.settings
+        logger.error("server name %s of cluster %s is also used by the server at %s (pid %d), while this one "
+                     "is at %s: each heartbeat replaces the other's membership entry, and the load balancer "
+                     "moves the name between the two addresses every second; stop one of them, or give it "
+                     "another [main] name in its server.conf",
+                     s.name, s.cluster, other.address, other.pid, f"{s.announced_host}:{s.port}")  # fmt: skip
 
     def _withdraw(self) -> None:
         s = self.settings

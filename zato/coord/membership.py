@@ -106,14 +106,39 @@ def index(client: redis.Redis, cluster: str, name: str) -> None:
         client.sadd(members, name)
 
 
-def refresh(client: redis.Redis, cluster: str, member: Member, ttl: float, key: bytes) -> bool:
+Replaced = Callable[[Member], None]  # told the live entry of another address a heartbeat replaced
+
+
+def refresh(  # noqa: PLR0913
+    client: redis.Redis,
+    cluster: str,
+    member: Member,
+    ttl: float,
+    key: bytes,
+    on_replaced: Replaced | None = None,
+) -> bool:
     """Heartbeat in one command; True if the key was not there (the server (re)joined), in
-    which case the caller should index() the name at once (it does now and then anyway)."""
+    which case the caller should index() the name at once (it does now and then anyway).
+    `on_replaced` is told when the entry replaced was another address's: the same name runs
+    twice (each heartbeat replaces the other's)."""
     mine = Keys(cluster).member(member.name)
     with translate("membership heartbeat", key=mine):
         signed = entry(member, key, ttl, at=redis_clock.now(client))
         old = client.set(mine, signed, px=int(ttl * 1000), get=True)
+    if isinstance(old, str | bytes) and on_replaced is not None:
+        other = other_address(old, member, key)
+        if other is not None:
+            on_replaced(other)
     return old is None
+
+
+def other_address(raw: str | bytes, member: Member, key: bytes | None) -> Member | None:
+    """The member of entry `raw` if it is valid and another address's than `member`'s."""
+    try:
+        other = read_entry(raw, member.name, key)
+    except parse.BadEntry:
+        return None
+    return other if other.address != member.address else None
 
 
 CHANGES = ("joined", "draining", "left")
@@ -390,8 +415,9 @@ class RedisMembership:
     def announce(self, member: Member, ttl: float) -> None:
         announce(self.client, self.cluster, member, ttl, writer_key(self.key, self.cluster))
 
-    def refresh(self, member: Member, ttl: float) -> bool:
-        return refresh(self.client, self.cluster, member, ttl, writer_key(self.key, self.cluster))
+    def refresh(self, member: Member, ttl: float, on_replaced: Replaced | None = None) -> bool:
+        key = writer_key(self.key, self.cluster)
+        return refresh(self.client, self.cluster, member, ttl, key, on_replaced)
 
     def index(self, name: str) -> None:
         index(self.client, self.cluster, name)

@@ -26,7 +26,7 @@ from zato.common.errors import CoordError, CoordUnavailable
 from zato.common.retry import Backoff
 from zato.coord import events, subscribe
 from zato.coord.connector_stats import parse_stats
-from zato.coord.membership import Member, entry, name_free, notices, read_entries, writer_key
+from zato.coord.membership import Member, entry, name_free, notices, other_address, read_entries, writer_key
 from zato.coord.memory import MemoryCoord
 from zato.coord.queues import stale
 
@@ -139,11 +139,17 @@ class MemoryMembership:
             c.members[member.name] = self._entry(member, ttl)
             c.index.add(member.name)
 
-    def refresh(self, member: Member, ttl: float) -> bool:
+    def refresh(
+        self, member: Member, ttl: float, on_replaced: Callable[[Member], None] | None = None
+    ) -> bool:
         c = self._reach("membership heartbeat")
         with c.changed:
             old = c.alive(c.members, member.name)
             c.members[member.name] = self._entry(member, ttl)
+        if old is not None and on_replaced is not None:
+            other = other_address(old, member, self.key)
+            if other is not None:
+                on_replaced(other)
         return old is None
 
     def index(self, name: str) -> None:

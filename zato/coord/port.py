@@ -44,8 +44,11 @@ class Membership(Protocol):
     def announce(self, member: Member, ttl: float) -> None:
         """Write this server's signed entry with `ttl` and list it in the index."""
 
-    def refresh(self, member: Member, ttl: float) -> bool:
-        """The heartbeat: rewrite the entry with `ttl`; True if it was gone (then index it)."""
+    def refresh(
+        self, member: Member, ttl: float, on_replaced: Callable[[Member], None] | None = None
+    ) -> bool:
+        """The heartbeat: rewrite the entry with `ttl`; True if it was gone (then index it).
+        `on_replaced` is told the entry replaced if it was another address's (the name runs twice)."""
         ...
 
     def index(self, name: str) -> None:
