@@ -1,7 +1,7 @@
 """25% packet loss on every link between the LB and the servers (each way; the clients, Redis
 and the broker keep clean links), with the setting docs/multi-host.md and etc/lb.conf tell
-operators to use on such links (lb.conf [haproxy] check_inter_ms = 1500 and
-timeout_connect_ms = 1500, applied here as they would: lb.conf, then SIGHUP to the LB): no
+operators to use on such links (lb.conf [haproxy] check_inter_ms = 1500,
+timeout_connect_ms = 1500 and retries = 5, applied here as they would: lb.conf, then SIGHUP to the LB): no
 request is answered `503 No server available`, live servers are seldom marked DOWN (what the
 LB's stats page, the dashboard and HAProxy's log show), every GET is answered 200 (a client
 sending again a GET whose connection ended without an answer, as browsers and curl do), and
@@ -41,7 +41,7 @@ GET_TRIES = 3
 # Live servers marked DOWN at most once every this many seconds of loss, all servers together.
 DOWN_EVERY = 3
 # The documented opt-in for links that lose packets (docs/multi-host.md, etc/lb.conf).
-LOSSY_LINKS = {"check_inter_ms": 1500, "timeout_connect_ms": 1500}
+LOSSY_LINKS = {"check_inter_ms": 1500, "timeout_connect_ms": 1500, "retries": 5}
 
 
 def marked_down(lab, since: int) -> int:
@@ -62,6 +62,7 @@ def test_lossy_lb_links_with_the_lossy_link_setting_answer_every_get_and_run_no_
         with open(os.path.join(lab.lb_dir, "config", "haproxy.cfg")) as f:
             running = f.read()
         assert "timeout connect 1500ms" in running and " check inter 1500 " in running, running
+        assert "retries 5" in running, running
         counts, downs, failed_gets = lossy_load(lab)
     finally:
         lab.set_lb_haproxy({})  # the defaults again, for the tests after this one

@@ -25,7 +25,8 @@ Facts this config relies on (HAProxy 2.6, measured on this machine, see issue #4
   links that lose packets two lost SYNs in a row mark a live server DOWN (at 25% loss
   between the LB and the servers, now and then all at once: 503s; bench/lb-loss 91.2%
   answered). The opt-in for such links, lb.conf check_inter_ms = 1500 and
-  timeout_connect_ms = 1500, waits out one lost SYN (97.5%; tests/hosts/test_lossy_lb_links.py)
+  timeout_connect_ms = 1500 (and retries = 5: each try another server), waits out one lost
+  SYN (97.5%; tests/hosts/test_lossy_lb_links.py)
   at a price: a hung server DOWN within ~2.8 s, a server the LB cannot reach within ~4.8 s
   (inter + 2 x 1.5 s + fastinter; 3.7 to 4.6 s measured in tests/hosts' lab), a dead one
   within ~1.8 s (inter + fastinter). So it is not the default: a killed or hung server must
