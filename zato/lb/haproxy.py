@@ -22,6 +22,7 @@ from zato.common.fs import atomic_write
 from zato.common.pidfile import pid_alive, read_pidfile
 from zato.config.settings import LBSettings
 from zato.lb.runtime import RuntimeAPI
+from zato.lifecycle.process import wait_gone
 
 logger = logging.getLogger(__name__)
 
@@ -163,7 +164,7 @@ class HAProxy:
                 send(pid, signal.SIGCONT)
             except ProcessLookupError:
                 break
-            if _wait_gone(pid, wait):
+            if wait_gone(pid, wait):
                 break
         if group:  # a worker left behind by its master would hold the port
             with contextlib.suppress(ProcessLookupError):
@@ -247,12 +248,3 @@ class HAProxy:
                 return True
             time.sleep(0.05)
         return False
-
-
-def _wait_gone(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not pid_alive(pid):
-            return True
-        time.sleep(0.05)
-    return False
