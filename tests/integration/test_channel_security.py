@@ -38,6 +38,7 @@ class Who(Service):
             "security": None if sec is None else [sec.name, sec.type, sec.username],
             "headers": sorted(self.request.http.headers),
             "environ": sorted(k for k in self.wsgi_environ if k.startswith("HTTP_")),
+            "request_environ": sorted(k for k in self.request.environ or {} if k.startswith("HTTP_")),
             "calls": calls,
         }
 """
@@ -93,6 +94,7 @@ def test_basic_auth_channel_answers_401_without_its_credentials_and_tells_the_se
         assert r.json()["security"] == ["crm-users", "basic_auth", "crm"]
         assert "X-Trace" in r.json()["headers"] and "Authorization" not in r.json()["headers"]
         assert "HTTP_AUTHORIZATION" not in r.json()["environ"]
+        assert "HTTP_AUTHORIZATION" not in r.json()["request_environ"], r.json()["request_environ"]
     ok = requests.post(
         f"{qs.lb_url}/sec/who", json={"counter": counter}, auth=("crm", "pw-Tr0ub4dor"), timeout=10
     )
@@ -198,6 +200,7 @@ def test_apikey_channel_made_through_the_admin_api_hides_the_key_from_the_servic
         assert r.status_code == 200, r.text
         assert r.json()["security"] == ["partner", "apikey", None]
         assert "X-Partner-Key" not in r.json()["headers"] and "HTTP_X_PARTNER_KEY" not in r.json()["environ"]
+        assert "HTTP_X_PARTNER_KEY" not in r.json()["request_environ"]
     assert "HTTP channel who-key: rejected credentials (no X-Partner-Key header)" in qs.server_logs("*.log")
     listed = admin.get(f"{api}/channels", timeout=10).json()["channels"]
     assert {c["name"]: c["security"] for c in listed}["who-key"] == "partner"

@@ -610,8 +610,9 @@ class ServerApp:
             if ch.security:
                 security, hidden = self._secured(ch, environ, cid)
                 environ["zato.user"] = security.username or security.name  # for the access log
-                if hidden:  # an API key's header: not the service's to see
-                    environ = {k: v for k, v in environ.items() if k != hidden}
+                # the caller's credentials are not the service's to see: Authorization (HTTP Basic)
+                # and an API key's header, also in self.request.environ (before, Basic's was there)
+                environ = {k: v for k, v in without_credentials(environ).items() if k != hidden}
             raw = self._body(environ, ch.max_body)  # the channel's own limit when it has one
             query = environ.get("QUERY_STRING")
             request = Request(
