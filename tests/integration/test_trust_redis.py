@@ -21,7 +21,16 @@ import pytest
 import redis
 import requests
 
-from tests.support import REDIS_URL, cleanup_redis, cluster_name, free_port, signed_headers, wait_for, zato
+from tests.support import (
+    REDIS_URL,
+    cleanup_redis,
+    cluster_name,
+    free_port,
+    signed_headers,
+    sqlite_server,
+    wait_for,
+    zato,
+)
 from zato.common.errors import LBError
 from zato.common.pidfile import pid_alive
 from zato.config.settings import RedisSettings, load_lb_settings
@@ -335,3 +344,33 @@ def test_workers_take_turns_loading_a_hot_deploy(client):
 def test_a_redis_that_takes_anonymous_commands_is_detected():
     assert accepts_anonymous(RedisSettings(url=REDIS_URL)) is True  # the shared test Redis has no password
     assert accepts_anonymous(RedisSettings(url="redis://127.0.0.1:1/0", socket_timeout=0.2)) is False
+
+
+def test_a_dashboard_without_the_cluster_secret_sends_no_scrape_password_to_a_forged_member(client, tmp_path):
+    """A dashboard.conf without [auth] cluster_secret (made before it was there) cannot verify
+    member entries: it must not send the servers' [metrics] password to the address of one."""
+    from zato.config.settings import DashboardSettings
+    from zato.coord.client import connect
+    from zato.dashboard.state import Collector
+
+    cluster, thief = cluster_name("dashscrape"), Listener()
+    odb, server = sqlite_server(tmp_path, cluster)
+    settings = DashboardSettings(
+        path=str(tmp_path), cluster=cluster, host="127.0.0.1", port=8183, odb_url=server.odb_url,
+        redis=server.redis, admin_username="admin", admin_password="password1",
+        metrics_username="metrics", metrics_password="the-scrape-password",
+    )  # fmt: skip
+    redis_client = connect(settings.redis)
+    try:
+        forged = membership.Member("server1", "127.0.0.1", thief.port, 4242, time.time())
+        forge(client, cluster, "server1", membership.entry(forged, b"x" * 32, 30))  # not the cluster's key
+        collector = Collector(settings, redis_client, odb)
+        collector.refresh()
+        assert [s["name"] for s in collector.snapshot["servers"]] == ["server1"]  # shown, unverified
+        assert [path for path, _ in thief.requests] == ["/metrics"]
+        assert "Authorization" not in thief.requests[0][1]
+    finally:
+        redis_client.close()
+        odb.dispose()
+        thief.close()
+        cleanup_redis(cluster)

@@ -105,14 +105,23 @@ class Collector:
         self._last_json = ""
         self._writes_refused = ""  # why Redis refuses what the actions send, checked every SLOW_EVERY
         self._evicting = ""  # that Redis may evict the cluster's keys, checked every SLOW_EVERY
-        # the servers' [metrics] credentials, sent with every scrape ("": none set, none sent)
-        self._scrape_auth = basic_authorization(settings.metrics_username, settings.metrics_password)
         # Only members signed with the cluster's key are shown (a dashboard made before the
         # secret was in dashboard.conf parses entries strictly and says so once).
         secret = settings.cluster_secret
         self._member_key = member_key(secret, settings.cluster) if secret else None
+        # the servers' [metrics] credentials, sent with every scrape ("": none set, none sent);
+        # never to the address of an entry that could not be verified: anyone who can write to
+        # Redis could put theirs there (before, it was sent the [metrics] password)
+        self._scrape_auth = ""
         if self._member_key is None:
             logger.warning("dashboard.conf has no [auth] cluster_secret: member entries are shown unverified")
+            if settings.metrics_password:
+                logger.warning(
+                    "dashboard.conf has no [auth] cluster_secret: the [metrics] credentials are not sent to "
+                    "members it cannot verify (requests/s of servers that need them are not shown)"
+                )
+        else:
+            self._scrape_auth = basic_authorization(settings.metrics_username, settings.metrics_password)
 
     def refresh(self) -> bool:
         """Take a new snapshot; True if it differs from the previous one."""
@@ -210,6 +219,12 @@ class Collector:
     def _refused_scrape(self, server: str) -> str:
         """What the page says of a server whose /metrics refused this dashboard's scrape."""
         conf = self.settings.config_file
+        if self.settings.metrics_password and self._member_key is None:
+            return (
+                f"server {server}: its /metrics needs credentials, which are not sent to servers this "
+                f"dashboard cannot verify: set [auth] cluster_secret in {conf} to the servers' and restart "
+                "the dashboard"
+            )
         if self.settings.metrics_password:
             return (
                 f"server {server}: its /metrics refused the [metrics] credentials of {conf}, so its "
