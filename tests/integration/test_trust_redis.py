@@ -374,3 +374,23 @@ def test_a_dashboard_without_the_cluster_secret_sends_no_scrape_password_to_a_fo
         odb.dispose()
         thief.close()
         cleanup_redis(cluster)
+
+
+def test_a_forged_load_balancer_view_writes_no_line_of_its_own_in_a_stopping_servers_log(client):
+    """The LB views a stopping server waits on are plain Redis hash fields: an LB id with a line
+    break in it made the drain's WARNING start a line of the writer's choosing in server.log."""
+    from zato.coord import lb_view
+    from zato.server.arbiter import wait_drained
+
+    cluster = cluster_name("lbview")
+    forged_id = "lb1:11223\n2026-12-07 03:00:00,000 ERROR zato.server: server1 was compromised"
+    said: list[str] = []
+    try:
+        client.hset(Keys(cluster).lb_views, forged_id, json.dumps(["server1"]))
+        ended = wait_drained(
+            "server1", 0.2, lambda: lb_view.read(client, cluster), sleep=time.sleep, say=said.append
+        )
+        assert ended.startswith("no load balancer reports")
+        assert len(said) == 1 and "\n" not in said[0] and "lb1:11223\\n2026-12-07" in said[0], said
+    finally:
+        cleanup_redis(cluster)

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 import redis
 
 from zato.common import jsonenc
-from zato.coord.client import translate
+from zato.common.log import printable
+from zato.coord.client import text, translate
 from zato.coord.keys import Keys
 
 REFRESH = 2.0  # seconds between renewals of an unchanged view
@@ -55,23 +56,27 @@ def withdraw(client: redis.Redis, cluster: str, lb_id: str) -> None:
 
 
 def read(client: redis.Redis, cluster: str) -> Views:
-    """The views of the LBs alive; an unreadable entry counts as empty."""
+    """The views of the LBs alive; an unreadable entry counts as empty. An LB's id as read goes
+    into the log lines of a stopping server: one with line breaks or other unprintable
+    characters (not a controller's, which writes host:port) is escaped (log.printable)."""
     keys = Keys(cluster)
     with translate("load-balancer view"):
-        raw = {str(k): v for k, v in client.hgetall(keys.lb_views).items()}
+        raw = {text(k): v for k, v in client.hgetall(keys.lb_views).items()}
         ids = sorted(raw)
         alive = client.mget([keys.lb_alive(i) for i in ids]) if ids else []
     live: dict[str, set[str]] = {}
     stale = []
     for lb_id, flag in zip(ids, alive, strict=True):
         if flag is None:
-            stale.append(lb_id)
+            stale.append(printable(lb_id))
             continue
         try:
             names = jsonenc.loads(raw[lb_id])
         except ValueError:
             names = []
-        live[lb_id] = {n for n in names if isinstance(n, str)} if isinstance(names, list) else set()
+        live[printable(lb_id)] = (
+            {n for n in names if isinstance(n, str)} if isinstance(names, list) else set()
+        )
     return Views(live, tuple(stale))
 
 
