@@ -15,8 +15,11 @@ import pytest
 import redis
 
 from tests.support import REDIS_URL, cleanup_redis, cluster_name
-from zato.coord.async_invoke import MAX_DEATHS, AsyncTaker, decode, died_under, push, worker_id
+from zato.coord.async_invoke import MAX_DEATHS, AsyncTaker, decode, died_under, push, signed, worker_id
 from zato.coord.keys import Keys
+from zato.coord.signing import call_key
+
+KEY = call_key("the-test-cluster-secret", "async")  # any key: what matters is that writer and reader share it
 
 
 @pytest.fixture
@@ -42,7 +45,7 @@ def test_dead_workers_calls_run_again_and_live_ones_are_left(env) -> None:
     client.set(keys.member("s2"), "{}")  # s2 is a live member; s1 is not
     dead_pid = _dead_pid()
     for n in range(1, 5):
-        push(client, cluster, "jobs.run", {"n": n}, f"K{n}")
+        push(client, cluster, "jobs.run", {"n": n}, f"K{n}", key=KEY)
     gone_server = AsyncTaker(client, cluster, worker_id("s1", 11))
     live_server = AsyncTaker(client, cluster, worker_id("s2", 22))
     gone_process = AsyncTaker(client, cluster, worker_id("s3", dead_pid))
@@ -71,7 +74,7 @@ def test_when_every_other_server_is_live_only_dead_processes_here_are_reaped(env
     client.set(keys.member("s1"), "{}")
     client.set(keys.member("s2"), "{}")
     for n in range(1, 4):
-        push(client, cluster, "jobs.run", {"n": n}, f"K{n}")
+        push(client, cluster, "jobs.run", {"n": n}, f"K{n}", key=KEY)
     takers = [AsyncTaker(client, cluster, worker_id(s, pid)) for s, pid in (("s1", 11), ("s2", 22))]
     takers.append(AsyncTaker(client, cluster, worker_id("s3", _dead_pid())))
     for taker in takers:
@@ -87,7 +90,7 @@ def test_names_this_project_does_not_write_are_left_alone(env) -> None:
     cluster, client = env
     keys = Keys(cluster)
     client.sadd(keys.async_workers, "no-pid-here", "s9:abc")
-    push(client, cluster, "jobs.run", {}, "K9")
+    push(client, cluster, "jobs.run", {}, "K9", key=KEY)
     client.lmove(keys.async_queue, keys.async_processing("no-pid-here"), "LEFT", "RIGHT")
     reaper = AsyncTaker(client, cluster, worker_id("s3", os.getpid()))
     assert reaper.reap() == 0
@@ -99,7 +102,7 @@ def test_a_payload_json_cannot_hold_is_refused_at_once(env) -> None:
     from zato.common.errors import CoordError
 
     with pytest.raises(CoordError, match="not JSON-serialisable"):
-        push(client, cluster, "jobs.run", {"when": object()}, "K3")
+        push(client, cluster, "jobs.run", {"when": object()}, "K3", key=KEY)
     assert client.llen(Keys(cluster).async_queue) == 0
 
 
@@ -109,7 +112,7 @@ def test_a_list_left_under_a_reused_pid_goes_back_to_the_queue(env) -> None:
     cluster, client = env
     keys = Keys(cluster)
     me = worker_id("s3", os.getpid())
-    push(client, cluster, "jobs.run", {}, "K7")
+    push(client, cluster, "jobs.run", {}, "K7", key=KEY)
     client.lmove(keys.async_queue, keys.async_processing(me), "LEFT", "RIGHT")  # the old process took it
     taker = AsyncTaker(client, cluster, me)
     assert taker.register() == 1
@@ -123,7 +126,7 @@ def test_a_call_under_which_workers_keep_dying_is_parked_not_run_for_ever(env, c
     down one worker after another: its third dead worker parks it, whole, with its count."""
     cluster, client = env
     keys = Keys(cluster)
-    push(client, cluster, "jobs.crash", {"n": 1}, "K1")
+    push(client, cluster, "jobs.crash", {"n": 1}, "K1", key=KEY)
     reaper = AsyncTaker(client, cluster, worker_id("s3", os.getpid()))
     for deaths in range(1, MAX_DEATHS + 1):
         victim = AsyncTaker(client, cluster, worker_id("s3", _dead_pid()))
@@ -135,6 +138,7 @@ def test_a_call_under_which_workers_keep_dying_is_parked_not_run_for_ever(env, c
     assert client.llen(keys.async_queue) == 0
     parked = decode(client.lindex(keys.async_parked, 0))
     assert (parked.service, parked.payload, parked.cid, parked.deaths) == ("jobs.crash", {"n": 1}, "K1", 3)
+    assert signed(KEY, parked.raw)  # the reapers count deaths without a key: still the call that was signed
     assert f"call K1 of service jobs.crash parked in {keys.async_parked}: 3 workers died" in caplog.text
 
 
@@ -142,7 +146,7 @@ def test_two_reapers_of_one_dead_worker_hand_each_call_back_once(env) -> None:
     cluster, client = env
     keys = Keys(cluster)
     for n in range(300):
-        push(client, cluster, "jobs.run", {"n": n}, f"K{n}")
+        push(client, cluster, "jobs.run", {"n": n}, f"K{n}", key=KEY)
     dead = AsyncTaker(client, cluster, worker_id("s3", _dead_pid()))
     dead.register()
     for _ in range(300):
@@ -161,7 +165,7 @@ def test_two_reapers_of_one_dead_worker_hand_each_call_back_once(env) -> None:
 def test_a_call_with_callbacks_round_trips_and_odd_callbacks_make_it_malformed(env) -> None:
     """What Redis holds is not trusted: `"callbacks": "abc"` must not become three callbacks."""
     cluster, client = env
-    push(client, cluster, "jobs.run", {"n": 1}, "K1", ("jobs.done", "jobs.audit"))
+    push(client, cluster, "jobs.run", {"n": 1}, "K1", ("jobs.done", "jobs.audit"), key=KEY)
     call = decode(client.lpop(Keys(cluster).async_queue))
     assert (call.service, call.cid, call.callbacks) == ("jobs.run", "K1", ("jobs.done", "jobs.audit"))
     for odd in ("abc", [1], {"a": 1}):
@@ -180,7 +184,7 @@ def test_a_pattern_target_recorded_twice_counts_once_and_its_final_is_queued_onc
     keys = Keys(cluster)
     run = patterns.start(
         client, cluster, patterns.FANOUT, "shop.ask", [("shop.a", {"n": 1}), ("shop.b", {"n": 2})], "KCID",
-        ("shop.each",), ("shop.all",),
+        ("shop.each",), ("shop.all",), key=KEY,
     )  # fmt: skip
     calls = [decode(raw) for raw in client.lrange(keys.async_queue, 0, -1)]
     assert [(c.service, c.payload, c.cid, c.step.index, c.step.total) for c in calls] == [
@@ -191,13 +195,14 @@ def test_a_pattern_target_recorded_twice_counts_once_and_its_final_is_queued_onc
     client.delete(keys.async_queue)
     first, second = (c.step for c in calls)
     a = patterns.outcome(first, "shop.a", True, {"price": 1}, None)
-    assert patterns.record(client, cluster, first, a) == 1
-    assert patterns.record(client, cluster, first, a) == 0  # run again: not counted
+    assert patterns.record(client, cluster, first, a, key=KEY) == 1
+    assert patterns.record(client, cluster, first, a, key=KEY) == 0  # run again: not counted
     b = patterns.outcome(second, "shop.b", False, None, "ValueError: down")
-    assert patterns.record(client, cluster, second, b) == 2
-    assert patterns.record(client, cluster, second, b) == 0  # after the run ended too
+    assert patterns.record(client, cluster, second, b, key=KEY) == 2
+    assert patterns.record(client, cluster, second, b, key=KEY) == 0  # after the run ended too
     queued = [decode(raw) for raw in client.lrange(keys.async_queue, 0, -1)]
     assert [c.service for c in queued] == ["shop.each", "shop.each", "shop.all"]
+    assert all(signed(KEY, c.raw) for c in [*calls, *queued])  # the final one too, outcomes put in by Redis
     assert [c.payload["target"] for c in queued[:2]] == ["shop.a", "shop.b"]
     assert queued[0].payload["phase"] == "on-target" and queued[0].payload["response"] == {"price": 1}
     assert [(o["target"], o["ok"], o["exception"]) for o in queued[2].payload] == [
@@ -214,3 +219,29 @@ def test_a_call_whose_pattern_this_project_did_not_write_is_malformed(env) -> No
     assert decode(json.dumps({"service": "a", "cid": "K", "pattern": step})) is None  # index past total
     step["index"] = 1
     assert decode(json.dumps({"service": "a", "cid": "K", "pattern": step})).step.index == 1
+
+
+def test_only_calls_signed_with_the_key_verify(env) -> None:
+    """A worker runs a queued call only if it verifies (zato.server.async_worker): one written
+    by someone without the cluster secret, or a signed one with another service, payload,
+    CID or callbacks, does not; nor does a final callback's head put on another service."""
+    from zato.coord import patterns
+
+    cluster, client = env
+    queue = Keys(cluster).async_queue
+    push(client, cluster, "jobs.run", {"n": 1}, "K1", ("jobs.done",), key=KEY)
+    raw = client.lpop(queue)
+    assert signed(KEY, raw) and not signed(call_key("another-cluster-secret", "async"), raw)
+    doc = json.loads(raw)
+    for field, value in (("service", "jobs.other"), ("payload", {"n": 2}), ("cid", "K2"), ("callbacks", [])):
+        assert not signed(KEY, json.dumps({**doc, field: value})), field
+    assert not signed(KEY, json.dumps({k: v for k, v in doc.items() if k != "sig"}))
+    assert not signed(KEY, json.dumps({**doc, "outcomes": True}))  # would leave the payload unsigned
+    assert signed(KEY, json.dumps({**doc, "deaths": 2}))  # the reapers' count: not signed
+    assert not signed(KEY, "[1]") and not signed(KEY, "{")
+    step = patterns.Step(patterns.FANOUT, "R", 0, 1, "shop.ask", "KCID", "now", (), ("shop.all",))
+    done = patterns.outcome(step, "shop.a", True, 1, None)
+    assert patterns.record(client, cluster, step, done, key=KEY) == 2
+    final = json.loads(client.lpop(queue))
+    assert final["service"] == "shop.all" and signed(KEY, json.dumps(final))
+    assert not signed(KEY, json.dumps({**final, "service": "jobs.run"}))

@@ -316,8 +316,10 @@ def test_actions_drain_ready_restart_and_resend(quickstart):
 
     # An invoke_async call parked because workers died under it: shown, and run again on demand.
     from zato.coord.keys import Keys
+    from zato.coord.signing import call_key, sign_call
 
-    parked = json.dumps({"service": "dash.gone", "payload": None, "cid": "KPARKED", "deaths": 3})
+    call = {"service": "dash.gone", "payload": None, "cid": "KPARKED"}  # signed, as a server queues it
+    parked = json.dumps({**sign_call(call_key(qs.cluster_secret, qs.cluster), json.dumps(call)), "deaths": 3})
     queue.client.rpush(Keys(qs.cluster).async_parked, parked)
     wait_for(lambda: op.state()["async"].get("parked") == 1, 10, what="the parked call counted")
     metrics = requests.get(qs.server_url("server1") + "/metrics", timeout=10).text

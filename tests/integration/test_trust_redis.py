@@ -346,6 +346,55 @@ def test_a_redis_that_takes_anonymous_commands_is_detected():
     assert accepts_anonymous(RedisSettings(url="redis://127.0.0.1:1/0", socket_timeout=0.2)) is False
 
 
+ASYNC_MODULE = """
+from zato.server.service import Service
+
+
+class Record(Service):
+    name = 'trust.record'
+
+    def handle(self):
+        self.kvdb.conn.rpush(self.request.payload['into'], self.request.payload['who'])
+
+
+class Queue(Service):
+    name = 'trust.queue'
+
+    def handle(self):
+        self.invoke_async('trust.record', self.request.payload)
+"""
+
+
+def test_a_call_queued_in_redis_without_the_cluster_secret_is_not_run(qs, client):
+    """A Redis writer pushes an invoke_async call of a deployed service with a payload of its
+    choosing: no server runs it. A service's own invoke_async still runs."""
+    qs.deploy("trust_async", ASYNC_MODULE)
+    wait_for(lambda: "loaded module trust_async" in qs.server_logs(), 30, what="the module loaded")
+    ran = f"{qs.cluster}:test:trust-ran"
+    forged = {"service": "trust.record", "payload": {"into": ran, "who": "forged"}, "cid": "KFORGEDCALL0"}
+    try:
+        client.rpush(Keys(qs.cluster).async_queue, json.dumps(forged))
+        s = qs.settings("server1")
+        answer = requests.post(
+            qs.server_url("server1") + "/zato/api/invoke/trust.queue",
+            json={"into": ran, "who": "real"},
+            auth=(s.invoke_username, s.invoke_password),
+            timeout=30,
+        )
+        assert answer.status_code == 200, answer.text
+        wait_for(lambda: "real" in client.lrange(ran, 0, -1), 30, what="the service's own call run")
+        refused = "invoke_async: refused call KFORGEDCALL0 of service trust.record"
+        wait_for(
+            lambda: "forged" in client.lrange(ran, 0, -1) or refused in qs.server_logs(),
+            30,
+            what="the forged call run or refused",
+        )
+        assert "forged" not in client.lrange(ran, 0, -1)
+        assert "not signed with this cluster's key" in qs.server_logs()
+    finally:
+        client.delete(ran)
+
+
 def test_a_dashboard_without_the_cluster_secret_sends_no_scrape_password_to_a_forged_member(client, tmp_path):
     """A dashboard.conf without [auth] cluster_secret (made before it was there) cannot verify
     member entries: it must not send the servers' [metrics] password to the address of one."""

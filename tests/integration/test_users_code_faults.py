@@ -14,6 +14,7 @@ import requests
 
 from tests.support import REDIS_URL, wait_for, zato
 from zato.coord.async_invoke import push
+from zato.coord.signing import call_key
 
 SERVICES = """
 import os
@@ -164,7 +165,8 @@ def test_a_module_that_exits_while_loading_is_refused_with_the_reason(server, tm
 
 def test_an_async_call_that_ends_its_worker_is_parked_after_three_and_the_server_serves_on(server):
     client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
-    push(client, server.cluster, "faults.crash", None, "KCRASH")  # as a service's invoke_async does
+    key = call_key(server.cluster_secret, server.cluster)
+    push(client, server.cluster, "faults.crash", None, "KCRASH", key=key)  # as a service's invoke_async does
     said = "invoke_async: call KCRASH of service faults.crash parked"
     wait_for(lambda: said in server.server_logs(), timeout=90, interval=0.5, what=said)
     assert "workers died while running it" in server.server_logs()

@@ -30,6 +30,7 @@ from zato.coord import parse
 from zato.coord.client import blmove, move_now, text, texts, translate
 from zato.coord.keys import Keys
 from zato.coord.patterns import Step
+from zato.coord.signing import call_verified, queued_call
 
 logger = logging.getLogger("zato.async")
 _refused = parse.LogOnce(logger)
@@ -75,17 +76,35 @@ def died_under(raw: str) -> tuple[str, int]:
 
 
 def push(
-    client: redis.Redis, cluster: str, service: str, payload: Any, cid: str, callbacks: tuple[str, ...] = ()
+    client: redis.Redis,
+    cluster: str,
+    service: str,
+    payload: Any,
+    cid: str,
+    callbacks: tuple[str, ...] = (),
+    *,
+    key: bytes,
 ) -> None:
+    """Queue a call signed with `key` (zato.coord.signing.call_key): only signed calls run."""
     call = {"service": service, "payload": payload, "cid": cid}
     if callbacks:
         call["callbacks"] = list(callbacks)
     try:
-        raw = jsonenc.dumps(call)
+        raw = queued_call(key, call)
     except (TypeError, ValueError) as e:
         raise CoordError(f"invoke_async {service}: the payload is not JSON-serialisable: {e}") from None
     with translate("invoke_async"):
         client.rpush(Keys(cluster).async_queue, raw)
+
+
+def signed(key: bytes, raw: str) -> bool:
+    """Whether the queued call `raw` was signed with `key` (a worker runs no other: anyone who
+    can write to Redis could queue one, of any service, with any payload)."""
+    try:
+        doc = jsonenc.loads(raw)
+    except ValueError:
+        return False
+    return isinstance(doc, dict) and call_verified(key, doc)
 
 
 def decode(raw: str) -> AsyncCall | None:

@@ -16,6 +16,7 @@ counts for nothing.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,7 @@ from zato.common.cid import new_cid
 from zato.common.errors import CoordError
 from zato.coord.client import translate
 from zato.coord.keys import Keys
+from zato.coord.signing import OUTCOMES, queued_call, sign_call
 
 RUN_TTL = 7 * 24 * 3600  # seconds a run's records outlive its last one (a target never done)
 FANOUT, PARALLEL = "fanout", "parallel"
@@ -108,8 +110,11 @@ def start(
     cid: str,
     on_target: tuple[str, ...],
     on_final: tuple[str, ...],
+    *,
+    key: bytes,
 ) -> str:
-    """Queue every target of a new run at once; returns the run's id."""
+    """Queue every target of a new run at once, each call signed with `key`
+    (zato.coord.signing.call_key); returns the run's id."""
     run = new_cid()
     now = utcnow()
     raws = []
@@ -117,7 +122,7 @@ def start(
         step = Step(kind, run, index, len(targets), source, cid, now, on_target, on_final)
         call = {"service": service, "payload": payload, "cid": cid, "pattern": step.to_json()}
         try:
-            raws.append(jsonenc.dumps(call))
+            raws.append(queued_call(key, call))
         except (TypeError, ValueError) as e:
             raise CoordError(f"{kind} target {service}: the payload is not JSON-serialisable: {e}") from None
     with translate(kind):
@@ -139,9 +144,12 @@ def outcome(step: Step, target: str, ok: bool, response: Any, exception: str | N
     }
 
 
-def record(client: redis.Redis, cluster: str, step: Step, done: dict) -> int:
-    """Record a target's outcome `done` (from outcome()) and queue what it triggers.
-    Returns 0 if that target was recorded before, 1 if recorded, 2 if it was the last one."""
+def record(client: redis.Redis, cluster: str, step: Step, done: dict, *, key: bytes) -> int:
+    """Record a target's outcome `done` (from outcome()) and queue what it triggers, signed
+    with `key`. Returns 0 if that target was recorded before, 1 if recorded, 2 if it was the
+    last one. A final callback's payload is the list of outcomes the script reads from Redis:
+    its call signs that it is such a call (OUTCOMES), which service runs and the CID, not the
+    payload."""
     keys = Keys(cluster)
     try:
         text = jsonenc.dumps(done)
@@ -149,13 +157,14 @@ def record(client: redis.Redis, cluster: str, step: Step, done: dict) -> int:
         done = {**done, "response": None, "ok": False, "exception": f"response is not JSON: {e}"}
         text = jsonenc.dumps(done)
     calls = [
-        jsonenc.dumps({"service": name, "payload": {**done, "phase": "on-target"}, "cid": step.cid})
+        queued_call(key, {"service": name, "payload": {**done, "phase": "on-target"}, "cid": step.cid})
         for name in step.on_target
     ]
     finals: list[str] = []
     if step.kind == FANOUT:
         for name in step.on_final:
-            head = jsonenc.dumps({"service": name, "cid": step.cid, "payload": None})
+            signed = sign_call(key, json.dumps({"service": name, "cid": step.cid, OUTCOMES: True}))
+            head = json.dumps({**signed, "payload": None})  # the payload last: the script puts it there
             finals += [head[: -len("null}")], "}"]
     argv: list[str | int] = [step.index, text, step.total, RUN_TTL, len(calls), *calls, *finals]
     with translate(f"{step.kind} record"):

@@ -42,3 +42,46 @@ def verified(key: bytes, doc: dict) -> dict | None:
         return None
     unsigned = {k: v for k, v in doc.items() if k != SIG}
     return unsigned if hmac.compare_digest(sig, _mac(key, unsigned)) else None
+
+
+# invoke_async calls (zato.coord.async_invoke, self.patterns' targets and callbacks): the queue is
+# plain Redis, so a call carries a signature that only a holder of the cluster secret makes, and
+# a worker runs only calls that verify. Not signed: "deaths" (counted by the reapers, which
+# rewrite the call: a Redis writer changing it can only park a call, or run one once more, as
+# deleting or copying it can), and the payload of a call marked OUTCOMES (a fan-out's final
+# callback, whose payload Redis itself assembles from the outcomes it keeps: zato.coord.patterns).
+_CALL_LABEL = b"zato-ha async call v1\x00"
+CALL_UNSIGNED = ("deaths",)
+OUTCOMES = "outcomes"  # signed: True on a call whose payload Redis fills in
+
+
+def call_key(cluster_secret: str, cluster: str) -> bytes:
+    """The key that signs invoke_async calls of `cluster` (not the member entries' key)."""
+    if not cluster_secret:
+        raise ValueError("a cluster secret is required to sign or verify invoke_async calls")
+    return hmac.new(cluster_secret.encode(), _CALL_LABEL + cluster.encode(), hashlib.sha256).digest()
+
+
+def _call_fields(doc: dict) -> dict:
+    skip = {SIG, *CALL_UNSIGNED, *(("payload",) if doc.get(OUTCOMES) is True else ())}
+    return {k: v for k, v in doc.items() if k not in skip}
+
+
+def sign_call(key: bytes, text: str) -> dict:
+    """The call whose JSON is `text`, read back as every reader reads it, with its signature."""
+    doc = json.loads(text)
+    return {**doc, SIG: _mac(key, _call_fields(doc))}
+
+
+def queued_call(key: bytes, call: dict) -> str:
+    """`call` as it is queued: JSON with its signature. TypeError or ValueError when its
+    payload is not JSON (zato.common.jsonenc), or not JSON that reads back."""
+    from zato.common import jsonenc
+
+    return json.dumps(sign_call(key, jsonenc.dumps(call)))
+
+
+def call_verified(key: bytes, doc: dict) -> bool:
+    """Whether the call `doc` (parsed) carries the signature of `key` over what it signs."""
+    sig = doc.get(SIG)
+    return isinstance(sig, str) and hmac.compare_digest(sig, _mac(key, _call_fields(doc)))

@@ -14,9 +14,10 @@ from typing import Any
 
 from zato.common.cid import new_cid
 from zato.common.errors import CoordError, CoordUnavailable
+from zato.common.log import printable
 from zato.common.retry import Backoff
 from zato.coord import patterns
-from zato.coord.async_invoke import AsyncTaker, decode, worker_id
+from zato.coord.async_invoke import AsyncTaker, decode, signed, worker_id
 from zato.coord.client import connect
 from zato.service.base import INVOKE_ASYNC, INVOKE_ASYNC_CALLBACK, ChannelInfo, Request
 
@@ -84,6 +85,14 @@ class AsyncConsumer:
         call = decode(raw)
         if call is None:
             logger.error("invoke_async: dropped a malformed call: %.200r", raw)
+        elif not signed(self.worker.call_key, raw):  # queued by someone without the cluster secret
+            logger.error(
+                "invoke_async: refused call %s of service %s, not run: not signed with this cluster's key "
+                "(written to Redis by something other than a server of the cluster, or one with another "
+                "[auth] cluster_secret or of a version before calls were signed)",
+                printable(call.cid, 60),
+                printable(call.service, 200),
+            )
         else:
             request = Request(payload=call.payload, channel=ChannelInfo("invoke-async", INVOKE_ASYNC))
             try:
@@ -110,7 +119,10 @@ class AsyncConsumer:
         settings = self.worker.settings
         while True:
             try:
-                if patterns.record(self.worker.redis, settings.cluster, call.step, done) == 2:
+                recorded = patterns.record(
+                    self.worker.redis, settings.cluster, call.step, done, key=self.worker.call_key
+                )
+                if recorded == 2:
                     logger.info("cid %s: every target of %s %s ran", call.cid, call.step.kind, call.step.run)
                 self.worker.health.ok()
                 return

@@ -17,6 +17,7 @@ from zato.coord.events import RedisConfigEvents
 from zato.coord.health import RedisHealth
 from zato.coord.parse import LogOnce
 from zato.coord.port import ConfigEvents
+from zato.coord.signing import call_key
 from zato.coord.turn import deploy_turn
 from zato.odb import api as odb_api
 from zato.odb import connectors
@@ -67,13 +68,14 @@ class Worker:
         # this process's Redis outages, said once
         self.health = RedisHealth(describe(settings.redis), cluster=settings.cluster)
         self.events: ConfigEvents = RedisConfigEvents(self.redis, settings.cluster)
+        self.call_key = call_key(settings.cluster_secret, settings.cluster)  # signs invoke_async calls
         self.store = ServiceStore(
             settings,
             make_outgoing(settings, self.redis),
             kvdb=KVDB(self.redis),
             cache=Cache(self.redis, settings.cluster),
-            async_push=functools.partial(async_invoke.push, self.redis, settings.cluster),
-            pattern_start=functools.partial(patterns.start, self.redis, settings.cluster),
+            async_push=functools.partial(async_invoke.push, self.redis, settings.cluster, key=self.call_key),
+            pattern_start=functools.partial(patterns.start, self.redis, settings.cluster, key=self.call_key),
             config=UserConfig(settings.user_conf_dirs, labelled=settings.user_config_files),
             crypto=CryptoAPI(service_key(settings.cluster_secret), _in_thread),
         )
