@@ -39,8 +39,8 @@ status:
 TEST_JOBS ?= 4
 # Without PYTHONDONTWRITEBYTECODE (set in some build shells) pytest keeps the test modules it
 # rewrote for their asserts in tests/**/__pycache__: the exclusive part and any later run then
-# collect in 4.5 s of CPU instead of 12 s each (`--collect-only`, 2026-12-07). Services are compiled from source in
-# memory, so no server reads bytecode this writes.
+# collect in 4.5 s of CPU instead of 12 s each (`--collect-only`, 2026-12-07). Services are
+# compiled from source in memory, so no server reads bytecode this writes.
 RUN_PYTEST = env -u PYTHONDONTWRITEBYTECODE $(PYTEST) -q -p no:cacheprovider -rfEs
 test: deps
 	@case "$(TEST_JOBS)" in ''|*[!0-9]*|0) echo "TEST_JOBS must be a whole number of processes, 1 or more (got '$(TEST_JOBS)')" >&2; exit 2;; esac; \
