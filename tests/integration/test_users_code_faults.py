@@ -2,16 +2,20 @@
 directly or through invoke_async, is that service's 500 (logged with its traceback) and the same
 worker goes on serving; so is a service that invokes itself, or a loop of services. os._exit(3)
 in a service ends only its worker (gunicorn would halt the server on that code). An async call
-under which workers keep dying is parked after three. A module that calls sys.exit() while
+under which workers keep dying is parked after three, and so is an AMQP channel's message at its
+max_deliveries. A module that calls sys.exit() while
 loading is refused at deploy with the reason. A real one-server quickstart with one worker, so
 a restarted worker shows as a new pid."""
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 import redis
 import requests
 
+from tests.conn_support import Rabbit
 from tests.support import REDIS_URL, wait_for, zato
 from zato.coord.async_invoke import push
 from zato.coord.signing import call_key
@@ -183,3 +187,29 @@ def test_os_exit_3_in_a_service_restarts_its_worker_and_does_not_halt_the_server
     assert server.pid("server1") == arbiter
     assert f"worker {pid}: os._exit(3) called while serving" in server.server_logs()
     assert "Worker failed to boot" not in server.server_logs()
+
+
+def test_an_amqp_message_that_ends_its_worker_is_parked_at_its_max_deliveries(server):
+    """The channel's service ends its worker (os._exit) under every delivery of one message.
+    Before: the connection closed without an answer was "server cannot be reached", so the
+    message went back uncounted and ran again, ending a worker each time, for ever. Now each
+    such call is a failed delivery (its worker took it and may have run it): parked at 2."""
+    rabbit = Rabbit()
+    queue = rabbit.queue(f"zt-crash-{uuid.uuid4().hex[:8]}")
+    parked = queue + ".zato-parked"
+    zato("conn", "create", "amqp-def", server.path, "--name", "rabbit-faults", "--password", "guest")
+    zato("conn", "create", "amqp-channel", server.path, "--name", "crash", "--def", "rabbit-faults",
+         "--queue", queue, "--service", "faults.crash", "--max-deliveries", "2")  # fmt: skip
+    try:
+        rabbit.publish(queue, b'{"n": 1}', message_id="crash-1")
+        wait_for(lambda: rabbit.count(parked) == 1, timeout=60, interval=0.5, what="the message parked")
+        ((props, body),) = rabbit.get_all(parked)
+        assert body == b'{"n": 1}'
+        assert props.headers["x-zato-deliveries"] == 2
+        assert "closed the connection without an answer" in props.headers["x-zato-parked-reason"]
+        assert rabbit.count(queue) == 0
+        assert requests.get(f"{server.server_url('server1')}/faults/pid", timeout=5).status_code == 200
+    finally:
+        zato("conn", "delete", "amqp-channel", server.path, "--name", "crash", check=False)
+        zato("conn", "delete", "amqp-def", server.path, "--name", "rabbit-faults", check=False)
+        rabbit.close()

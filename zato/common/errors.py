@@ -67,7 +67,9 @@ each a subclass of its parent here; import those from their own module.
      │   ├─ ServerGone         (zato.connector.invoke) the server a call waits on left the
      │   │                     live members (inside the Invoker: NoServer to its callers)
      │   ├─ AnswerCut          (zato.connector.invoke) a server's answer began and was cut
-     │   │                     (inside the Invoker: an UNUSABLE Result to its callers)
+     │   │   │                 (inside the Invoker: an UNUSABLE Result to its callers)
+     │   │   └─ TakenNotAnswered  a server took the call and closed the connection without
+     │   │                     an answer: its worker ended (UNUSABLE too)
      │   ├─ RescueError        (zato.connector.amqp_rescue) parking a delivery pika cannot
      │   │                     decode failed (nothing was acked)
      │   └─ ReplayError        (zato.connector.amqp_replay) replaying an AMQP channel's parked

@@ -31,7 +31,13 @@ same server (never "no live server" for that). A call is made again (on the next
 on a new connection) only while no byte of its answer came: an answer that began and was cut
 (its headers, or part of its body, then the connection closed or reset: the server's worker
 killed after the service ran, by its timeout or a crash) shows the server took the call and
-may have run it, so it is UNUSABLE here, a failed call, made again on neither server.
+may have run it, so it is UNUSABLE here, a failed call, made again on neither server. So is
+a call whose whole request went on a new connection that the server then closed (or reset)
+without a byte of answer (TakenNotAnswered): a worker took it and ended while it ran (os._exit
+or a crash in the service, the out-of-memory killer, a kill). Before, that was "cannot be
+reached", so a message that ends its worker ran on every server, went back uncounted, and ran
+again, ending workers for ever instead of being parked at its max_deliveries. A host that
+stops answering altogether (no close, no reset: LINK_DEAD_AFTER) is still "cannot be reached".
 Answers: 200 ok, 409 stale epoch (this holder was replaced),
 401 (the server refused the call's credentials: the next server is tried, see REFUSED), each
 only with the server's X-Zato-Call-Refused (a service's own 401 or 409 is its answer),
@@ -136,6 +142,12 @@ class AnswerCut(ConnectorError):
     """A server began its answer (its first bytes came) and the connection failed before the
     answer was whole: it took the call and may have run the service (the Invoker answers
     UNUSABLE for it, never makes it again)."""
+
+
+class TakenNotAnswered(AnswerCut):
+    """A server took a call (its whole request went on a new connection) and closed or reset
+    the connection without a byte of answer: its worker ended while it ran, so it may have run
+    the service (answered UNUSABLE, as a cut answer)."""
 
 
 class NoAnswer(ConnectorError):
@@ -421,13 +433,18 @@ class Invoker:
             except AnswerCut as e:
                 self.reach.answered(address)
                 self._move_on(address)
+                if isinstance(e, TakenNotAnswered):
+                    what = "took the call and closed the connection without answering (its worker ended)"
+                    cut = f"the server closed the connection without an answer ({e}): its worker ended"
+                else:
+                    what = "began its answer and the connection failed before its end"
+                    cut = f"the answer was cut ({e})"
                 logger.warning(
-                    "cid %s: server %s began its answer and the connection failed before its end (%s):"
-                    " the server took the call and may have run it, so it is a failed delivery, not"
-                    " made again on another server",
-                    call.cid, address, e,
+                    "cid %s: server %s %s (%s): the server took the call and may have run it, so it is a"
+                    " failed delivery, not made again on another server",
+                    call.cid, address, what, e,
                 )  # fmt: skip
-                text = f"the answer was cut ({e}); it may have run there, so not run again at once"
+                text = f"{cut}; it may have run there, so not run again at once"
                 return Result(UNUSABLE, text.encode(), address)
             except NoAnswer:
                 self._move_on(address)
@@ -460,23 +477,27 @@ class Invoker:
         so once the answer began (AnswerCut): the server took the call."""
         conn, reused = self._checkout(address)
         try:
-            return self._send(address, conn, path, body, call)
+            return self._send(address, conn, path, body, call, fresh=not reused)
         except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
             if not reused:
                 raise
         conn = self._connect(address)
-        return self._send(address, conn, path, body, call)
+        return self._send(address, conn, path, body, call, fresh=True)
 
     def _send(
-        self, address: str, conn: http.client.HTTPConnection, path: str, body: bytes, call: Call
+        self, address: str, conn: http.client.HTTPConnection, path: str, body: bytes, call: Call, fresh: bool
     ) -> Result:
         """One sending of `call` on `conn`. Once the first bytes of the answer came, a failure
         before its end (a body cut: IncompleteRead, a reset; its headers cut) is AnswerCut:
         the server took the call and may have run it (its worker killed after the service ran,
-        by its timeout or a crash)."""
-        began = False
+        by its timeout or a crash). On a `fresh` connection (not one kept from an earlier call,
+        which the server may have closed as idle just before this one came), the end or a reset
+        of the connection after the whole request went and before any answer is TakenNotAnswered:
+        a worker took it and ended while it ran."""
+        began = sent = False
         try:
             conn.request("POST", path, body=body, headers=self._stamped(call, body))
+            sent = True
             began = self._await_answer(address, conn)
             resp = conn.getresponse()
             data = resp.read()
@@ -494,6 +515,8 @@ class Invoker:
             conn.close()
             if began:
                 raise AnswerCut(f"{type(e).__name__}: {e}") from e
+            if sent and fresh and isinstance(e, (http.client.RemoteDisconnected, ConnectionResetError)):
+                raise TakenNotAnswered(f"{type(e).__name__}: {e}") from e
             raise
         except BaseException:
             conn.close()
