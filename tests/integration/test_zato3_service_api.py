@@ -7,6 +7,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
+import stat
 import subprocess
 import sys
 
@@ -206,3 +208,52 @@ def test_zatos_server_cluster_id_and_fs_server_config_are_named_as_left_out(clus
         assert details.startswith(said) and "is not supported by this server" in details, details
     said = "service zato3.api.server-config: self.server.fs_server_config:"
     wait_for(lambda: said in cluster.server_logs(), what=said)
+
+
+def test_zato_hot_deploy_folders(cluster) -> None:
+    """Zato's hot-deployment docs: `cp *.py /path/to/server/pickup/incoming/services/`; Zato
+    3.2 took user config from `pickup/incoming/user-conf/`. A new server has both folders, and a
+    file copied there is deployed to the cluster and moved to the folder's processed/. Before:
+    neither folder was read, and the module was never deployed (nothing said why)."""
+    server = cluster.server_dir("server1")
+    folders = {sub: os.path.join(server, "pickup", "incoming", sub) for sub in ("services", "user-conf")}
+    for folder in folders.values():
+        os.makedirs(folder, exist_ok=True)  # as a user who follows Zato's docs would
+    written = os.path.join(folders["user-conf"], ".hot_deploy_crm.ini.tmp")
+    with open(written, "w") as f:
+        f.write("[crm]\naddress = https://crm.example.com\ntimeout = 15\n")
+    os.rename(written, os.path.join(folders["user-conf"], "hot_deploy_crm.ini"))
+    module = os.path.join(folders["services"], "zato_hot_deploy.py")
+    shutil.copy(os.path.join(CORPUS, "zato_hot_deploy.py"), module + ".tmp")
+    os.rename(module + ".tmp", module)
+    wait_for(
+        lambda: "pickup: zato_hot_deploy.py: deployed" in cluster.server_logs(),
+        timeout=60,
+        what="the module in pickup/incoming/services deployed",
+    )
+    service = "zato3.hot-deploy.where"
+    zato(
+        "channel",
+        "create",
+        cluster.path,
+        "--name",
+        service,
+        "--url-path",
+        "/zato3/hot-deploy",
+        "--service",
+        service,
+    )
+    for base in urls(cluster):
+        r = wait_for(
+            lambda b=base: ok(requests.get(f"{b}/zato3/hot-deploy")), what="the hot-deployed service"
+        )
+        assert r.json() == {"address": "https://crm.example.com", "timeout": 15}
+    for sub, name in (("services", "zato_hot_deploy.py"), ("user-conf", "hot_deploy_crm.ini")):
+        assert os.listdir(os.path.join(folders[sub], "processed")) == [name]
+        assert not os.path.exists(os.path.join(folders[sub], name))
+    for folder in folders.values():  # made with the server, owner-only (os.makedirs above found them)
+        assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700, folder
+
+
+def ok(r: requests.Response) -> requests.Response | None:
+    return r if r.status_code == 200 else None

@@ -145,7 +145,11 @@ def private_sqlite_file(database: str) -> None:
 def create_server_dir(path: str, spec: ServerSpec) -> str:
     """Write a server directory (config, logs, pickup, work). Returns its absolute path."""
     with new_dir(path) as path:
-        private_dirs(path, ("config", "logs", "pickup", os.path.join("pickup", "processed"), "work"))
+        pickup = ("pickup", os.path.join("pickup", "processed"))
+        zato_pickup = tuple(os.path.join("pickup", "incoming", sub) for sub in ("services", "user-conf"))
+        private_dirs(
+            path, ("config", "logs", *pickup, os.path.join("pickup", "incoming"), *zato_pickup, "work")
+        )
         private_dirs(
             path, (os.path.normpath(os.path.join(path, spec.user_conf_dir)),)
         )  # may hold secrets too

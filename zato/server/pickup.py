@@ -3,6 +3,11 @@ to the whole cluster and moved to pickup/processed/; a broken one is reported in
 once (per modification) and left where it is. So is a user-config file (NAME.ini or
 NAME.conf): every server's services then read it as self.config.NAME.
 
+Zato's own hot-deploy folders, which its docs tell users to copy their modules to
+(`cp *.py SERVER_DIR/pickup/incoming/services/`) and Zato 3.2 took user config from
+(`pickup/incoming/user-conf/`), are read the same way; a file deployed from one of them is
+moved to its own processed/ folder.
+
 A file is read only once it has stayed unchanged (inode, size, modification and change times)
 for [main] pickup_quiet seconds, so one still being written (cp of a large file, scp, an
 editor's save) is not deployed half-written; one that changes while it is checked or stored is
@@ -77,6 +82,10 @@ class _Job:
     check: LoadCheck
 
 
+# Zato's hot-deploy folders, inside the pickup folder: read as the pickup folder itself is.
+ZATO_FOLDERS = (os.path.join("incoming", "services"), os.path.join("incoming", "user-conf"))
+
+
 class PickupDir:
     def __init__(self, settings: ServerSettings, interval: float = 1.0):
         self.settings = settings
@@ -92,6 +101,11 @@ class PickupDir:
     def path(self) -> str:
         return self.settings.pickup_dir
 
+    @property
+    def folders(self) -> tuple[str, ...]:
+        """The pickup folder and Zato's hot-deploy folders in it."""
+        return (self.path, *(os.path.join(self.path, sub) for sub in ZATO_FOLDERS))
+
     def tick(self) -> None:
         if self.job is not None:
             self._poll_job()
@@ -100,15 +114,17 @@ class PickupDir:
         if now < self.next_poll:
             return
         self.next_poll = now + self.interval
-        try:
-            names = sorted(
-                n
-                for n in os.listdir(self.path)
-                if (n.endswith(".py") or is_user_config(n)) and not n.startswith(".")
-            )
-        except FileNotFoundError:
-            return
-        paths = [os.path.join(self.path, name) for name in names]
+        paths: list[str] = []
+        for folder in self.folders:
+            try:
+                names = sorted(
+                    n
+                    for n in os.listdir(folder)
+                    if (n.endswith(".py") or is_user_config(n)) and not n.startswith(".")
+                )
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            paths.extend(os.path.join(folder, name) for name in names)
         # forget files that are gone
         for known in (self.reported, self.retry_at, self.missing, self.quiet_since):
             for gone in set(known).difference(paths):
@@ -250,8 +266,8 @@ class PickupDir:
             for waiting in [p for p, name in self.missing.items() if name == result.module]:
                 self.reported.pop(waiting, None)
                 del self.missing[waiting]
-        processed = os.path.join(self.path, "processed")
-        os.makedirs(processed, exist_ok=True)
+        processed = os.path.join(os.path.dirname(path), "processed")
+        os.makedirs(processed, mode=0o700, exist_ok=True)  # module sources: the owner's only
         os.replace(path, os.path.join(processed, os.path.basename(path)))
         logger.info("pickup: %s: %s", os.path.basename(path), result.describe())
         for warning in result.warnings():
@@ -262,7 +278,8 @@ class PickupDir:
         missing = MISSING_MODULE_RE.search(str(error))
         if missing:
             self.missing[path] = missing.group(1)
-            if os.path.exists(os.path.join(self.path, missing.group(1) + ".py")):  # it comes next
+            wanted = missing.group(1) + ".py"
+            if any(os.path.exists(os.path.join(f, wanted)) for f in self.folders):  # it comes next
                 del self.reported[path]
                 self.retry_at[path] = time.monotonic() + self.interval
                 logger.info("pickup: %s waits for %s.py, in the folder too", path, missing.group(1))
