@@ -33,6 +33,7 @@ CHANNELS = (
     ("/zato3/lookup-later", "zato3.crm.customer.lookup-later"),
     ("/zato3/remembered", "zato3.crm.customer.remembered"),
     ("/zato3/server-config", "zato3.api.server-config"),
+    ("/zato3/phone", "zato3.crm.phone-lookup"),
 )
 
 
@@ -208,6 +209,31 @@ def test_zatos_server_cluster_id_and_fs_server_config_are_named_as_left_out(clus
         assert details.startswith(said) and "is not supported by this server" in details, details
     said = "service zato3.api.server-config: self.server.fs_server_config:"
     wait_for(lambda: said in cluster.server_logs(), what=said)
+
+
+def test_a_name_alone_is_text_as_zatos_default_simple_io_type(cluster) -> None:
+    """Zato's SimpleIO docs: "Unless it is overridden, the data type of an SIO element implicitly
+    defaults to Text", which "converts input data to a Python string". A phone number sent as a
+    JSON number is text to the service (`.startswith`, `'phone:' + ...`); names that type
+    themselves (`is_*`, `*_id`) and objects, lists and true/false are as before. Before: the
+    service's 500, `AttributeError: 'int' object has no attribute 'startswith'`."""
+    body = {"phone_no": 48600123456, "country": "PL", "nick": 7.5, "is_vip": "true", "account_id": "12"}
+    for base in urls(cluster):
+        r = requests.post(f"{base}/zato3/phone", json={**body, "tags": ["a", 1]})
+        assert r.status_code == 200, r.text
+        assert r.json() == {
+            "phone_no": "48600123456",
+            "is_domestic": True,
+            "key": "phone:48600123456",
+            "types": {
+                "phone_no": "str",
+                "country": "str",
+                "nick": "str",
+                "is_vip": "bool",
+                "account_id": "int",
+                "tags": "list",
+            },
+        }
 
 
 def test_zato_hot_deploy_folders(cluster) -> None:

@@ -629,3 +629,19 @@ def test_a_forcetype_of_ones_own_that_fails_names_itself_and_the_field() -> None
 
     with pytest.raises(ServiceError, match=r"output word: 7 is refused by Upper.to_json: AttributeError"):
         Store().call(Bad, {})
+
+
+class Named(Service):
+    name = "t.named"
+    input = "phone_no", "-nick", "-flag", "-meta", "-tags", "-note"
+    output = "phone_no", "-nick", "-flag", "-meta", "-tags", "-note", "-total"
+
+    def handle(self) -> None:
+        self.response.payload = {**self.request.input, "total": 3}
+
+
+def test_a_name_alone_is_text_on_input_as_zatos_default_type() -> None:
+    """Zato's SimpleIO: a name alone is Text. Before: `{"phone_no": 486}` gave the int."""
+    got = {"phone_no": 486, "nick": 1.5, "flag": True, "meta": {"a": 1}, "tags": [1], "note": ""}
+    out = Store().call(Named, got)
+    assert out == {**got, "phone_no": "486", "nick": "1.5", "total": 3}  # output carried as given

@@ -266,3 +266,23 @@ class NotifyCustomer(Service):
         self.response.payload.has_pubsub = hasattr(self, 'pubsub')
         if self.email.endswith('.invalid'):
             self.invoke('zato3.orders.publish', {'order_id': 1})
+
+
+class PhoneLookup(Service):
+    """ A name alone is Zato's default SimpleIO type, Text: a phone number a client sends as a
+    JSON number arrives as text.
+    """
+    name = 'zato3.crm.phone-lookup'
+
+    class SimpleIO:
+        input_required = ('phone_no', 'country')
+        input_optional = ('-nick', 'is_vip', 'account_id', 'tags')
+        output_required = ('phone_no', 'is_domestic', 'key')
+        output_optional = ('types',)
+
+    def handle(self):
+        phone_no = self.request.input.phone_no
+        self.response.payload.phone_no = phone_no
+        self.response.payload.is_domestic = phone_no.startswith('48')
+        self.response.payload.key = 'phone:' + phone_no
+        self.response.payload.types = {k: type(v).__name__ for k, v in self.request.input.items()}

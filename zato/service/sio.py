@@ -233,6 +233,20 @@ class AsIs(Elem):
 Opaque = Nested = AsIs  # Nested: Zato 2.0 and 3.0's name for the same pass-through
 
 
+class Named(AsIs):
+    """A field declared by its name alone ("name", "-nick"), which no prefix or suffix types:
+    Zato's default type is Text ("Unless it is overridden, the data type of an SIO element
+    implicitly defaults to Text", its SimpleIO docs), so a JSON number in the input arrives as
+    its text (`{"phone_no": 48600123456}` gives "48600123456", and `.startswith("48")` works
+    as in Zato). true/false, an object or a list arrive as they are; the response carries the
+    value as given."""
+
+    def convert(self, value: Any) -> Any:
+        if isinstance(value, (int, float, decimal.Decimal)) and not isinstance(value, bool):
+            return str(value)
+        return value
+
+
 class Text(Elem):
     kind = "a string"
 
@@ -466,7 +480,7 @@ def elem_of(item: Any) -> Elem:
     elif name.startswith(BOOL_PREFIXES):
         elem = Boolean(name)
     else:
-        elem = AsIs(name)
+        elem = Named(name)
     elem.required = not optional
     return elem
 
