@@ -34,6 +34,8 @@ CHANNELS = (
     ("/zato3/remembered", "zato3.crm.customer.remembered"),
     ("/zato3/server-config", "zato3.api.server-config"),
     ("/zato3/phone", "zato3.crm.phone-lookup"),
+    ("/zato3/customers", "zato3.crm.customer.list"),
+    ("/zato3/customer-records/{cust_id}", "zato3.crm.customer.record"),
 )
 
 
@@ -234,6 +236,23 @@ def test_a_name_alone_is_text_as_zatos_default_simple_io_type(cluster) -> None:
                 "tags": "list",
             },
         }
+
+
+def test_output_objects_are_read_by_attribute_properties_too(cluster) -> None:
+    """Zato's response docs: SimpleIO serializes "dicts or SQLAlchemy objects", reading each
+    declared output from the object by name, so a computed property (`full_name`) and a class
+    attribute count. Before: only the instance's own __dict__ was read, and the service
+    answered 500, `service zato3.crm.customer.list did not produce required output: full_name`."""
+    for base in urls(cluster):
+        r = requests.get(f"{base}/zato3/customers")
+        assert r.status_code == 200, r.text
+        assert r.json() == [
+            {"cust_id": 1, "full_name": "Jane Doe", "segment": "retail"},
+            {"cust_id": 2, "full_name": "John Roe", "segment": "retail"},
+        ]
+        r = requests.get(f"{base}/zato3/customer-records/7")
+        assert r.status_code == 200, r.text
+        assert r.json() == {"cust_id": 7, "full_name": "Jane Doe", "segment": "retail"}
 
 
 def test_zato_hot_deploy_folders(cluster) -> None:

@@ -645,3 +645,27 @@ def test_a_name_alone_is_text_on_input_as_zatos_default_type() -> None:
     got = {"phone_no": 486, "nick": 1.5, "flag": True, "meta": {"a": 1}, "tags": [1], "note": ""}
     out = Store().call(Named, got)
     assert out == {**got, "phone_no": "486", "nick": "1.5", "total": 3}  # output carried as given
+
+
+def test_an_output_object_is_read_by_attribute() -> None:
+    """A property, a class attribute and a __slots__ field count, as Zato reads output objects."""
+
+    class Record:
+        __slots__ = ("first",)
+        kind = "retail"
+
+        def __init__(self) -> None:
+            self.first = "Jane"
+
+        @property
+        def full(self) -> str:
+            return self.first + " Doe"
+
+    class Svc(Service):
+        name = "t.attrs-out"
+        output = "first", "full", "kind", "-_hidden", "-missing"
+
+        def handle(self) -> None:
+            self.response.payload = Record()
+
+    assert Store().call(Svc, {}) == {"first": "Jane", "full": "Jane Doe", "kind": "retail"}

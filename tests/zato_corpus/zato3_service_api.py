@@ -286,3 +286,45 @@ class PhoneLookup(Service):
         self.response.payload.is_domestic = phone_no.startswith('48')
         self.response.payload.key = 'phone:' + phone_no
         self.response.payload.types = {k: type(v).__name__ for k, v in self.request.input.items()}
+
+
+class CustomerRecord(object):
+    """ A record as an ORM or a client library gives it: its columns, and one computed from them.
+    """
+    segment = 'retail'
+
+    def __init__(self, cust_id, first_name, last_name):
+        self.cust_id = cust_id
+        self.first_name = first_name
+        self.last_name = last_name
+
+    @property
+    def full_name(self):
+        return '{} {}'.format(self.first_name, self.last_name)
+
+
+class ListCustomers(Service):
+    """ Returns objects, which Zato's SimpleIO reads by attribute: a property counts too.
+    """
+    name = 'zato3.crm.customer.list'
+
+    class SimpleIO:
+        output_required = ('cust_id', 'full_name')
+        output_optional = ('segment', 'email')
+        output_repeated = True
+
+    def handle(self):
+        self.response.payload[:] = [CustomerRecord(1, 'Jane', 'Doe'), CustomerRecord(2, 'John', 'Roe')]
+
+
+class GetCustomerRecord(Service):
+    """ One such object.
+    """
+    name = 'zato3.crm.customer.record'
+
+    class SimpleIO:
+        input_required = ('cust_id',)
+        output_required = ('cust_id', 'full_name', 'segment')
+
+    def handle(self):
+        self.response.payload = CustomerRecord(self.request.input.cust_id, 'Jane', 'Doe')

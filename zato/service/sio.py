@@ -722,7 +722,32 @@ def _item_dict(item: Any) -> Any:
         return item._asdict()
     if dataclasses.is_dataclass(item) and not isinstance(item, type):
         return {f.name: getattr(item, f.name) for f in dataclasses.fields(item) if hasattr(item, f.name)}
-    return {k: v for k, v in vars(item).items() if not k.startswith("_")}
+    return _Attributes(item)
+
+
+class _Attributes(Mapping):
+    """An output object's attributes, read as Zato's SimpleIO reads them, by name: a property
+    (`full_name`), a class attribute, a column an ORM loads on access, or a __slots__ field
+    counts, not only what the instance's __dict__ holds. Names starting with _ are never read."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: Any):
+        self.obj = obj
+
+    def __getitem__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise KeyError(name)
+        try:
+            return getattr(self.obj, name)
+        except AttributeError:
+            raise KeyError(name) from None
+
+    def __iter__(self) -> Any:
+        return (k for k in getattr(self.obj, "__dict__", ()) if not k.startswith("_"))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 def _empty(value: Any) -> bool:
