@@ -51,6 +51,15 @@ def cluster(module_quickstart):
     base = qs.server_url("server1")
     for url_path, service in CHANNELS:
         zato("channel", "create", qs.path, "--name", service, "--url-path", url_path, "--service", service)
+    text = (
+        "--url-path",
+        "/zato3/csv-import",
+        "--service",
+        "zato3.reports.csv-import",
+        "--data-format",
+        "text",
+    )
+    zato("channel", "create", qs.path, "--name", "zato3.reports.csv-import", *text)
     probe = "/api/billing/1"
     wait_for(lambda: requests.options(f"{base}{probe}").status_code != 404, what="channels")
     wait_for(lambda: requests.options(f"{base}/zato3/notify").status_code != 404, what="channels")
@@ -253,6 +262,21 @@ def test_output_objects_are_read_by_attribute_properties_too(cluster) -> None:
         r = requests.get(f"{base}/zato3/customer-records/7")
         assert r.status_code == 200, r.text
         assert r.json() == {"cust_id": 7, "full_name": "Jane Doe", "segment": "retail"}
+
+
+def test_a_text_channel_gives_the_body_as_text_also_when_labelled_a_form(cluster) -> None:
+    """Zato's "Other data formats" chapter: `curl .../other-example.my-service -d @data.csv` to a
+    channel without a data format, and the service splits `self.request.payload`, the text.
+    curl -d labels the body `application/x-www-form-urlencoded`. Before: a text channel parsed
+    such a body as a form, the service got a dict and answered 500, `AttributeError: 'dict'
+    object has no attribute 'split'`. A JSON channel still reads a form's fields."""
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    for base in urls(cluster):
+        r = requests.post(f"{base}/zato3/csv-import", data="q,w,e;r,t,y;u,i,o;", headers=form)
+        assert r.status_code == 200, r.text
+        assert r.text == "rows=3, first=q|w|e"
+        assert r.headers["Content-Type"].startswith("text/plain")
+    assert "Got elements: ['u', 'i', 'o']" in cluster.server_logs()
 
 
 def test_zato_hot_deploy_folders(cluster) -> None:

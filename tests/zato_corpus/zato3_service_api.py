@@ -8,6 +8,7 @@
 from __future__ import absolute_import, division, print_function, unicode_literals
 
 # stdlib
+import csv
 from datetime import datetime
 from http.client import CREATED, OK
 from json import dumps
@@ -328,3 +329,20 @@ class GetCustomerRecord(Service):
 
     def handle(self):
         self.response.payload = CustomerRecord(self.request.input.cust_id, 'Jane', 'Doe')
+
+
+class ImportCSV(Service):
+    """ Zato's "Other data formats" chapter: a channel without a data format hands the service
+    the body as it came, here CSV rows sent with `curl -d @data.csv`, which labels them a form.
+    """
+    name = 'zato3.reports.csv-import'
+
+    def handle(self):
+        rows = []
+        reader = csv.reader(self.request.payload.split(';'))
+        for line in reader:
+            if line:
+                self.logger.info('Got elements: {}'.format(line))
+                rows.append(line)
+        self.response.content_type = 'text/plain'
+        self.response.payload = 'rows={}, first={}'.format(len(rows), '|'.join(rows[0]) if rows else '')

@@ -131,11 +131,14 @@ FORM = jsonenc.FORM_TYPE
 
 
 def channel_payload(raw: bytes, environ: dict, as_json: bool, max_fields: int = 1000) -> Any:
-    """A channel's payload: form fields (a dict, so SimpleIO input reads them), else JSON or text.
-    On a JSON channel, a body that opens with { or [ is JSON whatever its Content-Type says:
-    `curl -d '{...}'` labels it a form, and a real form encoder escapes both characters.
-    A form of more than `max_fields` fields is a 400, decided before any is parsed (4 MiB of
-    `a&a&...` took a worker 1.3 s of CPU and 170 MB to parse)."""
+    """A channel's payload: on a JSON channel, form fields (a dict, so SimpleIO input reads
+    them), else JSON; on a text channel, the text whatever its Content-Type says, as Zato gives
+    a channel without a data format (its "Other data formats" docs send CSV with `curl -d`,
+    which labels it a form, and split self.request.payload). On a JSON channel, a body that
+    opens with { or [ is JSON whatever its Content-Type says: `curl -d '{...}'` labels it a
+    form, and a real form encoder escapes both characters. A form of more than `max_fields`
+    fields is a 400 on either, decided before any is parsed (4 MiB of `a&a&...` took a worker
+    1.3 s of CPU and 170 MB to parse)."""
     content_type = environ.get("CONTENT_TYPE", "")
     if raw and as_json and content_type.lower().startswith("multipart/") and not _looks_json(raw):
         # before: 400 "malformed JSON in the request body" for a browser's or curl -F's upload
@@ -146,11 +149,13 @@ def channel_payload(raw: bytes, environ: dict, as_json: bool, max_fields: int = 
     if raw and is_form(content_type) and not (as_json and _looks_json(raw)):
         text = raw.decode("utf-8", "replace")
         try:
-            return dict(parse_qsl(text, keep_blank_values=True, max_num_fields=max_fields))
+            fields = dict(parse_qsl(text, keep_blank_values=True, max_num_fields=max_fields))
         except ValueError:  # counted from the separators, before parsing
             raise HTTPError(
                 400, f"the form has more than {max_fields} fields ([limits] max_form_fields)"
             ) from None
+        if as_json:
+            return fields
     return parse_payload(raw, as_json)
 
 
