@@ -36,6 +36,7 @@ CHANNELS = (
     ("/zato3/phone", "zato3.crm.phone-lookup"),
     ("/zato3/customers", "zato3.crm.customer.list"),
     ("/zato3/customer-records/{cust_id}", "zato3.crm.customer.record"),
+    ("/zato3/register", "zato3.crm.customer.register"),
 )
 
 
@@ -277,6 +278,23 @@ def test_a_text_channel_gives_the_body_as_text_also_when_labelled_a_form(cluster
         assert r.text == "rows=3, first=q|w|e"
         assert r.headers["Content-Type"].startswith("text/plain")
     assert "Got elements: ['u', 'i', 'o']" in cluster.server_logs()
+
+
+def test_a_date_input_takes_a_browsers_date_and_time(cluster) -> None:
+    """Zato's Date "converts input data to a datetime.date instance"; a browser's date picker
+    sent through JavaScript's toISOString() is "1990-05-01T00:00:00.000Z". Before: a 400,
+    `invalid input birth_date: '1990-05-01T00:00:00.000Z' is not a date (YYYY-MM-DD)`."""
+    for base in urls(cluster):
+        for sent in ("1990-05-01T00:00:00.000Z", "1990-05-01", "1990-05-01T22:30:00+02:00"):
+            r = requests.post(f"{base}/zato3/register", json={"cust_name": "Jane", "birth_date": sent})
+            assert r.status_code == 200, r.text
+            assert r.json() == {"cust_name": "Jane", "birth_date": "1990-05-01", "weekday": "Tuesday"}
+        r = requests.post(f"{base}/zato3/register", json={"cust_name": "Jane", "birth_date": "1990-05-32"})
+        assert r.status_code == 400, r.text
+        assert (
+            r.json()["zato_env"]["details"]
+            == "invalid input birth_date: '1990-05-32' is not a date (YYYY-MM-DD)"
+        )
 
 
 def test_zato_hot_deploy_folders(cluster) -> None:

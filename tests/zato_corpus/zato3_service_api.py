@@ -15,7 +15,7 @@ from json import dumps
 
 # Zato
 from zato.common import DATA_FORMAT
-from zato.server.service import Bool, Int, Service
+from zato.server.service import Bool, Date, Int, Service
 
 
 class ServiceAPI(Service):
@@ -346,3 +346,18 @@ class ImportCSV(Service):
                 rows.append(line)
         self.response.content_type = 'text/plain'
         self.response.payload = 'rows={}, first={}'.format(len(rows), '|'.join(rows[0]) if rows else '')
+
+
+class RegisterCustomer(Service):
+    """ A date from a browser's form, which JavaScript sends as `new Date(...).toISOString()`.
+    """
+    name = 'zato3.crm.customer.register'
+
+    class SimpleIO:
+        input_required = ('cust_name', Date('birth_date'))
+        output_required = ('cust_name', Date('birth_date'), 'weekday')
+
+    def handle(self):
+        self.response.payload.cust_name = self.request.input.cust_name
+        self.response.payload.birth_date = self.request.input.birth_date
+        self.response.payload.weekday = self.request.input.birth_date.strftime('%A')

@@ -400,11 +400,24 @@ ListOfDicts = DictList  # Zato 2.0 and 3.0's name for it
 
 
 class Date(Elem):
+    """A datetime.date; on input also the date of an ISO 8601 date and time, as a browser's
+    `toISOString()` writes a date picker's day ("1990-05-01T00:00:00.000Z" is 1990-05-01), which
+    Zato's Date takes too."""
+
     def convert(self, value: Any) -> Any:
+        if isinstance(value, dt.date):
+            return value
+        text = str(value).strip()
         try:
-            return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
+            return dt.date.fromisoformat(text)
         except ValueError:
-            raise ValueError("is not a date (YYYY-MM-DD)") from None
+            pass
+        if len(text) > 10:  # a date and time: its date
+            try:
+                return dt.datetime.fromisoformat(text).date()
+            except ValueError:
+                pass
+        raise ValueError("is not a date (YYYY-MM-DD)")
 
     def output(self, value: Any) -> Any:
         day = self.convert(value)
