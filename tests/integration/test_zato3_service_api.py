@@ -37,6 +37,7 @@ CHANNELS = (
     ("/zato3/customers", "zato3.crm.customer.list"),
     ("/zato3/customer-records/{cust_id}", "zato3.crm.customer.record"),
     ("/zato3/register", "zato3.crm.customer.register"),
+    ("/zato3/hooks/github", "zato3.hooks.github"),
 )
 
 
@@ -296,6 +297,28 @@ def test_a_date_input_takes_a_browsers_date_and_time(cluster) -> None:
             r.json()["zato_env"]["details"]
             == "invalid input birth_date: '1990-05-32' is not a date (YYYY-MM-DD)"
         )
+
+
+def test_request_headers_are_found_whatever_their_case(cluster) -> None:
+    """HTTP header names are case-insensitive (RFC 9110 5.1); a webhook service reads them as its
+    sender's docs spell them (`headers['X-GitHub-Delivery']`, `headers.get('content-type')`).
+    Before: only the Title-Case form was found, so `.get('x-github-event')` was None and
+    `['X-GitHub-Delivery']` the service's 500, `KeyError: 'X-GitHub-Delivery'`."""
+    sent = {
+        "X-GitHub-Event": "push",
+        "X-GitHub-Delivery": "72d3162e-cc78",
+        "X-Hub-Signature-256": "sha256=ab",
+    }
+    for base in urls(cluster):
+        r = requests.post(f"{base}/zato3/hooks/github", json={"ref": "refs/heads/main"}, headers=sent)
+        assert r.status_code == 200, r.text
+        assert r.json() == {
+            "event": "push",
+            "delivery": "72d3162e-cc78",
+            "has_signature": True,
+            "content_type": "application/json",
+            "missing": "none",
+        }
 
 
 def test_zato_hot_deploy_folders(cluster) -> None:

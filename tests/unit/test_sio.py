@@ -669,3 +669,13 @@ def test_an_output_object_is_read_by_attribute() -> None:
             self.response.payload = Record()
 
     assert Store().call(Svc, {}) == {"first": "Jane", "full": "Jane Doe", "kind": "retail"}
+
+
+def test_request_headers_are_found_whatever_their_case() -> None:
+    from zato.service.base import headers_of
+
+    headers = headers_of({"HTTP_X_GITHUB_EVENT": "push", "CONTENT_TYPE": "application/json"})
+    assert headers == {"X-Github-Event": "push", "Content-Type": "application/json"}
+    assert headers["X-GitHub-Event"] == headers.get("x-github-event") == "push"
+    assert "content-type" in headers and "CONTENT-TYPE" in headers and "x-other" not in headers
+    assert headers.get("x-other", "none") == "none"

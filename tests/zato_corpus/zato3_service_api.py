@@ -361,3 +361,20 @@ class RegisterCustomer(Service):
         self.response.payload.cust_name = self.request.input.cust_name
         self.response.payload.birth_date = self.request.input.birth_date
         self.response.payload.weekday = self.request.input.birth_date.strftime('%A')
+
+
+class GitHubWebhook(Service):
+    """ A webhook reading its headers as the sender's docs spell them (GitHub's: X-GitHub-Event,
+    x-hub-signature-256).
+    """
+    name = 'zato3.hooks.github'
+
+    def handle(self):
+        headers = self.request.http.headers
+        self.response.payload = {
+            'event': headers.get('x-github-event'),
+            'delivery': headers['X-GitHub-Delivery'],
+            'has_signature': 'x-hub-signature-256' in headers,
+            'content_type': headers.get('content-type'),
+            'missing': headers.get('x-not-sent', 'none'),
+        }

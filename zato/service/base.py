@@ -242,13 +242,39 @@ def without_credentials(environ: dict) -> dict:
     return {k: v for k, v in environ.items() if k not in HIDDEN_ENV}
 
 
-def headers_of(environ: dict) -> dict[str, str]:
+class HTTPHeaders(dict):
+    """self.request.http.headers: the request's headers under their usual names (`Content-Type`,
+    `X-Api-Version`), found whatever the case a service asks in (`headers.get("content-type")`,
+    `headers["X-API-VERSION"]`, `"x-api-version" in headers`), as HTTP header names are
+    case-insensitive (RFC 9110 5.1) and services written for other frameworks ask in lower case."""
+
+    def _name(self, key: Any) -> Any:
+        """The name `key` is kept under, or `key` itself when no header has it."""
+        if not isinstance(key, str) or dict.__contains__(self, key):
+            return key
+        titled = key.title()  # how headers_of names them
+        if dict.__contains__(self, titled):
+            return titled
+        lower = key.lower()
+        return next((k for k in self if isinstance(k, str) and k.lower() == lower), key)
+
+    def __getitem__(self, key: Any) -> str:
+        return dict.__getitem__(self, self._name(key))
+
+    def __contains__(self, key: object) -> bool:
+        return dict.__contains__(self, self._name(key))
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return dict.get(self, self._name(key), default)
+
+
+def headers_of(environ: dict) -> HTTPHeaders:
     """HTTP headers from a WSGI environ, Content-Type and Content-Length included."""
-    out = {
-        k[5:].replace("_", "-").title(): v
+    out = HTTPHeaders(
+        (k[5:].replace("_", "-").title(), v)
         for k, v in environ.items()
         if k.startswith("HTTP_") and k not in HIDDEN_ENV
-    }
+    )
     for key, name in (("CONTENT_TYPE", "Content-Type"), ("CONTENT_LENGTH", "Content-Length")):
         if environ.get(key):
             out[name] = environ[key]
