@@ -355,5 +355,27 @@ def test_zato_hot_deploy_folders(cluster) -> None:
         assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700, folder
 
 
+def test_zato20_pickup_dir(cluster) -> None:
+    """Zato 2.0's docs hot-deploy with `cp my_service.py ~/zato/server1/pickup-dir/`. A new
+    server has that folder (owner-only), read as pickup/ is. Before: it was not read, and the
+    module was never deployed (nothing said why)."""
+    folder = os.path.join(cluster.server_dir("server1"), "pickup-dir")
+    os.makedirs(folder, exist_ok=True)  # as a user who follows Zato 2.0's docs would
+    module = os.path.join(folder, "zato20_pickup_dir.py")
+    shutil.copy(os.path.join(CORPUS, "zato20_pickup_dir.py"), module + ".tmp")
+    os.rename(module + ".tmp", module)
+    wait_for(
+        lambda: "pickup: zato20_pickup_dir.py: deployed" in cluster.server_logs(),
+        timeout=60,
+        what="the module in pickup-dir deployed",
+    )
+    channel(cluster, "/zato20/greet", "zato20.pickup-dir.greet")
+    for base in urls(cluster):
+        r = wait_for(lambda b=base: ok(requests.get(f"{b}/zato20/greet?name=Jane")), what="the greet service")
+        assert r.json() == {"greeting": "Hello, Jane"}
+    assert os.listdir(os.path.join(folder, "processed")) == ["zato20_pickup_dir.py"]
+    assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
+
+
 def ok(r: requests.Response) -> requests.Response | None:
     return r if r.status_code == 200 else None

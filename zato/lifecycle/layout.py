@@ -145,11 +145,9 @@ def private_sqlite_file(database: str) -> None:
 def create_server_dir(path: str, spec: ServerSpec) -> str:
     """Write a server directory (config, logs, pickup, work). Returns its absolute path."""
     with new_dir(path) as path:
-        pickup = ("pickup", os.path.join("pickup", "processed"))
-        zato_pickup = tuple(os.path.join("pickup", "incoming", sub) for sub in ("services", "user-conf"))
-        private_dirs(
-            path, ("config", "logs", *pickup, os.path.join("pickup", "incoming"), *zato_pickup, "work")
-        )
+        pickup = ("pickup", os.path.join("pickup", "processed"), os.path.join("pickup", "incoming"))
+        incoming = tuple(os.path.join("pickup", "incoming", sub) for sub in ("services", "user-conf"))
+        private_dirs(path, ("config", "logs", *pickup, *incoming, "pickup-dir", "work"))  # Zato's folders too
         private_dirs(
             path, (os.path.normpath(os.path.join(path, spec.user_conf_dir)),)
         )  # may hold secrets too

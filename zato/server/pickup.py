@@ -4,9 +4,9 @@ once (per modification) and left where it is. So is a user-config file (NAME.ini
 NAME.conf): every server's services then read it as self.config.NAME.
 
 Zato's own hot-deploy folders, which its docs tell users to copy their modules to
-(`cp *.py SERVER_DIR/pickup/incoming/services/`) and Zato 3.2 took user config from
-(`pickup/incoming/user-conf/`), are read the same way; a file deployed from one of them is
-moved to its own processed/ folder.
+(`cp *.py SERVER_DIR/pickup/incoming/services/`; Zato 2.0's `SERVER_DIR/pickup-dir/`) and Zato
+3.2 took user config from (`pickup/incoming/user-conf/`), are read the same way; a file
+deployed from one of them is moved to its own processed/ folder.
 
 A file is read only once it has stayed unchanged (inode, size, modification and change times)
 for [main] pickup_quiet seconds, so one still being written (cp of a large file, scp, an
@@ -84,6 +84,7 @@ class _Job:
 
 # Zato's hot-deploy folders, inside the pickup folder: read as the pickup folder itself is.
 ZATO_FOLDERS = (os.path.join("incoming", "services"), os.path.join("incoming", "user-conf"))
+ZATO20_FOLDER = "pickup-dir"  # Zato 2.0's (`cp my_service.py server1/pickup-dir/`), beside pickup/
 
 
 class PickupDir:
@@ -103,8 +104,9 @@ class PickupDir:
 
     @property
     def folders(self) -> tuple[str, ...]:
-        """The pickup folder and Zato's hot-deploy folders in it."""
-        return (self.path, *(os.path.join(self.path, sub) for sub in ZATO_FOLDERS))
+        """The pickup folder, Zato's hot-deploy folders in it, and Zato 2.0's beside it."""
+        zato20 = os.path.join(self.settings.path, ZATO20_FOLDER)
+        return (self.path, *(os.path.join(self.path, sub) for sub in ZATO_FOLDERS), zato20)
 
     def tick(self) -> None:
         if self.job is not None:
