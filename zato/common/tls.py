@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+import ssl
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -182,3 +183,71 @@ def _subject(cert: x509.Certificate) -> str:
         return cert.subject.rfc4514_string()
     value = names[0].value
     return "CN=" + (value.decode(errors="replace") if isinstance(value, bytes) else value)
+
+
+# -- a server's own port ([tls] cert in server.conf) and its clients --------------------------
+
+
+def key_file(bundle: str) -> str:
+    """Where the bundle's private key is: BUNDLE.key when that file exists, else the bundle."""
+    extra = bundle + ".key"
+    return extra if os.path.exists(extra) else bundle
+
+
+def client_context(ca_file: str = "") -> ssl.SSLContext:
+    """What every client of a server's port verifies it with: `ca_file` ([tls] ca_file), or
+    the system's CAs when empty. The host name is checked: the certificate must name the address
+    the client uses (the server's announce_host or host; 127.0.0.1 for the CLI of a local one)."""
+    return ssl.create_default_context(cafile=ca_file or None)
+
+
+def check_signed_by(bundle: str, ca_file: str) -> None:
+    """ConfigError (one line) unless a client trusting only `ca_file` accepts the bundle's
+    certificate chain: a TLS handshake in memory, as the LB, the connectors and the CLI make it."""
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        server.load_cert_chain(bundle, key_file(bundle))
+    except (ssl.SSLError, OSError) as e:
+        raise ConfigError(
+            f"{bundle}: cannot load the certificate and key: {getattr(e, 'reason', None) or e}"
+        ) from None
+    client = client_context(ca_file)
+    client.check_hostname = False  # the chain only: the names are the addresses' business
+    c_in, c_out, s_in, s_out = ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO()
+    c, s = client.wrap_bio(c_in, c_out), server.wrap_bio(s_in, s_out, server_side=True)
+    for _ in range(10):
+        try:
+            c.do_handshake()
+            return
+        except ssl.SSLWantReadError:
+            pass
+        except ssl.SSLCertVerificationError as e:
+            raise ConfigError(
+                f"{bundle}: the certificate is not trusted by [tls] ca_file {ca_file!r} "
+                f"({e.verify_message}): the LB and the other servers would refuse this server; "
+                "give it a certificate signed by that CA, or that CA's certificate in ca_file"
+            ) from None
+        s_in.write(c_out.read())
+        try:
+            s.do_handshake()
+        except ssl.SSLWantReadError:
+            pass
+        except ssl.SSLError:
+            pass  # what the client says next names it
+        c_in.write(s_out.read())
+    raise ConfigError(f"{bundle}: a TLS handshake with its own certificate did not complete")
+
+
+def client_error(e: BaseException, ca_file: str) -> str:
+    """What a TLS failure of a client of a server's port means, in words."""
+    where = f"[tls] ca_file {ca_file!r}" if ca_file else "the system's CAs ([tls] ca_file is empty)"
+    if isinstance(e, ssl.SSLCertVerificationError):
+        return f"its certificate is not trusted by {where} ({e.verify_message})"
+    reason = getattr(e, "reason", None) or ""
+    if reason in PLAIN_REASONS:
+        return "it answered plain HTTP where TLS was expected: set [tls] cert in its server.conf"
+    return f"{type(e).__name__}: {e}"
+
+
+# OpenSSL's reasons for a TLS client that got plain HTTP back
+PLAIN_REASONS = ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG", "HTTP_REQUEST")

@@ -113,7 +113,10 @@ class ServerSettings:
     invoke_username: str = "admin.invoke"  # the only user of /zato/admin/invoke and /zato/api/invoke/
     invoke_password: str = field(default="", repr=False)  # empty: those endpoints answer 401
     announce_host: str = ""  # the address others (LB, connectors) reach it at; "" = host
-    tls_ca_file: str = ""  # [tls] ca_file: CA certificates to verify TLS peers (AMQP) against
+    tls_ca_file: str = ""  # [tls] ca_file: CA certificates to verify TLS peers (AMQP, other servers) against
+    # [tls] cert: PEM with this server's certificate (chain) and key (or in CERT.key): its port
+    # serves HTTPS only; empty = plain HTTP
+    tls_cert: str = ""
     user_conf_dirs: tuple[str, ...] = ()  # [main] user_conf_dir: services' self.config files (absolute)
     # [user_config] LABEL = path: services' self.user_config.LABEL files (Zato's stanza; absolute)
     user_config_files: tuple[tuple[str, str], ...] = ()
@@ -203,6 +206,9 @@ class LBSettings:
     log_format: str = "text"
     access_log: bool = True  # [logging] access_log: HAProxy logs each request to logs/haproxy.log
     cluster_secret: str = field(default="", repr=False)  # verifies the servers' member entries
+    # [tls] ca_file: the CA that signed the servers' certificates; set, HAProxy reaches the
+    # servers (requests and health checks) over TLS only, verifying them against it
+    tls_ca_file: str = ""
 
     @property
     def config_file(self) -> str:
@@ -249,7 +255,7 @@ class DashboardSettings:
     session_minutes: int = 480
     log_level: str = "INFO"
     log_format: str = "text"
-    tls_ca_file: str = ""  # [tls] ca_file: CA certificates to verify TLS AMQP brokers against (Replay parked)
+    tls_ca_file: str = ""  # [tls] ca_file: CA certificates to verify TLS AMQP brokers and servers against
     # [metrics]: the servers' [metrics] credentials, sent with each scrape of their /metrics
     metrics_username: str = METRICS_USERNAME
     metrics_password: str = field(default="", repr=False)
@@ -317,7 +323,7 @@ SERVER_SCHEMA: Schema = {
         }
     ),
     "logging": _SERVER_LOGGING,
-    "tls": frozenset({"ca_file"}),
+    "tls": frozenset({"ca_file", "cert"}),
     "metrics": frozenset({"username", "password"}),
     "gunicorn": None,
     "user_config": None,  # labels of the user's choosing (zato.service.user_config)
@@ -348,7 +354,7 @@ LB_SCHEMA: Schema = {
             "server_maxqueue",
         }
     ),
-    "tls": frozenset({"cert", "alpn"}),
+    "tls": frozenset({"cert", "alpn", "ca_file"}),
     "admin": frozenset({"through_lb", "max_failures"}),
     "channels": frozenset({"max_failures"}),
     "logging": _LOGGING,
@@ -703,6 +709,7 @@ def load_server_settings(server_dir: str) -> ServerSettings:
         limits=_limits(r),
         announce_host=_announce_host(r),
         tls_ca_file=_ca_file(r),
+        tls_cert=_config_path(r, "tls", "cert"),
         invoke_username=r.str("auth", "invoke_username", "admin.invoke"),
         invoke_password=_secret(r, "invoke_password", MIN_PASSWORD, optional=True),
         import_budget=r.float("main", "import_budget", 2.0, hi=MAX_IMPORT_BUDGET),
@@ -771,6 +778,15 @@ def _ca_file(r: _Reader) -> str:
     return value
 
 
+def _config_path(r: _Reader, section: str, key: str) -> str:
+    """A file's path: absolute, or relative to the config folder (lb.conf's and server.conf's
+    [tls] cert); "" when not set."""
+    value = r.str(section, key, "")
+    if value and not os.path.isabs(value):
+        value = os.path.join(os.path.dirname(r.path), value)
+    return value
+
+
 def _limits(r: _Reader) -> LimitSettings:
     d = LimitSettings()
     max_body = r.int("limits", "max_body", d.max_body, 0, 2**63)
@@ -792,9 +808,7 @@ def _limits(r: _Reader) -> LimitSettings:
 
 def _edge(r: _Reader) -> EdgeSettings:
     d = EdgeSettings()
-    tls_cert = r.str("tls", "cert", "")
-    if tls_cert and not os.path.isabs(tls_cert):
-        tls_cert = os.path.join(os.path.dirname(r.path), tls_cert)  # relative to the config folder
+    tls_cert = _config_path(r, "tls", "cert")
 
     def haproxy(key: str, lo: int, hi: int = 10**6) -> int:
         return r.int("haproxy", key, getattr(d, key), lo, hi)
@@ -928,6 +942,7 @@ def load_lb_settings(lb_dir: str) -> LBSettings:
         log_format=_log_format(r),
         access_log=r.bool("logging", "access_log", True),
         cluster_secret=_secret(r, "cluster_secret", MIN_SECRET),
+        tls_ca_file=_ca_file(r),
     )
 
 

@@ -437,6 +437,7 @@ class Supervisor:
             self.started_at,
             role=role,
             seen_epoch=self.lease.highest_epoch,
+            tls=bool(s.tls_cert),
         )
 
     def _heartbeat_loop(self) -> None:

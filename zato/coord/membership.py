@@ -57,10 +57,15 @@ class Member:
     state: str = "running"  # running | draining
     role: str = ""  # connector-server lease: holder | standby ("" if not reported)
     seen_epoch: int = 0  # the newest lease epoch this server has seen (its fencing floor)
+    tls: bool = False  # its port serves HTTPS only (server.conf [tls] cert)
 
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls else "http"
 
     @classmethod
     def parse(cls, data: object) -> Member:
@@ -77,6 +82,7 @@ class Member:
             state=parse.choice(data.get("state", "running"), "state", ("running", "draining")),
             role=parse.choice(data.get("role", ""), "role", ("", "holder", "standby")),
             seen_epoch=parse.integer(data.get("seen_epoch", 0), "seen_epoch", 0, parse.MAX_EPOCH),
+            tls=parse.flag(data.get("tls", False), "tls"),
         )
 
 

@@ -105,6 +105,12 @@ def choice(value: object, what: str, allowed: tuple[str, ...]) -> str:
     return value
 
 
+def flag(value: object, what: str) -> bool:
+    if not isinstance(value, bool):
+        raise BadEntry(f"{what} {_show(value)} is not true or false")
+    return value
+
+
 def text(value: object, what: str, limit: int = MAX_TEXT) -> str:
     """Free text for display (an error message): a string, cut to `limit` characters."""
     if not isinstance(value, str):

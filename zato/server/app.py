@@ -81,8 +81,23 @@ def gunicorn_options(settings: ServerSettings) -> dict:
         "limit_request_line": settings.limits.max_request_line,
         "logger_class": logger_class(settings),
     }
+    if settings.tls_cert:  # [tls] cert: the port serves HTTPS only
+        from zato.common.tls import key_file
+
+        options.update(
+            certfile=settings.tls_cert, keyfile=key_file(settings.tls_cert), ssl_context=tls_context
+        )
     options.update(settings.gunicorn)  # [gunicorn] in server.conf wins
     return options
+
+
+def tls_context(config, default_ssl_context_factory):  # noqa: ANN001, ANN201 - gunicorn's ssl_context hook
+    """gunicorn's context, sending no TLS 1.3 session tickets: a client then gets nothing
+    before its answer, so a connector that sees a byte knows the answer began
+    (zato.connector.invoke), and the clients here never resume sessions anyway."""
+    context = default_ssl_context_factory()
+    context.num_tickets = 0
+    return context
 
 
 # gunicorn settings that server.conf sets elsewhere: [gunicorn] still wins (it may be needed),
@@ -96,6 +111,8 @@ MANAGED = {
     "loglevel": "[logging] level",
     "logger_class": "the server's own logging (secrets masked)",
     "proc_name": "the process title `zato info` and the pidfile checks look for",
+    "certfile": "[tls] cert, which the load balancer, the connectors and the CLI go by",
+    "keyfile": "[tls] cert's key",
 }
 
 
@@ -104,9 +121,10 @@ def overridden(settings: ServerSettings) -> list[str]:
     another value (the same value is fine)."""
     ours = {**gunicorn_options(dataclasses.replace(settings, gunicorn={})), "bind": settings.address}
     return [
-        f"{settings.config_file}: [gunicorn] {key} = {value} overrides {MANAGED[key]} ({ours[key]})"
+        f"{settings.config_file}: [gunicorn] {key} = {value} overrides {MANAGED[key]}"
+        f" ({ours.get(key, 'not set')})"
         for key, value in settings.gunicorn.items()
-        if key in MANAGED and str(value) != str(ours[key])
+        if key in MANAGED and str(value) != str(ours.get(key, ""))
     ]
 
 

@@ -33,6 +33,8 @@ def check_server(s: ServerSettings, say: Say) -> None:
         finally:
             engine.dispose()
 
+    if s.tls_cert:
+        check_tls(s)
     # Not in the arbiter (zato.server.fork.odb_work), and meanwhile [gunicorn] is checked
     checking = start_odb_work(s.odb_url, odb, "checking the ODB")
     try:
@@ -55,6 +57,16 @@ def check_server(s: ServerSettings, say: Say) -> None:
     # Behind Sentinel, a failover under way is waited for (it names no master, or one that does
     # not answer yet) rather than failing the start.
     through_failover(s.redis, shared, say)
+
+
+def check_tls(s: ServerSettings) -> None:
+    """[tls] cert: readable, its key matching, valid now, and trusted by [tls] ca_file when set
+    (what the LB and the other servers verify it with). ConfigError, one line, otherwise."""
+    from zato.common.tls import check_bundle, check_signed_by
+
+    check_bundle(s.tls_cert)
+    if s.tls_ca_file:
+        check_signed_by(s.tls_cert, s.tls_ca_file)
 
 
 def check_cluster_membership(s: ServerSettings, say: Say) -> None:
