@@ -264,6 +264,9 @@ class Controller:
         serving: list[str] = []
         unapplied = False
         for m in members:
+            mismatch = tls_mismatch(m, self.settings)
+            if mismatch:
+                self._warn(mismatch)
             try:
                 b = _backend(m)
                 wanted[b.name] = b
@@ -378,6 +381,23 @@ def servers_in_file(text: str) -> list[r.Backend]:
                 except LBError:
                     continue
     return result
+
+
+def tls_mismatch(m: Member, settings: LBSettings) -> str:
+    """What is wrong when member `m` serves TLS and lb.conf does not expect it, or the other way
+    round (HAProxy's checks then fail and mark it DOWN); "" when they agree."""
+    if m.tls and not settings.tls_ca_file:
+        return (
+            f"server {m.name} at {m.address} serves HTTPS only ([tls] cert in its server.conf) and this LB"
+            " talks plain HTTP to the servers: its checks fail and it stays DOWN; set [tls] ca_file in"
+            f" {settings.config_file} to the CA that signed its certificate"
+        )
+    if settings.tls_ca_file and not m.tls:
+        return (
+            f"server {m.name} at {m.address} serves plain HTTP while this LB expects TLS ([tls] ca_file in"
+            f" {settings.config_file}): it stays DOWN; set [tls] cert in its server.conf"
+        )
+    return ""
 
 
 def _backend(m: Member) -> r.Backend:

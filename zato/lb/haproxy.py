@@ -43,14 +43,15 @@ def find_binary(settings: LBSettings) -> str:
 
 def validate(binary: str, text: str, settings: LBSettings) -> None:
     """LBError with HAProxy's own alert lines unless `haproxy -c` accepts `text`. When we
-    are root the check runs as [haproxy] user (unless TLS is on), on a copy only that user and root can read
-    (in a private temporary folder, removed at once): whatever a config could make HAProxy do
-    while parsing it is done without privileges. The stats password never appears in the
-    message."""
+    are root the check runs as [haproxy] user (unless a TLS file is set), on a copy only that
+    user and root can read (in a private temporary folder, removed at once): whatever a config
+    could make HAProxy do while parsing it is done without privileges. The stats password never
+    appears in the message."""
     drop: dict = {}
-    # A TLS key is root's to read (HAProxy loads it before dropping privileges), so a config
-    # with one is checked as we run; its other values are still proved safe by the renderer.
-    if settings.haproxy_user and not settings.edge.tls_cert:
+    # A TLS key is root's to read (HAProxy loads it before dropping privileges), and so may the
+    # servers' CA file be, so a config with either is checked as we run; its other values are
+    # still proved safe by the renderer.
+    if settings.haproxy_user and not settings.edge.tls_cert and not settings.tls_ca_file:
         user = pwd.getpwnam(settings.haproxy_user)
         drop = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
     with tempfile.TemporaryDirectory(prefix=f"{CHECK_PREFIX}{os.getpid()}-") as folder:

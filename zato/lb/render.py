@@ -156,6 +156,9 @@ def _is_ip(value: str) -> bool:
         return False
 
 
+_SAFE_PATH_RE = re.compile(r"[^\s\\\"'#]+")
+
+
 def check_settings(s: LBSettings) -> None:
     """UnsafeValue unless every lb.conf value that goes into haproxy.cfg is safe there."""
     if not _HOST_RE.fullmatch(s.host):
@@ -165,6 +168,11 @@ def check_settings(s: LBSettings) -> None:
             raise UnsafeValue(f"{what} must be non-empty, without control characters or line breaks")
     if not _SAFE_NAME_RE.fullmatch(s.cluster):
         raise UnsafeValue(f"[cluster] name {s.cluster!r} is not 1-64 of A-Z a-z 0-9 _ . : -")
+    if s.tls_ca_file and not _SAFE_PATH_RE.fullmatch(s.tls_ca_file):
+        raise UnsafeValue(
+            f"[tls] ca_file {s.tls_ca_file!r}: give a path without spaces, quotes, '#' or backslashes"
+            " (it goes into haproxy.cfg and the Runtime API's commands)"
+        )
     for number in (s.check_inter_ms, s.check_fall, s.check_rise, s.timeout_connect_ms, s.retries):
         if type(number) is not int:
             raise UnsafeValue(f"{number!r} is not a whole number")
@@ -178,8 +186,9 @@ def server_options(settings: LBSettings) -> str:
     """Options of every backend server: health checks, identical in file and Runtime API."""
     inter = settings.check_inter_ms
     fast = max(MIN_FASTINTER_MS, inter // 5)
+    tls = f"ssl verify required ca-file {settings.tls_ca_file} " if settings.tls_ca_file else ""
     return (
-        f"check inter {inter} fastinter {fast} fall {settings.check_fall} rise {settings.check_rise} "
+        f"{tls}check inter {inter} fastinter {fast} fall {settings.check_fall} rise {settings.check_rise} "
         + edge.server_limits(settings.edge)
     )
 
