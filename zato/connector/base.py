@@ -217,6 +217,8 @@ class Context:
             max_body=s.limits.max_body,
             channel=f"{self.kind}:{self.name}",
             keepalive=server_keepalive(s.gunicorn),
+            ca_file=s.tls_ca_file,
+            tls_only=bool(s.tls_cert),
         )
 
     @property

@@ -59,6 +59,7 @@ import json
 import logging
 import select
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -222,13 +223,18 @@ class Invoker:
         max_body: int = LimitSettings.max_body,
         channel: str = "",
         keepalive: float = SERVER_KEEPALIVE,
+        ca_file: str = "",
+        tls_only: bool = False,
     ):
         """`key`: this epoch's key, `zato.common.signing.epoch_key(cluster_secret, epoch)`;
         `members`: `zato.coord.signing.member_key(cluster_secret, cluster)`: only servers whose
         membership entries it verifies get calls; `max_body`: the servers' [limits] max_body;
         `channel`: KIND:NAME of the channel connector calling, the service's self.channel;
         `timeout`: seconds to wait for a service's answer once a server took the call;
-        `keepalive`: seconds the servers keep an idle connection open (gunicorn's keepalive)."""
+        `keepalive`: seconds the servers keep an idle connection open (gunicorn's keepalive);
+        `ca_file`: what a server that serves TLS (its membership entry says so) is verified
+        against ("" : the system's CAs); `tls_only`: a server that serves plain HTTP gets no call
+        (this server serves TLS, so the cluster's traffic must not cross the network in clear)."""
         self.client, self.cluster = client, cluster
         self.max_body = max_body
         self._key, self.epoch, self.timeout = key, epoch, timeout
@@ -245,14 +251,21 @@ class Invoker:
         self._idle: dict[str, list[tuple[http.client.HTTPConnection, float]]] = {}
         self.keepalive = keepalive
         self._channel = channel
+        self._ca_file, self._tls_only = ca_file, tls_only
+        self._tls: set[str] = set()  # addresses of the servers that serve TLS
+        self._context: ssl.SSLContext | None = None
+        self._plain_said: set[str] = set()
 
     def servers(self) -> list[str]:
         with self._lock:
             now = time.monotonic()
             if now - self._servers_at >= MEMBERS_REFRESH or not self._servers:
                 try:
-                    members = membership.live_servers(self.client, self.cluster, self._member_key)
+                    members = self._usable(
+                        membership.live_servers(self.client, self.cluster, self._member_key)
+                    )
                     self._servers = [m.address for m in members]
+                    self._tls = {m.address for m in members if m.tls}
                     self._servers_at = now
                     if self._unread:
                         logger.info("the live servers are read again (%d reads failed before)", self._unread)
@@ -264,6 +277,20 @@ class Invoker:
                         logger.warning("cannot read the live servers: %s%s", e, again)
                         self._unread_said = now
             return self._servers
+
+    def _usable(self, members: list[membership.Member]) -> list[membership.Member]:
+        """`members` but, when this server serves TLS, those that serve plain HTTP (said once)."""
+        if not self._tls_only:
+            return members
+        for m in members:
+            if not m.tls and m.address not in self._plain_said:
+                self._plain_said.add(m.address)
+                logger.error(
+                    "server %s at %s serves plain HTTP while this server serves TLS ([tls] cert): it gets"
+                    " no calls from this server's connectors; set [tls] cert in its server.conf",
+                    m.name, m.address,
+                )  # fmt: skip
+        return [m for m in members if m.tls]
 
     def invoke(
         self, service: str, body: bytes, content_type: str, cid: str | None = None, meta: bytes | None = None
@@ -459,12 +486,17 @@ class Invoker:
                 ) from None
             except (OSError, http.client.HTTPException) as e:
                 self._forget(address)
-                errors.append(f"{address}: {type(e).__name__}: {e}")
+                why = f"{type(e).__name__}: {e}"
+                if isinstance(e, ssl.SSLError):
+                    from zato.common.tls import client_error
+
+                    why = client_error(e, self._ca_file)
+                errors.append(f"{address}: {why}")
                 pause = self.reach.failed(address, time.monotonic())
                 logger.warning(
-                    "server %s cannot be reached from here (%s: %s); the next server takes the call,"
+                    "server %s cannot be reached from here (%s); the next server takes the call,"
                     " and %s is tried after the others for %g s",
-                    address, type(e).__name__, e, address, pause,
+                    address, why, address, pause,
                 )  # fmt: skip
         with self._lock:
             self._servers_at = -MEMBERS_REFRESH  # re-read membership before the next call
@@ -478,7 +510,7 @@ class Invoker:
         conn, reused = self._checkout(address)
         try:
             return self._send(address, conn, path, body, call, fresh=not reused)
-        except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+        except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError, ssl.SSLEOFError):
             if not reused:
                 raise
         conn = self._connect(address)
@@ -515,7 +547,7 @@ class Invoker:
             conn.close()
             if began:
                 raise AnswerCut(f"{type(e).__name__}: {e}") from e
-            if sent and fresh and isinstance(e, (http.client.RemoteDisconnected, ConnectionResetError)):
+            if sent and fresh and isinstance(e, (ConnectionResetError, ssl.SSLEOFError)):
                 raise TakenNotAnswered(f"{type(e).__name__}: {e}") from e
             raise
         except BaseException:
@@ -540,9 +572,11 @@ class Invoker:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise NoAnswer
+            if isinstance(sock, ssl.SSLSocket) and sock.pending():
+                return True
             readable, _, _ = select.select([sock], [], [], min(left, LIVENESS_EVERY))
             if readable:  # a byte of the answer, or the end of the connection (b"")
-                return bool(sock.recv(1, socket.MSG_PEEK))
+                return _peek(sock)
             live = self.servers()  # none at all: entries lost by Redis, not every server gone
             if live and address not in live:
                 raise ServerGone(address)
@@ -570,7 +604,17 @@ class Invoker:
     def _connect(self, address: str) -> http.client.HTTPConnection:
         """A new connection to `address`; an OSError when it cannot be reached."""
         host, _, port = address.rpartition(":")
-        conn = http.client.HTTPConnection(host, int(port), timeout=min(CONNECT_TIMEOUT, self.timeout))
+        timeout = min(CONNECT_TIMEOUT, self.timeout)
+        if address in self._tls:
+            if self._context is None:
+                from zato.common.tls import client_context
+
+                self._context = client_context(self._ca_file)
+            conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+                host, int(port), timeout=timeout, context=self._context
+            )
+        else:
+            conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
         conn.connect()  # an OSError here: the server cannot be reached (the next one is tried)
         if conn.sock is not None:
             conn.sock.settimeout(self.timeout)  # from here on: how long the answer may take
@@ -610,6 +654,13 @@ def _refusal(status: int, said: str | None, body: bytes) -> str:
     except (ValueError, TypeError, KeyError):
         return ""
     return CREDENTIALS if isinstance(details, str) and details.startswith(OLD_REFUSALS) else ""
+
+
+def _peek(sock: socket.socket) -> bool:
+    """Whether the first byte of an answer is there (False: the connection ended). Over TLS,
+    the socket's own bytes are looked at (a TLS record), not the answer's: the servers send
+    nothing else before it (no session tickets: zato.server.app.tls_context)."""
+    return bool(socket.socket.recv(sock, 1, socket.MSG_PEEK))  # the plain socket's recv, for an SSLSocket too
 
 
 def watch_link(sock: socket.socket, dead_after: float = LINK_DEAD_AFTER) -> None:
