@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import ssl
 import sys
 import urllib.error
 import urllib.parse
@@ -19,7 +20,7 @@ from zato.common import jsonenc
 from zato.common.errors import ConfigError, ZatoError
 from zato.config import component
 from zato.config.settings import ServerSettings, load_server_settings
-from zato.lifecycle.control import local_host
+from zato.lifecycle.control import server_base
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -68,6 +69,10 @@ def invoke(args: argparse.Namespace) -> int:
             if refused and n + 1 < len(servers):
                 continue  # a quickstart's server that is not running: the next one
             why = "nothing listens there: is it running? (zato start DIR)" if refused else str(e.reason)
+            if isinstance(e.reason, ssl.SSLError):
+                from zato.common.tls import client_error
+
+                why = client_error(e.reason, settings.tls_ca_file)
             every = "no server answers; the last one tried, " if len(servers) > 1 else ""
             raise ZatoError(f"{every}server {settings.name} at {_base(settings)}: {why}") from None
         return _show(args.name, settings, status, body, args.is_async)
@@ -90,7 +95,16 @@ def _servers(path: str) -> list[ServerSettings]:
 
 
 def _base(settings: ServerSettings) -> str:
-    return f"http://{local_host(settings.host)}:{settings.port}"
+    return server_base(settings)
+
+
+def _context(settings: ServerSettings) -> ssl.SSLContext | None:
+    """With [tls] cert: the server is verified against [tls] ca_file (the system's CAs if empty)."""
+    if not settings.tls_cert:
+        return None
+    from zato.common.tls import client_context
+
+    return client_context(settings.tls_ca_file)
 
 
 def _call(
@@ -115,7 +129,7 @@ def _call(
         headers={"Content-Type": "application/json", "Authorization": f"Basic {credentials}"},
     )
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as r:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=timeout, context=_context(settings)) as r:  # noqa: S310
             return r.status, r.read()
     except urllib.error.HTTPError as e:
         return e.code, e.read()

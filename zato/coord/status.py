@@ -192,6 +192,7 @@ def _servers(live: dict | None, known: list[KnownServer], holder: str | None) ->
             "since": m.started_at,
             "state": m.state,
             "role": "holder" if name == holder else (m.role or "standby"),
+            "tls": m.tls,  # its port serves HTTPS only
         }
     return [rows[name] for name in sorted(rows, key=natural_key)]  # server2 before server10
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import ssl
 import time
 import urllib.error
 import urllib.request
@@ -64,13 +65,16 @@ class Rates:
         return rate
 
 
-def fetch_text(url: str, timeout: float = 0.5, authorization: str = "") -> tuple[str | None, int | None]:
+def fetch_text(
+    url: str, timeout: float = 0.5, authorization: str = "", context: ssl.SSLContext | None = None
+) -> tuple[str | None, int | None]:
     """(the body, None) of a GET of `url`; (None, status) when it was answered with an error
-    status; (None, None) when it was not answered. `authorization`: the Authorization header."""
+    status; (None, None) when it was not answered. `authorization`: the Authorization header;
+    `context`: what an https:// URL is verified with."""
     headers = {"Authorization": authorization} if authorization else {}
     request = urllib.request.Request(url, headers=headers)  # noqa: S310 - http:// of a cluster member
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as r:  # noqa: S310 - a cluster member
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as r:  # noqa: S310 - a cluster member
             return r.read().decode("utf-8", "replace"), None
     except urllib.error.HTTPError as e:
         e.close()
@@ -89,6 +93,7 @@ def basic_authorization(username: str, password: str) -> str:
 class Collector:
     def __init__(self, settings: DashboardSettings, client: Any, odb: Any):
         self.settings, self.client, self.odb = settings, client, odb
+        self._context: ssl.SSLContext | None = None
         self.rates = Rates()
         self.ticks = 0
         self.version = 0
@@ -193,8 +198,11 @@ class Collector:
         for server in view["servers"]:
             total = None
             if server.get("live"):
+                scheme = "https" if server.get("tls") else "http"
                 text, answered = fetch_text(
-                    f"http://{server['address']}/metrics", authorization=self._scrape_auth
+                    f"{scheme}://{server['address']}/metrics",
+                    authorization=self._scrape_auth,
+                    context=self._tls_context() if server.get("tls") else None,
                 )
                 total = requests_total(text) if text is not None else None
                 if answered == 401:
@@ -215,6 +223,14 @@ class Collector:
             "channels": self._slow["channels"],
             "rps_history": {name: list(points) for name, points in self.rates.history.items()},
         }
+
+    def _tls_context(self) -> ssl.SSLContext:
+        """What a server that serves TLS is verified with: dashboard.conf [tls] ca_file."""
+        if self._context is None:
+            from zato.common.tls import client_context
+
+            self._context = client_context(self.settings.tls_ca_file)
+        return self._context
 
     def _refused_scrape(self, server: str) -> str:
         """What the page says of a server whose /metrics refused this dashboard's scrape."""

@@ -77,12 +77,17 @@ def http_ok(url: str, timeout: float = 1.0) -> bool:
         return False
 
 
+def server_base(s: ServerSettings) -> str:
+    """The server's own port as a client on its host reaches it: https with [tls] cert."""
+    return f"{'https' if s.tls_cert else 'http'}://{local_host(s.host)}:{s.port}"
+
+
 def ping_url(s: ServerSettings) -> str:
-    return f"http://{local_host(s.host)}:{s.port}/zato/ping"
+    return f"{server_base(s)}/zato/ping"
 
 
 def ready_url(s: ServerSettings) -> str:
-    return f"http://{local_host(s.host)}:{s.port}/zato/ready"
+    return f"{server_base(s)}/zato/ready"
 
 
 def lb_alive_url(s: LBSettings) -> str:
