@@ -186,7 +186,7 @@ def server_options(settings: LBSettings) -> str:
     """Options of every backend server: health checks, identical in file and Runtime API."""
     inter = settings.check_inter_ms
     fast = max(MIN_FASTINTER_MS, inter // 5)
-    tls = f"ssl verify required ca-file {settings.tls_ca_file} " if settings.tls_ca_file else ""
+    tls = f"ssl verify required ca-file {settings.tls_ca_file} check-ssl " if settings.tls_ca_file else ""
     return (
         f"{tls}check inter {inter} fastinter {fast} fall {settings.check_fall} rise {settings.check_rise} "
         + edge.server_limits(settings.edge)
@@ -285,11 +285,24 @@ def render(settings: LBSettings, servers: list[Backend]) -> str:
         "connection_lines": edge.connection_lines(s.edge),
         "frontend_lines": edge.frontend_lines(s.edge),
         "stats_lines": edge.stats_lines(s.edge, (STATS_URI, METRICS_URI), STATS_USERS),
-        "servers": [f"    server {b.name} {b.address} {opts}" for b in sorted(servers, key=lambda b: b.name)],
+        "servers": _tls_lines(s)
+        + [f"    server {b.name} {b.address} {opts}" for b in sorted(servers, key=lambda b: b.name)],
         "tables": tables,
         **_log_blocks(s),
     }
     return fill(skeleton(TEMPLATE), values, blocks)
+
+
+def _tls_lines(s: LBSettings) -> list[str]:
+    """With [tls] ca_file, a default-server line naming it: HAProxy loads a CA file a server
+    added through the Runtime API uses only if the config named it when it was read ("'ca-file'
+    : unable to load", then a reload for every server added)."""
+    if not s.tls_ca_file:
+        return []
+    return [
+        "    # lb.conf [tls] ca_file: the servers are reached over TLS, verified against it",
+        f"    default-server ssl verify required ca-file {s.tls_ca_file}",
+    ]
 
 
 def _log_blocks(s: LBSettings) -> dict[str, list[str]]:
