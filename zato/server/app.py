@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import logging
+import ssl
 import sys
 
 from gunicorn.app.base import BaseApplication
@@ -94,10 +96,30 @@ def gunicorn_options(settings: ServerSettings) -> dict:
 def tls_context(config, default_ssl_context_factory):  # noqa: ANN001, ANN201 - gunicorn's ssl_context hook
     """gunicorn's context, sending no TLS 1.3 session tickets: a client then gets nothing
     before its answer, so a connector that sees a byte knows the answer began
-    (zato.connector.invoke), and the clients here never resume sessions anyway."""
+    (zato.connector.invoke), and the clients here never resume sessions anyway. Its sockets
+    shake hands in the worker's request handling (gunicorn's do_handshake_on_connect, off by
+    default), not as gevent wraps them: a client speaking plain HTTP to the port is then
+    gunicorn's one throttled WARNING ("Invalid request from ip=...: [SSL: HTTP_REQUEST]"), not
+    a traceback in logs/stdout.log per connection (_wrap_quietly)."""
     context = default_ssl_context_factory()
     context.num_tickets = 0
+    if not config.do_handshake_on_connect:
+        context.wrap_socket = functools.partial(_wrap_quietly, context.wrap_socket)
     return context
+
+
+def _wrap_quietly(wrap, sock, **kwargs):  # noqa: ANN001, ANN003, ANN202 - gevent's wrap_socket arguments
+    """A connection wrapped for TLS without its handshake (gunicorn's handler makes it). One whose
+    client left before a worker took it (a probe that timed out meanwhile: gevent says "Closed
+    before TLS handshake with data in recv buffer") ends its greenlet quietly (gevent's
+    GreenletExit), not with a traceback in logs/stdout.log."""
+    import gevent
+
+    try:
+        return wrap(sock, do_handshake_on_connect=False, **kwargs)
+    except ssl.SSLError as e:
+        logger.debug("a TLS connection closed before it was taken: %s", e)
+        raise gevent.GreenletExit from None
 
 
 # gunicorn settings that server.conf sets elsewhere: [gunicorn] still wins (it may be needed),
