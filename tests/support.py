@@ -298,7 +298,9 @@ class Quickstart:
         self.path = os.path.join(str(tmp_path), f"qs-{self.cluster}")
         self.servers, self.odb, self.workers, self.lb = servers, odb, workers, lb
         self.extra_conf = extra_conf or {}
-        self.tls = tls  # quickstart --tls: the LB serves HTTPS; lb_url is https://localhost:PORT
+        self.tls = (
+            tls  # quickstart --tls: the LB and the servers serve HTTPS; lb_url is https://localhost:PORT
+        )
         self.server_names = [f"server{i}" for i in range(1, servers + 1)]
         self.lb_dir = os.path.join(self.path, "load-balancer")
         self.dashboard_dir = os.path.join(self.path, "dashboard")
@@ -323,7 +325,8 @@ class Quickstart:
         return load_server_settings(self.server_dir(name))
 
     def server_url(self, name: str) -> str:
-        return f"http://127.0.0.1:{self.settings(name).port}"
+        """The server's own port: https with --tls (trust ca_file; the certificate names 127.0.0.1)."""
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.settings(name).port}"
 
     @property
     def lb_url(self) -> str:

@@ -43,6 +43,7 @@ DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 TLS_DIR = "tls"  # in a quickstart folder: ca.pem (clients trust it) and ca-key.pem
 QUICKSTART_USER_CONF = "user-conf"  # in a quickstart folder: every server's self.config files
 LB_BUNDLE = "lb.pem"  # in the LB's config folder: certificate, CA, key (mode 0600)
+SERVER_BUNDLE = "server.pem"  # in a server's config folder, with --tls: certificate, CA, key (mode 0600)
 
 
 @dataclass(frozen=True)
@@ -142,8 +143,16 @@ def private_sqlite_file(database: str) -> None:
     os.chmod(database, 0o600)
 
 
-def create_server_dir(path: str, spec: ServerSpec) -> str:
-    """Write a server directory (config, logs, pickup, work). Returns its absolute path."""
+def tls_names(*hosts: str) -> list[str]:
+    """What a quickstart's certificates name: this host's local names and `hosts` (not 0.0.0.0)."""
+    names = ["localhost", "127.0.0.1", "::1", socket.gethostname()]
+    return names + [h for h in dict.fromkeys(hosts) if h and h not in names and h not in ("0.0.0.0", "::")]
+
+
+def create_server_dir(path: str, spec: ServerSpec, tls_ca: CA | None = None, ca_file: str = "") -> str:
+    """Write a server directory (config, logs, pickup, work). Returns its absolute path. With
+    `tls_ca`: its port serves HTTPS with a certificate that CA issues (config/server.pem), and
+    peers are verified against `ca_file` (that CA's certificate)."""
     with new_dir(path) as path:
         pickup = ("pickup", os.path.join("pickup", "processed"), os.path.join("pickup", "incoming"))
         incoming = tuple(os.path.join("pickup", "incoming", sub) for sub in ("services", "user-conf"))
@@ -175,6 +184,12 @@ def create_server_dir(path: str, spec: ServerSpec) -> str:
         }
         if spec.metrics_password:
             conf["metrics"] = {"username": spec.metrics_username, "password": spec.metrics_password}
+        if tls_ca is not None:
+            from zato.common import tls  # cryptography is imported only when TLS is asked for
+
+            cert, key = tls.issue(tls_ca, spec.name, tls_names(spec.host, spec.announce_host))
+            tls.write_bundle(os.path.join(path, "config", SERVER_BUNDLE), cert, key, [tls_ca.cert])
+            conf["tls"] = {"cert": SERVER_BUNDLE, "ca_file": os.path.abspath(ca_file)}
         write_conf(path, SERVER_CONF, conf)
         component.write_marker(path, component.SERVER)
         load_server_settings(path)  # what we wrote must load
@@ -190,6 +205,7 @@ def create_lb_dir(
     host: str = "127.0.0.1",  # the frontend's bind address (0.0.0.0: every interface)
     tls_ca: CA | None = None,  # terminate TLS with a certificate this CA issues (config/lb.pem)
     cluster_secret: str = "",  # the servers' [auth] cluster_secret: only members signed with it get traffic
+    servers_ca_file: str = "",  # the servers serve TLS: verify them against this CA file
 ) -> str:
     with new_dir(path) as path:
         private_dirs(path, ("config", "logs", "work"))
@@ -204,11 +220,11 @@ def create_lb_dir(
         if tls_ca is not None:
             from zato.common import tls  # cryptography is imported only when TLS is asked for
 
-            names = ["localhost", "127.0.0.1", "::1", socket.gethostname()]
-            names += [host] if host not in names and host not in ("0.0.0.0", "::", "") else []
-            cert, key = tls.issue(tls_ca, "localhost", names)
+            cert, key = tls.issue(tls_ca, "localhost", tls_names(host))
             tls.write_bundle(os.path.join(path, "config", LB_BUNDLE), cert, key, [tls_ca.cert])
             conf["tls"] = {"cert": LB_BUNDLE}
+        if servers_ca_file:
+            conf["tls"] = {**conf.get("tls", {}), "ca_file": os.path.abspath(servers_ca_file)}
         write_conf(path, LB_CONF, conf)
         component.write_marker(path, component.LOAD_BALANCER)
         load_lb_settings(path)
@@ -302,7 +318,9 @@ class QuickstartSpec:
     workers: int = 2
     sentinels: str = ""
     sentinel_master: str = ""
-    tls: bool = False  # a private CA in DIR/tls, and the LB terminating TLS with its certificate
+    # a private CA in DIR/tls; the LB terminates TLS with its certificate, each server serves
+    # HTTPS with its own, and every client of a server verifies it against the CA
+    tls: bool = False
     dashboard_port: int = DEFAULT_DASHBOARD_PORT
 
 
@@ -325,6 +343,12 @@ def _write_quickstart(root: str, q: QuickstartSpec) -> tuple[list[str], list[Ser
     odb_url = q.odb_url or f"sqlite:///{os.path.join(root, 'odb.db')}"
     admin_password, secret, invoke_password = new_secret(), new_secret(), new_secret()
     made, specs = [], []
+    ca, ca_file = None, ""
+    if q.tls:  # the CA first: each server gets a certificate of its own
+        from zato.common import tls
+
+        ca = tls.new_ca(f"Zato cluster {q.cluster} CA")
+        ca_file, _ = tls.write_ca(os.path.join(root, TLS_DIR), ca)
     for i in range(1, q.servers + 1):
         spec = ServerSpec(
             name=f"server{i}",
@@ -340,17 +364,20 @@ def _write_quickstart(root: str, q: QuickstartSpec) -> tuple[list[str], list[Ser
             invoke_password=invoke_password,
             user_conf_dir=os.path.join(os.pardir, QUICKSTART_USER_CONF),
         )
-        made.append(create_server_dir(os.path.join(root, spec.name), spec))
+        made.append(create_server_dir(os.path.join(root, spec.name), spec, ca, ca_file))
         specs.append(spec)
     kvdb = kvdb_section(q.redis_url, q.sentinels, q.sentinel_master)
-    ca = None
-    if q.tls:
-        from zato.common import tls
-
-        ca = tls.new_ca(f"Zato cluster {q.cluster} CA")
-        tls.write_ca(os.path.join(root, TLS_DIR), ca)
     lb_dir = os.path.join(root, "load-balancer")
-    lb = create_lb_dir(lb_dir, q.cluster, q.redis_url, q.lb_port, kvdb, tls_ca=ca, cluster_secret=secret)
+    lb = create_lb_dir(
+        lb_dir,
+        q.cluster,
+        q.redis_url,
+        q.lb_port,
+        kvdb,
+        tls_ca=ca,
+        cluster_secret=secret,
+        servers_ca_file=ca_file,
+    )
     made.append(lb)
     made.append(
         create_dashboard_dir(

@@ -1,0 +1,146 @@
+"""TLS between hosts, with real processes: a `zato quickstart create --tls` cluster whose
+servers serve HTTPS only on their own ports (server.conf [tls] cert, signed by the quickstart's
+CA), and every client of those ports verifying them against the CA: HAProxy (requests and
+health checks), the lease holder's AMQP channel connector (RabbitMQ at 127.0.0.1:5672),
+`zato service invoke`. One cluster for the module; the last test breaks server2 and mends it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import ssl
+import stat
+import uuid
+
+import pytest
+import redis
+import requests
+
+from tests.conn_support import Rabbit, services_source
+from tests.integration.test_amqp_cluster import children, received, running
+from tests.support import REDIS_URL, lb_up, one_line_error, wait_for, zato
+from zato.common import tls
+from zato.lb.status import describe
+
+
+@pytest.fixture(scope="module")
+def cluster(module_quickstart, tmp_path_factory):
+    qs = module_quickstart(servers=2, tls=True)
+    qs.start()
+    module = tmp_path_factory.mktemp("mod") / "conn_services.py"
+    module.write_text(services_source())
+    zato("deploy", qs.path, str(module))
+    qs.rabbit = Rabbit()
+    qs.queue_in = qs.rabbit.queue(f"zt-tls-in-{uuid.uuid4().hex[:8]}")
+    zato("conn", "create", "amqp-def", qs.path, "--name", "rabbit", "--password", "guest")
+    create = ("conn", "create", "amqp-channel", qs.path, "--name", "in", "--def", "rabbit")
+    zato(*create, "--queue", qs.queue_in, "--service", "conn.record")
+    wait_for(
+        lambda: running(qs.cluster, "amqp-channel:in"), timeout=60, what="the channel's connector running"
+    )
+    try:
+        yield qs
+    finally:  # the channel's connector stopped first: running, it would declare its queue again
+        try:
+            zato("conn", "delete", "amqp-channel", qs.path, "--name", "in", check=False)
+            wait_for(lambda: "amqp-channel:in" not in children(qs.cluster), 60, what="the connector gone")
+        finally:
+            qs.rabbit.close()
+
+
+def peer_issuer(port: int, ca: str) -> str:
+    ctx = ssl.create_default_context(cafile=ca)
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+        ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s,
+    ):
+        cert = s.getpeercert()
+    return dict(x[0] for x in cert["issuer"])["commonName"]
+
+
+def test_a_servers_port_serves_https_only_with_a_certificate_of_the_cluster_ca(cluster):
+    for name in cluster.server_names:
+        bundle = os.path.join(cluster.server_dir(name), "config", "server.pem")
+        assert stat.S_IMODE(os.stat(bundle).st_mode) == 0o600
+        port = cluster.settings(name).port
+        url = f"https://127.0.0.1:{port}/zato/ping"
+        resp = requests.get(url, verify=cluster.ca_file, timeout=10)
+        assert resp.status_code == 200 and resp.json()["zato_env"]["result"] == "ZATO_OK"
+        assert peer_issuer(port, cluster.ca_file) == f"Zato cluster {cluster.cluster} CA"
+        with pytest.raises(requests.exceptions.ConnectionError):  # plain HTTP: no answer
+            requests.get(f"http://127.0.0.1:{port}/zato/ping", timeout=10)
+        with pytest.raises(requests.exceptions.SSLError):  # a private CA: not trusted by default
+            requests.get(url, timeout=10)
+
+
+def test_the_lb_checks_and_reaches_the_servers_over_tls(cluster):
+    with open(os.path.join(cluster.lb_dir, "config", "haproxy.cfg")) as f:
+        lines = [line for line in f if line.strip().startswith("server ")]
+    assert len(lines) == 2 and all(f"ssl verify required ca-file {cluster.ca_file} " in x for x in lines)
+    wait_for(lambda: lb_up(cluster) == {"server1", "server2"}, timeout=15, what="both servers UP")
+    for _ in range(10):
+        resp = requests.get(cluster.lb_url + "/zato/ping", verify=cluster.ca_file, timeout=10)
+        assert resp.status_code == 200 and resp.json()["zato_env"]["result"] == "ZATO_OK"
+
+
+def test_an_amqp_channel_message_reaches_its_service_through_the_connector_over_tls(cluster):
+    redis.Redis.from_url(REDIS_URL).delete(f"zato:{cluster.cluster}:test:received")
+    for i in range(10):
+        cluster.rabbit.publish(cluster.queue_in, json.dumps({"tls": i}))
+    wait_for(lambda: len(received(cluster.cluster)) >= 10, timeout=30, what="10 messages at the service")
+    assert sorted(m["tls"] for m in received(cluster.cluster)) == list(range(10))
+
+
+def test_zato_service_invoke_and_info_talk_to_the_servers_over_tls(cluster):
+    redis.Redis.from_url(REDIS_URL).delete(f"zato:{cluster.cluster}:test:received")
+    out = zato("service", "invoke", cluster.path, "conn.record", "--payload", '{"cli": 1}')
+    assert out.returncode == 0
+    assert received(cluster.cluster) == [{"cli": 1}]
+    info = zato("info", cluster.server_dir("server1")).stdout
+    assert f"https://127.0.0.1:{cluster.settings('server1').port}/zato/ping" in info
+
+
+def test_a_foreign_certificate_is_refused_at_start_and_a_plain_server_is_down_and_said(cluster):
+    server2 = cluster.server_dir("server2")
+    conf = os.path.join(server2, "config", "server.conf")
+    bundle = os.path.join(server2, "config", "server.pem")
+    saved = os.path.join(server2, "saved")
+    os.makedirs(saved)
+    shutil.copy2(conf, saved)
+    shutil.copy2(bundle, saved)
+    zato("stop", server2)
+    try:
+        other = tls.new_ca("another CA")
+        cert, key = tls.issue(other, "server2", ["127.0.0.1", "localhost"])
+        tls.write_bundle(bundle, cert, key, [other.cert])
+        started = zato("start", server2, check=False)
+        line = one_line_error(started, "server.pem: the certificate is not trusted by [tls] ca_file")
+        assert "the LB and the other servers would refuse this server" in line
+
+        shutil.copy2(os.path.join(saved, "server.pem"), bundle)
+        with open(conf) as f:
+            text = f.read()
+        with open(conf, "w") as f:
+            f.write(text.replace("cert = server.pem\n", ""))
+        cluster.start("server2")
+        port = cluster.settings("server2").port
+        assert requests.get(f"http://127.0.0.1:{port}/zato/ping", timeout=10).status_code == 200
+
+        said = f"server server2 at 127.0.0.1:{port} serves plain HTTP while this LB expects TLS"
+        lb_log = os.path.join(cluster.lb_dir, "logs", "lb.log")
+        wait_for(lambda: said in open(lb_log).read(), timeout=15, what="the LB saying why server2 is DOWN")
+        rows = {s["name"]: s["state"] for s in describe(cluster.lb_dir)["servers"]}
+        assert rows["server1"].startswith("UP") and rows["server2"].startswith("DOWN"), rows
+
+        redis.Redis.from_url(REDIS_URL).delete(f"zato:{cluster.cluster}:test:received")
+        for i in range(5):
+            cluster.rabbit.publish(cluster.queue_in, json.dumps({"mixed": i}))
+        wait_for(lambda: len(received(cluster.cluster)) >= 5, timeout=30, what="5 messages at the service")
+    finally:
+        zato("stop", server2, check=False)
+        shutil.copy2(os.path.join(saved, "server.conf"), conf)
+        shutil.copy2(os.path.join(saved, "server.pem"), bundle)
+        cluster.start("server2")
+    wait_for(lambda: lb_up(cluster) == {"server1", "server2"}, timeout=15, what="both servers UP again")
