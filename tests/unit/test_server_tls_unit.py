@@ -57,7 +57,9 @@ def test_a_tls_quickstart_gives_each_server_a_certificate_and_every_client_the_c
     lb = load_lb_settings(os.path.join(made, "load-balancer"))
     assert lb.tls_ca_file == ca_file
     line = render.render(lb, [render.Backend("server1", "127.0.0.1", 17010)])
-    assert f"server server1 127.0.0.1:17010 ssl verify required ca-file {ca_file} check " in line
+    assert f"server server1 127.0.0.1:17010 ssl verify required ca-file {ca_file} check-ssl check " in line
+    # named when the config is read: HAProxy takes it for servers the Runtime API adds later
+    assert f"    default-server ssl verify required ca-file {ca_file}\n" in line
     assert "ca-file" not in render.render(replace(lb, tls_ca_file=""), [render.Backend("s", "127.0.0.1", 1)])
 
 
