@@ -86,6 +86,9 @@ def test_the_lb_checks_and_reaches_the_servers_over_tls(cluster):
 
 
 def test_an_amqp_channel_message_reaches_its_service_through_the_connector_over_tls(cluster):
+    for name in cluster.server_names:  # TLS is the only way to a service
+        with pytest.raises(requests.exceptions.ConnectionError):
+            requests.get(f"http://127.0.0.1:{cluster.settings(name).port}/zato/ping", timeout=10)
     redis.Redis.from_url(REDIS_URL).delete(f"zato:{cluster.cluster}:test:received")
     for i in range(10):
         cluster.rabbit.publish(cluster.queue_in, json.dumps({"tls": i}))
