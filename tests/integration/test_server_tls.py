@@ -105,6 +105,29 @@ def test_zato_service_invoke_and_info_talk_to_the_servers_over_tls(cluster):
     assert f"https://127.0.0.1:{cluster.settings('server1').port}/zato/ping" in info
 
 
+def test_the_dashboard_scrapes_the_servers_metrics_over_tls(cluster):
+    from zato.config.settings import load_dashboard_settings
+    from zato.coord.client import connect
+    from zato.dashboard.state import Collector
+    from zato.odb.engine import ODB
+
+    settings = load_dashboard_settings(cluster.dashboard_dir)
+    assert settings.tls_ca_file == cluster.ca_file  # zato create dashboard took the server's
+    client, odb = connect(settings.redis), ODB(settings.odb_url)
+    try:
+        collector = Collector(settings, client, odb)
+        collector.refresh()
+        collector.refresh()  # a second scrape of each: requests/s
+        rows = {s["name"]: s for s in collector.snapshot["servers"]}
+    finally:
+        client.close()
+        odb.dispose()
+    assert {name: (row["tls"], row["rps"] is not None) for name, row in rows.items()} == {
+        "server1": (True, True),
+        "server2": (True, True),
+    }
+
+
 def test_a_foreign_certificate_is_refused_at_start_and_a_plain_server_is_down_and_said(cluster):
     server2 = cluster.server_dir("server2")
     conf = os.path.join(server2, "config", "server.conf")
