@@ -88,3 +88,21 @@ def test_a_ca_file_path_haproxy_cannot_take_as_one_word_is_refused(made):
     lb = load_lb_settings(os.path.join(made, "load-balancer"))
     with pytest.raises(render.UnsafeValue, match=r"\[tls\] ca_file"):
         render.render(replace(lb, tls_ca_file="/a b/ca.pem"), [])
+
+
+def test_a_tls_servers_connectors_call_no_plain_server_and_say_so_once(caplog):
+    from zato.connector.invoke import Invoker
+
+    tls_one = Member("server1", "10.0.0.1", 17010, 1, 0.0, tls=True)
+    plain = Member("server2", "10.0.0.2", 17010, 2, 0.0)
+    strict = Invoker(None, "c1", b"k", 1, members=b"m", tls_only=True)
+    with caplog.at_level("ERROR", logger="zato.connector.invoke"):
+        assert strict._usable([tls_one, plain]) == [tls_one]
+        assert strict._usable([tls_one, plain]) == [tls_one]
+    said = [r.getMessage() for r in caplog.records]
+    assert (
+        len(said) == 1
+        and "server server2 at 10.0.0.2:17010 serves plain HTTP while this server serves TLS" in said[0]
+    )
+    # a plain server (switching one at a time) calls both: the TLS one over TLS
+    assert Invoker(None, "c1", b"k", 1, members=b"m")._usable([tls_one, plain]) == [tls_one, plain]
