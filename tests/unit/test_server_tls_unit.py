@@ -106,3 +106,13 @@ def test_a_tls_servers_connectors_call_no_plain_server_and_say_so_once(caplog):
     )
     # a plain server (switching one at a time) calls both: the TLS one over TLS
     assert Invoker(None, "c1", b"k", 1, members=b"m")._usable([tls_one, plain]) == [tls_one, plain]
+
+
+def test_a_certificate_that_does_not_name_the_announced_address_is_refused_in_one_line(made):
+    bundle = os.path.join(made, "server1", "config", "server.pem")
+    ca_file = os.path.join(made, "tls", "ca.pem")
+    tls.check_signed_by(bundle, ca_file, "127.0.0.1")  # the quickstart's names it
+    with pytest.raises(
+        ConfigError, match=r"server.pem: the certificate does not name 10.0.0.12, the address"
+    ):
+        tls.check_signed_by(bundle, ca_file, "10.0.0.12")

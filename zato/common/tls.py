@@ -201,9 +201,10 @@ def client_context(ca_file: str = "") -> ssl.SSLContext:
     return ssl.create_default_context(cafile=ca_file or None)
 
 
-def check_signed_by(bundle: str, ca_file: str) -> None:
+def check_signed_by(bundle: str, ca_file: str, host: str = "") -> None:
     """ConfigError (one line) unless a client trusting only `ca_file` accepts the bundle's
-    certificate chain: a TLS handshake in memory, as the LB, the connectors and the CLI make it."""
+    certificate chain, and, with `host`, its name for that address: a TLS handshake in memory,
+    as the connectors and the CLI make it."""
     server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     try:
         server.load_cert_chain(bundle, key_file(bundle))
@@ -212,9 +213,10 @@ def check_signed_by(bundle: str, ca_file: str) -> None:
             f"{bundle}: cannot load the certificate and key: {getattr(e, 'reason', None) or e}"
         ) from None
     client = client_context(ca_file)
-    client.check_hostname = False  # the chain only: the names are the addresses' business
+    client.check_hostname = bool(host)
     c_in, c_out, s_in, s_out = ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO()
-    c, s = client.wrap_bio(c_in, c_out), server.wrap_bio(s_in, s_out, server_side=True)
+    c = client.wrap_bio(c_in, c_out, server_hostname=host or None)
+    s = server.wrap_bio(s_in, s_out, server_side=True)
     for _ in range(10):
         try:
             c.do_handshake()
@@ -222,6 +224,12 @@ def check_signed_by(bundle: str, ca_file: str) -> None:
         except ssl.SSLWantReadError:
             pass
         except ssl.SSLCertVerificationError as e:
+            if e.verify_code in NAME_MISMATCH:
+                raise ConfigError(
+                    f"{bundle}: the certificate does not name {host}, the address the LB and the other"
+                    f" servers reach this server at ([main] announce_host, or host): {e.verify_message};"
+                    " the other servers' connectors would refuse it"
+                ) from None
             raise ConfigError(
                 f"{bundle}: the certificate is not trusted by [tls] ca_file {ca_file!r} "
                 f"({e.verify_message}): the LB and the other servers would refuse this server; "
@@ -248,6 +256,8 @@ def client_error(e: BaseException, ca_file: str) -> str:
         return "it answered plain HTTP where TLS was expected: set [tls] cert in its server.conf"
     return f"{type(e).__name__}: {e}"
 
+
+NAME_MISMATCH = (62, 64)  # X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
 
 # OpenSSL's reasons for a TLS client that got plain HTTP back
 PLAIN_REASONS = ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG", "HTTP_REQUEST")

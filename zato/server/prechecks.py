@@ -60,13 +60,15 @@ def check_server(s: ServerSettings, say: Say) -> None:
 
 
 def check_tls(s: ServerSettings) -> None:
-    """[tls] cert: readable, its key matching, valid now, and trusted by [tls] ca_file when set
-    (what the LB and the other servers verify it with). ConfigError, one line, otherwise."""
+    """[tls] cert: readable, its key matching, valid now, and, when [tls] ca_file is set, trusted
+    by it for the address this server announces (what the LB and the other servers verify it
+    with). ConfigError, one line, otherwise."""
     from zato.common.tls import check_bundle, check_signed_by
 
     check_bundle(s.tls_cert)
     if s.tls_ca_file:
-        check_signed_by(s.tls_cert, s.tls_ca_file)
+        host = s.announced_host
+        check_signed_by(s.tls_cert, s.tls_ca_file, "" if host in ("0.0.0.0", "::", "") else host)
 
 
 def check_cluster_membership(s: ServerSettings, say: Say) -> None:
