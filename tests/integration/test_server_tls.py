@@ -73,6 +73,13 @@ def test_a_servers_port_serves_https_only_with_a_certificate_of_the_cluster_ca(c
             requests.get(f"http://127.0.0.1:{port}/zato/ping", timeout=10)
         with pytest.raises(requests.exceptions.SSLError):  # a private CA: not trusted by default
             requests.get(url, timeout=10)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as idle:  # no handshake:
+            assert idle.recv(1) == b""  # closed after gunicorn's keepalive, as a silent plain client
+    said = "spoke plain HTTP to this HTTPS-only port ([tls] cert in server.conf)"
+    wait_for(
+        lambda: said in cluster.server_logs(), timeout=10, what="the servers saying a client spoke plain HTTP"
+    )
+    assert "Traceback" not in cluster.server_logs("stdout.log")
 
 
 def test_the_lb_checks_and_reaches_the_servers_over_tls(cluster):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import functools
 import logging
 import ssl
 import sys
@@ -96,30 +95,67 @@ def gunicorn_options(settings: ServerSettings) -> dict:
 def tls_context(config, default_ssl_context_factory):  # noqa: ANN001, ANN201 - gunicorn's ssl_context hook
     """gunicorn's context, sending no TLS 1.3 session tickets: a client then gets nothing
     before its answer, so a connector that sees a byte knows the answer began
-    (zato.connector.invoke), and the clients here never resume sessions anyway. Its sockets
-    shake hands in the worker's request handling (gunicorn's do_handshake_on_connect, off by
-    default), not as gevent wraps them: a client speaking plain HTTP to the port is then
-    gunicorn's one throttled WARNING ("Invalid request from ip=...: [SSL: HTTP_REQUEST]"), not
-    a traceback in logs/stdout.log per connection (_wrap_quietly)."""
+    (zato.connector.invoke), and the clients here never resume sessions anyway. Each
+    connection's handshake must end within gunicorn's `keepalive`, as a request's head must
+    (Handshake): else a client that connects and sends nothing held its greenlet for ever."""
     context = default_ssl_context_factory()
     context.num_tickets = 0
     if not config.do_handshake_on_connect:
-        context.wrap_socket = functools.partial(_wrap_quietly, context.wrap_socket)
+        every = getattr(config.logger_class, "every", ZatoGunicornLogger.every)
+        context.wrap_socket = Handshake(context.wrap_socket, float(config.keepalive), every)
     return context
 
 
-def _wrap_quietly(wrap, sock, **kwargs):  # noqa: ANN001, ANN003, ANN202 - gevent's wrap_socket arguments
-    """A connection wrapped for TLS without its handshake (gunicorn's handler makes it). One whose
-    client left before a worker took it (a probe that timed out meanwhile: gevent says "Closed
-    before TLS handshake with data in recv buffer") ends its greenlet quietly (gevent's
-    GreenletExit), not with a traceback in logs/stdout.log."""
-    import gevent
+class Handshake:
+    """gevent's wrap_socket for the port's TLS connections: wraps each and makes its handshake
+    within `timeout` seconds. One that fails ends its greenlet quietly (gevent's GreenletExit)
+    instead of with a traceback in logs/stdout.log per connection: a client that left before
+    a worker took its connection (a probe that timed out meanwhile) or never finished the
+    handshake, and a client speaking plain HTTP to the HTTPS-only port, which is said in one
+    WARNING at most every `every` seconds per worker ([logging] client_warning_interval)."""
 
-    try:
-        return wrap(sock, do_handshake_on_connect=False, **kwargs)
-    except ssl.SSLError as e:
-        logger.debug("a TLS connection closed before it was taken: %s", e)
-        raise gevent.GreenletExit from None
+    def __init__(self, wrap, timeout: float, every: float):  # noqa: ANN001 - SSLContext.wrap_socket
+        self.wrap, self.timeout = wrap, timeout
+        self.said = Throttled(every)
+
+    def __call__(self, sock, **kwargs):  # noqa: ANN001, ANN003, ANN204 - gevent's wrap_socket arguments
+        import gevent
+
+        try:
+            peer = sock.getpeername()[0]
+        except OSError:
+            peer = "?"
+        try:
+            tls_sock = self.wrap(sock, do_handshake_on_connect=False, **kwargs)
+        except (ssl.SSLError, OSError) as e:  # the client left before it was taken
+            logger.debug("a TLS connection from %s closed before it was taken: %s", peer, e)
+            raise gevent.GreenletExit from None
+        try:
+            with gevent.Timeout(self.timeout):
+                tls_sock.do_handshake()
+        except gevent.Timeout:
+            tls_sock.close()
+            logger.debug("a TLS connection from %s made no handshake within %g s", peer, self.timeout)
+            raise gevent.GreenletExit from None
+        except (ssl.SSLError, OSError) as e:
+            tls_sock.close()
+            self._failed(peer, e)
+            raise gevent.GreenletExit from None
+        return tls_sock
+
+    def _failed(self, peer: str, e: OSError) -> None:
+        reason = getattr(e, "reason", None) or ""
+        if reason != "HTTP_REQUEST":
+            logger.debug("a TLS handshake from %s failed: %s", peer, e)
+            return
+        unsaid = self.said.due()
+        if unsaid is not None:
+            logger.warning(
+                "a client at %s spoke plain HTTP to this HTTPS-only port ([tls] cert in server.conf): is it"
+                " a load balancer without [tls] ca_file, or a server without [tls] cert? (said %s at"
+                " most in each worker; %d more since the last time)",
+                peer, self.said.how_often, unsaid,
+            )  # fmt: skip
 
 
 # gunicorn settings that server.conf sets elsewhere: [gunicorn] still wins (it may be needed),
