@@ -164,8 +164,10 @@ def test_a_foreign_certificate_is_refused_at_start_and_a_plain_server_is_down_an
         said = f"server server2 at 127.0.0.1:{port} serves plain HTTP while this LB expects TLS"
         lb_log = os.path.join(cluster.lb_dir, "logs", "lb.log")
         wait_for(lambda: said in open(lb_log).read(), timeout=15, what="the LB saying why server2 is DOWN")
-        rows = {s["name"]: s["state"] for s in describe(cluster.lb_dir)["servers"]}
-        assert rows["server1"].startswith("UP") and rows["server2"].startswith("DOWN"), rows
+        # HAProxy marks it DOWN after its checks fail `fall` times in a row ("UP 1/2" before)
+        states = lambda: {s["name"]: s["state"] for s in describe(cluster.lb_dir)["servers"]}  # noqa: E731
+        wait_for(lambda: states()["server2"].startswith("DOWN"), timeout=15, what="server2 DOWN at the LB")
+        assert states()["server1"].startswith("UP"), states()
 
         redis.Redis.from_url(REDIS_URL).delete(f"zato:{cluster.cluster}:test:received")
         for i in range(5):
