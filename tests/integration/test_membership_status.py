@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
+import signal
+import socket
+from collections.abc import Callable
 
 from tests.ha.supervised import SupervisedCluster, write_server_dir
-from tests.support import cluster_name, wait_for, zato
+from tests.support import cluster_name, process_table, wait_for, zato
 
 
 def test_status_shows_live_and_gone_servers_the_holder_and_no_secret() -> None:
@@ -73,6 +78,26 @@ def test_status_exit_code_says_whether_the_cluster_is_well(quickstart) -> None:
     qs.start()
     wait_for(lambda: status() == (0, []), 30, what="exit 0 with the server and the LB running")
 
+    # The workers hang while the supervisor renews the membership: the server is live, and
+    # HAProxy (its checks time out) sends it nothing. Before, exit 0 with no problem line, also
+    # from the server's folder (any host: what the LB reports in Redis).
+    lb_id = f"{socket.gethostname()}:{qs.lb_port}"
+    down = f"problem: server server1 is live but load balancer {lb_id} marks it DOWN (last check L7TOUT)"
+
+    def server_status() -> tuple[int, list[str]]:
+        proc = zato("cluster", "status", qs.server_dir("server1"), check=False)
+        return proc.returncode, [line for line in proc.stdout.splitlines() if line.startswith("problem: ")]
+
+    _stopped_until(_children(qs.pid("server1"), b"worker"), (status, down), (server_status, down))
+    wait_for(lambda: status() == (0, []), 30, what="exit 0 once the workers answer again")
+    # HAProxy hung (its runtime socket does not answer): before, "Load balancer: URL (running)",
+    # an empty backend table and exit 0, as if it had no server
+    with open(os.path.join(qs.lb_dir, "work", "haproxy.pid")) as f:
+        master = int(f.read().strip())
+    hung = f"problem: load balancer {qs.lb_dir}: HAProxy does not answer: HAProxy Runtime API at "
+    _stopped_until(_children(master, b""), (status, hung))
+    wait_for(lambda: status() == (0, []), 30, what="exit 0 once HAProxy answers again")
+
     qs.stop("load-balancer")
     assert status() == (3, [f"problem: load balancer {qs.lb_dir}: not running"])
 
@@ -99,6 +124,40 @@ def test_status_exit_code_says_whether_the_cluster_is_well(quickstart) -> None:
     problems = [line for line in proc.stdout.splitlines() if line.startswith("problem: ")]
     assert problems == [f"problem: load balancer {qs.lb_dir}: not running"], proc.stdout
     assert re.search(r"^server1 +\? ", proc.stdout, re.M), proc.stdout
+
+
+def _children(parent: int | None, marker: bytes) -> list[int]:
+    """The pids of `parent`'s children whose command line holds `marker`."""
+    found = [pid for pid, ppid, cmd in process_table() if ppid == parent and marker in cmd]
+    assert found, f"no child of {parent} with {marker!r}"
+    return found
+
+
+Status = Callable[[], tuple[int, list[str]]]
+
+
+def _stopped_until(pids: list[int], *expected: tuple[Status, str]) -> None:
+    """SIGSTOP `pids` until each status exits 3 with one problem line, starting with its
+    prefix (at most 20 s; else what it said last is the error), then SIGCONT them."""
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        for status, prefix in expected:
+            said: list[tuple[int, list[str]]] = []
+
+            def says(status: Status = status, prefix: str = prefix, said: list = said) -> bool:
+                said.append(status())
+                code, problems = said[-1]
+                return code == 3 and len(problems) == 1 and problems[0].startswith(prefix)
+
+            try:
+                wait_for(says, 20, interval=0.5, what=f"exit 3 and {prefix!r}")
+            except AssertionError:
+                raise AssertionError(f"the status said {said[-1]}, not exit 3 and {prefix!r}...") from None
+    finally:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
 
 
 def test_status_help_gives_the_exit_codes() -> None:

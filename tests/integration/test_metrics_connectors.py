@@ -23,6 +23,7 @@ from tests.conn_support import Rabbit, services_source
 from tests.integration.test_dashboard import browser, login, needs_browser, row  # noqa: F401 - browser: a fixture
 from tests.metrics_lint import documented_labels, exposed_name
 from tests.support import REDIS_URL, process_table, wait_for, zato
+from zato.coord.keys import Keys
 from zato.coord.lease import read_supervisor_status
 from zato.odb.connectors import CONNECTOR_KINDS
 
@@ -388,6 +389,57 @@ def test_a_message_parked_by_an_outgoing_connection_is_said_alike_everywhere(clu
         queue.client.close()
 
 
+def test_a_connector_stopped_past_its_statistics_ttl_is_silent_and_its_counters_do_not_drop_to_0(cluster):
+    """Before: a connector process stopped (SIGSTOP) or hung writes no statistics, and they
+    expire after 10 s while its supervisor still says RUNNING: `zato cluster status` said
+    RUNNING (no problem), the dashboard RUNNING in green, and /metrics said its counters were 0
+    (zato_connector_messages_in_total 7, then 0, then 7 again once it went on: Prometheus takes
+    the 0 for a reset, so increase() and rate() counted the 7 again, and an alert on
+    increase(zato_connector_parked_total) fired for messages parked long before). Now it reads
+    RUNNING/silent with a problem line, zato_connector_activity says "silent", and its counters
+    have no sample while they are unknown."""
+    from tests.integration.test_dashboard import Operator
+
+    settled(cluster)
+    name = "amqp-channel:in"
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        doc = read_supervisor_status(client, cluster.cluster) or {}
+        pid = next(c["pid"] for c in doc.get("children", []) if c["name"] == name)
+        holder, stats = doc["server"], Keys(cluster.cluster).connector_stats(name)
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            wait_for(lambda: not client.exists(stats), 30, interval=0.5, what="its statistics expired")
+            series, _ = scrape(cluster.server_url("server1"))
+            assert of(series, "zato_connector_messages_in_total", connector=name) == {}
+            assert of(series, "zato_connector_activity", connector=name) == {
+                (("activity", "silent"), ("connector", name), ("kind", "amqp-channel")): 1
+            }
+            said = zato("cluster", "status", cluster.path, check=False)
+            assert said.returncode == 3 and _cells(said.stdout, name, "STATE") == ["RUNNING/silent"], (
+                said.stdout
+            )
+            assert (
+                f"problem: connector {name} on {holder} (pid {pid}) is RUNNING but silent: it has written no"
+                " statistics for 10 s or more (stopped or hung?), so nothing may be consumed or sent;"
+                f" {holder} kills and restarts it after its [main] connector_hang_after"
+            ) in said.stdout.splitlines(), said.stdout
+            op = Operator(f"http://127.0.0.1:{cluster.dashboard_port}/", *cluster.admin_auth)
+            agreeing(cluster, op, "the dashboard and /metrics agreeing on a silent connector")
+            row = next(c for c in op.state()["connectors"] if c["name"] == name)
+            assert (row["state"], row["activity"], row["messages_in"]) == ("RUNNING", "silent", None)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+    finally:
+        client.close()
+
+    def taken() -> list[float]:
+        return list(of(scrape(cluster.server_url("server1"))[0], "zato_connector_messages_in_total",
+                       connector=name).values())  # fmt: skip
+
+    wait_for(lambda: taken() == [7], 30, interval=0.5, what="its counter back at 7, never reset")
+
+
 def _cells(status: str, connector: str, *columns: str) -> list[str | None]:
     """The cells of `columns` in the row of `connector` of `zato cluster status`'s table."""
     lines = status.splitlines()
@@ -476,3 +528,37 @@ def test_an_inactive_connection_holding_messages_has_a_row_on_the_dashboard(clus
         # no --wait: its broker refuses the login, so it runs but never connects (--wait says so)
         zato(*edit[:-2], "--active", "true")
     wait_for(lambda: "amqp-outgoing:stuck" in _children(cluster), 60, what="the connection running again")
+
+
+def test_a_live_server_whose_metrics_do_not_answer_is_said_on_the_dashboard(cluster):
+    """Before: a server whose workers hang (here stopped) while its supervisor renews its
+    membership read "live" on the dashboard with a blank requests/s, and nothing said why. Now
+    its error bar says its /metrics did not answer, and that the LB marks it DOWN (as the LB
+    reports it in Redis: also on a dashboard of another host); the lines go once they answer."""
+    from tests.integration.test_dashboard import Operator
+
+    op = Operator(f"http://127.0.0.1:{cluster.dashboard_port}/", *cluster.admin_auth)
+    arbiter = cluster.pid("server2")
+    workers = [pid for pid, ppid, cmd in process_table() if ppid == arbiter and b"worker" in cmd]
+    assert workers
+    url = cluster.server_url("server2") + "/metrics"
+    line = f"server server2: its {url} did not answer within 0.5 s, so its requests/s are not shown"
+    lb_id = f"{socket.gethostname()}:{cluster.lb_port}"
+    down = f"server server2 is live but load balancer {lb_id} marks it DOWN (last check L7TOUT)"
+
+    def said() -> list[str]:
+        return [e for e in op.state()["errors"] if e.startswith((line, down))]
+
+    for pid in workers:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        wait_for(
+            lambda: len(said()) == 2, 20, interval=0.5, what=f"the dashboard saying {line!r} and {down!r}"
+        )
+        server2 = next(s for s in op.state()["servers"] if s["name"] == "server2")
+        assert (server2["live"], server2["rps"]) == (True, None)
+    finally:
+        for pid in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+    wait_for(lambda: not said(), 30, interval=0.5, what="the line gone once its workers answer")

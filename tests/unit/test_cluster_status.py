@@ -111,3 +111,40 @@ def test_an_amqp_connector_its_broker_refuses_names_the_broker():
         "connector amqp-outgoing:out on s1 is refused by its AMQP broker (for 5 s), nothing is"
         " consumed or sent meanwhile: the AMQP broker at h:5672 refuses the login of user 'app'"
     ]
+
+
+def test_a_running_connector_without_statistics_is_silent_and_only_a_running_one():
+    from zato.cli.cluster import _state
+    from zato.coord.status import _child
+
+    silent = _child({"name": "amqp-channel:in", "state": "RUNNING", "pid": 7}, {})
+    assert (silent["activity"], _state(silent), silent["messages_in"]) == ("silent", "RUNNING/silent", None)
+    for state in ("STARTING", "BACKOFF", "FATAL", "STOPPING"):  # no process that should write them
+        assert _child({"name": "amqp-channel:in", "state": state}, {})["activity"] is None
+
+
+def test_a_live_running_server_an_lb_marks_down_or_maint_is_a_problem_a_draining_or_gone_one_not():
+    from zato.coord.lb_view import Views, not_serving
+    from zato.lb.reconcile import shown
+    from zato.lb.runtime import ServerState
+
+    assert shown(ServerState("server1", "", "DOWN", 0, "* L7TOUT")) == "DOWN (last check L7TOUT)"
+    assert shown(ServerState("server2", "", "MAINT", 0, "")) == "MAINT"
+    down = {
+        "server10": "DOWN (last check L4TOUT)",
+        "server1": "DOWN (last check L7TOUT)",
+        "server2": "MAINT",
+        "server4": "DOWN (last check L7STS)",
+        "server7": "DOWN (last check L4CON)",
+    }
+    views = Views(down={"lb1:11223": down})
+    servers = [{"name": f"server{i}", "live": True, "state": "running"} for i in (1, 2, 10)]
+    servers += [{"name": "server4", "live": True, "state": "draining"}]  # stopping: its checks fail
+    servers += [{"name": "server7", "live": False, "state": "gone"}]
+    assert not_serving(views, servers) == [
+        "server server1 is live but load balancer lb1:11223 marks it DOWN (last check L7TOUT): it sends it"
+        " no requests",
+        "server server2 is live but load balancer lb1:11223 marks it MAINT: it sends it no requests",
+        "server server10 is live but load balancer lb1:11223 marks it DOWN (last check L4TOUT): it sends it"
+        " no requests",
+    ]

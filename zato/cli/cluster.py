@@ -9,10 +9,12 @@ refusing, DIR not a cluster's folder); 3 it was read and something is wrong, eac
 on a `problem:` line (no live server, connectors defined but no lease holder to run them, a
 connector FATAL, a connector reconnecting for the holder's [lease] handover_after or more (the
 holder cannot reach its broker or queue manager; it hands the lease to another live server then,
-zato.connector.handover, so this stays a problem when none is left that might reach it), the
-ODB unreachable, the quickstart's load balancer not running, a Redis that may evict the
-cluster's keys: zato.coord.eviction). A Redis whose maxmemory-policy this user may not read is
-a `warning:` line saying how to check it by hand.
+zato.connector.handover, so this stays a problem when none is left that might reach it), a
+connector RUNNING but silent (zato.coord.status.SILENT), a live server a load balancer's HAProxy
+marks DOWN or MAINT (zato.coord.lb_view), the ODB unreachable, the quickstart's load balancer
+not running or its HAProxy not answering, a Redis that may evict the cluster's keys:
+zato.coord.eviction). A Redis whose maxmemory-policy
+this user may not read is a `warning:` line saying how to check it by hand.
 """
 
 from __future__ import annotations
@@ -28,12 +30,13 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from zato.common.errors import ComponentError, ZatoError
+from zato.common.order import natural_key
 from zato.config.component import LOAD_BALANCER, QUICKSTART, SERVER, quickstart_members, read_component
 from zato.config.settings import LeaseSettings, ServerSettings, load_server_settings
-from zato.coord import events, eviction, health
+from zato.coord import connector_stats, events, eviction, health, lb_view
 from zato.coord.client import REFUSES_WRITES, connect, describe
 from zato.coord.signing import member_key
-from zato.coord.status import collect
+from zato.coord.status import SILENT, collect
 
 EXIT_UNREADABLE = 1  # the cluster could not be read: Redis unreachable (or DIR is no cluster's)
 EXIT_PROBLEM = 3  # read, and something is wrong: the `problem:` lines say what
@@ -49,8 +52,11 @@ STATUS_EXIT_CODES = """exit codes:
      reconnecting for the holder's [lease] handover_after (10 s by default) or more (its
      broker or queue manager out of the holder's reach),
      a connector its queue manager or AMQP broker refuses (not authorized, no such queue,
-     a login or virtual host refused),
-     the ODB unreachable, the load balancer (of a quickstart DIR) not running,
+     a login or virtual host refused), a connector RUNNING but silent (no statistics
+     written for 10 s: stopped or hung),
+     a live server a load balancer's HAProxy marks DOWN or MAINT (it sends it nothing),
+     the ODB unreachable, the load balancer (of a quickstart DIR) not running or its
+     HAProxy not answering,
      a Redis that may evict the cluster's keys (a maxmemory and a maxmemory-policy
      other than noeviction)"""
 
@@ -152,6 +158,13 @@ def problems(data: dict) -> list[str]:
                 f" {c.get('activity_for') or 0} s), nothing is consumed or sent meanwhile:"
                 f" {c.get('last_error') or 'no error said'}"
             )
+    out += [
+        f"connector {c['name']} on {holder} (pid {c.get('pid')}) is RUNNING but silent: it has written no"
+        f" statistics for {connector_stats.TTL:g} s or more (stopped or hung?), so nothing may be consumed"
+        f" or sent; {holder} kills and restarts it after its [main] connector_hang_after"
+        for c in data["children"]
+        if c.get("state") == "RUNNING" and c.get("activity") == SILENT
+    ]
     if any(e.startswith("ODB") for e in data["errors"]):
         out.append("the ODB could not be read (the warning above says why)")
     lb = data.get("load_balancer")
@@ -160,6 +173,11 @@ def problems(data: dict) -> list[str]:
             out.append(f"load balancer {lb.get('path')}: {lb['error']}")
         elif not (lb.get("controller") or {}).get("running") or not (lb.get("haproxy") or {}).get("running"):
             out.append(f"load balancer {lb.get('path')}: not running")
+        elif lb["haproxy"].get("error"):  # hung, or its socket not this user's: what it serves is unknown
+            out.append(f"load balancer {lb.get('path')}: HAProxy does not answer: {lb['haproxy']['error']}")
+    views = data.get("load_balancers")
+    if views is not None:  # what each live LB's HAProxy says, from any host: membership alone said live
+        out += lb_view.not_serving(lb_view.Views(down=views["down"]), data["servers"])
     return out
 
 
@@ -223,6 +241,7 @@ def gather(path: str) -> dict:
         data["redis_replica"] = events.replica(client, first.cluster) or None
         redis_read = not any(e.startswith("Redis") for e in data["errors"])
         found = _eviction(client) if redis_read else None  # not another wait for a Redis away
+        data["load_balancers"] = _lb_views(client, first.cluster) if redis_read else None
     finally:
         client.close()
     data["redis"] = describe(first.redis)
@@ -241,6 +260,20 @@ def gather(path: str) -> dict:
     data["errors"] = list(dict.fromkeys(data["errors"]))  # an ODB that is down failed each read alike
     data["problems"] = problems(data)
     return data
+
+
+def _lb_views(client: Redis, cluster: str) -> dict | None:
+    """What each live load balancer reports in Redis (zato.coord.lb_view): the members it sends
+    new requests to, and those its HAProxy marks DOWN or MAINT. None if it could not be read."""
+    try:
+        views = lb_view.read(client, cluster)
+    except ZatoError:
+        return None
+    return {
+        "live": {lb_id: sorted(names, key=natural_key) for lb_id, names in views.live.items()},
+        "down": views.down,
+        "stale": list(views.stale),
+    }
 
 
 def _eviction(client: Redis) -> eviction.Eviction | None:
@@ -483,9 +516,10 @@ def _state(child: dict) -> str:
     plain work: RUNNING/reconnecting while its broker or queue manager is away, RUNNING/blocked
     while the broker blocks its publishes (a RabbitMQ resource alarm), RUNNING/refused while
     the queue manager or AMQP broker refuses what it needs (not authorized, no such queue, a
-    login or virtual host: a configuration error, tried again less and less often)."""
+    login or virtual host: a configuration error, tried again less and less often), RUNNING/silent
+    while it writes no statistics (stopped or hung: zato.coord.status.SILENT)."""
     state, activity = child.get("state"), child.get("activity")
-    shown = state == "RUNNING" and activity in ("reconnecting", "blocked", "refused")
+    shown = state == "RUNNING" and activity in ("reconnecting", "blocked", "refused", SILENT)
     if not shown:
         return str(state)
     took = child.get("activity_for")
@@ -497,6 +531,8 @@ def render_lb(lb: dict) -> list[str]:
         return [f"Load balancer: {lb.get('path')}: {lb['error']}"]
     running = (lb.get("controller") or {}).get("running")
     out = [f"Load balancer: {lb.get('url')} ({'running' if running else 'not running'})"]
+    if (lb.get("haproxy") or {}).get("error"):  # before, an empty table: as if it had no server
+        out.append(f"  HAProxy does not answer: {lb['haproxy']['error']}")
     rows = [(s.get("name"), s.get("address"), s.get("state"), s.get("check")) for s in lb.get("servers", [])]
     if rows:
         out += ["  " + line for line in table(("BACKEND", "ADDRESS", "STATE", "CHECK"), rows)]

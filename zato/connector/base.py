@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("zato.connector")
 
 STATS_INTERVAL = 1.0  # a change in the stats reaches Redis within this
-STATS_TTL = 10.0  # a connector silent this long shows as gone
+STATS_TTL = connector_stats.TTL  # a connector silent this long shows as silent
 STATS_REFRESH = STATS_TTL / 2  # unchanged stats are written again this often (a failed write: each tick)
 FATAL_STATS_TTL = 86400.0  # the last words of a connector that cannot run here
 EPOCH_CHECK_INTERVAL = 1.0
@@ -113,6 +113,7 @@ class Stats:
         }
         self._stop = threading.Event()
         self._lock = threading.Lock()  # invocation threads count concurrently
+        self._flushing = threading.Lock()
         self._failing = False
         self._written: dict | None = None  # what the last successful write stored, "updated" aside
         self._written_at = 0.0  # and when (monotonic)
@@ -136,17 +137,18 @@ class Stats:
         self.data["last_error_at"] = time.time()
 
     def flush(self, ttl: float = STATS_TTL) -> None:
-        self.data["updated"] = time.time()
-        doc = dict(self.data)
-        try:
-            connector_stats.write(self.client, self.cluster, self.key_name, doc, ttl)
-        except CoordError as e:
-            if not self._failing:
-                logger.warning("cannot write connector stats (said once until it works again): %s", e)
-            self._failing = True
-        else:
-            self._failing = False
-            self._written, self._written_at = self._content(doc), time.monotonic()
+        with self._flushing:  # the stats thread's and a state change's: the newer copy written last
+            self.data["updated"] = time.time()
+            doc = dict(self.data)
+            try:
+                connector_stats.write(self.client, self.cluster, self.key_name, doc, ttl)
+            except CoordError as e:
+                if not self._failing:
+                    logger.warning("cannot write connector stats (said once until it works again): %s", e)
+                self._failing = True
+            else:
+                self._failing = False
+                self._written, self._written_at = self._content(doc), time.monotonic()
 
     @staticmethod
     def _content(doc: dict) -> dict:
@@ -166,9 +168,12 @@ class Stats:
         self.flush()
 
     def _loop(self) -> None:
-        while not self._stop.wait(STATS_INTERVAL):
+        # at once first: a RUNNING connector without statistics reads "silent" (zato.coord.status)
+        while True:
             if self.due(time.monotonic()):
                 self.flush()
+            if self._stop.wait(STATS_INTERVAL):
+                return
 
 
 class Context:

@@ -16,6 +16,9 @@ from zato.common import jsonenc
 from zato.coord.client import translate
 from zato.coord.keys import Keys
 
+TTL = 10.0  # seconds a running connector's statistics last unless written again: silent this long, it
+# shows as such (zato.coord.status.SILENT)
+
 
 def write(client: redis.Redis, cluster: str, name: str, stats: dict, ttl: float) -> None:
     with translate(f"writing stats of connector {name!r}"):

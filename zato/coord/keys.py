@@ -41,6 +41,13 @@ class Keys:
         (expires with the last controller renewing it)."""
         return f"{self.prefix}lb:views"
 
+    @property
+    def lb_down(self) -> str:
+        """Hash: load balancer id -> JSON object of the members (not draining) its HAProxy marks
+        DOWN or MAINT, name -> what HAProxy says ("DOWN (last check L7TOUT)"); written with
+        `lb_views`, and counts only while `lb_alive` exists."""
+        return f"{self.prefix}lb:down"
+
     def lb_alive(self, lb_id: str) -> str:
         """Short-lived key a load balancer's controller renews while it runs: its view in
         `lb_views` counts only while this key exists."""

@@ -220,6 +220,10 @@ def _activity_for(stats: dict) -> int | None:
 
 
 NOT_RUNNING = "NOT_RUNNING"  # the state of an active connector no holder runs (a takeover under way)
+# The activity of a connector its supervisor says is RUNNING that has written no statistics for
+# their TTL (zato.connector.base.STATS_TTL, 10 s): stopped (SIGSTOP) or hung, until the holder's
+# [main] connector_hang_after kills it. Before, it read RUNNING, as if it worked.
+SILENT = "silent"
 INACTIVE = "INACTIVE"  # the dashboard's state of an inactive outgoing connection holding messages
 
 
@@ -239,6 +243,8 @@ def _child(c: dict, stats: dict) -> dict:
     for k in ("messages_in", "messages_out", "failures", "parked", "parking_queue", "backouts", "reconnects"):
         child[k] = stats.get(k)
     child["activity"] = stats.get("state")  # the connector's own: running, reconnecting, fatal...
+    if not stats and c.get("state") == "RUNNING":  # its statistics expired: it has not run for 10 s
+        child["activity"] = SILENT
     child["activity_for"] = _activity_for(stats)
     # The supervisor knows why a process died; the connector knows why its work failed, and
     # why it cannot run at all (a missing package, an address it cannot bind: FATAL, or BACKOFF

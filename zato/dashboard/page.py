@@ -176,7 +176,8 @@ function render(s) {
   });
   rows('connectors', s.connectors || [], (tr, c) => {
     cell(tr, c.name); cell(tr, c.kind);
-    const busy = c.state === 'RUNNING' && ['reconnecting', 'blocked', 'refused'].includes(c.activity);
+    const busy = c.state === 'RUNNING' &&
+      ['reconnecting', 'blocked', 'refused', 'silent'].includes(c.activity);
     const took = c.activity_for ? ' ' + c.activity_for + ' s' : '';  // how long, by its own clock
     cell(tr, busy ? c.state + '/' + c.activity + took : c.state,
          c.state === 'RUNNING' && !busy ? 'ok' : (c.state === 'FATAL' ? 'bad' : 'warn'));

@@ -10,6 +10,7 @@ the snapshot then says so in `errors` and keeps the rest, so the page works with
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import logging
 import ssl
@@ -21,7 +22,7 @@ from typing import Any
 
 from zato.common.errors import CoordRefused, ZatoError
 from zato.config.settings import DashboardSettings
-from zato.coord import eviction, health, status, takeovers
+from zato.coord import eviction, health, lb_view, status, takeovers
 from zato.coord.client import describe
 from zato.coord.signing import member_key
 from zato.odb import api as odb_api
@@ -33,6 +34,7 @@ REFRESH = 0.5  # seconds between snapshots: the page changes within a second of 
 SLOW_EVERY = 4  # ODB reads (services, channels, known servers) every SLOW_EVERY refreshes
 HISTORY = 120  # requests/s points kept per server (one a refresh: the last minute)
 REQUESTS_METRIC = "zato_server_requests_total"
+SCRAPE_TIMEOUT = 0.5  # seconds a live server's /metrics may take to answer the page's scrape
 
 
 def requests_total(metrics_text: str) -> float:
@@ -66,7 +68,7 @@ class Rates:
 
 
 def fetch_text(
-    url: str, timeout: float = 0.5, authorization: str = "", context: ssl.SSLContext | None = None
+    url: str, timeout: float = SCRAPE_TIMEOUT, authorization: str = "", context: ssl.SSLContext | None = None
 ) -> tuple[str | None, int | None]:
     """(the body, None) of a GET of `url`; (None, status) when it was answered with an error
     status; (None, None) when it was not answered. `authorization`: the Authorization header;
@@ -79,7 +81,7 @@ def fetch_text(
     except urllib.error.HTTPError as e:
         e.close()
         return None, e.code
-    except (OSError, ValueError):
+    except (OSError, ValueError, http.client.HTTPException):  # an answer cut short is none either
         return None, None
 
 
@@ -192,6 +194,7 @@ class Collector:
                 errors.append(self._writes_refused)
             if self._evicting:
                 errors.append(self._evicting)
+            errors += self._not_served(view["servers"])
         if self._slow["odb_error"]:
             errors.append(self._slow["odb_error"])
         now = time.monotonic()
@@ -199,14 +202,21 @@ class Collector:
             total = None
             if server.get("live"):
                 scheme = "https" if server.get("tls") else "http"
+                url = f"{scheme}://{server['address']}/metrics"
                 text, answered = fetch_text(
-                    f"{scheme}://{server['address']}/metrics",
+                    url,
                     authorization=self._scrape_auth,
                     context=self._tls_context() if server.get("tls") else None,
                 )
                 total = requests_total(text) if text is not None else None
                 if answered == 401:
                     errors.append(self._refused_scrape(server["name"]))
+                elif text is None and answered is None and server.get("state") == "running":
+                    errors.append(  # before, its requests/s were blank and nothing said why
+                        f"server {server['name']}: its {url} did not answer within {SCRAPE_TIMEOUT:g} s,"
+                        " so its requests/s are not shown (its workers hung or overloaded? the LB"
+                        " column says whether HAProxy still sends it requests)"
+                    )
             server["rps"] = self.rates.add(server["name"], now, total)
         return {
             "cluster": self.settings.cluster,
@@ -251,6 +261,15 @@ class Collector:
             f"are not shown: set [metrics] username and password in {conf} to the servers' and restart "
             "the dashboard"
         )
+
+    def _not_served(self, servers: list[dict]) -> list[str]:
+        """A line for each live server a load balancer's HAProxy marks DOWN or MAINT, as each LB
+        reports it in Redis (zato.coord.lb_view), as `zato cluster status` says it: membership
+        alone shows it live (before, only this host's LB's column said DOWN, if there was one)."""
+        try:
+            return lb_view.not_serving(lb_view.read(self.client, self.settings.cluster), servers)
+        except ZatoError:  # Redis: said by the reads above
+            return []
 
     def _check_writes(self) -> str:
         """The error to show when Redis refuses the actions' writes or PUBLISH ("" if it takes

@@ -88,7 +88,7 @@ class Controller:
         self._warned: set[str] = set()  # warnings of the last tick, not repeated
         self._seen: set[str] = set()
         self.lb_id = f"{socket.gethostname()}:{settings.port}"
-        self._view: list[str] | None = None  # what lb_view last published
+        self._view: tuple[list[str], dict[str, str]] | None = None  # what lb_view last published
         self._view_at = 0.0  # monotonic: when it was last published or renewed
 
     # Signals only set flags; the loop does the work (gunicorn arbiter style).
@@ -262,6 +262,7 @@ class Controller:
             return
         wanted: dict[str, r.Backend] = {}
         serving: list[str] = []
+        down: dict[str, str] = {}  # members HAProxy sends nothing to, with what it says of them
         unapplied = False
         for m in members:
             mismatch = tls_mismatch(m, self.settings)
@@ -273,6 +274,8 @@ class Controller:
                 self._apply_member(b, m.state, actual.get(b.name))
                 if m.state != "draining":
                     serving.append(m.name)
+                    if (cur := actual.get(b.name)) is not None and not cur.up:
+                        down[m.name] = plan.shown(cur)
             except LBError as e:
                 self._warn(f"server {m.name}: {e}")
                 unapplied = unapplied or r.haproxy_name(m.name) in wanted
@@ -289,17 +292,18 @@ class Controller:
             self._persisted = backends
         if unapplied:
             self._reload_fallback()
-        self._publish_view(sorted(serving))
+        self._publish_view(sorted(serving), down)
 
-    def _publish_view(self, serving: list[str]) -> None:
-        """Tell stopping servers (lb_view) once they no longer get new requests from here; an
-        unchanged view is renewed every lb_view.REFRESH s, so theirs ignore it once we are gone."""
+    def _publish_view(self, serving: list[str], down: dict[str, str]) -> None:
+        """Tell stopping servers (lb_view) once they no longer get new requests from here, and
+        `zato cluster status` which members HAProxy sends nothing to; an unchanged view is
+        renewed every lb_view.REFRESH s, so theirs ignore it once we are gone."""
         now = time.monotonic()
-        if serving == self._view and now - self._view_at < lb_view.REFRESH:
+        if (serving, down) == self._view and now - self._view_at < lb_view.REFRESH:
             return
         try:
-            lb_view.publish(self.client, self.settings.cluster, self.lb_id, serving)
-            self._view, self._view_at = serving, now
+            lb_view.publish(self.client, self.settings.cluster, self.lb_id, serving, down)
+            self._view, self._view_at = (serving, down), now
         except CoordError as e:
             where, hint = describe(self.settings.redis), what_to_do(e, cluster=self.settings.cluster)
             self._warn(f"cannot publish the load-balancer view: {e}; Redis at {where}: {hint}")

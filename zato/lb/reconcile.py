@@ -117,6 +117,13 @@ def silent(cur: ServerState) -> bool:
     return not cur.up and cur.check.lstrip("* ") in HUNG_CHECKS
 
 
+def shown(cur: ServerState) -> str:
+    """What HAProxy says of a server it sends nothing to, for `zato cluster status`: "DOWN
+    (last check L7TOUT)", "MAINT" (a check under way, "* L7TOUT", is said as its last one)."""
+    check = cur.check.lstrip("* ")
+    return f"{cur.status} (last check {check})" if check else cur.status
+
+
 def for_hung(cur: ServerState, down_since: float, now: float) -> list[Command]:
     """Commands for a member HAProxy has seen DOWN, its checks unanswered (silent), since
     `down_since` (monotonic seconds): shut its sessions once that has lasted HUNG_AFTER.

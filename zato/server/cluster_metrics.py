@@ -129,8 +129,10 @@ class ClusterCollector:
             state.add_metric([*key, str(c.get("state"))], 1)
             if c.get("activity"):
                 activity.add_metric([*key, str(c["activity"])], 1)
-            for name, family in counters.items():
-                family.add_metric(key, number(c.get(name)) or 0)
+            for name, family in counters.items():  # unknown (its statistics expired: silent) is no
+                value = number(c.get(name))  # sample, not a 0 that Prometheus takes for a reset
+                if value is not None:
+                    family.add_metric(key, value)
             if number(c.get("parking_queue")) is not None:
                 parking.add_metric(key, c["parking_queue"])
         for name in not_running(children, self.defined() if self.defined else ()):
