@@ -105,6 +105,23 @@ def test_metrics_rise_with_traffic_and_sum_all_workers(cluster):
     assert after[("zato_redis_up", ())] == 1
 
 
+def test_requests_to_zatos_invoke_endpoints_count_in_the_dashboards_requests_total(cluster):
+    """Before: a request to Zato's invoke endpoints (/zato/admin/invoke, /zato/api/invoke/NAME,
+    what Zato's own clients call) ran its service, counted in zato_service_invocations_total,
+    and in no kind of zato_server_requests_total, which the dashboard's requests/s reads: a
+    server serving only Zato's clients read 0 requests/s. Now they count as kind="invoke"."""
+    base = cluster.server_url("server1")
+    settings = cluster.settings("server1")
+    auth = (settings.invoke_username, settings.invoke_password)
+    key = ("zato_server_requests_total", (("kind", "invoke"),))
+    before = samples(base + "/metrics").get(key, 0)
+    for _ in range(3):
+        admin = requests.post(base + "/zato/admin/invoke", json={"name": "zato.ping"}, auth=auth, timeout=10)
+        api = requests.post(base + "/zato/api/invoke/zato.ping", json={}, auth=auth, timeout=10)
+        assert admin.ok and api.ok, (admin.text, api.text)
+    assert samples(base + "/metrics").get(key, 0) == before + 6
+
+
 def test_made_up_methods_are_501_before_the_service_and_one_metric_series(cluster):
     """Before: a channel made without --method ran its service for any method and counted each
     method under its own label: 4,000 made-up methods grew /metrics from 8 KB to 178 KB."""

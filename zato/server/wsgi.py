@@ -344,9 +344,11 @@ class ServerApp:
                 instruments.child(requests, "internal").inc()
                 service = as_text(path[len(batch.MESSAGES_PREFIX) :])
                 return self._internal_batch(environ, start_response, service, cid, messages=True)
-            if path == ADMIN_INVOKE:
+            if path == ADMIN_INVOKE:  # Zato's own clients' endpoints: served, so counted (before: not)
+                instruments.child(requests, "invoke").inc()
                 return self.invoke_api.admin_invoke(environ, start_response, cid)
             if path.startswith(API_INVOKE_PREFIX):
+                instruments.child(requests, "invoke").inc()
                 name = as_text(path[len(API_INVOKE_PREFIX) :])
                 return self.invoke_api.api_invoke(environ, start_response, name, cid)
             if path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/"):
