@@ -159,6 +159,32 @@ def test_the_dashboard_gone_the_page_says_as_of_when_it_shows_the_cluster(quicks
     assert browser.execute_script("return window.zatoNoReload") == 1  # still the page it was
 
 
+@needs_browser
+def test_a_hung_dashboard_its_open_page_says_it_has_heard_nothing_for_so_long(quickstart, browser):  # noqa: F811 - the fixture
+    """The dashboard process hangs (here stopped) while its page is open: the stream stays open
+    and silent, no error comes, and the page read "live, updated ..." for ever. Now, having
+    heard nothing for 9 s, it says so and as of when it shows the cluster; once the dashboard
+    answers again, live."""
+    import signal
+
+    qs = dashboard_only(quickstart)
+    browser.get(f"http://127.0.0.1:{qs.dashboard_port}/")
+    login(browser, *qs.admin_auth)
+    wait_for(lambda: text(browser, "#live").startswith("live, updated "), 30, what="the live page")
+    pid = qs.pid("dashboard")
+    assert pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        quiet = "no word from the dashboard for "
+        wait_for(lambda: text(browser, "#live").startswith(quiet), 30, what=f"the page saying {quiet!r}")
+        said = text(browser, "#live")
+        at = time.strftime("%H:%M:%S", time.gmtime(browser.execute_script("return shownAt")))
+        assert said.endswith(f" s (hung, or the network?): the page shows the cluster as of {at} UTC"), said
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    wait_for(lambda: text(browser, "#live").startswith("live, updated "), 30, what="the page live again")
+
+
 def test_draining_a_stopped_server_says_it_applies_once_the_server_is_back(quickstart):
     """An operator drains a stopped server so that it gets no traffic when it comes back: the
     answer was "set to drain (the LB controller applies it; the Runtime API said: HAProxy refused

@@ -39,11 +39,11 @@ from zato.common.errors import (
 from zato.coord import health
 from zato.dashboard import actions
 from zato.dashboard.auth import CSRF_HEADER, LoginThrottle, Session, Sessions, cookie_name, csrf_ok
-from zato.dashboard.page import login_page, overview_page
+from zato.dashboard.page import ALIVE_EVERY, login_page, overview_page
 
 logger = logging.getLogger("zato.dashboard")
 
-KEEPALIVE = 10.0  # seconds between SSE comments while nothing changes
+KEEPALIVE = ALIVE_EVERY  # seconds between "alive" events while nothing changes
 MAX_UPLOAD = 1024 * 1024
 
 
@@ -259,12 +259,13 @@ def build_app(ctx: Any) -> bottle.Bottle:
 
 
 def _events(ctx: Any, still_logged_in: Callable[[], bool]) -> Iterator[str]:
-    """The snapshot now, then each new one as it comes; a comment line keeps proxies open."""
+    """The snapshot now, then each new one as it comes; an "alive" event every KEEPALIVE seconds
+    while nothing changes keeps proxies open and tells the page the dashboard still answers."""
     seen = -1
     while still_logged_in():
         snap = ctx.collector.snapshot
         if snap.get("version", 0) != seen:
             seen = snap.get("version", 0)
             yield "data: " + json.dumps(snap, default=str) + "\n\n"
-        elif not ctx.wait_change(KEEPALIVE):
-            yield ": keep-alive\n\n"
+        elif not ctx.wait_change(KEEPALIVE):  # an event, not a comment: the page hears it (page.SILENCE)
+            yield "event: alive\ndata: {}\n\n"

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import html
 
+ALIVE_EVERY = 3.0  # seconds between the "alive" events of the page's stream while nothing changes
+SILENCE = 3 * ALIVE_EVERY  # seconds without a word after which an open page says it heard none
+
 STYLE = """
 body{font:14px system-ui,sans-serif;margin:0;background:#f4f5f7;color:#222}
 header{background:#1f3a5f;color:#fff;padding:8px 16px;display:flex;gap:16px;align-items:center}
@@ -284,7 +287,22 @@ $('deploy').onclick = () => {
 };
 fetch('api/state', {credentials: 'same-origin'}).then(r => r.json()).then(render);
 const events = new EventSource('api/events');
-events.onmessage = e => render(JSON.parse(e.data));
+// A dashboard that hangs (stopped, its process blocked) keeps the stream open and sends nothing:
+// no error comes, and before, the page read "live" for ever. It sends an "alive" event every
+// ALIVE_EVERY s while nothing changes; heard from for none of SILENCE_MS, the page says so.
+let heard = Date.now();
+events.onmessage = e => { heard = Date.now(); render(JSON.parse(e.data)); };
+events.addEventListener('alive', () => {
+  heard = Date.now();
+  $('live').textContent = 'live, updated ' + when(shownAt); $('live').className = 'ok';
+});
+setInterval(() => {
+  const quiet = Date.now() - heard;
+  if (quiet < __SILENCE_MS__ || events.readyState !== EventSource.OPEN) return;  // closed: onerror says
+  $('live').textContent = 'no word from the dashboard for ' + Math.round(quiet / 1000) +
+    ' s (hung, or the network?): the page shows the cluster as of ' + when(shownAt) + ' UTC';
+  $('live').className = 'bad';
+}, 1000);
 events.onerror = () => {
   // what the page shows stays, and may be old: say as of when (before, "reconnecting..." alone
   // hid the time, and every row still read "live")
@@ -301,7 +319,7 @@ events.onerror = () => {
 def overview_page(cluster: str, user: str, csrf: str) -> str:
     return OVERVIEW.format(
         style=STYLE,
-        script=SCRIPT,
+        script=SCRIPT.replace("__SILENCE_MS__", str(int(SILENCE * 1000))),
         cluster=html.escape(cluster),
         user=html.escape(user),
         csrf=html.escape(csrf, quote=True),
