@@ -8,10 +8,15 @@ import os
 import re
 import signal
 import socket
+import time
 from collections.abc import Callable
+
+import redis
 
 from tests.ha.supervised import SupervisedCluster, write_server_dir
 from tests.support import cluster_name, process_table, wait_for, zato
+from zato.coord import membership
+from zato.coord.signing import member_key
 
 
 def test_status_shows_live_and_gone_servers_the_holder_and_no_secret() -> None:
@@ -97,6 +102,21 @@ def test_status_exit_code_says_whether_the_cluster_is_well(quickstart) -> None:
     hung = f"problem: load balancer {qs.lb_dir}: HAProxy does not answer: HAProxy Runtime API at "
     _stopped_until(_children(master, b""), (status, hung))
     wait_for(lambda: status() == (0, []), 30, what="exit 0 once HAProxy answers again")
+    # A server that announces a host the LB's host cannot resolve (a wrong --announce-host): live,
+    # and never in HAProxy. Before, exit 0 and lb.log alone said it.
+    client = redis.Redis.from_url(qs.settings("server1").redis.url)
+    try:
+        member = membership.Member("server9", "nosuchhost.invalid", 17099, os.getpid(), time.time())
+        membership.announce(client, qs.cluster, member, 30, member_key(qs.cluster_secret, qs.cluster))
+        unresolved = (
+            f"problem: server server9 is live but load balancer {lb_id} marks it unresolved (its host"
+            " nosuchhost.invalid does not resolve there): it sends it no requests"
+        )
+        wait_for(lambda: status() == (3, [unresolved]), 20, interval=0.5, what=unresolved)
+    finally:
+        membership.withdraw(client, qs.cluster, "server9")
+        client.close()
+    wait_for(lambda: status() == (0, []), 30, what="exit 0 once server9 left")
 
     qs.stop("load-balancer")
     assert status() == (3, [f"problem: load balancer {qs.lb_dir}: not running"])

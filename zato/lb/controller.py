@@ -270,6 +270,12 @@ class Controller:
                 self._warn(mismatch)
             try:
                 b = _backend(m)
+            except LBError as e:  # its host does not resolve here: HAProxy never gets it
+                self._warn(f"server {m.name}: {e}")
+                if m.state != "draining":
+                    down[m.name] = f"unresolved (its host {m.host} does not resolve there)"
+                continue
+            try:
                 wanted[b.name] = b
                 self._apply_member(b, m.state, actual.get(b.name))
                 if m.state != "draining":
