@@ -114,9 +114,8 @@ def test_status_exit_code_says_whether_the_cluster_is_well(quickstart) -> None:
         )
         wait_for(lambda: status() == (3, [unresolved]), 20, interval=0.5, what=unresolved)
     finally:
-        membership.withdraw(client, qs.cluster, "server9")
+        membership.withdraw(client, qs.cluster, "server9")  # gone at once: the next status has it not
         client.close()
-    wait_for(lambda: status() == (0, []), 30, what="exit 0 once server9 left")
 
     qs.stop("load-balancer")
     assert status() == (3, [f"problem: load balancer {qs.lb_dir}: not running"])
