@@ -42,6 +42,7 @@ MASTER_NAME = "lab"
 SENTINEL_DOWN_AFTER_S = 1.0  # the Sentinel's down-after-milliseconds, in seconds
 REPL_TIMEOUT = 3600  # seconds: a silently cut replication link must not time out while isolated
 CUT_TABLE = "zlab_repl"  # the nftables table of the replication cut (its own: heal() keeps it)
+SPLIT_TABLE = "zlab_split"  # the master cut off from the Sentinel and the replica (partition_master)
 
 
 class RedisHost:
@@ -50,6 +51,7 @@ class RedisHost:
         self.procs: dict[int, subprocess.Popen] = {}
         self.isolated: int | None = None  # the replica isolate_replica() cut off
         self.killed: int | None = None  # the master fail_over() SIGKILLed
+        self.partitioned: int | None = None  # the master partition_master() cut off
 
     # -- building ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -204,9 +206,43 @@ class RedisHost:
         except OSError as e:
             return f"(no Sentinel log: {e})"
 
+    def partition_master(self) -> int:
+        """Cut the master off from the Sentinel and the replica (both of this host), while the
+        servers and the LB still reach it (their connections come from the lab's forwarder, at
+        the bridge's gateway): a partition between Redis hosts. The Sentinel promotes the
+        replica, and the old master still takes the writes of every connection to it.
+        Returns the old master's port; heal_partition() undoes it."""
+        master, ip = self.master_port(), self.host.ip
+        script = [
+            f"table inet {SPLIT_TABLE} {{",
+            "  chain input { type filter hook input priority -10; policy accept; }",
+            "}",
+            f"add rule inet {SPLIT_TABLE} input ip saddr {ip} ip daddr {ip} tcp dport {master} drop",
+            f"add rule inet {SPLIT_TABLE} input ip saddr {ip} ip daddr {ip} tcp sport {master} drop",
+        ]
+        sh("ip", "netns", "exec", self.host.ns, "nft", "-f", "-", input="\n".join(script) + "\n")
+        self.partitioned = master
+        return master
+
+    def heal_partition(self, timeout: float = 30) -> None:
+        """Lift partition_master()'s cut and wait until the Sentinel made the old master a
+        replica of the one it promoted, synced (its writes since the cut are gone then)."""
+        sh("ip", "netns", "exec", self.host.ns, "nft", "delete", "table", "inet", SPLIT_TABLE, check=False)
+        if self.partitioned is None:
+            return
+        port, self.partitioned = self.partitioned, None
+        if self.master_port() != port:
+            wait_for(
+                lambda: self.client(port).role()[0] == "slave",
+                timeout=timeout,
+                what="the old master a replica",
+            )
+            self._wait_replica(port)
+
     def restore(self) -> None:
         """Undo the fault: resume a stopped replica; start a killed master again as the new
         master's replica, and wait until it synced and the Sentinel knows it."""
+        self.heal_partition()
         if self.isolated is not None:
             self._uncut()
             self.isolated = None

@@ -9,12 +9,23 @@ on the lab, where three servers and the LB follow the master through the lab's S
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import time
+import uuid
 
 import pytest
 
-from tests.hosts.checkers import EpochWatch, amqp_counts, stale_accepted
+from tests.hosts.checkers import (
+    AmqpPublisher,
+    EpochWatch,
+    OutgoingSender,
+    amqp_counts,
+    outgoing_counts,
+    stale_accepted,
+)
+from tests.hosts.redis_host import PORTS
 from tests.hosts.test_partition import publish_and_settle
 from tests.integration.test_sentinel import MASTER, RedisGroup
 from tests.support import cluster_name, wait_for
@@ -22,7 +33,7 @@ from zato.common.errors import LeaseLost
 from zato.config.settings import LeaseSettings, RedisSettings
 from zato.coord.client import connect
 from zato.coord.keys import Keys
-from zato.coord.lease import Lease
+from zato.coord.lease import Lease, read_holder
 from zato.lifecycle.layout import create_odb
 from zato.odb.epoch import EpochFloor
 
@@ -139,3 +150,70 @@ def test_a_lab_failover_that_lost_an_acknowledged_epoch_leaves_one_holder_above_
     assert [name for name in lab.names if lab.connectors(name)] == [holder]
     assert counts["lost"] == 0
     assert stale_accepted(accepted) == 0
+
+
+def test_a_master_the_sentinel_lost_while_the_servers_reach_it_loses_no_send(lab):
+    """A partition between the Redis hosts: the Sentinel loses the master, which every server
+    still reaches, and promotes the replica. Before, every connection that stayed up went on
+    writing to the old master (redis-py asks the Sentinels only when it opens one), while the
+    next holder's connectors, new processes, read the new one: once the holder's host had
+    vanished, no send reached the queue, and when the partition healed the Sentinel made the
+    old master a replica and every send it had taken was gone. Now each process follows the
+    master the Sentinel names within a second (zato.coord.client.FollowingPool): every send
+    that returned once they had moved reaches the queue."""
+    group = lab.redis_host
+    queue = f"zl-out-{uuid.uuid4().hex[:8]}"
+    consumer = AmqpPublisher(queue)  # declares the queue the outgoing connection routes to
+    lab.cli("conn create amqp-outgoing", "--name", "out", "--def", "rabbit", "--routing-key", queue)
+    lab.cli("channel create", "--name", "lab-send", "--url-path", "/lab/send", "--service", "lab.send")
+    sender = OutgoingSender(lab, lab.lb_url + "/lab/send")
+    received: list[int] = []
+
+    def arrived() -> dict:
+        received.extend(consumer.take_all())
+        return outgoing_counts(sender.returned[mark:], received)
+
+    def holder(other_than: str = "") -> tuple[str, int] | None:
+        for port in PORTS:  # the old master's or the new one's, whichever the servers use
+            found = read_holder(group.client(port), lab.cluster)
+            if found and found.server != other_than:
+                return found.server, found.epoch
+        return None
+
+    mark, gone, old = 0, "", 0
+    try:
+        sender.start()
+        wait_for(lambda: arrived()["returned"] >= 50, timeout=60, what="the first sends")
+        old = group.partition_master()
+        wait_for(lambda: group.master_port() != old, timeout=30, what="the Sentinel to promote the replica")
+        time.sleep(3)  # every process follows it within FOLLOW_EVERY (1 s)
+        gone = wait_for(holder, timeout=10, what="a holder")[0]
+        lab.net.blackhole(lab.host(gone))  # its connectors stop: the next holder's start
+        new = wait_for(lambda: holder(other_than=gone), timeout=20, what="the next holder")[0]
+        wait_for(lambda: lab.connectors(new), timeout=15, what="the next holder's connectors")
+        mark = len(sender.returned)
+        wait_for(lambda: len(sender.returned) >= mark + 100, timeout=30, what="sends after the takeover")
+        group.heal_partition()  # the old master becomes a replica: what it took is gone
+        lab.net.heal(lab.host(gone))
+        time.sleep(2)
+    finally:
+        sender.stop()
+        group.heal_partition()
+        if gone:
+            lab.net.heal(lab.host(gone))
+    try:
+        with contextlib.suppress(AssertionError):
+            wait_for(
+                lambda: arrived()["lost"] == 0, timeout=30, what="every send after the takeover in the queue"
+            )
+        counts = arrived()
+        whole = outgoing_counts(sender.returned, received)
+    finally:
+        lab.cli("channel delete", "--name", "lab-send")
+        lab.cli("conn delete amqp-outgoing", "--name", "out")
+        consumer.close()
+    print(
+        f"master {old} lost by the Sentinel, holder {gone} vanished -> {new}: after the takeover {counts}; "
+        f"in all {whole} (a send the old master took before the servers moved is lost with it)"
+    )
+    assert counts["lost"] == 0, counts

@@ -12,7 +12,7 @@ import redis
 import requests
 
 from tests.support import free_port, lb_up, wait_for, zato
-from zato.config.settings import load_server_settings
+from zato.config.settings import RedisSettings, load_server_settings
 from zato.coord.client import connect
 from zato.coord.lease import read_holder
 from zato.coord.membership import live_servers
@@ -223,3 +223,30 @@ def requests_ok(url: str) -> bool:
         return requests.get(url, timeout=2).ok
     except requests.RequestException:
         return False
+
+
+def test_connections_follow_the_master_the_sentinel_names_while_the_old_one_answers(redis_group):
+    """What a partition between Redis hosts looks like to a server that still reaches the old
+    master: the Sentinel names another one, and the old one still takes writes. Before, a
+    connection that stayed up kept writing to the old master (redis-py asks the Sentinels only
+    when it opens one), whose writes the Sentinel drops once the partition heals (it makes it
+    a replica); now the client's connections move to the one the Sentinel names within about
+    a second (zato.coord.client.FollowingPool)."""
+    settings = RedisSettings(sentinels=(("127.0.0.1", redis_group.sentinel_port),), sentinel_master=MASTER)
+    client = connect(settings)
+    client.set("zato:follow:key", "before")  # its connection to the master stays up
+    promoted = redis_group.client(redis_group.replica_port)
+    promoted.replicaof("NO", "ONE")  # the Sentinel's promotion, without a word to the old master
+    sentinel = redis_group.client(redis_group.sentinel_port)
+    sentinel.sentinel_remove(MASTER)
+    sentinel.sentinel_monitor(MASTER, "127.0.0.1", redis_group.replica_port, 1)
+
+    def written_to_the_new_master() -> bool:
+        client.set("zato:follow:key", "after")
+        return promoted.get("zato:follow:key") == "after"
+
+    wait_for(
+        written_to_the_new_master,
+        timeout=10,
+        what="a write through the client on the master the Sentinel names",
+    )

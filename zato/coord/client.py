@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
 import re
+import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
@@ -12,13 +16,14 @@ import redis
 from redis.backoff import NoBackoff
 from redis.exceptions import NoPermissionError, OutOfMemoryError, ReadOnlyError
 from redis.retry import Retry
-from redis.sentinel import MasterNotFoundError, Sentinel
+from redis.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool
 
 from zato.common.errors import CoordDataError, CoordError, CoordForbidden, CoordRefused, CoordUnavailable
 from zato.common.log import redact
 from zato.config.settings import RedisSettings
 
 T = TypeVar("T")
+logger = logging.getLogger("zato.coord.client")
 
 
 def connect(settings: RedisSettings, **kwargs: object) -> redis.Redis:
@@ -43,8 +48,88 @@ def connect(settings: RedisSettings, **kwargs: object) -> redis.Redis:
         }
         sentinel = Sentinel(list(settings.sentinels), sentinel_kwargs=timeouts)
         opts.pop("health_check_interval", None)
-        return sentinel.master_for(settings.sentinel_master, **_master_credentials(settings.url), **opts)
+        return sentinel.master_for(
+            settings.sentinel_master,
+            connection_pool_class=FollowingPool,
+            **_master_credentials(settings.url),
+            **opts,
+        )
     return redis.Redis.from_url(settings.url, **opts)
+
+
+FOLLOW_EVERY = 1.0  # s: how often each process asks the Sentinels which master they name
+
+
+class FollowingPool(SentinelConnectionPool):
+    """A Sentinel pool whose connections follow the master the Sentinels name even while the
+    old one answers. redis-py asks the Sentinels only when it opens a connection, so when the
+    Sentinels lost sight of a master that its clients still reached (a partition) and promoted
+    a replica, every connection that stayed up kept writing to the old master for as long as
+    the partition lasted, while new ones (a new holder's connectors, the CLI) used the new one;
+    once the partition healed the Sentinels made the old master a replica and everything
+    written to it since was gone (outgoing messages that services had sent). Here a thread of
+    each process asks the Sentinels every FOLLOW_EVERY s (SentinelConnectionPool.
+    get_master_address): a master other than the one its connections use closes the idle ones
+    and takes no busy one back, so the next command goes to the new master. When no Sentinel
+    answers, or none names a master (a failover under way), the connections stay as they are."""
+
+    _watched_in = 0  # the process that watches this pool (a fork watches it anew)
+
+    def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        if self._watched_in != os.getpid():
+            self._watched_in = os.getpid()
+            _FOLLOWER.watch(self)
+        return super().get_connection(*args, **kwargs)
+
+
+class _Follower:
+    """The one thread a process runs for its FollowingPools (started with the first one)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pools: list[weakref.ref[FollowingPool]] = []
+        self._thread: threading.Thread | None = None
+
+    def forked(self) -> None:
+        """In a forked child: the parent's thread is not here, and its lock may have been held."""
+        self.__init__()  # type: ignore[misc]
+
+    def watch(self, pool: FollowingPool) -> None:
+        with self._lock:
+            self._pools.append(weakref.ref(pool))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="zato-redis-follow", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(FOLLOW_EVERY)
+            with self._lock:
+                self._pools = [ref for ref in self._pools if ref() is not None]
+                pools = [ref() for ref in self._pools]
+            for pool in pools:
+                if pool is not None:
+                    self._follow(pool)
+
+    @staticmethod
+    def _follow(pool: FollowingPool) -> None:
+        was = pool.master_address
+        try:
+            now = pool.get_master_address()
+        except (redis.RedisError, OSError):
+            return
+        if was is not None and tuple(now) != tuple(was):
+            logger.warning(
+                "the Sentinels name %s:%s the master of %s now, no longer %s:%s: this process's Redis "
+                "connections move to it",
+                *now,
+                pool.service_name,
+                *was,
+            )
+
+
+_FOLLOWER = _Follower()
+os.register_at_fork(after_in_child=_FOLLOWER.forked)
 
 
 def _master_credentials(url: str) -> dict:
