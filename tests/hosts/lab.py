@@ -390,6 +390,14 @@ class Lab:
             self._forwarder.stdin.flush()
             assert self._forwarder.stdout.readline().startswith("delay")
 
+    def delay_odb(self, ms: float) -> None:
+        """Latency on every host's link to the ODB (PostgreSQL: one route, shared by all), both
+        ways; 0 takes it away."""
+        assert self._forwarder and self._forwarder.stdin and self._forwarder.stdout
+        self._forwarder.stdin.write(f"delay 5432 {ms} 0\n")
+        self._forwarder.stdin.flush()
+        assert self._forwarder.stdout.readline().startswith("delay")
+
     def cut_redis(self, name: str, only: str = "") -> None:
         """Cut the host from Redis alone: both redis-servers (its routes) and the Sentinel;
         the broker, the ODB and the other hosts still reach it (lab.net.heal undoes it).

@@ -181,3 +181,32 @@ def test_every_server_cut_off_from_the_odb_serves_on_without_waiting_for_it(lab)
         lab.cli("channel delete", "--name", "lab-fetch")
         lab.cli("conn delete security", "--name", "lab-key")
         lab.cli("conn delete http-outgoing", "--name", "lab-lb")
+
+
+def test_a_takeover_while_the_odb_answers_slowly_consumes(lab, channel):
+    """The ODB 100 ms away from every server (each way) when the holder stops (paused): the
+    next holder claims its epoch in the ODB (zato.odb.epoch) after taking the lease in Redis,
+    which takes several round trips. Before, the hold was timed from before the claim, so
+    each new holder missed its renew deadline before its first renewal and stepped down, and
+    the next did the same: 5 acquisitions in 30 s, not one message consumed. Now a renewal
+    after a slow claim starts the hold (zato.coord.lease.LeaseKeeper)."""
+    publish_and_settle(lab, channel, 0, 30)
+    old, old_epoch = lab.wait_holder()
+    lab.delay_odb(100)
+    lab.pause(old)
+    try:
+        for n in range(30, 80):
+            channel.publish(n)
+        wait_for(lambda: all_accepted(lab, channel), timeout=30, what="every message consumed, the ODB slow")
+        new, new_epoch = lab.wait_holder(other_than=old, timeout=10)
+    finally:
+        lab.delay_odb(0)
+        lab.resume(old)
+    wait_for(
+        lambda: not lab.connectors(old), timeout=20, what="the resumed old holder to stop its connectors"
+    )
+    accepted = lab.accepted()
+    counts = amqp_counts(channel.published, accepted)
+    print(f"ODB slow, {old} ({old_epoch}) paused -> {new} ({new_epoch}); {counts}")
+    assert new_epoch > old_epoch
+    assert stale_accepted(accepted) == 0

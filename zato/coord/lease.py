@@ -516,7 +516,11 @@ class LeaseKeeper:
                 if attempt.acquired:
                     self.health.ok()
                     self.odb_health.ok()
-                    self._became_holder(attempt.epoch, started)
+                    hold_from: float | None = started
+                    if self.clock() - started >= self.settings.renew_interval:
+                        hold_from = self._confirm_slow_acquisition(attempt.epoch, started)
+                    if hold_from is not None:
+                        self._became_holder(attempt.epoch, hold_from)
                     return
                 remaining = attempt.ttl_ms
             self.health.ok(wrote=tried)
@@ -533,6 +537,27 @@ class LeaseKeeper:
             return
         # remaining -1 (a key without expiry, set by hand) must not turn into a busy loop
         self._sleep_standby(remaining / 1000.0 + 0.002 if remaining >= 0 else self.settings.retry_interval)
+
+    def _confirm_slow_acquisition(self, epoch: int, started: float) -> float | None:
+        """An acquisition that took longer than renew_interval (the ODB's floor, read before it
+        and claimed after it, answered slowly) leaves its hold little or no time before the
+        renew deadline, timed from its start: the new holder stepped down before its first
+        renewal, and the next one did the same (with the ODB 100 ms away no holder acted at
+        all). A renewal begun now confirms the lease is still this server's and starts the
+        hold afresh from it; None when the lease was lost meanwhile. An error leaves the hold
+        timed from `started`, as before."""
+        again = self.clock()
+        try:
+            self.lease.renew()
+        except LeaseLost as e:
+            logger.warning("lost lease epoch %d while claiming it: %s", epoch, e)
+            return None
+        except CoordError as e:
+            self.health.failed("lease renewal", e)
+            return started
+        logger.info("the claim of lease epoch %d took %.2f s: its hold starts from a renewal after it",
+                    epoch, again - started)  # fmt: skip
+        return again
 
     def _became_holder(self, epoch: int, started: float) -> None:
         with self._lock:
