@@ -6,17 +6,21 @@ health checks), the lease holder's AMQP channel connector (RabbitMQ at 127.0.0.1
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
 import socket
 import ssl
 import stat
+import time
 import uuid
 
 import pytest
 import redis
 import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from tests.conn_support import Rabbit, services_source
 from tests.integration.test_amqp_cluster import children, received, running
@@ -177,5 +181,41 @@ def test_a_foreign_certificate_is_refused_at_start_and_a_plain_server_is_down_an
         zato("stop", server2, check=False)
         shutil.copy2(os.path.join(saved, "server.conf"), conf)
         shutil.copy2(os.path.join(saved, "server.pem"), bundle)
+        cluster.start("server2")
+    wait_for(lambda: lb_up(cluster) == {"server1", "server2"}, timeout=15, what="both servers UP again")
+
+
+def cluster_ca(cluster) -> tls.CA:  # noqa: ANN001 - a Quickstart
+    folder = os.path.join(cluster.path, "tls")
+    with open(os.path.join(folder, "ca.pem"), "rb") as f:
+        cert = x509.load_pem_x509_certificate(f.read())
+    with open(os.path.join(folder, "ca-key.pem"), "rb") as f:
+        key = serialization.load_pem_private_key(f.read(), password=None)
+    return tls.CA(cert, key)  # type: ignore[arg-type]
+
+
+def test_a_certificate_that_expires_while_its_server_runs_is_said_in_lb_log(cluster):
+    """Before: HAProxy's checks failed and the server went DOWN ('L6RSP' in zato cluster status)
+    with nothing in lb.log, nor in the server's own log, saying why."""
+    server2 = cluster.server_dir("server2")
+    bundle = os.path.join(server2, "config", "server.pem")
+    saved = bundle + ".saved"
+    shutil.copy2(bundle, saved)
+    zato("stop", server2)
+    try:
+        cert, key = tls.issue(cluster_ca(cluster), "server2", ["127.0.0.1", "localhost"], days=12 / 86400)
+        tls.write_bundle(bundle, cert, key, [])
+        cluster.start("server2")  # valid for 12 s more: zato start takes it
+        time.sleep(max(0.0, (cert.not_valid_after_utc - dt.datetime.now(dt.timezone.utc)).total_seconds()))
+        port = cluster.settings("server2").port
+        said = f"server server2 at 127.0.0.1:{port} is DOWN: HAProxy's TLS checks fail, its certificate"
+        lb_log = os.path.join(cluster.lb_dir, "logs", "lb.log")
+        wait_for(lambda: said in open(lb_log).read(), timeout=20, what="lb.log saying why server2 is DOWN")
+        line = next(x for x in open(lb_log).read().splitlines() if said in x)
+        assert "(certificate has expired)" in line, line
+    finally:
+        zato("stop", server2, check=False)
+        shutil.copy2(saved, bundle)
+        os.remove(saved)
         cluster.start("server2")
     wait_for(lambda: lb_up(cluster) == {"server1", "server2"}, timeout=15, what="both servers UP again")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+import socket
 import ssl
 from dataclasses import dataclass
 
@@ -255,6 +256,21 @@ def client_error(e: BaseException, ca_file: str) -> str:
     if reason in PLAIN_REASONS:
         return "it answered plain HTTP where TLS was expected: set [tls] cert in its server.conf"
     return f"{type(e).__name__}: {e}"
+
+
+def refusal(host: str, port: int, ca_file: str, timeout: float = 2.0) -> str:
+    """Why a client trusting only `ca_file` and not checking names (as HAProxy's `ssl verify
+    required ca-file`) refuses the certificate of the server at host:port, in words; "" when it
+    takes it, or when the server cannot be reached at all (not a TLS matter)."""
+    context = client_context(ca_file)
+    context.check_hostname = False
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as raw, context.wrap_socket(raw):
+            return ""
+    except ssl.SSLError as e:
+        return client_error(e, ca_file)
+    except OSError:
+        return ""
 
 
 NAME_MISMATCH = (62, 64)  # X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH

@@ -53,6 +53,7 @@ Loader = Callable[[], "tuple[LBSettings, str]"]
 POLL = 0.25  # seconds between reconciliations when nothing is published
 RESTART_START, RESTART_MAX = 0.1, 5.0  # seconds before restarting a dead HAProxy: doubling, capped
 STABLE_AFTER = 30.0  # HAProxy running this long resets the backoff
+TLS_PROBE_EVERY = 30.0  # a server DOWN on failed TLS checks: why, found out at most this often
 RELOAD_MIN_INTERVAL = 10.0  # at most one fallback reload this often
 
 
@@ -87,6 +88,7 @@ class Controller:
         self._last_reload = -RELOAD_MIN_INTERVAL
         self._warned: set[str] = set()  # warnings of the last tick, not repeated
         self._seen: set[str] = set()
+        self._tls_why: dict[str, tuple[float, str]] = {}  # server -> (probed at, why its TLS checks fail)
         self.lb_id = f"{socket.gethostname()}:{settings.port}"
         self._view: tuple[list[str], dict[str, str]] | None = None  # what lb_view last published
         self._view_at = 0.0  # monotonic: when it was last published or renewed
@@ -268,6 +270,10 @@ class Controller:
             mismatch = tls_mismatch(m, self.settings)
             if mismatch:
                 self._warn(mismatch)
+            else:
+                why = self._tls_refused(m, actual.get(r.haproxy_name(m.name)))
+                if why:
+                    self._warn(f"server {m.name} at {m.address} is DOWN: HAProxy's TLS checks fail, {why}")
             try:
                 b = _backend(m)
             except LBError as e:  # its host does not resolve here: HAProxy never gets it
@@ -299,6 +305,23 @@ class Controller:
         if unapplied:
             self._reload_fallback()
         self._publish_view(sorted(serving), down)
+
+    def _tls_refused(self, m: Member, state: ServerState | None) -> str:
+        """Why HAProxy's TLS checks of a TLS server fail (its certificate expired while it ran,
+        or was replaced by one the CA did not sign): found by a handshake of our own, as HAProxy
+        makes it, at most every TLS_PROBE_EVERY s while it is DOWN on a layer-6 (TLS) check."""
+        failing = state is not None and not state.up and state.check.startswith("L6")
+        if not (m.tls and self.settings.tls_ca_file and failing):
+            self._tls_why.pop(m.name, None)
+            return ""
+        now = time.monotonic()
+        at, why = self._tls_why.get(m.name, (0.0, ""))
+        if not at or now - at >= TLS_PROBE_EVERY:
+            from zato.common.tls import refusal
+
+            why = refusal(m.host, m.port, self.settings.tls_ca_file)
+            self._tls_why[m.name] = (now, why)
+        return why
 
     def _publish_view(self, serving: list[str], down: dict[str, str]) -> None:
         """Tell stopping servers (lb_view) once they no longer get new requests from here, and
