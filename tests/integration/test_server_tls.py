@@ -9,7 +9,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import shutil
+import signal
 import socket
 import ssl
 import stat
@@ -219,3 +221,34 @@ def test_a_certificate_that_expires_while_its_server_runs_is_said_in_lb_log(clus
         os.remove(saved)
         cluster.start("server2")
     wait_for(lambda: lb_up(cluster) == {"server1", "server2"}, timeout=15, what="both servers UP again")
+
+
+def test_a_broken_certificate_file_put_in_place_while_the_server_runs_reaches_no_worker(cluster):
+    """The file is read when the server starts: a worker made again later (after its crash)
+    serves what the server started with. Before: it read the file again, and one whose key no
+    longer matched (a renewal half written) failed every new worker ('Exception in worker
+    process', its traceback, made again at once, for ever) until the file was mended."""
+    server2 = cluster.server_dir("server2")
+    bundle = os.path.join(server2, "config", "server.pem")
+    saved = bundle + ".saved"
+    shutil.copy2(bundle, saved)
+    log = os.path.join(server2, "logs", "server.log")
+    try:
+        cert = x509.load_pem_x509_certificate(open(bundle, "rb").read())
+        other_key = tls.issue(cluster_ca(cluster), "x", ["127.0.0.1"])[1]
+        tls.write_bundle(bundle, cert, other_key, [])  # the certificate with another one's key
+        pids = [int(p) for p in re.findall(r"worker (\d+) ready", open(log).read())]
+        alive = [p for p in pids if os.path.exists(f"/proc/{p}")]
+        size = os.path.getsize(log)
+        os.kill(alive[-1], signal.SIGKILL)  # a worker of this test's server, ended as the OOM killer would
+        new = lambda: open(log, "rb").read()[size:].decode(errors="replace")  # noqa: E731
+        wait_for(lambda: "ready:" in new() or "Exception in worker" in new(), 30, what="a worker made again")
+        time.sleep(1)
+        assert "Exception in worker process" not in new()
+        port = cluster.settings("server2").port
+        for _ in range(6):
+            resp = requests.get(f"https://127.0.0.1:{port}/zato/ping", verify=cluster.ca_file, timeout=10)
+            assert resp.status_code == 200
+    finally:
+        shutil.copy2(saved, bundle)
+        os.remove(saved)

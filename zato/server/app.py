@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import logging
+import os
 import ssl
 import sys
 
@@ -219,12 +220,37 @@ class ZatoApplication(BaseApplication):
             except (ValueError, TypeError) as e:
                 reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
                 raise ConfigError(f"{where} {key}: {value!r} is not valid ({reason})") from None
+        if self.hooked and self.settings.tls_cert and self.cfg.certfile == self.settings.tls_cert:
+            pinned = self._pin_tls(self.settings.tls_cert, self.cfg.keyfile or self.settings.tls_cert)
+            self.cfg.set("certfile", pinned)
+            self.cfg.set("keyfile", pinned)
         if self.cfg.keepalive < 1:
             raise ConfigError(
                 f"{where} keepalive: {self.cfg.keepalive} would give a request's head no time limit "
                 "(gunicorn times the head with keepalive, and with 0 not at all): slow clients of the "
                 "server's own port would hold its connections for ever; 1 or more (seconds)"
             )
+
+    _tls_fd = -1
+
+    def _pin_tls(self, cert: str, key: str) -> str:
+        """[tls] cert and its key as read now (`zato start` checked them), in a memory file the
+        workers inherit: each worker makes its TLS context when it starts, so one made again
+        later (after a crash) would read the files again, and serve a renewal put in place
+        before the restart, or fail at once, and again for ever, on one half written."""
+        try:
+            data = b""
+            for path in dict.fromkeys((cert, key)):
+                with open(path, "rb") as f:
+                    data += f.read() + b"\n"
+        except OSError as e:
+            raise ConfigError(f"{cert}: cannot read the TLS certificate: {e.strerror}") from None
+        fd = os.memfd_create("zato-server-tls", 0)  # not close-on-exec: forked workers inherit it
+        os.write(fd, data)
+        if self._tls_fd >= 0:  # the file a reload (HUP) replaces
+            os.close(self._tls_fd)
+        self._tls_fd = fd
+        return f"/proc/self/fd/{fd}"  # the same file in each worker (an inherited fd)
 
     def do_load_config(self) -> None:
         # gunicorn's version prints and exits on any error; we want our one-line ConfigError.
