@@ -2,7 +2,7 @@
 servers serve HTTPS only on their own ports (server.conf [tls] cert, signed by the quickstart's
 CA), and every client of those ports verifying them against the CA: HAProxy (requests and
 health checks), the lease holder's AMQP channel connector (RabbitMQ at 127.0.0.1:5672),
-`zato service invoke`. One cluster for the module; the last test breaks server2 and mends it."""
+`zato service invoke`. One cluster for the module; the last tests break server2 and mend it."""
 
 from __future__ import annotations
 
@@ -205,9 +205,9 @@ def test_a_certificate_that_expires_while_its_server_runs_is_said_in_lb_log(clus
     shutil.copy2(bundle, saved)
     zato("stop", server2)
     try:
-        cert, key = tls.issue(cluster_ca(cluster), "server2", ["127.0.0.1", "localhost"], days=12 / 86400)
+        cert, key = tls.issue(cluster_ca(cluster), "server2", ["127.0.0.1", "localhost"], days=15 / 86400)
         tls.write_bundle(bundle, cert, key, [])
-        cluster.start("server2")  # valid for 12 s more: zato start takes it
+        cluster.start("server2")  # valid for 15 s more: zato start takes it
         time.sleep(max(0.0, (cert.not_valid_after_utc - dt.datetime.now(dt.timezone.utc)).total_seconds()))
         port = cluster.settings("server2").port
         said = f"server server2 at 127.0.0.1:{port} is DOWN: HAProxy's TLS checks fail, its certificate"
