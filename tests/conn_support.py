@@ -28,11 +28,24 @@ from zato.coord import membership
 from zato.coord.client import connect
 from zato.coord.keys import Keys
 from zato.coord.lease import read_supervisor_status
-from zato.coord.signing import member_key
+from zato.coord.signing import member_key, outgoing_key, sign_outgoing
 from zato.odb import api as odb_api
 from zato.odb.engine import ODB, create_schema
 
 SECRET = "s3cret-for-tests"
+
+
+def out_key(cluster: str, secret: str = SECRET) -> bytes:
+    """The key the servers of `cluster` sign outgoing messages with, which its outgoing
+    connectors verify (zato.coord.signing.outgoing_key)."""
+    return outgoing_key(secret, cluster)
+
+
+def signed(cluster: str, raw: str, kind: str = "amqp", secret: str = SECRET) -> str:
+    """`raw` (a JSON object, as json.dumps writes it) signed as the servers of `cluster` sign an
+    outgoing message of queue kind `kind`: what another producer holding the key stores."""
+    return sign_outgoing(outgoing_key(secret, cluster), kind, raw)
+
 
 SERVER_CONF = """[main]
 name = {name}

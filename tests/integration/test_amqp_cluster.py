@@ -24,6 +24,7 @@ from zato.coord import connector_stats
 from zato.coord.keys import Keys
 from zato.coord.lease import read_supervisor_status
 from zato.coord.queues import OutQueue, encode
+from zato.coord.signing import outgoing_key
 
 
 def received(cluster: str) -> list:
@@ -693,7 +694,9 @@ def test_an_outgoing_connection_made_inactive_says_how_many_messages_wait_for_it
     url = cluster.server_url("server1") + "/zato/admin/conn/amqp-outgoing/paused"
     try:
         for n in range(2):  # as a service's self.outgoing.amqp.send does, its broker away
-            queue.push(encode({"n": n}, routing_key="x"))
+            queue.push(
+                encode({"n": n}, routing_key="x", key=outgoing_key(cluster.cluster_secret, cluster.cluster))
+            )
         said = "amqp-outgoing 'paused' is inactive: 2 message(s) services sent through it wait in Redis"
         r = requests.patch(url, json={"is_active": False}, auth=cluster.admin_auth, timeout=10)
         assert r.status_code == 200 and r.json()["warnings"] == [f"{said} and go out once it is active again"]

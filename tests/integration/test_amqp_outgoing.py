@@ -18,8 +18,10 @@ from tests.conn_support import (
     TCPProxy,
     log_text,
     make_server_dir,
+    out_key,
     rabbitmqctl,
     set_epoch,
+    signed,
     start_connector,
     stop_process,
     wait_exit,
@@ -31,6 +33,7 @@ from zato.connector.amqp_outgoing import HELD_BYTES, RECHECK, WINDOW
 from zato.coord import connector_stats
 from zato.coord.keys import Keys
 from zato.coord.queues import OutQueue, decode, encode
+from zato.coord.signing import outgoing_key, sign_outgoing
 from zato.odb import connectors
 from zato.odb.engine import ODB
 from zato.service.outgoing import make_outgoing
@@ -66,6 +69,7 @@ def env(tmp_path):
             rabbit=rabbit,
             queue=queue,
             out=outgoing,
+            key=out_key(cluster),  # what the servers of the cluster sign outgoing messages with
             client=client,
             procs=procs,
         )
@@ -144,7 +148,7 @@ def test_a_message_stranded_in_processing_is_published(env):
     # Replaced holders' connectors, paused while Redis moved messages for them, left these
     # here: more than two windows' worth, published a window at a time, none left behind.
     q, n = OutQueue(env["client"], env["cluster"], "amqp", "orders"), 2 * WINDOW + 50
-    env["client"].lpush(q.processing, *[encode({"n": i}) for i in range(1, n + 1)])
+    env["client"].lpush(q.processing, *[encode({"n": i}, key=env["key"]) for i in range(1, n + 1)])
     wait_for(lambda: _received(env, seen) == n + 1, timeout=60, what=f"the {n} stranded messages")
     _emptied(q)  # published, then dropped from Redis on its confirm
 
@@ -154,7 +158,7 @@ def test_large_stranded_messages_go_out_a_few_at_a_time_none_left_behind(env):
     at once, so it publishes them in several portions (each scan takes what fits)."""
     q, n = OutQueue(env["client"], env["cluster"], "amqp", "orders"), 40
     pad = "x" * (HELD_BYTES // 16)
-    env["client"].lpush(q.processing, *[encode({"n": i, "pad": pad}) for i in range(n)])
+    env["client"].lpush(q.processing, *[encode({"n": i, "pad": pad}, key=env["key"]) for i in range(n)])
     _start(env)
     seen: list = []
     wait_for(lambda: _received(env, seen) == n, timeout=90, what=f"the {n} large stranded messages")
@@ -295,18 +299,20 @@ def test_a_message_the_broker_closes_the_channel_on_is_found_and_parked(env):
 
 
 def test_a_stored_message_that_is_not_ours_is_parked_the_others_go_out(env):
-    """Something other than our JSON in the connection's Redis queue (written by hand, or
-    damaged) is parked with the reason; the messages around it are published."""
+    """Something other than our JSON in the connection's Redis queue (signed by another
+    producer holding the key, or damaged) is parked with the reason; the messages around it
+    are published."""
     q = OutQueue(env["client"], env["cluster"], "amqp", "orders")
     env["out"].amqp.send({"n": 0}, "orders")
-    env["client"].lpush(q.queue, "{not json", '{"no": "body"}')
+    bad = [signed(env["cluster"], "{not json"), signed(env["cluster"], '{"no": "body"}')]
+    env["client"].lpush(q.queue, *bad)
     env["out"].amqp.send({"n": 1}, "orders")
     _start(env)
     seen: list = []
     wait_for(lambda: _received(env, seen) == 2, timeout=60, what="the two good messages in RabbitMQ")
     parked_key = _parked_key(env)
     wait_for(lambda: env["client"].llen(parked_key) == 2, timeout=30, what="the two bad ones parked")
-    assert set(env["client"].lrange(parked_key, 0, -1)) == {"{not json", '{"no": "body"}'}
+    assert set(env["client"].lrange(parked_key, 0, -1)) == set(bad)
     _emptied(q)
     assert "malformed outgoing message" in log_text(env["dir"])
 
@@ -320,8 +326,10 @@ def test_a_stored_message_pika_cannot_frame_is_parked_and_holds_nothing_back(env
     q = OutQueue(env["client"], env["cluster"], "amqp", "orders")
     env["out"].amqp.send({"n": 0}, "orders")
     bad = json.dumps({"id": "b" * 32, "ts": 0, "text": '{"n": -1}', "properties": {"priority": 300}})
+    bad = signed(env["cluster"], bad)
     env["client"].lpush(q.queue, bad)
     deep = json.dumps({"id": "d" * 32, "ts": 0, "text": '{"n": -2}', "properties": {"headers": nested(600)}})
+    deep = signed(env["cluster"], deep)
     env["client"].lpush(q.queue, deep)
     env["out"].amqp.send({"n": 1}, "orders")
     _start(env)
@@ -478,8 +486,8 @@ def test_an_outgoing_connection_with_messages_waiting_is_not_deleted_or_renamed_
 
 
 def test_a_stored_message_with_a_property_or_route_pika_does_not_take_is_parked(env):
-    """The outgoing queue is plain JSON in Redis (docs/trust.md): a Redis writer, or another
-    producer, may store a property pika has no field for, or an exchange or routing key that is
+    """The outgoing queue is plain JSON in Redis (docs/trust.md): another producer holding the
+    cluster's key may store a property pika has no field for, or an exchange or routing key that is
     not text. Before, making the message ready raised TypeError out of the connector: it died,
     and every restart took the same message again from its processing list (a crash loop, every
     message behind it held). Now each is parked with its reason and the others go out."""
@@ -491,7 +499,8 @@ def test_a_stored_message_with_a_property_or_route_pika_does_not_take_is_parked(
         json.dumps({"id": "r" * 32, "ts": 0, "text": '{"n": -3}', "routing_key": ["a"]}),
     ]
     for raw in bad:
-        env["client"].lpush(q.queue, raw)
+        env["client"].lpush(q.queue, signed(env["cluster"], raw))
+    bad = [signed(env["cluster"], raw) for raw in bad]
     env["out"].amqp.send({"n": 1}, "orders")
     proc = _start(env)
     seen: list = []
@@ -550,3 +559,103 @@ def test_a_queue_key_turned_string_while_the_connector_runs_is_named_with_how_to
     env["client"].delete(key)
     env["out"].amqp.send({"n": 2}, "orders")
     wait_for(lambda: _received(env, seen) == 2, timeout=60, what="the message sent once mended")
+
+
+def _forged(n: int, routing_key: str) -> str:
+    """A message as a Redis writer would queue it: our JSON, naming a queue, without the
+    cluster's key."""
+    return json.dumps(
+        {
+            "id": f"forged{n}",
+            "cid": f"CIDFORGED{n}",
+            "ts": 0,
+            "text": json.dumps({"n": n}),
+            "routing_key": routing_key,
+        }
+    )
+
+
+def test_a_message_a_redis_writer_queued_is_parked_not_published(env):
+    """Anyone who could write to Redis pushed a message onto the connection's queue, and the
+    connector published it with the connection's broker credentials to the exchange and routing
+    key it named (a queue a channel of the cluster consumes too). Now only messages signed with
+    the cluster's key go out: one without a signature, one signed with another secret's key and
+    a signed one changed after are parked (one ERROR naming the connection and the first one's
+    CID, not one per message), counted with the parked; the messages around them go out."""
+    q = OutQueue(env["client"], env["cluster"], "amqp", "orders")
+    env["out"].amqp.send({"n": 0}, "orders")
+    other = sign_outgoing(
+        outgoing_key("another-cluster-secret", env["cluster"]), "amqp", _forged(-2, env["queue"])
+    )
+    changed = encode({"n": -9}, routing_key=env["queue"], key=env["key"]).replace("-9", "-3")
+    forged = [_forged(-1, env["queue"]), other, changed]
+    for raw in forged:  # taken oldest first: the unsigned one first
+        env["client"].lpush(q.queue, raw)
+    env["out"].amqp.send({"n": 1}, "orders")
+    _start(env)
+    seen: list = []
+    wait_for(
+        lambda: _received(env, seen) >= 2 and q.depth() == (0, 0),
+        timeout=60,
+        what="the two sent messages in RabbitMQ and nothing left in the queue",
+    )
+    _received(env, seen)
+    assert sorted(json.loads(body)["n"] for _, body in seen) == [0, 1]  # none of the others published
+    parked_key = _parked_key(env)
+    assert set(env["client"].lrange(parked_key, 0, -1)) == set(forged)
+    log = log_text(env["dir"])
+    said = [line for line in log.splitlines() if "not signed with this cluster's key" in line]
+    assert len(said) == 1, said
+    assert "ERROR" in said[0] and "amqp-outgoing 'orders': message forged-1 (CID CIDFORGED-1)" in said[0]
+    wait_for(
+        lambda: (
+            connector_stats.read(env["client"], env["cluster"], ["amqp-outgoing:orders"])[
+                "amqp-outgoing:orders"
+            ]["parked"]
+            == len(forged)
+        ),
+        what="stats counting the parked messages",
+    )
+
+
+def test_replayed_parked_messages_go_out_when_signed_and_unsigned_ones_only_with_sign(env):
+    """`zato conn replay-parked amqp-outgoing` moves the parked messages as they are, signature
+    and all: a service's message parked as unroutable goes out once its queue exists; one
+    without the cluster's signature among the parked (a Redis writer's, or one an older server
+    queued before a rolling upgrade) is parked again, not published. With --sign (an operator
+    who checked it is the cluster's own) it is signed as it goes back, and goes out."""
+    later = f"zt-later-{uuid.uuid4().hex[:8]}"  # made below: unroutable till then
+    _start(env)
+    env["out"].amqp.send({"n": 7}, "orders", routing_key=later)
+    parked_key = _parked_key(env)
+    wait_for(lambda: env["client"].llen(parked_key) == 1, timeout=60, what="the unroutable message parked")
+    older = _forged(-1, later)
+    env["client"].lpush(parked_key, older)
+    env["rabbit"].queue(later)
+    from tests.support import zato
+
+    replay = ("conn", "replay-parked", "amqp-outgoing", env["dir"], "--name", "orders")
+    assert "2 parked message(s) queued again" in zato(*replay).stdout
+    got: list = []
+    wait_for(
+        lambda: (
+            got.extend(env["rabbit"].get_all(later))
+            or (got and env["client"].lrange(parked_key, 0, -1) == [older])
+        ),
+        timeout=60,
+        what="the signed message in its queue and the unsigned one parked again",
+    )
+    q = OutQueue(env["client"], env["cluster"], "amqp", "orders")
+    _emptied(q)
+    got.extend(env["rabbit"].get_all(later))
+    assert [json.loads(body)["n"] for _, body in got] == [7]
+    signing = zato(*replay, "--sign").stdout
+    assert "1 parked message(s) queued again, behind those waiting to go out; 1 of them not signed" in signing
+    wait_for(
+        lambda: got.extend(env["rabbit"].get_all(later)) or len(got) == 2,
+        timeout=60,
+        what="the message signed by the replay in its queue",
+    )
+    assert [json.loads(body)["n"] for _, body in got] == [7, -1]
+    _emptied(q)
+    assert env["client"].llen(parked_key) == 0

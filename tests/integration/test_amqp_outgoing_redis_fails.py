@@ -21,6 +21,7 @@ from tests.conn_support import (
     TCPProxy,
     log_text,
     make_server_dir,
+    out_key,
     set_epoch,
     start_connector,
     stop_process,
@@ -136,7 +137,7 @@ def test_a_queue_key_of_another_type_mid_stream_keeps_the_broker_connection_and_
     seen: set[str] = set()
     wait_for(lambda: _watching(proc.pid, seen, lambda: seen), 30, 0.2, "the connector's broker connection")
     stash = f"{q.queue}:stash"
-    client.lpush(q.queue, *[encode({"n": i}) for i in range(n)])
+    client.lpush(q.queue, *[encode({"n": i}, key=out_key(env["cluster"])) for i in range(n)])
     wait_for(lambda: client.llen(q.queue) < n, 30, what="messages taken into the processing list")
     client.eval(_BREAK, 2, q.queue, stash)
     try:

@@ -15,7 +15,7 @@ import sys
 import pytest
 import redis
 
-from tests.conn_support import FakeServer, log_text, make_server_dir, set_epoch, wait_exit
+from tests.conn_support import FakeServer, log_text, make_server_dir, set_epoch, signed, wait_exit
 from tests.ibmmq_support import QM_KINDS, client, definitions, jms_rfh2, make_qm, put
 from tests.support import REDIS_URL, cleanup_redis, cluster_name, stop_process, wait_for
 from zato.common.errors import EXIT_CONFIG, EXIT_LEASE_LOST, ConnectorError
@@ -463,9 +463,11 @@ def test_a_queued_message_with_fields_mq_cannot_take_is_parked_not_a_crash_loop(
         {"id": "rep", "text": "x", "reply_to": ["R"]},
         {"id": "cor", "text": "x", "correlation_id": "zz"},
     ]
-    for msg in bad:
-        queue.push(json.dumps(msg))
-    queue.push(json.dumps({"id": "good", "text": json.dumps({"n": 1})}))
+    # one a Redis writer queued (not signed with the cluster's key): parked too, never put
+    queue.push(json.dumps({"id": "forged", "cid": "CIDFORGED", "text": json.dumps({"n": -5})}))
+    for msg in bad:  # signed: as another version's, or another producer's with the key
+        queue.push(signed(env["cluster"], json.dumps(msg), "ibm-mq"))
+    queue.push(signed(env["cluster"], json.dumps({"id": "good", "text": json.dumps({"n": 1})}), "ibm-mq"))
     proc = start(env, "ibm-mq-outgoing", "out")
     seen: list = []
     wait_for(
@@ -476,20 +478,28 @@ def test_a_queued_message_with_fields_mq_cannot_take_is_parked_not_a_crash_loop(
     assert proc.poll() is None, f"the connector exited: {proc.stderr.read().decode()[-2000:]}"
     assert numbers(b for b, _ in seen) == [1]
     parked = wait_for(
-        lambda: (n := env["client"].llen(Keys(env["cluster"]).out_parked("ibm-mq", "out"))) == len(bad) and n,
+        lambda: (
+            (n := env["client"].llen(Keys(env["cluster"]).out_parked("ibm-mq", "out"))) == len(bad) + 1 and n
+        ),
         what="every bad message parked",
     )
-    assert parked == len(bad)
+    assert parked == len(bad) + 1
     s = wait_for(
         lambda: (
-            (s := stats(env, "ibm-mq-outgoing:out")).get("parked") == len(bad) and s.get("messages_out") and s
+            (s := stats(env, "ibm-mq-outgoing:out")).get("parked") == len(bad) + 1
+            and s.get("messages_out")
+            and s
         ),
         what="stats",
     )
     assert "malformed outgoing message" in s["last_error"]
     # IN counts every message taken, parked ones too (docs/metrics.md): before, those parked
     # before their put were left out, IN 1 next to PARKED 6
-    assert (s["messages_in"], s["messages_out"], s["parked"]) == (len(bad) + 1, 1, len(bad))
+    assert (s["messages_in"], s["messages_out"], s["parked"]) == (len(bad) + 2, 1, len(bad) + 1)
+    said = [
+        line for line in log_text(env["dir"]).splitlines() if "not signed with this cluster's key" in line
+    ]
+    assert len(said) == 1 and "ibm-mq-outgoing 'out': message forged (CID CIDFORGED)" in said[0], said
     assert proc.poll() is None
 
 

@@ -15,6 +15,7 @@ from tests.conn_support import Rabbit
 from tests.integration.test_metrics_connectors import of, scrape
 from tests.support import REDIS_URL, wait_for, zato
 from zato.coord.queues import OutQueue, encode
+from zato.coord.signing import outgoing_key, sign_outgoing
 
 
 def _counters(qs) -> dict | None:  # noqa: ANN001
@@ -37,14 +38,18 @@ def test_messages_parked_before_publishing_count_in(quickstart):
         )
         q = OutQueue(client, qs.cluster, "amqp", "out")
         nowhere = f"zt-nx-{uuid.uuid4().hex[:8]}"
-        client.lpush(q.queue, encode({"n": 0}))
-        client.lpush(q.queue, "{not json")  # not ours
+        key = outgoing_key(
+            qs.cluster_secret, qs.cluster
+        )  # as the servers sign (the connector's from the supervisor)
+        client.lpush(q.queue, encode({"n": 0}, key=key))
+        client.lpush(q.queue, "{not json")  # not ours: not signed
+        bad = json.dumps({"id": "b" * 32, "ts": 0, "text": "{}", "properties": {"priority": 300}})
+        client.lpush(q.queue, sign_outgoing(key, "amqp", bad))  # signed, but pika cannot frame it
+        client.lpush(q.queue, encode({"n": 1}, key=key))
         client.lpush(
-            q.queue, json.dumps({"id": "b" * 32, "ts": 0, "text": "{}", "properties": {"priority": 300}})
-        )
-        client.lpush(q.queue, encode({"n": 1}))
-        client.lpush(q.queue, encode({"n": -1}, exchange=nowhere, routing_key="rk"))  # no such exchange
-        client.lpush(q.queue, encode({"n": 2}))
+            q.queue, encode({"n": -1}, exchange=nowhere, routing_key="rk", key=key)
+        )  # no such exchange
+        client.lpush(q.queue, encode({"n": 2}, key=key))
         got: list = []
         wait_for(
             lambda: got.extend(rabbit.get_all(queue)) or len(got) == 3, 60, what="3 messages in RabbitMQ"

@@ -24,6 +24,7 @@ from tests.conn_support import Rabbit, TCPProxy
 from tests.support import REDIS_URL, free_port, wait_for, zato
 from zato.coord.lease import read_supervisor_status
 from zato.coord.queues import OutQueue, encode
+from zato.coord.signing import outgoing_key
 
 MESSAGES = 20
 HOLD = 2.0  # seconds the broker's confirms are held: well within the old connector's drain (5 s)
@@ -79,13 +80,14 @@ def test_an_edit_while_confirms_are_slow_sends_each_message_once(quickstart):
             lambda: _running_pid(qs.cluster, "amqp-outgoing:out"), 60, what="the connector running"
         )
         out = OutQueue(redis.Redis.from_url(REDIS_URL, decode_responses=True), qs.cluster, "amqp", "out")
-        out.push(encode({"n": -1}))  # its connection is open and publishing
+        key = outgoing_key(qs.cluster_secret, qs.cluster)  # as the cluster's servers sign messages
+        out.push(encode({"n": -1}, key=key))  # its connection is open and publishing
         wait_for(lambda: rabbit.count(queue) == 1, 60, what="the first message at the broker")
         rabbit.get_all(queue)
         wait_for(lambda: out.depth() == (0, 0), 30, what="the first message confirmed")
 
         held = proxy.hold()  # the broker's confirms to the running connector wait
-        out.client.lpush(out.queue, *(encode({"n": n}) for n in range(MESSAGES)))  # taken in one go
+        out.client.lpush(out.queue, *(encode({"n": n}, key=key) for n in range(MESSAGES)))  # taken in one go
         wait_for(lambda: rabbit.count(queue) == MESSAGES, 60, what="the messages published")
         zato("conn", "edit", "amqp-outgoing", qs.path, "--name", "out", "--content-type", "text/plain")
         wait_for(

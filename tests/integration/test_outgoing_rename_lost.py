@@ -23,7 +23,9 @@ from tests.support import REDIS_URL, cleanup_redis, cluster_name, wait_for, zato
 from zato.coord.keys import Keys
 from zato.coord.lease import read_holder, read_supervisor_status
 from zato.coord.queues import OutQueue, StaleEpoch, encode
+from zato.coord.signing import outgoing_key
 
+KEY = outgoing_key("the-test-cluster-secret", "orl")  # for messages only moved, never published
 MESSAGES = 20
 
 
@@ -54,11 +56,12 @@ def _connection(qs, rabbit: Rabbit, name: str) -> str:  # noqa: ANN001 - a Quick
     return queue
 
 
-def _push_under(client: redis.Redis, cluster: str, name: str, tag: str) -> list[str]:
+def _push_under(client: redis.Redis, qs, name: str, tag: str) -> list[str]:  # noqa: ANN001 - a Quickstart
     """MESSAGES messages pushed under outgoing connection `name`, as a worker pushes them."""
     sent = [f"{tag}-{n}" for n in range(MESSAGES)]
+    key = outgoing_key(qs.cluster_secret, qs.cluster)
     for body in sent:
-        OutQueue(client, cluster, "amqp", name).push(encode(body))
+        OutQueue(client, qs.cluster, "amqp", name).push(encode(body, key=key))
     return sent
 
 
@@ -94,7 +97,7 @@ def test_a_holder_killed_between_the_rename_and_the_move_leaves_the_next_holder_
         try:
             zato("conn", "edit", "amqp-outgoing", qs.path, "--name", "before", "--new-name", "after")
             # what a worker that read the definition just before the rename pushes under the old name
-            sent = _push_under(client, qs.cluster, "before", "late")
+            sent = _push_under(client, qs, "before", "late")
         finally:
             os.killpg(holder, signal.SIGKILL)  # it dies having moved nothing
         qs.start("server2")
@@ -125,7 +128,7 @@ def test_what_a_worker_pushes_under_the_old_name_after_the_rename_goes_out_under
         zato("conn", "edit", "amqp-outgoing", qs.path, "--name", "first", "--new-name", "second")
         wait_for(_running_of(client, qs.cluster, "amqp-outgoing:second"), 60, what="the renamed connector")
         assert "child amqp-outgoing:first: renamed amqp-outgoing:second" in _log(qs, "server1")
-        sent = _push_under(client, qs.cluster, "first", "after-move")  # its lists were moved already
+        sent = _push_under(client, qs, "first", "after-move")  # its lists were moved already
         gone = lambda: _left(client, qs.cluster, "first") + _left(client, qs.cluster, "second") == 0  # noqa: E731
         wait_for(gone, 90, what="nothing left in Redis under either name")
         _each_once(rabbit, queue, sent)
@@ -137,7 +140,7 @@ def test_what_a_worker_pushes_under_the_old_name_after_the_rename_goes_out_under
              "--routing-key", other)  # fmt: skip
         assert not client.hexists(Keys(qs.cluster).out_renamed, "amqp:first"), "still the renamed one's"
         wait_for(_running_of(client, qs.cluster, "amqp-outgoing:first"), 60, what="the new 'first' running")
-        own = _push_under(client, qs.cluster, "first", "own")
+        own = _push_under(client, qs, "first", "own")
         _each_once(rabbit, other, own)
         assert rabbit.count(queue) == 0, "a message of the new 'first' went out through 'second'"
     finally:
@@ -150,7 +153,7 @@ def test_only_the_newest_epoch_moves_a_renamed_connections_messages(client):
     try:
         client.set(Keys(cluster).epoch, 7)
         old = OutQueue(client, cluster, "amqp", "old", epoch=6)
-        old.push(encode("kept"))
+        old.push(encode("kept", key=KEY))
         with pytest.raises(StaleEpoch):
             old.moved_to(OutQueue(client, cluster, "amqp", "new"))
         assert OutQueue(client, cluster, "amqp", "old").depth() == (1, 0)
@@ -172,7 +175,7 @@ def test_a_move_for_a_recorded_rename_moves_nothing_once_the_name_is_made_again(
     try:
         client.set(Keys(cluster).epoch, 3)
         old = OutQueue(client, cluster, "amqp", "old", epoch=3)
-        old.push(encode("its own"))
+        old.push(encode("its own", key=KEY))
         moved = old.moved_to(OutQueue(client, cluster, "amqp", "new"), recorded_only=True)
         assert (moved.count, old.depth()) == (0, (1, 0))  # no record: made again, or never renamed
         client.hset(Keys(cluster).out_renamed, "amqp:old", '{"id": 1}')

@@ -18,8 +18,17 @@ from zato.connector.amqp_common import error_text, parameters
 from zato.connector.base import RetryPolicy
 from zato.connector.zmq_address import endpoint
 from zato.connector.zmq_channel import payload
-from zato.coord.queues import decode, encode
+from zato.coord.queues import decode
+from zato.coord.queues import encode as encode_with
+from zato.coord.signing import outgoing_key
 from zato.service.outgoing import to_bytes
+
+KEY = outgoing_key("the-test-cluster-secret", "c1")  # what a server signs with
+
+
+def encode(*args: object, **kwargs: object) -> str:
+    """queues.encode, signed as a server signs."""
+    return encode_with(*args, key=KEY, **kwargs)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

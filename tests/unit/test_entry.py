@@ -15,9 +15,9 @@ from zato.common.errors import EXIT_CONFIG, ConfigError, ZatoError
 from zato.config import transfer
 from zato.config.settings import LBSettings, RedisSettings, ServerSettings, load_server_settings
 from zato.connector import run as connector_run
-from zato.connector.process import MEMBERS_KEY_ENV, SETTINGS_ENV
+from zato.connector.process import MEMBERS_KEY_ENV, OUTGOING_KEY_ENV, SETTINGS_ENV
 from zato.connector.zygote import receive_settings
-from zato.coord.signing import member_key
+from zato.coord.signing import member_key, outgoing_key
 from zato.lifecycle.entry import Entry, EntryExit, parent_gone
 from zato.lifecycle.layout import ServerSpec, create_server_dir
 
@@ -141,18 +141,21 @@ def test_a_connector_takes_the_supervisors_settings_and_keys_and_clears_them(ser
     monkeypatch.setenv(SETTINGS_ENV, transfer.dumps(transfer.without_secrets(settings)))
     monkeypatch.setenv(MEMBERS_KEY_ENV, members.hex())
     monkeypatch.setenv("ZATO_INVOKE_KEY", "ab" * 32)
+    monkeypatch.setenv(OUTGOING_KEY_ENV, "cd" * 32)
     os.remove(os.path.join(server_dir, "config", "server.conf"))  # not read
-    got, invoke, members_got = connector_run.given_settings(server_dir, 3)
+    got, invoke, members_got, out = connector_run.given_settings(server_dir, 3)
     assert got.name == "server1" and got.cluster_secret == "" and got.odb_url == settings.odb_url
-    assert (invoke, members_got) == (bytes.fromhex("ab" * 32), members)
-    for name in (SETTINGS_ENV, MEMBERS_KEY_ENV, "ZATO_INVOKE_KEY"):
+    assert (invoke, members_got, out) == (bytes.fromhex("ab" * 32), members, bytes.fromhex("cd" * 32))
+    for name in (SETTINGS_ENV, MEMBERS_KEY_ENV, "ZATO_INVOKE_KEY", OUTGOING_KEY_ENV):
         assert name not in os.environ
 
 
 def test_a_connector_run_by_hand_reads_server_conf_and_holds_no_secret(server_dir, monkeypatch):
     monkeypatch.delenv(SETTINGS_ENV, raising=False)
-    settings, invoke, members = connector_run.given_settings(server_dir, 3)
+    settings, invoke, members, out = connector_run.given_settings(server_dir, 3)
     assert settings.cluster_secret == "" and settings.admin_password == "" and invoke and members
+    secret = load_server_settings(server_dir)
+    assert out == outgoing_key(secret.cluster_secret, secret.cluster)  # derived, the secret not kept
 
 
 def test_the_zygote_takes_its_settings_from_the_supervisors_first_message(server_dir):

@@ -14,8 +14,16 @@ import redis
 from tests.unit.test_conn_definitions import CLUSTER, settings
 from zato.common.errors import ConnectorError, CoordUnavailable
 from zato.connector import ibmmq_common, ibmmq_outgoing, registry
+from zato.coord.signing import outgoing_key
 from zato.odb import connectors
 from zato.service.outgoing import IBMMQOutgoing
+
+KEY = outgoing_key("the-test-cluster-secret", CLUSTER)  # what a server of CLUSTER signs with
+
+
+def encode(*args: object, **kwargs: object) -> str:
+    """ibmmq_outgoing.encode, signed as a server signs."""
+    return ibmmq_outgoing.encode(*args, key=KEY, **kwargs)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -92,15 +100,15 @@ def test_registry_runs_ibm_mq_channels_and_outgoing_connections(tmp_path, odb):
 
 
 def test_outgoing_messages_round_trip_and_bad_arguments_are_named():
-    raw = ibmmq_outgoing.encode({"a": 1}, "OTHER.Q", priority=3, expiry=60, correlation_id="abc")
+    raw = encode({"a": 1}, "OTHER.Q", priority=3, expiry=60, correlation_id="abc")
     msg = ibmmq_outgoing.decode(raw)
     assert (msg.body, msg.queue, msg.priority, msg.expiry) == (b'{"a": 1}', "OTHER.Q", 3, 60)
     assert msg.correlation_id == b"abc"
-    assert ibmmq_outgoing.decode(ibmmq_outgoing.encode(b"\x00\xff")).body == b"\x00\xff"
+    assert ibmmq_outgoing.decode(encode(b"\x00\xff")).body == b"\x00\xff"
     with pytest.raises(ConnectorError, match="expiry must be seconds >= 0"):
-        ibmmq_outgoing.encode("x", expiry=-5)
+        encode("x", expiry=-5)
     with pytest.raises(ConnectorError, match="correlation_id is longer than 24 bytes"):
-        ibmmq_outgoing.encode("x", correlation_id="x" * 25)
+        encode("x", correlation_id="x" * 25)
     with pytest.raises(ConnectorError, match="malformed outgoing message"):
         ibmmq_outgoing.decode("{}")
 
@@ -122,7 +130,9 @@ class PushedRedis:
 
 
 def ibm_mq(client: PushedRedis) -> IBMMQOutgoing:
-    return IBMMQOutgoing(lambda kind, name: {"is_active": True} if name == "out" else None, CLUSTER, client)
+    return IBMMQOutgoing(
+        lambda kind, name: {"is_active": True} if name == "out" else None, CLUSTER, client, KEY
+    )
 
 
 def test_zatos_send_signature_maps_onto_the_message_descriptor():
@@ -140,7 +150,7 @@ def test_zatos_send_signature_maps_onto_the_message_descriptor():
     ibm_mq(client).send(data=b"x", name="out", queue="Q2", expiry=60, persistence="queue")  # our names
     msg = ibmmq_outgoing.decode(client.pushed[-1])
     assert (msg.body, msg.queue, msg.expiry, msg.persistence) == (b"x", "Q2", 60, "queue")
-    assert ibmmq_outgoing.decode(ibmmq_outgoing.encode("x", expiry=0.1)).expiry == 0.1
+    assert ibmmq_outgoing.decode(encode("x", expiry=0.1)).expiry == 0.1
 
 
 @pytest.mark.parametrize(
@@ -231,12 +241,12 @@ def test_a_send_to_a_queue_name_mq_cannot_take_is_refused_at_once():
     (a put to another queue); ReplyToQ alike. Refused at send now, naming the argument."""
     for queue in ("ZAMÓWIENIA", "Q" * 49, "A QUEUE"):
         with pytest.raises(ConnectorError, match="IBM MQ queue_name: .* is not an IBM MQ queue name"):
-            ibmmq_outgoing.encode({"n": 1}, queue=queue)
+            encode({"n": 1}, queue=queue)
     with pytest.raises(ConnectorError, match="IBM MQ reply_to: 'ODPOWIEDŹ' is not an IBM MQ queue name"):
-        ibmmq_outgoing.encode({"n": 1}, reply_to="ODPOWIEDŹ")
-    ok = ibmmq_outgoing.decode(ibmmq_outgoing.encode("x", queue="Q" * 48, reply_to="A.B/C_D%1"))
+        encode({"n": 1}, reply_to="ODPOWIEDŹ")
+    ok = ibmmq_outgoing.decode(encode("x", queue="Q" * 48, reply_to="A.B/C_D%1"))
     assert (ok.queue, ok.reply_to, ok.text) == ("Q" * 48, "A.B/C_D%1", True)
-    assert ibmmq_outgoing.decode(ibmmq_outgoing.encode(b"x")).text is False
+    assert ibmmq_outgoing.decode(encode(b"x")).text is False
 
 
 def test_a_refusal_only_configuration_ends_waits_longer_each_time_up_to_30_s():

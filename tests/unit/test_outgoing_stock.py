@@ -12,7 +12,16 @@ import pika.exceptions
 
 from zato.connector.amqp_outgoing import WINDOW, Session
 from zato.connector.confirm_window import Publish
-from zato.coord.queues import decode, encode
+from zato.coord.queues import decode
+from zato.coord.queues import encode as encode_with
+from zato.coord.signing import outgoing_key
+
+KEY = outgoing_key("the-test-cluster-secret", "c1")  # what a server signs with
+
+
+def encode(*args: object, **kwargs: object) -> str:
+    """queues.encode, signed as a server signs."""
+    return encode_with(*args, key=KEY, **kwargs)  # type: ignore[arg-type]
 
 
 class FakeStats:
@@ -38,6 +47,9 @@ class FakeContext:
 
     def vouched(self) -> bool:
         return self.is_vouched
+
+    def outgoing_key(self) -> bytes:
+        return KEY
 
 
 class FakeChannel:

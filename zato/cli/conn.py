@@ -37,6 +37,7 @@ from zato.config.settings import (
 )
 from zato.connector import applied, definitions
 from zato.coord.client import connect
+from zato.coord.signing import outgoing_key
 from zato.lifecycle.control import cluster_settings
 from zato.odb import api as odb_api
 from zato.odb import connectors
@@ -253,6 +254,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=_positive,
         metavar="N",
         help="move at most N messages, the oldest first (default: all that are parked when it starts)",
+    )
+    replay.add_argument(
+        "--sign",
+        action="store_true",
+        help="amqp-outgoing, ibm-mq-outgoing: also sign, with the cluster's key, the parked messages"
+        " that are not signed with it (its connector parks those: queued by a version before outgoing"
+        " messages were signed, or under another cluster_secret, or written to Redis by someone else;"
+        " without --sign they are parked again). Only once you checked they are the cluster's own:"
+        " whatever is parked is published (docs/trust.md)",
     )
     replay.set_defaults(func=replay_parked)
 
@@ -499,15 +509,20 @@ def replay_parked(args: argparse.Namespace) -> int:
     if args.kind != amqp_replay.KIND:
         if args.limit is not None:
             raise ConfigError(f"--limit: {args.kind} puts back all its parked messages at once")
+        key = outgoing_key(settings.cluster_secret, settings.cluster) if args.sign else None
 
-        def resend(odb: ODB, client: redis.Redis, cluster: str) -> int:
-            return definitions.resend_parked(odb, client, cluster, args.kind, args.name)
+        def resend(odb: ODB, client: redis.Redis, cluster: str) -> tuple[int, int]:
+            return definitions.resend_parked_signing(odb, client, cluster, args.kind, args.name, key)
 
-        moved = with_cluster(settings, resend)
+        moved, signed = with_cluster(settings, resend)
+        now = f"; {signed} of them not signed with the cluster's key, signed now" if args.sign else ""
         print(
             f"{args.kind} {args.name}: {moved} parked message(s) queued again, behind those waiting to go out"
+            + now
         )
         return 0
+    if args.sign:
+        raise ConfigError(f"--sign: {args.kind}'s parked messages are on the broker, not signed")
     odb = ODB(settings.odb_url)
     try:
         result = amqp_replay.replay_channel(

@@ -6,7 +6,9 @@ fewer at a time (HELD_BYTES of stored messages in the window and the stock toget
 stops at the message that reaches it, so even one larger than that goes out). Confirms arrive
 asynchronously; a message leaves the processing list only when its own confirm arrived. A
 nack, or a message returned as unroutable (mandatory publish), is parked in Redis with the
-reason instead, as is one pika cannot frame (a property's value out of type or range). So is
+reason instead, as is one pika cannot frame (a property's value out of type or range), and one
+not signed with the cluster's key (zato.coord.signing.outgoing_signed: Redis is no proof of who
+wrote it; said at ERROR once, then with a count at most once a minute: refusals.Unsigned). So is
 a message naming an exchange the broker does not have: publishing to it would close the
 channel, and after the reconnect the same message would close it again, holding back every
 other one for ever. So the first message for each exchange this session
@@ -65,8 +67,9 @@ from zato.connector import amqp_common
 from zato.connector.amqp_common import AMQP_ERRORS, RECONNECT, error_text
 from zato.connector.base import Context, list_queue
 from zato.connector.confirm_window import ConfirmWindow, Publish
-from zato.connector.refusals import REFUSED, RedisFailures, Refusals, say_refused
-from zato.coord.queues import OutMessage, OutQueue, StaleEpoch, decode
+from zato.connector.refusals import REFUSED, RedisFailures, Refusals, Unsigned, say_refused
+from zato.coord.queues import AMQP, OutMessage, OutQueue, StaleEpoch, decode
+from zato.coord.signing import outgoing_signed
 
 logger = logging.getLogger("zato.connector.amqp_outgoing")
 
@@ -94,11 +97,13 @@ RECHECK = 5.0  # seconds an exchange found missing is taken as missing before it
 
 
 class Ready(NamedTuple):
-    """A taken message: ready to publish, or (error) to be parked."""
+    """A taken message: ready to publish, or (error) to be parked; said: its error was logged
+    already (one not signed: refusals.Unsigned)."""
 
     publish: Publish
     props: pika.BasicProperties | None
     error: str = ""
+    said: bool = False
 
 
 class Session:
@@ -113,11 +118,15 @@ class Session:
         suspects: frozenset[str] = frozenset(),
         refusals: Refusals | None = None,
         redis_failures: RedisFailures | None = None,
+        unsigned: Unsigned | None = None,
     ):
         """suspects: what was awaiting its confirm when the broker closed the last session's
         channel (see `careful`); refusals: the connector's, said by the one that connects;
-        redis_failures: the connector's, saying Redis's failures across sessions."""
+        redis_failures: the connector's, saying Redis's failures across sessions; unsigned:
+        the connector's, saying the messages not signed with the cluster's key across sessions."""
         self.ctx, self.d, self.queue = ctx, definition, queue
+        self.key = ctx.outgoing_key()  # a message that does not verify with it is parked, not published
+        self.unsigned = unsigned or Unsigned(ctx, logger)
         self.refusals = refusals or Refusals()
         self.refused: str | None = None  # what to do: the broker refused the login or vhost
         # Redis failing a call (unreachable, or answering WRONGTYPE, NOPERM, READONLY): no new
@@ -405,6 +414,9 @@ class Session:
         (Done here in the loop: in the Redis thread it lengthened every call, measured.)"""
         out = []
         for raw in raws:
+            if not outgoing_signed(self.key, AMQP, raw):  # Redis is no proof of who wrote it
+                out.append(Ready(Publish(raw, "", "", b""), None, self.unsigned.refused(raw), said=True))
+                continue
             try:
                 msg = decode(raw)
             except ConnectorError as e:
@@ -446,7 +458,7 @@ class Session:
         if self.ch is None:  # publishing starts once the channel is open (_on_channel)
             raise ConnectorError("publishing before the AMQP channel is open")
         while self._waiting:
-            p, props, error = self._waiting[0]
+            p, props, error, said = self._waiting[0]
             missing = "" if error or p.exchange in self._present else self._still_missing(p.exchange)
             if missing is None:
                 self._check_exchange(p.exchange)
@@ -454,7 +466,7 @@ class Session:
             self._waiting.popleft()
             self._waiting_bytes -= len(p.raw)
             if error or missing:
-                self._park(p.raw, error or missing)
+                self._park(p.raw, error or missing, said)
                 continue
             try:  # mandatory: a message no queue would take comes back instead of vanishing in the broker
                 self.ch.basic_publish(p.exchange, p.routing_key, p.body, props, mandatory=True)
@@ -567,9 +579,9 @@ class Session:
         confirmed, self._confirmed = self._confirmed, []
         self.queue.done(confirmed)
 
-    def _park(self, raw: str, reason: str) -> None:
+    def _park(self, raw: str, reason: str, said: bool = False) -> None:
         """Park `raw` in Redis for inspection; while Redis fails, with the next Redis call that
-        goes through (_take), the broker connection kept."""
+        goes through (_take), the broker connection kept. said: the reason was logged already."""
         later = bool(self._unparked or self._redis_paused)  # after those waiting for Redis
         if not later:
             try:
@@ -581,8 +593,9 @@ class Session:
             self._unparked.append((raw, reason))
         self.ctx.stats.add("parked")
         self.ctx.stats.error(f"parked a message in Redis: {reason}")
-        where = "to be parked in Redis once it answers" if later else "parked in Redis for inspection"
-        logger.error("%s: message %s: %s", self.ctx.label, where, reason)
+        if not said:
+            where = "to be parked in Redis once it answers" if later else "parked in Redis for inspection"
+            logger.error("%s: message %s: %s", self.ctx.label, where, reason)
 
     # -- time
 
@@ -617,9 +630,10 @@ class AMQPOutgoingConnector:
         """Sessions until told to stop, with back-off between failed ones."""
         delays, refused, refusals = RECONNECT.delays(), REFUSED.delays(), Refusals()
         redis = RedisFailures(self.ctx, logger, "the broker connection")  # said once across sessions
+        unsigned = Unsigned(self.ctx, logger)  # the same
         suspects: frozenset[str] = frozenset()
         while not self.ctx.should_stop():
-            session = Session(self.ctx, self.d, self.queue, suspects, refusals, redis)
+            session = Session(self.ctx, self.d, self.queue, suspects, refusals, redis, unsigned)
             session.run()
             suspects = frozenset(session.suspects)
             if session.opened:
@@ -646,6 +660,6 @@ class AMQPOutgoingConnector:
 
 def run(ctx: Context, definition: dict) -> int:
     amqp_common.pika_at_debug()
-    queue = OutQueue(ctx.client, ctx.settings.cluster, "amqp", definition["name"], ctx.epoch)
+    queue = OutQueue(ctx.client, ctx.settings.cluster, AMQP, definition["name"], ctx.epoch)
     list_queue(ctx, queue)
     return AMQPOutgoingConnector(ctx, definition, queue).run()

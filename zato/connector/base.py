@@ -27,7 +27,7 @@ from zato.common.signalflag import SignalFlag
 from zato.config.settings import ServerSettings
 from zato.connector import beat, holdfile
 from zato.coord import connector_stats, lease
-from zato.coord.signing import member_key
+from zato.coord.signing import member_key, outgoing_key
 
 if TYPE_CHECKING:
     from zato.connector.invoke import Invoker
@@ -188,11 +188,15 @@ class Context:
         client: redis.Redis,
         invoke_key: bytes = b"",
         members_key: bytes | None = None,
+        out_key: bytes = b"",
     ):
         self.settings, self.kind, self.name, self.epoch = settings, kind, name, epoch
         self.invoke_key = invoke_key  # signs internal invoke calls (zato.common.signing) for this epoch
         # verifies the servers' member entries; given when the settings no longer hold the secret
         self.member_key = members_key or member_key(settings.cluster_secret, settings.cluster)
+        # verifies outgoing messages (zato.coord.signing.outgoing_key); b"": derived from the
+        # settings' secret when an outgoing connector asks for it (outgoing_key())
+        self._out_key = out_key
         self.client = client
         self.stats = Stats(client, settings.cluster, kind, name)
         self.stop_event = SignalFlag()  # set by SIGTERM's handler: no lock (zato.common.signalflag)
@@ -225,6 +229,13 @@ class Context:
             ca_file=s.tls_ca_file,
             tls_only=bool(s.tls_cert),
         )
+
+    def outgoing_key(self) -> bytes:
+        """The key outgoing messages are signed with: an outgoing connector publishes no other.
+        ValueError without it (the settings hold no secret: a supervisor gives the key)."""
+        if not self._out_key:
+            self._out_key = outgoing_key(self.settings.cluster_secret, self.settings.cluster)
+        return self._out_key
 
     @property
     def label(self) -> str:

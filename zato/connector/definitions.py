@@ -267,13 +267,31 @@ def resend_parked(  # noqa: PLR0913
     parked (refused by the broker or the queue manager) back behind those waiting to go out (at
     most `limit`; None: all parked now); how many. DefinitionNotFound when nothing was parked and
     the cluster has no such connection."""
+    return resend_parked_signing(odb, client, cluster, kind, name, None, limit)[0]
+
+
+def resend_parked_signing(  # noqa: PLR0913
+    odb: ODB,
+    client: redis.Redis,
+    cluster: str,
+    kind: str,
+    name: str,
+    key: bytes | None,
+    limit: int | None = None,
+) -> tuple[int, int]:
+    """resend_parked; with `key` (zato.coord.signing.outgoing_key), the parked messages not
+    signed with it are signed as they go back (OutQueue.resend_parked_signing). (moved, of them
+    signed now)."""
     queue = _queue(client, cluster, kind, name)
     if queue is None:
         raise ConnectorError(f"{kind!r}: only {' and '.join(OUTGOING)} connections park messages in Redis")
-    moved = queue.resend_parked(limit)
+    if key is None:
+        moved, signed = queue.resend_parked(limit), 0
+    else:
+        moved, signed = queue.resend_parked_signing(key, limit)
     if not moved and name not in {c["name"] for c in connectors.list_all(odb, cluster, kind)}:
         raise connectors.DefinitionNotFound(f"no {kind} named {name!r} in cluster {cluster}")
-    return moved
+    return moved, signed
 
 
 def refuse_if_waiting(client: redis.Redis, cluster: str, kind: str, name: str, what: str, force: bool) -> int:

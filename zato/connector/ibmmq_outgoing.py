@@ -13,6 +13,9 @@ An MQCMIT that completes with 2124 MQRC_OUTCOME_PENDING committed the batch (the
 completes it later): it counts as sent and leaves Redis (before, the connector reconnected and
 put the batch again, a duplicate of every message); 2003 MQRC_BACKED_OUT, as a failure or a
 warning, and unknown warnings leave the batch in Redis to be put again (ibmmq_common.commit).
+A message not signed with the cluster's key (zato.coord.signing.outgoing_signed: Redis is no
+proof of who wrote it) is parked, never put; said at ERROR once, then with a count at most once
+a minute (refusals.Unsigned).
 A put refused for now (ibmmq_common.PUT_LATER: 2053 MQRC_Q_FULL, 2051 MQRC_PUT_INHIBITED, 2192
 MQRC_PAGESET_FULL) is not parked: the puts before it are committed, and it and the messages
 after it stay in the processing list, put again after a growing wait (Later), nothing new taken
@@ -38,8 +41,10 @@ from zato.common import jsonenc
 from zato.common.errors import ConnectorError
 from zato.connector import ibmmq_common
 from zato.connector.base import Context, list_queue
+from zato.connector.refusals import Unsigned
 from zato.coord import lease
 from zato.coord.queues import OutQueue, body_of, envelope
+from zato.coord.signing import outgoing_signed, sign_outgoing
 
 logger = logging.getLogger("zato.connector.ibmmq_outgoing")
 
@@ -158,8 +163,11 @@ def encode(
     correlation_id: str | bytes | None = None,
     reply_to: str | None = None,
     msg_id: str | bytes | None = None,
+    *,
+    key: bytes,
 ) -> str:
-    """One outgoing IBM MQ message as stored in Redis; ConnectorError naming a bad argument."""
+    """One outgoing IBM MQ message as stored in Redis, signed with `key`
+    (zato.coord.signing.outgoing_key); ConnectorError naming a bad argument."""
     check_fields(queue, priority, expiry, persistence, reply_to)
     corr, mid = mq_id("correlation_id", correlation_id), mq_id("msg_id", msg_id)
     msg = envelope(
@@ -172,7 +180,7 @@ def encode(
         reply_to=reply_to or None,
         msg_id=mid.hex() if mid is not None else None,
     )
-    return json.dumps(msg)
+    return sign_outgoing(key, KIND, json.dumps(msg))
 
 
 def decode(raw: str) -> MQMessage:
@@ -217,6 +225,8 @@ class IBMMQOutgoingConnector:
         # Redis failing a take or a hand-off: the connection is kept and _pump runs again on it
         self.redis = ibmmq_common.RedisFailures(ctx, logger, "the queue manager connection")
         self._later = Later(ctx)
+        self.key = ctx.outgoing_key()  # a message that does not verify with it is parked, not put
+        self.unsigned = Unsigned(ctx, logger)
 
     def run(self) -> int:
         return ibmmq_common.serve(self.ctx, self.d["ibm_mq"], self._pump, redis=self.redis)
@@ -255,6 +265,9 @@ class IBMMQOutgoingConnector:
         waits = False
         for i, raw in enumerate(raws):
             self.ctx.stats.add("messages_in")  # those parked too: IN = OUT + PARKED + in flight
+            if not outgoing_signed(self.key, KIND, raw):  # Redis is no proof of who wrote it
+                self._park(raw, self.unsigned.refused(raw), said=True)
+                continue
             try:
                 msg = decode(raw)
             except ConnectorError as e:
@@ -362,11 +375,13 @@ class IBMMQOutgoingConnector:
             ibmmq_common.error_text(e),
         )
 
-    def _park(self, raw: str, reason: str) -> None:
+    def _park(self, raw: str, reason: str, said: bool = False) -> None:
+        """said: the reason was logged already."""
         self.queue.park(raw)
         self.ctx.stats.add("parked")
         self.ctx.stats.error(f"parked a message in Redis: {reason}")
-        logger.error("%s: %s; message parked in Redis for inspection", self.ctx.label, reason)
+        if not said:
+            logger.error("%s: %s; message parked in Redis for inspection", self.ctx.label, reason)
 
 
 class Later:

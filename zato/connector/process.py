@@ -30,8 +30,9 @@ Contract for connector programs (ConnectorSpec.argv): they get the environment v
 ZATO_EPOCH (the lease epoch they act under: send it as X-Zato-Epoch), ZATO_INVOKE_KEY (that
 epoch's key to sign internal calls with, zato.common.signing), ZATO_SERVER_DIR,
 SETTINGS_ENV (the server's settings without the cluster secret, zato.config.transfer) and
-MEMBERS_KEY_ENV (the key member entries are verified with, hex), which zato.connector.run
-takes instead of reading server.conf, and their definition (ConnectorSpec.definition,
+MEMBERS_KEY_ENV (the key member entries are verified with, hex) and OUTGOING_KEY_ENV (the key
+outgoing messages are verified with, hex: zato.coord.signing.outgoing_key), which
+zato.connector.run takes instead of reading server.conf, and their definition (ConnectorSpec.definition,
 passwords included) from the OS seam: the zygote hands it to the forked child in memory; a
 plain process reads it from the ODB itself. They must
 exit promptly on SIGTERM, and exit on their own when their parent (the supervisor) is gone
@@ -63,6 +64,7 @@ WAITS_FOR_OLD = frozenset({"amqp-outgoing", "ibm-mq-outgoing"})
 
 SETTINGS_ENV = "ZATO_SETTINGS"  # never in argv or a log line: it holds the ODB URL's password
 MEMBERS_KEY_ENV = "ZATO_MEMBERS_KEY"
+OUTGOING_KEY_ENV = "ZATO_OUTGOING_KEY"
 
 
 class State(enum.Enum):

@@ -11,12 +11,23 @@ import threading
 import time
 from collections.abc import Iterator
 
+from zato.common import jsonenc
 from zato.common.errors import CoordError
+from zato.common.log import printable
 from zato.common.refusals import SAY_AGAIN_EVERY, Refusals
 from zato.connector.base import Context, RetryPolicy
 from zato.coord import health
 
-__all__ = ["REDIS_AWAY", "REFUSED", "SAY_REFUSED_EVERY", "RedisFailures", "Refusals", "say_refused"]
+__all__ = [
+    "REDIS_AWAY",
+    "REFUSED",
+    "SAY_REFUSED_EVERY",
+    "NOT_SIGNED",
+    "RedisFailures",
+    "Refusals",
+    "Unsigned",
+    "say_refused",
+]
 
 # Tried again after 0.5, 1, 2, 4, 8, 16, then every 30 s, so a grant is taken up within 30 s.
 REFUSED = RetryPolicy(start=0.5, step=0.0, max=30.0, factor=2.0)
@@ -123,3 +134,62 @@ class RedisFailures:
                 *done,
                 self.kept,
             )
+
+
+NOT_SIGNED = "not signed with this cluster's key"  # a message's reason in status (LAST ERROR)
+
+
+class Unsigned:
+    """Messages in an outgoing connection's Redis queue that do not carry the signature of the
+    cluster's key (zato.coord.signing.outgoing_signed): parked, never published. Said at ERROR
+    with the connection, the message's id and its CID the first time, then at most once every
+    SAY_REFUSED_EVERY s with how many came since (a Redis writer pushing thousands makes a
+    few lines, not thousands); each is counted where parked messages are."""
+
+    def __init__(self, ctx: Context, log: logging.Logger):
+        self.ctx, self.log = ctx, log
+        self.refusals = Refusals()
+
+    def refused(self, raw: str) -> str:
+        """Say (or count) the unsigned message `raw`; its reason, to park it with."""
+        said = self.refusals.refused(time.monotonic(), NOT_SIGNED)
+        if said is None:
+            return NOT_SIGNED
+        ident, cid = _named(raw)
+        if said == 0:
+            self.log.error(
+                "%s: message %s (CID %s) %s: parked in Redis, not published (written to Redis by "
+                "something other than a server of this cluster, one with another [auth] cluster_secret, "
+                "or one of a version before outgoing messages were signed: docs/trust.md); more such "
+                "messages are parked too, said at most once every %g s with their count",
+                self.ctx.label,
+                ident,
+                cid,
+                NOT_SIGNED,
+                self.refusals.every,
+            )
+        else:
+            self.log.error(
+                "%s: %d more message(s) %s parked in Redis, not published, since said; the last: %s (CID %s)",
+                self.ctx.label,
+                said,
+                NOT_SIGNED,
+                ident,
+                cid,
+            )
+        return NOT_SIGNED
+
+
+def _named(raw: str) -> tuple[str, str]:
+    """The id and CID a stored message gives itself, as a log line may show them ("?": none)."""
+    try:
+        doc = jsonenc.loads(raw)
+    except ValueError:
+        return "?", "?"
+    if not isinstance(doc, dict):
+        return "?", "?"
+    ident, cid = doc.get("id"), doc.get("cid")
+    return (
+        printable(ident, 60) if isinstance(ident, str) and ident else "?",
+        printable(cid, 60) if isinstance(cid, str) and cid else "?",
+    )

@@ -24,9 +24,9 @@ from zato.common.signing import INVOKE_KEY_ENV, epoch_key
 from zato.config import transfer
 from zato.config.settings import ServerSettings, load_server_settings
 from zato.connector.base import Context
-from zato.connector.process import MEMBERS_KEY_ENV, SETTINGS_ENV
+from zato.connector.process import MEMBERS_KEY_ENV, OUTGOING_KEY_ENV, SETTINGS_ENV
 from zato.coord.client import check_redis, connect
-from zato.coord.signing import member_key
+from zato.coord.signing import member_key, outgoing_key
 from zato.lifecycle.entry import Entry, EntryExit
 
 logger = logging.getLogger("zato.connector")
@@ -75,7 +75,7 @@ def start(server_dir: str, kind: str, name: str, definition: dict | None = None)
         epoch = int(os.environ.get("ZATO_EPOCH", ""))
     except ValueError:
         raise EntryExit(EXIT_CONFIG, "ZATO_EPOCH must be set to the holder's epoch") from None
-    settings, invoke_key, members_key = given_settings(server_dir, epoch)
+    settings, invoke_key, members_key, out_key = given_settings(server_dir, epoch)
     ENTRY.start(settings, title=f"zato-connector: {kind} {name}")
     label = f"{kind} {name!r}"
     try:
@@ -85,29 +85,34 @@ def start(server_dir: str, kind: str, name: str, definition: dict | None = None)
     except ZatoError as e:  # no such definition (ConnectorError) or Redis / the ODB is down
         logger.error("connector %s cannot start: %s", label, e)
         return EXIT_CONFIG if isinstance(e, ConnectorError) else EXIT_DEPENDENCY
-    return run(settings, kind, name, epoch, definition, invoke_key, members_key)
+    return run(settings, kind, name, epoch, definition, invoke_key, members_key, out_key)
 
 
-def given_settings(server_dir: str, epoch: int) -> tuple[ServerSettings, bytes, bytes]:
-    """The settings (without the cluster secret: a connector holds its epoch's key only), the
-    epoch's invoke key and the members key. From the supervisor's environment (it read
-    server.conf once for the whole server); read from SERVER_DIR and derived here when a
-    connector is run by hand. The variables leave this process's environment either way."""
+def given_settings(server_dir: str, epoch: int) -> tuple[ServerSettings, bytes, bytes, bytes]:
+    """The settings (without the cluster secret: a connector holds keys derived from it only),
+    the epoch's invoke key, the members key and the outgoing messages' key. From the
+    supervisor's environment (it read server.conf once for the whole server); read from
+    SERVER_DIR and derived here when a connector is run by hand. The variables leave this
+    process's environment either way."""
     given = os.environ.pop(SETTINGS_ENV, "")
     invoke, members = os.environ.pop(INVOKE_KEY_ENV, ""), os.environ.pop(MEMBERS_KEY_ENV, "")
+    out = os.environ.pop(OUTGOING_KEY_ENV, "")
     if given:
         settings = ENTRY.settings(None, functools.partial(transfer.loads, ServerSettings), given)
         try:
-            return settings, bytes.fromhex(invoke), bytes.fromhex(members)
+            return settings, bytes.fromhex(invoke), bytes.fromhex(members), bytes.fromhex(out)
         except ValueError:
-            raise EntryExit(EXIT_CONFIG, f"{INVOKE_KEY_ENV} and {MEMBERS_KEY_ENV} must be hex") from None
+            raise EntryExit(
+                EXIT_CONFIG, f"{INVOKE_KEY_ENV}, {MEMBERS_KEY_ENV} and {OUTGOING_KEY_ENV} must be hex"
+            ) from None
     settings = ENTRY.settings(None, load_server_settings, server_dir)
     try:
         invoke_key = bytes.fromhex(invoke) if invoke else epoch_key(settings.cluster_secret, epoch)
     except ValueError:
         invoke_key = epoch_key(settings.cluster_secret, epoch)
     members_key = member_key(settings.cluster_secret, settings.cluster)
-    return transfer.without_secrets(settings), invoke_key, members_key
+    out_key = outgoing_key(settings.cluster_secret, settings.cluster)
+    return transfer.without_secrets(settings), invoke_key, members_key, out_key
 
 
 def run(  # noqa: PLR0913
@@ -118,8 +123,9 @@ def run(  # noqa: PLR0913
     definition: dict,
     invoke_key: bytes = b"",
     members_key: bytes | None = None,
+    out_key: bytes = b"",
 ) -> int:
-    ctx = Context(settings, kind, name, epoch, connect(settings.redis), invoke_key, members_key)
+    ctx = Context(settings, kind, name, epoch, connect(settings.redis), invoke_key, members_key, out_key)
     signal.signal(signal.SIGTERM, ctx.request_stop)
     signal.signal(signal.SIGINT, ctx.request_stop)
     ctx.stats.start()

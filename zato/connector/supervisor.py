@@ -38,7 +38,7 @@ from zato.config import transfer
 from zato.config.settings import ServerSettings, load_server_settings
 from zato.connector import beat, decide, holdfile, registry, renames, stepdown
 from zato.connector.handover import Handover
-from zato.connector.process import MEMBERS_KEY_ENV, SETTINGS_ENV, Manager, RestartPolicy
+from zato.connector.process import MEMBERS_KEY_ENV, OUTGOING_KEY_ENV, SETTINGS_ENV, Manager, RestartPolicy
 from zato.connector.zygote import ZygoteOS
 from zato.coord import takeovers
 from zato.coord.client import connect, describe
@@ -47,7 +47,7 @@ from zato.coord.health import RedisHealth
 from zato.coord.lease import Lease, LeaseKeeper
 from zato.coord.membership import Member, RedisMembership
 from zato.coord.port import ConfigEvents, Membership
-from zato.coord.signing import member_key
+from zato.coord.signing import member_key, outgoing_key
 from zato.lifecycle.entry import Entry
 from zato.odb.epoch import EpochFloor
 
@@ -127,8 +127,10 @@ class Supervisor:
             after=settings.lease.handover_after, yield_for=settings.lease.yield_for,
         )  # fmt: skip
         # What every connector gets instead of reading server.conf again (zato.connector.run)
+        out_key = outgoing_key(settings.cluster_secret, settings.cluster)  # verifies outgoing messages
         self.child_env = {SETTINGS_ENV: transfer.dumps(transfer.without_secrets(settings)),
-                          MEMBERS_KEY_ENV: self.member_key.hex()}  # fmt: skip
+                          MEMBERS_KEY_ENV: self.member_key.hex(),
+                          OUTGOING_KEY_ENV: out_key.hex()}  # fmt: skip
         self.decider = decide.Decider(self.parent, PARENT_CHECK_EVERY)
         self.acting_epoch: int | None = None  # reported by membership and status; set as acted on
         self.acting_since = 0.0

@@ -15,6 +15,11 @@ The move is fenced: an old holder's connector that was paused (SIGSTOP, a long G
 freeze) and resumes after a takeover cannot take a single message (StaleEpoch), whatever its
 own clock says; only what it had taken before the pause can be published twice (duplicates,
 never loss: the new holder publishes the processing list too).
+
+Every message is signed as it is made (encode: zato.coord.signing.sign_outgoing, with a key of
+the cluster secret) and its connector publishes only messages that verify: Redis is no proof of
+who wrote a message. What moves messages between these lists moves their text as it is, so the
+signature stays.
 """
 
 from __future__ import annotations
@@ -28,11 +33,13 @@ from dataclasses import dataclass, field
 import redis
 
 from zato.common import jsonenc
-from zato.common.errors import ConnectorError, LeaseLost
+from zato.common.errors import ConnectorError, CoordError, LeaseLost
+from zato.common.log import CID
 from zato.coord import parse
 from zato.coord.changes import Change
 from zato.coord.client import OomScript, blmove, move_now, text, texts, translate
 from zato.coord.keys import Keys
+from zato.coord.signing import outgoing_signed, resign_outgoing, sign_outgoing
 
 # Properties a service may set on an outgoing AMQP message (pika.BasicProperties names).
 AMQP_PROPERTIES = (
@@ -152,6 +159,22 @@ return {moved, forgotten}
 )
 MOVE_AT_ONCE = 5000  # messages moved by one script (Redis does nothing else meanwhile)
 
+# The oldest parked message back to the queue, as the caller read it and (maybe) signed it now.
+# KEYS: parked, queue. ARGV: the message as read, as queued. -> 1 moved, 0 the oldest is another
+# now (moved meanwhile: read again). The queue's type is checked before the RPOP.
+_MOVE_SIGNED = (
+    parse.TYPES_LUA
+    + """
+want(KEYS[2], 'list')
+if redis.call('LINDEX', KEYS[1], -1) ~= ARGV[1] then
+  return 0
+end
+redis.call('RPOP', KEYS[1])
+redis.call('LPUSH', KEYS[2], ARGV[2])
+return 1
+"""
+)
+
 
 class StaleEpoch(LeaseLost):
     """Redis refused to move messages for a connector whose epoch is no longer the newest."""
@@ -170,11 +193,20 @@ class OutMessage:
     id: str = ""
 
 
+AMQP = "amqp"  # the queue kind of AMQP outgoing connections (Keys.out_queue; what signatures name)
+
+
 def encode(
-    data: object, exchange: str | None = None, routing_key: str | None = None, properties: dict | None = None
+    data: object,
+    exchange: str | None = None,
+    routing_key: str | None = None,
+    properties: dict | None = None,
+    *,
+    key: bytes,
 ) -> str:
-    """One message as the JSON text stored in Redis. `data` may be bytes, str or anything
-    JSON can serialise (sent as JSON text). Raises ConnectorError for anything else."""
+    """One message as the JSON text stored in Redis, signed with `key`
+    (zato.coord.signing.outgoing_key). `data` may be bytes, str or anything JSON can serialise
+    (sent as JSON text). Raises ConnectorError for anything else."""
     props = dict(properties or {})
     unknown = sorted(set(props) - set(AMQP_PROPERTIES))
     if unknown:
@@ -182,7 +214,7 @@ def encode(
     check_properties(props)
     msg = envelope(data, exchange=exchange, routing_key=routing_key, properties=props)
     try:
-        return json.dumps(msg)
+        return sign_outgoing(key, AMQP, json.dumps(msg))
     except (TypeError, ValueError) as e:
         raise ConnectorError(f"AMQP message properties are not JSON-serialisable: {e}") from None
 
@@ -216,9 +248,13 @@ def check_properties(props: dict) -> None:
 
 
 def envelope(data: object, **fields: object) -> dict:
-    """A message as stored in Redis: a fresh id, a timestamp, `fields`, and the body (bytes as
-    base64, str as text, anything else as JSON text). ConnectorError for what JSON cannot take."""
+    """A message as stored in Redis: a fresh id, a timestamp, the CID of the request that sends
+    it (if any: what the connector's log lines name), `fields`, and the body (bytes as base64,
+    str as text, anything else as JSON text). ConnectorError for what JSON cannot take."""
     msg: dict = {"id": uuid.uuid4().hex, "ts": time.time(), **fields}
+    cid = CID.get()
+    if cid:
+        msg["cid"] = cid
     if isinstance(data, bytes):
         msg["b64"] = base64.b64encode(data).decode("ascii")
     elif isinstance(data, str):
@@ -359,6 +395,7 @@ class OutQueue(TakenLists):
         """epoch: the connector's fencing epoch (take and take_many refuse to move anything
         once a newer one exists); 0 for the workers, which only push."""
         keys = Keys(cluster)
+        self.kind = kind
         queue, processing = keys.out_queue(kind, name), keys.out_processing(kind, name)
         super().__init__(client, keys.epoch, queue, processing, f"outgoing {kind} {name!r}", epoch)
         self.parked = keys.out_parked(kind, name)
@@ -431,6 +468,33 @@ class OutQueue(TakenLists):
         is not moved twice."""
         what = f"re-sending parked messages of {self.what}"
         return move_now(self.client, self.parked, self.queue, ("RIGHT", "LEFT"), limit, what)
+
+    def resend_parked_signing(self, key: bytes, limit: int | None = None) -> tuple[int, int]:
+        """resend_parked, signing with `key` (zato.coord.signing.outgoing_key) each message
+        that is not signed with it: queued by a version before outgoing messages were signed,
+        or under another cluster secret, and parked by the connector for that. Only for messages
+        an operator checked are the cluster's own: whatever a Redis writer put there is sent
+        too. One round trip or two per message, each moved whole. (moved, of them signed now)."""
+        moved = signed = 0
+        now = 0
+        move = self.client.register_script(_MOVE_SIGNED)
+        try:
+            with translate(f"re-sending parked messages of {self.what}"):
+                now = int(self.client.llen(self.parked))
+                for _ in range(now if limit is None else min(limit, now)):
+                    raw = self.client.lindex(self.parked, -1)
+                    if raw is None:
+                        break
+                    raw = text(raw)
+                    ok = outgoing_signed(key, self.kind, raw)
+                    out = raw if ok else (resign_outgoing(key, self.kind, raw) or raw)  # else: parked again
+                    if move(keys=[self.parked, self.queue], args=[raw, out]) == 1:
+                        moved, signed = moved + 1, signed + (out != raw)
+        except CoordError as e:
+            if not moved:
+                raise
+            raise type(e)(f"{e}; {moved} moved before, the rest stay in {self.parked}") from e
+        return moved, signed
 
 
 def registered(client: redis.Redis, cluster: str) -> list[tuple[str, str]]:

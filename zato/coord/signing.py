@@ -85,3 +85,66 @@ def call_verified(key: bytes, doc: dict) -> bool:
     """Whether the call `doc` (parsed) carries the signature of `key` over what it signs."""
     sig = doc.get(SIG)
     return isinstance(sig, str) and hmac.compare_digest(sig, _mac(key, _call_fields(doc)))
+
+
+# Outgoing messages (zato.coord.queues, zato.connector.ibmmq_outgoing): what a service sends
+# through an AMQP or IBM MQ outgoing connection waits in plain Redis, and its connector publishes
+# it with the connection's broker credentials to the exchange and routing key (IBM MQ: queue)
+# the message names. So each carries a signature only a holder of the cluster secret makes (the
+# servers; the connectors get the derived key alone, never the secret), and a connector publishes
+# only messages that verify. The signature is over the message's exact text (its kind too: an
+# AMQP message moved to an IBM MQ queue does not verify), so whatever moves the text as it is
+# (a rename's hand-over, a replay of parked messages) keeps it, and checking it costs one HMAC,
+# no parsing: the text is `{"sig": "HEX", ` followed by the rest of the unsigned JSON object.
+_OUT_LABEL = b"zato-ha outgoing message v1\x00"
+_OUT_HEAD = '{"sig": "'
+_OUT_SIG_LEN = 64  # hex digits of an HMAC-SHA256
+_OUT_REST = len(_OUT_HEAD) + _OUT_SIG_LEN + len('", ')
+
+
+def outgoing_key(cluster_secret: str, cluster: str) -> bytes:
+    """The key that signs outgoing messages of `cluster` (not the member entries' nor the
+    invoke_async calls' key); the outgoing connectors get it through their environment."""
+    if not cluster_secret:
+        raise ValueError("a cluster secret is required to sign or verify outgoing messages")
+    return hmac.new(cluster_secret.encode(), _OUT_LABEL + cluster.encode(), hashlib.sha256).digest()
+
+
+def _out_mac(key: bytes, kind: str, rest: str) -> str:
+    """The HMAC of kind, then the unsigned object's text: "{" + `rest`."""
+    mac = hmac.new(key, kind.encode() + b"\x00{", hashlib.sha256)
+    mac.update(rest.encode("utf-8", "surrogatepass"))
+    return mac.hexdigest()
+
+
+def sign_outgoing(key: bytes, kind: str, text: str) -> str:
+    """The JSON object `text` (as json.dumps writes it: "{" then at least one field) of an
+    outgoing message of queue kind `kind` (amqp, ibm-mq), signed: as it is queued."""
+    if not text.startswith("{") or text.startswith("{}"):
+        raise ValueError("an outgoing message is a JSON object with at least one field")
+    rest = text[1:]
+    return f'{_OUT_HEAD}{_out_mac(key, kind, rest)}", {rest}'
+
+
+def resign_outgoing(key: bytes, kind: str, raw: str) -> str | None:
+    """The stored message `raw` signed with `key` (any signature it has replaced: one of another
+    cluster secret's key); None when it is not a JSON object's text sign_outgoing takes. For an
+    operator who checked that unsigned messages are the cluster's own (zato conn replay-parked
+    --sign): it makes anything a message."""
+    if raw.startswith(_OUT_HEAD) and raw[_OUT_REST - 3 : _OUT_REST] == '", ':
+        raw = "{" + raw[_OUT_REST:]
+    try:
+        return sign_outgoing(key, kind, raw)
+    except ValueError:
+        return None
+
+
+def outgoing_signed(key: bytes, kind: str, raw: str) -> bool:
+    """Whether the queued message `raw` of queue kind `kind` was signed with `key`
+    (sign_outgoing), byte for byte."""
+    if not raw.startswith(_OUT_HEAD) or raw[_OUT_REST - 3 : _OUT_REST] != '", ':
+        return False
+    sig = raw[len(_OUT_HEAD) : _OUT_REST - 3]
+    if not sig.isascii():  # compare_digest takes ASCII text only
+        return False
+    return hmac.compare_digest(sig, _out_mac(key, kind, raw[_OUT_REST:]))

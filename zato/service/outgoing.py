@@ -32,7 +32,8 @@ from zato.common.errors import ConnectorError, CoordUnavailable, OutgoingNotFoun
 from zato.config.settings import ServerSettings
 from zato.connector import ibmmq_outgoing
 from zato.connector.zmq_address import endpoint
-from zato.coord.queues import OutQueue, encode
+from zato.coord.queues import AMQP, OutQueue, encode
+from zato.coord.signing import outgoing_key
 from zato.odb import connectors
 from zato.odb.cached import Cached
 from zato.odb.engine import ODB
@@ -133,9 +134,12 @@ AMQP_KEYWORDS = (
 
 
 class AMQPOutgoing:
-    def __init__(self, load: Loader, cluster: str, client: redis.Redis):
+    def __init__(self, load: Loader, cluster: str, client: redis.Redis, key: bytes):
+        """key: signs each message (zato.coord.signing.outgoing_key): its connector publishes
+        no other."""
         self.cluster, self.client = cluster, client
         self.defs = _Definitions(load, "amqp-outgoing")
+        self._encode = functools.partial(encode, key=key)
 
     def send(
         self,
@@ -160,8 +164,8 @@ class AMQPOutgoing:
                 raise ConnectorError(f"amqp.send: unknown argument {key!r}")
             if value is not None:
                 props[key] = str(value) if key == "expiration" else value
-        raw = encode(msg, exchange, routing_key, props)
-        OutQueue(self.client, self.cluster, "amqp", out_name).push(raw)
+        raw = self._encode(msg, exchange, routing_key, props)
+        OutQueue(self.client, self.cluster, AMQP, out_name).push(raw)
 
 
 class IBMMQOutgoing:
@@ -170,9 +174,12 @@ class IBMMQOutgoing:
     expiration=None, priority=None, delivery_mode=None, raise_on_error=True), and our keyword
     names (data=, name=, queue=, expiry= in seconds, persistence=) as well."""
 
-    def __init__(self, load: Loader, cluster: str, client: redis.Redis):
+    def __init__(self, load: Loader, cluster: str, client: redis.Redis, key: bytes):
+        """key: signs each message (zato.coord.signing.outgoing_key): its connector puts no
+        other."""
         self.cluster, self.client = cluster, client
         self.defs = _Definitions(load, "ibm-mq-outgoing")
+        self._encode = functools.partial(ibmmq_outgoing.encode, key=key)
 
     def send(
         self,
@@ -205,7 +212,7 @@ class IBMMQOutgoing:
         if out is None:
             raise ConnectorError("ibm_mq.send: the outgoing connection's name is required (outconn_name)")
         self.defs.get(out)
-        raw = ibmmq_outgoing.encode(
+        raw = self._encode(
             body,
             _one("queue_name", queue_name, "queue", queue) or None,
             priority,
@@ -319,8 +326,9 @@ class Outgoing:
         from zato.service.out_sql import SQL
 
         load = odb_loader(settings)
-        self.amqp = AMQPOutgoing(load, settings.cluster, client)
-        self.ibm_mq = IBMMQOutgoing(load, settings.cluster, client)
+        key = outgoing_key(settings.cluster_secret, settings.cluster)  # the key, not the secret, is kept
+        self.amqp = AMQPOutgoing(load, settings.cluster, client, key)
+        self.ibm_mq = IBMMQOutgoing(load, settings.cluster, client, key)
         self.wmq = self.jms_wmq = self.ibm_mq  # Zato's other names for it
         self.zmq = ZMQOutgoing(load)
         self.plain_http = self.rest = PlainHTTP(_Definitions(load, "http-outgoing"))  # `rest`: Zato 3.2+
