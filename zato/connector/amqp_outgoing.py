@@ -69,7 +69,7 @@ from zato.connector.base import Context, list_queue
 from zato.connector.confirm_window import ConfirmWindow, Publish
 from zato.connector.refusals import REFUSED, RedisFailures, Refusals, Unsigned, say_refused
 from zato.coord.queues import AMQP, OutMessage, OutQueue, StaleEpoch, decode
-from zato.coord.signing import outgoing_signed
+from zato.coord.signing import OutgoingCheck
 
 logger = logging.getLogger("zato.connector.amqp_outgoing")
 
@@ -125,7 +125,7 @@ class Session:
         redis_failures: the connector's, saying Redis's failures across sessions; unsigned:
         the connector's, saying the messages not signed with the cluster's key across sessions."""
         self.ctx, self.d, self.queue = ctx, definition, queue
-        self.key = ctx.outgoing_key()  # a message that does not verify with it is parked, not published
+        self.signed = OutgoingCheck(ctx.outgoing_key(), AMQP)  # a message that does not verify is parked
         self.unsigned = unsigned or Unsigned(ctx, logger)
         self.refusals = refusals or Refusals()
         self.refused: str | None = None  # what to do: the broker refused the login or vhost
@@ -414,7 +414,7 @@ class Session:
         (Done here in the loop: in the Redis thread it lengthened every call, measured.)"""
         out = []
         for raw in raws:
-            if not outgoing_signed(self.key, AMQP, raw):  # Redis is no proof of who wrote it
+            if not self.signed(raw):  # Redis is no proof of who wrote it
                 out.append(Ready(Publish(raw, "", "", b""), None, self.unsigned.refused(raw), said=True))
                 continue
             try:

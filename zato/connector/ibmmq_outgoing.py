@@ -44,7 +44,7 @@ from zato.connector.base import Context, list_queue
 from zato.connector.refusals import Unsigned
 from zato.coord import lease
 from zato.coord.queues import OutQueue, body_of, envelope
-from zato.coord.signing import outgoing_signed, sign_outgoing
+from zato.coord.signing import OutgoingCheck, sign_outgoing
 
 logger = logging.getLogger("zato.connector.ibmmq_outgoing")
 
@@ -225,7 +225,7 @@ class IBMMQOutgoingConnector:
         # Redis failing a take or a hand-off: the connection is kept and _pump runs again on it
         self.redis = ibmmq_common.RedisFailures(ctx, logger, "the queue manager connection")
         self._later = Later(ctx)
-        self.key = ctx.outgoing_key()  # a message that does not verify with it is parked, not put
+        self.signed = OutgoingCheck(ctx.outgoing_key(), KIND)  # a message that does not verify is parked
         self.unsigned = Unsigned(ctx, logger)
 
     def run(self) -> int:
@@ -265,7 +265,7 @@ class IBMMQOutgoingConnector:
         waits = False
         for i, raw in enumerate(raws):
             self.ctx.stats.add("messages_in")  # those parked too: IN = OUT + PARKED + in flight
-            if not outgoing_signed(self.key, KIND, raw):  # Redis is no proof of who wrote it
+            if not self.signed(raw):  # Redis is no proof of who wrote it
                 self._park(raw, self.unsigned.refused(raw), said=True)
                 continue
             try:
