@@ -334,14 +334,7 @@ def test_zato_hot_deploy_folders(cluster) -> None:
     with open(written, "w") as f:
         f.write("[crm]\naddress = https://crm.example.com\ntimeout = 15\n")
     os.rename(written, os.path.join(folders["user-conf"], "hot_deploy_crm.ini"))
-    module = os.path.join(folders["services"], "zato_hot_deploy.py")
-    shutil.copy(os.path.join(CORPUS, "zato_hot_deploy.py"), module + ".tmp")
-    os.rename(module + ".tmp", module)
-    wait_for(
-        lambda: "pickup: zato_hot_deploy.py: deployed" in cluster.server_logs(),
-        timeout=60,
-        what="the module in pickup/incoming/services deployed",
-    )
+    drop_in(cluster, folders["services"], "zato_hot_deploy.py")
     channel(cluster, "/zato3/hot-deploy", "zato3.hot-deploy.where")
     for base in urls(cluster):
         r = wait_for(
@@ -361,20 +354,23 @@ def test_zato20_pickup_dir(cluster) -> None:
     module was never deployed (nothing said why)."""
     folder = os.path.join(cluster.server_dir("server1"), "pickup-dir")
     os.makedirs(folder, exist_ok=True)  # as a user who follows Zato 2.0's docs would
-    module = os.path.join(folder, "zato20_pickup_dir.py")
-    shutil.copy(os.path.join(CORPUS, "zato20_pickup_dir.py"), module + ".tmp")
-    os.rename(module + ".tmp", module)
-    wait_for(
-        lambda: "pickup: zato20_pickup_dir.py: deployed" in cluster.server_logs(),
-        timeout=60,
-        what="the module in pickup-dir deployed",
-    )
+    drop_in(cluster, folder, "zato20_pickup_dir.py")
     channel(cluster, "/zato20/greet", "zato20.pickup-dir.greet")
     for base in urls(cluster):
         r = wait_for(lambda b=base: ok(requests.get(f"{b}/zato20/greet?name=Jane")), what="the greet service")
         assert r.json() == {"greeting": "Hello, Jane"}
     assert os.listdir(os.path.join(folder, "processed")) == ["zato20_pickup_dir.py"]
     assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
+
+
+def drop_in(cluster, folder: str, name: str) -> None:  # noqa: ANN001
+    """Corpus module `name` copied into a hot-deploy `folder` as a user would (written beside
+    it, then renamed in), and deployed by the server."""
+    module = os.path.join(folder, name)
+    shutil.copy(os.path.join(CORPUS, name), module + ".tmp")
+    os.rename(module + ".tmp", module)
+    said = f"pickup: {name}: deployed"
+    wait_for(lambda: said in cluster.server_logs(), timeout=60, what=f"{name} deployed from {folder}")
 
 
 def ok(r: requests.Response) -> requests.Response | None:
