@@ -72,8 +72,9 @@ def test_connector_counters_of_another_type_in_redis_do_not_fail_a_scrape(quicks
     """The holder's supervisor status and each connector's stats are plain JSON in Redis (a
     Redis writer's, or damaged). Before, a counter there that was not a number ("restarts":
     "many") made the exposition raise: every scrape was a 500 until the holder wrote its status
-    again (15 s), for as long as someone kept writing it. Now such a value counts as 0 (a
-    parking queue's is left out) and the connector's other series are there."""
+    again (15 s), for as long as someone kept writing it. Now such a value has no sample (a 0
+    would read as a counter reset; a parking queue's is left out too) and the connector's other
+    series are there."""
     qs = quickstart(servers=1, workers=1, cluster=cluster_name("trustcounters"))
     qs.start()
     base = qs.server_url("server1")
@@ -89,7 +90,8 @@ def test_connector_counters_of_another_type_in_redis_do_not_fail_a_scrape(quicks
         r = _metrics(base)
         assert r.status_code == 200, r.text[:300]
         assert f'zato_connector_state{{connector="{name}",kind="amqp-channel",state="RUNNING"}} 1.0' in r.text
-        assert f'zato_connector_restarts_total{{connector="{name}",kind="amqp-channel"}} 0.0' in r.text
+        # no sample for it, as for an unknown one: a 0 is a counter reset to Prometheus
+        assert f'zato_connector_restarts_total{{connector="{name}",' not in r.text
         assert f'zato_channel_parking_queue{{connector="{name}"' not in r.text
     finally:
         client.close()
