@@ -19,9 +19,15 @@ _LABEL = b"zato-ha member entry v1\x00"
 
 def member_key(cluster_secret: str, cluster: str) -> bytes:
     """The key that signs membership entries of `cluster`."""
+    return _derived(cluster_secret, _LABEL, cluster, "member entries")
+
+
+def _derived(cluster_secret: str, label: bytes, cluster: str, what: str) -> bytes:
+    """A key of one purpose (`label`) and one cluster, derived from the cluster secret; the
+    secret itself signs nothing, so a process given one key can make no other."""
     if not cluster_secret:
-        raise ValueError("a cluster secret is required to sign or verify member entries")
-    return hmac.new(cluster_secret.encode(), _LABEL + cluster.encode(), hashlib.sha256).digest()
+        raise ValueError(f"a cluster secret is required to sign or verify {what}")
+    return hmac.new(cluster_secret.encode(), label + cluster.encode(), hashlib.sha256).digest()
 
 
 def _mac(key: bytes, doc: dict) -> str:
@@ -57,9 +63,7 @@ OUTCOMES = "outcomes"  # signed: True on a call whose payload Redis fills in
 
 def call_key(cluster_secret: str, cluster: str) -> bytes:
     """The key that signs invoke_async calls of `cluster` (not the member entries' key)."""
-    if not cluster_secret:
-        raise ValueError("a cluster secret is required to sign or verify invoke_async calls")
-    return hmac.new(cluster_secret.encode(), _CALL_LABEL + cluster.encode(), hashlib.sha256).digest()
+    return _derived(cluster_secret, _CALL_LABEL, cluster, "invoke_async calls")
 
 
 def _call_fields(doc: dict) -> dict:
@@ -105,14 +109,17 @@ _OUT_REST = len(_OUT_HEAD) + _OUT_SIG_LEN + len('", ')
 def outgoing_key(cluster_secret: str, cluster: str) -> bytes:
     """The key that signs outgoing messages of `cluster` (not the member entries' nor the
     invoke_async calls' key); the outgoing connectors get it through their environment."""
-    if not cluster_secret:
-        raise ValueError("a cluster secret is required to sign or verify outgoing messages")
-    return hmac.new(cluster_secret.encode(), _OUT_LABEL + cluster.encode(), hashlib.sha256).digest()
+    return _derived(cluster_secret, _OUT_LABEL, cluster, "outgoing messages")
 
 
-def _out_mac(key: bytes, kind: str, rest: str) -> str:
-    """The HMAC of kind, then the unsigned object's text: "{" + `rest`."""
-    mac = hmac.new(key, kind.encode() + b"\x00{", hashlib.sha256)
+def _out_start(key: bytes, kind: str) -> hmac.HMAC:
+    """The HMAC of an outgoing message of queue kind `kind` as far as its text's "{"."""
+    return hmac.new(key, kind.encode() + b"\x00{", hashlib.sha256)
+
+
+def _out_mac(start: hmac.HMAC, rest: str) -> str:
+    """The hex HMAC of kind, then the unsigned object's text: "{" + `rest` (`start`: _out_start)."""
+    mac = start.copy()
     mac.update(rest.encode("utf-8", "surrogatepass"))
     return mac.hexdigest()
 
@@ -123,7 +130,7 @@ def sign_outgoing(key: bytes, kind: str, text: str) -> str:
     if not text.startswith("{") or text.startswith("{}"):
         raise ValueError("an outgoing message is a JSON object with at least one field")
     rest = text[1:]
-    return f'{_OUT_HEAD}{_out_mac(key, kind, rest)}", {rest}'
+    return f'{_OUT_HEAD}{_out_mac(_out_start(key, kind), rest)}", {rest}'
 
 
 def resign_outgoing(key: bytes, kind: str, raw: str) -> str | None:
@@ -150,7 +157,7 @@ class OutgoingCheck:
     outgoing connectors check every message they take)."""
 
     def __init__(self, key: bytes, kind: str):
-        self._start = hmac.new(key, kind.encode() + b"\x00{", hashlib.sha256)
+        self._start = _out_start(key, kind)
 
     def __call__(self, raw: str) -> bool:
         if not raw.startswith(_OUT_HEAD) or raw[_OUT_REST - 3 : _OUT_REST] != '", ':
@@ -158,6 +165,4 @@ class OutgoingCheck:
         sig = raw[len(_OUT_HEAD) : _OUT_REST - 3]
         if not sig.isascii():  # compare_digest takes ASCII text only
             return False
-        mac = self._start.copy()
-        mac.update(raw[_OUT_REST:].encode("utf-8", "surrogatepass"))
-        return hmac.compare_digest(sig, mac.hexdigest())
+        return hmac.compare_digest(sig, _out_mac(self._start, raw[_OUT_REST:]))
