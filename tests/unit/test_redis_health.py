@@ -199,3 +199,26 @@ def test_a_connection_closed_while_redis_refuses_the_password_is_part_of_that_ou
     said = lines(caplog)
     assert len(said) == 2, said
     assert "Redis refuses the user or password" in said[0] and "Connection refused" in said[1], said
+
+
+def test_an_answer_to_a_call_sent_before_the_outage_ends_nothing(caplog):
+    """A lease renewal sent at 100.0 and answered just before Redis stopped, its thread reporting
+    after the events listener's failure at 100.2: no 'answers again', and no second 'unreachable'
+    line for the same outage. A call sent after the failure, answered, ends it."""
+    clock = Clock()
+    health = RedisHealth("redis://127.0.0.1:1/0", clock=clock)
+    with caplog.at_level(logging.INFO, logger="zato.redis"):
+        asked = clock()
+        clock.now += 0.2
+        health.failed("config events", REFUSED)
+        health.ok(asked_at=asked)
+        assert health.down_since == 100.2
+        clock.now += 0.3
+        health.failed("lease renewal", REFUSED)
+        clock.now += 5
+        asked = clock()
+        health.ok(asked_at=asked)
+    said = lines(caplog)
+    assert len(said) == 2, said
+    assert said[0].startswith("Redis unreachable (config events at ")
+    assert said[1] == "Redis answers again at redis://127.0.0.1:1/0 after 5.3 s (2 failure(s) meanwhile)"

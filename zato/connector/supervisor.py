@@ -446,6 +446,7 @@ class Supervisor:
         s, beats = self.settings, 0
         joining = False  # a join whose index or notice failed: done again at the next beat
         while not self.stop_event.is_set():
+            asked = self.health.clock()
             try:
                 member = self._member()
                 joining = self.membership.refresh(member, s.membership.ttl, self._name_shared) or joining
@@ -455,7 +456,7 @@ class Supervisor:
                     self.membership.publish_change(s.name, "joined")
                     logger.info("joined cluster %s as %s", s.cluster, member.address)
                     joining = False
-                self.health.ok()
+                self.health.ok(asked_at=asked)
                 beats += 1
             except CoordError as e:
                 self.health.failed("membership heartbeat", e)

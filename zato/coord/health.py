@@ -288,12 +288,15 @@ class RedisHealth:
                 self.system, self._at, what, now - since, said, error,
             )  # fmt: skip
 
-    def ok(self, wrote: bool = True) -> None:
-        """Redis answered; `wrote`: what it answered included a write."""
+    def ok(self, wrote: bool = True, asked_at: float | None = None) -> None:
+        """Redis answered; `wrote`: what it answered included a write. `asked_at` (this object's
+        clock): when the call that answered was sent. An answer to a call sent before the outage
+        began ends nothing: a lease renewal answered just before Redis stopped, its thread
+        reporting after another thread's failure, said 'answers again' and the outage twice."""
         if self.down_since is None or (self.refusing and not wrote):
             return
         with self._lock:
-            if self.down_since is None:
+            if self.down_since is None or (asked_at is not None and asked_at < self.down_since):
                 return
             since, self.down_since = self.down_since, None
         now = self.clock()

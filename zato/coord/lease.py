@@ -497,6 +497,7 @@ class LeaseKeeper:
             self._close_pubsub()
 
     def _standby_step(self) -> None:
+        asked = self.health.clock()
         try:
             self._drain_releases()
             fresh = self._pubsub is not None and self._epoch_fresh
@@ -506,7 +507,7 @@ class LeaseKeeper:
                 self._seen_end = self.clock() + remaining / 1000.0
                 self._free_since = self._released_at = None
             elif self._yielding(self.clock()):
-                self.health.ok(wrote=False)
+                self.health.ok(wrote=False, asked_at=asked)
                 self.wait(YIELD_POLL)
                 return
             tried = remaining < 0  # its script ran: Redis took a write
@@ -514,7 +515,7 @@ class LeaseKeeper:
                 started = self.clock()  # the key's TTL starts after this instant
                 attempt = self.lease.try_acquire()
                 if attempt.acquired:
-                    self.health.ok()
+                    self.health.ok(asked_at=asked)
                     self.odb_health.ok()
                     hold_from: float | None = started
                     if self.clock() - started >= self.settings.renew_interval:
@@ -523,7 +524,7 @@ class LeaseKeeper:
                         self._became_holder(attempt.epoch, hold_from)
                     return
                 remaining = attempt.ttl_ms
-            self.health.ok(wrote=tried)
+            self.health.ok(wrote=tried, asked_at=asked)
             if tried:  # the floor was read (or there is none)
                 self.odb_health.ok()
         except CoordODBUnavailable as e:  # Redis answered; the ODB did not (before: "Redis unreachable")
@@ -613,7 +614,7 @@ class LeaseKeeper:
             )
             self._drop()
             return
-        started = self.clock()
+        started, asked = self.clock(), self.health.clock()
         try:
             self.lease.renew()
         except LeaseLost as e:
@@ -625,7 +626,7 @@ class LeaseKeeper:
             left = self._confirmed_at + self.settings.renew_deadline - self.clock()
             self.wait(max(0.0, min(self.settings.renew_interval / 2, left)))
             return
-        self.health.ok()
+        self.health.ok(asked_at=asked)
         with self._lock:
             confirmed = self._epoch == epoch
             if confirmed:
