@@ -16,6 +16,8 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from tests import cli_fork
+
 REDIS_URL = os.environ.get("ZATO_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 PG_URL = os.environ.get("ZATO_TEST_PG_URL", "postgresql://postgres:postgres@127.0.0.1:5432/test")
 AMQP_URL = os.environ.get("ZATO_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
@@ -92,10 +94,14 @@ def cluster_name(prefix: str = "t") -> str:
 
 
 def zato(*args: str, check: bool = True, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
-    """Run the `zato` CLI of this checkout; returns the completed process (text mode)."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "zato", *args], capture_output=True, text=True, timeout=timeout, **kw
-    )
+    """Run the `zato` CLI of this checkout; returns the completed process (text mode). Forked
+    from a process that has imported the command's modules (tests/cli_fork.py says what stays as
+    in a fresh `python -m zato`); a fresh process when `kw` asks what only one gives (env=)."""
+    proc = cli_fork.run(args, timeout, **kw)
+    if proc is None:
+        proc = subprocess.run(
+            [sys.executable, "-m", "zato", *args], capture_output=True, text=True, timeout=timeout, **kw
+        )
     if check and proc.returncode != 0:
         raise AssertionError(
             f"zato {' '.join(args)} exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
