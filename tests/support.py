@@ -435,12 +435,9 @@ class Quickstart:
         `zato start` commands printed."""
         names = names or tuple(self.server_names) + (("load-balancer",) if self.lb else ())
         servers = [n for n in names if n != "load-balancer"]
-        procs = [self._start_cli(self.member_dir(n)) for n in servers]
-        said = []
+        said = self._start_all([self.member_dir(n) for n in servers], timeout)
         if "load-balancer" in names:
-            said += self._wait_started(procs, timeout)
-            procs = [self._start_cli(self.lb_dir)]
-        said += self._wait_started(procs, timeout)
+            said += self._start_all([self.lb_dir], timeout)
         for n in names:
             pid = self.pid(n)
             if pid:
@@ -457,16 +454,20 @@ class Quickstart:
         )
 
     @staticmethod
-    def _wait_started(procs: list, timeout: float) -> list[str]:
-        failures, said = [], []
-        for p in procs:
-            out, _ = p.communicate(timeout=timeout)
-            said.append(out)
-            if p.returncode != 0:
-                failures.append(f"{' '.join(p.args[3:])} exited {p.returncode}:\n{out}")
+    def _start_all(paths: list[str], timeout: float) -> list[str]:
+        """`zato start PATH` of each at once; what each printed (stdout, then stderr)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(len(paths)) as pool:
+            done = list(pool.map(lambda p: zato("start", p, check=False, timeout=timeout), paths))
+        failures = [
+            f"zato start {p.args[-1]} exited {p.returncode}:\n{p.stdout}{p.stderr}"
+            for p in done
+            if p.returncode
+        ]
         if failures:
             raise AssertionError("\n".join(failures))
-        return said
+        return [p.stdout + p.stderr for p in done]
 
     def stop(self, *names: str, timeout: float = 60) -> list[str]:
         names = names or tuple(self.server_names) + ("load-balancer",)
