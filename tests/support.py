@@ -366,7 +366,27 @@ class Quickstart:
         path = os.path.join(folder, name + ".py")
         with open(path, "w") as f:
             f.write(source)
-        zato("deploy", self.path, path)
+        said = zato("deploy", self.path, path).stdout
+        self.wait_loaded(said)
+
+    def wait_loaded(self, said: str, timeout: float = 30) -> None:
+        """After `zato deploy` printed `said`: until every worker of every running server has
+        loaded that version (the command returns once the ODB has it; the servers load it a
+        worker at a time, as a hot deploy does)."""
+        import re
+
+        found = re.match(r"deployed module (\S+) version (\d+):", said)
+        if not found:  # unchanged: loaded already
+            return
+        line = f"loaded module {found[1]} version {found[2]}:"
+        from zato.common.pidfile import pid_alive
+
+        for name in self.server_names:
+            pid = self.pid(name)
+            if pid and pid_alive(pid):
+                logs = os.path.join(self.server_dir(name), "logs", "server.log")
+                want = self.settings(name).workers
+                wait_for(lambda p=logs, n=want: _count_in(p, line) >= n, timeout, what=f"{line} on {name}")
 
     def open_channels(self, prefix: str, names: Iterable[str]) -> None:
         """`zato channel create` of an open channel /PREFIX/NAME for service PREFIX.NAME, each."""
@@ -458,6 +478,8 @@ class Quickstart:
         """`zato start PATH` of each at once; what each printed (stdout, then stderr)."""
         from concurrent.futures import ThreadPoolExecutor
 
+        if not paths:
+            return []
         with ThreadPoolExecutor(len(paths)) as pool:
             done = list(pool.map(lambda p: zato("start", p, check=False, timeout=timeout), paths))
         failures = [
@@ -505,6 +527,14 @@ class Quickstart:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
         cleanup_redis(self.cluster)
+
+
+def _count_in(path: str, text: str) -> int:
+    try:
+        with open(path, errors="replace") as f:
+            return f.read().count(text)
+    except OSError:
+        return 0
 
 
 def signed_headers(
