@@ -36,6 +36,8 @@ status:
 # test: that fails the run too (but for the exclusive part when PYTEST_ARGS chose other tests).
 # TEST_JOBS=1 runs everything in one process, in order. 4 on 2 cores (2026-12-06): the
 # processes were 82% busy on average, and the suite took 1014 s, against 1086-1283 s with 3.
+# 2026-12-07: 935 s with 4, once the tests' CLI calls forked from pre-imported processes
+# (tests/cli_fork.py), against 1922 s the same morning before.
 TEST_JOBS ?= 4
 # Without PYTHONDONTWRITEBYTECODE (set in some build shells) pytest keeps the test modules it
 # rewrote for their asserts in tests/**/__pycache__: the exclusive part and any later run then
