@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from tests.support import cluster_name, zato
+from zato.cli.main import COMMANDS
 
 
 def fresh(*args: str, **kw) -> subprocess.CompletedProcess:
@@ -24,7 +25,8 @@ def fresh(*args: str, **kw) -> subprocess.CompletedProcess:
         ("--version",),
         ("conn", "lisst", "/nonexistent"),  # argparse's usage and error, exit 2
         ("conn", "list", "/nonexistent"),  # the CLI's own one-line error, exit 1
-        ("info", "--help"),
+        *[(command, "--help") for command in COMMANDS],
+        ("stop", "/nonexistent"),
     ],
 )
 def test_a_forked_call_says_and_exits_as_a_fresh_process(args):
