@@ -3,9 +3,11 @@
 - The lease holder cannot reach one other server (a partition between the two hosts), which
   still reaches Redis, the broker and the LB, so it stays a live member. Every message is
   consumed on the servers the holder reaches, none counted as a failed delivery (0 lost,
-  0 failures, 0 epoch changes). Before, every call that tried that server first waited for the
-  connection (5 s), and a call on a connection kept from before the cut waited its whole
-  answer timeout and was counted a failure: 200 messages took 66 s instead of 5 s.
+  0 failures, 0 epoch changes) but a batch whose request reached that server just before the
+  cut: its answer cut, it may have run there, so it counts as one and runs again later.
+  Before, every call that tried that server first waited for the connection (5 s), and a call
+  on a connection kept from before the cut waited its whole answer timeout and was counted a
+  failure: 200 messages took 66 s instead of 5 s.
 """
 
 from __future__ import annotations
@@ -73,6 +75,11 @@ def test_holder_cut_from_one_server_consumes_on_the_others_without_failures(lab,
     failures = channel_stats(lab, channel).get("failures", 0) - before
     print(f"{holder} cut from {other}: {counts}, failures {failures}, epoch changes {changes}")
     assert counts["lost"] == 0
-    assert failures == 0, channel_stats(lab, channel).get("last_error")
+    if failures:  # a batch whose request reached `other` just before the cut, its answer cut by it:
+        # it ran there, so it is a failed delivery run again later (a duplicate, as at-least-once
+        # allows), not the call on a dead kept connection this test is about (seen once in 4 runs)
+        last = channel_stats(lab, channel).get("last_error", "")
+        assert "the answer was cut" in last and "may have run there" in last, last
+        assert failures <= counts["duplicates"], (failures, counts)
     assert changes == 0 and lab.holder() == (holder, epoch)
     assert stale_accepted(accepted) == 0
