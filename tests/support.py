@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import pathlib
 import random
 import signal
 import socket
@@ -384,9 +385,10 @@ class Quickstart:
         for name in self.server_names:
             pid = self.pid(name)
             if pid and pid_alive(pid):
-                logs = os.path.join(self.server_dir(name), "logs", "server.log")
+                log = pathlib.Path(self.server_dir(name), "logs", "server.log")  # wait_for retries OSError
                 want = self.settings(name).workers
-                wait_for(lambda p=logs, n=want: _count_in(p, line) >= n, timeout, what=f"{line} on {name}")
+                wait_for(lambda p=log, n=want: p.read_text(errors="replace").count(line) >= n, timeout,
+                         what=f"{line} on {name}")  # fmt: skip
 
     def open_channels(self, prefix: str, names: Iterable[str]) -> None:
         """`zato channel create` of an open channel /PREFIX/NAME for service PREFIX.NAME, each."""
@@ -527,14 +529,6 @@ class Quickstart:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
         cleanup_redis(self.cluster)
-
-
-def _count_in(path: str, text: str) -> int:
-    try:
-        with open(path, errors="replace") as f:
-            return f.read().count(text)
-    except OSError:
-        return 0
 
 
 def signed_headers(
