@@ -31,11 +31,44 @@ def cluster(module_quickstart):
     return qs
 
 
+class DemoKeys(redis.Redis):
+    """The Redis the demo writes to, remembering the ids the tests made (new_id) and each key a
+    test read: each demo key ends with a test's own id (a run, a key, a CID), and the module
+    deletes the keys of those ids alone at its end. Deleting every demo:patterns:* key removed
+    the keys of a test still running in another process when pytest split this module over two
+    (`pytest -n 2`, its default distribution): the fan-out test saw its first target's record
+    gone (3 runs in 3)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.read: set[str] = set()
+        self.ids: set[str] = set()
+
+    def new_id(self, prefix: str = "", n: int = 8) -> str:
+        """A test's own id (a run, a key, a CID), its keys deleted at the module's end."""
+        new = prefix + (uuid.uuid4().hex[:n].upper() if prefix else uuid.uuid4().hex[:n])
+        self.ids.add(new)
+        return new
+
+    def get(self, name):
+        self.read.add(name)
+        return super().get(name)
+
+    def llen(self, name):
+        self.read.add(name)
+        return super().llen(name)
+
+    def lrange(self, name, start, end):
+        self.read.add(name)
+        return super().lrange(name, start, end)
+
+
 @pytest.fixture(scope="module")
 def kv():
-    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    client = DemoKeys.from_url(REDIS_URL, decode_responses=True)
     yield client
-    keys = list(client.scan_iter("demo:patterns:*"))
+    ids = client.ids | {key.rsplit(":", 1)[-1] for key in client.read}  # the CIDs a server made
+    keys = [key for key in client.scan_iter("demo:patterns:*") if key.rsplit(":", 1)[-1] in ids]
     if keys:
         client.delete(*keys)
     client.close()
@@ -53,7 +86,7 @@ def records(kv, key: str) -> list:
 
 
 def test_a_fanout_gives_each_outcome_and_then_all_of_them(cluster, kv) -> None:
-    run = uuid.uuid4().hex[:8]
+    run = kv.new_id()
     r = invoke(cluster, cluster.lb_url, "patterns.start-fanout", {"run": run})
     assert r.status_code == 200, r.text
     cid = r.json()["cid"]
@@ -79,7 +112,7 @@ def test_a_fanout_gives_each_outcome_and_then_all_of_them(cluster, kv) -> None:
 
 
 def test_a_parallel_run_gives_each_outcome_under_the_cid_given(cluster, kv) -> None:
-    run, cid = uuid.uuid4().hex[:8], "K" + uuid.uuid4().hex[:27].upper()
+    run, cid = kv.new_id(), kv.new_id("K", 27)
     r = invoke(cluster, cluster.server_url("server2"), "patterns.start-parallel", {"run": run, "cid": cid})
     assert r.status_code == 200 and r.json() == {"cid": cid}, r.text
     each = wait_for(lambda: records(kv, f"on-target:{cid}"), what="the on-target callback")
@@ -122,10 +155,10 @@ class Bad(Service):
 
 
 def test_invoke_retry_tries_again_until_the_service_succeeds_or_the_limit(cluster, kv) -> None:
-    key = uuid.uuid4().hex[:8]
+    key = kv.new_id()
     r = invoke(cluster, cluster.lb_url, "patterns.retry", {"key": key, "fail": 2, "repeats": 3})
     assert r.status_code == 200 and r.json() == {"calls": 3}, r.text
-    key = uuid.uuid4().hex[:8]
+    key = kv.new_id()
     r = invoke(cluster, cluster.lb_url, "patterns.retry", {"key": key, "fail": 5, "repeats": 2})
     assert r.status_code == 500, r.text
     assert "retry limit reached: patterns.flaky failed 2 time(s), 0.1 s apart (cid K" in r.text
@@ -135,7 +168,7 @@ def test_invoke_retry_tries_again_until_the_service_succeeds_or_the_limit(cluste
 
 
 def test_invoke_retry_with_async_fallback_tells_its_callback(cluster, kv) -> None:
-    key = uuid.uuid4().hex[:8]
+    key = kv.new_id()
     r = invoke(
         cluster, cluster.lb_url, "patterns.retry", {"key": key, "fail": 2, "repeats": 4, "async": True}
     )
@@ -148,7 +181,7 @@ def test_invoke_retry_with_async_fallback_tells_its_callback(cluster, kv) -> Non
         "patterns.retry",
         4,
     )
-    key = uuid.uuid4().hex[:8]
+    key = kv.new_id()
     r = invoke(
         cluster, cluster.lb_url, "patterns.retry", {"key": key, "fail": 9, "repeats": 2, "async": True}
     )
@@ -161,7 +194,7 @@ def test_a_fanout_completes_when_the_server_running_a_target_dies(cluster, kv) -
     """Last in this module: it kills a server. The slow target's server is killed while it
     runs; the target runs again on the other one, and the final callback comes once, with
     each target's outcome once."""
-    run = uuid.uuid4().hex[:8]
+    run = kv.new_id()
     r = invoke(cluster, cluster.server_url("server1"), "patterns.start-fanout", {"run": run, "sleep": 3})
     assert r.status_code == 200, r.text
     cid = r.json()["cid"]
