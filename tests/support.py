@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
-import pathlib
 import random
 import signal
 import socket
@@ -367,28 +366,7 @@ class Quickstart:
         path = os.path.join(folder, name + ".py")
         with open(path, "w") as f:
             f.write(source)
-        said = zato("deploy", self.path, path).stdout
-        self.wait_loaded(said)
-
-    def wait_loaded(self, said: str, timeout: float = 30) -> None:
-        """After `zato deploy` printed `said`: until every worker of every running server has
-        loaded that version (the command returns once the ODB has it; the servers load it a
-        worker at a time, as a hot deploy does)."""
-        import re
-
-        found = re.match(r"deployed module (\S+) version (\d+):", said)
-        if not found:  # unchanged: loaded already
-            return
-        line = f"loaded module {found[1]} version {found[2]}:"
-        from zato.common.pidfile import pid_alive
-
-        for name in self.server_names:
-            pid = self.pid(name)
-            if pid and pid_alive(pid):
-                log = pathlib.Path(self.server_dir(name), "logs", "server.log")  # wait_for retries OSError
-                want = self.settings(name).workers
-                wait_for(lambda p=log, n=want: p.read_text(errors="replace").count(line) >= n, timeout,
-                         what=f"{line} on {name}")  # fmt: skip
+        zato("deploy", self.path, path, "--wait", "60")  # every running server's workers have it
 
     def open_channels(self, prefix: str, names: Iterable[str]) -> None:
         """`zato channel create` of an open channel /PREFIX/NAME for service PREFIX.NAME, each."""

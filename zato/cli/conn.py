@@ -192,7 +192,7 @@ def _add_kind_parsers(act: argparse._SubParsersAction, action: str, func) -> Non
             )
             k.add_argument(
                 "--wait",
-                type=_wait_seconds,
+                type=wait_seconds,
                 metavar="SECONDS",
                 help=f"wait (at most SECONDS, up to 3600) until the lease holder runs {what} with"
                 " the change, connected (or bound), and say how long that took; exit 1 if it does"
@@ -277,7 +277,7 @@ def _positive(text: str) -> int:
     return value
 
 
-def _wait_seconds(text: str) -> float:
+def wait_seconds(text: str) -> float:
     try:
         value = float(text)
     except ValueError:

@@ -218,6 +218,10 @@ class Keys:
         """Held by the one worker of the cluster loading a hot-deployed module right now."""
         return f"{self.prefix}deploy:turn"
 
+    def deploy_loaded(self, module: str) -> str:
+        """Hash: worker (server:pid) -> the version of `module` it loaded (zato.coord.loaded)."""
+        return f"{self.prefix}deploy:loaded:{module}"
+
     def acl_rules(self) -> list[str]:
         """Redis ACL rules of a user that can do what a cluster does with its own keys and
         channels and nothing else (docs/redis-acl.md). Add `on` and `>PASSWORD`."""

@@ -9,9 +9,9 @@ import logging
 import os
 from typing import Any
 
-from zato.common.errors import ZatoError
+from zato.common.errors import CoordError, ZatoError
 from zato.config.settings import ServerSettings
-from zato.coord import async_invoke, patterns
+from zato.coord import async_invoke, loaded, patterns
 from zato.coord.client import connect, describe
 from zato.coord.events import RedisConfigEvents
 from zato.coord.health import RedisHealth
@@ -135,6 +135,7 @@ class Worker:
 
         current = self.store.modules.get(module.name)
         if current and current[0] == module.hash:
+            self._note_loaded(module, None)
             return
         timeout = self.settings.deploy_timeout
         with deploy_turn(self.redis, self.settings.cluster, timeout, 4 * timeout, gevent.sleep):
@@ -172,12 +173,29 @@ class Worker:
                 module.version,
                 self.settings.deploy_timeout,
             )
+            self._note_loaded(module, f"did not finish loading within {self.settings.deploy_timeout:g} s")
             return
-        except ZatoError:
+        except ZatoError as e:
             logger.exception("cannot load deployed module %s version %d", module.name, module.version)
+            self._note_loaded(module, str(e))
             return
         if names:
             logger.info("loaded module %s version %d: %s", module.name, module.version, ", ".join(names))
+        self._note_loaded(module, None)
+
+    def _note_loaded(self, module: odb_api.ModuleRecord, error: str | None) -> None:
+        """For `zato deploy --wait` (zato.coord.loaded); Redis away: it waits, and says for whom."""
+        try:
+            loaded.note(
+                self.redis,
+                self.settings.cluster,
+                module.name,
+                self.settings.name,
+                os.getpid(),
+                loaded.Loaded(module.version, error),
+            )
+        except CoordError as e:
+            self.health.failed("noting a module loaded", e)
 
     def reload_channels(self) -> None:
         by_path: dict[str, dict[str | None, ChannelRecord]] = {}

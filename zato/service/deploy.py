@@ -227,7 +227,7 @@ def _left_behind(users: tuple[str, ...], module: str, how: str) -> list[str]:
 def undeploy(odb: ODB, client: redis.Redis, cluster: str, module: str) -> UndeployResult:
     """Remove a deployed module and its services from the ODB and tell every worker to drop
     them; DeployError if no such module is deployed, ODBError/CoordError on failure."""
-    from zato.coord import events
+    from zato.coord import events, loaded
     from zato.odb import api as odb_api
 
     events.reachable(client, cluster)  # an unreachable Redis changes nothing
@@ -240,6 +240,7 @@ def undeploy(odb: ODB, client: redis.Redis, cluster: str, module: str) -> Undepl
     events.announce(
         client, cluster, {"kind": "undeploy", "module": module}, f"the undeployment of module {module}"
     )
+    loaded.forget(client, cluster, module)  # a module deployed again under this name starts afresh
     logger.info("undeployed module %s: %s", module, ", ".join(services))
     return UndeployResult(module, tuple(services), tuple(odb_api.users_of_services(odb, cluster, services)))
 

@@ -1,0 +1,162 @@
+"""`zato deploy --wait SECONDS` on a real two-server cluster (two workers each) and Redis.
+
+`zato deploy` returns once the ODB holds the module; the servers load it a worker at a time
+(a hot deploy). A script that deployed and then called the service met the old version, or
+404 "no such service", for a few seconds. With --wait the command returns once every worker
+of every running server noted the version it loaded (zato.coord.loaded), says how long that
+took, and exits 1 naming the workers that could not load it, or had not within SECONDS."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+import redis
+import requests
+
+from tests.support import REDIS_URL, wait_for, zato
+from zato.coord.keys import Keys
+
+SOURCE = """from zato.server.service import Service
+
+class Answer(Service):
+    name = 'wait.answer'
+
+    def handle(self):
+        self.response.payload = {'version': VERSION}
+"""
+
+
+@pytest.fixture(scope="module")
+def cluster(module_quickstart):
+    qs = module_quickstart(servers=2, workers=2)
+    qs.start()
+    return qs
+
+
+def write(qs, name: str, source: str) -> str:
+    path = os.path.join(qs.path, f"{name}.py")
+    with open(path, "w") as f:
+        f.write(source)
+    return path
+
+
+def answers(qs, times: int = 8) -> list:
+    """The service's answer on each server, `times` calls each (over its workers)."""
+    s = qs.settings("server1")
+    auth = (s.invoke_username, s.invoke_password)
+    out = []
+    for name in qs.server_names:
+        for _ in range(times):
+            r = requests.post(
+                f"{qs.server_url(name)}/zato/api/invoke/wait.answer", json={}, auth=auth, timeout=30
+            )
+            out.append(r.json()["version"] if r.status_code == 200 else r.status_code)
+    return out
+
+
+def test_every_worker_answers_with_the_version_deploy_waited_for(cluster):
+    for version in (1, 2, 3):
+        path = write(cluster, "wait_answer", SOURCE.replace("VERSION", str(version)))
+        done = zato("deploy", cluster.path, path, "--wait", "60")
+        assert f"deployed module wait_answer version {version}: wait.answer" in done.stdout, done.stdout
+        assert "loaded by every worker in " in done.stdout, done.stdout
+        assert "4 worker(s) on server1, server2" in done.stdout, done.stdout
+        assert answers(cluster) == [version] * 16  # at once: no 404, no older version
+    again = zato("deploy", cluster.path, path, "--wait", "60")  # unchanged: the workers have it
+    assert "is already deployed (unchanged)" in again.stdout and "4 worker(s)" in again.stdout, again.stdout
+
+
+def test_a_module_a_worker_cannot_load_is_named_with_the_reason(cluster):
+    broken = """import sys
+from zato.server.service import Service
+
+if 'gunicorn' in sys.modules:  # a server's worker, not the deploy's own check
+    raise RuntimeError('this host has no licence file')
+
+class Broken(Service):
+    name = 'wait.broken'
+"""
+    done = zato("deploy", cluster.path, write(cluster, "wait_broken", broken), "--wait", "60", check=False)
+    assert done.returncode == 1, done
+    lines = [line for line in done.stderr.splitlines() if line.startswith("zato: error: module wait_broken")]
+    assert lines, done.stderr  # the first worker (or workers) that met it, and what it met: no waiting on
+    assert all("could not load it: " in line and "this host has no licence file" in line for line in lines), (
+        lines
+    )
+    zato("undeploy", cluster.path, "wait_broken")
+
+
+def test_workers_that_do_not_load_in_time_are_named(cluster):
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    workers = sorted(
+        w for w in client.smembers(Keys(cluster.cluster).async_workers) if w.startswith("server2:")
+    )
+    assert len(workers) == 2, workers
+    pids = [int(w.rpartition(":")[2]) for w in workers]
+    for pid in pids:
+        os.kill(
+            pid, signal.SIGSTOP
+        )  # server2 stays a member (its supervisor heartbeats); its workers load nothing
+    try:
+        path = write(cluster, "wait_answer", SOURCE.replace("VERSION", "4"))
+        done = zato("deploy", cluster.path, path, "--wait", "5", check=False)
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+    assert done.returncode == 1, done
+    assert "deployed module wait_answer version 4" in done.stdout, done.stdout
+    said = done.stderr.strip()
+    assert said.startswith(
+        "zato: error: module wait_answer version 4 is deployed, but not loaded within 5 s"
+    ), said
+    assert f"by worker(s) {', '.join(workers)} (of 4;" in said, said
+    wait_for(lambda: answers(cluster, 4) == [4] * 8, 60, what="server2's workers loading it once resumed")
+    client.close()
+
+
+def test_nothing_to_wait_for_when_no_server_runs(quickstart):
+    qs = quickstart(servers=1, lb=False)
+    path = write(qs, "wait_answer", SOURCE.replace("VERSION", "1"))
+    done = zato("deploy", qs.path, path, "--wait", "5")
+    assert "deployed module wait_answer version 1" in done.stdout
+    assert "nothing to wait for: no server of cluster" in done.stdout and "as it starts" in done.stdout, (
+        done.stdout
+    )
+
+
+def test_wait_is_refused_for_a_user_config_file_and_a_bad_number(cluster, tmp_path):
+    conf = tmp_path / "crm.ini"
+    conf.write_text("[crm]\nurl = http://example.invalid\n")
+    refused = zato("deploy", cluster.path, str(conf), "--wait", "5", check=False)
+    assert refused.returncode == 2 and "--wait is for service modules" in refused.stderr, refused
+    bad = zato("deploy", cluster.path, str(conf), "--wait", "0", check=False)
+    assert bad.returncode == 2 and "give a number of seconds, more than 0 and at most 3600" in bad.stderr, bad
+
+
+def test_notes_that_are_not_a_workers_are_left_out():
+    """What a worker notes is read back; anything else in the hash (another writer's) is not a
+    load, so the worker it names still counts as not having loaded the module."""
+    from tests.support import cluster_name
+    from zato.coord import loaded
+
+    name = cluster_name("deploy-notes")
+    client = redis.Redis.from_url(REDIS_URL)
+    key = Keys(name).deploy_loaded("m")
+    try:
+        loaded.note(client, name, "m", "server1", 101, loaded.Loaded(3))
+        loaded.note(client, name, "m", "server1", 102, loaded.Loaded(3, "x" * 2000))
+        client.hset(
+            key, mapping={"server2:1": "not json", "server2:2": '{"version": "3"}', "server2:3": "[]"}
+        )
+        assert loaded.read(client, name, "m") == {
+            "server1:101": loaded.Loaded(3),
+            "server1:102": loaded.Loaded(3, "x" * loaded.MAX_ERROR),
+        }
+        assert 0 < client.pttl(key) <= loaded.KEEP * 1000
+        loaded.forget(client, name, "m")
+        assert not client.exists(key)
+    finally:
+        client.delete(key)
+        client.close()
