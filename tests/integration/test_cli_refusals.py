@@ -89,7 +89,10 @@ def test_deploy_with_the_directory_forgotten_says_it_comes_first(qs, tmp_path):
             f"zato deploy: error: {given} is not a directory: the first argument must be the server's"
             f" (or quickstart's) directory, then the file: zato deploy DIR {given}"
         ), proc.stderr
-        assert "usage: zato deploy [-h] [--name NAME] [--timeout SECONDS] DIR FILE" in proc.stderr
+        assert (
+            "usage: zato deploy [-h] [--name NAME] [--timeout SECONDS] [--wait SECONDS] DIR FILE"
+            in proc.stderr
+        )
     proc = zato("deploy", qs.server_dir("server1"), check=False)
     assert proc.returncode == 2 and "error: FILE is required after" in proc.stderr, proc.stderr
 

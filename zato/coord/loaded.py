@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import redis
 
+from zato.common import jsonenc
 from zato.coord.async_invoke import worker_id
 from zato.coord.client import translate
 from zato.coord.keys import Keys
@@ -38,10 +39,10 @@ class Loaded:
     error: str | None = None  # why this worker could not load that version
 
 
-def note(client: redis.Redis, cluster: str, module: str, server: str, pid: int, loaded: Loaded) -> None:
+def note(client: redis.Redis, cluster: str, module: str, server: str, pid: int, load: Loaded) -> None:
     """This worker's load of `module` (CoordError if Redis cannot take it)."""
     key = Keys(cluster).deploy_loaded(module)
-    doc = {"version": loaded.version, "error": loaded.error[:MAX_ERROR] if loaded.error else None}
+    doc = {"version": load.version, "error": load.error[:MAX_ERROR] if load.error else None}
     with translate("noting the module loaded", key=key):
         pipe = client.pipeline(transaction=False)
         pipe.hset(key, worker_id(server, pid), json.dumps(doc))
@@ -64,7 +65,7 @@ def read(client: redis.Redis, cluster: str, module: str) -> dict[str, Loaded]:
     out = {}
     for field, value in raw.items():
         try:
-            doc = json.loads(value)
+            doc = jsonenc.loads(value)
             version, error = doc["version"], doc.get("error")
         except (ValueError, TypeError, KeyError):
             continue
@@ -89,10 +90,6 @@ class Waited:
     missing: list[str]  # those without the version (at the end of a timeout)
     failed: dict[str, str]  # worker -> why it could not load the version
     seconds: float
-
-    @property
-    def done(self) -> bool:
-        return bool(self.workers) and not self.missing and not self.failed
 
 
 def wait(  # noqa: PLR0913

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from zato.common.errors import DeployError
+from zato.common.errors import CoordError, DeployError
 from zato.lifecycle.entry import parent_gone
 from zato.service.store import ServiceStore, check_module_name, check_usable_name, load_source
 from zato.service.user_config import SUFFIXES
@@ -240,7 +240,10 @@ def undeploy(odb: ODB, client: redis.Redis, cluster: str, module: str) -> Undepl
     events.announce(
         client, cluster, {"kind": "undeploy", "module": module}, f"the undeployment of module {module}"
     )
-    loaded.forget(client, cluster, module)  # a module deployed again under this name starts afresh
+    try:  # a module deployed again under this name starts afresh (`zato deploy --wait`)
+        loaded.forget(client, cluster, module)
+    except CoordError as e:  # undeployed all the same; a --wait on it later may end early
+        logger.warning("undeployed module %s, but its workers' load notes stay: %s", module, e)
     logger.info("undeployed module %s: %s", module, ", ".join(services))
     return UndeployResult(module, tuple(services), tuple(odb_api.users_of_services(odb, cluster, services)))
 
