@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import tempfile
@@ -332,6 +333,12 @@ def test_actions_drain_ready_restart_and_resend(quickstart):
     source += "    def handle(self):\n        self.response.payload = {'up': True}\n"
     result = op.act("api/deploy", files={"module": ("dash_mod.py", source)})["result"]
     assert "dash.up" in result
+    # the answer comes once every worker loaded it (before: at once, and the service was not there yet)
+    assert re.search(r"; loaded by every worker in \d+\.\d\d s \(1\)$", result), result  # its 1 worker
+    s = qs.settings("server1")
+    auth = (s.invoke_username, s.invoke_password)
+    up = requests.post(qs.server_url("server1") + "/zato/api/invoke/dash.up", json={}, auth=auth, timeout=10)
+    assert (up.status_code, up.json()) == (200, {"up": True}), up.text
     wait_for(
         lambda: {"name": "dash.up", "module": "dash_mod"} in op.state()["services"],
         10,

@@ -158,7 +158,42 @@ def deploy_module(settings: DashboardSettings, odb: Any, client: Any, filename: 
     except UnicodeDecodeError:
         raise ActionError(f"{filename!r} is not UTF-8 text") from None
     result = deploy(odb, client, settings.cluster, module_name_of(filename), text, 10.0)
-    return "; warning: ".join([result.describe(), *result.warnings()])
+    return "; ".join(
+        ["; warning: ".join([result.describe(), *result.warnings()]), *_loaded(settings, client, result)]
+    )
+
+
+LOADED_WAIT = 15.0  # seconds the Deploy button's answer waits for every worker to load the module
+
+
+def _loaded(settings: DashboardSettings, client: Any, result: Any) -> list[str]:
+    """Whether every live worker loaded the version deployed (`zato deploy --wait`'s answer):
+    the servers load it a worker at a time after the deploy returned, and a service called as
+    soon as the page said "deployed" was not there yet. Without [auth] cluster_secret the
+    dashboard cannot tell the live servers, and says nothing of it."""
+    from zato.common.errors import CoordError
+    from zato.coord import loaded
+    from zato.coord.signing import member_key
+
+    if not settings.cluster_secret:
+        return []
+    key = member_key(settings.cluster_secret, settings.cluster)
+    try:
+        waited = loaded.wait(client, settings.cluster, key, result.module, result.version, LOADED_WAIT)
+    except CoordError as e:
+        return [f"warning: cannot tell whether the servers loaded it: {e}"]
+    if not waited.workers:
+        return ["no server is running: each loads it as it starts"]
+    if waited.failed:
+        worker, error = sorted(waited.failed.items())[0]
+        more = f" (and {len(waited.failed) - 1} more)" if len(waited.failed) > 1 else ""
+        return [f"warning: worker {worker}{more} could not load it: {error}"]
+    if waited.missing:
+        return [
+            f"warning: not loaded within {LOADED_WAIT:g} s by worker(s) {', '.join(waited.missing)}"
+            " (the server log says why)"
+        ]
+    return [f"loaded by every worker in {waited.seconds:.2f} s ({len(waited.workers)})"]
 
 
 # messages one click moves (an AMQP channel's replay: about 10 s here); the answer says how many are left
