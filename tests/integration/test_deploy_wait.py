@@ -116,6 +116,27 @@ def test_workers_that_do_not_load_in_time_are_named(cluster):
     client.close()
 
 
+def test_the_admin_api_waits_when_asked(cluster):
+    """POST /zato/admin/deploy?name=...&wait=SECONDS: the answer comes once every worker loaded
+    the version, and says so under "loaded" (the module is deployed either way: 200)."""
+    url = cluster.server_url("server2") + "/zato/admin/deploy"
+    source = SOURCE.replace("VERSION", "5").encode()
+    r = requests.post(url + "?name=wait_answer.py&wait=60", data=source, auth=cluster.admin_auth, timeout=90)
+    assert r.status_code == 200, r.text
+    got = r.json()
+    assert (got["module"], got["version"], got["changed"]) == ("wait_answer", 5, True), got
+    assert got["loaded"]["everywhere"] is True and len(got["loaded"]["workers"]) == 4, got
+    assert (got["loaded"]["missing"], got["loaded"]["failed"]) == ([], {}), got
+    assert answers(cluster) == [5] * 16
+    for bad in ("0", "3601", "soon"):
+        asked = f"{url}?name=wait_answer.py&wait={bad}"
+        refused = requests.post(asked, data=source, auth=cluster.admin_auth, timeout=30)
+        assert refused.status_code == 400, refused.text
+        assert "give a number of seconds, more than 0 and at most 3600" in refused.text, refused.text
+    plain = requests.post(url + "?name=wait_answer.py", data=source, auth=cluster.admin_auth, timeout=30)
+    assert plain.status_code == 200 and "loaded" not in plain.json(), plain.text  # as before: no wait
+
+
 def test_nothing_to_wait_for_when_no_server_runs(quickstart):
     qs = quickstart(servers=1, lb=False)
     path = write(qs, "wait_answer", SOURCE.replace("VERSION", "1"))

@@ -29,11 +29,15 @@ def register(app: bottle.Bottle) -> None:
     app.route("/channels/<name>", "DELETE", delete_channel)
 
 
+MAX_WAIT = 3600.0  # ?wait=SECONDS, as `zato deploy --wait`
+
+
 def deploy_module() -> dict:
     w = worker()
     name = _module(bottle.request.query.get("name", ""))
     if not name:
         fail(400, "the module name is required (?name=)")
+    wait = _wait(bottle.request.query.get("wait"), name)
     try:
         source = bottle.request.body.read().decode("utf-8-sig" if is_user_config(name) else "utf-8")
     except UnicodeDecodeError:
@@ -63,7 +67,50 @@ def deploy_module() -> dict:
         "services": list(result.services),
     }
     warnings = result.warnings()
-    return {**answer, "warnings": warnings} if warnings else answer
+    if warnings:
+        answer["warnings"] = warnings
+    if wait is not None:
+        answer["loaded"] = _loaded(w, result.module, result.version, wait)
+    return answer
+
+
+def _wait(given: str | None, name: str) -> float | None:
+    """?wait=SECONDS: then wait until every worker of every running server loaded the version."""
+    if given is None:
+        return None
+    if is_user_config(name):
+        fail(400, "wait is for service modules: a user-config file applies as the servers read it")
+    try:
+        seconds = float(given)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds <= MAX_WAIT:
+        fail(400, f"wait={given[:40]!r}: give a number of seconds, more than 0 and at most {MAX_WAIT:g}")
+    return seconds
+
+
+def _loaded(w, module: str, version: int, timeout: float) -> dict:  # noqa: ANN001
+    """What ?wait= waited for (zato.coord.loaded): `everywhere` true once every live worker
+    loaded `version`; else the workers that could not (`failed`, with why) or had not within
+    `timeout` (`missing`). The module is deployed either way: the status stays 200."""
+    from zato.coord import loaded
+    from zato.coord.signing import member_key
+
+    key = member_key(w.settings.cluster_secret, w.settings.cluster)
+    try:
+        waited = loaded.wait(w.redis, w.settings.cluster, key, module, version, timeout)
+    except CoordError as e:
+        fail(
+            503,
+            f"module {module} version {version} is deployed; whether the servers loaded it is unknown: {e}",
+        )
+    return {
+        "everywhere": bool(waited.workers) and not waited.missing and not waited.failed,
+        "seconds": round(waited.seconds, 3),
+        "workers": waited.workers,
+        "missing": waited.missing,
+        "failed": waited.failed,
+    }
 
 
 def _user_config(apply, file_name: str, refused: int = 400) -> dict:  # noqa: ANN001
