@@ -52,7 +52,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=wait_seconds,
         metavar="SECONDS",
         help="then wait (at most SECONDS, up to 3600) until every worker of every running server"
-        " has loaded this version (they load it one at a time, about a second each), and say how"
+        " has loaded this version (they load it one at a time, each in its turn), and say how"
         " long that took; exit 1 if one could not load it, or not all did within SECONDS",
     )
     p.set_defaults(func=run, usage_error=p.error)

@@ -2,10 +2,11 @@
 
 `zato deploy` returns once the ODB holds the module and the deploy event went out; the
 servers load it afterwards, one worker of the cluster at a time (a hot deploy, zato.server.
-worker), about a second each here. A script that deployed and then called a service met 404
-"no such service" for that moment. Each worker now notes, in one hash per module, the version
-it loaded (or why it could not), and `wait()` reads them until every live worker has the
-version deployed.
+worker: 0.1-0.2 s for the 4 workers of a quickstart and a small module here; longer for a
+module that imports much). A script that deployed and then called a service at once met 404
+"no such service", or the older version. Each worker now notes, in one hash per module, the
+version it loaded (or why it could not), and `wait()` reads them until every live worker has
+the version deployed.
 
 The live workers are those of the invoke_async set (each worker joins it as it starts, before
 its first load) whose servers are live members. A worker that died stays in that set until a
