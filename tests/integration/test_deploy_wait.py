@@ -2,7 +2,7 @@
 
 `zato deploy` returns once the ODB holds the module; the servers load it a worker at a time
 (a hot deploy). A script that deployed and then called the service met the old version, or
-404 "no such service", for a few seconds. With --wait the command returns once every worker
+404 "no such service", for that moment. With --wait the command returns once every worker
 of every running server noted the version it loaded (zato.coord.loaded), says how long that
 took, and exits 1 naming the workers that could not load it, or had not within SECONDS."""
 
