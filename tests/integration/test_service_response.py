@@ -152,6 +152,23 @@ def test_a_header_http_cannot_carry_is_the_service_500_in_zato_envelope(qs):
     assert "Response headers already set" not in qs.server_logs()
 
 
+def test_a_lone_surrogate_echoed_back_is_json_in_json_and_text_utf8_cannot_hold_in_text(qs):
+    """A client's JSON may hold a \\ud800 escape: half a UTF-16 pair, no character. Echoed back
+    inside an object it goes out escaped as it came; as the whole payload (a str, sent as text)
+    UTF-8 cannot hold it: the service's 500, and the log says that, not 'not JSON' as before."""
+    url = f"{qs.server_url('server1')}/resp/ran"
+    inside = requests.post(
+        url, data=b'{"a": "\\ud800"}', headers={"Content-Type": "application/json"}, timeout=5
+    )
+    assert (inside.status_code, inside.content) == (200, b'{"a": "\\ud800"}'), inside.content
+    alone = requests.post(url, data=b'"\\ud800"', headers={"Content-Type": "application/json"}, timeout=5)
+    assert alone.status_code == 500, alone.text
+    cid = alone.json()["zato_env"]["cid"]
+    said = [line for line in qs.server_logs().splitlines() if f"cid {cid}: service resp.ran answered" in line]
+    assert len(said) == 1 and "answered with text UTF-8 cannot hold (" in said[0], said
+    assert "a lone surrogate, such as a JSON \\ud800 escape it was sent, is half a character" in said[0], said
+
+
 def test_a_status_code_of_digits_is_taken_and_any_other_is_the_service_500(qs):
     """Before: '202' was a 500 logged as 'unexpected error serving /resp/status' with a
     TypeError of the server's own; 42 went out as '42 Unknown'."""

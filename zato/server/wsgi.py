@@ -557,6 +557,15 @@ class ServerApp:
         the service's failure: a 500, logged with the service's name and the reason."""
         try:
             return render(response.payload, response.content_type)
+        except UnicodeEncodeError as e:  # a str payload: a ValueError, but JSON is not what failed
+            logger.error(
+                "cid %s: service %s answered with text UTF-8 cannot hold (%s: a lone surrogate, such as"
+                " a JSON \\ud800 escape it was sent, is half a character)",
+                cid,
+                service,
+                e,
+            )
+            raise _failed_answer(service, cid) from None
         except (TypeError, ValueError) as e:
             logger.error("cid %s: service %s answered with a payload that is not JSON: %s", cid, service, e)
             raise _failed_answer(service, cid) from None
