@@ -81,3 +81,25 @@ def test_a_slow_takeover_record_does_not_cost_the_new_holder_its_lease(quickstar
         client.close()
         qs.close()
         proxy.stop()
+
+
+def test_takeovers_that_land_out_of_order_are_listed_by_epoch():
+    """A holder's record slowed on its way lands after the next holder's: the list the dashboard
+    shows (newest first) is by epoch, not by the order the records landed."""
+    import redis
+
+    cluster = cluster_name("takeover-order")
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        for epoch, holder in ((1, "server1"), (3, "server2"), (2, "server1"), (4, "server2")):
+            takeovers.record(client, cluster, holder, epoch, time.time(), 0.5 if epoch > 1 else None)
+        assert [(t["epoch"], t["holder"]) for t in takeovers.recent(client, cluster)] == [
+            (4, "server2"),
+            (3, "server2"),
+            (2, "server1"),
+            (1, "server1"),
+        ]
+        assert takeovers.count(client, cluster) == 4
+    finally:
+        client.delete(*client.keys(f"zato:{cluster}:*"))
+        client.close()

@@ -34,7 +34,10 @@ def record(
 
 
 def recent(client: redis.Redis, cluster: str, limit: int = KEEP) -> list[dict]:
-    """The newest `limit` takeovers, newest first; entries that do not parse are skipped."""
+    """The newest `limit` takeovers, newest (highest epoch) first; entries that do not parse are
+    skipped. Each supervisor records its takeover on a thread of its own once it holds the
+    lease: a record slowed on its way (a slow link) could land after the next holder's, and the
+    list, in the order they landed, showed epoch 5 above epoch 6."""
     with translate("reading the takeover log"):
         raw = client.lrange(Keys(cluster).takeovers, 0, max(0, limit - 1))
     out = []
@@ -45,7 +48,7 @@ def recent(client: redis.Redis, cluster: str, limit: int = KEEP) -> list[dict]:
             continue
         if isinstance(entry, dict) and isinstance(entry.get("epoch"), int):
             out.append(entry)
-    return out
+    return sorted(out, key=lambda entry: entry["epoch"], reverse=True)
 
 
 def count(client: redis.Redis, cluster: str) -> int:
