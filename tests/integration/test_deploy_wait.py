@@ -137,6 +137,26 @@ def test_the_admin_api_waits_when_asked(cluster):
     assert plain.status_code == 200 and "loaded" not in plain.json(), plain.text  # as before: no wait
 
 
+def test_the_admin_api_refuses_a_query_parameter_given_twice(cluster):
+    """Before: the last one was taken (?name=a.py&name=b.py deployed b), while a proxy or a log
+    in front may read the first: what it checked need not be what ran."""
+    url = cluster.server_url("server1") + "/zato/admin/deploy?name=wait_one.py&name=wait_two.py"
+    r = requests.post(url, data=SOURCE.replace("VERSION", "9").encode(), auth=cluster.admin_auth, timeout=30)
+    assert r.status_code == 400, r.text
+    assert r.json()["zato_env"]["details"] == "query parameter 'name' given 2 times: give it once"
+    listed = requests.get(
+        cluster.server_url("server1") + "/zato/admin/services", auth=cluster.admin_auth, timeout=10
+    )
+    assert listed.status_code == 200 and "wait_two" not in listed.text and "wait_one" not in listed.text, (
+        listed.text
+    )
+    kinds = cluster.server_url("server1") + "/zato/admin/conn?kind=amqp-def&kind=zmq-channel"
+    assert requests.get(kinds, auth=cluster.admin_auth, timeout=10).status_code == 400
+    assert (
+        requests.get(kinds.split("&")[0], auth=cluster.admin_auth, timeout=10).status_code == 200
+    )  # once: fine
+
+
 def test_nothing_to_wait_for_when_no_server_runs(quickstart):
     qs = quickstart(servers=1, lb=False)
     path = write(qs, "wait_answer", SOURCE.replace("VERSION", "1"))

@@ -29,6 +29,7 @@ def build_app(worker: Any) -> bottle.Bottle:
     app = bottle.Bottle(catchall=True, autojson=True)
     app.config[WORKER_KEY] = worker
     app.default_error_handler = _error_page  # type: ignore[method-assign]
+    app.add_hook("before_request", _each_parameter_once)
     importlib.import_module(CORE).register(app)
     for name in OPTIONAL:
         try:
@@ -39,6 +40,17 @@ def build_app(worker: Any) -> bottle.Bottle:
             continue
         module.register(app)
     return app
+
+
+def _each_parameter_once() -> None:
+    """A query parameter given twice (?name=a&name=b) is refused (400): bottle took the last,
+    while a proxy or a log in front may read the first, so what was checked or recorded there
+    need not be what ran (HTTP parameter pollution)."""
+    query = bottle.request.query
+    for key in query:
+        given = len(query.getall(key))
+        if given > 1:
+            fail(400, f"query parameter {key[:40]!r} given {given} times: give it once")
 
 
 def worker() -> Any:
