@@ -244,6 +244,18 @@ def test_bad_input_is_a_4xx_in_zato_envelope(cluster, method, path, body, status
     assert env["result"] == "ZATO_ERROR" and detail in env["details"]
 
 
+def test_an_integer_sent_as_a_whole_double_is_taken_and_a_fraction_refused(cluster) -> None:
+    """A client that writes every number as a double sends 3.0: Zato's Int takes it, and so do
+    we now (before: 400 "'3.0' is not an integer"); 3.5 is refused, not cut to 3 as in Zato."""
+    r = requests.post(cluster.lb_url + "/orders", json={"sku": "SKU-1", "customer_id": 3.0}, timeout=10)
+    assert r.status_code == 200, r.text
+    assert r.json()["customer_id"] == 3 and r.json()["order_id"] == 5003, r.text
+    assert '"customer_id": 3,' in r.text or '"customer_id": 3}' in r.text, r.text  # an integer, not 3.0
+    r = requests.post(cluster.lb_url + "/orders", json={"sku": "SKU-1", "customer_id": 3.5}, timeout=10)
+    assert r.status_code == 400, r.text
+    assert "invalid input customer_id: 3.5 is not a whole number" in r.json()["zato_env"]["details"], r.text
+
+
 def test_json_sent_as_curl_d_sends_it_is_read_as_json(cluster) -> None:
     """`curl -d '{...}'` labels its body a form; a JSON channel still reads it as JSON, and
     answers 400 for malformed JSON instead of running the service with empty input."""

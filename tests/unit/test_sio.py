@@ -224,6 +224,19 @@ def test_integer_elem_rejects_bool_and_accepts_text_digits() -> None:
         elem.convert(True)
 
 
+def test_integer_elem_takes_a_whole_json_double_and_refuses_a_fraction() -> None:
+    """Before: 5.0 (from a client that writes every number as a double) was 'is not an
+    integer', a 400 where Zato's Int took it."""
+    elem = Integer("n")
+    assert elem.convert(5.0) == 5 and type(elem.convert(5.0)) is int
+    assert elem.convert(-3e2) == -300
+    for fraction in (5.5, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="is not a whole number"):
+            elem.convert(fraction)
+    with pytest.raises(ValueError, match="is not an integer"):
+        elem.convert("5.0")  # text stays digits only, as before
+
+
 class Typed(Service):
     """Declared output types as Zato's SimpleIO sends them; the input's Decimal is exact."""
 

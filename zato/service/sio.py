@@ -267,6 +267,10 @@ class Integer(Elem):
             raise ValueError("is not an integer")
         if isinstance(value, int):
             return value
+        if isinstance(value, float):  # JSON's 5.0 (a client that writes every number as a double)
+            if value.is_integer():  # as Zato's Int takes it; 5.5 is refused, not cut to 5 as there
+                return int(value)
+            raise ValueError("is not a whole number")
         if isinstance(value, str):
             text = value.strip()
             digits = text[1:] if text[:1] in ("+", "-") else text
