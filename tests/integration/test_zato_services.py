@@ -245,8 +245,8 @@ def test_bad_input_is_a_4xx_in_zato_envelope(cluster, method, path, body, status
 
 
 def test_an_integer_sent_as_a_whole_double_is_taken_and_a_fraction_refused(cluster) -> None:
-    """A client that writes every number as a double sends 3.0: Zato's Int takes it, and so do
-    we now (before: 400 "'3.0' is not an integer"); 3.5 is refused, not cut to 3 as in Zato."""
+    """A client that writes every number as a double sends 3.0: taken as 3 now (before: 400
+    "3.0 is not an integer"); 3.5 is refused, not cut to 3."""
     r = requests.post(cluster.lb_url + "/orders", json={"sku": "SKU-1", "customer_id": 3.0}, timeout=10)
     assert r.status_code == 200, r.text
     assert r.json()["customer_id"] == 3 and r.json()["order_id"] == 5003, r.text

@@ -226,7 +226,7 @@ def test_integer_elem_rejects_bool_and_accepts_text_digits() -> None:
 
 def test_integer_elem_takes_a_whole_json_double_and_refuses_a_fraction() -> None:
     """Before: 5.0 (from a client that writes every number as a double) was 'is not an
-    integer', a 400 where Zato's Int took it."""
+    integer', a 400."""
     elem = Integer("n")
     assert elem.convert(5.0) == 5 and type(elem.convert(5.0)) is int
     assert elem.convert(-3e2) == -300

@@ -268,7 +268,7 @@ class Integer(Elem):
         if isinstance(value, int):
             return value
         if isinstance(value, float):  # JSON's 5.0 (a client that writes every number as a double)
-            if value.is_integer():  # as Zato's Int takes it; 5.5 is refused, not cut to 5 as there
+            if value.is_integer():  # 5.5 is refused, not cut to 5
                 return int(value)
             raise ValueError("is not a whole number")
         if isinstance(value, str):
