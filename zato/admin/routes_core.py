@@ -105,7 +105,7 @@ def _loaded(w, module: str, version: int, timeout: float) -> dict:  # noqa: ANN0
             f"module {module} version {version} is deployed; whether the servers loaded it is unknown: {e}",
         )
     return {
-        "everywhere": bool(waited.workers) and not waited.missing and not waited.failed,
+        "everywhere": waited.everywhere,
         "seconds": round(waited.seconds, 3),
         "workers": waited.workers,
         "missing": waited.missing,

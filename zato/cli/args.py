@@ -22,6 +22,20 @@ def seconds(text: str) -> float:
     return value
 
 
+MAX_WAIT = 3600.0  # --wait (conn edit, deploy)
+
+
+def wait_seconds(text: str) -> float:
+    """--wait SECONDS: more than 0 and at most an hour."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= MAX_WAIT:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of seconds, more than 0 and at most 3600")
+    return value
+
+
 def check_cluster(flag: str, name: str) -> None:
     """A cluster name given on the command line, refused before anything is written."""
     from zato.common.errors import ConfigError

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 import redis
 
+from zato.cli.args import wait_seconds
 from zato.common.errors import ConfigError, ConnectorError, ZatoError
 from zato.config import component
 from zato.config.settings import (
@@ -275,19 +276,6 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of 1 or more")
     return value
-
-
-def wait_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 < value <= MAX_WAIT:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a number of seconds, more than 0 and at most 3600")
-    return value
-
-
-MAX_WAIT = 3600.0  # --wait
 
 
 def _read_secret(args: argparse.Namespace, field: str) -> str:

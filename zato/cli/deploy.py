@@ -7,8 +7,8 @@ import os
 import re
 import sys
 
-from zato.cli.args import seconds
-from zato.cli.conn import report, wait_seconds, with_cluster
+from zato.cli.args import seconds, wait_seconds
+from zato.cli.conn import report, with_cluster
 from zato.common.errors import DeployError
 from zato.config.settings import ServerSettings
 from zato.coord import loaded

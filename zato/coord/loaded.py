@@ -92,6 +92,11 @@ class Waited:
     failed: dict[str, str]  # worker -> why it could not load the version
     seconds: float
 
+    @property
+    def everywhere(self) -> bool:
+        """Every live worker (one at least) loaded the version."""
+        return bool(self.workers) and not self.missing and not self.failed
+
 
 def wait(  # noqa: PLR0913
     client: redis.Redis,

@@ -245,8 +245,6 @@ class Collector:
             context = self._tls_context() if server.get("tls") else None
             return url, fetch_text(url, authorization=self._scrape_auth, context=context)
 
-        if len(servers) <= 1:
-            return {server["name"]: one(server) for server in servers}
         if any(server.get("tls") for server in servers):
             self._tls_context()  # made once, before the threads that use it
         futures = {server["name"]: self._scrapers.submit(one, server) for server in servers}
