@@ -444,22 +444,6 @@ class Quickstart:
                 self._started.add(pid)
         return "".join(said)
 
-    def wait_joined(self, *names: str, timeout: float = 30) -> None:
-        """Until each named server is a member of the cluster (its entry in Redis): `zato start`
-        returns once the server answers; its supervisor's first heartbeat comes a moment later,
-        and a check of the live servers made in between (another start's) finds none."""
-        import redis
-
-        from zato.coord.keys import Keys
-
-        for name in names:
-            client = redis.Redis.from_url(self.settings(name).redis.url)
-            try:
-                key = Keys(self.cluster).member(name)
-                wait_for(lambda c=client, k=key: c.exists(k), timeout, what=f"{name} a member of the cluster")
-            finally:
-                client.close()
-
     @staticmethod
     def _start_cli(path: str) -> subprocess.Popen:
         return subprocess.Popen(

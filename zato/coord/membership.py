@@ -195,6 +195,12 @@ def check_name_free(client: redis.Redis, cluster: str, key: bytes, name: str, ad
     name_free(live_servers(client, cluster, key), name, address)
 
 
+def joined(client: redis.Redis, cluster: str, key: bytes, name: str, pid: int) -> bool:
+    """Whether server `name` whose arbiter is `pid` is a live member (its entry signed with
+    `key`): not an earlier run's entry that has yet to expire."""
+    return any(m.name == name and m.pid == pid for m in live_servers(client, cluster, key))
+
+
 def signed_otherwise(client: redis.Redis, cluster: str, key: bytes, name: str) -> list[str]:
     """The names of the live servers of `cluster` (other than `name`: its own entry, left by a
     restart, may carry an old secret) when none

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any, NamedTuple
 
-from zato.common.errors import AlreadyRunning, ComponentError, ZatoError
+from zato.common.errors import AlreadyRunning, ComponentError, CoordError, ZatoError
 from zato.common.interrupts import Interrupts
 from zato.common.pidfile import Owner, read_pidfile, remove_pidfile
 from zato.config import component
@@ -285,11 +285,45 @@ def wait_routed(started: list[Spawned], timeout: float, say: Say) -> None:
         time.sleep(0.05)
 
 
+JOIN_WAIT = 10.0  # seconds `zato start` waits for a server that answers to be a member too
+JOIN_POLL = 0.02
+
+
+def wait_joined(s: ServerSettings, pid: int, say: Say, timeout: float = JOIN_WAIT) -> None:
+    """A started server that answers: until it is a member of its cluster (its supervisor's
+    heartbeat), so that what runs next sees it live: the LB's start (which compares cluster
+    secrets with the live servers), `zato cluster status`, a start of the same name elsewhere.
+    Not within `timeout`, or Redis failing: said, not a failure (the server does run)."""
+    from zato.coord import membership
+    from zato.coord.client import connect
+    from zato.coord.signing import member_key
+
+    key = member_key(s.cluster_secret, s.cluster)
+    deadline = time.monotonic() + timeout
+    try:
+        client = connect(s.redis)
+        try:
+            while not membership.joined(client, s.cluster, key, s.name, pid):
+                if time.monotonic() >= deadline:
+                    say(
+                        f"warning: server {s.name} answers but has not joined cluster {s.cluster} within"
+                        f" {timeout:g} s: the load balancer sends it no traffic until it does; its"
+                        f" logs/server.log says why"
+                    )
+                    return
+                time.sleep(JOIN_POLL)
+        finally:
+            client.close()
+    except CoordError as e:
+        say(f"warning: cannot tell whether server {s.name} joined cluster {s.cluster}: {e}")
+
+
 def wait_started(one: Spawned, timeout: float, say: Say) -> None:
     m, s, proc, _gate, logs = one
     if m.kind == component.SERVER:
         # ready, not just alive: its services are loaded when `zato start` returns
         wait_ready(partial(http_ok, ready_url(s)), proc, timeout, f"server {s.name}", logs)
+        wait_joined(s, proc.pid, say)
         say(f"server {s.name} started (pid {proc.pid}): {ping_url(s)}")
     elif m.kind == component.LOAD_BALANCER:
         wait_ready(partial(lb_ready, s, proc.pid), proc, timeout, "load balancer", logs)

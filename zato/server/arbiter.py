@@ -159,6 +159,11 @@ class ServerHooks:
         gunicorn_term = signal.getsignal(signal.SIGTERM)
         if callable(gunicorn_term):
             signal.signal(signal.SIGTERM, self._term_handler(gunicorn_term))
+        # The supervisor now, from this thread and before gunicorn forks the workers: it joins
+        # the cluster while they load their services (the first tick came 0.25 s later, and
+        # `zato start` returned before the server was a member).
+        with self._lock:
+            self.sidecar.tick()
         threading.Thread(target=self._tick_loop, name="zato-sidecar", daemon=True).start()
 
     def pre_fork(self, server: Any, worker: Any) -> None:  # noqa: ARG002 - gunicorn's hook signature
