@@ -8,12 +8,16 @@ ambiguously (request smuggling: HAProxy and gunicorn must agree where each reque
 
 from __future__ import annotations
 
+import base64
+import http.client
+import json
 import os
 import re
 import socket
 import time
 from datetime import datetime
 from itertools import pairwise
+from urllib.parse import unquote
 
 import pytest
 import requests
@@ -389,3 +393,63 @@ def test_a_number_too_long_to_read_is_a_400_that_says_what_the_client_can_do(qs)
             url, data=body, auth=qs.admin_auth, headers={"Content-Type": "application/json"}, timeout=10
         )
         assert (answer.status_code, answer.json()["zato_env"]["details"]) == (400, said), url
+
+
+BAD_ESCAPES = (  # a path with a % not followed by two hexadecimal digits, and what it reached before
+    "/zato/internal/invoke/zato.ping%",  # the internal endpoint (401: bad or missing X-Zato-Epoch)
+    "/zato/%69nternal/invoke/zato.ping%zz",  # the same
+    "/zato/admin/services%",  # the admin API's login (401), with [admin] through_lb = false too
+    "/zato/api/invoke/zato.ping%4",  # Zato's invoke endpoint's login (401)
+    "/hping%g0",  # a channel (404: no channel serves it)
+)
+
+
+def as_sent(
+    base: str, method: str, path: str, auth: tuple[str, str] | None = None
+) -> tuple[int, http.client.HTTPMessage, bytes]:
+    """Status, headers and body of `path` sent exactly as written (requests would send a bad %
+    as %25, and decode the well-formed escapes of unreserved characters)."""
+    host, port = base.split("//")[1].split(":")
+    headers = {"Content-Type": "application/json"}
+    if auth:
+        headers["Authorization"] = "Basic " + base64.b64encode(":".join(auth).encode()).decode()
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        conn.request(method, path, body=b"{}" if method == "POST" else None, headers=headers)
+        answer = conn.getresponse()
+        return answer.status, answer.headers, answer.read()
+    finally:
+        conn.close()
+
+
+def test_a_path_with_a_malformed_escape_is_refused_by_the_lb_before_any_server_sees_it(qs):
+    """The LB matches /zato/internal/, /zato/admin/ and /metrics on the percent-decoded path,
+    and HAProxy decodes no path with a malformed escape: before, such a path passed every rule
+    and the server, which decodes the rest and keeps the bad % as it is, served it: the
+    internal endpoint and the admin API's login were reached through the public port."""
+    access = os.path.join(qs.server_dir("server1"), "logs", "http_access.log")
+
+    def served() -> str:
+        with open(access) as f:
+            return f.read()
+
+    before, log_before = len(served()), len(server_log(qs))
+    for path in BAD_ESCAPES:
+        status, headers, body = as_sent(qs.lb_url, "POST", path, qs.admin_auth)
+        assert status == 400, (path, status, body)
+        env = json.loads(body)["zato_env"]
+        assert env["details"] == (
+            "malformed request path: a % not followed by two hexadecimal digits (send a % as %25)"
+        ), path
+        assert headers["X-Zato-CID"] == env["cid"], path
+    # well-formed escapes are served as before, decoded
+    assert as_sent(qs.lb_url, "GET", "/%68ping")[2] == b'{"pong": "zato"}'
+    assert as_sent(qs.lb_url, "GET", "/zato/admin/%73ervices", qs.admin_auth)[0] == 200
+    assert as_sent(qs.lb_url, "GET", "/hping%25")[0] == 404  # /hping%: no channel serves it
+    # the access log has each path as the server decoded it (internal calls: not at all)
+    wait_for(lambda: "GET /hping% " in served()[before:], 10, what="the last request in the access log")
+    seen = served()[before:]  # one worker, requests in order: whatever reached it is in there
+    assert not any(f" {unquote(path)} " in seen for path in BAD_ESCAPES), seen
+    assert "internal invoke of zato.ping" not in server_log(qs)[log_before:]
+    # the servers' own ports are not the LB's business: they still serve such paths as before
+    assert as_sent(qs.server_url("server1"), "GET", "/hping%g0")[0] == 404

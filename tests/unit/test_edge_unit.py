@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import os
+import re
 import ssl
 from dataclasses import replace
 
@@ -15,7 +16,7 @@ from zato.common import tls
 from zato.common.errors import ConfigError
 from zato.common.signing import epoch_key, new_stamp, parse_stamp, sign, verify
 from zato.config.settings import load_lb_settings
-from zato.lb import render
+from zato.lb import edge, render
 from zato.lifecycle.layout import create_lb_dir
 from zato.server import body as bodies
 from zato.server.body import BodyError, ClientGone, Lingering, read_body
@@ -325,3 +326,32 @@ def test_the_stats_pages_are_throttled_per_address_and_can_be_left_alone(lb_dir)
         f.write(text)
     text = render.render(load_lb_settings(lb_dir), [])
     assert "stats_failures" not in text and "zato_lb_page" not in text
+
+
+@pytest.mark.parametrize(
+    ("path", "bad"),
+    [
+        ("/zato/internal/invoke/x%", True),
+        ("/zato/admin/services%4", True),
+        ("/a%zz/b", True),
+        ("/a%4g", True),
+        ("/a%%41", True),
+        ("/a%41%", True),
+        ("/zato/%69nternal/invoke/x", False),
+        ("/a%25", False),
+        ("/a%aF/b%00", False),
+        ("/plain/path", False),
+    ],
+)
+def test_the_lb_knows_a_malformed_escape_in_a_path(path, bad):
+    """HAProxy's url_dec gives no value for such a path, so the rules on the decoded path
+    would not see it: the frontend refuses it (400) before them."""
+    assert bool(re.search(edge.BAD_ESCAPE_RE, path)) is bad
+
+
+def test_a_malformed_escape_is_refused_before_the_rules_on_the_decoded_path(lb_dir):
+    lines = edge.frontend_lines(load_lb_settings(lb_dir).edge)
+    first_decoded = next(i for i, line in enumerate(lines) if "url_dec" in line)
+    refused = next(i for i, line in enumerate(lines) if "return status 400" in line)
+    assert refused < first_decoded and "if zato_bad_escape" in lines[refused]
+    assert "a %% not followed by two hexadecimal digits (send a %% as %%25)" in lines[refused]  # lf-string

@@ -8,6 +8,11 @@ Pure functions over `EdgeSettings` (lb.conf), used by `zato.lb.render`. What eac
   closes idle kept-alive connections.
 - Per client address (stick table `per_source`): more than `max_conn_per_source` connections at
   once are closed at accept, so one address flooding the port costs its own sockets only.
+- A path with a malformed percent-escape (a `%` not followed by two hexadecimal digits) is
+  refused with 400 in Zato's envelope before any other rule: HAProxy's `url_dec` gives no
+  value for it, so no rule on the decoded path below would match, while the servers decode
+  the rest of it and keep the bad `%` as it is (`/zato/internal/invoke/x%` reached the
+  internal endpoint, `/zato/admin/services%` the admin API's login, through_lb or not).
 - `/zato/internal/` (connector -> server calls, which go to the servers directly) is refused
   with 403 in Zato's envelope; the path is matched percent-decoded, as the servers see it.
   So is `/metrics` (each server's Prometheus page is scraped on the server's own port; HAProxy's
@@ -42,9 +47,10 @@ METRICS_PATH = "/metrics"
 
 
 def envelope(detail: str) -> str:
-    """Zato's error envelope as an HAProxy lf-string (the CID is the request's unique id)."""
+    """Zato's error envelope as an HAProxy lf-string (the CID is the request's unique id); a
+    `%` in `detail` is written as the lf-string's `%%`."""
     return (
-        '{\\"zato_env\\": {\\"details\\": \\"' + detail + '\\", '
+        '{\\"zato_env\\": {\\"details\\": \\"' + detail.replace("%", "%%") + '\\", '
         '\\"result\\": \\"ZATO_ERROR\\", \\"cid\\": \\"%[unique-id]\\"}}'
     )
 
@@ -106,9 +112,17 @@ def connection_lines(e: EdgeSettings) -> list[str]:
     return lines
 
 
+# A `%` not followed by two hexadecimal digits (POSIX ERE: HAProxy may be built without PCRE).
+BAD_ESCAPE_RE = "%([^0-9A-Fa-f]|[0-9A-Fa-f][^0-9A-Fa-f]|[0-9A-Fa-f]?$)"
+BAD_ESCAPE_DETAIL = "malformed request path: a % not followed by two hexadecimal digits (send a % as %25)"
+
+
 def frontend_lines(e: EdgeSettings) -> list[str]:
     """HTTP rules of the public frontend, in the order HAProxy evaluates them."""
     lines = [
+        # first: every rule below matches the decoded path, which such a path does not have
+        f"    acl zato_bad_escape path -m reg {BAD_ESCAPE_RE}",
+        _return(400, BAD_ESCAPE_DETAIL, "if zato_bad_escape"),
         f"    acl zato_internal path,url_dec -m beg {INTERNAL_PATH}/",
         f"    acl zato_internal path,url_dec -m str {INTERNAL_PATH}",
         f"    acl zato_admin path,url_dec -m beg {ADMIN_PATH}/",
