@@ -405,12 +405,12 @@ BAD_ESCAPES = (  # a path with a % not followed by two hexadecimal digits, and w
 
 
 def as_sent(
-    base: str, method: str, path: str, auth: tuple[str, str] | None = None
+    base: str, method: str, path: str, auth: tuple[str, str] | None = None, extra: dict | None = None
 ) -> tuple[int, http.client.HTTPMessage, bytes]:
     """Status, headers and body of `path` sent exactly as written (requests would send a bad %
     as %25, and decode the well-formed escapes of unreserved characters)."""
     host, port = base.split("//")[1].split(":")
-    headers = {"Content-Type": "application/json"}
+    headers = {"Content-Type": "application/json", **(extra or {})}
     if auth:
         headers["Authorization"] = "Basic " + base64.b64encode(":".join(auth).encode()).decode()
     conn = http.client.HTTPConnection(host, int(port), timeout=10)
@@ -453,3 +453,25 @@ def test_a_path_with_a_malformed_escape_is_refused_by_the_lb_before_any_server_s
     assert "internal invoke of zato.ping" not in server_log(qs)[log_before:]
     # the servers' own ports are not the LB's business: they still serve such paths as before
     assert as_sent(qs.server_url("server1"), "GET", "/hping%g0")[0] == 404
+
+
+def test_a_client_cannot_set_the_path_the_server_routes_with_a_script_name_header(qs):
+    """gunicorn takes a SCRIPT_NAME header from the addresses of forwarded_allow_ips
+    (127.0.0.1 by default, where the LB of a one-host cluster is) and cuts it off the path
+    before the app sees it; the LB passes a client's headers on as they are. Before, through
+    the public port, `GET /x/metrics` with `SCRIPT_NAME: /x` was the server's /metrics (the LB
+    refuses /metrics), `/x/zato/internal/...` the internal endpoint and `/x/zato/admin/...` the
+    admin API (with [admin] through_lb = false too, and outside its login throttle); a
+    SCRIPT_NAME the path did not begin with was a 500 "Configuration problem" page. Now the
+    header is dropped, as any header with an underscore from any other client."""
+    trick = {"SCRIPT_NAME": "/x"}
+    for base in (qs.lb_url, qs.server_url("server1")):
+        status, _, body = as_sent(base, "GET", "/x/metrics", extra=trick)
+        assert status == 404 and b"no channel serves /x/metrics" in body, (base, status, body[:200])
+        status, _, body = as_sent(base, "POST", "/x/zato/internal/invoke/zato.ping", extra=trick)
+        assert status == 404, (base, status, body[:200])
+        status, _, body = as_sent(base, "GET", "/x/zato/admin/services", qs.admin_auth, extra=trick)
+        assert status == 404, (base, status, body[:200])
+        status, _, body = as_sent(base, "GET", "/hping", extra={"SCRIPT_NAME": "/elsewhere"})
+        assert (status, body) == (200, b'{"pong": "zato"}'), (base, status, body[:300])
+    assert as_sent(qs.lb_url, "GET", "/metrics")[0] == 403  # as before

@@ -42,6 +42,12 @@ def test_gunicorn_options_follow_server_conf(server_dir):
     assert ZatoApplication(s).cfg.keepalive == 7
 
 
+def test_no_client_sets_the_environ_through_forwarding_headers(server_dir):
+    """The LB passes on its clients' headers: gunicorn trusts no address with them."""
+    cfg = ZatoApplication(load_server_settings(server_dir)).cfg
+    assert cfg.forwarded_allow_ips == [] and cfg.forwarder_headers == []
+
+
 def test_unknown_gunicorn_setting_is_a_config_error(server_dir):
     with open(f"{server_dir}/config/server.conf", "a") as f:
         f.write("\n[gunicorn]\nworkerz = 2\n")

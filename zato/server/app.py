@@ -82,6 +82,14 @@ def gunicorn_options(settings: ServerSettings) -> dict:
         "limit_request_field_size": settings.limits.max_header_size,
         "limit_request_line": settings.limits.max_request_line,
         "logger_class": logger_class(settings),
+        # No client sets the WSGI environ through headers. gunicorn trusts 127.0.0.1 by default
+        # (where the LB of a one-host cluster is) and takes from it a SCRIPT_NAME header, cut
+        # off the path before the app routes it, and X-Forwarded-Proto; the LB passes on what
+        # its clients send: `SCRIPT_NAME: /x` made `/x/metrics` the server's /metrics through
+        # the public port, `/x/zato/internal/...` the internal endpoint. Dropped now, as any
+        # header with an underscore is (gunicorn's header_map).
+        "forwarded_allow_ips": "",
+        "forwarder_headers": "",
     }
     if settings.tls_cert:  # [tls] cert: the port serves HTTPS only
         from zato.common.tls import key_file
