@@ -7,6 +7,7 @@ malformed chunked bodies (400, one warning line), what body refusals count in /m
 from __future__ import annotations
 
 import base64
+import gzip
 import json
 import os
 import signal
@@ -366,6 +367,37 @@ def test_a_malformed_chunked_body_is_a_400_in_zato_envelope_with_one_warning_lin
     assert access.count('"POST /count HTTP/1.1" 400 ') >= 6
     after = metric(qs, "zato_rest_channel_requests_total", channel="count", method="POST", status="400")
     assert after == count_before + 6
+
+
+def test_a_body_in_a_transfer_coding_the_server_does_not_decode_is_a_501_and_runs_nothing(qs):
+    """gunicorn takes `Transfer-Encoding: gzip, chunked` (deflate, compress) and undoes only
+    the chunked framing: before, the service ran with the body still gzip-compressed (a JSON
+    channel: 400 malformed JSON). RFC 9112: a transfer coding the server does not understand
+    is a 501. The LB refuses such requests itself (HAProxy's 422); this is the server's port."""
+    compressed = gzip.compress(b'{"hello": "world"}')
+    body = b"%x\r\n%s\r\n0\r\n\r\n" % (len(compressed), compressed)
+    large = os.urandom(2_000_000)  # more than the sockets hold: read and dropped after the 501
+    large_body = b"%x\r\n%s\r\n0\r\n\r\n" % (len(large), large)
+    before = calls(qs)
+    for coding in ("gzip", "deflate", "compress", "GZip"):
+        head = f"POST /count HTTP/1.1\nHost: x\nTransfer-Encoding: {coding}, chunked\n"
+        with raw_request(qs.server_url("server1"), head, large_body if coding == "gzip" else body) as sock:
+            answer = read_all(sock)
+        status_line, _, rest = answer.partition(b"\r\n")
+        assert status_line.startswith(b"HTTP/1.1 501 "), (coding, answer[:300])
+        assert b"\r\nconnection: close\r\n" in rest.lower(), coding
+        env = json.loads(rest.partition(b"\r\n\r\n")[2])["zato_env"]
+        assert env["details"] == (
+            f"transfer coding {coding.lower()!r} is not supported: send the body with"
+            " Transfer-Encoding: chunked alone (a compressed body with Content-Encoding)"
+        ), env
+    assert calls(qs) == before
+    # chunked alone is read as before (identity, a no-op, too)
+    for te in ("chunked", "identity, chunked"):
+        head = f"POST /count HTTP/1.1\nHost: x\nTransfer-Encoding: {te}\nConnection: close\n"
+        with raw_request(qs.server_url("server1"), head, b"2\r\nab\r\n0\r\n\r\n") as sock:
+            answer = read_all(sock)
+        assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b'{"size": 2}'), (te, answer)
 
 
 def test_body_refusals_on_a_channel_are_counted_with_their_status(qs):

@@ -355,3 +355,15 @@ def test_a_malformed_escape_is_refused_before_the_rules_on_the_decoded_path(lb_d
     refused = next(i for i, line in enumerate(lines) if "return status 400" in line)
     assert refused < first_decoded and "if zato_bad_escape" in lines[refused]
     assert "a %% not followed by two hexadecimal digits (send a %% as %%25)" in lines[refused]  # lf-string
+
+
+@pytest.mark.parametrize("te", ["gzip, chunked", "deflate,chunked", "chunked, gzip", "x-custom, chunked"])
+def test_a_transfer_coding_the_server_does_not_undo_is_a_501(te):
+    with pytest.raises(BodyError) as caught:
+        bodies.check_codings({"HTTP_TRANSFER_ENCODING": te})
+    assert caught.value.status == 501 and "is not supported" in caught.value.detail
+
+
+@pytest.mark.parametrize("te", [None, "chunked", "Chunked", "identity, chunked", "chunked,"])
+def test_chunked_alone_is_read(te):
+    bodies.check_codings({} if te is None else {"HTTP_TRANSFER_ENCODING": te})

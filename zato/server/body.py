@@ -5,10 +5,12 @@
 - Slower than `body_timeout` for the whole body: 408.
 - The client went away mid-body (connection reset, or fewer bytes than it announced):
   `ClientGone`, which the server logs as one warning line; no service sees a partial body.
+- A body in a transfer coding other than chunked (gzip, deflate, compress, which gunicorn
+  takes but does not undo): 501, nothing read.
 - A body gunicorn cannot decode (a chunk size that is not hex, a chunk without its CRLF, bad
   trailers): `Malformed`, a 400 "malformed chunked body: ...", which the server logs as one
   warning line a minute at most (`Throttled`): any client can send it, before any credentials.
-After a 413 or 408 the connection is closed (`close_connection`). After a 413, once the
+After a 413, 501 or 408 the connection is closed (`close_connection`). After a 413 or 501, once the
 answer is sent, what the client still sends of its body is read and dropped (`Lingering`,
 bounded in bytes and time, as nginx's lingering close): a socket closed with unread data is
 reset by the kernel, and the reset can destroy the answer on its way (HAProxy in front, or a
@@ -80,9 +82,28 @@ def check_length(environ: dict, max_body: int) -> int | None:
     return size
 
 
+# Transfer codings the server's reading undoes: gunicorn takes gzip, deflate and compress
+# before chunked too, but undoes only the chunked framing (identity is no coding at all).
+DECODED_CODINGS = frozenset({"chunked", "identity"})
+
+
+def check_codings(environ: dict) -> None:
+    """BodyError(501) for a body in a transfer coding the server does not decode (RFC 9112:
+    501 for a transfer coding not understood): before, its service got it still compressed."""
+    for coding in environ.get("HTTP_TRANSFER_ENCODING", "").lower().split(","):
+        coding = coding.strip()
+        if coding and coding not in DECODED_CODINGS:
+            raise BodyError(
+                501,
+                f"transfer coding {one_line(coding, 40)!r} is not supported: send the body with"
+                " Transfer-Encoding: chunked alone (a compressed body with Content-Encoding)",
+            )
+
+
 def read_body(environ: dict, max_body: int, timeout: float) -> bytes:
     """The whole body within the limits, or BodyError / ClientGone."""
     size = check_length(environ, max_body)
+    check_codings(environ)
     chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
     if size is None and not chunked:
         return b""

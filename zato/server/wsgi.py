@@ -365,7 +365,7 @@ class ServerApp:
                 self._said_slow(environ, path, cid, e)
             bodies.close_connection(start_response)
             answer = self._send(start_response, e.status, error_body(cid, e.detail), JSON, cid)
-            if e.status == 413:  # the rest of the body is read and dropped after the answer
+            if e.status in (413, 501):  # the rest of the body is read and dropped after the answer
                 return bodies.Lingering(answer, environ["wsgi.input"], self.limits.body_timeout)
             return answer
         except bodies.ClientGone as e:
