@@ -208,6 +208,16 @@ AMBIGUOUS = {  # each with a second request after what one parser or the other m
     "bare LF heads": b"POST /hping HTTP/1.1\nHost: x\nContent-Length: 2\nTransfer-Encoding: chunked\n\n"
     + b"0\r\n\r\n"
     + HIDDEN,
+    "NUL in a header": POST + b"X-A: a\x00b\r\nContent-Length: 2\r\n\r\n{}" + HIDDEN,
+    "CL in a trailer": POST
+    + b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\nContent-Length: 50\r\n\r\n"
+    + HIDDEN,
+    "chunk size and a space": POST + b"Transfer-Encoding: chunked\r\n\r\n2 \r\n{}\r\n0\r\n\r\n" + HIDDEN,
+    "CL leading zeros": POST + b"Content-Length: 0002\r\n\r\n{}" + HIDDEN,
+    "a GET's body": b"GET /hping HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(HIDDEN) + HIDDEN,
+    "Upgrade: h2c": b"GET /hping HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+    + b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n"
+    + HIDDEN,
     "HTTP/1.0 TE and CL": b"POST /hping HTTP/1.0\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
     + b"Content-Length: 5\r\n\r\n0\r\n\r\n"
     + HIDDEN,
