@@ -116,6 +116,38 @@ def test_a_get_slower_than_timeout_server_runs_once_and_gets_zatos_504(quickstar
     assert len(re.findall(r"slow report \S+ starts", qs.server_logs())) == 1
 
 
+UPSTREAM = """
+from zato.server.service import Service
+
+
+class Upstream(Service):
+    name = "answers.upstream"
+
+    def handle(self):
+        self.logger.info("upstream call %s ran", self.cid)
+        self.response.status_code = int(self.request.http.GET.get("status", "200"))
+        self.response.payload = {"upstream": "down"}
+"""
+
+
+def test_a_get_whose_service_answers_502_503_or_504_runs_once(quickstart):
+    """A service's own 502, 503 or 504 (its upstream is down, or Redis is away under it) is its
+    answer, as a 500 is: before, HAProxy replayed the GET on each retry (retry-on 502 503
+    504), so the service ran four times over both servers (each time calling its upstream
+    again) and the client saw one answer."""
+    qs = quickstart(servers=2)
+    qs.start()
+    qs.deploy("answers", UPSTREAM)
+    qs.open_channels("answers", ("upstream",))
+    for status in (502, 503, 504, 500, 200):
+        r = requests.get(f"{qs.lb_url}/answers/upstream?status={status}", timeout=30)
+        assert (r.status_code, r.json()) == (status, {"upstream": "down"})
+        ran = f"upstream call {r.headers['X-Zato-CID']} ran"  # a replay keeps the request's CID
+        wait_for(lambda ran=ran: ran in qs.server_logs(), 10, what="the run in the log")
+        time.sleep(1)  # the replays, had there been any, come within ms
+        assert qs.server_logs().count(ran) == 1, (status, qs.server_logs().count(ran))
+
+
 LONG = """
 import gevent
 from zato.server.service import Service

@@ -110,6 +110,8 @@ def test_default_edge_config_protects_the_public_port(lb_dir):
     assert "if !zato_admin { sc2_gpc0_rate(channel_failures) ge 20 }" in text  # secured channels' 401s
     assert "acl zato_admin path,url_dec -m beg /zato/api/invoke/" in text  # zato-client's path too
     assert "option httpchk GET /zato/ready" in text  # readiness, not liveness, decides traffic
+    # a status a server answered is the service's answer: never replayed (a GET ran four times)
+    assert "    retry-on conn-failure empty-response junk-response 0rtt-rejected\n" in text
     # A vanished host's requests: found by keep-alive probes, replayed or answered 504;
     # shutdown-sessions killed requests still connecting (render.py's docstring).
     assert "on-marked-down shutdown-sessions" not in text

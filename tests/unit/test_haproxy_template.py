@@ -33,6 +33,8 @@ def test_the_external_template_renders_one_server_per_cluster():
     text = render_external("0.0.0.0:8080", ["10.0.0.1:11223", "lb-b:11223"])
     assert text.startswith("# External load balancer in front of 2 Zato clusters")
     assert "    server cluster2 lb-b:11223 check inter 500 fall 2 rise 1" in text and "${" not in text
+    # a cluster's LB answers 503 when it has no server left: the request goes to the other
+    assert "    retry-on conn-failure empty-response junk-response 0rtt-rejected 502 503 504\n" in text
 
 
 def test_a_value_or_line_that_could_add_a_line_is_refused():

@@ -17,7 +17,7 @@ import re
 import sys
 
 from zato.common.errors import ConfigError
-from zato.lb.render import ALIVE_URI, RETRY_ON, fill, skeleton
+from zato.lb.render import ALIVE_URI, EXTERNAL_RETRY_ON, fill, skeleton
 
 TEMPLATE = "haproxy-external.cfg"  # etc/haproxy-external.cfg
 
@@ -45,7 +45,7 @@ def render_external(bind: str, lbs: list[str], check_inter_ms: int = 500) -> str
     values: dict[str, str | int] = {
         "count": len(lbs),
         "check_inter_ms": int(check_inter_ms),
-        "retry_on": RETRY_ON,
+        "retry_on": EXTERNAL_RETRY_ON,
         "bind": bind,
         "alive_uri": ALIVE_URI,
     }

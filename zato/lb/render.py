@@ -8,7 +8,8 @@ functions otherwise: the rendered text is unit-testable and the same options are
 Facts this config relies on (HAProxy 2.6, measured on this machine, see issue #4):
 - `retry-on` + `retries` + `option redispatch`: a GET in flight on a server that dies is
   replayed on another one. L7 retries (anything but a connection failure) are disabled for
-  methods that are not idempotent, and a 500 is never retried (it is the service's answer).
+  methods that are not idempotent, and a status a server answered (500, 502, 503, 504) is
+  never retried (it is the service's answer).
 - `option idle-close-on-response`: reloads under keep-alive load lose no request.
 - keep-alive with clients (no `option httpclose`: it halved the throughput); one request a
   server connection (`option http-server-close`, see below).
@@ -106,10 +107,18 @@ def error_timeout(timeout_server_ms: int) -> str:
     )
 
 
-# Everything HAProxy can safely retry; 500 is left out on purpose (see module docstring), and so
-# is response-timeout: a GET slower than timeout server (a long report) ran once more on each
-# retry, four times in all, and its client waited four timeouts for a 504.
-RETRY_ON = "conn-failure empty-response junk-response 0rtt-rejected 502 503 504"
+# Everything HAProxy can safely retry: what fails before a server answered (it may have died
+# under the request: a GET only is replayed). A status the server answered is the service's
+# answer and is never retried: a 500, and a 502, 503 or 504 too (a service whose upstream is
+# down, or Redis away under it; HAProxy's own 503 and 504 are not servers' answers, which is all
+# retry-on's statuses match): with them here a GET that got one ran four times over the servers,
+# calling its upstream again each time. Nor is response-timeout: a GET slower than timeout
+# server (a long report) ran once more on each retry, four times in all, and its client waited
+# four timeouts for a 504.
+RETRY_ON = "conn-failure empty-response junk-response 0rtt-rejected"
+# The external LB in front of clusters' LBs (zato.lb.external): a cluster's LB answers 503 when
+# its cluster has no server left, and the request goes to another cluster.
+EXTERNAL_RETRY_ON = RETRY_ON + " 502 503 504"
 
 _NAME_RE = re.compile(r"[^A-Za-z0-9_.:-]")
 _SAFE_NAME_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
