@@ -1,8 +1,8 @@
 """Services written as Zato 2.0's and 3.x's docs write them (tests/zato_corpus/zato20_types.py,
 zato20_sio_hooks.py, zato20_input.py, zato20_result.py, zato20_lists.py, zato20_errors.py,
 zato20_job_aware.py, zato20_translate.py, zato20_slow.py, zato20_request_extras.py, zato32_mail.py,
-zato32_new_instance.py, zato_dev_aids.py, rest_verbs.py), deployed with `zato deploy` to a
-one-server quickstart and called directly and through the load balancer."""
+zato32_new_instance.py, zato_dev_aids.py, rest_verbs.py, zato20_own_init.py), deployed with `zato
+deploy` to a one-server quickstart and called directly and through the load balancer."""
 
 from __future__ import annotations
 
@@ -535,3 +535,24 @@ def test_a_float_input_a_double_cannot_hold_is_a_400_naming_it(cluster, tmp_path
     )
     r = requests.get(url, params={"amount": "2.5"}, timeout=10)
     assert (r.status_code, r.json()) == (200, {"amount": 2.5})
+
+
+def test_a_service_with_its_own_constructor_runs(cluster) -> None:
+    """Zato makes each service without arguments (`Service.__init__(self, *ignored_args,
+    **ignored_kwargs)` in Zato 2.0's and 3.x's service code), so a project's base class of
+    services may set up its state in `__init__(self)` calling `super().__init__()`. Before:
+    every call of such a service was a 500, `TypeError: AuditedService.__init__() takes 1
+    positional argument but 4 were given` in server.log."""
+    done = deploy(cluster, "zato20_own_init")
+    assert done.returncode == 0, done.stdout + done.stderr
+    channel(cluster, "/z20/init/customer", "zato20.init.customer.get")
+    channel(cluster, "/z20/init/forwarding", "zato20.init.forwarding")
+    for base in (cluster.server_url("server1"), cluster.lb_url):
+        r = requests.post(f"{base}/z20/init/customer", json={"cust_id": "5"})
+        assert r.status_code == 200, r.text
+        audit = ["created", "before_handle", "handle"]
+        assert r.json() == {"cust_id": 5, "audit": audit, "started_in": "http-soap", "cid_known": True}
+        r = requests.get(f"{base}/z20/init/forwarding")
+        assert r.status_code == 200, r.text
+        got = {"cust_id": 7, "audit": audit, "started_in": "invoke", "cid_known": True}
+        assert r.json() == {"calls": 1, "got": got}

@@ -398,7 +398,24 @@ class Service:
     slow_threshold: float = 99999
     logger: Any = service_logger("zato.service")  # the store sets zato.service.<name> per class
 
-    def __init__(self, store: Store, cid: str, request: Request):
+    def __init__(self, *args: Any, **ignored_kwargs: Any):
+        """As Zato's, a service's constructor needs no arguments: a service (or a base class of
+        services) may have its own `__init__(self)` that calls `super().__init__()`, and it runs
+        once the invocation's CID, request and response are there (the store makes each service
+        with Service._zato_new). Given a store, a CID and a request, it is bound to them."""
+        if len(args) >= 3:
+            self._zato_bind(*args[:3])
+
+    @classmethod
+    def _zato_new(cls, store: Store, cid: str, request: Request) -> Service:
+        """An instance for one invocation: bound to it, then the class's own __init__ run
+        without arguments, as Zato makes its services."""
+        service = cls.__new__(cls)
+        service._zato_bind(store, cid, request)
+        cls.__init__(service)
+        return service
+
+    def _zato_bind(self, store: Store, cid: str, request: Request) -> None:
         self._store = store
         self.cid = cid
         self.request = request
@@ -609,7 +626,7 @@ class Service:
         http = (req.method, req.path, req._headers, req.params, req.path_params, req.environ)
         request = Request(req.payload, req.raw, *http, channel)
         request.input, request.cid, request.in_reply_to = req.input, self.cid, req.in_reply_to
-        other = cls(self._store, self.cid, request)
+        other = cls._zato_new(self._store, self.cid, request)
         other.environ = self.environ
         other._zato_chain = (*self._zato_chain, target)
         return other

@@ -450,7 +450,7 @@ class ServiceStore:
             req = request or Request(payload=payload)
             decl = cls._zato_io
             req.input = parse_input(decl, req.payload, req.params, req.path_params)
-            service = cls(self, cid or new_cid(), req)
+            service = cls._zato_new(self, cid or new_cid(), req)
             req.cid = service.cid
             service._zato_chain = (*chain, name)
             if not service.accept():
