@@ -1,8 +1,9 @@
 """Services written as Zato 2.0's and 3.x's docs write them (tests/zato_corpus/zato20_types.py,
 zato20_sio_hooks.py, zato20_input.py, zato20_result.py, zato20_lists.py, zato20_errors.py,
 zato20_job_aware.py, zato20_translate.py, zato20_slow.py, zato20_request_extras.py, zato32_mail.py,
-zato32_new_instance.py, zato_dev_aids.py, rest_verbs.py, zato20_own_init.py), deployed with `zato
-deploy` to a one-server quickstart and called directly and through the load balancer."""
+zato32_new_instance.py, zato_dev_aids.py, rest_verbs.py, zato20_own_init.py, zato20_channel.py),
+deployed with `zato deploy` to a one-server quickstart and called directly and through the load
+balancer."""
 
 from __future__ import annotations
 
@@ -556,3 +557,26 @@ def test_a_service_with_its_own_constructor_runs(cluster) -> None:
         assert r.status_code == 200, r.text
         got = {"cust_id": 7, "audit": audit, "started_in": "invoke", "cid_known": True}
         assert r.json() == {"calls": 1, "got": got}
+
+
+def test_self_channel_compares_and_prints_as_its_type(cluster) -> None:
+    """Zato 2.0's self.channel is the channel's type (its service docs: "Type of the channel
+    (not its name)", logged as `channel:[http-soap]`), so its services test `self.channel ==
+    CHANNEL.HTTP_SOAP`; Zato 3.x's `.name` and `.type` read the same object. Before: the
+    comparison was silently False (the service took its 'some other way' branch), the log said
+    `channel:[ChannelInfo(name=...)]`, and a payload holding self.channel had an object of its
+    fields where Zato 2.0 writes the type."""
+    done = deploy(cluster, "zato20_channel")
+    assert done.returncode == 0, done.stdout + done.stderr
+    channel(cluster, "/z20/channel/who", "zato20.channel.who-called")
+    channel(cluster, "/z20/channel/caller", "zato20.channel.caller")
+    for base in (cluster.server_url("server1"), cluster.lb_url):
+        r = requests.get(f"{base}/z20/channel/who")
+        assert r.status_code == 200, r.text
+        said = {"how": "over HTTP", "channel": "http-soap", "as_text": "http-soap"}
+        assert r.json() == {**said, "name": "zato20.channel.who-called", "type": "http-soap"}
+        r = requests.get(f"{base}/z20/channel/caller")
+        assert r.status_code == 200, r.text
+        said = {"how": "by another service", "channel": "invoke", "as_text": "invoke"}
+        assert r.json() == {**said, "name": "invoke", "type": "invoke"}
+    wait_for(lambda: "channel:[http-soap]" in cluster.server_logs(), 10, what="the channel logged")

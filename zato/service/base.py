@@ -51,11 +51,34 @@ class SecurityInfo:
     username: str | None = None  # basic_auth: the user the caller authenticated as
 
 
-@dataclass(frozen=True)
-class ChannelInfo:
+class ChannelInfo(str):
+    """self.channel: Zato 3.x's object, `.name`, `.type` and `.security` (None: a channel open to
+    any caller), which is also the channel's type as text, as Zato 2.0's self.channel was (its
+    docs: "Type of the channel (not its name)"): `self.channel == CHANNEL.AMQP`,
+    `'{}'.format(self.channel)` is `amqp`, and JSON writes it as `"amqp"`. Immutable: one is
+    shared by every request of a channel."""
+
     name: str
     type: str
-    security: SecurityInfo | None = None  # None: a channel open to any caller
+    security: SecurityInfo | None
+
+    def __new__(cls, name: str, type: str, security: SecurityInfo | None = None) -> ChannelInfo:  # noqa: A002
+        info = super().__new__(cls, type)
+        for key, value in (("name", name), ("type", type), ("security", security)):
+            object.__setattr__(info, key, value)
+        return info
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        raise AttributeError(f"self.channel is read-only (cannot set {key})")
+
+    def __delattr__(self, key: str) -> None:
+        raise AttributeError(f"self.channel is read-only (cannot delete {key})")
+
+    def __getnewargs__(self) -> tuple:  # type: ignore[override]  # copy and pickle make it again
+        return (self.name, self.type, self.security)
+
+    def __repr__(self) -> str:
+        return f"ChannelInfo(name={self.name!r}, type={self.type!r}, security={self.security!r})"
 
 
 DEFAULT_CHANNEL = ChannelInfo("invoke", INVOKE)
