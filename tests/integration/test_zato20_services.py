@@ -1,9 +1,9 @@
 """Services written as Zato 2.0's and 3.x's docs write them (tests/zato_corpus/zato20_types.py,
 zato20_sio_hooks.py, zato20_input.py, zato20_result.py, zato20_lists.py, zato20_errors.py,
 zato20_job_aware.py, zato20_translate.py, zato20_slow.py, zato20_request_extras.py, zato32_mail.py,
-zato32_new_instance.py, zato_dev_aids.py, rest_verbs.py, zato20_own_init.py, zato20_channel.py),
-deployed with `zato deploy` to a one-server quickstart and called directly and through the load
-balancer."""
+zato32_new_instance.py, zato_dev_aids.py, rest_verbs.py, zato20_own_init.py, zato20_channel.py,
+zato20_impl_name.py), deployed with `zato deploy` to a one-server quickstart and called directly
+and through the load balancer."""
 
 from __future__ import annotations
 
@@ -580,3 +580,20 @@ def test_self_channel_compares_and_prints_as_its_type(cluster) -> None:
         said = {"how": "by another service", "channel": "invoke", "as_text": "invoke"}
         assert r.json() == {**said, "name": "invoke", "type": "invoke"}
     wait_for(lambda: "channel:[http-soap]" in cluster.server_logs(), 10, what="the channel logged")
+
+
+def test_invoke_by_impl_name_runs_the_service_of_that_class(cluster) -> None:
+    """Zato 2.0's `self.invoke_by_impl_name('module.ClassName', payload)` (its service API:
+    "Same as invoke but using a service's impl_name instead of its name"). Before: the
+    service's 500, `AttributeError: 'Convert' object has no attribute 'invoke_by_impl_name'`."""
+    done = deploy(cluster, "zato20_impl_name")
+    assert done.returncode == 0, done.stdout + done.stderr
+    channel(cluster, "/z20/rates/convert", "zato20.rates.convert")
+    for base in (cluster.server_url("server1"), cluster.lb_url):
+        r = requests.post(f"{base}/z20/rates/convert", json={})
+        assert r.status_code == 200, r.text
+        assert r.json() == {"rate": "4.31", "impl_name": "zato20_impl_name.Convert"}
+    r = requests.post(f"{cluster.lb_url}/z20/rates/convert", json={"impl_name": "zato20_impl_name.Nope"})
+    assert r.status_code == 500, r.text
+    said = "no deployed service is implemented by 'zato20_impl_name.Nope' (module.ClassName)"
+    wait_for(lambda: said in cluster.server_logs(), 10, what="the unknown impl_name logged")

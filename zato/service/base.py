@@ -345,6 +345,8 @@ class Store(Protocol):
 
     def get(self, name: str) -> type[Service]: ...
 
+    def name_of_impl(self, impl_name: str) -> str: ...
+
     def invoke(
         self,
         name: str,
@@ -634,6 +636,12 @@ class Service:
         if serialize:
             return _serialized(response.payload)
         return bunchify(response.payload) if as_bunch else response.payload
+
+    def invoke_by_impl_name(self, impl_name: str, payload: Any = None, *args: Any, **kwargs: Any) -> Any:
+        """Zato 2.0's: self.invoke of the service by its impl_name, `module.ClassName` as it was
+        deployed (`self.invoke_by_impl_name("crm_api.GetClient", {"id": 1})`), with invoke's
+        other arguments. An impl_name no deployed service has is ServiceNotFound, naming it."""
+        return self.invoke(self._store.name_of_impl(impl_name), payload, *args, **kwargs)
 
     def new_instance(self, service_name: Any, *args: Any, **kwargs: Any) -> Service:
         """Zato 3.2's: another service (by name or class) as an object whose own methods this

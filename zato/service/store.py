@@ -434,6 +434,16 @@ class ServiceStore:
         except KeyError:
             raise ServiceNotFound(f"no such service: {name}") from None
 
+    def name_of_impl(self, impl_name: str) -> str:
+        """The name of the service whose impl_name (module.ClassName) this is: Zato 2.0's
+        invoke_by_impl_name; ServiceNotFound naming it if no deployed service has it."""
+        for name, cls in self.services.items():
+            if cls.impl_name == impl_name:
+                return name
+        raise ServiceNotFound(
+            f"no such service: no deployed service is implemented by {impl_name!r} (module.ClassName)"
+        )
+
     def invoke(
         self,
         name: str,
