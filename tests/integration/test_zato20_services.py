@@ -2,8 +2,8 @@
 zato20_sio_hooks.py, zato20_input.py, zato20_result.py, zato20_lists.py, zato20_errors.py,
 zato20_job_aware.py, zato20_translate.py, zato20_slow.py, zato20_request_extras.py, zato32_mail.py,
 zato32_new_instance.py, zato_dev_aids.py, rest_verbs.py, zato20_own_init.py, zato20_channel.py,
-zato20_impl_name.py), deployed with `zato deploy` to a one-server quickstart and called directly
-and through the load balancer."""
+zato20_impl_name.py, zato20_json.py), deployed with `zato deploy` to a one-server quickstart and
+called directly and through the load balancer."""
 
 from __future__ import annotations
 
@@ -597,3 +597,22 @@ def test_invoke_by_impl_name_runs_the_service_of_that_class(cluster) -> None:
     assert r.status_code == 500, r.text
     said = "no deployed service is implemented by 'zato20_impl_name.Nope' (module.ClassName)"
     wait_for(lambda: said in cluster.server_logs(), 10, what="the unknown impl_name logged")
+
+
+def test_a_bunch_has_the_bunch_packages_methods(cluster) -> None:
+    """Zato 2.0's JSON chapter answers with `self.response.payload = customer.toJSON()`, a
+    Bunch (the bunch package, which this server refuses at deploy saying to use Bunch from
+    zato.server.service); toDict() and fromDict() are that package's too. Before: the
+    service's 500, `AttributeError: toJSON`."""
+    done = deploy(cluster, "zato20_json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    channel(cluster, "/z20/json/customer", "zato20.json.customer")
+    channel(cluster, "/z20/json/details", "zato20.json.details")
+    for base in (cluster.server_url("server1"), cluster.lb_url):
+        r = requests.get(f"{base}/z20/json/customer")
+        assert r.status_code == 200, r.text
+        address = '"address": {"city": "Prague", "lines": [{"no": 2}]}'
+        assert r.text == "{" + address + ', "customer_name": "Max Derkov"}'
+        r = requests.post(f"{base}/z20/json/details", json={"cust": {"details": {"id": 1}}})
+        assert r.status_code == 200, r.text
+        assert r.json() == {"id": 1, "types": ["dict", "dict"]}

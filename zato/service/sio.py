@@ -41,7 +41,24 @@ _FALSE = ("false", "0", "no", "off", "n", "f", "")
 
 
 class Bunch(dict):
-    """A dict with attribute access (what Zato users get as self.request.input)."""
+    """A dict with attribute access (what Zato users get as self.request.input), with the
+    methods of the bunch package Zato 2.0's docs use it through: toDict(), fromDict(d) and
+    toJSON(**options) (`self.response.payload = customer.toJSON()`)."""
+
+    def toDict(self) -> dict:  # noqa: N802 - the bunch package's name
+        """A plain dict of it: every Bunch inside it, however deep (in lists too), a dict."""
+        return unbunchify(self)
+
+    @classmethod
+    def fromDict(cls, d: Any) -> Any:  # noqa: N802 - the bunch package's name
+        """`d` with attribute access on every dict in it, however deep (bunchify)."""
+        return bunchify(d)
+
+    def toJSON(self, **options: Any) -> str:  # noqa: N802 - the bunch package's name
+        """Its JSON text; `options` are json.dumps's (indent=2, sort_keys=True...)."""
+        import json
+
+        return json.dumps(self, **options)
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -81,6 +98,15 @@ class Input(Bunch):
         """Zato's `self.request.input.deepcopy()`: a copy of the input, however deep, that the
         service may change without changing self.request.input."""
         return copy.deepcopy(self)
+
+
+def unbunchify(value: Any) -> Any:
+    """The bunch package's unbunchify: every dict in `value`, however deep, a plain dict."""
+    if isinstance(value, dict):
+        return {k: unbunchify(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(unbunchify(v) for v in value)
+    return value
 
 
 def bunchify(value: Any) -> Any:
