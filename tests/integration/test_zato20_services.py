@@ -616,3 +616,20 @@ def test_a_bunch_has_the_bunch_packages_methods(cluster) -> None:
         r = requests.post(f"{base}/z20/json/details", json={"cust": {"details": {"id": 1}}})
         assert r.status_code == 200, r.text
         assert r.json() == {"id": 1, "types": ["dict", "dict"]}
+
+
+def test_a_module_importing_a_python2_module_is_told_its_python3_name(cluster, tmp_path) -> None:
+    """Zato 2.0 ran services on Python 2.7, and its request/response chapter's example does
+    `import httplib` for `httplib.OK`. Before, the refusal said to deploy a module named
+    'httplib' first, as if it were one of the user's own."""
+    path = tmp_path / "req_resp.py"
+    path.write_text(
+        "import httplib\nfrom zato.server.service import Service\n\n\n"
+        "class MyService(Service):\n    def handle(self):\n"
+        "        self.response.status_code = httplib.OK\n"
+    )
+    done = deploy(cluster, str(path))
+    assert done.returncode != 0
+    said = "No module named 'httplib' (httplib is Python 2's name; on Python 3, which this server runs, "
+    assert said + "it is http.client)" in done.stderr, done.stderr
+    assert "deploy it first" not in done.stderr

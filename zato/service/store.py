@@ -54,6 +54,32 @@ NOT_INSTALLED = {
     "bunch": "Zato installs the bunch package, this server does not: use self.request.bunchified() "
     "for the payload with attribute access, or Bunch from zato.server.service",
 }
+# Python 2's standard modules that Python 3 renamed: Zato 2.0's services ran on Python 2.7 (its
+# docs' own examples `import httplib`); a module importing one is told the new name, not to
+# deploy a module of that name first.
+PYTHON2_MODULES = {
+    "httplib": "http.client",
+    "urllib2": "urllib.request",
+    "urlparse": "urllib.parse",
+    "StringIO": "io",
+    "cStringIO": "io",
+    "cPickle": "pickle",
+    "ConfigParser": "configparser",
+    "Queue": "queue",
+    "HTMLParser": "html.parser",
+    "Cookie": "http.cookies",
+    "cookielib": "http.cookiejar",
+    "xmlrpclib": "xmlrpc.client",
+    "SocketServer": "socketserver",
+    "BaseHTTPServer": "http.server",
+    "__builtin__": "builtins",
+    "thread": "_thread",
+    "commands": "subprocess",
+    "anydbm": "dbm",
+    "repr": "reprlib",
+    "copy_reg": "copyreg",
+    "htmlentitydefs": "html.entities",
+}
 DEPLOYED_PREFIX = "zato_deployed."  # sys.modules namespace of deployed modules
 INTERNAL_PREFIX = "zato."  # service names reserved for the server's own services (zato.ping...)
 
@@ -226,6 +252,9 @@ def load_source(module: str, source: str) -> dict[str, type[Service]]:
         hint = ""
         if isinstance(e, ModuleNotFoundError) and e.name in NOT_INSTALLED:
             hint = f" ({NOT_INSTALLED[e.name]})"
+        elif isinstance(e, ModuleNotFoundError) and e.name in PYTHON2_MODULES:
+            new_name = PYTHON2_MODULES[e.name]
+            hint = f" ({e.name} is Python 2's name; on Python 3, which this server runs, it is {new_name})"
         elif isinstance(e, ModuleNotFoundError) and e.name and MODULE_NAME_RE.match(e.name):
             hint = (
                 " (if it is a module of yours, deploy it first: deployed modules import each other by name)"
