@@ -633,3 +633,37 @@ def test_a_module_importing_a_python2_module_is_told_its_python3_name(cluster, t
     said = "No module named 'httplib' (httplib is Python 2's name; on Python 3, which this server runs, "
     assert said + "it is http.client)" in done.stderr, done.stderr
     assert "deploy it first" not in done.stderr
+
+
+def test_a_list_input_given_as_a_repeated_parameter_keeps_every_value(cluster) -> None:
+    """tests/zato_corpus/query_lists.py: `?status=new&status=paid` (how HTTP clients and
+    browsers send a list) and a form's checkboxes give a SimpleIO `List` input every value;
+    `self.request.http.GET.getlist('status')` has them all too (QueryDict's API, Zato's and
+    Django's), while `GET['status']` stays the last one. Before: the service got `["paid"]`,
+    the other values lost without a word, and `getlist` was an AttributeError."""
+    done = deploy(cluster, "query_lists")
+    assert done.returncode == 0, done.stdout + done.stderr
+    channel(cluster, "/orders/find", "orders.find")
+    for base in (cluster.server_url("server1"), cluster.lb_url):
+        r = requests.get(f"{base}/orders/find?status=new&status=paid&limit=5&limit=9&sort=a")
+        assert r.status_code == 200, r.text
+        assert r.json() == {
+            "status": ["new", "paid"],
+            "limit": 9,  # not a list: the last value, as before
+            "sort": "a",
+            "get_status": "paid",
+            "get_all_status": ["new", "paid"],
+        }
+        form = [("status", "new"), ("status", "sent"), ("status", "paid")]
+        r = requests.post(f"{base}/orders/find", data=form)
+        assert r.status_code == 200, r.text
+        assert r.json()["status"] == ["new", "sent", "paid"]
+        r = requests.post(f"{base}/orders/find?status=late", data=form)  # the query string wins
+        assert r.status_code == 200, r.text
+        assert r.json()["status"] == ["late"]
+        r = requests.get(f"{base}/orders/find?status=new,paid")  # one value: split on commas, as before
+        assert (r.status_code, r.json()["status"], r.json()["get_all_status"]) == (
+            200,
+            ["new", "paid"],
+            ["new,paid"],
+        )

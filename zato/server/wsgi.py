@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 import gevent
 import redis
@@ -52,6 +52,7 @@ from zato.service.base import (
     http_channel,
     without_credentials,
 )
+from zato.service.query import QueryDict
 from zato.service.unsupported import NotSupported
 
 logger = logging.getLogger("zato.http")
@@ -149,7 +150,7 @@ def channel_payload(raw: bytes, environ: dict, as_json: bool, max_fields: int = 
     if raw and is_form(content_type) and not (as_json and _looks_json(raw)):
         text = raw.decode("utf-8", "replace")
         try:
-            fields = dict(parse_qsl(text, keep_blank_values=True, max_num_fields=max_fields))
+            fields = QueryDict.parse(text, max_num_fields=max_fields)
         except ValueError:  # counted from the separators, before parsing
             raise HTTPError(
                 400, f"the form has more than {max_fields} fields ([limits] max_form_fields)"
@@ -636,7 +637,7 @@ class ServerApp:
                 raw=raw,
                 method=method,
                 path=path,
-                params=dict(parse_qsl(query, keep_blank_values=True)) if query else {},
+                params=QueryDict.parse(query or ""),
                 path_params=params or None,
                 environ=environ,
                 channel=http_channel(ch.name, security),

@@ -20,7 +20,6 @@ import json
 import logging
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qsl
 
 from zato.common.errors import ServiceNotFound
 from zato.server import body as bodies
@@ -37,6 +36,7 @@ from zato.server.wsgi import (
     refuse_cross_site,
 )
 from zato.service.base import INVOKE, ChannelInfo, Request, without_credentials
+from zato.service.query import QueryDict
 
 logger = logging.getLogger("zato.http")
 
@@ -124,7 +124,7 @@ class InvokeAPI:
             raw=raw,
             method=environ.get("REQUEST_METHOD", "POST"),
             path=environ.get("PATH_INFO", ""),
-            params=dict(parse_qsl(query, keep_blank_values=True)) if query else {},
+            params=QueryDict.parse(query or ""),
             environ=without_credentials(environ),
             channel=ChannelInfo("api-invoke", INVOKE),
         )

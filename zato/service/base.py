@@ -26,6 +26,7 @@ from zato.common import jsonenc
 from zato.common.api import CHANNEL, DATA_FORMAT, URL_TYPE, ZATO_OK
 from zato.common.errors import ServiceError
 from zato.service.logger import service_logger
+from zato.service.query import QueryDict
 from zato.service.sio import NO_IO, Bunch, IODecl, bunchify
 from zato.service.timeutil import TIME
 from zato.service.unsupported import SERVICE as UNSUPPORTED_ATTRS
@@ -116,16 +117,14 @@ class HTTPData:
     def POST(self) -> dict:  # noqa: N802 - Zato's name
         """Form fields of an application/x-www-form-urlencoded body; more fields than the
         server's `[limits] max_form_fields` are a BadRequest (400), as the channel's own parse."""
-        from urllib.parse import parse_qsl
-
         from zato.common.exception import BadRequest
 
         if not jsonenc.is_form(self._request.headers.get("Content-Type")):
-            return {}
+            return QueryDict()
         max_fields = (self._request.environ or _EMPTY).get(MAX_FORM_FIELDS_KEY, DEFAULT_MAX_FORM_FIELDS)
         text = self._request.raw.decode("utf-8", "replace")
         try:
-            return dict(parse_qsl(text, keep_blank_values=True, max_num_fields=max_fields))
+            return QueryDict.parse(text, max_num_fields=max_fields)
         except ValueError:  # counted from the separators, before parsing
             msg = f"the form has more than {max_fields} fields ([limits] max_form_fields)"
             raise BadRequest("", msg) from None
@@ -167,7 +166,7 @@ class Request:
         method: str = "POST",
         path: str = "",
         headers: dict[str, str] | None = None,
-        params: dict[str, str] | None = None,  # the query string
+        params: dict[str, str] | None = None,  # the query string (a QueryDict: getlist too)
         path_params: dict[str, str] | None = None,  # from a channel's /items/{id}
         environ: dict | None = None,
         channel: ChannelInfo = DEFAULT_CHANNEL,
@@ -177,7 +176,7 @@ class Request:
         self.payload, self.raw, self.method, self.path = payload, raw, method, path
         self.in_reply_to = in_reply_to
         self._headers = headers
-        self.params = params if params is not None else {}
+        self.params = params if params is not None else QueryDict()
         self.path_params = path_params if path_params is not None else _EMPTY
         self.environ = environ
         self.channel = channel

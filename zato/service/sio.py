@@ -31,6 +31,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from zato.common.errors import InputError, ServiceError
+from zato.service.query import QueryDict
 
 # Zato's SimpleIO type inference from names alone.
 INT_NAMES = ("id",)
@@ -703,10 +704,34 @@ def parse_input(decl: IODecl, payload: Any, query: dict, path_params: dict) -> A
     fields = decl.input
     if not fields.elems:
         return Input(sources)  # a copy: the service may change it
+    lists = _repeated_lists(fields, (payload, query), path_params)
+    if lists:
+        sources = {**sources, **lists}
     try:
         return _build(fields, sources, decl)
     except RecursionError:  # a model that holds itself (`children: list_[Node]`), given deep input
         raise InputError("input nested too deeply for its model") from None
+
+
+def _repeated_lists(fields: Fields, given: tuple[Any, ...], path_params: dict) -> dict:
+    """A `List` (or `CSV`) input whose name a query string or a form gives more than once
+    (`?tags=a&tags=b`, a form's checkboxes): all its values, not the last one alone. `given`:
+    the sources in the order they win (the form's payload, then the query string); a URL path
+    parameter of that name wins over both."""
+    names = {elem.name for elem in fields.elems if isinstance(elem, List)}
+    out: dict = {}
+    for source in given:
+        if not names or not isinstance(source, dict):
+            continue
+        repeated = source.repeated() if isinstance(source, QueryDict) else {}
+        for name in names & source.keys():
+            if name in repeated:
+                out[name] = repeated[name]
+            else:
+                out.pop(name, None)  # given once in a source that wins: that one value
+    for name in path_params or ():
+        out.pop(name, None)
+    return out
 
 
 def _build(fields: Fields, sources: Mapping, decl: IODecl | None, prefix: str = "") -> Any:
