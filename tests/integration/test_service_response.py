@@ -187,6 +187,26 @@ def test_a_status_code_of_digits_is_taken_and_any_other_is_the_service_500(qs):
     assert "unexpected error serving" not in qs.server_logs()
 
 
+def test_an_informational_status_is_the_service_500_not_a_hung_or_dropped_answer(qs):
+    """HTTP sends a 1xx status ahead of an answer, never as one. Before: a service setting
+    100 or 103 had gunicorn send `100 Continue` and nothing after it, which HAProxy answered
+    with its own HTML 500 (python-requests: `Connection aborted`), and 101 kept the client of
+    the load balancer waiting until HAProxy's 504; Reportable with status 100 did the same."""
+    for path, how in (
+        ("status", "set self.response.status_code to"),
+        ("reports", "raised Reportable with status"),
+    ):
+        for bad in (100, 101, 103, "199"):
+            for base in (qs.server_url("server1"), qs.lb_url):
+                r = requests.post(f"{base}/resp/{path}", json={"status": bad}, timeout=10)
+                assert r.status_code == 500, (bad, r.text)
+                cid = r.json()["zato_env"]["cid"]
+                said = f"service resp.{path} failed; see the server log for cid {cid}"
+                assert r.json()["zato_env"]["details"] == said
+                said = f"cid {cid}: service resp.{path} {how} {bad!r}, not a whole number 200-599"
+                assert said in qs.server_logs(), (bad, path)
+
+
 def test_head_sends_no_body_and_gunicorn_warns_of_none(qs):
     """Before: each HEAD made gunicorn log 'WSGI app sent body bytes on a no-body response'."""
     for url in (f"{qs.server_url('server1')}/zato/ping", f"{qs.server_url('server1')}/resp/csv"):

@@ -9,7 +9,7 @@ from zato.common.errors import ServiceError
 class Reportable(ServiceError):
     """A service's own error with the HTTP status to answer with: Zato's
     `Reportable(cid, msg, status)`, e.g. `raise Reportable(self.cid, "I am a teapot", 418)`.
-    The status is checked as self.response.status_code is (a whole number 100-599, or its
+    The status is checked as self.response.status_code is (a whole number 200-599, or its
     digits as text); anything else is the service's 500. Without one (Zato's ZatoException,
     an alias, takes cid and msg only) it is 500; the subclasses below have their own."""
 

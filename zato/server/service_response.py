@@ -2,9 +2,11 @@
 gets one well-formed HTTP answer (or the service's 500 in Zato's envelope) and never one the
 load balancer drops or gunicorn replaces with its own HTML page.
 
-The status is a whole number from 100 to 599; a text of digits ('202', as Zato's users write
-it) is taken as that number. Headers the server frames the answer with (Content-Length,
-Transfer-Encoding, Connection...) are its own: a service's are dropped, since a second
+The status is a final one, a whole number from 200 to 599; a text of digits ('202', as Zato's
+users write it) is taken as that number. An informational status (1xx) is not one: HTTP sends
+it ahead of the answer, so a client, or HAProxy, would wait on for an answer that never comes.
+Headers the server frames the answer with (Content-Length, Transfer-Encoding, Connection...)
+are its own: a service's are dropped, since a second
 Content-Length makes HAProxy refuse the whole answer; so is X-Zato-CID, which is always the
 request's CID (a second one left clients to pick either). A Content-Type header is the content
 type, as if set on self.response.content_type. A header HTTP cannot carry (a name that is not
@@ -43,7 +45,8 @@ CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # a tab is allowed
 
 
 def status_of(value: Any) -> int | None:
-    """The HTTP status a service's self.response.status_code stands for, or None if it is none."""
+    """The HTTP status a service's self.response.status_code stands for, or None if it is none
+    (1xx included: an interim status, never an answer's)."""
     if isinstance(value, bool):  # an int to Python, never a status
         return None
     if isinstance(value, int):
@@ -52,7 +55,7 @@ def status_of(value: Any) -> int | None:
         code = int(value)
     else:
         return None
-    return code if 100 <= code <= 599 else None
+    return code if 200 <= code <= 599 else None
 
 
 def value_problem(value: str) -> str | None:

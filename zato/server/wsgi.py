@@ -234,7 +234,8 @@ def _checked_status(value: object, service: str, cid: str, how: str) -> int:
     service, `how` it gave it and the value."""
     status = service_response.status_of(value)
     if status is None:
-        logger.error("cid %s: service %s %s %.100r, not a whole number 100-599", cid, service, how, value)
+        said = "not a whole number 200-599 (a final HTTP status; 1xx ones are interim, no answer's)"
+        logger.error("cid %s: service %s %s %.100r, %s", cid, service, how, value, said)
         raise _failed_answer(service, cid)
     return status
 
