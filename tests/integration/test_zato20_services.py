@@ -2,8 +2,8 @@
 zato20_sio_hooks.py, zato20_input.py, zato20_result.py, zato20_lists.py, zato20_errors.py,
 zato20_job_aware.py, zato20_translate.py, zato20_slow.py, zato20_request_extras.py, zato32_mail.py,
 zato32_new_instance.py, zato_dev_aids.py, rest_verbs.py, zato20_own_init.py, zato20_channel.py,
-zato20_impl_name.py, zato20_json.py), deployed with `zato deploy` to a one-server quickstart and
-called directly and through the load balancer."""
+zato20_impl_name.py, zato20_json.py, zato20_helpers.py, query_lists.py), deployed with `zato deploy`
+to a one-server quickstart and called directly and through the load balancer."""
 
 from __future__ import annotations
 
@@ -667,3 +667,20 @@ def test_a_list_input_given_as_a_repeated_parameter_keeps_every_value(cluster) -
             ["new", "paid"],
             ["new,paid"],
         )
+
+
+def test_zatos_helper_services_input_logger_and_echo(cluster) -> None:
+    """Zato's docs invoke its helper services: `self.invoke_async('zato.helpers.input-logger',
+    'My payload')` (its invoke_async example) writes what it got to server.log, and
+    zato.helpers.echo answers with its request. Before: `no such service:
+    zato.helpers.input-logger`, the calling service's 500."""
+    done = deploy(cluster, "zato20_helpers")
+    assert done.returncode == 0, done.stdout + done.stderr
+    channel(cluster, "/z20/helpers/log-it", "zato20.helpers.log-it")
+    for base in (cluster.server_url("server1"), cluster.lb_url):
+        r = requests.get(f"{base}/z20/helpers/log-it")
+        assert r.status_code == 200, r.text
+        got = r.json()
+        assert got["echoed"] == {"cust_id": 7}
+        said = f"{{'request.payload': 'My payload', 'channel': 'invoke-async', 'cid': '{got['cid']}'"
+        wait_for(lambda s=said: s in cluster.server_logs(), 15, what="the input logged")

@@ -33,7 +33,30 @@ class ServiceList(Service):
         self.response.payload = sorted(self._store.services)
 
 
-INTERNAL = (Ping, ServerInfo, ServiceList)
+class Echo(Service):
+    """Zato's zato.helpers.echo: answers with the request as it came."""
+
+    name = "zato.helpers.echo"
+
+    def handle(self) -> None:
+        self.response.payload = self.request.raw_request
+
+
+class InputLogger(Service):
+    """Zato's zato.helpers.input-logger, which its docs invoke (`self.invoke_async(
+    'zato.helpers.input-logger', 'My payload')`): writes what it was given to server.log
+    (log_input)."""
+
+    name = "zato.helpers.input-logger"
+
+    def handle(self) -> None:
+        pass
+
+    def finalize_handle(self) -> None:
+        self.log_input()
+
+
+INTERNAL = (Ping, ServerInfo, ServiceList, Echo, InputLogger)
 
 
 def add_internal(store: ServiceStore) -> None:
