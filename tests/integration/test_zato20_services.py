@@ -684,3 +684,26 @@ def test_zatos_helper_services_input_logger_and_echo(cluster) -> None:
         assert got["echoed"] == {"cust_id": 7}
         said = f"{{'request.payload': 'My payload', 'channel': 'invoke-async', 'cid': '{got['cid']}'"
         wait_for(lambda s=said: s in cluster.server_logs(), 15, what="the input logged")
+
+
+def test_a_module_importing_a_package_zato_installs_is_told_what_it_is(cluster, tmp_path) -> None:
+    """Zato's XML chapter parses with `from lxml import etree`, and Zato 2.0's services often
+    `from anyjson import dumps`: Zato installs both, this server neither. Before, the refusal
+    said to deploy a module named 'lxml' first, as if it were one of the user's own."""
+    for package, said in (
+        ("lxml", "(Zato installs lxml for its XML data format, this server does not: it takes JSON only"),
+        ("anyjson", "(Zato installs anyjson, this server does not: use the standard json module"),
+    ):
+        path = tmp_path / f"uses_{package}.py"
+        path.write_text(f"import {package}\nfrom zato.server.service import Service\n")
+        done = deploy(cluster, str(path))
+        assert done.returncode != 0
+        assert f"No module named '{package}' {said}" in done.stderr, done.stderr
+        assert "deploy it first" not in done.stderr
+    path = tmp_path / "uses_other.py"
+    path.write_text("import no_such_package_here\nfrom zato.server.service import Service\n")
+    done = deploy(cluster, str(path))
+    assert (
+        "deploy it first: deployed modules import each other by name; if it is a package, install"
+        in done.stderr
+    )

@@ -53,6 +53,10 @@ VERB_PREFIX = "handle_"  # Zato's REST verb methods: handle_GET, handle_POST...
 NOT_INSTALLED = {
     "bunch": "Zato installs the bunch package, this server does not: use self.request.bunchified() "
     "for the payload with attribute access, or Bunch from zato.server.service",
+    "lxml": "Zato installs lxml for its XML data format, this server does not: it takes JSON only "
+    "(docs/zato-compat.md); a service that uses lxml on its own needs it installed where the server runs",
+    "anyjson": "Zato installs anyjson, this server does not: use the standard json module "
+    "(from json import dumps, loads)",
 }
 # Python 2's standard modules that Python 3 renamed: Zato 2.0's services ran on Python 2.7 (its
 # docs' own examples `import httplib`); a module importing one is told the new name, not to
@@ -257,7 +261,8 @@ def load_source(module: str, source: str) -> dict[str, type[Service]]:
             hint = f" ({e.name} is Python 2's name; on Python 3, which this server runs, it is {new_name})"
         elif isinstance(e, ModuleNotFoundError) and e.name and MODULE_NAME_RE.match(e.name):
             hint = (
-                " (if it is a module of yours, deploy it first: deployed modules import each other by name)"
+                " (if it is a module of yours, deploy it first: deployed modules import each other by name;"
+                " if it is a package, install it where the server runs)"
             )
         raise DeployError(f"module {module}: fails on import: {type(e).__name__}: {e}{hint}") from None
     found: dict[str, type[Service]] = {}
