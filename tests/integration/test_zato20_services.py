@@ -2,8 +2,8 @@
 zato20_sio_hooks.py, zato20_input.py, zato20_result.py, zato20_lists.py, zato20_errors.py,
 zato20_job_aware.py, zato20_translate.py, zato20_slow.py, zato20_request_extras.py, zato32_mail.py,
 zato32_new_instance.py, zato_dev_aids.py, rest_verbs.py, zato20_own_init.py, zato20_channel.py,
-zato20_impl_name.py, zato20_json.py, zato20_helpers.py, query_lists.py), deployed with `zato deploy`
-to a one-server quickstart and called directly and through the load balancer."""
+zato20_impl_name.py, zato20_json.py, zato20_helpers.py, query_lists.py, zato3_environ.py), deployed
+with `zato deploy` to a one-server quickstart and called directly and through the load balancer."""
 
 from __future__ import annotations
 
@@ -707,3 +707,18 @@ def test_a_module_importing_a_package_zato_installs_is_told_what_it_is(cluster, 
         "deploy it first: deployed modules import each other by name; if it is a package, install"
         in done.stderr
     )
+
+
+def test_self_environ_takes_attributes_as_zato3s_bunch(cluster) -> None:
+    """Zato 3.x makes self.environ a Bunch, so its services pass values between hooks as
+    attributes (`self.environ.started_by = ...` in before_handle); it is still a dict, as Zato
+    2.0's. Before: `AttributeError: 'dict' object has no attribute 'started_by'`, logged from
+    before_handle, then the service's 500 when handle() read it."""
+    done = deploy(cluster, "zato3_environ")
+    assert done.returncode == 0, done.stdout + done.stderr
+    channel(cluster, "/z3/environ", "zato3.environ.timed")
+    for base in (cluster.server_url("server1"), cluster.lb_url):
+        r = requests.get(f"{base}/z3/environ")
+        assert r.status_code == 200, r.text
+        keys = ["legacy", "started_by", "steps"]
+        assert r.json() == {"steps": ["before_handle", "handle"], "legacy": "as a dict", "keys": keys}

@@ -444,7 +444,9 @@ class Service:
         self.cid = cid
         self.request = request
         self.response = Response()
-        self.environ: dict = {}  # free for the service's own use during this invocation
+        # free for the service's own use during this invocation: a Bunch, as in Zato 3.x
+        # (`self.environ.started = ...` in before_handle), and a dict, as in Zato 2.0
+        self.environ: Bunch = Bunch()
         self.invocation_time = utcnow()  # Zato's: when it was invoked, in UTC (naive, as Zato's)
         self.handle_return_time: dt.datetime | None = None  # set when handle() returned (UTC)
         self.processing_time = 0  # set before finalize_handle: whole milliseconds
