@@ -34,6 +34,8 @@ SERVICE: dict[str, str] = {
     "worker_store": "Zato's worker store (the server's internal configuration objects)",
     "usage": "Zato's count of a service's invocations (self.usage; this server counts them per service"
     " in /metrics, zato_service_invocations)",
+    "rest": "Zato's REST facade (self.rest.CONNECTION; an outgoing HTTP connection here is"
+    " self.out.rest[NAME].conn)",
 }
 
 # self.server.NAME -> what it is in Zato (self.server has only name and cluster here)
@@ -54,6 +56,10 @@ OUTGOING: dict[str, str] = {
     "mongodb": "outgoing MongoDB connections",
     "wsx": "outgoing WebSocket connections",
     "im": "instant messaging connections (Slack, Telegram)",
+    "hl7": "HL7 connections (self.out.hl7.fhir, self.out.hl7.mllp)",
+    "sms": "SMS connections (Twilio)",
+    "vault": "Vault connections",
+    "kafka": "Kafka connections",
 }
 
 
