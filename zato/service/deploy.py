@@ -26,7 +26,13 @@ from typing import TYPE_CHECKING
 
 from zato.common.errors import CoordError, DeployError
 from zato.lifecycle.entry import parent_gone
-from zato.service.store import ServiceStore, check_module_name, check_usable_name, load_source
+from zato.service.store import (
+    ServiceStore,
+    check_module_name,
+    check_no_json_schema,
+    check_usable_name,
+    load_source,
+)
 from zato.service.user_config import SUFFIXES
 
 if TYPE_CHECKING:  # kept out of the child's imports: it starts for every deploy
@@ -267,8 +273,9 @@ def _child(module: str, parent: int, budget: float) -> int:
     try:
         found = load_source(module, source)
         signal.setitimer(signal.ITIMER_REAL, 0)
-        for name in found:
+        for name, cls in found.items():
             check_usable_name(module, name)
+            check_no_json_schema(module, name, cls)
         answer: dict = {"services": {name: f"{module}.{cls.__name__}" for name, cls in found.items()}}
     except DeployError as e:
         answer = {"error": str(e)}

@@ -183,6 +183,21 @@ def handler_of(service: Service, request: Request) -> Any:
     raise MethodNotAllowed(service.cid, said, allow=allow)
 
 
+def check_no_json_schema(module: str, name: str, cls: type[Service]) -> None:
+    """DeployError for Zato 3.1+'s `schema = 'myschema.json'`, its JSON Schema validation of a
+    service's input (its "API validation with JSON Schema" article), which this server does not
+    do: deployed, the service would run on input no schema checked. A `schema` that names no
+    .json file (a database schema of the service's own, `schema = 'crm'`) is the service's.
+    Checked when a module is deployed, as check_usable_name."""
+    schema = getattr(cls, "schema", None)
+    if isinstance(schema, str) and schema.strip().lower().endswith(".json"):
+        raise DeployError(
+            f"module {module}: service {name} sets schema = {schema!r}, Zato's JSON Schema validation"
+            " of its input, which this server does not do: it would run on input no schema checked"
+            " (declare its input with SimpleIO, or check it in validate_input(), and remove schema)"
+        )
+
+
 def check_module_name(name: str) -> None:
     if not MODULE_NAME_RE.match(name or ""):
         raise DeployError(f"module name {name!r} must be a Python identifier (letters, digits, _)")
