@@ -27,11 +27,21 @@ class QueryDict(dict):
         return cls(parse_qsl(text, keep_blank_values=True, max_num_fields=max_num_fields))
 
     def getlist(self, key: str, default: Any = None) -> list:
-        """Every value given for `key`; `default` (else []) when it was not given."""
+        """Every value given for `key`; `default` (else []) when it was not given. A value the
+        service set since (`GET["tags"] = "x"`) is the only one."""
         if key not in self:
             return [] if default is None else default
-        return list(self._lists.get(key) or [dict.__getitem__(self, key)])
+        current = dict.__getitem__(self, key)
+        values = self._lists.get(key)
+        if not values or values[-1] is not current:
+            return [current]
+        return list(values)
 
     def repeated(self) -> dict[str, list[str]]:
         """The names given more than once, with all their values."""
-        return {k: list(v) for k, v in self._lists.items() if len(v) > 1 and k in self}
+        out = {}
+        for key in self._lists:
+            values = self.getlist(key)
+            if len(values) > 1:
+                out[key] = values
+        return out
