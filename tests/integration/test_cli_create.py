@@ -150,3 +150,31 @@ def test_a_load_balancer_listening_on_no_host_is_refused_when_made(tmp_path):
     )
     assert not (tmp_path / "lb").exists()
     assert "load balancer of cluster" in zato(*argv, "--host", "localhost").stdout
+
+
+def test_a_quickstart_whose_ports_overlap_is_refused_and_not_made(tmp_path):
+    """Before: `quickstart create DIR --base-port 25010 --lb-port 25011` (server2's port) made the
+    quickstart, and each `zato start DIR` of it started the servers and the dashboard, failed on
+    HAProxy's bind and stopped them again. Also --base-port 65534 with two servers was taken
+    while --lb-port 65535 was 'not a usable port'."""
+    path = tmp_path / "qs"
+    for ports, said in (
+        (
+            ("--base-port", "25010", "--lb-port", "25011"),
+            "--lb-port 25011 is server2's port (--base-port 25010 with --servers 2: 25010..25011)",
+        ),
+        (
+            ("--base-port", "25010", "--dashboard-port", "25010"),
+            "--dashboard-port 25010 is server1's port",
+        ),
+        (
+            ("--lb-port", "25020", "--dashboard-port", "25020"),
+            "--dashboard-port 25020 is the load balancer's",
+        ),
+        (("--base-port", "65535"), "--base-port 65535: not a usable port for 2 server(s)"),
+    ):
+        args = ("quickstart", "create", str(path), "--cluster", cluster_name("ports"), *ports)
+        one_line_error(zato(*args, check=False), said)
+        assert not path.exists()
+    zato("quickstart", "create", str(path), "--base-port", "65533", "--lb-port", "65535", "--cluster", "x")
+    assert path.is_dir()

@@ -131,6 +131,29 @@ def test_a_typo_in_server_conf_or_lb_conf_is_refused_in_one_line(quickstart):
     assert qs.pid("load-balancer") is None
 
 
+def test_a_port_two_members_of_a_quickstart_share_is_refused_before_anything_starts(quickstart):
+    """Before: a quickstart whose load balancer was given server2's port started both servers and
+    the dashboard, failed on HAProxy's bind, stopped them again and printed lines of lb.log."""
+    qs = quickstart(servers=2, lb=True)
+    lb_conf = os.path.join(qs.lb_dir, "config", "lb.conf")
+    taken = qs.base_port + 1
+    qs._merge(lb_conf, "main", {"port": str(taken)})
+    proc = zato("start", qs.path, check=False)
+    one_line_error(
+        proc,
+        f"server server2 and load balancer would both listen on 127.0.0.1:{taken}",
+        f"set another [main] port in {lb_conf}",
+        "nothing was started",
+    )
+    assert proc.stdout == "", proc.stdout  # no "server server1 started", no "... stopped"
+    for name in (*qs.server_names, "dashboard", "load-balancer"):
+        assert qs.pid(name) is None, name
+        assert not os.path.exists(os.path.join(qs.member_dir(name), "logs", "stdout.log")), name
+    # the single server alone is not refused for it: only what one start starts together
+    qs.start("server2")
+    one_line_error(zato("start", qs.lb_dir, check=False), f"port 127.0.0.1:{taken} is not free")
+
+
 def test_a_bad_gunicorn_value_is_one_line(quickstart):
     qs = quickstart(servers=1, lb=False)
     set_conf_of(qs, "server1", "gunicorn", "timeout", "abc")

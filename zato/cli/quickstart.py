@@ -63,14 +63,7 @@ def create(args: argparse.Namespace) -> int:
         raise ConfigError(f"--servers {args.servers}: must be 1..64")
     if not 1 <= args.workers <= 64:
         raise ConfigError(f"--workers {args.workers}: must be 1..64")
-    ports = (
-        ("--base-port", args.base_port),
-        ("--lb-port", args.lb_port),
-        ("--dashboard-port", args.dashboard_port),
-    )
-    for flag, port in ports:
-        if not 1 <= port <= 65535 - args.servers:
-            raise ConfigError(f"{flag} {port}: not a usable port")
+    check_ports(args.base_port, args.servers, args.lb_port, args.dashboard_port)
     urls_from_stdin(args, ("odb", "--odb"), ("redis", "--redis"))
     sentinels = check_sentinels(args.sentinels, args.sentinel_master)
     if sentinels and args.redis:
@@ -119,6 +112,28 @@ def create(args: argparse.Namespace) -> int:
     print(f"Start it with:  zato start {spec.path}")
     print(f"Stop it with:   zato stop {spec.path}")
     return 0
+
+
+def check_ports(base: int, servers: int, lb: int, dashboard: int) -> None:
+    """ConfigError, before anything is written, for a port out of range or taken twice: a
+    --lb-port or --dashboard-port among the servers' (--base-port and the next --servers - 1),
+    or the two the same. Before, such a quickstart was made, and each `zato start` of it started
+    its servers, failed on the load balancer's port and stopped them again."""
+    last = base + servers - 1
+    if base < 1 or last > 65535:
+        raise ConfigError(f"--base-port {base}: not a usable port for {servers} server(s) (up to 65535)")
+    for flag, port in (("--lb-port", lb), ("--dashboard-port", dashboard)):
+        if not 1 <= port <= 65535:
+            raise ConfigError(f"{flag} {port}: not a usable port (1..65535)")
+        if base <= port <= last:
+            raise ConfigError(
+                f"{flag} {port} is server{port - base + 1}'s port (--base-port {base} with --servers"
+                f" {servers}: {base}..{last}); give one outside that range"
+            )
+    if lb == dashboard:
+        raise ConfigError(
+            f"--dashboard-port {dashboard} is the load balancer's too (--lb-port); give another"
+        )
 
 
 def acl_url_scheme(url: str) -> str:

@@ -38,6 +38,7 @@ from zato.lifecycle.process import (
     check_disk_room,
     check_not_running,
     check_port_free,
+    check_ports_distinct,
     kill_group,
     python_module_argv,
     spawn_detached,
@@ -207,6 +208,7 @@ def start(
             # how to start the rest, which `make run` does
             hint = f"`zato start {comp.path} --skip-running` starts those that are not"
             raise AlreadyRunning(f"{e}; {hint}") from None
+    check_ports_distinct([(describe_name(m), s.host, s.port, s.config_file) for m, s in checked])
     # Everything starts side by side: the LB follows membership (it adds each server as it
     # joins), the dashboard shows what is there; then each is waited for in turn. Each one
     # imports, checks what it shares (relaying its warnings here) and waits at its gate until

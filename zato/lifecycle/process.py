@@ -204,6 +204,24 @@ def check_port_free(host: str, port: int, what: str, config_file: str) -> None:
             ) from None
 
 
+WILDCARDS = ("", "0.0.0.0", "::")  # a bind to every interface takes the port on each address too
+
+
+def check_ports_distinct(listeners: list[tuple[str, str, int, str]]) -> None:
+    """ComponentError if two of the components one `zato start` starts would listen on the same
+    port of the same address: (what, host, port, config file) each. Each port was free when
+    checked, so both would start and one fail half-way; said before anything starts (a
+    quickstart created with --lb-port inside its servers' ports, or a port edited by hand)."""
+    for i, (what, host, port, conf) in enumerate(listeners):
+        for other, other_host, other_port, other_conf in listeners[:i]:
+            if port == other_port and (host == other_host or host in WILDCARDS or other_host in WILDCARDS):
+                where = f"{host}:{port}" if host == other_host else f"port {port} ({other_host} and {host})"
+                raise ComponentError(
+                    f"{other} and {what} would both listen on {where}: set another [main] port in"
+                    f" {conf} (or in {other_conf}); nothing was started"
+                )
+
+
 @dataclass(frozen=True)
 class StopResult:
     pid: int | None
