@@ -4,6 +4,7 @@ lacks, a cluster secret the live servers do not share: each is noticed, in one l
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import json
 import os
@@ -152,6 +153,29 @@ def test_a_port_two_members_of_a_quickstart_share_is_refused_before_anything_sta
     # the single server alone is not refused for it: only what one start starts together
     qs.start("server2")
     one_line_error(zato("start", qs.lb_dir, check=False), f"port 127.0.0.1:{taken} is not free")
+
+
+def test_config_files_saved_with_a_byte_order_mark_are_read(quickstart):
+    """Before: a server.conf, lb.conf or dashboard.conf saved as "UTF-8 with BOM" (Notepad's
+    default, and other Windows editors') was refused by every command: "line 1:
+    '\\ufeff# server.conf: one Zato-HA server. ...' comes before any [section]"; user-config
+    files were read with it already."""
+    qs = quickstart(servers=1, lb=True)
+    confs = [
+        os.path.join(qs.server_dir("server1"), "config", "server.conf"),
+        os.path.join(qs.lb_dir, "config", "lb.conf"),
+        os.path.join(qs.dashboard_dir, "config", "dashboard.conf"),
+    ]
+    for conf in confs:
+        with open(conf, "rb") as f:
+            text = f.read()
+        with open(conf, "wb") as f:
+            f.write(codecs.BOM_UTF8 + text)
+    out = zato("start", qs.path).stdout
+    for started in ("server server1 started", "load balancer started", "dashboard started"):
+        assert started in out, out
+    assert json.loads(zato("info", qs.server_dir("server1"), "--json").stdout)["port"] == qs.base_port
+    assert "server server1 stopped" in zato("stop", qs.server_dir("server1")).stdout
 
 
 def test_a_bad_gunicorn_value_is_one_line(quickstart):

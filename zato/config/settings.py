@@ -409,7 +409,8 @@ class _Reader:
         self.cp = configparser.ConfigParser(interpolation=None)
         text = ""
         try:
-            with open(path, encoding="utf-8") as f:
+            # utf-8-sig: a byte-order mark (Notepad's "UTF-8 with BOM") is no character of line 1
+            with open(path, encoding="utf-8-sig") as f:
                 text = f.read()
             self.cp.read_string(text, source=path)
         except FileNotFoundError:
@@ -618,7 +619,7 @@ def _lenient_server_conf(server_dir: str) -> configparser.ConfigParser | None:
     edit since may not). None when the file cannot be read or has no section before a key."""
     cp = configparser.ConfigParser(interpolation=None, strict=False)
     try:
-        with open(os.path.join(server_dir, "config", SERVER_CONF), encoding="utf-8") as f:
+        with open(os.path.join(server_dir, "config", SERVER_CONF), encoding="utf-8-sig") as f:
             cp.read_file(f)
     except configparser.MissingSectionHeaderError:
         return None
@@ -743,7 +744,7 @@ def _user_config_files(r: _Reader) -> tuple[tuple[str, str], ...]:
         return ()
     cased = configparser.ConfigParser(interpolation=None)
     cased.optionxform = str  # type: ignore[assignment,method-assign]
-    cased.read(r.path, encoding="utf-8")  # read once already: it parses
+    cased.read(r.path, encoding="utf-8-sig")  # read once already: it parses
     folder = os.path.dirname(r.path)
     files = []
     for label, value in cased.items("user_config"):
