@@ -212,3 +212,17 @@ def test_a_secret_read_from_an_empty_stdin_is_refused(qs):
         listed = zato("conn", "list", path, "--kind", "amqp-def").stdout
         assert ("empty-in:" in listed) == (action == "edit"), listed
     zato("conn", "delete", "amqp-def", path, "--name", "empty-in")
+
+
+def test_deploy_refuses_a_file_that_is_neither_a_module_nor_user_config(qs, tmp_path):
+    """Before: any other file was taken as a Python module named after it: settings.json holding
+    {"a": 1} (which Python reads) was deployed as module 'settings' with no services, exit 0."""
+    path = qs.server_dir("server1")
+    for name, text in (("settings.json", '{"a": 1}\n'), ("notes.txt", "# notes\n"), ("hello_api", "X = 1\n")):
+        given = tmp_path / name
+        given.write_text(text)
+        one_line_error(
+            zato("deploy", path, str(given), check=False),
+            f"{given}: deploy takes a service module (MODULE.py) or a user-config file (NAME.ini, NAME.conf)",
+        )
+        assert zato("undeploy", path, name.partition(".")[0], check=False).returncode == 1  # none deployed

@@ -75,6 +75,13 @@ def _check_args(args: argparse.Namespace) -> None:
             f"FILE is required after {args.path}: the module (MODULE.py) or user-config file (NAME.ini,"
             " NAME.conf) to deploy"
         )
+    if not args.module.lower().endswith(FILE_ENDINGS):
+        # Taken as a module before: settings.json ({"a": 1} is Python) was deployed as module
+        # "settings" with no services, said as a success; the pickup folder takes only these too.
+        raise DeployError(
+            f"{args.module}: deploy takes a service module (MODULE.py) or a user-config file (NAME.ini,"
+            " NAME.conf); rename it to what it is"
+        )
     if args.wait is not None and is_user_config(args.module):
         args.usage_error("--wait is for service modules: a user-config file applies as the servers read it")
     if args.name is not None and not args.name.strip():
