@@ -452,3 +452,38 @@ def test_a_server_joining_another_takes_its_metrics_credentials(tmp_path, zato):
     for conf in ("s2/config/server.conf", "d/config/dashboard.conf"):
         text = (tmp_path / conf).read_text()
         assert "[metrics]\nusername = prom\npassword = scrape-pw-123\n" in text, conf
+
+
+def _leaf_commands(zato, argv: tuple[str, ...] = ()):  # noqa: ANN202 - a generator of (argv, --help)
+    """Every command that runs something (`conn create amqp-def`, `start`), with its --help; found
+    by reading each group's --help, so a command added later is covered."""
+    out = zato(*argv, "--help").stdout
+    positional = out.partition("positional arguments:\n")[2].partition("\n\n")[0]
+    if positional.splitlines()[0].strip() in ("COMMAND", "ACTION", "WHAT", "KIND", "SUBCOMMAND"):
+        for name in re.findall(r"^    (\S+)", positional, re.M):
+            yield from _leaf_commands(zato, (*argv, name))
+    else:
+        yield argv, out
+
+
+def test_every_command_help_says_what_it_does_and_its_examples_parse(zato):
+    """`zato quickstart create --help`, `create odb|cluster|server|load-balancer`, `channel
+    create|list|delete` and `conn list` had no description: only their usage and options, not
+    what they make, what must exist first or what comes next. Each example given must be one
+    the command takes."""
+    import shlex
+
+    from zato.cli.main import build_parser
+
+    leaves = list(_leaf_commands(zato))
+    assert len(leaves) > 40 and ("quickstart", "create") in dict(leaves), leaves
+    for argv, out in leaves:
+        description = out.partition("\n\n")[2].partition("positional arguments:")[0].strip()
+        assert len(description) > 30, (argv, out)
+        examples = out.partition("\nexamples:\n")[2]
+        for line in examples.strip().splitlines() if examples else ():
+            words = shlex.split(line.split(" | ")[-1])
+            assert words[: 1 + len(argv)] == ["zato", *argv], (argv, line)
+            build_parser(argv[0]).parse_args(words[1:])  # a usage error would exit 2
+    said = " ".join(zato("quickstart", "create", "--help").stdout.split())
+    assert "Nothing is started: zato start DIR." in said and "zato quickstart create ~/qs" in said

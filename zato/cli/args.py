@@ -84,3 +84,18 @@ def urls_from_stdin(args: argparse.Namespace, *flags: tuple[str, str]) -> None:
         if not value.strip():
             raise ConfigError(f"{flag} -: stdin gave no URL (one line each, in the order {flag} came)")
         setattr(args, attr, value.strip())
+
+
+def described(text: str, *examples: str) -> dict:
+    """add_parser() keywords for a command's --help: `text` (what it does) wrapped as argparse
+    would, then its example command lines as given (argparse's own wrapping would run them
+    together)."""
+    import textwrap
+
+    kw: dict = {
+        "description": "\n\n".join(textwrap.fill(p, 79) for p in text.split("\n\n")),
+        "formatter_class": argparse.RawDescriptionHelpFormatter,
+    }
+    if examples:
+        kw["epilog"] = "examples:\n" + "\n".join(f"  {line}" for line in examples)
+    return kw

@@ -6,6 +6,7 @@ import argparse
 
 import redis
 
+from zato.cli.args import described
 from zato.cli.conn import warn_unknown_service, with_cluster
 from zato.common.errors import ConfigError
 from zato.lifecycle.control import cluster_settings
@@ -18,7 +19,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("channel", help="create, list or delete HTTP channels")
     act = p.add_subparsers(dest="action", metavar="ACTION")
     act.required = True
-    c = act.add_parser("create", help="create or replace an HTTP channel")
+    c = act.add_parser(
+        "create",
+        help="create or replace an HTTP channel",
+        **described(
+            "Create an HTTP channel: a request to --url-path (through the load balancer, or to any"
+            " server) invokes --service and gets its response. Every server takes it at once; a"
+            " channel of that --name is replaced.",
+            "zato channel create DIR --name hello --url-path /hello --service hello-api.hello --method POST",
+            "zato channel create DIR --name client --url-path /crm/clients/{client_id}"
+            " --service crm.client.get --method GET --security crm-users",
+        ),
+    )
     c.add_argument("path", metavar="DIR", help="a server or quickstart directory")
     c.add_argument(
         "--name", required=True, help="its name (letters, digits, _ . -); an existing one is replaced"
@@ -54,10 +66,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="replace a secured channel with an open one (without it, leaving out --security is refused)",
     )
     c.set_defaults(func=create)
-    ls = act.add_parser("list", help="list HTTP channels")
+    ls = act.add_parser(
+        "list",
+        help="list HTTP channels",
+        **described(
+            "List the cluster's HTTP channels, a line each: NAME: METHOD (any: every method) URL_PATH"
+            " -> SERVICE [DATA_FORMAT], then security=NAME or open, and (inactive) for one switched off.",
+            "zato channel list DIR",
+        ),
+    )
     ls.add_argument("path", metavar="DIR", help="a server or quickstart directory")
     ls.set_defaults(func=list_)
-    d = act.add_parser("delete", help="delete an HTTP channel")
+    d = act.add_parser(
+        "delete",
+        help="delete an HTTP channel",
+        **described(
+            "Delete an HTTP channel from every server at once: its URL path answers 404. The service it"
+            " invoked stays deployed.",
+            "zato channel delete DIR --name hello",
+        ),
+    )
     d.add_argument("path", metavar="DIR", help="a server or quickstart directory")
     d.add_argument("--name", required=True, help="the channel's name")
     d.set_defaults(func=delete)

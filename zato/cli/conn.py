@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 import redis
 
-from zato.cli.args import wait_seconds
+from zato.cli.args import described, wait_seconds
 from zato.common.errors import ConfigError, ConnectorError, ZatoError
 from zato.config import component
 from zato.config.settings import (
@@ -217,7 +217,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     _add_kind_parsers(act, "create", create)
     _add_kind_parsers(act, "edit", edit)
     _add_kind_parsers(act, "delete", delete)
-    ls = act.add_parser("list", help="list connection definitions (passwords masked)")
+    ls = act.add_parser(
+        "list",
+        help="list connection definitions (passwords masked)",
+        **described(
+            "List the cluster's connection definitions (AMQP, IBM MQ, ZeroMQ, outgoing HTTP and SQL)"
+            " and channels' security definitions, a line each with its settings; passwords and keys"
+            " are masked.",
+            "zato conn list DIR --kind amqp-channel",
+        ),
+    )
     ls.add_argument("path", metavar="DIR", help="a server or quickstart directory")
     ls.add_argument(
         "--kind",

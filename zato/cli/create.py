@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from zato.cli.args import STDIN_HELP, check_cluster, check_redis, urls_from_stdin
+from zato.cli.args import STDIN_HELP, check_cluster, check_redis, described, urls_from_stdin
 from zato.common.errors import ComponentError, ConfigError
 from zato.config import component
 from zato.config.settings import WILDCARDS, ServerSettings
@@ -36,18 +36,48 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     what = p.add_subparsers(dest="what", metavar="WHAT")
     what.required = True
 
-    o = what.add_parser("odb", help="create the ODB schema (idempotent)")
+    o = what.add_parser(
+        "odb",
+        help="create the ODB schema (idempotent)",
+        **described(
+            "Create the ODB's tables in the database ODB_URL names; run again, it changes nothing."
+            " A PostgreSQL or Oracle database must exist already; a SQLite file is made. Then: zato"
+            " create cluster ODB_URL NAME.",
+            "zato create odb sqlite:////srv/zato/odb.db",
+            "echo 'postgresql://zato:PASSWORD@db1:5432/zato' | zato create odb -",
+        ),
+    )
     o.add_argument("odb_url", metavar="ODB_URL", help=ODB_URL_HELP)
     o.set_defaults(func=odb)
 
-    c = what.add_parser("cluster", help="add a cluster to an ODB")
+    c = what.add_parser(
+        "cluster",
+        help="add a cluster to an ODB",
+        **described(
+            "Add the cluster NAME to the ODB (its tables are made first when missing); one that"
+            " exists is left as it is. Then its servers: zato create server DIR --odb ODB_URL"
+            " --cluster NAME.",
+            "zato create cluster sqlite:////srv/zato/odb.db prod",
+        ),
+    )
     c.add_argument("odb_url", metavar="ODB_URL", help=ODB_URL_HELP)
     c.add_argument(
         "name", metavar="NAME", help="the cluster's name (its servers' Redis keys start zato:NAME:)"
     )
     c.set_defaults(func=cluster)
 
-    s = what.add_parser("server", help="create a server directory and register it in the ODB")
+    s = what.add_parser(
+        "server",
+        help="create a server directory and register it in the ODB",
+        **described(
+            "Create DIR as a server of the cluster --cluster in the ODB --odb, or of the cluster of"
+            " --join SERVER_DIR (with its ODB, Redis and credentials), and register it in the ODB"
+            " under --name. Nothing is started: zato start DIR.",
+            "zato create server /srv/zato/server3 --join /srv/zato/server1 --port 17012",
+            "zato create server /srv/zato/server1 --odb - --cluster prod --host 0.0.0.0"
+            " --announce-host 10.0.0.11",
+        ),
+    )
     s.add_argument("path", metavar="DIR", help="a new or empty directory for the server")
     s.add_argument(
         "--join",
@@ -75,7 +105,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
     s.set_defaults(func=server)
 
-    lb = what.add_parser("load-balancer", help="create a load-balancer directory")
+    lb = what.add_parser(
+        "load-balancer",
+        help="create a load-balancer directory",
+        **described(
+            "Create DIR as a load balancer (HAProxy, run by its controller) of the cluster: it sends"
+            " requests to the cluster's live servers, as their membership in Redis says. With --join"
+            " it takes the cluster secret that verifies them too; without it, set [auth]"
+            " cluster_secret in its config/lb.conf. Nothing is started: zato start DIR.",
+            "zato create load-balancer /srv/zato/lb --join /srv/zato/server1 --host 0.0.0.0",
+        ),
+    )
     lb.add_argument("path", metavar="DIR", help="a new or empty directory for the load balancer")
     lb.add_argument(
         "--join",

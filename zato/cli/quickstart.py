@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from zato.cli.args import STDIN_HELP, check_cluster, check_redis, urls_from_stdin
+from zato.cli.args import STDIN_HELP, check_cluster, check_redis, described, urls_from_stdin
 from zato.common.errors import ConfigError
 from zato.coord.keys import Keys
 from zato.lifecycle.layout import (
@@ -23,7 +23,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("quickstart", help="create a quickstart cluster")
     qs = p.add_subparsers(dest="action", metavar="ACTION")
     qs.required = True
-    c = qs.add_parser("create", help="create DIR with N servers, a load balancer and the ODB")
+    c = qs.add_parser(
+        "create",
+        help="create DIR with N servers, a load balancer and the ODB",
+        **described(
+            "Create a whole cluster on this host in DIR, each component in a folder of its own:"
+            " --servers servers (server1, server2, ... on --base-port and the ports after it), a"
+            " load balancer (HAProxy, on --lb-port), a dashboard (on --dashboard-port), the ODB"
+            " (SQLite in DIR/odb.db unless --odb) and the cluster's credentials. DIR must be new or"
+            " empty; a value refused leaves nothing behind. Nothing is started: zato start DIR.",
+            "zato quickstart create ~/qs",
+            "zato quickstart create ~/qs2 --cluster qs2 --base-port 18010 --lb-port 11224"
+            " --dashboard-port 8184",
+            "echo 'postgresql://zato:PASSWORD@db1/zato' | zato quickstart create ~/qs --odb -",
+        ),
+    )
     c.add_argument("path", metavar="DIR", help="an empty or new directory")
     c.add_argument("--servers", type=int, default=2, help="how many servers (default 2)")
     c.add_argument("--odb", default="", help=f"ODB URL (default: SQLite at DIR/odb.db){STDIN_HELP}")
