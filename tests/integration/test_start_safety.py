@@ -30,6 +30,24 @@ from zato.lifecycle.control import http_ok
 
 
 @contextlib.contextmanager
+def folders_open_to_all(path: str):
+    """Every folder above `path` that others may not pass through lets them, for a while."""
+    changed = []
+    folder = os.path.dirname(os.path.abspath(path))
+    while folder != os.path.dirname(folder):
+        mode = os.stat(folder).st_mode & 0o7777
+        if mode & 0o011 != 0o011:
+            os.chmod(folder, mode | 0o011)  # noqa: S103 - on purpose, and set back
+            changed.append((folder, mode))
+        folder = os.path.dirname(folder)
+    try:
+        yield
+    finally:
+        for folder, mode in changed:
+            os.chmod(folder, mode)
+
+
+@contextlib.contextmanager
 def another_process():
     proc = subprocess.Popen(["sleep", "1000"])
     try:
@@ -176,6 +194,29 @@ def test_config_files_saved_with_a_byte_order_mark_are_read(quickstart):
         assert started in out, out
     assert json.loads(zato("info", qs.server_dir("server1"), "--json").stdout)["port"] == qs.base_port
     assert "server server1 stopped" in zato("stop", qs.server_dir("server1")).stdout
+
+
+def test_a_config_file_other_users_can_read_is_warned_of_at_start(quickstart):
+    """Before: a server.conf or lb.conf (admin and invoke passwords, the cluster secret, the
+    ODB's URL) copied in under umask 022 into a folder made by hand, so readable by every user
+    of the host, started without a word. As made by quickstart (0600 in a 0700 folder): none."""
+    qs = quickstart(servers=1, lb=True)
+    server_conf = os.path.join(qs.server_dir("server1"), "config", "server.conf")
+    lb_conf = os.path.join(qs.lb_dir, "config", "lb.conf")
+    out = zato("start", qs.server_dir("server1")).stdout
+    assert "holds secrets" not in out, out
+    zato("stop", qs.server_dir("server1"))
+    for conf in (server_conf, lb_conf):
+        os.chmod(conf, 0o644)
+        os.chmod(os.path.dirname(conf), 0o755)  # noqa: S103 - the mistake under test
+    with folders_open_to_all(qs.path):  # pytest makes its temporary folders 0700
+        out = zato("start", qs.path).stdout
+    for conf in (server_conf, lb_conf):
+        assert (
+            f"warning: {conf} holds secrets, and its group and every user (mode 0644) can read it:"
+            f" chmod 600 {conf} (and 700 its folder)"
+        ) in out.splitlines(), out
+    assert "server server1 started" in out and "load balancer started" in out, out  # a warning only
 
 
 def test_a_bad_gunicorn_value_is_one_line(quickstart):

@@ -33,3 +33,32 @@ def free_bytes(path: str) -> int | None:
     except OSError:
         return None
     return (st.f_bfree if os.geteuid() == 0 else st.f_bavail) * st.f_frsize
+
+
+def readable_by_others(path: str) -> str | None:
+    """Who besides its owner can read `path` (a file holding secrets) on this host, as a phrase:
+    its mode lets its group or everyone read it and every folder above it lets them through.
+    None when no one else can, or when it cannot be told (the file is not there)."""
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+        folders = []
+        folder = os.path.dirname(os.path.abspath(path))
+        while True:
+            folders.append(os.stat(folder).st_mode)
+            parent = os.path.dirname(folder)
+            if parent == folder:
+                break
+            folder = parent
+    except OSError:
+        return None
+    who = [
+        name
+        for name, read, through in (
+            ("its group", stat.S_IRGRP, stat.S_IXGRP),
+            ("every user", stat.S_IROTH, stat.S_IXOTH),
+        )
+        if mode & read and all(m & through for m in folders)
+    ]
+    return f"{' and '.join(who)} (mode {stat.S_IMODE(mode):04o})" if who else None

@@ -45,6 +45,7 @@ from zato.lifecycle.process import (
     stop_by_pidfile,
     stop_side_by_side,
     wait_ready,
+    warn_readable,
 )
 
 Say = Callable[[str], None]
@@ -116,6 +117,7 @@ def lb_available() -> bool:
 
 def precheck_server(comp: Component, say: Say) -> ServerSettings:
     s = load_server_settings(comp.path)
+    warn_readable(say, s.config_file, s.tls_cert)
     stale = check_not_running(s.pidfile, f"server {s.name}", pid_owner(comp))
     if stale:
         say(stale)
@@ -126,6 +128,7 @@ def precheck_server(comp: Component, say: Say) -> ServerSettings:
 
 def precheck_lb(comp: Component, say: Say) -> LBSettings:
     s = load_lb_settings(comp.path)
+    warn_readable(say, s.config_file, s.edge.tls_cert)
     if not lb_available():
         raise ComponentError(f"{comp.path}: the load balancer cannot start: {LB_MODULE} is not installed yet")
     from zato.lb.main import check_settings  # the TLS certificate and key too, before HAProxy is touched
@@ -144,6 +147,7 @@ def precheck_lb(comp: Component, say: Say) -> LBSettings:
 
 def precheck_dashboard(comp: Component, say: Say) -> DashboardSettings:
     s = load_dashboard_settings(comp.path)
+    warn_readable(say, s.config_file)
     stale = check_not_running(s.pidfile, "dashboard", pid_owner(comp))
     if stale:
         say(stale)

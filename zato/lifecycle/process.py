@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from zato.common.errors import AlreadyRunning, ComponentError
-from zato.common.fs import free_bytes
+from zato.common.fs import free_bytes, readable_by_others
 from zato.common.pidfile import Owner, pid_alive, read_pidfile
 from zato.lifecycle.entry import GATE_CHECKED, GATE_ENV, GATE_ERROR, GATE_GO, GATE_SAY
 
@@ -202,6 +202,21 @@ def check_port_free(host: str, port: int, what: str, config_file: str) -> None:
                 f"{what}: port {host}:{port} is not free ({e.strerror}); stop what listens there,"
                 f" or set another [main] port in {config_file}"
             ) from None
+
+
+def warn_readable(say: Callable[[str], None], *paths: str) -> None:
+    """A warning for each file of credentials or keys that other users of the host can read (a
+    config copied in with `cp` under umask 022, a folder made by hand): the component starts."""
+    for path in paths:
+        if not path:
+            continue
+        for one in (path, path + ".key") if path.endswith(".pem") else (path,):
+            who = readable_by_others(one)
+            if who:
+                say(
+                    f"warning: {one} holds secrets, and {who} can read it: chmod 600 {one}"
+                    " (and 700 its folder)"
+                )
 
 
 WILDCARDS = ("", "0.0.0.0", "::")  # a bind to every interface takes the port on each address too
