@@ -285,6 +285,18 @@ def test_a_broken_line_of_server_conf_is_named_with_what_to_do(qs, how):
     assert qs.pid("server1") is None
 
 
+def test_an_empty_server_conf_says_it_is_empty(qs):
+    """Before: an empty server.conf (cut short by a full disk, truncated by an editor) was said
+    as "[main] name is required", as if one key were missing."""
+    conf = os.path.join(qs.server_dir("server1"), "config", "server.conf")
+    for text, said in (("", "the file is empty"), ("# port = 17010\n\n", "the file holds only comments")):
+        with open(conf, "w") as f:
+            f.write(text)
+        for command in (("start", qs.path), ("info", qs.server_dir("server1"))):
+            one_line_error(zato(*command, check=False), f"{conf}: {said}: no [section] nor setting in it")
+    assert qs.pid("server1") is None
+
+
 @pytest.mark.parametrize(
     "command",
     [

@@ -421,6 +421,9 @@ class _Reader:
             raise ConfigError(f"{path}: cannot read: {e.strerror or e}") from None
         except configparser.Error as e:
             raise ConfigError(f"{path}: {parse_problem(e, text)}") from None
+        if not self.cp.sections() and not self.cp.defaults():  # said as '[main] name is required'
+            what = "holds only comments" if text.strip() else "is empty"
+            raise ConfigError(f"{path}: the file {what}: no [section] nor setting in it")
         defaults = list(self.cp.defaults())
         given = {s: [k for k in self.cp.options(s) if k not in defaults] for s in self.cp.sections()}
         # [DEFAULT] fills every section: each of its keys must be known in some section
