@@ -226,3 +226,21 @@ def test_deploy_refuses_a_file_that_is_neither_a_module_nor_user_config(qs, tmp_
             f"{given}: deploy takes a service module (MODULE.py) or a user-config file (NAME.ini, NAME.conf)",
         )
         assert zato("undeploy", path, name.partition(".")[0], check=False).returncode == 1  # none deployed
+
+
+def test_an_argument_a_command_does_not_take_is_said_with_that_commands_usage(qs):
+    """Before: `zato stop DIR1 DIR2` (or any extra argument) printed `usage: zato [-h] [--version]
+    COMMAND ...` and `zato: error: unrecognized arguments: DIR2`: not which command refused it,
+    nor what that one takes."""
+    path = qs.server_dir("server1")
+    for argv, usage, extra in (
+        (("stop", path, path + "2"), "usage: zato stop [-h] [--timeout TIMEOUT] DIR", path + "2"),
+        (("cluster", "status", path, "--jsn"), "usage: zato cluster status [-h] [--json] DIR", "--jsn"),
+        (("conn", "list", path, "--name", "x"), "usage: zato conn list [-h] [--kind KIND] DIR", "--name x"),
+    ):
+        proc = zato(*argv, check=False)
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert lines[0] == usage, proc.stderr
+        command = usage.removeprefix("usage: ").partition(" [")[0]
+        assert lines[-1] == f"{command}: error: unrecognized arguments: {extra}", proc.stderr

@@ -55,7 +55,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         " has loaded this version (they load it one at a time, each in its turn), and say how"
         " long that took; exit 1 if one could not load it, or not all did within SECONDS",
     )
-    p.set_defaults(func=run, usage_error=p.error)
+    p.set_defaults(func=run)
 
 
 FILE_ENDINGS = (".py", ".ini", ".conf")

@@ -33,11 +33,30 @@ COMMANDS = [
 ]
 
 
+class Parser(argparse.ArgumentParser):
+    """Every parser of the command line (add_subparsers makes its subparsers of this class too):
+    an argument the command does not take is said with that command's usage. argparse leaves
+    extra arguments to the top parser, which said `usage: zato [-h] [--version] COMMAND ...`
+    for `zato stop DIR1 DIR2`, not which command took what."""
+
+    def parse_known_args(self, args=None, namespace=None):  # noqa: ANN001, ANN201 - argparse's own signature
+        namespace, extras = super().parse_known_args(args, namespace)
+        if not hasattr(namespace, "usage_error"):  # the innermost parser, the command's, returns first
+            namespace.usage_error = self.error
+        return namespace, extras
+
+    def parse_args(self, args=None, namespace=None):  # noqa: ANN001, ANN201 - argparse's own signature
+        namespace, extras = self.parse_known_args(args, namespace)
+        if extras:
+            namespace.usage_error(f"unrecognized arguments: {' '.join(extras)}")
+        return namespace
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The whole parser; with `only` (the command argv names), only that command's module is
     imported: the others get an empty parser, so `zato stop` does not import what `zato
     deploy` needs (SQLAlchemy and all)."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="zato",
         description="Zato-HA: create, start, stop and inspect servers, load balancers and clusters.",
     )
