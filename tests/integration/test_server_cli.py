@@ -263,13 +263,23 @@ def _break(text: str, how: str) -> tuple[str, str]:
         return broken, f"line {after_main}: 'this line is broken' is neither a [section] nor key = value"
     if how == "a key twice":
         return text[:main] + "port = 1\n" + text[main:], "[main] port is set a second time: keep one"
+    if how == "a snippet pasted indented":  # was: "[main] name: 'server1\\n[metrics]...' must be ..."
+        name = text.index("\nname = ") + 1
+        name = text.index("\n", name) + 1
+        snippet = "    [metrics]\n    username = scrape\n"
+        number = text[:name].count("\n") + 1
+        said = f"line {number}: '[metrics]' is indented, so it is read as more of [main] name: start it at"
+        return text[:name] + snippet + text[name:], said
     return (
         text + "[odb]\n",
         f"line {text.count(chr(10)) + 1}: [odb] comes a second time: keep one, with all its keys",
     )
 
 
-@pytest.mark.parametrize("how", ["before any section", "no key = value", "a key twice", "a section twice"])
+@pytest.mark.parametrize(
+    "how",
+    ["before any section", "no key = value", "a key twice", "a snippet pasted indented", "a section twice"],
+)
 def test_a_broken_line_of_server_conf_is_named_with_what_to_do(qs, how):
     """Before: configparser's own text, naming the file twice and showing the line as Python's
     repr with a tab and '\\n' ("cannot parse: Source contains parsing errors: '/.../server.conf'

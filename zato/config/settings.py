@@ -424,6 +424,9 @@ class _Reader:
         if not self.cp.sections() and not self.cp.defaults():  # said as '[main] name is required'
             what = "holds only comments" if text.strip() else "is empty"
             raise ConfigError(f"{path}: the file {what}: no [section] nor setting in it")
+        indented = indented_line(self.cp, text)
+        if indented:
+            raise ConfigError(f"{path}: {indented}")
         defaults = list(self.cp.defaults())
         given = {s: [k for k in self.cp.options(s) if k not in defaults] for s in self.cp.sections()}
         # [DEFAULT] fills every section: each of its keys must be known in some section
@@ -512,6 +515,24 @@ def parse_problem(e: configparser.Error, text: str) -> str:
     if isinstance(e, configparser.DuplicateSectionError):
         return f"line {e.lineno}: [{e.section}] comes a second time: keep one, with all its keys"
     return f"cannot parse: {e}".replace("\n", " ")
+
+
+def indented_line(cp: configparser.ConfigParser, text: str) -> str | None:
+    """configparser reads an indented line as more of the value above it (a snippet pasted with
+    its indentation: '    [metrics]' took the section and its keys into the key before, said
+    as "[main] host: '127.0.0.1\\n[metrics]...' is neither an IP address nor a host name").
+    No setting here spans lines: the first such line, said so; None when there is none."""
+    for section in (cp.default_section, *cp.sections()):
+        for key, value in cp.items(section, raw=True):
+            if "\n" not in value:
+                continue
+            what = f"it is read as more of [{section}] {key}: start it at the line's beginning"
+            first = next((part.strip() for part in value.split("\n")[1:] if part.strip()), "")
+            for number, line in enumerate(text.splitlines(), 1):
+                if first and line[:1].isspace() and line.strip() == first:
+                    return f"line {number}: {first[:120]!r} is indented, so {what}"
+            return f"[{section}] {key} spans several lines: {what}"
+    return None
 
 
 def _hint(raw: str) -> str:
