@@ -270,6 +270,12 @@ def _break(text: str, how: str) -> tuple[str, str]:
         number = text[:name].count("\n") + 1
         said = f"line {number}: '[metrics]' is indented, so it is read as more of [main] name: start it at"
         return text[:name] + snippet + text[name:], said
+    if how == "a snippet pasted indented after a URL":  # was: taken, [metrics] left out: /metrics open
+        url = text.index("\n", text.index("\nurl = redis://") + 1) + 1
+        snippet = "\n    [metrics]\n    username = scrape\n    password = scrape-it-2\n"
+        number = text[:url].count("\n") + 2
+        said = f"line {number}: '[metrics]' is indented, so it is read as more of [kvdb] url: start it at"
+        return text[:url] + snippet + text[url:], said
     return (
         text + "[odb]\n",
         f"line {text.count(chr(10)) + 1}: [odb] comes a second time: keep one, with all its keys",
@@ -278,7 +284,14 @@ def _break(text: str, how: str) -> tuple[str, str]:
 
 @pytest.mark.parametrize(
     "how",
-    ["before any section", "no key = value", "a key twice", "a snippet pasted indented", "a section twice"],
+    [
+        "before any section",
+        "no key = value",
+        "a key twice",
+        "a snippet pasted indented",
+        "a snippet pasted indented after a URL",
+        "a section twice",
+    ],
 )
 def test_a_broken_line_of_server_conf_is_named_with_what_to_do(qs, how):
     """Before: configparser's own text, naming the file twice and showing the line as Python's
