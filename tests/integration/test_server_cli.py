@@ -308,6 +308,20 @@ def test_a_broken_line_of_server_conf_is_named_with_what_to_do(qs, how):
     assert qs.pid("server1") is None
 
 
+def test_a_comment_after_the_redis_url_is_refused(qs):
+    """Before: `url = redis://127.0.0.1:6379/5  # tests` was taken, and redis-py, finding no
+    number in '5  # tests', used database 0 without a word."""
+    conf = os.path.join(qs.server_dir("server1"), "config", "server.conf")
+    set_conf(qs, "kvdb", "url", "redis://127.0.0.1:6379/5  # tests")
+    for command in (("start", qs.path), ("info", qs.server_dir("server1"))):
+        one_line_error(
+            zato(*command, check=False),
+            f"{conf}: [kvdb] url: 'redis://127.0.0.1:6379/5  # tests' holds a space, which no URL has",
+            "(a comment must be on a line of its own)",
+        )
+    assert qs.pid("server1") is None
+
+
 def test_an_empty_server_conf_says_it_is_empty(qs):
     """Before: an empty server.conf (cut short by a full disk, truncated by an editor) was said
     as "[main] name is required", as if one key were missing."""

@@ -555,10 +555,12 @@ def cluster_name_problem(name: str) -> str | None:
 
 def redis_url_problem(url: str) -> str | None:
     """What is wrong with a [kvdb] url, None when nothing is."""
-    if not url.startswith(("redis://", "rediss://", "unix://")):
-        from zato.common.log import redact
+    from zato.common.log import redact
 
+    if not url.startswith(("redis://", "rediss://", "unix://")):
         return f"{redact(url)!r} is not a redis:// URL"  # a mistyped scheme: its password not said
+    if any(c.isspace() for c in url):  # redis-py dropped the database of '.../5 # tests': db 0, unsaid
+        return f"{redact(url)!r} holds a space, which no URL has{_hint(url)}"
     return None
 
 
