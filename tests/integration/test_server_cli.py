@@ -322,6 +322,21 @@ def test_a_comment_after_the_redis_url_is_refused(qs):
     assert qs.pid("server1") is None
 
 
+def test_a_required_setting_left_empty_is_named(qs):
+    """Before: `[odb] url =` was said as "ODB URL '' is not a database URL" (which file, which
+    key?), and an empty `[auth] admin_username` was taken."""
+    conf = os.path.join(qs.server_dir("server1"), "config", "server.conf")
+    for section, key in (("odb", "url"), ("auth", "admin_username")):
+        with open(conf) as f:
+            text = f.read()
+        set_conf(qs, section, key, "")
+        for command in (("start", qs.path), ("info", qs.server_dir("server1"))):
+            one_line_error(zato(*command, check=False), f"{conf}: [{section}] {key} is empty: it is required")
+        with open(conf, "w") as f:
+            f.write(text)
+    assert qs.pid("server1") is None
+
+
 def test_an_empty_server_conf_says_it_is_empty(qs):
     """Before: an empty server.conf (cut short by a full disk, truncated by an editor) was said
     as "[main] name is required", as if one key were missing."""

@@ -439,7 +439,10 @@ class _Reader:
         if key not in (self.schema.get(section) or ()):  # a setting read here must be in the schema
             raise KeyError(f"[{section}] {key} is not in the schema of {self.path}")
         if self.cp.has_option(section, key):
-            return self.cp.get(section, key).strip()
+            value = self.cp.get(section, key).strip()
+            if not value and default is _REQUIRED:  # `url =`: was "ODB URL '' is not a database URL"
+                raise ConfigError(f"{self.path}: [{section}] {key} is empty: it is required")
+            return value
         if default is _REQUIRED:
             raise ConfigError(f"{self.path}: [{section}] {key} is required")
         return None
@@ -604,7 +607,9 @@ MIN_SECRET = 12  # [auth] cluster_secret, which also signs membership entries
 def _secret(r: _Reader, key: str, minimum: int, optional: bool = False, section: str = "auth") -> str:
     """A password or secret: refused (one line, the value not shown) if empty or short.
     `optional`: empty turns the feature off; set, it must be as long as any other."""
-    value = r.str(section, key, "" if optional else _REQUIRED)
+    if not optional and not r.cp.has_option(section, key):
+        r.str(section, key, _REQUIRED)  # "is required"; an empty one is said below, with what to set
+    value = r.str(section, key, "")
     if len(value) < minimum and not (optional and not value):
         what = "is empty" if not value else f"is shorter than {minimum} characters"
         raise ConfigError(f"{r.path}: [{section}] {key} {what}; set a long random value")
