@@ -140,6 +140,19 @@ def test_a_typo_in_server_conf_or_lb_conf_is_refused_in_one_line(quickstart):
     )
     assert own.returncode == 3 and "[main] prot is not a setting of server.conf" in own.stderr, own.stderr
     assert qs.pid("server1") is None
+    # A section's name is case-sensitive: [MAIN] was "not a section of server.conf", no hint
+    with open(conf) as f:
+        text = f.read()
+    for typo, said in (
+        ("[MAIN]", "(did you mean [main]?)"),
+        ("[redis]", "(known: auth, cluster, gunicorn, "),
+    ):
+        with open(conf, "w") as f:
+            f.write(text.replace("[main]\n", "[main]\nname = server1\n" + typo + "\n", 1))
+        one_line_error(
+            zato("start", qs.server_dir("server1"), check=False),
+            f"{typo} is not a section of server.conf {said}",
+        )
     lb_conf = os.path.join(qs.lb_dir, "config", "lb.conf")
     qs._merge(lb_conf, "haproxy", {"timeout_clinet_ms": "5"})
     one_line_error(

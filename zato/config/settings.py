@@ -378,8 +378,11 @@ def unknown_setting(path: str, schema: Schema, sections: Mapping[str, list[str]]
     name = os.path.basename(path)
     for section, keys in sections.items():
         if section not in schema:
-            close = difflib.get_close_matches(section, list(schema), n=1)
-            hint = f" (did you mean [{close[0]}]?)" if close else ""
+            # Section names are case-sensitive ([Main] is not [main]); keys are not
+            names = sorted(s for s in schema if s != "DEFAULT")
+            close = [s for s in names if s.lower() == section.lower()]
+            close = close or difflib.get_close_matches(section.lower(), names, n=1)
+            hint = f" (did you mean [{close[0]}]?)" if close else f" (known: {', '.join(names)})"
             return f"{path}: [{section}] is not a section of {name}{hint}"
         known = schema[section]
         if known is None:
