@@ -322,6 +322,32 @@ def test_a_comment_after_the_redis_url_is_refused(qs):
     assert qs.pid("server1") is None
 
 
+def test_a_redis_url_naming_another_service_says_so(qs):
+    """Before: a [kvdb] url with the port of an HTTP server (a server's own, the LB's) was said as
+    'Redis at URL: InvalidResponse: Protocol error, got "H" as reply type byte', and by `zato
+    cluster status` as 'a bug, or a key of the cluster written by another Redis client'."""
+    import http.server
+    import threading
+
+    web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    try:
+        url = f"redis://127.0.0.1:{web.server_address[1]}/0"
+        set_conf(qs, "kvdb", "url", url)
+        said = "does not speak Redis's protocol: another service on that port? ([kvdb] url says where)"
+        one_line_error(zato("start", qs.server_dir("server1"), check=False), f"Redis at {url}: ", said)
+        one_line_error(zato("cluster", "run-parked", qs.path, check=False), said)
+        status = zato("cluster", "status", qs.path, check=False)
+        assert (
+            status.returncode == 1 and f"{said}; give [kvdb] url Redis's own host and port" in status.stdout
+        )
+        assert "written by another Redis client" not in status.stdout, status.stdout
+    finally:
+        web.shutdown()
+        web.server_close()
+    assert qs.pid("server1") is None
+
+
 def test_a_required_setting_left_empty_is_named(qs):
     """Before: `[odb] url =` was said as "ODB URL '' is not a database URL" (which file, which
     key?), and an empty `[auth] admin_username` was taken."""

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import redis
 from redis.backoff import NoBackoff
-from redis.exceptions import NoPermissionError, OutOfMemoryError, ReadOnlyError
+from redis.exceptions import InvalidResponse, NoPermissionError, OutOfMemoryError, ReadOnlyError
 from redis.retry import Retry
 from redis.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool
 
@@ -358,6 +358,13 @@ def _unannotated(e: Exception) -> str:
     return _PIPELINE_NOTE.sub("", str(e))
 
 
+# What answers is no Redis: not its protocol, e.g. an HTTP server's 'got "H" as reply type byte'
+NOT_REDIS = (
+    "what answers there does not speak Redis's protocol: another service on that port?"
+    " ([kvdb] url says where)"
+)
+
+
 @contextlib.contextmanager
 def translate(what: str, key: str = "") -> Iterator[None]:
     """Turn redis-py exceptions into CoordError('<what>: <reason>'): CoordUnavailable when Redis
@@ -372,6 +379,8 @@ def translate(what: str, key: str = "") -> Iterator[None]:
         raise CoordUnavailable(f"{what}: {reason} (no Sentinel reachable, or none monitors it)") from e
     except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as e:
         raise CoordUnavailable(f"{what}: {type(e).__name__}: {e}") from e
+    except InvalidResponse as e:
+        raise CoordUnavailable(f"{what}: {type(e).__name__}: {e}: {NOT_REDIS}") from e
     except NoPermissionError as e:
         said = _unannotated(e)
         raise CoordForbidden(f"{what}: {ACL_REFUSES} (NOPERM: {said}); grant it (docs/redis-acl.md)") from e

@@ -30,6 +30,7 @@ CREDENTIALS = (
     "Redis refuses the user or password of [kvdb] url: make them agree with Redis's ACL"
     " (docs/redis-acl.md) in server.conf, lb.conf and dashboard.conf, or restore the password in Redis"
 )
+NOT_REDIS = "does not speak Redis's protocol"  # zato.coord.client.NOT_REDIS: an HTTP server at [kvdb] url
 UNREACHABLE = "is Redis running there, and reachable from this host? ([kvdb] url says where)"
 REFUSING = "Redis takes writes again once its operator mends it (a full disk, its maxmemory)"
 REPLICA = (
@@ -164,6 +165,8 @@ def what_to_do(error: Exception, system: str = "Redis", cluster: str = "") -> st
         return REFUSING
     if found == CREDENTIALS_KIND:
         return CREDENTIALS
+    if NOT_REDIS in str(error):  # it is reachable: what answers is no Redis
+        return "give [kvdb] url Redis's own host and port"
     return UNREACHABLE
 
 
