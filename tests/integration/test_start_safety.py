@@ -123,6 +123,22 @@ def test_zato_info_of_a_quickstart_shows_a_member_whose_pidfile_is_a_directory_a
     assert f"whether it runs is unknown: {problem}" in server1 and "not running" not in server1, urls
 
 
+def test_zato_info_urls_of_a_quickstart_shows_the_others_when_a_members_config_is_broken(quickstart):
+    """Before: `zato info QUICKSTART --urls` (what `make run` prints) of a quickstart whose lb.conf
+    no longer parsed was that one line and nothing else, while `zato info` showed the others."""
+    qs = quickstart(servers=2, lb=True)
+    lb_conf = os.path.join(qs.lb_dir, "config", "lb.conf")
+    qs._merge(lb_conf, "main", {"port": "x"})
+    proc = zato("info", qs.path, "--urls", check=False)
+    assert proc.returncode == 1 and proc.stderr == "", proc.stdout + proc.stderr
+    rows = {line.split()[0]: line for line in proc.stdout.splitlines()}
+    assert f"(cannot be described: {lb_conf}: [main] port: 'x' is not a whole number)" in rows["load"]
+    for name, port in (("server1", qs.base_port), ("server2", qs.base_port + 1)):
+        assert f"http://127.0.0.1:{port}/zato/ping   (also /metrics, /zato/ready; not running)" in rows[name]
+    assert f"http://127.0.0.1:{qs.dashboard_port}/" in rows["dashboard"], proc.stdout
+    one_line_error(zato("info", qs.lb_dir, "--urls", check=False), f"{lb_conf}: [main] port: 'x'")
+
+
 def test_a_typo_in_server_conf_or_lb_conf_is_refused_in_one_line(quickstart):
     qs = quickstart(servers=1, lb=True)
     conf = os.path.join(qs.server_dir("server1"), "config", "server.conf")

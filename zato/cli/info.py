@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         width = max((len(one.what) for one in found), default=0)
         for one in found:
             print(f"  {one.what:{width}}  {one.url}   ({one.note})")
-        return 0
+        return int(any(one.problem for one in found))  # as without --urls: the others are shown
     data = control.info(read_component(args.path))
     # A quickstart member that could not be described has its problem in its row; the others
     # are shown all the same, and the exit status says that one was not.

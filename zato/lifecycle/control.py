@@ -549,6 +549,7 @@ class Url(NamedTuple):
     what: str  # "server1", "load balancer", "dashboard"
     url: str
     note: str  # what else is there, or whom to log in as; "not running" when it is not
+    problem: bool = False  # its config could not be read: no URL, the note says why
 
 
 def urls(comp: Component) -> list[Url]:
@@ -557,24 +558,14 @@ def urls(comp: Component) -> list[Url]:
     order = (component.LOAD_BALANCER, component.SERVER, component.DASHBOARD)
     out = []
     for m in sorted(members(comp), key=lambda c: order.index(c.kind)):
-        if m.kind == component.SERVER:
-            s = load_server_settings(m.path)
-            scrape = (
-                f" (user {s.metrics_username}, password: [metrics] in {s.config_file})"
-                if s.metrics_password
-                else ""
-            )
-            one = Url(s.name, ping_url(s), f"also /metrics{scrape}, /zato/ready")
-        elif m.kind == component.LOAD_BALANCER:
-            lb = load_lb_settings(m.path)
-            one = Url(
-                "load balancer",
-                f"{lb_scheme(lb)}://{local_host(lb.host)}:{lb.port}/zato/ping",
-                "alive: /zato-lb-alive",
-            )
-        else:
-            d = load_dashboard_settings(m.path)
-            one = Url("dashboard", d.url, f"user {d.admin_username}, password: [auth] in {d.config_file}")
+        try:
+            one = _url(m)
+        except ZatoError as e:  # a quickstart member's config broken: said in its row, the others shown
+            if m is comp:
+                raise
+            name = os.path.basename(m.path) if m.kind == component.SERVER else describe_name(m)
+            out.append(Url(name, "-", f"cannot be described: {e}", problem=True))
+            continue
         try:
             if not read_pidfile(m.pidfile, pid_owner(m)).alive:
                 one = one._replace(note=f"{one.note}; not running")
@@ -582,6 +573,27 @@ def urls(comp: Component) -> list[Url]:
             one = one._replace(note=f"{one.note}; whether it runs is unknown: {e}")
         out.append(one)
     return out
+
+
+def _url(m: Component) -> Url:
+    """The URL a user opens of the component `m`, from its config file."""
+    if m.kind == component.SERVER:
+        s = load_server_settings(m.path)
+        scrape = (
+            f" (user {s.metrics_username}, password: [metrics] in {s.config_file})"
+            if s.metrics_password
+            else ""
+        )
+        return Url(s.name, ping_url(s), f"also /metrics{scrape}, /zato/ready")
+    if m.kind == component.LOAD_BALANCER:
+        lb = load_lb_settings(m.path)
+        return Url(
+            "load balancer",
+            f"{lb_scheme(lb)}://{local_host(lb.host)}:{lb.port}/zato/ping",
+            "alive: /zato-lb-alive",
+        )
+    d = load_dashboard_settings(m.path)
+    return Url("dashboard", d.url, f"user {d.admin_username}, password: [auth] in {d.config_file}")
 
 
 def lb_details(path: str) -> dict:
