@@ -9,6 +9,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -246,6 +247,30 @@ def test_a_config_file_other_users_can_read_is_warned_of_at_start(quickstart):
             f" chmod 600 {conf} (and 700 its folder)"
         ) in out.splitlines(), out
     assert "server server1 started" in out and "load balancer started" in out, out  # a warning only
+
+
+def test_a_logs_or_work_folder_that_is_no_folder_is_one_line_and_starts_nothing(quickstart, tmp_path):
+    """Before: a server's logs/ symlinked to a disk not mounted (or a file in its place) ended
+    `zato start` in a traceback (FileExistsError from os.makedirs); a work/ that was a file ended
+    the server's own start in one (NotADirectoryError), shown as lines of its stdout.log."""
+    qs = quickstart(servers=2, lb=False)
+    logs = os.path.join(qs.server_dir("server2"), "logs")
+    shutil.rmtree(logs)
+    os.symlink(str(tmp_path / "not-mounted" / "logs"), logs)
+    proc = zato("start", qs.path, check=False)
+    one_line_error(
+        proc, f"server server2: {logs} is a symlink to {tmp_path}/not-mounted/logs, which is no directory"
+    )
+    assert proc.stdout == "" and qs.pid("server1") is None, proc.stdout  # server1 not started either
+    work = os.path.join(qs.server_dir("server1"), "work")
+    shutil.rmtree(work)
+    with open(work, "w") as f:
+        f.write("")
+    one_line_error(
+        zato("start", qs.server_dir("server1"), check=False),
+        f"server server1: {work} is a file, not a directory: make it a directory, or remove it",
+    )
+    assert qs.pid("server1") is None
 
 
 def test_a_bad_gunicorn_value_is_one_line(quickstart):

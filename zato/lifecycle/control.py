@@ -36,6 +36,7 @@ from zato.lifecycle.process import (
     GATE_EXIT_WAIT,
     Gate,
     check_disk_room,
+    check_folders,
     check_not_running,
     check_port_free,
     check_ports_distinct,
@@ -118,6 +119,7 @@ def lb_available() -> bool:
 def precheck_server(comp: Component, say: Say) -> ServerSettings:
     s = load_server_settings(comp.path)
     warn_readable(say, s.config_file, s.tls_cert)
+    check_folders(comp.path, ("logs", "work", "pickup"), f"server {s.name}")
     stale = check_not_running(s.pidfile, f"server {s.name}", pid_owner(comp))
     if stale:
         say(stale)
@@ -129,6 +131,7 @@ def precheck_server(comp: Component, say: Say) -> ServerSettings:
 def precheck_lb(comp: Component, say: Say) -> LBSettings:
     s = load_lb_settings(comp.path)
     warn_readable(say, s.config_file, s.edge.tls_cert)
+    check_folders(comp.path, ("logs", "work"), "load balancer")
     if not lb_available():
         raise ComponentError(f"{comp.path}: the load balancer cannot start: {LB_MODULE} is not installed yet")
     from zato.lb.main import check_settings  # the TLS certificate and key too, before HAProxy is touched
@@ -148,6 +151,7 @@ def precheck_lb(comp: Component, say: Say) -> LBSettings:
 def precheck_dashboard(comp: Component, say: Say) -> DashboardSettings:
     s = load_dashboard_settings(comp.path)
     warn_readable(say, s.config_file)
+    check_folders(comp.path, ("logs",), "dashboard")
     stale = check_not_running(s.pidfile, "dashboard", pid_owner(comp))
     if stale:
         say(stale)

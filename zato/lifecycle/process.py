@@ -91,7 +91,11 @@ def spawn_detached(
 ) -> subprocess.Popen:
     """Start `argv` in its own session with stdout/stderr appended to `logfile`; with a
     `gate`, it reports its checks to it and waits for gate.open() before its work."""
-    os.makedirs(os.path.dirname(os.path.abspath(logfile)), exist_ok=True)
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(logfile)), exist_ok=True)
+        open(logfile, "ab").close()
+    except OSError as e:  # its logs/ a file or a dangling symlink: one line, not a traceback
+        raise ComponentError(f"{logfile}: cannot write it: {e.strerror or e}") from None
     env: dict[str, str] | None = None
     fds: tuple[int, ...] = ()
     if gate is not None:
@@ -217,6 +221,22 @@ def warn_readable(say: Callable[[str], None], *paths: str) -> None:
                     f"warning: {one} holds secrets, and {who} can read it: chmod 600 {one}"
                     " (and 700 its folder)"
                 )
+
+
+def check_folders(path: str, names: tuple[str, ...], what: str) -> None:
+    """ComponentError if one of the folders `names` of the component at `path` (logs, work...)
+    is there as something else: a file, or a symlink to a folder that is not (another disk not
+    mounted). Before, `zato start` ended in a traceback (FileExistsError), or the component did
+    at start (NotADirectoryError). A folder not there yet is made as it starts."""
+    for name in names:
+        folder = os.path.join(path, name)
+        if os.path.isdir(folder) or not os.path.lexists(folder):
+            continue
+        if os.path.islink(folder):
+            problem = f"a symlink to {os.readlink(folder)}, which is no directory (a disk not mounted?)"
+        else:
+            problem = "a file, not a directory"
+        raise ComponentError(f"{what}: {folder} is {problem}: make it a directory, or remove it")
 
 
 WILDCARDS = ("", "0.0.0.0", "::")  # a bind to every interface takes the port on each address too
