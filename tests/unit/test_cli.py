@@ -71,7 +71,21 @@ def test_quickstart_layout_and_secrets(qs_dir, zato):
 
 
 def test_quickstart_refuses_a_non_empty_dir(qs_dir, zato):
-    one_line_error(zato("quickstart", "create", str(qs_dir), check=False), "not an empty directory")
+    """Run twice, it says what is there and how to start it (before: 'exists and is not an empty
+    directory', as of any folder); a folder holding something else is refused as before."""
+    one_line_error(
+        zato("quickstart", "create", str(qs_dir), check=False),
+        f"{qs_dir}: already holds a quickstart (zato start {qs_dir} starts it; remove the folder",
+    )
+    one_line_error(
+        zato("create", "server", str(qs_dir / "server2"), "--join", str(qs_dir), check=False),
+        f"{qs_dir / 'server2'}: already holds a server (zato start {qs_dir / 'server2'} starts it",
+    )
+    (qs_dir / "user-conf" / "a.ini").write_text("[a]\n")
+    one_line_error(
+        zato("quickstart", "create", str(qs_dir / "user-conf"), check=False),
+        "user-conf: exists and is not an empty directory",
+    )
 
 
 def test_quickstart_rejects_bad_numbers(tmp_path, zato):

@@ -95,6 +95,15 @@ def kvdb_section(url: str, sentinels: str = "", sentinel_master: str = "") -> di
 def ensure_empty_dir(path: str) -> str:
     path = os.path.abspath(path)
     if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
+        try:  # the same create run twice: say what is there, and how to run it
+            kind = component.read_component(path).kind
+        except ComponentError:
+            kind = ""
+        if kind:
+            raise ComponentError(
+                f"{path}: already holds a {kind} (zato start {path} starts it; remove the folder to"
+                " make a new one there)"
+            )
         raise ComponentError(f"{path}: exists and is not an empty directory")
     try:
         os.makedirs(path, exist_ok=True)
