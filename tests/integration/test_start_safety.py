@@ -335,6 +335,36 @@ def test_a_start_interrupted_while_it_waits_stops_what_it_started(quickstart):
     assert not pid_alive(pid) and qs.pid("server1") is None and not serves(elsewhere)
 
 
+def test_a_start_terminated_while_it_waits_stops_what_it_started(quickstart):
+    """SIGTERM to `zato start` while it waited for a server to become ready (`timeout 30 zato
+    start DIR`, a CI job cancelled): before, it died at once (exit -15) and the server went on
+    starting, and served, though the start had failed. Now as a Ctrl-C: stopped, exit 143."""
+    qs = quickstart(servers=1, lb=False)
+    elsewhere = free_port()
+    set_conf_of(qs, "server1", "gunicorn", "bind", f"127.0.0.1:{elsewhere}")  # never ready: it waits
+    start = subprocess.Popen(
+        [sys.executable, "-m", "zato", "start", qs.server_dir("server1"), "--timeout", "120"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    pid = 0
+    try:
+        pid = wait_for(lambda: qs.pid("server1"), 60, what="server1's pidfile (past its gate)")
+        wait_for(lambda: http_ok(f"http://127.0.0.1:{elsewhere}/zato/ready"), 60, what="server1 ready")
+        start.send_signal(signal.SIGTERM)
+        out, err = start.communicate(timeout=60)
+    finally:
+        start.kill()
+        start.wait()
+        if pid:  # what is left of it, when this test fails
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+    assert start.returncode == 128 + signal.SIGTERM and "Traceback" not in err, (start.returncode, err)
+    assert f"server server1 stopped (pid {pid}): this start was interrupted" in out, out
+    assert not pid_alive(pid) and qs.pid("server1") is None and not serves(elsewhere)
+
+
 def test_a_second_ctrl_c_while_a_start_stops_what_it_started_does_not_cut_that_short(quickstart, tmp_path):
     """Ctrl-C, then Ctrl-C again while `zato start` stops the server it had started (held up
     here: a worker is SIGSTOPped, so the server's stop waits on it): the second one is said and

@@ -86,8 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     except ZatoError as e:
         print(f"zato: error: {say(e)}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM / SIGHUP taken as one (zato.common.interrupts)
+        from zato.common.interrupts import last_signal
+
+        return 128 + last_signal()
     except BrokenPipeError:  # `zato ... | head` and the reader left: no traceback, as a C tool
         with contextlib.suppress(OSError):  # nor another one when Python flushes stdout at exit
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -9,6 +9,11 @@ started, `zato conn` between its ODB write and its Redis step.
         if ctrl_c.release():  # a Ctrl-C came while held; from here one raises again
             ...
 
+SIGTERM and SIGHUP (`timeout 30 zato start DIR`, a CI job cancelled, the terminal closed) are
+taken as a Ctrl-C while inside, where they are not ignored (nohup): before, they ended the
+command at once, and a `zato start` killed so left the servers it had started running. The
+command then exits 128 + that signal's number (last_signal()).
+
 Only where a SIGINT raises KeyboardInterrupt: Python's own handler, in the main thread (the
 `zato` command line). A server's worker, the dashboard and the like keep their own handlers,
 and there this is a no-op (release() answers False). The notice is written straight to the
@@ -23,6 +28,15 @@ import signal
 import sys
 import threading
 from types import FrameType, TracebackType
+
+# The signals taken as a Ctrl-C inside, and the last one that came (exit status 128 + it)
+_ALSO = (signal.SIGTERM, signal.SIGHUP)
+_last: list[int] = [int(signal.SIGINT)]
+
+
+def last_signal() -> int:
+    """The signal behind the last KeyboardInterrupt an Interrupts raised (SIGINT otherwise)."""
+    return int(_last[0])
 
 
 def _ours() -> bool:
@@ -39,10 +53,14 @@ class Interrupts:
         self.holding = False
         self.came = False  # a Ctrl-C came while held, since the last release()
         self._installed = False
+        self._before: dict[int, object] = {}
 
     def __enter__(self) -> Interrupts:
         if _ours():
             signal.signal(signal.SIGINT, self._on_sigint)
+            for signum in _ALSO:
+                if signal.getsignal(signum) == signal.SIG_DFL:
+                    self._before[signum] = signal.signal(signum, self._on_sigint)
             self._installed = True
         return self
 
@@ -51,6 +69,9 @@ class Interrupts:
     ) -> None:
         if self._installed:
             signal.signal(signal.SIGINT, signal.default_int_handler)
+            for signum, before in self._before.items():
+                signal.signal(signum, before)  # type: ignore[arg-type]
+            self._before.clear()
             self._installed = False
 
     def hold(self) -> None:
@@ -69,4 +90,5 @@ class Interrupts:
                 os.write(sys.stderr.fileno(), f"zato: {self.notice}\n".encode())
             return
         self.holding = True  # what this one interrupts cleans up, and that goes on
+        _last[0] = signum
         raise KeyboardInterrupt
