@@ -23,8 +23,10 @@ run: deps
 	@echo "  status         $(ZATO) cluster status $(RUN_DIR)"
 	@echo "  stop           make stop$(RUN_DIR_ARG)   (or: $(ZATO) stop $(RUN_DIR))"
 
+# Nothing made there yet (make stop before any make run): said, and not a failure.
 stop:
-	$(ZATO) stop $(RUN_DIR)
+	@if [ -e $(RUN_DIR) ]; then echo "$(ZATO) stop $(RUN_DIR)"; $(ZATO) stop $(RUN_DIR); \
+	else echo "nothing to stop: no cluster in $(RUN_DIR) (make run$(RUN_DIR_ARG) creates and starts one)"; fi
 
 status:
 	$(ZATO) cluster status $(RUN_DIR)

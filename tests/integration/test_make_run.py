@@ -49,3 +49,21 @@ def test_make_run_prints_the_urls_of_the_cluster_it_started(quickstart):
     for url in (f"http://127.0.0.1:{qs.lb_port}/zato/ping", f"http://127.0.0.1:{base + 1}/metrics"):
         with urllib.request.urlopen(url, timeout=10) as r:  # noqa: S310 - the test's own cluster
             assert r.status == 200
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_stop_before_any_make_run_says_there_is_nothing_to_stop(tmp_path):
+    """Before: `make stop` with no cluster made yet failed ('zato: error: .../run/quickstart: no
+    such directory', then make's 'Error 1'), as if stopping had gone wrong."""
+    run_dir = tmp_path / "none"
+    stop = subprocess.run(
+        ["make", "-C", REPO, "stop", f"RUN_DIR={run_dir}", f"VENV={sys.prefix}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": REPO},
+    )
+    assert stop.returncode == 0, stop.stdout + stop.stderr
+    said = f"nothing to stop: no cluster in {run_dir} (make run RUN_DIR={run_dir} creates and starts one)"
+    assert said in stop.stdout.splitlines(), stop.stdout
+    assert not run_dir.exists()
