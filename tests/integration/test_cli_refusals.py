@@ -29,6 +29,15 @@ def test_a_connection_host_that_is_no_host_is_refused(qs):
             ("ibm-mq-def", "--name", "mq", "--conn-name", "a b(1414)"),
             "ibm-mq-def conn_name: 'a b' is neither",
         ),
+        (  # the IBM MQ driver cut a channel name to 20 bytes unsaid, and raised on a non-ASCII
+            # queue manager name in the connector at every start
+            ("ibm-mq-def", "--name", "mq", "--channel", "DEV.APP.SVRCONN.CLIENT1"),
+            "ibm-mq-def channel: 'DEV.APP.SVRCONN.CLIENT1' is not an IBM MQ channel name (1 to 20 of",
+        ),
+        (
+            ("ibm-mq-def", "--name", "mq", "--queue-manager", "KOLEJKA.ŁÓDŹ"),
+            "ibm-mq-def queue_manager: 'KOLEJKA.ŁÓDŹ' is not an IBM MQ queue manager name",
+        ),
         (
             ("zmq-channel", "--name", "zc", "--address", "tcp://a b:5555", "--service", "x"),
             "'a b' is neither",

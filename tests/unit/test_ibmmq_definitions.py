@@ -53,12 +53,41 @@ def encode(*args: object, **kwargs: object) -> str:
             {"name": "o", "def": "q", "queue": "Q" * 49},
             "is not an IBM MQ queue name (at most 48 of A-Z a-z 0-9 . / _ %)",
         ),
+        # the driver packs the MQCD's ChannelName into 20 bytes: a longer name was cut unsaid
+        (
+            "ibm-mq-def",
+            {"name": "q", "channel": "DEV.APP.SVRCONN.CLIENT1"},
+            "ibm-mq-def channel: 'DEV.APP.SVRCONN.CLIENT1' is not an IBM MQ channel name (1 to 20 of",
+        ),
+        ("ibm-mq-def", {"name": "q", "channel": "DEV APP"}, "'DEV APP' is not an IBM MQ channel name"),
+        ("ibm-mq-def", {"name": "q", "channel": ""}, "ibm-mq-def channel: '' is not an IBM MQ channel name"),
+        # the driver encodes the queue manager's name as ASCII: UnicodeEncodeError in the connector
+        (
+            "ibm-mq-def",
+            {"name": "q", "queue_manager": "KOLEJKA.ŁÓDŹ"},
+            "ibm-mq-def queue_manager: 'KOLEJKA.ŁÓDŹ' is not an IBM MQ queue manager name (at most 48",
+        ),
+        ("ibm-mq-def", {"name": "q", "queue_manager": "Q" * 49}, "is not an IBM MQ queue manager name"),
+        (
+            "ibm-mq-def",
+            {"name": "q", "conn_name": ",".join(f"mq{i:02}.example.com(1414)" for i in range(12))},
+            "ibm-mq-def conn_name is longer than 264 bytes (IBM MQ's MQCD ConnectionName): 275",
+        ),
+        ("ibm-mq-def", {"name": "q", "cipher_spec": "X" * 33}, "cipher_spec is longer than 32 characters"),
     ],
 )
 def test_bad_values_are_named(odb, kind, values, message):
     with pytest.raises(ConnectorError) as e:
         connectors.create(odb, CLUSTER, kind, values)
     assert message in str(e.value)
+
+
+def test_queue_manager_and_channel_names_ibm_mq_takes_are_kept(odb):
+    """Empty (whichever queue manager answers), a leading * (its name not checked), 48 and 20."""
+    for i, (qmgr, channel) in enumerate([("", "DEV.APP.SVRCONN"), ("*QMGRP", "A"), ("Q" * 48, "C" * 20)]):
+        values = {"name": f"qm{i}", "queue_manager": qmgr, "channel": channel, "conn_name": "h(1414)"}
+        d = connectors.create(odb, CLUSTER, "ibm-mq-def", values)
+        assert (d["queue_manager"], d["channel"]) == (qmgr, channel)
 
 
 def test_crud_masks_the_password_and_refers_to_ibm_mq_definitions_only(odb):

@@ -73,6 +73,37 @@ def check_mq_name(where: str, value: object) -> str:
     return value
 
 
+# A channel name (MQCD ChannelName): at most 20 of the same characters. The driver packs the
+# MQCD with a 20-byte field, cutting a longer name without a word: a connection to another
+# channel, or a refusal (2540) naming one the user never gave.
+MQ_CHANNEL_RE = re.compile(r"[A-Za-z0-9._/%]{1,20}")
+
+
+def check_channel_name(where: str, value: object) -> str:
+    """`value` as an IBM MQ channel name (the SVRCONN channel a client connects through)."""
+    if not isinstance(value, str) or not MQ_CHANNEL_RE.fullmatch(value):
+        raise ConnectorError(
+            f"{where}: {value!r} is not an IBM MQ channel name (1 to 20 of A-Z a-z 0-9 . / _ %): give"
+            " the server-connection channel's, e.g. DEV.APP.SVRCONN"
+        )
+    return value
+
+
+def check_qmgr_name(where: str, value: object) -> str:
+    """`value` as the queue manager name of MQCONNX: at most 48 of A-Z a-z 0-9 . / _ %, or ""
+    (whichever answers at conn_name), an optional leading * (the name is not checked, IBM's
+    "queue manager name includes an asterisk"). The driver encodes it as ASCII: any other
+    character raised UnicodeEncodeError in the connector, which crashed at every start."""
+    text = value if isinstance(value, str) else ""
+    name = text[1:] if text.startswith("*") else text
+    if text is not value or (name and not MQ_NAME_RE.fullmatch(name)) or len(text) > 48:
+        raise ConnectorError(
+            f"{where}: {value!r} is not an IBM MQ queue manager name (at most 48 of A-Z a-z 0-9 . / _ %,"
+            " after an optional *): give the queue manager's name, or none for whichever answers at conn_name"
+        )
+    return text
+
+
 @dataclass(frozen=True)
 class MQMessage:
     body: bytes

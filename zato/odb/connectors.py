@@ -59,12 +59,14 @@ class DefinitionNotFound(ConnectorError):
 DATA_FORMATS = ("json", "text")
 SECURITY_TYPES = ("basic_auth", "apikey")
 MQ_PERSISTENCE = ("persistent", "non-persistent", "queue")
+MQ_CONN_NAME_MAX = 264  # bytes: MQCD ConnectionName (MQ_CONN_NAME_LENGTH)
 
 
 @dataclass(frozen=True)
 class Field:
     name: str
-    # str | int | bool | choice | def | host | conn_name | http-url | sql-url | zmq-bind | zmq-connect
+    # str | int | bool | choice | def | host | conn_name | mq-name | mq-channel | mq-qmgr | http-url
+    # | sql-url | zmq-bind | zmq-connect
     type: str = "str"
     required: bool = False
     choices: tuple[str, ...] = ()
@@ -131,13 +133,15 @@ FIELDS: dict[str, tuple[Field, ...]] = {
     ),
     "ibm-mq-def": (
         _NAME,
-        Field("queue_manager"),
-        Field("channel"),
+        Field("queue_manager", "mq-qmgr"),
+        Field("channel", "mq-channel"),
         Field("conn_name", "conn_name"),
         Field("username"),
         Field("password", secret=True),
-        Field("cipher_spec"),
-        Field("key_repository"),
+        # the driver packs these into fixed fields (MQCD SSLCipherSpec, MQSCO KeyRepository),
+        # cutting a longer value without a word
+        Field("cipher_spec", max_len=32, why="IBM MQ's MQCD SSLCipherSpec"),
+        Field("key_repository", max_len=256, why="IBM MQ's MQSCO KeyRepository"),
         Field("heartbeat", "int", hi=999999),
     ),
     "ibm-mq-channel": (
@@ -336,7 +340,13 @@ def check_conn_name(where: str, value: str) -> str:
         if not host.strip() or not port.isdigit() or not 1 <= int(port) <= 65535:
             raise ConnectorError(f"{where}: {part!r} is not host(port), e.g. mq.example.com(1414)")
         check_host(where, host.strip(), "give host(port), e.g. mq.example.com(1414)")
-    return ",".join(parts)
+    joined = ",".join(parts)
+    if len(joined.encode()) > MQ_CONN_NAME_MAX:  # the driver would cut it: a host lost, or half of one
+        raise ConnectorError(
+            f"{where} is longer than {MQ_CONN_NAME_MAX} bytes (IBM MQ's MQCD ConnectionName): "
+            f"{len(joined.encode())}; give fewer hosts, or shorter names"
+        )
+    return joined
 
 
 def _http_url(where: str, value: str) -> None:
@@ -397,8 +407,22 @@ def _mq_name(where: str, value: str) -> None:
         check_mq_name(where, value)
 
 
+def _mq_channel(where: str, value: str) -> None:
+    from zato.connector.ibmmq_outgoing import check_channel_name  # no IBM MQ driver needed
+
+    check_channel_name(where, value)
+
+
+def _mq_qmgr(where: str, value: str) -> None:
+    from zato.connector.ibmmq_outgoing import check_qmgr_name  # no IBM MQ driver needed
+
+    check_qmgr_name(where, value)
+
+
 URL_CHECKS = {
     "mq-name": _mq_name,
+    "mq-channel": _mq_channel,
+    "mq-qmgr": _mq_qmgr,
     "http-url": _http_url,
     "sql-url": _sql_url,
     "header": _header,

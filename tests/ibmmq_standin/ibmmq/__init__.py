@@ -196,6 +196,12 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value or "")
 
 
+def _packed(value: Any, size: int) -> str:
+    """A CHAR field of an MQI structure as MQOpts.pack sends it: str as ASCII, cut to `size`."""
+    raw = value.encode("ascii") if isinstance(value, str) else bytes(value or b"")
+    return raw[:size].decode("ascii", "replace").rstrip(" \x00")
+
+
 def _object_name(value: Any) -> str:
     """An MQOD ObjectName as the real driver sends it: ASCII (UnicodeEncodeError otherwise, from
     ensure_strings_are_bytes) and cut to 48 bytes without a word (MQOpts.pack)."""
@@ -225,11 +231,16 @@ class QueueManager:
             raise MQMIError(CMQC.MQCC_FAILED, 2012)  # MQRC_ENVIRONMENT_ERROR: no local bindings here
 
     def connect_with_options(self, name: str | bytes, *args: Any, **kw: Any) -> None:
+        """As ibmmq's (mqqmgr.py): the name through ensure_strings_are_bytes (ASCII: any other
+        character raises UnicodeEncodeError), the MQCD packed by mqcd.py's fixed fields, which
+        cut ChannelName to 20 bytes and ConnectionName to 264 without a word (struct "s")."""
+        name = name.encode("ascii") if isinstance(name, str) else name
         cd = kw.get("cd") or (args[0] if args else None)
         if cd is None:
             raise PYIFError("the stand-in only makes client connections: pass cd=CD(...)")
+        channel, conn_name = _packed(cd.ChannelName, 20), _packed(cd.ConnectionName, 264)
         last = CMQC.MQRC_HOST_NOT_AVAILABLE
-        for where in _text(cd.ConnectionName).split(","):
+        for where in conn_name.split(","):
             host, _, port = where.strip().partition("(")
             try:
                 sock = socket.create_connection((host, int(port.rstrip(")"))), timeout=10)
@@ -240,7 +251,7 @@ class QueueManager:
                 self._call(
                     "connect",
                     qmgr=_text(name),
-                    channel=_text(cd.ChannelName),
+                    channel=channel,
                     user=kw.get("user"),
                     password=kw.get("password"),
                     appl_name=_appl_name(),
