@@ -209,10 +209,13 @@ class Context:
         self._signal_fd: int | None = None
         self._beat = beat.Beat(beat.path(settings.path, os.getpid()))  # progress, for the hang check
 
-    def invoker(self, timeout: float | None = None) -> Invoker:
+    def invoker(self, timeout: float | None = None, beat_while_waiting: bool = False) -> Invoker:
         """The channel connectors' way to the services: this epoch's key, the live servers
         whose membership entries verify, bodies within the servers' [limits] max_body;
-        `timeout`: seconds to wait for a service's answer (None: invoke.DEFAULT_TIMEOUT)."""
+        `timeout`: seconds to wait for a service's answer (None: invoke.DEFAULT_TIMEOUT);
+        `beat_while_waiting`: for a connector whose main loop waits for the answers itself (no
+        other loop beats meanwhile), the wait shows progress, so a service slower than [main]
+        connector_hang_after (but within `timeout`) does not get the connector killed as hung."""
         from zato.connector.invoke import DEFAULT_TIMEOUT, Invoker  # only the channel connectors need it
 
         s = self.settings
@@ -228,6 +231,7 @@ class Context:
             keepalive=server_keepalive(s.gunicorn),
             ca_file=s.tls_ca_file,
             tls_only=bool(s.tls_cert),
+            progress=self._beat if beat_while_waiting else None,
         )
 
     def outgoing_key(self) -> bytes:

@@ -591,5 +591,8 @@ class IBMMQChannelConnector:
 
 
 def run(ctx: Context, definition: dict) -> int:
-    invoker = ctx.invoker(answer_timeout(definition))
+    # each connection's thread waits for its service's answer itself: that wait is progress
+    # (before, a service slower than [main] connector_hang_after got the connector SIGKILLed
+    # as hung in mid-call, its message backed out and run again, then parked at the threshold)
+    invoker = ctx.invoker(answer_timeout(definition), beat_while_waiting=True)
     return IBMMQChannelConnector(ctx, definition, invoker).run()

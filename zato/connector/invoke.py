@@ -225,6 +225,7 @@ class Invoker:
         keepalive: float = SERVER_KEEPALIVE,
         ca_file: str = "",
         tls_only: bool = False,
+        progress: Callable[[], None] | None = None,
     ):
         """`key`: this epoch's key, `zato.common.signing.epoch_key(cluster_secret, epoch)`;
         `members`: `zato.coord.signing.member_key(cluster_secret, cluster)`: only servers whose
@@ -234,7 +235,10 @@ class Invoker:
         `keepalive`: seconds the servers keep an idle connection open (gunicorn's keepalive);
         `ca_file`: what a server that serves TLS (its membership entry says so) is verified
         against ("" : the system's CAs); `tls_only`: a server that serves plain HTTP gets no call
-        (this server serves TLS, so the cluster's traffic must not cross the network in clear)."""
+        (this server serves TLS, so the cluster's traffic must not cross the network in clear);
+        `progress`: called about every LIVENESS_EVERY s while a call waits for its answer, for a
+        connector that invokes from its main loop (zato.connector.beat: a wait for a slow
+        service, bounded by `timeout`, is progress, not a hang)."""
         self.client, self.cluster = client, cluster
         self.max_body = max_body
         self._key, self.epoch, self.timeout = key, epoch, timeout
@@ -255,6 +259,7 @@ class Invoker:
         self._tls: set[str] = set()  # addresses of the servers that serve TLS
         self._context: ssl.SSLContext | None = None
         self._plain_said: set[str] = set()
+        self._progress = progress
 
     def servers(self) -> list[str]:
         with self._lock:
@@ -577,6 +582,8 @@ class Invoker:
             readable, _, _ = select.select([sock], [], [], min(left, LIVENESS_EVERY))
             if readable:  # a byte of the answer, or the end of the connection (b"")
                 return _peek(sock)
+            if self._progress is not None:
+                self._progress()
             live = self.servers()  # none at all: entries lost by Redis, not every server gone
             if live and address not in live:
                 raise ServerGone(address)
