@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -410,6 +411,33 @@ def test_connectors_reconnect_after_broken_connections_and_a_queue_manager_resta
     log = log_text(env["dir"])
     assert "connection to IBM MQ broken (reason 2009 (MQRC_CONNECTION_BROKEN))" in log
     assert "reason 2538 (MQRC_HOST_NOT_AVAILABLE)" in log or "reason 2161" in log
+
+
+def test_a_queue_manager_away_for_a_while_is_said_once_not_at_every_try(env):
+    """Before: while the queue manager was away, each of a channel's max_in_flight connections
+    wrote 'cannot connect to IBM MQ ...' at every try (every 5 s each, for as long as it was
+    away: some 3,000 lines an hour for max_in_flight 4). Now it is said once, its status says
+    it meanwhile, and once connected again, after how many tries."""
+    qm = env["qm"]
+    if qm.is_real:
+        pytest.skip("restarting a real queue manager is not done by these tests")
+    server = fake(env)
+    connectors.edit(env["odb"], env["cluster"], "ibm-mq-channel", "in", {"max_in_flight": 4})
+    start(env, "ibm-mq-channel", "in")
+    wait_for(lambda: qm.counters()["connections"] == 4, timeout=30, what="4 connections")
+    qm.restart(down_ms=7000)  # connects refused with 2538 for 7 s: each connection tries 4 times
+    wait_for(
+        lambda: "cannot connect to" in (stats(env, "ibm-mq-channel:in").get("last_error") or ""),
+        timeout=10,
+        what="the failed connects in status",
+    )
+    wait_for(lambda: qm.counters()["connections"] == 4, timeout=30, what="4 connections again")
+    put(qm, qm.queues["in"], [json.dumps({"n": i}).encode() for i in range(8)])
+    wait_for(lambda: set(numbers(server.bodies("conn.record"))) == set(range(8)), timeout=30, what="all 8")
+    log = log_text(env["dir"])
+    assert log.count("cannot connect to IBM MQ") == 1, log
+    assert "reason 2538 (MQRC_HOST_NOT_AVAILABLE); trying again in 0.5 s, then every 5 s at most" in log
+    assert re.search(r"connected to IBM MQ .* after \d+ failed try\(s\) over \d+ s", log), log
 
 
 def test_without_the_mq_client_the_connector_fails_with_one_line_and_goes_fatal(env):

@@ -19,7 +19,7 @@ from typing import Any
 
 from zato.common import jsonenc
 from zato.common.errors import EXIT_OK, CoordError, MissingDependency
-from zato.connector.base import Context, RetryPolicy, say_reconnecting
+from zato.connector.base import Context, RetryPolicy
 from zato.connector.refusals import REFUSED, SAY_REFUSED_EVERY, RedisFailures, Refusals  # noqa: F401 - used as ibmmq_common.*
 from zato.connector.refusals import say_refused as say_refused_to
 from zato.coord.queues import StaleEpoch
@@ -258,10 +258,13 @@ def say_refused(ctx: Context, refusals: Refusals, key: object, what: str, delay:
     say_refused_to(ctx, refusals, key, what, delay, logger)
 
 
-def connect(ctx: Context, m: ModuleType, mq: dict, refusals: Refusals) -> Any:
+def connect(ctx: Context, m: ModuleType, mq: dict, refusals: Refusals, away: Refusals | None = None) -> Any:
     """A connected QueueManager, retrying with back-off (RECONNECT; REFUSED, said through
-    `refusals`, for what connect_refusal names); None when the connector must stop."""
+    `refusals`, for what connect_refusal names); None when the connector must stop. Other
+    failures (the queue manager away: 2538, 2059...) are said through `away` (one for all of a
+    connector's threads): once, then at most once a minute with a count, and once connected."""
     where = f"IBM MQ {describe(mq)}"
+    away = away or Refusals()
     delays, refused = RECONNECT.delays(), REFUSED.delays()
     while not ctx.should_stop():
         try:
@@ -273,17 +276,50 @@ def connect(ctx: Context, m: ModuleType, mq: dict, refusals: Refusals) -> Any:
                 say_refused(ctx, refusals, ("connect", reason_of(e)), what, delay)
             else:
                 delay = next(delays)
-                say_reconnecting(ctx, where, error_text(e), delay, logger)
+                say_away(ctx, away, where, error_text(e), delay)
             if ctx.wait(delay):
                 return None
             continue
         worked = refusals.worked(time.monotonic())
+        back = away.worked(time.monotonic())
         if worked:
             logger.warning("%s: connected to %s after %d refusal(s) over %.0f s", ctx.label, where, *worked)
+        elif back:
+            logger.warning("%s: connected to %s after %d failed try(s) over %.0f s", ctx.label, where, *back)
         else:
             logger.info("%s: connected to %s", ctx.label, where)
         return qm
     return None
+
+
+def say_away(ctx: Context, away: Refusals, where: str, why: str, delay: float) -> None:
+    """A connect that failed for a reason no configuration change mends (the queue manager or
+    its host away): in status each time (LAST ERROR, `reconnecting`); in the log once, then at
+    most once a minute with how many came since. Before, each try (every 5 s, by each of a
+    channel's max_in_flight connections) wrote a WARNING line for as long as it was away."""
+    said = away.refused(time.monotonic(), "away")
+    ctx.stats.error(f"cannot connect to {where}: {why}; next try in {delay:g} s")
+    ctx.stats.state("reconnecting")
+    if said == 0:
+        logger.warning(
+            "%s: cannot connect to %s: %s; trying again in %g s, then every %g s at most (said again"
+            " at most once every %g s, with a count)",
+            ctx.label,
+            where,
+            why,
+            delay,
+            RECONNECT.max,
+            away.every,
+        )
+    elif said:
+        logger.warning(
+            "%s: still cannot connect to %s, %d more time(s) since said: %s; next try in %g s",
+            ctx.label,
+            where,
+            said,
+            why,
+            delay,
+        )
 
 
 def close_quietly(m: ModuleType, qm: Any) -> None:
@@ -318,6 +354,7 @@ class SessionFailures:
 
     def __init__(self) -> None:
         self.refusals = Refusals()
+        self.away = Refusals()  # connects failing meanwhile (ibmmq_common.connect's `away`)
 
     def failed(self, ctx: Context, e: BaseException, delay: float) -> None:
         """An MQ call failed the session with `e`; the next connection comes in `delay` s."""
@@ -400,7 +437,7 @@ def serve(  # noqa: PLR0913
     qm: Any = None
     delay = 0.0  # the last wait after a failed session (0: none failed at once since)
     while not ctx.should_stop():
-        qm = qm or connect(ctx, m, mq, refusals)
+        qm = qm or connect(ctx, m, mq, refusals, failures.away)
         if qm is None:
             break
         failed: CoordError | None = None
