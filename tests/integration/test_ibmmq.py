@@ -336,6 +336,31 @@ def test_a_message_the_service_refuses_as_bad_input_goes_to_the_backout_queue_at
     assert len(server.bodies("conn.record")) == 1  # one invocation
 
 
+def test_a_poison_message_without_a_backout_queue_is_said_once_and_moved_once_boqname_is_set(env):
+    """Before: a message to be moved with no backout queue anywhere was got again every second
+    with an ERROR line each time, and the queue's BOQNAME, read when the connection was made,
+    was not read again: the ALTER QLOCAL ... BOQNAME the error asked for was not taken up until
+    the connector reconnected, and every message behind it waited meanwhile."""
+    qm = env["qm"]
+    if qm.is_real:
+        pytest.skip("setting a queue's BOQNAME needs administration rights on a real queue manager")
+    connectors.edit(env["odb"], env["cluster"], "ibm-mq-channel", "in", {"backout_queue": ""})
+    server = fake(env)
+    put(qm, qm.queues["in"], [b"not json", b'{"n": 2}'])
+    start(env, "ibm-mq-channel", "in")
+    wait_for(lambda: qm.counters()["backouts"] >= 4, timeout=30, what="the poison message got 4 times")
+    s = stats(env, "ibm-mq-channel:in")
+    assert s["state"] == "refused" and "has no BOQNAME and the channel no backout queue" in s["last_error"]
+    log = log_text(env["dir"])
+    assert log.count("has no BOQNAME") == 1, log
+    assert f"set one (ALTER QLOCAL({qm.queues['in']}) BOQNAME(...)" in log
+    assert server.bodies("conn.record") == []  # behind it, in the queue's order
+    qm.define(qm.queues["in"], boqname=qm.queues["backout"])  # what the error says to do
+    moved = backed_out(env, 1, "the poison message on the queue's new BOQNAME")
+    assert [body for body, _ in moved] == [b"not json"]
+    wait_for(lambda: numbers(server.bodies("conn.record")) == [2], timeout=30, what="the next message")
+
+
 def test_the_queue_boqname_and_bothresh_come_first(env):
     qm = env["qm"]
     qm.define(qm.queues["in"], boqname=qm.queues["backout"], bothresh=2)  # skipped on a real one

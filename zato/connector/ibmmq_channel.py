@@ -111,6 +111,7 @@ class IBMMQChannelConnector:
         self.session_failures = ibmmq_common.SessionFailures()  # MQ calls failing a session, all threads
         self.backout_refusals = ibmmq_common.Refusals()  # the backout queue's 2035/2085
         self.backout_wait = 0.0  # the wait after its last refusal (0: none since it took one)
+        self.local = threading.local()  # this thread's input handle: `inquire`, open for MQINQ
         self.inhibited = ibmmq_common.Refusals()  # gets refused with 2016 (GET(DISABLED)), all threads
         self.convert = bool(definition.get("convert"))
 
@@ -226,6 +227,7 @@ class IBMMQChannelConnector:
         if opened is None:
             return
         queue, inquire = opened
+        self.local.inquire = inquire
         self._backout_settings(m, queue, inquire)
         self.ctx.stats.state("running")
         logger.info(
@@ -471,9 +473,18 @@ class IBMMQChannelConnector:
         """Put the message to the backout queue and commit its get with it (one unit of work),
         passing its context (put date/time, user, application) from the input handle."""
         msg_id = md.MsgId.hex() if isinstance(md.MsgId, bytes) else str(md.MsgId)
+        if not self.backout_queue and getattr(self.local, "inquire", False):
+            # read again: the queue may have been given one since (ALTER QLOCAL ... BOQNAME),
+            # which before was only read when the connection was made
+            self._backout_settings(m, queue)
         if not self.backout_queue:
-            where = f"queue {self.d['queue']!r} has no BOQNAME and the channel no backout queue"
-            self._stays(qm, f"message {msg_id} {reason}, but {where}")
+            name = self.d["queue"]
+            where = (
+                f"queue {name!r} has no BOQNAME and the channel no backout queue: set one (ALTER "
+                f"QLOCAL({name}) BOQNAME(...), or zato conn edit ibm-mq-channel DIR --name {self.d['name']} "
+                "--backout-queue ...)"
+            )
+            self._stays(qm, ("no backout queue", name), f"message {msg_id} {reason}, but {where}")
             return
         try:
             self._put_backout(m, qm, queue, body, md)
@@ -484,7 +495,8 @@ class IBMMQChannelConnector:
                 self._backout_refused(qm, e, f"message {msg_id} {reason}")
                 return
             why = ibmmq_common.error_text(e)
-            self._stays(qm, f"message {msg_id} {reason}; cannot put it to {self.backout_queue!r}: {why}")
+            text = f"message {msg_id} {reason}; cannot put it to {self.backout_queue!r}: {why}"
+            self._stays(qm, ("backout put", ibmmq_common.reason_of(e), self.backout_queue), text)
             return
         if self.backout_wait:  # the backout queue takes messages again
             self.backout_wait = 0.0
@@ -582,12 +594,18 @@ class IBMMQChannelConnector:
         )
         self.ctx.wait(self.backout_wait)
 
-    def _stays(self, qm: Any, text: str) -> None:
-        """A message that cannot be moved: back it out (it stays on its queue), say why, pause."""
+    def _stays(self, qm: Any, key: object, text: str) -> None:
+        """A message that cannot be moved (no backout queue at all, or one that refuses it for
+        another reason than 2035/2085): back it out (it stays on its queue), wait longer each
+        time (REFUSED: 0.5 s doubling to 30 s), say it as the backout queue's refusals are said
+        (once, then at most once a minute with a count; state `refused`). Before, it was got
+        again every second with an ERROR line each time, for as long as nothing changed."""
         qm.backout()
-        self.ctx.stats.error(text + "; it stays on its queue")
-        logger.error("%s: %s; it stays on its queue", self.ctx.label, text)
-        self.ctx.wait(NO_SERVER_PAUSE)
+        self.backout_wait = ibmmq_common.REFUSED.after(self.backout_wait)
+        ibmmq_common.say_refused(
+            self.ctx, self.backout_refusals, key, text + "; it stays on its queue", self.backout_wait
+        )
+        self.ctx.wait(self.backout_wait)
 
 
 def run(ctx: Context, definition: dict) -> int:
