@@ -135,6 +135,10 @@ class StandinQM:
         """The test user lacks +connect on the queue manager (False: granted again)."""
         self.admin("deny_connect", deny=deny)
 
+    def alter_qmgr(self, maxumsgs: int) -> None:
+        """ALTER QMGR MAXUMSGS: the most uncommitted messages in one unit of work."""
+        self.admin("alter_qmgr", maxumsgs=maxumsgs)
+
     def input_handles(self, queue: str) -> dict:
         """{"shared": N, "exclusive": N}: the input handles open on `queue`."""
         return {
@@ -207,6 +211,9 @@ class RealQM:
 
     def deny_connect(self, deny: bool = True) -> None:
         pytest.skip("taking +connect away needs administration rights on a real queue manager")
+
+    def alter_qmgr(self, maxumsgs: int) -> None:
+        pytest.skip("ALTER QMGR needs administration rights on a real queue manager")
 
     def input_handles(self, queue: str) -> dict:
         pytest.skip("reading the queue's open handles (DISPLAY QSTATUS) is not done by these tests")

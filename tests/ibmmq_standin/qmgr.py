@@ -55,6 +55,8 @@ calls the connectors use, with the semantics the connectors rely on:
   that fits but grows beyond the buffer in conversion is removed and returned unconverted with
   MQCC_WARNING 2120 MQRC_CONVERTED_MSG_TOO_BIG (2120's page). The client module does what
   ibmmq's Queue.get does with that (a 4 KB buffer first, then one more get: see its get());
+- MAXUMSGS (ALTER QMGR, 10000 by default): a get or put under syncpoint that would take the
+  unit of work past it fails with 2024 MQRC_SYNCPOINT_LIMIT_REACHED, the unit of work kept;
 - on demand: every connection broken with a reason code (2009, 2161, 2162...), a queue
   manager restart (connections broken, non-persistent messages gone, new connections refused
   with 2538 for a while), puts to a queue that complete with a warning (MQCC_WARNING and a
@@ -103,6 +105,7 @@ OBJECT_CHANGED = 2041
 GET_INHIBITED = 2016
 HOBJ_ERROR = 2019
 BACKED_OUT = 2003
+SYNCPOINT_LIMIT_REACHED = 2024
 TRUNCATED_MSG_ACCEPTED, TRUNCATED_MSG_FAILED = 2079, 2080
 CONVERTED_MSG_TOO_BIG = 2120
 GMO_ACCEPT_TRUNCATED_MSG = 0x40
@@ -204,6 +207,7 @@ class QueueManagerState:
         self.counters["truncated_gets"] = 0  # gets that left a message longer than their buffer (2080)
         self.counters["gets_inhibited"] = 0  # gets refused with 2016 (GET(DISABLED))
         self.connect_denied = False
+        self.maxumsgs = 10000  # MAXUMSGS (MaxUncommittedMsgs), IBM's default on Multiplatforms
 
     # -- units of work (called with the lock held) --------------------------------------------
     def _commit(self, conn: Conn) -> None:
@@ -354,6 +358,8 @@ class QueueManagerState:
             cut = {"b64": base64.b64encode(body[: int(buffer)]).decode(), "md": md, "length": len(body)}
             self.counters["truncated_gets"] += 1
             raise MQWarn(TRUNCATED_MSG_FAILED, cut)
+        if a.get("syncpoint"):
+            self._within_maxumsgs(conn)
         del q[found]
         self.counters["gets"] += 1
         if a.get("syncpoint"):
@@ -384,6 +390,8 @@ class QueueManagerState:
         handle = self._handle(conn, a, OO_OUTPUT, NOT_OPEN_FOR_OUTPUT)
         a = dict(a, queue=handle.queue)
         self._put_allowed(handle.queue)
+        if a.get("syncpoint"):
+            self._within_maxumsgs(conn)
         md = dict(a.get("md") or {})
         passed = self._passed_context(conn, handle, int(a.get("options", 0)), int(a.get("context", 0)))
         if a.get("new_msg_id") or not md.get("MsgId") or set(md["MsgId"]) == {"0"}:
@@ -415,6 +423,13 @@ class QueueManagerState:
         if self.put_warnings.get(a["queue"]):
             raise MQWarn(self.put_warnings[a["queue"]], {"md": md})
         return {"md": md}
+
+    def _within_maxumsgs(self, conn: Conn) -> None:
+        """2024 MQRC_SYNCPOINT_LIMIT_REACHED (MQCC_FAILED): a get or put under syncpoint that
+        would take the unit of work's uncommitted messages past MAXUMSGS fails, the unit of
+        work as it was (2024's page); the messages got and put under syncpoint are counted."""
+        if len(conn.puts) + len(conn.gets) >= self.maxumsgs:
+            raise MQFail(SYNCPOINT_LIMIT_REACHED)
 
     def _put_allowed(self, name: str) -> None:
         """PUT(DISABLED): 2051 MQRC_PUT_INHIBITED; MAXDEPTH reached, counting the puts not yet
@@ -503,6 +518,11 @@ class QueueManagerState:
         """setmqaut -inq / -get / -put / -passall for the connecting user on `queue` (an empty
         list grants them all again: what a later setmqaut +get does)."""
         self.denied[a["queue"]] = set(a.get("what") or [])
+        return {}
+
+    def admin_alter_qmgr(self, a: dict) -> dict:
+        """ALTER QMGR MAXUMSGS(n): the most uncommitted messages a unit of work may hold."""
+        self.maxumsgs = int(a.get("maxumsgs") or 10000)
         return {}
 
     def admin_deny_connect(self, a: dict) -> dict:

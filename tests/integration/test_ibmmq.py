@@ -556,6 +556,32 @@ def test_a_queued_message_with_fields_mq_cannot_take_is_parked_not_a_crash_loop(
     assert proc.poll() is None
 
 
+def test_a_batch_over_the_queue_managers_maxumsgs_is_put_in_several_units_of_work(env):
+    """A queue manager whose MAXUMSGS (uncommitted messages in one unit of work) is below the
+    outgoing connector's batch of 100 answers a put past it with 2024
+    MQRC_SYNCPOINT_LIMIT_REACHED. Before, that message and every one after it in the batch
+    were parked in Redis (to be re-sent by hand); now the puts made are committed and the rest
+    go in units of work of their own, each message once, in order."""
+    qm = env["qm"]
+    qm.alter_qmgr(maxumsgs=10)
+    out = make_outgoing(load_server_settings(env["dir"]), env["client"])
+    for i in range(35):
+        out.ibm_mq.send({"n": i}, "out")
+    start(env, "ibm-mq-outgoing", "out")
+    queue = OutQueue(env["client"], env["cluster"], "ibm-mq", "out")
+    wait_for(lambda: queue.depth() == (0, 0), timeout=30, what="nothing left waiting or in processing")
+    assert numbers(b for b, _ in qm.drain(qm.queues["out"])) == list(range(35))
+    assert env["client"].llen(Keys(env["cluster"]).out_parked("ibm-mq", "out")) == 0
+    s = wait_for(
+        lambda: (s := stats(env, "ibm-mq-outgoing:out")).get("messages_out") == 35 and s, what="stats"
+    )
+    assert (s["messages_in"], s["parked"]) == (35, 0)
+    log = log_text(env["dir"])
+    assert (
+        log.count("(MAXUMSGS) was reached after 10 put(s) (reason 2024 (MQRC_SYNCPOINT_LIMIT_REACHED))") == 1
+    )
+
+
 @pytest.mark.parametrize("full", [True, False], ids=["q-full", "put-inhibited"])
 def test_a_put_the_queue_manager_says_to_try_later_waits_in_redis_and_is_not_parked(env, full):
     """2053 MQRC_Q_FULL (the queue at its MAXDEPTH) and 2051 MQRC_PUT_INHIBITED (PUT(DISABLED))

@@ -319,9 +319,26 @@ class IBMMQOutgoingConnector:
                     self._later.refused(where, e, len(raws) - i)
                     waits = True
                     break
+                if ibmmq_common.reason_of(e) == ibmmq_common.SYNCPOINT_LIMIT and sent:
+                    # the queue manager's MAXUMSGS: what is put so far is committed, and the
+                    # rest goes in units of work of their own (before, each was parked)
+                    self.ctx.stats.add("messages_in", -1)  # counted again in the next unit of work
+                    self._limited(e, len(sent))
+                    if not self._commit(m, qm, sent):
+                        return False
+                    return self._put_all(m, qm, raws[i:])
                 self._park(raw, f"{where}: {ibmmq_common.error_text(e)}")
                 continue
             sent.append(raw)
+        if not self._commit(m, qm, sent):
+            return False
+        if not waits:
+            self._later.worked()
+        return waits
+
+    def _commit(self, m: ModuleType, qm: Any, sent: list[str]) -> bool:
+        """MQCMIT of the puts of `sent` if the cluster's epoch is still this connector's, then
+        drop them from the processing list; False: the epoch is not (backed out instead)."""
         newest = lease.current_epoch(self.ctx.client, self.ctx.settings.cluster)
         if newest > self.ctx.epoch:
             qm.backout()
@@ -332,9 +349,17 @@ class IBMMQOutgoingConnector:
         ibmmq_common.commit(m, qm, self.once)
         self.queue.done(sent)
         self.ctx.stats.add("messages_out", len(sent))
-        if not waits:
-            self._later.worked()
-        return waits
+        return True
+
+    def _limited(self, e: BaseException, put: int) -> None:
+        self.once(
+            ("limit", ibmmq_common.SYNCPOINT_LIMIT),
+            logging.WARNING,
+            f"the queue manager's limit of uncommitted messages in a unit of work (MAXUMSGS) was "
+            f"reached after {put} put(s) ({ibmmq_common.error_text(e)}): they are committed and the "
+            f"rest of the batch of up to {BATCH} goes in units of work of their own; ALTER QMGR "
+            f"MAXUMSGS({BATCH}) or more saves the extra commits (said once)",
+        )
 
     def _put(self, m: ModuleType, qm: Any, msg: MQMessage) -> None:
         c = m.CMQC
