@@ -108,9 +108,11 @@ class StandinQM:
         maxdepth: int = 0,
         put: bool = True,
         get: bool = True,
+        defpsist: bool = False,
+        defprty: int = 0,
     ) -> None:
         """DEFINE/ALTER QLOCAL: BOQNAME, BOTHRESH, SHARE|NOSHARE, DEFSOPT(SHARED|EXCL), MAXDEPTH
-        (0: no limit), PUT(ENABLED|DISABLED), GET(ENABLED|DISABLED)."""
+        (0: no limit), PUT(ENABLED|DISABLED), GET(ENABLED|DISABLED), DEFPSIST(YES|NO), DEFPRTY."""
         self.admin(
             "define",
             queue=queue,
@@ -121,6 +123,8 @@ class StandinQM:
             maxdepth=maxdepth,
             put=put,
             get=get,
+            defpsist=defpsist,
+            defprty=defprty,
         )
 
     def alter_force(self, queue: str) -> None:

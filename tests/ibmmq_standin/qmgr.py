@@ -55,6 +55,10 @@ calls the connectors use, with the semantics the connectors rely on:
   that fits but grows beyond the buffer in conversion is removed and returned unconverted with
   MQCC_WARNING 2120 MQRC_CONVERTED_MSG_TOO_BIG (2120's page). The client module does what
   ibmmq's Queue.get does with that (a 4 KB buffer first, then one more get: see its get());
+- DEFPSIST and DEFPRTY (DefPersistence, DefPriority: NO and 0 as IBM's defaults): a put with
+  MQPER_PERSISTENCE_AS_Q_DEF or MQPRI_PRIORITY_AS_Q_DEF gets the queue's value copied into
+  its MQMD ("Persistence (MQLONG)"), so a restart drops such a message from a DEFPSIST(NO)
+  queue; before, it kept Persistence 2 and survived every restart;
 - MAXUMSGS (ALTER QMGR, 10000 by default): a get or put under syncpoint that would take the
   unit of work past it fails with 2024 MQRC_SYNCPOINT_LIMIT_REACHED, the unit of work kept;
 - on demand: every connection broken with a reason code (2009, 2161, 2162...), a queue
@@ -124,6 +128,7 @@ UNKNOWN_CHANNEL_NAME = 2540
 BACKOUT_REQ_Q_NAME = 2019  # MQCA_BACKOUT_REQ_Q_NAME
 BACKOUT_THRESHOLD = 22  # MQIA_BACKOUT_THRESHOLD
 NOT_PERSISTENT = 0
+PERSISTENCE_AS_Q_DEF, PRIORITY_AS_Q_DEF = 2, -1
 GMO_NO_PROPERTIES = 0x4000000
 GMO_CONVERT = 0x4000
 FMT_NONE, FMT_STRING = b"        ".hex(), b"MQSTR   ".hex()
@@ -397,6 +402,13 @@ class QueueManagerState:
         if a.get("new_msg_id") or not md.get("MsgId") or set(md["MsgId"]) == {"0"}:
             md["MsgId"] = os.urandom(24).hex()
         md["BackoutCount"] = 0
+        # MQPER_PERSISTENCE_AS_Q_DEF / MQPRI_PRIORITY_AS_Q_DEF: the queue's DEFPSIST / DEFPRTY,
+        # copied into the MQMD at the put (an MQGET returns MQPER_PERSISTENT or _NOT_PERSISTENT)
+        attrs = self.attrs.get(handle.queue, {})
+        if int(md.get("Persistence", PERSISTENCE_AS_Q_DEF)) == PERSISTENCE_AS_Q_DEF:
+            md["Persistence"] = 1 if attrs.get("defpsist") else NOT_PERSISTENT
+        if int(md.get("Priority", PRIORITY_AS_Q_DEF)) == PRIORITY_AS_Q_DEF:
+            md["Priority"] = int(attrs.get("defprty", 0))
         if not int(md.get("CodedCharSetId") or 0):  # MQCCSI_Q_MGR: the client's CCSID
             md["CodedCharSetId"] = self.ccsid
         now = time.time()  # default context: the queue manager sets the put date and time (UTC)
@@ -490,7 +502,8 @@ class QueueManagerState:
     def admin_define(self, a: dict) -> dict:
         """DEFINE/ALTER QLOCAL: BOQNAME, BOTHRESH, SHARE|NOSHARE (share), DEFSOPT(SHARED|EXCL),
         MAXDEPTH (maxdepth; 0 here: no limit), PUT(ENABLED|DISABLED) (put: true or false),
-        GET(ENABLED|DISABLED) (get: true or false)."""
+        GET(ENABLED|DISABLED) (get: true or false), DEFPSIST(YES|NO) (defpsist; NO, IBM's
+        default), DEFPRTY (defprty, 0)."""
         self.queues.setdefault(a["queue"], deque())
         self.attrs[a["queue"]] = {
             "boqname": a.get("boqname", ""),
@@ -500,6 +513,8 @@ class QueueManagerState:
             "maxdepth": int(a.get("maxdepth") or 0),
             "put": bool(a.get("put", True)),
             "get": bool(a.get("get", True)),
+            "defpsist": bool(a.get("defpsist", False)),
+            "defprty": int(a.get("defprty") or 0),
         }
         return {}
 

@@ -150,6 +150,29 @@ def test_a_zato_style_send_puts_queue_correlation_and_message_ids(env):
     assert qm.drain(qm.queues["out"]) == []
 
 
+def test_persistence_queue_takes_the_queues_defpsist_and_defprty(env):
+    """`--persistence queue` (and priority -1) put MQPER_PERSISTENCE_AS_Q_DEF
+    (MQPRI_PRIORITY_AS_Q_DEF): the queue manager copies the queue's DEFPSIST (NO unless set)
+    and DEFPRTY into the message, so on a DEFPSIST(NO) queue it does not survive a restart.
+    Before, the stand-in kept Persistence 2 on such a message and every restart kept it, which
+    no queue manager does: a test of a restart proved nothing for them."""
+    qm = env["qm"]
+    other = qm.queues["backout"]  # DEFPSIST(NO), IBM's default
+    qm.define(qm.queues["out"], defpsist=True, defprty=4)
+    connectors.edit(env["odb"], env["cluster"], "ibm-mq-outgoing", "out", {"persistence": "queue"})
+    out = make_outgoing(load_server_settings(env["dir"]), env["client"])
+    out.ibm_mq.send({"n": 1}, "out")
+    out.ibm_mq.send({"n": 2}, "out", queue=other)
+    start(env, "ibm-mq-outgoing", "out")
+    queue = OutQueue(env["client"], env["cluster"], "ibm-mq", "out")
+    wait_for(lambda: queue.depth() == (0, 0), timeout=30, what="both messages put and committed")
+    assert [(m["Persistence"], m["Priority"]) for _, m in qm.browse(qm.queues["out"])] == [(1, 4)]
+    assert [(m["Persistence"], m["Priority"]) for _, m in qm.browse(other)] == [(0, 0)]
+    qm.restart(down_ms=100)  # non-persistent messages are gone
+    assert numbers(b for b, _ in qm.drain(qm.queues["out"])) == [1]
+    assert qm.drain(other) == []
+
+
 def test_outgoing_text_goes_as_utf8_mqstr_and_bytes_as_mqfmt_none(env):
     """Text declares its character set (CCSID 1208, UTF-8), as ibmmq does for a str body: left at
     MQCCSI_Q_MGR a client's put is labelled with the client locale's CCSID (819 under the C
