@@ -305,6 +305,25 @@ def test_a_backout_queue_without_put_authority_backs_off_and_takes_the_message_o
     assert "takes messages again, after" in log_text(env["dir"])
 
 
+def test_a_message_that_could_not_be_moved_and_is_gone_ends_the_refused_state(env):
+    """A poison message its backout queue refused (no +put), then removed from the queue by
+    hand: once the channel's one connection commits the next message, its status is `running`
+    again and the log says so. Before, it read `refused` (a problem line in zato cluster
+    status) until the connector happened to reconnect."""
+    qm = env["qm"]
+    server = fake(env)
+    qm.deny(qm.queues["backout"], "put", "passall")
+    put(qm, qm.queues["in"], [b"not json"])
+    start(env, "ibm-mq-channel", "in")
+    wait_for(lambda: stats(env, "ibm-mq-channel:in").get("state") == "refused", 60, what="state refused")
+    wait_for(lambda: qm.drain(qm.queues["in"]), what="the poison message removed by hand")  # between tries
+    put(qm, qm.queues["in"], [b'{"n": 1}'])
+    wait_for(lambda: numbers(server.bodies("conn.record")) == [1], timeout=60, what="the next message")
+    wait_for(lambda: stats(env, "ibm-mq-channel:in").get("state") == "running", what="state running")
+    said = "the message that could not be moved is no longer first on the queue, after"
+    assert said in log_text(env["dir"])
+
+
 def test_an_outgoing_connection_refused_at_connect_backs_off_and_sends_once_granted(env):
     """Before: 2035 for MQCONNX (a user without +connect, a wrong password) was tried again every
     5 s at most, a warning line each time, for ever. Now: said once with what to check, tried

@@ -422,6 +422,11 @@ class IBMMQChannelConnector:
         elif result.ok:
             ibmmq_common.commit(m, qm, self.once)
             self.ctx.stats.add("messages_out")
+            if self.backout_wait and self.in_flight == 1:
+                # the one connection got a message after the one it could not move: that one is
+                # gone (removed by hand, expired). Before, the status read `refused` until the
+                # connector reconnected, a problem line in zato cluster status for nothing.
+                self._unstuck("the message that could not be moved is no longer first on the queue")
         elif result.stale:
             qm.backout()
             self.ctx.lease_lost(f"server {result.server} refused epoch {self.ctx.epoch} as stale")
@@ -499,16 +504,7 @@ class IBMMQChannelConnector:
             self._stays(qm, ("backout put", ibmmq_common.reason_of(e), self.backout_queue), text)
             return
         if self.backout_wait:  # the backout queue takes messages again
-            self.backout_wait = 0.0
-            worked = self.backout_refusals.worked(time.monotonic())
-            if worked:
-                logger.warning(
-                    "%s: backout queue %r takes messages again, after %d refusal(s) over %.0f s",
-                    self.ctx.label,
-                    self.backout_queue,
-                    *worked,
-                )
-            self.ctx.stats.state("running")
+            self._unstuck(f"backout queue {self.backout_queue!r} takes messages again")
         ibmmq_common.commit(m, qm, self.once)
         self.ctx.stats.add("parked")
         self.ctx.stats.error(f"moved message {msg_id} to backout queue {self.backout_queue!r}: {reason}")
@@ -593,6 +589,15 @@ class IBMMQChannelConnector:
             self.ctx, self.backout_refusals, key, what + "; it stays on its queue", self.backout_wait
         )
         self.ctx.wait(self.backout_wait)
+
+    def _unstuck(self, what: str) -> None:
+        """The message that could not be moved went (moved at last, or gone): said once, the
+        waits from the start again, status `running`."""
+        self.backout_wait = 0.0
+        worked = self.backout_refusals.worked(time.monotonic())
+        if worked:
+            logger.warning("%s: %s, after %d refusal(s) over %.0f s", self.ctx.label, what, *worked)
+        self.ctx.stats.state("running")
 
     def _stays(self, qm: Any, key: object, text: str) -> None:
         """A message that cannot be moved (no backout queue at all, or one that refuses it for
