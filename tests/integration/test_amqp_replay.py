@@ -253,7 +253,9 @@ def test_an_outgoing_connections_parked_messages_go_back_behind_those_waiting(en
         # the dashboard's "ibmmq" alias of ibm-mq: it read a Redis list nothing writes
         from zato.dashboard import actions
 
-        connectors.create(odb, cluster, "ibm-mq-def", {"name": "qm", "password": "hunter2"})
+        connectors.create(
+            odb, cluster, "ibm-mq-def", {"name": "qm", "username": "app", "password": "hunter2"}
+        )
         connectors.create(odb, cluster, "ibm-mq-outgoing", {"name": "mq1", "def": "qm", "queue": "Q"})
         mq = OutQueue(client, cluster, "ibm-mq", "mq1")
         client.lpush(mq.parked, '{"body": "refused"}')

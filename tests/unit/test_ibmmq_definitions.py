@@ -82,6 +82,20 @@ def test_bad_values_are_named(odb, kind, values, message):
     assert message in str(e.value)
 
 
+def test_a_password_without_a_username_is_refused_on_create_and_edit(odb):
+    """The driver sends a password only with a user id (MQCSP): one without was stored and never
+    sent, and the connector connected as its operating-system user, unsaid."""
+    said = "ibm-mq-def 'qm': a password without a username is never sent (IBM MQ takes one only with"
+    with pytest.raises(ConnectorError, match=re.escape(said)):
+        connectors.create(odb, CLUSTER, "ibm-mq-def", {"name": "qm", "password": "hunter2"})
+    connectors.create(odb, CLUSTER, "ibm-mq-def", {"name": "qm", "username": "app", "password": "hunter2"})
+    with pytest.raises(ConnectorError, match=re.escape(said)):
+        connectors.edit(odb, CLUSTER, "ibm-mq-def", "qm", {"username": ""})
+    assert connectors.get(odb, CLUSTER, "ibm-mq-def", "qm")["username"] == "app"  # nothing changed
+    connectors.edit(odb, CLUSTER, "ibm-mq-def", "qm", {"username": "", "password": ""})  # neither: fine
+    connectors.create(odb, CLUSTER, "ibm-mq-def", {"name": "qm2", "username": "app"})  # a user alone: fine
+
+
 def test_queue_manager_and_channel_names_ibm_mq_takes_are_kept(odb):
     """Empty (whichever queue manager answers), a leading * (its name not checked), 48 and 20."""
     for i, (qmgr, channel) in enumerate([("", "DEV.APP.SVRCONN"), ("*QMGRP", "A"), ("Q" * 48, "C" * 20)]):
@@ -95,7 +109,13 @@ def test_crud_masks_the_password_and_refers_to_ibm_mq_definitions_only(odb):
         odb,
         CLUSTER,
         "ibm-mq-def",
-        {"name": "qm", "conn_name": "mq1(1414), mq2(1415)", "password": "hunter2", "queue_manager": "QM1"},
+        {
+            "name": "qm",
+            "conn_name": "mq1(1414), mq2(1415)",
+            "username": "app",
+            "password": "hunter2",
+            "queue_manager": "QM1",
+        },
     )
     assert d["password"] == "******" and d["conn_name"] == "mq1(1414),mq2(1415)"
     connectors.create(odb, CLUSTER, "amqp-def", {"name": "rabbit"})
@@ -114,7 +134,7 @@ def test_crud_masks_the_password_and_refers_to_ibm_mq_definitions_only(odb):
 
 
 def test_registry_runs_ibm_mq_channels_and_outgoing_connections(tmp_path, odb):
-    connectors.create(odb, CLUSTER, "ibm-mq-def", {"name": "qm", "password": "hunter2"})
+    connectors.create(odb, CLUSTER, "ibm-mq-def", {"name": "qm", "username": "app", "password": "hunter2"})
     connectors.create(
         odb, CLUSTER, "ibm-mq-channel", {"name": "c", "def": "qm", "queue": "Q", "service": "s"}
     )

@@ -500,6 +500,8 @@ def _apply(s: Session, cid: int, kind: str, obj: Any, values: dict) -> None:
             setattr(obj, key, value)
     if kind == "security":
         _check_security(obj)
+    if kind == "ibm-mq-def":
+        _check_ibm_mq_def(obj)
 
 
 def _check_security(obj: HTTPSecurity) -> None:
@@ -509,6 +511,17 @@ def _check_security(obj: HTTPSecurity) -> None:
     if not obj.password:
         what = "an API key" if obj.type == "apikey" else "a password"
         raise ConnectorError(f"{where}: {obj.type} needs {what} (password; - reads it from stdin)")
+
+
+def _check_ibm_mq_def(obj: Any) -> None:
+    """A password goes to the queue manager only with a username (the driver fills MQCSP with
+    both, or neither): one without was stored and never sent, and the connection was made as the
+    client's operating-system user, unsaid."""
+    if obj.password and not obj.username:
+        raise ConnectorError(
+            f"ibm-mq-def {obj.name!r}: a password without a username is never sent (IBM MQ takes "
+            "one only with a user id): give the username too (--username), or leave the password out"
+        )
 
 
 def channels_using(s: Session, cid: int, security: str) -> list[str]:
