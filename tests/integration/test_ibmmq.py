@@ -15,6 +15,7 @@ import sys
 
 import pytest
 import redis
+from sqlalchemy import text
 
 from tests.conn_support import FakeServer, log_text, make_server_dir, set_epoch, signed, wait_exit
 from tests.ibmmq_support import QM_KINDS, client, definitions, jms_rfh2, make_qm, put
@@ -497,6 +498,46 @@ def test_without_the_mq_client_the_connector_fails_with_one_line_and_goes_fatal(
     assert len(lines) == 1 and "pip install 'zato-ha[ibmmq]'" in lines[0], lines
     s = stats(env, "ibm-mq-channel:in")
     assert s["state"] == "fatal" and "zato-ha[ibmmq]" in s["last_error"]
+
+
+STORE_AS_IS = {  # a value written to the ODB past the checks of create and edit
+    "channel": "UPDATE zato_ibm_mq_def SET channel = :v WHERE name = 'qm'",
+    "queue_manager": "UPDATE zato_ibm_mq_def SET queue_manager = :v WHERE name = 'qm'",
+}
+
+
+def test_a_definition_stored_with_names_the_driver_cannot_take_is_fatal_with_one_line(env):
+    """A row stored before the names were checked (or by other means): a channel name over 20
+    (the driver cut it: refused with 2540 for ever, naming the whole name) or a queue manager
+    name that is not ASCII (the driver raised UnicodeEncodeError: a crash at every start). Now
+    the connector says which field and what to do, and goes FATAL until the definition is
+    edited."""
+    if env["qm"].is_real:
+        pytest.skip("the same for a real queue manager: nothing is connected to")
+    for field, value, said in (
+        (
+            "channel",
+            "DEV.APP.SVRCONN.CLIENT1",
+            "channel: 'DEV.APP.SVRCONN.CLIENT1' is not an IBM MQ channel name",
+        ),
+        (
+            "queue_manager",
+            "KOLEJKA.ŁÓDŹ",
+            "queue_manager: 'KOLEJKA.ŁÓDŹ' is not an IBM MQ queue manager name",
+        ),
+    ):
+        with env["odb"].engine.begin() as c:
+            c.execute(text(STORE_AS_IS[field]), {"v": value})
+        for kind, name in (("ibm-mq-channel", "in"), ("ibm-mq-outgoing", "out")):
+            proc = start(env, kind, name)
+            assert wait_exit(proc) == EXIT_CONFIG
+            s = stats(env, f"{kind}:{name}")
+            assert s["state"] == "fatal" and said in s["last_error"], s
+            assert "zato conn edit ibm-mq-def DIR --name qm" in s["last_error"]
+        with env["odb"].engine.begin() as c:  # as it was, for the next field
+            c.execute(text("UPDATE zato_ibm_mq_def SET channel = :c, queue_manager = :q WHERE name = 'qm'"),
+                      {"c": env["qm"].channel, "q": env["qm"].qmgr})  # fmt: skip
+    assert env["qm"].counters()["connects"] == 0  # nothing was tried
 
 
 def test_a_put_that_completes_with_a_warning_counts_as_sent_and_is_not_parked(env):

@@ -119,6 +119,10 @@ class IBMMQChannelConnector:
         """Consume with max_in_flight connections until told to stop; the process exit code."""
         ibmmq_common.driver()  # MissingDriver here, once, rather than in every thread
         mq = self.d["ibm_mq"]
+        refused = ibmmq_common.refuse_bad_definition(self.ctx, mq)
+        if refused is not None:
+            self.invoker.close()
+            return refused
         extra = [
             threading.Thread(
                 target=ibmmq_common.serve,

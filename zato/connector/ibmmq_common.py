@@ -18,7 +18,7 @@ from types import ModuleType
 from typing import Any
 
 from zato.common import jsonenc
-from zato.common.errors import EXIT_OK, CoordError, MissingDependency
+from zato.common.errors import EXIT_CONFIG, EXIT_OK, ConnectorError, CoordError, MissingDependency
 from zato.connector.base import Context, RetryPolicy
 from zato.connector.refusals import REFUSED, SAY_REFUSED_EVERY, RedisFailures, Refusals  # noqa: F401 - used as ibmmq_common.*
 from zato.connector.refusals import say_refused as say_refused_to
@@ -188,6 +188,33 @@ def describe(mq: dict) -> str:
 
 def _text(value: str) -> bytes:
     return value.encode("utf-8")
+
+
+# What the driver packs into fixed MQI fields, checked again as a connector starts (a row stored
+# before zato.odb.connectors checked them, or written by other means)
+_CHECKED = ("queue_manager", "channel", "conn_name", "cipher_spec", "key_repository")
+
+
+def refuse_bad_definition(ctx: Context, mq: dict) -> int | None:
+    """EXIT_CONFIG (FATAL: no restart helps, until the definition is edited) with one line when
+    the definition `mq` holds what the driver would cut without a word or fail on (a channel
+    name over 20, a non-ASCII queue manager name: UnicodeEncodeError at every start); None
+    when it is fine."""
+    from zato.odb import connectors  # noqa: PLC0415 - the check of create and edit
+
+    values = {k: mq[k] for k in _CHECKED if mq.get(k) is not None}
+    try:
+        connectors.validate("ibm-mq-def", values, creating=False)
+    except ConnectorError as e:
+        text = (
+            f"definition {mq.get('name')!r} cannot be used: {e} (zato conn edit ibm-mq-def DIR "
+            f"--name {mq.get('name')} ...)"
+        )
+        ctx.stats.error(text)
+        ctx.stats.state("fatal")
+        logger.error("%s: %s", ctx.label, text)
+        return EXIT_CONFIG
+    return None
 
 
 def connect_once(m: ModuleType, mq: dict) -> Any:

@@ -260,6 +260,9 @@ class IBMMQOutgoingConnector:
         self.unsigned = Unsigned(ctx, logger)
 
     def run(self) -> int:
+        refused = ibmmq_common.refuse_bad_definition(self.ctx, self.d["ibm_mq"])
+        if refused is not None:
+            return refused
         return ibmmq_common.serve(self.ctx, self.d["ibm_mq"], self._pump, redis=self.redis)
 
     def _pump(self, m: ModuleType, qm: Any) -> None:
