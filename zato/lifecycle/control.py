@@ -10,6 +10,7 @@ import signal
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -221,6 +222,9 @@ def start(
     # joins), the dashboard shows what is there; then each is waited for in turn. Each one
     # imports, checks what it shares (relaying its warnings here) and waits at its gate until
     # all have passed their checks: one failure, and none of them does anything.
+    if any(m.kind == component.SERVER for m, _ in checked):
+        # wait_joined's Redis client, imported while the servers start (~80 ms otherwise, after)
+        threading.Thread(target=import_coord, name="zato-import-coord", daemon=True).start()
     modules = {
         component.SERVER: SERVER_MODULE,
         component.LOAD_BALANCER: LB_MODULE,
@@ -297,6 +301,12 @@ def wait_routed(started: list[Spawned], timeout: float, say: Say) -> None:
 
 JOIN_WAIT = 10.0  # seconds `zato start` waits for a server that answers to be a member too
 JOIN_POLL = 0.02
+
+
+def import_coord() -> None:
+    import zato.coord.client
+    import zato.coord.membership
+    import zato.coord.signing  # noqa: F401 - imported for wait_joined, ahead of it
 
 
 def wait_joined(s: ServerSettings, pid: int, say: Say, timeout: float = JOIN_WAIT) -> None:
