@@ -14,7 +14,8 @@ taken as a Ctrl-C while inside, where they are not ignored (nohup): before, they
 command at once, and a `zato start` killed so left the servers it had started running. The
 command then exits 128 + that signal's number (last_signal()).
 
-Only where a SIGINT raises KeyboardInterrupt: Python's own handler, in the main thread (the
+Only where a SIGINT raises KeyboardInterrupt (Python's own handler) or is ignored (a command a
+script started in the background: SIGTERM and SIGHUP are still taken), in the main thread (the
 `zato` command line). A server's worker, the dashboard and the like keep their own handlers,
 and there this is a no-op (release() answers False). The notice is written straight to the
 stderr descriptor: a handler that printed could find the main thread inside print() already.
@@ -40,9 +41,11 @@ def last_signal() -> int:
 
 
 def _ours() -> bool:
-    return (
-        threading.current_thread() is threading.main_thread()
-        and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    """The `zato` command line's main thread: SIGINT is Python's own handler, or ignored (a
+    command started in the background by a script: SIGTERM must still stop it cleanly)."""
+    return threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) in (
+        signal.default_int_handler,
+        signal.SIG_IGN,
     )
 
 
@@ -57,18 +60,18 @@ class Interrupts:
 
     def __enter__(self) -> Interrupts:
         if _ours():
-            signal.signal(signal.SIGINT, self._on_sigint)
+            if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # else ignored: left so
+                self._before[signal.SIGINT] = signal.signal(signal.SIGINT, self._on_sigint)
             for signum in _ALSO:
                 if signal.getsignal(signum) == signal.SIG_DFL:
                     self._before[signum] = signal.signal(signum, self._on_sigint)
-            self._installed = True
+            self._installed = bool(self._before)
         return self
 
     def __exit__(
         self, kind: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
         if self._installed:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
             for signum, before in self._before.items():
                 signal.signal(signum, before)  # type: ignore[arg-type]
             self._before.clear()
