@@ -27,13 +27,15 @@ class QueryDict(dict):
         return cls(parse_qsl(text, keep_blank_values=True, max_num_fields=max_num_fields))
 
     def getlist(self, key: str, default: Any = None) -> list:
-        """Every value given for `key`; `default` (else []) when it was not given. A value the
-        service set since (`GET["tags"] = "x"`) is the only one."""
+        """Every value given for `key`; `default` (else []) when it was not given. Another value
+        the service set since (`GET["tags"] = "x"`) is the only one. Compared by equality, not
+        identity: CPython hands out one shared object for many short strings ("b" parsed and
+        "b" written in a service are the same object), so identity told nothing."""
         if key not in self:
             return [] if default is None else default
         current = dict.__getitem__(self, key)
         values = self._lists.get(key)
-        if not values or values[-1] is not current:
+        if not values or values[-1] != current:
             return [current]
         return list(values)
 

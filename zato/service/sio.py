@@ -716,8 +716,8 @@ def parse_input(decl: IODecl, payload: Any, query: dict, path_params: dict) -> A
 def _repeated_lists(fields: Fields, given: tuple[Any, ...], path_params: dict) -> dict:
     """A `List` (or `CSV`) input whose name a query string or a form gives more than once
     (`?tags=a&tags=b`, a form's checkboxes): all its values, not the last one alone. `given`:
-    the sources in the order they win (the form's payload, then the query string); a URL path
-    parameter of that name wins over both."""
+    the sources in the order parse_input merges them, a later one winning (the form's payload,
+    then the query string); a URL path parameter of that name wins over both."""
     names = {elem.name for elem in fields.elems if isinstance(elem, List)}
     out: dict = {}
     for source in given:
