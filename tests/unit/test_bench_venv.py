@@ -10,8 +10,14 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BENCH = os.path.join(ROOT, "bench")
+# Executable files without a suffix: a directory is executable too (bench/__pycache__, left by a
+# bench script run before `make test`, was taken for a script and failed the run)
 SCRIPTS = sorted(
-    name for name in os.listdir(BENCH) if os.access(os.path.join(BENCH, name), os.X_OK) and "." not in name
+    name
+    for name in os.listdir(BENCH)
+    if os.path.isfile(os.path.join(BENCH, name))
+    and os.access(os.path.join(BENCH, name), os.X_OK)
+    and "." not in name
 )
 
 
