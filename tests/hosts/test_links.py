@@ -34,14 +34,17 @@ def holder_log(lab, name: str) -> str:
 
 
 def test_holder_cut_from_one_server_consumes_on_the_others_without_failures(lab, channel):
-    publish_and_settle(lab, channel, 0, 60)  # every server took calls: connections are kept
-    for burst in (1000, 2000, 3000):  # calls one at a time stay on one server: under load a burst
-        if {a["server"] for a in lab.accepted()} == set(lab.names):  # may not overlap (seen once)
-            break
+    # The premise: a server other than the holder took calls, so the holder keeps connections to
+    # it. Calls one at a time stay on one server: under load a burst may not overlap and stay on
+    # the holder and one other (seen: {s1, s3} of three), so `other` is one that took calls.
+    for burst in (0, 1000, 2000, 3000):
         publish_and_settle(lab, channel, burst, 60)
-    assert {a["server"] for a in lab.accepted()} == set(lab.names), "the premise: every server took calls"
-    holder, epoch = lab.wait_holder()
-    other = next(n for n in lab.names if n != holder)
+        holder, epoch = lab.wait_holder()
+        took = sorted({a["server"] for a in lab.accepted()} - {holder})
+        if took:
+            break
+    assert took, f"the premise: a server other than the holder {holder} took calls"
+    other = took[0]
     said_before = len(holder_log(lab, holder))
     before = channel_stats(lab, channel).get("failures", 0)
     watch = EpochWatch(lab).start()
