@@ -110,10 +110,16 @@ def test_crud_and_masked_password(odb):
     assert connectors.load(odb, CLUSTER, "amqp-channel", "c")["amqp"]["password"] == "hunter2"
     with pytest.raises(ConnectorError, match="amqp-def 'rabbit' is used by amqp-channel 'c'"):
         connectors.delete(odb, CLUSTER, "amqp-def", "rabbit")
-    with pytest.raises(ConnectorError, match="amqp-channel 'c' already exists"):
+    with pytest.raises(
+        ConnectorError, match="amqp-channel 'c' already exists: change it with `zato conn edit amqp-channel`"
+    ):
         connectors.create(
             odb, CLUSTER, "amqp-channel", {"name": "c", "def": "rabbit", "queue": "q", "service": "s"}
         )
+    connectors.create(odb, CLUSTER, "amqp-def", {"name": "rabbit2"})
+    with pytest.raises(ConnectorError, match="amqp-def 'rabbit2' already exists: choose another name"):
+        connectors.edit(odb, CLUSTER, "amqp-def", "rabbit", {"name": "rabbit2"})
+    connectors.delete(odb, CLUSTER, "amqp-def", "rabbit2")
     with pytest.raises(ConnectorError, match="amqp-outgoing def: no amqp-def named 'nope'"):
         connectors.create(odb, CLUSTER, "amqp-outgoing", {"name": "o", "def": "nope"})
     connectors.delete(odb, CLUSTER, "amqp-channel", "c")

@@ -536,7 +536,9 @@ def create(odb: ODB, cluster: str, kind: str, values: dict, reserved: dict[int, 
     with odb.session() as s:
         cid = cluster_id(s, cluster, create=True)
         if _find(s, cid, kind, clean["name"]) is not None:
-            raise ConnectorError(f"{kind} {clean['name']!r} already exists")
+            raise ConnectorError(
+                f"{kind} {clean['name']!r} already exists: change it with `zato conn edit {kind}`, or delete it first"
+            )
         _refuse_cluster_ports(s, cid, kind, clean, reserved or {})
         obj = MODELS[kind](cluster_id=cid)
         _apply(s, cid, kind, obj, clean)
@@ -555,7 +557,9 @@ def edit(
         _refuse_cluster_ports(s, cid, kind, clean, reserved or {})
         new_name = clean.get("name")
         if new_name and new_name != name and _find(s, cid, kind, new_name) is not None:
-            raise ConnectorError(f"{kind} {new_name!r} already exists")
+            raise ConnectorError(
+                f"{kind} {new_name!r} already exists: choose another name, or delete that one first"
+            )
         if new_name and new_name != name and kind == "security":
             _refuse_if_used(s, cid, name, "renamed")
         _apply(s, cid, kind, obj, clean)
