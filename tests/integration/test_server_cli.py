@@ -64,14 +64,16 @@ def test_stale_pidfile_start_twice_and_stop(qs):
     pidfile = os.path.join(qs.server_dir("server1"), "pidfile")
     with open(pidfile, "w") as f:
         f.write("4194000\n")
-    out = zato("start", qs.server_dir("server1")).stdout
+    proc = zato("start", qs.server_dir("server1"))
+    out = proc.stdout
     assert "removed a stale pidfile" in out and "server server1 started" in out
-    # the test Redis takes commands without a password: `zato start` says so, in one line
-    warned = [line for line in out.splitlines() if "without a password" in line]
-    assert warned == [
+    # the test Redis takes commands without a password: `zato start` says so, in one line, on
+    # stderr as every command's warnings (`zato start DIR > started.txt` keeps what started)
+    assert "warning" not in out, out
+    assert proc.stderr.splitlines() == [
         f"warning: Redis at {describe(qs.settings('server1').redis)} takes commands without a password"
         " (docs/redis-acl.md)"
-    ], out
+    ], proc.stderr
     pid = qs.pid("server1")
     assert pid and pid_alive(pid)
     # a quickstart's member running: the line says how to start the others (not a bare refusal)
@@ -142,11 +144,12 @@ def test_a_check_failing_in_one_server_starts_nothing_of_the_quickstart(quicksta
         assert "not started: `zato start` did not let it go on" in f.read()
     # fixed, the same command starts the whole cluster
     set_conf_of(qs, "server2", "kvdb", "url", redis_url)
-    out = zato("start", qs.path).stdout
+    proc = zato("start", qs.path)
+    out = proc.stdout
     assert "server server1 started" in out and "server server2 started" in out, out
     assert "load balancer started" in out and "dashboard started" in out, out
     # both servers share the one Redis that takes commands without a password: said once
-    assert out.count("takes commands without a password") == 1, out
+    assert proc.stderr.count("takes commands without a password") == 1, proc.stderr
 
 
 def test_service_invoke_of_a_server_that_is_not_running_says_so(qs):
@@ -451,12 +454,14 @@ def test_stop_waits_for_a_drain_longer_than_30_s_unless_told_otherwise(quickstar
     pids = {name: qs.pid(name) for name in qs.server_names}
 
     conf = os.path.join(qs.server_dir("server2"), "config", "server.conf")
-    out = zato("stop", qs.server_dir("server2"), "--timeout", "2").stdout.splitlines()
-    assert out == [
+    proc = zato("stop", qs.server_dir("server2"), "--timeout", "2")
+    assert proc.stderr.splitlines() == [
         f"warning: --timeout 2 s is not longer than the drain of server server2 ([main] drain_seconds = 35"
         f" in {conf}): it is killed if its load balancers have not let it go by then; leave --timeout"
         " out to wait for its drain",
-        f"server server2 did not stop in time and was killed (pid {pids['server2']})",
+    ]
+    assert proc.stdout.splitlines() == [
+        f"server server2 did not stop in time and was killed (pid {pids['server2']})"
     ]
 
     out = zato("stop", qs.server_dir("server1"), timeout=180).stdout

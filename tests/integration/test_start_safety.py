@@ -242,12 +242,13 @@ def test_a_config_file_other_users_can_read_is_warned_of_at_start(quickstart):
         os.chmod(conf, 0o644)
         os.chmod(os.path.dirname(conf), 0o755)  # noqa: S103 - the mistake under test
     with folders_open_to_all(qs.path):  # pytest makes its temporary folders 0700
-        out = zato("start", qs.path).stdout
+        proc = zato("start", qs.path)
     for conf in (server_conf, lb_conf):
         assert (
             f"warning: {conf} holds secrets, and its group and every user (mode 0644) can read it:"
             f" chmod 600 {conf} (and 700 its folder)"
-        ) in out.splitlines(), out
+        ) in proc.stderr.splitlines(), proc.stderr
+    out = proc.stdout
     assert "server server1 started" in out and "load balancer started" in out, out  # a warning only
 
 
@@ -295,8 +296,8 @@ def test_a_server_that_never_becomes_ready_is_stopped_by_the_failed_start(quicks
     s = qs.settings("server1")
     assert (
         f"warning: {s.config_file}: [gunicorn] bind = 127.0.0.1:{elsewhere} overrides [main] host and port,"
-        f" which `zato start`, the load balancer and the connectors use ({s.host}:{s.port})" in proc.stdout
-    ), proc.stdout
+        f" which `zato start`, the load balancer and the connectors use ({s.host}:{s.port})" in proc.stderr
+    ), proc.stderr
     pid = int(proc.stdout.split("server server1 stopped (pid ")[1].split(")")[0])
     assert not pid_alive(pid) and qs.pid("server1") is None
     with socket.socket() as s:  # nothing serves where it did bind
@@ -415,7 +416,7 @@ def test_a_second_ctrl_c_while_a_start_stops_what_it_started_does_not_cut_that_s
                 os.kill(worker, signal.SIGKILL)
             if pid:
                 os.killpg(pid, signal.SIGKILL)
-    err = err_path.read_text()
+    err = "".join(line for line in err_path.read_text().splitlines(True) if not line.startswith("warning: "))
     assert start.returncode == 130 and "Traceback" not in err, err
     assert err == "zato: still stopping what this start began; wait (it exits once that is done)\n", err
     assert f"server server1 stopped (pid {pid}): this start was interrupted" in out, out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from zato.cli.args import seconds
+from zato.cli.output import say
 from zato.config.component import read_component
 from zato.lifecycle import control
 
@@ -41,7 +42,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     control.start(
         read_component(args.path),
-        print,
+        say,
         timeout=args.timeout,
         stop_timeout=args.stop_timeout,
         foreground=args.fg,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from zato.cli.args import seconds
+from zato.cli.output import say
 from zato.config.component import read_component
 from zato.lifecycle import control
 
@@ -35,5 +36,5 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    control.stop(read_component(args.path), print, timeout=args.timeout)
+    control.stop(read_component(args.path), say, timeout=args.timeout)
     return 0
