@@ -537,7 +537,8 @@ def create(odb: ODB, cluster: str, kind: str, values: dict, reserved: dict[int, 
         cid = cluster_id(s, cluster, create=True)
         if _find(s, cid, kind, clean["name"]) is not None:
             raise ConnectorError(
-                f"{kind} {clean['name']!r} already exists: change it with `zato conn edit {kind}`, or delete it first"
+                f"{kind} {clean['name']!r} already exists: change it with `zato conn edit {kind}`,"
+                " or delete it first"
             )
         _refuse_cluster_ports(s, cid, kind, clean, reserved or {})
         obj = MODELS[kind](cluster_id=cid)
