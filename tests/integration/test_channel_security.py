@@ -106,6 +106,30 @@ def test_basic_auth_channel_answers_401_without_its_credentials_and_tells_the_se
     assert "pw-Tr0ub4dor" not in text
 
 
+def test_rejected_credentials_through_the_lb_are_logged_with_the_clients_forwarded_address(qs):
+    """Before: server.log's line said the request came `from 127.0.0.1`: the LB's address, the
+    same for every client; the client's was only in haproxy.log and the access log. Now the line
+    says the X-Forwarded-For the LB appended to (as carried: a client may write anything there)."""
+    zato(
+        "conn", "create", "security", qs.path, "--name", "from-users", "--type", "basic_auth",
+        "--username", "from", "--password", "-", input="pw-from-1\n",
+    )  # fmt: skip
+    zato("channel", "create", qs.path, "--name", "who-from", "--url-path", "/sec/who-from",
+         "--service", "sec.who", "--security", "from-users")  # fmt: skip
+    served(qs, "/sec/who-from")
+    headers = {"X-Forwarded-For": "203.0.113.9"}
+    r = requests.post(
+        f"{qs.lb_url}/sec/who-from", json={}, auth=("from", "wrong"), headers=headers, timeout=10
+    )
+    assert r.status_code == 401, r.text
+    # 203.0.113.9 as the client wrote it, then 127.0.0.1, the address the LB took the request from
+    said = "rejected credentials (user 'from') from 127.0.0.1 (X-Forwarded-For: 203.0.113.9,127.0.0.1)"
+    wait_for(lambda: said in qs.server_logs("*.log"), 10, what="the rejected-credentials line")
+    [line] = [x for x in qs.server_logs("*.log").splitlines() if said in x]
+    assert "HTTP channel who-from: " + said in line, line
+    assert "pw-from-1" not in qs.server_logs("*.log") and "wrong" not in line
+
+
 def test_credentials_of_bytes_beyond_ascii_are_a_401_on_every_secured_path(qs):
     """An Authorization header whose Basic credentials hold a byte beyond ASCII (WSGI gives it as
     a latin-1 character). Before: a 500 'internal server error' and a traceback in server.log for

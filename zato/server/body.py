@@ -127,6 +127,16 @@ def one_line(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
+def peer(environ: dict) -> str:
+    """Who sent a request, for a log line: the peer's address, and the X-Forwarded-For the
+    request carried when it has one (the LB appends the client's address there, so a line about a
+    request that came through the LB names the client, not only the LB). A client may write
+    anything in that header: it is said as carried, printable and bounded, never trusted."""
+    addr = environ.get("REMOTE_ADDR") or "-"
+    forwarded = environ.get("HTTP_X_FORWARDED_FOR")
+    return f"{addr} (X-Forwarded-For: {one_line(forwarded, 100)})" if forwarded else addr
+
+
 class Throttled:
     """Says something a client can make happen at will at most `burst` times per `every`
     seconds (per worker; in any window that long), with how many times it happened meanwhile,

@@ -22,7 +22,7 @@ import logging
 from typing import Any
 
 from zato.common.errors import ZatoError
-from zato.server.body import Throttled, one_line
+from zato.server.body import Throttled, one_line, peer
 
 logger = logging.getLogger("zato.server")
 
@@ -90,7 +90,7 @@ class SlowReaders:
             "connection closed (said %s at most in each worker; %d more since the last time)",
             one_line(environ.get("REQUEST_METHOD", ""), 40),
             one_line(environ.get("PATH_INFO", "")),
-            environ.get("REMOTE_ADDR"),
+            peer(environ),
             self.timeout,
             self.said.how_often,
             unsaid,

@@ -201,7 +201,7 @@ def refuse_cross_site(environ: dict, cid: str, what: str) -> None:
             cid,
             what,
             why,
-            environ.get("REMOTE_ADDR"),
+            bodies.peer(environ),
         )
         raise HTTPError(403, f"{what} takes no requests from other sites' web pages ({why})")
 
@@ -382,7 +382,7 @@ class ServerApp:
     def _said_malformed(self, environ: dict, path: str, cid: str, e: bodies.Malformed) -> None:
         """Bodies that break HTTP's framing: any client can send them, before any credentials
         (each is in the access log with its 400)."""
-        addr = environ.get("REMOTE_ADDR")
+        addr = bodies.peer(environ)
         self._say_throttled(
             self.malformed_said, cid, "%s %s from %s answered 400: %s", environ, path, addr, e.detail
         )
@@ -390,7 +390,7 @@ class ServerApp:
     def _said_slow(self, environ: dict, path: str, cid: str, e: bodies.BodyError) -> None:
         """Bodies that did not arrive within body_timeout: any client can send a body slowly,
         a byte at a time, and hold a connection of the worker until then."""
-        addr = environ.get("REMOTE_ADDR")
+        addr = bodies.peer(environ)
         what = "%s %s from %s answered 408: %s ([limits] body_timeout); connection closed"
         self._say_throttled(self.slow_said, cid, what, environ, path, addr, e.detail)
 
@@ -451,7 +451,7 @@ class ServerApp:
         if user and ok_user and ok_password:
             return True
         what = "/metrics: rejected credentials for user %r from %s"
-        self.rejections.say(rejections.METRICS, cid, what, said_user(user), environ.get("REMOTE_ADDR"))
+        self.rejections.say(rejections.METRICS, cid, what, said_user(user), bodies.peer(environ))
         return False
 
     @staticmethod
@@ -667,7 +667,7 @@ class ServerApp:
             return self.worker.guard.check(ch.name, str(ch.security), environ)
         except Refused as e:
             if e.reason:  # else the channel refuses everyone, which was said once
-                addr = environ.get("REMOTE_ADDR")
+                addr = bodies.peer(environ)
                 what = "HTTP channel %s: rejected credentials (%s) from %s"
                 self.rejections.say(rejections.CHANNEL, cid, what, ch.name, e.reason, addr, channel=ch.name)
             raise HTTPError(401, e.detail, e.headers) from None
@@ -736,7 +736,7 @@ class ServerApp:
         """The body of an internal call whose signature and epoch hold; HTTPError otherwise."""
         if environ.get("REQUEST_METHOD") != "POST":
             raise HTTPError(405, "the internal invoke endpoint accepts POST only", [("Allow", "POST")])
-        addr, said_service = environ.get("REMOTE_ADDR"), bodies.one_line(service)
+        addr, said_service = bodies.peer(environ), bodies.one_line(service)
         try:
             epoch = self._epoch(environ)
         except HTTPError:
@@ -836,7 +836,7 @@ class ServerApp:
         ok_password = hmac.compare_digest(password.encode(), settings.admin_password.encode())
         if not (user and ok_user and ok_password):
             what = "admin API: rejected credentials for user %r from %s"
-            self.rejections.say(rejections.ADMIN, cid, what, said_user(user), environ.get("REMOTE_ADDR"))
+            self.rejections.say(rejections.ADMIN, cid, what, said_user(user), bodies.peer(environ))
             raise HTTPError(
                 401, "wrong or missing credentials", [("WWW-Authenticate", 'Basic realm="Zato admin API"')]
             )

@@ -58,9 +58,7 @@ class InvokeAPI:
         if not (self.password and user and ok_user and ok_password):
             path = bodies.one_line(as_text(environ.get("PATH_INFO", "")))  # a path the client chose
             what = "%s: rejected credentials for user %r from %s"
-            self.app.rejections.say(
-                rejections.INVOKE, cid, what, path, said_user(user), environ.get("REMOTE_ADDR")
-            )
+            self.app.rejections.say(rejections.INVOKE, cid, what, path, said_user(user), bodies.peer(environ))
             raise HTTPError(401, "wrong or missing credentials", [("WWW-Authenticate", 'Basic realm="Zato"')])
         refuse_cross_site(environ, cid, "the invoke API")  # whatever the method, it runs a service
         environ["zato.user"] = user  # for the access log
