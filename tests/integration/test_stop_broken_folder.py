@@ -85,7 +85,7 @@ def test_a_server_whose_folder_is_renamed_stops(quickstart, tmp_path):
     moved = str(tmp_path / "moved-server1")
     os.rename(qs.server_dir("server1"), moved)
     out = zato("stop", moved).stdout  # the arbiter found by its title (the cluster and name)
-    assert out.strip() == f"server moved-server1 stopped (pid {pid})"
+    assert out.strip() == f"server server1 stopped (pid {pid})"  # its name, not its folder's
     wait_for(lambda: gone(processes), 60, what="every process of server1 gone")
     with open(os.path.join(moved, "logs", "server.log")) as f:  # the file it had open, moved along
         log = f.read()

@@ -678,6 +678,17 @@ def server_title(server_dir: str) -> str | None:
     return f"gunicorn: master [{name}]"
 
 
+def server_name(server_dir: str) -> str | None:
+    """This server's [main] name, read leniently as server_title is (a stop must work with a
+    config that no longer loads): None when server.conf does not say."""
+    cp = _lenient_server_conf(server_dir)
+    try:
+        name = cp.get("main", "name", fallback="").strip() if cp is not None else ""
+    except configparser.Error:
+        return None
+    return name or None
+
+
 def server_drain(server_dir: str) -> float | None:
     """This server's [main] drain_seconds, read leniently as server_title is (a stop must work
     with a config that no longer loads): the default when server.conf does not set it; None

@@ -31,6 +31,7 @@ from zato.config.settings import (
     load_lb_settings,
     load_server_settings,
     server_drain,
+    server_name,
     server_title,
 )
 from zato.lifecycle.process import (
@@ -503,8 +504,8 @@ def stop_wait(comp: Component) -> float:
 
 
 def describe_name(comp: Component) -> str:
-    if comp.kind == component.SERVER:
-        return f"server {os.path.basename(comp.path)}"
+    if comp.kind == component.SERVER:  # its [main] name, as `zato start` says it; else its folder's
+        return f"server {server_name(comp.path) or os.path.basename(comp.path)}"
     if comp.kind == component.DASHBOARD:
         return "dashboard"
     return "load balancer" if comp.kind == component.LOAD_BALANCER else comp.path
