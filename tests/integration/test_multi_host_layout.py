@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 
 from tests.support import free_port, zato
@@ -31,3 +32,13 @@ def test_zato_stop_names_the_server_it_stopped_not_its_folder(quickstart, tmp_pa
         with contextlib.suppress(AssertionError):
             zato("stop", path)
 
+
+def test_cluster_status_shows_a_server_not_running_at_the_address_it_announces(quickstart, tmp_path):
+    """Before: `zato cluster status` of a server folder showed its own server, while not live
+    (stopped, or Redis not answering), at the address it binds, 0.0.0.0:17010, where no one
+    reaches it, and the other servers at the address each announces (from the ODB)."""
+    qs = quickstart(servers=1, lb=False)
+    path, port = _app1(qs, tmp_path)
+    data = json.loads(zato("cluster", "status", path, "--json", check=False).stdout)
+    rows = {s["name"]: (s["live"], s["address"]) for s in data["servers"]}
+    assert rows["app1"] == (False, f"127.0.0.1:{port}")

@@ -36,7 +36,7 @@ from zato.config.settings import LeaseSettings, ServerSettings, load_server_sett
 from zato.coord import connector_stats, events, eviction, health, lb_view
 from zato.coord.client import REFUSES_WRITES, connect, describe
 from zato.coord.signing import member_key
-from zato.coord.status import SILENT, collect
+from zato.coord.status import SILENT, KnownServer, collect
 
 EXIT_UNREADABLE = 1  # the cluster could not be read: Redis unreachable (or DIR is no cluster's)
 EXIT_PROBLEM = 3  # read, and something is wrong: the `problem:` lines say what
@@ -237,7 +237,10 @@ def gather(path: str) -> dict:
     client = connect(first.redis, retry=Retry(NoBackoff(), 0))
     try:
         key = member_key(first.cluster_secret, first.cluster)
-        data = collect(client, first.cluster, servers, key=key, registered=lambda: _registered(first))
+        # Each at the address it announces, as its membership and the ODB have it (not the
+        # 0.0.0.0 it may bind), also when it is not live or Redis does not answer.
+        known = [KnownServer(s.name, s.announced_host, s.port) for s in servers]
+        data = collect(client, first.cluster, known, key=key, registered=lambda: _registered(first))
         data["redis_replica"] = events.replica(client, first.cluster) or None
         redis_read = not any(e.startswith("Redis") for e in data["errors"])
         found = _eviction(client) if redis_read else None  # not another wait for a Redis away
