@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
+import configparser
 import contextlib
 import json
 import os
 
-from tests.support import free_port, zato
+from tests.support import cluster_name, free_port, zato
 from zato.common.pidfile import read_pidfile
 
 
@@ -42,3 +43,20 @@ def test_cluster_status_shows_a_server_not_running_at_the_address_it_announces(q
     data = json.loads(zato("cluster", "status", path, "--json", check=False).stdout)
     rows = {s["name"]: (s["live"], s["address"]) for s in data["servers"]}
     assert rows["app1"] == (False, f"127.0.0.1:{port}")
+
+
+def test_the_redis_acl_hint_of_quickstart_names_every_file_with_a_redis_url(tmp_path):
+    """Before: the hint said to set the ACL user's URL 'in every server.conf and lb.conf'; the
+    dashboard's dashboard.conf has a [kvdb] url too, and once Redis's default user is off
+    (docs/redis-acl.md) a dashboard left on it reads nothing."""
+    path = tmp_path / "qs"
+    out = zato("quickstart", "create", str(path), "--cluster", cluster_name("mhdocs")).stdout
+    hint = next(line for line in out.splitlines() if "[kvdb] url =" in line)
+    with_url = set()
+    for conf in path.rglob("*.conf"):
+        cp = configparser.ConfigParser(interpolation=None)
+        cp.read(conf)
+        if cp.has_option("kvdb", "url"):
+            with_url.add(conf.name)
+    assert with_url == {"server.conf", "lb.conf", "dashboard.conf"}
+    assert all(name in hint for name in with_url), hint

@@ -404,7 +404,7 @@ def test_the_redis_acl_hint_keeps_the_database_the_user_gave(tmp_path, zato):
     out = zato("quickstart", "create", str(tmp_path / "qs"), "--redis", "redis://127.0.0.1:6379/11").stdout
     hint = [line.strip() for line in out.splitlines() if "[kvdb] url" in line]
     url = "redis://zato-quickstart:PASSWORD@HOST:PORT/11"
-    assert hint == [f"then [kvdb] url = {url} in every server.conf and lb.conf"]
+    assert hint == [f"then [kvdb] url = {url} in every server.conf, lb.conf and dashboard.conf"]
 
 
 def test_the_list_of_commands_says_what_each_takes_and_does(zato):

@@ -122,7 +122,7 @@ def create(args: argparse.Namespace) -> int:
         print("  Redis: no user or password in the URL; give the cluster its own (docs/redis-acl.md):")
         print(f"    redis-cli ACL SETUSER zato-{args.cluster} on '>PASSWORD' {rules}")
         url = f"{acl_url_scheme(args.redis)}://zato-{args.cluster}:PASSWORD@HOST:PORT/{redis_db(args.redis)}"
-        print(f"    then [kvdb] url = {url} in every server.conf and lb.conf")
+        print(f"    then [kvdb] url = {url} in every server.conf, lb.conf and dashboard.conf")
     print(f"Start it with:  zato start {spec.path}")
     print(f"Stop it with:   zato stop {spec.path}")
     return 0
