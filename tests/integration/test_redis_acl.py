@@ -4,6 +4,9 @@ start` does not warn (it does for a Redis that takes anonymous commands: test_tr
 
 from __future__ import annotations
 
+import os
+import time
+
 import pytest
 import redis
 import requests
@@ -85,3 +88,37 @@ def test_start_says_it_is_the_default_user_that_takes_commands_without_a_passwor
     assert len(said) == 1, out.stdout + out.stderr
     assert "also takes commands without a password, as its default user" in said[0]
     assert "ACL SETUSER default off" in said[0] and PASSWORD not in said[0]
+
+
+def test_a_default_user_turned_off_under_a_running_server_is_one_outage_per_process(acl_redis, quickstart):
+    """docs/redis-acl.md's step done out of order: the default user turned off while the server
+    still logs in as it. Connections made before keep working, new ones are refused, so each
+    process met a refusal, then an answer, then a refusal... Before, each turn was said: the
+    outage in full and 'answers again', a pair every second or two in every process. Now each
+    process says the outage, and when it fails again soon after answering, that it fails and
+    answers in turn: at most one 'answers again' in the first minute."""
+    port, admin = acl_redis
+    url = f"redis://127.0.0.1:{port}/0"
+    qs = quickstart(servers=1, lb=False, extra_conf={"kvdb": {"url": url}})
+    qs.start()
+    log = os.path.join(qs.server_dir("server1"), "logs", "server.log")
+    begin = os.path.getsize(log)
+    admin.execute_command("ACL", "SETUSER", "default", "off")  # admin's own connection stays in
+    admin.client_kill_filter(_type="pubsub")  # the workers' subscriptions: made again, refused
+    wait_for(lambda: "refuses the user or password" in read_from(log, begin), 20, what="the refusal said")
+    time.sleep(12)  # turns of refusals and answers (before: a pair every 1.5 s in each process)
+    said = read_from(log, begin).splitlines()
+    again: dict[str, int] = {}
+    for line in said:
+        if "Redis answers again" in line:
+            pid = line.split()[3]
+            again[pid] = again.get(pid, 0) + 1
+    assert again and max(again.values()) <= 1, "\n".join(line for line in said if "zato.redis" in line)
+    turns = [line for line in said if "it fails and answers in turn" in line]
+    assert turns, "\n".join(line for line in said if "zato.redis" in line)
+
+
+def read_from(path: str, offset: int) -> str:
+    with open(path, errors="replace") as f:
+        f.seek(offset)
+        return f.read()

@@ -222,3 +222,51 @@ def test_an_answer_to_a_call_sent_before_the_outage_ends_nothing(caplog):
     assert len(said) == 2, said
     assert said[0].startswith("Redis unreachable (config events at ")
     assert said[1] == "Redis answers again at redis://127.0.0.1:1/0 after 5.3 s (2 failure(s) meanwhile)"
+
+
+def test_a_redis_that_fails_and_answers_in_turn_is_one_outage_said_once_a_minute(caplog):
+    """Redis's default user turned off under processes that use it: connections already made
+    still work, new ones are refused, so a worker's subscription fails while its take answers.
+    Before: 'unreachable' in full and 'answers again' at every turn, two lines every 1.5 s (400
+    in 5 minutes). Now the first turn is said, then one outage said again once a minute, ended
+    once Redis has answered for STEADY s with no failure."""
+    clock = Clock()
+    health = RedisHealth("redis://127.0.0.1:6379/0", clock=clock)
+    with caplog.at_level(logging.INFO, logger="zato.redis"):
+        for _ in range(200):  # 5 minutes
+            health.failed("config events", WRONGPASS)
+            clock.now += 0.75
+            health.ok()  # the take, on a connection made before
+            clock.now += 0.75
+        for _ in range(11):  # mended: it answers, each second
+            health.ok()
+            clock.now += 1
+    said = lines(caplog)
+    first = "Redis unreachable (config events at redis://127.0.0.1:6379/0): "
+    assert said[0].startswith(first) and "Redis refuses the user or password of [kvdb] url" in said[0], said
+    assert said[1] == "Redis answers again at redis://127.0.0.1:6379/0 after 0.8 s (1 failure(s) meanwhile)"
+    assert said[2].startswith(first) and "Redis refuses the user or password of [kvdb] url" in said[2], said
+    assert (
+        "1 s after it answered: it fails and answers in turn (said again at most once every 60 s" in said[2]
+    )
+    still = [line for line in said if " still " in line]
+    assert len(still) == 4 and len(said) == 3 + 4 + 1, said  # once a minute over the 5 minutes
+    assert said[-1].startswith("Redis answers again at redis://127.0.0.1:6379/0 after "), said
+    assert "(199 failure(s) meanwhile, answering between them 199 time(s))" in said[-1], said
+
+
+def test_an_outage_a_minute_after_the_last_one_ended_is_said_in_full_and_ends_at_once(caplog):
+    clock = Clock()
+    health = RedisHealth("redis://127.0.0.1:1/0", clock=clock)
+    with caplog.at_level(logging.INFO, logger="zato.redis"):
+        health.failed("config events", REFUSED)
+        clock.now += 1
+        health.ok()
+        clock.now += 61
+        health.failed("config events", REFUSED)
+        clock.now += 1
+        health.ok()
+    said = lines(caplog)
+    assert len(said) == 4, said
+    assert "(retried as before; " in said[2] and "in turn" not in said[2], said
+    assert said[3] == "Redis answers again at redis://127.0.0.1:1/0 after 1.0 s (1 failure(s) meanwhile)"

@@ -170,6 +170,12 @@ def what_to_do(error: Exception, system: str = "Redis", cluster: str = "") -> st
     return UNREACHABLE
 
 
+# A Redis that fails again within a minute of answering (some connections still work while new ones
+# are refused: its default user turned off under processes that use it, maxclients reached) is
+# "flapping": its outage ends only once it has answered this long with no failure between, so
+# it is not said in full and ended again at every turn (before: two lines every second or two).
+STEADY = 10.0
+
 # The first line of an outage by kind: "Redis unreachable (WHAT at WHERE)", "Redis at WHERE is a
 # read-only replica (WHAT)"...; and what the line a minute says it still is
 _STILL = {REPLICA_KIND: "still a read-only replica", REFUSING_KIND: "still refuses writes"}
@@ -207,6 +213,11 @@ class RedisHealth:
         self.down_since: float | None = None
         self.refusing = False  # the outage is Redis refusing writes: a read that works ends nothing
         self.last_error = ""
+        self.steady = STEADY
+        self._ended: tuple[object, float] | None = None  # the last outage's kind, when it ended
+        self._flapping = False  # this outage began within a minute of the last one's end
+        self._answering_since: float | None = None  # flapping: answering with no failure since
+        self._turns = 0  # flapping: times it answered between failures
 
     def failed(self, what: str, error: Exception, answered_is_bug: bool = True) -> None:
         """`answered_is_bug`: an error Redis answered (CoordDataError, but its ACL's or a key of
@@ -229,11 +240,26 @@ class RedisHealth:
                 # Redis answered: a read that works ends nothing
                 self.refusing = isinstance(error, (CoordRefused, CoordDataError))
             self.last_error = str(error)
+            after = None  # a relapse: seconds since the last outage of this kind ended
             if self.down_since is None:
                 self.down_since = now
+                if (
+                    self._ended is not None
+                    and self._ended[0] == found
+                    and now - self._ended[1] < self._said.every
+                ):
+                    after = now - self._ended[1]
+                self._flapping, self._turns = after is not None, 0
+            self._answering_since = None
             since = self.down_since
         said = self._said.refused(now, found)
-        if said == 0:
+        if said == 0 and after is not None:
+            self.log.warning(
+                "%s, %.0f s after it answered: it fails and answers in turn (said again at most once"
+                " every %g s with a count, and once it has answered for %g s with no failure)",
+                self._first(found, what, error), after, self._said.every, self.steady,
+            )  # fmt: skip
+        elif said == 0:
             self.log.warning("%s (retried as before; %s, and when it answers)",
                              self._first(found, what, error), self._again)  # fmt: skip
         elif said:
@@ -301,16 +327,27 @@ class RedisHealth:
         with self._lock:
             if self.down_since is None or (asked_at is not None and asked_at < self.down_since):
                 return
+            now = self.clock()
+            turns = self._turns
+            if self._flapping:  # ended only once it has answered `steady` s with no failure
+                if self._answering_since is None:
+                    self._answering_since, self._turns = now, turns + 1
+                    return
+                if now - self._answering_since < self.steady:
+                    return
             since, self.down_since = self.down_since, None
-        now = self.clock()
+            self._ended = (self._said.key, now)
+            self._flapping, self._answering_since, self._turns = False, None, 0
         worked = self._said.worked(now)
         failures = worked[0] if worked else 0
+        between = f", answering between them {turns} time(s)" if turns else ""
         self.log.info(
-            "%s answers again%s after %.1f s (%d failure(s) meanwhile)",
+            "%s answers again%s after %.1f s (%d failure(s) meanwhile%s)",
             self.system,
             self._at,
             now - since,
             failures,
+            between,
         )
 
     @property
