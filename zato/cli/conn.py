@@ -68,6 +68,10 @@ KIND_HELP = {
 # What each option means, for --help: by (kind, field), else by field. Defaults are added.
 FIELD_HELP: dict[tuple[str | None, str], str] = {
     (None, "name"): "its name (letters, digits, _ . -)",
+    ("http-outgoing", "name"): "its name, as services give it (self.out.rest['Customer API']): letters, "
+    "digits, spaces, _ . -",
+    ("sql-outgoing", "name"): "its name, as services give it (self.out.sql['Orders DB']): letters, "
+    "digits, spaces, _ . -",
     (None, "host"): "the broker's host name or address",
     (None, "port"): "the broker's port",
     (None, "vhost"): "the AMQP virtual host",

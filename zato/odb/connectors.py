@@ -260,6 +260,11 @@ _FALSE = ("0", "false", "no", "off")
 
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # names that are also safe in a URL path
+# Outgoing HTTP and SQL connections are named in service code only (`self.out.rest['Customer
+# API']`, as Zato 4.1's docs name them) and run no connector: their names may hold spaces too
+# (inside; a name is stripped). Admin API paths take them %-escaped (/conn/http-outgoing/Customer%20API).
+SPACED_NAME_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_. -]{0,62}[A-Za-z0-9_.-])?")
+SPACED_NAME_KINDS = ("http-outgoing", "sql-outgoing")
 CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -296,7 +301,12 @@ def coerce(kind: str, field: Field, value: Any) -> Any:
     value = value.strip() if field.name != "password" else value
     if CONTROL_RE.search(value):
         raise ConnectorError(f"{where}: control characters (NUL, line breaks...) are not allowed")
-    if field.name == "name" and not NAME_RE.fullmatch(value):
+    if field.name == "name" and kind in SPACED_NAME_KINDS:
+        if not SPACED_NAME_RE.fullmatch(value):
+            raise ConnectorError(
+                f"{where}: {value!r} must be 1-64 letters, digits, spaces, _ . - (not first)"
+            )
+    elif field.name == "name" and not NAME_RE.fullmatch(value):
         raise ConnectorError(f"{where}: {value!r} must be 1-64 letters, digits, _ . - (not first)")
     if field.type == "host":
         return check_host(where, value)
