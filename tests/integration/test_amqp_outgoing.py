@@ -659,3 +659,29 @@ def test_replayed_parked_messages_go_out_when_signed_and_unsigned_ones_only_with
     assert [json.loads(body)["n"] for _, body in got] == [7, -1]
     _emptied(q)
     assert env["client"].llen(parked_key) == 0
+
+
+def test_text_that_is_not_json_goes_as_text_not_labelled_json(env):
+    """Zato's own example, `self.outgoing.amqp.send('Hello AMQP broker!', out_name, ...)`,
+    through a connection with the default content type (application/json): the message is
+    labelled text/plain, so a consumer that decodes by the label (kombu; a channel's
+    `self.request.amqp.msg.payload`) reads it. Before, it went as application/json, and such a
+    consumer failed on it (JSONDecodeError). JSON text, objects and a label the send gives keep theirs."""
+    _start(env)
+    sends = [
+        ("Hello AMQP broker!", {}, "text/plain; charset=utf-8"),
+        (b"\x00\xffbinary", {}, "application/octet-stream"),
+        (b"plain bytes", {}, "text/plain; charset=utf-8"),
+        (json.dumps({"n": 1}), {}, "application/json"),
+        ({"n": 2}, {}, "application/json"),
+        ("a,b\n1,2\n", {"content_type": "text/csv"}, "text/csv"),
+    ]
+    for msg, props, _ in sends:
+        env["out"].amqp.send(msg, "orders", properties=props)
+    seen: list = []
+    wait_for(lambda: len(seen.extend(env["rabbit"].get_all(env["queue"])) or seen) == len(sends), 60,
+             what="every message in RabbitMQ")  # fmt: skip
+    got = [(body, props.content_type) for props, body in seen]
+    expected = [(m if isinstance(m, bytes) else (m if isinstance(m, str) else json.dumps(m)).encode(), ct)
+                for m, _, ct in sends]  # fmt: skip
+    assert got == expected

@@ -105,7 +105,8 @@ FIELD_HELP: dict[tuple[str | None, str], str] = {
     "name another)",
     (None, "routing_key"): "the routing key (a send may give another)",
     (None, "delivery_mode"): "1 transient, 2 persistent (a send may give another)",
-    (None, "content_type"): "the content type of the messages (a send may give another)",
+    (None, "content_type"): "the content type of the messages (a send may give another; with"
+    " application/json, text that is not JSON goes as text/plain, bytes as application/octet-stream)",
     (None, "queue_manager"): "the queue manager's name",
     (None, "channel"): "the server-connection channel (SVRCONN)",
     (None, "conn_name"): "host(port); several, comma-separated, for a multi-instance queue manager",
