@@ -249,7 +249,7 @@ def test_a_redis_that_fails_and_answers_in_turn_is_one_outage_said_once_a_minute
     assert (
         "1 s after it answered: it fails and answers in turn (said again at most once every 60 s" in said[2]
     )
-    still = [line for line in said if " still " in line]
+    still = [line for line in said if " still refuses the user or password after " in line]
     assert len(still) == 4 and len(said) == 3 + 4 + 1, said  # once a minute over the 5 minutes
     assert said[-1].startswith("Redis answers again at redis://127.0.0.1:6379/0 after "), said
     assert "(199 failure(s) meanwhile, answering between them 199 time(s))" in said[-1], said

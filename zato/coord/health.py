@@ -178,7 +178,11 @@ STEADY = 10.0
 
 # The first line of an outage by kind: "Redis unreachable (WHAT at WHERE)", "Redis at WHERE is a
 # read-only replica (WHAT)"...; and what the line a minute says it still is
-_STILL = {REPLICA_KIND: "still a read-only replica", REFUSING_KIND: "still refuses writes"}
+_STILL = {
+    REPLICA_KIND: "still a read-only replica",
+    REFUSING_KIND: "still refuses writes",
+    CREDENTIALS_KIND: "still refuses the user or password",  # it answers: not "unreachable"
+}
 
 
 class _Refused:
