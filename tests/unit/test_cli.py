@@ -97,6 +97,35 @@ def test_quickstart_rejects_bad_numbers(tmp_path, zato):
     )
 
 
+def test_quickstart_in_zato_3_form_says_this_commands_form(tmp_path, zato):
+    """Zato 3.2's docs: `zato quickstart create ~/env/qs-1 sqlite localhost 6379 --kvdb_password ''
+    --verbose`. Before: argparse's `unrecognized arguments: sqlite localhost 6379 ...`, no word
+    of what to type here. Now the same command, as this one takes it; nothing is created."""
+    path = tmp_path / "qs-1"
+    line = one_line_error(
+        zato(
+            "quickstart",
+            "create",
+            str(path),
+            "sqlite",
+            "localhost",
+            "6379",
+            "--kvdb_password",
+            "pw-z3",
+            "--verbose",
+            check=False,
+        ),  # fmt: skip
+        "'sqlite localhost 6379' is Zato 3.2's form of this command",
+        f"here: zato quickstart create {path} --redis redis://localhost:6379/0 (SQLite in DIR is the default",
+    )
+    assert "pw-z3" not in line and not path.exists()
+    line = one_line_error(
+        zato("quickstart", "create", str(path), "postgresql", "10.0.0.5", "6380", check=False)
+    )
+    assert "--redis redis://10.0.0.5:6380/0 --odb URL (postgresql://USER:PASSWORD@HOST/DB)" in line
+    assert "zato3" not in zato("quickstart", "create", "--help").stdout
+
+
 def test_usage_errors_exit_2(tmp_path, zato):
     proc = zato("quickstart", "create", str(tmp_path / "x"), "--servers", "many", check=False)
     assert proc.returncode == 2 and "invalid int value" in proc.stderr

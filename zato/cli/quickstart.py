@@ -69,10 +69,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument(
         "--dashboard-port", type=int, default=DEFAULT_DASHBOARD_PORT, help="dashboard port (default 8183)"
     )
+    # Zato 3.2's form, `zato quickstart create DIR sqlite localhost 6379 --kvdb_password ''
+    # --verbose`: taken only to say this command's form (not in --help)
+    c.add_argument("zato3", nargs="*", help=argparse.SUPPRESS)
+    c.add_argument("--kvdb_password", default=None, help=argparse.SUPPRESS)
+    c.add_argument("--verbose", action="store_true", help=argparse.SUPPRESS)
     c.set_defaults(func=create)
 
 
 def create(args: argparse.Namespace) -> int:
+    if args.zato3 or args.kvdb_password is not None:
+        raise ConfigError(zato3_form(args.path, args.zato3))
     if not 1 <= args.servers <= 64:
         raise ConfigError(f"--servers {args.servers}: must be 1..64")
     if not 1 <= args.workers <= 64:
@@ -176,3 +183,16 @@ def check_sentinels(sentinels: str, master: str) -> str:
     if master and not items:
         raise ConfigError("--sentinel-master needs --sentinels HOST:PORT,...")
     return ",".join(items)
+
+
+def zato3_form(path: str, extra: list[str]) -> str:
+    """What to type instead of Zato 3.2's `quickstart create DIR ODB_TYPE KVDB_HOST KVDB_PORT`."""
+    odb, host, port = ([*extra, "", "", ""])[:3]
+    redis = f"redis://{host or '127.0.0.1'}:{port or '6379'}/0"
+    said = f"{' '.join(extra)!r} is" if extra else "--kvdb_password is"
+    return (
+        f"{said} Zato 3.2's form of this command; here: zato quickstart create {path} --redis {redis}"
+        f"{' --odb URL (postgresql://USER:PASSWORD@HOST/DB)' if odb and odb != 'sqlite' else ''}"
+        " (SQLite in DIR is the default ODB; a Redis password goes in the URL: --redis - reads it"
+        " from stdin); zato quickstart create --help says the rest"
+    )
