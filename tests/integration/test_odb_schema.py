@@ -176,3 +176,25 @@ def test_an_odb_from_before_channel_timeouts_gets_them_and_keeps_its_channels(ba
             assert answer_timeout(connectors.load(db, cluster, kind, "new")) == 5
     finally:
         db.dispose()
+
+
+def test_a_sqlite_odb_locked_by_another_process_says_what_holds_it(tmp_path):
+    """A sqlite3 shell left in a transaction on the ODB's file: a write waits the busy wait, then
+    fails. Before: 'database is locked', no word of what locks it or for how long it waited."""
+    import sqlite3
+
+    url = f"sqlite:///{tmp_path}/odb.db"
+    db = ODB(url, busy_wait=0.5)
+    create_schema(db.engine)
+    shell = sqlite3.connect(tmp_path / "odb.db", isolation_level=None)
+    shell.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(ODBError) as caught:
+            api.ensure_cluster(db, cluster_name("locked"))
+    finally:
+        shell.execute("ROLLBACK")
+        shell.close()
+        db.dispose()
+    said = str(caught.value)
+    assert "database is locked; another process held the SQLite file's write lock for 0.5 s" in said, said
+    assert "(a sqlite3 shell or a backup in a transaction?): end it, then try again" in said

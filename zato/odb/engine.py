@@ -56,21 +56,24 @@ def load_dialect(url: str) -> None:
         make_url(normalize_url(url)).get_dialect()
 
 
-def make_engine(url: str) -> Engine:
+SQLITE_BUSY_WAIT = 30.0  # seconds a write waits for another process's lock on the SQLite file
+
+
+def make_engine(url: str, busy_wait: float = SQLITE_BUSY_WAIT) -> Engine:
     url = normalize_url(url)
     try:
         parsed = make_url(url)
     except ArgumentError:
         raise ConfigError(f"ODB URL {redact_url(url)!r} is not a database URL") from None
     if parsed.get_backend_name() == "sqlite":
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": busy_wait})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={int(busy_wait * 1000)}")
             cur.close()
 
         return engine
@@ -142,9 +145,10 @@ def check_odb(engine: Engine) -> None:
 class ODB:
     """An engine plus a session factory; one per process (created after fork)."""
 
-    def __init__(self, url: str):
-        self.url = url
-        self.engine = make_engine(url)
+    def __init__(self, url: str, busy_wait: float = SQLITE_BUSY_WAIT):
+        """`busy_wait`: what a write to a SQLite ODB waits for another process's lock."""
+        self.url, self.busy_wait = url, busy_wait
+        self.engine = make_engine(url, busy_wait)
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextlib.contextmanager
@@ -168,7 +172,13 @@ class ODB:
             s.close()
 
     def _error(self, kind: type[ODBError], e: SQLAlchemyError) -> ODBError:
-        error = kind(f"ODB error: {str(e).splitlines()[0]}")
+        said = str(e).splitlines()[0]
+        if "database is locked" in said:  # SQLite waited its busy timeout (30 s) for another writer
+            said += (
+                f"; another process held the SQLite file's write lock for {self.busy_wait:g} s (a sqlite3"
+                " shell or a backup in a transaction?): end it, then try again"
+            )
+        error = kind(f"ODB error: {said}")
         error.where = redact(str(self.engine.url))
         return error
 
