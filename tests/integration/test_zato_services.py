@@ -1049,6 +1049,18 @@ def test_invoke_async_with_zato_keywords_cid_and_callbacks(cluster) -> None:
     assert client.lrange(f"demo:quote:{other}", 0, -1) == ["jobs.start-default-async-callback"]
 
 
+def test_invoke_async_to_json_string_gives_a_simpleio_service_its_input(cluster) -> None:
+    """Zato's invoke_async(..., to_json_string=True) sends the payload as JSON text. Before, a
+    SimpleIO service given it failed (InputError: missing input: job, n, in server.log): its
+    input was read from a dict only."""
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    job = uuid.uuid4().hex[:8]
+    r = api(cluster, cluster.lb_url, "jobs.start-json-string", {"job": job})
+    assert r.status_code == 200, r.text
+    wait_for(lambda: client.lrange(f"demo:sio-run:{job}", 0, -1), what="jobs.sio-run with its input")
+    assert client.lrange(f"demo:sio-run:{job}", 0, -1) == ["8"]
+
+
 def test_invoke_async_survives_the_death_of_the_server_running_it(cluster) -> None:
     """Last in this module: it kills a server."""
     client = redis.Redis.from_url(REDIS_URL, decode_responses=True)

@@ -72,3 +72,24 @@ class DefaultCallback(Service):
 
     def handle(self):
         self.kvdb.conn.rpush('demo:quote:' + self.request.payload['job'], self.name)
+
+
+class StartAsJSONString(Service):
+    """invoke_async(..., to_json_string=True) to a SimpleIO service: it gets its input as the
+    JSON text parsed, as from a JSON channel."""
+    name = 'jobs.start-json-string'
+
+    def handle(self):
+        cid = self.invoke_async('jobs.sio-run', {'job': self.request.payload['job'], 'n': 7},
+                                to_json_string=True)
+        self.response.payload = {'cid': cid}
+
+
+class SIORun(Service):
+    name = 'jobs.sio-run'
+
+    class SimpleIO:
+        input_required = ('job', 'n')
+
+    def handle(self):
+        self.kvdb.conn.rpush('demo:sio-run:' + self.request.input.job, int(self.request.input.n) + 1)

@@ -30,6 +30,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from zato.common import jsonenc
 from zato.common.errors import InputError, ServiceError
 from zato.service.query import QueryDict
 
@@ -697,7 +698,10 @@ def _force_empty_keys(value: Any) -> frozenset[str] | bool:
 
 def parse_input(decl: IODecl, payload: Any, query: dict, path_params: dict) -> Any:
     """self.request.input: declared fields from the JSON body, the query string and the URL
-    path parameters (path parameters win, then the query string)."""
+    path parameters (path parameters win, then the query string). A payload given as the JSON
+    text of an object (Zato's `invoke_async(..., to_json_string=True)`, a text channel's JSON
+    body) is that object parsed."""
+    payload = _object_of_json_text(payload)
     sources: dict = payload if isinstance(payload, dict) else {}
     if query or path_params:
         sources = {**sources, **query, **path_params}
@@ -711,6 +715,17 @@ def parse_input(decl: IODecl, payload: Any, query: dict, path_params: dict) -> A
         return _build(fields, sources, decl)
     except RecursionError:  # a model that holds itself (`children: list_[Node]`), given deep input
         raise InputError("input nested too deeply for its model") from None
+
+
+def _object_of_json_text(payload: Any) -> Any:
+    """The dict of a payload that is the JSON text of an object; any other payload as it is."""
+    if not isinstance(payload, (str, bytes, bytearray)) or payload.lstrip()[:1] not in ("{", b"{"):
+        return payload
+    try:
+        parsed = jsonenc.loads_strict(bytes(payload) if isinstance(payload, bytearray) else payload)
+    except ValueError:  # not JSON after all (UnicodeDecodeError is one): input from elsewhere alone
+        return payload
+    return parsed if isinstance(parsed, dict) else payload
 
 
 def _repeated_lists(fields: Fields, given: tuple[Any, ...], path_params: dict) -> dict:
