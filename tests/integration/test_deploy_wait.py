@@ -8,6 +8,7 @@ took, and exits 1 naming the workers that could not load it, or had not within S
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 
@@ -201,3 +202,37 @@ def test_notes_that_are_not_a_workers_are_left_out():
     finally:
         client.delete(key)
         client.close()
+
+
+def test_restarts_and_a_killed_worker_leave_no_notes_behind(quickstart):
+    """Each worker notes in Redis the version of each module it loaded (for --wait). A worker
+    that stopped, or died and was found dead by a reaper, leaves that module's hash: before, its
+    note stayed as long as the hash (renewed for a day by every note), so each restart of a
+    server, kill or recycled worker left one more field per deployed module for good (bench/soak:
+    +1 a restart)."""
+    from zato.common.pidfile import pid_alive
+    from zato.coord import loaded
+    from zato.coord.signing import member_key
+
+    qs = quickstart(servers=1, workers=1, lb=False)
+    qs.start()
+    zato("deploy", qs.path, write(qs, "wait_answer", SOURCE.replace("VERSION", "1")), "--wait", "60")
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    key = Keys(qs.cluster).deploy_loaded("wait_answer")
+    sign = member_key(qs.cluster_secret, qs.cluster)
+    for _ in range(2):
+        qs.stop("server1")
+        qs.start("server1")
+    (killed,) = wait_for(lambda: loaded.live_workers(client, qs.cluster, sign), timeout=10)
+    pid = int(killed.rpartition(":")[2])
+    os.kill(pid, signal.SIGKILL)  # the arbiter starts another worker, whose reaper finds this one dead
+    wait_for(lambda: not pid_alive(pid), timeout=10)
+
+    def only_the_live_worker() -> bool:
+        live = loaded.live_workers(client, qs.cluster, sign)
+        return len(live) == 1 and killed not in live and sorted(client.hkeys(key)) == live
+
+    with contextlib.suppress(AssertionError):  # said below, with what the hash holds
+        wait_for(only_the_live_worker, timeout=30)
+    notes = sorted(client.hkeys(key))
+    assert only_the_live_worker(), f"notes of {len(notes)} workers after 2 restarts and a kill: {notes}"

@@ -173,8 +173,10 @@ class AsyncTaker:
         worker: str,
         take_client: redis.Redis | None = None,
         is_alive: Callable[[int], bool] = pid_alive,
+        on_forget: Callable[[str], None] | None = None,
     ):
         self.client, self.keys, self.worker_id = client, Keys(cluster), worker
+        self.on_forget = on_forget  # a worker left the set (what else it left in Redis goes too)
         self.take_client = take_client or client
         self.processing = self.keys.async_processing(worker)
         parts = _split(worker)
@@ -232,6 +234,7 @@ class AsyncTaker:
                 moved += back
                 if whole:  # else the worker stays known: its list is looked at again next time
                     client.srem(self.keys.async_workers, worker)
+                    self._forgotten(worker)
         return moved
 
     def _from_the_dead(self, key: str) -> int:
@@ -275,3 +278,8 @@ class AsyncTaker:
             while self.client.lmove(self.processing, self.keys.async_queue, "RIGHT", "LEFT") is not None:
                 pass
             self.client.srem(self.keys.async_workers, self.worker_id)
+        self._forgotten(self.worker_id)
+
+    def _forgotten(self, worker: str) -> None:
+        if self.on_forget is not None:
+            self.on_forget(worker)

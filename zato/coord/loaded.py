@@ -8,6 +8,11 @@ module that imports much). A script that deployed and then called a service at o
 version it loaded (or why it could not), and `wait()` reads them until every live worker has
 the version deployed.
 
+A worker's notes leave each hash when it is forgotten: at its clean stop, and when a reaper
+finds it dead (zato.coord.async_invoke). Before, a note stayed as long as the hash, which every
+note kept for another day: a field for every worker that ever started, one more per module at
+each server restart, kill or recycled worker.
+
 The live workers are those of the invoke_async set (each worker joins it as it starts, before
 its first load) whose servers are live members. A worker that died stays in that set until a
 reaper sees it gone (zato.server.async_worker.REAP_EVERY); `wait()` says which workers it
@@ -18,7 +23,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import redis
@@ -56,6 +61,20 @@ def forget(client: redis.Redis, cluster: str, module: str) -> None:
     key = Keys(cluster).deploy_loaded(module)
     with translate("forgetting the module's loads", key=key):
         client.delete(key)
+
+
+def drop(client: redis.Redis, cluster: str, modules: Iterable[str], workers: Iterable[str]) -> None:
+    """The notes of `workers` (stopped, or found dead) leave the hash of each of `modules`
+    (CoordError if Redis cannot take it)."""
+    gone, names = sorted(workers), sorted(modules)
+    if not gone or not names:
+        return
+    keys = Keys(cluster)
+    with translate("forgetting the loads of workers gone"):
+        pipe = client.pipeline(transaction=False)
+        for module in names:
+            pipe.hdel(keys.deploy_loaded(module), *gone)
+        pipe.execute()
 
 
 def read(client: redis.Redis, cluster: str, module: str) -> dict[str, Loaded]:

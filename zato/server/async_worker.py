@@ -16,7 +16,7 @@ from zato.common.cid import new_cid
 from zato.common.errors import CoordError, CoordUnavailable
 from zato.common.log import printable
 from zato.common.retry import Backoff
-from zato.coord import patterns
+from zato.coord import loaded, patterns
 from zato.coord.async_invoke import AsyncTaker, decode, signed, worker_id
 from zato.coord.client import connect
 from zato.service.base import INVOKE_ASYNC, INVOKE_ASYNC_CALLBACK, ChannelInfo, Request
@@ -36,7 +36,9 @@ class AsyncConsumer:
         timeout = settings.redis.socket_timeout + TAKE_TIMEOUT
         self._take_client = connect(settings.redis, socket_timeout=timeout)
         me = worker_id(settings.name, os.getpid())
-        self.taker = AsyncTaker(worker.redis, settings.cluster, me, take_client=self._take_client)
+        self.taker = AsyncTaker(
+            worker.redis, settings.cluster, me, take_client=self._take_client, on_forget=self._forget_loads
+        )
         self._greenlet: Any = None
         self._taking = False
 
@@ -58,7 +60,8 @@ class AsyncConsumer:
                         logger.warning("invoke_async: calls left under this worker's name were queued again")
                     registered = True
                     self.worker.health.ok()  # a write: Redis answers again, if it was away
-                if time.monotonic() >= next_reap:
+                # once loaded: a dead worker's notes are dropped from the hashes of the modules it knows
+                if self.worker.loaded and time.monotonic() >= next_reap:
                     moved = self.taker.reap()
                     if moved:
                         logger.warning("invoke_async: %d call(s) of a dead worker queued again", moved)
@@ -80,6 +83,15 @@ class AsyncConsumer:
                 delay = backoff.next()
                 logger.exception("invoke_async consumer failed; retrying in %.1f s", delay)
                 gevent.sleep(delay)
+
+    def _forget_loads(self, worker: str) -> None:
+        """A worker stopped or was found dead: its notes of the modules it loaded go (zato.coord.
+        loaded), else each deployed module's hash kept one for every worker that ever ran."""
+        modules = set(self.worker.store.sources) | set(self.worker.store.modules)
+        try:
+            loaded.drop(self.worker.redis, self.worker.settings.cluster, modules, [worker])
+        except CoordError as e:  # the reap and the stop go on; those notes stay, as before
+            logger.warning("invoke_async: could not drop the module-load notes of worker %s: %s", worker, e)
 
     def _run_one(self, raw: str) -> None:
         call = decode(raw)
