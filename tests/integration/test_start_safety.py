@@ -510,3 +510,20 @@ def test_a_load_balancer_with_a_cluster_secret_the_live_servers_do_not_share_is_
         "the load balancer would send them no traffic",
     )
     assert qs.pid("load-balancer") is None
+
+
+def test_a_start_right_after_a_server_was_killed_waits_for_its_workers_to_let_go_of_the_port(quickstart):
+    """SIGKILL of a server (or a crash), then `zato start` at once, as systemd or an operator
+    does. Before: `port ... is not free (Address already in use)`, exit 1, until its workers had
+    seen their parent gone. Now the start waits for them (said once) and the server starts."""
+    qs = quickstart(servers=1, lb=False)
+    qs.start()
+    old = qs.pid("server1")
+    workers = workers_of(old)
+    assert workers, "the killed server's workers, which hold its port"
+    os.kill(old, signal.SIGKILL)
+    proc = zato("start", qs.server_dir("server1"))
+    assert "removed a stale pidfile" in proc.stdout and "server server1 started" in proc.stdout, proc.stdout
+    new = qs.pid("server1")
+    assert new != old and http_ok(qs.server_url("server1") + "/zato/ping")
+    wait_for(lambda: not any(pid_alive(w) for w in workers), 30, what="the killed server's workers gone")

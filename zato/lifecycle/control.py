@@ -118,6 +118,9 @@ def lb_available() -> bool:
 # names) it checks itself once spawned, while `zato start` waits at its gate (start below).
 
 
+ORPHANS_WAIT = 10.0  # seconds a start after a server died waits for its workers to let go of its port
+
+
 def precheck_server(comp: Component, say: Say) -> ServerSettings:
     s = load_server_settings(comp.path)
     warn_readable(say, s.config_file, s.tls_cert)
@@ -126,7 +129,10 @@ def precheck_server(comp: Component, say: Say) -> ServerSettings:
     if stale:
         say(stale)
     check_disk_room(comp.path, f"server {s.name}")
-    check_port_free(s.host, s.port, f"server {s.name}", s.config_file)
+    # A server that died without its stop (SIGKILL, a crash; its pidfile stale): its workers hold
+    # the port until they see their parent gone, about a second, more with requests to finish
+    wait = ORPHANS_WAIT if stale else 0.0
+    check_port_free(s.host, s.port, f"server {s.name}", s.config_file, wait, say)
     return s
 
 

@@ -193,19 +193,40 @@ def check_disk_room(path: str, what: str) -> None:
         )
 
 
-def check_port_free(host: str, port: int, what: str, config_file: str) -> None:
+def check_port_free(  # noqa: PLR0913 - where, what for, and how long to wait
+    host: str,
+    port: int,
+    what: str,
+    config_file: str,
+    wait: float = 0.0,
+    say: Callable[[str], None] | None = None,
+) -> None:
     """ComponentError if something already listens on host:port. The line says where the port
     is set: a second quickstart or cluster on the same host stopped here without saying how
-    to give it other ports."""
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError as e:
+    to give it other ports. `wait`: seconds to wait for it to be let go of, said once (a
+    server killed with SIGKILL: its workers hold its port until they see their parent gone)."""
+    deadline = time.monotonic() + wait
+    while True:
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((host, port))
+                return
+            except OSError as e:
+                error = e
+        if time.monotonic() >= deadline:
+            waited = f"; waited {wait:g} s for it" if wait else ""
             raise ComponentError(
-                f"{what}: port {host}:{port} is not free ({e.strerror}); stop what listens there,"
-                f" or set another [main] port in {config_file}"
+                f"{what}: port {host}:{port} is not free ({error.strerror}{waited}); stop what listens"
+                f" there, or set another [main] port in {config_file}"
             ) from None
+        if say is not None:
+            say(
+                f"{what}: port {host}:{port} is still held, by what the component that died left"
+                f" (its workers let go once they see it gone); waiting up to {wait:g} s"
+            )
+            say = None
+        time.sleep(0.1)
 
 
 def warn_readable(say: Callable[[str], None], *paths: str) -> None:
