@@ -107,13 +107,15 @@ class _Follower:
             with self._lock:
                 self._pools = [ref for ref in self._pools if ref() is not None]
                 pools = [ref() for ref in self._pools]
+            views: dict = {}  # one question to each Sentinel a round, whatever the number of pools
             for pool in pools:
                 if pool is not None:
-                    self._follow(pool)
+                    self._follow(pool, views)
 
     @staticmethod
-    def _follow(pool: FollowingPool) -> None:
+    def _follow(pool: FollowingPool, views: dict) -> None:
         was = pool.master_address
+        newest_first(pool.sentinel_manager, pool.service_name, views)
         try:
             now = pool.get_master_address()
         except (redis.RedisError, OSError):
@@ -126,6 +128,34 @@ class _Follower:
                 pool.service_name,
                 *was,
             )
+
+
+def newest_first(manager: Sentinel, service: str, views: dict | None = None) -> None:
+    """Put first in `manager`'s list the Sentinel whose view of `service` is the newest: the
+    highest config-epoch among those that answer and name a master that is not down. redis-py
+    takes the first Sentinel that names a master not down, and keeps it first: a Sentinel cut
+    off with the master from the others (the minority side of a partition) still names the
+    old master, which still takes writes, while the others promoted a replica (a higher
+    config-epoch); every process kept writing to the old master until the partition healed,
+    and then the Sentinels made it a replica and dropped all it had taken. `views`: answers
+    already had this round, by the Sentinel's address (a Sentinel that does not answer costs
+    its socket_timeout once a round, not once a pool)."""
+    views = {} if views is None else views
+    best, best_epoch = 0, -1
+    for i, sentinel in enumerate(list(manager.sentinels)):
+        kw = sentinel.connection_pool.connection_kwargs
+        where = (kw.get("host"), kw.get("port"), service)
+        if where not in views:
+            try:
+                views[where] = sentinel.sentinel_master(service)
+            except (redis.RedisError, OSError):
+                views[where] = None
+        state = views[where]
+        if state and manager.check_master_state(state, service) and state["config-epoch"] > best_epoch:
+            best, best_epoch = i, state["config-epoch"]
+    if best:
+        sentinels = manager.sentinels
+        sentinels[0], sentinels[best] = sentinels[best], sentinels[0]
 
 
 _FOLLOWER = _Follower()
