@@ -139,3 +139,27 @@ def test_an_async_invoke_through_the_invoke_endpoint_while_redis_is_away_is_a_50
         log = qs.server_logs()
         assert "unexpected error serving /zato/admin/invoke" not in log, log
         assert "invoke_async away.plain: the cluster's Redis is not available" in log, log
+
+
+def test_requests_answered_503_while_redis_is_away_are_a_few_lines_not_one_each(quickstart):
+    """Clients keep calling a service that needs Redis while it is away. Before: an ERROR line
+    per request (200 requests, 200 lines; under load, a thousand a second). Now each worker says
+    5 in full per [logging] client_warning_interval at most, the next saying how many went
+    unsaid; every one is still a 503 to its client and in the access log."""
+    with private_redis() as (port, admin):
+        qs, base = serving(quickstart, port)
+        admin.shutdown(nosave=True)
+        before = len(qs.server_logs())
+        codes = [requests.get(f"{base}/away/cached", timeout=30).status_code for _ in range(200)]
+        assert codes == [503] * 200
+        said = [
+            line
+            for line in qs.server_logs()[before:].splitlines()
+            if "away.cached: the cluster's Redis" in line
+        ]
+        assert 1 <= len(said) <= 2 * 5, "\n".join(said)  # 2 workers, 5 each at most a minute
+        assert said[0].endswith(
+            "answered 503 (said 5 times a minute at most in each worker; 0 more since the last time)"
+        )
+        access = qs.server_logs("http_access.log")
+        assert access.count('"GET /away/cached HTTP/1.1" 503') == 200, access[-2000:]

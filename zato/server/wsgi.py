@@ -216,6 +216,7 @@ NO_BODY = (204, 304)  # statuses whose responses carry no content
 # (zato.coord.client.translate), or through self.kvdb.conn, which is redis-py itself.
 REDIS_AWAY = (CoordUnavailable, redis.ConnectionError, redis.TimeoutError)
 REDIS_AWAY_SAID = "the cluster's Redis is not available; try again later"
+AWAY_BURST = 5  # requests answered 503 for an outage said in full per interval, in each worker
 
 
 def _failed(service: str, cid: str) -> HTTPError:
@@ -285,6 +286,8 @@ class ServerApp:
         self.malformed_said = bodies.Throttled(every)  # malformed bodies: one warning per `every` at most
         self.gone_said = bodies.Throttled(every)  # clients gone mid-body: the same
         self.slow_said = bodies.Throttled(every)  # bodies slower than body_timeout (408): the same
+        # requests answered 503 because Redis or the ODB is away: at request rate, a few per `every`
+        self.away_said = bodies.Throttled(every, burst=AWAY_BURST)
         self.rejections = rejections.Rejections(every)  # rejected credentials: a few per `every`
         self.slow_readers = SlowReaders(self.limits.send_timeout, every)  # answers never taken: closed
 
@@ -419,6 +422,23 @@ class ServerApp:
             unsaid,
         )
 
+    def said_away(self, cid: str, what: str, *args: object) -> None:
+        """A request answered 503 because the cluster's Redis or the ODB is away: each client's
+        request would be a line (1,000 a second under load), so said in full AWAY_BURST times
+        per [logging] client_warning_interval at most in each worker, the next line saying how
+        many went unsaid (each is in the access log with its 503 and CID; the process's own lines
+        say the outage: zato.coord.health)."""
+        unsaid = self.away_said.due()
+        if unsaid is None:
+            return
+        logger.error(
+            f"cid %s: {what}; answered 503 (said {self.away_said.how_often} at most in each worker;"
+            " %d more since the last time)",
+            cid,
+            *args,
+            unsaid,
+        )
+
     def _ended_a_worker(self, start_response: StartResponse, cid: str) -> list[bytes]:
         detail = (
             f"this request was running, alone, when a worker of server {self.worker.settings.name} ended "
@@ -494,10 +514,10 @@ class ServerApp:
             logger.warning("cid %s: service %s: %s; answered 500", cid, used_by, e)
             raise HTTPError(500, str(e)) from None
         except ODBError as e:  # an outgoing connection never read before, while the ODB is away
-            logger.error("cid %s: service %s: %s", cid, service, e)
+            self.said_away(cid, "service %s: %s", service, e)
             raise HTTPError(503, "the configuration database is not available; try again later") from None
         except REDIS_AWAY as e:  # self.cache, self.lock, invoke_async or self.kvdb while Redis is away
-            logger.error("cid %s: service %s: the cluster's Redis is not available: %s", cid, service, e)
+            self.said_away(cid, "service %s: the cluster's Redis is not available: %s", service, e)
             raise HTTPError(503, REDIS_AWAY_SAID) from None
         except Reportable as e:  # Zato's Reportable(cid, msg, status) or a subclass of a fixed status
             status = _checked_status(e.status, service, cid, f"raised {type(e).__name__} with status")
@@ -510,9 +530,7 @@ class ServerApp:
         except Exception as e:  # noqa: BLE001 - a failing service is a 500, logged with its traceback
             refusal = refuses_writes(e)  # self.lock or self.kvdb.conn while Redis refuses writes
             if refusal:
-                logger.error(
-                    "cid %s: service %s: the cluster's Redis refuses writes (%s)", cid, service, refusal
-                )
+                self.said_away(cid, "service %s: the cluster's Redis refuses writes (%s)", service, refusal)
                 raise HTTPError(503, REDIS_AWAY_SAID) from None
             raise _failed(service, cid) from None
         response.status_code = _checked_status(

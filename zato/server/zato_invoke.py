@@ -87,9 +87,7 @@ class InvokeAPI:
             except ServiceNotFound:
                 raise HTTPError(404, f"no such service: {name}") from None
             except REDIS_AWAY as e:  # the queue is in the cluster's Redis: gone, or refusing writes
-                logger.error(
-                    "cid %s: invoke_async %s: the cluster's Redis is not available: %s", cid, name, e
-                )
+                self.app.said_away(cid, "invoke_async %s: the cluster's Redis is not available: %s", name, e)
                 raise HTTPError(503, REDIS_AWAY_SAID) from None
         else:
             request = Request(
