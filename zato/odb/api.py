@@ -181,7 +181,7 @@ def store_module(
     """Store a module's source and the services it defines ({service name: impl name}).
     Returns (version, changed); an unchanged source keeps its version."""
     digest = source_hash(source)
-    with odb.session() as s:
+    with odb.change(cluster) as s:
         cid = _cluster_id(s, cluster)
         _check_service_names(s, cid, name, services)
         row = s.scalar(
@@ -217,7 +217,7 @@ def _check_service_names(s: Session, cid: int, module: str, services: dict[str, 
 def delete_module(odb: ODB, cluster: str, name: str) -> list[str] | None:
     """Remove a deployed module and its services; the names of the services it defined, or
     None if no module of that name is deployed."""
-    with odb.session() as s:
+    with odb.change(cluster) as s:
         cid = _cluster_id(s, cluster)
         row = s.scalar(
             select(DeployedModule).where(DeployedModule.cluster_id == cid, DeployedModule.name == name)
@@ -277,7 +277,7 @@ class UserConfigRecord:
 def store_user_config(odb: ODB, cluster: str, name: str, text: str) -> bool:
     """Store a user-config file's text; False if it was deployed already, unchanged."""
     digest = source_hash(text)
-    with odb.session() as s:
+    with odb.change(cluster) as s:
         cid = _cluster_id(s, cluster)
         row = s.scalar(
             select(UserConfigFile).where(UserConfigFile.cluster_id == cid, UserConfigFile.name == name)
@@ -293,7 +293,7 @@ def store_user_config(odb: ODB, cluster: str, name: str, text: str) -> bool:
 
 def delete_user_config(odb: ODB, cluster: str, name: str) -> bool:
     """Remove a deployed user-config file; False if none of that name is deployed."""
-    with odb.session() as s:
+    with odb.change(cluster) as s:
         cid = _cluster_id(s, cluster)
         stmt = delete(UserConfigFile).where(UserConfigFile.cluster_id == cid, UserConfigFile.name == name)
         return bool(cast(CursorResult, s.execute(stmt)).rowcount)
@@ -345,7 +345,7 @@ def save_channel(odb: ODB, cluster: str, ch: ChannelRecord, opening: bool = Fals
     forgotten --security must not open a channel to anyone."""
     if ch.data_format not in DATA_FORMATS:
         raise ODBError(f"data format {ch.data_format!r} is not one of {', '.join(DATA_FORMATS)}")
-    with odb.session() as s:
+    with odb.change(cluster) as s:
         cid = _cluster_id(s, cluster)
         clash = s.scalar(
             select(HTTPChannel.name).where(
@@ -409,7 +409,7 @@ def _refuse_same_shape(s: Session, cid: int, ch: ChannelRecord) -> None:
 
 
 def delete_channel(odb: ODB, cluster: str, name: str) -> bool:
-    with odb.session() as s:
+    with odb.change(cluster) as s:
         cid = _cluster_id(s, cluster)
         stmt = delete(HTTPChannel).where(HTTPChannel.cluster_id == cid, HTTPChannel.name == name)
         result = cast(CursorResult, s.execute(stmt))  # a DELETE's result is a CursorResult

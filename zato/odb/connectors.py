@@ -543,7 +543,7 @@ def channels_using(s: Session, cid: int, security: str) -> list[str]:
 def create(odb: ODB, cluster: str, kind: str, values: dict, reserved: dict[int, str] | None = None) -> dict:
     """`reserved`: ports (-> what uses them) besides the servers' that nothing may bind."""
     clean = validate(kind, values, creating=True)
-    with odb.session() as s:
+    with odb.change(cluster) as s:
         cid = cluster_id(s, cluster, create=True)
         if _find(s, cid, kind, clean["name"]) is not None:
             raise ConnectorError(
@@ -562,7 +562,7 @@ def edit(
     odb: ODB, cluster: str, kind: str, name: str, values: dict, reserved: dict[int, str] | None = None
 ) -> dict:
     clean = validate(kind, values, creating=False)
-    with odb.session() as s:
+    with odb.change(cluster) as s:
         cid = cluster_id(s, cluster)
         obj = _get(s, cid, kind, name)
         _refuse_cluster_ports(s, cid, kind, clean, reserved or {})
@@ -580,7 +580,7 @@ def edit(
 
 def delete(odb: ODB, cluster: str, kind: str, name: str) -> None:
     check_kind(kind)
-    with odb.session() as s:
+    with odb.change(cluster) as s:
         cid = cluster_id(s, cluster)
         obj = _get(s, cid, kind, name)
         if kind == "security":

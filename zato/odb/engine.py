@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import zlib
 from collections.abc import Iterator
 
 from sqlalchemy import create_engine, event, inspect, text
@@ -88,6 +89,7 @@ def make_engine(url: str, busy_wait: float = SQLITE_BUSY_WAIT) -> Engine:
 
 
 _SCHEMA_LOCK = 0x7A61_746F  # "zato": the PostgreSQL advisory lock held while the schema is made
+_CHANGES_LOCK = 0x7A63  # the first key of a cluster's advisory lock for changes (ODB.change)
 
 
 def create_schema(engine: Engine) -> None:
@@ -170,6 +172,24 @@ class ODB:
             raise
         finally:
             s.close()
+
+    @contextlib.contextmanager
+    def change(self, cluster: str) -> Iterator[Session]:
+        """A session for a change to `cluster`'s definitions (connections, channels, deployed
+        modules, user config) that reads what it checks and then writes. On PostgreSQL it first
+        waits for any other such change of the cluster, made by any server or CLI, to end: under
+        READ COMMITTED two admins' changes at once each checked what the other had not yet
+        committed, so both of two renames of one connection were answered 200 (the ODB kept
+        one), a create of a name being created got a 503 with the database's UniqueViolation,
+        an edit of one being deleted a 503 'expected to update 1 row(s); 0 were matched'."""
+        with self.session() as s:
+            if self.engine.dialect.name == "postgresql":
+                key = zlib.crc32(cluster.encode("utf-8")) - 2**31  # an int4, as the function takes
+                s.execute(
+                    text("SELECT pg_advisory_xact_lock(CAST(:kind AS integer), CAST(:key AS integer))"),
+                    {"kind": _CHANGES_LOCK, "key": key},
+                )
+            yield s
 
     def _error(self, kind: type[ODBError], e: SQLAlchemyError) -> ODBError:
         said = str(e).splitlines()[0]
