@@ -248,3 +248,27 @@ def test_a_worker_resubscribed_while_the_odb_is_away_reads_it_once_it_is_back(qu
         proxy.stop()
         proxy.start()
         direct.dispose()
+
+
+def test_an_http_channel_saved_while_the_odb_is_away_is_a_503_and_saved_once_it_is_back(quickstart):
+    """A channel saved through the admin API while the ODB cannot be reached was answered 400,
+    as if the request were wrong (a client does not send it again), while every other change
+    (connections, deploy, a channel's deletion) said 503."""
+    port = free_port()
+    proxy = TCPProxy(port, ("127.0.0.1", 5432))
+    proxy.start()
+    try:
+        qs = quickstart(servers=1, workers=1, odb=PG_URL.replace("127.0.0.1:5432", f"127.0.0.1:{port}"))
+        qs.start()
+        url = f"{qs.server_url('server1')}/zato/admin/channels"
+        channel = {"name": "orders", "url_path": "/orders", "service": "orders.get"}
+        proxy.stop()
+        away = requests.post(url, json=channel, auth=qs.admin_auth, timeout=60)
+        assert away.status_code == 503, away.text
+        assert "Connection refused" in away.json()["zato_env"]["details"]
+        proxy.start()
+        back = requests.post(url, json=channel, auth=qs.admin_auth, timeout=60)
+        assert back.status_code == 201, back.text
+    finally:
+        proxy.stop()
+        proxy.start()  # back, so the quickstart stops cleanly

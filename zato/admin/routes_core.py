@@ -189,7 +189,7 @@ def save_channel() -> dict:
         )
         opening = "security" in data and not data["security"]  # "security": null opens it on purpose
         created = channels.save(w.odb, w.redis, w.settings.cluster, ch, opening)
-    except CoordError as e:
+    except (CoordError, ODBUnavailable) as e:  # the ODB away is no fault of the request's (was 400)
         fail(503, str(e))
     except ZatoError as e:
         fail(400, str(e))
