@@ -10,7 +10,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.dialects import oracle
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from tests.support import PG_URL, cluster_name
+from tests.support import PG_URL, cluster_name, zato
 from zato.common.errors import ConfigError, ODBError
 from zato.odb import api
 from zato.odb.engine import ODB, create_schema, normalize_url
@@ -106,12 +106,15 @@ def test_a_postgresql_odb_connection_gives_up_on_a_dead_link_in_seconds():
 
 
 @pytest.fixture
-def new_pg_database():
-    """A PostgreSQL database of its own, empty, dropped at the end."""
+def new_pg_database(request):
+    """A PostgreSQL database of its own, empty, dropped at the end; in the encoding the test is
+    parametrized with (`indirect`), else the server's default."""
     name = cluster_name("odbnew").replace("-", "_")
+    encoding = getattr(request, "param", "")
+    how = f" ENCODING '{encoding}' TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'" if encoding else ""
     admin = create_engine(normalize_url(PG_URL), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE {name}"))
+        conn.execute(text(f"CREATE DATABASE {name}{how}"))
     yield PG_URL.rsplit("/", 1)[0] + "/" + name
     with admin.connect() as conn:
         conn.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
@@ -161,6 +164,43 @@ def test_a_start_on_a_postgresql_odb_that_has_its_schema_reads_it_in_one_query(n
         assert len(statements) == 1, statements
     finally:
         engine.dispose()
+
+
+TEXT = "# żółw 😀 café\n"  # beyond Latin-1, and in it
+
+
+@pytest.mark.parametrize("new_pg_database", ["SQL_ASCII"], indirect=True)
+def test_a_sql_ascii_postgresql_database_takes_a_cluster_and_any_text(new_pg_database):
+    """Before, `zato create cluster` on it was a traceback (TypeError in SQLAlchemy's first
+    connection: psycopg gave bytes, not text, for a SQL_ASCII database), as every server start."""
+    zato("create", "cluster", new_pg_database, "sqlascii")
+    odb = ODB(new_pg_database)
+    try:
+        api.store_module(odb, "sqlascii", "texts", TEXT, {})
+        module = api.get_module(odb, "sqlascii", "texts")
+        assert module is not None and module.source == TEXT
+    finally:
+        odb.dispose()
+
+
+@pytest.mark.parametrize("new_pg_database", ["LATIN1"], indirect=True)
+def test_a_latin1_postgresql_database_refuses_what_it_cannot_hold_in_one_line(new_pg_database):
+    """Before, a character Latin-1 lacks was a UnicodeEncodeError in psycopg: a traceback from
+    `zato deploy`, a 500 'internal server error' from the admin API. Now PostgreSQL's own error,
+    an ODBError (400 from the admin API, one line from the CLI); Latin-1 text is kept."""
+    zato("create", "cluster", new_pg_database, "latin1")
+    odb = ODB(new_pg_database)
+    try:
+        api.store_module(odb, "latin1", "cafe", "# café\n", {})
+        assert api.get_module(odb, "latin1", "cafe").source == "# café\n"  # type: ignore[union-attr]
+        with pytest.raises(ODBError) as refused:
+            api.store_module(odb, "latin1", "texts", TEXT, {})
+        assert str(refused.value) == (
+            "ODB error: (psycopg.errors.UntranslatableCharacter) character with byte sequence 0xc5 0xbc"
+            ' in encoding "UTF8" has no equivalent in encoding "LATIN1"'
+        )
+    finally:
+        odb.dispose()
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])

@@ -43,6 +43,14 @@ PG_NETWORK = {
 }
 
 
+# Text goes to and from PostgreSQL as UTF-8 whatever the database's own encoding: psycopg takes
+# the database's by default, so a LATIN1 one failed in Python on the first character it lacks
+# (a traceback from `zato deploy`, a 500 from the admin API) and a SQL_ASCII one gave bytes,
+# not text (a TypeError in SQLAlchemy at the first connection). Now PostgreSQL converts, and a
+# character a database's encoding lacks is its one-line error (UntranslatableCharacter).
+PG_TEXT = {"client_encoding": "UTF8"}
+
+
 def is_sqlite(url: str) -> bool:
     try:
         return make_url(normalize_url(url)).get_backend_name() == "sqlite"
@@ -81,7 +89,7 @@ def make_engine(url: str, busy_wait: float = SQLITE_BUSY_WAIT) -> Engine:
     connect_args = {}
     if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() in ("psycopg", "psycopg2"):
         # libpq's own settings (both drivers are libpq), unless the URL sets them
-        connect_args = {k: v for k, v in PG_NETWORK.items() if k not in parsed.query}
+        connect_args = {k: v for k, v in {**PG_NETWORK, **PG_TEXT}.items() if k not in parsed.query}
     try:
         return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args=connect_args)
     except (ArgumentError, ImportError, SQLAlchemyError) as e:
@@ -157,6 +165,16 @@ def check_odb(engine: Engine) -> None:
         raise ODBUnavailable(f"ODB at {redact(str(engine.url))} does not answer: {reason}") from None
 
 
+def _first_line(e: SQLAlchemyError) -> str:
+    """The database's own error, `(psycopg.errors.X) what`, as SQLAlchemy words it; without the
+    note it puts first on an error of an autoflush (the whole of what was said before)."""
+    orig = getattr(e, "orig", None)
+    if isinstance(orig, Exception):
+        said = (str(orig).splitlines() or [""])[0]
+        return f"({type(orig).__module__}.{type(orig).__name__}) {said}"
+    return str(e).splitlines()[0]
+
+
 class ODB:
     """An engine plus a session factory; one per process (created after fork)."""
 
@@ -205,7 +223,7 @@ class ODB:
             yield s
 
     def _error(self, kind: type[ODBError], e: SQLAlchemyError) -> ODBError:
-        said = str(e).splitlines()[0]
+        said = _first_line(e)
         if "database is locked" in said:  # SQLite waited its busy timeout (30 s) for another writer
             said += (
                 f"; another process held the SQLite file's write lock for {self.busy_wait:g} s (a sqlite3"
