@@ -113,6 +113,7 @@ def _names(odb: ODB, cluster: str, kind: str) -> list[str]:
     return sorted(c["name"] for c in connectors.list_all(odb, cluster, kind))
 
 
+CHANGE_WAIT = 15  # zato.odb.engine.CHANGE_WAIT: how long a change waits for a lock another holds
 AMQP_DEF = {"name": "rabbit", "password": "pw", "use_tls": "no", "port": 1}  # never reached
 
 
@@ -187,3 +188,27 @@ def test_two_http_channels_made_at_once_on_one_path_the_second_is_refused(pg_clu
         "channel 'first' already serves /orders",
     )
     assert [c.name for c in odb_api.list_channels(odb, qs.cluster)] == ["first"]
+
+
+def test_a_change_behind_one_that_does_not_end_is_refused_saying_so(pg_cluster):
+    """The other admin's change stops before its commit and does not go on (its process
+    stopped; a psql transaction left open does the same). Before, an edit of the same
+    connection waited as long as that did: the admin's request had no answer at all."""
+    qs, odb = pg_cluster
+    connectors.create(odb, qs.cluster, "amqp-def", AMQP_DEF)
+    connectors.create(odb, qs.cluster, "amqp-outgoing", {"name": "orders", "def": "rabbit"})
+    held = Held(
+        odb, lambda: connectors.edit(odb, qs.cluster, "amqp-outgoing", "orders", {"is_active": False})
+    )
+    try:
+        url = f"{qs.server_url('server1')}/zato/admin/conn/amqp-outgoing/orders"
+        answer = requests.patch(url, json={"delivery_mode": 1}, auth=qs.admin_auth, timeout=CHANGE_WAIT + 30)
+    finally:
+        held.release()
+    status, details = said(answer)
+    assert status == 503
+    assert str(details).startswith(
+        f"ODB error: what this change needs was held for over {CHANGE_WAIT:g} s by another change or"
+        " transaction that has not ended"
+    )
+    assert connectors.get(odb, qs.cluster, "amqp-outgoing", "orders")["is_active"] is False

@@ -98,6 +98,8 @@ def make_engine(url: str, busy_wait: float = SQLITE_BUSY_WAIT) -> Engine:
 
 _SCHEMA_LOCK = 0x7A61_746F  # "zato": the PostgreSQL advisory lock held while the schema is made
 _CHANGES_LOCK = 0x7A63  # the first key of a cluster's advisory lock for changes (ODB.change)
+CHANGE_WAIT = 15.0  # seconds a change waits for a lock another holds (PostgreSQL's lock_timeout)
+LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE of a lock_timeout
 
 
 def create_schema(engine: Engine) -> None:
@@ -215,6 +217,10 @@ class ODB:
         an edit of one being deleted a 503 'expected to update 1 row(s); 0 were matched'."""
         with self.session() as s:
             if self.engine.dialect.name == "postgresql":
+                # A change or a transaction that holds what this one needs and does not end (its
+                # process stopped mid-change, a psql session left open, a table rewritten) gets
+                # it refused after CHANGE_WAIT: before, the request waited as long as that did.
+                s.execute(text(f"SET LOCAL lock_timeout = {int(CHANGE_WAIT * 1000)}"))
                 key = zlib.crc32(cluster.encode("utf-8")) - 2**31  # an int4, as the function takes
                 s.execute(
                     text("SELECT pg_advisory_xact_lock(CAST(:kind AS integer), CAST(:key AS integer))"),
@@ -224,7 +230,13 @@ class ODB:
 
     def _error(self, kind: type[ODBError], e: SQLAlchemyError) -> ODBError:
         said = _first_line(e)
-        if "database is locked" in said:  # SQLite waited its busy timeout (30 s) for another writer
+        if getattr(getattr(e, "orig", None), "sqlstate", None) == LOCK_NOT_AVAILABLE:
+            said = (
+                f"what this change needs was held for over {CHANGE_WAIT:g} s by another change or"
+                " transaction that has not ended (a server or CLI stopped mid-change, a transaction"
+                f" left open on the ODB, a table being rewritten): nothing was changed; try again ({said})"
+            )
+        elif "database is locked" in said:  # SQLite waited its busy timeout (30 s) for another writer
             said += (
                 f"; another process held the SQLite file's write lock for {self.busy_wait:g} s (a sqlite3"
                 " shell or a backup in a transaction?): end it, then try again"
