@@ -109,6 +109,8 @@ class ODBError(ZatoError):
 class ODBUnavailable(ODBError):
     """The ODB did not answer: retrying later may help."""
 
+    at_commit = False  # the link broke once the commit was sent: the ODB may have made the change
+
 
 class CoordError(ZatoError):
     pass

@@ -9,8 +9,9 @@ name, and its old connector, still stopping, hands over there (Handoff.rename).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
-from typing import NamedTuple, NoReturn
+from typing import NamedTuple, NoReturn, TypeVar
 
 import redis
 
@@ -21,6 +22,7 @@ from zato.common.errors import (
     CoordNotSent,
     CoordRefused,
     CoordUnavailable,
+    ODBUnavailable,
     ZatoError,
 )
 from zato.common.interrupts import Interrupts
@@ -156,6 +158,55 @@ def _undo(undo: Callable[[], object], e: ZatoError, what: str, said: str) -> NoR
     raise type(e)(f"{e} ({said})") from None
 
 
+T = TypeVar("T")
+SETTLE_ODB = 10.0  # seconds a change whose commit's answer was lost waits for the ODB to answer again
+
+
+def _read_back(e: ODBUnavailable, made: Callable[[], T | None], what: str, say: Say | None) -> T:
+    """`e`: the ODB change of `what` failed. Unless the link broke once its commit was sent
+    (e.at_commit), `e` as it is. Else whether the ODB made it is read back once it answers
+    again (within SETTLE_ODB): made() is what it made, None for nothing. Made -> that, said, and
+    the change goes on to its Redis part and its event (before, a 503 while the ODB had it, and
+    neither was done: a renamed outgoing connection's queue stayed listed under its old name);
+    not made -> nothing changed; no answer -> whether it was made is unknown."""
+    if not e.at_commit:
+        raise e
+    deadline = time.monotonic() + SETTLE_ODB
+    while True:
+        try:
+            got = made()
+            break
+        except ODBUnavailable as again:
+            if time.monotonic() >= deadline:
+                _raise(
+                    e,
+                    f"the link to the ODB broke once {what} was sent to be committed, and the ODB did"
+                    f" not answer again within {SETTLE_ODB:g} s ({again}): whether it made it is"
+                    " unknown; `zato conn list` says once it answers",
+                )
+            time.sleep(0.5)
+    if got is None:
+        _raise(e, f"nothing changed: the ODB had not made {what} (read back once it answered); run it again")
+    _said(say)(
+        f"the ODB's answer was lost ({e}), but the ODB had made {what} (read back once it answered):"
+        " completing it"
+    )
+    return got
+
+
+def _raise(e: ODBUnavailable, said: str) -> NoReturn:
+    error = ODBUnavailable(f"{e} ({said})")
+    error.where = e.where
+    raise error from None
+
+
+def _found(odb: ODB, cluster: str, kind: str, name: str) -> dict | None:
+    try:
+        return connectors.get(odb, cluster, kind, name)
+    except connectors.DefinitionNotFound:
+        return None
+
+
 def create(  # noqa: PLR0913
     odb: ODB,
     client: redis.Redis,
@@ -171,7 +222,11 @@ def create(  # noqa: PLR0913
     events.reachable(client, cluster)  # an unreachable Redis changes nothing
     with Interrupts(HELD) as ctrl_c:
         ctrl_c.hold()
-        view = connectors.create(odb, cluster, kind, values, reserved)
+        try:
+            view = connectors.create(odb, cluster, kind, values, reserved)
+        except ODBUnavailable as e:
+            made = connectors.validate(kind, values, creating=True)["name"]
+            view = _read_back(e, lambda: _found(odb, cluster, kind, made), f"{kind} {made}", say)
         name = view["name"]
         change = Change(client, cluster, f"{kind} {name}")
         queue = _queue(client, cluster, kind, name)
@@ -208,7 +263,10 @@ def edit(  # noqa: PLR0913
     ident = connectors.row_id(odb, cluster, kind, name) if kind in OUTGOING else 0  # kept by a rename
     with Interrupts(HELD) as ctrl_c:
         ctrl_c.hold()
-        view = connectors.edit(odb, cluster, kind, name, values, reserved)
+        try:
+            view = connectors.edit(odb, cluster, kind, name, values, reserved)
+        except ODBUnavailable as e:
+            view = _edited(odb, cluster, kind, name, values, e, say)
         renamed = view["name"]
         if renamed != name and (kind in HANDOFF_KINDS or kind in OUTGOING):
             back = {k: before[k] for k in values if k in before}
@@ -230,6 +288,23 @@ def edit(  # noqa: PLR0913
         _announce(client, cluster, kind, view["name"], f"the change to {kind} {name}", was)
         _completed(ctrl_c, f"the change to {kind} {name}", say)
     return view
+
+
+def _edited(  # noqa: PLR0913
+    odb: ODB, cluster: str, kind: str, name: str, values: dict, e: ODBUnavailable, say: Say | None
+) -> dict:
+    """The view of `name` renamed, read back when the commit's answer of its rename was lost
+    (_read_back); an edit that keeps the name has no Redis part: it is said to be run again."""
+    new_name = connectors.validate(kind, values, creating=False).get("name")
+    if not new_name or new_name == name:
+        if e.at_commit:
+            _raise(e, "whether the ODB made the change is unknown: run the same edit again to be sure")
+        raise e
+
+    def renamed() -> dict | None:
+        return _found(odb, cluster, kind, new_name) if _found(odb, cluster, kind, name) is None else None
+
+    return _read_back(e, renamed, f"the rename of {kind} {name} to {new_name}", say)
 
 
 def inactive_note(client: redis.Redis, cluster: str, view: dict) -> str:
@@ -344,7 +419,11 @@ def delete(  # noqa: PLR0913
     dropped = 0
     with Interrupts(HELD) as ctrl_c:
         ctrl_c.hold()
-        connectors.delete(odb, cluster, kind, name)
+        try:
+            connectors.delete(odb, cluster, kind, name)
+        except ODBUnavailable as e:
+            gone = lambda: None if _found(odb, cluster, kind, name) else True  # noqa: E731
+            _read_back(e, gone, f"the deletion of {kind} {name}", say)
         if kind in HANDOFF_KINDS or queue is not None:
             undo = lambda: connectors.create(odb, cluster, kind, made)  # noqa: E731
             dropped = _redis_part(change, part, undo, say, ctrl_c)

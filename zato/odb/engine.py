@@ -6,6 +6,7 @@ import contextlib
 import os
 import zlib
 from collections.abc import Iterator
+from typing import TypeVar
 
 from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Engine, make_url
@@ -167,6 +168,9 @@ def check_odb(engine: Engine) -> None:
         raise ODBUnavailable(f"ODB at {redact(str(engine.url))} does not answer: {reason}") from None
 
 
+E = TypeVar("E", bound=ODBError)
+
+
 def _first_line(e: SQLAlchemyError) -> str:
     """The database's own error, `(psycopg.errors.X) what`, as SQLAlchemy words it; without the
     note it puts first on an error of an autoflush (the whole of what was said before)."""
@@ -190,13 +194,17 @@ class ODB:
     def session(self) -> Iterator[Session]:
         """A session that commits on success and rolls back on error."""
         s = self._factory()
+        committing = False
         try:
             yield s
+            committing = True
             s.commit()
         except (OperationalError, InterfaceError) as e:  # the database's side, or the link to it
             with contextlib.suppress(SQLAlchemyError):
                 s.rollback()
-            raise self._error(ODBUnavailable, e) from e
+            error = self._error(ODBUnavailable, e)
+            error.at_commit = committing
+            raise error from e
         except SQLAlchemyError as e:
             s.rollback()
             raise self._error(ODBError, e) from e
@@ -228,7 +236,7 @@ class ODB:
                 )
             yield s
 
-    def _error(self, kind: type[ODBError], e: SQLAlchemyError) -> ODBError:
+    def _error(self, kind: type[E], e: SQLAlchemyError) -> E:
         said = _first_line(e)
         if getattr(getattr(e, "orig", None), "sqlstate", None) == LOCK_NOT_AVAILABLE:
             said = (
