@@ -253,3 +253,37 @@ def test_an_argument_a_command_does_not_take_is_said_with_that_commands_usage(qs
         assert lines[0] == usage, proc.stderr
         command = usage.removeprefix("usage: ").partition(" [")[0]
         assert lines[-1] == f"{command}: error: unrecognized arguments: {extra}", proc.stderr
+
+
+@pytest.mark.parametrize("password", ["Se@cretXYZ", "p@ss:w/rdXYZ"])
+def test_an_odb_url_whose_password_is_not_percent_encoded_is_refused_showing_none_of_it(password):
+    """A password holding '@', ':' or '/' as it is, not percent-encoded, in an ODB URL. Before,
+    `zato create cluster` (as a server's start with it in server.conf) tried PostgreSQL at the
+    host made of the password's tail, and said it: `failed to resolve host 'cretXYZ@127.0.0.1'`;
+    or, with ':' and '/', a traceback (ValueError: invalid literal for int() with base 10)."""
+    url = f"postgresql://zato:{password}@127.0.0.1:5432/zato"
+    line = one_line_error(
+        zato("create", "cluster", "-", "c", input=url + "\n", check=False),
+        "ODB URL 'postgresql+psycopg://******@127.0.0.1:5432/zato' cannot be read:",
+        "must be percent-encoded in the URL (@ as %40, : %3A, / %2F",
+    )
+    assert "XYZ" not in line, line
+
+
+def test_an_sql_outgoing_url_whose_port_is_not_a_number_is_refused(qs):
+    """Before: a ValueError traceback from `zato conn create sql-outgoing` (a 500 from the admin API)."""
+    line = one_line_error(
+        zato(
+            "conn",
+            "create",
+            "sql-outgoing",
+            qs.path,
+            "--name",
+            "crm",
+            "--url",
+            "postgresql://crm@db:54x2/crm",
+            check=False,
+        ),
+        "sql-outgoing url: 'postgresql://crm@db:54x2/crm': its port is not a number; give",
+    )
+    assert "Traceback" not in line

@@ -397,6 +397,10 @@ def _sql_url(where: str, value: str) -> None:
     except ArgumentError:
         hint = "dialect://user@host/db"
         raise ConnectorError(f"{where}: {value!r} is not an SQLAlchemy URL ({hint})") from None
+    except ValueError:  # SQLAlchemy's int() of the port: was a traceback from the CLI, a 500
+        raise ConnectorError(
+            f"{where}: {value!r}: its port is not a number; give dialect://user@host:PORT/db"
+        ) from None
     if url.password:
         raise ConnectorError(f"{where}: keep the password out of the URL; give it as password")
     if url.host:  # none: SQLite, or a socket given in the query

@@ -55,14 +55,14 @@ PG_TEXT = {"client_encoding": "UTF8"}
 def is_sqlite(url: str) -> bool:
     try:
         return make_url(normalize_url(url)).get_backend_name() == "sqlite"
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         return False
 
 
 def load_dialect(url: str) -> None:
     """Import SQLAlchemy's dialect of `url` (not its database driver, which it imports only
     when an engine is made)."""
-    with contextlib.suppress(ArgumentError, ImportError):
+    with contextlib.suppress(ArgumentError, ValueError, ImportError):
         make_url(normalize_url(url)).get_dialect()
 
 
@@ -75,6 +75,10 @@ def make_engine(url: str, busy_wait: float = SQLITE_BUSY_WAIT) -> Engine:
         parsed = make_url(url)
     except ArgumentError:
         raise ConfigError(f"ODB URL {redact_url(url)!r} is not a database URL") from None
+    except ValueError:  # SQLAlchemy's int() of the port
+        raise _misread(url, "its port is not a number") from None
+    if parsed.host and "@" in parsed.host:
+        raise _misread(url, "its host holds an '@'")
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(url, connect_args={"timeout": busy_wait})
 
@@ -95,6 +99,19 @@ def make_engine(url: str, busy_wait: float = SQLITE_BUSY_WAIT) -> Engine:
         return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args=connect_args)
     except (ArgumentError, ImportError, SQLAlchemyError) as e:
         raise ConfigError(f"ODB URL {redact_url(url)!r}: {e}") from None
+
+
+def _misread(url: str, why: str) -> ConfigError:
+    """A URL whose user or password holds what a URL may not (an '@', ':', '/' not
+    percent-encoded): read so, part of the password was taken for the host or the port, and
+    said in errors and logs (`failed to resolve host 'cretXYZ@db'`), or a traceback
+    (ValueError). Shown with everything before its last '@' masked."""
+    scheme, sep, rest = url.partition("://")
+    shown = f"{scheme}://******@{rest.rpartition('@')[2]}" if sep and "@" in rest else redact_url(url)
+    return ConfigError(
+        f"ODB URL {shown!r} cannot be read: {why}; a user or password holding @ : / # ? or % must be"
+        " percent-encoded in the URL (@ as %40, : %3A, / %2F, # %23, ? %3F, % %25)"
+    )
 
 
 _SCHEMA_LOCK = 0x7A61_746F  # "zato": the PostgreSQL advisory lock held while the schema is made
