@@ -212,3 +212,32 @@ def test_a_change_behind_one_that_does_not_end_is_refused_saying_so(pg_cluster):
         " transaction that has not ended"
     )
     assert connectors.get(odb, qs.cluster, "amqp-outgoing", "orders")["is_active"] is False
+
+
+def test_one_cluster_made_from_two_hosts_at_once_is_made_once_and_the_other_told_it_exists(pg_database):
+    """`zato create cluster` of one name run on two hosts at once. Before, the second was
+    `zato: error: ODB error: (psycopg.errors.UniqueViolation) duplicate key value violates unique
+    constraint "zato_cluster_name_key"` (exit 1) instead of `cluster ... already exists`."""
+    from zato.odb.engine import create_schema
+
+    odb, other = ODB(pg_database), ODB(pg_database)
+    try:
+        create_schema(odb.engine)
+        held = Held(odb, lambda: odb_api.ensure_cluster(odb, "twice"))
+        got: list[object] = []
+
+        def make() -> None:
+            try:
+                got.append(odb_api.ensure_cluster(other, "twice"))
+            except Exception as e:  # noqa: BLE001 - said by the assertion
+                got.append(e)
+
+        second = threading.Thread(target=make)
+        second.start()
+        wait_for(lambda: got or waits_on_a_lock(odb), 30, what="the second to end or wait for the first")
+        held.release()
+        second.join(30)
+        assert got == [False]  # made by the first: not made again, no error
+    finally:
+        odb.dispose()
+        other.dispose()

@@ -111,7 +111,7 @@ def has_schema(engine: Engine) -> bool:
 
 def ensure_cluster(odb: ODB, cluster: str, description: str = "") -> bool:
     """Create the cluster row unless it exists; True if it was created."""
-    with odb.session() as s:
+    with odb.change(cluster) as s:
         if s.scalar(select(Cluster.id).where(Cluster.name == cluster)) is not None:
             return False
         s.add(Cluster(name=cluster, description=description or None))
@@ -119,7 +119,7 @@ def ensure_cluster(odb: ODB, cluster: str, description: str = "") -> bool:
 
 
 def add_server(odb: ODB, cluster: str, name: str, host: str, port: int) -> None:
-    with odb.session() as s:
+    with odb.change(cluster) as s:
         cid = _cluster_id(s, cluster)
         exists = s.scalar(select(Server.id).where(Server.cluster_id == cid, Server.name == name))
         if exists is not None:
