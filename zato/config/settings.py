@@ -79,6 +79,9 @@ class LimitSettings:
     max_header_size: int = 8190  # gunicorn limit_request_field_size (bytes per header line)
     max_request_line: int = 4094  # gunicorn limit_request_line
     max_form_fields: int = 1000  # fields of a form-encoded body (as Django's default); over it: 400
+    # bytes an outgoing HTTP connection's answer may have (self.out.rest[name]): it is read whole
+    # into a worker's memory (several times over, as bytes, then text)
+    max_outgoing_body: int = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -320,6 +323,7 @@ SERVER_SCHEMA: Schema = {
             "max_header_size",
             "max_request_line",
             "max_form_fields",
+            "max_outgoing_body",
         }
     ),
     "logging": _SERVER_LOGGING,
@@ -849,6 +853,7 @@ def _limits(r: _Reader) -> LimitSettings:
         max_header_size=r.int("limits", "max_header_size", d.max_header_size, 64, 65536),
         max_request_line=r.int("limits", "max_request_line", d.max_request_line, 64, 65536),
         max_form_fields=r.int("limits", "max_form_fields", d.max_form_fields, 1, 2**31),
+        max_outgoing_body=r.int("limits", "max_outgoing_body", d.max_outgoing_body, 1, MAX_BODY),
     )
 
 

@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # imported when a connection is first made: a worker without 
     import requests
 
 _FORMATTER = string.Formatter()
+DEFAULT_MAX_BODY = 64 * 1024 * 1024  # [limits] max_outgoing_body
 
 
 def _without_body(method: str) -> Any:
@@ -64,11 +65,12 @@ DOT_SEGMENTS = (".", "..")  # path parameters that would move a request's path (
 class HTTPConn:
     """`.conn` of one outgoing connection: get/post/put/patch/delete/options(cid, ...)."""
 
-    def __init__(self, name: str, definition: dict):
+    def __init__(self, name: str, definition: dict, max_body: int = DEFAULT_MAX_BODY):
         self.name = name
         self._address = definition["address"].rstrip("/")
         self._path = definition.get("url_path") or ""
         self._timeout = definition.get("timeout") or 10
+        self._max_body = max_body
         self._json = (definition.get("data_format") or "json") == "json"
         import requests
 
@@ -98,6 +100,7 @@ class HTTPConn:
     def _call(
         self, method: str, cid: str, data: Any, params: dict | None, headers: dict | None
     ) -> requests.Response:
+        import gevent
         import requests
 
         url, query = self._url(params)
@@ -107,16 +110,69 @@ class HTTPConn:
             body = jsonenc.dumps(data)
             sent_headers["Content-Type"] = "application/json"
         sent_headers.update(headers or {})
+        said = f"outgoing HTTP {self.name!r}: {method} {url}"
+        # The whole call, the answer's body included, within the connection's timeout: requests'
+        # own timeout is per read, so a remote sending a byte every few seconds held the call
+        # (and its request) for as long as it went on
+        deadline = gevent.Timeout(self._timeout)
+        deadline.start()
+        response = None
         try:
             response = self._session.request(
-                method, url, params=query or None, data=body, headers=sent_headers, timeout=self._timeout
+                method,
+                url,
+                params=query or None,
+                data=body,
+                headers=sent_headers,
+                timeout=self._timeout,
+                stream=True,  # read below, within the deadline
+                hooks={"response": self._capped(said)},
             )
+            try:
+                response.content  # noqa: B018 - the whole body, read now
+            finally:
+                response.close()  # the connection back to the pool, or closed if not read whole
+        except gevent.Timeout as e:
+            if e is not deadline:
+                raise
+            if response is not None:
+                response.close()
+            raise ConnectorError(
+                f"{said}: no whole answer within {self._timeout} s (the connection's timeout)"
+            ) from None
         except requests.RequestException as e:
-            why = f"{type(e).__name__}: {e}"
-            raise ConnectorError(f"outgoing HTTP {self.name!r}: {method} {url}: {why}") from None
+            if response is not None:
+                response.close()
+            raise ConnectorError(f"{said}: {type(e).__name__}: {e}") from None
+        finally:
+            deadline.close()
         parsed = response_data(response.text, response.headers.get("Content-Type"), self._json)
         response.data = parsed  # type: ignore[attr-defined]  # Zato's extra attribute
         return response
+
+    def _capped(self, said: str) -> Any:
+        """A response hook (each answer, redirects' too, before requests reads its body): a body
+        over max_body bytes is refused. A body is held whole in the worker's memory, and a
+        remote answering gigabytes took all of it (the worker killed, with every request it
+        was serving)."""
+        too_big = (
+            f"{said}: the answer's body is over {self._max_body} bytes, the most an outgoing HTTP"
+            " answer may have ([limits] max_outgoing_body in server.conf)"
+        )
+
+        def hook(response: requests.Response, **kw: Any) -> requests.Response:
+            declared = response.headers.get("Content-Length", "")
+            if (
+                declared.isdigit()
+                and int(declared) > self._max_body
+                and "Content-Encoding" not in response.headers
+            ):
+                response.close()
+                raise ConnectorError(too_big)
+            response.raw = _Capped(response.raw, self._max_body, too_big)  # counted decoded (gzip)
+            return response
+
+        return hook
 
     def http_request(
         self,
@@ -142,6 +198,25 @@ class HTTPConn:
         self._session.close()
 
 
+class _Capped:
+    """An answer's `raw` (urllib3's response) whose stream() ends in a ConnectorError once more
+    than `cap` bytes (decoded) came; everything else is the response's own."""
+
+    def __init__(self, raw: Any, cap: int, too_big: str):
+        self._raw, self._cap, self._too_big = raw, cap, too_big
+
+    def stream(self, amt: int | None = None, decode_content: bool | None = None) -> Any:
+        size = 0
+        for chunk in self._raw.stream(amt, decode_content=decode_content):
+            size += len(chunk)
+            if size > self._cap:
+                raise ConnectorError(self._too_big)
+            yield chunk
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._raw, name)
+
+
 def response_data(text: str, content_type: str | None, json_connection: bool) -> Any:
     """Zato's `response.data`: the parsed JSON of a JSON body, else the body's text."""
     kind = (content_type or "").split(";")[0].strip().lower()
@@ -164,8 +239,12 @@ class HTTPConnection:
 class PlainHTTP(PerWorker):
     """`self.outgoing.plain_http`: connections by name."""
 
+    def __init__(self, defs: Any, max_body: int = DEFAULT_MAX_BODY):
+        super().__init__(defs)
+        self._max_body = max_body
+
     def make(self, name: str, definition: dict) -> HTTPConnection:
-        return HTTPConnection(name, HTTPConn(name, definition))
+        return HTTPConnection(name, HTTPConn(name, definition, self._max_body))
 
     def close(self, conn: Any) -> None:
         conn.conn.close()

@@ -370,7 +370,9 @@ class Outgoing:
         self.ibm_mq = IBMMQOutgoing(load, settings.cluster, client, key)
         self.wmq = self.jms_wmq = self.ibm_mq  # Zato's other names for it
         self.zmq = ZMQOutgoing(load)
-        self.plain_http = self.rest = PlainHTTP(_Definitions(load, "http-outgoing"))  # `rest`: Zato 3.2+
+        self.plain_http = self.rest = PlainHTTP(  # `rest`: Zato 3.2+
+            _Definitions(load, "http-outgoing"), settings.limits.max_outgoing_body
+        )
         self.sql = SQL(_Definitions(load, "sql-outgoing"))
         kinds = (self.amqp, self.ibm_mq, self.zmq, self.plain_http, self.sql)
         self._by_kind = {o.defs.kind: o.defs for o in kinds}
