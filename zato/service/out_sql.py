@@ -17,6 +17,9 @@ makes a new one when the definition changes.
 
 from __future__ import annotations
 
+import functools
+import logging
+import weakref
 from contextlib import closing
 from typing import Any
 
@@ -27,8 +30,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.elements import TextClause
 
 from zato.common.errors import ConnectorError
-from zato.odb.engine import normalize_url
+from zato.odb.engine import PG_NETWORK, normalize_url
+from zato.service.call_scope import at_end
 from zato.service.outgoing import PerWorker
+
+logger = logging.getLogger("zato.outgoing")
 
 
 class Record(tuple):
@@ -148,9 +154,36 @@ def engine_of(name: str, d: dict) -> Engine:
             url = url.set(password=d["password"])
         if url.get_backend_name() == "sqlite":
             return create_engine(url)
-        return create_engine(url, pool_size=d.get("pool_size") or 5, pool_pre_ping=True)
+        connect_args = {}
+        if url.get_backend_name() == "postgresql" and url.get_driver_name() in ("psycopg", "psycopg2"):
+            # as the ODB's (zato.odb.engine.PG_NETWORK), unless the URL sets them: without a
+            # connect_timeout, a database that takes the connection and never answers (a
+            # PostgreSQL hung, a proxy paused) held every call to it, and its request, for ever
+            connect_args = {k: v for k, v in PG_NETWORK.items() if k not in url.query}
+        return create_engine(
+            url, pool_size=d.get("pool_size") or 5, pool_pre_ping=True, connect_args=connect_args
+        )
     except (ArgumentError, NoSuchModuleError, ImportError) as e:
         raise ConnectorError(f"outgoing SQL {name!r}: cannot use its URL: {e}") from None
+
+
+def _close_left(conn: str, ref: weakref.ref, service: str) -> None:
+    """At the end of the call that opened it: a session the service did not close is closed,
+    its transaction rolled back and its database connection back in the pool. Before, one left
+    in a transaction (a service that raised, or forgot `with closing(...)`) stayed 'idle in
+    transaction' until Python's garbage collector found it, holding its locks: every later call
+    that touched those rows waited for ever, and the pool ran dry (QueuePool limit ... reached)."""
+    session = ref()
+    if session is None:
+        return
+    if session.in_transaction():
+        logger.warning(
+            "service %s left a session of outgoing SQL connection %r in a transaction: rolled back and"
+            " closed at the end of its call (commit what it wrote, and close it: with closing(...))",
+            service,
+            conn,
+        )
+    session.close()
 
 
 class SQLConnection:
@@ -164,7 +197,9 @@ class SQLConnection:
         self._dispose = engine.dispose
 
     def session(self) -> Session:
-        return self._sessions()
+        session = self._sessions()
+        at_end(functools.partial(_close_left, self.name, weakref.ref(session)))
+        return session
 
     def execute(self, query: Any, params: dict | None = None) -> list[dict]:
         """Every row as a dict (an empty list for a statement that returns none); committed."""

@@ -24,6 +24,7 @@ from zato.common.cid import new_cid
 from zato.common.errors import DeployError, OutgoingNotFound, ServiceError, ServiceNotFound
 from zato.common.exception import MethodNotAllowed, Reportable
 from zato.service.base import HTTP_SOAP, Request, Response, Service, utcnow
+from zato.service.call_scope import call_scope
 from zato.service.logger import service_logger
 from zato.service.sio import Payload, io_of, parse_input, render_output
 from zato.service.unsupported import SERVER as UNSUPPORTED_SERVER
@@ -556,7 +557,8 @@ class ServiceStore:
         gevent.Timeout of its own left uncaught) is that service's failure, a ServiceError:
         it would otherwise end the worker, or the request outside our error handling."""
         try:
-            return self.invoke(name, cid=cid, request=request)
+            with call_scope(name):  # what the call left open (an SQL session) is closed
+                return self.invoke(name, cid=cid, request=request)
         except Exception:
             raise
         except BaseException as e:
