@@ -156,6 +156,18 @@ def test_every_role_reads_the_same_hint_from_what_to_do():
     assert what_to_do(channel, cluster="prod").startswith("add &zato:prod:* to the ACL rules")
     assert what_to_do(REFUSED).startswith("is Redis running there")
     assert what_to_do(WRONGPASS).startswith("Redis refuses the user or password")
+    from redis.sentinel import MasterNotFoundError
+
+    from zato.coord.client import translate
+
+    try:  # behind Sentinel: the Sentinels are what to look at, not [kvdb] url (there is none)
+        with translate("membership heartbeat"):
+            raise MasterNotFoundError("No master found for 'mymaster' : Sentinel<...>")
+    except CoordUnavailable as e:
+        assert what_to_do(e).startswith("are the Sentinels of [kvdb] sentinels running"), what_to_do(e)
+        assert "No master found for 'mymaster' (no Sentinel of [kvdb] sentinels that answers" in str(e)
+    else:
+        raise AssertionError("translate let MasterNotFoundError through")
 
 
 def test_two_different_errors_of_two_calls_are_each_said(caplog):

@@ -388,6 +388,13 @@ def _unannotated(e: Exception) -> str:
     return _PIPELINE_NOTE.sub("", str(e))
 
 
+# redis-py's MasterNotFoundError: no Sentinel named a master it sees up. The Sentinels may all
+# be away, or not monitor that name, or see the master down without a majority of them to
+# agree on a failover (or with no replica fit to be promoted)
+NO_MASTER = (
+    "no Sentinel of [kvdb] sentinels that answers names a master it sees up: none answers, none"
+    " monitors [kvdb] sentinel_master, or they see the master down and have not promoted a replica"
+)
 # What answers is no Redis: not its protocol, e.g. an HTTP server's 'got "H" as reply type byte'
 NOT_REDIS = (
     "what answers there does not speak Redis's protocol: another service on that port?"
@@ -406,7 +413,7 @@ def translate(what: str, key: str = "") -> Iterator[None]:
         yield
     except MasterNotFoundError as e:  # its text embeds a whole client repr: keep the line short
         reason = str(e).split(" : ")[0]
-        raise CoordUnavailable(f"{what}: {reason} (no Sentinel reachable, or none monitors it)") from e
+        raise CoordUnavailable(f"{what}: {reason} ({NO_MASTER})") from e
     except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as e:
         raise CoordUnavailable(f"{what}: {type(e).__name__}: {e}") from e
     except InvalidResponse as e:

@@ -31,7 +31,13 @@ CREDENTIALS = (
     " (docs/redis-acl.md) in server.conf, lb.conf and dashboard.conf, or restore the password in Redis"
 )
 NOT_REDIS = "does not speak Redis's protocol"  # zato.coord.client.NOT_REDIS: an HTTP server at [kvdb] url
+NO_MASTER = "names a master it sees up"  # zato.coord.client.NO_MASTER: no Sentinel did
 UNREACHABLE = "is Redis running there, and reachable from this host? ([kvdb] url says where)"
+SENTINELS = (
+    "are the Sentinels of [kvdb] sentinels running and reachable from this host, and is the master"
+    " they monitor as [kvdb] sentinel_master up, or can a majority of them agree to promote a replica?"
+    " (docs/multi-host.md)"
+)
 REFUSING = "Redis takes writes again once its operator mends it (a full disk, its maxmemory)"
 REPLICA = (
     "check [kvdb] url: it must name the master, not a replica (behind Sentinel: a failover may be"
@@ -167,6 +173,8 @@ def what_to_do(error: Exception, system: str = "Redis", cluster: str = "") -> st
         return CREDENTIALS
     if NOT_REDIS in str(error):  # it is reachable: what answers is no Redis
         return "give [kvdb] url Redis's own host and port"
+    if NO_MASTER in str(error):  # behind Sentinel: the Sentinels decide where Redis is (client.NO_MASTER)
+        return SENTINELS
     return UNREACHABLE
 
 
