@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 import weakref
 from contextlib import closing
 from typing import Any
@@ -177,13 +178,42 @@ def _close_left(conn: str, ref: weakref.ref, service: str) -> None:
     if session is None:
         return
     if session.in_transaction():
-        logger.warning(
-            "service %s left a session of outgoing SQL connection %r in a transaction: rolled back and"
-            " closed at the end of its call (commit what it wrote, and close it: with closing(...))",
-            service,
-            conn,
-        )
+        unsaid = _LEFT_SAID.due((service, conn))
+        if unsaid is not None:  # a service that never closes its sessions: not a line a call
+            logger.warning(
+                "service %s left a session of outgoing SQL connection %r in a transaction: rolled back"
+                " and closed at the end of its call (commit what it wrote, and close it: with"
+                " closing(...)); said once a minute at most, %d more time(s) since the last line",
+                service,
+                conn,
+                unsaid,
+            )
     session.close()
+
+
+class _OncePerKey:
+    """At most one line a minute per key (a service and its connection), with how many came
+    meanwhile; the oldest key forgotten past MAX_KEYS."""
+
+    MAX_KEYS = 256
+
+    def __init__(self, every: float = 60.0) -> None:
+        self.every = every
+        self._said: dict[tuple[str, str], tuple[float, int]] = {}  # key -> (said at, unsaid since)
+
+    def due(self, key: tuple[str, str]) -> int | None:
+        now = time.monotonic()
+        said_at, unsaid = self._said.get(key, (-self.every, 0))
+        if now - said_at < self.every:
+            self._said[key] = (said_at, unsaid + 1)
+            return None
+        if key not in self._said and len(self._said) >= self.MAX_KEYS:
+            del self._said[min(self._said, key=lambda k: self._said[k][0])]
+        self._said[key] = (now, 0)
+        return unsaid
+
+
+_LEFT_SAID = _OncePerKey()
 
 
 class SQLConnection:
