@@ -104,13 +104,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     f.set_defaults(func=run_forget)
     r = csub.add_parser(
         "run-parked",
-        help="queue the parked invoke_async calls again (workers died running them)",
+        help="queue the parked invoke_async calls again (workers died running them, or not signed)",
         description="An invoke_async call under which 3 workers died is parked, not run again "
         "(zato cluster status counts them). Once its service is mended, this puts every call parked "
         "now back on the queue, oldest first, as the dashboard's 'Run parked "
-        "again' does. Each keeps its count: one that ends its worker again is parked after one more.",
+        "again' does. Each keeps its count: one that ends its worker again is parked after one more. "
+        "A call not signed with the cluster's key (queued by a server of a version before calls were "
+        "signed, during a rolling upgrade) is parked too, and parked again unless --sign.",
     )
     r.add_argument("path", metavar="DIR", help="a quickstart directory or a server directory of the cluster")
+    r.add_argument(
+        "--sign",
+        action="store_true",
+        help="also sign, with the cluster's key, the parked calls that are not signed with it (queued "
+        "by a version before calls were signed, or under another cluster_secret, or written to Redis by "
+        "someone else). Only once you checked they are the cluster's own: every one of them is run",
+    )
     r.set_defaults(func=run_parked)
 
 
@@ -206,16 +215,23 @@ def run_forget(args: argparse.Namespace) -> int:
 
 
 def run_parked(args: argparse.Namespace) -> int:
-    from zato.coord.async_invoke import requeue_parked
+    from zato.coord.async_invoke import requeue_parked, requeue_parked_signing
+    from zato.coord.signing import call_key
     from zato.lifecycle.control import cluster_settings
 
     settings = cluster_settings(args.path)
     client = connect(settings.redis, retry=Retry(NoBackoff(), 0))
+    now = ""
     try:
-        moved = requeue_parked(client, settings.cluster)  # all parked now
+        if args.sign:
+            key = call_key(settings.cluster_secret, settings.cluster)
+            moved, signed = requeue_parked_signing(client, settings.cluster, key)  # all parked now
+            now = f"; {signed} of them not signed with the cluster's key, signed now"
+        else:
+            moved = requeue_parked(client, settings.cluster)  # all parked now
     finally:
         client.close()
-    print(f"invoke_async: {moved} parked call(s) of cluster {settings.cluster} queued again")
+    print(f"invoke_async: {moved} parked call(s) of cluster {settings.cluster} queued again{now}")
     return 0
 
 
@@ -448,7 +464,11 @@ def render(data: dict) -> str:
     if calls:
         out += ["", f"invoke_async: {calls['queued']} queued, {calls['parked']} parked"]
         if calls["parked"]:
-            out.append(f"  parked calls (workers died while running them) are kept in {calls['parked_key']}")
+            out.append(
+                f"  parked calls (workers died while running them, or not signed with the cluster's key: "
+                f"queued by a server of an older version) are kept in {calls['parked_key']}; "
+                "zato cluster run-parked DIR [--sign]"
+            )
     lb = data.get("load_balancer")
     if lb:
         out += ["", *render_lb(lb)]

@@ -30,7 +30,7 @@ from zato.coord import parse
 from zato.coord.client import blmove, move_now, text, texts, translate
 from zato.coord.keys import Keys
 from zato.coord.patterns import Step
-from zato.coord.signing import call_verified, queued_call
+from zato.coord.signing import SIG, call_verified, queued_call
 
 logger = logging.getLogger("zato.async")
 _refused = parse.LogOnce(logger)
@@ -48,6 +48,31 @@ if redis.call('LINDEX', KEYS[1], -1) ~= ARGV[1] then return 0 end
 if ARGV[3] == '1' then want(KEYS[3], 'list') else want(KEYS[2], 'list') end
 redis.call('RPOP', KEYS[1])
 if ARGV[3] == '1' then redis.call('RPUSH', KEYS[3], ARGV[2]) else redis.call('LPUSH', KEYS[2], ARGV[2]) end
+return 1
+"""
+)
+
+# KEYS: a worker's processing list, the parked list. ARGV: the call as taken. 1 parked; 0 it
+# was not in the list (nothing moved). A call not signed with the cluster's key goes there whole.
+_PARK = (
+    parse.TYPES_LUA
+    + """
+want(KEYS[2], 'list')
+if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
+redis.call('RPUSH', KEYS[2], ARGV[1])
+return 1
+"""
+)
+
+# The oldest parked call to the queue's end, as the caller read it and (maybe) signed it now.
+# KEYS: parked, queue. ARGV: the call as read, as queued. 1 moved; 0 the oldest is another now.
+_REQUEUE_SIGNED = (
+    parse.TYPES_LUA
+    + """
+want(KEYS[2], 'list')
+if redis.call('LINDEX', KEYS[1], 0) ~= ARGV[1] then return 0 end
+redis.call('LPOP', KEYS[1])
+redis.call('RPUSH', KEYS[2], ARGV[2])
 return 1
 """
 )
@@ -141,6 +166,49 @@ def requeue_parked(client: redis.Redis, cluster: str, limit: int | None = None) 
     return move_now(client, keys.async_parked, keys.async_queue, ("LEFT", "RIGHT"), limit, what)
 
 
+def signed_anew(key: bytes, raw: str) -> str:
+    """`raw` signed with `key` unless it is already; as it is when it is not a call's JSON object
+    (a worker drops that as malformed, as before)."""
+    if signed(key, raw):
+        return raw
+    try:
+        doc = jsonenc.loads(raw)
+        if not isinstance(doc, dict):
+            return raw
+        return queued_call(key, {k: v for k, v in doc.items() if k != SIG})
+    except (TypeError, ValueError):
+        return raw
+
+
+def requeue_parked_signing(
+    client: redis.Redis, cluster: str, key: bytes, limit: int | None = None
+) -> tuple[int, int]:
+    """requeue_parked, signing with `key` (zato.coord.signing.call_key) each parked call not
+    signed with it: a worker parks those (queued by a server of a version before calls were
+    signed, during a rolling upgrade, or under another cluster secret, or by any Redis writer).
+    Only for calls an operator checked are the cluster's own. Each moved whole; returns (moved,
+    of them signed now)."""
+    keys = Keys(cluster)
+    move = client.register_script(_REQUEUE_SIGNED)
+    moved = signed_now = 0
+    try:
+        with translate("invoke_async: queueing parked calls again, signed"):
+            now = int(client.llen(keys.async_parked))
+            for _ in range(now if limit is None else min(limit, now)):
+                raw = client.lindex(keys.async_parked, 0)
+                if raw is None:
+                    break
+                raw = text(raw)
+                out = signed_anew(key, raw)
+                if move(keys=[keys.async_parked, keys.async_queue], args=[raw, out]) == 1:
+                    moved, signed_now = moved + 1, signed_now + (out != raw)
+    except CoordError as e:
+        if not moved:
+            raise
+        raise type(e)(f"{e}; {moved} moved before, the rest stay in {keys.async_parked}") from e
+    return moved, signed_now
+
+
 def parked_count(client: redis.Redis, cluster: str) -> int:
     with translate("invoke_async: counting parked calls"):
         return int(client.llen(Keys(cluster).async_parked))
@@ -183,6 +251,7 @@ class AsyncTaker:
         self.server = parts[0] if parts else worker
         self.is_alive = is_alive
         self._hand_back = self.take_client.register_script(_HAND_BACK)
+        self._park = self.client.register_script(_PARK)
 
     def register(self) -> int:
         """Be known to the reapers (once at start, again after Redis came back). A list left
@@ -201,6 +270,12 @@ class AsyncTaker:
     def ack(self, raw: str) -> None:
         with translate("invoke_async ack"):
             self.client.lrem(self.processing, 1, raw)
+
+    def park(self, raw: str) -> bool:
+        """Move a taken call to the parked list instead of running it (it is not signed with the
+        cluster's key); False when it was no longer in this worker's list."""
+        with translate("invoke_async park"):
+            return bool(self._park(keys=[self.processing, self.keys.async_parked], args=[raw]))
 
     def dead_workers(self, workers: set[str]) -> list[str]:
         """Which of `workers` are dead: on this server, by pid; elsewhere, by membership."""

@@ -98,13 +98,19 @@ class AsyncConsumer:
         if call is None:
             logger.error("invoke_async: dropped a malformed call: %.200r", raw)
         elif not signed(self.worker.call_key, raw):  # queued by someone without the cluster secret
+            # parked, not dropped: during a rolling upgrade the servers not yet upgraded queue them
+            self.taker.park(raw)
             logger.error(
                 "invoke_async: refused call %s of service %s, not run: not signed with this cluster's key "
                 "(written to Redis by something other than a server of the cluster, or one with another "
-                "[auth] cluster_secret or of a version before calls were signed)",
+                "[auth] cluster_secret or of a version before calls were signed); parked in %s: once "
+                "every server is upgraded and you know it is the cluster's own, "
+                "zato cluster run-parked DIR --sign runs it",
                 printable(call.cid, 60),
                 printable(call.service, 200),
+                self.taker.keys.async_parked,
             )
+            return
         else:
             request = Request(payload=call.payload, channel=ChannelInfo("invoke-async", INVOKE_ASYNC))
             try:
