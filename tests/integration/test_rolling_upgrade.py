@@ -5,9 +5,12 @@ its code), rather than by running the older code."""
 from __future__ import annotations
 
 import json
+import time
+import uuid
 
 import pytest
 
+from tests.conn_support import Rabbit
 from tests.support import wait_for, zato
 from zato.coord.async_invoke import decode, signed
 from zato.coord.client import connect
@@ -85,3 +88,43 @@ def test_run_parked_sign_keeps_what_is_signed_and_what_is_no_call():
     assert signed(key, new) and decode(new).payload == {"x": [1, 2]} and decode(new).deaths == 1
     assert signed_anew(key, new) == new
     assert signed_anew(key, "[1]") == "[1]" and signed_anew(key, "{") == "{"
+
+
+def _old_outgoing_message(data: object, routing_key: str) -> str:
+    """An outgoing AMQP message as a server of 99abd80 queued it (zato/coord/queues.py encode
+    and envelope there): no signature."""
+    return json.dumps(
+        {"id": uuid.uuid4().hex, "ts": time.time(), "exchange": None, "routing_key": routing_key,
+         "properties": {}, "text": json.dumps(data)}
+    )  # fmt: skip
+
+
+def test_outgoing_messages_an_older_server_queued_are_sent_by_the_status_hints_command(qs):
+    """Unsigned outgoing messages (queued by a server not yet upgraded) are parked by an upgraded
+    holder's connector. `zato cluster status` named the command to send them again without
+    --sign, which parked them again; now it says --sign, and that command sends them."""
+    rabbit = Rabbit()
+    queue = rabbit.queue(f"zt-upgrade-out-{uuid.uuid4().hex[:8]}")
+    keys = Keys(qs.cluster)
+    client = connect(qs.settings("server1").redis)
+    try:
+        zato("conn", "create", "amqp-def", qs.path, "--name", "upg-rabbit", "--password", "guest")
+        zato("conn", "create", "amqp-outgoing", qs.path, "--name", "upg-out", "--def", "upg-rabbit",
+             "--routing-key", queue)  # fmt: skip
+        parked = keys.out_parked("amqp", "upg-out")
+        for n in (1, 2):
+            client.rpush(keys.out_queue("amqp", "upg-out"), _old_outgoing_message({"n": n}, queue))
+        wait_for(lambda: client.llen(parked) == 2, 60, what="the 2 unsigned messages parked")
+        hint = "zato conn replay-parked amqp-outgoing DIR --name upg-out --sign"
+        wait_for(lambda: hint in zato("cluster", "status", qs.path).stdout, 30, what="the status's hint")
+        assert rabbit.count(queue) == 0
+        out = zato("conn", "replay-parked", "amqp-outgoing", qs.path, "--name", "upg-out", "--sign").stdout
+        assert "2 parked message(s) queued again" in out, out
+        wait_for(lambda: rabbit.count(queue) == 2, 30, what="the 2 messages on the broker")
+        assert sorted(json.loads(body)["n"] for _props, body in rabbit.get_all(queue)) == [1, 2]
+        assert client.llen(parked) == 0
+    finally:
+        zato("conn", "delete", "amqp-outgoing", qs.path, "--name", "upg-out", check=False)
+        zato("conn", "delete", "amqp-def", qs.path, "--name", "upg-rabbit", check=False)
+        client.close()
+        rabbit.close()
