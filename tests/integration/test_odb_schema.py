@@ -256,5 +256,5 @@ def test_a_sqlite_odb_locked_by_another_process_says_what_holds_it(tmp_path):
         shell.close()
         db.dispose()
     said = str(caught.value)
-    assert "database is locked; another process held the SQLite file's write lock for 0.5 s" in said, said
-    assert "(a sqlite3 shell or a backup in a transaction?): end it, then try again" in said
+    assert "database is locked; another process holds the SQLite file's write lock (a sqlite3 shell" in said
+    assert "or a change made at the same moment), waited for 0.5 s at most: end it, then try again" in said

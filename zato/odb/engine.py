@@ -261,10 +261,12 @@ class ODB:
                 " transaction that has not ended (a server or CLI stopped mid-change, a transaction"
                 f" left open on the ODB, a table being rewritten): nothing was changed; try again ({said})"
             )
-        elif "database is locked" in said:  # SQLite waited its busy timeout (30 s) for another writer
+        elif "database is locked" in said:  # SQLite waited its busy timeout for another writer (or not
+            # at all: a change made at the same moment, which it tells apart without waiting)
             said += (
-                f"; another process held the SQLite file's write lock for {self.busy_wait:g} s (a sqlite3"
-                " shell or a backup in a transaction?): end it, then try again"
+                "; another process holds the SQLite file's write lock (a sqlite3 shell or a backup in a"
+                f" transaction, or a change made at the same moment), waited for {self.busy_wait:g} s at"
+                " most: end it, then try again"
             )
         error = kind(f"ODB error: {said}")
         error.where = redact(str(self.engine.url))
