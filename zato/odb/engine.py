@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from zato.common.errors import ConfigError, ODBError, ODBUnavailable
 from zato.common.log import redact, redact_url
+from zato.odb import answer
 from zato.odb.models import Base
 
 
@@ -95,10 +96,17 @@ def make_engine(url: str, busy_wait: float = SQLITE_BUSY_WAIT) -> Engine:
     if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() in ("psycopg", "psycopg2"):
         # libpq's own settings (both drivers are libpq), unless the URL sets them
         connect_args = {k: v for k, v in {**PG_NETWORK, **PG_TEXT}.items() if k not in parsed.query}
+    # psycopg: every wait for an answer bounded (zato.odb.answer), which pings pooled connections
+    bounded = parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() == "psycopg"
     try:
-        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args=connect_args)
+        engine = create_engine(
+            url, pool_pre_ping=not bounded, pool_size=5, max_overflow=5, connect_args=connect_args
+        )
     except (ArgumentError, ImportError, SQLAlchemyError) as e:
         raise ConfigError(f"ODB URL {redact_url(url)!r}: {e}") from None
+    if bounded:
+        answer.bound(engine)
+    return engine
 
 
 def _misread(url: str, why: str) -> ConfigError:
@@ -177,21 +185,56 @@ def check_odb(engine: Engine) -> None:
         raise ODBUnavailable(
             f"ODB at {redact(str(engine.url))}: the SQLite file {database} does not exist (moved or deleted?)"
         )
+    answer.clear()
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1" if engine.dialect.name != "oracle" else "SELECT 1 FROM DUAL"))
     except SQLAlchemyError as e:
-        reason = str(getattr(e, "orig", None) or e).splitlines()[0]
+        reason = _silent(getattr(e, "orig", None)) or str(getattr(e, "orig", None) or e).splitlines()[0]
         raise ODBUnavailable(f"ODB at {redact(str(engine.url))} does not answer: {reason}") from None
 
 
 E = TypeVar("E", bound=ODBError)
 
 
+SILENT = "the ODB did not answer within"
+
+
+def _silent(orig: object) -> str:
+    """For an ODB that took the connection and did not answer (a hung PostgreSQL or pgbouncer):
+    what it did not answer within; "" for any other error."""
+    waited = answer.cut_here()
+    if waited is not None and orig is not None:
+        answer.clear()  # said once
+        return (
+            f"{SILENT} {waited:g} s (its connection was closed; a hung"
+            f" PostgreSQL or pgbouncer, or a link where nothing comes back?) ({_said(orig)})"
+        )
+    if type(orig).__name__ == "ConnectionTimeout":  # psycopg's: no answer while connecting
+        return (
+            f"{SILENT} libpq's connect_timeout while being connected to"
+            f" ({PG_NETWORK['connect_timeout']} s unless the ODB URL sets it) ({_said(orig)})"
+        )
+    return ""
+
+
+def _said(orig: object) -> str:
+    said = (str(orig).splitlines() or [""])[0]
+    return f"{type(orig).__module__}.{type(orig).__name__}: {said}"
+
+
+def reason(e: SQLAlchemyError) -> str:
+    """One line of what went wrong with the ODB (zato.odb.epoch's errors)."""
+    return _first_line(e)
+
+
 def _first_line(e: SQLAlchemyError) -> str:
     """The database's own error, `(psycopg.errors.X) what`, as SQLAlchemy words it; without the
     note it puts first on an error of an autoflush (the whole of what was said before)."""
     orig = getattr(e, "orig", None)
+    silent = _silent(orig)
+    if silent:
+        return silent
     if isinstance(orig, Exception):
         said = (str(orig).splitlines() or [""])[0]
         return f"({type(orig).__module__}.{type(orig).__name__}) {said}"
@@ -210,6 +253,7 @@ class ODB:
     @contextlib.contextmanager
     def session(self) -> Iterator[Session]:
         """A session that commits on success and rolls back on error."""
+        answer.clear()
         s = self._factory()
         committing = False
         try:
@@ -232,7 +276,7 @@ class ODB:
             s.close()
 
     @contextlib.contextmanager
-    def change(self, cluster: str) -> Iterator[Session]:
+    def _change(self, cluster: str) -> Iterator[Session]:
         """A session for a change to `cluster`'s definitions (connections, channels, deployed
         modules, user config) that reads what it checks and then writes. On PostgreSQL it first
         waits for any other such change of the cluster, made by any server or CLI, to end: under
@@ -252,6 +296,24 @@ class ODB:
                     {"kind": _CHANGES_LOCK, "key": key},
                 )
             yield s
+
+    @contextlib.contextmanager
+    def change(self, cluster: str) -> Iterator[Session]:
+        """_change, its error saying what became of the change when the ODB did not answer."""
+        try:
+            with self._change(cluster) as s:
+                yield s
+        except ODBUnavailable as e:
+            if SILENT not in str(e) or "nothing was changed" in str(e):
+                raise
+            said = (
+                "sent to be committed: whether the ODB made the change is unknown until it answers again"
+                if e.at_commit
+                else "nothing was changed"
+            )
+            error = ODBUnavailable(f"{e}: {said}")
+            error.where, error.at_commit = e.where, e.at_commit
+            raise error from e
 
     def _error(self, kind: type[E], e: SQLAlchemyError) -> E:
         said = _first_line(e)

@@ -20,7 +20,8 @@ from sqlalchemy import inspect, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from zato.common.errors import CoordODBUnavailable
-from zato.odb.engine import ODB
+from zato.odb import answer
+from zato.odb.engine import ODB, reason
 from zato.odb.models import Cluster
 
 logger = logging.getLogger("zato.lease")
@@ -51,9 +52,7 @@ class EpochFloor:
                     with engine.connect() as conn:
                         row = conn.execute(select(Cluster.id).where(Cluster.name == self.cluster)).first()
             except SQLAlchemyError as e:
-                raise CoordODBUnavailable(
-                    f"reading the epoch floor from the ODB: {str(e).splitlines()[0]}"
-                ) from None
+                raise CoordODBUnavailable(f"reading the epoch floor from the ODB: {reason(e)}") from None
             self._available = row is not None
             if not self._available:
                 logger.warning(
@@ -70,13 +69,12 @@ class EpochFloor:
 
     def read(self) -> int:
         """The highest epoch claimed so far (0 before the first)."""
+        answer.clear()
         try:
             with self._engine().engine.connect() as conn:
                 value = conn.execute(select(Cluster.lease_epoch).where(Cluster.name == self.cluster)).scalar()
         except SQLAlchemyError as e:
-            raise CoordODBUnavailable(
-                f"reading the epoch floor from the ODB: {str(e).splitlines()[0]}"
-            ) from None
+            raise CoordODBUnavailable(f"reading the epoch floor from the ODB: {reason(e)}") from None
         return int(value or 0)
 
     def claim(self, epoch: int) -> bool:
@@ -87,13 +85,12 @@ class EpochFloor:
             .where(or_(Cluster.lease_epoch.is_(None), Cluster.lease_epoch < epoch))
             .values(lease_epoch=epoch)
         )
+        answer.clear()
         try:
             with self._engine().engine.begin() as conn:
                 return conn.execute(stmt).rowcount == 1
         except SQLAlchemyError as e:
-            raise CoordODBUnavailable(
-                f"claiming epoch {epoch} in the ODB: {str(e).splitlines()[0]}"
-            ) from None
+            raise CoordODBUnavailable(f"claiming epoch {epoch} in the ODB: {reason(e)}") from None
 
     def close(self) -> None:
         if self._odb is not None:
