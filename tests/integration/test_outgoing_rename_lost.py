@@ -183,3 +183,24 @@ def test_a_move_for_a_recorded_rename_moves_nothing_once_the_name_is_made_again(
         assert (moved.count, OutQueue(client, cluster, "amqp", "new").depth()) == (1, (1, 0))
     finally:
         cleanup_redis(cluster)
+
+
+def test_a_connector_of_the_old_name_starting_after_the_rename_does_not_list_it_again(client):
+    """An outgoing connection renamed right after it was made: its connector, starting under the
+    old definition, lists its queue (register) after the rename moved the listing to the new
+    name. Before, the old name was listed again for good: /metrics and zato cluster status showed
+    a connection that no longer exists (seen in test_definitions_odb_lost_commit under load)."""
+    from zato.coord.changes import Change
+
+    cluster = cluster_name("orl")
+    try:
+        old, new = OutQueue(client, cluster, "amqp", "orders"), OutQueue(client, cluster, "amqp", "orders-b")
+        old.listed(Change(client, cluster, "the creation of amqp-outgoing orders"))
+        old.relisted(new, Change(client, cluster, "the rename of amqp-outgoing orders"), 1)
+        old.register()  # the old definition's connector, started while the rename was made
+        assert client.smembers(Keys(cluster).out_names) == {"amqp:orders-b"}
+        new.register()
+        OutQueue(client, cluster, "amqp", "never-renamed").register()
+        assert client.smembers(Keys(cluster).out_names) == {"amqp:orders-b", "amqp:never-renamed"}
+    finally:
+        cleanup_redis(cluster)

@@ -117,6 +117,13 @@ return out
 # it is saved, nothing can forget that the old name's lists belong to the new one.
 _LIST = "redis.call('SADD', KEYS[1], ARGV[1])\nredis.call('HDEL', KEYS[2], ARGV[1])\nreturn 1"
 _UNLIST = "redis.call('SREM', KEYS[1], ARGV[1])\nreturn 1"
+# A connector listing its own queue (OutQueue.register), unless its name is a renamed one's old
+# name (a connector of the old definition starting while the rename was made). KEYS: out_names,
+# out_renamed. ARGV: "kind:name".
+_REGISTER = (
+    "if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return 0 end\n"
+    "return redis.call('SADD', KEYS[1], ARGV[1])"
+)
 _RELIST = """
 redis.call('SADD', KEYS[1], ARGV[2])
 redis.call('SREM', KEYS[1], ARGV[1])
@@ -402,11 +409,15 @@ class OutQueue(TakenLists):
         self.names, self.member = keys.out_names, f"{kind}:{name}"
         self.renamed = keys.out_renamed
         self._move_renamed = client.register_script(_MOVE_RENAMED)
+        self._register = client.register_script(_REGISTER)
 
     def register(self) -> None:
-        """Listed among the cluster's outgoing queues (Keys.out_names: /metrics) from now on."""
+        """Listed among the cluster's outgoing queues (Keys.out_names: /metrics) from now on,
+        unless this name is a renamed connection's old one: a connector of the old definition
+        that started while the rename was made listed the old name again, for good (seen in
+        /metrics and zato cluster status as a connection that no longer exists)."""
         with translate(f"listing {self.what} among the outgoing queues"):
-            self.client.sadd(self.names, self.member)
+            self._register(keys=[self.names, self.renamed], args=[self.member])
 
     def listed(self, change: Change) -> None:
         """register(), as `change`'s Redis part (zato.coord.changes: at most once, found out
