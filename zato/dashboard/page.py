@@ -279,10 +279,18 @@ function drawTakeovers(list) {
     bar.appendChild(tip); svg.appendChild(bar);
   });
 }
-$('deploy').onclick = () => {
-  const f = $('deploy-file').files[0];
-  if (!f) { $('message').textContent = 'choose a .py file first'; return; }
-  const body = new FormData(); body.append('module', f);
+$('deploy').onclick = async () => {
+  const f = $('deploy-file').files[0], message = $('message');
+  if (!f) { message.textContent = 'choose a .py file first'; message.className = 'bad'; return; }
+  // Read now: a file edited (or removed) since it was chosen cannot be sent, and the browser's
+  // upload failed before the request left; the page said "no answer from the dashboard".
+  let data;
+  try { data = await f.arrayBuffer(); } catch (e) {
+    message.textContent = 'not sent: ' + f.name + ' cannot be read (' + e.name + '): it was changed or' +
+      ' removed since it was chosen; choose it again';
+    message.className = 'bad'; return;
+  }
+  const body = new FormData(); body.append('module', new Blob([data]), f.name);
   act('api/deploy', 'Deploy ' + f.name + ' to every server of the cluster?', body);
 };
 fetch('api/state', {credentials: 'same-origin'}).then(r => r.json()).then(render);
