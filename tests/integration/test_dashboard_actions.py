@@ -1,13 +1,16 @@
 """The dashboard's actions as an operator clicks them, in a real headless browser (Debian's
 chromium through Selenium) against a real cluster: a module edited after it was chosen for
-Deploy."""
+Deploy, and the "Run parked again" button of invoke_async calls while the page updates."""
 
 from __future__ import annotations
 
+import json
 import os
 
+import redis
+
 from tests.integration.test_dashboard import browser, login, needs_browser, text  # noqa: F401 - browser: a fixture
-from tests.support import cluster_name, wait_for
+from tests.support import REDIS_URL, cluster_name, wait_for
 
 
 def answered(driver) -> str:  # noqa: ANN001 - a WebDriver
@@ -52,3 +55,57 @@ def test_deploy_of_a_file_edited_since_it_was_chosen_says_to_choose_it_again(qui
     browser.find_element(By.ID, "deploy-file").send_keys(str(module))  # chosen again
     browser.find_element(By.ID, "deploy").click()
     wait_for(lambda: answered(browser).startswith("deployed module mended version 2"), 30, what="version 2")
+
+
+@needs_browser
+def test_run_parked_again_stays_under_the_mouse_while_the_page_updates(quickstart, browser):  # noqa: F811 - the fixture
+    """The "Run parked again" button of invoke_async calls was made anew at every snapshot
+    (twice a second while a server holds the lease or requests flow): a click whose press and
+    release a snapshot fell between was lost, no question asked. Now the button stays while its
+    question does, and such a click asks and runs the parked call again."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    from zato.coord.keys import Keys
+    from zato.coord.signing import call_key, sign_call
+
+    qs = quickstart(servers=1, lb=False, cluster=cluster_name("dash-requeue"))
+    qs.start("server1", "dashboard")
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        # signed, as a server parks it
+        call = {"service": "dash.gone", "payload": None, "cid": "KPARKEDCLICK"}
+        parked = {**sign_call(call_key(qs.cluster_secret, qs.cluster), json.dumps(call)), "deaths": 3}
+        client.rpush(Keys(qs.cluster).async_parked, json.dumps(parked))
+        browser.get(f"http://127.0.0.1:{qs.dashboard_port}/")
+        login(browser, *qs.admin_auth)
+        wait_for(lambda: text(browser, "#async-actions button") == "Run parked again", 30, what="the button")
+        # a server holding the lease: a new snapshot every refresh (its lease's time left)
+        wait_for(lambda: text(browser, "#lease-holder") == "server1", 30, what="the holder")
+        count = "window.zatoSnapshots = (window.zatoSnapshots || 0) + 1"
+        browser.execute_script(f"events.addEventListener('message', () => {{ {count}; }})")
+        snapshots = "return window.zatoSnapshots || 0"
+
+        button = browser.find_element(By.CSS_SELECTOR, "#async-actions button")
+        ActionChains(browser).move_to_element(button).click_and_hold().perform()
+        wait_for(lambda: browser.execute_script(snapshots) >= 2, 10, what="two snapshots while pressed")
+        ActionChains(browser).release().perform()
+        alert = wait_for(lambda: _alert(browser), 5, what="the click's question")
+        assert alert.text == "Queue the 1 parked invoke_async call(s) again? (workers died running them)"
+        alert.accept()
+        wait_for(lambda: answered(browser), 30, what="the answer")
+        assert answered(browser) == "invoke_async: 1 parked call(s) queued again"
+        wait_for(lambda: text(browser, "#async-parked") == "0", 10, what="none parked left")
+    finally:
+        client.close()
+
+
+def _alert(driver):  # noqa: ANN001, ANN202 - a WebDriver, its Alert
+    from selenium.common.exceptions import NoAlertPresentException
+
+    try:
+        alert = driver.switch_to.alert
+        _ = alert.text
+        return alert
+    except NoAlertPresentException:
+        return None

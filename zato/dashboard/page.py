@@ -211,9 +211,15 @@ function render(s) {
   $('async-queued').textContent = calls.queued == null ? '-' : calls.queued;
   $('async-parked').textContent = calls.parked == null ? '-' : calls.parked;
   $('async-parked').className = calls.parked ? 'bad' : '';
-  $('async-actions').replaceChildren(...(calls.parked ? [button('Run parked again',
-    'Queue the ' + calls.parked + ' parked invoke_async call(s) again? (workers died running them)',
-    'api/async/requeue')] : []));
+  // Kept while its question stays the same, as a row's buttons are (rows() above): made anew at
+  // every snapshot, it was replaced between the press and the release of a click, which was lost.
+  const requeue = calls.parked ?
+    'Queue the ' + calls.parked + ' parked invoke_async call(s) again? (workers died running them)' : '';
+  const shownButton = $('async-actions').firstChild;
+  if (!requeue) $('async-actions').replaceChildren();
+  else if (!shownButton || shownButton.title !== requeue) {
+    $('async-actions').replaceChildren(button('Run parked again', requeue, 'api/async/requeue'));
+  }
   const lb = s.lb || {};
   $('lb-note').textContent = !lb.configured ? 'no load balancer on this host ([lb] dir)' :
     (lb.error ? 'HAProxy: ' + lb.error :
