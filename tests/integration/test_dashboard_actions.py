@@ -109,3 +109,41 @@ def _alert(driver):  # noqa: ANN001, ANN202 - a WebDriver, its Alert
         return alert
     except NoAlertPresentException:
         return None
+
+
+def test_an_action_waiting_for_a_locked_sqlite_odb_holds_only_itself(quickstart):
+    """A sqlite3 shell (or a backup) holds the SQLite ODB's write lock while an operator clicks
+    Undeploy: the action waits for the lock, and SQLite's wait held the whole dashboard with it
+    (its page's stream silent, the state and a login unanswered) for up to 30 s. Now the
+    dashboard answers them meanwhile, and the action ends once the lock is let go."""
+    import sqlite3
+    import threading
+
+    from tests.integration.test_dashboard import Operator
+    from tests.integration.test_dashboard_outages import post
+
+    qs = quickstart(servers=1, lb=False, cluster=cluster_name("dash-locked"))
+    qs.start("dashboard")
+    source = "from zato.service import Service\n\nclass L(Service):\n    name = 'dash.locked'\n"
+    qs.deploy("locked_mod", source)
+    url = f"http://127.0.0.1:{qs.dashboard_port}/"
+    op = Operator(url, *qs.admin_auth)
+    wait_for(lambda: op.state()["services"], 30, what="the module on the page")
+
+    shell = sqlite3.connect(os.path.join(qs.path, "odb.db"), isolation_level=None)
+    shell.execute("BEGIN IMMEDIATE")  # the write lock, held until the test lets it go
+    try:
+        held: list = []
+        waiting = threading.Thread(target=lambda: held.append(post(op, "api/modules/locked_mod/undeploy")))
+        waiting.start()
+        for _ in range(5):  # the page's requests, answered while the Undeploy waits for the lock
+            assert op.http.get(url, timeout=10).status_code == 200
+            assert op.state()["cluster"] == qs.cluster
+            Operator(url, *qs.admin_auth)
+        assert waiting.is_alive()  # it still waits for the lock
+    finally:
+        shell.execute("ROLLBACK")
+        shell.close()
+    waiting.join(60)
+    assert held == [(200, "undeployed module locked_mod: dash.locked")]
+    wait_for(lambda: op.state()["services"] == [], 10, what="the module gone from the page")

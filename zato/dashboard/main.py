@@ -110,7 +110,8 @@ def serve(dashboard_dir: str) -> int:
         log.warning("%s", line)
     if read_pidfile(settings.pidfile, Owner("zato.dashboard.main", settings.path)).alive:
         raise EntryExit(1, f"already running ({settings.pidfile})")
-    client, odb = connect(settings.redis), ODB(settings.odb_url)
+    # an action waiting for a SQLite ODB's write lock must not hold the page and the other requests
+    client, odb = connect(settings.redis), ODB(settings.odb_url, wait_in_python=True)
     ctx = Context(
         settings=settings,
         sessions=Sessions(settings.admin_username, settings.admin_password, settings.session_minutes),

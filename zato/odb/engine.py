@@ -70,7 +70,9 @@ def load_dialect(url: str) -> None:
 SQLITE_BUSY_WAIT = 30.0  # seconds a write waits for another process's lock on the SQLite file
 
 
-def make_engine(url: str, busy_wait: float = SQLITE_BUSY_WAIT) -> Engine:
+def make_engine(url: str, busy_wait: float = SQLITE_BUSY_WAIT, wait_in_python: bool = False) -> Engine:
+    """wait_in_python: a SQLite ODB's busy wait in Python (zato.odb.sqlite_wait), which gevent
+    turns into a switch to the other greenlets, instead of SQLite's own, which holds the process."""
     url = normalize_url(url)
     try:
         parsed = make_url(url)
@@ -81,14 +83,22 @@ def make_engine(url: str, busy_wait: float = SQLITE_BUSY_WAIT) -> Engine:
     if parsed.host and "@" in parsed.host:
         raise _misread(url, "its host holds an '@'")
     if parsed.get_backend_name() == "sqlite":
-        engine = create_engine(url, connect_args={"timeout": busy_wait})
+        from zato.odb.sqlite_wait import WaitingConnection
+
+        own_wait = 0.0 if wait_in_python else busy_wait  # SQLite's own: 0 answers "busy" at once
+        connect_args: dict = {"timeout": own_wait}
+        if wait_in_python:
+            connect_args["factory"] = WaitingConnection
+        engine = create_engine(url, connect_args=connect_args)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001
+            if isinstance(dbapi_conn, WaitingConnection):
+                dbapi_conn.busy_wait = busy_wait
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute(f"PRAGMA busy_timeout={int(busy_wait * 1000)}")
+            cur.execute(f"PRAGMA busy_timeout={int(own_wait * 1000)}")
             cur.close()
 
         return engine
@@ -244,10 +254,12 @@ def _first_line(e: SQLAlchemyError) -> str:
 class ODB:
     """An engine plus a session factory; one per process (created after fork)."""
 
-    def __init__(self, url: str, busy_wait: float = SQLITE_BUSY_WAIT):
-        """`busy_wait`: what a write to a SQLite ODB waits for another process's lock."""
+    def __init__(self, url: str, busy_wait: float = SQLITE_BUSY_WAIT, wait_in_python: bool = False):
+        """`busy_wait`: what a write to a SQLite ODB waits for another process's lock;
+        `wait_in_python`: waited so that a gevent process serves its other requests meanwhile
+        (make_engine)."""
         self.url, self.busy_wait = url, busy_wait
-        self.engine = make_engine(url, busy_wait)
+        self.engine = make_engine(url, busy_wait, wait_in_python)
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextlib.contextmanager
