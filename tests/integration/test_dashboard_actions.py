@@ -1,11 +1,13 @@
 """The dashboard's actions as an operator clicks them, in a real headless browser (Debian's
 chromium through Selenium) against a real cluster: a module edited after it was chosen for
-Deploy, and the "Run parked again" button of invoke_async calls while the page updates."""
+Deploy, and the "Run parked again" button of invoke_async calls while the page updates; and an
+action waiting for a locked SQLite ODB while the page goes on (over plain HTTP, as the page asks)."""
 
 from __future__ import annotations
 
 import json
 import os
+import time
 
 import redis
 
@@ -140,6 +142,7 @@ def test_an_action_waiting_for_a_locked_sqlite_odb_holds_only_itself(quickstart)
             assert op.http.get(url, timeout=10).status_code == 200
             assert op.state()["cluster"] == qs.cluster
             Operator(url, *qs.admin_auth)
+            time.sleep(0.2)
         assert waiting.is_alive()  # it still waits for the lock
     finally:
         shell.execute("ROLLBACK")
