@@ -272,3 +272,34 @@ def test_an_http_channel_saved_while_the_odb_is_away_is_a_503_and_saved_once_it_
     finally:
         proxy.stop()
         proxy.start()  # back, so the quickstart stops cleanly
+
+
+def test_a_worker_whose_change_waits_for_a_locked_sqlite_odb_serves_its_other_requests(quickstart):
+    """A sqlite3 shell (or a backup) holds the SQLite ODB's write lock while a module is undeployed
+    through the admin API: SQLite's busy wait (up to 30 s) slept in C and held the whole worker,
+    /zato/ping included, so HAProxy's checks of it timed out. Now the worker serves its other
+    requests meanwhile, and the change is made once the lock is let go."""
+    import sqlite3
+
+    qs = quickstart(servers=1, lb=False, workers=1, cluster=cluster_name("sqlite-locked"))
+    qs.start("server1")
+    qs.deploy("locked_mod", "x = 1\n")
+    base = qs.server_url("server1")
+    shell = sqlite3.connect(os.path.join(qs.path, "odb.db"), isolation_level=None)
+    shell.execute("BEGIN IMMEDIATE")  # the write lock, held until the test lets it go
+    try:
+        undeployed: list = []
+        undeploy = f"{base}/zato/admin/deploy/locked_mod"
+        delete = lambda: requests.delete(undeploy, auth=qs.admin_auth, timeout=60)  # noqa: E731
+        waiting = threading.Thread(target=lambda: undeployed.append(delete()))
+        waiting.start()
+        for _ in range(10):  # answered while the undeploy waits for the lock (before: a read timeout)
+            assert requests.get(f"{base}/zato/ping", timeout=10).ok
+            time.sleep(0.2)
+        assert waiting.is_alive()  # it still waits for the lock
+    finally:
+        shell.execute("ROLLBACK")
+        shell.close()
+    waiting.join(60)
+    answer = undeployed[0]
+    assert (answer.status_code, answer.json()) == (200, {"module": "locked_mod", "services": []}), answer.text

@@ -63,7 +63,7 @@ class Worker:
 
     def __init__(self, settings: ServerSettings):
         self.settings = settings
-        self.odb = ODB(settings.odb_url)
+        self.odb = ODB(settings.odb_url, wait_in_python=True)  # gevent: a SQLite lock holds only its request
         self.redis = connect(settings.redis)
         # this process's Redis outages, said once
         self.health = RedisHealth(describe(settings.redis), cluster=settings.cluster)
