@@ -510,7 +510,8 @@ def test_a_rows_buttons_stay_under_the_mouse_while_its_other_cells_change(quicks
     wait_for(lambda: (rows(browser, "servers") or [""])[0].endswith(" UP DrainReady"), 30, what="server1 UP")
     browser.execute_script("window.kept = document.querySelector(\"tr[data-name='server1'] button\")")
     browser.execute_script("window.confirm = () => true; act('api/servers/server1/drain', 'Drain server1?')")
-    wait_for(lambda: rows(browser, "servers")[0].endswith(" DRAIN DrainReady"), 30, what="server1 DRAIN")
+    drained = " DRAIN (held) DrainReady"  # HAProxy's state, and the operator's hold
+    wait_for(lambda: rows(browser, "servers")[0].endswith(drained), 30, what="server1 DRAIN")
     assert browser.execute_script("return [window.kept.isConnected, window.kept.title]") == [
         True,
         "Drain server1 in the load balancer?",

@@ -150,3 +150,34 @@ def test_an_action_waiting_for_a_locked_sqlite_odb_holds_only_itself(quickstart)
     waiting.join(60)
     assert held == [(200, "undeployed module locked_mod: dash.locked")]
     wait_for(lambda: op.state()["services"] == [], 10, what="the module gone from the page")
+
+
+@needs_browser
+def test_a_drain_from_a_dashboard_with_no_lb_on_its_host_shows_on_the_servers_row(quickstart, browser):  # noqa: F811 - the fixture
+    """A dashboard on a host without the LB ([lb] dir empty): an operator clicks Drain, the LBs
+    keep the server from new requests, and the page showed nothing of it ("-" in its LB column,
+    as before the click), nor later which servers are held drained. Now the row says so, until
+    Ready lifts the hold."""
+    from selenium.webdriver.common.by import By
+
+    from tests.integration.test_dashboard import row
+
+    qs = quickstart(servers=1, cluster=cluster_name("dash-held"))
+    qs._merge(os.path.join(qs.dashboard_dir, "config", "dashboard.conf"), "lb", {"dir": ""})
+    qs.start("server1", "load-balancer", "dashboard")
+    browser.get(f"http://127.0.0.1:{qs.dashboard_port}/")
+    login(browser, *qs.admin_auth)
+    wait_for(lambda: row(browser, "servers", "server1").get("state") == "live", 30, what="server1 live")
+    assert row(browser, "servers", "server1")["LB"] == "-"  # no LB on this host
+    browser.execute_script("window.confirm = () => true")
+
+    browser.find_element(By.XPATH, "//tr[@data-name='server1']//button[text()='Drain']").click()
+    wait_for(lambda: answered(browser), 30, what="the drain's answer")
+    assert answered(browser) == "server server1 set to drain in the load balancer"
+    lb = lambda: row(browser, "servers", "server1")["LB"]  # noqa: E731
+    wait_for(lambda: lb() == "drain (held)", 10, what="the hold on the row")
+
+    browser.find_element(By.XPATH, "//tr[@data-name='server1']//button[text()='Ready']").click()
+    ready = "server server1 set to ready in the load balancer"
+    wait_for(lambda: answered(browser) == ready, 30, what="the ready's answer")
+    wait_for(lambda: lb() == "-", 10, what="the hold gone from the row")

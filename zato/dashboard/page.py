@@ -153,7 +153,15 @@ function render(s) {
     cell(tr, x.live === true ? 'live' : (x.live === false ? 'gone' : 'unknown'),
          x.live === true ? 'ok' : 'bad');
     cell(tr, x.address); cell(tr, x.pid); cell(tr, when(x.since)); cell(tr, x.role || '');
-    cell(tr, x.rps); cell(tr, lbState(x, s.lb || {}));
+    cell(tr, x.rps);
+    // an operator's drain hold, whatever this host's LB shows (none here: "-"; before, nothing
+    // on the page said a server was held drained)
+    const lbSays = lbState(x, s.lb || {});
+    const held = x.drain_held ? (lbSays === '-' ? 'drain' : lbSays) + ' (held)' : lbSays;
+    const shownLb = cell(tr, held, x.drain_held ? 'warn' : '');
+    if (x.drain_held) {
+      shownLb.title = 'drained by an operator: the load balancers send it no new requests until Ready';
+    }
     const span = document.createElement('span');
     span.appendChild(button('Drain', 'Drain ' + x.name + ' in the load balancer?',
                             'api/servers/' + encodeURIComponent(x.name) + '/drain'));

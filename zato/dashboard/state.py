@@ -23,7 +23,7 @@ from typing import Any
 
 from zato.common.errors import CoordRefused, ZatoError
 from zato.config.settings import DashboardSettings
-from zato.coord import eviction, health, lb_view, status, takeovers
+from zato.coord import eviction, health, lb_view, membership, status, takeovers
 from zato.coord.client import describe
 from zato.coord.signing import member_key
 from zato.odb import api as odb_api
@@ -199,6 +199,9 @@ class Collector:
             if self._evicting:
                 errors.append(self._evicting)
             errors += self._not_served(view["servers"])
+            held = self._drain_held()
+            for server in view["servers"]:
+                server["drain_held"] = server["name"] in held
         if self._slow["odb_error"]:
             errors.append(self._slow["odb_error"])
         now = time.monotonic()
@@ -286,6 +289,15 @@ class Collector:
             return lb_view.not_serving(lb_view.read(self.client, self.settings.cluster), servers)
         except ZatoError:  # Redis: said by the reads above
             return []
+
+    def _drain_held(self) -> set[str]:
+        """The servers an operator's drain holds (the page's Drain; zato.coord.membership): every
+        LB keeps them from new requests until made ready. Said on their rows whatever the LB
+        column shows: a dashboard with no LB on its host showed nothing of a drain it made."""
+        try:
+            return membership.operator_drained(self.client, self.settings.cluster)
+        except ZatoError:  # Redis: said by the reads above
+            return set()
 
     def _check_writes(self) -> str:
         """The error to show when Redis refuses the actions' writes or PUBLISH ("" if it takes
