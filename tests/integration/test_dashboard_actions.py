@@ -181,3 +181,36 @@ def test_a_drain_from_a_dashboard_with_no_lb_on_its_host_shows_on_the_servers_ro
     ready = "server server1 set to ready in the load balancer"
     wait_for(lambda: answered(browser) == ready, 30, what="the ready's answer")
     wait_for(lambda: lb() == "-", 10, what="the hold gone from the row")
+
+
+def test_a_drain_whose_lb_dir_is_gone_says_it_was_made_not_refused(quickstart, tmp_path):
+    """dashboard.conf's [lb] dir names a load balancer no longer on this host (moved to a host of
+    its own): Drain answered 400, "refused: ... lb.conf: config file not found", yet the hold was
+    made (every LB keeps the server drained), and so Ready's "refused" lifted it. Now the answer
+    says the drain was set, and why this host's HAProxy was not told at once."""
+    from tests.integration.test_dashboard import Operator
+    from tests.integration.test_dashboard_outages import post
+    from zato.coord import membership
+    from zato.coord.client import connect
+
+    gone = tmp_path / "moved-lb"
+    qs = quickstart(servers=1, lb=False, cluster=cluster_name("dash-lb-gone"))
+    qs._merge(os.path.join(qs.dashboard_dir, "config", "dashboard.conf"), "lb", {"dir": str(gone)})
+    qs.start("server1", "dashboard")
+    op = Operator(f"http://127.0.0.1:{qs.dashboard_port}/", *qs.admin_auth)
+    wait_for(lambda: [s.get("live") for s in op.state()["servers"]] == [True], 30, what="server1 live")
+    client = connect(qs.settings("server1").redis)
+    try:
+        status, said = post(op, "api/servers/server1/drain")
+        assert membership.operator_drained(client, qs.cluster) == {"server1"}  # made, whatever is said
+        assert (status, said) == (
+            200,
+            "server server1 set to drain in the load balancer (the LB controller applies it; the Runtime API"
+            f" said: {gone}/config/lb.conf: config file not found)",
+        )
+        status, said = post(op, "api/servers/server1/ready")
+        assert membership.operator_drained(client, qs.cluster) == set()
+        assert status == 200, said
+        assert said.startswith("server server1 set to ready in the load balancer"), said
+    finally:
+        client.close()

@@ -113,9 +113,9 @@ def set_lb_state(settings: DashboardSettings, client: Any, odb: Any, server: str
         from zato.lb import render
         from zato.lb.runtime import RuntimeAPI
 
-        lb = _lb_settings(settings.lb_dir)
-        runtime = RuntimeAPI(lb.stats_socket, timeout=1.0)
-        try:
+        try:  # the hold is made: this host's LB at once is a bonus (its lb.conf gone: said, not refused)
+            lb = _lb_settings(settings.lb_dir)
+            runtime = RuntimeAPI(lb.stats_socket, timeout=1.0)
             runtime.set_state(render.BACKEND, render.haproxy_name(server), state)
         except ZatoError as e:
             note = f" (the LB controller applies it; the Runtime API said: {e})"
