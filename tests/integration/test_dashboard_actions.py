@@ -214,3 +214,34 @@ def test_a_drain_whose_lb_dir_is_gone_says_it_was_made_not_refused(quickstart, t
         assert said.startswith("server server1 set to ready in the load balancer"), said
     finally:
         client.close()
+
+
+@needs_browser
+def test_two_actions_at_once_each_keep_their_answer_on_the_page(quickstart, browser):  # noqa: F811 - the fixture
+    """An operator starts a Deploy (its module takes a second to import) and, while it works,
+    clicks another action, which is refused at once: the page had one text for all, so the
+    refusal replaced the Deploy's "working", and the Deploy's answer, when it came, the refusal,
+    which the operator never saw. Now each click has its line in the bar: both answers stay."""
+    qs = quickstart(servers=1, lb=False, cluster=cluster_name("dash-two"))
+    qs.start("dashboard")
+    browser.get(f"http://127.0.0.1:{qs.dashboard_port}/")
+    login(browser, *qs.admin_auth)
+    wait_for(lambda: text(browser, "#live").startswith("live"), 30, what="the live page")
+    browser.execute_script(
+        "window.confirm = () => true;"
+        "const slow = new FormData();"
+        "slow.append('module', new Blob(['import time\\ntime.sleep(1)\\n']), 'slow_mod.py');"
+        "act('api/deploy', 'Deploy slow_mod.py to every server of the cluster?', slow);"
+        "act('api/servers/nosuch/drain', 'Drain nosuch in the load balancer?');"
+    )
+    wait_for(lambda: "deployed module slow_mod" in text(browser, "#message"), 30, what="the Deploy's answer")
+    wait_for(lambda: "working" not in text(browser, "#message"), 30, what="both answers")
+    said = text(browser, "#message")
+    assert said.startswith("deployed module slow_mod version 1: no services"), said
+    cluster = qs.cluster
+    assert said.endswith(
+        f" refused: drain server nosuch: no server named 'nosuch' in cluster {cluster} (servers: server1)"
+    ), said
+    lines = "return Array.from(document.querySelectorAll('#message > div')).map(e => e.className)"
+    assert browser.execute_script(lines) == ["", "bad"]  # the Deploy's line, then the refusal's
+    assert browser.execute_script("return document.getElementById('message').className") == "bad"

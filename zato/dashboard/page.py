@@ -21,6 +21,8 @@ th{font-weight:600;color:#555} .ok{color:#137333;font-weight:600} .bad{color:#b3
 #errors{background:#fce8e6;color:#b3261e;padding:8px 16px;display:none}
 #message{padding:6px 16px;color:#1f3a5f;position:sticky;top:0;z-index:1;background:#fff;
 box-shadow:0 1px 2px #0002} #message:empty{display:none}
+#message div{color:#1f3a5f;font-weight:normal} #message div.bad{color:#b3261e;font-weight:600}
+#message div.warn{color:#a56300;font-weight:600}
 .muted{color:#888} svg{background:#fafbfc;border:1px solid #eee}
 form.login{max-width:320px;margin:80px auto;background:#fff;padding:24px;border-radius:6px;
 box-shadow:0 1px 3px #0003}
@@ -118,25 +120,36 @@ function rows(id, items, build) {
   fresh.forEach((tr, i) => { if (body.children[i] !== tr) body.insertBefore(tr, body.children[i] || null); });
   while (body.children.length > fresh.length) body.lastChild.remove();
 }
+function line() {
+  // A line of the bar for one click, and what sets its text: the answers to the clicks before
+  // go, those still working stay until their own answer comes (before, one text for all: a
+  // second click's answer replaced the first's "working", and the first's answer, when it came,
+  // the second's, a refusal included).
+  const message = $('message');
+  Array.from(message.children).forEach(e => { if (e.className !== 'warn') e.remove(); });
+  const mine = document.createElement('div'); message.appendChild(mine);
+  return (text, cls) => {
+    mine.textContent = text; mine.className = cls;
+    const all = Array.from(message.children).map(e => e.className);
+    message.className = all.includes('bad') ? 'bad' : (all.includes('warn') ? 'warn' : '');
+  };
+}
 async function act(url, question, body) {
   if (!confirm(question)) return;
   // What runs now (a replay may take a while), then its result: sticky at the top of the window,
   // in view however far down the button was (before, at the top of the page, out of view).
-  const message = $('message');
-  message.textContent = 'working (sent ' + when(Date.now() / 1000) + ' UTC): ' + question.replace(/\?$/, '');
-  message.className = 'warn';
+  const say = line();
+  say('working (sent ' + when(Date.now() / 1000) + ' UTC): ' + question.replace(/\?$/, ''), 'warn');
   let r;
   try {
     r = await fetch(url, {method: 'POST', headers: {'X-CSRF-Token': csrf}, body: body,
                           credentials: 'same-origin'});
   } catch (e) {  // the dashboard or the network is away: nothing was said before
-    message.textContent = 'failed: no answer from the dashboard (' + e.message + ')';
-    message.className = 'bad'; return;
+    say('failed: no answer from the dashboard (' + e.message + ')', 'bad'); return;
   }
   let text; try { const j = await r.json(); text = j.result || j.error; } catch (e) { text = r.statusText; }
   // 4xx: the request was refused; 5xx: something it needs could not be reached, or refused it
-  message.textContent = (r.ok ? '' : (r.status >= 500 ? 'failed: ' : 'refused: ')) + text;
-  message.className = r.ok ? '' : 'bad';
+  say((r.ok ? '' : (r.status >= 500 ? 'failed: ' : 'refused: ')) + text, r.ok ? '' : 'bad');
 }
 function lbState(s, lb) {
   const b = (lb.servers || []).find(x => x.name === s.name); return b ? b.state : '-';
@@ -294,15 +307,15 @@ function drawTakeovers(list) {
   });
 }
 $('deploy').onclick = async () => {
-  const f = $('deploy-file').files[0], message = $('message');
-  if (!f) { message.textContent = 'choose a .py file first'; message.className = 'bad'; return; }
+  const f = $('deploy-file').files[0];
+  if (!f) { line()('choose a .py file first', 'bad'); return; }
   // Read now: a file edited (or removed) since it was chosen cannot be sent, and the browser's
   // upload failed before the request left; the page said "no answer from the dashboard".
   let data;
   try { data = await f.arrayBuffer(); } catch (e) {
-    message.textContent = 'not sent: ' + f.name + ' cannot be read (' + e.name + '): it was changed or' +
-      ' removed since it was chosen; choose it again';
-    message.className = 'bad'; return;
+    line()('not sent: ' + f.name + ' cannot be read (' + e.name + '): it was changed or removed since it' +
+           ' was chosen; choose it again', 'bad');
+    return;
   }
   const body = new FormData(); body.append('module', new Blob([data]), f.name);
   act('api/deploy', 'Deploy ' + f.name + ' to every server of the cluster?', body);
