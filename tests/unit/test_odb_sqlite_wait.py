@@ -41,7 +41,8 @@ def test_a_lock_held_past_the_busy_wait_is_refused_saying_so(tmp_path):
         shell.close()
         db.dispose()
     said = str(caught.value)
-    assert "database is locked; another process held the SQLite file's write lock for 0.3 s" in said, said
+    assert "database is locked; another process holds the SQLite file's write lock" in said, said
+    assert "waited for 0.3 s at most: end it, then try again" in said, said
 
 
 def test_a_transaction_that_read_before_another_committed_is_not_tried_again(tmp_path):
