@@ -179,7 +179,7 @@ def what_to_do(error: Exception, system: str = "Redis", cluster: str = "") -> st
 
 
 # A Redis that fails again within a minute of answering (some connections still work while new ones
-# are refused: its default user turned off under processes that use it, maxclients reached) is
+# are refused: its default user turned off under processes that still log in as it) is
 # "flapping": its outage ends only once it has answered this long with no failure between, so
 # it is not said in full and ended again at every turn (before: two lines every second or two).
 STEADY = 10.0
