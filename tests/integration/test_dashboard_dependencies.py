@@ -182,7 +182,11 @@ def test_an_odb_host_that_does_not_answer_holds_only_the_actions_that_need_it(qu
         waiting.join(60)
         status, error = held[0]
         assert status == 503, error
-        timeout = "ODB error: (psycopg.errors.ConnectionTimeout) connection timeout expired"
+        timeout = (
+            "ODB error: the ODB did not answer within libpq's connect_timeout while being connected"
+            " to (10 s unless the ODB URL sets it) (psycopg.errors.ConnectionTimeout: connection timeout"
+            " expired)"
+        )
         assert error == f"drain server server1: {timeout}"
         assert "Traceback" not in dashboard_log(qs)
     finally:

@@ -105,17 +105,20 @@ def test_a_default_user_turned_off_under_a_running_server_is_one_outage_per_proc
     begin = os.path.getsize(log)
     admin.execute_command("ACL", "SETUSER", "default", "off")  # admin's own connection stays in
     admin.client_kill_filter(_type="pubsub")  # the workers' subscriptions: made again, refused
-    wait_for(lambda: "refuses the user or password" in read_from(log, begin), 20, what="the refusal said")
-    time.sleep(12)  # turns of refusals and answers (before: a pair every 1.5 s in each process)
+    # a process fails again soon after it answered: it says so, once (before: never; an outage
+    # in full and 'answers again' at every turn)
+    turns = "it fails and answers in turn"
+    wait_for(
+        lambda: turns in read_from(log, begin), 30, what="a process saying Redis fails and answers in turn"
+    )
+    time.sleep(6)  # more turns of refusals and answers (before: a pair every 1.5 s in each process)
     said = read_from(log, begin).splitlines()
     again: dict[str, int] = {}
     for line in said:
         if "Redis answers again" in line:
             pid = line.split()[3]
             again[pid] = again.get(pid, 0) + 1
-    assert again and max(again.values()) <= 1, "\n".join(line for line in said if "zato.redis" in line)
-    turns = [line for line in said if "it fails and answers in turn" in line]
-    assert turns, "\n".join(line for line in said if "zato.redis" in line)
+    assert max(again.values(), default=0) <= 1, "\n".join(line for line in said if "zato.redis" in line)
 
 
 def read_from(path: str, offset: int) -> str:
