@@ -161,3 +161,27 @@ def test_a_change_whose_commit_is_never_answered_is_read_back(quickstart):
         assert out_names(qs.cluster) == {"amqp:o"}  # completed: its Redis part made
     finally:
         proxy.stop()
+
+
+def test_a_link_broken_under_a_connection_is_said_as_such_when_its_block_ends():
+    """A PostgreSQL ODB's link breaks under `with engine.connect()` (as the lease keeper's floor
+    and the start's checks use it): the block ends with the error that broke it. Before, the
+    bound on answers read the invalidated connection as its rollback was said, and
+    PendingRollbackError ('Can't reconnect until invalid transaction is rolled back') took the
+    place of the real error (seen as a thread's exception in tests/hosts/test_partition)."""
+    from sqlalchemy import exc, text
+
+    from tests.conn_support import TCPProxy
+    from zato.odb.engine import make_engine
+
+    proxy = TCPProxy(free_port(), ("127.0.0.1", 5432))
+    proxy.start()
+    engine = make_engine(PG_URL.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}"))
+    try:
+        with pytest.raises(exc.OperationalError), engine.connect() as conn:
+            conn.execute(text("SELECT 1")).scalar()
+            proxy.stop()  # the link, and every connection over it, gone
+            conn.execute(text("SELECT 2")).scalar()
+    finally:
+        proxy.stop()
+        engine.dispose(close=False)

@@ -86,6 +86,8 @@ class Watchdog:
         return self._cond
 
     def arm(self, dbapi_conn: Any, seconds: float) -> None:
+        if dbapi_conn is None:  # no connection to watch (invalidated)
+            return
         cond = self._started()
         with cond:
             self._due[id(dbapi_conn)] = (time.monotonic() + seconds, dbapi_conn, seconds, _box())
@@ -128,7 +130,16 @@ def bound(engine: Engine) -> None:
     pooled connections itself (its ping is made here, bounded)."""
 
     def dbapi(conn: Any) -> Any:
-        return conn.connection.dbapi_connection
+        """The DBAPI connection of SQLAlchemy Connection `conn`; None once it was invalidated (its
+        link broken: a rollback then sends nothing). Reading `conn.connection` of an invalidated
+        Connection raises PendingRollbackError, which took the place of the error that broke the
+        link when a `with engine.connect()` block ended on it."""
+        if conn.invalidated:
+            return None
+        try:
+            return conn.connection.dbapi_connection
+        except exc.SQLAlchemyError:
+            return None
 
     @event.listens_for(engine, "connect")
     def _fresh(dbapi_conn: Any, record: Any) -> None:
