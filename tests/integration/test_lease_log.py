@@ -38,6 +38,11 @@ def test_each_takeover_says_why_the_lease_was_free_and_for_how_long(quickstart):
         said = wait_for(lambda: _acquired(qs, first, 1), 30, what="the first takeover's line")  # after Redis
         assert said == "nobody held it when this server looked"
 
+        # the other server stands by (subscribed once it saw the lease held, or lost it to the
+        # first): before, at load, it could make its first check after the kill and the expiry,
+        # and said 'nobody held it'
+        channel = Keys(qs.cluster).lease_channel
+        wait_for(lambda: client.pubsub_numsub(channel)[0][1] >= 1, 30, what=f"{other} standing by")
         os.killpg(qs.pid(first), signal.SIGKILL)  # the whole server at once: nothing is released
         wait_for(lambda: _acquired(qs, other, 2), 30, what="the other server's takeover")
         said = _acquired(qs, other, 2)
@@ -46,7 +51,6 @@ def test_each_takeover_says_why_the_lease_was_free_and_for_how_long(quickstart):
 
         # "joined cluster" is said only when its old entry has expired: a quick restart finds it
         started = _log(qs, first).count(f"supervisor of server {first} (cluster")
-        channel = Keys(qs.cluster).lease_channel
         listening = client.pubsub_numsub(channel)[0][1]  # the holder's own subscription, if it kept one
         qs.start(first)
         back = lambda: _log(qs, first).count(f"supervisor of server {first} (cluster") > started  # noqa: E731

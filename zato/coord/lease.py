@@ -524,6 +524,8 @@ class LeaseKeeper:
                         self._became_holder(attempt.epoch, hold_from)
                     return
                 remaining = attempt.ttl_ms
+                if remaining >= 0:  # another server took it first: a holder seen, as above
+                    self._seen_end = self.clock() + remaining / 1000.0
             self.health.ok(wrote=tried, asked_at=asked)
             if tried:  # the floor was read (or there is none)
                 self.odb_health.ok()
