@@ -15,12 +15,11 @@ import sys
 import threading
 
 import pytest
-import redis
 import requests
 
+from tests.integration.test_definitions_odb_lost_commit import listed as out_names
 from tests.lost_commit_proxy import LostCommitProxy
-from tests.support import PG_URL, REDIS_URL, free_port, one_line_error, wait_for, zato
-from zato.coord.keys import Keys
+from tests.support import PG_URL, free_port, one_line_error, wait_for, zato
 
 SILENT = "the ODB did not answer within"  # zato.odb.engine.ANSWER_WAIT seconds
 LONG = 90  # what a client waits here: well past the bound and the connection timeouts after it
@@ -73,15 +72,6 @@ class Hello(Service):
 
 
 OUTGOING = {"name": "o", "def": "d"}  # an outgoing AMQP connection: its create has a Redis part
-
-
-def out_names(cluster: str) -> set[str]:
-    """The outgoing queues Redis lists for the cluster (a create's Redis part)."""
-    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
-    try:
-        return set(client.smembers(Keys(cluster).out_names))
-    finally:
-        client.close()
 
 
 def test_admin_api_and_cli_answer_within_a_bound_while_the_odb_hangs(quickstart, forwarder):
